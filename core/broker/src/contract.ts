@@ -1,0 +1,191 @@
+/**
+ * The StationStore contract: the only way the rest of Junction touches messages. The embedded engine
+ * (this package) and the JetStream engine (core/cluster) implement it, and one conformance suite
+ * (`@junction/broker/conformance`) runs against both.
+ *
+ * Every method validates its input and throws a JunctionError with a stable code on bad input or an
+ * unknown station / group. Values are bytes end to end; the store never parses them.
+ */
+import type { StationConfig, StationConfigInput, StationPatch, StartPosition, SettleOutcome, FsyncPolicy } from '@junction/protocol';
+
+export type { StationConfig, StationConfigInput, StationPatch, StartPosition, SettleOutcome, FsyncPolicy };
+
+/** A message to produce. */
+export interface MessageInput {
+  value: Uint8Array;
+  key?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  /** Idempotency id: a second message with the same msgId inside the station's dedup window is not stored. */
+  msgId?: string | undefined;
+}
+
+/** The outcome of one produced message, in the order the messages were given. */
+export type ProduceResult =
+  | { status: 'stored'; partition: number; offset: number }
+  | { status: 'duplicate'; partition: number; offset: number }
+  | { status: 'rejected'; code: string; message: string };
+
+/** A stored message. Offsets are per partition, start at 1, strictly increase and are never reused. */
+export interface StoredMessage {
+  station: string;
+  partition: number;
+  offset: number;
+  /** ms since the epoch, set by the broker when the message was stored. */
+  timestamp: number;
+  key?: string | undefined;
+  headers: Record<string, string>;
+  value: Uint8Array;
+}
+
+/** One delivery of a message to a consumer group. `deliveryCount` starts at 1. */
+export interface Delivery extends StoredMessage {
+  deliveryId: string;
+  deliveryCount: number;
+}
+
+export interface PartitionInfo {
+  partition: number;
+  /** Lowest offset still retained; equals nextOffset when the partition is empty. */
+  firstOffset: number;
+  /** The offset the next stored message gets. */
+  nextOffset: number;
+  messages: number;
+  bytes: number;
+}
+
+export interface StationInfo {
+  name: string;
+  config: StationConfig;
+  createdAt: number;
+  /** The station this one holds dead letters of, when it is a dead-letter station. */
+  deadLetterOf?: string | undefined;
+  partitions: PartitionInfo[];
+  messages: number;
+  bytes: number;
+  groups: string[];
+}
+
+export interface GroupPartitionInfo {
+  partition: number;
+  /** Next offset never delivered to the group. */
+  nextOffset: number;
+  /** Every offset below this is acknowledged or dead-lettered. */
+  ackFloor: number;
+  /** Messages stored but not yet acknowledged by the group (includes pending). */
+  lag: number;
+  /** Delivered and waiting for ack / nack / deadline. */
+  pending: number;
+  /** Waiting to be redelivered (nacked or past their deadline). */
+  redeliveryQueued: number;
+}
+
+export interface GroupInfo {
+  station: string;
+  group: string;
+  createdAt: number;
+  maxAckTimeMs: number;
+  maxDeliveries: number;
+  partitions: GroupPartitionInfo[];
+  lag: number;
+  pending: number;
+  redeliveries: number;
+  deadLettered: number;
+}
+
+export interface GroupOptions {
+  /** Where a new group starts. Default earliest. */
+  start?: StartPosition | undefined;
+  maxAckTimeMs?: number | undefined;
+  maxDeliveries?: number | undefined;
+}
+
+export interface FetchOptions {
+  maxMessages: number;
+  maxBytes: number;
+  /** Long poll: wait up to this long for the first message. 0 answers at once. */
+  waitMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ReadOptions {
+  partition: number;
+  /** Default: the partition's first retained offset. */
+  fromOffset?: number | undefined;
+  limit: number;
+  maxBytes?: number | undefined;
+}
+
+export interface ReplayOptions {
+  group?: string | undefined;
+  fromOffset?: number | undefined;
+  toOffset?: number | undefined;
+  purge?: boolean | undefined;
+}
+
+export interface ReplayResult {
+  replayed: number;
+  purged: number;
+}
+
+/** Something that happened in a store that metrics and logs care about. */
+export type StoreEvent =
+  | { type: 'produced'; station: string; messages: number; bytes: number }
+  | { type: 'delivered'; station: string; group: string; messages: number; bytes: number; redeliveries: number }
+  | { type: 'acked'; station: string; group: string; messages: number }
+  | { type: 'dead-lettered'; station: string; group: string; messages: number }
+  | { type: 'fsync'; seconds: number }
+  | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; detail: string };
+
+export interface StationStore {
+  /** Opens the store (recovers from disk for the embedded engine). Must be called once before use. */
+  open(): Promise<void>;
+  /** Flushes and closes. Pending long polls answer empty. Idempotent. */
+  close(): Promise<void>;
+
+  createStation(name: string, config?: StationConfigInput): Promise<StationInfo>;
+  /** Changes what may change on a live station; CONFIG_IMMUTABLE for partitions / storage. */
+  updateStation(name: string, patch: StationPatch): Promise<StationInfo>;
+  /** Deletes the station, its groups and its dead-letter station. */
+  deleteStation(name: string): Promise<void>;
+  getStation(name: string): Promise<StationInfo>;
+  listStations(): Promise<StationInfo[]>;
+
+  /**
+   * Stores a batch. Each message is stored, answered as a duplicate, or rejected (too large) on its
+   * own; the promise resolves once every stored message is durable under the station's fsync policy.
+   */
+  produce(station: string, messages: readonly MessageInput[]): Promise<ProduceResult[]>;
+  /** Reads a range of one partition for browsing; touches no group. */
+  read(station: string, options: ReadOptions): Promise<StoredMessage[]>;
+
+  /** Creates a group; GROUP_EXISTS if it exists. Groups are also created on first fetch (at earliest). */
+  createGroup(station: string, group: string, options?: GroupOptions): Promise<GroupInfo>;
+  getGroup(station: string, group: string): Promise<GroupInfo>;
+  listGroups(station: string): Promise<GroupInfo[]>;
+  deleteGroup(station: string, group: string): Promise<void>;
+  /**
+   * Delivers up to maxMessages / maxBytes (at least one message even if larger than maxBytes):
+   * redeliveries first, then new messages, in offset order per partition.
+   */
+  fetch(station: string, group: string, options: FetchOptions): Promise<Delivery[]>;
+  ack(station: string, group: string, deliveryIds: readonly string[]): Promise<SettleOutcome[]>;
+  /** Makes the deliveries available again after delayMs (default at once). */
+  nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number): Promise<SettleOutcome[]>;
+  /** Moves the deliveries' messages to the dead-letter station with the reason. */
+  deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string): Promise<SettleOutcome[]>;
+  /** Moves the group's cursor; pending deliveries are forgotten. */
+  seek(station: string, group: string, position: StartPosition): Promise<GroupInfo>;
+
+  /** Re-produces dead letters into their origin station (or for one group only). */
+  replayDeadLetters(station: string, options?: ReplayOptions): Promise<ReplayResult>;
+  /** Drops dead letters up to an offset (all when absent). Returns how many were dropped. */
+  purgeDeadLetters(station: string, upToOffset?: number): Promise<number>;
+
+  /** Subscribes to store events (metrics). Returns an unsubscribe function. */
+  onEvent(listener: (event: StoreEvent) => void): () => void;
+}
+
+/** The dead-letter station of a station. */
+export function dlsName(station: string): string {
+  return `${station}.dls`;
+}

@@ -1,0 +1,174 @@
+/**
+ * The HTTP API's bodies as zod schemas. The broker validates every input with these; the client
+ * uses the inferred types. Field names are the API's; change them only with a new API version.
+ */
+import { z } from 'zod';
+
+/** Station and group names: safe as one path segment and one directory name. */
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
+export const StationName = z
+  .string()
+  .regex(NAME_PATTERN, 'must be 1-200 characters of letters, digits, "_", "-" and ".", not starting with "." or "-"');
+export const GroupName = StationName;
+
+export const MiB = 1024 * 1024;
+
+/** `always` (default: group commit, a produce is answered after its bytes are fsynced), `never`, or `interval:<ms>`. */
+export const FsyncPolicy = z.union([
+  z.literal('always'),
+  z.literal('never'),
+  z.string().regex(/^interval:[1-9]\d{0,6}$/, 'must be "always", "never" or "interval:<ms>"'),
+]);
+export type FsyncPolicy = z.infer<typeof FsyncPolicy>;
+
+export const RetentionConfig = z.strictObject({
+  /** Messages older than this are dropped. Default 7 days (Kafka's default). */
+  maxAgeMs: z.int().positive().optional(),
+  /** At most this many messages per partition are kept (oldest dropped first). */
+  maxMessages: z.int().positive().optional(),
+  /** At most this many bytes per partition are kept; dropped by whole segments. */
+  maxBytes: z.int().positive().optional(),
+  /** Drop what every consumer group of the station has acknowledged. */
+  ackBased: z.boolean().optional(),
+});
+export type RetentionConfig = z.infer<typeof RetentionConfig>;
+
+export const DeadLetterConfig = z.strictObject({
+  /** When false, a message past maxDeliveries is dropped (counted in metrics) instead of dead-lettered. */
+  enabled: z.boolean().default(true),
+  /** Deliveries before a message goes to the dead-letter station. Groups may override. */
+  maxDeliveries: z.int().min(1).max(1000).default(5),
+  /** Ack deadline of a delivery. Groups may override. */
+  maxAckTimeMs: z.int().min(100).max(12 * 3600_000).default(30_000),
+});
+export type DeadLetterConfig = z.infer<typeof DeadLetterConfig>;
+
+export const StationConfigInput = z.strictObject({
+  partitions: z.int().min(1).max(1024).default(1),
+  storage: z.enum(['file', 'memory']).default('file'),
+  retention: RetentionConfig.default({ maxAgeMs: 7 * 24 * 3600_000 }),
+  dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).default(120_000),
+  maxMessageBytes: z.int().min(1).max(64 * MiB).default(8 * MiB),
+  deadLetter: DeadLetterConfig.default({ enabled: true, maxDeliveries: 5, maxAckTimeMs: 30_000 }),
+  /** Segment files roll at this size. */
+  segmentBytes: z.int().min(4096).max(1024 * MiB).default(64 * MiB),
+  /** Overrides the broker's durability policy for this station. */
+  fsync: FsyncPolicy.optional(),
+});
+export type StationConfigInput = z.input<typeof StationConfigInput>;
+export type StationConfig = z.output<typeof StationConfigInput>;
+
+export const CreateStationBody = StationConfigInput.extend({ name: StationName });
+
+/** What can change on a live station. partitions and storage cannot (fixed at creation). */
+export const StationPatch = z.strictObject({
+  retention: RetentionConfig.optional(),
+  dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).optional(),
+  maxMessageBytes: z.int().min(1).max(64 * MiB).optional(),
+  deadLetter: DeadLetterConfig.partial().optional(),
+  segmentBytes: z.int().min(4096).max(1024 * MiB).optional(),
+  fsync: FsyncPolicy.optional(),
+});
+export type StationPatch = z.infer<typeof StationPatch>;
+
+const Headers = z.record(z.string().min(1).max(1024), z.string());
+
+export const JsonProduceMessage = z
+  .strictObject({
+    value: z.string().optional(),
+    valueBase64: z.base64().optional(),
+    key: z.string().max(4096).optional(),
+    headers: Headers.optional(),
+    msgId: z.string().min(1).max(1024).optional(),
+  })
+  .refine((m) => (m.value === undefined) !== (m.valueBase64 === undefined), {
+    message: 'exactly one of "value" and "valueBase64" is required',
+  });
+export const ProduceBody = z.strictObject({ messages: z.array(JsonProduceMessage).min(1).max(100_000) });
+
+/** One outcome per produced message, in order. */
+export type ProduceOutcome =
+  | { partition: number; offset: number }
+  | { duplicate: true; partition: number; offset: number }
+  | { error: { code: string; message: string } };
+
+export const BrowseQuery = z.strictObject({
+  partition: z.coerce.number().int().min(0).default(0),
+  fromOffset: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  encoding: z.enum(['utf8', 'base64']).optional(),
+});
+
+export const FetchBody = z.strictObject({
+  maxMessages: z.int().min(1).max(10_000).default(100),
+  maxBytes: z.int().min(1).max(256 * MiB).default(8 * MiB),
+  waitMs: z.int().min(0).max(300_000).default(0),
+  /** "utf8" puts each value in `value` when it is valid UTF-8 (else `valueBase64`); "base64" always uses `valueBase64`. */
+  encoding: z.enum(['utf8', 'base64']).default('utf8'),
+});
+export type FetchBody = z.input<typeof FetchBody>;
+
+export const StartPosition = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('earliest') }),
+  z.strictObject({ type: z.literal('latest') }),
+  z.strictObject({ type: z.literal('offset'), offset: z.int().min(1), partition: z.int().min(0).optional() }),
+  z.strictObject({ type: z.literal('timestamp'), timestamp: z.int().min(0) }),
+]);
+export type StartPosition = z.infer<typeof StartPosition>;
+
+export const CreateGroupBody = z.strictObject({
+  start: StartPosition.default({ type: 'earliest' }),
+  maxAckTimeMs: z.int().min(100).max(12 * 3600_000).optional(),
+  maxDeliveries: z.int().min(1).max(1000).optional(),
+});
+export type CreateGroupBody = z.input<typeof CreateGroupBody>;
+
+export const SeekBody = StartPosition;
+
+export const AckBody = z.strictObject({ deliveryIds: z.array(z.string().max(64)).min(1).max(100_000) });
+export const NackBody = AckBody.extend({ delayMs: z.int().min(0).max(24 * 3600_000).optional() });
+export const DeadLetterBody = AckBody.extend({ reason: z.string().max(4096).optional() });
+
+/** Per-delivery outcome of ack / nack / dead-letter. */
+export type SettleStatus = 'acked' | 'nacked' | 'dead-lettered' | 'unknown' | 'stale';
+export interface SettleOutcome {
+  deliveryId: string;
+  status: SettleStatus;
+}
+
+export const DlsReplayBody = z.strictObject({
+  /** Re-deliver only to this group (other groups skip the replayed copies). */
+  group: GroupName.optional(),
+  /** Dead letters (by their offset in the DLS, on partition 0) to replay; all when absent. */
+  fromOffset: z.int().min(1).optional(),
+  toOffset: z.int().min(1).optional(),
+  /** Remove replayed dead letters from the DLS afterwards. */
+  purge: z.boolean().default(false),
+});
+export type DlsReplayBody = z.input<typeof DlsReplayBody>;
+
+export const DlsPurgeBody = z.strictObject({ upToOffset: z.int().min(1).optional() });
+
+/** The error answer of every route. */
+export interface ApiError {
+  code: string;
+  message: string;
+  issues?: { path: string; message: string }[];
+}
+
+/** Headers the broker writes on every dead letter. */
+export const DLS_HEADERS = {
+  reason: 'junction-dls-reason',
+  code: 'junction-dls-code',
+  group: 'junction-dls-group',
+  attempts: 'junction-dls-attempts',
+  station: 'junction-dls-station',
+  partition: 'junction-dls-partition',
+  offset: 'junction-dls-offset',
+  timestamp: 'junction-dls-timestamp',
+  key: 'junction-dls-key',
+  connector: 'junction-dls-connector',
+} as const;
+
+/** Header that restricts a replayed dead letter to one group. */
+export const REPLAY_GROUP_HEADER = 'junction-replay-group';

@@ -1,0 +1,276 @@
+/**
+ * The binary batch codec: the fast path between the client and the broker. JSON stays the default
+ * for people and curl; clients that send `Content-Type: application/vnd.junction.batch` (produce) or
+ * `Accept: application/vnd.junction.batch` (fetch, browse) skip JSON parsing and base64 entirely, so a
+ * message value travels as the very bytes the producer gave.
+ *
+ * A batch is a sequence of frames, each `u32le length` followed by `length` bytes:
+ *
+ * produce frame (client → broker)
+ *   u8  flags          bit0: key present, bit1: msgId present
+ *   [u16le len, utf-8] key       (when bit0)
+ *   [u16le len, utf-8] msgId     (when bit1)
+ *   u16le headerCount, then per header: u16le nameLen, name utf-8, u32le valueLen, value utf-8
+ *   value              the rest of the frame
+ *
+ * message frame (broker → client)
+ *   u32le partition
+ *   f64le offset       (offsets and timestamps are safe integers, so a double carries them exactly)
+ *   f64le timestamp    (ms since epoch)
+ *   u32le deliveryCount (0 when browsing)
+ *   then the produce-frame layout from `flags` on (msgId is never sent back)
+ */
+export const BATCH_CONTENT_TYPE = 'application/vnd.junction.batch';
+
+export const FLAG_KEY = 1;
+export const FLAG_MSG_ID = 2;
+
+/** A message as produced. */
+export interface ProduceMessage {
+  value: Uint8Array;
+  key?: string | undefined;
+  msgId?: string | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+/** A message as delivered or browsed. `deliveryCount` is 0 for browsing. */
+export interface WireMessage {
+  partition: number;
+  offset: number;
+  timestamp: number;
+  deliveryCount: number;
+  key?: string | undefined;
+  headers: Record<string, string>;
+  value: Uint8Array;
+}
+
+/** Thrown by the decoders on bytes that do not form a valid batch; `index` is the frame that failed. */
+export class BatchDecodeError extends Error {
+  override name = 'BatchDecodeError';
+  constructor(
+    message: string,
+    readonly index: number,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_SHORT = 0xffff;
+
+function headerBytes(headers: Record<string, string> | undefined): { size: number; entries: [Buffer, Buffer][] } {
+  const entries: [Buffer, Buffer][] = [];
+  let size = 2;
+  if (headers) {
+    for (const name in headers) {
+      const n = Buffer.from(name, 'utf8');
+      const v = Buffer.from(headers[name] ?? '', 'utf8');
+      if (n.length > MAX_SHORT) throw new RangeError(`header name longer than ${MAX_SHORT} bytes`);
+      entries.push([n, v]);
+      size += 2 + n.length + 4 + v.length;
+    }
+  }
+  if (entries.length > MAX_SHORT) throw new RangeError(`more than ${MAX_SHORT} headers`);
+  return { size, entries };
+}
+
+function shortString(s: string | undefined, what: string): Buffer | undefined {
+  if (s === undefined) return undefined;
+  const b = Buffer.from(s, 'utf8');
+  if (b.length > MAX_SHORT) throw new RangeError(`${what} longer than ${MAX_SHORT} bytes`);
+  return b;
+}
+
+interface Prepared {
+  key: Buffer | undefined;
+  msgId: Buffer | undefined;
+  headers: { size: number; entries: [Buffer, Buffer][] };
+  value: Uint8Array;
+  bodySize: number;
+}
+
+function prepare(m: { key?: string | undefined; headers?: Record<string, string> | undefined; value: Uint8Array }, msgId: string | undefined): Prepared {
+  const key = shortString(m.key, 'key');
+  const id = shortString(msgId, 'msgId');
+  const headers = headerBytes(m.headers);
+  const bodySize = 1 + (key ? 2 + key.length : 0) + (id ? 2 + id.length : 0) + headers.size + m.value.length;
+  return { key, msgId: id, headers, value: m.value, bodySize };
+}
+
+function writeBody(buf: Buffer, pos: number, p: Prepared): number {
+  buf[pos++] = (p.key ? FLAG_KEY : 0) | (p.msgId ? FLAG_MSG_ID : 0);
+  if (p.key) {
+    buf.writeUInt16LE(p.key.length, pos);
+    pos += 2;
+    pos += p.key.copy(buf, pos);
+  }
+  if (p.msgId) {
+    buf.writeUInt16LE(p.msgId.length, pos);
+    pos += 2;
+    pos += p.msgId.copy(buf, pos);
+  }
+  buf.writeUInt16LE(p.headers.entries.length, pos);
+  pos += 2;
+  for (const [n, v] of p.headers.entries) {
+    buf.writeUInt16LE(n.length, pos);
+    pos += 2;
+    pos += n.copy(buf, pos);
+    buf.writeUInt32LE(v.length, pos);
+    pos += 4;
+    pos += v.copy(buf, pos);
+  }
+  buf.set(p.value, pos);
+  return pos + p.value.length;
+}
+
+/** Encodes messages to produce as one binary batch. Throws RangeError on a key, msgId or header name over 64 KiB. */
+export function encodeProduceBatch(messages: readonly ProduceMessage[]): Buffer {
+  const prepared = messages.map((m) => prepare(m, m.msgId));
+  let total = 0;
+  for (const p of prepared) total += 4 + p.bodySize;
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (const p of prepared) {
+    buf.writeUInt32LE(p.bodySize, pos);
+    pos = writeBody(buf, pos + 4, p);
+  }
+  return buf;
+}
+
+const MSG_PREFIX = 4 + 8 + 8 + 4;
+
+/** Encodes delivered or browsed messages as one binary batch. */
+export function encodeMessageBatch(messages: readonly WireMessage[]): Buffer {
+  const prepared = messages.map((m) => prepare(m, undefined));
+  let total = 0;
+  for (const p of prepared) total += 4 + MSG_PREFIX + p.bodySize;
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    const p = prepared[i]!;
+    buf.writeUInt32LE(MSG_PREFIX + p.bodySize, pos);
+    buf.writeUInt32LE(m.partition, pos + 4);
+    buf.writeDoubleLE(m.offset, pos + 8);
+    buf.writeDoubleLE(m.timestamp, pos + 16);
+    buf.writeUInt32LE(m.deliveryCount, pos + 24);
+    pos = writeBody(buf, pos + 4 + MSG_PREFIX, p);
+  }
+  return buf;
+}
+
+interface DecodedBody {
+  key: string | undefined;
+  msgId: string | undefined;
+  headers: Record<string, string>;
+  value: Buffer;
+}
+
+function decodeBody(buf: Buffer, start: number, end: number, index: number): DecodedBody {
+  let pos = start;
+  const need = (n: number) => {
+    if (pos + n > end) throw new BatchDecodeError(`frame ${index} is truncated`, index);
+  };
+  need(1);
+  const flags = buf[pos++]!;
+  if (flags & ~(FLAG_KEY | FLAG_MSG_ID)) throw new BatchDecodeError(`frame ${index} has unknown flags ${flags}`, index);
+  let key: string | undefined;
+  let msgId: string | undefined;
+  if (flags & FLAG_KEY) {
+    need(2);
+    const n = buf.readUInt16LE(pos);
+    pos += 2;
+    need(n);
+    key = buf.toString('utf8', pos, pos + n);
+    pos += n;
+  }
+  if (flags & FLAG_MSG_ID) {
+    need(2);
+    const n = buf.readUInt16LE(pos);
+    pos += 2;
+    need(n);
+    msgId = buf.toString('utf8', pos, pos + n);
+    pos += n;
+  }
+  need(2);
+  const count = buf.readUInt16LE(pos);
+  pos += 2;
+  const headers: Record<string, string> = {};
+  for (let h = 0; h < count; h++) {
+    need(2);
+    const nl = buf.readUInt16LE(pos);
+    pos += 2;
+    need(nl + 4);
+    const name = buf.toString('utf8', pos, pos + nl);
+    pos += nl;
+    const vl = buf.readUInt32LE(pos);
+    pos += 4;
+    need(vl);
+    headers[name] = buf.toString('utf8', pos, pos + vl);
+    pos += vl;
+  }
+  return { key, msgId, headers, value: buf.subarray(pos, end) };
+}
+
+/**
+ * Decodes a binary produce batch. Values are views into `buf` (no copy). Throws BatchDecodeError on
+ * any truncated or malformed frame; `maxFrames` bounds the work a hostile body can cause.
+ */
+export function decodeProduceBatch(buf: Buffer, maxFrames = Number.MAX_SAFE_INTEGER): ProduceMessage[] {
+  const out: ProduceMessage[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const index = out.length;
+    if (index >= maxFrames) throw new BatchDecodeError(`batch has more than ${maxFrames} messages`, index);
+    if (pos + 4 > buf.length) throw new BatchDecodeError(`frame ${index} length is truncated`, index);
+    const len = buf.readUInt32LE(pos);
+    const end = pos + 4 + len;
+    if (end > buf.length) throw new BatchDecodeError(`frame ${index} is truncated`, index);
+    const b = decodeBody(buf, pos + 4, end, index);
+    const m: ProduceMessage = { value: b.value, headers: b.headers };
+    if (b.key !== undefined) m.key = b.key;
+    if (b.msgId !== undefined) m.msgId = b.msgId;
+    out.push(m);
+    pos = end;
+  }
+  return out;
+}
+
+/** Decodes a binary message batch as the broker sends it. Values are views into `buf`. */
+export function decodeMessageBatch(buf: Buffer): WireMessage[] {
+  const out: WireMessage[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const index = out.length;
+    if (pos + 4 > buf.length) throw new BatchDecodeError(`frame ${index} length is truncated`, index);
+    const len = buf.readUInt32LE(pos);
+    const end = pos + 4 + len;
+    if (end > buf.length || len < MSG_PREFIX) throw new BatchDecodeError(`frame ${index} is truncated`, index);
+    const b = decodeBody(buf, pos + 4 + MSG_PREFIX, end, index);
+    const m: WireMessage = {
+      partition: buf.readUInt32LE(pos + 4),
+      offset: buf.readDoubleLE(pos + 8),
+      timestamp: buf.readDoubleLE(pos + 16),
+      deliveryCount: buf.readUInt32LE(pos + 24),
+      headers: b.headers,
+      value: b.value,
+    };
+    if (b.key !== undefined) m.key = b.key;
+    out.push(m);
+    pos = end;
+  }
+  return out;
+}
+
+/** The deliveryId the broker gives a delivery: stable for one attempt of one message in one group. */
+export function deliveryId(partition: number, offset: number, attempt: number): string {
+  return `${partition}-${offset}-${attempt}`;
+}
+
+/** Parses a deliveryId; undefined when it is not of the form `<partition>-<offset>-<attempt>`. */
+export function parseDeliveryId(id: string): { partition: number; offset: number; attempt: number } | undefined {
+  const m = /^(\d{1,9})-(\d{1,16})-(\d{1,9})$/.exec(id);
+  if (!m) return undefined;
+  const offset = Number(m[2]);
+  if (!Number.isSafeInteger(offset)) return undefined;
+  return { partition: Number(m[1]), offset, attempt: Number(m[3]) };
+}
