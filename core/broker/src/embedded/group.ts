@@ -1,0 +1,500 @@
+/**
+ * A consumer group on one station of the embedded engine: per-partition cursors, ack deadlines,
+ * redelivery, dead-lettering after maxDeliveries, and a durable journal of its progress.
+ */
+import { mkdir, rename, open as openFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { deliveryId as makeDeliveryId, parseDeliveryId, REPLAY_GROUP_HEADER, type SettleOutcome } from '@junction/protocol';
+import type { Delivery, GroupInfo } from '../contract.js';
+import type { LogRecord } from '../log/types.js';
+import { AppendFile } from './append-file.js';
+import { PartitionCursor } from './cursor.js';
+import { MinHeap } from './heap.js';
+import { decodeJournal, encodeEntry, JournalOp, type JournalEntry } from './journal.js';
+import { Mutex } from './mutex.js';
+
+/** What a group needs from its station. */
+export interface GroupHost {
+  readonly name: string;
+  readonly partitionCount: number;
+  /** First retained offset and end (exclusive high watermark: everything below is durable). */
+  bounds(partition: number): { first: number; end: number };
+  read(partition: number, from: number, maxMessages: number, maxBytes: number): Promise<LogRecord[]>;
+  /** Moves messages to the dead-letter station; resolves when they are stored there. */
+  deadLetter(group: string, items: DeadLetterItem[]): Promise<void>;
+  /** Wakes long polls of this station. */
+  notify(): void;
+  syncPolicy(): 'always' | 'interval' | 'never';
+}
+
+export interface DeadLetterItem {
+  record: LogRecord;
+  partition: number;
+  attempts: number;
+  code: string;
+  reason: string;
+}
+
+export interface GroupMeta {
+  createdAt: number;
+  maxAckTimeMs: number;
+  maxDeliveries: number;
+}
+
+interface Timer {
+  due: number;
+  partition: number;
+  from: number;
+  to: number;
+  inflight: boolean;
+}
+
+const COMPACT_BYTES = 4 * 1024 * 1024;
+
+export class GroupRt {
+  readonly cursors: PartitionCursor[];
+  private readonly timers = new MinHeap<Timer>((a, b) => a.due < b.due);
+  private readonly lock = new Mutex();
+  private file: AppendFile | undefined;
+  private rotation: { buf: Buffer; sync: boolean; resolve: () => void; reject: (e: unknown) => void }[] | undefined;
+  private rr = 0;
+  private dirty = false;
+  lastSync = 0;
+  redeliveries = 0;
+  deadLettered = 0;
+  closed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly meta: GroupMeta,
+    private readonly host: GroupHost,
+    private readonly dir: string | undefined,
+    starts: number[],
+  ) {
+    this.cursors = starts.map((s, p) => new PartitionCursor(p, s));
+  }
+
+  /** A new group at the given start offsets (one per partition). Writes its metadata and journal. */
+  static async create(name: string, meta: GroupMeta, host: GroupHost, dir: string | undefined, starts: number[]): Promise<GroupRt> {
+    const g = new GroupRt(name, meta, host, dir, starts);
+    if (dir) {
+      await mkdir(dir, { recursive: true });
+      const entries = g.cursors.map((c): JournalEntry => ({ op: JournalOp.SEEK, partition: c.partition, offset: c.next }));
+      const journal = Buffer.concat(entries.map(encodeEntry));
+      await writeAtomic(join(dir, 'journal'), journal);
+      // group.json last: a group directory without it is an unfinished creation and is ignored.
+      await writeAtomic(join(dir, 'group.json'), JSON.stringify(meta));
+      g.file = await AppendFile.open(join(dir, 'journal'), journal.length);
+    }
+    return g;
+  }
+
+  /** Reopens a group from its directory; a torn or damaged journal tail is cut off (reported). */
+  static async load(name: string, meta: GroupMeta, host: GroupHost, dir: string): Promise<{ group: GroupRt; damaged: boolean }> {
+    const buf = await readFile(join(dir, 'journal')).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return Buffer.alloc(0);
+      throw e;
+    });
+    const { entries, validBytes, damaged } = decodeJournal(buf);
+    const starts = new Array<number>(host.partitionCount).fill(1);
+    const g = new GroupRt(name, meta, host, dir, starts);
+    for (const e of entries) g.cursors[e.partition]?.apply(e);
+    for (const c of g.cursors) c.clampTo(host.bounds(c.partition).first);
+    g.file = await AppendFile.open(join(dir, 'journal'), validBytes);
+    return { group: g, damaged };
+  }
+
+  // ---------------------------------------------------------------- journal
+
+  private journal(entries: JournalEntry[], sync: boolean): Promise<void> {
+    if (!this.file || entries.length === 0) return Promise.resolve();
+    const buf = entries.length === 1 ? encodeEntry(entries[0]!) : Buffer.concat(entries.map(encodeEntry));
+    const wantSync = sync && this.host.syncPolicy() === 'always';
+    this.dirty = true;
+    if (this.rotation) {
+      return new Promise((resolve, reject) => this.rotation!.push({ buf, sync: wantSync, resolve, reject }));
+    }
+    const p = this.file.append(buf, wantSync);
+    if (this.file.size > COMPACT_BYTES) this.rotate();
+    return p;
+  }
+
+  /** Rewrites the journal as a snapshot of the current state; appends made meanwhile follow it. */
+  private rotate(): void {
+    if (!this.dir || !this.file || this.rotation) return;
+    const snapshot = Buffer.concat(this.cursors.flatMap((c) => c.snapshot()).map(encodeEntry));
+    this.rotation = [];
+    const old = this.file;
+    const path = join(this.dir, 'journal');
+    void (async () => {
+      try {
+        await old.drain();
+        await writeAtomic(path, snapshot);
+        const next = await AppendFile.open(path, snapshot.length);
+        const queued = this.rotation ?? [];
+        this.rotation = undefined;
+        this.file = next;
+        for (const q of queued) next.append(q.buf, q.sync).then(q.resolve, q.reject);
+        await old.close();
+      } catch (err) {
+        const queued = this.rotation ?? [];
+        this.rotation = undefined;
+        // The old journal is still whole: keep appending to it.
+        for (const q of queued) old.append(q.buf, q.sync).then(q.resolve, q.reject);
+        void err;
+      }
+    })();
+  }
+
+  /** fsync for the `interval:<ms>` policy. */
+  async syncIfDirty(): Promise<void> {
+    if (!this.dirty || !this.file || this.rotation) return;
+    this.dirty = false;
+    this.lastSync = Date.now();
+    await this.file.sync();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.lock.run(async () => {});
+    while (this.rotation) await new Promise((r) => setTimeout(r, 5));
+    await this.file?.close();
+  }
+
+  // ---------------------------------------------------------------- deadlines
+
+  /** The time the next timer is due (Infinity when none). */
+  nextDue(): number {
+    return this.timers.peek()?.due ?? Infinity;
+  }
+
+  /** Expires ack deadlines and delayed nacks that are due; dead-letters what ran out of attempts. */
+  processDue(now: number): void {
+    const dead: { partition: number; offset: number; attempts: number }[] = [];
+    let woke = false;
+    for (let t = this.timers.peek(); t && t.due <= now; t = this.timers.peek()) {
+      this.timers.pop();
+      const c = this.cursors[t.partition];
+      if (!c) continue;
+      for (let o = t.from; o <= t.to; o++) {
+        const u = c.unsettled.get(o);
+        if (!u || u.inflight !== t.inflight || u.due !== t.due) continue;
+        if (u.inflight) {
+          u.inflight = false;
+          c.pendingCount--;
+          if (u.attempt >= this.meta.maxDeliveries) {
+            u.due = Infinity; // parked until it is in the dead-letter station
+            dead.push({ partition: t.partition, offset: o, attempts: u.attempt });
+            continue;
+          }
+        }
+        u.due = 0;
+        c.ready.push(o);
+        woke = true;
+      }
+    }
+    if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
+    if (woke) this.host.notify();
+  }
+
+  private async moveToDls(items: { partition: number; offset: number; attempts: number }[], code: string, reason: string): Promise<void> {
+    const batch: DeadLetterItem[] = [];
+    const gone: { partition: number; offset: number }[] = [];
+    for (const it of items) {
+      const [rec] = await this.host.read(it.partition, it.offset, 1, 1);
+      if (rec && rec.offset === it.offset) batch.push({ record: rec, partition: it.partition, attempts: it.attempts, code, reason });
+      else gone.push(it);
+    }
+    try {
+      if (batch.length > 0) await this.host.deadLetter(this.name, batch);
+    } catch {
+      // The dead-letter station could not take them: make them deliverable again, so nothing is lost.
+      for (const it of batch) {
+        const u = this.cursors[it.partition]?.unsettled.get(it.record.offset);
+        if (u && u.due === Infinity) {
+          u.due = 0;
+          this.cursors[it.partition]!.ready.push(it.record.offset);
+        }
+      }
+      return;
+    }
+    this.deadLettered += batch.length;
+    const settled = [...batch.map((b) => ({ partition: b.partition, offset: b.record.offset })), ...gone];
+    await this.settleOffsets(settled, true);
+  }
+
+  private settleOffsets(items: { partition: number; offset: number }[], sync: boolean): Promise<void> {
+    const byPartition = new Map<number, number[]>();
+    for (const it of items) {
+      if (this.cursors[it.partition]?.settle(it.offset)) {
+        let list = byPartition.get(it.partition);
+        if (!list) byPartition.set(it.partition, (list = []));
+        list.push(it.offset);
+      }
+    }
+    return this.journal(
+      [...byPartition].map(([partition, offsets]) => ({ op: JournalOp.SETTLE, partition, offsets })),
+      sync,
+    );
+  }
+
+  // ---------------------------------------------------------------- fetch
+
+  /** Collects deliveries (redeliveries first, then new messages), in offset order per partition. */
+  collect(station: string, maxMessages: number, maxBytes: number): Promise<Delivery[]> {
+    return this.lock.run(async () => {
+      const now = Date.now();
+      this.processDue(now);
+      const out: Delivery[] = [];
+      const entries: JournalEntry[] = [];
+      const dead: { partition: number; offset: number; attempts: number }[] = [];
+      let bytes = 0;
+      const P = this.cursors.length;
+      const start = this.rr++ % P;
+      const due = now + this.meta.maxAckTimeMs;
+      const room = (size: number) => out.length < maxMessages && (out.length === 0 || bytes + size <= maxBytes);
+
+      for (let i = 0; i < P && out.length < maxMessages; i++) {
+        const c = this.cursors[(start + i) % P]!;
+        while (out.length < maxMessages && c.ready.size > 0) {
+          const o = c.ready.peek()!;
+          const u = c.unsettled.get(o);
+          if (!u || u.inflight || u.due !== 0) {
+            c.ready.pop();
+            continue;
+          }
+          if (u.attempt >= this.meta.maxDeliveries) {
+            c.ready.pop();
+            u.due = Infinity;
+            dead.push({ partition: c.partition, offset: o, attempts: u.attempt });
+            continue;
+          }
+          const [rec] = await this.host.read(c.partition, o, 1, 1);
+          if (!rec || rec.offset !== o) {
+            c.ready.pop();
+            if (c.settle(o)) entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: [o] });
+            continue;
+          }
+          if (!room(rec.value.length)) break;
+          c.ready.pop();
+          u.attempt++;
+          u.inflight = true;
+          u.due = due;
+          c.pendingCount++;
+          this.redeliveries++;
+          this.timers.push({ due, partition: c.partition, from: o, to: o, inflight: true });
+          entries.push({ op: JournalOp.REDELIVER, partition: c.partition, offset: o, attempt: u.attempt });
+          bytes += rec.value.length;
+          out.push(toDelivery(station, c.partition, rec, u.attempt));
+        }
+      }
+
+      for (let i = 0; i < P && out.length < maxMessages && (out.length === 0 || bytes < maxBytes); i++) {
+        const c = this.cursors[(start + i) % P]!;
+        const { first, end } = this.host.bounds(c.partition);
+        c.clampTo(first);
+        if (c.next >= end) continue;
+        const recs = await this.host.read(c.partition, c.next, maxMessages - out.length, Math.max(1, maxBytes - bytes));
+        const from = c.next;
+        let to = from - 1;
+        const skip: number[] = [];
+        const delivered: Delivery[] = [];
+        for (const rec of recs) {
+          if (rec.offset >= end || !room(rec.value.length)) break;
+          to = rec.offset;
+          const target = rec.headers[REPLAY_GROUP_HEADER];
+          if (target !== undefined && target !== this.name) {
+            skip.push(rec.offset);
+            continue;
+          }
+          bytes += rec.value.length;
+          const d = toDelivery(station, c.partition, rec, 1);
+          out.push(d);
+          delivered.push(d);
+        }
+        if (to < from) continue;
+        c.deliverRange(from, to, due, true);
+        entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to });
+        // Offsets in the range that were not returned (lost to corruption) or are meant for another group.
+        const returned = new Set(delivered.map((d) => d.offset));
+        const settle: number[] = [];
+        for (let o = from; o <= to; o++) if (!returned.has(o)) settle.push(o);
+        for (const o of settle) c.settle(o);
+        if (settle.length > 0) entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
+        if (delivered.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true });
+      }
+      void this.journal(entries, false).catch(() => {});
+      if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
+      return out;
+    });
+  }
+
+  // ---------------------------------------------------------------- settle
+
+  /** Acks: idempotent; an ack of an older attempt of a still-waiting message acks it too (the work was done). */
+  async ack(ids: readonly string[]): Promise<SettleOutcome[]> {
+    const out: SettleOutcome[] = [];
+    const toSettle: { partition: number; offset: number }[] = [];
+    for (const id of ids) {
+      const d = parseDeliveryId(id);
+      const c = d && this.cursors[d.partition];
+      if (!d || !c || d.offset >= c.next || d.attempt < 1) {
+        out.push({ deliveryId: id, status: 'unknown' });
+        continue;
+      }
+      const u = c.unsettled.get(d.offset);
+      if (u && u.due === Infinity) {
+        out.push({ deliveryId: id, status: 'stale' }); // already on its way to the dead-letter station
+        continue;
+      }
+      toSettle.push({ partition: d.partition, offset: d.offset });
+      out.push({ deliveryId: id, status: 'acked' });
+    }
+    await this.settleOffsets(toSettle, true);
+    return out;
+  }
+
+  /** Nacks: only the current attempt of a delivery that is out counts; others answer 'stale'. */
+  async nack(ids: readonly string[], delayMs = 0): Promise<SettleOutcome[]> {
+    const out: SettleOutcome[] = [];
+    const now = Date.now();
+    const dead: { partition: number; offset: number; attempts: number }[] = [];
+    for (const id of ids) {
+      const d = parseDeliveryId(id);
+      const c = d && this.cursors[d.partition];
+      if (!d || !c || d.offset >= c.next) {
+        out.push({ deliveryId: id, status: 'unknown' });
+        continue;
+      }
+      const u = c.unsettled.get(d.offset);
+      if (!u || !u.inflight || u.attempt !== d.attempt) {
+        out.push({ deliveryId: id, status: 'stale' });
+        continue;
+      }
+      u.inflight = false;
+      c.pendingCount--;
+      if (u.attempt >= this.meta.maxDeliveries) {
+        u.due = Infinity;
+        dead.push({ partition: d.partition, offset: d.offset, attempts: u.attempt });
+        out.push({ deliveryId: id, status: 'dead-lettered' });
+        continue;
+      }
+      if (delayMs > 0) {
+        u.due = now + delayMs;
+        this.timers.push({ due: u.due, partition: d.partition, from: d.offset, to: d.offset, inflight: false });
+      } else {
+        u.due = 0;
+        c.ready.push(d.offset);
+      }
+      out.push({ deliveryId: id, status: 'nacked' });
+    }
+    if (dead.length > 0) await this.moveToDls(dead, 'MAX_DELIVERIES', `nacked after ${this.meta.maxDeliveries} deliveries`);
+    this.host.notify();
+    return out;
+  }
+
+  /** Dead-letters deliveries that are still waiting (any attempt). */
+  async deadLetter(ids: readonly string[], reason: string): Promise<SettleOutcome[]> {
+    const out: SettleOutcome[] = [];
+    const items: { partition: number; offset: number; attempts: number }[] = [];
+    for (const id of ids) {
+      const d = parseDeliveryId(id);
+      const c = d && this.cursors[d.partition];
+      if (!d || !c || d.offset >= c.next) {
+        out.push({ deliveryId: id, status: 'unknown' });
+        continue;
+      }
+      const u = c.unsettled.get(d.offset);
+      if (!u || u.due === Infinity) {
+        out.push({ deliveryId: id, status: 'stale' });
+        continue;
+      }
+      if (u.inflight) c.pendingCount--;
+      u.inflight = false;
+      u.due = Infinity;
+      items.push({ partition: d.partition, offset: d.offset, attempts: u.attempt });
+      out.push({ deliveryId: id, status: 'dead-lettered' });
+    }
+    if (items.length > 0) await this.moveToDls(items, 'CONSUMER_DEAD_LETTER', reason);
+    return out;
+  }
+
+  /** Moves every partition's cursor (or one partition's); pending deliveries are forgotten. */
+  seek(targets: { partition: number; offset: number }[]): Promise<void> {
+    return this.lock.run(async () => {
+      for (const t of targets) this.cursors[t.partition]?.seek(t.offset);
+      await this.journal(
+        targets.map((t) => ({ op: JournalOp.SEEK, partition: t.partition, offset: t.offset })),
+        true,
+      );
+      this.host.notify();
+    });
+  }
+
+  info(station: string): GroupInfo {
+    this.processDue(Date.now());
+    const partitions = this.cursors.map((c) => {
+      const { first, end } = this.host.bounds(c.partition);
+      let queued = 0;
+      for (const u of c.unsettled.values()) if (!u.inflight) queued++;
+      return {
+        partition: c.partition,
+        nextOffset: Math.max(c.next, first),
+        ackFloor: Math.max(c.floor, first),
+        lag: c.lag(end, first),
+        pending: c.pendingCount,
+        redeliveryQueued: queued,
+      };
+    });
+    return {
+      station,
+      group: this.name,
+      createdAt: this.meta.createdAt,
+      maxAckTimeMs: this.meta.maxAckTimeMs,
+      maxDeliveries: this.meta.maxDeliveries,
+      partitions,
+      lag: partitions.reduce((n, p) => n + p.lag, 0),
+      pending: partitions.reduce((n, p) => n + p.pending, 0),
+      redeliveries: this.redeliveries,
+      deadLettered: this.deadLettered,
+    };
+  }
+
+  /** Lowest ack floor per partition (ack-based retention). */
+  floor(partition: number): number {
+    return this.cursors[partition]?.floor ?? 1;
+  }
+}
+
+function toDelivery(station: string, partition: number, rec: LogRecord, attempt: number): Delivery {
+  return {
+    station,
+    partition,
+    offset: rec.offset,
+    timestamp: rec.timestamp,
+    key: rec.key,
+    headers: rec.headers,
+    value: rec.value,
+    deliveryId: makeDeliveryId(partition, rec.offset, attempt),
+    deliveryCount: attempt,
+  };
+}
+
+/** Writes a file atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await openFile(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dir = await openFile(join(path, '..'), 'r');
+  try {
+    await dir.sync().catch(() => {});
+  } finally {
+    await dir.close();
+  }
+}

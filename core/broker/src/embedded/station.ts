@@ -1,0 +1,256 @@
+/**
+ * A station of the embedded engine: its partition logs, high watermarks, dedup index, groups and
+ * long-poll waiters. The store (store.ts) owns the stations and their metadata files.
+ */
+import { join } from 'node:path';
+import type { StationConfig } from '@junction/protocol';
+import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
+import { ErrorCode } from '../errors.js';
+import { createMemoryLog, openFileLog } from '../log/index.js';
+import type { LogRecord, PartitionLog, RecordInput } from '../log/types.js';
+import { DedupIndex, partitionForKey } from './dedup.js';
+import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
+
+export interface StationMeta {
+  name: string;
+  config: StationConfig;
+  createdAt: number;
+  deadLetterOf?: string | undefined;
+}
+
+export interface StationDeps {
+  defaultFsync: string;
+  onFsync: (seconds: number) => void;
+  deadLetter: (station: StationRt, group: string, items: DeadLetterItem[]) => Promise<void>;
+}
+
+export class StationRt implements GroupHost {
+  readonly groups = new Map<string, GroupRt>();
+  readonly dedup = new DedupIndex();
+  private readonly waiters = new Set<() => void>();
+  /** Per partition: every offset below is durable and may be delivered. */
+  readonly hw: number[];
+  private rr = 0;
+  closed = false;
+
+  private constructor(
+    public meta: StationMeta,
+    readonly dir: string,
+    readonly logs: PartitionLog[],
+    private readonly deps: StationDeps,
+  ) {
+    this.hw = logs.map((l) => l.nextOffset);
+  }
+
+  static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
+    const { config } = meta;
+    const fsync = config.fsync ?? deps.defaultFsync;
+    const logs: PartitionLog[] = [];
+    try {
+      for (let p = 0; p < config.partitions; p++) {
+        logs.push(
+          config.storage === 'memory'
+            ? createMemoryLog({ segmentBytes: config.segmentBytes })
+            : await openFileLog({ dir: join(dir, 'partitions', String(p)), segmentBytes: config.segmentBytes, fsync: fsync as never, onFsync: deps.onFsync }),
+        );
+      }
+    } catch (err) {
+      await Promise.allSettled(logs.map((l) => l.close()));
+      throw err;
+    }
+    return new StationRt(meta, dir, logs, deps);
+  }
+
+  get name(): string {
+    return this.meta.name;
+  }
+
+  get config(): StationConfig {
+    return this.meta.config;
+  }
+
+  get partitionCount(): number {
+    return this.logs.length;
+  }
+
+  get persistent(): boolean {
+    return this.config.storage === 'file';
+  }
+
+  syncPolicy(): 'always' | 'interval' | 'never' {
+    const f = this.config.fsync ?? this.deps.defaultFsync;
+    return f === 'always' ? 'always' : f === 'never' ? 'never' : 'interval';
+  }
+
+  /** The interval of an `interval:<ms>` policy. */
+  syncIntervalMs(): number {
+    const f = this.config.fsync ?? this.deps.defaultFsync;
+    return f.startsWith('interval:') ? Number(f.slice(9)) : 0;
+  }
+
+  bounds(partition: number): { first: number; end: number } {
+    const log = this.logs[partition]!;
+    return { first: Math.min(log.firstOffset, this.hw[partition]!), end: this.hw[partition]! };
+  }
+
+  read(partition: number, from: number, maxMessages: number, maxBytes: number): Promise<LogRecord[]> {
+    const log = this.logs[partition];
+    if (!log) return Promise.resolve([]);
+    const end = this.hw[partition]!;
+    if (from >= end) return Promise.resolve([]);
+    return log.read(from, { maxMessages: Math.min(maxMessages, end - Math.max(from, log.firstOffset)), maxBytes }).then((recs) => {
+      let n = recs.length;
+      while (n > 0 && recs[n - 1]!.offset >= end) n--;
+      return n === recs.length ? recs : recs.slice(0, n);
+    });
+  }
+
+  deadLetter(group: string, items: DeadLetterItem[]): Promise<void> {
+    return this.deps.deadLetter(this, group, items);
+  }
+
+  notify(): void {
+    if (this.waiters.size === 0) return;
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  /** Resolves on the next notify, after `ms`, on abort, or at close — whichever is first. */
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.closed || ms <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /**
+   * Stores a batch: per message a result (stored / duplicate / rejected). Offsets are assigned
+   * synchronously in call order; resolves when the stored messages are durable under the policy.
+   */
+  async produce(messages: readonly MessageInput[], now: number, internal = false): Promise<{ results: ProduceResult[]; bytes: number; stored: number }> {
+    const { config } = this;
+    const P = this.logs.length;
+    const results: ProduceResult[] = new Array(messages.length);
+    const batches: { idx: number[]; recs: RecordInput[] }[] = Array.from({ length: P }, () => ({ idx: [], recs: [] }));
+    const window = config.dedupWindowMs;
+    const ids: string[] = [];
+    let bytes = 0;
+    if (window > 0) this.dedup.expire(now, window);
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const size = messageSize(m);
+      if (size > config.maxMessageBytes && !internal) {
+        results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}` };
+        continue;
+      }
+      if (m.msgId !== undefined && window > 0) {
+        const hit = this.dedup.lookup(m.msgId, now, window);
+        if (hit) {
+          results[i] = { status: 'duplicate', partition: hit.partition, offset: hit.offset };
+          continue;
+        }
+      }
+      const p = m.key !== undefined ? partitionForKey(m.key, P) : this.rr++ % P;
+      const b = batches[p]!;
+      // Offsets are assigned by the log in append order: base + position in this partition's batch.
+      const offset = this.logs[p]!.nextOffset + b.recs.length;
+      results[i] = { status: 'stored', partition: p, offset };
+      b.idx.push(i);
+      b.recs.push({ timestamp: now, key: m.key, msgId: m.msgId, headers: m.headers, value: m.value });
+      bytes += m.value.length;
+      if (m.msgId !== undefined && window > 0) {
+        this.dedup.remember(m.msgId, { partition: p, offset, timestamp: now });
+        ids.push(m.msgId);
+      }
+    }
+    const appends: Promise<void>[] = [];
+    let stored = 0;
+    for (let p = 0; p < P; p++) {
+      const b = batches[p]!;
+      if (b.recs.length === 0) continue;
+      stored += b.recs.length;
+      const log = this.logs[p]!;
+      const expected = log.nextOffset;
+      const count = b.recs.length;
+      appends.push(
+        log.append(b.recs).then((base) => {
+          if (base !== expected) throw new Error(`log assigned offset ${base}, expected ${expected}`);
+          if (base + count > this.hw[p]!) this.hw[p] = base + count;
+        }),
+      );
+    }
+    try {
+      await Promise.all(appends);
+    } catch (err) {
+      for (const id of ids) this.dedup.forget(id);
+      throw err;
+    }
+    if (stored > 0) this.notify();
+    return { results, bytes, stored };
+  }
+
+  partitionInfo(): PartitionInfo[] {
+    return this.logs.map((log, partition) => {
+      const { first, end } = this.bounds(partition);
+      return { partition, firstOffset: first, nextOffset: end, messages: Math.max(0, Math.min(log.count, end - first)), bytes: log.bytes };
+    });
+  }
+
+  /** Rebuilds the dedup index from the messages inside the window (after a restart). */
+  async rebuildDedup(now: number): Promise<void> {
+    const window = this.config.dedupWindowMs;
+    if (window <= 0) return;
+    for (let p = 0; p < this.logs.length; p++) {
+      const log = this.logs[p]!;
+      let from = await log.offsetForTimestamp(now - window);
+      while (from < this.hw[p]!) {
+        const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024);
+        if (recs.length === 0) break;
+        for (const r of recs) if (r.msgId !== undefined) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
+        from = recs[recs.length - 1]!.offset + 1;
+      }
+    }
+  }
+
+  /** Applies retention; returns true if anything was dropped. */
+  async applyRetention(now: number): Promise<void> {
+    const r = this.config.retention;
+    for (let p = 0; p < this.logs.length; p++) {
+      const log = this.logs[p]!;
+      const end = this.hw[p]!;
+      let keepFrom = log.firstOffset;
+      if (r.maxMessages !== undefined) keepFrom = Math.max(keepFrom, end - r.maxMessages);
+      if (r.maxAgeMs !== undefined) keepFrom = Math.max(keepFrom, Math.min(end, await log.offsetForTimestamp(now - r.maxAgeMs)));
+      if (r.ackBased && this.groups.size > 0) {
+        let min = Infinity;
+        for (const g of this.groups.values()) min = Math.min(min, g.floor(p));
+        keepFrom = Math.max(keepFrom, Math.min(end, min));
+      }
+      if (keepFrom > log.firstOffset) await log.truncateBefore(keepFrom);
+      if (r.maxBytes !== undefined && log.bytes > r.maxBytes) await log.trimToBytes(r.maxBytes);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.notify();
+    await Promise.allSettled([...this.groups.values()].map((g) => g.close()));
+    await Promise.allSettled(this.logs.map((l) => l.close()));
+  }
+}
+
+function messageSize(m: MessageInput): number {
+  let n = m.value.length;
+  if (m.key !== undefined) n += Buffer.byteLength(m.key);
+  if (m.headers) for (const k in m.headers) n += Buffer.byteLength(k) + Buffer.byteLength(m.headers[k]!);
+  return n;
+}

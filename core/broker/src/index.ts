@@ -1,0 +1,4 @@
+export * from './contract.js';
+export * from './errors.js';
+export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded/store.js';
+export { partitionForKey } from './embedded/dedup.js';

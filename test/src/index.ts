@@ -1,0 +1,95 @@
+/** Helpers shared by the end-to-end tests: broker processes, free ports, HTTP calls. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file is test/dist/index.js or test/src/index.ts). */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface BrokerProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** What the process wrote to stderr and stdout (for failure messages). */
+  output(): string;
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM, and wait for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `junction start` as a child process (the built CLI) and waits until /healthz answers. */
+export async function startBroker(opts: { dataDir: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<BrokerProcess> {
+  const port = opts.port ?? (await freePort());
+  const child = spawn(process.execPath, [join(repoRoot, 'cli', 'dist', 'bin.js'), 'start', '--data-dir', opts.dataDir, '--host', '127.0.0.1', '--port', String(port), ...(opts.args ?? [])], {
+    cwd: opts.dataDir,
+    env: { ...process.env, JUNCTION_LOG_LEVEL: 'warn', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode} before it was ready:\n${out}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`broker did not become healthy:\n${out}`);
+    }
+    await sleep(50);
+  }
+  const exited = once(child, 'exit');
+  return {
+    url,
+    port,
+    child,
+    output: () => out,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A JSON HTTP call; throws with the answer's body on a non-2xx status. */
+export async function api<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw Object.assign(new Error(`${method} ${path} → ${res.status} ${text}`), { status: res.status, body: text });
+  return (text ? JSON.parse(text) : undefined) as T;
+}
