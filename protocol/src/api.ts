@@ -65,7 +65,14 @@ export const StationPatch = z.strictObject({
   retention: RetentionConfig.optional(),
   dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).optional(),
   maxMessageBytes: z.int().min(1).max(64 * MiB).optional(),
-  deadLetter: DeadLetterConfig.partial().optional(),
+  // Fields given are changed, the others kept: no defaults here (zod applies inner defaults under .partial()).
+  deadLetter: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      maxDeliveries: z.int().min(1).max(1000).optional(),
+      maxAckTimeMs: z.int().min(100).max(12 * 3600_000).optional(),
+    })
+    .optional(),
   segmentBytes: z.int().min(4096).max(1024 * MiB).optional(),
   fsync: FsyncPolicy.optional(),
 });

@@ -297,16 +297,12 @@ export class GroupRt {
         const recs = await this.host.read(c.partition, c.next, maxMessages - out.length, Math.max(1, maxBytes - bytes));
         const from = c.next;
         let to = from - 1;
-        const skip: number[] = [];
         const delivered: Delivery[] = [];
         for (const rec of recs) {
           if (rec.offset >= end || !room(rec.value.length)) break;
           to = rec.offset;
           const target = rec.headers[REPLAY_GROUP_HEADER];
-          if (target !== undefined && target !== this.name) {
-            skip.push(rec.offset);
-            continue;
-          }
+          if (target !== undefined && target !== this.name) continue;
           bytes += rec.value.length;
           const d = toDelivery(station, c.partition, rec, 1);
           out.push(d);
@@ -316,11 +312,13 @@ export class GroupRt {
         c.deliverRange(from, to, due, true);
         entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to });
         // Offsets in the range that were not returned (lost to corruption) or are meant for another group.
-        const returned = new Set(delivered.map((d) => d.offset));
-        const settle: number[] = [];
-        for (let o = from; o <= to; o++) if (!returned.has(o)) settle.push(o);
-        for (const o of settle) c.settle(o);
-        if (settle.length > 0) entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
+        if (delivered.length !== to - from + 1) {
+          const returned = new Set(delivered.map((d) => d.offset));
+          const settle: number[] = [];
+          for (let o = from; o <= to; o++) if (!returned.has(o)) settle.push(o);
+          for (const o of settle) c.settle(o);
+          entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
+        }
         if (delivered.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true });
       }
       void this.journal(entries, false).catch(() => {});
