@@ -2,3 +2,4 @@ export * from './contract.js';
 export * from './errors.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded/store.js';
 export { partitionForKey } from './embedded/dedup.js';
+export * from './http/index.js';

@@ -1,0 +1,23 @@
+/** The broker's HTTP face: route plugins, the error handler core/server sets at the root, and metrics. */
+export {
+  HttpErrorCode,
+  httpStatusFor,
+  toApiError,
+  errorHandler,
+  notFoundHandler,
+  parseBody,
+  bodyInvalid,
+} from './errors.js';
+export {
+  brokerRoutes,
+  DEFAULT_PRODUCE_BODY_LIMIT,
+  MAX_PRODUCE_MESSAGES,
+  SETTLE_BODY_LIMIT,
+  NDJSON_CONTENT_TYPE,
+  type BrokerRoutesOptions,
+  type ProduceObserver,
+  type JsonMessage,
+  type JsonDelivery,
+} from './routes.js';
+export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions } from './memphis.js';
+export { registerBrokerMetrics, metricsRoutes, type BrokerMetrics } from './metrics.js';

@@ -1,0 +1,440 @@
+/**
+ * The broker's HTTP API (`/v1/...`) as an encapsulated fastify plugin. It is handed a StationStore and
+ * talks to nothing else. Every param, query and body is validated with the schemas of
+ * @junction/protocol; errors answer `{ code, message, issues? }` (see ./errors.ts).
+ *
+ * Message values are bytes end to end: the JSON API carries them as `value` (UTF-8 text) or
+ * `valueBase64`; NDJSON produce takes each line's raw bytes; the binary batch codec
+ * (`application/vnd.junction.batch`) carries them untouched both ways. No value is ever JSON-parsed.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  AckBody,
+  BATCH_CONTENT_TYPE,
+  BatchDecodeError,
+  BrowseQuery,
+  CreateGroupBody,
+  CreateStationBody,
+  DeadLetterBody,
+  DlsPurgeBody,
+  DlsReplayBody,
+  FetchBody,
+  GroupName,
+  JsonProduceMessage,
+  NackBody,
+  ProduceBody,
+  SeekBody,
+  StationName,
+  StationPatch,
+  decodeProduceBatch,
+  encodeMessageBatch,
+  type ProduceOutcome,
+  type WireMessage,
+} from '@junction/protocol';
+import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
+import { dlsName } from '../contract.js';
+import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
+import { bodyInvalid, errorHandler, parseBody } from './errors.js';
+
+/** Default largest produce body (any of the three encodings). */
+export const DEFAULT_PRODUCE_BODY_LIMIT = 64 * 1024 * 1024;
+/** Body limit of ack / nack / dead-letter: AckBody allows 100000 ids of up to 64 characters. */
+export const SETTLE_BODY_LIMIT = 8 * 1024 * 1024;
+/** Most messages one produce request may carry (same bound as ProduceBody). */
+export const MAX_PRODUCE_MESSAGES = 100_000;
+export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
+
+/** What the produce route reports to metrics. registerBrokerMetrics() returns one. */
+export interface ProduceObserver {
+  /** Called once per produce request that reached the store, with its duration. */
+  observeProduce(station: string, seconds: number, messages: number): void;
+}
+
+export interface BrokerRoutesOptions {
+  store: StationStore;
+  /** Body limit of the produce route in bytes. Default 64 MiB. Other routes keep the server's limit. */
+  bodyLimit?: number | undefined;
+  /** Produce latency goes here (see registerBrokerMetrics). */
+  metrics?: ProduceObserver | undefined;
+}
+
+/** A message as the JSON API answers it (browse, DLS browse). */
+export interface JsonMessage {
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key?: string;
+  headers: Record<string, string>;
+  value?: string;
+  valueBase64?: string;
+}
+/** A delivery as the JSON API answers it (fetch). */
+export interface JsonDelivery extends JsonMessage {
+  deliveryId: string;
+  deliveryCount: number;
+}
+
+const StationParams = z.strictObject({ station: StationName });
+const GroupParams = z.strictObject({ station: StationName, group: GroupName });
+const DlsQuery = BrowseQuery.omit({ partition: true });
+const PurgeQuery = z.strictObject({ upToOffset: z.coerce.number().int().min(1).optional() });
+
+/** Per-message metadata of NDJSON/binary produce, held to the same bounds as JSON produce. */
+const BinaryMessageMeta = z.object({
+  key: JsonProduceMessage.shape.key,
+  headers: JsonProduceMessage.shape.headers,
+  msgId: JsonProduceMessage.shape.msgId,
+});
+
+/**
+ * The broker's routes. Registers, in its own scope: the JSON parser (syntax errors answer 400
+ * BODY_INVALID with the parser's message), `application/x-ndjson` and `application/vnd.junction.batch`
+ * (as raw buffers); every other content type answers 415. Sets errorHandler in its scope too, so it
+ * answers the same error shape when mounted without core/server.
+ */
+export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app, opts) => {
+  const { store, metrics } = opts;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_PRODUCE_BODY_LIMIT;
+  app.setErrorHandler(errorHandler);
+  app.removeAllContentTypeParsers();
+  registerJsonParser(app);
+  app.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  // ---- stations ----
+  app.post('/v1/stations', async (req, reply) => {
+    const { name, ...config } = parseBody(CreateStationBody, req.body);
+    const info = await store.createStation(name, config);
+    return reply.code(201).send(info);
+  });
+
+  app.get('/v1/stations', async () => ({ stations: await store.listStations() }));
+
+  app.get('/v1/stations/:station', async (req) => store.getStation(stationOf(req)));
+
+  app.patch('/v1/stations/:station', async (req) => {
+    const station = stationOf(req);
+    const body: unknown = req.body;
+    if (body && typeof body === 'object' && !Array.isArray(body)) {
+      const fixed = ['partitions', 'storage'].filter((k) => Object.hasOwn(body, k));
+      if (fixed.length > 0) {
+        throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, `${fixed.join(' and ')} cannot change after a station is created`, {
+          issues: fixed.map((path) => ({ path, message: 'fixed at creation' })),
+        });
+      }
+    }
+    return store.updateStation(station, parseBody(StationPatch, body));
+  });
+
+  app.delete('/v1/stations/:station', async (req, reply) => {
+    await store.deleteStation(stationOf(req));
+    return reply.code(204).send();
+  });
+
+  // ---- messages ----
+  app.post('/v1/stations/:station/messages', { bodyLimit }, async (req) => {
+    const station = stationOf(req);
+    const messages = produceInput(req);
+    const started = process.hrtime.bigint();
+    const results = await store.produce(station, messages);
+    metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
+    return { results: results.map(toOutcome) };
+  });
+
+  app.get('/v1/stations/:station/messages', async (req, reply) => {
+    const station = stationOf(req);
+    const q = parseBody(BrowseQuery, req.query);
+    const messages = await store.read(station, { partition: q.partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
+    return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
+  });
+
+  // ---- consumer groups ----
+  app.put('/v1/stations/:station/groups/:group', async (req, reply) => {
+    const { station, group } = groupOf(req);
+    const body = parseBody(CreateGroupBody, req.body ?? {});
+    const info = await store.createGroup(station, group, body);
+    return reply.code(201).send(info);
+  });
+
+  app.get('/v1/stations/:station/groups', async (req) => ({ groups: await store.listGroups(stationOf(req)) }));
+
+  app.get('/v1/stations/:station/groups/:group', async (req) => {
+    const { station, group } = groupOf(req);
+    return store.getGroup(station, group);
+  });
+
+  app.delete('/v1/stations/:station/groups/:group', async (req, reply) => {
+    const { station, group } = groupOf(req);
+    await store.deleteGroup(station, group);
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/stations/:station/groups/:group/fetch', async (req, reply) => {
+    const { station, group } = groupOf(req);
+    const body = parseBody(FetchBody, req.body ?? {});
+    const deliveries = await withDisconnectSignal(reply, (signal) =>
+      store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
+    );
+    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries.map((d) => toWire(d, d.deliveryCount))));
+    return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
+  });
+
+  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+    const { station, group } = groupOf(req);
+    const body = parseBody(AckBody, req.body);
+    return { results: await store.ack(station, group, body.deliveryIds) };
+  });
+
+  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+    const { station, group } = groupOf(req);
+    const body = parseBody(NackBody, req.body);
+    return { results: await store.nack(station, group, body.deliveryIds, body.delayMs) };
+  });
+
+  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+    const { station, group } = groupOf(req);
+    const body = parseBody(DeadLetterBody, req.body);
+    return { results: await store.deadLetter(station, group, body.deliveryIds, body.reason) };
+  });
+
+  app.post('/v1/stations/:station/groups/:group/seek', async (req) => {
+    const { station, group } = groupOf(req);
+    return store.seek(station, group, parseBody(SeekBody, req.body));
+  });
+
+  // ---- dead-letter station ----
+  app.get('/v1/stations/:station/dls', async (req, reply) => {
+    const station = stationOf(req);
+    const q = parseBody(DlsQuery, req.query);
+    await store.getStation(station); // 404 names the station asked for, not its DLS
+    const dls = dlsName(station);
+    let partitions: number[];
+    try {
+      partitions = (await store.getStation(dls)).partitions.map((p) => p.partition);
+    } catch (err) {
+      // A station whose dead-lettering is off may have no DLS: it simply holds no dead letters.
+      if (isJunctionError(err) && err.code === ErrorCode.STATION_NOT_FOUND) partitions = [];
+      else throw err;
+    }
+    let messages: StoredMessage[] = [];
+    for (const partition of partitions) {
+      const read = await store.read(dls, { partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
+      // Copied: a read's values may be views into a buffer the next read reuses.
+      messages.push(...(partitions.length > 1 ? read.map((m) => ({ ...m, value: Buffer.from(m.value) })) : read));
+    }
+    if (partitions.length > 1) {
+      messages.sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
+      messages = messages.slice(0, q.limit);
+    }
+    return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
+  });
+
+  app.post('/v1/stations/:station/dls/replay', async (req) => {
+    const station = stationOf(req);
+    const body = parseBody(DlsReplayBody, req.body ?? {});
+    return store.replayDeadLetters(station, body);
+  });
+
+  app.delete('/v1/stations/:station/dls', async (req) => {
+    const station = stationOf(req);
+    const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
+    const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
+    if (fromBody !== undefined && fromQuery !== undefined && fromBody !== fromQuery) {
+      throw bodyInvalid('upToOffset', 'given in both the query and the body with different values');
+    }
+    return { purged: await store.purgeDeadLetters(station, fromBody ?? fromQuery) };
+  });
+};
+
+// ---------------------------------------------------------------------------------------------
+// helpers (exported for memphis.ts; not part of the package's public face)
+
+/**
+ * Replaces fastify's JSON parser in `app`'s scope with one that answers 400 BODY_INVALID carrying
+ * the syntax error, and treats an empty body as no body (clients send `Content-Type: application/json`
+ * on bodiless POST/DELETE). Keeps fastify's protection against `__proto__` / `constructor.prototype` keys.
+ */
+export function registerJsonParser(app: FastifyInstance): void {
+  const base = app.getDefaultJsonParser('error', 'error');
+  if (app.hasContentTypeParser('application/json')) app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    base(req, text, (err, value) => {
+      if (!err) {
+        done(null, value);
+        return;
+      }
+      let message: string;
+      try {
+        JSON.parse(text);
+        message = 'body has a forbidden "__proto__" or "constructor.prototype" key';
+      } catch (syntax) {
+        message = `body is not valid JSON: ${(syntax as Error).message}`;
+      }
+      done(new JunctionError(ErrorCode.BODY_INVALID, message), undefined);
+    });
+  });
+}
+
+/** The media type of the request (lowercase, without parameters), '' when absent. */
+export function mediaTypeOf(req: FastifyRequest): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** True when the Accept header lists the binary batch type (with q > 0). */
+export function wantsBatch(req: FastifyRequest): boolean {
+  const accept = req.headers.accept;
+  if (!accept) return false;
+  return accept.split(',').some((part) => {
+    const [type, ...params] = part.split(';');
+    if (type?.trim().toLowerCase() !== BATCH_CONTENT_TYPE) return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
+
+function stationOf(req: FastifyRequest): string {
+  return parseBody(StationParams, req.params).station;
+}
+function groupOf(req: FastifyRequest): { station: string; group: string } {
+  return parseBody(GroupParams, req.params);
+}
+
+/** Offsets start at 1; `fromOffset=0` means "from the first retained offset". */
+function fromOffsetOf(fromOffset: number | undefined): number | undefined {
+  return fromOffset === 0 ? undefined : fromOffset;
+}
+
+/**
+ * Runs a long poll with a signal that fires when the client goes away before the answer is sent,
+ * so a dropped connection ends the wait instead of holding deliveries for nobody.
+ */
+export async function withDisconnectSignal<T>(reply: FastifyReply, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const res = reply.raw;
+  const onClose = () => {
+    if (!res.writableEnded) controller.abort();
+  };
+  res.on('close', onClose);
+  try {
+    return await run(controller.signal);
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+function produceInput(req: FastifyRequest): MessageInput[] {
+  const type = mediaTypeOf(req);
+  if (type === NDJSON_CONTENT_TYPE) return ndjsonMessages(req.body);
+  if (type === BATCH_CONTENT_TYPE) return binaryMessages(req.body);
+  const body = parseBody(ProduceBody, req.body);
+  return body.messages.map((m) => {
+    const out: MessageInput = {
+      value: m.valueBase64 !== undefined ? Buffer.from(m.valueBase64, 'base64') : Buffer.from(m.value ?? '', 'utf8'),
+    };
+    if (m.key !== undefined) out.key = m.key;
+    if (m.headers !== undefined) out.headers = m.headers;
+    if (m.msgId !== undefined) out.msgId = m.msgId;
+    return out;
+  });
+}
+
+/**
+ * NDJSON produce: every `\n` ends a message whose value is the line's raw bytes (a `\r` before the
+ * `\n` is dropped). The last line needs no `\n`, and a final `\n` does not make an empty message; an
+ * empty line in the middle is an empty message, so the lines come back byte for byte.
+ */
+export function splitLines(buf: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let start = 0;
+  while (start < buf.length) {
+    const nl = buf.indexOf(0x0a, start);
+    if (nl === -1) {
+      lines.push(buf.subarray(start));
+      break;
+    }
+    const end = nl > start && buf[nl - 1] === 0x0d ? nl - 1 : nl;
+    lines.push(buf.subarray(start, end));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+function ndjsonMessages(body: unknown): MessageInput[] {
+  const lines = Buffer.isBuffer(body) ? splitLines(body) : [];
+  if (lines.length === 0) throw bodyInvalid('', 'an NDJSON body needs at least one line');
+  if (lines.length > MAX_PRODUCE_MESSAGES) throw bodyInvalid('', `at most ${MAX_PRODUCE_MESSAGES} messages per request`);
+  return lines.map((value) => ({ value }));
+}
+
+function binaryMessages(body: unknown): MessageInput[] {
+  let decoded;
+  try {
+    decoded = decodeProduceBatch(Buffer.isBuffer(body) ? body : Buffer.alloc(0), MAX_PRODUCE_MESSAGES);
+  } catch (err) {
+    if (err instanceof BatchDecodeError) throw bodyInvalid(`messages[${err.index}]`, err.message);
+    throw err;
+  }
+  if (decoded.length === 0) throw bodyInvalid('', 'a binary batch needs at least one message');
+  return decoded.map((m, i) => {
+    parseBody(BinaryMessageMeta, { key: m.key, headers: m.headers, msgId: m.msgId }, `messages[${i}]`);
+    const out: MessageInput = { value: m.value };
+    if (m.key !== undefined) out.key = m.key;
+    if (m.headers !== undefined && Object.keys(m.headers).length > 0) out.headers = m.headers;
+    if (m.msgId !== undefined) out.msgId = m.msgId;
+    return out;
+  });
+}
+
+/** Maps the store's per-message result to the API's outcome. */
+export function toOutcome(r: ProduceResult): ProduceOutcome {
+  switch (r.status) {
+    case 'stored':
+      return { partition: r.partition, offset: r.offset };
+    case 'duplicate':
+      return { duplicate: true, partition: r.partition, offset: r.offset };
+    case 'rejected':
+      return { error: { code: r.code, message: r.message } };
+  }
+}
+
+function asBuffer(v: Uint8Array): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** `value` when the bytes are valid UTF-8 and base64 was not asked for; `valueBase64` otherwise. */
+export function jsonMessage(m: StoredMessage, encoding: 'utf8' | 'base64'): JsonMessage {
+  const out: JsonMessage = { partition: m.partition, offset: m.offset, timestamp: m.timestamp, headers: m.headers };
+  if (m.key !== undefined) out.key = m.key;
+  const value = asBuffer(m.value);
+  if (encoding !== 'base64' && isUtf8(value)) out.value = value.toString('utf8');
+  else out.valueBase64 = value.toString('base64');
+  return out;
+}
+
+function jsonDelivery(d: Delivery, encoding: 'utf8' | 'base64'): JsonDelivery {
+  return { deliveryId: d.deliveryId, ...jsonMessage(d, encoding), deliveryCount: d.deliveryCount };
+}
+
+function toWire(m: StoredMessage, deliveryCount: number): WireMessage {
+  const w: WireMessage = {
+    partition: m.partition,
+    offset: m.offset,
+    timestamp: m.timestamp,
+    deliveryCount,
+    headers: m.headers,
+    value: m.value,
+  };
+  if (m.key !== undefined) w.key = m.key;
+  return w;
+}
+
+function answerMessages(req: FastifyRequest, reply: FastifyReply, messages: StoredMessage[], encoding: 'utf8' | 'base64') {
+  if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(messages.map((m) => toWire(m, 0))));
+  return { messages: messages.map((m) => jsonMessage(m, encoding)) };
+}

@@ -1,0 +1,84 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import { registerBrokerMetrics } from '../../src/http/index.js';
+import { createStation, makeApp, produceText, type TestApp } from './app.js';
+
+let t: TestApp;
+beforeEach(async () => {
+  t = await makeApp({ fsync: 'always' });
+});
+afterEach(async () => {
+  await t.close();
+});
+
+async function scrape(): Promise<string> {
+  const res = await t.app.inject({ method: 'GET', url: '/metrics' });
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toContain('text/plain');
+  return res.body;
+}
+
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('broker metrics', () => {
+  it('counts traffic and computes gauges at scrape time', async () => {
+    await createStation(t.app, 'm', { partitions: 2 });
+    await produceText(t.app, 'm', ['a', 'bb', 'ccc']);
+    const f1 = await t.app.inject({ method: 'POST', url: '/v1/stations/m/groups/g/fetch', payload: { maxMessages: 3 } });
+    const ids = (f1.json() as { messages: { deliveryId: string }[] }).messages.map((d) => d.deliveryId);
+    expect(ids).toHaveLength(3);
+    await t.app.inject({ method: 'POST', url: '/v1/stations/m/groups/g/ack', payload: { deliveryIds: [ids[0]] } });
+    await t.app.inject({ method: 'POST', url: '/v1/stations/m/groups/g/nack', payload: { deliveryIds: [ids[1]] } });
+    await t.app.inject({ method: 'POST', url: '/v1/stations/m/groups/g/dead-letter', payload: { deliveryIds: [ids[2]] } });
+    await t.app.inject({ method: 'POST', url: '/v1/stations/m/groups/g/fetch', payload: {} }); // the redelivery
+
+    const text = await scrape();
+    expect(value(text, 'junction_messages_in_total{station="m"}')).toBe(3);
+    expect(value(text, 'junction_bytes_in_total{station="m"}')).toBeGreaterThanOrEqual(6);
+    expect(value(text, 'junction_messages_out_total{station="m",group="g"}')).toBe(4);
+    expect(value(text, 'junction_redeliveries_total{station="m",group="g"}')).toBe(1);
+    expect(value(text, 'junction_acked_total{station="m",group="g"}')).toBe(1);
+    expect(value(text, 'junction_dead_lettered_total{station="m",group="g"}')).toBe(1);
+    expect(value(text, 'junction_produce_duration_seconds_count{station="m"}')).toBe(1);
+    expect(value(text, 'junction_fsync_duration_seconds_count')).toBeGreaterThan(0);
+    expect(value(text, 'junction_station_messages{station="m"}')).toBe(3);
+    expect(value(text, 'junction_station_messages{station="m.dls"}')).toBe(1);
+    expect(value(text, 'junction_station_bytes{station="m"}')).toBeGreaterThan(0);
+    const lag = [0, 1].map((p) => value(text, `junction_group_lag{station="m",group="g",partition="${p}"}`) ?? 0);
+    const pending = [0, 1].map((p) => value(text, `junction_group_pending{station="m",group="g",partition="${p}"}`) ?? 0);
+    expect(lag[0]! + lag[1]!).toBe(1);
+    expect(pending[0]! + pending[1]!).toBe(1);
+
+    // gauges follow the store: a deleted station disappears from the next scrape
+    await t.app.inject({ method: 'DELETE', url: '/v1/stations/m' });
+    const after = await scrape();
+    expect(value(after, 'junction_station_messages{station="m"}')).toBeUndefined();
+    expect(value(after, 'junction_messages_in_total{station="m"}')).toBe(3);
+  });
+
+  it('observes Memphis produce latency too, and close() unregisters', async () => {
+    await createStation(t.app, 'mm');
+    await t.app.inject({ method: 'POST', url: '/stations/mm/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    expect(value(await scrape(), 'junction_produce_duration_seconds_count{station="mm"}')).toBe(1);
+
+    const registry = new Registry();
+    const m = registerBrokerMetrics(t.store, registry);
+    expect(() => registerBrokerMetrics(t.store, registry)).toThrow();
+    m.close();
+    m.close();
+    expect(await registry.metrics()).toBe('\n');
+    const again = registerBrokerMetrics(t.store, registry);
+    await produceText(t.app, 'mm', ['y']);
+    expect(await registry.metrics()).toContain('junction_messages_in_total{station="mm"} 1');
+    again.close();
+  });
+
+  it('keeps scraping when the store is closed', async () => {
+    await t.store.close();
+    const text = await scrape();
+    expect(value(text, 'junction_metrics_collect_errors_total')).toBeGreaterThan(0);
+  });
+});

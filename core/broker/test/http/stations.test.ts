@@ -1,0 +1,133 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { browse, createStation, makeApp, messageCount, produceText, type TestApp } from './app.js';
+
+let t: TestApp;
+beforeEach(async () => {
+  t = await makeApp();
+});
+afterEach(async () => {
+  await t.close();
+});
+
+describe('stations over HTTP', () => {
+  it('creates, lists, gets, patches and deletes a station', async () => {
+    const created = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'orders', partitions: 3, retention: { maxMessages: 1000 } } });
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({ name: 'orders', config: { partitions: 3, storage: 'file', retention: { maxMessages: 1000 } }, messages: 0 });
+
+    const list = await t.app.inject({ method: 'GET', url: '/v1/stations' });
+    expect(list.statusCode).toBe(200);
+    expect((list.json() as { stations: { name: string }[] }).stations.map((s) => s.name)).toContain('orders');
+
+    const one = await t.app.inject({ method: 'GET', url: '/v1/stations/orders' });
+    expect(one.statusCode).toBe(200);
+    expect(one.json()).toMatchObject({ name: 'orders', partitions: [{ partition: 0 }, { partition: 1 }, { partition: 2 }] });
+
+    const patched = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { dedupWindowMs: 5000, deadLetter: { maxDeliveries: 2 } } });
+    expect(patched.statusCode).toBe(200);
+    expect(patched.json()).toMatchObject({ config: { dedupWindowMs: 5000, deadLetter: { maxDeliveries: 2 }, partitions: 3 } });
+
+    const del = await t.app.inject({ method: 'DELETE', url: '/v1/stations/orders' });
+    expect(del.statusCode).toBe(204);
+    expect(del.body).toBe('');
+    const gone = await t.app.inject({ method: 'GET', url: '/v1/stations/orders' });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json()).toMatchObject({ code: 'STATION_NOT_FOUND' });
+  });
+
+  it('answers 409 for an existing station and keeps its data', async () => {
+    await createStation(t.app, 'orders');
+    await produceText(t.app, 'orders', ['kept']);
+    const again = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'orders', partitions: 2 } });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'STATION_EXISTS' });
+    expect((await browse(t.app, 'orders')).map((m) => m.value)).toEqual(['kept']);
+    expect((await t.store.getStation('orders')).config.partitions).toBe(1);
+  });
+
+  it('rejects bad create bodies with field paths and creates nothing', async () => {
+    const cases: Array<[unknown, string]> = [
+      [{ name: '.hidden' }, 'name'],
+      [{ name: 'a/b' }, 'name'],
+      [{ partitions: 1 }, 'name'],
+      [{ name: 'x', partitions: '3' }, 'partitions'],
+      [{ name: 'x', partitions: 0 }, 'partitions'],
+      [{ name: 'x', retention: { maxAgeMs: -1 } }, 'retention.maxAgeMs'],
+      [{ name: 'x', deadLetter: { maxDeliveries: 'five' } }, 'deadLetter.maxDeliveries'],
+      [{ name: 'x', fsync: 'sometimes' }, 'fsync'],
+    ];
+    for (const [payload, path] of cases) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: payload as object });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      const body = res.json() as { code: string; issues: { path: string }[] };
+      expect(body.code).toBe('BODY_INVALID');
+      expect(body.issues.map((i) => i.path)).toContain(path);
+    }
+    const unknownKey = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'x', topic: 'no' } });
+    expect(unknownKey.statusCode).toBe(400);
+    expect(unknownKey.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: '' }] });
+    expect((await t.store.listStations()).length).toBe(0);
+  });
+
+  it('refuses names reserved for dead-letter stations', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'orders.dls' } });
+    expect(res.statusCode).toBe(422);
+    expect(res.json()).toMatchObject({ code: 'STATION_RESERVED' });
+  });
+
+  it('answers malformed JSON with 400 BODY_INVALID and the parser message', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/stations', headers: { 'content-type': 'application/json' }, payload: '{"name": "x",' });
+    expect(res.statusCode).toBe(400);
+    const body = res.json() as { code: string; message: string };
+    expect(body.code).toBe('BODY_INVALID');
+    expect(body.message).toMatch(/^body is not valid JSON: /);
+    const proto = await t.app.inject({ method: 'POST', url: '/v1/stations', headers: { 'content-type': 'application/json' }, payload: '{"name":"x","__proto__":{"a":1}}' });
+    expect(proto.statusCode).toBe(400);
+    expect(proto.json()).toMatchObject({ code: 'BODY_INVALID' });
+    expect((await t.store.listStations()).length).toBe(0);
+  });
+
+  it('answers 415 for content types it does not read', async () => {
+    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded']) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/stations', headers: { 'content-type': type }, payload: 'name=x' });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+    }
+    const none = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: Buffer.from('{"name":"x"}') });
+    expect(none.statusCode).toBe(415);
+    expect((await t.store.listStations()).length).toBe(0);
+  });
+
+  it('validates station names in the path', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/v1/stations/bad%20name' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'station' }] });
+    const dot = await t.app.inject({ method: 'DELETE', url: '/v1/stations/-x' });
+    expect(dot.statusCode).toBe(400);
+  });
+
+  it('refuses to change partitions or storage, and bad patch values, keeping the config', async () => {
+    await createStation(t.app, 'orders', { partitions: 2 });
+    const imm = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { partitions: 4 } });
+    expect(imm.statusCode).toBe(422);
+    expect(imm.json()).toMatchObject({ code: 'CONFIG_IMMUTABLE', issues: [{ path: 'partitions' }] });
+    const bad = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { dedupWindowMs: 'soon', retention: { maxBytes: 0 } } });
+    expect(bad.statusCode).toBe(400);
+    expect((bad.json() as { issues: { path: string }[] }).issues.map((i) => i.path).sort()).toEqual(['dedupWindowMs', 'retention.maxBytes']);
+    const unknown = await t.app.inject({ method: 'PATCH', url: '/v1/stations/nope', payload: { dedupWindowMs: 1 } });
+    expect(unknown.statusCode).toBe(404);
+    const info = await t.store.getStation('orders');
+    expect(info.config.partitions).toBe(2);
+    expect(info.config.dedupWindowMs).toBe(120_000);
+  });
+
+  it('answers unknown stations and routes with 404', async () => {
+    const del = await t.app.inject({ method: 'DELETE', url: '/v1/stations/nope' });
+    expect(del.statusCode).toBe(404);
+    expect(del.json()).toMatchObject({ code: 'STATION_NOT_FOUND' });
+    const route = await t.app.inject({ method: 'GET', url: '/v1/nothing' });
+    expect(route.statusCode).toBe(404);
+    expect(route.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+    expect(await messageCount(t.store, 'nope').catch((e: { code: string }) => e.code)).toBe('STATION_NOT_FOUND');
+  });
+});
