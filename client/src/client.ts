@@ -1,0 +1,356 @@
+/**
+ * JunctionClient: the typed face of the broker's HTTP API. Admin calls (stations, groups, dead
+ * letters, health) are plain methods; `producer()` and `consumer()` build the batching producer and the
+ * prefetching consumer on top of the low-level `produce` / `fetch` / `ack` calls.
+ */
+import type * as http from 'node:http';
+import {
+  BATCH_CONTENT_TYPE,
+  encodeProduceBatch,
+  type CreateGroupBody,
+  type DlsReplayBody,
+  type FetchBody,
+  type ProduceMessage,
+  type ProduceOutcome,
+  type StartPosition,
+  type StationConfigInput,
+  type StationPatch,
+} from '@junction/protocol';
+import { backoffDelay, DEFAULT_RETRY, sleep, type RetryOptions } from './backoff.js';
+import { ClientErrorCode, errorFromResponse, JunctionApiError } from './errors.js';
+import { HttpTransport, type Transport, type TransportResponse } from './transport.js';
+import { decodeMessages, parseJson, toProduceResult, toWireMessage } from './wire.js';
+import type {
+  BrowsedMessage,
+  Delivery,
+  GroupInfo,
+  HealthInfo,
+  ProduceResult,
+  ProducerMessage,
+  ReplayResult,
+  SettleResult,
+  StationInfo,
+} from './types.js';
+import { Producer, type ProducerOptions } from './producer.js';
+import { Consumer, type ConsumerOptions } from './consumer.js';
+
+export interface ClientOptions {
+  /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string | URL;
+  /** A request without a full answer after this long fails with TIMEOUT (long polls add their wait). Default 30 s. */
+  timeoutMs?: number | undefined;
+  /** Retries of idempotent requests (GET, ack, nack, dead-letter) on network errors, 429 and 5xx. */
+  retry?: Partial<RetryOptions> | undefined;
+  /** An http(s).Agent of your own; by default the client makes a keep-alive Agent and destroys it on close(). */
+  agent?: http.Agent | undefined;
+  /** Replaces the HTTP transport (tests, custom stacks). `url` and `agent` are then ignored. */
+  transport?: Transport | undefined;
+  /** Headers sent with every request (e.g. authorization). */
+  headers?: Record<string, string> | undefined;
+}
+
+/** Per-call options of the low-level methods. */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}
+
+export interface ReadOptions {
+  /** Default 0. */
+  partition?: number | undefined;
+  /** Default: the partition's first retained offset. */
+  fromOffset?: number | undefined;
+  /** 1..10 000, default 100. */
+  limit?: number | undefined;
+}
+
+export interface DeadLetterListOptions {
+  fromOffset?: number | undefined;
+  limit?: number | undefined;
+}
+
+interface RequestSpec extends CallOptions {
+  method: string;
+  path: string;
+  json?: unknown;
+  body?: Uint8Array | undefined;
+  contentType?: string | undefined;
+  accept?: string | undefined;
+  /** Safe to send again after a network error or a retryable status. */
+  idempotent?: boolean | undefined;
+}
+
+const JSON_TYPE = 'application/json';
+const seg = encodeURIComponent;
+
+/**
+ * A client of one broker. Cheap to keep for the whole process: all its producers and consumers share
+ * its keep-alive connections. Call `close()` at the end: it closes the producers (flushing what they
+ * hold), the consumers, and the sockets.
+ *
+ * Every method rejects with a JunctionApiError (the broker's `code`, `status`, `issues`, and
+ * `retryable`). Idempotent requests are retried with exponential backoff and jitter on network
+ * errors, 429 and 5xx, up to `retry.retries` times; produce and fetch are never retried here (the
+ * producer retries batches of messages that carry a msgId; the consumer reconnects by itself).
+ */
+export class JunctionClient {
+  readonly timeoutMs: number;
+  readonly retry: RetryOptions;
+  private readonly transport: Transport;
+  private readonly headers: Record<string, string>;
+  private readonly producers = new Set<Producer>();
+  private readonly consumers = new Set<Consumer>();
+  private closed = false;
+  private transportClosed = false;
+
+  constructor(opts: ClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.transport = opts.transport ?? new HttpTransport({ url: opts.url, agent: opts.agent });
+    this.headers = { ...opts.headers };
+  }
+
+  // ── health ────────────────────────────────────────────────────────────────────────────────────
+
+  /** GET /healthz. Rejects when the broker is down or unhealthy (after retries). */
+  async health(opts?: CallOptions): Promise<HealthInfo> {
+    return this.json<HealthInfo>({ ...opts, method: 'GET', path: '/healthz', idempotent: true });
+  }
+
+  // ── stations ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Creates a station; STATION_EXISTS (409) when it exists, CONFIG_INVALID (400, with `issues`) on bad config. */
+  async createStation(name: string, config: StationConfigInput = {}, opts?: CallOptions): Promise<StationInfo> {
+    return this.json<StationInfo>({ ...opts, method: 'POST', path: '/v1/stations', json: { ...config, name } });
+  }
+
+  async listStations(opts?: CallOptions): Promise<StationInfo[]> {
+    const r = await this.json<{ stations: StationInfo[] }>({ ...opts, method: 'GET', path: '/v1/stations', idempotent: true });
+    return r.stations;
+  }
+
+  /** STATION_NOT_FOUND (404) when it does not exist. */
+  async getStation(name: string, opts?: CallOptions): Promise<StationInfo> {
+    return this.json<StationInfo>({ ...opts, method: 'GET', path: `/v1/stations/${seg(name)}`, idempotent: true });
+  }
+
+  /** Changes what may change on a live station; CONFIG_IMMUTABLE for partitions / storage. */
+  async updateStation(name: string, patch: StationPatch, opts?: CallOptions): Promise<StationInfo> {
+    return this.json<StationInfo>({ ...opts, method: 'PATCH', path: `/v1/stations/${seg(name)}`, json: patch });
+  }
+
+  /** Deletes the station, its groups and its dead-letter station. */
+  async deleteStation(name: string, opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'DELETE', path: `/v1/stations/${seg(name)}` });
+  }
+
+  // ── messages ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Produces one batch in one request (binary codec). Resolves with one result per message, in order;
+   * a message the broker refused is a `rejected` result, not a rejection of the promise. Rejects when
+   * the whole request failed — then it is unknown which messages were stored, so this is not retried.
+   */
+  async produce(station: string, messages: readonly ProducerMessage[], opts?: CallOptions): Promise<ProduceResult[]> {
+    return this.produceEncoded(station, messages.map(toWireMessage), opts);
+  }
+
+  /** @internal Produce of messages whose values are bytes already (the producer's path). */
+  async produceEncoded(station: string, messages: readonly ProduceMessage[], opts?: CallOptions): Promise<ProduceResult[]> {
+    const body = encodeProduceBatch(messages);
+    const r = await this.json<{ results: ProduceOutcome[] }>({
+      ...opts,
+      method: 'POST',
+      path: `/v1/stations/${seg(station)}/messages`,
+      body,
+      contentType: BATCH_CONTENT_TYPE,
+    });
+    if (!r || !Array.isArray(r.results) || r.results.length !== messages.length) {
+      throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `produce answered ${Array.isArray(r?.results) ? r.results.length : 'no'} results for ${messages.length} messages`);
+    }
+    return r.results.map(toProduceResult);
+  }
+
+  /** Reads a range of one partition for browsing; touches no consumer group. */
+  async read(station: string, options: ReadOptions = {}, opts?: CallOptions): Promise<BrowsedMessage[]> {
+    const q = query({ partition: options.partition, fromOffset: options.fromOffset, limit: options.limit });
+    const res = await this.call({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/messages${q}`, accept: BATCH_CONTENT_TYPE, idempotent: true });
+    return decodeMessages(res, false).map(({ deliveryId: _d, deliveryCount: _c, ...m }) => m);
+  }
+
+  // ── consumer groups ───────────────────────────────────────────────────────────────────────────
+
+  /** Creates a group (PUT). GROUP_EXISTS (409) when it exists. Groups are also created at earliest on first fetch. */
+  async createGroup(station: string, group: string, body: CreateGroupBody = {}, opts?: CallOptions): Promise<GroupInfo> {
+    return this.json<GroupInfo>({ ...opts, method: 'PUT', path: groupPath(station, group), json: body });
+  }
+
+  async getGroup(station: string, group: string, opts?: CallOptions): Promise<GroupInfo> {
+    return this.json<GroupInfo>({ ...opts, method: 'GET', path: groupPath(station, group), idempotent: true });
+  }
+
+  async listGroups(station: string, opts?: CallOptions): Promise<GroupInfo[]> {
+    const r = await this.json<{ groups: GroupInfo[] }>({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/groups`, idempotent: true });
+    return r.groups;
+  }
+
+  async deleteGroup(station: string, group: string, opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'DELETE', path: groupPath(station, group) });
+  }
+
+  /** Moves the group's cursor; its pending deliveries are forgotten. */
+  async seek(station: string, group: string, position: StartPosition, opts?: CallOptions): Promise<GroupInfo> {
+    return this.json<GroupInfo>({ ...opts, method: 'POST', path: `${groupPath(station, group)}/seek`, json: position });
+  }
+
+  /**
+   * One fetch for a group (binary codec): up to maxMessages / maxBytes, waiting up to waitMs for the
+   * first message. Not retried: a lost answer only means those deliveries come back after their ack
+   * deadline. The request's timeout is `timeoutMs + waitMs`.
+   */
+  async fetch(station: string, group: string, body: Omit<FetchBody, 'encoding'> = {}, opts?: CallOptions): Promise<Delivery[]> {
+    const res = await this.call({
+      ...opts,
+      timeoutMs: (opts?.timeoutMs ?? this.timeoutMs) + (body.waitMs ?? 0),
+      method: 'POST',
+      path: `${groupPath(station, group)}/fetch`,
+      json: body,
+      accept: BATCH_CONTENT_TYPE,
+    });
+    return decodeMessages(res, true);
+  }
+
+  /** Acknowledges deliveries. Retried on network errors (a repeated ack answers `unknown` or `stale`, harmlessly). */
+  async ack(station: string, group: string, deliveryIds: readonly string[], opts?: CallOptions): Promise<SettleResult[]> {
+    return this.settle(station, group, 'ack', { deliveryIds }, opts);
+  }
+
+  /** Makes deliveries available again, after delayMs (default at once). */
+  async nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number, opts?: CallOptions): Promise<SettleResult[]> {
+    return this.settle(station, group, 'nack', delayMs === undefined ? { deliveryIds } : { deliveryIds, delayMs }, opts);
+  }
+
+  /** Moves the deliveries' messages to the station's dead-letter station, with the reason. */
+  async deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, opts?: CallOptions): Promise<SettleResult[]> {
+    return this.settle(station, group, 'dead-letter', reason === undefined ? { deliveryIds } : { deliveryIds, reason }, opts);
+  }
+
+  private async settle(station: string, group: string, verb: string, json: object, opts?: CallOptions): Promise<SettleResult[]> {
+    const r = await this.json<{ results: SettleResult[] }>({ ...opts, method: 'POST', path: `${groupPath(station, group)}/${verb}`, json, idempotent: true });
+    if (!r || !Array.isArray(r.results)) throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `${verb} answered without results`);
+    return r.results;
+  }
+
+  // ── dead letters ──────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Browses the station's dead-letter station. Each dead letter keeps the original bytes and headers;
+   * why, which group, which attempt and where it came from are in the `junction-dls-*` headers
+   * (DLS_HEADERS in @junction/protocol).
+   */
+  async listDeadLetters(station: string, options: DeadLetterListOptions = {}, opts?: CallOptions): Promise<BrowsedMessage[]> {
+    const q = query({ fromOffset: options.fromOffset, limit: options.limit });
+    const res = await this.call({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/dls${q}`, accept: BATCH_CONTENT_TYPE, idempotent: true });
+    return decodeMessages(res, false).map(({ deliveryId: _d, deliveryCount: _c, ...m }) => m);
+  }
+
+  /** Re-produces dead letters into the station (or for one group only). */
+  async replayDeadLetters(station: string, body: DlsReplayBody = {}, opts?: CallOptions): Promise<ReplayResult> {
+    return this.json<ReplayResult>({ ...opts, method: 'POST', path: `/v1/stations/${seg(station)}/dls/replay`, json: body });
+  }
+
+  /** Drops dead letters up to an offset of the DLS (all when absent). Resolves with how many were dropped. */
+  async purgeDeadLetters(station: string, upToOffset?: number, opts?: CallOptions): Promise<number> {
+    const r = await this.json<{ purged: number }>({ ...opts, method: 'DELETE', path: `/v1/stations/${seg(station)}/dls${query({ upToOffset })}` });
+    if (typeof r?.purged !== 'number') throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, 'purge answered without "purged"');
+    return r.purged;
+  }
+
+  // ── producer / consumer ───────────────────────────────────────────────────────────────────────
+
+  /** A batching producer for one station. See Producer. */
+  producer(station: string, options: ProducerOptions = {}): Producer {
+    this.assertOpen();
+    const p = new Producer(this, station, options, () => this.producers.delete(p));
+    this.producers.add(p);
+    return p;
+  }
+
+  /** A prefetching consumer of one group of one station. See Consumer. */
+  consumer(station: string, group: string, options: ConsumerOptions = {}): Consumer {
+    this.assertOpen();
+    const c = new Consumer(this, station, group, options, () => this.consumers.delete(c));
+    this.consumers.add(c);
+    return c;
+  }
+
+  /**
+   * Closes every consumer and producer this client made (producers send what they hold first), then
+   * the connections. Idempotent. Requests made after close fail with CLOSED.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...[...this.consumers].map((c) => c.close()), ...[...this.producers].map((p) => p.close())]);
+    this.transportClosed = true;
+    this.transport.close();
+  }
+
+  // ── plumbing ──────────────────────────────────────────────────────────────────────────────────
+
+  private assertOpen(): void {
+    if (this.closed) throw new JunctionApiError(ClientErrorCode.CLOSED, 'the client is closed');
+  }
+
+  private async json<T>(spec: RequestSpec): Promise<T> {
+    const res = await this.call(spec);
+    return parseJson<T>(res);
+  }
+
+  /**
+   * Sends one request; resolves with a 2xx answer, rejects with a JunctionApiError otherwise.
+   * Idempotent requests are retried on retryable failures with backoff.
+   */
+  private async call(spec: RequestSpec): Promise<TransportResponse> {
+    // Not assertOpen(): the producers and consumers still flush and settle while close() runs.
+    if (this.transportClosed) throw new JunctionApiError(ClientErrorCode.CLOSED, 'the client is closed');
+    const headers: Record<string, string> = { ...this.headers, accept: spec.accept ?? JSON_TYPE };
+    let body = spec.body;
+    if (spec.json !== undefined) {
+      body = Buffer.from(JSON.stringify(spec.json), 'utf8');
+      headers['content-type'] = JSON_TYPE;
+    } else if (body !== undefined) {
+      headers['content-type'] = spec.contentType ?? 'application/octet-stream';
+    }
+    const retries = spec.idempotent ? this.retry.retries : 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.transport.request({
+          method: spec.method,
+          path: spec.path,
+          headers,
+          body,
+          timeoutMs: spec.timeoutMs ?? this.timeoutMs,
+          signal: spec.signal,
+        });
+        if (res.status >= 200 && res.status < 300) return res;
+        throw errorFromResponse(res.status, res.body, spec.method, spec.path);
+      } catch (err) {
+        if (!(err instanceof JunctionApiError) || !err.retryable || attempt >= retries || spec.signal?.aborted) throw err;
+        await sleep(backoffDelay(attempt, this.retry), spec.signal);
+      }
+    }
+  }
+}
+
+function groupPath(station: string, group: string): string {
+  return `/v1/stations/${seg(station)}/groups/${seg(group)}`;
+}
+
+function query(params: Record<string, number | string | undefined>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) parts.push(`${k}=${encodeURIComponent(String(v))}`);
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
+
