@@ -1,0 +1,95 @@
+/**
+ * The HTTP application: every package's routes mounted on one fastify instance, plus health and
+ * metrics. The app does not own the store: whoever built the store opens and closes it.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, registerBrokerMetrics } from '@junction/broker';
+import type { StationStore } from '@junction/broker';
+import { CONFIG_DEFAULTS } from './config.js';
+
+export interface BuildAppOptions {
+  store: StationStore;
+  /** A pino logger (or any fastify-compatible one). Default: pino at `info` on stdout. */
+  logger?: FastifyBaseLogger | undefined;
+  /** Largest request body in bytes. Default `CONFIG_DEFAULTS.bodyLimitBytes`. */
+  bodyLimit?: number | undefined;
+  /**
+   * Whether the store serves requests, for `/healthz`. Default: asks the store for its stations
+   * and answers 503 when that fails (a closed or not yet opened store).
+   */
+  isReady?: (() => boolean | Promise<boolean>) | undefined;
+}
+
+/** The header that carries the request id in and out; an incoming one is kept (for tracing across hops). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * Builds the app, not listening yet (call `listen`, or `inject` in tests). Routes:
+ * the broker API and the Memphis-compatible API (from `@junction/broker`), `GET /healthz`
+ * (200 `{status:'ok'}` while the store serves, else 503 `{status:'unavailable'}`), and `GET /metrics`
+ * (Prometheus text: default Node metrics plus the broker's, from a registry of this app's own).
+ * Every error answers `{ code, message, issues? }`; unexpected ones are logged at error with the
+ * request id. Per-request log lines appear only when the logger is at debug or trace.
+ * `close()` stops accepting, lets in-flight requests
+ * finish and releases the metrics; it does not close the store.
+ */
+export function buildApp(options: BuildAppOptions): FastifyInstance {
+  const { store } = options;
+  const bodyLimit = options.bodyLimit ?? CONFIG_DEFAULTS.bodyLimitBytes;
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'info' } }),
+    bodyLimit,
+    requestIdHeader: REQUEST_ID_HEADER,
+    genReqId: () => randomUUID(),
+    // Keep-alive sockets would hold close() open until they time out.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const brokerMetrics = registerBrokerMetrics(store, registry);
+  app.addHook('onClose', async () => {
+    brokerMetrics.close();
+    registry.clear();
+  });
+
+  const isReady =
+    options.isReady ??
+    (async () => {
+      try {
+        await store.listStations();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+
+  // Fastify logs two lines per request at info; for a broker serving many small requests (every
+  // fetch, every ack) that drowns everything else, so route logs show at debug and trace only.
+  const level = app.log.level;
+  const logLevel = level === 'debug' ? 'debug' : level === 'trace' ? 'trace' : 'warn';
+
+  app.get('/healthz', { logLevel }, async (_request, reply) => {
+    if (await isReady()) return { status: 'ok' };
+    return reply.code(503).send({ status: 'unavailable' });
+  });
+
+  app.get('/metrics', { logLevel }, async (_request, reply) => {
+    const text = await registry.metrics();
+    return reply.type(registry.contentType).send(text);
+  });
+
+  void app.register(brokerRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
+  void app.register(memphisRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
+  return app;
+}

@@ -1,0 +1,250 @@
+/**
+ * `junction.yaml`: the server's settings and the stations it should have (the file is the desired
+ * state; see `applyStations`). Sources are merged field by field with this precedence:
+ * CLI overrides > environment (JUNCTION_*) > the file > defaults.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { CreateStationBody, FsyncPolicy, MiB } from '@junction/protocol';
+import type { StationConfig } from '@junction/protocol';
+import { configIssues, issuesFromZod } from './errors.js';
+import type { Issue } from './errors.js';
+
+/** Defaults when neither the CLI, the environment nor the file says otherwise. */
+export const CONFIG_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 6666,
+  dataDir: './data',
+  fsync: 'always',
+  /** The largest request body (a produce batch), as the broker's produce route defaults to. */
+  bodyLimitBytes: 64 * MiB,
+  logLevel: 'info',
+} as const;
+
+/** The name of the file `junction start` picks up from the working directory. */
+export const DEFAULT_CONFIG_FILE = 'junction.yaml';
+
+export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+const Host = z.string().min(1, 'must not be empty');
+const Port = z.int().min(0).max(65_535);
+const DataDir = z.string().min(1, 'must not be empty');
+const BodyLimit = z.int().min(1024).max(1024 * MiB);
+
+/** The `server:` section; every field optional (defaults are applied after merging). */
+export const ServerSection = z.strictObject({
+  host: Host.optional(),
+  port: Port.optional(),
+  /** Relative paths in the file are taken from the file's folder. */
+  dataDir: DataDir.optional(),
+  fsync: FsyncPolicy.optional(),
+  bodyLimitBytes: BodyLimit.optional(),
+  logLevel: LogLevel.optional(),
+});
+
+/** One entry of `stations:`: a name plus any station option (defaults as in the HTTP API). */
+export const StationDeclaration = CreateStationBody;
+export type StationDeclaration = StationConfig & { name: string };
+
+/**
+ * The whole file. Unknown top-level keys are rejected, except `connectors:`, which is reserved for
+ * the connector runtime (a later release): it is accepted, kept unparsed in `connectors`, and
+ * reported as a warning.
+ */
+export const ConfigFile = z.strictObject({
+  server: ServerSection.optional(),
+  stations: z.array(StationDeclaration).optional(),
+  connectors: z.unknown().optional(),
+});
+
+/** What the CLI passes; each field, when set, wins over the environment and the file. */
+export interface ConfigOverrides {
+  host?: string | undefined;
+  port?: number | undefined;
+  dataDir?: string | undefined;
+  fsync?: string | undefined;
+  bodyLimitBytes?: number | undefined;
+  logLevel?: string | undefined;
+}
+
+export interface ServerSettings {
+  host: string;
+  port: number;
+  /** Absolute. */
+  dataDir: string;
+  fsync: FsyncPolicy;
+  bodyLimitBytes: number;
+  logLevel: LogLevel;
+}
+
+export interface JunctionConfig {
+  server: ServerSettings;
+  /** Declared stations with every default applied, in file order. */
+  stations: StationDeclaration[];
+  /** The raw `connectors:` section, not interpreted yet. */
+  connectors?: unknown;
+  /** The file read (absolute), when there was one. */
+  configPath?: string | undefined;
+  /** Things worth telling the operator that did not stop loading. */
+  warnings: string[];
+}
+
+export interface LoadConfigOptions {
+  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT and JUNCTION_LOG_LEVEL are read. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Base for relative paths that come from the environment, the CLI or the defaults. Default `process.cwd()`. */
+  cwd?: string;
+  /** Receives the warnings (also returned in `warnings`). */
+  logger?: { warn(obj: object, msg: string): void } | undefined;
+}
+
+/**
+ * Loads and validates the configuration. With no `path`, only the environment, the overrides and the
+ * defaults count (the CLI decides whether to look for `./junction.yaml`).
+ *
+ * @throws JunctionError CONFIG_INVALID when the file cannot be read, is not valid YAML, or does not
+ *   match the schema; `issues` carry paths such as `stations[1].retention.maxAgeMs`, `JUNCTION_PORT`
+ *   or `--port`.
+ */
+export async function loadConfig(path?: string, overrides: ConfigOverrides = {}, options: LoadConfigOptions = {}): Promise<JunctionConfig> {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const warnings: string[] = [];
+
+  let file: z.output<typeof ConfigFile> = {};
+  let configPath: string | undefined;
+  if (path !== undefined) {
+    configPath = resolve(cwd, path);
+    file = parseConfigText(await readConfigFile(configPath), configPath);
+  }
+  const fromFile = file.server ?? {};
+  if (fromFile.dataDir !== undefined && configPath !== undefined) fromFile.dataDir = resolve(dirname(configPath), fromFile.dataDir);
+
+  const fromEnv = parseEnv(env);
+  const fromCli = parseOverrides(overrides);
+
+  const pick = <K extends keyof ServerSettings>(key: K): ServerSettings[K] | undefined =>
+    (fromCli[key] ?? fromEnv[key] ?? fromFile[key]) as ServerSettings[K] | undefined;
+
+  const server: ServerSettings = {
+    host: pick('host') ?? CONFIG_DEFAULTS.host,
+    port: pick('port') ?? CONFIG_DEFAULTS.port,
+    dataDir: resolve(cwd, pick('dataDir') ?? CONFIG_DEFAULTS.dataDir),
+    fsync: pick('fsync') ?? CONFIG_DEFAULTS.fsync,
+    bodyLimitBytes: pick('bodyLimitBytes') ?? CONFIG_DEFAULTS.bodyLimitBytes,
+    logLevel: pick('logLevel') ?? CONFIG_DEFAULTS.logLevel,
+  };
+
+  if (file.connectors !== undefined) {
+    warnings.push('"connectors" in the configuration is not supported by this version yet; it is ignored');
+  }
+  for (const w of warnings) options.logger?.warn({ configPath }, w);
+
+  const result: JunctionConfig = { server, stations: (file.stations ?? []) as StationDeclaration[], configPath, warnings };
+  if (file.connectors !== undefined) result.connectors = file.connectors;
+  return result;
+}
+
+/**
+ * Parses and validates the text of a configuration file (exposed for tests and tools).
+ * @throws JunctionError CONFIG_INVALID
+ */
+export function parseConfigText(text: string, source = 'configuration'): z.output<typeof ConfigFile> {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configIssues(
+      source,
+      doc.errors.map((e) => ({ path: '', message: `YAML: ${e.message.split('\n')[0] ?? e.message}` })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  // `stations:` with nothing under it reads as null: take it as absent, like an empty section.
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    for (const [key, value] of Object.entries(raw)) if (value === null) delete (raw as Record<string, unknown>)[key];
+  }
+  const parsed = ConfigFile.safeParse(raw);
+  if (!parsed.success) throw configIssues(source, issuesFromZod(parsed.error));
+  const issues = duplicateStations(parsed.data.stations ?? []);
+  if (issues.length > 0) throw configIssues(source, issues);
+  return parsed.data;
+}
+
+async function readConfigFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw configIssues(path, [{ path: '', message: `cannot read the file (${code ?? String(err)})` }]);
+  }
+}
+
+function duplicateStations(stations: readonly { name: string }[]): Issue[] {
+  const seen = new Set<string>();
+  const issues: Issue[] = [];
+  stations.forEach((s, i) => {
+    if (seen.has(s.name)) issues.push({ path: `stations[${i}].name`, message: `duplicate station "${s.name}"` });
+    seen.add(s.name);
+  });
+  return issues;
+}
+
+const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL' } as const;
+
+function parseEnv(env: Readonly<Record<string, string | undefined>>): Partial<ServerSettings> {
+  const out: Partial<ServerSettings> = {};
+  const issues: Issue[] = [];
+  const dataDir = env[ENV_VARS.dataDir];
+  if (dataDir !== undefined && dataDir !== '') out.dataDir = dataDir;
+  const host = env[ENV_VARS.host];
+  if (host !== undefined && host !== '') out.host = host;
+  const port = env[ENV_VARS.port];
+  if (port !== undefined && port !== '') {
+    const parsed = Port.safeParse(/^\d+$/.test(port) ? Number(port) : port);
+    if (parsed.success) out.port = parsed.data;
+    else issues.push({ path: ENV_VARS.port, message: `must be an integer from 0 to 65535 (got "${port}")` });
+  }
+  const logLevel = env[ENV_VARS.logLevel];
+  if (logLevel !== undefined && logLevel !== '') {
+    const parsed = LogLevel.safeParse(logLevel);
+    if (parsed.success) out.logLevel = parsed.data;
+    else issues.push({ path: ENV_VARS.logLevel, message: `must be one of ${LogLevel.options.join(', ')} (got "${logLevel}")` });
+  }
+  if (issues.length > 0) throw configIssues('the environment', issues);
+  return out;
+}
+
+const Overrides = z.strictObject({
+  host: Host.optional(),
+  port: Port.optional(),
+  dataDir: DataDir.optional(),
+  fsync: FsyncPolicy.optional(),
+  bodyLimitBytes: BodyLimit.optional(),
+  logLevel: LogLevel.optional(),
+});
+
+const FLAG_NAMES: Record<string, string> = {
+  host: '--host',
+  port: '--port',
+  dataDir: '--data-dir',
+  fsync: '--fsync',
+  bodyLimitBytes: '--body-limit-bytes',
+  logLevel: '--log-level',
+};
+
+function parseOverrides(overrides: ConfigOverrides): Partial<ServerSettings> {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const parsed = Overrides.safeParse(defined);
+  if (!parsed.success) {
+    throw configIssues(
+      'the command line',
+      issuesFromZod(parsed.error).map((i) => {
+        const key = i.path.split(/[.[]/)[0] ?? '';
+        return { path: FLAG_NAMES[key] ?? i.path, message: i.message };
+      }),
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,154 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig, CONFIG_DEFAULTS } from '../src/index.js';
+import type { JunctionError } from '../src/index.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'junction-config-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function file(text: string): Promise<string> {
+  const path = join(dir, 'junction.yaml');
+  await writeFile(path, text);
+  return path;
+}
+
+async function rejection(p: Promise<unknown>): Promise<JunctionError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as JunctionError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults without a file, environment or overrides', async () => {
+    const config = await loadConfig(undefined, {}, { env: {}, cwd: dir });
+    expect(config.server).toEqual({
+      host: '127.0.0.1',
+      port: 6666,
+      dataDir: join(dir, 'data'),
+      fsync: 'always',
+      bodyLimitBytes: CONFIG_DEFAULTS.bodyLimitBytes,
+      logLevel: 'info',
+    });
+    expect(config.stations).toEqual([]);
+    expect(config.warnings).toEqual([]);
+  });
+
+  it('reads JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT and JUNCTION_LOG_LEVEL', async () => {
+    const env = { JUNCTION_DATA_DIR: '/var/lib/junction', JUNCTION_HOST: '0.0.0.0', JUNCTION_PORT: '7000', JUNCTION_LOG_LEVEL: 'warn' };
+    const config = await loadConfig(undefined, {}, { env, cwd: dir });
+    expect(config.server).toMatchObject({ dataDir: '/var/lib/junction', host: '0.0.0.0', port: 7000, logLevel: 'warn' });
+  });
+
+  it('takes the CLI over the environment over the file over the defaults', async () => {
+    const path = await file('server:\n  host: 10.0.0.1\n  port: 7001\n  dataDir: /from/file\n  fsync: never\n');
+    const env = { JUNCTION_PORT: '7002', JUNCTION_DATA_DIR: '/from/env' };
+    const all = await loadConfig(path, { port: 7003 }, { env, cwd: dir });
+    expect(all.server).toMatchObject({ host: '10.0.0.1', port: 7003, dataDir: '/from/env', fsync: 'never', logLevel: 'info' });
+
+    const noCli = await loadConfig(path, {}, { env, cwd: dir });
+    expect(noCli.server.port).toBe(7002);
+
+    const fileOnly = await loadConfig(path, {}, { env: {}, cwd: dir });
+    expect(fileOnly.server).toMatchObject({ host: '10.0.0.1', port: 7001, dataDir: '/from/file' });
+
+    const cliFsync = await loadConfig(path, { fsync: 'interval:50' }, { env: {}, cwd: dir });
+    expect(cliFsync.server.fsync).toBe('interval:50');
+  });
+
+  it('takes a relative dataDir in the file from the file’s folder', async () => {
+    const path = await file('server:\n  dataDir: store\n');
+    const config = await loadConfig(path, {}, { env: {}, cwd: '/' });
+    expect(config.server.dataDir).toBe(join(dir, 'store'));
+  });
+
+  it('parses stations with every default applied', async () => {
+    const path = await file(
+      ['stations:', '  - name: events', '    partitions: 3', '  - name: audit', '    retention: { maxMessages: 10 }', '    fsync: never'].join('\n'),
+    );
+    const config = await loadConfig(path, {}, { env: {} });
+    expect(config.stations).toHaveLength(2);
+    expect(config.stations[0]).toMatchObject({ name: 'events', partitions: 3, storage: 'file', dedupWindowMs: 120_000 });
+    expect(config.stations[1]).toMatchObject({ name: 'audit', partitions: 1, retention: { maxMessages: 10 }, fsync: 'never' });
+  });
+
+  it('accepts an empty file and empty sections', async () => {
+    const config = await loadConfig(await file(''), {}, { env: {} });
+    expect(config.stations).toEqual([]);
+    const sections = await loadConfig(await file('server:\nstations:\n'), {}, { env: {}, cwd: dir });
+    expect(sections.stations).toEqual([]);
+    expect(sections.server.port).toBe(6666);
+    expect(sections.warnings).toEqual([]);
+  });
+
+  it('rejects a file that is not a mapping', async () => {
+    const err = await rejection(loadConfig(await file('- just\n- a list\n'), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+  });
+
+  it('rejects invalid YAML with CONFIG_INVALID', async () => {
+    const err = await rejection(loadConfig(await file('server: [unclosed\n  port: 1\n'), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.issues?.[0]?.message).toMatch(/YAML/);
+  });
+
+  it('rejects invalid settings with the field path', async () => {
+    const path = await file(
+      ['server:', '  port: 99999', 'stations:', '  - name: ok', '  - name: bad', '    retention:', '      maxAgeMs: -5'].join('\n'),
+    );
+    const err = await rejection(loadConfig(path, {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    const paths = err.issues?.map((i) => i.path);
+    expect(paths).toContain('server.port');
+    expect(paths).toContain('stations[1].retention.maxAgeMs');
+    expect(err.message).toContain('server.port');
+  });
+
+  it('rejects unknown keys, at the top and in a station', async () => {
+    const err = await rejection(loadConfig(await file('topics: []\nstations:\n  - name: a\n    replicas: 3\n'), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['', 'stations[0]']));
+    expect(JSON.stringify(err.issues)).toMatch(/topics/);
+    expect(JSON.stringify(err.issues)).toMatch(/replicas/);
+  });
+
+  it('rejects duplicate station names', async () => {
+    const err = await rejection(loadConfig(await file('stations:\n  - name: a\n  - name: a\n'), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.issues?.[0]?.path).toBe('stations[1].name');
+  });
+
+  it('accepts and ignores connectors with a warning', async () => {
+    const warned: string[] = [];
+    const path = await file('connectors:\n  - name: s3\n    plugin: s3-sink\n');
+    const config = await loadConfig(path, {}, { env: {}, logger: { warn: (_o, msg) => warned.push(msg) } });
+    expect(config.connectors).toEqual([{ name: 's3', plugin: 's3-sink' }]);
+    expect(config.warnings).toHaveLength(1);
+    expect(warned).toEqual(config.warnings);
+  });
+
+  it('rejects a bad JUNCTION_PORT and bad overrides by name', async () => {
+    const env = await rejection(loadConfig(undefined, {}, { env: { JUNCTION_PORT: 'eighty', JUNCTION_LOG_LEVEL: 'loud' } }));
+    expect(env.code).toBe('CONFIG_INVALID');
+    expect(env.issues?.map((i) => i.path)).toEqual(['JUNCTION_PORT', 'JUNCTION_LOG_LEVEL']);
+
+    const cli = await rejection(loadConfig(undefined, { port: -1, fsync: 'sometimes' }, { env: {} }));
+    expect(cli.code).toBe('CONFIG_INVALID');
+    expect(cli.issues?.map((i) => i.path).sort()).toEqual(['--fsync', '--port']);
+  });
+
+  it('rejects a missing file with CONFIG_INVALID', async () => {
+    const err = await rejection(loadConfig(join(dir, 'nope.yaml'), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(/ENOENT/);
+  });
+});
