@@ -48,6 +48,7 @@ const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
 const READ_MIN_BYTES = 64 * 1024;
 const READ_MAX_BYTES = 16 * 1024 * 1024;
 const READ_SLACK_BYTES = 8 * 1024;
+const CACHE_MAX_BYTES = 1024 * 1024;
 const WRITE_MAX_BUFFERS = 1024;
 const WRITE_MAX_BYTES = 32 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -453,6 +454,12 @@ type Op =
   | { kind: 'roll'; old: Segment; seg: Segment }
   | { kind: 'delete'; segs: Segment[]; done: () => void };
 
+interface ReadCache {
+  seg: Segment;
+  pos: number;
+  buf: Buffer;
+}
+
 class FileLog implements PartitionLog {
   private readonly dir: string;
   private segmentBytes: number;
@@ -478,6 +485,11 @@ class FileLog implements PartitionLog {
   private syncing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private writeTick: { promise: Promise<void>; resolve: () => void } | null = null;
+  /**
+   * The last chunk read, reused while reads stay inside it (a consumer reading a few records at a time
+   * should not cost a disk read each). Segment bytes never change once written, so it never goes stale.
+   */
+  private cache: ReadCache | null = null;
   private metaChain: Promise<void> = Promise.resolve();
   private metaPending: Promise<void> | null = null;
   private metaStart = 0;
@@ -512,7 +524,8 @@ class FileLog implements PartitionLog {
   // ----- open / recovery -------------------------------------------------------------------------
 
   async open(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true });
+    const made = await fsp.mkdir(this.dir, { recursive: true });
+    if (made !== undefined && this.fsyncPolicy !== 'never') await fsyncDir(path.dirname(made));
     const names = await fsp.readdir(this.dir);
     const bases: number[] = [];
     const present = new Set(names);
@@ -721,10 +734,12 @@ class FileLog implements PartitionLog {
 
   private kick(): void {
     if (this.pumping) return;
-    this.pumping = this.pump().finally(() => {
-      this.pumping = null;
-      if (this.queue.length > 0) this.kick();
-    });
+    this.pumping = this.pump()
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.pumping = null;
+        if (this.queue.length > 0) this.kick();
+      });
   }
 
   private async pump(): Promise<void> {
@@ -824,6 +839,7 @@ class FileLog implements PartitionLog {
   private async runDelete(segs: Segment[]): Promise<void> {
     for (const seg of segs) {
       this.dirty.delete(seg);
+      if (this.cache?.seg === seg) this.cache = null;
       try {
         await unlinkQuiet(seg.logPath);
         await unlinkQuiet(seg.idxPath);
@@ -832,6 +848,8 @@ class FileLog implements PartitionLog {
       }
       await seg.file.dispose();
     }
+    // Make the removal durable, so a crash cannot bring back records below the start.
+    if (this.fsyncPolicy !== 'never') await fsyncDir(this.dir).catch(() => {});
   }
 
   /** Puts the log into a failed state: data on disk is in doubt, so every later append is refused. */
@@ -851,10 +869,12 @@ class FileLog implements PartitionLog {
   private kickSync(force = false): void {
     if (this.syncing) return;
     if (this.syncWaiters.length === 0 && !(force && this.dirty.size > 0)) return;
-    this.syncing = this.runSync().finally(() => {
-      this.syncing = null;
-      this.kickSync();
-    });
+    this.syncing = this.runSync()
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.syncing = null;
+        this.kickSync();
+      });
   }
 
   private async runSync(): Promise<void> {
@@ -917,6 +937,14 @@ class FileLog implements PartitionLog {
 
   async read(fromOffset: number, limits: ReadLimits): Promise<LogRecord[]> {
     if (this.closed) throw closedError();
+    try {
+      return await this.readRecords(fromOffset, limits);
+    } catch (err) {
+      throw ioError(`reading the partition log in ${this.dir} failed`, err);
+    }
+  }
+
+  private async readRecords(fromOffset: number, limits: ReadLimits): Promise<LogRecord[]> {
     const from = Math.max(Math.ceil(fromOffset), this.start);
     if (!(from < this.next)) return [];
     // A read sees every append called before it: wait for the writes of the records it may return.
@@ -963,10 +991,21 @@ class FileLog implements PartitionLog {
       const avg = seg.count > 0 ? seg.size / seg.count : 1024;
       const want = Math.min(st.maxBytes - st.bytes, (st.maxMessages - out.length) * avg) + (skipping ? INDEX_INTERVAL_BYTES + avg : 0) + READ_SLACK_BYTES;
       let chunk = Math.ceil(Math.min(Math.max(want, READ_MIN_BYTES), READ_MAX_BYTES));
+      let bypassCache = false;
+      let recheckedAt = -1;
       while (pos < limit) {
-        const len = Math.min(chunk, limit - pos);
-        const buf = Buffer.allocUnsafe(len);
-        await readFully(handle, buf, len, pos);
+        let buf: Buffer;
+        const c: ReadCache | null = bypassCache ? null : this.cache;
+        const fromCache: boolean = c !== null && c.seg === seg && pos >= c.pos && pos < c.pos + c.buf.length;
+        if (c !== null && fromCache) {
+          buf = c.buf.subarray(pos - c.pos);
+        } else {
+          buf = Buffer.allocUnsafe(Math.min(chunk, limit - pos));
+          await readFully(handle, buf, buf.length, pos);
+          if (buf.length <= CACHE_MAX_BYTES) this.cache = { seg, pos, buf };
+        }
+        bypassCache = false;
+        const len = buf.length;
         let p = 0;
         let damagedAt = -1;
         while (p < len) {
@@ -988,6 +1027,7 @@ class FileLog implements PartitionLog {
             if (pos + p + need <= limit) {
               // The frame continues past this chunk: read on from its start.
               if (p === 0) chunk = Math.max(chunk, need);
+              bypassCache = fromCache;
               break;
             }
           }
@@ -995,7 +1035,14 @@ class FileLog implements PartitionLog {
           break;
         }
         if (damagedAt >= 0) {
-          pos = await this.skipDamage(seg, handle, damagedAt, prev, limit);
+          const end = await this.skipDamage(seg, handle, damagedAt, prev, limit, recheckedAt === damagedAt);
+          if (end === damagedAt) {
+            // The bytes on disk are fine (the cached chunk was changed by a caller): read them afresh.
+            recheckedAt = damagedAt;
+            bypassCache = true;
+            if (this.cache?.seg === seg) this.cache = null;
+          }
+          pos = end;
           // Continue as a fresh chunk; prev stays: the frame after damage has a greater offset.
           continue;
         }
@@ -1007,8 +1054,11 @@ class FileLog implements PartitionLog {
     }
   }
 
-  /** The end of the damaged range starting at `pos`: known from the scan, or found and reported now. */
-  private skipDamage(seg: Segment, handle: FileHandle, pos: number, prev: number, limit: number): Promise<number> {
+  /**
+   * The end of the damaged range starting at `pos`: known from the scan, or found and reported now.
+   * Returns `pos` itself when the bytes read afresh from disk are a valid frame (unless `force`).
+   */
+  private skipDamage(seg: Segment, handle: FileHandle, pos: number, prev: number, limit: number, force: boolean): Promise<number> {
     const known = seg.skips.get(pos);
     if (known !== undefined) return Promise.resolve(known);
     let pending = seg.repairs.get(pos);
@@ -1016,6 +1066,7 @@ class FileLog implements PartitionLog {
       pending = (async () => {
         const w = new FileWindow(handle, limit);
         const fault = await w.check(pos, prev);
+        if (fault > 0 && !force) return pos;
         const detail = describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos);
         const next = await w.resync(pos, prev);
         const end = next < 0 ? limit : next;
@@ -1023,7 +1074,6 @@ class FileLog implements PartitionLog {
         const toOffset = next >= 0 ? w.offsetAt(next) - 1 : nextSeg ? nextSeg.base - 1 : seg.lastOffset;
         this.reportDamage(seg, prev + 1, toOffset, `${detail} (found while reading); ${end - pos} bytes skipped`);
         seg.skips.set(pos, end);
-        seg.repairs.delete(pos);
         if (toOffset >= prev + 1) {
           this.addGap(prev + 1, toOffset);
           this.recomputeLost();
@@ -1032,7 +1082,7 @@ class FileLog implements PartitionLog {
         // The index no longer describes a clean segment: have the next open scan it.
         if (seg !== this.active) await unlinkQuiet(seg.idxPath).catch(() => {});
         return end;
-      })();
+      })().finally(() => seg.repairs.delete(pos));
       seg.repairs.set(pos, pending);
     }
     return pending;

@@ -381,6 +381,65 @@ describe('file log: recovery', () => {
     }));
 });
 
+describe('file log: concurrency and errors', () => {
+  it('serves concurrent reads while segments roll, get truncated and trimmed', () =>
+    withDir(async (dir) => {
+      const inputs = records(0, 2000, { size: 120 });
+      const log = await openFileLog(opts(dir, { segmentBytes: 4096 }));
+      try {
+        const reads: Array<Promise<void>> = [];
+        let appended = 0;
+        for (let round = 0; round < 100; round++) {
+          void log.append(inputs.slice(appended, appended + 20));
+          appended += 20;
+          for (let k = 0; k < 3; k++) {
+            const from = log.firstOffset + ((round * 7 + k * 13) % Math.max(1, appended - log.firstOffset + 1));
+            reads.push(
+              log.read(from, { maxMessages: 50, maxBytes: 1e9 }).then((got) => {
+                for (const r of got) expectRecord(r, inputs[r.offset - 1] as RecordInput, r.offset);
+              }),
+            );
+          }
+          if (round % 10 === 9) reads.push(log.truncateBefore(appended - 150));
+          if (round % 25 === 24) reads.push(log.trimToBytes(20_000));
+        }
+        await Promise.all(reads);
+        const got = await readAll(log);
+        expect(got.at(-1)?.offset).toBe(2000);
+        expect(got[0]?.offset).toBe(log.firstOffset);
+        got.forEach((r) => expectRecord(r, inputs[r.offset - 1] as RecordInput, r.offset));
+      } finally {
+        await log.close();
+      }
+    }));
+
+  it('is not fooled into reporting damage when a caller scribbles on a returned value', () =>
+    withDir(async (dir) => {
+      const inputs = records(0, 30);
+      const log = await openFileLog(opts(dir));
+      try {
+        await log.append(inputs);
+        for (let i = 0; i < 3; i++) {
+          const [first] = await log.read(5, { maxMessages: 1, maxBytes: 1 });
+          first?.value.fill(0);
+        }
+        await expectIntact(log, inputs);
+        expect(log.corruptRanges).toEqual([]);
+        expect(log.count).toBe(30);
+      } finally {
+        await log.close();
+      }
+    }));
+
+  it('fails to open with IO_ERROR when the directory cannot be used', () =>
+    withDir(async (dir) => {
+      const file = path.join(dir, 'not-a-dir');
+      await fsp.writeFile(file, 'x');
+      await expect(openFileLog(opts(file))).rejects.toMatchObject({ code: 'IO_ERROR' });
+      await expect(openFileLog(opts(path.join(file, 'below')))).rejects.toMatchObject({ code: 'IO_ERROR' });
+    }));
+});
+
 describe('file log: durability', () => {
   it("group-commits concurrent appends under fsync 'always'", () =>
     withDir(async (dir) => {
