@@ -1,0 +1,61 @@
+/**
+ * CPU time spent per message, by the load generator (this process) and by the server (another
+ * process, read from /proc). Wall-clock rates swing with whatever else runs on the machine; CPU per
+ * message barely does, so it is the steadier way to compare two runs or two systems.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+
+const TICKS_PER_SEC = 100; // USER_HZ on Linux
+
+/** utime + stime of a process in µs, or undefined where /proc is not readable. */
+function procCpuUs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces; fields are counted after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return ((utime + stime) * 1e6) / TICKS_PER_SEC;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface CpuPerMessage {
+  /** µs of CPU the load generator process spent per message. */
+  loadGenUs: number;
+  /** µs of CPU the server process spent per message (absent when its pid is unknown). */
+  serverUs?: number;
+}
+
+/** Starts measuring; call the returned function with the message count when the scenario ends. */
+export function cpuMeter(serverPid: number | undefined): (messages: number) => CpuPerMessage {
+  const self0 = process.cpuUsage();
+  const server0 = serverPid ? procCpuUs(serverPid) : undefined;
+  return (messages) => {
+    const d = process.cpuUsage(self0);
+    const n = Math.max(1, messages);
+    const out: CpuPerMessage = { loadGenUs: Math.round(((d.user + d.system) / n) * 100) / 100 };
+    const server1 = serverPid ? procCpuUs(serverPid) : undefined;
+    if (server0 !== undefined && server1 !== undefined) out.serverUs = Math.round(((server1 - server0) / n) * 100) / 100;
+    return out;
+  };
+}
+
+/** The pid of the one process whose command name is `name`, if exactly one runs. */
+export function findPid(name: string): number | undefined {
+  const found: number[] = [];
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === name) found.push(Number(d));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return found.length === 1 ? found[0] : undefined;
+}

@@ -1,0 +1,196 @@
+/**
+ * The Junction load generator, run as a child process (`node --stack-trace-limit=0`, like the
+ * JetStream one) by main.ts against a broker that runs in a third process. Argument: the JSON of
+ * `JunctionRunnerConfig`. Prints one `SystemResult` JSON line on stdout; logs go to stderr. Every
+ * station it makes is deleted before it exits.
+ *
+ * Produce: `produceConcurrency` requests in flight, each a binary batch (`application/vnd.junction.batch`)
+ * of `batch` messages. Consume: `consumeConcurrency` loops, each fetching `batch` messages as a binary
+ * batch and acking them by deliveryId, with the ack of one batch overlapping the fetch of the next.
+ */
+import { latency, log, payload, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import { cpuMeter } from './cpu.js';
+import { makeDriver, type Driver, type Transport } from './junction-driver.js';
+
+export interface JunctionRunnerConfig {
+  plan: Plan;
+  url: string;
+  transport: Transport;
+  /** The broker's pid, for its CPU per message. */
+  serverPid?: number | undefined;
+}
+
+const GROUP = 'bench';
+/** Long-poll of a fetch that finds nothing (end to end: the consumer waits for the producer). */
+const FETCH_WAIT_MS = 100;
+
+interface Ctx {
+  plan: Plan;
+  driver: Driver;
+  stations: Set<string>;
+  prefix: string;
+  serverPid: number | undefined;
+}
+
+async function main(): Promise<void> {
+  const arg = process.argv[2];
+  if (!arg) throw new Error('usage: junction-runner.js <config json>');
+  const cfg = JSON.parse(arg) as JunctionRunnerConfig;
+  const driver = await makeDriver(cfg.transport, cfg.url);
+  const ctx: Ctx = { plan: cfg.plan, driver, stations: new Set(), prefix: `bench_${process.pid}_${Date.now().toString(36)}`, serverPid: cfg.serverPid };
+  const p = cfg.plan;
+  const result: SystemResult = {
+    notes: [
+      `broker: its own process, embedded store, default durability (fsync always); stations of ${p.partitions} partition(s)`,
+      `load: ${driver.describe} in a child process: node --stack-trace-limit=0`,
+      `produce: ${p.produceConcurrency} requests in flight of ${p.batch} messages; consume: ${p.consumeConcurrency} fetch loops of ${p.batch}, ack overlapping the next fetch`,
+    ],
+    sizes: {},
+  };
+  try {
+    for (const size of p.sizes) result.sizes[`${size}`] = await runSize(ctx, size);
+  } finally {
+    for (const s of ctx.stations) await driver.deleteStation(s).catch((err: unknown) => log(`could not delete station ${s}: ${String(err)}`));
+    await driver.close();
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
+  const out: SizeResult = {};
+  const want = new Set(ctx.plan.scenarios);
+  const value = payload(size);
+  ctx.driver.setValue(value);
+  const count = ctx.plan.produceCount[size as keyof Plan['produceCount']];
+  const e2eCount = ctx.plan.endToEndCount[size as keyof Plan['endToEndCount']];
+
+  if (want.has('produce') || want.has('consume')) {
+    const backlog = await makeStation(ctx, `${size}_backlog`);
+    log(`junction ${size} B: produce ${count}`);
+    const cpu = cpuMeter(ctx.serverPid);
+    const t0 = performance.now();
+    const stored = await produce(ctx, backlog, count, t0 + ctx.plan.capMs);
+    out.produce = { ...throughput(stored, (performance.now() - t0) / 1000, size, stored < count), cpu: cpu(stored) };
+    log(`junction ${size} B: produce ${fmt(out.produce)}`);
+    if (want.has('consume')) {
+      await ctx.driver.createGroup(backlog, GROUP);
+      out.consume = await consume(ctx, backlog, { n: stored }, size, performance.now(), () => false, ctx.plan.capMs);
+      log(`junction ${size} B: consume ${fmt(out.consume)}`);
+    }
+    await deleteStation(ctx, backlog);
+  }
+
+  if (want.has('e2e')) {
+    const e2eStation = await makeStation(ctx, `${size}_e2e`);
+    await ctx.driver.createGroup(e2eStation, GROUP);
+    log(`junction ${size} B: end to end ${e2eCount}`);
+    out.endToEnd = await endToEndRun(ctx, e2eStation, size, e2eCount);
+    log(`junction ${size} B: end to end ${fmt(out.endToEnd)}`);
+    await deleteStation(ctx, e2eStation);
+  }
+
+  if (want.has('latency')) {
+    const latStation = await makeStation(ctx, `${size}_latency`);
+    const lat = await produceLatency(ctx, latStation);
+    out.latency = lat;
+    log(`junction ${size} B: produce latency p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms max ${lat.maxMs} ms`);
+    await deleteStation(ctx, latStation);
+  }
+  return out;
+}
+
+async function makeStation(ctx: Ctx, suffix: string): Promise<string> {
+  const name = `${ctx.prefix}_${suffix}`;
+  await ctx.driver.createStation(name, ctx.plan.partitions);
+  ctx.stations.add(name);
+  return name;
+}
+
+async function deleteStation(ctx: Ctx, name: string): Promise<void> {
+  await ctx.driver.deleteStation(name);
+  ctx.stations.delete(name);
+}
+
+/** Produces up to `count` messages with produceConcurrency requests in flight; stops issuing at `deadline`. Resolves with how many were stored. */
+async function produce(ctx: Ctx, station: string, count: number, deadline: number): Promise<number> {
+  const { batch, produceConcurrency } = ctx.plan;
+  let issued = 0;
+  let stored = 0;
+  const worker = async () => {
+    while (issued < count && performance.now() < deadline) {
+      const n = Math.min(batch, count - issued);
+      issued += n;
+      // Not `stored += await …`: that reads `stored` before the await and loses the other workers' counts.
+      const ok = await ctx.driver.produce(station, n);
+      stored += ok;
+    }
+  };
+  await Promise.all(Array.from({ length: produceConcurrency }, worker));
+  return stored;
+}
+
+/**
+ * Fetches and acks until `target.n` messages are acked and the producer has stopped, or the cap has
+ * passed since the producer stopped (measured from `start`, a performance.now()).
+ */
+async function consume(
+  ctx: Ctx,
+  station: string,
+  target: { n: number },
+  size: number,
+  start: number,
+  producing: () => boolean,
+  capMs: number,
+): Promise<Throughput> {
+  const cpu = cpuMeter(ctx.serverPid);
+  let acked = 0;
+  const done = () => !producing() && (acked >= target.n || performance.now() - start > capMs);
+  const loop = async () => {
+    let pendingAck: Promise<void> | undefined;
+    while (!done()) {
+      const fetched = await ctx.driver.fetch(station, GROUP, ctx.plan.batch, FETCH_WAIT_MS);
+      if (fetched.count === 0) continue;
+      // One ack in flight per loop: it overlaps the next fetch, and the loop never runs ahead of it by more.
+      await pendingAck;
+      pendingAck = fetched.ack().then((n) => {
+        acked += n;
+      });
+    }
+    await pendingAck;
+  };
+  await Promise.all(Array.from({ length: ctx.plan.consumeConcurrency }, loop));
+  const seconds = (performance.now() - start) / 1000;
+  return { ...throughput(acked, seconds, size, acked < target.n), cpu: cpu(acked) };
+}
+
+async function endToEndRun(ctx: Ctx, station: string, size: number, count: number): Promise<Throughput> {
+  const start = performance.now();
+  let producing = true;
+  const target = { n: count };
+  const consumed = consume(ctx, station, target, size, start, () => producing, 2 * ctx.plan.capMs);
+  const stored = await produce(ctx, station, count, start + ctx.plan.capMs);
+  target.n = stored;
+  producing = false;
+  const t = await consumed;
+  return { ...t, capped: t.capped || stored < count };
+}
+
+async function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
+  for (let i = 0; i < 50; i++) await ctx.driver.produce(station, 1); // warm up
+  const samples: number[] = [];
+  for (let i = 0; i < ctx.plan.latencySamples; i++) {
+    const t = performance.now();
+    await ctx.driver.produce(station, 1);
+    samples.push(performance.now() - t);
+  }
+  return latency(samples);
+}
+
+function fmt(t: Throughput): string {
+  return `${t.messages} msgs in ${t.seconds} s = ${t.msgsPerSec} msgs/s, ${t.mbPerSec} MB/s${t.capped ? ' (capped)' : ''}`;
+}
+
+main().catch((err: unknown) => {
+  log(`junction runner failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});

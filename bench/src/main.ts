@@ -1,0 +1,290 @@
+/**
+ * `npm run bench`: Junction beside NATS JetStream on this machine, in one run.
+ *
+ * Processes: this one only orchestrates. The Junction broker runs as its own process (`junction
+ * start`, temporary data dir, free port, default durability: fsync always); each system's load
+ * generator runs in a child process of its own (`node --stack-trace-limit=0`), one system after the
+ * other, so neither competes with the other for the two cores. JetStream is the nats-server already
+ * running on this machine (default nats://127.0.0.1:4222).
+ *
+ * stdout carries the result only (the table, or with --json one JSON object); progress goes to stderr.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, copyFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findPid } from './cpu.js';
+import { brokerLogFile, startBroker, type RunningBroker } from './broker.js';
+import { TRANSPORTS, type Transport } from './junction-driver.js';
+import { SCENARIOS, SIZES, SYSTEMS, log, makePlan, type Plan, type Scenario, type Size, type System, type SystemResult } from './plan.js';
+import { renderProfile, summarizeProfile } from './profile.js';
+import { renderTable, targetCheck, type Outcome } from './report.js';
+
+const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js [options])
+  --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
+  --quick                small counts (a smoke run of a few seconds per system)
+  --only junction|jetstream
+  --size 1024|100        message size (repeat or comma-separate; default both)
+  --scenario LIST        produce,consume,e2e,latency (default all; consume implies produce)
+  --transport raw|client Junction load generator: raw node:http + codec (default) or @junction/client
+  --partitions N         partitions of each Junction station (default 1)
+  --broker-log-level L   the broker's log level (default info, the broker's default)
+  --nats URL             JetStream server (default $NATS_URL or nats://127.0.0.1:4222)
+  --js-window N          js.publish calls in flight (default 500)
+  --js-pull N            messages per pull of the JetStream consumer (default 5000; 1000 with --quick)
+  --batch N              messages per Junction produce / fetch request (default 1000)
+  --concurrency P,C      Junction produce requests in flight, fetch loops (default 4,4)
+  --profile              run the broker with --cpu-prof and print where its time went (stderr)
+  --help`;
+
+interface Options {
+  json: boolean;
+  quick: boolean;
+  systems: System[];
+  sizes: Size[];
+  scenarios: Scenario[];
+  transport: Transport;
+  partitions: number;
+  brokerLogLevel: string;
+  nats: string;
+  profile: boolean;
+  overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    json: false,
+    quick: false,
+    systems: [...SYSTEMS],
+    sizes: [],
+    scenarios: [],
+    transport: 'raw',
+    partitions: 1,
+    brokerLogLevel: 'info',
+    nats: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
+    profile: false,
+    overrides: {},
+  };
+  const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--json':
+        o.json = true;
+        break;
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--profile':
+        o.profile = true;
+        break;
+      case '--only': {
+        const v = value();
+        if (!(SYSTEMS as readonly string[]).includes(v)) throw new UsageError(`--only takes ${SYSTEMS.join(' or ')}`);
+        o.systems = [v as System];
+        break;
+      }
+      case '--size':
+        for (const v of list(value())) {
+          const n = Number(v);
+          if (!(SIZES as readonly number[]).includes(n)) throw new UsageError(`--size takes ${SIZES.join(' or ')}`);
+          if (!o.sizes.includes(n as Size)) o.sizes.push(n as Size);
+        }
+        break;
+      case '--scenario':
+        for (const v of list(value())) {
+          if (!(SCENARIOS as readonly string[]).includes(v)) throw new UsageError(`--scenario takes ${SCENARIOS.join(', ')}`);
+          if (!o.scenarios.includes(v as Scenario)) o.scenarios.push(v as Scenario);
+        }
+        break;
+      case '--transport': {
+        const v = value();
+        if (!(TRANSPORTS as readonly string[]).includes(v)) throw new UsageError(`--transport takes ${TRANSPORTS.join(' or ')}`);
+        o.transport = v as Transport;
+        break;
+      }
+      case '--partitions': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--partitions takes 1..64');
+        o.partitions = n;
+        break;
+      }
+      case '--js-window':
+        o.overrides.jsWindow = positive(flag, value());
+        break;
+      case '--js-pull':
+        o.overrides.jsPull = positive(flag, value());
+        break;
+      case '--batch':
+        o.overrides.batch = Math.min(10_000, positive(flag, value()));
+        break;
+      case '--concurrency': {
+        const [p, c] = list(value());
+        o.overrides.produceConcurrency = positive(flag, p ?? '');
+        if (c !== undefined) o.overrides.consumeConcurrency = positive(flag, c);
+        break;
+      }
+      case '--broker-log-level':
+        o.brokerLogLevel = value();
+        break;
+      case '--nats':
+        o.nats = value();
+        break;
+      case '--help':
+      case '-h':
+        process.stderr.write(`${USAGE}\n`);
+        process.exit(0);
+        break;
+      default:
+        throw new UsageError(`unknown option ${a}`);
+    }
+  }
+  if (o.sizes.length === 0) o.sizes = [...SIZES];
+  if (o.scenarios.length === 0) o.scenarios = [...SCENARIOS];
+  return o;
+}
+
+/** nats-server's pid when the URL is on this machine and exactly one nats-server runs. */
+function localNatsPid(url: string): number | undefined {
+  const host = /^(?:nats:\/\/)?([^:/]+)/.exec(url)?.[1];
+  return host === '127.0.0.1' || host === 'localhost' ? findPid('nats-server') : undefined;
+}
+
+function positive(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a positive integer`);
+  return n;
+}
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const children = new Set<ChildProcess>();
+let broker: RunningBroker | undefined;
+let workDir: string | undefined;
+
+/** Runs one load generator child; resolves with its result line. */
+function runChild(script: string, config: unknown): Promise<SystemResult> {
+  const file = fileURLToPath(new URL(script, import.meta.url));
+  return new Promise((resolve, reject) => {
+    // --stack-trace-limit=0 for both systems alike: nats.js builds an Error per request, which
+    // costs about half its throughput otherwise; the same flag is given to the Junction side.
+    const child = spawn(process.execPath, ['--stack-trace-limit=0', file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => (out += c));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      const last = out.trim().split('\n').at(-1);
+      if (code === 0 && last) {
+        try {
+          resolve(JSON.parse(last) as SystemResult);
+          return;
+        } catch {
+          // fall through
+        }
+      }
+      reject(new Error(`${script} exited with ${signal ?? code}${last ? `: ${last.slice(0, 300)}` : ''}`));
+    });
+  });
+}
+
+async function runJunction(opts: Options, plan: Plan, dir: string): Promise<SystemResult> {
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const profileDir = opts.profile ? join(dir, 'profile') : undefined;
+  if (profileDir) mkdirSync(profileDir);
+  broker = await startBroker({ dataDir, logLevel: opts.brokerLogLevel, profileDir, logFile: brokerLogFile(dir) });
+  const command = broker.command;
+  try {
+    const result = await runChild('./junction-runner.js', { plan, url: broker.url, transport: opts.transport, serverPid: broker.pid });
+    result.notes.unshift(`broker: ${command} (log level ${opts.brokerLogLevel}, logs to a file)`);
+    return { ...result, broker: command };
+  } finally {
+    await broker.stop();
+    broker = undefined;
+    if (profileDir) {
+      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        const kept = join(tmpdir(), `junction-bench-broker-${Date.now()}.cpuprofile`);
+        copyFileSync(join(profileDir, file), kept);
+        process.stderr.write(`\n${renderProfile(summarizeProfile(kept))}\n\nfull profile: ${kept} (open in Chrome DevTools > Performance)\n\n`);
+      } else log('the broker wrote no CPU profile (it did not exit cleanly?)');
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios), ...opts.overrides, partitions: opts.partitions };
+  workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
+  const results: Partial<Record<System, Outcome>> = {};
+  const started = Date.now();
+  try {
+    for (const system of opts.systems) {
+      log(`${system}: ${opts.quick ? 'quick' : 'full'} run, sizes ${plan.sizes.join(', ')} B, scenarios ${plan.scenarios.join(', ')}`);
+      // Others' work on the same two cores skews everything; say how busy the machine was.
+      const load = loadavg()[0]!.toFixed(2);
+      try {
+        const r = system === 'junction' ? await runJunction(opts, plan, workDir) : await runChild('./jetstream-runner.js', { plan, servers: opts.nats, serverPid: localNatsPid(opts.nats) });
+        r.notes.push(`machine: ${cpus().length} cores, 1-min load average ${load} when this system's run started`);
+        results[system] = r;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        log(`${system} failed: ${message}`);
+        results[system] = { error: message };
+      }
+    }
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  const junction = results.junction;
+  if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null })}\n`);
+  } else {
+    process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
+  }
+  return Object.values(results).some((r) => r && 'error' in r) ? 1 : 0;
+}
+
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  log(`${signal}: stopping`);
+  for (const c of children) c.kill('SIGTERM');
+  await broker?.stop().catch(() => undefined);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  process.exit(130);
+}
+process.once('SIGINT', (s) => void shutdown(s));
+process.once('SIGTERM', (s) => void shutdown(s));
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+  },
+);
