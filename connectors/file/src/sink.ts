@@ -1,0 +1,265 @@
+/**
+ * The file sink. Exactly once across crashes and replays, per offset:
+ *
+ * - A file is written as temp → fsync → rename → fsync(dir), and holds exactly the offsets its name
+ *   says (first..last, no gaps). A message is confirmed `ok()` only after its file's rename is durable.
+ * - Before writing, the sink knows which offsets of the partition the directory already holds (from
+ *   the file names, loaded once and reloaded whenever the directory changed behind its back). Those
+ *   messages are answered `ok()` and not written again; the rest are split into runs of consecutive
+ *   offsets and each run becomes one file. So a replay — the same batch, or batches cut differently,
+ *   or a retry batch with gaps — adds only what is missing, and the files' union holds each offset once.
+ * - A crash leaves at worst a temp file (ignored, and deleted the next time the partition is loaded)
+ *   or renamed files whose messages were never confirmed: the runtime sends them again, they are
+ *   found present and answered `ok()`.
+ *
+ * Assumes one writer per partition at a time (the runtime's guarantee); writes to one partition are
+ * also serialized inside the sink.
+ */
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Histogram,
+  type Logger,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
+import type { FileSinkConfig } from './config.js';
+import { encodeLine } from './encode.js';
+import { dataFileName, isTempFileName, parseDataFileName, partitionDir, tempFileName } from './layout.js';
+import { OffsetRanges } from './ranges.js';
+
+const gzip = promisify(gzipCb);
+
+interface PartitionState {
+  present: OffsetRanges;
+  /** The directory's mtime after our last change: anything else means someone else changed it. */
+  mtimeNs: bigint;
+}
+
+interface Run {
+  first: number;
+  last: number;
+  lines: string[];
+  /** Indexes into the batch. */
+  indexes: number[];
+}
+
+export class FileSink implements Sink {
+  private closed = false;
+  private readonly partitions = new Map<string, PartitionState>();
+  /** The tail of each partition's write chain: writes to a partition never overlap. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly log: Logger;
+  private readonly m: {
+    messages: Counter;
+    bytes: Counter;
+    files: Counter;
+    replayed: Counter;
+    deadLetters: Counter;
+    tempCleaned: Counter;
+    writeSeconds: Histogram;
+  };
+
+  constructor(
+    private readonly root: string,
+    private readonly config: FileSinkConfig,
+    ctx: SinkContext,
+  ) {
+    this.log = ctx.logger.child({ dir: root });
+    this.m = {
+      messages: ctx.metrics.counter('messages_written_total', 'Messages written to files'),
+      bytes: ctx.metrics.counter('bytes_written_total', 'Bytes written to files (after gzip)'),
+      files: ctx.metrics.counter('files_written_total', 'Files written'),
+      replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because their offset was already in the directory'),
+      deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (value not valid UTF-8 with valueEncoding utf8)'),
+      tempCleaned: ctx.metrics.counter('temp_files_removed_total', 'Leftover temp files of interrupted writes removed'),
+      writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write and fsync one batch'),
+    };
+  }
+
+  async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
+    if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
+    const dir = partitionDir(this.root, batch.station, batch.partition);
+    const previous = this.chains.get(dir) ?? Promise.resolve();
+    const next = previous.then(
+      () => this.writeLocked(dir, batch, signal),
+      () => this.writeLocked(dir, batch, signal),
+    );
+    const tail = next.catch(() => undefined);
+    this.chains.set(dir, tail);
+    void tail.then(() => {
+      if (this.chains.get(dir) === tail) this.chains.delete(dir);
+    });
+    return next;
+  }
+
+  private async writeLocked(dir: string, batch: SinkBatch, signal: AbortSignal): Promise<WriteResult[]> {
+    const started = performance.now();
+    const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
+    const runs: Run[] = [];
+    try {
+      signal.throwIfAborted();
+      const state = await this.load(dir);
+      const inBatch = new Set<number>();
+      let run: Run | undefined;
+      let replayed = 0;
+      batch.messages.forEach((m, i) => {
+        if (!Number.isSafeInteger(m.offset) || m.offset < 1) {
+          throw new JunctionError(ErrorCode.INTERNAL, `message ${i} has offset ${String(m.offset)}, not a positive integer`);
+        }
+        if (state.present.has(m.offset) || inBatch.has(m.offset)) {
+          results[i] = ok();
+          replayed += 1;
+          run = undefined;
+          return;
+        }
+        inBatch.add(m.offset);
+        const encoded = encodeLine(m, this.config.valueEncoding);
+        if ('rejected' in encoded) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, encoded.rejected);
+          this.m.deadLetters.inc();
+          // A file never spans an offset it does not hold, or a replay would take it for written.
+          run = undefined;
+          return;
+        }
+        if (run && m.offset === run.last + 1) {
+          run.last = m.offset;
+          run.lines.push(encoded.line);
+          run.indexes.push(i);
+        } else {
+          run = { first: m.offset, last: m.offset, lines: [encoded.line], indexes: [i] };
+          runs.push(run);
+        }
+      });
+      if (replayed > 0) this.m.replayed.inc(replayed);
+
+      for (const r of runs) {
+        signal.throwIfAborted();
+        await this.writeFile(dir, r);
+      }
+      if (runs.length > 0) {
+        if (this.config.fsync) await fsyncDir(dir);
+        for (const r of runs) {
+          state.present.add(r.first, r.last);
+          for (const i of r.indexes) results[i] = ok();
+          this.m.messages.inc(r.indexes.length);
+        }
+        state.mtimeNs = (await stat(dir, { bigint: true })).mtimeNs;
+      }
+      this.m.writeSeconds.observe((performance.now() - started) / 1000);
+      return results as WriteResult[];
+    } catch (err) {
+      // Renamed files may not be durable, and the directory changed: learn it afresh next time.
+      this.partitions.delete(dir);
+      if (signal.aborted || (err instanceof JunctionError && !err.retryable)) throw err;
+      const reason = `cannot write ${dir}: ${describe(err)}`;
+      this.log.warn({ err, station: batch.station, partition: batch.partition }, 'file write failed; answering retry');
+      return results.map((r) => r ?? retry(reason));
+    }
+  }
+
+  /** Which offsets the partition's directory holds; reloaded when the directory changed since we last looked. */
+  private async load(dir: string): Promise<PartitionState> {
+    const cached = this.partitions.get(dir);
+    if (cached) {
+      const now = (await stat(dir, { bigint: true })).mtimeNs;
+      if (now === cached.mtimeNs) return cached;
+      this.log.info({ dir }, 'partition directory changed by someone else; reloading its file list');
+    }
+    await mkdir(dir, { recursive: true });
+    const present = new OffsetRanges();
+    let cleaned = 0;
+    for (const name of await readdir(dir)) {
+      if (isTempFileName(name)) {
+        await rm(join(dir, name), { force: true });
+        cleaned += 1;
+        continue;
+      }
+      const parsed = parseDataFileName(name);
+      if (parsed) present.add(parsed.first, parsed.last);
+    }
+    if (cleaned > 0) {
+      this.m.tempCleaned.inc(cleaned);
+      this.log.info({ dir, cleaned }, 'removed temp files left by an interrupted write');
+    }
+    // Files renamed just before a crash are listed but perhaps not durable: make them so before trusting them.
+    if (this.config.fsync) await fsyncDir(dir);
+    const state: PartitionState = { present, mtimeNs: (await stat(dir, { bigint: true })).mtimeNs };
+    this.partitions.set(dir, state);
+    return state;
+  }
+
+  private async writeFile(dir: string, run: Run): Promise<void> {
+    const name = dataFileName(run.first, run.last, this.config.gzip);
+    const temp = join(dir, tempFileName(name));
+    let data: Buffer = Buffer.from(run.lines.join(''), 'utf8');
+    if (this.config.gzip) data = await gzip(data);
+    const fh = await open(temp, 'wx');
+    try {
+      await fh.writeFile(data);
+      if (this.config.fsync) await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(temp, join(dir, name));
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    this.m.files.inc();
+    this.m.bytes.inc(data.byteLength);
+  }
+
+  async checkConnection(): Promise<void> {
+    const probe = join(this.root, `.probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`);
+    try {
+      await mkdir(this.root, { recursive: true });
+      const fh = await open(probe, 'wx');
+      await fh.writeFile('probe');
+      await fh.sync();
+      await fh.close();
+      await unlink(probe);
+    } catch (err) {
+      await unlink(probe).catch(() => undefined);
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot write to ${this.root}: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.chains.values()]);
+    this.partitions.clear();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,49 @@
+/** The file sink against the SDK's conformance kit, in its default form and in its gzip / base64 forms. */
+import { randomUUID } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assertConformance, runSinkConformance, sinkConformanceSuite, type SinkConformanceOptions } from '@junction/sdk-connector/testing';
+import plugin from '../src/index.js';
+import { readFileSink } from '../src/read.js';
+
+// Not created here: the sink creates its dir on open, so a filtered run that opens nothing leaves nothing.
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+function kitOptions(extra: Record<string, unknown> = {}): SinkConformanceOptions {
+  const dir = join(tmpdir(), `junction-file-kit-${randomUUID()}`);
+  dirs.push(dir);
+  const config = { dir, ...extra };
+  return {
+    plugin,
+    config,
+    readBack: async () => (await readFileSink(dir)).map((r) => r.value),
+    // With valueEncoding utf8, bytes that are not UTF-8 can never be written: they are dead-lettered.
+    deadLetter: { value: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), config: { ...config, valueEncoding: 'utf8' } },
+    // A plain file where the station's directory should be: every write fails until it is removed.
+    retry: {
+      breakDestination: async ({ station }) => {
+        const blocker = join(dir, station);
+        await writeFile(blocker, 'not a directory');
+        return () => rm(blocker, { force: true });
+      },
+    },
+  };
+}
+
+// Registered at the top level, one vitest test per check.
+sinkConformanceSuite({ describe, it }, kitOptions());
+
+describe('file sink conformance in other configurations', () => {
+  for (const extra of [{ gzip: true }, { valueEncoding: 'base64' }, { fsync: false }, { gzip: true, valueEncoding: 'utf8' }]) {
+    it(`passes with ${JSON.stringify(extra)}`, async () => {
+      const results = await runSinkConformance(kitOptions(extra));
+      assertConformance(results);
+      expect(results.every((r) => r.status === 'passed')).toBe(true);
+    });
+  }
+});
