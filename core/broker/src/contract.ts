@@ -115,6 +115,11 @@ export interface ReadOptions {
   maxBytes?: number | undefined;
 }
 
+export interface DeadLetterDetails {
+  code?: string | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
 export interface ReplayOptions {
   group?: string | undefined;
   fromOffset?: number | undefined;
@@ -171,8 +176,12 @@ export interface StationStore {
   ack(station: string, group: string, deliveryIds: readonly string[]): Promise<SettleOutcome[]>;
   /** Makes the deliveries available again after delayMs (default at once). */
   nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number): Promise<SettleOutcome[]>;
-  /** Moves the deliveries' messages to the dead-letter station with the reason. */
-  deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string): Promise<SettleOutcome[]>;
+  /**
+   * Moves the deliveries' messages to the dead-letter station with the reason. `details.code` replaces
+   * the default code (CONSUMER_DEAD_LETTER) and `details.headers` are added to each dead letter (the
+   * connector runtime names the connector and the error there).
+   */
+  deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]>;
   /** Moves the group's cursor; pending deliveries are forgotten. */
   seek(station: string, group: string, position: StartPosition): Promise<GroupInfo>;
 

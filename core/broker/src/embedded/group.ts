@@ -33,6 +33,8 @@ export interface DeadLetterItem {
   attempts: number;
   code: string;
   reason: string;
+  /** Extra headers for the dead letter (who dead-lettered it and why, in detail). */
+  headers?: Record<string, string> | undefined;
 }
 
 export interface GroupMeta {
@@ -197,12 +199,12 @@ export class GroupRt {
     if (woke) this.host.notify();
   }
 
-  private async moveToDls(items: { partition: number; offset: number; attempts: number }[], code: string, reason: string): Promise<void> {
+  private async moveToDls(items: { partition: number; offset: number; attempts: number }[], code: string, reason: string, headers?: Record<string, string>): Promise<void> {
     const batch: DeadLetterItem[] = [];
     const gone: { partition: number; offset: number }[] = [];
     for (const it of items) {
       const [rec] = await this.host.read(it.partition, it.offset, 1, 1);
-      if (rec && rec.offset === it.offset) batch.push({ record: rec, partition: it.partition, attempts: it.attempts, code, reason });
+      if (rec && rec.offset === it.offset) batch.push({ record: rec, partition: it.partition, attempts: it.attempts, code, reason, headers });
       else gone.push(it);
     }
     try {
@@ -392,7 +394,7 @@ export class GroupRt {
   }
 
   /** Dead-letters deliveries that are still waiting (any attempt). */
-  async deadLetter(ids: readonly string[], reason: string): Promise<SettleOutcome[]> {
+  async deadLetter(ids: readonly string[], reason: string, code = 'CONSUMER_DEAD_LETTER', headers?: Record<string, string>): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const items: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
@@ -413,7 +415,7 @@ export class GroupRt {
       items.push({ partition: d.partition, offset: d.offset, attempts: u.attempt });
       out.push({ deliveryId: id, status: 'dead-lettered' });
     }
-    if (items.length > 0) await this.moveToDls(items, 'CONSUMER_DEAD_LETTER', reason);
+    if (items.length > 0) await this.moveToDls(items, code, reason, headers);
     return out;
   }
 

@@ -24,6 +24,7 @@ import {
 import { z } from 'zod';
 import {
   dlsName,
+  type DeadLetterDetails,
   type Delivery,
   type FetchOptions,
   type GroupInfo,
@@ -466,9 +467,9 @@ export class EmbeddedStore implements StationStore {
     return this.group(st, group).nack(deliveryIds, delayMs ?? 0);
   }
 
-  async deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string): Promise<SettleOutcome[]> {
+  async deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]> {
     const st = this.station(station);
-    return this.group(st, group).deadLetter(deliveryIds, reason ?? 'dead-lettered by the consumer');
+    return this.group(st, group).deadLetter(deliveryIds, reason ?? 'dead-lettered by the consumer', details?.code, details?.headers);
   }
 
   async seek(station: string, group: string, position: StartPosition): Promise<GroupInfo> {
@@ -494,6 +495,7 @@ export class EmbeddedStore implements StationStore {
         msgId: `dls:${group}:${it.partition}:${it.record.offset}`,
         headers: {
           ...it.record.headers,
+          ...it.headers,
           [DLS_HEADERS.reason]: it.reason,
           [DLS_HEADERS.code]: it.code,
           [DLS_HEADERS.group]: group,

@@ -1132,6 +1132,26 @@ export function runStationStoreConformance(target: ConformanceTarget): void {
         expect((await store.getGroup(s, 'g')).deadLettered).toBe(1);
       });
 
+      it('deadLetter details set the code and add headers, without overriding the broker\'s own', async () => {
+        const s = uniqueName('dl-details');
+        await store.createStation(s);
+        await produceOk(s, [{ value: bytes('poison'), headers: { mine: '1' } }]);
+        const [d] = await fetchNow(s, 'connector.sink');
+        const out = await store.deadLetter(s, 'connector.sink', [d!.deliveryId], 'cannot encode', {
+          code: 'ENCODE_FAILED',
+          headers: { [DLS_HEADERS.connector]: 'sink', [DLS_HEADERS.group]: 'forged' },
+        });
+        expect(out).toEqual([{ deliveryId: d!.deliveryId, status: 'dead-lettered' }]);
+        const [dl] = await waitForDeadLetters(s, 1);
+        expect(dl!.headers).toMatchObject({
+          mine: '1',
+          [DLS_HEADERS.code]: 'ENCODE_FAILED',
+          [DLS_HEADERS.connector]: 'sink',
+          [DLS_HEADERS.group]: 'connector.sink',
+          [DLS_HEADERS.reason]: 'cannot encode',
+        });
+      });
+
       it('deadLetter(reason) moves the message at once with the reason', async () => {
         const s = uniqueName('explicit-dl');
         await store.createStation(s, { partitions: 2 });
