@@ -17,10 +17,13 @@ const FALLBACK_BIN = fileURLToPath(new URL('./broker-main.js', import.meta.url))
 
 export interface BrokerOptions {
   dataDir: string;
-  /** Broker log level; its logs go to `<dataDir>/../broker.log`. */
+  /** Broker log level. */
   logLevel: string;
+  /** The broker's --fsync; undefined keeps its default (always). */
+  fsync?: string | undefined;
   /** When set, the broker runs with `--cpu-prof` writing into this directory. */
   profileDir?: string | undefined;
+  /** The broker's stdout and stderr go here. */
   logFile: string;
 }
 
@@ -51,8 +54,21 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const useCli = existsSync(CLI_BIN);
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   const args = useCli
-    ? [...nodeArgs, CLI_BIN, 'start', '--data-dir', opts.dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', opts.logLevel]
-    : [...nodeArgs, FALLBACK_BIN, opts.dataDir, String(port), opts.logLevel];
+    ? [
+        ...nodeArgs,
+        CLI_BIN,
+        'start',
+        '--data-dir',
+        opts.dataDir,
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '--log-level',
+        opts.logLevel,
+        ...(opts.fsync ? ['--fsync', opts.fsync] : []),
+      ]
+    : [...nodeArgs, FALLBACK_BIN, opts.dataDir, String(port), opts.logLevel, opts.fsync ?? ''];
   const out = createWriteStream(opts.logFile);
   await new Promise<void>((r) => out.once('open', () => r()));
   const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], cwd: opts.dataDir });

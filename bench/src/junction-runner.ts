@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const p = cfg.plan;
   const result: SystemResult = {
     notes: [
-      `broker: its own process, embedded store, default durability (fsync always); stations of ${p.partitions} partition(s)`,
+      `stations: embedded store, ${p.partitions} partition(s), file storage`,
       `load: ${driver.describe} in a child process: node --stack-trace-limit=0`,
       `produce: ${p.produceConcurrency} requests in flight of ${p.batch} messages; consume: ${p.consumeConcurrency} fetch loops of ${p.batch}, ack overlapping the next fetch`,
     ],
@@ -152,9 +152,12 @@ async function consume(
       if (fetched.count === 0) continue;
       // One ack in flight per loop: it overlaps the next fetch, and the loop never runs ahead of it by more.
       await pendingAck;
-      pendingAck = fetched.ack().then((n) => {
+      const ack = fetched.ack().then((n) => {
         acked += n;
       });
+      // A failed ack fails the scenario where it is awaited (next turn or at the end), not earlier as an unhandled rejection.
+      ack.catch(() => undefined);
+      pendingAck = ack;
     }
     await pendingAck;
   };

@@ -30,8 +30,9 @@ const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js 
   --transport raw|client Junction load generator: raw node:http + codec (default) or @junction/client
   --partitions N         partitions of each Junction station (default 1)
   --broker-log-level L   the broker's log level (default info, the broker's default)
+  --fsync POLICY         the broker's --fsync (always | never | interval:<ms>; default: its own, always)
   --nats URL             JetStream server (default $NATS_URL or nats://127.0.0.1:4222)
-  --js-window N          js.publish calls in flight (default 500)
+  --js-window N          js.publish calls in flight (default 200)
   --js-pull N            messages per pull of the JetStream consumer (default 5000; 1000 with --quick)
   --batch N              messages per Junction produce / fetch request (default 1000)
   --concurrency P,C      Junction produce requests in flight, fetch loops (default 4,4)
@@ -47,6 +48,7 @@ interface Options {
   transport: Transport;
   partitions: number;
   brokerLogLevel: string;
+  fsync: string | undefined;
   nats: string;
   profile: boolean;
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
@@ -62,6 +64,7 @@ function parseArgs(argv: string[]): Options {
     transport: 'raw',
     partitions: 1,
     brokerLogLevel: 'info',
+    fsync: undefined,
     nats: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
     profile: false,
     overrides: {},
@@ -131,6 +134,9 @@ function parseArgs(argv: string[]): Options {
         if (c !== undefined) o.overrides.consumeConcurrency = positive(flag, c);
         break;
       }
+      case '--fsync':
+        o.fsync = value();
+        break;
       case '--broker-log-level':
         o.brokerLogLevel = value();
         break;
@@ -204,11 +210,12 @@ async function runJunction(opts: Options, plan: Plan, dir: string): Promise<Syst
   mkdirSync(dataDir, { recursive: true });
   const profileDir = opts.profile ? join(dir, 'profile') : undefined;
   if (profileDir) mkdirSync(profileDir);
-  broker = await startBroker({ dataDir, logLevel: opts.brokerLogLevel, profileDir, logFile: brokerLogFile(dir) });
+  broker = await startBroker({ dataDir, logLevel: opts.brokerLogLevel, fsync: opts.fsync, profileDir, logFile: brokerLogFile(dir) });
   const command = broker.command;
   try {
     const result = await runChild('./junction-runner.js', { plan, url: broker.url, transport: opts.transport, serverPid: broker.pid });
-    result.notes.unshift(`broker: ${command} (log level ${opts.brokerLogLevel}, logs to a file)`);
+    const durability = opts.fsync ? `fsync ${opts.fsync} (--fsync)` : 'fsync always (the default: a produce is answered once fsynced)';
+    result.notes.unshift(`broker: its own process, ${durability}, log level ${opts.brokerLogLevel} to a file: ${command}`);
     return { ...result, broker: command };
   } finally {
     await broker.stop();

@@ -56,7 +56,7 @@ export function makePlan(quick: boolean, sizes: Size[], scenarios: Scenario[]): 
         produceConcurrency: 4,
         consumeConcurrency: 4,
         partitions: 1,
-        jsWindow: 500,
+        jsWindow: 200,
         jsPull: 1000,
       }
     : {
@@ -70,7 +70,7 @@ export function makePlan(quick: boolean, sizes: Size[], scenarios: Scenario[]): 
         produceConcurrency: 4,
         consumeConcurrency: 4,
         partitions: 1,
-        jsWindow: 500,
+        jsWindow: 200,
         jsPull: 5000,
       };
 }
