@@ -7,6 +7,9 @@ import type * as http from 'node:http';
 import {
   BATCH_CONTENT_TYPE,
   encodeProduceBatch,
+  expandSettleSummary,
+  SETTLE_STATUS,
+  type SettleSummary,
   type CreateGroupBody,
   type DlsReplayBody,
   type FetchBody,
@@ -235,10 +238,13 @@ export class JunctionClient {
     return this.settle(station, group, 'dead-letter', reason === undefined ? { deliveryIds } : { deliveryIds, reason }, opts);
   }
 
-  private async settle(station: string, group: string, verb: string, json: object, opts?: CallOptions): Promise<SettleResult[]> {
-    const r = await this.json<{ results: SettleResult[] }>({ ...opts, method: 'POST', path: `${groupPath(station, group)}/${verb}`, json, idempotent: true });
-    if (!r || !Array.isArray(r.results)) throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `${verb} answered without results`);
-    return r.results;
+  private async settle(station: string, group: string, verb: keyof typeof SETTLE_STATUS, json: { deliveryIds: readonly string[]; delayMs?: number; reason?: string }, opts?: CallOptions): Promise<SettleResult[]> {
+    // The summary answer lists only the exceptions; the rest got the verb's own status.
+    const r = await this.json<SettleSummary>({ ...opts, method: 'POST', path: `${groupPath(station, group)}/${verb}`, json: { ...json, summary: true }, idempotent: true });
+    if (!r || !Array.isArray(r.results) || typeof r.count !== 'number' || r.count + r.results.length !== json.deliveryIds.length) {
+      throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `${verb} answered without a summary of every delivery`);
+    }
+    return expandSettleSummary(json.deliveryIds, r, SETTLE_STATUS[verb]);
   }
 
   // ── dead letters ──────────────────────────────────────────────────────────────────────────────

@@ -268,9 +268,23 @@ export function deliveryId(partition: number, offset: number, attempt: number): 
 
 /** Parses a deliveryId; undefined when it is not of the form `<partition>-<offset>-<attempt>`. */
 export function parseDeliveryId(id: string): { partition: number; offset: number; attempt: number } | undefined {
-  const m = /^(\d{1,9})-(\d{1,16})-(\d{1,9})$/.exec(id);
-  if (!m) return undefined;
-  const offset = Number(m[2]);
-  if (!Number.isSafeInteger(offset)) return undefined;
-  return { partition: Number(m[1]), offset, attempt: Number(m[3]) };
+  // Hand-rolled: acks parse a thousand of these per request, and a regex costs several times more.
+  const a = id.indexOf('-');
+  const b = a < 0 ? -1 : id.indexOf('-', a + 1);
+  if (a < 1 || b < a + 2 || b === id.length - 1 || a > 9 || b - a - 1 > 16 || id.length - b - 1 > 9) return undefined;
+  const partition = digits(id, 0, a);
+  const offset = digits(id, a + 1, b);
+  const attempt = digits(id, b + 1, id.length);
+  if (partition < 0 || offset < 0 || attempt < 0 || !Number.isSafeInteger(offset)) return undefined;
+  return { partition, offset, attempt };
+}
+
+function digits(s: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
 }

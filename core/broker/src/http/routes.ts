@@ -31,6 +31,7 @@ import {
   decodeProduceBatch,
   encodeMessageBatch,
   type ProduceOutcome,
+  type SettleOutcome,
   type WireMessage,
 } from '@junction/protocol';
 import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
@@ -183,20 +184,27 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(AckBody, req.body);
-    return { results: await store.ack(station, group, body.deliveryIds) };
+    return settleAnswer(await store.ack(station, group, body.deliveryIds), 'acked', body.summary);
   });
 
   app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(NackBody, req.body);
-    return { results: await store.nack(station, group, body.deliveryIds, body.delayMs) };
+    return settleAnswer(await store.nack(station, group, body.deliveryIds, body.delayMs), 'nacked', body.summary);
   });
 
   app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(DeadLetterBody, req.body);
-    return { results: await store.deadLetter(station, group, body.deliveryIds, body.reason) };
+    return settleAnswer(await store.deadLetter(station, group, body.deliveryIds, body.reason), 'dead-lettered', body.summary);
   });
+
+  /** One outcome per id, or with `summary` the count of the verb's own status and the others. */
+  function settleAnswer(results: SettleOutcome[], status: SettleOutcome['status'], summary: boolean | undefined) {
+    if (!summary) return { results };
+    const others = results.filter((r) => r.status !== status);
+    return { count: results.length - others.length, results: others };
+  }
 
   app.post('/v1/stations/:station/groups/:group/seek', async (req) => {
     const { station, group } = groupOf(req);

@@ -239,3 +239,19 @@ describe('dead-letter station over HTTP', () => {
     expect(badLimit.statusCode).toBe(400);
   });
 });
+
+describe('settle answers in summary form', () => {
+  it('counts the verb\'s own status and lists only the other outcomes', async () => {
+    await produceText(t.app, 'orders', ['a', 'b', 'c']);
+    const ds = await fetchJson('sum', { maxMessages: 3 });
+    expect(ds).toHaveLength(3);
+    const ids = [ds[0]!.deliveryId, 'not-an-id', ds[1]!.deliveryId];
+    const res = await t.app.inject({ method: 'POST', url: `${g}/sum/ack`, payload: { deliveryIds: ids, summary: true } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ count: 2, results: [{ deliveryId: 'not-an-id', status: 'unknown' }] });
+    const nack = await t.app.inject({ method: 'POST', url: `${g}/sum/nack`, payload: { deliveryIds: [ds[2]!.deliveryId], summary: true } });
+    expect(nack.json()).toEqual({ count: 1, results: [] });
+    const again = await fetchJson('sum');
+    expect(again.map((d) => [d.offset, d.deliveryCount])).toEqual([[3, 2]]);
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  BatchDecodeError,
+  decodeMessageBatch,
+  decodeProduceBatch,
+  deliveryId,
+  encodeMessageBatch,
+  encodeProduceBatch,
+  expandSettleSummary,
+  parseDeliveryId,
+} from '../src/index.js';
+
+const headers = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ maxLength: 40 }), { maxKeys: 4 });
+
+describe('binary batch codec', () => {
+  it('round-trips produce batches byte for byte (property)', () => {
+    const msg = fc.record(
+      { value: fc.uint8Array({ maxLength: 300 }), key: fc.string({ maxLength: 30 }), msgId: fc.string({ minLength: 1, maxLength: 30 }), headers },
+      { requiredKeys: ['value'] },
+    );
+    fc.assert(
+      fc.property(fc.array(msg, { maxLength: 20 }), (messages) => {
+        const decoded = decodeProduceBatch(encodeProduceBatch(messages));
+        expect(decoded).toHaveLength(messages.length);
+        decoded.forEach((d, i) => {
+          const m = messages[i]!;
+          expect(Buffer.from(d.value).equals(Buffer.from(m.value))).toBe(true);
+          expect(d.key).toBe(m.key);
+          expect(d.msgId).toBe(m.msgId);
+          expect(d.headers).toEqual(m.headers ?? {});
+        });
+      }),
+    );
+  });
+
+  it('round-trips message batches with partition, offset, timestamp and delivery count', () => {
+    const m = { partition: 3, offset: 2 ** 40 + 7, timestamp: 1_790_000_000_123, deliveryCount: 2, key: 'k', headers: { a: 'ü' }, value: Buffer.from([0, 255, 1]) };
+    const [d] = decodeMessageBatch(encodeMessageBatch([m]));
+    expect(d).toEqual({ ...m, value: expect.anything() });
+    expect(Buffer.from(d!.value).equals(m.value)).toBe(true);
+  });
+
+  it('rejects every truncation of a batch with the frame that failed', () => {
+    const buf = encodeProduceBatch([{ value: Buffer.from('first') }, { value: Buffer.from('second'), key: 'k', headers: { h: 'v' } }]);
+    const firstLen = 4 + buf.readUInt32LE(0);
+    for (let cut = 1; cut < buf.length; cut++) {
+      if (cut === firstLen) continue; // a whole first frame is a valid one-message batch
+      let err: unknown;
+      try {
+        decodeProduceBatch(buf.subarray(0, cut));
+      } catch (e) {
+        err = e;
+      }
+      expect(err, `cut at ${cut}`).toBeInstanceOf(BatchDecodeError);
+      expect((err as BatchDecodeError).index).toBe(cut < firstLen ? 0 : 1);
+    }
+    expect(() => decodeProduceBatch(buf, 1)).toThrow(BatchDecodeError);
+  });
+});
+
+describe('delivery ids', () => {
+  it('parse what deliveryId makes (property)', () => {
+    fc.assert(
+      fc.property(fc.nat(1023), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 1000 }), (p, o, a) => {
+        expect(parseDeliveryId(deliveryId(p, o, a))).toEqual({ partition: p, offset: o, attempt: a });
+      }),
+    );
+  });
+
+  it('refuse anything else', () => {
+    for (const bad of ['', '-', '1-2', '1-2-', '-1-2', '1--2', 'a-1-1', '1-1-1-1', '1-1e3-1', ' 1-1-1', '1-99999999999999999-1', '1234567890-1-1', '1-1-x']) {
+      expect(parseDeliveryId(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('a summary expands back to one outcome per id, in order', () => {
+    const ids = ['0-1-1', '0-2-1', '0-3-1'];
+    expect(expandSettleSummary(ids, { count: 2, results: [{ deliveryId: '0-2-1', status: 'unknown' }] }, 'acked')).toEqual([
+      { deliveryId: '0-1-1', status: 'acked' },
+      { deliveryId: '0-2-1', status: 'unknown' },
+      { deliveryId: '0-3-1', status: 'acked' },
+    ]);
+  });
+});
