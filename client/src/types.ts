@@ -1,63 +1,11 @@
 /**
- * The JSON shapes the broker answers with. They mirror core/broker's contract (StationInfo, GroupInfo,
- * …) field for field; the client declares them itself because it talks HTTP only and never imports
- * the broker. Input bodies (StationConfigInput, CreateGroupBody, …) come from @junction/protocol.
+ * The client's own types. The broker's answers (StationInfo, GroupInfo, …) and input bodies
+ * (StationConfigInput, CreateGroupBody, …) come from @junction/protocol, the wire contract the broker
+ * shares; the client never imports the broker.
  */
-import type { SettleStatus, StationConfig } from '@junction/protocol';
+import type { SettleStatus } from '@junction/protocol';
 
-export interface PartitionInfo {
-  partition: number;
-  /** Lowest offset still retained; equals nextOffset when the partition is empty. */
-  firstOffset: number;
-  /** The offset the next stored message gets. */
-  nextOffset: number;
-  messages: number;
-  bytes: number;
-}
-
-export interface StationInfo {
-  name: string;
-  config: StationConfig;
-  createdAt: number;
-  /** The station this one holds dead letters of, when it is a dead-letter station. */
-  deadLetterOf?: string | undefined;
-  partitions: PartitionInfo[];
-  messages: number;
-  bytes: number;
-  groups: string[];
-}
-
-export interface GroupPartitionInfo {
-  partition: number;
-  /** Next offset never delivered to the group. */
-  nextOffset: number;
-  /** Every offset below this is acknowledged or dead-lettered. */
-  ackFloor: number;
-  /** Messages stored but not yet acknowledged by the group (includes pending). */
-  lag: number;
-  /** Delivered and waiting for ack / nack / deadline. */
-  pending: number;
-  /** Waiting to be redelivered (nacked or past their deadline). */
-  redeliveryQueued: number;
-}
-
-export interface GroupInfo {
-  station: string;
-  group: string;
-  createdAt: number;
-  maxAckTimeMs: number;
-  maxDeliveries: number;
-  partitions: GroupPartitionInfo[];
-  lag: number;
-  pending: number;
-  redeliveries: number;
-  deadLettered: number;
-}
-
-export interface ReplayResult {
-  replayed: number;
-  purged: number;
-}
+export type { GroupInfo, GroupPartitionInfo, PartitionInfo, ReplayResult, StationInfo } from '@junction/protocol';
 
 /** What GET /healthz answers; `status` is "ok" on a healthy broker. */
 export interface HealthInfo {

@@ -204,3 +204,59 @@ export const DLS_HEADERS = {
 
 /** Header that restricts a replayed dead letter to one group. */
 export const REPLAY_GROUP_HEADER = 'junction-replay-group';
+
+// ---- answers: the JSON shapes of stations and groups (StationStore returns the same) --------------
+
+export interface PartitionInfo {
+  partition: number;
+  /** Lowest offset still retained; equals nextOffset when the partition is empty. */
+  firstOffset: number;
+  /** The offset the next stored message gets. */
+  nextOffset: number;
+  messages: number;
+  bytes: number;
+}
+
+export interface StationInfo {
+  name: string;
+  config: StationConfig;
+  createdAt: number;
+  /** The station this one holds dead letters of, when it is a dead-letter station. */
+  deadLetterOf?: string | undefined;
+  partitions: PartitionInfo[];
+  messages: number;
+  bytes: number;
+  groups: string[];
+}
+
+export interface GroupPartitionInfo {
+  partition: number;
+  /** Next offset never delivered to the group. */
+  nextOffset: number;
+  /** Every offset below this is acknowledged or dead-lettered. */
+  ackFloor: number;
+  /** Messages stored but not yet acknowledged by the group (includes pending). */
+  lag: number;
+  /** Delivered and waiting for ack / nack / deadline. */
+  pending: number;
+  /** Waiting to be redelivered (nacked or past their deadline). */
+  redeliveryQueued: number;
+}
+
+export interface GroupInfo {
+  station: string;
+  group: string;
+  createdAt: number;
+  maxAckTimeMs: number;
+  maxDeliveries: number;
+  partitions: GroupPartitionInfo[];
+  lag: number;
+  pending: number;
+  redeliveries: number;
+  deadLettered: number;
+}
+
+export interface ReplayResult {
+  replayed: number;
+  purged: number;
+}

@@ -6,9 +6,33 @@
  * Every method validates its input and throws a JunctionError with a stable code on bad input or an
  * unknown station / group. Values are bytes end to end; the store never parses them.
  */
-import type { StationConfig, StationConfigInput, StationPatch, StartPosition, SettleOutcome, FsyncPolicy } from '@junction/protocol';
+import type {
+  FsyncPolicy,
+  GroupInfo,
+  GroupPartitionInfo,
+  PartitionInfo,
+  ReplayResult,
+  SettleOutcome,
+  StartPosition,
+  StationConfig,
+  StationConfigInput,
+  StationInfo,
+  StationPatch,
+} from '@junction/protocol';
 
-export type { StationConfig, StationConfigInput, StationPatch, StartPosition, SettleOutcome, FsyncPolicy };
+export type {
+  FsyncPolicy,
+  GroupInfo,
+  GroupPartitionInfo,
+  PartitionInfo,
+  ReplayResult,
+  SettleOutcome,
+  StartPosition,
+  StationConfig,
+  StationConfigInput,
+  StationInfo,
+  StationPatch,
+};
 
 /** A message to produce. */
 export interface MessageInput {
@@ -41,55 +65,6 @@ export interface StoredMessage {
 export interface Delivery extends StoredMessage {
   deliveryId: string;
   deliveryCount: number;
-}
-
-export interface PartitionInfo {
-  partition: number;
-  /** Lowest offset still retained; equals nextOffset when the partition is empty. */
-  firstOffset: number;
-  /** The offset the next stored message gets. */
-  nextOffset: number;
-  messages: number;
-  bytes: number;
-}
-
-export interface StationInfo {
-  name: string;
-  config: StationConfig;
-  createdAt: number;
-  /** The station this one holds dead letters of, when it is a dead-letter station. */
-  deadLetterOf?: string | undefined;
-  partitions: PartitionInfo[];
-  messages: number;
-  bytes: number;
-  groups: string[];
-}
-
-export interface GroupPartitionInfo {
-  partition: number;
-  /** Next offset never delivered to the group. */
-  nextOffset: number;
-  /** Every offset below this is acknowledged or dead-lettered. */
-  ackFloor: number;
-  /** Messages stored but not yet acknowledged by the group (includes pending). */
-  lag: number;
-  /** Delivered and waiting for ack / nack / deadline. */
-  pending: number;
-  /** Waiting to be redelivered (nacked or past their deadline). */
-  redeliveryQueued: number;
-}
-
-export interface GroupInfo {
-  station: string;
-  group: string;
-  createdAt: number;
-  maxAckTimeMs: number;
-  maxDeliveries: number;
-  partitions: GroupPartitionInfo[];
-  lag: number;
-  pending: number;
-  redeliveries: number;
-  deadLettered: number;
 }
 
 export interface GroupOptions {
@@ -127,10 +102,6 @@ export interface ReplayOptions {
   purge?: boolean | undefined;
 }
 
-export interface ReplayResult {
-  replayed: number;
-  purged: number;
-}
 
 /** Something that happened in a store that metrics and logs care about. */
 export type StoreEvent =

@@ -331,17 +331,24 @@ export class GroupRt {
 
   // ---------------------------------------------------------------- settle
 
+  /** The cursor a deliveryId points into; undefined for an id this group never handed out. */
+  private locate(id: string): { d: { partition: number; offset: number; attempt: number }; c: PartitionCursor } | undefined {
+    const d = parseDeliveryId(id);
+    const c = d && this.cursors[d.partition];
+    return d && c && d.offset < c.next && d.attempt >= 1 ? { d, c } : undefined;
+  }
+
   /** Acks: idempotent; an ack of an older attempt of a still-waiting message acks it too (the work was done). */
   async ack(ids: readonly string[]): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const toSettle: { partition: number; offset: number }[] = [];
     for (const id of ids) {
-      const d = parseDeliveryId(id);
-      const c = d && this.cursors[d.partition];
-      if (!d || !c || d.offset >= c.next || d.attempt < 1) {
+      const at = this.locate(id);
+      if (!at) {
         out.push({ deliveryId: id, status: 'unknown' });
         continue;
       }
+      const { d, c } = at;
       const u = c.unsettled.get(d.offset);
       if (u && u.due === Infinity) {
         out.push({ deliveryId: id, status: 'stale' }); // already on its way to the dead-letter station
@@ -360,12 +367,12 @@ export class GroupRt {
     const now = Date.now();
     const dead: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
-      const d = parseDeliveryId(id);
-      const c = d && this.cursors[d.partition];
-      if (!d || !c || d.offset >= c.next) {
+      const at = this.locate(id);
+      if (!at) {
         out.push({ deliveryId: id, status: 'unknown' });
         continue;
       }
+      const { d, c } = at;
       const u = c.unsettled.get(d.offset);
       if (!u || !u.inflight || u.attempt !== d.attempt) {
         out.push({ deliveryId: id, status: 'stale' });
@@ -398,12 +405,12 @@ export class GroupRt {
     const out: SettleOutcome[] = [];
     const items: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
-      const d = parseDeliveryId(id);
-      const c = d && this.cursors[d.partition];
-      if (!d || !c || d.offset >= c.next) {
+      const at = this.locate(id);
+      if (!at) {
         out.push({ deliveryId: id, status: 'unknown' });
         continue;
       }
+      const { d, c } = at;
       const u = c.unsettled.get(d.offset);
       if (!u || u.due === Infinity) {
         out.push({ deliveryId: id, status: 'stale' });
