@@ -7,7 +7,7 @@
  * - `client`: @junction/client as an application uses it: `producer().sendBatch()` (encodes every
  *   batch) and `consumer().fetch()` with `ack()` per message (coalesced by the client's batcher).
  */
-import { BATCH_CONTENT_TYPE, decodeMessageBatch, deliveryId, encodeProduceBatch, type ProduceMessage } from '@junction/protocol';
+import { BATCH_CONTENT_TYPE, decodeMessageBatch, encodeProduceBatch, type ProduceMessage } from '@junction/protocol';
 import { JunctionClient, type ConsumerMessage, type Consumer, type Producer } from '@junction/client';
 import { Http } from './http.js';
 
@@ -94,7 +94,7 @@ class RawDriver implements Driver {
     if (res.status !== 200) throw new Error(`fetch: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 500)}`);
     const messages = decodeMessageBatch(res.body);
     if (messages.length === 0) return NO_ACK;
-    const deliveryIds = messages.map((m) => deliveryId(m.partition, m.offset, m.deliveryCount));
+    const deliveryIds = messages.map((m) => m.deliveryId);
     return {
       count: messages.length,
       ack: async () => {

@@ -2,7 +2,6 @@
 import {
   BATCH_CONTENT_TYPE,
   decodeMessageBatch,
-  deliveryId as makeDeliveryId,
   type ProduceMessage,
   type ProduceOutcome,
 } from '@junction/protocol';
@@ -69,8 +68,7 @@ interface JsonMessage {
 
 /**
  * The messages of a fetch / browse answer: the binary batch when the broker sent one, else JSON
- * (`value` as UTF-8 or `valueBase64`). Binary frames carry no deliveryId; it is derived from
- * partition, offset and deliveryCount exactly as the broker derives it.
+ * (`value` as UTF-8 or `valueBase64`). DeliveryIds are the broker's, taken as they come (opaque).
  */
 export function decodeMessages(res: TransportResponse, delivery: boolean): Delivery[] {
   const type = res.headers['content-type'] ?? '';
@@ -84,7 +82,7 @@ export function decodeMessages(res: TransportResponse, delivery: boolean): Deliv
           headers: m.headers,
           value: m.value,
           deliveryCount: m.deliveryCount,
-          deliveryId: delivery ? makeDeliveryId(m.partition, m.offset, m.deliveryCount) : '',
+          deliveryId: delivery ? m.deliveryId : '',
         };
         if (m.key !== undefined) d.key = m.key;
         return d;
@@ -100,7 +98,7 @@ export function decodeMessages(res: TransportResponse, delivery: boolean): Deliv
         headers: m.headers ?? {},
         value: m.valueBase64 !== undefined ? Buffer.from(m.valueBase64, 'base64') : Buffer.from(m.value ?? '', 'utf8'),
         deliveryCount: m.deliveryCount ?? 0,
-        deliveryId: m.deliveryId ?? (delivery ? makeDeliveryId(m.partition, m.offset, m.deliveryCount ?? 0) : ''),
+        deliveryId: m.deliveryId ?? '',
       };
       if (m.key !== undefined) d.key = m.key;
       return d;

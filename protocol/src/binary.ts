@@ -18,6 +18,7 @@
  *   f64le offset       (offsets and timestamps are safe integers, so a double carries them exactly)
  *   f64le timestamp    (ms since epoch)
  *   u32le deliveryCount (0 when browsing)
+ *   u16le len, utf-8   deliveryId (empty when browsing): opaque — engines choose its form
  *   then the produce-frame layout from `flags` on (msgId is never sent back)
  */
 export const BATCH_CONTENT_TYPE = 'application/vnd.junction.batch';
@@ -39,6 +40,8 @@ export interface WireMessage {
   offset: number;
   timestamp: number;
   deliveryCount: number;
+  /** What ack / nack / dead-letter take; empty when browsing. Opaque to clients. */
+  deliveryId: string;
   key?: string | undefined;
   headers: Record<string, string>;
   value: Uint8Array;
@@ -136,24 +139,28 @@ export function encodeProduceBatch(messages: readonly ProduceMessage[]): Buffer 
   return buf;
 }
 
-const MSG_PREFIX = 4 + 8 + 8 + 4;
+const MSG_PREFIX = 4 + 8 + 8 + 4 + 2;
 
 /** Encodes delivered or browsed messages as one binary batch. */
 export function encodeMessageBatch(messages: readonly WireMessage[]): Buffer {
   const prepared = messages.map((m) => prepare(m, undefined));
+  const ids = messages.map((m) => shortString(m.deliveryId, 'deliveryId')!);
   let total = 0;
-  for (const p of prepared) total += 4 + MSG_PREFIX + p.bodySize;
+  for (let i = 0; i < prepared.length; i++) total += 4 + MSG_PREFIX + ids[i]!.length + prepared[i]!.bodySize;
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     const p = prepared[i]!;
-    buf.writeUInt32LE(MSG_PREFIX + p.bodySize, pos);
+    const id = ids[i]!;
+    buf.writeUInt32LE(MSG_PREFIX + id.length + p.bodySize, pos);
     buf.writeUInt32LE(m.partition, pos + 4);
     buf.writeDoubleLE(m.offset, pos + 8);
     buf.writeDoubleLE(m.timestamp, pos + 16);
     buf.writeUInt32LE(m.deliveryCount, pos + 24);
-    pos = writeBody(buf, pos + 4 + MSG_PREFIX, p);
+    buf.writeUInt16LE(id.length, pos + 28);
+    id.copy(buf, pos + 4 + MSG_PREFIX);
+    pos = writeBody(buf, pos + 4 + MSG_PREFIX + id.length, p);
   }
   return buf;
 }
@@ -245,12 +252,16 @@ export function decodeMessageBatch(buf: Buffer): WireMessage[] {
     const len = buf.readUInt32LE(pos);
     const end = pos + 4 + len;
     if (end > buf.length || len < MSG_PREFIX) throw new BatchDecodeError(`frame ${index} is truncated`, index);
-    const b = decodeBody(buf, pos + 4 + MSG_PREFIX, end, index);
+    const idLen = buf.readUInt16LE(pos + 28);
+    const bodyStart = pos + 4 + MSG_PREFIX + idLen;
+    if (bodyStart > end) throw new BatchDecodeError(`frame ${index} is truncated`, index);
+    const b = decodeBody(buf, bodyStart, end, index);
     const m: WireMessage = {
       partition: buf.readUInt32LE(pos + 4),
       offset: buf.readDoubleLE(pos + 8),
       timestamp: buf.readDoubleLE(pos + 16),
       deliveryCount: buf.readUInt32LE(pos + 24),
+      deliveryId: buf.toString('utf8', pos + 4 + MSG_PREFIX, bodyStart),
       headers: b.headers,
       value: b.value,
     };
@@ -261,7 +272,10 @@ export function decodeMessageBatch(buf: Buffer): WireMessage[] {
   return out;
 }
 
-/** The deliveryId the broker gives a delivery: stable for one attempt of one message in one group. */
+/**
+ * The deliveryId the embedded engine gives a delivery: one attempt of one message in one group.
+ * Clients treat deliveryIds as opaque (other engines use other forms).
+ */
 export function deliveryId(partition: number, offset: number, attempt: number): string {
   return `${partition}-${offset}-${attempt}`;
 }

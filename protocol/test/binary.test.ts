@@ -35,7 +35,7 @@ describe('binary batch codec', () => {
   });
 
   it('round-trips message batches with partition, offset, timestamp and delivery count', () => {
-    const m = { partition: 3, offset: 2 ** 40 + 7, timestamp: 1_790_000_000_123, deliveryCount: 2, key: 'k', headers: { a: 'ü' }, value: Buffer.from([0, 255, 1]) };
+    const m = { partition: 3, offset: 2 ** 40 + 7, timestamp: 1_790_000_000_123, deliveryCount: 2, deliveryId: 'opaque-ü-1', key: 'k', headers: { a: 'ü' }, value: Buffer.from([0, 255, 1]) };
     const [d] = decodeMessageBatch(encodeMessageBatch([m]));
     expect(d).toEqual({ ...m, value: expect.anything() });
     expect(Buffer.from(d!.value).equals(m.value)).toBe(true);

@@ -177,7 +177,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     const deliveries = await withDisconnectSignal(reply, (signal) =>
       store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
     );
-    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries.map((d) => toWire(d, d.deliveryCount))));
+    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries.map((d) => toWire(d, d.deliveryCount, d.deliveryId))));
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
 
@@ -429,12 +429,13 @@ function jsonDelivery(d: Delivery, encoding: 'utf8' | 'base64'): JsonDelivery {
   return { deliveryId: d.deliveryId, ...jsonMessage(d, encoding), deliveryCount: d.deliveryCount };
 }
 
-function toWire(m: StoredMessage, deliveryCount: number): WireMessage {
+function toWire(m: StoredMessage, deliveryCount: number, deliveryId: string): WireMessage {
   const w: WireMessage = {
     partition: m.partition,
     offset: m.offset,
     timestamp: m.timestamp,
     deliveryCount,
+    deliveryId,
     headers: m.headers,
     value: m.value,
   };
@@ -443,6 +444,6 @@ function toWire(m: StoredMessage, deliveryCount: number): WireMessage {
 }
 
 function answerMessages(req: FastifyRequest, reply: FastifyReply, messages: StoredMessage[], encoding: 'utf8' | 'base64') {
-  if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(messages.map((m) => toWire(m, 0))));
+  if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(messages.map((m) => toWire(m, 0, ''))));
   return { messages: messages.map((m) => jsonMessage(m, encoding)) };
 }

@@ -102,16 +102,16 @@ describe('consumer groups over HTTP', () => {
     expect(info.json()).toMatchObject({ lag: 2, pending: 2 });
   });
 
-  it('fetches as a binary batch; the client derives deliveryIds', async () => {
+  it('fetches as a binary batch that carries the deliveryIds', async () => {
     const bytes = Buffer.from([0, 1, 2, 0xff]);
     await t.app.inject({ method: 'POST', url: '/v1/stations/orders/messages', payload: { messages: [{ valueBase64: bytes.toString('base64'), key: 'k' }] } });
     const res = await t.app.inject({ method: 'POST', url: `${g}/bin/fetch`, headers: { accept: BATCH_CONTENT_TYPE }, payload: { waitMs: 0 } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe(BATCH_CONTENT_TYPE);
     const [m] = decodeMessageBatch(res.rawPayload);
-    expect(m).toMatchObject({ partition: 0, offset: 1, deliveryCount: 1, key: 'k' });
+    expect(m).toMatchObject({ partition: 0, offset: 1, deliveryCount: 1, deliveryId: deliveryId(0, 1, 1), key: 'k' });
     expect(Buffer.from(m!.value).equals(bytes)).toBe(true);
-    const ack = await t.app.inject({ method: 'POST', url: `${g}/bin/ack`, payload: { deliveryIds: [deliveryId(m!.partition, m!.offset, m!.deliveryCount)] } });
+    const ack = await t.app.inject({ method: 'POST', url: `${g}/bin/ack`, payload: { deliveryIds: [m!.deliveryId] } });
     expect((ack.json() as { results: { status: string }[] }).results[0]!.status).toBe('acked');
     const empty = await t.app.inject({ method: 'POST', url: `${g}/bin/fetch`, headers: { accept: BATCH_CONTENT_TYPE } });
     expect(empty.rawPayload.length).toBe(0);
