@@ -19,7 +19,7 @@ import { brokerLogFile, startBroker, type RunningBroker } from './broker.js';
 import { TRANSPORTS, type Transport } from './junction-driver.js';
 import { SCENARIOS, SIZES, SYSTEMS, log, makePlan, type Plan, type Scenario, type Size, type System, type SystemResult } from './plan.js';
 import { renderProfile, summarizeProfile } from './profile.js';
-import { renderTable, targetCheck, type Outcome } from './report.js';
+import { renderConnector, renderTable, targetCheck, type ConnectorPhaseRow, type Outcome } from './report.js';
 
 const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js [options])
   --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
@@ -37,6 +37,7 @@ const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js 
   --batch N              messages per Junction produce / fetch request (default 1000)
   --concurrency P,C      Junction produce requests in flight, fetch loops (default 4,4)
   --profile              run the broker with --cpu-prof and print where its time went (stderr)
+  --no-connector         skip the connector row (datagen -> station -> file sink, Junction only)
   --help`;
 
 interface Options {
@@ -51,6 +52,7 @@ interface Options {
   fsync: string | undefined;
   nats: string;
   profile: boolean;
+  connector: boolean;
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
 
@@ -67,6 +69,7 @@ function parseArgs(argv: string[]): Options {
     fsync: undefined,
     nats: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
     profile: false,
+    connector: true,
     overrides: {},
   };
   const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -87,6 +90,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--profile':
         o.profile = true;
+        break;
+      case '--no-connector':
+        o.connector = false;
         break;
       case '--only': {
         const v = value();
@@ -178,7 +184,7 @@ let broker: RunningBroker | undefined;
 let workDir: string | undefined;
 
 /** Runs one load generator child; resolves with its result line. */
-function runChild(script: string, config: unknown): Promise<SystemResult> {
+function runChild<R = SystemResult>(script: string, config: unknown): Promise<R> {
   const file = fileURLToPath(new URL(script, import.meta.url));
   return new Promise((resolve, reject) => {
     // --stack-trace-limit=0 for both systems alike: nats.js builds an Error per request, which
@@ -194,7 +200,7 @@ function runChild(script: string, config: unknown): Promise<SystemResult> {
       const last = out.trim().split('\n').at(-1);
       if (code === 0 && last) {
         try {
-          resolve(JSON.parse(last) as SystemResult);
+          resolve(JSON.parse(last) as R);
           return;
         } catch {
           // fall through
@@ -245,6 +251,7 @@ async function main(): Promise<number> {
   const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios), ...opts.overrides, partitions: opts.partitions };
   workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
   const results: Partial<Record<System, Outcome>> = {};
+  let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
   const started = Date.now();
   try {
     for (const system of opts.systems) {
@@ -261,6 +268,15 @@ async function main(): Promise<number> {
         results[system] = { error: message };
       }
     }
+    if (opts.connector && opts.systems.includes('junction')) {
+      log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
+      try {
+        connector = await runChild<{ phases: ConnectorPhaseRow[]; notes: string[] }>('./connector-runner.js', { messages: opts.quick ? 40_000 : 200_000 });
+      } catch (err) {
+        connector = { error: err instanceof Error ? err.message : String(err) };
+        log(`connector row failed: ${connector.error}`);
+      }
+    }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -269,11 +285,12 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null })}\n`);
   } else {
     process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
+    if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
   }
-  return Object.values(results).some((r) => r && 'error' in r) ? 1 : 0;
+  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) ? 1 : 0;
 }
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

@@ -121,6 +121,8 @@ export const TARGETS = {
   consumeMsgsPerSec: 200_000,
   endToEndMsgsPerSec: 100_000,
   latencyP99Ms: 2,
+  /** The file sink draining a backlog of 1 KiB messages (the connector row). */
+  connectorSinkMsgsPerSec: 150_000,
 } as const;
 
 export function throughput(messages: number, seconds: number, size: number, capped: boolean): Throughput {

@@ -105,3 +105,35 @@ export function renderTable(sizes: Size[], junction: Outcome | undefined, jetstr
   }
   return out.join('\n');
 }
+
+/** One phase of the connector row (see connector-runner.ts). */
+export interface ConnectorPhaseRow {
+  phase: string;
+  messages: number;
+  msgsPerSec: number;
+  mbPerSec: number;
+  workerShare: number;
+}
+
+/** The connector rows (datagen → station → file sink, 1 KiB) as plain text, with the 150k msgs/s sink target. */
+export function renderConnector(result: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string }): string {
+  if ('error' in result) return `connector: FAILED: ${result.error}`;
+  const header = ['connector (1 KiB)', 'msgs/s', 'MB/s', 'worker share', 'target'];
+  const rows = result.phases.map((p) => [
+    p.phase,
+    int(p.msgsPerSec),
+    p.mbPerSec.toFixed(1),
+    `${Math.round(p.workerShare * 100)}%`,
+    p.phase.startsWith('sink') ? `>= ${int(TARGETS.connectorSinkMsgsPerSec)} ${p.msgsPerSec >= TARGETS.connectorSinkMsgsPerSec ? 'ok' : 'MISS'}` : '',
+  ]);
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  return [
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+    'worker share = plugin time in worker threads / (that + busy time of the broker event loop).',
+    ...result.notes,
+  ].join('\n');
+}

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { consumeCommand } from './commands/consume.js';
 import { DEFAULT_URL } from './commands/client.js';
+import { pluginsCommand } from './commands/plugins.js';
 import { produceCommand } from './commands/produce.js';
 import { startCommand } from './commands/start.js';
 import { stationsCommand } from './commands/stations.js';
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo): Command {
   stationsCommand(program, io);
   produceCommand(program, io);
   consumeCommand(program, io);
+  pluginsCommand(program, io);
 
   // Subcommands inherit the output and exit settings only when made after them; set them again.
   const inherit = (cmd: Command): void => {

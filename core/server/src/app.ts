@@ -8,6 +8,10 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, registerBrokerMetrics } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
+import { connectRoutes } from '@junction/connect';
+import type { ConnectRuntime } from '@junction/connect';
+import { registryRoutes } from '@junction/registry';
+import type { Registry as PluginRegistry } from '@junction/registry';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -21,6 +25,15 @@ export interface BuildAppOptions {
    * and answers 503 when that fails (a closed or not yet opened store).
    */
   isReady?: (() => boolean | Promise<boolean>) | undefined;
+  /** The connector runtime: mounts `/v1/connectors`. */
+  connect?: ConnectRuntime | undefined;
+  /** The plugin catalog: mounts `/v1/connector-plugins`. */
+  plugins?: PluginRegistry | undefined;
+  /**
+   * The Prometheus registry `/metrics` serves (the connector runtime registers its metrics there, so
+   * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
+   */
+  metricsRegistry?: Registry | undefined;
 }
 
 /** The header that carries the request id in and out; an incoming one is kept (for tracing across hops). */
@@ -28,7 +41,9 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 
 /**
  * Builds the app, not listening yet (call `listen`, or `inject` in tests). Routes:
- * the broker API and the Memphis-compatible API (from `@junction/broker`), `GET /healthz`
+ * the broker API and the Memphis-compatible API (from `@junction/broker`), the connector API
+ * (`/v1/connectors`, when `connect` is given) and the plugin catalog (`/v1/connector-plugins`, when
+ * `plugins` is given), `GET /healthz`
  * (200 `{status:'ok'}` while the store serves, else 503 `{status:'unavailable'}`), and `GET /metrics`
  * (Prometheus text: default Node metrics plus the broker's, from a registry of this app's own).
  * Every error answers `{ code, message, issues? }`; unexpected ones are logged at error with the
@@ -55,7 +70,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
 
-  const registry = new Registry();
+  const registry = options.metricsRegistry ?? new Registry();
   collectDefaultMetrics({ register: registry });
   const brokerMetrics = registerBrokerMetrics(store, registry);
   app.addHook('onClose', async () => {
@@ -91,5 +106,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   void app.register(brokerRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
   void app.register(memphisRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
+  if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
+  if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   return app;
 }

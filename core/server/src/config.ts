@@ -8,6 +8,8 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CreateStationBody, FsyncPolicy, MiB } from '@junction/protocol';
+import { ConnectorsSection } from '@junction/connect';
+import type { ConnectorDeclaration } from '@junction/connect';
 import type { StationConfig } from '@junction/protocol';
 import { configIssues, issuesFromZod } from './errors.js';
 import type { Issue } from './errors.js';
@@ -50,14 +52,14 @@ export const StationDeclaration = CreateStationBody;
 export type StationDeclaration = StationConfig & { name: string };
 
 /**
- * The whole file. Unknown top-level keys are rejected, except `connectors:`, which is reserved for
- * the connector runtime (a later release): it is accepted, kept unparsed in `connectors`, and
- * reported as a warning.
+ * The whole file. Unknown top-level keys are rejected. `connectors:` is the connector runtime's
+ * declaration list (`@junction/connect`'s schema: shape errors here, the plugins' own config when the
+ * server applies it, with paths like `connectors[1].config.dir`).
  */
 export const ConfigFile = z.strictObject({
   server: ServerSection.optional(),
   stations: z.array(StationDeclaration).optional(),
-  connectors: z.unknown().optional(),
+  connectors: ConnectorsSection.optional(),
 });
 
 /** What the CLI passes; each field, when set, wins over the environment and the file. */
@@ -84,8 +86,8 @@ export interface JunctionConfig {
   server: ServerSettings;
   /** Declared stations with every default applied, in file order. */
   stations: StationDeclaration[];
-  /** The raw `connectors:` section, not interpreted yet. */
-  connectors?: unknown;
+  /** Declared connectors (defaults applied), in file order; their plugin config is checked when applied. */
+  connectors: ConnectorDeclaration[];
   /** The file read (absolute), when there was one. */
   configPath?: string | undefined;
   /** Things worth telling the operator that did not stop loading. */
@@ -138,14 +140,9 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     logLevel: pick('logLevel') ?? CONFIG_DEFAULTS.logLevel,
   };
 
-  if (file.connectors !== undefined) {
-    warnings.push('"connectors" in the configuration is not supported by this version yet; it is ignored');
-  }
   for (const w of warnings) options.logger?.warn({ configPath }, w);
 
-  const result: JunctionConfig = { server, stations: (file.stations ?? []) as StationDeclaration[], configPath, warnings };
-  if (file.connectors !== undefined) result.connectors = file.connectors;
-  return result;
+  return { server, stations: (file.stations ?? []) as StationDeclaration[], connectors: file.connectors ?? [], configPath, warnings };
 }
 
 /**

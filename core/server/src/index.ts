@@ -9,6 +9,6 @@ export { applyStations, MUTABLE_STATION_OPTIONS, IMMUTABLE_STATION_OPTIONS } fro
 export type { ApplyStationsResult, StationApplyError } from './stations.js';
 export { buildApp, REQUEST_ID_HEADER } from './app.js';
 export type { BuildAppOptions } from './app.js';
-export { startServer } from './server.js';
+export { startServer, BUILTIN_CONNECTORS_DIR } from './server.js';
 export type { StartServerOptions, RunningServer } from './server.js';
 export { ServerErrorCode, JunctionError, ErrorCode, isJunctionError } from './errors.js';

@@ -2,13 +2,21 @@
  * Starting and stopping a whole broker: configuration, the embedded store, stations as code, the
  * HTTP app. Nothing global is installed (no signal handlers, no process exit): that is the CLI's job.
  */
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { Registry as MetricsRegistry } from 'prom-client';
 import { EmbeddedStore } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
+import { ConnectRuntime } from '@junction/connect';
+import type { ApplyResult } from '@junction/connect';
+import { Registry as PluginRegistry } from '@junction/registry';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
@@ -28,7 +36,17 @@ export interface StartServerOptions extends ConfigOverrides {
    * pending long polls empty and fails what is still running with STORE_CLOSED. Default 5000 ms.
    */
   closeGraceMs?: number | undefined;
+  /**
+   * Re-read the configuration file when it changes and apply its stations and connectors again
+   * (an invalid file is logged and the running state kept). Default true when there is a file.
+   */
+  watchConfig?: boolean | undefined;
+  /** Folders of built-in connector packages. Default: `<repository>/connectors`, found from this package. */
+  builtinConnectorDirs?: string[] | undefined;
 }
+
+/** `<repository>/connectors`: this file is core/server/dist/server.js (or src/server.ts). */
+export const BUILTIN_CONNECTORS_DIR = fileURLToPath(new URL('../../../connectors/', import.meta.url));
 
 export interface RunningServer {
   /** `http://host:port`, with the real port (also when 0 was asked) and 127.0.0.1 for a wildcard host. */
@@ -39,19 +57,33 @@ export interface RunningServer {
   config: JunctionConfig;
   /** What applying the configuration's stations did. */
   stations: ApplyStationsResult;
+  /** The connector runtime (`/v1/connectors`). */
+  connect: ConnectRuntime;
+  /** The plugin catalog (`/v1/connector-plugins`), from the built-in connectors and `<dataDir>/plugins`. */
+  plugins: PluginRegistry;
+  /** What applying the configuration's connectors did at start. */
+  connectors: ApplyResult;
+  /**
+   * Re-reads the configuration file and applies its stations and connectors (what the file watcher
+   * does). Resolves with what changed; rejects (CONFIG_INVALID …) leaving everything as it was.
+   */
+  reload(): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }>;
   /** Stops listening, lets in-flight requests finish (up to `closeGraceMs`), closes the store. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
  * Loads the configuration (`configPath`, environment, the given overrides), opens the embedded store
- * in `dataDir`, applies the declared stations and listens.
+ * in `dataDir`, applies the declared stations, opens the plugin catalog (built-in connectors and
+ * `<dataDir>/plugins`), starts the connector runtime (connectors stored in `<dataDir>/connect` and
+ * those the file declares), listens, and watches the file for changes.
  *
- * @throws JunctionError CONFIG_INVALID for bad configuration, LISTEN_FAILED when the port cannot be
- *   bound, or whatever opening the store throws (IO_ERROR, LOG_CORRUPT); nothing is left open then.
+ * @throws JunctionError CONFIG_INVALID for bad configuration (connector issues with paths such as
+ *   `connectors[1].config.dir`), LISTEN_FAILED when the port cannot be bound, or whatever opening the
+ *   store throws (IO_ERROR, LOG_CORRUPT); nothing is left open then.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, ...overrides } = options;
+  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, ...overrides } = options;
   const config = await loadConfig(configPath, overrides, env ? { env } : {});
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
@@ -65,9 +97,28 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   await store.open();
 
   let app: FastifyInstance | undefined;
+  let connect: ConnectRuntime | undefined;
+  let watcher: FSWatcher | undefined;
   try {
     const stations = await applyStations(store, config.stations, logger);
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes });
+    const plugins = await PluginRegistry.open({
+      builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
+      pluginsDir: join(config.server.dataDir, 'plugins'),
+      logger: logger.child({ component: 'registry' }),
+    });
+    const metricsRegistry = new MetricsRegistry();
+    connect = new ConnectRuntime({
+      store,
+      catalog: plugins,
+      dataDir: config.server.dataDir,
+      logger,
+      registry: metricsRegistry,
+      ...(env ? { env } : {}),
+    });
+    await connect.start();
+    // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
+    const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -82,7 +133,34 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const url = `http://${urlHost(config.server.host)}:${port}`;
     logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync }, `junction listening on ${url}`);
 
+    const runtime = connect;
+    // One reload at a time; a change during a reload runs another after it.
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reload = (): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }> => {
+      const next = reloading.then(async () => {
+        const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
+        const st = await applyStations(store, fresh.stations, logger);
+        const co = await runtime.applyDesired(fresh.connectors);
+        return { stations: st, connectors: co };
+      });
+      reloading = next.catch(() => undefined);
+      return next;
+    };
+    if (configPath !== undefined && config.configPath !== undefined && watchConfig) {
+      watcher = watchFile(config.configPath, () => {
+        reload().then(
+          (r) => logger.info({ configPath: config.configPath, stations: r.stations, connectors: r.connectors }, 'configuration reloaded'),
+          (err: unknown) =>
+            logger.error(
+              { configPath: config.configPath, code: (err as { code?: unknown }).code, issues: (err as { issues?: unknown }).issues, err: (err as Error).message },
+              'the changed configuration is invalid; keeping the running state',
+            ),
+        );
+      });
+    }
+
     const running = app;
+    const w = watcher;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -91,17 +169,43 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       store,
       config,
       stations,
-      close: () => (closing ??= shutdown(running, store, closeGraceMs, logger)),
+      connect: runtime,
+      plugins,
+      connectors,
+      reload,
+      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger)),
     };
   } catch (err) {
+    watcher?.close();
     await app?.close().catch(() => {});
+    await connect?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
 }
 
-async function shutdown(app: FastifyInstance, store: StationStore, graceMs: number, logger: Logger): Promise<void> {
+/**
+ * Calls `onChange` (debounced) when the file changes. Watches its folder, not the file: editors
+ * save by writing a new file and renaming it over the old one, which a watch on the file would miss.
+ */
+function watchFile(path: string, onChange: () => void, debounceMs = 300): FSWatcher {
+  const name = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  const w = watch(dirname(path), { persistent: false }, (_event, filename) => {
+    if (filename !== null && filename !== name) return;
+    clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  });
+  w.on('error', () => {});
+  w.on('close', () => clearTimeout(timer));
+  return w;
+}
+
+async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger): Promise<void> {
   logger.info('junction closing');
+  watcher?.close();
+  // Connectors first: in-flight batches settle and what they hold goes back to the groups.
+  await connect.close().catch((err: unknown) => logger.error({ err }, 'closing the connector runtime failed'));
   const appClosed = app.close();
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<void>((resolve) => {

@@ -127,13 +127,17 @@ describe('loadConfig', () => {
     expect(err.issues?.[0]?.path).toBe('stations[1].name');
   });
 
-  it('accepts and ignores connectors with a warning', async () => {
-    const warned: string[] = [];
-    const path = await file('connectors:\n  - name: s3\n    plugin: s3-sink\n');
-    const config = await loadConfig(path, {}, { env: {}, logger: { warn: (_o, msg) => warned.push(msg) } });
-    expect(config.connectors).toEqual([{ name: 's3', plugin: 's3-sink' }]);
-    expect(config.warnings).toHaveLength(1);
-    expect(warned).toEqual(config.warnings);
+  it('reads connectors with the runtime\'s schema (defaults applied) and rejects bad ones with their path', async () => {
+    const path = await file('connectors:\n  - name: out\n    plugin: file\n    station: events\n    config: { dir: ./x }\n');
+    const config = await loadConfig(path, {}, { env: {} });
+    expect(config.connectors).toEqual([
+      expect.objectContaining({ name: 'out', plugin: 'file', station: 'events', tasks: 1, config: { dir: './x' }, batch: { maxMessages: 1000, maxBytes: 1048576, maxLatencyMs: 1000 } }),
+    ]);
+    expect(config.warnings).toEqual([]);
+
+    const bad = await rejection(loadConfig(await file('connectors:\n  - name: a\n    plugin: file\n    station: s\n  - name: b\n    plugin: file\n    tasks: 0\n'), {}, { env: {} }));
+    expect(bad.code).toBe('CONFIG_INVALID');
+    expect(bad.issues?.map((i) => i.path)).toEqual(['connectors[1].station', 'connectors[1].tasks']);
   });
 
   it('rejects a bad JUNCTION_PORT and bad overrides by name', async () => {

@@ -1,0 +1,28 @@
+/**
+ * `@junction/connect`: the connector runtime. Sinks read their station through the consumer group
+ * `connector.<name>` and hand batches to plugin code in piscina worker threads; sources run in worker
+ * threads of their own and produce into their station. Connectors are declared in junction.yaml
+ * (`applyDesired`) or over `/v1/connectors` (`connectRoutes`), Kafka Connect style.
+ */
+export { ConnectRuntime } from './runtime.js';
+export type { ConnectRuntimeOptions, ConnectorStatus, ConnectorInfo, OffsetEntry, ApplyResult } from './runtime.js';
+export { connectRoutes } from './routes.js';
+export type { ConnectRoutesOptions } from './routes.js';
+export {
+  ConnectorDeclaration,
+  ConnectorsSection,
+  ConnectorName,
+  BatchOptions,
+  ErrorOptions,
+  TargetState,
+  ConnectorState,
+  ConnectorOrigin,
+  groupName,
+} from './declaration.js';
+export type { ConnectorDeclarationInput } from './declaration.js';
+export type { PluginCatalog, PluginDescriptor, CatalogValidation } from './catalog.js';
+export { ConnectErrorCode, connectStatusFor } from './errors.js';
+export { CONNECTOR_DLS_HEADERS, RETRY_BASE_MS, SinkRunner } from './sink-runner.js';
+export type { TaskStatus } from './sink-runner.js';
+export { ConnectMetrics } from './metrics.js';
+export { resolveReferences, displayConfig, hasReferences } from './secrets.js';

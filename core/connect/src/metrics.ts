@@ -1,0 +1,150 @@
+/**
+ * Prometheus metrics of the runtime, per connector and task, registered in the registry the server
+ * passes in. A failed task keeps its series (its state gauge says FAILED); a deleted connector's
+ * series are removed.
+ */
+import { performance } from 'node:perf_hooks';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { ConnectorState } from './declaration.js';
+import type { MetricReport } from './wire.js';
+
+export interface ConnectMetricsOptions {
+  registry?: Registry | undefined;
+  /** Lag per connector, read when scraped. */
+  lag?: (() => Promise<{ connector: string; lag: number }[]>) | undefined;
+}
+
+const STATES = Object.values(ConnectorState);
+
+export class ConnectMetrics {
+  readonly messages: Counter<'connector' | 'task'>;
+  readonly bytes: Counter<'connector' | 'task'>;
+  readonly batches: Counter<'connector' | 'task'>;
+  readonly retries: Counter<'connector' | 'task'>;
+  readonly deadLetters: Counter<'connector' | 'task'>;
+  readonly restarts: Counter<'connector' | 'task'>;
+  readonly writeSeconds: Histogram<'connector' | 'task'>;
+  readonly workerSeconds: Counter<'connector'>;
+  readonly buffered: Gauge<'connector'>;
+  private readonly taskState: Gauge<'connector' | 'task' | 'state'>;
+  private readonly lag: Gauge<'connector'>;
+  private readonly share: Gauge;
+  private readonly elu: Gauge;
+  private readonly plugin = new Map<string, Counter<'connector' | 'task'> | Histogram<'connector' | 'task'>>();
+  private readonly registry: Registry | undefined;
+  private workerMsTotal = 0;
+  private lastWorkerMs = 0;
+  private lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+
+  constructor(options: ConnectMetricsOptions = {}) {
+    const registers = options.registry ? [options.registry] : [];
+    this.registry = options.registry;
+    const labels = ['connector', 'task'] as const;
+    this.messages = new Counter({ name: 'junction_connector_messages_total', help: 'Messages a sink wrote (ok) or a source stored in its station', labelNames: labels, registers });
+    this.bytes = new Counter({ name: 'junction_connector_bytes_total', help: 'Value bytes a sink wrote or a source stored', labelNames: labels, registers });
+    this.batches = new Counter({ name: 'junction_connector_batches_total', help: 'Batches written by a sink or read from a source', labelNames: labels, registers });
+    this.retries = new Counter({ name: 'junction_connector_retries_total', help: 'Messages sent again after retry(), a retryable error, a timeout or a crash', labelNames: labels, registers });
+    this.deadLetters = new Counter({ name: 'junction_connector_dead_letters_total', help: 'Messages a connector put into the dead-letter station', labelNames: labels, registers });
+    this.restarts = new Counter({ name: 'junction_connector_task_restarts_total', help: 'Task restarts after a failure', labelNames: labels, registers });
+    this.writeSeconds = new Histogram({
+      name: 'junction_connector_write_seconds',
+      help: 'Time from handing a batch to a worker to its answer',
+      labelNames: labels,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.workerSeconds = new Counter({ name: 'junction_connect_worker_seconds_total', help: 'Time spent in plugin code in worker threads', labelNames: ['connector'], registers });
+    this.buffered = new Gauge({ name: 'junction_connector_buffered_messages', help: 'Messages a sink connector holds (batching, in flight, retrying)', labelNames: ['connector'], registers });
+    this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });
+    const lagFn = options.lag;
+    this.lag = new Gauge({
+      name: 'junction_connector_lag',
+      help: 'Messages of the station not yet acknowledged by a sink connector',
+      labelNames: ['connector'],
+      registers,
+      async collect() {
+        if (!lagFn) return;
+        this.reset();
+        for (const { connector, lag } of await lagFn().catch(() => [])) this.set({ connector }, lag);
+      },
+    });
+    const self = this;
+    this.elu = new Gauge({
+      name: 'junction_connect_event_loop_utilization',
+      help: 'Share of time the main (broker) event loop was busy since the last scrape',
+      registers,
+      collect() {
+        self.sample();
+      },
+    });
+    this.share = new Gauge({
+      name: 'junction_connect_worker_time_share',
+      help: 'Plugin time in worker threads / (that + busy time of the broker loop), since the last scrape',
+      registers,
+    });
+  }
+
+  private sample(): void {
+    const now = performance.eventLoopUtilization();
+    const d = performance.eventLoopUtilization(now, this.lastElu);
+    this.lastElu = now;
+    this.elu.set(d.utilization);
+    const workerMs = this.workerMsTotal - this.lastWorkerMs;
+    this.lastWorkerMs = this.workerMsTotal;
+    const total = workerMs + d.active;
+    this.share.set(total > 0 ? workerMs / total : 0);
+  }
+
+  /** Counts plugin time measured in a worker. */
+  addWorkerTime(connector: string, ms: number): void {
+    this.workerMsTotal += ms;
+    this.workerSeconds.inc({ connector }, ms / 1000);
+  }
+
+  /** Total plugin time so far (ms), for benchmarks that compute their own share. */
+  get workerMs(): number {
+    return this.workerMsTotal;
+  }
+
+  setTaskState(connector: string, task: number, state: ConnectorState): void {
+    for (const s of STATES) this.taskState.set({ connector, task: String(task), state: s }, s === state ? 1 : 0);
+  }
+
+  /** Applies metrics a plugin recorded in a worker: `junction_plugin_<plugin>_<name>{connector,task}`. */
+  applyPluginMetrics(plugin: string, connector: string, reports: readonly MetricReport[]): void {
+    if (!this.registry) return;
+    for (const r of reports) {
+      const name = `junction_plugin_${plugin.replace(/[^a-zA-Z0-9_]/g, '_')}_${r.name.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+      let m = this.plugin.get(name);
+      try {
+        if (!m) {
+          m =
+            r.kind === 'counter'
+              ? new Counter({ name, help: r.help || name, labelNames: ['connector', 'task'], registers: [this.registry] })
+              : new Histogram({ name, help: r.help || name, labelNames: ['connector', 'task'], registers: [this.registry] });
+          this.plugin.set(name, m);
+        }
+        const labels = { connector, task: String(r.task) };
+        if (r.kind === 'counter' && m instanceof Counter) m.inc(labels, r.inc ?? 0);
+        else if (r.kind === 'histogram' && m instanceof Histogram) for (const v of r.values ?? []) m.observe(labels, v);
+      } catch {
+        // a name clash with another metric: the plugin's metric is dropped, the runtime's stay
+      }
+    }
+  }
+
+  /** Removes every series of a deleted connector (tasks 0 … tasks-1). */
+  removeConnector(connector: string, tasks: number): void {
+    for (let t = 0; t < tasks; t++) {
+      const labels = { connector, task: String(t) };
+      for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts]) m.remove(labels);
+      this.writeSeconds.remove(labels);
+      for (const m of this.plugin.values()) m.remove(labels);
+      for (const state of STATES) this.taskState.remove({ ...labels, state });
+    }
+    this.workerSeconds.remove({ connector });
+    this.buffered.remove({ connector });
+  }
+}

@@ -1,0 +1,749 @@
+/**
+ * The connector runtime: the connectors, their target states and their runners, kept in
+ * `<dataDir>/connect/connectors.json` so connectors created over the API survive a restart.
+ *
+ * A connector's target state is RUNNING, PAUSED or STOPPED (as in Kafka Connect). PAUSED and STOPPED
+ * both stop its tasks (in-flight batches settle, the rest is nacked back to the group, sinks are closed,
+ * workers end); STOPPED additionally allows its offsets to be changed. Operations on one connector are
+ * serialized; different connectors do not wait for each other.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { StationStore } from '@junction/broker';
+import type { ConfigSchema, JsonValue } from '@junction/sdk-connector';
+import type { PluginCatalog, PluginDescriptor } from './catalog.js';
+import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, groupName } from './declaration.js';
+import type { ConnectorDeclarationInput } from './declaration.js';
+import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
+import type { Issue } from './errors.js';
+import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import { ConnectMetrics } from './metrics.js';
+import { displayConfig, resolveReferences } from './secrets.js';
+import { SinkRunner } from './sink-runner.js';
+import type { TaskStatus } from './sink-runner.js';
+import { SourceRunner, readSourcePositions, writeSourcePositions } from './source-runner.js';
+import { restartDelay, Serial } from './util.js';
+
+export interface ConnectRuntimeOptions {
+  store: StationStore;
+  catalog: PluginCatalog;
+  /** The broker's data directory; the runtime keeps its files under `<dataDir>/connect`. */
+  dataDir: string;
+  logger?: Logger | undefined;
+  /** Where the runtime's metrics go (the server's /metrics registry). */
+  registry?: Registry | undefined;
+  /** For `${env:NAME}` references. Default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Log level of plugin loggers in worker threads. Default: the logger's level. */
+  pluginLogLevel?: string | undefined;
+}
+
+/** What `GET /v1/connectors/:name/status` answers. */
+export interface ConnectorStatus {
+  name: string;
+  connector: { state: ConnectorState; trace?: string | undefined };
+  tasks: TaskStatus[];
+  type: 'sink' | 'source' | 'unknown';
+  /** Sink: messages of the station its group has not acknowledged. */
+  lag?: number | undefined;
+  throughput: { msgsPerSec: number; bytesPerSec: number };
+  lastError?: { code: string; message: string; at: number } | undefined;
+}
+
+/** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
+export interface ConnectorInfo {
+  name: string;
+  type: 'sink' | 'source' | 'unknown';
+  plugin: string;
+  station: string;
+  /** The declaration as it may be shown (secrets redacted, references as references). */
+  config: ConnectorDeclaration;
+  tasks: { connector: string; task: number }[];
+  target: TargetState;
+  origin: ConnectorOrigin;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An offset entry in Kafka Connect's shape: `{ partition, offset }`. */
+export interface OffsetEntry {
+  partition: Record<string, JsonValue>;
+  offset: JsonValue;
+}
+
+export interface ApplyResult {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+  unchanged: string[];
+}
+
+interface Stored {
+  declaration: ConnectorDeclaration;
+  origin: ConnectorOrigin;
+  target: TargetState;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface ConnectorsFile {
+  version: 1;
+  connectors: Stored[];
+}
+
+interface ConnectorRt extends Stored {
+  lock: Serial;
+  kind?: 'sink' | 'source' | undefined;
+  schema?: ConfigSchema | undefined;
+  runner?: SinkRunner | SourceRunner | undefined;
+  state: ConnectorState;
+  trace?: string | undefined;
+  lastError?: { code: string; message: string; at: number } | undefined;
+  startFailures: number;
+  startTimer?: NodeJS.Timeout | undefined;
+  deleted: boolean;
+}
+
+export class ConnectRuntime {
+  readonly metrics: ConnectMetrics;
+  private readonly store: StationStore;
+  private readonly catalog: PluginCatalog;
+  private readonly dir: string;
+  private readonly log: Logger;
+  private readonly env: Readonly<Record<string, string | undefined>>;
+  private readonly pluginLogLevel: string;
+  private readonly connectors = new Map<string, ConnectorRt>();
+  private readonly persistLock = new Serial();
+  private started = false;
+  private closed = false;
+
+  constructor(options: ConnectRuntimeOptions) {
+    this.store = options.store;
+    this.catalog = options.catalog;
+    this.dir = join(options.dataDir, 'connect');
+    this.log = (options.logger ?? pino({ level: 'info', name: 'junction' })).child({ component: 'connect' });
+    this.env = options.env ?? process.env;
+    this.pluginLogLevel = options.pluginLogLevel ?? this.log.level;
+    this.metrics = new ConnectMetrics({
+      registry: options.registry,
+      lag: async () => {
+        const out: { connector: string; lag: number }[] = [];
+        for (const c of this.connectors.values()) {
+          if (c.runner instanceof SinkRunner) {
+            const lag = await c.runner.lag();
+            if (lag !== undefined) out.push({ connector: c.declaration.name, lag });
+          }
+        }
+        return out;
+      },
+    });
+  }
+
+  private get connectorsFile(): string {
+    return join(this.dir, 'connectors.json');
+  }
+
+  /** `<dataDir>/connect/offsets/<name>.json`: a source connector's stored positions. */
+  offsetsPath(name: string): string {
+    return join(this.dir, 'offsets', `${encodeURIComponent(name)}.json`);
+  }
+
+  /** Loads the stored connectors and starts those whose target is RUNNING. Call once, after the store is open. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const raw = (await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined;
+    for (const s of raw?.connectors ?? []) {
+      const parsed = ConnectorDeclaration.safeParse(s.declaration);
+      if (!parsed.success) {
+        this.log.error({ connector: (s.declaration as { name?: unknown } | undefined)?.name }, 'a stored connector is not valid any more; skipped');
+        continue;
+      }
+      const c = this.newRt({ ...s, declaration: parsed.data });
+      await this.learn(c);
+      this.connectors.set(c.declaration.name, c);
+    }
+    for (const c of this.connectors.values()) void this.reconcile(c);
+  }
+
+  /** Stops every connector's tasks (their target states stay as stored). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      [...this.connectors.values()].map((c) =>
+        c.lock.run(async () => {
+          clearTimeout(c.startTimer);
+          await this.stopRunner(c);
+        }),
+      ),
+    );
+    await this.persistLock.run(async () => {});
+  }
+
+  private newRt(s: Stored): ConnectorRt {
+    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false };
+  }
+
+  // ── declarations ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Validates a declaration: its shape, the plugin (it must exist and be usable) and the plugin's
+   * config (references resolved where they can be; an unresolvable one is left as its text and
+   * reported when a task starts). Issue paths start with `prefix` (`connectors[1]` for the yaml).
+   * @throws CONFIG_INVALID with issues such as `config.dir: Required`; PLUGIN_NOT_FOUND.
+   */
+  async validate(raw: unknown, prefix = ''): Promise<ConnectorDeclaration> {
+    const parsed = ConnectorDeclaration.safeParse(raw);
+    const at = (path: string): string => (prefix ? (path ? `${prefix}.${path}` : prefix) : path);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: at(formatPath(i.path)), message: i.message }));
+      throw configInvalid('connector', issues);
+    }
+    const decl = parsed.data;
+    const descriptor = await this.lookup(decl.plugin, at('plugin'));
+    const { value } = await resolveReferences(decl.config, { env: this.env });
+    const v = await this.catalog.validate(descriptor.name, value, at('config'));
+    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    return decl;
+  }
+
+  private async lookup(plugin: string, path = 'plugin'): Promise<PluginDescriptor> {
+    const d = this.catalog.get(plugin);
+    if (d) return d;
+    // Not listed: say why when a refused package looks like it (its SDK range, a broken manifest).
+    const refused = this.catalog.refused?.().find((r) => {
+      const pkg = r.packageName ?? '';
+      return pkg === plugin || pkg.endsWith(`/${plugin}`) || pkg.endsWith(`-${plugin}`) || r.path.endsWith(`/${plugin}`) || r.path.endsWith(`-${plugin}`);
+    });
+    if (refused) {
+      const message = `connector plugin "${plugin}" was refused by the registry (${refused.code}): ${refused.message}`;
+      throw connectError(refused.code, message, { issues: [{ path, message }] });
+    }
+    const message = `no connector plugin named "${plugin}"`;
+    throw connectError(ConnectErrorCode.PLUGIN_NOT_FOUND, message, { issues: [{ path, message }] });
+  }
+
+  /** Remembers the plugin's kind and config schema (for status and redaction before the first start). */
+  private async learn(c: ConnectorRt): Promise<void> {
+    const d = this.catalog.get(c.declaration.plugin);
+    c.kind = d?.kind;
+    c.schema = d ? await this.schemaOf(d.name) : undefined;
+  }
+
+  /** The plugin's zod config schema (for redaction), or undefined when it cannot be loaded. */
+  private async schemaOf(plugin: string): Promise<ConfigSchema | undefined> {
+    try {
+      return (await this.catalog.load(plugin)).config;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ── CRUD ─────────────────────────────────────────────────────────────────────────────────────
+
+  names(): string[] {
+    return [...this.connectors.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.connectors.has(name);
+  }
+
+  private get(name: string): ConnectorRt {
+    const c = this.connectors.get(name);
+    if (!c || c.deleted) throw connectError(ConnectErrorCode.CONNECTOR_NOT_FOUND, `no connector named "${name}"`);
+    return c;
+  }
+
+  /** Creates a connector (CONNECTOR_EXISTS if the name is taken) and starts it unless its `state` says otherwise. */
+  async create(raw: ConnectorDeclarationInput | unknown, origin: ConnectorOrigin = ConnectorOrigin.api): Promise<ConnectorInfo> {
+    this.assertOpen();
+    const decl = await this.validate(raw);
+    if (this.connectors.has(decl.name)) throw connectError(ConnectErrorCode.CONNECTOR_EXISTS, `connector "${decl.name}" already exists`);
+    const now = Date.now();
+    const c = this.newRt({ declaration: decl, origin, target: decl.state ?? TargetState.RUNNING, createdAt: now, updatedAt: now });
+    await this.learn(c);
+    this.connectors.set(decl.name, c);
+    await this.persist();
+    this.log.info({ connector: decl.name, plugin: decl.plugin, station: decl.station, origin }, 'connector created');
+    await this.reconcile(c);
+    return this.info(decl.name);
+  }
+
+  /**
+   * Creates or updates (`PUT …/config`): an update replaces the declaration and restarts the tasks
+   * with it. `created` tells which happened.
+   */
+  async put(name: string, raw: unknown, origin: ConnectorOrigin = ConnectorOrigin.api): Promise<{ created: boolean; info: ConnectorInfo }> {
+    this.assertOpen();
+    const body = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as Record<string, unknown>) } : raw;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      const b = body as Record<string, unknown>;
+      if (b.name !== undefined && b.name !== name) throw configInvalid('connector', [{ path: 'name', message: `must be "${name}" (the name in the URL) or left out` }]);
+      b.name = name;
+    }
+    const decl = await this.validate(body);
+    const existing = this.connectors.get(name);
+    if (!existing || existing.deleted) {
+      const info = await this.create(decl, origin);
+      return { created: true, info };
+    }
+    await this.update(existing, decl, existing.origin === ConnectorOrigin.file && origin === ConnectorOrigin.api ? ConnectorOrigin.file : origin);
+    return { created: false, info: this.info(name) };
+  }
+
+  private async update(c: ConnectorRt, decl: ConnectorDeclaration, origin: ConnectorOrigin): Promise<void> {
+    await c.lock.run(async () => {
+      clearTimeout(c.startTimer);
+      await this.stopRunner(c);
+      c.declaration = decl;
+      c.origin = origin;
+      await this.learn(c);
+      if (decl.state) c.target = decl.state;
+      c.updatedAt = Date.now();
+      c.startFailures = 0;
+      c.trace = undefined;
+    });
+    await this.persist();
+    this.log.info({ connector: decl.name }, 'connector updated');
+    await this.reconcile(c);
+  }
+
+  /**
+   * Deletes a connector: stops its tasks and forgets it. Like Kafka Connect, its progress is kept: a
+   * sink's consumer group `connector.<name>` and a source's stored positions stay, so a connector
+   * created again with the same name resumes (reset its offsets first to start over).
+   */
+  async delete(name: string): Promise<void> {
+    const c = this.get(name);
+    c.deleted = true;
+    await c.lock.run(async () => {
+      clearTimeout(c.startTimer);
+      await this.stopRunner(c);
+    });
+    this.connectors.delete(name);
+    this.metrics.removeConnector(name, c.declaration.tasks);
+    await this.persist();
+    this.log.info({ connector: name }, 'connector deleted');
+  }
+
+  // ── target states ────────────────────────────────────────────────────────────────────────────
+
+  async pause(name: string): Promise<void> {
+    await this.setTarget(name, TargetState.PAUSED);
+  }
+
+  async resume(name: string): Promise<void> {
+    await this.setTarget(name, TargetState.RUNNING);
+  }
+
+  async stop(name: string): Promise<void> {
+    await this.setTarget(name, TargetState.STOPPED);
+  }
+
+  private async setTarget(name: string, target: TargetState): Promise<void> {
+    const c = this.get(name);
+    if (c.target !== target) {
+      c.target = target;
+      c.updatedAt = Date.now();
+      await this.persist();
+      this.log.info({ connector: name, target }, 'connector target state changed');
+    }
+    await this.reconcile(c);
+  }
+
+  /**
+   * Kafka Connect's restart: without options restarts the connector (a failed one starts again, a
+   * running one is stopped and started); `includeTasks` also restarts its tasks, `onlyFailed` limits
+   * that to failed ones (and a connector that is not failed is left as it is).
+   */
+  async restart(name: string, opts: { includeTasks?: boolean; onlyFailed?: boolean } = {}): Promise<void> {
+    const c = this.get(name);
+    if (c.target !== TargetState.RUNNING) return;
+    const connectorFailed = c.state === ConnectorState.FAILED;
+    if (!opts.onlyFailed || connectorFailed) {
+      await c.lock.run(async () => {
+        clearTimeout(c.startTimer);
+        await this.stopRunner(c);
+        c.startFailures = 0;
+      });
+      await this.reconcile(c);
+      return;
+    }
+    if (opts.includeTasks && c.runner) {
+      for (const t of c.runner.taskStatuses()) if (t.state === ConnectorState.FAILED) c.runner.restartTask(t.id);
+    }
+  }
+
+  /** Restarts one task now (a failed task waiting for its backoff, or a running one). */
+  async restartTask(name: string, task: number): Promise<void> {
+    const c = this.get(name);
+    if (!Number.isInteger(task) || task < 0 || task >= c.declaration.tasks) {
+      throw connectError(ConnectErrorCode.TASK_NOT_FOUND, `connector "${name}" has no task ${task}`);
+    }
+    if (!c.runner) {
+      if (c.target === TargetState.RUNNING) await this.restart(name);
+      return;
+    }
+    c.runner.restartTask(task, true);
+    if (c.state === ConnectorState.FAILED && c.runner.taskStatuses().every((t) => t.state !== ConnectorState.FAILED)) {
+      c.state = ConnectorState.RUNNING;
+      c.trace = undefined;
+    }
+  }
+
+  /** Makes the runner match the target state (starting with backoff when the start fails). */
+  private reconcile(c: ConnectorRt): Promise<void> {
+    return c.lock.run(async () => {
+      if (c.deleted || this.closed) return;
+      if (c.target !== TargetState.RUNNING) {
+        clearTimeout(c.startTimer);
+        await this.stopRunner(c);
+        c.state = c.target === TargetState.PAUSED ? ConnectorState.PAUSED : ConnectorState.STOPPED;
+        c.trace = undefined;
+        for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, c.state);
+        return;
+      }
+      if (c.runner) return;
+      clearTimeout(c.startTimer);
+      try {
+        await this.startRunner(c);
+        c.state = ConnectorState.RUNNING;
+        c.trace = undefined;
+        c.startFailures = 0;
+      } catch (err) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        c.startFailures++;
+        c.state = ConnectorState.FAILED;
+        c.trace = traceOf(e);
+        c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: e.message, at: Date.now() };
+        for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, ConnectorState.UNASSIGNED);
+        const delay = restartDelay(c.startFailures);
+        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: e.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        c.startTimer = setTimeout(() => void this.reconcile(c), delay);
+        c.startTimer.unref?.();
+      }
+    });
+  }
+
+  private async startRunner(c: ConnectorRt): Promise<void> {
+    const decl = c.declaration;
+    const descriptor = await this.lookup(decl.plugin);
+    c.kind = descriptor.kind;
+    c.schema = await this.schemaOf(descriptor.name);
+    const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
+    if (issues.length > 0) {
+      const first = issues[0]!;
+      throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
+    }
+    const v = await this.catalog.validate(descriptor.name, value, 'config');
+    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    const config = value as Record<string, unknown>;
+    const logger = this.log.child({ connector: decl.name });
+    const events = {
+      onFatal: (err: Error) => {
+        c.state = ConnectorState.FAILED;
+        c.trace = traceOf(err);
+        c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: Date.now() };
+      },
+    };
+    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events };
+    const runner = descriptor.kind === 'sink' ? new SinkRunner(common) : new SourceRunner({ ...common, offsetsPath: this.offsetsPath(decl.name) });
+    try {
+      await runner.start();
+    } catch (err) {
+      await runner.stop().catch(() => {});
+      throw err;
+    }
+    c.runner = runner;
+    this.log.info({ connector: decl.name, kind: descriptor.kind, tasks: decl.tasks, config: displayConfig(c.schema, decl.config) }, 'connector started');
+  }
+
+  private async stopRunner(c: ConnectorRt): Promise<void> {
+    const runner = c.runner;
+    if (!runner) return;
+    c.runner = undefined;
+    await runner.stop().catch((err: unknown) => this.log.error({ connector: c.declaration.name, err: messageOf(err) }, 'stopping the connector failed'));
+  }
+
+  // ── views ────────────────────────────────────────────────────────────────────────────────────
+
+  /** The declaration as it may be shown: secret fields redacted, references as written. */
+  config(name: string): ConnectorDeclaration {
+    const c = this.get(name);
+    return { ...c.declaration, config: this.display(c) };
+  }
+
+  private display(c: ConnectorRt): Record<string, unknown> {
+    if (c.schema) return displayConfig(c.schema, c.declaration.config);
+    // Without the plugin's schema nothing says which fields are secret: show no literal strings.
+    return redactStrings(c.declaration.config) as Record<string, unknown>;
+  }
+
+  info(name: string): ConnectorInfo {
+    const c = this.get(name);
+    const d = c.declaration;
+    return {
+      name: d.name,
+      type: c.kind ?? 'unknown',
+      plugin: d.plugin,
+      station: d.station,
+      config: { ...d, config: this.display(c) },
+      tasks: Array.from({ length: d.tasks }, (_, task) => ({ connector: d.name, task })),
+      target: c.target,
+      origin: c.origin,
+      createdAt: c.createdAt,
+      updatedAt: c.updatedAt,
+    };
+  }
+
+  async status(name: string): Promise<ConnectorStatus> {
+    const c = this.get(name);
+    const d = c.declaration;
+    if (!c.kind && !c.schema) {
+      // Learn the kind (and the schema, for redaction) even if the connector never started.
+      try {
+        const desc = await this.lookup(d.plugin);
+        c.kind = desc.kind;
+        c.schema = await this.schemaOf(desc.name);
+      } catch {
+        // unknown plugin: the status says FAILED with the reason already
+      }
+    }
+    const runner = c.runner;
+    const taskState = c.state === ConnectorState.RUNNING ? ConnectorState.UNASSIGNED : c.state === ConnectorState.FAILED ? ConnectorState.UNASSIGNED : c.state;
+    const tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0 }));
+    let lag: number | undefined;
+    if (runner instanceof SinkRunner) lag = await runner.lag();
+    else if (c.kind === 'sink') lag = await this.store.getGroup(d.station, groupName(d.name)).then((g) => g.lag, () => undefined);
+    let lastError = c.lastError;
+    for (const t of tasks) if (t.lastError && (!lastError || t.lastError.at > lastError.at)) lastError = t.lastError;
+    return {
+      name: d.name,
+      connector: { state: c.state, ...(c.state === ConnectorState.FAILED && c.trace ? { trace: c.trace } : {}) },
+      tasks,
+      type: c.kind ?? 'unknown',
+      ...(lag !== undefined ? { lag } : {}),
+      throughput: runner ? runner.throughput.rate() : { msgsPerSec: 0, bytesPerSec: 0 },
+      ...(lastError ? { lastError } : {}),
+    };
+  }
+
+  /** What a sink runner holds now (tests and the benchmark). */
+  buffered(name: string): ReturnType<SinkRunner['buffered']> | undefined {
+    const r = this.get(name).runner;
+    return r instanceof SinkRunner ? r.buffered() : undefined;
+  }
+
+  // ── offsets ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Kafka Connect's offsets view. Sink: per partition of the station, `offset` is the group's ack
+   * floor, the next offset the connector will process (`{ partition: { station, partition }, offset: { offset } }`).
+   * Source: the stored position of each task (`{ partition: { task }, offset: <position> }`).
+   */
+  async offsets(name: string): Promise<{ offsets: OffsetEntry[] }> {
+    const c = this.get(name);
+    const d = c.declaration;
+    const kind = c.kind ?? (await this.lookup(d.plugin).then((x) => x.kind, () => undefined));
+    if (kind === 'source') {
+      const positions = await readSourcePositions(this.offsetsPath(d.name));
+      return { offsets: Object.entries(positions).map(([task, offset]) => ({ partition: { task: Number(task) }, offset })) };
+    }
+    try {
+      const g = await this.store.getGroup(d.station, groupName(d.name));
+      return { offsets: g.partitions.map((p) => ({ partition: { station: d.station, partition: p.partition }, offset: { offset: p.ackFloor } })) };
+    } catch (err) {
+      if (codeOf(err) === 'GROUP_NOT_FOUND') return { offsets: [] };
+      throw err;
+    }
+  }
+
+  /**
+   * Sets offsets (only while STOPPED). Sink: `{ offsets: [{ partition: { partition: 0 }, offset: { offset: 42 } }] }`
+   * moves the group's cursor of that partition to 42. Source: `{ offsets: [{ partition: { task: 0 }, offset: <position> }] }`
+   * stores that position (null removes it).
+   */
+  async setOffsets(name: string, body: unknown): Promise<{ message: string }> {
+    const c = this.assertStopped(name);
+    const d = c.declaration;
+    const entries = parseOffsetsBody(body);
+    const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
+    return c.lock.run(async () => {
+      if (kind === 'source') {
+        const positions = await readSourcePositions(this.offsetsPath(d.name));
+        entries.forEach((e, i) => {
+          const task = e.partition.task;
+          if (typeof task !== 'number' || !Number.isInteger(task) || task < 0 || task >= d.tasks) {
+            throw configInvalid('offsets', [{ path: `offsets[${i}].partition.task`, message: `must be a task id from 0 to ${d.tasks - 1}` }]);
+          }
+          if (e.offset === null) delete positions[String(task)];
+          else positions[String(task)] = e.offset;
+        });
+        await writeSourcePositions(this.offsetsPath(d.name), positions);
+        return { message: `the offsets of source connector ${d.name} were changed` };
+      }
+      const station = await this.store.getStation(d.station);
+      await this.ensureGroup(d);
+      const targets = entries.map((e, i) => {
+        const partition = e.partition.partition;
+        const off = (e.offset as { offset?: unknown } | null)?.offset;
+        if (typeof partition !== 'number' || !station.partitions.some((p) => p.partition === partition)) {
+          throw configInvalid('offsets', [{ path: `offsets[${i}].partition.partition`, message: `must be a partition of ${d.station} (0 to ${station.partitions.length - 1})` }]);
+        }
+        if (typeof off !== 'number' || !Number.isInteger(off) || off < 1) {
+          throw configInvalid('offsets', [{ path: `offsets[${i}].offset.offset`, message: 'must be an integer ≥ 1 (the next offset to process)' }]);
+        }
+        return { partition, offset: off };
+      });
+      for (const t of targets) await this.store.seek(d.station, groupName(d.name), { type: 'offset', partition: t.partition, offset: t.offset });
+      return { message: `the offsets of sink connector ${d.name} were changed` };
+    });
+  }
+
+  /** Resets offsets (only while STOPPED): a sink's group goes back to the earliest message; a source's positions are removed. */
+  async resetOffsets(name: string): Promise<{ message: string }> {
+    const c = this.assertStopped(name);
+    const d = c.declaration;
+    const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
+    return c.lock.run(async () => {
+      if (kind === 'source') {
+        await removeFile(this.offsetsPath(d.name));
+        return { message: `the offsets of source connector ${d.name} were reset` };
+      }
+      try {
+        await this.store.seek(d.station, groupName(d.name), { type: 'earliest' });
+      } catch (err) {
+        if (codeOf(err) !== 'GROUP_NOT_FOUND') throw err;
+      }
+      return { message: `the offsets of sink connector ${d.name} were reset` };
+    });
+  }
+
+  private async ensureGroup(d: ConnectorDeclaration): Promise<void> {
+    try {
+      await this.store.createGroup(d.station, groupName(d.name), { start: { type: 'earliest' }, maxAckTimeMs: SinkRunner.ackDeadlineMs(d), maxDeliveries: 1000 });
+    } catch (err) {
+      if (codeOf(err) !== 'GROUP_EXISTS') throw err;
+    }
+  }
+
+  private assertStopped(name: string): ConnectorRt {
+    const c = this.get(name);
+    if (c.target !== TargetState.STOPPED) {
+      throw connectError(ConnectErrorCode.CONNECTOR_NOT_STOPPED, `connector "${name}" must be STOPPED to change its offsets (PUT /v1/connectors/${name}/stop first)`);
+    }
+    return c;
+  }
+
+  // ── desired state from junction.yaml ─────────────────────────────────────────────────────────
+
+  /**
+   * Makes `decls` (the `connectors:` of junction.yaml) the desired state of the connectors they name:
+   * creates the missing ones, updates those whose declaration changed (restarting their tasks; a
+   * `state:` in the file is applied then), and takes over API-created connectors of the same name.
+   * Connectors that came from the file and are no longer in it are deleted; API-created ones are left
+   * alone. All declarations are validated first: one invalid declaration changes nothing.
+   * @throws CONFIG_INVALID with paths like `connectors[1].config.dir`.
+   */
+  async applyDesired(raw: readonly unknown[]): Promise<ApplyResult> {
+    this.assertOpen();
+    const decls: ConnectorDeclaration[] = [];
+    const issues: Issue[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < raw.length; i++) {
+      try {
+        const d = await this.validate(raw[i], `connectors[${i}]`);
+        if (seen.has(d.name)) issues.push({ path: `connectors[${i}].name`, message: `duplicate connector "${d.name}"` });
+        seen.add(d.name);
+        decls.push(d);
+      } catch (err) {
+        if (isJunctionError(err) && err.issues) issues.push(...err.issues);
+        else issues.push({ path: `connectors[${i}]`, message: messageOf(err) });
+      }
+    }
+    if (issues.length > 0) throw configInvalid('connectors', issues);
+    const result: ApplyResult = { created: [], updated: [], deleted: [], unchanged: [] };
+    for (const d of decls) {
+      const c = this.connectors.get(d.name);
+      if (!c || c.deleted) {
+        await this.create(d, ConnectorOrigin.file);
+        result.created.push(d.name);
+      } else if (!sameDeclaration(c.declaration, d)) {
+        await this.update(c, d, ConnectorOrigin.file);
+        result.updated.push(d.name);
+      } else {
+        if (c.origin !== ConnectorOrigin.file) {
+          c.origin = ConnectorOrigin.file;
+          await this.persist();
+        }
+        result.unchanged.push(d.name);
+      }
+    }
+    for (const c of [...this.connectors.values()]) {
+      if (c.origin === ConnectorOrigin.file && !seen.has(c.declaration.name)) {
+        await this.delete(c.declaration.name);
+        result.deleted.push(c.declaration.name);
+      }
+    }
+    if (result.created.length + result.updated.length + result.deleted.length > 0) {
+      this.log.info(result, 'connectors from the configuration applied');
+    }
+    return result;
+  }
+
+  // ── persistence ──────────────────────────────────────────────────────────────────────────────
+
+  private persist(): Promise<void> {
+    return this.persistLock.run(async () => {
+      const file: ConnectorsFile = {
+        version: 1,
+        connectors: [...this.connectors.values()]
+          .filter((c) => !c.deleted)
+          .map((c) => ({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt })),
+      };
+      await writeJsonAtomic(this.connectorsFile, file);
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw connectError(ConnectErrorCode.RUNTIME_CLOSED, 'the connector runtime is closed');
+  }
+}
+
+function sameDeclaration(a: ConnectorDeclaration, b: ConnectorDeclaration): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+function redactStrings(v: unknown): unknown {
+  if (typeof v === 'string') return /^(?:\$\{(?:env|file):[^}]+\})+$/.test(v) ? v : '***';
+  if (Array.isArray(v)) return v.map(redactStrings);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactStrings(x)]));
+  return v;
+}
+
+function parseOffsetsBody(body: unknown): { partition: Record<string, JsonValue>; offset: JsonValue }[] {
+  const list = (body as { offsets?: unknown } | null)?.offsets;
+  if (!Array.isArray(list)) throw configInvalid('offsets', [{ path: 'offsets', message: 'must be an array of { partition, offset }' }]);
+  return list.map((e: unknown, i) => {
+    const partition = (e as { partition?: unknown } | null)?.partition;
+    if (partition === null || typeof partition !== 'object' || Array.isArray(partition)) {
+      throw configInvalid('offsets', [{ path: `offsets[${i}].partition`, message: 'must be an object' }]);
+    }
+    if (!Object.hasOwn(e as object, 'offset')) throw configInvalid('offsets', [{ path: `offsets[${i}].offset`, message: 'Required' }]);
+    return { partition: partition as Record<string, JsonValue>, offset: (e as { offset: JsonValue }).offset };
+  });
+}

@@ -1,0 +1,879 @@
+/**
+ * A running sink connector: one fetch loop over the consumer group `connector.<name>`, batches cut per
+ * partition, written by plugin code in a piscina pool (one pool per connector, `tasks` threads), and
+ * the answers turned into acks, dead letters, retries or task failures.
+ *
+ * Guarantees kept here:
+ * - a message is acked only after the sink answered `ok()` for it (or it was dead-lettered);
+ * - per partition at most ONE batch is in a worker or waiting to be retried (so batches of a partition
+ *   reach the sink one at a time, in offset order), and a retry batch carries only what answered retry;
+ * - memory is bounded: the fetch loop asks only for what fits in `(maxInFlight + 1) × batch.maxMessages`
+ *   messages and `(maxInFlight + 1) × batch.maxBytes` bytes (one message above that at most), counting
+ *   everything held — accumulating, queued, in a worker, waiting to be retried. A slow sink therefore
+ *   slows the fetch; it does not make the runtime buffer;
+ * - a plugin that throws a non-retryable error, hangs past `writeTimeoutMs` (its worker is terminated),
+ *   exits its worker or exhausts its heap fails only its task: the task's messages are nacked (the
+ *   group gives them back after the restart) and the task restarts with backoff 1 s → 60 s.
+ */
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
+import type { Logger } from 'pino';
+import type { Delivery, StationStore } from '@junction/broker';
+import { DLS_HEADERS } from '@junction/protocol';
+import { checkWriteResults, deserializeError, isRetryable } from '@junction/sdk-connector';
+import type { WriteResult } from '@junction/sdk-connector';
+import { ConnectorState, groupName } from './declaration.js';
+import type { ConnectorDeclaration } from './declaration.js';
+import { ConnectErrorCode, codeOf, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
+import type { ConnectMetrics } from './metrics.js';
+import { jitteredBackoff, RateMeter, restartDelay, Wakeup } from './util.js';
+import { PACKED_FIELDS } from './wire.js';
+import type { PackedBatch, SinkTask, SinkWriteAnswer } from './wire.js';
+import { workerFile } from './worker-file.js';
+
+/** Headers the runtime adds to a message it dead-letters (beside the broker's `junction-dls-*`). */
+export const CONNECTOR_DLS_HEADERS = {
+  connector: DLS_HEADERS.connector,
+  errorCode: 'junction-connector-error-code',
+  errorMessage: 'junction-connector-error-message',
+  /** Times the runtime handed the message to the sink (the broker's `junction-dls-attempts` counts deliveries). */
+  attempts: 'junction-connector-attempts',
+} as const;
+
+/** How long a stopping connector lets in-flight writes finish before it abandons them (terminating their workers). */
+export const STOP_GRACE_MS = 10_000;
+/** How long a sink's `open` (and a batch's wait for a worker) may take at least, before the write's own timeout starts. */
+export const OPEN_TIMEOUT_MS = 30_000;
+/** Base of the retry backoff (full jitter, up to `errors.retryMaxDelayMs`). */
+export const RETRY_BASE_MS = 100;
+/** A task that wrote successfully this long after a restart has its restart backoff reset. */
+const HEALTHY_AFTER_MS = 30_000;
+
+export interface TaskStatus {
+  id: number;
+  state: ConnectorState;
+  trace?: string | undefined;
+  worker?: string | undefined;
+  /** When a failed task restarts by itself (ms since epoch); absent for a task that needs a manual restart. */
+  restartAt?: number | undefined;
+  restarts: number;
+  lastError?: { code: string; message: string; at: number } | undefined;
+  /** Sink: the partitions this task writes. */
+  partitions?: number[] | undefined;
+  /** Source: the read ended (the origin is exhausted). */
+  finished?: boolean | undefined;
+}
+
+export interface RunnerEvents {
+  /** A task failed for good (retries exhausted with tolerance none): the connector is FAILED too. */
+  onFatal(err: Error): void;
+  /** Anything worth re-reading status for (tests and logs). */
+  onChange?(): void;
+}
+
+export interface SinkRunnerOptions {
+  store: StationStore;
+  decl: ConnectorDeclaration;
+  pluginName: string;
+  entry: string;
+  /** Config with references resolved (never stored, never logged). */
+  config: Record<string, unknown>;
+  logger: Logger;
+  logLevel: string;
+  metrics: ConnectMetrics;
+  events: RunnerEvents;
+  /** Batches in workers at once; default 2 × tasks. */
+  maxInFlight?: number | undefined;
+}
+
+interface TaskRt {
+  id: number;
+  state: ConnectorState;
+  trace?: string | undefined;
+  worker?: string | undefined;
+  failures: number;
+  restarts: number;
+  startedAt: number;
+  restartAt?: number | undefined;
+  timer?: NodeJS.Timeout | undefined;
+  lastError?: { code: string; message: string; at: number } | undefined;
+}
+
+interface Batch {
+  msgs: Delivery[];
+  bytes: number;
+  /** Times this batch's messages were handed to the sink. */
+  attempts: number;
+  firstFailureAt?: number | undefined;
+  lastError?: Error | undefined;
+  notBefore: number;
+}
+
+interface Part {
+  id: number;
+  task: number;
+  /** Every message of this partition the runtime holds, by offset. */
+  held: Map<number, Delivery>;
+  open: Delivery[];
+  openBytes: number;
+  openTimer?: NodeJS.Timeout | undefined;
+  ready: Batch[];
+  /** The batch in a worker or waiting to be retried: at most one per partition. */
+  current?: Batch | undefined;
+  writing: boolean;
+  retryTimer?: NodeJS.Timeout | undefined;
+}
+
+function byteLen(d: Delivery): number {
+  return d.value.byteLength;
+}
+
+export class SinkRunner {
+  readonly group: string;
+  private readonly o: SinkRunnerOptions;
+  private readonly log: Logger;
+  private readonly tasks: TaskRt[];
+  private readonly parts = new Map<number, Part>();
+  private partList: Part[] = [];
+  private rr = 0;
+  private pool: Piscina<SinkTask, unknown> | undefined;
+  private readonly configHash: string;
+  private readonly maxInFlight: number;
+  readonly maxBufferedMessages: number;
+  readonly maxBufferedBytes: number;
+  private heldCount = 0;
+  private heldBytes = 0;
+  private writingCount = 0;
+  /** Peak of `heldCount` (tests prove the bound with it). */
+  peakHeld = 0;
+  private stopping = false;
+  private readonly fetchAbort = new AbortController();
+  private readonly wake = new Wakeup();
+  private fetchLoopDone: Promise<void> = Promise.resolve();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly aborts = new Set<AbortController>();
+  private readonly settling = new Set<Promise<unknown>>();
+  /** First failure time of messages whose batch failed in a way that nacks them (crash, timeout): survives their redelivery. */
+  private readonly failingSince = new Map<string, { since: number; attempts: number }>();
+  readonly throughput = new RateMeter();
+
+  constructor(options: SinkRunnerOptions) {
+    this.o = options;
+    const { decl } = options;
+    this.group = groupName(decl.name);
+    this.log = options.logger;
+    this.maxInFlight = options.maxInFlight ?? 2 * decl.tasks;
+    this.maxBufferedMessages = (this.maxInFlight + 1) * decl.batch.maxMessages;
+    this.maxBufferedBytes = (this.maxInFlight + 1) * decl.batch.maxBytes;
+    this.configHash = createHash('sha256').update(JSON.stringify(options.config)).digest('hex').slice(0, 16);
+    const now = Date.now();
+    this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now }));
+  }
+
+  /**
+   * The ack deadline the group needs so the broker does not redeliver what the runtime still works on:
+   * a message may wait for the partition's current batch (its retries and write) and then go through its
+   * own, plus the batching latency and a minute of slack; capped at the broker's 12 h.
+   */
+  static ackDeadlineMs(decl: ConnectorDeclaration): number {
+    const perBatch = decl.errors.retryTimeoutMs + Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs) + decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs) + decl.errors.retryMaxDelayMs;
+    return Math.min(12 * 3_600_000, 2 * perBatch + decl.batch.maxLatencyMs + 60_000);
+  }
+
+  /** Creates the group when missing, starts the pool and the fetch loop. Throws what the store throws (STATION_NOT_FOUND). */
+  async start(): Promise<void> {
+    const { store, decl } = this.o;
+    const station = await store.getStation(decl.station);
+    const want = SinkRunner.ackDeadlineMs(decl);
+    try {
+      await store.createGroup(decl.station, this.group, { start: { type: 'earliest' }, maxAckTimeMs: want, maxDeliveries: 1000 });
+    } catch (err) {
+      if (codeOf(err) !== 'GROUP_EXISTS') throw err;
+      const g = await store.getGroup(decl.station, this.group);
+      if (g.maxAckTimeMs < want) {
+        this.log.warn(
+          { group: this.group, maxAckTimeMs: g.maxAckTimeMs, needed: want },
+          'the connector group has a shorter ack deadline than this connector needs: messages may be redelivered while a batch is still retried',
+        );
+      }
+    }
+    for (const p of station.partitions) this.partition(p.partition);
+    this.pool = new Piscina<SinkTask, unknown>({
+      filename: workerFile('sink-worker.js'),
+      name: 'default',
+      minThreads: decl.tasks,
+      maxThreads: decl.tasks,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 2 ** 31 - 1,
+      resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
+    });
+    // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
+    this.pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err) }, 'sink worker died between batches'));
+    const now = Date.now();
+    for (const t of this.tasks) {
+      t.state = ConnectorState.RUNNING;
+      t.startedAt = now;
+      this.o.metrics.setTaskState(decl.name, t.id, t.state);
+    }
+    this.fetchLoopDone = this.fetchLoop();
+  }
+
+  /**
+   * Stops: no more fetches, in-flight writes settle (each within its timeout), their acks complete,
+   * everything still held is nacked (the group delivers it again when the connector runs again), the
+   * sinks are closed and the pool is destroyed. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return this.stopped;
+    this.stopping = true;
+    this.stopped = this.doStop();
+    return this.stopped;
+  }
+  private stopped: Promise<void> = Promise.resolve();
+
+  private async doStop(): Promise<void> {
+    this.fetchAbort.abort();
+    this.wake.notify();
+    await this.fetchLoopDone;
+    for (const p of this.partList) {
+      clearTimeout(p.openTimer);
+      clearTimeout(p.retryTimer);
+    }
+    for (const t of this.tasks) clearTimeout(t.timer);
+    // In-flight writes may finish (their answers are honoured) for a while; then they are abandoned.
+    const grace = new Promise<void>((r) => setTimeout(r, STOP_GRACE_MS).unref());
+    await Promise.race([Promise.allSettled([...this.inflight]), grace]);
+    for (const ac of this.aborts) ac.abort(new Error('connector stopping'));
+    await Promise.allSettled([...this.inflight]);
+    await Promise.allSettled([...this.settling]);
+    const ids: string[] = [];
+    for (const p of this.partList) {
+      for (const d of p.held.values()) ids.push(d.deliveryId);
+      p.held.clear();
+      p.open = [];
+      p.ready = [];
+      p.current = undefined;
+    }
+    this.heldCount = 0;
+    this.heldBytes = 0;
+    this.o.metrics.buffered.set({ connector: this.o.decl.name }, 0);
+    if (ids.length > 0) await this.o.store.nack(this.o.decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
+    await this.closeSinks();
+    await this.pool?.destroy().catch(() => {});
+    this.pool = undefined;
+  }
+
+  private async closeSinks(): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return;
+    const parties = this.o.decl.tasks;
+    const barrier = new SharedArrayBuffer(4);
+    const timeoutMs = 2000;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs + 3000);
+    await Promise.allSettled(
+      Array.from({ length: parties }, () => pool.run({ op: 'close', connector: this.o.decl.name, barrier, parties, timeoutMs }, { signal: ac.signal })),
+    );
+    clearTimeout(timer);
+  }
+
+  // ── status ──────────────────────────────────────────────────────────────────────────────────────
+
+  taskStatuses(): TaskStatus[] {
+    return this.tasks.map((t) => ({
+      id: t.id,
+      state: t.state,
+      trace: t.state === ConnectorState.FAILED ? t.trace : undefined,
+      worker: t.worker,
+      restartAt: t.state === ConnectorState.FAILED ? t.restartAt : undefined,
+      restarts: t.restarts,
+      lastError: t.lastError,
+      partitions: this.partList.filter((p) => p.task === t.id).map((p) => p.id),
+    }));
+  }
+
+  /** What the runtime holds now (for the backpressure bound and metrics). */
+  buffered(): { messages: number; bytes: number; writing: number; peakMessages: number } {
+    return { messages: this.heldCount, bytes: this.heldBytes, writing: this.writingCount, peakMessages: this.peakHeld };
+  }
+
+  /**
+   * Restarts a task now: a failed one (waiting for its backoff or failed for good) or, with `force`,
+   * a running one (its held messages are nacked first). Unknown ids throw TASK_NOT_FOUND.
+   */
+  restartTask(id: number, force = false): void {
+    const t = this.tasks[id];
+    if (!t) throw connectError(ConnectErrorCode.TASK_NOT_FOUND, `connector ${this.o.decl.name} has no task ${id}`);
+    if (t.state !== ConnectorState.FAILED && !force) return;
+    if (t.state !== ConnectorState.FAILED) this.releaseTask(t, 0);
+    clearTimeout(t.timer);
+    t.failures = 0;
+    this.revive(t);
+  }
+
+  // ── fetch and batching ─────────────────────────────────────────────────────────────────────────
+
+  private partition(id: number): Part {
+    let p = this.parts.get(id);
+    if (!p) {
+      p = { id, task: id % this.o.decl.tasks, held: new Map(), open: [], openBytes: 0, ready: [], writing: false };
+      this.parts.set(id, p);
+      this.partList = [...this.parts.values()].sort((a, b) => a.id - b.id);
+    }
+    return p;
+  }
+
+  private anyTaskRunning(): boolean {
+    return this.tasks.some((t) => t.state === ConnectorState.RUNNING);
+  }
+
+  private async fetchLoop(): Promise<void> {
+    const { store, decl } = this.o;
+    const signal = this.fetchAbort.signal;
+    let failures = 0;
+    while (!this.stopping) {
+      if (!this.anyTaskRunning()) {
+        await this.wake.wait(1000);
+        continue;
+      }
+      const roomMessages = this.maxBufferedMessages - this.heldCount;
+      const roomBytes = this.maxBufferedBytes - this.heldBytes;
+      if (roomMessages <= 0 || roomBytes <= 0) {
+        // Full: write what accumulates now rather than wait for maxLatencyMs with the fetch stopped.
+        for (const p of this.partList) this.cut(p);
+        this.pump();
+        await this.wake.wait(1000);
+        continue;
+      }
+      let deliveries: Delivery[];
+      try {
+        deliveries = await store.fetch(decl.station, this.group, {
+          maxMessages: Math.min(decl.batch.maxMessages, roomMessages),
+          maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
+          waitMs: 1000,
+          signal,
+        });
+        failures = 0;
+      } catch (err) {
+        if (this.stopping) break;
+        failures++;
+        this.log.warn({ err: messageOf(err), code: codeOf(err) }, 'fetch for the sink connector failed; trying again');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(6, failures))));
+        continue;
+      }
+      if (deliveries.length > 0 && !this.stopping) this.ingest(deliveries);
+    }
+  }
+
+  private ingest(deliveries: Delivery[]): void {
+    const { decl } = this.o;
+    const { maxMessages, maxBytes, maxLatencyMs } = decl.batch;
+    const touched = new Set<Part>();
+    const refused = new Map<number, string[]>();
+    const now = Date.now();
+    for (const d of deliveries) {
+      const p = this.partition(d.partition);
+      const have = p.held.get(d.offset);
+      if (have) {
+        // The broker redelivered what we still hold (its ack deadline passed): keep one copy, newest id.
+        have.deliveryId = d.deliveryId;
+        have.deliveryCount = d.deliveryCount;
+        continue;
+      }
+      const t = this.tasks[p.task]!;
+      if (t.state !== ConnectorState.RUNNING) {
+        const delay = Math.max(0, (t.restartAt ?? now + 60_000) - now - 100);
+        let ids = refused.get(delay);
+        if (!ids) refused.set(delay, (ids = []));
+        ids.push(d.deliveryId);
+        continue;
+      }
+      const len = byteLen(d);
+      p.held.set(d.offset, d);
+      this.heldCount++;
+      this.heldBytes += len;
+      const last = p.open[p.open.length - 1];
+      if (last && (d.offset !== last.offset + 1 || p.openBytes + len > maxBytes)) this.cut(p);
+      p.open.push(d);
+      p.openBytes += len;
+      if (p.open.length === 1 && maxLatencyMs > 0) {
+        const part = p;
+        p.openTimer = setTimeout(() => {
+          part.openTimer = undefined;
+          this.cut(part);
+          this.pump();
+        }, maxLatencyMs);
+      }
+      if (p.open.length >= maxMessages || p.openBytes >= maxBytes) this.cut(p);
+      touched.add(p);
+    }
+    if (this.heldCount > this.peakHeld) this.peakHeld = this.heldCount;
+    if (maxLatencyMs === 0) for (const p of touched) this.cut(p);
+    for (const [delay, ids] of refused) this.settle(this.o.store.nack(decl.station, this.group, ids, delay));
+    this.o.metrics.buffered.set({ connector: decl.name }, this.heldCount);
+    this.pump();
+  }
+
+  /** Closes the partition's accumulating batch (if any) and queues it. */
+  private cut(p: Part): void {
+    if (p.open.length === 0) return;
+    clearTimeout(p.openTimer);
+    p.openTimer = undefined;
+    const batch: Batch = { msgs: p.open, bytes: p.openBytes, attempts: 0, notBefore: 0 };
+    if (this.failingSince.size > 0) {
+      for (const d of batch.msgs) {
+        const f = this.failingSince.get(`${d.partition}:${d.offset}`);
+        if (f) {
+          batch.firstFailureAt = Math.min(batch.firstFailureAt ?? Infinity, f.since);
+          batch.attempts = Math.max(batch.attempts, f.attempts);
+        }
+      }
+    }
+    p.ready.push(batch);
+    p.open = [];
+    p.openBytes = 0;
+  }
+
+  /** Hands ready batches to workers while there is room, one per partition at a time. */
+  private pump(): void {
+    if (this.stopping || !this.pool) return;
+    const n = this.partList.length;
+    for (let i = 0; i < n && this.writingCount < this.maxInFlight; i++) {
+      const p = this.partList[(this.rr + i) % n]!;
+      if (p.writing) continue;
+      const t = this.tasks[p.task]!;
+      if (t.state !== ConnectorState.RUNNING) continue;
+      if (p.current) {
+        // Its retry timer decides when (Date.now may lag the timer by a millisecond).
+        if (p.retryTimer) continue;
+        this.dispatch(p, p.current);
+      } else if (p.ready.length > 0) {
+        p.current = p.ready.shift()!;
+        this.dispatch(p, p.current);
+      }
+    }
+    this.rr = (this.rr + 1) % Math.max(1, n);
+  }
+
+  private pack(p: Part, batch: Batch): PackedBatch {
+    const n = batch.msgs.length;
+    const buf = new ArrayBuffer(batch.bytes);
+    const bytes = new Uint8Array(buf);
+    const nums = new Float64Array(n * PACKED_FIELDS);
+    const headers: string[] = [];
+    const headerIndex = new Map<string, number>();
+    let keys: (string | undefined)[] | undefined;
+    let lastHeaders: Record<string, string> | undefined;
+    let lastIndex = 0;
+    let pos = 0;
+    for (let i = 0; i < n; i++) {
+      const d = batch.msgs[i]!;
+      bytes.set(d.value, pos);
+      const len = d.value.byteLength;
+      pos += len;
+      let hi = lastIndex;
+      if (lastHeaders === undefined || !sameHeaders(d.headers, lastHeaders)) {
+        const json = JSON.stringify(d.headers);
+        const known = headerIndex.get(json);
+        if (known === undefined) {
+          hi = headers.length;
+          headers.push(json);
+          headerIndex.set(json, hi);
+        } else hi = known;
+        lastHeaders = d.headers;
+        lastIndex = hi;
+      }
+      const o = i * PACKED_FIELDS;
+      nums[o] = d.offset;
+      nums[o + 1] = d.timestamp;
+      nums[o + 2] = len;
+      nums[o + 3] = hi;
+      if (d.key !== undefined) (keys ??= new Array<string | undefined>(n))[i] = d.key;
+    }
+    return {
+      station: this.o.decl.station,
+      partition: p.id,
+      firstOffset: batch.msgs[0]!.offset,
+      lastOffset: batch.msgs[n - 1]!.offset,
+      count: n,
+      buf,
+      nums: nums.buffer,
+      headers,
+      keys,
+    };
+  }
+
+  private dispatch(p: Part, batch: Batch): void {
+    const pool = this.pool!;
+    const { decl } = this.o;
+    const t = this.tasks[p.task]!;
+    this.writingCount++;
+    p.writing = true;
+    batch.attempts++;
+    const packed = this.pack(p, batch);
+    const ac = new AbortController();
+    this.aborts.add(ac);
+    let timedOut: 'write' | 'open' | undefined;
+    const dispatchedAt = Date.now();
+    const startedFlag = new SharedArrayBuffer(4);
+    const flag = new Int32Array(startedFlag);
+    const writeLimit = decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs);
+    // Time queued for a worker, a fresh worker starting and the sink opening is not the write's.
+    const openLimit = Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs) + writeLimit;
+    let hard: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      const now = Date.now();
+      const s = Atomics.load(flag, 0);
+      const deadline = s === 0 ? dispatchedAt + openLimit : dispatchedAt + s - 1 + writeLimit;
+      if (now >= deadline) {
+        timedOut = s === 0 ? 'open' : 'write';
+        ac.abort(new Error('write timeout'));
+        return;
+      }
+      hard = setTimeout(check, s === 0 ? Math.min(deadline - now, writeLimit) : deadline - now);
+    };
+    hard = setTimeout(check, writeLimit);
+    const started = performance.now();
+    const run = pool
+      .run(
+        {
+          op: 'write',
+          connector: decl.name,
+          plugin: this.o.pluginName,
+          task: t.id,
+          entry: this.o.entry,
+          config: this.o.config,
+          configHash: this.configHash,
+          logLevel: this.o.logLevel,
+          writeTimeoutMs: decl.writeTimeoutMs,
+          started: startedFlag,
+          dispatchedAt,
+          batch: packed,
+        },
+        { signal: ac.signal, transferList: [packed.buf, packed.nums] },
+      )
+      .then(
+        (answer) => {
+          clearTimeout(hard);
+          this.o.metrics.writeSeconds.observe({ connector: decl.name, task: String(t.id) }, (performance.now() - started) / 1000);
+          this.onAnswer(p, t, batch, answer as SinkWriteAnswer);
+        },
+        (err: unknown) => {
+          clearTimeout(hard);
+          this.onRejected(p, t, batch, err, timedOut);
+        },
+      )
+      .catch((err: unknown) => this.log.error({ err }, 'sink runner bug while handling an answer'))
+      .finally(() => {
+        this.writingCount--;
+        p.writing = false;
+        this.inflight.delete(run);
+        this.aborts.delete(ac);
+        this.o.metrics.buffered.set({ connector: decl.name }, this.heldCount);
+        this.pump();
+        this.wake.notify();
+        this.o.events.onChange?.();
+      });
+    this.inflight.add(run);
+  }
+
+  // ── answers ────────────────────────────────────────────────────────────────────────────────────
+
+  private onAnswer(p: Part, t: TaskRt, batch: Batch, answer: SinkWriteAnswer): void {
+    const { decl, metrics } = this.o;
+    metrics.addWorkerTime(decl.name, answer.pluginMs);
+    if (answer.metrics.length > 0) metrics.applyPluginMetrics(this.o.pluginName, decl.name, answer.metrics);
+    t.worker = `thread-${answer.threadId}`;
+    if (answer.error !== undefined) {
+      const err = deserializeError(answer.error);
+      if (isRetryable(err)) this.retryLater(p, t, batch, batch.msgs, err, 0);
+      else this.fatal(p, t, batch, err);
+      return;
+    }
+    let results: WriteResult[];
+    try {
+      results = checkWriteResults(answer.results, batch.msgs.length);
+    } catch (err) {
+      this.fatal(p, t, batch, err as Error);
+      return;
+    }
+    const okIds: string[] = [];
+    let okBytes = 0;
+    const dead = new Map<string, { code: string; reason: string; ids: string[] }>();
+    const again: Delivery[] = [];
+    let minDelay = 0;
+    let lastReason = '';
+    results.forEach((r, i) => {
+      const d = batch.msgs[i]!;
+      if (r.status === 'ok') {
+        okIds.push(d.deliveryId);
+        okBytes += byteLen(d);
+        this.release(p, d);
+      } else if (r.status === 'deadLetter') {
+        const key = `${r.code}\u0000${r.reason}`;
+        let e = dead.get(key);
+        if (!e) dead.set(key, (e = { code: r.code, reason: r.reason, ids: [] }));
+        e.ids.push(d.deliveryId);
+        this.release(p, d);
+      } else {
+        again.push(d);
+        minDelay = Math.max(minDelay, r.delayMs ?? 0);
+        lastReason = r.reason;
+      }
+    });
+    const labels = { connector: decl.name, task: String(t.id) };
+    metrics.batches.inc(labels);
+    if (okIds.length > 0) {
+      metrics.messages.inc(labels, okIds.length);
+      metrics.bytes.inc(labels, okBytes);
+      this.throughput.add(okIds.length, okBytes);
+      this.settle(this.o.store.ack(decl.station, this.group, okIds));
+    }
+    for (const e of dead.values()) {
+      metrics.deadLetters.inc(labels, e.ids.length);
+      this.settle(
+        this.o.store.deadLetter(decl.station, this.group, e.ids, e.reason, {
+          code: e.code,
+          headers: this.dlsHeaders(e.code, e.reason, batch.attempts),
+        }),
+      );
+    }
+    if (okIds.length > 0 && t.failures > 0 && Date.now() - t.startedAt >= HEALTHY_AFTER_MS) t.failures = 0;
+    if (again.length > 0) {
+      this.retryLater(p, t, batch, again, connectError('RETRY', lastReason, { retryable: true }), minDelay);
+    } else {
+      p.current = undefined;
+    }
+  }
+
+  private onRejected(p: Part, t: TaskRt, batch: Batch, err: unknown, timedOut: 'write' | 'open' | undefined): void {
+    if (this.stopping && !timedOut) return; // the stop nacks what is held
+    const { decl } = this.o;
+    let e: Error;
+    if (timedOut === 'write') {
+      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `write of ${batch.msgs.length} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`);
+    } else if (timedOut === 'open') {
+      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`);
+    } else if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      e = connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the worker ran out of heap (maxHeapMb ${decl.maxHeapMb}) writing partition ${p.id}: ${messageOf(err)}`, { cause: err });
+    } else {
+      e = connectError(ConnectErrorCode.WORKER_CRASHED, `the worker writing partition ${p.id} died: ${messageOf(err)}`, { cause: err });
+    }
+    t.worker = undefined;
+    this.fatal(p, t, batch, e);
+  }
+
+  /** Keeps `msgs` as the partition's current batch and sends them again after a backoff — or gives up. */
+  private retryLater(p: Part, t: TaskRt, batch: Batch, msgs: Delivery[], err: Error, minDelayMs: number): void {
+    const { decl, metrics } = this.o;
+    const now = Date.now();
+    const since = batch.firstFailureAt ?? now;
+    const labels = { connector: decl.name, task: String(t.id) };
+    if (this.stopping) {
+      p.current = undefined; // held; nacked by stop
+      return;
+    }
+    if (t.state !== ConnectorState.RUNNING) {
+      p.current = undefined;
+      this.nackReleased(p, msgs, Math.max(0, (t.restartAt ?? now) - now));
+      return;
+    }
+    const retryBatch: Batch = { msgs, bytes: msgs.reduce((n, d) => n + byteLen(d), 0), attempts: batch.attempts, firstFailureAt: since, lastError: err, notBefore: 0 };
+    if (now - since >= decl.errors.retryTimeoutMs) {
+      this.exhausted(p, t, retryBatch, err);
+      return;
+    }
+    metrics.retries.inc(labels, msgs.length);
+    const left = since + decl.errors.retryTimeoutMs - now;
+    const delay = Math.min(Math.max(minDelayMs, jitteredBackoff(retryBatch.attempts, RETRY_BASE_MS, decl.errors.retryMaxDelayMs)), Math.max(0, left));
+    retryBatch.notBefore = now + delay;
+    p.current = retryBatch;
+    clearTimeout(p.retryTimer);
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = undefined;
+      this.pump();
+    }, delay);
+    this.log.debug({ partition: p.id, messages: msgs.length, attempt: retryBatch.attempts, delayMs: delay, reason: err.message }, 'retrying');
+  }
+
+  /** A failure that takes the task down (non-retryable error, timeout, crash, heap, broken answer). */
+  private fatal(p: Part, t: TaskRt, batch: Batch, err: Error): void {
+    const { decl } = this.o;
+    if (this.stopping) {
+      p.current = undefined;
+      return;
+    }
+    const now = Date.now();
+    let since = batch.firstFailureAt ?? now;
+    for (const d of batch.msgs) {
+      const f = this.failingSince.get(`${d.partition}:${d.offset}`);
+      if (f) since = Math.min(since, f.since);
+    }
+    if (now - since >= decl.errors.retryTimeoutMs) {
+      this.exhausted(p, t, { ...batch, firstFailureAt: since }, err);
+      if (decl.errors.tolerance === 'all') return;
+    } else {
+      for (const d of batch.msgs) this.failingSince.set(`${d.partition}:${d.offset}`, { since, attempts: batch.attempts });
+      this.o.metrics.retries.inc({ connector: decl.name, task: String(t.id) }, batch.msgs.length);
+      this.failTask(t, err, false);
+      // The failed batch itself is still marked as writing, so failTask left it: give it back too.
+      if (p.current === batch) p.current = undefined;
+      this.nackReleased(p, batch.msgs, Math.max(0, (t.restartAt ?? now) - Date.now() - 100));
+    }
+  }
+
+  /** The retry budget ran out: dead-letter the messages (tolerance all) or fail the task for good (none). */
+  private exhausted(p: Part, t: TaskRt, batch: Batch, err: Error): void {
+    const { decl, metrics } = this.o;
+    if (decl.errors.tolerance === 'all') {
+      const code = codeOf(err) && codeOf(err) !== 'RETRY' ? codeOf(err)! : ConnectErrorCode.RETRIES_EXHAUSTED;
+      const reason = `${err.message} (gave up after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms)`;
+      const ids = batch.msgs.map((d) => d.deliveryId);
+      for (const d of batch.msgs) this.release(p, d);
+      p.current = undefined;
+      metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, ids.length);
+      this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, err.message, batch.attempts) }));
+      this.log.warn({ partition: p.id, messages: ids.length, code }, 'retries exhausted: messages dead-lettered (errors.tolerance all)');
+      return;
+    }
+    const e = connectError(
+      ConnectErrorCode.RETRIES_EXHAUSTED,
+      `${batch.msgs.length} messages of partition ${p.id} still failed after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms (errors.tolerance none): ${err.message}`,
+      { cause: err },
+    );
+    p.current = undefined;
+    this.failTask(t, e, true);
+    this.nackReleased(p, batch.msgs.filter((d) => p.held.get(d.offset) === d), 60_000);
+  }
+
+  private dlsHeaders(code: string, message: string, attempts: number): Record<string, string> {
+    return {
+      [CONNECTOR_DLS_HEADERS.connector]: this.o.decl.name,
+      [CONNECTOR_DLS_HEADERS.errorCode]: code,
+      [CONNECTOR_DLS_HEADERS.errorMessage]: message.slice(0, 1000),
+      [CONNECTOR_DLS_HEADERS.attempts]: String(attempts),
+    };
+  }
+
+  // ── task failure and restart ─────────────────────────────────────────────────────────────────
+
+  /**
+   * Marks the task FAILED, nacks every message it holds that is not in a worker right now (those
+   * follow when their answer comes), and schedules its restart — unless `permanent`, which waits for
+   * a manual restart and makes the connector FAILED.
+   */
+  private failTask(t: TaskRt, err: Error, permanent: boolean): void {
+    const { decl, metrics } = this.o;
+    const now = Date.now();
+    const alreadyFailed = t.state === ConnectorState.FAILED;
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    if (!alreadyFailed || permanent) t.trace = traceOf(err);
+    if (!alreadyFailed) t.failures++;
+    t.state = ConnectorState.FAILED;
+    metrics.setTaskState(decl.name, t.id, t.state);
+    clearTimeout(t.timer);
+    t.timer = undefined;
+    if (permanent) {
+      t.restartAt = undefined;
+    } else {
+      const delay = restartDelay(t.failures);
+      t.restartAt = now + delay;
+      t.timer = setTimeout(() => {
+        t.timer = undefined;
+        if (this.stopping || t.state !== ConnectorState.FAILED) return;
+        metrics.restarts.inc({ connector: decl.name, task: String(t.id) });
+        this.revive(t);
+      }, delay);
+    }
+    this.releaseTask(t, permanent ? 60_000 : Math.max(0, (t.restartAt ?? now) - now - 100));
+    this.log.error(
+      { task: t.id, code: t.lastError.code, err: err.message, restartInMs: t.restartAt ? t.restartAt - now : undefined },
+      permanent ? 'connector task failed; it needs a restart' : 'connector task failed; restarting it after a backoff',
+    );
+    if (permanent) this.o.events.onFatal(err);
+    this.wake.notify();
+    this.o.events.onChange?.();
+  }
+
+  /** Nacks what the task's partitions hold outside a worker (open, queued, waiting to be retried). */
+  private releaseTask(t: TaskRt, delayMs: number): void {
+    for (const p of this.partList) {
+      if (p.task !== t.id) continue;
+      clearTimeout(p.openTimer);
+      p.openTimer = undefined;
+      clearTimeout(p.retryTimer);
+      p.retryTimer = undefined;
+      const msgs: Delivery[] = [...p.open, ...p.ready.flatMap((b) => b.msgs)];
+      if (p.current && !p.writing) msgs.push(...p.current.msgs);
+      p.open = [];
+      p.openBytes = 0;
+      p.ready = [];
+      if (!p.writing) p.current = undefined;
+      this.nackReleased(p, msgs, delayMs);
+    }
+  }
+
+  private nackReleased(p: Part, msgs: Delivery[], delayMs: number): void {
+    if (msgs.length === 0) return;
+    for (const d of msgs) this.release(p, d, false);
+    this.settle(this.o.store.nack(this.o.decl.station, this.group, msgs.map((d) => d.deliveryId), delayMs));
+  }
+
+  private revive(t: TaskRt): void {
+    t.state = ConnectorState.RUNNING;
+    t.trace = undefined;
+    t.restartAt = undefined;
+    t.restarts++;
+    t.startedAt = Date.now();
+    this.o.metrics.setTaskState(this.o.decl.name, t.id, t.state);
+    this.log.info({ task: t.id, restarts: t.restarts }, 'connector task restarted');
+    this.wake.notify();
+    this.pump();
+    this.o.events.onChange?.();
+  }
+
+  /** Forgets a held message (settled, or nacked back to the group). */
+  private release(p: Part, d: Delivery, settled = true): void {
+    if (p.held.delete(d.offset)) {
+      this.heldCount--;
+      this.heldBytes -= byteLen(d);
+    }
+    if (settled && this.failingSince.size > 0) this.failingSince.delete(`${d.partition}:${d.offset}`);
+    this.wake.notify();
+  }
+
+  private settle(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => {
+      if (!isJunctionError(err) || err.code !== 'STORE_CLOSED') this.log.warn({ err: messageOf(err), code: codeOf(err) }, 'settling messages failed; the ack deadline will return them');
+    });
+    this.settling.add(tracked);
+    void tracked.finally(() => this.settling.delete(tracked));
+  }
+
+  /** Group lag (messages of the station not yet acknowledged by this connector). */
+  async lag(): Promise<number | undefined> {
+    try {
+      return (await this.o.store.getGroup(this.o.decl.station, this.group)).lag;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Shallow equality of two header sets (consecutive messages usually carry the same). */
+function sameHeaders(a: Record<string, string>, b: Record<string, string>): boolean {
+  if (a === b) return true;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
+}
+
+/** How long after `writeTimeoutMs` (when the plugin's signal fires) the runtime terminates the worker. */
+export function hardTimeoutGrace(writeTimeoutMs: number): number {
+  return Math.min(5000, Math.max(200, Math.floor(writeTimeoutMs / 4)));
+}

@@ -1,0 +1,117 @@
+/**
+ * The piscina worker entry for sinks. Keeps each opened sink in module state, per (connector, config
+ * hash, task): it opens lazily on the first batch, is reused by later batches, and is closed by a
+ * `close` task (or when a batch comes with another config hash). Answers are plain data: results
+ * checked by the main thread with `checkWriteResults`, errors as `serializeError`.
+ */
+import { threadId } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { parseConfig, serializeError } from '@junction/sdk-connector';
+import type { Sink, SinkBatch, SinkMessage } from '@junction/sdk-connector';
+import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
+import { PACKED_FIELDS } from './wire.js';
+import type { PackedBatch, SinkCloseTask, SinkTask, SinkWriteAnswer, SinkWriteTask } from './wire.js';
+
+interface Opened {
+  connector: string;
+  configHash: string;
+  sink: Promise<Sink>;
+}
+
+const sinks = new Map<string, Opened>();
+const metrics = new WorkerMetrics();
+
+function unpack(b: PackedBatch): SinkBatch {
+  const nums = new Float64Array(b.nums);
+  const headers = b.headers.map((h) => Object.freeze(JSON.parse(h) as Record<string, string>));
+  const messages: SinkMessage[] = new Array(b.count);
+  let pos = 0;
+  for (let i = 0; i < b.count; i++) {
+    const o = i * PACKED_FIELDS;
+    const len = nums[o + 2]!;
+    const msg: { offset: number; timestamp: number; key?: string; headers: Record<string, string>; value: Uint8Array<ArrayBuffer> } = {
+      offset: nums[o]!,
+      timestamp: nums[o + 1]!,
+      headers: headers[nums[o + 3]!]!,
+      value: new Uint8Array(b.buf, pos, len),
+    };
+    const key = b.keys?.[i];
+    if (key !== undefined) msg.key = key;
+    messages[i] = msg;
+    pos += len;
+  }
+  return { station: b.station, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+}
+
+async function sinkFor(t: SinkWriteTask): Promise<Sink> {
+  const key = `${t.connector}\u0000${t.task}`;
+  const cur = sinks.get(key);
+  if (cur && cur.configHash === t.configHash) return cur.sink;
+  if (cur) {
+    sinks.delete(key);
+    await cur.sink.then((s) => s.close()).catch(() => {});
+  }
+  const sink = (async () => {
+    const plugin = await loadPlugin(t.entry);
+    if (plugin.kind !== 'sink') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a sink`);
+    const config = parseConfig(plugin.config, t.config, 'config');
+    return plugin.open(config, {
+      logger: pluginLogger(t.logLevel, t.connector, t.task),
+      connector: t.connector,
+      task: t.task,
+      metrics: metrics.forTask(t.task),
+    });
+  })();
+  const opened = { connector: t.connector, configHash: t.configHash, sink };
+  sinks.set(key, opened);
+  // A failed open is not kept: the next batch tries again.
+  sink.catch(() => {
+    if (sinks.get(key) === opened) sinks.delete(key);
+  });
+  return sink;
+}
+
+async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
+  const started = performance.now();
+  const ac = new AbortController();
+  // The plugin's signal fires at writeTimeoutMs; the main thread terminates this worker a little later
+  // if the plugin ignores it.
+  const timer = setTimeout(() => ac.abort(new DOMException('write timed out', 'TimeoutError')), t.writeTimeoutMs);
+  try {
+    const sink = await sinkFor(t);
+    const batch = unpack(t.batch);
+    Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
+    timer.refresh();
+    const results = await sink.write(batch, { signal: ac.signal });
+    return { results, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+  } catch (err) {
+    return { error: serializeError(err), pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: number }> {
+  // Hold this worker until every close task has arrived, so that each worker of the pool gets one.
+  const arrived = new Int32Array(t.barrier);
+  Atomics.add(arrived, 0, 1);
+  const deadline = Date.now() + t.timeoutMs;
+  while (Atomics.load(arrived, 0) < t.parties && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  let closed = 0;
+  for (const [key, opened] of [...sinks]) {
+    if (opened.connector !== t.connector) continue;
+    sinks.delete(key);
+    try {
+      const sink = await opened.sink;
+      await sink.close();
+      closed++;
+    } catch {
+      // A sink that failed to open has nothing to close; close() must not throw, but may.
+    }
+  }
+  return { closed, threadId };
+}
+
+export default function handle(t: SinkTask): Promise<unknown> {
+  return t.op === 'write' ? write(t) : close(t);
+}

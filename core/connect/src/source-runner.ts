@@ -1,0 +1,402 @@
+/**
+ * A running source connector: `tasks` readers, each a dedicated worker thread (see source-worker.ts
+ * for why not piscina), whose batches are produced into the station. Only after a produce is durable
+ * is the batch's position recorded; positions are written to `<dataDir>/connect/offsets/<name>.json`
+ * atomically (coalesced: one write covers every batch produced meanwhile), and only after that write
+ * does the worker's `commit(positions)` run. A restarted task opens with the last written position;
+ * what it emits again carries the same msgIds, so the station's dedup window drops the repeats.
+ *
+ * Backpressure: the worker reads at most one batch ahead of the one being produced.
+ */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { MessageInput, StationStore } from '@junction/broker';
+import { deserializeError } from '@junction/sdk-connector';
+import type { JsonValue } from '@junction/sdk-connector';
+import { ConnectorState } from './declaration.js';
+import type { ConnectorDeclaration } from './declaration.js';
+import { ConnectErrorCode, codeOf, connectError, messageOf, traceOf } from './errors.js';
+import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import type { ConnectMetrics } from './metrics.js';
+import type { RunnerEvents, TaskStatus } from './sink-runner.js';
+import { RateMeter, restartDelay } from './util.js';
+import type { FromSourceWorker, SourceWorkerData, ToSourceWorker } from './wire.js';
+import { workerFile } from './worker-file.js';
+
+/** The stored positions of a source connector: one per task. */
+export interface SourceOffsetsFile {
+  version: 1;
+  positions: Record<string, JsonValue>;
+}
+
+export async function readSourcePositions(path: string): Promise<Record<string, JsonValue>> {
+  const raw = (await readJson(path)) as Partial<SourceOffsetsFile> | undefined;
+  if (!raw || typeof raw !== 'object' || typeof raw.positions !== 'object' || raw.positions === null) return {};
+  return raw.positions;
+}
+
+export async function writeSourcePositions(path: string, positions: Record<string, JsonValue>): Promise<void> {
+  if (Object.keys(positions).length === 0) await removeFile(path);
+  else await writeJsonAtomic(path, { version: 1, positions } satisfies SourceOffsetsFile);
+}
+
+export interface SourceRunnerOptions {
+  store: StationStore;
+  decl: ConnectorDeclaration;
+  pluginName: string;
+  entry: string;
+  config: Record<string, unknown>;
+  offsetsPath: string;
+  logger: Logger;
+  logLevel: string;
+  metrics: ConnectMetrics;
+  events: RunnerEvents;
+}
+
+type NextAnswer = Extract<FromSourceWorker, { type: 'batch' | 'end' | 'error' }> | { type: 'gone'; error: Error };
+
+interface SourceTaskRt {
+  id: number;
+  state: ConnectorState;
+  trace?: string | undefined;
+  failures: number;
+  restarts: number;
+  startedAt: number;
+  restartAt?: number | undefined;
+  timer?: NodeJS.Timeout | undefined;
+  lastError?: { code: string; message: string; at: number } | undefined;
+  finished: boolean;
+  worker?: Worker | undefined;
+  /** Resolves when the current worker exited. */
+  exited?: Promise<unknown> | undefined;
+  /** Bumped per worker: commits go only to the worker that read those batches. */
+  generation: number;
+  pendingNext?: ((a: NextAnswer) => void) | undefined;
+  loop?: Promise<void> | undefined;
+  stopping: boolean;
+}
+
+const MAX_UNCOMMITTED = 256;
+
+export class SourceRunner {
+  private readonly o: SourceRunnerOptions;
+  private readonly log: Logger;
+  private readonly tasks: SourceTaskRt[];
+  private positions: Record<string, JsonValue> = {};
+  private pendingCommits = new Map<number, { generation: number; positions: JsonValue[] }>();
+  private uncommitted = 0;
+  private dirty = false;
+  private writing: Promise<void> | undefined;
+  private stopping = false;
+  readonly throughput = new RateMeter();
+
+  constructor(options: SourceRunnerOptions) {
+    this.o = options;
+    this.log = options.logger;
+    const now = Date.now();
+    this.tasks = Array.from({ length: options.decl.tasks }, (_, id) => ({
+      id,
+      state: ConnectorState.UNASSIGNED,
+      failures: 0,
+      restarts: 0,
+      startedAt: now,
+      finished: false,
+      generation: 0,
+      stopping: false,
+    }));
+  }
+
+  async start(): Promise<void> {
+    await this.o.store.getStation(this.o.decl.station);
+    this.positions = await readSourcePositions(this.o.offsetsPath);
+    for (const t of this.tasks) this.startTask(t);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.all(this.tasks.map((t) => this.stopTask(t)));
+    await this.flush();
+  }
+
+  taskStatuses(): TaskStatus[] {
+    return this.tasks.map((t) => ({
+      id: t.id,
+      state: t.state,
+      trace: t.state === ConnectorState.FAILED ? t.trace : undefined,
+      worker: t.worker ? `thread-${t.worker.threadId}` : undefined,
+      restartAt: t.state === ConnectorState.FAILED ? t.restartAt : undefined,
+      restarts: t.restarts,
+      lastError: t.lastError,
+      finished: t.finished || undefined,
+    }));
+  }
+
+  restartTask(id: number, force = false): void {
+    const t = this.tasks[id];
+    if (!t) throw connectError(ConnectErrorCode.TASK_NOT_FOUND, `connector ${this.o.decl.name} has no task ${id}`);
+    if (t.state !== ConnectorState.FAILED && !force && !t.finished) return;
+    clearTimeout(t.timer);
+    t.failures = 0;
+    void (async () => {
+      await this.stopTask(t);
+      if (this.stopping) return;
+      t.restarts++;
+      this.startTask(t);
+    })();
+  }
+
+  // ── one task ─────────────────────────────────────────────────────────────────────────────────
+
+  private startTask(t: SourceTaskRt): void {
+    const { decl } = this.o;
+    t.stopping = false;
+    t.finished = false;
+    t.generation++;
+    t.state = ConnectorState.RUNNING;
+    t.trace = undefined;
+    t.restartAt = undefined;
+    t.startedAt = Date.now();
+    this.o.metrics.setTaskState(decl.name, t.id, t.state);
+    const data: SourceWorkerData = {
+      connector: decl.name,
+      plugin: this.o.pluginName,
+      task: t.id,
+      entry: this.o.entry,
+      config: this.o.config,
+      position: this.positions[String(t.id)],
+      logLevel: this.o.logLevel,
+    };
+    const worker = new Worker(workerFile('source-worker.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb } });
+    t.worker = worker;
+    t.exited = once(worker, 'exit');
+    const generation = t.generation;
+    let opened: ((a: FromSourceWorker | { type: 'gone'; error: Error }) => void) | undefined;
+    const openedP = new Promise<FromSourceWorker | { type: 'gone'; error: Error }>((r) => (opened = r));
+    let lastError: unknown;
+    worker.on('message', (m: FromSourceWorker) => {
+      if (m.type === 'opened' || (m.type === 'error' && m.phase === 'open')) {
+        opened?.(m);
+        opened = undefined;
+      } else if (m.type === 'batch' || m.type === 'end' || (m.type === 'error' && m.phase === 'read')) {
+        const p = t.pendingNext;
+        t.pendingNext = undefined;
+        p?.(m);
+      } else if (m.type === 'error' && m.phase === 'commit') {
+        if (t.generation === generation) this.failTask(t, deserializeError(m.error));
+      }
+    });
+    worker.on('error', (err) => {
+      lastError = err;
+    });
+    worker.on('exit', (code) => {
+      if (t.worker === worker) t.worker = undefined;
+      const gone = (): Error =>
+        (lastError as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the source worker ran out of heap (maxHeapMb ${decl.maxHeapMb})`, { cause: lastError })
+          : connectError(ConnectErrorCode.WORKER_CRASHED, `the source worker exited (code ${code})${lastError ? `: ${messageOf(lastError)}` : ''}`, { cause: lastError });
+      opened?.({ type: 'gone', error: gone() });
+      opened = undefined;
+      const p = t.pendingNext;
+      t.pendingNext = undefined;
+      p?.({ type: 'gone', error: gone() });
+      if (!t.stopping && t.generation === generation && !t.finished && t.state === ConnectorState.RUNNING && !t.loop) this.failTask(t, gone());
+    });
+    t.loop = (async () => {
+      const first = await openedP;
+      if (first.type === 'gone') throw first.error;
+      if (first.type === 'error') throw deserializeError(first.error);
+      await this.readLoop(t, worker, generation);
+    })()
+      .catch((err: unknown) => {
+        if (!t.stopping && t.generation === generation) this.failTask(t, err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        if (t.generation === generation) t.loop = undefined;
+      });
+  }
+
+  private next(t: SourceTaskRt, worker: Worker): Promise<NextAnswer> {
+    return new Promise((resolve) => {
+      t.pendingNext = resolve;
+      worker.postMessage({ type: 'next' } satisfies ToSourceWorker);
+    });
+  }
+
+  private async readLoop(t: SourceTaskRt, worker: Worker, generation: number): Promise<void> {
+    const { decl, metrics, store } = this.o;
+    const labels = { connector: decl.name, task: String(t.id) };
+    let pending = this.next(t, worker);
+    for (;;) {
+      const a = await pending;
+      if (t.stopping) return;
+      if (a.type === 'gone') throw a.error;
+      if (a.type === 'error') throw deserializeError(a.error);
+      if (a.type === 'end') {
+        if (a.metrics.length > 0) metrics.applyPluginMetrics(this.o.pluginName, decl.name, a.metrics);
+        t.finished = true;
+        this.log.info({ task: t.id }, 'source finished: its read ended');
+        await this.flush();
+        worker.postMessage({ type: 'stop' } satisfies ToSourceWorker);
+        this.o.events.onChange?.();
+        return;
+      }
+      // Read the next batch while this one is produced (one batch ahead, no more).
+      pending = this.next(t, worker);
+      metrics.addWorkerTime(decl.name, a.pluginMs);
+      if (a.metrics.length > 0) metrics.applyPluginMetrics(this.o.pluginName, decl.name, a.metrics);
+      metrics.batches.inc(labels);
+      if (a.messages.length > 0) {
+        const msgs: MessageInput[] = new Array(a.messages.length);
+        let pos = 0;
+        for (let i = 0; i < a.messages.length; i++) {
+          const m = a.messages[i]!;
+          msgs[i] = { value: new Uint8Array(a.buf, pos, m.len), key: m.key, headers: m.headers, msgId: m.msgId };
+          pos += m.len;
+        }
+        const results = await store.produce(decl.station, msgs);
+        let stored = 0;
+        let bytes = 0;
+        let rejected: { code: string; message: string } | undefined;
+        let rejectedCount = 0;
+        results.forEach((r, i) => {
+          if (r.status === 'stored') {
+            stored++;
+            bytes += a.messages[i]!.len;
+          } else if (r.status === 'rejected') {
+            rejectedCount++;
+            rejected ??= { code: r.code, message: r.message };
+          }
+        });
+        metrics.messages.inc(labels, stored);
+        metrics.bytes.inc(labels, bytes);
+        this.throughput.add(stored, bytes);
+        if (rejected) {
+          t.lastError = { code: rejected.code, message: `${rejectedCount} messages refused by the station: ${rejected.message}`, at: Date.now() };
+          this.log.warn({ task: t.id, rejected: rejectedCount, code: rejected.code }, 'the station refused messages from the source');
+        }
+      }
+      await this.record(t, generation, a.position);
+    }
+  }
+
+  private async stopTask(t: SourceTaskRt): Promise<void> {
+    t.stopping = true;
+    clearTimeout(t.timer);
+    t.timer = undefined;
+    const worker = t.worker;
+    const exited = t.exited;
+    const p = t.pendingNext;
+    t.pendingNext = undefined;
+    p?.({ type: 'gone', error: new Error('stopping') });
+    await t.loop;
+    if (worker && exited) {
+      await this.flush();
+      const closed = new Promise<void>((resolve) => {
+        worker.on('message', (m: FromSourceWorker) => {
+          if (m.type === 'closed') resolve();
+        });
+      });
+      worker.postMessage({ type: 'stop' } satisfies ToSourceWorker);
+      const timer = setTimeout(() => void worker.terminate(), 5000);
+      await Promise.race([closed, exited]);
+      clearTimeout(timer);
+      await worker.terminate();
+    }
+    t.worker = undefined;
+    if (t.state !== ConnectorState.FAILED) t.state = ConnectorState.UNASSIGNED;
+  }
+
+  private failTask(t: SourceTaskRt, err: Error): void {
+    if (this.stopping || t.stopping) return;
+    const { decl, metrics } = this.o;
+    const now = Date.now();
+    t.failures++;
+    t.state = ConnectorState.FAILED;
+    t.trace = traceOf(err);
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    metrics.setTaskState(decl.name, t.id, t.state);
+    const delay = restartDelay(t.failures);
+    t.restartAt = now + delay;
+    this.log.error({ task: t.id, code: t.lastError.code, err: err.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
+    const worker = t.worker;
+    t.worker = undefined;
+    t.generation++;
+    const p = t.pendingNext;
+    t.pendingNext = undefined;
+    p?.({ type: 'gone', error: err });
+    void worker?.terminate();
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      if (this.stopping || t.state !== ConnectorState.FAILED) return;
+      void (async () => {
+        await t.loop;
+        await this.flush();
+        if (this.stopping || t.state !== ConnectorState.FAILED) return;
+        t.restarts++;
+        metrics.restarts.inc({ connector: decl.name, task: String(t.id) });
+        if (Date.now() - t.startedAt >= 30_000) t.failures = 0;
+        this.startTask(t);
+        this.o.events.onChange?.();
+      })();
+    }, delay);
+    this.o.events.onChange?.();
+  }
+
+  // ── positions ────────────────────────────────────────────────────────────────────────────────
+
+  private async record(t: SourceTaskRt, generation: number, position: JsonValue): Promise<void> {
+    this.positions[String(t.id)] = position;
+    let c = this.pendingCommits.get(t.id);
+    if (!c || c.generation !== generation) this.pendingCommits.set(t.id, (c = { generation, positions: [] }));
+    c.positions.push(position);
+    this.uncommitted++;
+    this.dirty = true;
+    this.kick();
+    if (this.uncommitted >= MAX_UNCOMMITTED) await this.flush();
+  }
+
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = (async () => {
+      while (this.dirty) {
+        this.dirty = false;
+        const snapshot = { ...this.positions };
+        const commits = this.pendingCommits;
+        this.pendingCommits = new Map();
+        this.uncommitted = 0;
+        try {
+          await writeSourcePositions(this.o.offsetsPath, snapshot);
+        } catch (err) {
+          this.log.error({ err: messageOf(err) }, 'cannot store source positions; will try again');
+          // Keep the commits for the next write: positions are committed only once stored.
+          for (const [task, c] of commits) {
+            const cur = this.pendingCommits.get(task);
+            if (cur && cur.generation === c.generation) cur.positions.unshift(...c.positions);
+            else if (!cur) this.pendingCommits.set(task, c);
+          }
+          this.dirty = true;
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        for (const [task, c] of commits) {
+          const t = this.tasks[task];
+          if (t?.worker && t.generation === c.generation && c.positions.length > 0) {
+            t.worker.postMessage({ type: 'commit', positions: c.positions } satisfies ToSourceWorker);
+          }
+        }
+      }
+    })().finally(() => {
+      this.writing = undefined;
+    });
+  }
+
+  /** Resolves once every recorded position is written (and its commit posted). */
+  async flush(): Promise<void> {
+    while (this.writing || this.dirty) {
+      if (!this.writing) this.kick();
+      await this.writing;
+    }
+  }
+}

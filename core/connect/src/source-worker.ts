@@ -1,0 +1,108 @@
+/**
+ * The worker entry for a source task: a dedicated worker_threads Worker per task (not a piscina
+ * task). A source's `read()` is one long-lived async iterable with state of its own, pulled batch by
+ * batch; a piscina task is a request/answer unit and a never-ending one would hold a pool thread for
+ * good anyway. A Worker of its own gives the task a lifetime (open → read… → close), a channel both
+ * ways (next / commit / stop and batches back) and `terminate()` + `resourceLimits` for isolation.
+ *
+ * Protocol: the main thread posts `next` when it has room (at most one batch is read ahead of the one
+ * being produced), `commit` after it stored the positions durably, `stop` to close.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { parseConfig, serializeError } from '@junction/sdk-connector';
+import type { JsonValue, Source, SourceBatch } from '@junction/sdk-connector';
+import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
+import type { FromSourceWorker, PackedSourceMessage, SourceWorkerData, ToSourceWorker } from './wire.js';
+
+const data = workerData as SourceWorkerData;
+const port = parentPort!;
+const metrics = new WorkerMetrics();
+const ac = new AbortController();
+let source: Source | undefined;
+let iterator: AsyncIterator<SourceBatch> | undefined;
+let chain: Promise<void> = Promise.resolve();
+let stopped = false;
+
+function post(msg: FromSourceWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+async function open(): Promise<void> {
+  try {
+    const plugin = await loadPlugin(data.entry);
+    if (plugin.kind !== 'source') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a source`);
+    const config = parseConfig(plugin.config, data.config, 'config');
+    source = await plugin.open(config, {
+      logger: pluginLogger(data.logLevel, data.connector, data.task),
+      connector: data.connector,
+      task: data.task,
+      metrics: metrics.forTask(data.task),
+      position: data.position as JsonValue | undefined,
+    });
+    iterator = source.read(ac.signal)[Symbol.asyncIterator]();
+    post({ type: 'opened' });
+  } catch (err) {
+    post({ type: 'error', error: serializeError(err), phase: 'open' });
+  }
+}
+
+async function next(): Promise<void> {
+  if (!iterator || stopped) return;
+  const started = performance.now();
+  try {
+    const r = await iterator.next();
+    if (stopped) return;
+    if (r.done) {
+      post({ type: 'end', metrics: metrics.drain() });
+      return;
+    }
+    const batch = r.value;
+    let total = 0;
+    for (const m of batch.messages) total += m.value.byteLength;
+    const buf = new ArrayBuffer(total);
+    const bytes = new Uint8Array(buf);
+    const messages: PackedSourceMessage[] = new Array(batch.messages.length);
+    let pos = 0;
+    for (let i = 0; i < batch.messages.length; i++) {
+      const m = batch.messages[i]!;
+      bytes.set(m.value, pos);
+      pos += m.value.byteLength;
+      messages[i] = { key: m.key, headers: m.headers as Record<string, string> | undefined, msgId: m.msgId, len: m.value.byteLength };
+    }
+    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain() }, [buf]);
+  } catch (err) {
+    if (!stopped) post({ type: 'error', error: serializeError(err), phase: 'read' });
+  }
+}
+
+async function commit(positions: JsonValue[]): Promise<void> {
+  if (!source) return;
+  try {
+    await source.commit(positions);
+  } catch (err) {
+    post({ type: 'error', error: serializeError(err), phase: 'commit' });
+  }
+}
+
+async function stop(): Promise<void> {
+  stopped = true;
+  ac.abort();
+  try {
+    await source?.close();
+  } catch {
+    // close must not throw; if it does there is nothing left to do about it
+  }
+  post({ type: 'closed' });
+  // Let the thread end: nothing else will come.
+  port.close();
+}
+
+port.on('message', (msg: ToSourceWorker) => {
+  // `next` runs beside commits (reading ahead while the runtime commits); commits and stop keep their order.
+  if (msg.type === 'next') void next();
+  else if (msg.type === 'commit') chain = chain.then(() => commit(msg.positions));
+  else chain = chain.then(stop);
+});
+
+void open();

@@ -1,0 +1,110 @@
+/**
+ * What crosses between the main thread and the worker threads that run plugin code. Plain data only
+ * (structured clone); message values travel packed in one transferred ArrayBuffer per batch, so a
+ * batch crosses without copying each value.
+ */
+import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-connector';
+
+/**
+ * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
+ * per-message numbers travel in one Float64Array, headers as a table of distinct JSON texts (most
+ * batches have one or a few), keys as one array; the values in one buffer. All buffers are transferred.
+ */
+export interface PackedBatch {
+  station: string;
+  partition: number;
+  firstOffset: number;
+  lastOffset: number;
+  count: number;
+  /** The values, one after the other. */
+  buf: ArrayBuffer;
+  /** Float64Array: per message [offset, timestamp, value length, headers index]. */
+  nums: ArrayBuffer;
+  /** Distinct headers as JSON text; `nums` points into it. */
+  headers: string[];
+  /** Keys (undefined where a message has none); absent when no message has one. */
+  keys?: (string | undefined)[] | undefined;
+}
+
+/** Per-message fields in `PackedBatch.nums`. */
+export const PACKED_FIELDS = 4;
+
+/** Plugin metrics recorded in a worker since its last report. */
+export interface MetricReport {
+  name: string;
+  help: string;
+  kind: 'counter' | 'histogram';
+  task: number;
+  /** Counter: the increment. */
+  inc?: number;
+  /** Histogram: the observations (at most a few hundred per report). */
+  values?: number[];
+}
+
+export interface SinkWriteTask {
+  op: 'write';
+  connector: string;
+  plugin: string;
+  task: number;
+  entry: string;
+  /** Raw config with references resolved; the worker parses it with the plugin's schema. */
+  config: Record<string, unknown>;
+  configHash: string;
+  logLevel: string;
+  writeTimeoutMs: number;
+  /**
+   * Int32Array over it: [0] becomes ms since `dispatchedAt` + 1 when the worker starts the write (after
+   * the sink is open), so the runtime's timeout counts the write, not the time queued or opening.
+   */
+  started: SharedArrayBuffer;
+  dispatchedAt: number;
+  batch: PackedBatch;
+}
+
+export interface SinkCloseTask {
+  op: 'close';
+  connector: string;
+  /** Int32Array over it: [arrived]; every close task waits until `parties` arrived, so each worker gets one. */
+  barrier: SharedArrayBuffer;
+  parties: number;
+  timeoutMs: number;
+}
+
+export type SinkTask = SinkWriteTask | SinkCloseTask;
+
+export interface SinkWriteAnswer {
+  results?: WriteResult[];
+  error?: SerializedError;
+  /** Time inside the plugin (open + write), ms. */
+  pluginMs: number;
+  metrics: MetricReport[];
+  threadId: number;
+}
+
+// ── source worker (a dedicated worker_threads Worker per source task) ─────────────────────────────
+
+export interface SourceWorkerData {
+  connector: string;
+  plugin: string;
+  task: number;
+  entry: string;
+  config: Record<string, unknown>;
+  position: JsonValue | undefined;
+  logLevel: string;
+}
+
+export type ToSourceWorker = { type: 'next' } | { type: 'commit'; positions: JsonValue[] } | { type: 'stop' };
+
+export interface PackedSourceMessage {
+  key?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  msgId?: string | undefined;
+  len: number;
+}
+
+export type FromSourceWorker =
+  | { type: 'opened' }
+  | { type: 'batch'; buf: ArrayBuffer; messages: PackedSourceMessage[]; position: JsonValue; pluginMs: number; metrics: MetricReport[] }
+  | { type: 'end'; metrics: MetricReport[] }
+  | { type: 'error'; error: SerializedError; phase: 'open' | 'read' | 'commit' }
+  | { type: 'closed' };

@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSink } from '@junction/connector-file/read';
+import { batches, harness, lagOf, produceN, waitFor, written } from './helpers.js';
+import type { Harness } from './helpers.js';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await harness();
+});
+afterEach(async () => {
+  await h.cleanup();
+});
+
+describe('sink batching and acknowledgement', () => {
+  it('writes every message through the real file sink, byte for byte, and acks them all', async () => {
+    await h.store.createStation('orders', { partitions: 3 });
+    await produceN(h.store, 'orders', 3000, { key: (i) => `k${i % 17}`, headers: (i) => (i % 2 === 0 ? { even: 'yes' } : undefined) });
+    const out = join(h.dir, 'out');
+    await h.runtime.create({ name: 'to-files', plugin: 'file', station: 'orders', config: { dir: out, fsync: false }, batch: { maxLatencyMs: 50 } });
+    await waitFor(async () => (await lagOf(h.store, 'orders', 'to-files')) === 0, { what: 'lag 0' });
+    const records = await readFileSink(out);
+    expect(records.length).toBe(3000);
+    const values = new Set(records.map((r) => Buffer.from(r.value).toString()));
+    expect(values.size).toBe(3000);
+    for (let i = 1; i <= 3000; i++) expect(values.has(`m-${i}`)).toBe(true);
+    // Keys and headers cross the worker boundary too.
+    for (const r of records) {
+      const n = Number(Buffer.from(r.value).toString().slice(2));
+      expect(r.key).toBe(`k${n % 17}`);
+      expect(r.headers).toEqual(n % 2 === 0 ? { even: 'yes' } : {});
+    }
+    const status = await h.runtime.status('to-files');
+    expect(status.connector.state).toBe('RUNNING');
+    expect(status.type).toBe('sink');
+    expect(status.tasks).toHaveLength(1);
+    expect(status.lag).toBe(0);
+  });
+
+  it('spreads partitions over tasks (partition p → task p mod tasks), one pool thread per task', async () => {
+    await h.store.createStation('wide', { partitions: 4 });
+    await produceN(h.store, 'wide', 2000);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 'wide', tasks: 2, config: { dir }, batch: { maxMessages: 100, maxLatencyMs: 20 } });
+    await waitFor(async () => (await lagOf(h.store, 'wide', 'c')) === 0, { what: 'lag 0' });
+    expect((await written(dir)).unique).toBe(2000);
+    const s = await h.runtime.status('c');
+    expect(s.tasks.map((t) => [t.id, t.state, t.partitions])).toEqual([
+      [0, 'RUNNING', [0, 2]],
+      [1, 'RUNNING', [1, 3]],
+    ]);
+    // Per partition, batches came in offset order.
+    const perPartition = new Map<number, number>();
+    for (const b of await batches(dir)) {
+      expect(b.first).toBeGreaterThan(perPartition.get(b.partition) ?? 0);
+      perPartition.set(b.partition, b.last);
+    }
+  });
+
+  it('cuts batches by maxMessages, in offset order, contiguous', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 250);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 100, maxLatencyMs: 60_000 } });
+    await waitFor(async () => (await batches(dir)).length >= 2, { what: 'two full batches' });
+    const b = await batches(dir);
+    expect(b.slice(0, 2)).toEqual([
+      { partition: 0, first: 1, last: 100, count: 100 },
+      { partition: 0, first: 101, last: 200, count: 100 },
+    ]);
+    // The remaining 50 wait for maxLatencyMs (a minute): not written yet.
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await batches(dir)).length).toBe(2);
+    expect(await lagOf(h.store, 's', 'c')).toBe(50);
+  });
+
+  it('cuts batches by maxBytes', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 100, { size: 100 });
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxBytes: 1000, maxLatencyMs: 60_000 } });
+    await waitFor(async () => (await batches(dir)).length >= 10, { what: 'ten batches' });
+    for (const b of await batches(dir)) expect(b.count).toBe(10);
+  });
+
+  it('flushes a single message after maxLatencyMs with no more traffic', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 1000, maxLatencyMs: 300 } });
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await h.store.produce('s', [{ value: Buffer.from('alone') }]);
+    await waitFor(async () => (await batches(dir)).length === 1, { what: 'the lone message', intervalMs: 10 });
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3000);
+    expect(await batches(dir)).toEqual([{ partition: 0, first: 1, last: 1, count: 1 }]);
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'ack' });
+  });
+
+  it('acks only what the sink confirmed: a sink that answers retry keeps the lag', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 20);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: -1, odd: true }, batch: { maxLatencyMs: 10 }, errors: { retryTimeoutMs: 60_000, retryMaxDelayMs: 50 } });
+    // Even offsets are written and acked; odd ones keep answering retry and stay unacked.
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 10, { what: 'lag 10' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await lagOf(h.store, 's', 'c')).toBe(10);
+    const w = await written(dir);
+    expect(w.offsets.get(0)).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+    // Retry batches carry only the messages that answered retry.
+    const later = (await batches(dir)).slice(1);
+    expect(later.length).toBeGreaterThan(0);
+    for (const b of later) expect(b).toMatchObject({ first: 1, last: 19, count: 10 });
+    const status = await h.runtime.status('c');
+    expect(status.tasks[0]!.state).toBe('RUNNING');
+  });
+});

@@ -1,0 +1,59 @@
+/** The webhook sink against the SDK's conformance kit, in message mode and in batch mode. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertConformance, runSinkConformance, sinkConformanceSuite, type SinkConformanceOptions } from '@junction/sdk-connector/testing';
+import plugin from '../src/index.js';
+import { FakeEndpoint, POISON } from './fake-endpoint.js';
+
+// Started before the suite registers its tests (top-level await), so the options can carry its URL.
+const endpoint = await FakeEndpoint.start();
+afterAll(() => endpoint.close());
+
+function kitOptions(extra: Record<string, unknown> = {}, path = '/message'): SinkConformanceOptions {
+  const config = { url: `${endpoint.url}${path}`, token: 't0ken', timeoutMs: 2000, ...extra };
+  return {
+    plugin,
+    config,
+    readBack: async () => endpoint.accepted,
+    deadLetter: { value: POISON },
+    retry: {
+      breakDestination: async () => {
+        endpoint.failWith(503);
+        return async () => endpoint.heal();
+      },
+    },
+  };
+}
+
+// One vitest test per check, in the default (message) mode.
+sinkConformanceSuite({ describe, it }, kitOptions());
+
+describe('webhook sink conformance in other configurations', () => {
+  let closedPort: string;
+  beforeAll(async () => {
+    // A port that was just free: nothing listens there, so every POST fails to connect.
+    const other = await FakeEndpoint.start();
+    closedPort = other.url;
+    await other.close();
+  });
+
+  for (const [label, extra, path] of [
+    ['batch mode', { mode: 'batch' }, '/batch'],
+    ['message mode, concurrency 8', { concurrency: 8 }, '/message'],
+  ] as const) {
+    it(`passes in ${label}`, async () => {
+      const results = await runSinkConformance(kitOptions(extra, path));
+      assertConformance(results);
+      expect(results.filter((r) => r.status !== 'passed')).toEqual([]);
+    });
+  }
+
+  it('passes the retry check against an endpoint that does not listen', async () => {
+    const results = await runSinkConformance({
+      ...kitOptions(),
+      retry: { config: { url: `${closedPort}/message`, timeoutMs: 2000 } },
+      checks: ['retry'],
+    });
+    assertConformance(results);
+    expect(results.map((r) => r.status)).toEqual(['passed']);
+  });
+});

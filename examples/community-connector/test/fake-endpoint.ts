@@ -1,0 +1,85 @@
+/**
+ * A webhook receiver on 127.0.0.1 for the tests: records every request, keeps the values it
+ * accepted, answers 400 to a poison value, and can be told to fail with a status for a while.
+ * `<url>/message` expects message-mode POSTs (the body is the value), `<url>/batch` batch-mode JSON.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WebhookBatchBody } from '../src/index.js';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  status: number;
+}
+
+export const POISON = 'POISON';
+
+export class FakeEndpoint {
+  readonly requests: RecordedRequest[] = [];
+  /** Every value accepted (2xx), in arrival order; repeats stay (at-least-once). */
+  readonly accepted: Buffer[] = [];
+  private failure: { status: number; headers: Record<string, string> } | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<FakeEndpoint> {
+    let endpoint: FakeEndpoint | undefined;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const { status, headers } = endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body);
+        endpoint!.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, status });
+        res.writeHead(status, headers).end(status < 300 ? 'ok' : `status ${status}`);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    endpoint = new FakeEndpoint(server, `http://127.0.0.1:${port}`);
+    return endpoint;
+  }
+
+  /** Answers every request with `status` until `heal()`. */
+  failWith(status: number, headers: Record<string, string> = {}): void {
+    this.failure = { status, headers };
+  }
+
+  heal(): void {
+    this.failure = undefined;
+  }
+
+  /** The values accepted, as text. */
+  acceptedText(): string[] {
+    return this.accepted.map((b) => b.toString('utf8'));
+  }
+
+  private answer(path: string, method: string, body: Buffer): { status: number; headers: Record<string, string> } {
+    if (this.failure) return this.failure;
+    if (method !== 'POST') return { status: 200, headers: {} };
+    if (path.startsWith('/batch')) {
+      const batch = JSON.parse(body.toString('utf8')) as WebhookBatchBody;
+      const values = batch.messages.map((m) => (m.value !== undefined ? Buffer.from(m.value, 'utf8') : Buffer.from(m.valueBase64 ?? '', 'base64')));
+      if (values.some((v) => v.toString('utf8') === POISON)) return { status: 400, headers: {} };
+      this.accepted.push(...values);
+      return { status: 200, headers: {} };
+    }
+    if (body.toString('utf8') === POISON) return { status: 422, headers: {} };
+    this.accepted.push(body);
+    return { status: 204, headers: {} };
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    this.server.close();
+    await once(this.server, 'close');
+  }
+}
