@@ -1,0 +1,25 @@
+/**
+ * @junction/connector-bigquery — a sink that streams a station's messages into a BigQuery table with
+ * tabledata.insertAll (raw columns or typed columns), each offset once across replays. See README.md.
+ */
+import { defineSink } from '@junction/sdk-connector';
+import { BigQuerySinkConfig } from './config.js';
+import { BigQuerySink, createClient } from './sink.js';
+
+export { BigQuerySinkConfig } from './config.js';
+export { RAW_SCHEMA } from './rows.js';
+
+export default defineSink({
+  name: 'bigquery',
+  version: '0.1.0',
+  sdk: '^1',
+  description: 'Google BigQuery: insertAll with insertId <station>/<partition>/<offset>, raw or typed columns, table created when missing, each offset once',
+  exactlyOnce: true,
+  config: BigQuerySinkConfig,
+  async open(config, ctx) {
+    const sink = new BigQuerySink(createClient(config), config, ctx);
+    await sink.ensureTable();
+    ctx.logger.debug({ project: config.projectId, dataset: config.dataset, table: config.table, mode: config.mode }, 'bigquery sink opened');
+    return sink;
+  },
+});

@@ -1,0 +1,230 @@
+/**
+ * The BigQuery sink. Exactly once per offset, as far as BigQuery's own guarantees reach (README):
+ *
+ * - Every row carries station, partition and offset. Before writing, the sink knows which offsets of
+ *   the partition the table already holds ({@link Presence}: one query at task start, and again after
+ *   any write whose outcome is unknown, or for a replay older than what it has seen). Those messages
+ *   are answered ok() and not sent again.
+ * - The rest go through tabledata.insertAll in chunks, each row with insertId
+ *   `<station>/<partition>/<offset>`: a request retried after a dropped answer is deduplicated by
+ *   BigQuery inside its dedup window (best effort, about a minute), which covers the gap before the
+ *   next presence query can see the rows.
+ * - Per-row insertErrors are dead-lettered with BigQuery's reason; rows BigQuery only "stopped" are
+ *   retried; a transient failure answers retry() for its chunk; auth / missing dataset fail the task.
+ */
+import { BigQuery, type Table } from '@google-cloud/bigquery';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
+import type { BigQuerySinkConfig } from './config.js';
+import { httpStatus, isTransient, reasonOf, toJunctionError } from './errors.js';
+import { Presence } from './presence.js';
+import { metaColumns, schemaOf, toRow } from './rows.js';
+
+interface PendingRow { index: number; offset: number; insertId: string; json: Record<string, unknown>; bytes: number }
+
+interface PartialFailure { errors?: { row?: { insertId?: string }; errors?: { reason?: string; message?: string; location?: string }[] }[] }
+
+/** Request size estimate without serializing twice: the value, key and headers dominate a row. */
+function approxBytes(m: { value: Uint8Array; key?: string; headers: Record<string, string> }): number {
+  let n = m.value.byteLength * 1.2 + 160 + (m.key?.length ?? 0);
+  for (const k in m.headers) n += k.length + (m.headers[k]?.length ?? 0) + 6;
+  return n;
+}
+
+export function createClient(config: BigQuerySinkConfig): BigQuery {
+  const options: Record<string, unknown> = { projectId: config.projectId, maxRetries: config.maxRetries, autoRetry: config.maxRetries > 0 };
+  if (config.location) options.location = config.location;
+  if (config.apiEndpoint) options.apiEndpoint = config.apiEndpoint.replace(/\/$/, '');
+  if (config.credentials) {
+    try {
+      options.credentials = JSON.parse(config.credentials) as unknown;
+    } catch {
+      throw new JunctionError(ErrorCode.CONFIG_INVALID, 'credentials is not JSON text (a service account key file)', { issues: [{ path: 'credentials', message: 'not JSON' }] });
+    }
+  }
+  if (config.accessToken) {
+    const token = config.accessToken;
+    options.authClient = { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${token}` }) };
+  }
+  return new BigQuery(options);
+}
+
+export class BigQuerySink implements Sink {
+  private closed = false;
+  private readonly table: Table;
+  private readonly presence: Presence;
+  private readonly m: { rows: Counter; requests: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
+
+  constructor(
+    private readonly client: BigQuery,
+    private readonly config: BigQuerySinkConfig,
+    ctx: SinkContext,
+  ) {
+    this.table = client.dataset(config.dataset).table(config.table);
+    const meta = metaColumns(config);
+    const fq = `\`${config.projectId}.${config.dataset}.${config.table}\``;
+    this.presence = new Presence(async (station, partition, from, to) => {
+      try {
+        const [rows] = await client.query({
+          query: `SELECT \`${meta.offset}\` FROM ${fq} WHERE \`${meta.station}\` = @station AND \`${meta.partition}\` = @partition AND \`${meta.offset}\` >= @from AND \`${meta.offset}\` < @to`,
+          params: { station, partition, from, to },
+          ...(config.location ? { location: config.location } : {}),
+        });
+        return (rows as Record<string, unknown>[]).map((r) => Number(r[meta.offset]));
+      } catch (err) {
+        throw toJunctionError(err, `BigQuery query of the offsets already in ${config.dataset}.${config.table}`);
+      }
+    });
+    this.m = {
+      rows: ctx.metrics.counter('rows_inserted_total', 'Rows BigQuery accepted'),
+      requests: ctx.metrics.counter('insert_requests_total', 'insertAll requests'),
+      replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because their offset was already in the table'),
+      deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (rejected by BigQuery or not JSON)'),
+      retries: ctx.metrics.counter('retries_total', 'Messages answered retry'),
+    };
+  }
+
+  /** Checks the dataset and the table; creates the table when missing and autoCreate is set. */
+  async ensureTable(): Promise<void> {
+    const where = `${this.config.projectId}.${this.config.dataset}.${this.config.table}`;
+    try {
+      const [exists] = await this.table.exists();
+      if (exists) return;
+    } catch (err) {
+      throw toJunctionError(err, `BigQuery table ${where}`);
+    }
+    try {
+      const [datasetExists] = await this.client.dataset(this.config.dataset).exists();
+      if (!datasetExists) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`);
+      if (!this.config.autoCreate) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
+      await this.client.dataset(this.config.dataset).createTable(this.config.table, { schema: { fields: schemaOf(this.config) } });
+    } catch (err) {
+      if (err instanceof JunctionError) throw err;
+      if (httpStatus(err) === 409) return; // created meanwhile by another task
+      throw toJunctionError(err, `creating BigQuery table ${where}`);
+    }
+  }
+
+  async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
+    if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
+    signal.throwIfAborted();
+    const { station, partition } = batch;
+    const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
+    const candidates: PendingRow[] = [];
+    batch.messages.forEach((m, index) => {
+      const r = toRow(this.config, station, partition, m);
+      if ('reject' in r) {
+        results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
+        this.m.deadLetters.inc();
+        return;
+      }
+      candidates.push({ index, offset: m.offset, insertId: `${station}/${partition}/${m.offset}`, json: r.row, bytes: approxBytes(m) });
+    });
+    let pending = candidates;
+    if (candidates.length > 0) {
+      const held = await this.presence.held(station, partition, candidates.map((c) => c.offset));
+      pending = candidates.filter((c) => {
+        if (!held.has(c.offset)) return true;
+        results[c.index] = ok();
+        this.m.replayed.inc();
+        return false;
+      });
+    }
+    const chunks: PendingRow[][] = [];
+    let chunk: PendingRow[] = [];
+    let bytes = 0;
+    for (const row of pending) {
+      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerRequest || bytes + row.bytes > this.config.maxBytesPerRequest)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(row);
+      bytes += row.bytes;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+
+    let fatal: unknown;
+    let next = 0;
+    const worker = async () => {
+      while (next < chunks.length && fatal === undefined) {
+        const c = chunks[next++] as PendingRow[];
+        try {
+          await this.insertChunk(station, partition, c, results);
+        } catch (err) {
+          fatal ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.requestConcurrency, chunks.length) }, worker));
+    if (fatal !== undefined) throw fatal;
+    return results.map((r) => r ?? retry('not attempted after an earlier failure in this batch'));
+  }
+
+  private async insertChunk(station: string, partition: number, chunk: PendingRow[], results: (WriteResult | undefined)[]): Promise<void> {
+    this.m.requests.inc();
+    try {
+      await this.table.insert(
+        chunk.map((r) => ({ insertId: r.insertId, json: r.json })),
+        { raw: true, skipInvalidRows: true, partialRetries: 0 },
+      );
+    } catch (err) {
+      if ((err as Error)?.name === 'PartialFailureError') {
+        const byId = new Map<string, { reason?: string; message?: string; location?: string }[]>();
+        for (const e of (err as PartialFailure).errors ?? []) if (e.row?.insertId) byId.set(e.row.insertId, e.errors ?? []);
+        const done: number[] = [];
+        for (const r of chunk) {
+          const errors = byId.get(r.insertId);
+          if (!errors) {
+            results[r.index] = ok();
+            done.push(r.offset);
+            continue;
+          }
+          const real = errors.filter((e) => e.reason !== 'stopped');
+          if (real.length === 0) {
+            results[r.index] = retry('BigQuery stopped this row because another row of its request was invalid');
+            this.m.retries.inc();
+          } else {
+            const reason = real.map((e) => `${e.location ? `${e.location}: ` : ''}${e.message ?? ''} (${e.reason ?? 'invalid'})`).join('; ');
+            results[r.index] = deadLetter(ErrorCode.SINK_REJECTED, `BigQuery rejected the row: ${reason}`);
+            this.m.deadLetters.inc();
+          }
+        }
+        this.presence.written(station, partition, done);
+        this.m.rows.inc(done.length);
+        return;
+      }
+      if (isTransient(err)) {
+        // The rows may have landed (an answer lost after BigQuery committed): ask the table next time.
+        this.presence.forget(station, partition);
+        const why = httpStatus(err) ? `BigQuery answered ${httpStatus(err)} ${reasonOf(err) ?? ''}`.trim() : `BigQuery unreachable: ${(err as Error)?.message ?? String(err)}`;
+        for (const r of chunk) results[r.index] = retry(why, { delayMs: httpStatus(err) === 429 ? 2000 : 500 });
+        this.m.retries.inc(chunk.length);
+        return;
+      }
+      throw toJunctionError(err, `BigQuery insertAll into ${this.config.dataset}.${this.config.table}`);
+    }
+    for (const r of chunk) results[r.index] = ok();
+    this.presence.written(station, partition, chunk.map((r) => r.offset));
+    this.m.rows.inc(chunk.length);
+  }
+
+  async checkConnection(): Promise<void> {
+    await this.ensureTable();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

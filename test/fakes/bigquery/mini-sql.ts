@@ -1,0 +1,417 @@
+/**
+ * A tiny in-memory SQL engine shared by the BigQuery, Snowflake and Firebolt fakes: typed tables held
+ * in memory, and exactly the statement shapes the warehouse sinks and their tests issue. It is not a
+ * SQL implementation; it is a store that type-checks like a warehouse, so tests can read back what
+ * landed with a query through the vendor SDK.
+ *
+ * Statements:
+ *   CREATE TABLE [IF NOT EXISTS] t (col TYPE[(…)] [NOT NULL], …)
+ *   INSERT INTO t (cols) VALUES (expr, …), (…)                      — all rows or none (atomic)
+ *   INSERT INTO t (cols) SELECT VALUE[i][::TYPE], … FROM TABLE(FLATTEN(INPUT => PARSE_JSON(expr)))
+ *   SELECT * | COUNT(*) | col, … FROM t [WHERE pred AND …] [ORDER BY col [ASC|DESC], …] [LIMIT n]
+ *      pred: col (= | <> | != | < | <= | > | >=) expr | col BETWEEN expr AND expr | col IS [NOT] NULL
+ *   BEGIN / COMMIT / ROLLBACK, USE …, SELECT 1 — accepted, no effect
+ * Expressions: 'text' (with '' or \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
+ * PARSE_JSON(expr). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
+ */
+
+export type Kind = 'int' | 'float' | 'string' | 'bool' | 'timestamp' | 'json';
+
+export interface Column {
+  name: string;
+  /** The type as written, e.g. NUMBER(38,0), INT64, TEXT. */
+  type: string;
+  kind: Kind;
+  notNull: boolean;
+}
+
+/** Stored value: int/float → number, string → string, bool → boolean, timestamp → epoch ms, json → parsed JSON. */
+export type Cell = number | string | boolean | null | { json: unknown };
+
+export interface Table {
+  name: string;
+  columns: Column[];
+  rows: Cell[][];
+}
+
+/** How a dialect names types and words its conversion errors. */
+export interface Dialect {
+  kindOf(type: string): Kind | undefined;
+  /** The message of a value that does not convert to a column's type. */
+  conversionError(value: unknown, column: Column): string;
+  /** Case-fold bare identifiers (Snowflake: upper; others: as written, compared case-insensitively). */
+  foldIdentifier(name: string): string;
+}
+
+export class SqlError extends Error {
+  constructor(
+    readonly kind: 'syntax' | 'not-found' | 'conversion' | 'constraint' | 'exists',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface QueryResult {
+  columns: { name: string; kind: Kind; type: string }[];
+  rows: Cell[][];
+  /** For DML: rows inserted. */
+  inserted?: number;
+  statement: 'select' | 'insert' | 'ddl' | 'other';
+}
+
+type Tok = { t: 'id' | 'qid' | 'str' | 'num' | 'param' | 'sym'; v: string };
+
+function tokenize(sql: string): Tok[] {
+  const out: Tok[] = [];
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i] as string;
+    if (/\s/.test(c)) { i++; continue; }
+    if (c === '-' && sql[i + 1] === '-') { while (i < sql.length && sql[i] !== '\n') i++; continue; }
+    if (c === "'") {
+      let s = '';
+      i++;
+      for (;;) {
+        if (i >= sql.length) throw new SqlError('syntax', 'unterminated string literal');
+        const d = sql[i] as string;
+        if (d === '\\') { const n = sql[i + 1] ?? ''; s += n === 'n' ? '\n' : n === 't' ? '\t' : n === '0' ? '\0' : n; i += 2; continue; }
+        if (d === "'") { if (sql[i + 1] === "'") { s += "'"; i += 2; continue; } i++; break; }
+        s += d; i++;
+      }
+      out.push({ t: 'str', v: s });
+      continue;
+    }
+    if (c === '"' || c === '`') {
+      const end = sql.indexOf(c, i + 1);
+      if (end < 0) throw new SqlError('syntax', 'unterminated quoted identifier');
+      const full = sql.slice(i + 1, end);
+      out.push({ t: 'qid', v: c === '`' ? (full.split('.').pop() as string) : full });
+      i = end + 1;
+      continue;
+    }
+    if (/[0-9]/.test(c) || (c === '-' && /[0-9]/.test(sql[i + 1] ?? '') && !['num', 'id', 'qid', 'str'].includes(out.at(-1)?.t ?? '') && out.at(-1)?.v !== ')')) {
+      const m = /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(sql.slice(i)) as RegExpExecArray;
+      out.push({ t: 'num', v: m[0] });
+      i += m[0].length;
+      continue;
+    }
+    if (c === '?') { out.push({ t: 'param', v: '?' }); i++; continue; }
+    if (c === '@') {
+      const m = /^@([A-Za-z_][A-Za-z0-9_]*)/.exec(sql.slice(i)) as RegExpExecArray;
+      out.push({ t: 'param', v: m[1] as string });
+      i += m[0].length;
+      continue;
+    }
+    if (/[A-Za-z_]/.test(c)) {
+      const m = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*/.exec(sql.slice(i)) as RegExpExecArray;
+      out.push({ t: 'id', v: m[0].split('.').pop() as string });
+      i += m[0].length;
+      continue;
+    }
+    // A qualified name (db.schema.table): keep only its last part.
+    if (c === '.' && (out.at(-1)?.t === 'qid' || out.at(-1)?.t === 'id')) { out.pop(); i++; continue; }
+    const two = sql.slice(i, i + 2);
+    if (['>=', '<=', '<>', '!=', '::', '=>'].includes(two)) { out.push({ t: 'sym', v: two }); i += 2; continue; }
+    if ('(),*=<>;[]'.includes(c)) { out.push({ t: 'sym', v: c }); i++; continue; }
+    throw new SqlError('syntax', `syntax error: unexpected '${c}'`);
+  }
+  return out;
+}
+
+type Expr =
+  | { e: 'lit'; v: unknown }
+  | { e: 'param'; name: string; index: number }
+  | { e: 'parse_json'; arg: Expr }
+  | { e: 'col'; name: string }
+  | { e: 'flat'; index: number; cast?: string };
+
+class Parser {
+  private p = 0;
+  private paramIndex = 0;
+  constructor(private readonly toks: Tok[], private readonly dialect: Dialect) {}
+  peek(k = 0): Tok | undefined { return this.toks[this.p + k]; }
+  isKw(w: string, k = 0): boolean { const t = this.peek(k); return t?.t === 'id' && t.v.toUpperCase() === w; }
+  kw(w: string): void { if (!this.isKw(w)) throw new SqlError('syntax', `syntax error: expected ${w} near '${this.peek()?.v ?? 'end'}'`); this.p++; }
+  sym(s: string): void { if (this.peek()?.v !== s || this.peek()?.t !== 'sym') throw new SqlError('syntax', `syntax error: expected '${s}' near '${this.peek()?.v ?? 'end'}'`); this.p++; }
+  isSym(s: string): boolean { return this.peek()?.t === 'sym' && this.peek()?.v === s; }
+  ident(): string {
+    const t = this.peek();
+    if (!t || (t.t !== 'id' && t.t !== 'qid')) throw new SqlError('syntax', `syntax error: expected an identifier near '${t?.v ?? 'end'}'`);
+    this.p++;
+    return t.t === 'qid' ? t.v : this.dialect.foldIdentifier(t.v);
+  }
+  done(): boolean { while (this.isSym(';')) this.p++; return this.p >= this.toks.length; }
+  expr(): Expr {
+    const t = this.peek();
+    if (!t) throw new SqlError('syntax', 'syntax error: unexpected end of statement');
+    if (t.t === 'str') { this.p++; return { e: 'lit', v: t.v }; }
+    if (t.t === 'num') { this.p++; return { e: 'lit', v: Number(t.v) }; }
+    if (t.t === 'param') { this.p++; return { e: 'param', name: t.v, index: this.paramIndex++ }; }
+    if (t.t === 'id') {
+      const u = t.v.toUpperCase();
+      if (u === 'NULL') { this.p++; return { e: 'lit', v: null }; }
+      if (u === 'TRUE' || u === 'FALSE') { this.p++; return { e: 'lit', v: u === 'TRUE' }; }
+      if (u === 'PARSE_JSON') { this.p++; this.sym('('); const arg = this.expr(); this.sym(')'); return { e: 'parse_json', arg }; }
+      if (u === 'VALUE' && this.peek(1)?.v === '[') {
+        this.p += 2;
+        const n = Number(this.peek()?.v); this.p++; this.sym(']');
+        let cast: string | undefined;
+        if (this.isSym('::')) { this.p++; cast = this.typeName(); }
+        return { e: 'flat', index: n, ...(cast ? { cast } : {}) };
+      }
+    }
+    return { e: 'col', name: this.ident() };
+  }
+  typeName(): string {
+    let s = (this.peek()?.v ?? '').toUpperCase();
+    this.p++;
+    if (this.isSym('(')) { const start = this.p; while (!this.isSym(')')) this.p++; s += `(${this.toks.slice(start, this.p).map((x) => x.v).join('')})`; this.p++; }
+    if (this.isKw('PRECISION')) { this.p++; s += ' PRECISION'; }
+    return s;
+  }
+}
+
+export interface Params { positional: unknown[]; named: Record<string, unknown> }
+
+/** A database: named tables, and the dialect's conversions. */
+export class MiniSql {
+  readonly tables = new Map<string, Table>();
+  constructor(readonly dialect: Dialect) {}
+
+  key(name: string): string { return name.toUpperCase(); }
+  table(name: string): Table | undefined { return this.tables.get(this.key(name)); }
+
+  createTable(name: string, columns: Omit<Column, 'kind'>[]): Table {
+    const cols = columns.map((c) => {
+      const kind = this.dialect.kindOf(c.type.toUpperCase().replace(/\(.*\)/, '').trim());
+      if (!kind) throw new SqlError('syntax', `unsupported data type '${c.type}'`);
+      return { ...c, kind };
+    });
+    const t: Table = { name, columns: cols, rows: [] };
+    this.tables.set(this.key(name), t);
+    return t;
+  }
+
+  /** Converts a value for a column, or throws a conversion SqlError in the dialect's words. */
+  convert(value: unknown, column: Column): Cell {
+    if (value === null || value === undefined) {
+      if (column.notNull) throw new SqlError('constraint', `NULL result in a non-nullable column '${column.name}'`);
+      return null;
+    }
+    const bad = () => new SqlError('conversion', this.dialect.conversionError(value, column));
+    switch (column.kind) {
+      case 'int': {
+        const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+(\.0*)?\s*$/.test(value) ? Number(value) : typeof value === 'boolean' ? Number(value) : NaN;
+        if (!Number.isFinite(n) || !Number.isInteger(n)) throw bad();
+        return n;
+      }
+      case 'float': {
+        const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+        if (Number.isNaN(n)) throw bad();
+        return n;
+      }
+      case 'bool':
+        if (typeof value === 'boolean') return value;
+        if (value === 'true' || value === 'TRUE' || value === 1) return true;
+        if (value === 'false' || value === 'FALSE' || value === 0) return false;
+        throw bad();
+      case 'string':
+        if (typeof value === 'object') return JSON.stringify(value);
+        return String(value);
+      case 'timestamp': {
+        const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value.includes('T') || value.includes(' ') ? value.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1') + (/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? '' : 'Z') : value) : NaN;
+        if (!Number.isFinite(ms)) throw bad();
+        return ms;
+      }
+      case 'json':
+        if (typeof value === 'object' && value !== null && 'json' in (value as object)) return value as Cell;
+        return { json: value };
+    }
+  }
+
+  /** Runs one statement. Throws SqlError. */
+  run(sql: string, params: Params = { positional: [], named: {} }): QueryResult {
+    const toks = tokenize(sql);
+    const ps = new Parser(toks, this.dialect);
+    const val = (x: Expr, flatRow?: unknown[]): unknown => {
+      switch (x.e) {
+        case 'lit': return x.v;
+        case 'param': return x.name === '?' ? params.positional[x.index] : params.named[x.name];
+        case 'parse_json': {
+          const s = val(x.arg, flatRow);
+          if (s === null || s === undefined) return null;
+          try { return { json: JSON.parse(String(s)) }; } catch (err) { throw new SqlError('conversion', `Error parsing JSON: ${(err as Error).message}`); }
+        }
+        case 'flat': return flatRow?.[x.index];
+        case 'col': throw new SqlError('syntax', `invalid identifier '${x.name}' in this position`);
+      }
+    };
+    if (ps.isKw('BEGIN') || ps.isKw('COMMIT') || ps.isKw('ROLLBACK') || ps.isKw('USE') || ps.isKw('SET') || ps.isKw('ALTER')) return { columns: [], rows: [], statement: 'other' };
+    if (ps.isKw('CREATE')) {
+      ps.kw('CREATE');
+      ps.kw('TABLE');
+      let ifNotExists = false;
+      if (ps.isKw('IF')) { ps.kw('IF'); ps.kw('NOT'); ps.kw('EXISTS'); ifNotExists = true; }
+      const name = ps.ident();
+      ps.sym('(');
+      const cols: Omit<Column, 'kind'>[] = [];
+      for (;;) {
+        const cname = ps.ident();
+        const type = ps.typeName();
+        let notNull = false;
+        if (ps.isKw('NOT')) { ps.kw('NOT'); ps.kw('NULL'); notNull = true; } else if (ps.isKw('NULL')) ps.kw('NULL');
+        cols.push({ name: cname, type, notNull });
+        if (ps.isSym(',')) { ps.sym(','); continue; }
+        ps.sym(')');
+        break;
+      }
+      if (this.table(name)) {
+        if (ifNotExists) return { columns: [], rows: [], statement: 'ddl' };
+        throw new SqlError('exists', `Object '${name}' already exists.`);
+      }
+      this.createTable(name, cols);
+      return { columns: [], rows: [], statement: 'ddl' };
+    }
+    if (ps.isKw('INSERT')) {
+      ps.kw('INSERT');
+      ps.kw('INTO');
+      const name = ps.ident();
+      const t = this.table(name);
+      if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
+      ps.sym('(');
+      const colNames: string[] = [];
+      for (;;) { colNames.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+      const idx = colNames.map((c) => {
+        const i = t.columns.findIndex((tc) => tc.name.toUpperCase() === c.toUpperCase());
+        if (i < 0) throw new SqlError('not-found', `invalid identifier '${c}'`);
+        return i;
+      });
+      const newRows: Cell[][] = [];
+      const build = (values: unknown[]) => {
+        const row: Cell[] = t.columns.map(() => null);
+        const given = new Set(idx);
+        idx.forEach((ci, k) => { row[ci] = this.convert(values[k], t.columns[ci] as Column); });
+        t.columns.forEach((c, ci) => { if (!given.has(ci) && c.notNull) throw new SqlError('constraint', `NULL result in a non-nullable column '${c.name}'`); });
+        newRows.push(row);
+      };
+      if (ps.isKw('VALUES')) {
+        ps.kw('VALUES');
+        for (;;) {
+          ps.sym('(');
+          const exprs: Expr[] = [];
+          for (;;) { exprs.push(ps.expr()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+          build(exprs.map((x) => val(x)));
+          if (ps.isSym(',')) { ps.sym(','); continue; }
+          break;
+        }
+      } else {
+        ps.kw('SELECT');
+        const exprs: Expr[] = [];
+        for (;;) { exprs.push(ps.expr()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
+        ps.kw('FROM'); ps.kw('TABLE'); ps.sym('('); ps.kw('FLATTEN'); ps.sym('(');
+        if (ps.isKw('INPUT')) { ps.kw('INPUT'); ps.sym('=>'); }
+        const input = val(ps.expr()) as Cell;
+        ps.sym(')'); ps.sym(')');
+        const arr = input && typeof input === 'object' && 'json' in input ? input.json : null;
+        if (!Array.isArray(arr)) throw new SqlError('conversion', 'FLATTEN input is not an array');
+        for (const r of arr) {
+          build(exprs.map((x) => {
+            const v = val(x, r as unknown[]);
+            if (x.e === 'flat' && x.cast) {
+              const kind = this.dialect.kindOf(x.cast.replace(/\(.*\)/, '').trim());
+              if (!kind) throw new SqlError('syntax', `unsupported data type '${x.cast}'`);
+              if (kind === 'json') return { json: v };
+              return this.convert(v, { name: `VALUE[${x.index}]`, type: x.cast, kind, notNull: false });
+            }
+            return x.e === 'flat' ? { json: v } : v;
+          }));
+        }
+      }
+      if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
+      t.rows.push(...newRows);
+      return { columns: [], rows: [], inserted: newRows.length, statement: 'insert' };
+    }
+    if (ps.isKw('SELECT')) {
+      ps.kw('SELECT');
+      if (ps.peek()?.t === 'num' && ps.done() === false && toks.length === 2) return { columns: [{ name: '1', kind: 'int', type: 'INT' }], rows: [[Number(toks[1]?.v)]], statement: 'select' };
+      let star = false;
+      let count = false;
+      const picks: string[] = [];
+      if (ps.isSym('*')) { ps.sym('*'); star = true; } else if (ps.isKw('COUNT')) { ps.kw('COUNT'); ps.sym('('); ps.sym('*'); ps.sym(')'); count = true; } else {
+        for (;;) { picks.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
+      }
+      ps.kw('FROM');
+      const name = ps.ident();
+      const t = this.table(name);
+      if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
+      const col = (n: string) => {
+        const i = t.columns.findIndex((c) => c.name.toUpperCase() === n.toUpperCase());
+        if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
+        return i;
+      };
+      const preds: ((r: Cell[]) => boolean)[] = [];
+      if (ps.isKw('WHERE')) {
+        ps.kw('WHERE');
+        for (;;) {
+          const ci = col(ps.ident());
+          const c = t.columns[ci] as Column;
+          const cv = (x: Expr) => this.convert(val(x), { ...c, notNull: false });
+          if (ps.isKw('IS')) {
+            ps.kw('IS');
+            const not = ps.isKw('NOT');
+            if (not) ps.kw('NOT');
+            ps.kw('NULL');
+            preds.push((r) => (r[ci] === null) !== not);
+          } else if (ps.isKw('BETWEEN')) {
+            ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
+            preds.push((r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0);
+          } else {
+            const op = ps.peek()?.v as string; ps.p++;
+            const v = cv(ps.expr());
+            const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
+            const fn = f[op];
+            if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
+            preds.push((r) => r[ci] !== null && v !== null && fn(compare(r[ci], v)));
+          }
+          if (ps.isKw('AND')) { ps.kw('AND'); continue; }
+          break;
+        }
+      }
+      let rows = t.rows.filter((r) => preds.every((p) => p(r)));
+      if (ps.isKw('ORDER')) {
+        ps.kw('ORDER'); ps.kw('BY');
+        const keys: [number, number][] = [];
+        for (;;) {
+          const ci = col(ps.ident());
+          let dir = 1;
+          if (ps.isKw('ASC')) ps.kw('ASC'); else if (ps.isKw('DESC')) { ps.kw('DESC'); dir = -1; }
+          keys.push([ci, dir]);
+          if (ps.isSym(',')) { ps.sym(','); continue; }
+          break;
+        }
+        rows = [...rows].sort((a, b) => { for (const [ci, d] of keys) { const c = compare(a[ci] ?? null, b[ci] ?? null); if (c !== 0) return c * d; } return 0; });
+      }
+      if (ps.isKw('LIMIT')) { ps.kw('LIMIT'); rows = rows.slice(0, Number(ps.peek()?.v)); ps.p++; }
+      if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
+      if (count) return { columns: [{ name: 'COUNT(*)', kind: 'int', type: 'INT' }], rows: [[rows.length]], statement: 'select' };
+      const idxs = star ? t.columns.map((_, i) => i) : picks.map(col);
+      return {
+        columns: idxs.map((i) => ({ name: (t.columns[i] as Column).name, kind: (t.columns[i] as Column).kind, type: (t.columns[i] as Column).type })),
+        rows: rows.map((r) => idxs.map((i) => r[i] ?? null)),
+        statement: 'select',
+      };
+    }
+    throw new SqlError('syntax', `syntax error: unsupported statement '${toks[0]?.v ?? ''}'`);
+  }
+}
+
+function compare(a: Cell, b: Cell): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  const sa = typeof a === 'object' ? JSON.stringify(a.json) : String(a);
+  const sb = typeof b === 'object' ? JSON.stringify(b.json) : String(b);
+  return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
