@@ -8,6 +8,7 @@
  *   CREATE TABLE [IF NOT EXISTS] t (col TYPE[(…)] [NOT NULL], …)
  *   INSERT INTO t (cols) VALUES (expr, …), (…)                      — all rows or none (atomic)
  *   INSERT INTO t (cols) SELECT VALUE[i][::TYPE], … FROM TABLE(FLATTEN(INPUT => PARSE_JSON(expr)))
+ *      [WHERE VALUE[i][::TYPE] NOT IN (SELECT col FROM t [WHERE pred AND …])]   — an anti-join
  *   SELECT * | COUNT(*) | col, … FROM t [WHERE pred AND …] [ORDER BY col [ASC|DESC], …] [LIMIT n]
  *      pred: col (= | <> | != | < | <= | > | >=) expr | col BETWEEN expr AND expr | col IS [NOT] NULL
  *   BEGIN / COMMIT / ROLLBACK, USE …, SELECT 1 — accepted, no effect
@@ -166,7 +167,7 @@ class Parser {
   typeName(): string {
     let s = (this.peek()?.v ?? '').toUpperCase();
     this.p++;
-    if (this.isSym('(')) { const start = this.p; while (!this.isSym(')')) this.p++; s += `(${this.toks.slice(start, this.p).map((x) => x.v).join('')})`; this.p++; }
+    if (this.isSym('(')) { const start = ++this.p; while (!this.isSym(')')) this.p++; s += `(${this.toks.slice(start, this.p).map((x) => x.v).join('')})`; this.p++; }
     if (this.isKw('PRECISION')) { this.p++; s += ' PRECISION'; }
     return s;
   }
@@ -315,7 +316,25 @@ export class MiniSql {
         ps.sym(')'); ps.sym(')');
         const arr = input && typeof input === 'object' && 'json' in input ? input.json : null;
         if (!Array.isArray(arr)) throw new SqlError('conversion', 'FLATTEN input is not an array');
+        let excluded: ((r: unknown[]) => boolean) | undefined;
+        if (ps.isKw('WHERE')) {
+          ps.kw('WHERE');
+          const probe = ps.expr();
+          if (probe.e !== 'flat') throw new SqlError('syntax', 'syntax error: expected VALUE[i] before NOT IN');
+          ps.kw('NOT'); ps.kw('IN'); ps.sym('(');
+          const sub = this.select(ps, val);
+          ps.sym(')');
+          const held = new Set(sub.rows.map((r) => JSON.stringify(r[0] ?? null)));
+          const castOf = (v: unknown): unknown => {
+            if (!probe.cast) return v;
+            const kind = this.dialect.kindOf(probe.cast.replace(/\(.*\)/, '').trim());
+            if (!kind || kind === 'json') return v;
+            return this.convert(v, { name: `VALUE[${probe.index}]`, type: probe.cast, kind, notNull: false });
+          };
+          excluded = (r) => held.has(JSON.stringify(castOf(r[probe.index]) ?? null));
+        }
         for (const r of arr) {
+          if (excluded?.(r as unknown[])) continue;
           build(exprs.map((x) => {
             const v = val(x, r as unknown[]);
             if (x.e === 'flat' && x.cast) {
@@ -333,76 +352,82 @@ export class MiniSql {
       return { columns: [], rows: [], inserted: newRows.length, statement: 'insert' };
     }
     if (ps.isKw('SELECT')) {
-      ps.kw('SELECT');
-      if (ps.peek()?.t === 'num' && ps.done() === false && toks.length === 2) return { columns: [{ name: '1', kind: 'int', type: 'INT' }], rows: [[Number(toks[1]?.v)]], statement: 'select' };
-      let star = false;
-      let count = false;
-      const picks: string[] = [];
-      if (ps.isSym('*')) { ps.sym('*'); star = true; } else if (ps.isKw('COUNT')) { ps.kw('COUNT'); ps.sym('('); ps.sym('*'); ps.sym(')'); count = true; } else {
-        for (;;) { picks.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
-      }
-      ps.kw('FROM');
-      const name = ps.ident();
-      const t = this.table(name);
-      if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
-      const col = (n: string) => {
-        const i = t.columns.findIndex((c) => c.name.toUpperCase() === n.toUpperCase());
-        if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
-        return i;
-      };
-      const preds: ((r: Cell[]) => boolean)[] = [];
-      if (ps.isKw('WHERE')) {
-        ps.kw('WHERE');
-        for (;;) {
-          const ci = col(ps.ident());
-          const c = t.columns[ci] as Column;
-          const cv = (x: Expr) => this.convert(val(x), { ...c, notNull: false });
-          if (ps.isKw('IS')) {
-            ps.kw('IS');
-            const not = ps.isKw('NOT');
-            if (not) ps.kw('NOT');
-            ps.kw('NULL');
-            preds.push((r) => (r[ci] === null) !== not);
-          } else if (ps.isKw('BETWEEN')) {
-            ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
-            preds.push((r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0);
-          } else {
-            const op = ps.peek()?.v as string; ps.p++;
-            const v = cv(ps.expr());
-            const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
-            const fn = f[op];
-            if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
-            preds.push((r) => r[ci] !== null && v !== null && fn(compare(r[ci], v)));
-          }
-          if (ps.isKw('AND')) { ps.kw('AND'); continue; }
-          break;
-        }
-      }
-      let rows = t.rows.filter((r) => preds.every((p) => p(r)));
-      if (ps.isKw('ORDER')) {
-        ps.kw('ORDER'); ps.kw('BY');
-        const keys: [number, number][] = [];
-        for (;;) {
-          const ci = col(ps.ident());
-          let dir = 1;
-          if (ps.isKw('ASC')) ps.kw('ASC'); else if (ps.isKw('DESC')) { ps.kw('DESC'); dir = -1; }
-          keys.push([ci, dir]);
-          if (ps.isSym(',')) { ps.sym(','); continue; }
-          break;
-        }
-        rows = [...rows].sort((a, b) => { for (const [ci, d] of keys) { const c = compare(a[ci] ?? null, b[ci] ?? null); if (c !== 0) return c * d; } return 0; });
-      }
-      if (ps.isKw('LIMIT')) { ps.kw('LIMIT'); rows = rows.slice(0, Number(ps.peek()?.v)); ps.p++; }
+      if (ps.peek(1)?.t === 'num' && toks.length === 2) return { columns: [{ name: '1', kind: 'int', type: 'INT' }], rows: [[Number(toks[1]?.v)]], statement: 'select' };
+      const r = this.select(ps, val);
       if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
-      if (count) return { columns: [{ name: 'COUNT(*)', kind: 'int', type: 'INT' }], rows: [[rows.length]], statement: 'select' };
-      const idxs = star ? t.columns.map((_, i) => i) : picks.map(col);
-      return {
-        columns: idxs.map((i) => ({ name: (t.columns[i] as Column).name, kind: (t.columns[i] as Column).kind, type: (t.columns[i] as Column).type })),
-        rows: rows.map((r) => idxs.map((i) => r[i] ?? null)),
-        statement: 'select',
-      };
+      return r;
     }
     throw new SqlError('syntax', `syntax error: unsupported statement '${toks[0]?.v ?? ''}'`);
+  }
+
+  /** SELECT … FROM t [WHERE …] [ORDER BY …] [LIMIT n], from the SELECT keyword; stops before what follows it. */
+  private select(ps: Parser, val: (x: Expr, flatRow?: unknown[]) => unknown): QueryResult {
+    ps.kw('SELECT');
+    let star = false;
+    let count = false;
+    const picks: string[] = [];
+    if (ps.isSym('*')) { ps.sym('*'); star = true; } else if (ps.isKw('COUNT')) { ps.kw('COUNT'); ps.sym('('); ps.sym('*'); ps.sym(')'); count = true; } else {
+      for (;;) { picks.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
+    }
+    ps.kw('FROM');
+    const name = ps.ident();
+    const t = this.table(name);
+    if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
+    const col = (n: string) => {
+      const i = t.columns.findIndex((c) => c.name.toUpperCase() === n.toUpperCase());
+      if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
+      return i;
+    };
+    const preds: ((r: Cell[]) => boolean)[] = [];
+    if (ps.isKw('WHERE')) {
+      ps.kw('WHERE');
+      for (;;) {
+        const ci = col(ps.ident());
+        const c = t.columns[ci] as Column;
+        const cv = (x: Expr) => this.convert(val(x), { ...c, notNull: false });
+        if (ps.isKw('IS')) {
+          ps.kw('IS');
+          const not = ps.isKw('NOT');
+          if (not) ps.kw('NOT');
+          ps.kw('NULL');
+          preds.push((r) => (r[ci] === null) !== not);
+        } else if (ps.isKw('BETWEEN')) {
+          ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
+          preds.push((r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0);
+        } else {
+          const op = ps.peek()?.v as string; ps.p++;
+          const v = cv(ps.expr());
+          const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
+          const fn = f[op];
+          if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
+          preds.push((r) => r[ci] !== null && v !== null && fn(compare(r[ci], v)));
+        }
+        if (ps.isKw('AND')) { ps.kw('AND'); continue; }
+        break;
+      }
+    }
+    let rows = t.rows.filter((r) => preds.every((p) => p(r)));
+    if (ps.isKw('ORDER')) {
+      ps.kw('ORDER'); ps.kw('BY');
+      const keys: [number, number][] = [];
+      for (;;) {
+        const ci = col(ps.ident());
+        let dir = 1;
+        if (ps.isKw('ASC')) ps.kw('ASC'); else if (ps.isKw('DESC')) { ps.kw('DESC'); dir = -1; }
+        keys.push([ci, dir]);
+        if (ps.isSym(',')) { ps.sym(','); continue; }
+        break;
+      }
+      rows = [...rows].sort((a, b) => { for (const [ci, d] of keys) { const c = compare(a[ci] ?? null, b[ci] ?? null); if (c !== 0) return c * d; } return 0; });
+    }
+    if (ps.isKw('LIMIT')) { ps.kw('LIMIT'); rows = rows.slice(0, Number(ps.peek()?.v)); ps.p++; }
+    if (count) return { columns: [{ name: 'COUNT(*)', kind: 'int', type: 'INT' }], rows: [[rows.length]], statement: 'select' };
+    const idxs = star ? t.columns.map((_, i) => i) : picks.map(col);
+    return {
+      columns: idxs.map((i) => ({ name: (t.columns[i] as Column).name, kind: (t.columns[i] as Column).kind, type: (t.columns[i] as Column).type })),
+      rows: rows.map((r) => idxs.map((i) => r[i] ?? null)),
+      statement: 'select',
+    };
   }
 }
 

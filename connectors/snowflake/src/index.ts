@@ -1,0 +1,30 @@
+/**
+ * @junction/connector-snowflake — a sink that writes a station's messages into a Snowflake table
+ * (raw VARIANT columns or typed columns) with one atomic bulk INSERT per chunk, each offset once
+ * across replays. See README.md.
+ */
+import { defineSink } from '@junction/sdk-connector';
+import { SnowflakeSinkConfig } from './config.js';
+import { SnowflakeSink } from './sink.js';
+
+export { SnowflakeSinkConfig } from './config.js';
+
+export default defineSink({
+  name: 'snowflake',
+  version: '0.1.0',
+  sdk: '^1',
+  description: 'Snowflake: one atomic INSERT per chunk (JSON bind, FLATTEN), raw VARIANT or typed columns, table created when missing, each offset once',
+  exactlyOnce: true,
+  config: SnowflakeSinkConfig,
+  async open(config, ctx) {
+    process.env.SF_TELEMETRY_DISABLE_CONNECTION_SHAPE ??= '1';
+    const sink = new SnowflakeSink(config, ctx);
+    try {
+      await sink.prepare();
+    } catch (err) {
+      await sink.close();
+      throw err;
+    }
+    return sink;
+  },
+});

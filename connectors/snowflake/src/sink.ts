@@ -1,0 +1,325 @@
+/**
+ * The Snowflake sink. One `INSERT … SELECT … FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))` per chunk:
+ * the rows travel as one JSON bind (VARIANT values cannot be bound, and array binds do not work with
+ * INSERT … SELECT), and one statement is atomic in Snowflake — all its rows or none.
+ *
+ * Exactly once per offset (README):
+ * - Every row carries station, partition and offset. {@link Presence} asks the table which offsets it
+ *   already holds at task start, after any statement whose outcome is unknown, and for replays older
+ *   than what it has seen; those messages are answered ok() and not sent again.
+ * - The INSERT itself skips offsets the table already holds (`WHERE VALUE[k] NOT IN (SELECT offset …)`):
+ *   the driver re-sends a statement on its own after a network error, and a re-sent statement that
+ *   already committed then inserts nothing.
+ * - snowflake-sdk retries 5xx / network errors of a statement for a very long time (up to 1000 tries,
+ *   not configurable). A write never waits past `writeTimeoutMs`: it answers retry(), and the
+ *   statement it gave up on is *fenced* — until the driver settles it, no statement for that
+ *   partition is sent again (from this or any sink in the process), so a late landing cannot race a
+ *   re-send. After it settles, the partition is asked again.
+ * - A statement refused for its data (a cast that fails, a NULL in a NOT NULL column) is split in halves
+ *   until the offending rows are alone; those are dead-lettered with Snowflake's message.
+ */
+import snowflake from 'snowflake-sdk';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
+import type { SnowflakeSinkConfig } from './config.js';
+import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
+import { Presence } from './presence.js';
+import { columnsOf, metaColumns, q, toRow, type Col } from './rows.js';
+
+snowflake.configure({ logLevel: 'OFF' } as never);
+
+type Conn = ReturnType<typeof snowflake.createConnection>;
+type Rows = Record<string, unknown>[];
+
+/**
+ * INSERTs the driver still retries after a write gave up on them, by account / table / station /
+ * partition. Module-wide on purpose: a sink opened again in the same worker must respect them too.
+ */
+const fenced = new Map<string, Promise<void>>();
+
+const GAVE_UP = Symbol('gave up');
+
+/** Settles with `p`'s value, or with GAVE_UP at the deadline or when `signal` aborts. Never rejects for those. */
+async function until<T>(p: Promise<T>, deadline: number, signal: AbortSignal): Promise<T | typeof GAVE_UP> {
+  if (signal.aborted || Date.now() >= deadline) return GAVE_UP;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<typeof GAVE_UP>((resolve) => {
+    timer = setTimeout(() => resolve(GAVE_UP), deadline - Date.now());
+    onAbort = () => resolve(GAVE_UP);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, stop]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+interface Pending { index: number; offset: number; json: string }
+
+interface Budget { deadline: number; signal: AbortSignal }
+
+export class SnowflakeSink implements Sink {
+  private conn: Conn | undefined;
+  private connecting: Promise<Conn> | undefined;
+  private closed = false;
+  /** Statements given up on, per connection: a connection is destroyed only once they settle. */
+  private readonly abandoned = new Map<Conn, Set<Promise<void>>>();
+  private readonly presence: Presence;
+  private readonly cols: Col[];
+  private readonly meta: { station: string; partition: string; offset: string };
+  private readonly fq: string;
+  private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
+  /** The budget of the write in progress (the runtime never writes one partition twice at once). */
+  private budget: Budget = { deadline: Number.MAX_SAFE_INTEGER, signal: new AbortController().signal };
+
+  constructor(
+    private readonly config: SnowflakeSinkConfig,
+    ctx: SinkContext,
+  ) {
+    this.fq = `${q(config.database)}.${q(config.schema)}.${q(config.table)}`;
+    this.cols = columnsOf(config);
+    this.meta = metaColumns(config);
+    this.presence = new Presence(async (station, partition, from, to) => {
+      const rows = await this.exec(
+        `SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} >= ? AND ${q(this.meta.offset)} < ?`,
+        [station, partition, from, to],
+        this.budget,
+        'the query of the offsets already in the table',
+      );
+      return rows.map((r) => Number(r[this.meta.offset]));
+    });
+    this.m = {
+      rows: ctx.metrics.counter('rows_inserted_total', 'Rows Snowflake accepted'),
+      statements: ctx.metrics.counter('insert_statements_total', 'INSERT statements run'),
+      replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because their offset was already in the table'),
+      deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (refused by Snowflake or not JSON)'),
+      retries: ctx.metrics.counter('retries_total', 'Messages answered retry'),
+    };
+  }
+
+  private fenceKey(station: string, partition: number): string {
+    return `${this.config.accessUrl ?? ''}\u0000${this.config.account}\u0000${this.fq}\u0000${station}\u0000${partition}`;
+  }
+
+  private async connection(budget: Budget): Promise<Conn> {
+    if (this.conn) return this.conn;
+    this.connecting ??= this.login().finally(() => (this.connecting = undefined));
+    const c = await until(this.connecting, budget.deadline, budget.signal);
+    if (c === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
+    return c;
+  }
+
+  private async login(): Promise<Conn> {
+    const c = this.config;
+    const conn = snowflake.createConnection({
+      account: c.account, username: c.username, password: c.password, database: c.database, schema: c.schema, warehouse: c.warehouse,
+      ...(c.role ? { role: c.role } : {}), ...(c.accessUrl ? { accessUrl: c.accessUrl } : {}),
+      // Keep the JSON bind inline: above the threshold the driver uploads binds to a stage.
+      arrayBindingThreshold: 1_000_000,
+    } as never);
+    try {
+      // connectAsync reports a refused login through its callback, not by rejecting.
+      await new Promise<void>((resolve, reject) => {
+        conn.connectAsync((err) => (err ? reject(err) : resolve())).catch(reject);
+      });
+    } catch (err) {
+      conn.destroy(() => undefined);
+      if (isAuthError(err)) throw new JunctionError(ErrorCode.AUTH_FAILED, `Snowflake refused the login of ${c.username} to account ${c.account}: ${describe(err)}`, { cause: err });
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot log in to Snowflake account ${c.account}: ${describe(err)}`, { cause: err, retryable: true });
+    }
+    if (this.closed) {
+      conn.destroy(() => undefined);
+      throw new JunctionError(ErrorCode.INTERNAL, 'sink closed while logging in');
+    }
+    this.conn = conn;
+    return conn;
+  }
+
+  /**
+   * Runs one statement within the budget. SQL errors come back as the driver's errors (the caller
+   * decides); anything else is a retryable JunctionError, and the session is dropped (a new login
+   * next time). Past the deadline the statement is abandoned (and fenced, if `fence` is given).
+   */
+  private async exec(sqlText: string, binds: unknown[], budget: Budget, what: string, fence?: string): Promise<Rows> {
+    const conn = await this.connection(budget);
+    const done = new Promise<Rows>((resolve, reject) => {
+      conn.execute({ sqlText, binds: binds as never, complete: (err, _stmt, rows) => (err ? reject(err) : resolve((rows ?? []) as Rows)) });
+    });
+    let answer: Rows | typeof GAVE_UP;
+    try {
+      answer = await until(done, budget.deadline, budget.signal);
+    } catch (err) {
+      if (isSqlError(err)) throw err;
+      this.dropConnection(conn);
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `Snowflake, ${what}: ${describe(err)}`, { cause: err, retryable: true });
+    }
+    if (answer !== GAVE_UP) return answer;
+    const settled = done.then(() => undefined, () => undefined);
+    let mine = this.abandoned.get(conn);
+    if (!mine) this.abandoned.set(conn, (mine = new Set()));
+    mine.add(settled);
+    void settled.then(() => mine.delete(settled));
+    if (fence !== undefined) {
+      const entry = settled.then(() => {
+        if (fenced.get(fence) === entry) fenced.delete(fence);
+      });
+      fenced.set(fence, entry);
+    }
+    const why = budget.signal.aborted ? 'the write was aborted' : `no answer within writeTimeoutMs (${this.config.writeTimeoutMs} ms)`;
+    throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake, ${what}: ${why}; the driver keeps retrying it (5xx / network trouble)`, { retryable: true });
+  }
+
+  /** Forgets a session; it is closed once the statements abandoned on it have settled. */
+  private dropConnection(conn: Conn): void {
+    if (this.conn === conn) this.conn = undefined;
+    const pending = [...(this.abandoned.get(conn) ?? [])];
+    this.abandoned.delete(conn);
+    void Promise.all(pending).then(() => conn.destroy(() => undefined));
+  }
+
+  /** Logs in and creates (or checks) the table. Throws AUTH_FAILED / NOT_FOUND / CONNECTION_FAILED. */
+  async prepare(): Promise<void> {
+    const budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal: new AbortController().signal };
+    const what = `${this.config.database}.${this.config.schema}.${this.config.table}`;
+    try {
+      if (this.config.autoCreate) {
+        await this.exec(`CREATE TABLE IF NOT EXISTS ${this.fq} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`, [], budget, `creating table ${what}`);
+      } else {
+        await this.exec(`SELECT COUNT(*) FROM ${this.fq}`, [], budget, `checking table ${what}`);
+      }
+    } catch (err) {
+      throw toJunctionError(err, `Snowflake table ${what}`);
+    }
+  }
+
+  async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
+    if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
+    signal.throwIfAborted();
+    const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
+    this.budget = budget;
+    const { station, partition } = batch;
+    const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
+    const rows: Pending[] = [];
+    batch.messages.forEach((m, index) => {
+      const r = toRow(this.config, station, partition, m);
+      if ('reject' in r) {
+        results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
+        this.m.deadLetters.inc();
+      } else rows.push({ index, offset: m.offset, json: JSON.stringify(r.row) });
+    });
+    const unanswered = (why: string): WriteResult[] => {
+      const out = results.map((r) => r ?? retry(why, { delayMs: 1000 }));
+      this.m.retries.inc(results.filter((r) => r === undefined).length);
+      return out;
+    };
+    if (rows.length === 0) return unanswered('not attempted');
+
+    const fence = this.fenceKey(station, partition);
+    const earlier = fenced.get(fence);
+    if (earlier) {
+      if ((await until(earlier, budget.deadline, signal)) === GAVE_UP) {
+        return unanswered('an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write');
+      }
+      this.presence.forget(station, partition);
+    }
+
+    let held: Set<number>;
+    try {
+      held = await this.presence.held(station, partition, rows.map((r) => r.offset));
+    } catch (err) {
+      throw toJunctionError(err, `Snowflake, the query of the offsets already in ${this.config.table}`);
+    }
+    const todo = rows.filter((r) => {
+      if (!held.has(r.offset)) return true;
+      results[r.index] = ok();
+      this.m.replayed.inc();
+      return false;
+    });
+    let chunk: Pending[] = [];
+    let bytes = 0;
+    const chunks: Pending[][] = [];
+    for (const r of todo) {
+      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.json.length > this.config.maxBytesPerStatement)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(r);
+      bytes += r.json.length + 1;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    for (const c of chunks) {
+      const stopped = await this.insert(station, partition, c, results, budget, fence);
+      if (stopped) return unanswered(`not attempted: ${stopped}`);
+    }
+    return unanswered('not attempted');
+  }
+
+  /** Inserts one chunk; answers its rows. Returns why the write must stop (transient trouble), or undefined. */
+  private async insert(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<string | undefined> {
+    const select = this.cols.map((c, i) => (c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`)).join(', ');
+    const k = this.cols.findIndex((c) => c.name === this.meta.offset);
+    const offsets = rows.map((r) => r.offset);
+    // The anti-join makes a statement the driver re-sends (after a lost answer) insert nothing twice.
+    const sql =
+      `INSERT INTO ${this.fq} (${this.cols.map((c) => q(c.name)).join(', ')}) SELECT ${select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))` +
+      ` WHERE VALUE[${k}]::NUMBER(38,0) NOT IN (SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} BETWEEN ? AND ?)`;
+    this.m.statements.inc();
+    try {
+      await this.exec(sql, [`[${rows.map((r) => r.json).join(',')}]`, station, partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
+    } catch (err) {
+      if (isDataError(err)) {
+        if (rows.length === 1) {
+          results[(rows[0] as Pending).index] = deadLetter(ErrorCode.SINK_REJECTED, `Snowflake refused the row: ${describe(err)}`);
+          this.m.deadLetters.inc();
+          return undefined;
+        }
+        const half = Math.ceil(rows.length / 2);
+        return (await this.insert(station, partition, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(station, partition, rows.slice(half), results, budget, fence));
+      }
+      if (err instanceof JunctionError && err.retryable) {
+        // The statement may have committed before its answer was lost: ask the table next time.
+        this.presence.forget(station, partition);
+        for (const r of rows) results[r.index] = retry(err.message, { delayMs: 1000 });
+        this.m.retries.inc(rows.length);
+        return err.message;
+      }
+      throw toJunctionError(err, `Snowflake INSERT into ${this.config.database}.${this.config.schema}.${this.config.table}`);
+    }
+    for (const r of rows) results[r.index] = ok();
+    this.presence.written(station, partition, offsets);
+    this.m.rows.inc(rows.length);
+    return undefined;
+  }
+
+  async checkConnection(): Promise<void> {
+    await this.prepare();
+  }
+
+  /** Closes the session (once statements abandoned on it have settled). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const c = this.conn;
+    this.conn = undefined;
+    for (const [conn] of this.abandoned) if (conn !== c) this.dropConnection(conn);
+    if (c) {
+      if ((this.abandoned.get(c)?.size ?? 0) > 0) this.dropConnection(c);
+      else await new Promise<void>((r) => c.destroy(() => r()));
+    }
+  }
+}
