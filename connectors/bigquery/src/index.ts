@@ -4,7 +4,7 @@
  */
 import { defineSink } from '@junction/sdk-connector';
 import { BigQuerySinkConfig } from './config.js';
-import { BigQuerySink, createClient } from './sink.js';
+// The vendor SDK loads on open(), not when the registry scans the catalog (faster, and no SDK warnings then).
 
 export { BigQuerySinkConfig } from './config.js';
 export { RAW_SCHEMA } from './rows.js';
@@ -17,6 +17,7 @@ export default defineSink({
   exactlyOnce: true,
   config: BigQuerySinkConfig,
   async open(config, ctx) {
+    const { BigQuerySink, createClient } = await import('./sink.js');
     const sink = new BigQuerySink(createClient(config), config, ctx);
     await sink.ensureTable();
     ctx.logger.debug({ project: config.projectId, dataset: config.dataset, table: config.table, mode: config.mode }, 'bigquery sink opened');

@@ -5,7 +5,7 @@
  */
 import { defineSink } from '@junction/sdk-connector';
 import { SnowflakeSinkConfig } from './config.js';
-import { SnowflakeSink } from './sink.js';
+// The vendor SDK loads on open(), not when the registry scans the catalog (faster, and no SDK warnings then).
 
 export { SnowflakeSinkConfig } from './config.js';
 
@@ -18,6 +18,7 @@ export default defineSink({
   config: SnowflakeSinkConfig,
   async open(config, ctx) {
     process.env.SF_TELEMETRY_DISABLE_CONNECTION_SHAPE ??= '1';
+    const { SnowflakeSink } = await import('./sink.js');
     const sink = new SnowflakeSink(config, ctx);
     try {
       await sink.prepare();

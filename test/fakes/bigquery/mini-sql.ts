@@ -12,7 +12,7 @@
  *   SELECT * | COUNT(*) | col, … FROM t [WHERE pred AND …] [ORDER BY col [ASC|DESC], …] [LIMIT n]
  *      pred: col (= | <> | != | < | <= | > | >=) expr | col BETWEEN expr AND expr | col IS [NOT] NULL
  *   BEGIN / COMMIT / ROLLBACK, USE …, SELECT 1 — accepted, no effect
- * Expressions: 'text' (with '' or \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
+ * Expressions: 'text' (with '' or, unless the dialect says otherwise, \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
  * PARSE_JSON(expr). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
  */
 
@@ -42,6 +42,11 @@ export interface Dialect {
   conversionError(value: unknown, column: Column): string;
   /** Case-fold bare identifiers (Snowflake: upper; others: as written, compared case-insensitively). */
   foldIdentifier(name: string): string;
+  /**
+   * Whether a backslash escapes the next character in a 'string' literal (default true). Firebolt's
+   * standard strings keep it literal: only '' escapes a quote there.
+   */
+  backslashEscapes?: boolean;
 }
 
 export class SqlError extends Error {
@@ -63,7 +68,7 @@ export interface QueryResult {
 
 type Tok = { t: 'id' | 'qid' | 'str' | 'num' | 'param' | 'sym'; v: string };
 
-function tokenize(sql: string): Tok[] {
+function tokenize(sql: string, backslashEscapes = true): Tok[] {
   const out: Tok[] = [];
   let i = 0;
   while (i < sql.length) {
@@ -76,7 +81,7 @@ function tokenize(sql: string): Tok[] {
       for (;;) {
         if (i >= sql.length) throw new SqlError('syntax', 'unterminated string literal');
         const d = sql[i] as string;
-        if (d === '\\') { const n = sql[i + 1] ?? ''; s += n === 'n' ? '\n' : n === 't' ? '\t' : n === '0' ? '\0' : n; i += 2; continue; }
+        if (d === '\\' && backslashEscapes) { const n = sql[i + 1] ?? ''; s += n === 'n' ? '\n' : n === 't' ? '\t' : n === '0' ? '\0' : n; i += 2; continue; }
         if (d === "'") { if (sql[i + 1] === "'") { s += "'"; i += 2; continue; } i++; break; }
         s += d; i++;
       }
@@ -233,7 +238,7 @@ export class MiniSql {
 
   /** Runs one statement. Throws SqlError. */
   run(sql: string, params: Params = { positional: [], named: {} }): QueryResult {
-    const toks = tokenize(sql);
+    const toks = tokenize(sql, this.dialect.backslashEscapes ?? true);
     const ps = new Parser(toks, this.dialect);
     const val = (x: Expr, flatRow?: unknown[]): unknown => {
       switch (x.e) {

@@ -1,0 +1,90 @@
+/** Messages → SQL row literals of a multi-row INSERT, and the table's columns by mode. */
+import type { SinkMessage } from '@junction/sdk-connector';
+import type { FireboltSinkConfig } from './config.js';
+
+export interface Col {
+  name: string;
+  sqlType: string;
+  notNull: boolean;
+}
+
+/** Quotes an identifier, lower-cased as Firebolt stores unquoted names. */
+export const q = (name: string): string => `"${name.toLowerCase().replaceAll('"', '""')}"`;
+
+/**
+ * A SQL literal. Firebolt's strings are standard (a backslash is an ordinary character), so doubling
+ * the quote is the whole escape — the same rule firebolt-sdk's own formatter applies to parameters.
+ * Formatting here rather than through `?` parameters: the SDK substitutes those client-side anyway,
+ * with a cost that grows with the square of their number.
+ */
+export function lit(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'boolean') return v ? 'TRUE' : 'FALSE';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : `'${String(v)}'`;
+  if (typeof v === 'string') return `'${v.replaceAll("'", "''")}'`;
+  return lit(JSON.stringify(v));
+}
+
+/** The raw mode's columns: the Snowflake Kafka connector's RECORD_METADATA / RECORD_CONTENT, split out. */
+export const RAW_COLUMNS: Col[] = [
+  { name: 'station', sqlType: 'TEXT', notNull: true },
+  { name: 'partition', sqlType: 'INTEGER', notNull: true },
+  { name: 'offset', sqlType: 'BIGINT', notNull: true },
+  { name: 'timestamp', sqlType: 'TIMESTAMP', notNull: true },
+  { name: 'key', sqlType: 'TEXT', notNull: false },
+  { name: 'headers', sqlType: 'TEXT', notNull: false },
+  { name: 'value', sqlType: 'TEXT', notNull: false },
+];
+
+export function columnsOf(config: FireboltSinkConfig): Col[] {
+  if (config.mode === 'raw') return RAW_COLUMNS;
+  return [
+    ...config.columns.map((c) => ({ name: c.name.toLowerCase(), sqlType: c.type, notNull: c.required })),
+    { name: '_junction_station', sqlType: 'TEXT', notNull: true },
+    { name: '_junction_partition', sqlType: 'INTEGER', notNull: true },
+    { name: '_junction_offset', sqlType: 'BIGINT', notNull: true },
+  ];
+}
+
+/** Names of the station / partition / offset columns, by mode: the sink's record of what landed. */
+export function metaColumns(config: FireboltSinkConfig): { station: string; partition: string; offset: string } {
+  return config.mode === 'raw'
+    ? { station: 'station', partition: 'partition', offset: 'offset' }
+    : { station: '_junction_station', partition: '_junction_partition', offset: '_junction_offset' };
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Firebolt's TIMESTAMP text, UTC wall-clock time: `2023-11-14 22:13:20.007`. */
+export const timestampText = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, -1);
+
+/**
+ * One row as its SQL tuple `(…, …)`, or the reason the message can never be one. Type errors are
+ * Firebolt's to find (it refuses the statement); JSON is checked here because a TEXT column takes
+ * anything, and JSON functions on the table need JSON.
+ */
+export function toRow(config: FireboltSinkConfig, station: string, partition: number, m: SinkMessage): { tuple: string } | { reject: string } {
+  let text: string;
+  let parsed: unknown;
+  try {
+    text = decoder.decode(m.value);
+  } catch {
+    return { reject: 'value is not UTF-8 text' };
+  }
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { reject: `value is not JSON text: ${(err as Error).message}` };
+  }
+  if (config.mode === 'raw') {
+    return { tuple: `(${[station, partition, m.offset, timestampText(m.timestamp), m.key ?? null, JSON.stringify(m.headers), text].map(lit).join(',')})` };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
+  const o = parsed as Record<string, unknown>;
+  const values = config.columns.map((c) => {
+    const v = o[c.field ?? c.name];
+    // A TEXT column takes a scalar's text; other types get the JSON value as is, for Firebolt to cast or refuse.
+    return c.type === 'TEXT' && (typeof v === 'number' || typeof v === 'boolean') ? String(v) : v;
+  });
+  return { tuple: `(${[...values, station, partition, m.offset].map(lit).join(',')})` };
+}

@@ -1,0 +1,314 @@
+/**
+ * The Firebolt sink: messages → rows of one table, one multi-row INSERT per chunk, each offset once.
+ *
+ * - Every row carries station, partition and offset; the table is the record of what landed (see
+ *   presence.ts). One INSERT statement is atomic in Firebolt: all its rows land or none.
+ * - firebolt-sdk re-sends a request only after a 401/403 (a statement that did not run), so the sink
+ *   sends plain `INSERT … VALUES (…), (…)`; it never re-sends blindly either: after a 5xx, a 429 or a
+ *   network error the outcome is unknown, the partition is forgotten and the table asked again
+ *   before the rows go out again (up to `maxAttempts` within `writeTimeoutMs`).
+ * - The sink never waits past `writeTimeoutMs`: it answers retry(), and the INSERT it gave up on is
+ *   *fenced* — until its request settles, no statement for that partition is sent again (from this or
+ *   any sink in the process), so a late landing cannot race a re-send. After it settles, the
+ *   partition is asked again.
+ * - A statement refused for its data (a cast that fails, a NULL in a NOT NULL column) is split in halves
+ *   until the offending rows are alone; those are dead-lettered with Firebolt's message.
+ */
+import { Firebolt, type Connection } from 'firebolt-sdk';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
+import type { FireboltSinkConfig } from './config.js';
+import { describe, isAuthError, isDataError, isNotFound, isSqlError, toJunctionError } from './errors.js';
+import { PlainOrTlsHttpClient, silentLogger } from './http.js';
+import { Presence } from './presence.js';
+import { columnsOf, lit, metaColumns, q, toRow, type Col } from './rows.js';
+
+type Rows = Record<string, unknown>[];
+
+/**
+ * INSERTs still in flight after a write gave up on them, by endpoint / account / database / table /
+ * station / partition. Module-wide on purpose: a sink opened again in the same worker must respect them too.
+ */
+const fenced = new Map<string, Promise<void>>();
+
+const GAVE_UP = Symbol('gave up');
+
+/** Settles with `p`'s value, or with GAVE_UP at the deadline or when `signal` aborts. Never rejects for those. */
+async function until<T>(p: Promise<T>, deadline: number, signal: AbortSignal): Promise<T | typeof GAVE_UP> {
+  if (signal.aborted || Date.now() >= deadline) return GAVE_UP;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<typeof GAVE_UP>((resolve) => {
+    timer = setTimeout(() => resolve(GAVE_UP), deadline - Date.now());
+    onAbort = () => resolve(GAVE_UP);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, stop]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+interface Pending { index: number; offset: number; tuple: string }
+interface Budget { deadline: number; signal: AbortSignal }
+interface Session { conn: Connection; http: PlainOrTlsHttpClient }
+
+export class FireboltSink implements Sink {
+  private session: Session | undefined;
+  private connecting: Promise<Session> | undefined;
+  private closed = false;
+  /** Requests given up on: the HTTP agents are closed only once they settle. */
+  private readonly abandoned = new Set<Promise<void>>();
+  private readonly presence: Presence;
+  private readonly cols: Col[];
+  private readonly meta: { station: string; partition: string; offset: string };
+  private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
+  /** The budget of the write in progress (the runtime never writes one partition twice at once). */
+  private budget: Budget = { deadline: Number.MAX_SAFE_INTEGER, signal: new AbortController().signal };
+
+  constructor(
+    private readonly config: FireboltSinkConfig,
+    ctx: SinkContext,
+  ) {
+    this.cols = columnsOf(config);
+    this.meta = metaColumns(config);
+    this.presence = new Presence(async (station, partition, from, to) => {
+      const rows = await this.exec(
+        `SELECT ${q(this.meta.offset)} FROM ${q(config.table)} WHERE ${q(this.meta.station)} = ${lit(station)} AND ${q(this.meta.partition)} = ${partition} AND ${q(this.meta.offset)} >= ${from} AND ${q(this.meta.offset)} < ${to}`,
+        this.budget,
+        'the query of the offsets already in the table',
+      );
+      return rows.map((r) => Number(r[this.meta.offset]));
+    });
+    this.m = {
+      rows: ctx.metrics.counter('rows_inserted_total', 'Rows Firebolt accepted'),
+      statements: ctx.metrics.counter('insert_statements_total', 'INSERT statements sent'),
+      replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because their offset was already in the table'),
+      deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (refused by Firebolt or not JSON)'),
+      retries: ctx.metrics.counter('retries_total', 'Messages answered retry'),
+    };
+  }
+
+  private fenceKey(station: string, partition: number): string {
+    const c = this.config;
+    return [c.apiEndpoint, c.account, c.database, c.table.toLowerCase(), station, partition].join('\u0000');
+  }
+
+  private async connection(budget: Budget): Promise<Session> {
+    if (this.session) return this.session;
+    this.connecting ??= this.login().finally(() => (this.connecting = undefined));
+    const s = await until(this.connecting, budget.deadline, budget.signal);
+    if (s === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Firebolt login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
+    return s;
+  }
+
+  private async login(): Promise<Session> {
+    const c = this.config;
+    const http = new PlainOrTlsHttpClient();
+    let conn: Connection;
+    try {
+      const firebolt = Firebolt({ apiEndpoint: c.apiEndpoint, dependencies: { httpClient: http as never, logger: silentLogger } });
+      // useCache false: no token or engine URL shared through the SDK's module-wide cache between sinks.
+      conn = await firebolt.connect({ account: c.account, auth: { client_id: c.clientId, client_secret: c.clientSecret }, database: c.database, engineName: c.engine, useCache: false });
+    } catch (err) {
+      http.destroy();
+      const where = `account ${c.account}, database ${c.database}, engine ${c.engine}`;
+      if (isAuthError(err)) throw new JunctionError(ErrorCode.AUTH_FAILED, `Firebolt refused the service account's credentials (${where}): ${describe(err)}`, { cause: err });
+      if (isNotFound(err)) throw toJunctionError(err, `Firebolt ${where}`);
+      if (isSqlError(err)) throw toJunctionError(err, `Firebolt ${where}`);
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot connect to Firebolt (${where}): ${describe(err)}`, { cause: err, retryable: true });
+    }
+    if (this.closed) {
+      http.destroy();
+      throw new JunctionError(ErrorCode.INTERNAL, 'sink closed while connecting');
+    }
+    this.session = { conn, http };
+    return this.session;
+  }
+
+  /**
+   * Runs one statement within the budget. SQL errors come back as the SDK's errors (the caller
+   * decides); auth failures as AUTH_FAILED; anything else is a retryable JunctionError. Past the
+   * deadline the request is abandoned (and fenced, if `fence` is given).
+   */
+  private async exec(sql: string, budget: Budget, what: string, fence?: string): Promise<Rows> {
+    const { conn } = await this.connection(budget);
+    const done = conn.execute(sql, { response: { normalizeData: true } }).then(async (st) => (await st.fetchResult()).data as Rows);
+    let answer: Rows | typeof GAVE_UP;
+    try {
+      answer = await until(done, budget.deadline, budget.signal);
+    } catch (err) {
+      if (isSqlError(err)) throw err;
+      if (isAuthError(err)) throw toJunctionError(err, `Firebolt, ${what}`);
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `Firebolt, ${what}: ${describe(err)}`, { cause: err, retryable: true });
+    }
+    if (answer !== GAVE_UP) return answer;
+    const settled = done.then(() => undefined, () => undefined);
+    this.abandoned.add(settled);
+    void settled.then(() => this.abandoned.delete(settled));
+    if (fence !== undefined) {
+      const entry = settled.then(() => {
+        if (fenced.get(fence) === entry) fenced.delete(fence);
+      });
+      fenced.set(fence, entry);
+    }
+    const why = budget.signal.aborted ? 'the write was aborted' : `no answer within writeTimeoutMs (${this.config.writeTimeoutMs} ms)`;
+    throw new JunctionError(ErrorCode.TIMEOUT, `Firebolt, ${what}: ${why}; the request is still in flight`, { retryable: true });
+  }
+
+  /** Connects and creates (or checks) the table. Throws AUTH_FAILED / NOT_FOUND / CONNECTION_FAILED. */
+  async prepare(): Promise<void> {
+    const budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal: new AbortController().signal };
+    const what = `${this.config.database}.${this.config.table}`;
+    try {
+      if (this.config.autoCreate) {
+        await this.exec(`CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`, budget, `creating table ${what}`);
+      } else {
+        await this.exec(`SELECT COUNT(*) FROM ${q(this.config.table)}`, budget, `checking table ${what}`);
+      }
+    } catch (err) {
+      throw toJunctionError(err, `Firebolt table ${what}`);
+    }
+  }
+
+  async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
+    if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
+    signal.throwIfAborted();
+    const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
+    this.budget = budget;
+    const { station, partition } = batch;
+    const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
+    const rows: Pending[] = [];
+    batch.messages.forEach((m, index) => {
+      const r = toRow(this.config, station, partition, m);
+      if ('reject' in r) {
+        results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
+        this.m.deadLetters.inc();
+      } else rows.push({ index, offset: m.offset, tuple: r.tuple });
+    });
+    const unanswered = (why: string): WriteResult[] => {
+      this.m.retries.inc(results.filter((r) => r === undefined).length);
+      return results.map((r) => r ?? retry(why, { delayMs: 1000 }));
+    };
+    if (rows.length === 0) return unanswered('not attempted');
+
+    const fence = this.fenceKey(station, partition);
+    const earlier = fenced.get(fence);
+    if (earlier) {
+      if ((await until(earlier, budget.deadline, signal)) === GAVE_UP) {
+        return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
+      }
+      this.presence.forget(station, partition);
+    }
+
+    for (let attempt = 1; ; attempt++) {
+      const stopped = await this.attempt(station, partition, rows.filter((r) => results[r.index] === undefined), results, budget, fence);
+      if (stopped === undefined) return unanswered('not attempted');
+      const backoff = Math.min(2000, 100 * 2 ** attempt);
+      if (attempt >= this.config.maxAttempts || !stopped.retryable || stopped.code === ErrorCode.TIMEOUT || Date.now() + backoff >= budget.deadline) {
+        return unanswered(stopped.message);
+      }
+      await until(new Promise((r) => setTimeout(r, backoff)), budget.deadline, signal);
+    }
+  }
+
+  /** Asks which offsets are in, inserts the rest in chunks. Returns the transient trouble that stopped it, or undefined. */
+  private async attempt(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+    if (rows.length === 0) return undefined;
+    let held: Set<number>;
+    try {
+      held = await this.presence.held(station, partition, rows.map((r) => r.offset));
+    } catch (err) {
+      const e = toJunctionError(err, `Firebolt, the query of the offsets already in ${this.config.table}`);
+      if (e.retryable) return e;
+      throw e;
+    }
+    const todo = rows.filter((r) => {
+      if (!held.has(r.offset)) return true;
+      results[r.index] = ok();
+      this.m.replayed.inc();
+      return false;
+    });
+    const chunks: Pending[][] = [];
+    let chunk: Pending[] = [];
+    let bytes = 0;
+    for (const r of todo) {
+      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.tuple.length > this.config.maxBytesPerStatement)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(r);
+      bytes += r.tuple.length + 1;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    for (const c of chunks) {
+      const stopped = await this.insert(station, partition, c, results, budget, fence);
+      if (stopped) return stopped;
+    }
+    return undefined;
+  }
+
+  /** Inserts one chunk; answers its rows. Returns the transient trouble that stopped it, or undefined. */
+  private async insert(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+    const sql = `INSERT INTO ${q(this.config.table)} (${this.cols.map((c) => q(c.name)).join(', ')}) VALUES ${rows.map((r) => r.tuple).join(',')}`;
+    this.m.statements.inc();
+    try {
+      await this.exec(sql, budget, 'INSERT', fence);
+    } catch (err) {
+      if (isDataError(err)) {
+        if (rows.length === 1) {
+          results[(rows[0] as Pending).index] = deadLetter(ErrorCode.SINK_REJECTED, `Firebolt refused the row: ${describe(err)}`);
+          this.m.deadLetters.inc();
+          return undefined;
+        }
+        const half = Math.ceil(rows.length / 2);
+        return (await this.insert(station, partition, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(station, partition, rows.slice(half), results, budget, fence));
+      }
+      const e = toJunctionError(err, `Firebolt INSERT into ${this.config.database}.${this.config.table}`);
+      if (e.retryable) {
+        // The statement may have committed before its answer was lost: ask the table before sending again.
+        this.presence.forget(station, partition);
+        return e;
+      }
+      throw e;
+    }
+    for (const r of rows) results[r.index] = ok();
+    this.presence.written(station, partition, rows.map((r) => r.offset));
+    this.m.rows.inc(rows.length);
+    return undefined;
+  }
+
+  async checkConnection(): Promise<void> {
+    await this.prepare();
+  }
+
+  /** Lets go of the connection (its HTTP agents close once requests given up on have settled). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const s = this.session;
+    this.session = undefined;
+    if (!s) return;
+    const pending = [...this.abandoned];
+    if (pending.length === 0) {
+      await s.conn.destroy();
+      s.http.destroy();
+    } else {
+      void Promise.all(pending).then(() => s.http.destroy());
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// Benchmark of the S3 sink against s3rver, beside a raw lib-storage upload of the same bytes to the
+// same server. Run by hand after `npx tsc -b connectors/s3`:
+//   node connectors/s3/scripts/bench.mjs [messages=100000] [batch=10000]
+// `benchS3Sink(options)` is exported so the repository bench can add these rows later.
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const here = (p) => new URL(p, import.meta.url).href;
+
+/** 1 KiB JSON values that look like real events (so compression is not absurdly effective). */
+export function events(n, size = 1024) {
+  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const out = [];
+  for (let o = 1; o <= n; o++) {
+    const base = { id: o, user: `user-${Math.floor(rnd() * 100000)}`, amount: Math.round(rnd() * 100000) / 100, ok: rnd() > 0.5, ts: 1_700_000_000_000 + o };
+    let note = '';
+    while (JSON.stringify({ ...base, note }).length < size) note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
+    const text = JSON.stringify({ ...base, note }).slice(0, size - 2);
+    const value = new TextEncoder().encode(JSON.stringify({ ...base, note: note.slice(0, note.length - (JSON.stringify({ ...base, note }).length - size)) }));
+    out.push({ offset: o, timestamp: 1_700_000_000_000 + o, key: `user-${o % 1000}`, headers: {}, value: value.byteLength ? value : new TextEncoder().encode(text) });
+  }
+  return out;
+}
+
+/**
+ * Writes `messages` through the sink in batches of `batch` (one partition, batches one after another,
+ * as the runtime does) and uploads the same bytes with lib-storage. Resolves with rows of results.
+ */
+export async function benchS3Sink({ endpoint, messages, batch, configs }) {
+  const { S3SinkConfig } = await import(here('../dist/index.js'));
+  const { S3Sink } = await import(here('../dist/sink.js'));
+  const { createS3Client } = await import(here('../dist/client.js'));
+  const noop = () => {};
+  const logger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => logger };
+  const counters = new Map();
+  const metrics = { counter: (name) => ({ inc: (n = 1) => counters.set(name, (counters.get(name) ?? 0) + n) }), histogram: () => ({ observe: noop }) };
+  const conn = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, checksums: 'when-required' };
+  const admin = new S3Client({ ...conn, credentials: { ...conn.credentials }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  const valueBytes = messages.reduce((s, m) => s + m.value.byteLength, 0);
+  const rows = [];
+  for (const [name, extra] of configs) {
+    const bucket = `bench-${Date.now().toString(36)}-${rows.length}`;
+    await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+    counters.clear();
+    const { partitions: _p, ...sinkExtra } = extra;
+    const config = S3SinkConfig.parse({ ...conn, credentials: { ...conn.credentials }, bucket, ...sinkExtra });
+    const sink = new S3Sink(createS3Client(config), config, { logger, metrics, connector: 'bench', task: 0 });
+    const signal = new AbortController().signal;
+    const partitions = extra.partitions ?? 1;
+    const t0 = performance.now();
+    // Partitions are written side by side (as the runtime may); batches of one partition one after another.
+    await Promise.all(
+      Array.from({ length: partitions }, async (_, p) => {
+        for (let i = p * batch; i < messages.length; i += batch * partitions) {
+          const ms = messages.slice(i, i + batch);
+          const results = await sink.write({ station: 'bench', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms }, { signal });
+          if (!results.every((r) => r.status === 'ok')) throw new Error(`${name}: not ok: ${JSON.stringify(results.find((r) => r.status !== 'ok'))}`);
+        }
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    await sink.close();
+    rows.push({ name, msgsPerSec: messages.length / secs, valueMBps: valueBytes / secs / 1e6, objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6, secs });
+  }
+  // The limit: the same value bytes (one object per batch, newline-joined) through lib-storage alone.
+  const bucket = `bench-raw-${Date.now().toString(36)}`;
+  await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  const bodies = [];
+  for (let i = 0; i < messages.length; i += batch) bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
+  const t0 = performance.now();
+  for (const [i, body] of bodies.entries()) {
+    await new Upload({ client: admin, params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body }, partSize: 8 * 1024 * 1024, queueSize: 4 }).done();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  rows.push({ name: 'raw lib-storage upload (same value bytes, uncompressed)', msgsPerSec: messages.length / secs, valueMBps: valueBytes / secs / 1e6, objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6, secs });
+  admin.destroy();
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const n = Number(process.argv[2] ?? 100_000);
+  const batch = Number(process.argv[3] ?? 10_000);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-s3rver-'));
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', new URL('../../../test/fakes/s3rver-main.mjs', import.meta.url).pathname, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(JSON.parse(d.toString()).port)));
+  const server = { endpoint: `http://127.0.0.1:${port}` };
+  try {
+    const messages = events(n);
+    const rows = await benchS3Sink({
+      endpoint: server.endpoint,
+      messages,
+      batch,
+      configs: [
+        ['jsonl + gzip', { compression: 'gzip' }],
+        ['jsonl + gzip level 1', { compression: 'gzip', compressionLevel: 1 }],
+        ['jsonl + zstd', { compression: 'zstd' }],
+        ['jsonl + none', { compression: 'none' }],
+        ['jsonl + gzip, 4 partitions side by side', { compression: 'gzip', partitions: 4 }],
+        ['parquet + snappy', { format: 'parquet', compression: 'snappy' }],
+        ['parquet + zstd', { format: 'parquet', compression: 'zstd' }],
+      ],
+    });
+    console.log(`${n} messages of ${messages[0].value.byteLength} bytes, batches of ${batch}, one partition, node ${process.version}`);
+    for (const r of rows) console.log(`${r.name.padEnd(58)} ${Math.round(r.msgsPerSec).toString().padStart(8)} msgs/s ${r.valueMBps.toFixed(1).padStart(7)} MB/s  (${r.objectMB.toFixed(1)} MB stored, ${r.secs.toFixed(2)} s)`);
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Whole-object compression for JSON Lines and raw objects (Parquet compresses inside the file):
+ * gzip through node's zlib, zstd through {@link ./zstd.ts}. Both have a buffer form (small objects)
+ * and a streaming form (multipart uploads, reading back) with bounded memory.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import { constants, createGunzip, createGzip, gzip as gzipCb } from 'node:zlib';
+import { loadZstd, zstdCompress, ZstdFrameSplitter } from './zstd.js';
+
+const gzip = promisify(gzipCb);
+
+/** How an object's bytes are compressed as a whole. */
+export const Compression = { gzip: 'gzip', zstd: 'zstd', none: 'none' } as const;
+export type Compression = (typeof Compression)[keyof typeof Compression];
+
+/** Input bytes per gzip member when a buffer is compressed in parallel. */
+export const GZIP_MEMBER = 1024 * 1024;
+
+/** Input bytes per zstd frame: the unit of memory on both sides. */
+export const ZSTD_FRAME_INPUT = 4 * 1024 * 1024;
+
+/** The file-name suffix for a compression ('' for none). */
+export function compressionSuffix(c: Compression): string {
+  return c === 'gzip' ? '.gz' : c === 'zstd' ? '.zst' : '';
+}
+
+/** The compression a key's suffix says (`.gz`, `.zst`), or none. */
+export function compressionFromKey(key: string): Compression {
+  if (key.endsWith('.gz')) return 'gzip';
+  if (key.endsWith('.zst') || key.endsWith('.zstd')) return 'zstd';
+  return 'none';
+}
+
+/** Compresses a whole buffer (gzip runs on libuv's pool, off the calling thread). */
+export async function compressBuffer(data: Uint8Array, c: Compression, level?: number): Promise<Uint8Array> {
+  if (c === 'none') return data;
+  if (c === 'gzip') {
+    // Members of ≤ 1 MiB compressed side by side on libuv's pool: a gzip file may be a sequence of
+    // members (RFC 1952; gunzip, zlib, Java, Python, Spark and Trino read them all), and deflate's
+    // 32 KiB window makes the cost in ratio negligible.
+    const opts = { level: level ?? constants.Z_DEFAULT_COMPRESSION };
+    if (data.byteLength <= GZIP_MEMBER) return gzip(data, opts);
+    const parts: Promise<Buffer>[] = [];
+    for (let i = 0; i < data.byteLength; i += GZIP_MEMBER) parts.push(gzip(data.subarray(i, i + GZIP_MEMBER), opts));
+    return Buffer.concat(await Promise.all(parts));
+  }
+  await loadZstd();
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < data.byteLength; i += ZSTD_FRAME_INPUT) frames.push(zstdCompress(data.subarray(i, i + ZSTD_FRAME_INPUT), level));
+  if (frames.length === 0) frames.push(zstdCompress(new Uint8Array(0), level));
+  return frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames);
+}
+
+/** A zstd compressor stream: one frame per {@link ZSTD_FRAME_INPUT} bytes of input. */
+class ZstdCompressStream extends Transform {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private wroteFrame = false;
+  constructor(private readonly level: number | undefined) {
+    super();
+  }
+  private emitFrame(): void {
+    const input = Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    this.size = 0;
+    this.wroteFrame = true;
+    this.push(zstdCompress(input, this.level));
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      if (this.size >= ZSTD_FRAME_INPUT) this.emitFrame();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+  override _flush(done: TransformCallback): void {
+    try {
+      if (this.size > 0 || !this.wroteFrame) this.emitFrame();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+}
+
+/** A zstd decompressor stream over {@link ZstdFrameSplitter}. */
+class ZstdDecompressStream extends Transform {
+  private readonly splitter = new ZstdFrameSplitter();
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      for (const out of this.splitter.push(chunk)) this.push(out);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+  override _flush(done: TransformCallback): void {
+    try {
+      this.splitter.end();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+}
+
+/** A compressing transform, or undefined for none. zstd needs {@link loadZstd} first. */
+export async function compressStream(c: Compression, level?: number): Promise<Transform | undefined> {
+  if (c === 'none') return undefined;
+  if (c === 'gzip') return createGzip({ level: level ?? constants.Z_DEFAULT_COMPRESSION });
+  await loadZstd();
+  return new ZstdCompressStream(level);
+}
+
+/** A decompressing transform (gzip: all members; zstd: all frames), or undefined for none. */
+export async function decompressStream(c: Compression): Promise<Transform | undefined> {
+  if (c === 'none') return undefined;
+  if (c === 'gzip') return createGunzip();
+  await loadZstd();
+  return new ZstdDecompressStream();
+}

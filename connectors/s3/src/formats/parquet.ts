@@ -1,0 +1,206 @@
+/**
+ * Parquet through hyparquet-writer / hyparquet (pure JavaScript, maintained, no native code, run on
+ * Node 20; @dsnp/parquetjs 1.9 needs Node 24 and the older parquetjs forks are unmaintained).
+ *
+ * One row per message. Columns come from the JSON values' top-level fields, typed per object from
+ * what its rows hold: all booleans → BOOLEAN, all integers → INT64, all numbers → DOUBLE, all strings
+ * → STRING, anything else (objects, arrays, mixed types) → JSON text. A missing field or `null` is a
+ * null. The chosen metadata fields come first as `_offset` (INT64), `_timestamp` (TIMESTAMP_MILLIS),
+ * `_key` (STRING) and `_headers` (JSON). Compression is Parquet's own, per column chunk.
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type CompressionCodec, type FileMetaData } from 'hyparquet';
+import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
+import type { EncodableMessage } from './jsonl.js';
+import type { MetaField } from './spec.js';
+import { loadZstd, zstdCompress, zstdDecompressFrame } from './zstd.js';
+
+/** Parquet's column compression. */
+export type ParquetCodec = 'gzip' | 'zstd' | 'snappy' | 'none';
+
+/** The column a metadata field becomes. */
+export const PARQUET_META_COLUMNS: Record<MetaField, string> = {
+  offset: '_offset',
+  timestamp: '_timestamp',
+  key: '_key',
+  headers: '_headers',
+};
+
+type Kind = 'null' | 'boolean' | 'int' | 'double' | 'string' | 'json';
+
+function kindOf(v: unknown): Kind {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'boolean') return 'boolean';
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? 'int' : 'double';
+  if (typeof v === 'string') return 'string';
+  return 'json';
+}
+
+function merge(a: Kind, b: Kind): Kind {
+  if (a === b || b === 'null') return a;
+  if (a === 'null') return b;
+  if ((a === 'int' && b === 'double') || (a === 'double' && b === 'int')) return 'double';
+  return 'json';
+}
+
+/** Why a parsed value cannot be a Parquet row (not an object, or a field clashing with a metadata column), or undefined. */
+export function parquetRowProblem(value: unknown, fields: readonly MetaField[]): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `value is JSON but not an object (${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}); Parquet rows need an object`;
+  }
+  for (const f of fields) {
+    const col = PARQUET_META_COLUMNS[f];
+    if (Object.hasOwn(value, col)) return `value has a field "${col}", which is the metadata column for ${f}`;
+  }
+  return undefined;
+}
+
+export interface ParquetWriteInput {
+  messages: readonly EncodableMessage[];
+  /** The parsed JSON value of each message (objects; see {@link parquetRowProblem}). */
+  values: readonly Record<string, unknown>[];
+  fields: readonly MetaField[];
+  codec: ParquetCodec;
+  level?: number | undefined;
+  rowGroupSize: number;
+  /** Receives the file's bytes as they are produced (once per row group, then the footer); may apply backpressure. */
+  onChunk?: (chunk: Uint8Array) => void | Promise<void>;
+}
+
+const CODEC: Record<ParquetCodec, CompressionCodec> = { gzip: 'GZIP', zstd: 'ZSTD', snappy: 'SNAPPY', none: 'UNCOMPRESSED' };
+
+/** Chunks go out on each flush (after every row group) instead of accumulating. */
+class StreamingWriter extends ByteWriter {
+  constructor(private readonly onChunk: (chunk: Uint8Array) => void | Promise<void>) {
+    super(1 << 20);
+  }
+  flush(): void | Promise<void> {
+    if (this.index === 0) return;
+    const chunk = new Uint8Array(this.buffer.slice(0, this.index));
+    this.index = 0;
+    return this.onChunk(chunk);
+  }
+  override finish(): void | Promise<void> {
+    return this.flush();
+  }
+}
+
+/**
+ * Writes one Parquet file. Without `onChunk` resolves with the whole file; with it, streams the
+ * bytes out row group by row group and resolves with an empty array.
+ */
+export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array> {
+  const { messages, values, fields } = input;
+  if (input.codec === 'zstd') await loadZstd();
+  const kinds = new Map<string, Kind>();
+  for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
+  const schema: SchemaElement[] = [{ name: 'root', num_children: fields.length + kinds.size }];
+  for (const f of fields) {
+    const name = PARQUET_META_COLUMNS[f];
+    if (f === 'offset') schema.push({ name, type: 'INT64', repetition_type: 'REQUIRED' });
+    else if (f === 'timestamp') schema.push({ name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', repetition_type: 'REQUIRED' });
+    else if (f === 'key') schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' });
+    else schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'JSON', repetition_type: 'REQUIRED' });
+  }
+  for (const [name, kind] of kinds) {
+    if (kind === 'boolean') schema.push({ name, type: 'BOOLEAN', repetition_type: 'OPTIONAL' });
+    else if (kind === 'int') schema.push({ name, type: 'INT64', repetition_type: 'OPTIONAL' });
+    else if (kind === 'double') schema.push({ name, type: 'DOUBLE', repetition_type: 'OPTIONAL' });
+    else if (kind === 'string' || kind === 'null') schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' });
+    else schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'JSON', repetition_type: 'OPTIONAL' });
+  }
+  const level = input.level;
+  const writer = input.onChunk ? new StreamingWriter(input.onChunk) : new ByteWriter(1 << 16);
+  const pq = new ParquetWriter({
+    writer,
+    schema,
+    codec: CODEC[input.codec],
+    compressors: {
+      GZIP: (b: Uint8Array) => gzipSync(b, level === undefined ? {} : { level }),
+      ZSTD: (b: Uint8Array) => zstdCompress(b, level),
+    },
+    createdBy: 'junction connector-s3',
+  });
+  for (let start = 0; start < messages.length; start += input.rowGroupSize) {
+    const end = Math.min(messages.length, start + input.rowGroupSize);
+    const group = messages.slice(start, end);
+    const rows = values.slice(start, end);
+    const columnData: { name: string; data: unknown[] }[] = [];
+    for (const f of fields) {
+      const name = PARQUET_META_COLUMNS[f];
+      if (f === 'offset') columnData.push({ name, data: group.map((m) => BigInt(m.offset)) });
+      else if (f === 'timestamp') columnData.push({ name, data: group.map((m) => m.timestamp) });
+      else if (f === 'key') columnData.push({ name, data: group.map((m) => m.key ?? null) });
+      else columnData.push({ name, data: group.map((m) => m.headers) });
+    }
+    for (const [name, kind] of kinds) {
+      columnData.push({
+        name,
+        data: rows.map((r) => {
+          const v = r[name];
+          if (v === undefined || v === null) return null;
+          return kind === 'int' ? BigInt(v as number) : v;
+        }),
+      });
+    }
+    // One write() per row group so a streaming writer flushes (and may wait) between groups.
+    await pq.write({ columnData: columnData as never, rowGroupSize: end - start });
+  }
+  await pq.finish();
+  return writer instanceof StreamingWriter ? new Uint8Array(0) : writer.getBytes().slice();
+}
+
+const DECOMPRESSORS = {
+  GZIP: (input: Uint8Array) => gunzipSync(input),
+  ZSTD: (input: Uint8Array, outputLength: number) => zstdDecompressFrame(input, outputLength),
+};
+
+/** Parquet metadata of a file (reads its footer). */
+export async function readParquetMetadata(file: AsyncBuffer): Promise<FileMetaData> {
+  return parquetMetadataAsync(file);
+}
+
+/** A row read back: the value as the JSON object it came from, and the metadata columns present. */
+export interface ParquetRecord {
+  value: Record<string, unknown>;
+  offset?: number;
+  timestamp?: number;
+  key?: string;
+  headers?: Record<string, string>;
+}
+
+function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  if (v instanceof Date) return v.getTime();
+  return v;
+}
+
+/**
+ * Rows `[rowStart, rowEnd)` of a Parquet file written by {@link writeParquet} (or any flat Parquet
+ * file: every column not named as a metadata column becomes a field of the value; nulls are left out).
+ */
+export async function readParquetRows(
+  file: AsyncBuffer,
+  metadata: FileMetaData,
+  fields: readonly MetaField[],
+  rowStart: number,
+  rowEnd: number,
+): Promise<ParquetRecord[]> {
+  await loadZstd();
+  const rows = (await parquetReadObjects({ file, metadata, rowStart, rowEnd, compressors: DECOMPRESSORS })) as Record<string, unknown>[];
+  const meta = new Map(fields.map((f) => [PARQUET_META_COLUMNS[f], f] as const));
+  return rows.map((row) => {
+    const rec: ParquetRecord = { value: {} };
+    for (const [col, raw] of Object.entries(row)) {
+      const v = plain(raw);
+      const f = meta.get(col);
+      if (f === 'offset') rec.offset = v as number;
+      else if (f === 'timestamp') rec.timestamp = v as number;
+      else if (f === 'key') {
+        if (typeof v === 'string') rec.key = v;
+      } else if (f === 'headers') rec.headers = (typeof v === 'string' ? JSON.parse(v) : v) as Record<string, string>;
+      else if (v !== null && v !== undefined) rec.value[col] = v;
+    }
+    return rec;
+  });
+}

@@ -1,0 +1,413 @@
+/**
+ * The S3 sink. Each `write` is self-contained: it uploads the objects for its own batch and answers
+ * `ok()` only once they — and the unit's done marker — are in the bucket. Nothing is buffered across
+ * writes (the runtime sends one batch per partition at a time and waits for the answer, so holding
+ * messages back would only hold the partition back); the connector's batch settings (`maxMessages`,
+ * `maxBytes`, `maxLatencyMs`) are therefore what sets object size and the wall-clock flush, and
+ * `rotate` only splits a batch further. See ledger.ts for exactly-once.
+ */
+import { PutObjectCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Histogram,
+  type Logger,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type SinkMessage,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
+import { checkBucket } from './client.js';
+import { normalizePrefix } from './connection.js';
+import type { S3SinkConfig } from './config.js';
+import { encodeBuffer, encodeStream, formatSpec, objectCompression, type ObjectContent } from './encode.js';
+import { classifyS3Error, isAbort } from './errors.js';
+import { compressionSuffix } from './formats/compression.js';
+import { jsonValueText } from './formats/jsonl.js';
+import { parquetRowProblem } from './formats/parquet.js';
+import { formatExtension, formatToMetadata, ObjectMeta, type FormatSpec } from './formats/spec.js';
+import { compileTimeFormat, fieldSegment, isSafeSegment, objectFileName, valueAtPath } from './layout.js';
+import { Ledger, type PartitionState, type Unit, type UnitObject } from './ledger.js';
+import { planObjects, type PlannedObject } from './plan.js';
+
+const CONTENT_TYPES = { jsonl: 'application/x-ndjson', parquet: 'application/vnd.apache.parquet', raw: 'application/octet-stream' } as const;
+
+/** Test seams: nothing a user configures. */
+export interface S3SinkOptions {
+  /** Called after every ledger rollback (tests count them). */
+  onRollback?: (unit: Unit) => void;
+}
+
+export class S3Sink implements Sink {
+  private closed = false;
+  private readonly prefix: string;
+  private readonly spec: FormatSpec;
+  private readonly ext: string;
+  private readonly contentType: string;
+  private readonly timePath: ((ms: number) => string) | undefined;
+  private readonly fieldPath: string[] | undefined;
+  private readonly ledger: Ledger;
+  private readonly partitions = new Map<string, PartitionState>();
+  /** The tail of each partition's write chain: writes to a partition never overlap. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly log: Logger;
+  private readonly m: {
+    messages: Counter;
+    bytes: Counter;
+    objects: Counter;
+    multipart: Counter;
+    replayed: Counter;
+    deadLetters: Counter;
+    rollbacks: Counter;
+    writeSeconds: Histogram;
+  };
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly config: S3SinkConfig,
+    private readonly ctx: SinkContext,
+    options: S3SinkOptions = {},
+  ) {
+    this.prefix = normalizePrefix(config.prefix);
+    this.spec = formatSpec(config);
+    const compression = objectCompression(config);
+    this.ext = formatExtension(this.spec) + compressionSuffix(compression);
+    this.contentType = compression === 'gzip' ? 'application/gzip' : compression === 'zstd' ? 'application/zstd' : CONTENT_TYPES[config.format];
+    this.timePath = config.path.layout === 'time' ? compileTimeFormat(config.path.format) : undefined;
+    this.fieldPath = config.path.layout === 'field' ? (config.path.field as string).split('.') : undefined;
+    this.log = ctx.logger.child({ bucket: config.bucket, prefix: this.prefix });
+    this.m = {
+      messages: ctx.metrics.counter('messages_written_total', 'Messages written to S3'),
+      bytes: ctx.metrics.counter('bytes_written_total', 'Object bytes uploaded (after compression)'),
+      objects: ctx.metrics.counter('objects_written_total', 'Data objects uploaded'),
+      multipart: ctx.metrics.counter('multipart_uploads_total', 'Data objects uploaded as multipart uploads'),
+      replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because the ledger shows them in the bucket already'),
+      deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages that cannot be encoded in the configured format'),
+      rollbacks: ctx.metrics.counter('rollbacks_total', 'Unfinished writes (of a crash or a failed upload) removed from the bucket'),
+      writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write one batch, markers included'),
+    };
+    this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, (unit) => {
+      this.m.rollbacks.inc();
+      options.onRollback?.(unit);
+    });
+  }
+
+  async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
+    if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
+    if (!isSafeSegment(batch.station)) {
+      throw new JunctionError(ErrorCode.SINK_REJECTED, `station name ${JSON.stringify(batch.station)} cannot be a key segment`, { retryable: false });
+    }
+    if (!Number.isSafeInteger(batch.partition) || batch.partition < 0) {
+      throw new JunctionError(ErrorCode.SINK_REJECTED, `partition ${String(batch.partition)} is not a non-negative integer`, { retryable: false });
+    }
+    const id = `${batch.station}/${batch.partition}`;
+    const previous = this.chains.get(id) ?? Promise.resolve();
+    const next = previous.then(
+      () => this.writeLocked(id, batch, signal),
+      () => this.writeLocked(id, batch, signal),
+    );
+    const tail = next.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return next;
+  }
+
+  /** The ledger state of a partition, knowing every present offset ≥ `from`. */
+  private async state(id: string, batch: SinkBatch, from: number, signal: AbortSignal): Promise<PartitionState> {
+    let state = this.partitions.get(id);
+    if (!state) {
+      state = await this.ledger.load(batch.station, batch.partition, from, signal);
+      this.partitions.set(id, state);
+    } else {
+      await this.ledger.extend(state, from, signal);
+    }
+    return state;
+  }
+
+  /** The directory of a message under the layout, or why it has none. */
+  private dirOf(batch: SinkBatch, m: SinkMessage, parsed: unknown): { dir: string } | { rejected: string } {
+    const base = `${this.prefix}${batch.station}/`;
+    if (this.timePath) return { dir: `${base}${this.timePath(m.timestamp)}/` };
+    if (this.fieldPath) {
+      const seg = fieldSegment(valueAtPath(parsed, this.fieldPath));
+      if ('rejected' in seg) return seg;
+      return { dir: `${base}${this.config.path.field}=${seg.segment}/` };
+    }
+    return { dir: `${base}${batch.partition}/` };
+  }
+
+  private async writeLocked(id: string, batch: SinkBatch, signal: AbortSignal): Promise<WriteResult[]> {
+    const started = performance.now();
+    const n = batch.messages.length;
+    const results: (WriteResult | undefined)[] = new Array<WriteResult | undefined>(n).fill(undefined);
+    signal.throwIfAborted();
+    let from = Number.POSITIVE_INFINITY;
+    for (const [i, m] of batch.messages.entries()) {
+      if (!Number.isSafeInteger(m.offset) || m.offset < 1) {
+        throw new JunctionError(ErrorCode.INTERNAL, `message ${i} has offset ${String(m.offset)}, not a positive integer`, { retryable: false });
+      }
+      from = Math.min(from, m.offset);
+    }
+    let state: PartitionState;
+    try {
+      state = await this.state(id, batch, from, signal);
+    } catch (err) {
+      this.partitions.delete(id);
+      return this.failed(err, batch, results, 'reading the ledger');
+    }
+
+    // Decide per message: already present (ok), cannot be encoded (dead letter), or to write.
+    const toWrite: number[] = [];
+    const dirs: string[] = [];
+    const json: (string | undefined)[] = [];
+    const parsed: unknown[] = [];
+    const inBatch = new Set<number>();
+    const needsParse = this.config.format === 'parquet' || (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') || this.fieldPath !== undefined;
+    let replayed = 0;
+    for (const [i, m] of batch.messages.entries()) {
+      if (state.present.has(m.offset) || inBatch.has(m.offset)) {
+        results[i] = ok();
+        replayed += 1;
+        continue;
+      }
+      inBatch.add(m.offset);
+      let text: string | undefined;
+      let value: unknown;
+      if (needsParse) {
+        const r = jsonValueText(m.value);
+        if ('rejected' in r) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`);
+          continue;
+        }
+        text = r.json;
+        value = r.parsed;
+        if (this.config.format === 'parquet') {
+          const problem = parquetRowProblem(value, this.config.parquet.fields);
+          if (problem) {
+            results[i] = deadLetter(ErrorCode.SINK_REJECTED, problem);
+            continue;
+          }
+        }
+      }
+      const dir = this.dirOf(batch, m, value);
+      if ('rejected' in dir) {
+        results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${dir.rejected} (path.field ${this.config.path.field})`);
+        continue;
+      }
+      toWrite.push(i);
+      dirs.push(dir.dir);
+      json.push(this.config.format === 'jsonl' ? text : undefined);
+      parsed.push(this.config.format === 'parquet' ? value : undefined);
+    }
+    if (replayed > 0) this.m.replayed.inc(replayed);
+    const dead = results.filter((r) => r?.status === 'deadLetter').length;
+    if (dead > 0) this.m.deadLetters.inc(dead);
+    if (toWrite.length === 0) {
+      this.m.writeSeconds.observe((performance.now() - started) / 1000);
+      return results as WriteResult[];
+    }
+
+    const messages = toWrite.map((i) => batch.messages[i] as SinkMessage);
+    const planned = planObjects({
+      offsets: messages.map((m) => m.offset),
+      timestamps: messages.map((m) => m.timestamp),
+      sizes: messages.map((m) => this.estimate(m)),
+      dirs,
+      maxMessages: this.config.rotate.maxMessages,
+      maxBytes: this.config.rotate.maxBytes,
+      intervalMs: this.config.rotate.intervalMs,
+    });
+    const ranges: [number, number][] = [];
+    for (const m of messages) {
+      const last = ranges[ranges.length - 1];
+      if (last && m.offset === last[1] + 1) last[1] = m.offset;
+      else ranges.push([m.offset, m.offset]);
+    }
+    const objects: UnitObject[] = planned.map((p) => ({
+      key: `${p.dir}${objectFileName(batch.station, batch.partition, p.first, this.ext)}`,
+      first: p.first,
+      last: p.last,
+      count: p.members.length,
+    }));
+    const unit: Unit = {
+      v: 1,
+      station: batch.station,
+      partition: batch.partition,
+      first: (messages[0] as SinkMessage).offset,
+      last: (messages[messages.length - 1] as SinkMessage).offset,
+      count: messages.length,
+      ranges,
+      objects,
+      writer: { connector: this.ctx.connector, task: this.ctx.task },
+    };
+
+    const step: { phase: 'begin' | 'upload' | 'commit' } = { phase: 'begin' };
+    // The pending marker goes up while the objects are encoded; no object goes up before it is there.
+    const begun = this.ledger.begin(unit, signal).then(() => {
+      step.phase = 'upload';
+    });
+    begun.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
+    try {
+      await this.uploadAll(planned, objects, unit, messages, json, parsed, begun, signal);
+      await begun;
+      step.phase = 'commit';
+      await this.ledger.commit(unit, signal);
+    } catch (err) {
+      await begun.catch(() => undefined);
+      // The next write reloads the partition, which rolls back what this one left behind. When the
+      // uploads failed (the done marker was never sent) that can be done at once; once the done marker
+      // was sent it may still land, so only the next load — later, after the runtime's backoff — may judge.
+      this.partitions.delete(id);
+      this.ledger.forget(batch.station, batch.partition);
+      if (step.phase === 'upload' && !signal.aborted) {
+        await this.ledger.rollback(unit).catch((e: unknown) => this.log.warn({ err: e }, 'rollback after a failed write failed; the next load retries it'));
+      }
+      return this.failed(err, batch, results, `writing ${batch.station}/${batch.partition} offsets ${unit.first}-${unit.last}`);
+    }
+    for (const [a, b] of ranges) state.present.add(a, b);
+    for (const i of toWrite) results[i] = ok();
+    this.m.messages.inc(toWrite.length);
+    this.m.writeSeconds.observe((performance.now() - started) / 1000);
+    return results as WriteResult[];
+  }
+
+  /** Bytes a message takes in an object before compression: exact for raw, an upper bound for common JSON Lines. */
+  private estimate(m: SinkMessage): number {
+    if (this.config.format === 'raw') return m.value.byteLength + this.config.raw.separator.length;
+    let headers = 2;
+    for (const k in m.headers) headers += k.length + (m.headers[k] as string).length + 6;
+    const value = this.config.format === 'jsonl' && this.config.jsonl.value === 'string' ? Math.ceil(m.value.byteLength * 1.34) + 16 : m.value.byteLength;
+    return value + 96 + (m.key === undefined ? 0 : m.key.length + 2) + headers;
+  }
+
+  /** A failed write: rethrow what must fail the task (or was aborted), answer retry for the rest. */
+  private failed(err: unknown, batch: SinkBatch, results: (WriteResult | undefined)[], what: string): WriteResult[] {
+    if (signalAborted(err)) throw err;
+    const e = classifyS3Error(err, what, this.config.bucket);
+    if (!e.retryable) throw e;
+    this.log.warn({ err: e, station: batch.station, partition: batch.partition }, 'S3 write failed; answering retry');
+    return results.map((r) => r ?? retry(e.message));
+  }
+
+  private async uploadAll(
+    planned: PlannedObject[],
+    objects: UnitObject[],
+    unit: Unit,
+    messages: SinkMessage[],
+    json: (string | undefined)[],
+    parsed: unknown[],
+    begun: Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const small: number[] = [];
+    const large: number[] = [];
+    planned.forEach((p, i) => (p.bytes > this.config.upload.multipartThreshold ? large : small).push(i));
+    const content = (p: PlannedObject): ObjectContent => ({
+      messages: p.members.map((j) => messages[j] as SinkMessage),
+      json: p.members.map((j) => json[j]),
+      parsed: p.members.map((j) => parsed[j]),
+    });
+    // Small objects (encoded whole, one PUT) go up a few at a time; large ones stream up as multipart
+    // uploads one after another (each holds about partSize × (queueSize + 1) bytes).
+    let next = 0;
+    const errors: unknown[] = [];
+    const worker = async () => {
+      while (next < small.length && errors.length === 0) {
+        const i = small[next++] as number;
+        try {
+          await this.putSmall(objects[i] as UnitObject, unit, content(planned[i] as PlannedObject), begun, signal);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, small.length) }, worker));
+    if (errors.length > 0) throw errors[0];
+    if (large.length > 0) await begun;
+    for (const i of large) await this.putLarge(objects[i] as UnitObject, unit, content(planned[i] as PlannedObject), signal);
+  }
+
+  private params(o: UnitObject, unit: Unit): Omit<PutObjectCommandInput, 'Body'> {
+    return {
+      Bucket: this.config.bucket,
+      Key: o.key,
+      ContentType: this.contentType,
+      Metadata: {
+        [ObjectMeta.format]: formatToMetadata(this.spec),
+        [ObjectMeta.compression]: this.config.compression,
+        [ObjectMeta.station]: unit.station,
+        [ObjectMeta.partition]: String(unit.partition),
+        [ObjectMeta.firstOffset]: String(o.first),
+        [ObjectMeta.lastOffset]: String(o.last),
+        [ObjectMeta.count]: String(o.count),
+        [ObjectMeta.unit]: `${unit.first}-${unit.last}`,
+      },
+      ...(this.config.conditionalWrites ? { IfNoneMatch: '*' } : {}),
+    };
+  }
+
+  private async putSmall(o: UnitObject, unit: Unit, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
+    const body = await encodeBuffer(this.config, content);
+    await begun;
+    await this.client.send(new PutObjectCommand({ ...this.params(o, unit), Body: body, ContentLength: body.byteLength }), { abortSignal: signal });
+    this.m.objects.inc();
+    this.m.bytes.inc(body.byteLength);
+  }
+
+  private async putLarge(o: UnitObject, unit: Unit, content: ObjectContent, signal: AbortSignal): Promise<void> {
+    const body = await encodeStream(this.config, content);
+    let bytes = 0;
+    body.on('data', (c: Buffer) => (bytes += c.length));
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const upload = new Upload({
+      client: this.client,
+      params: { ...this.params(o, unit), Body: body },
+      partSize: this.config.upload.partSize,
+      queueSize: this.config.upload.queueSize,
+      // A failed upload is aborted (AbortMultipartUpload), so no parts linger.
+      leavePartsOnError: false,
+      abortController: abort,
+    });
+    try {
+      await upload.done();
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (!body.destroyed) body.destroy();
+    }
+    this.m.objects.inc();
+    this.m.multipart.inc();
+    this.m.bytes.inc(bytes);
+  }
+
+  async checkConnection(): Promise<void> {
+    await checkBucket(this.client, this.config.bucket);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.chains.values()]);
+    // Deleting committed units' pending markers is tidiness, not correctness: do not let an
+    // unreachable S3 hold close() up.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.ledger.settle(), new Promise<void>((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
+    this.partitions.clear();
+    this.client.destroy();
+  }
+}
+
+function signalAborted(err: unknown): boolean {
+  return isAbort(err) || (err instanceof DOMException && err.name === 'AbortError');
+}

@@ -1,0 +1,96 @@
+/**
+ * s3rver (a local S3 server) in a child process, for connector tests with the real AWS SDK: on
+ * 127.0.0.1, port 0 the first time; `stop()` SIGKILLs it and `start()` brings it back on the same
+ * port with the same data, so a test can take S3 away for a while. See s3rver-main.mjs.
+ *
+ * What s3rver lacks (tests cover those paths with wrappers of their own): AbortMultipartUpload,
+ * ListParts, ListMultipartUploads, conditional PUT (If-None-Match is ignored). Paged listings work
+ * because the child runs with --openssl-legacy-provider.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('./s3rver-main.mjs', import.meta.url));
+
+export interface S3rverProcess {
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly endpoint: string;
+  /** Where s3rver keeps buckets and objects. */
+  readonly directory: string;
+  /** Whether the server is up. */
+  readonly running: boolean;
+  /** SIGKILLs the server (the data stays). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and directory. */
+  start(): Promise<void>;
+  /** Stops it and deletes its directory. */
+  close(): Promise<void>;
+}
+
+async function launch(directory: string, port: number): Promise<{ child: ChildProcess; port: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, directory, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      const got = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout?.on('data', (d: Buffer) => {
+          out += d.toString();
+          const line = out.split('\n').find((l) => l.startsWith('{'));
+          if (line) resolve((JSON.parse(line) as { port: number }).port);
+        });
+        child.once('exit', (code) => reject(new Error(`s3rver exited (${code}): ${stderr.trim()}`)));
+      });
+      child.removeAllListeners('exit');
+      return { child, port: got };
+    } catch (err) {
+      // The port of a server we just killed can take a moment to be free again.
+      if (port !== 0 && attempt < 20 && /EADDRINUSE/.test(String(err))) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+/** Starts s3rver in a child process. Call `close()` when done. */
+export async function startS3rver(opts: { directory?: string } = {}): Promise<S3rverProcess> {
+  const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'junction-s3rver-')));
+  let { child, port } = await launch(directory, 0);
+  let running = true;
+  const kill = async () => {
+    if (!running) return;
+    running = false;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    get port() {
+      return port;
+    },
+    get endpoint() {
+      return `http://127.0.0.1:${port}`;
+    },
+    directory,
+    get running() {
+      return running;
+    },
+    stop: kill,
+    async start() {
+      if (running) return;
+      ({ child, port } = await launch(directory, port));
+      running = true;
+    },
+    async close() {
+      await kill();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
