@@ -93,3 +93,4 @@ export async function api<T = unknown>(url: string, method: string, path: string
   if (!res.ok) throw Object.assign(new Error(`${method} ${path} → ${res.status} ${text}`), { status: res.status, body: text });
   return (text ? JSON.parse(text) : undefined) as T;
 }
+export * from './nats-cluster.js';

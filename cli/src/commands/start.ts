@@ -12,6 +12,7 @@ interface StartFlags {
   config?: string;
   fsync?: string;
   logLevel?: string;
+  nats?: string;
 }
 
 /**
@@ -28,6 +29,7 @@ export function startCommand(program: Command, io: CliIo): void {
     .option('--config <file>', 'configuration file (default ./junction.yaml when it exists)')
     .option('--fsync <policy>', 'durability: always | never | interval:<ms> (default always)')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (env JUNCTION_LOG_LEVEL; default info)')
+    .option('--nats <urls>', 'run on NATS JetStream instead of the embedded store: nats://host:port, comma-separated (env JUNCTION_NATS_URL)')
     .action(async (flags: StartFlags) => {
       // Loaded here, so the client commands do not pay for loading the whole server.
       const { startServer, DEFAULT_CONFIG_FILE } = await import('@junction/server');
@@ -40,6 +42,7 @@ export function startCommand(program: Command, io: CliIo): void {
         port: flags.port,
         fsync: flags.fsync,
         logLevel: flags.logLevel,
+        nats: flags.nats,
         env: io.env,
       });
 

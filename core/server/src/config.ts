@@ -47,6 +47,25 @@ export const ServerSection = z.strictObject({
   logLevel: LogLevel.optional(),
 });
 
+/**
+ * `cluster:` — run on NATS JetStream (`@junction/cluster`) instead of the embedded store. `servers` may
+ * also come from JUNCTION_NATS_URL or `junction start --nats` (comma-separated URLs; those win).
+ */
+export const NatsSection = z.strictObject({
+  servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  user: z.string().optional(),
+  pass: z.string().optional(),
+  token: z.string().optional(),
+  /** true: TLS with the system's CAs; or files as nats.js takes them. */
+  tls: z.union([z.boolean(), z.strictObject({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })]).optional(),
+  /** Replicas of new stations (1, 3 or 5). Default 1. */
+  replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
+  /** Namespace of the streams and the KV bucket (nodes with the same prefix share stations). Default `junction`. */
+  prefix: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower case letters, digits and "_", starting with a letter').optional(),
+});
+export const ClusterSection = z.strictObject({ nats: NatsSection });
+export type ClusterSettings = { nats: Omit<z.output<typeof NatsSection>, 'servers' | 'tls'> & { servers: string[]; tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | true | undefined } };
+
 /** One entry of `stations:`: a name plus any station option (defaults as in the HTTP API). */
 export const StationDeclaration = CreateStationBody;
 export type StationDeclaration = StationConfig & { name: string };
@@ -58,6 +77,7 @@ export type StationDeclaration = StationConfig & { name: string };
  */
 export const ConfigFile = z.strictObject({
   server: ServerSection.optional(),
+  cluster: ClusterSection.optional(),
   stations: z.array(StationDeclaration).optional(),
   connectors: ConnectorsSection.optional(),
 });
@@ -70,6 +90,8 @@ export interface ConfigOverrides {
   fsync?: string | undefined;
   bodyLimitBytes?: number | undefined;
   logLevel?: string | undefined;
+  /** NATS URLs, comma-separated: run on JetStream (`--nats`). */
+  nats?: string | undefined;
 }
 
 export interface ServerSettings {
@@ -84,6 +106,8 @@ export interface ServerSettings {
 
 export interface JunctionConfig {
   server: ServerSettings;
+  /** Set when Junction runs on NATS JetStream (file `cluster:`, JUNCTION_NATS_URL or `--nats`). */
+  cluster?: ClusterSettings | undefined;
   /** Declared stations with every default applied, in file order. */
   stations: StationDeclaration[];
   /** Declared connectors (defaults applied), in file order; their plugin config is checked when applied. */
@@ -95,7 +119,7 @@ export interface JunctionConfig {
 }
 
 export interface LoadConfigOptions {
-  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT and JUNCTION_LOG_LEVEL are read. */
+  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT, JUNCTION_LOG_LEVEL and JUNCTION_NATS_URL are read. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Base for relative paths that come from the environment, the CLI or the defaults. Default `process.cwd()`. */
   cwd?: string;
@@ -142,7 +166,17 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
 
   for (const w of warnings) options.logger?.warn({ configPath }, w);
 
-  return { server, stations: (file.stations ?? []) as StationDeclaration[], connectors: file.connectors ?? [], configPath, warnings };
+  const natsUrls = fromCli.nats ?? env['JUNCTION_NATS_URL'];
+  const fileNats = file.cluster?.nats;
+  let cluster: ClusterSettings | undefined;
+  if ((natsUrls !== undefined && natsUrls !== '') || fileNats) {
+    const servers = natsUrls ? natsUrls.split(',').map((u) => u.trim()).filter((u) => u !== '') : [fileNats!.servers].flat();
+    if (servers.length === 0) throw configIssues('the NATS servers', [{ path: fromCli.nats !== undefined ? '--nats' : 'JUNCTION_NATS_URL', message: 'no URL given' }]);
+    const { tls, ...rest } = fileNats ?? {};
+    cluster = { nats: { ...rest, servers, ...(tls !== undefined && tls !== false && { tls: tls === true ? true : tls }) } };
+  }
+
+  return { server, ...(cluster && { cluster }), stations: (file.stations ?? []) as StationDeclaration[], connectors: file.connectors ?? [], configPath, warnings };
 }
 
 /**
@@ -220,6 +254,7 @@ const Overrides = z.strictObject({
   fsync: FsyncPolicy.optional(),
   bodyLimitBytes: BodyLimit.optional(),
   logLevel: LogLevel.optional(),
+  nats: z.string().min(1).optional(),
 });
 
 const FLAG_NAMES: Record<string, string> = {
@@ -229,9 +264,10 @@ const FLAG_NAMES: Record<string, string> = {
   fsync: '--fsync',
   bodyLimitBytes: '--body-limit-bytes',
   logLevel: '--log-level',
+  nats: '--nats',
 };
 
-function parseOverrides(overrides: ConfigOverrides): Partial<ServerSettings> {
+function parseOverrides(overrides: ConfigOverrides): Partial<ServerSettings> & { nats?: string | undefined } {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const parsed = Overrides.safeParse(defined);
   if (!parsed.success) {

@@ -89,11 +89,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
   await mkdir(config.server.dataDir, { recursive: true });
-  const store = new EmbeddedStore({
-    dataDir: config.server.dataDir,
-    fsync: config.server.fsync,
-    logger: logger.child({ component: 'store' }),
-  });
+  const store: StationStore = config.cluster
+    ? // Loaded only in cluster mode, so a single node does not load the NATS client.
+      new (await import('@junction/cluster')).JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) })
+    : new EmbeddedStore({
+        dataDir: config.server.dataDir,
+        fsync: config.server.fsync,
+        logger: logger.child({ component: 'store' }),
+      });
   await store.open();
 
   let app: FastifyInstance | undefined;

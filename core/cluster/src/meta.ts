@@ -1,0 +1,198 @@
+/**
+ * Station and group metadata in one JetStream KV bucket (`<prefix>-meta`), so that every Junction node
+ * sees the same stations and groups. Each node keeps all of it in memory, fed by a KV watch; a miss is
+ * confirmed by a read from the bucket's stream leader before the store says "not found" (another node may
+ * have written it a moment ago). Writes are compare-and-set on the key's revision, done here directly on
+ * the bucket's stream (`Nats-Expected-Last-Subject-Sequence`) so that a read-then-write never trusts a
+ * replica that lags.
+ *
+ * Keys (see names.ts): `s.<station>` StationMeta, `g.<station>.<group>` GroupMeta, `d.<station>.<group>`
+ * the group's dead-letter count.
+ */
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { ClusterStationConfig } from './config.js';
+import { isApiError, JsErr } from './errors.js';
+import type { Names } from './names.js';
+import type { Wire } from './wire.js';
+
+export interface StationMeta {
+  name: string;
+  config: ClusterStationConfig;
+  createdAt: number;
+  deadLetterOf?: string | undefined;
+  /** False while its streams are being created: the station does not exist yet for anyone else. */
+  ready: boolean;
+}
+
+export interface GroupMeta {
+  createdAt: number;
+  maxAckTimeMs: number;
+  maxDeliveries: number;
+  /** Consumer generation per partition: a seek replaces the consumer by one of the next generation. */
+  gens: number[];
+  ready: boolean;
+}
+
+interface Entry {
+  rev: number;
+  value: unknown;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class Meta {
+  private kv: KV | undefined;
+  private watcher: QueuedIterator<KvWatchEntry> | undefined;
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<(key: string, value: unknown) => void>();
+  private closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly wire: Wire,
+    private readonly names: Names,
+    private readonly replicas: number,
+    private readonly log: Logger,
+  ) {}
+
+  get streamName(): string {
+    return `KV_${this.names.bucket}`;
+  }
+
+  private subjectOf(key: string): string {
+    return `$KV.${this.names.bucket}.${key}`;
+  }
+
+  /** Creates (or binds) the bucket and loads everything into memory. */
+  async open(timeoutMs: number): Promise<void> {
+    this.kv = await new Kvm(this.nc).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false });
+    const info = await this.wire.api<{ state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${this.streamName}`);
+    const until = info.state.last_seq;
+    let loaded!: () => void;
+    const initial = new Promise<void>((resolve) => (loaded = resolve));
+    if (until === 0) loaded();
+    this.watcher = await this.kv.watch({ key: '>' });
+    void (async () => {
+      try {
+        for await (const e of this.watcher!) {
+          this.apply(e.key, e.revision, e.operation === 'PUT' ? parse(e.value) : undefined);
+          if (e.revision >= until) loaded();
+        }
+      } catch (err) {
+        if (!this.closed) this.log.error({ err }, 'metadata watch ended');
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      initial,
+      new Promise<void>((_r, reject) => {
+        timer = setTimeout(() => reject(new Error(`metadata bucket ${this.names.bucket} did not load within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher?.stop();
+  }
+
+  /** Called for every change (from this node or another), after the cache has it. */
+  onChange(listener: (key: string, value: unknown) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private apply(key: string, rev: number, value: unknown): void {
+    const cur = this.entries.get(key);
+    if (cur && cur.rev >= rev) return;
+    this.entries.set(key, { rev, value });
+    for (const l of this.listeners) {
+      try {
+        l(key, value);
+      } catch (err) {
+        this.log.warn({ err, key }, 'metadata listener threw');
+      }
+    }
+  }
+
+  /** The cached value and its revision (undefined value: deleted or never seen). */
+  peek<T>(key: string): { rev: number; value: T | undefined } {
+    const e = this.entries.get(key);
+    return { rev: e?.rev ?? 0, value: e?.value as T | undefined };
+  }
+
+  /** Every cached live value whose key starts with `prefix`. */
+  scan<T>(prefix: string): [string, T][] {
+    const out: [string, T][] = [];
+    for (const [k, e] of this.entries) if (e.value !== undefined && k.startsWith(prefix)) out.push([k, e.value as T]);
+    return out;
+  }
+
+  /** Reads a key from the bucket's stream leader and updates the cache. */
+  async read<T>(key: string): Promise<{ rev: number; value: T | undefined }> {
+    try {
+      const r = await this.wire.api<{ message: { seq: number; hdrs?: string; data?: string } }>(`$JS.API.STREAM.MSG.GET.${this.streamName}`, {
+        last_by_subj: this.subjectOf(key),
+      });
+      const m = r.message;
+      const hdrs = m.hdrs ? Buffer.from(m.hdrs, 'base64').toString('utf8') : '';
+      const deleted = /\r\nKV-Operation:\s*(DEL|PURGE)/i.test(hdrs);
+      const value = deleted ? undefined : parse(Buffer.from(m.data ?? '', 'base64'));
+      this.apply(key, m.seq, value);
+      return { rev: m.seq, value: value as T | undefined };
+    } catch (err) {
+      if (isApiError(err, JsErr.NO_MESSAGE_FOUND)) return { rev: 0, value: undefined };
+      throw err;
+    }
+  }
+
+  /** The value, from the cache or (on a miss) from the leader. */
+  async get<T>(key: string): Promise<T | undefined> {
+    const cached = this.peek<T>(key);
+    if (cached.value !== undefined) return cached.value;
+    return (await this.read<T>(key)).value;
+  }
+
+  /** Writes if the key's revision is still `expectRev` (0: the key never existed). Undefined when it was not. */
+  private async put(key: string, value: unknown, expectRev: number | undefined): Promise<number | undefined> {
+    const hdrs = expectRev === undefined ? undefined : { 'Nats-Expected-Last-Subject-Sequence': String(expectRev) };
+    try {
+      const ack = await this.wire.publish(this.subjectOf(key), enc.encode(JSON.stringify(value)), hdrs);
+      this.apply(key, ack.seq, value);
+      return ack.seq;
+    } catch (err) {
+      if (isApiError(err, 10071)) return undefined; // wrong last sequence: someone else wrote first
+      throw err;
+    }
+  }
+
+  /** Creates a key that does not exist (or was deleted). Undefined when it exists. */
+  async create(key: string, value: unknown): Promise<number | undefined> {
+    const cur = await this.read(key);
+    if (cur.value !== undefined) return undefined;
+    return this.put(key, value, cur.rev);
+  }
+
+  /** Compare-and-set. Undefined when the revision moved on. */
+  update(key: string, value: unknown, rev: number): Promise<number | undefined> {
+    return this.put(key, value, rev);
+  }
+
+  /** Unconditional write. */
+  async set(key: string, value: unknown): Promise<number> {
+    return (await this.put(key, value, undefined))!;
+  }
+
+  async delete(key: string): Promise<void> {
+    const m = await this.wire.publish(this.subjectOf(key), new Uint8Array(0), { 'KV-Operation': 'DEL' });
+    this.apply(key, m.seq, undefined);
+  }
+}
+
+function parse(data: Uint8Array): unknown {
+  const text = dec.decode(data);
+  return text ? (JSON.parse(text) as unknown) : undefined;
+}

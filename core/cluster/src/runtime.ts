@@ -1,0 +1,85 @@
+/**
+ * What one Junction node remembers about a consumer group between calls: the deliveries it handed out
+ * (to settle them by deliveryId, to tell a stale attempt from the current one, and to dead-letter a last
+ * attempt when its deadline passes) and the few messages a fetch received beyond its limits.
+ *
+ * JetStream holds the group's real state (the consumer's pending set, ack floor, redelivery queue);
+ * this is a per-node index of it and is rebuilt empty on restart — a delivery made before the restart
+ * is still settled through the ack subject rebuilt from its deliveryId (see store.ts `resolve`).
+ */
+import type { Delivery } from '@junction/broker';
+
+/** One delivery this node handed out and that is not settled yet. */
+export interface Outstanding {
+  attempt: number;
+  /** The ack reply subject JetStream gave the delivery. */
+  ack: string;
+  /** Ack deadline (ms, Date.now() clock). */
+  deadline: number;
+  /** Set by a nack: queued for redelivery, not before this time. */
+  nackedUntil?: number | undefined;
+  /** Being moved to the dead-letter station. */
+  busy?: boolean | undefined;
+}
+
+/** A delivery received beyond a fetch's limits, handed out first by the next fetch on this node. */
+export interface Carried {
+  delivery: Delivery;
+  ack: string;
+  /** Past this (ms) it is no longer handed out: JetStream redelivers it. */
+  deadline: number;
+}
+
+export class PartitionRt {
+  readonly outstanding = new Map<number, Outstanding>();
+  /** Offsets handed out on their last attempt (the ones whose deadline means dead-lettering). */
+  readonly last = new Set<number>();
+  constructor(
+    readonly generation: number,
+    readonly consumer: string,
+  ) {}
+}
+
+export class GroupRt {
+  parts: PartitionRt[];
+  readonly carry: Carried[] = [];
+  /** Redeliveries handed out by this node since it opened (the embedded engine counts them in memory too). */
+  redeliveries = 0;
+  rr = 0;
+
+  constructor(
+    readonly station: string,
+    readonly group: string,
+    consumers: { generation: number; consumer: string }[],
+  ) {
+    this.parts = consumers.map((c) => new PartitionRt(c.generation, c.consumer));
+  }
+
+  /** Adopts new consumer generations (after a seek anywhere); forgets what this node knew of replaced ones. */
+  sync(consumers: { generation: number; consumer: string }[]): void {
+    let changed = false;
+    this.parts = consumers.map((c, p) => {
+      const cur = this.parts[p];
+      if (cur && cur.generation === c.generation) return cur;
+      changed = true;
+      return new PartitionRt(c.generation, c.consumer);
+    });
+    if (changed) {
+      const keep = this.carry.filter((c) => this.parts[c.delivery.partition]?.consumer === consumerOf(c.ack));
+      this.carry.length = 0;
+      this.carry.push(...keep);
+    }
+  }
+
+  /** Deliveries queued for redelivery per partition, as far as this node knows (nacked, or past their deadline). */
+  queued(partition: number, now: number): number {
+    let n = 0;
+    for (const o of this.parts[partition]?.outstanding.values() ?? []) if (!o.busy && (o.nackedUntil !== undefined || o.deadline <= now)) n++;
+    return n;
+  }
+}
+
+/** The consumer name inside an ack subject (`$JS.ACK.<stream>.<consumer>.…`). */
+export function consumerOf(ack: string): string | undefined {
+  return ack.split('.', 4)[3];
+}

@@ -1,0 +1,230 @@
+/**
+ * The documented differences from the embedded engine (README "Semantics that differ"), each shown on
+ * a real 3-node cluster; and two stores on one prefix acting as two Junction nodes.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { MiB } from '@junction/protocol';
+import { startNatsCluster, type NatsCluster } from '@junction/e2e';
+import { JetStreamStore } from '../src/index.js';
+import { dropPrefix } from './helpers.js';
+
+let cluster: NatsCluster;
+let nc: NatsConnection;
+const runId = Math.random().toString(36).slice(2, 7);
+let n = 0;
+const used: string[] = [];
+const stores: JetStreamStore[] = [];
+
+beforeAll(async () => {
+  cluster = await startNatsCluster({ nodes: 3 });
+  nc = await connect({ servers: cluster.servers, noAsyncTraces: true });
+}, 60_000);
+
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await Promise.all(used.splice(0).map((p) => dropPrefix(cluster.servers, p)));
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await cluster?.stop();
+});
+
+function newPrefix(): string {
+  const p = `d${runId}_${++n}`;
+  used.push(p);
+  return p;
+}
+
+async function open(prefix: string, replicas: 1 | 3 = 3): Promise<JetStreamStore> {
+  const s = new JetStreamStore({ servers: cluster.servers, replicas, prefix });
+  await s.open();
+  stores.push(s);
+  return s;
+}
+
+async function jsApi<T>(subject: string, body?: unknown): Promise<T> {
+  const m = await nc.request(`$JS.API.${subject}`, body === undefined ? undefined : JSON.stringify(body), { timeout: 10_000 });
+  return m.json<T>();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+const v = (s: string) => Buffer.from(s);
+
+describe('JetStream engine: documented differences', () => {
+  it('1. an ackBased station keeps nothing while it has no group', async () => {
+    const store = await open(newPrefix());
+    await store.createStation('ab', { retention: { ackBased: true } });
+    expect(await store.produce('ab', [{ value: v('a') }, { value: v('b') }])).toEqual([
+      { status: 'stored', partition: 0, offset: 1 },
+      { status: 'stored', partition: 0, offset: 2 },
+    ]);
+    expect((await store.getStation('ab')).partitions[0]).toMatchObject({ messages: 0, firstOffset: 3, nextOffset: 3 });
+    await store.createGroup('ab', 'g');
+    await store.produce('ab', [{ value: v('c') }]);
+    const ds = await store.fetch('ab', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(ds.map((d) => d.offset)).toEqual([3]);
+  });
+
+  it('2. retention.ackBased cannot change after creation', async () => {
+    const store = await open(newPrefix());
+    await store.createStation('fixed');
+    await expect(store.updateStation('fixed', { retention: { ackBased: true } })).rejects.toMatchObject({ code: 'CONFIG_IMMUTABLE' });
+    await store.createStation('fixed2', { retention: { ackBased: true } });
+    await expect(store.updateStation('fixed2', { retention: { maxAgeMs: 60_000 } })).rejects.toMatchObject({ code: 'CONFIG_IMMUTABLE' });
+    expect((await store.getStation('fixed2')).config.retention).toEqual({ ackBased: true });
+  });
+
+  it('3. windows under 100 ms act as 100 ms; the dedup window is capped at the max age', async () => {
+    const prefix = newPrefix();
+    const store = await open(prefix);
+    const info = await store.createStation('short', { retention: { maxAgeMs: 50 }, dedupWindowMs: 20 });
+    expect(info.config.retention.maxAgeMs).toBe(50);
+    expect(info.config.dedupWindowMs).toBe(20);
+    const s = await jsApi<{ config: { max_age: number; duplicate_window: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_short_0`);
+    expect(s.config.max_age).toBe(100 * 1e6);
+    expect(s.config.duplicate_window).toBe(100 * 1e6);
+    await store.updateStation('short', { retention: { maxAgeMs: 1_000 }, dedupWindowMs: 60_000 });
+    const s2 = await jsApi<{ config: { max_age: number; duplicate_window: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_short_0`);
+    expect(s2.config.duplicate_window).toBe(1_000 * 1e6);
+  });
+
+  it('4. segmentBytes and fsync are kept in the config; replicas is a station option', async () => {
+    const prefix = newPrefix();
+    const store = await open(prefix);
+    const info = await store.createStation('opts', { segmentBytes: 1 * MiB, fsync: 'never', replicas: 1 });
+    expect(info.config).toMatchObject({ segmentBytes: MiB, fsync: 'never', replicas: 1 });
+    expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(1);
+    expect((await store.createStation('dflt')).config.replicas).toBe(3);
+    await expect(store.createStation('bad', { replicas: 2 } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    const up = await store.updateStation('opts', { replicas: 3 });
+    expect(up.config.replicas).toBe(3);
+    expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(3);
+  });
+
+  it('5. max deliveries are Junction\'s: a fetch on another node dead-letters a message whose last attempt expired', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('md', { deadLetter: { maxDeliveries: 1, maxAckTimeMs: 200 } });
+    await a.produce('md', [{ value: v('poison'), headers: { h: '1' } }, { value: v('fine') }]);
+    const [d1] = await a.fetch('md', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 0 });
+    expect(d1).toMatchObject({ offset: 1, deliveryCount: 1 });
+    expect((await jsApi<{ config: { max_deliver: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_md_0.g_g1`)).config.max_deliver).toBe(-1);
+    // Node a "dies" with the last attempt out; node b's fetch after the deadline dead-letters it.
+    await a.close();
+    await sleep(300);
+    const got = await b.fetch('md', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(got.map((d) => d.offset)).toEqual([2]);
+    await b.ack('md', 'g', [got[0]!.deliveryId]); // its only attempt: unacked it would be dead-lettered too
+    const [dl] = await b.read('md.dls', { partition: 0, limit: 10 });
+    expect(dl!.headers).toMatchObject({ h: '1', 'junction-dls-attempts': '1', 'junction-dls-code': 'MAX_DELIVERIES', 'junction-dls-offset': '1' });
+    expect((await b.getGroup('md', 'g')).deadLettered).toBe(1);
+  });
+
+  it('6. maxBytes counts what JetStream counts (subject, ack subject, payload)', async () => {
+    const store = await open(newPrefix());
+    await store.createStation('mb');
+    await store.produce('mb', Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1_000) })));
+    // The embedded engine would answer 3 (3 × 1000 value bytes <= 3000).
+    const ds = await store.fetch('mb', 'g', { maxMessages: 10, maxBytes: 3_000, waitMs: 0 });
+    expect(ds.map((d) => d.offset)).toEqual([1, 2]);
+  });
+
+  it('9/10. two nodes: settling another node\'s deliveries; pending vs redeliveryQueued is per node', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('two', { partitions: 2 });
+    // b sees a's station (watch or leader read), and a's produce.
+    await a.produce('two', [{ value: v('1'), key: 'k' }, { value: v('2'), key: 'k' }, { value: v('3'), key: 'k' }]);
+    expect((await b.getStation('two')).messages).toBe(3);
+    const ds = await a.fetch('two', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(ds).toHaveLength(3);
+    const [x, y, z] = ds;
+    expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
+    expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
+    const bogus = `${x!.partition}-99-1`;
+    expect(await b.ack('two', 'g', [bogus])).toEqual([{ deliveryId: bogus, status: 'unknown' }]);
+    expect(await b.nack('two', 'g', [y!.deliveryId], 60_000)).toEqual([{ deliveryId: y!.deliveryId, status: 'nacked' }]);
+    // Neither node handed out y and nacked it locally on a: a counts it as pending (the embedded engine: queued).
+    const p = x!.partition;
+    expect((await a.getGroup('two', 'g')).partitions[p]).toMatchObject({ lag: 2, pending: 2, redeliveryQueued: 0 });
+    const dl = await b.deadLetter('two', 'g', [z!.deliveryId], 'from b');
+    expect(dl).toEqual([{ deliveryId: z!.deliveryId, status: 'dead-lettered' }]);
+    const [dead] = await a.read('two.dls', { partition: 0, limit: 10 });
+    expect(dead!.headers).toMatchObject({ 'junction-dls-reason': 'from b', 'junction-dls-offset': String(z!.offset) });
+    expect((await a.getGroup('two', 'g')).partitions[p]).toMatchObject({ lag: 1, ackFloor: 2 });
+  });
+
+  it('11. msgIds are claimed on multi-partition stations only', async () => {
+    const prefix = newPrefix();
+    const store = await open(prefix);
+    await store.createStation('one');
+    await store.createStation('many', { partitions: 3 });
+    await store.produce('one', [{ value: v('a'), msgId: 'x' }]);
+    const [first] = await store.produce('many', [{ value: v('a'), msgId: 'ünïcode id' }]);
+    expect(await store.produce('many', [{ value: v('b'), key: 'other', msgId: 'ünïcode id' }])).toEqual([{ ...first!, status: 'duplicate' }]);
+    const names = (await jsApi<{ streams: string[] }>('STREAM.NAMES', {})).streams;
+    expect(names).toContain(`${prefix.toUpperCase()}_many_ids`);
+    expect(names).not.toContain(`${prefix.toUpperCase()}_one_ids`);
+  });
+
+  it('13. before the first dead letter there is no dead-letter station; replay and purge answer zero', async () => {
+    const store = await open(newPrefix());
+    await store.createStation('nodls');
+    await expect(store.getStation('nodls.dls')).rejects.toMatchObject({ code: 'STATION_NOT_FOUND' });
+    expect(await store.replayDeadLetters('nodls')).toEqual({ replayed: 0, purged: 0 });
+    expect(await store.purgeDeadLetters('nodls')).toBe(0);
+  });
+
+  it('14. a message over the servers\' max_payload is rejected with MESSAGE_TOO_LARGE', async () => {
+    // A one-node server with nats-server's default max_payload (1 MiB) below the default station limit (8 MiB).
+    const small = await startNatsCluster({ nodes: 1, maxPayload: MiB });
+    try {
+      const store = new JetStreamStore({ servers: small.servers, prefix: 'huge' });
+      await store.open();
+      try {
+        await store.createStation('huge');
+        const [r, ok] = await store.produce('huge', [{ value: Buffer.alloc(2 * MiB) }, { value: v('small') }]);
+        expect(r).toMatchObject({ status: 'rejected', code: 'MESSAGE_TOO_LARGE' });
+        expect((r as { message: string }).message).toMatch(/max_payload/);
+        expect(ok).toEqual({ status: 'stored', partition: 0, offset: 1 });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('16. leftovers: an unfinished creation is taken over after a minute; a leftover stream is emptied', async () => {
+    const prefix = newPrefix();
+    const store = await open(prefix);
+    const kv = (key: string, value: unknown) => nc.request(`$KV.${prefix}-meta.${key}`, JSON.stringify(value), { timeout: 5_000 });
+    await kv('s.stale', { name: 'stale', config: {}, createdAt: Date.now() - 120_000, ready: false });
+    await kv('s.fresh', { name: 'fresh', config: {}, createdAt: Date.now(), ready: false });
+    await expect(store.createStation('fresh')).rejects.toMatchObject({ code: 'STATION_EXISTS' });
+    await expect(store.getStation('fresh')).rejects.toMatchObject({ code: 'STATION_NOT_FOUND' });
+    // A stream under a free name (say, a node died in the middle of deleting the station).
+    const stream = `${prefix.toUpperCase()}_stale_0`;
+    await jsApi(`STREAM.CREATE.${stream}`, { name: stream, subjects: [`${prefix}.stale.0`], storage: 'memory', num_replicas: 1 });
+    await nc.request(`${prefix}.stale.0`, 'old', { timeout: 5_000 });
+    const info = await store.createStation('stale');
+    expect(info.messages).toBe(0);
+  });
+
+  it('19. a payload published by a plain NATS client is a bare value', async () => {
+    const prefix = newPrefix();
+    const store = await open(prefix);
+    await store.createStation('plain');
+    await nc.request(`${prefix}.plain.0`, '{"from":"nats"}', { timeout: 5_000 });
+    const [m] = await store.read('plain', { partition: 0, limit: 1 });
+    expect(m).toMatchObject({ offset: 1, key: undefined, headers: {} });
+    expect(Buffer.from(m!.value).toString()).toBe('{"from":"nats"}');
+  });
+});

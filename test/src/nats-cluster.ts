@@ -1,0 +1,378 @@
+/**
+ * A real nats-server cluster on loopback ports for tests: N nodes (default 3) with JetStream, each with
+ * its own store directory under one temp dir, routes between them, and a monitoring port that the
+ * harness polls (so it needs no NATS client of its own). Nodes are stopped by PID: `kill(i)` SIGKILLs one,
+ * `start(i)` brings it back with the same name, ports and store directory.
+ *
+ * Never leaves processes behind: `stop()` kills every node and removes the temp dir; a process `exit`
+ * handler SIGKILLs what is still running; and every cluster writes a registry file with the pids it
+ * started, so the next harness in any process kills the nodes of a test run that died without cleaning up
+ * (only when the pid still runs nats-server with that run's config file).
+ *
+ * Uses the `nats-server` binary on PATH (Debian's package; `NATS_SERVER_BIN` overrides). Never binds
+ * anything but 127.0.0.1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './index.js';
+
+export interface NatsClusterOptions {
+  /** Number of nodes. Default 3. */
+  nodes?: number;
+  /** Largest message a client may publish. Default 72 MiB (Junction's 64 MiB maxMessageBytes plus framing). */
+  maxPayload?: number;
+  /** JetStream limits per node. Defaults: 1 GiB memory, 8 GiB file. */
+  maxMemoryStore?: number;
+  maxFileStore?: number;
+  /** How long start() waits for a JetStream meta leader. Default 30 s. */
+  readyTimeoutMs?: number;
+  /** Extra lines for every node's config file. */
+  extraConfig?: string;
+}
+
+export interface NatsNode {
+  readonly index: number;
+  /** server_name, also the JetStream peer name (`n1`, `n2`, …). */
+  readonly name: string;
+  readonly port: number;
+  readonly clusterPort: number;
+  readonly httpPort: number;
+  readonly url: string;
+  readonly storeDir: string;
+  readonly configFile: string;
+  /** The running process's pid, undefined while stopped. */
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** The node's last 20 kB of output. */
+  output(): string;
+}
+
+/** The monitoring answer of `/jsz` (only what tests read). */
+export interface Jsz {
+  server_id: string;
+  streams: number;
+  consumers: number;
+  messages: number;
+  meta_cluster?: { name?: string; leader?: string; cluster_size: number; replicas?: { name: string; current: boolean; offline?: boolean }[] };
+  account_details?: {
+    name: string;
+    stream_detail?: {
+      name: string;
+      cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean; lag?: number }[] };
+      state: { messages: number; bytes: number; first_seq: number; last_seq: number; consumer_count: number };
+    }[];
+  }[];
+}
+
+const REGISTRY = join(tmpdir(), 'junction-nats-harness');
+const live = new Set<NatsCluster>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) c.killAllSync();
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Kills nodes left by harness runs whose process is gone (crashed test workers). */
+function reapOrphans(): void {
+  if (!existsSync(REGISTRY)) return;
+  for (const f of readdirSync(REGISTRY)) {
+    const file = join(REGISTRY, f);
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as { owner: number; nodes: { pid: number; config: string }[]; dir: string };
+      if (pidAlive(entry.owner)) continue;
+      for (const n of entry.nodes) {
+        let cmdline = '';
+        try {
+          cmdline = readFileSync(`/proc/${n.pid}/cmdline`, 'utf8');
+        } catch {
+          continue;
+        }
+        if (cmdline.includes('nats-server') && cmdline.includes(n.config)) {
+          try {
+            process.kill(n.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }
+      rmSync(entry.dir, { recursive: true, force: true });
+      unlinkSync(file);
+    } catch {
+      // a registry file being written right now, or garbage: leave it
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+class Node implements NatsNode {
+  child: ChildProcess | undefined;
+  exited: Promise<unknown> | undefined;
+  /** Killed or stopped on purpose: its exit is not a start failure. */
+  expectedDown = false;
+  private out = '';
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly port: number,
+    readonly clusterPort: number,
+    readonly httpPort: number,
+    readonly storeDir: string,
+    readonly configFile: string,
+  ) {}
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+  output(): string {
+    return this.out;
+  }
+  append(d: Buffer): void {
+    this.out = (this.out + d.toString()).slice(-20_000);
+  }
+}
+
+/** A running test cluster. Create with {@link startNatsCluster}. */
+export class NatsCluster {
+  private readonly bin = process.env['NATS_SERVER_BIN'] ?? 'nats-server';
+  private readonly registryFile: string;
+  private stopped = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly nodeList: Node[],
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.registryFile = join(REGISTRY, `${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  }
+
+  /** Client URLs of every node (running or not), for a client's server list. */
+  get servers(): string[] {
+    return this.nodeList.map((n) => n.url);
+  }
+
+  get nodes(): readonly NatsNode[] {
+    return this.nodeList;
+  }
+
+  node(indexOrName: number | string): NatsNode {
+    const n = typeof indexOrName === 'number' ? this.nodeList[indexOrName] : this.nodeList.find((x) => x.name === indexOrName);
+    if (!n) throw new Error(`no node ${String(indexOrName)}`);
+    return n;
+  }
+
+  /** @internal */
+  static async create(opts: NatsClusterOptions): Promise<NatsCluster> {
+    installExitHook();
+    reapOrphans();
+    mkdirSync(REGISTRY, { recursive: true });
+    const count = opts.nodes ?? 3;
+    const dir = await mkdtemp(join(tmpdir(), 'junction-nats-'));
+    const ports: { client: number; cluster: number; http: number }[] = [];
+    const taken = new Set<number>();
+    const pick = async (): Promise<number> => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) {
+          taken.add(p);
+          return p;
+        }
+      }
+    };
+    for (let i = 0; i < count; i++) ports.push({ client: await pick(), cluster: await pick(), http: await pick() });
+    const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`);
+    const maxPayload = opts.maxPayload ?? 72 * 1024 * 1024;
+    const nodes: Node[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = `n${i + 1}`;
+      const storeDir = join(dir, name);
+      await mkdir(storeDir, { recursive: true });
+      const configFile = join(dir, `${name}.conf`);
+      const p = ports[i]!;
+      await writeFile(
+        configFile,
+        [
+          `server_name: ${name}`,
+          `listen: 127.0.0.1:${p.client}`,
+          `http: 127.0.0.1:${p.http}`,
+          `max_payload: ${maxPayload}`,
+          `max_pending: ${Math.max(256 * 1024 * 1024, maxPayload * 2)}`,
+          `jetstream {`,
+          `  store_dir: "${storeDir}"`,
+          `  max_memory_store: ${opts.maxMemoryStore ?? 1024 * 1024 * 1024}`,
+          `  max_file_store: ${opts.maxFileStore ?? 8 * 1024 * 1024 * 1024}`,
+          `}`,
+          // One node runs JetStream standalone: a one-node cluster would wait for a meta leader forever.
+          ...(count > 1
+            ? [`cluster {`, `  name: junction-test`, `  listen: 127.0.0.1:${p.cluster}`, `  routes: [`, ...routes.map((r) => `    ${r}`), `  ]`, `}`]
+            : []),
+          opts.extraConfig ?? '',
+          '',
+        ].join('\n'),
+      );
+      nodes.push(new Node(i, name, p.client, p.cluster, p.http, storeDir, configFile));
+    }
+    const cluster = new NatsCluster(dir, nodes, opts.readyTimeoutMs ?? 30_000);
+    live.add(cluster);
+    try {
+      for (const n of nodes) cluster.spawnNode(n);
+      await cluster.waitUntilReady();
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  private spawnNode(n: Node): void {
+    if (this.stopped) throw new Error('cluster stopped');
+    if (n.running) return;
+    const child = spawn(this.bin, ['-c', n.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => n.append(d));
+    child.stderr!.on('data', (d: Buffer) => n.append(d));
+    n.child = child;
+    n.exited = once(child, 'exit').catch(() => undefined);
+    child.on('error', (err) => n.append(Buffer.from(`spawn error: ${err.message}\n`)));
+    this.writeRegistry();
+  }
+
+  private writeRegistry(): void {
+    const nodes = this.nodeList.flatMap((n) => (n.pid !== undefined ? [{ pid: n.pid, config: n.configFile }] : []));
+    try {
+      writeFileSync(this.registryFile, JSON.stringify({ owner: process.pid, dir: this.dir, nodes }));
+    } catch {
+      // the registry is a safety net only
+    }
+  }
+
+  /** GET a node's monitoring endpoint. */
+  async monitor<T = unknown>(index: number, path: string): Promise<T> {
+    const n = this.nodeList[index]!;
+    const res = await fetch(`http://127.0.0.1:${n.httpPort}${path}`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) throw new Error(`${n.name} ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  /** `/jsz` of one node; `streams: true` includes that node's own view of every stream. */
+  jsz(index: number, opts: { streams?: boolean } = {}): Promise<Jsz> {
+    return this.monitor<Jsz>(index, opts.streams ? '/jsz?accounts=true&streams=true' : '/jsz');
+  }
+
+  /** Waits until every running node is healthy and they agree on one JetStream meta leader; returns its name (a lone node: its own). */
+  async waitUntilReady(timeoutMs = this.readyTimeoutMs): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      const running = this.nodeList.filter((n) => n.running);
+      if (running.length === 0) throw new Error('no node is running');
+      try {
+        const leaders = new Set<string>();
+        for (const n of running) {
+          const health = await fetch(`http://127.0.0.1:${n.httpPort}/healthz`, { signal: AbortSignal.timeout(2_000) });
+          if (!health.ok) throw new Error(`${n.name} /healthz: ${health.status} ${await health.text()}`);
+          if (this.nodeList.length === 1) {
+            leaders.add(n.name);
+            continue;
+          }
+          const j = await this.jsz(n.index);
+          const leader = j.meta_cluster?.leader;
+          if (!leader) throw new Error(`${n.name} has no meta leader yet`);
+          leaders.add(leader);
+        }
+        if (leaders.size === 1) return [...leaders][0]!;
+        last = `nodes disagree on the meta leader: ${[...leaders].join(', ')}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      const dead = this.nodeList.find((n) => n.child && !n.running && !n.expectedDown);
+      if (dead) throw new Error(`${dead.name} exited while starting:\n${dead.output()}`);
+      if (Date.now() > deadline) throw new Error(`NATS cluster not ready after ${timeoutMs} ms: ${last}\n${this.nodeList.map((n) => `--- ${n.name}\n${n.output().slice(-3_000)}`).join('\n')}`);
+      await sleep(100);
+    }
+  }
+
+  /** SIGKILLs one node and waits for it to exit. */
+  async kill(index: number): Promise<void> {
+    const n = this.nodeList[index]!;
+    n.expectedDown = true;
+    if (n.running) {
+      n.child!.kill('SIGKILL');
+      await n.exited;
+    }
+    this.writeRegistry();
+  }
+
+  /** Starts a stopped node again (same name, ports and store dir) and waits until the cluster is ready. */
+  async start(index: number): Promise<void> {
+    const n = this.nodeList[index]!;
+    n.expectedDown = false;
+    this.spawnNode(n);
+    await this.waitUntilReady();
+  }
+
+  /** Kills every node, removes the store dirs. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const n of this.nodeList) {
+      n.expectedDown = true;
+      if (n.running) n.child!.kill('SIGKILL');
+    }
+    await Promise.all(this.nodeList.map((n) => n.exited));
+    live.delete(this);
+    try {
+      unlinkSync(this.registryFile);
+    } catch {
+      // not written
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** @internal Synchronous last resort for the process exit hook. */
+  killAllSync(): void {
+    for (const n of this.nodeList) {
+      if (n.running) {
+        try {
+          process.kill(n.child!.pid!, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+      unlinkSync(this.registryFile);
+    } catch {
+      // best effort
+    }
+  }
+}
+
+/** Starts a JetStream cluster on loopback ports and waits for its meta leader. Call `stop()` when done (afterAll). */
+export function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+  return NatsCluster.create(opts);
+}
