@@ -75,3 +75,4 @@ export type {
   Source,
   SourceContext,
 } from './types.js';
+export { OffsetRanges, Presence, type PresenceQuery } from './exactly-once.js';

@@ -25,10 +25,10 @@ import {
   type SinkContext,
   type WriteOptions,
   type WriteResult,
+  Presence,
 } from '@junction/sdk-connector';
 import type { BigQuerySinkConfig } from './config.js';
 import { httpStatus, isTransient, reasonOf, toJunctionError } from './errors.js';
-import { Presence } from './presence.js';
 import { metaColumns, schemaOf, toRow } from './rows.js';
 
 interface PendingRow { index: number; offset: number; insertId: string; json: Record<string, unknown>; bytes: number }

@@ -33,11 +33,11 @@ import {
   type SinkContext,
   type WriteOptions,
   type WriteResult,
+  OffsetRanges,
 } from '@junction/sdk-connector';
 import type { FileSinkConfig } from './config.js';
 import { encodeLine } from './encode.js';
 import { dataFileName, isTempFileName, parseDataFileName, partitionDir, tempFileName } from './layout.js';
-import { OffsetRanges } from './ranges.js';
 
 const gzip = promisify(gzipCb);
 

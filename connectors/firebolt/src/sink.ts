@@ -27,11 +27,11 @@ import {
   type SinkContext,
   type WriteOptions,
   type WriteResult,
+  Presence,
 } from '@junction/sdk-connector';
 import type { FireboltSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isNotFound, isSqlError, toJunctionError } from './errors.js';
 import { PlainOrTlsHttpClient, silentLogger } from './http.js';
-import { Presence } from './presence.js';
 import { columnsOf, lit, metaColumns, q, toRow, type Col } from './rows.js';
 
 type Rows = Record<string, unknown>[];

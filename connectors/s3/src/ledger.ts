@@ -1,3 +1,4 @@
+import { OffsetRanges } from '@junction/sdk-connector';
 /**
  * The ledger: how the sink knows, per station and partition, which offsets are in the bucket — the
  * basis of exactly-once whatever the path layout.
@@ -31,7 +32,6 @@ import type { Logger } from '@junction/sdk-connector';
 import { errorName, httpStatus, isNotFound } from './errors.js';
 import { ObjectMeta } from './formats/spec.js';
 import { doneKey, doneStartAfter, ledgerDir, parseMarkerName, pendingKey } from './layout.js';
-import { OffsetRanges } from './ranges.js';
 
 /** One object of a unit. */
 export interface UnitObject {

@@ -31,10 +31,10 @@ import {
   type SinkContext,
   type WriteOptions,
   type WriteResult,
+  Presence,
 } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
-import { Presence } from './presence.js';
 import { columnsOf, metaColumns, q, toRow, type Col } from './rows.js';
 
 snowflake.configure({ logLevel: 'OFF' } as never);

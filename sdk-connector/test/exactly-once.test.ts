@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { OffsetRanges, Presence } from '../src/index.js';
+
+describe('OffsetRanges', () => {
+  it('holds exactly the offsets added, in any order (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 0, max: 10 })), { maxLength: 40 }), (adds) => {
+        const r = new OffsetRanges();
+        const model = new Set<number>();
+        for (const [start, len] of adds) {
+          r.add(start, start + len);
+          for (let o = start; o <= start + len; o++) model.add(o);
+        }
+        for (let o = 0; o <= 215; o++) expect(r.has(o)).toBe(model.has(o));
+        const ranges = r.toArray();
+        for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBeGreaterThan(ranges[i - 1]![1] + 1);
+      }),
+    );
+  });
+});
+
+describe('Presence', () => {
+  it('asks the destination on first use, for stale replays, and after forget — not for new batches', async () => {
+    const table = new Set([5, 6, 7]);
+    const asked: [number, number][] = [];
+    const p = new Presence(async (_s, _p, from, to) => {
+      asked.push([from, to]);
+      return [...table].filter((o) => o >= from && o < to);
+    });
+    expect([...(await p.held('s', 0, [5, 6, 7, 8]))]).toEqual([5, 6, 7]);
+    p.written('s', 0, [8]);
+    table.add(8);
+    expect([...(await p.held('s', 0, [8, 9]))]).toEqual([8]);
+    expect(asked).toHaveLength(1);
+    expect([...(await p.held('s', 0, [3, 4, 5]))]).toEqual([5]);
+    expect(asked).toEqual([
+      [5, Number.MAX_SAFE_INTEGER],
+      [3, 5],
+    ]);
+    p.forget('s', 0);
+    table.add(9);
+    expect([...(await p.held('s', 0, [9]))]).toEqual([9]);
+    expect(asked).toHaveLength(3);
+  });
+});
