@@ -46,7 +46,7 @@ import {
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { asJunctionError, configInvalid, ErrorCode, isApiError, JetStreamApiError, JsErr, JunctionError, unavailable } from './errors.js';
 import { Meta, type GroupMeta, type StationMeta } from './meta.js';
-import { ackSubject, enc, Names, parseAckSubject } from './names.js';
+import { ackSubject, dec, enc, Names, parseAckSubject } from './names.js';
 import { GroupRt, type Carried, type Outstanding } from './runtime.js';
 import { NoRespondersError, RequestTimeoutError, Wire, WireClosedError, type PullSession } from './wire.js';
 
@@ -130,6 +130,8 @@ interface FetchCtx {
   /** Messages received per partition in this fetch (any kind). */
   touched: number;
   wake?: (() => void) | undefined;
+  /** The partitions this fetch pulls from (all, or the `partitions` option). */
+  parts: number[];
 }
 
 type Deferred = { promise: Promise<void>; resolve: () => void };
@@ -266,6 +268,36 @@ export class JetStreamStore implements StationStore {
     await this.meta?.close().catch(() => {});
     this.wire?.close();
     await this.nc?.close().catch(() => {});
+  }
+
+  /** The open NATS connection (the cluster placement of connector tasks shares it). */
+  get connection(): NatsConnection {
+    if (!this.nc || this.state !== 'open') throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
+    return this.nc;
+  }
+
+  /**
+   * Connector definitions in the metadata bucket (`c.<connector>`), for the connector runtime of every
+   * node: the cached values, writes, and a listener for changes from any node.
+   */
+  connectorMeta(): {
+    list(): unknown[];
+    put(name: string, value: unknown): Promise<void>;
+    remove(name: string): Promise<void>;
+    onChange(listener: (name: string, value: unknown) => void): () => void;
+  } {
+    const key = (name: string): string => `c.${enc(name)}`;
+    return {
+      list: () => this.meta.scan<unknown>('c.').map(([, v]) => v),
+      put: async (name, value) => {
+        await this.meta.set(key(name), value);
+      },
+      remove: (name) => this.meta.delete(key(name)),
+      onChange: (listener) =>
+        this.meta.onChange((k, v) => {
+          if (k.startsWith('c.')) listener(dec(k.slice(2)), v);
+        }),
+    };
   }
 
   onEvent(listener: (event: StoreEvent) => void): () => void {
@@ -1013,9 +1045,15 @@ export class JetStreamStore implements StationStore {
 
   // ---------------------------------------------------------------- fetch
 
-  fetch(station: string, group: string, options: FetchOptions): Promise<Delivery[]> {
+  /**
+   * `options.partitions` (an extension of the contract, used by the connector runtime when this node
+   * runs only some of a sink's tasks): pull only from those partitions.
+   */
+  fetch(station: string, group: string, options: FetchOptions & { partitions?: readonly number[] | undefined }): Promise<Delivery[]> {
     return this.run('fetch', async () => {
       const st = await this.stationMeta(station);
+      const all = Array.from({ length: st.config.partitions }, (_, p) => p);
+      const parts = options.partitions ? all.filter((p) => options.partitions!.includes(p)) : all;
       const gm = await this.groupForFetch(st, group);
       const rt = this.runtime(station, group, gm);
       const ctx: FetchCtx = {
@@ -1030,6 +1068,7 @@ export class JetStreamStore implements StationStore {
         skips: [],
         dead: [],
         touched: 0,
+        parts,
       };
       const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
       const deadline = performance.now() + Math.max(0, options.waitMs);
@@ -1037,7 +1076,11 @@ export class JetStreamStore implements StationStore {
       for (let round = 0; ctx.out.length === 0 && !signal.aborted && round < 20; round++) {
         ctx.touched = 0;
         const left = Math.floor(deadline - performance.now());
-        if (st.config.partitions === 1) await this.pullOne(ctx, 0, left > 0 ? left : 0, signal);
+        if (parts.length === 0) {
+          await sleep(left > 0 ? left : 0, signal).catch(() => {});
+          break;
+        }
+        if (parts.length === 1) await this.pullOne(ctx, parts[0]!, left > 0 ? left : 0, signal);
         else {
           await this.sweep(ctx, signal);
           if (ctx.out.length === 0 && ctx.touched === 0 && left > 0) await this.longPoll(ctx, left, signal);
@@ -1069,7 +1112,7 @@ export class JetStreamStore implements StationStore {
     const keep: Carried[] = [];
     for (const c of rt.carry) {
       if (c.deadline - CARRY_MARGIN_MS <= now) continue; // JetStream redelivers it
-      if (!this.hasRoom(ctx, c.delivery.value.length)) {
+      if (!this.hasRoom(ctx, c.delivery.value.length) || !ctx.parts.includes(c.delivery.partition)) {
         keep.push(c);
         continue;
       }
@@ -1211,13 +1254,13 @@ export class JetStreamStore implements StationStore {
 
   /** No-wait pulls over the partitions, from a rotating start, until the limits are reached. */
   private async sweep(ctx: FetchCtx, signal: AbortSignal): Promise<void> {
-    const P = ctx.st.config.partitions;
+    const P = ctx.parts.length;
     const start = ctx.rt.rr++ % P;
     const session = this.wire.pullSession((m, stream) => this.accept(ctx, this.partitionOf(ctx, stream), m));
     try {
       for (let i = 0; i < P && ctx.out.length < ctx.maxMessages && !signal.aborted; i++) {
         if (ctx.out.length > 0 && ctx.bytes >= ctx.maxBytes) break;
-        await this.pullInto(ctx, session, (start + i) % P, 0, signal);
+        await this.pullInto(ctx, session, ctx.parts[(start + i) % P]!, 0, signal);
         if (session.openCount > 0) break; // a stalled pull: its partition's messages may still arrive here
       }
     } finally {
@@ -1230,13 +1273,12 @@ export class JetStreamStore implements StationStore {
    * arrival (or the deadline) ends the wait, and closing the session makes JetStream drop the other pulls.
    */
   private async longPoll(ctx: FetchCtx, waitMs: number, signal: AbortSignal): Promise<void> {
-    const P = ctx.st.config.partitions;
     const woke = deferred();
     ctx.wake = woke.resolve;
     const session = this.wire.pullSession((m, stream) => this.accept(ctx, this.partitionOf(ctx, stream), m));
     try {
       const ends: Promise<unknown>[] = [];
-      for (let p = 0; p < P; p++) {
+      for (const p of ctx.parts) {
         ends.push(session.request(this.names.stream(ctx.st.name, p), ctx.rt.parts[p]!.consumer, { batch: 1, no_wait: true, expires: waitMs * NS }));
       }
       await Promise.race([woke.promise, Promise.all(ends), sleep(waitMs + STUCK_PULL_MS, signal)]);

@@ -26,3 +26,5 @@ export { CONNECTOR_DLS_HEADERS, RETRY_BASE_MS, SinkRunner } from './sink-runner.
 export type { TaskStatus } from './sink-runner.js';
 export { ConnectMetrics } from './metrics.js';
 export { resolveReferences, displayConfig, hasReferences } from './secrets.js';
+export { LocalPlacement } from './placement.js';
+export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, StoredConnector } from './placement.js';

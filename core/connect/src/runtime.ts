@@ -26,6 +26,8 @@ import { SinkRunner } from './sink-runner.js';
 import type { TaskStatus } from './sink-runner.js';
 import { SourceRunner, readSourcePositions, writeSourcePositions } from './source-runner.js';
 import { restartDelay, Serial } from './util.js';
+import { LocalPlacement } from './placement.js';
+import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 
 export interface ConnectRuntimeOptions {
   store: StationStore;
@@ -39,6 +41,13 @@ export interface ConnectRuntimeOptions {
   env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Log level of plugin loggers in worker threads. Default: the logger's level. */
   pluginLogLevel?: string | undefined;
+  /** Which tasks this node runs. Default `LocalPlacement`: all of them (one node). */
+  placement?: Placement | undefined;
+  /**
+   * Where connector definitions live. Default: `<dataDir>/connect/connectors.json`. Cluster mode: the
+   * shared bucket, so every node sees (and serves) the same connectors.
+   */
+  definitions?: DefinitionStore | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */
@@ -105,6 +114,8 @@ interface ConnectorRt extends Stored {
   startFailures: number;
   startTimer?: NodeJS.Timeout | undefined;
   deleted: boolean;
+  /** The tasks the current runner runs. */
+  owned?: number[] | undefined;
 }
 
 export class ConnectRuntime {
@@ -119,6 +130,9 @@ export class ConnectRuntime {
   private readonly persistLock = new Serial();
   private started = false;
   private closed = false;
+  private readonly placement: Placement;
+  private readonly definitions: DefinitionStore | undefined;
+  private unwatch: (() => void) | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
     this.store = options.store;
@@ -127,6 +141,8 @@ export class ConnectRuntime {
     this.log = (options.logger ?? pino({ level: 'info', name: 'junction' })).child({ component: 'connect' });
     this.env = options.env ?? process.env;
     this.pluginLogLevel = options.pluginLogLevel ?? this.log.level;
+    this.placement = options.placement ?? new LocalPlacement();
+    this.definitions = options.definitions;
     this.metrics = new ConnectMetrics({
       registry: options.registry,
       lag: async () => {
@@ -155,8 +171,10 @@ export class ConnectRuntime {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const raw = (await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined;
-    for (const s of raw?.connectors ?? []) {
+    const stored = this.definitions
+      ? ((await this.definitions.load()) as Stored[])
+      : (((await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined)?.connectors ?? []);
+    for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);
       if (!parsed.success) {
         this.log.error({ connector: (s.declaration as { name?: unknown } | undefined)?.name }, 'a stored connector is not valid any more; skipped');
@@ -166,13 +184,103 @@ export class ConnectRuntime {
       await this.learn(c);
       this.connectors.set(c.declaration.name, c);
     }
+    this.unwatch = this.definitions?.watch((name, value) => void this.onStored(name, value));
+    await this.placement.start({
+      tasks: () => this.wantedTasks(),
+      stateOf: (ref) => this.taskState(ref),
+      changed: () => this.reconcileAll(),
+    });
     for (const c of this.connectors.values()) void this.reconcile(c);
+  }
+
+  // ── placement (cluster mode) ─────────────────────────────────────────────────────────────────
+
+  /** The tasks that should run on some node: a sink's every task; a source as a whole (its task 0). */
+  private wantedTasks(): TaskRef[] {
+    const out: TaskRef[] = [];
+    for (const c of this.connectors.values()) {
+      if (c.deleted || c.target !== TargetState.RUNNING) continue;
+      const n = c.kind === 'source' ? 1 : c.declaration.tasks;
+      for (let task = 0; task < n; task++) out.push({ connector: c.declaration.name, task });
+    }
+    return out;
+  }
+
+  private taskState(ref: TaskRef): string | undefined {
+    const c = this.connectors.get(ref.connector);
+    if (!c) return undefined;
+    const st = c.runner?.taskStatuses().find((t) => t.id === ref.task)?.state;
+    return st ?? (c.state === ConnectorState.FAILED ? ConnectorState.FAILED : undefined);
+  }
+
+  /** The tasks this node may run now (a source runs whole, on the node owning its task 0). */
+  private ownedTasks(c: ConnectorRt): number[] {
+    const name = c.declaration.name;
+    const all = Array.from({ length: c.declaration.tasks }, (_, t) => t);
+    if (c.kind === 'source') return this.placement.owns({ connector: name, task: 0 }) ? all : [];
+    return all.filter((task) => this.placement.owns({ connector: name, task }));
+  }
+
+  private async reconcileAll(): Promise<void> {
+    await Promise.all([...this.connectors.values()].map((c) => this.reconcile(c)));
+  }
+
+  /** A definition written by any node (this one included: then it matches and nothing happens). */
+  private async onStored(name: string, value: unknown): Promise<void> {
+    if (this.closed) return;
+    const c = this.connectors.get(name);
+    if (value === undefined) {
+      if (!c || c.deleted) return;
+      c.deleted = true;
+      await c.lock.run(async () => {
+        clearTimeout(c.startTimer);
+        await this.stopRunner(c);
+      });
+      this.connectors.delete(name);
+      this.metrics.removeConnector(name, c.declaration.tasks);
+      this.placement.poke();
+      this.log.info({ connector: name }, 'connector deleted on another node');
+      return;
+    }
+    const s = value as Stored;
+    const parsed = ConnectorDeclaration.safeParse(s.declaration);
+    if (!parsed.success) {
+      this.log.error({ connector: name }, 'a shared connector definition is not valid; ignored');
+      return;
+    }
+    const next: Stored = { declaration: parsed.data, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
+    if (!c || c.deleted) {
+      const fresh = this.newRt(next);
+      await this.learn(fresh);
+      this.connectors.set(name, fresh);
+      this.placement.poke();
+      await this.reconcile(fresh);
+      return;
+    }
+    const declChanged = !sameDeclaration(c.declaration, next.declaration);
+    if (!declChanged && c.target === next.target && c.origin === next.origin && c.updatedAt === next.updatedAt) return;
+    await c.lock.run(async () => {
+      if (declChanged) {
+        clearTimeout(c.startTimer);
+        await this.stopRunner(c);
+        c.declaration = next.declaration;
+        await this.learn(c);
+        c.startFailures = 0;
+        c.trace = undefined;
+      }
+      c.origin = next.origin;
+      c.target = next.target;
+      c.updatedAt = next.updatedAt;
+    });
+    this.placement.poke();
+    await this.reconcile(c);
   }
 
   /** Stops every connector's tasks (their target states stay as stored). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unwatch?.();
     await Promise.all(
       [...this.connectors.values()].map((c) =>
         c.lock.run(async () => {
@@ -182,6 +290,8 @@ export class ConnectRuntime {
       ),
     );
     await this.persistLock.run(async () => {});
+    // After the runners stopped: the leases go, so other nodes take the tasks at once.
+    await this.placement.close().catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'closing the placement failed'));
   }
 
   private newRt(s: Stored): ConnectorRt {
@@ -268,7 +378,8 @@ export class ConnectRuntime {
     const c = this.newRt({ declaration: decl, origin, target: decl.state ?? TargetState.RUNNING, createdAt: now, updatedAt: now });
     await this.learn(c);
     this.connectors.set(decl.name, c);
-    await this.persist();
+    await this.persist(decl.name);
+    this.placement.poke();
     this.log.info({ connector: decl.name, plugin: decl.plugin, station: decl.station, origin }, 'connector created');
     await this.reconcile(c);
     return this.info(decl.name);
@@ -308,7 +419,8 @@ export class ConnectRuntime {
       c.startFailures = 0;
       c.trace = undefined;
     });
-    await this.persist();
+    await this.persist(decl.name);
+    this.placement.poke();
     this.log.info({ connector: decl.name }, 'connector updated');
     await this.reconcile(c);
   }
@@ -327,7 +439,8 @@ export class ConnectRuntime {
     });
     this.connectors.delete(name);
     this.metrics.removeConnector(name, c.declaration.tasks);
-    await this.persist();
+    await this.persist(name);
+    this.placement.poke();
     this.log.info({ connector: name }, 'connector deleted');
   }
 
@@ -350,7 +463,8 @@ export class ConnectRuntime {
     if (c.target !== target) {
       c.target = target;
       c.updatedAt = Date.now();
-      await this.persist();
+      await this.persist(name);
+      this.placement.poke();
       this.log.info({ connector: name, target }, 'connector target state changed');
     }
     await this.reconcile(c);
@@ -408,10 +522,19 @@ export class ConnectRuntime {
         for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, c.state);
         return;
       }
-      if (c.runner) return;
+      const owned = this.ownedTasks(c);
+      if (c.runner && isDeepStrictEqual(c.owned, owned)) return;
+      if (c.runner) await this.stopRunner(c);
+      if (owned.length === 0) {
+        // Every task runs on other nodes (cluster placement).
+        clearTimeout(c.startTimer);
+        c.state = ConnectorState.RUNNING;
+        c.trace = undefined;
+        return;
+      }
       clearTimeout(c.startTimer);
       try {
-        await this.startRunner(c);
+        await this.startRunner(c, owned);
         c.state = ConnectorState.RUNNING;
         c.trace = undefined;
         c.startFailures = 0;
@@ -430,7 +553,7 @@ export class ConnectRuntime {
     });
   }
 
-  private async startRunner(c: ConnectorRt): Promise<void> {
+  private async startRunner(c: ConnectorRt, owned: number[]): Promise<void> {
     const decl = c.declaration;
     const descriptor = await this.lookup(decl.plugin);
     c.kind = descriptor.kind;
@@ -452,7 +575,10 @@ export class ConnectRuntime {
       },
     };
     const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events };
-    const runner = descriptor.kind === 'sink' ? new SinkRunner(common) : new SourceRunner({ ...common, offsetsPath: this.offsetsPath(decl.name) });
+    const runner =
+      descriptor.kind === 'sink'
+        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
+        : new SourceRunner({ ...common, offsetsPath: this.offsetsPath(decl.name) });
     try {
       await runner.start();
     } catch (err) {
@@ -460,13 +586,15 @@ export class ConnectRuntime {
       throw err;
     }
     c.runner = runner;
-    this.log.info({ connector: decl.name, kind: descriptor.kind, tasks: decl.tasks, config: displayConfig(c.schema, decl.config) }, 'connector started');
+    c.owned = owned;
+    this.log.info({ connector: decl.name, kind: descriptor.kind, tasks: decl.tasks, ...(this.placement.node !== undefined && { owned, node: this.placement.node }), config: displayConfig(c.schema, decl.config) }, 'connector started');
   }
 
   private async stopRunner(c: ConnectorRt): Promise<void> {
     const runner = c.runner;
     if (!runner) return;
     c.runner = undefined;
+    c.owned = undefined;
     await runner.stop().catch((err: unknown) => this.log.error({ connector: c.declaration.name, err: messageOf(err) }, 'stopping the connector failed'));
   }
 
@@ -516,7 +644,16 @@ export class ConnectRuntime {
     }
     const runner = c.runner;
     const taskState = c.state === ConnectorState.RUNNING ? ConnectorState.UNASSIGNED : c.state === ConnectorState.FAILED ? ConnectorState.UNASSIGNED : c.state;
-    const tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0 }));
+    let tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0 }));
+    if (this.placement.node !== undefined && c.target === TargetState.RUNNING) {
+      // Cluster: tasks this node does not run are shown as the node holding their lease reports them.
+      const mine = new Set(runner ? (c.owned ?? []) : []);
+      tasks = tasks.map((t) => {
+        if (mine.has(t.id)) return { ...t, worker: this.placement.node };
+        const r = this.placement.remote({ connector: d.name, task: c.kind === 'source' ? 0 : t.id });
+        return { id: t.id, state: (r?.state as ConnectorState | undefined) ?? ConnectorState.UNASSIGNED, restarts: 0, ...(r && { worker: r.worker }) };
+      });
+    }
     let lag: number | undefined;
     if (runner instanceof SinkRunner) lag = await runner.lag();
     else if (c.kind === 'sink') lag = await this.store.getGroup(d.station, groupName(d.name)).then((g) => g.lag, () => undefined);
@@ -679,7 +816,7 @@ export class ConnectRuntime {
       } else {
         if (c.origin !== ConnectorOrigin.file) {
           c.origin = ConnectorOrigin.file;
-          await this.persist();
+          await this.persist(d.name);
         }
         result.unchanged.push(d.name);
       }
@@ -698,8 +835,14 @@ export class ConnectRuntime {
 
   // ── persistence ──────────────────────────────────────────────────────────────────────────────
 
-  private persist(): Promise<void> {
+  private persist(name: string): Promise<void> {
     return this.persistLock.run(async () => {
+      if (this.definitions) {
+        const c = this.connectors.get(name);
+        if (c && !c.deleted) await this.definitions.save({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+        else await this.definitions.remove(name);
+        return;
+      }
       const file: ConnectorsFile = {
         version: 1,
         connectors: [...this.connectors.values()]

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import type { Delivery, StationStore } from '@junction/broker';
+import type { Delivery, FetchOptions, StationStore } from '@junction/broker';
 import { DLS_HEADERS } from '@junction/protocol';
 import { checkWriteResults, deserializeError, isRetryable } from '@junction/sdk-connector';
 import type { WriteResult } from '@junction/sdk-connector';
@@ -85,6 +85,19 @@ export interface SinkRunnerOptions {
   events: RunnerEvents;
   /** Batches in workers at once; default 2 × tasks. */
   maxInFlight?: number | undefined;
+  /**
+   * The tasks this runner runs (cluster placement: the ones whose lease this node holds). Default all.
+   * The others stay UNASSIGNED here and their partitions are not fetched.
+   */
+  tasks?: readonly number[] | undefined;
+  /** The `worker` reported for the tasks this runner runs (the node's name in cluster mode). */
+  worker?: string | undefined;
+  /**
+   * Cluster placement: the tasks may have run on another node (now dead) that held deliveries without
+   * acking them. Before fetching, nack every delivered-unsettled offset of the owned partitions so the
+   * group hands them out again now rather than after the (long) ack deadline.
+   */
+  reclaim?: boolean | undefined;
 }
 
 interface TaskRt {
@@ -157,6 +170,10 @@ export class SinkRunner {
   /** First failure time of messages whose batch failed in a way that nacks them (crash, timeout): survives their redelivery. */
   private readonly failingSince = new Map<string, { since: number; attempts: number }>();
   readonly throughput = new RateMeter();
+  /** Ids of the tasks this runner runs. */
+  private readonly owned: Set<number>;
+  /** Partitions to fetch when this runner runs only some tasks (undefined: all). */
+  private fetchPartitions: number[] | undefined;
 
   constructor(options: SinkRunnerOptions) {
     this.o = options;
@@ -169,6 +186,7 @@ export class SinkRunner {
     this.configHash = createHash('sha256').update(JSON.stringify(options.config)).digest('hex').slice(0, 16);
     const now = Date.now();
     this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now }));
+    this.owned = new Set((options.tasks ?? this.tasks.map((t) => t.id)).filter((t) => t >= 0 && t < decl.tasks));
   }
 
   /**
@@ -199,11 +217,13 @@ export class SinkRunner {
       }
     }
     for (const p of station.partitions) this.partition(p.partition);
+    if (this.owned.size < decl.tasks) this.fetchPartitions = this.partList.filter((p) => this.owned.has(p.task)).map((p) => p.id);
+    const threads = Math.max(1, this.owned.size);
     this.pool = new Piscina<SinkTask, unknown>({
       filename: workerFile('sink-worker.js'),
       name: 'default',
-      minThreads: decl.tasks,
-      maxThreads: decl.tasks,
+      minThreads: threads,
+      maxThreads: threads,
       concurrentTasksPerWorker: 1,
       idleTimeout: 2 ** 31 - 1,
       resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
@@ -212,11 +232,32 @@ export class SinkRunner {
     this.pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err) }, 'sink worker died between batches'));
     const now = Date.now();
     for (const t of this.tasks) {
+      if (!this.owned.has(t.id)) continue;
       t.state = ConnectorState.RUNNING;
+      t.worker = this.o.worker;
       t.startedAt = now;
       this.o.metrics.setTaskState(decl.name, t.id, t.state);
     }
+    if (this.o.reclaim) await this.reclaim();
     this.fetchLoopDone = this.fetchLoop();
+  }
+
+  private async reclaim(): Promise<void> {
+    const { store, decl } = this.o;
+    try {
+      const g = await store.getGroup(decl.station, this.group);
+      const ids: string[] = [];
+      for (const p of g.partitions) {
+        if (!this.owned.has(p.partition % decl.tasks)) continue;
+        for (let o = p.ackFloor; o < p.nextOffset && ids.length < 100_000; o++) ids.push(`${p.partition}-${o}-1`);
+      }
+      if (ids.length === 0) return;
+      const res = await store.nack(decl.station, this.group, ids, 0);
+      const taken = res.filter((r) => (r as { status?: string }).status === 'nacked').length;
+      this.log.info({ group: this.group, offsets: ids.length, nacked: taken }, 'deliveries left by an earlier owner handed back to the group');
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'could not hand back deliveries of an earlier owner; they return after the ack deadline');
+    }
   }
 
   /**
@@ -267,7 +308,7 @@ export class SinkRunner {
   private async closeSinks(): Promise<void> {
     const pool = this.pool;
     if (!pool) return;
-    const parties = this.o.decl.tasks;
+    const parties = Math.max(1, this.owned.size);
     const barrier = new SharedArrayBuffer(4);
     const timeoutMs = 2000;
     const ac = new AbortController();
@@ -305,6 +346,7 @@ export class SinkRunner {
   restartTask(id: number, force = false): void {
     const t = this.tasks[id];
     if (!t) throw connectError(ConnectErrorCode.TASK_NOT_FOUND, `connector ${this.o.decl.name} has no task ${id}`);
+    if (!this.owned.has(id)) return; // runs on another node
     if (t.state !== ConnectorState.FAILED && !force) return;
     if (t.state !== ConnectorState.FAILED) this.releaseTask(t, 0);
     clearTimeout(t.timer);
@@ -348,12 +390,15 @@ export class SinkRunner {
       }
       let deliveries: Delivery[];
       try {
-        deliveries = await store.fetch(decl.station, this.group, {
+        // `partitions` is understood by the cluster store (this node runs only some tasks); others ignore it.
+        const options: FetchOptions & { partitions?: number[] } = {
           maxMessages: Math.min(decl.batch.maxMessages, roomMessages),
           maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
           waitMs: 1000,
           signal,
-        });
+          ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
+        };
+        deliveries = await store.fetch(decl.station, this.group, options);
         failures = 0;
       } catch (err) {
         if (this.stopping) break;

@@ -6,6 +6,7 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -89,9 +90,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
   await mkdir(config.server.dataDir, { recursive: true });
-  const store: StationStore = config.cluster
-    ? // Loaded only in cluster mode, so a single node does not load the NATS client.
-      new (await import('@junction/cluster')).JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) })
+  // Loaded only in cluster mode, so a single node does not load the NATS client.
+  const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
+  const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
+  const store: StationStore = jsStore
+    ? jsStore
     : new EmbeddedStore({
         dataDir: config.server.dataDir,
         fsync: config.server.fsync,
@@ -110,7 +113,21 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       logger: logger.child({ component: 'registry' }),
     });
     const metricsRegistry = new MetricsRegistry();
+    // Cluster: connector definitions in the shared bucket, tasks placed over the live nodes by leases.
+    const clusterConnect =
+      clusterMod && jsStore
+        ? {
+            placement: new clusterMod.ClusterPlacement({
+              store: jsStore,
+              node: `${hostname()}:${process.pid}`,
+              replicas: config.cluster?.nats.replicas,
+              logger: logger.child({ component: 'placement' }),
+            }),
+            definitions: new clusterMod.ClusterDefinitions(jsStore),
+          }
+        : {};
     connect = new ConnectRuntime({
+      ...clusterConnect,
       store,
       catalog: plugins,
       dataDir: config.server.dataDir,
