@@ -109,3 +109,60 @@ export class Presence {
     this.partitions.delete(`${station}\u0000${partition}`);
   }
 }
+
+/** What {@link untilDeadline} answers when the deadline passed or the signal aborted first. */
+export const GAVE_UP: unique symbol = Symbol('gave up');
+
+/**
+ * Settles with `p`'s value, or with {@link GAVE_UP} at `deadline` (ms since the epoch) or when `signal`
+ * aborts — whichever is first. Never rejects for those (a rejection of `p` itself comes through).
+ * For sinks whose client library retries on its own for longer than a write may take.
+ */
+export async function untilDeadline<T>(p: Promise<T>, deadline: number, signal: AbortSignal): Promise<T | typeof GAVE_UP> {
+  if (signal.aborted || Date.now() >= deadline) return GAVE_UP;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<typeof GAVE_UP>((resolve) => {
+    timer = setTimeout(() => resolve(GAVE_UP), deadline - Date.now());
+    onAbort = () => resolve(GAVE_UP);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, stop]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Requests a sink gave up on while they may still land, by key (e.g. destination + station +
+ * partition). Until such a request settles nothing else should be sent for its key: a late landing
+ * must not race a re-send. Share one instance per module so every sink opened in a worker respects it.
+ */
+export class Fences {
+  private readonly pending = new Map<string, Promise<void>>();
+
+  /** Fences `key` until `request` settles (either way). */
+  add(key: string, request: Promise<unknown>): void {
+    const entry: Promise<void> = request.then(
+      () => this.clear(key, entry),
+      () => this.clear(key, entry),
+    );
+    this.pending.set(key, entry);
+  }
+
+  /**
+   * Waits for the key's fenced request to settle, up to the deadline. `clear` when there was none,
+   * `settled` when it settled (ask the destination again: it may have landed), `timeout` otherwise.
+   */
+  async wait(key: string, deadline: number, signal: AbortSignal): Promise<'clear' | 'settled' | 'timeout'> {
+    const earlier = this.pending.get(key);
+    if (!earlier) return 'clear';
+    return (await untilDeadline(earlier, deadline, signal)) === GAVE_UP ? 'timeout' : 'settled';
+  }
+
+  private clear(key: string, entry: Promise<void>): void {
+    if (this.pending.get(key) === entry) this.pending.delete(key);
+  }
+}

@@ -44,3 +44,29 @@ describe('Presence', () => {
     expect(asked).toHaveLength(3);
   });
 });
+
+describe('untilDeadline and Fences', () => {
+  const { signal } = new AbortController();
+  it('gives up at the deadline or on abort, and passes a value or a rejection through', async () => {
+    const { untilDeadline, GAVE_UP } = await import('../src/index.js');
+    expect(await untilDeadline(new Promise((r) => setTimeout(() => r(1), 200)), Date.now() + 30, signal)).toBe(GAVE_UP);
+    expect(await untilDeadline(Promise.resolve(2), Date.now() + 1000, signal)).toBe(2);
+    await expect(untilDeadline(Promise.reject(new Error('boom')), Date.now() + 1000, signal)).rejects.toThrow('boom');
+    const ac = new AbortController();
+    const p = untilDeadline(new Promise(() => {}), Date.now() + 10_000, ac.signal);
+    ac.abort();
+    expect(await p).toBe(GAVE_UP);
+  });
+
+  it('fences a key until its request settles', async () => {
+    const { Fences } = await import('../src/index.js');
+    const f = new Fences();
+    expect(await f.wait('k', Date.now() + 10, signal)).toBe('clear');
+    let settle!: () => void;
+    f.add('k', new Promise<void>((r) => (settle = r)));
+    expect(await f.wait('k', Date.now() + 20, signal)).toBe('timeout');
+    setTimeout(settle, 10);
+    expect(await f.wait('k', Date.now() + 1000, signal)).toBe('settled');
+    expect(await f.wait('k', Date.now() + 10, signal)).toBe('clear');
+  });
+});

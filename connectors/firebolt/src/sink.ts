@@ -28,6 +28,9 @@ import {
   type WriteOptions,
   type WriteResult,
   Presence,
+  Fences,
+  GAVE_UP,
+  untilDeadline,
 } from '@junction/sdk-connector';
 import type { FireboltSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isNotFound, isSqlError, toJunctionError } from './errors.js';
@@ -36,31 +39,8 @@ import { columnsOf, lit, metaColumns, q, toRow, type Col } from './rows.js';
 
 type Rows = Record<string, unknown>[];
 
-/**
- * INSERTs still in flight after a write gave up on them, by endpoint / account / database / table /
- * station / partition. Module-wide on purpose: a sink opened again in the same worker must respect them too.
- */
-const fenced = new Map<string, Promise<void>>();
-
-const GAVE_UP = Symbol('gave up');
-
-/** Settles with `p`'s value, or with GAVE_UP at the deadline or when `signal` aborts. Never rejects for those. */
-async function until<T>(p: Promise<T>, deadline: number, signal: AbortSignal): Promise<T | typeof GAVE_UP> {
-  if (signal.aborted || Date.now() >= deadline) return GAVE_UP;
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<typeof GAVE_UP>((resolve) => {
-    timer = setTimeout(() => resolve(GAVE_UP), deadline - Date.now());
-    onAbort = () => resolve(GAVE_UP);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([p, stop]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
-}
+/** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
+const fenced = new Fences();
 
 interface Pending { index: number; offset: number; tuple: string }
 interface Budget { deadline: number; signal: AbortSignal }
@@ -110,7 +90,7 @@ export class FireboltSink implements Sink {
   private async connection(budget: Budget): Promise<Session> {
     if (this.session) return this.session;
     this.connecting ??= this.login().finally(() => (this.connecting = undefined));
-    const s = await until(this.connecting, budget.deadline, budget.signal);
+    const s = await untilDeadline(this.connecting, budget.deadline, budget.signal);
     if (s === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Firebolt login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
     return s;
   }
@@ -149,7 +129,7 @@ export class FireboltSink implements Sink {
     const done = conn.execute(sql, { response: { normalizeData: true } }).then(async (st) => (await st.fetchResult()).data as Rows);
     let answer: Rows | typeof GAVE_UP;
     try {
-      answer = await until(done, budget.deadline, budget.signal);
+      answer = await untilDeadline(done, budget.deadline, budget.signal);
     } catch (err) {
       if (isSqlError(err)) throw err;
       if (isAuthError(err)) throw toJunctionError(err, `Firebolt, ${what}`);
@@ -159,12 +139,7 @@ export class FireboltSink implements Sink {
     const settled = done.then(() => undefined, () => undefined);
     this.abandoned.add(settled);
     void settled.then(() => this.abandoned.delete(settled));
-    if (fence !== undefined) {
-      const entry = settled.then(() => {
-        if (fenced.get(fence) === entry) fenced.delete(fence);
-      });
-      fenced.set(fence, entry);
-    }
+    if (fence !== undefined) fenced.add(fence, settled);
     const why = budget.signal.aborted ? 'the write was aborted' : `no answer within writeTimeoutMs (${this.config.writeTimeoutMs} ms)`;
     throw new JunctionError(ErrorCode.TIMEOUT, `Firebolt, ${what}: ${why}; the request is still in flight`, { retryable: true });
   }
@@ -206,13 +181,9 @@ export class FireboltSink implements Sink {
     if (rows.length === 0) return unanswered('not attempted');
 
     const fence = this.fenceKey(station, partition);
-    const earlier = fenced.get(fence);
-    if (earlier) {
-      if ((await until(earlier, budget.deadline, signal)) === GAVE_UP) {
-        return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
-      }
-      this.presence.forget(station, partition);
-    }
+    const earlier = await fenced.wait(fence, budget.deadline, signal);
+    if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
+    if (earlier === 'settled') this.presence.forget(station, partition);
 
     for (let attempt = 1; ; attempt++) {
       const stopped = await this.attempt(station, partition, rows.filter((r) => results[r.index] === undefined), results, budget, fence);
@@ -221,7 +192,7 @@ export class FireboltSink implements Sink {
       if (attempt >= this.config.maxAttempts || !stopped.retryable || stopped.code === ErrorCode.TIMEOUT || Date.now() + backoff >= budget.deadline) {
         return unanswered(stopped.message);
       }
-      await until(new Promise((r) => setTimeout(r, backoff)), budget.deadline, signal);
+      await untilDeadline(new Promise((r) => setTimeout(r, backoff)), budget.deadline, signal);
     }
   }
 

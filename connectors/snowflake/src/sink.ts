@@ -32,6 +32,9 @@ import {
   type WriteOptions,
   type WriteResult,
   Presence,
+  Fences,
+  GAVE_UP,
+  untilDeadline,
 } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
@@ -42,31 +45,8 @@ snowflake.configure({ logLevel: 'OFF' } as never);
 type Conn = ReturnType<typeof snowflake.createConnection>;
 type Rows = Record<string, unknown>[];
 
-/**
- * INSERTs the driver still retries after a write gave up on them, by account / table / station /
- * partition. Module-wide on purpose: a sink opened again in the same worker must respect them too.
- */
-const fenced = new Map<string, Promise<void>>();
-
-const GAVE_UP = Symbol('gave up');
-
-/** Settles with `p`'s value, or with GAVE_UP at the deadline or when `signal` aborts. Never rejects for those. */
-async function until<T>(p: Promise<T>, deadline: number, signal: AbortSignal): Promise<T | typeof GAVE_UP> {
-  if (signal.aborted || Date.now() >= deadline) return GAVE_UP;
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<typeof GAVE_UP>((resolve) => {
-    timer = setTimeout(() => resolve(GAVE_UP), deadline - Date.now());
-    onAbort = () => resolve(GAVE_UP);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([p, stop]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
-}
+/** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
+const fenced = new Fences();
 
 interface Pending { index: number; offset: number; json: string }
 
@@ -118,7 +98,7 @@ export class SnowflakeSink implements Sink {
   private async connection(budget: Budget): Promise<Conn> {
     if (this.conn) return this.conn;
     this.connecting ??= this.login().finally(() => (this.connecting = undefined));
-    const c = await until(this.connecting, budget.deadline, budget.signal);
+    const c = await untilDeadline(this.connecting, budget.deadline, budget.signal);
     if (c === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
     return c;
   }
@@ -161,7 +141,7 @@ export class SnowflakeSink implements Sink {
     });
     let answer: Rows | typeof GAVE_UP;
     try {
-      answer = await until(done, budget.deadline, budget.signal);
+      answer = await untilDeadline(done, budget.deadline, budget.signal);
     } catch (err) {
       if (isSqlError(err)) throw err;
       this.dropConnection(conn);
@@ -173,12 +153,7 @@ export class SnowflakeSink implements Sink {
     if (!mine) this.abandoned.set(conn, (mine = new Set()));
     mine.add(settled);
     void settled.then(() => mine.delete(settled));
-    if (fence !== undefined) {
-      const entry = settled.then(() => {
-        if (fenced.get(fence) === entry) fenced.delete(fence);
-      });
-      fenced.set(fence, entry);
-    }
+    if (fence !== undefined) fenced.add(fence, settled);
     const why = budget.signal.aborted ? 'the write was aborted' : `no answer within writeTimeoutMs (${this.config.writeTimeoutMs} ms)`;
     throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake, ${what}: ${why}; the driver keeps retrying it (5xx / network trouble)`, { retryable: true });
   }
@@ -229,13 +204,9 @@ export class SnowflakeSink implements Sink {
     if (rows.length === 0) return unanswered('not attempted');
 
     const fence = this.fenceKey(station, partition);
-    const earlier = fenced.get(fence);
-    if (earlier) {
-      if ((await until(earlier, budget.deadline, signal)) === GAVE_UP) {
-        return unanswered('an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write');
-      }
-      this.presence.forget(station, partition);
-    }
+    const earlier = await fenced.wait(fence, budget.deadline, signal);
+    if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write');
+    if (earlier === 'settled') this.presence.forget(station, partition);
 
     let held: Set<number>;
     try {
