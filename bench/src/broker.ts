@@ -25,6 +25,8 @@ export interface BrokerOptions {
   profileDir?: string | undefined;
   /** The broker's stdout and stderr go here. */
   logFile: string;
+  /** More `junction start` arguments (the cluster mode: `--nats …`, `--config …`). Needs the built CLI. */
+  extraArgs?: string[] | undefined;
 }
 
 export interface RunningBroker {
@@ -52,6 +54,7 @@ export function freePort(): Promise<number> {
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const port = await freePort();
   const useCli = existsSync(CLI_BIN);
+  if (!useCli && opts.extraArgs?.length) throw new Error(`${CLI_BIN} is not built (npm run build): needed for ${opts.extraArgs.join(' ')}`);
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   const args = useCli
     ? [
@@ -67,6 +70,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         '--log-level',
         opts.logLevel,
         ...(opts.fsync ? ['--fsync', opts.fsync] : []),
+        ...(opts.extraArgs ?? []),
       ]
     : [...nodeArgs, FALLBACK_BIN, opts.dataDir, String(port), opts.logLevel, opts.fsync ?? ''];
   const out = createWriteStream(opts.logFile);

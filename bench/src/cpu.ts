@@ -28,15 +28,26 @@ export interface CpuPerMessage {
   serverUs?: number;
 }
 
+/** CPU of one server process, or the sum of several (the nodes of a cluster); undefined if any is unreadable. */
+function serverCpuUs(pids: number | readonly number[]): number | undefined {
+  let sum = 0;
+  for (const pid of typeof pids === 'number' ? [pids] : pids) {
+    const us = procCpuUs(pid);
+    if (us === undefined) return undefined;
+    sum += us;
+  }
+  return sum;
+}
+
 /** Starts measuring; call the returned function with the message count when the scenario ends. */
-export function cpuMeter(serverPid: number | undefined): (messages: number) => CpuPerMessage {
+export function cpuMeter(serverPid: number | readonly number[] | undefined): (messages: number) => CpuPerMessage {
   const self0 = process.cpuUsage();
-  const server0 = serverPid ? procCpuUs(serverPid) : undefined;
+  const server0 = serverPid ? serverCpuUs(serverPid) : undefined;
   return (messages) => {
     const d = process.cpuUsage(self0);
     const n = Math.max(1, messages);
     const out: CpuPerMessage = { loadGenUs: Math.round(((d.user + d.system) / n) * 100) / 100 };
-    const server1 = serverPid ? procCpuUs(serverPid) : undefined;
+    const server1 = serverPid ? serverCpuUs(serverPid) : undefined;
     if (server0 !== undefined && server1 !== undefined) out.serverUs = Math.round(((server1 - server0) / n) * 100) / 100;
     return out;
   };

@@ -28,8 +28,17 @@ import { latency, log, payload, throughput, type Latency, type Plan, type SizeRe
 export interface JetStreamRunnerConfig {
   plan: Plan;
   servers: string;
-  /** nats-server's pid, for its CPU per message (when main found exactly one). */
-  serverPid?: number | undefined;
+  /** nats-server's pid, for its CPU per message (when main found exactly one); the cluster mode gives every node's. */
+  serverPid?: number | readonly number[] | undefined;
+  /** Replicas of the streams (default 1; the cluster mode: 3). */
+  replicas?: number | undefined;
+  /**
+   * How to publish and consume. `window` (default): `jsWindow` js.publish in flight, `consume()` pulling
+   * `jsPull`. `batched` (the cluster mode): Junction's batching — `produceConcurrency` loops, each
+   * publishing `batch` messages pipelined and waiting for all their acks; `consumeConcurrency` loops,
+   * each a pull (`fetch`) of `batch`, `ack()` per message and the last of the pull confirmed (`ackAck`).
+   */
+  batching?: 'window' | 'batched' | undefined;
 }
 
 interface Ctx {
@@ -41,7 +50,9 @@ interface Ctx {
   jsm: JetStreamManager;
   streams: Set<string>;
   prefix: string;
-  serverPid: number | undefined;
+  serverPid: number | readonly number[] | undefined;
+  replicas: number;
+  batched: boolean;
 }
 
 const DURABLE = 'bench';
@@ -65,13 +76,18 @@ async function main(): Promise<void> {
     streams: new Set(),
     prefix: `junction_bench_${process.pid}_${Date.now().toString(36)}`,
     serverPid: cfg.serverPid,
+    replicas: cfg.replicas ?? 1,
+    batched: cfg.batching === 'batched',
   };
   const info = pubConn.info;
+  const p = cfg.plan;
   const result: SystemResult = {
     notes: [
-      `nats-server ${info?.version ?? '?'} at ${cfg.servers}, file storage, 1 replica, server defaults (its file store fsyncs on its own interval, not per publish)`,
+      `nats-server ${info?.version ?? '?'} at ${cfg.servers}, file storage, ${ctx.replicas} replica(s), server defaults (its file store fsyncs on its own interval, not per publish)`,
       `client @nats-io/jetstream 3.x in a child process: node --stack-trace-limit=0, noAsyncTraces`,
-      `publish: ${cfg.plan.jsWindow} js.publish in flight; consume: durable pull consumer, consume() pulling ${cfg.plan.jsPull}, ack() per message`,
+      ctx.batched
+        ? `publish: ${p.produceConcurrency} loops, each ${p.batch} js.publish pipelined then waiting for all their acks; consume: durable pull consumer, ${p.consumeConcurrency} loops of fetch(${p.batch}), ack() per message, the last of each pull confirmed (ackAck)`
+        : `publish: ${p.jsWindow} js.publish in flight; consume: durable pull consumer, consume() pulling ${p.jsPull}, ack() per message`,
     ],
     sizes: {},
   };
@@ -140,7 +156,7 @@ async function makeStream(ctx: Ctx, suffix: string): Promise<string> {
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
-    num_replicas: 1,
+    num_replicas: ctx.replicas,
   });
   ctx.streams.add(name);
   return name;
@@ -197,11 +213,34 @@ function pump(ctx: Ctx, subject: string, value: Uint8Array, count: number, deadl
   });
 }
 
+/**
+ * Junction's batching on the JetStream side: `produceConcurrency` loops, each publishing `batch`
+ * messages at once (pipelined on the connection) and waiting for all their acks before the next batch —
+ * what the Junction broker's JetStream store does for one produce request. Stops issuing at the cap.
+ */
+async function pumpBatched(ctx: Ctx, subject: string, value: Uint8Array, count: number, deadline: number): Promise<number> {
+  const { batch, produceConcurrency } = ctx.plan;
+  let issued = 0;
+  let acked = 0;
+  const loop = async () => {
+    while (issued < count && performance.now() < deadline) {
+      const n = Math.min(batch, count - issued);
+      issued += n;
+      const pending: Promise<unknown>[] = new Array(n);
+      for (let i = 0; i < n; i++) pending[i] = ctx.js.publish(subject, value);
+      await Promise.all(pending);
+      acked += n;
+    }
+  };
+  await Promise.all(Array.from({ length: produceConcurrency }, loop));
+  return acked;
+}
+
 async function publish(ctx: Ctx, stream: string, value: Uint8Array, count: number): Promise<Throughput> {
   const cpu = cpuMeter(ctx.serverPid);
   const t0 = performance.now();
   const deadline = t0 + ctx.plan.capMs;
-  const acked = await pump(ctx, `${stream}.a`, value, count, deadline);
+  const acked = await (ctx.batched ? pumpBatched : pump)(ctx, `${stream}.a`, value, count, deadline);
   const seconds = (performance.now() - t0) / 1000;
   return { ...throughput(acked, seconds, value.length, acked < count), cpu: cpu(acked) };
 }
@@ -213,7 +252,7 @@ async function endToEndRun(ctx: Ctx, stream: string, value: Uint8Array, count: n
   // The consumer's target is what the producer got acknowledged: known only when it stops.
   const target = { n: count };
   const consumed = consume(ctx, stream, target, value.length, start, () => producing, 2 * ctx.plan.capMs);
-  const published = await pump(ctx, `${stream}.a`, value, count, deadline);
+  const published = await (ctx.batched ? pumpBatched : pump)(ctx, `${stream}.a`, value, count, deadline);
   target.n = published;
   producing = false;
   const t = await consumed;
@@ -234,6 +273,7 @@ async function consume(
   producing: () => boolean,
   capMs: number,
 ): Promise<Throughput> {
+  if (ctx.batched) return consumeBatched(ctx, stream, target, size, start, producing, capMs);
   const cpu = cpuMeter(ctx.serverPid);
   const consumer = await ctx.jsSub.consumers.get(stream, DURABLE);
   let got = 0;
@@ -256,6 +296,82 @@ async function consume(
   const seconds = (Date.now() - start) / 1000;
   await messages.close();
   return { ...throughput(got, seconds, size, got < target.n), cpu: cpu(got) };
+}
+
+/**
+ * Junction's consume batching on the JetStream side: `consumeConcurrency` loops, each pulling `batch`
+ * messages (`fetch`, 1 s expiry), `ack()` per message and the last of each pull confirmed with `ackAck()`
+ * (a consumer applies acks in order, so that confirms the pull's acks — what the broker's store does
+ * per ack request). Counted when confirmed. Done as in `consume`.
+ */
+async function consumeBatched(
+  ctx: Ctx,
+  stream: string,
+  target: { n: number },
+  size: number,
+  start: number,
+  producing: () => boolean,
+  capMs: number,
+): Promise<Throughput> {
+  const cpu = cpuMeter(ctx.serverPid);
+  const consumer = await ctx.jsSub.consumers.get(stream, DURABLE);
+  let acked = 0;
+  let received = 0;
+  let end = 0;
+  const done = () => !producing() && (acked >= target.n || Date.now() - start > capMs);
+  const open = new Set<{ stop(): void }>();
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const check = () => {
+    if (done()) {
+      end ||= Date.now();
+      finish();
+    }
+  };
+  const timer = setInterval(check, 20);
+  const loop = async () => {
+    while (!done()) {
+      const iter = await consumer.fetch({ max_messages: ctx.plan.batch, expires: 1000 });
+      open.add(iter);
+      let inPull = 0;
+      let unconfirmed = 0;
+      let last: JsMsg | undefined;
+      for await (const m of iter) {
+        received++;
+        inPull++;
+        // The last message of a full pull, or the one that completes the target: confirm it (and so the ones before).
+        if (inPull === ctx.plan.batch || (received >= target.n && !producing())) {
+          last = undefined;
+          const n = unconfirmed + 1;
+          unconfirmed = 0;
+          await m.ackAck();
+          acked += n;
+          check();
+          if (done()) break;
+        } else {
+          m.ack();
+          unconfirmed++;
+          last = m;
+        }
+      }
+      open.delete(iter);
+      if (last !== undefined && unconfirmed > 0) {
+        // The pull expired short of `batch`: confirm what it acked.
+        await ctx.subConn.flush();
+        acked += unconfirmed;
+        check();
+      }
+    }
+  };
+  const loops = Promise.all(Array.from({ length: ctx.plan.consumeConcurrency }, loop));
+  await Promise.race([finished, loops]);
+  end ||= Date.now();
+  clearInterval(timer);
+  const seconds = (end - start) / 1000;
+  const t = { ...throughput(acked, seconds, size, acked < target.n), cpu: cpu(acked) };
+  for (const it of open) it.stop();
+  await loops.catch(() => undefined);
+  return t;
 }
 
 async function publishLatency(ctx: Ctx, stream: string, value: Uint8Array): Promise<Latency> {

@@ -16,8 +16,10 @@ export interface JunctionRunnerConfig {
   plan: Plan;
   url: string;
   transport: Transport;
-  /** The broker's pid, for its CPU per message. */
-  serverPid?: number | undefined;
+  /** The broker's pid, for its CPU per message (the cluster mode: the broker's and the nats-server nodes'). */
+  serverPid?: number | readonly number[] | undefined;
+  /** What the stations are stored in, for the notes (default: the embedded store). */
+  storeNote?: string | undefined;
 }
 
 const GROUP = 'bench';
@@ -29,7 +31,7 @@ interface Ctx {
   driver: Driver;
   stations: Set<string>;
   prefix: string;
-  serverPid: number | undefined;
+  serverPid: number | readonly number[] | undefined;
 }
 
 async function main(): Promise<void> {
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
   const p = cfg.plan;
   const result: SystemResult = {
     notes: [
-      `stations: embedded store, ${p.partitions} partition(s), file storage`,
+      `stations: ${cfg.storeNote ?? 'embedded store'}, ${p.partitions} partition(s), file storage`,
       `load: ${driver.describe} in a child process: node --stack-trace-limit=0`,
       `produce: ${p.produceConcurrency} requests in flight of ${p.batch} messages; consume: ${p.consumeConcurrency} fetch loops of ${p.batch}, ack overlapping the next fetch`,
     ],

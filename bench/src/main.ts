@@ -10,7 +10,7 @@
  * stdout carries the result only (the table, or with --json one JSON object); progress goes to stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +19,24 @@ import { brokerLogFile, startBroker, type RunningBroker } from './broker.js';
 import { TRANSPORTS, type Transport } from './junction-driver.js';
 import { SCENARIOS, SIZES, SYSTEMS, log, makePlan, type Plan, type Scenario, type Size, type System, type SystemResult } from './plan.js';
 import { renderProfile, summarizeProfile } from './profile.js';
-import { renderConnector, renderTable, targetCheck, type ConnectorPhaseRow, type Outcome } from './report.js';
+import {
+  clusterOverhead,
+  renderCluster,
+  renderConnector,
+  renderSinks,
+  renderTable,
+  targetCheck,
+  type ClusterResult,
+  type ConnectorPhaseRow,
+  type Outcome,
+  type SinksOutcome,
+} from './report.js';
+import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 
-const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js [options])
+const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
+  cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
+                         on it (junction start --nats, R3 stations) beside direct nats.js with the same
+                         batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
   --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
   --quick                small counts (a smoke run of a few seconds per system)
   --only junction|jetstream
@@ -37,10 +52,13 @@ const USAGE = `usage: npm run bench -- [options]   (or: node bench/dist/main.js 
   --batch N              messages per Junction produce / fetch request (default 1000)
   --concurrency P,C      Junction produce requests in flight, fetch loops (default 4,4)
   --profile              run the broker with --cpu-prof and print where its time went (stderr)
-  --no-connector         skip the connector row (datagen -> station -> file sink, Junction only)
+  --no-connector         skip the connector rows (file sink, S3 sink, warehouse sinks; Junction only)
+  --connectors           only the connector rows (neither system's broker table)
+  --sinks LIST           which sink rows: s3,bigquery,snowflake,firebolt (default all; 'none' for none)
   --help`;
 
 interface Options {
+  cluster: boolean;
   json: boolean;
   quick: boolean;
   systems: System[];
@@ -53,11 +71,14 @@ interface Options {
   nats: string;
   profile: boolean;
   connector: boolean;
+  connectorsOnly: boolean;
+  sinks: string[];
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
+    cluster: false,
     json: false,
     quick: false,
     systems: [...SYSTEMS],
@@ -70,6 +91,8 @@ function parseArgs(argv: string[]): Options {
     nats: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222',
     profile: false,
     connector: true,
+    connectorsOnly: false,
+    sinks: [...SINK_PARTS],
     overrides: {},
   };
   const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -82,6 +105,9 @@ function parseArgs(argv: string[]): Options {
       return v;
     };
     switch (flag) {
+      case 'cluster':
+        o.cluster = true;
+        break;
       case '--json':
         o.json = true;
         break;
@@ -94,6 +120,18 @@ function parseArgs(argv: string[]): Options {
       case '--no-connector':
         o.connector = false;
         break;
+      case '--connectors':
+        o.connectorsOnly = true;
+        break;
+      case '--sinks': {
+        const v = list(value());
+        if (v.length === 1 && v[0] === 'none') o.sinks = [];
+        else {
+          for (const x of v) if (!(SINK_PARTS as readonly string[]).includes(x)) throw new UsageError(`--sinks takes ${SINK_PARTS.join(', ')} or none`);
+          o.sinks = v;
+        }
+        break;
+      }
       case '--only': {
         const v = value();
         if (!(SYSTEMS as readonly string[]).includes(v)) throw new UsageError(`--only takes ${SYSTEMS.join(' or ')}`);
@@ -158,8 +196,8 @@ function parseArgs(argv: string[]): Options {
         throw new UsageError(`unknown option ${a}`);
     }
   }
-  if (o.sizes.length === 0) o.sizes = [...SIZES];
-  if (o.scenarios.length === 0) o.scenarios = [...SCENARIOS];
+  if (o.sizes.length === 0) o.sizes = o.cluster ? [1024] : [...SIZES];
+  if (o.scenarios.length === 0) o.scenarios = o.cluster ? ['produce', 'consume', 'e2e'] : [...SCENARIOS];
   return o;
 }
 
@@ -174,6 +212,8 @@ function positive(flag: string, v: string): number {
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a positive integer`);
   return n;
 }
+
+const SINK_PARTS = ['s3', 'bigquery', 'snowflake', 'firebolt'] as const;
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -237,6 +277,74 @@ async function runJunction(opts: Options, plan: Plan, dir: string): Promise<Syst
   }
 }
 
+let natsCluster: NatsCluster | undefined;
+
+/**
+ * `npm run bench -- cluster`: one 3-node nats-server cluster (the test/ harness), then Junction on it
+ * (`junction start --nats <the three> --config <replicas: 3>`, stations R3) and direct nats.js on the same
+ * cluster with the same batching (R3 streams), one after the other.
+ */
+async function runClusterMode(opts: Options, plan: Plan, dir: string): Promise<ClusterResult> {
+  log('cluster: starting a 3-node nats-server cluster (test/ harness)');
+  const t0 = Date.now();
+  natsCluster = await startNatsCluster({ nodes: 3 });
+  const nodePids = () => natsCluster!.nodes.map((n) => n.pid).filter((p): p is number => p !== undefined);
+  const servers = natsCluster.servers;
+  log(`cluster: up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${servers.join(', ')}`);
+  const out: ClusterResult = { servers, junction: { error: 'not run' }, jetstream: { error: 'not run' } };
+  try {
+    for (const system of opts.systems) {
+      const load = loadavg()[0]!.toFixed(2);
+      log(`cluster: ${system}, sizes ${plan.sizes.join(', ')} B, scenarios ${plan.scenarios.join(', ')}`);
+      try {
+        let r: SystemResult;
+        if (system === 'junction') {
+          const dataDir = join(dir, 'cluster-data');
+          mkdirSync(dataDir, { recursive: true });
+          const config = join(dir, 'junction-cluster.yaml');
+          // JSON is YAML. `--nats` gives the servers; the file only the replicas of new stations.
+          writeFileSync(config, JSON.stringify({ cluster: { nats: { servers, replicas: 3, prefix: `bench${Date.now().toString(36)}` } } }));
+          broker = await startBroker({
+            dataDir,
+            logLevel: opts.brokerLogLevel,
+            logFile: join(dir, 'broker-cluster.log'),
+            extraArgs: ['--nats', servers.join(','), '--config', config],
+          });
+          const command = broker.command;
+          try {
+            r = await runChild('./junction-runner.js', {
+              plan,
+              url: broker.url,
+              transport: opts.transport,
+              serverPid: [broker.pid, ...nodePids()],
+              storeNote: 'JetStream (core/cluster JetStreamStore), replicas 3',
+            });
+          } finally {
+            await broker.stop();
+            broker = undefined;
+          }
+          r.notes.unshift(`broker: its own process on the cluster (a produce is answered once 2 of 3 replicas stored it), log level ${opts.brokerLogLevel} to a file: ${command}`);
+          r.notes.push('CPU: "server" is the Junction broker process plus the 3 nats-server nodes');
+          r.broker = command;
+        } else {
+          r = await runChild('./jetstream-runner.js', { plan, servers: servers.join(','), serverPid: nodePids(), replicas: 3, batching: 'batched' });
+          r.notes.push('CPU: "server" is the sum of the 3 nats-server nodes');
+        }
+        r.notes.push(`machine: ${cpus().length} cores, 1-min load average ${load} when this system's run started`);
+        out[system] = r;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        log(`cluster ${system} failed: ${message}`);
+        out[system] = { error: message };
+      }
+    }
+  } finally {
+    await natsCluster.stop();
+    natsCluster = undefined;
+  }
+  return out;
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -248,13 +356,30 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios), ...opts.overrides, partitions: opts.partitions };
+  const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios, opts.cluster), ...opts.overrides, partitions: opts.partitions };
   workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
+  if (opts.cluster) {
+    const started = Date.now();
+    let result: ClusterResult;
+    try {
+      result = await runClusterMode(opts, plan, workDir);
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    result.overhead = clusterOverhead(result);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ cluster: result })}\n`);
+    else process.stdout.write(`${renderCluster(plan.sizes, result)}\n`);
+    return 'error' in result.junction || 'error' in result.jetstream ? 1 : 0;
+  }
   const results: Partial<Record<System, Outcome>> = {};
   let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
+  let sinks: SinksOutcome | undefined;
   const started = Date.now();
+  const timings: Record<string, number> = {};
   try {
-    for (const system of opts.systems) {
+    for (const system of opts.connectorsOnly ? [] : opts.systems) {
+      const ts = Date.now();
       log(`${system}: ${opts.quick ? 'quick' : 'full'} run, sizes ${plan.sizes.join(', ')} B, scenarios ${plan.scenarios.join(', ')}`);
       // Others' work on the same two cores skews everything; say how busy the machine was.
       const load = loadavg()[0]!.toFixed(2);
@@ -267,36 +392,57 @@ async function main(): Promise<number> {
         log(`${system} failed: ${message}`);
         results[system] = { error: message };
       }
+      timings[system] = (Date.now() - ts) / 1000;
     }
     if (opts.connector && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
+      const ts = Date.now();
       try {
         connector = await runChild<{ phases: ConnectorPhaseRow[]; notes: string[] }>('./connector-runner.js', { messages: opts.quick ? 40_000 : 200_000 });
       } catch (err) {
         connector = { error: err instanceof Error ? err.message : String(err) };
         log(`connector row failed: ${connector.error}`);
       }
+      timings['connector (file sink)'] = (Date.now() - ts) / 1000;
+      if (opts.sinks.length > 0) {
+        log(`junction: sink rows (${opts.sinks.join(', ')}) beside direct uploads / inserts`);
+        const t1 = Date.now();
+        try {
+          sinks = await runChild<SinksOutcome>('./sinks-runner.js', {
+            s3Messages: opts.quick ? 20_000 : 100_000,
+            warehouseRows: opts.quick ? 10_000 : 50_000,
+            parts: opts.sinks,
+          });
+        } catch (err) {
+          sinks = { error: err instanceof Error ? err.message : String(err) };
+          log(`sink rows failed: ${sinks.error}`);
+        }
+        timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
+      }
     }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
-  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')})`);
 
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, timings })}\n`);
   } else {
-    process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
+    if (!opts.connectorsOnly) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
+    if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
   }
-  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) ? 1 : 0;
+  const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
+  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed ? 1 : 0;
 }
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
   log(`${signal}: stopping`);
   for (const c of children) c.kill('SIGTERM');
   await broker?.stop().catch(() => undefined);
+  await natsCluster?.stop().catch(() => undefined);
   if (workDir) rmSync(workDir, { recursive: true, force: true });
   process.exit(130);
 }

@@ -137,3 +137,127 @@ export function renderConnector(result: { phases: ConnectorPhaseRow[]; notes: st
     ...result.notes,
   ].join('\n');
 }
+
+/** `npm run bench -- cluster`: Junction on a 3-node JetStream cluster beside direct nats.js (same batching). */
+export interface ClusterResult {
+  servers: string[];
+  junction: Outcome;
+  jetstream: Outcome;
+  /** Per size and scenario: junction / direct, the overhead (1 - that) and whether it is <= 20%. */
+  overhead?: Record<string, { junction: number; direct: number; ratio: number; overhead: number; met: boolean }>;
+}
+
+export function clusterOverhead(r: ClusterResult): NonNullable<ClusterResult['overhead']> {
+  const out: NonNullable<ClusterResult['overhead']> = {};
+  if (!isResult(r.junction) || !isResult(r.jetstream)) return out;
+  for (const [size, jr] of Object.entries(r.junction.sizes)) {
+    const sr = r.jetstream.sizes[size as `${Size}`];
+    for (const key of ['produce', 'consume', 'endToEnd'] as const) {
+      const a = jr?.[key];
+      const b = sr?.[key];
+      if (!a || !b || b.msgsPerSec === 0) continue;
+      const ratio = a.msgsPerSec / b.msgsPerSec;
+      out[`${key}_${size}B`] = { junction: a.msgsPerSec, direct: b.msgsPerSec, ratio: Math.round(ratio * 100) / 100, overhead: Math.round((1 - ratio) * 100) / 100, met: ratio >= TARGETS.clusterRatio };
+    }
+  }
+  return out;
+}
+
+export function renderCluster(sizes: Size[], r: ClusterResult): string {
+  const header = ['cluster (3 nodes, R3)', 'junction msgs/s', 'junction MB/s', 'direct nats.js msgs/s', 'direct MB/s', 'ratio', 'overhead', 'target'];
+  const j = isResult(r.junction) ? r.junction : undefined;
+  const s = isResult(r.jetstream) ? r.jetstream : undefined;
+  const thr = (t: Throughput | undefined) => (t ? [`${int(t.msgsPerSec)}${t.capped ? '*' : ''}`, t.mbPerSec.toFixed(1)] : ['-', '-']);
+  const rows: string[][] = [];
+  const cpuRows: string[][] = [];
+  const us = (n: number | undefined) => (n === undefined ? '-' : n.toFixed(1));
+  for (const size of sizes) {
+    for (const [name, key] of [
+      ['produce', 'produce'],
+      ['consume (backlog)', 'consume'],
+      ['end to end', 'endToEnd'],
+    ] as const) {
+      const a = j?.sizes[`${size}`]?.[key];
+      const b = s?.sizes[`${size}`]?.[key];
+      if (!a && !b) continue;
+      const ratio = a && b && b.msgsPerSec ? a.msgsPerSec / b.msgsPerSec : undefined;
+      rows.push([
+        `${name} ${label(size)}`,
+        ...thr(a),
+        ...thr(b),
+        ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
+        ratio === undefined ? '-' : `${Math.round((1 - ratio) * 100)}%`,
+        ratio === undefined ? '' : `<= 20% ${ratio >= TARGETS.clusterRatio ? 'ok' : 'MISS'}`,
+      ]);
+      cpuRows.push([`${name} ${label(size)}`, us(a?.cpu?.serverUs), us(a?.cpu?.loadGenUs), us(b?.cpu?.serverUs), us(b?.cpu?.loadGenUs)]);
+    }
+  }
+  const out = [...table(header, rows)];
+  if (cpuRows.length) out.push('', ...table(['CPU µs per message', 'broker + 3 nats nodes', 'junction load gen', '3 nats nodes (direct)', 'nats.js load gen'], cpuRows));
+  out.push('');
+  out.push('ratio = junction / direct nats.js; overhead = 1 - ratio (negative: Junction was faster). Both on the same 3-node cluster, R3, file storage, in this run.');
+  out.push('* = stopped by the time cap before the planned count; the rate is still messages / elapsed time.');
+  out.push(`cluster: ${r.servers.join(', ')}`);
+  for (const [name, o] of [
+    ['junction', r.junction],
+    ['direct', r.jetstream],
+  ] as const) {
+    if ('error' in o) out.push(`${name}: FAILED: ${o.error}`);
+    else for (const n of o.notes) out.push(`${name}: ${n}`);
+  }
+  return out.join('\n');
+}
+
+/** A plain-text table: first column left-aligned, the others right-aligned. */
+export function table(header: string[], rows: string[][]): string[] {
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
+}
+
+/** The sink rows (sinks-runner.ts): each sink through Junction beside the same bytes / rows sent directly. */
+export interface SinkRowOut {
+  row: string;
+  via: 'runtime' | 'plugin';
+  junction?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
+  baselineName: string;
+  baseline?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
+  ratio?: number | undefined;
+  targets: { target: string; value: number; met: boolean }[];
+  firstAckSeconds?: number | undefined;
+  withStart?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
+  note: string;
+  error?: string | undefined;
+}
+export type SinksOutcome = { rows: SinkRowOut[]; notes: string[]; partSeconds: Record<string, number> } | { error: string };
+
+export function renderSinks(result: SinksOutcome): string {
+  if ('error' in result) return `sinks: FAILED: ${result.error}`;
+  const header = ['sink (through Junction)', 'via', 'msgs/s', 'MB/s', 'incl. task start', 'direct / raw msgs/s', 'direct MB/s', 'ratio', 'targets'];
+  const rows = result.rows.map((r) => [
+    r.row,
+    r.via,
+    r.junction ? int(r.junction.msgsPerSec) : r.error ? 'FAILED' : '-',
+    r.junction ? r.junction.mbPerSec.toFixed(1) : '-',
+    r.withStart ? int(r.withStart.msgsPerSec) : '-',
+    r.baseline ? int(r.baseline.msgsPerSec) : '-',
+    r.baseline ? r.baseline.mbPerSec.toFixed(1) : '-',
+    r.ratio === undefined ? '-' : `${r.ratio.toFixed(2)}x`,
+    r.targets.map((t) => `${t.target} ${t.met ? 'ok' : 'MISS'}`).join(', '),
+  ]);
+  const out = [...table(header, rows), ''];
+  out.push('msgs/s: S3 rows count messages, warehouse rows count rows (one per message). MB = 10^6 bytes of message values. ratio = Junction / the direct column.');
+  out.push('via runtime: station (filled first) -> sink connector (connect.create, 1 task). msgs/s = the steady rate: messages acked after the first acked batch / time from then until the group has no lag;');
+  out.push('  "incl. task start" = all messages / time from resume (worker start, plugin open, connection, table creation included). via plugin: the plugin called directly, no station or runtime.');
+  out.push('  The direct column never includes its connection set-up or table creation, so the ratio and the targets use the steady rate.');
+  for (const r of result.rows) {
+    const base = r.baseline ? ` | baseline: ${r.baselineName}, ${r.baseline.messages} in ${r.baseline.seconds} s` : '';
+    const first = r.firstAckSeconds !== undefined ? ` | first batch acked after ${r.firstAckSeconds} s (task start + plugin open + first write, inside the total)` : '';
+    const total = r.withStart ? `${r.withStart.messages} in ${r.withStart.seconds} s from resume, steady: ${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s` : `${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`;
+    out.push(`${r.row}: ${r.error ? `FAILED: ${r.error}` : `${total}; ${r.note}${base}${first}`}`);
+  }
+  out.push(...result.notes);
+  out.push(`part timings (s): ${Object.entries(result.partSeconds).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return out.join('\n');
+}
