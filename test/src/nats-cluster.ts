@@ -9,10 +9,20 @@
  * started, so the next harness in any process kills the nodes of a test run that died without cleaning up
  * (only when the pid still runs nats-server with that run's config file).
  *
+ * Network cuts (`cuttableRoutes: true`): every route connection then goes through a TCP relay in this
+ * process, one per ordered pair of nodes (node i dials node j's relay for i→j; nothing else reaches a
+ * cluster port, and each node advertises a dead address, so no gossiped route bypasses the relays).
+ * `cut(i)` blackholes every route to and from node i — open connections stay open but carry nothing
+ * (no FIN/RST, as with a pulled cable: the servers notice through their RAFT heartbeats and pings), new
+ * ones are accepted and never answered — and `heal(i)` resets the blackholed connections so the servers
+ * reconnect at once. Nothing outside this process is touched (no root, no firewall rules, no
+ * namespaces), and the relays close with the cluster.
+ *
  * Uses the `nats-server` binary on PATH (Debian's package; `NATS_SERVER_BIN` overrides). Never binds
  * anything but 127.0.0.1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +42,8 @@ export interface NatsClusterOptions {
   readyTimeoutMs?: number;
   /** Extra lines for every node's config file. */
   extraConfig?: string;
+  /** Route connections through relays in this process so that `cut(i)` / `heal(i)` work. Default false. */
+  cuttableRoutes?: boolean;
 }
 
 export interface NatsNode {
@@ -120,6 +132,121 @@ function reapOrphans(): void {
   }
 }
 
+/** One relayed route connection (i→j). */
+interface Relayed {
+  from: number;
+  to: number;
+  inbound: Socket;
+  outbound?: Socket | undefined;
+  /** Cut: data is read and dropped. */
+  blackholed: boolean;
+}
+
+/** TCP relays for the routes: one listener per ordered pair (from → to), forwarding to `to`'s cluster port. */
+class RouteRelays {
+  readonly cut = new Set<number>();
+  private readonly conns = new Set<Relayed>();
+  private readonly servers: Server[] = [];
+  /** ports[from][to]: the relay port node `from` dials to reach node `to`. */
+  readonly ports: number[][] = [];
+  /** Port of a listener that closes every connection: what the nodes advertise (so gossip finds nothing). */
+  deadPort = 0;
+
+  static async create(clusterPorts: number[]): Promise<RouteRelays> {
+    const r = new RouteRelays();
+    try {
+      const dead = createServer((s) => s.destroy());
+      r.servers.push(dead);
+      r.deadPort = await listen(dead);
+      for (let from = 0; from < clusterPorts.length; from++) {
+        r.ports.push([]);
+        for (let to = 0; to < clusterPorts.length; to++) {
+          if (from === to) {
+            r.ports[from]!.push(0);
+            continue;
+          }
+          const srv = createServer((sock) => r.accept(from, to, clusterPorts[to]!, sock));
+          r.servers.push(srv);
+          r.ports[from]!.push(await listen(srv));
+        }
+      }
+    } catch (err) {
+      await r.close();
+      throw err;
+    }
+    return r;
+  }
+
+  private accept(from: number, to: number, target: number, inbound: Socket): void {
+    const c: Relayed = { from, to, inbound, blackholed: false };
+    this.conns.add(c);
+    inbound.setNoDelay(true);
+    inbound.on('error', () => {});
+    inbound.on('close', () => {
+      c.outbound?.destroy();
+      this.conns.delete(c);
+    });
+    if (this.cut.has(from) || this.cut.has(to)) {
+      this.blackhole(c);
+      return;
+    }
+    const outbound = createConnection({ host: '127.0.0.1', port: target });
+    c.outbound = outbound;
+    outbound.setNoDelay(true);
+    outbound.on('error', () => {});
+    outbound.on('close', () => inbound.destroy());
+    inbound.on('data', (d: Buffer) => {
+      if (!c.blackholed && !outbound.write(d)) inbound.pause();
+    });
+    outbound.on('drain', () => inbound.resume());
+    outbound.on('data', (d: Buffer) => {
+      if (!c.blackholed && !inbound.write(d)) outbound.pause();
+    });
+    inbound.on('drain', () => outbound.resume());
+  }
+
+  /** Stops forwarding: both sides keep reading (so nobody blocks) and the bytes are dropped. */
+  private blackhole(c: Relayed): void {
+    c.blackholed = true;
+    c.inbound.resume();
+    c.outbound?.resume();
+    if (c.inbound.listenerCount('data') === 0) c.inbound.on('data', () => {});
+  }
+
+  cutNode(i: number): void {
+    this.cut.add(i);
+    for (const c of this.conns) if (c.from === i || c.to === i) this.blackhole(c);
+  }
+
+  healNode(i: number): void {
+    this.cut.delete(i);
+    for (const c of [...this.conns]) {
+      if (c.blackholed && !this.cut.has(c.from) && !this.cut.has(c.to)) {
+        // Its stream lost bytes: reset both sides, the servers dial again.
+        c.inbound.resetAndDestroy();
+        c.outbound?.resetAndDestroy();
+        this.conns.delete(c);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) {
+      c.inbound.destroy();
+      c.outbound?.destroy();
+    }
+    this.conns.clear();
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+function listen(srv: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
+  });
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -166,6 +293,7 @@ export class NatsCluster {
     readonly dir: string,
     private readonly nodeList: Node[],
     private readonly readyTimeoutMs: number,
+    private readonly relays?: RouteRelays | undefined,
   ) {
     this.registryFile = join(REGISTRY, `${process.pid}-${Math.random().toString(36).slice(2)}.json`);
   }
@@ -204,7 +332,10 @@ export class NatsCluster {
       }
     };
     for (let i = 0; i < count; i++) ports.push({ client: await pick(), cluster: await pick(), http: await pick() });
+    const relays = opts.cuttableRoutes && count > 1 ? await RouteRelays.create(ports.map((p) => p.cluster)) : undefined;
     const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`);
+    const routesOf = (i: number): string[] =>
+      relays ? relays.ports[i]!.flatMap((port, j) => (j === i ? [] : [`nats-route://127.0.0.1:${port}`])) : routes;
     const maxPayload = opts.maxPayload ?? 72 * 1024 * 1024;
     const nodes: Node[] = [];
     for (let i = 0; i < count; i++) {
@@ -228,7 +359,16 @@ export class NatsCluster {
           `}`,
           // One node runs JetStream standalone: a one-node cluster would wait for a meta leader forever.
           ...(count > 1
-            ? [`cluster {`, `  name: junction-test`, `  listen: 127.0.0.1:${p.cluster}`, `  routes: [`, ...routes.map((r) => `    ${r}`), `  ]`, `}`]
+            ? [
+                `cluster {`,
+                `  name: junction-test`,
+                `  listen: 127.0.0.1:${p.cluster}`,
+                ...(relays ? [`  advertise: 127.0.0.1:${relays.deadPort}`] : []),
+                `  routes: [`,
+                ...routesOf(i).map((r) => `    ${r}`),
+                `  ]`,
+                `}`,
+              ]
             : []),
           opts.extraConfig ?? '',
           '',
@@ -236,7 +376,7 @@ export class NatsCluster {
       );
       nodes.push(new Node(i, name, p.client, p.cluster, p.http, storeDir, configFile));
     }
-    const cluster = new NatsCluster(dir, nodes, opts.readyTimeoutMs ?? 30_000);
+    const cluster = new NatsCluster(dir, nodes, opts.readyTimeoutMs ?? 30_000, relays);
     live.add(cluster);
     try {
       for (const n of nodes) cluster.spawnNode(n);
@@ -334,6 +474,25 @@ export class NatsCluster {
     await this.waitUntilReady();
   }
 
+  /**
+   * Cuts node `index` off the network of routes (needs `cuttableRoutes`): every route to and from it is
+   * blackholed until `heal(index)`. Its clients stay connected to it (cut the routes, not the clients).
+   */
+  cut(index: number): void {
+    if (!this.relays) throw new Error('cut() needs startNatsCluster({ cuttableRoutes: true })');
+    this.relays.cutNode(index);
+  }
+
+  /** Ends a cut: the blackholed routes are reset and the servers reconnect. */
+  heal(index: number): void {
+    this.relays?.healNode(index);
+  }
+
+  /** The nodes cut off now. */
+  get cutNodes(): number[] {
+    return this.relays ? [...this.relays.cut] : [];
+  }
+
   /** Kills every node, removes the store dirs. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -343,6 +502,7 @@ export class NatsCluster {
       if (n.running) n.child!.kill('SIGKILL');
     }
     await Promise.all(this.nodeList.map((n) => n.exited));
+    await this.relays?.close();
     live.delete(this);
     try {
       unlinkSync(this.registryFile);

@@ -8,4 +8,4 @@ export { ClusterStationConfigInput, ClusterStationPatch, Replicas, type ClusterS
 export { ErrorCode, JetStreamApiError } from './errors.js';
 export { Names, PREFIX_PATTERN, parseAckSubject, ackSubject, type AckInfo } from './names.js';
 export { encodeEnvelope, decodeEnvelope } from './envelope.js';
-export { ClusterPlacement, ClusterDefinitions, assign, taskKey, type ClusterPlacementOptions } from './placement.js';
+export { ClusterPlacement, ClusterDefinitions, ClusterPositions, assign, taskKey, type ClusterPlacementOptions } from './placement.js';

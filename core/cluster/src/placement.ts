@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
+import { JunctionError } from './errors.js';
 import { enc } from './names.js';
 import type { JetStreamStore } from './store.js';
 
@@ -204,6 +205,16 @@ export class ClusterPlacement {
     return { worker: l.node, state: l.state };
   }
 
+  /**
+   * The fencing token of this node's lease on a task: the lease's KV revision (a stream sequence of the
+   * leases bucket: it grows with every renewal, and a later owner's take is later in the stream, so
+   * larger). Undefined unless this node owns the task now.
+   */
+  fence(ref: TaskRef): number | undefined {
+    if (!this.owns(ref)) return undefined;
+    return this.held.get(taskKey(ref))?.rev;
+  }
+
   poke(): void {
     setImmediate(() => void this.tick());
   }
@@ -333,5 +344,78 @@ export class ClusterDefinitions {
   }
   watch(listener: (name: string, value: unknown) => void): () => void {
     return this.store.connectorMeta().onChange(listener);
+  }
+}
+
+/** What `o.<connector>` holds: the positions and the fence (lease revision) of the last claim or write. */
+interface StoredPositions {
+  version: 1;
+  positions: Record<string, Json>;
+  fence: number;
+  node?: string | undefined;
+  at: number;
+}
+
+const POSITION_FENCED = 'POSITION_FENCED';
+
+/** JSON (the connector SDK's JsonValue, restated: this package does not depend on it). */
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+function asStored(v: unknown): StoredPositions | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const o = v as Partial<StoredPositions>;
+  if (typeof o.positions !== 'object' || o.positions === null) return undefined;
+  return { version: 1, positions: o.positions, fence: typeof o.fence === 'number' ? o.fence : 0, node: o.node, at: o.at ?? 0 };
+}
+
+/**
+ * Source connector positions shared by every node: `o.<connector>` in the metadata bucket (implements
+ * `PositionStore` of `@junction/connect` structurally). Every write is a compare-and-set on the key's
+ * revision and carries the writer's fence (its lease revision on the connector's task 0, see
+ * `ClusterPlacement.fence`): a write whose fence is smaller than the stored one is refused with
+ * `POSITION_FENCED`, so a stale owner cannot overwrite a newer owner's position. `load` with a fence
+ * claims the key first (stores the fence), so once a new owner has read the positions, nothing the old
+ * owner still tries to write lands.
+ */
+export class ClusterPositions {
+  constructor(
+    private readonly store: JetStreamStore,
+    private readonly node?: string | undefined,
+  ) {}
+
+  private fenced(name: string, mine: number, theirs: number): JunctionError {
+    return new JunctionError(POSITION_FENCED, `the positions of source connector ${name} are held by a newer owner (fence ${theirs} > ${mine})`);
+  }
+
+  async load(name: string, fence?: number): Promise<Record<string, Json>> {
+    const meta = this.store.positionMeta();
+    for (let attempt = 0; ; attempt++) {
+      const cur = await meta.read(name); // from the bucket's stream leader: never a lagging replica
+      const v = asStored(cur.value);
+      if (fence === undefined) return v?.positions ?? {};
+      if (v && v.fence > fence) throw this.fenced(name, fence, v.fence);
+      if (v && v.fence === fence) return v.positions;
+      const next: StoredPositions = { version: 1, positions: v?.positions ?? {}, fence, node: this.node, at: Date.now() };
+      if ((await meta.update(name, next, cur.rev)) !== undefined) return next.positions;
+      if (attempt >= 20) throw new JunctionError('UNAVAILABLE', `cannot claim the positions of source connector ${name}: too many concurrent writes`, { retryable: true });
+    }
+  }
+
+  async save(name: string, positions: Record<string, Json>, fence?: number): Promise<void> {
+    const meta = this.store.positionMeta();
+    let cur = meta.peek(name);
+    for (let attempt = 0; ; attempt++) {
+      const v = asStored(cur.value);
+      if (fence !== undefined && v && v.fence > fence) throw this.fenced(name, fence, v.fence);
+      const next: StoredPositions = { version: 1, positions, fence: fence ?? v?.fence ?? 0, node: this.node, at: Date.now() };
+      if ((await meta.update(name, next, cur.rev)) !== undefined) return;
+      if (attempt >= 20) throw new JunctionError('UNAVAILABLE', `cannot store the positions of source connector ${name}: too many concurrent writes`, { retryable: true });
+      cur = await meta.read(name); // the cache was behind (or another writer came first): ask the leader
+    }
+  }
+
+  /** Empties the positions but keeps the fence (a stale owner still cannot write after a reset). */
+  async remove(name: string): Promise<void> {
+    await this.save(name, {});
   }
 }

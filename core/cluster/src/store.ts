@@ -300,6 +300,26 @@ export class JetStreamStore implements StationStore {
     };
   }
 
+  /**
+   * Source connector positions in the metadata bucket (`o.<connector>`): a read from the bucket's
+   * stream leader, compare-and-set on the key revision (undefined: the revision moved on), delete.
+   * `ClusterPositions` (placement.ts) adds the lease fencing on top.
+   */
+  positionMeta(): {
+    read(name: string): Promise<{ rev: number; value: unknown }>;
+    peek(name: string): { rev: number; value: unknown };
+    update(name: string, value: unknown, rev: number): Promise<number | undefined>;
+    remove(name: string): Promise<void>;
+  } {
+    const key = (name: string): string => `o.${enc(name)}`;
+    return {
+      read: (name) => this.meta.read<unknown>(key(name)),
+      peek: (name) => this.meta.peek<unknown>(key(name)),
+      update: (name, value, rev) => this.meta.update(key(name), value, rev),
+      remove: (name) => this.meta.delete(key(name)),
+    };
+  }
+
   onEvent(listener: (event: StoreEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -30,6 +30,8 @@ export const ConnectErrorCode = {
   /** Messages still answered retry (or failed) when `errors.retryTimeoutMs` ran out. */
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
   RUNTIME_CLOSED: 'RUNTIME_CLOSED',
+  /** A source's positions were written by a newer owner of the task (cluster): this runner is stale. */
+  POSITION_FENCED: 'POSITION_FENCED',
 } as const;
 export type ConnectErrorCode = (typeof ConnectErrorCode)[keyof typeof ConnectErrorCode];
 
@@ -45,6 +47,7 @@ const STATUS: Record<string, number> = {
   PLUGIN_INVALID: 400,
   SDK_INCOMPATIBLE: 400,
   [ConnectErrorCode.RUNTIME_CLOSED]: 503,
+  [ConnectErrorCode.POSITION_FENCED]: 409,
 };
 
 /** HTTP status for a code: this package's table first, then the broker's. */

@@ -28,3 +28,5 @@ export { ConnectMetrics } from './metrics.js';
 export { resolveReferences, displayConfig, hasReferences } from './secrets.js';
 export { LocalPlacement } from './placement.js';
 export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, StoredConnector } from './placement.js';
+export { FilePositionStore } from './positions.js';
+export type { PositionStore, SourcePositions } from './positions.js';

@@ -40,6 +40,11 @@ export interface Placement {
   owns(ref: TaskRef): boolean;
   /** Who runs a task this node does not (undefined: nobody / unknown). */
   remote(ref: TaskRef): RemoteTask | undefined;
+  /**
+   * The fencing token of this node's lease on a task it owns (increases with every take and renewal,
+   * larger for any later owner); undefined when it does not own it. Absent: no fencing (one node).
+   */
+  fence?(ref: TaskRef): number | undefined;
   /** The set of tasks to run changed (a connector was created, deleted, paused…): re-evaluate soon. */
   poke(): void;
   close(): Promise<void>;

@@ -24,7 +24,8 @@ import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences } from './secrets.js';
 import { SinkRunner } from './sink-runner.js';
 import type { TaskStatus } from './sink-runner.js';
-import { SourceRunner, readSourcePositions, writeSourcePositions } from './source-runner.js';
+import { SourceRunner } from './source-runner.js';
+import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
@@ -48,6 +49,12 @@ export interface ConnectRuntimeOptions {
    * shared bucket, so every node sees (and serves) the same connectors.
    */
   definitions?: DefinitionStore | undefined;
+  /**
+   * Where source connectors keep their positions. Default: `<dataDir>/connect/offsets/<name>.json`
+   * (`FilePositionStore`). Cluster mode: the shared metadata bucket, fenced by the task's lease, so a
+   * source that moves to another node resumes where its last owner stopped.
+   */
+  positions?: PositionStore | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */
@@ -132,6 +139,7 @@ export class ConnectRuntime {
   private closed = false;
   private readonly placement: Placement;
   private readonly definitions: DefinitionStore | undefined;
+  private readonly positions: PositionStore;
   private unwatch: (() => void) | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
@@ -143,6 +151,7 @@ export class ConnectRuntime {
     this.pluginLogLevel = options.pluginLogLevel ?? this.log.level;
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
+    this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
     this.metrics = new ConnectMetrics({
       registry: options.registry,
       lag: async () => {
@@ -578,7 +587,12 @@ export class ConnectRuntime {
     const runner =
       descriptor.kind === 'sink'
         ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
-        : new SourceRunner({ ...common, offsetsPath: this.offsetsPath(decl.name) });
+        : new SourceRunner({
+            ...common,
+            positions: this.positions,
+            // A source runs whole where its task 0 is owned: that lease fences its positions.
+            fence: this.placement.fence ? () => this.placement.fence!({ connector: decl.name, task: 0 }) : undefined,
+          });
     try {
       await runner.start();
     } catch (err) {
@@ -688,7 +702,7 @@ export class ConnectRuntime {
     const d = c.declaration;
     const kind = c.kind ?? (await this.lookup(d.plugin).then((x) => x.kind, () => undefined));
     if (kind === 'source') {
-      const positions = await readSourcePositions(this.offsetsPath(d.name));
+      const positions = await this.positions.load(d.name);
       return { offsets: Object.entries(positions).map(([task, offset]) => ({ partition: { task: Number(task) }, offset })) };
     }
     try {
@@ -712,7 +726,7 @@ export class ConnectRuntime {
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
     return c.lock.run(async () => {
       if (kind === 'source') {
-        const positions = await readSourcePositions(this.offsetsPath(d.name));
+        const positions = await this.positions.load(d.name);
         entries.forEach((e, i) => {
           const task = e.partition.task;
           if (typeof task !== 'number' || !Number.isInteger(task) || task < 0 || task >= d.tasks) {
@@ -721,7 +735,7 @@ export class ConnectRuntime {
           if (e.offset === null) delete positions[String(task)];
           else positions[String(task)] = e.offset;
         });
-        await writeSourcePositions(this.offsetsPath(d.name), positions);
+        await this.positions.save(d.name, positions);
         return { message: `the offsets of source connector ${d.name} were changed` };
       }
       const station = await this.store.getStation(d.station);
@@ -749,7 +763,7 @@ export class ConnectRuntime {
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
     return c.lock.run(async () => {
       if (kind === 'source') {
-        await removeFile(this.offsetsPath(d.name));
+        await this.positions.remove(d.name);
         return { message: `the offsets of source connector ${d.name} were reset` };
       }
       try {

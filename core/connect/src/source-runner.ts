@@ -1,8 +1,9 @@
 /**
  * A running source connector: `tasks` readers, each a dedicated worker thread (see source-worker.ts
  * for why not piscina), whose batches are produced into the station. Only after a produce is durable
- * is the batch's position recorded; positions are written to `<dataDir>/connect/offsets/<name>.json`
- * atomically (coalesced: one write covers every batch produced meanwhile), and only after that write
+ * is the batch's position recorded; positions are written to the `PositionStore` (by default
+ * `<dataDir>/connect/offsets/<name>.json`, atomically; in a cluster the shared metadata bucket, fenced by
+ * the task's lease) coalesced: one write covers every batch produced meanwhile, and only after that write
  * does the worker's `commit(positions)` run. A restarted task opens with the last written position;
  * what it emits again carries the same msgIds, so the station's dedup window drops the repeats.
  *
@@ -17,29 +18,14 @@ import type { JsonValue } from '@junction/sdk-connector';
 import { ConnectorState } from './declaration.js';
 import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf, traceOf } from './errors.js';
-import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import type { PositionStore } from './positions.js';
 import type { ConnectMetrics } from './metrics.js';
 import type { RunnerEvents, TaskStatus } from './sink-runner.js';
 import { RateMeter, restartDelay } from './util.js';
 import type { FromSourceWorker, SourceWorkerData, ToSourceWorker } from './wire.js';
 import { workerFile } from './worker-file.js';
 
-/** The stored positions of a source connector: one per task. */
-export interface SourceOffsetsFile {
-  version: 1;
-  positions: Record<string, JsonValue>;
-}
-
-export async function readSourcePositions(path: string): Promise<Record<string, JsonValue>> {
-  const raw = (await readJson(path)) as Partial<SourceOffsetsFile> | undefined;
-  if (!raw || typeof raw !== 'object' || typeof raw.positions !== 'object' || raw.positions === null) return {};
-  return raw.positions;
-}
-
-export async function writeSourcePositions(path: string, positions: Record<string, JsonValue>): Promise<void> {
-  if (Object.keys(positions).length === 0) await removeFile(path);
-  else await writeJsonAtomic(path, { version: 1, positions } satisfies SourceOffsetsFile);
-}
+export { readSourcePositions, writeSourcePositions, type SourceOffsetsFile } from './positions.js';
 
 export interface SourceRunnerOptions {
   store: StationStore;
@@ -47,7 +33,12 @@ export interface SourceRunnerOptions {
   pluginName: string;
   entry: string;
   config: Record<string, unknown>;
-  offsetsPath: string;
+  positions: PositionStore;
+  /**
+   * The fencing token of the lease this runner runs under (cluster placement), read at each write;
+   * undefined from the function = the lease is lost (nothing more is written). Absent: one node, no fencing.
+   */
+  fence?: (() => number | undefined) | undefined;
   logger: Logger;
   logLevel: string;
   metrics: ConnectMetrics;
@@ -89,6 +80,8 @@ export class SourceRunner {
   private dirty = false;
   private writing: Promise<void> | undefined;
   private stopping = false;
+  /** A newer owner claimed the positions (or the lease is lost): this runner writes nothing more. */
+  private fenced = false;
   readonly throughput = new RateMeter();
 
   constructor(options: SourceRunnerOptions) {
@@ -109,7 +102,7 @@ export class SourceRunner {
 
   async start(): Promise<void> {
     await this.o.store.getStation(this.o.decl.station);
-    this.positions = await readSourcePositions(this.o.offsetsPath);
+    this.positions = await this.o.positions.load(this.o.decl.name, this.currentFence());
     for (const t of this.tasks) this.startTask(t);
   }
 
@@ -366,9 +359,17 @@ export class SourceRunner {
         const commits = this.pendingCommits;
         this.pendingCommits = new Map();
         this.uncommitted = 0;
+        if (this.fenced) break;
         try {
-          await writeSourcePositions(this.o.offsetsPath, snapshot);
+          await this.o.positions.save(this.o.decl.name, snapshot, this.currentFence());
         } catch (err) {
+          if (codeOf(err) === ConnectErrorCode.POSITION_FENCED) {
+            // Another node owns the task now: what this runner produced since its last write stays
+            // uncommitted (the new owner re-reads it; msgIds make the repeats duplicates).
+            this.fenced = true;
+            this.log.warn({ err: messageOf(err) }, 'source positions are fenced by a newer owner; this runner stores nothing more');
+            break;
+          }
           this.log.error({ err: messageOf(err) }, 'cannot store source positions; will try again');
           // Keep the commits for the next write: positions are committed only once stored.
           for (const [task, c] of commits) {
@@ -392,9 +393,16 @@ export class SourceRunner {
     });
   }
 
-  /** Resolves once every recorded position is written (and its commit posted). */
+  private currentFence(): number | undefined {
+    if (!this.o.fence) return undefined;
+    const f = this.o.fence();
+    if (f === undefined) throw connectError(ConnectErrorCode.POSITION_FENCED, `connector ${this.o.decl.name}: this node no longer holds the task's lease`);
+    return f;
+  }
+
+  /** Resolves once every recorded position is written (and its commit posted), or the runner is fenced. */
   async flush(): Promise<void> {
-    while (this.writing || this.dirty) {
+    while ((this.writing || this.dirty) && !this.fenced) {
       if (!this.writing) this.kick();
       await this.writing;
     }

@@ -113,17 +113,20 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       logger: logger.child({ component: 'registry' }),
     });
     const metricsRegistry = new MetricsRegistry();
-    // Cluster: connector definitions in the shared bucket, tasks placed over the live nodes by leases.
+    // Cluster: connector definitions and source positions in the shared bucket, tasks placed over the live nodes by leases.
+    const nodeName = `${hostname()}:${process.pid}`;
     const clusterConnect =
       clusterMod && jsStore
         ? {
             placement: new clusterMod.ClusterPlacement({
               store: jsStore,
-              node: `${hostname()}:${process.pid}`,
+              node: nodeName,
               replicas: config.cluster?.nats.replicas,
               logger: logger.child({ component: 'placement' }),
             }),
             definitions: new clusterMod.ClusterDefinitions(jsStore),
+            // Source positions in the shared bucket, fenced by the lease of the source's task 0.
+            positions: new clusterMod.ClusterPositions(jsStore, nodeName),
           }
         : {};
     connect = new ConnectRuntime({
