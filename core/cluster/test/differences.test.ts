@@ -110,14 +110,15 @@ describe('JetStream engine: documented differences', () => {
     const prefix = newPrefix();
     const a = await open(prefix);
     const b = await open(prefix);
-    await a.createStation('md', { deadLetter: { maxDeliveries: 1, maxAckTimeMs: 200 } });
+    // The deadline leaves room for b's fetch + ack of offset 2 on a loaded CI machine (its only attempt too).
+    await a.createStation('md', { deadLetter: { maxDeliveries: 1, maxAckTimeMs: 1500 } });
     await a.produce('md', [{ value: v('poison'), headers: { h: '1' } }, { value: v('fine') }]);
     const [d1] = await a.fetch('md', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 0 });
     expect(d1).toMatchObject({ offset: 1, deliveryCount: 1 });
     expect((await jsApi<{ config: { max_deliver: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_md_0.g_g1`)).config.max_deliver).toBe(-1);
     // Node a "dies" with the last attempt out; node b's fetch after the deadline dead-letters it.
     await a.close();
-    await sleep(300);
+    await sleep(1700);
     const got = await b.fetch('md', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
     expect(got.map((d) => d.offset)).toEqual([2]);
     await b.ack('md', 'g', [got[0]!.deliveryId]); // its only attempt: unacked it would be dead-lettered too
