@@ -36,7 +36,7 @@ import {
   OffsetRanges,
 } from '@junction/sdk-connector';
 import type { FileSinkConfig } from './config.js';
-import { encodeLine } from './encode.js';
+import { LineBuffer } from './encode.js';
 import { dataFileName, isTempFileName, parseDataFileName, partitionDir, tempFileName } from './layout.js';
 
 const gzip = promisify(gzipCb);
@@ -50,7 +50,9 @@ interface PartitionState {
 interface Run {
   first: number;
   last: number;
-  lines: string[];
+  /** Its lines: bytes [start, end) of the batch's LineBuffer. */
+  start: number;
+  end: number;
   /** Indexes into the batch. */
   indexes: number[];
 }
@@ -111,42 +113,64 @@ export class FileSink implements Sink {
     try {
       signal.throwIfAborted();
       const state = await this.load(dir);
-      const inBatch = new Set<number>();
+      // Offsets within this batch so far, to answer a repeated one ok(): contiguous batches (the usual)
+      // need only the highest, so the set is made only when offsets go out of order.
+      let inBatch: Set<number> | undefined;
+      let highest = 0;
       let run: Run | undefined;
       let replayed = 0;
-      batch.messages.forEach((m, i) => {
+      let estimate = 0;
+      for (const m of batch.messages) estimate += m.value.byteLength;
+      const lines = new LineBuffer(this.config.valueEncoding, Math.ceil(estimate * 1.1) + batch.messages.length * 96);
+      const messages = batch.messages;
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
         if (!Number.isSafeInteger(m.offset) || m.offset < 1) {
           throw new JunctionError(ErrorCode.INTERNAL, `message ${i} has offset ${String(m.offset)}, not a positive integer`);
         }
-        if (state.present.has(m.offset) || inBatch.has(m.offset)) {
+        let seen: boolean;
+        if (inBatch === undefined && m.offset > highest) {
+          seen = false;
+        } else {
+          if (inBatch === undefined) {
+            inBatch = new Set<number>();
+            for (let j = 0; j < i; j++) inBatch.add(messages[j]!.offset);
+          }
+          seen = inBatch.has(m.offset);
+        }
+        if (seen || state.present.has(m.offset)) {
           results[i] = ok();
           replayed += 1;
           run = undefined;
-          return;
+          continue;
         }
-        inBatch.add(m.offset);
-        const encoded = encodeLine(m, this.config.valueEncoding);
-        if ('rejected' in encoded) {
-          results[i] = deadLetter(ErrorCode.SINK_REJECTED, encoded.rejected);
+        inBatch?.add(m.offset);
+        if (m.offset > highest) highest = m.offset;
+        const start = lines.length;
+        const rejected = lines.append(m);
+        if (rejected !== undefined) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, rejected);
           this.m.deadLetters.inc();
           // A file never spans an offset it does not hold, or a replay would take it for written.
           run = undefined;
-          return;
+          continue;
         }
         if (run && m.offset === run.last + 1) {
           run.last = m.offset;
-          run.lines.push(encoded.line);
+          run.end = lines.length;
           run.indexes.push(i);
         } else {
-          run = { first: m.offset, last: m.offset, lines: [encoded.line], indexes: [i] };
+          run = { first: m.offset, last: m.offset, start, end: lines.length, indexes: [i] };
           runs.push(run);
         }
-      });
+      }
       if (replayed > 0) this.m.replayed.inc(replayed);
 
-      for (const r of runs) {
+      // Copied out before the first await: the LineBuffer's memory is the thread's (see encode.ts).
+      const data = runs.map((r) => lines.copy(r.start, r.end));
+      for (let k = 0; k < runs.length; k++) {
         signal.throwIfAborted();
-        await this.writeFile(dir, r);
+        await this.writeFile(dir, runs[k]!, data[k]!);
       }
       if (runs.length > 0) {
         if (this.config.fsync) await fsyncDir(dir);
@@ -200,10 +224,10 @@ export class FileSink implements Sink {
     return state;
   }
 
-  private async writeFile(dir: string, run: Run): Promise<void> {
+  private async writeFile(dir: string, run: Run, lines: Buffer): Promise<void> {
     const name = dataFileName(run.first, run.last, this.config.gzip);
     const temp = join(dir, tempFileName(name));
-    let data: Buffer = Buffer.from(run.lines.join(''), 'utf8');
+    let data: Buffer = lines;
     if (this.config.gzip) data = await gzip(data);
     const fh = await open(temp, 'wx');
     try {
