@@ -29,6 +29,7 @@ import {
   MIN_FRAME_BYTES,
   checkFrame,
   decodeRecord,
+  newHeaderMemo,
   describeFault,
   encodeRecords,
   frameOffset,
@@ -1008,13 +1009,14 @@ class FileLog implements PartitionLog {
         const len = buf.length;
         let p = 0;
         let damagedAt = -1;
+        const memo = newHeaderMemo();
         while (p < len) {
           const size = checkFrame(buf, p, len, prev);
           if (size > 0) {
             const offset = frameOffset(buf, p);
             if (offset >= from) {
               if (out.length > 0 && st.bytes + size > st.maxBytes) return true;
-              out.push(decodeRecord(buf, p));
+              out.push(decodeRecord(buf, p, memo));
               st.bytes += size;
               if (out.length >= st.maxMessages) return true;
             }

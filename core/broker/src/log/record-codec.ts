@@ -207,10 +207,31 @@ export function findNextFrame(buf: Buffer, from: number, end: number, prevOffset
 }
 
 /**
- * Decodes the frame at `pos`, which the caller has checked (`checkFrame`) or trusts. `value` is a view
- * into `buf` (no copy). Header names such as `__proto__` are kept as own properties.
+ * What `decodeRecord` remembers from the previous record of a read: consecutive records usually carry
+ * the same headers (the same bytes), and then share one headers object instead of decoding each.
  */
-export function decodeRecord(buf: Buffer, pos: number): LogRecord {
+export interface HeaderMemo {
+  buf: Buffer | undefined;
+  start: number;
+  end: number;
+  headers: Record<string, string>;
+}
+
+export function newHeaderMemo(): HeaderMemo {
+  return { buf: undefined, start: 0, end: 0, headers: {} };
+}
+
+/** Buffer's native decoder, without `toString()`'s argument handling (most of the cost of a short string). */
+type RawSlices = Buffer & { utf8Slice(start: number, end: number): string };
+
+/**
+ * Decodes the frame at `pos`, which the caller has checked (`checkFrame`) or trusts. `value` is a view
+ * into `buf` (no copy). Header names such as `__proto__` are kept as own properties. With `memo`, a
+ * record whose header bytes equal the previous record's gets the same headers object: headers of read
+ * records are shared, read-only data.
+ */
+export function decodeRecord(buf: Buffer, pos: number, memo?: HeaderMemo): LogRecord {
+  const raw = buf as RawSlices;
   const size = 4 + buf.readUInt32LE(pos);
   const end = pos + size;
   const flags = buf[pos + 9] as number;
@@ -221,31 +242,61 @@ export function decodeRecord(buf: Buffer, pos: number): LogRecord {
   let msgId: string | undefined;
   if (flags & FLAG_KEY) {
     const n = buf.readUInt16LE(p);
-    key = buf.toString('utf8', p + 2, p + 2 + n);
+    key = raw.utf8Slice(p + 2, p + 2 + n);
     p += 2 + n;
   }
   if (flags & FLAG_MSG_ID) {
     const n = buf.readUInt16LE(p);
-    msgId = buf.toString('utf8', p + 2, p + 2 + n);
+    msgId = raw.utf8Slice(p + 2, p + 2 + n);
     p += 2 + n;
   }
+  const hStart = p;
   const count = buf.readUInt16LE(p);
   p += 2;
-  const headers: Record<string, string> = {};
-  for (let i = 0; i < count; i++) {
-    const nl = buf.readUInt16LE(p);
-    const name = buf.toString('utf8', p + 2, p + 2 + nl);
-    p += 2 + nl;
-    const vl = buf.readUInt32LE(p);
-    const value = buf.toString('utf8', p + 4, p + 4 + vl);
-    p += 4 + vl;
-    if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-    else headers[name] = value;
+  let headers: Record<string, string>;
+  if (count === 0) {
+    headers = {};
+  } else {
+    for (let i = 0; i < count; i++) {
+      p += 2 + buf.readUInt16LE(p);
+      p += 4 + buf.readUInt32LE(p);
+    }
+    if (memo !== undefined && memo.buf !== undefined && memo.end - memo.start === p - hStart && sameBytes(memo.buf, memo.start, buf, hStart, p - hStart)) {
+      headers = memo.headers;
+    } else {
+      headers = decodeHeaders(raw, hStart + 2, count);
+      if (memo !== undefined) {
+        memo.buf = buf;
+        memo.start = hStart;
+        memo.end = p;
+        memo.headers = headers;
+      }
+    }
   }
   const rec: LogRecord = { offset, timestamp, headers, value: buf.subarray(p, end), size };
   if (key !== undefined) rec.key = key;
   if (msgId !== undefined) rec.msgId = msgId;
   return rec;
+}
+
+function decodeHeaders(buf: RawSlices, p: number, count: number): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < count; i++) {
+    const nl = buf.readUInt16LE(p);
+    const name = buf.utf8Slice(p + 2, p + 2 + nl);
+    p += 2 + nl;
+    const vl = buf.readUInt32LE(p);
+    const value = buf.utf8Slice(p + 4, p + 4 + vl);
+    p += 4 + vl;
+    if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+    else headers[name] = value;
+  }
+  return headers;
+}
+
+function sameBytes(a: Buffer, aStart: number, b: Buffer, bStart: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[aStart + i] !== b[bStart + i]) return false;
+  return true;
 }
 
 /** Reads the offset field of a frame without checking it. */

@@ -13,6 +13,7 @@ import {
   encodedSize,
   findNextFrame,
 } from '../../src/log/index.js';
+import { newHeaderMemo } from '../../src/log/record-codec.js';
 import type { RecordInput } from '../../src/log/index.js';
 import { T0, expectRecord, records } from './helpers.js';
 
@@ -70,6 +71,25 @@ describe('record codec', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('shares one headers object between consecutive records with the same header bytes, and only then', () => {
+    const hs = [{ a: '1', b: '2' }, { a: '1', b: '2' }, { a: '1', b: '3' }, { a: '1', b: '3' }, {}, { a: '1', b: '2' }, { b: '2', a: '1' }, { __proto__x: 'p' }];
+    const buf = encodeRecords(hs.map((headers, i) => ({ timestamp: T0 + i, headers, value: Buffer.from(`v${i}`) })), 1);
+    const memo = newHeaderMemo();
+    const out = [];
+    for (let p = 0; p < buf.length; ) {
+      const r = decodeRecord(buf, p, memo);
+      out.push(r);
+      p += r.size;
+    }
+    expect(out.map((r) => r.headers)).toEqual(hs);
+    expect(out.map((r) => r.value.toString())).toEqual(hs.map((_, i) => `v${i}`));
+    expect(out[1]!.headers).toBe(out[0]!.headers);
+    expect(out[3]!.headers).toBe(out[2]!.headers);
+    expect(out[2]!.headers).not.toBe(out[1]!.headers);
+    expect(out[5]!.headers).not.toBe(out[1]!.headers); // not consecutive: decoded afresh
+    expect(Object.keys(out[6]!.headers)).toEqual(['b', 'a']); // same entries, other bytes: its own object
   });
 
   it('tells incomplete, damaged and out-of-order frames apart', () => {
