@@ -442,8 +442,8 @@ export class GroupRt {
     this.processDue(Date.now());
     const partitions = this.cursors.map((c) => {
       const { first, end } = this.host.bounds(c.partition);
-      let queued = 0;
-      for (const u of c.unsettled.values()) if (!u.inflight) queued++;
+      // Unsettled = in flight (counted) + waiting for redelivery or parked for the DLS: no walk over them.
+      const queued = c.unsettled.size - c.pendingCount;
       return {
         partition: c.partition,
         nextOffset: Math.max(c.next, first),
