@@ -38,7 +38,7 @@ export const S3SinkConfig = z
       .enum(['gzip', 'zstd', 'snappy', 'none'])
       .default('gzip')
       .describe('gzip or zstd compress JSON Lines and raw objects whole (.gz, .zst); for Parquet they (and snappy) are the column codec'),
-    compressionLevel: z.int().min(-7).max(22).optional().describe('gzip 1-9 or zstd 1-22 (negative: faster zstd); default: the codec default'),
+    compressionLevel: z.int().min(-7).max(22).optional().describe('gzip 1-9 (default 1: fast) or zstd 1-22 (default 3; negative: faster zstd)'),
     path: z
       .strictObject({
         layout: z

@@ -7,15 +7,18 @@ import { PassThrough, Readable } from 'node:stream';
 import type { SinkMessage } from '@junction/sdk-connector';
 import type { S3SinkConfig } from './config.js';
 import { compressBuffer, compressStream, type Compression } from './formats/compression.js';
-import { encodeJsonlLine } from './formats/jsonl.js';
+import { encodeJsonlLine, linePrefix } from './formats/jsonl.js';
 import { writeParquet } from './formats/parquet.js';
 import type { FormatSpec } from './formats/spec.js';
 
 /** Messages of one object and what validation learnt about them. */
 export interface ObjectContent {
   messages: SinkMessage[];
-  /** The value as one-line JSON text (format jsonl with value json), per message. */
-  json: (string | undefined)[];
+  /**
+   * Format jsonl with value json, per message: the value as one-line JSON text, or null when the value's
+   * own bytes are that text (then they are copied as bytes). undefined: not validated here.
+   */
+  json: (string | null | undefined)[];
   /** The parsed value (format parquet), per message. */
   parsed: unknown[];
 }
@@ -34,23 +37,66 @@ export function objectCompression(config: S3SinkConfig): Compression {
   return config.compression;
 }
 
-function* textChunks(config: S3SinkConfig, content: ObjectContent): Generator<Buffer> {
-  let parts: string[] = [];
-  let size = 0;
-  const opts = { value: config.jsonl.value, fields: config.jsonl.fields };
-  for (let i = 0; i < content.messages.length; i++) {
-    const enc = encodeJsonlLine(content.messages[i] as SinkMessage, opts, content.json[i]);
-    // Validated before planning; a rejection here would be a bug, not bad input.
-    if ('rejected' in enc) throw new Error(`message at offset ${content.messages[i]?.offset} became unencodable: ${enc.rejected}`);
-    parts.push(enc.text);
-    size += enc.text.length;
-    if (size >= CHUNK) {
-      yield Buffer.from(parts.join(''), 'utf8');
-      parts = [];
-      size = 0;
-    }
+/** Bytes appended into ~1 MiB chunks. */
+class ChunkBuilder {
+  private buf = Buffer.allocUnsafe(CHUNK + 64 * 1024);
+  private pos = 0;
+  readonly done: Buffer[] = [];
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
   }
-  if (parts.length > 0) yield Buffer.from(parts.join(''), 'utf8');
+  text(s: string): void {
+    this.room(s.length * 3);
+    // Buffer's own encoder, without write()'s argument handling (it exists on every Buffer; not in @types/node).
+    this.pos += (this.buf as Buffer & { utf8Write(s: string, offset: number): number }).utf8Write(s, this.pos);
+  }
+  bytes(b: Uint8Array): void {
+    this.room(b.byteLength);
+    this.buf.set(b, this.pos);
+    this.pos += b.byteLength;
+  }
+  /** Hands out the chunk when it reached CHUNK bytes (or `force` and not empty). */
+  take(force = false): Buffer | undefined {
+    if (this.pos === 0 || (!force && this.pos < CHUNK)) return undefined;
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(CHUNK + 64 * 1024);
+    this.pos = 0;
+    return out;
+  }
+}
+
+function* textChunks(config: S3SinkConfig, content: ObjectContent): Generator<Buffer> {
+  const out = new ChunkBuilder();
+  const opts = { value: config.jsonl.value, fields: config.jsonl.fields };
+  const bare = opts.fields.length === 0;
+  for (let i = 0; i < content.messages.length; i++) {
+    const m = content.messages[i] as SinkMessage;
+    const pre = content.json[i];
+    if (opts.value === 'json' && pre === null) {
+      // The value's bytes are its one-line JSON: the envelope as text around them, no string made of the value.
+      if (bare) {
+        out.bytes(m.value);
+        out.text('\n');
+      } else {
+        out.text(`${linePrefix(m, opts)}"value":`);
+        out.bytes(m.value);
+        out.text('}\n');
+      }
+    } else {
+      const enc = encodeJsonlLine(m, opts, pre ?? undefined);
+      // Validated before planning; a rejection here would be a bug, not bad input.
+      if ('rejected' in enc) throw new Error(`message at offset ${m.offset} became unencodable: ${enc.rejected}`);
+      out.text(enc.text);
+    }
+    const chunk = out.take();
+    if (chunk) yield chunk;
+  }
+  const last = out.take(true);
+  if (last) yield last;
 }
 
 function* rawChunks(config: S3SinkConfig, content: ObjectContent): Generator<Buffer> {

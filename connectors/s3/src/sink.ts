@@ -168,7 +168,7 @@ export class S3Sink implements Sink {
     // Decide per message: already present (ok), cannot be encoded (dead letter), or to write.
     const toWrite: number[] = [];
     const dirs: string[] = [];
-    const json: (string | undefined)[] = [];
+    const json: (string | null | undefined)[] = [];
     const parsed: unknown[] = [];
     const inBatch = new Set<number>();
     const needsParse = this.config.format === 'parquet' || (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') || this.fieldPath !== undefined;
@@ -180,7 +180,7 @@ export class S3Sink implements Sink {
         continue;
       }
       inBatch.add(m.offset);
-      let text: string | undefined;
+      let text: string | null | undefined;
       let value: unknown;
       if (needsParse) {
         const r = jsonValueText(m.value);
@@ -188,7 +188,8 @@ export class S3Sink implements Sink {
           results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`);
           continue;
         }
-        text = r.json;
+        // null: the value's own bytes are its one-line JSON (copied as bytes; no string kept per message).
+        text = r.asIs ? null : r.json;
         value = r.parsed;
         if (this.config.format === 'parquet') {
           const problem = parquetRowProblem(value, this.config.parquet.fields);
@@ -303,7 +304,7 @@ export class S3Sink implements Sink {
     objects: UnitObject[],
     unit: Unit,
     messages: SinkMessage[],
-    json: (string | undefined)[],
+    json: (string | null | undefined)[],
     parsed: unknown[],
     begun: Promise<void>,
     signal: AbortSignal,

@@ -36,7 +36,7 @@ function bytesOf(v: Uint8Array): Buffer {
  * The value as JSON text fit for one line, or why it is not JSON. The text is the value's own bytes
  * when they are one line already.
  */
-export function jsonValueText(value: Uint8Array): { json: string; parsed: unknown } | { rejected: string } {
+export function jsonValueText(value: Uint8Array): { json: string; parsed: unknown; asIs: boolean } | { rejected: string } {
   const bytes = bytesOf(value);
   if (!isUtf8(bytes)) return { rejected: 'value is not valid UTF-8, so not JSON' };
   const text = bytes.toString('utf8');
@@ -46,8 +46,8 @@ export function jsonValueText(value: Uint8Array): { json: string; parsed: unknow
   } catch (err) {
     return { rejected: `value is not valid JSON: ${(err as Error).message}` };
   }
-  if (text.includes('\n') || text.includes('\r')) return { json: JSON.stringify(parsed), parsed };
-  return { json: text, parsed };
+  if (text.includes('\n') || text.includes('\r')) return { json: JSON.stringify(parsed), parsed, asIs: false };
+  return { json: text, parsed, asIs: true };
 }
 
 /** One line (with its newline), or why the message cannot be written in this format. */
@@ -66,6 +66,11 @@ export function encodeJsonlLine(m: EncodableMessage, opts: JsonlOptions, prePars
     const bytes = bytesOf(m.value);
     valuePart = isUtf8(bytes) ? `"value":${JSON.stringify(bytes.toString('utf8'))}` : `"base64":true,"value":"${bytes.toString('base64')}"`;
   }
+  return { text: `${linePrefix(m, opts)}${valuePart}}\n` };
+}
+
+/** A line's envelope up to its value part: `{` and the metadata fields, each followed by a comma. */
+export function linePrefix(m: EncodableMessage, opts: JsonlOptions): string {
   let line = '{';
   for (const f of opts.fields) {
     switch (f) {
@@ -83,7 +88,7 @@ export function encodeJsonlLine(m: EncodableMessage, opts: JsonlOptions, prePars
         break;
     }
   }
-  return { text: `${line}${valuePart}}\n` };
+  return line;
 }
 
 /** A message read back from a line. */

@@ -14,6 +14,7 @@ import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer'
 import type { EncodableMessage } from './jsonl.js';
 import type { MetaField } from './spec.js';
 import { loadZstd, zstdCompress, zstdDecompressFrame } from './zstd.js';
+import { GZIP_DEFAULT_LEVEL } from './compression.js';
 
 /** Parquet's column compression. */
 export type ParquetCodec = 'gzip' | 'zstd' | 'snappy' | 'none';
@@ -116,7 +117,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     schema,
     codec: CODEC[input.codec],
     compressors: {
-      GZIP: (b: Uint8Array) => gzipSync(b, level === undefined ? {} : { level }),
+      GZIP: (b: Uint8Array) => gzipSync(b, { level: level ?? GZIP_DEFAULT_LEVEL }),
       ZSTD: (b: Uint8Array) => zstdCompress(b, level),
     },
     createdBy: 'junction connector-s3',
