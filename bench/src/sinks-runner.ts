@@ -10,7 +10,8 @@
  * - S3 (s3rver in its own process, test/fakes/s3rver-main.mjs): jsonl + gzip and parquet + snappy,
  *   objects of 10 000 messages, beside a raw @aws-sdk/lib-storage upload of the same value bytes
  *   (newline-joined, uncompressed, one object per 10 000 messages, one after another).
- * - BigQuery / Snowflake / Firebolt (the fakes of test/fakes/, compiled into bench/dist/fakes): the sink
+ * - BigQuery / Snowflake / Firebolt (the fakes of test/fakes/, compiled into bench/dist/fakes, each in a
+ *   process of its own — fake-host.ts — like s3rver: the service's CPU is not the broker's): the sink
  *   with batches of 5000 beside the statements of each connector's test/bench.manual.ts — the same rows
  *   inserted directly with the same SDK (BigQuery insertAll 500 rows a request, 4 at once; Snowflake one
  *   JSON-bind INSERT … SELECT FLATTEN per 5000 rows; Firebolt one multi-row INSERT per 5000 rows).
@@ -162,9 +163,12 @@ async function startS3rver(): Promise<{ endpoint: string; child: ChildProcess }>
 }
 
 let s3rverChild: ChildProcess | undefined;
+/** The warehouse fakes' processes (startFake). */
+const fakeChildren = new Set<ChildProcess>();
 // Stopped by main (Ctrl-C): take s3rver and the temp dir along.
 process.once('SIGTERM', () => {
   s3rverChild?.kill('SIGKILL');
+  for (const c of fakeChildren) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
   process.exit(130);
 });
@@ -315,14 +319,33 @@ const WH_BATCH = 5000;
 
 interface Fake {
   url: string;
-  start(): Promise<unknown>;
   close(): Promise<void>;
 }
 
+/** A warehouse fake in a child process (fake-host.ts): its CPU is not the broker's. */
+async function startFake(kind: string, options: unknown, datasets: [string, string][]): Promise<Fake> {
+  const child = spawn(process.execPath, [fileURLToPath(here('./fake-host.js')), JSON.stringify({ kind, options, datasets })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  fakeChildren.add(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => reject(new Error(`the ${kind} fake exited with ${c}`)));
+    child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { url: string }).url));
+  });
+  return {
+    url,
+    close: async () => {
+      fakeChildren.delete(child);
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
 async function benchWarehouse(
   kind: 'bigquery' | 'snowflake' | 'firebolt',
   sinkConfig: (fake: Fake, table: string) => Record<string, unknown>,
-  prepare: (fake: Fake) => void,
+  datasets: [string, string][],
   direct: (fake: Fake, n: number) => Promise<{ seconds: number; note: string }>,
   baselineName: string,
 ): Promise<void> {
@@ -332,11 +355,7 @@ async function benchWarehouse(
   const station = `wh_${kind}`;
   let fake: Fake | undefined;
   try {
-    const mod = (await import(here(`./fakes/${kind}/server.js`).href)) as Record<string, new (o?: unknown) => Fake>;
-    const Cls = Object.values(mod).find((v) => typeof v === 'function' && /^Fake/.test(v.name))!;
-    fake = new Cls(kind === 'bigquery' ? { token: 'good-token' } : undefined);
-    await fake.start();
-    prepare(fake);
+    fake = await startFake(kind, kind === 'bigquery' ? { token: 'good-token' } : undefined, datasets);
     const bytes = await timed(`${kind} fill station`, () => fillWarehouseStation(station, n));
     const t = await timed(`${kind} sink`, () =>
       timeSink(
@@ -423,7 +442,7 @@ async function bigquery(): Promise<void> {
   await benchWarehouse(
     'bigquery',
     (fake, table) => ({ projectId: PROJECT, dataset: 'ds', table, apiEndpoint: fake.url, accessToken: TOKEN, maxRetries: 0 }),
-    (fake) => (fake as unknown as { createDataset(p: string, d: string): unknown }).createDataset(PROJECT, 'ds'),
+    [[PROJECT, 'ds']],
     async (fake, n) => {
       const client = new BigQuery({ projectId: PROJECT, apiEndpoint: fake.url, authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${TOKEN}` }) } as never });
       const table = client.dataset('ds').table('direct');
@@ -447,7 +466,7 @@ async function snowflakeRow(): Promise<void> {
   await benchWarehouse(
     'snowflake',
     (fake, table) => ({ account: 'testacct', accessUrl: fake.url, username: 'junction', password: 'secret', warehouse: 'WH', database: 'DB', table }),
-    () => undefined,
+    [],
     async (fake, n) => {
       const conn = snowflake.createConnection({ account: 'testacct', accessUrl: fake.url, username: 'junction', password: 'secret', database: 'DB', schema: 'PUBLIC', warehouse: 'WH', arrayBindingThreshold: 1_000_000 } as never);
       await conn.connectAsync(() => undefined);
@@ -470,7 +489,7 @@ async function fireboltRow(): Promise<void> {
   await benchWarehouse(
     'firebolt',
     (fake, table) => ({ account: 'acct', clientId: 'junction-id', clientSecret: 'junction-secret', apiEndpoint: fake.url, database: 'db', engine: 'eng', table }),
-    () => undefined,
+    [],
     async (fake, n) => {
       const { PlainOrTlsHttpClient, silentLogger } = (await import(here('../../connectors/firebolt/dist/http.js').href)) as {
         PlainOrTlsHttpClient: new () => { destroy(): void };

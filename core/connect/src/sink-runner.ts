@@ -47,6 +47,12 @@ export const STOP_GRACE_MS = 10_000;
 export const OPEN_TIMEOUT_MS = 30_000;
 /** Base of the retry backoff (full jitter, up to `errors.retryMaxDelayMs`). */
 export const RETRY_BASE_MS = 100;
+/**
+ * Most messages one fetch asks for: a fetch decodes its records in one go on the event loop, and a
+ * worker's answer (which frees the partition for its next batch) waits behind it — 1000 keeps that
+ * wait to a few ms while the per-fetch cost stays small.
+ */
+const FETCH_CHUNK = 1000;
 /** A task that wrote successfully this long after a restart has its restart backoff reset. */
 const HEALTHY_AFTER_MS = 30_000;
 
@@ -121,6 +127,12 @@ interface Batch {
   firstFailureAt?: number | undefined;
   lastError?: Error | undefined;
   notBefore: number;
+  /**
+   * The batch packed for a worker ahead of its dispatch (when it was cut, while the partition's previous
+   * batch was still being written), so that handing it over after the previous answer is only a post.
+   * Dropped once sent (its buffers move to the worker).
+   */
+  packed?: PackedBatch | undefined;
 }
 
 interface Part {
@@ -392,7 +404,7 @@ export class SinkRunner {
       try {
         // `partitions` is understood by the cluster store (this node runs only some tasks); others ignore it.
         const options: FetchOptions & { partitions?: number[] } = {
-          maxMessages: Math.min(decl.batch.maxMessages, roomMessages),
+          maxMessages: Math.min(decl.batch.maxMessages, roomMessages, FETCH_CHUNK),
           maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
           waitMs: 1000,
           signal,
@@ -475,6 +487,8 @@ export class SinkRunner {
         }
       }
     }
+    // Packed now, off the critical path: the partition's current batch is usually still in a worker.
+    batch.packed = this.pack(p, batch);
     p.ready.push(batch);
     p.open = [];
     p.openBytes = 0;
@@ -556,7 +570,8 @@ export class SinkRunner {
     this.writingCount++;
     p.writing = true;
     batch.attempts++;
-    const packed = this.pack(p, batch);
+    const packed = batch.packed ?? this.pack(p, batch);
+    batch.packed = undefined;
     const ac = new AbortController();
     this.aborts.add(ac);
     let timedOut: 'write' | 'open' | undefined;
