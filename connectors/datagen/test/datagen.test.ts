@@ -114,12 +114,21 @@ describe('limits and rate', () => {
     await expect(pending).resolves.toMatchObject({ done: true });
   });
 
-  it('padTo pads events to at least that many bytes', async () => {
-    const { messages } = await take(await open({ padTo: 1024 }), 50);
-    for (const m of messages) {
-      expect(m.value.byteLength).toBeGreaterThanOrEqual(1024);
-      expect(m.value.byteLength).toBeLessThan(1040);
-      expect(typeof json(m).pad).toBe('string');
+  it('padTo pads events to at least that many bytes, with a last "pad" field, as JSON.stringify writes it', async () => {
+    for (const shape of ['order', 'click', 'log'] as const) {
+      const { messages } = await take(await open({ shape, padTo: 1024, startTime: FIXED }), 50);
+      const bare = await take(await open({ shape, startTime: FIXED }), 50);
+      messages.forEach((m, i) => {
+        expect(m.value.byteLength).toBeGreaterThanOrEqual(1024);
+        expect(m.value.byteLength).toBeLessThan(1040);
+        const ev = json(m);
+        expect(typeof ev.pad).toBe('string');
+        expect(Object.keys(ev).at(-1)).toBe('pad');
+        expect(Buffer.from(m.value).toString()).toBe(JSON.stringify(ev));
+        // The event itself is the unpadded one.
+        const { pad: _, ...rest } = ev;
+        expect(rest).toEqual(json(bare.messages[i]!));
+      });
     }
   });
 });
