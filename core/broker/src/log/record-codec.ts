@@ -59,17 +59,29 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
   // Upper bound of the encoded size (utf8 is at most 3 bytes per UTF-16 unit), so strings are written
   // once and their lengths back-filled instead of measured first.
   let bound = 0;
+  let lastH: Record<string, string> | undefined;
+  let lastHBound = 0;
   for (const r of records) {
     bound += MIN_FRAME_BYTES + r.value.byteLength;
     if (r.key !== undefined) bound += 2 + r.key.length * 3;
     if (r.msgId !== undefined) bound += 2 + r.msgId.length * 3;
     const h = r.headers;
     if (h !== undefined) {
-      for (const name of Object.keys(h)) bound += 6 + (name.length + (h[name] as string).length) * 3;
+      if (h !== lastH) {
+        lastHBound = 0;
+        for (const name of Object.keys(h)) lastHBound += 6 + (name.length + (h[name] as string).length) * 3;
+        lastH = h;
+      }
+      bound += lastHBound;
     }
   }
-  const buf = Buffer.allocUnsafe(bound);
+  const buf = Buffer.allocUnsafe(bound) as RawWrites;
   let p = 0;
+  // The previous record's header section (count included): records of a batch often share one headers
+  // object (a source's constant headers), whose bytes are then copied instead of encoded again.
+  let prevH: Record<string, string> | undefined;
+  let prevHStart = 0;
+  let prevHEnd = 0;
   for (let i = 0; i < records.length; i++) {
     const r = records[i] as RecordInput;
     const start = p;
@@ -88,21 +100,29 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
       p = writeShortString(buf, p, r.msgId, 'msgId');
     }
     buf[start + 9] = flags;
-    const countPos = p;
-    p += 2;
-    let count = 0;
     const h = r.headers;
-    if (h !== undefined) {
-      for (const name of Object.keys(h)) {
-        p = writeShortString(buf, p, name, 'header name');
-        const vlen = buf.write(h[name] as string, p + 4, 'utf8');
-        buf.writeUInt32LE(vlen, p);
-        p += 4 + vlen;
-        count++;
+    if (h !== undefined && h === prevH) {
+      buf.copyWithin(p, prevHStart, prevHEnd);
+      p += prevHEnd - prevHStart;
+    } else {
+      const countPos = p;
+      p += 2;
+      let count = 0;
+      if (h !== undefined) {
+        for (const name of Object.keys(h)) {
+          p = writeShortString(buf, p, name, 'header name');
+          const vlen = buf.utf8Write(h[name] as string, p + 4);
+          buf.writeUInt32LE(vlen, p);
+          p += 4 + vlen;
+          count++;
+        }
+        if (count > MAX_U16) throw tooLarge(`a record has ${count} headers; at most ${MAX_U16} fit`);
       }
-      if (count > MAX_U16) throw tooLarge(`a record has ${count} headers; at most ${MAX_U16} fit`);
+      buf.writeUInt16LE(count, countPos);
+      prevH = h;
+      prevHStart = countPos;
+      prevHEnd = p;
     }
-    buf.writeUInt16LE(count, countPos);
     buf.set(r.value, p);
     p += r.value.byteLength;
     const size = p - start;
@@ -113,8 +133,11 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
   return buf.subarray(0, p);
 }
 
-function writeShortString(buf: Buffer, p: number, s: string, what: string): number {
-  const len = buf.write(s, p + 2, 'utf8');
+/** Buffer's native encoder, without `write()`'s argument handling (exists on every Buffer; not in @types/node). */
+type RawWrites = Buffer & { utf8Write(s: string, offset: number): number };
+
+function writeShortString(buf: RawWrites, p: number, s: string, what: string): number {
+  const len = buf.utf8Write(s, p + 2);
   if (len > MAX_U16) throw tooLarge(`${what} is ${len} bytes; at most ${MAX_U16} fit`);
   buf.writeUInt16LE(len, p);
   return p + 2 + len;

@@ -92,6 +92,14 @@ describe('record codec', () => {
     expect(Object.keys(out[6]!.headers)).toEqual(['b', 'a']); // same entries, other bytes: its own object
   });
 
+  it('encodes records that share one headers object like records with their own copies', () => {
+    const a = { 'content-type': 'application/json', shape: 'ørder' };
+    const b = { x: '1' };
+    const shared = [a, a, b, a, a, undefined, a].map((headers, i) => ({ timestamp: T0 + i, key: i % 2 ? `k${i}` : undefined, headers, value: Buffer.from(`v${i}`) }));
+    const copies = shared.map((r) => ({ ...r, headers: r.headers && { ...r.headers } }));
+    expect(encodeRecords(shared, 5).equals(encodeRecords(copies, 5))).toBe(true);
+  });
+
   it('tells incomplete, damaged and out-of-order frames apart', () => {
     const buf = encodeRecords(records(0, 3), 10);
     const size = checkFrame(buf, 0, buf.length, 9);
