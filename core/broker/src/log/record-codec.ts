@@ -174,16 +174,17 @@ function shortLength(s: string, what: string): number {
 /**
  * Checks the frame that starts at `pos` of `buf`, whose valid bytes end at `end`: length in range,
  * whole frame present, magic, crc, and an integral offset greater than `prevOffset`. Returns the frame's
- * size (> 0) or a negative FrameFault. Never throws, allocates nothing.
+ * size (> 0) or a negative FrameFault. Never throws, allocates nothing. `verifyCrc` false skips the
+ * checksum (bytes already known good: the structural checks still run).
  */
-export function checkFrame(buf: Buffer, pos: number, end: number, prevOffset: number): number {
+export function checkFrame(buf: Buffer, pos: number, end: number, prevOffset: number, verifyCrc = true): number {
   if (pos + 4 > end) return FrameFault.INCOMPLETE;
   const len = buf.readUInt32LE(pos);
   if (len < MIN_FRAME_BYTES - 4 || len > MAX_FRAME_BYTES - 4) return FrameFault.LENGTH;
   const size = 4 + len;
   if (pos + size > end) return FrameFault.INCOMPLETE;
   if (buf[pos + 8] !== FRAME_MAGIC) return FrameFault.MAGIC;
-  if (crc32(buf.subarray(pos + 8, pos + size)) !== buf.readUInt32LE(pos + 4)) return FrameFault.CRC;
+  if (verifyCrc && crc32(buf.subarray(pos + 8, pos + size)) !== buf.readUInt32LE(pos + 4)) return FrameFault.CRC;
   const offset = buf.readDoubleLE(pos + 10);
   if (!(offset > prevOffset) || !Number.isSafeInteger(offset)) return FrameFault.OFFSET;
   return size;
