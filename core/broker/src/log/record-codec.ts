@@ -77,8 +77,9 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
   }
   const buf = Buffer.allocUnsafe(bound) as RawWrites;
   let p = 0;
-  // The previous record's header section (count included): records of a batch often share one headers
-  // object (a source's constant headers), whose bytes are then copied instead of encoded again.
+  // The previous record's header section (count included): records of a batch often carry the same
+  // headers (one object from a source, or equal ones from a client), whose bytes are then copied
+  // instead of encoded again.
   let prevH: Record<string, string> | undefined;
   let prevHStart = 0;
   let prevHEnd = 0;
@@ -101,7 +102,7 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
     }
     buf[start + 9] = flags;
     const h = r.headers;
-    if (h !== undefined && h === prevH) {
+    if (h !== undefined && prevH !== undefined && (h === prevH || sameEntries(h, prevH))) {
       buf.copyWithin(p, prevHStart, prevHEnd);
       p += prevHEnd - prevHStart;
     } else {
@@ -131,6 +132,18 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
     buf.writeUInt32LE(crc32(buf.subarray(start + 8, p)), start + 4);
   }
   return buf.subarray(0, p);
+}
+
+/** The same names with the same values in the same order (so the same encoded bytes). */
+function sameEntries(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i] as string;
+    if (k !== kb[i] || a[k] !== b[k]) return false;
+  }
+  return true;
 }
 
 /** Buffer's native encoder, without `write()`'s argument handling (exists on every Buffer; not in @types/node). */

@@ -98,6 +98,16 @@ describe('record codec', () => {
     const shared = [a, a, b, a, a, undefined, a].map((headers, i) => ({ timestamp: T0 + i, key: i % 2 ? `k${i}` : undefined, headers, value: Buffer.from(`v${i}`) }));
     const copies = shared.map((r) => ({ ...r, headers: r.headers && { ...r.headers } }));
     expect(encodeRecords(shared, 5).equals(encodeRecords(copies, 5))).toBe(true);
+    // Equal entries in another order are other bytes: not taken for the previous record's.
+    const reordered = [{ a: '1', b: '2' }, { b: '2', a: '1' }, { a: '1', b: '2', c: '' }, { a: '1' }];
+    const out = [];
+    const buf = encodeRecords(reordered.map((headers, i) => ({ timestamp: T0, headers, value: Buffer.from([i]) })), 1);
+    for (let p = 0; p < buf.length; ) {
+      const r = decodeRecord(buf, p);
+      out.push(Object.entries(r.headers));
+      p += r.size;
+    }
+    expect(out).toEqual(reordered.map((h) => Object.entries(h)));
   });
 
   it('tells incomplete, damaged and out-of-order frames apart', () => {
