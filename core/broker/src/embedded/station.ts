@@ -93,12 +93,13 @@ export class StationRt implements GroupHost {
     return { first: Math.min(log.firstOffset, this.hw[partition]!), end: this.hw[partition]! };
   }
 
-  read(partition: number, from: number, maxMessages: number, maxBytes: number): Promise<LogRecord[]> {
+  /** Records from `from` below the high watermark. `msgIds`: decode each record's msgId (only the dedup index needs them). */
+  read(partition: number, from: number, maxMessages: number, maxBytes: number, msgIds = false): Promise<LogRecord[]> {
     const log = this.logs[partition];
     if (!log) return Promise.resolve([]);
     const end = this.hw[partition]!;
     if (from >= end) return Promise.resolve([]);
-    return log.read(from, { maxMessages: Math.min(maxMessages, end - Math.max(from, log.firstOffset)), maxBytes }).then((recs) => {
+    return log.read(from, { maxMessages: Math.min(maxMessages, end - Math.max(from, log.firstOffset)), maxBytes, msgIds }).then((recs) => {
       let n = recs.length;
       while (n > 0 && recs[n - 1]!.offset >= end) n--;
       return n === recs.length ? recs : recs.slice(0, n);
@@ -213,7 +214,7 @@ export class StationRt implements GroupHost {
       const log = this.logs[p]!;
       let from = await log.offsetForTimestamp(now - window);
       while (from < this.hw[p]!) {
-        const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024);
+        const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
         if (recs.length === 0) break;
         for (const r of recs) if (r.msgId !== undefined) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
         from = recs[recs.length - 1]!.offset + 1;

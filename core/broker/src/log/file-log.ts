@@ -971,7 +971,7 @@ class FileLog implements PartitionLog {
       await this.writeTick.promise;
     }
     const out: LogRecord[] = [];
-    const state = { bytes: 0, maxMessages, maxBytes: limits.maxBytes };
+    const state = { bytes: 0, maxMessages, maxBytes: limits.maxBytes, msgIds: limits.msgIds !== false };
     const segs = this.segments;
     for (let i = segmentFor(segs, from); i < segs.length; i++) {
       if (await this.readSegment(segs[i] as Segment, from, out, state)) break;
@@ -984,7 +984,7 @@ class FileLog implements PartitionLog {
   }
 
   /** Appends to `out` the records of one segment at or after `from`; true when a limit was reached. */
-  private async readSegment(seg: Segment, from: number, out: LogRecord[], st: { bytes: number; maxMessages: number; maxBytes: number }): Promise<boolean> {
+  private async readSegment(seg: Segment, from: number, out: LogRecord[], st: { bytes: number; maxMessages: number; maxBytes: number; msgIds: boolean }): Promise<boolean> {
     const limit = seg.written;
     if (limit === 0 || (seg.count > 0 && seg.lastOffset < from)) return false;
     let pos = 0;
@@ -1031,7 +1031,7 @@ class FileLog implements PartitionLog {
             const offset = frameOffset(buf, p);
             if (offset >= from) {
               if (out.length > 0 && st.bytes + size > st.maxBytes) return true;
-              out.push(decodeRecord(buf, p, memo));
+              out.push(decodeRecord(buf, p, memo, st.msgIds));
               st.bytes += size;
               if (out.length >= st.maxMessages) return true;
             }

@@ -265,9 +265,9 @@ type RawSlices = Buffer & { utf8Slice(start: number, end: number): string };
  * Decodes the frame at `pos`, which the caller has checked (`checkFrame`) or trusts. `value` is a view
  * into `buf` (no copy). Header names such as `__proto__` are kept as own properties. With `memo`, a
  * record whose header bytes equal the previous record's gets the same headers object: headers of read
- * records are shared, read-only data.
+ * records are shared, read-only data. `msgIds` false leaves msgId out (not decoded).
  */
-export function decodeRecord(buf: Buffer, pos: number, memo?: HeaderMemo): LogRecord {
+export function decodeRecord(buf: Buffer, pos: number, memo?: HeaderMemo, msgIds = true): LogRecord {
   const raw = buf as RawSlices;
   const size = 4 + buf.readUInt32LE(pos);
   const end = pos + size;
@@ -284,7 +284,7 @@ export function decodeRecord(buf: Buffer, pos: number, memo?: HeaderMemo): LogRe
   }
   if (flags & FLAG_MSG_ID) {
     const n = buf.readUInt16LE(p);
-    msgId = raw.utf8Slice(p + 2, p + 2 + n);
+    if (msgIds) msgId = raw.utf8Slice(p + 2, p + 2 + n);
     p += 2 + n;
   }
   const hStart = p;

@@ -44,6 +44,8 @@ export interface LogOptions {
 export interface ReadLimits {
   maxMessages: number;
   maxBytes: number;
+  /** Decode each record's msgId (default true). A reader that has no use for them saves a string a record. */
+  msgIds?: boolean | undefined;
 }
 
 export interface PartitionLog {
