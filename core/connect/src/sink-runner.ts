@@ -651,9 +651,11 @@ export class SinkRunner {
       else this.fatal(p, t, batch, err);
       return;
     }
-    let results: WriteResult[];
+    // All ok comes as a count (see sink-worker.ts); otherwise one result per message, checked here again.
+    let results: WriteResult[] | undefined;
     try {
-      results = checkWriteResults(answer.results, batch.msgs.length);
+      if (answer.okCount === undefined) results = checkWriteResults(answer.results, batch.msgs.length);
+      else if (answer.okCount !== batch.msgs.length) throw connectError('PLUGIN_INVALID', `the worker answered ${answer.okCount} ok results for ${batch.msgs.length} messages`);
     } catch (err) {
       this.fatal(p, t, batch, err as Error);
       return;
@@ -664,8 +666,10 @@ export class SinkRunner {
     const again: Delivery[] = [];
     let minDelay = 0;
     let lastReason = '';
-    results.forEach((r, i) => {
+    const n = batch.msgs.length;
+    for (let i = 0; i < n; i++) {
       const d = batch.msgs[i]!;
+      const r: WriteResult = results === undefined ? OK : results[i]!;
       if (r.status === 'ok') {
         okIds.push(d.deliveryId);
         okBytes += byteLen(d);
@@ -681,7 +685,7 @@ export class SinkRunner {
         minDelay = Math.max(minDelay, r.delayMs ?? 0);
         lastReason = r.reason;
       }
-    });
+    }
     const labels = { connector: decl.name, task: String(t.id) };
     metrics.batches.inc(labels);
     if (okIds.length > 0) {
@@ -932,6 +936,8 @@ function sameHeaders(a: Record<string, string>, b: Record<string, string>): bool
   for (const _ in b) n--;
   return n === 0;
 }
+
+const OK: WriteResult = Object.freeze({ status: 'ok' }) as WriteResult;
 
 /** How long after `writeTimeoutMs` (when the plugin's signal fires) the runtime terminates the worker. */
 export function hardTimeoutGrace(writeTimeoutMs: number): number {

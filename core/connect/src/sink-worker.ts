@@ -2,11 +2,12 @@
  * The piscina worker entry for sinks. Keeps each opened sink in module state, per (connector, config
  * hash, task): it opens lazily on the first batch, is reused by later batches, and is closed by a
  * `close` task (or when a batch comes with another config hash). Answers are plain data: results
- * checked by the main thread with `checkWriteResults`, errors as `serializeError`.
+ * checked here with `checkWriteResults` (a broken answer comes back as its PLUGIN_INVALID error) and,
+ * when every message is ok, sent as their count only; errors as `serializeError`.
  */
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { parseConfig, serializeError } from '@junction/sdk-connector';
+import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
 import type { Sink, SinkBatch, SinkMessage } from '@junction/sdk-connector';
 import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
 import { PACKED_FIELDS } from './wire.js';
@@ -82,8 +83,10 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     const batch = unpack(t.batch);
     Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
-    const results = await sink.write(batch, { signal: ac.signal });
-    return { results, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+    const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
+    const pluginMs = performance.now() - started;
+    if (results.every((r) => r.status === 'ok')) return { okCount: results.length, pluginMs, metrics: metrics.drain(), threadId };
+    return { results, pluginMs, metrics: metrics.drain(), threadId };
   } catch (err) {
     return { error: serializeError(err), pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
   } finally {

@@ -73,7 +73,10 @@ export interface SinkCloseTask {
 export type SinkTask = SinkWriteTask | SinkCloseTask;
 
 export interface SinkWriteAnswer {
+  /** One result per message (checked in the worker); absent when every message was ok (`okCount`). */
   results?: WriteResult[];
+  /** Every message of the batch answered ok(): their number, instead of that many result objects to clone. */
+  okCount?: number;
   error?: SerializedError;
   /** Time inside the plugin (open + write), ms. */
   pluginMs: number;

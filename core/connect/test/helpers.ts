@@ -25,6 +25,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-leak': join(here, 'plugins', 'leak.mjs'),
   'test-retry': join(here, 'plugins', 'retry.mjs'),
   'test-dead': join(here, 'plugins', 'dead.mjs'),
+  'test-short': join(here, 'plugins', 'short.mjs'),
   'test-slow': join(here, 'plugins', 'slow.mjs'),
   'test-secret': join(here, 'plugins', 'secret.mjs'),
   'test-counter': join(here, 'plugins', 'counter-source.mjs'),

@@ -81,6 +81,18 @@ describe('sink results and errors', () => {
     expect((await h.runtime.status('c')).connector.state).toBe('RUNNING');
   });
 
+  it('a sink answering fewer results than messages fails its task with PLUGIN_INVALID; nothing is acked', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 5);
+    await h.runtime.create({ name: 'c', plugin: 'test-short', station: 's', config: {}, batch: { maxLatencyMs: 10 }, errors: { tolerance: 'none', retryTimeoutMs: 0 } });
+    const status = await waitFor(async () => {
+      const s = await h.runtime.status('c');
+      return s.tasks[0]?.state === 'FAILED' ? s : undefined;
+    }, { what: 'a FAILED task' });
+    expect(status.tasks[0]!.lastError?.message).toMatch(/answered 4 results for 5 messages/);
+    expect(await lagOf(h.store, 's', 'c')).toBe(5);
+  });
+
   it('tolerance all: retries run out → dead letters with the last error', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 4);
