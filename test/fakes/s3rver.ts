@@ -60,6 +60,21 @@ async function launch(directory: string, port: number): Promise<{ child: ChildPr
 }
 
 /** Starts s3rver in a child process. Call `close()` when done. */
+/**
+ * Options for the AWS SDK's S3Client against this server: path-style, its fixed key, and checksums
+ * only when required (s3rver does not know the newer default ones).
+ */
+export function s3ClientConfig(s3: S3rverProcess) {
+  return {
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+    responseChecksumValidation: 'WHEN_REQUIRED' as const,
+  };
+}
+
 export async function startS3rver(opts: { directory?: string } = {}): Promise<S3rverProcess> {
   const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'junction-s3rver-')));
   let { child, port } = await launch(directory, 0);

@@ -93,4 +93,20 @@ export async function api<T = unknown>(url: string, method: string, path: string
   if (!res.ok) throw Object.assign(new Error(`${method} ${path} → ${res.status} ${text}`), { status: res.status, body: text });
   return (text ? JSON.parse(text) : undefined) as T;
 }
+/** Polls `probe` every 200 ms until it gives a value (errors count as no value yet); throws after `timeoutMs`, with the last error. */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(200);
+  }
+}
+
 export * from './nats-cluster.js';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { sleep, startNatsCluster, type NatsCluster } from '../src/index.js';
+import { sleep, startNatsCluster, type NatsCluster, eventually } from '../src/index.js';
 
 const STATION = 'orders';
 const PARTITIONS = 3;
@@ -38,20 +38,6 @@ async function localState(cluster: NatsCluster, index: number, stream: string) {
   return j.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream)?.state;
 }
 
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(200);
-  }
-}
 
 describe('SIGKILL of one nats-server node of three (R3 station)', () => {
   let cluster: NatsCluster | undefined;

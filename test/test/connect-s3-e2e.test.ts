@@ -10,20 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startS3rver, type S3rverProcess } from '../fakes/s3rver.js';
+import { startS3rver, type S3rverProcess, s3ClientConfig } from '../fakes/s3rver.js';
 import { api, sleep, startBroker, type BrokerProcess } from '../src/index.js';
 
 const STATION = 'orders';
 
 function client(s3: S3rverProcess): S3Client {
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return new S3Client(s3ClientConfig(s3));
 }
 
 // s3rver checks the access key id (not the signature), so the key id is what a test gets wrong.

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startS3rver, type S3rverProcess } from '../fakes/s3rver.js';
+import { startS3rver, type S3rverProcess, s3ClientConfig } from '../fakes/s3rver.js';
 import { api, sleep, startBroker, type BrokerProcess } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -49,14 +49,7 @@ interface Status {
 }
 
 function client(s3: S3rverProcess): S3Client {
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return new S3Client(s3ClientConfig(s3));
 }
 
 /** The connection part of a connector's config (YAML, indented for `config:`). */
