@@ -23,26 +23,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { api, sleep, startBroker, startNatsCluster, type BrokerProcess, type NatsCluster, eventually } from '../src/index.js';
+import { api, sleep, startBroker, startNatsCluster, type BrokerProcess, type NatsCluster, eventually, localState, streamLeader } from '../src/index.js';
 
 const STATION = 'parted';
 const PARTITIONS = 3;
 const STREAM = (p: number): string => `JUNCTION_${STATION}_${p}`;
-
-async function streamLeader(cluster: NatsCluster, stream: string, among: number[]): Promise<string | undefined> {
-  for (const i of among) {
-    const j = await cluster.jsz(i, { streams: true }).catch(() => undefined);
-    const sd = j?.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream);
-    if (sd?.cluster?.leader) return sd.cluster.leader;
-  }
-  return undefined;
-}
-
-async function localState(cluster: NatsCluster, index: number, stream: string) {
-  const j = await cluster.jsz(index, { streams: true });
-  return j.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream)?.state;
-}
-
 
 describe('network cut of one nats-server node of three (R3 station, producers through Junction on the majority)', () => {
   let cluster: NatsCluster | undefined;

@@ -533,6 +533,22 @@ export class NatsCluster {
 }
 
 /** Starts a JetStream cluster on loopback ports and waits for its meta leader. Call `stop()` when done (afterAll). */
+/** The leader of `stream` as the first answering node among `among` (default: the running nodes) sees it. */
+export async function streamLeader(cluster: NatsCluster, stream: string, among?: number[]): Promise<string | undefined> {
+  for (const i of among ?? cluster.nodes.filter((n) => n.running).map((n) => n.index)) {
+    const j = await cluster.jsz(i, { streams: true }).catch(() => undefined);
+    const sd = j?.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream);
+    if (sd?.cluster?.leader) return sd.cluster.leader;
+  }
+  return undefined;
+}
+
+/** One node's own replica state of a stream. */
+export async function localState(cluster: NatsCluster, index: number, stream: string) {
+  const j = await cluster.jsz(index, { streams: true });
+  return j.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream)?.state;
+}
+
 export function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
   return NatsCluster.create(opts);
 }

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { sleep, startNatsCluster, type NatsCluster, eventually } from '../src/index.js';
+import { sleep, startNatsCluster, type NatsCluster, eventually, localState, streamLeader } from '../src/index.js';
 
 const STATION = 'orders';
 const PARTITIONS = 3;
@@ -20,24 +20,6 @@ interface Acked {
   producer: number;
   batch: number;
 }
-
-/** The leader of a stream, from one running node's monitoring view. */
-async function streamLeader(cluster: NatsCluster, stream: string): Promise<string | undefined> {
-  for (const n of cluster.nodes) {
-    if (!n.running) continue;
-    const j = await cluster.jsz(n.index, { streams: true }).catch(() => undefined);
-    const sd = j?.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream);
-    if (sd?.cluster?.leader) return sd.cluster.leader;
-  }
-  return undefined;
-}
-
-/** One node's own replica state of a stream. */
-async function localState(cluster: NatsCluster, index: number, stream: string) {
-  const j = await cluster.jsz(index, { streams: true });
-  return j.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream)?.state;
-}
-
 
 describe('SIGKILL of one nats-server node of three (R3 station)', () => {
   let cluster: NatsCluster | undefined;
