@@ -1,7 +1,13 @@
 /**
  * One consumer group's position in one partition. Offsets below `floor` are settled (acked or
- * dead-lettered); between `floor` and `next` every offset is either in `settled` or in `unsettled`
- * (delivered at least once, waiting); `next` is the first offset never delivered.
+ * dead-lettered); between `floor` and `next` every offset is either in `settled` or waiting; `next` is
+ * the first offset never delivered.
+ *
+ * Waiting offsets cost nothing each in the common case: a fetch delivers a range [from, to] once, in
+ * flight with one ack deadline (one timer in the group), and a waiting offset that has no entry in
+ * `exceptions` is exactly such a first delivery, in flight. Only what leaves that state — a deadline
+ * passed, a nack, a redelivery, a dead letter on its way, a delivery recovered from the journal — gets an
+ * entry of its own. So a fetch of n messages and their acks allocate nothing per message here.
  */
 import { MinHeap } from './heap.js';
 import { JournalOp, type JournalEntry } from './journal.js';
@@ -10,18 +16,25 @@ export interface Unsettled {
   attempt: number;
   /** True while a delivery is out; false while waiting in the redelivery queue. */
   inflight: boolean;
-  /** Ack deadline while in flight; not-before time while queued. */
+  /** Ack deadline while in flight; not-before time while queued; Infinity while parked for the DLS. */
   due: number;
 }
+
+/** What a waiting offset without an entry is: its first delivery, in flight (deadline: its range's timer). */
+const FIRST_DELIVERY: Readonly<Unsettled> = Object.freeze({ attempt: 1, inflight: true, due: -1 });
 
 export class PartitionCursor {
   next: number;
   floor: number;
   readonly settled = new Set<number>();
-  readonly unsettled = new Map<number, Unsettled>();
+  /** Waiting offsets that are not a first delivery in flight (see the file comment). */
+  readonly exceptions = new Map<number, Unsettled>();
   /** Offsets ready for redelivery now, lowest first. */
   readonly ready = new MinHeap<number>((a, b) => a < b);
+  /** Deliveries in flight: first deliveries without an entry plus entries with `inflight`. */
   pendingCount = 0;
+  /** Bumped by every seek: timers of an earlier epoch no longer apply. */
+  epoch = 0;
 
   constructor(
     readonly partition: number,
@@ -35,28 +48,76 @@ export class PartitionCursor {
     this.next = offset;
     this.floor = offset;
     this.settled.clear();
-    this.unsettled.clear();
+    this.exceptions.clear();
     this.ready.clear();
     this.pendingCount = 0;
+    this.epoch++;
   }
 
-  /** Marks [from, to] delivered once (attempt 1). Idempotent for offsets already delivered. */
-  deliverRange(from: number, to: number, due: number, inflight: boolean): void {
-    for (let o = Math.max(from, this.next); o <= to; o++) {
-      this.unsettled.set(o, { attempt: 1, inflight, due });
-      if (inflight) this.pendingCount++;
-      else this.ready.push(o);
+  /** Waiting (delivered, neither acked nor dead-lettered). */
+  waiting(offset: number): boolean {
+    return offset >= this.floor && offset < this.next && !this.settled.has(offset);
+  }
+
+  /** The state of a waiting offset (a shared read-only object for a first delivery); undefined when not waiting. */
+  peek(offset: number): Readonly<Unsettled> | undefined {
+    return this.exceptions.get(offset) ?? (this.waiting(offset) ? FIRST_DELIVERY : undefined);
+  }
+
+  /** The state of a waiting offset as an entry of its own, to change; undefined when not waiting. */
+  entry(offset: number): Unsettled | undefined {
+    let u = this.exceptions.get(offset);
+    if (!u && this.waiting(offset)) this.exceptions.set(offset, (u = { ...FIRST_DELIVERY }));
+    return u;
+  }
+
+  /** Waiting offsets (in flight or not). */
+  get unsettledCount(): number {
+    return this.next - this.floor - this.settled.size;
+  }
+
+  /**
+   * Marks [from, to] delivered once (attempt 1): in flight (the caller arms one timer for the range), or
+   * queued for redelivery (recovery). Idempotent for offsets already delivered.
+   */
+  deliverRange(from: number, to: number, inflight: boolean): void {
+    const start = Math.max(from, this.next);
+    if (to < start) return;
+    if (inflight) this.pendingCount += to - start + 1;
+    else {
+      for (let o = start; o <= to; o++) {
+        this.exceptions.set(o, { attempt: 1, inflight: false, due: 0 });
+        this.ready.push(o);
+      }
     }
-    if (to + 1 > this.next) this.next = to + 1;
+    this.next = to + 1;
+  }
+
+  /**
+   * The ack deadline of a first-delivery range passed: its offsets still in flight come back, as entries.
+   * Returns them (caller queues or dead-letters them).
+   */
+  expireRange(from: number, to: number, epoch: number): number[] {
+    const out: number[] = [];
+    if (epoch !== this.epoch) return out;
+    for (let o = Math.max(from, this.floor); o <= to && o < this.next; o++) {
+      if (this.settled.has(o) || this.exceptions.has(o)) continue;
+      this.pendingCount--;
+      this.exceptions.set(o, { attempt: 1, inflight: false, due: 0 });
+      out.push(o);
+    }
+    return out;
   }
 
   /** Settles one offset; false when it was not waiting (already settled, or never delivered). */
   settle(offset: number): boolean {
-    if (offset < this.floor || offset >= this.next || this.settled.has(offset)) return false;
-    const u = this.unsettled.get(offset);
+    if (!this.waiting(offset)) return false;
+    const u = this.exceptions.get(offset);
     if (u) {
       if (u.inflight) this.pendingCount--;
-      this.unsettled.delete(offset);
+      this.exceptions.delete(offset);
+    } else {
+      this.pendingCount--;
     }
     if (offset === this.floor) {
       this.floor++;
@@ -70,13 +131,23 @@ export class PartitionCursor {
   /** Retention removed everything below `first`: forget it. */
   clampTo(first: number): void {
     if (this.floor >= first) return;
-    for (const o of this.settled) if (o < first) this.settled.delete(o);
-    for (const [o, u] of this.unsettled) {
+    const below = Math.min(first, this.next);
+    // First deliveries in flight below `first`: the waiting offsets there that have no entry.
+    let waitingBelow = Math.max(0, below - this.floor);
+    for (const o of this.settled) {
       if (o < first) {
-        if (u.inflight) this.pendingCount--;
-        this.unsettled.delete(o);
+        this.settled.delete(o);
+        if (o < below) waitingBelow--;
       }
     }
+    for (const [o, u] of this.exceptions) {
+      if (o < first) {
+        if (u.inflight) this.pendingCount--;
+        this.exceptions.delete(o);
+        if (o < below) waitingBelow--;
+      }
+    }
+    this.pendingCount -= waitingBelow;
     this.floor = first;
     if (this.next < first) this.next = first;
     while (this.settled.delete(this.floor)) this.floor++;
@@ -95,10 +166,10 @@ export class PartitionCursor {
   apply(e: JournalEntry): void {
     switch (e.op) {
       case JournalOp.DELIVER:
-        this.deliverRange(e.from, e.to, 0, false);
+        this.deliverRange(e.from, e.to, false);
         break;
       case JournalOp.REDELIVER: {
-        const u = this.unsettled.get(e.offset);
+        const u = this.exceptions.get(e.offset);
         if (u && e.attempt > u.attempt) u.attempt = e.attempt;
         break;
       }
@@ -117,7 +188,7 @@ export class PartitionCursor {
     const out: JournalEntry[] = [{ op: JournalOp.SEEK, partition: p, offset: this.floor }];
     if (this.next > this.floor) out.push({ op: JournalOp.DELIVER, partition: p, from: this.floor, to: this.next - 1 });
     if (this.settled.size > 0) out.push({ op: JournalOp.SETTLE, partition: p, offsets: [...this.settled] });
-    for (const [o, u] of this.unsettled) if (u.attempt > 1) out.push({ op: JournalOp.REDELIVER, partition: p, offset: o, attempt: u.attempt });
+    for (const [o, u] of this.exceptions) if (u.attempt > 1) out.push({ op: JournalOp.REDELIVER, partition: p, offset: o, attempt: u.attempt });
     return out;
   }
 }

@@ -49,6 +49,10 @@ interface Timer {
   from: number;
   to: number;
   inflight: boolean;
+  /** The ack deadline of a first-delivery range (the cursor's waiting offsets without an entry). */
+  range: boolean;
+  /** The cursor's epoch when armed (a seek voids it). */
+  epoch: number;
 }
 
 const COMPACT_BYTES = 4 * 1024 * 1024;
@@ -177,9 +181,22 @@ export class GroupRt {
     for (let t = this.timers.peek(); t && t.due <= now; t = this.timers.peek()) {
       this.timers.pop();
       const c = this.cursors[t.partition];
-      if (!c) continue;
+      if (!c || t.epoch !== c.epoch) continue;
+      if (t.range) {
+        for (const o of c.expireRange(t.from, t.to, t.epoch)) {
+          const u = c.exceptions.get(o)!;
+          if (u.attempt >= this.meta.maxDeliveries) {
+            u.due = Infinity; // parked until it is in the dead-letter station
+            dead.push({ partition: t.partition, offset: o, attempts: u.attempt });
+            continue;
+          }
+          c.ready.push(o);
+          woke = true;
+        }
+        continue;
+      }
       for (let o = t.from; o <= t.to; o++) {
-        const u = c.unsettled.get(o);
+        const u = c.exceptions.get(o);
         if (!u || u.inflight !== t.inflight || u.due !== t.due) continue;
         if (u.inflight) {
           u.inflight = false;
@@ -212,7 +229,7 @@ export class GroupRt {
     } catch {
       // The dead-letter station could not take them: make them deliverable again, so nothing is lost.
       for (const it of batch) {
-        const u = this.cursors[it.partition]?.unsettled.get(it.record.offset);
+        const u = this.cursors[it.partition]?.exceptions.get(it.record.offset);
         if (u && u.due === Infinity) {
           u.due = 0;
           this.cursors[it.partition]!.ready.push(it.record.offset);
@@ -260,7 +277,7 @@ export class GroupRt {
         const c = this.cursors[(start + i) % P]!;
         while (out.length < maxMessages && c.ready.size > 0) {
           const o = c.ready.peek()!;
-          const u = c.unsettled.get(o);
+          const u = c.exceptions.get(o);
           if (!u || u.inflight || u.due !== 0) {
             c.ready.pop();
             continue;
@@ -284,7 +301,7 @@ export class GroupRt {
           u.due = due;
           c.pendingCount++;
           this.redeliveries++;
-          this.timers.push({ due, partition: c.partition, from: o, to: o, inflight: true });
+          this.timers.push({ due, partition: c.partition, from: o, to: o, inflight: true, range: false, epoch: c.epoch });
           entries.push({ op: JournalOp.REDELIVER, partition: c.partition, offset: o, attempt: u.attempt });
           bytes += rec.value.length;
           out.push(toDelivery(station, c.partition, rec, u.attempt));
@@ -311,7 +328,7 @@ export class GroupRt {
           delivered.push(d);
         }
         if (to < from) continue;
-        c.deliverRange(from, to, due, true);
+        c.deliverRange(from, to, true);
         entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to });
         // Offsets in the range that were not returned (lost to corruption) or are meant for another group.
         if (delivered.length !== to - from + 1) {
@@ -321,7 +338,7 @@ export class GroupRt {
           for (const o of settle) c.settle(o);
           entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
         }
-        if (delivered.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true });
+        if (delivered.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true, range: true, epoch: c.epoch });
       }
       void this.journal(entries, false).catch(() => {});
       if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
@@ -349,7 +366,7 @@ export class GroupRt {
         continue;
       }
       const { d, c } = at;
-      const u = c.unsettled.get(d.offset);
+      const u = c.exceptions.get(d.offset);
       if (u && u.due === Infinity) {
         out.push({ deliveryId: id, status: 'stale' }); // already on its way to the dead-letter station
         continue;
@@ -373,11 +390,12 @@ export class GroupRt {
         continue;
       }
       const { d, c } = at;
-      const u = c.unsettled.get(d.offset);
-      if (!u || !u.inflight || u.attempt !== d.attempt) {
+      const seen = c.peek(d.offset);
+      if (!seen || !seen.inflight || seen.attempt !== d.attempt) {
         out.push({ deliveryId: id, status: 'stale' });
         continue;
       }
+      const u = c.entry(d.offset)!;
       u.inflight = false;
       c.pendingCount--;
       if (u.attempt >= this.meta.maxDeliveries) {
@@ -388,7 +406,7 @@ export class GroupRt {
       }
       if (delayMs > 0) {
         u.due = now + delayMs;
-        this.timers.push({ due: u.due, partition: d.partition, from: d.offset, to: d.offset, inflight: false });
+        this.timers.push({ due: u.due, partition: d.partition, from: d.offset, to: d.offset, inflight: false, range: false, epoch: c.epoch });
       } else {
         u.due = 0;
         c.ready.push(d.offset);
@@ -411,11 +429,12 @@ export class GroupRt {
         continue;
       }
       const { d, c } = at;
-      const u = c.unsettled.get(d.offset);
-      if (!u || u.due === Infinity) {
+      const seen = c.peek(d.offset);
+      if (!seen || seen.due === Infinity) {
         out.push({ deliveryId: id, status: 'stale' });
         continue;
       }
+      const u = c.entry(d.offset)!;
       if (u.inflight) c.pendingCount--;
       u.inflight = false;
       u.due = Infinity;
@@ -443,7 +462,7 @@ export class GroupRt {
     const partitions = this.cursors.map((c) => {
       const { first, end } = this.host.bounds(c.partition);
       // Unsettled = in flight (counted) + waiting for redelivery or parked for the DLS: no walk over them.
-      const queued = c.unsettled.size - c.pendingCount;
+      const queued = c.unsettledCount - c.pendingCount;
       return {
         partition: c.partition,
         nextOffset: Math.max(c.next, first),

@@ -8,14 +8,16 @@ function state(c: PartitionCursor) {
     next: c.next,
     floor: c.floor,
     settled: [...c.settled].sort((a, b) => a - b),
-    unsettled: [...c.unsettled].map(([o, u]) => [o, u.attempt]).sort((a, b) => a[0]! - b[0]!),
+    unsettled: Array.from({ length: Math.max(0, c.next - c.floor) }, (_, i) => c.floor + i)
+      .filter((o) => c.waiting(o))
+      .map((o) => [o, c.peek(o)!.attempt]),
   };
 }
 
 describe('partition cursor', () => {
   it('advances the ack floor over settled offsets in any order', () => {
     const c = new PartitionCursor(0, 1);
-    c.deliverRange(1, 5, 100, true);
+    c.deliverRange(1, 5, true);
     expect(c.pendingCount).toBe(5);
     expect(c.settle(3)).toBe(true);
     expect(c.settle(3)).toBe(false);
@@ -31,13 +33,46 @@ describe('partition cursor', () => {
 
   it('forgets what retention removed', () => {
     const c = new PartitionCursor(0, 1);
-    c.deliverRange(1, 10, 100, true);
+    c.deliverRange(1, 10, true);
     c.settle(7);
     c.clampTo(6);
     expect(c.floor).toBe(6);
     c.settle(6);
     expect(c.floor).toBe(8);
     expect(c.pendingCount).toBe(3);
+  });
+
+  it('a first delivery has no entry of its own until it leaves that state; counts stay right through expiry, nack and retention', () => {
+    const c = new PartitionCursor(0, 1);
+    c.deliverRange(1, 10, true);
+    expect(c.exceptions.size).toBe(0);
+    expect(c.pendingCount).toBe(10);
+    expect(c.unsettledCount).toBe(10);
+    expect(c.peek(4)).toEqual({ attempt: 1, inflight: true, due: -1 });
+    expect(c.peek(11)).toBeUndefined();
+    c.settle(2);
+    expect(c.peek(2)).toBeUndefined();
+    // A nack makes an entry of its own; the shared first-delivery state is never changed.
+    const u = c.entry(5)!;
+    u.inflight = false;
+    c.pendingCount--;
+    expect(c.peek(6)).toEqual({ attempt: 1, inflight: true, due: -1 });
+    // The range's deadline: what is still in flight without an entry comes back (not 2: settled, not 5: nacked).
+    expect(c.expireRange(1, 10, c.epoch + 1)).toEqual([]); // a timer from before a seek
+    expect(c.expireRange(1, 7, c.epoch)).toEqual([1, 3, 4, 6, 7]);
+    expect(c.pendingCount).toBe(3); // 8, 9, 10
+    expect(c.unsettledCount).toBe(9);
+    expect(c.expireRange(1, 7, c.epoch)).toEqual([]);
+    // Retention below 9: entries and first deliveries below it go, with their in-flight counts.
+    c.clampTo(9);
+    expect(c.floor).toBe(9);
+    expect(c.pendingCount).toBe(2);
+    expect(c.unsettledCount).toBe(2);
+    expect(c.exceptions.size).toBe(0);
+    c.settle(9);
+    c.settle(10);
+    expect(c.pendingCount).toBe(0);
+    expect(c.floor).toBe(11);
   });
 
   it('a journal snapshot rebuilds the same state (property)', () => {
@@ -54,12 +89,12 @@ describe('partition cursor', () => {
         for (const o of ops) {
           if (o.k === 'deliver') {
             const from = live.next;
-            live.deliverRange(from, from + o.n - 1, 0, true);
+            live.deliverRange(from, from + o.n - 1, true);
             journal.push({ op: JournalOp.DELIVER, partition: 0, from, to: from + o.n - 1 });
           } else if (o.k === 'settle') {
             if (live.settle(o.at)) journal.push({ op: JournalOp.SETTLE, partition: 0, offsets: [o.at] });
           } else if (o.k === 'redeliver') {
-            const u = live.unsettled.get(o.at);
+            const u = live.entry(o.at);
             if (u) {
               u.attempt++;
               journal.push({ op: JournalOp.REDELIVER, partition: 0, offset: o.at, attempt: u.attempt });
