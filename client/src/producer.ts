@@ -48,6 +48,18 @@ interface Batch {
 
 const FRAME_OVERHEAD = 16;
 
+/**
+ * Refusals worth sending again (a cluster node during a leader election): UNAVAILABLE was not stored, so
+ * any message is resent; NOT_ACKNOWLEDGED may have been stored, so only one with a msgId is (the dedup
+ * window answers `duplicate` if it was).
+ */
+const NOT_STORED = 'UNAVAILABLE';
+const MAYBE_STORED = 'NOT_ACKNOWLEDGED';
+
+function retryableRefusal(code: string): boolean {
+  return code === NOT_STORED || code === MAYBE_STORED;
+}
+
 function newBatch(): Batch {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -76,6 +88,11 @@ function itemSize(m: ProduceMessage): number {
  * window makes that safe (a stored one answers `duplicate`). Messages without a msgId are not resent:
  * their promises reject with the retryable error, and the application decides (resending may store
  * them twice). Give every message a msgId for at-least-once without duplicates.
+ *
+ * Refusals during a leader election (cluster mode): a message refused UNAVAILABLE (not stored) is sent
+ * again, with or without a msgId; one answered NOT_ACKNOWLEDGED (perhaps stored) only with a msgId; both
+ * with the same backoff and `retry.retries`, then they reject with `retryable: true`. A resent message
+ * may be stored after messages sent later.
  *
  * Memory: the producer holds what has been sent and not yet answered; await `send()` (or use
  * `flush()`) to bound it.
@@ -137,7 +154,7 @@ export class Producer {
       this.add({
         msg,
         size: itemSize(msg),
-        settle: (r) => (r.status === 'rejected' ? reject(new JunctionApiError(r.code, r.message, { retryable: false })) : resolve(r)),
+        settle: (r) => (r.status === 'rejected' ? reject(new JunctionApiError(r.code, r.message, { retryable: retryableRefusal(r.code) })) : resolve(r)),
         fail: reject,
       });
     });
@@ -258,32 +275,41 @@ export class Producer {
     }
   }
 
-  /** Sends items; resends those with a msgId on retryable failures. Never rejects: every item is settled or failed. */
+  /**
+   * Sends items; on retryable failures resends what is safe to send again: after a failed request, those
+   * with a msgId; after per-message refusals, UNAVAILABLE ones and NOT_ACKNOWLEDGED ones with a msgId.
+   * Never rejects: every item is settled or failed.
+   */
   private async dispatch(items: Item[]): Promise<void> {
     let pending = items;
     for (let attempt = 0; ; attempt++) {
+      const last = attempt >= this.retry.retries;
+      const again: Item[] = [];
       try {
         const results = await this.client.produceEncoded(
           this.station,
           pending.map((i) => i.msg),
         );
-        for (let i = 0; i < pending.length; i++) pending[i]!.settle(results[i]!);
-        return;
+        for (let i = 0; i < pending.length; i++) {
+          const item = pending[i]!;
+          const r = results[i]!;
+          if (!last && r.status === 'rejected' && (r.code === NOT_STORED || (r.code === MAYBE_STORED && item.msg.msgId !== undefined))) again.push(item);
+          else item.settle(r);
+        }
       } catch (raw) {
         const err = toApiError(raw);
-        if (!err.retryable || attempt >= this.retry.retries) {
+        if (!err.retryable || last) {
           for (const i of pending) i.fail(err);
           return;
         }
-        const again: Item[] = [];
         for (const i of pending) {
           if (i.msg.msgId !== undefined) again.push(i);
           else i.fail(err);
         }
-        if (again.length === 0) return;
-        pending = again;
-        await new Promise((r) => setTimeout(r, backoffDelay(attempt, this.retry)));
       }
+      if (again.length === 0) return;
+      pending = again;
+      await new Promise((r) => setTimeout(r, backoffDelay(attempt, this.retry)));
     }
   }
 }

@@ -14,6 +14,11 @@ class FakeSender implements ProduceSender {
   /** When set, the failure happens after storing (the answer was lost). */
   failAfterStore = false;
   stored: ProduceMessage[] = [];
+  /**
+   * Per value: refusals to answer, in order. UNAVAILABLE is not stored; NOT_ACKNOWLEDGED is stored all the
+   * same (a leader stored it, the answer was lost in an election).
+   */
+  refusals = new Map<string, string[]>();
   private seen = new Map<string, number>();
 
   async produceEncoded(_station: string, messages: readonly ProduceMessage[]): Promise<ProduceResult[]> {
@@ -26,6 +31,13 @@ class FakeSender implements ProduceSender {
       if (failure && !this.failAfterStore) throw failure;
       const results = messages.map((m): ProduceResult => {
         if (m.value.byteLength > 1000) return { status: 'rejected', code: 'MESSAGE_TOO_LARGE', message: 'too large' };
+        const refusal = this.refusals.get(Buffer.from(m.value).toString())?.shift();
+        if (refusal === 'UNAVAILABLE') return { status: 'rejected', code: refusal, message: 'no leader right now; retry' };
+        if (refusal === 'NOT_ACKNOWLEDGED' && !(m.msgId !== undefined && this.seen.has(m.msgId))) {
+          this.stored.push(m);
+          if (m.msgId !== undefined) this.seen.set(m.msgId, this.stored.length);
+          return { status: 'rejected', code: refusal, message: 'may or may not be stored' };
+        }
         if (m.msgId !== undefined && this.seen.has(m.msgId)) return { status: 'duplicate', partition: 0, offset: this.seen.get(m.msgId)! };
         this.stored.push(m);
         const offset = this.stored.length;
@@ -188,6 +200,36 @@ describe('Producer failures', () => {
     const p = new Producer(s, 'st');
     await expect(p.send({ value: 'a', msgId: 'x' })).rejects.toMatchObject({ code: 'STATION_NOT_FOUND', retryable: false });
     expect(s.requests).toHaveLength(1);
+    await p.close();
+  });
+
+  it('sends again what a leader election refused: UNAVAILABLE always, NOT_ACKNOWLEDGED only with a msgId; each stored once', async () => {
+    const s = new FakeSender();
+    s.refusals.set('a', ['UNAVAILABLE', 'UNAVAILABLE']);
+    s.refusals.set('b', ['NOT_ACKNOWLEDGED']);
+    s.refusals.set('c', ['NOT_ACKNOWLEDGED']);
+    s.refusals.set('d', ['UNAVAILABLE']);
+    const p = new Producer(s, 'st');
+    const r = await Promise.allSettled([p.send('a'), p.send({ value: 'b', msgId: 'id-b' }), p.send('c'), p.send({ value: 'd', msgId: 'id-d' }), p.send('e')]);
+    expect(r[0]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+    // Stored by the refused attempt: the msgId makes the resend a duplicate of it.
+    expect(r[1]).toMatchObject({ status: 'fulfilled', value: { status: 'duplicate', offset: 1 } });
+    // Perhaps stored, no msgId: not resent (it might be stored twice); the application decides.
+    expect(r[2]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_ACKNOWLEDGED', retryable: true } });
+    expect(r[3]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+    expect(r[4]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+    expect(s.requests.map((q) => q.map((m) => Buffer.from(m.value).toString()))).toEqual([['a', 'b', 'c', 'd', 'e'], ['a', 'b', 'd'], ['a']]);
+    expect(s.stored.map((m) => Buffer.from(m.value).toString()).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    await p.close();
+  });
+
+  it('a message refused UNAVAILABLE past retry.retries rejects with the refusal, retryable', async () => {
+    const s = new FakeSender();
+    s.refusals.set('a', ['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    const p = new Producer(s, 'st', { retry: { retries: 2, minDelayMs: 1, maxDelayMs: 2 } });
+    await expect(p.send('a')).rejects.toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    expect(s.requests).toHaveLength(3);
+    expect(s.stored).toHaveLength(0);
     await p.close();
   });
 
