@@ -152,12 +152,13 @@ class RouteRelays {
   /** Port of a listener that closes every connection: what the nodes advertise (so gossip finds nothing). */
   deadPort = 0;
 
-  static async create(clusterPorts: number[]): Promise<RouteRelays> {
+  /** `avoid`: ports picked for the nodes but not bound yet (an ephemeral port of a relay must not take one). */
+  static async create(clusterPorts: number[], avoid: ReadonlySet<number>): Promise<RouteRelays> {
     const r = new RouteRelays();
     try {
       const dead = createServer((s) => s.destroy());
       r.servers.push(dead);
-      r.deadPort = await listen(dead);
+      r.deadPort = await listen(dead, avoid);
       for (let from = 0; from < clusterPorts.length; from++) {
         r.ports.push([]);
         for (let to = 0; to < clusterPorts.length; to++) {
@@ -167,7 +168,7 @@ class RouteRelays {
           }
           const srv = createServer((sock) => r.accept(from, to, clusterPorts[to]!, sock));
           r.servers.push(srv);
-          r.ports[from]!.push(await listen(srv));
+          r.ports[from]!.push(await listen(srv, avoid));
         }
       }
     } catch (err) {
@@ -240,11 +241,19 @@ class RouteRelays {
   }
 }
 
-function listen(srv: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
-  });
+/** Listens on an ephemeral loopback port that is not in `avoid`. */
+async function listen(srv: Server, avoid: ReadonlySet<number> = new Set()): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        srv.off('error', reject);
+        resolve((srv.address() as { port: number }).port);
+      });
+    });
+    if (!avoid.has(port)) return port;
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -332,7 +341,7 @@ export class NatsCluster {
       }
     };
     for (let i = 0; i < count; i++) ports.push({ client: await pick(), cluster: await pick(), http: await pick() });
-    const relays = opts.cuttableRoutes && count > 1 ? await RouteRelays.create(ports.map((p) => p.cluster)) : undefined;
+    const relays = opts.cuttableRoutes && count > 1 ? await RouteRelays.create(ports.map((p) => p.cluster), taken) : undefined;
     const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`);
     const routesOf = (i: number): string[] =>
       relays ? relays.ports[i]!.flatMap((port, j) => (j === i ? [] : [`nats-route://127.0.0.1:${port}`])) : routes;

@@ -9,6 +9,7 @@
  * Keys (see names.ts): `s.<station>` StationMeta, `g.<station>.<group>` GroupMeta, `d.<station>.<group>`
  * the group's dead-letter count.
  */
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -68,7 +69,9 @@ export class Meta {
 
   /** Creates (or binds) the bucket and loads everything into memory. */
   async open(timeoutMs: number): Promise<void> {
-    this.kv = await new Kvm(this.nc).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false });
+    // The store's request timeout, not nats.js's 5 s: creating an R3 bucket on a cluster that just started
+    // (or is busy) can take longer.
+    this.kv = await new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false });
     const info = await this.wire.api<{ state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${this.streamName}`);
     const until = info.state.last_seq;
     let loaded!: () => void;

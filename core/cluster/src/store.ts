@@ -48,7 +48,8 @@ import { asJunctionError, configInvalid, ErrorCode, isApiError, JetStreamApiErro
 import { Meta, type GroupMeta, type StationMeta } from './meta.js';
 import { ackSubject, dec, enc, Names, parseAckSubject } from './names.js';
 import { GroupRt, type Carried, type Outstanding } from './runtime.js';
-import { NoRespondersError, RequestTimeoutError, Wire, WireClosedError, type PullSession } from './wire.js';
+import { LeaderWatch, leaderVerdict, type ClusterInfo, type Track, type Verdict } from './leaders.js';
+import { LeaderlessError, NoRespondersError, RequestTimeoutError, Wire, WireClosedError, type PubAck, type PullSession } from './wire.js';
 
 export interface JetStreamStoreOptions {
   /** NATS server URLs (`nats://host:port`); several for a cluster. */
@@ -73,6 +74,13 @@ export interface JetStreamStoreOptions {
   requestTimeoutMs?: number | undefined;
   /** How long open() waits for NATS and the metadata. Default 30 s. */
   openTimeoutMs?: number | undefined;
+  /**
+   * Publishes to a partition in flight with no answer for this long make the store check that the
+   * partition still has a reachable leader; without one, produce answers its messages at once
+   * (NOT_ACKNOWLEDGED / UNAVAILABLE) instead of after `requestTimeoutMs`, until a leader is back. Default
+   * 1500 ms; 0 turns the check off. See README, "Produce during a leader election".
+   */
+  publishStallMs?: number | undefined;
 }
 
 const DLS_SUFFIX = '.dls';
@@ -84,6 +92,24 @@ const CARRY_MARGIN_MS = 100;
 /** A no-wait pull that finds nothing this soon after this node produced to the stream waits a little (see pullInto). */
 const RECENT_PRODUCE_MS = 1_000;
 const REPLICA_CATCHUP_MS = 50;
+/** Leader watch (leaders.ts): timeout of one probe (STREAM.INFO); how often a stream without a leader is probed again. */
+const PROBE_TIMEOUT_MS = 1_000;
+const REPROBE_MS = 250;
+/** How long a replica may go unheard (2.9 leaders send a heartbeat every second) before it counts as gone. */
+const FOLLOWER_SILENT_MS = 2_500;
+/**
+ * A stream created or reconfigured less than this ago is settling: its first leader may not be elected
+ * yet, or the first one hands over to the group's preferred peer (seen with nats-server 2.9: a claim
+ * stream answers a first claim, then nobody answers for a few seconds). The leader watch does not refuse
+ * its publishes; they wait for the leader (at worst the request timeout).
+ */
+const FIRST_ELECTION_MS = 10_000;
+/** A publish still unanswered this long after a later one to the same stream was stored went to a former leader. */
+const OVERTAKEN_MS = 1_000;
+/** A message for a stream known to have no leader waits this long for one before it is refused. */
+const DOWN_WAIT_MS = 100;
+/** nats-server releases with the raft catchup fix for divergent replicas (README, "Network cut"). */
+const RAFT_DESYNC_FIXED = [2, 10, 23] as const;
 /** How often last attempts past their deadline are looked for. */
 const TICK_MS = 100;
 
@@ -162,6 +188,32 @@ function messageSize(m: MessageInput): number {
   return n;
 }
 
+/** The per-message answer of a publish that failed. */
+function produceRejection(err: unknown): ProduceResult {
+  if (err instanceof LeaderlessError) {
+    return err.sent
+      ? {
+          status: 'rejected',
+          code: ErrorCode.NOT_ACKNOWLEDGED,
+          message: `${err.what} lost its leader with the message in flight (${err.reason}); the message may or may not be stored — retry with a msgId`,
+        }
+      : { status: 'rejected', code: ErrorCode.UNAVAILABLE, message: `not stored: ${err.what} has no leader right now (${err.reason}); retry` };
+  }
+  if (err instanceof RequestTimeoutError) return { status: 'rejected', code: ErrorCode.NOT_ACKNOWLEDGED, message: 'no store acknowledgement in time; the message may or may not be stored' };
+  return { status: 'rejected', code: ErrorCode.UNAVAILABLE, message: `not stored: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+/** a.b.c (a release, maybe with a suffix) older than `than`. */
+function olderThan(version: string, than: readonly number[]): boolean {
+  const v = version.split(/[.-]/).slice(0, 3).map((x) => Number.parseInt(x, 10));
+  for (let i = 0; i < than.length; i++) {
+    const a = v[i] ?? 0;
+    if (!Number.isFinite(a)) return false;
+    if (a !== than[i]) return a < than[i]!;
+  }
+  return false;
+}
+
 /** A msgId as a NATS header value: printable ASCII as is, anything else (or a leading "~") base64url-encoded. */
 function headerMsgId(id: string): string {
   return /^[\x21-\x7d]+$/.test(id) && !id.startsWith('~') ? id : `~${Buffer.from(id, 'utf8').toString('base64url')}`;
@@ -195,6 +247,8 @@ export class JetStreamStore implements StationStore {
   private maxPayload = 1024 * 1024;
   /** When this node last stored a message in a stream (performance.now()): read-your-writes for no-wait pulls. */
   private readonly producedAt = new Map<string, number>();
+  private leaders: LeaderWatch | undefined;
+  private leaderTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: JetStreamStoreOptions) {
     this.names = new Names(options.prefix ?? 'junction');
@@ -229,6 +283,32 @@ export class JetStreamStore implements StationStore {
     }
     this.maxPayload = this.nc.info?.max_payload ?? this.maxPayload;
     this.wire = new Wire(this.nc, this.timeoutMs);
+    const stallMs = o.publishStallMs ?? 1_500;
+    if (stallMs > 0) {
+      this.leaders = new LeaderWatch({
+        stallMs,
+        probeTimeoutMs: PROBE_TIMEOUT_MS,
+        reprobeMs: REPROBE_MS,
+        overtakenMs: OVERTAKEN_MS,
+        firstElectionMs: FIRST_ELECTION_MS,
+        probe: (stream) => this.probeLeader(stream),
+        onDown: (t) => {
+          const n = this.wire.failWhere(t.subject, () => new LeaderlessError(t.what, t.reason, true));
+          if (n > 0) this.log.warn({ stream: t.stream, publishes: n }, 'publishes in flight to a stream without a reachable leader answered NOT_ACKNOWLEDGED');
+        },
+        onLost: (t, sentBefore, reason) => {
+          const n = this.wire.failWhere(t.subject, () => new LeaderlessError(t.what, reason, true), sentBefore);
+          if (n > 0) this.log.warn({ stream: t.stream, publishes: n }, 'publishes in flight to a former leader answered NOT_ACKNOWLEDGED');
+        },
+        onResend: (t, sentBefore) => {
+          const n = this.wire.resendWhere(t.subject, sentBefore);
+          if (n > 0) this.log.warn({ stream: t.stream, publishes: n }, 'publishes with a msgId unanswered while the stream has a leader sent again');
+        },
+        log: this.log,
+      });
+      this.leaderTimer = setInterval(() => this.leaders?.scan(), TICK_MS);
+      this.leaderTimer.unref();
+    }
     this.meta = new Meta(this.nc, this.wire, this.names, this.replicas, this.log);
     this.meta.onChange((key, value) => this.onMetaChange(key, value));
     void this.watchStatus(this.nc);
@@ -242,6 +322,13 @@ export class JetStreamStore implements StationStore {
     this.ticker = setInterval(() => void this.tick(), TICK_MS);
     this.ticker.unref();
     this.log.info({ servers: o.servers, replicas: this.replicas, maxPayload: this.maxPayload }, 'jetstream store open');
+    const version = this.nc.info?.version;
+    if (version !== undefined && olderThan(version, RAFT_DESYNC_FIXED)) {
+      this.log.warn(
+        { version, fixedIn: RAFT_DESYNC_FIXED.join('.') },
+        'nats-server before 2.10.23: after a network cut, a replica of a replicated stream can keep messages its old leader never replicated and serve them when it leads again (README, "Network cut of one node")',
+      );
+    }
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
@@ -258,6 +345,7 @@ export class JetStreamStore implements StationStore {
     this.state = 'closed';
     this.closing.abort();
     clearInterval(this.ticker);
+    clearInterval(this.leaderTimer);
     // Long polls answer empty on the abort; give them a moment to finish before the connection goes.
     await Promise.race([Promise.allSettled([...this.inflight]), sleep(2_000)]);
     await this.shutdown();
@@ -265,6 +353,7 @@ export class JetStreamStore implements StationStore {
 
   private async shutdown(): Promise<void> {
     this.state = 'closed';
+    clearInterval(this.leaderTimer);
     await this.meta?.close().catch(() => {});
     this.wire?.close();
     await this.nc?.close().catch(() => {});
@@ -412,6 +501,7 @@ export class JetStreamStore implements StationStore {
   private async createStream(cfg: JsStreamConfig): Promise<void> {
     try {
       await this.api(`STREAM.CREATE.${cfg.name}`, cfg);
+      this.settling(cfg.name);
     } catch (err) {
       if (isApiError(err) && err.status < 500 && err.errCode !== JsErr.STREAM_NAME_EXISTS) {
         throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream refused the station's stream: ${err.message}`, {
@@ -688,8 +778,10 @@ export class JetStreamStore implements StationStore {
       max_age: Math.max(JS_MIN_WINDOW_MS, window) * NS,
       duplicate_window: window * NS,
     };
-    if (update) await this.api(`STREAM.UPDATE.${cfg.name}`, cfg);
-    else {
+    if (update) {
+      await this.api(`STREAM.UPDATE.${cfg.name}`, cfg);
+      this.settling(cfg.name);
+    } else {
       try {
         await this.createStream(cfg);
       } catch (err) {
@@ -700,11 +792,30 @@ export class JetStreamStore implements StationStore {
     this.claimStreams.add(st.name);
   }
 
+  /**
+   * This node's first claim on a station: the claim stream usually exists (another node made it). Asked
+   * of the stream itself (its leader answers), not created right away: a create goes to the meta leader,
+   * which may be the node that is unreachable right now. No answer in time: the claim is published all
+   * the same (its own leader check answers for it).
+   */
+  private async knowClaimStream(st: StationMeta): Promise<void> {
+    try {
+      const info = await this.wire.api<{ created?: string }>(`$JS.API.STREAM.INFO.${this.claimStreamName(st.name)}`, undefined, PROBE_TIMEOUT_MS);
+      this.settling(this.claimStreamName(st.name), info.created);
+      this.claimStreams.add(st.name);
+    } catch (err) {
+      if (isApiError(err, JsErr.STREAM_NOT_FOUND)) await this.ensureClaimStream(st);
+      else if (!(err instanceof RequestTimeoutError || err instanceof NoRespondersError || (err instanceof JetStreamApiError && err.status >= 500))) throw err;
+    }
+  }
+
   /** The partition a msgId'd message goes to: the first claim's. */
   private async claim(st: StationMeta, msgId: string, candidate: number): Promise<number> {
-    if (!this.claimStreams.has(st.name)) await this.ensureClaimStream(st);
+    if (!this.claimStreams.has(st.name)) await this.knowClaimStream(st);
     const subject = `${this.names.prefix}.${enc(st.name)}.ids`;
-    const ack = await this.publishRetrying(subject, Buffer.from(String(candidate)), { 'Nats-Msg-Id': headerMsgId(msgId) });
+    const ack = await this.publishTo(subject, this.claimStreamName(st.name), `the msgId claims of station "${st.name}"`, Buffer.from(String(candidate)), {
+      'Nats-Msg-Id': headerMsgId(msgId),
+    });
     if (!ack.duplicate) return candidate;
     const got = await this.api<{ message: { data?: string } }>(`STREAM.MSG.GET.${this.claimStreamName(st.name)}`, { seq: ack.seq });
     const p = Number(Buffer.from(got.message.data ?? '', 'base64').toString());
@@ -740,12 +851,19 @@ export class JetStreamStore implements StationStore {
         continue;
       }
       const msgId = dedup && m.msgId !== undefined ? m.msgId : undefined;
-      const candidate = m.key !== undefined ? partitionForKey(m.key, P) : this.nextRr(st.name, P);
+      // A message without a key may go to any partition: not to one known to have no leader right now.
+      const candidate = m.key !== undefined ? partitionForKey(m.key, P) : this.withLeader(st.name, this.nextRr(st.name, P), P);
       const valueBytes = m.value.length;
       const send = async (): Promise<void> => {
         try {
           const p = msgId !== undefined && claims ? await this.claim(st, msgId, candidate) : candidate;
-          const ack = await this.publishRetrying(this.names.subject(st.name, p), data, msgId === undefined ? undefined : { 'Nats-Msg-Id': headerMsgId(msgId) });
+          const ack = await this.publishTo(
+            this.names.subject(st.name, p),
+            this.names.stream(st.name, p),
+            `partition ${p} of station "${st.name}"`,
+            data,
+            msgId === undefined ? undefined : { 'Nats-Msg-Id': headerMsgId(msgId) },
+          );
           if (ack.duplicate) results[i] = { status: 'duplicate', partition: p, offset: ack.seq };
           else {
             this.producedAt.set(this.names.stream(st.name, p), performance.now());
@@ -755,12 +873,7 @@ export class JetStreamStore implements StationStore {
           }
         } catch (err) {
           if (err instanceof WireClosedError) throw err;
-          const timeout = err instanceof RequestTimeoutError;
-          results[i] = {
-            status: 'rejected',
-            code: timeout ? ErrorCode.NOT_ACKNOWLEDGED : ErrorCode.UNAVAILABLE,
-            message: timeout ? 'no store acknowledgement in time; the message may or may not be stored' : `not stored: ${err instanceof Error ? err.message : String(err)}`,
-          };
+          results[i] = produceRejection(err);
         }
       };
       work.push(send());
@@ -776,20 +889,98 @@ export class JetStreamStore implements StationStore {
     return n % partitions;
   }
 
+  /** `candidate`, or the next partition after it not known to be without a leader (candidate if all are). */
+  private withLeader(station: string, candidate: number, partitions: number): number {
+    if (!this.leaders) return candidate;
+    for (let k = 0; k < partitions; k++) {
+      const p = (candidate + k) % partitions;
+      if (!this.leaders.isDown(this.names.subject(station, p))) return p;
+    }
+    return candidate;
+  }
+
   /**
-   * Publishes; while the stream has no leader (no responders: an election, or a station created a moment
-   * ago on another node) it retries with backoff. A timeout is not retried: the message may be stored.
+   * Publishes to a stream and resolves with its PubAck. While the stream has no reachable leader (the
+   * leader watch knows, or finds out when the publish stalls or gets "no responders") it rejects with
+   * LeaderlessError within DOWN_WAIT_MS: `sent` false when the message never went out. "No responders" while the
+   * stream does have a leader (a station created a moment ago on another node, whose leader has not
+   * subscribed yet) is retried with backoff for up to the request timeout. A timeout is not retried: the
+   * message may be stored.
    */
-  private async publishRetrying(subject: string, data: Uint8Array, hdrs: Record<string, string> | undefined): Promise<{ seq: number; duplicate?: boolean }> {
+  private async publishTo(subject: string, stream: string, what: string, data: Uint8Array, hdrs: Record<string, string> | undefined): Promise<PubAck> {
+    const lw = this.leaders;
+    const t: Track | undefined = lw?.track(subject, stream, what);
     const deadline = performance.now() + this.timeoutMs;
     for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
-      try {
-        return await this.wire.publish(subject, data, hdrs);
-      } catch (err) {
-        const retry = err instanceof NoRespondersError || (err instanceof JetStreamApiError && err.status === 503);
-        if (!retry || performance.now() + delay > deadline || this.state !== 'open') throw err;
-        await sleep(delay);
+      if (t?.down) {
+        // A short wait, not an instant answer: a produce loop that gets nothing but refusals must still
+        // yield to the event loop (timers, the re-probe that ends "down"), and a leader found meanwhile
+        // lets the message through.
+        await sleep(DOWN_WAIT_MS);
+        if (t.down) throw new LeaderlessError(what, t.reason, false);
       }
+      let answered = false;
+      let stored = false;
+      const sentAt = t ? lw!.sent(t) : 0;
+      try {
+        const ack = await this.wire.publish(subject, data, hdrs);
+        answered = true;
+        stored = !ack.duplicate;
+        return ack;
+      } catch (err) {
+        const noLeader = err instanceof NoRespondersError || (err instanceof JetStreamApiError && err.status === 503);
+        answered = err instanceof JetStreamApiError;
+        if (!noLeader || this.state !== 'open') throw err;
+        if (t && (await lw!.confirmDown(t))) throw new LeaderlessError(what, t.reason, false);
+        if (performance.now() + delay > deadline) throw err;
+        await sleep(delay);
+      } finally {
+        if (t) lw!.settled(t, answered, sentAt, stored);
+      }
+    }
+  }
+
+  /**
+   * When streams this store made, reconfigured or asked about were created or reconfigured (epoch ms),
+   * while that is less than FIRST_ELECTION_MS ago.
+   */
+  private readonly settlingSince = new Map<string, number>();
+
+  /** Notes a stream's creation (now, or its `created` time as the server gave it). */
+  private settling(stream: string, created?: string): void {
+    const at = created === undefined ? Date.now() : Date.parse(created);
+    if (Number.isNaN(at) || Date.now() - at >= FIRST_ELECTION_MS) return;
+    if (at > (this.settlingSince.get(stream) ?? 0)) this.settlingSince.set(stream, at);
+  }
+
+  private isSettling(stream: string): boolean {
+    const at = this.settlingSince.get(stream);
+    if (at === undefined) return false;
+    if (Date.now() - at < FIRST_ELECTION_MS) return true;
+    this.settlingSince.delete(stream);
+    return false;
+  }
+
+  /**
+   * A STREAM.INFO with a short timeout: does the stream have a leader that can store a message now? A
+   * stream still settling (FIRST_ELECTION_MS) without one is `starting`: its publishes wait for it.
+   */
+  private async probeLeader(stream: string): Promise<Verdict> {
+    try {
+      const info = await this.wire.api<{ cluster?: ClusterInfo; state?: { last_seq?: number }; created?: string }>(`$JS.API.STREAM.INFO.${stream}`, undefined, PROBE_TIMEOUT_MS);
+      this.settling(stream, info.created);
+      const v = leaderVerdict(info.cluster, FOLLOWER_SILENT_MS);
+      if (!v.down) v.lastSeq = info.state?.last_seq;
+      else if (this.isSettling(stream)) v.starting = true;
+      this.log.debug({ stream, cluster: info.cluster, verdict: v }, 'leader probe');
+      return v;
+    } catch (err) {
+      const starting = this.isSettling(stream);
+      if (err instanceof RequestTimeoutError) return { down: true, reason: `nobody answered for it within ${PROBE_TIMEOUT_MS} ms (its leader is unreachable)`, starting };
+      if (err instanceof NoRespondersError) return { down: true, reason: 'no responders', starting };
+      // Not found and the like: the publish answers for itself.
+      if (err instanceof JetStreamApiError && err.status >= 500) return { down: true, reason: err.message, starting };
+      return { down: false };
     }
   }
 

@@ -27,6 +27,22 @@ export class WireClosedError extends Error {
   override name = 'WireClosedError';
 }
 
+/**
+ * A publish to a stream that has no reachable leader right now (see leaders.ts). `sent`: the message went
+ * out before that was known, so it may still be stored; otherwise it was not sent at all.
+ */
+export class LeaderlessError extends Error {
+  override name = 'LeaderlessError';
+  constructor(
+    /** What the stream is, for messages: `partition 0 of station "orders"`. */
+    readonly what: string,
+    readonly reason: string,
+    readonly sent: boolean,
+  ) {
+    super(`${what} has no reachable leader: ${reason}`);
+  }
+}
+
 export interface PubAck {
   stream: string;
   seq: number;
@@ -38,6 +54,9 @@ interface Pending {
   reject(e: Error): void;
   deadline: number;
   subject: string;
+  /** A publish with a Nats-Msg-Id keeps what it sent: it may be sent again (see resendWhere). */
+  data?: Uint8Array | undefined;
+  hdrs?: Record<string, string> | undefined;
 }
 
 const enc = new TextEncoder();
@@ -48,6 +67,8 @@ export class Wire {
   readonly root: string;
   private readonly replyPrefix: string;
   private readonly pending = new Map<number, Pending>();
+  /** Requests with a timeout of their own (shorter than timeoutMs): swept whole, they are few. */
+  private readonly short = new Map<number, Pending>();
   private seq = 0;
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
@@ -67,9 +88,13 @@ export class Wire {
 
   private onReply(m: Msg): void {
     const id = Number(m.subject.slice(this.replyPrefix.length));
-    const p = this.pending.get(id);
-    if (!p) return; // timed out already
-    this.pending.delete(id);
+    let p = this.pending.get(id);
+    if (p) this.pending.delete(id);
+    else {
+      p = this.short.get(id);
+      if (!p) return; // timed out already
+      this.short.delete(id);
+    }
     if (m.headers?.code === 503) p.reject(new NoRespondersError(`no responders on ${p.subject}`));
     else p.resolve(m);
   }
@@ -81,32 +106,86 @@ export class Wire {
       this.pending.delete(id);
       p.reject(new RequestTimeoutError(`no answer on ${p.subject} within ${this.timeoutMs} ms`));
     }
+    for (const [id, p] of this.short) {
+      if (p.deadline > now) continue;
+      this.short.delete(id);
+      p.reject(new RequestTimeoutError(`no answer on ${p.subject} in time`));
+    }
   }
 
-  /** Sends a request and resolves with the reply. Rejects with RequestTimeoutError / NoRespondersError / WireClosedError. */
-  request(subject: string, data: Uint8Array | undefined, hdrs?: Record<string, string>): Promise<Msg> {
+  /**
+   * Fails the requests in flight to `subject` (all, or those sent before `sentBefore`, a performance.now()
+   * time) with `err()`; their replies, if any come, are dropped. Returns how many.
+   */
+  failWhere(subject: string, err: () => Error, sentBefore = Infinity): number {
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (p.subject !== subject || p.deadline - this.timeoutMs >= sentBefore) continue;
+      this.pending.delete(id);
+      p.reject(err());
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Sends again, under the same reply subject, the publishes to `subject` sent before `sentBefore` (a
+   * performance.now() time) that carry a Nats-Msg-Id and are still unanswered: the first answer to either
+   * copy settles it (JetStream's dedup makes the second a duplicate of the first if both land). Keeps
+   * their deadlines. Returns how many.
+   */
+  resendWhere(subject: string, sentBefore: number): number {
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (p.subject !== subject || p.hdrs === undefined || p.deadline - this.timeoutMs >= sentBefore) continue;
+      try {
+        this.send1(subject, p.data, p.hdrs, `${this.replyPrefix}${id}`);
+        n++;
+      } catch {
+        // the connection is closing: the request fails with it
+      }
+    }
+    return n;
+  }
+
+  private send1(subject: string, data: Uint8Array | undefined, hdrs: Record<string, string> | undefined, reply: string): void {
+    if (hdrs === undefined) {
+      this.nc.publish(subject, data, { reply });
+    } else {
+      const h = natsHeaders();
+      for (const k in hdrs) h.set(k, hdrs[k]!);
+      this.nc.publish(subject, data, { reply, headers: h });
+    }
+  }
+
+  /**
+   * Sends a request and resolves with the reply. Rejects with RequestTimeoutError / NoRespondersError / WireClosedError.
+   * `timeoutMs` below the wire's own timeout gives this request a shorter one.
+   */
+  request(subject: string, data: Uint8Array | undefined, hdrs?: Record<string, string>, timeoutMs?: number): Promise<Msg> {
     if (this.closedErr) return Promise.reject(this.closedErr);
     const id = ++this.seq;
+    const own = timeoutMs !== undefined && timeoutMs < this.timeoutMs;
     return new Promise<Msg>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs, subject });
+      const p: Pending = { resolve, reject, deadline: performance.now() + (own ? timeoutMs : this.timeoutMs), subject };
+      if (hdrs?.['Nats-Msg-Id'] !== undefined) {
+        p.data = data;
+        p.hdrs = hdrs;
+      }
+      (own ? this.short : this.pending).set(id, p);
       try {
-        if (hdrs === undefined) {
-          this.nc.publish(subject, data, { reply: `${this.replyPrefix}${id}` });
-        } else {
-          const h = natsHeaders();
-          for (const k in hdrs) h.set(k, hdrs[k]!);
-          this.nc.publish(subject, data, { reply: `${this.replyPrefix}${id}`, headers: h });
-        }
+        this.send1(subject, data, hdrs, `${this.replyPrefix}${id}`);
       } catch (err) {
         this.pending.delete(id);
+        this.short.delete(id);
         reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
   }
 
   /** A JetStream API call: JSON in, JSON out; an `error` answer rejects with JetStreamApiError. */
-  async api<T>(subject: string, body?: unknown): Promise<T> {
-    const m = await this.request(subject, body === undefined ? undefined : enc.encode(JSON.stringify(body)));
+  async api<T>(subject: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const m = await this.request(subject, body === undefined ? undefined : enc.encode(JSON.stringify(body)), undefined, timeoutMs);
     const text = dec.decode(m.data);
     const parsed = (text ? JSON.parse(text) : {}) as { error?: { code: number; err_code?: number; description?: string } } & T;
     if (parsed.error) throw new JetStreamApiError(parsed.error.code, parsed.error.err_code ?? 0, parsed.error.description ?? 'JetStream error', subject);
@@ -137,7 +216,9 @@ export class Wire {
     this.closedErr = new WireClosedError('the store is closed');
     clearInterval(this.sweeper);
     for (const p of this.pending.values()) p.reject(this.closedErr);
+    for (const p of this.short.values()) p.reject(this.closedErr);
     this.pending.clear();
+    this.short.clear();
     try {
       this.sub.unsubscribe();
     } catch {

@@ -1,6 +1,7 @@
 /** Envelope, names and ack subjects: no server needed. */
 import { describe, expect, it } from 'vitest';
 import { ackSubject, decodeEnvelope, encodeEnvelope, Names, parseAckSubject } from '../src/index.js';
+import { LeaderWatch, leaderVerdict, type Verdict } from '../src/leaders.js';
 
 describe('envelope', () => {
   it('round trips values, keys and arbitrary header names and values byte for byte', () => {
@@ -50,5 +51,230 @@ describe('names', () => {
     expect(parseAckSubject(ackSubject('S', 'C', 2, 10, 0))).toMatchObject({ stream: 'S', consumer: 'C', deliveryCount: 2, streamSeq: 10, consumerSeq: 0 });
     // the 2.10+ form with domain and account hash
     expect(parseAckSubject('$JS.ACK._.HASH.S.C.1.5.6.1795699081316114888.0.tok')).toMatchObject({ stream: 'S', consumer: 'C', streamSeq: 5 });
+  });
+});
+
+describe('leader watch (produce during a leader election)', () => {
+  const silent = 3_000;
+  const ms = 1_000_000;
+
+  it('a leader that heard from a quorum of its replicas lately can store; none, or one cut off from them, cannot', () => {
+    expect(leaderVerdict(undefined, silent)).toEqual({ down: false });
+    expect(leaderVerdict({ leader: 'n1' }, silent)).toEqual({ down: false }); // R1
+    expect(leaderVerdict({ leader: '' }, silent).down).toBe(true);
+    expect(leaderVerdict({}, silent).down).toBe(true);
+    const r = (active: number, offline = false) => ({ name: 'x', current: true, offline, active: active * ms });
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(100), r(200)] }, silent)).toEqual({ down: false });
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(100), r(60_000)] }, silent)).toEqual({ down: false }); // 2 of 3
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(5_000), r(9_000)] }, silent)).toMatchObject({ down: true, reason: expect.stringMatching(/n1 has not heard from a quorum/) });
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(0, true), r(10_000)] }, silent).down).toBe(true);
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(1), r(1), r(9_000), r(9_000)] }, silent)).toEqual({ down: false }); // R5: 2 + leader
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(1), r(9_000), r(9_000), r(9_000)] }, silent).down).toBe(true);
+    // A follower answered (a new group's preferred peer): the leader is in the list; what counts is when
+    // that follower last heard from it (the other follower it never hears from directly: active 0).
+    const named = (name: string, active: number) => ({ name, current: true, active: active * ms });
+    expect(leaderVerdict({ leader: 'n1', replicas: [named('n1', 900), named('n3', 0)] }, silent)).toEqual({ down: false });
+    expect(leaderVerdict({ leader: 'n1', replicas: [named('n1', 3_500), named('n3', 0)] }, silent)).toMatchObject({ down: true, reason: expect.stringMatching(/n1 has not been heard from/) });
+  });
+
+  /** A watch on a fake clock with a probe whose answers the test gives. */
+  function harness() {
+    let now = 0;
+    const probes: { stream: string; answer: (v: Verdict) => void }[] = [];
+    const downs: string[] = [];
+    const lost: [string, number][] = [];
+    const resent: [string, number][] = [];
+    const w = new LeaderWatch({
+      stallMs: 1_500,
+      probeTimeoutMs: 1_000,
+      reprobeMs: 250,
+      probe: (stream) => new Promise<Verdict>((answer) => probes.push({ stream, answer })),
+      onDown: (t) => downs.push(t.stream),
+      onLost: (t, sentBefore) => lost.push([t.stream, sentBefore]),
+      onResend: (t, sentBefore) => resent.push([t.stream, sentBefore]),
+      overtakenMs: 1_000,
+      firstElectionMs: 20_000,
+      now: () => now,
+    });
+    return { w, probes, downs, lost, resent, advance: (d: number) => (now += d) };
+  }
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  it('probes a stream only when its publishes get no answer for stallMs; down fails them and blocks new ones until a leader answers', async () => {
+    const { w, probes, downs, advance } = harness();
+    const t = w.track('j.s.0', 'J_s_0', 'partition 0');
+    // Answered publishes: never a probe, however long it runs.
+    for (let i = 0; i < 50; i++) {
+      const at = w.sent(t);
+      advance(100);
+      w.settled(t, true, at, true);
+      w.scan();
+    }
+    expect(probes).toHaveLength(0);
+    // One in flight, unanswered: a probe at 1.5 s, not before.
+    w.sent(t);
+    advance(1_400);
+    w.scan();
+    expect(probes).toHaveLength(0);
+    advance(100);
+    w.scan();
+    w.scan();
+    expect(probes.map((p) => p.stream)).toEqual(['J_s_0']);
+    probes.shift()!.answer({ down: true, reason: 'no leader' });
+    await flush();
+    expect(w.isDown('j.s.0')).toBe(true);
+    expect(downs).toEqual(['J_s_0']);
+    expect(await w.confirmDown(t)).toBe(true);
+    // Down: probed again every 250 ms, overlapping; a later "down" does not undo an earlier "up".
+    advance(250);
+    w.scan();
+    advance(250);
+    w.scan();
+    expect(probes).toHaveLength(2);
+    probes[1]!.answer({ down: false });
+    await flush();
+    expect(w.isDown('j.s.0')).toBe(false);
+    probes[0]!.answer({ down: true, reason: 'stale' });
+    await flush();
+    expect(w.isDown('j.s.0')).toBe(false);
+    expect(downs).toEqual(['J_s_0']);
+  });
+
+  it('a stall with a healthy leader: checked every stallMs; lost only when that leader stores nothing between two checks; "no responders" checks share one probe', async () => {
+    const { w, probes, lost, resent, advance } = harness();
+    const t = w.track('j.s.1', 'J_s_1', 'partition 1');
+    w.sent(t);
+    advance(1_500);
+    w.scan();
+    probes.shift()!.answer({ down: false, lastSeq: 7 });
+    await flush();
+    expect(w.isDown('j.s.1')).toBe(false);
+    // What waited stallMs before the probe and has a msgId is sent again.
+    expect(resent).toEqual([['J_s_1', 0]]);
+    advance(1_000);
+    w.scan();
+    expect(probes).toHaveLength(0);
+    advance(500);
+    w.scan();
+    expect(probes).toHaveLength(1);
+    // The leader stored other messages meanwhile (slow, not lost): nothing is failed.
+    probes.shift()!.answer({ down: false, lastSeq: 9 });
+    await flush();
+    expect(lost).toEqual([]);
+    advance(1_500);
+    w.scan();
+    // It stored nothing since: what waits over 2 × stallMs (sent before 4.5 s - 3 s) went to a former leader.
+    probes.shift()!.answer({ down: false, lastSeq: 9 });
+    await flush();
+    expect(lost).toEqual([['J_s_1', 4_500 - 3_000]]);
+    expect(w.isDown('j.s.1')).toBe(false);
+    w.settled(t, false, 0, false);
+    // (The probes above saw it led: "no leader" now means lost, not a stream still electing its first.)
+    // A verdict younger than 100 ms answers without a probe.
+    expect(await w.confirmDown(t)).toBe(false);
+    expect(probes).toHaveLength(0);
+    advance(200);
+    // Three "no responders" at once: one probe, one verdict for all.
+    const asks = [w.confirmDown(t), w.confirmDown(t), w.confirmDown(t)];
+    expect(probes).toHaveLength(1);
+    probes.shift()!.answer({ down: true, reason: 'no leader' });
+    expect(await Promise.all(asks)).toEqual([true, true, true]);
+    expect(w.isDown('j.s.1')).toBe(true);
+    expect(w.isDown('j.s.9')).toBe(false);
+  });
+
+  it('"no responders" on a stream this store never saw led (created a moment ago): retried, not refused', async () => {
+    const { w, probes, downs, advance } = harness();
+    const t = w.track('j.n.0', 'J_n_0', 'partition 0');
+    const ask = w.confirmDown(t);
+    probes.shift()!.answer({ down: true, reason: 'no leader (an election is under way)' });
+    expect(await ask).toBe(false);
+    expect(w.isDown('j.n.0')).toBe(false);
+    const at = w.sent(t);
+    w.settled(t, true, at, true); // its first leader answered
+    advance(200);
+    const again = w.confirmDown(t);
+    probes.shift()!.answer({ down: true, reason: 'no leader (an election is under way)' });
+    expect(await again).toBe(true);
+    expect(downs).toEqual(['J_n_0']);
+  });
+
+  it('a stall on a stream still electing its first leader (never seen led, first used < firstElectionMs ago, or created a moment ago): never marked down', async () => {
+    const { w, probes, downs, advance } = harness();
+    const t = w.track('j.c.ids', 'J_c_ids', 'the msgId claims');
+    w.sent(t);
+    advance(1_500);
+    w.scan();
+    probes.shift()!.answer({ down: true, reason: 'nobody answered' });
+    await flush();
+    expect(w.isDown('j.c.ids')).toBe(false);
+    // Still stalled: checked again after reprobeMs (not every scan).
+    advance(100);
+    w.scan();
+    expect(probes).toHaveLength(0);
+    advance(150);
+    w.scan();
+    expect(probes).toHaveLength(1);
+    probes.shift()!.answer({ down: true, reason: 'no leader (an election is under way)' });
+    await flush();
+    expect(w.isDown('j.c.ids')).toBe(false);
+    // 20 s after its first use: a stream created a moment ago (by another node) still counts as starting…
+    advance(20_000);
+    w.scan();
+    probes.shift()!.answer({ down: true, reason: 'no leader (an election is under way)', starting: true });
+    await flush();
+    expect(w.isDown('j.c.ids')).toBe(false);
+    // …an older one without a leader is down.
+    advance(250);
+    w.scan();
+    probes.shift()!.answer({ down: true, reason: 'nobody answered' });
+    await flush();
+    expect(w.isDown('j.c.ids')).toBe(true);
+    expect(downs).toEqual(['J_c_ids']);
+    // Seen led: "starting" (created a moment ago) holds it up all the same — the first leader may hand
+    // over to the preferred peer — but a verdict without it is lost, not starting.
+    const u = w.track('j.d.0', 'J_d_0', 'partition 0');
+    const at = w.sent(u);
+    w.settled(u, true, at, true);
+    w.sent(u);
+    advance(1_500);
+    w.scan();
+    probes.splice(probes.findIndex((p) => p.stream === 'J_d_0'), 1)[0]!.answer({ down: true, reason: 'nobody answered', starting: true });
+    await flush();
+    expect(w.isDown('j.d.0')).toBe(false);
+    advance(250);
+    w.scan();
+    probes.splice(probes.findIndex((p) => p.stream === 'J_d_0'), 1)[0]!.answer({ down: true, reason: 'nobody answered' });
+    await flush();
+    expect(w.isDown('j.d.0')).toBe(true);
+  });
+
+  it('a publish still unanswered a second after a later one to the same stream was answered is lost (a leader answers in order)', () => {
+    const { w, probes, lost, advance } = harness();
+    const t = w.track('j.s.2', 'J_s_2', 'partition 2');
+    const old = w.sent(t); // went to the former leader
+    advance(200);
+    const later = w.sent(t);
+    advance(10);
+    w.settled(t, true, later, false); // a duplicate or an error: may be answered out of order, proves nothing
+    w.scan();
+    advance(1_200);
+    w.scan();
+    expect(lost).toEqual([]);
+    const latest = w.sent(t);
+    advance(10);
+    w.settled(t, true, latest, true); // stored: a leader stores in order
+    w.scan(); // the cut-off (sent before `later`) starts aging
+    advance(900);
+    w.scan();
+    expect(lost).toEqual([]);
+    advance(100);
+    w.scan();
+    expect(lost).toEqual([['J_s_2', latest]]);
+    expect(old).toBeLessThan(latest);
+    w.scan();
+    expect(lost).toHaveLength(1); // once per newer answer
+    expect(probes).toHaveLength(0); // no stall: answers came
+    expect(w.isDown('j.s.2')).toBe(false);
   });
 });
