@@ -3,9 +3,10 @@
  * process that is a broker (`startServer`: the embedded store with its default durability, the
  * registry, the connector runtime — what `junction start` runs), driven through the runtime's API.
  *
- * Three phases, each timed on its own:
+ * Four phases, each timed on its own:
  * - source: datagen connectors (one per core, different seeds, `padTo: 1024`) fill a station;
- * - sink: the file sink (fsync on) drains that backlog — the issue's target: ≥ 150k msgs/s;
+ * - sink: the file sink (fsync on) drains that backlog — the issue's target: ≥ 150k msgs/s; then a second
+ *   file sink with one task per core (at least 2) drains the same backlog again;
  * - pipeline: both at once into a fresh station, until the sink caught up.
  * For each: messages/s, MB/s, and the share of time spent in plugin code in worker threads versus the
  * busy time of the broker's event loop (worker plugin time / (that + loop active time)).
@@ -104,6 +105,16 @@ try {
     await measure('sink: station backlog -> file sink', 'bench', async () => {
       await connect.resume('files');
       await until(async () => (await store.getGroup('bench', 'connector.files')).lag === 0);
+    }),
+  );
+  // The same backlog again through a second connector (its own group) with one task per core: the write
+  // of one batch (a worker, its fsync) overlaps the next instead of queueing behind it.
+  const wide = Math.max(2, sources);
+  await connect.create({ ...sink('files-wide', 'bench'), tasks: wide, state: 'STOPPED' });
+  phases.push(
+    await measure(`sink: station backlog -> file sink, ${wide} tasks`, 'bench', async () => {
+      await connect.resume('files-wide');
+      await until(async () => (await store.getGroup('bench', 'connector.files-wide')).lag === 0);
     }),
   );
   phases.push(
