@@ -558,6 +558,16 @@ export async function localState(cluster: NatsCluster, index: number, stream: st
   return j.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream)?.state;
 }
 
+/**
+ * Whether this nats-server version has the raft catch-up fix (nats-io/nats-server#5987, 2.10.23): before
+ * it, a stream leader that took a publish it could not replicate (cut off, or killed with it in flight)
+ * keeps that entry after it rejoins and serves it when it leads again (core/cluster README).
+ */
+export function raftDesyncFixed(version: string): boolean {
+  const [a = 0, b = 0, c = 0] = version.split(/[.-]/).map((x) => Number.parseInt(x, 10));
+  return a > 2 || (a === 2 && (b > 10 || (b === 10 && c >= 23)));
+}
+
 export function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
   return NatsCluster.create(opts);
 }

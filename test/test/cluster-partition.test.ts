@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { api, eventually, localState, sleep, startBroker, startNatsCluster, streamLeader, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import { api, eventually, localState, raftDesyncFixed, sleep, startBroker, startNatsCluster, streamLeader, type BrokerProcess, type NatsCluster } from '../src/index.js';
 
 const STATION = 'parted';
 const PARTITIONS = 3;
@@ -44,11 +44,6 @@ const STREAM = (p: number | string): string => `JUNCTION_${STATION}_${p}`;
 const STREAMS = [...Array.from({ length: PARTITIONS }, (_, p) => STREAM(p)), STREAM('ids')];
 const CUT_MS = 10_000;
 
-/** nats-server with the raft catchup fix (nats-io/nats-server#5987). */
-function desyncFixed(version: string): boolean {
-  const [a = 0, b = 0, c = 0] = version.split(/[.-]/).map((x) => Number.parseInt(x, 10));
-  return a > 2 || (a === 2 && (b > 10 || (b === 10 && c >= 23)));
-}
 
 interface Sent {
   id: string;
@@ -85,7 +80,7 @@ describe('network cut of one nats-server node of three (R3 station, producers th
     await admin.open();
     const version = admin.connection.info?.version ?? '0.0.0';
     // CLUSTER_PARTITION_NO_PAUSE=1 shows the server bug on an affected server (the test then fails at times).
-    const pauseAroundCut = !desyncFixed(version) && !process.env['CLUSTER_PARTITION_NO_PAUSE'];
+    const pauseAroundCut = !raftDesyncFixed(version) && !process.env['CLUSTER_PARTITION_NO_PAUSE'];
     await admin.createStation(STATION, { partitions: PARTITIONS, replicas: 3 });
     const victim = c.node(await eventually('a leader of partition 0', 10_000, () => streamLeader(c, STREAM(0), [0, 1, 2])));
     // The hardest placement: the cut node also leads the msgId claim stream, which every message of the
