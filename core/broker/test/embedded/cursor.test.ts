@@ -75,6 +75,48 @@ describe('partition cursor', () => {
     expect(c.floor).toBe(11);
   });
 
+  it('in-flight and waiting counts match the offsets through delivery, settle, nack, expiry, retention and seek (property)', () => {
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('deliver' as const), n: fc.integer({ min: 1, max: 20 }) }),
+      fc.record({ k: fc.constant('settle' as const), at: fc.nat(80) }),
+      fc.record({ k: fc.constant('nack' as const), at: fc.nat(80) }),
+      fc.record({ k: fc.constant('expire' as const), from: fc.nat(80), n: fc.nat(30) }),
+      fc.record({ k: fc.constant('clamp' as const), at: fc.nat(80) }),
+      fc.record({ k: fc.constant('seek' as const), at: fc.integer({ min: 1, max: 80 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const c = new PartitionCursor(0, 1);
+        for (const o of ops) {
+          if (o.k === 'deliver') c.deliverRange(c.next, c.next + o.n - 1, true);
+          else if (o.k === 'settle') c.settle(o.at);
+          else if (o.k === 'nack') {
+            const seen = c.peek(o.at);
+            if (seen?.inflight) {
+              const u = c.entry(o.at)!;
+              u.inflight = false;
+              u.due = 0;
+              c.pendingCount--;
+            }
+          } else if (o.k === 'expire') {
+            for (const x of c.expireRange(o.from, o.from + o.n, c.epoch)) expect(c.exceptions.get(x)).toMatchObject({ attempt: 1, inflight: false });
+          } else if (o.k === 'clamp') c.clampTo(o.at);
+          else c.seek(o.at);
+          let waiting = 0;
+          let inflight = 0;
+          for (let x = c.floor; x < c.next; x++) {
+            if (!c.waiting(x)) continue;
+            waiting++;
+            if (c.peek(x)!.inflight) inflight++;
+          }
+          expect({ waiting: c.unsettledCount, inflight: c.pendingCount }).toEqual({ waiting, inflight });
+          for (const x of c.exceptions.keys()) expect(c.waiting(x)).toBe(true);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('a journal snapshot rebuilds the same state (property)', () => {
     const op = fc.oneof(
       fc.record({ k: fc.constant('deliver' as const), n: fc.integer({ min: 1, max: 20 }) }),
