@@ -1,7 +1,9 @@
 /** Helpers shared by the end-to-end tests: broker processes, free ports, HTTP calls. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -94,7 +96,7 @@ export async function api<T = unknown>(url: string, method: string, path: string
   return (text ? JSON.parse(text) : undefined) as T;
 }
 /** Polls `probe` every 200 ms until it gives a value (errors count as no value yet); throws after `timeoutMs`, with the last error. */
-export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -105,8 +107,36 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(200);
+    await sleep(everyMs);
   }
 }
+
+/** Junction broker processes on their own data dirs (cluster tests); `stop()` kills them and removes the dirs. */
+export class JunctionNodes {
+  readonly brokers: BrokerProcess[] = [];
+  private readonly dirs: string[] = [];
+
+  /** A broker connected to NATS at `natsUrls` (comma-separated). */
+  async start(natsUrls: string, prefix = 'junction-node-'): Promise<BrokerProcess> {
+    const b = await startBroker({ dataDir: await this.tempDir(prefix), args: ['--nats', natsUrls] });
+    this.brokers.push(b);
+    return b;
+  }
+
+  /** A temporary directory removed by `stop()`. */
+  async tempDir(prefix: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.brokers.map((b) => b.kill().catch(() => {})));
+    await Promise.all(this.dirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
+/** The pid in a task's `worker` field (`<host>:<pid>`) as the connector status reports it. */
+export const pidOfWorker = (worker: string | undefined): number => Number(worker?.slice(worker.lastIndexOf(':') + 1));
 
 export * from './nats-cluster.js';

@@ -6,12 +6,11 @@
  * is spread over the nodes, and a node joining takes a share.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSink } from '@junction/connector-file/read';
-import { api, sleep, startBroker, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import { api, eventually, JunctionNodes, pidOfWorker, sleep, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
 
 interface Status {
   connector: { state: string };
@@ -47,15 +46,6 @@ async function expectExactly(out: string, produced: Map<string, Buffer>): Promis
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function countFiles(dir: string): Promise<number> {
   let n = 0;
@@ -63,33 +53,23 @@ async function countFiles(dir: string): Promise<number> {
   return n;
 }
 
-const pidOf = (worker: string | undefined): number => Number(worker?.slice(worker.lastIndexOf(':') + 1));
 
 describe('connector tasks across Junction nodes', () => {
   let cluster: NatsCluster | undefined;
-  const brokers: BrokerProcess[] = [];
-  const dirs: string[] = [];
+  const junction = new JunctionNodes();
   afterAll(async () => {
-    await Promise.all(brokers.map((b) => b.kill().catch(() => {})));
+    await junction.stop();
     await cluster?.stop();
-    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
-  async function node(urls: string): Promise<BrokerProcess> {
-    const dir = await mkdtemp(join(tmpdir(), 'junction-cc-node-'));
-    dirs.push(dir);
-    const b = await startBroker({ dataDir: dir, args: ['--nats', urls] });
-    brokers.push(b);
-    return b;
-  }
+  const node = (urls: string): Promise<BrokerProcess> => junction.start(urls, 'junction-cc-node-');
 
   it('SIGKILL of the node running a file sink: the task moves within 10 s, the sink holds exactly N; a joining node takes a share', async () => {
     cluster = await startNatsCluster({ nodes: 3 });
     const urls = cluster.servers.join(',');
     const nodes = [await node(urls), await node(urls), await node(urls)];
     const [a, b] = nodes as [BrokerProcess, BrokerProcess, BrokerProcess];
-    const shared = await mkdtemp(join(tmpdir(), 'junction-cc-out-'));
-    dirs.push(shared);
+    const shared = await junction.tempDir('junction-cc-out-');
     const out = join(shared, 'orders');
 
     await api(a.url, 'POST', '/v1/stations', { name: 'orders', partitions: 1 });
@@ -107,42 +87,43 @@ describe('connector tasks across Junction nodes', () => {
     const N = 20_000;
     const produced = await produce(b.url, 'orders', N);
     await api(b.url, 'PUT', '/v1/connectors/to-files/resume');
-    const first = await waitFor(
+    const first = await eventually(
       'the task running somewhere',
+      20_000,
       async () => {
         const s = await api<Status>(a.url, 'GET', '/v1/connectors/to-files/status');
         return s.tasks[0]?.state === 'RUNNING' && s.tasks[0].worker ? s.tasks[0].worker : undefined;
       },
-      20_000,
+      100,
     );
     // Every node reports the same worker.
     for (const n of nodes) {
-      await waitFor('the same worker everywhere', async () => ((await api<Status>(n.url, 'GET', '/v1/connectors/to-files/status')).tasks[0]?.worker === first ? true : undefined), 5000);
+      await eventually('the same worker everywhere', 5000, async () => ((await api<Status>(n.url, 'GET', '/v1/connectors/to-files/status')).tasks[0]?.worker === first ? true : undefined), 100);
     }
-    const victim = nodes.find((n) => n.child.pid === pidOf(first));
+    const victim = nodes.find((n) => n.child.pid === pidOfWorker(first));
     expect(victim, `worker ${first} is one of the nodes`).toBeDefined();
     // Kill it while it writes.
-    await waitFor('some files', async () => ((await countFiles(out)) >= 10 ? true : undefined), 30_000, 5);
+    await eventually('some files', 30_000, async () => ((await countFiles(out)) >= 10 ? true : undefined), 5);
     const killedAt = Date.now();
     await victim!.kill();
     const landed = (await readFileSink(out)).length;
     const survivors = nodes.filter((n) => n !== victim);
-    const moved = await waitFor(
+    const moved = await eventually(
       'the task running on another node',
+      15_000,
       async () => {
         const s = await api<Status>(survivors[0]!.url, 'GET', '/v1/connectors/to-files/status');
         const t = s.tasks[0];
         return t?.state === 'RUNNING' && t.worker && t.worker !== first ? { worker: t.worker, at: Date.now() } : undefined;
       },
-      15_000,
       50,
     );
     const moveMs = moved.at - killedAt;
     console.log(`task moved from ${first} to ${moved.worker} in ${moveMs} ms (${landed} of ${N} records had landed at the kill)`);
     expect(moveMs).toBeLessThan(10_000);
-    expect(survivors.map((n) => n.child.pid)).toContain(pidOf(moved.worker));
+    expect(survivors.map((n) => n.child.pid)).toContain(pidOfWorker(moved.worker));
 
-    await waitFor('all records', async () => ((await readFileSink(out).catch(() => [])).length >= N ? true : undefined), 60_000, 200);
+    await eventually('all records', 60_000, async () => ((await readFileSink(out).catch(() => [])).length >= N ? true : undefined), 200);
     await sleep(500);
     await expectExactly(out, produced);
     const st = await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/to-files/status');
@@ -155,32 +136,34 @@ describe('connector tasks across Junction nodes', () => {
     const M = 3000;
     const produced2 = await produce(survivors[1]!.url, 'multi', M);
     await api(survivors[1]!.url, 'POST', '/v1/connectors', { name: 'spread', plugin: 'file', station: 'multi', tasks: 3, config: { dir: out2 }, batch: { maxMessages: 100, maxLatencyMs: 50 } });
-    const before = await waitFor(
+    const before = await eventually(
       'three running tasks',
+      20_000,
       async () => {
         const s = await api<Status>(survivors[0]!.url, 'GET', '/v1/connectors/spread/status');
         return s.tasks.length === 3 && s.tasks.every((t) => t.state === 'RUNNING' && t.worker) ? s.tasks.map((t) => t.worker!) : undefined;
       },
-      20_000,
+      100,
     );
     expect(new Set(before).size).toBe(2); // two live nodes, three tasks
     const d = await node(urls);
     const joinedAt = Date.now();
-    const after = await waitFor(
+    const after = await eventually(
       'the new node running a task',
+      20_000,
       async () => {
         const s = await api<Status>(d.url, 'GET', '/v1/connectors/spread/status');
         const ws = s.tasks.map((t) => (t.state === 'RUNNING' ? t.worker : undefined));
-        return ws.some((w) => pidOf(w) === d.child.pid) && ws.every((w) => w !== undefined) ? ws : undefined;
+        return ws.some((w) => pidOfWorker(w) === d.child.pid) && ws.every((w) => w !== undefined) ? ws : undefined;
       },
-      20_000,
+      100,
     );
     console.log(`spread before: ${before.join(', ')}; after the join (${Date.now() - joinedAt} ms): ${after.join(', ')}`);
     expect(new Set(after).size).toBe(3);
     const M2 = 1500;
     const more = await produce(d.url, 'multi', M2);
     for (const [k, v] of more) produced2.set(k, v);
-    await waitFor('all records of spread', async () => ((await readFileSink(out2).catch(() => [])).length >= M + M2 ? true : undefined), 60_000, 200);
+    await eventually('all records of spread', 60_000, async () => ((await readFileSink(out2).catch(() => [])).length >= M + M2 ? true : undefined), 200);
     await sleep(500);
     await expectExactly(out2, produced2);
   }, 240_000);

@@ -9,12 +9,9 @@
  * position, sampled over REST from a surviving node all along, must never go backwards (a restart from
  * scratch would write small positions again).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JetStreamStore } from '@junction/cluster';
-import { api, sleep, startBroker, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import { api, eventually, JunctionNodes, pidOfWorker, sleep, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
 
 interface Status {
   connector: { state: string };
@@ -24,37 +21,19 @@ interface Offsets {
   offsets: { partition: { task: number }; offset: { seq: number; startMs: number } }[];
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
-const pidOf = (worker: string | undefined): number => Number(worker?.slice(worker.lastIndexOf(':') + 1));
 
 describe('a source connector across Junction nodes (shared, fenced positions)', () => {
   let cluster: NatsCluster | undefined;
   let reader: JetStreamStore | undefined;
-  const brokers: BrokerProcess[] = [];
-  const dirs: string[] = [];
+  const junction = new JunctionNodes();
   afterAll(async () => {
     await reader?.close().catch(() => {});
-    await Promise.all(brokers.map((b) => b.kill().catch(() => {})));
+    await junction.stop();
     await cluster?.stop();
-    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
-  async function node(urls: string): Promise<BrokerProcess> {
-    const dir = await mkdtemp(join(tmpdir(), 'junction-cs-node-'));
-    dirs.push(dir);
-    const b = await startBroker({ dataDir: dir, args: ['--nats', urls] });
-    brokers.push(b);
-    return b;
-  }
+  const node = (urls: string): Promise<BrokerProcess> => junction.start(urls, 'junction-cs-node-');
 
   it('SIGKILL of the node running a datagen source: it resumes elsewhere from the stored position; the station holds exactly N, no gap', async () => {
     cluster = await startNatsCluster({ nodes: 3 });
@@ -72,15 +51,16 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
       station: 'gen',
       config: { shape: 'order', seed: 7, ratePerSec: 1000, batchSize: 100, maxMessages: N, startTime: START },
     });
-    const first = await waitFor(
+    const first = await eventually(
       'the source running somewhere',
+      20_000,
       async () => {
         const s = await api<Status>(a.url, 'GET', '/v1/connectors/gen/status');
         return s.tasks[0]?.state === 'RUNNING' && s.tasks[0].worker ? s.tasks[0].worker : undefined;
       },
-      20_000,
+      100,
     );
-    const victim = nodes.find((n) => n.child.pid === pidOf(first));
+    const victim = nodes.find((n) => n.child.pid === pidOfWorker(first));
     expect(victim, `worker ${first} is one of the nodes`).toBeDefined();
     const survivors = nodes.filter((n) => n !== victim);
 
@@ -97,26 +77,26 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
     })();
 
     // Kill the node mid-stream (about a quarter in).
-    await waitFor('a stored position past 3000', async () => (seen.some((s) => s >= 3000) ? true : undefined), 30_000, 20);
+    await eventually('a stored position past 3000', 30_000, async () => (seen.some((s) => s >= 3000) ? true : undefined), 20);
     const killedAt = Date.now();
     await victim!.kill();
     const atKill = seen.at(-1)!;
     expect(atKill).toBeLessThan(N);
-    const moved = await waitFor(
+    const moved = await eventually(
       'the source running on another node',
+      15_000,
       async () => {
         const s = await api<Status>(survivors[0]!.url, 'GET', '/v1/connectors/gen/status');
         const t = s.tasks[0];
         return t?.state === 'RUNNING' && t.worker && t.worker !== first ? { worker: t.worker, at: Date.now() } : undefined;
       },
-      15_000,
       50,
     );
     console.log(`source moved from ${first} to ${moved.worker} in ${moved.at - killedAt} ms; stored position at the kill: ${atKill} of ${N}`);
     expect(moved.at - killedAt).toBeLessThan(10_000);
-    expect(survivors.map((n) => n.child.pid)).toContain(pidOf(moved.worker));
+    expect(survivors.map((n) => n.child.pid)).toContain(pidOfWorker(moved.worker));
 
-    await waitFor('the final position', async () => (seen.at(-1) === N ? true : undefined), 60_000, 100);
+    await eventually('the final position', 60_000, async () => (seen.at(-1) === N ? true : undefined), 100);
     sampling = false;
     await sampler;
     // Resumed from the stored position: the position never went back (a fresh start would store ~100 first).
@@ -147,7 +127,7 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
 
     // Offsets over REST act on the shared store: stop, set on one node, read on another, reset.
     await api(survivors[0]!.url, 'PUT', '/v1/connectors/gen/stop');
-    await waitFor('stopped', async () => ((await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/gen/status')).connector.state === 'STOPPED' ? true : undefined), 20_000);
+    await eventually('stopped', 20_000, async () => ((await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/gen/status')).connector.state === 'STOPPED' ? true : undefined), 100);
     await api(survivors[0]!.url, 'PATCH', '/v1/connectors/gen/offsets', { offsets: [{ partition: { task: 0 }, offset: { seq: 42, startMs } }] });
     const other = await api<Offsets>(survivors[1]!.url, 'GET', '/v1/connectors/gen/offsets');
     expect(other.offsets).toEqual([{ partition: { task: 0 }, offset: { seq: 42, startMs } }]);
