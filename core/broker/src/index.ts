@@ -1,5 +1,6 @@
 export * from './contract.js';
 export * from './errors.js';
+export { StoreEventHub } from './events.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded/store.js';
 export { partitionForKey } from './embedded/dedup.js';
 export * from './http/index.js';

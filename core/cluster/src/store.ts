@@ -14,6 +14,7 @@ import { connect, type Msg, type NatsConnection, type ConnectionOptions } from '
 import {
   dlsName,
   partitionForKey,
+  StoreEventHub,
   type DeadLetterDetails,
   type Delivery,
   type FetchOptions,
@@ -235,7 +236,7 @@ export class JetStreamStore implements StationStore {
   private wire!: Wire;
   private meta!: Meta;
   private state: 'new' | 'opening' | 'open' | 'closed' = 'new';
-  private readonly listeners = new Set<(e: StoreEvent) => void>();
+  private readonly events = new StoreEventHub(() => this.log);
   private readonly rr = new Map<string, number>();
   private readonly groups = new Map<string, GroupRt>();
   private readonly creatingGroups = new Map<string, Promise<GroupMeta>>();
@@ -410,18 +411,11 @@ export class JetStreamStore implements StationStore {
   }
 
   onEvent(listener: (event: StoreEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.events.on(listener);
   }
 
   private emit(e: StoreEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.log.warn({ err }, 'store event listener threw');
-      }
-    }
+    this.events.emit(e);
   }
 
   private check(): void {

@@ -41,6 +41,7 @@ import {
   type StoredMessage,
 } from '../contract.js';
 import { configInvalid, ErrorCode, JunctionError } from '../errors.js';
+import { StoreEventHub } from '../events.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationMeta } from './station.js';
 
@@ -68,7 +69,7 @@ const GroupMetaFile = z.object({
 
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
-  private readonly listeners = new Set<(e: StoreEvent) => void>();
+  private readonly events = new StoreEventHub(() => this.log);
   private readonly log: Logger;
   private readonly fsync: FsyncPolicy;
   private readonly root: string;
@@ -128,18 +129,11 @@ export class EmbeddedStore implements StationStore {
   }
 
   onEvent(listener: (event: StoreEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.events.on(listener);
   }
 
   private emit(e: StoreEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.log.warn({ err }, 'store event listener threw');
-      }
-    }
+    this.events.emit(e);
   }
 
   private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
