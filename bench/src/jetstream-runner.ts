@@ -23,7 +23,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { cpuMeter } from './cpu.js';
-import { latency, log, payload, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import { fmtThroughput, latency, log, payload, runRunner, sampleLatency, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
 
 export interface JetStreamRunnerConfig {
   plan: Plan;
@@ -120,11 +120,11 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     const backlog = await makeStream(ctx, `${size}_backlog`);
     log(`jetstream ${size} B: publish ${count}`);
     out.produce = await publish(ctx, backlog, value, count);
-    log(`jetstream ${size} B: publish ${fmt(out.produce)}`);
+    log(`jetstream ${size} B: publish ${fmtThroughput(out.produce)}`);
     if (want.has('consume')) {
       await makeConsumer(ctx, backlog);
       out.consume = await consume(ctx, backlog, { n: out.produce.messages }, size, Date.now(), () => false, ctx.plan.capMs);
-      log(`jetstream ${size} B: consume ${fmt(out.consume)}`);
+      log(`jetstream ${size} B: consume ${fmtThroughput(out.consume)}`);
     }
     await deleteStream(ctx, backlog);
   }
@@ -134,7 +134,7 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     await makeConsumer(ctx, e2eStream);
     log(`jetstream ${size} B: end to end ${e2eCount}`);
     out.endToEnd = await endToEndRun(ctx, e2eStream, value, e2eCount);
-    log(`jetstream ${size} B: end to end ${fmt(out.endToEnd)}`);
+    log(`jetstream ${size} B: end to end ${fmtThroughput(out.endToEnd)}`);
     await deleteStream(ctx, e2eStream);
   }
 
@@ -374,23 +374,9 @@ async function consumeBatched(
   return t;
 }
 
-async function publishLatency(ctx: Ctx, stream: string, value: Uint8Array): Promise<Latency> {
+function publishLatency(ctx: Ctx, stream: string, value: Uint8Array): Promise<Latency> {
   const subject = `${stream}.a`;
-  for (let i = 0; i < 50; i++) await ctx.js.publish(subject, value); // warm up
-  const samples: number[] = [];
-  for (let i = 0; i < ctx.plan.latencySamples; i++) {
-    const t = performance.now();
-    await ctx.js.publish(subject, value);
-    samples.push(performance.now() - t);
-  }
-  return latency(samples);
+  return sampleLatency(ctx.plan.latencySamples, () => ctx.js.publish(subject, value));
 }
 
-function fmt(t: Throughput): string {
-  return `${t.messages} msgs in ${t.seconds} s = ${t.msgsPerSec} msgs/s, ${t.mbPerSec} MB/s${t.capped ? ' (capped)' : ''}`;
-}
-
-main().catch((err: unknown) => {
-  log(`jetstream runner failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  process.exitCode = 1;
-});
+runRunner('jetstream', main);

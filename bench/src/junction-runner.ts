@@ -8,7 +8,7 @@
  * of `batch` messages. Consume: `consumeConcurrency` loops, each fetching `batch` messages as a binary
  * batch and acking them by deliveryId, with the ack of one batch overlapping the fetch of the next.
  */
-import { latency, log, payload, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import { fmtThroughput, latency, log, payload, runRunner, sampleLatency, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
 import { cpuMeter } from './cpu.js';
 import { makeDriver, type Driver, type Transport } from './junction-driver.js';
 
@@ -73,11 +73,11 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     const t0 = performance.now();
     const stored = await produce(ctx, backlog, count, t0 + ctx.plan.capMs);
     out.produce = { ...throughput(stored, (performance.now() - t0) / 1000, size, stored < count), cpu: cpu(stored) };
-    log(`junction ${size} B: produce ${fmt(out.produce)}`);
+    log(`junction ${size} B: produce ${fmtThroughput(out.produce)}`);
     if (want.has('consume')) {
       await ctx.driver.createGroup(backlog, GROUP);
       out.consume = await consume(ctx, backlog, { n: stored }, size, performance.now(), () => false, ctx.plan.capMs);
-      log(`junction ${size} B: consume ${fmt(out.consume)}`);
+      log(`junction ${size} B: consume ${fmtThroughput(out.consume)}`);
     }
     await deleteStation(ctx, backlog);
   }
@@ -87,7 +87,7 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     await ctx.driver.createGroup(e2eStation, GROUP);
     log(`junction ${size} B: end to end ${e2eCount}`);
     out.endToEnd = await endToEndRun(ctx, e2eStation, size, e2eCount);
-    log(`junction ${size} B: end to end ${fmt(out.endToEnd)}`);
+    log(`junction ${size} B: end to end ${fmtThroughput(out.endToEnd)}`);
     await deleteStation(ctx, e2eStation);
   }
 
@@ -180,22 +180,8 @@ async function endToEndRun(ctx: Ctx, station: string, size: number, count: numbe
   return { ...t, capped: t.capped || stored < count };
 }
 
-async function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
-  for (let i = 0; i < 50; i++) await ctx.driver.produce(station, 1); // warm up
-  const samples: number[] = [];
-  for (let i = 0; i < ctx.plan.latencySamples; i++) {
-    const t = performance.now();
-    await ctx.driver.produce(station, 1);
-    samples.push(performance.now() - t);
-  }
-  return latency(samples);
+function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
+  return sampleLatency(ctx.plan.latencySamples, () => ctx.driver.produce(station, 1));
 }
 
-function fmt(t: Throughput): string {
-  return `${t.messages} msgs in ${t.seconds} s = ${t.msgsPerSec} msgs/s, ${t.mbPerSec} MB/s${t.capped ? ' (capped)' : ''}`;
-}
-
-main().catch((err: unknown) => {
-  log(`junction runner failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  process.exitCode = 1;
-});
+runRunner('junction', main);

@@ -168,3 +168,28 @@ export function payload(size: number): Uint8Array {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Latency of `op` one call at a time: 50 warm-up calls, then `samples` timed ones. */
+export async function sampleLatency(samples: number, op: () => Promise<unknown>): Promise<Latency> {
+  for (let i = 0; i < 50; i++) await op();
+  const ms: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t = performance.now();
+    await op();
+    ms.push(performance.now() - t);
+  }
+  return latency(ms);
+}
+
+/** A throughput for the runners' logs. */
+export function fmtThroughput(t: Throughput): string {
+  return `${t.messages} msgs in ${t.seconds} s = ${t.msgsPerSec} msgs/s, ${t.mbPerSec} MB/s${t.capped ? ' (capped)' : ''}`;
+}
+
+/** Runs a runner's main; a failure is logged (stderr) and sets the exit code. */
+export function runRunner(name: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    log(`${name} runner failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+  });
+}
