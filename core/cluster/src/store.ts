@@ -943,7 +943,8 @@ export class JetStreamStore implements StationStore {
   /** Notes a stream's creation (now, or its `created` time as the server gave it). */
   private settling(stream: string, created?: string): void {
     const at = created === undefined ? Date.now() : Date.parse(created);
-    if (Number.isNaN(at) || Date.now() - at >= FIRST_ELECTION_MS) return;
+    // Not settling: long created, or a server clock far ahead of ours (a time we cannot judge).
+    if (Number.isNaN(at) || Math.abs(Date.now() - at) >= FIRST_ELECTION_MS) return;
     if (this.settlingSince.size >= 64) for (const [s, t] of this.settlingSince) if (Date.now() - t >= FIRST_ELECTION_MS) this.settlingSince.delete(s);
     if (at > (this.settlingSince.get(stream) ?? 0)) this.settlingSince.set(stream, at);
   }
