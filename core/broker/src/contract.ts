@@ -67,6 +67,45 @@ export interface Delivery extends StoredMessage {
   deliveryCount: number;
 }
 
+/** Numbers per message in `DeliveryChunk.nums`. */
+export const CHUNK_FIELDS = 5;
+/** Where each number sits among a message's `CHUNK_FIELDS` in `DeliveryChunk.nums`. */
+export const ChunkField = { offset: 0, timestamp: 1, start: 2, length: 3, headers: 4 } as const;
+
+/**
+ * Deliveries of one partition in packed form (`fetchChunks`): no object per message. Message `i`'s
+ * numbers are `nums[i * CHUNK_FIELDS + ChunkField.x]`; its value is `data[start, start + length)` — the
+ * values lie in `data` in offset order, possibly with other bytes between them (the log's framing), and
+ * `data` may be shared with other chunks and reads: it is read-only, copy what you keep. Offsets increase
+ * but may skip (messages meant for another group, or lost to corruption, are left out).
+ */
+export interface DeliveryChunk {
+  partition: number;
+  count: number;
+  /** Sum of the values' lengths. */
+  bytes: number;
+  data: Uint8Array;
+  nums: Float64Array;
+  /** Distinct headers objects (read-only); `ChunkField.headers` indexes into it. */
+  headers: Record<string, string>[];
+  /** Keys by message; absent when no message has one. */
+  keys?: (string | undefined)[] | undefined;
+  /** Delivery counts by message; absent when every message is delivered for the first time. */
+  attempts?: number[] | undefined;
+  /**
+   * The deliveries' ids when the engine's ids are not the default form `deliveryId(partition, offset,
+   * attempt)` of @junction/protocol (absent from the embedded engine's chunks).
+   */
+  deliveryIds?: string[] | undefined;
+}
+
+/** A range of offsets of one partition, both ends included. */
+export interface OffsetRange {
+  partition: number;
+  from: number;
+  to: number;
+}
+
 export interface GroupOptions {
   /** Where a new group starts. Default earliest. */
   start?: StartPosition | undefined;
@@ -145,6 +184,17 @@ export interface StationStore {
    */
   fetch(station: string, group: string, options: FetchOptions): Promise<Delivery[]>;
   ack(station: string, group: string, deliveryIds: readonly string[]): Promise<SettleOutcome[]>;
+  /**
+   * Optional fast path of `fetch` for consumers inside the broker's process (the connector runtime): the
+   * same deliveries, with the same group bookkeeping, packed per partition instead of one object each.
+   */
+  fetchChunks?(station: string, group: string, options: FetchOptions): Promise<DeliveryChunk[]>;
+  /**
+   * Optional, with `fetchChunks`: acks every delivered, unsettled offset in the ranges — what `ack` does
+   * for their ids (an ack of any attempt acks a waiting message); offsets not waiting are skipped.
+   * Resolves once the acks are durable under the station's fsync policy. Returns how many were acked.
+   */
+  ackRanges?(station: string, group: string, ranges: readonly OffsetRange[]): Promise<number>;
   /** Makes the deliveries available again after delayMs (default at once). */
   nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number): Promise<SettleOutcome[]>;
   /**

@@ -4,8 +4,9 @@
  */
 import { mkdir, rename, open as openFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deliveryId as makeDeliveryId, parseDeliveryId, REPLAY_GROUP_HEADER, type SettleOutcome } from '@junction/protocol';
-import type { Delivery, GroupInfo } from '../contract.js';
+import { parseDeliveryId, REPLAY_GROUP_HEADER, type SettleOutcome } from '@junction/protocol';
+import type { Delivery, DeliveryChunk, GroupInfo, OffsetRange } from '../contract.js';
+import { ChunkBuilder, DeliveryList, type Collector } from './chunks.js';
 import type { LogRecord } from '../log/types.js';
 import { AppendFile } from './append-file.js';
 import { PartitionCursor } from './cursor.js';
@@ -261,21 +262,31 @@ export class GroupRt {
 
   /** Collects deliveries (redeliveries first, then new messages), in offset order per partition. */
   collect(station: string, maxMessages: number, maxBytes: number): Promise<Delivery[]> {
+    const out = new DeliveryList(station);
+    return this.gather(out, maxMessages, maxBytes).then(() => out.list);
+  }
+
+  /** `collect` in packed form: the same deliveries and bookkeeping, as chunks per partition. */
+  collectChunks(maxMessages: number, maxBytes: number): Promise<DeliveryChunk[]> {
+    const out = new ChunkBuilder();
+    return this.gather(out, maxMessages, maxBytes).then(() => out.finish());
+  }
+
+  private gather(out: Collector, maxMessages: number, maxBytes: number): Promise<void> {
     return this.lock.run(async () => {
       const now = Date.now();
       this.processDue(now);
-      const out: Delivery[] = [];
       const entries: JournalEntry[] = [];
       const dead: { partition: number; offset: number; attempts: number }[] = [];
       let bytes = 0;
       const P = this.cursors.length;
       const start = this.rr++ % P;
       const due = now + this.meta.maxAckTimeMs;
-      const room = (size: number) => out.length < maxMessages && (out.length === 0 || bytes + size <= maxBytes);
+      const room = (size: number) => out.count < maxMessages && (out.count === 0 || bytes + size <= maxBytes);
 
-      for (let i = 0; i < P && out.length < maxMessages; i++) {
+      for (let i = 0; i < P && out.count < maxMessages; i++) {
         const c = this.cursors[(start + i) % P]!;
-        while (out.length < maxMessages && c.ready.size > 0) {
+        while (out.count < maxMessages && c.ready.size > 0) {
           const o = c.ready.peek()!;
           const u = c.exceptions.get(o);
           if (!u || u.inflight || u.due !== 0) {
@@ -304,45 +315,43 @@ export class GroupRt {
           this.timers.push({ due, partition: c.partition, from: o, to: o, inflight: true, range: false, epoch: c.epoch });
           entries.push({ op: JournalOp.REDELIVER, partition: c.partition, offset: o, attempt: u.attempt });
           bytes += rec.value.length;
-          out.push(toDelivery(station, c.partition, rec, u.attempt));
+          out.add(c.partition, rec, u.attempt);
         }
       }
 
-      for (let i = 0; i < P && out.length < maxMessages && (out.length === 0 || bytes < maxBytes); i++) {
+      for (let i = 0; i < P && out.count < maxMessages && (out.count === 0 || bytes < maxBytes); i++) {
         const c = this.cursors[(start + i) % P]!;
         const { first, end } = this.host.bounds(c.partition);
         c.clampTo(first);
         if (c.next >= end) continue;
-        const recs = await this.host.read(c.partition, c.next, maxMessages - out.length, Math.max(1, maxBytes - bytes));
+        const recs = await this.host.read(c.partition, c.next, maxMessages - out.count, Math.max(1, maxBytes - bytes));
         const from = c.next;
         let to = from - 1;
-        const delivered: Delivery[] = [];
+        const returned: number[] = [];
         for (const rec of recs) {
           if (rec.offset >= end || !room(rec.value.length)) break;
           to = rec.offset;
           const target = rec.headers[REPLAY_GROUP_HEADER];
           if (target !== undefined && target !== this.name) continue;
           bytes += rec.value.length;
-          const d = toDelivery(station, c.partition, rec, 1);
-          out.push(d);
-          delivered.push(d);
+          out.add(c.partition, rec, 1);
+          returned.push(rec.offset);
         }
         if (to < from) continue;
         c.deliverRange(from, to, true);
         entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to });
         // Offsets in the range that were not returned (lost to corruption) or are meant for another group.
-        if (delivered.length !== to - from + 1) {
-          const returned = new Set(delivered.map((d) => d.offset));
+        if (returned.length !== to - from + 1) {
+          const have = new Set(returned);
           const settle: number[] = [];
-          for (let o = from; o <= to; o++) if (!returned.has(o)) settle.push(o);
+          for (let o = from; o <= to; o++) if (!have.has(o)) settle.push(o);
           for (const o of settle) c.settle(o);
           entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
         }
-        if (delivered.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true, range: true, epoch: c.epoch });
+        if (returned.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true, range: true, epoch: c.epoch });
       }
       void this.journal(entries, false).catch(() => {});
       if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
-      return out;
     });
   }
 
@@ -376,6 +385,31 @@ export class GroupRt {
     }
     await this.settleOffsets(toSettle, true);
     return out;
+  }
+
+  /** Acks by offset ranges: every waiting offset in them, as `ack` does for their ids. Returns how many. */
+  async ackRanges(ranges: readonly OffsetRange[]): Promise<number> {
+    const byPartition = new Map<number, number[]>();
+    let n = 0;
+    for (const r of ranges) {
+      const c = this.cursors[r.partition];
+      if (!c) continue;
+      let list = byPartition.get(r.partition);
+      const to = Math.min(r.to, c.next - 1);
+      for (let o = Math.max(r.from, c.floor); o <= to; o++) {
+        const u = c.exceptions.get(o);
+        if (u !== undefined && u.due === Infinity) continue; // already on its way to the dead-letter station
+        if (!c.settle(o)) continue;
+        if (!list) byPartition.set(r.partition, (list = []));
+        list.push(o);
+        n++;
+      }
+    }
+    await this.journal(
+      [...byPartition].map(([partition, offsets]) => ({ op: JournalOp.SETTLE, partition, offsets })),
+      true,
+    );
+    return n;
   }
 
   /** Nacks: only the current attempt of a delivery that is out counts; others answer 'stale'. */
@@ -490,20 +524,6 @@ export class GroupRt {
   floor(partition: number): number {
     return this.cursors[partition]?.floor ?? 1;
   }
-}
-
-function toDelivery(station: string, partition: number, rec: LogRecord, attempt: number): Delivery {
-  return {
-    station,
-    partition,
-    offset: rec.offset,
-    timestamp: rec.timestamp,
-    key: rec.key,
-    headers: rec.headers,
-    value: rec.value,
-    deliveryId: makeDeliveryId(partition, rec.offset, attempt),
-    deliveryCount: attempt,
-  };
 }
 
 /** Writes a file atomically: temp file, fsync, rename, fsync of the directory. */

@@ -26,10 +26,12 @@ import {
   dlsName,
   type DeadLetterDetails,
   type Delivery,
+  type DeliveryChunk,
   type FetchOptions,
   type GroupInfo,
   type GroupOptions,
   type MessageInput,
+  type OffsetRange,
   type ProduceResult,
   type ReadOptions,
   type ReplayOptions,
@@ -69,6 +71,8 @@ const GroupMetaFile = z.object({
 
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
+  /** Groups being created (files being written), by station and group name. */
+  private readonly creating = new Map<string, Promise<GroupRt>>();
   private readonly events = new StoreEventHub(() => this.log);
   private readonly log: Logger;
   private readonly fsync: FsyncPolicy;
@@ -356,8 +360,20 @@ export class EmbeddedStore implements StationStore {
     if (!n.success) throw configInvalid('group name', n.error, 'group');
     const parsed = CreateGroupBody.safeParse(options);
     if (!parsed.success) throw configInvalid('group options', parsed.error);
-    if (st.groups.has(group)) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
-    const o = parsed.data;
+    const key = `${st.name}\u0000${group}`;
+    if (st.groups.has(group) || this.creating.has(key)) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
+    // Until its files are written, a second creation of the same group waits for this one (groupForFetch)
+    // or is refused: two writers of one group directory would each keep a journal the other replaced.
+    const creating = this.createGroupFiles(st, group, parsed.data);
+    this.creating.set(key, creating);
+    try {
+      return await creating;
+    } finally {
+      this.creating.delete(key);
+    }
+  }
+
+  private async createGroupFiles(st: StationRt, group: string, o: z.output<typeof CreateGroupBody>): Promise<GroupRt> {
     const meta: GroupMeta = {
       createdAt: Date.now(),
       maxAckTimeMs: o.maxAckTimeMs ?? st.config.deadLetter.maxAckTimeMs,
@@ -418,14 +434,30 @@ export class EmbeddedStore implements StationStore {
     if (st.persistent) await rm(join(st.dir, 'groups', group), { recursive: true, force: true });
   }
 
+  /** The group, created at earliest on a first fetch. */
+  private async groupForFetch(st: StationRt, group: string): Promise<GroupRt> {
+    const key = `${st.name}\u0000${group}`;
+    for (;;) {
+      const g = st.groups.get(group);
+      if (g) return g;
+      const pending = this.creating.get(key);
+      if (pending) {
+        await pending.catch(() => undefined);
+        continue;
+      }
+      try {
+        return await this.newGroup(st, group, {});
+      } catch (err) {
+        // Another fetch or createGroup got there first: use its group.
+        if (st.groups.has(group) || this.creating.has(key)) continue;
+        throw err;
+      }
+    }
+  }
+
   async fetch(station: string, group: string, options: FetchOptions): Promise<Delivery[]> {
     const st = this.station(station);
-    const g = st.groups.get(group) ?? (await this.newGroup(st, group, {}).catch((err: unknown) => {
-      // Two first fetches raced to create the group: use the one that won.
-      const existing = st.groups.get(group);
-      if (existing) return existing;
-      throw err;
-    }));
+    const g = await this.groupForFetch(st, group);
     const maxMessages = Math.max(1, Math.floor(options.maxMessages));
     const maxBytes = Math.max(1, Math.floor(options.maxBytes));
     const deadline = Date.now() + Math.max(0, options.waitMs);
@@ -446,6 +478,46 @@ export class EmbeddedStore implements StationStore {
       if (now >= deadline || options.signal?.aborted) return out;
       await st.wait(Math.min(deadline, g.nextDue()) - now, options.signal);
     }
+  }
+
+  async fetchChunks(station: string, group: string, options: FetchOptions): Promise<DeliveryChunk[]> {
+    const st = this.station(station);
+    const g = await this.groupForFetch(st, group);
+    const maxMessages = Math.max(1, Math.floor(options.maxMessages));
+    const maxBytes = Math.max(1, Math.floor(options.maxBytes));
+    const deadline = Date.now() + Math.max(0, options.waitMs);
+    for (;;) {
+      if (st.closed || g.closed) return [];
+      const out = await g.collectChunks(maxMessages, maxBytes);
+      if (out.length > 0) {
+        let messages = 0;
+        let bytes = 0;
+        let redeliveries = 0;
+        for (const c of out) {
+          messages += c.count;
+          bytes += c.bytes;
+          if (c.attempts) for (const a of c.attempts) if (a > 1) redeliveries++;
+        }
+        this.emit({ type: 'delivered', station, group, messages, bytes, redeliveries });
+        return out;
+      }
+      const now = Date.now();
+      if (now >= deadline || options.signal?.aborted) return out;
+      await st.wait(Math.min(deadline, g.nextDue()) - now, options.signal);
+    }
+  }
+
+  async ackRanges(station: string, group: string, ranges: readonly OffsetRange[]): Promise<number> {
+    const st = this.station(station);
+    for (const r of ranges) {
+      if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= st.partitionCount) {
+        throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${st.name}" has no partition ${r.partition}`);
+      }
+      if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to)) throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset range ${r.from}..${r.to} is not integral`);
+    }
+    const n = await this.group(st, group).ackRanges(ranges);
+    if (n > 0) this.emit({ type: 'acked', station, group, messages: n });
+    return n;
   }
 
   async ack(station: string, group: string, deliveryIds: readonly string[]): Promise<SettleOutcome[]> {

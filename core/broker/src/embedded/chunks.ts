@@ -1,0 +1,127 @@
+/**
+ * Deliveries as the group hands them out: one object per message (`DeliveryList`, for `fetch`), or
+ * packed per partition (`ChunkBuilder`, for `fetchChunks`): numbers in one array, values left where the
+ * log read them, consecutive values of one read buffer sharing one chunk.
+ */
+import { CHUNK_FIELDS, type Delivery, type DeliveryChunk } from '../contract.js';
+import { deliveryId } from '@junction/protocol';
+import type { LogRecord } from '../log/types.js';
+
+/** Where a group puts what it delivers. */
+export interface Collector {
+  readonly count: number;
+  add(partition: number, rec: LogRecord, attempt: number): void;
+}
+
+export class DeliveryList implements Collector {
+  readonly list: Delivery[] = [];
+  constructor(private readonly station: string) {}
+
+  get count(): number {
+    return this.list.length;
+  }
+
+  add(partition: number, rec: LogRecord, attempt: number): void {
+    const d: Delivery = {
+      station: this.station,
+      partition,
+      offset: rec.offset,
+      timestamp: rec.timestamp,
+      key: rec.key,
+      headers: rec.headers,
+      value: rec.value,
+      deliveryId: deliveryId(partition, rec.offset, attempt),
+      deliveryCount: attempt,
+    };
+    this.list.push(d);
+  }
+}
+
+interface OpenChunk {
+  partition: number;
+  buffer: ArrayBufferLike;
+  /** Where the chunk's data starts in `buffer`, and where its last value ends. */
+  base: number;
+  end: number;
+  n: number;
+  bytes: number;
+  nums: number[];
+  headers: Record<string, string>[];
+  headerIndex: Map<Record<string, string>, number>;
+  lastHeaders: Record<string, string> | undefined;
+  lastIndex: number;
+  keys: (string | undefined)[] | undefined;
+  attempts: number[] | undefined;
+}
+
+export class ChunkBuilder implements Collector {
+  count = 0;
+  private readonly done: DeliveryChunk[] = [];
+  private cur: OpenChunk | undefined;
+
+  add(partition: number, rec: LogRecord, attempt: number): void {
+    const v = rec.value;
+    let c = this.cur;
+    if (c === undefined || c.partition !== partition || v.buffer !== c.buffer || v.byteOffset < c.end) {
+      this.flush();
+      c = this.cur = {
+        partition,
+        buffer: v.buffer,
+        base: v.byteOffset,
+        end: v.byteOffset,
+        n: 0,
+        bytes: 0,
+        nums: [],
+        headers: [],
+        headerIndex: new Map(),
+        lastHeaders: undefined,
+        lastIndex: 0,
+        keys: undefined,
+        attempts: undefined,
+      };
+    }
+    let hi = c.lastIndex;
+    if (rec.headers !== c.lastHeaders) {
+      const known = c.headerIndex.get(rec.headers);
+      if (known === undefined) {
+        hi = c.headers.length;
+        c.headers.push(rec.headers);
+        c.headerIndex.set(rec.headers, hi);
+      } else hi = known;
+      c.lastHeaders = rec.headers;
+      c.lastIndex = hi;
+    }
+    c.nums.push(rec.offset, rec.timestamp, v.byteOffset - c.base, v.byteLength, hi);
+    if (rec.key !== undefined) (c.keys ??= new Array<string | undefined>(c.n).fill(undefined))[c.n] = rec.key;
+    else if (c.keys !== undefined) c.keys.push(undefined);
+    if (c.attempts !== undefined) c.attempts.push(attempt);
+    else if (attempt !== 1) (c.attempts = new Array<number>(c.n).fill(1)).push(attempt);
+    c.end = v.byteOffset + v.byteLength;
+    c.bytes += v.byteLength;
+    c.n++;
+    this.count++;
+  }
+
+  finish(): DeliveryChunk[] {
+    this.flush();
+    return this.done;
+  }
+
+  private flush(): void {
+    const c = this.cur;
+    this.cur = undefined;
+    if (c === undefined || c.n === 0) return;
+    const chunk: DeliveryChunk = {
+      partition: c.partition,
+      count: c.n,
+      bytes: c.bytes,
+      data: new Uint8Array(c.buffer, c.base, c.end - c.base),
+      nums: new Float64Array(c.nums),
+      headers: c.headers,
+    };
+    if (c.keys !== undefined) chunk.keys = c.keys;
+    if (c.attempts !== undefined) chunk.attempts = c.attempts;
+    if (chunk.nums.length !== c.n * CHUNK_FIELDS) throw new Error('chunk builder bug: numbers out of step with messages');
+    this.done.push(chunk);
+  }
+}
