@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
-import type { Delivery, FetchOptions, StationStore } from '@junction/broker';
+import { CHUNK_FIELDS, ChunkField, type DeliveryChunk, type FetchOptions, type OffsetRange, type StationStore } from '@junction/broker';
 import { DLS_HEADERS } from '@junction/protocol';
 import { checkWriteResults, deserializeError, isRetryable } from '@junction/sdk-connector';
 import type { WriteResult } from '@junction/sdk-connector';
@@ -28,7 +28,7 @@ import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { ConnectMetrics } from './metrics.js';
 import { jitteredBackoff, RateMeter, restartDelay, Wakeup } from './util.js';
-import { PACKED_FIELDS } from './wire.js';
+import { addRanges, chunksFromDeliveries, idsOf, offsetAt, packChunks, pickChunk, sliceChunk } from './chunks.js';
 import type { PackedBatch, SinkTask, SinkWriteAnswer } from './wire.js';
 import { workerFile } from './worker-file.js';
 
@@ -120,7 +120,9 @@ interface TaskRt {
 }
 
 interface Batch {
-  msgs: Delivery[];
+  /** The messages, in offset order: pieces of fetched chunks (see chunks.ts). */
+  pieces: DeliveryChunk[];
+  count: number;
   bytes: number;
   /** Times this batch's messages were handed to the sink. */
   attempts: number;
@@ -138,10 +140,14 @@ interface Batch {
 interface Part {
   id: number;
   task: number;
-  /** Every message of this partition the runtime holds, by offset. */
-  held: Map<number, Delivery>;
-  open: Delivery[];
+  /** Messages of this partition the runtime holds: open, ready, current. */
+  held: number;
+  /** Highest offset taken in: a first delivery above it cannot be one the runtime holds already. */
+  top: number;
+  open: DeliveryChunk[];
+  openCount: number;
   openBytes: number;
+  openLast: number;
   openTimer?: NodeJS.Timeout | undefined;
   ready: Batch[];
   /** The batch in a worker or waiting to be retried: at most one per partition. */
@@ -150,9 +156,7 @@ interface Part {
   retryTimer?: NodeJS.Timeout | undefined;
 }
 
-function byteLen(d: Delivery): number {
-  return d.value.byteLength;
-}
+const F = CHUNK_FIELDS;
 
 export class SinkRunner {
   readonly group: string;
@@ -302,9 +306,11 @@ export class SinkRunner {
     await Promise.allSettled([...this.settling]);
     const ids: string[] = [];
     for (const p of this.partList) {
-      for (const d of p.held.values()) ids.push(d.deliveryId);
-      p.held.clear();
+      for (const c of this.heldPieces(p, true)) idsOf(c, ids);
+      p.held = 0;
       p.open = [];
+      p.openCount = 0;
+      p.openBytes = 0;
       p.ready = [];
       p.current = undefined;
     }
@@ -371,11 +377,19 @@ export class SinkRunner {
   private partition(id: number): Part {
     let p = this.parts.get(id);
     if (!p) {
-      p = { id, task: id % this.o.decl.tasks, held: new Map(), open: [], openBytes: 0, ready: [], writing: false };
+      p = { id, task: id % this.o.decl.tasks, held: 0, top: -1, open: [], openCount: 0, openBytes: 0, openLast: -1, ready: [], writing: false };
       this.parts.set(id, p);
       this.partList = [...this.parts.values()].sort((a, b) => a.id - b.id);
     }
     return p;
+  }
+
+  /** What a partition holds: open, ready and (when `withCurrent`, or not in a worker) current pieces. */
+  private heldPieces(p: Part, withCurrent: boolean): DeliveryChunk[] {
+    const out = [...p.open];
+    for (const b of p.ready) out.push(...b.pieces);
+    if (p.current && (withCurrent || !p.writing)) out.push(...p.current.pieces);
+    return out;
   }
 
   private anyTaskRunning(): boolean {
@@ -400,7 +414,7 @@ export class SinkRunner {
         await this.wake.wait(1000);
         continue;
       }
-      let deliveries: Delivery[];
+      let chunks: DeliveryChunk[];
       try {
         // `partitions` is understood by the cluster store (this node runs only some tasks); others ignore it.
         const options: FetchOptions & { partitions?: number[] } = {
@@ -410,7 +424,8 @@ export class SinkRunner {
           signal,
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
         };
-        deliveries = await store.fetch(decl.station, this.group, options);
+        // The packed path when the store has it: no object per message on the broker's event loop.
+        chunks = store.fetchChunks ? await store.fetchChunks(decl.station, this.group, options) : chunksFromDeliveries(await store.fetch(decl.station, this.group, options));
         failures = 0;
       } catch (err) {
         if (this.stopping) break;
@@ -419,71 +434,121 @@ export class SinkRunner {
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(6, failures))));
         continue;
       }
-      if (deliveries.length > 0 && !this.stopping) this.ingest(deliveries);
+      if (chunks.length > 0 && !this.stopping) this.ingest(chunks);
     }
   }
 
-  private ingest(deliveries: Delivery[]): void {
+  private ingest(chunks: DeliveryChunk[]): void {
     const { decl } = this.o;
-    const { maxMessages, maxBytes, maxLatencyMs } = decl.batch;
     const touched = new Set<Part>();
     const refused = new Map<number, string[]>();
     const now = Date.now();
-    for (const d of deliveries) {
-      const p = this.partition(d.partition);
-      const have = p.held.get(d.offset);
-      if (have) {
-        // The broker redelivered what we still hold (its ack deadline passed): keep one copy, newest id.
-        have.deliveryId = d.deliveryId;
-        have.deliveryCount = d.deliveryCount;
-        continue;
-      }
+    for (const fetched of chunks) {
+      const p = this.partition(fetched.partition);
       const t = this.tasks[p.task]!;
       if (t.state !== ConnectorState.RUNNING) {
         const delay = Math.max(0, (t.restartAt ?? now + 60_000) - now - 100);
         let ids = refused.get(delay);
         if (!ids) refused.set(delay, (ids = []));
-        ids.push(d.deliveryId);
+        idsOf(fetched, ids);
         continue;
       }
-      const len = byteLen(d);
-      p.held.set(d.offset, d);
-      this.heldCount++;
-      this.heldBytes += len;
-      const last = p.open[p.open.length - 1];
-      if (last && (d.offset !== last.offset + 1 || p.openBytes + len > maxBytes)) this.cut(p);
-      p.open.push(d);
-      p.openBytes += len;
-      if (p.open.length === 1 && maxLatencyMs > 0) {
-        const part = p;
-        p.openTimer = setTimeout(() => {
-          part.openTimer = undefined;
-          this.cut(part);
-          this.pump();
-        }, maxLatencyMs);
-      }
-      if (p.open.length >= maxMessages || p.openBytes >= maxBytes) this.cut(p);
+      // The broker redelivers what we still hold when its ack deadline passed: keep one copy.
+      const c = p.held > 0 && offsetAt(fetched, 0) <= p.top ? this.withoutHeld(p, fetched) : fetched;
+      if (c === undefined) continue;
+      p.top = Math.max(p.top, offsetAt(c, c.count - 1));
+      this.take(p, c);
       touched.add(p);
     }
     if (this.heldCount > this.peakHeld) this.peakHeld = this.heldCount;
-    if (maxLatencyMs === 0) for (const p of touched) this.cut(p);
+    if (decl.batch.maxLatencyMs === 0) for (const p of touched) this.cut(p);
     for (const [delay, ids] of refused) this.settle(this.o.store.nack(decl.station, this.group, ids, delay));
     this.o.metrics.buffered.set({ connector: decl.name }, this.heldCount);
     this.pump();
   }
 
+  /**
+   * The messages of `c` the partition does not hold yet; for those it holds, the held copy takes the
+   * new delivery's attempt (and id), so that a later nack names the delivery that is out.
+   */
+  private withoutHeld(p: Part, c: DeliveryChunk): DeliveryChunk | undefined {
+    const held = this.heldPieces(p, true);
+    const keep: number[] = [];
+    for (let i = 0; i < c.count; i++) {
+      const o = offsetAt(c, i);
+      let found = false;
+      for (const h of held) {
+        if (o < offsetAt(h, 0) || o > offsetAt(h, h.count - 1)) continue;
+        const k = indexOfOffset(h, o);
+        if (k < 0) continue;
+        (h.attempts ??= new Array<number>(h.count).fill(1))[k] = c.attempts?.[i] ?? 1;
+        if (h.deliveryIds && c.deliveryIds) h.deliveryIds[k] = c.deliveryIds[i]!;
+        found = true;
+        break;
+      }
+      if (!found) keep.push(i);
+    }
+    return keep.length === 0 ? undefined : pickChunk(c, keep);
+  }
+
+  /** Adds a fetched chunk to the partition's open batch, cutting batches by size, count and contiguity. */
+  private take(p: Part, c: DeliveryChunk): void {
+    const { maxMessages, maxBytes, maxLatencyMs } = this.o.decl.batch;
+    const nums = c.nums;
+    const n = c.count;
+    let i = 0;
+    while (i < n) {
+      // A batch holds contiguous offsets (a sink names and replays by its first and last offset).
+      if (p.openCount > 0 && nums[i * F + ChunkField.offset] !== p.openLast + 1) this.cut(p);
+      let j = i;
+      let bytes = 0;
+      while (j < n) {
+        const len = nums[j * F + ChunkField.length]!;
+        if (j > i && nums[j * F + ChunkField.offset] !== nums[(j - 1) * F + ChunkField.offset]! + 1) break;
+        if (p.openCount + (j - i) >= maxMessages) break;
+        // At least one message per batch, even one larger than maxBytes.
+        if (p.openCount + (j - i) > 0 && p.openBytes + bytes + len > maxBytes) break;
+        bytes += len;
+        j++;
+      }
+      if (j === i) {
+        this.cut(p);
+        continue;
+      }
+      const wasEmpty = p.openCount === 0;
+      p.open.push(sliceChunk(c, i, j));
+      p.openCount += j - i;
+      p.openBytes += bytes;
+      p.openLast = nums[(j - 1) * F + ChunkField.offset]!;
+      p.held += j - i;
+      this.heldCount += j - i;
+      this.heldBytes += bytes;
+      if (wasEmpty && maxLatencyMs > 0) {
+        p.openTimer = setTimeout(() => {
+          p.openTimer = undefined;
+          this.cut(p);
+          this.pump();
+        }, maxLatencyMs);
+      }
+      if (p.openCount >= maxMessages || p.openBytes >= maxBytes) this.cut(p);
+      i = j;
+    }
+  }
+
   /** Closes the partition's accumulating batch (if any) and queues it. */
   private cut(p: Part): void {
-    if (p.open.length === 0) return;
+    if (p.openCount === 0) return;
     clearTimeout(p.openTimer);
     p.openTimer = undefined;
-    const batch: Batch = { msgs: p.open, bytes: p.openBytes, attempts: 0, notBefore: 0 };
+    const batch: Batch = { pieces: p.open, count: p.openCount, bytes: p.openBytes, attempts: 0, notBefore: 0 };
     if (this.failingSince.size > 0) {
-      for (const d of batch.msgs) {
-        const f = this.failingSince.get(`${d.partition}:${d.offset}`);
-        if (f) {
-          batch.firstFailureAt = Math.min(batch.firstFailureAt ?? Infinity, f.since);
-          batch.attempts = Math.max(batch.attempts, f.attempts);
+      for (const c of batch.pieces) {
+        for (let i = 0; i < c.count; i++) {
+          const f = this.failingSince.get(`${p.id}:${offsetAt(c, i)}`);
+          if (f) {
+            batch.firstFailureAt = Math.min(batch.firstFailureAt ?? Infinity, f.since);
+            batch.attempts = Math.max(batch.attempts, f.attempts);
+          }
         }
       }
     }
@@ -491,6 +556,7 @@ export class SinkRunner {
     batch.packed = this.pack(p, batch);
     p.ready.push(batch);
     p.open = [];
+    p.openCount = 0;
     p.openBytes = 0;
   }
 
@@ -516,53 +582,7 @@ export class SinkRunner {
   }
 
   private pack(p: Part, batch: Batch): PackedBatch {
-    const n = batch.msgs.length;
-    // Every byte is written below (batch.bytes is the sum of the values' lengths): no zero fill needed.
-    const buf = Buffer.allocUnsafeSlow(batch.bytes).buffer;
-    const bytes = new Uint8Array(buf, 0, batch.bytes);
-    const nums = new Float64Array(n * PACKED_FIELDS);
-    const headers: string[] = [];
-    const headerIndex = new Map<string, number>();
-    let keys: (string | undefined)[] | undefined;
-    let lastHeaders: Record<string, string> | undefined;
-    let lastIndex = 0;
-    let pos = 0;
-    for (let i = 0; i < n; i++) {
-      const d = batch.msgs[i]!;
-      bytes.set(d.value, pos);
-      const len = d.value.byteLength;
-      pos += len;
-      let hi = lastIndex;
-      if (lastHeaders === undefined || !sameHeaders(d.headers, lastHeaders)) {
-        const json = JSON.stringify(d.headers);
-        const known = headerIndex.get(json);
-        if (known === undefined) {
-          hi = headers.length;
-          headers.push(json);
-          headerIndex.set(json, hi);
-        } else hi = known;
-        lastHeaders = d.headers;
-        lastIndex = hi;
-      }
-      const o = i * PACKED_FIELDS;
-      nums[o] = d.offset;
-      nums[o + 1] = d.timestamp;
-      nums[o + 2] = len;
-      nums[o + 3] = hi;
-      if (d.key !== undefined) (keys ??= new Array<string | undefined>(n))[i] = d.key;
-    }
-    if (pos !== batch.bytes) throw new Error(`sink runner bug: a batch of ${batch.bytes} bytes packed ${pos}`);
-    return {
-      station: this.o.decl.station,
-      partition: p.id,
-      firstOffset: batch.msgs[0]!.offset,
-      lastOffset: batch.msgs[n - 1]!.offset,
-      count: n,
-      buf,
-      nums: nums.buffer,
-      headers,
-      keys,
-    };
+    return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count);
   }
 
   private dispatch(p: Part, batch: Batch): void {
@@ -649,63 +669,90 @@ export class SinkRunner {
     t.worker = `thread-${answer.threadId}`;
     if (answer.error !== undefined) {
       const err = deserializeError(answer.error);
-      if (isRetryable(err)) this.retryLater(p, t, batch, batch.msgs, err, 0);
+      if (isRetryable(err)) this.retryLater(p, t, batch, batch.pieces, err, 0);
       else this.fatal(p, t, batch, err);
       return;
     }
     // All ok comes as a count (see sink-worker.ts); otherwise one result per message, checked here again.
     let results: WriteResult[] | undefined;
     try {
-      if (answer.okCount === undefined) results = checkWriteResults(answer.results, batch.msgs.length);
-      else if (answer.okCount !== batch.msgs.length) throw connectError('PLUGIN_INVALID', `the worker answered ${answer.okCount} ok results for ${batch.msgs.length} messages`);
+      if (answer.okCount === undefined) results = checkWriteResults(answer.results, batch.count);
+      else if (answer.okCount !== batch.count) throw connectError('PLUGIN_INVALID', `the worker answered ${answer.okCount} ok results for ${batch.count} messages`);
     } catch (err) {
       this.fatal(p, t, batch, err as Error);
       return;
     }
-    const okIds: string[] = [];
+    const ok: DeliveryChunk[] = [];
+    let okCount = 0;
     let okBytes = 0;
-    const dead = new Map<string, { code: string; reason: string; ids: string[] }>();
-    const again: Delivery[] = [];
+    const dead = new Map<string, { code: string; reason: string; pieces: DeliveryChunk[]; count: number; bytes: number }>();
+    const again: DeliveryChunk[] = [];
     let minDelay = 0;
     let lastReason = '';
-    const n = batch.msgs.length;
-    for (let i = 0; i < n; i++) {
-      const d = batch.msgs[i]!;
-      const r: WriteResult = results === undefined ? OK : results[i]!;
-      if (r.status === 'ok') {
-        okIds.push(d.deliveryId);
-        okBytes += byteLen(d);
-        this.release(p, d);
-      } else if (r.status === 'deadLetter') {
-        const key = `${r.code}\u0000${r.reason}`;
-        let e = dead.get(key);
-        if (!e) dead.set(key, (e = { code: r.code, reason: r.reason, ids: [] }));
-        e.ids.push(d.deliveryId);
-        this.release(p, d);
-      } else {
-        again.push(d);
-        minDelay = Math.max(minDelay, r.delayMs ?? 0);
-        lastReason = r.reason;
+    if (results === undefined) {
+      ok.push(...batch.pieces);
+      okCount = batch.count;
+      okBytes = batch.bytes;
+    } else {
+      let g = 0;
+      for (const c of batch.pieces) {
+        const okIdx: number[] = [];
+        const againIdx: number[] = [];
+        const deadIdx = new Map<string, number[]>();
+        for (let i = 0; i < c.count; i++, g++) {
+          const r = results[g]!;
+          if (r.status === 'ok') okIdx.push(i);
+          else if (r.status === 'deadLetter') {
+            const key = `${r.code}\u0000${r.reason}`;
+            let e = dead.get(key);
+            if (!e) dead.set(key, (e = { code: r.code, reason: r.reason, pieces: [], count: 0, bytes: 0 }));
+            let idx = deadIdx.get(key);
+            if (!idx) deadIdx.set(key, (idx = []));
+            idx.push(i);
+          } else {
+            againIdx.push(i);
+            minDelay = Math.max(minDelay, r.delayMs ?? 0);
+            lastReason = r.reason;
+          }
+        }
+        if (okIdx.length > 0) {
+          const piece = pickChunk(c, okIdx);
+          ok.push(piece);
+          okCount += piece.count;
+          okBytes += piece.bytes;
+        }
+        for (const [key, idx] of deadIdx) {
+          const e = dead.get(key)!;
+          const piece = pickChunk(c, idx);
+          e.pieces.push(piece);
+          e.count += piece.count;
+          e.bytes += piece.bytes;
+        }
+        if (againIdx.length > 0) again.push(pickChunk(c, againIdx));
       }
     }
     const labels = { connector: decl.name, task: String(t.id) };
     metrics.batches.inc(labels);
-    if (okIds.length > 0) {
-      metrics.messages.inc(labels, okIds.length);
+    if (okCount > 0) {
+      metrics.messages.inc(labels, okCount);
       metrics.bytes.inc(labels, okBytes);
-      this.throughput.add(okIds.length, okBytes);
-      this.settle(this.o.store.ack(decl.station, this.group, okIds));
+      this.throughput.add(okCount, okBytes);
+      this.release(p, ok, okCount, okBytes, true);
+      this.settle(this.ackPieces(ok));
     }
     for (const e of dead.values()) {
-      metrics.deadLetters.inc(labels, e.ids.length);
+      metrics.deadLetters.inc(labels, e.count);
+      this.release(p, e.pieces, e.count, e.bytes, true);
+      const ids: string[] = [];
+      for (const c of e.pieces) idsOf(c, ids);
       this.settle(
-        this.o.store.deadLetter(decl.station, this.group, e.ids, e.reason, {
+        this.o.store.deadLetter(decl.station, this.group, ids, e.reason, {
           code: e.code,
           headers: this.dlsHeaders(e.code, e.reason, batch.attempts),
         }),
       );
     }
-    if (okIds.length > 0 && t.failures > 0 && Date.now() - t.startedAt >= HEALTHY_AFTER_MS) t.failures = 0;
+    if (okCount > 0 && t.failures > 0 && Date.now() - t.startedAt >= HEALTHY_AFTER_MS) t.failures = 0;
     if (again.length > 0) {
       this.retryLater(p, t, batch, again, connectError('RETRY', lastReason, { retryable: true }), minDelay);
     } else {
@@ -713,12 +760,25 @@ export class SinkRunner {
     }
   }
 
+  /** Acks written messages: by offset range where the store takes ranges, else by delivery id. */
+  private ackPieces(pieces: readonly DeliveryChunk[]): Promise<unknown> {
+    const { store, decl } = this.o;
+    if (store.ackRanges && pieces.every((c) => c.deliveryIds === undefined)) {
+      const ranges: OffsetRange[] = [];
+      for (const c of pieces) addRanges(c, ranges);
+      return store.ackRanges(decl.station, this.group, ranges);
+    }
+    const ids: string[] = [];
+    for (const c of pieces) idsOf(c, ids);
+    return store.ack(decl.station, this.group, ids);
+  }
+
   private onRejected(p: Part, t: TaskRt, batch: Batch, err: unknown, timedOut: 'write' | 'open' | undefined): void {
     if (this.stopping && !timedOut) return; // the stop nacks what is held
     const { decl } = this.o;
     let e: Error;
     if (timedOut === 'write') {
-      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `write of ${batch.msgs.length} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`);
+      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `write of ${batch.count} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`);
     } else if (timedOut === 'open') {
       e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`);
     } else if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
@@ -730,27 +790,33 @@ export class SinkRunner {
     this.fatal(p, t, batch, e);
   }
 
-  /** Keeps `msgs` as the partition's current batch and sends them again after a backoff — or gives up. */
-  private retryLater(p: Part, t: TaskRt, batch: Batch, msgs: Delivery[], err: Error, minDelayMs: number): void {
+  /** Keeps `pieces` as the partition's current batch and sends them again after a backoff — or gives up. */
+  private retryLater(p: Part, t: TaskRt, batch: Batch, pieces: DeliveryChunk[], err: Error, minDelayMs: number): void {
     const { decl, metrics } = this.o;
     const now = Date.now();
     const since = batch.firstFailureAt ?? now;
     const labels = { connector: decl.name, task: String(t.id) };
+    let count = 0;
+    let bytes = 0;
+    for (const c of pieces) {
+      count += c.count;
+      bytes += c.bytes;
+    }
+    const retryBatch: Batch = { pieces, count, bytes, attempts: batch.attempts, firstFailureAt: since, lastError: err, notBefore: 0 };
     if (this.stopping) {
-      p.current = undefined; // held; nacked by stop
+      p.current = retryBatch; // held; nacked by stop
       return;
     }
     if (t.state !== ConnectorState.RUNNING) {
       p.current = undefined;
-      this.nackReleased(p, msgs, Math.max(0, (t.restartAt ?? now) - now));
+      this.nackReleased(p, pieces, Math.max(0, (t.restartAt ?? now) - now));
       return;
     }
-    const retryBatch: Batch = { msgs, bytes: msgs.reduce((n, d) => n + byteLen(d), 0), attempts: batch.attempts, firstFailureAt: since, lastError: err, notBefore: 0 };
     if (now - since >= decl.errors.retryTimeoutMs) {
       this.exhausted(p, t, retryBatch, err);
       return;
     }
-    metrics.retries.inc(labels, msgs.length);
+    metrics.retries.inc(labels, count);
     const left = since + decl.errors.retryTimeoutMs - now;
     const delay = Math.min(Math.max(minDelayMs, jitteredBackoff(retryBatch.attempts, RETRY_BASE_MS, decl.errors.retryMaxDelayMs)), Math.max(0, left));
     retryBatch.notBefore = now + delay;
@@ -760,44 +826,46 @@ export class SinkRunner {
       p.retryTimer = undefined;
       this.pump();
     }, delay);
-    this.log.debug({ partition: p.id, messages: msgs.length, attempt: retryBatch.attempts, delayMs: delay, reason: err.message }, 'retrying');
+    this.log.debug({ partition: p.id, messages: count, attempt: retryBatch.attempts, delayMs: delay, reason: err.message }, 'retrying');
   }
 
   /** A failure that takes the task down (non-retryable error, timeout, crash, heap, broken answer). */
   private fatal(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     const { decl } = this.o;
-    if (this.stopping) {
-      p.current = undefined;
-      return;
-    }
+    if (this.stopping) return; // the batch stays current: the stop nacks it
     const now = Date.now();
     let since = batch.firstFailureAt ?? now;
-    for (const d of batch.msgs) {
-      const f = this.failingSince.get(`${d.partition}:${d.offset}`);
-      if (f) since = Math.min(since, f.since);
+    if (this.failingSince.size > 0) {
+      for (const c of batch.pieces) {
+        for (let i = 0; i < c.count; i++) {
+          const f = this.failingSince.get(`${p.id}:${offsetAt(c, i)}`);
+          if (f) since = Math.min(since, f.since);
+        }
+      }
     }
     if (now - since >= decl.errors.retryTimeoutMs) {
       this.exhausted(p, t, { ...batch, firstFailureAt: since }, err);
       if (decl.errors.tolerance === 'all') return;
     } else {
-      for (const d of batch.msgs) this.failingSince.set(`${d.partition}:${d.offset}`, { since, attempts: batch.attempts });
-      this.o.metrics.retries.inc({ connector: decl.name, task: String(t.id) }, batch.msgs.length);
+      for (const c of batch.pieces) for (let i = 0; i < c.count; i++) this.failingSince.set(`${p.id}:${offsetAt(c, i)}`, { since, attempts: batch.attempts });
+      this.o.metrics.retries.inc({ connector: decl.name, task: String(t.id) }, batch.count);
       this.failTask(t, err, false);
       // The failed batch itself is still marked as writing, so failTask left it: give it back too.
       if (p.current === batch) p.current = undefined;
-      this.nackReleased(p, batch.msgs, Math.max(0, (t.restartAt ?? now) - Date.now() - 100));
+      this.nackReleased(p, batch.pieces, Math.max(0, (t.restartAt ?? now) - Date.now() - 100));
     }
   }
 
   /** The retry budget ran out: dead-letter the messages (tolerance all) or fail the task for good (none). */
   private exhausted(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     const { decl, metrics } = this.o;
+    p.current = undefined;
     if (decl.errors.tolerance === 'all') {
       const code = codeOf(err) && codeOf(err) !== 'RETRY' ? codeOf(err)! : ConnectErrorCode.RETRIES_EXHAUSTED;
       const reason = `${err.message} (gave up after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms)`;
-      const ids = batch.msgs.map((d) => d.deliveryId);
-      for (const d of batch.msgs) this.release(p, d);
-      p.current = undefined;
+      const ids: string[] = [];
+      for (const c of batch.pieces) idsOf(c, ids);
+      this.release(p, batch.pieces, batch.count, batch.bytes, true);
       metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, ids.length);
       this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, err.message, batch.attempts) }));
       this.log.warn({ partition: p.id, messages: ids.length, code }, 'retries exhausted: messages dead-lettered (errors.tolerance all)');
@@ -805,12 +873,11 @@ export class SinkRunner {
     }
     const e = connectError(
       ConnectErrorCode.RETRIES_EXHAUSTED,
-      `${batch.msgs.length} messages of partition ${p.id} still failed after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms (errors.tolerance none): ${err.message}`,
+      `${batch.count} messages of partition ${p.id} still failed after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms (errors.tolerance none): ${err.message}`,
       { cause: err },
     );
-    p.current = undefined;
     this.failTask(t, e, true);
-    this.nackReleased(p, batch.msgs.filter((d) => p.held.get(d.offset) === d), 60_000);
+    this.nackReleased(p, batch.pieces, 60_000);
   }
 
   private dlsHeaders(code: string, message: string, attempts: number): Record<string, string> {
@@ -870,20 +937,28 @@ export class SinkRunner {
       p.openTimer = undefined;
       clearTimeout(p.retryTimer);
       p.retryTimer = undefined;
-      const msgs: Delivery[] = [...p.open, ...p.ready.flatMap((b) => b.msgs)];
-      if (p.current && !p.writing) msgs.push(...p.current.msgs);
+      const pieces = this.heldPieces(p, false);
       p.open = [];
+      p.openCount = 0;
       p.openBytes = 0;
       p.ready = [];
       if (!p.writing) p.current = undefined;
-      this.nackReleased(p, msgs, delayMs);
+      this.nackReleased(p, pieces, delayMs);
     }
   }
 
-  private nackReleased(p: Part, msgs: Delivery[], delayMs: number): void {
-    if (msgs.length === 0) return;
-    for (const d of msgs) this.release(p, d, false);
-    this.settle(this.o.store.nack(this.o.decl.station, this.group, msgs.map((d) => d.deliveryId), delayMs));
+  private nackReleased(p: Part, pieces: readonly DeliveryChunk[], delayMs: number): void {
+    let count = 0;
+    let bytes = 0;
+    const ids: string[] = [];
+    for (const c of pieces) {
+      count += c.count;
+      bytes += c.bytes;
+      idsOf(c, ids);
+    }
+    if (count === 0) return;
+    this.release(p, pieces, count, bytes, false);
+    this.settle(this.o.store.nack(this.o.decl.station, this.group, ids, delayMs));
   }
 
   private revive(t: TaskRt): void {
@@ -899,13 +974,14 @@ export class SinkRunner {
     this.o.events.onChange?.();
   }
 
-  /** Forgets a held message (settled, or nacked back to the group). */
-  private release(p: Part, d: Delivery, settled = true): void {
-    if (p.held.delete(d.offset)) {
-      this.heldCount--;
-      this.heldBytes -= byteLen(d);
+  /** Forgets held messages (settled, or nacked back to the group). */
+  private release(p: Part, pieces: readonly DeliveryChunk[], count: number, bytes: number, settled: boolean): void {
+    p.held -= count;
+    this.heldCount -= count;
+    this.heldBytes -= bytes;
+    if (settled && this.failingSince.size > 0) {
+      for (const c of pieces) for (let i = 0; i < c.count; i++) this.failingSince.delete(`${p.id}:${offsetAt(c, i)}`);
     }
-    if (settled && this.failingSince.size > 0) this.failingSince.delete(`${d.partition}:${d.offset}`);
     this.wake.notify();
   }
 
@@ -927,19 +1003,19 @@ export class SinkRunner {
   }
 }
 
-/** Shallow equality of two header sets (consecutive messages usually carry the same). */
-function sameHeaders(a: Record<string, string>, b: Record<string, string>): boolean {
-  if (a === b) return true;
-  let n = 0;
-  for (const k in a) {
-    if (a[k] !== b[k]) return false;
-    n++;
+/** Index of `offset` in a chunk (offsets ascend), or -1. */
+function indexOfOffset(c: DeliveryChunk, offset: number): number {
+  let lo = 0;
+  let hi = c.count - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const o = offsetAt(c, mid);
+    if (o === offset) return mid;
+    if (o < offset) lo = mid + 1;
+    else hi = mid - 1;
   }
-  for (const _ in b) n--;
-  return n === 0;
+  return -1;
 }
-
-const OK: WriteResult = Object.freeze({ status: 'ok' }) as WriteResult;
 
 /** How long after `writeTimeoutMs` (when the plugin's signal fires) the runtime terminates the worker. */
 export function hardTimeoutGrace(writeTimeoutMs: number): number {

@@ -26,20 +26,17 @@ function unpack(b: PackedBatch): SinkBatch {
   const nums = new Float64Array(b.nums);
   const headers = b.headers.map((h) => Object.freeze(JSON.parse(h) as Record<string, string>));
   const messages: SinkMessage[] = new Array(b.count);
-  let pos = 0;
   for (let i = 0; i < b.count; i++) {
     const o = i * PACKED_FIELDS;
-    const len = nums[o + 2]!;
     const msg: { offset: number; timestamp: number; key?: string; headers: Record<string, string>; value: Uint8Array<ArrayBuffer> } = {
       offset: nums[o]!,
       timestamp: nums[o + 1]!,
-      headers: headers[nums[o + 3]!]!,
-      value: new Uint8Array(b.buf, pos, len),
+      headers: headers[nums[o + 4]!]!,
+      value: new Uint8Array(b.buf, nums[o + 2]!, nums[o + 3]!),
     };
     const key = b.keys?.[i];
     if (key !== undefined) msg.key = key;
     messages[i] = msg;
-    pos += len;
   }
   return { station: b.station, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
 }

@@ -8,7 +8,8 @@ import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-conn
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
  * per-message numbers travel in one Float64Array, headers as a table of distinct JSON texts (most
- * batches have one or a few), keys as one array; the values in one buffer. All buffers are transferred.
+ * batches have one or a few), keys as one array; the values in one buffer, copied there region by region
+ * from where the store read them (see chunks.ts). All buffers are transferred.
  */
 export interface PackedBatch {
   station: string;
@@ -16,9 +17,9 @@ export interface PackedBatch {
   firstOffset: number;
   lastOffset: number;
   count: number;
-  /** The values, one after the other. */
+  /** The values, in offset order (other bytes may lie between them). */
   buf: ArrayBuffer;
-  /** Float64Array: per message [offset, timestamp, value length, headers index]. */
+  /** Float64Array: per message [offset, timestamp, value start in `buf`, value length, headers index]. */
   nums: ArrayBuffer;
   /** Distinct headers as JSON text; `nums` points into it. */
   headers: string[];
@@ -27,7 +28,7 @@ export interface PackedBatch {
 }
 
 /** Per-message fields in `PackedBatch.nums`. */
-export const PACKED_FIELDS = 4;
+export const PACKED_FIELDS = 5;
 
 /** Plugin metrics recorded in a worker since its last report. */
 export interface MetricReport {

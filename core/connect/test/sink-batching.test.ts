@@ -116,4 +116,20 @@ describe('sink batching and acknowledgement', () => {
     const status = await h.runtime.status('c');
     expect(status.tasks[0]!.state).toBe('RUNNING');
   });
+
+  it('writes a message the broker redelivers while the runtime still holds it once, and acks it', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    // A group whose ack deadline is far shorter than the connector needs: the broker hands the held
+    // messages out again while the slow sink still works on the batch before them.
+    await h.store.createGroup('s', 'connector.c', { maxAckTimeMs: 200, maxDeliveries: 1000 });
+    await produceN(h.store, 's', 200);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-slow', station: 's', config: { dir, delayMs: 700 }, batch: { maxMessages: 50, maxLatencyMs: 20 } });
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
+    const w = await written(dir);
+    expect(w.unique).toBe(200);
+    expect(w.lines).toBe(200);
+    expect((await h.store.getGroup('s', 'connector.c')).redeliveries).toBeGreaterThan(0);
+    expect((await h.store.getStation('s.dls')).messages).toBe(0);
+  });
 });
