@@ -176,6 +176,9 @@ export class PartitionCursor {
       case JournalOp.SETTLE:
         for (const o of e.offsets) this.settle(o);
         break;
+      case JournalOp.SETTLE_RANGE:
+        for (let o = e.from; o <= e.to; o++) this.settle(o);
+        break;
       case JournalOp.SEEK:
         this.seek(e.offset);
         break;

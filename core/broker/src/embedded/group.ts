@@ -405,10 +405,20 @@ export class GroupRt {
         n++;
       }
     }
-    await this.journal(
-      [...byPartition].map(([partition, offsets]) => ({ op: JournalOp.SETTLE, partition, offsets })),
-      true,
-    );
+    const entries: JournalEntry[] = [];
+    for (const [partition, offsets] of byPartition) {
+      // Runs as ranges (a batch acks one run); stray offsets as one list.
+      const stray: number[] = [];
+      for (let i = 0; i < offsets.length; ) {
+        let j = i + 1;
+        while (j < offsets.length && offsets[j] === offsets[j - 1]! + 1) j++;
+        if (j - i >= 3) entries.push({ op: JournalOp.SETTLE_RANGE, partition, from: offsets[i]!, to: offsets[j - 1]! });
+        else for (let k = i; k < j; k++) stray.push(offsets[k]!);
+        i = j;
+      }
+      if (stray.length > 0) entries.push({ op: JournalOp.SETTLE, partition, offsets: stray });
+    }
+    await this.journal(entries, true);
     return n;
   }
 

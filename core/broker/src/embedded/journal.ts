@@ -10,6 +10,8 @@ export const JournalOp = {
   REDELIVER: 2,
   SETTLE: 3,
   SEEK: 4,
+  /** Settled offsets from..to (a range ack); journals with it are not read by versions before it. */
+  SETTLE_RANGE: 5,
 } as const;
 export type JournalOp = (typeof JournalOp)[keyof typeof JournalOp];
 
@@ -17,7 +19,8 @@ export type JournalEntry =
   | { op: typeof JournalOp.DELIVER; partition: number; from: number; to: number }
   | { op: typeof JournalOp.REDELIVER; partition: number; offset: number; attempt: number }
   | { op: typeof JournalOp.SETTLE; partition: number; offsets: readonly number[] }
-  | { op: typeof JournalOp.SEEK; partition: number; offset: number };
+  | { op: typeof JournalOp.SEEK; partition: number; offset: number }
+  | { op: typeof JournalOp.SETTLE_RANGE; partition: number; from: number; to: number };
 
 const HEADER = 9; // u32 length (of type + payload), u32 crc32 of type + payload, u8 type
 
@@ -51,6 +54,13 @@ export function encodeEntry(e: JournalEntry): Buffer {
       p.writeUInt32LE(e.partition, 0);
       p.writeUInt32LE(e.offsets.length, 4);
       for (let i = 0; i < e.offsets.length; i++) p.writeDoubleLE(e.offsets[i]!, 8 + 8 * i);
+      return frame(e.op, p);
+    }
+    case JournalOp.SETTLE_RANGE: {
+      const p = Buffer.allocUnsafe(20);
+      p.writeUInt32LE(e.partition, 0);
+      p.writeDoubleLE(e.from, 4);
+      p.writeDoubleLE(e.to, 12);
       return frame(e.op, p);
     }
     case JournalOp.SEEK: {
@@ -98,6 +108,8 @@ function decodeBody(b: Buffer): JournalEntry | undefined {
       for (let i = 0; i < n; i++) offsets[i] = p.readDoubleLE(8 + 8 * i);
       return { op, partition: p.readUInt32LE(0), offsets };
     }
+    case JournalOp.SETTLE_RANGE:
+      return p.length === 20 ? { op, partition: p.readUInt32LE(0), from: p.readDoubleLE(4), to: p.readDoubleLE(12) } : undefined;
     case JournalOp.SEEK:
       return p.length === 12 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4) } : undefined;
     default:

@@ -123,6 +123,7 @@ describe('partition cursor', () => {
       fc.record({ k: fc.constant('settle' as const), at: fc.nat(60) }),
       fc.record({ k: fc.constant('redeliver' as const), at: fc.nat(60) }),
       fc.record({ k: fc.constant('seek' as const), at: fc.integer({ min: 1, max: 60 }) }),
+      fc.record({ k: fc.constant('settleRange' as const), at: fc.nat(60), n: fc.integer({ min: 1, max: 15 }) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
@@ -135,6 +136,19 @@ describe('partition cursor', () => {
             journal.push({ op: JournalOp.DELIVER, partition: 0, from, to: from + o.n - 1 });
           } else if (o.k === 'settle') {
             if (live.settle(o.at)) journal.push({ op: JournalOp.SETTLE, partition: 0, offsets: [o.at] });
+          } else if (o.k === 'settleRange') {
+            // As the group's range ack journals it: runs of what it settled.
+            let run: [number, number] | undefined;
+            for (let x = o.at; x < o.at + o.n; x++) {
+              if (live.settle(x)) {
+                if (run && run[1] === x - 1) run[1] = x;
+                else {
+                  if (run) journal.push({ op: JournalOp.SETTLE_RANGE, partition: 0, from: run[0], to: run[1] });
+                  run = [x, x];
+                }
+              }
+            }
+            if (run) journal.push({ op: JournalOp.SETTLE_RANGE, partition: 0, from: run[0], to: run[1] });
           } else if (o.k === 'redeliver') {
             const u = live.entry(o.at);
             if (u) {
