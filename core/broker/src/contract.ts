@@ -119,6 +119,11 @@ export interface FetchOptions {
   /** Long poll: wait up to this long for the first message. 0 answers at once. */
   waitMs: number;
   signal?: AbortSignal | undefined;
+  /**
+   * Deliver from this partition first (then from the others, as usual). A consumer that batches per
+   * partition fills one batch at a time with it. Engines may ignore it.
+   */
+  preferPartition?: number | undefined;
 }
 
 export interface ReadOptions {

@@ -109,6 +109,13 @@ export function idsOf(c: DeliveryChunk, out: string[] = []): string[] {
 export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readonly number[]): void {
   const n = indexes ? indexes.length : c.count;
   let last = out[out.length - 1];
+  if (!indexes && n > 0 && offsetAt(c, n - 1) - offsetAt(c, 0) === n - 1) {
+    // Contiguous (the usual piece): one range, without a walk over its offsets.
+    const from = offsetAt(c, 0);
+    if (last !== undefined && last.partition === c.partition && from === last.to + 1) last.to = offsetAt(c, n - 1);
+    else out.push({ partition: c.partition, from, to: offsetAt(c, n - 1) });
+    return;
+  }
   for (let k = 0; k < n; k++) {
     const o = offsetAt(c, indexes ? indexes[k]! : k);
     if (last !== undefined && last.partition === c.partition && o === last.to + 1) last.to = o;

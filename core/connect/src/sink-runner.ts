@@ -166,6 +166,7 @@ export class SinkRunner {
   private readonly parts = new Map<number, Part>();
   private partList: Part[] = [];
   private rr = 0;
+  private preferRr = 0;
   private pool: Piscina<SinkTask, unknown> | undefined;
   private readonly configHash: string;
   private readonly maxInFlight: number;
@@ -241,6 +242,9 @@ export class SinkRunner {
       minThreads: threads,
       maxThreads: threads,
       concurrentTasksPerWorker: 1,
+      // Piscina's default parks an idle worker in Atomics.wait, which freezes whatever the plugin still
+      // has going between batches (timers, keep-alive sockets, a driver's background retries).
+      atomics: 'disabled',
       idleTimeout: 2 ** 31 - 1,
       resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
     });
@@ -416,12 +420,18 @@ export class SinkRunner {
       }
       let chunks: DeliveryChunk[];
       try {
+        // Fill one partition's batch at a time (up to exactly its size), so that batches are cut full
+        // rather than all partitions' batches growing together until the buffer bound cuts them small.
+        const prefer = this.preferred();
+        let maxMessages = Math.min(decl.batch.maxMessages, roomMessages, FETCH_CHUNK);
+        if (prefer && prefer.openCount > 0) maxMessages = Math.min(maxMessages, decl.batch.maxMessages - prefer.openCount);
         // `partitions` is understood by the cluster store (this node runs only some tasks); others ignore it.
         const options: FetchOptions & { partitions?: number[] } = {
-          maxMessages: Math.min(decl.batch.maxMessages, roomMessages, FETCH_CHUNK),
+          maxMessages,
           maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
           waitMs: 1000,
           signal,
+          preferPartition: prefer?.id,
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
         };
         // The packed path when the store has it: no object per message on the broker's event loop.
@@ -436,6 +446,32 @@ export class SinkRunner {
       }
       if (chunks.length > 0 && !this.stopping) this.ingest(chunks);
     }
+  }
+
+  /**
+   * The partition to fetch for first: the one with the fullest accumulating batch and nothing queued
+   * behind its current one; else the next (round-robin) with nothing queued or being written, whose
+   * batch can go to a worker as soon as it is cut; else none.
+   */
+  private preferred(): Part | undefined {
+    let best: Part | undefined;
+    for (const p of this.partList) {
+      if (p.ready.length > 0 || p.openCount === 0 || !this.fetchable(p)) continue;
+      if (!best || p.openCount > best.openCount) best = p;
+    }
+    if (best) return best;
+    const n = this.partList.length;
+    for (let i = 0; i < n; i++) {
+      const p = this.partList[(this.preferRr + i) % n]!;
+      if (p.ready.length > 0 || p.current || !this.fetchable(p)) continue;
+      this.preferRr = (this.preferRr + i + 1) % n;
+      return p;
+    }
+    return undefined;
+  }
+
+  private fetchable(p: Part): boolean {
+    return this.owned.has(p.task) && this.tasks[p.task]!.state === ConnectorState.RUNNING;
   }
 
   private ingest(chunks: DeliveryChunk[]): void {

@@ -29,6 +29,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-slow': join(here, 'plugins', 'slow.mjs'),
   'test-secret': join(here, 'plugins', 'secret.mjs'),
   'test-counter': join(here, 'plugins', 'counter-source.mjs'),
+  'test-background': join(here, 'plugins', 'background.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {

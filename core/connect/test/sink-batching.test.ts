@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSink } from '@junction/connector-file/read';
@@ -131,5 +132,27 @@ describe('sink batching and acknowledgement', () => {
     expect(w.lines).toBe(200);
     expect((await h.store.getGroup('s', 'connector.c')).redeliveries).toBeGreaterThan(0);
     expect((await h.store.getStation('s.dls')).messages).toBe(0);
+  });
+  it('over a backlog in several partitions, fills one batch at a time: batches are cut full, not small', async () => {
+    await h.store.createStation('s', { partitions: 3 });
+    await produceN(h.store, 's', 18_000);
+    const dir = join(h.dir, 'rec');
+    // Batches larger than one fetch (1000): a batch takes several fetches to fill.
+    await h.runtime.create({ name: 'c', plugin: 'test-slow', station: 's', config: { dir, delayMs: 30 }, batch: { maxMessages: 2000, maxLatencyMs: 60_000 } });
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
+    expect((await written(dir)).unique).toBe(18_000);
+    // 6000 per partition: three full batches each, none cut early by the runtime's buffer bound.
+    const b = await batches(dir);
+    expect(b.map((x) => x.count)).toEqual(new Array(9).fill(2000));
+  });
+  it("runs a sink's background work between batches (its worker is not parked while idle)", async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 10);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-background', station: 's', config: { dir, delayMs: 200 }, batch: { maxLatencyMs: 20 } });
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
+    // No further batch comes: the timer the plugin left behind still fires.
+    const later = await waitFor(async () => (await readFile(join(dir, 'later.log'), 'utf8').catch(() => '')).trim(), { what: 'the background write', timeoutMs: 3000 });
+    expect(later).toBe('10');
   });
 });

@@ -261,18 +261,19 @@ export class GroupRt {
   // ---------------------------------------------------------------- fetch
 
   /** Collects deliveries (redeliveries first, then new messages), in offset order per partition. */
-  collect(station: string, maxMessages: number, maxBytes: number): Promise<Delivery[]> {
+  collect(station: string, maxMessages: number, maxBytes: number, prefer?: number): Promise<Delivery[]> {
     const out = new DeliveryList(station);
-    return this.gather(out, maxMessages, maxBytes).then(() => out.list);
+    return this.gather(out, maxMessages, maxBytes, prefer).then(() => out.list);
   }
 
   /** `collect` in packed form: the same deliveries and bookkeeping, as chunks per partition. */
-  collectChunks(maxMessages: number, maxBytes: number): Promise<DeliveryChunk[]> {
+  collectChunks(maxMessages: number, maxBytes: number, prefer?: number): Promise<DeliveryChunk[]> {
     const out = new ChunkBuilder();
-    return this.gather(out, maxMessages, maxBytes).then(() => out.finish());
+    return this.gather(out, maxMessages, maxBytes, prefer).then(() => out.finish());
   }
 
-  private gather(out: Collector, maxMessages: number, maxBytes: number): Promise<void> {
+  /** Partitions are visited round-robin across calls, or from `prefer` (a partition of the station) on. */
+  private gather(out: Collector, maxMessages: number, maxBytes: number, prefer?: number): Promise<void> {
     return this.lock.run(async () => {
       const now = Date.now();
       this.processDue(now);
@@ -280,7 +281,7 @@ export class GroupRt {
       const dead: { partition: number; offset: number; attempts: number }[] = [];
       let bytes = 0;
       const P = this.cursors.length;
-      const start = this.rr++ % P;
+      const start = prefer !== undefined && Number.isInteger(prefer) && prefer >= 0 && prefer < P ? prefer : this.rr++ % P;
       const due = now + this.meta.maxAckTimeMs;
       const room = (size: number) => out.count < maxMessages && (out.count === 0 || bytes + size <= maxBytes);
 

@@ -463,7 +463,7 @@ export class EmbeddedStore implements StationStore {
     const deadline = Date.now() + Math.max(0, options.waitMs);
     for (;;) {
       if (st.closed || g.closed) return [];
-      const out = await g.collect(station, maxMessages, maxBytes);
+      const out = await g.collect(station, maxMessages, maxBytes, options.preferPartition);
       if (out.length > 0) {
         let bytes = 0;
         let redeliveries = 0;
@@ -488,7 +488,7 @@ export class EmbeddedStore implements StationStore {
     const deadline = Date.now() + Math.max(0, options.waitMs);
     for (;;) {
       if (st.closed || g.closed) return [];
-      const out = await g.collectChunks(maxMessages, maxBytes);
+      const out = await g.collectChunks(maxMessages, maxBytes, options.preferPartition);
       if (out.length > 0) {
         let messages = 0;
         let bytes = 0;

@@ -166,6 +166,28 @@ describe.each([
     }
   });
 
+  it('delivers from the preferred partition first, then from the others', async () => {
+    await open();
+    await store.createStation('s', { partitions: 3, storage });
+    for (let p = 0; p < 3; p++) await store.produce('s', Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`p${p}-${i}`), key: `k${p}` })));
+    const parts = async (prefer: number | undefined, max: number) =>
+      unpack(await store.fetchChunks('s', 'g', { maxMessages: max, maxBytes: 1 << 20, waitMs: 0, preferPartition: prefer })).map((m) => m.partition);
+    const where = (await store.fetch('s', 'probe', { maxMessages: 30, maxBytes: 1 << 20, waitMs: 0 })).map((d) => d.partition);
+    const sizes = [0, 1, 2].map((p) => where.filter((x) => x === p).length);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(30);
+    // A partition that holds at least 5 (30 messages over 3 partitions: one does), not the first one
+    // round-robin would pick when it holds as many as another.
+    const other = [2, 1, 0].find((p) => sizes[p]! >= 5)!;
+    // A preference for `other` takes from it first, up to the limit; only then from the rest.
+    const got = await parts(other, 4);
+    expect(got).toEqual(new Array(4).fill(other));
+    const rest = await parts(other, 50);
+    expect(rest.slice(0, sizes[other]! - 4)).toEqual(new Array(sizes[other]! - 4).fill(other));
+    expect(rest).toHaveLength(26);
+    // Out of range: ignored.
+    expect(await parts(7, 5)).toEqual([]);
+  });
+
   it('leaves out messages replayed for another group and settles them for this one', async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });

@@ -1,6 +1,6 @@
 // Takes `delayMs` per write (a slow destination), then writes.
 import { defineSink, ok, z } from '@junction/sdk-connector';
-import { record } from './common.mjs';
+import { record, recordBatch } from './common.mjs';
 
 export default defineSink({
   name: 'test-slow',
@@ -12,6 +12,7 @@ export default defineSink({
       async write(batch, { signal }) {
         await new Promise((r) => setTimeout(r, config.delayMs));
         if (signal.aborted) throw signal.reason;
+        recordBatch(config.dir, batch);
         record(config.dir, batch);
         return batch.messages.map(() => ok());
       },
