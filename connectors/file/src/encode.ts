@@ -194,6 +194,19 @@ export class LineBuffer {
     return undefined;
   }
 
+  /**
+   * Bytes [start, end) written so far, copied into `into` when it is large enough (else into a new
+   * buffer with some room to spare); returns the buffer holding them from position 0.
+   */
+  copyInto(into: Buffer | undefined, start: number, end: number): Buffer {
+    this.check();
+    if (start < 0 || end > this.length || start > end) throw new RangeError(`bytes ${start}..${end} of ${this.length}`);
+    const n = end - start;
+    const out = into !== undefined && into.length >= n ? into : Buffer.allocUnsafeSlow(Math.ceil(n * 1.25));
+    this.buf.copy(out, 0, this.base + start, this.base + end);
+    return out;
+  }
+
   /** A copy of bytes [start, end) written so far. */
   copy(start: number, end: number): Buffer {
     this.check();

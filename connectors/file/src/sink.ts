@@ -59,6 +59,8 @@ interface Run {
 
 export class FileSink implements Sink {
   private closed = false;
+  /** Buffers of earlier batches' lines, reused (at most a few). */
+  private readonly spare: Buffer[] = [];
   private readonly partitions = new Map<string, PartitionState>();
   /** The tail of each partition's write chain: writes to a partition never overlap. */
   private readonly chains = new Map<string, Promise<unknown>>();
@@ -166,11 +168,16 @@ export class FileSink implements Sink {
       }
       if (replayed > 0) this.m.replayed.inc(replayed);
 
-      // Copied out before the first await: the LineBuffer's memory is the thread's (see encode.ts).
-      const data = runs.map((r) => lines.copy(r.start, r.end));
-      for (let k = 0; k < runs.length; k++) {
-        signal.throwIfAborted();
-        await this.writeFile(dir, runs[k]!, data[k]!);
+      // Copied out before the first await: the LineBuffer's memory is the thread's (see encode.ts). The
+      // copies go into buffers the sink keeps for the next batches, not a new allocation each time.
+      const data = runs.map((r) => lines.copyInto(this.spare.pop(), r.start, r.end));
+      try {
+        for (let k = 0; k < runs.length; k++) {
+          signal.throwIfAborted();
+          await this.writeFile(dir, runs[k]!, data[k]!.subarray(0, runs[k]!.end - runs[k]!.start));
+        }
+      } finally {
+        for (const d of data) if (this.spare.length < 4) this.spare.push(d);
       }
       if (runs.length > 0) {
         if (this.config.fsync) await fsyncDir(dir);

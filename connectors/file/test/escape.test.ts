@@ -76,6 +76,22 @@ describe('escaping', () => {
     expect(b.copy(0, b.length).toString()).toBe(reference(new Uint8Array(Buffer.from('two'))));
   });
 
+  it('copyInto reuses a buffer that is large enough, and gives a new one otherwise, with the same bytes', () => {
+    const lb = new LineBuffer('auto', 1024);
+    for (let i = 0; i < 50; i++) lb.append({ offset: i + 1, timestamp: 1, headers: {}, value: Buffer.from(`{"n":${i},"q":"\\"x\\""}`) });
+    const whole = lb.copy(0, lb.length);
+    const big = Buffer.alloc(lb.length + 100, 0xaa);
+    const into = lb.copyInto(big, 10, lb.length);
+    expect(into).toBe(big);
+    expect(into.subarray(0, lb.length - 10).equals(whole.subarray(10))).toBe(true);
+    const small = Buffer.alloc(5);
+    const fresh = lb.copyInto(small, 0, lb.length);
+    expect(fresh).not.toBe(small);
+    expect(fresh.subarray(0, lb.length).equals(whole)).toBe(true);
+    expect(lb.copyInto(undefined, 3, 9).subarray(0, 6).equals(whole.subarray(3, 9))).toBe(true);
+    expect(() => lb.copyInto(big, 0, lb.length + 1)).toThrow(RangeError);
+  });
+
   it('src/escape-wasm.ts is what wasm/escape.wat compiles to', async () => {
     const generated = readFileSync(new URL('../src/escape-wasm.ts', import.meta.url), 'utf8');
     expect(generated).toBe(renderModule(await compileEscapeWat()));
