@@ -111,6 +111,7 @@ export interface ConnectorPhaseRow {
   phase: string;
   messages: number;
   msgsPerSec: number;
+  withStartMsgsPerSec?: number | undefined;
   mbPerSec: number;
   workerShare: number;
 }
@@ -118,10 +119,11 @@ export interface ConnectorPhaseRow {
 /** The connector rows (datagen → station → file sink, 1 KiB) as plain text, with the 150k msgs/s sink target. */
 export function renderConnector(result: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string }): string {
   if ('error' in result) return `connector: FAILED: ${result.error}`;
-  const header = ['connector (1 KiB)', 'msgs/s', 'MB/s', 'worker share', 'target'];
+  const header = ['connector (1 KiB)', 'msgs/s', 'incl. start', 'MB/s', 'worker share', 'target'];
   const rows = result.phases.map((p) => [
     p.phase,
     int(p.msgsPerSec),
+    p.withStartMsgsPerSec === undefined || p.withStartMsgsPerSec === p.msgsPerSec ? '' : int(p.withStartMsgsPerSec),
     p.mbPerSec.toFixed(1),
     `${Math.round(p.workerShare * 100)}%`,
     p.phase.startsWith('sink') ? `>= ${int(TARGETS.connectorSinkMsgsPerSec)} ${p.msgsPerSec >= TARGETS.connectorSinkMsgsPerSec ? 'ok' : 'MISS'}` : '',

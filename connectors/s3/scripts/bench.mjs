@@ -32,7 +32,9 @@ export function events(n, size = 1024) {
  * Writes `messages` through the sink in batches of `batch` (one partition, batches one after another,
  * as the runtime does) and uploads the same bytes with lib-storage. Resolves with rows of results.
  */
-export async function benchS3Sink({ endpoint, messages, batch, configs }) {
+/** `warmup`: that many messages (whole batches) are written untimed first; only the rest count. */
+export async function benchS3Sink({ endpoint, messages, batch, configs, warmup = 0 }) {
+  if (warmup % batch !== 0) throw new Error(`warmup ${warmup} is not a whole number of batches of ${batch}`);
   const { S3SinkConfig } = await import(here('../dist/index.js'));
   const { S3Sink } = await import(here('../dist/sink.js'));
   const { createS3Client } = await import(here('../dist/client.js'));
@@ -42,7 +44,8 @@ export async function benchS3Sink({ endpoint, messages, batch, configs }) {
   const metrics = { counter: (name) => ({ inc: (n = 1) => counters.set(name, (counters.get(name) ?? 0) + n) }), histogram: () => ({ observe: noop }) };
   const conn = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, checksums: 'when-required' };
   const admin = new S3Client({ ...conn, credentials: { ...conn.credentials }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
-  const valueBytes = messages.reduce((s, m) => s + m.value.byteLength, 0);
+  const valueBytes = messages.slice(warmup).reduce((s, m) => s + m.value.byteLength, 0);
+  const timedMessages = messages.length - warmup;
   const rows = [];
   for (const [name, extra] of configs) {
     const bucket = `bench-${Date.now().toString(36)}-${rows.length}`;
@@ -53,11 +56,13 @@ export async function benchS3Sink({ endpoint, messages, batch, configs }) {
     const sink = new S3Sink(createS3Client(config), config, { logger, metrics, connector: 'bench', task: 0 });
     const signal = new AbortController().signal;
     const partitions = extra.partitions ?? 1;
-    const t0 = performance.now();
+    if (warmup > 0 && partitions !== 1) throw new Error('warmup needs one partition');
+    let t0 = performance.now();
     // Partitions are written side by side (as the runtime may); batches of one partition one after another.
     await Promise.all(
       Array.from({ length: partitions }, async (_, p) => {
         for (let i = p * batch; i < messages.length; i += batch * partitions) {
+          if (warmup > 0 && i === warmup) t0 = performance.now();
           const ms = messages.slice(i, i + batch);
           const results = await sink.write({ station: 'bench', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms }, { signal });
           if (!results.every((r) => r.status === 'ok')) throw new Error(`${name}: not ok: ${JSON.stringify(results.find((r) => r.status !== 'ok'))}`);
@@ -66,19 +71,20 @@ export async function benchS3Sink({ endpoint, messages, batch, configs }) {
     );
     const secs = (performance.now() - t0) / 1000;
     await sink.close();
-    rows.push({ name, msgsPerSec: messages.length / secs, valueMBps: valueBytes / secs / 1e6, objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6, secs });
+    rows.push({ name, msgsPerSec: timedMessages / secs, valueMBps: valueBytes / secs / 1e6, objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6, secs, messages: timedMessages });
   }
   // The limit: the same value bytes (one object per batch, newline-joined) through lib-storage alone.
   const bucket = `bench-raw-${Date.now().toString(36)}`;
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   const bodies = [];
   for (let i = 0; i < messages.length; i += batch) bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
-  const t0 = performance.now();
+  let t0 = performance.now();
   for (const [i, body] of bodies.entries()) {
+    if (warmup > 0 && i * batch === warmup) t0 = performance.now();
     await new Upload({ client: admin, params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body }, partSize: 8 * 1024 * 1024, queueSize: 4 }).done();
   }
   const secs = (performance.now() - t0) / 1000;
-  rows.push({ name: 'raw lib-storage upload (same value bytes, uncompressed)', msgsPerSec: messages.length / secs, valueMBps: valueBytes / secs / 1e6, objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6, secs });
+  rows.push({ name: 'raw lib-storage upload (same value bytes, uncompressed)', msgsPerSec: timedMessages / secs, valueMBps: valueBytes / secs / 1e6, objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6, secs, messages: timedMessages });
   admin.destroy();
   return rows;
 }
