@@ -144,6 +144,8 @@ interface Part {
   held: number;
   /** Highest offset taken in: a first delivery above it cannot be one the runtime holds already. */
   top: number;
+  /** The last fetch that preferred this partition got less than it asked: not preferred until it delivers again. */
+  caughtUp: boolean;
   open: DeliveryChunk[];
   openCount: number;
   openBytes: number;
@@ -381,7 +383,7 @@ export class SinkRunner {
   private partition(id: number): Part {
     let p = this.parts.get(id);
     if (!p) {
-      p = { id, task: id % this.o.decl.tasks, held: 0, top: -1, open: [], openCount: 0, openBytes: 0, openLast: -1, ready: [], writing: false };
+      p = { id, task: id % this.o.decl.tasks, held: 0, top: -1, caughtUp: false, open: [], openCount: 0, openBytes: 0, openLast: -1, ready: [], writing: false };
       this.parts.set(id, p);
       this.partList = [...this.parts.values()].sort((a, b) => a.id - b.id);
     }
@@ -437,6 +439,12 @@ export class SinkRunner {
         // The packed path when the store has it: no object per message on the broker's event loop.
         chunks = store.fetchChunks ? await store.fetchChunks(decl.station, this.group, options) : chunksFromDeliveries(await store.fetch(decl.station, this.group, options));
         failures = 0;
+        if (prefer) {
+          // Fewer than asked from the preferred partition: it is caught up; prefer others until it has more.
+          let got = 0;
+          for (const c of chunks) if (c.partition === prefer.id) got += c.count;
+          if (got < maxMessages) prefer.caughtUp = true;
+        }
       } catch (err) {
         if (this.stopping) break;
         failures++;
@@ -456,14 +464,14 @@ export class SinkRunner {
   private preferred(): Part | undefined {
     let best: Part | undefined;
     for (const p of this.partList) {
-      if (p.ready.length > 0 || p.openCount === 0 || !this.fetchable(p)) continue;
+      if (p.ready.length > 0 || p.openCount === 0 || p.caughtUp || !this.fetchable(p)) continue;
       if (!best || p.openCount > best.openCount) best = p;
     }
     if (best) return best;
     const n = this.partList.length;
     for (let i = 0; i < n; i++) {
       const p = this.partList[(this.preferRr + i) % n]!;
-      if (p.ready.length > 0 || p.current || !this.fetchable(p)) continue;
+      if (p.ready.length > 0 || p.current || p.caughtUp || !this.fetchable(p)) continue;
       this.preferRr = (this.preferRr + i + 1) % n;
       return p;
     }
@@ -491,6 +499,7 @@ export class SinkRunner {
       }
       // The broker redelivers what we still hold when its ack deadline passed: keep one copy.
       const c = p.held > 0 && offsetAt(fetched, 0) <= p.top ? this.withoutHeld(p, fetched) : fetched;
+      p.caughtUp = false;
       if (c === undefined) continue;
       p.top = Math.max(p.top, offsetAt(c, c.count - 1));
       this.take(p, c);

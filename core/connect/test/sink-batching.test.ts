@@ -155,4 +155,36 @@ describe('sink batching and acknowledgement', () => {
     const later = await waitFor(async () => (await readFile(join(dir, 'later.log'), 'utf8').catch(() => '')).trim(), { what: 'the background write', timeoutMs: 3000 });
     expect(later).toBe('10');
   });
+  it('a partition that is caught up with a nearly full batch does not slow the fetch of the others', async () => {
+    await h.store.createStation('s', { partitions: 2 });
+    // One key per partition (a key routes by a stable hash).
+    const keyOf = new Map<number, string>();
+    for (let k = 0; keyOf.size < 2; k++) {
+      const key = `k${k}`;
+      const [r] = await h.store.produce('s', [{ value: Buffer.from('probe'), key }]);
+      if (r!.status === 'stored' && !keyOf.has(r!.partition)) keyOf.set(r!.partition, key);
+    }
+    const fill = async (partition: number, n: number) => {
+      const key = keyOf.get(partition)!;
+      for (let i = 0; i < n; i += 1000) await h.store.produce('s', Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ value: Buffer.from(`${key}-${i + j}`), key })));
+    };
+    const count = async (partition: number) => (await h.store.getStation('s')).partitions.find((p) => p.partition === partition)!.messages;
+    // Partition 0: one message short of a batch, then nothing more (it is flushed after maxLatencyMs).
+    // Partition 1: a backlog.
+    await fill(0, 1999 - (await count(0)));
+    await fill(1, 40_000 - (await count(1)));
+    const dir = join(h.dir, 'rec');
+    let fetches = 0;
+    const off = h.store.onEvent((e) => {
+      if (e.type === 'delivered' && e.group === 'connector.c') fetches++;
+    });
+    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 2000, maxLatencyMs: 1000 } });
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000, intervalMs: 20 });
+    off();
+    expect((await written(dir)).unique).toBe(41_999);
+    // Fetches of up to 1000 messages: 40 for partition 1, a few more around partition 0 and the buffer
+    // bound. Asking partition 0 — caught up, one short of a batch — again and again for the message it
+    // lacks made each fetch carry one message of partition 1: thousands of fetches.
+    expect(fetches).toBeLessThan(150);
+  });
 });
