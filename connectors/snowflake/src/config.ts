@@ -27,7 +27,7 @@ export const SnowflakeSinkConfig = z
       .describe('The typed columns of mode columns'),
     autoCreate: z.boolean().default(true).describe('CREATE TABLE IF NOT EXISTS with the mode\'s columns at task start'),
     maxRowsPerStatement: z.int().min(1).max(100_000).default(10_000).describe('Rows per INSERT statement (one JSON bind each; batch boundaries are the runtime\'s batch size / bytes / latency)'),
-    maxBytesPerStatement: z.int().min(1024).max(100_000_000).default(8_000_000).describe('JSON bytes of the bind of one INSERT statement (Snowflake takes up to 16 MB in one VARCHAR)'),
+    maxBytesPerStatement: z.int().min(1024).max(100_000_000).default(8_000_000).describe('JSON bytes of the bind of one INSERT statement, estimated on the high side from each message\'s value, key and headers (Snowflake takes up to 16 MB in one VARCHAR)'),
     writeTimeoutMs: z
       .int()
       .min(100)

@@ -45,6 +45,19 @@ export function metaColumns(config: SnowflakeSinkConfig): { station: string; par
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** The last timestamp formatted (messages of a batch mostly share their millisecond). */
+let lastTs = NaN;
+let lastTsText = '';
+
+/** TIMESTAMP_NTZ text: UTC wall-clock time without the zone. */
+function ntz(ms: number): string {
+  if (ms !== lastTs) {
+    lastTs = ms;
+    lastTsText = new Date(ms).toISOString().slice(0, -1);
+  }
+  return lastTsText;
+}
+
 /**
  * One row as the positional array the INSERT's `VALUE[i]` picks from, or the reason the message can
  * never be one. The value has to be parsed here (it travels inside the JSON bind), so text that is
@@ -58,8 +71,7 @@ export function toRow(config: SnowflakeSinkConfig, station: string, partition: n
     return { reject: `value is not JSON text (a VARIANT needs JSON): ${(err as Error).message}` };
   }
   if (config.mode === 'raw') {
-    // TIMESTAMP_NTZ: UTC wall-clock time without the zone.
-    return { row: [station, partition, m.offset, new Date(m.timestamp).toISOString().slice(0, -1), m.key ?? null, m.headers, parsed] };
+    return { row: [station, partition, m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed] };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;

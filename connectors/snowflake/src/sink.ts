@@ -45,10 +45,24 @@ snowflake.configure({ logLevel: 'OFF' } as never);
 type Conn = ReturnType<typeof snowflake.createConnection>;
 type Rows = Record<string, unknown>[];
 
+let lastHeaders: object | undefined;
+let lastHeaderBytes = 0;
+
+/** About the JSON size of a headers object, in bytes (at most 3 per UTF-16 unit, plus quotes and separators). */
+function headerBytes(h: Record<string, string>): number {
+  if (h === lastHeaders) return lastHeaderBytes;
+  let n = 2;
+  for (const k in h) n += 3 * (k.length + (h[k]?.length ?? 0)) + 6;
+  lastHeaders = h;
+  lastHeaderBytes = n;
+  return n;
+}
+
 /** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
 const fenced = new Fences();
 
-interface Pending { index: number; offset: number; json: string }
+/** A row to insert: the positional array the INSERT's `VALUE[i]` picks from, and its JSON size (estimated). */
+interface Pending { index: number; offset: number; row: unknown[]; size: number }
 
 interface Budget { deadline: number; signal: AbortSignal }
 
@@ -194,7 +208,7 @@ export class SnowflakeSink implements Sink {
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
-      } else rows.push({ index, offset: m.offset, json: JSON.stringify(r.row) });
+      } else rows.push({ index, offset: m.offset, row: r.row, size: m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers) });
     });
     const unanswered = (why: string): WriteResult[] => {
       const out = results.map((r) => r ?? retry(why, { delayMs: 1000 }));
@@ -224,13 +238,13 @@ export class SnowflakeSink implements Sink {
     let bytes = 0;
     const chunks: Pending[][] = [];
     for (const r of todo) {
-      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.json.length > this.config.maxBytesPerStatement)) {
+      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.size > this.config.maxBytesPerStatement)) {
         chunks.push(chunk);
         chunk = [];
         bytes = 0;
       }
       chunk.push(r);
-      bytes += r.json.length + 1;
+      bytes += r.size + 1;
     }
     if (chunk.length > 0) chunks.push(chunk);
     for (const c of chunks) {
@@ -251,7 +265,8 @@ export class SnowflakeSink implements Sink {
       ` WHERE VALUE[${k}]::NUMBER(38,0) NOT IN (SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} BETWEEN ? AND ?)`;
     this.m.statements.inc();
     try {
-      await this.exec(sql, [`[${rows.map((r) => r.json).join(',')}]`, station, partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
+      // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
+      await this.exec(sql, [JSON.stringify(rows.map((r) => r.row)), station, partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
     } catch (err) {
       if (isDataError(err)) {
         if (rows.length === 1) {

@@ -45,6 +45,18 @@ describe('snowflake sink', () => {
     expect(ts.getEpochSeconds() * 1000 + Math.round(ts.getNanoSeconds() / 1e6)).toBe(1_700_000_000_007);
   });
 
+  it('keeps each INSERT within maxBytesPerStatement, headers and keys counted, and still writes every row once', async () => {
+    const s = await sinkOf({ maxBytesPerStatement: 4096 });
+    const N = 120;
+    const big = { trace: 'ü'.repeat(60), span: 'x'.repeat(100) };
+    const results = await s.write(batch('orders', range(1, N).map((o) => msg(o, { n: o, text: 'é'.repeat(100) }, { key: `key-${o}-${'k'.repeat(40)}`, headers: big }))), { signal: signal() });
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    expect(await offsets()).toEqual(range(1, N));
+    const sizes = fake.statements.flatMap((sql, i) => (sql.startsWith('INSERT') ? [fake.firstBindBytes[i]!] : []));
+    expect(sizes.length).toBeGreaterThan(5);
+    for (const n of sizes) expect(n).toBeLessThanOrEqual(4096);
+  });
+
   it('maps first-level JSON fields to typed columns (mode columns)', async () => {
     const s = await sinkOf(COLUMNS);
     const results = await s.write(batch('orders', [

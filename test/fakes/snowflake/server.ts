@@ -14,7 +14,8 @@
  * the driver renews its session token); `expireSession({ master: true })` (the master token too: the
  * renewal is refused with 390114, a new login is needed); `dropAfterCommit()` (the next INSERT
  * applies, the socket is destroyed without an answer — the driver then re-sends the same request).
- * Users: `users` map of user → password (390100 otherwise). `statements` logs every SQL text run.
+ * Users: `users` map of user → password (390100 otherwise). `statements` logs every SQL text run,
+ * `firstBindBytes` the size of each one's first text bind.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,6 +44,8 @@ export class FakeSnowflake {
   /** Stores by `DATABASE.SCHEMA` (upper case). */
   readonly schemas = new Map<string, MiniSql>([['DB.PUBLIC', new MiniSql(dialect)]]);
   readonly statements: string[] = [];
+  /** UTF-8 bytes of each statement's first bind when it is text (0 otherwise), beside `statements`. */
+  readonly firstBindBytes: number[] = [];
   readonly users = new Map<string, string>([['junction', 'secret']]);
   private server!: Server;
   private tokens = new Set<string>();
@@ -153,6 +156,7 @@ export class FakeSnowflake {
     if (!(store instanceof MiniSql)) return this.err(res, store.code, store.message, { sqlState: '02000', queryId: randomUUID(), type: 'COMPILATION' });
     const bindings = (body.bindings ?? {}) as Record<string, { type: string; value: unknown }>;
     const positional = Object.keys(bindings).sort((a, b) => Number(a) - Number(b)).map((k) => bindings[k]?.value);
+    this.firstBindBytes.push(typeof positional[0] === 'string' ? Buffer.byteLength(positional[0]) : 0);
     const queryId = randomUUID();
     try {
       // Array binds (one array per column) run the statement once per row set, atomically.
