@@ -456,40 +456,30 @@ export class EmbeddedStore implements StationStore {
   }
 
   async fetch(station: string, group: string, options: FetchOptions): Promise<Delivery[]> {
-    const st = this.station(station);
-    const g = await this.groupForFetch(st, group);
-    const maxMessages = Math.max(1, Math.floor(options.maxMessages));
-    const maxBytes = Math.max(1, Math.floor(options.maxBytes));
-    const deadline = Date.now() + Math.max(0, options.waitMs);
-    for (;;) {
-      if (st.closed || g.closed) return [];
-      const out = await g.collect(station, maxMessages, maxBytes, options.preferPartition);
-      if (out.length > 0) {
+    return this.longPoll(
+      station,
+      group,
+      options,
+      (g, maxMessages, maxBytes) => g.collect(station, maxMessages, maxBytes, options.preferPartition),
+      (out) => {
         let bytes = 0;
         let redeliveries = 0;
         for (const d of out) {
           bytes += d.value.length;
           if (d.deliveryCount > 1) redeliveries++;
         }
-        this.emit({ type: 'delivered', station, group, messages: out.length, bytes, redeliveries });
-        return out;
-      }
-      const now = Date.now();
-      if (now >= deadline || options.signal?.aborted) return out;
-      await st.wait(Math.min(deadline, g.nextDue()) - now, options.signal);
-    }
+        return { messages: out.length, bytes, redeliveries };
+      },
+    );
   }
 
   async fetchChunks(station: string, group: string, options: FetchOptions): Promise<DeliveryChunk[]> {
-    const st = this.station(station);
-    const g = await this.groupForFetch(st, group);
-    const maxMessages = Math.max(1, Math.floor(options.maxMessages));
-    const maxBytes = Math.max(1, Math.floor(options.maxBytes));
-    const deadline = Date.now() + Math.max(0, options.waitMs);
-    for (;;) {
-      if (st.closed || g.closed) return [];
-      const out = await g.collectChunks(maxMessages, maxBytes, options.preferPartition);
-      if (out.length > 0) {
+    return this.longPoll(
+      station,
+      group,
+      options,
+      (g, maxMessages, maxBytes) => g.collectChunks(maxMessages, maxBytes, options.preferPartition),
+      (out) => {
         let messages = 0;
         let bytes = 0;
         let redeliveries = 0;
@@ -498,7 +488,29 @@ export class EmbeddedStore implements StationStore {
           bytes += c.bytes;
           if (c.attempts) for (const a of c.attempts) if (a > 1) redeliveries++;
         }
-        this.emit({ type: 'delivered', station, group, messages, bytes, redeliveries });
+        return { messages, bytes, redeliveries };
+      },
+    );
+  }
+
+  /** Collects until something is delivered or `waitMs` passed (the group is created on a first fetch). */
+  private async longPoll<T>(
+    station: string,
+    group: string,
+    options: FetchOptions,
+    collect: (g: GroupRt, maxMessages: number, maxBytes: number) => Promise<T[]>,
+    count: (out: T[]) => { messages: number; bytes: number; redeliveries: number },
+  ): Promise<T[]> {
+    const st = this.station(station);
+    const g = await this.groupForFetch(st, group);
+    const maxMessages = Math.max(1, Math.floor(options.maxMessages));
+    const maxBytes = Math.max(1, Math.floor(options.maxBytes));
+    const deadline = Date.now() + Math.max(0, options.waitMs);
+    for (;;) {
+      if (st.closed || g.closed) return [];
+      const out = await collect(g, maxMessages, maxBytes);
+      if (out.length > 0) {
+        this.emit({ type: 'delivered', station, group, ...count(out) });
         return out;
       }
       const now = Date.now();
