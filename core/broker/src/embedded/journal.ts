@@ -35,7 +35,8 @@ function frame(op: JournalOp, payload: Buffer): Buffer {
 
 export function encodeEntry(e: JournalEntry): Buffer {
   switch (e.op) {
-    case JournalOp.DELIVER: {
+    case JournalOp.DELIVER:
+    case JournalOp.SETTLE_RANGE: {
       const p = Buffer.allocUnsafe(20);
       p.writeUInt32LE(e.partition, 0);
       p.writeDoubleLE(e.from, 4);
@@ -54,13 +55,6 @@ export function encodeEntry(e: JournalEntry): Buffer {
       p.writeUInt32LE(e.partition, 0);
       p.writeUInt32LE(e.offsets.length, 4);
       for (let i = 0; i < e.offsets.length; i++) p.writeDoubleLE(e.offsets[i]!, 8 + 8 * i);
-      return frame(e.op, p);
-    }
-    case JournalOp.SETTLE_RANGE: {
-      const p = Buffer.allocUnsafe(20);
-      p.writeUInt32LE(e.partition, 0);
-      p.writeDoubleLE(e.from, 4);
-      p.writeDoubleLE(e.to, 12);
       return frame(e.op, p);
     }
     case JournalOp.SEEK: {
@@ -97,6 +91,7 @@ function decodeBody(b: Buffer): JournalEntry | undefined {
   const p = b.subarray(1);
   switch (op) {
     case JournalOp.DELIVER:
+    case JournalOp.SETTLE_RANGE:
       return p.length === 20 ? { op, partition: p.readUInt32LE(0), from: p.readDoubleLE(4), to: p.readDoubleLE(12) } : undefined;
     case JournalOp.REDELIVER:
       return p.length === 16 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4), attempt: p.readUInt32LE(12) } : undefined;
@@ -108,8 +103,6 @@ function decodeBody(b: Buffer): JournalEntry | undefined {
       for (let i = 0; i < n; i++) offsets[i] = p.readDoubleLE(8 + 8 * i);
       return { op, partition: p.readUInt32LE(0), offsets };
     }
-    case JournalOp.SETTLE_RANGE:
-      return p.length === 20 ? { op, partition: p.readUInt32LE(0), from: p.readDoubleLE(4), to: p.readDoubleLE(12) } : undefined;
     case JournalOp.SEEK:
       return p.length === 12 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4) } : undefined;
     default:
