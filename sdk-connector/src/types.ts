@@ -73,7 +73,10 @@ export interface SinkMessage {
   readonly timestamp: number;
   readonly key?: string;
   readonly headers: Readonly<Record<string, string>>;
-  /** The bytes as stored. Backed by a plain ArrayBuffer (never shared), so it can go straight to fetch or a socket. */
+  /**
+   * The bytes as stored. Backed by a plain ArrayBuffer (never shared), so it can go straight to fetch or
+   * a socket. A view into the batch's one buffer: use its byteOffset / byteLength, not `.buffer` alone.
+   */
   readonly value: Uint8Array<ArrayBuffer>;
 }
 
