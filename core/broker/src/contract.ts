@@ -75,9 +75,11 @@ export const ChunkField = { offset: 0, timestamp: 1, start: 2, length: 3, header
 /**
  * Deliveries of one partition in packed form (`fetchChunks`): no object per message. Message `i`'s
  * numbers are `nums[i * CHUNK_FIELDS + ChunkField.x]`; its value is `data[start, start + length)` — the
- * values lie in `data` in offset order, possibly with other bytes between them (the log's framing), and
- * `data` may be shared with other chunks and reads: it is read-only, copy what you keep. Offsets increase
- * but may skip (messages meant for another group, or lost to corruption, are left out).
+ * values lie in `data` in offset order, possibly with other bytes between them, and those are always the
+ * partition's own stored data (its log's framing), never unrelated memory: a consumer may copy a region
+ * from one value to another whole. `data` may be shared with other chunks and reads: it is read-only,
+ * copy what you keep. Offsets increase but may skip (messages meant for another group, or lost to
+ * corruption, are left out).
  */
 export interface DeliveryChunk {
   partition: number;

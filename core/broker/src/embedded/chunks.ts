@@ -54,15 +54,26 @@ interface OpenChunk {
   attempts: number[] | undefined;
 }
 
+/**
+ * Builds chunks from the records a group delivers. With `inPlace` (records of a file log: views into
+ * its read buffers, which hold nothing but the partition's frames) consecutive values of one buffer share
+ * a chunk's data as they lie; otherwise (a memory log: each value a small Buffer, perhaps in Node's
+ * shared pool beside unrelated bytes) the values are copied back to back into the chunk's own buffer,
+ * so that whatever lies between two values of a chunk is always the partition's own data.
+ */
 export class ChunkBuilder implements Collector {
   count = 0;
   private readonly done: DeliveryChunk[] = [];
   private cur: OpenChunk | undefined;
+  /** Copy mode: the values of the open chunk, to copy at flush. */
+  private values: Uint8Array[] = [];
+
+  constructor(private readonly inPlace: boolean) {}
 
   add(partition: number, rec: LogRecord, attempt: number): void {
     const v = rec.value;
     let c = this.cur;
-    if (c === undefined || c.partition !== partition || v.buffer !== c.buffer || v.byteOffset < c.end) {
+    if (c === undefined || c.partition !== partition || (this.inPlace && (v.buffer !== c.buffer || v.byteOffset < c.end))) {
       this.flush();
       c = this.cur = {
         partition,
@@ -91,7 +102,11 @@ export class ChunkBuilder implements Collector {
       c.lastHeaders = rec.headers;
       c.lastIndex = hi;
     }
-    c.nums.push(rec.offset, rec.timestamp, v.byteOffset - c.base, v.byteLength, hi);
+    if (this.inPlace) c.nums.push(rec.offset, rec.timestamp, v.byteOffset - c.base, v.byteLength, hi);
+    else {
+      c.nums.push(rec.offset, rec.timestamp, c.bytes, v.byteLength, hi);
+      this.values.push(v);
+    }
     if (rec.key !== undefined) (c.keys ??= new Array<string | undefined>(c.n).fill(undefined))[c.n] = rec.key;
     else if (c.keys !== undefined) c.keys.push(undefined);
     if (c.attempts !== undefined) c.attempts.push(attempt);
@@ -111,11 +126,22 @@ export class ChunkBuilder implements Collector {
     const c = this.cur;
     this.cur = undefined;
     if (c === undefined || c.n === 0) return;
+    let data: Uint8Array;
+    if (this.inPlace) data = new Uint8Array(c.buffer, c.base, c.end - c.base);
+    else {
+      data = new Uint8Array(c.bytes);
+      let pos = 0;
+      for (const v of this.values) {
+        data.set(v, pos);
+        pos += v.byteLength;
+      }
+      this.values = [];
+    }
     const chunk: DeliveryChunk = {
       partition: c.partition,
       count: c.n,
       bytes: c.bytes,
-      data: new Uint8Array(c.buffer, c.base, c.end - c.base),
+      data,
       nums: new Float64Array(c.nums),
       headers: c.headers,
     };

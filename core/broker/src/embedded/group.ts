@@ -25,6 +25,8 @@ export interface GroupHost {
   deadLetter(group: string, items: DeadLetterItem[]): Promise<void>;
   /** Wakes long polls of this station. */
   notify(): void;
+  /** File storage: records read are views into the log's own read buffers. */
+  readonly persistent: boolean;
   syncPolicy(): 'always' | 'interval' | 'never';
 }
 
@@ -268,7 +270,7 @@ export class GroupRt {
 
   /** `collect` in packed form: the same deliveries and bookkeeping, as chunks per partition. */
   collectChunks(maxMessages: number, maxBytes: number, prefer?: number): Promise<DeliveryChunk[]> {
-    const out = new ChunkBuilder();
+    const out = new ChunkBuilder(this.host.persistent);
     return this.gather(out, maxMessages, maxBytes, prefer).then(() => out.finish());
   }
 

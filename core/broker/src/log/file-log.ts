@@ -1011,7 +1011,9 @@ class FileLog implements PartitionLog {
         if (c !== null && fromCache) {
           buf = c.buf.subarray(pos - c.pos);
         } else {
-          buf = Buffer.allocUnsafe(Math.min(chunk, limit - pos));
+          // Never from Node's shared pool: a read buffer holds this segment's bytes and nothing else, so
+          // what lies between two records' values in it is the log's own data (fetchChunks relies on it).
+          buf = Buffer.allocUnsafeSlow(Math.min(chunk, limit - pos));
           await readFully(handle, buf, buf.length, pos);
           if (buf.length <= CACHE_MAX_BYTES) this.cache = { seg, pos, buf };
         }

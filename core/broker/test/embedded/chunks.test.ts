@@ -166,6 +166,55 @@ describe.each([
     }
   });
 
+  it('never puts bytes that are not the partition\'s own data between the values of a chunk', async () => {
+    await open();
+    await store.createStation('s', { partitions: 1, storage });
+    const keep: Buffer[] = [];
+    for (let i = 0; i < 50; i++) {
+      await store.produce('s', [{ value: Buffer.from(`v${i}`) }]);
+      // Small Buffers of the process, allocated between the appends (Node pools small allocations).
+      keep.push(Buffer.from(`SECRET-${i}-${'s'.repeat(20)}`));
+    }
+    const chunks = await store.fetchChunks('s', 'g', { maxMessages: 100, maxBytes: 1 << 20, waitMs: 0 });
+    expect(unpack(chunks).map((m) => m.value)).toEqual(Array.from({ length: 50 }, (_, i) => `v${i}`));
+    for (const c of chunks) {
+      const first = c.nums[ChunkField.start]!;
+      const last = (c.count - 1) * CHUNK_FIELDS;
+      const region = Buffer.from(c.data.buffer, c.data.byteOffset + first, c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - first);
+      expect(region.toString('latin1')).not.toContain('SECRET');
+    }
+    expect(keep).toHaveLength(50);
+  });
+
+  it('keeps a redelivery and new messages read separately apart when other bytes lie between their reads', async () => {
+    await open();
+    await store.createStation('s', { partitions: 1, storage });
+    const keep: Buffer[] = [];
+    const secrets = () => {
+      for (let i = 0; i < 20; i++) keep.push(Buffer.from(`SECRET-${i}-${'s'.repeat(30)}`));
+    };
+    for (let round = 0; round < 20; round++) {
+      secrets();
+      await store.produce('s', [{ value: Buffer.from(`old-${round}`) }]);
+      secrets();
+      const [first] = unpack(await store.fetchChunks('s', 'g', { maxMessages: 1, maxBytes: 1 << 20, waitMs: 0 }));
+      await store.nack('s', 'g', [`0-${first!.offset}-${first!.attempt}`]);
+      secrets();
+      await store.produce('s', [{ value: Buffer.from(`new-${round}`) }]);
+      secrets();
+      const chunks = await store.fetchChunks('s', 'g', { maxMessages: 10, maxBytes: 1 << 20, waitMs: 0 });
+      expect(unpack(chunks).map((m) => m.value)).toEqual([`old-${round}`, `new-${round}`]);
+      for (const c of chunks) {
+        const last = (c.count - 1) * CHUNK_FIELDS;
+        const from = c.nums[ChunkField.start]!;
+        const region = Buffer.from(c.data.buffer, c.data.byteOffset + from, c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - from);
+        expect(region.toString('latin1')).not.toContain('SECRET');
+      }
+      await store.ackRanges('s', 'g', [{ partition: 0, from: 1, to: 1000 }]);
+    }
+    expect(keep.length).toBeGreaterThan(0);
+  });
+
   it('delivers from the preferred partition first, then from the others', async () => {
     await open();
     await store.createStation('s', { partitions: 3, storage });
