@@ -37,6 +37,24 @@ describe('sink results and errors', () => {
     expect(metrics).toMatch(/junction_connector_retries_total\{connector="c",task="0"\} 30/);
   });
 
+  it('pausing while a batch waits to be retried hands its messages back; after resume they are written once', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 10);
+    const dir = join(h.dir, 'rec');
+    // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause.
+    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
+    await waitFor(async () => (await batches(dir)).length >= 2, { what: 'a retried batch' });
+    await h.runtime.pause('c');
+    const g = await h.store.getGroup('s', 'connector.c');
+    expect(g.pending).toBe(0); // nothing left out with a worker or in the runtime
+    expect(g.lag).toBe(5); // the odd offsets, not yet written
+    await h.runtime.resume('c');
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
+    const w = await written(dir);
+    expect(w.unique).toBe(10);
+    expect(w.lines).toBe(10);
+  });
+
   it('dead-letters what the sink answers deadLetter, with the connector and the error in headers', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await h.store.produce('s', [{ value: Buffer.from('good-1') }, { value: Buffer.from('poison') }, { value: Buffer.from('good-2') }]);
