@@ -126,7 +126,7 @@ export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readon
 /**
  * One batch for a worker: the pieces' data copied region by region (from a piece's first value to the
  * end of its last, framing between values included) into one new buffer the worker gets, numbers
- * rebased onto it, headers as a table of distinct JSON texts.
+ * rebased onto it, the distinct headers as one JSON array text.
  */
 export function packChunks(station: string, partition: number, pieces: readonly DeliveryChunk[], count: number): PackedBatch {
   let total = 0;
@@ -135,8 +135,10 @@ export function packChunks(station: string, partition: number, pieces: readonly 
   const buf = Buffer.allocUnsafeSlow(total).buffer;
   const bytes = new Uint8Array(buf, 0, total);
   const nums = new Float64Array(count * PACKED_FIELDS);
-  const headers: string[] = [];
-  const byJson = new Map<string, number>();
+  // Distinct headers objects, by identity (messages of one read share theirs), sent as one JSON array:
+  // one stringify here and one parse in the worker, however many distinct headers a batch carries.
+  const table: Record<string, string>[] = [];
+  const index = new Map<Record<string, string>, number>();
   let keys: (string | undefined)[] | undefined;
   let pos = 0;
   let k = 0;
@@ -152,12 +154,12 @@ export function packChunks(station: string, partition: number, pieces: readonly 
       const h = c.nums[src + ChunkField.headers]!;
       let hi = remap[h]!;
       if (hi < 0) {
-        const json = JSON.stringify(c.headers[h]);
-        const known = byJson.get(json);
+        const obj = c.headers[h]!;
+        const known = index.get(obj);
         if (known === undefined) {
-          hi = headers.length;
-          headers.push(json);
-          byJson.set(json, hi);
+          hi = table.length;
+          table.push(obj);
+          index.set(obj, hi);
         } else hi = known;
         remap[h] = hi;
       }
@@ -182,7 +184,7 @@ export function packChunks(station: string, partition: number, pieces: readonly 
     count,
     buf,
     nums: nums.buffer,
-    headers,
+    headers: JSON.stringify(table),
     keys,
   };
 }

@@ -24,7 +24,8 @@ const metrics = new WorkerMetrics();
 
 function unpack(b: PackedBatch): SinkBatch {
   const nums = new Float64Array(b.nums);
-  const headers = b.headers.map((h) => Object.freeze(JSON.parse(h) as Record<string, string>));
+  const headers = JSON.parse(b.headers) as Record<string, string>[];
+  for (const h of headers) Object.freeze(h);
   const messages: SinkMessage[] = new Array(b.count);
   for (let i = 0; i < b.count; i++) {
     const o = i * PACKED_FIELDS;

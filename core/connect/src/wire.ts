@@ -7,7 +7,7 @@ import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-conn
 
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
- * per-message numbers travel in one Float64Array, headers as a table of distinct JSON texts (most
+ * per-message numbers travel in one Float64Array, the distinct headers as one JSON array text (most
  * batches have one or a few), keys as one array; the values in one buffer, copied there region by region
  * from where the store read them (see chunks.ts). All buffers are transferred.
  */
@@ -21,8 +21,8 @@ export interface PackedBatch {
   buf: ArrayBuffer;
   /** Float64Array: per message [offset, timestamp, value start in `buf`, value length, headers index]. */
   nums: ArrayBuffer;
-  /** Distinct headers as JSON text; `nums` points into it. */
-  headers: string[];
+  /** The distinct headers objects as one JSON array text; `nums` points into the array. */
+  headers: string;
   /** Keys (undefined where a message has none); absent when no message has one. */
   keys?: (string | undefined)[] | undefined;
 }
