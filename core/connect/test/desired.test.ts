@@ -40,14 +40,18 @@ describe('applyDesired (junction.yaml connectors)', () => {
   });
 
   it('one invalid declaration changes nothing; issues carry connectors[i] paths', async () => {
-    const err = await h.runtime
-      .applyDesired([
+    let err: { code: string; issues: { path: string }[]; message: string } | undefined;
+    try {
+      await h.runtime.applyDesired([
         { name: 'ok', plugin: 'test-ok', station: 's', config: { dir: h.dir } },
         { name: 'bad', plugin: 'file', station: 's', config: {} },
         { name: 'ok2', plugin: 'test-ok', station: 's', tasks: 0, config: { dir: h.dir } },
         { name: 'ok', plugin: 'test-ok', station: 's', config: { dir: h.dir } },
-      ])
-      .catch((e: unknown) => e as { code: string; issues: { path: string }[]; message: string });
+      ]);
+    } catch (e) {
+      err = e as typeof err;
+    }
+    if (!err) throw new Error('applyDesired accepted an invalid declaration list');
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.issues.map((i) => i.path)).toEqual(['connectors[1].config.dir', 'connectors[2].tasks', 'connectors[3].name']);
     expect(err.message).toContain('connectors[1].config.dir');
