@@ -14,6 +14,8 @@
  *   BEGIN / COMMIT / ROLLBACK, USE …, SELECT 1 — accepted, no effect
  * Expressions: 'text' (with '' or, unless the dialect says otherwise, \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
  * PARSE_JSON(expr). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
+ * Scans skip blocks of rows whose min / max rule them out, as the warehouses prune by block metadata
+ * (see `scan` below): the cost of a selective query does not grow with the table.
  */
 
 export type Kind = 'int' | 'float' | 'string' | 'bool' | 'timestamp' | 'json';
@@ -384,6 +386,8 @@ export class MiniSql {
       return i;
     };
     const preds: ((r: Cell[]) => boolean)[] = [];
+    // What each predicate allows of its column, for skipping blocks by their min / max (see scan).
+    const bounds: Bound[] = [];
     if (ps.isKw('WHERE')) {
       ps.kw('WHERE');
       for (;;) {
@@ -399,6 +403,7 @@ export class MiniSql {
         } else if (ps.isKw('BETWEEN')) {
           ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
           preds.push((r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0);
+          bounds.push({ ci, lo: a, loInclusive: true, hi: b, hiInclusive: true });
         } else {
           const op = ps.peek()?.v as string; ps.p++;
           const v = cv(ps.expr());
@@ -406,12 +411,16 @@ export class MiniSql {
           const fn = f[op];
           if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
           preds.push((r) => r[ci] !== null && v !== null && fn(compare(r[ci], v)));
+          if (v === null) bounds.push({ ci, empty: true });
+          else if (op === '=') bounds.push({ ci, lo: v, loInclusive: true, hi: v, hiInclusive: true });
+          else if (op === '<' || op === '<=') bounds.push({ ci, hi: v, hiInclusive: op === '<=' });
+          else if (op === '>' || op === '>=') bounds.push({ ci, lo: v, loInclusive: op === '>=' });
         }
         if (ps.isKw('AND')) { ps.kw('AND'); continue; }
         break;
       }
     }
-    let rows = t.rows.filter((r) => preds.every((p) => p(r)));
+    let rows = scan(t, preds, bounds);
     if (ps.isKw('ORDER')) {
       ps.kw('ORDER'); ps.kw('BY');
       const keys: [number, number][] = [];
@@ -434,6 +443,82 @@ export class MiniSql {
       statement: 'select',
     };
   }
+}
+
+/**
+ * Micro-partition pruning, as Snowflake does it (BigQuery and Firebolt prune likewise by their own
+ * block metadata): the rows of a table, in the order they landed, are cut into blocks of
+ * {@link BLOCK_ROWS}; each block keeps, per column, the min and max of its non-null values (computed
+ * the first time a predicate needs them). A scan skips a block whose range cannot satisfy a predicate,
+ * so a selective query on data that arrived in order (e.g. `OFFSET BETWEEN a AND b` on rows loaded by
+ * offset) reads the blocks it needs, not the whole table. Results are those of a full scan: a block is
+ * only skipped when no row of it can match, and the metadata of a block is dropped when its rows
+ * change (rows are only ever appended, or cut off at the end by a failed statement, so a block whose
+ * first and last rows are still the same objects is unchanged).
+ */
+const BLOCK_ROWS = 1024;
+
+/** What a predicate allows of one column: non-null values within [lo, hi] (either side open), or nothing. */
+type Bound = { ci: number; empty?: boolean; lo?: Cell; loInclusive?: boolean; hi?: Cell; hiInclusive?: boolean };
+
+interface Zone {
+  first: Cell[];
+  last: Cell[];
+  /** Min / max of the column's non-null values in the block; undefined when all are null. */
+  min?: Cell;
+  max?: Cell;
+}
+
+/** Per table, per column: the blocks' metadata, by block index. */
+const zoneMaps = new WeakMap<Table, Map<number, Zone[]>>();
+
+function zoneOf(t: Table, ci: number, block: number): Zone {
+  let byColumn = zoneMaps.get(t);
+  if (!byColumn) zoneMaps.set(t, (byColumn = new Map()));
+  let zones = byColumn.get(ci);
+  if (!zones) byColumn.set(ci, (zones = []));
+  const start = block * BLOCK_ROWS;
+  const first = t.rows[start] as Cell[];
+  const last = t.rows[start + BLOCK_ROWS - 1] as Cell[];
+  const z = zones[block];
+  if (z && z.first === first && z.last === last) return z;
+  const fresh: Zone = { first, last };
+  for (let i = start; i < start + BLOCK_ROWS; i++) {
+    const v = (t.rows[i] as Cell[])[ci] ?? null;
+    if (v === null) continue;
+    if (fresh.min === undefined || compare(v, fresh.min) < 0) fresh.min = v;
+    if (fresh.max === undefined || compare(v, fresh.max) > 0) fresh.max = v;
+  }
+  zones[block] = fresh;
+  return fresh;
+}
+
+/** Whether some non-null value in [z.min, z.max] can satisfy the bound. */
+function mayMatch(z: Zone, b: Bound): boolean {
+  if (b.empty || z.min === undefined || z.max === undefined) return false;
+  if (b.lo !== undefined) {
+    const c = compare(z.max, b.lo ?? null);
+    if (c < 0 || (c === 0 && !b.loInclusive)) return false;
+  }
+  if (b.hi !== undefined) {
+    const c = compare(z.min, b.hi ?? null);
+    if (c > 0 || (c === 0 && !b.hiInclusive)) return false;
+  }
+  return true;
+}
+
+/** The rows of `t` that satisfy every predicate, in table order, skipping blocks that cannot match. */
+function scan(t: Table, preds: ((r: Cell[]) => boolean)[], bounds: Bound[]): Cell[][] {
+  const all = (r: Cell[]) => preds.every((p) => p(r));
+  const full = Math.floor(t.rows.length / BLOCK_ROWS);
+  if (bounds.length === 0 || full === 0) return t.rows.filter(all);
+  const out: Cell[][] = [];
+  for (let b = 0; b < full; b++) {
+    if (!bounds.every((bd) => mayMatch(zoneOf(t, bd.ci, b), bd))) continue;
+    for (let i = b * BLOCK_ROWS; i < (b + 1) * BLOCK_ROWS; i++) if (all(t.rows[i] as Cell[])) out.push(t.rows[i] as Cell[]);
+  }
+  for (let i = full * BLOCK_ROWS; i < t.rows.length; i++) if (all(t.rows[i] as Cell[])) out.push(t.rows[i] as Cell[]);
+  return out;
 }
 
 function compare(a: Cell, b: Cell): number {
