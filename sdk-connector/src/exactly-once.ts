@@ -69,25 +69,29 @@ export class OffsetRanges {
  * unknown (a dropped connection after the service may have committed) forgets the partition: the next
  * write asks again.
  */
-export type PresenceQuery = (station: string, partition: number, from: number, toExclusive: number) => Promise<number[]>;
+export type PresenceQuery<C = void> = (station: string, partition: number, from: number, toExclusive: number, context: C) => Promise<number[]>;
 
 interface State {
   knownFrom: number;
   present: OffsetRanges;
 }
 
-export class Presence {
+export class Presence<C = void> {
   private readonly partitions = new Map<string, State>();
-  constructor(private readonly query: PresenceQuery) {}
+  constructor(private readonly query: PresenceQuery<C>) {}
 
-  /** The offsets among `offsets` that the destination already holds. Queries it only when needed. */
-  async held(station: string, partition: number, offsets: number[]): Promise<Set<number>> {
+  /**
+   * The offsets among `offsets` that the destination already holds. Queries it only when needed,
+   * passing `context` (e.g. the calling write's deadline and signal: writes of different partitions
+   * may run at once, so a sink must not keep "the current write" in a field).
+   */
+  async held(station: string, partition: number, offsets: number[], context: C): Promise<Set<number>> {
     const key = `${station}\u0000${partition}`;
     let state = this.partitions.get(key);
     const min = Math.min(...offsets);
     if (!state || min < state.knownFrom) {
       const to = state ? state.knownFrom : Number.MAX_SAFE_INTEGER;
-      const found = await this.query(station, partition, min, to);
+      const found = await this.query(station, partition, min, to, context);
       if (!state) state = { knownFrom: min, present: new OffsetRanges() };
       for (const o of found) state.present.add(o, o);
       state.knownFrom = min;

@@ -45,6 +45,19 @@ describe('Presence', () => {
   });
 });
 
+describe('Presence with a context', () => {
+  it("hands each held() call's context to its query (concurrent writes each bring their own)", async () => {
+    const seen: string[] = [];
+    const p = new Presence<{ write: string }>(async (_s, partition, _from, _to, ctx) => {
+      await new Promise((r) => setTimeout(r, partition === 0 ? 20 : 0));
+      seen.push(`${partition}:${ctx.write}`);
+      return [];
+    });
+    await Promise.all([p.held('s', 0, [1], { write: 'a' }), p.held('s', 1, [1], { write: 'b' })]);
+    expect(seen.sort()).toEqual(['0:a', '1:b']);
+  });
+});
+
 describe('untilDeadline and Fences', () => {
   const { signal } = new AbortController();
   it('gives up at the deadline or on abort, and passes a value or a rejection through', async () => {

@@ -52,12 +52,10 @@ export class FireboltSink implements Sink {
   private closed = false;
   /** Requests given up on: the HTTP agents are closed only once they settle. */
   private readonly abandoned = new Set<Promise<void>>();
-  private readonly presence: Presence;
+  private readonly presence: Presence<Budget>;
   private readonly cols: Col[];
   private readonly meta: { station: string; partition: string; offset: string };
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
-  /** The budget of the write in progress (the runtime never writes one partition twice at once). */
-  private budget: Budget = { deadline: Number.MAX_SAFE_INTEGER, signal: new AbortController().signal };
 
   constructor(
     private readonly config: FireboltSinkConfig,
@@ -65,10 +63,10 @@ export class FireboltSink implements Sink {
   ) {
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
-    this.presence = new Presence(async (station, partition, from, to) => {
+    this.presence = new Presence<Budget>(async (station, partition, from, to, budget) => {
       const rows = await this.exec(
         `SELECT ${q(this.meta.offset)} FROM ${q(config.table)} WHERE ${q(this.meta.station)} = ${lit(station)} AND ${q(this.meta.partition)} = ${partition} AND ${q(this.meta.offset)} >= ${from} AND ${q(this.meta.offset)} < ${to}`,
-        this.budget,
+        budget,
         'the query of the offsets already in the table',
       );
       return rows.map((r) => Number(r[this.meta.offset]));
@@ -163,7 +161,6 @@ export class FireboltSink implements Sink {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     signal.throwIfAborted();
     const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
-    this.budget = budget;
     const { station, partition } = batch;
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
@@ -201,7 +198,7 @@ export class FireboltSink implements Sink {
     if (rows.length === 0) return undefined;
     let held: Set<number>;
     try {
-      held = await this.presence.held(station, partition, rows.map((r) => r.offset));
+      held = await this.presence.held(station, partition, rows.map((r) => r.offset), budget);
     } catch (err) {
       const e = toJunctionError(err, `Firebolt, the query of the offsets already in ${this.config.table}`);
       if (e.retryable) return e;

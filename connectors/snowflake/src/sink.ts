@@ -72,13 +72,11 @@ export class SnowflakeSink implements Sink {
   private closed = false;
   /** Statements given up on, per connection: a connection is destroyed only once they settle. */
   private readonly abandoned = new Map<Conn, Set<Promise<void>>>();
-  private readonly presence: Presence;
+  private readonly presence: Presence<Budget>;
   private readonly cols: Col[];
   private readonly meta: { station: string; partition: string; offset: string };
   private readonly fq: string;
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
-  /** The budget of the write in progress (the runtime never writes one partition twice at once). */
-  private budget: Budget = { deadline: Number.MAX_SAFE_INTEGER, signal: new AbortController().signal };
 
   constructor(
     private readonly config: SnowflakeSinkConfig,
@@ -87,11 +85,11 @@ export class SnowflakeSink implements Sink {
     this.fq = `${q(config.database)}.${q(config.schema)}.${q(config.table)}`;
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
-    this.presence = new Presence(async (station, partition, from, to) => {
+    this.presence = new Presence<Budget>(async (station, partition, from, to, budget) => {
       const rows = await this.exec(
         `SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} >= ? AND ${q(this.meta.offset)} < ?`,
         [station, partition, from, to],
-        this.budget,
+        budget,
         'the query of the offsets already in the table',
       );
       return rows.map((r) => Number(r[this.meta.offset]));
@@ -199,7 +197,6 @@ export class SnowflakeSink implements Sink {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     signal.throwIfAborted();
     const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
-    this.budget = budget;
     const { station, partition } = batch;
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
@@ -224,7 +221,7 @@ export class SnowflakeSink implements Sink {
 
     let held: Set<number>;
     try {
-      held = await this.presence.held(station, partition, rows.map((r) => r.offset));
+      held = await this.presence.held(station, partition, rows.map((r) => r.offset), budget);
     } catch (err) {
       throw toJunctionError(err, `Snowflake, the query of the offsets already in ${this.config.table}`);
     }
