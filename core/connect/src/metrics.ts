@@ -25,6 +25,7 @@ export class ConnectMetrics {
   readonly retries: Counter<'connector' | 'task'>;
   readonly deadLetters: Counter<'connector' | 'task'>;
   readonly restarts: Counter<'connector' | 'task'>;
+  readonly ahead: Counter<'connector' | 'task'>;
   readonly writeSeconds: Histogram<'connector' | 'task'>;
   readonly workerSeconds: Counter<'connector'>;
   readonly buffered: Gauge<'connector'>;
@@ -48,6 +49,12 @@ export class ConnectMetrics {
     this.retries = new Counter({ name: 'junction_connector_retries_total', help: 'Messages sent again after retry(), a retryable error, a timeout or a crash', labelNames: labels, registers });
     this.deadLetters = new Counter({ name: 'junction_connector_dead_letters_total', help: 'Messages a connector put into the dead-letter station', labelNames: labels, registers });
     this.restarts = new Counter({ name: 'junction_connector_task_restarts_total', help: 'Task restarts after a failure', labelNames: labels, registers });
+    this.ahead = new Counter({
+      name: 'junction_connector_batches_ahead_total',
+      help: 'Batches that reached the worker while the write before them ran (lookahead, one-thread pools), and waited there',
+      labelNames: labels,
+      registers,
+    });
     this.writeSeconds = new Histogram({
       name: 'junction_connector_write_seconds',
       help: 'Time from handing a batch to a worker to its answer',
@@ -139,7 +146,7 @@ export class ConnectMetrics {
   removeConnector(connector: string, tasks: number): void {
     for (let t = 0; t < tasks; t++) {
       const labels = { connector, task: String(t) };
-      for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts]) m.remove(labels);
+      for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts, this.ahead]) m.remove(labels);
       this.writeSeconds.remove(labels);
       for (const m of this.plugin.values()) m.remove(labels);
       for (const state of STATES) this.taskState.remove({ ...labels, state });

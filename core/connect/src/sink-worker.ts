@@ -20,6 +20,8 @@ interface Opened {
 }
 
 const sinks = new Map<string, Opened>();
+/** `Atomics.waitAsync` (in Node since 16; not in this TypeScript lib). */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 const metrics = new WorkerMetrics();
 
 function unpack(b: PackedBatch): SinkBatch {
@@ -76,19 +78,38 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   // The plugin's signal fires at writeTimeoutMs; the main thread terminates this worker a little later
   // if the plugin ignores it.
   const timer = setTimeout(() => ac.abort(new DOMException('write timed out', 'TimeoutError')), t.writeTimeoutMs);
+  let clean = false;
+  let waited = false;
   try {
     const sink = await sinkFor(t);
     const batch = unpack(t.batch);
+    if (t.after) {
+      // Lookahead: this batch came while the previous write was running; it is unpacked, now wait.
+      const prev = new Int32Array(t.after);
+      if (Atomics.load(prev, 0) === 0) {
+        waited = true;
+        const w = waitAsync(prev, 0, 0);
+        if (w.async) await w.value;
+      }
+      if (t.requireClean && Atomics.load(prev, 0) !== 1) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(), threadId };
+    }
     Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
     const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
     const pluginMs = performance.now() - started;
-    if (results.every((r) => r.status === 'ok')) return { okCount: results.length, pluginMs, metrics: metrics.drain(), threadId };
-    return { results, pluginMs, metrics: metrics.drain(), threadId };
+    if (results.every((r) => r.status === 'ok')) {
+      clean = true;
+      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(), threadId };
+    }
+    clean = results.every((r) => r.status !== 'retry');
+    return { results, waited, pluginMs, metrics: metrics.drain(), threadId };
   } catch (err) {
-    return { error: serializeError(err), pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+    return { error: serializeError(err), waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
   } finally {
     clearTimeout(timer);
+    const settled = new Int32Array(t.settled);
+    Atomics.store(settled, 0, clean ? 1 : 2);
+    Atomics.notify(settled, 0);
   }
 }
 

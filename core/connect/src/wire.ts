@@ -60,6 +60,24 @@ export interface SinkWriteTask {
   started: SharedArrayBuffer;
   dispatchedAt: number;
   batch: PackedBatch;
+  /**
+   * Int32Array over it: [0] becomes 1 when this write ended with every message ok or dead-lettered,
+   * 2 when it ended otherwise (an error, a retry answer, skipped); the runtime sets 3 when the worker
+   * died without answering. The write handed over after this one waits for it (`after`).
+   */
+  settled: SharedArrayBuffer;
+  /**
+   * Lookahead (a pool of one thread): the `settled` flag of the write handed over just before this one.
+   * The worker unpacks this batch at once, then waits for that flag before it calls the plugin, so one
+   * write runs at a time and the next is ready the moment the previous ends.
+   */
+  after?: SharedArrayBuffer | undefined;
+  /**
+   * This batch follows the previous one of its own partition: written only if that one ended clean
+   * (flag 1); otherwise the worker answers `skipped` and the runtime queues the batch again behind the
+   * retry, so a partition's batches still reach the plugin in offset order, one at a time.
+   */
+  requireClean?: boolean | undefined;
 }
 
 export interface SinkCloseTask {
@@ -79,6 +97,10 @@ export interface SinkWriteAnswer {
   /** Every message of the batch answered ok(): their number, instead of that many result objects to clone. */
   okCount?: number;
   error?: SerializedError;
+  /** The write was not attempted: the previous batch of its partition did not end clean (see `requireClean`). */
+  skipped?: boolean;
+  /** The batch reached the worker while the write before it was still running (lookahead), and waited. */
+  waited?: boolean;
   /** Time inside the plugin (open + write), ms. */
   pluginMs: number;
   metrics: MetricReport[];

@@ -30,6 +30,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-secret': join(here, 'plugins', 'secret.mjs'),
   'test-counter': join(here, 'plugins', 'counter-source.mjs'),
   'test-background': join(here, 'plugins', 'background.mjs'),
+  'test-order': join(here, 'plugins', 'order.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {
