@@ -26,7 +26,8 @@ type Bug =
   | 'ok-while-broken'
   | 'throws-on-poison'
   | 'drops-offset-2'
-  | 'throws-retryable-while-broken';
+  | 'throws-retryable-while-broken'
+  | 'shared-signal';
 
 /** Destinations by name, so every test run has its own. */
 const destinations = new Map<string, { values: Uint8Array[]; byOffset: Map<string, Uint8Array>; down: boolean }>();
@@ -45,11 +46,16 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
     }),
     async open(config) {
       let closed = 0;
+      // The 'shared-signal' bug: "the current write" kept in a field (a concurrent write replaces it).
+      let current: AbortSignal | undefined;
       const dest = destinations.get(config.destination) ?? { values: [] as Uint8Array[], byOffset: new Map<string, Uint8Array>(), down: false };
       destinations.set(config.destination, dest);
       return {
-        async write(batch: SinkBatch): Promise<WriteResult[]> {
+        async write(batch: SinkBatch, { signal }: { signal: AbortSignal }): Promise<WriteResult[]> {
           if (opts.bug === 'hangs') return new Promise(() => {});
+          current = signal;
+          await Promise.resolve();
+          if (opts.bug === 'shared-signal' && current.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
           const broken = config.failing || dest.down;
           if (broken && opts.bug === 'throws-retryable-while-broken') throw new JunctionError('CONNECTION_FAILED', 'down');
           const results = batch.messages.map((m): WriteResult => {
@@ -123,6 +129,7 @@ describe('runSinkConformance', () => {
       'single-message',
       'many-messages',
       'partitions-and-stations',
+      'concurrent-partitions',
       'dead-letter',
       'retry',
       'replay-same-batch',
@@ -146,13 +153,14 @@ describe('runSinkConformance', () => {
   });
 
   const bugs: [Bug, string[]][] = [
-    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
+    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
     ['duplicates', ['replay-same-batch', 'replay-overlapping']],
     ['close-throws-twice', ['close-twice']],
-    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
+    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
     ['ok-while-broken', ['retry']],
     ['throws-on-poison', ['dead-letter']],
-    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'retry', 'replay-same-batch', 'replay-overlapping']],
+    ['shared-signal', ['concurrent-partitions']],
+    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping']],
   ];
   for (const [bug, expected] of bugs) {
     it(`catches a sink with bug "${bug}"`, async () => {

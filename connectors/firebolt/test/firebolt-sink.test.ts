@@ -142,24 +142,6 @@ describe('firebolt sink', () => {
     fake.heal();
   });
 
-  it('writes of two partitions at once keep their own deadline and signal: aborting one leaves the other alone', async () => {
-    const s = await sinkOf({ writeTimeoutMs: 20_000 });
-    fake.slow(300);
-    // Each partition's first write asks the table which offsets it holds (a slow query here).
-    const a = s.write(batch('s', [msg(1, 1), msg(2, 2)], 0), { signal: signal() });
-    const acB = new AbortController();
-    const b = s.write(batch('s', [msg(1, 1)], 1), { signal: acB.signal });
-    setTimeout(() => acB.abort(), 100);
-    const outcomeB = await b.then(
-      (r) => r.map((x) => x.status).join(),
-      (e: unknown) => (isRetryable(e) ? 'threw retryable' : e),
-    );
-    expect(['retry', 'threw retryable']).toContain(outcomeB);
-    expect((await a).map((r) => r.status)).toEqual(['ok', 'ok']);
-    fake.heal();
-    expect((await query(fake, 'SELECT "offset" FROM "events" WHERE "partition" = 0 ORDER BY "offset"')).map((r) => Number(r['offset']))).toEqual([1, 2]);
-  });
-
   it('an expired token: the SDK fetches a new one and the write succeeds', async () => {
     const s = await sinkOf();
     await s.write(batch('s', [msg(1, 1)]), { signal: signal() });

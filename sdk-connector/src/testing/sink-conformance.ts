@@ -36,6 +36,7 @@ export const SINK_CHECKS = [
   'single-message',
   'many-messages',
   'partitions-and-stations',
+  'concurrent-partitions',
   'dead-letter',
   'retry',
   'replay-same-batch',
@@ -376,6 +377,44 @@ const checks: Record<SinkCheck, CheckFn> = {
     return `12 batches over 2 stations × 2 partitions, all ok; ${await h.verify(expected)}`;
   },
 
+  async 'concurrent-partitions'(h) {
+    // The contract lets the runtime write batches of different partitions at once (one sink, one
+    // thread). A write must therefore keep its own deadline and signal: here one of three concurrent
+    // writes is aborted as soon as it starts, and the other two must still be answered ok.
+    // The aborted write goes to a station of its own: whether its messages land is not checked.
+    const station = h.station('concurrent');
+    const stationOf = (partition: number) => (partition === 1 ? h.station('concurrent', 1) : station);
+    const sink = await h.open();
+    const expected = [0, 2].map((partition) => ({ station, partition, offsets: range(1, 10) }));
+    try {
+      const ac = new AbortController();
+      // The aborted write is started last: a sink that keeps "the current write" in a field hands its
+      // signal to the other two.
+      const writes = [0, 2, 1].map((partition) =>
+        h.writeRaw(sink, h.batch(stationOf(partition), partition, h.messages(stationOf(partition), partition, range(1, 10))), partition === 1 ? ac.signal : undefined).then(
+          (results) => ({ results }),
+          (err: unknown) => ({ err }),
+        ),
+      );
+      ac.abort(new Error('the kit aborted this write'));
+      const answers = await Promise.all(writes);
+      for (const [i, partition] of [0, 2].entries()) {
+        const a = answers[i]!;
+        if ('err' in a) {
+          if (a.err instanceof CheckFailed) throw a.err;
+          fail(`partition ${partition}'s write threw ${describeError(a.err)} while a concurrent write of partition 1 was aborted; each write must keep its own signal`);
+        }
+        const bad = a.results.findIndex((r) => r.status !== 'ok');
+        if (bad >= 0) fail(`partition ${partition}: expected ok() for every message while partition 1's write was aborted, got ${JSON.stringify(a.results[bad])}`);
+      }
+      const b = answers[2]!;
+      if ('err' in b && b.err instanceof CheckFailed) throw b.err;
+    } finally {
+      await h.closeQuietly(sink);
+    }
+    return `three partitions written at once, one of them aborted: the other two all ok; ${await h.verify(expected)}`;
+  },
+
   async 'dead-letter'(h) {
     const dl = h.options.deadLetter;
     if (!dl) notApplicable('no deadLetter case given: pass a message the sink dead-letters (e.g. one its test config calls poison), or { notApplicable: reason }');
@@ -546,6 +585,8 @@ export async function runSinkCheck(options: SinkConformanceOptions, check: SinkC
  * - `check-connection`: resolves with the working config (not applicable when the sink has none).
  * - `single-message`, `many-messages`, `partitions-and-stations`: one well-formed, clonable result per
  *   message, all ok; the destination holds each message (once, for an exactly-once sink).
+ * - `concurrent-partitions`: writes of three partitions at once on one sink (the contract allows it),
+ *   one of them aborted as it starts: the other two are answered ok and land.
  * - `dead-letter`: `[good, poison, good]` is answered `[ok, deadLetter(CODE), ok]`; the poison is not
  *   in the destination.
  * - `retry`: with the destination broken, messages are answered `retry()` (or a retryable error is
