@@ -743,7 +743,14 @@ export class SinkRunner {
           this.o.metrics.writeSeconds.observe({ connector: decl.name, task: String(t.id) }, (performance.now() - started) / 1000);
           // A next that was written: the previous batch of its partition ended clean, so current is
           // free (the worker writes a next only after a clean current; see requireClean).
-          if (p.next === batch) this.promote(p);
+          if (p.next === batch) {
+            if (p.current !== undefined) {
+              // Never expected; if it happens, current (a retry) must not be lost: send this one again.
+              this.log.error({ partition: p.id }, 'sink runner bug: a lookahead batch was answered while its partition still had a batch to retry; it is sent again');
+              return this.giveBack(p, t, batch);
+            }
+            this.promote(p);
+          }
           this.onAnswer(p, t, batch, a);
         },
         (err: unknown) => {

@@ -81,7 +81,6 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   let clean = false;
   let waited = false;
   try {
-    const sink = await sinkFor(t);
     const batch = unpack(t.batch);
     if (t.after) {
       // Lookahead: this batch came while the previous write was running; it is unpacked, now wait.
@@ -93,6 +92,9 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       }
       if (t.requireClean && Atomics.load(prev, 0) !== 1) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(), threadId };
     }
+    // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
+    // skipped, not with this open's error (the runtime would take it for the partition's answer).
+    const sink = await sinkFor(t);
     Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
     const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);

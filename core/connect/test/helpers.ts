@@ -31,6 +31,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-counter': join(here, 'plugins', 'counter-source.mjs'),
   'test-background': join(here, 'plugins', 'background.mjs'),
   'test-order': join(here, 'plugins', 'order.mjs'),
+  'test-open-flaky': join(here, 'plugins', 'open-flaky.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {

@@ -132,6 +132,20 @@ describe('lookahead: the next batch waits in the worker', () => {
     expect(s.tasks[0]!.restarts).toBeGreaterThanOrEqual(1);
   });
 
+  it('a sink that cannot open yet (destination down): the batches waiting behind come back skipped, none is lost', async () => {
+    // The next batch's open fails too (the failed open is not kept); that answer must not be taken
+    // for the partition's: it had a retry pending, which was lost once and left its messages held.
+    await h.store.createStation('s', { partitions: 2 });
+    await produceN(h.store, 's', 2000);
+    const dir = join(h.dir, 'rec');
+    await h.runtime.create({ name: 'c', plugin: 'test-open-flaky', station: 's', config: { dir, times: 6, delayMs: 15 }, batch: { maxMessages: 100, maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
+    const w = await written(dir);
+    expect(w.unique).toBe(2000);
+    expect(w.lines).toBe(2000);
+    expect((await h.runtime.status('c')).tasks[0]!.state).toBe('RUNNING');
+  });
+
   it('with two tasks (two threads) nothing is handed over ahead: at most one batch per partition in a worker', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 1000);
