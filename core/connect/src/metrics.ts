@@ -51,7 +51,7 @@ export class ConnectMetrics {
     this.restarts = new Counter({ name: 'junction_connector_task_restarts_total', help: 'Task restarts after a failure', labelNames: labels, registers });
     this.ahead = new Counter({
       name: 'junction_connector_batches_ahead_total',
-      help: 'Batches that reached the worker while the write before them ran (lookahead, one-thread pools), and waited there',
+      help: 'Batches that reached their task\'s worker while the write before them ran (lookahead), and waited there',
       labelNames: labels,
       registers,
     });

@@ -1,13 +1,13 @@
 /**
  * A running sink connector: one fetch loop over the consumer group `connector.<name>`, batches cut per
- * partition, written by plugin code in a piscina pool (one pool per connector, `tasks` threads), and
+ * partition, written by plugin code in piscina pools (one single-thread pool per task), and
  * the answers turned into acks, dead letters, retries or task failures.
  *
  * Guarantees kept here:
  * - a message is acked only after the sink answered `ok()` for it (or it was dead-lettered);
  * - per partition at most ONE batch is in a worker or waiting to be retried (so batches of a partition
  *   reach the sink one at a time, in offset order), and a retry batch carries only what answered retry;
- *   except for **lookahead** (a pool of one thread): the next batch goes to the worker while the current
+ *   except for **lookahead** (each task's one thread): the next batch goes to the worker while the current
  *   one is written and waits there (unpacked) for it: a batch of another partition starts when the write
  *   before it ends; the partition's own next only if that write ended clean (every message ok or
  *   dead-lettered), else it comes back `skipped` and goes behind the retry. The plugin still sees one
@@ -99,7 +99,7 @@ export interface SinkRunnerOptions {
   /** Batches in workers at once; default 2 × tasks. */
   maxInFlight?: number | undefined;
   /**
-   * With a pool of one thread, hand the next batch to the worker while the current one is written
+   * Hand the next batch to a task's worker while its current one is written
    * (see `lookahead` in the class notes). Default true; false for comparisons.
    */
   lookahead?: boolean | undefined;
@@ -120,6 +120,10 @@ export interface SinkRunnerOptions {
 
 interface TaskRt {
   id: number;
+  /** Batches handed to this task's pool and not answered yet (lookahead: the write running and the next). */
+  inFlight: number;
+  /** Lookahead: the `settled` flag of the task's last dispatch; the next one waits for it in the worker. */
+  tail?: SharedArrayBuffer | undefined;
   state: ConnectorState;
   trace?: string | undefined;
   worker?: string | undefined;
@@ -189,7 +193,8 @@ export class SinkRunner {
   private partList: Part[] = [];
   private rr = 0;
   private preferRr = 0;
-  private pool: Piscina<SinkTask, unknown> | undefined;
+  /** One single-thread pool per task this runner runs (a task's partitions always go to its thread). */
+  private readonly pools = new Map<number, Piscina<SinkTask, unknown>>();
   private readonly configHash: string;
   private readonly maxInFlight: number;
   readonly maxBufferedMessages: number;
@@ -204,12 +209,8 @@ export class SinkRunner {
   private readonly wake = new Wakeup();
   private fetchLoopDone: Promise<void> = Promise.resolve();
   private readonly inflight = new Set<Promise<void>>();
-  /** One-thread pools: batches are handed over ahead (see the class notes). */
+  /** Batches are handed over ahead (see the class notes). */
   private lookahead = false;
-  /** Dispatches in workers at once (maxInFlight; 2 with lookahead: the write running and the next). */
-  private dispatchCap = 1;
-  /** Lookahead: the `settled` flag of the last dispatch; the next dispatch waits for it in the worker. */
-  private tail: SharedArrayBuffer | undefined;
   private readonly aborts = new Set<AbortController>();
   private readonly settling = new Set<Promise<unknown>>();
   /** First failure time of messages whose batch failed in a way that nacks them (crash, timeout): survives their redelivery. */
@@ -230,7 +231,7 @@ export class SinkRunner {
     this.maxBufferedBytes = (this.maxInFlight + 1) * decl.batch.maxBytes;
     this.configHash = createHash('sha256').update(JSON.stringify(options.config)).digest('hex').slice(0, 16);
     const now = Date.now();
-    this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now }));
+    this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now, inFlight: 0 }));
     this.owned = new Set((options.tasks ?? this.tasks.map((t) => t.id)).filter((t) => t >= 0 && t < decl.tasks));
   }
 
@@ -263,24 +264,25 @@ export class SinkRunner {
     }
     for (const p of station.partitions) this.partition(p.partition);
     if (this.owned.size < decl.tasks) this.fetchPartitions = this.partList.filter((p) => this.owned.has(p.task)).map((p) => p.id);
-    const threads = Math.max(1, this.owned.size);
-    this.lookahead = threads === 1 && this.maxInFlight >= 2 && (this.o.lookahead ?? true);
-    this.dispatchCap = this.lookahead ? 2 : this.maxInFlight;
-    this.pool = new Piscina<SinkTask, unknown>({
-      filename: workerFile('sink-worker.js'),
-      name: 'default',
-      minThreads: threads,
-      maxThreads: threads,
-      // Lookahead puts the next batch in the one worker while a write runs; it waits there (see wire.ts).
-      concurrentTasksPerWorker: this.lookahead ? 2 : 1,
-      // Piscina's default parks an idle worker in Atomics.wait, which freezes whatever the plugin still
-      // has going between batches (timers, keep-alive sockets, a driver's background retries).
-      atomics: 'disabled',
-      idleTimeout: 2 ** 31 - 1,
-      resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
-    });
-    // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
-    this.pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err) }, 'sink worker died between batches'));
+    this.lookahead = this.maxInFlight >= 2 && (this.o.lookahead ?? true);
+    for (const id of this.owned) {
+      const pool = new Piscina<SinkTask, unknown>({
+        filename: workerFile('sink-worker.js'),
+        name: 'default',
+        minThreads: 1,
+        maxThreads: 1,
+        // Lookahead puts the next batch in the worker while a write runs; it waits there (see wire.ts).
+        concurrentTasksPerWorker: this.lookahead ? 2 : 1,
+        // Piscina's default parks an idle worker in Atomics.wait, which freezes whatever the plugin still
+        // has going between batches (timers, keep-alive sockets, a driver's background retries).
+        atomics: 'disabled',
+        idleTimeout: 2 ** 31 - 1,
+        resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
+      });
+      // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
+      pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err), task: id }, 'sink worker died between batches'));
+      this.pools.set(id, pool);
+    }
     const now = Date.now();
     for (const t of this.tasks) {
       if (!this.owned.has(t.id)) continue;
@@ -355,20 +357,18 @@ export class SinkRunner {
     this.o.metrics.buffered.set({ connector: this.o.decl.name }, 0);
     if (ids.length > 0) await this.o.store.nack(this.o.decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
     await this.closeSinks();
-    await this.pool?.destroy().catch(() => {});
-    this.pool = undefined;
+    await Promise.allSettled([...this.pools.values()].map((pool) => pool.destroy()));
+    this.pools.clear();
   }
 
+  /** One close task per task's pool (its one thread closes the sinks it opened). */
   private async closeSinks(): Promise<void> {
-    const pool = this.pool;
-    if (!pool) return;
-    const parties = Math.max(1, this.owned.size);
-    const barrier = new SharedArrayBuffer(4);
+    if (this.pools.size === 0) return;
     const timeoutMs = 2000;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs + 3000);
     await Promise.allSettled(
-      Array.from({ length: parties }, () => pool.run({ op: 'close', connector: this.o.decl.name, barrier, parties, timeoutMs }, { signal: ac.signal })),
+      [...this.pools.values()].map((pool) => pool.run({ op: 'close', connector: this.o.decl.name, barrier: new SharedArrayBuffer(4), parties: 1, timeoutMs }, { signal: ac.signal })),
     );
     clearTimeout(timer);
   }
@@ -638,15 +638,15 @@ export class SinkRunner {
 
   /** Hands ready batches to workers while there is room, one per partition at a time (plus lookahead's next). */
   private pump(): void {
-    if (this.stopping || !this.pool) return;
+    if (this.stopping || this.pools.size === 0) return;
     const n = this.partList.length;
-    for (let i = 0; i < n && this.writingCount < this.dispatchCap; i++) {
+    for (let i = 0; i < n && this.writingCount < this.maxInFlight; i++) {
       const p = this.partList[(this.rr + i) % n]!;
       const t = this.tasks[p.task]!;
-      if (t.state !== ConnectorState.RUNNING) continue;
+      if (t.state !== ConnectorState.RUNNING || !this.pools.has(t.id)) continue;
       if (p.writing) {
         // Lookahead: the partition's next batch goes to the worker now and waits there for `current`.
-        if (this.lookahead && !p.next && p.ready.length > 0 && this.writingCount === 1) {
+        if (this.lookahead && !p.next && p.ready.length > 0 && t.inFlight === 1) {
           p.next = p.ready.shift()!;
           this.dispatch(p, p.next, true);
         }
@@ -654,6 +654,8 @@ export class SinkRunner {
       }
       // A next still in the worker comes back (skipped) first: the retry of `current` goes before it.
       if (p.next) continue;
+      // Lookahead: a task's thread holds the write running and the one waiting behind it.
+      if (this.lookahead && t.inFlight >= 2) continue;
       if (p.current) {
         // Its retry timer decides when (Date.now may lag the timer by a millisecond).
         if (p.retryTimer) continue;
@@ -671,23 +673,24 @@ export class SinkRunner {
   }
 
   private dispatch(p: Part, batch: Batch, asNext: boolean): void {
-    const pool = this.pool!;
     const { decl } = this.o;
     const t = this.tasks[p.task]!;
+    const pool = this.pools.get(t.id)!;
     this.writingCount++;
+    t.inFlight++;
     if (!asNext) p.writing = true;
     batch.inWorker = true;
     batch.attempts++;
     const settled = new SharedArrayBuffer(4);
-    const after = this.lookahead ? this.tail : undefined;
+    const after = this.lookahead ? t.tail : undefined;
     // The write before it is still running: this batch waits behind it in the same worker.
     const behind = after !== undefined && Atomics.load(new Int32Array(after), 0) === 0;
-    if (this.lookahead) this.tail = settled;
+    if (this.lookahead) t.tail = settled;
     const packed = batch.packed ?? this.pack(p, batch);
     batch.packed = undefined;
     const ac = new AbortController();
     this.aborts.add(ac);
-    if (this.lookahead) ac.signal.addEventListener('abort', () => this.terminateThreads(), { once: true });
+    if (this.lookahead) ac.signal.addEventListener('abort', () => this.terminateThreads(t.id), { once: true });
     let timedOut: 'write' | 'open' | undefined;
     const dispatchedAt = Date.now();
     const startedFlag = new SharedArrayBuffer(4);
@@ -730,7 +733,7 @@ export class SinkRunner {
         },
         // Piscina never gives a worker a second task while it runs one with a signal (aborting it
         // terminates the thread under both), so with lookahead the abort is ours: it terminates the
-        // pool's one thread, and piscina answers both tasks with the thread's exit.
+        // task's one thread, and piscina answers both tasks with the thread's exit.
         this.lookahead ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
       )
       .then(
@@ -769,6 +772,7 @@ export class SinkRunner {
       .catch((err: unknown) => this.log.error({ err }, 'sink runner bug while handling an answer'))
       .finally(() => {
         this.writingCount--;
+        t.inFlight--;
         // The worker died before it could say: whatever waits for this write must not wait forever.
         const s = new Int32Array(settled);
         if (Atomics.load(s, 0) === 0) {
@@ -788,9 +792,9 @@ export class SinkRunner {
     this.inflight.add(run);
   }
 
-  /** Lookahead's abort: terminates the pool's thread (piscina starts another). */
-  private terminateThreads(): void {
-    for (const w of this.pool?.threads ?? []) void w.terminate();
+  /** Lookahead's abort: terminates the task's thread (piscina starts another). */
+  private terminateThreads(task: number): void {
+    for (const w of this.pools.get(task)?.threads ?? []) void w.terminate();
   }
 
   /** Lookahead: the next batch is in the worker and the partition's current was answered clean. */

@@ -67,7 +67,7 @@ export interface SinkWriteTask {
    */
   settled: SharedArrayBuffer;
   /**
-   * Lookahead (a pool of one thread): the `settled` flag of the write handed over just before this one.
+   * Lookahead (a task's one thread): the `settled` flag of the write handed over just before this one.
    * The worker unpacks this batch at once, then waits for that flag before it calls the plugin, so one
    * write runs at a time and the next is ready the moment the previous ends.
    */
