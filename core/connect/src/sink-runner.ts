@@ -364,12 +364,9 @@ export class SinkRunner {
   /** One close task per task's pool (its one thread closes the sinks it opened). */
   private async closeSinks(): Promise<void> {
     if (this.pools.size === 0) return;
-    const timeoutMs = 2000;
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), timeoutMs + 3000);
-    await Promise.allSettled(
-      [...this.pools.values()].map((pool) => pool.run({ op: 'close', connector: this.o.decl.name, barrier: new SharedArrayBuffer(4), parties: 1, timeoutMs }, { signal: ac.signal })),
-    );
+    const timer = setTimeout(() => ac.abort(), 5000);
+    await Promise.allSettled([...this.pools.values()].map((pool) => pool.run({ op: 'close', connector: this.o.decl.name }, { signal: ac.signal })));
     clearTimeout(timer);
   }
 

@@ -83,10 +83,6 @@ export interface SinkWriteTask {
 export interface SinkCloseTask {
   op: 'close';
   connector: string;
-  /** Int32Array over it: [arrived]; every close task waits until `parties` arrived, so each worker gets one. */
-  barrier: SharedArrayBuffer;
-  parties: number;
-  timeoutMs: number;
 }
 
 export type SinkTask = SinkWriteTask | SinkCloseTask;
