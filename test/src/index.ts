@@ -140,3 +140,19 @@ export class JunctionNodes {
 export const pidOfWorker = (worker: string | undefined): number => Number(worker?.slice(worker.lastIndexOf(':') + 1));
 
 export * from './nats-cluster.js';
+
+/**
+ * Every message of one partition, from offset 0 on: a store's read returns at most 64 MiB of values
+ * by default, so this reads on from the last offset + 1 until a read comes back empty. `read` reads
+ * from the offset it is given.
+ */
+export async function readPartition<M extends { offset: number }>(read: (fromOffset: number) => Promise<M[]>): Promise<M[]> {
+  const out: M[] = [];
+  let from = 0;
+  for (;;) {
+    const page = await read(from);
+    if (page.length === 0) return out;
+    out.push(...page);
+    from = page[page.length - 1]!.offset + 1;
+  }
+}

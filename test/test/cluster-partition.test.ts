@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { api, eventually, localState, raftDesyncFixed, sleep, startBroker, startNatsCluster, streamLeader, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import { api, eventually, localState, raftDesyncFixed, readPartition, sleep, startBroker, startNatsCluster, streamLeader, type BrokerProcess, type NatsCluster } from '../src/index.js';
 
 const STATION = 'parted';
 const PARTITIONS = 3;
@@ -257,7 +257,7 @@ describe('network cut of one nats-server node of three (R3 station, producers th
       const got = new Map<string, Uint8Array>();
       for (const p of partitions) {
         // After the heal a partition can be without a leader for a few seconds (README): read until it answers.
-        const ms = await eventually(`a read of partition ${p}`, 40_000, () => s.read(STATION, { partition: p, limit: 1_000_000 }));
+        const ms = await eventually(`a read of partition ${p}`, 40_000, () => readPartition((from) => s.read(STATION, { partition: p, fromOffset: from, limit: 1_000_000 })));
         for (const m of ms) got.set(`${p}:${m.offset}`, m.value);
       }
       return got;

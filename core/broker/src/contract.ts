@@ -133,6 +133,10 @@ export interface ReadOptions {
   /** Default: the partition's first retained offset. */
   fromOffset?: number | undefined;
   limit: number;
+  /**
+   * Default 64 MiB of values. A read returns at least one message and stops before this many value
+   * bytes; read on from the last offset + 1 for the rest.
+   */
   maxBytes?: number | undefined;
 }
 
