@@ -219,6 +219,13 @@ export interface PartitionInfo {
 
 export interface StationInfo {
   name: string;
+  /**
+   * The station's incarnation: a new id each time a station of this name is created (deleting a station
+   * and creating it again gives a new id, and its offsets start at 1 again). Anything that remembers
+   * offsets of a station — a consumer's progress, a sink's exactly-once ledger — keys on it, as Kafka
+   * keys on topic ids (KIP-516).
+   */
+  id: string;
   config: StationConfig;
   createdAt: number;
   /** The station this one holds dead letters of, when it is a dead-letter station. */
@@ -241,6 +248,11 @@ export interface GroupPartitionInfo {
   pending: number;
   /** Waiting to be redelivered (nacked or past their deadline). */
   redeliveryQueued: number;
+  /**
+   * Messages that retention removed before the group settled them (never delivered, or delivered and
+   * not yet acknowledged), since the group was created.
+   */
+  lostToRetention: number;
 }
 
 export interface GroupInfo {
@@ -254,6 +266,8 @@ export interface GroupInfo {
   pending: number;
   redeliveries: number;
   deadLettered: number;
+  /** The sum of the partitions' `lostToRetention`. */
+  lostToRetention: number;
 }
 
 export interface ReplayResult {

@@ -212,7 +212,7 @@ function decodeBody(buf: Buffer, start: number, end: number, index: number): Dec
     const vl = buf.readUInt32LE(pos);
     pos += 4;
     need(vl);
-    headers[name] = buf.toString('utf8', pos, pos + vl);
+    putHeader(headers, name, buf.toString('utf8', pos, pos + vl));
     pos += vl;
   }
   return { key, msgId, headers, value: buf.subarray(pos, end) };
@@ -273,24 +273,68 @@ export function decodeMessageBatch(buf: Buffer): WireMessage[] {
 }
 
 /**
- * The deliveryId the embedded engine gives a delivery: one attempt of one message in one group.
- * Clients treat deliveryIds as opaque (other engines use other forms).
+ * Sets a header on a headers object. A header named `__proto__` is data like any other: a plain
+ * assignment would set the object's prototype instead and lose it.
  */
-export function deliveryId(partition: number, offset: number, attempt: number): string {
-  return `${partition}-${offset}-${attempt}`;
+export function putHeader(headers: Record<string, string>, name: string, value: string): void {
+  if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  else headers[name] = value;
 }
 
-/** Parses a deliveryId; undefined when it is not of the form `<partition>-<offset>-<attempt>`. */
-export function parseDeliveryId(id: string): { partition: number; offset: number; attempt: number } | undefined {
+/**
+ * The deliveryId the embedded engine gives a delivery: one attempt of one message in one group, in one
+ * epoch of that group's partition — `<partition>-<offset>-<attempt>-<epoch>`. The epoch is a token
+ * (1–7 characters of [0-9a-z]) that changes whenever the group is created (again) or seeks, so that an id
+ * handed out by an earlier incarnation of the station or group, or before a seek, never settles a
+ * delivery of the current one. Without an epoch, the older three-part form. Clients treat deliveryIds as
+ * opaque (other engines use other forms).
+ */
+export function deliveryId(partition: number, offset: number, attempt: number, epoch?: string): string {
+  return epoch === undefined ? `${partition}-${offset}-${attempt}` : `${partition}-${offset}-${attempt}-${epoch}`;
+}
+
+/** A parsed deliveryId; `epoch` is absent for the three-part form. */
+export interface ParsedDeliveryId {
+  partition: number;
+  offset: number;
+  attempt: number;
+  epoch?: string | undefined;
+}
+
+/**
+ * Parses a deliveryId of the form `<partition>-<offset>-<attempt>[-<epoch>]`; undefined when it is not
+ * one (an epoch is 1–7 characters of [0-9a-z]).
+ */
+export function parseDeliveryId(id: string): ParsedDeliveryId | undefined {
   // Hand-rolled: acks parse a thousand of these per request, and a regex costs several times more.
   const a = id.indexOf('-');
   const b = a < 0 ? -1 : id.indexOf('-', a + 1);
-  if (a < 1 || b < a + 2 || b === id.length - 1 || a > 9 || b - a - 1 > 16 || id.length - b - 1 > 9) return undefined;
+  if (a < 1 || b < a + 2 || b === id.length - 1 || a > 9 || b - a - 1 > 16) return undefined;
+  const c = id.indexOf('-', b + 1);
+  const attemptEnd = c < 0 ? id.length : c;
+  if (attemptEnd - b - 1 > 9 || attemptEnd === b + 1) return undefined;
   const partition = digits(id, 0, a);
   const offset = digits(id, a + 1, b);
-  const attempt = digits(id, b + 1, id.length);
+  const attempt = digits(id, b + 1, attemptEnd);
   if (partition < 0 || offset < 0 || attempt < 0 || !Number.isSafeInteger(offset)) return undefined;
-  return { partition, offset, attempt };
+  if (c < 0) return { partition, offset, attempt };
+  const epoch = id.slice(c + 1);
+  if (epoch.length < 1 || epoch.length > 7 || !isEpochToken(epoch)) return undefined;
+  return { partition, offset, attempt, epoch };
+}
+
+/** True for 1–7 characters of [0-9a-z] (what `epochToken` makes). */
+function isEpochToken(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (!((ch >= 48 && ch <= 57) || (ch >= 97 && ch <= 122))) return false;
+  }
+  return true;
+}
+
+/** An epoch token of a 32-bit number: base 36, 1–7 characters. */
+export function epochToken(n: number): string {
+  return (n >>> 0).toString(36);
 }
 
 function digits(s: string, from: number, to: number): number {

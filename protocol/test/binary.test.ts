@@ -9,6 +9,7 @@ import {
   encodeProduceBatch,
   expandSettleSummary,
   parseDeliveryId,
+  epochToken,
 } from '../src/index.js';
 
 const headers = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ maxLength: 40 }), { maxKeys: 4 });
@@ -68,8 +69,18 @@ describe('delivery ids', () => {
     );
   });
 
+  it('parse what deliveryId makes with an epoch (property)', () => {
+    fc.assert(
+      fc.property(fc.nat(1023), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 1000 }), fc.nat(), (p, o, a, e) => {
+        const epoch = epochToken(e);
+        expect(epoch).toMatch(/^[0-9a-z]{1,7}$/);
+        expect(parseDeliveryId(deliveryId(p, o, a, epoch))).toEqual({ partition: p, offset: o, attempt: a, epoch });
+      }),
+    );
+  });
+
   it('refuse anything else', () => {
-    for (const bad of ['', '-', '1-2', '1-2-', '-1-2', '1--2', 'a-1-1', '1-1-1-1', '1-1e3-1', ' 1-1-1', '1-99999999999999999-1', '1234567890-1-1', '1-1-x']) {
+    for (const bad of ['', '-', '1-2', '1-2-', '-1-2', '1--2', 'a-1-1', '1-1-1-', '1-1-1-A', '1-1-1-abcdefgh', '1-1-1-a-b', '1-1--a', '1-1e3-1', ' 1-1-1', '1-99999999999999999-1', '1234567890-1-1', '1-1-x']) {
       expect(parseDeliveryId(bad), bad).toBeUndefined();
     }
   });

@@ -97,7 +97,7 @@ describe('installPlugin from the community example', () => {
       const sink = await plugin.open((v as { config: unknown }).config, fakeContext());
       const value = new TextEncoder().encode('hello from an installed plugin');
       const results = await sink.write(
-        { station: 's', partition: 0, firstOffset: 1, lastOffset: 1, messages: [{ offset: 1, timestamp: 1, headers: {}, value }] },
+        { station: 's', stationId: 's-1', partition: 0, firstOffset: 1, lastOffset: 1, messages: [{ offset: 1, timestamp: 1, headers: {}, value }] },
         { signal: new AbortController().signal },
       );
       await sink.close();

@@ -91,6 +91,12 @@ export interface SinkMessage {
  */
 export interface SinkBatch {
   readonly station: string;
+  /**
+   * The station's incarnation (`StationInfo.id`): a station deleted and created again under the same name
+   * gets a new id, and its offsets start at 1 again. An exactly-once sink keys what it remembers of
+   * written offsets on (station, stationId, partition), never on the name alone.
+   */
+  readonly stationId: string;
   readonly partition: number;
   readonly firstOffset: number;
   readonly lastOffset: number;

@@ -273,7 +273,7 @@ describe('crashes', () => {
       for (let first = 1; first <= ${total}; first += 100) {
         const messages = [];
         for (let o = first; o < first + 100; o++) messages.push({ offset: o, timestamp: o, headers: {}, value: new TextEncoder().encode('value ' + o + ' ' + 'x'.repeat(o % 200)) });
-        await sink.write({ station: 'crash', partition: 0, firstOffset: first, lastOffset: first + 99, messages }, { signal });
+        await sink.write({ station: 'crash', stationId: 'crash-1', partition: 0, firstOffset: first, lastOffset: first + 99, messages }, { signal });
         process.stdout.write(first + '\\n');
       }
       setInterval(noop, 1000);

@@ -49,7 +49,7 @@ describe('kill -9', () => {
       for (let first = 1; first <= ${TOTAL}; first += ${PER_BATCH}) {
         const messages = [];
         for (let o = first; o < first + ${PER_BATCH}; o++) messages.push({ offset: o, timestamp: o, headers: {}, value: new TextEncoder().encode('value ' + o + ' ' + 'z'.repeat(1000 + (o % 50))) });
-        const results = await sink.write({ station: 'crash', partition: 0, firstOffset: first, lastOffset: first + ${PER_BATCH - 1}, messages }, { signal });
+        const results = await sink.write({ station: 'crash', stationId: 'crash-1', partition: 0, firstOffset: first, lastOffset: first + ${PER_BATCH - 1}, messages }, { signal });
         if (!results.every((r) => r.status === 'ok')) throw new Error('not ok: ' + JSON.stringify(results[0]));
         process.stdout.write('ok ' + (first + ${PER_BATCH - 1}) + '\\n');
       }

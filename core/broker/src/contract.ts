@@ -6,6 +6,7 @@
  * Every method validates its input and throws a JunctionError with a stable code on bad input or an
  * unknown station / group. Values are bytes end to end; the store never parses them.
  */
+import { createHash } from 'node:crypto';
 import type {
   FsyncPolicy,
   GroupInfo,
@@ -65,6 +66,8 @@ export interface StoredMessage {
 export interface Delivery extends StoredMessage {
   deliveryId: string;
   deliveryCount: number;
+  /** The incarnation of the station (`StationInfo.id`), when the engine reports it (not serialized over HTTP). */
+  stationId?: string | undefined;
 }
 
 /** Numbers per message in `DeliveryChunk.nums`. */
@@ -82,6 +85,8 @@ export const ChunkField = { offset: 0, timestamp: 1, start: 2, length: 3, header
  * corruption, are left out).
  */
 export interface DeliveryChunk {
+  /** The incarnation of the station the messages belong to (`StationInfo.id`). */
+  stationId: string;
   partition: number;
   count: number;
   /** Sum of the values' lengths. */
@@ -95,8 +100,14 @@ export interface DeliveryChunk {
   /** Delivery counts by message; absent when every message is delivered for the first time. */
   attempts?: number[] | undefined;
   /**
-   * The deliveries' ids when the engine's ids are not the default form `deliveryId(partition, offset,
-   * attempt)` of @junction/protocol (absent from the embedded engine's chunks).
+   * The group's epoch on this partition when the messages were delivered: the ids are then the default
+   * form `deliveryId(partition, offset, attempt, epoch)` of @junction/protocol, and an ack by range names
+   * it (`OffsetRange.epoch`).
+   */
+  epoch?: string | undefined;
+  /**
+   * The deliveries' ids when the engine's ids are not the default form (absent from the embedded
+   * engine's chunks).
    */
   deliveryIds?: string[] | undefined;
 }
@@ -106,6 +117,12 @@ export interface OffsetRange {
   partition: number;
   from: number;
   to: number;
+  /**
+   * The epoch the offsets were delivered in (`DeliveryChunk.epoch`). When given, a range delivered in
+   * an earlier epoch of the group's partition (before a seek, or by an earlier incarnation of the station
+   * or group) settles nothing. Always pass it: without it, the range settles whatever waits there now.
+   */
+  epoch?: string | undefined;
 }
 
 export interface GroupOptions {
@@ -160,6 +177,7 @@ export type StoreEvent =
   | { type: 'acked'; station: string; group: string; messages: number }
   | { type: 'dead-lettered'; station: string; group: string; messages: number }
   | { type: 'fsync'; seconds: number }
+  | { type: 'retention-lost'; station: string; group: string; partition: number; messages: number }
   | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; detail: string };
 
 export interface StationStore {
@@ -224,6 +242,15 @@ export interface StationStore {
 
   /** Subscribes to store events (metrics). Returns an unsubscribe function. */
   onEvent(listener: (event: StoreEvent) => void): () => void;
+}
+
+/**
+ * The incarnation id of a station whose metadata predates ids: derived from its name and creation time,
+ * so it is stable across restarts and differs between incarnations created at different milliseconds.
+ */
+export function legacyStationId(name: string, createdAt: number): string {
+  const h = createHash('sha256').update(`${name}\u0000${createdAt}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 /** The dead-letter station of a station. */

@@ -15,6 +15,8 @@
  * subject by a plain NATS client) decode as a bare value.
  */
 
+import { putHeader } from '@junction/protocol';
+
 const MAGIC = 0x4a;
 const VERSION = 1;
 const F_KEY = 1;
@@ -110,9 +112,7 @@ export function decodeEnvelope(data: Uint8Array): DecodedEnvelope {
       pos += 4;
       need(vl);
       const value = buf.toString('utf8', pos, pos + vl);
-      // A header named "__proto__" is data, not the prototype.
-      if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-      else headers[name] = value;
+      putHeader(headers, name, value);
       pos += vl;
     }
   }

@@ -20,6 +20,8 @@ import type { Wire } from './wire.js';
 
 export interface StationMeta {
   name: string;
+  /** The incarnation id (`StationInfo.id`); absent in metadata written before ids. */
+  id?: string | undefined;
   config: ClusterStationConfig;
   createdAt: number;
   deadLetterOf?: string | undefined;

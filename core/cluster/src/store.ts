@@ -10,9 +10,11 @@
  *   drop the message from the consumer without a trace in 2.9);
  * - metadata lives in the KV bucket `<prefix>-meta` (meta.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { connect, type Msg, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import {
   dlsName,
+  legacyStationId,
   partitionForKey,
   StoreEventHub,
   type DeadLetterDetails,
@@ -32,7 +34,7 @@ import {
   type StoreEvent,
   type StoredMessage,
 } from '@junction/broker';
-import { CreateGroupBody, DLS_HEADERS, REPLAY_GROUP_HEADER, StartPosition, StationName, deliveryId as makeDeliveryId, parseDeliveryId, type SettleOutcome } from '@junction/protocol';
+import { CreateGroupBody, DLS_HEADERS, REPLAY_GROUP_HEADER, StartPosition, StationName, deliveryId as makeDeliveryId, parseDeliveryId, putHeader, type SettleOutcome } from '@junction/protocol';
 import { pino, type Logger } from 'pino';
 import {
   ClusterStationConfigInput,
@@ -566,7 +568,7 @@ export class JetStreamStore implements StationStore {
       if (!parsed.success) throw configInvalid('station config', parsed.error);
       const { replicas, ...rest } = parsed.data;
       const full: ClusterStationConfig = { ...rest, replicas: replicas ?? this.replicas };
-      await this.createStationStreams({ name, config: full, createdAt: Date.now(), ready: false });
+      await this.createStationStreams({ name, id: randomUUID(), config: full, createdAt: Date.now(), ready: false });
       return this.info(await this.stationMeta(name));
     });
   }
@@ -726,6 +728,7 @@ export class JetStreamStore implements StationStore {
     );
     return {
       name: st.name,
+      id: stationIdOf(st),
       config: st.config,
       createdAt: st.createdAt,
       ...(st.deadLetterOf !== undefined && { deadLetterOf: st.deadLetterOf }),
@@ -1161,6 +1164,8 @@ export class JetStreamStore implements StationStore {
           lag: undelivered + ci.num_ack_pending,
           pending: ci.num_ack_pending - queued,
           redeliveryQueued: queued,
+          // TODO(cluster): count what retention removed before the group settled it.
+          lostToRetention: 0,
         };
       }),
     );
@@ -1176,6 +1181,7 @@ export class JetStreamStore implements StationStore {
       pending: partitions.reduce((n, p) => n + p.pending, 0),
       redeliveries: rt.redeliveries,
       deadLettered: dead,
+      lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
     };
   }
 
@@ -1403,6 +1409,7 @@ export class JetStreamStore implements StationStore {
       value: env.value,
       deliveryId: makeDeliveryId(partition, a.streamSeq, a.deliveryCount),
       deliveryCount: a.deliveryCount,
+      stationId: stationIdOf(ctx.st),
     };
     const deadline = Date.now() + ctx.gm.maxAckTimeMs;
     if (this.hasRoom(ctx, d.value.length)) this.handOut(ctx, d, reply, deadline);
@@ -1680,7 +1687,7 @@ export class JetStreamStore implements StationStore {
     const cur = this.meta.peek<StationMeta>(key).value ?? (await this.meta.read<StationMeta>(key)).value;
     if (cur?.ready) return cur;
     try {
-      await this.createStationStreams({ name, config: dlsConfig(st.config), createdAt: Date.now(), deadLetterOf: st.name, ready: false });
+      await this.createStationStreams({ name, id: randomUUID(), config: dlsConfig(st.config), createdAt: Date.now(), deadLetterOf: st.name, ready: false });
     } catch (err) {
       if (!(err instanceof JunctionError && err.code === ErrorCode.STATION_EXISTS)) throw err;
     }
@@ -1829,7 +1836,7 @@ export class JetStreamStore implements StationStore {
         if (recs.length === 0) break;
         const messages: MessageInput[] = recs.map((r) => {
           const headers: Record<string, string> = {};
-          for (const k in r.headers) if (!k.startsWith('junction-dls-') && k !== REPLAY_GROUP_HEADER) headers[k] = r.headers[k]!;
+          for (const k in r.headers) if (!k.startsWith('junction-dls-') && k !== REPLAY_GROUP_HEADER) putHeader(headers, k, r.headers[k]!);
           if (options.group !== undefined) headers[REPLAY_GROUP_HEADER] = options.group;
           return { value: r.value, key: r.key, headers };
         });
@@ -1864,4 +1871,9 @@ export class JetStreamStore implements StationStore {
 function subjectParts(ack: string, consumerSeq: number): [string, string, number, number, number] {
   const a = parseAckSubject(ack)!;
   return [a.stream, a.consumer, a.deliveryCount, a.streamSeq, consumerSeq];
+}
+
+/** A station's incarnation id: stored in its metadata since ids exist, derived for metadata from before. */
+function stationIdOf(st: StationMeta): string {
+  return st.id ?? legacyStationId(st.name, st.createdAt);
 }

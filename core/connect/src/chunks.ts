@@ -18,8 +18,11 @@ export function lengthAt(c: DeliveryChunk, i: number): number {
   return c.nums[i * F + ChunkField.length]!;
 }
 
-/** Deliveries of an engine without `fetchChunks`, as chunks (one per run of a partition): values copied back to back. */
-export function chunksFromDeliveries(ds: readonly Delivery[]): DeliveryChunk[] {
+/**
+ * Deliveries of an engine without `fetchChunks`, as chunks (one per run of a partition): values copied
+ * back to back. `stationId`: the station's incarnation, for deliveries that do not carry theirs.
+ */
+export function chunksFromDeliveries(ds: readonly Delivery[], stationId: string): DeliveryChunk[] {
   const out: DeliveryChunk[] = [];
   let i = 0;
   while (i < ds.length) {
@@ -56,7 +59,7 @@ export function chunksFromDeliveries(ds: readonly Delivery[]): DeliveryChunk[] {
       attempts[k] = d.deliveryCount;
       deliveryIds[k] = d.deliveryId;
     }
-    const c: DeliveryChunk = { partition, count: n, bytes, data, nums, headers, attempts, deliveryIds };
+    const c: DeliveryChunk = { stationId: ds[i]!.stationId ?? stationId, partition, count: n, bytes, data, nums, headers, attempts, deliveryIds };
     if (keys) c.keys = keys;
     out.push(c);
     i = j;
@@ -70,7 +73,8 @@ export function sliceChunk(c: DeliveryChunk, from: number, to: number): Delivery
   const nums = c.nums.slice(from * F, to * F);
   let bytes = 0;
   for (let o = ChunkField.length; o < nums.length; o += F) bytes += nums[o]!;
-  const piece: DeliveryChunk = { partition: c.partition, count: to - from, bytes, data: c.data, nums, headers: c.headers };
+  const piece: DeliveryChunk = { stationId: c.stationId, partition: c.partition, count: to - from, bytes, data: c.data, nums, headers: c.headers };
+  if (c.epoch !== undefined) piece.epoch = c.epoch;
   if (c.keys) piece.keys = c.keys.slice(from, to);
   if (c.attempts) piece.attempts = c.attempts.slice(from, to);
   if (c.deliveryIds) piece.deliveryIds = c.deliveryIds.slice(from, to);
@@ -88,7 +92,8 @@ export function pickChunk(c: DeliveryChunk, indexes: readonly number[]): Deliver
     nums.set(c.nums.subarray(src, src + F), k * F);
     bytes += c.nums[src + ChunkField.length]!;
   }
-  const piece: DeliveryChunk = { partition: c.partition, count: n, bytes, data: c.data, nums, headers: c.headers };
+  const piece: DeliveryChunk = { stationId: c.stationId, partition: c.partition, count: n, bytes, data: c.data, nums, headers: c.headers };
+  if (c.epoch !== undefined) piece.epoch = c.epoch;
   if (c.keys) piece.keys = indexes.map((i) => c.keys![i]);
   if (c.attempts) piece.attempts = indexes.map((i) => c.attempts![i]!);
   if (c.deliveryIds) piece.deliveryIds = indexes.map((i) => c.deliveryIds![i]!);
@@ -101,25 +106,29 @@ export function idsOf(c: DeliveryChunk, out: string[] = []): string[] {
     for (const id of c.deliveryIds) out.push(id);
     return out;
   }
-  for (let i = 0; i < c.count; i++) out.push(deliveryId(c.partition, offsetAt(c, i), c.attempts?.[i] ?? 1));
+  for (let i = 0; i < c.count; i++) out.push(deliveryId(c.partition, offsetAt(c, i), c.attempts?.[i] ?? 1, c.epoch));
   return out;
 }
 
-/** Appends the chunk's offsets to `out` as ranges, merging with the last range when contiguous. */
+/**
+ * Appends the chunk's offsets to `out` as ranges (naming the chunk's epoch), merging with the last range
+ * when contiguous and of the same partition and epoch.
+ */
 export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readonly number[]): void {
   const n = indexes ? indexes.length : c.count;
   let last = out[out.length - 1];
+  const joins = (o: number): boolean => last !== undefined && last.partition === c.partition && last.epoch === c.epoch && o === last.to + 1;
   if (!indexes && n > 0 && offsetAt(c, n - 1) - offsetAt(c, 0) === n - 1) {
     // Contiguous (the usual piece): one range, without a walk over its offsets.
     const from = offsetAt(c, 0);
-    if (last !== undefined && last.partition === c.partition && from === last.to + 1) last.to = offsetAt(c, n - 1);
-    else out.push({ partition: c.partition, from, to: offsetAt(c, n - 1) });
+    if (joins(from)) last!.to = offsetAt(c, n - 1);
+    else out.push({ partition: c.partition, from, to: offsetAt(c, n - 1), epoch: c.epoch });
     return;
   }
   for (let k = 0; k < n; k++) {
     const o = offsetAt(c, indexes ? indexes[k]! : k);
-    if (last !== undefined && last.partition === c.partition && o === last.to + 1) last.to = o;
-    else out.push((last = { partition: c.partition, from: o, to: o }));
+    if (joins(o)) last!.to = o;
+    else out.push((last = { partition: c.partition, from: o, to: o, epoch: c.epoch }));
   }
 }
 
@@ -178,6 +187,7 @@ export function packChunks(station: string, partition: number, pieces: readonly 
   const last = pieces[pieces.length - 1]!;
   return {
     station,
+    stationId: first.stationId,
     partition,
     firstOffset: offsetAt(first, 0),
     lastOffset: offsetAt(last, last.count - 1),

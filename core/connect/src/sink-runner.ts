@@ -211,6 +211,8 @@ export class SinkRunner {
   private readonly inflight = new Set<Promise<void>>();
   /** Batches are handed over ahead (see the class notes). */
   private lookahead = false;
+  /** The station's incarnation when the runner started (for deliveries that do not carry theirs). */
+  private stationId = '';
   private readonly aborts = new Set<AbortController>();
   private readonly settling = new Set<Promise<unknown>>();
   /** First failure time of messages whose batch failed in a way that nacks them (crash, timeout): survives their redelivery. */
@@ -249,6 +251,7 @@ export class SinkRunner {
   async start(): Promise<void> {
     const { store, decl } = this.o;
     const station = await store.getStation(decl.station);
+    this.stationId = station.id;
     const want = SinkRunner.ackDeadlineMs(decl);
     try {
       await store.createGroup(decl.station, this.group, { start: { type: 'earliest' }, maxAckTimeMs: want, maxDeliveries: 1000 });
@@ -465,7 +468,7 @@ export class SinkRunner {
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
         };
         // The packed path when the store has it: no object per message on the broker's event loop.
-        chunks = store.fetchChunks ? await store.fetchChunks(decl.station, this.group, options) : chunksFromDeliveries(await store.fetch(decl.station, this.group, options));
+        chunks = store.fetchChunks ? await store.fetchChunks(decl.station, this.group, options) : chunksFromDeliveries(await store.fetch(decl.station, this.group, options), this.stationId);
         failures = 0;
         if (prefer) {
           // Fewer than asked from the preferred partition: it is caught up; prefer others until it has more.
@@ -572,7 +575,8 @@ export class SinkRunner {
     let i = 0;
     while (i < n) {
       // A batch holds contiguous offsets (a sink names and replays by its first and last offset).
-      if (p.openCount > 0 && nums[i * F + ChunkField.offset] !== p.openLast + 1) this.cut(p);
+      // And messages of one incarnation of the station (a station deleted and created again restarts at 1).
+      if (p.openCount > 0 && (nums[i * F + ChunkField.offset] !== p.openLast + 1 || p.open[0]!.stationId !== c.stationId)) this.cut(p);
       let j = i;
       let bytes = 0;
       while (j < n) {

@@ -41,7 +41,7 @@ function unpack(b: PackedBatch): SinkBatch {
     if (key !== undefined) msg.key = key;
     messages[i] = msg;
   }
-  return { station: b.station, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  return { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
 }
 
 async function sinkFor(t: SinkWriteTask): Promise<Sink> {

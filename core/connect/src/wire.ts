@@ -13,6 +13,8 @@ import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-conn
  */
 export interface PackedBatch {
   station: string;
+  /** The station's incarnation (`StationInfo.id`). */
+  stationId: string;
   partition: number;
   firstOffset: number;
   lastOffset: number;

@@ -4,7 +4,7 @@ import { addRanges, chunksFromDeliveries, idsOf, packChunks, pickChunk, sliceChu
 import { PACKED_FIELDS } from '../src/wire.js';
 
 /** A chunk as the store builds one: values with filler bytes between them (the log's framing). */
-function chunk(partition: number, first: number, values: string[], opts: { keys?: (string | undefined)[]; headers?: Record<string, string>[]; attempts?: number[] } = {}): DeliveryChunk {
+function chunk(partition: number, first: number, values: string[], opts: { keys?: (string | undefined)[]; headers?: Record<string, string>[]; attempts?: number[]; epoch?: string; stationId?: string } = {}): DeliveryChunk {
   const parts: Buffer[] = [];
   const nums: number[] = [];
   const headers = opts.headers ?? [{ h: 'x' }];
@@ -20,7 +20,8 @@ function chunk(partition: number, first: number, values: string[], opts: { keys?
     pos += b.length;
     bytes += b.length;
   });
-  const c: DeliveryChunk = { partition, count: values.length, bytes, data: new Uint8Array(Buffer.concat(parts)), nums: new Float64Array(nums), headers };
+  const c: DeliveryChunk = { stationId: opts.stationId ?? 'st-1', partition, count: values.length, bytes, data: new Uint8Array(Buffer.concat(parts)), nums: new Float64Array(nums), headers };
+  if (opts.epoch !== undefined) c.epoch = opts.epoch;
   if (opts.keys) c.keys = opts.keys;
   if (opts.attempts) c.attempts = opts.attempts;
   return c;
@@ -48,7 +49,7 @@ describe('runtime chunks', () => {
     const b = chunk(2, 14, ['b14', 'b15-longer'], { headers: [{ h: '2' }] });
     const pieces = [sliceChunk(a, 1, 4), b];
     const packed = packChunks('st', 2, pieces, 5);
-    expect(packed).toMatchObject({ station: 'st', partition: 2, firstOffset: 11, lastOffset: 15, count: 5 });
+    expect(packed).toMatchObject({ station: 'st', stationId: 'st-1', partition: 2, firstOffset: 11, lastOffset: 15, count: 5 });
     expect(unpacked(packed)).toEqual([
       { offset: 11, timestamp: 1001, value: 'a11', headers: { h: '2' }, key: undefined },
       { offset: 12, timestamp: 1002, value: 'a12', headers: { h: '1' }, key: 'k12' },
@@ -62,26 +63,30 @@ describe('runtime chunks', () => {
   });
 
   it('slices and picks without copying values; bytes follow the messages taken', () => {
-    const c = chunk(0, 1, ['one', 'two', 'three', 'four'], { attempts: [1, 2, 1, 3] });
+    const c = chunk(0, 1, ['one', 'two', 'three', 'four'], { attempts: [1, 2, 1, 3], epoch: 'ep7' });
     const s = sliceChunk(c, 1, 3);
     expect(s.data).toBe(c.data);
     expect([s.count, s.bytes, s.attempts]).toEqual([2, 8, [2, 1]]);
     const p = pickChunk(c, [0, 3]);
     expect([p.count, p.bytes, p.attempts]).toEqual([2, 7, [1, 3]]);
     expect(p.nums.length).toBe(2 * CHUNK_FIELDS);
-    expect(idsOf(p)).toEqual(['0-1-1', '0-4-3']);
+    expect(idsOf(p)).toEqual(['0-1-1-ep7', '0-4-3-ep7']);
+    expect([s.epoch, p.epoch, s.stationId]).toEqual(['ep7', 'ep7', 'st-1']);
     expect(sliceChunk(c, 0, 4)).toBe(c);
   });
 
   it('turns offsets into ranges, merging contiguous ones across pieces', () => {
     const ranges: OffsetRange[] = [];
-    addRanges(chunk(1, 5, ['a', 'b', 'c']), ranges);
-    addRanges(chunk(1, 8, ['d', 'e']), ranges);
-    addRanges(chunk(1, 20, ['x', 'y', 'z']), ranges, [0, 2]);
+    addRanges(chunk(1, 5, ['a', 'b', 'c'], { epoch: 'e1' }), ranges);
+    addRanges(chunk(1, 8, ['d', 'e'], { epoch: 'e1' }), ranges);
+    addRanges(chunk(1, 20, ['x', 'y', 'z'], { epoch: 'e1' }), ranges, [0, 2]);
+    // Contiguous offsets of another epoch (after a seek) make a range of their own.
+    addRanges(chunk(1, 23, ['w'], { epoch: 'e2' }), ranges);
     expect(ranges).toEqual([
-      { partition: 1, from: 5, to: 9 },
-      { partition: 1, from: 20, to: 20 },
-      { partition: 1, from: 22, to: 22 },
+      { partition: 1, from: 5, to: 9, epoch: 'e1' },
+      { partition: 1, from: 20, to: 20, epoch: 'e1' },
+      { partition: 1, from: 22, to: 22, epoch: 'e1' },
+      { partition: 1, from: 23, to: 23, epoch: 'e2' },
     ]);
   });
 
@@ -97,7 +102,8 @@ describe('runtime chunks', () => {
       deliveryCount: 1,
       ...extra,
     });
-    const chunks = chunksFromDeliveries([d(0, 1, 'x'), d(0, 2, 'yy', { key: 'k', deliveryCount: 4 }), d(1, 7, 'zzz')]);
+    const chunks = chunksFromDeliveries([d(0, 1, 'x'), d(0, 2, 'yy', { key: 'k', deliveryCount: 4 }), d(1, 7, 'zzz', { stationId: 'own' })], 'fallback');
+    expect(chunks.map((c) => c.stationId)).toEqual(['fallback', 'own']);
     expect(chunks.map((c) => [c.partition, c.count, c.bytes])).toEqual([
       [0, 2, 3],
       [1, 1, 3],

@@ -13,7 +13,7 @@ function message(offset: number, value: string, extra: Partial<SinkMessage> = {}
 }
 
 function batch(...messages: SinkMessage[]): SinkBatch {
-  return { station: 'orders', partition: 2, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages };
+  return { station: 'orders', stationId: 'orders-1', partition: 2, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages };
 }
 
 let endpoint: FakeEndpoint;

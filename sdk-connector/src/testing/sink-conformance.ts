@@ -108,6 +108,11 @@ class Harness {
     return `kit-${this.runId}-${check}${n === 0 ? '' : `-${n}`}`;
   }
 
+  /** The incarnation id the kit gives a station (one per station name and run). */
+  stationId(station: string): string {
+    return `${station}#incarnation-1`;
+  }
+
   /** The same message every time for the same (station, partition, offset): replays must be identical. */
   message(station: string, partition: number, offset: number): SinkMessage {
     const size = this.options.valueBytes ?? 64;
@@ -132,7 +137,7 @@ class Harness {
     const first = messages[0];
     const last = messages[messages.length - 1];
     if (!first || !last) throw new Error('the kit never builds an empty batch');
-    return { station, partition, firstOffset: first.offset, lastOffset: last.offset, messages };
+    return { station, stationId: this.stationId(station), partition, firstOffset: first.offset, lastOffset: last.offset, messages };
   }
 
   async open(rawConfig: unknown = this.options.config): Promise<Sink> {

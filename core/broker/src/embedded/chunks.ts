@@ -10,18 +10,22 @@ import type { LogRecord } from '../log/types.js';
 /** Where a group puts what it delivers. */
 export interface Collector {
   readonly count: number;
-  add(partition: number, rec: LogRecord, attempt: number): void;
+  /** `epoch`: the group's epoch token on the partition (the deliveryIds carry it). */
+  add(partition: number, rec: LogRecord, attempt: number, epoch: string): void;
 }
 
 export class DeliveryList implements Collector {
   readonly list: Delivery[] = [];
-  constructor(private readonly station: string) {}
+  constructor(
+    private readonly station: string,
+    private readonly stationId: string,
+  ) {}
 
   get count(): number {
     return this.list.length;
   }
 
-  add(partition: number, rec: LogRecord, attempt: number): void {
+  add(partition: number, rec: LogRecord, attempt: number, epoch: string): void {
     const d: Delivery = {
       station: this.station,
       partition,
@@ -30,8 +34,9 @@ export class DeliveryList implements Collector {
       key: rec.key,
       headers: rec.headers,
       value: rec.value,
-      deliveryId: deliveryId(partition, rec.offset, attempt),
+      deliveryId: deliveryId(partition, rec.offset, attempt, epoch),
       deliveryCount: attempt,
+      stationId: this.stationId,
     };
     this.list.push(d);
   }
@@ -39,6 +44,7 @@ export class DeliveryList implements Collector {
 
 interface OpenChunk {
   partition: number;
+  epoch: string;
   buffer: ArrayBufferLike;
   /** Where the chunk's data starts in `buffer`, and where its last value ends. */
   base: number;
@@ -68,15 +74,19 @@ export class ChunkBuilder implements Collector {
   /** Copy mode: the values of the open chunk, to copy at flush. */
   private values: Uint8Array[] = [];
 
-  constructor(private readonly inPlace: boolean) {}
+  constructor(
+    private readonly inPlace: boolean,
+    private readonly stationId: string,
+  ) {}
 
-  add(partition: number, rec: LogRecord, attempt: number): void {
+  add(partition: number, rec: LogRecord, attempt: number, epoch: string): void {
     const v = rec.value;
     let c = this.cur;
-    if (c === undefined || c.partition !== partition || (this.inPlace && (v.buffer !== c.buffer || v.byteOffset < c.end))) {
+    if (c === undefined || c.partition !== partition || c.epoch !== epoch || (this.inPlace && (v.buffer !== c.buffer || v.byteOffset < c.end))) {
       this.flush();
       c = this.cur = {
         partition,
+        epoch,
         buffer: v.buffer,
         base: v.byteOffset,
         end: v.byteOffset,
@@ -138,7 +148,9 @@ export class ChunkBuilder implements Collector {
       this.values = [];
     }
     const chunk: DeliveryChunk = {
+      stationId: this.stationId,
       partition: c.partition,
+      epoch: c.epoch,
       count: c.n,
       bytes: c.bytes,
       data,

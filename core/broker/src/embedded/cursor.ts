@@ -9,8 +9,15 @@
  * passed, a nack, a redelivery, a dead letter on its way, a delivery recovered from the journal — gets an
  * entry of its own. So a fetch of n messages and their acks allocate nothing per message here.
  */
+import { epochToken } from '@junction/protocol';
 import { MinHeap } from './heap.js';
 import { JournalOp, type JournalEntry } from './journal.js';
+
+/** How many dead-lettered offsets a partition cursor remembers (so a late ack of one answers `stale`). */
+export const DEAD_MEMORY = 10_000;
+
+/** What a settle verb finds at an offset. */
+export type OffsetState = 'undelivered' | 'waiting' | 'acked' | 'dead';
 
 export interface Unsettled {
   attempt: number;
@@ -35,6 +42,17 @@ export class PartitionCursor {
   pendingCount = 0;
   /** Bumped by every seek: timers of an earlier epoch no longer apply. */
   epoch = 0;
+  /**
+   * The epoch token deliveryIds carry (32 bits, random at creation and at every seek, journaled), so an id
+   * of an earlier epoch — before a seek, or of an earlier incarnation of the station or group — never
+   * settles a delivery of this one. -1 until set (a journal written before tokens existed).
+   */
+  token = -1;
+  private tokenText = '';
+  /** Recently dead-lettered offsets (settled), oldest first; at most DEAD_MEMORY. */
+  readonly dead = new Set<number>();
+  /** Messages retention removed before the group settled them (journaled). */
+  lost = 0;
 
   constructor(
     readonly partition: number,
@@ -50,8 +68,45 @@ export class PartitionCursor {
     this.settled.clear();
     this.exceptions.clear();
     this.ready.clear();
+    this.dead.clear();
     this.pendingCount = 0;
     this.epoch++;
+  }
+
+  /** Sets the epoch token (a 32-bit number). */
+  setToken(token: number): void {
+    this.token = token >>> 0;
+    this.tokenText = epochToken(this.token);
+  }
+
+  /** The epoch token as deliveryIds carry it. */
+  get epochToken(): string {
+    return this.tokenText;
+  }
+
+  /** Remembers settled offsets as dead-lettered (bounded: the oldest are forgotten first). */
+  rememberDead(offsets: Iterable<number>): void {
+    for (const o of offsets) {
+      this.dead.delete(o);
+      this.dead.add(o);
+    }
+    if (this.dead.size > DEAD_MEMORY) {
+      let drop = this.dead.size - DEAD_MEMORY;
+      for (const o of this.dead) {
+        if (drop-- <= 0) break;
+        this.dead.delete(o);
+      }
+    }
+  }
+
+  /**
+   * What a settle verb finds at an offset: never delivered, waiting (delivered, unsettled), settled by an
+   * ack — or by anything else this cursor does not remember as dead-lettered — or dead-lettered.
+   */
+  state(offset: number): OffsetState {
+    if (offset >= this.next) return 'undelivered';
+    if (this.waiting(offset)) return 'waiting';
+    return this.dead.has(offset) ? 'dead' : 'acked';
   }
 
   /** Waiting (delivered, neither acked nor dead-lettered). */
@@ -128,15 +183,21 @@ export class PartitionCursor {
     return true;
   }
 
-  /** Retention removed everything below `first`: forget it. */
-  clampTo(first: number): void {
-    if (this.floor >= first) return;
+  /**
+   * Retention removed everything below `first`: forget it. Returns how many of those offsets the group
+   * had not settled (waiting, or never delivered): what it lost to retention (the caller counts it).
+   */
+  clampTo(first: number): number {
+    if (this.floor >= first) return 0;
+    const floorBefore = this.floor;
+    let settledBelow = 0;
     const below = Math.min(first, this.next);
     // First deliveries in flight below `first`: the waiting offsets there that have no entry.
     let waitingBelow = Math.max(0, below - this.floor);
     for (const o of this.settled) {
       if (o < first) {
         this.settled.delete(o);
+        settledBelow++;
         if (o < below) waitingBelow--;
       }
     }
@@ -151,6 +212,7 @@ export class PartitionCursor {
     this.floor = first;
     if (this.next < first) this.next = first;
     while (this.settled.delete(this.floor)) this.floor++;
+    return first - floorBefore - settledBelow;
   }
 
   /** Unsettled messages that are retained, given the partition's end. */
@@ -182,6 +244,17 @@ export class PartitionCursor {
       case JournalOp.SEEK:
         this.seek(e.offset);
         break;
+      case JournalOp.EPOCH:
+        this.setToken(e.epoch);
+        break;
+      case JournalOp.DEAD:
+        for (const o of e.offsets) this.settle(o);
+        this.rememberDead(e.offsets);
+        break;
+      case JournalOp.RETAINED:
+        this.clampTo(e.offset);
+        this.lost += e.lost;
+        break;
     }
   }
 
@@ -189,6 +262,9 @@ export class PartitionCursor {
   snapshot(): JournalEntry[] {
     const p = this.partition;
     const out: JournalEntry[] = [{ op: JournalOp.SEEK, partition: p, offset: this.floor }];
+    if (this.token >= 0) out.push({ op: JournalOp.EPOCH, partition: p, epoch: this.token });
+    if (this.lost > 0) out.push({ op: JournalOp.RETAINED, partition: p, offset: this.floor, lost: this.lost });
+    if (this.dead.size > 0) out.push({ op: JournalOp.DEAD, partition: p, offsets: [...this.dead] });
     if (this.next > this.floor) out.push({ op: JournalOp.DELIVER, partition: p, from: this.floor, to: this.next - 1 });
     if (this.settled.size > 0) out.push({ op: JournalOp.SETTLE, partition: p, offsets: [...this.settled] });
     for (const [o, u] of this.exceptions) if (u.attempt > 1) out.push({ op: JournalOp.REDELIVER, partition: p, offset: o, attempt: u.attempt });

@@ -2,9 +2,10 @@
  * A consumer group on one station of the embedded engine: per-partition cursors, ack deadlines,
  * redelivery, dead-lettering after maxDeliveries, and a durable journal of its progress.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, rename, open as openFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDeliveryId, REPLAY_GROUP_HEADER, type SettleOutcome } from '@junction/protocol';
+import { parseDeliveryId, REPLAY_GROUP_HEADER, type ParsedDeliveryId, type SettleOutcome } from '@junction/protocol';
 import type { Delivery, DeliveryChunk, GroupInfo, OffsetRange } from '../contract.js';
 import { ChunkBuilder, DeliveryList, type Collector } from './chunks.js';
 import type { LogRecord } from '../log/types.js';
@@ -17,6 +18,12 @@ import { Mutex } from './mutex.js';
 /** What a group needs from its station. */
 export interface GroupHost {
   readonly name: string;
+  /** The station's incarnation (`StationInfo.id`). */
+  readonly id: string;
+  /** The station's dead-letter settings: what a group without its own override uses. */
+  deadLetterSettings(): { maxAckTimeMs: number; maxDeliveries: number };
+  /** Retention removed `lost` messages of a partition that the group had not settled. */
+  retentionLost(group: string, partition: number, lost: number): void;
   readonly partitionCount: number;
   /** First retained offset and end (exclusive high watermark: everything below is durable). */
   bounds(partition: number): { first: number; end: number };
@@ -40,10 +47,11 @@ export interface DeadLetterItem {
   headers?: Record<string, string> | undefined;
 }
 
+/** A group's settings; an absent deadline or attempt limit follows the station's `deadLetter` settings. */
 export interface GroupMeta {
   createdAt: number;
-  maxAckTimeMs: number;
-  maxDeliveries: number;
+  maxAckTimeMs?: number | undefined;
+  maxDeliveries?: number | undefined;
 }
 
 interface Timer {
@@ -83,12 +91,26 @@ export class GroupRt {
     this.cursors = starts.map((s, p) => new PartitionCursor(p, s));
   }
 
+  /** The ack deadline: the group's own, else the station's (a station change reaches the group). */
+  get maxAckTimeMs(): number {
+    return this.meta.maxAckTimeMs ?? this.host.deadLetterSettings().maxAckTimeMs;
+  }
+
+  /** Deliveries before dead-lettering: the group's own, else the station's. */
+  get maxDeliveries(): number {
+    return this.meta.maxDeliveries ?? this.host.deadLetterSettings().maxDeliveries;
+  }
+
   /** A new group at the given start offsets (one per partition). Writes its metadata and journal. */
   static async create(name: string, meta: GroupMeta, host: GroupHost, dir: string | undefined, starts: number[]): Promise<GroupRt> {
     const g = new GroupRt(name, meta, host, dir, starts);
+    for (const c of g.cursors) c.setToken(newToken());
     if (dir) {
       await mkdir(dir, { recursive: true });
-      const entries = g.cursors.map((c): JournalEntry => ({ op: JournalOp.SEEK, partition: c.partition, offset: c.next }));
+      const entries = g.cursors.flatMap((c): JournalEntry[] => [
+        { op: JournalOp.SEEK, partition: c.partition, offset: c.next },
+        { op: JournalOp.EPOCH, partition: c.partition, epoch: c.token },
+      ]);
       const journal = Buffer.concat(entries.map(encodeEntry));
       await writeAtomic(join(dir, 'journal'), journal);
       // group.json last: a group directory without it is an unfinished creation and is ignored.
@@ -108,8 +130,16 @@ export class GroupRt {
     const starts = new Array<number>(host.partitionCount).fill(1);
     const g = new GroupRt(name, meta, host, dir, starts);
     for (const e of entries) g.cursors[e.partition]?.apply(e);
-    for (const c of g.cursors) c.clampTo(host.bounds(c.partition).first);
     g.file = await AppendFile.open(join(dir, 'journal'), validBytes);
+    // A journal from before epoch tokens: give each partition one (ids handed out before answer stale).
+    const fresh: JournalEntry[] = [];
+    for (const c of g.cursors) {
+      if (c.token >= 0) continue;
+      c.setToken(newToken());
+      fresh.push({ op: JournalOp.EPOCH, partition: c.partition, epoch: c.token });
+    }
+    await g.journal(fresh, true);
+    g.clampAll();
     return { group: g, damaged };
   }
 
@@ -188,7 +218,7 @@ export class GroupRt {
       if (t.range) {
         for (const o of c.expireRange(t.from, t.to, t.epoch)) {
           const u = c.exceptions.get(o)!;
-          if (u.attempt >= this.meta.maxDeliveries) {
+          if (u.attempt >= this.maxDeliveries) {
             u.due = Infinity; // parked until it is in the dead-letter station
             dead.push({ partition: t.partition, offset: o, attempts: u.attempt });
             continue;
@@ -204,7 +234,7 @@ export class GroupRt {
         if (u.inflight) {
           u.inflight = false;
           c.pendingCount--;
-          if (u.attempt >= this.meta.maxDeliveries) {
+          if (u.attempt >= this.maxDeliveries) {
             u.due = Infinity; // parked until it is in the dead-letter station
             dead.push({ partition: t.partition, offset: o, attempts: u.attempt });
             continue;
@@ -215,7 +245,7 @@ export class GroupRt {
         woke = true;
       }
     }
-    if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
+    if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.maxDeliveries} deliveries`);
     if (woke) this.host.notify();
   }
 
@@ -242,35 +272,57 @@ export class GroupRt {
     }
     this.deadLettered += batch.length;
     const settled = [...batch.map((b) => ({ partition: b.partition, offset: b.record.offset })), ...gone];
-    await this.settleOffsets(settled, true);
+    await this.settleOffsets(settled, true, true);
   }
 
-  private settleOffsets(items: { partition: number; offset: number }[], sync: boolean): Promise<void> {
+  /** Settles offsets (acked, or `dead`-lettered: remembered so a late ack answers stale) and journals them. */
+  private settleOffsets(items: { partition: number; offset: number }[], sync: boolean, dead = false): Promise<void> {
     const byPartition = new Map<number, number[]>();
     for (const it of items) {
-      if (this.cursors[it.partition]?.settle(it.offset)) {
+      const c = this.cursors[it.partition];
+      if (c?.settle(it.offset)) {
         let list = byPartition.get(it.partition);
         if (!list) byPartition.set(it.partition, (list = []));
         list.push(it.offset);
       }
     }
+    if (dead) for (const [partition, offsets] of byPartition) this.cursors[partition]!.rememberDead(offsets);
+    const op = dead ? JournalOp.DEAD : JournalOp.SETTLE;
     return this.journal(
-      [...byPartition].map(([partition, offsets]) => ({ op: JournalOp.SETTLE, partition, offsets })),
+      [...byPartition].map(([partition, offsets]) => ({ op, partition, offsets })),
       sync,
     );
+  }
+
+  /**
+   * Retention removed what lies below each partition's first retained offset: forget it, and count (and
+   * journal) what the group had not settled there — lost to retention, never silently.
+   */
+  clampAll(): void {
+    const entries: JournalEntry[] = [];
+    for (const c of this.cursors) this.clamp(c, this.host.bounds(c.partition).first, entries);
+    void this.journal(entries, false).catch(() => {});
+  }
+
+  private clamp(c: PartitionCursor, first: number, entries: JournalEntry[]): void {
+    const lost = c.clampTo(first);
+    if (lost <= 0) return;
+    c.lost += lost;
+    entries.push({ op: JournalOp.RETAINED, partition: c.partition, offset: c.floor, lost });
+    this.host.retentionLost(this.name, c.partition, lost);
   }
 
   // ---------------------------------------------------------------- fetch
 
   /** Collects deliveries (redeliveries first, then new messages), in offset order per partition. */
   collect(station: string, maxMessages: number, maxBytes: number, prefer?: number): Promise<Delivery[]> {
-    const out = new DeliveryList(station);
+    const out = new DeliveryList(station, this.host.id);
     return this.gather(out, maxMessages, maxBytes, prefer).then(() => out.list);
   }
 
   /** `collect` in packed form: the same deliveries and bookkeeping, as chunks per partition. */
   collectChunks(maxMessages: number, maxBytes: number, prefer?: number): Promise<DeliveryChunk[]> {
-    const out = new ChunkBuilder(this.host.persistent);
+    const out = new ChunkBuilder(this.host.persistent, this.host.id);
     return this.gather(out, maxMessages, maxBytes, prefer).then(() => out.finish());
   }
 
@@ -284,7 +336,7 @@ export class GroupRt {
       let bytes = 0;
       const P = this.cursors.length;
       const start = prefer !== undefined && Number.isInteger(prefer) && prefer >= 0 && prefer < P ? prefer : this.rr++ % P;
-      const due = now + this.meta.maxAckTimeMs;
+      const due = now + this.maxAckTimeMs;
       const room = (size: number) => out.count < maxMessages && (out.count === 0 || bytes + size <= maxBytes);
 
       for (let i = 0; i < P && out.count < maxMessages; i++) {
@@ -296,7 +348,7 @@ export class GroupRt {
             c.ready.pop();
             continue;
           }
-          if (u.attempt >= this.meta.maxDeliveries) {
+          if (u.attempt >= this.maxDeliveries) {
             c.ready.pop();
             u.due = Infinity;
             dead.push({ partition: c.partition, offset: o, attempts: u.attempt });
@@ -318,14 +370,14 @@ export class GroupRt {
           this.timers.push({ due, partition: c.partition, from: o, to: o, inflight: true, range: false, epoch: c.epoch });
           entries.push({ op: JournalOp.REDELIVER, partition: c.partition, offset: o, attempt: u.attempt });
           bytes += rec.value.length;
-          out.add(c.partition, rec, u.attempt);
+          out.add(c.partition, rec, u.attempt, c.epochToken);
         }
       }
 
       for (let i = 0; i < P && out.count < maxMessages && (out.count === 0 || bytes < maxBytes); i++) {
         const c = this.cursors[(start + i) % P]!;
         const { first, end } = this.host.bounds(c.partition);
-        c.clampTo(first);
+        this.clamp(c, first, entries);
         if (c.next >= end) continue;
         const recs = await this.host.read(c.partition, c.next, maxMessages - out.count, Math.max(1, maxBytes - bytes));
         const from = c.next;
@@ -337,7 +389,7 @@ export class GroupRt {
           const target = rec.headers[REPLAY_GROUP_HEADER];
           if (target !== undefined && target !== this.name) continue;
           bytes += rec.value.length;
-          out.add(c.partition, rec, 1);
+          out.add(c.partition, rec, 1, c.epochToken);
           returned.push(rec.offset);
         }
         if (to < from) continue;
@@ -354,49 +406,75 @@ export class GroupRt {
         if (returned.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true, range: true, epoch: c.epoch });
       }
       void this.journal(entries, false).catch(() => {});
-      if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.meta.maxDeliveries} deliveries`);
+      if (dead.length > 0) void this.moveToDls(dead, 'MAX_DELIVERIES', `not acknowledged after ${this.maxDeliveries} deliveries`);
     });
   }
 
   // ---------------------------------------------------------------- settle
 
-  /** The cursor a deliveryId points into; undefined for an id this group never handed out. */
-  private locate(id: string): { d: { partition: number; offset: number; attempt: number }; c: PartitionCursor } | undefined {
+  /**
+   * What a deliveryId refers to: the cursor and the parsed id, or the status to answer at once —
+   * `unknown` for an id this group never handed out (malformed, no such partition, an offset not yet
+   * delivered in any epoch), `stale` for an id of another epoch (handed out before a seek, or by an earlier
+   * incarnation of the station or group: only the current epoch's deliveries may be settled).
+   */
+  private locate(id: string): { d: ParsedDeliveryId; c: PartitionCursor } | 'unknown' | 'stale' {
     const d = parseDeliveryId(id);
     const c = d && this.cursors[d.partition];
-    return d && c && d.offset < c.next && d.attempt >= 1 ? { d, c } : undefined;
+    if (!d || !c || d.attempt < 1 || d.offset >= c.next) return 'unknown';
+    if (d.epoch !== c.epochToken) return 'stale';
+    return { d, c };
   }
 
-  /** Acks: idempotent; an ack of an older attempt of a still-waiting message acks it too (the work was done). */
+  /**
+   * Acks: idempotent. `acked` for the current attempt of a waiting message, an older attempt of it (the
+   * work was done), or one already acked; `stale` for a message dead-lettered (or on its way to the
+   * dead-letter station) and for an id of another epoch; `unknown` for an attempt never handed out.
+   */
   async ack(ids: readonly string[]): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const toSettle: { partition: number; offset: number }[] = [];
     for (const id of ids) {
       const at = this.locate(id);
-      if (!at) {
-        out.push({ deliveryId: id, status: 'unknown' });
+      if (typeof at === 'string') {
+        out.push({ deliveryId: id, status: at });
         continue;
       }
       const { d, c } = at;
-      const u = c.exceptions.get(d.offset);
-      if (u && u.due === Infinity) {
-        out.push({ deliveryId: id, status: 'stale' }); // already on its way to the dead-letter station
+      const state = c.state(d.offset);
+      if (state === 'dead') {
+        out.push({ deliveryId: id, status: 'stale' });
         continue;
       }
-      toSettle.push({ partition: d.partition, offset: d.offset });
+      if (state === 'waiting') {
+        const u = c.peek(d.offset)!;
+        if (d.attempt > u.attempt) {
+          out.push({ deliveryId: id, status: 'unknown' }); // an attempt never handed out
+          continue;
+        }
+        if (u.due === Infinity) {
+          out.push({ deliveryId: id, status: 'stale' }); // already on its way to the dead-letter station
+          continue;
+        }
+        toSettle.push({ partition: d.partition, offset: d.offset });
+      }
       out.push({ deliveryId: id, status: 'acked' });
     }
     await this.settleOffsets(toSettle, true);
     return out;
   }
 
-  /** Acks by offset ranges: every waiting offset in them, as `ack` does for their ids. Returns how many. */
+  /**
+   * Acks by offset ranges: every waiting offset in them, as `ack` does for their ids. A range naming
+   * another epoch than the partition's current one settles nothing. Returns how many were acked.
+   */
   async ackRanges(ranges: readonly OffsetRange[]): Promise<number> {
     const byPartition = new Map<number, number[]>();
     let n = 0;
     for (const r of ranges) {
       const c = this.cursors[r.partition];
       if (!c) continue;
+      if (r.epoch !== undefined && r.epoch !== c.epochToken) continue;
       let list = byPartition.get(r.partition);
       const to = Math.min(r.to, c.next - 1);
       for (let o = Math.max(r.from, c.floor); o <= to; o++) {
@@ -425,27 +503,40 @@ export class GroupRt {
     return n;
   }
 
-  /** Nacks: only the current attempt of a delivery that is out counts; others answer 'stale'. */
+  /**
+   * Nacks: only the current attempt of a delivery that is out counts. `acked` when the message was
+   * already acked (there is nothing to deliver again); `stale` for an older attempt, a delivery not out
+   * (already nacked or past its deadline), a message dead-lettered, or an id of another epoch.
+   */
   async nack(ids: readonly string[], delayMs = 0): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const now = Date.now();
     const dead: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
       const at = this.locate(id);
-      if (!at) {
-        out.push({ deliveryId: id, status: 'unknown' });
+      if (typeof at === 'string') {
+        out.push({ deliveryId: id, status: at });
         continue;
       }
       const { d, c } = at;
-      const seen = c.peek(d.offset);
-      if (!seen || !seen.inflight || seen.attempt !== d.attempt) {
+      const state = c.state(d.offset);
+      if (state !== 'waiting') {
+        out.push({ deliveryId: id, status: state === 'acked' ? 'acked' : 'stale' });
+        continue;
+      }
+      const seen = c.peek(d.offset)!;
+      if (d.attempt > seen.attempt) {
+        out.push({ deliveryId: id, status: 'unknown' });
+        continue;
+      }
+      if (!seen.inflight || seen.attempt !== d.attempt) {
         out.push({ deliveryId: id, status: 'stale' });
         continue;
       }
       const u = c.entry(d.offset)!;
       u.inflight = false;
       c.pendingCount--;
-      if (u.attempt >= this.meta.maxDeliveries) {
+      if (u.attempt >= this.maxDeliveries) {
         u.due = Infinity;
         dead.push({ partition: d.partition, offset: d.offset, attempts: u.attempt });
         out.push({ deliveryId: id, status: 'dead-lettered' });
@@ -460,25 +551,38 @@ export class GroupRt {
       }
       out.push({ deliveryId: id, status: 'nacked' });
     }
-    if (dead.length > 0) await this.moveToDls(dead, 'MAX_DELIVERIES', `nacked after ${this.meta.maxDeliveries} deliveries`);
+    if (dead.length > 0) await this.moveToDls(dead, 'MAX_DELIVERIES', `nacked after ${this.maxDeliveries} deliveries`);
     this.host.notify();
     return out;
   }
 
-  /** Dead-letters deliveries that are still waiting (any attempt). */
+  /**
+   * Dead-letters deliveries that are still waiting (any attempt handed out). `dead-lettered` also for a
+   * message already dead-lettered (idempotent); `acked` for one already acked; `stale` for an id of
+   * another epoch; `unknown` for an attempt never handed out.
+   */
   async deadLetter(ids: readonly string[], reason: string, code = 'CONSUMER_DEAD_LETTER', headers?: Record<string, string>): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const items: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
       const at = this.locate(id);
-      if (!at) {
-        out.push({ deliveryId: id, status: 'unknown' });
+      if (typeof at === 'string') {
+        out.push({ deliveryId: id, status: at });
         continue;
       }
       const { d, c } = at;
-      const seen = c.peek(d.offset);
-      if (!seen || seen.due === Infinity) {
-        out.push({ deliveryId: id, status: 'stale' });
+      const state = c.state(d.offset);
+      if (state !== 'waiting') {
+        out.push({ deliveryId: id, status: state === 'acked' ? 'acked' : 'dead-lettered' });
+        continue;
+      }
+      const seen = c.peek(d.offset)!;
+      if (d.attempt > seen.attempt) {
+        out.push({ deliveryId: id, status: 'unknown' });
+        continue;
+      }
+      if (seen.due === Infinity) {
+        out.push({ deliveryId: id, status: 'dead-lettered' }); // already on its way there
         continue;
       }
       const u = c.entry(d.offset)!;
@@ -495,11 +599,16 @@ export class GroupRt {
   /** Moves every partition's cursor (or one partition's); pending deliveries are forgotten. */
   seek(targets: { partition: number; offset: number }[]): Promise<void> {
     return this.lock.run(async () => {
-      for (const t of targets) this.cursors[t.partition]?.seek(t.offset);
-      await this.journal(
-        targets.map((t) => ({ op: JournalOp.SEEK, partition: t.partition, offset: t.offset })),
-        true,
-      );
+      const entries: JournalEntry[] = [];
+      for (const t of targets) {
+        const c = this.cursors[t.partition];
+        if (!c) continue;
+        c.seek(t.offset);
+        // A new epoch: ids handed out before the seek no longer settle anything.
+        c.setToken(newToken(c.token));
+        entries.push({ op: JournalOp.SEEK, partition: t.partition, offset: t.offset }, { op: JournalOp.EPOCH, partition: t.partition, epoch: c.token });
+      }
+      await this.journal(entries, true);
       this.host.notify();
     });
   }
@@ -517,25 +626,35 @@ export class GroupRt {
         lag: c.lag(end, first),
         pending: c.pendingCount,
         redeliveryQueued: queued,
+        lostToRetention: c.lost,
       };
     });
     return {
       station,
       group: this.name,
       createdAt: this.meta.createdAt,
-      maxAckTimeMs: this.meta.maxAckTimeMs,
-      maxDeliveries: this.meta.maxDeliveries,
+      maxAckTimeMs: this.maxAckTimeMs,
+      maxDeliveries: this.maxDeliveries,
       partitions,
       lag: partitions.reduce((n, p) => n + p.lag, 0),
       pending: partitions.reduce((n, p) => n + p.pending, 0),
       redeliveries: this.redeliveries,
       deadLettered: this.deadLettered,
+      lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
     };
   }
 
   /** Lowest ack floor per partition (ack-based retention). */
   floor(partition: number): number {
     return this.cursors[partition]?.floor ?? 1;
+  }
+}
+
+/** A random epoch token (32 bits), never `previous`. */
+function newToken(previous = -1): number {
+  for (;;) {
+    const t = randomBytes(4).readUInt32LE(0);
+    if (t !== previous) return t;
   }
 }
 

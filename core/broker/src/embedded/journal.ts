@@ -12,6 +12,12 @@ export const JournalOp = {
   SEEK: 4,
   /** Settled offsets from..to (a range ack); journals with it are not read by versions before it. */
   SETTLE_RANGE: 5,
+  /** The partition's epoch token (deliveryIds carry it); set at creation and by every seek. */
+  EPOCH: 6,
+  /** Settled offsets that were dead-lettered (remembered, so a late ack of one answers `stale`). */
+  DEAD: 7,
+  /** Retention removed what the group had not settled below `offset`: `lost` messages. */
+  RETAINED: 8,
 } as const;
 export type JournalOp = (typeof JournalOp)[keyof typeof JournalOp];
 
@@ -20,7 +26,10 @@ export type JournalEntry =
   | { op: typeof JournalOp.REDELIVER; partition: number; offset: number; attempt: number }
   | { op: typeof JournalOp.SETTLE; partition: number; offsets: readonly number[] }
   | { op: typeof JournalOp.SEEK; partition: number; offset: number }
-  | { op: typeof JournalOp.SETTLE_RANGE; partition: number; from: number; to: number };
+  | { op: typeof JournalOp.SETTLE_RANGE; partition: number; from: number; to: number }
+  | { op: typeof JournalOp.EPOCH; partition: number; epoch: number }
+  | { op: typeof JournalOp.DEAD; partition: number; offsets: readonly number[] }
+  | { op: typeof JournalOp.RETAINED; partition: number; offset: number; lost: number };
 
 const HEADER = 9; // u32 length (of type + payload), u32 crc32 of type + payload, u8 type
 
@@ -50,7 +59,21 @@ export function encodeEntry(e: JournalEntry): Buffer {
       p.writeUInt32LE(e.attempt, 12);
       return frame(e.op, p);
     }
-    case JournalOp.SETTLE: {
+    case JournalOp.EPOCH: {
+      const p = Buffer.allocUnsafe(8);
+      p.writeUInt32LE(e.partition, 0);
+      p.writeUInt32LE(e.epoch >>> 0, 4);
+      return frame(e.op, p);
+    }
+    case JournalOp.RETAINED: {
+      const p = Buffer.allocUnsafe(20);
+      p.writeUInt32LE(e.partition, 0);
+      p.writeDoubleLE(e.offset, 4);
+      p.writeDoubleLE(e.lost, 12);
+      return frame(e.op, p);
+    }
+    case JournalOp.SETTLE:
+    case JournalOp.DEAD: {
       const p = Buffer.allocUnsafe(8 + 8 * e.offsets.length);
       p.writeUInt32LE(e.partition, 0);
       p.writeUInt32LE(e.offsets.length, 4);
@@ -95,7 +118,12 @@ function decodeBody(b: Buffer): JournalEntry | undefined {
       return p.length === 20 ? { op, partition: p.readUInt32LE(0), from: p.readDoubleLE(4), to: p.readDoubleLE(12) } : undefined;
     case JournalOp.REDELIVER:
       return p.length === 16 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4), attempt: p.readUInt32LE(12) } : undefined;
-    case JournalOp.SETTLE: {
+    case JournalOp.EPOCH:
+      return p.length === 8 ? { op, partition: p.readUInt32LE(0), epoch: p.readUInt32LE(4) } : undefined;
+    case JournalOp.RETAINED:
+      return p.length === 20 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4), lost: p.readDoubleLE(12) } : undefined;
+    case JournalOp.SETTLE:
+    case JournalOp.DEAD: {
       if (p.length < 8) return undefined;
       const n = p.readUInt32LE(4);
       if (p.length !== 8 + 8 * n) return undefined;

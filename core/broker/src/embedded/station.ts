@@ -13,6 +13,8 @@ import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
 
 export interface StationMeta {
   name: string;
+  /** The incarnation id (`StationInfo.id`). */
+  id: string;
   config: StationConfig;
   createdAt: number;
   deadLetterOf?: string | undefined;
@@ -22,6 +24,8 @@ export interface StationDeps {
   defaultFsync: string;
   onFsync: (seconds: number) => void;
   deadLetter: (station: StationRt, group: string, items: DeadLetterItem[]) => Promise<void>;
+  /** Retention removed messages a group had not settled. */
+  retentionLost: (station: StationRt, group: string, partition: number, lost: number) => void;
 }
 
 export class StationRt implements GroupHost {
@@ -63,6 +67,18 @@ export class StationRt implements GroupHost {
 
   get name(): string {
     return this.meta.name;
+  }
+
+  get id(): string {
+    return this.meta.id;
+  }
+
+  deadLetterSettings(): { maxAckTimeMs: number; maxDeliveries: number } {
+    return this.meta.config.deadLetter;
+  }
+
+  retentionLost(group: string, partition: number, lost: number): void {
+    this.deps.retentionLost(this, group, partition, lost);
   }
 
   get config(): StationConfig {
@@ -239,6 +255,8 @@ export class StationRt implements GroupHost {
       if (keepFrom > log.firstOffset) await log.truncateBefore(keepFrom);
       if (r.maxBytes !== undefined && log.bytes > r.maxBytes) await log.trimToBytes(r.maxBytes);
     }
+    // Now, not at the groups' next fetch: what they lost shows in their info and metrics at once.
+    for (const g of this.groups.values()) g.clampAll();
   }
 
   async close(): Promise<void> {

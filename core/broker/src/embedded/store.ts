@@ -7,6 +7,7 @@
  *   stations/<name>/groups/<group>/group.json     group settings
  *   stations/<name>/groups/<group>/journal        group progress
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -14,6 +15,7 @@ import {
   CreateGroupBody,
   DLS_HEADERS,
   FsyncPolicy,
+  putHeader,
   REPLAY_GROUP_HEADER,
   StationConfigInput,
   StationName,
@@ -24,6 +26,7 @@ import {
 import { z } from 'zod';
 import {
   dlsName,
+  legacyStationId,
   type DeadLetterDetails,
   type Delivery,
   type DeliveryChunk,
@@ -59,14 +62,17 @@ export interface EmbeddedStoreOptions {
 const DLS_SUFFIX = '.dls';
 const StationMetaFile = z.object({
   name: StationName,
+  /** Absent in files written before incarnation ids (see legacyStationId). */
+  id: z.string().min(1).max(64).optional(),
   config: StationConfigInput,
   createdAt: z.number(),
   deadLetterOf: z.string().optional(),
 });
 const GroupMetaFile = z.object({
   createdAt: z.number(),
-  maxAckTimeMs: z.number().int().positive(),
-  maxDeliveries: z.number().int().positive(),
+  /** Absent: the station's setting applies (a change of the station's reaches the group). */
+  maxAckTimeMs: z.number().int().positive().optional(),
+  maxDeliveries: z.number().int().positive().optional(),
 });
 
 export class EmbeddedStore implements StationStore {
@@ -105,7 +111,7 @@ export class EmbeddedStore implements StationStore {
           this.log.error({ station: entry.name, issues: parsed.error?.issues }, 'station metadata is invalid; station not loaded');
           continue;
         }
-        const st = await this.openStation(parsed.data, dir);
+        const st = await this.openStation({ ...parsed.data, id: parsed.data.id ?? legacyStationId(parsed.data.name, parsed.data.createdAt) }, dir);
         await this.loadGroups(st);
         await st.rebuildDedup(now);
       } catch (err) {
@@ -145,6 +151,10 @@ export class EmbeddedStore implements StationStore {
       defaultFsync: this.fsync,
       onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
       deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
+      retentionLost: (s, group, partition, lost) => {
+        this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
+        this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
+      },
     });
     for (const [p, log] of st.logs.entries()) {
       for (const c of log.corruptRanges) {
@@ -164,7 +174,7 @@ export class EmbeddedStore implements StationStore {
       if (!e.isDirectory()) continue;
       const dir = join(gdir, e.name);
       try {
-        const meta = GroupMetaFile.parse(JSON.parse(await readFile(join(dir, 'group.json'), 'utf8')));
+        const meta = inheritDefaults(GroupMetaFile.parse(JSON.parse(await readFile(join(dir, 'group.json'), 'utf8'))), st.config);
         const { group, damaged } = await GroupRt.load(e.name, meta, st, dir);
         if (damaged) this.log.error({ station: st.name, group: e.name }, 'group journal had a damaged tail; progress after it is lost and those messages will be redelivered');
         st.groups.set(e.name, group);
@@ -227,8 +237,8 @@ export class EmbeddedStore implements StationStore {
     if (!parsed.success) throw configInvalid('station config', parsed.error);
     if (this.stations.has(name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${name}" already exists`);
     const createdAt = Date.now();
-    const st = await this.createStationRt({ name, config: parsed.data, createdAt });
-    await this.createStationRt({ name: dlsName(name), config: dlsConfig(parsed.data), createdAt, deadLetterOf: name });
+    const st = await this.createStationRt({ name, id: randomUUID(), config: parsed.data, createdAt });
+    await this.createStationRt({ name: dlsName(name), id: randomUUID(), config: dlsConfig(parsed.data), createdAt, deadLetterOf: name });
     return this.info(st);
   }
 
@@ -301,6 +311,7 @@ export class EmbeddedStore implements StationStore {
     const partitions = st.partitionInfo();
     return {
       name: st.name,
+      id: st.id,
       config: st.config,
       createdAt: st.meta.createdAt,
       ...(st.meta.deadLetterOf !== undefined && { deadLetterOf: st.meta.deadLetterOf }),
@@ -374,10 +385,11 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async createGroupFiles(st: StationRt, group: string, o: z.output<typeof CreateGroupBody>): Promise<GroupRt> {
+    // Only what the group sets itself is kept: the rest follows the station's deadLetter settings.
     const meta: GroupMeta = {
       createdAt: Date.now(),
-      maxAckTimeMs: o.maxAckTimeMs ?? st.config.deadLetter.maxAckTimeMs,
-      maxDeliveries: o.maxDeliveries ?? st.config.deadLetter.maxDeliveries,
+      ...(o.maxAckTimeMs !== undefined && { maxAckTimeMs: o.maxAckTimeMs }),
+      ...(o.maxDeliveries !== undefined && { maxDeliveries: o.maxDeliveries }),
     };
     const starts = await this.positions(st, o.start);
     const dir = st.persistent ? join(st.dir, 'groups', group) : undefined;
@@ -406,7 +418,18 @@ export class EmbeddedStore implements StationStore {
           if (pos.partition !== undefined && pos.partition >= st.partitionCount) {
             throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${st.name}" has no partition ${pos.partition}`);
           }
-          out.push(pos.partition === undefined || pos.partition === p ? Math.min(Math.max(pos.offset, first), end) : undefined);
+          if (pos.partition !== undefined && pos.partition !== p) {
+            out.push(undefined);
+            break;
+          }
+          // Past the end is an error (it would skip messages not yet produced); below the first retained
+          // offset means the first retained one (retention removed the rest).
+          if (pos.offset > end) {
+            throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`, {
+              issues: [{ path: 'offset', message: `at most ${end}` }],
+            });
+          }
+          out.push(Math.max(pos.offset, first));
           break;
         case 'timestamp':
           out.push(Math.min(Math.max(await st.logs[p]!.offsetForTimestamp(pos.timestamp), first), end));
@@ -606,7 +629,7 @@ export class EmbeddedStore implements StationStore {
       if (recs.length === 0) break;
       const messages: MessageInput[] = recs.map((r) => {
         const headers: Record<string, string> = {};
-        for (const k in r.headers) if (!k.startsWith('junction-dls-') && k !== REPLAY_GROUP_HEADER) headers[k] = r.headers[k]!;
+        for (const k in r.headers) if (!k.startsWith('junction-dls-') && k !== REPLAY_GROUP_HEADER) putHeader(headers, k, r.headers[k]!);
         if (options.group !== undefined) headers[REPLAY_GROUP_HEADER] = options.group;
         return { value: Buffer.from(r.value), key: r.key, headers };
       });
@@ -631,6 +654,17 @@ export class EmbeddedStore implements StationStore {
     await log.truncateBefore(until);
     return Math.max(0, before - log.count);
   }
+}
+
+/**
+ * Group settings written before groups inherited the station's dead-letter settings held copies of them:
+ * a copy equal to the station's current value is taken as inherited (the group then follows later changes).
+ */
+function inheritDefaults(meta: GroupMeta, config: StationConfig): GroupMeta {
+  const out: GroupMeta = { createdAt: meta.createdAt };
+  if (meta.maxAckTimeMs !== undefined && meta.maxAckTimeMs !== config.deadLetter.maxAckTimeMs) out.maxAckTimeMs = meta.maxAckTimeMs;
+  if (meta.maxDeliveries !== undefined && meta.maxDeliveries !== config.deadLetter.maxDeliveries) out.maxDeliveries = meta.maxDeliveries;
+  return out;
 }
 
 function dlsConfig(origin: StationConfig): StationConfig {

@@ -58,6 +58,12 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     labelNames: ['station', 'group'],
     registers,
   });
+  const retentionLost = new Counter({
+    name: 'junction_group_retention_lost_total',
+    help: 'Messages retention removed before the consumer group settled them (never delivered, or delivered and not acknowledged)',
+    labelNames: ['station', 'group'],
+    registers,
+  });
   const corrupt = new Counter({
     name: 'junction_corrupt_ranges_total',
     help: 'Damaged log ranges found and skipped',
@@ -172,6 +178,9 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
       case 'fsync':
         fsyncDuration.observe(e.seconds);
         break;
+      case 'retention-lost':
+        retentionLost.inc({ station: e.station, group: e.group }, e.messages);
+        break;
       case 'corruption':
         corrupt.inc({ station: e.station, partition: String(e.partition) });
         break;
@@ -187,6 +196,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     'junction_redeliveries_total',
     'junction_acked_total',
     'junction_dead_lettered_total',
+    'junction_group_retention_lost_total',
     'junction_corrupt_ranges_total',
     'junction_metrics_collect_errors_total',
     'junction_produce_duration_seconds',

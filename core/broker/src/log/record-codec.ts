@@ -21,6 +21,7 @@
 import { crc32 } from 'node:zlib';
 import { ErrorCode, JunctionError } from '../errors.js';
 import type { LogRecord, RecordInput } from './types.js';
+import { putHeader } from '@junction/protocol';
 
 /** Format/version byte at position 8 of every frame. */
 export const FRAME_MAGIC = 0xa1;
@@ -325,8 +326,7 @@ function decodeHeaders(buf: RawSlices, p: number, count: number): Record<string,
     const vl = buf.readUInt32LE(p);
     const value = buf.utf8Slice(p + 4, p + 4 + vl);
     p += 4 + vl;
-    if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-    else headers[name] = value;
+    putHeader(headers, name, value);
   }
   return headers;
 }

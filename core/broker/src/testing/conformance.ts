@@ -20,6 +20,7 @@ import { afterEach, beforeEach, describe } from 'vitest';
 import { deadLettersSection } from './conformance/dead-letters.js';
 import { fetchSection } from './conformance/fetch.js';
 import { groupsSection } from './conformance/groups.js';
+import { identitySection } from './conformance/identity.js';
 import { messagesSection } from './conformance/messages.js';
 import { reopenSection } from './conformance/reopen.js';
 import { retentionSection } from './conformance/retention.js';
@@ -48,6 +49,7 @@ export function runStationStoreConformance(target: ConformanceTarget): void {
     stationsSection(t);
     messagesSection(t);
     groupsSection(t);
+    identitySection(t);
     deadLettersSection(t);
     fetchSection(t);
     retentionSection(t);

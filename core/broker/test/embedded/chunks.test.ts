@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REPLAY_GROUP_HEADER } from '@junction/protocol';
+import { deliveryId, REPLAY_GROUP_HEADER } from '@junction/protocol';
 import { CHUNK_FIELDS, ChunkField, EmbeddedStore, type Delivery, type DeliveryChunk } from '../../src/index.js';
 
 /** What a chunk says about each message, in the shape of a Delivery (without its id). */
 function unpack(chunks: DeliveryChunk[]) {
-  const out: { partition: number; offset: number; timestamp: number; key: string | undefined; headers: Record<string, string>; value: string; attempt: number }[] = [];
+  const out: { partition: number; offset: number; timestamp: number; key: string | undefined; headers: Record<string, string>; value: string; attempt: number; id: string }[] = [];
   for (const c of chunks) {
     expect(c.nums.length).toBe(c.count * CHUNK_FIELDS);
     let bytes = 0;
@@ -28,6 +28,7 @@ function unpack(chunks: DeliveryChunk[]) {
         headers: c.headers[c.nums[o + ChunkField.headers]!]!,
         value: Buffer.from(c.data.buffer, c.data.byteOffset + start, len).toString(),
         attempt: c.attempts?.[i] ?? 1,
+        id: deliveryId(c.partition, c.nums[o + ChunkField.offset]!, c.attempts?.[i] ?? 1, c.epoch),
       });
     }
     expect(c.bytes).toBe(bytes);
@@ -85,8 +86,11 @@ describe.each([
       expect(cs.reduce((n, c) => n + c.count, 0)).toBeLessThanOrEqual(70);
       chunks.push(...cs);
     }
-    expect(unpack(chunks).sort(byPos)).toEqual(plain(viaFetch).sort(byPos));
+    // The same messages and attempts; the ids differ (each group has its own epoch).
+    expect(unpack(chunks).map(({ id: _id, ...m }) => m).sort(byPos)).toEqual(plain(viaFetch).sort(byPos));
     expect(unpack(chunks)).toHaveLength(600);
+    const { id } = await store.getStation('s');
+    expect(new Set([...chunks.map((c) => c.stationId), ...viaFetch.map((d) => d.stationId)])).toEqual(new Set([id]));
     const g = await store.getGroup('s', 'packed');
     expect(g.pending).toBe(600);
     expect(g.lag).toBe(600);
@@ -138,7 +142,7 @@ describe.each([
     expect(first.map((m) => m.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(first.every((m) => m.attempt === 1)).toBe(true);
     // Offsets 5 and 6 come back (second attempt); the rest of the range is acked by range with them still out.
-    await store.nack('s', 'g', ['0-5-1', '0-6-1']);
+    expect((await store.nack('s', 'g', [first[4]!.id, first[5]!.id])).map((o) => o.status)).toEqual(['nacked', 'nacked']);
     const again = unpack(await store.fetchChunks('s', 'g', { maxMessages: 20, maxBytes: 1 << 20, waitMs: 0 }));
     expect(again.map((m) => [m.offset, m.attempt, m.value])).toEqual([
       [5, 2, 'm5'],
@@ -198,7 +202,7 @@ describe.each([
       await store.produce('s', [{ value: Buffer.from(`old-${round}`) }]);
       secrets();
       const [first] = unpack(await store.fetchChunks('s', 'g', { maxMessages: 1, maxBytes: 1 << 20, waitMs: 0 }));
-      await store.nack('s', 'g', [`0-${first!.offset}-${first!.attempt}`]);
+      await store.nack('s', 'g', [first!.id]);
       secrets();
       await store.produce('s', [{ value: Buffer.from(`new-${round}`) }]);
       secrets();
@@ -261,8 +265,8 @@ describe.each([
     await store.createStation('s', { partitions: 1, storage });
     await store.createGroup('s', 'g', { maxDeliveries: 1 });
     await store.produce('s', [{ value: Buffer.from('1') }, { value: Buffer.from('2') }]);
-    await store.fetchChunks('s', 'g', { maxMessages: 10, maxBytes: 1 << 20, waitMs: 0 });
-    await store.nack('s', 'g', ['0-1-1']); // the last attempt: dead-lettered
+    const [one] = unpack(await store.fetchChunks('s', 'g', { maxMessages: 10, maxBytes: 1 << 20, waitMs: 0 }));
+    expect(await store.nack('s', 'g', [one!.id])).toEqual([{ deliveryId: one!.id, status: 'dead-lettered' }]); // the last attempt
     await store.ackRanges('s', 'g', [{ partition: 0, from: 1, to: 2 }]);
     const g = await store.getGroup('s', 'g');
     expect(g.deadLettered).toBe(1);

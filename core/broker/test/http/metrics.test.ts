@@ -24,6 +24,22 @@ function value(text: string, series: string): number | undefined {
 }
 
 describe('broker metrics', () => {
+  it("counts what retention removed before a group settled it, and shows it in the group's info", async () => {
+    await createStation(t.app, 'r');
+    await produceText(t.app, 'r', ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+    await t.app.inject({ method: 'POST', url: '/v1/stations/r/groups/g/fetch', payload: { maxMessages: 3 } });
+    const patch = await t.app.inject({ method: 'PATCH', url: '/v1/stations/r', payload: { retention: { maxMessages: 2 } } });
+    expect(patch.statusCode).toBe(200);
+    let info: { lostToRetention: number; pending: number; lag: number; partitions: { lostToRetention: number }[] } | undefined;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+      info = (await t.app.inject({ method: 'GET', url: '/v1/stations/r/groups/g' })).json();
+      if (info!.lostToRetention === 8) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(info).toMatchObject({ lostToRetention: 8, pending: 0, lag: 2, partitions: [{ lostToRetention: 8 }] });
+    expect(value(await scrape(), 'junction_group_retention_lost_total{station="r",group="g"}')).toBe(8);
+  });
+
   it('counts traffic and computes gauges at scrape time', async () => {
     await createStation(t.app, 'm', { partitions: 2 });
     await produceText(t.app, 'm', ['a', 'bb', 'ccc']);
