@@ -27,7 +27,7 @@ import { GroupName, MiB, StationName, type StationConfigInput } from '@junction/
 import type { MessageInput, ProduceResult, StationStore } from '../contract.js';
 import { ErrorCode, isJunctionError } from '../errors.js';
 import { bodyInvalid, parseBody, toApiError } from './errors.js';
-import { DEFAULT_PRODUCE_BODY_LIMIT, registerJsonParser, withDisconnectSignal, type ProduceObserver } from './routes.js';
+import { DEFAULT_PRODUCE_BODY_LIMIT, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
 
 export interface MemphisRoutesOptions {
   store: StationStore;
@@ -189,8 +189,12 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
       message: Buffer.from(d.value.buffer, d.value.byteOffset, d.value.byteLength).toString('utf8'),
       headers: d.headers,
     }));
-    // Gateway semantics: a message is acked when it is handed out (Memphis: maxMsgDeliveries = 1).
-    if (deliveries.length > 0) await store.ack(station, group, deliveries.map((d) => d.deliveryId));
+    // Gateway semantics: a message is acked when it is handed out (Memphis: maxMsgDeliveries = 1) — once
+    // the answer is written to the socket; when the client went away first, the messages are given back.
+    if (deliveries.length > 0) {
+      const ids = deliveries.map((d) => d.deliveryId);
+      settleByAnswer(reply, () => store.ack(station, group, ids), () => store.nack(station, group, ids));
+    }
     return answer;
   });
 

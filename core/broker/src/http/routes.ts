@@ -177,6 +177,8 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     const deliveries = await withDisconnectSignal(reply, (signal) =>
       store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
     );
+    // Deliveries whose answer never reached the socket come back at once, not after their ack deadline.
+    if (deliveries.length > 0) settleByAnswer(reply, async () => {}, () => store.nack(station, group, deliveries.map((d) => d.deliveryId)));
     if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries.map((d) => toWire(d, d.deliveryCount, d.deliveryId))));
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
@@ -322,6 +324,40 @@ function fromOffsetOf(fromOffset: number | undefined): number | undefined {
  * Runs a long poll with a signal that fires when the client goes away before the answer is sent,
  * so a dropped connection ends the wait instead of holding deliveries for nobody.
  */
+/**
+ * Settles what an answer carries by what became of the answer: `written` once it was handed to the
+ * socket in full, `giveBack` when the client went away first (the connection closed before the answer was
+ * written, or had already closed when the deliveries were taken). Exactly one of the two runs; its
+ * failure is logged. "Written" means handed to the operating system: a client that vanishes after that
+ * may still miss the answer (what an ack-on-delivery protocol cannot avoid).
+ */
+export function settleByAnswer(reply: FastifyReply, written: () => Promise<unknown>, giveBack: () => Promise<unknown>): void {
+  const res = reply.raw;
+  let done = false;
+  const settle = (ok: boolean): void => {
+    if (done) return;
+    done = true;
+    res.off('finish', onFinish);
+    res.off('close', onClose);
+    (ok ? written : giveBack)().catch((err: unknown) => reply.log.warn({ err }, ok ? 'settling the deliveries of an answer failed' : 'giving back the deliveries of an unsent answer failed'));
+  };
+  // A client that closed its side of the connection (FIN) will not read the answer, whatever the write
+  // did: it counts as gone (one that half-closes and still reads gets the messages again: a duplicate,
+  // never a loss).
+  const clientGone = (): boolean => {
+    const sock = reply.request.raw.socket as { destroyed?: boolean; readableEnded?: boolean } | null | undefined;
+    return sock?.destroyed === true || sock?.readableEnded === true;
+  };
+  const onFinish = (): void => settle(!clientGone());
+  const onClose = (): void => settle(res.writableFinished && !clientGone());
+  if (res.destroyed || clientGone()) {
+    settle(false);
+    return;
+  }
+  res.on('finish', onFinish);
+  res.on('close', onClose);
+}
+
 export async function withDisconnectSignal<T>(reply: FastifyReply, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const res = reply.raw;
