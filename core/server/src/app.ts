@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, registerBrokerMetrics } from '@junction/broker';
+import { BodyGate, brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, refuseUnexpectedBodies, registerBrokerMetrics } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
 import { connectRoutes } from '@junction/connect';
 import type { ConnectRuntime } from '@junction/connect';
@@ -36,6 +36,9 @@ export interface BuildAppOptions {
   metricsRegistry?: Registry | undefined;
 }
 
+/** The body limit of routes that do not set their own (every route but produce and settle): 1 MiB. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
 /** The header that carries the request id in and out; an incoming one is kept (for tracing across hops). */
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -56,7 +59,11 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? CONFIG_DEFAULTS.bodyLimitBytes;
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'info' } }),
-    bodyLimit,
+    // Routes that take large bodies (produce; settle) set their own limit: nothing else needs megabytes,
+    // and every byte a route accepts is a byte an attacker can make it parse.
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    // Fastify's own early errors (a malformed URL, ...) answer in our shape too.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
     requestIdHeader: REQUEST_ID_HEADER,
     genReqId: () => randomUUID(),
     // Keep-alive sockets would hold close() open until they time out.
@@ -66,6 +73,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  app.addHook('onRequest', refuseUnexpectedBodies(DEFAULT_BODY_LIMIT));
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
@@ -104,8 +112,10 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     return reply.type(registry.contentType).send(text);
   });
 
-  void app.register(brokerRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
-  void app.register(memphisRoutes, { store, bodyLimit, metrics: brokerMetrics, logLevel });
+  // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
+  const bodyGate = new BodyGate({ maxBytes: bodyLimit });
+  void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
+  void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   return app;

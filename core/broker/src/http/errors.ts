@@ -16,8 +16,12 @@ export const HttpErrorCode = {
   ROUTE_NOT_FOUND: 'ROUTE_NOT_FOUND',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   BODY_TOO_LARGE: 'BODY_TOO_LARGE',
-  /** A 4xx from fastify that has no better code (e.g. a malformed header). */
+  /** A 4xx from fastify that has no better code (e.g. a malformed header or URL). */
   BAD_REQUEST: 'BAD_REQUEST',
+  /** Too many large bodies are being received at once (see BodyGate): retry. */
+  SERVER_BUSY: 'SERVER_BUSY',
+  /** The client closed the connection before its request was read in full (nobody sees the answer). */
+  REQUEST_ABORTED: 'REQUEST_ABORTED',
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
@@ -39,7 +43,9 @@ const STATUS: Record<string, number> = {
   [ErrorCode.MESSAGE_TOO_LARGE]: 413,
   [HttpErrorCode.BODY_TOO_LARGE]: 413,
   [HttpErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
+  [HttpErrorCode.REQUEST_ABORTED]: 400,
   [ErrorCode.STORE_CLOSED]: 503,
+  [HttpErrorCode.SERVER_BUSY]: 503,
 };
 
 /** The HTTP status of an error code: 404 not found, 409 exists, 400/422 bad input, 413, 415, 503 closed, else 500. */
@@ -59,6 +65,11 @@ export function toApiError(err: unknown, request?: FastifyRequest): { status: nu
   }
   const fe = err as Partial<FastifyError> | null | undefined;
   const fcode = typeof fe?.code === 'string' ? fe.code : undefined;
+  // The client went away while its body was being read (Node's "aborted", ECONNRESET): not our failure,
+  // and nobody will read the answer.
+  if (fcode === 'ECONNRESET' || fcode === 'ECONNABORTED' || request?.raw.aborted === true) {
+    return clientError(400, HttpErrorCode.REQUEST_ABORTED, 'the client closed the connection before the request was read');
+  }
   switch (fcode) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     {

@@ -11,6 +11,7 @@ export {
 export {
   brokerRoutes,
   DEFAULT_PRODUCE_BODY_LIMIT,
+  JSON_PRODUCE_BODY_LIMIT,
   MAX_PRODUCE_MESSAGES,
   SETTLE_BODY_LIMIT,
   NDJSON_CONTENT_TYPE,
@@ -19,5 +20,6 @@ export {
   type JsonMessage,
   type JsonDelivery,
 } from './routes.js';
+export { BodyGate, GATE_FREE_BYTES, gateLargeBodies, refuseUnexpectedBodies, type BodyConfig, type BodyGateOptions } from './limits.js';
 export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions } from './memphis.js';
 export { registerBrokerMetrics, metricsRoutes, type BrokerMetrics } from './metrics.js';

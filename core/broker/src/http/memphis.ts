@@ -27,12 +27,15 @@ import { GroupName, MiB, StationName, type StationConfigInput } from '@junction/
 import type { MessageInput, ProduceResult, StationStore } from '../contract.js';
 import { ErrorCode, isJunctionError } from '../errors.js';
 import { bodyInvalid, parseBody, toApiError } from './errors.js';
-import { DEFAULT_PRODUCE_BODY_LIMIT, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
+import { BodyGate, gateLargeBodies } from './limits.js';
+import { DEFAULT_PRODUCE_BODY_LIMIT, JSON_PRODUCE_BODY_LIMIT, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
 
 export interface MemphisRoutesOptions {
   store: StationStore;
   /** Body limit of the produce routes in bytes. Default 64 MiB. */
   bodyLimit?: number | undefined;
+  /** The budget of large bodies in flight (see BrokerRoutesOptions.bodyGate). Default: its own. */
+  bodyGate?: BodyGate | undefined;
   /** Create an unknown station on produce / consume, like Memphis did. Default false (404). */
   autoCreateStations?: boolean | undefined;
   /** Config of stations created by autoCreateStations. Default: Junction's station defaults. */
@@ -108,9 +111,10 @@ const RefreshBody = z.object({
 export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (app, opts) => {
   const { store, metrics } = opts;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_PRODUCE_BODY_LIMIT;
+  const gate = gateLargeBodies(opts.bodyGate ?? new BodyGate(), bodyLimit);
   app.setErrorHandler(memphisErrorHandler);
   app.removeAllContentTypeParsers();
-  registerJsonParser(app);
+  registerJsonParser(app, Math.min(bodyLimit, JSON_PRODUCE_BODY_LIMIT));
 
   const produce = async (station: string, messages: MessageInput[]): Promise<ProduceResult[]> => {
     const started = process.hrtime.bigint();
@@ -137,7 +141,7 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
   await app.register(async (raw: FastifyInstance) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    raw.post('/stations/:station/produce/single', { bodyLimit }, async (req, reply) => {
+    raw.post('/stations/:station/produce/single', { bodyLimit, onRequest: gate }, async (req, reply) => {
       const station = stationOf(req);
       const message: MessageInput = { value: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headers: messageHeaders(req) };
       const msgId = singleHeader(req, 'msg-id');
@@ -150,7 +154,7 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
     });
   });
 
-  app.post('/stations/:station/produce/batch', { bodyLimit }, async (req, reply) => {
+  app.post('/stations/:station/produce/batch', { onRequest: gate }, async (req, reply) => {
     const station = stationOf(req);
     const body: unknown = req.body;
     if (!Array.isArray(body)) throw bodyInvalid('', 'body must be a JSON array with one element per message');

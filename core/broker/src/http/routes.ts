@@ -38,9 +38,16 @@ import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage
 import { dlsName } from '../contract.js';
 import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
+import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
 
 /** Default largest produce body (any of the three encodings). */
 export const DEFAULT_PRODUCE_BODY_LIMIT = 64 * 1024 * 1024;
+/**
+ * Largest JSON produce body (at most the produce limit): JSON.parse of a hostile body holds ~9× its size
+ * (a 60 MB array of zeros is 550 MB of heap), so JSON takes less than NDJSON and binary batches, whose
+ * decoding holds little more than the body. 16 MiB carries an 8 MiB message in base64.
+ */
+export const JSON_PRODUCE_BODY_LIMIT = 16 * 1024 * 1024;
 /** Body limit of ack / nack / dead-letter: AckBody allows 100000 ids of up to 64 characters. */
 export const SETTLE_BODY_LIMIT = 8 * 1024 * 1024;
 /** Most messages one produce request may carry (same bound as ProduceBody). */
@@ -57,6 +64,11 @@ export interface BrokerRoutesOptions {
   store: StationStore;
   /** Body limit of the produce route in bytes. Default 64 MiB. Other routes keep the server's limit. */
   bodyLimit?: number | undefined;
+  /**
+   * The budget of large bodies in flight, shared by every route that takes them (core/server passes one
+   * to the broker's and the Memphis routes). Default: one of this plugin's own.
+   */
+  bodyGate?: BodyGate | undefined;
   /** Produce latency goes here (see registerBrokerMetrics). */
   metrics?: ProduceObserver | undefined;
 }
@@ -98,10 +110,13 @@ const BinaryMessageMeta = z.object({
 export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app, opts) => {
   const { store, metrics } = opts;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_PRODUCE_BODY_LIMIT;
+  const jsonLimit = Math.min(bodyLimit, JSON_PRODUCE_BODY_LIMIT);
+  const bodyGate = opts.bodyGate ?? new BodyGate();
+  const gate = gateLargeBodies(bodyGate, bodyLimit);
+  const settleGate = gateLargeBodies(bodyGate, SETTLE_BODY_LIMIT);
   app.setErrorHandler(errorHandler);
   app.removeAllContentTypeParsers();
   registerJsonParser(app);
-  app.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   // ---- stations ----
   app.post('/v1/stations', async (req, reply) => {
@@ -134,13 +149,19 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   });
 
   // ---- messages ----
-  app.post('/v1/stations/:station/messages', { bodyLimit }, async (req) => {
-    const station = stationOf(req);
-    const messages = produceInput(req);
-    const started = process.hrtime.bigint();
-    const results = await store.produce(station, messages);
-    metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
-    return { results: results.map(toOutcome) };
+  // Produce in a scope of its own: its parsers have the large limits (JSON less than the others).
+  await app.register(async (scope: FastifyInstance) => {
+    scope.removeAllContentTypeParsers();
+    registerJsonParser(scope, jsonLimit);
+    scope.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+    scope.post('/v1/stations/:station/messages', { onRequest: gate }, async (req) => {
+      const station = stationOf(req);
+      const messages = produceInput(req);
+      const started = process.hrtime.bigint();
+      const results = await store.produce(station, messages);
+      metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
+      return { results: results.map(toOutcome) };
+    });
   });
 
   app.get('/v1/stations/:station/messages', async (req, reply) => {
@@ -183,19 +204,19 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
 
-  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(AckBody, req.body);
     return settleAnswer(await store.ack(station, group, body.deliveryIds), 'acked', body.summary);
   });
 
-  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(NackBody, req.body);
     return settleAnswer(await store.nack(station, group, body.deliveryIds, body.delayMs), 'nacked', body.summary);
   });
 
-  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(DeadLetterBody, req.body);
     return settleAnswer(await store.deadLetter(station, group, body.deliveryIds, body.reason), 'dead-lettered', body.summary);
@@ -246,7 +267,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return store.replayDeadLetters(station, body);
   });
 
-  app.delete('/v1/stations/:station/dls', async (req) => {
+  app.delete('/v1/stations/:station/dls', { config: { acceptsBody: true } satisfies BodyConfig }, async (req) => {
     const station = stationOf(req);
     const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
     const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
@@ -265,10 +286,10 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
  * the syntax error, and treats an empty body as no body (clients send `Content-Type: application/json`
  * on bodiless POST/DELETE). Keeps fastify's protection against `__proto__` / `constructor.prototype` keys.
  */
-export function registerJsonParser(app: FastifyInstance): void {
+export function registerJsonParser(app: FastifyInstance, bodyLimit?: number): void {
   const base = app.getDefaultJsonParser('error', 'error');
   if (app.hasContentTypeParser('application/json')) app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string', ...(bodyLimit !== undefined && { bodyLimit }) }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);
@@ -391,12 +412,13 @@ function produceInput(req: FastifyRequest): MessageInput[] {
 /**
  * NDJSON produce: every `\n` ends a message whose value is the line's raw bytes (a `\r` before the
  * `\n` is dropped). The last line needs no `\n`, and a final `\n` does not make an empty message; an
- * empty line in the middle is an empty message, so the lines come back byte for byte.
+ * empty line in the middle is an empty message, so the lines come back byte for byte. Stops after
+ * `max` + 1 lines (a body of newlines would otherwise be millions of objects).
  */
-export function splitLines(buf: Buffer): Buffer[] {
+export function splitLines(buf: Buffer, max = Number.MAX_SAFE_INTEGER): Buffer[] {
   const lines: Buffer[] = [];
   let start = 0;
-  while (start < buf.length) {
+  while (start < buf.length && lines.length <= max) {
     const nl = buf.indexOf(0x0a, start);
     if (nl === -1) {
       lines.push(buf.subarray(start));
@@ -410,7 +432,7 @@ export function splitLines(buf: Buffer): Buffer[] {
 }
 
 function ndjsonMessages(body: unknown): MessageInput[] {
-  const lines = Buffer.isBuffer(body) ? splitLines(body) : [];
+  const lines = Buffer.isBuffer(body) ? splitLines(body, MAX_PRODUCE_MESSAGES) : [];
   if (lines.length === 0) throw bodyInvalid('', 'an NDJSON body needs at least one line');
   if (lines.length > MAX_PRODUCE_MESSAGES) throw bodyInvalid('', `at most ${MAX_PRODUCE_MESSAGES} messages per request`);
   return lines.map((value) => ({ value }));
