@@ -127,9 +127,20 @@ export class JunctionClient {
     return this.json<StationInfo>({ ...opts, method: 'POST', path: '/v1/stations', json: { ...config, name } });
   }
 
-  async listStations(opts?: CallOptions): Promise<StationInfo[]> {
-    const r = await this.json<{ stations: StationInfo[] }>({ ...opts, method: 'GET', path: '/v1/stations', idempotent: true });
-    return r.stations;
+  /** Every station (dead-letter stations included), in name order: follows the pages to the end. */
+  async listStations(opts?: CallOptions & { prefix?: string }): Promise<StationInfo[]> {
+    const all: StationInfo[] = [];
+    for (let after: string | undefined; ; ) {
+      const p = await this.listStationsPage({ after, prefix: opts?.prefix }, opts);
+      all.push(...p.stations);
+      if (p.next === undefined) return all;
+      after = p.next;
+    }
+  }
+
+  /** One page of stations in name order: after the cursor `after`, starting with `prefix`, at most `limit` (≤ 1000); `next` is the next page's cursor. */
+  async listStationsPage(page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {}, opts?: CallOptions): Promise<{ stations: StationInfo[]; next?: string }> {
+    return this.json<{ stations: StationInfo[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/stations${query(page)}`, idempotent: true });
   }
 
   /** STATION_NOT_FOUND (404) when it does not exist. */
@@ -192,9 +203,15 @@ export class JunctionClient {
     return this.json<GroupInfo>({ ...opts, method: 'GET', path: groupPath(station, group), idempotent: true });
   }
 
+  /** Every group of the station, in name order (follows the pages to the end). */
   async listGroups(station: string, opts?: CallOptions): Promise<GroupInfo[]> {
-    const r = await this.json<{ groups: GroupInfo[] }>({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/groups`, idempotent: true });
-    return r.groups;
+    const all: GroupInfo[] = [];
+    for (let after: string | undefined; ; ) {
+      const r = await this.json<{ groups: GroupInfo[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/groups${query({ after })}`, idempotent: true });
+      all.push(...r.groups);
+      if (r.next === undefined) return all;
+      after = r.next;
+    }
   }
 
   async deleteGroup(station: string, group: string, opts?: CallOptions): Promise<void> {

@@ -41,6 +41,18 @@ function indexOf(value: Uint8Array): number {
 }
 
 describe('admin API', () => {
+  it('listStations follows the pages to the end; listStationsPage answers one page', async () => {
+    const c = client!;
+    // 501 stations and their dead-letter stations: 1002, more than one page of 1000.
+    const names = Array.from({ length: 501 }, (_, i) => `p-${String(i).padStart(3, '0')}`);
+    for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n) => c.createStation(n, { storage: 'memory' })));
+    const all = await c.listStations();
+    expect(all.map((s) => s.name)).toEqual(names.flatMap((n) => [n, `${n}.dls`]));
+    const page = await c.listStationsPage({ limit: 3, prefix: 'p-1', after: 'p-100.dls' });
+    expect(page).toMatchObject({ next: 'p-102' });
+    expect(page.stations.map((s) => s.name)).toEqual(['p-101', 'p-101.dls', 'p-102']);
+  });
+
   it('creates, reads, lists, updates and deletes stations and groups', async () => {
     const c = client!;
     expect((await c.health()).status).toBe('ok');

@@ -106,6 +106,20 @@ export const BrowseQuery = z.strictObject({
   encoding: z.enum(['utf8', 'base64']).optional(),
 });
 
+/** Most items one page of a listing holds, and the default when `limit` is absent. */
+export const MAX_PAGE = 1000;
+
+/**
+ * A page of a listing (stations, groups): items in name order, those after the cursor `after` (a name the
+ * previous page ended with), starting with `prefix`, at most `limit`.
+ */
+export const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(MAX_PAGE),
+  after: z.string().min(1).max(200).optional(),
+  prefix: z.string().min(1).max(200).optional(),
+});
+export type ListQuery = z.input<typeof ListQuery>;
+
 export const FetchBody = z.strictObject({
   maxMessages: z.int().min(1).max(10_000).default(100),
   maxBytes: z.int().min(1).max(256 * MiB).default(8 * MiB),

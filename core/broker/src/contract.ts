@@ -157,6 +157,13 @@ export interface ReadOptions {
   maxBytes?: number | undefined;
 }
 
+/** Which part of a listing to answer: names in order, after `after`, starting with `prefix`, at most `limit`. */
+export interface ListOptions {
+  limit?: number | undefined;
+  after?: string | undefined;
+  prefix?: string | undefined;
+}
+
 export interface DeadLetterDetails {
   code?: string | undefined;
   headers?: Record<string, string> | undefined;
@@ -192,7 +199,11 @@ export interface StationStore {
   /** Deletes the station, its groups and its dead-letter station. */
   deleteStation(name: string): Promise<void>;
   getStation(name: string): Promise<StationInfo>;
-  listStations(): Promise<StationInfo[]>;
+  /**
+   * Stations in name order (dead-letter stations included). With options, only those after `after` and
+   * starting with `prefix`, at most `limit`: a store with many stations need not build every answer.
+   */
+  listStations(options?: ListOptions): Promise<StationInfo[]>;
 
   /**
    * Stores a batch. Each message is stored, answered as a duplicate, or rejected (too large) on its
@@ -205,7 +216,8 @@ export interface StationStore {
   /** Creates a group; GROUP_EXISTS if it exists. Groups are also created on first fetch (at earliest). */
   createGroup(station: string, group: string, options?: GroupOptions): Promise<GroupInfo>;
   getGroup(station: string, group: string): Promise<GroupInfo>;
-  listGroups(station: string): Promise<GroupInfo[]>;
+  /** The station's groups in name order; options as for listStations. */
+  listGroups(station: string, options?: ListOptions): Promise<GroupInfo[]>;
   deleteGroup(station: string, group: string): Promise<void>;
   /**
    * Delivers up to maxMessages / maxBytes (at least one message even if larger than maxBytes):
@@ -251,6 +263,18 @@ export interface StationStore {
 export function legacyStationId(name: string, createdAt: number): string {
   const h = createHash('sha256').update(`${name}\u0000${createdAt}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * Applies ListOptions to names (any order in, name order out): the engines' shared implementation, and
+ * what the HTTP layer applies again to whatever an engine answers.
+ */
+export function pageOfNames(names: Iterable<string>, options: ListOptions = {}): string[] {
+  const { after, prefix, limit } = options;
+  const out: string[] = [];
+  for (const n of names) if ((after === undefined || n > after) && (prefix === undefined || n.startsWith(prefix))) out.push(n);
+  out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return limit === undefined ? out : out.slice(0, limit);
 }
 
 /** The dead-letter station of a station. */

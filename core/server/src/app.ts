@@ -90,7 +90,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     options.isReady ??
     (async () => {
       try {
-        await store.listStations();
+        await store.listStations({ limit: 1 });
         return true;
       } catch {
         return false;

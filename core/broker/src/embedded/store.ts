@@ -27,12 +27,14 @@ import { z } from 'zod';
 import {
   dlsName,
   legacyStationId,
+  pageOfNames,
   type DeadLetterDetails,
   type Delivery,
   type DeliveryChunk,
   type FetchOptions,
   type GroupInfo,
   type GroupOptions,
+  type ListOptions,
   type MessageInput,
   type OffsetRange,
   type ProduceResult,
@@ -302,9 +304,9 @@ export class EmbeddedStore implements StationStore {
     return this.info(this.station(name));
   }
 
-  async listStations(): Promise<StationInfo[]> {
+  async listStations(options?: ListOptions): Promise<StationInfo[]> {
     this.check();
-    return [...this.stations.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => this.info(s));
+    return pageOfNames(this.stations.keys(), options).map((name) => this.info(this.stations.get(name)!));
   }
 
   private info(st: StationRt): StationInfo {
@@ -444,9 +446,9 @@ export class EmbeddedStore implements StationStore {
     return this.group(st, group).info(st.name);
   }
 
-  async listGroups(station: string): Promise<GroupInfo[]> {
+  async listGroups(station: string, options?: ListOptions): Promise<GroupInfo[]> {
     const st = this.station(station);
-    return [...st.groups.keys()].sort().map((g) => st.groups.get(g)!.info(st.name));
+    return pageOfNames(st.groups.keys(), options).map((g) => st.groups.get(g)!.info(st.name));
   }
 
   async deleteGroup(station: string, group: string): Promise<void> {

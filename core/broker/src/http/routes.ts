@@ -15,6 +15,7 @@ import {
   BATCH_CONTENT_TYPE,
   BatchDecodeError,
   BrowseQuery,
+  ListQuery,
   CreateGroupBody,
   CreateStationBody,
   DeadLetterBody,
@@ -35,7 +36,7 @@ import {
   type WireMessage,
 } from '@junction/protocol';
 import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
-import { dlsName } from '../contract.js';
+import { dlsName, pageOfNames } from '../contract.js';
 import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
 import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
@@ -125,7 +126,10 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return reply.code(201).send(info);
   });
 
-  app.get('/v1/stations', async () => ({ stations: await store.listStations() }));
+  app.get('/v1/stations', async (req) => {
+    const q = parseBody(ListQuery, req.query);
+    return page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+  });
 
   app.get('/v1/stations/:station', async (req) => store.getStation(stationOf(req)));
 
@@ -179,7 +183,11 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return reply.code(201).send(info);
   });
 
-  app.get('/v1/stations/:station/groups', async (req) => ({ groups: await store.listGroups(stationOf(req)) }));
+  app.get('/v1/stations/:station/groups', async (req) => {
+    const station = stationOf(req);
+    const q = parseBody(ListQuery, req.query);
+    return page('groups', await store.listGroups(station, { ...q, limit: q.limit + 1 }), q);
+  });
 
   app.get('/v1/stations/:station/groups/:group', async (req) => {
     const { station, group } = groupOf(req);
@@ -280,6 +288,21 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
 
 // ---------------------------------------------------------------------------------------------
 // helpers (exported for memphis.ts; not part of the package's public face)
+
+/**
+ * One page of a listing: `{ [key]: items, next? }`, `next` being the cursor (`after`) of the following
+ * page when there is one. Applies the query to what the engine answered (an engine may ignore options).
+ */
+function page<K extends string, T extends { name?: string; group?: string }>(key: K, items: T[], q: z.output<typeof ListQuery>): Record<K, T[]> & { next?: string } {
+  const nameOf = (i: T): string => i.name ?? i.group ?? '';
+  const byName = new Map(items.map((i) => [nameOf(i), i]));
+  const names = pageOfNames(byName.keys(), { after: q.after, prefix: q.prefix, limit: q.limit + 1 });
+  const more = names.length > q.limit;
+  const kept = more ? names.slice(0, q.limit) : names;
+  const out = { [key]: kept.map((n) => byName.get(n)!) } as Record<K, T[]> & { next?: string };
+  if (more) out.next = kept[kept.length - 1]!;
+  return out;
+}
 
 /**
  * Replaces fastify's JSON parser in `app`'s scope with one that answers 400 BODY_INVALID carrying

@@ -35,6 +35,41 @@ describe('stations over HTTP', () => {
     expect(gone.json()).toMatchObject({ code: 'STATION_NOT_FOUND' });
   });
 
+  it('lists stations and groups in pages: limit, after (the cursor in next), prefix; bad queries answer 400', async () => {
+    const names = Array.from({ length: 25 }, (_, i) => `st-${String(i).padStart(2, '0')}`);
+    for (const n of names) await createStation(t.app, n);
+    await createStation(t.app, 'other');
+    const all: string[] = [];
+    let next: string | undefined;
+    let pages = 0;
+    do {
+      const res = await t.app.inject({ method: 'GET', url: `/v1/stations?limit=10&prefix=st-${next ? `&after=${next}` : ''}` });
+      expect(res.statusCode).toBe(200);
+      const body = res.json() as { stations: { name: string }[]; next?: string };
+      expect(body.stations.length).toBeLessThanOrEqual(10);
+      all.push(...body.stations.map((s) => s.name));
+      next = body.next;
+      pages++;
+    } while (next !== undefined);
+    // Dead-letter stations are stations too: st-00, st-00.dls, st-01, ...
+    expect(all).toEqual(names.flatMap((n) => [n, `${n}.dls`]));
+    expect(pages).toBe(5);
+    // Without a query: the first 1000 in name order, no next.
+    const first = (await t.app.inject({ method: 'GET', url: '/v1/stations' })).json() as { stations: { name: string }[]; next?: string };
+    expect(first.stations).toHaveLength(52);
+    expect(first.next).toBeUndefined();
+    for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'after=', 'nope=1']) {
+      const res = await t.app.inject({ method: 'GET', url: `/v1/stations?${bad}` });
+      expect(res.statusCode, bad).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'BODY_INVALID' });
+    }
+    for (const g of ['c', 'a', 'b']) await t.app.inject({ method: 'PUT', url: `/v1/stations/other/groups/${g}`, payload: {} });
+    const g1 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2' })).json() as { groups: { group: string }[]; next?: string };
+    expect([g1.groups.map((g) => g.group), g1.next]).toEqual([['a', 'b'], 'b']);
+    const g2 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2&after=b' })).json() as { groups: { group: string }[]; next?: string };
+    expect([g2.groups.map((g) => g.group), g2.next]).toEqual([['c'], undefined]);
+  });
+
   it('answers 409 for an existing station and keeps its data', async () => {
     await createStation(t.app, 'orders');
     await produceText(t.app, 'orders', ['kept']);
