@@ -23,7 +23,7 @@ import { readJson, removeFile, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences } from './secrets.js';
 import { SinkRunner } from './sink-runner.js';
-import type { TaskStatus } from './sink-runner.js';
+import type { RetryingStatus, TaskStatus } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
@@ -66,7 +66,14 @@ export interface ConnectorStatus {
   /** Sink: messages of the station its group has not acknowledged. */
   lag?: number | undefined;
   throughput: { msgsPerSec: number; bytesPerSec: number };
+  /** The newest error of the connector or any of its tasks (kept after they recovered; see `retrying`). */
   lastError?: { code: string; message: string; at: number } | undefined;
+  /**
+   * Present while messages keep failing and are retried, or the connector keeps failing to start:
+   * since the earliest of its tasks' `retrying.since` (or its first failed start), attempts summed over
+   * its tasks (or failed starts), the next attempt due.
+   */
+  retrying?: RetryingStatus | undefined;
 }
 
 /** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
@@ -119,6 +126,10 @@ interface ConnectorRt extends Stored {
   trace?: string | undefined;
   lastError?: { code: string; message: string; at: number } | undefined;
   startFailures: number;
+  /** The first of the current run of failed starts (ms since epoch). */
+  startFailingSince?: number | undefined;
+  /** When the next start is tried. */
+  nextStartAt?: number | undefined;
   startTimer?: NodeJS.Timeout | undefined;
   deleted: boolean;
   /** The tasks the current runner runs. */
@@ -161,6 +172,15 @@ export class ConnectRuntime {
             const lag = await c.runner.lag();
             if (lag !== undefined) out.push({ connector: c.declaration.name, lag });
           }
+        }
+        return out;
+      },
+      retrying: () => {
+        const out: { connector: string; task: number; since?: number | undefined }[] = [];
+        for (const c of this.connectors.values()) {
+          if (!c.runner) continue;
+          const owned = new Set(c.owned ?? []);
+          for (const t of c.runner.taskStatuses()) if (owned.has(t.id)) out.push({ connector: c.declaration.name, task: t.id, since: t.retrying?.since });
         }
         return out;
       },
@@ -275,6 +295,7 @@ export class ConnectRuntime {
         c.declaration = next.declaration;
         await this.learn(c);
         c.startFailures = 0;
+        c.startFailingSince = undefined;
         c.trace = undefined;
       }
       c.origin = next.origin;
@@ -426,6 +447,7 @@ export class ConnectRuntime {
       if (decl.state) c.target = decl.state;
       c.updatedAt = Date.now();
       c.startFailures = 0;
+      c.startFailingSince = undefined;
       c.trace = undefined;
     });
     await this.persist(decl.name);
@@ -493,6 +515,7 @@ export class ConnectRuntime {
         clearTimeout(c.startTimer);
         await this.stopRunner(c);
         c.startFailures = 0;
+        c.startFailingSince = undefined;
       });
       await this.reconcile(c);
       return;
@@ -547,15 +570,19 @@ export class ConnectRuntime {
         c.state = ConnectorState.RUNNING;
         c.trace = undefined;
         c.startFailures = 0;
+        c.startFailingSince = undefined;
+        c.nextStartAt = undefined;
       } catch (err) {
         const e = err instanceof Error ? err : new Error(String(err));
         c.startFailures++;
+        c.startFailingSince ??= Date.now();
         c.state = ConnectorState.FAILED;
         c.trace = traceOf(e);
         c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: e.message, at: Date.now() };
         for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, ConnectorState.UNASSIGNED);
         const delay = restartDelay(c.startFailures);
         this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: e.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        c.nextStartAt = Date.now() + delay;
         c.startTimer = setTimeout(() => void this.reconcile(c), delay);
         c.startTimer.unref?.();
       }
@@ -673,6 +700,20 @@ export class ConnectRuntime {
     else if (c.kind === 'sink') lag = await this.store.getGroup(d.station, groupName(d.name)).then((g) => g.lag, () => undefined);
     let lastError = c.lastError;
     for (const t of tasks) if (t.lastError && (!lastError || t.lastError.at > lastError.at)) lastError = t.lastError;
+    let retrying: RetryingStatus | undefined;
+    if (c.startFailingSince !== undefined && c.state === ConnectorState.FAILED) {
+      retrying = { since: c.startFailingSince, attempts: c.startFailures, nextAttemptAt: c.nextStartAt };
+    }
+    for (const t of tasks) {
+      const r = t.retrying;
+      if (!r) continue;
+      if (!retrying) retrying = { ...r };
+      else {
+        retrying.since = Math.min(retrying.since, r.since);
+        retrying.attempts += r.attempts;
+        if (r.nextAttemptAt !== undefined) retrying.nextAttemptAt = Math.min(retrying.nextAttemptAt ?? Infinity, r.nextAttemptAt);
+      }
+    }
     return {
       name: d.name,
       connector: { state: c.state, ...(c.state === ConnectorState.FAILED && c.trace ? { trace: c.trace } : {}) },
@@ -681,6 +722,7 @@ export class ConnectRuntime {
       ...(lag !== undefined ? { lag } : {}),
       throughput: runner ? runner.throughput.rate() : { msgsPerSec: 0, bytesPerSec: 0 },
       ...(lastError ? { lastError } : {}),
+      ...(retrying ? { retrying } : {}),
     };
   }
 

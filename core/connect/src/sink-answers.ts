@@ -23,6 +23,7 @@ export abstract class SinkAnswers extends SinkFailure {
     if (answer.error !== undefined) {
       const err = deserializeError(answer.error);
       if (isRetryable(err)) this.retryLater(p, t, batch, batch.pieces, err, 0);
+      else if (answer.phase === 'open') this.unusable(p, t, batch, err);
       else this.fatal(p, t, batch, err);
       return;
     }
@@ -110,7 +111,39 @@ export abstract class SinkAnswers extends SinkFailure {
       this.retryLater(p, t, batch, again, connectError('RETRY', lastReason, { retryable: true }), minDelay);
     } else {
       p.current = undefined;
+      if (t.retrying) this.maybeRecovered(t);
     }
+  }
+
+  /** The task's messages are written again: it is not retrying any more unless another of its partitions still has a batch to retry. */
+  protected maybeRecovered(t: TaskRt): void {
+    for (const q of this.partList) if (q.task === t.id && q.current?.firstFailureAt !== undefined) return;
+    this.log.info({ task: t.id, attempts: t.retrying?.attempts, sinceMs: t.retrying ? Date.now() - t.retrying.since : undefined }, 'the task writes again');
+    t.retrying = undefined;
+    this.o.events.onChange?.();
+  }
+
+  /** Counts a failed attempt of messages failing since `since`: the task is retrying (status, metrics). */
+  protected noteRetrying(t: TaskRt, err: Error, since: number, nextAttemptAt: number | undefined): void {
+    const now = Date.now();
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    const r = t.retrying;
+    if (!r) this.log.warn({ task: t.id, code: t.lastError.code, err: err.message }, 'the task retries: its messages could not be written');
+    t.retrying = { since: Math.min(r?.since ?? since, since), attempts: (r?.attempts ?? 0) + 1, nextAttemptAt };
+  }
+
+  /**
+   * `open()` threw a non-retryable error: the destination cannot be used as configured (a directory that
+   * cannot be made, a refused login, a missing bucket). Retrying will not help, so the task fails for
+   * good with that code (the connector too), and its messages go back to the group — never dead-lettered,
+   * whatever `errors.tolerance` says: they are not at fault.
+   */
+  protected unusable(p: Part, t: TaskRt, batch: Batch, err: Error): void {
+    if (this.stopping) return; // the batch stays current: the stop nacks it
+    this.log.error({ task: t.id, code: codeOf(err), err: err.message }, 'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed');
+    this.failTask(t, err, true);
+    if (p.current === batch) p.current = undefined;
+    this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
   }
 
   /** Acks written messages: by offset range where the store takes ranges, else by delivery id. */
@@ -130,10 +163,13 @@ export abstract class SinkAnswers extends SinkFailure {
     if (this.stopping && !timedOut) return; // the stop nacks what is held
     const { decl } = this.o;
     let e: Error;
-    if (timedOut === 'write') {
+    if (codeOf(err) === ConnectErrorCode.WORKER_STUCK) {
+      const what = timedOut === 'write' ? `a write of partition ${p.id} timed out` : timedOut === 'open' ? `the sink's open timed out` : 'the connector was stopping';
+      e = connectError(ConnectErrorCode.WORKER_STUCK, `${what}, and ${messageOf(err)}`, { cause: err });
+    } else if (timedOut === 'write') {
       e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `write of ${batch.count} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`);
     } else if (timedOut === 'open') {
-      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`);
+      e = connectError(ConnectErrorCode.OPEN_TIMEOUT, `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`);
     } else if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
       e = connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the worker ran out of heap (maxHeapMb ${decl.maxHeapMb}) writing partition ${p.id}: ${messageOf(err)}`, { cause: err });
     } else {
@@ -173,6 +209,7 @@ export abstract class SinkAnswers extends SinkFailure {
     const left = since + decl.errors.retryTimeoutMs - now;
     const delay = Math.min(Math.max(minDelayMs, jitteredBackoff(retryBatch.attempts, RETRY_BASE_MS, decl.errors.retryMaxDelayMs)), Math.max(0, left));
     retryBatch.notBefore = now + delay;
+    this.noteRetrying(t, err, since, now + delay);
     p.current = retryBatch;
     clearTimeout(p.retryTimer);
     p.retryTimer = setTimeout(() => {
@@ -202,10 +239,11 @@ export abstract class SinkAnswers extends SinkFailure {
     } else {
       for (const c of batch.pieces) for (let i = 0; i < c.count; i++) this.failingSince.set(`${p.id}:${offsetAt(c, i)}`, { since, attempts: batch.attempts });
       this.o.metrics.retries.inc({ connector: decl.name, task: String(t.id) }, batch.count);
+      this.noteRetrying(t, err, since, undefined);
       this.failTask(t, err, false);
       // The failed batch itself is still marked as writing, so failTask left it: give it back too.
       if (p.current === batch) p.current = undefined;
-      this.nackReleased(p, batch.pieces, Math.max(0, (t.restartAt ?? now) - Date.now() - 100));
+      this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
     }
   }
 
@@ -222,6 +260,7 @@ export abstract class SinkAnswers extends SinkFailure {
       metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, ids.length);
       this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, err.message, batch.attempts) }));
       this.log.warn({ partition: p.id, messages: ids.length, code }, 'retries exhausted: messages dead-lettered (errors.tolerance all)');
+      if (t.retrying) this.maybeRecovered(t);
       return;
     }
     const e = connectError(
@@ -230,7 +269,7 @@ export abstract class SinkAnswers extends SinkFailure {
       { cause: err },
     );
     this.failTask(t, e, true);
-    this.nackReleased(p, batch.pieces, 60_000);
+    this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
   }
 
   protected dlsHeaders(code: string, message: string, attempts: number): Record<string, string> {

@@ -1,6 +1,7 @@
 /** The sink runner's state and shared helpers (see sink-runner.ts for the whole). */
 import { createHash } from 'node:crypto';
-import type { Piscina } from 'piscina';
+import type { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import type { DeliveryChunk } from '@junction/broker';
 import { ConnectorState, groupName } from './declaration.js';
@@ -8,7 +9,8 @@ import { codeOf, isJunctionError, messageOf } from './errors.js';
 import { RateMeter, Wakeup } from './util.js';
 import { idsOf, offsetAt } from './chunks.js';
 import type { SinkTask } from './wire.js';
-import type { Part, SinkRunnerOptions, TaskRt } from './sink-types.js';
+import { workerFile } from './worker-file.js';
+import type { Flight, Part, SinkRunnerOptions, TaskRt } from './sink-types.js';
 
 /**
  * The sink runner's state and the helpers every part of it uses (holding, releasing and settling
@@ -40,10 +42,12 @@ export abstract class SinkRunnerBase {
   protected readonly fetchAbort = new AbortController();
   protected readonly wake = new Wakeup();
   protected fetchLoopDone: Promise<void> = Promise.resolve();
-  protected readonly inflight = new Set<Promise<void>>();
+  /** Batches in workers, not answered yet. */
+  protected readonly flights = new Set<Flight>();
   /** Batches are handed over ahead (see the class notes). */
   protected lookahead = false;
-  protected readonly aborts = new Set<AbortController>();
+  /** Worker threads terminated and not exited yet (watched: one that does not exit in time is stuck). */
+  protected readonly terminating = new Set<Worker>();
   protected readonly settling = new Set<Promise<unknown>>();
   /** First failure time of messages whose batch failed in a way that nacks them (crash, timeout): survives their redelivery. */
   protected readonly failingSince = new Map<string, { since: number; attempts: number }>();
@@ -90,6 +94,17 @@ export abstract class SinkRunnerBase {
     return this.tasks.some((t) => t.state === ConnectorState.RUNNING);
   }
 
+  /**
+   * How long the messages a failed task gives back stay away from the group: until its restart; for a
+   * task that restarts only by hand (or once its stuck thread exits), 60 s while other tasks fetch (they
+   * would get them and refuse them at once), else not at all — so a fixed and restarted connector finds
+   * them straight away.
+   */
+  protected giveBackDelay(t: TaskRt, now = Date.now()): number {
+    if (t.restartAt !== undefined) return Math.max(0, t.restartAt - now - 100);
+    return this.anyTaskRunning() ? 60_000 : 0;
+  }
+
   protected nackReleased(p: Part, pieces: readonly DeliveryChunk[], delayMs: number): void {
     let count = 0;
     let bytes = 0;
@@ -121,6 +136,32 @@ export abstract class SinkRunnerBase {
     });
     this.settling.add(tracked);
     void tracked.finally(() => this.settling.delete(tracked));
+  }
+
+  /**
+   * The task's pool of one thread, made when missing (at start, and when a task whose thread was
+   * abandoned as stuck runs again).
+   */
+  protected ensurePool(id: number): Piscina<SinkTask, unknown> {
+    let pool = this.pools.get(id);
+    if (pool) return pool;
+    pool = new Piscina<SinkTask, unknown>({
+      filename: workerFile('sink-worker.js'),
+      name: 'default',
+      minThreads: 1,
+      maxThreads: 1,
+      // Lookahead puts the next batch in the worker while a write runs; it waits there (see wire.ts).
+      concurrentTasksPerWorker: this.lookahead ? 2 : 1,
+      // Piscina's default parks an idle worker in Atomics.wait, which freezes whatever the plugin still
+      // has going between batches (timers, keep-alive sockets, a driver's background retries).
+      atomics: 'disabled',
+      idleTimeout: 2 ** 31 - 1,
+      resourceLimits: { maxOldGenerationSizeMb: this.o.decl.maxHeapMb },
+    });
+    // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
+    pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err), task: id }, 'sink worker died between batches'));
+    this.pools.set(id, pool);
+    return pool;
   }
 
   /** Hands ready batches to workers (sink-dispatch.ts). */

@@ -63,7 +63,16 @@ export abstract class SinkBatching extends SinkRunnerBase {
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(6, failures))));
         continue;
       }
-      if (chunks.length > 0 && !this.stopping) this.ingest(chunks);
+      if (chunks.length === 0) continue;
+      if (this.stopping) {
+        // Delivered while the stop began (the abort came after the store took them): hand them back
+        // now, or they would stay pending on the group until the ack deadline, hours away.
+        const ids: string[] = [];
+        for (const c of chunks) idsOf(c, ids);
+        await store.nack(decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
+        break;
+      }
+      this.ingest(chunks);
     }
   }
 
@@ -102,7 +111,7 @@ export abstract class SinkBatching extends SinkRunnerBase {
       const p = this.partition(fetched.partition);
       const t = this.tasks[p.task]!;
       if (t.state !== ConnectorState.RUNNING) {
-        const delay = Math.max(0, (t.restartAt ?? now + 60_000) - now - 100);
+        const delay = this.giveBackDelay(t, now);
         let ids = refused.get(delay);
         if (!ids) refused.set(delay, (ids = []));
         idsOf(fetched, ids);

@@ -1,11 +1,14 @@
 /** The sink runner's dispatch: batches handed to the task's worker thread, lookahead, and the answers' routing. */
 import { performance } from 'node:perf_hooks';
+import type { Worker } from 'node:worker_threads';
+import type { Piscina } from 'piscina';
 import { ConnectorState } from './declaration.js';
+import { ConnectErrorCode, connectError } from './errors.js';
 import { packChunks } from './chunks.js';
 import { SinkBatching } from './sink-batching.js';
-import { hardTimeoutGrace, OPEN_TIMEOUT_MS } from './sink-types.js';
-import type { Batch, Part, TaskRt } from './sink-types.js';
-import type { PackedBatch, SinkWriteAnswer } from './wire.js';
+import { hardTimeoutGrace, OPEN_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import type { Batch, Flight, Part, TaskRt } from './sink-types.js';
+import type { PackedBatch, SinkTask, SinkWriteAnswer } from './wire.js';
 
 /** Handing batches to the tasks' worker threads, with lookahead (one layer of the sink runner; see sink-base.ts). */
 export abstract class SinkDispatch extends SinkBatching {
@@ -64,8 +67,10 @@ export abstract class SinkDispatch extends SinkBatching {
     const packed = batch.packed ?? this.pack(p, batch);
     batch.packed = undefined;
     const ac = new AbortController();
-    this.aborts.add(ac);
-    if (this.lookahead) ac.signal.addEventListener('abort', () => this.terminateThreads(t.id), { once: true });
+    // Aborting terminates the task's thread. With lookahead the abort is ours alone (piscina answers the
+    // tasks with the thread's exit); without, piscina terminates it too. Either way the thread is watched:
+    // one that does not exit is declared stuck and its batches are answered (terminateThreads).
+    ac.signal.addEventListener('abort', () => this.terminateThreads(t.id), { once: true });
     let timedOut: 'write' | 'open' | undefined;
     const dispatchedAt = Date.now();
     const startedFlag = new SharedArrayBuffer(4);
@@ -87,30 +92,32 @@ export abstract class SinkDispatch extends SinkBatching {
     };
     hard = setTimeout(check, writeLimit);
     const started = performance.now();
-    const run = pool
-      .run(
-        {
-          op: 'write',
-          connector: decl.name,
-          plugin: this.o.pluginName,
-          task: t.id,
-          entry: this.o.entry,
-          config: this.o.config,
-          configHash: this.configHash,
-          logLevel: this.o.logLevel,
-          writeTimeoutMs: decl.writeTimeoutMs,
-          started: startedFlag,
-          dispatchedAt,
-          batch: packed,
-          settled,
-          after,
-          requireClean: asNext,
-        },
-        // Piscina never gives a worker a second task while it runs one with a signal (aborting it
-        // terminates the thread under both), so with lookahead the abort is ours: it terminates the
-        // task's one thread, and piscina answers both tasks with the thread's exit.
-        this.lookahead ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
-      )
+    let kill!: (err: Error) => void;
+    const killed = new Promise<never>((_, reject) => (kill = reject));
+    const answered = pool.run(
+      {
+        op: 'write',
+        connector: decl.name,
+        plugin: this.o.pluginName,
+        task: t.id,
+        entry: this.o.entry,
+        config: this.o.config,
+        configHash: this.configHash,
+        logLevel: this.o.logLevel,
+        writeTimeoutMs: decl.writeTimeoutMs,
+        started: startedFlag,
+        dispatchedAt,
+        batch: packed,
+        settled,
+        after,
+        requireClean: asNext,
+      },
+      // Piscina never gives a worker a second task while it runs one with a signal (aborting it
+      // terminates the thread under both), so with lookahead the abort is ours: it terminates the
+      // task's one thread, and piscina answers both tasks with the thread's exit.
+      this.lookahead ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
+    );
+    const run: Promise<void> = Promise.race([answered, killed])
       .then(
         (answer) => {
           clearTimeout(hard);
@@ -157,19 +164,87 @@ export abstract class SinkDispatch extends SinkBatching {
         // Lookahead: once current is answered and settled, a next still in the worker becomes current.
         if (p.current === undefined && p.next?.inWorker) this.promote(p);
         p.writing = p.current?.inWorker === true;
-        this.inflight.delete(run);
-        this.aborts.delete(ac);
+        this.flights.delete(flight);
         this.o.metrics.buffered.set({ connector: decl.name }, this.heldCount);
         this.pump();
         this.wake.notify();
         this.o.events.onChange?.();
       });
-    this.inflight.add(run);
+    const flight: Flight = { task: t.id, run, started: flag, ac, kill };
+    this.flights.add(flight);
   }
 
-  /** Lookahead's abort: terminates the task's thread (piscina starts another). */
+  /**
+   * A timeout's or a stop's abort: terminates the task's thread (piscina starts another), and watches it.
+   * A thread that has not exited TERMINATE_WAIT_MS later is blocked in native code (a libuv threadpool
+   * call that never returns): it will never answer, so `onStuck` answers its batches instead.
+   */
   protected terminateThreads(task: number): void {
-    for (const w of this.pools.get(task)?.threads ?? []) void w.terminate();
+    const pool = this.pools.get(task);
+    if (!pool) return;
+    for (const w of pool.threads) {
+      if (this.terminating.has(w)) continue;
+      this.terminating.add(w);
+      const timer = setTimeout(() => this.onStuck(task, w, pool), TERMINATE_WAIT_MS);
+      w.once('exit', () => {
+        clearTimeout(timer);
+        this.terminating.delete(w);
+        this.onThreadExit(task, w);
+      });
+      void w.terminate();
+    }
+  }
+
+  /**
+   * A terminated thread that did not exit: abandoned (unref'd, its pool destroyed without waiting and
+   * replaced when the task runs again), its batches answered WORKER_STUCK at once. The task does not
+   * restart by itself until the thread exits: each restart could strand another of the process's libuv
+   * threads, which the broker's own disk I/O needs.
+   */
+  protected onStuck(task: number, w: Worker, pool: Piscina<SinkTask, unknown>): void {
+    const { decl, metrics } = this.o;
+    const t = this.tasks[task]!;
+    w.unref();
+    t.stuck = w;
+    metrics.strandedThreads.inc();
+    const err = connectError(
+      ConnectErrorCode.WORKER_STUCK,
+      `the worker thread of task ${task} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return ` +
+        '(a file system or DNS request on the libuv threadpool); the thread is abandoned and the task restarts once it exits, or by hand',
+    );
+    this.log.error({ task, code: err.code }, err.message);
+    // Answered before the pool goes: destroying it rejects its tasks with an error of its own.
+    let answered = 0;
+    for (const f of this.flights) {
+      if (f.task !== task) continue;
+      f.kill(err);
+      answered++;
+    }
+    if (this.pools.get(task) === pool) {
+      this.pools.delete(task);
+      void pool.destroy().catch(() => undefined);
+    }
+    // Batches answered WORKER_STUCK fail the task through their answer (with t.stuck set: no restart).
+    if (this.stopping || answered > 0) return;
+    if (t.state === ConnectorState.RUNNING) this.failTask(t, err, false);
+    else if (t.state === ConnectorState.FAILED && t.timer) {
+      // Failed already (the timeout): its restart waits for the thread now.
+      clearTimeout(t.timer);
+      t.timer = undefined;
+      t.restartAt = undefined;
+      t.lastError = { code: err.code, message: err.message, at: Date.now() };
+      this.o.events.onChange?.();
+    }
+  }
+
+  /** A thread this runner terminated exited: if it was the task's stuck one, the task may run again. */
+  protected onThreadExit(task: number, w: Worker): void {
+    const t = this.tasks[task]!;
+    if (t.stuck !== w) return;
+    t.stuck = undefined;
+    this.o.metrics.strandedThreads.dec();
+    this.log.info({ task }, 'the stuck worker thread exited at last');
+    if (!this.stopping && t.state === ConnectorState.FAILED && !t.permanent && !t.timer) this.scheduleRestart(t);
   }
 
   /** Lookahead: the next batch is in the worker and the partition's current was answered clean. */
@@ -194,11 +269,15 @@ export abstract class SinkDispatch extends SinkBatching {
       return;
     }
     if (!wasNext) p.current = undefined;
-    this.nackReleased(p, batch.pieces, Math.max(0, (t.restartAt ?? Date.now()) - Date.now() - 100));
+    this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
   }
 
   /** Turns a worker's answer into acks, dead letters, retries or a task failure (sink-answers.ts). */
   protected abstract onAnswer(p: Part, t: TaskRt, batch: Batch, answer: SinkWriteAnswer): void;
   /** A worker that died, timed out or was terminated (sink-answers.ts). */
   protected abstract onRejected(p: Part, t: TaskRt, batch: Batch, err: unknown, timedOut: 'write' | 'open' | undefined): void;
+  /** Marks the task FAILED and schedules its restart unless `permanent` (sink-failure.ts). */
+  protected abstract failTask(t: TaskRt, err: Error, permanent: boolean): void;
+  /** Schedules a failed task's restart after its backoff (sink-failure.ts). */
+  protected abstract scheduleRestart(t: TaskRt): void;
 }

@@ -11,8 +11,9 @@ export abstract class SinkFailure extends SinkDispatch {
 
   /**
    * Marks the task FAILED, nacks every message it holds that is not in a worker right now (those
-   * follow when their answer comes), and schedules its restart — unless `permanent`, which waits for
-   * a manual restart and makes the connector FAILED.
+   * follow when their answer comes), and schedules its restart after a backoff — unless `permanent`
+   * (it waits for a manual restart and makes the connector FAILED), or one of its threads is stuck
+   * (it restarts once that thread exits).
    */
   protected failTask(t: TaskRt, err: Error, permanent: boolean): void {
     const { decl, metrics } = this.o;
@@ -22,29 +23,34 @@ export abstract class SinkFailure extends SinkDispatch {
     if (!alreadyFailed || permanent) t.trace = traceOf(err);
     if (!alreadyFailed) t.failures++;
     t.state = ConnectorState.FAILED;
+    t.permanent = permanent;
     metrics.setTaskState(decl.name, t.id, t.state);
     clearTimeout(t.timer);
     t.timer = undefined;
-    if (permanent) {
-      t.restartAt = undefined;
-    } else {
-      const delay = restartDelay(t.failures);
-      t.restartAt = now + delay;
-      t.timer = setTimeout(() => {
-        t.timer = undefined;
-        if (this.stopping || t.state !== ConnectorState.FAILED) return;
-        metrics.restarts.inc({ connector: decl.name, task: String(t.id) });
-        this.revive(t);
-      }, delay);
-    }
-    this.releaseTask(t, permanent ? 60_000 : Math.max(0, (t.restartAt ?? now) - now - 100));
-    this.log.error(
-      { task: t.id, code: t.lastError.code, err: err.message, restartInMs: t.restartAt ? t.restartAt - now : undefined },
-      permanent ? 'connector task failed; it needs a restart' : 'connector task failed; restarting it after a backoff',
-    );
+    t.restartAt = undefined;
+    if (permanent) t.retrying = undefined;
+    else if (!t.stuck) this.scheduleRestart(t);
+    this.releaseTask(t, this.giveBackDelay(t, now));
+    const why = permanent ? 'it needs a restart' : t.stuck ? 'it restarts once its stuck thread exits' : 'restarting it after a backoff';
+    this.log.error({ task: t.id, code: t.lastError.code, err: err.message, restartInMs: t.restartAt ? t.restartAt - now : undefined }, `connector task failed; ${why}`);
     if (permanent) this.o.events.onFatal(err);
     this.wake.notify();
     this.o.events.onChange?.();
+  }
+
+  /** Schedules a failed task's restart after its backoff (1 s, 2 s, 4 s … 60 s by its failures). */
+  protected scheduleRestart(t: TaskRt): void {
+    const { decl, metrics } = this.o;
+    const delay = restartDelay(t.failures);
+    t.restartAt = Date.now() + delay;
+    clearTimeout(t.timer);
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      if (this.stopping || t.state !== ConnectorState.FAILED) return;
+      metrics.restarts.inc({ connector: decl.name, task: String(t.id) });
+      this.revive(t);
+    }, delay);
+    if (t.retrying) t.retrying.nextAttemptAt = t.restartAt;
   }
 
   /** Nacks what the task's partitions hold outside a worker (open, queued, waiting to be retried). */
@@ -66,6 +72,9 @@ export abstract class SinkFailure extends SinkDispatch {
   }
 
   protected revive(t: TaskRt): void {
+    // Its pool was abandoned if its thread got stuck: a fresh one (the stuck thread stays abandoned).
+    this.ensurePool(t.id);
+    t.permanent = false;
     t.state = ConnectorState.RUNNING;
     t.trace = undefined;
     t.restartAt = undefined;

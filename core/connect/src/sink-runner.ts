@@ -22,19 +22,17 @@
  *   exits its worker or exhausts its heap fails only its task: the task's messages are nacked (the
  *   group gives them back after the restart) and the task restarts with backoff 1 s → 60 s.
  */
-import { Piscina } from 'piscina';
 import { ConnectorState } from './declaration.js';
 import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf } from './errors.js';
 import { idsOf } from './chunks.js';
 import { SinkAnswers } from './sink-answers.js';
-import { hardTimeoutGrace, OPEN_TIMEOUT_MS, STOP_GRACE_MS } from './sink-types.js';
+import { CLOSE_TIMEOUT_MS, hardTimeoutGrace, OPEN_TIMEOUT_MS, STOP_GRACE_MS, TERMINATE_WAIT_MS } from './sink-types.js';
 import type { TaskStatus } from './sink-types.js';
-import type { SinkTask } from './wire.js';
-import { workerFile } from './worker-file.js';
+import { settleWithin } from './util.js';
 
-export { CONNECTOR_DLS_HEADERS, hardTimeoutGrace, OPEN_TIMEOUT_MS, RETRY_BASE_MS, STOP_GRACE_MS } from './sink-types.js';
-export type { RunnerEvents, SinkRunnerOptions, TaskStatus } from './sink-types.js';
+export { CLOSE_TIMEOUT_MS, CONNECTOR_DLS_HEADERS, hardTimeoutGrace, OPEN_TIMEOUT_MS, RETRY_BASE_MS, STOP_GRACE_MS, stopBoundMs, TERMINATE_WAIT_MS } from './sink-types.js';
+export type { RetryingStatus, RunnerEvents, SinkRunnerOptions, TaskStatus } from './sink-types.js';
 
 /** A running sink connector (see the notes above). */
 export class SinkRunner extends SinkAnswers {
@@ -68,24 +66,7 @@ export class SinkRunner extends SinkAnswers {
     for (const p of station.partitions) this.partition(p.partition);
     if (this.owned.size < decl.tasks) this.fetchPartitions = this.partList.filter((p) => this.owned.has(p.task)).map((p) => p.id);
     this.lookahead = this.maxInFlight >= 2 && (this.o.lookahead ?? true);
-    for (const id of this.owned) {
-      const pool = new Piscina<SinkTask, unknown>({
-        filename: workerFile('sink-worker.js'),
-        name: 'default',
-        minThreads: 1,
-        maxThreads: 1,
-        // Lookahead puts the next batch in the worker while a write runs; it waits there (see wire.ts).
-        concurrentTasksPerWorker: this.lookahead ? 2 : 1,
-        // Piscina's default parks an idle worker in Atomics.wait, which freezes whatever the plugin still
-        // has going between batches (timers, keep-alive sockets, a driver's background retries).
-        atomics: 'disabled',
-        idleTimeout: 2 ** 31 - 1,
-        resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
-      });
-      // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
-      pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err), task: id }, 'sink worker died between batches'));
-      this.pools.set(id, pool);
-    }
+    for (const id of this.owned) this.ensurePool(id);
     const now = Date.now();
     for (const t of this.tasks) {
       if (!this.owned.has(t.id)) continue;
@@ -117,9 +98,12 @@ export class SinkRunner extends SinkAnswers {
   }
 
   /**
-   * Stops: no more fetches, in-flight writes settle (each within its timeout), their acks complete,
-   * everything still held is nacked (the group delivers it again when the connector runs again), the
-   * sinks are closed and the pool is destroyed. Idempotent.
+   * Stops: no more fetches; writes that already started may finish (their answers are honoured) for
+   * `min(STOP_GRACE_MS, writeTimeoutMs + grace)`, batches still opening or waiting are abandoned at once
+   * (their threads terminated); acks complete; everything still held is nacked (the group delivers it
+   * again when the connector runs again); the sinks are closed (CLOSE_TIMEOUT_MS) and the pools destroyed.
+   * Resolves within `stopBoundMs(writeTimeoutMs)` whatever the plugin does: nothing here waits on plugin
+   * code without a deadline, and a thread that does not exit when terminated is abandoned. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.stopping) return this.stopped;
@@ -130,6 +114,7 @@ export class SinkRunner extends SinkAnswers {
   protected stopped: Promise<void> = Promise.resolve();
 
   protected async doStop(): Promise<void> {
+    const { decl } = this.o;
     this.fetchAbort.abort();
     this.wake.notify();
     await this.fetchLoopDone;
@@ -138,11 +123,11 @@ export class SinkRunner extends SinkAnswers {
       clearTimeout(p.retryTimer);
     }
     for (const t of this.tasks) clearTimeout(t.timer);
-    // In-flight writes may finish (their answers are honoured) for a while; then they are abandoned.
-    const grace = new Promise<void>((r) => setTimeout(r, STOP_GRACE_MS).unref());
-    await Promise.race([Promise.allSettled([...this.inflight]), grace]);
-    for (const ac of this.aborts) ac.abort(new Error('connector stopping'));
-    await Promise.allSettled([...this.inflight]);
+    await this.letStartedWritesFinish(Math.min(STOP_GRACE_MS, decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs)));
+    for (const f of this.flights) f.ac.abort(new Error('connector stopping'));
+    // A terminated thread answers with its exit, or is declared stuck after TERMINATE_WAIT_MS and its
+    // batches are answered then (see terminateThreads): this settles within that bound.
+    await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), TERMINATE_WAIT_MS + 1000);
     await Promise.allSettled([...this.settling]);
     const ids: string[] = [];
     for (const p of this.partList) {
@@ -157,20 +142,51 @@ export class SinkRunner extends SinkAnswers {
     }
     this.heldCount = 0;
     this.heldBytes = 0;
-    this.o.metrics.buffered.set({ connector: this.o.decl.name }, 0);
-    if (ids.length > 0) await this.o.store.nack(this.o.decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
+    this.o.metrics.buffered.set({ connector: decl.name }, 0);
+    if (ids.length > 0) await this.o.store.nack(decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
     await this.closeSinks();
-    await Promise.allSettled([...this.pools.values()].map((pool) => pool.destroy()));
+    const pools = [...this.pools.values()];
     this.pools.clear();
+    const threads = pools.flatMap((pool) => [...pool.threads]);
+    if (!(await settleWithin(Promise.allSettled(pools.map((pool) => pool.destroy())), TERMINATE_WAIT_MS))) {
+      // A thread blocked in native code never exits: leave it, it must not keep the process alive.
+      for (const w of threads) w.unref();
+      this.log.error({ connector: decl.name }, `a worker thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+    }
   }
 
-  /** One close task per task's pool (its one thread closes the sinks it opened). */
+  /**
+   * Waits while some batch in a worker has started its write (the sink is open and writing), up to
+   * `graceMs`. Returns at once when none has: a batch still opening its sink, or waiting behind a
+   * write, is not worth waiting for.
+   */
+  protected async letStartedWritesFinish(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    for (;;) {
+      const started = [...this.flights].filter((f) => Atomics.load(f.started, 0) !== 0);
+      const left = deadline - Date.now();
+      if (started.length === 0 || left <= 0) return;
+      // Re-checked every 50 ms: the write after the one running may start meanwhile (lookahead), or
+      // what remains may be batches that never will.
+      await settleWithin(Promise.allSettled(started.map((f) => f.run)), Math.min(50, left));
+    }
+  }
+
+  /**
+   * One close task per task's pool (its one thread closes the sinks it opened), each within
+   * CLOSE_TIMEOUT_MS; a close that does not finish has its thread terminated (by the abort).
+   */
   protected async closeSinks(): Promise<void> {
-    if (this.pools.size === 0) return;
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), 5000);
-    await Promise.allSettled([...this.pools.values()].map((pool) => pool.run({ op: 'close', connector: this.o.decl.name }, { signal: ac.signal })));
-    clearTimeout(timer);
+    await Promise.allSettled(
+      [...this.pools].map(async ([task, pool]) => {
+        const ac = new AbortController();
+        const closing = pool.run({ op: 'close', connector: this.o.decl.name }, { signal: ac.signal }).catch(() => undefined);
+        if (!(await settleWithin(closing, CLOSE_TIMEOUT_MS))) {
+          ac.abort(new Error('close timed out'));
+          this.log.warn({ task }, `the sink's close() did not finish within ${CLOSE_TIMEOUT_MS} ms; its thread is terminated`);
+        }
+      }),
+    );
   }
 
   // ── status ──────────────────────────────────────────────────────────────────────────────────────
@@ -184,6 +200,7 @@ export class SinkRunner extends SinkAnswers {
       restartAt: t.state === ConnectorState.FAILED ? t.restartAt : undefined,
       restarts: t.restarts,
       lastError: t.lastError,
+      retrying: t.retrying && { ...t.retrying },
       partitions: this.partList.filter((p) => p.task === t.id).map((p) => p.id),
     }));
   }

@@ -4,6 +4,7 @@
  */
 import { CHUNK_FIELDS, type DeliveryChunk } from '@junction/broker';
 import { DLS_HEADERS } from '@junction/protocol';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { StationStore } from '@junction/broker';
 import type { ConnectorDeclaration, ConnectorState } from './declaration.js';
@@ -19,10 +20,31 @@ export const CONNECTOR_DLS_HEADERS = {
   attempts: 'junction-connector-attempts',
 } as const;
 
-/** How long a stopping connector lets in-flight writes finish before it abandons them (terminating their workers). */
+/**
+ * How long a stopping connector lets writes that already started finish before it abandons them
+ * (terminating their workers): `min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs))`.
+ * Batches still opening their sink or waiting for a worker are abandoned at once.
+ */
 export const STOP_GRACE_MS = 10_000;
 /** How long a sink's `open` (and a batch's wait for a worker) may take at least, before the write's own timeout starts. */
 export const OPEN_TIMEOUT_MS = 30_000;
+/**
+ * How long a terminated worker thread has to exit. One that has not is blocked in native code (a libuv
+ * threadpool call that never returns, such as Node 20's recursive mkdir under /proc): it is abandoned —
+ * its batches are answered WORKER_STUCK, its pool replaced — and its task restarts only once it exits.
+ */
+export const TERMINATE_WAIT_MS = 2_000;
+/** How long a stopping connector waits for its sinks' `close()`; then their threads are terminated. */
+export const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * The longest a sink connector's stop (pause, stop, delete, restart, update, shutdown) takes, whatever
+ * its plugin does: the grace for started writes, the terminate wait, the close timeout and the wait for
+ * the pool's threads to exit (the store's own acks and nacks come on top, a few ms).
+ */
+export function stopBoundMs(writeTimeoutMs: number): number {
+  return Math.min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs)) + TERMINATE_WAIT_MS + CLOSE_TIMEOUT_MS + TERMINATE_WAIT_MS;
+}
 /** Base of the retry backoff (full jitter, up to `errors.retryMaxDelayMs`). */
 export const RETRY_BASE_MS = 100;
 /**
@@ -42,11 +64,29 @@ export interface TaskStatus {
   /** When a failed task restarts by itself (ms since epoch); absent for a task that needs a manual restart. */
   restartAt?: number | undefined;
   restarts: number;
+  /** The last error the task met (a retry answer, a retryable error, a failure), kept after it recovered. */
   lastError?: { code: string; message: string; at: number } | undefined;
+  /**
+   * Present while the task's messages keep failing and are being retried (retry answers, retryable
+   * errors, a failed open, restarts after a crash or timeout): since when (ms since epoch, the first
+   * failure of the oldest failing messages), how many attempts failed since then, and when the next one
+   * is due. Gone once they are written (or dead-lettered, or the task failed for good).
+   */
+  retrying?: RetryingStatus | undefined;
   /** Sink: the partitions this task writes. */
   partitions?: number[] | undefined;
   /** Source: the read ended (the origin is exhausted). */
   finished?: boolean | undefined;
+}
+
+/** A task (or connector) whose messages keep failing and are retried; see `TaskStatus.retrying`. */
+export interface RetryingStatus {
+  /** The first failure of the oldest failing messages (ms since epoch). */
+  since: number;
+  /** Failed attempts since then (writes or opens answered retry / a retryable error, crashes, timeouts). */
+  attempts: number;
+  /** When the next attempt is due (ms since epoch), when known. */
+  nextAttemptAt?: number | undefined;
 }
 
 export interface RunnerEvents {
@@ -105,6 +145,24 @@ export interface TaskRt {
   restartAt?: number | undefined;
   timer?: NodeJS.Timeout | undefined;
   lastError?: { code: string; message: string; at: number } | undefined;
+  retrying?: RetryingStatus | undefined;
+  /** Failed for good (needs a manual restart): no restart is scheduled, not even once a stuck thread exits. */
+  permanent?: boolean | undefined;
+  /** A worker thread of this task that did not exit when terminated (abandoned); the task restarts once it exits. */
+  stuck?: Worker | undefined;
+}
+
+/** A batch handed to a worker and not answered yet (internal to the sink runner's modules). */
+export interface Flight {
+  task: number;
+  /** Settles once the answer (or the rejection) was handled. */
+  run: Promise<void>;
+  /** Over the batch's `started` flag: non-zero once the plugin's write started (the sink is open). */
+  started: Int32Array;
+  /** Aborting it terminates the task's thread (a timeout, a stop). */
+  ac: AbortController;
+  /** Rejects the batch's run with `err` at once: its worker is stuck and will never answer. */
+  kill(err: Error): void;
 }
 
 /** A batch of one partition (internal to the sink runner's modules). */

@@ -32,6 +32,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-background': join(here, 'plugins', 'background.mjs'),
   'test-order': join(here, 'plugins', 'order.mjs'),
   'test-open-flaky': join(here, 'plugins', 'open-flaky.mjs'),
+  'test-wedge': join(here, 'plugins', 'wedge.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {
