@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { Worker } from 'node:worker_threads';
 import { ConnectorState } from './declaration.js';
 import type { MetricReport } from './wire.js';
 
@@ -32,7 +33,8 @@ export class ConnectMetrics {
   readonly workerSeconds: Counter<'connector'>;
   readonly buffered: Gauge<'connector'>;
   /** Worker threads abandoned because they did not exit when terminated (blocked in native code), in this process. */
-  readonly strandedThreads: Gauge;
+  private readonly strandedThreads: Gauge;
+  private readonly stranded = new Set<Worker>();
   private readonly retrying: Gauge<'connector' | 'task'>;
   private readonly taskState: Gauge<'connector' | 'task' | 'state'>;
   private readonly lag: Gauge<'connector'>;
@@ -125,6 +127,24 @@ export class ConnectMetrics {
     this.lastWorkerMs = this.workerMsTotal;
     const total = workerMs + d.active;
     this.share.set(total > 0 ? workerMs / total : 0);
+  }
+
+  /**
+   * Counts a worker thread that was terminated and did not exit (blocked in a native call), until it
+   * exits. While any is counted the process cannot exit normally: Node waits for every worker thread.
+   */
+  strand(w: Worker): void {
+    if (w.threadId === -1 || this.stranded.has(w)) return;
+    this.stranded.add(w);
+    this.strandedThreads.inc();
+    w.once('exit', () => {
+      if (this.stranded.delete(w)) this.strandedThreads.dec();
+    });
+  }
+
+  /** Worker threads counted by `strand` that have not exited yet. */
+  get strandedCount(): number {
+    return this.stranded.size;
   }
 
   /** Counts plugin time measured in a worker. */

@@ -306,6 +306,15 @@ export class ConnectRuntime {
     await this.reconcile(c);
   }
 
+  /**
+   * Worker threads running plugin code that were terminated and have not exited: blocked in a native
+   * call that does not return. While there are any, Node cannot exit this process normally (it waits for
+   * every thread): a caller ending the process must end it by a signal (see the CLI's `start`).
+   */
+  get strandedThreads(): number {
+    return this.metrics.strandedCount;
+  }
+
   /** Stops every connector's tasks (their target states stay as stored). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -206,7 +206,7 @@ export abstract class SinkDispatch extends SinkBatching {
     const t = this.tasks[task]!;
     w.unref();
     t.stuck = w;
-    metrics.strandedThreads.inc();
+    metrics.strand(w);
     const err = connectError(
       ConnectErrorCode.WORKER_STUCK,
       `the worker thread of task ${task} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return ` +
@@ -242,7 +242,6 @@ export abstract class SinkDispatch extends SinkBatching {
     const t = this.tasks[task]!;
     if (t.stuck !== w) return;
     t.stuck = undefined;
-    this.o.metrics.strandedThreads.dec();
     this.log.info({ task }, 'the stuck worker thread exited at last');
     if (!this.stopping && t.state === ConnectorState.FAILED && !t.permanent && !t.timer) this.scheduleRestart(t);
   }

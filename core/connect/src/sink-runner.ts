@@ -150,7 +150,10 @@ export class SinkRunner extends SinkAnswers {
     const threads = pools.flatMap((pool) => [...pool.threads]);
     if (!(await settleWithin(Promise.allSettled(pools.map((pool) => pool.destroy())), TERMINATE_WAIT_MS))) {
       // A thread blocked in native code never exits: leave it, it must not keep the process alive.
-      for (const w of threads) w.unref();
+      for (const w of threads) {
+        w.unref();
+        this.o.metrics.strand(w);
+      }
       this.log.error({ connector: decl.name }, `a worker thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
     }
   }

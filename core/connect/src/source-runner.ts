@@ -309,6 +309,7 @@ export class SourceRunner {
       void worker.terminate();
       if (!(await settleWithin(exited, TERMINATE_WAIT_MS))) {
         worker.unref();
+        this.o.metrics.strand(worker);
         this.log.error({ task: t.id }, `the source worker did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
       }
     }
@@ -353,7 +354,7 @@ export class SourceRunner {
       if (inTime || this.stopping) return;
       worker.unref();
       t.stuck = worker;
-      metrics.strandedThreads.inc();
+      metrics.strand(worker);
       clearTimeout(t.timer);
       t.timer = undefined;
       t.restartAt = undefined;
@@ -364,7 +365,6 @@ export class SourceRunner {
       void exited.then(() => {
         if (t.stuck !== worker) return;
         t.stuck = undefined;
-        metrics.strandedThreads.dec();
         if (!this.stopping && t.state === ConnectorState.FAILED && !t.timer) this.scheduleRestart(t, restartDelay(t.failures));
       });
     });

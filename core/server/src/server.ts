@@ -241,6 +241,20 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   await store.close();
   await appClosed;
   logger.info('junction closed');
+  // pino writes asynchronously: flush, so that a process ended by a signal right after (see the CLI's
+  // start: a worker thread stuck in native code keeps Node from exiting normally) keeps its last lines.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 function urlHost(host: string): string {
