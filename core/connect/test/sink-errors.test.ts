@@ -74,8 +74,9 @@ describe('sink results and errors', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
-    // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause.
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
+    // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause
+    // (each retry answer asks for 1.5 s at least: the batch cannot be retried twice before the pause).
+    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true, delayMs: 1500 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
     await waitFor(async () => (await batches(dir)).length >= 2, { what: 'a retried batch' });
     await h.runtime.pause('c');
     const g = await h.store.getGroup('s', 'connector.c');
