@@ -55,6 +55,10 @@ const STATUS: Record<string, number> = {
   SDK_INCOMPATIBLE: 400,
   [ConnectErrorCode.RUNTIME_CLOSED]: 503,
   [ConnectErrorCode.POSITION_FENCED]: 409,
+  // Sealing secrets at rest (sealed.ts): the server's key is missing or broken, not the request.
+  SECRETS_KEY_UNAVAILABLE: 503,
+  SECRETS_KEY_INVALID: 500,
+  SECRET_UNSEALABLE: 500,
 };
 
 /** HTTP status for a code: this package's table first, then the broker's. */

@@ -19,9 +19,11 @@ import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, gro
 import type { ConnectorDeclarationInput } from './declaration.js';
 import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { Issue } from './errors.js';
-import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import { readJson, removeFile, restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
-import { displayConfig, resolveReferences } from './secrets.js';
+import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
+import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
+import type { SecretKeyring, SecretsKeySource } from './sealed.js';
 import { SinkRunner } from './sink-runner.js';
 import type { RetryingStatus, TaskStatus } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
@@ -55,6 +57,13 @@ export interface ConnectRuntimeOptions {
    * source that moves to another node resumes where its last owner stopped.
    */
   positions?: PositionStore | undefined;
+  /**
+   * The key that seals secrets given literally, at rest (see sealed.ts): `{ key }` (the value of
+   * JUNCTION_SECRETS_KEY) or `{ file }` (a key file, made 0600 on first use). Default: JUNCTION_SECRETS_KEY
+   * from `env`, else the file JUNCTION_SECRETS_KEY_FILE names, else `~/.config/junction/secrets.key`.
+   * Every node of a cluster needs the same keys.
+   */
+  secretsKey?: SecretsKeySource | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */
@@ -134,6 +143,10 @@ interface ConnectorRt extends Stored {
   deleted: boolean;
   /** The tasks the current runner runs. */
   owned?: number[] | undefined;
+  /** Its stored secrets do not open (no key, another key, altered): its declaration stays sealed and it cannot start. */
+  sealError?: Error | undefined;
+  /** Hides the connector's resolved secret values in error texts (set when a start resolved its config). */
+  scrub: (text: string) => string;
 }
 
 export class ConnectRuntime {
@@ -152,6 +165,8 @@ export class ConnectRuntime {
   private readonly definitions: DefinitionStore | undefined;
   private readonly positions: PositionStore;
   private unwatch: (() => void) | undefined;
+  private readonly secretsKey: SecretsKeySource;
+  private keyringP: Promise<SecretKeyring> | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
     this.store = options.store;
@@ -163,6 +178,7 @@ export class ConnectRuntime {
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
+    this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
     this.metrics = new ConnectMetrics({
       registry: options.registry,
       lag: async () => {
@@ -200,19 +216,31 @@ export class ConnectRuntime {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (!this.definitions) {
+      // Files holding configuration are the owner's only; older versions wrote them 0644.
+      const narrowed = await restrictTree(this.dir).catch((err: unknown) => {
+        this.log.warn({ dir: this.dir, err: messageOf(err) }, 'cannot narrow the permissions of the connector files');
+        return 0;
+      });
+      if (narrowed > 0) this.log.info({ dir: this.dir, entries: narrowed }, 'connector files narrowed to their owner (0600, folders 0700)');
+    }
     const stored = this.definitions
       ? ((await this.definitions.load()) as Stored[])
       : (((await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined)?.connectors ?? []);
+    let stale = 0;
     for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);
       if (!parsed.success) {
         this.log.error({ connector: (s.declaration as { name?: unknown } | undefined)?.name }, 'a stored connector is not valid any more; skipped');
         continue;
       }
-      const c = this.newRt({ ...s, declaration: parsed.data });
+      const c = this.newRt({ ...s, declaration: await this.unseal(parsed.data) });
+      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.lastUnsealError;
+      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.keyring(false), parsed.data.config)) stale++;
       await this.learn(c);
       this.connectors.set(c.declaration.name, c);
     }
+    if (stale > 0) await this.resealAll(stale);
     this.unwatch = this.definitions?.watch((name, value) => void this.onStored(name, value));
     await this.placement.start({
       tasks: () => this.wantedTasks(),
@@ -277,9 +305,12 @@ export class ConnectRuntime {
       this.log.error({ connector: name }, 'a shared connector definition is not valid; ignored');
       return;
     }
-    const next: Stored = { declaration: parsed.data, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
+    const declaration = await this.unseal(parsed.data);
+    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.lastUnsealError : undefined;
+    const next: Stored = { declaration, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
     if (!c || c.deleted) {
       const fresh = this.newRt(next);
+      fresh.sealError = unsealable;
       await this.learn(fresh);
       this.connectors.set(name, fresh);
       this.placement.poke();
@@ -293,6 +324,7 @@ export class ConnectRuntime {
         clearTimeout(c.startTimer);
         await this.stopRunner(c);
         c.declaration = next.declaration;
+        c.sealError = unsealable;
         await this.learn(c);
         c.startFailures = 0;
         c.startFailingSince = undefined;
@@ -334,7 +366,57 @@ export class ConnectRuntime {
   }
 
   private newRt(s: Stored): ConnectorRt {
-    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false };
+    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false, scrub: (text) => text };
+  }
+
+  // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
+
+  /** The keyring, loaded once (a failure is not kept: the next call tries again). `create`: make the key file when missing. */
+  private keyring(create: boolean): Promise<SecretKeyring> {
+    if (!this.keyringP) {
+      const p = loadKeyring(this.secretsKey, create);
+      this.keyringP = p;
+      p.catch(() => {
+        if (this.keyringP === p) this.keyringP = undefined;
+      });
+    }
+    return this.keyringP;
+  }
+
+  private lastUnsealError: Error | undefined;
+
+  /**
+   * The declaration with its sealed secrets opened; the same object (still sealed) when they do not open
+   * — then `lastUnsealError` says why (no key, another key, altered), and the connector cannot start.
+   */
+  private async unseal(d: ConnectorDeclaration): Promise<ConnectorDeclaration> {
+    if (!hasSealed(d.config)) return d;
+    try {
+      return { ...d, config: unsealConfig(await this.keyring(false), d.name, d.config) };
+    } catch (err) {
+      this.lastUnsealError = err instanceof Error ? err : new Error(String(err));
+      this.log.error({ connector: d.name, code: codeOf(err), err: messageOf(err) }, 'the stored secrets of a connector do not open; it cannot start until they do');
+      return d;
+    }
+  }
+
+  /** The declaration as stored: its literal secrets sealed (per the plugin's schema), references as written. */
+  private async sealed(c: ConnectorRt): Promise<ConnectorDeclaration> {
+    const d = c.declaration;
+    // Secrets that did not open stay as they were stored; nothing else is sealed for them.
+    if (c.sealError || !hasLiteralSecrets(c.schema, d.config)) return d;
+    return { ...d, config: sealConfig(await this.keyring(true), d.name, c.schema, d.config) };
+  }
+
+  /** Rotation: values sealed with an older key are sealed again with the current one. */
+  private async resealAll(stale: number): Promise<void> {
+    const ring = await this.keyring(false);
+    if (this.definitions) {
+      for (const c of this.connectors.values()) if (!c.sealError) await this.persist(c.declaration.name);
+    } else if (this.connectors.size > 0) {
+      await this.persist([...this.connectors.keys()][0]!);
+    }
+    this.log.info({ connectors: stale, key: ring.current }, 'stored secrets sealed again with the current key');
   }
 
   // ── declarations ─────────────────────────────────────────────────────────────────────────────
@@ -356,7 +438,13 @@ export class ConnectRuntime {
     const descriptor = await this.lookup(decl.plugin, at('plugin'));
     const { value } = await resolveReferences(decl.config, { env: this.env });
     const v = await this.catalog.validate(descriptor.name, value, at('config'));
-    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    if (!v.ok) {
+      // A validator may quote the value it refused: never a secret's.
+      const scrub = scrubber(secretStrings(await this.schemaOf(descriptor.name), value));
+      throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: scrub(i.message) })));
+    }
+    // Literal secrets are stored sealed: without a usable key the declaration is refused, not stored in clear.
+    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.keyring(true);
     return decl;
   }
 
@@ -586,11 +674,11 @@ export class ConnectRuntime {
         c.startFailures++;
         c.startFailingSince ??= Date.now();
         c.state = ConnectorState.FAILED;
-        c.trace = traceOf(e);
-        c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: e.message, at: Date.now() };
+        c.trace = c.scrub(traceOf(e));
+        c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: c.scrub(e.message), at: Date.now() };
         for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, ConnectorState.UNASSIGNED);
         const delay = restartDelay(c.startFailures);
-        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: e.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: c.lastError.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
         c.nextStartAt = Date.now() + delay;
         c.startTimer = setTimeout(() => void this.reconcile(c), delay);
         c.startTimer.unref?.();
@@ -600,26 +688,28 @@ export class ConnectRuntime {
 
   private async startRunner(c: ConnectorRt, owned: number[]): Promise<void> {
     const decl = c.declaration;
+    if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
     c.kind = descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
+    c.scrub = scrubber(secretStrings(c.schema, value));
     if (issues.length > 0) {
       const first = issues[0]!;
       throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
     }
     const v = await this.catalog.validate(descriptor.name, value, 'config');
-    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: c.scrub(i.message) })));
     const config = value as Record<string, unknown>;
     const logger = this.log.child({ connector: decl.name });
     const events = {
       onFatal: (err: Error) => {
         c.state = ConnectorState.FAILED;
-        c.trace = traceOf(err);
-        c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: Date.now() };
+        c.trace = c.scrub(traceOf(err));
+        c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: c.scrub(err.message), at: Date.now() };
       },
     };
-    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events };
+    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
     const runner =
       descriptor.kind === 'sink'
         ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
@@ -900,21 +990,20 @@ export class ConnectRuntime {
 
   // ── persistence ──────────────────────────────────────────────────────────────────────────────
 
+  /** Stores the connector's definition (all of them, in the file), literal secrets sealed. */
   private persist(name: string): Promise<void> {
     return this.persistLock.run(async () => {
       if (this.definitions) {
         const c = this.connectors.get(name);
-        if (c && !c.deleted) await this.definitions.save({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+        if (c && !c.deleted) await this.definitions.save({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
         else await this.definitions.remove(name);
         return;
       }
-      const file: ConnectorsFile = {
-        version: 1,
-        connectors: [...this.connectors.values()]
-          .filter((c) => !c.deleted)
-          .map((c) => ({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt })),
-      };
-      await writeJsonAtomic(this.connectorsFile, file);
+      const connectors: Stored[] = [];
+      for (const c of this.connectors.values()) {
+        if (!c.deleted) connectors.push({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+      }
+      await writeJsonAtomic(this.connectorsFile, { version: 1, connectors } satisfies ConnectorsFile);
     });
   }
 

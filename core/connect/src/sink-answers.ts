@@ -99,10 +99,11 @@ export abstract class SinkAnswers extends SinkFailure {
       this.release(p, e.pieces, e.count, e.bytes, true);
       const ids: string[] = [];
       for (const c of e.pieces) idsOf(c, ids);
+      const reason = this.scrub(e.reason);
       this.settle(
-        this.o.store.deadLetter(decl.station, this.group, ids, e.reason, {
+        this.o.store.deadLetter(decl.station, this.group, ids, reason, {
           code: e.code,
-          headers: this.dlsHeaders(e.code, e.reason, batch.attempts),
+          headers: this.dlsHeaders(e.code, reason, batch.attempts),
         }),
       );
     }
@@ -126,9 +127,9 @@ export abstract class SinkAnswers extends SinkFailure {
   /** Counts a failed attempt of messages failing since `since`: the task is retrying (status, metrics). */
   protected noteRetrying(t: TaskRt, err: Error, since: number, nextAttemptAt: number | undefined): void {
     const now = Date.now();
-    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: this.scrub(err.message), at: now };
     const r = t.retrying;
-    if (!r) this.log.warn({ task: t.id, code: t.lastError.code, err: err.message }, 'the task retries: its messages could not be written');
+    if (!r) this.log.warn({ task: t.id, code: t.lastError.code, err: t.lastError.message }, 'the task retries: its messages could not be written');
     t.retrying = { since: Math.min(r?.since ?? since, since), attempts: (r?.attempts ?? 0) + 1, nextAttemptAt };
   }
 
@@ -140,7 +141,7 @@ export abstract class SinkAnswers extends SinkFailure {
    */
   protected unusable(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     if (this.stopping) return; // the batch stays current: the stop nacks it
-    this.log.error({ task: t.id, code: codeOf(err), err: err.message }, 'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed');
+    this.log.error({ task: t.id, code: codeOf(err), err: this.scrub(err.message) }, 'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed');
     this.failTask(t, err, true);
     if (p.current === batch) p.current = undefined;
     this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
@@ -216,7 +217,7 @@ export abstract class SinkAnswers extends SinkFailure {
       p.retryTimer = undefined;
       this.pump();
     }, delay);
-    this.log.debug({ partition: p.id, messages: count, attempt: retryBatch.attempts, delayMs: delay, reason: err.message }, 'retrying');
+    this.log.debug({ partition: p.id, messages: count, attempt: retryBatch.attempts, delayMs: delay, reason: this.scrub(err.message) }, 'retrying');
   }
 
   /** A failure that takes the task down (non-retryable error, timeout, crash, heap, broken answer). */
@@ -253,12 +254,12 @@ export abstract class SinkAnswers extends SinkFailure {
     p.current = undefined;
     if (decl.errors.tolerance === 'all') {
       const code = codeOf(err) && codeOf(err) !== 'RETRY' ? codeOf(err)! : ConnectErrorCode.RETRIES_EXHAUSTED;
-      const reason = `${err.message} (gave up after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms)`;
+      const reason = this.scrub(`${err.message} (gave up after ${batch.attempts} attempts in ${decl.errors.retryTimeoutMs} ms)`);
       const ids: string[] = [];
       for (const c of batch.pieces) idsOf(c, ids);
       this.release(p, batch.pieces, batch.count, batch.bytes, true);
       metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, ids.length);
-      this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, err.message, batch.attempts) }));
+      this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, this.scrub(err.message), batch.attempts) }));
       this.log.warn({ partition: p.id, messages: ids.length, code }, 'retries exhausted: messages dead-lettered (errors.tolerance all)');
       if (t.retrying) this.maybeRecovered(t);
       return;

@@ -71,6 +71,11 @@ export abstract class SinkRunnerBase {
     this.owned = new Set((options.tasks ?? this.tasks.map((t) => t.id)).filter((t) => t >= 0 && t < decl.tasks));
   }
 
+  /** A text with the config's secret values hidden (for status, logs and dead-letter headers). */
+  protected scrub(text: string): string {
+    return this.o.scrub ? this.o.scrub(text) : text;
+  }
+
   protected partition(id: number): Part {
     let p = this.parts.get(id);
     if (!p) {
@@ -159,7 +164,7 @@ export abstract class SinkRunnerBase {
       resourceLimits: { maxOldGenerationSizeMb: this.o.decl.maxHeapMb },
     });
     // A worker that dies between tasks (nothing to reject) is reported as an 'error' event.
-    pool.on('error', (err: unknown) => this.log.warn({ err: messageOf(err), task: id }, 'sink worker died between batches'));
+    pool.on('error', (err: unknown) => this.log.warn({ err: this.scrub(messageOf(err)), task: id }, 'sink worker died between batches'));
     this.pools.set(id, pool);
     return pool;
   }

@@ -19,8 +19,8 @@ export abstract class SinkFailure extends SinkDispatch {
     const { decl, metrics } = this.o;
     const now = Date.now();
     const alreadyFailed = t.state === ConnectorState.FAILED;
-    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
-    if (!alreadyFailed || permanent) t.trace = traceOf(err);
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: this.scrub(err.message), at: now };
+    if (!alreadyFailed || permanent) t.trace = this.scrub(traceOf(err));
     if (!alreadyFailed) t.failures++;
     t.state = ConnectorState.FAILED;
     t.permanent = permanent;
@@ -32,7 +32,7 @@ export abstract class SinkFailure extends SinkDispatch {
     else if (!t.stuck) this.scheduleRestart(t);
     this.releaseTask(t, this.giveBackDelay(t, now));
     const why = permanent ? 'it needs a restart' : t.stuck ? 'it restarts once its stuck thread exits' : 'restarting it after a backoff';
-    this.log.error({ task: t.id, code: t.lastError.code, err: err.message, restartInMs: t.restartAt ? t.restartAt - now : undefined }, `connector task failed; ${why}`);
+    this.log.error({ task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: t.restartAt ? t.restartAt - now : undefined }, `connector task failed; ${why}`);
     if (permanent) this.o.events.onFatal(err);
     this.wake.notify();
     this.o.events.onChange?.();

@@ -103,6 +103,8 @@ export interface SinkRunnerOptions {
   entry: string;
   /** Config with references resolved (never stored, never logged). */
   config: Record<string, unknown>;
+  /** Hides the config's secret values in a text (error messages and traces may quote them). Default: none to hide. */
+  scrub?: ((text: string) => string) | undefined;
   logger: Logger;
   logLevel: string;
   metrics: ConnectMetrics;

@@ -34,6 +34,8 @@ export interface SourceRunnerOptions {
   pluginName: string;
   entry: string;
   config: Record<string, unknown>;
+  /** Hides the config's secret values in a text (error messages and traces may quote them). Default: none to hide. */
+  scrub?: ((text: string) => string) | undefined;
   positions: PositionStore;
   /**
    * The fencing token of the lease this runner runs under (cluster placement), read at each write;
@@ -273,7 +275,7 @@ export class SourceRunner {
         metrics.bytes.inc(labels, bytes);
         this.throughput.add(stored, bytes);
         if (rejected) {
-          t.lastError = { code: rejected.code, message: `${rejectedCount} messages refused by the station: ${rejected.message}`, at: Date.now() };
+          t.lastError = { code: rejected.code, message: (this.o.scrub ?? String)(`${rejectedCount} messages refused by the station: ${rejected.message}`), at: Date.now() };
           this.log.warn({ task: t.id, rejected: rejectedCount, code: rejected.code }, 'the station refused messages from the source');
         }
       }
@@ -323,13 +325,14 @@ export class SourceRunner {
     const now = Date.now();
     t.failures++;
     t.state = ConnectorState.FAILED;
-    t.trace = traceOf(err);
-    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    const scrub = this.o.scrub ?? ((text: string) => text);
+    t.trace = scrub(traceOf(err));
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: scrub(err.message), at: now };
     metrics.setTaskState(decl.name, t.id, t.state);
     const delay = restartDelay(t.failures);
     t.restartAt = now + delay;
     t.retrying = { since: t.retrying?.since ?? now, attempts: (t.retrying?.attempts ?? 0) + 1, nextAttemptAt: t.restartAt };
-    this.log.error({ task: t.id, code: t.lastError.code, err: err.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
+    this.log.error({ task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
     const worker = t.worker;
     const exited = t.exited;
     t.worker = undefined;
