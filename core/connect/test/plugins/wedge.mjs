@@ -4,7 +4,7 @@
 //
 // open:  throw (non-retryable DESTINATION_UNUSABLE) | throw-retryable (CONNECTION_FAILED) | hang (never
 //        settles) | late (rejects, retryable, after `delayMs`) | spin (a busy loop) | native (blocks a
-//        libuv threadpool thread opening the FIFO `fifo` for reading, until a writer opens it)
+//        libuv threadpool thread opening the FIFO `<fifo>.<attempt>` for reading, until a writer opens it)
 // write: throw-sync (throws before returning a promise) | reject (non-retryable) | never (never settles,
 //        ignores its signal) | wrong-count (one result too few) | native (as open's)
 // close: hang (never settles) | native (as open's)
@@ -15,15 +15,19 @@ import { nextAttempt, record } from './common.mjs';
 
 const Fault = z.enum(['none', 'throw', 'throw-retryable', 'hang', 'late', 'spin', 'native', 'throw-sync', 'reject', 'never', 'wrong-count']);
 
-function faulty(config, kind) {
-  if (config[kind] === 'none') return false;
+/** The attempt number of this faulty call (counted per kind, from 0), or -1 when it behaves. */
+function attempt(config, kind) {
+  if (config[kind] === 'none') return -1;
   const n = nextAttempt(join(config.dir, `${kind}-attempts`));
-  return config.times < 0 || n < config.times;
+  return config.times < 0 || n < config.times ? n : -1;
 }
 
-/** Never returns until someone opens the FIFO for writing: the open(2) blocks in the threadpool. */
-async function blockInNative(fifo) {
-  const fh = await openFile(fifo, 'r');
+/**
+ * Never returns until someone opens the FIFO `<fifo>.<n>` for writing: the open(2) blocks in the
+ * threadpool. One FIFO per attempt, so a test can let go of old attempts and keep the newest blocked.
+ */
+async function blockInNative(fifo, n) {
+  const fh = await openFile(`${fifo}.${n}`, 'r');
   await fh.close();
 }
 
@@ -41,7 +45,8 @@ export default defineSink({
     fifo: z.string().default(''),
   }),
   async open(config) {
-    if (faulty(config, 'open')) {
+    const n = attempt(config, 'open');
+    if (n >= 0) {
       switch (config.open) {
         case 'throw':
           throw new JunctionError('DESTINATION_UNUSABLE', 'the test destination cannot be used as configured');
@@ -56,14 +61,15 @@ export default defineSink({
         case 'spin':
           for (;;) {}
         case 'native':
-          await blockInNative(config.fifo);
+          await blockInNative(config.fifo, n);
           break;
         default:
       }
     }
     return {
       write(batch) {
-        if (faulty(config, 'write')) {
+        const w = attempt(config, 'write');
+        if (w >= 0) {
           switch (config.write) {
             case 'throw-sync':
               throw new JunctionError('SINK_BROKEN', 'the test sink throws before it returns a promise');
@@ -74,7 +80,7 @@ export default defineSink({
             case 'wrong-count':
               return Promise.resolve(batch.messages.slice(1).map(() => ok()));
             case 'native':
-              return blockInNative(config.fifo).then(() => batch.messages.map(() => ok()));
+              return blockInNative(config.fifo, w).then(() => batch.messages.map(() => ok()));
             default:
           }
         }
@@ -82,9 +88,10 @@ export default defineSink({
         return Promise.resolve(batch.messages.map(() => ok()));
       },
       async close() {
-        if (faulty(config, 'close')) {
+        const c = attempt(config, 'close');
+        if (c >= 0) {
           if (config.close === 'hang') await new Promise(() => {});
-          if (config.close === 'native') await blockInNative(config.fifo);
+          if (config.close === 'native') await blockInNative(config.fifo, c);
         }
       },
     };
