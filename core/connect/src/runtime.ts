@@ -11,15 +11,14 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { StationStore } from '@junction/broker';
-import type { ConfigSchema, JsonValue } from '@junction/sdk-connector';
+import type { ConfigSchema } from '@junction/sdk-connector';
 import type { PluginCatalog, PluginDescriptor } from './catalog.js';
 import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, groupName } from './declaration.js';
 import type { ConnectorDeclarationInput } from './declaration.js';
 import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { Issue } from './errors.js';
-import { readJson, removeFile, restrictTree, writeJsonAtomic } from './files.js';
+import { readJson, restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
 import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
@@ -31,124 +30,12 @@ import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
+import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
+import type { ApplyResult, ConnectorInfo, ConnectorRt, ConnectorsFile, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry, Stored } from './runtime-types.js';
 
-export interface ConnectRuntimeOptions {
-  store: StationStore;
-  catalog: PluginCatalog;
-  /** The broker's data directory; the runtime keeps its files under `<dataDir>/connect`. */
-  dataDir: string;
-  logger?: Logger | undefined;
-  /** Where the runtime's metrics go (the server's /metrics registry). */
-  registry?: Registry | undefined;
-  /** For `${env:NAME}` references. Default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** Log level of plugin loggers in worker threads. Default: the logger's level. */
-  pluginLogLevel?: string | undefined;
-  /** Which tasks this node runs. Default `LocalPlacement`: all of them (one node). */
-  placement?: Placement | undefined;
-  /**
-   * Where connector definitions live. Default: `<dataDir>/connect/connectors.json`. Cluster mode: the
-   * shared bucket, so every node sees (and serves) the same connectors.
-   */
-  definitions?: DefinitionStore | undefined;
-  /**
-   * Where source connectors keep their positions. Default: `<dataDir>/connect/offsets/<name>.json`
-   * (`FilePositionStore`). Cluster mode: the shared metadata bucket, fenced by the task's lease, so a
-   * source that moves to another node resumes where its last owner stopped.
-   */
-  positions?: PositionStore | undefined;
-  /**
-   * The key that seals secrets given literally, at rest (see sealed.ts): `{ key }` (the value of
-   * JUNCTION_SECRETS_KEY) or `{ file }` (a key file, made 0600 on first use). Default: JUNCTION_SECRETS_KEY
-   * from `env`, else the file JUNCTION_SECRETS_KEY_FILE names, else `~/.config/junction/secrets.key`.
-   * Every node of a cluster needs the same keys.
-   */
-  secretsKey?: SecretsKeySource | undefined;
-}
+export type { ApplyResult, ConnectorInfo, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry } from './runtime-types.js';
 
-/** What `GET /v1/connectors/:name/status` answers. */
-export interface ConnectorStatus {
-  name: string;
-  connector: { state: ConnectorState; trace?: string | undefined };
-  tasks: TaskStatus[];
-  type: 'sink' | 'source' | 'unknown';
-  /** Sink: messages of the station its group has not acknowledged. */
-  lag?: number | undefined;
-  throughput: { msgsPerSec: number; bytesPerSec: number };
-  /** The newest error of the connector or any of its tasks (kept after they recovered; see `retrying`). */
-  lastError?: { code: string; message: string; at: number } | undefined;
-  /**
-   * Present while messages keep failing and are retried, or the connector keeps failing to start:
-   * since the earliest of its tasks' `retrying.since` (or its first failed start), attempts summed over
-   * its tasks (or failed starts), the next attempt due.
-   */
-  retrying?: RetryingStatus | undefined;
-}
-
-/** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
-export interface ConnectorInfo {
-  name: string;
-  type: 'sink' | 'source' | 'unknown';
-  plugin: string;
-  station: string;
-  /** The declaration as it may be shown (secrets redacted, references as references). */
-  config: ConnectorDeclaration;
-  tasks: { connector: string; task: number }[];
-  target: TargetState;
-  origin: ConnectorOrigin;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** An offset entry in Kafka Connect's shape: `{ partition, offset }`. */
-export interface OffsetEntry {
-  partition: Record<string, JsonValue>;
-  offset: JsonValue;
-}
-
-export interface ApplyResult {
-  created: string[];
-  updated: string[];
-  deleted: string[];
-  unchanged: string[];
-}
-
-interface Stored {
-  declaration: ConnectorDeclaration;
-  origin: ConnectorOrigin;
-  target: TargetState;
-  createdAt: number;
-  updatedAt: number;
-}
-
-interface ConnectorsFile {
-  version: 1;
-  connectors: Stored[];
-}
-
-interface ConnectorRt extends Stored {
-  lock: Serial;
-  kind?: 'sink' | 'source' | undefined;
-  schema?: ConfigSchema | undefined;
-  runner?: SinkRunner | SourceRunner | undefined;
-  state: ConnectorState;
-  trace?: string | undefined;
-  lastError?: { code: string; message: string; at: number } | undefined;
-  startFailures: number;
-  /** The first of the current run of failed starts (ms since epoch). */
-  startFailingSince?: number | undefined;
-  /** When the next start is tried. */
-  nextStartAt?: number | undefined;
-  startTimer?: NodeJS.Timeout | undefined;
-  deleted: boolean;
-  /** The tasks the current runner runs. */
-  owned?: number[] | undefined;
-  /** Its stored secrets do not open (no key, another key, altered): its declaration stays sealed and it cannot start. */
-  sealError?: Error | undefined;
-  /** Hides the connector's resolved secret values in error texts (set when a start resolved its config). */
-  scrub: (text: string) => string;
-}
-
+/** The connector runtime (see the notes above). */
 export class ConnectRuntime {
   readonly metrics: ConnectMetrics;
   private readonly store: StationStore;
@@ -1010,37 +897,4 @@ export class ConnectRuntime {
   private assertOpen(): void {
     if (this.closed) throw connectError(ConnectErrorCode.RUNTIME_CLOSED, 'the connector runtime is closed');
   }
-}
-
-function sameDeclaration(a: ConnectorDeclaration, b: ConnectorDeclaration): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
-
-function redactStrings(v: unknown): unknown {
-  if (typeof v === 'string') return /^(?:\$\{(?:env|file):[^}]+\})+$/.test(v) ? v : '***';
-  if (Array.isArray(v)) return v.map(redactStrings);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactStrings(x)]));
-  return v;
-}
-
-function parseOffsetsBody(body: unknown): { partition: Record<string, JsonValue>; offset: JsonValue }[] {
-  const list = (body as { offsets?: unknown } | null)?.offsets;
-  if (!Array.isArray(list)) throw configInvalid('offsets', [{ path: 'offsets', message: 'must be an array of { partition, offset }' }]);
-  return list.map((e: unknown, i) => {
-    const partition = (e as { partition?: unknown } | null)?.partition;
-    if (partition === null || typeof partition !== 'object' || Array.isArray(partition)) {
-      throw configInvalid('offsets', [{ path: `offsets[${i}].partition`, message: 'must be an object' }]);
-    }
-    if (!Object.hasOwn(e as object, 'offset')) throw configInvalid('offsets', [{ path: `offsets[${i}].offset`, message: 'Required' }]);
-    return { partition: partition as Record<string, JsonValue>, offset: (e as { offset: JsonValue }).offset };
-  });
 }
