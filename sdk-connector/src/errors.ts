@@ -17,6 +17,13 @@ export const ErrorCode = {
   AUTH_FAILED: 'AUTH_FAILED',
   /** A bucket, table, file or other named resource does not exist. */
   NOT_FOUND: 'NOT_FOUND',
+  /**
+   * The destination as configured cannot be used, and trying again will not change that: a directory
+   * that cannot be created (no such parent, read-only, not a directory), a bucket or table that does not
+   * exist. Not retryable by default. Thrown by `open()` it fails the task at once (no automatic restart)
+   * with this code; fix the config or the destination, then restart the connector.
+   */
+  DESTINATION_UNUSABLE: 'DESTINATION_UNUSABLE',
   /** The destination refused this message for good (schema mismatch, too large, invalid bytes). */
   SINK_REJECTED: 'SINK_REJECTED',
   /** An operation did not finish in time. Retryable by default. */

@@ -30,7 +30,7 @@ type Bug =
   | 'shared-signal';
 
 /** Destinations by name, so every test run has its own. */
-const destinations = new Map<string, { values: Uint8Array[]; byOffset: Map<string, Uint8Array>; down: boolean }>();
+const destinations = new Map<string, { values: Uint8Array[]; byOffset: Map<string, Uint8Array>; down: boolean; stalled?: boolean }>();
 const decoder = new TextDecoder();
 
 function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {}) {
@@ -43,8 +43,10 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
       destination: z.string(),
       token: secret(z.string()).optional(),
       failing: z.boolean().default(false).describe('answer retry() for every message (tests)'),
+      unusable: z.boolean().default(false).describe('a destination that can never be used (tests)'),
     }),
     async open(config) {
+      if (config.unusable) throw new JunctionError('DESTINATION_UNUSABLE', `destination ${config.destination} cannot be used`);
       let closed = 0;
       // The 'shared-signal' bug: "the current write" kept in a field (a concurrent write replaces it).
       let current: AbortSignal | undefined;
@@ -53,6 +55,13 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
       return {
         async write(batch: SinkBatch, { signal }: { signal: AbortSignal }): Promise<WriteResult[]> {
           if (opts.bug === 'hangs') return new Promise(() => {});
+          if (dest.stalled) {
+            // A stalled destination holds the write until its signal aborts.
+            await new Promise((_, reject) => {
+              if (signal.aborted) reject(signal.reason);
+              signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+            });
+          }
           current = signal;
           await Promise.resolve();
           if (opts.bug === 'shared-signal' && current.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
@@ -94,7 +103,16 @@ function options(plugin: ReturnType<typeof memorySink>, over: Partial<SinkConfor
     config: { destination, token: 'super-secret-token' },
     readBack: async () => destinations.get(destination)?.values ?? [],
     deadLetter: { value: 'POISON' },
+    unusable: { config: { destination, unusable: true } },
+    stall: async () => {
+      const d = destinations.get(destination);
+      if (d) d.stalled = true;
+      return async () => {
+        if (d) d.stalled = false;
+      };
+    },
     retry: {
+      config: { destination, failing: true },
       breakDestination: async () => {
         const d = destinations.get(destination);
         if (d) d.down = true;
@@ -135,6 +153,10 @@ describe('runSinkConformance', () => {
       'replay-same-batch',
       'replay-overlapping',
       'aborted-signal',
+      'open-unusable',
+      'open-unreachable',
+      'write-stalled-abort',
+      'close-after-failure',
     ]);
     expect(results.find((r) => r.check === 'replay-overlapping')?.detail).toContain('exactly once');
     expect(() => assertConformance(results)).not.toThrow();

@@ -1,5 +1,6 @@
 /** Helpers shared by the end-to-end tests: broker processes, free ports, HTTP calls. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -9,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file is test/dist/index.js or test/src/index.ts). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The key that seals literal connector secrets in the brokers these tests start (never the user's key file). */
+export const TEST_SECRETS_KEY = randomBytes(32).toString('base64');
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -40,7 +44,8 @@ export async function startBroker(opts: { dataDir: string; port?: number; args?:
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [join(repoRoot, 'cli', 'dist', 'bin.js'), 'start', '--data-dir', opts.dataDir, '--host', '127.0.0.1', '--port', String(port), ...(opts.args ?? [])], {
     cwd: opts.dataDir,
-    env: { ...process.env, JUNCTION_LOG_LEVEL: 'warn', ...opts.env },
+    // One secrets key for every broker of this test process (restarts and cluster nodes open each other's sealed secrets).
+    env: { ...process.env, JUNCTION_LOG_LEVEL: 'warn', JUNCTION_SECRETS_KEY: TEST_SECRETS_KEY, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

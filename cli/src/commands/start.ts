@@ -16,8 +16,19 @@ interface StartFlags {
 }
 
 /**
+ * Longest a graceful close may take after SIGTERM / SIGINT before the process ends anyway (by the
+ * signal). The close itself is bounded (connectors ≤ 19 s with default settings, then the HTTP grace
+ * and the store): this only guards against the unforeseen.
+ */
+export const SHUTDOWN_TIMEOUT_MS = 60_000;
+
+/**
  * `junction start`: runs the broker until SIGTERM or SIGINT, then closes it gracefully (in-flight
- * requests finish, the store is flushed) and exits 0; a second signal exits 1 at once.
+ * requests finish, connectors stop, the store is flushed) and exits 0; a second signal exits 1 at once.
+ * When connector plugin code left a worker thread blocked in a native call (see the connector runtime's
+ * WORKER_STUCK), Node cannot exit normally — it waits for every thread — so after the graceful close the
+ * process ends by the signal it received (default action: no wait), as it does when the close takes
+ * longer than SHUTDOWN_TIMEOUT_MS.
  */
 export function startCommand(program: Command, io: CliIo): void {
   program
@@ -47,17 +58,39 @@ export function startCommand(program: Command, io: CliIo): void {
       });
 
       let stopping = false;
+      /** Ends the process by `signal`'s default action: immediate, even with threads stuck in native code. */
+      const endBy = (signal: NodeJS.Signals): void => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        process.kill(process.pid, signal);
+      };
+      const exit = (code: number, signal: NodeJS.Signals): void => {
+        const stuck = server.connect.strandedThreads;
+        if (stuck === 0) process.exit(code);
+        io.stderr.write(`${stuck} connector worker thread(s) are blocked in native code and Node cannot exit normally: ending by ${signal}\n`);
+        endBy(signal);
+      };
       const stop = (signal: NodeJS.Signals): void => {
         if (stopping) {
           io.stderr.write(`${signal} again: exiting without waiting\n`);
-          process.exit(1);
+          if (server.connect.strandedThreads > 0) endBy(signal);
+          else process.exit(1);
+          return;
         }
         stopping = true;
+        const deadline = setTimeout(() => {
+          io.stderr.write(`the graceful close did not finish within ${SHUTDOWN_TIMEOUT_MS} ms: ending by ${signal}\n`);
+          endBy(signal);
+        }, SHUTDOWN_TIMEOUT_MS);
         server.close().then(
-          () => process.exit(0),
+          () => {
+            clearTimeout(deadline);
+            exit(0, signal);
+          },
           (err: unknown) => {
+            clearTimeout(deadline);
             io.stderr.write(formatError(err));
-            process.exit(1);
+            exit(1, signal);
           },
         );
       };

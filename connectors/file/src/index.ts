@@ -4,9 +4,9 @@
  * See README.md for the layout, the line format and how exactly-once works.
  */
 import { resolve } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { defineSink, ErrorCode, JunctionError } from '@junction/sdk-connector';
 import { FileSinkConfig } from './config.js';
+import { makeDirs, UNUSABLE_DIR_CODES } from './dirs.js';
 import { FileSink } from './sink.js';
 
 export { FileSinkConfig } from './config.js';
@@ -21,9 +21,14 @@ export default defineSink({
   async open(config, ctx) {
     const root = resolve(config.dir);
     try {
-      await mkdir(root, { recursive: true });
+      await makeDirs(root);
     } catch (err) {
-      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot create the sink directory ${root}: ${(err as Error).message}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const message = `cannot create the sink directory ${root}: ${(err as Error).message}`;
+      // The directory as configured cannot be made (no such parent, read-only, not a directory, denied):
+      // a configuration error, which fails the task. Anything else (ENOSPC, EIO, EMFILE) may pass.
+      if (UNUSABLE_DIR_CODES.has(code)) throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
+      throw new JunctionError('IO_ERROR', message, { cause: err, retryable: true });
     }
     ctx.logger.debug({ dir: root, gzip: config.gzip, valueEncoding: config.valueEncoding }, 'file sink opened');
     return new FileSink(root, config, ctx);

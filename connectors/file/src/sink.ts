@@ -15,7 +15,7 @@
  * Assumes one writer per partition at a time (the runtime's guarantee); writes to one partition are
  * also serialized inside the sink.
  */
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
@@ -36,6 +36,7 @@ import {
   OffsetRanges,
 } from '@junction/sdk-connector';
 import type { FileSinkConfig } from './config.js';
+import { makeDirs, UNUSABLE_DIR_CODES } from './dirs.js';
 import { LineBuffer } from './encode.js';
 import { dataFileName, isTempFileName, parseDataFileName, partitionDir, tempFileName } from './layout.js';
 
@@ -208,7 +209,7 @@ export class FileSink implements Sink {
       if (now === cached.mtimeNs) return cached;
       this.log.info({ dir }, 'partition directory changed by someone else; reloading its file list');
     }
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     const present = new OffsetRanges();
     let cleaned = 0;
     for (const name of await readdir(dir)) {
@@ -259,7 +260,7 @@ export class FileSink implements Sink {
   async checkConnection(): Promise<void> {
     const probe = join(this.root, `.probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`);
     try {
-      await mkdir(this.root, { recursive: true });
+      await makeDirs(this.root);
       const fh = await open(probe, 'wx');
       await fh.writeFile('probe');
       await fh.sync();
@@ -267,7 +268,10 @@ export class FileSink implements Sink {
       await unlink(probe);
     } catch (err) {
       await unlink(probe).catch(() => undefined);
-      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot write to ${this.root}: ${describe(err)}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const message = `cannot write to ${this.root}: ${describe(err)}`;
+      if (UNUSABLE_DIR_CODES.has(code)) throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, message, { cause: err });
     }
   }
 

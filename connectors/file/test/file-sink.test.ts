@@ -313,13 +313,36 @@ describe('crashes', () => {
   });
 });
 
-describe('checkConnection', () => {
-  it('resolves for a writable directory and throws CONNECTION_FAILED otherwise', async () => {
+describe('checkConnection and open', () => {
+  it('resolves for a writable directory; a directory that cannot be made fails open with DESTINATION_UNUSABLE, not retryable', async () => {
     const s = await sink();
     await expect(s.checkConnection?.()).resolves.toBeUndefined();
     await writeFile(join(dir, 'file'), 'x');
     const bad = await plugin.open(plugin.config.parse({ dir: join(dir, 'file', 'sub') }), fakeContext()).catch((e: unknown) => e);
-    expect(bad).toMatchObject({ code: 'CONNECTION_FAILED' });
+    expect(bad).toMatchObject({ code: 'DESTINATION_UNUSABLE', retryable: false, issues: [{ path: 'dir' }] });
+    expect((bad as Error).message).toContain('ENOTDIR');
+  });
+
+  it('a directory under /proc fails open at once with DESTINATION_UNUSABLE (Node 20\'s recursive mkdir spins there forever)', async () => {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise((resolve) => (timer = setTimeout(() => resolve('open did not settle within 5 s'), 5000)));
+    const bad = await Promise.race([plugin.open(plugin.config.parse({ dir: '/proc/junction-nope/deeper' }), fakeContext()).catch((e: unknown) => e), hung]);
+    clearTimeout(timer);
+    expect(bad).toMatchObject({ code: 'DESTINATION_UNUSABLE', retryable: false });
+    expect((bad as Error).message).toMatch(/ENOENT/);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('makeDirs makes missing parents, accepts an existing directory, refuses a file in the way', async () => {
+    const { makeDirs } = await import('../src/dirs.js');
+    await makeDirs(join(dir, 'a', 'b', 'c'));
+    expect((await stat(join(dir, 'a', 'b', 'c'))).isDirectory()).toBe(true);
+    await makeDirs(join(dir, 'a', 'b', 'c'));
+    await makeDirs(dir);
+    await writeFile(join(dir, 'f'), 'x');
+    await expect(makeDirs(join(dir, 'f'))).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(makeDirs(join(dir, 'f', 'g'))).rejects.toMatchObject({ code: 'ENOTDIR' });
   });
 });
 

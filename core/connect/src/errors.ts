@@ -24,6 +24,13 @@ export const ConnectErrorCode = {
   SECRET_UNRESOLVED: 'SECRET_UNRESOLVED',
   /** A write did not settle within `writeTimeoutMs`; its worker was terminated. */
   WRITE_TIMEOUT: 'WRITE_TIMEOUT',
+  /** A sink's `open()` did not settle within `max(30 s, writeTimeoutMs)`; its worker was terminated. */
+  OPEN_TIMEOUT: 'OPEN_TIMEOUT',
+  /**
+   * A terminated worker thread did not exit: plugin code is blocked in a native call that never returns.
+   * The thread is abandoned; its task restarts once it exits (or by hand).
+   */
+  WORKER_STUCK: 'WORKER_STUCK',
   /** The worker thread running plugin code exited (process.exit, crash) or ran out of heap. */
   WORKER_CRASHED: 'WORKER_CRASHED',
   WORKER_OUT_OF_MEMORY: 'WORKER_OUT_OF_MEMORY',
@@ -48,6 +55,10 @@ const STATUS: Record<string, number> = {
   SDK_INCOMPATIBLE: 400,
   [ConnectErrorCode.RUNTIME_CLOSED]: 503,
   [ConnectErrorCode.POSITION_FENCED]: 409,
+  // Sealing secrets at rest (sealed.ts): the server's key is missing or broken, not the request.
+  SECRETS_KEY_UNAVAILABLE: 503,
+  SECRETS_KEY_INVALID: 500,
+  SECRET_UNSEALABLE: 500,
 };
 
 /** HTTP status for a code: this package's table first, then the broker's. */

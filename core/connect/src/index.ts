@@ -22,10 +22,12 @@ export {
 export type { ConnectorDeclarationInput } from './declaration.js';
 export type { PluginCatalog, PluginDescriptor, CatalogValidation } from './catalog.js';
 export { ConnectErrorCode, connectStatusFor } from './errors.js';
-export { CONNECTOR_DLS_HEADERS, RETRY_BASE_MS, SinkRunner } from './sink-runner.js';
-export type { TaskStatus } from './sink-runner.js';
+export { CLOSE_TIMEOUT_MS, CONNECTOR_DLS_HEADERS, OPEN_TIMEOUT_MS, RETRY_BASE_MS, SinkRunner, STOP_GRACE_MS, stopBoundMs, TERMINATE_WAIT_MS } from './sink-runner.js';
+export type { RetryingStatus, TaskStatus } from './sink-runner.js';
 export { ConnectMetrics } from './metrics.js';
-export { resolveReferences, displayConfig, hasReferences } from './secrets.js';
+export { resolveReferences, displayConfig, hasReferences, scrubber, secretStrings } from './secrets.js';
+export { SecretKeyring, SealedErrorCode, defaultSecretsKeyFile, isSealed, keyId, loadKeyring } from './sealed.js';
+export type { SecretsKeySource } from './sealed.js';
 export { LocalPlacement } from './placement.js';
 export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, StoredConnector } from './placement.js';
 export { FilePositionStore } from './positions.js';

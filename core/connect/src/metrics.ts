@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { Worker } from 'node:worker_threads';
 import { ConnectorState } from './declaration.js';
 import type { MetricReport } from './wire.js';
 
@@ -14,6 +15,8 @@ export interface ConnectMetricsOptions {
   registry?: Registry | undefined;
   /** Lag per connector, read when scraped. */
   lag?: (() => Promise<{ connector: string; lag: number }[]>) | undefined;
+  /** Every task this node runs, with since when (ms since epoch) its messages are being retried, if they are; read when scraped. */
+  retrying?: (() => { connector: string; task: number; since?: number | undefined }[]) | undefined;
 }
 
 const STATES = Object.values(ConnectorState);
@@ -29,6 +32,10 @@ export class ConnectMetrics {
   readonly writeSeconds: Histogram<'connector' | 'task'>;
   readonly workerSeconds: Counter<'connector'>;
   readonly buffered: Gauge<'connector'>;
+  /** Worker threads abandoned because they did not exit when terminated (blocked in native code), in this process. */
+  private readonly strandedThreads: Gauge;
+  private readonly stranded = new Set<Worker>();
+  private readonly retrying: Gauge<'connector' | 'task'>;
   private readonly taskState: Gauge<'connector' | 'task' | 'state'>;
   private readonly lag: Gauge<'connector'>;
   private readonly share: Gauge;
@@ -64,6 +71,24 @@ export class ConnectMetrics {
     });
     this.workerSeconds = new Counter({ name: 'junction_connect_worker_seconds_total', help: 'Time spent in plugin code in worker threads', labelNames: ['connector'], registers });
     this.buffered = new Gauge({ name: 'junction_connector_buffered_messages', help: 'Messages a sink connector holds (batching, in flight, retrying)', labelNames: ['connector'], registers });
+    this.strandedThreads = new Gauge({
+      name: 'junction_connect_stranded_threads',
+      help: 'Worker threads that did not exit when terminated (plugin code blocked in a native call) and were abandoned; each holds one of the process\'s libuv threadpool threads until it exits',
+      registers,
+    });
+    const retryingFn = options.retrying;
+    this.retrying = new Gauge({
+      name: 'junction_connector_task_retrying',
+      help: 'Seconds since the task\'s messages started failing and being retried (retry answers, retryable errors, a failing open, restarts after crashes); 0 when it writes normally',
+      labelNames: ['connector', 'task'],
+      registers,
+      collect() {
+        if (!retryingFn) return;
+        this.reset();
+        const now = Date.now();
+        for (const { connector, task, since } of retryingFn()) this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
+      },
+    });
     this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });
     const lagFn = options.lag;
     this.lag = new Gauge({
@@ -102,6 +127,24 @@ export class ConnectMetrics {
     this.lastWorkerMs = this.workerMsTotal;
     const total = workerMs + d.active;
     this.share.set(total > 0 ? workerMs / total : 0);
+  }
+
+  /**
+   * Counts a worker thread that was terminated and did not exit (blocked in a native call), until it
+   * exits. While any is counted the process cannot exit normally: Node waits for every worker thread.
+   */
+  strand(w: Worker): void {
+    if (w.threadId === -1 || this.stranded.has(w)) return;
+    this.stranded.add(w);
+    this.strandedThreads.inc();
+    w.once('exit', () => {
+      if (this.stranded.delete(w)) this.strandedThreads.dec();
+    });
+  }
+
+  /** Worker threads counted by `strand` that have not exited yet. */
+  get strandedCount(): number {
+    return this.stranded.size;
   }
 
   /** Counts plugin time measured in a worker. */
@@ -147,6 +190,7 @@ export class ConnectMetrics {
     for (let t = 0; t < tasks; t++) {
       const labels = { connector, task: String(t) };
       for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts, this.ahead]) m.remove(labels);
+      this.retrying.remove(labels);
       this.writeSeconds.remove(labels);
       for (const m of this.plugin.values()) m.remove(labels);
       for (const state of STATES) this.taskState.remove({ ...labels, state });

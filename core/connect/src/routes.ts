@@ -9,7 +9,7 @@
  * | `GET /v1/connectors/:name/config` | the declaration (secrets redacted, references as written) |
  * | `PUT /v1/connectors/:name/config` | creates (201) or updates (200, tasks restart with it) |
  * | `DELETE /v1/connectors/:name` | 204; the group / stored positions are kept |
- * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError? }` |
+ * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError?, retrying? }` |
  * | `PUT /v1/connectors/:name/pause` · `/resume` · `/stop` | 202 |
  * | `POST /v1/connectors/:name/restart?includeTasks=&onlyFailed=` | 202 with the status |
  * | `GET /v1/connectors/:name/tasks` | `[{ id: { connector, task }, config }]` |
@@ -19,7 +19,8 @@
  * | `PATCH /v1/connectors/:name/offsets` · `DELETE …/offsets` | only when STOPPED (409 CONNECTOR_NOT_STOPPED) |
  *
  * Errors answer `{ code, message, issues? }`: CONNECTOR_NOT_FOUND 404, CONNECTOR_EXISTS 409,
- * CONFIG_INVALID 400 (issues with field paths such as `config.dir`), PLUGIN_NOT_FOUND 400.
+ * CONFIG_INVALID 400 (issues with field paths such as `config.dir`), PLUGIN_NOT_FOUND 400,
+ * SECRETS_KEY_UNAVAILABLE 503 (a literal secret, and no key to seal it with).
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, LogLevel } from 'fastify';
 import { toApiError } from '@junction/broker';

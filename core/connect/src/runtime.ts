@@ -11,120 +11,31 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { StationStore } from '@junction/broker';
-import type { ConfigSchema, JsonValue } from '@junction/sdk-connector';
+import type { ConfigSchema } from '@junction/sdk-connector';
 import type { PluginCatalog, PluginDescriptor } from './catalog.js';
 import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, groupName } from './declaration.js';
 import type { ConnectorDeclarationInput } from './declaration.js';
 import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { Issue } from './errors.js';
-import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import { readJson, restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
-import { displayConfig, resolveReferences } from './secrets.js';
+import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
+import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
+import type { SecretKeyring, SecretsKeySource } from './sealed.js';
 import { SinkRunner } from './sink-runner.js';
-import type { TaskStatus } from './sink-runner.js';
+import type { RetryingStatus, TaskStatus } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
+import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
+import type { ApplyResult, ConnectorInfo, ConnectorRt, ConnectorsFile, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry, Stored } from './runtime-types.js';
 
-export interface ConnectRuntimeOptions {
-  store: StationStore;
-  catalog: PluginCatalog;
-  /** The broker's data directory; the runtime keeps its files under `<dataDir>/connect`. */
-  dataDir: string;
-  logger?: Logger | undefined;
-  /** Where the runtime's metrics go (the server's /metrics registry). */
-  registry?: Registry | undefined;
-  /** For `${env:NAME}` references. Default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** Log level of plugin loggers in worker threads. Default: the logger's level. */
-  pluginLogLevel?: string | undefined;
-  /** Which tasks this node runs. Default `LocalPlacement`: all of them (one node). */
-  placement?: Placement | undefined;
-  /**
-   * Where connector definitions live. Default: `<dataDir>/connect/connectors.json`. Cluster mode: the
-   * shared bucket, so every node sees (and serves) the same connectors.
-   */
-  definitions?: DefinitionStore | undefined;
-  /**
-   * Where source connectors keep their positions. Default: `<dataDir>/connect/offsets/<name>.json`
-   * (`FilePositionStore`). Cluster mode: the shared metadata bucket, fenced by the task's lease, so a
-   * source that moves to another node resumes where its last owner stopped.
-   */
-  positions?: PositionStore | undefined;
-}
+export type { ApplyResult, ConnectorInfo, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry } from './runtime-types.js';
 
-/** What `GET /v1/connectors/:name/status` answers. */
-export interface ConnectorStatus {
-  name: string;
-  connector: { state: ConnectorState; trace?: string | undefined };
-  tasks: TaskStatus[];
-  type: 'sink' | 'source' | 'unknown';
-  /** Sink: messages of the station its group has not acknowledged. */
-  lag?: number | undefined;
-  throughput: { msgsPerSec: number; bytesPerSec: number };
-  lastError?: { code: string; message: string; at: number } | undefined;
-}
-
-/** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
-export interface ConnectorInfo {
-  name: string;
-  type: 'sink' | 'source' | 'unknown';
-  plugin: string;
-  station: string;
-  /** The declaration as it may be shown (secrets redacted, references as references). */
-  config: ConnectorDeclaration;
-  tasks: { connector: string; task: number }[];
-  target: TargetState;
-  origin: ConnectorOrigin;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** An offset entry in Kafka Connect's shape: `{ partition, offset }`. */
-export interface OffsetEntry {
-  partition: Record<string, JsonValue>;
-  offset: JsonValue;
-}
-
-export interface ApplyResult {
-  created: string[];
-  updated: string[];
-  deleted: string[];
-  unchanged: string[];
-}
-
-interface Stored {
-  declaration: ConnectorDeclaration;
-  origin: ConnectorOrigin;
-  target: TargetState;
-  createdAt: number;
-  updatedAt: number;
-}
-
-interface ConnectorsFile {
-  version: 1;
-  connectors: Stored[];
-}
-
-interface ConnectorRt extends Stored {
-  lock: Serial;
-  kind?: 'sink' | 'source' | undefined;
-  schema?: ConfigSchema | undefined;
-  runner?: SinkRunner | SourceRunner | undefined;
-  state: ConnectorState;
-  trace?: string | undefined;
-  lastError?: { code: string; message: string; at: number } | undefined;
-  startFailures: number;
-  startTimer?: NodeJS.Timeout | undefined;
-  deleted: boolean;
-  /** The tasks the current runner runs. */
-  owned?: number[] | undefined;
-}
-
+/** The connector runtime (see the notes above). */
 export class ConnectRuntime {
   readonly metrics: ConnectMetrics;
   private readonly store: StationStore;
@@ -141,6 +52,8 @@ export class ConnectRuntime {
   private readonly definitions: DefinitionStore | undefined;
   private readonly positions: PositionStore;
   private unwatch: (() => void) | undefined;
+  private readonly secretsKey: SecretsKeySource;
+  private keyringP: Promise<SecretKeyring> | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
     this.store = options.store;
@@ -152,6 +65,7 @@ export class ConnectRuntime {
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
+    this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
     this.metrics = new ConnectMetrics({
       registry: options.registry,
       lag: async () => {
@@ -161,6 +75,15 @@ export class ConnectRuntime {
             const lag = await c.runner.lag();
             if (lag !== undefined) out.push({ connector: c.declaration.name, lag });
           }
+        }
+        return out;
+      },
+      retrying: () => {
+        const out: { connector: string; task: number; since?: number | undefined }[] = [];
+        for (const c of this.connectors.values()) {
+          if (!c.runner) continue;
+          const owned = new Set(c.owned ?? []);
+          for (const t of c.runner.taskStatuses()) if (owned.has(t.id)) out.push({ connector: c.declaration.name, task: t.id, since: t.retrying?.since });
         }
         return out;
       },
@@ -180,19 +103,31 @@ export class ConnectRuntime {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (!this.definitions) {
+      // Files holding configuration are the owner's only; older versions wrote them 0644.
+      const narrowed = await restrictTree(this.dir).catch((err: unknown) => {
+        this.log.warn({ dir: this.dir, err: messageOf(err) }, 'cannot narrow the permissions of the connector files');
+        return 0;
+      });
+      if (narrowed > 0) this.log.info({ dir: this.dir, entries: narrowed }, 'connector files narrowed to their owner (0600, folders 0700)');
+    }
     const stored = this.definitions
       ? ((await this.definitions.load()) as Stored[])
       : (((await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined)?.connectors ?? []);
+    let stale = 0;
     for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);
       if (!parsed.success) {
         this.log.error({ connector: (s.declaration as { name?: unknown } | undefined)?.name }, 'a stored connector is not valid any more; skipped');
         continue;
       }
-      const c = this.newRt({ ...s, declaration: parsed.data });
+      const c = this.newRt({ ...s, declaration: await this.unseal(parsed.data) });
+      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.lastUnsealError;
+      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.keyring(false), parsed.data.config)) stale++;
       await this.learn(c);
       this.connectors.set(c.declaration.name, c);
     }
+    if (stale > 0) await this.resealAll(stale);
     this.unwatch = this.definitions?.watch((name, value) => void this.onStored(name, value));
     await this.placement.start({
       tasks: () => this.wantedTasks(),
@@ -257,9 +192,12 @@ export class ConnectRuntime {
       this.log.error({ connector: name }, 'a shared connector definition is not valid; ignored');
       return;
     }
-    const next: Stored = { declaration: parsed.data, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
+    const declaration = await this.unseal(parsed.data);
+    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.lastUnsealError : undefined;
+    const next: Stored = { declaration, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
     if (!c || c.deleted) {
       const fresh = this.newRt(next);
+      fresh.sealError = unsealable;
       await this.learn(fresh);
       this.connectors.set(name, fresh);
       this.placement.poke();
@@ -273,8 +211,10 @@ export class ConnectRuntime {
         clearTimeout(c.startTimer);
         await this.stopRunner(c);
         c.declaration = next.declaration;
+        c.sealError = unsealable;
         await this.learn(c);
         c.startFailures = 0;
+        c.startFailingSince = undefined;
         c.trace = undefined;
       }
       c.origin = next.origin;
@@ -283,6 +223,15 @@ export class ConnectRuntime {
     });
     this.placement.poke();
     await this.reconcile(c);
+  }
+
+  /**
+   * Worker threads running plugin code that were terminated and have not exited: blocked in a native
+   * call that does not return. While there are any, Node cannot exit this process normally (it waits for
+   * every thread): a caller ending the process must end it by a signal (see the CLI's `start`).
+   */
+  get strandedThreads(): number {
+    return this.metrics.strandedCount;
   }
 
   /** Stops every connector's tasks (their target states stay as stored). Idempotent. */
@@ -304,7 +253,57 @@ export class ConnectRuntime {
   }
 
   private newRt(s: Stored): ConnectorRt {
-    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false };
+    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false, scrub: (text) => text };
+  }
+
+  // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
+
+  /** The keyring, loaded once (a failure is not kept: the next call tries again). `create`: make the key file when missing. */
+  private keyring(create: boolean): Promise<SecretKeyring> {
+    if (!this.keyringP) {
+      const p = loadKeyring(this.secretsKey, create);
+      this.keyringP = p;
+      p.catch(() => {
+        if (this.keyringP === p) this.keyringP = undefined;
+      });
+    }
+    return this.keyringP;
+  }
+
+  private lastUnsealError: Error | undefined;
+
+  /**
+   * The declaration with its sealed secrets opened; the same object (still sealed) when they do not open
+   * — then `lastUnsealError` says why (no key, another key, altered), and the connector cannot start.
+   */
+  private async unseal(d: ConnectorDeclaration): Promise<ConnectorDeclaration> {
+    if (!hasSealed(d.config)) return d;
+    try {
+      return { ...d, config: unsealConfig(await this.keyring(false), d.name, d.config) };
+    } catch (err) {
+      this.lastUnsealError = err instanceof Error ? err : new Error(String(err));
+      this.log.error({ connector: d.name, code: codeOf(err), err: messageOf(err) }, 'the stored secrets of a connector do not open; it cannot start until they do');
+      return d;
+    }
+  }
+
+  /** The declaration as stored: its literal secrets sealed (per the plugin's schema), references as written. */
+  private async sealed(c: ConnectorRt): Promise<ConnectorDeclaration> {
+    const d = c.declaration;
+    // Secrets that did not open stay as they were stored; nothing else is sealed for them.
+    if (c.sealError || !hasLiteralSecrets(c.schema, d.config)) return d;
+    return { ...d, config: sealConfig(await this.keyring(true), d.name, c.schema, d.config) };
+  }
+
+  /** Rotation: values sealed with an older key are sealed again with the current one. */
+  private async resealAll(stale: number): Promise<void> {
+    const ring = await this.keyring(false);
+    if (this.definitions) {
+      for (const c of this.connectors.values()) if (!c.sealError) await this.persist(c.declaration.name);
+    } else if (this.connectors.size > 0) {
+      await this.persist([...this.connectors.keys()][0]!);
+    }
+    this.log.info({ connectors: stale, key: ring.current }, 'stored secrets sealed again with the current key');
   }
 
   // ── declarations ─────────────────────────────────────────────────────────────────────────────
@@ -326,7 +325,13 @@ export class ConnectRuntime {
     const descriptor = await this.lookup(decl.plugin, at('plugin'));
     const { value } = await resolveReferences(decl.config, { env: this.env });
     const v = await this.catalog.validate(descriptor.name, value, at('config'));
-    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    if (!v.ok) {
+      // A validator may quote the value it refused: never a secret's.
+      const scrub = scrubber(secretStrings(await this.schemaOf(descriptor.name), value));
+      throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: scrub(i.message) })));
+    }
+    // Literal secrets are stored sealed: without a usable key the declaration is refused, not stored in clear.
+    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.keyring(true);
     return decl;
   }
 
@@ -426,6 +431,7 @@ export class ConnectRuntime {
       if (decl.state) c.target = decl.state;
       c.updatedAt = Date.now();
       c.startFailures = 0;
+      c.startFailingSince = undefined;
       c.trace = undefined;
     });
     await this.persist(decl.name);
@@ -493,6 +499,7 @@ export class ConnectRuntime {
         clearTimeout(c.startTimer);
         await this.stopRunner(c);
         c.startFailures = 0;
+        c.startFailingSince = undefined;
       });
       await this.reconcile(c);
       return;
@@ -547,15 +554,19 @@ export class ConnectRuntime {
         c.state = ConnectorState.RUNNING;
         c.trace = undefined;
         c.startFailures = 0;
+        c.startFailingSince = undefined;
+        c.nextStartAt = undefined;
       } catch (err) {
         const e = err instanceof Error ? err : new Error(String(err));
         c.startFailures++;
+        c.startFailingSince ??= Date.now();
         c.state = ConnectorState.FAILED;
-        c.trace = traceOf(e);
-        c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: e.message, at: Date.now() };
+        c.trace = c.scrub(traceOf(e));
+        c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: c.scrub(e.message), at: Date.now() };
         for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, ConnectorState.UNASSIGNED);
         const delay = restartDelay(c.startFailures);
-        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: e.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: c.lastError.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        c.nextStartAt = Date.now() + delay;
         c.startTimer = setTimeout(() => void this.reconcile(c), delay);
         c.startTimer.unref?.();
       }
@@ -564,26 +575,28 @@ export class ConnectRuntime {
 
   private async startRunner(c: ConnectorRt, owned: number[]): Promise<void> {
     const decl = c.declaration;
+    if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
     c.kind = descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
+    c.scrub = scrubber(secretStrings(c.schema, value));
     if (issues.length > 0) {
       const first = issues[0]!;
       throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
     }
     const v = await this.catalog.validate(descriptor.name, value, 'config');
-    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues);
+    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: c.scrub(i.message) })));
     const config = value as Record<string, unknown>;
     const logger = this.log.child({ connector: decl.name });
     const events = {
       onFatal: (err: Error) => {
         c.state = ConnectorState.FAILED;
-        c.trace = traceOf(err);
-        c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: Date.now() };
+        c.trace = c.scrub(traceOf(err));
+        c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: c.scrub(err.message), at: Date.now() };
       },
     };
-    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events };
+    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
     const runner =
       descriptor.kind === 'sink'
         ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
@@ -673,6 +686,20 @@ export class ConnectRuntime {
     else if (c.kind === 'sink') lag = await this.store.getGroup(d.station, groupName(d.name)).then((g) => g.lag, () => undefined);
     let lastError = c.lastError;
     for (const t of tasks) if (t.lastError && (!lastError || t.lastError.at > lastError.at)) lastError = t.lastError;
+    let retrying: RetryingStatus | undefined;
+    if (c.startFailingSince !== undefined && c.state === ConnectorState.FAILED) {
+      retrying = { since: c.startFailingSince, attempts: c.startFailures, nextAttemptAt: c.nextStartAt };
+    }
+    for (const t of tasks) {
+      const r = t.retrying;
+      if (!r) continue;
+      if (!retrying) retrying = { ...r };
+      else {
+        retrying.since = Math.min(retrying.since, r.since);
+        retrying.attempts += r.attempts;
+        if (r.nextAttemptAt !== undefined) retrying.nextAttemptAt = Math.min(retrying.nextAttemptAt ?? Infinity, r.nextAttemptAt);
+      }
+    }
     return {
       name: d.name,
       connector: { state: c.state, ...(c.state === ConnectorState.FAILED && c.trace ? { trace: c.trace } : {}) },
@@ -681,6 +708,7 @@ export class ConnectRuntime {
       ...(lag !== undefined ? { lag } : {}),
       throughput: runner ? runner.throughput.rate() : { msgsPerSec: 0, bytesPerSec: 0 },
       ...(lastError ? { lastError } : {}),
+      ...(retrying ? { retrying } : {}),
     };
   }
 
@@ -849,58 +877,24 @@ export class ConnectRuntime {
 
   // ── persistence ──────────────────────────────────────────────────────────────────────────────
 
+  /** Stores the connector's definition (all of them, in the file), literal secrets sealed. */
   private persist(name: string): Promise<void> {
     return this.persistLock.run(async () => {
       if (this.definitions) {
         const c = this.connectors.get(name);
-        if (c && !c.deleted) await this.definitions.save({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+        if (c && !c.deleted) await this.definitions.save({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
         else await this.definitions.remove(name);
         return;
       }
-      const file: ConnectorsFile = {
-        version: 1,
-        connectors: [...this.connectors.values()]
-          .filter((c) => !c.deleted)
-          .map((c) => ({ declaration: c.declaration, origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt })),
-      };
-      await writeJsonAtomic(this.connectorsFile, file);
+      const connectors: Stored[] = [];
+      for (const c of this.connectors.values()) {
+        if (!c.deleted) connectors.push({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+      }
+      await writeJsonAtomic(this.connectorsFile, { version: 1, connectors } satisfies ConnectorsFile);
     });
   }
 
   private assertOpen(): void {
     if (this.closed) throw connectError(ConnectErrorCode.RUNTIME_CLOSED, 'the connector runtime is closed');
   }
-}
-
-function sameDeclaration(a: ConnectorDeclaration, b: ConnectorDeclaration): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
-
-function redactStrings(v: unknown): unknown {
-  if (typeof v === 'string') return /^(?:\$\{(?:env|file):[^}]+\})+$/.test(v) ? v : '***';
-  if (Array.isArray(v)) return v.map(redactStrings);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactStrings(x)]));
-  return v;
-}
-
-function parseOffsetsBody(body: unknown): { partition: Record<string, JsonValue>; offset: JsonValue }[] {
-  const list = (body as { offsets?: unknown } | null)?.offsets;
-  if (!Array.isArray(list)) throw configInvalid('offsets', [{ path: 'offsets', message: 'must be an array of { partition, offset }' }]);
-  return list.map((e: unknown, i) => {
-    const partition = (e as { partition?: unknown } | null)?.partition;
-    if (partition === null || typeof partition !== 'object' || Array.isArray(partition)) {
-      throw configInvalid('offsets', [{ path: `offsets[${i}].partition`, message: 'must be an object' }]);
-    }
-    if (!Object.hasOwn(e as object, 'offset')) throw configInvalid('offsets', [{ path: `offsets[${i}].offset`, message: 'Required' }]);
-    return { partition: partition as Record<string, JsonValue>, offset: (e as { offset: JsonValue }).offset };
-  });
 }

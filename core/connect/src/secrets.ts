@@ -10,6 +10,8 @@ import type { ConfigSchema } from '@junction/sdk-connector';
 import type { Issue } from './errors.js';
 
 const REF_RE = /\$\{(env|file):([^}]+)\}/g;
+/** How long reading a `${file:…}` reference may take. */
+export const FILE_REFERENCE_TIMEOUT_MS = 5000;
 const ONLY_REFS_RE = /^(?:\$\{(?:env|file):[^}]+\})+$/;
 
 /** Whether a value (deeply) contains a reference. */
@@ -44,10 +46,17 @@ export async function resolveReferences(value: unknown, options: ResolveOptions 
   const readOnce = (path: string): Promise<string | Error> => {
     let p = files.get(path);
     if (!p) {
-      p = readFile(path, 'utf8').then(
+      const read = readFile(path, 'utf8').then(
         (text) => (text.endsWith('\n') ? text.slice(0, text.endsWith('\r\n') ? -2 : -1) : text),
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       );
+      // A path that never answers (a FIFO nobody writes, a hung mount) must not hold a connector's
+      // start (and its lock, which pause and delete wait for) forever.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<Error>((resolve) => {
+        timer = setTimeout(() => resolve(Object.assign(new Error(`no answer within ${FILE_REFERENCE_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), FILE_REFERENCE_TIMEOUT_MS);
+      });
+      p = Promise.race([read, late]).finally(() => clearTimeout(timer));
       files.set(path, p);
     }
     return p;
@@ -110,4 +119,46 @@ function restoreReferences(original: unknown, redacted: unknown): unknown {
     return o;
   }
   return redacted;
+}
+
+/**
+ * The secret values of a resolved config (per the plugin's schema: every string at or under a secret
+ * field, of at least 4 characters), longest first: what `scrubber` hides in error texts.
+ */
+export function secretStrings(schema: ConfigSchema | undefined, config: unknown): string[] {
+  if (!schema) return [];
+  const out = new Set<string>();
+  const leaves = (v: unknown): void => {
+    if (typeof v === 'string') {
+      if (v.length >= 4) out.add(v);
+    } else if (Array.isArray(v)) v.forEach(leaves);
+    else if (v !== null && typeof v === 'object') Object.values(v).forEach(leaves);
+  };
+  const walk = (original: unknown, redacted: unknown): void => {
+    if (redacted === REDACTED && original !== REDACTED) return leaves(original);
+    if (Array.isArray(original) && Array.isArray(redacted)) original.forEach((item, i) => walk(item, redacted[i]));
+    else if (original !== null && typeof original === 'object' && redacted !== null && typeof redacted === 'object') {
+      for (const [k, v] of Object.entries(original)) walk(v, (redacted as Record<string, unknown>)[k]);
+    }
+  };
+  try {
+    walk(config, redact(schema, config));
+  } catch {
+    // a schema redact() cannot walk: nothing known to hide
+  }
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * A function that replaces every occurrence of the given secret values in a text with `***`: for error
+ * messages and traces that a plugin or a validator built from config values (a URL with a password, a
+ * message quoting the token it refused), before they reach status, logs or dead-letter headers.
+ */
+export function scrubber(secrets: readonly string[]): (text: string) => string {
+  if (secrets.length === 0) return (text) => text;
+  return (text) => {
+    let out = text;
+    for (const v of secrets) if (out.includes(v)) out = out.split(v).join(REDACTED);
+    return out;
+  };
 }

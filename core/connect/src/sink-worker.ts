@@ -94,7 +94,13 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     }
     // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
     // skipped, not with this open's error (the runtime would take it for the partition's answer).
-    const sink = await sinkFor(t);
+    let sink: Sink;
+    try {
+      sink = await sinkFor(t);
+    } catch (err) {
+      // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
+      return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+    }
     Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
     const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
@@ -106,7 +112,7 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     clean = results.every((r) => r.status !== 'retry');
     return { results, waited, pluginMs, metrics: metrics.drain(), threadId };
   } catch (err) {
-    return { error: serializeError(err), waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+    return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
   } finally {
     clearTimeout(timer);
     const settled = new Int32Array(t.settled);

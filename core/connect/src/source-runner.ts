@@ -20,8 +20,9 @@ import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf, traceOf } from './errors.js';
 import type { PositionStore } from './positions.js';
 import type { ConnectMetrics } from './metrics.js';
-import type { RunnerEvents, TaskStatus } from './sink-runner.js';
-import { RateMeter, restartDelay } from './util.js';
+import type { RetryingStatus, RunnerEvents, TaskStatus } from './sink-runner.js';
+import { CLOSE_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import { RateMeter, restartDelay, settleWithin } from './util.js';
 import type { FromSourceWorker, SourceWorkerData, ToSourceWorker } from './wire.js';
 import { workerFile } from './worker-file.js';
 
@@ -33,6 +34,8 @@ export interface SourceRunnerOptions {
   pluginName: string;
   entry: string;
   config: Record<string, unknown>;
+  /** Hides the config's secret values in a text (error messages and traces may quote them). Default: none to hide. */
+  scrub?: ((text: string) => string) | undefined;
   positions: PositionStore;
   /**
    * The fencing token of the lease this runner runs under (cluster placement), read at each write;
@@ -57,6 +60,11 @@ interface SourceTaskRt {
   restartAt?: number | undefined;
   timer?: NodeJS.Timeout | undefined;
   lastError?: { code: string; message: string; at: number } | undefined;
+  retrying?: RetryingStatus | undefined;
+  /** A worker of this task that did not exit when terminated (abandoned); the task restarts once it exits. */
+  stuck?: Worker | undefined;
+  /** Settles once the failed worker exited or was found stuck. */
+  exitWatch?: Promise<unknown> | undefined;
   finished: boolean;
   worker?: Worker | undefined;
   /** Resolves when the current worker exited. */
@@ -122,6 +130,7 @@ export class SourceRunner {
       restartAt: t.state === ConnectorState.FAILED ? t.restartAt : undefined,
       restarts: t.restarts,
       lastError: t.lastError,
+      retrying: t.retrying && { ...t.retrying },
       finished: t.finished || undefined,
     }));
   }
@@ -266,11 +275,15 @@ export class SourceRunner {
         metrics.bytes.inc(labels, bytes);
         this.throughput.add(stored, bytes);
         if (rejected) {
-          t.lastError = { code: rejected.code, message: `${rejectedCount} messages refused by the station: ${rejected.message}`, at: Date.now() };
+          t.lastError = { code: rejected.code, message: (this.o.scrub ?? String)(`${rejectedCount} messages refused by the station: ${rejected.message}`), at: Date.now() };
           this.log.warn({ task: t.id, rejected: rejectedCount, code: rejected.code }, 'the station refused messages from the source');
         }
       }
       await this.record(t, generation, a.position);
+      if (t.retrying) {
+        this.log.info({ task: t.id, attempts: t.retrying.attempts }, 'the source task reads and stores again');
+        t.retrying = undefined;
+      }
     }
   }
 
@@ -283,6 +296,7 @@ export class SourceRunner {
     const p = t.pendingNext;
     t.pendingNext = undefined;
     p?.({ type: 'gone', error: new Error('stopping') });
+    // The loop ends at its next await of the worker (answered 'gone' just now) or of the store.
     await t.loop;
     if (worker && exited) {
       await this.flush();
@@ -292,10 +306,14 @@ export class SourceRunner {
         });
       });
       worker.postMessage({ type: 'stop' } satisfies ToSourceWorker);
-      const timer = setTimeout(() => void worker.terminate(), 5000);
-      await Promise.race([closed, exited]);
-      clearTimeout(timer);
-      await worker.terminate();
+      // close() gets CLOSE_TIMEOUT_MS; then the thread is terminated, and one that does not exit is left.
+      await settleWithin(Promise.race([closed, exited]), CLOSE_TIMEOUT_MS);
+      void worker.terminate();
+      if (!(await settleWithin(exited, TERMINATE_WAIT_MS))) {
+        worker.unref();
+        this.o.metrics.strand(worker);
+        this.log.error({ task: t.id }, `the source worker did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+      }
     }
     t.worker = undefined;
     if (t.state !== ConnectorState.FAILED) t.state = ConnectorState.UNASSIGNED;
@@ -307,26 +325,67 @@ export class SourceRunner {
     const now = Date.now();
     t.failures++;
     t.state = ConnectorState.FAILED;
-    t.trace = traceOf(err);
-    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: err.message, at: now };
+    const scrub = this.o.scrub ?? ((text: string) => text);
+    t.trace = scrub(traceOf(err));
+    t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: scrub(err.message), at: now };
     metrics.setTaskState(decl.name, t.id, t.state);
     const delay = restartDelay(t.failures);
     t.restartAt = now + delay;
-    this.log.error({ task: t.id, code: t.lastError.code, err: err.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
+    t.retrying = { since: t.retrying?.since ?? now, attempts: (t.retrying?.attempts ?? 0) + 1, nextAttemptAt: t.restartAt };
+    this.log.error({ task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
     const worker = t.worker;
+    const exited = t.exited;
     t.worker = undefined;
     t.generation++;
     const p = t.pendingNext;
     t.pendingNext = undefined;
     p?.({ type: 'gone', error: err });
-    void worker?.terminate();
+    t.exitWatch = worker && exited ? this.terminateWatched(t, worker, exited) : undefined;
+    this.scheduleRestart(t, delay);
+    this.o.events.onChange?.();
+  }
+
+  /**
+   * Terminates a failed task's worker and watches it: one that has not exited TERMINATE_WAIT_MS later is
+   * blocked in native code; it is abandoned, and the task waits for it to exit before it restarts (each
+   * restart could strand another of the process's libuv threads).
+   */
+  private terminateWatched(t: SourceTaskRt, worker: Worker, exited: Promise<unknown>): Promise<unknown> {
+    const { decl, metrics } = this.o;
+    void worker.terminate();
+    return settleWithin(exited, TERMINATE_WAIT_MS).then((inTime) => {
+      if (inTime || this.stopping) return;
+      worker.unref();
+      t.stuck = worker;
+      metrics.strand(worker);
+      clearTimeout(t.timer);
+      t.timer = undefined;
+      t.restartAt = undefined;
+      const message = `the source worker of task ${t.id} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return; the thread is abandoned and the task restarts once it exits, or by hand`;
+      t.lastError = { code: ConnectErrorCode.WORKER_STUCK, message, at: Date.now() };
+      this.log.error({ connector: decl.name, task: t.id, code: ConnectErrorCode.WORKER_STUCK }, message);
+      this.o.events.onChange?.();
+      void exited.then(() => {
+        if (t.stuck !== worker) return;
+        t.stuck = undefined;
+        if (!this.stopping && t.state === ConnectorState.FAILED && !t.timer) this.scheduleRestart(t, restartDelay(t.failures));
+      });
+    });
+  }
+
+  private scheduleRestart(t: SourceTaskRt, delay: number): void {
+    const { decl, metrics } = this.o;
+    t.restartAt = Date.now() + delay;
+    if (t.retrying) t.retrying.nextAttemptAt = t.restartAt;
     t.timer = setTimeout(() => {
       t.timer = undefined;
       if (this.stopping || t.state !== ConnectorState.FAILED) return;
       void (async () => {
         await t.loop;
         await this.flush();
-        if (this.stopping || t.state !== ConnectorState.FAILED) return;
+        // The old worker exited, or was found stuck (then its exit reschedules the restart).
+        await t.exitWatch;
+        if (this.stopping || t.state !== ConnectorState.FAILED || t.stuck) return;
         t.restarts++;
         metrics.restarts.inc({ connector: decl.name, task: String(t.id) });
         if (Date.now() - t.startedAt >= 30_000) t.failures = 0;

@@ -99,6 +99,26 @@ export class Serial {
   }
 }
 
+/**
+ * Waits for `p` at most `ms`: true when it settled in time (fulfilled or rejected), false when the time
+ * ran out (`p` keeps running; its outcome is ignored). Never rejects.
+ */
+export function settleWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();

@@ -95,6 +95,8 @@ export interface SinkWriteAnswer {
   /** Every message of the batch answered ok(): their number, instead of that many result objects to clone. */
   okCount?: number;
   error?: SerializedError;
+  /** Where `error` came from: opening the sink (loading the plugin, parsing its config, `open()`) or the write. */
+  phase?: 'open' | 'write' | undefined;
   /** The write was not attempted: the previous batch of its partition did not end clean (see `requireClean`). */
   skipped?: boolean;
   /** The batch reached the worker while the write before it was still running (lookahead), and waited. */

@@ -9,7 +9,7 @@ import { EmbeddedStore } from '@junction/broker';
 import { checkPlugin, validateConfig } from '@junction/sdk-connector';
 import type { Plugin } from '@junction/sdk-connector';
 import { ConnectRuntime } from '../src/index.js';
-import type { PluginCatalog, PluginDescriptor, CatalogValidation } from '../src/index.js';
+import type { PluginCatalog, PluginDescriptor, CatalogValidation, SecretsKeySource } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..');
@@ -32,6 +32,8 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-background': join(here, 'plugins', 'background.mjs'),
   'test-order': join(here, 'plugins', 'order.mjs'),
   'test-open-flaky': join(here, 'plugins', 'open-flaky.mjs'),
+  'test-wedge': join(here, 'plugins', 'wedge.mjs'),
+  'test-leaky': join(here, 'plugins', 'leaky.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {
@@ -73,6 +75,8 @@ export function sharedCatalog(): Promise<TestCatalog> {
 
 export interface Harness {
   dir: string;
+  /** Options the runtime is (re)opened with; a test may change them before `reopen()`. */
+  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined };
   store: EmbeddedStore;
   runtime: ConnectRuntime;
   prom: PromRegistry;
@@ -83,19 +87,38 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-export async function harness(options: { env?: Record<string, string | undefined>; logLevel?: string } = {}): Promise<Harness> {
+export async function harness(
+  options: {
+    env?: Record<string, string | undefined>;
+    logLevel?: string;
+    /** Collects every log line (at `logLevel`, default debug then) instead of dropping them. */
+    logs?: string[];
+    /** Default: `{ file: <dir>/keys/secrets.key }` (the test's own key file, made on first use). */
+    secretsKey?: SecretsKeySource;
+  } = {},
+): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'junction-connect-'));
-  const logger = pino({ level: options.logLevel ?? 'silent' });
+  const logs = options.logs;
+  const logger = logs ? pino({ level: options.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(line) }) : pino({ level: options.logLevel ?? 'silent' });
   const cat = await sharedCatalog();
   const h = {
     dir,
     prom: new PromRegistry(),
+    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {} },
   } as Harness;
   const open = async (): Promise<void> => {
     h.store = new EmbeddedStore({ dataDir: join(dir, 'store'), fsync: 'never', logger });
     await h.store.open();
     h.prom = new PromRegistry();
-    h.runtime = new ConnectRuntime({ store: h.store, catalog: cat, dataDir: dir, logger, registry: h.prom, env: options.env ?? {} });
+    h.runtime = new ConnectRuntime({
+      store: h.store,
+      catalog: cat,
+      dataDir: dir,
+      logger,
+      registry: h.prom,
+      env: h.options.env ?? {},
+      secretsKey: h.options.secretsKey,
+    });
     await h.runtime.start();
   };
   let closed = false;

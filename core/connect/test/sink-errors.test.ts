@@ -37,12 +37,46 @@ describe('sink results and errors', () => {
     expect(metrics).toMatch(/junction_connector_retries_total\{connector="c",task="0"\} 30/);
   });
 
+  it('a sink whose destination is down shows it: lastError, retrying since / attempts, the retrying metric; all clear once it writes', async () => {
+    await h.store.createStation('s', { partitions: 1 });
+    await produceN(h.store, 's', 10);
+    const dir = join(h.dir, 'rec');
+    const t0 = Date.now();
+    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 6 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 300 } });
+    const down = await waitFor(async () => {
+      const s = await h.runtime.status('c');
+      return (s.tasks[0]!.retrying?.attempts ?? 0) >= 2 ? s : undefined;
+    }, { what: 'two failed attempts' });
+    const task = down.tasks[0]!;
+    expect(task.state).toBe('RUNNING');
+    expect(task.lastError).toMatchObject({ code: 'RETRY', message: 'the test sink says later' });
+    expect(task.retrying!.since).toBeGreaterThanOrEqual(t0);
+    expect(task.retrying!.since).toBeLessThanOrEqual(task.lastError!.at);
+    expect(task.retrying!.nextAttemptAt).toBeGreaterThanOrEqual(task.lastError!.at);
+    expect(down.retrying).toMatchObject({ since: task.retrying!.since, attempts: task.retrying!.attempts });
+    expect(down.lastError?.code).toBe('RETRY');
+    const gauge = await h.prom.getSingleMetricAsString('junction_connector_task_retrying');
+    const secs = Number(/junction_connector_task_retrying\{connector="c",task="0"\} ([0-9.e-]+)/.exec(gauge)?.[1]);
+    expect(secs).toBeGreaterThan(0);
+    expect(secs).toBeLessThanOrEqual((Date.now() - t0) / 1000);
+
+    await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
+    const after = await h.runtime.status('c');
+    expect(after.tasks[0]!.retrying).toBeUndefined();
+    expect(after.retrying).toBeUndefined();
+    // The last error stays, with when it happened.
+    expect(after.tasks[0]!.lastError?.code).toBe('RETRY');
+    expect(await h.prom.getSingleMetricAsString('junction_connector_task_retrying')).toMatch(/junction_connector_task_retrying\{connector="c",task="0"\} 0$/m);
+    expect((await written(dir)).lines).toBe(10);
+  });
+
   it('pausing while a batch waits to be retried hands its messages back; after resume they are written once', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
-    // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause.
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
+    // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause
+    // (each retry answer asks for 1.5 s at least: the batch cannot be retried twice before the pause).
+    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true, delayMs: 1500 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
     await waitFor(async () => (await batches(dir)).length >= 2, { what: 'a retried batch' });
     await h.runtime.pause('c');
     const g = await h.store.getGroup('s', 'connector.c');

@@ -4,7 +4,7 @@
  * CLI overrides > environment (JUNCTION_*) > the file > defaults.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CreateStationBody, FsyncPolicy, MiB } from '@junction/protocol';
@@ -45,6 +45,13 @@ export const ServerSection = z.strictObject({
   fsync: FsyncPolicy.optional(),
   bodyLimitBytes: BodyLimit.optional(),
   logLevel: LogLevel.optional(),
+  /**
+   * The key file that seals connector secrets given literally (one base64 key per line, the current one
+   * first), made 0600 on first use. Relative paths are taken from the file's folder. Default
+   * `$XDG_CONFIG_HOME/junction/secrets.key` or `~/.config/junction/secrets.key`. JUNCTION_SECRETS_KEY,
+   * when set, is used instead of any file.
+   */
+  secretsKeyFile: z.string().min(1, 'must not be empty').optional(),
 });
 
 /**
@@ -102,6 +109,8 @@ export interface ServerSettings {
   fsync: FsyncPolicy;
   bodyLimitBytes: number;
   logLevel: LogLevel;
+  /** Absolute, when configured (file `server.secretsKeyFile` or JUNCTION_SECRETS_KEY_FILE); else the connector runtime's default. */
+  secretsKeyFile?: string | undefined;
 }
 
 export interface JunctionConfig {
@@ -119,7 +128,7 @@ export interface JunctionConfig {
 }
 
 export interface LoadConfigOptions {
-  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT, JUNCTION_LOG_LEVEL and JUNCTION_NATS_URL are read. */
+  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT, JUNCTION_LOG_LEVEL, JUNCTION_SECRETS_KEY_FILE and JUNCTION_NATS_URL are read. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Base for relative paths that come from the environment, the CLI or the defaults. Default `process.cwd()`. */
   cwd?: string;
@@ -148,6 +157,7 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   }
   const fromFile = file.server ?? {};
   if (fromFile.dataDir !== undefined && configPath !== undefined) fromFile.dataDir = resolve(dirname(configPath), fromFile.dataDir);
+  if (fromFile.secretsKeyFile !== undefined && configPath !== undefined) fromFile.secretsKeyFile = resolve(dirname(configPath), fromFile.secretsKeyFile);
 
   const fromEnv = parseEnv(env);
   const fromCli = parseOverrides(overrides);
@@ -163,6 +173,14 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     bodyLimitBytes: pick('bodyLimitBytes') ?? CONFIG_DEFAULTS.bodyLimitBytes,
     logLevel: pick('logLevel') ?? CONFIG_DEFAULTS.logLevel,
   };
+  const keyFile = pick('secretsKeyFile');
+  if (keyFile !== undefined) {
+    server.secretsKeyFile = resolve(cwd, keyFile);
+    const rel = relative(server.dataDir, server.secretsKeyFile);
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      warnings.push(`server.secretsKeyFile ${server.secretsKeyFile} is inside the data dir it protects: a copy of the data dir then carries the key (keep it elsewhere)`);
+    }
+  }
 
   for (const w of warnings) options.logger?.warn({ configPath }, w);
 
@@ -222,13 +240,15 @@ function duplicateStations(stations: readonly { name: string }[]): Issue[] {
   return issues;
 }
 
-const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL' } as const;
+const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL', secretsKeyFile: 'JUNCTION_SECRETS_KEY_FILE' } as const;
 
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Partial<ServerSettings> {
   const out: Partial<ServerSettings> = {};
   const issues: Issue[] = [];
   const dataDir = env[ENV_VARS.dataDir];
   if (dataDir !== undefined && dataDir !== '') out.dataDir = dataDir;
+  const keyFile = env[ENV_VARS.secretsKeyFile];
+  if (keyFile !== undefined && keyFile !== '') out.secretsKeyFile = keyFile;
   const host = env[ENV_VARS.host];
   if (host !== undefined && host !== '') out.host = host;
   const port = env[ENV_VARS.port];

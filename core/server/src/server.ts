@@ -4,10 +4,10 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -89,7 +89,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
-  await mkdir(config.server.dataDir, { recursive: true });
+  await makeDirs(config.server.dataDir);
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -137,6 +137,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       logger,
       registry: metricsRegistry,
       ...(env ? { env } : {}),
+      // Literal connector secrets are sealed at rest with this key (every node of a cluster needs the same).
+      secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
     });
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
@@ -241,6 +243,44 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   await store.close();
   await appClosed;
   logger.info('junction closed');
+  // pino writes asynchronously: flush, so that a process ended by a signal right after (see the CLI's
+  // start: a worker thread stuck in native code keeps Node from exiting normally) keeps its last lines.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+/**
+ * `mkdir -p` without Node 20's recursive mkdir, which spins forever (a libuv thread at 100 %, the start
+ * never returning) on a path under /proc: one plain mkdir per missing component, errors as they come.
+ */
+async function makeDirs(path: string): Promise<void> {
+  const missing: string[] = [];
+  let dir = resolve(path);
+  for (;;) {
+    try {
+      if ((await stat(dir)).isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
+      missing.push(dir);
+      dir = dirname(dir);
+    }
+  }
+  for (const d of missing.reverse()) {
+    await mkdir(d).catch(async (err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
+    });
+  }
 }
 
 function urlHost(host: string): string {

@@ -65,6 +65,17 @@ describe('loadConfig', () => {
     expect(cliFsync.server.fsync).toBe('interval:50');
   });
 
+  it('server.secretsKeyFile: from the file (relative to its folder) or JUNCTION_SECRETS_KEY_FILE; a warning when it lies inside the data dir', async () => {
+    const path = await file('server:\n  dataDir: data\n  secretsKeyFile: keys/secrets.key\n');
+    let c = await loadConfig(path, {}, { env: {} });
+    expect(c.server.secretsKeyFile).toBe(join(dir, 'keys', 'secrets.key'));
+    expect(c.warnings).toEqual([]);
+    c = await loadConfig(path, {}, { env: { JUNCTION_SECRETS_KEY_FILE: join(dir, 'data', 'k') } });
+    expect(c.server.secretsKeyFile).toBe(join(dir, 'data', 'k'));
+    expect(c.warnings).toEqual([expect.stringContaining('inside the data dir it protects')]);
+    expect((await loadConfig(undefined, {}, { env: {}, cwd: dir })).server.secretsKeyFile).toBeUndefined();
+  });
+
   it('takes a relative dataDir in the file from the file’s folder', async () => {
     const path = await file('server:\n  dataDir: store\n');
     const config = await loadConfig(path, {}, { env: {}, cwd: '/' });

@@ -97,6 +97,16 @@ describe('startServer', () => {
     });
   });
 
+  it('fails at once on a data dir that cannot be created, such as one under /proc (Node 20\'s recursive mkdir spun there forever)', async () => {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise((resolve) => (timer = setTimeout(() => resolve('startServer did not settle within 5 s'), 5000)));
+    const outcome = await Promise.race([startServer({ dataDir: '/proc/junction-nope/data', port: 0, logger, env: {} }).then(() => 'started', (e: unknown) => e), hung]);
+    clearTimeout(timer);
+    expect(outcome).toMatchObject({ code: 'ENOENT' });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('reports a port in use as LISTEN_FAILED', async () => {
     server = await startServer({ dataDir: join(dir, 'a'), port: 0, logger, env: {} });
     await expect(startServer({ dataDir: join(dir, 'b'), port: server.port, logger, env: {} })).rejects.toMatchObject({ code: 'LISTEN_FAILED' });

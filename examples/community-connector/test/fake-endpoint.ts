@@ -23,6 +23,8 @@ export class FakeEndpoint {
   /** Every value accepted (2xx), in arrival order; repeats stay (at-least-once). */
   readonly accepted: Buffer[] = [];
   private failure: { status: number; headers: Record<string, string> } | undefined;
+  /** Requests held unanswered while stalled. */
+  private held: import('node:http').ServerResponse[] | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -35,6 +37,10 @@ export class FakeEndpoint {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        if (endpoint!.held) {
+          endpoint!.held.push(res);
+          return;
+        }
         const body = Buffer.concat(chunks);
         const { status, headers } = endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body);
         endpoint!.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, status });
@@ -55,6 +61,16 @@ export class FakeEndpoint {
 
   heal(): void {
     this.failure = undefined;
+  }
+
+  /** Accepts requests and never answers them, until `unstall()` (which drops the held ones). */
+  stall(): void {
+    this.held ??= [];
+  }
+
+  unstall(): void {
+    for (const res of this.held ?? []) res.destroy();
+    this.held = undefined;
   }
 
   /** The values accepted, as text. */

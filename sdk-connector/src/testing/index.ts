@@ -13,6 +13,7 @@ export {
   type RetryCase,
   type BreakDestination,
 } from './sink-conformance.js';
+export { SINK_WEDGE_CHECKS, type SinkWedgeCheck, type SinkWedgeOptions, type UnusableCase, type StallDestination } from './sink-wedge.js';
 export {
   runSourceConformance,
   runSourceCheck,

@@ -15,6 +15,7 @@ import { isRetryable } from '../errors.js';
 import { checkWriteResults, type WriteResult } from '../results.js';
 import type { Sink, SinkBatch, SinkContext, SinkMessage } from '../types.js';
 import { fakeContext } from './fake-context.js';
+import { SINK_WEDGE_CHECKS, wedgeCheckNotApplicable, wedgeChecks, type SinkWedgeCheck, type SinkWedgeOptions } from './sink-wedge.js';
 import {
   type CheckResult,
   type NotApplicable,
@@ -42,6 +43,8 @@ export const SINK_CHECKS = [
   'replay-same-batch',
   'replay-overlapping',
   'aborted-signal',
+  // The wedge checks (sink-wedge.ts): unusable and unreachable destinations, a stalled write, close after failure.
+  ...SINK_WEDGE_CHECKS,
 ] as const;
 export type SinkCheck = (typeof SINK_CHECKS)[number];
 
@@ -65,7 +68,7 @@ export type RetryCase =
   | { config?: unknown; breakDestination: BreakDestination };
 export type BreakDestination = (target: { station: string; partition: number }) => Promise<(() => Promise<void>) | void>;
 
-export interface SinkConformanceOptions {
+export interface SinkConformanceOptions extends SinkWedgeOptions {
   plugin: SinkPlugin;
   /** The raw config (as a user writes it), parsed through the plugin's schema. */
   config: unknown;
@@ -91,8 +94,8 @@ export interface SinkConformanceOptions {
   checks?: readonly SinkCheck[];
 }
 
-/** Message and destination helpers bound to one run. */
-class Harness {
+/** Message and destination helpers bound to one run (shared with sink-wedge.ts; not exported by the kit). */
+export class Harness {
   readonly runId = randomId();
   readonly exactlyOnce: boolean;
   readonly timeoutMs: number;
@@ -151,6 +154,21 @@ class Harness {
       if (err instanceof CheckFailed) throw err;
       fail(`open() threw ${describeError(err)}`);
     }
+    if (typeof sink !== 'object' || sink === null || typeof sink.write !== 'function' || typeof sink.close !== 'function') {
+      fail('open() must resolve to an object with write() and close()');
+    }
+    return sink;
+  }
+
+  /**
+   * Opens with a raw config, failing the check when it does not parse or `open()` hangs past `timeoutMs`;
+   * an error `open()` throws is thrown as it is (the wedge checks judge it).
+   */
+  async openRaw(rawConfig: unknown): Promise<Sink> {
+    const parsed = validateConfig(this.options.plugin.config, rawConfig);
+    if (!parsed.success) fail(`config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
+    const ctx = this.options.context?.() ?? fakeContext();
+    const sink = await within(Promise.resolve().then(() => this.options.plugin.open(parsed.config, ctx)), this.timeoutMs, 'open()');
     if (typeof sink !== 'object' || sink === null || typeof sink.write !== 'function' || typeof sink.close !== 'function') {
       fail('open() must resolve to an object with write() and close()');
     }
@@ -284,6 +302,7 @@ function valuesAt(value: unknown, path: string): unknown[] {
 type CheckFn = (h: Harness) => Promise<string>;
 
 const checks: Record<SinkCheck, CheckFn> = {
+  ...wedgeChecks,
   async manifest(h) {
     const { plugin } = h.options;
     try {
@@ -601,6 +620,11 @@ export async function runSinkCheck(options: SinkConformanceOptions, check: SinkC
  * - `replay-overlapping`: batches that overlap earlier ones differently, and a batch with gaps, are
  *   answered ok; each offset is in the destination once (exactlyOnce) or at least once.
  * - `aborted-signal`: a write given an already-aborted signal settles (resolves or rejects) in time.
+ * - the wedge checks (see sink-wedge.ts): `open-unusable` (a destination that can never be used fails
+ *   open, or the first write, in time with a coded, non-retryable error), `open-unreachable` (a destination
+ *   that is down: open settles in time, retryable if it rejects), `write-stalled-abort` (a write to a
+ *   stalled destination settles soon after its signal aborts), `close-after-failure` (close resolves in
+ *   time after a failed write).
  *
  * The runtime never sends an empty batch, so no check sends one.
  */
@@ -614,6 +638,7 @@ export async function runSinkConformance(options: SinkConformanceOptions): Promi
 
 /** Why a check is known to be not applicable before it runs (for `it.skip`), or undefined. */
 export function sinkCheckNotApplicable(options: SinkConformanceOptions, check: SinkCheck): string | undefined {
+  if ((SINK_WEDGE_CHECKS as readonly string[]).includes(check)) return wedgeCheckNotApplicable(options, check as SinkWedgeCheck);
   if (check === 'dead-letter' && options.deadLetter && 'notApplicable' in options.deadLetter) return options.deadLetter.notApplicable;
   if (check === 'retry' && options.retry && 'notApplicable' in options.retry) return options.retry.notApplicable;
   if (check === 'dead-letter' && !options.deadLetter) return 'no deadLetter case given';
