@@ -160,7 +160,8 @@ export type StoreEvent =
   | { type: 'acked'; station: string; group: string; messages: number }
   | { type: 'dead-lettered'; station: string; group: string; messages: number }
   | { type: 'fsync'; seconds: number }
-  | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; detail: string };
+  /** A damaged range found (once per range, when found: on open or while reading); `messages` lost in it. */
+  | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; messages: number; detail: string };
 
 export interface StationStore {
   /** Opens the store (recovers from disk for the embedded engine). Must be called once before use. */

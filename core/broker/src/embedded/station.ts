@@ -7,7 +7,7 @@ import type { StationConfig } from '@junction/protocol';
 import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
 import { ErrorCode } from '../errors.js';
 import { createMemoryLog, openFileLog } from '../log/index.js';
-import type { LogRecord, PartitionLog, RecordInput } from '../log/types.js';
+import type { LogOptions, LogRecord, PartitionLog, RecordInput } from '../log/types.js';
 import { DedupIndex, partitionForKey } from './dedup.js';
 import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
 
@@ -22,6 +22,8 @@ export interface StationDeps {
   defaultFsync: string;
   onFsync: (seconds: number) => void;
   deadLetter: (station: StationRt, group: string, items: DeadLetterItem[]) => Promise<void>;
+  /** Damage and repair callbacks for a partition's log (file storage). */
+  logHooks?: ((partition: number) => Pick<LogOptions, 'onDamage' | 'onTornTail' | 'onMetadataRepair'>) | undefined;
 }
 
 export class StationRt implements GroupHost {
@@ -51,7 +53,13 @@ export class StationRt implements GroupHost {
         logs.push(
           config.storage === 'memory'
             ? createMemoryLog({ segmentBytes: config.segmentBytes })
-            : await openFileLog({ dir: join(dir, 'partitions', String(p)), segmentBytes: config.segmentBytes, fsync: fsync as never, onFsync: deps.onFsync }),
+            : await openFileLog({
+                dir: join(dir, 'partitions', String(p)),
+                segmentBytes: config.segmentBytes,
+                fsync: fsync as never,
+                onFsync: deps.onFsync,
+                ...deps.logHooks?.(p),
+              }),
         );
       }
     } catch (err) {

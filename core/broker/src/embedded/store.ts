@@ -44,6 +44,7 @@ import {
 } from '../contract.js';
 import { configInvalid, ErrorCode, JunctionError } from '../errors.js';
 import { StoreEventHub } from '../events.js';
+import type { CorruptRange } from '../log/types.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationMeta } from './station.js';
 
@@ -141,19 +142,45 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
+    const name = meta.name;
+    const found: Array<{ partition: number; range: CorruptRange }> = [];
     const st = await StationRt.open(meta, dir, {
       defaultFsync: this.fsync,
       onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
       deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
+      logHooks: (partition) => ({
+        onDamage: (range) => {
+          found.push({ partition, range });
+          this.reportDamage(name, partition, range);
+        },
+        onTornTail: (t) =>
+          this.log.warn(
+            { station: name, partition, segment: t.segment, bytes: t.bytes, offset: t.atOffset },
+            'cut a torn tail: the end of a write that never completed before a crash (nothing acknowledged was in it)',
+          ),
+        onMetadataRepair: (file, detail) => this.log.error({ station: name, partition, file }, detail),
+      }),
     });
     for (const [p, log] of st.logs.entries()) {
-      for (const c of log.corruptRanges) {
-        this.log.error({ station: meta.name, partition: p, ...c }, 'corrupted records skipped');
-        this.emit({ type: 'corruption', station: meta.name, partition: p, fromOffset: c.fromOffset, toOffset: c.toOffset, detail: c.detail });
+      const known = log.corruptRanges.filter((c) => !found.some((f) => f.partition === p && f.range === c));
+      if (known.length > 0) {
+        this.log.warn(
+          { station: name, partition: p, ranges: known.length, messages: known.reduce((n, c) => n + c.messages, 0) },
+          'damaged ranges found by an earlier run are still retained',
+        );
       }
     }
-    this.stations.set(meta.name, st);
+    this.stations.set(name, st);
     return st;
+  }
+
+  /** A damaged range found by a partition log (once per range): logged at error, counted (event). */
+  private reportDamage(station: string, partition: number, range: CorruptRange): void {
+    this.log.error(
+      { station, partition, segment: range.segment, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail },
+      range.messages > 0 ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped` : 'damaged bytes skipped (no message lost)',
+    );
+    this.emit({ type: 'corruption', station, partition, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail });
   }
 
   private async loadGroups(st: StationRt): Promise<void> {

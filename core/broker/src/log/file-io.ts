@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
-import { FLAGS_KNOWN, FRAME_MAGIC, FrameFault, MIN_FRAME_BYTES, checkFrame, frameOffset, frameTimestamp } from './record-codec.js';
+import { FLAGS_KNOWN, FRAME_FLAG_MSG_ID, FRAME_MAGIC, FrameFault, MIN_FRAME_BYTES, checkFrame, frameOffset, frameTimestamp } from './record-codec.js';
 
 const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -63,6 +63,11 @@ export class FileWindow {
 
   timestampAt(pos: number): number {
     return frameTimestamp(this.buf, pos - this.start);
+  }
+
+  /** Whether the (checked) frame at `pos` carries a msgId. */
+  hasMsgIdAt(pos: number): boolean {
+    return ((this.buf[pos - this.start + 9] as number) & FRAME_FLAG_MSG_ID) !== 0;
   }
 
   sizeAt(pos: number): number {

@@ -14,6 +14,8 @@ const INDEX_MAGIC = 0x5844494a; // "JIDX"
 const INDEX_VERSION = 1;
 const INDEX_HEADER_BYTES = 64;
 const INDEX_ENTRY_BYTES = 20;
+const INDEX_FLAG_MSG_IDS_KNOWN = 1;
+const INDEX_FLAG_MSG_IDS = 2;
 
 /** The file name of the segment whose first offset is `base`. */
 export function segmentFileName(base: number): string {
@@ -55,6 +57,13 @@ export interface Segment {
   repairs: Map<number, Promise<number>>;
   /** Damage or gaps were found: the index file must not be trusted on the next open. */
   damaged: boolean;
+  /** Whether some record carries a msgId; undefined when unknown (an index written before this was recorded). */
+  msgIds: boolean | undefined;
+  /** The records among the `written` bytes (what a checkpoint of the segment may vouch for). */
+  writtenCount: number;
+  writtenLastOffset: number;
+  writtenLastTimestamp: number;
+  writtenMsgIds: boolean;
 }
 
 /** A segment with no records yet, its files in `dir`. */
@@ -81,11 +90,17 @@ export function newSegment(dir: string, base: number): Segment {
     tailDamage: undefined,
     repairs: new Map(),
     damaged: false,
+    msgIds: false,
+    writtenCount: 0,
+    writtenLastOffset: 0,
+    writtenLastTimestamp: 0,
+    writtenMsgIds: false,
   };
 }
 
 /** Accounts for one record of `seg` at `position` (indexing it when a new interval began). */
-export function noteRecord(seg: Segment, offset: number, position: number, timestamp: number): void {
+export function noteRecord(seg: Segment, offset: number, position: number, timestamp: number, msgId: boolean): void {
+  if (msgId) seg.msgIds = true;
   if (seg.count === 0) {
     seg.firstOffset = offset;
     seg.firstTimestamp = timestamp;
@@ -99,13 +114,25 @@ export function noteRecord(seg: Segment, offset: number, position: number, times
   }
 }
 
-/** The `<base>.idx` file of a sealed segment. */
+/** The records read from the file are all written: the written-side bookkeeping follows the scan. */
+export function markAllWritten(seg: Segment): void {
+  seg.writtenCount = seg.count;
+  seg.writtenLastOffset = seg.lastOffset;
+  seg.writtenLastTimestamp = seg.lastTimestamp;
+  seg.writtenMsgIds = seg.msgIds !== false;
+}
+
+/**
+ * The `<base>.idx` file of a sealed segment. Byte 5 of the header (reserved, zero, in files written before
+ * it) holds flags: bit 0 says bit 1 is meaningful, bit 1 that some record carries a msgId.
+ */
 export function encodeIndex(seg: Segment): Buffer {
   const n = seg.index.length;
   const buf = Buffer.allocUnsafe(INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES);
   buf.writeUInt32LE(INDEX_MAGIC, 0);
   buf.writeUInt8(INDEX_VERSION, 4);
   buf.fill(0, 5, 8);
+  if (seg.msgIds !== undefined) buf.writeUInt8(INDEX_FLAG_MSG_IDS_KNOWN | (seg.msgIds ? INDEX_FLAG_MSG_IDS : 0), 5);
   buf.writeDoubleLE(seg.written, 8);
   buf.writeDoubleLE(seg.firstOffset, 16);
   buf.writeDoubleLE(seg.lastOffset, 24);
@@ -160,6 +187,9 @@ export function loadIndex(seg: Segment, buf: Buffer, fileSize: number, prevLast:
   seg.lastOffset = last;
   seg.firstTimestamp = buf.readDoubleLE(40);
   seg.lastTimestamp = buf.readDoubleLE(48);
+  const flags = buf.readUInt8(5);
+  seg.msgIds = (flags & INDEX_FLAG_MSG_IDS_KNOWN) !== 0 ? (flags & INDEX_FLAG_MSG_IDS) !== 0 : undefined;
+  markAllWritten(seg);
   return true;
 }
 
