@@ -37,14 +37,26 @@ export async function writeAtomic(path: string, data: Buffer | string, options: 
     const prev = previousCopy(path);
     const prevTmp = `${prev}.tmp-${process.pid}`;
     await unlink(prevTmp).catch(() => {});
+    // The current file becomes the copy: a hard link is enough, as it is never written again (the new
+    // version is a new file). A first write copies its content instead: a link would share the new
+    // file's blocks, and damage to one would be damage to both.
     await link(path, prevTmp).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') await link(tmp, prevTmp).catch(() => copyFile(tmp, prevTmp));
-      else await copyFile(path, prevTmp);
+      await copyFile(err.code === 'ENOENT' ? tmp : path, prevTmp);
+      if (sync) await fsyncFile(prevTmp);
     });
     await rename(prevTmp, prev);
   }
   await rename(tmp, path);
   if (sync) await fsyncDir(dirname(path));
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const h = await open(path, 'r+');
+  try {
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
 }
 
 /** fsync of a directory (makes renames and creations in it durable); errors of file systems that refuse it are ignored. */

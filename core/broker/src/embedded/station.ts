@@ -16,6 +16,11 @@ export interface StationMeta {
   config: StationConfig;
   createdAt: number;
   deadLetterOf?: string | undefined;
+  /**
+   * Set when station.json was lost and rebuilt from the partitions (options other than the partition
+   * count are guesses: retention keeps everything). Cleared by the next update of the station.
+   */
+  rebuilt?: { at: number; detail: string } | undefined;
 }
 
 export interface StationDeps {
@@ -33,6 +38,10 @@ export class StationRt implements GroupHost {
   /** Per partition: every offset below is durable and may be delivered. */
   readonly hw: number[];
   private rr = 0;
+  /** Rebuilding the dedup index after a restart: produces wait for it (in their order), nothing else does. */
+  private dedupRebuild: Promise<void> | null = null;
+  /** Metadata repaired by this process (what and how), for the station's health. */
+  readonly notes: string[] = [];
   closed = false;
 
   private constructor(
@@ -146,6 +155,7 @@ export class StationRt implements GroupHost {
    * synchronously in call order; resolves when the stored messages are durable under the policy.
    */
   async produce(messages: readonly MessageInput[], now: number, internal = false): Promise<{ results: ProduceResult[]; bytes: number; stored: number }> {
+    if (this.dedupRebuild) await this.dedupRebuild;
     const { config } = this;
     const P = this.logs.length;
     const results: ProduceResult[] = new Array(messages.length);
@@ -214,20 +224,51 @@ export class StationRt implements GroupHost {
     });
   }
 
-  /** Rebuilds the dedup index from the messages inside the window (after a restart). */
-  async rebuildDedup(now: number): Promise<void> {
+  /**
+   * Starts rebuilding the dedup index from the messages inside the window (after a restart), in the
+   * background: produces wait until it is done, fetches and reads do not. Only ranges whose segments may
+   * hold msgIds are read. `onError` hears a failure (the index then lacks what was not read).
+   */
+  startDedupRebuild(now: number, onError: (err: unknown) => void): void {
+    if (this.config.dedupWindowMs <= 0) return;
+    const rebuild = this.rebuildDedup(now).catch(onError);
+    this.dedupRebuild = rebuild;
+    void rebuild.finally(() => {
+      if (this.dedupRebuild === rebuild) this.dedupRebuild = null;
+    });
+  }
+
+  /** Whether the dedup index is still being rebuilt. */
+  get rebuildingDedup(): boolean {
+    return this.dedupRebuild !== null;
+  }
+
+  private async rebuildDedup(now: number): Promise<void> {
     const window = this.config.dedupWindowMs;
-    if (window <= 0) return;
     for (let p = 0; p < this.logs.length; p++) {
       const log = this.logs[p]!;
-      let from = await log.offsetForTimestamp(now - window);
-      while (from < this.hw[p]!) {
-        const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
-        if (recs.length === 0) break;
-        for (const r of recs) if (r.msgId !== undefined) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
-        from = recs[recs.length - 1]!.offset + 1;
+      for (const span of log.msgIdRanges(await log.offsetForTimestamp(now - window))) {
+        let from = span.from;
+        const to = Math.min(span.to, this.hw[p]! - 1);
+        while (from <= to && !this.closed) {
+          const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
+          if (recs.length === 0) break;
+          for (const r of recs) if (r.msgId !== undefined && r.offset <= to) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
+          from = recs[recs.length - 1]!.offset + 1;
+        }
       }
     }
+  }
+
+  /**
+   * Offsets below `floor` of the partition were handed out (a consumer group was delivered them): if the
+   * log ends below it, the missing offsets become a reported gap and are never handed out again.
+   */
+  async raiseFloor(partition: number, floor: number, detail: string): Promise<void> {
+    const log = this.logs[partition];
+    if (!log || floor <= log.nextOffset) return;
+    await log.raiseFloor(floor, detail);
+    if (log.nextOffset > this.hw[partition]!) this.hw[partition] = log.nextOffset;
   }
 
   /** Applies retention; returns true if anything was dropped. */
