@@ -115,6 +115,7 @@ export class EmbeddedStore implements StationStore {
     await mkdir(this.root, { recursive: true });
     await rm(join(this.options.dataDir, 'trash'), { recursive: true, force: true });
     const now = Date.now();
+    const t0 = performance.now();
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const dir = join(this.root, entry.name);
@@ -130,7 +131,8 @@ export class EmbeddedStore implements StationStore {
     this.timer = setInterval(() => void this.tick(), tick);
     this.timer.unref();
     const damaged = [...this.stations.values()].filter((s) => this.health(s).status !== 'ok').length + this.damagedStations.size;
-    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
+    const openMs = Math.round(performance.now() - t0);
+    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
   }
 
   /** Opens one station directory: metadata (with its fallbacks), partitions, groups, offset floors, dedup. */
@@ -221,7 +223,7 @@ export class EmbeddedStore implements StationStore {
       const next = st.logs[p]!.nextOffset;
       if (floor <= next) continue;
       try {
-        await st.raiseFloor(p, floor, `offsets ${next}–${floor - 1} were delivered to consumer group "${by}" but are missing from the end of the log`);
+        await st.raiseFloor(p, floor, `consumer group "${by}" was delivered these offsets, but they are missing from the end of the log`);
       } catch (err) {
         this.log.error({ err, station: st.name, partition: p }, 'could not raise the offset floor to what consumer groups were delivered');
       }

@@ -133,7 +133,7 @@ export function encodeEntries(index: SparseIndex, base: number, from: number, to
  */
 export function decodeEntries(buf: Buffer, c: Checkpoint): SparseIndex | undefined {
   if (buf.length !== c.entries * CHECKPOINT_ENTRY_BYTES || crc32(buf) !== c.entriesCrc) return undefined;
-  const index = new SparseIndex();
+  const index = new SparseIndex(c.entries);
   let prevOff = -1;
   let prevPos = -1;
   for (let i = 0; i < c.entries; i++) {

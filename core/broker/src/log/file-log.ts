@@ -32,8 +32,8 @@ import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.j
 import { FileWindow, closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
 import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, describeFault, encodeRecords, frameOffset } from './record-codec.js';
 import { recover, writeIndexFile } from './recovery.js';
-import { newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
-import { INDEX_INTERVAL_BYTES } from './sparse-index.js';
+import { loadIndexEntries, newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
+import { INDEX_INTERVAL_BYTES, SparseIndex } from './sparse-index.js';
 import type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput } from './types.js';
 
 export { INDEX_INTERVAL_BYTES } from './sparse-index.js';
@@ -190,8 +190,10 @@ class FileLog implements PartitionLog {
         this.active.file.release();
       }
     }
-    // From now on the log is written to: a crash must not look like a clean stop.
-    await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never');
+    // From now on the log is written to: a crash must not look like a clean stop. A pwrite is enough
+    // against a killed process; the periodic checkpoint fsync follows within CHECKPOINT_SYNC_MS (not
+    // one fsync per partition on the start-up path).
+    await this.checkpointNow(this.captureCheckpoint(false), false);
     if (r.metaDirty) await this.persistMeta();
     this.startTimer();
   }
@@ -457,19 +459,18 @@ class FileLog implements PartitionLog {
       seg.file.adopt(handle);
       if (this.fsyncPolicy !== 'never') await fsyncDir(this.dir);
       this.writing = seg;
-      if (!old.damaged) {
-        // The sealed segment's bytes go to disk before the index that vouches for them.
-        const oldHandle = await old.file.acquire();
-        if (oldHandle) {
-          try {
-            const t0 = process.hrtime.bigint();
-            await oldHandle.datasync();
-            this.reportFsync(t0);
-          } finally {
-            old.file.release();
-          }
-          await writeIndexFile(old);
+      // The sealed segment's bytes go to disk before the index and the checkpoint that vouch for them.
+      const oldHandle = await old.file.acquire();
+      if (oldHandle) {
+        try {
+          const t0 = process.hrtime.bigint();
+          await oldHandle.datasync();
+          this.reportFsync(t0);
+        } finally {
+          old.file.release();
         }
+        // A segment with damage or gaps gets no index: the next open scans it.
+        if (!old.damaged) await writeIndexFile(old);
       }
       // The checkpoint moves to the new segment (its index entries start over).
       await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never');
@@ -635,6 +636,7 @@ class FileLog implements PartitionLog {
     let pos = 0;
     let prev = seg.base - 1;
     let skipping = true;
+    if (seg.indexFile) await this.ensureIndex(seg);
     const k = seg.index.floorOffset(from);
     if (k >= 0) {
       pos = seg.index.positions[k] as number;
@@ -718,6 +720,56 @@ class FileLog implements PartitionLog {
     }
   }
 
+  /** Loads a sealed segment's index entries from its file, once, on first use (start-up read only its header). */
+  private ensureIndex(seg: Segment): Promise<void> {
+    seg.indexLoading ??= this.loadSegmentIndex(seg).finally(() => {
+      seg.indexLoading = null;
+    });
+    return seg.indexLoading;
+  }
+
+  private async loadSegmentIndex(seg: Segment): Promise<void> {
+    const buf = await fsp.readFile(seg.idxPath).catch(() => null);
+    if (buf && loadIndexEntries(seg, buf)) return;
+    // The entries do not check out (the header did, at open): an index is a cache of the segment, so
+    // rebuild it from the frames. It stops at the first damaged frame; reads beyond find the damage.
+    const handle = await seg.file.acquire();
+    if (!handle) return;
+    const index = new SparseIndex();
+    let lastIndexed = -Infinity;
+    let pos = 0;
+    let whole = false;
+    try {
+      const w = new FileWindow(handle, seg.written);
+      let prev = seg.base - 1;
+      for (;;) {
+        if (pos >= seg.written) {
+          whole = true;
+          break;
+        }
+        const size = await w.check(pos, prev);
+        if (size <= 0) break;
+        const offset = w.offsetAt(pos);
+        if (pos - lastIndexed >= INDEX_INTERVAL_BYTES) {
+          index.push(offset, pos, w.timestampAt(pos));
+          lastIndexed = pos;
+        }
+        prev = offset;
+        pos += size;
+      }
+    } finally {
+      seg.file.release();
+    }
+    seg.index = index;
+    seg.lastIndexed = lastIndexed;
+    seg.indexFile = false;
+    if (whole) await writeIndexFile(seg).catch(() => {});
+    else {
+      seg.damaged = true;
+      await unlinkQuiet(seg.idxPath).catch(() => {});
+    }
+  }
+
   /**
    * The end of the damaged range starting at `pos`: known from the scan, or found and reported now.
    * Returns `pos` itself when the bytes read afresh from disk are a valid frame (unless `force`).
@@ -766,6 +818,7 @@ class FileLog implements PartitionLog {
     let found = after && after.count > 0 ? after.firstOffset : this.next;
     if (lo > 0) {
       const seg = segs[lo - 1] as Segment;
+      if (seg.indexFile) await this.ensureIndex(seg);
       const k = seg.index.lastBefore(ts);
       let from = k >= 0 ? (seg.index.offsets[k] as number) : seg.firstOffset;
       // A short scan from the index entry: timestamps do not decrease, so the answer is near.

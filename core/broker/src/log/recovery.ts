@@ -1,8 +1,10 @@
 /**
  * Opening a file log: what start-up reads, and how it tells damage from a torn write.
  *
- * - Sealed segments are trusted through their index file (written at roll, after the segment's fsync)
- *   when it is whole and matches the segment's size; otherwise the segment is scanned.
+ * - Sealed segments are trusted through the header of their index file (written at roll, after the
+ *   segment's fsync) when it matches the segment's size and offsets; otherwise the segment is scanned.
+ *   The entries (and the file's crc) are read when a read first needs them (FileLog.ensureIndex), so
+ *   start-up reads a few bytes per sealed segment, however much is stored.
  * - The active segment is trusted up to the recovery checkpoint (checkpoint.ts) — its records, count,
  *   timestamps and sparse index come from the checkpoint — and only the bytes after it are scanned. Without
  *   a usable checkpoint, or when the segment is shorter than the checkpoint says, it is scanned in full.
@@ -24,7 +26,7 @@ import { CheckpointFile, type Checkpoint } from './checkpoint.js';
 import { DamageRegistry, GapSet, readPartitionMeta } from './damage.js';
 import { FileWindow, fsyncDir, unlinkQuiet } from './file-io.js';
 import { FrameFault, describeFault } from './record-codec.js';
-import { SEGMENT_RE, encodeIndex, loadIndex, markAllWritten, newSegment, noteRecord, segmentFileName, type Segment } from './segment.js';
+import { INDEX_HEADER_SIZE, SEGMENT_RE, encodeIndex, loadIndexHeader, markAllWritten, newSegment, noteRecord, segmentFileName, type Segment } from './segment.js';
 import type { CorruptRange, TornTail } from './types.js';
 
 export interface RecoveryOptions {
@@ -47,7 +49,7 @@ export interface Recovered {
   checkpoint: CheckpointFile;
   /** The start recorded in `meta` (0: none). */
   metaStart: number;
-  /** `meta` must be written: new damage, a pruned range, or a log that had none. */
+  /** `meta` must be written: new damage, or a pruned range (a log without either needs none). */
   metaDirty: boolean;
   /** The active segment holds bytes no checkpoint covered: fsync it before a checkpoint vouches for them. */
   uncheckpointed: boolean;
@@ -98,14 +100,14 @@ class Recovery {
       this.o.onMetadataRepair?.('checkpoint', 'the checkpoint is missing: the active segment is scanned in full, and the offset floor comes from the segments and the consumer groups', 'rebuilt');
     }
     try {
-      return await this.openSegments(bases, meta.start, meta.version, checkpoint, ck);
+      return await this.openSegments(bases, meta.start, checkpoint, ck);
     } catch (err) {
       await checkpoint.close().catch(() => {});
       throw err;
     }
   }
 
-  private async openSegments(bases: number[], metaStart: number, metaVersion: number, checkpoint: CheckpointFile, ck: Checkpoint | undefined): Promise<Recovered> {
+  private async openSegments(bases: number[], metaStart: number, checkpoint: CheckpointFile, ck: Checkpoint | undefined): Promise<Recovered> {
     const knownStart = Math.max(metaStart, ck?.start ?? 0);
     // Segments wholly below the persisted start were being deleted when the process stopped.
     while (bases.length > 1 && (bases[1] as number) <= knownStart) {
@@ -121,14 +123,14 @@ class Recovery {
       created = true;
       const lostTo = ck ? ck.next - 1 : 0;
       if (ck && lostTo >= knownStart) {
-        this.damage(segmentFileName(knownStart), knownStart, lostTo, `every segment file is missing: offsets ${knownStart}–${lostTo} are lost`);
+        this.damage(segmentFileName(knownStart), knownStart, lostTo, 'every segment file of the partition is missing');
         this.gaps.add(knownStart, lostTo);
         leadingGap = true;
         bases.push(ck.next);
       } else bases.push(Math.max(1, knownStart));
     } else if (ck && knownStart >= 1 && (bases[0] as number) > knownStart) {
       const lostTo = (bases[0] as number) - 1;
-      this.damage(segmentFileName(knownStart), knownStart, lostTo, `the segment files holding offsets ${knownStart}–${lostTo} are missing`);
+      this.damage(segmentFileName(knownStart), knownStart, lostTo, 'the segment files that held these offsets are missing (not deleted by retention)');
       this.gaps.add(knownStart, lostTo);
       leadingGap = true;
     }
@@ -164,9 +166,9 @@ class Recovery {
         }
       } else {
         const fileSize = (await fsp.stat(seg.logPath)).size;
-        const idx = await fsp.readFile(seg.idxPath).catch(() => null);
-        if (idx) this.bytesRead += idx.length;
-        if (!idx || !loadIndex(seg, idx, fileSize, prevLast, nextBase)) {
+        const head = await readIndexHead(seg.idxPath);
+        if (head) this.bytesRead += head.buf.length;
+        if (!head || !loadIndexHeader(seg, head.buf, head.size, fileSize, prevLast, nextBase)) {
           const handle = await fsp.open(seg.logPath, 'r');
           try {
             expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: undefined });
@@ -196,11 +198,10 @@ class Recovery {
     // The offset floor: what the checkpoint says was handed out is never handed out again.
     if (ck && ck.next > next) {
       const lostTo = ck.next - 1;
-      const what = `offsets ${next}–${lostTo}, written before the last checkpoint, are missing`;
       let detail: string;
-      if (ck.base > active.base) detail = `the active segment ${segmentFileName(ck.base)} is missing: ${what}`;
-      else if (shortActive) detail = `the segment is ${shortActive.size} bytes, ${ck.position - shortActive.size} fewer than at the last checkpoint: ${what}`;
-      else detail = `the log ends early: ${what}`;
+      if (ck.base > active.base) detail = `the active segment ${segmentFileName(ck.base)} is missing`;
+      else if (shortActive) detail = `the active segment is ${shortActive.size} bytes, ${ck.position - shortActive.size} fewer than at the last checkpoint`;
+      else detail = 'the log ends before the last offset its checkpoint vouched for';
       this.damage(ck.base > active.base ? segmentFileName(ck.base) : active.name, next, lostTo, detail);
       this.gaps.add(next, lostTo);
       next = ck.next;
@@ -218,7 +219,7 @@ class Recovery {
       found: this.found,
       checkpoint,
       metaStart,
-      metaDirty: this.found.length > 0 || pruned || metaVersion < 2,
+      metaDirty: this.found.length > 0 || pruned,
       uncheckpointed,
       bytesRead: this.bytesRead,
     };
@@ -327,6 +328,26 @@ class Recovery {
   private damage(segment: string, fromOffset: number, toOffset: number, detail: string, messages?: number): void {
     const r = this.registry.record({ segment, fromOffset, toOffset, detail, ...(messages !== undefined && { messages }) });
     if (r) this.found.push(r);
+  }
+}
+
+/** The header of an index file and the file's size, or undefined when there is none (or it cannot be read). */
+async function readIndexHead(file: string): Promise<{ buf: Buffer; size: number } | undefined> {
+  let h: FileHandle;
+  try {
+    h = await fsp.open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = (await h.stat()).size;
+    const buf = Buffer.alloc(Math.min(size, INDEX_HEADER_SIZE));
+    const { bytesRead } = await h.read(buf, 0, buf.length, 0);
+    return { buf: buf.subarray(0, bytesRead), size };
+  } catch {
+    return undefined;
+  } finally {
+    await h.close().catch(() => {});
   }
 }
 

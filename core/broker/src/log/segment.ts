@@ -57,6 +57,13 @@ export interface Segment {
   repairs: Map<number, Promise<number>>;
   /** Damage or gaps were found: the index file must not be trusted on the next open. */
   damaged: boolean;
+  /**
+   * The sparse index is still in the segment's index file (a sealed segment opened from its header):
+   * load it before using `index` (FileLog.ensureIndex).
+   */
+  indexFile: boolean;
+  /** Loading the index file, so concurrent readers load it once. */
+  indexLoading: Promise<void> | null;
   /** Whether some record carries a msgId; undefined when unknown (an index written before this was recorded). */
   msgIds: boolean | undefined;
   /** The records among the `written` bytes (what a checkpoint of the segment may vouch for). */
@@ -90,6 +97,8 @@ export function newSegment(dir: string, base: number): Segment {
     tailDamage: undefined,
     repairs: new Map(),
     damaged: false,
+    indexFile: false,
+    indexLoading: null,
     msgIds: false,
     writtenCount: 0,
     writtenLastOffset: 0,
@@ -150,23 +159,56 @@ export function encodeIndex(seg: Segment): Buffer {
   return buf;
 }
 
+/** Bytes of an index file's header: what start-up reads of a sealed segment. */
+export const INDEX_HEADER_SIZE = INDEX_HEADER_BYTES;
+
 /**
- * Loads an index file into `seg` when it can be trusted: intact, written for exactly the segment's
- * current size, and describing a segment without gaps whose offsets run from its base to the offset
- * before the next segment's base.
+ * Takes a sealed segment's summary from the header of its index file (the first INDEX_HEADER_SIZE
+ * bytes; `idxSize` is the file's size) when it describes the segment as it is: written for exactly its
+ * current size, without gaps, its offsets running from its base to the offset before the next segment's
+ * base. The entries are not read here (`seg.indexFile` is set; see loadIndexEntries): start-up reads a
+ * header per sealed segment, however much is stored.
  */
-export function loadIndex(seg: Segment, buf: Buffer, fileSize: number, prevLast: number, nextBase: number): boolean {
-  if (buf.length < INDEX_HEADER_BYTES || (buf.length - INDEX_HEADER_BYTES) % INDEX_ENTRY_BYTES !== 0) return false;
-  if (buf.readUInt32LE(0) !== INDEX_MAGIC || buf.readUInt8(4) !== INDEX_VERSION) return false;
-  const n = buf.readUInt32LE(56);
-  if (INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES !== buf.length) return false;
-  if (crc32(buf.subarray(INDEX_HEADER_BYTES), crc32(buf.subarray(0, 60))) !== buf.readUInt32LE(60)) return false;
-  const size = buf.readDoubleLE(8);
-  const first = buf.readDoubleLE(16);
-  const last = buf.readDoubleLE(24);
-  const count = buf.readDoubleLE(32);
+export function loadIndexHeader(seg: Segment, head: Buffer, idxSize: number, fileSize: number, prevLast: number, nextBase: number): boolean {
+  if (head.length < INDEX_HEADER_BYTES || idxSize < INDEX_HEADER_BYTES || (idxSize - INDEX_HEADER_BYTES) % INDEX_ENTRY_BYTES !== 0) return false;
+  if (head.readUInt32LE(0) !== INDEX_MAGIC || head.readUInt8(4) !== INDEX_VERSION) return false;
+  const n = head.readUInt32LE(56);
+  if (n === 0 || INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES !== idxSize) return false;
+  const size = head.readDoubleLE(8);
+  const first = head.readDoubleLE(16);
+  const last = head.readDoubleLE(24);
+  const count = head.readDoubleLE(32);
   if (size !== fileSize || count < 1 || first !== seg.base || first <= prevLast || last !== nextBase - 1 || count !== last - first + 1) return false;
-  const index = new SparseIndex();
+  seg.size = seg.written = size;
+  seg.count = count;
+  seg.firstOffset = first;
+  seg.lastOffset = last;
+  seg.firstTimestamp = head.readDoubleLE(40);
+  seg.lastTimestamp = head.readDoubleLE(48);
+  const flags = head.readUInt8(5);
+  seg.msgIds = (flags & INDEX_FLAG_MSG_IDS_KNOWN) !== 0 ? (flags & INDEX_FLAG_MSG_IDS) !== 0 : undefined;
+  seg.indexFile = true;
+  markAllWritten(seg);
+  return true;
+}
+
+/**
+ * Loads the entries of a sealed segment's whole index file (`buf`) into `seg`, whose summary came from
+ * the same file's header: true when the crc and every entry check out (and agree with the summary).
+ */
+export function loadIndexEntries(seg: Segment, buf: Buffer): boolean {
+  if (buf.length < INDEX_HEADER_BYTES || !loadIndexHeader({ ...seg }, buf, buf.length, seg.size, seg.firstOffset - 1, seg.lastOffset + 1)) return false;
+  if (buf.readDoubleLE(8) !== seg.size || buf.readDoubleLE(16) !== seg.firstOffset || buf.readDoubleLE(24) !== seg.lastOffset) return false;
+  if (crc32(buf.subarray(INDEX_HEADER_BYTES), crc32(buf.subarray(0, 60))) !== buf.readUInt32LE(60)) return false;
+  const n = buf.readUInt32LE(56);
+  const size = seg.size;
+  const first = seg.firstOffset;
+  const last = seg.lastOffset;
+  // Filled in place (no push, no growth).
+  const index = new SparseIndex(n);
+  const offs = index.offsets;
+  const poss = index.positions;
+  const tss = index.timestamps;
   let prevOff = -1;
   let prevPos = -1;
   for (let i = 0; i < n; i++) {
@@ -174,22 +216,16 @@ export function loadIndex(seg: Segment, buf: Buffer, fileSize: number, prevLast:
     const off = seg.base + buf.readUInt32LE(p);
     const pos = buf.readDoubleLE(p + 4);
     if (off <= prevOff || pos <= prevPos || pos >= size || off > last || (i === 0 && (off !== first || pos !== 0))) return false;
-    index.push(off, pos, buf.readDoubleLE(p + 12));
+    offs[i] = off;
+    poss[i] = pos;
+    tss[i] = buf.readDoubleLE(p + 12);
     prevOff = off;
     prevPos = pos;
   }
-  if (n === 0) return false;
+  index.length = n;
   seg.index = index;
   seg.lastIndexed = prevPos;
-  seg.size = seg.written = size;
-  seg.count = count;
-  seg.firstOffset = first;
-  seg.lastOffset = last;
-  seg.firstTimestamp = buf.readDoubleLE(40);
-  seg.lastTimestamp = buf.readDoubleLE(48);
-  const flags = buf.readUInt8(5);
-  seg.msgIds = (flags & INDEX_FLAG_MSG_IDS_KNOWN) !== 0 ? (flags & INDEX_FLAG_MSG_IDS) !== 0 : undefined;
-  markAllWritten(seg);
+  seg.indexFile = false;
   return true;
 }
 

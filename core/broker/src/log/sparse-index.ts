@@ -8,10 +8,18 @@ export const INDEX_INTERVAL_BYTES = 4096;
 
 /** Parallel typed arrays that grow by doubling; entries are pushed in increasing offset and position. */
 export class SparseIndex {
-  offsets = new Float64Array(16);
-  positions = new Float64Array(16);
-  timestamps = new Float64Array(16);
+  offsets: Float64Array<ArrayBuffer>;
+  positions: Float64Array<ArrayBuffer>;
+  timestamps: Float64Array<ArrayBuffer>;
   length = 0;
+
+  /** `capacity`: entries to make room for up front (an index loaded from a file knows its size). */
+  constructor(capacity = 16) {
+    const n = Math.max(1, capacity);
+    this.offsets = new Float64Array(n);
+    this.positions = new Float64Array(n);
+    this.timestamps = new Float64Array(n);
+  }
 
   push(offset: number, position: number, timestamp: number): void {
     if (this.length === this.offsets.length) {

@@ -116,7 +116,7 @@ describe('file log: layout', () => {
       await fsp.writeFile(path.join(dir, `${segmentFileName(999).slice(0, -4)}.idx`), 'orphan');
       const log = await openFileLog(opts(dir));
       await log.close();
-      expect((await fsp.readdir(dir)).sort()).toEqual([segmentFileName(1), 'checkpoint', 'meta', 'meta.prev']);
+      expect((await fsp.readdir(dir)).sort()).toEqual([segmentFileName(1), 'checkpoint']);
     }));
 });
 
@@ -336,7 +336,7 @@ describe('file log: recovery', () => {
       }
     }));
 
-  it('rebuilds a missing, garbage, truncated or stale index', () =>
+  it('rebuilds a missing, garbage, truncated, stale or bit-flipped index', () =>
     withDir(async (dir) => {
       const inputs = records(0, 400, { size: 100 });
       await populate(dir, inputs, { segmentBytes: 8192 }, 10);
@@ -361,9 +361,10 @@ describe('file log: recovery', () => {
         const log = await openFileLog(opts(dir, { segmentBytes: 8192 }));
         try {
           expect(log.corruptRanges).toEqual([]);
-          expect(await fsp.readFile(target)).toEqual(original.get(idxs[1] as string));
           await expectIntact(log, inputs);
           expect(await log.offsetForTimestamp(T0 + 123)).toBe(124);
+          // Rewritten at open when its header does not match, else when a read first loads its entries.
+          expect(await fsp.readFile(target)).toEqual(original.get(idxs[1] as string));
         } finally {
           await log.close();
         }
