@@ -31,6 +31,9 @@ export interface StationDeps {
   logHooks?: ((partition: number) => Pick<LogOptions, 'onDamage' | 'onTornTail' | 'onMetadataRepair'>) | undefined;
 }
 
+/** Partition logs of one station opened at once. */
+const OPEN_CONCURRENCY = 8;
+
 export class StationRt implements GroupHost {
   readonly groups = new Map<string, GroupRt>();
   readonly dedup = new DedupIndex();
@@ -56,27 +59,34 @@ export class StationRt implements GroupHost {
   static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
     const { config } = meta;
     const fsync = config.fsync ?? deps.defaultFsync;
-    const logs: PartitionLog[] = [];
-    try {
-      for (let p = 0; p < config.partitions; p++) {
-        logs.push(
-          config.storage === 'memory'
-            ? createMemoryLog({ segmentBytes: config.segmentBytes })
-            : await openFileLog({
-                dir: join(dir, 'partitions', String(p)),
-                segmentBytes: config.segmentBytes,
-                fsync: fsync as never,
-                onFsync: deps.onFsync,
-                ...deps.logHooks?.(p),
-              }),
-        );
+    const logs: Array<PartitionLog | undefined> = new Array(config.partitions);
+    const open = (p: number): Promise<PartitionLog> =>
+      config.storage === 'memory'
+        ? Promise.resolve(createMemoryLog({ segmentBytes: config.segmentBytes }))
+        : openFileLog({
+            dir: join(dir, 'partitions', String(p)),
+            segmentBytes: config.segmentBytes,
+            fsync: fsync as never,
+            onFsync: deps.onFsync,
+            ...deps.logHooks?.(p),
+          });
+    // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
+    let nextP = 0;
+    const worker = async (): Promise<void> => {
+      while (nextP < config.partitions) {
+        const p = nextP++;
+        logs[p] = await open(p);
       }
-    } catch (err) {
-      await Promise.allSettled(logs.map((l) => l.close()));
-      throw err;
+    };
+    const opened = await Promise.allSettled(Array.from({ length: Math.min(OPEN_CONCURRENCY, config.partitions) }, worker));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.allSettled(logs.map((l) => l?.close()));
+      throw failed.reason;
     }
-    return new StationRt(meta, dir, logs, deps);
+    return new StationRt(meta, dir, logs as PartitionLog[], deps);
   }
+
 
   get name(): string {
     return this.meta.name;
