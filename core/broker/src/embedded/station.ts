@@ -248,11 +248,6 @@ export class StationRt implements GroupHost {
     });
   }
 
-  /** Whether the dedup index is still being rebuilt. */
-  get rebuildingDedup(): boolean {
-    return this.dedupRebuild !== null;
-  }
-
   private async rebuildDedup(now: number): Promise<void> {
     const window = this.config.dedupWindowMs;
     for (let p = 0; p < this.logs.length; p++) {

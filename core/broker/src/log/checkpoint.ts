@@ -36,6 +36,7 @@ import { crc32 } from 'node:zlib';
 import { readFully } from './file-io.js';
 import { SparseIndex } from './sparse-index.js';
 
+/** The checkpoint's file name in the partition's directory. */
 export const CHECKPOINT_FILE = 'checkpoint';
 const MAGIC = 0x504b434a; // "JCKP"
 const VERSION = 1;
@@ -46,7 +47,7 @@ export const CHECKPOINT_ENTRY_BYTES = 20;
 const FLAG_CLEAN = 1;
 const FLAG_MSG_IDS = 2;
 
-/** What one slot says. */
+/** What one slot says (see the file comment for each field). */
 export interface Checkpoint {
   seq: number;
   /** Written by a clean close: nothing was written after it. */
@@ -66,6 +67,7 @@ export interface Checkpoint {
   lastIndexed: number;
 }
 
+/** One slot's bytes (its crc included). */
 export function encodeSlot(c: Checkpoint): Buffer {
   const b = Buffer.alloc(SLOT_BYTES);
   b.writeUInt32LE(MAGIC, 0);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { readWithFallback, writeAtomic } from '../atomic-file.js';
 import type { CorruptRange } from './types.js';
 
+/** The meta file's name in the partition's directory. */
 export const META_FILE = 'meta';
 
 const DamageEntry = z.object({

@@ -29,6 +29,7 @@ import { FrameFault, describeFault } from './record-codec.js';
 import { INDEX_HEADER_SIZE, SEGMENT_RE, encodeIndex, loadIndexHeader, markAllWritten, newSegment, noteRecord, segmentFileName, type Segment } from './segment.js';
 import type { CorruptRange, TornTail } from './types.js';
 
+/** What recover needs: the directory, the fsync policy (truncations are fsynced unless `never`), and the log's callbacks. */
 export interface RecoveryOptions {
   dir: string;
   fsync: FsyncPolicy;
@@ -47,8 +48,6 @@ export interface Recovered {
   /** Ranges found by this open (not known before). */
   found: CorruptRange[];
   checkpoint: CheckpointFile;
-  /** The start recorded in `meta` (0: none). */
-  metaStart: number;
   /** `meta` must be written: new damage, or a pruned range (a log without either needs none). */
   metaDirty: boolean;
   /** The active segment holds bytes no checkpoint covered: fsync it before a checkpoint vouches for them. */
@@ -218,7 +217,6 @@ class Recovery {
       registry: this.registry,
       found: this.found,
       checkpoint,
-      metaStart,
       metaDirty: this.found.length > 0 || pruned,
       uncheckpointed,
       bytesRead: this.bytesRead,
