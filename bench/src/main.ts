@@ -24,6 +24,7 @@ import {
   renderCluster,
   renderConnector,
   renderSinks,
+  renderStartup,
   renderTable,
   targetCheck,
   type ClusterResult,
@@ -32,6 +33,7 @@ import {
   type SinksOutcome,
 } from './report.js';
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
+import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
@@ -55,6 +57,9 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   --no-connector         skip the connector rows (file sink, S3 sink, warehouse sinks; Junction only)
   --connectors           only the connector rows (neither system's broker table)
   --sinks LIST           which sink rows: s3,bigquery,snowflake,firebolt (default all; 'none' for none)
+  --no-startup           skip the start-up rows (Junction only)
+  --startup              only the start-up rows: time to serve after a clean stop and after kill -9 with
+                         JUNCTION_BENCH_STARTUP_GB GB stored (default 10; 0.5 with --quick)
   --help`;
 
 interface Options {
@@ -72,6 +77,8 @@ interface Options {
   profile: boolean;
   connector: boolean;
   connectorsOnly: boolean;
+  startup: boolean;
+  startupOnly: boolean;
   sinks: string[];
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
@@ -92,6 +99,8 @@ function parseArgs(argv: string[]): Options {
     profile: false,
     connector: true,
     connectorsOnly: false,
+    startup: true,
+    startupOnly: false,
     sinks: [...SINK_PARTS],
     overrides: {},
   };
@@ -122,6 +131,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--connectors':
         o.connectorsOnly = true;
+        break;
+      case '--no-startup':
+        o.startup = false;
+        break;
+      case '--startup':
+        o.startupOnly = true;
         break;
       case '--sinks': {
         const v = list(value());
@@ -375,10 +390,12 @@ async function main(): Promise<number> {
   const results: Partial<Record<System, Outcome>> = {};
   let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
   let sinks: SinksOutcome | undefined;
+  let startup: StartupOutcome | undefined;
   const started = Date.now();
   const timings: Record<string, number> = {};
+  const only = opts.connectorsOnly || opts.startupOnly;
   try {
-    for (const system of opts.connectorsOnly ? [] : opts.systems) {
+    for (const system of only ? [] : opts.systems) {
       const ts = Date.now();
       log(`${system}: ${opts.quick ? 'quick' : 'full'} run, sizes ${plan.sizes.join(', ')} B, scenarios ${plan.scenarios.join(', ')}`);
       // Others' work on the same two cores skews everything; say how busy the machine was.
@@ -394,7 +411,7 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && opts.systems.includes('junction')) {
+    if (opts.connector && !opts.startupOnly && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
@@ -421,6 +438,19 @@ async function main(): Promise<number> {
         timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
       }
     }
+    // Last: its data fills the page cache, which must not weigh on the rows above.
+    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly)) && opts.systems.includes('junction')) {
+      const ts = Date.now();
+      try {
+        startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
+      } catch (err) {
+        startup = { error: err instanceof Error ? err.message : String(err) };
+        log(`start-up rows failed: ${startup.error}`);
+      } finally {
+        removeStartupData(workDir);
+      }
+      timings['start-up'] = (Date.now() - ts) / 1000;
+    }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -429,14 +459,16 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, timings })}\n`);
   } else {
-    if (!opts.connectorsOnly) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
+    if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
     if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
+    if (startup) process.stdout.write(`\n${renderStartup(startup)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
-  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed ? 1 : 0;
+  const startupFailed = startup !== undefined && 'error' in startup;
+  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed ? 1 : 0;
 }
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

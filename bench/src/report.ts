@@ -1,5 +1,6 @@
 /** The human-readable table, and the targets check that both the table and the JSON carry. */
 import { TARGETS, type Latency, type Size, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import { STARTUP_TARGET_SECONDS, type StartupOutcome } from './startup.js';
 
 export type Outcome = SystemResult | { error: string };
 
@@ -262,4 +263,21 @@ export function renderSinks(result: SinksOutcome): string {
   out.push(...result.notes);
   out.push(`part timings (s): ${Object.entries(result.partSeconds).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   return out.join('\n');
+}
+
+/** The start-up rows (startup.ts): seconds to the first /healthz 200 and to the first delivery. */
+export function renderStartup(result: StartupOutcome): string {
+  if ('error' in result) return `start-up: FAILED: ${result.error}`;
+  const header = [`start-up (${result.gigabytes} GB stored)`, 'store open', '/healthz 200', 'first fetch', 'target'];
+  const rows = result.rows.map((r) => [
+    r.label,
+    r.storeOpenMs === undefined ? '-' : `${(r.storeOpenMs / 1000).toFixed(2)} s`,
+    `${r.healthSeconds.toFixed(2)} s`,
+    r.fetchSeconds === undefined ? '-' : `${r.fetchSeconds.toFixed(2)} s`,
+    r.met === undefined ? '' : `<= ${STARTUP_TARGET_SECONDS} s ${r.met ? 'ok' : 'MISS'}`,
+  ]);
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), ...result.notes].join('\n');
 }

@@ -248,6 +248,38 @@ export interface StationInfo {
   messages: number;
   bytes: number;
   groups: string[];
+
+  // ---- storage health (the embedded engine fills these; an engine that does not track damage leaves them out)
+  /** Whether the station's stored data and metadata are whole; see StationHealth. */
+  health?: StationHealth | undefined;
+  /** Ranges of messages lost or skipped that are still retained, oldest first (empty when none). */
+  damage?: DamagedRange[] | undefined;
+}
+
+/**
+ * `ok`; `degraded`: the station serves, but messages were lost (see `damage`) or its metadata had to
+ * be repaired (see `reasons`); `damaged`: its metadata could not be recovered, so it cannot serve —
+ * message and group operations answer `STATION_DAMAGED` until it is deleted (or its files are restored
+ * and the broker restarted).
+ */
+export interface StationHealth {
+  status: 'ok' | 'degraded' | 'damaged';
+  /** One sentence per problem (station, partition, offsets, what was done); empty when `ok`. */
+  reasons: string[];
+}
+
+/** A range of offsets of one partition whose messages were lost or skipped (found on start or while reading). */
+export interface DamagedRange {
+  partition: number;
+  /** First and last offset of the range (both included). */
+  fromOffset: number;
+  toOffset: number;
+  /** Messages lost: `toOffset - fromOffset + 1`, or 0 when nothing was lost (stray bytes were cut). */
+  messages: number;
+  /** What was found and what was done (bytes skipped, a file cut, how the loss was known). */
+  detail: string;
+  /** ms since the epoch when the range was first found (a range stays listed across restarts until retention passes it). */
+  foundAt: number;
 }
 
 export interface GroupPartitionInfo {

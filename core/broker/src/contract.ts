@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type {
+  DamagedRange,
   FsyncPolicy,
   GroupInfo,
   GroupPartitionInfo,
@@ -17,11 +18,13 @@ import type {
   StartPosition,
   StationConfig,
   StationConfigInput,
+  StationHealth,
   StationInfo,
   StationPatch,
 } from '@junction/protocol';
 
 export type {
+  DamagedRange,
   FsyncPolicy,
   GroupInfo,
   GroupPartitionInfo,
@@ -31,6 +34,7 @@ export type {
   StartPosition,
   StationConfig,
   StationConfigInput,
+  StationHealth,
   StationInfo,
   StationPatch,
 };
@@ -185,7 +189,15 @@ export type StoreEvent =
   | { type: 'dead-lettered'; station: string; group: string; messages: number }
   | { type: 'fsync'; seconds: number }
   | { type: 'retention-lost'; station: string; group: string; partition: number; messages: number }
-  | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; detail: string };
+  /** A damaged range found (once per range, when found: on open or while reading); `messages` lost in it. */
+  | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; messages: number; detail: string }
+  /**
+   * A metadata file was damaged: `previous-copy` (loaded from the copy kept beside it), `rebuilt` (from
+   * the data: a station from its partitions, a group from its journal), `reset` (a group's journal was
+   * lost: it restarts from the first retained offset), `lost` (nothing to recover from: the station is
+   * listed as damaged). `group` names the group for group files.
+   */
+  | { type: 'metadata-repair'; station: string; group?: string | undefined; file: string; outcome: 'previous-copy' | 'rebuilt' | 'reset' | 'lost'; detail: string };
 
 export interface StationStore {
   /** Opens the store (recovers from disk for the embedded engine). Must be called once before use. */
@@ -252,7 +264,11 @@ export interface StationStore {
   /** Drops dead letters up to an offset (all when absent). Returns how many were dropped. */
   purgeDeadLetters(station: string, upToOffset?: number): Promise<number>;
 
-  /** Subscribes to store events (metrics). Returns an unsubscribe function. */
+  /**
+   * Subscribes to store events (metrics). Returns an unsubscribe function. `corruption` and
+   * `metadata-repair` events emitted before the subscription (found while the store opened) are
+   * replayed to the new listener first, so none is lost to a late subscriber.
+   */
   onEvent(listener: (event: StoreEvent) => void): () => void;
 }
 

@@ -4,6 +4,8 @@ export const ErrorCode = {
   STATION_NOT_FOUND: 'STATION_NOT_FOUND',
   STATION_EXISTS: 'STATION_EXISTS',
   STATION_RESERVED: 'STATION_RESERVED',
+  /** The station's metadata is damaged beyond recovery: it is listed, but cannot serve until deleted or restored. */
+  STATION_DAMAGED: 'STATION_DAMAGED',
   GROUP_NOT_FOUND: 'GROUP_NOT_FOUND',
   GROUP_EXISTS: 'GROUP_EXISTS',
   CONFIG_INVALID: 'CONFIG_INVALID',

@@ -47,7 +47,9 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  * the broker API and the Memphis-compatible API (from `@junction/broker`), the connector API
  * (`/v1/connectors`, when `connect` is given) and the plugin catalog (`/v1/connector-plugins`, when
  * `plugins` is given), `GET /healthz`
- * (200 `{status:'ok'}` while the store serves, else 503 `{status:'unavailable'}`), and `GET /metrics`
+ * (200 `{status:'ok'}` while the store serves; 200 `{status:'degraded', reasons}` while it serves but a
+ * station lost messages, had metadata repaired or is damaged (StationInfo.health); else 503
+ * `{status:'unavailable'}`), and `GET /metrics`
  * (Prometheus text: default Node metrics plus the broker's, from a registry of this app's own).
  * Every error answers `{ code, message, issues? }`; unexpected ones are logged at error with the
  * request id. Per-request log lines appear only when the logger is at debug or trace.
@@ -102,9 +104,13 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const level = app.log.level;
   const logLevel = level === 'debug' ? 'debug' : level === 'trace' ? 'trace' : 'warn';
 
+  // Degraded is still 200: a broker with damaged data serves everything else, and a probe that failed
+  // would get it restarted or taken out of rotation — neither repairs the data.
   app.get('/healthz', { logLevel }, async (_request, reply) => {
-    if (await isReady()) return { status: 'ok' };
-    return reply.code(503).send({ status: 'unavailable' });
+    if (!(await isReady())) return reply.code(503).send({ status: 'unavailable' });
+    const reasons = await degradedReasons(store);
+    if (reasons.length > 0) return { status: 'degraded', reasons };
+    return { status: 'ok' };
   });
 
   app.get('/metrics', { logLevel }, async (_request, reply) => {
@@ -119,4 +125,25 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   return app;
+}
+
+/** Most reasons /healthz lists (then one line saying how many more). */
+const MAX_HEALTH_REASONS = 50;
+
+/** Why the store is degraded: each station's health reasons, prefixed with the station ("station s: …"). */
+async function degradedReasons(store: StationStore): Promise<string[]> {
+  let stations;
+  try {
+    stations = await store.listStations();
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const s of stations) {
+    if (!s.health || s.health.status === 'ok') continue;
+    const prefix = `station ${s.name}${s.health.status === 'damaged' ? ' (damaged: cannot serve)' : ''}`;
+    for (const r of s.health.reasons) out.push(`${prefix}: ${r}`);
+  }
+  if (out.length > MAX_HEALTH_REASONS) return [...out.slice(0, MAX_HEALTH_REASONS), `… and ${out.length - MAX_HEALTH_REASONS} more (see GET /v1/stations)`];
+  return out;
 }

@@ -3,13 +3,14 @@
  * redelivery, dead-lettering after maxDeliveries, and a durable journal of its progress.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, open as openFile, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rename, readFile, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { parseDeliveryId, REPLAY_GROUP_HEADER, type ParsedDeliveryId, type SettleOutcome } from '@junction/protocol';
 import type { Delivery, DeliveryChunk, GroupInfo, OffsetRange } from '../contract.js';
 import { ChunkBuilder, DeliveryList, type Collector } from './chunks.js';
 import type { LogRecord } from '../log/types.js';
 import { AppendFile } from './append-file.js';
+import { fsyncDir, writeAtomic } from '../atomic-file.js';
 import { PartitionCursor } from './cursor.js';
 import { MinHeap } from './heap.js';
 import { decodeJournal, encodeEntry, JournalOp, type JournalEntry } from './journal.js';
@@ -101,30 +102,45 @@ export class GroupRt {
     return this.meta.maxDeliveries ?? this.host.deadLetterSettings().maxDeliveries;
   }
 
-  /** A new group at the given start offsets (one per partition). Writes its metadata and journal. */
+  /**
+   * A new group at the given start offsets (one per partition). Writes its metadata and journal into a
+   * temporary directory that is then renamed to `dir`: a group directory is whole from the moment it
+   * exists (one missing its group.json later is damage, not an unfinished creation).
+   */
   static async create(name: string, meta: GroupMeta, host: GroupHost, dir: string | undefined, starts: number[]): Promise<GroupRt> {
     const g = new GroupRt(name, meta, host, dir, starts);
     for (const c of g.cursors) c.setToken(newToken());
     if (dir) {
-      await mkdir(dir, { recursive: true });
+      const parent = dirname(dir);
+      await mkdir(parent, { recursive: true });
+      // Group names never start with "." (NAME_PATTERN), so this cannot be a group; the store removes leftovers.
+      const tmp = join(parent, `.tmp-${basename(dir)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      await mkdir(tmp);
       const entries = g.cursors.flatMap((c): JournalEntry[] => [
         { op: JournalOp.SEEK, partition: c.partition, offset: c.next },
         { op: JournalOp.EPOCH, partition: c.partition, epoch: c.token },
       ]);
       const journal = Buffer.concat(entries.map(encodeEntry));
-      await writeAtomic(join(dir, 'journal'), journal);
-      // group.json last: a group directory without it is an unfinished creation and is ignored.
-      await writeAtomic(join(dir, 'group.json'), JSON.stringify(meta));
+      await writeAtomic(join(tmp, 'journal'), journal, { keepPrevious: false });
+      await writeAtomic(join(tmp, 'group.json'), JSON.stringify(meta));
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+      await fsyncDir(parent);
       g.file = await AppendFile.open(join(dir, 'journal'), journal.length);
     }
     return g;
   }
 
-  /** Reopens a group from its directory; a torn or damaged journal tail is cut off (reported). */
-  static async load(name: string, meta: GroupMeta, host: GroupHost, dir: string): Promise<{ group: GroupRt; damaged: boolean }> {
+  /**
+   * Reopens a group from its directory; a torn or damaged journal tail is cut off (`damaged`). A missing
+   * journal (`missing`) leaves the group at the first retained offsets.
+   */
+  static async load(name: string, meta: GroupMeta, host: GroupHost, dir: string): Promise<{ group: GroupRt; damaged: boolean; missing: boolean }> {
+    let missing = false;
     const buf = await readFile(join(dir, 'journal')).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return Buffer.alloc(0);
-      throw e;
+      if (e.code !== 'ENOENT') throw e;
+      missing = true;
+      return Buffer.alloc(0);
     });
     const { entries, validBytes, damaged } = decodeJournal(buf);
     const starts = new Array<number>(host.partitionCount).fill(1);
@@ -139,8 +155,9 @@ export class GroupRt {
       fresh.push({ op: JournalOp.EPOCH, partition: c.partition, epoch: c.token });
     }
     await g.journal(fresh, true);
-    g.clampAll();
-    return { group: g, damaged };
+    // With its journal lost, the group restarts at the first retained offsets: not a retention loss.
+    g.clampAll(!missing);
+    return { group: g, damaged, missing };
   }
 
   // ---------------------------------------------------------------- journal
@@ -168,7 +185,7 @@ export class GroupRt {
     void (async () => {
       try {
         await old.drain();
-        await writeAtomic(path, snapshot);
+        await writeAtomic(path, snapshot, { keepPrevious: false });
         const next = await AppendFile.open(path, snapshot.length);
         const queued = this.rotation ?? [];
         this.rotation = undefined;
@@ -298,9 +315,12 @@ export class GroupRt {
    * Retention removed what lies below each partition's first retained offset: forget it, and count (and
    * journal) what the group had not settled there — lost to retention, never silently.
    */
-  clampAll(): void {
+  clampAll(count = true): void {
     const entries: JournalEntry[] = [];
-    for (const c of this.cursors) this.clamp(c, this.host.bounds(c.partition).first, entries);
+    for (const c of this.cursors) {
+      if (count) this.clamp(c, this.host.bounds(c.partition).first, entries);
+      else c.clampTo(this.host.bounds(c.partition).first);
+    }
     void this.journal(entries, false).catch(() => {});
   }
 
@@ -658,21 +678,5 @@ function newToken(previous = -1): number {
   }
 }
 
-/** Writes a file atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await openFile(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  const dir = await openFile(join(path, '..'), 'r');
-  try {
-    await dir.sync().catch(() => {});
-  } finally {
-    await dir.close();
-  }
-}
+/** Writes a file atomically (kept here for the store's imports; see atomic-file.ts). */
+export { writeAtomic };

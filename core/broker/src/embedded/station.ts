@@ -7,7 +7,7 @@ import type { StationConfig } from '@junction/protocol';
 import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
 import { ErrorCode } from '../errors.js';
 import { createMemoryLog, openFileLog } from '../log/index.js';
-import type { LogRecord, PartitionLog, RecordInput } from '../log/types.js';
+import type { LogOptions, LogRecord, PartitionLog, RecordInput } from '../log/types.js';
 import { DedupIndex, partitionForKey } from './dedup.js';
 import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
 
@@ -18,6 +18,11 @@ export interface StationMeta {
   config: StationConfig;
   createdAt: number;
   deadLetterOf?: string | undefined;
+  /**
+   * Set when station.json was lost and rebuilt from the partitions (options other than the partition
+   * count are guesses: retention keeps everything). Cleared by the next update of the station.
+   */
+  rebuilt?: { at: number; detail: string } | undefined;
 }
 
 export interface StationDeps {
@@ -26,7 +31,12 @@ export interface StationDeps {
   deadLetter: (station: StationRt, group: string, items: DeadLetterItem[]) => Promise<void>;
   /** Retention removed messages a group had not settled. */
   retentionLost: (station: StationRt, group: string, partition: number, lost: number) => void;
+  /** Damage and repair callbacks for a partition's log (file storage). */
+  logHooks?: ((partition: number) => Pick<LogOptions, 'onDamage' | 'onTornTail' | 'onMetadataRepair'>) | undefined;
 }
+
+/** Partition logs of one station opened at once. */
+const OPEN_CONCURRENCY = 8;
 
 export class StationRt implements GroupHost {
   readonly groups = new Map<string, GroupRt>();
@@ -35,6 +45,10 @@ export class StationRt implements GroupHost {
   /** Per partition: every offset below is durable and may be delivered. */
   readonly hw: number[];
   private rr = 0;
+  /** Rebuilding the dedup index after a restart: produces wait for it (in their order), nothing else does. */
+  private dedupRebuild: Promise<void> | null = null;
+  /** Metadata repaired by this process (what and how), for the station's health. */
+  readonly notes: string[] = [];
   closed = false;
 
   private constructor(
@@ -49,21 +63,34 @@ export class StationRt implements GroupHost {
   static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
     const { config } = meta;
     const fsync = config.fsync ?? deps.defaultFsync;
-    const logs: PartitionLog[] = [];
-    try {
-      for (let p = 0; p < config.partitions; p++) {
-        logs.push(
-          config.storage === 'memory'
-            ? createMemoryLog({ segmentBytes: config.segmentBytes })
-            : await openFileLog({ dir: join(dir, 'partitions', String(p)), segmentBytes: config.segmentBytes, fsync: fsync as never, onFsync: deps.onFsync }),
-        );
+    const logs: Array<PartitionLog | undefined> = new Array(config.partitions);
+    const open = (p: number): Promise<PartitionLog> =>
+      config.storage === 'memory'
+        ? Promise.resolve(createMemoryLog({ segmentBytes: config.segmentBytes }))
+        : openFileLog({
+            dir: join(dir, 'partitions', String(p)),
+            segmentBytes: config.segmentBytes,
+            fsync: fsync as never,
+            onFsync: deps.onFsync,
+            ...deps.logHooks?.(p),
+          });
+    // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
+    let nextP = 0;
+    const worker = async (): Promise<void> => {
+      while (nextP < config.partitions) {
+        const p = nextP++;
+        logs[p] = await open(p);
       }
-    } catch (err) {
-      await Promise.allSettled(logs.map((l) => l.close()));
-      throw err;
+    };
+    const opened = await Promise.allSettled(Array.from({ length: Math.min(OPEN_CONCURRENCY, config.partitions) }, worker));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.allSettled(logs.map((l) => l?.close()));
+      throw failed.reason;
     }
-    return new StationRt(meta, dir, logs, deps);
+    return new StationRt(meta, dir, logs as PartitionLog[], deps);
   }
+
 
   get name(): string {
     return this.meta.name;
@@ -154,6 +181,7 @@ export class StationRt implements GroupHost {
    * synchronously in call order; resolves when the stored messages are durable under the policy.
    */
   async produce(messages: readonly MessageInput[], now: number, internal = false): Promise<{ results: ProduceResult[]; bytes: number; stored: number }> {
+    if (this.dedupRebuild) await this.dedupRebuild;
     const { config } = this;
     const P = this.logs.length;
     const results: ProduceResult[] = new Array(messages.length);
@@ -222,20 +250,46 @@ export class StationRt implements GroupHost {
     });
   }
 
-  /** Rebuilds the dedup index from the messages inside the window (after a restart). */
-  async rebuildDedup(now: number): Promise<void> {
+  /**
+   * Starts rebuilding the dedup index from the messages inside the window (after a restart), in the
+   * background: produces wait until it is done, fetches and reads do not. Only ranges whose segments may
+   * hold msgIds are read. `onError` hears a failure (the index then lacks what was not read).
+   */
+  startDedupRebuild(now: number, onError: (err: unknown) => void): void {
+    if (this.config.dedupWindowMs <= 0) return;
+    const rebuild = this.rebuildDedup(now).catch(onError);
+    this.dedupRebuild = rebuild;
+    void rebuild.finally(() => {
+      if (this.dedupRebuild === rebuild) this.dedupRebuild = null;
+    });
+  }
+
+  private async rebuildDedup(now: number): Promise<void> {
     const window = this.config.dedupWindowMs;
-    if (window <= 0) return;
     for (let p = 0; p < this.logs.length; p++) {
       const log = this.logs[p]!;
-      let from = await log.offsetForTimestamp(now - window);
-      while (from < this.hw[p]!) {
-        const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
-        if (recs.length === 0) break;
-        for (const r of recs) if (r.msgId !== undefined) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
-        from = recs[recs.length - 1]!.offset + 1;
+      for (const span of log.msgIdRanges(await log.offsetForTimestamp(now - window))) {
+        let from = span.from;
+        const to = Math.min(span.to, this.hw[p]! - 1);
+        while (from <= to && !this.closed) {
+          const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
+          if (recs.length === 0) break;
+          for (const r of recs) if (r.msgId !== undefined && r.offset <= to) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
+          from = recs[recs.length - 1]!.offset + 1;
+        }
       }
     }
+  }
+
+  /**
+   * Offsets below `floor` of the partition were handed out (a consumer group was delivered them): if the
+   * log ends below it, the missing offsets become a reported gap and are never handed out again.
+   */
+  async raiseFloor(partition: number, floor: number, detail: string): Promise<void> {
+    const log = this.logs[partition];
+    if (!log || floor <= log.nextOffset) return;
+    await log.raiseFloor(floor, detail);
+    if (log.nextOffset > this.hw[partition]!) this.hw[partition] = log.nextOffset;
   }
 
   /** Applies retention; returns true if anything was dropped. */

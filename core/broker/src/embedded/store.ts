@@ -2,13 +2,18 @@
  * The embedded StationStore: stations on local disk (or in memory), one Node process, no other
  * service. Layout under `dataDir`:
  *
- *   stations/<name>/station.json                  metadata (written atomically)
- *   stations/<name>/partitions/<p>/…              the partition's segment log
- *   stations/<name>/groups/<group>/group.json     group settings
+ *   stations/<name>/station.json(.prev)           metadata, written atomically, the previous version kept
+ *   stations/<name>/partitions/<p>/…              the partition's segment log (log/file-log.ts)
+ *   stations/<name>/groups/<group>/group.json(.prev)  group settings
  *   stations/<name>/groups/<group>/journal        group progress
+ *
+ * A station or group directory is created whole (written under a `.tmp-…` name, then renamed), so one
+ * whose metadata is missing or unreadable later is damage: it is loaded from the previous copy, else
+ * rebuilt (a station from its partition directories, a group from its journal with the station's
+ * deadlines), else the station is listed as damaged — never silently dropped.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import {
@@ -41,14 +46,18 @@ import {
   type ReadOptions,
   type ReplayOptions,
   type ReplayResult,
+  type DamagedRange,
   type StationConfig,
+  type StationHealth,
   type StationInfo,
   type StationStore,
   type StoreEvent,
   type StoredMessage,
 } from '../contract.js';
+import { fsyncDir, readWithFallback, writeAtomic as writeFileAtomic } from '../atomic-file.js';
 import { configInvalid, ErrorCode, JunctionError } from '../errors.js';
 import { StoreEventHub } from '../events.js';
+import type { CorruptRange } from '../log/types.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationMeta } from './station.js';
 
@@ -69,6 +78,7 @@ const StationMetaFile = z.object({
   config: StationConfigInput,
   createdAt: z.number(),
   deadLetterOf: z.string().optional(),
+  rebuilt: z.object({ at: z.number(), detail: z.string() }).optional(),
 });
 const GroupMetaFile = z.object({
   createdAt: z.number(),
@@ -77,8 +87,17 @@ const GroupMetaFile = z.object({
   maxDeliveries: z.number().int().positive().optional(),
 });
 
+/** A station whose metadata could not be recovered: listed, but it cannot serve. */
+interface DamagedStation {
+  name: string;
+  dir: string;
+  reason: string;
+  foundAt: number;
+}
+
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
+  private readonly damagedStations = new Map<string, DamagedStation>();
   /** Groups being created (files being written), by station and group name. */
   private readonly creating = new Map<string, Promise<GroupRt>>();
   private readonly events = new StoreEventHub(() => this.log);
@@ -103,29 +122,120 @@ export class EmbeddedStore implements StationStore {
     await mkdir(this.root, { recursive: true });
     await rm(join(this.options.dataDir, 'trash'), { recursive: true, force: true });
     const now = Date.now();
+    const t0 = performance.now();
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const dir = join(this.root, entry.name);
-      try {
-        const raw = JSON.parse(await readFile(join(dir, 'station.json'), 'utf8')) as unknown;
-        const parsed = StationMetaFile.safeParse(raw);
-        if (!parsed.success || parsed.data.name !== entry.name) {
-          this.log.error({ station: entry.name, issues: parsed.error?.issues }, 'station metadata is invalid; station not loaded');
-          continue;
-        }
-        const st = await this.openStation({ ...parsed.data, id: parsed.data.id ?? legacyStationId(parsed.data.name, parsed.data.createdAt) }, dir);
-        await this.loadGroups(st);
-        await st.rebuildDedup(now);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // an unfinished creation
-        this.log.error({ err, station: entry.name }, 'station could not be opened; station not loaded');
+      // A creation that did not finish (station names never start with ".").
+      if (entry.name.startsWith('.tmp-')) {
+        await rm(dir, { recursive: true, force: true });
+        continue;
       }
+      await this.loadStation(entry.name, dir, now);
     }
     this.state = 'open';
     const tick = this.options.tickMs ?? 250;
     this.timer = setInterval(() => void this.tick(), tick);
     this.timer.unref();
-    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size }, 'embedded store open');
+    const damaged = [...this.stations.values()].filter((s) => this.health(s).status !== 'ok').length + this.damagedStations.size;
+    const openMs = Math.round(performance.now() - t0);
+    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
+  }
+
+  /** Opens one station directory: metadata (with its fallbacks), partitions, groups, offset floors, dedup. */
+  private async loadStation(name: string, dir: string, now: number): Promise<void> {
+    const found = await this.readStationMeta(name, dir, now);
+    if ('reason' in found) {
+      this.markDamaged(name, dir, found.reason, now);
+      return;
+    }
+    let st: StationRt;
+    try {
+      st = await this.openStation(found.meta, dir);
+    } catch (err) {
+      this.markDamaged(name, dir, `its partitions could not be opened: ${err instanceof Error ? err.message : String(err)}`, now);
+      return;
+    }
+    if (found.note) st.notes.push(found.note);
+    await this.loadGroups(st);
+    await this.raiseFloors(st);
+    st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+  }
+
+  private markDamaged(name: string, dir: string, reason: string, now: number): void {
+    this.damagedStations.set(name, { name, dir, reason, foundAt: now });
+    this.log.error({ station: name, reason }, 'station metadata is lost and could not be rebuilt: the station is listed as damaged and cannot serve until it is deleted or its files are restored');
+    this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'lost', detail: reason });
+  }
+
+  /**
+   * station.json, else its previous copy (then written back), else a station rebuilt from the partition
+   * directories (options other than the partition count are guesses; retention keeps everything until
+   * the station is updated). `reason` when none of that works.
+   */
+  private async readStationMeta(name: string, dir: string, now: number): Promise<{ meta: StationMeta; note?: string } | { reason: string }> {
+    const file = join(dir, 'station.json');
+    const r = await readWithFallback(file, (text) => {
+      const parsed = StationMetaFile.safeParse(JSON.parse(text));
+      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+      if (parsed.data.name !== name) throw new Error(`it names station "${parsed.data.name}", not "${name}"`);
+      return { ...parsed.data, id: parsed.data.id ?? legacyStationId(parsed.data.name, parsed.data.createdAt) } as StationMeta;
+    });
+    if (r.value !== undefined) {
+      if (r.source === 'file') return { meta: r.value };
+      const note = `station.json was ${r.problem ?? 'unusable'}: loaded its previous copy (an update made just before may be undone: check the station's options)`;
+      this.log.error({ station: name, file }, note);
+      this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'previous-copy', detail: note });
+      await this.repairFile(file, JSON.stringify(r.value), name);
+      return { meta: r.value, note };
+    }
+    const partitions = await countPartitionDirs(join(dir, 'partitions'));
+    if (partitions === 0) return { reason: `station.json is ${r.problem}, and there are no partition directories to rebuild it from` };
+    const detail = `station.json was ${r.problem}: rebuilt from its ${partitions} partition director${partitions === 1 ? 'y' : 'ies'}; its other options are defaults, with retention keeping everything — set them with an update (PATCH), which also clears this`;
+    const deadLetterOf = name.endsWith(DLS_SUFFIX) ? name.slice(0, -DLS_SUFFIX.length) : undefined;
+    const base = StationConfigInput.parse({ partitions, retention: {} });
+    const config: StationConfig = deadLetterOf !== undefined ? { ...dlsConfig(base), retention: {} } : base;
+    const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => now);
+    // Its incarnation id was in the lost file: a rebuilt station gets one derived from name and directory time.
+    const meta: StationMeta = { name, id: legacyStationId(name, createdAt), config, createdAt, ...(deadLetterOf !== undefined && { deadLetterOf }), rebuilt: { at: now, detail } };
+    this.log.error({ station: name, partitions }, detail);
+    this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'rebuilt', detail });
+    await this.repairFile(file, JSON.stringify(meta), name);
+    return { meta };
+  }
+
+  /** Writes a repaired metadata file and a copy of it (the damaged one is not kept as the copy). */
+  private async repairFile(file: string, data: string, station: string): Promise<void> {
+    try {
+      await writeFileAtomic(file, data, { keepPrevious: false });
+      await writeFileAtomic(file, data);
+    } catch (err) {
+      // The next start recovers it again; the station serves meanwhile.
+      this.log.error({ err, station, file }, 'could not write the repaired metadata file');
+    }
+  }
+
+  /** Offsets a group was delivered are never handed out again, even when the log lost them (its end was cut). */
+  private async raiseFloors(st: StationRt): Promise<void> {
+    if (!st.persistent) return;
+    for (let p = 0; p < st.partitionCount; p++) {
+      let floor = 0;
+      let by = '';
+      for (const [name, g] of st.groups) {
+        const c = g.cursors[p];
+        if (c && c.next > floor) {
+          floor = c.next;
+          by = name;
+        }
+      }
+      const next = st.logs[p]!.nextOffset;
+      if (floor <= next) continue;
+      try {
+        await st.raiseFloor(p, floor, `consumer group "${by}" was delivered these offsets, but they are missing from the end of the log`);
+      } catch (err) {
+        this.log.error({ err, station: st.name, partition: p }, 'could not raise the offset floor to what consumer groups were delivered');
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -149,6 +259,9 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
+    const name = meta.name;
+    const found: Array<{ partition: number; range: CorruptRange }> = [];
+    const notes: string[] = [];
     const st = await StationRt.open(meta, dir, {
       defaultFsync: this.fsync,
       onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
@@ -157,15 +270,45 @@ export class EmbeddedStore implements StationStore {
         this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
         this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
       },
+      logHooks: (partition) => ({
+        onDamage: (range) => {
+          found.push({ partition, range });
+          this.reportDamage(name, partition, range);
+        },
+        onTornTail: (t) =>
+          this.log.warn(
+            { station: name, partition, segment: t.segment, bytes: t.bytes, offset: t.atOffset },
+            'cut a torn tail: the end of a write that never completed before a crash (nothing acknowledged was in it)',
+          ),
+        onMetadataRepair: (file, detail, outcome) => {
+          const note = `partition ${partition}: ${detail}`;
+          notes.push(note);
+          this.log.error({ station: name, partition, file }, detail);
+          this.emit({ type: 'metadata-repair', station: name, file: `partitions/${partition}/${file}`, outcome, detail: note });
+        },
+      }),
     });
+    st.notes.push(...notes);
     for (const [p, log] of st.logs.entries()) {
-      for (const c of log.corruptRanges) {
-        this.log.error({ station: meta.name, partition: p, ...c }, 'corrupted records skipped');
-        this.emit({ type: 'corruption', station: meta.name, partition: p, fromOffset: c.fromOffset, toOffset: c.toOffset, detail: c.detail });
+      const known = log.corruptRanges.filter((c) => !found.some((f) => f.partition === p && f.range === c));
+      if (known.length > 0) {
+        this.log.warn(
+          { station: name, partition: p, ranges: known.length, messages: known.reduce((n, c) => n + c.messages, 0) },
+          'damaged ranges found by an earlier run are still retained (see the station info)',
+        );
       }
     }
-    this.stations.set(meta.name, st);
+    this.stations.set(name, st);
     return st;
+  }
+
+  /** A damaged range found by a partition log (once per range): logged at error, counted (event). */
+  private reportDamage(station: string, partition: number, range: CorruptRange): void {
+    this.log.error(
+      { station, partition, segment: range.segment, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail },
+      range.messages > 0 ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped` : 'damaged bytes skipped (no message lost)',
+    );
+    this.emit({ type: 'corruption', station, partition, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail });
   }
 
   private async loadGroups(st: StationRt): Promise<void> {
@@ -175,16 +318,55 @@ export class EmbeddedStore implements StationStore {
     for (const e of entries) {
       if (!e.isDirectory()) continue;
       const dir = join(gdir, e.name);
+      if (e.name.startsWith('.tmp-')) {
+        await rm(dir, { recursive: true, force: true });
+        continue;
+      }
       try {
-        const meta = inheritDefaults(GroupMetaFile.parse(JSON.parse(await readFile(join(dir, 'group.json'), 'utf8'))), st.config);
-        const { group, damaged } = await GroupRt.load(e.name, meta, st, dir);
-        if (damaged) this.log.error({ station: st.name, group: e.name }, 'group journal had a damaged tail; progress after it is lost and those messages will be redelivered');
+        const meta = inheritDefaults(await this.readGroupMeta(st, e.name, dir), st.config);
+        const { group, damaged, missing } = await GroupRt.load(e.name, meta, st, dir);
+        if (damaged || missing) {
+          const note = missing
+            ? `group "${e.name}": its journal is missing: it restarts from the first retained offsets (messages are delivered again)`
+            : `group "${e.name}": its journal had a damaged tail: progress recorded after it is lost and those messages will be delivered again`;
+          st.notes.push(note);
+          this.log.error({ station: st.name, group: e.name }, note);
+          this.emit({ type: 'metadata-repair', station: st.name, group: e.name, file: 'journal', outcome: missing ? 'reset' : 'rebuilt', detail: note });
+        }
         st.groups.set(e.name, group);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        const note = `group "${e.name}" could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
+        st.notes.push(note);
         this.log.error({ err, station: st.name, group: e.name }, 'group could not be loaded');
       }
     }
+  }
+
+  /** group.json, else its previous copy, else rebuilt with the station's deadlines (its journal keeps the progress). */
+  private async readGroupMeta(st: StationRt, group: string, dir: string): Promise<GroupMeta> {
+    const file = join(dir, 'group.json');
+    const r = await readWithFallback(file, (text) => {
+      const parsed = GroupMetaFile.safeParse(JSON.parse(text));
+      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+      return parsed.data;
+    });
+    if (r.value !== undefined && r.source === 'file') return r.value;
+    let meta: GroupMeta;
+    let note: string;
+    if (r.value !== undefined) {
+      meta = r.value;
+      note = `group "${group}": group.json was ${r.problem ?? 'unusable'}: loaded its previous copy`;
+    } else {
+      const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => Date.now());
+      // No settings of its own: it follows the station's ack deadline and maxDeliveries.
+      meta = { createdAt };
+      note = `group "${group}": group.json was ${r.problem}: rebuilt from its journal with the station's ack deadline (${st.config.deadLetter.maxAckTimeMs} ms) and maxDeliveries (${st.config.deadLetter.maxDeliveries})`;
+    }
+    st.notes.push(note);
+    this.log.error({ station: st.name, group, file }, note);
+    this.emit({ type: 'metadata-repair', station: st.name, group, file: 'group.json', outcome: r.value !== undefined ? 'previous-copy' : 'rebuilt', detail: note });
+    await this.repairFile(file, JSON.stringify(meta), st.name);
+    return meta;
   }
 
   private async tick(): Promise<void> {
@@ -226,7 +408,11 @@ export class EmbeddedStore implements StationStore {
   private station(name: string): StationRt {
     this.check();
     const st = this.stations.get(name);
-    if (!st) throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${name}" does not exist`);
+    if (!st) {
+      const damaged = this.damagedStations.get(name);
+      if (damaged) throw new JunctionError(ErrorCode.STATION_DAMAGED, `station "${name}" is damaged and cannot serve: ${damaged.reason}`);
+      throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${name}" does not exist`);
+    }
     return st;
   }
 
@@ -237,21 +423,29 @@ export class EmbeddedStore implements StationStore {
     if (name.endsWith(DLS_SUFFIX)) throw new JunctionError(ErrorCode.STATION_RESERVED, `station names ending in "${DLS_SUFFIX}" are reserved for dead-letter stations`);
     const parsed = StationConfigInput.safeParse(config);
     if (!parsed.success) throw configInvalid('station config', parsed.error);
-    if (this.stations.has(name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${name}" already exists`);
+    if (this.stations.has(name) || this.damagedStations.has(name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${name}" already exists`);
     const createdAt = Date.now();
     const st = await this.createStationRt({ name, id: randomUUID(), config: parsed.data, createdAt });
     await this.createStationRt({ name: dlsName(name), id: randomUUID(), config: dlsConfig(parsed.data), createdAt, deadLetterOf: name });
     return this.info(st);
   }
 
+  /** Creates the station's directory whole (station.json written under a temporary name, then renamed) and opens it. */
   private async createStationRt(meta: StationMeta): Promise<StationRt> {
     const dir = join(this.root, meta.name);
-    if (this.stations.has(meta.name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${meta.name}" already exists`);
+    if (this.stations.has(meta.name) || this.damagedStations.has(meta.name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${meta.name}" already exists`);
+    const tmp = join(this.root, `.tmp-${meta.name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp, { recursive: true });
+    await writeAtomic(join(tmp, 'station.json'), JSON.stringify(meta));
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    const st = await this.openStation(meta, dir);
-    await writeAtomic(join(dir, 'station.json'), JSON.stringify(meta));
-    return st;
+    await rename(tmp, dir);
+    await fsyncDir(this.root);
+    try {
+      return await this.openStation(meta, dir);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+      throw err;
+    }
   }
 
   async updateStation(name: string, patch: z.input<typeof StationPatch>): Promise<StationInfo> {
@@ -276,7 +470,9 @@ export class EmbeddedStore implements StationStore {
       ...(p.fsync !== undefined && { fsync: p.fsync }),
       deadLetter: { ...st.config.deadLetter, ...p.deadLetter },
     };
-    const meta = { ...st.meta, config: merged };
+    // An update sets the options: a station rebuilt from its partitions has real ones again.
+    const { rebuilt: _rebuilt, ...kept } = st.meta;
+    const meta: StationMeta = { ...kept, config: merged };
     await writeAtomic(join(st.dir, 'station.json'), JSON.stringify(meta));
     st.meta = meta;
     for (const log of st.logs) log.configure({ fsync: merged.fsync ?? this.fsync, segmentBytes: merged.segmentBytes });
@@ -284,33 +480,60 @@ export class EmbeddedStore implements StationStore {
   }
 
   async deleteStation(name: string): Promise<void> {
+    this.check();
+    const damaged = this.damagedStations.get(name);
+    if (damaged) {
+      // Its dead-letter station (a station of its own) goes with it, as for any station.
+      const dls = this.stations.get(dlsName(name));
+      this.damagedStations.delete(name);
+      await this.moveToTrash(damaged.dir);
+      if (dls) {
+        this.stations.delete(dls.name);
+        await dls.close();
+        await this.moveToTrash(dls.dir);
+      }
+      return;
+    }
     const st = this.station(name);
     if (st.meta.deadLetterOf !== undefined && this.stations.has(st.meta.deadLetterOf)) {
       throw new JunctionError(ErrorCode.STATION_RESERVED, `"${name}" is the dead-letter station of "${st.meta.deadLetterOf}"; delete that station or purge its dead letters`);
     }
     const doomed = [st, this.stations.get(dlsName(name))].filter((s): s is StationRt => s !== undefined);
-    const trash = join(this.options.dataDir, 'trash');
-    await mkdir(trash, { recursive: true });
     for (const s of doomed) {
       this.stations.delete(s.name);
       await s.close();
-      const to = join(trash, `${s.name}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-      await rename(s.dir, to);
-      void rm(to, { recursive: true, force: true }).catch(() => {});
+      await this.moveToTrash(s.dir);
     }
   }
 
+  /** Renames a directory into the trash (one atomic step: it is gone from the store at once), then removes it. */
+  private async moveToTrash(dir: string): Promise<void> {
+    const trash = join(this.options.dataDir, 'trash');
+    await mkdir(trash, { recursive: true });
+    const to = join(trash, `${Date.now()}-${randomBytes(6).toString('hex')}`);
+    await rename(dir, to);
+    void rm(to, { recursive: true, force: true }).catch(() => {});
+  }
+
   async getStation(name: string): Promise<StationInfo> {
+    this.check();
+    const damaged = this.damagedStations.get(name);
+    if (damaged) return this.damagedInfo(damaged);
     return this.info(this.station(name));
   }
 
   async listStations(options?: ListOptions): Promise<StationInfo[]> {
     this.check();
-    return pageOfNames(this.stations.keys(), options).map((name) => this.info(this.stations.get(name)!));
+    const names = [...this.stations.keys(), ...this.damagedStations.keys()];
+    return pageOfNames(names, options).map((name) => {
+      const st = this.stations.get(name);
+      return st ? this.info(st) : this.damagedInfo(this.damagedStations.get(name)!);
+    });
   }
 
   private info(st: StationRt): StationInfo {
     const partitions = st.partitionInfo();
+    const damage = this.damageOf(st);
     return {
       name: st.name,
       id: st.id,
@@ -321,6 +544,49 @@ export class EmbeddedStore implements StationStore {
       messages: partitions.reduce((n, p) => n + p.messages, 0),
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
       groups: [...st.groups.keys()].sort(),
+      health: this.health(st, damage),
+      damage,
+    };
+  }
+
+  /** The retained damaged ranges of the station's partitions, oldest first. */
+  private damageOf(st: StationRt): DamagedRange[] {
+    const out: DamagedRange[] = [];
+    st.logs.forEach((log, partition) => {
+      for (const c of log.corruptRanges) out.push({ partition, fromOffset: c.fromOffset, toOffset: c.toOffset, messages: c.messages, detail: c.detail, foundAt: c.foundAt });
+    });
+    return out.sort((a, b) => a.foundAt - b.foundAt || a.partition - b.partition || a.fromOffset - b.fromOffset);
+  }
+
+  private health(st: StationRt, damage = this.damageOf(st)): StationHealth {
+    const reasons: string[] = [];
+    for (const d of damage) {
+      reasons.push(
+        d.messages > 0
+          ? `partition ${d.partition}: ${d.messages} message${d.messages === 1 ? '' : 's'} lost (offsets ${d.fromOffset}–${d.toOffset}): ${d.detail}`
+          : `partition ${d.partition}: damaged bytes skipped near offset ${d.fromOffset} (no message lost): ${d.detail}`,
+      );
+    }
+    if (st.meta.rebuilt) reasons.push(st.meta.rebuilt.detail);
+    reasons.push(...st.notes);
+    return { status: reasons.length > 0 ? 'degraded' : 'ok', reasons };
+  }
+
+  /** What a damaged station is listed as: its name, default options, nothing stored, and why. */
+  private damagedInfo(d: DamagedStation): StationInfo {
+    return {
+      name: d.name,
+      // Its id was in the lost metadata.
+      id: legacyStationId(d.name, d.foundAt),
+      config: StationConfigInput.parse({}),
+      createdAt: d.foundAt,
+      ...(d.name.endsWith(DLS_SUFFIX) && { deadLetterOf: d.name.slice(0, -DLS_SUFFIX.length) }),
+      partitions: [],
+      messages: 0,
+      bytes: 0,
+      groups: [],
+      health: { status: 'damaged', reasons: [`its metadata is lost (${d.reason}); its options and contents are unknown: delete it, or restore its station.json and restart`] },
+      damage: [],
     };
   }
 
@@ -456,7 +722,8 @@ export class EmbeddedStore implements StationStore {
     const g = this.group(st, group);
     st.groups.delete(group);
     await g.close();
-    if (st.persistent) await rm(join(st.dir, 'groups', group), { recursive: true, force: true });
+    // One rename: a crash while removing files must not leave a group directory that looks damaged.
+    if (st.persistent) await this.moveToTrash(join(st.dir, 'groups', group)).catch(() => rm(join(st.dir, 'groups', group), { recursive: true, force: true }));
   }
 
   /** The group, created at earliest on a first fetch. */
@@ -678,4 +945,13 @@ function dlsConfig(origin: StationConfig): StationConfig {
     maxMessageBytes: 64 * 1024 * 1024,
     deadLetter: { ...origin.deadLetter, enabled: false },
   };
+}
+
+/** How many partition directories (0, 1, … with no hole) a station directory holds: what a lost station.json is rebuilt from. */
+async function countPartitionDirs(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const have = new Set(names.filter((n) => /^(0|[1-9]\d*)$/.test(n)).map(Number));
+  let n = 0;
+  while (have.has(n)) n++;
+  return n;
 }

@@ -46,7 +46,12 @@ const STATUS: Record<string, number> = {
   [HttpErrorCode.REQUEST_ABORTED]: 400,
   [ErrorCode.STORE_CLOSED]: 503,
   [HttpErrorCode.SERVER_BUSY]: 503,
+  // The station exists but cannot serve until an operator deletes it or restores its files.
+  [ErrorCode.STATION_DAMAGED]: 503,
 };
+
+/** 5xx codes that describe a known state of the broker rather than a failure of this request: not logged per request. */
+const EXPECTED_5XX = new Set<string>([ErrorCode.STATION_DAMAGED]);
 
 /** The HTTP status of an error code: 404 not found, 409 exists, 400/422 bad input, 413, 415, 503 closed, else 500. */
 export function httpStatusFor(code: string): number {
@@ -61,7 +66,7 @@ export function toApiError(err: unknown, request?: FastifyRequest): { status: nu
   if (isJunctionError(err)) {
     const body: ApiError = { code: err.code, message: err.message };
     if (err.issues && err.issues.length > 0) body.issues = err.issues;
-    return { status: httpStatusFor(err.code), body, unexpected: httpStatusFor(err.code) >= 500 };
+    return { status: httpStatusFor(err.code), body, unexpected: httpStatusFor(err.code) >= 500 && !EXPECTED_5XX.has(err.code) };
   }
   const fe = err as Partial<FastifyError> | null | undefined;
   const fcode = typeof fe?.code === 'string' ? fe.code : undefined;

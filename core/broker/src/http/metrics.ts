@@ -5,11 +5,16 @@
  * lag and pending) are computed at scrape time from listStations / listGroups, so they are never stale
  * and cost nothing between scrapes.
  *
+ * Damage found while the store opened happened before this subscribed: the store replays those events
+ * (StationStore.onEvent), so they are counted too.
+ *
  * Series (labels):
  *   junction_messages_in_total, junction_bytes_in_total                    (station)
  *   junction_messages_out_total, junction_bytes_out_total                  (station, group)
  *   junction_redeliveries_total, junction_acked_total, junction_dead_lettered_total (station, group)
- *   junction_corrupt_ranges_total                                          (station, partition)
+ *   junction_corrupt_ranges_total, junction_lost_messages_total            (station, partition)
+ *   junction_metadata_repairs_total                                        (station, file, outcome)
+ *   junction_station_damaged_ranges, junction_station_degraded (gauges)     (station)
  *   junction_produce_duration_seconds (histogram)                          (station)
  *   junction_fsync_duration_seconds (histogram)
  *   junction_station_messages, junction_station_bytes (gauges)             (station)
@@ -66,8 +71,20 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
   });
   const corrupt = new Counter({
     name: 'junction_corrupt_ranges_total',
-    help: 'Damaged log ranges found and skipped',
+    help: 'Damaged log ranges found (each once, when found) and skipped',
     labelNames: ['station', 'partition'],
+    registers,
+  });
+  const lost = new Counter({
+    name: 'junction_lost_messages_total',
+    help: 'Messages lost in the damaged ranges found',
+    labelNames: ['station', 'partition'],
+    registers,
+  });
+  const repairs = new Counter({
+    name: 'junction_metadata_repairs_total',
+    help: 'Metadata files found damaged, by outcome (previous-copy, rebuilt, reset, lost)',
+    labelNames: ['station', 'file', 'outcome'],
     registers,
   });
   const collectErrors = new Counter({
@@ -129,6 +146,28 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     },
   });
   new Gauge({
+    name: 'junction_station_damaged_ranges',
+    help: 'Damaged ranges still retained in the station (found by this run or an earlier one)',
+    labelNames: ['station'],
+    registers,
+    async collect() {
+      const snap = await snapshot();
+      this.reset();
+      for (const s of snap?.stations ?? []) if (s.damage) this.set({ station: s.name }, s.damage.length);
+    },
+  });
+  new Gauge({
+    name: 'junction_station_degraded',
+    help: '1 while the station is degraded (damage or repaired metadata), 2 while it is damaged (cannot serve), else 0',
+    labelNames: ['station'],
+    registers,
+    async collect() {
+      const snap = await snapshot();
+      this.reset();
+      for (const s of snap?.stations ?? []) if (s.health) this.set({ station: s.name }, s.health.status === 'damaged' ? 2 : s.health.status === 'degraded' ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'junction_group_lag',
     help: 'Messages stored but not yet acknowledged by the group',
     labelNames: ['station', 'group', 'partition'],
@@ -181,8 +220,14 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
       case 'retention-lost':
         retentionLost.inc({ station: e.station, group: e.group }, e.messages);
         break;
-      case 'corruption':
-        corrupt.inc({ station: e.station, partition: String(e.partition) });
+      case 'corruption': {
+        const labels = { station: e.station, partition: String(e.partition) };
+        corrupt.inc(labels);
+        lost.inc(labels, e.messages);
+        break;
+      }
+      case 'metadata-repair':
+        repairs.inc({ station: e.station, file: e.file, outcome: e.outcome });
         break;
     }
   };
@@ -198,6 +243,10 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     'junction_dead_lettered_total',
     'junction_group_retention_lost_total',
     'junction_corrupt_ranges_total',
+    'junction_lost_messages_total',
+    'junction_metadata_repairs_total',
+    'junction_station_damaged_ranges',
+    'junction_station_degraded',
     'junction_metrics_collect_errors_total',
     'junction_produce_duration_seconds',
     'junction_fsync_duration_seconds',

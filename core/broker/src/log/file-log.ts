@@ -6,64 +6,54 @@
  *   record frames (see record-codec.ts). The newest is the active segment; it is never deleted.
  * - `<base>.idx` beside each sealed segment: a sparse index (one entry per ~4 KiB of log: relative offset,
  *   file position, timestamp) under a header that summarises the segment (size, first/last offset, record
- *   count, timestamps) and a crc. An index that is missing, damaged, stale, or describes a segment with
- *   gaps is not trusted: the segment is scanned and the index rewritten. The active segment has no index
- *   file; it is always scanned on open.
- * - `meta`: the logical start (`truncateBefore`) when it lies inside a segment, so it survives restarts
- *   and so offsets are never reused even when every record was truncated.
+ *   count, timestamps, whether it holds msgIds) and a crc. An index that is missing, damaged, stale, or
+ *   describes a segment with gaps is not trusted: the segment is scanned and the index rewritten.
+ * - `checkpoint`: the recovery checkpoint (checkpoint.ts): how far the active segment is written (and
+ *   fsynced, under `always` / `interval`), its sparse index, the offset floor and the start. Written after
+ *   every fsync round (a pwrite, off the produce's path), at roll, at clean close, before segments are
+ *   deleted; fsynced at most every CHECKPOINT_SYNC_MS. Start-up reads only what it does not cover
+ *   (recovery.ts).
+ * - `meta`: the logical start (`truncateBefore`) and the damaged ranges found so far (damage.ts), written
+ *   atomically with the previous version kept as `meta.prev`.
  *
  * Writes go through one ordered queue (one writev per run of queued batches); fsyncs run on their own
  * chain so a write never waits for an fsync, and every `always` append that finished writing while an
  * fsync ran shares the next one (group commit).
+ *
+ * Beside this file: segment.ts (a segment's bookkeeping and its index file), sparse-index.ts,
+ * segment-file.ts (the shared, reference-counted handle), file-io.ts (scan window, full reads/writes).
  */
-import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import * as path from 'node:path';
-import { crc32 } from 'node:zlib';
+import { promises as fsp } from 'node:fs';
 import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
-import {
-  FLAGS_KNOWN,
-  FRAME_MAGIC,
-  FrameFault,
-  MIN_FRAME_BYTES,
-  checkFrame,
-  decodeRecord,
-  newHeaderMemo,
-  describeFault,
-  encodeRecords,
-  frameOffset,
-  frameTimestamp,
-} from './record-codec.js';
+import { type Checkpoint, type CheckpointFile } from './checkpoint.js';
+import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.js';
+import { FileWindow, closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
+import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, describeFault, encodeRecords, frameOffset } from './record-codec.js';
+import { recover, writeIndexFile } from './recovery.js';
+import { loadIndexEntries, newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
+import { INDEX_INTERVAL_BYTES, SparseIndex } from './sparse-index.js';
 import type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput } from './types.js';
 
-/** An index entry is written when this many bytes of log passed since the previous one. */
-export const INDEX_INTERVAL_BYTES = 4096;
-const SEGMENT_RE = /^(\d{20})\.log$/;
-const INDEX_MAGIC = 0x5844494a; // "JIDX"
-const INDEX_VERSION = 1;
-const INDEX_HEADER_BYTES = 64;
-const INDEX_ENTRY_BYTES = 20;
-const META_FILE = 'meta';
-const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
+export { INDEX_INTERVAL_BYTES } from './sparse-index.js';
+export { segmentFileName } from './segment.js';
+
+/** The checkpoint file is fsynced at most this often (and at roll, close and before deletions). */
+export const CHECKPOINT_SYNC_MS = 1000;
 const READ_MIN_BYTES = 64 * 1024;
 const READ_MAX_BYTES = 16 * 1024 * 1024;
 const READ_SLACK_BYTES = 8 * 1024;
 const CACHE_MAX_BYTES = 1024 * 1024;
 const WRITE_MAX_BUFFERS = 1024;
 const WRITE_MAX_BYTES = 32 * 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
-
-/** The file name of the segment whose first offset is `base`. */
-export function segmentFileName(base: number): string {
-  return `${String(base).padStart(20, '0')}.log`;
-}
 
 /**
- * Opens (creating if needed) the log in `options.dir`, recovering it: the active segment is scanned in
- * full and a torn tail is truncated; sealed segments are trusted through their index or scanned when it
- * cannot be trusted; damaged ranges are reported in `corruptRanges` and skipped. Throws IO_ERROR when the
- * directory cannot be read or written.
+ * Opens (creating if needed) the log in `options.dir`, recovering it (recovery.ts): sealed segments are
+ * trusted through their index, the active segment up to its checkpoint, and only the rest is scanned; a
+ * torn tail is truncated (onTornTail); damaged ranges are skipped, recorded in `corruptRanges` and, when
+ * new, passed to onDamage; offsets the checkpoint says were handed out are never handed out again. Throws
+ * IO_ERROR when the directory cannot be read or written.
  */
 export async function openFileLog(options: LogOptions & { dir: string }): Promise<PartitionLog> {
   const log = new FileLog(options);
@@ -77,379 +67,6 @@ export async function openFileLog(options: LogOptions & { dir: string }): Promis
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Sparse index
-
-class SparseIndex {
-  offsets = new Float64Array(16);
-  positions = new Float64Array(16);
-  timestamps = new Float64Array(16);
-  length = 0;
-
-  push(offset: number, position: number, timestamp: number): void {
-    if (this.length === this.offsets.length) {
-      const grow = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-        const b = new Float64Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.offsets = grow(this.offsets);
-      this.positions = grow(this.positions);
-      this.timestamps = grow(this.timestamps);
-    }
-    this.offsets[this.length] = offset;
-    this.positions[this.length] = position;
-    this.timestamps[this.length] = timestamp;
-    this.length++;
-  }
-
-  /** The last entry whose offset is <= offset, or -1. */
-  floorOffset(offset: number): number {
-    let lo = 0;
-    let hi = this.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.offsets[mid] as number) <= offset) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
-  }
-
-  /** The last entry whose timestamp is < ts, or -1. */
-  lastBefore(ts: number): number {
-    let lo = 0;
-    let hi = this.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.timestamps[mid] as number) < ts) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A segment's file handle, shared by the writer, the fsync chain and readers. It closes only once
-// nobody holds it, so deleting a segment never closes a descriptor under an in-flight read or fsync.
-
-class SegmentFile {
-  private handle: FileHandle | null = null;
-  private opening: Promise<FileHandle> | null = null;
-  private refs = 0;
-  private disposed: Promise<void> | null = null;
-  private onIdle: (() => void) | null = null;
-
-  constructor(readonly path: string) {}
-
-  /** Installs an already open handle (the active segment's read-write handle). */
-  adopt(handle: FileHandle): void {
-    this.handle = handle;
-  }
-
-  /** The open handle (opening it read-only on first use), or null once disposed. Pair with release(). */
-  async acquire(): Promise<FileHandle | null> {
-    if (this.disposed) return null;
-    this.refs++;
-    if (this.handle) return this.handle;
-    try {
-      this.opening ??= fsp.open(this.path, 'r');
-      this.handle = await this.opening;
-      return this.handle;
-    } catch (err) {
-      this.opening = null;
-      this.release();
-      throw err;
-    }
-  }
-
-  release(): void {
-    this.refs--;
-    if (this.refs === 0 && this.onIdle) this.onIdle();
-  }
-
-  /** Closes the handle once every holder released it. Idempotent. */
-  dispose(): Promise<void> {
-    this.disposed ??= new Promise<void>((resolve) => {
-      const finish = (): void => {
-        this.onIdle = null;
-        const h = this.handle;
-        this.handle = null;
-        if (h) h.close().then(resolve, () => resolve());
-        else resolve();
-      };
-      if (this.refs === 0) finish();
-      else this.onIdle = finish;
-    });
-    return this.disposed;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Segments
-
-interface Segment {
-  base: number;
-  name: string;
-  logPath: string;
-  idxPath: string;
-  file: SegmentFile;
-  index: SparseIndex;
-  /** Position of the last index entry. */
-  lastIndexed: number;
-  /** Bytes assigned to this segment, written or queued. */
-  size: number;
-  /** Bytes written to the file (what reads may see). */
-  written: number;
-  /**
-   * Bytes [0, verified) are known good: this process wrote them (from frames it checksummed) or already
-   * checked their CRCs. A read checks the CRC of a frame only beyond it — a frame is checksummed once
-   * per process, not on every read of the file (reads served from the shared read cache, and reads of
-   * segments an earlier process wrote, still check every frame).
-   */
-  verified: number;
-  /** Valid records (assigned ones included). */
-  count: number;
-  firstOffset: number;
-  lastOffset: number;
-  firstTimestamp: number;
-  lastTimestamp: number;
-  /** Damaged byte ranges: start position -> end position; reads jump over them. */
-  skips: Map<number, number>;
-  /** Why a sealed segment's tail was skipped (reported on open with the offsets it lacks). */
-  tailDamage: string | undefined;
-  /** Read-time repairs in progress, so concurrent readers report a damage once. */
-  repairs: Map<number, Promise<number>>;
-  /** Damage or gaps were found: the index file must not be trusted on the next open. */
-  damaged: boolean;
-}
-
-function newSegment(dir: string, base: number): Segment {
-  const name = segmentFileName(base);
-  const logPath = path.join(dir, name);
-  return {
-    base,
-    name,
-    logPath,
-    idxPath: logPath.slice(0, -4) + '.idx',
-    file: new SegmentFile(logPath),
-    index: new SparseIndex(),
-    lastIndexed: -Infinity,
-    size: 0,
-    written: 0,
-    verified: 0,
-    count: 0,
-    firstOffset: 0,
-    lastOffset: 0,
-    firstTimestamp: 0,
-    lastTimestamp: 0,
-    skips: new Map(),
-    tailDamage: undefined,
-    repairs: new Map(),
-    damaged: false,
-  };
-}
-
-function noteRecord(seg: Segment, offset: number, position: number, timestamp: number): void {
-  if (seg.count === 0) {
-    seg.firstOffset = offset;
-    seg.firstTimestamp = timestamp;
-  }
-  seg.count++;
-  seg.lastOffset = offset;
-  seg.lastTimestamp = timestamp;
-  if (position - seg.lastIndexed >= INDEX_INTERVAL_BYTES) {
-    seg.index.push(offset, position, timestamp);
-    seg.lastIndexed = position;
-  }
-}
-
-function encodeIndex(seg: Segment): Buffer {
-  const n = seg.index.length;
-  const buf = Buffer.allocUnsafe(INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES);
-  buf.writeUInt32LE(INDEX_MAGIC, 0);
-  buf.writeUInt8(INDEX_VERSION, 4);
-  buf.fill(0, 5, 8);
-  buf.writeDoubleLE(seg.written, 8);
-  buf.writeDoubleLE(seg.firstOffset, 16);
-  buf.writeDoubleLE(seg.lastOffset, 24);
-  buf.writeDoubleLE(seg.count, 32);
-  buf.writeDoubleLE(seg.firstTimestamp, 40);
-  buf.writeDoubleLE(seg.lastTimestamp, 48);
-  buf.writeUInt32LE(n, 56);
-  for (let i = 0; i < n; i++) {
-    const p = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
-    buf.writeUInt32LE((seg.index.offsets[i] as number) - seg.base, p);
-    buf.writeDoubleLE(seg.index.positions[i] as number, p + 4);
-    buf.writeDoubleLE(seg.index.timestamps[i] as number, p + 12);
-  }
-  buf.writeUInt32LE(crc32(buf.subarray(INDEX_HEADER_BYTES), crc32(buf.subarray(0, 60))), 60);
-  return buf;
-}
-
-/**
- * Loads an index file into `seg` when it can be trusted: intact, written for exactly the segment's
- * current size, and describing a segment without gaps whose offsets run from its base to the offset
- * before the next segment's base.
- */
-function loadIndex(seg: Segment, buf: Buffer, fileSize: number, prevLast: number, nextBase: number): boolean {
-  if (buf.length < INDEX_HEADER_BYTES || (buf.length - INDEX_HEADER_BYTES) % INDEX_ENTRY_BYTES !== 0) return false;
-  if (buf.readUInt32LE(0) !== INDEX_MAGIC || buf.readUInt8(4) !== INDEX_VERSION) return false;
-  const n = buf.readUInt32LE(56);
-  if (INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES !== buf.length) return false;
-  if (crc32(buf.subarray(INDEX_HEADER_BYTES), crc32(buf.subarray(0, 60))) !== buf.readUInt32LE(60)) return false;
-  const size = buf.readDoubleLE(8);
-  const first = buf.readDoubleLE(16);
-  const last = buf.readDoubleLE(24);
-  const count = buf.readDoubleLE(32);
-  if (size !== fileSize || count < 1 || first !== seg.base || first <= prevLast || last !== nextBase - 1 || count !== last - first + 1) return false;
-  const index = new SparseIndex();
-  let prevOff = -1;
-  let prevPos = -1;
-  for (let i = 0; i < n; i++) {
-    const p = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
-    const off = seg.base + buf.readUInt32LE(p);
-    const pos = buf.readDoubleLE(p + 4);
-    if (off <= prevOff || pos <= prevPos || pos >= size || off > last || (i === 0 && (off !== first || pos !== 0))) return false;
-    index.push(off, pos, buf.readDoubleLE(p + 12));
-    prevOff = off;
-    prevPos = pos;
-  }
-  if (n === 0) return false;
-  seg.index = index;
-  seg.lastIndexed = prevPos;
-  seg.size = seg.written = size;
-  seg.count = count;
-  seg.firstOffset = first;
-  seg.lastOffset = last;
-  seg.firstTimestamp = buf.readDoubleLE(40);
-  seg.lastTimestamp = buf.readDoubleLE(48);
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Sequential window over a file, for scans and resynchronisation.
-
-class FileWindow {
-  buf: Buffer = EMPTY;
-  start = 0;
-  end = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    readonly limit: number,
-  ) {}
-
-  has(pos: number, n: number): boolean {
-    return pos >= this.start && pos + n <= this.end;
-  }
-
-  /** Loads at least [pos, pos + n) (the caller checked pos + n <= limit). */
-  async load(pos: number, n: number): Promise<void> {
-    const len = Math.min(Math.max(n, SCAN_CHUNK_BYTES), this.limit - pos);
-    if (this.buf.length < len) this.buf = Buffer.allocUnsafeSlow(len);
-    await readFully(this.handle, this.buf, len, pos);
-    this.start = pos;
-    this.end = pos + len;
-  }
-
-  /** checkFrame at a file position, loading as needed. */
-  async check(pos: number, prevOffset: number): Promise<number> {
-    if (!this.has(pos, 4)) {
-      if (pos + 4 > this.limit) return FrameFault.INCOMPLETE;
-      await this.load(pos, 4);
-    }
-    const len = this.buf.readUInt32LE(pos - this.start);
-    if (len >= MIN_FRAME_BYTES - 4 && !this.has(pos, 4 + len) && pos + 4 + len <= this.limit) await this.load(pos, 4 + len);
-    return checkFrame(this.buf, pos - this.start, Math.min(this.end, this.limit) - this.start, prevOffset);
-  }
-
-  /** The next position after `from` where a valid frame with an offset above prevOffset starts, or -1. */
-  async resync(from: number, prevOffset: number): Promise<number> {
-    for (let p = from + 1; p + MIN_FRAME_BYTES <= this.limit; p++) {
-      if (!this.has(p, MIN_FRAME_BYTES)) await this.load(p, MIN_FRAME_BYTES);
-      const r = p - this.start;
-      const b = this.buf;
-      if (b[r + 8] !== FRAME_MAGIC || ((b[r + 9] as number) & ~FLAGS_KNOWN) !== 0) continue;
-      const len = b.readUInt32LE(r);
-      if (len < MIN_FRAME_BYTES - 4 || p + 4 + len > this.limit) continue;
-      if ((await this.check(p, prevOffset)) > 0) return p;
-    }
-    return -1;
-  }
-
-  offsetAt(pos: number): number {
-    return frameOffset(this.buf, pos - this.start);
-  }
-
-  timestampAt(pos: number): number {
-    return frameTimestamp(this.buf, pos - this.start);
-  }
-
-  sizeAt(pos: number): number {
-    return 4 + this.buf.readUInt32LE(pos - this.start);
-  }
-}
-
-async function readFully(handle: FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await handle.read(buf, done, len - done, position + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at position ${position + done}`);
-    done += bytesRead;
-  }
-}
-
-async function writeFully(handle: FileHandle, bufs: Buffer[], position: number): Promise<void> {
-  let total = 0;
-  for (const b of bufs) total += b.length;
-  let { bytesWritten } = bufs.length === 1 ? await handle.write(bufs[0] as Buffer, 0, total, position) : await handle.writev(bufs, position);
-  if (bytesWritten === total) return;
-  // A short write (rare on regular files): write the rest from one joined buffer.
-  const rest = Buffer.concat(bufs).subarray(bytesWritten);
-  let done = 0;
-  while (done < rest.length) {
-    ({ bytesWritten } = await handle.write(rest, done, rest.length - done, position + (total - rest.length) + done));
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    done += bytesWritten;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-async function unlinkQuiet(file: string): Promise<void> {
-  await fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
-}
-
-function ioError(message: string, cause: unknown): JunctionError {
-  if (cause instanceof JunctionError) return cause;
-  return new JunctionError(ErrorCode.IO_ERROR, `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-}
-
-function closedError(): JunctionError {
-  return new JunctionError(ErrorCode.STORE_CLOSED, 'the partition log is closed');
-}
-
-function parseInterval(policy: FsyncPolicy): number {
-  if (!policy.startsWith('interval:')) return 0;
-  const ms = Number(policy.slice('interval:'.length));
-  return Number.isFinite(ms) && ms > 0 ? ms : 0;
-}
-
-// ---------------------------------------------------------------------------------------------------
 // The write queue
 
 interface Waiter {
@@ -459,9 +76,16 @@ interface Waiter {
 }
 
 type Op =
-  | { kind: 'write'; seg: Segment; buf: Buffer; lastOffset: number; waiter: Waiter; sync: boolean }
+  | { kind: 'write'; seg: Segment; buf: Buffer; lastOffset: number; count: number; lastTimestamp: number; msgIds: boolean; waiter: Waiter; sync: boolean }
   | { kind: 'roll'; old: Segment; seg: Segment }
   | { kind: 'delete'; segs: Segment[]; done: () => void };
+
+/** A checkpoint to write: the slot's fields, and how many of the segment's index entries it covers. */
+interface CheckpointState {
+  c: Omit<Checkpoint, 'seq' | 'entries' | 'entriesCrc'>;
+  seg: Segment;
+  entries: number;
+}
 
 interface ReadCache {
   seg: Segment;
@@ -474,18 +98,20 @@ class FileLog implements PartitionLog {
   private segmentBytes: number;
   private fsyncPolicy: FsyncPolicy;
   private readonly onFsync: ((seconds: number) => void) | undefined;
+  private readonly onDamage: ((range: CorruptRange) => void) | undefined;
 
   private segments: Segment[] = [];
   private active!: Segment;
+  /** The segment the writer appends to (the active one once its roll ran): what a checkpoint describes. */
+  private writing!: Segment;
   private start = 1;
   private next = 1;
   /** Every offset below this has been written to its file. */
   private writtenNext = 1;
   private totalBytes = 0;
-  /** Offsets known to hold no record (damage, torn tails of sealed segments), for `count`. */
-  private gaps: Array<[number, number]> = [];
-  private lost = 0;
-  private readonly corrupt: CorruptRange[] = [];
+  /** Offsets known to hold no record (damage, missing ranges, a raised floor), for `count`. */
+  private gaps!: GapSet;
+  private registry!: DamageRegistry;
 
   private queue: Op[] = [];
   private pumping: Promise<void> | null = null;
@@ -501,17 +127,27 @@ class FileLog implements PartitionLog {
   private cache: ReadCache | null = null;
   private metaChain: Promise<void> = Promise.resolve();
   private metaPending: Promise<void> | null = null;
-  private metaStart = 0;
+
+  private checkpoint: CheckpointFile | null = null;
+  /** The newest checkpoint asked for and not written yet; written by one loop at a time. */
+  private ckWanted: CheckpointState | null = null;
+  private ckBusy = false;
+  private ckDone: Promise<void> = Promise.resolve();
+  private ckWritten: CheckpointState['c'] | null = null;
+  private ckTimer: NodeJS.Timeout | null = null;
+  /** Bytes read from disk by open (scans, indexes, the checkpoint): what start-up cost. */
+  openBytesRead = 0;
 
   private failure: JunctionError | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
 
-  constructor(options: LogOptions & { dir: string }) {
+  constructor(private readonly options: LogOptions & { dir: string }) {
     this.dir = options.dir;
     this.segmentBytes = options.segmentBytes;
     this.fsyncPolicy = options.fsync;
     this.onFsync = options.onFsync;
+    this.onDamage = options.onDamage;
   }
 
   get firstOffset(): number {
@@ -521,187 +157,167 @@ class FileLog implements PartitionLog {
     return this.next;
   }
   get count(): number {
-    return this.next - this.start - this.lost;
+    return this.next - this.start - this.gaps.within(this.start, this.next);
   }
   get bytes(): number {
     return this.totalBytes;
   }
   get corruptRanges(): readonly CorruptRange[] {
-    return this.corrupt;
+    return this.registry.retained(this.start);
   }
 
   // ----- open / recovery -------------------------------------------------------------------------
 
   async open(): Promise<void> {
-    const made = await fsp.mkdir(this.dir, { recursive: true });
-    if (made !== undefined && this.fsyncPolicy !== 'never') await fsyncDir(path.dirname(made));
-    const names = await fsp.readdir(this.dir);
-    const bases: number[] = [];
-    const present = new Set(names);
-    for (const name of names) {
-      const m = SEGMENT_RE.exec(name);
-      if (m) bases.push(Number(m[1]));
-      else if (name.endsWith('.tmp')) await unlinkQuiet(path.join(this.dir, name));
-      else if (name.endsWith('.idx') && !present.has(name.slice(0, -4) + '.log')) await unlinkQuiet(path.join(this.dir, name));
-    }
-    bases.sort((a, b) => a - b);
-    this.metaStart = await this.readMeta();
-
-    // Segments wholly below the persisted start were being deleted when the process stopped.
-    while (bases.length > 1 && (bases[1] as number) <= this.metaStart) {
-      const base = bases.shift() as number;
-      const seg = newSegment(this.dir, base);
-      await unlinkQuiet(seg.logPath);
-      await unlinkQuiet(seg.idxPath);
-    }
-    let created = false;
-    if (bases.length === 0) {
-      bases.push(Math.max(1, this.metaStart));
-      created = true;
-    }
-
-    let prevLast = (bases[0] as number) - 1;
-    let expected = bases[0] as number;
-    for (let i = 0; i < bases.length; i++) {
-      const seg = newSegment(this.dir, bases[i] as number);
-      const isLast = i === bases.length - 1;
-      const nextBase = isLast ? Infinity : (bases[i + 1] as number);
-      this.segments.push(seg);
-      if (isLast) {
-        const handle = await fsp.open(seg.logPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-        seg.file.adopt(handle);
-        await unlinkQuiet(seg.idxPath);
-        expected = await this.scanSegment(seg, handle, prevLast, true, nextBase, expected);
-      } else {
-        const fileSize = (await fsp.stat(seg.logPath)).size;
-        const idx = await fsp.readFile(seg.idxPath).catch(() => null);
-        if (!idx || !loadIndex(seg, idx, fileSize, prevLast, nextBase)) {
-          const handle = await fsp.open(seg.logPath, 'r');
-          try {
-            expected = await this.scanSegment(seg, handle, prevLast, false, nextBase, expected);
-          } finally {
-            await handle.close();
-          }
-          if (seg.damaged || seg.count === 0 || seg.firstOffset !== seg.base || seg.lastOffset !== nextBase - 1) await unlinkQuiet(seg.idxPath);
-          else await this.writeIndex(seg);
-        }
+    const r = await recover({ dir: this.dir, fsync: this.fsyncPolicy, onTornTail: this.options.onTornTail, onMetadataRepair: this.options.onMetadataRepair });
+    this.checkpoint = r.checkpoint;
+    this.segments = r.segments;
+    this.active = this.writing = r.segments[r.segments.length - 1] as Segment;
+    this.start = r.start;
+    this.next = this.writtenNext = r.next;
+    this.totalBytes = r.totalBytes;
+    this.gaps = r.gaps;
+    this.registry = r.registry;
+    this.openBytesRead = r.bytesRead;
+    for (const range of r.found) this.reportFound(range);
+    // Bytes found after the checkpoint may exist only in the page cache (a killed process): make them
+    // durable before a checkpoint vouches for them.
+    if (r.uncheckpointed && this.fsyncPolicy !== 'never') {
+      const handle = await this.active.file.acquire();
+      try {
+        await handle?.datasync();
+      } finally {
+        this.active.file.release();
       }
-      // Offsets a sealed segment should hold up to the next base but does not (a damaged tail).
-      if (seg.count > 0) {
-        expected = Math.max(expected, seg.lastOffset + 1);
-        prevLast = seg.lastOffset;
-      }
-      if (!isLast && nextBase > expected) {
-        this.addGap(expected, nextBase - 1);
-        this.reportDamage(seg, expected, nextBase - 1, seg.tailDamage ?? `the segment ends at offset ${expected - 1}, before the next segment's base ${nextBase}`);
-        expected = nextBase;
-      }
-      this.totalBytes += seg.size;
     }
-    this.active = this.segments[this.segments.length - 1] as Segment;
-    const first = this.segments[0] as Segment;
-    this.next = Math.max(this.active.count > 0 ? this.active.lastOffset + 1 : this.active.base, this.metaStart, 1);
-    this.writtenNext = this.next;
-    this.start = Math.max(first.base, this.metaStart, 1);
-    this.recomputeLost();
-    if (created && this.fsyncPolicy !== 'never') await fsyncDir(this.dir);
+    // From now on the log is written to: a crash must not look like a clean stop. A pwrite is enough
+    // against a killed process; the periodic checkpoint fsync follows within CHECKPOINT_SYNC_MS (not
+    // one fsync per partition on the start-up path).
+    await this.checkpointNow(this.captureCheckpoint(false), false);
+    if (r.metaDirty) await this.persistMeta();
     this.startTimer();
   }
 
-  /**
-   * Scans a segment: checks every frame (length, crc, increasing offsets), rebuilds the index, records
-   * damage and gaps. A damaged tail with no valid frame after it is truncated in the active segment
-   * (a torn write) and skipped, reported, in a sealed one.
-   */
-  private async scanSegment(seg: Segment, handle: FileHandle, prevLast: number, isLast: boolean, nextBase: number, expectedFrom: number): Promise<number> {
-    let size = (await handle.stat()).size;
-    const w = new FileWindow(handle, size);
-    let prev = Math.max(prevLast, seg.base - 1);
-    let expected = expectedFrom;
-    let pos = 0;
-    while (pos < size) {
-      const fault = await w.check(pos, prev);
-      if (fault > 0) {
-        const offset = w.offsetAt(pos);
-        if (offset > expected) {
-          this.addGap(expected, offset - 1);
-          seg.damaged = true;
-        }
-        noteRecord(seg, offset, pos, w.timestampAt(pos));
-        prev = offset;
-        expected = offset + 1;
-        pos += fault;
-        continue;
-      }
-      if (fault === FrameFault.OFFSET) {
-        // An intact frame whose offset does not increase: skip it, keep the bytes, report it.
-        const frameSize = w.sizeAt(pos);
-        const raw = w.offsetAt(pos);
-        const offset = Number.isSafeInteger(raw) ? raw : prev;
-        this.reportDamage(seg, offset, offset, `${describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos)}; record skipped`);
-        seg.skips.set(pos, pos + frameSize);
-        seg.damaged = true;
-        pos += frameSize;
-        continue;
-      }
-      const detail = describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos);
-      const next = await w.resync(pos, prev);
-      if (next < 0) {
-        if (isLast) {
-          // A torn write: the frame never completed, nothing valid follows. Its offsets were never durable.
-          await handle.truncate(pos);
-          if (this.fsyncPolicy !== 'never') await handle.datasync();
-          size = pos;
-        } else {
-          // Reported by open() with the offsets the segment lacks up to the next base.
-          seg.tailDamage = `${detail}; ${size - pos} bytes up to the end of the segment skipped`;
-          seg.skips.set(pos, size);
-          seg.damaged = true;
-        }
-        break;
-      }
-      const nextOffset = w.offsetAt(next);
-      this.reportDamage(seg, prev + 1, nextOffset - 1, `${detail}; ${next - pos} bytes skipped`);
-      seg.skips.set(pos, next);
-      seg.damaged = true;
-      pos = next;
-    }
-    seg.size = seg.written = size;
-    return expected;
-  }
-
-  private reportDamage(seg: Segment, fromOffset: number, toOffset: number, detail: string): void {
-    this.corrupt.push({ segment: seg.name, fromOffset, toOffset, detail });
-  }
-
-  private addGap(from: number, to: number): void {
-    if (to >= from) this.gaps.push([from, to]);
-  }
-
-  private recomputeLost(): void {
-    let lost = 0;
-    for (const [a, b] of this.gaps) {
-      const lo = Math.max(a, this.start);
-      const hi = Math.min(b, this.next - 1);
-      if (hi >= lo) lost += hi - lo + 1;
-    }
-    this.lost = lost;
-  }
-
-  private async readMeta(): Promise<number> {
+  private reportFound(range: CorruptRange): void {
     try {
-      const parsed: unknown = JSON.parse(await fsp.readFile(path.join(this.dir, META_FILE), 'utf8'));
-      const start = (parsed as { start?: unknown }).start;
-      return typeof start === 'number' && Number.isSafeInteger(start) && start >= 1 ? start : 0;
+      this.onDamage?.(range);
     } catch {
-      return 0;
+      // A reporting callback must not break the log.
     }
   }
 
-  private async writeIndex(seg: Segment): Promise<void> {
-    const tmp = `${seg.idxPath}.tmp`;
-    await fsp.writeFile(tmp, encodeIndex(seg));
-    await fsp.rename(tmp, seg.idxPath);
+  /** A damaged range found after open (while reading, or by raiseFloor): recorded once, reported once. */
+  private recordDamage(seg: Segment, fromOffset: number, toOffset: number, detail: string): void {
+    const r = this.registry.record({ segment: seg.name, fromOffset, toOffset, detail });
+    if (!r) return;
+    this.gaps.add(fromOffset, toOffset);
+    this.reportFound(r);
+    this.persistMeta().catch(() => {
+      // Not fatal: the range is found again (and recorded then) by a later open or read.
+    });
+  }
+
+  // ----- checkpoint ------------------------------------------------------------------------------
+
+  /**
+   * What a checkpoint may say now: the writer's segment up to the bytes written. Under `always` and
+   * `interval` it is taken as an fsync starts (runSync), so it vouches only for fsynced bytes.
+   */
+  private captureCheckpoint(clean: boolean): CheckpointState {
+    const seg = this.writing;
+    const pos = seg.written;
+    // Index entries of the written prefix (entries are pushed as records are assigned, ahead of writes).
+    const idx = seg.index;
+    let lo = 0;
+    let hi = idx.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((idx.positions[mid] as number) < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    const entries = lo;
+    return {
+      seg,
+      entries,
+      c: {
+        clean,
+        base: seg.base,
+        position: pos,
+        next: Math.max(this.writtenNext, seg.base),
+        count: seg.writtenCount,
+        firstOffset: seg.writtenCount > 0 ? seg.firstOffset : 0,
+        lastOffset: seg.writtenCount > 0 ? seg.writtenLastOffset : 0,
+        firstTimestamp: seg.writtenCount > 0 ? seg.firstTimestamp : 0,
+        lastTimestamp: seg.writtenCount > 0 ? seg.writtenLastTimestamp : 0,
+        msgIds: seg.writtenMsgIds,
+        start: this.start,
+        lastIndexed: entries > 0 ? (idx.positions[entries - 1] as number) : -1,
+      },
+    };
+  }
+
+  /** Writes `s` (or a newer one asked for meanwhile) soon; resolves once written. Older states are skipped. */
+  private checkpointSoon(s: CheckpointState): Promise<void> {
+    this.ckWanted = s;
+    if (!this.ckBusy) {
+      this.ckBusy = true;
+      this.ckDone = this.runCheckpoints();
+    }
+    return this.ckDone;
+  }
+
+  private async runCheckpoints(): Promise<void> {
+    try {
+      while (this.ckWanted) {
+        const s = this.ckWanted;
+        this.ckWanted = null;
+        const w = this.ckWritten;
+        // Never step back (a capture taken before a roll that was written after it, say).
+        if (w && (s.c.base < w.base || (s.c.base === w.base && (s.c.position < w.position || s.c.next < w.next)))) continue;
+        if (!this.checkpoint) return;
+        await this.checkpoint.write(s.c, s.seg.index, s.entries);
+        this.ckWritten = s.c;
+      }
+    } finally {
+      this.ckBusy = false;
+    }
+  }
+
+  /** Writes a checkpoint now (after any in flight) and, with `sync`, fsyncs the file. */
+  private async checkpointNow(s: CheckpointState, sync: boolean): Promise<void> {
+    await this.checkpointSoon(s);
+    if (sync) await this.checkpoint?.sync();
+  }
+
+  /** The periodic part: `never` checkpoints what is written; the others fsync the checkpoint file. */
+  private checkpointTick(): void {
+    if (this.closed || this.failure || !this.checkpoint) return;
+    if (this.fsyncPolicy === 'never') {
+      const s = this.captureCheckpoint(false);
+      const w = this.ckWritten;
+      if (!w || s.c.position !== w.position || s.c.base !== w.base || s.c.next !== w.next || s.c.start !== w.start) void this.checkpointSoon(s).catch(() => {});
+      return;
+    }
+    void this.ckDone
+      .then(() => this.checkpoint?.sync())
+      .catch(() => {
+        // Retried at the next tick; the segments' own fsyncs are what acknowledgements wait for.
+      });
+  }
+
+  /** Persists the start and the damage registry in `meta` (coalescing calls made while one waits). */
+  private persistMeta(): Promise<void> {
+    if (this.metaPending) return this.metaPending;
+    const p = this.metaChain.then(async () => {
+      this.metaPending = null;
+      this.registry.prune(this.start);
+      await writePartitionMeta(this.dir, this.start, this.registry.all, this.fsyncPolicy !== 'never');
+    });
+    this.metaPending = p;
+    this.metaChain = p.catch(() => {});
+    return p.catch((err: unknown) => {
+      throw ioError('cannot persist the partition meta', err);
+    });
   }
 
   // ----- append ----------------------------------------------------------------------------------
@@ -721,13 +337,20 @@ class FileLog implements PartitionLog {
     let seg = this.active;
     if (seg.size > 0 && seg.size + buf.length > this.segmentBytes) seg = this.roll();
     const basePos = seg.size;
-    for (let i = 0; i < records.length; i++) noteRecord(seg, first + i, basePos + (starts[i] as number), (records[i] as RecordInput).timestamp);
+    let msgIds = false;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as RecordInput;
+      const hasMsgId = r.msgId !== undefined;
+      if (hasMsgId) msgIds = true;
+      noteRecord(seg, first + i, basePos + (starts[i] as number), r.timestamp, hasMsgId);
+    }
     seg.size += buf.length;
     this.totalBytes += buf.length;
     this.next = first + records.length;
     const sync = this.fsyncPolicy === 'always';
+    const lastTimestamp = (records[records.length - 1] as RecordInput).timestamp;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ kind: 'write', seg, buf, lastOffset: this.next - 1, sync, waiter: { first, resolve, reject } });
+      this.queue.push({ kind: 'write', seg, buf, lastOffset: this.next - 1, count: records.length, lastTimestamp, msgIds, sync, waiter: { first, resolve, reject } });
       this.kick();
     });
   }
@@ -805,7 +428,14 @@ class FileLog implements PartitionLog {
       return;
     }
     const before = seg.written;
-    for (const op of ops) seg.written += op.buf.length;
+    for (const op of ops) {
+      seg.written += op.buf.length;
+      seg.writtenCount += op.count;
+      if (op.msgIds) seg.writtenMsgIds = true;
+    }
+    const lastOp = ops[ops.length - 1] as (typeof ops)[number];
+    seg.writtenLastOffset = lastOp.lastOffset;
+    seg.writtenLastTimestamp = lastOp.lastTimestamp;
     if (seg.verified === before) seg.verified = seg.written;
     this.writtenNext = (ops[ops.length - 1] as (typeof ops)[number]).lastOffset + 1;
     this.dirty.add(seg);
@@ -828,26 +458,33 @@ class FileLog implements PartitionLog {
       const handle = await fsp.open(seg.logPath, 'wx+', 0o644);
       seg.file.adopt(handle);
       if (this.fsyncPolicy !== 'never') await fsyncDir(this.dir);
-      if (!old.damaged) {
-        // The sealed segment's bytes go to disk before the index that vouches for them.
-        const oldHandle = await old.file.acquire();
-        if (oldHandle) {
-          try {
-            const t0 = process.hrtime.bigint();
-            await oldHandle.datasync();
-            this.reportFsync(t0);
-          } finally {
-            old.file.release();
-          }
-          await this.writeIndex(old);
+      this.writing = seg;
+      // The sealed segment's bytes go to disk before the index and the checkpoint that vouch for them.
+      const oldHandle = await old.file.acquire();
+      if (oldHandle) {
+        try {
+          const t0 = process.hrtime.bigint();
+          await oldHandle.datasync();
+          this.reportFsync(t0);
+        } finally {
+          old.file.release();
         }
+        // A segment with damage or gaps gets no index: the next open scans it.
+        if (!old.damaged) await writeIndexFile(old);
       }
+      // The checkpoint moves to the new segment (its index entries start over).
+      await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never');
     } catch (err) {
       this.fail(err);
     }
   }
 
   private async runDelete(segs: Segment[]): Promise<void> {
+    // The new start goes into the checkpoint first: a segment missing below a checkpoint's start is
+    // retention's doing; one missing above it is damage.
+    await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never').catch(() => {
+      // Deleting anyway is safe: the next open then reports the deleted range as missing, never serves it.
+    });
     for (const seg of segs) {
       this.dirty.delete(seg);
       if (this.cache?.seg === seg) this.cache = null;
@@ -893,6 +530,8 @@ class FileLog implements PartitionLog {
     this.syncWaiters = [];
     const segs = [...this.dirty];
     this.dirty.clear();
+    // Taken with `segs`: every byte written so far is either in them or was fsynced before.
+    const ck = this.checkpoint && segs.length > 0 ? this.captureCheckpoint(false) : null;
     try {
       if (this.failure) throw this.failure;
       if (segs.length > 0) {
@@ -914,6 +553,9 @@ class FileLog implements PartitionLog {
       return;
     }
     for (const w of waiters) w.resolve(w.first);
+    // After the answers: a checkpoint is a pwrite (no fsync), and a crash before it only means the
+    // next open scans the bytes this fsync covered.
+    if (ck) void this.checkpointSoon(ck).catch(() => {});
   }
 
   private reportFsync(t0: bigint): void {
@@ -931,6 +573,10 @@ class FileLog implements PartitionLog {
     if (ms > 0) {
       this.timer = setInterval(() => this.kickSync(true), ms);
       this.timer.unref();
+    }
+    if (!this.ckTimer) {
+      this.ckTimer = setInterval(() => this.checkpointTick(), CHECKPOINT_SYNC_MS);
+      this.ckTimer.unref();
     }
   }
 
@@ -990,6 +636,7 @@ class FileLog implements PartitionLog {
     let pos = 0;
     let prev = seg.base - 1;
     let skipping = true;
+    if (seg.indexFile) await this.ensureIndex(seg);
     const k = seg.index.floorOffset(from);
     if (k >= 0) {
       pos = seg.index.positions[k] as number;
@@ -1073,6 +720,56 @@ class FileLog implements PartitionLog {
     }
   }
 
+  /** Loads a sealed segment's index entries from its file, once, on first use (start-up read only its header). */
+  private ensureIndex(seg: Segment): Promise<void> {
+    seg.indexLoading ??= this.loadSegmentIndex(seg).finally(() => {
+      seg.indexLoading = null;
+    });
+    return seg.indexLoading;
+  }
+
+  private async loadSegmentIndex(seg: Segment): Promise<void> {
+    const buf = await fsp.readFile(seg.idxPath).catch(() => null);
+    if (buf && loadIndexEntries(seg, buf)) return;
+    // The entries do not check out (the header did, at open): an index is a cache of the segment, so
+    // rebuild it from the frames. It stops at the first damaged frame; reads beyond find the damage.
+    const handle = await seg.file.acquire();
+    if (!handle) return;
+    const index = new SparseIndex();
+    let lastIndexed = -Infinity;
+    let pos = 0;
+    let whole = false;
+    try {
+      const w = new FileWindow(handle, seg.written);
+      let prev = seg.base - 1;
+      for (;;) {
+        if (pos >= seg.written) {
+          whole = true;
+          break;
+        }
+        const size = await w.check(pos, prev);
+        if (size <= 0) break;
+        const offset = w.offsetAt(pos);
+        if (pos - lastIndexed >= INDEX_INTERVAL_BYTES) {
+          index.push(offset, pos, w.timestampAt(pos));
+          lastIndexed = pos;
+        }
+        prev = offset;
+        pos += size;
+      }
+    } finally {
+      seg.file.release();
+    }
+    seg.index = index;
+    seg.lastIndexed = lastIndexed;
+    seg.indexFile = false;
+    if (whole) await writeIndexFile(seg).catch(() => {});
+    else {
+      seg.damaged = true;
+      await unlinkQuiet(seg.idxPath).catch(() => {});
+    }
+  }
+
   /**
    * The end of the damaged range starting at `pos`: known from the scan, or found and reported now.
    * Returns `pos` itself when the bytes read afresh from disk are a valid frame (unless `force`).
@@ -1091,12 +788,8 @@ class FileLog implements PartitionLog {
         const end = next < 0 ? limit : next;
         const nextSeg = this.segments[this.segments.indexOf(seg) + 1];
         const toOffset = next >= 0 ? w.offsetAt(next) - 1 : nextSeg ? nextSeg.base - 1 : seg.lastOffset;
-        this.reportDamage(seg, prev + 1, toOffset, `${detail} (found while reading); ${end - pos} bytes skipped`);
         seg.skips.set(pos, end);
-        if (toOffset >= prev + 1) {
-          this.addGap(prev + 1, toOffset);
-          this.recomputeLost();
-        }
+        this.recordDamage(seg, prev + 1, toOffset, `${detail} (found while reading); ${end - pos} bytes skipped`);
         seg.damaged = true;
         // The index no longer describes a clean segment: have the next open scan it.
         if (seg !== this.active) await unlinkQuiet(seg.idxPath).catch(() => {});
@@ -1125,6 +818,7 @@ class FileLog implements PartitionLog {
     let found = after && after.count > 0 ? after.firstOffset : this.next;
     if (lo > 0) {
       const seg = segs[lo - 1] as Segment;
+      if (seg.indexFile) await this.ensureIndex(seg);
       const k = seg.index.lastBefore(ts);
       let from = k >= 0 ? (seg.index.offsets[k] as number) : seg.firstOffset;
       // A short scan from the index entry: timestamps do not decrease, so the answer is near.
@@ -1144,6 +838,46 @@ class FileLog implements PartitionLog {
     return Math.min(Math.max(found, this.start), this.next);
   }
 
+  // ----- floor and msgIds ------------------------------------------------------------------------
+
+  async raiseFloor(floor: number, detail: string): Promise<void> {
+    if (this.closed) throw closedError();
+    const target = Math.floor(floor);
+    if (!(target > this.next)) return;
+    // The jump is made between writes, so that every offset below writtenNext is written or a gap.
+    while (this.pumping) await this.pumping;
+    if (this.failure) throw this.failure;
+    if (!(target > this.next)) return;
+    this.recordDamage(this.active, this.next, target - 1, detail);
+    this.next = this.writtenNext = target;
+    const tick = this.writeTick;
+    this.writeTick = null;
+    tick?.resolve();
+    try {
+      await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never');
+      await this.persistMeta();
+    } catch (err) {
+      throw ioError('cannot persist the raised offset floor', err);
+    }
+  }
+
+  msgIdRanges(fromOffset: number): Array<{ from: number; to: number }> {
+    const out: Array<{ from: number; to: number }> = [];
+    const from = Math.max(Math.ceil(fromOffset), this.start);
+    const segs = this.segments;
+    for (let i = segmentFor(segs, from); i < segs.length; i++) {
+      const seg = segs[i] as Segment;
+      if (seg.msgIds === false) continue;
+      const lo = Math.max(from, seg.base);
+      const hi = i + 1 < segs.length ? (segs[i + 1] as Segment).base - 1 : this.next - 1;
+      if (hi < lo) continue;
+      const last = out[out.length - 1];
+      if (last && last.to + 1 >= lo) last.to = hi;
+      else out.push({ from: lo, to: hi });
+    }
+    return out;
+  }
+
   // ----- retention -------------------------------------------------------------------------------
 
   async truncateBefore(offset: number): Promise<void> {
@@ -1159,7 +893,7 @@ class FileLog implements PartitionLog {
     }
     let drop = 0;
     while (drop < this.segments.length - 1 && (this.segments[drop + 1] as Segment).base <= target) drop++;
-    await Promise.all([this.dropSegments(drop), this.persistStart()]);
+    await Promise.all([this.dropSegments(drop), this.persistMeta()]);
   }
 
   async trimToBytes(maxBytes: number): Promise<void> {
@@ -1180,38 +914,10 @@ class FileLog implements PartitionLog {
     this.segments = this.segments.slice(n);
     for (const seg of gone) this.totalBytes -= seg.size;
     this.start = Math.max(this.start, (this.segments[0] as Segment).base);
-    this.recomputeLost();
+    if (this.registry.prune(this.start)) this.persistMeta().catch(() => {});
     return new Promise<void>((resolve) => {
       this.queue.push({ kind: 'delete', segs: gone, done: resolve });
       this.kick();
-    });
-  }
-
-  /** Persists the start when it lies inside the first segment (otherwise the segment names say it). */
-  private persistStart(): Promise<void> {
-    this.recomputeLost();
-    if (this.start <= (this.segments[0] as Segment).base || this.start <= this.metaStart) return Promise.resolve();
-    if (this.metaPending) return this.metaPending;
-    const p = this.metaChain.then(async () => {
-      this.metaPending = null;
-      const start = this.start;
-      const file = path.join(this.dir, META_FILE);
-      const tmp = `${file}.tmp`;
-      const h = await fsp.open(tmp, 'w', 0o644);
-      try {
-        await h.writeFile(JSON.stringify({ version: 1, start }));
-        if (this.fsyncPolicy !== 'never') await h.datasync();
-      } finally {
-        await h.close();
-      }
-      await fsp.rename(tmp, file);
-      if (this.fsyncPolicy !== 'never') await fsyncDir(this.dir);
-      this.metaStart = Math.max(this.metaStart, start);
-    });
-    this.metaPending = p;
-    this.metaChain = p.catch(() => {});
-    return p.catch((err: unknown) => {
-      throw ioError('cannot persist the log start', err);
     });
   }
 
@@ -1228,22 +934,30 @@ class FileLog implements PartitionLog {
   async flush(): Promise<void> {
     if (this.closed) throw closedError();
     await this.syncEverything();
+    await this.checkpointNow(this.captureCheckpoint(false), true);
   }
 
   close(): Promise<void> {
     this.closed = true;
     this.closing ??= (async () => {
       if (this.timer) clearInterval(this.timer);
-      this.timer = null;
+      if (this.ckTimer) clearInterval(this.ckTimer);
+      this.timer = this.ckTimer = null;
       const failedBefore = this.failure;
       let error: unknown = null;
       try {
-        if (this.segments.length > 0) await this.syncEverything();
+        if (this.segments.length > 0) {
+          await this.syncEverything();
+          // A clean stop: the next open knows nothing can follow the end written now.
+          if (this.checkpoint && !this.failure) await this.checkpointNow(this.captureCheckpoint(true), true);
+        }
       } catch (err) {
         // A log that had already failed reported it to its appenders; closing it still succeeds.
         if (!failedBefore) error = err;
       }
+      await this.ckDone.catch(() => {});
       await this.metaChain;
+      await this.checkpoint?.close().catch(() => {});
       await Promise.all(this.segments.map((s) => s.file.dispose()));
       if (error) throw ioError('closing the partition log failed', error);
     })();
@@ -1251,14 +965,3 @@ class FileLog implements PartitionLog {
   }
 }
 
-/** Index of the last segment whose base is <= offset (0 when none). */
-function segmentFor(segs: readonly Segment[], offset: number): number {
-  let lo = 0;
-  let hi = segs.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if ((segs[mid] as Segment).base <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}

@@ -1,5 +1,5 @@
 /** The partition log: its contract, the file-backed and in-memory implementations, and the record frame codec. */
-export type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput } from './types.js';
+export type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput, TornTail } from './types.js';
 export { openFileLog, segmentFileName, INDEX_INTERVAL_BYTES } from './file-log.js';
 export { createMemoryLog } from './memory-log.js';
 export {

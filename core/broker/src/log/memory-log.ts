@@ -4,6 +4,7 @@
  * `bytes` counts what the records would take on disk.
  */
 import { ErrorCode, JunctionError } from '../errors.js';
+import { GapSet } from './damage.js';
 import { encodedSize } from './record-codec.js';
 import type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput } from './types.js';
 
@@ -27,6 +28,8 @@ class MemoryLog implements PartitionLog {
   private start = 1;
   private next = 1;
   private totalBytes = 0;
+  /** Offsets skipped by raiseFloor (they never held a record). */
+  private readonly skipped = new GapSet();
   private closed = false;
   readonly corruptRanges: readonly CorruptRange[] = [];
 
@@ -39,7 +42,7 @@ class MemoryLog implements PartitionLog {
     return this.next;
   }
   get count(): number {
-    return this.next - this.start;
+    return this.next - this.start - this.skipped.within(this.start, this.next);
   }
   get bytes(): number {
     return this.totalBytes;
@@ -102,6 +105,23 @@ class MemoryLog implements PartitionLog {
       }
     }
     return Promise.resolve(out);
+  }
+
+  raiseFloor(floor: number): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    const target = Math.floor(floor);
+    if (target <= this.next) return Promise.resolve();
+    // A fresh segment at the floor keeps `offset - base` indexing within each segment.
+    if (this.active.records.length > 0) this.segments.push({ base: target, records: [], bytes: 0 });
+    else this.active.base = target;
+    this.skipped.add(this.next, target - 1);
+    this.next = target;
+    return Promise.resolve();
+  }
+
+  msgIdRanges(fromOffset: number): Array<{ from: number; to: number }> {
+    const from = Math.max(fromOffset, this.start);
+    return from < this.next ? [{ from, to: this.next - 1 }] : [];
   }
 
   offsetForTimestamp(ts: number): Promise<number> {

@@ -33,7 +33,9 @@ export const MIN_FRAME_BYTES = FRAME_FIXED_BYTES + 2;
 export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
 
 const FLAG_KEY = 1;
-const FLAG_MSG_ID = 2;
+/** Flag bit of a frame that carries a msgId. */
+export const FRAME_FLAG_MSG_ID = 2;
+const FLAG_MSG_ID = FRAME_FLAG_MSG_ID;
 /** Every flag bit this version defines; a frame with another bit set is not one of ours. */
 export const FLAGS_KNOWN = FLAG_KEY | FLAG_MSG_ID;
 const MAX_U16 = 0xffff;

@@ -24,12 +24,30 @@ export interface LogRecord {
   size: number;
 }
 
-/** A damaged range found on open: reported, skipped, never fatal. */
+/**
+ * A damaged range: records lost or bytes skipped, found on open or while reading; reported once (when
+ * found), skipped, never fatal.
+ */
 export interface CorruptRange {
+  /** The segment file it lies in (or, for offsets missing altogether, the segment they should be in). */
   segment: string;
+  /** First and last offset of the range. A range that lost no offset (stray bytes only) has `toOffset = fromOffset - 1`. */
   fromOffset: number;
   toOffset: number;
+  /** Offsets lost: `toOffset - fromOffset + 1`, or 0. */
+  messages: number;
   detail: string;
+  /** ms since the epoch when it was first found (possibly by an earlier process). */
+  foundAt: number;
+}
+
+/** A torn tail cut on open: bytes of writes that never completed (after a crash), holding no acknowledged record. */
+export interface TornTail {
+  segment: string;
+  /** Bytes cut. */
+  bytes: number;
+  /** The offset the cut bytes would have started at (the partition's next offset). */
+  atOffset: number;
 }
 
 export interface LogOptions {
@@ -39,6 +57,19 @@ export interface LogOptions {
   fsync: FsyncPolicy;
   /** Called after each fsync with its duration (metrics). */
   onFsync?: (seconds: number) => void;
+  /**
+   * Called once for each damaged range when it is first found: during open (before openFileLog
+   * resolves), while reading, or by raiseFloor. Ranges found by an earlier process are in
+   * `corruptRanges` but are not passed here again.
+   */
+  onDamage?: (range: CorruptRange) => void;
+  /** Called during open for each torn tail cut (see TornTail). */
+  onTornTail?: (tail: TornTail) => void;
+  /**
+   * Called during open when a metadata file of the partition (`meta`, `checkpoint`) was damaged: read
+   * from its previous copy, or rebuilt from the segments (what was lost is in `detail`).
+   */
+  onMetadataRepair?: (file: string, detail: string, outcome: 'previous-copy' | 'rebuilt') => void;
 }
 
 export interface ReadLimits {
@@ -56,8 +87,13 @@ export interface PartitionLog {
   readonly count: number;
   /** Bytes retained on disk / in memory. */
   readonly bytes: number;
-  /** Damaged ranges found when the log was opened. */
+  /**
+   * Damaged ranges that still hold retained offsets: found on open, while reading, by raiseFloor, or by
+   * an earlier process (file logs remember them until retention passes them).
+   */
   readonly corruptRanges: readonly CorruptRange[];
+  /** File logs: bytes read from disk while opening (segment scans, index and checkpoint files) — what start-up cost. */
+  readonly openBytesRead?: number;
 
   /**
    * Appends records. Offsets are assigned synchronously, in call order, before this returns its
@@ -84,6 +120,18 @@ export interface PartitionLog {
   truncateBefore(offset: number): Promise<void>;
   /** Deletes the oldest whole segments while retained bytes exceed maxBytes (never the active segment). */
   trimToBytes(maxBytes: number): Promise<void>;
+  /**
+   * Offsets below `floor` were handed out before (a consumer group was delivered one, say). When
+   * nextOffset is lower — records were lost from the end — the offsets in between become a reported gap
+   * (`detail` says how it was known) and nextOffset moves up to `floor`, so they are never handed out
+   * again. Resolves once that is durable. No-op when nextOffset is at or above `floor`.
+   */
+  raiseFloor(floor: number, detail: string): Promise<void>;
+  /**
+   * Offset ranges at or after `fromOffset` whose records may carry msgIds (ranges known to have none are
+   * left out), for rebuilding a dedup index without reading what cannot hold one.
+   */
+  msgIdRanges(fromOffset: number): Array<{ from: number; to: number }>;
   /** Changes the fsync policy / segment size of a live log. */
   configure(options: { fsync?: FsyncPolicy; segmentBytes?: number }): void;
   /** Forces buffered bytes to disk. */
