@@ -49,6 +49,10 @@ function sink(bug?: Bug) {
       destinations.set(config.destination, dest);
       let failed = false;
       return {
+        // The kit's check-connection check runs it with the working config (so that check runs here too).
+        async checkConnection() {
+          if (config.down || dest.down) throw new JunctionError('CONNECTION_FAILED', 'the destination is down', { retryable: true });
+        },
         async write(batch: SinkBatch, { signal }: { signal: AbortSignal }): Promise<WriteResult[]> {
           if (config.unusable) {
             if (bug === 'unusable-lazy-ok') return batch.messages.map(() => ok());
