@@ -401,6 +401,14 @@ export class GroupRt {
         if (c.next >= end) continue;
         const recs = await this.host.read(c.partition, c.next, maxMessages - out.count, Math.max(1, maxBytes - bytes));
         const from = c.next;
+        if (recs.length === 0) {
+          // Nothing left below the end: the rest was lost (a damaged end of the log, its floor raised above
+          // what survived). The group moves past it now rather than counting it as lag until a new message.
+          c.deliverRange(from, end - 1, true);
+          for (let o = from; o < end; o++) c.settle(o);
+          entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to: end - 1 }, { op: JournalOp.SETTLE_RANGE, partition: c.partition, from, to: end - 1 });
+          continue;
+        }
         let to = from - 1;
         const returned: number[] = [];
         for (const rec of recs) {
@@ -421,7 +429,7 @@ export class GroupRt {
           const settle: number[] = [];
           for (let o = from; o <= to; o++) if (!have.has(o)) settle.push(o);
           for (const o of settle) c.settle(o);
-          entries.push({ op: JournalOp.SETTLE, partition: c.partition, offsets: settle });
+          entries.push(...journalSettled(c.partition, settle));
         }
         if (returned.length > 0) this.timers.push({ due, partition: c.partition, from, to, inflight: true, range: true, epoch: c.epoch });
       }
@@ -507,18 +515,7 @@ export class GroupRt {
       }
     }
     const entries: JournalEntry[] = [];
-    for (const [partition, offsets] of byPartition) {
-      // Runs as ranges (a batch acks one run); stray offsets as one list.
-      const stray: number[] = [];
-      for (let i = 0; i < offsets.length; ) {
-        let j = i + 1;
-        while (j < offsets.length && offsets[j] === offsets[j - 1]! + 1) j++;
-        if (j - i >= 3) entries.push({ op: JournalOp.SETTLE_RANGE, partition, from: offsets[i]!, to: offsets[j - 1]! });
-        else for (let k = i; k < j; k++) stray.push(offsets[k]!);
-        i = j;
-      }
-      if (stray.length > 0) entries.push({ op: JournalOp.SETTLE, partition, offsets: stray });
-    }
+    for (const [partition, offsets] of byPartition) entries.push(...journalSettled(partition, offsets));
     await this.journal(entries, true);
     return n;
   }
@@ -668,6 +665,21 @@ export class GroupRt {
   floor(partition: number): number {
     return this.cursors[partition]?.floor ?? 1;
   }
+}
+
+/** Journal entries for settled offsets (ascending): runs as ranges (a batch settles one run), stray ones as one list. */
+function journalSettled(partition: number, offsets: readonly number[]): JournalEntry[] {
+  const entries: JournalEntry[] = [];
+  const stray: number[] = [];
+  for (let i = 0; i < offsets.length; ) {
+    let j = i + 1;
+    while (j < offsets.length && offsets[j] === offsets[j - 1]! + 1) j++;
+    if (j - i >= 3) entries.push({ op: JournalOp.SETTLE_RANGE, partition, from: offsets[i]!, to: offsets[j - 1]! });
+    else for (let k = i; k < j; k++) stray.push(offsets[k]!);
+    i = j;
+  }
+  if (stray.length > 0) entries.push({ op: JournalOp.SETTLE, partition, offsets: stray });
+  return entries;
 }
 
 /** A random epoch token (32 bits), never `previous`. */

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedStore, registerBrokerMetrics, type StationInfo } from '../../src/index.js';
+import { decodeJournal, JournalOp } from '../../src/embedded/journal.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -247,6 +248,39 @@ describe('recovery matrix: damaged partition data', () => {
       } finally {
         await r.store.close();
       }
+    }
+  });
+});
+
+describe('recovery matrix: a group behind a lost end of the log', () => {
+  it('moves past the lost offsets at its next fetch, without waiting for a new message, and journals it as a range', async () => {
+    const f = await fixture();
+    const file = join(f.partDir, f.segments.at(-1)!);
+    await truncate(file, 0);
+    const r = await reopen(f.dataDir);
+    try {
+      // h had acked 3/4 of N; the lost end lies above what survived, and the floor keeps it counted.
+      const before = await r.store.getGroup('s', 'h');
+      const p = (await r.store.getStation('s')).partitions[0]!;
+      expect(p.nextOffset).toBe(N + 1);
+      const survived = await consume(r.store, 'h');
+      const after = await r.store.getGroup('s', 'h');
+      expect(after).toMatchObject({ lag: 0, pending: 0 });
+      expect(after.partitions[0]!.ackFloor).toBe(N + 1);
+      expect(before.lag).toBeGreaterThan(survived.length);
+      // The same after a restart: the skip is in the journal (one range, not an entry per offset).
+      await r.store.close();
+      const again = await reopen(f.dataDir);
+      try {
+        expect(await again.store.getGroup('s', 'h')).toMatchObject({ lag: 0, pending: 0 });
+        const { entries } = decodeJournal(await readFile(join(f.groupsDir, 'h', 'journal')));
+        const lastSurvived = survived.at(-1)?.offset ?? 0;
+        expect(entries.some((e) => e.op === JournalOp.SETTLE_RANGE && e.from === lastSurvived + 1 && e.to === N)).toBe(true);
+      } finally {
+        await again.store.close();
+      }
+    } finally {
+      await r.store.close().catch(() => {});
     }
   });
 });
