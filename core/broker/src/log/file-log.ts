@@ -109,6 +109,11 @@ class FileLog implements PartitionLog {
   /** Every offset below this has been written to its file. */
   private writtenNext = 1;
   private totalBytes = 0;
+  /**
+   * Bytes of the first segment that lie below the start (records truncated but not yet deleted with
+   * their segment): not retained, so not in `bytes`. Exact to the sparse index's interval.
+   */
+  private deadBytes = 0;
   /** Offsets known to hold no record (damage, missing ranges, a raised floor), for `count`. */
   private gaps!: GapSet;
   private registry!: DamageRegistry;
@@ -160,7 +165,7 @@ class FileLog implements PartitionLog {
     return this.next - this.start - this.gaps.within(this.start, this.next);
   }
   get bytes(): number {
-    return this.totalBytes;
+    return this.totalBytes - this.deadBytes;
   }
   get corruptRanges(): readonly CorruptRange[] {
     return this.registry.retained(this.start);
@@ -195,6 +200,7 @@ class FileLog implements PartitionLog {
     // one fsync per partition on the start-up path).
     await this.checkpointNow(this.captureCheckpoint(false), false);
     if (r.metaDirty) await this.persistMeta();
+    await this.measureDeadBytes();
     this.startTimer();
   }
 
@@ -894,6 +900,23 @@ class FileLog implements PartitionLog {
     let drop = 0;
     while (drop < this.segments.length - 1 && (this.segments[drop + 1] as Segment).base <= target) drop++;
     await Promise.all([this.dropSegments(drop), this.persistMeta()]);
+    await this.measureDeadBytes();
+  }
+
+  /** Recomputes `deadBytes`: where the start lies in the first segment (by its sparse index). */
+  private async measureDeadBytes(): Promise<void> {
+    const seg = this.segments[0];
+    if (!seg || this.start <= seg.base) {
+      this.deadBytes = 0;
+      return;
+    }
+    if (seg.count > 0 && this.start > seg.lastOffset) {
+      this.deadBytes = seg.size;
+      return;
+    }
+    if (seg.indexFile) await this.ensureIndex(seg).catch(() => {});
+    const k = seg.index.floorOffset(this.start);
+    this.deadBytes = k >= 0 ? Math.min(seg.size, seg.index.positions[k] as number) : 0;
   }
 
   async trimToBytes(maxBytes: number): Promise<void> {
@@ -913,6 +936,7 @@ class FileLog implements PartitionLog {
     const gone = this.segments.slice(0, n);
     this.segments = this.segments.slice(n);
     for (const seg of gone) this.totalBytes -= seg.size;
+    this.deadBytes = 0;
     this.start = Math.max(this.start, (this.segments[0] as Segment).base);
     if (this.registry.prune(this.start)) this.persistMeta().catch(() => {});
     return new Promise<void>((resolve) => {

@@ -85,7 +85,11 @@ export interface PartitionLog {
   readonly nextOffset: number;
   /** Retained records (nextOffset - firstOffset, minus records lost to corruption). */
   readonly count: number;
-  /** Bytes retained on disk / in memory. */
+  /**
+   * Bytes of the retained records (from firstOffset on). The file log counts its first segment from the
+   * sparse-index entry at or below firstOffset (up to ~4 KiB more); the files may hold more until whole
+   * segments below the start are deleted.
+   */
   readonly bytes: number;
   /**
    * Damaged ranges that still hold retained offsets: found on open, while reading, by raiseFloor, or by

@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import type { StoreEvent } from '../../contract.js';
 import type { Suite } from './suite.js';
-import { RETENTION_WITHIN_MS, uniqueName, sleep, bytes, asBuffer, eventually, offsets, range } from './util.js';
+import { RETENTION_WITHIN_MS, uniqueName, sleep, bytes, asBuffer, eventually, offsets, patterned, range } from './util.js';
 
 export function retentionSection(t: Suite): void {
   const { fetchNow, drain, produceOk, values, readAll } = t;
@@ -22,6 +22,27 @@ export function retentionSection(t: Suite): void {
       expect(ms.map((m) => asBuffer(m.value).toString())).toEqual(range(41, 50).map((i) => `m${i}`));
       expect(offsets(await fetchNow(s, 'g'))).toEqual(range(41, 50));
       expect(await produceOk(s, values('m51'))).toEqual([{ partition: 0, offset: 51 }]);
+    });
+
+    it("a station's bytes follow retention at once, not at the next produce", async () => {
+      const s = uniqueName('retbytes');
+      await t.store.createStation(s);
+      await produceOk(s, Array.from({ length: 200 }, (_, i) => ({ value: patterned(1000, i + 1) })));
+      const full = (await t.store.getStation(s)).bytes;
+      expect(full).toBeGreaterThanOrEqual(200 * 1000);
+      await t.store.updateStation(s, { retention: { maxMessages: 10 } });
+      const info = await eventually('retention down to 10 messages', RETENTION_WITHIN_MS, async () => {
+        const i = await t.store.getStation(s);
+        return i.messages === 10 ? i : undefined;
+      });
+      // 10 messages of 1000 bytes plus framing, and at most a few KiB of index granularity.
+      const trimmed = await eventually('bytes to follow', RETENTION_WITHIN_MS, async () => {
+        const i = await t.store.getStation(s);
+        return i.bytes < full / 4 ? i.bytes : undefined;
+      });
+      expect(trimmed).toBeGreaterThanOrEqual(10 * 1000);
+      expect(trimmed).toBeLessThanOrEqual(10 * 1100 + 8192);
+      expect(info.partitions[0]!.bytes).toBeLessThanOrEqual(full);
     });
 
     it('maxAgeMs set on a live station drops old messages', async () => {
