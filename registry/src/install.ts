@@ -27,7 +27,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { realpathSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { PluginDescriptor } from './check.js';
@@ -166,7 +166,20 @@ export async function preparePluginsDir(pluginsDir: string): Promise<void> {
   const sdkSpec = `file:${hostSdkDir()}`;
   if (existing !== undefined && deps[SDK_PACKAGE] === sdkSpec) return;
   pkg.dependencies = { ...deps, [SDK_PACKAGE]: sdkSpec };
-  await writeFile(path, JSON.stringify(pkg, null, 2) + '\n');
+  await replaceFile(path, JSON.stringify(pkg, null, 2) + '\n');
+}
+
+/** Writes a file whole or not at all (temp file, fsync, rename): a crash never leaves half a package.json. */
+async function replaceFile(path: string, data: string | Buffer): Promise<void> {
+  const tmp = `${path}.${process.pid}-${Date.now().toString(36)}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
 }
 
 const SILENT = pino({ level: 'silent' });
@@ -210,8 +223,8 @@ export async function installPlugin(spec: string, pluginsDir: string, opts: Inst
     const rollback = async (why: RegistryError): Promise<never> => {
       logger.debug({ code: why.code }, 'rolling the plugins dir back');
       try {
-        if (before.packageJson) await writeFile(join(root, 'package.json'), before.packageJson);
-        if (before.lockfile) await writeFile(join(root, 'package-lock.json'), before.lockfile);
+        if (before.packageJson) await replaceFile(join(root, 'package.json'), before.packageJson);
+        if (before.lockfile) await replaceFile(join(root, 'package-lock.json'), before.lockfile);
         else await rm(join(root, 'package-lock.json'), { force: true });
         if (before.tarball) await copyFile(before.tarball, target);
         else await rm(target, { force: true });

@@ -2,6 +2,7 @@
  * Metadata files of the embedded engine (station.json, group.json, a partition's meta): written
  * atomically with the previous version kept beside them, read with a fallback to that copy.
  */
+import { randomBytes } from 'node:crypto';
 import { copyFile, link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -15,6 +16,8 @@ export interface WriteAtomicOptions {
   keepPrevious?: boolean | undefined;
   /** fsync the file and its directory (default true; false for the `never` fsync policy). */
   sync?: boolean | undefined;
+  /** The new file's mode (default 0o666 less the umask; 0o600 for files holding configuration). */
+  mode?: number | undefined;
 }
 
 /**
@@ -25,8 +28,10 @@ export interface WriteAtomicOptions {
  */
 export async function writeAtomic(path: string, data: Buffer | string, options: WriteAtomicOptions = {}): Promise<void> {
   const sync = options.sync ?? true;
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
+  // Unique per write: two writes of one file may overlap (the last rename wins, both are whole).
+  const unique = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${path}.tmp-${unique}`;
+  const fh = await open(tmp, 'w', options.mode ?? 0o666);
   try {
     await fh.writeFile(data);
     if (sync) await fh.datasync();
@@ -35,8 +40,7 @@ export async function writeAtomic(path: string, data: Buffer | string, options: 
   }
   if (options.keepPrevious ?? true) {
     const prev = previousCopy(path);
-    const prevTmp = `${prev}.tmp-${process.pid}`;
-    await unlink(prevTmp).catch(() => {});
+    const prevTmp = `${prev}.tmp-${unique}`;
     // The current file becomes the copy: a hard link is enough, as it is never written again (the new
     // version is a new file). A first write copies its content instead: a link would share the new
     // file's blocks, and damage to one would be damage to both.

@@ -4,3 +4,4 @@ export { StoreEventHub } from './events.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded/store.js';
 export { partitionForKey } from './embedded/dedup.js';
 export * from './http/index.js';
+export { writeAtomic, readWithFallback, previousCopy, fsyncDir, type WriteAtomicOptions, type MetadataSource } from './atomic-file.js';

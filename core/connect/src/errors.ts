@@ -39,6 +39,8 @@ export const ConnectErrorCode = {
   RUNTIME_CLOSED: 'RUNTIME_CLOSED',
   /** A source's positions were written by a newer owner of the task (cluster): this runner is stale. */
   POSITION_FENCED: 'POSITION_FENCED',
+  /** A source's stored positions (and their previous copy) are unreadable: the source does not start over by itself. */
+  POSITIONS_DAMAGED: 'POSITIONS_DAMAGED',
 } as const;
 export type ConnectErrorCode = (typeof ConnectErrorCode)[keyof typeof ConnectErrorCode];
 

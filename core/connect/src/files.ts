@@ -3,9 +3,9 @@
  * (files 0600, folders 0700: they hold connector configuration), and directories made without Node 20's
  * recursive mkdir (which spins forever on a path under /proc).
  */
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, basename, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { previousCopy, readWithFallback, writeAtomic } from '@junction/broker';
 
 /**
  * Creates `path` and missing parents (each made with `mode`), one plain `mkdir` per component at most;
@@ -63,44 +63,35 @@ export async function restrictTree(dir: string): Promise<number> {
   return changed;
 }
 
-/** Writes `value` as JSON to `path` atomically and owner-only (0600): a reader sees the old file or the new one, never a torn one. */
+/**
+ * Writes `value` as JSON to `path` atomically and owner-only (0600): a reader sees the old file or the new
+ * one, never a torn one, and the version replaced is kept as `<path>.prev` (readJsonWithFallback).
+ */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const dir = dirname(path);
-  await makeDirs(dir);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await makeDirs(dirname(path));
+  await writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
 }
 
-/** The parsed JSON file, or undefined when it does not exist. Throws on unreadable or malformed files. */
-export async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  return JSON.parse(text) as unknown;
+/** What readJsonWithFallback found. */
+export type JsonRead<T> =
+  | { value: T; source: 'file' | 'previous-copy'; problem?: string | undefined }
+  | { value: undefined; missing: true }
+  | { value: undefined; missing: false; problem: string };
+
+/**
+ * The JSON file at `path`, checked by `accept` (which throws on content it does not take); when it is
+ * missing, empty, malformed or refused, its previous copy (`source: 'previous-copy'`, with the file's
+ * problem). `missing` when neither exists (a first start); a `problem` when something is there but
+ * neither version is usable — damage, never to be taken for "nothing stored".
+ */
+export async function readJsonWithFallback<T>(path: string, accept: (value: unknown) => T): Promise<JsonRead<T>> {
+  const r = await readWithFallback(path, (text) => accept(JSON.parse(text) as unknown));
+  if ('source' in r) return r;
+  return r.missing ? { value: undefined, missing: true } : { value: undefined, missing: false, problem: r.problem };
 }
 
+/** Removes a file written by writeJsonAtomic, and its previous copy (else a read would fall back to it). */
 export async function removeFile(path: string): Promise<void> {
   await rm(path, { force: true });
+  await rm(previousCopy(path), { force: true });
 }

@@ -15,7 +15,8 @@
  */
 import { join } from 'node:path';
 import type { JsonValue } from '@junction/sdk-connector';
-import { readJson, removeFile, writeJsonAtomic } from './files.js';
+import { readJsonWithFallback, removeFile, writeJsonAtomic } from './files.js';
+import { ConnectErrorCode, connectError } from './errors.js';
 
 export type SourcePositions = Record<string, JsonValue>;
 
@@ -34,10 +35,20 @@ export interface SourceOffsetsFile {
   positions: SourcePositions;
 }
 
+/**
+ * The stored positions (file, else its previous copy); {} when none were ever stored. A file that is
+ * there but unusable, with no usable copy, throws POSITIONS_DAMAGED: starting over from no position
+ * would read the origin again from the beginning (reset the offsets to mean that).
+ */
 export async function readSourcePositions(path: string): Promise<SourcePositions> {
-  const raw = (await readJson(path)) as Partial<SourceOffsetsFile> | undefined;
-  if (!raw || typeof raw !== 'object' || typeof raw.positions !== 'object' || raw.positions === null) return {};
-  return raw.positions;
+  const r = await readJsonWithFallback(path, (raw): SourcePositions => {
+    const positions = (raw as Partial<SourceOffsetsFile> | null)?.positions;
+    if (typeof positions !== 'object' || positions === null || Array.isArray(positions)) throw new Error('it holds no positions object');
+    return positions;
+  });
+  if (r.value !== undefined) return r.value;
+  if (r.missing) return {};
+  throw connectError(ConnectErrorCode.POSITIONS_DAMAGED, `the stored source positions in ${path} are ${r.problem}: the source does not start over by itself; restore the file, or reset the connector's offsets (DELETE /v1/connectors/:name/offsets) to read from the beginning`);
 }
 
 export async function writeSourcePositions(path: string, positions: SourcePositions): Promise<void> {

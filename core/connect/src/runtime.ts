@@ -8,6 +8,7 @@
  * serialized; different connectors do not wait for each other.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -18,7 +19,7 @@ import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, gro
 import type { ConnectorDeclarationInput } from './declaration.js';
 import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { Issue } from './errors.js';
-import { readJson, restrictTree, writeJsonAtomic } from './files.js';
+import { readJsonWithFallback, restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
 import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
@@ -47,6 +48,8 @@ export class ConnectRuntime {
   private readonly connectors = new Map<string, ConnectorRt>();
   private readonly persistLock = new Serial();
   private started = false;
+  /** Problems with stored state found at start (a damaged connectors.json): see problems(). */
+  private readonly problemNotes: string[] = [];
   private closed = false;
   private readonly placement: Placement;
   private readonly definitions: DefinitionStore | undefined;
@@ -94,6 +97,41 @@ export class ConnectRuntime {
     return join(this.dir, 'connectors.json');
   }
 
+  /**
+   * The connectors stored by the API: connectors.json, else its previous copy (written back). When
+   * neither is usable, the damaged file is moved aside (kept, never overwritten by the next save),
+   * the runtime starts without them and says so in `problems` and at error in the log.
+   */
+  private async loadConnectorsFile(): Promise<Stored[]> {
+    const file = this.connectorsFile;
+    const r = await readJsonWithFallback(file, (raw): Stored[] => {
+      const list = (raw as Partial<ConnectorsFile> | null)?.connectors;
+      if (!Array.isArray(list)) throw new Error('it holds no connectors list');
+      return list;
+    });
+    if (r.value !== undefined) {
+      if (r.source === 'previous-copy') {
+        const note = `connectors.json was ${r.problem ?? 'unusable'}: loaded its previous copy (a change made just before may be undone)`;
+        this.problemNotes.push(note);
+        this.log.error({ file }, note);
+        await writeJsonAtomic(file, { version: 1, connectors: r.value } satisfies ConnectorsFile).catch((err: unknown) => this.log.error({ err: messageOf(err), file }, 'could not write back connectors.json'));
+      }
+      return r.value;
+    }
+    if (r.missing) return [];
+    const aside = `${file}.damaged-${Date.now()}`;
+    await rename(file, aside).catch(() => {});
+    const note = `connectors.json and its previous copy are ${r.problem}: the connectors created over the API are not loaded; the damaged file is kept as ${aside}`;
+    this.problemNotes.push(note);
+    this.log.error({ file, aside }, note);
+    return [];
+  }
+
+  /** Problems found with the runtime's stored state (for /healthz): empty when there are none. */
+  problems(): string[] {
+    return [...this.problemNotes];
+  }
+
   /** `<dataDir>/connect/offsets/<name>.json`: a source connector's stored positions. */
   offsetsPath(name: string): string {
     return join(this.dir, 'offsets', `${encodeURIComponent(name)}.json`);
@@ -111,9 +149,7 @@ export class ConnectRuntime {
       });
       if (narrowed > 0) this.log.info({ dir: this.dir, entries: narrowed }, 'connector files narrowed to their owner (0600, folders 0700)');
     }
-    const stored = this.definitions
-      ? ((await this.definitions.load()) as Stored[])
-      : (((await readJson(this.connectorsFile)) as Partial<ConnectorsFile> | undefined)?.connectors ?? []);
+    const stored = this.definitions ? ((await this.definitions.load()) as Stored[]) : await this.loadConnectorsFile();
     let stale = 0;
     for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);

@@ -109,6 +109,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   app.get('/healthz', { logLevel }, async (_request, reply) => {
     if (!(await isReady())) return reply.code(503).send({ status: 'unavailable' });
     const reasons = await degradedReasons(store);
+    for (const p of options.connect?.problems() ?? []) reasons.push(`connectors: ${p}`);
     if (reasons.length > 0) return { status: 'degraded', reasons };
     return { status: 'ok' };
   });

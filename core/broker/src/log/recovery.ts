@@ -82,7 +82,7 @@ class Recovery {
       const m = SEGMENT_RE.exec(name);
       if (m) bases.push(Number(m[1]));
       // Temporary files of index writes (`.tmp`) and of atomic metadata writes (`.tmp-<pid>`).
-      else if (name.endsWith('.tmp') || /\.tmp-\d+$/.test(name)) await unlinkQuiet(path.join(this.dir, name));
+      else if (name.endsWith('.tmp') || /\.tmp-\d+(-[0-9a-f]+)?$/.test(name)) await unlinkQuiet(path.join(this.dir, name));
       else if (name.endsWith('.idx') && !present.has(name.slice(0, -4) + '.log')) await unlinkQuiet(path.join(this.dir, name));
     }
     bases.sort((a, b) => a - b);
