@@ -5,7 +5,7 @@
  *
  * JetStream holds the group's real state (the consumer's pending set, ack floor, redelivery queue);
  * this is a per-node index of it and is rebuilt empty on restart — a delivery made before the restart
- * is still settled through the ack subject rebuilt from its deliveryId (see store.ts `resolve`).
+ * is still settled through the ack subject rebuilt from its deliveryId (see settle.ts `resolve`).
  */
 import type { Delivery } from '@junction/broker';
 

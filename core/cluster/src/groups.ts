@@ -1,0 +1,233 @@
+/**
+ * Consumer groups: one durable pull consumer per partition and generation, created at the start position;
+ * GroupInfo from the consumers and streams; seek = a consumer of the next generation.
+ */
+import type { GroupInfo, GroupOptions, GroupPartitionInfo } from '@junction/broker';
+import { CreateGroupBody, StartPosition, StationName } from '@junction/protocol';
+import { configInvalid, ErrorCode, JunctionError } from './errors.js';
+import type { GroupMeta, StationMeta } from './meta.js';
+import { type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
+
+export function createGroup(c: StoreCore, station: string, group: string, options: GroupOptions = {}): Promise<GroupInfo> {
+  return c.run('createGroup', async () => {
+    const st = await c.stationMeta(station);
+    const gm = await newGroup(c, st, group, options);
+    return groupInfo(c, st, group, gm);
+  });
+}
+
+async function newGroup(c: StoreCore, st: StationMeta, group: string, options: GroupOptions): Promise<GroupMeta> {
+  const n = StationName.safeParse(group);
+  if (!n.success) throw configInvalid('group name', n.error, 'group');
+  const parsed = CreateGroupBody.safeParse(options);
+  if (!parsed.success) throw configInvalid('group options', parsed.error);
+  const o = parsed.data;
+  if (o.start.type === 'offset' && o.start.partition !== undefined && o.start.partition >= st.config.partitions) {
+    throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${st.name}" has no partition ${o.start.partition}`);
+  }
+  const key = c.names.groupKey(st.name, group);
+  const gm: GroupMeta = {
+    createdAt: Date.now(),
+    maxAckTimeMs: o.maxAckTimeMs ?? st.config.deadLetter.maxAckTimeMs,
+    maxDeliveries: o.maxDeliveries ?? st.config.deadLetter.maxDeliveries,
+    gens: Array.from({ length: st.config.partitions }, () => 1),
+    ready: false,
+  };
+  const rev = await c.meta.create(key, gm);
+  if (rev === undefined) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
+  try {
+    const starts = await positions(c, st, o.start);
+    await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
+    const ready = { ...gm, ready: true };
+    if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
+    await c.meta.delete(c.names.deadKey(st.name, group)).catch(() => {});
+    return ready;
+  } catch (err) {
+    await c.meta.delete(key).catch(() => {});
+    await Promise.allSettled(gm.gens.map((g, p) => c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, g))));
+    throw err;
+  }
+}
+
+/** JetStream deliver settings per partition for a start position; undefined leaves a partition alone. */
+export async function positions(c: StoreCore, st: StationMeta, pos: StartPosition): Promise<(Record<string, unknown> | undefined)[]> {
+  const P = st.config.partitions;
+  return Promise.all(
+    Array.from({ length: P }, async (_, p): Promise<Record<string, unknown> | undefined> => {
+      switch (pos.type) {
+        case 'earliest':
+          return { deliver_policy: 'all' };
+        case 'latest':
+          return { deliver_policy: 'new' };
+        case 'timestamp':
+          return { deliver_policy: 'by_start_time', opt_start_time: new Date(pos.timestamp).toISOString() };
+        case 'offset': {
+          if (pos.partition !== undefined && pos.partition !== p) return undefined;
+          const s = await c.streamState(st.name, p);
+          const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
+          return { deliver_policy: 'by_start_sequence', opt_start_seq: Math.min(Math.max(pos.offset, first), s.last_seq + 1) };
+        }
+      }
+    }),
+  );
+}
+
+export async function createConsumer(c: StoreCore, st: StationMeta, group: string, p: number, generation: number, gm: GroupMeta, start: Record<string, unknown>): Promise<void> {
+  const stream = c.names.stream(st.name, p);
+  const durable = c.names.consumer(group, generation);
+  await c.api(`CONSUMER.DURABLE.CREATE.${stream}.${durable}`, {
+    stream_name: stream,
+    config: {
+      durable_name: durable,
+      description: `Junction group ${group} of ${st.name}, partition ${p}`,
+      ack_policy: 'explicit',
+      ack_wait: gm.maxAckTimeMs * NS,
+      // Max deliveries are counted here, not by JetStream: 2.9 drops a message that reaches max_deliver
+      // from the consumer without acking it, which would stall the ack floor and, with interest
+      // retention, keep the message forever. See README.
+      max_deliver: -1,
+      max_ack_pending: -1,
+      max_waiting: 4096,
+      replay_policy: 'instant',
+      ...start,
+    },
+  });
+}
+
+export function getGroup(c: StoreCore, station: string, group: string): Promise<GroupInfo> {
+  return c.run('getGroup', async () => {
+    const st = await c.stationMeta(station);
+    return groupInfo(c, st, group, await c.groupMeta(station, group));
+  });
+}
+
+export function listGroups(c: StoreCore, station: string): Promise<GroupInfo[]> {
+  return c.run('listGroups', async () => {
+    const st = await c.stationMeta(station);
+    const out: GroupInfo[] = [];
+    for (const g of c.groupNames(station)) {
+      try {
+        out.push(await groupInfo(c, st, g, await c.groupMeta(station, g)));
+      } catch (err) {
+        if (!(err instanceof JunctionError && err.code === ErrorCode.GROUP_NOT_FOUND)) throw err;
+      }
+    }
+    return out;
+  });
+}
+
+async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: GroupMeta): Promise<GroupInfo> {
+  const rt = c.runtime(st.name, group, gm);
+  const now = Date.now();
+  const partitions = await Promise.all(
+    gm.gens.map(async (gen, p): Promise<GroupPartitionInfo> => {
+      const stream = c.names.stream(st.name, p);
+      const [ci, s] = await Promise.all([c.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${c.names.consumer(group, gen)}`), c.streamState(st.name, p)]);
+      const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
+      // What this node knows to be settled is forgotten (acks from other nodes move the floor too).
+      const part = rt.parts[p];
+      if (part) for (const o of part.outstanding.keys()) if (o <= ci.ack_floor.stream_seq) part.outstanding.delete(o);
+      const queued = Math.min(rt.queued(p, now), ci.num_ack_pending);
+      // Undelivered messages from the stream leader's state, not the consumer's num_pending: the consumer
+      // leader counts on its own replica, which may not have applied the latest produce yet. Retention
+      // removes only below first_seq, and interest retention nothing this group has not acked.
+      const undelivered = Math.max(0, s.last_seq - Math.max(ci.delivered.stream_seq, first - 1));
+      return {
+        partition: p,
+        nextOffset: Math.max(ci.delivered.stream_seq + 1, first),
+        ackFloor: Math.max(ci.ack_floor.stream_seq + 1, first),
+        lag: undelivered + ci.num_ack_pending,
+        pending: ci.num_ack_pending - queued,
+        redeliveryQueued: queued,
+        // TODO(cluster): count what retention removed before the group settled it.
+        lostToRetention: 0,
+      };
+    }),
+  );
+  const dead = c.meta.peek<{ n: number }>(c.names.deadKey(st.name, group)).value?.n ?? 0;
+  return {
+    station: st.name,
+    group,
+    createdAt: gm.createdAt,
+    maxAckTimeMs: gm.maxAckTimeMs,
+    maxDeliveries: gm.maxDeliveries,
+    partitions,
+    lag: partitions.reduce((n, p) => n + p.lag, 0),
+    pending: partitions.reduce((n, p) => n + p.pending, 0),
+    redeliveries: rt.redeliveries,
+    deadLettered: dead,
+    lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
+  };
+}
+
+export function deleteGroup(c: StoreCore, station: string, group: string): Promise<void> {
+  return c.run('deleteGroup', async () => {
+    await c.stationMeta(station);
+    const gm = await c.groupMeta(station, group);
+    await c.meta.delete(c.names.groupKey(station, group));
+    await c.meta.delete(c.names.deadKey(station, group)).catch(() => {});
+    c.groups.delete(`${station}\u0000${group}`);
+    await Promise.all(gm.gens.map((g, p) => c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, g))));
+  });
+}
+
+/** The group for a fetch: created at earliest on first use; concurrent first fetches share one creation. */
+export async function groupForFetch(c: StoreCore, st: StationMeta, group: string): Promise<GroupMeta> {
+  const key = c.names.groupKey(st.name, group);
+  const cached = c.meta.peek<GroupMeta>(key).value;
+  if (cached?.ready) return cached;
+  const id = `${st.name}\u0000${group}`;
+  let p = c.creatingGroups.get(id);
+  if (!p) {
+    p = (async () => {
+      for (let attempt = 0; ; attempt++) {
+        const cur = (await c.meta.read<GroupMeta>(key)).value;
+        if (cur?.ready) return cur;
+        if (cur === undefined) {
+          try {
+            return await newGroup(c, st, group, {});
+          } catch (err) {
+            if (!(err instanceof JunctionError && err.code === ErrorCode.GROUP_EXISTS)) throw err;
+          }
+        }
+        // Another node is creating it.
+        if (attempt > 100) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" is still being created elsewhere`, { retryable: true });
+        await sleep(50);
+      }
+    })().finally(() => c.creatingGroups.delete(id));
+    c.creatingGroups.set(id, p);
+  }
+  return p;
+}
+
+export function seek(c: StoreCore, station: string, group: string, position: StartPosition): Promise<GroupInfo> {
+  return c.run('seek', async () => {
+    const st = await c.stationMeta(station);
+    const pos = StartPosition.safeParse(position);
+    if (!pos.success) throw configInvalid('seek position', pos.error);
+    if (pos.data.type === 'offset' && pos.data.partition !== undefined && pos.data.partition >= st.config.partitions) {
+      throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${pos.data.partition}`);
+    }
+    const key = c.names.groupKey(station, group);
+    for (let attempt = 0; ; attempt++) {
+      const gm = await c.groupMeta(station, group);
+      const rev = c.meta.peek<GroupMeta>(key).rev;
+      const targets = await positions(c, st, pos.data);
+      const gens = gm.gens.map((g, p) => (targets[p] ? g + 1 : g));
+      // The new consumers exist before the old ones go: with interest retention, no message loses its last reader.
+      await Promise.all(targets.map((t, p) => (t ? createConsumer(c, st, group, p, gens[p]!, gm, t) : undefined)));
+      const next = { ...gm, gens };
+      if ((await c.meta.update(key, next, rev)) === undefined) {
+        await Promise.allSettled(targets.map((t, p) => (t ? c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, gens[p]!)) : undefined)));
+        if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
+        await c.meta.read(key);
+        continue;
+      }
+      await Promise.all(targets.map((t, p) => (t ? c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, gm.gens[p]!)) : undefined)));
+      const rt = c.runtime(station, group, next);
+      rt.carry.length = 0;
+      return groupInfo(c, st, group, next);
+    }
+  });
+}
+
