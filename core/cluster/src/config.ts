@@ -92,3 +92,24 @@ export function dlsConfig(origin: ClusterStationConfig): ClusterStationConfig {
     deadLetter: { ...origin.deadLetter, enabled: false },
   };
 }
+
+/** Dead-letter marks a station keeps per partition (shared by its groups), and for how long (as its DLS). */
+export const MARKS_PER_PARTITION = 10_000;
+export const MARKS_MAX_AGE_MS = 30 * 24 * 3600_000;
+
+/**
+ * The config of a station's marks stream (names.ts `marksStream`): one empty message per dead letter on
+ * its own subject, so "was this offset dead-lettered" is one STREAM.MSG.GET by subject.
+ */
+export function marksConfig(name: string, subjects: string, station: string, config: ClusterStationConfig): JsStreamConfig {
+  return {
+    ...streamConfig(name, subjects, station, -1, config),
+    description: `Junction station ${station}: offsets its groups dead-lettered`,
+    retention: 'limits',
+    max_msgs: MARKS_PER_PARTITION * config.partitions,
+    max_bytes: -1,
+    max_age: MARKS_MAX_AGE_MS * NS,
+    max_msgs_per_subject: 1,
+    duplicate_window: 60_000 * NS,
+  };
+}

@@ -11,8 +11,8 @@ import type { Logger } from 'pino';
 import type { JsStreamConfig } from './config.js';
 import { asJunctionError, ErrorCode, isApiError, JetStreamApiError, JsErr, JunctionError } from './errors.js';
 import type { GroupMeta, Meta, StationMeta } from './meta.js';
-import { enc, type Names } from './names.js';
-import { GroupRt } from './runtime.js';
+import { enc, epochOf, type Names } from './names.js';
+import { GroupRt, type ConsumerRef } from './runtime.js';
 import { leaderVerdict, type ClusterInfo, type LeaderWatch, type Track, type Verdict } from './leaders.js';
 import { LeaderlessError, NoRespondersError, RequestTimeoutError, WireClosedError, type PubAck, type Wire } from './wire.js';
 
@@ -100,6 +100,8 @@ export class StoreCore {
   readonly creatingGroups = new Map<string, Promise<GroupMeta>>();
   /** Stations whose msgId claim stream this node knows to exist. */
   readonly claimStreams = new Set<string>();
+  /** Stations whose dead-letter marks stream this node knows to exist. */
+  readonly markStreams = new Set<string>();
   readonly closing = new AbortController();
   readonly inflight = new Set<Promise<unknown>>();
   ticker: NodeJS.Timeout | undefined;
@@ -129,6 +131,12 @@ export class StoreCore {
     if (this.state !== 'open') throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
   }
 
+  /** Tracks work that nobody awaits (close waits for it a moment); it must handle its own errors. */
+  background(p: Promise<void>): void {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
   /** Runs `fn` as tracked work (close waits for it) and maps unexpected failures to JunctionErrors. */
   async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     this.check();
@@ -148,6 +156,11 @@ export class StoreCore {
 
   onMetaChange(key: string, value: unknown): void {
     const k = this.names.parseKey(key);
+    if (k?.kind === 's' && value === undefined) {
+      // Deleted (on any node): its claim and marks streams go with it; a new incarnation makes its own.
+      this.claimStreams.delete(k.station);
+      this.markStreams.delete(k.station);
+    }
     if (!k || k.kind !== 'g') return;
     const id = `${k.station}\u0000${k.group}`;
     const rt = this.groups.get(id);
@@ -246,8 +259,8 @@ export class StoreCore {
       .sort();
   }
 
-  consumersOf(group: string, gm: GroupMeta): { generation: number; consumer: string }[] {
-    return gm.gens.map((generation) => ({ generation, consumer: this.names.consumer(group, generation) }));
+  consumersOf(group: string, gm: GroupMeta): ConsumerRef[] {
+    return gm.gens.map((generation, p) => ({ generation, consumer: this.names.consumer(group, generation), epoch: epochOf(group, gm, p, generation) }));
   }
 
   runtime(station: string, group: string, gm: GroupMeta): GroupRt {

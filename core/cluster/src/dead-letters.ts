@@ -5,11 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { dlsName, type MessageInput, type ReplayOptions, type ReplayResult } from '@junction/broker';
 import { DLS_HEADERS, REPLAY_GROUP_HEADER, putHeader } from '@junction/protocol';
-import { dlsConfig } from './config.js';
+import { dlsConfig, marksConfig } from './config.js';
 import { decodeEnvelope } from './envelope.js';
-import { ErrorCode, JunctionError } from './errors.js';
+import { ErrorCode, isApiError, JsErr, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
 import { type StoreCore, sleep, type DeadItem } from './core.js';
+import { consumerOf, type GroupRt } from './runtime.js';
 import { getMessage, produceTo, readRange } from './produce.js';
 import { createStationStreams } from './stations.js';
 
@@ -52,7 +53,8 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
     if (enabled && found.length > 0) {
       const dls = await ensureDls(c, st);
       await bumpDeadCount(c, st.name, group, found.length);
-      const results = await produceTo(c, 
+      const results = await produceTo(
+        c,
         dls,
         found.map(({ it, m }) => ({
           value: m.value,
@@ -90,6 +92,8 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
       '+TERM',
     );
     for (const it of items) rt.parts[it.partition]?.outstanding.delete(it.offset);
+    // In the background: this node's memory answers at once; the marks (for other nodes) may wait for a new stream's leader.
+    c.background(markDead(c, st, group, rt, found.map((f) => f.it)));
     if (found.length > 0) c.emit({ type: 'dead-lettered', station: st.name, group, messages: found.length });
   } catch (err) {
     // Not moved: make them deliverable again (JetStream redelivers after a nak), so nothing is lost.
@@ -100,6 +104,66 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
     await Promise.allSettled(items.map((it) => c.wire.request(it.ack, Buffer.from('-NAK'))));
     throw err;
   }
+}
+
+/**
+ * Remembers dead-lettered offsets so that a late ack or nack of them answers `stale` (README, "What a
+ * deliveryId settles"): in this node's memory of the partition's epoch, and as marks in the station's
+ * marks stream for every other node and after restarts. A mark that cannot be stored is logged: it only
+ * changes the answer to a late settle (`acked` instead of `stale`), never what is delivered.
+ */
+async function markDead(c: StoreCore, st: StationMeta, group: string, rt: GroupRt, items: readonly DeadItem[]): Promise<void> {
+  const subjects: string[] = [];
+  for (const it of items) {
+    const part = rt.parts[it.partition];
+    // Marks belong to the epoch of the consumer the delivery came from (a seek may have replaced it meanwhile).
+    if (!part || consumerOf(it.ack) !== part.consumer) continue;
+    part.rememberDead(it.offset);
+    subjects.push(c.names.markSubject(st.name, group, part.epoch, it.partition, it.offset));
+  }
+  if (subjects.length === 0) return;
+  try {
+    await ensureMarks(c, st);
+    const stream = c.names.marksStream(st.name);
+    await Promise.all(subjects.map((s) => c.publishTo(s, stream, `the dead-letter marks of station "${st.name}"`, new Uint8Array(0), undefined)));
+  } catch (err) {
+    if (c.state !== 'open') return;
+    c.log.warn({ err, station: st.name, group, marks: subjects.length }, 'dead letters not marked: a late ack of them on another node answers acked instead of stale');
+  }
+}
+
+/**
+ * The offsets of one partition that the group dead-lettered in this epoch, by the station's marks (any
+ * node, any time): one STREAM.INFO listing the marks' subjects. Empty while the station has no marks.
+ */
+export async function deadMarks(c: StoreCore, st: StationMeta, group: string, epoch: string, partition: number): Promise<Set<number>> {
+  const filter = c.names.markFilter(st.name, group, epoch, partition);
+  const out = new Set<number>();
+  for (let offset = 0; ; ) {
+    let info: { total?: number; state: { subjects?: Record<string, number> } };
+    try {
+      info = await c.api(`STREAM.INFO.${c.names.marksStream(st.name)}`, { subjects_filter: filter, offset });
+    } catch (err) {
+      if (isApiError(err, JsErr.STREAM_NOT_FOUND)) return out;
+      throw err;
+    }
+    const subjects = Object.keys(info.state.subjects ?? {});
+    for (const s of subjects) out.add(Number(s.slice(s.lastIndexOf('.') + 1)));
+    offset += subjects.length;
+    if (subjects.length === 0 || offset >= (info.total ?? 0)) return out;
+  }
+}
+
+/** The station's marks stream, created on its first dead letter (any node may create it: same config). */
+async function ensureMarks(c: StoreCore, st: StationMeta): Promise<void> {
+  if (c.markStreams.has(st.name)) return;
+  try {
+    await c.createStream(marksConfig(c.names.marksStream(st.name), c.names.marksSubjects(st.name), st.name, st.config));
+  } catch (err) {
+    // Another node created it a moment ago, perhaps with another replica count: it exists, which is all a mark needs.
+    if (!isApiError(err, JsErr.STREAM_NAME_EXISTS)) throw err;
+  }
+  c.markStreams.add(st.name);
 }
 
 async function loadForDls(c: StoreCore, st: StationMeta, partition: number, offset: number): Promise<DeadItem['message']> {

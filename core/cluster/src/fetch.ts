@@ -192,7 +192,7 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
     key: env.key,
     headers: env.headers,
     value: env.value,
-    deliveryId: makeDeliveryId(partition, a.streamSeq, a.deliveryCount),
+    deliveryId: makeDeliveryId(partition, a.streamSeq, a.deliveryCount, part.epoch),
     deliveryCount: a.deliveryCount,
     stationId: stationIdOf(ctx.st),
   };

@@ -2,6 +2,7 @@
  * Consumer groups: one durable pull consumer per partition and generation, created at the start position;
  * GroupInfo from the consumers and streams; seek = a consumer of the next generation.
  */
+import { randomUUID } from 'node:crypto';
 import type { GroupInfo, GroupOptions, GroupPartitionInfo } from '@junction/broker';
 import { CreateGroupBody, StartPosition, StationName } from '@junction/protocol';
 import { configInvalid, ErrorCode, JunctionError } from './errors.js';
@@ -31,6 +32,7 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
     maxAckTimeMs: o.maxAckTimeMs ?? st.config.deadLetter.maxAckTimeMs,
     maxDeliveries: o.maxDeliveries ?? st.config.deadLetter.maxDeliveries,
     gens: Array.from({ length: st.config.partitions }, () => 1),
+    nonce: randomUUID(),
     ready: false,
   };
   const rev = await c.meta.create(key, gm);

@@ -33,8 +33,16 @@ export interface GroupMeta {
   createdAt: number;
   maxAckTimeMs: number;
   maxDeliveries: number;
-  /** Consumer generation per partition: a seek replaces the consumer by one of the next generation. */
+  /**
+   * Consumer generation per partition: a seek (or a hand-over, `releaseDeliveries`) replaces the consumer
+   * by one of the next generation.
+   */
   gens: number[];
+  /**
+   * Random per incarnation of the group: with the partition and its generation it makes the partition's
+   * epoch, the last part of every deliveryId (names.ts `epochOf`). Absent in metadata from before epochs.
+   */
+  nonce?: string | undefined;
   ready: boolean;
 }
 

@@ -30,14 +30,40 @@ export interface Carried {
   deadline: number;
 }
 
+/** Offsets this node dead-lettered that a partition remembers (per epoch), to answer a late ack `stale`. */
+export const REMEMBERED_DEAD = 10_000;
+
+/** One consumer generation of a group's partition, as this node sees it. */
+export interface ConsumerRef {
+  generation: number;
+  consumer: string;
+  /** The epoch of this generation (names.ts `epochOf`): the last part of its deliveryIds. */
+  epoch: string;
+}
+
 export class PartitionRt {
   readonly outstanding = new Map<number, Outstanding>();
   /** Offsets handed out on their last attempt (the ones whose deadline means dead-lettering). */
   readonly last = new Set<number>();
-  constructor(
-    readonly generation: number,
-    readonly consumer: string,
-  ) {}
+  /** Offsets this node moved to the dead-letter station in this epoch (the last REMEMBERED_DEAD). */
+  private readonly dead = new Set<number>();
+  readonly generation: number;
+  readonly consumer: string;
+  readonly epoch: string;
+  constructor(ref: ConsumerRef) {
+    this.generation = ref.generation;
+    this.consumer = ref.consumer;
+    this.epoch = ref.epoch;
+  }
+
+  rememberDead(offset: number): void {
+    this.dead.add(offset);
+    if (this.dead.size > REMEMBERED_DEAD) this.dead.delete(this.dead.values().next().value!);
+  }
+
+  wasDead(offset: number): boolean {
+    return this.dead.has(offset);
+  }
 }
 
 export class GroupRt {
@@ -50,19 +76,22 @@ export class GroupRt {
   constructor(
     readonly station: string,
     readonly group: string,
-    consumers: { generation: number; consumer: string }[],
+    consumers: ConsumerRef[],
   ) {
-    this.parts = consumers.map((c) => new PartitionRt(c.generation, c.consumer));
+    this.parts = consumers.map((c) => new PartitionRt(c));
   }
 
-  /** Adopts new consumer generations (after a seek anywhere); forgets what this node knew of replaced ones. */
-  sync(consumers: { generation: number; consumer: string }[]): void {
+  /**
+   * Adopts new consumer generations (after a seek or a hand-over anywhere, or a new incarnation of the
+   * group); forgets what this node knew of replaced ones.
+   */
+  sync(consumers: ConsumerRef[]): void {
     let changed = false;
     this.parts = consumers.map((c, p) => {
       const cur = this.parts[p];
-      if (cur && cur.generation === c.generation) return cur;
+      if (cur && cur.generation === c.generation && cur.epoch === c.epoch) return cur;
       changed = true;
-      return new PartitionRt(c.generation, c.consumer);
+      return new PartitionRt(c);
     });
     if (changed) {
       const keep = this.carry.filter((c) => this.parts[c.delivery.partition]?.consumer === consumerOf(c.ack));

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { dlsName, type PartitionInfo, type StationInfo } from '@junction/broker';
 import { StationName } from '@junction/protocol';
-import { ClusterStationConfigInput, ClusterStationPatch, streamConfig, type ClusterStationConfig } from './config.js';
+import { ClusterStationConfigInput, ClusterStationPatch, marksConfig, streamConfig, type ClusterStationConfig } from './config.js';
 import { configInvalid, ErrorCode, isApiError, JsErr, JunctionError } from './errors.js';
 import type { StationMeta } from './meta.js';
 import { enc } from './names.js';
@@ -37,14 +37,17 @@ export async function createStationStreams(c: StoreCore, m: StationMeta): Promis
     if (rev === undefined) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${m.name}" already exists`);
   }
   try {
-    await Promise.all(
-      Array.from({ length: m.config.partitions }, async (_, p) => {
+    c.markStreams.delete(m.name);
+    await Promise.all([
+      ...Array.from({ length: m.config.partitions }, async (_, p) => {
         const name = c.names.stream(m.name, p);
         // A stream under this name is a leftover (the name was free in KV): it must not leak old messages.
         await c.deleteStream(name);
         await c.createStream(streamConfig(name, c.names.subject(m.name, p), m.name, p, m.config));
       }),
-    );
+      // Marks of an earlier incarnation never match this one's epochs, but would keep its replica count.
+      c.deleteStream(c.names.marksStream(m.name)),
+    ]);
     const done = await c.meta.update(key, { ...m, ready: true }, rev);
     if (done === undefined) throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${m.name}" was deleted while it was being created`);
   } catch (err) {
@@ -112,6 +115,11 @@ async function applyStreamConfigs(c: StoreCore, st: StationMeta): Promise<void> 
     }),
   );
   if (c.claimStreams.has(st.name) || (await claimStreamExists(c, st.name))) await ensureClaimStream(c, st, true);
+  try {
+    await c.api(`STREAM.UPDATE.${c.names.marksStream(st.name)}`, marksConfig(c.names.marksStream(st.name), c.names.marksSubjects(st.name), st.name, st.config));
+  } catch (err) {
+    if (!isApiError(err, JsErr.STREAM_NOT_FOUND)) throw err;
+  }
 }
 
 async function updateDlsReplicas(c: StoreCore, origin: string, replicas: number): Promise<void> {
@@ -144,7 +152,9 @@ export function deleteStation(c: StoreCore, name: string): Promise<void> {
       c.rr.delete(s.name);
       await Promise.all(Array.from({ length: s.config.partitions }, (_, p) => c.deleteStream(c.names.stream(s.name, p))));
       await c.deleteStream(claimStreamName(c, s.name));
+      await c.deleteStream(c.names.marksStream(s.name));
       c.claimStreams.delete(s.name);
+      c.markStreams.delete(s.name);
     }
   });
 }

@@ -53,6 +53,17 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Polls `probe` until it answers something (not undefined) or `timeoutMs` passes. */
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 const v = (s: string) => Buffer.from(s);
 
 describe('JetStream engine: documented differences', () => {
@@ -149,7 +160,8 @@ describe('JetStream engine: documented differences', () => {
     const [x, y, z] = ds;
     expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
     expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
-    const bogus = `${x!.partition}-99-1`;
+    // An offset not delivered yet, in the current epoch: never handed out.
+    const bogus = x!.deliveryId.replace(/^(\d+)-\d+-/, '$1-99-');
     expect(await b.ack('two', 'g', [bogus])).toEqual([{ deliveryId: bogus, status: 'unknown' }]);
     expect(await b.nack('two', 'g', [y!.deliveryId], 60_000)).toEqual([{ deliveryId: y!.deliveryId, status: 'nacked' }]);
     // Neither node handed out y and nacked it locally on a: a counts it as pending (the embedded engine: queued).
@@ -160,6 +172,64 @@ describe('JetStream engine: documented differences', () => {
     const [dead] = await a.read('two.dls', { partition: 0, limit: 10 });
     expect(dead!.headers).toMatchObject({ 'junction-dls-reason': 'from b', 'junction-dls-offset': String(z!.offset) });
     expect((await a.getGroup('two', 'g')).partitions[p]).toMatchObject({ lag: 1, ackFloor: 2 });
+  });
+
+  it('10. across nodes and restarts: an id of another epoch settles nothing; a dead letter answers stale everywhere', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('ep');
+    await a.produce('ep', [{ value: v('1') }, { value: v('2') }, { value: v('3') }, { value: v('4') }]);
+    const [d1, d2, d3, d4] = await a.fetch('ep', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    const epochOf = (id: string) => id.split('-')[3];
+    expect(epochOf(d1!.deliveryId)).toMatch(/^[0-9a-z]{1,7}$/);
+    // The same delivery in another epoch, or in the three-part form of before epochs: settles nothing.
+    const other = `${d1!.partition}-${d1!.offset}-1-${epochOf(d1!.deliveryId) === 'zz' ? 'zy' : 'zz'}`;
+    const threePart = `${d1!.partition}-${d1!.offset}-1`;
+    expect(await b.ack('ep', 'g', [other, threePart])).toEqual([
+      { deliveryId: other, status: 'stale' },
+      { deliveryId: threePart, status: 'stale' },
+    ]);
+    // An attempt never made, while the delivery is out on the node that made it.
+    const never = d2!.deliveryId.replace(/^(\d+-\d+)-1-/, '$1-9-');
+    expect(await a.ack('ep', 'g', [never])).toEqual([{ deliveryId: never, status: 'unknown' }]);
+    expect((await a.getGroup('ep', 'g')).pending).toBe(4);
+    // d2 dead-lettered on a, with d1 still out (above the ack floor) and d3 acked first (below it).
+    await a.ack('ep', 'g', [d1!.deliveryId]);
+    expect(await a.deadLetter('ep', 'g', [d2!.deliveryId, d3!.deliveryId], 'bad')).toEqual([
+      { deliveryId: d2!.deliveryId, status: 'dead-lettered' },
+      { deliveryId: d3!.deliveryId, status: 'dead-lettered' },
+    ]);
+    // b learns it from the station's marks (written right after the dead letter).
+    const late = await eventually('b to see the dead letters', 10_000, async () => {
+      const r = await b.ack('ep', 'g', [d2!.deliveryId, d3!.deliveryId]);
+      return r.every((o) => o.status === 'stale') ? r : undefined;
+    });
+    expect(late).toHaveLength(2);
+    expect(await b.nack('ep', 'g', [d3!.deliveryId])).toEqual([{ deliveryId: d3!.deliveryId, status: 'stale' }]);
+    expect(await b.deadLetter('ep', 'g', [d3!.deliveryId])).toEqual([{ deliveryId: d3!.deliveryId, status: 'dead-lettered' }]);
+    expect(await b.nack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'acked' }]);
+    // After a restart of a (nothing in memory), the same answers.
+    await a.close();
+    const a2 = await open(prefix);
+    expect(await a2.ack('ep', 'g', [d2!.deliveryId, d1!.deliveryId])).toEqual([
+      { deliveryId: d2!.deliveryId, status: 'stale' },
+      { deliveryId: d1!.deliveryId, status: 'acked' },
+    ]);
+    expect(await a2.ack('ep', 'g', [d4!.deliveryId])).toEqual([{ deliveryId: d4!.deliveryId, status: 'acked' }]);
+    const g = await a2.getGroup('ep', 'g');
+    expect(g).toMatchObject({ deadLettered: 2, pending: 0, lag: 0 });
+    expect((await a2.read('ep.dls', { partition: 0, limit: 10 })).map((m) => Buffer.from(m.value).toString())).toEqual(['2', '3']);
+    // A new incarnation of the station: ids of the old one settle nothing of the new one's deliveries.
+    await a2.deleteStation('ep');
+    await b.createStation('ep');
+    await b.produce('ep', [{ value: v('new') }]);
+    const [fresh] = await b.fetch('ep', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(fresh!.offset).toBe(1);
+    expect(await a2.ack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'stale' }]);
+    expect(await a2.nack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'stale' }]);
+    expect((await b.getGroup('ep', 'g')).pending).toBe(1);
+    expect(await a2.ack('ep', 'g', [fresh!.deliveryId])).toEqual([{ deliveryId: fresh!.deliveryId, status: 'acked' }]);
   });
 
   it('11. msgIds are claimed on multi-partition stations only', async () => {
