@@ -378,6 +378,24 @@ export class StoreCore {
   }
 }
 
+/**
+ * A group's ack deadline and attempt limit: its own, else the station's `deadLetter` settings (a group
+ * follows changes of those). Metadata from before `nonce` holds copies of both; a copy equal to the
+ * station's value counts as inherited.
+ */
+export function groupSettings(st: StationMeta, gm: GroupMeta): { maxAckTimeMs: number; maxDeliveries: number; ownAckTime: boolean; ownDeliveries: boolean } {
+  const dl = st.config.deadLetter;
+  const legacy = gm.nonce === undefined;
+  const ownAckTime = gm.maxAckTimeMs !== undefined && !(legacy && gm.maxAckTimeMs === dl.maxAckTimeMs);
+  const ownDeliveries = gm.maxDeliveries !== undefined && !(legacy && gm.maxDeliveries === dl.maxDeliveries);
+  return {
+    maxAckTimeMs: ownAckTime ? gm.maxAckTimeMs! : dl.maxAckTimeMs,
+    maxDeliveries: ownDeliveries ? gm.maxDeliveries! : dl.maxDeliveries,
+    ownAckTime,
+    ownDeliveries,
+  };
+}
+
 /** A station's incarnation id: stored in its metadata since ids exist, derived for metadata from before. */
 export function stationIdOf(st: StationMeta): string {
   return st.id ?? legacyStationId(st.name, st.createdAt);

@@ -9,7 +9,7 @@ import { dlsConfig, marksConfig } from './config.js';
 import { decodeEnvelope } from './envelope.js';
 import { ErrorCode, isApiError, JsErr, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
-import { type StoreCore, sleep, type DeadItem } from './core.js';
+import { groupSettings, type StoreCore, sleep, type DeadItem } from './core.js';
 import { consumerOf, type GroupRt } from './runtime.js';
 import { getMessage, produceTo, readRange } from './produce.js';
 import { createStationStreams } from './stations.js';
@@ -195,18 +195,19 @@ export async function tick(c: StoreCore): Promise<void> {
       const gm = c.meta.peek<GroupMeta>(c.names.groupKey(rt.station, rt.group)).value;
       const st = c.meta.peek<StationMeta>(c.names.stationKey(rt.station)).value;
       if (!gm?.ready || !st?.ready) continue;
+      const { maxDeliveries } = groupSettings(st, gm);
       const due: DeadItem[] = [];
       rt.parts.forEach((part, p) => {
         for (const offset of part.last) {
           const o = part.outstanding.get(offset);
-          if (!o || o.attempt < gm.maxDeliveries) {
+          if (!o || o.attempt < maxDeliveries) {
             part.last.delete(offset);
             continue;
           }
           if (o.busy || o.nackedUntil !== undefined || o.deadline > now) continue;
           part.last.delete(offset);
           o.busy = true;
-          due.push({ partition: p, offset, attempts: o.attempt, ack: o.ack, code: 'MAX_DELIVERIES', reason: `not acknowledged after ${gm.maxDeliveries} deliveries` });
+          due.push({ partition: p, offset, attempts: o.attempt, ack: o.ack, code: 'MAX_DELIVERIES', reason: `not acknowledged after ${maxDeliveries} deliveries` });
         }
       });
       if (due.length > 0) await moveToDls(c, st, rt.group, gm, due).catch((err: unknown) => c.log.warn({ err, station: rt.station, group: rt.group }, 'dead-lettering failed; the messages will be delivered again'));

@@ -12,7 +12,7 @@ import type { GroupMeta, StationMeta } from './meta.js';
 import { parseAckSubject } from './names.js';
 import { GroupRt, type Carried } from './runtime.js';
 import type { PullSession } from './wire.js';
-import { type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
+import { groupSettings, type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
 import { moveToDls } from './dead-letters.js';
 import { createConsumer, groupForFetch } from './groups.js';
 
@@ -21,6 +21,8 @@ interface FetchCtx {
   st: StationMeta;
   group: string;
   gm: GroupMeta;
+  /** The group's ack deadline and attempt limit (its own, or the station's). */
+  limits: { maxAckTimeMs: number; maxDeliveries: number };
   rt: GroupRt;
   out: Delivery[];
   bytes: number;
@@ -58,6 +60,7 @@ export function fetch(c: StoreCore, station: string, group: string, options: Fet
       st,
       group,
       gm,
+      limits: groupSettings(st, gm),
       rt,
       out: [],
       bytes: 0,
@@ -129,7 +132,7 @@ function handOut(ctx: FetchCtx, d: Delivery, ack: string, deadline: number): voi
   ctx.bytes += d.value.length;
   const part = ctx.rt.parts[d.partition];
   part?.outstanding.set(d.offset, { attempt: d.deliveryCount, ack, deadline });
-  if (d.deliveryCount >= ctx.gm.maxDeliveries) part?.last.add(d.offset);
+  if (d.deliveryCount >= ctx.limits.maxDeliveries) part?.last.add(d.offset);
   if (d.deliveryCount > 1) ctx.rt.redeliveries++;
 }
 
@@ -168,7 +171,7 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
     held.ack = reply;
     return;
   }
-  if (a.deliveryCount > ctx.gm.maxDeliveries) {
+  if (a.deliveryCount > ctx.limits.maxDeliveries) {
     const known = part.outstanding.get(a.streamSeq);
     if (known?.busy) return; // this node is dead-lettering it already (its last deadline passed)
     if (known) known.busy = true;
@@ -178,7 +181,7 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
       attempts: a.deliveryCount - 1,
       ack: reply,
       code: 'MAX_DELIVERIES',
-      reason: `not acknowledged after ${ctx.gm.maxDeliveries} deliveries`,
+      reason: `not acknowledged after ${ctx.limits.maxDeliveries} deliveries`,
       message: { key: env.key, headers: env.headers, value: env.value, timestamp: a.timestamp },
     });
     ctx.wake?.();
@@ -196,7 +199,7 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
     deliveryCount: a.deliveryCount,
     stationId: stationIdOf(ctx.st),
   };
-  const deadline = Date.now() + ctx.gm.maxAckTimeMs;
+  const deadline = Date.now() + ctx.limits.maxAckTimeMs;
   if (hasRoom(ctx, d.value.length)) handOut(ctx, d, reply, deadline);
   else ctx.rt.carry.push({ delivery: d, ack: reply, deadline });
   ctx.wake?.();
@@ -292,9 +295,10 @@ async function repairConsumer(c: StoreCore, ctx: FetchCtx, partition: number): P
   const key = c.names.groupKey(ctx.st.name, ctx.group);
   const fresh = (await c.meta.read<GroupMeta>(key)).value;
   if (!fresh?.ready) return;
-  if (fresh.gens[partition] !== ctx.gm.gens[partition]) {
+  if (fresh.nonce !== ctx.gm.nonce || fresh.gens[partition] !== ctx.gm.gens[partition]) {
     ctx.rt.sync(c.consumersOf(ctx.group, fresh));
     ctx.gm = fresh;
+    ctx.limits = groupSettings(ctx.st, fresh);
     return;
   }
   const stream = c.names.stream(ctx.st.name, partition);

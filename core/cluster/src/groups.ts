@@ -7,7 +7,7 @@ import type { GroupInfo, GroupOptions, GroupPartitionInfo } from '@junction/brok
 import { CreateGroupBody, StartPosition, StationName } from '@junction/protocol';
 import { configInvalid, ErrorCode, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
-import { type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
+import { groupSettings, type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
 
 export function createGroup(c: StoreCore, station: string, group: string, options: GroupOptions = {}): Promise<GroupInfo> {
   return c.run('createGroup', async () => {
@@ -29,16 +29,17 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
   const key = c.names.groupKey(st.name, group);
   const gm: GroupMeta = {
     createdAt: Date.now(),
-    maxAckTimeMs: o.maxAckTimeMs ?? st.config.deadLetter.maxAckTimeMs,
-    maxDeliveries: o.maxDeliveries ?? st.config.deadLetter.maxDeliveries,
+    // Only the group's own settings: without them it follows the station's deadLetter settings.
+    ...(o.maxAckTimeMs !== undefined && { maxAckTimeMs: o.maxAckTimeMs }),
+    ...(o.maxDeliveries !== undefined && { maxDeliveries: o.maxDeliveries }),
     gens: Array.from({ length: st.config.partitions }, () => 1),
     nonce: randomUUID(),
     ready: false,
   };
+  const starts = await positions(c, st, o.start);
   const rev = await c.meta.create(key, gm);
   if (rev === undefined) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
   try {
-    const starts = await positions(c, st, o.start);
     await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
     const ready = { ...gm, ready: true };
     if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
@@ -51,7 +52,10 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
   }
 }
 
-/** JetStream deliver settings per partition for a start position; undefined leaves a partition alone. */
+/**
+ * JetStream deliver settings per partition for a start position; undefined leaves a partition alone.
+ * OFFSET_OUT_OF_RANGE for an offset past the end of a partition it applies to.
+ */
 export async function positions(c: StoreCore, st: StationMeta, pos: StartPosition): Promise<(Record<string, unknown> | undefined)[]> {
   const P = st.config.partitions;
   return Promise.all(
@@ -67,7 +71,15 @@ export async function positions(c: StoreCore, st: StationMeta, pos: StartPositio
           if (pos.partition !== undefined && pos.partition !== p) return undefined;
           const s = await c.streamState(st.name, p);
           const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
-          return { deliver_policy: 'by_start_sequence', opt_start_seq: Math.min(Math.max(pos.offset, first), s.last_seq + 1) };
+          const end = s.last_seq + 1;
+          // Past the end would skip messages not produced yet; below the first retained offset means the
+          // first retained one (retention removed the rest).
+          if (pos.offset > end) {
+            throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`, {
+              issues: [{ path: 'offset', message: `at most ${end}` }],
+            });
+          }
+          return { deliver_policy: 'by_start_sequence', opt_start_seq: Math.max(pos.offset, first) };
         }
       }
     }),
@@ -83,7 +95,7 @@ export async function createConsumer(c: StoreCore, st: StationMeta, group: strin
       durable_name: durable,
       description: `Junction group ${group} of ${st.name}, partition ${p}`,
       ack_policy: 'explicit',
-      ack_wait: gm.maxAckTimeMs * NS,
+      ack_wait: groupSettings(st, gm).maxAckTimeMs * NS,
       // Max deliveries are counted here, not by JetStream: 2.9 drops a message that reaches max_deliver
       // from the consumer without acking it, which would stall the ack floor and, with interest
       // retention, keep the message forever. See README.
@@ -119,6 +131,7 @@ export function listGroups(c: StoreCore, station: string): Promise<GroupInfo[]> 
 }
 
 async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: GroupMeta): Promise<GroupInfo> {
+  const limits = groupSettings(st, gm);
   const rt = c.runtime(st.name, group, gm);
   const now = Date.now();
   const partitions = await Promise.all(
@@ -151,8 +164,8 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
     station: st.name,
     group,
     createdAt: gm.createdAt,
-    maxAckTimeMs: gm.maxAckTimeMs,
-    maxDeliveries: gm.maxDeliveries,
+    maxAckTimeMs: limits.maxAckTimeMs,
+    maxDeliveries: limits.maxDeliveries,
     partitions,
     lag: partitions.reduce((n, p) => n + p.lag, 0),
     pending: partitions.reduce((n, p) => n + p.pending, 0),
@@ -233,3 +246,43 @@ export function seek(c: StoreCore, station: string, group: string, position: Sta
   });
 }
 
+/**
+ * Brings a station's groups in line with a change of its `deadLetter` settings (`before` → `after`): a
+ * group without its own settings follows the station's. Groups from before that rule hold copies of the
+ * station's values: the copies equal to `before` are dropped (those groups inherit from now on); then
+ * every consumer of a group without its own ack deadline gets the station's new one (JetStream's
+ * `ack_wait`). Idempotent: repeating it after a failure finishes the job.
+ */
+export async function followDeadLetter(c: StoreCore, before: StationMeta, after: StationMeta): Promise<void> {
+  await Promise.all(
+    c.groupNames(before.name).map(async (group) => {
+      const key = c.names.groupKey(before.name, group);
+      let gm = await c.groupMeta(before.name, group);
+      for (let attempt = 0; gm.nonce === undefined; attempt++) {
+        const own = groupSettings(before, gm);
+        if (gm.maxAckTimeMs === undefined && gm.maxDeliveries === undefined) break;
+        const next: GroupMeta = { ...gm };
+        if (!own.ownAckTime) delete next.maxAckTimeMs;
+        if (!own.ownDeliveries) delete next.maxDeliveries;
+        if (next.maxAckTimeMs === gm.maxAckTimeMs && next.maxDeliveries === gm.maxDeliveries) break;
+        const rev = c.meta.peek<GroupMeta>(key).rev;
+        if ((await c.meta.update(key, next, rev)) !== undefined) {
+          gm = next;
+          break;
+        }
+        if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
+        gm = await c.groupMeta(before.name, group);
+      }
+      const ackWait = groupSettings(after, gm).maxAckTimeMs * NS;
+      await Promise.all(
+        gm.gens.map(async (gen, p) => {
+          const stream = c.names.stream(before.name, p);
+          const durable = c.names.consumer(group, gen);
+          const ci = await c.api<{ config: Record<string, unknown> & { ack_wait?: number } }>(`CONSUMER.INFO.${stream}.${durable}`);
+          if (ci.config.ack_wait === ackWait) return;
+          await c.api(`CONSUMER.DURABLE.CREATE.${stream}.${durable}`, { stream_name: stream, config: { ...ci.config, ack_wait: ackWait } });
+        }),
+      );
+    }),
+  );
+}

@@ -31,8 +31,13 @@ export interface StationMeta {
 
 export interface GroupMeta {
   createdAt: number;
-  maxAckTimeMs: number;
-  maxDeliveries: number;
+  /**
+   * The group's own ack deadline and attempt limit; absent: the station's `deadLetter` settings, followed
+   * when they change. Metadata from before this rule always holds both: a value equal to the station's
+   * counts as inherited (core.ts `groupSettings`).
+   */
+  maxAckTimeMs?: number | undefined;
+  maxDeliveries?: number | undefined;
   /**
    * Consumer generation per partition: a seek (or a hand-over, `releaseDeliveries`) replaces the consumer
    * by one of the next generation.

@@ -8,7 +8,7 @@ import { parseDeliveryId, type SettleOutcome } from '@junction/protocol';
 import type { GroupMeta, StationMeta } from './meta.js';
 import { ackSubject, parseAckSubject } from './names.js';
 import type { GroupRt, Outstanding } from './runtime.js';
-import { type StoreCore, NS, type ConsumerInfo, type DeadItem } from './core.js';
+import { groupSettings, type StoreCore, NS, type ConsumerInfo, type DeadItem } from './core.js';
 import { deadMarks, moveToDls } from './dead-letters.js';
 
 /** The parts of an ack subject for ackSubject(), with another consumer sequence. */
@@ -84,7 +84,7 @@ async function resolve(c: StoreCore, st: StationMeta, group: string, gm: GroupMe
         partition: d.partition,
         offset: d.offset,
         attempt: d.attempt,
-        out: { attempt: d.attempt, ack: ackSubject(stream, part.consumer, d.attempt, d.offset, 0), deadline: now + gm.maxAckTimeMs, nakSeq: ci.delivered.consumer_seq },
+        out: { attempt: d.attempt, ack: ackSubject(stream, part.consumer, d.attempt, d.offset, 0), deadline: now + groupSettings(st, gm).maxAckTimeMs, nakSeq: ci.delivered.consumer_seq },
       };
     }),
   );
@@ -138,6 +138,7 @@ export function nack(c: StoreCore, station: string, group: string, deliveryIds: 
     const { st, gm, rt } = await settleTarget(c, station, group);
     const resolved = await resolve(c, st, group, gm, rt, deliveryIds);
     const delay = Math.max(0, Math.floor(delayMs ?? 0));
+    const { maxDeliveries } = groupSettings(st, gm);
     const naks: { subject: string; body: string }[] = [];
     const dead: DeadItem[] = [];
     const now = Date.now();
@@ -152,9 +153,9 @@ export function nack(c: StoreCore, station: string, group: string, deliveryIds: 
         case 'acked':
           return { deliveryId: r.id, status: 'acked' };
       }
-      if (r.attempt >= gm.maxDeliveries) {
+      if (r.attempt >= maxDeliveries) {
         r.out.busy = true;
-        dead.push({ partition: r.partition, offset: r.offset, attempts: r.attempt, ack: r.out.ack, code: 'MAX_DELIVERIES', reason: `nacked after ${gm.maxDeliveries} deliveries` });
+        dead.push({ partition: r.partition, offset: r.offset, attempts: r.attempt, ack: r.out.ack, code: 'MAX_DELIVERIES', reason: `nacked after ${maxDeliveries} deliveries` });
         return { deliveryId: r.id, status: 'dead-lettered' };
       }
       // A nak needs the consumer sequence of the delivery; a rebuilt subject carries the consumer's last one.

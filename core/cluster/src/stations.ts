@@ -11,6 +11,7 @@ import type { StationMeta } from './meta.js';
 import { enc } from './names.js';
 import { type StoreCore, stationIdOf, DLS_SUFFIX } from './core.js';
 import { claimStreamExists, claimStreamName, ensureClaimStream } from './claims.js';
+import { followDeadLetter } from './groups.js';
 
 export function createStation(c: StoreCore, name: string, config: ClusterStationConfigInput = {}): Promise<StationInfo> {
   return c.run('createStation', async () => {
@@ -90,10 +91,13 @@ export function updateStation(c: StoreCore, name: string, patch: ClusterStationP
       }
       const key = c.names.stationKey(name);
       const rev = c.meta.peek<StationMeta>(key).rev;
-      await applyStreamConfigs(c, { ...st, config: merged });
+      const next: StationMeta = { ...st, config: merged };
+      await applyStreamConfigs(c, next);
       if (merged.replicas !== st.config.replicas) await updateDlsReplicas(c, name, merged.replicas);
-      const done = await c.meta.update(key, { ...st, config: merged }, rev);
-      if (done !== undefined) return info(c, { ...st, config: merged });
+      // Before the station's new settings are stored: groups of old metadata are judged by the old ones.
+      if (p.deadLetter !== undefined) await followDeadLetter(c, st, next);
+      const done = await c.meta.update(key, next, rev);
+      if (done !== undefined) return info(c, next);
       if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `station "${name}" keeps changing; try again`, { retryable: true });
       await c.meta.read(key);
     }

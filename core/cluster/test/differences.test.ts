@@ -232,6 +232,45 @@ describe('JetStream engine: documented differences', () => {
     expect(await a2.ack('ep', 'g', [fresh!.deliveryId])).toEqual([{ deliveryId: fresh!.deliveryId, status: 'acked' }]);
   });
 
+  it('groups of metadata from before (copies of the station\'s deadLetter settings, no nonce) follow the station from its next change', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    await a.createStation('old', { deadLetter: { maxDeliveries: 5, maxAckTimeMs: 30_000 } });
+    await a.createGroup('old', 'plain');
+    await a.createGroup('old', 'own');
+    // Rewrite both groups as a store before this change wrote them: copies of the settings, no nonce.
+    const rewrite = async (group: string, copies: { maxAckTimeMs: number; maxDeliveries: number }) => {
+      const subject = `$KV.${prefix}-meta.g.old.${group}`;
+      const cur = await jsApi<{ message: { data: string } }>(`STREAM.MSG.GET.KV_${prefix}-meta`, { last_by_subj: subject });
+      const gm = JSON.parse(Buffer.from(cur.message.data, 'base64').toString()) as Record<string, unknown>;
+      delete gm['nonce'];
+      await nc.request(subject, JSON.stringify({ ...gm, ...copies }), { timeout: 10_000 });
+    };
+    await rewrite('plain', { maxAckTimeMs: 30_000, maxDeliveries: 5 });
+    await rewrite('own', { maxAckTimeMs: 30_000, maxDeliveries: 7 });
+    await a.close();
+    const b = await open(prefix);
+    await b.produce('old', [{ value: v('m') }]);
+    const [d] = await b.fetch('old', 'plain', { maxMessages: 1, maxBytes: MiB, waitMs: 0 });
+    expect(d!.deliveryId).toMatch(/^0-1-1-[0-9a-z]{1,7}$/);
+    await b.updateStation('old', { deadLetter: { maxDeliveries: 3, maxAckTimeMs: 400 } });
+    expect(await b.getGroup('old', 'plain')).toMatchObject({ maxDeliveries: 3, maxAckTimeMs: 400 });
+    expect(await b.getGroup('old', 'own')).toMatchObject({ maxDeliveries: 7, maxAckTimeMs: 400 });
+    const ackWait = async (group: string) => (await jsApi<{ config: { ack_wait: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_old_0.${group}_g1`)).config.ack_wait;
+    expect([await ackWait('plain'), await ackWait('own')]).toEqual([400e6, 400e6]);
+    // And again: they keep following (the copies are gone from their metadata).
+    await b.updateStation('old', { deadLetter: { maxDeliveries: 4, maxAckTimeMs: 500 } });
+    expect(await b.getGroup('old', 'plain')).toMatchObject({ maxDeliveries: 4, maxAckTimeMs: 500 });
+    expect(await b.getGroup('old', 'own')).toMatchObject({ maxDeliveries: 7, maxAckTimeMs: 500 });
+    // The delivery handed out before the change is redelivered after the consumer's new deadline.
+    const again = await eventually('the redelivery', 5_000, async () => {
+      const got = await b.fetch('old', 'plain', { maxMessages: 1, maxBytes: MiB, waitMs: 200 });
+      return got.length > 0 ? got : undefined;
+    });
+    expect(again[0]).toMatchObject({ offset: 1, deliveryCount: 2 });
+    expect(await b.ack('old', 'plain', [d!.deliveryId])).toEqual([{ deliveryId: d!.deliveryId, status: 'acked' }]);
+  });
+
   it('11. msgIds are claimed on multi-partition stations only', async () => {
     const prefix = newPrefix();
     const store = await open(prefix);
