@@ -131,10 +131,14 @@ export class StoreCore {
     if (this.state !== 'open') throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
   }
 
-  /** Tracks work that nobody awaits (close waits for it a moment); it must handle its own errors. */
+  /** Tracks work that nobody awaits (close waits for it a moment); a failure is logged. */
   background(p: Promise<void>): void {
-    this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    const tracked: Promise<void> = p
+      .catch((err: unknown) => {
+        if (this.state === 'open') this.log.warn({ err }, 'background work of the store failed');
+      })
+      .finally(() => this.inflight.delete(tracked));
+    this.inflight.add(tracked);
   }
 
   /** Runs `fn` as tracked work (close waits for it) and maps unexpected failures to JunctionErrors. */

@@ -14,6 +14,7 @@ import { GroupRt, type Carried } from './runtime.js';
 import type { PullSession } from './wire.js';
 import { groupSettings, type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
 import { moveToDls } from './dead-letters.js';
+import { countSkipped, startCounts } from './retention.js';
 import { createConsumer, groupForFetch } from './groups.js';
 
 /** Per-fetch bookkeeping: what was collected, what to settle before answering. */
@@ -150,6 +151,14 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
   const part = ctx.rt.parts[partition];
   if (!part || a.consumer !== part.consumer) return; // a consumer a seek replaced
   ctx.touched++;
+  if (a.deliveryCount === 1) {
+    const prev = part.lastNew;
+    // The consumer's first delivery, or the next one after the previous first attempt with nothing in
+    // between: offsets it skipped were removed by retention before the group received them.
+    const from = a.consumerSeq === 1 ? 1 : prev && a.consumerSeq === prev.dseq + 1 ? prev.sseq + 1 : undefined;
+    if (from !== undefined && a.streamSeq > from) c.background(countSkipped(c, ctx.st, ctx.group, partition, part.generation, from, a.streamSeq - 1));
+    part.lastNew = { dseq: a.consumerSeq, sseq: a.streamSeq };
+  }
   let env: ReturnType<typeof decodeEnvelope>;
   try {
     env = decodeEnvelope(m.data);
@@ -307,7 +316,10 @@ async function repairConsumer(c: StoreCore, ctx: FetchCtx, partition: number): P
   } catch (err) {
     if (isApiError(err, JsErr.CONSUMER_NOT_FOUND)) {
       c.log.warn({ station: ctx.st.name, group: ctx.group, partition }, 'consumer missing; recreated at the earliest offset');
-      await createConsumer(c, ctx.st, ctx.group, partition, fresh.gens[partition]!, fresh, { deliver_policy: 'all' });
+      const ci = await createConsumer(c, ctx.st, ctx.group, partition, fresh.gens[partition]!, fresh, { deliver_policy: 'all' });
+      // Its consumer sequence starts again: retention's count of this partition starts again with it.
+      ctx.rt.parts[partition]!.lastNew = undefined;
+      await startCounts(c, ctx.st.name, ctx.group, fresh.gens, fresh.gens.map((_, p) => (p === partition ? ci.delivered.stream_seq + 1 : undefined)));
     }
   }
 }

@@ -7,6 +7,7 @@ import type { GroupInfo, GroupOptions, GroupPartitionInfo } from '@junction/brok
 import { CreateGroupBody, StartPosition, StationName } from '@junction/protocol';
 import { configInvalid, ErrorCode, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
+import { countRemoved, lostCounts, startCounts, takeRemovedHeld } from './retention.js';
 import { groupSettings, type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
 
 export function createGroup(c: StoreCore, station: string, group: string, options: GroupOptions = {}): Promise<GroupInfo> {
@@ -40,7 +41,8 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
   const rev = await c.meta.create(key, gm);
   if (rev === undefined) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
   try {
-    await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
+    const made = await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
+    await startCounts(c, st.name, group, gm.gens, made.map((ci) => ci.delivered.stream_seq + 1));
     const ready = { ...gm, ready: true };
     if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
     await c.meta.delete(c.names.deadKey(st.name, group)).catch(() => {});
@@ -86,10 +88,11 @@ export async function positions(c: StoreCore, st: StationMeta, pos: StartPositio
   );
 }
 
-export async function createConsumer(c: StoreCore, st: StationMeta, group: string, p: number, generation: number, gm: GroupMeta, start: Record<string, unknown>): Promise<void> {
+/** Creates (or, with the same config, confirms) a group's consumer on a partition; answers its info. */
+export async function createConsumer(c: StoreCore, st: StationMeta, group: string, p: number, generation: number, gm: GroupMeta, start: Record<string, unknown>): Promise<ConsumerInfo> {
   const stream = c.names.stream(st.name, p);
   const durable = c.names.consumer(group, generation);
-  await c.api(`CONSUMER.DURABLE.CREATE.${stream}.${durable}`, {
+  return c.api<ConsumerInfo>(`CONSUMER.DURABLE.CREATE.${stream}.${durable}`, {
     stream_name: stream,
     config: {
       durable_name: durable,
@@ -137,8 +140,12 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
   const partitions = await Promise.all(
     gm.gens.map(async (gen, p): Promise<GroupPartitionInfo> => {
       const stream = c.names.stream(st.name, p);
-      const [ci, s] = await Promise.all([c.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${c.names.consumer(group, gen)}`), c.streamState(st.name, p)]);
+      // The stream first: what the consumer has not delivered by the time of its info below the stream's
+      // first offset, retention removed before the group received it (retention.ts).
+      const s = await c.streamState(st.name, p);
+      const ci = await c.api<ConsumerInfo>(`CONSUMER.INFO.${stream}.${c.names.consumer(group, gen)}`);
       const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
+      await countRemoved(c, st, group, p, gen, first, ci.delivered.stream_seq, takeRemovedHeld(rt, p, first, now));
       // What this node knows to be settled is forgotten (acks from other nodes move the floor too).
       const part = rt.parts[p];
       if (part) for (const o of part.outstanding.keys()) if (o <= ci.ack_floor.stream_seq) part.outstanding.delete(o);
@@ -154,11 +161,12 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
         lag: undelivered + ci.num_ack_pending,
         pending: ci.num_ack_pending - queued,
         redeliveryQueued: queued,
-        // TODO(cluster): count what retention removed before the group settled it.
         lostToRetention: 0,
       };
     }),
   );
+  const lost = lostCounts(c, st.name, group, partitions.length);
+  for (const part of partitions) part.lostToRetention = lost[part.partition]!;
   const dead = c.meta.peek<{ n: number }>(c.names.deadKey(st.name, group)).value?.n ?? 0;
   return {
     station: st.name,
@@ -181,6 +189,7 @@ export function deleteGroup(c: StoreCore, station: string, group: string): Promi
     const gm = await c.groupMeta(station, group);
     await c.meta.delete(c.names.groupKey(station, group));
     await c.meta.delete(c.names.deadKey(station, group)).catch(() => {});
+    await c.meta.delete(c.names.lostKey(station, group)).catch(() => {});
     c.groups.delete(`${station}\u0000${group}`);
     await Promise.all(gm.gens.map((g, p) => c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, g))));
   });
@@ -223,27 +232,43 @@ export function seek(c: StoreCore, station: string, group: string, position: Sta
     if (pos.data.type === 'offset' && pos.data.partition !== undefined && pos.data.partition >= st.config.partitions) {
       throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${pos.data.partition}`);
     }
-    const key = c.names.groupKey(station, group);
-    for (let attempt = 0; ; attempt++) {
-      const gm = await c.groupMeta(station, group);
-      const rev = c.meta.peek<GroupMeta>(key).rev;
-      const targets = await positions(c, st, pos.data);
-      const gens = gm.gens.map((g, p) => (targets[p] ? g + 1 : g));
-      // The new consumers exist before the old ones go: with interest retention, no message loses its last reader.
-      await Promise.all(targets.map((t, p) => (t ? createConsumer(c, st, group, p, gens[p]!, gm, t) : undefined)));
-      const next = { ...gm, gens };
-      if ((await c.meta.update(key, next, rev)) === undefined) {
-        await Promise.allSettled(targets.map((t, p) => (t ? c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, gens[p]!)) : undefined)));
-        if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
-        await c.meta.read(key);
-        continue;
-      }
-      await Promise.all(targets.map((t, p) => (t ? c.deleteConsumer(c.names.stream(station, p), c.names.consumer(group, gm.gens[p]!)) : undefined)));
-      const rt = c.runtime(station, group, next);
-      rt.carry.length = 0;
-      return groupInfo(c, st, group, next);
-    }
+    const next = await replaceConsumers(c, st, group, () => positions(c, st, pos.data));
+    return groupInfo(c, st, group, next);
   });
+}
+
+/**
+ * Replaces the consumers of some partitions of a group by consumers of the next generation, at the
+ * deliver settings `targets` answers per partition (undefined: that partition keeps its consumer). The new
+ * consumers exist before the old ones go (with interest retention, no message loses its last reader);
+ * deleting the old ones ends every delivery they made and every pull still waiting on them, on any node.
+ * The partitions' epochs change with the generation: ids handed out before settle nothing after.
+ */
+export async function replaceConsumers(
+  c: StoreCore,
+  st: StationMeta,
+  group: string,
+  targets: (gm: GroupMeta) => Promise<(Record<string, unknown> | undefined)[]>,
+): Promise<GroupMeta> {
+  const key = c.names.groupKey(st.name, group);
+  for (let attempt = 0; ; attempt++) {
+    const gm = await c.groupMeta(st.name, group);
+    const rev = c.meta.peek<GroupMeta>(key).rev;
+    const to = await targets(gm);
+    const gens = gm.gens.map((g, p) => (to[p] ? g + 1 : g));
+    const made = await Promise.all(to.map((t, p) => (t ? createConsumer(c, st, group, p, gens[p]!, gm, t) : undefined)));
+    const next = { ...gm, gens };
+    if ((await c.meta.update(key, next, rev)) === undefined) {
+      await Promise.allSettled(to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gens[p]!)) : undefined)));
+      if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
+      await c.meta.read(key);
+      continue;
+    }
+    await Promise.all(to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gm.gens[p]!)) : undefined)));
+    await startCounts(c, st.name, group, gens, made.map((ci) => (ci ? ci.delivered.stream_seq + 1 : undefined)));
+    c.runtime(st.name, group, next);
+    return next;
+  }
 }
 
 /**

@@ -95,6 +95,7 @@ export class Names {
   // s.<station>            StationMeta
   // g.<station>.<group>    GroupMeta
   // d.<station>.<group>    dead-letter counter of a group
+  // l.<station>.<group>    what a group lost to retention, per partition (retention.ts)
   // Reserved for the connector runtime: c.<connector> (connector desired state), and a separate
   // bucket <prefix>-leases whose keys t.<connector>.<task> hold { node, epoch } with a bucket TTL as
   // the lease and CAS on the revision as the fencing token; n.<node> heartbeats. See README.
@@ -109,6 +110,11 @@ export class Names {
 
   deadKey(station: string, group: string): string {
     return `d.${enc(station)}.${enc(group)}`;
+  }
+
+  /** What a group lost to retention, per partition (retention.ts). */
+  lostKey(station: string, group: string): string {
+    return `l.${enc(station)}.${enc(group)}`;
   }
 
   /** Parses a KV key; undefined for keys this store does not own. */

@@ -47,6 +47,12 @@ export class PartitionRt {
   readonly last = new Set<number>();
   /** Offsets this node moved to the dead-letter station in this epoch (the last REMEMBERED_DEAD). */
   private readonly dead = new Set<number>();
+  /**
+   * The last first-attempt delivery this node received (consumer and stream sequence): the next one with
+   * the next consumer sequence and a higher stream sequence than the one after shows offsets the consumer
+   * skipped, which retention removed (retention.ts).
+   */
+  lastNew: { dseq: number; sseq: number } | undefined;
   readonly generation: number;
   readonly consumer: string;
   readonly epoch: string;

@@ -150,7 +150,7 @@ export function deleteStation(c: StoreCore, name: string): Promise<void> {
       // KV first: from here on no node sees the station, then its groups, then the data.
       await c.meta.delete(c.names.stationKey(s.name));
       const prefix = `${enc(s.name)}.`;
-      const keys = [...c.meta.scan<unknown>(`g.${prefix}`), ...c.meta.scan<unknown>(`d.${prefix}`)].map(([k]) => k);
+      const keys = ['g', 'd', 'l'].flatMap((kind) => c.meta.scan<unknown>(`${kind}.${prefix}`)).map(([k]) => k);
       await Promise.all(keys.map((k) => c.meta.delete(k)));
       for (const id of c.groups.keys()) if (id.startsWith(`${s.name}\u0000`)) c.groups.delete(id);
       c.rr.delete(s.name);

@@ -271,6 +271,41 @@ describe('JetStream engine: documented differences', () => {
     expect(await b.ack('old', 'plain', [d!.deliveryId])).toEqual([{ deliveryId: d!.deliveryId, status: 'acked' }]);
   });
 
+  it('what retention removes before a group received it is counted once across nodes, also when the fetching node skips it first', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('ret', { partitions: 2 });
+    await a.createGroup('ret', 'busy');
+    await a.createGroup('ret', 'idle');
+    const values = (n: number, key: string) => Array.from({ length: n }, (_, i) => ({ value: v(`${key}${i}`), key }));
+    const p0 = (await a.produce('ret', values(10, 'k')))[0]!;
+    const part = p0.status === 'stored' ? p0.partition : 0;
+    const ds = await a.fetch('ret', 'busy', { maxMessages: 2, maxBytes: MiB, waitMs: 0 });
+    await a.ack('ret', 'busy', ds.map((d) => d.deliveryId));
+    await a.updateStation('ret', { retention: { maxMessages: 3 } });
+    await eventually('retention', 10_000, async () => ((await a.getStation('ret')).partitions[part]!.firstOffset === 8 ? true : undefined));
+    // The busy group's next fetch skips 3-7 before anyone looked at its info: the node that made the
+    // delivery before (of offset 2, the consumer sequence before) counts them.
+    const next = await a.fetch('ret', 'busy', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(next.map((d) => d.offset)).toEqual([8, 9, 10]);
+    const busy = await eventually('the skipped offsets counted', 10_000, async () => {
+      const g = await a.getGroup('ret', 'busy');
+      return g.lostToRetention === 5 ? g : undefined;
+    });
+    expect(busy.partitions[part]).toMatchObject({ lostToRetention: 5, nextOffset: 11 });
+    // Both nodes observe the idle group at once: counted once.
+    const [ia, ib] = await Promise.all([a.getGroup('ret', 'idle'), b.getGroup('ret', 'idle')]);
+    // Each answers what it saw counted by then (the other may still be counting): never more than 7.
+    expect(Math.max(ia.lostToRetention, ib.lostToRetention)).toBe(7);
+    expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+    expect((await b.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+    expect((await b.getGroup('ret', 'busy')).lostToRetention).toBe(5);
+    // A seek keeps the total and counts on from the new position.
+    await b.seek('ret', 'idle', { type: 'earliest' });
+    expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+  });
+
   it('11. msgIds are claimed on multi-partition stations only', async () => {
     const prefix = newPrefix();
     const store = await open(prefix);
