@@ -19,8 +19,8 @@ function subjectParts(ack: string, consumerSeq: number): [string, string, number
 
 /**
  * What a deliveryId refers to, as far as the verbs care:
- * - `unknown`: never handed out (malformed, no such partition, an offset not delivered yet, an attempt
- *   this node knows was not made);
+ * - `unknown`: never handed out (malformed, no such partition, an offset the group has not delivered yet,
+ *   an attempt this node knows was not made);
  * - `stale`: of another epoch (before a seek or a hand-over, an earlier incarnation of the station or group);
  * - `dead`: the message was dead-lettered, or is on its way to the dead-letter station;
  * - `acked`: the message was acked already (at or below the consumer's ack floor and not dead-lettered);
@@ -57,7 +57,11 @@ async function resolve(c: StoreCore, st: StationMeta, group: string, gm: GroupMe
       const d = parseDeliveryId(id);
       if (!d || d.partition >= st.config.partitions || d.attempt < 1) return { id, kind: 'unknown' };
       const part = rt.parts[d.partition]!;
-      if (d.epoch !== part.epoch) return { id, kind: 'stale' };
+      if (d.epoch !== part.epoch) {
+        // As the embedded engine: an offset the group has not delivered (in its current epoch) was never handed out.
+        const ci = await consumerInfo(d.partition);
+        return { id, kind: !ci || d.offset > ci.delivered.stream_seq ? 'unknown' : 'stale' };
+      }
       const out = part.outstanding.get(d.offset);
       if (out) {
         if (out.busy) return { id, kind: 'dead' };
