@@ -3,10 +3,11 @@
  * embedded engine's) plus `replicas`, the one cluster-only option, and the mapping of a station's config
  * to the JetStream stream config of each of its partitions.
  */
-import { StationConfigInput, StationPatch, type StationConfig } from '@junction/protocol';
+import { StationConfigInput, StationPatch, StationReplicas, type StationConfig } from '@junction/protocol';
 import { z } from 'zod';
 
-export const Replicas = z.union([z.literal(1), z.literal(3), z.literal(5)]);
+/** Copies of a station's data on the NATS servers (JetStream's num_replicas, at most 5). */
+export const Replicas = StationReplicas;
 export type Replicas = z.infer<typeof Replicas>;
 
 /** What createStation accepts on this engine: the protocol's config and `replicas` (default: the store's). */

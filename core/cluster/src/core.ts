@@ -115,8 +115,8 @@ export class StoreCore {
   constructor(
     readonly names: Names,
     readonly log: Logger,
-    /** Replicas of new stations unless a station sets its own. */
-    readonly replicas: number,
+    /** Replicas of new stations unless a station sets its own (settled at open: see JetStreamStore.defaultReplicas). */
+    public replicas: number,
     /** Timeout of one JetStream request. */
     readonly timeoutMs: number,
   ) {
@@ -219,16 +219,16 @@ export class StoreCore {
       await this.api(`STREAM.CREATE.${cfg.name}`, cfg);
       this.settling(cfg.name);
     } catch (err) {
+      if (isApiError(err, JsErr.INSUFFICIENT_RESOURCES) || isApiError(err, JsErr.NO_SUITABLE_PEERS) || isApiError(err, JsErr.REPLICAS_NOT_SUPPORTED)) {
+        throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream cannot place the station's ${cfg.num_replicas} replica(s) (are that many servers up?): ${err.message}`, {
+          cause: err,
+          issues: [{ path: 'replicas', message: err.message }],
+        });
+      }
       if (isApiError(err) && err.status < 500 && err.errCode !== JsErr.STREAM_NAME_EXISTS) {
         throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream refused the station's stream: ${err.message}`, {
           cause: err,
           issues: [{ path: /replica|peer/i.test(err.message) ? 'replicas' : '', message: err.message }],
-        });
-      }
-      if (isApiError(err, JsErr.INSUFFICIENT_RESOURCES) || isApiError(err, JsErr.NO_SUITABLE_PEERS) || isApiError(err, JsErr.REPLICAS_NOT_SUPPORTED)) {
-        throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream cannot place the station: ${err.message}`, {
-          cause: err,
-          issues: [{ path: 'replicas', message: err.message }],
         });
       }
       throw err;

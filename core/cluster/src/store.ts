@@ -14,7 +14,7 @@
  * its own file as functions over the shared StoreCore (core.ts): stations.ts, claims.ts (msgId dedup
  * across partitions), produce.ts (produce and read), groups.ts, fetch.ts, settle.ts, dead-letters.ts.
  */
-import { connect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import type { NatsConnection, ConnectionOptions } from '@nats-io/transport-node';
 import type {
   DeadLetterDetails,
   Delivery,
@@ -35,7 +35,8 @@ import type { SettleOutcome, StartPosition } from '@junction/protocol';
 import { pino, type Logger } from 'pino';
 import type { ClusterStationConfigInput, ClusterStationPatch } from './config.js';
 import { asJunctionError, ErrorCode, JunctionError, unavailable } from './errors.js';
-import { Meta } from './meta.js';
+import { Meta, type StationMeta } from './meta.js';
+import { clusterSize, connectUntil, isStarting, openFailed, waitForJetStream } from './startup.js';
 import { dec, enc, Names } from './names.js';
 import { LeaderWatch } from './leaders.js';
 import { LeaderlessError, Wire } from './wire.js';
@@ -51,8 +52,12 @@ import { tick } from './dead-letters.js';
 export interface JetStreamStoreOptions {
   /** NATS server URLs (`nats://host:port`); several for a cluster. */
   servers: string | string[];
-  /** Replicas of new stations (and of the metadata bucket) unless a station sets its own. Default 1. */
-  replicas?: 1 | 3 | 5 | undefined;
+  /**
+   * Replicas of new stations (and of the metadata bucket) unless a station sets its own, 1–5. Default
+   * min(3, the servers of the NATS cluster) as the store sees them at open (the servers it was given and
+   * the ones they advertise): 3 on a cluster of three or more, 1 on a single server.
+   */
+  replicas?: number | undefined;
   user?: string | undefined;
   pass?: string | undefined;
   token?: string | undefined;
@@ -69,7 +74,10 @@ export interface JetStreamStoreOptions {
   prefix?: string | undefined;
   /** Timeout of one JetStream request. Default 10 s (a leader election takes a few). */
   requestTimeoutMs?: number | undefined;
-  /** How long open() waits for NATS and the metadata. Default 30 s. */
+  /**
+   * How long open() waits for NATS, for JetStream and for the metadata bucket, retrying with backoff while
+   * the servers start (a log line says what it waits for). Default 60 s.
+   */
   openTimeoutMs?: number | undefined;
   /**
    * Publishes to a partition in flight with no answer for this long make the store check that the
@@ -98,6 +106,7 @@ export class JetStreamStore implements StationStore {
   constructor(private readonly options: JetStreamStoreOptions) {
     this.names = new Names(options.prefix ?? 'junction');
     const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'jetstream-store', prefix: this.names.prefix });
+    // Replicas: settled at open, when the cluster's size is known.
     this.c = new StoreCore(this.names, log, options.replicas ?? 1, options.requestTimeoutMs ?? 10_000);
   }
 
@@ -107,23 +116,29 @@ export class JetStreamStore implements StationStore {
     if (this.c.state !== 'new') throw new JunctionError(ErrorCode.INTERNAL, 'store already opened');
     this.c.state = 'opening';
     const o = this.options;
-    const openTimeout = o.openTimeoutMs ?? 30_000;
+    const openTimeout = o.openTimeoutMs ?? 60_000;
+    const deadline = performance.now() + openTimeout;
+    const servers = [o.servers].flat();
     try {
-      this.c.nc = await connect({
-        servers: o.servers,
-        name: o.name ?? 'junction',
-        ...(o.user !== undefined && { user: o.user }),
-        ...(o.pass !== undefined && { pass: o.pass }),
-        ...(o.token !== undefined && { token: o.token }),
-        ...(o.tls !== undefined && { tls: o.tls === true ? {} : o.tls }),
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 250,
-        timeout: Math.min(openTimeout, 20_000),
-        noAsyncTraces: true,
-      });
+      this.c.nc = await connectUntil(
+        {
+          servers,
+          name: o.name ?? 'junction',
+          ...(o.user !== undefined && { user: o.user }),
+          ...(o.pass !== undefined && { pass: o.pass }),
+          ...(o.token !== undefined && { token: o.token }),
+          ...(o.tls !== undefined && { tls: o.tls === true ? {} : o.tls }),
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          noAsyncTraces: true,
+        },
+        deadline,
+        this.c.log,
+        servers.join(','),
+      );
     } catch (err) {
       this.c.state = 'closed';
-      throw unavailable(`cannot connect to NATS at ${String(o.servers)}`, err);
+      throw unavailable(`cannot connect to NATS at ${servers.join(',')}`, err);
     }
     this.c.maxPayload = this.c.nc.info?.max_payload ?? this.c.maxPayload;
     this.c.wire = new Wire(this.c.nc, this.c.timeoutMs);
@@ -153,24 +168,68 @@ export class JetStreamStore implements StationStore {
       this.c.leaderTimer = setInterval(() => this.c.leaders?.scan(), TICK_MS);
       this.c.leaderTimer.unref();
     }
-    this.c.meta = new Meta(this.c.nc, this.c.wire, this.c.names, this.c.replicas, this.c.log);
-    this.c.meta.onChange((key, value) => this.c.onMetaChange(key, value));
     void this.watchStatus(this.c.nc);
     try {
-      await this.c.meta.open(openTimeout);
+      await waitForJetStream(this.c.wire, deadline, this.c.log, servers.join(','));
     } catch (err) {
       await this.shutdown();
-      throw asJunctionError('cannot open the metadata bucket', err);
+      throw openFailed(`JetStream at ${servers.join(',')} did not answer within ${openTimeout} ms`, err);
+    }
+    // The default replicas of new stations: min(3, servers in the cluster) unless configured.
+    this.clusterServers = clusterSize(this.c.nc, servers);
+    this.c.replicas = o.replicas ?? Math.min(3, this.clusterServers);
+    this.c.meta = new Meta(this.c.nc, this.c.wire, this.c.names, this.c.replicas, this.c.log);
+    this.c.meta.onChange((key, value) => this.c.onMetaChange(key, value));
+    try {
+      await this.c.meta.open(openTimeout, deadline);
+    } catch (err) {
+      await this.shutdown();
+      throw isStarting(err) ? openFailed(`the metadata bucket could not be opened within ${openTimeout} ms`, err) : asJunctionError('cannot open the metadata bucket', err);
     }
     this.c.state = 'open';
     this.c.ticker = setInterval(() => void tick(this.c), TICK_MS);
     this.c.ticker.unref();
-    this.c.log.info({ servers: o.servers, replicas: this.c.replicas, maxPayload: this.c.maxPayload }, 'jetstream store open');
+    this.c.log.info(
+      { servers: o.servers, clusterServers: this.clusterServers, replicas: this.c.replicas, replicasConfigured: o.replicas !== undefined, maxPayload: this.c.maxPayload },
+      'jetstream store open',
+    );
+    this.warnUnderReplicated();
     const version = this.c.nc.info?.version;
     if (version !== undefined && olderThan(version, RAFT_DESYNC_FIXED)) {
       this.c.log.warn(
         { version, fixedIn: RAFT_DESYNC_FIXED.join('.') },
         'nats-server before 2.10.23: after a network cut, a replica of a replicated stream can keep messages its old leader never replicated and serve them when it leads again (README, "Network cut of one node")',
+      );
+    }
+  }
+
+  /** Servers in the NATS cluster as this node saw them at open (startup.ts `clusterSize`). */
+  private clusterServers = 1;
+
+  /**
+   * Replicas of new stations that do not set their own: the `replicas` option, else min(3, the servers
+   * of the NATS cluster) as seen at open. Valid once open.
+   */
+  get defaultReplicas(): number {
+    return this.c.replicas;
+  }
+
+  /** Timeout of one JetStream request (`requestTimeoutMs`). */
+  get requestTimeoutMs(): number {
+    return this.c.timeoutMs;
+  }
+
+  /**
+   * Warns (once, at open) of every station that keeps fewer replicas than the cluster could give it
+   * (min(3, its servers)): losing the server that holds its only copy makes its messages unavailable.
+   */
+  private warnUnderReplicated(): void {
+    const could = Math.min(3, this.clusterServers);
+    for (const [, st] of this.c.meta.scan<StationMeta>('s.')) {
+      if (!st.ready || st.config.replicas >= could) continue;
+      this.c.log.warn(
+        { station: st.name, replicas: st.config.replicas, clusterServers: this.clusterServers, couldHave: could },
+        `station "${st.name}" keeps ${st.config.replicas} replica(s) on a ${this.clusterServers}-server NATS cluster: losing a server that holds it makes its messages unavailable (or loses them); raise it with PATCH /v1/stations/${st.name} {"replicas": ${could}}`,
       );
     }
   }
