@@ -186,6 +186,10 @@ export interface StationStore {
   /** Flushes and closes. Pending long polls answer empty. Idempotent. */
   close(): Promise<void>;
 
+  /**
+   * Creates a station. An engine that keeps copies of stations on several servers (core/cluster) also
+   * takes `replicas` in `config` and `patch`; the embedded engine refuses it (CONFIG_INVALID).
+   */
   createStation(name: string, config?: StationConfigInput): Promise<StationInfo>;
   /** Changes what may change on a live station; CONFIG_IMMUTABLE for partitions / storage. */
   updateStation(name: string, patch: StationPatch): Promise<StationInfo>;
