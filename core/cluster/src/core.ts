@@ -131,6 +131,27 @@ export class StoreCore {
     if (this.state !== 'open') throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
   }
 
+  /** Dead-letter marks being written per station (deleteStation waits for them: see `marking`). */
+  private readonly marks = new Map<string, Promise<void>>();
+
+  /**
+   * Registers a station's marks being written: deleting the station waits for them, as deleting the
+   * marks stream while it is being created here can keep JetStream from answering the delete in time.
+   */
+  marking(station: string, p: Promise<void>): Promise<void> {
+    const all = Promise.allSettled([this.marks.get(station), p]).then(() => {
+      if (this.marks.get(station) === all) this.marks.delete(station);
+    });
+    this.marks.set(station, all);
+    return p;
+  }
+
+  /** Waits for the station's marks being written by this node (at most `ms`). */
+  async marksWritten(station: string, ms: number): Promise<void> {
+    const p = this.marks.get(station);
+    if (p) await Promise.race([p, sleep(ms)]);
+  }
+
   /** Tracks work that nobody awaits (close waits for it a moment); a failure is logged. */
   background(p: Promise<void>): void {
     const tracked: Promise<void> = p

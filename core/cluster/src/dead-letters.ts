@@ -93,7 +93,7 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
     );
     for (const it of items) rt.parts[it.partition]?.outstanding.delete(it.offset);
     // In the background: this node's memory answers at once; the marks (for other nodes) may wait for a new stream's leader.
-    c.background(markDead(c, st, group, rt, found.map((f) => f.it)));
+    c.background(c.marking(st.name, markDead(c, st, group, rt, found.map((f) => f.it))));
     if (found.length > 0) c.emit({ type: 'dead-lettered', station: st.name, group, messages: found.length });
   } catch (err) {
     // Not moved: make them deliverable again (JetStream redelivers after a nak), so nothing is lost.

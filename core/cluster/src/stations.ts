@@ -143,6 +143,7 @@ export function deleteStation(c: StoreCore, name: string): Promise<void> {
         throw new JunctionError(ErrorCode.STATION_RESERVED, `"${name}" is the dead-letter station of "${st.deadLetterOf}"; delete that station or purge its dead letters`);
       }
     }
+    await c.marksWritten(name, c.timeoutMs);
     const doomed = [st];
     const dls = (await c.meta.read<StationMeta>(c.names.stationKey(dlsName(name)))).value;
     if (dls) doomed.push(dls);
