@@ -43,7 +43,7 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
   try {
     const made = await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
     await startCounts(c, st.name, group, gm.gens, made.map((ci) => ci.delivered.stream_seq + 1));
-    const ready = { ...gm, ready: true };
+    const ready: GroupMeta = { ...gm, starts: made.map((ci) => ci.delivered.stream_seq + 1), ready: true };
     if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
     await c.meta.delete(c.names.deadKey(st.name, group)).catch(() => {});
     return ready;
@@ -157,7 +157,7 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
       return {
         partition: p,
         nextOffset: Math.max(ci.delivered.stream_seq + 1, first),
-        ackFloor: Math.max(ci.ack_floor.stream_seq + 1, first),
+        ackFloor: Math.max(ackFloorOf(gm, p, ci), first),
         lag: undelivered + ci.num_ack_pending,
         pending: ci.num_ack_pending - queued,
         redeliveryQueued: queued,
@@ -257,7 +257,7 @@ export async function replaceConsumers(
     const to = await targets(gm);
     const gens = gm.gens.map((g, p) => (to[p] ? g + 1 : g));
     const made = await Promise.all(to.map((t, p) => (t ? createConsumer(c, st, group, p, gens[p]!, gm, t) : undefined)));
-    const next = { ...gm, gens };
+    const next: GroupMeta = { ...gm, gens, starts: gm.gens.map((_, p) => (made[p] ? made[p].delivered.stream_seq + 1 : gm.starts?.[p])) };
     if ((await c.meta.update(key, next, rev)) === undefined) {
       await Promise.allSettled(to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gens[p]!)) : undefined)));
       if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
@@ -310,4 +310,47 @@ export async function followDeadLetter(c: StoreCore, before: StationMeta, after:
       );
     }),
   );
+}
+
+/**
+ * The contract's `releaseDeliveries`: the partitions' consumers are replaced by consumers of the next
+ * generation that start at the old ones' ack floor (`replaceConsumers`: new first, then the old deleted).
+ * Deleting the old consumer ends, on every node, its deliveries and its waiting pulls — including those of a
+ * node that is paused or cut off and would otherwise still receive messages — so nothing is left for an ack
+ * deadline, and there is no window between a snapshot of what is outstanding and the release. Offsets
+ * acked above the ack floor are delivered again (at least once), with a delivery count starting at 1;
+ * the partitions' epochs change.
+ */
+export function releaseDeliveries(c: StoreCore, station: string, group: string, partitions: readonly number[]): Promise<void> {
+  return c.run('releaseDeliveries', async () => {
+    const st = await c.stationMeta(station);
+    for (const p of partitions) {
+      if (!Number.isInteger(p) || p < 0 || p >= st.config.partitions) throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${p}`);
+    }
+    await c.groupMeta(station, group);
+    const release = new Set(partitions);
+    if (release.size === 0) return;
+    await replaceConsumers(c, st, group, (gm) =>
+      Promise.all(
+        gm.gens.map(async (gen, p) => {
+          if (!release.has(p)) return undefined;
+          const ci = await c.api<ConsumerInfo>(`CONSUMER.INFO.${c.names.stream(st.name, p)}.${c.names.consumer(group, gen)}`);
+          return { deliver_policy: 'by_start_sequence', opt_start_seq: ackFloorOf(gm, p, ci) };
+        }),
+      ),
+    );
+    c.log.info({ station, group, partitions: [...release] }, 'outstanding deliveries released: the partitions start again at their ack floor');
+  });
+}
+
+/**
+ * The first offset of a partition the group has not acked: the consumer's ack floor + 1, but not below where
+ * the consumer started (JetStream answers 0 for a consumer that has acked nothing yet). For metadata
+ * without `starts`: a consumer that acked nothing has every delivered offset pending.
+ */
+function ackFloorOf(gm: GroupMeta, p: number, ci: ConsumerInfo): number {
+  const floor = ci.ack_floor.stream_seq + 1;
+  if (ci.ack_floor.stream_seq > 0) return floor;
+  const start = gm.starts?.[p] ?? ci.delivered.stream_seq - ci.num_ack_pending + 1;
+  return Math.max(floor, start);
 }

@@ -45,6 +45,12 @@ export interface GroupMeta {
    */
   gens: number[];
   /**
+   * The first offset of each partition's current consumer (where it started: the group's start, a seek, a
+   * release). JetStream reports an ack floor of 0 for a consumer that has acked nothing yet, whatever its
+   * start. Absent in metadata from before.
+   */
+  starts?: (number | undefined)[] | undefined;
+  /**
    * Random per incarnation of the group: with the partition and its generation it makes the partition's
    * epoch, the last part of every deliveryId (names.ts `epochOf`). Absent in metadata from before epochs.
    */

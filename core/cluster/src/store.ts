@@ -367,6 +367,14 @@ export class JetStreamStore implements StationStore {
   }
 
   /**
+   * Makes every outstanding delivery of these partitions available again now, whoever holds it (the
+   * contract's optional call; groups.ts `releaseDeliveries`: a new consumer generation at the ack floor).
+   */
+  releaseDeliveries(station: string, group: string, partitions: readonly number[]): Promise<void> {
+    return groups.releaseDeliveries(this.c, station, group, partitions);
+  }
+
+  /**
    * `options.partitions` (an extension of the contract, used by the connector runtime when this node
    * runs only some of a sink's tasks): pull only from those partitions.
    */

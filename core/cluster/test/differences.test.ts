@@ -306,6 +306,51 @@ describe('JetStream engine: documented differences', () => {
     expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
   });
 
+  it('releaseDeliveries: what another node holds or still waits for comes back at once; its ids settle nothing after', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('rel', { deadLetter: { maxAckTimeMs: 600_000, maxDeliveries: 5 } });
+    await a.produce('rel', [1, 2, 3, 4, 5].map((i) => ({ value: v(`m${i}`) })));
+    const held = await a.fetch('rel', 'g', { maxMessages: 3, maxBytes: MiB, waitMs: 0 });
+    expect(held.map((d) => d.offset)).toEqual([1, 2, 3]);
+    await a.ack('rel', 'g', [held[0]!.deliveryId]);
+    // A node paused with a pull waiting on the consumer: it receives 4 and 5, and would receive more.
+    const stream = `${prefix.toUpperCase()}_rel_0`;
+    const inbox = `_INBOX.paused.${prefix}`;
+    const arrived: number[] = [];
+    const sub = nc.subscribe(inbox, { callback: (_e, m) => (m.reply ? arrived.push(Number(m.reply.split('.')[5])) : undefined) });
+    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.g_g1`, JSON.stringify({ batch: 100, expires: 60_000_000_000 }), { reply: inbox });
+    await eventually('the paused pull to get 4 and 5', 5_000, async () => (arrived.length === 2 ? true : undefined));
+    expect(arrived).toEqual([4, 5]);
+    // Another node takes over: 2-5 come back now, not after the 10-minute deadline.
+    await b.releaseDeliveries('rel', 'g', [0]);
+    const back = await b.fetch('rel', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(back.map((d) => [d.offset, Buffer.from(d.value).toString(), d.deliveryCount])).toEqual([
+      [2, 'm2', 1],
+      [3, 'm3', 1],
+      [4, 'm4', 1],
+      [5, 'm5', 1],
+    ]);
+    await a.produce('rel', [{ value: v('m6') }]);
+    const [six] = await b.fetch('rel', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 2_000 });
+    expect(six!.offset).toBe(6);
+    expect(arrived).toEqual([4, 5]); // the paused node's pull ended with its consumer
+    sub.unsubscribe();
+    // The earlier holder's ids are of the old epoch: settling them changes nothing.
+    expect((await a.ack('rel', 'g', held.slice(1).map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['stale', 'stale']);
+    expect((await a.getGroup('rel', 'g')).partitions[0]).toMatchObject({ ackFloor: 2, pending: 5 });
+    await b.ack('rel', 'g', [...back, six!].map((d) => d.deliveryId));
+    expect(await a.getGroup('rel', 'g')).toMatchObject({ lag: 0, pending: 0 });
+    // A group that started later keeps its start: nothing before it comes back.
+    await a.createGroup('rel', 'late', { start: { type: 'offset', offset: 5 } });
+    expect((await a.fetch('rel', 'late', { maxMessages: 1, maxBytes: MiB, waitMs: 0 })).map((d) => d.offset)).toEqual([5]);
+    await b.releaseDeliveries('rel', 'late', [0]);
+    expect((await b.fetch('rel', 'late', { maxMessages: 10, maxBytes: MiB, waitMs: 0 })).map((d) => d.offset)).toEqual([5, 6]);
+    await expect(b.releaseDeliveries('rel', 'late', [3])).rejects.toMatchObject({ code: 'PARTITION_NOT_FOUND' });
+    await expect(b.releaseDeliveries('rel', 'nope', [0])).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
+  });
+
   it('11. msgIds are claimed on multi-partition stations only', async () => {
     const prefix = newPrefix();
     const store = await open(prefix);

@@ -111,9 +111,10 @@ export interface SinkRunnerOptions {
   /** The `worker` reported for the tasks this runner runs (the node's name in cluster mode). */
   worker?: string | undefined;
   /**
-   * Cluster placement: the tasks may have run on another node (now dead) that held deliveries without
-   * acking them. Before fetching, nack every delivered-unsettled offset of the owned partitions so the
-   * group hands them out again now rather than after the (long) ack deadline.
+   * Cluster placement: the tasks may have run on another node (dead, paused, cut off) that held deliveries
+   * without acking them. Before fetching, release every outstanding delivery of the owned partitions
+   * (`StationStore.releaseDeliveries`) so the group hands them out again now rather than after the (long)
+   * ack deadline.
    */
   reclaim?: boolean | undefined;
 }
@@ -300,19 +301,14 @@ export class SinkRunner {
 
   private async reclaim(): Promise<void> {
     const { store, decl } = this.o;
+    if (!store.releaseDeliveries) return;
+    const partitions = this.partList.filter((p) => this.owned.has(p.task)).map((p) => p.id);
     try {
-      const g = await store.getGroup(decl.station, this.group);
-      const ids: string[] = [];
-      for (const p of g.partitions) {
-        if (!this.owned.has(p.partition % decl.tasks)) continue;
-        for (let o = p.ackFloor; o < p.nextOffset && ids.length < 100_000; o++) ids.push(`${p.partition}-${o}-1`);
-      }
-      if (ids.length === 0) return;
-      const res = await store.nack(decl.station, this.group, ids, 0);
-      const taken = res.filter((r) => (r as { status?: string }).status === 'nacked').length;
-      this.log.info({ group: this.group, offsets: ids.length, nacked: taken }, 'deliveries left by an earlier owner handed back to the group');
+      // Whatever an earlier owner (dead, paused, cut off) still holds or may still receive comes back now.
+      await store.releaseDeliveries(decl.station, this.group, partitions);
+      this.log.info({ group: this.group, partitions }, 'deliveries left by an earlier owner released to this node');
     } catch (err) {
-      this.log.warn({ err: messageOf(err) }, 'could not hand back deliveries of an earlier owner; they return after the ack deadline');
+      this.log.warn({ err: messageOf(err) }, 'could not release the deliveries of an earlier owner; they return after the ack deadline');
     }
   }
 
