@@ -22,6 +22,8 @@ export const NS = 1_000_000;
 export const STUCK_PULL_MS = 1_000;
 /** A carried delivery is not handed out when less than this is left of its ack deadline. */
 export const CARRY_MARGIN_MS = 100;
+/** A carried delivery no fetch on this node took within this long is released (nak) for any fetcher. */
+export const CARRY_IDLE_MS = 2_000;
 /** A no-wait pull that finds nothing this soon after this node produced to the stream waits a little (see pullInto). */
 export const RECENT_PRODUCE_MS = 1_000;
 export const REPLICA_CATCHUP_MS = 50;

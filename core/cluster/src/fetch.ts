@@ -12,7 +12,7 @@ import type { GroupMeta, StationMeta } from './meta.js';
 import { parseAckSubject } from './names.js';
 import { GroupRt, type Carried } from './runtime.js';
 import type { PullSession } from './wire.js';
-import { groupSettings, type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
+import { groupSettings, type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, CARRY_IDLE_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
 import { moveToDls } from './dead-letters.js';
 import { countSkipped, startCounts } from './retention.js';
 import { createConsumer, groupForFetch } from './groups.js';
@@ -38,6 +38,8 @@ interface FetchCtx {
   /** The partitions this fetch pulls from (all, or the `partitions` option). */
   parts: number[];
 }
+
+const NAK = Buffer.from('-NAK');
 
 type Deferred = { promise: Promise<void>; resolve: () => void };
 function deferred(): Deferred {
@@ -210,7 +212,7 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
   };
   const deadline = Date.now() + ctx.limits.maxAckTimeMs;
   if (hasRoom(ctx, d.value.length)) handOut(ctx, d, reply, deadline);
-  else ctx.rt.carry.push({ delivery: d, ack: reply, deadline });
+  else ctx.rt.carry.push({ delivery: d, ack: reply, deadline, at: Date.now() });
   ctx.wake?.();
 }
 
@@ -220,7 +222,7 @@ async function pullOne(c: StoreCore, ctx: FetchCtx, partition: number, waitMs: n
   try {
     await pullInto(c, ctx, session, partition, waitMs, signal);
   } finally {
-    await session.close(session.openCount > 0 && c.state === 'open');
+    session.close();
   }
 }
 
@@ -275,7 +277,7 @@ async function sweep(c: StoreCore, ctx: FetchCtx, signal: AbortSignal): Promise<
       if (session.openCount > 0) break; // a stalled pull: its partition's messages may still arrive here
     }
   } finally {
-    await session.close(session.openCount > 0 && c.state === 'open');
+    session.close();
   }
 }
 
@@ -295,7 +297,7 @@ async function longPoll(c: StoreCore, ctx: FetchCtx, waitMs: number, signal: Abo
     await Promise.race([woke.promise, Promise.all(ends), sleep(waitMs + STUCK_PULL_MS, signal)]);
   } finally {
     ctx.wake = undefined;
-    await session.close(session.openCount > 0 && c.state === 'open');
+    session.close();
   }
 }
 
@@ -331,3 +333,41 @@ async function settleFetched(c: StoreCore, ctx: FetchCtx): Promise<void> {
   await Promise.all([c.ackSubjects(skips), dead.length > 0 ? moveToDls(c, ctx.st, ctx.group, ctx.gm, dead) : undefined]);
 }
 
+/**
+ * A delivery of a pull whose fetch had ended (wire.ts `onOrphan`): taken in as a fetch with no room would
+ * take it — carried for the next fetch of its group on this node (copies for other groups are acked,
+ * deliveries past their last attempt dead-lettered) — or, when this node no longer runs that consumer,
+ * handed back to JetStream at once (nak), so it never waits for its ack deadline.
+ */
+export function adoptOrphan(c: StoreCore, m: Msg): void {
+  const a = m.reply ? parseAckSubject(m.reply) : undefined;
+  if (!a || c.state !== 'open') return;
+  for (const rt of c.groups.values()) {
+    const p = rt.parts.findIndex((part, i) => part.consumer === a.consumer && c.names.stream(rt.station, i) === a.stream);
+    if (p < 0) continue;
+    const st = c.meta.peek<StationMeta>(c.names.stationKey(rt.station)).value;
+    const gm = c.meta.peek<GroupMeta>(c.names.groupKey(rt.station, rt.group)).value;
+    if (!st?.ready || !gm?.ready) break;
+    const ctx: FetchCtx = { st, group: rt.group, gm, limits: groupSettings(st, gm), rt, out: [], bytes: 0, maxMessages: 0, maxBytes: 0, skips: [], dead: [], touched: 0, parts: [] };
+    accept(c, ctx, p, m);
+    if (ctx.skips.length > 0 || ctx.dead.length > 0) c.background(settleFetched(c, ctx));
+    return;
+  }
+  c.wire.send(m.reply!, NAK);
+}
+
+/**
+ * Releases (nak) the carried deliveries that no fetch on this node took within CARRY_IDLE_MS — their group
+ * is fetched elsewhere now, or not at all (a sink task stopped or moved) — so that they come back at once
+ * (deliveryCount + 1) instead of after their ack deadline.
+ */
+export function releaseIdleCarry(c: StoreCore, now = Date.now()): void {
+  for (const rt of c.groups.values()) {
+    if (rt.carry.length === 0) continue;
+    const keep = rt.carry.filter((x) => now - x.at < CARRY_IDLE_MS);
+    if (keep.length === rt.carry.length) continue;
+    for (const x of rt.carry) if (now - x.at >= CARRY_IDLE_MS && x.deadline > now) c.wire.send(x.ack, NAK);
+    rt.carry.length = 0;
+    rt.carry.push(...keep);
+  }
+}

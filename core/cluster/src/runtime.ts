@@ -22,12 +22,17 @@ export interface Outstanding {
   busy?: boolean | undefined;
 }
 
-/** A delivery received beyond a fetch's limits, handed out first by the next fetch on this node. */
+/**
+ * A delivery received beyond a fetch's limits, or after its fetch ended (a pull still waiting then): handed
+ * out first by the next fetch on this node, or released (nak) when none takes it in time (store.ts tick).
+ */
 export interface Carried {
   delivery: Delivery;
   ack: string;
   /** Past this (ms) it is no longer handed out: JetStream redelivers it. */
   deadline: number;
+  /** When it was received (ms, Date.now() clock). */
+  at: number;
 }
 
 /** Offsets this node dead-lettered that a partition remembers (per epoch), to answer a late ack `stale`. */

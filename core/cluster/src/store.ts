@@ -48,6 +48,7 @@ import * as fetching from './fetch.js';
 import * as settle from './settle.js';
 import * as dead from './dead-letters.js';
 import { tick } from './dead-letters.js';
+import { releaseIdleCarry } from './fetch.js';
 
 export interface JetStreamStoreOptions {
   /** NATS server URLs (`nats://host:port`); several for a cluster. */
@@ -142,6 +143,7 @@ export class JetStreamStore implements StationStore {
     }
     this.c.maxPayload = this.c.nc.info?.max_payload ?? this.c.maxPayload;
     this.c.wire = new Wire(this.c.nc, this.c.timeoutMs);
+    this.c.wire.onOrphan = (m) => fetching.adoptOrphan(this.c, m);
     const stallMs = o.publishStallMs ?? 1_500;
     if (stallMs > 0) {
       this.c.leaders = new LeaderWatch({
@@ -187,7 +189,10 @@ export class JetStreamStore implements StationStore {
       throw isStarting(err) ? openFailed(`the metadata bucket could not be opened within ${openTimeout} ms`, err) : asJunctionError('cannot open the metadata bucket', err);
     }
     this.c.state = 'open';
-    this.c.ticker = setInterval(() => void tick(this.c), TICK_MS);
+    this.c.ticker = setInterval(() => {
+      void tick(this.c);
+      releaseIdleCarry(this.c);
+    }, TICK_MS);
     this.c.ticker.unref();
     this.c.log.info(
       { servers: o.servers, clusterServers: this.clusterServers, replicas: this.c.replicas, replicasConfigured: o.replicas !== undefined, maxPayload: this.c.maxPayload },

@@ -147,6 +147,34 @@ describe('JetStream engine: documented differences', () => {
     expect(ds.map((d) => d.offset)).toEqual([1, 2]);
   });
 
+  it('7. a delivery carried past its fetch that no fetch on its node takes is released within seconds, not after the ack deadline', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('carry', { partitions: 2, deadLetter: { maxAckTimeMs: 60_000 } });
+    await a.createGroup('carry', 'g');
+    // A long poll for one message on both partitions; one message then arrives on each: one is handed out,
+    // the other is carried on node a for a's next fetch — which never comes (its consumer moved on).
+    const polling = a.fetch('carry', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 5_000 });
+    await sleep(300);
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
+    const stored = await a.produce('carry', keys.map((k) => ({ value: v(k), key: k })));
+    const byPartition = new Map<number, number>();
+    for (const r of stored) if (r.status === 'stored' && !byPartition.has(r.partition)) byPartition.set(r.partition, r.offset);
+    expect(byPartition.size).toBe(2);
+    const [first] = await polling;
+    expect(first).toBeDefined();
+    const t0 = Date.now();
+    const other = await eventually('the other partition\'s message on node b', 10_000, async () => {
+      const got = await b.fetch('carry', 'g', { maxMessages: 100, maxBytes: MiB, waitMs: 500 });
+      return got.find((d) => d.partition !== first!.partition && d.offset === byPartition.get(d.partition)) ?? undefined;
+    });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(other.partition).not.toBe(first!.partition);
+    // It went through node a (carried, then released): its second delivery.
+    expect(other.deliveryCount).toBe(2);
+  });
+
   it('9/10. two nodes: settling another node\'s deliveries; pending vs redeliveryQueued is per node', async () => {
     const prefix = newPrefix();
     const a = await open(prefix);
