@@ -479,7 +479,12 @@ export class SinkRunner {
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(6, failures))));
         continue;
       }
-      if (chunks.length > 0 && !this.stopping) this.ingest(chunks);
+      if (chunks.length > 0 && this.stopping) {
+        // Fetched as the stop began (an engine may answer an aborted fetch): back to the group now, not at the ack deadline.
+        const ids: string[] = [];
+        for (const c of chunks) idsOf(c, ids);
+        this.settle(store.nack(decl.station, this.group, ids, 0));
+      } else if (chunks.length > 0) this.ingest(chunks);
     }
   }
 
