@@ -42,6 +42,8 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
   if (rev === undefined) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
   try {
     const made = await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
+    // A new group counts from zero: drop a count an earlier group of this name may have left.
+    await c.meta.delete(c.names.lostKey(st.name, group));
     await startCounts(c, st.name, group, gm.gens, made.map((ci) => ci.delivered.stream_seq + 1));
     const ready: GroupMeta = { ...gm, starts: made.map((ci) => ci.delivered.stream_seq + 1), ready: true };
     if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
@@ -49,6 +51,7 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
     return ready;
   } catch (err) {
     await c.meta.delete(key).catch(() => {});
+    await c.meta.delete(c.names.lostKey(st.name, group)).catch(() => {});
     await Promise.allSettled(gm.gens.map((g, p) => c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, g))));
     throw err;
   }

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { MiB } from '@junction/protocol';
-import { startNatsCluster, type NatsCluster } from '@junction/e2e';
+import { eventually, startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { JetStreamStore } from '../src/index.js';
 import { dropPrefix } from './helpers.js';
 
@@ -51,17 +51,6 @@ async function jsApi<T>(subject: string, body?: unknown): Promise<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `probe` until it answers something (not undefined) or `timeoutMs` passes. */
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 const v = (s: string) => Buffer.from(s);
