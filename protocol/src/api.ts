@@ -60,6 +60,12 @@ export type StationConfig = z.output<typeof StationConfigInput>;
 
 export const CreateStationBody = StationConfigInput.extend({ name: StationName });
 
+/**
+ * Copies of a station's data on the NATS servers (cluster mode: JetStream's num_replicas, 1–5; default
+ * min(3, the servers of the cluster)). The embedded engine keeps one copy and refuses the option.
+ */
+export const StationReplicas = z.int().min(1).max(5);
+
 /** What can change on a live station. partitions and storage cannot (fixed at creation). */
 export const StationPatch = z.strictObject({
   retention: RetentionConfig.optional(),

@@ -44,6 +44,12 @@ export interface NatsClusterOptions {
   extraConfig?: string;
   /** Route connections through relays in this process so that `cut(i)` / `heal(i)` work. Default false. */
   cuttableRoutes?: boolean;
+  /**
+   * The nodes to start now (indexes); the others start with `start(i)`. Default all. With a subset,
+   * `startNatsCluster` does not wait for the cluster to be ready (it may not be able to be: a fresh
+   * cluster needs its peers), so tests can start NATS and Junction nodes in any order.
+   */
+  startNodes?: number[];
 }
 
 export interface NatsNode {
@@ -292,6 +298,11 @@ class Node implements NatsNode {
   }
 }
 
+/** create(): a node could not bind a port (another process took it between the pick and the bind). */
+class PortTaken {
+  constructor(readonly err: unknown) {}
+}
+
 /** A running test cluster. Create with {@link startNatsCluster}. */
 export class NatsCluster {
   private readonly bin = process.env['NATS_SERVER_BIN'] ?? 'nats-server';
@@ -322,11 +333,26 @@ export class NatsCluster {
     return n;
   }
 
-  /** @internal */
+  /**
+   * @internal Ports are picked free (bound and released), so another process on the machine (other test
+   * runs) can take one before nats-server binds it: a node that fails to bind makes the whole cluster start
+   * again on fresh ports, up to 5 times.
+   */
   static async create(opts: NatsClusterOptions): Promise<NatsCluster> {
     installExitHook();
     reapOrphans();
     mkdirSync(REGISTRY, { recursive: true });
+    for (let attempt = 1; ; attempt++) {
+      const made = await NatsCluster.build(opts);
+      if (!(made instanceof PortTaken) || attempt >= 5) {
+        if (made instanceof PortTaken) throw made.err;
+        return made;
+      }
+    }
+  }
+
+  /** One try of create(): the cluster, or PortTaken when a node could not bind its ports (stopped already). */
+  private static async build(opts: NatsClusterOptions): Promise<NatsCluster | PortTaken> {
     const count = opts.nodes ?? 3;
     const dir = await mkdtemp(join(tmpdir(), 'junction-nats-'));
     const ports: { client: number; cluster: number; http: number }[] = [];
@@ -387,14 +413,41 @@ export class NatsCluster {
     }
     const cluster = new NatsCluster(dir, nodes, opts.readyTimeoutMs ?? 30_000, relays);
     live.add(cluster);
+    const now = opts.startNodes ?? nodes.map((n) => n.index);
     try {
-      for (const n of nodes) cluster.spawnNode(n);
-      await cluster.waitUntilReady();
+      for (const n of nodes) if (now.includes(n.index)) cluster.spawnNode(n);
+      if (now.length === nodes.length) await cluster.waitUntilReady();
+      else await cluster.waitForBinds(now);
     } catch (err) {
+      const taken = cluster.portTaken();
       await cluster.stop();
+      if (taken) return new PortTaken(err);
       throw err;
     }
     return cluster;
+  }
+
+  /** Whether a node failed because one of its ports was in use (another process took it). */
+  private portTaken(): boolean {
+    return this.nodeList.some((n) => /address already in use/i.test(n.output()));
+  }
+
+  /** Waits until the given nodes listen for clients (their /healthz answers at all), for a start without readiness. */
+  private async waitForBinds(indexes: number[]): Promise<void> {
+    const deadline = Date.now() + this.readyTimeoutMs;
+    for (const i of indexes) {
+      const n = this.nodeList[i]!;
+      for (;;) {
+        if (n.child && !n.running) throw new Error(`${n.name} exited while starting:\n${n.output()}`);
+        const up = await fetch(`http://127.0.0.1:${n.httpPort}/varz`, { signal: AbortSignal.timeout(2_000) }).then(
+          (r) => r.ok,
+          () => false,
+        );
+        if (up) break;
+        if (Date.now() > deadline) throw new Error(`${n.name} did not listen within ${this.readyTimeoutMs} ms:\n${n.output()}`);
+        await sleep(50);
+      }
+    }
   }
 
   private spawnNode(n: Node): void {
@@ -475,12 +528,26 @@ export class NatsCluster {
     this.writeRegistry();
   }
 
-  /** Starts a stopped node again (same name, ports and store dir) and waits until the cluster is ready. */
-  async start(index: number): Promise<void> {
+  /**
+   * Starts a node (again: same name, ports and store dir) and waits until the cluster is ready, or with
+   * `wait: false` only until the node listens. A port another process took meanwhile is tried again for
+   * 10 s.
+   */
+  async start(index: number, opts: { wait?: boolean } = {}): Promise<void> {
     const n = this.nodeList[index]!;
     n.expectedDown = false;
-    this.spawnNode(n);
-    await this.waitUntilReady();
+    for (const deadline = Date.now() + 10_000; ; ) {
+      this.spawnNode(n);
+      try {
+        await this.waitForBinds([index]);
+        break;
+      } catch (err) {
+        if (!/address already in use/i.test(n.output()) || Date.now() > deadline) throw err;
+        await n.exited;
+        await sleep(250);
+      }
+    }
+    if (opts.wait ?? true) await this.waitUntilReady();
   }
 
   /**

@@ -205,6 +205,10 @@ export interface StationStore {
   /** Flushes and closes. Pending long polls answer empty. Idempotent. */
   close(): Promise<void>;
 
+  /**
+   * Creates a station. An engine that keeps copies of stations on several servers (core/cluster) also
+   * takes `replicas` in `config` and `patch`; the embedded engine refuses it (CONFIG_INVALID).
+   */
   createStation(name: string, config?: StationConfigInput): Promise<StationInfo>;
   /** Changes what may change on a live station; CONFIG_IMMUTABLE for partitions / storage. */
   updateStation(name: string, patch: StationPatch): Promise<StationInfo>;
@@ -258,6 +262,17 @@ export interface StationStore {
   deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]>;
   /** Moves the group's cursor; pending deliveries are forgotten. */
   seek(station: string, group: string, position: StartPosition): Promise<GroupInfo>;
+  /**
+   * Optional, for engines whose deliveries other processes may hold (core/cluster): makes every delivery
+   * of these partitions that is outstanding in the group — handed out and not settled, by any node, or
+   * still to come from a fetch that is waiting — available again now, instead of after its ack deadline,
+   * whoever holds it. What the group settled stays settled (an engine may deliver again what was acked out
+   * of order above its ack floor: at least once). Ids handed out before settle nothing afterwards (`stale`):
+   * their holder has lost them. Resolves once a fetch of those partitions gets them. For a consumer that
+   * takes partitions over from another (the connector runtime's sink task hand-over).
+   * PARTITION_NOT_FOUND / GROUP_NOT_FOUND / STATION_NOT_FOUND as the other calls.
+   */
+  releaseDeliveries?(station: string, group: string, partitions: readonly number[]): Promise<void>;
 
   /** Re-produces dead letters into their origin station (or for one group only). */
   replayDeadLetters(station: string, options?: ReplayOptions): Promise<ReplayResult>;

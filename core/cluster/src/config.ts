@@ -3,10 +3,11 @@
  * embedded engine's) plus `replicas`, the one cluster-only option, and the mapping of a station's config
  * to the JetStream stream config of each of its partitions.
  */
-import { StationConfigInput, StationPatch, type StationConfig } from '@junction/protocol';
+import { StationConfigInput, StationPatch, StationReplicas, type StationConfig } from '@junction/protocol';
 import { z } from 'zod';
 
-export const Replicas = z.union([z.literal(1), z.literal(3), z.literal(5)]);
+/** Copies of a station's data on the NATS servers (JetStream's num_replicas, at most 5). */
+export const Replicas = StationReplicas;
 export type Replicas = z.infer<typeof Replicas>;
 
 /** What createStation accepts on this engine: the protocol's config and `replicas` (default: the store's). */
@@ -90,5 +91,26 @@ export function dlsConfig(origin: ClusterStationConfig): ClusterStationConfig {
     dedupWindowMs: 10 * 60_000,
     maxMessageBytes: 64 * 1024 * 1024,
     deadLetter: { ...origin.deadLetter, enabled: false },
+  };
+}
+
+/** Dead-letter marks a station keeps per partition (shared by its groups), and for how long (as its DLS). */
+export const MARKS_PER_PARTITION = 10_000;
+export const MARKS_MAX_AGE_MS = 30 * 24 * 3600_000;
+
+/**
+ * The config of a station's marks stream (names.ts `marksStream`): one empty message per dead letter on
+ * its own subject, so "was this offset dead-lettered" is one STREAM.MSG.GET by subject.
+ */
+export function marksConfig(name: string, subjects: string, station: string, config: ClusterStationConfig): JsStreamConfig {
+  return {
+    ...streamConfig(name, subjects, station, -1, config),
+    description: `Junction station ${station}: offsets its groups dead-lettered`,
+    retention: 'limits',
+    max_msgs: MARKS_PER_PARTITION * config.partitions,
+    max_bytes: -1,
+    max_age: MARKS_MAX_AGE_MS * NS,
+    max_msgs_per_subject: 1,
+    duplicate_window: 60_000 * NS,
   };
 }

@@ -17,6 +17,7 @@ import type { ClusterStationConfig } from './config.js';
 import { isApiError, JsErr } from './errors.js';
 import type { Names } from './names.js';
 import type { Wire } from './wire.js';
+import { retryWhileStarting } from './startup.js';
 
 export interface StationMeta {
   name: string;
@@ -31,10 +32,29 @@ export interface StationMeta {
 
 export interface GroupMeta {
   createdAt: number;
-  maxAckTimeMs: number;
-  maxDeliveries: number;
-  /** Consumer generation per partition: a seek replaces the consumer by one of the next generation. */
+  /**
+   * The group's own ack deadline and attempt limit; absent: the station's `deadLetter` settings, followed
+   * when they change. Metadata from before this rule always holds both: a value equal to the station's
+   * counts as inherited (core.ts `groupSettings`).
+   */
+  maxAckTimeMs?: number | undefined;
+  maxDeliveries?: number | undefined;
+  /**
+   * Consumer generation per partition: a seek (or a hand-over, `releaseDeliveries`) replaces the consumer
+   * by one of the next generation.
+   */
   gens: number[];
+  /**
+   * The first offset of each partition's current consumer (where it started: the group's start, a seek, a
+   * release). JetStream reports an ack floor of 0 for a consumer that has acked nothing yet, whatever its
+   * start. Absent in metadata from before.
+   */
+  starts?: (number | undefined)[] | undefined;
+  /**
+   * Random per incarnation of the group: with the partition and its generation it makes the partition's
+   * epoch, the last part of every deliveryId (names.ts `epochOf`). Absent in metadata from before epochs.
+   */
+  nonce?: string | undefined;
   ready: boolean;
 }
 
@@ -69,12 +89,29 @@ export class Meta {
     return `$KV.${this.names.bucket}.${key}`;
   }
 
-  /** Creates (or binds) the bucket and loads everything into memory. */
-  async open(timeoutMs: number): Promise<void> {
+  /**
+   * Creates (or binds) the bucket and loads everything into memory. While the cluster is still starting
+   * (no JetStream yet, peers still joining), the bucket's creation is retried until `deadline`
+   * (performance.now()). A bucket with fewer replicas than this store's default gets more (JetStream moves
+   * them live): the station metadata must outlive the loss of a server as the stations do.
+   */
+  async open(timeoutMs: number, deadline: number): Promise<void> {
     // The store's request timeout, not nats.js's 5 s: creating an R3 bucket on a cluster that just started
     // (or is busy) can take longer.
-    this.kv = await new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false });
-    const info = await this.wire.api<{ state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${this.streamName}`);
+    this.kv = await retryWhileStarting(`creating the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
+      new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false }),
+    );
+    const info = await retryWhileStarting(`reading the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
+      this.wire.api<{ config: { num_replicas: number } & Record<string, unknown>; state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${this.streamName}`),
+    );
+    if (info.config.num_replicas < this.replicas) {
+      try {
+        await this.wire.api(`$JS.API.STREAM.UPDATE.${this.streamName}`, { ...info.config, num_replicas: this.replicas });
+        this.log.info({ bucket: this.names.bucket, from: info.config.num_replicas, to: this.replicas }, 'metadata bucket given more replicas');
+      } catch (err) {
+        this.log.warn({ err, bucket: this.names.bucket, replicas: info.config.num_replicas }, 'the metadata bucket keeps fewer replicas than the store\'s default: losing its server makes every station unavailable');
+      }
+    }
     const until = info.state.last_seq;
     let loaded!: () => void;
     const initial = new Promise<void>((resolve) => (loaded = resolve));

@@ -6,11 +6,27 @@
  *   subject   <prefix>.<station>.<p>         e.g. junction.orders.0
  *   consumer  <group>_g<generation>          one durable pull consumer per group per partition stream;
  *                                            the generation grows on every seek (a seek is a new consumer)
+ *   claims    <PREFIX>_<station>_ids         msgId claims of a station with several partitions (claims.ts)
+ *   marks     <PREFIX>_<station>_dead        offsets its groups dead-lettered (dead-letters.ts)
  *   KV bucket <prefix>-meta                  station and group metadata (see meta.ts for the keys)
  *
  * Station and group names may contain "."; JetStream names may not, and a "." would split a subject
  * token, so "." is written as "=" (which Junction names never contain: the encoding is one to one).
  */
+import { createHash } from 'node:crypto';
+import { epochToken } from '@junction/protocol';
+
+/**
+ * The epoch of a group's partition: the last part of its deliveryIds (`<p>-<offset>-<attempt>-<epoch>`,
+ * @junction/protocol). It changes with the group's incarnation (`nonce`, random at creation, so also when
+ * the station is deleted and created again) and with the consumer generation (every seek and hand-over),
+ * so an id handed out before settles nothing after. Metadata without a nonce (written before epochs)
+ * uses the group's name and creation time instead.
+ */
+export function epochOf(group: string, gm: { nonce?: string | undefined; createdAt: number }, partition: number, generation: number): string {
+  const h = createHash('sha256').update(`${gm.nonce ?? `${group}\u0000${gm.createdAt}`}\u0000${partition}\u0000${generation}`).digest();
+  return epochToken(h.readUInt32BE(0));
+}
 
 /** Store prefixes: lower case, so the upper-cased stream prefix stays one to one. */
 export const PREFIX_PATTERN = /^[a-z][a-z0-9_]{0,31}$/;
@@ -42,6 +58,30 @@ export class Names {
     return `${this.prefix}.${enc(station)}.${partition}`;
   }
 
+  /**
+   * The stream that remembers which offsets a station's groups dead-lettered (`<PREFIX>_<station>_dead`,
+   * one empty message per dead letter on `markSubject`), so that a late ack of one answers `stale` on any
+   * node and after restarts.
+   */
+  marksStream(station: string): string {
+    return `${this.streamPrefix}_${enc(station)}_dead`;
+  }
+
+  /** Every subject of a station's marks stream. */
+  marksSubjects(station: string): string {
+    return `${this.prefix}.${enc(station)}.dead.>`;
+  }
+
+  /** The mark of one dead letter: group, epoch (so a seek or a new incarnation starts clean), partition, offset. */
+  markSubject(station: string, group: string, epoch: string, partition: number, offset: number): string {
+    return `${this.prefix}.${enc(station)}.dead.${enc(group)}.${epoch}.${partition}.${offset}`;
+  }
+
+  /** The marks of one partition of a group in one epoch (a subject filter). */
+  markFilter(station: string, group: string, epoch: string, partition: number): string {
+    return `${this.prefix}.${enc(station)}.dead.${enc(group)}.${epoch}.${partition}.*`;
+  }
+
   /** Every subject of the store (stream listing filter). */
   get allSubjects(): string {
     return `${this.prefix}.>`;
@@ -55,6 +95,7 @@ export class Names {
   // s.<station>            StationMeta
   // g.<station>.<group>    GroupMeta
   // d.<station>.<group>    dead-letter counter of a group
+  // l.<station>.<group>    what a group lost to retention, per partition (retention.ts)
   // Reserved for the connector runtime: c.<connector> (connector desired state), and a separate
   // bucket <prefix>-leases whose keys t.<connector>.<task> hold { node, epoch } with a bucket TTL as
   // the lease and CAS on the revision as the fencing token; n.<node> heartbeats. See README.
@@ -69,6 +110,11 @@ export class Names {
 
   deadKey(station: string, group: string): string {
     return `d.${enc(station)}.${enc(group)}`;
+  }
+
+  /** What a group lost to retention, per partition (retention.ts). */
+  lostKey(station: string, group: string): string {
+    return `l.${enc(station)}.${enc(group)}`;
   }
 
   /** Parses a KV key; undefined for keys this store does not own. */

@@ -19,7 +19,9 @@
  * Implements `Placement` of `@junction/connect` structurally (this package does not depend on it).
  */
 import { createHash } from 'node:crypto';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { isStarting, openFailed, retryWhileStarting } from './startup.js';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { JunctionError } from './errors.js';
@@ -45,7 +47,7 @@ export interface ClusterPlacementOptions {
   leaseTtlMs?: number | undefined;
   /** Heartbeat and renewal period. Default 1000 ms. */
   heartbeatMs?: number | undefined;
-  /** Replicas of the leases bucket. Default 1. */
+  /** Replicas of the leases bucket. Default: the store's default replicas (`JetStreamStore.defaultReplicas`). */
   replicas?: number | undefined;
   logger?: Logger | undefined;
 }
@@ -133,7 +135,7 @@ export class ClusterPlacement {
     this.node = o.node;
     this.ttl = o.leaseTtlMs ?? 5000;
     this.beat = o.heartbeatMs ?? 1000;
-    this.replicas = o.replicas ?? 1;
+    this.replicas = o.replicas ?? 0;
     this.log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'placement', node: o.node });
   }
 
@@ -147,11 +149,18 @@ export class ClusterPlacement {
 
   async start(hooks: PlacementHooks): Promise<void> {
     this.hooks = hooks;
-    const kvm = new Kvm(this.store.connection);
-    this.kv = await kvm.create(this.bucket, { history: 1, ttl: this.ttl, replicas: this.replicas, storage: 'file' });
+    const kvm = new Kvm(jetstream(this.store.connection, { timeout: this.store.requestTimeoutMs }));
+    const replicas = this.replicas > 0 ? this.replicas : this.store.defaultReplicas;
+    // The store is open, so JetStream answered; a cluster still starting can refuse a moment longer.
+    this.kv = await retryWhileStarting(`creating the leases bucket ${this.bucket}`, performance.now() + 60_000, this.log, () =>
+      kvm.create(this.bucket, { history: 1, ttl: this.ttl, replicas, storage: 'file' }),
+    ).catch((err: unknown) => {
+      throw isStarting(err) ? openFailed(`the leases bucket ${this.bucket} could not be opened`, err) : err;
+    });
     this.watcher = await this.kv.watch({ key: '>' });
     void this.consume(this.watcher);
-    await this.heartbeat();
+    // A bucket created a moment ago may not have a leader answering yet (no responders).
+    await retryWhileStarting(`joining the members in ${this.bucket}`, performance.now() + 60_000, this.log, () => this.heartbeat());
     this.timer = setInterval(() => void this.tick(), this.beat);
     this.timer.unref();
     this.watchdog = setInterval(() => this.guard(), Math.max(50, Math.floor(this.beat / 4)));

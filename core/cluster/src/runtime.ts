@@ -5,7 +5,7 @@
  *
  * JetStream holds the group's real state (the consumer's pending set, ack floor, redelivery queue);
  * this is a per-node index of it and is rebuilt empty on restart — a delivery made before the restart
- * is still settled through the ack subject rebuilt from its deliveryId (see store.ts `resolve`).
+ * is still settled through the ack subject rebuilt from its deliveryId (see settle.ts `resolve`).
  */
 import type { Delivery } from '@junction/broker';
 
@@ -22,22 +22,59 @@ export interface Outstanding {
   busy?: boolean | undefined;
 }
 
-/** A delivery received beyond a fetch's limits, handed out first by the next fetch on this node. */
+/**
+ * A delivery received beyond a fetch's limits, or after its fetch ended (a pull still waiting then): handed
+ * out first by the next fetch on this node, or released (nak) when none takes it in time (store.ts tick).
+ */
 export interface Carried {
   delivery: Delivery;
   ack: string;
   /** Past this (ms) it is no longer handed out: JetStream redelivers it. */
   deadline: number;
+  /** When it was received (ms, Date.now() clock). */
+  at: number;
+}
+
+/** Offsets this node dead-lettered that a partition remembers (per epoch), to answer a late ack `stale`. */
+export const REMEMBERED_DEAD = 10_000;
+
+/** One consumer generation of a group's partition, as this node sees it. */
+export interface ConsumerRef {
+  generation: number;
+  consumer: string;
+  /** The epoch of this generation (names.ts `epochOf`): the last part of its deliveryIds. */
+  epoch: string;
 }
 
 export class PartitionRt {
   readonly outstanding = new Map<number, Outstanding>();
   /** Offsets handed out on their last attempt (the ones whose deadline means dead-lettering). */
   readonly last = new Set<number>();
-  constructor(
-    readonly generation: number,
-    readonly consumer: string,
-  ) {}
+  /** Offsets this node moved to the dead-letter station in this epoch (the last REMEMBERED_DEAD). */
+  private readonly dead = new Set<number>();
+  /**
+   * The last first-attempt delivery this node received (consumer and stream sequence): the next one with
+   * the next consumer sequence and a higher stream sequence than the one after shows offsets the consumer
+   * skipped, which retention removed (retention.ts).
+   */
+  lastNew: { dseq: number; sseq: number } | undefined;
+  readonly generation: number;
+  readonly consumer: string;
+  readonly epoch: string;
+  constructor(ref: ConsumerRef) {
+    this.generation = ref.generation;
+    this.consumer = ref.consumer;
+    this.epoch = ref.epoch;
+  }
+
+  rememberDead(offset: number): void {
+    this.dead.add(offset);
+    if (this.dead.size > REMEMBERED_DEAD) this.dead.delete(this.dead.values().next().value!);
+  }
+
+  wasDead(offset: number): boolean {
+    return this.dead.has(offset);
+  }
 }
 
 export class GroupRt {
@@ -50,19 +87,22 @@ export class GroupRt {
   constructor(
     readonly station: string,
     readonly group: string,
-    consumers: { generation: number; consumer: string }[],
+    consumers: ConsumerRef[],
   ) {
-    this.parts = consumers.map((c) => new PartitionRt(c.generation, c.consumer));
+    this.parts = consumers.map((c) => new PartitionRt(c));
   }
 
-  /** Adopts new consumer generations (after a seek anywhere); forgets what this node knew of replaced ones. */
-  sync(consumers: { generation: number; consumer: string }[]): void {
+  /**
+   * Adopts new consumer generations (after a seek or a hand-over anywhere, or a new incarnation of the
+   * group); forgets what this node knew of replaced ones.
+   */
+  sync(consumers: ConsumerRef[]): void {
     let changed = false;
     this.parts = consumers.map((c, p) => {
       const cur = this.parts[p];
-      if (cur && cur.generation === c.generation) return cur;
+      if (cur && cur.generation === c.generation && cur.epoch === c.epoch) return cur;
       changed = true;
-      return new PartitionRt(c.generation, c.consumer);
+      return new PartitionRt(c);
     });
     if (changed) {
       const keep = this.carry.filter((c) => this.parts[c.delivery.partition]?.consumer === consumerOf(c.ack));

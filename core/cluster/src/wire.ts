@@ -5,9 +5,12 @@
  * wildcard subscription and is matched by its last subject token, and one interval sweeps timeouts, so
  * a publish costs a map entry and a promise.
  *
- * Pulls (consumer fetches) use a subscription of their own per fetch (see {@link PullSession}) so that a
- * fetch can end its pull requests by unsubscribing — nats-server drops a waiting pull request whose
- * reply subject lost its interest.
+ * Pulls (consumer fetches) use a subscription of their own per fetch (see {@link PullSession}). It stays
+ * subscribed after its fetch ended until every pull request of it ended on the server (its batch, a status,
+ * its `expires`): a pull still waiting then (the other partitions' pulls of a long poll, a no-wait pull
+ * stalled behind others) may still deliver, and with the inbox unsubscribed a delivery crossing a route
+ * in that instant would be lost — left pending in JetStream until its ack deadline. Such late deliveries go
+ * to the wire's `onOrphan` (the store carries them to the next fetch).
  */
 import { headers as natsHeaders, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { JetStreamApiError } from './errors.js';
@@ -73,6 +76,8 @@ export class Wire {
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private closedErr: Error | undefined;
+  /** Receives what pulls deliver after their fetch ended (set by the store). */
+  onOrphan: ((m: Msg) => void) | undefined;
 
   constructor(
     readonly nc: NatsConnection,
@@ -234,10 +239,16 @@ export interface PullEnd {
   description: string;
 }
 
+/** How long an ended session stays subscribed at most for a pull without `expires` (a stalled no-wait pull). */
+const LINGER_MAX_MS = 30_000;
+/** Past a pull's `expires`, how long its end (the 408 status) may take to arrive. */
+const EXPIRY_GRACE_MS = 2_000;
+
 /**
  * The pull requests of one fetch, on a subscription of their own. `request()` sends one pull; messages
- * come to `onMessage`, and each request ends with a status (or with its batch delivered). `close()`
- * unsubscribes — with `drain`, after the messages already on their way arrived.
+ * come to `onMessage`, and each request ends with a status (or with its batch delivered). `close()` ends
+ * the fetch's part: its waiting requests resolve at once; the subscription stays until they ended on the
+ * server too (or their `expires` passed), and what they deliver meanwhile goes to the wire's `onOrphan`.
  *
  * JetStream delivers a pulled message under its stream subject, not the pull's reply subject; only
  * status messages (404, 408, 409) come on the reply subject. So a message is matched to its pull by the
@@ -247,7 +258,7 @@ export class PullSession {
   private readonly sub: Subscription;
   private readonly prefix: string;
   private n = 0;
-  private readonly open = new Map<number, { stream: string; left: number; done: (end: PullEnd) => void }>();
+  private readonly open = new Map<number, { stream: string; left: number; done: (end: PullEnd) => void; until: number }>();
   private readonly byStream = new Map<string, number>();
   private closed = false;
 
@@ -282,7 +293,8 @@ export class PullSession {
       stream = t[4];
       req = this.byStream.get(stream);
     }
-    this.onMessage(m, stream);
+    if (this.closed) this.wire.onOrphan?.(m);
+    else this.onMessage(m, stream);
     if (req === undefined) return;
     const st = this.open.get(req);
     if (st && --st.left <= 0) this.end(req, { code: 0, description: 'batch complete' });
@@ -304,7 +316,8 @@ export class PullSession {
         resolve({ code: -1, description: this.closed ? 'session closed' : 'a pull on this stream is still open' });
         return;
       }
-      this.open.set(req, { stream, left: body.batch, done: resolve });
+      const until = performance.now() + (body.expires !== undefined ? body.expires / 1e6 + EXPIRY_GRACE_MS : LINGER_MAX_MS);
+      this.open.set(req, { stream, left: body.batch, done: resolve, until });
       this.byStream.set(stream, req);
       try {
         this.wire.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, enc.encode(JSON.stringify(body)), { reply: `${this.prefix}${req}` });
@@ -314,16 +327,32 @@ export class PullSession {
     });
   }
 
-  /** Ends the session: pull requests still waiting on the server lose their interest and are dropped. */
-  async close(drain: boolean): Promise<void> {
+  /**
+   * Ends the fetch's use of the session: requests still open resolve now (code -1). The subscription stays
+   * until they have ended on the server (or their `expires` passed); what they deliver meanwhile goes to the
+   * wire's `onOrphan`, so nothing delivered to this node is dropped.
+   */
+  close(): void {
     if (this.closed) return;
     this.closed = true;
+    const waiting = [...this.open.values()];
+    for (const st of waiting) st.done({ code: -1, description: 'session closed' });
+    if (waiting.length === 0 || this.wire.nc.isClosed()) return this.unsubscribe();
+    // The requests stay in `open` (their promises are settled: done again is a no-op) until they end.
+    const check = (): void => {
+      const now = performance.now();
+      for (const [req, st] of this.open) if (st.until <= now) this.open.delete(req);
+      if (this.open.size === 0 || this.wire.nc.isClosed()) this.unsubscribe();
+      else setTimeout(check, 250).unref();
+    };
+    setTimeout(check, 250).unref();
+  }
+
+  private unsubscribe(): void {
     try {
-      if (drain && !this.wire.nc.isClosed()) await this.sub.drain();
-      else this.sub.unsubscribe();
+      this.sub.unsubscribe();
     } catch {
       // the connection closed: nothing more can arrive
     }
-    for (const req of [...this.open.keys()]) this.end(req, { code: -1, description: 'session closed' });
   }
 }

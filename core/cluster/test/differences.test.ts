@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { MiB } from '@junction/protocol';
-import { startNatsCluster, type NatsCluster } from '@junction/e2e';
+import { eventually, startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { JetStreamStore } from '../src/index.js';
 import { dropPrefix } from './helpers.js';
 
@@ -100,7 +100,7 @@ describe('JetStream engine: documented differences', () => {
     expect(info.config).toMatchObject({ segmentBytes: MiB, fsync: 'never', replicas: 1 });
     expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(1);
     expect((await store.createStation('dflt')).config.replicas).toBe(3);
-    await expect(store.createStation('bad', { replicas: 2 } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    await expect(store.createStation('bad', { replicas: 6 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] });
     const up = await store.updateStation('opts', { replicas: 3 });
     expect(up.config.replicas).toBe(3);
     expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(3);
@@ -136,6 +136,34 @@ describe('JetStream engine: documented differences', () => {
     expect(ds.map((d) => d.offset)).toEqual([1, 2]);
   });
 
+  it('7. a delivery carried past its fetch that no fetch on its node takes is released within seconds, not after the ack deadline', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('carry', { partitions: 2, deadLetter: { maxAckTimeMs: 60_000 } });
+    await a.createGroup('carry', 'g');
+    // A long poll for one message on both partitions; one message then arrives on each: one is handed out,
+    // the other is carried on node a for a's next fetch — which never comes (its consumer moved on).
+    const polling = a.fetch('carry', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 5_000 });
+    await sleep(300);
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
+    const stored = await a.produce('carry', keys.map((k) => ({ value: v(k), key: k })));
+    const byPartition = new Map<number, number>();
+    for (const r of stored) if (r.status === 'stored' && !byPartition.has(r.partition)) byPartition.set(r.partition, r.offset);
+    expect(byPartition.size).toBe(2);
+    const [first] = await polling;
+    expect(first).toBeDefined();
+    const t0 = Date.now();
+    const other = await eventually('the other partition\'s message on node b', 10_000, async () => {
+      const got = await b.fetch('carry', 'g', { maxMessages: 100, maxBytes: MiB, waitMs: 500 });
+      return got.find((d) => d.partition !== first!.partition && d.offset === byPartition.get(d.partition)) ?? undefined;
+    });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(other.partition).not.toBe(first!.partition);
+    // It went through node a (carried, then released): its second delivery.
+    expect(other.deliveryCount).toBe(2);
+  });
+
   it('9/10. two nodes: settling another node\'s deliveries; pending vs redeliveryQueued is per node', async () => {
     const prefix = newPrefix();
     const a = await open(prefix);
@@ -149,7 +177,8 @@ describe('JetStream engine: documented differences', () => {
     const [x, y, z] = ds;
     expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
     expect(await b.ack('two', 'g', [x!.deliveryId])).toEqual([{ deliveryId: x!.deliveryId, status: 'acked' }]);
-    const bogus = `${x!.partition}-99-1`;
+    // An offset not delivered yet, in the current epoch: never handed out.
+    const bogus = x!.deliveryId.replace(/^(\d+)-\d+-/, '$1-99-');
     expect(await b.ack('two', 'g', [bogus])).toEqual([{ deliveryId: bogus, status: 'unknown' }]);
     expect(await b.nack('two', 'g', [y!.deliveryId], 60_000)).toEqual([{ deliveryId: y!.deliveryId, status: 'nacked' }]);
     // Neither node handed out y and nacked it locally on a: a counts it as pending (the embedded engine: queued).
@@ -160,6 +189,183 @@ describe('JetStream engine: documented differences', () => {
     const [dead] = await a.read('two.dls', { partition: 0, limit: 10 });
     expect(dead!.headers).toMatchObject({ 'junction-dls-reason': 'from b', 'junction-dls-offset': String(z!.offset) });
     expect((await a.getGroup('two', 'g')).partitions[p]).toMatchObject({ lag: 1, ackFloor: 2 });
+  });
+
+  it('10. across nodes and restarts: an id of another epoch settles nothing; a dead letter answers stale everywhere', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('ep');
+    await a.produce('ep', [{ value: v('1') }, { value: v('2') }, { value: v('3') }, { value: v('4') }]);
+    const [d1, d2, d3, d4] = await a.fetch('ep', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    const epochOf = (id: string) => id.split('-')[3];
+    expect(epochOf(d1!.deliveryId)).toMatch(/^[0-9a-z]{1,7}$/);
+    // The same delivery in another epoch, or in the three-part form of before epochs: settles nothing.
+    const other = `${d1!.partition}-${d1!.offset}-1-${epochOf(d1!.deliveryId) === 'zz' ? 'zy' : 'zz'}`;
+    const threePart = `${d1!.partition}-${d1!.offset}-1`;
+    expect(await b.ack('ep', 'g', [other, threePart])).toEqual([
+      { deliveryId: other, status: 'stale' },
+      { deliveryId: threePart, status: 'stale' },
+    ]);
+    // An attempt never made, while the delivery is out on the node that made it.
+    const never = d2!.deliveryId.replace(/^(\d+-\d+)-1-/, '$1-9-');
+    expect(await a.ack('ep', 'g', [never])).toEqual([{ deliveryId: never, status: 'unknown' }]);
+    expect((await a.getGroup('ep', 'g')).pending).toBe(4);
+    // d2 dead-lettered on a, with d1 still out (above the ack floor) and d3 acked first (below it).
+    await a.ack('ep', 'g', [d1!.deliveryId]);
+    expect(await a.deadLetter('ep', 'g', [d2!.deliveryId, d3!.deliveryId], 'bad')).toEqual([
+      { deliveryId: d2!.deliveryId, status: 'dead-lettered' },
+      { deliveryId: d3!.deliveryId, status: 'dead-lettered' },
+    ]);
+    // b learns it from the station's marks (written right after the dead letter).
+    const late = await eventually('b to see the dead letters', 10_000, async () => {
+      const r = await b.ack('ep', 'g', [d2!.deliveryId, d3!.deliveryId]);
+      return r.every((o) => o.status === 'stale') ? r : undefined;
+    });
+    expect(late).toHaveLength(2);
+    expect(await b.nack('ep', 'g', [d3!.deliveryId])).toEqual([{ deliveryId: d3!.deliveryId, status: 'stale' }]);
+    expect(await b.deadLetter('ep', 'g', [d3!.deliveryId])).toEqual([{ deliveryId: d3!.deliveryId, status: 'dead-lettered' }]);
+    expect(await b.nack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'acked' }]);
+    // After a restart of a (nothing in memory), the same answers.
+    await a.close();
+    const a2 = await open(prefix);
+    expect(await a2.ack('ep', 'g', [d2!.deliveryId, d1!.deliveryId])).toEqual([
+      { deliveryId: d2!.deliveryId, status: 'stale' },
+      { deliveryId: d1!.deliveryId, status: 'acked' },
+    ]);
+    expect(await a2.ack('ep', 'g', [d4!.deliveryId])).toEqual([{ deliveryId: d4!.deliveryId, status: 'acked' }]);
+    const g = await a2.getGroup('ep', 'g');
+    expect(g).toMatchObject({ deadLettered: 2, pending: 0, lag: 0 });
+    expect((await a2.read('ep.dls', { partition: 0, limit: 10 })).map((m) => Buffer.from(m.value).toString())).toEqual(['2', '3']);
+    // A new incarnation of the station: ids of the old one settle nothing of the new one's deliveries.
+    await a2.deleteStation('ep');
+    await b.createStation('ep');
+    await b.produce('ep', [{ value: v('new') }]);
+    const [fresh] = await b.fetch('ep', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(fresh!.offset).toBe(1);
+    expect(await a2.ack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'stale' }]);
+    expect(await a2.nack('ep', 'g', [d1!.deliveryId])).toEqual([{ deliveryId: d1!.deliveryId, status: 'stale' }]);
+    expect((await b.getGroup('ep', 'g')).pending).toBe(1);
+    expect(await a2.ack('ep', 'g', [fresh!.deliveryId])).toEqual([{ deliveryId: fresh!.deliveryId, status: 'acked' }]);
+  });
+
+  it('groups of metadata from before (copies of the station\'s deadLetter settings, no nonce) follow the station from its next change', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    await a.createStation('old', { deadLetter: { maxDeliveries: 5, maxAckTimeMs: 30_000 } });
+    await a.createGroup('old', 'plain');
+    await a.createGroup('old', 'own');
+    // Rewrite both groups as a store before this change wrote them: copies of the settings, no nonce.
+    const rewrite = async (group: string, copies: { maxAckTimeMs: number; maxDeliveries: number }) => {
+      const subject = `$KV.${prefix}-meta.g.old.${group}`;
+      const cur = await jsApi<{ message: { data: string } }>(`STREAM.MSG.GET.KV_${prefix}-meta`, { last_by_subj: subject });
+      const gm = JSON.parse(Buffer.from(cur.message.data, 'base64').toString()) as Record<string, unknown>;
+      delete gm['nonce'];
+      await nc.request(subject, JSON.stringify({ ...gm, ...copies }), { timeout: 10_000 });
+    };
+    await rewrite('plain', { maxAckTimeMs: 30_000, maxDeliveries: 5 });
+    await rewrite('own', { maxAckTimeMs: 30_000, maxDeliveries: 7 });
+    await a.close();
+    const b = await open(prefix);
+    await b.produce('old', [{ value: v('m') }]);
+    const [d] = await b.fetch('old', 'plain', { maxMessages: 1, maxBytes: MiB, waitMs: 0 });
+    expect(d!.deliveryId).toMatch(/^0-1-1-[0-9a-z]{1,7}$/);
+    await b.updateStation('old', { deadLetter: { maxDeliveries: 3, maxAckTimeMs: 400 } });
+    expect(await b.getGroup('old', 'plain')).toMatchObject({ maxDeliveries: 3, maxAckTimeMs: 400 });
+    expect(await b.getGroup('old', 'own')).toMatchObject({ maxDeliveries: 7, maxAckTimeMs: 400 });
+    const ackWait = async (group: string) => (await jsApi<{ config: { ack_wait: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_old_0.${group}_g1`)).config.ack_wait;
+    expect([await ackWait('plain'), await ackWait('own')]).toEqual([400e6, 400e6]);
+    // And again: they keep following (the copies are gone from their metadata).
+    await b.updateStation('old', { deadLetter: { maxDeliveries: 4, maxAckTimeMs: 500 } });
+    expect(await b.getGroup('old', 'plain')).toMatchObject({ maxDeliveries: 4, maxAckTimeMs: 500 });
+    expect(await b.getGroup('old', 'own')).toMatchObject({ maxDeliveries: 7, maxAckTimeMs: 500 });
+    // The delivery handed out before the change is redelivered after the consumer's new deadline.
+    const again = await eventually('the redelivery', 5_000, async () => {
+      const got = await b.fetch('old', 'plain', { maxMessages: 1, maxBytes: MiB, waitMs: 200 });
+      return got.length > 0 ? got : undefined;
+    });
+    expect(again[0]).toMatchObject({ offset: 1, deliveryCount: 2 });
+    expect(await b.ack('old', 'plain', [d!.deliveryId])).toEqual([{ deliveryId: d!.deliveryId, status: 'acked' }]);
+  });
+
+  it('what retention removes before a group received it is counted once across nodes, also when the fetching node skips it first', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('ret', { partitions: 2 });
+    await a.createGroup('ret', 'busy');
+    await a.createGroup('ret', 'idle');
+    const values = (n: number, key: string) => Array.from({ length: n }, (_, i) => ({ value: v(`${key}${i}`), key }));
+    const p0 = (await a.produce('ret', values(10, 'k')))[0]!;
+    const part = p0.status === 'stored' ? p0.partition : 0;
+    const ds = await a.fetch('ret', 'busy', { maxMessages: 2, maxBytes: MiB, waitMs: 0 });
+    await a.ack('ret', 'busy', ds.map((d) => d.deliveryId));
+    await a.updateStation('ret', { retention: { maxMessages: 3 } });
+    await eventually('retention', 10_000, async () => ((await a.getStation('ret')).partitions[part]!.firstOffset === 8 ? true : undefined));
+    // The busy group's next fetch skips 3-7 before anyone looked at its info: the node that made the
+    // delivery before (of offset 2, the consumer sequence before) counts them.
+    const next = await a.fetch('ret', 'busy', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(next.map((d) => d.offset)).toEqual([8, 9, 10]);
+    const busy = await eventually('the skipped offsets counted', 10_000, async () => {
+      const g = await a.getGroup('ret', 'busy');
+      return g.lostToRetention === 5 ? g : undefined;
+    });
+    expect(busy.partitions[part]).toMatchObject({ lostToRetention: 5, nextOffset: 11 });
+    // Both nodes observe the idle group at once: counted once.
+    const [ia, ib] = await Promise.all([a.getGroup('ret', 'idle'), b.getGroup('ret', 'idle')]);
+    // Each answers what it saw counted by then (the other may still be counting): never more than 7.
+    expect(Math.max(ia.lostToRetention, ib.lostToRetention)).toBe(7);
+    expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+    expect((await b.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+    expect((await b.getGroup('ret', 'busy')).lostToRetention).toBe(5);
+    // A seek keeps the total and counts on from the new position.
+    await b.seek('ret', 'idle', { type: 'earliest' });
+    expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
+  });
+
+  it('releaseDeliveries: what another node holds or still waits for comes back at once; its ids settle nothing after', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('rel', { deadLetter: { maxAckTimeMs: 600_000, maxDeliveries: 5 } });
+    await a.produce('rel', [1, 2, 3, 4, 5].map((i) => ({ value: v(`m${i}`) })));
+    const held = await a.fetch('rel', 'g', { maxMessages: 3, maxBytes: MiB, waitMs: 0 });
+    expect(held.map((d) => d.offset)).toEqual([1, 2, 3]);
+    await a.ack('rel', 'g', [held[0]!.deliveryId]);
+    // A node paused with a pull waiting on the consumer: it receives 4 and 5, and would receive more.
+    const stream = `${prefix.toUpperCase()}_rel_0`;
+    const inbox = `_INBOX.paused.${prefix}`;
+    const arrived: number[] = [];
+    const sub = nc.subscribe(inbox, { callback: (_e, m) => (m.reply ? arrived.push(Number(m.reply.split('.')[5])) : undefined) });
+    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.g_g1`, JSON.stringify({ batch: 100, expires: 60_000_000_000 }), { reply: inbox });
+    await eventually('the paused pull to get 4 and 5', 5_000, async () => (arrived.length === 2 ? true : undefined));
+    expect(arrived).toEqual([4, 5]);
+    // Another node takes over: 2-5 come back now, not after the 10-minute deadline.
+    await b.releaseDeliveries('rel', 'g', [0]);
+    const back = await b.fetch('rel', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
+    expect(back.map((d) => [d.offset, Buffer.from(d.value).toString(), d.deliveryCount])).toEqual([
+      [2, 'm2', 1],
+      [3, 'm3', 1],
+      [4, 'm4', 1],
+      [5, 'm5', 1],
+    ]);
+    await a.produce('rel', [{ value: v('m6') }]);
+    const [six] = await b.fetch('rel', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 2_000 });
+    expect(six!.offset).toBe(6);
+    expect(arrived).toEqual([4, 5]); // the paused node's pull ended with its consumer
+    sub.unsubscribe();
+    // The earlier holder's ids are of the old epoch: settling them changes nothing.
+    expect((await a.ack('rel', 'g', held.slice(1).map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['stale', 'stale']);
+    expect((await a.getGroup('rel', 'g')).partitions[0]).toMatchObject({ ackFloor: 2, pending: 5 });
+    await b.ack('rel', 'g', [...back, six!].map((d) => d.deliveryId));
+    expect(await a.getGroup('rel', 'g')).toMatchObject({ lag: 0, pending: 0 });
+    // A group that started later keeps its start: nothing before it comes back.
+    await a.createGroup('rel', 'late', { start: { type: 'offset', offset: 5 } });
+    expect((await a.fetch('rel', 'late', { maxMessages: 1, maxBytes: MiB, waitMs: 0 })).map((d) => d.offset)).toEqual([5]);
+    await b.releaseDeliveries('rel', 'late', [0]);
+    expect((await b.fetch('rel', 'late', { maxMessages: 10, maxBytes: MiB, waitMs: 0 })).map((d) => d.offset)).toEqual([5, 6]);
+    await expect(b.releaseDeliveries('rel', 'late', [3])).rejects.toMatchObject({ code: 'PARTITION_NOT_FOUND' });
+    await expect(b.releaseDeliveries('rel', 'nope', [0])).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
   });
 
   it('11. msgIds are claimed on multi-partition stations only', async () => {

@@ -1,7 +1,12 @@
-/** Envelope, names and ack subjects: no server needed. */
+/** Envelope, names, ack subjects, epochs, start-up errors: no server needed. */
 import { describe, expect, it } from 'vitest';
 import { ackSubject, decodeEnvelope, encodeEnvelope, Names, parseAckSubject } from '../src/index.js';
 import { LeaderWatch, leaderVerdict, type Verdict } from '../src/leaders.js';
+import { parseDeliveryId } from '@junction/protocol';
+import { JetStreamApiError } from '../src/errors.js';
+import { epochOf } from '../src/names.js';
+import { clusterSize, isStarting } from '../src/startup.js';
+import { NoRespondersError, RequestTimeoutError } from '../src/wire.js';
 
 describe('envelope', () => {
   it('round trips values, keys and arbitrary header names and values byte for byte', () => {
@@ -276,5 +281,37 @@ describe('leader watch (produce during a leader election)', () => {
     expect(lost).toHaveLength(1); // once per newer answer
     expect(probes).toHaveLength(0); // no stall: answers came
     expect(w.isDown('j.s.2')).toBe(false);
+  });
+});
+
+describe('epochs, start-up errors, cluster size', () => {
+  it('an epoch is a deliveryId token that changes with the group incarnation, the partition and the generation', () => {
+    const gm = { nonce: 'a', createdAt: 1 };
+    const e = epochOf('g', gm, 0, 1);
+    expect(e).toMatch(/^[0-9a-z]{1,7}$/);
+    expect(parseDeliveryId(`0-5-1-${e}`)).toEqual({ partition: 0, offset: 5, attempt: 1, epoch: e });
+    expect(epochOf('g', gm, 0, 1)).toBe(e);
+    const others = [epochOf('g', { nonce: 'b', createdAt: 1 }, 0, 1), epochOf('g', gm, 1, 1), epochOf('g', gm, 0, 2)];
+    for (const o of others) expect(o).not.toBe(e);
+    // Metadata from before nonces: the group's name and creation time.
+    expect(epochOf('g', { createdAt: 1 }, 0, 1)).not.toBe(epochOf('g', { createdAt: 2 }, 0, 1));
+  });
+
+  it('tells errors that pass while NATS starts from the others', () => {
+    expect(isStarting(new NoRespondersError('x'))).toBe(true);
+    expect(isStarting(new RequestTimeoutError('x'))).toBe(true);
+    expect(isStarting(new JetStreamApiError(503, 10039, 'jetstream not enabled for account', 's'))).toBe(true);
+    expect(isStarting(new JetStreamApiError(400, 10005, 'no suitable peers for placement', 's'))).toBe(true);
+    expect(isStarting(Object.assign(new Error('jetstream is not enabled'), { name: 'JetStreamNotEnabled' }))).toBe(true);
+    expect(isStarting(new Error('wrapped', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }))).toBe(true);
+    expect(isStarting(new JetStreamApiError(400, 10052, 'stream configuration invalid', 's'))).toBe(false);
+    expect(isStarting(Object.assign(new Error('Authorization Violation'), { name: 'AuthorizationError' }))).toBe(false);
+  });
+
+  it('counts the servers of the cluster from the URLs given and advertised', () => {
+    const nc = (info: object) => ({ info }) as unknown as Parameters<typeof clusterSize>[0];
+    expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222', '10.0.0.2:4222', '10.0.0.3:4222'] }), ['nats://n1:4222'])).toBe(3);
+    expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222'] }), ['nats://n1:4222', 'nats://n2:4222', 'n3:4222'])).toBe(3);
+    expect(clusterSize(nc({ connect_urls: [] }), ['nats://n1:4222', 'nats://n2:4222'])).toBe(1);
   });
 });

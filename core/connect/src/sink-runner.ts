@@ -82,19 +82,14 @@ export class SinkRunner extends SinkAnswers {
 
   protected async reclaim(): Promise<void> {
     const { store, decl } = this.o;
+    if (!store.releaseDeliveries) return;
+    const partitions = this.partList.filter((p) => this.owned.has(p.task)).map((p) => p.id);
     try {
-      const g = await store.getGroup(decl.station, this.group);
-      const ids: string[] = [];
-      for (const p of g.partitions) {
-        if (!this.owned.has(p.partition % decl.tasks)) continue;
-        for (let o = p.ackFloor; o < p.nextOffset && ids.length < 100_000; o++) ids.push(`${p.partition}-${o}-1`);
-      }
-      if (ids.length === 0) return;
-      const res = await store.nack(decl.station, this.group, ids, 0);
-      const taken = res.filter((r) => (r as { status?: string }).status === 'nacked').length;
-      this.log.info({ group: this.group, offsets: ids.length, nacked: taken }, 'deliveries left by an earlier owner handed back to the group');
+      // Whatever an earlier owner (dead, paused, cut off) still holds or may still receive comes back now.
+      await store.releaseDeliveries(decl.station, this.group, partitions);
+      this.log.info({ group: this.group, partitions }, 'deliveries left by an earlier owner released to this node');
     } catch (err) {
-      this.log.warn({ err: messageOf(err) }, 'could not hand back deliveries of an earlier owner; they return after the ack deadline');
+      this.log.warn({ err: messageOf(err) }, 'could not release the deliveries of an earlier owner; they return after the ack deadline');
     }
   }
 

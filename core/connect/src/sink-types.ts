@@ -124,9 +124,10 @@ export interface SinkRunnerOptions {
   /** The `worker` reported for the tasks this runner runs (the node's name in cluster mode). */
   worker?: string | undefined;
   /**
-   * Cluster placement: the tasks may have run on another node (now dead) that held deliveries without
-   * acking them. Before fetching, nack every delivered-unsettled offset of the owned partitions so the
-   * group hands them out again now rather than after the (long) ack deadline.
+   * Cluster placement: the tasks may have run on another node (dead, paused, cut off) that held deliveries
+   * without acking them. Before fetching, release every outstanding delivery of the owned partitions
+   * (`StationStore.releaseDeliveries`) so the group hands them out again now rather than after the (long)
+   * ack deadline.
    */
   reclaim?: boolean | undefined;
 }

@@ -25,6 +25,11 @@ export interface BuildAppOptions {
    * and answers 503 when that fails (a closed or not yet opened store).
    */
   isReady?: (() => boolean | Promise<boolean>) | undefined;
+  /**
+   * The store keeps copies of stations on several servers (cluster mode): station bodies may set
+   * `replicas`. Default false: a body with `replicas` answers 400 CONFIG_INVALID.
+   */
+  replicatedStations?: boolean | undefined;
   /** The connector runtime: mounts `/v1/connectors`. */
   connect?: ConnectRuntime | undefined;
   /** The plugin catalog: mounts `/v1/connector-plugins`. */
@@ -121,7 +126,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
   const bodyGate = new BodyGate({ maxBytes: bodyLimit });
-  void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
+  void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, replicas: options.replicatedStations === true });
   void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });

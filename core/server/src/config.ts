@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { CreateStationBody, FsyncPolicy, MiB } from '@junction/protocol';
+import { CreateStationBody, FsyncPolicy, MiB, StationReplicas } from '@junction/protocol';
 import { ConnectorsSection } from '@junction/connect';
 import type { ConnectorDeclaration } from '@junction/connect';
 import type { StationConfig } from '@junction/protocol';
@@ -65,17 +65,25 @@ export const NatsSection = z.strictObject({
   token: z.string().optional(),
   /** true: TLS with the system's CAs; or files as nats.js takes them. */
   tls: z.union([z.boolean(), z.strictObject({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })]).optional(),
-  /** Replicas of new stations (1, 3 or 5). Default 1. */
-  replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
+  /**
+   * Replicas of new stations that do not set their own (1–5). Default min(3, the servers of the NATS
+   * cluster): 3 on a cluster of three or more, 1 on a single server.
+   */
+  replicas: StationReplicas.optional(),
+  /** How long a node waits at start for NATS, JetStream and the metadata bucket (retrying with backoff). Default 60000 ms. */
+  openTimeoutMs: z.int().min(1_000).max(3_600_000).optional(),
   /** Namespace of the streams and the KV bucket (nodes with the same prefix share stations). Default `junction`. */
   prefix: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower case letters, digits and "_", starting with a letter').optional(),
 });
 export const ClusterSection = z.strictObject({ nats: NatsSection });
 export type ClusterSettings = { nats: Omit<z.output<typeof NatsSection>, 'servers' | 'tls'> & { servers: string[]; tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | true | undefined } };
 
-/** One entry of `stations:`: a name plus any station option (defaults as in the HTTP API). */
-export const StationDeclaration = CreateStationBody;
-export type StationDeclaration = StationConfig & { name: string };
+/**
+ * One entry of `stations:`: a name plus any station option (defaults as in the HTTP API), and `replicas`
+ * in cluster mode.
+ */
+export const StationDeclaration = CreateStationBody.extend({ replicas: StationReplicas.optional() });
+export type StationDeclaration = StationConfig & { name: string; replicas?: number | undefined };
 
 /**
  * The whole file. Unknown top-level keys are rejected. `connectors:` is the connector runtime's
@@ -194,7 +202,12 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     cluster = { nats: { ...rest, servers, ...(tls !== undefined && tls !== false && { tls: tls === true ? true : tls }) } };
   }
 
-  return { server, ...(cluster && { cluster }), stations: (file.stations ?? []) as StationDeclaration[], connectors: file.connectors ?? [], configPath, warnings };
+  const stations = (file.stations ?? []) as StationDeclaration[];
+  if (!cluster) {
+    const replicated = stations.flatMap((st, i) => (st.replicas !== undefined ? [{ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' }] : []));
+    if (replicated.length > 0) throw configIssues(configPath ?? 'configuration', replicated);
+  }
+  return { server, ...(cluster && { cluster }), stations, connectors: file.connectors ?? [], configPath, warnings };
 }
 
 /**

@@ -143,7 +143,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {

@@ -6,8 +6,8 @@ import type { StationStore, StationInfo, StationPatch } from '@junction/broker';
 import { isJunctionError } from './errors.js';
 import type { StationDeclaration } from './config.js';
 
-/** Options that can change on a live station, and so are brought in line with the file. */
-export const MUTABLE_STATION_OPTIONS = ['retention', 'dedupWindowMs', 'maxMessageBytes', 'deadLetter', 'segmentBytes', 'fsync'] as const;
+/** Options that can change on a live station, and so are brought in line with the file (`replicas`: cluster mode, when declared). */
+export const MUTABLE_STATION_OPTIONS = ['retention', 'dedupWindowMs', 'maxMessageBytes', 'deadLetter', 'segmentBytes', 'fsync', 'replicas'] as const;
 /** Options fixed at creation: a difference is reported, never applied. */
 export const IMMUTABLE_STATION_OPTIONS = ['partitions', 'storage'] as const;
 
@@ -35,7 +35,8 @@ interface Log {
 
 /**
  * Brings the store in line with the declared stations: creates the missing ones, updates the mutable
- * options that differ (retention, dedupWindowMs, maxMessageBytes, deadLetter, segmentBytes, fsync),
+ * options that differ (retention, dedupWindowMs, maxMessageBytes, deadLetter, segmentBytes, fsync, and
+ * replicas when declared, in cluster mode),
  * and reports immutable differences (partitions, storage) as errors without touching that station.
  * Stations that are not declared are left alone. A declaration without `fsync` leaves the station's
  * fsync as it is (a station-level fsync can be set but not unset).
@@ -103,6 +104,9 @@ function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'na
   if (!same(current.config.deadLetter, desired.deadLetter)) patch.deadLetter = desired.deadLetter;
   if (current.config.segmentBytes !== desired.segmentBytes) patch.segmentBytes = desired.segmentBytes;
   if (desired.fsync !== undefined && current.config.fsync !== desired.fsync) patch.fsync = desired.fsync;
+  // Cluster mode: a declared replica count is applied (JetStream moves replicas live); undeclared, the station keeps its own.
+  const replicas = (current.config as { replicas?: number }).replicas;
+  if (desired.replicas !== undefined && replicas !== desired.replicas) (patch as StationPatch & { replicas?: number }).replicas = desired.replicas;
   return patch;
 }
 

@@ -125,11 +125,21 @@ describe('loadConfig', () => {
   });
 
   it('rejects unknown keys, at the top and in a station', async () => {
-    const err = await rejection(loadConfig(await file('topics: []\nstations:\n  - name: a\n    replicas: 3\n'), {}, { env: {} }));
+    const err = await rejection(loadConfig(await file('topics: []\nstations:\n  - name: a\n    colour: red\n'), {}, { env: {} }));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['', 'stations[0]']));
     expect(JSON.stringify(err.issues)).toMatch(/topics/);
-    expect(JSON.stringify(err.issues)).toMatch(/replicas/);
+    expect(JSON.stringify(err.issues)).toMatch(/colour/);
+  });
+
+  it('takes replicas for a station in cluster mode only', async () => {
+    const text = 'stations:\n  - name: a\n  - name: b\n    replicas: 3\n';
+    const err = await rejection(loadConfig(await file(text), {}, { env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.issues).toEqual([{ path: 'stations[1].replicas', message: expect.stringMatching(/cluster mode/) }]);
+    const ok = await loadConfig(await file(text), { nats: 'nats://127.0.0.1:4222' }, { env: {} });
+    expect(ok.stations[1]).toMatchObject({ name: 'b', replicas: 3 });
+    expect(ok.cluster?.nats.servers).toEqual(['nats://127.0.0.1:4222']);
   });
 
   it('rejects duplicate station names', async () => {

@@ -29,6 +29,7 @@ import {
   SeekBody,
   StationName,
   StationPatch,
+  StationReplicas,
   decodeProduceBatch,
   encodeMessageBatch,
   type ProduceOutcome,
@@ -72,6 +73,12 @@ export interface BrokerRoutesOptions {
   bodyGate?: BodyGate | undefined;
   /** Produce latency goes here (see registerBrokerMetrics). */
   metrics?: ProduceObserver | undefined;
+  /**
+   * The store keeps copies of stations on several servers (cluster mode) and takes the `replicas` station
+   * option in create and update. Without it, a station body with `replicas` answers 400 CONFIG_INVALID
+   * (path `replicas`): the embedded engine keeps one copy on its node.
+   */
+  replicas?: boolean | undefined;
 }
 
 /** A message as the JSON API answers it (browse, DLS browse). */
@@ -91,6 +98,9 @@ export interface JsonDelivery extends JsonMessage {
 }
 
 const StationParams = z.strictObject({ station: StationName });
+/** Station bodies with the cluster-only `replicas` (checked against the store in the route). */
+const CreateStationRequest = CreateStationBody.extend({ replicas: StationReplicas.optional() });
+const StationPatchRequest = StationPatch.extend({ replicas: StationReplicas.optional() });
 const GroupParams = z.strictObject({ station: StationName, group: GroupName });
 const DlsQuery = BrowseQuery.omit({ partition: true });
 const PurgeQuery = z.strictObject({ upToOffset: z.coerce.number().int().min(1).optional() });
@@ -120,8 +130,17 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   registerJsonParser(app);
 
   // ---- stations ----
+  /** `replicas` is an option of replicated stations (cluster mode) only: a clear error elsewhere. */
+  const checkReplicas = (replicas: number | undefined): void => {
+    if (replicas === undefined || opts.replicas) return;
+    throw new JunctionError(ErrorCode.CONFIG_INVALID, 'replicas is an option of cluster mode (junction start --nats): this broker runs the embedded engine, which keeps one copy of each station on its node', {
+      issues: [{ path: 'replicas', message: 'only in cluster mode' }],
+    });
+  };
+
   app.post('/v1/stations', async (req, reply) => {
-    const { name, ...config } = parseBody(CreateStationBody, req.body);
+    const { name, ...config } = parseBody(CreateStationRequest, req.body);
+    checkReplicas(config.replicas);
     const info = await store.createStation(name, config);
     return reply.code(201).send(info);
   });
@@ -144,7 +163,9 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
         });
       }
     }
-    return store.updateStation(station, parseBody(StationPatch, body));
+    const patch = parseBody(StationPatchRequest, body);
+    checkReplicas(patch.replicas);
+    return store.updateStation(station, patch);
   });
 
   app.delete('/v1/stations/:station', async (req, reply) => {

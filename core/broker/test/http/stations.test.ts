@@ -104,6 +104,22 @@ describe('stations over HTTP', () => {
     expect((await t.store.listStations()).length).toBe(0);
   });
 
+  it('answers replicas (a cluster-mode option) with a coded error on the embedded engine, creating and changing nothing', async () => {
+    const created = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'copies', replicas: 3 } });
+    expect(created.statusCode).toBe(400);
+    expect(created.json()).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] });
+    expect(created.json<{ message: string }>().message).toMatch(/cluster mode/);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/copies' })).statusCode).toBe(404);
+    await createStation(t.app, 'copies');
+    const patched = await t.app.inject({ method: 'PATCH', url: '/v1/stations/copies', payload: { replicas: 3, dedupWindowMs: 1000 } });
+    expect(patched.statusCode).toBe(400);
+    expect(patched.json()).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] });
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/copies' })).json()).toMatchObject({ config: { dedupWindowMs: 120_000 } });
+    // Out of range is a body error whatever the engine.
+    const bad = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'copies2', replicas: 9 } });
+    expect(bad.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'replicas' }] });
+  });
+
   it('refuses names reserved for dead-letter stations', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'orders.dls' } });
     expect(res.statusCode).toBe(422);
