@@ -155,6 +155,11 @@ describe('junction CLI against a running broker', () => {
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toMatch(/^error BODY_INVALID: .*\n  name: /);
 
+    // --replicas reaches the broker; the embedded engine keeps one copy and says so with the field path.
+    const replicated = await junction(['--url', url, 'stations', 'create', 'copies', '--replicas', '3'], { cwd: dir });
+    expect(replicated.code).toBe(1);
+    expect(replicated.stderr).toMatch(/^error CONFIG_INVALID: .*\n  replicas: /);
+
     const tooLarge = await junction(['--url', url, 'stations', 'create', 'tiny', '--max-message-bytes', '4'], { cwd: dir });
     expect(tooLarge.code).toBe(0);
     const rejected = await junction(['--url', url, 'produce', 'tiny'], { cwd: dir, input: 'ok\nmuch too long\n' });

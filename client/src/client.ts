@@ -123,7 +123,7 @@ export class JunctionClient {
   // ── stations ──────────────────────────────────────────────────────────────────────────────────
 
   /** Creates a station; STATION_EXISTS (409) when it exists, CONFIG_INVALID (400, with `issues`) on bad config. */
-  async createStation(name: string, config: StationConfigInput = {}, opts?: CallOptions): Promise<StationInfo> {
+  async createStation(name: string, config: StationConfigInput & { replicas?: number } = {}, opts?: CallOptions): Promise<StationInfo> {
     return this.json<StationInfo>({ ...opts, method: 'POST', path: '/v1/stations', json: { ...config, name } });
   }
 

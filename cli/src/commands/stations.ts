@@ -19,12 +19,14 @@ interface CreateFlags {
   deadLetter: boolean;
   maxDeliveries?: number;
   maxAckTimeMs?: number;
+  replicas?: number;
   json?: boolean;
 }
 
 /** The station options the flags give; unset flags are left to the broker's defaults. */
-export function configFromFlags(f: CreateFlags): StationConfigInput {
-  const config: StationConfigInput = {};
+export function configFromFlags(f: CreateFlags): StationConfigInput & { replicas?: number } {
+  const config: StationConfigInput & { replicas?: number } = {};
+  if (f.replicas !== undefined) config.replicas = f.replicas;
   if (f.partitions !== undefined) config.partitions = f.partitions;
   if (f.storage !== undefined) config.storage = f.storage;
   const retention: NonNullable<StationConfigInput['retention']> = {};
@@ -76,6 +78,7 @@ export function stationsCommand(program: Command, io: CliIo): void {
     .option('--no-dead-letter', 'drop messages past max deliveries instead of dead-lettering them')
     .option('--max-deliveries <n>', 'deliveries before a message is dead-lettered (default 5)', intArg(1, 1000))
     .option('--max-ack-time-ms <ms>', 'ack deadline of a delivery (default 30000)', intArg(100))
+    .option('--replicas <n>', 'copies on the NATS servers (cluster mode only; default min(3, servers))', intArg(1, 5))
     .option('--json', 'print the station as JSON')
     .action(async (name: string, flags: CreateFlags, command: Command) => {
       const info = await withClient(command, (client) => client.createStation(name, configFromFlags(flags)));
