@@ -13,6 +13,7 @@ export {
   type RetryCase,
   type BreakDestination,
 } from './sink-conformance.js';
+export { EXACTLY_ONCE_CHECKS, type ExactlyOnceCheck, type ExactlyOnceOptions, type HeldWrites, type LateWriteCase } from './sink-exactly-once.js';
 export {
   runSourceConformance,
   runSourceCheck,

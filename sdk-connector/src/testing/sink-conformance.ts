@@ -27,6 +27,7 @@ import {
   runCheck,
   within,
 } from './util.js';
+import { EXACTLY_ONCE_CHECKS, exactlyOnceChecks, type ExactlyOnceOptions } from './sink-exactly-once.js';
 
 export const SINK_CHECKS = [
   'manifest',
@@ -42,6 +43,7 @@ export const SINK_CHECKS = [
   'replay-same-batch',
   'replay-overlapping',
   'aborted-signal',
+  ...EXACTLY_ONCE_CHECKS,
 ] as const;
 export type SinkCheck = (typeof SINK_CHECKS)[number];
 
@@ -65,7 +67,7 @@ export type RetryCase =
   | { config?: unknown; breakDestination: BreakDestination };
 export type BreakDestination = (target: { station: string; partition: number }) => Promise<(() => Promise<void>) | void>;
 
-export interface SinkConformanceOptions {
+export interface SinkConformanceOptions extends ExactlyOnceOptions {
   plugin: SinkPlugin;
   /** The raw config (as a user writes it), parsed through the plugin's schema. */
   config: unknown;
@@ -91,8 +93,8 @@ export interface SinkConformanceOptions {
   checks?: readonly SinkCheck[];
 }
 
-/** Message and destination helpers bound to one run. */
-class Harness {
+/** Message and destination helpers bound to one run (the checks' sections share it). */
+export class Harness {
   readonly runId = randomId();
   readonly exactlyOnce: boolean;
   readonly timeoutMs: number;
@@ -571,6 +573,8 @@ const checks: Record<SinkCheck, CheckFn> = {
     }
     return detail;
   },
+
+  ...exactlyOnceChecks,
 };
 
 /** Runs one check. */
@@ -601,6 +605,11 @@ export async function runSinkCheck(options: SinkConformanceOptions, check: SinkC
  * - `replay-overlapping`: batches that overlap earlier ones differently, and a batch with gaps, are
  *   answered ok; each offset is in the destination once (exactlyOnce) or at least once.
  * - `aborted-signal`: a write given an already-aborted signal settles (resolves or rejects) in time.
+ * - `station-identity`: the same offsets under a new `stationId` (the station deleted and created again)
+ *   are new data: written, and each message of both incarnations is in the destination once.
+ * - `late-write`: a write held by the destination (`lateWrite.hold`) across the death of its writer and
+ *   applied after a new writer replayed the range cut differently: every offset once (exactlyOnce) or at
+ *   least once, and writers after it still answer ok (see sink-exactly-once.ts).
  *
  * The runtime never sends an empty batch, so no check sends one.
  */
@@ -618,5 +627,7 @@ export function sinkCheckNotApplicable(options: SinkConformanceOptions, check: S
   if (check === 'retry' && options.retry && 'notApplicable' in options.retry) return options.retry.notApplicable;
   if (check === 'dead-letter' && !options.deadLetter) return 'no deadLetter case given';
   if (check === 'retry' && !options.retry) return 'no retry case given';
+  if (check === 'late-write' && options.lateWrite && 'notApplicable' in options.lateWrite) return options.lateWrite.notApplicable;
+  if (check === 'late-write' && !options.lateWrite) return 'no lateWrite case given';
   return undefined;
 }
