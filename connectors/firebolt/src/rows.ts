@@ -26,6 +26,18 @@ export function lit(v: unknown): string {
 }
 
 /**
+ * A value of a row of the INSERT's VALUES list: always text (or NULL), cast to its column's type in the
+ * SELECT over the list. One type per VALUES column whatever the rows hold, so a value of the wrong
+ * type is a cast error of its own row (SQLSTATE 22…, dead-lettered), never a type clash of the list.
+ */
+export function textLit(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'string') return `'${v.replaceAll("'", "''")}'`;
+  if (typeof v === 'number' || typeof v === 'boolean') return `'${String(v)}'`;
+  return textLit(JSON.stringify(v));
+}
+
+/**
  * The raw mode's columns: the Snowflake Kafka connector's RECORD_METADATA / RECORD_CONTENT, split out.
  * station_id (the station's incarnation) comes last: a table made before it gets it appended by
  * `ALTER TABLE … ADD COLUMN`, so new tables have it in the same place; nullable for that reason.
@@ -74,9 +86,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export const timestampText = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, -1);
 
 /**
- * One row as its SQL tuple `(…, …)` in the order of {@link columnsOf}, or the reason the message can
- * never be one. Type errors are Firebolt's to find (it refuses the statement); JSON is checked here
- * because a TEXT column takes anything, and JSON functions on the table need JSON.
+ * One row as its tuple `('…', …)` of text literals (see {@link textLit}) in the order of
+ * {@link columnsOf}, or the reason the message can never be one. Type errors are Firebolt's to find (the
+ * INSERT's casts refuse the statement); JSON is checked here because a TEXT column takes anything, and
+ * JSON functions on the table need JSON.
  */
 export function toRow(config: FireboltSinkConfig, ref: PartitionRef, m: SinkMessage): { tuple: string } | { reject: string } {
   const { station, stationId, partition } = ref;
@@ -93,7 +106,7 @@ export function toRow(config: FireboltSinkConfig, ref: PartitionRef, m: SinkMess
     return { reject: `value is not JSON text: ${(err as Error).message}` };
   }
   if (config.mode === 'raw') {
-    return { tuple: `(${[station, partition, m.offset, timestampText(m.timestamp), m.key ?? null, JSON.stringify(m.headers), text, stationId].map(lit).join(',')})` };
+    return { tuple: `(${[station, partition, m.offset, timestampText(m.timestamp), m.key ?? null, JSON.stringify(m.headers), text, stationId].map(textLit).join(',')})` };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;
@@ -102,5 +115,5 @@ export function toRow(config: FireboltSinkConfig, ref: PartitionRef, m: SinkMess
     // A TEXT column takes a scalar's text; other types get the JSON value as is, for Firebolt to cast or refuse.
     return c.type === 'TEXT' && (typeof v === 'number' || typeof v === 'boolean') ? String(v) : v;
   });
-  return { tuple: `(${[...values, station, partition, m.offset, stationId].map(lit).join(',')})` };
+  return { tuple: `(${[...values, station, partition, m.offset, stationId].map(textLit).join(',')})` };
 }

@@ -7,10 +7,18 @@
  * - A table made before the station id column gets it (`ALTER TABLE … ADD COLUMN`) at task start; its
  *   rows keep NULL there until the first write of their station after the upgrade claims them for that
  *   station's incarnation (`UPDATE … SET station_id = … WHERE station = … AND station_id IS NULL`).
- * - firebolt-sdk re-sends a request only after a 401/403 (a statement that did not run), so the sink
- *   sends plain `INSERT … VALUES (…), (…)`; it never re-sends blindly either: after a 5xx, a 429 or a
- *   network error the outcome is unknown, the partition is forgotten and the table asked again
- *   before the rows go out again (up to `maxAttempts` within `writeTimeoutMs`).
+ * - One INSERT per chunk, an anti-join: `INSERT INTO t (…) SELECT v.c::TYPE, … FROM (VALUES (…), …) AS
+ *   v (…) WHERE v.offset NOT IN (SELECT offset FROM t WHERE station = … AND station_id = … AND
+ *   partition = … AND offset BETWEEN min AND max)`. A statement that lands late — sent by a task that
+ *   was killed before its answer came, run by Firebolt after the restarted task wrote the same offsets
+ *   in other batches — inserts none of them. (Firebolt runs DML at snapshot isolation: two copies
+ *   running at the same moment could both insert; a late one that starts after the rewrite committed
+ *   cannot.) The values travel as text and are cast in the SELECT, so a value of the wrong type is a
+ *   cast error of its row, never a type clash of the VALUES list.
+ * - firebolt-sdk re-sends a request only after a 401/403 (a statement that did not run); the sink never
+ *   re-sends blindly either: after a 5xx, a 429 or a network error the outcome is unknown, the
+ *   partition is forgotten and the table asked again before the rows go out again (up to
+ *   `maxAttempts` within `writeTimeoutMs`).
  * - The sink never waits past `writeTimeoutMs`: it answers retry(), and the INSERT it gave up on is
  *   *fenced* — until its request settles, no statement for that partition is sent again (from this or
  *   any sink in the process), so a late landing cannot race a re-send. After it settles, the
@@ -68,6 +76,10 @@ export class FireboltSink implements Sink {
   private readonly presence: Presence<Budget>;
   private readonly cols: Col[];
   private readonly meta: MetaColumns;
+  /** `"a", "b", …`: the table's columns, which the VALUES list's columns are named after. */
+  private readonly columnList: string;
+  /** `INSERT INTO t (…) SELECT v."a"::TYPE, …`: every INSERT's start. */
+  private readonly insertHead: string;
   /** Stations whose rows without a station id this sink has claimed (once per station per open). */
   private readonly claimed = new Set<string>();
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
@@ -78,6 +90,8 @@ export class FireboltSink implements Sink {
   ) {
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
+    this.columnList = this.cols.map((c) => q(c.name)).join(', ');
+    this.insertHead = `INSERT INTO ${q(config.table)} (${this.columnList}) SELECT ${this.cols.map((c) => `v.${q(c.name)}::${c.sqlType}`).join(', ')}`;
     this.presence = new Presence<Budget>(async ({ station, stationId, partition }, from, to, budget) => {
       const rows = await this.exec(
         `SELECT ${q(this.meta.offset)} FROM ${q(config.table)} WHERE ${q(this.meta.station)} = ${lit(station)} AND ${q(this.meta.stationId)} = ${lit(stationId)} AND ${q(this.meta.partition)} = ${partition} AND ${q(this.meta.offset)} >= ${from} AND ${q(this.meta.offset)} < ${to}`,
@@ -283,7 +297,16 @@ export class FireboltSink implements Sink {
 
   /** Inserts one chunk; answers its rows. Returns the transient trouble that stopped it, or undefined. */
   private async insert(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
-    const sql = `INSERT INTO ${q(this.config.table)} (${this.cols.map((c) => q(c.name)).join(', ')}) VALUES ${rows.map((r) => r.tuple).join(',')}`;
+    let min = Number.POSITIVE_INFINITY;
+    let max = 0;
+    for (const r of rows) {
+      if (r.offset < min) min = r.offset;
+      if (r.offset > max) max = r.offset;
+    }
+    const m = this.meta;
+    const sql =
+      `${this.insertHead} FROM (VALUES ${rows.map((r) => r.tuple).join(',')}) AS v (${this.columnList})` +
+      ` WHERE v.${q(m.offset)}::BIGINT NOT IN (SELECT ${q(m.offset)} FROM ${q(this.config.table)} WHERE ${q(m.station)} = ${lit(ref.station)} AND ${q(m.stationId)} = ${lit(ref.stationId)} AND ${q(m.partition)} = ${ref.partition} AND ${q(m.offset)} BETWEEN ${min} AND ${max})`;
     this.m.statements.inc();
     try {
       await this.exec(sql, budget, 'INSERT', fence);
