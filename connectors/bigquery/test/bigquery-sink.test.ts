@@ -180,4 +180,32 @@ describe('bigquery sink', () => {
     const rows = await query(fake, 'SELECT `offset`, `station_id` FROM `test-proj.ds.old` ORDER BY `offset`');
     expect(rows.map((r) => [Number(r.offset), r.station_id ?? null])).toEqual([...range(1, 5).map((o) => [o, null]), ...range(6, 8).map((o) => [o, 'now'])]);
   });
+
+  it('at least once, exactly as documented: a late insertAll (its writer killed) duplicates only its own rows, each the same message', async () => {
+    const dead = await sinkOf();
+    const held = fake.holdWrites();
+    const ac = new AbortController();
+    void dead.write(batch('late', range(1, 30).map((o) => msg(o, { o }))), { signal: ac.signal }).catch(() => undefined);
+    await held.held();
+    ac.abort();
+    held.stop();
+    const s = await sinkOf();
+    for (const offsets of [range(1, 20), range(15, 40)]) {
+      const r = await s.write(batch('late', offsets.map((o) => msg(o, { o }))), { signal: signal() });
+      expect(r.every((x) => x.status === 'ok')).toBe(true);
+    }
+    await held.release();
+    const rows = await query(fake, 'SELECT `station`, `station_id`, `partition`, `offset`, `value` FROM `test-proj.ds.events` ORDER BY `offset`');
+    const byKey = new Map<string, unknown[]>();
+    for (const r of rows) {
+      const k = [r.station, r.station_id, r.partition, r.offset].join('/');
+      byKey.set(k, [...(byKey.get(k) ?? []), JSON.stringify(r.value)]);
+    }
+    // Every offset is there; the held request's 30 rows are there twice, as the same message.
+    expect([...new Set(rows.map((r) => Number(r.offset)))]).toEqual(range(1, 40));
+    const twice = [...byKey].filter(([, v]) => v.length > 1);
+    expect(twice.map(([k]) => Number(k.split('/')[3])).sort((a, b) => a - b)).toEqual(range(1, 30));
+    for (const [, v] of twice) expect(new Set(v).size).toBe(1);
+    expect(rows).toHaveLength(70);
+  });
 });
