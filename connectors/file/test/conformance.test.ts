@@ -32,6 +32,9 @@ function kitOptions(extra: Record<string, unknown> = {}): SinkConformanceOptions
         return () => rm(blocker, { force: true });
       },
     },
+    // Files are written with syscalls of the writing process: once it is killed nothing of its write is
+    // still on the way to the directory (a temp file it left is never read, and the next load deletes it).
+    lateWrite: { notApplicable: 'a local filesystem: a killed writer has no request in flight that could land later' },
   };
 }
 
@@ -43,7 +46,7 @@ describe('file sink conformance in other configurations', () => {
     it(`passes with ${JSON.stringify(extra)}`, async () => {
       const results = await runSinkConformance(kitOptions(extra));
       assertConformance(results);
-      expect(results.every((r) => r.status === 'passed')).toBe(true);
+      expect(results.filter((r) => r.status !== 'passed').map((r) => r.check)).toEqual(['late-write']);
     });
   }
 });
