@@ -454,7 +454,7 @@ async function pluginDirect(kind: string, config: Record<string, unknown>, stati
   const total = warm + n;
   for (let o = 0; o < total; o += WH_BATCH) {
     const messages = range(o, Math.min(total, o + WH_BATCH) - 1).map((x) => ({ offset: x, timestamp: 1_700_000_000_000 + x, headers: { h: String(x) }, value: enc.encode(JSON.stringify(whValue(x))) }));
-    batches.push({ station, partition: 0, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages });
+    batches.push({ station, stationId: `${station}-bench`, partition: 0, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages });
   }
   let t0 = performance.now();
   for (const [i, b] of batches.entries()) {

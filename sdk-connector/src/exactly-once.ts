@@ -25,8 +25,9 @@ const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
  * contains `.`, `/`, `+` or `#`, and never looks like a partition number.
  */
 export function stationIdSegment(stationId: string): string {
-  if (SAFE_ID.test(stationId) && !/^\d+$/.test(stationId)) return stationId;
-  return `x${createHash('sha256').update(stationId, 'utf8').digest('hex').slice(0, 32)}`;
+  const id = String(stationId);
+  if (SAFE_ID.test(id) && !/^\d+$/.test(id)) return id;
+  return `x${createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
 /** A set of offsets kept as sorted, disjoint, non-adjacent inclusive ranges: tiny for dense data. */
