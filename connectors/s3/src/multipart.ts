@@ -91,9 +91,12 @@ export class Multipart {
         while (inFlight.size >= queueSize && failed === undefined) await Promise.race(inFlight);
       }
       if (failed === undefined && (heldBytes > 0 || n === 0)) send(Buffer.concat(held, heldBytes));
-      await Promise.all(inFlight);
+    } catch (err) {
+      failed ??= err;
     } finally {
       if (!body.destroyed) body.destroy();
+      // No part of this upload is still on its way when the caller aborts it.
+      await Promise.all(inFlight);
     }
     if (failed !== undefined) throw failed;
     parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));

@@ -32,6 +32,7 @@ import {
   ok,
   retry,
   type Counter,
+  type Logger,
   type PartitionRef,
   type Sink,
   type SinkBatch,
@@ -93,12 +94,14 @@ export class SnowflakeSink implements Sink {
   private readonly fq: string;
   /** Stations whose rows without a station id this sink has claimed (once per station per open). */
   private readonly claimed = new Set<string>();
+  private readonly log: Logger;
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
   constructor(
     private readonly config: SnowflakeSinkConfig,
     ctx: SinkContext,
   ) {
+    this.log = ctx.logger;
     this.fq = `${q(config.database)}.${q(config.schema)}.${q(config.table)}`;
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
@@ -237,12 +240,19 @@ export class SnowflakeSink implements Sink {
    */
   private async claimLegacyRows(ref: PartitionRef, budget: Budget): Promise<void> {
     if (this.claimed.has(ref.station)) return;
-    await this.exec(
-      `UPDATE ${this.fq} SET ${q(this.meta.stationId)} = ? WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} IS NULL`,
-      [ref.stationId, ref.station],
-      budget,
-      'claiming the rows written before station ids',
-    );
+    try {
+      await this.exec(
+        `UPDATE ${this.fq} SET ${q(this.meta.stationId)} = ? WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} IS NULL`,
+        [ref.stationId, ref.station],
+        budget,
+        'claiming the rows written before station ids',
+      );
+    } catch (err) {
+      if (!isSqlError(err)) throw err;
+      // Without UPDATE privilege the old rows stay unclaimed: they then count for no incarnation, and at
+      // worst the batch in flight at the upgrade is written again. Said once per station.
+      this.log.warn({ station: ref.station, err: describe(err) }, 'could not claim the rows written before station ids for this incarnation');
+    }
     this.claimed.add(ref.station);
   }
 
