@@ -8,20 +8,24 @@ import { OffsetRanges, type PartitionRef } from '@junction/sdk-connector';
  * writes names it, so two attempts never share a key). Its markers live under
  * `<prefix>_junction/ledger/<station>/<station id>/<partition>/`:
  *
- * 1. the multipart uploads of its data objects and of its done marker are created;
- * 2. `pending/<last>-<first>_<attempt>.json` is put, listing every object key **and upload id**;
- * 3. the data objects' parts are uploaded and their uploads completed (the done marker's one part too);
- * 4. the done marker's upload is completed — `done/<last>-<first>-<count>_<attempt>.json` appears: the
+ * 1. the multipart uploads of its data objects are created;
+ * 2. `pending/<last>-<first>_<attempt>.json` is put, listing every object key **and upload id** (parts
+ *    may go up meanwhile: an upload is invisible until completed);
+ * 3. the uploads are completed — none before the pending marker is there;
+ * 4. `done/<last>-<first>-<count>_<attempt>.json` is put, the same bytes as the pending marker: the
  *    commit point. Only then are the messages answered ok.
  *
- * Loading a partition (the first write after open, and after any failed write) first **rolls back**
- * every pending unit without a done marker: it aborts all the unit's uploads by id — after that S3
- * refuses any UploadPart or Complete of them, however late it arrives — then, if the done marker exists
- * (its Complete won the race), the unit is committed and only its pending marker goes; otherwise its
- * objects (keys only this attempt ever wrote) and its pending marker are deleted. A crash at any point,
- * and any request of the dead writer still on its way, leave nothing a replay would duplicate or a
- * reader would see twice. Then unfinished uploads of the partition that no marker names (a create
- * answered after its writer died) are aborted too.
+ * Loading a partition (the first write after open, and after any failed write) first **settles** every
+ * pending unit without a done marker: it aborts all the unit's uploads by id — after that S3 refuses any
+ * UploadPart or Complete of them, however late it arrives, so the set of its objects is final — then
+ * keeps the unit if a done marker exists or if every object is there (the writer died between its last
+ * Complete and the done marker, or that marker is on its way: the load puts the same bytes), and rolls it
+ * back otherwise: its objects (keys only this attempt ever wrote, and only those whose metadata names it)
+ * and its pending marker are deleted. A done marker can only have been sent once all the objects were
+ * there, so a late one never names a unit that was rolled back. A crash at any point, and any request of
+ * the dead writer still on its way, leave nothing a replay would duplicate or a reader would see twice.
+ * Then unfinished uploads of the partition that no marker names (a create answered after its writer
+ * died) are aborted too.
  *
  * Then it lists the done markers whose last offset is ≥ the lowest offset asked for (one listing thanks
  * to StartAfter: keys sort by last offset). A dense unit (count = last − first + 1) is known from its key
@@ -73,8 +77,6 @@ export interface Unit {
   objects: UnitObject[];
   /** The attempt that writes it (v2). */
   attempt?: string;
-  /** The done marker's upload (v2). */
-  done?: { key: string; uploadId: string };
   /** Who wrote it (for people reading the bucket). */
   writer: { connector: string; task: number };
 }
@@ -158,10 +160,10 @@ export class Ledger {
 
   /**
    * Rolls a unit back, or finds it committed. v2: aborts every upload of the unit (the fence: nothing of
-   * it can land afterwards), then a done marker decides — it exists: committed; it does not: the
-   * unit's objects (those whose metadata names its attempt) and its pending marker are deleted. v1
-   * (before station ids): unfinished uploads to its keys are aborted and an object is deleted only if
-   * its metadata says this unit wrote it.
+   * it can land afterwards), then keeps the unit if its done marker exists or every object is there
+   * (putting the done marker: the same bytes its writer would have put), else deletes its objects (those
+   * whose metadata names its attempt) and its pending marker. v1 (before station ids): unfinished uploads
+   * to its keys are aborted and an object is deleted only if its metadata says this unit wrote it.
    */
   async rollback(unit: Unit, signal?: AbortSignal): Promise<RollbackOutcome> {
     if (unit.v === 1) {
@@ -169,34 +171,41 @@ export class Ledger {
       return 'rolled-back';
     }
     const dir = ledgerDir(this.prefix, unit.station, unit.stationId ?? '', unit.partition);
-    const uploads = [...unit.objects.map((o) => ({ key: o.key, uploadId: o.uploadId })), ...(unit.done ? [unit.done] : [])];
     let aborted = 0;
     let unsupported = false;
-    for (const u of uploads) {
-      if (u.uploadId === undefined) continue;
-      const outcome: AbortOutcome = await this.multipart.abort(u.key, u.uploadId, signal);
+    for (const o of unit.objects) {
+      if (o.uploadId === undefined) continue;
+      const outcome: AbortOutcome = await this.multipart.abort(o.key, o.uploadId, signal);
       if (outcome === 'aborted') aborted += 1;
       if (outcome === 'unsupported') unsupported = true;
     }
     if (aborted > 0) this.events.aborted?.(aborted);
     if (unsupported) this.log.debug({ first: unit.first, last: unit.last }, 'the store cannot abort multipart uploads: a late write of this unit is not fenced');
-    if (unit.done && (await this.exists(unit.done.key, signal)) !== undefined) {
-      // Its commit landed (the done marker's Complete won against the abort): the unit stays.
-      await this.delete(pendingKey(dir, unit.first, unit.last, unit.attempt), signal);
-      return 'committed';
+    const pending = pendingKey(dir, unit.first, unit.last, unit.attempt);
+    const done = this.doneKeyOf(unit);
+    if ((await this.exists(done, signal)) === undefined) {
+      const mine: string[] = [];
+      for (const o of unit.objects) {
+        const meta = await this.exists(o.key, signal);
+        if (meta === undefined) continue;
+        // Keys name the attempt, so only this unit writes them; an object there it did not write (its
+        // metadata says so) is someone else's and stays.
+        if (meta[ObjectMeta.attempt] === unit.attempt) mine.push(o.key);
+        else this.log.warn({ key: o.key }, 'an object under a key of an unfinished write was not written by it; leaving it alone');
+      }
+      if (mine.length < unit.objects.length) {
+        for (const key of mine) await this.delete(key, signal);
+        await this.delete(pending, signal);
+        this.events.rollback?.(unit);
+        this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length, aborted }, 'rolled back an unfinished write');
+        return 'rolled-back';
+      }
+      // Every object landed and none can change any more: the writer died before its done marker.
+      await this.putJson(done, unit, signal);
+      this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last }, 'committed an unfinished write whose objects had all landed');
     }
-    for (const o of unit.objects) {
-      const meta = await this.exists(o.key, signal);
-      if (meta === undefined) continue;
-      // Keys name the attempt, so only this unit writes them; an object there it did not write (its
-      // metadata says so) is someone else's and stays.
-      if (meta[ObjectMeta.attempt] === unit.attempt) await this.delete(o.key, signal);
-      else this.log.warn({ key: o.key }, 'an object under a key of an unfinished write was not written by it; leaving it alone');
-    }
-    await this.delete(pendingKey(dir, unit.first, unit.last, unit.attempt), signal);
-    this.events.rollback?.(unit);
-    this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length, aborted }, 'rolled back an unfinished write');
-    return 'rolled-back';
+    await this.delete(pending, signal);
+    return 'committed';
   }
 
   private async rollbackV1(unit: Unit, signal?: AbortSignal): Promise<void> {
@@ -245,8 +254,8 @@ export class Ledger {
    * what a writer killed between creating an upload and recording it leaves (and, from before station
    * ids, any upload of the partition). Skipped, with a debug log, where the store does not list them.
    */
-  private async abortLeftovers(ref: PartitionRef, sid: string, dir: string, ownsLegacy: boolean, signal?: AbortSignal): Promise<void> {
-    const prefixes = [`${this.prefix}${ref.station}/`, `${dir}done/`];
+  private async abortLeftovers(ref: PartitionRef, sid: string, ownsLegacy: boolean, signal?: AbortSignal): Promise<void> {
+    const prefixes = [`${this.prefix}${ref.station}/`];
     let aborted = 0;
     for (const prefix of prefixes) {
       const open = await this.multipart.list(prefix, signal);
@@ -255,11 +264,9 @@ export class Ledger {
         return;
       }
       for (const u of open) {
-        if (!u.key.startsWith(dir)) {
-          const name = parseObjectFileName(u.key.slice(u.key.lastIndexOf('/') + 1));
-          if (!name || name.station !== ref.station || name.partition !== ref.partition) continue;
-          if (name.stationId === undefined ? !ownsLegacy : name.stationId !== sid) continue;
-        }
+        const name = parseObjectFileName(u.key.slice(u.key.lastIndexOf('/') + 1));
+        if (!name || name.station !== ref.station || name.partition !== ref.partition) continue;
+        if (name.stationId === undefined ? !ownsLegacy : name.stationId !== sid) continue;
         if ((await this.multipart.abort(u.key, u.uploadId, signal)) === 'aborted') aborted += 1;
       }
     }
@@ -298,7 +305,7 @@ export class Ledger {
     const legacy = await this.ownsLegacy(ref, sid, signal);
     await this.settlePending(dir, signal);
     if (legacy) await this.settlePending(legacyLedgerDir(this.prefix, ref.station, ref.partition), signal);
-    await this.abortLeftovers(ref, sid, dir, legacy, signal);
+    await this.abortLeftovers(ref, sid, legacy, signal);
     const state: PartitionState = {
       present: new OffsetRanges(),
       loadedFrom: Number.POSITIVE_INFINITY,
@@ -354,8 +361,13 @@ export class Ledger {
     return doneKey(ledgerDir(this.prefix, unit.station, unit.stationId ?? '', unit.partition), unit.first, unit.last, unit.count, unit.attempt);
   }
 
-  /** Records that the unit's done marker landed (step 4): its pending marker can go. */
-  committedUnit(unit: Unit): void {
+  /**
+   * Step 4: the done marker (the commit point), the same bytes as the pending marker. The pending marker
+   * stays until the next unit of the partition begins (or {@link settle}): beside its done marker it is
+   * harmless, a load just deletes it.
+   */
+  async commit(unit: Unit, signal?: AbortSignal): Promise<void> {
+    await this.putJson(this.doneKeyOf(unit), unit, signal);
     const dir = ledgerDir(this.prefix, unit.station, unit.stationId ?? '', unit.partition);
     this.committed.set(dir, pendingKey(dir, unit.first, unit.last, unit.attempt));
   }

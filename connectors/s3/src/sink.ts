@@ -262,33 +262,27 @@ export class S3Sink implements Sink {
       ranges,
       objects,
       attempt,
-      done: { key: this.ledger.doneKeyOf({ station: batch.station, stationId: sid, partition: batch.partition, first, last, count: messages.length, attempt }), uploadId: '' },
       writer: { connector: this.ctx.connector, task: this.ctx.task },
     };
 
-    const step: { phase: 'create' | 'begin' | 'upload' | 'commit' } = { phase: 'create' };
-    // The uploads are created, then the pending marker (naming them) goes up; no part is sent before it is
+    const step: { phase: 'upload' | 'commit' } = { phase: 'upload' };
+    // The uploads are created first (the pending marker names them). Parts may go up beside the pending
+    // marker — an upload is invisible until completed — but no upload is completed before the marker is
     // there. Small objects are encoded meanwhile.
-    const begun = this.createUploads(unit, signal).then(async () => {
-      step.phase = 'begin';
-      await this.ledger.begin(unit, signal);
-      step.phase = 'upload';
-    });
-    begun.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
+    const created = this.createUploads(unit, signal);
+    const begun = created.then(() => this.ledger.begin(unit, signal));
+    created.catch(() => undefined); // awaited below; these only keep an early rejection from counting as unhandled
+    begun.catch(() => undefined);
     try {
-      const done = unit.done as { key: string; uploadId: string };
-      const [, donePart] = await Promise.all([
-        this.uploadAll(planned, objects, unit, messages, json, parsed, begun, signal),
-        begun.then(() => this.ledger.multipart.part(done.key, done.uploadId, 1, Buffer.from(JSON.stringify(unit)), signal)),
-      ]);
+      await this.uploadAll(planned, objects, unit, messages, json, parsed, created, begun, signal);
+      await begun;
       step.phase = 'commit';
-      await this.ledger.multipart.complete(done.key, done.uploadId, [donePart], false, signal);
-      this.ledger.committedUnit(unit);
+      await this.ledger.commit(unit, signal);
     } catch (err) {
       await begun.catch(() => undefined);
       // The next write reloads the partition, which settles what this one left behind. Before the done
-      // marker's Complete was sent that can be done at once; after, it may still land, so only the next
-      // load — later, after the runtime's backoff — aborts it and judges.
+      // marker was sent that can be done at once; after, it may still land, so only the next load —
+      // later, after the runtime's backoff — judges (it keeps the unit if all its objects are there).
       this.partitions.delete(stateKey);
       this.ledger.forget(ref, sid);
       if (step.phase !== 'commit' && !signal.aborted) {
@@ -321,29 +315,21 @@ export class S3Sink implements Sink {
     return results.map((r) => r ?? retry(e.message));
   }
 
-  /** Creates the multipart uploads of the unit's objects and of its done marker (a few at a time); records their ids in `unit`. */
+  /** Creates the multipart uploads of the unit's objects (a few at a time); records their ids in `unit`. */
   private async createUploads(unit: Unit, signal: AbortSignal): Promise<void> {
-    const done = unit.done as { key: string; uploadId: string };
-    const jobs: (() => Promise<void>)[] = [
-      ...unit.objects.map((o) => async () => {
-        o.uploadId = await this.ledger.multipart.create(o.key, this.contentType, this.metadata(o, unit), signal);
-      }),
-      async () => {
-        done.uploadId = await this.ledger.multipart.create(done.key, 'application/json', undefined, signal);
-      },
-    ];
     let next = 0;
     const errors: unknown[] = [];
     const worker = async () => {
-      while (next < jobs.length && errors.length === 0) {
+      while (next < unit.objects.length && errors.length === 0) {
+        const o = unit.objects[next++] as UnitObject;
         try {
-          await (jobs[next++] as () => Promise<void>)();
+          o.uploadId = await this.ledger.multipart.create(o.key, this.contentType, this.metadata(o, unit), signal);
         } catch (err) {
           errors.push(err);
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, jobs.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, unit.objects.length) }, worker));
     if (errors.length > 0) throw errors[0];
   }
 
@@ -354,6 +340,7 @@ export class S3Sink implements Sink {
     messages: SinkMessage[],
     json: (string | null | undefined)[],
     parsed: unknown[],
+    created: Promise<void>,
     begun: Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
@@ -373,7 +360,7 @@ export class S3Sink implements Sink {
       while (next < small.length && errors.length === 0) {
         const i = small[next++] as number;
         try {
-          await this.putSmall(objects[i] as UnitObject, content(planned[i] as PlannedObject), begun, signal);
+          await this.putSmall(objects[i] as UnitObject, content(planned[i] as PlannedObject), created, begun, signal);
         } catch (err) {
           errors.push(err);
         }
@@ -381,8 +368,8 @@ export class S3Sink implements Sink {
     };
     await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, small.length) }, worker));
     if (errors.length > 0) throw errors[0];
-    if (large.length > 0) await begun;
-    for (const i of large) await this.putLarge(objects[i] as UnitObject, content(planned[i] as PlannedObject), signal);
+    if (large.length > 0) await created;
+    for (const i of large) await this.putLarge(objects[i] as UnitObject, content(planned[i] as PlannedObject), begun, signal);
   }
 
   /** A data object's metadata: what the S3 source reads, and where it came from. */
@@ -401,20 +388,22 @@ export class S3Sink implements Sink {
     };
   }
 
-  private async putSmall(o: UnitObject, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
+  private async putSmall(o: UnitObject, content: ObjectContent, created: Promise<void>, begun: Promise<void>, signal: AbortSignal): Promise<void> {
     const body = await encodeBuffer(this.config, content);
-    await begun;
+    await created;
     const uploadId = o.uploadId as string;
     const part = await this.ledger.multipart.part(o.key, uploadId, 1, body, signal);
+    await begun;
     await this.ledger.multipart.complete(o.key, uploadId, [part], this.config.conditionalWrites, signal);
     this.m.objects.inc();
     this.m.bytes.inc(body.byteLength);
   }
 
-  private async putLarge(o: UnitObject, content: ObjectContent, signal: AbortSignal): Promise<void> {
+  private async putLarge(o: UnitObject, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
     const body = await encodeStream(this.config, content);
     const uploadId = o.uploadId as string;
     const { parts, bytes } = await this.ledger.multipart.stream(o.key, uploadId, body, this.config.upload.partSize, this.config.upload.queueSize, signal);
+    await begun;
     await this.ledger.multipart.complete(o.key, uploadId, parts, this.config.conditionalWrites, signal);
     this.m.objects.inc();
     if (parts.length > 1) this.m.multipart.inc();

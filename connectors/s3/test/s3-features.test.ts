@@ -86,8 +86,7 @@ describe('uploads are aborted, never left behind', () => {
     const msgs = range(1, 12_000).map((o) => message(o, { value: new TextEncoder().encode(JSON.stringify({ o, pad })) }));
     const results = await s.write(batch('a', 0, msgs), { signal });
     expect(new Set(results.map((r) => r.status))).toEqual(new Set(['retry']));
-    // The data object's upload and the done marker's.
-    expect(ctx.metrics.snapshot()).toMatchObject({ uploads_aborted_total: { value: 2 }, rollbacks_total: { value: 1 } });
+    expect(ctx.metrics.snapshot()).toMatchObject({ uploads_aborted_total: { value: 1 }, rollbacks_total: { value: 1 } });
     expect(openIn(bucket)).toEqual([]);
     expect(await dataKeys(client, bucket)).toEqual([]);
     expect(await unfinished(client, bucket)).toEqual([]);
@@ -104,15 +103,13 @@ describe('uploads are aborted, never left behind', () => {
       return UploadId as string;
     };
     const mine = await create(`k/0/k+0+${span(1, 9000)}+k-id+aaaaaaaaaa.jsonl`);
-    const mineDone = await create(`_junction/ledger/k/k-id/0/done/${span(9000, 1)}-9000_aaaaaaaaaa.json`);
     const otherPartition = await create(`k/1/k+1+${span(1, 10)}+k-id+bbbbbbbbbb.jsonl`);
     const otherIncarnation = await create(`k/0/k+0+${span(1, 10)}+k-other+cccccccccc.jsonl`);
     const ctx = fakeContext();
     const s = sinkOn(s3Client(server), bucket, { compression: 'none' }, ctx);
     expect((await s.write(batch('k', 0, range(1, 5)), { signal })).every((r) => r.status === 'ok')).toBe(true);
-    expect(ctx.metrics.snapshot()).toMatchObject({ uploads_aborted_total: { value: 2 } });
+    expect(ctx.metrics.snapshot()).toMatchObject({ uploads_aborted_total: { value: 1 } });
     expect(server.proxy.uploads.get(mine)?.state).toBe('aborted');
-    expect(server.proxy.uploads.get(mineDone)?.state).toBe('aborted');
     expect(server.proxy.uploads.get(otherPartition)?.state).toBe('open');
     expect(server.proxy.uploads.get(otherIncarnation)?.state).toBe('open');
     expect(await offsets(bucket)).toEqual(range(1, 5));

@@ -409,17 +409,16 @@ describe('exactly once', () => {
     const dead = 'deadbeef00';
     const k1 = `c/0/c+0+${span(6, 10)}+c-id+${dead}.jsonl.gz`;
     const k2 = `c/0/c+0+${span(11, 15)}+c-id+${dead}.jsonl.gz`;
-    const doneKey = `_junction/ledger/c/c-id/0/done/${span(15, 6)}-10_${dead}.json`;
     const ids: string[] = [];
     const meta = { 'junction-station': 'c', 'junction-station-id': 'c-id', 'junction-partition': '0', 'junction-unit': '6-15', 'junction-attempt': dead };
-    for (const key of [k1, k2, doneKey]) ids.push((await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }))).UploadId as string);
+    for (const key of [k1, k2]) ids.push((await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }))).UploadId as string);
     const p1 = await client.send(new UploadPartCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], PartNumber: 1, Body: 'partial' }));
     await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }));
     await client.send(new UploadPartCommand({ Bucket: bucket, Key: k2, UploadId: ids[1], PartNumber: 1, Body: 'more' }));
     const unit = {
       v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], attempt: dead,
       objects: [{ key: k1, first: 6, last: 10, count: 5, uploadId: ids[0] }, { key: k2, first: 11, last: 15, count: 5, uploadId: ids[1] }],
-      done: { key: doneKey, uploadId: ids[2] }, writer: { connector: 'x', task: 0 },
+      writer: { connector: 'x', task: 0 },
     };
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(15, 6)}_${dead}.json`, Body: JSON.stringify(unit) }));
     const ctx = fakeContext();
@@ -427,12 +426,32 @@ describe('exactly once', () => {
     // The runtime replays from the last acknowledged offset, cut its own way.
     expect(statuses(await b.write(batch('c', 0, range(3, 12)), { signal })).every((x) => x === 'ok')).toBe(true);
     expect(rollbacks).toHaveLength(1);
-    // The open data upload and the done marker's upload are aborted (the completed one is gone already).
-    expect(ctx.metrics.snapshot()).toMatchObject({ rollbacks_total: { value: 1 }, uploads_aborted_total: { value: 2 } });
+    // The open upload is aborted (the completed one is gone already); not all objects landed: rolled back.
+    expect(ctx.metrics.snapshot()).toMatchObject({ rollbacks_total: { value: 1 }, uploads_aborted_total: { value: 1 } });
     expect(server.proxy.openUploads().filter((u) => u.key.includes(dead))).toEqual([]);
     expect((await dataKeys(client, bucket)).some((k) => k.includes(dead))).toBe(false);
     expect(await shortKeys(client, bucket)).toEqual([`c/0/c+0+${span(1, 5)}.jsonl.gz`, `c/0/c+0+${span(6, 10)}.jsonl.gz`, `c/0/c+0+${span(11, 12)}.jsonl.gz`]);
     await expectEachOnce(bucket, range(1, 12));
+    expect(await unfinished(client, bucket)).toEqual([]);
+  });
+
+  it('a writer killed after its last object landed but before its done marker: the load keeps the unit (puts the same done marker)', async () => {
+    const bucket = await newBucket(client);
+    const dead = 'deadbeef01';
+    const key = `c/0/c+0+${span(1, 5)}+c-id+${dead}.jsonl`;
+    const body = range(1, 5).map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`).join('');
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'junction-attempt': dead } }));
+    const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body }));
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    const unit = { v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 1, last: 5, count: 5, ranges: [[1, 5]], objects: [{ key, first: 1, last: 5, count: 5, uploadId: UploadId }], attempt: dead, writer: { connector: 'x', task: 0 } };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${dead}.json`, Body: JSON.stringify(unit) }));
+    const ctx = fakeContext();
+    const s = sinkWith(s3Client(server), bucket, { compression: 'none' }, ctx);
+    expect(statuses(await s.write(batch('c', 0, range(1, 8)), { signal })).every((x) => x === 'ok')).toBe(true);
+    expect(ctx.metrics.snapshot()).toMatchObject({ replayed_messages_total: { value: 5 }, rollbacks_total: { value: 0 } });
+    const done = `_junction/ledger/c/c-id/0/done/${span(5, 1)}-5_${dead}.json`;
+    expect((await getBytes(client, bucket, done)).toString()).toBe(JSON.stringify(unit));
+    await expectEachOnce(bucket, range(1, 8));
     expect(await unfinished(client, bucket)).toEqual([]);
   });
 
