@@ -21,6 +21,8 @@ function kitOptions(extra: Record<string, unknown> = {}, path = '/message'): Sin
         return async () => endpoint.heal();
       },
     },
+    // A POST received from a sender killed before the answer, taken after the replay: at least once holds.
+    lateWrite: { hold: async () => endpoint.hold() },
   };
 }
 
