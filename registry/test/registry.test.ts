@@ -33,6 +33,14 @@ describe('built-in connectors', () => {
     expect((datagen.configSchema as { type: string }).type).toBe('object');
   });
 
+  it("lists each built-in sink's delivery guarantee as its README states it (exactlyOnce)", async () => {
+    const registry = await Registry.open({ builtinDirs: [CONNECTORS], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
+    const sinks = Object.fromEntries(registry.list().filter((d) => d.kind === 'sink').map((d) => [d.name, d.exactlyOnce]));
+    // BigQuery's insertAll cannot refuse a late write and its insertId dedup is best effort: at least once.
+    expect(sinks).toMatchObject({ file: true, s3: true, snowflake: true, firebolt: true, bigquery: false });
+    expect(registry.get('bigquery')?.description).toMatch(/at least once/);
+  });
+
   it('loads a plugin and validates configs with field paths', async () => {
     const registry = await Registry.open({ builtinDirs: [await fileAndDatagen()], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
     const file = await registry.load('file');

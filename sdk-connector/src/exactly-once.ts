@@ -2,6 +2,33 @@
  * Helpers for exactly-once sinks: which offsets a destination already holds, so a replayed batch
  * (after a crash, a retry, a task moving) writes only what is missing.
  */
+import { createHash } from 'node:crypto';
+
+/**
+ * One partition of one incarnation of a station: what an exactly-once sink keys what it remembers on.
+ * A {@link SinkBatch} is one. A station deleted and created again under the same name has a new
+ * `stationId` and offsets from 1 again, so a record keyed on the name alone would take the new
+ * incarnation's messages for the old one's and drop them.
+ */
+export interface PartitionRef {
+  readonly station: string;
+  readonly stationId: string;
+  readonly partition: number;
+}
+
+const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A station incarnation id as one segment of a file name, object key or path: the id itself when it is
+ * 1-64 characters of `A-Z a-z 0-9 _ -` and not only digits (every id the broker makes: a UUID), else
+ * `x` and the first 32 hex digits of its SHA-256. The same id always gives the same segment; it never
+ * contains `.`, `/`, `+` or `#`, and never looks like a partition number.
+ */
+export function stationIdSegment(stationId: string): string {
+  const id = String(stationId);
+  if (SAFE_ID.test(id) && !/^\d+$/.test(id)) return id;
+  return `x${createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 32)}`;
+}
 
 /** A set of offsets kept as sorted, disjoint, non-adjacent inclusive ranges: tiny for dense data. */
 export class OffsetRanges {
@@ -57,9 +84,9 @@ export class OffsetRanges {
 }
 
 /**
- * Which offsets of one partition the destination already holds — the heart of exactly-once for the
- * warehouse sinks. The destination is the record (each row carries station, partition and offset),
- * so nothing else has to be committed alongside the rows.
+ * Which offsets of one partition of one station incarnation the destination already holds — the heart
+ * of exactly-once for the warehouse sinks. The destination is the record (each row carries station,
+ * station id, partition and offset), so nothing else has to be committed alongside the rows.
  *
  * `known` is a lower bound: for offsets ≥ `knownFrom` the set `present` is exact. It becomes exact by
  * asking the destination ("which offsets ≥ a and < b do you hold?") the first time a partition is
@@ -69,7 +96,7 @@ export class OffsetRanges {
  * unknown (a dropped connection after the service may have committed) forgets the partition: the next
  * write asks again.
  */
-export type PresenceQuery<C = void> = (station: string, partition: number, from: number, toExclusive: number, context: C) => Promise<number[]>;
+export type PresenceQuery<C = void> = (ref: PartitionRef, from: number, toExclusive: number, context: C) => Promise<number[]>;
 
 interface State {
   knownFrom: number;
@@ -85,13 +112,13 @@ export class Presence<C = void> {
    * passing `context` (e.g. the calling write's deadline and signal: writes of different partitions
    * may run at once, so a sink must not keep "the current write" in a field).
    */
-  async held(station: string, partition: number, offsets: number[], context: C): Promise<Set<number>> {
-    const key = `${station}\u0000${partition}`;
+  async held(ref: PartitionRef, offsets: number[], context: C): Promise<Set<number>> {
+    const key = keyOf(ref);
     let state = this.partitions.get(key);
     const min = Math.min(...offsets);
     if (!state || min < state.knownFrom) {
       const to = state ? state.knownFrom : Number.MAX_SAFE_INTEGER;
-      const found = await this.query(station, partition, min, to, context);
+      const found = await this.query({ station: ref.station, stationId: ref.stationId, partition: ref.partition }, min, to, context);
       if (!state) state = { knownFrom: min, present: new OffsetRanges() };
       for (const o of found) state.present.add(o, o);
       state.knownFrom = min;
@@ -102,16 +129,20 @@ export class Presence<C = void> {
   }
 
   /** Records offsets this sink has durably written. */
-  written(station: string, partition: number, offsets: number[]): void {
-    const state = this.partitions.get(`${station}\u0000${partition}`);
+  written(ref: PartitionRef, offsets: number[]): void {
+    const state = this.partitions.get(keyOf(ref));
     if (!state) return;
     for (const o of offsets) if (o >= state.knownFrom) state.present.add(o, o);
   }
 
   /** The outcome of a write is unknown: ask the destination again next time. */
-  forget(station: string, partition: number): void {
-    this.partitions.delete(`${station}\u0000${partition}`);
+  forget(ref: PartitionRef): void {
+    this.partitions.delete(keyOf(ref));
   }
+}
+
+function keyOf(ref: PartitionRef): string {
+  return `${ref.station}\u0000${ref.stationId}\u0000${ref.partition}`;
 }
 
 /** What {@link untilDeadline} answers when the deadline passed or the signal aborted first. */
@@ -164,6 +195,14 @@ export class Fences {
     const earlier = this.pending.get(key);
     if (!earlier) return 'clear';
     return (await untilDeadline(earlier, deadline, signal)) === GAVE_UP ? 'timeout' : 'settled';
+  }
+
+  /**
+   * Forgets every fence, as a process restart does (the requests stay wherever they are). For tests
+   * that stand in for a killed writer in one process.
+   */
+  forgetAll(): void {
+    this.pending.clear();
   }
 
   private clear(key: string, entry: Promise<void>): void {

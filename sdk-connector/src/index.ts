@@ -75,4 +75,4 @@ export type {
   Source,
   SourceContext,
 } from './types.js';
-export { Fences, GAVE_UP, OffsetRanges, Presence, untilDeadline, type PresenceQuery } from './exactly-once.js';
+export { Fences, GAVE_UP, OffsetRanges, Presence, stationIdSegment, untilDeadline, type PartitionRef, type PresenceQuery } from './exactly-once.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { OffsetRanges, Presence } from '../src/index.js';
+import { OffsetRanges, Presence, stationIdSegment } from '../src/index.js';
 
 describe('OffsetRanges', () => {
   it('holds exactly the offsets added, in any order (property)', () => {
@@ -20,40 +20,65 @@ describe('OffsetRanges', () => {
   });
 });
 
+const s0 = { station: 's', stationId: 'id-1', partition: 0 };
+
 describe('Presence', () => {
   it('asks the destination on first use, for stale replays, and after forget — not for new batches', async () => {
     const table = new Set([5, 6, 7]);
     const asked: [number, number][] = [];
-    const p = new Presence(async (_s, _p, from, to) => {
+    const p = new Presence(async (_ref, from, to) => {
       asked.push([from, to]);
       return [...table].filter((o) => o >= from && o < to);
     });
-    expect([...(await p.held('s', 0, [5, 6, 7, 8]))]).toEqual([5, 6, 7]);
-    p.written('s', 0, [8]);
+    expect([...(await p.held(s0, [5, 6, 7, 8]))]).toEqual([5, 6, 7]);
+    p.written(s0, [8]);
     table.add(8);
-    expect([...(await p.held('s', 0, [8, 9]))]).toEqual([8]);
+    expect([...(await p.held(s0, [8, 9]))]).toEqual([8]);
     expect(asked).toHaveLength(1);
-    expect([...(await p.held('s', 0, [3, 4, 5]))]).toEqual([5]);
+    expect([...(await p.held(s0, [3, 4, 5]))]).toEqual([5]);
     expect(asked).toEqual([
       [5, Number.MAX_SAFE_INTEGER],
       [3, 5],
     ]);
-    p.forget('s', 0);
+    p.forget(s0);
     table.add(9);
-    expect([...(await p.held('s', 0, [9]))]).toEqual([9]);
+    expect([...(await p.held(s0, [9]))]).toEqual([9]);
     expect(asked).toHaveLength(3);
+  });
+
+  it('keys on the station incarnation: a station created again under the same name is asked for afresh', async () => {
+    const table = new Map<string, number[]>([['id-1', [1, 2, 3]]]);
+    const p = new Presence(async (ref, from, to) => (table.get(ref.stationId) ?? []).filter((o) => o >= from && o < to));
+    expect([...(await p.held(s0, [1, 2, 3]))]).toEqual([1, 2, 3]);
+    const again = { ...s0, stationId: 'id-2' };
+    expect([...(await p.held(again, [1, 2, 3, 4]))]).toEqual([]);
+    p.written(again, [1, 2]);
+    expect([...(await p.held(again, [1, 2, 3]))]).toEqual([1, 2]);
+    expect([...(await p.held(s0, [3, 4]))]).toEqual([3]);
+  });
+});
+
+describe('stationIdSegment', () => {
+  it('keeps a UUID, hashes anything else into a safe segment that never looks like a partition', () => {
+    expect(stationIdSegment('0b6f2c9e-3c1a-4f7e-9a0d-2f1e8c7b6a54')).toBe('0b6f2c9e-3c1a-4f7e-9a0d-2f1e8c7b6a54');
+    for (const id of ['kit-abc#incarnation-1', '12', 'a/b', '', 'x'.repeat(65), 'é']) {
+      const seg = stationIdSegment(id);
+      expect(seg).toMatch(/^x[0-9a-f]{32}$/);
+      expect(stationIdSegment(id)).toBe(seg);
+    }
+    expect(stationIdSegment('a#1')).not.toBe(stationIdSegment('a#2'));
   });
 });
 
 describe('Presence with a context', () => {
   it("hands each held() call's context to its query (concurrent writes each bring their own)", async () => {
     const seen: string[] = [];
-    const p = new Presence<{ write: string }>(async (_s, partition, _from, _to, ctx) => {
+    const p = new Presence<{ write: string }>(async ({ partition }, _from, _to, ctx) => {
       await new Promise((r) => setTimeout(r, partition === 0 ? 20 : 0));
       seen.push(`${partition}:${ctx.write}`);
       return [];
     });
-    await Promise.all([p.held('s', 0, [1], { write: 'a' }), p.held('s', 1, [1], { write: 'b' })]);
+    await Promise.all([p.held(s0, [1], { write: 'a' }), p.held({ ...s0, partition: 1 }, [1], { write: 'b' })]);
     expect(seen.sort()).toEqual(['0:a', '1:b']);
   });
 });

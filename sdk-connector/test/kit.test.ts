@@ -27,11 +27,32 @@ type Bug =
   | 'throws-on-poison'
   | 'drops-offset-2'
   | 'throws-retryable-while-broken'
-  | 'shared-signal';
+  | 'shared-signal'
+  | 'keys-on-name'
+  | 'checks-only-at-send';
+
+/** A request the destination holds (received, not applied). */
+interface Held { apply: () => void }
+interface Destination {
+  values: Uint8Array[];
+  byOffset: Map<string, Uint8Array>;
+  down: boolean;
+  holding: boolean;
+  held: Held[];
+  onHeld: (() => void)[];
+  /** Writes wait for their signal to abort (the wedge checks' stalled destination). */
+  stalled?: boolean;
+}
 
 /** Destinations by name, so every test run has its own. */
-const destinations = new Map<string, { values: Uint8Array[]; byOffset: Map<string, Uint8Array>; down: boolean; stalled?: boolean }>();
+const destinations = new Map<string, Destination>();
 const decoder = new TextDecoder();
+
+function destination(name: string): Destination {
+  let d = destinations.get(name);
+  if (!d) destinations.set(name, (d = { values: [], byOffset: new Map(), down: false, holding: false, held: [], onHeld: [] }));
+  return d;
+}
 
 function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {}) {
   return defineSink({
@@ -50,8 +71,26 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
       let closed = 0;
       // The 'shared-signal' bug: "the current write" kept in a field (a concurrent write replaces it).
       let current: AbortSignal | undefined;
-      const dest = destinations.get(config.destination) ?? { values: [] as Uint8Array[], byOffset: new Map<string, Uint8Array>(), down: false };
-      destinations.set(config.destination, dest);
+      const dest = destination(config.destination);
+      // The destination applies a request: a row whose id it holds already is skipped (an anti-join),
+      // unless the 'checks-only-at-send' bug trusts what the sink decided when it sent the request.
+      const apply = (rows: { id: string; value: Uint8Array }[]) => {
+        for (const r of rows) {
+          if (opts.bug === 'duplicates' || opts.bug === 'checks-only-at-send' || !dest.byOffset.has(r.id)) dest.values.push(r.value);
+          dest.byOffset.set(r.id, r.value);
+        }
+      };
+      const send = (rows: { id: string; value: Uint8Array }[]): Promise<void> => {
+        if (!dest.holding) {
+          apply(rows);
+          return Promise.resolve();
+        }
+        // The answer never comes: the writer that sent it is dead.
+        return new Promise<void>(() => {
+          dest.held.push({ apply: () => apply(rows) });
+          for (const f of dest.onHeld.splice(0)) f();
+        });
+      };
       return {
         async write(batch: SinkBatch, { signal }: { signal: AbortSignal }): Promise<WriteResult[]> {
           if (opts.bug === 'hangs') return new Promise(() => {});
@@ -67,6 +106,7 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
           if (opts.bug === 'shared-signal' && current.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
           const broken = config.failing || dest.down;
           if (broken && opts.bug === 'throws-retryable-while-broken') throw new JunctionError('CONNECTION_FAILED', 'down');
+          const rows: { id: string; value: Uint8Array }[] = [];
           const results = batch.messages.map((m): WriteResult => {
             if (decoder.decode(m.value) === 'POISON') {
               if (opts.bug === 'throws-on-poison') throw new Error('cannot parse');
@@ -75,11 +115,11 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
             if (broken && opts.bug !== 'ok-while-broken') return retry('destination down', { delayMs: 10 });
             if (broken) return ok();
             if (opts.bug === 'drops-offset-2' && m.offset === 2) return ok();
-            const id = `${batch.station}/${batch.partition}/${m.offset}`;
-            if (opts.bug === 'duplicates' || !dest.byOffset.has(id)) dest.values.push(m.value);
-            dest.byOffset.set(id, m.value);
+            const id = opts.bug === 'keys-on-name' ? `${batch.station}/${batch.partition}/${m.offset}` : `${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`;
+            if (!dest.byOffset.has(id) || opts.bug === 'duplicates') rows.push({ id, value: m.value });
             return ok();
           });
+          if (rows.length > 0) await send(rows);
           if (opts.bug === 'wrong-count') results.pop();
           if (opts.bug === 'unclonable-results') return results.map((r) => ({ ...r, toString: () => 'x' }) as unknown as WriteResult);
           return results;
@@ -97,11 +137,11 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
 }
 
 function options(plugin: ReturnType<typeof memorySink>, over: Partial<SinkConformanceOptions> = {}): SinkConformanceOptions {
-  const destination = `d-${Math.random().toString(36).slice(2)}`;
+  const name = `d-${Math.random().toString(36).slice(2)}`;
   return {
     plugin,
-    config: { destination, token: 'super-secret-token' },
-    readBack: async () => destinations.get(destination)?.values ?? [],
+    config: { destination: name, token: 'super-secret-token' },
+    readBack: async () => destinations.get(name)?.values ?? [],
     deadLetter: { value: 'POISON' },
     unusable: { config: { destination, unusable: true } },
     stall: async () => {
@@ -114,10 +154,27 @@ function options(plugin: ReturnType<typeof memorySink>, over: Partial<SinkConfor
     retry: {
       config: { destination, failing: true },
       breakDestination: async () => {
-        const d = destinations.get(destination);
+        const d = destinations.get(name);
         if (d) d.down = true;
         return async () => {
           if (d) d.down = false;
+        };
+      },
+    },
+    lateWrite: {
+      hold: async () => {
+        const d = destination(name);
+        d.holding = true;
+        return {
+          held: () => new Promise<void>((resolve) => (d.held.length > 0 ? resolve() : d.onHeld.push(resolve))),
+          stop: () => {
+            d.holding = false;
+          },
+          // Applied; the answers never reach the dead writer.
+          release: async () => {
+            d.holding = false;
+            for (const h of d.held.splice(0)) h.apply();
+          },
         };
       },
     },
@@ -157,6 +214,8 @@ describe('runSinkConformance', () => {
       'open-unreachable',
       'write-stalled-abort',
       'close-after-failure',
+      'station-identity',
+      'late-write',
     ]);
     expect(results.find((r) => r.check === 'replay-overlapping')?.detail).toContain('exactly once');
     expect(() => assertConformance(results)).not.toThrow();
@@ -175,14 +234,16 @@ describe('runSinkConformance', () => {
   });
 
   const bugs: [Bug, string[]][] = [
-    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
-    ['duplicates', ['replay-same-batch', 'replay-overlapping']],
+    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write']],
+    ['duplicates', ['replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write']],
     ['close-throws-twice', ['close-twice']],
-    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal']],
+    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write']],
     ['ok-while-broken', ['retry']],
     ['throws-on-poison', ['dead-letter']],
     ['shared-signal', ['concurrent-partitions']],
-    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping']],
+    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write']],
+    ['keys-on-name', ['station-identity']],
+    ['checks-only-at-send', ['late-write']],
   ];
   for (const [bug, expected] of bugs) {
     it(`catches a sink with bug "${bug}"`, async () => {

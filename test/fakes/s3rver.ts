@@ -3,22 +3,29 @@
  * 127.0.0.1, port 0 the first time; `stop()` SIGKILLs it and `start()` brings it back on the same
  * port with the same data, so a test can take S3 away for a while. See s3rver-main.mjs.
  *
- * What s3rver lacks (tests cover those paths with wrappers of their own): AbortMultipartUpload,
- * ListParts, ListMultipartUploads, conditional PUT (If-None-Match is ignored). Paged listings work
- * because the child runs with --openssl-legacy-provider.
+ * Clients talk to it through an S3Proxy (./s3-proxy.ts) in this process, which adds what s3rver
+ * lacks with S3's semantics — AbortMultipartUpload (a late Complete of an aborted upload fails),
+ * ListMultipartUploads, conditional writes — and can hold requests (late writes). `endpoint` is the
+ * proxy's; `stop()` takes both away (connections refused), `start()` brings both back on their ports.
+ * ListParts is still missing. Paged
+ * listings work because the child runs with --openssl-legacy-provider.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { S3Proxy } from './s3-proxy.js';
 
 const MAIN = fileURLToPath(new URL('./s3rver-main.mjs', import.meta.url));
 
 export interface S3rverProcess {
+  /** s3rver's own port. */
   readonly port: number;
-  /** `http://127.0.0.1:<port>` */
+  /** The proxy's `http://127.0.0.1:<port>`: what clients use. */
   readonly endpoint: string;
+  /** The proxy in front of s3rver (S3's semantics s3rver lacks; held requests). */
+  readonly proxy: S3Proxy;
   /** Where s3rver keeps buckets and objects. */
   readonly directory: string;
   /** Whether the server is up. */
@@ -78,6 +85,7 @@ export function s3ClientConfig(s3: S3rverProcess) {
 export async function startS3rver(opts: { directory?: string } = {}): Promise<S3rverProcess> {
   const directory = opts.directory ?? (await mkdtemp(join(tmpdir(), 'junction-s3rver-')));
   let { child, port } = await launch(directory, 0);
+  const proxy = await new S3Proxy(`http://127.0.0.1:${port}`).start();
   let running = true;
   const kill = async () => {
     if (!running) return;
@@ -86,24 +94,37 @@ export async function startS3rver(opts: { directory?: string } = {}): Promise<S3
     child.kill('SIGKILL');
     await exited;
   };
+  let proxyUp = true;
   return {
     get port() {
       return port;
     },
     get endpoint() {
-      return `http://127.0.0.1:${port}`;
+      return proxy.url;
     },
+    proxy,
     directory,
     get running() {
       return running;
     },
-    stop: kill,
+    async stop() {
+      // Clients see S3 gone: connections refused.
+      if (proxyUp) await proxy.down();
+      proxyUp = false;
+      await kill();
+    },
     async start() {
-      if (running) return;
-      ({ child, port } = await launch(directory, port));
-      running = true;
+      if (!running) {
+        ({ child, port } = await launch(directory, port));
+        proxy.retarget(`http://127.0.0.1:${port}`);
+        running = true;
+      }
+      if (!proxyUp) await proxy.up();
+      proxyUp = true;
     },
     async close() {
+      if (proxyUp) await proxy.close();
+      proxyUp = false;
       await kill();
       await rm(directory, { recursive: true, force: true });
     },

@@ -142,3 +142,31 @@ describe('mini-sql block pruning', () => {
     expect(pruned * 5).toBeLessThan(scanned);
   });
 });
+
+describe('mini-sql statements for station identity and anti-joins', () => {
+  it('ALTER TABLE ADD COLUMN gives old rows NULL; UPDATE changes matching rows and later scans see it (blocks re-judged)', () => {
+    const db = new MiniSql(dialect);
+    db.run('CREATE TABLE E (S VARCHAR NOT NULL, O NUMBER NOT NULL)');
+    for (let o = 1; o <= 3000; o++) db.run(`INSERT INTO E (S, O) VALUES ('${o % 2 ? 'a' : 'b'}', ${o})`);
+    db.run('ALTER TABLE E ADD COLUMN IF NOT EXISTS ID VARCHAR');
+    db.run('ALTER TABLE E ADD COLUMN IF NOT EXISTS ID VARCHAR');
+    expect(() => db.run('ALTER TABLE E ADD COLUMN ID VARCHAR')).toThrow(/already exists/);
+    expect(db.run("SELECT COUNT(*) FROM E WHERE ID = 'x'").rows).toEqual([[0]]);
+    expect(db.run("UPDATE E SET ID = 'x' WHERE S = 'a' AND ID IS NULL").inserted).toBe(1500);
+    expect(db.run("SELECT COUNT(*) FROM E WHERE ID = 'x' AND O BETWEEN 1 AND 2048").rows).toEqual([[1024]]);
+    expect(db.run("SELECT COUNT(*) FROM E WHERE S = 'b' AND (ID = 'x' OR ID IS NULL)").rows).toEqual([[1500]]);
+  });
+
+  it('INSERT … SELECT FROM (VALUES …) AS v (…) casts, and its anti-join skips what the table holds', () => {
+    const db = new MiniSql(dialect);
+    db.run('CREATE TABLE E (S VARCHAR NOT NULL, O NUMBER NOT NULL, T TIMESTAMP_NTZ)');
+    db.run("INSERT INTO E (S, O) VALUES ('a', 2)");
+    const r = db.run(
+      "INSERT INTO E (S, O, T) SELECT v.S::VARCHAR, v.O::NUMBER, v.T::TIMESTAMP_NTZ FROM (VALUES ('a', '1', '2024-01-02 03:04:05'), ('a', '2', NULL), ('a', '3', NULL)) AS v (S, O, T) WHERE v.O::NUMBER NOT IN (SELECT O FROM E WHERE S = 'a' AND O BETWEEN 1 AND 3)",
+    );
+    expect(r.inserted).toBe(2);
+    expect(db.run('SELECT O, T FROM E ORDER BY O').rows).toEqual([[1, Date.UTC(2024, 0, 2, 3, 4, 5)], [2, null], [3, null]]);
+    expect(() => db.run("INSERT INTO E (S, O) SELECT v.S, v.O::NUMBER FROM (VALUES ('a', 'x')) AS v (S, O)")).toThrow(/bad value x/);
+    expect(db.run('SELECT COUNT(*) FROM E').rows).toEqual([[3]]);
+  });
+});

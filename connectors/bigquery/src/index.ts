@@ -1,6 +1,8 @@
 /**
  * @junction/connector-bigquery — a sink that streams a station's messages into a BigQuery table with
- * tabledata.insertAll (raw columns or typed columns), each offset once across replays. See README.md.
+ * tabledata.insertAll (raw columns or typed columns). At least once: each offset once across replays,
+ * except when a write from before a crash lands late and BigQuery's best-effort insertId dedup misses
+ * it (README, "Exactly once — what holds").
  */
 import { defineSink } from '@junction/sdk-connector';
 import { BigQuerySinkConfig } from './config.js';
@@ -13,8 +15,10 @@ export default defineSink({
   name: 'bigquery',
   version: '0.1.0',
   sdk: '^1',
-  description: 'Google BigQuery: insertAll with insertId <station>/<partition>/<offset>, raw or typed columns, table created when missing, each offset once',
-  exactlyOnce: true,
+  description:
+    'Google BigQuery: insertAll with insertId <station>/<station id>/<partition>/<offset>, raw or typed columns, table created when missing; at least once (replays skip what the table holds; a write landing late after a crash can duplicate when insertId dedup misses)',
+  // Not exactly once: insertAll cannot refuse a late write, and its insertId dedup is best effort (README).
+  exactlyOnce: false,
   config: BigQuerySinkConfig,
   async open(config, ctx) {
     const { BigQuerySink, createClient } = await import('./sink.js');

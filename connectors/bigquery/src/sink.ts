@@ -20,6 +20,7 @@ import {
   ok,
   retry,
   type Counter,
+  type PartitionRef,
   type Sink,
   type SinkBatch,
   type SinkContext,
@@ -29,7 +30,7 @@ import {
 } from '@junction/sdk-connector';
 import type { BigQuerySinkConfig } from './config.js';
 import { httpStatus, isTransient, reasonOf, toJunctionError } from './errors.js';
-import { metaColumns, schemaOf, toRow } from './rows.js';
+import { metaColumns, schemaOf, toRow, type MetaColumns } from './rows.js';
 
 interface PendingRow { index: number; offset: number; insertId: string; json: Record<string, unknown>; bytes: number }
 
@@ -63,6 +64,7 @@ export function createClient(config: BigQuerySinkConfig): BigQuery {
 export class BigQuerySink implements Sink {
   private closed = false;
   private readonly table: Table;
+  private readonly meta: MetaColumns;
   private readonly presence: Presence;
   private readonly m: { rows: Counter; requests: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
@@ -72,13 +74,15 @@ export class BigQuerySink implements Sink {
     ctx: SinkContext,
   ) {
     this.table = client.dataset(config.dataset).table(config.table);
-    const meta = metaColumns(config);
+    const meta = (this.meta = metaColumns(config));
     const fq = `\`${config.projectId}.${config.dataset}.${config.table}\``;
-    this.presence = new Presence(async (station, partition, from, to) => {
+    this.presence = new Presence(async ({ station, stationId, partition }, from, to) => {
       try {
+        // Rows written before the station id column (NULL there) count for every incarnation: BigQuery
+        // cannot UPDATE rows still in its streaming buffer to claim them for one (README).
         const [rows] = await client.query({
-          query: `SELECT \`${meta.offset}\` FROM ${fq} WHERE \`${meta.station}\` = @station AND \`${meta.partition}\` = @partition AND \`${meta.offset}\` >= @from AND \`${meta.offset}\` < @to`,
-          params: { station, partition, from, to },
+          query: `SELECT \`${meta.offset}\` FROM ${fq} WHERE \`${meta.station}\` = @station AND (\`${meta.stationId}\` = @stationId OR \`${meta.stationId}\` IS NULL) AND \`${meta.partition}\` = @partition AND \`${meta.offset}\` >= @from AND \`${meta.offset}\` < @to`,
+          params: { station, stationId, partition, from, to },
           ...(config.location ? { location: config.location } : {}),
         });
         return (rows as Record<string, unknown>[]).map((r) => Number(r[meta.offset]));
@@ -95,13 +99,17 @@ export class BigQuerySink implements Sink {
     };
   }
 
-  /** Checks the dataset and the table; creates the table when missing and autoCreate is set. */
+  /**
+   * Checks the dataset and the table; creates the table when missing and autoCreate is set, and adds
+   * the station id column to a table made before it (exactly-once keys on it).
+   */
   async ensureTable(): Promise<void> {
     const where = `${this.config.projectId}.${this.config.dataset}.${this.config.table}`;
     try {
       const [exists] = await this.table.exists();
-      if (exists) return;
+      if (exists) return await this.ensureStationIdColumn(where);
     } catch (err) {
+      if (err instanceof JunctionError) throw err;
       throw toJunctionError(err, `BigQuery table ${where}`);
     }
     try {
@@ -116,24 +124,37 @@ export class BigQuerySink implements Sink {
     }
   }
 
+  /** Adds the station id column when the table lacks it (`ALTER TABLE … ADD COLUMN IF NOT EXISTS`). */
+  private async ensureStationIdColumn(where: string): Promise<void> {
+    const [metadata] = (await this.table.getMetadata()) as unknown as [{ schema?: { fields?: { name?: string }[] } }];
+    if ((metadata.schema?.fields ?? []).some((f) => f.name?.toLowerCase() === this.meta.stationId)) return;
+    const sql = `ALTER TABLE \`${this.config.projectId}.${this.config.dataset}.${this.config.table}\` ADD COLUMN IF NOT EXISTS \`${this.meta.stationId}\` STRING`;
+    try {
+      await this.client.query({ query: sql, ...(this.config.location ? { location: this.config.location } : {}) });
+    } catch (err) {
+      throw toJunctionError(err, `BigQuery table ${where} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ${sql}`);
+    }
+  }
+
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     signal.throwIfAborted();
     const { station, partition } = batch;
+    const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const candidates: PendingRow[] = [];
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, station, partition, m);
+      const r = toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
         return;
       }
-      candidates.push({ index, offset: m.offset, insertId: `${station}/${partition}/${m.offset}`, json: r.row, bytes: approxBytes(m) });
+      candidates.push({ index, offset: m.offset, insertId: `${station}/${batch.stationId}/${partition}/${m.offset}`, json: r.row, bytes: approxBytes(m) });
     });
     let pending = candidates;
     if (candidates.length > 0) {
-      const held = await this.presence.held(station, partition, candidates.map((c) => c.offset));
+      const held = await this.presence.held(ref, candidates.map((c) => c.offset));
       pending = candidates.filter((c) => {
         if (!held.has(c.offset)) return true;
         results[c.index] = ok();
@@ -161,7 +182,7 @@ export class BigQuerySink implements Sink {
       while (next < chunks.length && fatal === undefined) {
         const c = chunks[next++] as PendingRow[];
         try {
-          await this.insertChunk(station, partition, c, results);
+          await this.insertChunk(ref, c, results);
         } catch (err) {
           fatal ??= err;
         }
@@ -172,7 +193,7 @@ export class BigQuerySink implements Sink {
     return results.map((r) => r ?? retry('not attempted after an earlier failure in this batch'));
   }
 
-  private async insertChunk(station: string, partition: number, chunk: PendingRow[], results: (WriteResult | undefined)[]): Promise<void> {
+  private async insertChunk(ref: PartitionRef, chunk: PendingRow[], results: (WriteResult | undefined)[]): Promise<void> {
     this.m.requests.inc();
     try {
       await this.table.insert(
@@ -201,13 +222,13 @@ export class BigQuerySink implements Sink {
             this.m.deadLetters.inc();
           }
         }
-        this.presence.written(station, partition, done);
+        this.presence.written(ref, done);
         this.m.rows.inc(done.length);
         return;
       }
       if (isTransient(err)) {
         // The rows may have landed (an answer lost after BigQuery committed): ask the table next time.
-        this.presence.forget(station, partition);
+        this.presence.forget(ref);
         const why = httpStatus(err) ? `BigQuery answered ${httpStatus(err)} ${reasonOf(err) ?? ''}`.trim() : `BigQuery unreachable: ${(err as Error)?.message ?? String(err)}`;
         for (const r of chunk) results[r.index] = retry(why, { delayMs: httpStatus(err) === 429 ? 2000 : 500 });
         this.m.retries.inc(chunk.length);
@@ -216,7 +237,7 @@ export class BigQuerySink implements Sink {
       throw toJunctionError(err, `BigQuery insertAll into ${this.config.dataset}.${this.config.table}`);
     }
     for (const r of chunk) results[r.index] = ok();
-    this.presence.written(station, partition, chunk.map((r) => r.offset));
+    this.presence.written(ref, chunk.map((r) => r.offset));
     this.m.rows.inc(chunk.length);
   }
 

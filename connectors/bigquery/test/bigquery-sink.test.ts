@@ -140,7 +140,7 @@ describe('bigquery sink', () => {
     await expect(open(config(fake, { table: 'absent', autoCreate: false }))).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await sinkOf({ table: 'made' });
     expect(fake.dataset(PROJECT, 'ds')?.table('made')?.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
-      'station:STRING', 'partition:INT64', 'offset:INT64', 'timestamp:TIMESTAMP', 'key:STRING', 'headers:JSON', 'value:JSON',
+      'station:STRING', 'partition:INT64', 'offset:INT64', 'timestamp:TIMESTAMP', 'key:STRING', 'headers:JSON', 'value:JSON', 'station_id:STRING',
     ]);
   });
 
@@ -150,5 +150,62 @@ describe('bigquery sink', () => {
     const err = await s.write(batch('s', [msg(1, 1)]), { signal: signal() }).catch((e: unknown) => e);
     expect(isRetryable(err)).toBe(true);
     expect((await s.write(batch('s', [msg(1, 1)]), { signal: signal() }))[0]?.status).toBe('ok');
+  });
+
+  it('keys on the station incarnation: a station created again writes its offsets anew, in this sink and in a fresh one', async () => {
+    const s = await sinkOf();
+    await s.write(batch('st', range(1, 10).map((o) => msg(o, { o })), 0, 'first'), { signal: signal() });
+    const again = await s.write(batch('st', range(1, 4).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    expect(again.every((r) => r.status === 'ok')).toBe(true);
+    const fresh = await sinkOf();
+    await fresh.write(batch('st', range(1, 12).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    const rows = await query(fake, 'SELECT `offset`, `station_id` FROM `test-proj.ds.events` ORDER BY `offset`');
+    const of = (id: string) => rows.filter((r) => r.station_id === id).map((r) => Number(r.offset)).sort((a, b) => a - b);
+    expect(of('first')).toEqual(range(1, 10));
+    expect(of('second')).toEqual(range(1, 12));
+    expect(rows).toHaveLength(22);
+  });
+
+  it('adds station_id to a table made before it; its old rows (NULL there) count for whichever incarnation writes the station', async () => {
+    const t = fake.dataset(PROJECT, 'ds')!.createTable('old', [
+      { name: 'station', type: 'STRING', notNull: true }, { name: 'partition', type: 'INT64', notNull: true },
+      { name: 'offset', type: 'INT64', notNull: true }, { name: 'timestamp', type: 'TIMESTAMP', notNull: true },
+      { name: 'key', type: 'STRING', notNull: false }, { name: 'headers', type: 'JSON', notNull: false }, { name: 'value', type: 'JSON', notNull: false },
+    ]);
+    for (const o of range(1, 5)) t.rows.push(['legacy', 0, o, 1_700_000_000_000 + o, null, { json: {} }, { json: { o } }]);
+    const s = await sinkOf({ table: 'old' });
+    expect(t.columns.map((c) => c.name)).toContain('station_id');
+    const results = await s.write(batch('legacy', range(1, 8).map((o) => msg(o, { o })), 0, 'now'), { signal: signal() });
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    const rows = await query(fake, 'SELECT `offset`, `station_id` FROM `test-proj.ds.old` ORDER BY `offset`');
+    expect(rows.map((r) => [Number(r.offset), r.station_id ?? null])).toEqual([...range(1, 5).map((o) => [o, null]), ...range(6, 8).map((o) => [o, 'now'])]);
+  });
+
+  it('at least once, exactly as documented: a late insertAll (its writer killed) duplicates only its own rows, each the same message', async () => {
+    const dead = await sinkOf();
+    const held = fake.holdWrites();
+    const ac = new AbortController();
+    void dead.write(batch('late', range(1, 30).map((o) => msg(o, { o }))), { signal: ac.signal }).catch(() => undefined);
+    await held.held();
+    ac.abort();
+    held.stop();
+    const s = await sinkOf();
+    for (const offsets of [range(1, 20), range(15, 40)]) {
+      const r = await s.write(batch('late', offsets.map((o) => msg(o, { o }))), { signal: signal() });
+      expect(r.every((x) => x.status === 'ok')).toBe(true);
+    }
+    await held.release();
+    const rows = await query(fake, 'SELECT `station`, `station_id`, `partition`, `offset`, `value` FROM `test-proj.ds.events` ORDER BY `offset`');
+    const byKey = new Map<string, unknown[]>();
+    for (const r of rows) {
+      const k = [r.station, r.station_id, r.partition, r.offset].join('/');
+      byKey.set(k, [...(byKey.get(k) ?? []), JSON.stringify(r.value)]);
+    }
+    // Every offset is there; the held request's 30 rows are there twice, as the same message.
+    expect([...new Set(rows.map((r) => Number(r.offset)))]).toEqual(range(1, 40));
+    const twice = [...byKey].filter(([, v]) => v.length > 1);
+    expect(twice.map(([k]) => Number(k.split('/')[3])).sort((a, b) => a - b)).toEqual(range(1, 30));
+    for (const [, v] of twice) expect(new Set(v).size).toBe(1);
+    expect(rows).toHaveLength(70);
   });
 });

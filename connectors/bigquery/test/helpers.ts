@@ -26,8 +26,9 @@ const enc = new TextEncoder();
 export function msg(offset: number, value: unknown, extra: Partial<SinkMessage> = {}): SinkMessage {
   return { offset, timestamp: 1_700_000_000_000 + offset, headers: { h: String(offset) }, value: enc.encode(typeof value === 'string' ? value : JSON.stringify(value)), ...extra };
 }
-export function batch(station: string, messages: SinkMessage[], partition = 0): SinkBatch {
-  return { station, partition, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages };
+/** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
+export function batch(station: string, messages: SinkMessage[], partition = 0, stationId = `${station}-id`): SinkBatch {
+  return { station, stationId, partition, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages };
 }
 export const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 export const signal = () => new AbortController().signal;

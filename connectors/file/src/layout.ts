@@ -1,29 +1,39 @@
 /**
- * Where files go: `<dir>/<station>/<partition>/<first offset, 20 digits>-<last offset>.jsonl[.gz]`.
- * A file holds exactly the offsets first..last, each once (the sink never writes a file over a gap),
- * so the names alone tell which offsets are in the directory. Temp files start with "." and end in
- * ".tmp"; nothing else in a partition directory is ours.
+ * Where files go: `<dir>/<station>/<partition>/<first offset, 20 digits>-<last offset>.<station id>.jsonl[.gz]`.
+ * A file holds exactly the offsets first..last of the station incarnation its name gives (the sink never
+ * writes a file over a gap), so the names alone tell which offsets of which incarnation are in the
+ * directory. `<station id>` is `stationIdSegment(SinkBatch.stationId)`. Files written before station ids
+ * have no such segment (`<first>-<last>.jsonl`): they belong to the incarnation named in the directory's
+ * `.junction-legacy-owner` (see sink.ts). Temp files start with "." and end in ".tmp"; nothing else in a
+ * partition directory is ours.
  */
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ErrorCode, JunctionError } from '@junction/sdk-connector';
 
-const DATA_FILE_RE = /^(\d{20})-(\d+)\.jsonl(\.gz)?$/;
+const DATA_FILE_RE = /^(\d{20})-(\d+)(?:\.([A-Za-z0-9_-]{1,64}))?\.jsonl(\.gz)?$/;
 const TEMP_FILE_RE = /^\..+\.tmp$/;
 /** Safe as one path segment on every OS: no separators, no NUL, not ".", "..", nor hidden. */
 const SEGMENT_RE = /^[^/\\\0.][^/\\\0]{0,254}$/;
 
-export function dataFileName(first: number, last: number, gzip: boolean): string {
-  return `${String(first).padStart(20, '0')}-${last}.jsonl${gzip ? '.gz' : ''}`;
+/** The file a partition directory names the owner of its files without a station id in. */
+export const LEGACY_OWNER_FILE = '.junction-legacy-owner';
+
+/** A data file's name; `stationId` is the incarnation's segment (`stationIdSegment`). */
+export function dataFileName(first: number, last: number, stationId: string, gzip: boolean): string {
+  return `${String(first).padStart(20, '0')}-${last}.${stationId}.jsonl${gzip ? '.gz' : ''}`;
 }
 
-/** The offsets a data file name claims, or undefined for a name that is not a data file. */
-export function parseDataFileName(name: string): { first: number; last: number; gzip: boolean } | undefined {
+/**
+ * The offsets and incarnation a data file name claims (`stationId` undefined: written before station
+ * ids), or undefined for a name that is not a data file.
+ */
+export function parseDataFileName(name: string): { first: number; last: number; stationId?: string; gzip: boolean } | undefined {
   const m = DATA_FILE_RE.exec(name);
   if (!m) return undefined;
   const first = Number(m[1]);
   const last = Number(m[2]);
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 1 || last < first) return undefined;
-  return { first, last, gzip: m[3] !== undefined };
+  return { first, last, ...(m[3] === undefined ? {} : { stationId: m[3] }), gzip: m[4] !== undefined };
 }
 
 export function isTempFileName(name: string): boolean {

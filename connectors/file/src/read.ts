@@ -15,6 +15,11 @@ export interface FileRecord {
   key: string | null;
   headers: Record<string, string>;
   value: Buffer;
+  /**
+   * The station incarnation of its file (`stationIdSegment` of the station's id), or null for a file
+   * written before station ids (see the partition directory's `.junction-legacy-owner`).
+   */
+  stationId: string | null;
   /** The file it was read from, relative to the sink's dir. */
   file: string;
 }
@@ -34,6 +39,7 @@ export async function readFileSink(dir: string): Promise<FileRecord[]> {
     for (const p of partitions.filter((d) => d.isDirectory() && /^\d+$/.test(d.name)).sort((a, b) => Number(a.name) - Number(b.name))) {
       const names = (await readdir(join(dir, s.name, p.name))).filter((n) => parseDataFileName(n) !== undefined).sort();
       for (const name of names) {
+        const stationId = parseDataFileName(name)?.stationId ?? null;
         const file = join(s.name, p.name, name);
         let data = await readFile(join(dir, file));
         if (name.endsWith('.gz')) data = gunzipSync(data);
@@ -54,6 +60,7 @@ export async function readFileSink(dir: string): Promise<FileRecord[]> {
             key: r.key,
             headers: r.headers,
             value: Buffer.from(r.value, r.base64 === true ? 'base64' : 'utf8'),
+            stationId,
             file,
           });
         });

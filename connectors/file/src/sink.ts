@@ -3,8 +3,10 @@
  *
  * - A file is written as temp → fsync → rename → fsync(dir), and holds exactly the offsets its name
  *   says (first..last, no gaps). A message is confirmed `ok()` only after its file's rename is durable.
- * - Before writing, the sink knows which offsets of the partition the directory already holds (from
- *   the file names, loaded once and reloaded whenever the directory changed behind its back). Those
+ * - Before writing, the sink knows which offsets of the partition the directory already holds for the
+ *   batch's station incarnation (from the file names, which carry the station id: a station deleted and
+ *   created again under the same name restarts at offset 1, and the old incarnation's files must not
+ *   count for the new one; loaded once and reloaded whenever the directory changed behind its back). Those
  *   messages are answered `ok()` and not written again; the rest are split into runs of consecutive
  *   offsets and each run becomes one file. So a replay — the same batch, or batches cut differently,
  *   or a retry batch with gaps — adds only what is missing, and the files' union holds each offset once.
@@ -15,7 +17,7 @@
  * Assumes one writer per partition at a time (the runtime's guarantee); writes to one partition are
  * also serialized inside the sink.
  */
-import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
@@ -34,11 +36,12 @@ import {
   type WriteOptions,
   type WriteResult,
   OffsetRanges,
+  stationIdSegment,
 } from '@junction/sdk-connector';
 import type { FileSinkConfig } from './config.js';
 import { makeDirs, UNUSABLE_DIR_CODES } from './dirs.js';
 import { LineBuffer } from './encode.js';
-import { dataFileName, isTempFileName, parseDataFileName, partitionDir, tempFileName } from './layout.js';
+import { dataFileName, isTempFileName, LEGACY_OWNER_FILE, parseDataFileName, partitionDir, tempFileName } from './layout.js';
 
 const gzip = promisify(gzipCb);
 
@@ -62,6 +65,7 @@ export class FileSink implements Sink {
   private closed = false;
   /** Buffers of earlier batches' lines, reused (at most a few). */
   private readonly spare: Buffer[] = [];
+  /** By `<dir>\0<station id segment>`. */
   private readonly partitions = new Map<string, PartitionState>();
   /** The tail of each partition's write chain: writes to a partition never overlap. */
   private readonly chains = new Map<string, Promise<unknown>>();
@@ -113,9 +117,10 @@ export class FileSink implements Sink {
     const started = performance.now();
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const runs: Run[] = [];
+    const sid = stationIdSegment(batch.stationId);
     try {
       signal.throwIfAborted();
-      const state = await this.load(dir);
+      const state = await this.load(dir, sid);
       // Offsets within this batch so far, to answer a repeated one ok(): contiguous batches (the usual)
       // need only the highest, so the set is made only when offsets go out of order.
       let inBatch: Set<number> | undefined;
@@ -175,7 +180,7 @@ export class FileSink implements Sink {
       try {
         for (let k = 0; k < runs.length; k++) {
           signal.throwIfAborted();
-          await this.writeFile(dir, runs[k]!, data[k]!.subarray(0, runs[k]!.end - runs[k]!.start));
+          await this.writeFile(dir, sid, runs[k]!, data[k]!.subarray(0, runs[k]!.end - runs[k]!.start));
         }
       } finally {
         for (const d of data) if (this.spare.length < 4) this.spare.push(d);
@@ -193,7 +198,7 @@ export class FileSink implements Sink {
       return results as WriteResult[];
     } catch (err) {
       // Renamed files may not be durable, and the directory changed: learn it afresh next time.
-      this.partitions.delete(dir);
+      this.partitions.delete(`${dir}\u0000${sid}`);
       if (signal.aborted || (err instanceof JunctionError && !err.retryable)) throw err;
       const reason = `cannot write ${dir}: ${describe(err)}`;
       this.log.warn({ err, station: batch.station, partition: batch.partition }, 'file write failed; answering retry');
@@ -201,9 +206,13 @@ export class FileSink implements Sink {
     }
   }
 
-  /** Which offsets the partition's directory holds; reloaded when the directory changed since we last looked. */
-  private async load(dir: string): Promise<PartitionState> {
-    const cached = this.partitions.get(dir);
+  /**
+   * Which offsets of the incarnation `sid` the partition's directory holds; reloaded when the directory
+   * changed since we last looked.
+   */
+  private async load(dir: string, sid: string): Promise<PartitionState> {
+    const key = `${dir}\u0000${sid}`;
+    const cached = this.partitions.get(key);
     if (cached) {
       const now = (await stat(dir, { bigint: true })).mtimeNs;
       if (now === cached.mtimeNs) return cached;
@@ -211,6 +220,7 @@ export class FileSink implements Sink {
     }
     await makeDirs(dir);
     const present = new OffsetRanges();
+    const legacy: [number, number][] = [];
     let cleaned = 0;
     for (const name of await readdir(dir)) {
       if (isTempFileName(name)) {
@@ -219,8 +229,11 @@ export class FileSink implements Sink {
         continue;
       }
       const parsed = parseDataFileName(name);
-      if (parsed) present.add(parsed.first, parsed.last);
+      if (!parsed) continue;
+      if (parsed.stationId === sid) present.add(parsed.first, parsed.last);
+      else if (parsed.stationId === undefined) legacy.push([parsed.first, parsed.last]);
     }
+    if (legacy.length > 0 && (await this.legacyOwner(dir, sid)) === sid) for (const [a, b] of legacy) present.add(a, b);
     if (cleaned > 0) {
       this.m.tempCleaned.inc(cleaned);
       this.log.info({ dir, cleaned }, 'removed temp files left by an interrupted write');
@@ -228,12 +241,48 @@ export class FileSink implements Sink {
     // Files renamed just before a crash are listed but perhaps not durable: make them so before trusting them.
     if (this.config.fsync) await fsyncDir(dir);
     const state: PartitionState = { present, mtimeNs: (await stat(dir, { bigint: true })).mtimeNs };
-    this.partitions.set(dir, state);
+    this.partitions.set(key, state);
     return state;
   }
 
-  private async writeFile(dir: string, run: Run, lines: Buffer): Promise<void> {
-    const name = dataFileName(run.first, run.last, this.config.gzip);
+  /**
+   * The incarnation the directory's files without a station id (written before station ids) belong to:
+   * the one named in `.junction-legacy-owner`, or — the first time a write meets them — the writing one,
+   * recorded then (written whole and linked into place, so it is never half there and never replaced).
+   * They were written by the incarnation that existed then; the first one to write after the upgrade is
+   * taken to be it.
+   */
+  private async legacyOwner(dir: string, sid: string): Promise<string> {
+    const file = join(dir, LEGACY_OWNER_FILE);
+    const read = async () => (await readFile(file, 'utf8')).trim();
+    try {
+      return await read();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const temp = join(dir, tempFileName(LEGACY_OWNER_FILE));
+    const fh = await open(temp, 'wx');
+    try {
+      await fh.writeFile(`${sid}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(temp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+    if (this.config.fsync) await fsyncDir(dir);
+    const owner = await read();
+    this.log.info({ dir, stationId: owner }, 'files written before station ids are taken as this station incarnation\'s');
+    return owner;
+  }
+
+  private async writeFile(dir: string, sid: string, run: Run, lines: Buffer): Promise<void> {
+    const name = dataFileName(run.first, run.last, sid, this.config.gzip);
     const temp = join(dir, tempFileName(name));
     let data: Buffer = lines;
     if (this.config.gzip) data = await gzip(data);

@@ -55,8 +55,8 @@ describe('layout and line format', () => {
     const m1 = message(7, { key: 'user-1', headers: { 'content-type': 'application/json' } });
     const m2 = message(8);
     expect(statuses(await s.write(batch('orders', 2, [m1, m2]), { signal }))).toEqual(['ok', 'ok']);
-    expect(await files('orders', 2)).toEqual(['00000000000000000007-8.jsonl']);
-    const text = await readFile(join(dir, 'orders', '2', '00000000000000000007-8.jsonl'), 'utf8');
+    expect(await files('orders', 2)).toEqual(['00000000000000000007-8.orders-id.jsonl']);
+    const text = await readFile(join(dir, 'orders', '2', '00000000000000000007-8.orders-id.jsonl'), 'utf8');
     expect(text).toBe(
       '{"offset":7,"timestamp":1700000000007,"key":"user-1","headers":{"content-type":"application/json"},"value":"{\\"n\\":7,\\"text\\":\\"message 7\\"}"}\n' +
         '{"offset":8,"timestamp":1700000000008,"key":null,"headers":{},"value":"{\\"n\\":8,\\"text\\":\\"message 8\\"}"}\n',
@@ -72,7 +72,7 @@ describe('layout and line format', () => {
       new Uint8Array([]),
     ];
     await s.write(batch('bin', 0, values.map((v, i) => message(i + 1, { value: v as Uint8Array<ArrayBuffer> }))), { signal });
-    const lines = (await readFile(join(dir, 'bin', '0', '00000000000000000001-4.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await readFile(join(dir, 'bin', '0', '00000000000000000001-4.bin-id.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.base64 === true)).toEqual([false, false, true, false]);
     expect(lines[2].value).toBe(Buffer.from([0x00, 0xff, 0x80, 0x41]).toString('base64'));
     const back = await readFileSink(dir);
@@ -84,7 +84,7 @@ describe('layout and line format', () => {
     const results = await s.write(batch('t', 0, [message(1), message(2, { value: new Uint8Array([0xc3, 0x28]) }), message(3)]), { signal });
     expect(results).toEqual([{ status: 'ok' }, { status: 'deadLetter', code: 'SINK_REJECTED', reason: expect.stringContaining('UTF-8') }, { status: 'ok' }]);
     // A file never spans an offset it does not hold: 1 and 3 are separate files.
-    expect(await files('t')).toEqual(['00000000000000000001-1.jsonl', '00000000000000000003-3.jsonl']);
+    expect(await files('t')).toEqual(['00000000000000000001-1.t-id.jsonl', '00000000000000000003-3.t-id.jsonl']);
     // The dead letter is not taken for written on replay.
     const again = await s.write(batch('t', 0, [message(1), message(2, { value: new Uint8Array([0xc3, 0x28]) }), message(3)]), { signal });
     expect(statuses(again)).toEqual(['ok', 'deadLetter', 'ok']);
@@ -93,7 +93,7 @@ describe('layout and line format', () => {
   it('valueEncoding base64 flags every line', async () => {
     const s = await sink({ valueEncoding: 'base64' });
     await s.write(batch('t', 0, [1, 2]), { signal });
-    const lines = (await readFile(join(dir, 't', '0', '00000000000000000001-2.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await readFile(join(dir, 't', '0', '00000000000000000001-2.t-id.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.every((l) => l.base64 === true)).toBe(true);
     expect((await readFileSink(dir)).map((r) => r.value.toString())).toEqual(['{"n":1,"text":"message 1"}', '{"n":2,"text":"message 2"}']);
   });
@@ -101,8 +101,8 @@ describe('layout and line format', () => {
   it('gzip writes .jsonl.gz files', async () => {
     const s = await sink({ gzip: true });
     await s.write(batch('z', 1, range(1, 50)), { signal });
-    expect(await files('z', 1)).toEqual(['00000000000000000001-50.jsonl.gz']);
-    const text = gunzipSync(await readFile(join(dir, 'z', '1', '00000000000000000001-50.jsonl.gz'))).toString();
+    expect(await files('z', 1)).toEqual(['00000000000000000001-50.z-id.jsonl.gz']);
+    const text = gunzipSync(await readFile(join(dir, 'z', '1', '00000000000000000001-50.z-id.jsonl.gz'))).toString();
     expect(text.trim().split('\n')).toHaveLength(50);
   });
 
@@ -144,14 +144,14 @@ describe('exactly once across replays', () => {
     const s = await sink();
     await s.write(batch('orders', 0, range(1, 10)), { signal });
     expect(statuses(await s.write(batch('orders', 0, range(1, 10)), { signal }))).toEqual(Array(10).fill('ok'));
-    expect(await files()).toEqual(['00000000000000000001-10.jsonl']);
+    expect(await files()).toEqual(['00000000000000000001-10.orders-id.jsonl']);
   });
 
   it('a batch starting inside an existing file writes only what is past it', async () => {
     const s = await sink();
     await s.write(batch('orders', 0, range(1, 10)), { signal });
     expect(statuses(await s.write(batch('orders', 0, range(8, 14)), { signal }))).toEqual(Array(7).fill('ok'));
-    expect(await files()).toEqual(['00000000000000000001-10.jsonl', '00000000000000000011-14.jsonl']);
+    expect(await files()).toEqual(['00000000000000000001-10.orders-id.jsonl', '00000000000000000011-14.orders-id.jsonl']);
     await expectEachOnce(range(1, 14));
   });
 
@@ -160,13 +160,13 @@ describe('exactly once across replays', () => {
     await s.write(batch('orders', 0, [3, 4, 8, 9, 15]), { signal });
     await s.write(batch('orders', 0, range(1, 16)), { signal });
     expect(await files()).toEqual([
-      '00000000000000000001-2.jsonl',
-      '00000000000000000003-4.jsonl',
-      '00000000000000000005-7.jsonl',
-      '00000000000000000008-9.jsonl',
-      '00000000000000000010-14.jsonl',
-      '00000000000000000015-15.jsonl',
-      '00000000000000000016-16.jsonl',
+      '00000000000000000001-2.orders-id.jsonl',
+      '00000000000000000003-4.orders-id.jsonl',
+      '00000000000000000005-7.orders-id.jsonl',
+      '00000000000000000008-9.orders-id.jsonl',
+      '00000000000000000010-14.orders-id.jsonl',
+      '00000000000000000015-15.orders-id.jsonl',
+      '00000000000000000016-16.orders-id.jsonl',
     ]);
     await expectEachOnce(range(1, 16));
   });
@@ -215,6 +215,54 @@ describe('exactly once across replays', () => {
   });
 });
 
+describe('station identity', () => {
+  it('a station deleted and created again (a new stationId, offsets from 1): its messages are written, not taken for the old ones', async () => {
+    const ctx = fakeContext();
+    const s = await sink({}, ctx);
+    await s.write(batch('orders', 0, range(1, 300), 'old-incarnation'), { signal });
+    // The issue's case: 210 messages of the recreated station, all acked, none written.
+    const results = await s.write(batch('orders', 0, range(1, 210), 'new-incarnation'), { signal });
+    expect(statuses(results)).toEqual(Array(210).fill('ok'));
+    expect(ctx.metrics.snapshot().replayed_messages_total).toMatchObject({ value: 0 });
+    const again = await sink({}, fakeContext());
+    await again.write(batch('orders', 0, range(1, 250), 'new-incarnation'), { signal });
+    const records = await readFileSink(dir);
+    const of = (id: string) => records.filter((r) => r.stationId === id).map((r) => r.offset).sort((a, b) => a - b);
+    expect(of('old-incarnation')).toEqual(range(1, 300));
+    expect(of('new-incarnation')).toEqual(range(1, 250));
+    expect(records).toHaveLength(550);
+  });
+
+  it('files written before station ids belong to the first incarnation that writes after the upgrade, recorded in .junction-legacy-owner', async () => {
+    const partDir = join(dir, 'orders', '0');
+    await mkdir(partDir, { recursive: true });
+    const line = (o: number) => `{"offset":${o},"timestamp":${1_700_000_000_000 + o},"key":null,"headers":{},"value":"{\\"n\\":${o}}"}\n`;
+    await writeFile(join(partDir, '00000000000000000001-100.jsonl'), range(1, 100).map(line).join(''));
+    const ctx = fakeContext();
+    const a = await sink({}, ctx);
+    expect(statuses(await a.write(batch('orders', 0, range(1, 150), 'a'), { signal }))).toEqual(Array(150).fill('ok'));
+    expect(ctx.metrics.snapshot().replayed_messages_total).toMatchObject({ value: 100 });
+    expect((await readFile(join(partDir, '.junction-legacy-owner'), 'utf8')).trim()).toBe('a');
+    // Another incarnation, later: the old files are not its own.
+    const b = await sink();
+    await b.write(batch('orders', 0, range(1, 10), 'b'), { signal });
+    const records = await readFileSink(dir);
+    expect(records.filter((r) => r.stationId === null).map((r) => r.offset)).toEqual(range(1, 100));
+    expect(records.filter((r) => r.stationId === 'a').map((r) => r.offset)).toEqual(range(101, 150));
+    expect(records.filter((r) => r.stationId === 'b').map((r) => r.offset)).toEqual(range(1, 10));
+    // A fresh sink of the first incarnation still counts the old files as its own.
+    const a2 = await sink();
+    await a2.write(batch('orders', 0, range(1, 150), 'a'), { signal });
+    expect(await readFileSink(dir)).toHaveLength(160);
+  });
+
+  it('a station id that is not a plain segment is hashed into the file name', async () => {
+    const s = await sink();
+    await s.write(batch('orders', 0, [1], 'kit-run#incarnation-1'), { signal });
+    expect(await files()).toEqual([expect.stringMatching(/^00000000000000000001-1\.x[0-9a-f]{32}\.jsonl$/)]);
+  });
+});
+
 describe('crashes', () => {
   it('ignores and removes a temp file left by a crash', async () => {
     const s1 = await sink();
@@ -228,7 +276,7 @@ describe('crashes', () => {
 
     const s2 = await sink();
     expect(statuses(await s2.write(batch('orders', 0, range(6, 10)), { signal }))).toEqual(Array(5).fill('ok'));
-    expect(await files()).toEqual(['00000000000000000001-5.jsonl', '00000000000000000006-10.jsonl']);
+    expect(await files()).toEqual(['00000000000000000001-5.orders-id.jsonl', '00000000000000000006-10.orders-id.jsonl']);
     await expectEachOnce(range(1, 10));
   });
 
@@ -237,7 +285,7 @@ describe('crashes', () => {
     await writeFile(join(dir, 'orders', '0', 'README.txt'), 'mine');
     const s = await sink();
     await s.write(batch('orders', 0, [1]), { signal });
-    expect(await files()).toEqual(['00000000000000000001-1.jsonl', 'README.txt']);
+    expect(await files()).toEqual(['00000000000000000001-1.orders-id.jsonl', 'README.txt']);
   });
 
   it('answers retry while the directory cannot be written, and recovers', async () => {
@@ -303,7 +351,7 @@ describe('crashes', () => {
     for (let first = 1; first <= total; first += 370) {
       const offsets = range(first, Math.min(first + 369, total));
       const messages = offsets.map((o) => message(o, { timestamp: o, value: new TextEncoder().encode(`value ${o} ${'x'.repeat(o % 200)}`) }));
-      expect(statuses(await s.write(batch('crash', 0, messages), { signal })).every((st) => st === 'ok')).toBe(true);
+      expect(statuses(await s.write(batch('crash', 0, messages, 'crash-1'), { signal })).every((st) => st === 'ok')).toBe(true);
     }
     const records = await readFileSink(dir);
     expect(records.map((r) => r.offset)).toEqual(range(1, total));

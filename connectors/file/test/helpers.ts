@@ -16,10 +16,12 @@ export function message(offset: number, over: Partial<SinkMessage> = {}): SinkMe
   return { offset, timestamp: 1_700_000_000_000 + offset, headers: {}, value: value(offset), ...over };
 }
 
-export function batch(station: string, partition: number, offsets: number[] | SinkMessage[]): SinkBatch {
+/** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
+export function batch(station: string, partition: number, offsets: number[] | SinkMessage[], stationId = `${station}-id`): SinkBatch {
   const messages = offsets.map((o) => (typeof o === 'number' ? message(o) : o));
   return {
     station,
+    stationId,
     partition,
     firstOffset: messages[0]?.offset ?? 0,
     lastOffset: messages[messages.length - 1]?.offset ?? 0,

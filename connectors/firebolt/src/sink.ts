@@ -1,12 +1,24 @@
 /**
  * The Firebolt sink: messages → rows of one table, one multi-row INSERT per chunk, each offset once.
  *
- * - Every row carries station, partition and offset; the table is the record of what landed (see
- *   presence.ts). One INSERT statement is atomic in Firebolt: all its rows land or none.
- * - firebolt-sdk re-sends a request only after a 401/403 (a statement that did not run), so the sink
- *   sends plain `INSERT … VALUES (…), (…)`; it never re-sends blindly either: after a 5xx, a 429 or a
- *   network error the outcome is unknown, the partition is forgotten and the table asked again
- *   before the rows go out again (up to `maxAttempts` within `writeTimeoutMs`).
+ * - Every row carries station, station id (the incarnation: a station created again under the same
+ *   name restarts at offset 1), partition and offset; the table is the record of what landed
+ *   ({@link Presence}). One INSERT statement is atomic in Firebolt: all its rows land or none.
+ * - A table made before the station id column gets it (`ALTER TABLE … ADD COLUMN`) at task start; its
+ *   rows keep NULL there until the first write of their station after the upgrade claims them for that
+ *   station's incarnation (`UPDATE … SET station_id = … WHERE station = … AND station_id IS NULL`).
+ * - One INSERT per chunk, an anti-join: `INSERT INTO t (…) SELECT v.c::TYPE, … FROM (VALUES (…), …) AS
+ *   v (…) WHERE v.offset NOT IN (SELECT offset FROM t WHERE station = … AND station_id = … AND
+ *   partition = … AND offset BETWEEN min AND max)`. A statement that lands late — sent by a task that
+ *   was killed before its answer came, run by Firebolt after the restarted task wrote the same offsets
+ *   in other batches — inserts none of them. (Firebolt runs DML at snapshot isolation: two copies
+ *   running at the same moment could both insert; a late one that starts after the rewrite committed
+ *   cannot.) The values travel as text and are cast in the SELECT, so a value of the wrong type is a
+ *   cast error of its row, never a type clash of the VALUES list.
+ * - firebolt-sdk re-sends a request only after a 401/403 (a statement that did not run); the sink never
+ *   re-sends blindly either: after a 5xx, a 429 or a network error the outcome is unknown, the
+ *   partition is forgotten and the table asked again before the rows go out again (up to
+ *   `maxAttempts` within `writeTimeoutMs`).
  * - The sink never waits past `writeTimeoutMs`: it answers retry(), and the INSERT it gave up on is
  *   *fenced* — until its request settles, no statement for that partition is sent again (from this or
  *   any sink in the process), so a late landing cannot race a re-send. After it settles, the
@@ -22,6 +34,8 @@ import {
   ok,
   retry,
   type Counter,
+  type Logger,
+  type PartitionRef,
   type Sink,
   type SinkBatch,
   type SinkContext,
@@ -35,12 +49,20 @@ import {
 import type { FireboltSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isNotFound, isSqlError, toJunctionError } from './errors.js';
 import { PlainOrTlsHttpClient, silentLogger } from './http.js';
-import { columnsOf, lit, metaColumns, q, toRow, type Col } from './rows.js';
+import { columnsOf, lit, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
 
 type Rows = Record<string, unknown>[];
 
 /** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
 const fenced = new Fences();
+
+/**
+ * Test seam: forgets the requests given up on, as the restart of a killed process does (they may still
+ * land: that is what the anti-join is for). Never called by the sink.
+ */
+export function forgetRequestsInFlight(): void {
+  fenced.forgetAll();
+}
 
 interface Pending { index: number; offset: number; tuple: string }
 interface Budget { deadline: number; signal: AbortSignal }
@@ -54,18 +76,28 @@ export class FireboltSink implements Sink {
   private readonly abandoned = new Set<Promise<void>>();
   private readonly presence: Presence<Budget>;
   private readonly cols: Col[];
-  private readonly meta: { station: string; partition: string; offset: string };
+  private readonly meta: MetaColumns;
+  /** `"a", "b", …`: the table's columns, which the VALUES list's columns are named after. */
+  private readonly columnList: string;
+  /** `INSERT INTO t (…) SELECT v."a"::TYPE, …`: every INSERT's start. */
+  private readonly insertHead: string;
+  /** Stations whose rows without a station id this sink has claimed (once per station per open). */
+  private readonly claimed = new Set<string>();
+  private readonly log: Logger;
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
   constructor(
     private readonly config: FireboltSinkConfig,
     ctx: SinkContext,
   ) {
+    this.log = ctx.logger;
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
-    this.presence = new Presence<Budget>(async (station, partition, from, to, budget) => {
+    this.columnList = this.cols.map((c) => q(c.name)).join(', ');
+    this.insertHead = `INSERT INTO ${q(config.table)} (${this.columnList}) SELECT ${this.cols.map((c) => `v.${q(c.name)}::${c.sqlType}`).join(', ')}`;
+    this.presence = new Presence<Budget>(async ({ station, stationId, partition }, from, to, budget) => {
       const rows = await this.exec(
-        `SELECT ${q(this.meta.offset)} FROM ${q(config.table)} WHERE ${q(this.meta.station)} = ${lit(station)} AND ${q(this.meta.partition)} = ${partition} AND ${q(this.meta.offset)} >= ${from} AND ${q(this.meta.offset)} < ${to}`,
+        `SELECT ${q(this.meta.offset)} FROM ${q(config.table)} WHERE ${q(this.meta.station)} = ${lit(station)} AND ${q(this.meta.stationId)} = ${lit(stationId)} AND ${q(this.meta.partition)} = ${partition} AND ${q(this.meta.offset)} >= ${from} AND ${q(this.meta.offset)} < ${to}`,
         budget,
         'the query of the offsets already in the table',
       );
@@ -155,6 +187,47 @@ export class FireboltSink implements Sink {
     } catch (err) {
       throw toJunctionError(err, `Firebolt table ${what}`);
     }
+    await this.ensureStationIdColumn(budget, what);
+  }
+
+  /**
+   * A table made before station ids (or by hand without the column) gets it: exactly-once keys on it.
+   * Probed first, so a table that has it needs no ALTER privilege.
+   */
+  private async ensureStationIdColumn(budget: Budget, what: string): Promise<void> {
+    const col = q(this.meta.stationId);
+    try {
+      await this.exec(`SELECT ${col} FROM ${q(this.config.table)} LIMIT 0`, budget, `checking column ${this.meta.stationId} of ${what}`);
+      return;
+    } catch (err) {
+      if (!isSqlError(err)) throw toJunctionError(err, `Firebolt table ${what}`);
+    }
+    try {
+      await this.exec(`ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${col} TEXT NULL`, budget, `adding column ${this.meta.stationId} to ${what}`);
+    } catch (err) {
+      throw toJunctionError(err, `Firebolt table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${q(this.config.table)} ADD COLUMN ${col} TEXT NULL`);
+    }
+  }
+
+  /**
+   * Rows written before the station id column existed (NULL there) belong to the incarnation that
+   * existed then: the first write of their station after the upgrade claims them for its own.
+   */
+  private async claimLegacyRows(ref: PartitionRef, budget: Budget): Promise<void> {
+    if (this.claimed.has(ref.station)) return;
+    try {
+      await this.exec(
+        `UPDATE ${q(this.config.table)} SET ${q(this.meta.stationId)} = ${lit(ref.stationId)} WHERE ${q(this.meta.station)} = ${lit(ref.station)} AND ${q(this.meta.stationId)} IS NULL`,
+        budget,
+        'claiming the rows written before station ids',
+      );
+    } catch (err) {
+      if (!isSqlError(err)) throw err;
+      // Without UPDATE privilege the old rows stay unclaimed: they then count for no incarnation, and at
+      // worst the batch in flight at the upgrade is written again. Said once per station.
+      this.log.warn({ station: ref.station, err: describe(err) }, 'could not claim the rows written before station ids for this incarnation');
+    }
+    this.claimed.add(ref.station);
   }
 
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
@@ -162,10 +235,11 @@ export class FireboltSink implements Sink {
     signal.throwIfAborted();
     const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
     const { station, partition } = batch;
+    const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, station, partition, m);
+      const r = toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
@@ -180,10 +254,10 @@ export class FireboltSink implements Sink {
     const fence = this.fenceKey(station, partition);
     const earlier = await fenced.wait(fence, budget.deadline, signal);
     if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
-    if (earlier === 'settled') this.presence.forget(station, partition);
+    if (earlier === 'settled') this.presence.forget(ref);
 
     for (let attempt = 1; ; attempt++) {
-      const stopped = await this.attempt(station, partition, rows.filter((r) => results[r.index] === undefined), results, budget, fence);
+      const stopped = await this.attempt(ref, rows.filter((r) => results[r.index] === undefined), results, budget, fence);
       if (stopped === undefined) return unanswered('not attempted');
       const backoff = Math.min(2000, 100 * 2 ** attempt);
       if (attempt >= this.config.maxAttempts || !stopped.retryable || stopped.code === ErrorCode.TIMEOUT || Date.now() + backoff >= budget.deadline) {
@@ -194,11 +268,12 @@ export class FireboltSink implements Sink {
   }
 
   /** Asks which offsets are in, inserts the rest in chunks. Returns the transient trouble that stopped it, or undefined. */
-  private async attempt(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+  private async attempt(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
     if (rows.length === 0) return undefined;
     let held: Set<number>;
     try {
-      held = await this.presence.held(station, partition, rows.map((r) => r.offset), budget);
+      await this.claimLegacyRows(ref, budget);
+      held = await this.presence.held(ref, rows.map((r) => r.offset), budget);
     } catch (err) {
       const e = toJunctionError(err, `Firebolt, the query of the offsets already in ${this.config.table}`);
       if (e.retryable) return e;
@@ -224,15 +299,24 @@ export class FireboltSink implements Sink {
     }
     if (chunk.length > 0) chunks.push(chunk);
     for (const c of chunks) {
-      const stopped = await this.insert(station, partition, c, results, budget, fence);
+      const stopped = await this.insert(ref, c, results, budget, fence);
       if (stopped) return stopped;
     }
     return undefined;
   }
 
   /** Inserts one chunk; answers its rows. Returns the transient trouble that stopped it, or undefined. */
-  private async insert(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
-    const sql = `INSERT INTO ${q(this.config.table)} (${this.cols.map((c) => q(c.name)).join(', ')}) VALUES ${rows.map((r) => r.tuple).join(',')}`;
+  private async insert(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+    let min = Number.POSITIVE_INFINITY;
+    let max = 0;
+    for (const r of rows) {
+      if (r.offset < min) min = r.offset;
+      if (r.offset > max) max = r.offset;
+    }
+    const m = this.meta;
+    const sql =
+      `${this.insertHead} FROM (VALUES ${rows.map((r) => r.tuple).join(',')}) AS v (${this.columnList})` +
+      ` WHERE v.${q(m.offset)}::BIGINT NOT IN (SELECT ${q(m.offset)} FROM ${q(this.config.table)} WHERE ${q(m.station)} = ${lit(ref.station)} AND ${q(m.stationId)} = ${lit(ref.stationId)} AND ${q(m.partition)} = ${ref.partition} AND ${q(m.offset)} BETWEEN ${min} AND ${max})`;
     this.m.statements.inc();
     try {
       await this.exec(sql, budget, 'INSERT', fence);
@@ -244,18 +328,18 @@ export class FireboltSink implements Sink {
           return undefined;
         }
         const half = Math.ceil(rows.length / 2);
-        return (await this.insert(station, partition, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(station, partition, rows.slice(half), results, budget, fence));
+        return (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(ref, rows.slice(half), results, budget, fence));
       }
       const e = toJunctionError(err, `Firebolt INSERT into ${this.config.database}.${this.config.table}`);
       if (e.retryable) {
         // The statement may have committed before its answer was lost: ask the table before sending again.
-        this.presence.forget(station, partition);
+        this.presence.forget(ref);
         return e;
       }
       throw e;
     }
     for (const r of rows) results[r.index] = ok();
-    this.presence.written(station, partition, rows.map((r) => r.offset));
+    this.presence.written(ref, rows.map((r) => r.offset));
     this.m.rows.inc(rows.length);
     return undefined;
   }

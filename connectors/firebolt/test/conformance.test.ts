@@ -2,6 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertConformance, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
+import { forgetRequestsInFlight } from '../src/sink.js';
 import { FakeFirebolt } from '../../../test/fakes/firebolt/server.js';
 import { config, query } from './helpers.js';
 
@@ -15,6 +16,8 @@ sinkConformanceSuite({ describe, it }, {
   deadLetter: { value: '{"broken json' },
   // Firebolt answering 503 for as long as it likes: the sink tries maxAttempts times, then retry().
   retry: { breakDestination: async () => { fake.fail(503, 1000); return async () => fake.heal(); } },
+  // An INSERT held by the warehouse across its writer's death, run after the replay.
+  lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
   timeoutMs: 20_000,
 });
 
@@ -25,12 +28,18 @@ describe('firebolt sink conformance in mode columns', () => {
       config: config(fake, { table: 'kit_columns', mode: 'columns', writeTimeoutMs: 2000, maxAttempts: 2, columns: [
         { name: 'junctionConformance', type: 'TEXT' }, { name: 'station', type: 'TEXT' },
         { name: 'partition', type: 'INTEGER' }, { name: 'offset', type: 'BIGINT' }, { name: 'text', type: 'TEXT' },
+        // The kit's station-identity check writes a second incarnation's messages with "incarnation": 2.
+        { name: 'incarnation', type: 'INTEGER' },
       ] }),
       readBack: async () => (await query(fake, 'SELECT * FROM "kit_columns"')).map((r) =>
-        JSON.stringify({ junctionConformance: r.junctionconformance, station: r.station, partition: Number(r.partition), offset: Number(r.offset), text: r.text })),
+        JSON.stringify({ junctionConformance: r.junctionconformance, station: r.station, partition: Number(r.partition), offset: Number(r.offset), text: r.text, ...(r.incarnation == null ? {} : { incarnation: Number(r.incarnation) }) })),
       // BIGINT column, text value: Firebolt's "Unable to cast text …".
       deadLetter: { value: '{"offset":"not-a-number"}' },
       retry: { breakDestination: async () => { fake.fail(503, 1000); return async () => fake.heal(); } },
+  // An INSERT held by the warehouse across its writer's death, run after the replay.
+  lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
+      // An INSERT held by the warehouse across its writer's death, run after the replay.
+      lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
       timeoutMs: 20_000,
     });
     assertConformance(results);

@@ -60,7 +60,7 @@ describe('firebolt sink', () => {
     expect(rows[0]).toMatchObject({ id: 1, amount: 9.5, paid: true, at: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), customer: 'ada', tags: '["a","b"]', _junction_station: 'orders', _junction_partition: 0, _junction_offset: 1 });
     expect(rows[1]).toMatchObject({ id: 2, amount: null, paid: null, customer: null });
     expect(fake.db.table('orders')?.columns.map((c) => `${c.name}:${c.type}${c.notNull ? '!' : ''}`)).toEqual([
-      'id:BIGINT!', 'amount:DOUBLE PRECISION', 'paid:BOOLEAN', 'at:TIMESTAMP', 'customer:TEXT', 'tags:TEXT', '_junction_station:TEXT!', '_junction_partition:INTEGER!', '_junction_offset:BIGINT!',
+      'id:BIGINT!', 'amount:DOUBLE PRECISION', 'paid:BOOLEAN', 'at:TIMESTAMP', 'customer:TEXT', 'tags:TEXT', '_junction_station:TEXT!', '_junction_partition:INTEGER!', '_junction_offset:BIGINT!', '_junction_station_id:TEXT',
     ]);
   });
 
@@ -125,7 +125,7 @@ describe('firebolt sink', () => {
     for (let i = 0; i < 10 && last.some((x) => x.status !== 'ok'); i++) last = await s.write(batch('s', [msg(2, 2), msg(3, 3)]), { signal: signal() });
     expect(last.map((x) => x.status)).toEqual(['ok', 'ok']);
     // The INSERT of offsets 2 and 3 was sent once: the late one.
-    expect(fake.statements.filter((x) => x.startsWith('INSERT') && x.includes("('s',0,2,")).length).toBe(1);
+    expect(fake.statements.filter((x) => x.startsWith('INSERT') && x.includes("('s','0','2',")).length).toBe(1);
     expect(await offsets()).toEqual([1, 2, 3]);
   });
 
@@ -180,7 +180,38 @@ describe('firebolt sink', () => {
     fake.createDatabase('other');
     await sinkOf({ database: 'other', table: 'Made' });
     expect(fake.databases.get('other')?.table('made')?.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
-      'station:TEXT', 'partition:INTEGER', 'offset:BIGINT', 'timestamp:TIMESTAMP', 'key:TEXT', 'headers:TEXT', 'value:TEXT',
+      'station:TEXT', 'partition:INTEGER', 'offset:BIGINT', 'timestamp:TIMESTAMP', 'key:TEXT', 'headers:TEXT', 'value:TEXT', 'station_id:TEXT',
     ]);
+  });
+
+  it('keys on the station incarnation: a station created again writes its offsets anew, in this sink and in a fresh one', async () => {
+    const s = await sinkOf();
+    await s.write(batch('st', range(1, 10).map((o) => msg(o, { o })), 0, 'first'), { signal: signal() });
+    const again = await s.write(batch('st', range(1, 4).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    expect(again.every((r) => r.status === 'ok')).toBe(true);
+    const fresh = await sinkOf();
+    await fresh.write(batch('st', range(1, 12).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    const rows = await query(fake, 'SELECT "offset", "station_id" FROM "events" ORDER BY "offset"');
+    const of = (id: string) => rows.filter((r) => r.station_id === id).map((r) => Number(r.offset)).sort((a, b) => a - b);
+    expect(of('first')).toEqual(range(1, 10));
+    expect(of('second')).toEqual(range(1, 12));
+    expect(rows).toHaveLength(22);
+  });
+
+  it('adds station_id to a table made before it; the first write of a station claims its old rows (NULL) for its incarnation', async () => {
+    const t = fake.db.createTable('old', [
+      { name: 'station', type: 'TEXT', notNull: true }, { name: 'partition', type: 'INTEGER', notNull: true },
+      { name: 'offset', type: 'BIGINT', notNull: true }, { name: 'timestamp', type: 'TIMESTAMP', notNull: true },
+      { name: 'key', type: 'TEXT', notNull: false }, { name: 'headers', type: 'TEXT', notNull: false }, { name: 'value', type: 'TEXT', notNull: false },
+    ]);
+    for (const o of range(1, 5)) t.rows.push(['legacy', 0, o, 1_700_000_000_000 + o, null, '{}', JSON.stringify({ o })]);
+    t.rows.push(['other', 0, 1, 1_700_000_000_000, null, '{}', '{}']);
+    const s = await sinkOf({ table: 'old' });
+    expect(t.columns.map((c) => c.name)).toContain('station_id');
+    const results = await s.write(batch('legacy', range(1, 8).map((o) => msg(o, { o })), 0, 'now'), { signal: signal() });
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    const rows = await query(fake, 'SELECT "station", "offset", "station_id" FROM "old" ORDER BY "offset"');
+    expect(rows.filter((r) => r.station === 'legacy').map((r) => [Number(r.offset), r.station_id])).toEqual(range(1, 8).map((o) => [o, 'now']));
+    expect(rows.filter((r) => r.station === 'other').map((r) => r.station_id)).toEqual([null]);
   });
 });

@@ -55,7 +55,7 @@ async function sinkInto(bucket: string, extra: Record<string, unknown>, value: (
       parts.push(msgs);
       for (let i = 0; i < msgs.length; i += per) {
         const messages = msgs.slice(i, i + per);
-        const results = await sink.write({ station: st, partition: p, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages }, { signal });
+        const results = await sink.write({ station: st, stationId: `${st}-id`, partition: p, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages }, { signal });
         expect(results.every((r) => r.status === 'ok')).toBe(true);
       }
     }
@@ -180,7 +180,8 @@ describe('position and resume', () => {
     expect(stored.complete).toBe(false);
     const rest = (await drain(await openSource(conn(bucket, { batchSize: 7 }), stored))).messages;
     expect([...first.messages.slice(0, 30), ...rest].map((m) => m.msgId)).toEqual(all.map((m) => m.msgId));
-    expect(all[0]?.msgId).toBe(msgIdFor('orders/0/orders+0+00000000000000000001.jsonl.gz', 0));
+    // The first object of partition 0: offsets 1-17 (rotated at 17 messages), its key naming them.
+    expect(all[0]?.msgId).toMatch(/^orders\/0\/orders\+0\+00000000000000000001-00000000000000000017\+orders-id\+[0-9a-z]{10}\.jsonl\.gz#0$/);
   });
 
   it('skips the sink ledger and folder keys; an empty prefix reads from the bucket root', async () => {

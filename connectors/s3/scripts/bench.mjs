@@ -64,7 +64,7 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
         for (let i = p * batch; i < messages.length; i += batch * partitions) {
           if (warmup > 0 && i === warmup) t0 = performance.now();
           const ms = messages.slice(i, i + batch);
-          const results = await sink.write({ station: 'bench', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms }, { signal });
+          const results = await sink.write({ station: 'bench', stationId: 'bench-1', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms }, { signal });
           if (!results.every((r) => r.status === 'ok')) throw new Error(`${name}: not ok: ${JSON.stringify(results.find((r) => r.status !== 'ok'))}`);
         }
       }),

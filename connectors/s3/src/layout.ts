@@ -1,31 +1,54 @@
 /**
- * Where objects go. Every data object is named `<station>+<partition>+<first offset, 20 digits><ext>`
- * (Confluent's convention: a file says what it holds wherever it is copied) under a directory chosen
- * by the path layout:
+ * Where objects go. Every data object is named
+ * `<station>+<partition>+<first offset>-<last offset>+<station id>+<attempt><ext>` (offsets zero-padded to
+ * 20 digits: key order is offset order; Confluent's convention, extended: a file says what it holds
+ * wherever it is copied) under a directory chosen by the path layout:
  *
  * - `partition` (default): `<prefix><station>/<partition>/`
  * - `time`: `<prefix><station>/<path.format of the message time, UTC>/`, e.g. `…/year=2025/month=03/day=01/hour=12/`
  * - `field`: `<prefix><station>/<path.field>=<value>/`, the value of a top-level or dotted field of the JSON value
  *
- * The sink's ledger lives beside the data under `<prefix>_junction/ledger/<station>/<partition>/`
- * (a leading `_` hides it from Athena, Hive, Spark and Trino).
+ * `<station id>` is the station's incarnation (`stationIdSegment`); `<attempt>` is new for every write
+ * of a unit, so no two writes ever share a key: a request of a dead writer that lands late can only touch
+ * keys of its own attempt (see ledger.ts).
+ *
+ * The sink's ledger lives beside the data under `<prefix>_junction/ledger/<station>/<station id>/<partition>/`
+ * (a leading `_` hides it from Athena, Hive, Spark and Trino). Ledgers written before station ids are in
+ * `<prefix>_junction/ledger/<station>/<partition>/`.
  */
+
+import { randomBytes } from 'node:crypto';
 
 /** Offsets in keys are zero-padded to 20 digits, so key order is offset order. */
 export function pad(n: number): string {
   return String(n).padStart(20, '0');
 }
 
-/** The file name of a data object. */
-export function objectFileName(station: string, partition: number, firstOffset: number, ext: string): string {
-  return `${station}+${partition}+${pad(firstOffset)}${ext}`;
+/** A fresh attempt id: 10 characters of [0-9a-z]. */
+export function newAttempt(): string {
+  let s = '';
+  for (const b of randomBytes(10)) s += (b % 36).toString(36);
+  return s;
 }
 
-/** Parses {@link objectFileName} (the last path segment of a key); undefined for other names. */
-export function parseObjectFileName(name: string): { station: string; partition: number; firstOffset: number } | undefined {
-  const m = /^(.+)\+(\d+)\+(\d{20})\./.exec(name);
-  if (!m) return undefined;
-  return { station: m[1] as string, partition: Number(m[2]), firstOffset: Number(m[3]) };
+/** The file name of a data object. */
+export function objectFileName(station: string, partition: number, first: number, last: number, stationId: string, attempt: string, ext: string): string {
+  return `${station}+${partition}+${pad(first)}-${pad(last)}+${stationId}+${attempt}${ext}`;
+}
+
+/**
+ * Parses {@link objectFileName} (the last path segment of a key), or the name the sink gave objects
+ * before station ids (`<station>+<partition>+<first>.<ext>`, without last offset, station id and
+ * attempt); undefined for other names.
+ */
+export function parseObjectFileName(
+  name: string,
+): { station: string; partition: number; firstOffset: number; lastOffset?: number; stationId?: string; attempt?: string } | undefined {
+  const m = /^(.+)\+(\d+)\+(\d{20})-(\d{20})\+([A-Za-z0-9_-]{1,64})\+([0-9a-z]{1,16})\./.exec(name);
+  if (m) return { station: m[1] as string, partition: Number(m[2]), firstOffset: Number(m[3]), lastOffset: Number(m[4]), stationId: m[5] as string, attempt: m[6] as string };
+  const legacy = /^(.+)\+(\d+)\+(\d{20})\./.exec(name);
+  if (!legacy) return undefined;
+  return { station: legacy[1] as string, partition: Number(legacy[2]), firstOffset: Number(legacy[3]) };
 }
 
 const TOKEN_RE = /YYYY|MM|dd|HH|mm/g;
@@ -117,19 +140,27 @@ export function isSafeSegment(s: string): boolean {
   return s !== '' && s !== '.' && s !== '..' && !s.startsWith('.') && !/[/\\\0-\x1f+]/.test(s);
 }
 
-/** The ledger's directory for a partition. */
-export function ledgerDir(prefix: string, station: string, partition: number): string {
+/** The ledger's directory for a partition of a station incarnation. */
+export function ledgerDir(prefix: string, station: string, stationId: string, partition: number): string {
+  return `${prefix}_junction/ledger/${station}/${stationId}/${partition}/`;
+}
+
+/** The directory of a partition's ledger written before station ids. */
+export function legacyLedgerDir(prefix: string, station: string, partition: number): string {
   return `${prefix}_junction/ledger/${station}/${partition}/`;
 }
 
 /** The marker of a unit being written (deleted once it is committed or rolled back). */
-export function pendingKey(dir: string, first: number, last: number): string {
-  return `${dir}pending/${pad(last)}-${pad(first)}.json`;
+export function pendingKey(dir: string, first: number, last: number, attempt?: string): string {
+  return `${dir}pending/${pad(last)}-${pad(first)}${attempt === undefined ? '' : `_${attempt}`}.json`;
 }
 
-/** The marker of a committed unit. Keys sort by last offset, so "units ending at or after F" is one listing. */
-export function doneKey(dir: string, first: number, last: number, count: number): string {
-  return `${dir}done/${pad(last)}-${pad(first)}-${count}.json`;
+/**
+ * The marker of a committed unit. Keys sort by last offset, so "units ending at or after F" is one
+ * listing. (Markers written before station ids have no `_<attempt>`.)
+ */
+export function doneKey(dir: string, first: number, last: number, count: number, attempt?: string): string {
+  return `${dir}done/${pad(last)}-${pad(first)}-${count}${attempt === undefined ? '' : `_${attempt}`}.json`;
 }
 
 /** StartAfter for listing the done markers of units whose last offset is ≥ `from`. */
@@ -138,9 +169,14 @@ export function doneStartAfter(dir: string, from: number): string {
   return `${dir}done/${pad(Math.max(0, from - 1))}.`;
 }
 
-/** Parses a marker's file name (done: with count). */
-export function parseMarkerName(name: string): { last: number; first: number; count?: number } | undefined {
-  const m = /^(\d{20})-(\d{20})(?:-(\d+))?\.json$/.exec(name);
+/** Parses a marker's file name (done: with count; both: with the attempt since station ids). */
+export function parseMarkerName(name: string): { last: number; first: number; count?: number; attempt?: string } | undefined {
+  const m = /^(\d{20})-(\d{20})(?:-(\d+))?(?:_([0-9a-z]{1,16}))?\.json$/.exec(name);
   if (!m) return undefined;
-  return { last: Number(m[1]), first: Number(m[2]), ...(m[3] === undefined ? {} : { count: Number(m[3]) }) };
+  return {
+    last: Number(m[1]),
+    first: Number(m[2]),
+    ...(m[3] === undefined ? {} : { count: Number(m[3]) }),
+    ...(m[4] === undefined ? {} : { attempt: m[4] }),
+  };
 }

@@ -6,8 +6,7 @@
  * `maxBytes`, `maxLatencyMs`) are therefore what sets object size and the wall-clock flush, and
  * `rotate` only splits a batch further. See ledger.ts for exactly-once.
  */
-import { PutObjectCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import {
   deadLetter,
   ErrorCode,
@@ -17,12 +16,14 @@ import {
   type Counter,
   type Histogram,
   type Logger,
+  type PartitionRef,
   type Sink,
   type SinkBatch,
   type SinkContext,
   type SinkMessage,
   type WriteOptions,
   type WriteResult,
+  stationIdSegment,
 } from '@junction/sdk-connector';
 import { checkBucket } from './client.js';
 import { normalizePrefix } from './connection.js';
@@ -33,7 +34,7 @@ import { compressionSuffix } from './formats/compression.js';
 import { jsonValueText } from './formats/jsonl.js';
 import { parquetRowProblem } from './formats/parquet.js';
 import { formatExtension, formatToMetadata, ObjectMeta, type FormatSpec } from './formats/spec.js';
-import { compileTimeFormat, fieldSegment, isSafeSegment, objectFileName, valueAtPath } from './layout.js';
+import { compileTimeFormat, fieldSegment, isSafeSegment, newAttempt, objectFileName, valueAtPath } from './layout.js';
 import { Ledger, type PartitionState, type Unit, type UnitObject } from './ledger.js';
 import { planObjects, type PlannedObject } from './plan.js';
 
@@ -66,6 +67,7 @@ export class S3Sink implements Sink {
     replayed: Counter;
     deadLetters: Counter;
     rollbacks: Counter;
+    abortedUploads: Counter;
     writeSeconds: Histogram;
   };
 
@@ -87,15 +89,19 @@ export class S3Sink implements Sink {
       messages: ctx.metrics.counter('messages_written_total', 'Messages written to S3'),
       bytes: ctx.metrics.counter('bytes_written_total', 'Object bytes uploaded (after compression)'),
       objects: ctx.metrics.counter('objects_written_total', 'Data objects uploaded'),
-      multipart: ctx.metrics.counter('multipart_uploads_total', 'Data objects uploaded as multipart uploads'),
+      multipart: ctx.metrics.counter('multipart_uploads_total', 'Data objects uploaded in more than one part'),
       replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because the ledger shows them in the bucket already'),
       deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages that cannot be encoded in the configured format'),
       rollbacks: ctx.metrics.counter('rollbacks_total', 'Unfinished writes (of a crash or a failed upload) removed from the bucket'),
+      abortedUploads: ctx.metrics.counter('uploads_aborted_total', 'Multipart uploads of unfinished or killed writes aborted (so no late request of theirs can land)'),
       writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write one batch, markers included'),
     };
-    this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, (unit) => {
-      this.m.rollbacks.inc();
-      options.onRollback?.(unit);
+    this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, {
+      rollback: (unit) => {
+        this.m.rollbacks.inc();
+        options.onRollback?.(unit);
+      },
+      aborted: (n) => this.m.abortedUploads.inc(n),
     });
   }
 
@@ -121,12 +127,12 @@ export class S3Sink implements Sink {
     return next;
   }
 
-  /** The ledger state of a partition, knowing every present offset ≥ `from`. */
-  private async state(id: string, batch: SinkBatch, from: number, signal: AbortSignal): Promise<PartitionState> {
-    let state = this.partitions.get(id);
+  /** The ledger state of a partition of an incarnation, knowing every present offset ≥ `from`. */
+  private async state(key: string, ref: PartitionRef, sid: string, from: number, signal: AbortSignal): Promise<PartitionState> {
+    let state = this.partitions.get(key);
     if (!state) {
-      state = await this.ledger.load(batch.station, batch.partition, from, signal);
-      this.partitions.set(id, state);
+      state = await this.ledger.load(ref, sid, from, signal);
+      this.partitions.set(key, state);
     } else {
       await this.ledger.extend(state, from, signal);
     }
@@ -147,6 +153,9 @@ export class S3Sink implements Sink {
 
   private async writeLocked(id: string, batch: SinkBatch, signal: AbortSignal): Promise<WriteResult[]> {
     const started = performance.now();
+    const sid = stationIdSegment(batch.stationId);
+    const ref: PartitionRef = { station: batch.station, stationId: batch.stationId, partition: batch.partition };
+    const stateKey = `${id}\u0000${sid}`;
     const n = batch.messages.length;
     const results: (WriteResult | undefined)[] = new Array<WriteResult | undefined>(n).fill(undefined);
     signal.throwIfAborted();
@@ -159,9 +168,9 @@ export class S3Sink implements Sink {
     }
     let state: PartitionState;
     try {
-      state = await this.state(id, batch, from, signal);
+      state = await this.state(stateKey, ref, sid, from, signal);
     } catch (err) {
-      this.partitions.delete(id);
+      this.partitions.delete(stateKey);
       return this.failed(err, batch, results, 'reading the ledger');
     }
 
@@ -233,43 +242,50 @@ export class S3Sink implements Sink {
       if (last && m.offset === last[1] + 1) last[1] = m.offset;
       else ranges.push([m.offset, m.offset]);
     }
+    const attempt = newAttempt();
     const objects: UnitObject[] = planned.map((p) => ({
-      key: `${p.dir}${objectFileName(batch.station, batch.partition, p.first, this.ext)}`,
+      key: `${p.dir}${objectFileName(batch.station, batch.partition, p.first, p.last, sid, attempt, this.ext)}`,
       first: p.first,
       last: p.last,
       count: p.members.length,
     }));
+    const first = (messages[0] as SinkMessage).offset;
+    const last = (messages[messages.length - 1] as SinkMessage).offset;
     const unit: Unit = {
-      v: 1,
+      v: 2,
       station: batch.station,
+      stationId: sid,
       partition: batch.partition,
-      first: (messages[0] as SinkMessage).offset,
-      last: (messages[messages.length - 1] as SinkMessage).offset,
+      first,
+      last,
       count: messages.length,
       ranges,
       objects,
+      attempt,
       writer: { connector: this.ctx.connector, task: this.ctx.task },
     };
 
-    const step: { phase: 'begin' | 'upload' | 'commit' } = { phase: 'begin' };
-    // The pending marker goes up while the objects are encoded; no object goes up before it is there.
-    const begun = this.ledger.begin(unit, signal).then(() => {
-      step.phase = 'upload';
-    });
-    begun.catch(() => undefined); // awaited below; this only keeps an early rejection from counting as unhandled
+    const step: { phase: 'upload' | 'commit' } = { phase: 'upload' };
+    // The uploads are created first (the pending marker names them). Parts may go up beside the pending
+    // marker — an upload is invisible until completed — but no upload is completed before the marker is
+    // there. Small objects are encoded meanwhile.
+    const created = this.createUploads(unit, signal);
+    const begun = created.then(() => this.ledger.begin(unit, signal));
+    created.catch(() => undefined); // awaited below; these only keep an early rejection from counting as unhandled
+    begun.catch(() => undefined);
     try {
-      await this.uploadAll(planned, objects, unit, messages, json, parsed, begun, signal);
+      await this.uploadAll(planned, objects, unit, messages, json, parsed, created, begun, signal);
       await begun;
       step.phase = 'commit';
       await this.ledger.commit(unit, signal);
     } catch (err) {
       await begun.catch(() => undefined);
-      // The next write reloads the partition, which rolls back what this one left behind. When the
-      // uploads failed (the done marker was never sent) that can be done at once; once the done marker
-      // was sent it may still land, so only the next load — later, after the runtime's backoff — may judge.
-      this.partitions.delete(id);
-      this.ledger.forget(batch.station, batch.partition);
-      if (step.phase === 'upload' && !signal.aborted) {
+      // The next write reloads the partition, which settles what this one left behind. Before the done
+      // marker was sent that can be done at once; after, it may still land, so only the next load —
+      // later, after the runtime's backoff — judges (it keeps the unit if all its objects are there).
+      this.partitions.delete(stateKey);
+      this.ledger.forget(ref, sid);
+      if (step.phase !== 'commit' && !signal.aborted) {
         await this.ledger.rollback(unit).catch((e: unknown) => this.log.warn({ err: e }, 'rollback after a failed write failed; the next load retries it'));
       }
       return this.failed(err, batch, results, `writing ${batch.station}/${batch.partition} offsets ${unit.first}-${unit.last}`);
@@ -299,6 +315,24 @@ export class S3Sink implements Sink {
     return results.map((r) => r ?? retry(e.message));
   }
 
+  /** Creates the multipart uploads of the unit's objects (a few at a time); records their ids in `unit`. */
+  private async createUploads(unit: Unit, signal: AbortSignal): Promise<void> {
+    let next = 0;
+    const errors: unknown[] = [];
+    const worker = async () => {
+      while (next < unit.objects.length && errors.length === 0) {
+        const o = unit.objects[next++] as UnitObject;
+        try {
+          o.uploadId = await this.ledger.multipart.create(o.key, this.contentType, this.metadata(o, unit), signal);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, unit.objects.length) }, worker));
+    if (errors.length > 0) throw errors[0];
+  }
+
   private async uploadAll(
     planned: PlannedObject[],
     objects: UnitObject[],
@@ -306,6 +340,7 @@ export class S3Sink implements Sink {
     messages: SinkMessage[],
     json: (string | null | undefined)[],
     parsed: unknown[],
+    created: Promise<void>,
     begun: Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
@@ -317,15 +352,15 @@ export class S3Sink implements Sink {
       json: p.members.map((j) => json[j]),
       parsed: p.members.map((j) => parsed[j]),
     });
-    // Small objects (encoded whole, one PUT) go up a few at a time; large ones stream up as multipart
-    // uploads one after another (each holds about partSize × (queueSize + 1) bytes).
+    // Small objects (encoded whole, one part) go up a few at a time; large ones stream up in parts one
+    // object after another (each holds about partSize × (queueSize + 1) bytes).
     let next = 0;
     const errors: unknown[] = [];
     const worker = async () => {
       while (next < small.length && errors.length === 0) {
         const i = small[next++] as number;
         try {
-          await this.putSmall(objects[i] as UnitObject, unit, content(planned[i] as PlannedObject), begun, signal);
+          await this.putSmall(objects[i] as UnitObject, content(planned[i] as PlannedObject), created, begun, signal);
         } catch (err) {
           errors.push(err);
         }
@@ -333,61 +368,45 @@ export class S3Sink implements Sink {
     };
     await Promise.all(Array.from({ length: Math.min(this.config.upload.concurrency, small.length) }, worker));
     if (errors.length > 0) throw errors[0];
-    if (large.length > 0) await begun;
-    for (const i of large) await this.putLarge(objects[i] as UnitObject, unit, content(planned[i] as PlannedObject), signal);
+    if (large.length > 0) await created;
+    for (const i of large) await this.putLarge(objects[i] as UnitObject, content(planned[i] as PlannedObject), begun, signal);
   }
 
-  private params(o: UnitObject, unit: Unit): Omit<PutObjectCommandInput, 'Body'> {
+  /** A data object's metadata: what the S3 source reads, and where it came from. */
+  private metadata(o: UnitObject, unit: Unit): Record<string, string> {
     return {
-      Bucket: this.config.bucket,
-      Key: o.key,
-      ContentType: this.contentType,
-      Metadata: {
-        [ObjectMeta.format]: formatToMetadata(this.spec),
-        [ObjectMeta.compression]: this.config.compression,
-        [ObjectMeta.station]: unit.station,
-        [ObjectMeta.partition]: String(unit.partition),
-        [ObjectMeta.firstOffset]: String(o.first),
-        [ObjectMeta.lastOffset]: String(o.last),
-        [ObjectMeta.count]: String(o.count),
-        [ObjectMeta.unit]: `${unit.first}-${unit.last}`,
-      },
-      ...(this.config.conditionalWrites ? { IfNoneMatch: '*' } : {}),
+      [ObjectMeta.format]: formatToMetadata(this.spec),
+      [ObjectMeta.compression]: this.config.compression,
+      [ObjectMeta.station]: unit.station,
+      [ObjectMeta.stationId]: unit.stationId ?? '',
+      [ObjectMeta.partition]: String(unit.partition),
+      [ObjectMeta.firstOffset]: String(o.first),
+      [ObjectMeta.lastOffset]: String(o.last),
+      [ObjectMeta.count]: String(o.count),
+      [ObjectMeta.unit]: `${unit.first}-${unit.last}`,
+      [ObjectMeta.attempt]: unit.attempt ?? '',
     };
   }
 
-  private async putSmall(o: UnitObject, unit: Unit, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
+  private async putSmall(o: UnitObject, content: ObjectContent, created: Promise<void>, begun: Promise<void>, signal: AbortSignal): Promise<void> {
     const body = await encodeBuffer(this.config, content);
+    await created;
+    const uploadId = o.uploadId as string;
+    const part = await this.ledger.multipart.part(o.key, uploadId, 1, body, signal);
     await begun;
-    await this.client.send(new PutObjectCommand({ ...this.params(o, unit), Body: body, ContentLength: body.byteLength }), { abortSignal: signal });
+    await this.ledger.multipart.complete(o.key, uploadId, [part], this.config.conditionalWrites, signal);
     this.m.objects.inc();
     this.m.bytes.inc(body.byteLength);
   }
 
-  private async putLarge(o: UnitObject, unit: Unit, content: ObjectContent, signal: AbortSignal): Promise<void> {
+  private async putLarge(o: UnitObject, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
     const body = await encodeStream(this.config, content);
-    let bytes = 0;
-    body.on('data', (c: Buffer) => (bytes += c.length));
-    const abort = new AbortController();
-    const onAbort = () => abort.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    const upload = new Upload({
-      client: this.client,
-      params: { ...this.params(o, unit), Body: body },
-      partSize: this.config.upload.partSize,
-      queueSize: this.config.upload.queueSize,
-      // A failed upload is aborted (AbortMultipartUpload), so no parts linger.
-      leavePartsOnError: false,
-      abortController: abort,
-    });
-    try {
-      await upload.done();
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (!body.destroyed) body.destroy();
-    }
+    const uploadId = o.uploadId as string;
+    const { parts, bytes } = await this.ledger.multipart.stream(o.key, uploadId, body, this.config.upload.partSize, this.config.upload.queueSize, signal);
+    await begun;
+    await this.ledger.multipart.complete(o.key, uploadId, parts, this.config.conditionalWrites, signal);
     this.m.objects.inc();
-    this.m.multipart.inc();
+    if (parts.length > 1) this.m.multipart.inc();
     this.m.bytes.inc(bytes);
   }
 

@@ -12,7 +12,7 @@ import {
   zstdCompress,
   type FormatSpec,
 } from '../src/formats/index.js';
-import { compileTimeFormat, doneKey, doneStartAfter, fieldSegment, parseMarkerName, parseObjectFileName, objectFileName } from '../src/layout.js';
+import { compileTimeFormat, doneKey, doneStartAfter, fieldSegment, newAttempt, parseMarkerName, parseObjectFileName, objectFileName, pendingKey } from '../src/layout.js';
 import { planObjects } from '../src/plan.js';
 import { gunzipSync } from 'node:zlib';
 
@@ -37,15 +37,21 @@ describe('layout', () => {
   });
 
   it('object names and ledger keys sort by offset; StartAfter selects units ending at or after an offset', () => {
-    expect(objectFileName('orders.v2', 3, 42, '.jsonl.gz')).toBe('orders.v2+3+00000000000000000042.jsonl.gz');
+    const name = objectFileName('orders.v2', 3, 42, 60, '5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11', 'k3x9a0b1c2', '.jsonl.gz');
+    expect(name).toBe('orders.v2+3+00000000000000000042-00000000000000000060+5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11+k3x9a0b1c2.jsonl.gz');
+    expect(parseObjectFileName(name)).toEqual({ station: 'orders.v2', partition: 3, firstOffset: 42, lastOffset: 60, stationId: '5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11', attempt: 'k3x9a0b1c2' });
+    // Names the sink gave before station ids.
     expect(parseObjectFileName('orders.v2+3+00000000000000000042.jsonl.gz')).toEqual({ station: 'orders.v2', partition: 3, firstOffset: 42 });
-    const keys = [doneKey('d/', 1, 9, 9), doneKey('d/', 10, 10, 1), doneKey('d/', 11, 99, 50), doneKey('d/', 100, 100, 1)].sort();
+    expect(newAttempt()).toMatch(/^[0-9a-z]{10}$/);
+    expect(newAttempt()).not.toBe(newAttempt());
+    const keys = [doneKey('d/', 1, 9, 9, 'a1'), doneKey('d/', 10, 10, 1, 'b2'), doneKey('d/', 11, 99, 50), doneKey('d/', 100, 100, 1, 'c3')].sort();
     const after = doneStartAfter('d/', 10);
     expect(keys.filter((k) => k > after).map((k) => parseMarkerName(k.slice(7)))).toEqual([
-      { last: 10, first: 10, count: 1 },
+      { last: 10, first: 10, count: 1, attempt: 'b2' },
       { last: 99, first: 11, count: 50 },
-      { last: 100, first: 100, count: 1 },
+      { last: 100, first: 100, count: 1, attempt: 'c3' },
     ]);
+    expect(parseMarkerName(pendingKey('d/', 6, 15, 'zz9').slice(10))).toEqual({ last: 15, first: 6, attempt: 'zz9' });
   });
 });
 

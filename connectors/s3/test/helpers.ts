@@ -3,6 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { parquetReadObjects } from 'hyparquet';
 import type { SinkBatch, SinkMessage } from '@junction/sdk-connector';
 import { ZstdFrameSplitter, loadZstd, zstdDecompressFrame } from '../src/formats/index.js';
+import { parseMarkerName } from '../src/layout.js';
 import { startS3rver, type S3rverProcess } from '../../../test/fakes/s3rver.js';
 
 export { startS3rver, type S3rverProcess };
@@ -109,9 +110,10 @@ export function message(offset: number, over: Partial<SinkMessage> = {}): SinkMe
   return { offset, timestamp: 1_700_000_000_000 + offset, headers: {}, value: value(offset), ...over };
 }
 
-export function batch(station: string, partition: number, offsets: number[] | SinkMessage[]): SinkBatch {
+/** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
+export function batch(station: string, partition: number, offsets: number[] | SinkMessage[], stationId = `${station}-id`): SinkBatch {
   const messages = offsets.map((o) => (typeof o === 'number' ? message(o) : o));
-  return { station, partition, firstOffset: messages[0]?.offset ?? 0, lastOffset: messages[messages.length - 1]?.offset ?? 0, messages };
+  return { station, stationId, partition, firstOffset: messages[0]?.offset ?? 0, lastOffset: messages[messages.length - 1]?.offset ?? 0, messages };
 }
 
 export function range(from: number, to: number): number[] {
@@ -120,9 +122,32 @@ export function range(from: number, to: number): number[] {
 
 export const signal = new AbortController().signal;
 
-/** Pending ledger markers without a done marker: units a writer began and never finished. */
+/** Pending ledger markers without a done marker of the same attempt: units a writer began and never finished. */
 export async function unfinished(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
   const keys = await listKeys(client, bucket, `${prefix}_junction/`);
-  const done = new Set(keys.filter((k) => k.includes('/done/')).map((k) => k.replace('/done/', '/').replace(/-\d+\.json$/, '')));
-  return keys.filter((k) => k.includes('/pending/') && !done.has(k.replace('/pending/', '/').replace(/\.json$/, '')));
+  const id = (k: string) => {
+    const dir = k.slice(0, k.lastIndexOf('/', k.lastIndexOf('/') - 1));
+    const m = parseMarkerName(k.slice(k.lastIndexOf('/') + 1));
+    return m ? `${dir}|${m.last}|${m.first}|${m.attempt ?? ''}` : k;
+  };
+  const done = new Set(keys.filter((k) => k.includes('/done/')).map(id));
+  return keys.filter((k) => k.includes('/pending/') && !done.has(id(k)));
+}
+
+/**
+ * A data object's key without its station id and attempt segments — `<dir><station>+<p>+<first>-<last><ext>`
+ * — for assertions that should not depend on the random attempt.
+ */
+export function short(key: string): string {
+  return key.replace(/^(.*\+\d+\+\d{20}-\d{20})\+[A-Za-z0-9_-]+\+[0-9a-z]+(\..*)$/, '$1$2');
+}
+
+/** The data keys, shortened (see {@link short}). */
+export async function shortKeys(client: S3Client, bucket: string, prefix = ''): Promise<string[]> {
+  return (await dataKeys(client, bucket, prefix)).map(short);
+}
+
+/** `<first, 20 digits>-<last, 20 digits>`. */
+export function span(first: number, last: number): string {
+  return `${String(first).padStart(20, '0')}-${String(last).padStart(20, '0')}`;
 }

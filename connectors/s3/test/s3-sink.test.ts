@@ -2,7 +2,15 @@
  * The S3 sink on s3rver (a real S3 server process) with the real AWS SDK. Bytes read back are
  * compared with what was written.
  */
-import { DeleteBucketCommand, DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { configJsonSchema, redact, type Sink, type SinkMessage, type WriteResult } from '@junction/sdk-connector';
 import { fakeContext, type FakeContext } from '@junction/sdk-connector/testing';
@@ -24,7 +32,10 @@ import {
   readRecords,
   s3Client,
   signal,
+  short,
+  shortKeys,
   sinkConfig,
+  span,
   startS3rver,
   type S3rverProcess,
   unfinished,
@@ -98,7 +109,7 @@ describe('formats and compression', () => {
       expect(statuses(await s.write(batch('orders', 0, mixed()), { signal })).every((x) => x === 'ok')).toBe(true);
       const keys = await dataKeys(client, bucket);
       const ext = compression === 'gzip' ? '.jsonl.gz' : compression === 'zstd' ? '.jsonl.zst' : '.jsonl';
-      expect(keys).toEqual([`orders/0/orders+0+00000000000000000001${ext}`]);
+      expect(keys).toEqual([expect.stringMatching(new RegExp(`^orders/0/orders\\+0\\+${span(1, 50)}\\+orders-id\\+[0-9a-z]{10}${ext.replaceAll('.', '\\.')}$`))]);
       const lines = (await plainBytes(client, bucket, keys[0] as string)).toString('utf8').split('\n');
       expect(lines.pop()).toBe('');
       expect(lines).toHaveLength(50);
@@ -116,6 +127,8 @@ describe('formats and compression', () => {
         'junction-first-offset': '1',
         'junction-last-offset': '50',
         'junction-count': '50',
+        'junction-station-id': 'orders-id',
+        'junction-attempt': expect.stringMatching(/^[0-9a-z]{10}$/),
       });
     });
   }
@@ -167,7 +180,7 @@ describe('formats and compression', () => {
       const results = await s.write(batch('p', 3, [...msgs, ...poison]), { signal });
       expect(statuses(results)).toEqual([...Array(20).fill('ok'), 'deadLetter', 'deadLetter']);
       const keys = await dataKeys(client, bucket);
-      expect(keys).toEqual(['p/3/p+3+00000000000000000001.parquet']);
+      expect(keys.map(short)).toEqual([`p/3/p+3+${span(1, 20)}.parquet`]);
       const bytes = await getBytes(client, bucket, keys[0] as string);
       expect(bytes.subarray(0, 4).toString()).toBe('PAR1');
       const rows = (await readRecords(client, bucket)).map((r) => r.record);
@@ -205,16 +218,16 @@ describe('formats and compression', () => {
 });
 
 describe('path layouts', () => {
-  it('partition (default): <prefix><station>/<partition>/<station>+<partition>+<first>', async () => {
+  it('partition (default): <prefix><station>/<partition>/<station>+<partition>+<first>-<last>+<station id>+<attempt>', async () => {
     const bucket = await newBucket(client);
     const s = await sink(bucket, { prefix: '/archive//v1/' });
     await s.write(batch('orders', 0, range(1, 5)), { signal });
     await s.write(batch('orders', 12, range(7, 9)), { signal });
     await s.write(batch('clicks', 0, range(1, 2)), { signal });
-    expect(await dataKeys(client, bucket)).toEqual([
-      'archive/v1/clicks/0/clicks+0+00000000000000000001.jsonl.gz',
-      'archive/v1/orders/0/orders+0+00000000000000000001.jsonl.gz',
-      'archive/v1/orders/12/orders+12+00000000000000000007.jsonl.gz',
+    expect(await shortKeys(client, bucket)).toEqual([
+      `archive/v1/clicks/0/clicks+0+${span(1, 2)}.jsonl.gz`,
+      `archive/v1/orders/0/orders+0+${span(1, 5)}.jsonl.gz`,
+      `archive/v1/orders/12/orders+12+${span(7, 9)}.jsonl.gz`,
     ]);
   });
 
@@ -224,13 +237,13 @@ describe('path layouts', () => {
     const t0 = Date.UTC(2025, 2, 1, 23, 58, 0);
     const msgs = range(1, 6).map((o) => message(o, { timestamp: t0 + (o - 1) * 60_000 })); // 23:58 … 00:03 next day
     await s.write(batch('ev', 1, msgs), { signal });
-    expect(await dataKeys(client, bucket)).toEqual([
-      'ev/year=2025/month=03/day=01/hour=23/ev+1+00000000000000000001.jsonl.gz',
-      'ev/year=2025/month=03/day=02/hour=00/ev+1+00000000000000000003.jsonl.gz',
+    expect(await shortKeys(client, bucket)).toEqual([
+      `ev/year=2025/month=03/day=01/hour=23/ev+1+${span(1, 2)}.jsonl.gz`,
+      `ev/year=2025/month=03/day=02/hour=00/ev+1+${span(3, 6)}.jsonl.gz`,
     ]);
     const s2 = await sink(bucket, { path: { layout: 'time', format: "'dt'=YYYY-MM-dd/HH'h'mm" }, prefix: 'x' });
     await s2.write(batch('ev', 0, [message(1, { timestamp: Date.UTC(2024, 0, 5, 7, 9) })]), { signal });
-    expect(await dataKeys(client, bucket, 'x/')).toEqual(['x/ev/dt=2024-01-05/07h09/ev+0+00000000000000000001.jsonl.gz']);
+    expect(await shortKeys(client, bucket, 'x/')).toEqual([`x/ev/dt=2024-01-05/07h09/ev+0+${span(1, 1)}.jsonl.gz`]);
   });
 
   it('field: <field>=<value> of a (nested) JSON field; missing → Hive default partition; non-scalar → dead letter', async () => {
@@ -250,16 +263,17 @@ describe('path layouts', () => {
       { signal },
     );
     expect(statuses(results)).toEqual(['ok', 'ok', 'ok', 'ok', 'deadLetter', 'deadLetter', 'ok']);
-    expect(await dataKeys(client, bucket)).toEqual([
-      'o/customer.region=42/o+0+00000000000000000007.jsonl',
-      'o/customer.region=__HIVE_DEFAULT_PARTITION__/o+0+00000000000000000004.jsonl',
-      'o/customer.region=eu-west/o+0+00000000000000000001.jsonl',
-      'o/customer.region=us%2Feast%201/o+0+00000000000000000002.jsonl',
+    expect(await shortKeys(client, bucket)).toEqual([
+      `o/customer.region=42/o+0+${span(7, 7)}.jsonl`,
+      `o/customer.region=__HIVE_DEFAULT_PARTITION__/o+0+${span(4, 4)}.jsonl`,
+      `o/customer.region=eu-west/o+0+${span(1, 3)}.jsonl`,
+      `o/customer.region=us%2Feast%201/o+0+${span(2, 2)}.jsonl`,
     ]);
     // Interleaved values share one object per directory: offsets 1 and 3.
-    const lines = (await plainBytes(client, bucket, 'o/customer.region=eu-west/o+0+00000000000000000001.jsonl')).toString().trim().split('\n');
+    const eu = (await dataKeys(client, bucket)).find((k) => k.startsWith('o/customer.region=eu-west/')) as string;
+    const lines = (await plainBytes(client, bucket, eu)).toString().trim().split('\n');
     expect(lines.map((l) => JSON.parse(l).offset)).toEqual([1, 3]);
-    expect(await headMeta(client, bucket, 'o/customer.region=eu-west/o+0+00000000000000000001.jsonl')).toMatchObject({
+    expect(await headMeta(client, bucket, eu)).toMatchObject({
       'junction-first-offset': '1',
       'junction-last-offset': '3',
       'junction-count': '2',
@@ -269,11 +283,11 @@ describe('path layouts', () => {
 });
 
 describe('rotation', () => {
-  it('by messages and by bytes (before compression): one batch becomes several objects named by their first offset', async () => {
+  it('by messages and by bytes (before compression): one batch becomes several objects named by their offsets', async () => {
     const bucket = await newBucket(client);
     const s = await sink(bucket, { rotate: { maxMessages: 4 } });
     await s.write(batch('r', 0, range(1, 10)), { signal });
-    expect((await dataKeys(client, bucket)).map((k) => k.split('+')[2])).toEqual(['00000000000000000001.jsonl.gz', '00000000000000000005.jsonl.gz', '00000000000000000009.jsonl.gz']);
+    expect((await dataKeys(client, bucket)).map((k) => k.split('+')[2])).toEqual([span(1, 4), span(5, 8), span(9, 10)]);
     const b2 = await newBucket(client);
     const s2 = await sink(b2, { rotate: { maxBytes: 2048 } });
     const big = range(1, 10).map((o) => message(o, { value: new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(600), o })) }));
@@ -289,7 +303,7 @@ describe('rotation', () => {
     const s = await sink(bucket, { rotate: { intervalMs: 10_000 } });
     const ts = [0, 3_000, 9_999, 10_000, 15_000, 25_000, 26_000];
     await s.write(batch('r', 0, ts.map((t, i) => message(i + 1, { timestamp: 1_700_000_000_000 + t }))), { signal });
-    expect((await dataKeys(client, bucket)).map((k) => Number(k.split('+')[2]?.slice(0, 20)))).toEqual([1, 4, 6]);
+    expect((await dataKeys(client, bucket)).map((k) => k.split('+')[2])).toEqual([span(1, 3), span(4, 5), span(6, 7)]);
   });
 
   it('holds nothing open: once write resolves its objects are in the bucket, with no flush or close needed', async () => {
@@ -373,51 +387,110 @@ describe('exactly once', () => {
     const s = await sink(bucket);
     await s.write(batch('l', 2, range(1, 5)), { signal });
     await s.write(batch('l', 2, [7, 9]), { signal });
-    expect((await listKeys(client, bucket, '_junction/')).filter((k) => !k.includes('/pending/'))).toEqual([
-      '_junction/ledger/l/2/done/00000000000000000005-00000000000000000001-5.json',
-      '_junction/ledger/l/2/done/00000000000000000009-00000000000000000007-2.json',
+    const done = (await listKeys(client, bucket, '_junction/')).filter((k) => !k.includes('/pending/'));
+    expect(done).toEqual([
+      expect.stringMatching(/^_junction\/ledger\/l\/l-id\/2\/done\/00000000000000000005-00000000000000000001-5_[0-9a-z]{10}\.json$/),
+      expect.stringMatching(/^_junction\/ledger\/l\/l-id\/2\/done\/00000000000000000009-00000000000000000007-2_[0-9a-z]{10}\.json$/),
     ]);
-    const unit = JSON.parse((await getBytes(client, bucket, '_junction/ledger/l/2/done/00000000000000000009-00000000000000000007-2.json')).toString());
-    expect(unit).toMatchObject({ station: 'l', partition: 2, first: 7, last: 9, count: 2, ranges: [[7, 7], [9, 9]], writer: { connector: 'test', task: 0 } });
+    const unit = JSON.parse((await getBytes(client, bucket, done[1] as string)).toString());
+    expect(unit).toMatchObject({ v: 2, station: 'l', stationId: 'l-id', partition: 2, first: 7, last: 9, count: 2, ranges: [[7, 7], [9, 9]], writer: { connector: 'test', task: 0 } });
+    expect(unit.objects).toEqual([{ key: expect.stringMatching(/^l\/2\/l\+2\+/), first: 7, last: 9, count: 2, uploadId: expect.any(String) }]);
     const fresh = await sink(bucket);
     await fresh.write(batch('l', 2, range(1, 10)), { signal });
     await expectEachOnce(bucket, range(1, 10));
   });
 
-  it('a crash mid-unit (pending marker, some objects) is rolled back before the replay, which is cut differently', async () => {
+  it('a crash mid-unit (pending marker naming its uploads; one object completed, one upload open) is rolled back before the replay, cut differently', async () => {
     const bucket = await newBucket(client);
     const rollbacks: unknown[] = [];
     const a = await sink(bucket, { rotate: { maxMessages: 5 } });
     await a.write(batch('c', 0, range(1, 5)), { signal });
-    // What a crash after uploading the first object of a unit 6-15 leaves behind.
-    const orphan = 'c/0/c+0+00000000000000000006.jsonl.gz';
-    const meta = { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '6-15' };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: orphan, Body: 'partial', Metadata: meta }));
-    const unit = { v: 1, station: 'c', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], objects: [{ key: orphan, first: 6, last: 10, count: 5 }, { key: 'c/0/c+0+00000000000000000011.jsonl.gz', first: 11, last: 15, count: 5 }], writer: { connector: 'x', task: 0 } };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: '_junction/ledger/c/0/pending/00000000000000000015-00000000000000000006.json', Body: JSON.stringify(unit) }));
+    // What a writer killed in the middle of a unit 6-15 leaves: its uploads, one of them completed.
+    const dead = 'deadbeef00';
+    const k1 = `c/0/c+0+${span(6, 10)}+c-id+${dead}.jsonl.gz`;
+    const k2 = `c/0/c+0+${span(11, 15)}+c-id+${dead}.jsonl.gz`;
+    const ids: string[] = [];
+    const meta = { 'junction-station': 'c', 'junction-station-id': 'c-id', 'junction-partition': '0', 'junction-unit': '6-15', 'junction-attempt': dead };
+    for (const key of [k1, k2]) ids.push((await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }))).UploadId as string);
+    const p1 = await client.send(new UploadPartCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], PartNumber: 1, Body: 'partial' }));
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }));
+    await client.send(new UploadPartCommand({ Bucket: bucket, Key: k2, UploadId: ids[1], PartNumber: 1, Body: 'more' }));
+    const unit = {
+      v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], attempt: dead,
+      objects: [{ key: k1, first: 6, last: 10, count: 5, uploadId: ids[0] }, { key: k2, first: 11, last: 15, count: 5, uploadId: ids[1] }],
+      writer: { connector: 'x', task: 0 },
+    };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(15, 6)}_${dead}.json`, Body: JSON.stringify(unit) }));
     const ctx = fakeContext();
     const b = sinkWith(s3Client(server), bucket, { rotate: { maxMessages: 5 } }, ctx, { onRollback: (u) => rollbacks.push(u) });
     // The runtime replays from the last acknowledged offset, cut its own way.
     expect(statuses(await b.write(batch('c', 0, range(3, 12)), { signal })).every((x) => x === 'ok')).toBe(true);
     expect(rollbacks).toHaveLength(1);
-    expect(ctx.metrics.snapshot()).toMatchObject({ rollbacks_total: { value: 1 } });
-    expect(await dataKeys(client, bucket)).toEqual(['c/0/c+0+00000000000000000001.jsonl.gz', 'c/0/c+0+00000000000000000006.jsonl.gz', 'c/0/c+0+00000000000000000011.jsonl.gz']);
+    // The open upload is aborted (the completed one is gone already); not all objects landed: rolled back.
+    expect(ctx.metrics.snapshot()).toMatchObject({ rollbacks_total: { value: 1 }, uploads_aborted_total: { value: 1 } });
+    expect(server.proxy.openUploads().filter((u) => u.key.includes(dead))).toEqual([]);
+    expect((await dataKeys(client, bucket)).some((k) => k.includes(dead))).toBe(false);
+    expect(await shortKeys(client, bucket)).toEqual([`c/0/c+0+${span(1, 5)}.jsonl.gz`, `c/0/c+0+${span(6, 10)}.jsonl.gz`, `c/0/c+0+${span(11, 12)}.jsonl.gz`]);
     await expectEachOnce(bucket, range(1, 12));
     expect(await unfinished(client, bucket)).toEqual([]);
   });
 
-  it('a pending marker whose unit was committed (crash between done and delete) is only cleaned up', async () => {
+  it('a writer killed after its last object landed but before its done marker: the load keeps the unit (puts the same done marker)', async () => {
+    const bucket = await newBucket(client);
+    const dead = 'deadbeef01';
+    const key = `c/0/c+0+${span(1, 5)}+c-id+${dead}.jsonl`;
+    const body = range(1, 5).map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`).join('');
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'junction-attempt': dead } }));
+    const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body }));
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    const unit = { v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 1, last: 5, count: 5, ranges: [[1, 5]], objects: [{ key, first: 1, last: 5, count: 5, uploadId: UploadId }], attempt: dead, writer: { connector: 'x', task: 0 } };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${dead}.json`, Body: JSON.stringify(unit) }));
+    const ctx = fakeContext();
+    const s = sinkWith(s3Client(server), bucket, { compression: 'none' }, ctx);
+    expect(statuses(await s.write(batch('c', 0, range(1, 8)), { signal })).every((x) => x === 'ok')).toBe(true);
+    expect(ctx.metrics.snapshot()).toMatchObject({ replayed_messages_total: { value: 5 }, rollbacks_total: { value: 0 } });
+    const done = `_junction/ledger/c/c-id/0/done/${span(5, 1)}-5_${dead}.json`;
+    expect((await getBytes(client, bucket, done)).toString()).toBe(JSON.stringify(unit));
+    await expectEachOnce(bucket, range(1, 8));
+    expect(await unfinished(client, bucket)).toEqual([]);
+  });
+
+  it('a pending marker whose unit was committed (stopped between done and delete) is only cleaned up', async () => {
     const bucket = await newBucket(client);
     const a = await sink(bucket);
     await a.write(batch('c', 0, range(1, 5)), { signal });
-    const done = await getBytes(client, bucket, '_junction/ledger/c/0/done/00000000000000000005-00000000000000000001-5.json');
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: '_junction/ledger/c/0/pending/00000000000000000005-00000000000000000001.json', Body: done }));
+    const doneKey = (await listKeys(client, bucket, '_junction/ledger/c/c-id/0/done/'))[0] as string;
+    const attempt = /_([0-9a-z]+)\.json$/.exec(doneKey)?.[1];
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${attempt}.json`, Body: await getBytes(client, bucket, doneKey) }));
     const rollbacks: unknown[] = [];
     const b = sinkWith(s3Client(server), bucket, {}, fakeContext(), { onRollback: (u) => rollbacks.push(u) });
     expect(statuses(await b.write(batch('c', 0, range(1, 8)), { signal })).every((x) => x === 'ok')).toBe(true);
     expect(rollbacks).toEqual([]);
     await expectEachOnce(bucket, range(1, 8));
     expect(await unfinished(client, bucket)).toEqual([]);
+  });
+
+  it('a ledger from before station ids belongs to the first incarnation that loads the partition (owner.json); its crashed unit is rolled back by metadata', async () => {
+    const bucket = await newBucket(client);
+    const legacy = '_junction/ledger/c/0/';
+    // Offsets 1-5 committed by the sink before station ids, and a unit 6-15 it crashed in.
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'c/0/c+0+00000000000000000001.jsonl', Body: range(1, 5).map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`).join(''), Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '1-5' } }));
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${legacy}done/${span(5, 1)}-5.json`, Body: JSON.stringify({ v: 1, station: 'c', partition: 0, first: 1, last: 5, count: 5, ranges: [[1, 5]], objects: [], writer: { connector: 'x', task: 0 } }) }));
+    const orphan = 'c/0/c+0+00000000000000000006.jsonl';
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: orphan, Body: 'partial', Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '6-15' } }));
+    const unit = { v: 1, station: 'c', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], objects: [{ key: orphan, first: 6, last: 10, count: 5 }], writer: { connector: 'x', task: 0 } };
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${legacy}pending/${span(15, 6)}.json`, Body: JSON.stringify(unit) }));
+    const ctx = fakeContext();
+    const s = await sink(bucket, { compression: 'none' }, ctx);
+    expect(statuses(await s.write(batch('c', 0, range(1, 8), 'now'), { signal })).every((x) => x === 'ok')).toBe(true);
+    expect(ctx.metrics.snapshot()).toMatchObject({ replayed_messages_total: { value: 5 }, rollbacks_total: { value: 1 } });
+    expect(JSON.parse((await getBytes(client, bucket, `${legacy}owner.json`)).toString())).toMatchObject({ stationId: 'now' });
+    expect(await dataKeys(client, bucket)).not.toContain(orphan);
+    // Another incarnation of the station does not inherit them.
+    await s.write(batch('c', 0, range(1, 3), 'later'), { signal });
+    const records = await readRecords(client, bucket);
+    expect(records.map((r) => Number(r.record.offset)).sort((x, y) => x - y)).toEqual([1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8]);
+    expect(records.filter((r) => r.key.includes('+later+')).map((r) => Number(r.record.offset))).toEqual([1, 2, 3]);
   });
 
   it('concurrent writes to one partition are serialized', async () => {

@@ -1,5 +1,5 @@
 /** Messages → Snowflake rows (positional arrays inside one JSON bind) and the table's columns by mode. */
-import type { SinkMessage } from '@junction/sdk-connector';
+import type { PartitionRef, SinkMessage } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 
 export interface Col {
@@ -13,7 +13,11 @@ export interface Col {
 /** Quotes an identifier, upper-cased as Snowflake stores unquoted names. */
 export const q = (name: string): string => `"${name.toUpperCase().replaceAll('"', '""')}"`;
 
-/** The raw mode's columns: the Snowflake Kafka connector's RECORD_METADATA / RECORD_CONTENT, split out. */
+/**
+ * The raw mode's columns: the Snowflake Kafka connector's RECORD_METADATA / RECORD_CONTENT, split out.
+ * STATION_ID (the station's incarnation) comes last: a table made before it gets it appended by
+ * `ALTER TABLE … ADD COLUMN`, so new tables have it in the same place. It is nullable for that reason.
+ */
 export const RAW_COLUMNS: Col[] = [
   { name: 'STATION', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: true },
   { name: 'PARTITION', sqlType: 'NUMBER(38,0)', cast: 'NUMBER(38,0)', notNull: true },
@@ -22,6 +26,7 @@ export const RAW_COLUMNS: Col[] = [
   { name: 'KEY', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: false },
   { name: 'HEADERS', sqlType: 'VARIANT', cast: '', notNull: false },
   { name: 'VALUE', sqlType: 'VARIANT', cast: '', notNull: false },
+  { name: 'STATION_ID', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: false },
 ];
 
 const CAST: Record<string, string> = { NUMBER: 'NUMBER(38,0)', FLOAT: 'FLOAT', VARCHAR: 'VARCHAR', BOOLEAN: 'BOOLEAN', TIMESTAMP_NTZ: 'TIMESTAMP_NTZ', VARIANT: '' };
@@ -33,14 +38,24 @@ export function columnsOf(config: SnowflakeSinkConfig): Col[] {
     { name: '_JUNCTION_STATION', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: true },
     { name: '_JUNCTION_PARTITION', sqlType: 'NUMBER(38,0)', cast: 'NUMBER(38,0)', notNull: true },
     { name: '_JUNCTION_OFFSET', sqlType: 'NUMBER(38,0)', cast: 'NUMBER(38,0)', notNull: true },
+    { name: '_JUNCTION_STATION_ID', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: false },
   ];
 }
 
-/** Names of the station / partition / offset columns, by mode: the sink's record of what landed. */
-export function metaColumns(config: SnowflakeSinkConfig): { station: string; partition: string; offset: string } {
+/** The columns that record where a row came from, by mode: the sink's record of what landed. */
+export interface MetaColumns {
+  station: string;
+  /** The station's incarnation (`SinkBatch.stationId`); NULL in rows written before the column existed. */
+  stationId: string;
+  partition: string;
+  offset: string;
+}
+
+/** Names of the station / station id / partition / offset columns, by mode. */
+export function metaColumns(config: SnowflakeSinkConfig): MetaColumns {
   return config.mode === 'raw'
-    ? { station: 'STATION', partition: 'PARTITION', offset: 'OFFSET' }
-    : { station: '_JUNCTION_STATION', partition: '_JUNCTION_PARTITION', offset: '_JUNCTION_OFFSET' };
+    ? { station: 'STATION', stationId: 'STATION_ID', partition: 'PARTITION', offset: 'OFFSET' }
+    : { station: '_JUNCTION_STATION', stationId: '_JUNCTION_STATION_ID', partition: '_JUNCTION_PARTITION', offset: '_JUNCTION_OFFSET' };
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -84,7 +99,8 @@ export function ntz(ms: number): string {
  * never be one. The value has to be parsed here (it travels inside the JSON bind), so text that is
  * not JSON is refused locally; type errors are Snowflake's to find (its casts refuse the row).
  */
-export function toRow(config: SnowflakeSinkConfig, station: string, partition: number, m: SinkMessage): { row: unknown[] } | { reject: string } {
+export function toRow(config: SnowflakeSinkConfig, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
+  const { station, stationId, partition } = ref;
   let parsed: unknown;
   try {
     parsed = JSON.parse(decoder.decode(m.value));
@@ -92,9 +108,9 @@ export function toRow(config: SnowflakeSinkConfig, station: string, partition: n
     return { reject: `value is not JSON text (a VARIANT needs JSON): ${(err as Error).message}` };
   }
   if (config.mode === 'raw') {
-    return { row: [station, partition, m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed] };
+    return { row: [station, partition, m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed, stationId] };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;
-  return { row: [...config.columns.map((c) => o[c.field ?? c.name] ?? null), station, partition, m.offset] };
+  return { row: [...config.columns.map((c) => o[c.field ?? c.name] ?? null), station, partition, m.offset, stationId] };
 }

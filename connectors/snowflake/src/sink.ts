@@ -4,12 +4,18 @@
  * INSERT … SELECT), and one statement is atomic in Snowflake — all its rows or none.
  *
  * Exactly once per offset (README):
- * - Every row carries station, partition and offset. {@link Presence} asks the table which offsets it
- *   already holds at task start, after any statement whose outcome is unknown, and for replays older
- *   than what it has seen; those messages are answered ok() and not sent again.
+ * - Every row carries station, station id (the incarnation: a station created again under the same
+ *   name restarts at offset 1), partition and offset. {@link Presence} asks the table which offsets of
+ *   the incarnation's partition it already holds at task start, after any statement whose outcome is
+ *   unknown, and for replays older than what it has seen; those messages are answered ok() and not sent
+ *   again.
  * - The INSERT itself skips offsets the table already holds (`WHERE VALUE[k] NOT IN (SELECT offset …)`):
- *   the driver re-sends a statement on its own after a network error, and a re-sent statement that
- *   already committed then inserts nothing.
+ *   the driver re-sends a statement on its own after a network error, and a statement that lands late
+ *   (sent by a task killed before its answer, run after the restarted task wrote the range) inserts
+ *   nothing it would duplicate.
+ * - A table made before the station id column gets it (`ALTER TABLE … ADD COLUMN`) at task start; its
+ *   rows keep NULL there until the first write of their station after the upgrade claims them for that
+ *   station's incarnation (`UPDATE … SET station_id = ? WHERE station = ? AND station_id IS NULL`).
  * - snowflake-sdk retries 5xx / network errors of a statement for a very long time (up to 1000 tries,
  *   not configurable). A write never waits past `writeTimeoutMs`: it answers retry(), and the
  *   statement it gave up on is *fenced* — until the driver settles it, no statement for that
@@ -26,6 +32,8 @@ import {
   ok,
   retry,
   type Counter,
+  type Logger,
+  type PartitionRef,
   type Sink,
   type SinkBatch,
   type SinkContext,
@@ -38,7 +46,7 @@ import {
 } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
-import { columnsOf, metaColumns, q, toRow, type Col } from './rows.js';
+import { columnsOf, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
 
 snowflake.configure({ logLevel: 'OFF' } as never);
 
@@ -61,6 +69,14 @@ function headerBytes(h: Record<string, string>): number {
 /** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
 const fenced = new Fences();
 
+/**
+ * Test seam: forgets the requests given up on, as the restart of a killed process does (they may still
+ * land: that is what the anti-join is for). Never called by the sink.
+ */
+export function forgetRequestsInFlight(): void {
+  fenced.forgetAll();
+}
+
 /** A row to insert: the positional array the INSERT's `VALUE[i]` picks from, and its JSON size (estimated). */
 interface Pending { index: number; offset: number; row: unknown[]; size: number }
 
@@ -74,21 +90,25 @@ export class SnowflakeSink implements Sink {
   private readonly abandoned = new Map<Conn, Set<Promise<void>>>();
   private readonly presence: Presence<Budget>;
   private readonly cols: Col[];
-  private readonly meta: { station: string; partition: string; offset: string };
+  private readonly meta: MetaColumns;
   private readonly fq: string;
+  /** Stations whose rows without a station id this sink has claimed (once per station per open). */
+  private readonly claimed = new Set<string>();
+  private readonly log: Logger;
   private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
   constructor(
     private readonly config: SnowflakeSinkConfig,
     ctx: SinkContext,
   ) {
+    this.log = ctx.logger;
     this.fq = `${q(config.database)}.${q(config.schema)}.${q(config.table)}`;
     this.cols = columnsOf(config);
     this.meta = metaColumns(config);
-    this.presence = new Presence<Budget>(async (station, partition, from, to, budget) => {
+    this.presence = new Presence<Budget>(async ({ station, stationId, partition }, from, to, budget) => {
       const rows = await this.exec(
-        `SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} >= ? AND ${q(this.meta.offset)} < ?`,
-        [station, partition, from, to],
+        `SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} >= ? AND ${q(this.meta.offset)} < ?`,
+        [station, stationId, partition, from, to],
         budget,
         'the query of the offsets already in the table',
       );
@@ -191,6 +211,49 @@ export class SnowflakeSink implements Sink {
     } catch (err) {
       throw toJunctionError(err, `Snowflake table ${what}`);
     }
+    await this.ensureStationIdColumn(budget, what);
+  }
+
+  /**
+   * A table made before station ids (or by hand without the column) gets it: exactly-once keys on it.
+   * Probed first, so a table that has it needs no ALTER privilege.
+   */
+  private async ensureStationIdColumn(budget: Budget, what: string): Promise<void> {
+    const col = q(this.meta.stationId);
+    try {
+      await this.exec(`SELECT ${col} FROM ${this.fq} LIMIT 0`, [], budget, `checking column ${this.meta.stationId} of ${what}`);
+      return;
+    } catch (err) {
+      if (!isSqlError(err)) throw toJunctionError(err, `Snowflake table ${what}`);
+    }
+    try {
+      await this.exec(`ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${col} VARCHAR`, [], budget, `adding column ${this.meta.stationId} to ${what}`);
+    } catch (err) {
+      const e = toJunctionError(err, `Snowflake table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${this.fq} ADD COLUMN ${col} VARCHAR`);
+      throw e;
+    }
+  }
+
+  /**
+   * Rows written before the station id column existed (NULL there) belong to the incarnation that
+   * existed then: the first write of their station after the upgrade claims them for its own.
+   */
+  private async claimLegacyRows(ref: PartitionRef, budget: Budget): Promise<void> {
+    if (this.claimed.has(ref.station)) return;
+    try {
+      await this.exec(
+        `UPDATE ${this.fq} SET ${q(this.meta.stationId)} = ? WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} IS NULL`,
+        [ref.stationId, ref.station],
+        budget,
+        'claiming the rows written before station ids',
+      );
+    } catch (err) {
+      if (!isSqlError(err)) throw err;
+      // Without UPDATE privilege the old rows stay unclaimed: they then count for no incarnation, and at
+      // worst the batch in flight at the upgrade is written again. Said once per station.
+      this.log.warn({ station: ref.station, err: describe(err) }, 'could not claim the rows written before station ids for this incarnation');
+    }
+    this.claimed.add(ref.station);
   }
 
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
@@ -198,10 +261,11 @@ export class SnowflakeSink implements Sink {
     signal.throwIfAborted();
     const budget: Budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal };
     const { station, partition } = batch;
+    const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, station, partition, m);
+      const r = toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
@@ -217,11 +281,12 @@ export class SnowflakeSink implements Sink {
     const fence = this.fenceKey(station, partition);
     const earlier = await fenced.wait(fence, budget.deadline, signal);
     if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write');
-    if (earlier === 'settled') this.presence.forget(station, partition);
+    if (earlier === 'settled') this.presence.forget(ref);
 
     let held: Set<number>;
     try {
-      held = await this.presence.held(station, partition, rows.map((r) => r.offset), budget);
+      await this.claimLegacyRows(ref, budget);
+      held = await this.presence.held(ref, rows.map((r) => r.offset), budget);
     } catch (err) {
       throw toJunctionError(err, `Snowflake, the query of the offsets already in ${this.config.table}`);
     }
@@ -245,25 +310,25 @@ export class SnowflakeSink implements Sink {
     }
     if (chunk.length > 0) chunks.push(chunk);
     for (const c of chunks) {
-      const stopped = await this.insert(station, partition, c, results, budget, fence);
+      const stopped = await this.insert(ref, c, results, budget, fence);
       if (stopped) return unanswered(`not attempted: ${stopped}`);
     }
     return unanswered('not attempted');
   }
 
   /** Inserts one chunk; answers its rows. Returns why the write must stop (transient trouble), or undefined. */
-  private async insert(station: string, partition: number, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<string | undefined> {
+  private async insert(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<string | undefined> {
     const select = this.cols.map((c, i) => (c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`)).join(', ');
     const k = this.cols.findIndex((c) => c.name === this.meta.offset);
     const offsets = rows.map((r) => r.offset);
     // The anti-join makes a statement the driver re-sends (after a lost answer) insert nothing twice.
     const sql =
       `INSERT INTO ${this.fq} (${this.cols.map((c) => q(c.name)).join(', ')}) SELECT ${select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))` +
-      ` WHERE VALUE[${k}]::NUMBER(38,0) NOT IN (SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} BETWEEN ? AND ?)`;
+      ` WHERE VALUE[${k}]::NUMBER(38,0) NOT IN (SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} BETWEEN ? AND ?)`;
     this.m.statements.inc();
     try {
       // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
-      await this.exec(sql, [JSON.stringify(rows.map((r) => r.row)), station, partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
+      await this.exec(sql, [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
     } catch (err) {
       if (isDataError(err)) {
         if (rows.length === 1) {
@@ -272,11 +337,11 @@ export class SnowflakeSink implements Sink {
           return undefined;
         }
         const half = Math.ceil(rows.length / 2);
-        return (await this.insert(station, partition, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(station, partition, rows.slice(half), results, budget, fence));
+        return (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(ref, rows.slice(half), results, budget, fence));
       }
       if (err instanceof JunctionError && err.retryable) {
         // The statement may have committed before its answer was lost: ask the table next time.
-        this.presence.forget(station, partition);
+        this.presence.forget(ref);
         for (const r of rows) results[r.index] = retry(err.message, { delayMs: 1000 });
         this.m.retries.inc(rows.length);
         return err.message;
@@ -284,7 +349,7 @@ export class SnowflakeSink implements Sink {
       throw toJunctionError(err, `Snowflake INSERT into ${this.config.database}.${this.config.schema}.${this.config.table}`);
     }
     for (const r of rows) results[r.index] = ok();
-    this.presence.written(station, partition, offsets);
+    this.presence.written(ref, offsets);
     this.m.rows.inc(rows.length);
     return undefined;
   }

@@ -2,6 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertConformance, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
+import { forgetRequestsInFlight } from '../src/sink.js';
 import { FakeSnowflake } from '../../../test/fakes/snowflake/server.js';
 import { config, query } from './helpers.js';
 
@@ -16,6 +17,8 @@ sinkConformanceSuite({ describe, it }, {
   // Snowflake answering 503 for as long as it likes: the driver retries on its own, the sink answers
   // retry() at its writeTimeoutMs, and the statement it gave up on is fenced until the driver settles it.
   retry: { breakDestination: async () => { fake.fail(503, 1000); return async () => fake.heal(); } },
+  // An INSERT held by the warehouse across its writer's death, run after the replay.
+  lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
   timeoutMs: 20_000,
 });
 
@@ -26,12 +29,18 @@ describe('snowflake sink conformance in mode columns', () => {
       config: config(fake, { table: 'KIT_COLUMNS', mode: 'columns', writeTimeoutMs: 2000, columns: [
         { name: 'junctionConformance', type: 'VARCHAR' }, { name: 'station', type: 'VARCHAR' },
         { name: 'partition', type: 'NUMBER' }, { name: 'offset', type: 'NUMBER' }, { name: 'text', type: 'VARCHAR' },
+        // The kit's station-identity check writes a second incarnation's messages with "incarnation": 2.
+        { name: 'incarnation', type: 'NUMBER' },
       ] }),
       readBack: async () => (await query(fake, 'SELECT * FROM "DB"."PUBLIC"."KIT_COLUMNS"')).map((r) =>
-        JSON.stringify({ junctionConformance: r.JUNCTIONCONFORMANCE, station: r.STATION, partition: Number(r.PARTITION), offset: Number(r.OFFSET), text: r.TEXT })),
+        JSON.stringify({ junctionConformance: r.JUNCTIONCONFORMANCE, station: r.STATION, partition: Number(r.PARTITION), offset: Number(r.OFFSET), text: r.TEXT, ...(r.INCARNATION == null ? {} : { incarnation: Number(r.INCARNATION) }) })),
       // NUMBER column, text value: Snowflake's "Numeric value … is not recognized".
       deadLetter: { value: '{"offset":"not-a-number"}' },
       retry: { breakDestination: async () => { fake.fail(503, 1000); return async () => fake.heal(); } },
+  // An INSERT held by the warehouse across its writer's death, run after the replay.
+  lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
+      // An INSERT held by the warehouse across its writer's death, run after the replay.
+      lateWrite: { hold: async () => fake.holdWrites(), afterKill: forgetRequestsInFlight },
       timeoutMs: 20_000,
     });
     assertConformance(results);

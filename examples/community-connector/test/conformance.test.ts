@@ -27,6 +27,8 @@ function kitOptions(extra: Record<string, unknown> = {}, path = '/message'): Sin
       return async () => endpoint.unstall();
     },
     unusable: { notApplicable: 'a webhook cannot tell a URL that will never work from one that is down for now: it answers per message' },
+    // A POST received from a sender killed before the answer, taken after the replay: at least once holds.
+    lateWrite: { hold: async () => endpoint.hold() },
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * A webhook receiver on 127.0.0.1 for the tests: records every request, keeps the values it
- * accepted, answers 400 to a poison value, and can be told to fail with a status for a while.
+ * accepted, answers 400 to a poison value, and can be told to fail with a status for a while, or to
+ * hold POSTs (received, not taken) until released: a delivery whose sender died before its answer.
  * `<url>/message` expects message-mode POSTs (the body is the value), `<url>/batch` batch-mode JSON.
  */
 import { once } from 'node:events';
@@ -24,7 +25,10 @@ export class FakeEndpoint {
   readonly accepted: Buffer[] = [];
   private failure: { status: number; headers: Record<string, string> } | undefined;
   /** Requests held unanswered while stalled. */
-  private held: import('node:http').ServerResponse[] | undefined;
+  private stalled: import('node:http').ServerResponse[] | undefined;
+  private holding = false;
+  private readonly held: (() => void)[] = [];
+  private readonly waiting: (() => void)[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -37,11 +41,17 @@ export class FakeEndpoint {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (endpoint!.held) {
-          endpoint!.held.push(res);
+        if (endpoint!.stalled) {
+          endpoint!.stalled.push(res);
           return;
         }
         const body = Buffer.concat(chunks);
+        if (endpoint!.holding && req.method === 'POST') {
+          // Taken at release; the answer goes nowhere (the sender is gone): the connection stays silent.
+          endpoint!.held.push(() => void endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body));
+          for (const w of endpoint!.waiting.splice(0)) w();
+          return;
+        }
         const { status, headers } = endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body);
         endpoint!.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, status });
         res.writeHead(status, headers).end(status < 300 ? 'ok' : `status ${status}`);
@@ -65,12 +75,30 @@ export class FakeEndpoint {
 
   /** Accepts requests and never answers them, until `unstall()` (which drops the held ones). */
   stall(): void {
-    this.held ??= [];
+    this.stalled ??= [];
   }
 
   unstall(): void {
-    for (const res of this.held ?? []) res.destroy();
-    this.held = undefined;
+    for (const res of this.stalled ?? []) res.destroy();
+    this.stalled = undefined;
+  }
+
+  /**
+   * Holds POSTs from now on (the SDK kit's lateWrite.hold): `held()` once one is, `stop()` lets new ones
+   * through, `release()` takes the held ones in order and never answers them.
+   */
+  hold(): { held: () => Promise<void>; stop: () => void; release: () => Promise<void> } {
+    this.holding = true;
+    return {
+      held: () => new Promise<void>((r) => (this.held.length > 0 ? r() : this.waiting.push(r))),
+      stop: () => {
+        this.holding = false;
+      },
+      release: async () => {
+        this.holding = false;
+        for (const take of this.held.splice(0)) take();
+      },
+    };
   }
 
   /** The values accepted, as text. */

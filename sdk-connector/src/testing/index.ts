@@ -14,6 +14,7 @@ export {
   type BreakDestination,
 } from './sink-conformance.js';
 export { SINK_WEDGE_CHECKS, type SinkWedgeCheck, type SinkWedgeOptions, type UnusableCase, type StallDestination } from './sink-wedge.js';
+export { EXACTLY_ONCE_CHECKS, type ExactlyOnceCheck, type ExactlyOnceOptions, type HeldWrites, type LateWriteCase } from './sink-exactly-once.js';
 export {
   runSourceConformance,
   runSourceCheck,

@@ -28,6 +28,7 @@ import {
   runCheck,
   within,
 } from './util.js';
+import { EXACTLY_ONCE_CHECKS, exactlyOnceChecks, type ExactlyOnceOptions } from './sink-exactly-once.js';
 
 export const SINK_CHECKS = [
   'manifest',
@@ -45,6 +46,7 @@ export const SINK_CHECKS = [
   'aborted-signal',
   // The wedge checks (sink-wedge.ts): unusable and unreachable destinations, a stalled write, close after failure.
   ...SINK_WEDGE_CHECKS,
+  ...EXACTLY_ONCE_CHECKS,
 ] as const;
 export type SinkCheck = (typeof SINK_CHECKS)[number];
 
@@ -68,7 +70,7 @@ export type RetryCase =
   | { config?: unknown; breakDestination: BreakDestination };
 export type BreakDestination = (target: { station: string; partition: number }) => Promise<(() => Promise<void>) | void>;
 
-export interface SinkConformanceOptions extends SinkWedgeOptions {
+export interface SinkConformanceOptions extends SinkWedgeOptions, ExactlyOnceOptions {
   plugin: SinkPlugin;
   /** The raw config (as a user writes it), parsed through the plugin's schema. */
   config: unknown;
@@ -94,7 +96,7 @@ export interface SinkConformanceOptions extends SinkWedgeOptions {
   checks?: readonly SinkCheck[];
 }
 
-/** Message and destination helpers bound to one run (shared with sink-wedge.ts; not exported by the kit). */
+/** Message and destination helpers bound to one run (the checks' sections share it; not exported by the kit). */
 export class Harness {
   readonly runId = randomId();
   readonly exactlyOnce: boolean;
@@ -590,6 +592,8 @@ const checks: Record<SinkCheck, CheckFn> = {
     }
     return detail;
   },
+
+  ...exactlyOnceChecks,
 };
 
 /** Runs one check. */
@@ -625,6 +629,11 @@ export async function runSinkCheck(options: SinkConformanceOptions, check: SinkC
  *   that is down: open settles in time, retryable if it rejects), `write-stalled-abort` (a write to a
  *   stalled destination settles soon after its signal aborts), `close-after-failure` (close resolves in
  *   time after a failed write).
+ * - `station-identity`: the same offsets under a new `stationId` (the station deleted and created again)
+ *   are new data: written, and each message of both incarnations is in the destination once.
+ * - `late-write`: a write held by the destination (`lateWrite.hold`) across the death of its writer and
+ *   applied after a new writer replayed the range cut differently: every offset once (exactlyOnce) or at
+ *   least once, and writers after it still answer ok (see sink-exactly-once.ts).
  *
  * The runtime never sends an empty batch, so no check sends one.
  */
@@ -643,5 +652,7 @@ export function sinkCheckNotApplicable(options: SinkConformanceOptions, check: S
   if (check === 'retry' && options.retry && 'notApplicable' in options.retry) return options.retry.notApplicable;
   if (check === 'dead-letter' && !options.deadLetter) return 'no deadLetter case given';
   if (check === 'retry' && !options.retry) return 'no retry case given';
+  if (check === 'late-write' && options.lateWrite && 'notApplicable' in options.lateWrite) return options.lateWrite.notApplicable;
+  if (check === 'late-write' && !options.lateWrite) return 'no lateWrite case given';
   return undefined;
 }

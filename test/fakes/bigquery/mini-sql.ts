@@ -9,9 +9,14 @@
  *   INSERT INTO t (cols) VALUES (expr, …), (…)                      — all rows or none (atomic)
  *   INSERT INTO t (cols) SELECT VALUE[i][::TYPE], … FROM TABLE(FLATTEN(INPUT => PARSE_JSON(expr)))
  *      [WHERE VALUE[i][::TYPE] NOT IN (SELECT col FROM t [WHERE pred AND …])]   — an anti-join
+ *   INSERT INTO t (cols) SELECT v.c[::TYPE], … FROM (VALUES (expr, …), …) [AS] v (c, …)
+ *      [WHERE v.c[::TYPE] NOT IN (SELECT col FROM t [WHERE pred AND …])]        — an anti-join
+ *   UPDATE t SET col = expr[, …] [WHERE pred AND …]
+ *   ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] col TYPE [NULL | NOT NULL]       — rows get NULL
  *   SELECT * | COUNT(*) | col, … FROM t [WHERE pred AND …] [ORDER BY col [ASC|DESC], …] [LIMIT n]
  *      pred: col (= | <> | != | < | <= | > | >=) expr | col BETWEEN expr AND expr | col IS [NOT] NULL
- *   BEGIN / COMMIT / ROLLBACK, USE …, SELECT 1 — accepted, no effect
+ *            | (pred OR pred …)
+ *   BEGIN / COMMIT / ROLLBACK, USE …, SET …, SELECT 1 — accepted, no effect
  * Expressions: 'text' (with '' or, unless the dialect says otherwise, \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
  * PARSE_JSON(expr). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
  * Scans skip blocks of rows whose min / max rule them out, as the warehouses prune by block metadata
@@ -63,9 +68,9 @@ export class SqlError extends Error {
 export interface QueryResult {
   columns: { name: string; kind: Kind; type: string }[];
   rows: Cell[][];
-  /** For DML: rows inserted. */
+  /** For DML: rows inserted (or updated). */
   inserted?: number;
-  statement: 'select' | 'insert' | 'ddl' | 'other';
+  statement: 'select' | 'insert' | 'update' | 'ddl' | 'other';
 }
 
 type Tok = { t: 'id' | 'qid' | 'str' | 'num' | 'param' | 'sym'; v: string };
@@ -131,7 +136,7 @@ type Expr =
   | { e: 'lit'; v: unknown }
   | { e: 'param'; name: string; index: number }
   | { e: 'parse_json'; arg: Expr }
-  | { e: 'col'; name: string }
+  | { e: 'col'; name: string; cast?: string }
   | { e: 'flat'; index: number; cast?: string };
 
 class Parser {
@@ -169,7 +174,9 @@ class Parser {
         return { e: 'flat', index: n, ...(cast ? { cast } : {}) };
       }
     }
-    return { e: 'col', name: this.ident() };
+    const name = this.ident();
+    if (this.isSym('::')) { this.p++; return { e: 'col', name, cast: this.typeName() }; }
+    return { e: 'col', name };
   }
   typeName(): string {
     let s = (this.peek()?.v ?? '').toUpperCase();
@@ -255,7 +262,58 @@ export class MiniSql {
         case 'col': throw new SqlError('syntax', `invalid identifier '${x.name}' in this position`);
       }
     };
-    if (ps.isKw('BEGIN') || ps.isKw('COMMIT') || ps.isKw('ROLLBACK') || ps.isKw('USE') || ps.isKw('SET') || ps.isKw('ALTER')) return { columns: [], rows: [], statement: 'other' };
+    if (ps.isKw('BEGIN') || ps.isKw('COMMIT') || ps.isKw('ROLLBACK') || ps.isKw('USE') || ps.isKw('SET')) return { columns: [], rows: [], statement: 'other' };
+    if (ps.isKw('ALTER')) {
+      ps.kw('ALTER');
+      ps.kw('TABLE');
+      const name = ps.ident();
+      const t = this.table(name);
+      if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
+      ps.kw('ADD');
+      if (ps.isKw('COLUMN')) ps.kw('COLUMN');
+      let ifNotExists = false;
+      if (ps.isKw('IF')) { ps.kw('IF'); ps.kw('NOT'); ps.kw('EXISTS'); ifNotExists = true; }
+      const cname = ps.ident();
+      const type = ps.typeName();
+      let notNull = false;
+      if (ps.isKw('NOT')) { ps.kw('NOT'); ps.kw('NULL'); notNull = true; } else if (ps.isKw('NULL')) ps.kw('NULL');
+      if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
+      if (t.columns.some((c) => c.name.toUpperCase() === cname.toUpperCase())) {
+        if (ifNotExists) return { columns: [], rows: [], statement: 'ddl' };
+        throw new SqlError('exists', `Column '${cname}' already exists.`);
+      }
+      const kind = this.dialect.kindOf(type.replace(/\(.*\)/, '').trim());
+      if (!kind) throw new SqlError('syntax', `unsupported data type '${type}'`);
+      if (notNull && t.rows.length > 0) throw new SqlError('constraint', `cannot add NOT NULL column '${cname}' to a table with rows`);
+      t.columns.push({ name: cname, type, kind, notNull });
+      for (const r of t.rows) r.push(null);
+      return { columns: [], rows: [], statement: 'ddl' };
+    }
+    if (ps.isKw('UPDATE')) {
+      ps.kw('UPDATE');
+      const name = ps.ident();
+      const t = this.table(name);
+      if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
+      ps.kw('SET');
+      const sets: [number, Expr][] = [];
+      for (;;) {
+        const cname = ps.ident();
+        const ci = t.columns.findIndex((c) => c.name.toUpperCase() === cname.toUpperCase());
+        if (ci < 0) throw new SqlError('not-found', `invalid identifier '${cname}'`);
+        ps.sym('=');
+        sets.push([ci, ps.expr()]);
+        if (ps.isSym(',')) { ps.sym(','); continue; }
+        break;
+      }
+      const { preds, bounds } = this.where(ps, t, val);
+      if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
+      const hit = scan(t, preds, bounds);
+      const updates = sets.map(([ci, x]) => [ci, this.convert(val(x), t.columns[ci] as Column)] as const);
+      for (const r of hit) for (const [ci, v] of updates) r[ci] = v;
+      // Cells changed in place: the blocks' min / max no longer hold.
+      zoneMaps.delete(t);
+      return { columns: [], rows: [], inserted: hit.length, statement: 'update' };
+    }
     if (ps.isKw('CREATE')) {
       ps.kw('CREATE');
       ps.kw('TABLE');
@@ -317,7 +375,14 @@ export class MiniSql {
         ps.kw('SELECT');
         const exprs: Expr[] = [];
         for (;;) { exprs.push(ps.expr()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
-        ps.kw('FROM'); ps.kw('TABLE'); ps.sym('('); ps.kw('FLATTEN'); ps.sym('(');
+        ps.kw('FROM');
+        if (ps.isSym('(')) {
+          this.insertFromValues(ps, t, exprs, val, build);
+          if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
+          t.rows.push(...newRows);
+          return { columns: [], rows: [], inserted: newRows.length, statement: 'insert' };
+        }
+        ps.kw('TABLE'); ps.sym('('); ps.kw('FLATTEN'); ps.sym('(');
         if (ps.isKw('INPUT')) { ps.kw('INPUT'); ps.sym('=>'); }
         const input = val(ps.expr()) as Cell;
         ps.sym(')'); ps.sym(')');
@@ -367,6 +432,118 @@ export class MiniSql {
     throw new SqlError('syntax', `syntax error: unsupported statement '${toks[0]?.v ?? ''}'`);
   }
 
+  /**
+   * `[WHERE pred AND …]` of a statement on `t`: the predicates, and what each allows of its column (for
+   * skipping blocks by their min / max, see scan). A parenthesized `(pred OR pred …)` is one predicate
+   * that skips no block.
+   */
+  private where(ps: Parser, t: Table, val: (x: Expr, flatRow?: unknown[]) => unknown): { preds: ((r: Cell[]) => boolean)[]; bounds: Bound[] } {
+    const col = (n: string) => {
+      const i = t.columns.findIndex((c) => c.name.toUpperCase() === n.toUpperCase());
+      if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
+      return i;
+    };
+    const preds: ((r: Cell[]) => boolean)[] = [];
+    const bounds: Bound[] = [];
+    const one = (into: Bound[] | undefined): ((r: Cell[]) => boolean) => {
+      const ci = col(ps.ident());
+      const c = t.columns[ci] as Column;
+      const cv = (x: Expr) => this.convert(val(x), { ...c, notNull: false });
+      if (ps.isKw('IS')) {
+        ps.kw('IS');
+        const not = ps.isKw('NOT');
+        if (not) ps.kw('NOT');
+        ps.kw('NULL');
+        return (r) => (r[ci] === null) !== not;
+      }
+      if (ps.isKw('BETWEEN')) {
+        ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
+        into?.push({ ci, lo: a, loInclusive: true, hi: b, hiInclusive: true });
+        return (r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0;
+      }
+      const op = ps.peek()?.v as string; ps.p++;
+      const v = cv(ps.expr());
+      const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
+      const fn = f[op];
+      if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
+      if (v === null) into?.push({ ci, empty: true });
+      else if (op === '=') into?.push({ ci, lo: v, loInclusive: true, hi: v, hiInclusive: true });
+      else if (op === '<' || op === '<=') into?.push({ ci, hi: v, hiInclusive: op === '<=' });
+      else if (op === '>' || op === '>=') into?.push({ ci, lo: v, loInclusive: op === '>=' });
+      return (r) => r[ci] !== null && v !== null && fn(compare(r[ci], v));
+    };
+    if (!ps.isKw('WHERE')) return { preds, bounds };
+    ps.kw('WHERE');
+    for (;;) {
+      if (ps.isSym('(')) {
+        ps.sym('(');
+        const any: ((r: Cell[]) => boolean)[] = [];
+        for (;;) { any.push(one(undefined)); if (ps.isKw('OR')) { ps.kw('OR'); continue; } break; }
+        ps.sym(')');
+        preds.push((r) => any.some((p) => p(r)));
+      } else {
+        preds.push(one(bounds));
+      }
+      if (ps.isKw('AND')) { ps.kw('AND'); continue; }
+      break;
+    }
+    return { preds, bounds };
+  }
+
+  /**
+   * The rest of `INSERT INTO t (…) SELECT <exprs> FROM` when a `(VALUES …) [AS] v (c, …)` follows,
+   * with an optional `WHERE v.c[::TYPE] NOT IN (SELECT …)` anti-join evaluated against the table as it
+   * is before this statement's rows land (one statement: all its rows or none).
+   */
+  private insertFromValues(ps: Parser, t: Table, exprs: Expr[], val: (x: Expr, flatRow?: unknown[]) => unknown, build: (values: unknown[]) => void): void {
+    ps.sym('(');
+    ps.kw('VALUES');
+    const tuples: unknown[][] = [];
+    for (;;) {
+      ps.sym('(');
+      const row: unknown[] = [];
+      for (;;) { row.push(val(ps.expr())); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+      tuples.push(row);
+      if (ps.isSym(',')) { ps.sym(','); continue; }
+      break;
+    }
+    ps.sym(')');
+    if (ps.isKw('AS')) ps.kw('AS');
+    ps.ident();
+    ps.sym('(');
+    const names: string[] = [];
+    for (;;) { names.push(ps.ident().toUpperCase()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+    for (const r of tuples) if (r.length !== names.length) throw new SqlError('syntax', `VALUES list has ${r.length} values for ${names.length} columns`);
+    const at = (name: string) => {
+      const i = names.indexOf(name.toUpperCase());
+      if (i < 0) throw new SqlError('not-found', `invalid identifier '${name}'`);
+      return i;
+    };
+    const cast = (v: unknown, type: string | undefined, what: string): unknown => {
+      if (!type) return v;
+      const kind = this.dialect.kindOf(type.replace(/\(.*\)/, '').trim());
+      if (!kind) throw new SqlError('syntax', `unsupported data type '${type}'`);
+      if (kind === 'json') return { json: v };
+      return this.convert(v, { name: what, type, kind, notNull: false });
+    };
+    const pick = (x: Expr, r: unknown[]): unknown => (x.e === 'col' ? cast(r[at(x.name)], x.cast, x.name) : val(x));
+    let excluded: ((r: unknown[]) => boolean) | undefined;
+    if (ps.isKw('WHERE')) {
+      ps.kw('WHERE');
+      const probe = ps.expr();
+      if (probe.e !== 'col') throw new SqlError('syntax', 'syntax error: expected a column of the VALUES list before NOT IN');
+      ps.kw('NOT'); ps.kw('IN'); ps.sym('(');
+      const sub = this.select(ps, val);
+      ps.sym(')');
+      const held = new Set(sub.rows.map((r) => JSON.stringify(r[0] ?? null)));
+      excluded = (r) => held.has(JSON.stringify(pick(probe, r) ?? null));
+    }
+    for (const r of tuples) {
+      if (excluded?.(r)) continue;
+      build(exprs.map((x) => pick(x, r)));
+    }
+  }
+
   /** SELECT … FROM t [WHERE …] [ORDER BY …] [LIMIT n], from the SELECT keyword; stops before what follows it. */
   private select(ps: Parser, val: (x: Expr, flatRow?: unknown[]) => unknown): QueryResult {
     ps.kw('SELECT');
@@ -385,41 +562,7 @@ export class MiniSql {
       if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
       return i;
     };
-    const preds: ((r: Cell[]) => boolean)[] = [];
-    // What each predicate allows of its column, for skipping blocks by their min / max (see scan).
-    const bounds: Bound[] = [];
-    if (ps.isKw('WHERE')) {
-      ps.kw('WHERE');
-      for (;;) {
-        const ci = col(ps.ident());
-        const c = t.columns[ci] as Column;
-        const cv = (x: Expr) => this.convert(val(x), { ...c, notNull: false });
-        if (ps.isKw('IS')) {
-          ps.kw('IS');
-          const not = ps.isKw('NOT');
-          if (not) ps.kw('NOT');
-          ps.kw('NULL');
-          preds.push((r) => (r[ci] === null) !== not);
-        } else if (ps.isKw('BETWEEN')) {
-          ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
-          preds.push((r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0);
-          bounds.push({ ci, lo: a, loInclusive: true, hi: b, hiInclusive: true });
-        } else {
-          const op = ps.peek()?.v as string; ps.p++;
-          const v = cv(ps.expr());
-          const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
-          const fn = f[op];
-          if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
-          preds.push((r) => r[ci] !== null && v !== null && fn(compare(r[ci], v)));
-          if (v === null) bounds.push({ ci, empty: true });
-          else if (op === '=') bounds.push({ ci, lo: v, loInclusive: true, hi: v, hiInclusive: true });
-          else if (op === '<' || op === '<=') bounds.push({ ci, hi: v, hiInclusive: op === '<=' });
-          else if (op === '>' || op === '>=') bounds.push({ ci, lo: v, loInclusive: op === '>=' });
-        }
-        if (ps.isKw('AND')) { ps.kw('AND'); continue; }
-        break;
-      }
-    }
+    const { preds, bounds } = this.where(ps, t, val);
     let rows = scan(t, preds, bounds);
     if (ps.isKw('ORDER')) {
       ps.kw('ORDER'); ps.kw('BY');

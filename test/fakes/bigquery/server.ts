@@ -6,7 +6,9 @@
  *
  * Faults: `fail()` answers the next N matching requests with a status (5xx, 429, 401, 403…);
  * `slow(ms)` delays every answer; `dropAfterCommit()` applies the next insertAll, then destroys the
- * socket without answering (the write committed, the client never hears it).
+ * socket without answering (the write committed, the client never hears it); `holdWrites()` holds every
+ * insertAll from then on until its `release()` applies them in order, answering nobody (a late write,
+ * ../hold.ts).
  * Client: `new BigQuery({ projectId, apiEndpoint: fake.url, authClient })`; a bearer token is
  * required when `token` is set (401 otherwise).
  */
@@ -14,6 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { MiniSql, SqlError, type Cell, type Column, type Dialect, type Kind } from './mini-sql.js';
+import { Holds, type HeldWrites } from '../hold.js';
 
 const KINDS: Record<string, Kind> = {
   INT64: 'int', INTEGER: 'int', FLOAT64: 'float', FLOAT: 'float', NUMERIC: 'float', BIGNUMERIC: 'float',
@@ -83,6 +86,9 @@ export class FakeBigQuery {
   slow(ms: number): void { this.delayMs = ms; }
   dropAfterCommit(times = 1): void { this.dropNext += times; }
   heal(): void { this.faults = []; this.delayMs = 0; this.dropNext = 0; }
+  private readonly holds = new Holds();
+  /** Holds every insertAll from now on until `stop()`, applied at `release()` (a late write: see ../hold.ts). */
+  holdWrites(): HeldWrites { return this.holds.start(); }
 
   private send(res: ServerResponse, status: number, body: unknown): void {
     res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' });
@@ -119,6 +125,13 @@ export class FakeBigQuery {
     let body: Record<string, unknown> = {};
     try { body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {}; } catch { return this.error(res, 400, 'parseError', 'Parse error'); }
     try {
+      if (op === 'insertAll' && m && this.holds.holding) {
+        const [, project, dataset, table] = m as unknown as [string, string, string, string];
+        const applied = await this.holds.hold();
+        // Its writer is gone: the rows land, the answer goes nowhere.
+        try { this.insertAll(req, silent(), project, dataset, table, body); } finally { applied(); }
+        return;
+      }
       if (op === 'insertAll' && m) return this.insertAll(req, res, m[1] as string, m[2] as string, m[3] as string, body);
       if ((m = /^\/projects\/([^/]+)\/datasets\/([^/]+)$/.exec(path)) && req.method === 'GET') {
         if (!this.dataset(m[1] as string, m[2] as string)) return this.error(res, 404, 'notFound', `Not found: Dataset ${m[1]}:${m[2]}`);
@@ -242,7 +255,7 @@ export class FakeBigQuery {
     for (const p of (body.queryParameters as { name: string; parameterValue: { value: unknown } }[] | undefined) ?? []) named[p.name] = p.parameterValue?.value ?? null;
     const ds = (body.defaultDataset as { datasetId?: string } | undefined)?.datasetId;
     // Table names arrive as `project.dataset.table`: find the dataset that holds the table.
-    const fq = /FROM\s+`([^`]+)`/i.exec(sql)?.[1]?.split('.') ?? [];
+    const fq = /(?:FROM|TABLE|UPDATE|INTO)\s+`([^`]+)`/i.exec(sql)?.[1]?.split('.') ?? [];
     const datasetId = fq.length === 3 ? fq[1] : fq.length === 2 ? fq[0] : ds;
     const projectId = fq.length === 3 ? (fq[0] as string) : project;
     const d = datasetId ? this.dataset(projectId, datasetId) : undefined;
@@ -269,6 +282,11 @@ export class FakeBigQuery {
     this.jobs.set(jobId, result);
     return result;
   }
+}
+
+/** A response that goes nowhere (the request's client is dead). */
+function silent(): ServerResponse {
+  return { writeHead: () => undefined, end: () => undefined, setHeader: () => undefined } as unknown as ServerResponse;
 }
 
 export async function startFakeBigQuery(options: FakeBigQueryOptions = {}): Promise<FakeBigQuery> {

@@ -17,7 +17,8 @@
  * Identifiers fold to lower case; 'text' literals keep backslashes (standard strings).
  * Faults: `fail(status, times)` for the next N query requests (5xx, 429); `slow(ms)`; `expireTokens()`
  * (every token issued so far is refused with 401); `dropAfterCommit()` (the next INSERT applies, then
- * the socket is destroyed without an answer). Per-row errors come from the store itself: a value that
+ * the socket is destroyed without an answer); `holdWrites()` holds every INSERT from then on until its
+ * `release()` runs them in order, answering nobody (a late write, ../hold.ts). Per-row errors come from the store itself: a value that
  * does not cast to its column's type refuses the whole statement, as Firebolt does.
  * `clients` maps client id → secret. `statements` logs every SQL text run; `counts` requests by kind.
  */
@@ -25,6 +26,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { MiniSql, SqlError, type Cell, type Column, type Dialect, type Kind } from '../bigquery/mini-sql.js';
+import { Holds, type HeldWrites } from '../hold.js';
 
 const KINDS: Record<string, Kind> = {
   INT: 'int', INTEGER: 'int', BIGINT: 'int', LONG: 'int', DOUBLE: 'float', 'DOUBLE PRECISION': 'float', REAL: 'float', FLOAT: 'float',
@@ -96,6 +98,9 @@ export class FakeFirebolt {
   expireTokens(): void { this.tokens.clear(); }
   dropAfterCommit(): void { this.dropNext++; }
   heal(): void { this.failures = []; this.delayMs = 0; this.dropNext = 0; }
+  private readonly holds = new Holds();
+  /** Holds every INSERT from now on until `stop()`, applied at `release()` (a late write: see ../hold.ts). */
+  holdWrites(): HeldWrites { return this.holds.start(); }
 
   private count(kind: string): void { this.counts[kind] = (this.counts[kind] ?? 0) + 1; }
   private send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -141,6 +146,13 @@ export class FakeFirebolt {
       if (status !== undefined) {
         res.writeHead(status, { 'content-type': 'text/plain' });
         res.end(status === 429 ? 'Too Many Requests' : 'Service Unavailable');
+        return;
+      }
+      if (this.holds.holding && /^\s*INSERT\b/i.test(body)) {
+        const applied = await this.holds.hold();
+        // Its writer is gone: the statement runs, the answer goes nowhere.
+        this.query(req, silent(), body.trim(), url);
+        applied();
         return;
       }
       return this.query(req, res, body.trim(), url);
@@ -194,4 +206,9 @@ export class FakeFirebolt {
       return this.sqlError(res, 'XX000', 'InternalError', `internal error: ${(e as Error).message}`);
     }
   }
+}
+
+/** A response that goes nowhere (the statement's client is dead). */
+function silent(): ServerResponse {
+  return { writeHead: () => undefined, end: () => undefined, setHeader: () => undefined } as unknown as ServerResponse;
 }

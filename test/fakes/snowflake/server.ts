@@ -14,6 +14,8 @@
  * the driver renews its session token); `expireSession({ master: true })` (the master token too: the
  * renewal is refused with 390114, a new login is needed); `dropAfterCommit()` (the next INSERT
  * applies, the socket is destroyed without an answer — the driver then re-sends the same request).
+ * Late writes: `holdWrites()` holds every INSERT from then on (received, not run) until its `release()`
+ * runs them in order and leaves their connections silent (see ../hold.ts).
  * Users: `users` map of user → password (390100 otherwise). `statements` logs every SQL text run,
  * `firstBindBytes` the size of each one's first text bind.
  */
@@ -22,6 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { MiniSql, SqlError, type Cell, type Dialect, type Kind } from '../bigquery/mini-sql.js';
+import { Holds, type HeldWrites } from '../hold.js';
 
 const KINDS: Record<string, Kind> = {
   NUMBER: 'int', INT: 'int', INTEGER: 'int', BIGINT: 'int', FLOAT: 'float', DOUBLE: 'float', REAL: 'float',
@@ -83,6 +86,9 @@ export class FakeSnowflake {
   }
   dropAfterCommit(): void { this.dropNext++; }
   heal(): void { this.failures = []; this.delayMs = 0; this.expire = 0; this.dropNext = 0; }
+  private readonly holds = new Holds();
+  /** Holds every INSERT from now on until `stop()`, applied at `release()` (a late write: see ../hold.ts). */
+  holdWrites(): HeldWrites { return this.holds.start(); }
 
   private send(res: ServerResponse, body: unknown, status = 200): void {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -125,6 +131,13 @@ export class FakeSnowflake {
       }
       const status = this.failures.shift();
       if (status !== undefined) { res.writeHead(status); res.end('Service Unavailable'); return; }
+      if (this.holds.holding && /^\s*INSERT\b/i.test(String(body.sqlText ?? ''))) {
+        const applied = await this.holds.hold();
+        // Its writer is gone: the statement runs, the answer goes nowhere.
+        this.query(req, silent(), body, url);
+        applied();
+        return;
+      }
       return this.query(req, res, body, url);
     }
     return this.send(res, { message: 'not found' }, 404);
@@ -198,6 +211,13 @@ export class FakeSnowflake {
         });
       }
       const isInsert = r.statement === 'insert';
+      if (r.statement === 'update') {
+        return this.ok(res, {
+          queryId, statementTypeId: 0x3200, queryResultFormat: 'json',
+          rowtype: [{ name: 'number of rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 }, { name: 'number of multi-joined rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 }],
+          rowset: [[String(r.inserted ?? 0), '0']], total: 1, returned: 1, parameters: [],
+        });
+      }
       return this.ok(res, {
         queryId, statementTypeId: isInsert ? 12544 : r.statement === 'ddl' ? 24576 : 0x3000, queryResultFormat: 'json',
         rowtype: [{ name: isInsert ? 'number of rows inserted' : 'status', type: isInsert ? 'fixed' : 'text', nullable: false, scale: 0, precision: 19 }],
@@ -211,6 +231,11 @@ export class FakeSnowflake {
       return this.err(res, '000603', `SQL execution internal error: ${(e as Error).message}`, { sqlState: 'XX000', queryId });
     }
   }
+}
+
+/** A response that goes nowhere (the statement's client is dead). */
+function silent(): ServerResponse {
+  return { writeHead: () => undefined, end: () => undefined, setHeader: () => undefined } as unknown as ServerResponse;
 }
 
 export async function startFakeSnowflake(): Promise<FakeSnowflake> {

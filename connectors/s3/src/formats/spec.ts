@@ -88,4 +88,8 @@ export const ObjectMeta = {
   lastOffset: 'junction-last-offset',
   count: 'junction-count',
   unit: 'junction-unit',
+  /** The station incarnation (`stationIdSegment` of its id). */
+  stationId: 'junction-station-id',
+  /** The write that made the object (one per unit and try). */
+  attempt: 'junction-attempt',
 } as const;
