@@ -143,16 +143,16 @@ function options(plugin: ReturnType<typeof memorySink>, over: Partial<SinkConfor
     config: { destination: name, token: 'super-secret-token' },
     readBack: async () => destinations.get(name)?.values ?? [],
     deadLetter: { value: 'POISON' },
-    unusable: { config: { destination, unusable: true } },
+    unusable: { config: { destination: name, unusable: true } },
     stall: async () => {
-      const d = destinations.get(destination);
+      const d = destinations.get(name);
       if (d) d.stalled = true;
       return async () => {
         if (d) d.stalled = false;
       };
     },
     retry: {
-      config: { destination, failing: true },
+      config: { destination: name, failing: true },
       breakDestination: async () => {
         const d = destinations.get(name);
         if (d) d.down = true;
