@@ -84,6 +84,22 @@ export const StationPatch = z.strictObject({
 });
 export type StationPatch = z.infer<typeof StationPatch>;
 
+/**
+ * A station's config with a parsed patch applied: every field the patch gives replaces the config's,
+ * `deadLetter` field by field; the rest (partitions, storage, engine-specific fields) is kept.
+ */
+export function applyStationPatch<C extends StationConfig>(config: C, patch: z.output<typeof StationPatch>): C {
+  return {
+    ...config,
+    ...(patch.retention !== undefined && { retention: patch.retention }),
+    ...(patch.dedupWindowMs !== undefined && { dedupWindowMs: patch.dedupWindowMs }),
+    ...(patch.maxMessageBytes !== undefined && { maxMessageBytes: patch.maxMessageBytes }),
+    ...(patch.segmentBytes !== undefined && { segmentBytes: patch.segmentBytes }),
+    ...(patch.fsync !== undefined && { fsync: patch.fsync }),
+    deadLetter: { ...config.deadLetter, ...patch.deadLetter },
+  };
+}
+
 const Headers = z.record(z.string().min(1).max(1024), z.string());
 
 export const JsonProduceMessage = z

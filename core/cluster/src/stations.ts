@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { dlsName, pageOfNames, type ListOptions, type PartitionInfo, type StationInfo } from '@junction/broker';
-import { StationName } from '@junction/protocol';
+import { applyStationPatch, StationName } from '@junction/protocol';
 import { ClusterStationConfigInput, ClusterStationPatch, marksConfig, streamConfig, type ClusterStationConfig } from './config.js';
 import { configInvalid, ErrorCode, isApiError, JsErr, JunctionError } from './errors.js';
 import type { StationMeta } from './meta.js';
@@ -74,16 +74,7 @@ export function updateStation(c: StoreCore, name: string, patch: ClusterStationP
       const parsed = ClusterStationPatch.safeParse(patch);
       if (!parsed.success) throw configInvalid('station update', parsed.error);
       const p = parsed.data;
-      const merged: ClusterStationConfig = {
-        ...st.config,
-        ...(p.retention !== undefined && { retention: p.retention }),
-        ...(p.dedupWindowMs !== undefined && { dedupWindowMs: p.dedupWindowMs }),
-        ...(p.maxMessageBytes !== undefined && { maxMessageBytes: p.maxMessageBytes }),
-        ...(p.segmentBytes !== undefined && { segmentBytes: p.segmentBytes }),
-        ...(p.fsync !== undefined && { fsync: p.fsync }),
-        ...(p.replicas !== undefined && { replicas: p.replicas }),
-        deadLetter: { ...st.config.deadLetter, ...p.deadLetter },
-      };
+      const merged: ClusterStationConfig = { ...applyStationPatch(st.config, p), ...(p.replicas !== undefined && { replicas: p.replicas }) };
       if (Boolean(merged.retention.ackBased) !== Boolean(st.config.retention.ackBased)) {
         throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, 'retention.ackBased cannot change on a JetStream station (JetStream 2.9 cannot change a stream\'s retention policy)', {
           issues: [{ path: 'retention.ackBased', message: 'fixed at creation on this engine' }],

@@ -17,6 +17,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import {
+  applyStationPatch,
   CreateGroupBody,
   DLS_HEADERS,
   FsyncPolicy,
@@ -461,15 +462,7 @@ export class EmbeddedStore implements StationStore {
     const parsed = StationPatch.safeParse(patch);
     if (!parsed.success) throw configInvalid('station update', parsed.error);
     const p = parsed.data;
-    const merged: StationConfig = {
-      ...st.config,
-      ...(p.retention !== undefined && { retention: p.retention }),
-      ...(p.dedupWindowMs !== undefined && { dedupWindowMs: p.dedupWindowMs }),
-      ...(p.maxMessageBytes !== undefined && { maxMessageBytes: p.maxMessageBytes }),
-      ...(p.segmentBytes !== undefined && { segmentBytes: p.segmentBytes }),
-      ...(p.fsync !== undefined && { fsync: p.fsync }),
-      deadLetter: { ...st.config.deadLetter, ...p.deadLetter },
-    };
+    const merged: StationConfig = applyStationPatch(st.config, p);
     // An update sets the options: a station rebuilt from its partitions has real ones again.
     const { rebuilt: _rebuilt, ...kept } = st.meta;
     const meta: StationMeta = { ...kept, config: merged };
