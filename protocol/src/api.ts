@@ -43,11 +43,24 @@ export const DeadLetterConfig = z.strictObject({
 });
 export type DeadLetterConfig = z.infer<typeof DeadLetterConfig>;
 
+/**
+ * The bound of a station's dedup index when `dedupMaxIds` is absent: 4M msgIds, ~33k messages/s with
+ * msgIds over the default 2-minute window, ≤ ~180 MB of memory at the bound (30–45 bytes per id). At
+ * the bound the oldest ids leave the window early: a later copy of one of those is stored again. The
+ * embedded engine counts them (`junction_dedup_evicted_total`, `StationInfo.dedup.evicted`) and logs a
+ * warning. JetStream (core/cluster) keeps its own duplicate tracking and ignores the option.
+ */
+export const DEDUP_MAX_IDS_DEFAULT = 4_000_000;
+export const DEDUP_MAX_IDS_MIN = 1_000;
+export const DEDUP_MAX_IDS_MAX = 100_000_000;
+
 export const StationConfigInput = z.strictObject({
   partitions: z.int().min(1).max(1024).default(1),
   storage: z.enum(['file', 'memory']).default('file'),
   retention: RetentionConfig.default({ maxAgeMs: 7 * 24 * 3600_000 }),
   dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).default(120_000),
+  /** The most msgIds the dedup window remembers (absent: DEDUP_MAX_IDS_DEFAULT); see DEDUP_MAX_IDS_DEFAULT. */
+  dedupMaxIds: z.int().min(DEDUP_MAX_IDS_MIN).max(DEDUP_MAX_IDS_MAX).optional(),
   maxMessageBytes: z.int().min(1).max(64 * MiB).default(8 * MiB),
   deadLetter: DeadLetterConfig.default({ enabled: true, maxDeliveries: 5, maxAckTimeMs: 30_000 }),
   /** Segment files roll at this size. */
@@ -70,6 +83,7 @@ export const StationReplicas = z.int().min(1).max(5);
 export const StationPatch = z.strictObject({
   retention: RetentionConfig.optional(),
   dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).optional(),
+  dedupMaxIds: z.int().min(DEDUP_MAX_IDS_MIN).max(DEDUP_MAX_IDS_MAX).optional(),
   maxMessageBytes: z.int().min(1).max(64 * MiB).optional(),
   // Fields given are changed, the others kept: no defaults here (zod applies inner defaults under .partial()).
   deadLetter: z
@@ -93,6 +107,7 @@ export function applyStationPatch<C extends StationConfig>(config: C, patch: z.o
     ...config,
     ...(patch.retention !== undefined && { retention: patch.retention }),
     ...(patch.dedupWindowMs !== undefined && { dedupWindowMs: patch.dedupWindowMs }),
+    ...(patch.dedupMaxIds !== undefined && { dedupMaxIds: patch.dedupMaxIds }),
     ...(patch.maxMessageBytes !== undefined && { maxMessageBytes: patch.maxMessageBytes }),
     ...(patch.segmentBytes !== undefined && { segmentBytes: patch.segmentBytes }),
     ...(patch.fsync !== undefined && { fsync: patch.fsync }),
@@ -271,11 +286,32 @@ export interface StationInfo {
   bytes: number;
   groups: string[];
 
+  /** The dedup index of the station (the embedded engine fills it). */
+  dedup?: StationDedupInfo | undefined;
+
   // ---- storage health (the embedded engine fills these; an engine that does not track damage leaves them out)
   /** Whether the station's stored data and metadata are whole; see StationHealth. */
   health?: StationHealth | undefined;
   /** Ranges of messages lost or skipped that are still retained, oldest first (empty when none). */
   damage?: DamagedRange[] | undefined;
+}
+
+/** A station's dedup index: what it holds, its bound, and how it was restored at start. */
+export interface StationDedupInfo {
+  /** msgIds remembered (inside the window, or expired and not yet dropped). */
+  ids: number;
+  /** The bound (`dedupMaxIds`, or DEDUP_MAX_IDS_DEFAULT). */
+  maxIds: number;
+  /** Ids that left the window early because the bound was reached, since the broker opened the station. */
+  evicted: number;
+  /** Memory the index holds. */
+  bytes: number;
+  /**
+   * How the index was rebuilt when the station opened: `snapshot` (its snapshot, then the log after it),
+   * `scan` (the log inside the window: no usable snapshot; `detail` says why), `none` (nothing to restore).
+   * `recordsRead`: log records read to do it.
+   */
+  restored?: { from: 'snapshot' | 'scan' | 'none'; recordsRead: number; ms: number; detail?: string | undefined } | undefined;
 }
 
 /**

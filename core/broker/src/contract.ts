@@ -189,6 +189,8 @@ export type StoreEvent =
   | { type: 'dead-lettered'; station: string; group: string; messages: number }
   | { type: 'fsync'; seconds: number }
   | { type: 'retention-lost'; station: string; group: string; partition: number; messages: number }
+  /** msgIds left the station's dedup window early: its index was at its bound (`dedupMaxIds`). */
+  | { type: 'dedup-evicted'; station: string; ids: number }
   /** A damaged range found (once per range, when found: on open or while reading); `messages` lost in it. */
   | { type: 'corruption'; station: string; partition: number; fromOffset: number; toOffset: number; messages: number; detail: string }
   /**

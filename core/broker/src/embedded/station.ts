@@ -3,12 +3,13 @@
  * long-poll waiters. The store (store.ts) owns the stations and their metadata files.
  */
 import { join } from 'node:path';
-import type { StationConfig } from '@junction/protocol';
+import { DEDUP_MAX_IDS_DEFAULT, type StationConfig, type StationDedupInfo } from '@junction/protocol';
 import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
 import { ErrorCode } from '../errors.js';
 import { createMemoryLog, openFileLog } from '../log/index.js';
 import type { LogOptions, LogRecord, PartitionLog, RecordInput } from '../log/types.js';
-import { DedupIndex, partitionForKey } from './dedup.js';
+import { DedupIndex, partitionForKey, type DedupKey } from './dedup.js';
+import { DedupRestorer } from './dedup-restore.js';
 import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
 
 export interface StationMeta {
@@ -31,6 +32,10 @@ export interface StationDeps {
   deadLetter: (station: StationRt, group: string, items: DeadLetterItem[]) => Promise<void>;
   /** Retention removed messages a group had not settled. */
   retentionLost: (station: StationRt, group: string, partition: number, lost: number) => void;
+  /** msgIds left the dedup window early (the index is at its bound). */
+  dedupEvicted?: ((station: StationRt, ids: number) => void) | undefined;
+  /** How the dedup index was restored at open, or that writing its snapshot failed. */
+  dedupLog?: ((station: StationRt, level: 'info' | 'warn' | 'error', detail: Record<string, unknown>, message: string) => void) | undefined;
   /** Damage and repair callbacks for a partition's log (file storage). */
   logHooks?: ((partition: number) => Pick<LogOptions, 'onDamage' | 'onTornTail' | 'onMetadataRepair'>) | undefined;
 }
@@ -40,7 +45,13 @@ const OPEN_CONCURRENCY = 8;
 
 export class StationRt implements GroupHost {
   readonly groups = new Map<string, GroupRt>();
-  readonly dedup = new DedupIndex();
+  /** msgIds inside the dedup window; its restore and snapshots are the DedupRestorer's. */
+  dedup: DedupIndex;
+  readonly dedupStore: DedupRestorer;
+  /** When the store last warned that this index is at its bound. */
+  dedupWarnedAt = 0;
+  /** Per partition: the log's end as opened (before floors were raised): what the log really holds. */
+  readonly openedEnd: number[];
   private readonly waiters = new Set<() => void>();
   /** Per partition: every offset below is durable and may be delivered. */
   readonly hw: number[];
@@ -58,6 +69,23 @@ export class StationRt implements GroupHost {
     private readonly deps: StationDeps,
   ) {
     this.hw = logs.map((l) => l.nextOffset);
+    this.openedEnd = [...this.hw];
+    this.dedup = new DedupIndex(this.dedupMaxIds);
+    this.dedupStore = new DedupRestorer(this);
+  }
+
+  /** The bound of the dedup index. */
+  get dedupMaxIds(): number {
+    return this.meta.config.dedupMaxIds ?? DEDUP_MAX_IDS_DEFAULT;
+  }
+
+  /** Logs through the store's logger (dedup restore and snapshots). */
+  dedupLog(level: 'info' | 'warn' | 'error', detail: Record<string, unknown>, message: string): void {
+    this.deps.dedupLog?.(this, level, detail, message);
+  }
+
+  dedupInfo(): StationDedupInfo {
+    return { ids: this.dedup.size, maxIds: this.dedupMaxIds, evicted: this.dedup.evicted, bytes: this.dedup.bytes, ...(this.dedupStore.restored && { restored: this.dedupStore.restored }) };
   }
 
   static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
@@ -187,9 +215,14 @@ export class StationRt implements GroupHost {
     const results: ProduceResult[] = new Array(messages.length);
     const batches: { idx: number[]; recs: RecordInput[] }[] = Array.from({ length: P }, () => ({ idx: [], recs: [] }));
     const window = config.dedupWindowMs;
-    const ids: string[] = [];
+    const ids: DedupKey[] = [];
     let bytes = 0;
-    if (window > 0) this.dedup.expire(now, window);
+    const dedup = this.dedup;
+    const evictedBefore = dedup.evicted;
+    if (window > 0) {
+      if (dedup.maxIds !== this.dedupMaxIds) dedup.setMaxIds(this.dedupMaxIds);
+      dedup.expire(now, window);
+    }
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       const size = messageSize(m);
@@ -197,8 +230,9 @@ export class StationRt implements GroupHost {
         results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}` };
         continue;
       }
-      if (m.msgId !== undefined && window > 0) {
-        const hit = this.dedup.lookup(m.msgId, now, window);
+      const key = m.msgId !== undefined && window > 0 ? dedup.digest(m.msgId) : undefined;
+      if (key) {
+        const hit = dedup.lookup(key, now, window);
         if (hit) {
           results[i] = { status: 'duplicate', partition: hit.partition, offset: hit.offset };
           continue;
@@ -212,9 +246,9 @@ export class StationRt implements GroupHost {
       b.idx.push(i);
       b.recs.push({ timestamp: now, key: m.key, msgId: m.msgId, headers: m.headers, value: m.value });
       bytes += m.value.length;
-      if (m.msgId !== undefined && window > 0) {
-        this.dedup.remember(m.msgId, { partition: p, offset, timestamp: now });
-        ids.push(m.msgId);
+      if (key) {
+        dedup.remember(key, { partition: p, offset, timestamp: now });
+        ids.push(key);
       }
     }
     const appends: Promise<void>[] = [];
@@ -233,13 +267,15 @@ export class StationRt implements GroupHost {
         }),
       );
     }
+    if (dedup.evicted > evictedBefore) this.deps.dedupEvicted?.(this, dedup.evicted - evictedBefore);
     try {
       await Promise.all(appends);
     } catch (err) {
-      for (const id of ids) this.dedup.forget(id);
+      for (const id of ids) dedup.forget(id);
       throw err;
     }
     if (stored > 0) this.notify();
+    if (ids.length > 0) this.dedupStore.added(ids.length, now);
     return { results, bytes, stored };
   }
 
@@ -251,34 +287,17 @@ export class StationRt implements GroupHost {
   }
 
   /**
-   * Starts rebuilding the dedup index from the messages inside the window (after a restart), in the
-   * background: produces wait until it is done, fetches and reads do not. Only ranges whose segments may
-   * hold msgIds are read. `onError` hears a failure (the index then lacks what was not read).
+   * Starts restoring the dedup index after a restart (its snapshot and the log after it, else the log
+   * inside the window), in the background: produces wait until it is done, fetches and reads do not.
+   * `onError` hears a failure (the index then lacks what was not read).
    */
   startDedupRebuild(now: number, onError: (err: unknown) => void): void {
     if (this.config.dedupWindowMs <= 0) return;
-    const rebuild = this.rebuildDedup(now).catch(onError);
+    const rebuild = this.dedupStore.restore(now).catch(onError);
     this.dedupRebuild = rebuild;
     void rebuild.finally(() => {
       if (this.dedupRebuild === rebuild) this.dedupRebuild = null;
     });
-  }
-
-  private async rebuildDedup(now: number): Promise<void> {
-    const window = this.config.dedupWindowMs;
-    for (let p = 0; p < this.logs.length; p++) {
-      const log = this.logs[p]!;
-      for (const span of log.msgIdRanges(await log.offsetForTimestamp(now - window))) {
-        let from = span.from;
-        const to = Math.min(span.to, this.hw[p]! - 1);
-        while (from <= to && !this.closed) {
-          const recs = await this.read(p, from, 10_000, 16 * 1024 * 1024, true);
-          if (recs.length === 0) break;
-          for (const r of recs) if (r.msgId !== undefined && r.offset <= to) this.dedup.remember(r.msgId, { partition: p, offset: r.offset, timestamp: r.timestamp });
-          from = recs[recs.length - 1]!.offset + 1;
-        }
-      }
-    }
   }
 
   /**
@@ -317,6 +336,7 @@ export class StationRt implements GroupHost {
     this.closed = true;
     this.notify();
     await Promise.allSettled([...this.groups.values()].map((g) => g.close()));
+    await this.dedupStore.close(this.dedupRebuild);
     await Promise.allSettled(this.logs.map((l) => l.close()));
   }
 }

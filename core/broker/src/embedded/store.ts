@@ -271,6 +271,19 @@ export class EmbeddedStore implements StationStore {
         this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
         this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
       },
+      dedupEvicted: (s, ids) => {
+        this.emit({ type: 'dedup-evicted', station: s.name, ids });
+        // Once a minute at most per station: a station at its bound evicts on every produce.
+        const now = Date.now();
+        if (now - s.dedupWarnedAt >= 60_000) {
+          s.dedupWarnedAt = now;
+          this.log.warn(
+            { station: s.name, maxIds: s.dedupMaxIds, evicted: s.dedup.evicted },
+            'the dedup index is at its bound (dedupMaxIds): the oldest msgIds leave the window early, and a later copy of one is stored again',
+          );
+        }
+      },
+      dedupLog: (s, level, detail, message) => this.log[level]({ station: s.name, ...detail }, message),
       logHooks: (partition) => ({
         onDamage: (range) => {
           found.push({ partition, range });
@@ -537,6 +550,7 @@ export class EmbeddedStore implements StationStore {
       messages: partitions.reduce((n, p) => n + p.messages, 0),
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
       groups: [...st.groups.keys()].sort(),
+      ...(st.config.dedupWindowMs > 0 && { dedup: st.dedupInfo() }),
       health: this.health(st, damage),
       damage,
     };

@@ -14,6 +14,7 @@
  *   junction_redeliveries_total, junction_acked_total, junction_dead_lettered_total (station, group)
  *   junction_corrupt_ranges_total, junction_lost_messages_total            (station, partition)
  *   junction_metadata_repairs_total                                        (station, file, outcome)
+ *   junction_dedup_evicted_total (msgIds that left a full dedup index early) (station)
  *   junction_station_damaged_ranges, junction_station_degraded (gauges)     (station)
  *   junction_produce_duration_seconds (histogram)                          (station)
  *   junction_fsync_duration_seconds (histogram)
@@ -85,6 +86,12 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     name: 'junction_metadata_repairs_total',
     help: 'Metadata files found damaged, by outcome (previous-copy, rebuilt, reset, lost)',
     labelNames: ['station', 'file', 'outcome'],
+    registers,
+  });
+  const dedupEvicted = new Counter({
+    name: 'junction_dedup_evicted_total',
+    help: 'msgIds that left the dedup window early because the station\'s index was at its bound (dedupMaxIds): a later copy is stored again',
+    labelNames: ['station'],
     registers,
   });
   const collectErrors = new Counter({
@@ -229,6 +236,9 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
       case 'metadata-repair':
         repairs.inc({ station: e.station, file: e.file, outcome: e.outcome });
         break;
+      case 'dedup-evicted':
+        dedupEvicted.inc({ station: e.station }, e.ids);
+        break;
     }
   };
   const unsubscribe = store.onEvent(onEvent);
@@ -245,6 +255,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     'junction_corrupt_ranges_total',
     'junction_lost_messages_total',
     'junction_metadata_repairs_total',
+    'junction_dedup_evicted_total',
     'junction_station_damaged_ranges',
     'junction_station_degraded',
     'junction_metrics_collect_errors_total',

@@ -1,0 +1,226 @@
+/**
+ * Restoring a station's dedup index at open and keeping its snapshot on disk (file stations).
+ *
+ * Restore: the snapshot (dedup-snapshot.ts), minus what the log no longer holds (offsets past the
+ * log's end as opened, offsets in damaged ranges: a producer's retry of those must be stored again), then
+ * the log after the snapshot's `covered` offsets, partitions merged in timestamp order. A missing or
+ * unusable snapshot falls back to reading the log inside the window (logged; `StationInfo.dedup.restored`
+ * says which and why) — never to an index that could answer wrongly.
+ *
+ * Snapshots: written in the background after a produce once at least SNAPSHOT_MIN_IDS ids and a quarter
+ * of the index were added since the last one, or 60 s passed with anything added; at close; and right
+ * after a restore that had to read much of the log. A crash loses no id: what came after the last
+ * snapshot is in the log and is replayed. No timer: an idle station costs nothing.
+ */
+import type { StationConfig, StationDedupInfo } from '@junction/protocol';
+import type { LogRecord, PartitionLog } from '../log/types.js';
+import type { DedupIndex } from './dedup.js';
+import { dedupSnapshotPath, readDedupSnapshot, writeDedupSnapshot } from './dedup-snapshot.js';
+import { MinHeap } from './heap.js';
+
+/** What a DedupRestorer needs of its station (station.ts). */
+export interface DedupHost {
+  readonly dir: string;
+  readonly persistent: boolean;
+  readonly config: StationConfig;
+  readonly partitionCount: number;
+  readonly logs: readonly PartitionLog[];
+  /** Per partition: the log's end as opened. */
+  readonly openedEnd: readonly number[];
+  /** Per partition: the high watermark (every offset below is durable). */
+  readonly hw: readonly number[];
+  readonly closed: boolean;
+  readonly dedupMaxIds: number;
+  dedup: DedupIndex;
+  read(partition: number, from: number, maxMessages: number, maxBytes: number, msgIds?: boolean): Promise<LogRecord[]>;
+  syncPolicy(): 'always' | 'interval' | 'never';
+  dedupLog(level: 'info' | 'warn' | 'error', detail: Record<string, unknown>, message: string): void;
+}
+
+/** Ids added since the last snapshot before the next one may be written (with a quarter of the index). */
+export const SNAPSHOT_MIN_IDS = 10_000;
+/** With anything added, a snapshot at least this often (checked at produce). */
+export const SNAPSHOT_MAX_AGE_MS = 60_000;
+/** Records read per partition at a time, across all partitions (bounded memory for many partitions). */
+const READ_RECORDS = 100_000;
+const READ_BYTES = 16 * 1024 * 1024;
+
+type Restored = NonNullable<StationDedupInfo['restored']>;
+
+export class DedupRestorer {
+  restored: Restored | undefined;
+  /** The index lacks ids (restoring, or the restore failed): never snapshot it. */
+  private incomplete = false;
+  private addedSince = 0;
+  private lastAt = Date.now();
+  private writing: Promise<void> | null = null;
+  /** Snapshots written by this process (tests and the bench read it). */
+  written = 0;
+
+  constructor(private readonly st: DedupHost) {}
+
+  get path(): string {
+    return dedupSnapshotPath(this.st.dir);
+  }
+
+  /** Restores the index (see the file's comment). Rejects on a read error of the log (the index is then incomplete). */
+  async restore(now: number): Promise<void> {
+    const st = this.st;
+    const t0 = performance.now();
+    const window = st.config.dedupWindowMs;
+    const P = st.partitionCount;
+    if (!st.persistent) {
+      this.restored = { from: 'none', recordsRead: 0, ms: 0 };
+      return;
+    }
+    this.incomplete = true;
+    let covered = new Array<number>(P).fill(0);
+    let from: 'snapshot' | 'scan' = 'scan';
+    let detail: string | undefined;
+    const lost = st.logs.map((log) => log.corruptRanges.filter((c) => c.toOffset >= c.fromOffset).map((c) => [c.fromOffset, c.toOffset] as const));
+    const keep = (p: number, offset: number, ts: number): boolean =>
+      ts > now - window && offset < st.openedEnd[p]! && !lost[p]!.some(([a, b]) => offset >= a && offset <= b);
+    const snap = await readDedupSnapshot(this.path, P, st.dedupMaxIds, keep);
+    if ('index' in snap) {
+      st.dedup = snap.index;
+      covered = snap.covered;
+      from = 'snapshot';
+      const short = covered.flatMap((c, p) => (c > st.openedEnd[p]! ? [p] : []));
+      if (short.length > 0) {
+        detail = `the log of partition${short.length > 1 ? 's' : ''} ${short.join(', ')} ends before what the snapshot covered: ids of messages not in the log were dropped`;
+        st.dedupLog('warn', { partitions: short }, detail);
+      }
+    } else {
+      detail = `no usable snapshot (${snap.problem}): read the log inside the window`;
+      st.dedupLog(snap.missing ? 'info' : 'warn', { file: this.path, problem: snap.problem }, snap.missing ? 'no dedup snapshot: rebuilding the dedup index from the log' : 'the dedup snapshot is damaged: rebuilding the dedup index from the log');
+    }
+    const { read, remembered } = await this.replay(now, covered);
+    this.incomplete = false;
+    this.restored = { from, recordsRead: read, ms: Math.round(performance.now() - t0), ...(detail !== undefined && { detail }) };
+    this.addedSince = remembered;
+    st.dedupLog('info', { from, recordsRead: read, ids: st.dedup.size, ms: this.restored.ms, ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }) }, 'dedup index restored');
+    // The next start should not read all that again (a crash loop would).
+    if (remembered >= SNAPSHOT_MIN_IDS || (from === 'scan' && remembered > 0)) this.snapshot();
+  }
+
+  /**
+   * Reads the log from `covered` (and from the window's start) to the high watermark, every partition
+   * at once, remembering ids in timestamp order so expiry and the bound drop the oldest first.
+   */
+  private async replay(now: number, covered: readonly number[]): Promise<{ read: number; remembered: number }> {
+    const st = this.st;
+    const window = st.config.dedupWindowMs;
+    const P = st.partitionCount;
+    const perRead = Math.max(100, Math.floor(READ_RECORDS / P));
+    const bytesPerRead = Math.max(64 * 1024, Math.floor(READ_BYTES / P));
+    let read = 0;
+    let remembered = 0;
+    interface Cursor {
+      p: number;
+      spans: Array<{ from: number; to: number }>;
+      at: number;
+      recs: LogRecord[];
+      i: number;
+    }
+    const fill = async (c: Cursor): Promise<boolean> => {
+      c.recs = [];
+      c.i = 0;
+      while (c.spans.length > 0 && !st.closed) {
+        const span = c.spans[0]!;
+        const to = Math.min(span.to, st.hw[c.p]! - 1);
+        const from = Math.max(c.at, span.from);
+        if (from > to) {
+          c.spans.shift();
+          continue;
+        }
+        const recs = await st.read(c.p, from, perRead, bytesPerRead, true);
+        if (recs.length === 0) {
+          c.spans.shift();
+          continue;
+        }
+        read += recs.length;
+        c.at = recs[recs.length - 1]!.offset + 1;
+        c.recs = recs.filter((r) => r.offset <= to && r.msgId !== undefined);
+        if (c.recs.length > 0) return true;
+      }
+      return false;
+    };
+    const heap = new MinHeap<Cursor>((a, b) => {
+      const ta = a.recs[a.i]!.timestamp;
+      const tb = b.recs[b.i]!.timestamp;
+      return ta < tb || (ta === tb && a.p < b.p);
+    });
+    for (let p = 0; p < P; p++) {
+      const log = st.logs[p]!;
+      const start = Math.max(covered[p]!, await log.offsetForTimestamp(now - window));
+      const c: Cursor = { p, spans: log.msgIdRanges(start), at: start, recs: [], i: 0 };
+      if (await fill(c)) heap.push(c);
+    }
+    const limit = now - window;
+    const dedup = st.dedup;
+    for (let c = heap.pop(); c; c = heap.pop()) {
+      const r = c.recs[c.i++]!;
+      if (r.timestamp > limit) {
+        dedup.remember(dedup.digest(r.msgId!), { partition: c.p, offset: r.offset, timestamp: r.timestamp });
+        remembered++;
+      }
+      if (c.i < c.recs.length || (await fill(c))) heap.push(c);
+    }
+    return { read, remembered };
+  }
+
+  /** Ids were added by a produce (now durable): writes a snapshot when enough were. */
+  added(n: number, now: number): void {
+    this.addedSince += n;
+    if (this.writing || this.incomplete || !this.st.persistent) return;
+    const due = (this.addedSince >= SNAPSHOT_MIN_IDS && this.addedSince * 4 >= this.st.dedup.size) || now - this.lastAt >= SNAPSHOT_MAX_AGE_MS;
+    if (due) this.snapshot();
+  }
+
+  /** Starts writing a snapshot in the background (one at a time); failures are logged and retried later. */
+  private snapshot(): void {
+    if (this.writing) return;
+    const w = this.write().then(
+      () => {},
+      (err: unknown) => this.st.dedupLog('error', { err, file: this.path }, 'could not write the dedup snapshot; a restart will read more of the log'),
+    );
+    this.writing = w;
+    void w.finally(() => {
+      if (this.writing === w) this.writing = null;
+    });
+  }
+
+  /** Writes a snapshot of the index as it is now (the view and the high watermarks are taken together). */
+  async write(): Promise<number> {
+    const st = this.st;
+    const view = st.dedup.view();
+    const covered = [...st.hw];
+    const added = this.addedSince;
+    this.addedSince = 0;
+    this.lastAt = Date.now();
+    try {
+      const n = await writeDedupSnapshot(this.path, st.dedup.key, view, covered, st.syncPolicy() !== 'never');
+      this.written++;
+      return n;
+    } catch (err) {
+      this.addedSince += added;
+      throw err;
+    }
+  }
+
+  /**
+   * At the station's close: waits for the restore and any snapshot being written, then writes a last
+   * one when ids were added since (so the next start reads no log). Never throws.
+   */
+  async close(restoring: Promise<void> | null): Promise<void> {
+    await restoring?.catch(() => {});
+    await this.writing?.catch(() => {});
+    const st = this.st;
+    if (!st.persistent || this.incomplete || st.config.dedupWindowMs <= 0 || this.addedSince === 0) return;
+    try {
+      await this.write();
+    } catch (err) {
+      st.dedupLog('error', { err, file: this.path }, 'could not write the dedup snapshot at close; the next start will read more of the log');
+    }
+  }
+}
