@@ -148,7 +148,6 @@ export async function readDedupSnapshot(
     if (covered.some((c) => !Number.isSafeInteger(c) || c < 0)) return bad('a covered offset is not an offset');
     const index = new DedupIndex(maxIds, Buffer.from(fixed.subarray(8, 8 + DEDUP_KEY_BYTES)));
     const entries = body / ENTRY;
-    const key = Buffer.alloc(16);
     let kept = 0;
     let pos = headerLen;
     for (let done = 0; done < entries; ) {
@@ -163,8 +162,7 @@ export async function readDedupSnapshot(
         // A bad value here is damage the checksum will name; never store it meanwhile.
         if (partition >= P || !Number.isSafeInteger(offset) || offset < 1 || !Number.isFinite(timestamp)) continue;
         if (!keep(partition, offset, timestamp)) continue;
-        buf.copy(key, 0, at, at + 16);
-        index.remember(key, { partition, offset, timestamp });
+        index.rememberDigest(buf.readUInt32LE(at), buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8), buf.readUInt32LE(at + 12), { partition, offset, timestamp });
         kept++;
       }
       done += n;
