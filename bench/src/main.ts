@@ -34,6 +34,7 @@ import {
 } from './report.js';
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
+import { renderDedup, runDedup, type DedupOutcome } from './dedup.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
@@ -60,6 +61,10 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   --no-startup           skip the start-up rows (Junction only)
   --startup              only the start-up rows: time to serve after a clean stop and after kill -9 with
                          JUNCTION_BENCH_STARTUP_GB GB stored (default 10; 0.5 with --quick)
+  --dedup                only the dedup rows: bytes per remembered msgId, produce with msgIds, restart
+                         with the window full (1M ids, ~1 min; 200k with --quick)
+  --no-dedup             skip the dedup rows (Junction only)
+  --dedup-ids N          msgIds the dedup rows produce (default 1000000; 200000 with --quick)
   --help`;
 
 interface Options {
@@ -79,6 +84,9 @@ interface Options {
   connectorsOnly: boolean;
   startup: boolean;
   startupOnly: boolean;
+  dedup: boolean;
+  dedupOnly: boolean;
+  dedupIds: number | undefined;
   sinks: string[];
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
@@ -101,6 +109,9 @@ function parseArgs(argv: string[]): Options {
     connectorsOnly: false,
     startup: true,
     startupOnly: false,
+    dedup: true,
+    dedupOnly: false,
+    dedupIds: undefined,
     sinks: [...SINK_PARTS],
     overrides: {},
   };
@@ -137,6 +148,15 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--startup':
         o.startupOnly = true;
+        break;
+      case '--dedup':
+        o.dedupOnly = true;
+        break;
+      case '--no-dedup':
+        o.dedup = false;
+        break;
+      case '--dedup-ids':
+        o.dedupIds = positive(flag, value());
         break;
       case '--sinks': {
         const v = list(value());
@@ -391,9 +411,10 @@ async function main(): Promise<number> {
   let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
   let sinks: SinksOutcome | undefined;
   let startup: StartupOutcome | undefined;
+  let dedup: DedupOutcome | undefined;
   const started = Date.now();
   const timings: Record<string, number> = {};
-  const only = opts.connectorsOnly || opts.startupOnly;
+  const only = opts.connectorsOnly || opts.startupOnly || opts.dedupOnly;
   try {
     for (const system of only ? [] : opts.systems) {
       const ts = Date.now();
@@ -411,7 +432,7 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && !opts.startupOnly && opts.systems.includes('junction')) {
+    if (opts.connector && !opts.startupOnly && !opts.dedupOnly && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
@@ -438,8 +459,21 @@ async function main(): Promise<number> {
         timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
       }
     }
+    if ((opts.dedupOnly || (opts.dedup && !opts.connectorsOnly && !opts.startupOnly)) && opts.systems.includes('junction')) {
+      const ts = Date.now();
+      const dir = join(workDir, 'dedup');
+      try {
+        dedup = await runDedup(dir, opts.quick, opts.brokerLogLevel, opts.dedupIds);
+      } catch (err) {
+        dedup = { error: err instanceof Error ? err.message : String(err) };
+        log(`dedup rows failed: ${dedup.error}`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      timings['dedup'] = (Date.now() - ts) / 1000;
+    }
     // Last: its data fills the page cache, which must not weigh on the rows above.
-    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly)) && opts.systems.includes('junction')) {
+    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.dedupOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       try {
         startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
@@ -459,15 +493,16 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, dedup: dedup ?? null, timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
     if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
+    if (dedup) process.stdout.write(`\n${renderDedup(dedup)}\n`);
     if (startup) process.stdout.write(`\n${renderStartup(startup)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
-  const startupFailed = startup !== undefined && 'error' in startup;
+  const startupFailed = (startup !== undefined && 'error' in startup) || (dedup !== undefined && 'error' in dedup);
   return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed ? 1 : 0;
 }
 

@@ -148,13 +148,13 @@ export class DedupIndex {
 
   /** Remembers an id (replacing what it had); the oldest id leaves early when the index is at its bound. */
   remember(key: DedupKey, hit: DedupHit): void {
-    this.rememberDigest(word(key, 0), word(key, 4), word(key, 8), word(key, 12), hit);
+    this.rememberDigest(word(key, 0), word(key, 4), word(key, 8), word(key, 12), hit.partition, hit.offset, hit.timestamp);
   }
 
   /** remember() by the digest's four 32-bit words (little endian), as a snapshot holds them. */
-  rememberDigest(d0: number, d1: number, d2: number, d3: number, hit: DedupHit): void {
+  rememberDigest(d0: number, d1: number, d2: number, d3: number, partition: number, offset: number, timestamp: number): void {
     while (this.slots >= this.maxIds && this.slots > 0) this.popHead(true);
-    const ref = this.append(d0, d1, d2, d3, hit);
+    const ref = this.append(d0, d1, d2, d3, partition, offset, timestamp);
     let i = d0 & this.mask;
     if (this.table.length > 0) {
       for (;;) {
@@ -194,6 +194,12 @@ export class DedupIndex {
     if (this.table.length > MIN_TABLE && this.live * 8 < this.table.length) this.resize(Math.max(MIN_TABLE, nextPow2(Math.ceil((this.live * 8) / 3))));
   }
 
+  /** Sizes the table for `n` ids at once (a restore that knows how many come: no rehash on the way). */
+  reserve(n: number): void {
+    const want = nextPow2(Math.ceil((Math.min(n, this.maxIds) * 4) / 3) + 1);
+    if (want > this.table.length) this.resize(Math.max(MIN_TABLE, want));
+  }
+
   /** Lowers or raises the bound; the oldest ids above a lower bound leave at once (counted in `evicted`). */
   setMaxIds(maxIds: number): void {
     this.maxIds = maxIds;
@@ -217,11 +223,11 @@ export class DedupIndex {
 
   // ------------------------------------------------------------ internals
 
-  private append(d0: number, d1: number, d2: number, d3: number, hit: DedupHit): number {
+  private append(d0: number, d1: number, d2: number, d3: number, partition: number, offset: number, timestamp: number): number {
     let c = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1]! : undefined;
-    const rel = c ? hit.timestamp - c.base : 0;
+    const rel = c ? timestamp - c.base : 0;
     if (!c || c.used === c.size || rel >= TS_SPAN) {
-      c = this.newChunk(hit.timestamp);
+      c = this.newChunk(timestamp);
     }
     const pos = c.used++;
     const d = pos * 4;
@@ -229,10 +235,10 @@ export class DedupIndex {
     c.digest[d + 1] = d1;
     c.digest[d + 2] = d2;
     c.digest[d + 3] = d3;
-    c.offset[pos] = hit.offset;
+    c.offset[pos] = offset;
     // A clock that stepped back: the id is kept as of the chunk's base (a little longer, never shorter).
-    c.ts[pos] = Math.max(0, Math.min(TS_SPAN - 1, hit.timestamp - c.base));
-    c.partition[pos] = hit.partition;
+    c.ts[pos] = Math.max(0, Math.min(TS_SPAN - 1, timestamp - c.base));
+    c.partition[pos] = partition;
     this.slots++;
     return ((c.seq << 16) | pos) >>> 0;
   }
