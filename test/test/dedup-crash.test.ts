@@ -43,7 +43,7 @@ describe('SIGKILL between a dedup snapshot and the log after it', () => {
     for (let i = 0; i < 24; i++) await produce(broker.url, 500);
     const stationDir = join(dataDir, 'stations', STATION);
     await eventually('the dedup snapshot', 60_000, async () =>
-      existsSync(join(stationDir, 'dedup.snapshot')) && (await readdir(stationDir)).every((f) => !f.includes('.tmp-')) ? true : undefined,
+      existsSync(join(stationDir, 'dedup.snapshot')) && (await readdir(stationDir)).every((f) => !f.endsWith('.tmp')) ? true : undefined,
     );
     // The log after the snapshot: acknowledged produces, then produces in flight when the broker dies.
     for (let i = 0; i < 6; i++) await produce(broker.url, 500);

@@ -92,13 +92,18 @@ export class DedupRestorer {
       }
     } else {
       detail = `no usable snapshot (${snap.problem}): read the log inside the window`;
-      st.dedupLog(snap.missing ? 'info' : 'warn', { file: this.path, problem: snap.problem }, snap.missing ? 'no dedup snapshot: rebuilding the dedup index from the log' : 'the dedup snapshot is damaged: rebuilding the dedup index from the log');
+      if (!snap.missing) st.dedupLog('warn', { file: this.path, problem: snap.problem }, 'the dedup snapshot is damaged: rebuilding the dedup index from the log');
     }
     const { read, remembered } = await this.replay(now, covered);
+    // Closed while reading: the index lacks the rest, so it stays incomplete (and is never snapshotted).
+    if (st.closed) return;
     this.incomplete = false;
     this.restored = { from, recordsRead: read, ms: Math.round(performance.now() - t0), ...(detail !== undefined && { detail }) };
     this.addedSince = remembered;
-    st.dedupLog('info', { from, recordsRead: read, ids: st.dedup.size, ms: this.restored.ms, ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }) }, 'dedup index restored');
+    // Quiet for the many stations with nothing to restore (one line each would flood a large broker's start).
+    if (read > 0 || ('index' in snap && snap.entries > 0)) {
+      st.dedupLog('info', { from, recordsRead: read, ids: st.dedup.size, ms: this.restored.ms, ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }), ...(detail !== undefined && { detail }) }, 'dedup index restored');
+    }
     // The next start should not read all that again (a crash loop would).
     if (remembered >= SNAPSHOT_MIN_IDS || (from === 'scan' && remembered > 0)) this.snapshot();
   }
@@ -152,6 +157,8 @@ export class DedupRestorer {
     });
     for (let p = 0; p < P; p++) {
       const log = st.logs[p]!;
+      // No segment that may hold msgIds after the snapshot: nothing to read (not even the time index).
+      if (log.msgIdRanges(covered[p]!).length === 0) continue;
       const start = Math.max(covered[p]!, await log.offsetForTimestamp(now - window));
       const c: Cursor = { p, spans: log.msgIdRanges(start), at: start, recs: [], i: 0 };
       if (await fill(c)) heap.push(c);
@@ -159,11 +166,16 @@ export class DedupRestorer {
     const limit = now - window;
     const dedup = st.dedup;
     for (let c = heap.pop(); c; c = heap.pop()) {
-      const r = c.recs[c.i++]!;
-      if (r.timestamp > limit) {
-        dedup.remember(dedup.digest(r.msgId!), { partition: c.p, offset: r.offset, timestamp: r.timestamp });
-        remembered++;
-      }
+      // A run of this partition's records up to the next partition's first (whole produce batches share a timestamp).
+      const next = heap.peek();
+      const until = next ? next.recs[next.i]!.timestamp : Infinity;
+      do {
+        const r = c.recs[c.i++]!;
+        if (r.timestamp > limit) {
+          dedup.remember(dedup.digest(r.msgId!), { partition: c.p, offset: r.offset, timestamp: r.timestamp });
+          remembered++;
+        }
+      } while (c.i < c.recs.length && c.recs[c.i]!.timestamp <= until);
       if (c.i < c.recs.length || (await fill(c))) heap.push(c);
     }
     return { read, remembered };

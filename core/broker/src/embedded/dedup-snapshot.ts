@@ -14,7 +14,7 @@
  * temporary file, fsynced and renamed over the old one (atomic); a torn, truncated or altered file fails
  * its checksum and is not used (the station then falls back to reading the log).
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +58,8 @@ function columns(buf: ArrayBuffer, n: number) {
  */
 export async function writeDedupSnapshot(path: string, key: Buffer, view: DedupView, covered: readonly number[], sync: boolean, now = Date.now()): Promise<number> {
   if (!LITTLE_ENDIAN) throw new Error('dedup snapshots are written on little-endian hosts only');
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  // One name: a station writes one snapshot at a time, and what a crash leaves is overwritten by the next.
+  const tmp = `${path}.tmp`;
   const hash = createHash('sha256');
   const fh = await open(tmp, 'w', 0o600);
   let count = 0;

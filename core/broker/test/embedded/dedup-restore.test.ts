@@ -110,7 +110,7 @@ describe('dedup index across restarts (embedded)', () => {
     await waitFor('the first dedup snapshot', () => stat(snapshotFile(dataDir, 's')).then(() => true, () => false));
     // Wait until the background write finished (its temporary file renamed), then 700 more: 2,700 since
     // the snapshot, below the next threshold.
-    await waitFor('the snapshot write to end', async () => (await readdir(join(dataDir, 'stations', 's'))).every((f) => !f.includes('.tmp-')));
+    await waitFor('the snapshot write to end', async () => (await readdir(join(dataDir, 'stations', 's'))).every((f) => !f.endsWith('.tmp')));
     const tail = await produceIds(store, 's', 'b-', 700, 12_000);
     // What a kill -9 leaves now (every produce above was answered, so it is in the files).
     const image = await tempDir();
