@@ -40,6 +40,21 @@ describe('broker metrics', () => {
     expect(value(await scrape(), 'junction_group_retention_lost_total{station="r",group="g"}')).toBe(8);
   });
 
+  it('counts msgIds that left a full dedup index early, and the station info shows the index', async () => {
+    const bad = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'd0', dedupMaxIds: 999 } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'dedupMaxIds' }] });
+    await createStation(t.app, 'd', { dedupMaxIds: 1_000 });
+    const messages = Array.from({ length: 1_200 }, (_, i) => ({ value: `v${i}`, msgId: `id-${i}` }));
+    expect((await t.app.inject({ method: 'POST', url: '/v1/stations/d/messages', payload: { messages } })).statusCode).toBe(200);
+    expect(value(await scrape(), 'junction_dedup_evicted_total{station="d"}')).toBe(200);
+    const info = (await t.app.inject({ method: 'GET', url: '/v1/stations/d' })).json();
+    expect(info.config.dedupMaxIds).toBe(1_000);
+    expect(info.dedup).toMatchObject({ ids: 1_000, maxIds: 1_000, evicted: 200 });
+    const patch = await t.app.inject({ method: 'PATCH', url: '/v1/stations/d', payload: { dedupMaxIds: 5_000 } });
+    expect(patch.json().dedup).toMatchObject({ maxIds: 5_000 });
+  });
+
   it('counts traffic and computes gauges at scrape time', async () => {
     await createStation(t.app, 'm', { partitions: 2 });
     await produceText(t.app, 'm', ['a', 'bb', 'ccc']);
