@@ -13,6 +13,7 @@ interface CreateFlags {
   retentionMaxBytes?: number;
   retentionAckBased?: boolean;
   dedupWindowMs?: number;
+  dedupMaxIds?: number;
   maxMessageBytes?: number;
   segmentBytes?: number;
   fsync?: string;
@@ -37,6 +38,7 @@ export function configFromFlags(f: CreateFlags): StationConfigInput & { replicas
   // Any retention flag replaces the default retention (7 days by age) as a whole.
   if (Object.keys(retention).length > 0) config.retention = retention;
   if (f.dedupWindowMs !== undefined) config.dedupWindowMs = f.dedupWindowMs;
+  if (f.dedupMaxIds !== undefined) config.dedupMaxIds = f.dedupMaxIds;
   if (f.maxMessageBytes !== undefined) config.maxMessageBytes = f.maxMessageBytes;
   if (f.segmentBytes !== undefined) config.segmentBytes = f.segmentBytes;
   if (f.fsync !== undefined) config.fsync = f.fsync;
@@ -72,6 +74,7 @@ export function stationsCommand(program: Command, io: CliIo): void {
     .option('--retention-max-bytes <n>', 'keep at most this many bytes per partition', intArg(1))
     .option('--retention-ack-based', 'drop what every consumer group acknowledged')
     .option('--dedup-window-ms <ms>', 'msgId deduplication window (default 120000)', intArg(0))
+    .option('--dedup-max-ids <n>', 'most msgIds the window remembers; the oldest leave early past it (default 4000000)', intArg(1000, 100_000_000))
     .option('--max-message-bytes <n>', 'largest message (default 8388608)', intArg(1))
     .option('--segment-bytes <n>', 'segment file size (default 67108864)', intArg(4096))
     .option('--fsync <policy>', 'always | never | interval:<ms> (default: the broker’s policy)')

@@ -7,7 +7,7 @@ import { isJunctionError } from './errors.js';
 import type { StationDeclaration } from './config.js';
 
 /** Options that can change on a live station, and so are brought in line with the file (`replicas`: cluster mode, when declared). */
-export const MUTABLE_STATION_OPTIONS = ['retention', 'dedupWindowMs', 'maxMessageBytes', 'deadLetter', 'segmentBytes', 'fsync', 'replicas'] as const;
+export const MUTABLE_STATION_OPTIONS = ['retention', 'dedupWindowMs', 'dedupMaxIds', 'maxMessageBytes', 'deadLetter', 'segmentBytes', 'fsync', 'replicas'] as const;
 /** Options fixed at creation: a difference is reported, never applied. */
 export const IMMUTABLE_STATION_OPTIONS = ['partitions', 'storage'] as const;
 
@@ -35,11 +35,11 @@ interface Log {
 
 /**
  * Brings the store in line with the declared stations: creates the missing ones, updates the mutable
- * options that differ (retention, dedupWindowMs, maxMessageBytes, deadLetter, segmentBytes, fsync, and
+ * options that differ (retention, dedupWindowMs, dedupMaxIds, maxMessageBytes, deadLetter, segmentBytes, fsync, and
  * replicas when declared, in cluster mode),
  * and reports immutable differences (partitions, storage) as errors without touching that station.
- * Stations that are not declared are left alone. A declaration without `fsync` leaves the station's
- * fsync as it is (a station-level fsync can be set but not unset).
+ * Stations that are not declared are left alone. A declaration without `fsync` (or `dedupMaxIds`) leaves
+ * the station's as it is (they can be set but not unset).
  *
  * Never throws for one station's failure: each is logged and returned in `errors`, and the others
  * are still applied. Throws only what `listStations` throws (e.g. STORE_CLOSED).
@@ -100,6 +100,8 @@ function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'na
   const patch: StationPatch = {};
   if (!same(current.config.retention, desired.retention)) patch.retention = desired.retention;
   if (current.config.dedupWindowMs !== desired.dedupWindowMs) patch.dedupWindowMs = desired.dedupWindowMs;
+  // Like fsync: a declared bound is applied; undeclared, the station keeps what it has.
+  if (desired.dedupMaxIds !== undefined && current.config.dedupMaxIds !== desired.dedupMaxIds) patch.dedupMaxIds = desired.dedupMaxIds;
   if (current.config.maxMessageBytes !== desired.maxMessageBytes) patch.maxMessageBytes = desired.maxMessageBytes;
   if (!same(current.config.deadLetter, desired.deadLetter)) patch.deadLetter = desired.deadLetter;
   if (current.config.segmentBytes !== desired.segmentBytes) patch.segmentBytes = desired.segmentBytes;

@@ -52,13 +52,15 @@ describe('applyStations', () => {
         '    maxMessageBytes: 1024',
         '    deadLetter: { maxDeliveries: 2 }',
         '    fsync: never',
+        '    dedupMaxIds: 50000',
       ].join('\n'),
     );
     const result = await applyStations(store, desired, logger);
     expect(result.errors).toEqual([]);
     expect(result.updated).toHaveLength(1);
     expect(result.updated[0]?.station).toBe('events');
-    expect(result.updated[0]?.options.sort()).toEqual(['deadLetter', 'fsync', 'maxMessageBytes', 'retention']);
+    expect(result.updated[0]?.options.sort()).toEqual(['deadLetter', 'dedupMaxIds', 'fsync', 'maxMessageBytes', 'retention']);
+    expect((await store.getStation('events')).dedup?.maxIds).toBe(50_000);
     const config = (await store.getStation('events')).config;
     expect(config.retention).toEqual({ maxMessages: 100 });
     expect(config.maxMessageBytes).toBe(1024);
