@@ -27,6 +27,11 @@ const FIXED_HEADER = 4 + 4 + DEDUP_KEY_BYTES + 8 + 4;
 const TRAILER = 8 + 8 + 32;
 /** Entries per block (about 1 MiB). */
 const BLOCK_ENTRIES = 30_000;
+/**
+ * A snapshot being written is fsynced every this many bytes: a large one (34 B an id: 136 MB at 4M)
+ * never piles up dirty pages whose writeback would stall the partitions' own fsyncs (produce latency).
+ */
+const SYNC_EVERY_BYTES = 8 * 1024 * 1024;
 /** A station has at most this many partitions (protocol): a header naming more is damage. */
 const MAX_PARTITIONS = 1024;
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -79,6 +84,7 @@ export async function writeDedupSnapshot(path: string, key: Buffer, view: DedupV
     const partition = new Uint16Array(BLOCK_ENTRIES);
     const block = new ArrayBuffer(blockBytes(BLOCK_ENTRIES));
     let n = 0;
+    let unsynced = 0;
     const flush = async () => {
       new DataView(block).setUint32(0, n, true);
       new DataView(block).setUint32(4, 0, true);
@@ -91,6 +97,11 @@ export async function writeDedupSnapshot(path: string, key: Buffer, view: DedupV
       bytes.fill(0, 8 + 34 * n);
       await writeAll(fh, bytes, hash);
       n = 0;
+      unsynced += bytes.length;
+      if (sync && unsynced >= SYNC_EVERY_BYTES) {
+        await fh.datasync();
+        unsynced = 0;
+      }
     };
     for (const { chunk, from, to } of view.parts) {
       for (let i = from; i < to; i++) {
