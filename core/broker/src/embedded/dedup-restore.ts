@@ -15,7 +15,7 @@
 import type { StationConfig, StationDedupInfo } from '@junction/protocol';
 import type { LogRecord, PartitionLog } from '../log/types.js';
 import type { DedupIndex } from './dedup.js';
-import { dedupSnapshotPath, readDedupSnapshot, writeDedupSnapshot } from './dedup-snapshot.js';
+import { appendDedupDelta, cutView, dedupSnapshotPath, readDedupSnapshot, writeDedupSnapshot } from './dedup-snapshot.js';
 import { MinHeap } from './heap.js';
 
 /** What a DedupRestorer needs of its station (station.ts). */
@@ -52,6 +52,10 @@ export class DedupRestorer {
   /** The index lacks ids (restoring, or the restore failed): never snapshot it. */
   private incomplete = false;
   private addedSince = 0;
+  /** The snapshot file as this process knows it (absent: none usable, the next write is a full one). */
+  private file: { bytes: number; entries: number } | undefined;
+  /** The global slot number up to which the index's slots are in the file. */
+  private persisted = 0;
   private lastAt = Date.now();
   private writing: Promise<void> | null = null;
   /** Snapshots written by this process (tests and the bench read it). */
@@ -78,13 +82,22 @@ export class DedupRestorer {
     let from: 'snapshot' | 'scan' = 'scan';
     let detail: string | undefined;
     const lost = st.logs.map((log) => log.corruptRanges.filter((c) => c.toOffset >= c.fromOffset).map((c) => [c.fromOffset, c.toOffset] as const));
-    const keep = (p: number, offset: number, ts: number): boolean =>
-      ts > now - window && offset < st.openedEnd[p]! && !lost[p]!.some(([a, b]) => offset >= a && offset <= b);
+    let droppedLost = 0;
+    const keep = (p: number, offset: number, ts: number): boolean => {
+      if (ts <= now - window) return false;
+      if (offset < st.openedEnd[p]! && !lost[p]!.some(([a, b]) => offset >= a && offset <= b)) return true;
+      droppedLost++;
+      return false;
+    };
     const snap = await readDedupSnapshot(this.path, P, st.dedupMaxIds, keep);
     if ('index' in snap) {
       st.dedup = snap.index;
       covered = snap.covered;
       from = 'snapshot';
+      // Deltas go after the segments read; ids of lost messages must leave the file too: a full write then.
+      this.file = droppedLost > 0 ? undefined : { bytes: snap.validBytes, entries: snap.entries };
+      this.persisted = snap.index.appendedSlots;
+      if (snap.ignoredTail) st.dedupLog('info', { file: this.path, detail: snap.ignoredTail }, 'the end of the dedup snapshot was not used (an append a crash cut short): the log after it is replayed');
       const short = covered.flatMap((c, p) => (c > st.openedEnd[p]! ? [p] : []));
       if (short.length > 0) {
         detail = `the log of partition${short.length > 1 ? 's' : ''} ${short.join(', ')} ends before what the snapshot covered: ids of messages not in the log were dropped`;
@@ -105,7 +118,7 @@ export class DedupRestorer {
       st.dedupLog('info', { from, recordsRead: read, ids: st.dedup.size, ms: this.restored.ms, ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }), ...(detail !== undefined && { detail }) }, 'dedup index restored');
     }
     // The next start should not read all that again (a crash loop would).
-    if (remembered >= SNAPSHOT_MIN_IDS || (from === 'scan' && remembered > 0)) this.snapshot();
+    if (remembered >= SNAPSHOT_MIN_IDS || (from === 'scan' && remembered > 0) || droppedLost > 0) this.snapshot();
   }
 
   /**
@@ -185,7 +198,7 @@ export class DedupRestorer {
   added(n: number, now: number): void {
     this.addedSince += n;
     if (this.writing || this.incomplete || !this.st.persistent) return;
-    const due = (this.addedSince >= SNAPSHOT_MIN_IDS && this.addedSince * 4 >= this.st.dedup.size) || now - this.lastAt >= SNAPSHOT_MAX_AGE_MS;
+    const due = this.addedSince >= SNAPSHOT_MIN_IDS || now - this.lastAt >= SNAPSHOT_MAX_AGE_MS;
     if (due) this.snapshot();
   }
 
@@ -202,18 +215,35 @@ export class DedupRestorer {
     });
   }
 
-  /** Writes a snapshot of the index as it is now (the view and the high watermarks are taken together). */
+  /**
+   * Writes what the file lacks: a delta of the slots added since the last write, or — with no usable
+   * file, or one holding more than twice the ids the index holds (expired ones pile up) — the whole
+   * index as a new file. The slots and the high watermarks are taken together, synchronously.
+   */
   async write(): Promise<number> {
     const st = this.st;
-    const view = st.dedup.view();
-    const covered = [...st.hw];
+    const index = st.dedup;
+    const sync = st.syncPolicy() !== 'never';
+    const pending = index.appendedSlots - this.persisted;
+    const full = !this.file || this.file.entries + pending > 2 * Math.max(index.size, SNAPSHOT_MIN_IDS);
+    const what = cutView(index.view(full ? 0 : this.persisted), st.hw);
     const added = this.addedSince;
     this.addedSince = 0;
     this.lastAt = Date.now();
     try {
-      const n = await writeDedupSnapshot(this.path, st.dedup.key, view, covered, st.syncPolicy() !== 'never');
+      let entries: number;
+      if (full || !this.file) {
+        const out = await writeDedupSnapshot(this.path, index.key, what, sync);
+        this.file = { bytes: out.bytes, entries: out.entries };
+        entries = out.entries;
+      } else {
+        const out = await appendDedupDelta(this.path, this.file.bytes, index.key, what, sync);
+        this.file = { bytes: this.file.bytes + out.bytes, entries: this.file.entries + out.entries };
+        entries = out.entries;
+      }
+      this.persisted = what.cut;
       this.written++;
-      return n;
+      return entries;
     } catch (err) {
       this.addedSince += added;
       throw err;

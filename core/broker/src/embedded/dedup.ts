@@ -60,6 +60,8 @@ class Chunk {
     readonly size: number,
     /** Timestamps of the slots are `base + ts[i]`. */
     readonly base: number,
+    /** The global number of slot 0 (slots are numbered in append order over the index's life). */
+    readonly start: number,
   ) {
     this.digest = new Uint32Array(size * 4);
     this.offset = new Float64Array(size);
@@ -76,8 +78,12 @@ class Chunk {
 export interface DedupView {
   /** Chunks with the slot range [from, to) of each, oldest first. */
   readonly parts: ReadonlyArray<{ chunk: ChunkReader; from: number; to: number }>;
-  readonly slots: number;
+  /** The global number of the slot after the last one. */
+  readonly end: number;
 }
+
+/** The partition of a slot whose id was forgotten (its message was not stored): never written, never restored. */
+export const DEAD_SLOT = 0xffff;
 
 /** Read access to a chunk's slots (for snapshots). */
 export interface ChunkReader {
@@ -86,6 +92,7 @@ export interface ChunkReader {
   readonly ts: Uint32Array;
   readonly partition: Uint16Array;
   readonly base: number;
+  readonly start: number;
 }
 
 export class DedupIndex {
@@ -97,6 +104,8 @@ export class DedupIndex {
   /** Next slot to pop in chunks[first]. */
   private headPos = 0;
   private nextSeq = 0;
+  /** Slots ever appended: the global number of the next one. */
+  private appended = 0;
   /** Slots between head and tail (live, expired-but-unpopped and dead ones). */
   private slots = 0;
   private table = new Uint32Array(0);
@@ -121,6 +130,11 @@ export class DedupIndex {
   /** Ids remembered (inside the window, or expired and not yet dropped). */
   get size(): number {
     return this.live;
+  }
+
+  /** Slots ever appended: the global number the next one gets (see view). */
+  get appendedSlots(): number {
+    return this.appended;
   }
 
   /** Bytes the index holds in typed arrays (its whole memory but a few hundred bytes of objects). */
@@ -180,7 +194,11 @@ export class DedupIndex {
   /** Forgets an id (its message was not stored after all). */
   forget(key: DedupKey): void {
     const i = this.findIndex(word(key, 0), word(key, 4), word(key, 8), word(key, 12));
-    if (i >= 0) this.deleteAt(i);
+    if (i < 0) return;
+    const ref = this.table[i]!;
+    // Marked, so a snapshot never writes it (only slots of stored messages are ever written).
+    this.chunkOf(ref).partition[ref & 0xffff] = DEAD_SLOT;
+    this.deleteAt(i);
   }
 
   /** Drops ids older than the window (and shrinks the table after a burst). */
@@ -211,14 +229,14 @@ export class DedupIndex {
    * the chunks named stay readable (this holds them), and a slot's contents never change once written.
    * A slot may be dead (its id forgotten, or remembered again later): a reader replays them in order.
    */
-  view(): DedupView {
+  view(fromSlot = 0): DedupView {
     const parts: Array<{ chunk: ChunkReader; from: number; to: number }> = [];
     for (let i = this.first; i < this.chunks.length; i++) {
       const c = this.chunks[i]!;
-      const from = i === this.first ? this.headPos : 0;
+      const from = Math.max(i === this.first ? this.headPos : 0, fromSlot - c.start);
       if (c.used > from) parts.push({ chunk: c, from, to: c.used });
     }
-    return { parts, slots: this.slots };
+    return { parts, end: this.appended };
   }
 
   // ------------------------------------------------------------ internals
@@ -240,13 +258,14 @@ export class DedupIndex {
     c.ts[pos] = Math.max(0, Math.min(TS_SPAN - 1, timestamp - c.base));
     c.partition[pos] = partition;
     this.slots++;
+    this.appended++;
     return ((c.seq << 16) | pos) >>> 0;
   }
 
   private newChunk(base: number): Chunk {
     const count = this.chunks.length - this.first;
     const size = count >= MANY_CHUNKS ? CHUNK_MAX : Math.min(CHUNK_MAX, Math.max(CHUNK_MIN, nextPow2(Math.ceil(this.slots / 16))));
-    const c = new Chunk(this.nextSeq, size, base);
+    const c = new Chunk(this.nextSeq, size, base, this.appended);
     this.nextSeq = (this.nextSeq + 1) % SEQ_MOD;
     if (count === 0) {
       this.chunks = [c];

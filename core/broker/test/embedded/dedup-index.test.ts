@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DedupIndex, type DedupHit } from '../../src/embedded/dedup.js';
-import { readDedupSnapshot, writeDedupSnapshot } from '../../src/embedded/dedup-snapshot.js';
+import { appendDedupDelta, cutView, readDedupSnapshot, writeDedupSnapshot } from '../../src/embedded/dedup-snapshot.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -126,24 +126,53 @@ describe('dedup snapshot file', () => {
     const now = Date.now();
     for (let i = 0; i < 5_000; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
     const path = join(dir, 'dedup.snapshot');
-    // Partition 1 is covered only below offset 2001: its later ids are not written (the log replays them).
-    const n = await writeDedupSnapshot(path, index.key, index.view(), [3_000, 2_001], true);
-    return { path, index, now, n };
+    // Partition 1 is durable only below offset 2001: the snapshot ends before its first slot at or past
+    // it (slot 4001), and each partition's coverage is where the log must be replayed from.
+    const what = cutView(index.view(), [3_000, 2_001]);
+    expect(what.cut).toBe(4_001);
+    expect(what.covered).toEqual([2_002, 2_001]);
+    const out = await writeDedupSnapshot(path, index.key, what, true);
+    return { path, index, now, n: out.entries, bytes: out.bytes };
   }
 
-  it('round-trips the ids below the covered offsets, with their key', async () => {
+  it('round-trips the ids before the cut, with their key', async () => {
     const { path, index, now, n } = await written();
-    expect(n).toBe(2_500 + 2_000);
+    expect(n).toBe(4_001);
     const r = await readDedupSnapshot(path, 2, 100_000, () => true);
     if (!('index' in r)) throw new Error(r.problem);
-    expect(r.covered).toEqual([3_000, 2_001]);
-    expect(r.kept).toBe(4_500);
+    expect(r.covered).toEqual([2_002, 2_001]);
+    expect(r.kept).toBe(4_001);
     expect(r.index.key.equals(index.key)).toBe(true);
     for (let i = 0; i < 5_000; i++) {
       const hit = r.index.lookup(r.index.digest(`k${i}`), now, 60_000);
-      const covered = i % 2 === 0 || Math.floor(i / 2) + 1 < 2_001;
-      expect(hit).toEqual(covered ? { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i } : undefined);
+      expect(hit).toEqual(i < 4_001 ? { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i } : undefined);
     }
+  });
+
+  it('appends deltas; a delta a crash cut short is ignored, with the coverage of the segment before', async () => {
+    const { path, index, now, bytes } = await written();
+    const hw = [1e9, 1e9];
+    // The ids after the cut, 1000 more, and one whose message was not stored (forgotten: never written).
+    for (let i = 5_000; i < 6_000; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
+    index.remember(index.digest('failed'), { partition: 0, offset: 3_001, timestamp: now });
+    index.forget(index.digest('failed'));
+    const d1 = await appendDedupDelta(path, bytes, index.key, cutView(index.view(4_001), hw), true);
+    expect(d1.entries).toBe(1_999);
+    let r = await readDedupSnapshot(path, 2, 100_000, () => true);
+    if (!('index' in r)) throw new Error(r.problem);
+    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({ kept: 6_000, segments: 2, validBytes: bytes + d1.bytes, covered: hw });
+    expect(r.index.lookup(r.index.digest('failed'), now, 60_000)).toBeUndefined();
+    expect(r.index.lookup(r.index.digest('k5999'), now, 60_000)?.offset).toBe(3_000);
+
+    for (let i = 6_000; i < 6_500; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
+    const d2 = await appendDedupDelta(path, bytes + d1.bytes, index.key, cutView(index.view(6_001), [1e9, 3_101]), true);
+    const whole = await readFile(path);
+    await writeFile(path, whole.subarray(0, bytes + d1.bytes + Math.floor(d2.bytes / 2)));
+    r = await readDedupSnapshot(path, 2, 100_000, () => true);
+    if (!('index' in r)) throw new Error(r.problem);
+    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({ kept: 6_000, segments: 2, validBytes: bytes + d1.bytes, covered: hw });
+    expect(r.ignoredTail).toContain(`byte ${bytes + d1.bytes}`);
+    expect(r.index.lookup(r.index.digest('k6000'), now, 60_000)).toBeUndefined();
   });
 
   it('refuses a damaged, truncated or foreign file', async () => {

@@ -7,6 +7,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readDedupSnapshot } from '../../src/embedded/dedup-snapshot.js';
 import { EmbeddedStore, type MessageInput, type ProduceResult, type StoreEvent } from '../../src/index.js';
 
 const dirs: string[] = [];
@@ -100,28 +101,37 @@ describe('dedup index across restarts (embedded)', () => {
     expect(r?.status).toBe('stored');
   });
 
-  it('a crash image: the snapshot written while producing, then only the log after it is read', async () => {
+  it('a crash image: a snapshot and a delta written while producing, then only the log after them is read', async () => {
     const dataDir = await tempDir();
     const { store } = await openStore(dataDir);
     await store.createStation('s', { partitions: 2 });
-    // 12,000 ids: the 10th batch reaches the snapshot threshold (10,000 ids and a quarter of the index),
-    // so a snapshot covering the first 10,000 is written in the background.
-    const ids = await produceIds(store, 's', 'b-', 12_000);
-    await waitFor('the first dedup snapshot', () => stat(snapshotFile(dataDir, 's')).then(() => true, () => false));
-    // Wait until the background write finished (its temporary file renamed), then 700 more: 2,700 since
-    // the snapshot, below the next threshold.
-    await waitFor('the snapshot write to end', async () => (await readdir(join(dataDir, 'stations', 's'))).every((f) => !f.endsWith('.tmp')));
-    const tail = await produceIds(store, 's', 'b-', 700, 12_000);
+    // 22,000 ids: the 10th batch reaches the snapshot threshold (10,000 ids added), so a full snapshot of
+    // the first 10,000 is written in the background; the 20th, a delta of the next 10,000 appended to it.
+    const ids = await produceIds(store, 's', 'b-', 22_000);
+    // 700 more (below the next threshold), and both segments whole on disk.
+    const tail = await produceIds(store, 's', 'b-', 700, 22_000);
+    const segments = async (dir: string) => {
+      const r = await readDedupSnapshot(snapshotFile(dir, 's'), 2, 1e8, () => true);
+      return 'index' in r && !r.ignoredTail ? r : undefined;
+    };
+    await waitFor('the snapshot and its delta', async () => ((await segments(dataDir))?.segments ?? 0) >= 2);
     // What a kill -9 leaves now (every produce above was answered, so it is in the files).
     const image = await tempDir();
     await cp(dataDir, image, { recursive: true });
     await closeStore(store);
 
+    // The log after what the segments cover is all a restart reads: at least the 700, at most 2,700 + a batch.
+    const snap = (await segments(image))!;
     const { store: again } = await openStore(image);
+    const ends = (await again.getStation('s')).partitions.map((p) => p.nextOffset);
+    const after = ends.reduce((n, end, p) => n + (end - snap.covered[p]!), 0);
+    expect(after).toBeGreaterThanOrEqual(700);
+    expect(after).toBeLessThanOrEqual(3_700);
+    expect(snap.entries).toBe(22_700 - after);
     await expectAllDuplicates(again, 's', new Map([...ids, ...tail]));
     const d = (await again.getStation('s')).dedup!;
-    expect(d.restored).toMatchObject({ from: 'snapshot', recordsRead: 2_700 });
-    expect(d.ids).toBe(12_700);
+    expect(d.restored).toMatchObject({ from: 'snapshot', recordsRead: after });
+    expect(d.ids).toBe(22_700);
   });
 
   it('falls back to reading the log when the snapshot is damaged or missing, and writes a good one again', async () => {
