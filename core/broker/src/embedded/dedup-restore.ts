@@ -7,10 +7,13 @@
  * unusable snapshot falls back to reading the log inside the window (logged; `StationInfo.dedup.restored`
  * says which and why) — never to an index that could answer wrongly.
  *
- * Snapshots: written in the background after a produce once at least SNAPSHOT_MIN_IDS ids and a quarter
- * of the index were added since the last one, or 60 s passed with anything added; at close; and right
- * after a restore that had to read much of the log. A crash loses no id: what came after the last
- * snapshot is in the log and is replayed. No timer: an idle station costs nothing.
+ * Snapshots: written in the background after a produce once SNAPSHOT_MIN_IDS ids were added since the
+ * last write, or 60 s passed with anything added; at close; and right after a restore that had to read
+ * much of the log. A write appends a delta (the ids added since) unless there is no usable file or it
+ * holds more than twice the ids of the index (expired ones pile up): then the whole index is written as
+ * a new file. So each id is written about twice, and a crash replays at most SNAPSHOT_MIN_IDS ids (or a
+ * minute of produce) from the log: what came after the last write is there. No timer: an idle station
+ * costs nothing.
  */
 import type { StationConfig, StationDedupInfo } from '@junction/protocol';
 import type { LogRecord, PartitionLog } from '../log/types.js';
@@ -37,7 +40,7 @@ export interface DedupHost {
   dedupLog(level: 'info' | 'warn' | 'error', detail: Record<string, unknown>, message: string): void;
 }
 
-/** Ids added since the last snapshot before the next one may be written (with a quarter of the index). */
+/** Ids added since the last write before the next one is due. */
 export const SNAPSHOT_MIN_IDS = 10_000;
 /** With anything added, a snapshot at least this often (checked at produce). */
 export const SNAPSHOT_MAX_AGE_MS = 60_000;
