@@ -545,7 +545,18 @@ function toWire(m: StoredMessage, deliveryCount: number, deliveryId: string): Wi
   return w;
 }
 
+/**
+ * A page of stored messages. `next` (also the `junction-next-offset` header) is the `fromOffset` of the
+ * page after it: the last offset + 1 when the page holds messages, absent when it is empty — read until
+ * an empty page to reach the current end (a page may hold fewer than `limit` when it hits the byte cap).
+ */
 function answerMessages(req: FastifyRequest, reply: FastifyReply, messages: StoredMessage[], encoding: 'utf8' | 'base64') {
+  const last = messages.at(-1);
+  const next = last ? last.offset + 1 : undefined;
+  if (next !== undefined) reply.header(NEXT_OFFSET_HEADER, String(next));
   if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(messages.map((m) => toWire(m, 0, ''))));
-  return { messages: messages.map((m) => jsonMessage(m, encoding)) };
+  return { messages: messages.map((m) => jsonMessage(m, encoding)), ...(next !== undefined ? { next } : {}) };
 }
+
+/** Response header of a message page: the `fromOffset` of the page after it. */
+export const NEXT_OFFSET_HEADER = 'junction-next-offset';
