@@ -4,10 +4,9 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -15,7 +14,7 @@ import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { EmbeddedStore } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
-import { ConnectRuntime } from '@junction/connect';
+import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
 import { buildApp } from './app.js';
@@ -89,7 +88,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
-  await makeDirs(config.server.dataDir);
+  await makeDirs(config.server.dataDir, 0o777);
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -259,29 +258,6 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
 }
 
-/**
- * `mkdir -p` without Node 20's recursive mkdir, which spins forever (a libuv thread at 100 %, the start
- * never returning) on a path under /proc: one plain mkdir per missing component, errors as they come.
- */
-async function makeDirs(path: string): Promise<void> {
-  const missing: string[] = [];
-  let dir = resolve(path);
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
-      missing.push(dir);
-      dir = dirname(dir);
-    }
-  }
-  for (const d of missing.reverse()) {
-    await mkdir(d).catch(async (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
-    });
-  }
-}
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
