@@ -11,6 +11,15 @@ export const StationName = z
   .regex(NAME_PATTERN, 'must be 1-200 characters of letters, digits, "_", "-" and ".", not starting with "." or "-"');
 export const GroupName = StationName;
 
+/**
+ * Station names starting with this belong to Junction itself (the schema registry's log, ...): the API
+ * reads them, but never creates, changes, produces to or deletes them.
+ */
+export const SYSTEM_STATION_PREFIX = '__';
+export function isSystemStation(name: string): boolean {
+  return name.startsWith(SYSTEM_STATION_PREFIX);
+}
+
 export const MiB = 1024 * 1024;
 
 /** `always` (default: group commit, a produce is answered after its bytes are fsynced), `never`, or `interval:<ms>`. */
