@@ -151,6 +151,11 @@ export const ListQuery = z.strictObject({
 });
 export type ListQuery = z.input<typeof ListQuery>;
 
+/** The station listing's query: a page, and whether Junction's own stations (`__…`) are in it (default not). */
+export const StationListQuery = ListQuery.extend({
+  system: z.enum(['true', 'false']).optional(),
+});
+
 export const FetchBody = z.strictObject({
   maxMessages: z.int().min(1).max(10_000).default(100),
   maxBytes: z.int().min(1).max(256 * MiB).default(8 * MiB),

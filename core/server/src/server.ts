@@ -17,6 +17,7 @@ import type { StationStore } from '@junction/broker';
 import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
+import { SchemaRegistry } from '@junction/schemas';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
@@ -106,6 +107,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   let watcher: FSWatcher | undefined;
   try {
     const stations = await applyStations(store, config.stations, logger);
+    // The schema registry keeps its log in the store (station __schemas): nodes of a cluster share it.
+    const schemas = new SchemaRegistry({ store, logger: logger.child({ component: 'schemas' }) });
+    await schemas.open();
     const plugins = await PluginRegistry.open({
       builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
       pluginsDir: join(config.server.dataDir, 'plugins'),
@@ -142,7 +146,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {

@@ -16,6 +16,7 @@ import {
   BatchDecodeError,
   BrowseQuery,
   ListQuery,
+  StationListQuery,
   CreateGroupBody,
   CreateStationBody,
   DeadLetterBody,
@@ -149,8 +150,11 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   });
 
   app.get('/v1/stations', async (req) => {
-    const q = parseBody(ListQuery, req.query);
-    return page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+    const { system, ...q } = parseBody(StationListQuery, req.query);
+    const listed = page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+    // Junction's own stations only when asked for: the page may come out shorter, `next` still holds.
+    if (system !== 'true') listed.stations = listed.stations.filter((s) => !isSystemStation(s.name));
+    return listed;
   });
 
   app.get('/v1/stations/:station', async (req) => store.getStation(stationOf(req)));
