@@ -17,7 +17,7 @@ import type { StationStore } from '@junction/broker';
 import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
-import { SchemaRegistry } from '@junction/schemas';
+import { SchemaRegistry, schemaEnforcingStore } from '@junction/schemas';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
@@ -106,16 +106,19 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   let connect: ConnectRuntime | undefined;
   let watcher: FSWatcher | undefined;
   try {
-    const stations = await applyStations(store, config.stations, logger);
     // The schema registry keeps its log in the store (station __schemas): nodes of a cluster share it.
     const schemas = new SchemaRegistry({ store, logger: logger.child({ component: 'schemas' }) });
     await schemas.open();
+    const metricsRegistry = new MetricsRegistry();
+    // Every produce path (the API, the Memphis gateway, source connectors) goes through this store: values
+    // of stations with a schema are validated before the engine stores them.
+    const served = schemaEnforcingStore(store, { registry: schemas, metrics: metricsRegistry, logger: logger.child({ component: 'schemas' }) });
+    const stations = await applyStations(served, config.stations, logger);
     const plugins = await PluginRegistry.open({
       builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
       pluginsDir: join(config.server.dataDir, 'plugins'),
       logger: logger.child({ component: 'registry' }),
     });
-    const metricsRegistry = new MetricsRegistry();
     // Cluster: connector definitions and source positions in the shared bucket, tasks placed over the live nodes by leases.
     const nodeName = `${hostname()}:${process.pid}`;
     const clusterConnect =
@@ -134,7 +137,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         : {};
     connect = new ConnectRuntime({
       ...clusterConnect,
-      store,
+      store: served,
       catalog: plugins,
       dataDir: config.server.dataDir,
       logger,
@@ -146,7 +149,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -167,7 +170,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const reload = (): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }> => {
       const next = reloading.then(async () => {
         const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
-        const st = await applyStations(store, fresh.stations, logger);
+        const st = await applyStations(served, fresh.stations, logger);
         const co = await runtime.applyDesired(fresh.connectors);
         return { stations: st, connectors: co };
       });
