@@ -157,6 +157,26 @@ describe('a station with a schema', () => {
     expect(badVersion.status).toBe(400);
   });
 
+  it('a source connector produces through the same check: what does not match is dead-lettered, nothing is lost', async () => {
+    const usdOnly = { type: 'object', properties: { type: { const: 'order' }, currency: { enum: ['USD'] } }, required: ['type', 'currency'] };
+    await sr.register({ type: SchemaType.JSON, schema: JSON.stringify(usdOnly) }, { subject: 'gen-value' });
+    await api('POST', '/v1/stations', { name: 'gen', schema: { policy: 'dead-letter' } });
+    const created = await api('POST', '/v1/connectors', { name: 'gen-orders', plugin: 'datagen', station: 'gen', config: { shape: 'order', seed: 7, maxMessages: 300, batchSize: 50 } });
+    expect(created.status).toBe(201);
+    const count = async (station: string): Promise<number> => (await api('GET', `/v1/stations/${station}`)).body.messages as number;
+    await expect.poll(async () => (await count('gen')) + (await count('gen.dls')), { timeout: 30_000 }).toBe(300);
+    const stored = await api('GET', '/v1/stations/gen/messages?limit=1000');
+    expect(stored.body.messages.length).toBeGreaterThan(0);
+    for (const m of stored.body.messages as { value: string }[]) expect(JSON.parse(m.value).currency).toBe('USD');
+    const dead = await api('GET', '/v1/stations/gen/dls?limit=1000');
+    expect(dead.body.messages.length).toBeGreaterThan(0);
+    for (const m of dead.body.messages as { value: string; headers: Record<string, string> }[]) {
+      expect(JSON.parse(m.value).currency).not.toBe('USD');
+      expect(m.headers[DLS_HEADERS.reason]).toBe('schema-violation');
+    }
+    await api('DELETE', '/v1/connectors/gen-orders');
+  });
+
   it('the registry log is Junction\'s own station: listed only when asked for, and read-only', async () => {
     const list = await api('GET', '/v1/stations');
     expect(list.body.stations.map((s: { name: string }) => s.name)).not.toContain('__schemas');
