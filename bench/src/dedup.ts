@@ -128,7 +128,7 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
   const tail = Math.round(ids / 10);
   await produce(h, STATION, tail, (i) => msgId(ids + i), b.pid);
   h.close();
-  await restart(`after kill -9 (${tail.toLocaleString('en-US')} ids after the last snapshot)`, 'SIGKILL');
+  await restart(`after kill -9 (${tail.toLocaleString('en-US')} more ids produced before it)`, 'SIGKILL');
   const snapshotMB = fileSize(join(dataDir, 'stations', STATION, 'dedup.snapshot')) / 1e6;
   await restart('after a clean stop, snapshot deleted (the scan, as before)', 'SIGTERM', () => rmSync(join(dataDir, 'stations', STATION, 'dedup.snapshot'), { force: true }));
   await b.stop('SIGTERM');
@@ -136,7 +136,7 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
   notes.push(
     `index memory: a fresh process per implementation, warmed with the same per-id garbage; bytes per id = growth after a full GC of RSS, and of V8 heap + ArrayBuffers; "map" is the index before issue 16 (Map<msgId, {partition, offset, timestamp}> + an order array)`,
     `broker: \`junction start\`, fsync always; ${ids.toLocaleString('en-US')} messages of 100 B without msgIds to one station, then as many with msgIds (${run}-order-<i>) to another, each of ${PARTITIONS} partitions, batches of ${BATCH}, 4 in flight; RSS growth per id: broker RSS (/proc) after the produce with msgIds minus before it, over the ids (it includes whatever else the broker grew meanwhile)`,
-    `restarts: spawn to /healthz 200, and to the first produce answered (a retry of an id: produces wait for the dedup restore); then 1000 ids spread over all produced are sent again and must each be answered duplicate at their offset (checked); snapshot ${snapshotMB.toFixed(1)} MB (34 B per id)`,
+    `restarts: spawn to /healthz 200, and to the first produce answered (a retry of an id: produces wait for the dedup restore); then 1000 ids spread over all produced are sent again and must each be answered duplicate at their offset (checked); snapshot file ${snapshotMB.toFixed(1)} MB after the kill -9 restart (34 B per id and segment)`,
   );
   return {
     memory,
