@@ -7,12 +7,12 @@
  * unusable snapshot falls back to reading the log inside the window (logged; `StationInfo.dedup.restored`
  * says which and why) — never to an index that could answer wrongly.
  *
- * Snapshots: written in the background after a produce once SNAPSHOT_MIN_IDS ids were added since the
- * last write, or 60 s passed with anything added; at close; and right after a restore that had to read
+ * Snapshots: written in the background after a produce once SNAPSHOT_MIN_IDS ids (or 1/64 of the index,
+ * if more) were added since the last write, or 60 s passed with anything added; at close; and right after a restore that had to read
  * much of the log. A write appends a delta (the ids added since) unless there is no usable file or it
  * holds more than twice the ids of the index (expired ones pile up): then the whole index is written as
- * a new file. So each id is written about twice, and a crash replays at most SNAPSHOT_MIN_IDS ids (or a
- * minute of produce) from the log: what came after the last write is there. No timer: an idle station
+ * a new file. So each id is written about twice, and a crash replays at most SNAPSHOT_MIN_IDS ids or 1/64
+ * of the index (or a minute of produce) from the log: what came after the last write is there. No timer: an idle station
  * costs nothing.
  */
 import type { StationConfig, StationDedupInfo } from '@junction/protocol';
@@ -201,7 +201,8 @@ export class DedupRestorer {
   added(n: number, now: number): void {
     this.addedSince += n;
     if (this.writing || this.incomplete || !this.st.persistent) return;
-    const due = this.addedSince >= SNAPSHOT_MIN_IDS || now - this.lastAt >= SNAPSHOT_MAX_AGE_MS;
+    // A delta per 1/64 of the index at most: a file of at most ~128 segments a window, each worth a read.
+    const due = this.addedSince >= Math.max(SNAPSHOT_MIN_IDS, this.st.dedup.size / 64) || now - this.lastAt >= SNAPSHOT_MAX_AGE_MS;
     if (due) this.snapshot();
   }
 

@@ -277,9 +277,7 @@ export async function readDedupSnapshot(
         index = seg.index!;
       } else {
         if (seg.kind !== DELTA) return { index: index!, covered, entries, kept, segments, validBytes: pos, ignoredTail: `a full segment at byte ${pos} follows the first` };
-        for (const e of seg.buffered!) {
-          index!.rememberDigest(e[0], e[1], e[2], e[3], e[4], e[5], e[6]);
-        }
+        for (const b of seg.buffered!) kept += apply(b.buf, b.n, partitions, keep, index!);
       }
       kept += seg.kept;
       entries += seg.entries;
@@ -298,7 +296,28 @@ export async function readDedupSnapshot(
   }
 }
 
-type Entry = [number, number, number, number, number, number, number];
+/** A delta's block, copied, to apply once the delta's checksum matched. */
+interface Buffered {
+  buf: ArrayBuffer;
+  n: number;
+}
+
+/** Remembers a block's entries that `keep` accepts; returns how many. Values that are not what was written are skipped (the checksum names them). */
+function apply(buf: ArrayBuffer, n: number, P: number, keep: (partition: number, offset: number, timestamp: number) => boolean, index: DedupIndex): number {
+  const c = columns(buf, n);
+  let kept = 0;
+  for (let i = 0; i < n; i++) {
+    const partition = c.partition[i]!;
+    const offset = c.offset[i]!;
+    const timestamp = c.ts[i]!;
+    if (partition >= P || !Number.isSafeInteger(offset) || offset < 1 || !Number.isFinite(timestamp)) continue;
+    if (!keep(partition, offset, timestamp)) continue;
+    index.rememberDigest(c.digest[4 * i]!, c.digest[4 * i + 1]!, c.digest[4 * i + 2]!, c.digest[4 * i + 3]!, partition, offset, timestamp);
+    kept++;
+  }
+  return kept;
+}
+
 
 /**
  * One segment at `pos`. The first (`maxIds` given) is remembered into a new index as it is read; a
@@ -313,7 +332,7 @@ async function readSegment(
   key: Buffer | undefined,
   maxIds: number | undefined,
   keep: (partition: number, offset: number, timestamp: number) => boolean,
-): Promise<{ kind: number; index?: DedupIndex; buffered?: Entry[]; covered: number[]; entries: number; kept: number; end: number } | { problem: string }> {
+): Promise<{ kind: number; index?: DedupIndex; buffered?: Buffered[]; covered: number[]; entries: number; kept: number; end: number } | { problem: string }> {
   if (pos + FIXED_HEADER + TRAILER > size) return { problem: `truncated (${size - pos} bytes)` };
   const fixed = await readExactly(fh, Buffer.alloc(FIXED_HEADER), FIXED_HEADER, pos);
   if (fixed.readUInt32LE(0) !== MAGIC) return { problem: 'not a dedup snapshot (bad magic)' };
@@ -334,7 +353,7 @@ async function readSegment(
   const index = maxIds !== undefined ? new DedupIndex(maxIds, Buffer.from(segKey)) : undefined;
   // At most this many entries (the bound applies as they are read): the table is sized once.
   index?.reserve(Math.floor((size - pos) / 34));
-  const buffered: Entry[] | undefined = index ? undefined : [];
+  const buffered: Buffered[] | undefined = index ? undefined : [];
   const blockBuf = Buffer.from(block);
   pos += headerLen;
   let entries = 0;
@@ -347,18 +366,9 @@ async function readSegment(
     if (n > BLOCK_ENTRIES || head.readUInt32LE(4) !== 0 || pos + blockBytes(n) + TRAILER > size) return { problem: `damaged (a block at byte ${pos})` };
     await readExactly(fh, blockBuf, blockBytes(n), pos);
     hash.update(blockBuf.subarray(0, blockBytes(n)));
-    const c = columns(block, n);
-    for (let i = 0; i < n; i++) {
-      const partition = c.partition[i]!;
-      const offset = c.offset[i]!;
-      const timestamp = c.ts[i]!;
-      // A bad value here is damage the checksum will name; never store it meanwhile.
-      if (partition >= P || !Number.isSafeInteger(offset) || offset < 1 || !Number.isFinite(timestamp)) continue;
-      if (!keep(partition, offset, timestamp)) continue;
-      if (index) index.rememberDigest(c.digest[4 * i]!, c.digest[4 * i + 1]!, c.digest[4 * i + 2]!, c.digest[4 * i + 3]!, partition, offset, timestamp);
-      else buffered!.push([c.digest[4 * i]!, c.digest[4 * i + 1]!, c.digest[4 * i + 2]!, c.digest[4 * i + 3]!, partition, offset, timestamp]);
-      kept++;
-    }
+    // A bad value here is damage the checksum will name; it is never stored meanwhile (apply skips it).
+    if (index) kept += apply(block, n, P, keep, index);
+    else buffered!.push({ buf: block.slice(0, blockBytes(n)), n });
     entries += n;
     pos += blockBytes(n);
   }

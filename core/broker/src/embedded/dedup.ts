@@ -29,8 +29,8 @@ export interface DedupHit {
 }
 
 /**
- * A msgId's digest as a string of 32 latin1 characters (one per byte; the first 16 are the key):
- * a string, not a Buffer, because node:crypto answers a one-shot hash as one ~3× faster.
+ * A msgId's SHA-256 as a string of 32 latin1 characters, one per byte (the index keeps the first 16):
+ * a string, not a Buffer, because node:crypto answers a one-shot hash (Node ≥ 20.12) as one ~3× faster.
  */
 export type DedupKey = string;
 
