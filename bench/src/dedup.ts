@@ -47,6 +47,8 @@ export interface DedupRestartRow {
   /** Spawn to the first produce answered (it waits for the dedup index). */
   readySeconds: number;
   rssMB: number;
+  /** The broker's own time for the dedup restore (`StationInfo.dedup.restored.ms`). */
+  restoreMs: number;
   restoredFrom: string;
   recordsRead: number;
   /** The sample of ids answered `duplicate` at their offsets. */
@@ -115,6 +117,7 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
       healthSeconds: b.health,
       readySeconds: b.ready,
       rssMB: rssOf(b.pid) / 1e6,
+      restoreMs: info2.dedup?.restored?.ms ?? NaN,
       restoredFrom: info2.dedup?.restored?.from ?? '?',
       recordsRead: info2.dedup?.restored?.recordsRead ?? 0,
       checked,
@@ -339,11 +342,12 @@ export function renderDedup(o: DedupOutcome): string {
   out.push('');
   out.push(
     table(
-      [`restart, ${int(o.ids)}+ ids in the window`, '/healthz s', 'produce served s', 'RSS MB', 'restored from', 'records read', 'ids checked', 'target'],
+      [`restart, ${int(o.ids)}+ ids in the window`, '/healthz s', 'produce served s', 'dedup restore s', 'RSS MB', 'restored from', 'records read', 'ids checked', 'target'],
       o.restarts.map((r) => [
         r.label,
         r.healthSeconds.toFixed(2),
         r.readySeconds.toFixed(2),
+        (r.restoreMs / 1000).toFixed(2),
         r.rssMB.toFixed(0),
         r.restoredFrom,
         int(r.recordsRead),
