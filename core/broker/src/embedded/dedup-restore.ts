@@ -241,7 +241,10 @@ export class DedupRestorer {
         this.file = { bytes: out.bytes, entries: out.entries };
         entries = out.entries;
       } else {
-        const out = await appendDedupDelta(this.path, this.file.bytes, index.key, what, sync);
+        // Not fsynced: a delta is a cache of what the log holds (durable before its offsets are covered);
+        // lost or torn by a power cut, it is ignored and the log after the segment before is replayed.
+        // An fsync per delta would compete with the partitions' own, which produces wait for.
+        const out = await appendDedupDelta(this.path, this.file.bytes, index.key, what, false);
         this.file = { bytes: this.file.bytes + out.bytes, entries: this.file.entries + out.entries };
         entries = out.entries;
       }

@@ -15,7 +15,7 @@
  * carries a msgId is in the segments (unless it left the window); a restart replays the log from there.
  *
  * A full segment is written to a temporary file, fsynced and renamed over the file (atomic); a delta is
- * written after the last whole segment and fsynced. A first segment that is torn, truncated or altered
+ * written after the last whole segment (the caller says whether to fsync it; the station does not). A first segment that is torn, truncated or altered
  * fails its checksum and the file is not used (the station falls back to reading the log); a later
  * segment that fails is where a crash cut an append short: it and what follows are ignored (the log
  * after the segment before is replayed instead), and the next append overwrites it.

@@ -15,8 +15,9 @@
  *   the timestamp (u32 ms from its chunk's base) and the partition (u16): 30 bytes. Chunks grow with
  *   the index (64 … 65,536 slots, at most ~1/16 of the ids), so a half-empty chunk wastes little and an
  *   idle station holds one small chunk or none.
- * - an open-addressing table (linear probing, backward-shift deletion) of u32 slot references, sized
- *   a power of two between 4/3× and 8/3× the ids: 5–11 bytes per id.
+ * - an open-addressing table (linear probing, backward-shift deletion) of u32 slot references and u8
+ *   tags (8 digest bits, so a probe rarely reads another id's slot), sized a power of two between 4/3×
+ *   and 8/3× the ids: 7–13 bytes per id.
  * Expiry pops the oldest slots; at `maxIds` slots the oldest ids leave early (counted in `evicted`).
  */
 import { hash, randomBytes } from 'node:crypto';
@@ -109,6 +110,11 @@ export class DedupIndex {
   /** Slots between head and tail (live, expired-but-unpopped and dead ones). */
   private slots = 0;
   private table = new Uint32Array(0);
+  /**
+   * Per table cell, 8 bits of the digest (of its second word): a probe past another id's cell compares
+   * these first and only reads that id's slot (a likely cache miss) when they agree (1 in 256).
+   */
+  private tags = new Uint8Array(0);
   private mask = 0;
   /** References in the table: the ids remembered. */
   private live = 0;
@@ -139,7 +145,7 @@ export class DedupIndex {
 
   /** Bytes the index holds in typed arrays (its whole memory but a few hundred bytes of objects). */
   get bytes(): number {
-    let n = this.table.byteLength;
+    let n = this.table.byteLength + this.tags.byteLength;
     for (let i = this.first; i < this.chunks.length; i++) n += this.chunks[i]!.bytes;
     return n;
   }
@@ -169,12 +175,13 @@ export class DedupIndex {
   rememberDigest(d0: number, d1: number, d2: number, d3: number, partition: number, offset: number, timestamp: number): void {
     while (this.slots >= this.maxIds && this.slots > 0) this.popHead(true);
     const ref = this.append(d0, d1, d2, d3, partition, offset, timestamp);
+    const tag = d1 & 0xff;
     let i = d0 & this.mask;
     if (this.table.length > 0) {
       for (;;) {
         const r = this.table[i]!;
         if (r === EMPTY) break;
-        if (this.sameDigest(r, d0, d1, d2, d3)) {
+        if (this.tags[i] === tag && this.sameDigest(r, d0, d1, d2, d3)) {
           // A newer message with the same id: it takes the entry (the old slot becomes dead).
           this.table[i] = ref;
           return;
@@ -188,6 +195,7 @@ export class DedupIndex {
       while (this.table[i] !== EMPTY) i = (i + 1) & this.mask;
     }
     this.table[i] = ref;
+    this.tags[i] = tag;
     this.live++;
   }
 
@@ -321,11 +329,12 @@ export class DedupIndex {
 
   private findIndex(d0: number, d1: number, d2: number, d3: number): number {
     if (this.table.length === 0) return -1;
+    const tag = d1 & 0xff;
     let i = d0 & this.mask;
     for (;;) {
       const r = this.table[i]!;
       if (r === EMPTY) return -1;
-      if (this.sameDigest(r, d0, d1, d2, d3)) return i;
+      if (this.tags[i] === tag && this.sameDigest(r, d0, d1, d2, d3)) return i;
       i = (i + 1) & this.mask;
     }
   }
@@ -355,6 +364,7 @@ export class DedupIndex {
   /** Backward-shift deletion: no tombstones, so probe chains stay as short as the load allows. */
   private deleteAt(i: number): void {
     const t = this.table;
+    const tags = this.tags;
     const mask = this.mask;
     let j = i;
     for (;;) {
@@ -366,6 +376,7 @@ export class DedupIndex {
       const inRange = i <= j ? k > i && k <= j : k > i || k <= j;
       if (!inRange) {
         t[i] = r;
+        tags[i] = tags[j]!;
         i = j;
       }
     }
@@ -375,7 +386,9 @@ export class DedupIndex {
 
   private resize(size: number): void {
     const old = this.table;
+    const oldTags = this.tags;
     this.table = new Uint32Array(size).fill(EMPTY);
+    this.tags = new Uint8Array(size);
     this.mask = size - 1;
     for (let k = 0; k < old.length; k++) {
       const r = old[k]!;
@@ -383,6 +396,7 @@ export class DedupIndex {
       let i = this.homeOf(r);
       while (this.table[i] !== EMPTY) i = (i + 1) & this.mask;
       this.table[i] = r;
+      this.tags[i] = oldTags[k]!;
     }
   }
 }
