@@ -54,7 +54,7 @@ export type DeadLetterConfig = z.infer<typeof DeadLetterConfig>;
 
 /**
  * The bound of a station's dedup index when `dedupMaxIds` is absent: 4M msgIds, ~33k messages/s with
- * msgIds over the default 2-minute window, ≤ ~180 MB of memory at the bound (30–45 bytes per id). At
+ * msgIds over the default 2-minute window, ≤ ~190 MB of memory at the bound (≤ ~47 bytes per id). At
  * the bound the oldest ids leave the window early: a later copy of one of those is stored again. The
  * embedded engine counts them (`junction_dedup_evicted_total`, `StationInfo.dedup.evicted`) and logs a
  * warning. JetStream (core/cluster) keeps its own duplicate tracking and ignores the option.
