@@ -50,6 +50,26 @@ const READ_BYTES = 16 * 1024 * 1024;
 
 type Restored = NonNullable<StationDedupInfo['restored']>;
 
+/**
+ * Restores running at once in this process. A broker opening many stations starts every restore at
+ * once; each holds a file open while it reads, and thousands at once would run out of descriptors
+ * (EMFILE would send them all to the slow scan) and memory for their read buffers.
+ */
+const RESTORES_AT_ONCE = 4;
+let restoresRunning = 0;
+const restoresWaiting: Array<() => void> = [];
+
+async function restoreSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (restoresRunning >= RESTORES_AT_ONCE) await new Promise<void>((resolve) => restoresWaiting.push(resolve));
+  restoresRunning++;
+  try {
+    return await fn();
+  } finally {
+    restoresRunning--;
+    restoresWaiting.shift()?.();
+  }
+}
+
 export class DedupRestorer {
   restored: Restored | undefined;
   /** The index lacks ids (restoring, or the restore failed): never snapshot it. */
@@ -71,16 +91,22 @@ export class DedupRestorer {
   }
 
   /** Restores the index (see the file's comment). Rejects on a read error of the log (the index is then incomplete). */
-  async restore(now: number): Promise<void> {
+  restore(now: number): Promise<void> {
+    if (!this.st.persistent) {
+      this.restored = { from: 'none', recordsRead: 0, ms: 0 };
+      return Promise.resolve();
+    }
+    this.incomplete = true;
+    return restoreSlot(() => this.restoreNow(now));
+  }
+
+  private async restoreNow(now: number): Promise<void> {
     const st = this.st;
+    // Closed while it waited for its turn: nothing to restore (it stays incomplete, never snapshotted).
+    if (st.closed) return;
     const t0 = performance.now();
     const window = st.config.dedupWindowMs;
     const P = st.partitionCount;
-    if (!st.persistent) {
-      this.restored = { from: 'none', recordsRead: 0, ms: 0 };
-      return;
-    }
-    this.incomplete = true;
     let covered = new Array<number>(P).fill(0);
     let from: 'snapshot' | 'scan' = 'scan';
     let detail: string | undefined;

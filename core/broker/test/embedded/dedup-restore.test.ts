@@ -184,6 +184,21 @@ describe('dedup index across restarts (embedded)', () => {
     expect((await again.getStation('s')).dedup!.restored?.from).toBe('snapshot');
   });
 
+  it('restores many stations at once, each from its own snapshot', async () => {
+    const dataDir = await tempDir();
+    const { store } = await openStore(dataDir);
+    const names = Array.from({ length: 40 }, (_, i) => `m${i}`);
+    const ids = new Map<string, Map<string, ProduceResult>>();
+    for (const n of names) {
+      await store.createStation(n, { partitions: 2 });
+      ids.set(n, await produceIds(store, n, `${n}-`, 300));
+    }
+    await closeStore(store);
+    const { store: again } = await openStore(dataDir);
+    for (const n of names) await expectAllDuplicates(again, n, ids.get(n)!);
+    for (const n of names) expect((await again.getStation(n)).dedup).toMatchObject({ ids: 300, restored: { from: 'snapshot', recordsRead: 0 } });
+  });
+
   it('bounds the index per station (dedupMaxIds): the oldest ids leave early, counted in events and in the station info', async () => {
     const dataDir = await tempDir();
     const { store, events } = await openStore(dataDir);
