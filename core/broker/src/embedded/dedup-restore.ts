@@ -55,7 +55,7 @@ type Restored = NonNullable<StationDedupInfo['restored']>;
  * once; each holds a file open while it reads, and thousands at once would run out of descriptors
  * (EMFILE would send them all to the slow scan) and memory for their read buffers.
  */
-const RESTORES_AT_ONCE = 4;
+const RESTORES_AT_ONCE = 16;
 let restoresRunning = 0;
 const restoresWaiting: Array<() => void> = [];
 

@@ -174,12 +174,16 @@ async function writeSegment(fh: FileHandle, start: number, kind: number, key: Bu
   header.writeUInt32LE(kind, 20 + DEDUP_KEY_BYTES);
   covered.forEach((c, p) => header.writeDoubleLE(c, FIXED_HEADER + 8 * p));
   await put(header);
-  // Entries gather in column arrays, then go out as one block.
-  const digest = new Uint32Array(4 * BLOCK_ENTRIES);
-  const offset = new Float64Array(BLOCK_ENTRIES);
-  const ts = new Float64Array(BLOCK_ENTRIES);
-  const partition = new Uint16Array(BLOCK_ENTRIES);
-  const block = new ArrayBuffer(blockBytes(BLOCK_ENTRIES));
+  // Entries gather in column arrays, then go out as one block (arrays sized for what there is: a small
+  // delta allocates little).
+  let slots = 0;
+  for (const part of what.view.parts) slots += part.to - part.from;
+  const most = Math.max(1, Math.min(BLOCK_ENTRIES, slots));
+  const digest = new Uint32Array(4 * most);
+  const offset = new Float64Array(most);
+  const ts = new Float64Array(most);
+  const partition = new Uint16Array(most);
+  const block = new ArrayBuffer(blockBytes(most));
   let n = 0;
   let count = 0;
   const flush = async () => {
@@ -208,7 +212,7 @@ async function writeSegment(fh: FileHandle, start: number, kind: number, key: Bu
       ts[n] = chunk.base + chunk.ts[i]!;
       partition[n] = p;
       count++;
-      if (++n === BLOCK_ENTRIES) await flush();
+      if (++n === most) await flush();
     }
   }
   if (n > 0) await flush();
@@ -257,7 +261,8 @@ export async function readDedupSnapshot(
   }
   try {
     const size = (await fh.stat()).size;
-    const block = new ArrayBuffer(blockBytes(BLOCK_ENTRIES));
+    // No block is larger than the file: a small snapshot allocates little.
+    const block = new ArrayBuffer(Math.max(8, Math.min(blockBytes(BLOCK_ENTRIES), pad8(size))));
     let index: DedupIndex | undefined;
     let covered: number[] = [];
     let pos = 0;
