@@ -33,3 +33,4 @@ export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, S
 export { FilePositionStore } from './positions.js';
 export type { PositionStore, SourcePositions } from './positions.js';
 export { makeDirs } from './files.js';
+export type { StationSchemaResolver } from './sink-schema.js';

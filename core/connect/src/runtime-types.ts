@@ -15,6 +15,7 @@ import type { SourceRunner } from './source-runner.js';
 import type { PositionStore } from './positions.js';
 import type { Serial } from './util.js';
 import type { DefinitionStore, Placement } from './placement.js';
+import type { StationSchemaResolver } from './sink-schema.js';
 
 export interface ConnectRuntimeOptions {
   store: StationStore;
@@ -48,6 +49,12 @@ export interface ConnectRuntimeOptions {
    * Every node of a cluster needs the same keys.
    */
   secretsKey?: SecretsKeySource | undefined;
+  /**
+   * The schema of a station with a `schema` binding (core/server resolves it with the registry), handed
+   * to sink plugins as `ctx.schema` and `batch.schema`. Called after each fetch that brought messages:
+   * keep it cheap. Default: sinks see no schema.
+   */
+  stationSchemaOf?: StationSchemaResolver | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */

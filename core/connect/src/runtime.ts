@@ -7,6 +7,7 @@
  * workers end); STOPPED additionally allows its offsets to be changed. Operations on one connector are
  * serialized; different connectors do not wait for each other.
  */
+import type { StationSchemaResolver } from './sink-schema.js';
 import { isDeepStrictEqual } from 'node:util';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -56,6 +57,7 @@ export class ConnectRuntime {
   private readonly positions: PositionStore;
   private unwatch: (() => void) | undefined;
   private readonly secretsKey: SecretsKeySource;
+  private readonly stationSchemaOf: StationSchemaResolver | undefined;
   private keyringP: Promise<SecretKeyring> | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
@@ -68,6 +70,7 @@ export class ConnectRuntime {
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
+    this.stationSchemaOf = options.stationSchemaOf;
     this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
     this.metrics = new ConnectMetrics({
       registry: options.registry,
@@ -635,7 +638,7 @@ export class ConnectRuntime {
     const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
     const runner =
       descriptor.kind === 'sink'
-        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
+        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined, stationSchemaOf: this.stationSchemaOf })
         : new SourceRunner({
             ...common,
             positions: this.positions,

@@ -111,6 +111,7 @@ export abstract class SinkDispatch extends SinkBatching {
         settled,
         after,
         requireClean: asNext,
+        schema: this.schemaWatch?.current,
       },
       // Piscina never gives a worker a second task while it runs one with a signal (aborting it
       // terminates the thread under both), so with lookahead the abort is ours: it terminates the

@@ -2,6 +2,7 @@
  * The sink runner's shared vocabulary: constants, the status and option types it exports, and the
  * internal records (task, partition, batch) its modules share. See sink-runner.ts for the guarantees.
  */
+import type { StationSchemaResolver } from './sink-schema.js';
 import { CHUNK_FIELDS, type DeliveryChunk } from '@junction/broker';
 import { DLS_HEADERS } from '@junction/protocol';
 import type { Worker } from 'node:worker_threads';
@@ -130,6 +131,8 @@ export interface SinkRunnerOptions {
    * ack deadline.
    */
   reclaim?: boolean | undefined;
+  /** Resolves the station's schema for the plugin (see sink-schema.ts). Default: no schema. */
+  stationSchemaOf?: StationSchemaResolver | undefined;
 }
 
 /** A task's runtime state (internal to the sink runner's modules). */

@@ -8,7 +8,7 @@
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
-import type { Sink, SinkBatch, SinkMessage } from '@junction/sdk-connector';
+import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
 import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
 import { PACKED_FIELDS } from './wire.js';
 import type { PackedBatch, SinkCloseTask, SinkTask, SinkWriteAnswer, SinkWriteTask } from './wire.js';
@@ -24,7 +24,7 @@ const sinks = new Map<string, Opened>();
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 const metrics = new WorkerMetrics();
 
-function unpack(b: PackedBatch): SinkBatch {
+function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatch {
   const nums = new Float64Array(b.nums);
   const headers = JSON.parse(b.headers) as Record<string, string>[];
   for (const h of headers) Object.freeze(h);
@@ -41,7 +41,8 @@ function unpack(b: PackedBatch): SinkBatch {
     if (key !== undefined) msg.key = key;
     messages[i] = msg;
   }
-  return { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  const batch = { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  return schema === undefined ? batch : { ...batch, schema };
 }
 
 async function sinkFor(t: SinkWriteTask): Promise<Sink> {
@@ -61,6 +62,7 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
       connector: t.connector,
       task: t.task,
       metrics: metrics.forTask(t.task),
+      ...(t.schema !== undefined && { schema: t.schema }),
     });
   })();
   const opened = { connector: t.connector, configHash: t.configHash, sink };
@@ -81,7 +83,7 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   let clean = false;
   let waited = false;
   try {
-    const batch = unpack(t.batch);
+    const batch = unpack(t.batch, t.schema);
     if (t.after) {
       // Lookahead: this batch came while the previous write was running; it is unpacked, now wait.
       const prev = new Int32Array(t.after);

@@ -3,7 +3,7 @@
  * (structured clone); message values travel packed in one transferred ArrayBuffer per batch, so a
  * batch crosses without copying each value.
  */
-import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-connector';
+import type { SerializedError, WriteResult, JsonValue, StationSchemaInfo } from '@junction/sdk-connector';
 
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
@@ -80,6 +80,8 @@ export interface SinkWriteTask {
    * retry, so a partition's batches still reach the plugin in offset order, one at a time.
    */
   requireClean?: boolean | undefined;
+  /** The station's schema when it has one (SinkContext.schema at open, SinkBatch.schema always). */
+  schema?: StationSchemaInfo | undefined;
 }
 
 export interface SinkCloseTask {

@@ -18,6 +18,7 @@ import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
 import { SchemaRegistry, schemaEnforcingStore } from '@junction/schemas';
+import { stationSchemaResolver } from './station-schema.js';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
@@ -145,6 +146,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       ...(env ? { env } : {}),
       // Literal connector secrets are sealed at rest with this key (every node of a cluster needs the same).
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
+      // Sinks see their station's schema (ctx.schema, batch.schema), resolved with the registry.
+      stationSchemaOf: stationSchemaResolver(store, schemas),
     });
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
