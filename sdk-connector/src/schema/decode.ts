@@ -195,12 +195,30 @@ export async function schemaDecoder(info: StationSchemaInfo): Promise<SchemaDeco
   for (const v of info.versions) byId.set(v.id, v);
   byId.set(info.id, info);
   const decoders = new Map<number, PayloadDecoder>();
+  // A version that cannot be read as the bound one (a subject without compatibility checks) fails only
+  // its own values, when one comes: the decoder is made on first use.
+  const failing = (err: unknown): PayloadDecoder => () => {
+    throw err;
+  };
+  const lazy = (make: () => PayloadDecoder): PayloadDecoder => {
+    let made: PayloadDecoder | undefined;
+    return (p, w) => {
+      if (!made) {
+        try {
+          made = make();
+        } catch (err) {
+          made = failing(err);
+        }
+      }
+      return made(p, w);
+    };
+  };
   if (info.schemaType === 'AVRO') {
     const make = await avroDecoders(info);
-    for (const [id, v] of byId) decoders.set(id, make(v));
+    for (const [id, v] of byId) decoders.set(id, lazy(() => make(v)));
   } else if (info.schemaType === 'PROTOBUF') {
     const make = await protobufDecoders();
-    for (const [id, v] of byId) decoders.set(id, await make(v));
+    for (const [id, v] of byId) decoders.set(id, await make(v).catch((err: unknown) => failing(err)));
   } else {
     const json: PayloadDecoder = (p) => JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(p)) as unknown;
     for (const id of byId.keys()) decoders.set(id, json);
