@@ -147,7 +147,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       // Literal connector secrets are sealed at rest with this key (every node of a cluster needs the same).
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
       // Sinks see their station's schema (ctx.schema, batch.schema), resolved with the registry.
-      stationSchemaOf: stationSchemaResolver(store, schemas),
+      stationSchemaOf: stationSchemaResolver(served, schemas),
     });
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.

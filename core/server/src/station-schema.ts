@@ -7,7 +7,7 @@ import type { StationSchemaBinding } from '@junction/protocol';
 import type { StationStore } from '@junction/broker';
 import { isJunctionError } from '@junction/broker';
 import type { StationSchemaResolver } from '@junction/connect';
-import { subjectOf } from '@junction/schemas';
+import { enforcedBindingOf, subjectOf } from '@junction/schemas';
 import type { SchemaRegistry, StoredSchema } from '@junction/schemas';
 
 type StationSchemaInfo = NonNullable<Awaited<ReturnType<StationSchemaResolver>>>;
@@ -15,10 +15,12 @@ type VersionInfo = StationSchemaInfo['versions'][number];
 type ReferenceInfo = VersionInfo['references'][number];
 
 /**
- * Resolves bindings as the enforcing store does: the station's config read each call (a binding changed on
- * this node applies at once), the registry's log caught up at most once per `ttlMs` (other nodes' schemas)
- * and again when the binding names a version not applied yet. Throws when the binding names nothing
- * (the runner then keeps the schema it had); answers the same object while nothing changed.
+ * Resolves bindings as the enforcing store sees them: with an enforcing store (`schemaEnforcingStore`),
+ * through its own binding cache — a change made on this node applies at once, others' within its TTL, and
+ * no store call is made per fetch — else by reading the station's config. The registry's log is caught up
+ * at most once per `ttlMs` (other nodes' schemas) and again when the binding names a version not applied
+ * yet. Throws when the binding names nothing (the runner then keeps the schema it had); answers the same
+ * object while nothing changed.
  */
 export function stationSchemaResolver(store: StationStore, registry: SchemaRegistry, ttlMs = 1000): StationSchemaResolver {
   let lastCatchUp = 0;
@@ -56,13 +58,17 @@ export function stationSchemaResolver(store: StationStore, registry: SchemaRegis
     return info;
   }
 
+  const enforced = enforcedBindingOf(store);
   return async (station) => {
     let binding: StationSchemaBinding | undefined;
-    try {
-      binding = ((await store.getStation(station)).config as { schema?: StationSchemaBinding }).schema;
-    } catch (err) {
-      if (isJunctionError(err) && err.code === 'STATION_NOT_FOUND') return undefined;
-      throw err;
+    if (enforced) binding = await enforced(station);
+    else {
+      try {
+        binding = ((await store.getStation(station)).config as { schema?: StationSchemaBinding }).schema;
+      } catch (err) {
+        if (isJunctionError(err) && err.code === 'STATION_NOT_FOUND') return undefined;
+        throw err;
+      }
     }
     if (!binding) return undefined;
     if (Date.now() - lastCatchUp >= ttlMs) {
