@@ -12,6 +12,9 @@ import { connectRoutes } from '@junction/connect';
 import type { ConnectRuntime } from '@junction/connect';
 import { registryRoutes } from '@junction/registry';
 import type { Registry as PluginRegistry } from '@junction/registry';
+import { authRoutes } from '@junction/auth';
+import type { AuthService } from '@junction/auth';
+import { addAccessHooks, undeclaredRoutes } from './access.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -39,6 +42,19 @@ export interface BuildAppOptions {
    * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
    */
   metricsRegistry?: Registry | undefined;
+  /**
+   * Auth on: every route needs a credential with the grants its declaration (access.ts) names, except
+   * /healthz, Memphis's /monitoring/status and the login routes; mounts /v1/auth, /v1/users, /v1/tokens;
+   * Memphis's /auth/authenticate checks credentials. Absent: auth off (everything open, as before).
+   */
+  auth?: AuthService | undefined;
+}
+
+const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every route the app registered (method, URL pattern), HEAD routes included: complete once the app is ready. */
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return routeLists.get(app) ?? [];
 }
 
 /** The body limit of routes that do not set their own (every route but produce and settle): 1 MiB. */
@@ -80,6 +96,19 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  const routes: { method: string; url: string }[] = [];
+  routeLists.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
+  // Auth's hook first, so nothing (not even the body checks) runs for a request without a credential.
+  if (options.auth) {
+    addAccessHooks(app, options.auth);
+    app.addHook('onReady', async () => {
+      const missing = undeclaredRoutes(routes);
+      if (missing.length > 0) app.log.error({ routes: missing }, 'routes without an access declaration: denied to everybody');
+    });
+  }
   app.addHook('onRequest', refuseUnexpectedBodies(DEFAULT_BODY_LIMIT));
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -127,7 +156,10 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
   const bodyGate = new BodyGate({ maxBytes: bodyLimit });
   void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, replicas: options.replicatedStations === true });
-  void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
+  const auth = options.auth;
+  const authenticator = auth && { authenticate: auth.memphisAuthenticate.bind(auth), refresh: auth.memphisRefresh.bind(auth) };
+  void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, authenticator });
+  if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   return app;

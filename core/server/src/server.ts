@@ -18,12 +18,13 @@ import type { StationStore } from '@junction/broker';
 import { ConnectRuntime } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
+import { AuthService, FileAuthStore } from '@junction/auth';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
 import type { ApplyStationsResult } from './stations.js';
-import { JunctionError, ServerErrorCode } from './errors.js';
+import { JunctionError, ServerErrorCode, configIssues } from './errors.js';
 
 export interface StartServerOptions extends ConfigOverrides {
   /** A `junction.yaml` to load. Absent: no file is read (the CLI looks for `./junction.yaml`). */
@@ -42,6 +43,10 @@ export interface StartServerOptions extends ConfigOverrides {
    * (an invalid file is logged and the running state kept). Default true when there is a file.
    */
   watchConfig?: boolean | undefined;
+  /** scrypt cost (log2 N) of new password hashes (default 17); tests lower it. */
+  scryptLogN?: number | undefined;
+  /** The auth clock (ms); tests move it to expire tokens. Default Date.now. */
+  authClock?: (() => number) | undefined;
   /** Folders of built-in connector packages. Default: `<repository>/connectors`, found from this package. */
   builtinConnectorDirs?: string[] | undefined;
 }
@@ -64,6 +69,8 @@ export interface RunningServer {
   plugins: PluginRegistry;
   /** What applying the configuration's connectors did at start. */
   connectors: ApplyResult;
+  /** Users, tokens and grants, when auth is on. */
+  auth?: AuthService | undefined;
   /**
    * Re-reads the configuration file and applies its stations and connectors (what the file watcher
    * does). Resolves with what changed; rejects (CONFIG_INVALID …) leaving everything as it was.
@@ -84,12 +91,25 @@ export interface RunningServer {
  *   store throws (IO_ERROR, LOG_CORRUPT); nothing is left open then.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, ...overrides } = options;
+  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, scryptLogN, authClock, ...overrides } = options;
   const config = await loadConfig(configPath, overrides, env ? { env } : {});
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
+  checkExposure(config);
 
   await makeDirs(config.server.dataDir);
+  // Before the store opens: a missing admin password or a damaged users file stops the start with nothing open.
+  const auth = config.auth.enabled
+    ? await AuthService.open({
+        store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }),
+        adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
+        logger: logger.child({ component: 'auth' }),
+        accessTtlS: config.auth.accessTokenTtlS,
+        refreshTtlS: config.auth.refreshTokenTtlS,
+        scryptLogN,
+        now: authClock,
+      })
+    : undefined;
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -143,7 +163,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -156,7 +176,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     }
     const port = (app.server.address() as AddressInfo).port;
     const url = `http://${urlHost(config.server.host)}:${port}`;
-    logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync }, `junction listening on ${url}`);
+    logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync, auth: auth !== undefined }, `junction listening on ${url}`);
+    if (!auth && !isLoopback(config.server.host)) logger.warn({ host: config.server.host }, 'auth is off on a non-loopback address (--allow-unauthenticated): anyone who reaches the port can do anything');
 
     const runtime = connect;
     // One reload at a time; a change during a reload runs another after it.
@@ -197,6 +218,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       connect: runtime,
       plugins,
       connectors,
+      auth,
       reload,
       close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger)),
     };
@@ -280,6 +302,34 @@ async function makeDirs(path: string): Promise<void> {
     await mkdir(d).catch(async (err: unknown) => {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
     });
+  }
+}
+
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/**
+ * Refuses what would expose an unprotected broker: a non-loopback host with auth off (unless
+ * `--allow-unauthenticated`), and auth in cluster mode (each node would keep its own users: the
+ * JetStream-KV auth store is not built yet).
+ * @throws JunctionError CONFIG_INVALID
+ */
+export function checkExposure(config: JunctionConfig): void {
+  if (!config.auth.enabled && !config.auth.allowUnauthenticated && !isLoopback(config.server.host)) {
+    throw configIssues('the configuration', [
+      {
+        path: 'server.host',
+        message: `"${config.server.host}" is not a loopback address and auth is off: anyone who reaches the port could read and delete every station. Turn auth on (auth.enabled: true or --auth, with JUNCTION_ADMIN_PASSWORD for the first start), or pass --allow-unauthenticated to do this on purpose`,
+      },
+    ]);
+  }
+  if (config.auth.enabled && config.cluster) {
+    throw configIssues('the configuration', [
+      { path: 'auth.enabled', message: 'auth is not available in cluster mode yet (users and tokens would differ from node to node); run the cluster on a private network without auth' },
+    ]);
   }
 }
 
