@@ -12,6 +12,8 @@ export const AuthErrorCode = {
   USER_NOT_FOUND: 'USER_NOT_FOUND',
   USER_EXISTS: 'USER_EXISTS',
   TOKEN_NOT_FOUND: 'TOKEN_NOT_FOUND',
+  /** Too many failed logins for this user or from this address: retry after the time the message gives (HTTP 429). */
+  LOGIN_RATE_LIMITED: 'LOGIN_RATE_LIMITED',
   /** The change would leave no admin (deleting or demoting the last one). */
   LAST_ADMIN: 'LAST_ADMIN',
   /** Auth is on, nobody can log in yet and JUNCTION_ADMIN_PASSWORD is not set: the server refuses to start. */
@@ -29,6 +31,7 @@ export const AUTH_STATUS: Readonly<Record<string, number>> = {
   [AuthErrorCode.TOKEN_NOT_FOUND]: 404,
   [AuthErrorCode.USER_EXISTS]: 409,
   [AuthErrorCode.LAST_ADMIN]: 409,
+  [AuthErrorCode.LOGIN_RATE_LIMITED]: 429,
 };
 
 export function unauthenticated(message = 'a valid token is required (Authorization: Bearer …)'): JunctionError {

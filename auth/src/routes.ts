@@ -53,7 +53,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
 
   app.post('/v1/auth/login', async (req) => {
     const body = parseBody(LoginBody, req.body);
-    return auth.login(body.username, body.password);
+    return auth.login(body.username, body.password, req.ip);
   });
   app.post('/v1/auth/refresh', async (req) => auth.refresh(parseBody(RefreshBody, req.body).refreshToken));
   app.post('/v1/auth/logout', async (req, reply) => {

@@ -10,6 +10,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { JwtKeys } from './jwt.js';
+import { FailureLimiter } from './limiter.js';
 import { Grant, Password, RoleName, UserName, ROLES } from './model.js';
 import type { Action, AuthState, Principal, Resource, SessionRecord, TokenRecord, UserRecord } from './model.js';
 import { decoyHash, hashPassword, verifyPassword, DEFAULT_SCRYPT_LOG_N } from './passwords.js';
@@ -35,6 +36,11 @@ export interface AuthServiceOptions {
   scryptLogN?: number | undefined;
   /** The clock (ms). Default Date.now. */
   now?: (() => number) | undefined;
+  /** Failed logins allowed per user within `loginWindowS` (default 10) and per address (default 50). */
+  loginFailuresPerUser?: number | undefined;
+  loginFailuresPerAddress?: number | undefined;
+  /** Default 300 s. */
+  loginWindowS?: number | undefined;
 }
 
 /** What login and refresh answer. */
@@ -100,6 +106,8 @@ export class AuthService {
   readonly accessTtlS: number;
   readonly refreshTtlS: number;
   private readonly logN: number;
+  private readonly perUser: FailureLimiter;
+  private readonly perAddress: FailureLimiter;
 
   private constructor(
     private readonly store: AuthStore,
@@ -113,6 +121,9 @@ export class AuthService {
     this.accessTtlS = opts.accessTtlS ?? 900;
     this.refreshTtlS = opts.refreshTtlS ?? 7 * 86_400;
     this.logN = opts.scryptLogN ?? DEFAULT_SCRYPT_LOG_N;
+    const windowMs = (opts.loginWindowS ?? 300) * 1000;
+    this.perUser = new FailureLimiter(opts.loginFailuresPerUser ?? 10, windowMs);
+    this.perAddress = new FailureLimiter(opts.loginFailuresPerAddress ?? 50, windowMs);
   }
 
   /**
@@ -212,9 +223,13 @@ export class AuthService {
 
   // ---------------------------------------------------------------- sessions
 
-  /** @throws UNAUTHENTICATED for an unknown user or a wrong password (the same answer, in about the same time) */
-  async login(username: string, password: string): Promise<SessionTokens> {
-    const user = await this.checkPassword(username, password);
+  /**
+   * @param from the client's address (for the per-address limit)
+   * @throws UNAUTHENTICATED for an unknown user or a wrong password (the same answer, in about the same time);
+   *   LOGIN_RATE_LIMITED after too many failures for the user or from the address
+   */
+  async login(username: string, password: string, from?: string): Promise<SessionTokens> {
+    const user = await this.checkPassword(username, password, from);
     return this.newSession(user.name, 'v1');
   }
 
@@ -254,10 +269,22 @@ export class AuthService {
       : { kind: 'token', id: p.id, name: p.name, owner: p.owner, ownerRole: p.ownerRole, grants: p.grants };
   }
 
-  private async checkPassword(username: string, password: string): Promise<UserRecord> {
+  private async checkPassword(username: string, password: string, from: string | undefined): Promise<UserRecord> {
+    const now = this.now();
+    const userKey = `u:${username}`;
+    const addrKey = from !== undefined ? `a:${from}` : undefined;
+    const wait = Math.max(this.perUser.retryAfterMs(userKey, now), addrKey ? this.perAddress.retryAfterMs(addrKey, now) : 0);
+    if (wait > 0) {
+      throw new JunctionError(AuthErrorCode.LOGIN_RATE_LIMITED, `too many failed logins: retry in ${Math.ceil(wait / 1000)} s`, { retryable: true });
+    }
     const user = this.users.get(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash(this.logN)));
-    if (!user || !ok) throw unauthenticated('wrong username or password');
+    if (!user || !ok) {
+      this.perUser.fail(userKey, now);
+      if (addrKey) this.perAddress.fail(addrKey, now);
+      throw unauthenticated('wrong username or password');
+    }
+    this.perUser.clear(userKey);
     return user;
   }
 
@@ -298,7 +325,10 @@ export class AuthService {
    * token whose owner or name is `username`). Answers Memphis's fields with signed JWTs.
    * @throws UNAUTHENTICATED
    */
-  async memphisAuthenticate(body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokens> {
+  async memphisAuthenticate(
+    body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number },
+    from?: string,
+  ): Promise<MemphisTokens> {
     let tokenId: string | undefined;
     let user: string;
     if (body.connection_token !== undefined) {
@@ -309,7 +339,7 @@ export class AuthService {
       tokenId = p.id;
       user = p.owner;
     } else {
-      user = (await this.checkPassword(body.username, body.password ?? '')).name;
+      user = (await this.checkPassword(body.username, body.password ?? '', from)).name;
     }
     const refreshS = body.refresh_token_expiry_in_minutes * 60;
     const { session } = await this.newSession(user, 'memphis', tokenId, refreshS);

@@ -108,4 +108,19 @@ describe('AuthService', () => {
     expect(a.listTokens(admin).length).toBe(2);
     expect(a.listTokens(vic).map((t) => t.name)).toEqual(['r']);
   });
+
+  it('limits failed logins per user and per address; the wait ends; the KDF is not run while refused', async () => {
+    const a = await open({ loginFailuresPerUser: 3, loginFailuresPerAddress: 5, loginWindowS: 60 });
+    await a.createUser({ name: 'bob', password: 'bob-password', role: 'viewer' });
+    for (let i = 0; i < 3; i++) await expect(code(a.login('admin', 'wrong-password', '10.0.0.1'))).resolves.toBe('UNAUTHENTICATED');
+    // The right password is refused too while the user is limited, from any address.
+    await expect(code(a.login('admin', 'admin-password', '10.0.0.2'))).resolves.toBe('LOGIN_RATE_LIMITED');
+    // Other users from another address are not affected.
+    await expect(a.login('bob', 'bob-password', '10.0.0.2')).resolves.toHaveProperty('token');
+    // Per address: two more failures from 10.0.0.1 (other users) reach its limit of 5.
+    for (const u of ['x1', 'x2']) await expect(code(a.login(u, 'wrong-password', '10.0.0.1'))).resolves.toBe('UNAUTHENTICATED');
+    await expect(code(a.login('bob', 'bob-password', '10.0.0.1'))).resolves.toBe('LOGIN_RATE_LIMITED');
+    clock += 61_000;
+    await expect(a.login('admin', 'admin-password', '10.0.0.1')).resolves.toHaveProperty('token');
+  });
 });

@@ -26,6 +26,8 @@ export const HttpErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   /** The credential lacks a grant (auth on); the message names the action and the resource. */
   FORBIDDEN: 'FORBIDDEN',
+  /** Too many failed logins for a user or from an address (auth on); retry later. */
+  LOGIN_RATE_LIMITED: 'LOGIN_RATE_LIMITED',
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
@@ -36,6 +38,7 @@ const STATUS: Record<string, number> = {
   [HttpErrorCode.ROUTE_NOT_FOUND]: 404,
   [HttpErrorCode.UNAUTHENTICATED]: 401,
   [HttpErrorCode.FORBIDDEN]: 403,
+  [HttpErrorCode.LOGIN_RATE_LIMITED]: 429,
   [ErrorCode.STATION_EXISTS]: 409,
   [ErrorCode.GROUP_EXISTS]: 409,
   // Malformed or out-of-range input: the client must change the request.

@@ -61,7 +61,8 @@ export interface MemphisTokenAnswer {
  * throw a JunctionError UNAUTHENTICATED (401) for wrong, tampered, expired or revoked credentials.
  */
 export interface MemphisAuthenticator {
-  authenticate(body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokenAnswer>;
+  /** `from`: the client's address, for limits on failed attempts. */
+  authenticate(body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }, from: string): Promise<MemphisTokenAnswer>;
   refresh(body: { jwt_refresh_token: string; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokenAnswer>;
 }
 
@@ -227,7 +228,7 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
 
   app.post('/auth/authenticate', async (req) => {
     const body = parseBody(AuthenticateBody, req.body);
-    if (opts.authenticator) return opts.authenticator.authenticate(body);
+    if (opts.authenticator) return opts.authenticator.authenticate(body, req.ip);
     return tokens(body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
   });
 
