@@ -10,8 +10,10 @@
  * `preHandler`, once the body is parsed and before the handler runs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { principalAllows, setPrincipal } from '@junction/auth';
+import { principalAllows, principalOf, setPrincipal } from '@junction/auth';
 import type { Action, AuthService, Principal, Resource } from '@junction/auth';
+import { AUDIT_STATION } from './audit.js';
+import type { AuditEntry, AuditLog } from './audit.js';
 
 /** Where a check finds the name of the resource: a URL parameter, the first non-empty string of these body fields, or a fixed name. No name: the whole collection. */
 export type NameSource = { param: string } | { body: readonly string[] } | { fixed: string };
@@ -142,6 +144,14 @@ export function credentialOf(request: FastifyRequest): string | undefined {
 }
 
 const bodyChecksOf = new WeakMap<FastifyRequest, { principal: Principal; checks: AccessCheck[] }>();
+/** What each request was checked for (for the audit entry). */
+const checkedOf = new WeakMap<FastifyRequest, { resource: string; action: string; name?: string }[]>();
+
+function noteChecked(request: FastifyRequest, check: AccessCheck, name: string | undefined): void {
+  let list = checkedOf.get(request);
+  if (!list) checkedOf.set(request, (list = []));
+  list.push({ resource: check.resource, action: check.action, ...(name !== undefined && { name }) });
+}
 
 /**
  * Adds the access hooks to `app` (call before registering any route plugin, so that every route gets
@@ -149,7 +159,7 @@ const bodyChecksOf = new WeakMap<FastifyRequest, { principal: Principal; checks:
  * also carry Memphis's `success: false, error`). Unknown URLs need a valid credential before they get
  * their 404, so that the route table cannot be probed without one.
  */
-export function addAccessHooks(app: FastifyInstance, auth: AuthService): void {
+export function addAccessHooks(app: FastifyInstance, auth: AuthService, audit?: AuditLog): void {
   app.addHook('onRequest', async (request, reply) => {
     const url = request.routeOptions.url;
     const decl = url === undefined ? anyone : routeAccess(request.method, url);
@@ -173,11 +183,18 @@ export function addAccessHooks(app: FastifyInstance, auth: AuthService): void {
         continue;
       }
       const name = check.name === undefined ? undefined : 'fixed' in check.name ? check.name.fixed : (request.params as Record<string, string>)[check.name.param];
+      noteChecked(request, check, name);
       const refused = refusal(principal, check, name);
       if (refused) return deny(reply, request, 403, 'FORBIDDEN', refused);
     }
     if (later.length > 0) bodyChecksOf.set(request, { principal, checks: later });
   });
+
+  if (audit) {
+    app.addHook('onResponse', async (request, reply) => {
+      if (isAudited(request.method, request.routeOptions.url, reply.statusCode)) audit.record(auditEntry(request, reply.statusCode));
+    });
+  }
 
   app.addHook('preHandler', async (request, reply) => {
     const pending = bodyChecksOf.get(request);
@@ -186,13 +203,50 @@ export function addAccessHooks(app: FastifyInstance, auth: AuthService): void {
     for (const check of pending.checks) {
       const fields = check.name && 'body' in check.name ? check.name.body : [];
       const name = fields.map((f) => (body && typeof body === 'object' ? body[f] : undefined)).find((v): v is string => typeof v === 'string' && v !== '');
+      noteChecked(request, check, name);
       const refused = refusal(pending.principal, check, name);
       if (refused) return deny(reply, request, 403, 'FORBIDDEN', refused);
     }
   });
 }
 
+/** Routes that change something besides those whose checks include `manage`. */
+const AUDITED = new Set(['POST /v1/auth/login', 'POST /v1/auth/logout', 'POST /v1/tokens', 'DELETE /v1/tokens/:id', 'POST /auth/authenticate']);
+
+/** Whether a request is audited: a denial (401, 403, 429), or a change (any answer). */
+export function isAudited(method: string, url: string | undefined, status: number): boolean {
+  if (status === 401 || status === 403 || status === 429) return true;
+  if (method === 'GET' || method === 'HEAD' || url === undefined) return false;
+  if (AUDITED.has(`${method} ${url}`)) return true;
+  const decl = routeAccess(method, url);
+  return decl !== undefined && 'checks' in decl && decl.checks.some((c) => c.action === 'manage');
+}
+
+function auditEntry(request: FastifyRequest, status: number): AuditEntry {
+  const p = principalOf(request);
+  const who: AuditEntry['who'] = !p ? { kind: 'anonymous' } : p.kind === 'user' ? { kind: 'user', name: p.name } : { kind: 'token', id: p.id, name: p.name, owner: p.owner };
+  return {
+    at: new Date().toISOString(),
+    who,
+    // The route pattern and its parameters, never the query string (Memphis's ?authorization=) or the body.
+    what: {
+      method: request.method,
+      route: request.routeOptions.url ?? '(no route)',
+      params: { ...(request.params as Record<string, string> | undefined) },
+      ...(checkedOf.has(request) && { checked: checkedOf.get(request) }),
+      status,
+    },
+    from: request.ip,
+    requestId: String(request.id),
+  };
+}
+
 function refusal(p: Principal, check: AccessCheck, name: string | undefined): string | undefined {
+  // The audit station: written by the server only; read (consume, browse) with read on cluster "audit".
+  if (check.resource === 'station' && name === AUDIT_STATION) {
+    if (check.action !== 'consume' && check.action !== 'read') return `station "${AUDIT_STATION}" is written by the server only`;
+    return principalAllows(p, 'cluster', 'read', 'audit') ? undefined : `missing "read" on cluster "audit"`;
+  }
   if (principalAllows(p, check.resource, check.action, name)) return undefined;
   const target = name === undefined ? `every ${check.resource} (a listing)` : `${check.resource} "${name}"`;
   return `missing "${check.action}" on ${target}`;

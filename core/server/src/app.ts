@@ -15,6 +15,7 @@ import type { Registry as PluginRegistry } from '@junction/registry';
 import { authRoutes } from '@junction/auth';
 import type { AuthService } from '@junction/auth';
 import { addAccessHooks, undeclaredRoutes } from './access.js';
+import type { AuditLog } from './audit.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -48,6 +49,8 @@ export interface BuildAppOptions {
    * Memphis's /auth/authenticate checks credentials. Absent: auth off (everything open, as before).
    */
   auth?: AuthService | undefined;
+  /** With `auth`: where changes and denied requests are recorded (the `_audit` station). */
+  audit?: AuditLog | undefined;
 }
 
 const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
@@ -103,7 +106,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   });
   // Auth's hook first, so nothing (not even the body checks) runs for a request without a credential.
   if (options.auth) {
-    addAccessHooks(app, options.auth);
+    addAccessHooks(app, options.auth, options.audit);
     app.addHook('onReady', async () => {
       const missing = undeclaredRoutes(routes);
       if (missing.length > 0) app.log.error({ routes: missing }, 'routes without an access declaration: denied to everybody');

@@ -8,7 +8,9 @@ export type { AuthSettings, ConfigOverrides, JunctionConfig, LoadConfigOptions, 
 export { applyStations, MUTABLE_STATION_OPTIONS, IMMUTABLE_STATION_OPTIONS } from './stations.js';
 export type { ApplyStationsResult, StationApplyError } from './stations.js';
 export { buildApp, routesOf, REQUEST_ID_HEADER } from './app.js';
-export { ROUTE_ACCESS, routeAccess, undeclaredRoutes, credentialOf, addAccessHooks } from './access.js';
+export { ROUTE_ACCESS, routeAccess, undeclaredRoutes, credentialOf, addAccessHooks, isAudited } from './access.js';
+export { AuditLog, AUDIT_STATION } from './audit.js';
+export type { AuditEntry } from './audit.js';
 export type { AccessCheck, NameSource, RouteAccess } from './access.js';
 export type { BuildAppOptions } from './app.js';
 export { startServer, isLoopback, checkExposure, BUILTIN_CONNECTORS_DIR } from './server.js';

@@ -20,6 +20,7 @@ import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
 import { AuthService, FileAuthStore } from '@junction/auth';
 import { buildApp } from './app.js';
+import { AuditLog } from './audit.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
@@ -124,9 +125,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
   let app: FastifyInstance | undefined;
   let connect: ConnectRuntime | undefined;
+  let audit: AuditLog | undefined;
   let watcher: FSWatcher | undefined;
   try {
     const stations = await applyStations(store, config.stations, logger);
+    if (auth) {
+      audit = new AuditLog(store, logger.child({ component: 'audit' }));
+      await audit.open();
+    }
     const plugins = await PluginRegistry.open({
       builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
       pluginsDir: join(config.server.dataDir, 'plugins'),
@@ -163,7 +169,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -207,6 +213,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
     const running = app;
     const w = watcher;
+    const auditLog = audit;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -220,11 +227,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       connectors,
       auth,
       reload,
-      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger)),
+      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger, auditLog)),
     };
   } catch (err) {
     watcher?.close();
     await app?.close().catch(() => {});
+    await audit?.close().catch(() => {});
     await connect?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
@@ -248,7 +256,7 @@ function watchFile(path: string, onChange: () => void, debounceMs = 300): FSWatc
   return w;
 }
 
-async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger): Promise<void> {
+async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger, audit?: AuditLog): Promise<void> {
   logger.info('junction closing');
   watcher?.close();
   // Connectors first: in-flight batches settle and what they hold goes back to the groups.
@@ -261,6 +269,8 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
   await Promise.race([appClosed, grace]);
   clearTimeout(timer);
+  // The last entries (the requests that just finished) before the store goes.
+  await audit?.close().catch((err: unknown) => logger.error({ err }, 'closing the audit log failed'));
   // Closing the store ends pending long polls, which lets the last requests, and so the app, finish.
   await store.close();
   await appClosed;

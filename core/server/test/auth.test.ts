@@ -264,6 +264,57 @@ describe('the Memphis gateway with auth on', () => {
   });
 });
 
+describe('the audit station', () => {
+  it('records changes and denied requests (who, what, when, from where), never secrets; only the server writes it', async () => {
+    const marker = `audited-${Date.now()}`;
+    expect((await call({ method: 'POST', url: '/v1/stations', token: admin, body: { name: marker, partitions: 1 } })).status).toBe(201);
+    expect((await call({ method: 'DELETE', url: `/v1/stations/${marker}` })).status).toBe(401);
+    const weak = await makeToken(admin, [{ resource: 'station', pattern: 'nothing', actions: ['read'] }]);
+    expect((await call({ method: 'DELETE', url: `/v1/stations/${marker}`, token: weak.token })).status).toBe(403);
+    // A Memphis token in the query string must not reach the audit entry.
+    await server.app.inject({ method: 'POST', url: `/stations/${marker}/produce/single?authorization=secret-in-query`, headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    await call({ method: 'POST', url: '/v1/users', token: admin, body: { name: 'audited-user', password: 'audited-password', role: 'viewer' } });
+
+    // Only the server writes it; reading needs read on cluster "audit".
+    const write = await call({ method: 'POST', url: '/v1/stations/_audit/messages', token: admin, body: { messages: [{ value: 'forged' }] } });
+    expect(write.status).toBe(403);
+    expect(write.json().message).toBe('station "_audit" is written by the server only');
+    expect((await call({ method: 'DELETE', url: '/v1/stations/_audit', token: admin })).status).toBe(403);
+    const reader = await makeToken(admin, [{ resource: 'station', pattern: '*', actions: ['consume'] }]);
+    expect((await call({ method: 'GET', url: '/v1/stations/_audit/messages?partition=0', token: reader.token })).status).toBe(403);
+
+    type Entry = { who: { kind: string; name?: string; id?: string }; what: { method: string; route: string; params: Record<string, string>; checked?: { name?: string }[]; status: number }; from: string; at: string };
+    let entries: Entry[] = [];
+    let raw = '';
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const res = await call({ method: 'GET', url: '/v1/stations/_audit/messages?partition=0&limit=10000', token: viewer });
+      expect(res.status).toBe(200);
+      raw = res.body;
+      entries = (res.json().messages as { value: string }[]).map((m) => JSON.parse(m.value) as Entry);
+      // The last action above: the second user created in this file (vic was the first).
+      if (entries.filter((e) => e.what.route === '/v1/users' && e.what.method === 'POST' && e.what.status === 201).length >= 2 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const first = entries.findIndex((e) => e.what.checked?.some((c) => c.name === marker));
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(entries[first]!.what.checked).toEqual([{ resource: 'station', action: 'manage', name: marker }]);
+    const about = entries.slice(first).filter((e) => e.what.checked?.some((c) => c.name === marker) || e.what.params['station'] === marker || (e.what.route === '/v1/users' && e.what.method === 'POST'));
+    expect(about.map((e) => [e.who.kind, e.who.kind === 'token' ? e.who.id : e.who.name, e.what.method, e.what.route, e.what.status])).toEqual([
+      ['user', 'admin', 'POST', '/v1/stations', 201],
+      ['anonymous', undefined, 'DELETE', '/v1/stations/:station', 401],
+      ['token', weak.id, 'DELETE', '/v1/stations/:station', 403],
+      ['anonymous', undefined, 'POST', '/stations/:station/produce/single', 401],
+      ['user', 'admin', 'POST', '/v1/users', 201],
+    ]);
+    expect(about[0]!.from).toBe('127.0.0.1');
+    expect(Date.parse(about[0]!.at)).toBeGreaterThan(Date.now() - 120_000);
+    expect(raw).not.toContain('secret-in-query');
+    expect(raw).not.toContain('audited-password');
+    expect(raw).not.toContain('forged');
+  });
+});
+
 describe('fuzz', () => {
   it('any Authorization header on a protected route answers 401 (never 500, never through)', async () => {
     const printable = fc.string({ unit: fc.constantFrom(...'Bearer jnt_0123456789abcdef-_.eyJ=+/ \t'.split('')), maxLength: 120 });
