@@ -49,6 +49,8 @@ export interface BuildAppOptions {
    * Memphis's /auth/authenticate checks credentials. Absent: auth off (everything open, as before).
    */
   auth?: AuthService | undefined;
+  /** Serve HTTPS with this PEM certificate (chain) and key. */
+  https?: { cert: Buffer; key: Buffer } | undefined;
   /** With `auth`: where changes and denied requests are recorded (the `_audit` station). */
   audit?: AuditLog | undefined;
 }
@@ -85,6 +87,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? CONFIG_DEFAULTS.bodyLimitBytes;
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'info' } }),
+    ...(options.https && { https: { cert: options.https.cert, key: options.https.key, minVersion: 'TLSv1.2' as const } }),
     // Routes that take large bodies (produce; settle) set their own limit: nothing else needs megabytes,
     // and every byte a route accepts is a byte an attacker can make it parse.
     bodyLimit: DEFAULT_BODY_LIMIT,

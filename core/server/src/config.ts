@@ -89,6 +89,14 @@ export const AuthSection = z.strictObject({
   /** Lifetime of a session's refresh token in seconds, renewed on each refresh. Default 7 days. */
   refreshTokenTtlS: z.int().min(60).max(365 * 86_400).optional(),
 });
+/** `tls:` — serve HTTPS: PEM files (relative paths from the file's folder). Also `--tls-cert` / `--tls-key`. */
+export const TlsSection = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+export interface TlsSettings {
+  /** Absolute paths. */
+  cert: string;
+  key: string;
+}
+
 export interface AuthSettings {
   enabled: boolean;
   accessTokenTtlS?: number | undefined;
@@ -114,6 +122,7 @@ export const ConfigFile = z.strictObject({
   server: ServerSection.optional(),
   cluster: ClusterSection.optional(),
   auth: AuthSection.optional(),
+  tls: TlsSection.optional(),
   stations: z.array(StationDeclaration).optional(),
   connectors: ConnectorsSection.optional(),
 });
@@ -132,6 +141,9 @@ export interface ConfigOverrides {
   auth?: boolean | undefined;
   /** `--allow-unauthenticated`: allow a non-loopback host with auth off. */
   allowUnauthenticated?: boolean | undefined;
+  /** `--tls-cert` / `--tls-key` (both or neither): PEM files, relative to the working directory. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 export interface ServerSettings {
@@ -152,6 +164,8 @@ export interface JunctionConfig {
   cluster?: ClusterSettings | undefined;
   /** Auth (file `auth:`, `--auth`, `--allow-unauthenticated`). */
   auth: AuthSettings;
+  /** HTTPS (file `tls:`, `--tls-cert` / `--tls-key`). */
+  tls?: TlsSettings | undefined;
   /** Declared stations with every default applied, in file order. */
   stations: StationDeclaration[];
   /** Declared connectors (defaults applied), in file order; their plugin config is checked when applied. */
@@ -195,7 +209,15 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   if (fromFile.secretsKeyFile !== undefined && configPath !== undefined) fromFile.secretsKeyFile = resolve(dirname(configPath), fromFile.secretsKeyFile);
 
   const fromEnv = parseEnv(env);
-  const { auth: authFlag, allowUnauthenticated, ...serverOverrides } = overrides;
+  const { auth: authFlag, allowUnauthenticated, tlsCert, tlsKey, ...serverOverrides } = overrides;
+  let tls: TlsSettings | undefined;
+  if (tlsCert !== undefined || tlsKey !== undefined) {
+    if (tlsCert === undefined || tlsKey === undefined) throw configIssues('the command line', [{ path: tlsCert === undefined ? '--tls-cert' : '--tls-key', message: 'give both --tls-cert and --tls-key' }]);
+    tls = { cert: resolve(cwd, tlsCert), key: resolve(cwd, tlsKey) };
+  } else if (file.tls) {
+    const base = configPath !== undefined ? dirname(configPath) : cwd;
+    tls = { cert: resolve(base, file.tls.cert), key: resolve(base, file.tls.key) };
+  }
   const fromCli = parseOverrides(serverOverrides);
   const auth: AuthSettings = {
     enabled: authFlag === true || file.auth?.enabled === true,
@@ -241,7 +263,7 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     const replicated = stations.flatMap((st, i) => (st.replicas !== undefined ? [{ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' }] : []));
     if (replicated.length > 0) throw configIssues(configPath ?? 'configuration', replicated);
   }
-  return { server, ...(cluster && { cluster }), auth, stations, connectors: file.connectors ?? [], configPath, warnings };
+  return { server, ...(cluster && { cluster }), auth, ...(tls && { tls }), stations, connectors: file.connectors ?? [], configPath, warnings };
 }
 
 /**

@@ -4,7 +4,7 @@
  * import it.
  */
 export { loadConfig, parseConfigText, CONFIG_DEFAULTS, DEFAULT_CONFIG_FILE, ConfigFile, ServerSection, AuthSection, StationDeclaration, LogLevel } from './config.js';
-export type { AuthSettings, ConfigOverrides, JunctionConfig, LoadConfigOptions, ServerSettings } from './config.js';
+export type { AuthSettings, TlsSettings, ConfigOverrides, JunctionConfig, LoadConfigOptions, ServerSettings } from './config.js';
 export { applyStations, MUTABLE_STATION_OPTIONS, IMMUTABLE_STATION_OPTIONS } from './stations.js';
 export type { ApplyStationsResult, StationApplyError } from './stations.js';
 export { buildApp, routesOf, REQUEST_ID_HEADER } from './app.js';

@@ -4,7 +4,7 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -97,6 +97,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
   checkExposure(config);
+  const https = config.tls ? await readTls(config.tls) : undefined;
 
   await makeDirs(config.server.dataDir);
   // Before the store opens: a missing admin password or a damaged users file stops the start with nothing open.
@@ -169,7 +170,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -181,7 +182,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       );
     }
     const port = (app.server.address() as AddressInfo).port;
-    const url = `http://${urlHost(config.server.host)}:${port}`;
+    const url = `${https ? 'https' : 'http'}://${urlHost(config.server.host)}:${port}`;
     logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync, auth: auth !== undefined }, `junction listening on ${url}`);
     if (!auth && !isLoopback(config.server.host)) logger.warn({ host: config.server.host }, 'auth is off on a non-loopback address (--allow-unauthenticated): anyone who reaches the port can do anything');
 
@@ -313,6 +314,21 @@ async function makeDirs(path: string): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
     });
   }
+}
+
+/** The PEM files of `tls:`. @throws CONFIG_INVALID naming `tls.cert` / `tls.key` when one cannot be read or is not PEM */
+async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (path: string, field: string, marker: RegExp): Promise<Buffer> => {
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch (err) {
+      throw configIssues('the TLS files', [{ path: field, message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
+    }
+    if (!marker.test(data.toString('latin1'))) throw configIssues('the TLS files', [{ path: field, message: `${path} is not a PEM file` }]);
+    return data;
+  };
+  return { cert: await read(tls.cert, 'tls.cert', /-----BEGIN CERTIFICATE-----/), key: await read(tls.key, 'tls.key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/) };
 }
 
 /** Whether `host` only accepts connections from this machine. */
