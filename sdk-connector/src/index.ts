@@ -31,6 +31,7 @@ export {
 export {
   z,
   secret,
+  hostPath,
   isSecret,
   secretPaths,
   redact,

@@ -16,6 +16,7 @@ import { authRoutes } from '@junction/auth';
 import type { AuthService } from '@junction/auth';
 import { addAccessHooks, undeclaredRoutes } from './access.js';
 import type { AuditLog } from './audit.js';
+import { confineConnectorPaths } from './confine.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -51,6 +52,8 @@ export interface BuildAppOptions {
   auth?: AuthService | undefined;
   /** Serve HTTPS with this PEM certificate (chain) and key. */
   https?: { cert: Buffer; key: Buffer } | undefined;
+  /** With `auth` and `plugins`: the folders connector configs may name as host paths (default: none allowed). */
+  hostPathRoots?: readonly string[] | undefined;
   /** With `auth`: where changes and denied requests are recorded (the `_audit` station). */
   audit?: AuditLog | undefined;
 }
@@ -110,6 +113,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   // Auth's hook first, so nothing (not even the body checks) runs for a request without a credential.
   if (options.auth) {
     addAccessHooks(app, options.auth, options.audit);
+    if (options.plugins) app.addHook('preHandler', confineConnectorPaths(options.plugins, options.hostPathRoots ?? []));
     app.addHook('onReady', async () => {
       const missing = undeclaredRoutes(routes);
       if (missing.length > 0) app.log.error({ routes: missing }, 'routes without an access declaration: denied to everybody');

@@ -88,6 +88,11 @@ export const AuthSection = z.strictObject({
   accessTokenTtlS: z.int().min(30).max(86_400).optional(),
   /** Lifetime of a session's refresh token in seconds, renewed on each refresh. Default 7 days. */
   refreshTokenTtlS: z.int().min(60).max(365 * 86_400).optional(),
+  /**
+   * Folders connector configs may name as host paths (the file sink's `dir`), relative to this file's
+   * folder. Default: the data dir. Checked with auth on only.
+   */
+  hostPathRoots: z.array(z.string().min(1)).min(1).optional(),
 });
 /** `tls:` — serve HTTPS: PEM files (relative paths from the file's folder). Also `--tls-cert` / `--tls-key`. */
 export const TlsSection = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
@@ -101,6 +106,8 @@ export interface AuthSettings {
   enabled: boolean;
   accessTokenTtlS?: number | undefined;
   refreshTokenTtlS?: number | undefined;
+  /** Absolute; absent: the data dir. */
+  hostPathRoots?: string[] | undefined;
   /** `--allow-unauthenticated`: listen on a non-loopback address with auth off, on purpose. */
   allowUnauthenticated: boolean;
 }
@@ -223,6 +230,7 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     enabled: authFlag === true || file.auth?.enabled === true,
     ...(file.auth?.accessTokenTtlS !== undefined && { accessTokenTtlS: file.auth.accessTokenTtlS }),
     ...(file.auth?.refreshTokenTtlS !== undefined && { refreshTokenTtlS: file.auth.refreshTokenTtlS }),
+    ...(file.auth?.hostPathRoots !== undefined && { hostPathRoots: file.auth.hostPathRoots.map((r) => resolve(configPath !== undefined ? dirname(configPath) : cwd, r)) }),
     allowUnauthenticated: allowUnauthenticated === true,
   };
 

@@ -10,6 +10,7 @@ export type { ApplyStationsResult, StationApplyError } from './stations.js';
 export { buildApp, routesOf, REQUEST_ID_HEADER } from './app.js';
 export { ROUTE_ACCESS, routeAccess, undeclaredRoutes, credentialOf, addAccessHooks, isAudited } from './access.js';
 export { AuditLog, AUDIT_STATION } from './audit.js';
+export { PATH_NOT_ALLOWED, hostPathProblem, hostPathValues } from './confine.js';
 export type { AuditEntry } from './audit.js';
 export type { AccessCheck, NameSource, RouteAccess } from './access.js';
 export type { BuildAppOptions } from './app.js';

@@ -21,6 +21,7 @@ import { Registry as PluginRegistry } from '@junction/registry';
 import { AuthService, FileAuthStore } from '@junction/auth';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit.js';
+import { checkDeclaredPaths } from './confine.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
@@ -168,9 +169,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
     });
     await connect.start();
+    const hostPathRoots = config.auth.hostPathRoots ?? [config.server.dataDir];
+    if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -192,6 +195,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const reload = (): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }> => {
       const next = reloading.then(async () => {
         const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
+        if (auth) await checkDeclaredPaths(plugins, fresh.connectors, fresh.auth.hostPathRoots ?? [fresh.server.dataDir]);
         const st = await applyStations(store, fresh.stations, logger);
         const co = await runtime.applyDesired(fresh.connectors);
         return { stations: st, connectors: co };
