@@ -12,7 +12,7 @@ export { matchPattern, patternContains, patternsIntersect } from './patterns.js'
 export { allows, grantSets, grantWithin, principalAllows } from './policy.js';
 export { hashPassword, verifyPassword, DEFAULT_SCRYPT_LOG_N } from './passwords.js';
 export { FileAuthStore } from './store.js';
-export type { AuthStore, FileAuthStoreOptions } from './store.js';
+export type { AuthStore, FileAuthStoreOptions, VersionedState } from './store.js';
 export { JwtKeys, ISSUER } from './jwt.js';
 export { AuthService, CreateTokenBody, CreateUserBody, LoginBody, RefreshBody, UpdateUserBody } from './service.js';
 export type { AuthLogger, AuthServiceOptions, MemphisTokens, SessionTokens, TokenInfo, UserInfo } from './service.js';

@@ -15,7 +15,7 @@ import { Grant, Password, RoleName, UserName, ROLES } from './model.js';
 import type { Action, AuthState, Principal, Resource, SessionRecord, TokenRecord, UserRecord } from './model.js';
 import { decoyHash, hashPassword, verifyPassword, DEFAULT_SCRYPT_LOG_N } from './passwords.js';
 import { grantWithin, principalAllows } from './policy.js';
-import type { AuthStore } from './store.js';
+import type { AuthStore, VersionedState } from './store.js';
 import { AuthErrorCode, JunctionError, forbidden, unauthenticated } from './errors.js';
 
 export interface AuthLogger {
@@ -97,6 +97,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class AuthService {
   private state: AuthState;
+  private rev: number;
+  private unwatch: (() => void) | undefined;
   private users = new Map<string, UserRecord>();
   private tokens = new Map<string, TokenRecord>();
   private sessions = new Map<string, SessionRecord>();
@@ -111,12 +113,20 @@ export class AuthService {
 
   private constructor(
     private readonly store: AuthStore,
-    state: AuthState,
+    loaded: VersionedState,
     private readonly keys: JwtKeys,
     opts: AuthServiceOptions,
   ) {
-    this.state = state;
+    this.state = loaded.state;
+    this.rev = loaded.rev;
     this.index();
+    // Another node's change (a revocation, a new user) applies here as soon as it arrives.
+    this.unwatch = opts.store.watch?.((v) => {
+      if (v.rev <= this.rev) return;
+      this.state = v.state;
+      this.rev = v.rev;
+      this.index();
+    });
     this.now = opts.now ?? Date.now;
     this.accessTtlS = opts.accessTtlS ?? 900;
     this.refreshTtlS = opts.refreshTtlS ?? 7 * 86_400;
@@ -131,10 +141,10 @@ export class AuthService {
    * @throws AUTH_BOOTSTRAP_REQUIRED (no user and no password), AUTH_STATE_CORRUPT, CONFIG_INVALID (a bad password)
    */
   static async open(opts: AuthServiceOptions): Promise<AuthService> {
-    const state = await opts.store.load();
+    const loaded = await opts.store.load();
     const keys = new JwtKeys(await opts.store.secrets());
-    const svc = new AuthService(opts.store, state, keys, opts);
-    if (state.users.length === 0) {
+    const svc = new AuthService(opts.store, loaded, keys, opts);
+    if (svc.state.users.length === 0) {
       if (opts.adminPassword === undefined || opts.adminPassword === '') {
         throw new JunctionError(
           AuthErrorCode.AUTH_BOOTSTRAP_REQUIRED,
@@ -147,8 +157,13 @@ export class AuthService {
           issues: [{ path: 'JUNCTION_ADMIN_PASSWORD', message: pw.error.issues[0]?.message ?? 'invalid' }],
         });
       }
-      await svc.createUser({ name: 'admin', password: opts.adminPassword, role: 'admin' });
-      opts.logger?.info({ user: 'admin' }, 'auth: created the "admin" user from JUNCTION_ADMIN_PASSWORD');
+      try {
+        await svc.createUser({ name: 'admin', password: opts.adminPassword, role: 'admin' });
+        opts.logger?.info({ user: 'admin' }, 'auth: created the "admin" user from JUNCTION_ADMIN_PASSWORD');
+      } catch (err) {
+        // Another node of a cluster bootstrapped at the same moment.
+        if (!(err instanceof JunctionError && err.code === AuthErrorCode.USER_EXISTS)) throw err;
+      }
     }
     return svc;
   }
@@ -164,16 +179,46 @@ export class AuthService {
     let v = this.cache.get(credential);
     if (!v) {
       v = await this.verifyCredential(credential);
+      // Made a moment ago on another node, not here yet: read the newest state once.
+      if (!v && (await this.catchUp())) v = await this.verifyCredential(credential);
       if (!v) throw unauthenticated('the token is invalid, expired or revoked');
       if (this.cache.size >= MAX_CACHE) this.cache.clear();
       this.cache.set(credential, v);
     }
-    const p = this.resolve(v);
+    let p = this.resolve(v);
+    if (!p && v.kind === 'session' && this.sessions.get(v.sid) === undefined && (await this.catchUp())) p = this.resolve(v);
     if (!p) {
       this.cache.delete(credential);
       throw unauthenticated('the token is invalid, expired or revoked');
     }
     return p;
+  }
+
+  private catching: Promise<boolean> | undefined;
+  private lastCatchUp = -Infinity;
+
+  /**
+   * Shared stores (a cluster): loads the newest state when a credential is unknown here, so a token or
+   * session made on another node works at once. At most one load at a time and one per 200 ms, so
+   * unknown credentials cannot turn into a flood of reads. False when nothing newer was loaded.
+   */
+  private catchUp(): Promise<boolean> {
+    if (!this.store.watch) return Promise.resolve(false);
+    if (this.catching) return this.catching;
+    if (performance.now() - this.lastCatchUp < 200) return Promise.resolve(false);
+    this.lastCatchUp = performance.now();
+    this.catching = this.store
+      .load()
+      .then((fresh) => {
+        if (fresh.rev <= this.rev) return false;
+        this.state = fresh.state;
+        this.rev = fresh.rev;
+        this.index();
+        return true;
+      })
+      .catch(() => false)
+      .finally(() => (this.catching = undefined));
+    return this.catching;
   }
 
   /** @throws FORBIDDEN naming the action and the resource */
@@ -483,17 +528,41 @@ export class AuthService {
 
   // ---------------------------------------------------------------- state
 
-  /** Runs `change` on a copy of the state, saves it, then makes it current; one change at a time. */
+  /** Stops following another writer's changes. */
+  close(): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+  }
+
+  /**
+   * Runs `change` on a copy of the state, saves it if the stored state did not move meanwhile, then
+   * makes it current; when another writer (a node of the cluster) came first, loads the newest state
+   * and runs `change` again. One change at a time in this process.
+   */
   private mutate<T>(change: (draft: AuthState) => T | Promise<T>): Promise<T> {
     const run = this.queue.then(async () => {
-      const draft = structuredClone(this.state);
-      const out = await change(draft);
-      const now = this.now();
-      draft.sessions = draft.sessions.filter((s) => s.expiresAt > now);
-      await this.store.save(draft);
-      this.state = draft;
-      this.index();
-      return out;
+      for (let attempt = 0; ; attempt++) {
+        // The base revision is taken with the state it belongs to: a watch event may move this.rev meanwhile.
+        const base = this.rev;
+        const draft = structuredClone(this.state);
+        const out = await change(draft);
+        const now = this.now();
+        draft.sessions = draft.sessions.filter((s) => s.expiresAt > now);
+        const rev = await this.store.save(draft, base);
+        if (rev !== undefined) {
+          if (rev > this.rev) {
+            this.state = draft;
+            this.rev = rev;
+            this.index();
+          }
+          return out;
+        }
+        if (attempt >= 20) throw new JunctionError('UNAVAILABLE', 'the auth state keeps changing under this write: retry', { retryable: true });
+        const fresh = await this.store.load();
+        this.state = fresh.state;
+        this.rev = fresh.rev;
+        this.index();
+      }
     });
     this.queue = run.catch(() => undefined);
     return run;

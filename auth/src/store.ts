@@ -1,7 +1,7 @@
 /**
  * Where users, service tokens and sessions live. `AuthStore` is the contract (one document, read whole,
- * written whole and atomically); `FileAuthStore` keeps it in the data dir. A JetStream-KV store for
- * cluster mode implements the same contract (not done yet: the cluster runs without auth).
+ * written whole and atomically, compare-and-set on a revision); `FileAuthStore` keeps it in the data
+ * dir; core/server adapts the cluster's JetStream KV bucket to it, so every node enforces the same.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
@@ -10,11 +10,22 @@ import { readWithFallback, writeAtomic } from '@junction/broker';
 import { AuthState, emptyState } from './model.js';
 import { AuthErrorCode, JunctionError } from './errors.js';
 
+/** A state and the revision it was read at (0: nothing stored yet). */
+export interface VersionedState {
+  state: AuthState;
+  rev: number;
+}
+
 export interface AuthStore {
-  /** The stored state; an empty one when nothing was ever stored. @throws AUTH_STATE_CORRUPT when it cannot be read. */
-  load(): Promise<AuthState>;
-  /** Replaces the stored state whole; when it resolves the new state survives a crash. */
-  save(state: AuthState): Promise<void>;
+  /** The newest stored state; an empty one (rev 0) when nothing was ever stored. @throws AUTH_STATE_CORRUPT when it cannot be read. */
+  load(): Promise<VersionedState>;
+  /**
+   * Replaces the stored state whole if it is still at `rev`: the new revision, or undefined when another
+   * writer came first (load again and redo the change). When it resolves the new state survives a crash.
+   */
+  save(state: AuthState, rev: number): Promise<number | undefined>;
+  /** Shared stores: called with each newer state another writer stored. */
+  watch?(listener: (v: VersionedState) => void): () => void;
   /**
    * The JWT signing secrets, the current one first (the others still verify: rotation without logging
    * everybody out). Made on first use.
@@ -33,6 +44,8 @@ export interface FileAuthStoreOptions {
 export class FileAuthStore implements AuthStore {
   readonly dir: string;
   private readonly sync: boolean;
+  /** One process owns the file: the revision counts this object's writes. */
+  private rev = 0;
   constructor(opts: FileAuthStoreOptions) {
     this.dir = opts.dir;
     this.sync = opts.sync ?? true;
@@ -46,18 +59,20 @@ export class FileAuthStore implements AuthStore {
     return join(this.dir, 'jwt.secret');
   }
 
-  async load(): Promise<AuthState> {
+  async load(): Promise<VersionedState> {
     await this.ensureDir();
     const r = await readWithFallback(this.statePath, (text) => AuthState.parse(JSON.parse(text)));
-    if (r.value !== undefined) return r.value;
-    if (r.missing) return emptyState();
+    if (r.value !== undefined) return { state: r.value, rev: this.rev };
+    if (r.missing) return { state: emptyState(), rev: this.rev };
     // Never start empty over a damaged file: that would drop every user and token (and re-bootstrap admin).
     throw new JunctionError(AuthErrorCode.AUTH_STATE_CORRUPT, `cannot read ${this.statePath}: ${r.problem}`);
   }
 
-  async save(state: AuthState): Promise<void> {
+  async save(state: AuthState, rev: number): Promise<number | undefined> {
+    if (rev !== this.rev) return undefined;
     await this.ensureDir();
     await writeAtomic(this.statePath, JSON.stringify(state), { mode: 0o600, sync: this.sync });
+    return ++this.rev;
   }
 
   async secrets(): Promise<Buffer[]> {

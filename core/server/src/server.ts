@@ -22,6 +22,7 @@ import { AuthService, FileAuthStore } from '@junction/auth';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit.js';
 import { checkDeclaredPaths } from './confine.js';
+import { ClusterAuthStore } from './cluster-auth.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
@@ -101,17 +102,18 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const https = config.tls ? await readTls(config.tls) : undefined;
 
   await makeDirs(config.server.dataDir);
-  // Before the store opens: a missing admin password or a damaged users file stops the start with nothing open.
-  const auth = config.auth.enabled
-    ? await AuthService.open({
-        store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }),
-        adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
-        logger: logger.child({ component: 'auth' }),
-        accessTtlS: config.auth.accessTokenTtlS,
-        refreshTtlS: config.auth.refreshTokenTtlS,
-        scryptLogN,
-        now: authClock,
-      })
+  const authOptions = {
+    adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
+    logger: logger.child({ component: 'auth' }),
+    accessTtlS: config.auth.accessTokenTtlS,
+    refreshTtlS: config.auth.refreshTokenTtlS,
+    scryptLogN,
+    now: authClock,
+  };
+  // Embedded: before the store opens, so a missing admin password or a damaged users file stops the
+  // start with nothing open. Cluster: the state is in the store's metadata bucket, opened below.
+  let auth = config.auth.enabled && !config.cluster
+    ? await AuthService.open({ ...authOptions, store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }) })
     : undefined;
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
@@ -130,6 +132,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   let audit: AuditLog | undefined;
   let watcher: FSWatcher | undefined;
   try {
+    if (config.auth.enabled && jsStore) auth = await AuthService.open({ ...authOptions, store: new ClusterAuthStore(jsStore) });
     const stations = await applyStations(store, config.stations, logger);
     if (auth) {
       audit = new AuditLog(store, logger.child({ component: 'audit' }));
@@ -219,6 +222,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const running = app;
     const w = watcher;
     const auditLog = audit;
+    const authService = auth;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -232,12 +236,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       connectors,
       auth,
       reload,
-      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger, auditLog)),
+      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger, auditLog, authService)),
     };
   } catch (err) {
     watcher?.close();
     await app?.close().catch(() => {});
     await audit?.close().catch(() => {});
+    auth?.close();
     await connect?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
@@ -261,7 +266,7 @@ function watchFile(path: string, onChange: () => void, debounceMs = 300): FSWatc
   return w;
 }
 
-async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger, audit?: AuditLog): Promise<void> {
+async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger, audit?: AuditLog, auth?: AuthService): Promise<void> {
   logger.info('junction closing');
   watcher?.close();
   // Connectors first: in-flight batches settle and what they hold goes back to the groups.
@@ -276,6 +281,7 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   clearTimeout(timer);
   // The last entries (the requests that just finished) before the store goes.
   await audit?.close().catch((err: unknown) => logger.error({ err }, 'closing the audit log failed'));
+  auth?.close();
   // Closing the store ends pending long polls, which lets the last requests, and so the app, finish.
   await store.close();
   await appClosed;
@@ -343,8 +349,7 @@ export function isLoopback(host: string): boolean {
 
 /**
  * Refuses what would expose an unprotected broker: a non-loopback host with auth off (unless
- * `--allow-unauthenticated`), and auth in cluster mode (each node would keep its own users: the
- * JetStream-KV auth store is not built yet).
+ * `--allow-unauthenticated`).
  * @throws JunctionError CONFIG_INVALID
  */
 export function checkExposure(config: JunctionConfig): void {
@@ -354,11 +359,6 @@ export function checkExposure(config: JunctionConfig): void {
         path: 'server.host',
         message: `"${config.server.host}" is not a loopback address and auth is off: anyone who reaches the port could read and delete every station. Turn auth on (auth.enabled: true or --auth, with JUNCTION_ADMIN_PASSWORD for the first start), or pass --allow-unauthenticated to do this on purpose`,
       },
-    ]);
-  }
-  if (config.auth.enabled && config.cluster) {
-    throw configIssues('the configuration', [
-      { path: 'auth.enabled', message: 'auth is not available in cluster mode yet (users and tokens would differ from node to node); run the cluster on a private network without auth' },
     ]);
   }
 }
