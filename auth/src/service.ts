@@ -180,7 +180,7 @@ export class AuthService {
     if (!v) {
       v = await this.verifyCredential(credential);
       // Made a moment ago on another node, not here yet: read the newest state once.
-      if (!v && (await this.catchUp())) v = await this.verifyCredential(credential);
+      if (!v && TOKEN_RE.test(credential) && (await this.catchUp())) v = await this.verifyCredential(credential);
       if (!v) throw unauthenticated('the token is invalid, expired or revoked');
       if (this.cache.size >= MAX_CACHE) this.cache.clear();
       this.cache.set(credential, v);
@@ -199,25 +199,28 @@ export class AuthService {
 
   /**
    * Shared stores (a cluster): loads the newest state when a credential is unknown here, so a token or
-   * session made on another node works at once. At most one load at a time and one per 200 ms, so
-   * unknown credentials cannot turn into a flood of reads. False when nothing newer was loaded.
+   * session made on another node works at once. At most one load at a time and one per 200 ms (a caller
+   * inside that window waits for its end), so unknown credentials cannot turn into a flood of reads.
+   * True when the caller should look again (the state may have moved, by this load or by the watch).
    */
   private catchUp(): Promise<boolean> {
     if (!this.store.watch) return Promise.resolve(false);
-    if (this.catching) return this.catching;
-    if (performance.now() - this.lastCatchUp < 200) return Promise.resolve(false);
-    this.lastCatchUp = performance.now();
-    this.catching = this.store
-      .load()
-      .then((fresh) => {
-        if (fresh.rev <= this.rev) return false;
-        this.state = fresh.state;
-        this.rev = fresh.rev;
-        this.index();
-        return true;
-      })
-      .catch(() => false)
-      .finally(() => (this.catching = undefined));
+    this.catching ??= (async () => {
+      const wait = this.lastCatchUp + 200 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      this.lastCatchUp = performance.now();
+      try {
+        const fresh = await this.store.load();
+        if (fresh.rev > this.rev) {
+          this.state = fresh.state;
+          this.rev = fresh.rev;
+          this.index();
+        }
+      } catch {
+        // The store is unreachable: answer with what this node knows.
+      }
+      return true;
+    })().finally(() => (this.catching = undefined));
     return this.catching;
   }
 
