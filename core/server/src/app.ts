@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { BodyGate, brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, refuseUnexpectedBodies, registerBrokerMetrics } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
@@ -88,8 +88,10 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export function buildApp(options: BuildAppOptions): FastifyInstance {
   const { store } = options;
   const bodyLimit = options.bodyLimit ?? CONFIG_DEFAULTS.bodyLimitBytes;
+  // Request log lines (debug, trace) carry the URL: never with a token in it (Memphis's ?authorization=).
+  const serializers = { req: requestForLog };
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'info' } }),
+    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers }) } : { logger: { level: 'info', serializers } }),
     ...(options.https && { https: { cert: options.https.cert, key: options.https.key, minVersion: 'TLSv1.2' as const } }),
     // Routes that take large bodies (produce; settle) set their own limit: nothing else needs megabytes,
     // and every byte a route accepts is a byte an attacker can make it parse.
@@ -173,6 +175,19 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   return app;
+}
+
+/** What a request log line shows of a request (fastify's fields), with `authorization` query values hidden. */
+export function requestForLog(req: FastifyRequest): { method: string; url: string; version?: string; host: string; remoteAddress: string; remotePort?: number } {
+  const version = req.headers?.['accept-version'];
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&]authorization=)[^&#]*/gi, '$1***'),
+    ...(typeof version === 'string' && { version }),
+    host: req.host,
+    remoteAddress: req.ip,
+    ...(req.socket?.remotePort !== undefined && { remotePort: req.socket.remotePort }),
+  };
 }
 
 /** Most reasons /healthz lists (then one line saying how many more). */

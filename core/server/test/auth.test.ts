@@ -387,7 +387,11 @@ describe('starting', () => {
       await expect(startServer({ dataDir: d, host: '127.0.0.1', port: 0, logger: log, auth: true, env: {}, watchConfig: false })).rejects.toMatchObject({ code: 'AUTH_BOOTSTRAP_REQUIRED' });
       const s = await startServer({ dataDir: d, host: '127.0.0.1', port: 0, logger: log, auth: true, scryptLogN: 10, env: { JUNCTION_ADMIN_PASSWORD: 'very-secret-bootstrap' }, watchConfig: false });
       await s.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { username: 'admin', password: 'very-secret-bootstrap' } });
+      // Request log lines (trace here) hide a token in the query string (Memphis's ?authorization=).
+      await s.app.inject({ method: 'POST', url: '/stations/x/produce/single?authorization=query-secret-xyz', headers: { 'content-type': 'text/plain' }, payload: 'x' });
       await s.close();
+      expect(lines.join('')).toContain('authorization=***');
+      expect(lines.join('')).not.toContain('query-secret-xyz');
       expect(lines.join('')).toContain('created the \\"admin\\" user');
       expect(lines.join('')).not.toContain('very-secret-bootstrap');
     } finally {
