@@ -476,11 +476,17 @@ export class AuthService {
 
   // ---------------------------------------------------------------- service tokens
 
-  /** The tokens `p` may see: all with `manage` on cluster `tokens`, else those of its own user. */
+  /**
+   * The tokens `p` may see: all with `manage` on cluster `tokens`; a user its own; a service token only
+   * itself (a narrow token must not learn about, or revoke, its owner's other tokens).
+   */
   listTokens(p: Principal): TokenInfo[] {
-    const all = principalAllows(p, 'cluster', 'manage', 'tokens');
-    const owner = p.kind === 'user' ? p.name : p.owner;
-    return [...this.tokens.values()].filter((t) => all || t.owner === owner).map(tokenInfo);
+    return [...this.tokens.values()].filter((t) => this.mayHandle(p, t)).map(tokenInfo);
+  }
+
+  private mayHandle(p: Principal, t: TokenRecord): boolean {
+    if (principalAllows(p, 'cluster', 'manage', 'tokens')) return true;
+    return p.kind === 'user' ? t.owner === p.name : t.id === p.id;
   }
 
   /**
@@ -518,12 +524,11 @@ export class AuthService {
     });
   }
 
-  /** Revokes at once (the token and the sessions made with it). @throws TOKEN_NOT_FOUND (also for another user's token without the right to see it) */
+  /** Revokes at once (the token and the sessions made with it). @throws TOKEN_NOT_FOUND (also for a token `p` may not see: see listTokens) */
   async revokeToken(p: Principal, id: string): Promise<void> {
     await this.mutate((draft) => {
       const t = draft.tokens.find((x) => x.id === id);
-      const owner = p.kind === 'user' ? p.name : p.owner;
-      if (!t || (t.owner !== owner && !principalAllows(p, 'cluster', 'manage', 'tokens'))) throw new JunctionError(AuthErrorCode.TOKEN_NOT_FOUND, `no token "${id}"`);
+      if (!t || !this.mayHandle(p, t)) throw new JunctionError(AuthErrorCode.TOKEN_NOT_FOUND, `no token "${id}"`);
       if (t.revokedAt === undefined) t.revokedAt = this.now();
       draft.sessions = draft.sessions.filter((s) => s.tokenId !== id);
     });

@@ -107,6 +107,13 @@ describe('AuthService', () => {
     await expect(code(a.updateUser('admin', { role: 'viewer' }))).resolves.toBe('LAST_ADMIN');
     expect(a.listTokens(admin).length).toBe(2);
     expect(a.listTokens(vic).map((t) => t.name)).toEqual(['r']);
+    // A service token sees and revokes only itself, not its owner's other tokens.
+    const second = await a.createToken(vic, { name: 'r2', grants: [{ resource: 'station', pattern: 'o*', actions: ['read'] }] });
+    const asToken = await a.authenticate(second.token);
+    expect(a.listTokens(asToken).map((t) => t.name)).toEqual(['r2']);
+    await expect(code(a.revokeToken(asToken, ok.id))).resolves.toBe('TOKEN_NOT_FOUND');
+    await a.revokeToken(asToken, second.id);
+    await expect(code(a.authenticate(second.token))).resolves.toBe('UNAUTHENTICATED');
   });
 
   it('limits failed logins per user and per address; the wait ends; the KDF is not run while refused', async () => {
