@@ -33,6 +33,7 @@ const c = (resource: Resource, action: Action, name?: NameSource): AccessCheck =
 const station = { param: 'station' } as const;
 const group = { param: 'group' } as const;
 const connector = { param: 'name' } as const;
+const subject = { param: 'subject' } as const;
 const checks = (...list: AccessCheck[]): RouteAccess => ({ checks: list });
 
 /**
@@ -108,6 +109,38 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/connectors/:name/offsets': checks(c('connector', 'read', connector)),
   'PATCH /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
   'DELETE /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
+
+  // The schema registry (Confluent's API), named by subject; reading by id, listings and the global
+  // config / mode need the whole collection (an id may belong to any subject).
+  'GET /v1/schema-registry': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/schemas/types': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/subjects': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/subjects/:subject/versions': checks(c('schema', 'read', subject)),
+  'GET /v1/schema-registry/subjects/:subject/versions/:version': checks(c('schema', 'read', subject)),
+  'GET /v1/schema-registry/subjects/:subject/versions/:version/schema': checks(c('schema', 'read', subject)),
+  'GET /v1/schema-registry/subjects/:subject/versions/:version/referencedby': checks(c('schema', 'read', subject)),
+  'POST /v1/schema-registry/subjects/:subject/versions': checks(c('schema', 'manage', subject)),
+  'POST /v1/schema-registry/subjects/:subject': checks(c('schema', 'read', subject)),
+  'DELETE /v1/schema-registry/subjects/:subject': checks(c('schema', 'manage', subject)),
+  'DELETE /v1/schema-registry/subjects/:subject/versions/:version': checks(c('schema', 'manage', subject)),
+  'GET /v1/schema-registry/schemas/ids/:id': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/schemas/ids/:id/schema': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/schemas/ids/:id/versions': checks(c('schema', 'read')),
+  'GET /v1/schema-registry/schemas/ids/:id/subjects': checks(c('schema', 'read')),
+  'POST /v1/schema-registry/compatibility/subjects/:subject/versions/:version': checks(c('schema', 'read', subject)),
+  'POST /v1/schema-registry/compatibility/subjects/:subject/versions': checks(c('schema', 'read', subject)),
+  'GET /v1/schema-registry/config': checks(c('schema', 'read')),
+  'PUT /v1/schema-registry/config': checks(c('schema', 'manage')),
+  'DELETE /v1/schema-registry/config': checks(c('schema', 'manage')),
+  'GET /v1/schema-registry/config/:subject': checks(c('schema', 'read', subject)),
+  'PUT /v1/schema-registry/config/:subject': checks(c('schema', 'manage', subject)),
+  'DELETE /v1/schema-registry/config/:subject': checks(c('schema', 'manage', subject)),
+  'GET /v1/schema-registry/mode': checks(c('schema', 'read')),
+  'PUT /v1/schema-registry/mode': checks(c('schema', 'manage')),
+  'GET /v1/schema-registry/mode/:subject': checks(c('schema', 'read', subject)),
+  'PUT /v1/schema-registry/mode/:subject': checks(c('schema', 'manage', subject)),
+  'DELETE /v1/schema-registry/mode/:subject': checks(c('schema', 'manage', subject)),
 
   // The plugin catalog (validation only reads).
   'GET /v1/connector-plugins': checks(c('cluster', 'read', { fixed: 'plugins' })),

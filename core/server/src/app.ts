@@ -11,6 +11,8 @@ import type { StationStore } from '@junction/broker';
 import { connectRoutes } from '@junction/connect';
 import type { ConnectRuntime } from '@junction/connect';
 import { registryRoutes } from '@junction/registry';
+import { schemaRegistryRoutes } from '@junction/schemas';
+import type { SchemaRegistry } from '@junction/schemas';
 import type { Registry as PluginRegistry } from '@junction/registry';
 import { authRoutes } from '@junction/auth';
 import type { AuthService } from '@junction/auth';
@@ -39,6 +41,8 @@ export interface BuildAppOptions {
   connect?: ConnectRuntime | undefined;
   /** The plugin catalog: mounts `/v1/connector-plugins`. */
   plugins?: PluginRegistry | undefined;
+  /** The schema registry (opened): mounts the Confluent Schema Registry API at `/v1/schema-registry`. */
+  schemas?: SchemaRegistry | undefined;
   /**
    * The Prometheus registry `/metrics` serves (the connector runtime registers its metrics there, so
    * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
@@ -54,7 +58,7 @@ export interface BuildAppOptions {
   https?: { cert: Buffer; key: Buffer } | undefined;
   /** With `auth` and `plugins`: the folders connector configs may name as host paths (default: none allowed). */
   hostPathRoots?: readonly string[] | undefined;
-  /** With `auth`: where changes and denied requests are recorded (the `_audit` station). */
+  /** With `auth`: where changes and denied requests are recorded (the `__audit` station). */
   audit?: AuditLog | undefined;
 }
 
@@ -64,6 +68,9 @@ const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[
 export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
   return routeLists.get(app) ?? [];
 }
+
+/** Where the Confluent-compatible schema registry API is mounted: point Confluent clients at `http://host:port/v1/schema-registry`. */
+export const SCHEMA_REGISTRY_PREFIX = '/v1/schema-registry';
 
 /** The body limit of routes that do not set their own (every route but produce and settle): 1 MiB. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -174,6 +181,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
+  if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   return app;
 }
 

@@ -1,11 +1,12 @@
 /**
  * The audit trail (auth on): every change (a request that manages a station, a group, a connector, a
  * user or a token; logins and logouts) and every denied request (401, 403, 429) is appended to the
- * station `_audit` as one JSON message: who, what, when, from where, and the answer's status.
+ * station `__audit` as one JSON message: who, what, when, from where, and the answer's status.
  *
- * The issue names it `$audit`; `$` is not a station-name character in either engine, so the name is
- * `_audit`. Only the server writes it: the access hook refuses produce and manage on it to everybody,
- * and reading it needs `read` on cluster `audit`.
+ * The issue names it `$audit`; `$` is not a station-name character in either engine, so it is
+ * `__audit`, one of Junction's own stations (`__…`: listed only with `?system=true`, and the broker's API
+ * refuses to write, change or delete them). The access hook also refuses produce and manage on it to
+ * everybody, and reading it needs `read` on cluster `audit`.
  *
  * Never in an entry: bodies (passwords, connector secrets), query strings (the Memphis gateway's
  * `?authorization=`), credentials. Entries are batched (at most every 200 ms) and bounded: when more
@@ -15,7 +16,7 @@
 import type { StationStore } from '@junction/broker';
 import { ErrorCode, isJunctionError } from '@junction/broker';
 
-export const AUDIT_STATION = '_audit';
+export const AUDIT_STATION = '__audit';
 
 export interface AuditEntry {
   /** ISO 8601 */

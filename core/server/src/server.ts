@@ -4,10 +4,10 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -15,10 +15,11 @@ import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { EmbeddedStore } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
-import { ConnectRuntime } from '@junction/connect';
+import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
 import { AuthService, FileAuthStore } from '@junction/auth';
+import { SchemaRegistry, schemaEnforcingStore } from '@junction/schemas';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit.js';
 import { checkDeclaredPaths } from './confine.js';
@@ -101,7 +102,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   checkExposure(config);
   const https = config.tls ? await readTls(config.tls) : undefined;
 
-  await makeDirs(config.server.dataDir);
+  await makeDirs(config.server.dataDir, 0o777);
   const authOptions = {
     adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
     logger: logger.child({ component: 'auth' }),
@@ -133,7 +134,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   let watcher: FSWatcher | undefined;
   try {
     if (config.auth.enabled && jsStore) auth = await AuthService.open({ ...authOptions, store: new ClusterAuthStore(jsStore) });
-    const stations = await applyStations(store, config.stations, logger);
+    // The schema registry keeps its log in the store (station __schemas): nodes of a cluster share it.
+    const schemas = new SchemaRegistry({ store, logger: logger.child({ component: 'schemas' }) });
+    await schemas.open();
+    const metricsRegistry = new MetricsRegistry();
+    // Every produce path (the API, the Memphis gateway, source connectors) goes through this store: values
+    // of stations with a schema are validated before the engine stores them.
+    const served = schemaEnforcingStore(store, { registry: schemas, metrics: metricsRegistry, logger: logger.child({ component: 'schemas' }) });
+    const stations = await applyStations(served, config.stations, logger);
     if (auth) {
       audit = new AuditLog(store, logger.child({ component: 'audit' }));
       await audit.open();
@@ -143,7 +151,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       pluginsDir: join(config.server.dataDir, 'plugins'),
       logger: logger.child({ component: 'registry' }),
     });
-    const metricsRegistry = new MetricsRegistry();
     // Cluster: connector definitions and source positions in the shared bucket, tasks placed over the live nodes by leases.
     const nodeName = `${hostname()}:${process.pid}`;
     const clusterConnect =
@@ -162,7 +169,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         : {};
     connect = new ConnectRuntime({
       ...clusterConnect,
-      store,
+      store: served,
       catalog: plugins,
       dataDir: config.server.dataDir,
       logger,
@@ -176,7 +183,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots });
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -199,7 +206,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       const next = reloading.then(async () => {
         const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
         if (auth) await checkDeclaredPaths(plugins, fresh.connectors, fresh.auth.hostPathRoots ?? [fresh.server.dataDir]);
-        const st = await applyStations(store, fresh.stations, logger);
+        const st = await applyStations(served, fresh.stations, logger);
         const co = await runtime.applyDesired(fresh.connectors);
         return { stations: st, connectors: co };
       });
@@ -302,29 +309,6 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
 }
 
-/**
- * `mkdir -p` without Node 20's recursive mkdir, which spins forever (a libuv thread at 100 %, the start
- * never returning) on a path under /proc: one plain mkdir per missing component, errors as they come.
- */
-async function makeDirs(path: string): Promise<void> {
-  const missing: string[] = [];
-  let dir = resolve(path);
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
-      missing.push(dir);
-      dir = dirname(dir);
-    }
-  }
-  for (const d of missing.reverse()) {
-    await mkdir(d).catch(async (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
-    });
-  }
-}
 
 /** The PEM files of `tls:`. @throws CONFIG_INVALID naming `tls.cert` / `tls.key` when one cannot be read or is not PEM */
 async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
