@@ -32,6 +32,7 @@ export {
 export {
   z,
   secret,
+  hostPath,
   isSecret,
   secretPaths,
   redact,

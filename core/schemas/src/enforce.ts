@@ -8,6 +8,7 @@
  * the message indexes, then the payload), validated against the schema its id names, which must be a
  * version of the bound subject. Each value is decoded once. Schemas are compiled once per version.
  */
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { Counter } from 'prom-client';
@@ -18,6 +19,9 @@ import type { MessageInput, ProduceResult, StationStore } from '@junction/broker
 import { SchemaType } from './formats/index.js';
 import type { ParsedSchema, Violation } from './formats/index.js';
 import type { SchemaRegistry } from './registry.js';
+import type { SubjectVersion } from './state.js';
+import { ValidationPool } from './validate-pool.js';
+import type { CheckItem, SchemaSource } from './validate-pool.js';
 
 /** Codes of produce results this store gives. */
 export const SchemaProduceCode = {
@@ -33,6 +37,31 @@ export interface SchemaEnforcingOptions {
   logger?: Logger | undefined;
   /** How long a station's binding is trusted before it is read again (changes made on this node apply at once). Default 1000 ms. */
   bindingTtlMs?: number | undefined;
+  /**
+   * Worker threads that check large batches off the main thread. Default: the cores but one (at least 1,
+   * at most 4); 0 checks every batch on the calling thread.
+   */
+  validationThreads?: number | undefined;
+  /** Batches of fewer messages than this are checked on the calling thread (a worker's round trip costs more). Default 64. */
+  inlineBelow?: number | undefined;
+}
+
+interface Bound {
+  id: number;
+  version: number;
+  schema: ParsedSchema;
+}
+interface Checkable {
+  id: number;
+  start: number;
+  indexes?: number[] | undefined;
+  bareStart?: number | undefined;
+  version: string;
+}
+type Framed = Checkable | { violation: Violation; version: string };
+interface Outcome {
+  violation?: Violation | undefined;
+  version: string;
 }
 
 interface CachedBinding {
@@ -103,6 +132,9 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     });
   }
   let lastCatchUp = 0;
+  const threads = options.validationThreads ?? Math.max(1, Math.min(4, availableParallelism() - 1));
+  const pool = threads > 0 ? new ValidationPool(threads) : undefined;
+  const inlineBelow = options.inlineBelow ?? 64;
 
   async function bindingOf(station: string): Promise<StationSchemaBinding | undefined> {
     const now = Date.now();
@@ -128,7 +160,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     lastCatchUp = Date.now();
   }
 
-  function target(subject: string, binding: StationSchemaBinding): { id: number; version: number; schema: ParsedSchema } | undefined {
+  function target(subject: string, binding: StationSchemaBinding): Bound | undefined {
     try {
       const v = registry.state.version(subject, binding.version, false);
       return { id: v.id, version: v.version, schema: registry.state.parsedById(v.id)! };
@@ -162,9 +194,10 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     const valid: MessageInput[] = [];
     const validAt: number[] = [];
     const dead: { at: number; message: MessageInput; violation: Violation; version: string }[] = [];
+    const outcomes = bound ? await checkAll(messages, subject, bound) : messages.map(() => ({ violation: { path: '', reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}` }, version: '?' }));
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
-      const outcome = bound ? validate(m.value, subject, bound) : { violation: { path: '', reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}` }, version: '?' };
+      const outcome = outcomes[i]!;
       if (!outcome.violation || binding.policy === 'warn') {
         if (outcome.violation) violations?.inc({ station, policy: 'warn' });
         valid.push(m);
@@ -218,33 +251,80 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     return results as ProduceResult[];
   }
 
-  /** Validates one value: the payload against the bound version, or a wire-format value against its id's schema. */
-  function validate(value: Uint8Array, subject: string, bound: { id: number; version: number; schema: ParsedSchema }): { violation?: Violation; version: string } {
+  /**
+   * Where each value's payload lies and which schema checks it (the bound version, or for the Confluent
+   * wire format the version its id names), or why it cannot be checked at all.
+   */
+  function frame(value: Uint8Array, subject: string, bound: Bound, uses: Map<number, SubjectVersion | null>): Framed {
+    const version = String(bound.version);
     if (value.length >= 5 && value[0] === 0) {
       const id = ((value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!) >>> 0;
-      const stored = registry.state.schemaById(id);
-      if (stored) {
-        const use = registry.state.usesOf(id).find((u) => u.subject === subject && !u.deleted);
-        if (!use) return { violation: { path: '', reason: `schema id ${id} is not a version of subject "${subject}"` }, version: String(bound.version) };
+      if (registry.state.schemaById(id)) {
+        // Looked up once per id and batch.
+        let use = uses.get(id);
+        if (use === undefined) {
+          use = registry.state.usesOf(id).find((u) => u.subject === subject && !u.deleted) ?? null;
+          uses.set(id, use);
+        }
+        if (!use) return { violation: { path: '', reason: `schema id ${id} is not a version of subject "${subject}"` }, version };
         const schema = id === bound.id ? bound.schema : registry.state.parsedById(id)!;
         if (schema.type === SchemaType.PROTOBUF) {
+          // Some clients (@kafkajs/confluent-schema-registry) write no message indexes: then the payload of
+          // the first message type starts right after the id.
           const mi = messageIndexes(value, 5);
-          const r = mi ? schema.check(value.subarray(mi.next), mi.indexes) : undefined;
-          if (r?.ok) return { version: String(use.version) };
-          // Some clients (@kafkajs/confluent-schema-registry) write no message indexes: the payload of the
-          // first message type right after the id.
-          const bare = schema.check(value.subarray(5));
-          if (bare.ok) return { version: String(use.version) };
-          return { violation: r && !r.ok ? r.violation : bare.violation, version: String(use.version) };
+          return mi ? { id, start: mi.next, indexes: mi.indexes, bareStart: 5, version: String(use.version) } : { id, start: 5, version: String(use.version) };
         }
-        const r = schema.check(value.subarray(5));
-        return r.ok ? { version: String(use.version) } : { violation: r.violation, version: String(use.version) };
+        return { id, start: 5, version: String(use.version) };
       }
       // JSON text never starts with byte 0: that is a wire-format value whose id the registry does not know.
-      if (bound.schema.type === SchemaType.JSON) return { violation: { path: '', reason: `schema id ${id} is unknown to the registry` }, version: String(bound.version) };
+      if (bound.schema.type === SchemaType.JSON) return { violation: { path: '', reason: `schema id ${id} is unknown to the registry` }, version };
     }
-    const r = bound.schema.check(value);
-    return r.ok ? { version: String(bound.version) } : { violation: r.violation, version: String(bound.version) };
+    return { id: bound.id, start: 0, version };
+  }
+
+  function sourceOf(id: number): SchemaSource {
+    const s = registry.state.schemaById(id)!;
+    return { id, schemaType: s.schemaType, schema: s.schema, references: registry.state.resolveReferences(s.references) };
+  }
+
+  /** Checks every value once: on this thread for small batches, else in a validation worker. */
+  async function checkAll(messages: readonly MessageInput[], subject: string, bound: Bound): Promise<Outcome[]> {
+    const uses = new Map<number, SubjectVersion | null>();
+    const framed = messages.map((m) => frame(m.value, subject, bound, uses));
+    const out: Outcome[] = framed.map((f) => ({ version: f.version, ...('violation' in f ? { violation: f.violation } : {}) }));
+    const todo: number[] = [];
+    for (let i = 0; i < framed.length; i++) if (!('violation' in framed[i]!)) todo.push(i);
+    if (todo.length === 0) return out;
+    if (pool && todo.length >= inlineBelow) {
+      let total = 0;
+      for (const i of todo) total += messages[i]!.value.length;
+      const buf = new Uint8Array(new ArrayBuffer(total));
+      const items: CheckItem[] = [];
+      let pos = 0;
+      for (const i of todo) {
+        const f = framed[i] as Checkable;
+        const v = messages[i]!.value;
+        buf.set(v, pos);
+        items.push({ id: f.id, start: pos + f.start, end: pos + v.length, ...(f.indexes && { indexes: f.indexes }), ...(f.bareStart !== undefined && { bareStart: pos + f.bareStart }) });
+        pos += v.length;
+      }
+      try {
+        for (const [k, violation] of await pool.check(buf, items, sourceOf)) out[todo[k]!]!.violation = violation;
+        return out;
+      } catch (err) {
+        logger?.warn({ err }, 'a validation worker failed: the batch is checked on the main thread');
+      }
+    }
+    for (const i of todo) {
+      const f = framed[i] as Checkable;
+      const value = messages[i]!.value;
+      const schema = f.id === bound.id ? bound.schema : registry.state.parsedById(f.id)!;
+      const r = schema.check(value.subarray(f.start), f.indexes);
+      if (r.ok) continue;
+      if (f.bareStart !== undefined && schema.check(value.subarray(f.bareStart)).ok) continue;
+      out[i]!.violation = r.violation;
+    }
+    return out;
   }
 
   const overrides: Partial<StationStore> = {
@@ -264,6 +344,10 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     async deleteStation(name) {
       await inner.deleteStation(name);
       bindings.delete(name);
+    },
+    async close() {
+      await pool?.close();
+      await inner.close();
     },
   };
   const enforcing = new Proxy(inner, {
