@@ -17,6 +17,8 @@ export interface ConnectMetricsOptions {
   lag?: (() => Promise<{ connector: string; lag: number }[]>) | undefined;
   /** Every task this node runs, with since when (ms since epoch) its messages are being retried, if they are; read when scraped. */
   retrying?: (() => { connector: string; task: number; since?: number | undefined }[]) | undefined;
+  /** The shared pool's threads and the tasks pinned to it, read when scraped. */
+  shared?: (() => { threads: number; tasks: number }) | undefined;
 }
 
 const STATES = Object.values(ConnectorState);
@@ -87,6 +89,23 @@ export class ConnectMetrics {
         this.reset();
         const now = Date.now();
         for (const { connector, task, since } of retryingFn()) this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
+      },
+    });
+    const sharedFn = options.shared;
+    new Gauge({
+      name: 'junction_connect_shared_threads',
+      help: 'Worker threads of the shared pool (sink tasks of trusted plugins, many per thread)',
+      registers,
+      collect() {
+        if (sharedFn) this.set(sharedFn().threads);
+      },
+    });
+    new Gauge({
+      name: 'junction_connect_shared_tasks',
+      help: 'Sink tasks running on the shared pool',
+      registers,
+      collect() {
+        if (sharedFn) this.set(sharedFn().tasks);
       },
     });
     this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });

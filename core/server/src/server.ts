@@ -139,6 +139,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       ...(env ? { env } : {}),
       // Literal connector secrets are sealed at rest with this key (every node of a cluster needs the same).
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
+      // The shared pool of sink threads and the operator's isolation per plugin (read at start; a reload keeps them).
+      connect: config.connect,
     });
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.

@@ -1,0 +1,149 @@
+/**
+ * The connector scale rows of `npm run bench` (`--connectors-scale` runs only them): N file-sink
+ * connectors on N stations (1 partition each) in one broker process started as an operator does
+ * (`junction start`, its own process, embedded store, default durability), driven over HTTP only.
+ *
+ * Measured from /proc/<pid>/status and /proc/<pid>/stat of the broker:
+ * - before any connector: RSS and threads (the empty broker);
+ * - idle with N connectors running: RSS, threads, and the CPU the process spent over 10 s (share of one core);
+ * - fed: `perStation` messages of 1 KiB produced to every station at once (binary batches), timed until every
+ *   connector wrote them all (the sum of `junction_connector_messages_total` on /metrics): the aggregate
+ *   rate, and that rate / N beside the single-connector row of the connector table;
+ * - the peak RSS (VmHWM) over the whole run.
+ *
+ * Prints one JSON line (ConnectorScaleResult) on stdout.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { encodeProduceBatch, BATCH_CONTENT_TYPE } from '@junction/protocol';
+import { brokerLogFile, startBroker } from './broker.js';
+import { Http } from './http.js';
+
+export interface ConnectorScaleResult {
+  connectors: number;
+  perStation: number;
+  baseline: { rssMb: number; threads: number };
+  idle: { rssMb: number; threads: number; cpuPctOfCore: number; seconds: number };
+  fed: { messages: number; seconds: number; msgsPerSec: number; perConnectorMsgsPerSec: number };
+  afterRssMb: number;
+  peakRssMb: number;
+  /** Per connector task: (idle - baseline) / N. */
+  perTask: { rssMb: number; threads: number; cpuPctOfCore: number };
+  createSeconds: number;
+  notes: string[];
+}
+
+const cfg = JSON.parse(process.argv[2] ?? '{}') as { connectors?: number; perStation?: number; logLevel?: string };
+const N = cfg.connectors ?? 1000;
+const perStation = cfg.perStation ?? 1000;
+const dir = mkdtempSync(join(tmpdir(), 'junction-bench-scale-'));
+
+function status(pid: number): { rssMb: number; hwmMb: number; threads: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { rssMb: Math.round(kb('VmRSS') / 1024), hwmMb: Math.round(kb('VmHWM') / 1024), threads: kb('Threads') };
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function written(http: Http): Promise<number> {
+  const res = await http.send('GET', '/metrics');
+  let sum = 0;
+  for (const line of res.body.toString('utf8').split('\n')) {
+    if (line.startsWith('junction_connector_messages_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+mkdirSync(join(dir, 'data'));
+const broker = await startBroker({ dataDir: join(dir, 'data'), logLevel: cfg.logLevel ?? 'warn', logFile: brokerLogFile(dir) });
+const http = new Http(broker.url);
+try {
+  await sleep(1000);
+  const baseline = status(broker.pid);
+  const ids = Array.from({ length: N }, (_, i) => String(i).padStart(5, '0'));
+  const t0 = performance.now();
+  await pool(ids, 8, async (i) => {
+    await http.json('POST', '/v1/stations', { name: `s-${i}`, partitions: 1, dedupWindowMs: 0 });
+    await http.json('POST', '/v1/connectors', {
+      name: `c-${i}`,
+      plugin: 'file',
+      station: `s-${i}`,
+      config: { dir: join(dir, 'out', i) },
+      batch: { maxMessages: 1000, maxLatencyMs: 100 },
+    });
+  });
+  const createSeconds = (performance.now() - t0) / 1000;
+  // Let start-up work (threads starting, first long polls) settle before the idle window.
+  await sleep(5000);
+  const idle0 = status(broker.pid);
+  const c0 = cpuTicks(broker.pid);
+  const w0 = performance.now();
+  await sleep(10_000);
+  const idleSeconds = (performance.now() - w0) / 1000;
+  const cpuPct = ((cpuTicks(broker.pid) - c0) / 100 / idleSeconds) * 100;
+  const idle1 = status(broker.pid);
+  const idle = { rssMb: Math.max(idle0.rssMb, idle1.rssMb), threads: Math.max(idle0.threads, idle1.threads), cpuPctOfCore: +cpuPct.toFixed(2), seconds: +idleSeconds.toFixed(1) };
+
+  // Feed every station at once: one binary batch of perStation × 1 KiB per station, 8 requests in flight.
+  const value = new Uint8Array(1024).map((_, i) => 97 + (i % 26));
+  const body = encodeProduceBatch(Array.from({ length: perStation }, () => ({ value })));
+  const before = await written(http);
+  const f0 = performance.now();
+  await pool(ids, 8, async (i) => {
+    const res = await http.send('POST', `/v1/stations/s-${i}/messages`, body, { 'content-type': BATCH_CONTENT_TYPE });
+    if (res.status !== 200) throw new Error(`produce to s-${i}: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 300)}`);
+  });
+  const total = N * perStation;
+  const deadline = Date.now() + 600_000;
+  while ((await written(http)) - before < total) {
+    if (Date.now() > deadline) throw new Error('the connectors did not write everything within 10 min');
+    await sleep(200);
+  }
+  const fedSeconds = (performance.now() - f0) / 1000;
+  const msgsPerSec = Math.round(total / fedSeconds);
+  await sleep(2000);
+  const after = status(broker.pid);
+  const result: ConnectorScaleResult = {
+    connectors: N,
+    perStation,
+    baseline: { rssMb: baseline.rssMb, threads: baseline.threads },
+    idle,
+    fed: { messages: total, seconds: +fedSeconds.toFixed(2), msgsPerSec, perConnectorMsgsPerSec: Math.round(msgsPerSec / N) },
+    afterRssMb: after.rssMb,
+    peakRssMb: after.hwmMb,
+    perTask: {
+      rssMb: +((idle.rssMb - baseline.rssMb) / N).toFixed(2),
+      threads: +((idle.threads - baseline.threads) / N).toFixed(3),
+      cpuPctOfCore: +(idle.cpuPctOfCore / N).toFixed(4),
+    },
+    createSeconds: +createSeconds.toFixed(1),
+    notes: [
+      `${N} stations of 1 partition, one file sink each (1 task, fsync on, batches of 1000, maxLatencyMs 100); broker: ${broker.command}`,
+      `idle: CPU of the broker process over ${idle.seconds} s with every connector running and nothing to write, 5 s after the last was created`,
+      `fed: ${perStation} x 1 KiB produced to every station (binary batches, 8 requests in flight), timed until the connectors wrote all ${total}`,
+    ],
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  http.close();
+  await broker.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
