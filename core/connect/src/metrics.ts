@@ -34,6 +34,8 @@ export class ConnectMetrics {
   readonly writeSeconds: Histogram<'connector' | 'task'>;
   readonly workerSeconds: Counter<'connector'>;
   readonly buffered: Gauge<'connector'>;
+  /** Shared threads terminated (recycled) because of one of their tasks; the others sent their batches again. */
+  readonly sharedRecycles: Counter;
   /** Worker threads abandoned because they did not exit when terminated (blocked in native code), in this process. */
   private readonly strandedThreads: Gauge;
   private readonly stranded = new Set<Worker>();
@@ -90,6 +92,11 @@ export class ConnectMetrics {
         const now = Date.now();
         for (const { connector, task, since } of retryingFn()) this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
       },
+    });
+    this.sharedRecycles = new Counter({
+      name: 'junction_connect_shared_recycles_total',
+      help: 'Threads of the shared pool terminated because of one of their tasks (a write past its timeout, a stop that could not wait, a hung close); the other tasks on it sent their batches again',
+      registers,
     });
     const sharedFn = options.shared;
     new Gauge({

@@ -678,6 +678,7 @@ export class ConnectRuntime {
       maxHeapMb: this.settings.sharedPool.maxHeapMb,
       logger: this.log,
       strand: (w) => this.metrics.strand(w),
+      recycled: () => this.metrics.sharedRecycles.inc(),
     });
     return this.shared;
   }

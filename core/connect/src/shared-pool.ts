@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ConnectErrorCode, connectError } from './errors.js';
 import { TERMINATE_WAIT_MS } from './sink-types.js';
+import { settleWithin } from './util.js';
 import type { SinkTask } from './wire.js';
 import { workerFile } from './worker-file.js';
 
@@ -71,6 +72,7 @@ export class SharedLane {
     private readonly maxHeapMb: number,
     private readonly log: Logger,
     private readonly strand: (w: Worker) => void,
+    private readonly recycled: () => void = () => {},
   ) {}
 
   /** The lane's pool (its thread starts with the first batch after a start or a stuck thread). */
@@ -125,6 +127,7 @@ export class SharedLane {
     for (const w of pool.threads) {
       if (this.terminating.has(w)) continue;
       this.terminating.add(w);
+      this.recycled();
       this.log.warn({ lane: this.id, why }, 'a shared sink thread is recycled; the other tasks on it send their batches again');
       const timer = setTimeout(() => this.onStuck(w, pool), TERMINATE_WAIT_MS);
       w.once('exit', () => {
@@ -151,12 +154,24 @@ export class SharedLane {
     void pool.destroy().catch(() => undefined);
   }
 
-  /** Destroys the lane's pool (after every task left it). */
+  /**
+   * Destroys the lane's pool (after every task left it), waiting TERMINATE_WAIT_MS at most: a thread that
+   * does not exit by then (blocked in native code, perhaps being recycled right now) is abandoned, as a
+   * task's own thread is (it must not keep the process alive).
+   */
   async close(): Promise<void> {
     this.closed = true;
     const pool = this.current;
     this.current = undefined;
-    if (pool) await pool.destroy().catch(() => undefined);
+    if (!pool) return;
+    const threads = [...pool.threads, ...this.terminating];
+    if (!(await settleWithin(pool.destroy(), TERMINATE_WAIT_MS))) {
+      for (const w of threads) {
+        w.unref();
+        this.strand(w);
+      }
+      this.log.error({ lane: this.id }, `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+    }
   }
 }
 
@@ -164,8 +179,9 @@ export class SharedLane {
 export class SharedSinkPool {
   readonly lanes: SharedLane[];
 
-  constructor(options: { threads: number; maxHeapMb: number; logger: Logger; strand: (w: Worker) => void }) {
-    this.lanes = Array.from({ length: options.threads }, (_, i) => new SharedLane(i, options.maxHeapMb, options.logger.child({ component: 'shared-pool' }), options.strand));
+  constructor(options: { threads: number; maxHeapMb: number; logger: Logger; strand: (w: Worker) => void; recycled?: (() => void) | undefined }) {
+    const log = options.logger.child({ component: 'shared-pool' });
+    this.lanes = Array.from({ length: options.threads }, (_, i) => new SharedLane(i, options.maxHeapMb, log, options.strand, options.recycled));
   }
 
   /** The lane a task is pinned to while it runs: the least loaded (ties: the lowest id). Give it back with `release`. */

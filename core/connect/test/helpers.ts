@@ -9,7 +9,7 @@ import { EmbeddedStore } from '@junction/broker';
 import { checkPlugin, validateConfig } from '@junction/sdk-connector';
 import type { Plugin } from '@junction/sdk-connector';
 import { ConnectRuntime } from '../src/index.js';
-import type { PluginCatalog, PluginDescriptor, CatalogValidation, SecretsKeySource } from '../src/index.js';
+import type { PluginCatalog, PluginDescriptor, CatalogValidation, ConnectSettingsInput, SecretsKeySource } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..');
@@ -76,7 +76,7 @@ export function sharedCatalog(): Promise<TestCatalog> {
 export interface Harness {
   dir: string;
   /** Options the runtime is (re)opened with; a test may change them before `reopen()`. */
-  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined };
+  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined; connect?: ConnectSettingsInput | undefined };
   store: EmbeddedStore;
   runtime: ConnectRuntime;
   prom: PromRegistry;
@@ -95,6 +95,8 @@ export async function harness(
     logs?: string[];
     /** Default: `{ file: <dir>/keys/secrets.key }` (the test's own key file, made on first use). */
     secretsKey?: SecretsKeySource;
+    /** The runtime's `connect` settings (shared pool, isolation per plugin). The test plugins are not built-ins: `thread` unless set here. */
+    connect?: ConnectSettingsInput;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'junction-connect-'));
@@ -104,7 +106,7 @@ export async function harness(
   const h = {
     dir,
     prom: new PromRegistry(),
-    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {} },
+    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {}, connect: options.connect },
   } as Harness;
   const open = async (): Promise<void> => {
     h.store = new EmbeddedStore({ dataDir: join(dir, 'store'), fsync: 'never', logger });
@@ -118,6 +120,7 @@ export async function harness(
       registry: h.prom,
       env: h.options.env ?? {},
       secretsKey: h.options.secretsKey,
+      connect: h.options.connect,
     });
     await h.runtime.start();
   };
