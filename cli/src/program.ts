@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { connectorsCommand } from './commands/connectors.js';
 import { consumeCommand } from './commands/consume.js';
 import { DEFAULT_URL } from './commands/client.js';
 import { pluginsCommand } from './commands/plugins.js';
@@ -31,6 +32,7 @@ export function buildProgram(io: CliIo): Command {
   produceCommand(program, io);
   consumeCommand(program, io);
   pluginsCommand(program, io);
+  connectorsCommand(program, io);
 
   // Subcommands inherit the output and exit settings only when made after them; set them again.
   const inherit = (cmd: Command): void => {
