@@ -25,11 +25,14 @@ export interface ConnectorScaleResult {
   connectors: number;
   perStation: number;
   baseline: { rssMb: number; threads: number };
+  /** Idle with every connector created and nothing written yet (no sink opened). */
+  idleNew: { rssMb: number; threads: number; cpuPctOfCore: number; seconds: number };
+  /** Idle after every connector wrote (sinks open, shared threads started): the cost of what exists. */
   idle: { rssMb: number; threads: number; cpuPctOfCore: number; seconds: number };
   fed: { messages: number; seconds: number; msgsPerSec: number; perConnectorMsgsPerSec: number };
   afterRssMb: number;
   peakRssMb: number;
-  /** Per connector task: (idle - baseline) / N. */
+  /** Per connector task: (idle after writing - baseline) / N. */
   perTask: { rssMb: number; threads: number; cpuPctOfCore: number };
   createSeconds: number;
   notes: string[];
@@ -63,6 +66,18 @@ async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Prom
   );
 }
 
+/** RSS, threads (the most seen) and CPU (share of one core) of the process over 10 s. */
+async function idleWindow(pid: number): Promise<{ rssMb: number; threads: number; cpuPctOfCore: number; seconds: number }> {
+  const s0 = status(pid);
+  const c0 = cpuTicks(pid);
+  const w0 = performance.now();
+  await sleep(10_000);
+  const seconds = (performance.now() - w0) / 1000;
+  const cpu = ((cpuTicks(pid) - c0) / 100 / seconds) * 100;
+  const s1 = status(pid);
+  return { rssMb: Math.max(s0.rssMb, s1.rssMb), threads: Math.max(s0.threads, s1.threads), cpuPctOfCore: +cpu.toFixed(2), seconds: +seconds.toFixed(1) };
+}
+
 async function written(http: Http): Promise<number> {
   const res = await http.send('GET', '/metrics');
   let sum = 0;
@@ -93,14 +108,7 @@ try {
   const createSeconds = (performance.now() - t0) / 1000;
   // Let start-up work (threads starting, first long polls) settle before the idle window.
   await sleep(5000);
-  const idle0 = status(broker.pid);
-  const c0 = cpuTicks(broker.pid);
-  const w0 = performance.now();
-  await sleep(10_000);
-  const idleSeconds = (performance.now() - w0) / 1000;
-  const cpuPct = ((cpuTicks(broker.pid) - c0) / 100 / idleSeconds) * 100;
-  const idle1 = status(broker.pid);
-  const idle = { rssMb: Math.max(idle0.rssMb, idle1.rssMb), threads: Math.max(idle0.threads, idle1.threads), cpuPctOfCore: +cpuPct.toFixed(2), seconds: +idleSeconds.toFixed(1) };
+  const idleNew = await idleWindow(broker.pid);
 
   // Feed every station at once: one binary batch of perStation × 1 KiB per station, 8 requests in flight.
   const value = new Uint8Array(1024).map((_, i) => 97 + (i % 26));
@@ -119,12 +127,14 @@ try {
   }
   const fedSeconds = (performance.now() - f0) / 1000;
   const msgsPerSec = Math.round(total / fedSeconds);
-  await sleep(2000);
+  await sleep(5000);
+  const idle = await idleWindow(broker.pid);
   const after = status(broker.pid);
   const result: ConnectorScaleResult = {
     connectors: N,
     perStation,
     baseline: { rssMb: baseline.rssMb, threads: baseline.threads },
+    idleNew,
     idle,
     fed: { messages: total, seconds: +fedSeconds.toFixed(2), msgsPerSec, perConnectorMsgsPerSec: Math.round(msgsPerSec / N) },
     afterRssMb: after.rssMb,
@@ -137,7 +147,7 @@ try {
     createSeconds: +createSeconds.toFixed(1),
     notes: [
       `${N} stations of 1 partition, one file sink each (1 task, fsync on, batches of 1000, maxLatencyMs 100); broker: ${broker.command}`,
-      `idle: CPU of the broker process over ${idle.seconds} s with every connector running and nothing to write, 5 s after the last was created`,
+      `idle: CPU of the broker process over ${idle.seconds} s with every connector running and nothing to write: once 5 s after the last was created (none has written yet), once 5 s after they all wrote (sinks open)`,
       `fed: ${perStation} x 1 KiB produced to every station (binary batches, 8 requests in flight), timed until the connectors wrote all ${total}`,
     ],
   };
