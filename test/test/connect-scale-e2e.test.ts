@@ -45,9 +45,8 @@ async function produceAll(url: string, n: number, round: string, produced: Map<s
 }
 
 async function landed(out: string): Promise<number> {
-  let total = 0;
-  await Promise.all(ids.map(async (id) => (total += (await readFileSink(join(out, id)).catch(() => [])).length)));
-  return total;
+  const counts = await Promise.all(ids.map(async (id) => (await readFileSink(join(out, id)).catch(() => [])).length));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 describe('connectors at scale in one broker process', () => {
