@@ -35,10 +35,12 @@ export interface ConnectorScaleResult {
   /** Per connector task: (idle after writing - baseline) / N. */
   perTask: { rssMb: number; threads: number; cpuPctOfCore: number };
   createSeconds: number;
+  /** Sources keep a worker thread per task: `sources` datagen connectors at 1 msg/s each, their cost per task. */
+  sources?: { count: number; rssMbPerTask: number; threadsPerTask: number; cpuPctOfCore: number };
   notes: string[];
 }
 
-const cfg = JSON.parse(process.argv[2] ?? '{}') as { connectors?: number; perStation?: number; logLevel?: string };
+const cfg = JSON.parse(process.argv[2] ?? '{}') as { connectors?: number; perStation?: number; sources?: number; logLevel?: string };
 const N = cfg.connectors ?? 1000;
 const perStation = cfg.perStation ?? 1000;
 const dir = mkdtempSync(join(tmpdir(), 'junction-bench-scale-'));
@@ -130,6 +132,17 @@ try {
   await sleep(5000);
   const idle = await idleWindow(broker.pid);
   const after = status(broker.pid);
+  // Sources: a worker thread per task whatever the plugin (see core/connect's README); measured beside.
+  let sources: ConnectorScaleResult['sources'];
+  const S = cfg.sources ?? 20;
+  if (S > 0) {
+    await http.json('POST', '/v1/stations', { name: 'gen', partitions: 1 });
+    const before = status(broker.pid);
+    for (let i = 0; i < S; i++) await http.json('POST', '/v1/connectors', { name: `gen-${i}`, plugin: 'datagen', station: 'gen', config: { seed: i + 1, ratePerSec: 1 } });
+    await sleep(5000);
+    const w = await idleWindow(broker.pid);
+    sources = { count: S, rssMbPerTask: +((w.rssMb - before.rssMb) / S).toFixed(1), threadsPerTask: +((w.threads - before.threads) / S).toFixed(2), cpuPctOfCore: w.cpuPctOfCore };
+  }
   const result: ConnectorScaleResult = {
     connectors: N,
     perStation,
@@ -145,6 +158,7 @@ try {
       cpuPctOfCore: +(idle.cpuPctOfCore / N).toFixed(4),
     },
     createSeconds: +createSeconds.toFixed(1),
+    ...(sources && { sources }),
     notes: [
       `${N} stations of 1 partition, one file sink each (1 task, fsync on, batches of 1000, maxLatencyMs 100); broker: ${broker.command}`,
       `idle: CPU of the broker process over ${idle.seconds} s with every connector running and nothing to write: once 5 s after the last was created (none has written yet), once 5 s after they all wrote (sinks open)`,

@@ -293,6 +293,7 @@ export interface ConnectorScaleRow {
   peakRssMb: number;
   perTask: { rssMb: number; threads: number; cpuPctOfCore: number };
   createSeconds: number;
+  sources?: { count: number; rssMbPerTask: number; threadsPerTask: number; cpuPctOfCore: number };
   notes: string[];
 }
 
@@ -311,6 +312,9 @@ export function renderConnectorScale(r: ConnectorScaleRow | { error: string }, c
     [`aggregate, ${int(r.fed.messages)} x 1 KiB fed to all at once`, `${int(r.fed.msgsPerSec)} msgs/s`, ''],
     ['per connector, all fed at once', `${int(r.fed.perConnectorMsgsPerSec)} msgs/s`, single === undefined ? '' : `single connector alone: ${int(single)} msgs/s`],
     ['per connector task: RSS / threads / idle CPU', `${r.perTask.rssMb} MB / ${r.perTask.threads} / ${r.perTask.cpuPctOfCore} % of a core`, ''],
+    ...(r.sources
+      ? [[`per source task (${r.sources.count} datagen at 1 msg/s; a thread each): RSS / threads`, `${r.sources.rssMbPerTask} MB / ${r.sources.threadsPerTask}`, '']]
+      : []),
   ];
   const header = [`connectors scale: ${int(r.connectors)} file sinks on ${int(r.connectors)} stations`, 'measured', 'target'];
   const all = [header, ...rows];
