@@ -38,6 +38,8 @@ import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
+  schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
+                         the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
@@ -381,6 +383,11 @@ async function runClusterMode(opts: Options, plan: Plan, dir: string): Promise<C
 }
 
 async function main(): Promise<number> {
+  // `npm run bench -- schemas [--quick] [--json]`: the cost of validating values in the broker.
+  if (process.argv[2] === 'schemas') {
+    const { runSchemasBench } = await import('./schemas-bench.js');
+    return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+  }
   let opts: Options;
   try {
     opts = parseArgs(process.argv.slice(2));

@@ -312,6 +312,20 @@ export class JunctionClient {
     return decodeMessages(res, false).map(({ deliveryId: _d, deliveryCount: _c, ...m }) => m);
   }
 
+  /**
+   * Every dead letter from `fromOffset` on, page by page (`limit` a page), until an empty page: the
+   * current end. Dead letters added while iterating are included when they land before the end is met.
+   */
+  async *deadLetters(station: string, options: DeadLetterListOptions = {}, opts?: CallOptions): AsyncGenerator<BrowsedMessage> {
+    let fromOffset = options.fromOffset;
+    for (;;) {
+      const page = await this.listDeadLetters(station, { fromOffset, limit: options.limit ?? 1000 }, opts);
+      if (page.length === 0) return;
+      yield* page;
+      fromOffset = page.at(-1)!.offset + 1;
+    }
+  }
+
   /** Re-produces dead letters into the station (or for one group only). */
   async replayDeadLetters(station: string, body: DlsReplayBody = {}, opts?: CallOptions): Promise<ReplayResult> {
     return this.json<ReplayResult>({ ...opts, method: 'POST', path: `/v1/stations/${seg(station)}/dls/replay`, json: body });

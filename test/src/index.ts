@@ -67,7 +67,8 @@ export async function startBroker(opts: { dataDir: string; port?: number; args?:
     }
     await sleep(50);
   }
-  const exited = once(child, 'exit');
+  // 'close', not 'exit': the process may exit before its last output is read from the pipes.
+  const exited = once(child, 'close');
   return {
     url,
     port,

@@ -11,6 +11,8 @@ import type { StationStore } from '@junction/broker';
 import { connectRoutes } from '@junction/connect';
 import type { ConnectRuntime } from '@junction/connect';
 import { registryRoutes } from '@junction/registry';
+import { schemaRegistryRoutes } from '@junction/schemas';
+import type { SchemaRegistry } from '@junction/schemas';
 import type { Registry as PluginRegistry } from '@junction/registry';
 import { CONFIG_DEFAULTS } from './config.js';
 
@@ -34,12 +36,17 @@ export interface BuildAppOptions {
   connect?: ConnectRuntime | undefined;
   /** The plugin catalog: mounts `/v1/connector-plugins`. */
   plugins?: PluginRegistry | undefined;
+  /** The schema registry (opened): mounts the Confluent Schema Registry API at `/v1/schema-registry`. */
+  schemas?: SchemaRegistry | undefined;
   /**
    * The Prometheus registry `/metrics` serves (the connector runtime registers its metrics there, so
    * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
    */
   metricsRegistry?: Registry | undefined;
 }
+
+/** Where the Confluent-compatible schema registry API is mounted: point Confluent clients at `http://host:port/v1/schema-registry`. */
+export const SCHEMA_REGISTRY_PREFIX = '/v1/schema-registry';
 
 /** The body limit of routes that do not set their own (every route but produce and settle): 1 MiB. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -130,6 +137,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
+  if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   return app;
 }
 

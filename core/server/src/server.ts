@@ -4,10 +4,9 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -15,9 +14,10 @@ import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { EmbeddedStore } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
-import { ConnectRuntime } from '@junction/connect';
+import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
+import { SchemaRegistry, schemaEnforcingStore } from '@junction/schemas';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
@@ -89,7 +89,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
-  await makeDirs(config.server.dataDir);
+  await makeDirs(config.server.dataDir, 0o777);
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -106,13 +106,19 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   let connect: ConnectRuntime | undefined;
   let watcher: FSWatcher | undefined;
   try {
-    const stations = await applyStations(store, config.stations, logger);
+    // The schema registry keeps its log in the store (station __schemas): nodes of a cluster share it.
+    const schemas = new SchemaRegistry({ store, logger: logger.child({ component: 'schemas' }) });
+    await schemas.open();
+    const metricsRegistry = new MetricsRegistry();
+    // Every produce path (the API, the Memphis gateway, source connectors) goes through this store: values
+    // of stations with a schema are validated before the engine stores them.
+    const served = schemaEnforcingStore(store, { registry: schemas, metrics: metricsRegistry, logger: logger.child({ component: 'schemas' }) });
+    const stations = await applyStations(served, config.stations, logger);
     const plugins = await PluginRegistry.open({
       builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
       pluginsDir: join(config.server.dataDir, 'plugins'),
       logger: logger.child({ component: 'registry' }),
     });
-    const metricsRegistry = new MetricsRegistry();
     // Cluster: connector definitions and source positions in the shared bucket, tasks placed over the live nodes by leases.
     const nodeName = `${hostname()}:${process.pid}`;
     const clusterConnect =
@@ -131,7 +137,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         : {};
     connect = new ConnectRuntime({
       ...clusterConnect,
-      store,
+      store: served,
       catalog: plugins,
       dataDir: config.server.dataDir,
       logger,
@@ -145,7 +151,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -166,7 +172,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const reload = (): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }> => {
       const next = reloading.then(async () => {
         const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
-        const st = await applyStations(store, fresh.stations, logger);
+        const st = await applyStations(served, fresh.stations, logger);
         const co = await runtime.applyDesired(fresh.connectors);
         return { stations: st, connectors: co };
       });
@@ -261,29 +267,6 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
 }
 
-/**
- * `mkdir -p` without Node 20's recursive mkdir, which spins forever (a libuv thread at 100 %, the start
- * never returning) on a path under /proc: one plain mkdir per missing component, errors as they come.
- */
-async function makeDirs(path: string): Promise<void> {
-  const missing: string[] = [];
-  let dir = resolve(path);
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
-      missing.push(dir);
-      dir = dirname(dir);
-    }
-  }
-  for (const d of missing.reverse()) {
-    await mkdir(d).catch(async (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
-    });
-  }
-}
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';

@@ -28,7 +28,7 @@ import type { MessageInput, ProduceResult, StationStore } from '../contract.js';
 import { ErrorCode, isJunctionError } from '../errors.js';
 import { bodyInvalid, parseBody, toApiError } from './errors.js';
 import { BodyGate, gateLargeBodies } from './limits.js';
-import { DEFAULT_PRODUCE_BODY_LIMIT, JSON_PRODUCE_BODY_LIMIT, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
+import { DEFAULT_PRODUCE_BODY_LIMIT, JSON_PRODUCE_BODY_LIMIT, refuseSystemStation, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
 
 export interface MemphisRoutesOptions {
   store: StationStore;
@@ -142,7 +142,7 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     raw.post('/stations/:station/produce/single', { bodyLimit, onRequest: gate }, async (req, reply) => {
-      const station = stationOf(req);
+      const station = refuseSystemStation(stationOf(req));
       const message: MessageInput = { value: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headers: messageHeaders(req) };
       const msgId = singleHeader(req, 'msg-id');
       if (msgId) message.msgId = msgId;
@@ -155,7 +155,7 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
   });
 
   app.post('/stations/:station/produce/batch', { onRequest: gate }, async (req, reply) => {
-    const station = stationOf(req);
+    const station = refuseSystemStation(stationOf(req));
     const body: unknown = req.body;
     if (!Array.isArray(body)) throw bodyInvalid('', 'body must be a JSON array with one element per message');
     if (body.length === 0) throw bodyInvalid('', 'the batch is empty');
