@@ -4,7 +4,8 @@
  * and the operator's trusted plugins share; a connector may ask for a thread of its own; an untrusted
  * plugin never shares).
  */
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -146,6 +147,57 @@ describe('shared pool: one task does not break the others on its thread', () => 
   it('a write that throws fails only its own task', async () => {
     await bystanders('test-throw', 'SINK_BROKEN', {});
     expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_recycles_total')).toMatch(/junction_connect_shared_recycles_total 0/);
+  });
+});
+
+describe('shared pool: a thread stuck in native code', () => {
+  it('the lane gets a fresh thread at once: the bystanders go on writing, the culprit waits for its thread to exit, then writes everything once', async () => {
+    h = await harness({ connect: trusted(1, 'test-wedge', 'test-ok') });
+    const hh = h;
+    const fifo = join(hh.dir, 'wedge.fifo');
+    execFileSync('mkfifo', [`${fifo}.0`]);
+    try {
+      await hh.store.createStation('w', { partitions: 1 });
+      await produceN(hh.store, 'w', 20);
+      const N = 4;
+      for (let i = 0; i < N; i++) {
+        await hh.store.createStation(`s${i}`, { partitions: 1 });
+        await hh.runtime.create({ name: `c${i}`, plugin: 'test-ok', station: `s${i}`, config: { dir: join(hh.dir, `rec${i}`) }, batch: { maxMessages: 10, maxLatencyMs: 10 } });
+        await produceN(hh.store, `s${i}`, 30, { prefix: 'before' });
+      }
+      const wedgeDir = join(hh.dir, 'wedge');
+      await hh.runtime.create({ name: 'w', plugin: 'test-wedge', station: 'w', config: { dir: wedgeDir, fifo, write: 'native', times: 1 }, batch: { maxLatencyMs: 10 }, writeTimeoutMs: 300 });
+      const stuck = await waitFor(async () => {
+        const s = await hh.runtime.status('w');
+        return s.tasks[0]!.lastError?.code === 'WORKER_STUCK' ? s : undefined;
+      }, { what: 'WORKER_STUCK', timeoutMs: 20_000 });
+      expect(stuck.tasks[0]).toMatchObject({ state: 'FAILED', restarts: 0 });
+      expect(await hh.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 1/);
+      // The bystanders write on the lane's fresh thread while the stuck one is still there.
+      for (let i = 0; i < N; i++) await produceN(hh.store, `s${i}`, 30, { prefix: 'while-stuck' });
+      for (let i = 0; i < N; i++) await waitFor(async () => (await lagOf(hh.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i} while w is stuck`, timeoutMs: 20_000 });
+      expect((await hh.runtime.status('w')).tasks[0]!.state).toBe('FAILED');
+      // The call returns, the thread exits: the culprit restarts by itself and writes everything, once.
+      closeSync(openSync(`${fifo}.0`, constants.O_WRONLY | constants.O_NONBLOCK));
+      await waitFor(async () => (await lagOf(hh.store, 'w', 'w')) === 0, { what: 'lag 0 of w after its thread exited', timeoutMs: 20_000 });
+      const w = await written(wedgeDir);
+      expect(w.unique).toBe(20);
+      expect(w.lines).toBe(20);
+      expect((await hh.runtime.status('w')).tasks[0]).toMatchObject({ state: 'RUNNING', restarts: 1 });
+      for (let i = 0; i < N; i++) {
+        const r = await written(join(hh.dir, `rec${i}`));
+        expect(r.unique).toBe(60);
+        expect(r.lines).toBe(60);
+        expect((await hh.runtime.status(`c${i}`)).tasks[0]).toMatchObject({ state: 'RUNNING', restarts: 0 });
+      }
+      expect(await hh.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 0/);
+    } finally {
+      try {
+        closeSync(openSync(`${fifo}.0`, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // nobody is reading any more
+      }
+    }
   });
 });
 
