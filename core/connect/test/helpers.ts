@@ -87,6 +87,15 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
+/**
+ * JUNCTION_TEST_ISOLATION=shared runs the suites that do not choose their settings with every test
+ * plugin trusted, on a shared pool of two threads (`npx vitest run core/connect` in both modes).
+ */
+function isolationFromEnv(): ConnectSettingsInput | undefined {
+  if (process.env.JUNCTION_TEST_ISOLATION !== 'shared') return undefined;
+  return { sharedPool: { threads: 2 }, plugins: Object.fromEntries(Object.keys(PLUGIN_FILES).map((name) => [name, { isolation: 'shared' as const }])) };
+}
+
 export async function harness(
   options: {
     env?: Record<string, string | undefined>;
@@ -106,7 +115,7 @@ export async function harness(
   const h = {
     dir,
     prom: new PromRegistry(),
-    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {}, connect: options.connect },
+    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {}, connect: options.connect ?? isolationFromEnv() },
   } as Harness;
   const open = async (): Promise<void> => {
     h.store = new EmbeddedStore({ dataDir: join(dir, 'store'), fsync: 'never', logger });
