@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { authCommands } from './commands/auth.js';
+import { connectorsCommand } from './commands/connectors.js';
 import { consumeCommand } from './commands/consume.js';
 import { DEFAULT_URL } from './commands/client.js';
 import { pluginsCommand } from './commands/plugins.js';
@@ -34,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
   consumeCommand(program, io);
   pluginsCommand(program, io);
   authCommands(program, io);
+  connectorsCommand(program, io);
 
   // Subcommands inherit the output and exit settings only when made after them; set them again.
   const inherit = (cmd: Command): void => {

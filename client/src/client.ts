@@ -37,6 +37,18 @@ import type {
 import { Producer, type ProducerOptions } from './producer.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 
+/** What `GET /v1/connectors/:name/status` answers (the fields the client names; the broker may add more). */
+export interface ConnectorStatusInfo {
+  name: string;
+  connector: { state: string; trace?: string };
+  tasks: { id: number; state: string; worker?: string; restarts: number; trace?: string; lastError?: { code: string; message: string; at: number } }[];
+  type: 'sink' | 'source' | 'unknown';
+  lag?: number;
+  throughput: { msgsPerSec: number; bytesPerSec: number };
+  isolation?: 'shared' | 'thread';
+  lastError?: { code: string; message: string; at: number };
+}
+
 export interface ClientOptions {
   /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
   url: string | URL;
@@ -249,6 +261,29 @@ export class JunctionClient {
   /** Deletes the station, its groups and its dead-letter station. */
   async deleteStation(name: string, opts?: CallOptions): Promise<void> {
     await this.call({ ...opts, method: 'DELETE', path: `/v1/stations/${seg(name)}` });
+  }
+
+  // ── connectors ────────────────────────────────────────────────────────────────────────────────
+
+  /** Every connector's name, in name order: follows the pages of `GET /v1/connectors` (`pageSize` each, default the broker's 1000) to the end. */
+  async listConnectors(opts?: CallOptions & { prefix?: string; pageSize?: number }): Promise<string[]> {
+    const all: string[] = [];
+    for (let after: string | undefined; ; ) {
+      const p = await this.listConnectorsPage({ after, prefix: opts?.prefix, limit: opts?.pageSize }, opts);
+      all.push(...p.connectors);
+      if (p.next === undefined) return all;
+      after = p.next;
+    }
+  }
+
+  /** One page of connector names in name order: after the cursor `after`, starting with `prefix`, at most `limit` (≤ 1000); `next` is the next page's cursor. */
+  async listConnectorsPage(page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {}, opts?: CallOptions): Promise<{ connectors: string[]; next?: string }> {
+    return this.json<{ connectors: string[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/connectors${query(page)}`, idempotent: true });
+  }
+
+  /** A connector's status (`GET /v1/connectors/:name/status`): its state, its tasks', lag, throughput, isolation. CONNECTOR_NOT_FOUND (404). */
+  async connectorStatus(name: string, opts?: CallOptions): Promise<ConnectorStatusInfo> {
+    return this.json<ConnectorStatusInfo>({ ...opts, method: 'GET', path: `/v1/connectors/${seg(name)}/status`, idempotent: true });
   }
 
   // ── messages ──────────────────────────────────────────────────────────────────────────────────

@@ -5,7 +5,7 @@ import { ConnectorState } from './declaration.js';
 import { codeOf, messageOf } from './errors.js';
 import { chunksFromDeliveries, idsOf, offsetAt, pickChunk, sliceChunk } from './chunks.js';
 import { SinkRunnerBase } from './sink-base.js';
-import { F, FETCH_CHUNK, indexOfOffset } from './sink-types.js';
+import { F, FETCH_CHUNK, FETCH_WAIT_MS, indexOfOffset } from './sink-types.js';
 import type { Batch, Part } from './sink-types.js';
 import type { PackedBatch } from './wire.js';
 import { SchemaWatch } from './sink-schema.js';
@@ -46,7 +46,7 @@ export abstract class SinkBatching extends SinkRunnerBase {
         const options: FetchOptions & { partitions?: number[] } = {
           maxMessages,
           maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
-          waitMs: 1000,
+          waitMs: FETCH_WAIT_MS,
           signal,
           preferPartition: prefer?.id,
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),

@@ -57,7 +57,9 @@ export interface SinkWriteTask {
   writeTimeoutMs: number;
   /**
    * Int32Array over it: [0] becomes ms since `dispatchedAt` + 1 when the worker starts the write (after
-   * the sink is open), so the runtime's timeout counts the write, not the time queued or opening.
+   * the sink is open), so the runtime's timeout counts the write, not the time queued or opening. [1]
+   * (when present) is set by the runtime to give the batch up before it reaches the plugin (a stopping
+   * connector on a shared thread): the worker then answers `skipped` instead of opening or writing.
    */
   started: SharedArrayBuffer;
   dispatchedAt: number;
@@ -87,6 +89,8 @@ export interface SinkWriteTask {
 export interface SinkCloseTask {
   op: 'close';
   connector: string;
+  /** Only this task's sink (a shared thread holds other tasks' sinks); absent: every sink of the connector on the thread. */
+  task?: number | undefined;
 }
 
 export type SinkTask = SinkWriteTask | SinkCloseTask;

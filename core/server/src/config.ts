@@ -8,7 +8,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CreateStationBody, FsyncPolicy, MiB, StationReplicas } from '@junction/protocol';
-import { ConnectorsSection } from '@junction/connect';
+import { ConnectSettings, ConnectorsSection } from '@junction/connect';
 import type { ConnectorDeclaration } from '@junction/connect';
 import type { StationConfig } from '@junction/protocol';
 import { configIssues, issuesFromZod } from './errors.js';
@@ -131,6 +131,12 @@ export const ConfigFile = z.strictObject({
   auth: AuthSection.optional(),
   tls: TlsSection.optional(),
   stations: z.array(StationDeclaration).optional(),
+  /**
+   * The connector runtime: `sharedPool: { threads, maxHeapMb }` (threads the sink tasks of trusted plugins
+   * share; default the cores) and `plugins: { <name>: { isolation: shared | thread } }` (the operator's
+   * trust per plugin: built-ins share by default, installed plugins get a thread per task).
+   */
+  connect: ConnectSettings.optional(),
   connectors: ConnectorsSection.optional(),
 });
 
@@ -177,6 +183,8 @@ export interface JunctionConfig {
   stations: StationDeclaration[];
   /** Declared connectors (defaults applied), in file order; their plugin config is checked when applied. */
   connectors: ConnectorDeclaration[];
+  /** The `connect:` section (defaults applied): the shared pool and the isolation per plugin. */
+  connect: ConnectSettings;
   /** The file read (absolute), when there was one. */
   configPath?: string | undefined;
   /** Things worth telling the operator that did not stop loading. */
@@ -271,7 +279,7 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     const replicated = stations.flatMap((st, i) => (st.replicas !== undefined ? [{ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' }] : []));
     if (replicated.length > 0) throw configIssues(configPath ?? 'configuration', replicated);
   }
-  return { server, ...(cluster && { cluster }), auth, ...(tls && { tls }), stations, connectors: file.connectors ?? [], configPath, warnings };
+  return { server, ...(cluster && { cluster }), auth, ...(tls && { tls }), stations, connectors: file.connectors ?? [], connect: file.connect ?? ConnectSettings.parse({}), configPath, warnings };
 }
 
 /**

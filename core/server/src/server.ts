@@ -180,6 +180,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
       // Sinks see their station's schema (ctx.schema, batch.schema), resolved with the registry.
       stationSchemaOf: stationSchemaResolver(served, schemas),
+      // The shared pool of sink threads and the operator's isolation per plugin (read at start; a reload keeps them).
+      connect: config.connect,
     });
     await connect.start();
     const hostPathRoots = config.auth.hostPathRoots ?? [config.server.dataDir];
