@@ -146,22 +146,27 @@ class Recovery {
       const nextBase = isLast ? Infinity : (bases[i + 1] as number);
       segments.push(seg);
       if (isLast) {
+        // A handle of its own for the scan (closed after it): the log's handle is opened on first use,
+        // under the descriptor budget, so start-up does not keep every partition's file open.
         const handle = await fsp.open(seg.logPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-        seg.file.adopt(handle);
-        await unlinkQuiet(seg.idxPath);
-        const size = (await handle.stat()).size;
-        const covers = ck !== undefined && ck.base === seg.base ? ck : undefined;
-        const trusted = covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast) ? await this.trustPrefix(seg, checkpoint, covers) : undefined;
-        if (trusted) {
-          const ck = trusted;
-          expected = Math.max(expected, ck.count > 0 ? ck.lastOffset + 1 : seg.base);
-          const prev = ck.count > 0 ? ck.lastOffset : Math.max(prevLast, seg.base - 1);
-          expected = await this.scan(seg, handle, { from: ck.position, prev, expected, isLast, nextBase, checkpoint: ck });
-          if (seg.written > ck.position) uncheckpointed = true;
-        } else {
-          if (covers && size < covers.position) shortActive = { size };
-          expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: covers });
-          uncheckpointed = seg.written > 0;
+        try {
+          await unlinkQuiet(seg.idxPath);
+          const size = (await handle.stat()).size;
+          const covers = ck !== undefined && ck.base === seg.base ? ck : undefined;
+          const trusted = covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast) ? await this.trustPrefix(seg, checkpoint, covers) : undefined;
+          if (trusted) {
+            const ck = trusted;
+            expected = Math.max(expected, ck.count > 0 ? ck.lastOffset + 1 : seg.base);
+            const prev = ck.count > 0 ? ck.lastOffset : Math.max(prevLast, seg.base - 1);
+            expected = await this.scan(seg, handle, { from: ck.position, prev, expected, isLast, nextBase, checkpoint: ck });
+            if (seg.written > ck.position) uncheckpointed = true;
+          } else {
+            if (covers && size < covers.position) shortActive = { size };
+            expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: covers });
+            uncheckpointed = seg.written > 0;
+          }
+        } finally {
+          await handle.close().catch(() => {});
         }
       } else {
         const fileSize = (await fsp.stat(seg.logPath)).size;
