@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { EmbeddedStore } from '@junction/broker';
+import { EmbeddedStore, defaultFdBudget } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
 import { ConnectRuntime } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
@@ -24,6 +24,7 @@ import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
 import type { ApplyStationsResult } from './stations.js';
 import { JunctionError, ServerErrorCode } from './errors.js';
+import { raiseNofileLimit } from './nofile.js';
 
 export interface StartServerOptions extends ConfigOverrides {
   /** A `junction.yaml` to load. Absent: no file is read (the CLI looks for `./junction.yaml`). */
@@ -90,6 +91,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
 
   await makeDirs(config.server.dataDir);
+  const nofile = raiseNofileLimit();
+  if (nofile?.failed) logger.warn({ soft: nofile.soft, hard: nofile.hard }, `could not raise the open-file limit to the hard limit (${nofile.failed}): the open-file budget follows the soft limit`);
+  else if (nofile?.before !== undefined) logger.info({ before: nofile.before, soft: nofile.soft }, 'raised the soft open-file limit to the hard limit');
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -99,6 +103,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         dataDir: config.server.dataDir,
         fsync: config.server.fsync,
         logger: logger.child({ component: 'store' }),
+        // Half the (raised) soft limit unless configured: the rest is for connections and other files.
+        maxOpenFiles: config.server.maxOpenFiles ?? defaultFdBudget(),
       });
   await store.open();
 
@@ -143,7 +149,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await connect.start();
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, metricsRegistry, replicatedStations: jsStore !== undefined, metricsMaxStations: config.server.metricsMaxStations });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {

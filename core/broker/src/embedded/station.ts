@@ -50,6 +50,8 @@ export class StationRt implements GroupHost {
   /** Metadata repaired by this process (what and how), for the station's health. */
   readonly notes: string[] = [];
   closed = false;
+  /** When a request last touched the station (the store's background pass visits it while it has work). */
+  touchedAt = 0;
 
   private constructor(
     public meta: StationMeta,

@@ -48,6 +48,8 @@ import {
   type ReplayOptions,
   type ReplayResult,
   type DamagedRange,
+  type HealthSummary,
+  type StoreTotals,
   type StationConfig,
   type StationHealth,
   type StationInfo,
@@ -55,10 +57,13 @@ import {
   type StoreEvent,
   type StoredMessage,
 } from '../contract.js';
-import { fsyncDir, readWithFallback, writeAtomic as writeFileAtomic } from '../atomic-file.js';
+import { fsyncDir } from '../atomic-file.js';
 import { configInvalid, ErrorCode, JunctionError } from '../errors.js';
 import { StoreEventHub } from '../events.js';
 import type { CorruptRange } from '../log/types.js';
+import { FdPool } from '../log/fd-pool.js';
+import { SortedNames } from './sorted-names.js';
+import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationMeta } from './station.js';
 
@@ -69,24 +74,18 @@ export interface EmbeddedStoreOptions {
   logger?: Logger | undefined;
   /** How often retention, ack deadlines and interval fsyncs are checked. Default 250 ms. */
   tickMs?: number | undefined;
+  /**
+   * The budget of open partition and group files (log/fd-pool.ts; process-wide). Default: half the
+   * process's soft RLIMIT_NOFILE.
+   */
+  maxOpenFiles?: number | undefined;
 }
 
-const DLS_SUFFIX = '.dls';
-const StationMetaFile = z.object({
-  name: StationName,
-  /** Absent in files written before incarnation ids (see legacyStationId). */
-  id: z.string().min(1).max(64).optional(),
-  config: StationConfigInput,
-  createdAt: z.number(),
-  deadLetterOf: z.string().optional(),
-  rebuilt: z.object({ at: z.number(), detail: z.string() }).optional(),
-});
-const GroupMetaFile = z.object({
-  createdAt: z.number(),
-  /** Absent: the station's setting applies (a change of the station's reaches the group). */
-  maxAckTimeMs: z.number().int().positive().optional(),
-  maxDeliveries: z.number().int().positive().optional(),
-});
+/**
+ * Idle stations whose age-based retention the background pass checks per second (stations with work are
+ * checked every second): an idle station's retention runs at least every ceil(stations / this) seconds.
+ */
+const IDLE_RETENTION_PER_SECOND = 2000;
 
 /** A station whose metadata could not be recovered: listed, but it cannot serve. */
 interface DamagedStation {
@@ -99,10 +98,19 @@ interface DamagedStation {
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
   private readonly damagedStations = new Map<string, DamagedStation>();
+  /** Names of `stations` and `damagedStations`, in order (paged listings). */
+  private readonly names = new SortedNames();
+  /** Stations with work since the last background pass, or timers: what the tick visits. */
+  private readonly active = new Set<StationRt>();
+  /** Where the idle-retention sweep is in `stations`. */
+  private sweep: Iterator<StationRt> | undefined;
+  /** Stations that may be unhealthy (damage, repaired metadata, damaged): /healthz looks at these only. */
+  private readonly suspects = new Set<string>();
   /** Groups being created (files being written), by station and group name. */
   private readonly creating = new Map<string, Promise<GroupRt>>();
   private readonly events = new StoreEventHub(() => this.log);
   private readonly log: Logger;
+  private readonly meta: MetadataReader;
   private readonly fsync: FsyncPolicy;
   private readonly root: string;
   private timer: NodeJS.Timeout | undefined;
@@ -112,8 +120,10 @@ export class EmbeddedStore implements StationStore {
 
   constructor(private readonly options: EmbeddedStoreOptions) {
     this.log = options.logger ?? pino({ level: 'silent' });
+    this.meta = new MetadataReader(this.log, (e) => this.emit(e));
     this.fsync = FsyncPolicy.parse(options.fsync ?? 'always');
     this.root = join(options.dataDir, 'stations');
+    if (options.maxOpenFiles !== undefined) FdPool.shared.setBudget(options.maxOpenFiles);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -135,17 +145,20 @@ export class EmbeddedStore implements StationStore {
       await this.loadStation(entry.name, dir, now);
     }
     this.state = 'open';
+    // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
+    for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
     const tick = this.options.tickMs ?? 250;
     this.timer = setInterval(() => void this.tick(), tick);
     this.timer.unref();
-    const damaged = [...this.stations.values()].filter((s) => this.health(s).status !== 'ok').length + this.damagedStations.size;
+    const damaged = [...this.suspects].filter((n) => this.damagedStations.has(n) || this.health(this.stations.get(n)!).status !== 'ok').length;
     const openMs = Math.round(performance.now() - t0);
-    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
+    const files = FdPool.shared.stats();
+    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, openFiles: files.open, fileBudget: files.budget, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
   }
 
   /** Opens one station directory: metadata (with its fallbacks), partitions, groups, offset floors, dedup. */
   private async loadStation(name: string, dir: string, now: number): Promise<void> {
-    const found = await this.readStationMeta(name, dir, now);
+    const found = await this.meta.readStationMeta(name, dir, now);
     if ('reason' in found) {
       this.markDamaged(name, dir, found.reason, now);
       return;
@@ -160,60 +173,16 @@ export class EmbeddedStore implements StationStore {
     if (found.note) st.notes.push(found.note);
     await this.loadGroups(st);
     await this.raiseFloors(st);
+    if (st.notes.length > 0 || st.meta.rebuilt || st.logs.some((l) => l.corruptRanges.length > 0)) this.suspects.add(name);
     st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
   }
 
   private markDamaged(name: string, dir: string, reason: string, now: number): void {
+    if (!this.damagedStations.has(name) && !this.stations.has(name)) this.names.add(name);
     this.damagedStations.set(name, { name, dir, reason, foundAt: now });
+    this.suspects.add(name);
     this.log.error({ station: name, reason }, 'station metadata is lost and could not be rebuilt: the station is listed as damaged and cannot serve until it is deleted or its files are restored');
     this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'lost', detail: reason });
-  }
-
-  /**
-   * station.json, else its previous copy (then written back), else a station rebuilt from the partition
-   * directories (options other than the partition count are guesses; retention keeps everything until
-   * the station is updated). `reason` when none of that works.
-   */
-  private async readStationMeta(name: string, dir: string, now: number): Promise<{ meta: StationMeta; note?: string } | { reason: string }> {
-    const file = join(dir, 'station.json');
-    const r = await readWithFallback(file, (text) => {
-      const parsed = StationMetaFile.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-      if (parsed.data.name !== name) throw new Error(`it names station "${parsed.data.name}", not "${name}"`);
-      return { ...parsed.data, id: parsed.data.id ?? legacyStationId(parsed.data.name, parsed.data.createdAt) } as StationMeta;
-    });
-    if (r.value !== undefined) {
-      if (r.source === 'file') return { meta: r.value };
-      const note = `station.json was ${r.problem ?? 'unusable'}: loaded its previous copy (an update made just before may be undone: check the station's options)`;
-      this.log.error({ station: name, file }, note);
-      this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'previous-copy', detail: note });
-      await this.repairFile(file, JSON.stringify(r.value), name);
-      return { meta: r.value, note };
-    }
-    const partitions = await countPartitionDirs(join(dir, 'partitions'));
-    if (partitions === 0) return { reason: `station.json is ${r.problem}, and there are no partition directories to rebuild it from` };
-    const detail = `station.json was ${r.problem}: rebuilt from its ${partitions} partition director${partitions === 1 ? 'y' : 'ies'}; its other options are defaults, with retention keeping everything — set them with an update (PATCH), which also clears this`;
-    const deadLetterOf = name.endsWith(DLS_SUFFIX) ? name.slice(0, -DLS_SUFFIX.length) : undefined;
-    const base = StationConfigInput.parse({ partitions, retention: {} });
-    const config: StationConfig = deadLetterOf !== undefined ? { ...dlsConfig(base), retention: {} } : base;
-    const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => now);
-    // Its incarnation id was in the lost file: a rebuilt station gets one derived from name and directory time.
-    const meta: StationMeta = { name, id: legacyStationId(name, createdAt), config, createdAt, ...(deadLetterOf !== undefined && { deadLetterOf }), rebuilt: { at: now, detail } };
-    this.log.error({ station: name, partitions }, detail);
-    this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'rebuilt', detail });
-    await this.repairFile(file, JSON.stringify(meta), name);
-    return { meta };
-  }
-
-  /** Writes a repaired metadata file and a copy of it (the damaged one is not kept as the copy). */
-  private async repairFile(file: string, data: string, station: string): Promise<void> {
-    try {
-      await writeFileAtomic(file, data, { keepPrevious: false });
-      await writeFileAtomic(file, data);
-    } catch (err) {
-      // The next start recovers it again; the station serves meanwhile.
-      this.log.error({ err, station, file }, 'could not write the repaired metadata file');
-    }
   }
 
   /** Offsets a group was delivered are never handed out again, even when the log lost them (its end was cut). */
@@ -245,6 +214,8 @@ export class EmbeddedStore implements StationStore {
     clearInterval(this.timer);
     await Promise.allSettled([...this.stations.values()].map((s) => s.close()));
     this.stations.clear();
+    this.names.clear();
+    this.active.clear();
   }
 
   get isOpen(): boolean {
@@ -282,6 +253,7 @@ export class EmbeddedStore implements StationStore {
             'cut a torn tail: the end of a write that never completed before a crash (nothing acknowledged was in it)',
           ),
         onMetadataRepair: (file, detail, outcome) => {
+          this.suspects.add(name);
           const note = `partition ${partition}: ${detail}`;
           notes.push(note);
           this.log.error({ station: name, partition, file }, detail);
@@ -299,12 +271,14 @@ export class EmbeddedStore implements StationStore {
         );
       }
     }
+    if (!this.stations.has(name) && !this.damagedStations.has(name)) this.names.add(name);
     this.stations.set(name, st);
     return st;
   }
 
   /** A damaged range found by a partition log (once per range): logged at error, counted (event). */
   private reportDamage(station: string, partition: number, range: CorruptRange): void {
+    this.suspects.add(station);
     this.log.error(
       { station, partition, segment: range.segment, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail },
       range.messages > 0 ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped` : 'damaged bytes skipped (no message lost)',
@@ -324,7 +298,7 @@ export class EmbeddedStore implements StationStore {
         continue;
       }
       try {
-        const meta = inheritDefaults(await this.readGroupMeta(st, e.name, dir), st.config);
+        const meta = inheritDefaults(await this.meta.readGroupMeta(st, e.name, dir), st.config);
         const { group, damaged, missing } = await GroupRt.load(e.name, meta, st, dir);
         if (damaged || missing) {
           const note = missing
@@ -343,33 +317,12 @@ export class EmbeddedStore implements StationStore {
     }
   }
 
-  /** group.json, else its previous copy, else rebuilt with the station's deadlines (its journal keeps the progress). */
-  private async readGroupMeta(st: StationRt, group: string, dir: string): Promise<GroupMeta> {
-    const file = join(dir, 'group.json');
-    const r = await readWithFallback(file, (text) => {
-      const parsed = GroupMetaFile.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-      return parsed.data;
-    });
-    if (r.value !== undefined && r.source === 'file') return r.value;
-    let meta: GroupMeta;
-    let note: string;
-    if (r.value !== undefined) {
-      meta = r.value;
-      note = `group "${group}": group.json was ${r.problem ?? 'unusable'}: loaded its previous copy`;
-    } else {
-      const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => Date.now());
-      // No settings of its own: it follows the station's ack deadline and maxDeliveries.
-      meta = { createdAt };
-      note = `group "${group}": group.json was ${r.problem}: rebuilt from its journal with the station's ack deadline (${st.config.deadLetter.maxAckTimeMs} ms) and maxDeliveries (${st.config.deadLetter.maxDeliveries})`;
-    }
-    st.notes.push(note);
-    this.log.error({ station: st.name, group, file }, note);
-    this.emit({ type: 'metadata-repair', station: st.name, group, file: 'group.json', outcome: r.value !== undefined ? 'previous-copy' : 'rebuilt', detail: note });
-    await this.repairFile(file, JSON.stringify(meta), st.name);
-    return meta;
-  }
-
+  /**
+   * The background pass: ack deadlines, interval fsyncs of group journals, retention. It visits the
+   * stations with work (`active`: touched by a request since, or with a deadline or an unsynced journal),
+   * not every station; a station leaves the set once a pass found nothing left to do. Age-based retention
+   * of idle stations is checked by a sweep of IDLE_RETENTION_PER_SECOND stations per second.
+   */
   private async tick(): Promise<void> {
     if (this.ticking || this.state !== 'open') return;
     this.ticking = true;
@@ -377,13 +330,30 @@ export class EmbeddedStore implements StationStore {
       const now = Date.now();
       const retention = now - this.lastRetention >= 1000;
       if (retention) this.lastRetention = now;
-      for (const st of this.stations.values()) {
+      for (const st of [...this.active]) {
+        let busy = false;
         for (const g of st.groups.values()) {
           if (g.nextDue() <= now) g.processDue(now);
           const iv = st.syncIntervalMs();
           if (iv > 0 && now - g.lastSync >= iv) await g.syncIfDirty();
+          if (g.nextDue() < Infinity || (iv > 0 && g.unsynced)) busy = true;
         }
-        if (retention) await this.retain(st, now);
+        if (retention) {
+          await this.retain(st, now);
+          // Touched after this pass began: it stays for the next one.
+          if (!busy && st.touchedAt < now) this.active.delete(st);
+        }
+      }
+      if (retention) {
+        for (let i = 0; i < IDLE_RETENTION_PER_SECOND && this.stations.size > 0; i++) {
+          let r = this.sweep?.next();
+          if (!r || r.done) {
+            this.sweep = this.stations.values();
+            r = this.sweep.next();
+            if (r.done) break;
+          }
+          if (!this.active.has(r.value) && r.value.config.retention.maxAgeMs !== undefined) await this.retain(r.value, now);
+        }
       }
     } catch (err) {
       this.log.error({ err }, 'background work failed');
@@ -414,7 +384,14 @@ export class EmbeddedStore implements StationStore {
       if (damaged) throw new JunctionError(ErrorCode.STATION_DAMAGED, `station "${name}" is damaged and cannot serve: ${damaged.reason}`);
       throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${name}" does not exist`);
     }
+    this.touch(st);
     return st;
+  }
+
+  /** The station has work: the background pass visits it until it has none. */
+  private touch(st: StationRt): void {
+    st.touchedAt = Date.now();
+    this.active.add(st);
   }
 
   async createStation(name: string, config: z.input<typeof StationConfigInput> = {}): Promise<StationInfo> {
@@ -479,9 +456,12 @@ export class EmbeddedStore implements StationStore {
       // Its dead-letter station (a station of its own) goes with it, as for any station.
       const dls = this.stations.get(dlsName(name));
       this.damagedStations.delete(name);
+      this.names.delete(name);
+      this.suspects.delete(name);
       await this.moveToTrash(damaged.dir);
       if (dls) {
         this.stations.delete(dls.name);
+        this.forget(dls);
         await dls.close();
         await this.moveToTrash(dls.dir);
       }
@@ -494,9 +474,16 @@ export class EmbeddedStore implements StationStore {
     const doomed = [st, this.stations.get(dlsName(name))].filter((s): s is StationRt => s !== undefined);
     for (const s of doomed) {
       this.stations.delete(s.name);
+      this.forget(s);
       await s.close();
       await this.moveToTrash(s.dir);
     }
+  }
+
+  private forget(st: StationRt): void {
+    this.names.delete(st.name);
+    this.active.delete(st);
+    this.suspects.delete(st.name);
   }
 
   /** Renames a directory into the trash (one atomic step: it is gone from the store at once), then removes it. */
@@ -517,11 +504,57 @@ export class EmbeddedStore implements StationStore {
 
   async listStations(options?: ListOptions): Promise<StationInfo[]> {
     this.check();
-    const names = [...this.stations.keys(), ...this.damagedStations.keys()];
-    return pageOfNames(names, options).map((name) => {
+    return this.names.page(options).map((name) => {
       const st = this.stations.get(name);
       return st ? this.info(st) : this.damagedInfo(this.damagedStations.get(name)!);
     });
+  }
+
+  async healthSummary(maxReasons: number): Promise<HealthSummary> {
+    this.check();
+    const out: HealthSummary = { degraded: 0, reasons: [], more: 0 };
+    for (const name of [...this.suspects].sort()) {
+      const st = this.stations.get(name);
+      const d = st ? undefined : this.damagedStations.get(name);
+      const health = st ? this.health(st) : d ? this.damagedInfo(d).health! : undefined;
+      if (!health || health.status === 'ok') {
+        // Retention removed its damaged ranges (or it was deleted): healthy again.
+        this.suspects.delete(name);
+        continue;
+      }
+      out.degraded++;
+      const prefix = `station ${name}${health.status === 'damaged' ? ' (damaged: cannot serve)' : ''}`;
+      for (const r of health.reasons) {
+        if (out.reasons.length < maxReasons) out.reasons.push(`${prefix}: ${r}`);
+        else out.more++;
+      }
+    }
+    return out;
+  }
+
+  async totals(): Promise<StoreTotals> {
+    this.check();
+    let partitions = 0;
+    let messages = 0;
+    let bytes = 0;
+    for (const st of this.stations.values()) {
+      for (let p = 0; p < st.logs.length; p++) {
+        const log = st.logs[p]!;
+        const { first, end } = st.bounds(p);
+        partitions++;
+        messages += Math.max(0, Math.min(log.count, end - first));
+        bytes += log.bytes;
+      }
+    }
+    const f = FdPool.shared.stats();
+    return {
+      stations: this.stations.size + this.damagedStations.size,
+      partitions,
+      messages,
+      bytes,
+      activeStations: this.active.size,
+      openFiles: { budget: f.budget, open: f.open, peak: f.peak, evictions: f.evictions, overBudget: f.overBudget },
+    };
   }
 
   private info(st: StationRt): StationInfo {
@@ -591,6 +624,7 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async produceTo(st: StationRt, messages: readonly MessageInput[], internal: boolean): Promise<ProduceResult[]> {
+    this.touch(st);
     const now = Date.now();
     const { results, bytes, stored } = await st.produce(messages, now, internal);
     if (stored > 0) {
@@ -916,35 +950,4 @@ export class EmbeddedStore implements StationStore {
     await log.truncateBefore(until);
     return Math.max(0, before - log.count);
   }
-}
-
-/**
- * Group settings written before groups inherited the station's dead-letter settings held copies of them:
- * a copy equal to the station's current value is taken as inherited (the group then follows later changes).
- */
-function inheritDefaults(meta: GroupMeta, config: StationConfig): GroupMeta {
-  const out: GroupMeta = { createdAt: meta.createdAt };
-  if (meta.maxAckTimeMs !== undefined && meta.maxAckTimeMs !== config.deadLetter.maxAckTimeMs) out.maxAckTimeMs = meta.maxAckTimeMs;
-  if (meta.maxDeliveries !== undefined && meta.maxDeliveries !== config.deadLetter.maxDeliveries) out.maxDeliveries = meta.maxDeliveries;
-  return out;
-}
-
-function dlsConfig(origin: StationConfig): StationConfig {
-  return {
-    ...origin,
-    partitions: 1,
-    retention: { maxAgeMs: 30 * 24 * 3600_000 },
-    dedupWindowMs: 10 * 60_000,
-    maxMessageBytes: 64 * 1024 * 1024,
-    deadLetter: { ...origin.deadLetter, enabled: false },
-  };
-}
-
-/** How many partition directories (0, 1, … with no hole) a station directory holds: what a lost station.json is rebuilt from. */
-async function countPartitionDirs(dir: string): Promise<number> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const have = new Set(names.filter((n) => /^(0|[1-9]\d*)$/.test(n)).map(Number));
-  let n = 0;
-  while (have.has(n)) n++;
-  return n;
 }
