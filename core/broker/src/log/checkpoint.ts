@@ -168,6 +168,8 @@ export class CheckpointFile {
     readonly loaded: Checkpoint | undefined,
     /** The file existed but neither slot was whole. */
     readonly damaged: boolean,
+    /** The bytes of the loaded checkpoint's index entries (undefined when they could not be read). */
+    private loadedEntryBytes: Buffer | undefined,
   ) {
     this.seq = loaded?.seq ?? 0;
     if (loaded) {
@@ -185,18 +187,24 @@ export class CheckpointFile {
     const path_ = path.join(dir, CHECKPOINT_FILE);
     const raw = await fsp.open(path_, 'a+');
     let size: number;
-    let head: Buffer;
+    let best: Checkpoint | undefined;
+    let entries: Buffer | undefined;
     try {
       size = (await raw.stat()).size;
-      head = Buffer.alloc(Math.min(size, ENTRIES_AT));
+      const head = Buffer.alloc(Math.min(size, ENTRIES_AT));
       if (head.length > 0) await readFully(raw, head, head.length, 0);
+      const a = decodeSlot(head.subarray(0, SLOT_BYTES));
+      const b = decodeSlot(head.subarray(SLOT_BYTES, ENTRIES_AT));
+      best = a && b ? (a.seq >= b.seq ? a : b) : (a ?? b);
+      // The entries too, while the file is open: start-up then keeps no checkpoint descriptor open.
+      if (best && ENTRIES_AT + best.entries * CHECKPOINT_ENTRY_BYTES <= size) {
+        entries = Buffer.alloc(best.entries * CHECKPOINT_ENTRY_BYTES);
+        if (entries.length > 0) await readFully(raw, entries, entries.length, ENTRIES_AT).catch(() => (entries = undefined));
+      }
     } finally {
       await raw.close().catch(() => {});
     }
-    const a = decodeSlot(head.subarray(0, SLOT_BYTES));
-    const b = decodeSlot(head.subarray(SLOT_BYTES, ENTRIES_AT));
-    const best = a && b ? (a.seq >= b.seq ? a : b) : (a ?? b);
-    return new CheckpointFile(new PooledFile(path_, 'r+'), best, size > 0 && !best);
+    return new CheckpointFile(new PooledFile(path_, 'r+'), best, size > 0 && !best, entries);
   }
 
   /** fsync the file before the descriptor budget closes it when it holds unsynced writes (not under `never`). */
@@ -207,22 +215,11 @@ export class CheckpointFile {
   /** The index entries the loaded checkpoint vouches for (read from the file), or undefined. */
   async loadedEntries(): Promise<SparseIndex | undefined> {
     const c = this.loaded;
-    if (!c) return undefined;
-    const buf = Buffer.alloc(c.entries * CHECKPOINT_ENTRY_BYTES);
-    if (buf.length > 0) {
-      try {
-        const h = await this.file.acquire();
-        if (!h) return undefined;
-        try {
-          await readFully(h, buf, buf.length, ENTRIES_AT);
-        } finally {
-          this.file.release();
-        }
-      } catch {
-        return undefined;
-      }
-    }
-    return decodeEntries(buf, c);
+    const bytes = this.loadedEntryBytes;
+    // Read once, by recovery: not kept for the life of the log.
+    this.loadedEntryBytes = undefined;
+    if (!c || !bytes) return undefined;
+    return decodeEntries(bytes, c);
   }
 
   /**
