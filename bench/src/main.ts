@@ -34,6 +34,7 @@ import {
 } from './report.js';
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
+import { renderStations, runStations, stationsScales, type StationsOutcome } from './stations.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
@@ -60,6 +61,10 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   --no-startup           skip the start-up rows (Junction only)
   --startup              only the start-up rows: time to serve after a clean stop and after kill -9 with
                          JUNCTION_BENCH_STARTUP_GB GB stored (default 10; 0.5 with --quick)
+  --no-stations          skip the stations rows (Junction only)
+  --stations             only the stations rows: N stations created, produced to, listed (paged) and
+                         restarted under ulimit -n 1024 (100000 x 1 and 10000 x 10; --quick 5000 x 1 and
+                         1000 x 10; JUNCTION_BENCH_STATIONS="N×P,…" overrides)
   --help`;
 
 interface Options {
@@ -79,6 +84,8 @@ interface Options {
   connectorsOnly: boolean;
   startup: boolean;
   startupOnly: boolean;
+  stations: boolean;
+  stationsOnly: boolean;
   sinks: string[];
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
@@ -101,6 +108,8 @@ function parseArgs(argv: string[]): Options {
     connectorsOnly: false,
     startup: true,
     startupOnly: false,
+    stations: true,
+    stationsOnly: false,
     sinks: [...SINK_PARTS],
     overrides: {},
   };
@@ -137,6 +146,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--startup':
         o.startupOnly = true;
+        break;
+      case '--no-stations':
+        o.stations = false;
+        break;
+      case '--stations':
+        o.stationsOnly = true;
         break;
       case '--sinks': {
         const v = list(value());
@@ -391,9 +406,10 @@ async function main(): Promise<number> {
   let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
   let sinks: SinksOutcome | undefined;
   let startup: StartupOutcome | undefined;
+  let stations: StationsOutcome | undefined;
   const started = Date.now();
   const timings: Record<string, number> = {};
-  const only = opts.connectorsOnly || opts.startupOnly;
+  const only = opts.connectorsOnly || opts.startupOnly || opts.stationsOnly;
   try {
     for (const system of only ? [] : opts.systems) {
       const ts = Date.now();
@@ -411,7 +427,17 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && !opts.startupOnly && opts.systems.includes('junction')) {
+    if ((opts.stationsOnly || (opts.stations && !opts.connectorsOnly && !opts.startupOnly)) && opts.systems.includes('junction')) {
+      const ts = Date.now();
+      try {
+        stations = await runStations(workDir, stationsScales(opts.quick), opts.brokerLogLevel);
+      } catch (err) {
+        stations = { error: err instanceof Error ? err.message : String(err) };
+        log(`stations rows failed: ${stations.error}`);
+      }
+      timings['stations'] = (Date.now() - ts) / 1000;
+    }
+    if (opts.connector && !opts.startupOnly && !opts.stationsOnly && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
@@ -439,7 +465,7 @@ async function main(): Promise<number> {
       }
     }
     // Last: its data fills the page cache, which must not weigh on the rows above.
-    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly)) && opts.systems.includes('junction')) {
+    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       try {
         startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
@@ -459,15 +485,16 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, stations: stations ?? null, timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
     if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
     if (startup) process.stdout.write(`\n${renderStartup(startup)}\n`);
+    if (stations) process.stdout.write(`\n${renderStations(stations)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
-  const startupFailed = startup !== undefined && 'error' in startup;
+  const startupFailed = (startup !== undefined && 'error' in startup) || (stations !== undefined && 'error' in stations);
   return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed ? 1 : 0;
 }
 
