@@ -86,6 +86,8 @@ export interface EmbeddedStoreOptions {
  * checked every second): an idle station's retention runs at least every ceil(stations / this) seconds.
  */
 const IDLE_RETENTION_PER_SECOND = 2000;
+/** Stations opened at once by open(). */
+const OPEN_STATIONS_CONCURRENCY = 32;
 
 /** A station whose metadata could not be recovered: listed, but it cannot serve. */
 interface DamagedStation {
@@ -134,16 +136,19 @@ export class EmbeddedStore implements StationStore {
     await rm(join(this.options.dataDir, 'trash'), { recursive: true, force: true });
     const now = Date.now();
     const t0 = performance.now();
-    for (const entry of await readdir(this.root, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      const dir = join(this.root, entry.name);
-      // A creation that did not finish (station names never start with ".").
-      if (entry.name.startsWith('.tmp-')) {
-        await rm(dir, { recursive: true, force: true });
-        continue;
+    const entries = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory());
+    // Several stations at once: opening one mostly waits for small reads, and the thread pool has room.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < entries.length) {
+        const entry = entries[next++]!;
+        const dir = join(this.root, entry.name);
+        // A creation that did not finish (station names never start with ".").
+        if (entry.name.startsWith('.tmp-')) await rm(dir, { recursive: true, force: true });
+        else await this.loadStation(entry.name, dir, now);
       }
-      await this.loadStation(entry.name, dir, now);
-    }
+    };
+    await Promise.all(Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker));
     this.state = 'open';
     // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
     for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
