@@ -1,7 +1,8 @@
 export * from './contract.js';
 export * from './errors.js';
 export { StoreEventHub } from './events.js';
-export { EmbeddedStore, type EmbeddedStoreOptions } from './embedded/store.js';
+export { EmbeddedStore, DEFAULT_MANIFEST_MIN_STATIONS, type EmbeddedStoreOptions } from './embedded/store.js';
+export { LogLru, DEFAULT_OPEN_LOGS } from './log/lazy-log.js';
 export { partitionForKey } from './embedded/dedup.js';
 export * from './http/index.js';
 export { writeAtomic, readWithFallback, previousCopy, fsyncDir, type WriteAtomicOptions, type MetadataSource } from './atomic-file.js';

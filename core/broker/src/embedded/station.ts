@@ -7,6 +7,7 @@ import type { StationConfig } from '@junction/protocol';
 import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
 import { ErrorCode } from '../errors.js';
 import { createMemoryLog, openFileLog } from '../log/index.js';
+import { LazyLog, type LogSummary } from '../log/lazy-log.js';
 import type { LogOptions, LogRecord, PartitionLog, RecordInput } from '../log/types.js';
 import { DedupIndex, partitionForKey } from './dedup.js';
 import type { DeadLetterItem, GroupHost, GroupRt } from './group.js';
@@ -62,20 +63,27 @@ export class StationRt implements GroupHost {
     this.hw = logs.map((l) => l.nextOffset);
   }
 
-  static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
+  /**
+   * Opens the station's partition logs. File logs are LazyLogs (log/lazy-log.ts): open while used, closed
+   * by the process's LRU of open logs when idle. With `summaries` (what a clean stop recorded, one per
+   * partition) nothing is opened now: each log opens on its first use.
+   */
+  static async open(meta: StationMeta, dir: string, deps: StationDeps, summaries?: readonly LogSummary[]): Promise<StationRt> {
     const { config } = meta;
-    const fsync = config.fsync ?? deps.defaultFsync;
     const logs: Array<PartitionLog | undefined> = new Array(config.partitions);
-    const open = (p: number): Promise<PartitionLog> =>
-      config.storage === 'memory'
-        ? Promise.resolve(createMemoryLog({ segmentBytes: config.segmentBytes }))
-        : openFileLog({
-            dir: join(dir, 'partitions', String(p)),
-            segmentBytes: config.segmentBytes,
-            fsync: fsync as never,
-            onFsync: deps.onFsync,
-            ...deps.logHooks?.(p),
-          });
+    const fileLog = (p: number) => (c: { fsync?: string; segmentBytes?: number }) =>
+      openFileLog({
+        dir: join(dir, 'partitions', String(p)),
+        segmentBytes: c.segmentBytes ?? config.segmentBytes,
+        fsync: (c.fsync ?? config.fsync ?? deps.defaultFsync) as never,
+        onFsync: deps.onFsync,
+        ...deps.logHooks?.(p),
+      });
+    if (summaries && config.storage === 'file' && summaries.length === config.partitions) {
+      return new StationRt(meta, dir, summaries.map((sum, p) => new LazyLog(fileLog(p), { summary: sum })), deps);
+    }
+    const open = async (p: number): Promise<PartitionLog> =>
+      config.storage === 'memory' ? createMemoryLog({ segmentBytes: config.segmentBytes }) : new LazyLog(fileLog(p), { log: await fileLog(p)({}) });
     // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
     let nextP = 0;
     const worker = async (): Promise<void> => {
@@ -270,6 +278,8 @@ export class StationRt implements GroupHost {
     const window = this.config.dedupWindowMs;
     for (let p = 0; p < this.logs.length; p++) {
       const log = this.logs[p]!;
+      // No record may carry a msgId: nothing to find (and a log closed since its stop stays closed).
+      if (log.msgIdRanges(log.firstOffset).length === 0) continue;
       for (const span of log.msgIdRanges(await log.offsetForTimestamp(now - window))) {
         let from = span.from;
         const to = Math.min(span.to, this.hw[p]! - 1);

@@ -63,6 +63,8 @@ import { StoreEventHub } from '../events.js';
 import type { CorruptRange } from '../log/types.js';
 import { FdPool } from '../log/fd-pool.js';
 import { SortedNames } from './sorted-names.js';
+import { LazyLog, LogLru, type LogSummary } from '../log/lazy-log.js';
+import { takeManifest, writeManifest, type ManifestStation } from './manifest.js';
 import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationMeta } from './station.js';
@@ -79,7 +81,24 @@ export interface EmbeddedStoreOptions {
    * process's soft RLIMIT_NOFILE.
    */
   maxOpenFiles?: number | undefined;
+  /**
+   * Partition logs kept open (process-wide LRU, log/lazy-log.ts); idle ones past it are closed and
+   * reopened on use. Default DEFAULT_OPEN_LOGS (4096).
+   */
+  maxOpenPartitions?: number | undefined;
+  /**
+   * A clean close writes the stations manifest (embedded/manifest.ts) when the store has at least this
+   * many stations (dead-letter stations included); the next start then opens those stations without
+   * reading their files. Default DEFAULT_MANIFEST_MIN_STATIONS (1000). The price: damage done to a
+   * stopped store's files is found when a partition is first used after the start (then reported as
+   * always), and a damaged station.json only by a start without a manifest (after a crash). Below the
+   * threshold every start reads every station, which is fast anyway; 0 always writes one, Infinity never.
+   */
+  manifestMinStations?: number | undefined;
 }
+
+/** See EmbeddedStoreOptions.manifestMinStations. */
+export const DEFAULT_MANIFEST_MIN_STATIONS = 1000;
 
 /**
  * Idle stations whose age-based retention the background pass checks per second (stations with work are
@@ -126,6 +145,7 @@ export class EmbeddedStore implements StationStore {
     this.fsync = FsyncPolicy.parse(options.fsync ?? 'always');
     this.root = join(options.dataDir, 'stations');
     if (options.maxOpenFiles !== undefined) FdPool.shared.setBudget(options.maxOpenFiles);
+    if (options.maxOpenPartitions !== undefined) LogLru.shared.setCapacity(options.maxOpenPartitions);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -136,6 +156,8 @@ export class EmbeddedStore implements StationStore {
     await rm(join(this.options.dataDir, 'trash'), { recursive: true, force: true });
     const now = Date.now();
     const t0 = performance.now();
+    // A clean stop left a manifest: the stations in it open from it, without reading their files.
+    const manifest = await takeManifest(this.options.dataDir);
     const entries = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory());
     // Several stations at once: opening one mostly waits for small reads, and the thread pool has room.
     let next = 0;
@@ -145,7 +167,11 @@ export class EmbeddedStore implements StationStore {
         const dir = join(this.root, entry.name);
         // A creation that did not finish (station names never start with ".").
         if (entry.name.startsWith('.tmp-')) await rm(dir, { recursive: true, force: true });
-        else await this.loadStation(entry.name, dir, now);
+        else {
+          const m = manifest?.get(entry.name);
+          if (m) await this.loadFromManifest(m, dir, now);
+          else await this.loadStation(entry.name, dir, now);
+        }
       }
     };
     await Promise.all(Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker));
@@ -182,6 +208,23 @@ export class EmbeddedStore implements StationStore {
     st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
   }
 
+  /** A station the manifest describes: its logs open on first use; only group journals are read now. */
+  private async loadFromManifest(m: ManifestStation, dir: string, now: number): Promise<void> {
+    let st: StationRt;
+    try {
+      st = await this.openStation(m.meta, dir, m.partitions);
+    } catch (err) {
+      this.markDamaged(m.meta.name, dir, `its partitions could not be opened: ${err instanceof Error ? err.message : String(err)}`, now);
+      return;
+    }
+    if (m.hasGroups) {
+      await this.loadGroups(st);
+      await this.raiseFloors(st);
+      if (st.notes.length > 0) this.suspects.add(st.name);
+    }
+    st.startDedupRebuild(now, (err) => this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+  }
+
   private markDamaged(name: string, dir: string, reason: string, now: number): void {
     if (!this.damagedStations.has(name) && !this.stations.has(name)) this.names.add(name);
     this.damagedStations.set(name, { name, dir, reason, foundAt: now });
@@ -215,9 +258,24 @@ export class EmbeddedStore implements StationStore {
 
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
     this.state = 'closed';
     clearInterval(this.timer);
-    await Promise.allSettled([...this.stations.values()].map((s) => s.close()));
+    const all = [...this.stations.values()];
+    const closed = await Promise.allSettled(all.map((s) => s.close()));
+    if (wasOpen && all.length >= (this.options.manifestMinStations ?? DEFAULT_MANIFEST_MIN_STATIONS)) {
+      // Healthy file stations that closed cleanly: the next start opens them from the manifest.
+      const entries: ManifestStation[] = [];
+      all.forEach((st, i) => {
+        if (closed[i]!.status !== 'fulfilled' || !st.persistent || this.suspects.has(st.name) || st.notes.length > 0 || st.meta.rebuilt) return;
+        const parts = st.logs.map((l) => (l instanceof LazyLog ? l.currentSummary() : undefined));
+        if (parts.some((p) => p === undefined)) return;
+        entries.push({ meta: st.meta, hasGroups: st.groups.size > 0, partitions: parts as LogSummary[] });
+      });
+      await writeManifest(this.options.dataDir, entries).catch((err: unknown) => {
+        this.log.warn({ err }, 'could not write the stations manifest: the next start reads every station directory');
+      });
+    }
     this.stations.clear();
     this.names.clear();
     this.active.clear();
@@ -235,7 +293,7 @@ export class EmbeddedStore implements StationStore {
     this.events.emit(e);
   }
 
-  private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
+  private async openStation(meta: StationMeta, dir: string, summaries?: readonly LogSummary[]): Promise<StationRt> {
     const name = meta.name;
     const found: Array<{ partition: number; range: CorruptRange }> = [];
     const notes: string[] = [];
@@ -265,7 +323,7 @@ export class EmbeddedStore implements StationStore {
           this.emit({ type: 'metadata-repair', station: name, file: `partitions/${partition}/${file}`, outcome, detail: note });
         },
       }),
-    });
+    }, summaries);
     st.notes.push(...notes);
     for (const [p, log] of st.logs.entries()) {
       const known = log.corruptRanges.filter((c) => !found.some((f) => f.partition === p && f.range === c));

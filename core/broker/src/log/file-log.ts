@@ -175,6 +175,12 @@ class FileLog implements PartitionLog {
   get corruptRanges(): readonly CorruptRange[] {
     return this.registry.retained(this.start);
   }
+  get firstTimestamp(): number | undefined {
+    const seg = this.segments[0];
+    if (!seg) return undefined;
+    if (seg.count > 0) return seg.firstTimestamp;
+    return this.segments.length === 1 ? Infinity : undefined;
+  }
 
   // ----- open / recovery -------------------------------------------------------------------------
 
