@@ -217,6 +217,8 @@ export interface StoreTotals {
   bytes: number;
   /** Stations with recent work (a produce, fetch, ack or timer since the last background pass). */
   activeStations: number;
+  /** Partition logs open now (the rest are summaries until used), where the engine has such a notion. */
+  openPartitions?: number | undefined;
   openFiles?: { budget: number; open: number; peak: number; evictions: number; overBudget: number } | undefined;
 }
 

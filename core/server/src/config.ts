@@ -59,6 +59,8 @@ export const ServerSection = z.strictObject({
    * rest is for connections and other files. Also JUNCTION_MAX_OPEN_FILES.
    */
   maxOpenFiles: MaxOpenFiles.optional(),
+  /** Partition logs kept open (idle ones past it are closed and reopened on use). Default 4096. */
+  maxOpenPartitions: z.int().min(1).max(1 << 24).optional(),
   /** Stations with per-station series in /metrics (the rest are in the totals). Default 1000. */
   metricsMaxStations: z.int().min(0).max(1_000_000).optional(),
 });
@@ -132,6 +134,8 @@ export interface ServerSettings {
   maxOpenFiles?: number | undefined;
   /** Stations with per-station series in /metrics, when configured; else DEFAULT_MAX_STATION_SERIES. */
   metricsMaxStations?: number | undefined;
+  /** Partition logs kept open, when configured; else DEFAULT_OPEN_LOGS. */
+  maxOpenPartitions?: number | undefined;
 }
 
 export interface JunctionConfig {
@@ -196,6 +200,8 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   };
   const maxOpenFiles = pick('maxOpenFiles');
   if (maxOpenFiles !== undefined) server.maxOpenFiles = maxOpenFiles;
+  const maxOpenPartitions = pick('maxOpenPartitions');
+  if (maxOpenPartitions !== undefined) server.maxOpenPartitions = maxOpenPartitions;
   const metricsMaxStations = pick('metricsMaxStations');
   if (metricsMaxStations !== undefined) server.metricsMaxStations = metricsMaxStations;
   const keyFile = pick('secretsKeyFile');

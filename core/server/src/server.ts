@@ -105,6 +105,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         logger: logger.child({ component: 'store' }),
         // Half the (raised) soft limit unless configured: the rest is for connections and other files.
         maxOpenFiles: config.server.maxOpenFiles ?? defaultFdBudget(),
+        maxOpenPartitions: config.server.maxOpenPartitions,
       });
   await store.open();
 

@@ -616,6 +616,7 @@ export class EmbeddedStore implements StationStore {
       messages,
       bytes,
       activeStations: this.active.size,
+      openPartitions: LogLru.shared.size,
       openFiles: { budget: f.budget, open: f.open, peak: f.peak, evictions: f.evictions, overBudget: f.overBudget },
     };
   }

@@ -21,7 +21,7 @@
  *   junction_group_lag, junction_group_pending (gauges)                    (station, group, partition)
  *   junction_metrics_collect_errors_total (scrapes whose store reads failed)
  *   junction_stations, junction_partitions, junction_stored_messages, junction_stored_bytes,
- *   junction_active_stations (gauges, totals over every station, when the store has `totals`)
+ *   junction_active_stations, junction_open_partitions (gauges, totals over every station, when the store has `totals`)
  *   junction_open_files (gauge, kind: open | budget | peak), junction_file_evictions_total, junction_file_over_budget_total
  *   junction_metrics_stations_capped (gauge: stations left out of the per-station series)
  *
@@ -243,6 +243,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
   total('junction_stored_messages', 'Messages stored in all stations', (t) => t.messages);
   total('junction_stored_bytes', 'Bytes stored in all stations', (t) => t.bytes);
   total('junction_active_stations', 'Stations with recent work (what the background pass visits)', (t) => t.activeStations);
+  total('junction_open_partitions', 'Partition logs open now (idle ones are closed and reopened on use)', (t) => t.openPartitions ?? 0);
   total('junction_file_evictions_total', 'Idle partition and group files closed by the open-file budget', (t) => t.openFiles?.evictions ?? 0);
   total('junction_file_over_budget_total', 'Files opened while every open file was in use (the budget was exceeded)', (t) => t.openFiles?.overBudget ?? 0);
   new Gauge({
@@ -335,6 +336,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     'junction_file_evictions_total',
     'junction_file_over_budget_total',
     'junction_open_files',
+    'junction_open_partitions',
     'junction_metrics_stations_capped',
   ];
   let closed = false;
