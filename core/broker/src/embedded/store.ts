@@ -67,7 +67,7 @@ import { LazyLog, LogLru, type LogSummary } from '../log/lazy-log.js';
 import { takeManifest, writeManifest, type ManifestStation } from './manifest.js';
 import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
-import { StationRt, type StationMeta } from './station.js';
+import { StationRt, type StationDeps, type StationMeta } from './station.js';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -144,6 +144,7 @@ export class EmbeddedStore implements StationStore {
     this.meta = new MetadataReader(this.log, (e) => this.emit(e));
     this.fsync = FsyncPolicy.parse(options.fsync ?? 'always');
     this.root = join(options.dataDir, 'stations');
+    this.sharedDeps.defaultFsync = this.fsync;
     if (options.maxOpenFiles !== undefined) FdPool.shared.setBudget(options.maxOpenFiles);
     if (options.maxOpenPartitions !== undefined) LogLru.shared.setCapacity(options.maxOpenPartitions);
   }
@@ -293,18 +294,33 @@ export class EmbeddedStore implements StationStore {
     this.events.emit(e);
   }
 
+  /** What every station's deps share (one set of closures for the store, not one per station). */
+  private readonly sharedDeps: Omit<StationDeps, 'logHooks'> = {
+    defaultFsync: '',
+    onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
+    deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
+    retentionLost: (s, group, partition, lost) => {
+      this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
+      this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
+    },
+  };
+  /** Station configs by their JSON: stations configured alike share one object (configs are never changed in place). */
+  private readonly configs = new Map<string, StationConfig>();
+
+  private internMeta(meta: StationMeta): StationMeta {
+    const key = JSON.stringify(meta.config);
+    const known = this.configs.get(key);
+    if (known) return known === meta.config ? meta : { ...meta, config: known };
+    this.configs.set(key, meta.config);
+    return meta;
+  }
+
   private async openStation(meta: StationMeta, dir: string, summaries?: readonly LogSummary[]): Promise<StationRt> {
     const name = meta.name;
     const found: Array<{ partition: number; range: CorruptRange }> = [];
     const notes: string[] = [];
-    const st = await StationRt.open(meta, dir, {
-      defaultFsync: this.fsync,
-      onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
-      deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
-      retentionLost: (s, group, partition, lost) => {
-        this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
-        this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
-      },
+    const st = await StationRt.open(this.internMeta(meta), dir, {
+      ...this.sharedDeps,
       logHooks: (partition) => ({
         onDamage: (range) => {
           found.push({ partition, range });
@@ -505,7 +521,7 @@ export class EmbeddedStore implements StationStore {
     const merged: StationConfig = applyStationPatch(st.config, p);
     // An update sets the options: a station rebuilt from its partitions has real ones again.
     const { rebuilt: _rebuilt, ...kept } = st.meta;
-    const meta: StationMeta = { ...kept, config: merged };
+    const meta: StationMeta = this.internMeta({ ...kept, config: merged });
     await writeAtomic(join(st.dir, 'station.json'), JSON.stringify(meta));
     st.meta = meta;
     for (const log of st.logs) log.configure({ fsync: merged.fsync ?? this.fsync, segmentBytes: merged.segmentBytes });

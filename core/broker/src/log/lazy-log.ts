@@ -96,6 +96,11 @@ export class LogLru {
 /** Partition logs kept open by default (the rest are summaries until used). */
 export const DEFAULT_OPEN_LOGS = 4096;
 
+// Shared empties: an idle log allocates none of its own.
+const NO_APPENDS: QueuedAppend[] = [];
+const NO_RANGES: readonly CorruptRange[] = [];
+const NO_CONFIG: { fsync?: FsyncPolicy; segmentBytes?: number } = Object.freeze({});
+
 interface QueuedAppend {
   records: readonly RecordInput[];
   resolve: (first: number) => void;
@@ -108,9 +113,9 @@ export class LazyLog implements PartitionLog {
   private opening: Promise<PartitionLog> | null = null;
   private closingInner: Promise<void> | null = null;
   private busy = 0;
-  private queued: QueuedAppend[] = [];
-  private ranges: readonly CorruptRange[] = [];
-  private config: { fsync?: FsyncPolicy; segmentBytes?: number } = {};
+  private queued: QueuedAppend[] = NO_APPENDS;
+  private ranges: readonly CorruptRange[] = NO_RANGES;
+  private config: { fsync?: FsyncPolicy; segmentBytes?: number } = NO_CONFIG;
   private closed = false;
   private summary: LogSummary;
 
@@ -173,13 +178,13 @@ export class LazyLog implements PartitionLog {
         this.inner = log;
         // Appends made while it opened, in their order (their offsets were assigned from the summary).
         const q = this.queued;
-        this.queued = [];
+        this.queued = NO_APPENDS;
         for (const a of q) this.track(log.append(a.records)).then(a.resolve, a.reject);
         this.lru.touch(this);
         return log;
       } catch (err) {
         const q = this.queued;
-        this.queued = [];
+        this.queued = NO_APPENDS;
         for (const a of q) a.reject(err);
         throw err;
       } finally {
@@ -215,6 +220,7 @@ export class LazyLog implements PartitionLog {
     if (records.length === 0) return Promise.resolve(first);
     this.summary.nextOffset += records.length;
     this.summary.count += records.length;
+    if (this.queued === NO_APPENDS) this.queued = [];
     const p = new Promise<number>((resolve, reject) => this.queued.push({ records, resolve, reject }));
     void this.ensure().catch(() => {
       // The queued appends were rejected with the error.
@@ -259,6 +265,7 @@ export class LazyLog implements PartitionLog {
   }
 
   configure(options: { fsync?: FsyncPolicy; segmentBytes?: number }): void {
+    if (this.config === NO_CONFIG) this.config = {};
     if (options.fsync !== undefined) this.config.fsync = options.fsync;
     if (options.segmentBytes !== undefined) this.config.segmentBytes = options.segmentBytes;
     this.inner?.configure(options);
