@@ -61,10 +61,10 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   --no-startup           skip the start-up rows (Junction only)
   --startup              only the start-up rows: time to serve after a clean stop and after kill -9 with
                          JUNCTION_BENCH_STARTUP_GB GB stored (default 10; 0.5 with --quick)
-  --no-stations          skip the stations rows (Junction only)
+  --no-stations          skip the stations rows (Junction; the default run has them at the --quick scale)
   --stations             only the stations rows: N stations created, produced to, listed (paged) and
-                         restarted under ulimit -n 1024 (100000 x 1 and 10000 x 10; --quick 5000 x 1 and
-                         1000 x 10; JUNCTION_BENCH_STATIONS="N×P,…" overrides)
+                         restarted under ulimit -n 1024 (100000 x 1 and 10000 x 10, ~15 min; --quick
+                         5000 x 1 and 1000 x 10; JUNCTION_BENCH_STATIONS="N×P,…" overrides)
   --help`;
 
 interface Options {
@@ -430,7 +430,9 @@ async function main(): Promise<number> {
     if ((opts.stationsOnly || (opts.stations && !opts.connectorsOnly && !opts.startupOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       try {
-        stations = await runStations(workDir, stationsScales(opts.quick), opts.brokerLogLevel);
+        // The full scales take ~15 min (creating 100,000 stations alone ~10): the default run uses the
+        // --quick ones; --stations runs the full ones.
+        stations = await runStations(workDir, stationsScales(opts.quick || !opts.stationsOnly), opts.brokerLogLevel);
       } catch (err) {
         stations = { error: err instanceof Error ? err.message : String(err) };
         log(`stations rows failed: ${stations.error}`);

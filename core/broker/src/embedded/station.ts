@@ -41,8 +41,15 @@ const OPEN_CONCURRENCY = 8;
 
 export class StationRt implements GroupHost {
   readonly groups = new Map<string, GroupRt>();
-  readonly dedup = new DedupIndex();
-  private readonly waiters = new Set<() => void>();
+  // Made on first use: most of many stations never see a msgId or a long poll.
+  private dedupIndex: DedupIndex | undefined;
+  private waitersSet: Set<() => void> | undefined;
+  get dedup(): DedupIndex {
+    return (this.dedupIndex ??= new DedupIndex());
+  }
+  private get waiters(): Set<() => void> {
+    return (this.waitersSet ??= new Set());
+  }
   /** Per partition: every offset below is durable and may be delivered. */
   readonly hw: number[];
   private rr = 0;
@@ -164,7 +171,7 @@ export class StationRt implements GroupHost {
   }
 
   notify(): void {
-    if (this.waiters.size === 0) return;
+    if (!this.waitersSet || this.waitersSet.size === 0) return;
     const ws = [...this.waiters];
     this.waiters.clear();
     for (const w of ws) w();
@@ -199,7 +206,7 @@ export class StationRt implements GroupHost {
     const window = config.dedupWindowMs;
     const ids: string[] = [];
     let bytes = 0;
-    if (window > 0) this.dedup.expire(now, window);
+    if (window > 0 && this.dedupIndex) this.dedupIndex.expire(now, window);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       const size = messageSize(m);
@@ -208,7 +215,7 @@ export class StationRt implements GroupHost {
         continue;
       }
       if (m.msgId !== undefined && window > 0) {
-        const hit = this.dedup.lookup(m.msgId, now, window);
+        const hit = this.dedupIndex?.lookup(m.msgId, now, window);
         if (hit) {
           results[i] = { status: 'duplicate', partition: hit.partition, offset: hit.offset };
           continue;
