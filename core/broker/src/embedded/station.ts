@@ -86,9 +86,7 @@ export class StationRt implements GroupHost {
         onFsync: deps.onFsync,
         ...deps.logHooks?.(p),
       });
-    if (summaries && config.storage === 'file' && summaries.length === config.partitions) {
-      return new StationRt(meta, dir, summaries.map((sum, p) => new LazyLog(fileLog(p), { summary: sum })), deps);
-    }
+    if (summaries && config.storage === 'file' && summaries.length === config.partitions) return StationRt.fromSummaries(meta, dir, deps, summaries);
     const open = async (p: number): Promise<PartitionLog> =>
       config.storage === 'memory' ? createMemoryLog({ segmentBytes: config.segmentBytes }) : new LazyLog(fileLog(p), { log: await fileLog(p)({}) });
     // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
@@ -108,6 +106,26 @@ export class StationRt implements GroupHost {
     return new StationRt(meta, dir, logs as PartitionLog[], deps);
   }
 
+
+  /** A file station whose partitions open on first use (see open); synchronous, no I/O. */
+  static fromSummaries(meta: StationMeta, dir: string, deps: StationDeps, summaries: readonly LogSummary[]): StationRt {
+    const { config } = meta;
+    const logs = summaries.map(
+      (sum, p) =>
+        new LazyLog(
+          (c) =>
+            openFileLog({
+              dir: join(dir, 'partitions', String(p)),
+              segmentBytes: c.segmentBytes ?? config.segmentBytes,
+              fsync: (c.fsync ?? config.fsync ?? deps.defaultFsync) as never,
+              onFsync: deps.onFsync,
+              ...deps.logHooks?.(p),
+            }),
+          { summary: sum },
+        ),
+    );
+    return new StationRt(meta, dir, logs, deps);
+  }
 
   get name(): string {
     return this.meta.name;

@@ -159,7 +159,20 @@ export class EmbeddedStore implements StationStore {
     const t0 = performance.now();
     // A clean stop left a manifest: the stations in it open from it, without reading their files.
     const manifest = await takeManifest(this.options.dataDir);
-    const entries = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory());
+    let entries = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory());
+    const withGroups: StationRt[] = [];
+    if (manifest) {
+      const rest: typeof entries = [];
+      for (const e of entries) {
+        const m = manifest.get(e.name);
+        if (!m) rest.push(e);
+        else {
+          const st = this.loadFromManifest(m, join(this.root, e.name), now);
+          if (m.hasGroups) withGroups.push(st);
+        }
+      }
+      entries = rest;
+    }
     // Several stations at once: opening one mostly waits for small reads, and the thread pool has room.
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -168,14 +181,14 @@ export class EmbeddedStore implements StationStore {
         const dir = join(this.root, entry.name);
         // A creation that did not finish (station names never start with ".").
         if (entry.name.startsWith('.tmp-')) await rm(dir, { recursive: true, force: true });
-        else {
-          const m = manifest?.get(entry.name);
-          if (m) await this.loadFromManifest(m, dir, now);
-          else await this.loadStation(entry.name, dir, now);
-        }
+        else await this.loadStation(entry.name, dir, now);
       }
     };
-    await Promise.all(Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker));
+    let nextG = 0;
+    const groupWorker = async (): Promise<void> => {
+      while (nextG < withGroups.length) await this.loadManifestGroups(withGroups[nextG++]!);
+    };
+    await Promise.all([...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker), ...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, groupWorker)]);
     this.state = 'open';
     // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
     for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
@@ -209,21 +222,23 @@ export class EmbeddedStore implements StationStore {
     st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
   }
 
-  /** A station the manifest describes: its logs open on first use; only group journals are read now. */
-  private async loadFromManifest(m: ManifestStation, dir: string, now: number): Promise<void> {
-    let st: StationRt;
-    try {
-      st = await this.openStation(m.meta, dir, m.partitions);
-    } catch (err) {
-      this.markDamaged(m.meta.name, dir, `its partitions could not be opened: ${err instanceof Error ? err.message : String(err)}`, now);
-      return;
-    }
-    if (m.hasGroups) {
-      await this.loadGroups(st);
-      await this.raiseFloors(st);
-      if (st.notes.length > 0) this.suspects.add(st.name);
-    }
-    st.startDedupRebuild(now, (err) => this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+  /**
+   * A station the manifest describes: its logs open on first use (synchronous, no I/O; many thousands
+   * of these make a start). Its groups' journals are read by loadManifestGroups.
+   */
+  private loadFromManifest(m: ManifestStation, dir: string, now: number): StationRt {
+    const meta = this.internMeta(m.meta);
+    const st = StationRt.fromSummaries(meta, dir, this.stationDeps(meta.name, undefined), m.partitions);
+    if (!this.stations.has(meta.name) && !this.damagedStations.has(meta.name)) this.names.add(meta.name);
+    this.stations.set(meta.name, st);
+    if (m.partitions.some((p) => p.msgIds)) st.startDedupRebuild(now, (err) => this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+    return st;
+  }
+
+  private async loadManifestGroups(st: StationRt): Promise<void> {
+    await this.loadGroups(st);
+    await this.raiseFloors(st);
+    if (st.notes.length > 0) this.suspects.add(st.name);
   }
 
   private markDamaged(name: string, dir: string, reason: string, now: number): void {
@@ -306,24 +321,29 @@ export class EmbeddedStore implements StationStore {
   };
   /** Station configs by their JSON: stations configured alike share one object (configs are never changed in place). */
   private readonly configs = new Map<string, StationConfig>();
+  private readonly interned = new WeakSet<StationConfig>();
 
   private internMeta(meta: StationMeta): StationMeta {
+    if (this.interned.has(meta.config)) return meta;
     const key = JSON.stringify(meta.config);
     const known = this.configs.get(key);
-    if (known) return known === meta.config ? meta : { ...meta, config: known };
+    if (known) return { ...meta, config: known };
     this.configs.set(key, meta.config);
+    this.interned.add(meta.config);
     return meta;
   }
 
-  private async openStation(meta: StationMeta, dir: string, summaries?: readonly LogSummary[]): Promise<StationRt> {
-    const name = meta.name;
-    const found: Array<{ partition: number; range: CorruptRange }> = [];
-    const notes: string[] = [];
-    const st = await StationRt.open(this.internMeta(meta), dir, {
+  /**
+   * The deps of station `name`: the store's shared ones and its log hooks. `opening` collects what the
+   * logs report while the station opens (openStation); later (a log opened on first use) a repair note
+   * goes to the station itself.
+   */
+  private stationDeps(name: string, opening: { found: Array<{ partition: number; range: CorruptRange }>; notes: string[] } | undefined): StationDeps {
+    return {
       ...this.sharedDeps,
       logHooks: (partition) => ({
         onDamage: (range) => {
-          found.push({ partition, range });
+          opening?.found.push({ partition, range });
           this.reportDamage(name, partition, range);
         },
         onTornTail: (t) =>
@@ -334,15 +354,25 @@ export class EmbeddedStore implements StationStore {
         onMetadataRepair: (file, detail, outcome) => {
           this.suspects.add(name);
           const note = `partition ${partition}: ${detail}`;
-          notes.push(note);
+          const st = this.stations.get(name);
+          if (opening && (!st || st.notes !== opening.notes)) opening.notes.push(note);
+          else st?.notes.push(note);
           this.log.error({ station: name, partition, file }, detail);
           this.emit({ type: 'metadata-repair', station: name, file: `partitions/${partition}/${file}`, outcome, detail: note });
         },
       }),
-    }, summaries);
-    st.notes.push(...notes);
+    };
+  }
+
+  private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
+    const name = meta.name;
+    const opening = { found: [] as Array<{ partition: number; range: CorruptRange }>, notes: [] as string[] };
+    const st = await StationRt.open(this.internMeta(meta), dir, this.stationDeps(name, opening));
+    st.notes.push(...opening.notes);
+    // From now on repairs found by a log opened on first use go to the station's notes.
+    opening.notes = st.notes;
     for (const [p, log] of st.logs.entries()) {
-      const known = log.corruptRanges.filter((c) => !found.some((f) => f.partition === p && f.range === c));
+      const known = log.corruptRanges.filter((c) => !opening.found.some((f) => f.partition === p && f.range === c));
       if (known.length > 0) {
         this.log.warn(
           { station: name, partition: p, ranges: known.length, messages: known.reduce((n, c) => n + c.messages, 0) },
@@ -350,6 +380,7 @@ export class EmbeddedStore implements StationStore {
         );
       }
     }
+    opening.found = [];
     if (!this.stations.has(name) && !this.damagedStations.has(name)) this.names.add(name);
     this.stations.set(name, st);
     return st;
