@@ -35,11 +35,16 @@ import {
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
 import { renderStations, runStations, stationsScales, type StationsOutcome } from './stations.js';
+import { renderAuth, runAuthMode } from './auth-mode.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
+  schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
+                         the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
+  auth                   instead of the default run: the produce row (1 KiB) with auth off and on
+                         (a service token), alternating for 5 rounds (1 with --quick); target: on costs <= 5 %
   --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
   --quick                small counts (a smoke run of a few seconds per system)
   --only junction|jetstream
@@ -69,6 +74,7 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
 
 interface Options {
   cluster: boolean;
+  auth: boolean;
   json: boolean;
   quick: boolean;
   systems: System[];
@@ -93,6 +99,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     cluster: false,
+    auth: false,
     json: false,
     quick: false,
     systems: [...SYSTEMS],
@@ -125,6 +132,9 @@ function parseArgs(argv: string[]): Options {
     switch (flag) {
       case 'cluster':
         o.cluster = true;
+        break;
+      case 'auth':
+        o.auth = true;
         break;
       case '--json':
         o.json = true;
@@ -225,6 +235,10 @@ function parseArgs(argv: string[]): Options {
       default:
         throw new UsageError(`unknown option ${a}`);
     }
+  }
+  if (o.auth) {
+    o.sizes = [1024];
+    o.scenarios = ['produce'];
   }
   if (o.sizes.length === 0) o.sizes = o.cluster ? [1024] : [...SIZES];
   if (o.scenarios.length === 0) o.scenarios = o.cluster ? ['produce', 'consume', 'e2e'] : [...SCENARIOS];
@@ -376,6 +390,11 @@ async function runClusterMode(opts: Options, plan: Plan, dir: string): Promise<C
 }
 
 async function main(): Promise<number> {
+  // `npm run bench -- schemas [--quick] [--json]`: the cost of validating values in the broker.
+  if (process.argv[2] === 'schemas') {
+    const { runSchemasBench } = await import('./schemas-bench.js');
+    return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+  }
   let opts: Options;
   try {
     opts = parseArgs(process.argv.slice(2));
@@ -388,6 +407,26 @@ async function main(): Promise<number> {
   }
   const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios, opts.cluster), ...opts.overrides, partitions: opts.partitions };
   workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
+  if (opts.auth) {
+    const started = Date.now();
+    let result;
+    try {
+      result = await runAuthMode(plan, workDir, {
+        runChild: (script, config) => runChild(script, config),
+        setBroker: (b) => (broker = b),
+        brokerLogLevel: opts.brokerLogLevel,
+        fsync: opts.fsync,
+        transport: opts.transport,
+        rounds: opts.quick ? 1 : 5,
+      });
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ auth: result })}\n`);
+    else process.stdout.write(`${renderAuth(result)}\n`);
+    return result.runs.some((r) => r.error !== undefined) ? 1 : 0;
+  }
   if (opts.cluster) {
     const started = Date.now();
     let result: ClusterResult;

@@ -197,6 +197,10 @@ describe('producer and consumer', () => {
     expect(dls[0]!.headers[DLS_HEADERS.reason]).toBe('cannot parse');
     expect(dls[0]!.headers[DLS_HEADERS.group]).toBe('workers');
     expect((await c.getGroup('jobs', 'workers')).deadLettered).toBe(1);
+    // The paging iterator walks the same dead letters, one per page here.
+    const walked: string[] = [];
+    for await (const m of c.deadLetters('jobs', { limit: 1 })) walked.push(Buffer.from(m.value).toString());
+    expect(walked).toEqual(['b']);
 
     // Replay to the group: it comes back to the consumer.
     expect(await c.replayDeadLetters('jobs', { group: 'workers', purge: true })).toMatchObject({ replayed: 1, purged: 1 });

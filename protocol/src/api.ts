@@ -11,6 +11,15 @@ export const StationName = z
   .regex(NAME_PATTERN, 'must be 1-200 characters of letters, digits, "_", "-" and ".", not starting with "." or "-"');
 export const GroupName = StationName;
 
+/**
+ * Station names starting with this belong to Junction itself (the schema registry's log, ...): the API
+ * reads them, but never creates, changes, produces to or deletes them.
+ */
+export const SYSTEM_STATION_PREFIX = '__';
+export function isSystemStation(name: string): boolean {
+  return name.startsWith(SYSTEM_STATION_PREFIX);
+}
+
 export const MiB = 1024 * 1024;
 
 /** `always` (default: group commit, a produce is answered after its bytes are fsynced), `never`, or `interval:<ms>`. */
@@ -43,6 +52,20 @@ export const DeadLetterConfig = z.strictObject({
 });
 export type DeadLetterConfig = z.infer<typeof DeadLetterConfig>;
 
+/**
+ * A station's schema: every produce path validates each value against a version of a registry subject
+ * before it is stored. `subject` defaults to `<station>-value`; `version` is a number or "latest" (changing
+ * it is the rollback); `policy` says what happens to a value that does not match: `reject` (that message
+ * answers SCHEMA_VIOLATION, the rest of the batch is stored), `dead-letter` (it goes to the station's
+ * dead-letter station with reason `schema-violation`; the producer is told) or `warn` (stored and counted).
+ */
+export const StationSchemaBinding = z.strictObject({
+  subject: z.string().min(1).max(255).optional(),
+  version: z.union([z.int().min(1).max(2 ** 31 - 1), z.literal('latest')]).default('latest'),
+  policy: z.enum(['reject', 'dead-letter', 'warn']).default('reject'),
+});
+export type StationSchemaBinding = z.output<typeof StationSchemaBinding>;
+
 export const StationConfigInput = z.strictObject({
   partitions: z.int().min(1).max(1024).default(1),
   storage: z.enum(['file', 'memory']).default('file'),
@@ -54,6 +77,8 @@ export const StationConfigInput = z.strictObject({
   segmentBytes: z.int().min(4096).max(1024 * MiB).default(64 * MiB),
   /** Overrides the broker's durability policy for this station. */
   fsync: FsyncPolicy.optional(),
+  /** Values are validated against this schema on every produce path (see StationSchemaBinding). */
+  schema: StationSchemaBinding.optional(),
 });
 export type StationConfigInput = z.input<typeof StationConfigInput>;
 export type StationConfig = z.output<typeof StationConfigInput>;
@@ -81,6 +106,8 @@ export const StationPatch = z.strictObject({
     .optional(),
   segmentBytes: z.int().min(4096).max(1024 * MiB).optional(),
   fsync: FsyncPolicy.optional(),
+  /** A new schema binding (replaces the old one whole), or null to validate no more. */
+  schema: StationSchemaBinding.nullable().optional(),
 });
 export type StationPatch = z.infer<typeof StationPatch>;
 
@@ -89,8 +116,11 @@ export type StationPatch = z.infer<typeof StationPatch>;
  * `deadLetter` field by field; the rest (partitions, storage, engine-specific fields) is kept.
  */
 export function applyStationPatch<C extends StationConfig>(config: C, patch: z.output<typeof StationPatch>): C {
+  const { schema: _old, ...rest } = config;
+  const schema = patch.schema === undefined ? config.schema : (patch.schema ?? undefined);
   return {
-    ...config,
+    ...(rest as C),
+    ...(schema !== undefined && { schema }),
     ...(patch.retention !== undefined && { retention: patch.retention }),
     ...(patch.dedupWindowMs !== undefined && { dedupWindowMs: patch.dedupWindowMs }),
     ...(patch.maxMessageBytes !== undefined && { maxMessageBytes: patch.maxMessageBytes }),
@@ -141,6 +171,11 @@ export const ListQuery = z.strictObject({
   prefix: z.string().min(1).max(200).optional(),
 });
 export type ListQuery = z.input<typeof ListQuery>;
+
+/** The station listing's query: a page, and whether Junction's own stations (`__…`) are in it (default not). */
+export const StationListQuery = ListQuery.extend({
+  system: z.enum(['true', 'false']).optional(),
+});
 
 export const FetchBody = z.strictObject({
   maxMessages: z.int().min(1).max(10_000).default(100),

@@ -5,6 +5,7 @@
  * `write` answering `ok()`, `retry()` or `deadLetter()` per message. A source: `defineSource(...)`
  * whose `open` returns `{ read, commit, close }`. The conformance kit is `@junction/sdk-connector/testing`.
  */
+export { makeDirs } from './fs.js';
 export { SDK_VERSION, satisfiesSdk, isValidSdkRange, parseVersion } from './semver.js';
 export {
   ErrorCode,
@@ -31,6 +32,7 @@ export {
 export {
   z,
   secret,
+  hostPath,
   isSecret,
   secretPaths,
   redact,

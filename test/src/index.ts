@@ -81,7 +81,8 @@ export async function startBroker(opts: {
     }
     await sleep(50);
   }
-  const exited = once(child, 'exit');
+  // 'close', not 'exit': the process may exit before its last output is read from the pipes.
+  const exited = once(child, 'close');
   return {
     url,
     port,

@@ -1,42 +1,4 @@
-/**
- * Directory creation that cannot spin. Node 20's `mkdir(path, { recursive: true })` loops forever on a
- * path whose parent exists but refuses a new entry with ENOENT (any path under `/proc`): the libuv
- * thread running it spins at 100 % and never returns, and a worker thread waiting on it cannot even be
- * terminated. `makeDirs` walks up with plain `mkdir` calls instead, at most once per path component.
- */
-import { mkdir, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-
-/**
- * Creates `path` and any missing parents (like `mkdir -p`); resolves once it is a directory. Rejects with
- * the system error of the first component that cannot be created (ENOENT, EACCES, EROFS, ENOTDIR, …),
- * ENOTDIR when something other than a directory is in the way. Makes at most one `mkdir` per component.
- */
-export async function makeDirs(path: string): Promise<void> {
-  const missing: string[] = [];
-  let dir = resolve(path);
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR', path: dir });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      missing.push(dir);
-      const parent = dirname(dir);
-      if (parent === dir) throw err;
-      dir = parent;
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      await mkdir(d);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // Made meanwhile by someone else: fine if it is a directory.
-      if (!(await stat(d)).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${d}'`), { code: 'ENOTDIR', path: d });
-    }
-  }
-}
+export { makeDirs } from '@junction/sdk-connector';
 
 /**
  * System error codes that say the directory cannot be used as configured — retrying will not help until

@@ -84,8 +84,10 @@ export function streamConfig(name: string, subject: string, station: string, par
 
 /** The config of a station's dead-letter station (the embedded engine's, plus the origin's replicas). */
 export function dlsConfig(origin: ClusterStationConfig): ClusterStationConfig {
+  // Dead letters keep what failed as it was: the origin's schema does not apply to them.
+  const { schema: _schema, ...rest } = origin;
   return {
-    ...origin,
+    ...rest,
     partitions: 1,
     retention: { maxAgeMs: 30 * 24 * 3600_000 },
     dedupWindowMs: 10 * 60_000,

@@ -6,34 +6,11 @@
 import { chmod, lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { previousCopy, readWithFallback, writeAtomic } from '@junction/broker';
+import { makeDirs as makeDirsOf } from '@junction/sdk-connector';
 
-/**
- * Creates `path` and missing parents (each made with `mode`), one plain `mkdir` per component at most;
- * resolves once it is a directory. Rejects with the system error of the first component that cannot be
- * made (ENOENT, EACCES, EROFS), or ENOTDIR when something else is in the way.
- */
-export async function makeDirs(path: string, mode = 0o700): Promise<void> {
-  const missing: string[] = [];
-  let dir = resolve(path);
-  for (;;) {
-    try {
-      if ((await stat(dir)).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      missing.push(dir);
-      const parent = dirname(dir);
-      if (parent === dir) throw err;
-      dir = parent;
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      await mkdir(d, { mode });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw err;
-    }
-  }
+/** `mkdir -p` (the SDK's, which cannot spin under /proc) with owner-only folders by default. */
+export function makeDirs(path: string, mode = 0o700): Promise<void> {
+  return makeDirsOf(path, mode);
 }
 
 /**

@@ -32,3 +32,4 @@ export { LocalPlacement } from './placement.js';
 export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, StoredConnector } from './placement.js';
 export { FilePositionStore } from './positions.js';
 export type { PositionStore, SourcePositions } from './positions.js';
+export { makeDirs } from './files.js';

@@ -124,8 +124,10 @@ export function inheritDefaults(meta: GroupMeta, config: StationConfig): GroupMe
 }
 
 export function dlsConfig(origin: StationConfig): StationConfig {
+  // Dead letters keep what failed as it was: the origin's schema does not apply to them.
+  const { schema: _schema, ...rest } = origin;
   return {
-    ...origin,
+    ...rest,
     partitions: 1,
     retention: { maxAgeMs: 30 * 24 * 3600_000 },
     dedupWindowMs: 10 * 60_000,

@@ -63,6 +63,8 @@ import { StoreEventHub } from '../events.js';
 import type { CorruptRange } from '../log/types.js';
 import { FdPool } from '../log/fd-pool.js';
 import { SortedNames } from './sorted-names.js';
+import { BackgroundPass } from './background.js';
+import { damageOf, damagedInfo, stationHealth, type DamagedStation } from './station-health.js';
 import { LazyLog, LogLru, type LogSummary } from '../log/lazy-log.js';
 import { takeManifest, writeManifest, type ManifestStation } from './manifest.js';
 import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
@@ -100,21 +102,8 @@ export interface EmbeddedStoreOptions {
 /** See EmbeddedStoreOptions.manifestMinStations. */
 export const DEFAULT_MANIFEST_MIN_STATIONS = 1000;
 
-/**
- * Idle stations whose age-based retention the background pass checks per second (stations with work are
- * checked every second): an idle station's retention runs at least every ceil(stations / this) seconds.
- */
-const IDLE_RETENTION_PER_SECOND = 2000;
 /** Stations opened at once by open(). */
 const OPEN_STATIONS_CONCURRENCY = 32;
-
-/** A station whose metadata could not be recovered: listed, but it cannot serve. */
-interface DamagedStation {
-  name: string;
-  dir: string;
-  reason: string;
-  foundAt: number;
-}
 
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
@@ -123,8 +112,6 @@ export class EmbeddedStore implements StationStore {
   private readonly names = new SortedNames();
   /** Stations with work since the last background pass, or timers: what the tick visits. */
   private readonly active = new Set<StationRt>();
-  /** Where the idle-retention sweep is in `stations`. */
-  private sweep: Iterator<StationRt> | undefined;
   /** Stations that may be unhealthy (damage, repaired metadata, damaged): /healthz looks at these only. */
   private readonly suspects = new Set<string>();
   /** Groups being created (files being written), by station and group name. */
@@ -135,13 +122,13 @@ export class EmbeddedStore implements StationStore {
   private readonly fsync: FsyncPolicy;
   private readonly root: string;
   private timer: NodeJS.Timeout | undefined;
-  private ticking = false;
-  private lastRetention = 0;
+  private readonly background: BackgroundPass;
   private state: 'new' | 'open' | 'closed' = 'new';
 
   constructor(private readonly options: EmbeddedStoreOptions) {
     this.log = options.logger ?? pino({ level: 'silent' });
     this.meta = new MetadataReader(this.log, (e) => this.emit(e));
+    this.background = new BackgroundPass(this.stations, this.active, this.log, () => this.state === 'open');
     this.fsync = FsyncPolicy.parse(options.fsync ?? 'always');
     this.root = join(options.dataDir, 'stations');
     this.sharedDeps.defaultFsync = this.fsync;
@@ -193,9 +180,9 @@ export class EmbeddedStore implements StationStore {
     // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
     for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
     const tick = this.options.tickMs ?? 250;
-    this.timer = setInterval(() => void this.tick(), tick);
+    this.timer = setInterval(() => void this.background.tick(), tick);
     this.timer.unref();
-    const damaged = [...this.suspects].filter((n) => this.damagedStations.has(n) || this.health(this.stations.get(n)!).status !== 'ok').length;
+    const damaged = [...this.suspects].filter((n) => this.damagedStations.has(n) || stationHealth(this.stations.get(n)!).status !== 'ok').length;
     const openMs = Math.round(performance.now() - t0);
     const files = FdPool.shared.stats();
     this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, openFiles: files.open, fileBudget: files.budget, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
@@ -427,57 +414,9 @@ export class EmbeddedStore implements StationStore {
     }
   }
 
-  /**
-   * The background pass: ack deadlines, interval fsyncs of group journals, retention. It visits the
-   * stations with work (`active`: touched by a request since, or with a deadline or an unsynced journal),
-   * not every station; a station leaves the set once a pass found nothing left to do. Age-based retention
-   * of idle stations is checked by a sweep of IDLE_RETENTION_PER_SECOND stations per second.
-   */
-  private async tick(): Promise<void> {
-    if (this.ticking || this.state !== 'open') return;
-    this.ticking = true;
-    try {
-      const now = Date.now();
-      const retention = now - this.lastRetention >= 1000;
-      if (retention) this.lastRetention = now;
-      for (const st of [...this.active]) {
-        let busy = false;
-        for (const g of st.groups.values()) {
-          if (g.nextDue() <= now) g.processDue(now);
-          const iv = st.syncIntervalMs();
-          if (iv > 0 && now - g.lastSync >= iv) await g.syncIfDirty();
-          if (g.nextDue() < Infinity || (iv > 0 && g.unsynced)) busy = true;
-        }
-        if (retention) {
-          await this.retain(st, now);
-          // Touched after this pass began: it stays for the next one.
-          if (!busy && st.touchedAt < now) this.active.delete(st);
-        }
-      }
-      if (retention) {
-        for (let i = 0; i < IDLE_RETENTION_PER_SECOND && this.stations.size > 0; i++) {
-          let r = this.sweep?.next();
-          if (!r || r.done) {
-            this.sweep = this.stations.values();
-            r = this.sweep.next();
-            if (r.done) break;
-          }
-          if (!this.active.has(r.value) && r.value.config.retention.maxAgeMs !== undefined) await this.retain(r.value, now);
-        }
-      }
-    } catch (err) {
-      this.log.error({ err }, 'background work failed');
-    } finally {
-      this.ticking = false;
-    }
-  }
-
-  private async retain(st: StationRt, now: number): Promise<void> {
-    try {
-      await st.applyRetention(now);
-    } catch (err) {
-      this.log.error({ err, station: st.name }, 'retention failed');
-    }
+  /** Retention of one station (errors logged: the next pass tries again). */
+  private retain(st: StationRt, now: number): Promise<void> {
+    return this.background.retain(st, now);
   }
 
   // ---------------------------------------------------------------- stations
@@ -608,7 +547,7 @@ export class EmbeddedStore implements StationStore {
   async getStation(name: string): Promise<StationInfo> {
     this.check();
     const damaged = this.damagedStations.get(name);
-    if (damaged) return this.damagedInfo(damaged);
+    if (damaged) return damagedInfo(damaged);
     return this.info(this.station(name));
   }
 
@@ -616,7 +555,7 @@ export class EmbeddedStore implements StationStore {
     this.check();
     return this.names.page(options).map((name) => {
       const st = this.stations.get(name);
-      return st ? this.info(st) : this.damagedInfo(this.damagedStations.get(name)!);
+      return st ? this.info(st) : damagedInfo(this.damagedStations.get(name)!);
     });
   }
 
@@ -626,7 +565,7 @@ export class EmbeddedStore implements StationStore {
     for (const name of [...this.suspects].sort()) {
       const st = this.stations.get(name);
       const d = st ? undefined : this.damagedStations.get(name);
-      const health = st ? this.health(st) : d ? this.damagedInfo(d).health! : undefined;
+      const health = st ? stationHealth(st) : d ? damagedInfo(d).health! : undefined;
       if (!health || health.status === 'ok') {
         // Retention removed its damaged ranges (or it was deleted): healthy again.
         this.suspects.delete(name);
@@ -670,7 +609,7 @@ export class EmbeddedStore implements StationStore {
 
   private info(st: StationRt): StationInfo {
     const partitions = st.partitionInfo();
-    const damage = this.damageOf(st);
+    const damage = damageOf(st);
     return {
       name: st.name,
       id: st.id,
@@ -681,49 +620,8 @@ export class EmbeddedStore implements StationStore {
       messages: partitions.reduce((n, p) => n + p.messages, 0),
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
       groups: [...st.groups.keys()].sort(),
-      health: this.health(st, damage),
+      health: stationHealth(st, damage),
       damage,
-    };
-  }
-
-  /** The retained damaged ranges of the station's partitions, oldest first. */
-  private damageOf(st: StationRt): DamagedRange[] {
-    const out: DamagedRange[] = [];
-    st.logs.forEach((log, partition) => {
-      for (const c of log.corruptRanges) out.push({ partition, fromOffset: c.fromOffset, toOffset: c.toOffset, messages: c.messages, detail: c.detail, foundAt: c.foundAt });
-    });
-    return out.sort((a, b) => a.foundAt - b.foundAt || a.partition - b.partition || a.fromOffset - b.fromOffset);
-  }
-
-  private health(st: StationRt, damage = this.damageOf(st)): StationHealth {
-    const reasons: string[] = [];
-    for (const d of damage) {
-      reasons.push(
-        d.messages > 0
-          ? `partition ${d.partition}: ${d.messages} message${d.messages === 1 ? '' : 's'} lost (offsets ${d.fromOffset}–${d.toOffset}): ${d.detail}`
-          : `partition ${d.partition}: damaged bytes skipped near offset ${d.fromOffset} (no message lost): ${d.detail}`,
-      );
-    }
-    if (st.meta.rebuilt) reasons.push(st.meta.rebuilt.detail);
-    reasons.push(...st.notes);
-    return { status: reasons.length > 0 ? 'degraded' : 'ok', reasons };
-  }
-
-  /** What a damaged station is listed as: its name, default options, nothing stored, and why. */
-  private damagedInfo(d: DamagedStation): StationInfo {
-    return {
-      name: d.name,
-      // Its id was in the lost metadata.
-      id: legacyStationId(d.name, d.foundAt),
-      config: StationConfigInput.parse({}),
-      createdAt: d.foundAt,
-      ...(d.name.endsWith(DLS_SUFFIX) && { deadLetterOf: d.name.slice(0, -DLS_SUFFIX.length) }),
-      partitions: [],
-      messages: 0,
-      bytes: 0,
-      groups: [],
-      health: { status: 'damaged', reasons: [`its metadata is lost (${d.reason}); its options and contents are unknown: delete it, or restore its station.json and restart`] },
-      damage: [],
     };
   }
 

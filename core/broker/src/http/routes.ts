@@ -16,6 +16,7 @@ import {
   BatchDecodeError,
   BrowseQuery,
   ListQuery,
+  StationListQuery,
   CreateGroupBody,
   CreateStationBody,
   DeadLetterBody,
@@ -32,6 +33,8 @@ import {
   StationReplicas,
   decodeProduceBatch,
   encodeMessageBatch,
+  isSystemStation,
+  SYSTEM_STATION_PREFIX,
   type ProduceOutcome,
   type SettleOutcome,
   type WireMessage,
@@ -140,20 +143,24 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
 
   app.post('/v1/stations', async (req, reply) => {
     const { name, ...config } = parseBody(CreateStationRequest, req.body);
+    refuseSystemStation(name);
     checkReplicas(config.replicas);
     const info = await store.createStation(name, config);
     return reply.code(201).send(info);
   });
 
   app.get('/v1/stations', async (req) => {
-    const q = parseBody(ListQuery, req.query);
-    return page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+    const { system, ...q } = parseBody(StationListQuery, req.query);
+    const listed = page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+    // Junction's own stations only when asked for: the page may come out shorter, `next` still holds.
+    if (system !== 'true') listed.stations = listed.stations.filter((s) => !isSystemStation(s.name));
+    return listed;
   });
 
   app.get('/v1/stations/:station', async (req) => store.getStation(stationOf(req)));
 
   app.patch('/v1/stations/:station', async (req) => {
-    const station = stationOf(req);
+    const station = writableStationOf(req);
     const body: unknown = req.body;
     if (body && typeof body === 'object' && !Array.isArray(body)) {
       const fixed = ['partitions', 'storage'].filter((k) => Object.hasOwn(body, k));
@@ -169,7 +176,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   });
 
   app.delete('/v1/stations/:station', async (req, reply) => {
-    await store.deleteStation(stationOf(req));
+    await store.deleteStation(writableStationOf(req));
     return reply.code(204).send();
   });
 
@@ -180,7 +187,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     registerJsonParser(scope, jsonLimit);
     scope.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
     scope.post('/v1/stations/:station/messages', { onRequest: gate }, async (req) => {
-      const station = stationOf(req);
+      const station = writableStationOf(req);
       const messages = produceInput(req);
       const started = process.hrtime.bigint();
       const results = await store.produce(station, messages);
@@ -291,13 +298,13 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   });
 
   app.post('/v1/stations/:station/dls/replay', async (req) => {
-    const station = stationOf(req);
+    const station = writableStationOf(req);
     const body = parseBody(DlsReplayBody, req.body ?? {});
     return store.replayDeadLetters(station, body);
   });
 
   app.delete('/v1/stations/:station/dls', { config: { acceptsBody: true } satisfies BodyConfig }, async (req) => {
-    const station = stationOf(req);
+    const station = writableStationOf(req);
     const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
     const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
     if (fromBody !== undefined && fromQuery !== undefined && fromBody !== fromQuery) {
@@ -375,6 +382,16 @@ export function wantsBatch(req: FastifyRequest): boolean {
 
 function stationOf(req: FastifyRequest): string {
   return parseBody(StationParams, req.params).station;
+}
+/** The station of a route that writes to it or changes it: never one of Junction's own (`__…`). */
+export function writableStationOf(req: FastifyRequest): string {
+  return refuseSystemStation(stationOf(req));
+}
+export function refuseSystemStation(station: string): string {
+  if (isSystemStation(station)) {
+    throw new JunctionError(ErrorCode.STATION_RESERVED, `station "${station}" belongs to Junction (names starting with "${SYSTEM_STATION_PREFIX}" are reserved): it can be read, not written, changed or deleted through the API`);
+  }
+  return station;
 }
 function groupOf(req: FastifyRequest): { station: string; group: string } {
   return parseBody(GroupParams, req.params);
@@ -545,7 +562,18 @@ function toWire(m: StoredMessage, deliveryCount: number, deliveryId: string): Wi
   return w;
 }
 
+/**
+ * A page of stored messages. `next` (also the `junction-next-offset` header) is the `fromOffset` of the
+ * page after it: the last offset + 1 when the page holds messages, absent when it is empty — read until
+ * an empty page to reach the current end (a page may hold fewer than `limit` when it hits the byte cap).
+ */
 function answerMessages(req: FastifyRequest, reply: FastifyReply, messages: StoredMessage[], encoding: 'utf8' | 'base64') {
+  const last = messages.at(-1);
+  const next = last ? last.offset + 1 : undefined;
+  if (next !== undefined) reply.header(NEXT_OFFSET_HEADER, String(next));
   if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(messages.map((m) => toWire(m, 0, ''))));
-  return { messages: messages.map((m) => jsonMessage(m, encoding)) };
+  return { messages: messages.map((m) => jsonMessage(m, encoding)), ...(next !== undefined ? { next } : {}) };
 }
+
+/** Response header of a message page: the `fromOffset` of the page after it. */
+export const NEXT_OFFSET_HEADER = 'junction-next-offset';

@@ -241,6 +241,45 @@ describe('dead-letter station over HTTP', () => {
   });
 });
 
+describe('dead letters page', () => {
+  it('walks every dead letter in pages through `next` (JSON and binary), and ends on an empty page', async () => {
+    const values = Array.from({ length: 25 }, (_, i) => `bad-${i}`);
+    await produceText(t.app, 'orders', values);
+    const got = await fetchJson('w', { maxMessages: 100 });
+    const dl = await t.app.inject({ method: 'POST', url: `${g}/w/dead-letter`, payload: { deliveryIds: got.map((m) => m.deliveryId), reason: 'no' } });
+    expect(dl.statusCode).toBe(200);
+
+    const seen: string[] = [];
+    let cursor: number | undefined;
+    let pages = 0;
+    for (;;) {
+      const res = await t.app.inject({ method: 'GET', url: `/v1/stations/orders/dls?limit=10${cursor === undefined ? '' : `&fromOffset=${cursor}`}` });
+      expect(res.statusCode).toBe(200);
+      const page = res.json() as { messages: JsonDelivery[]; next?: number };
+      if (page.messages.length === 0) {
+        expect(page.next).toBeUndefined();
+        expect(res.headers['junction-next-offset']).toBeUndefined();
+        break;
+      }
+      pages++;
+      expect(page.messages.length).toBeLessThanOrEqual(10);
+      expect(page.next).toBe(page.messages.at(-1)!.offset + 1);
+      expect(res.headers['junction-next-offset']).toBe(String(page.next));
+      seen.push(...page.messages.map((m) => m.value!));
+      cursor = page.next;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toEqual(values);
+
+    // The binary answer carries the cursor in its header.
+    const bin = await t.app.inject({ method: 'GET', url: '/v1/stations/orders/dls?limit=10&fromOffset=11', headers: { accept: BATCH_CONTENT_TYPE } });
+    expect(bin.statusCode).toBe(200);
+    const decoded = decodeMessageBatch(bin.rawPayload);
+    expect(decoded.map((m) => m.value.toString())).toEqual(values.slice(10, 20));
+    expect(bin.headers['junction-next-offset']).toBe('21');
+  });
+});
+
 describe('settle answers in summary form', () => {
   it('counts the verb\'s own status and lists only the other outcomes', async () => {
     await produceText(t.app, 'orders', ['a', 'b', 'c']);

@@ -182,3 +182,27 @@ describe('stations over HTTP', () => {
     expect(await messageCount(t.store, 'nope').catch((e: { code: string }) => e.code)).toBe('STATION_NOT_FOUND');
   });
 });
+
+describe("Junction's own stations (__…)", () => {
+  it('are read over the API but never created, changed, produced to, purged or deleted through it', async () => {
+    await t.store.createStation('__system', { retention: {} });
+    await t.store.produce('__system', [{ value: Buffer.from('kept') }]);
+    const writes = [
+      { method: 'POST' as const, url: '/v1/stations', payload: { name: '__mine' } },
+      { method: 'PATCH' as const, url: '/v1/stations/__system', payload: { dedupWindowMs: 1 } },
+      { method: 'DELETE' as const, url: '/v1/stations/__system' },
+      { method: 'POST' as const, url: '/v1/stations/__system/messages', payload: { messages: [{ value: 'x' }] } },
+      { method: 'POST' as const, url: '/v1/stations/__system/dls/replay', payload: {} },
+      { method: 'DELETE' as const, url: '/v1/stations/__system/dls' },
+      { method: 'POST' as const, url: '/stations/__system/produce/single', payload: 'x', headers: { 'content-type': 'text/plain' } },
+      { method: 'POST' as const, url: '/stations/__system/produce/batch', payload: [{ payload: 'x' }] },
+    ];
+    for (const w of writes) {
+      const res = await t.app.inject(w);
+      expect(res.statusCode, `${w.method} ${w.url}: ${res.body}`).toBe(422);
+      expect(res.json(), `${w.method} ${w.url}`).toMatchObject({ code: 'STATION_RESERVED' });
+    }
+    expect((await browse(t.app, '__system')).map((m) => m.value)).toEqual(['kept']);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/__system' })).statusCode).toBe(200);
+  });
+});
