@@ -37,6 +37,7 @@ import {
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
 import { renderDedup, runDedup, type DedupOutcome } from './dedup.js';
+import { renderStations, runStations, stationsScales, type StationsOutcome } from './stations.js';
 import { renderAuth, runAuthMode } from './auth-mode.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
@@ -75,6 +76,10 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
                          with the window full (1M ids, ~1 min; 200k with --quick)
   --no-dedup             skip the dedup rows (Junction only)
   --dedup-ids N          msgIds the dedup rows produce (default 1000000; 200000 with --quick)
+  --no-stations          skip the stations rows (Junction; the default run has them at the --quick scale)
+  --stations             only the stations rows: N stations created, produced to, listed (paged) and
+                         restarted under ulimit -n 1024 (100000 x 1 and 10000 x 10, ~15 min; --quick
+                         5000 x 1 and 1000 x 10; JUNCTION_BENCH_STATIONS="N×P,…" overrides)
   --help`;
 
 interface Options {
@@ -101,6 +106,8 @@ interface Options {
   dedup: boolean;
   dedupOnly: boolean;
   dedupIds: number | undefined;
+  stations: boolean;
+  stationsOnly: boolean;
   sinks: string[];
   overrides: Partial<Pick<Plan, 'jsWindow' | 'jsPull' | 'batch' | 'produceConcurrency' | 'consumeConcurrency'>>;
 }
@@ -130,6 +137,8 @@ function parseArgs(argv: string[]): Options {
     dedup: true,
     dedupOnly: false,
     dedupIds: undefined,
+    stations: true,
+    stationsOnly: false,
     sinks: [...SINK_PARTS],
     overrides: {},
   };
@@ -187,6 +196,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--dedup-ids':
         o.dedupIds = positive(flag, value());
+        break;
+      case '--no-stations':
+        o.stations = false;
+        break;
+      case '--stations':
+        o.stationsOnly = true;
         break;
       case '--sinks': {
         const v = list(value());
@@ -472,9 +487,10 @@ async function main(): Promise<number> {
   let scale: ConnectorScaleRow | { error: string } | undefined;
   let startup: StartupOutcome | undefined;
   let dedup: DedupOutcome | undefined;
+  let stations: StationsOutcome | undefined;
   const started = Date.now();
   const timings: Record<string, number> = {};
-  const only = opts.connectorsOnly || opts.startupOnly || opts.scaleOnly || opts.dedupOnly;
+  const only = opts.connectorsOnly || opts.startupOnly || opts.scaleOnly || opts.dedupOnly || opts.stationsOnly;
   try {
     for (const system of only ? [] : opts.systems) {
       const ts = Date.now();
@@ -492,7 +508,19 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly && opts.systems.includes('junction')) {
+    if ((opts.stationsOnly || (opts.stations && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly)) && opts.systems.includes('junction')) {
+      const ts = Date.now();
+      try {
+        // The full scales take ~15 min (creating 100,000 stations alone ~10): the default run uses the
+        // --quick ones; --stations runs the full ones.
+        stations = await runStations(workDir, stationsScales(opts.quick || !opts.stationsOnly), opts.brokerLogLevel);
+      } catch (err) {
+        stations = { error: err instanceof Error ? err.message : String(err) };
+        log(`stations rows failed: ${stations.error}`);
+      }
+      timings['stations'] = (Date.now() - ts) / 1000;
+    }
+    if (opts.connector && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly && !opts.stationsOnly && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
@@ -519,7 +547,7 @@ async function main(): Promise<number> {
         timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
       }
     }
-    if ((opts.scaleOnly || (opts.scale && opts.connector && !opts.startupOnly && !opts.dedupOnly)) && opts.systems.includes('junction')) {
+    if ((opts.scaleOnly || (opts.scale && opts.connector && !opts.startupOnly && !opts.dedupOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
       const n = opts.scaleConnectors ?? (opts.quick ? 200 : 1000);
       log(`junction: connector scale rows (${n} file sinks on ${n} stations)`);
       const ts = Date.now();
@@ -531,7 +559,7 @@ async function main(): Promise<number> {
       }
       timings['connectors scale'] = (Date.now() - ts) / 1000;
     }
-    if ((opts.dedupOnly || (opts.dedup && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly)) && opts.systems.includes('junction')) {
+    if ((opts.dedupOnly || (opts.dedup && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       const dir = join(workDir, 'dedup');
       try {
@@ -545,7 +573,7 @@ async function main(): Promise<number> {
       timings['dedup'] = (Date.now() - ts) / 1000;
     }
     // Last: its data fills the page cache, which must not weigh on the rows above.
-    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.scaleOnly && !opts.dedupOnly)) && opts.systems.includes('junction')) {
+    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.scaleOnly && !opts.dedupOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       try {
         startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
@@ -565,7 +593,7 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
@@ -576,9 +604,10 @@ async function main(): Promise<number> {
     }
     if (dedup) process.stdout.write(`\n${renderDedup(dedup)}\n`);
     if (startup) process.stdout.write(`\n${renderStartup(startup)}\n`);
+    if (stations) process.stdout.write(`\n${renderStations(stations)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
-  const startupFailed = (startup !== undefined && 'error' in startup) || (dedup !== undefined && 'error' in dedup);
+  const startupFailed = (startup !== undefined && 'error' in startup) || (dedup !== undefined && 'error' in dedup) || (stations !== undefined && 'error' in stations);
   const scaleFailed = scale !== undefined && 'error' in scale;
   return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed || scaleFailed ? 1 : 0;
 }

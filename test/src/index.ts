@@ -40,9 +40,23 @@ export interface BrokerProcess {
 }
 
 /** Starts `junction start` as a child process (the built CLI) and waits until /healthz answers. */
-export async function startBroker(opts: { dataDir: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<BrokerProcess> {
+export async function startBroker(opts: {
+  dataDir: string;
+  port?: number;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Start it from a shell as `ulimit -n <n>; exec node …`: the process's open-file limit (soft and hard). */
+  ulimitFiles?: number;
+}): Promise<BrokerProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, [join(repoRoot, 'cli', 'dist', 'bin.js'), 'start', '--data-dir', opts.dataDir, '--host', '127.0.0.1', '--port', String(port), ...(opts.args ?? [])], {
+  const argv = [join(repoRoot, 'cli', 'dist', 'bin.js'), 'start', '--data-dir', opts.dataDir, '--host', '127.0.0.1', '--port', String(port), ...(opts.args ?? [])];
+  const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+  const [cmd, args] =
+    opts.ulimitFiles === undefined
+      ? [process.execPath, argv]
+      : ['/bin/sh', ['-c', `ulimit -n ${Math.floor(opts.ulimitFiles)} && exec ${[process.execPath, ...argv].map(quote).join(' ')}`]];
+  const child = spawn(cmd, args, {
     cwd: opts.dataDir,
     // One secrets key for every broker of this test process (restarts and cluster nodes open each other's sealed secrets).
     env: { ...process.env, JUNCTION_LOG_LEVEL: 'warn', JUNCTION_SECRETS_KEY: TEST_SECRETS_KEY, ...opts.env },

@@ -201,6 +201,29 @@ export type StoreEvent =
    */
   | { type: 'metadata-repair'; station: string; group?: string | undefined; file: string; outcome: 'previous-copy' | 'rebuilt' | 'reset' | 'lost'; detail: string };
 
+/** What StationStore.healthSummary answers. */
+export interface HealthSummary {
+  /** Stations whose health is not `ok` (degraded or damaged). */
+  degraded: number;
+  /** Their reasons, prefixed with the station, at most the number asked for. */
+  reasons: string[];
+  /** Reasons left out of `reasons`. */
+  more: number;
+}
+
+/** What StationStore.totals answers. */
+export interface StoreTotals {
+  stations: number;
+  partitions: number;
+  messages: number;
+  bytes: number;
+  /** Stations with recent work (a produce, fetch, ack or timer since the last background pass). */
+  activeStations: number;
+  /** Partition logs open now (the rest are summaries until used), where the engine has such a notion. */
+  openPartitions?: number | undefined;
+  openFiles?: { budget: number; open: number; peak: number; evictions: number; overBudget: number } | undefined;
+}
+
 export interface StationStore {
   /** Opens the store (recovers from disk for the embedded engine). Must be called once before use. */
   open(): Promise<void>;
@@ -222,6 +245,18 @@ export interface StationStore {
    * starting with `prefix`, at most `limit`: a store with many stations need not build every answer.
    */
   listStations(options?: ListOptions): Promise<StationInfo[]>;
+  /**
+   * Optional: the stations that are not healthy (StationInfo.health), without looking at the others — an
+   * engine that keeps a running set of them answers in time proportional to that set, not to every
+   * station. At most `maxReasons` reasons (each prefixed "station <name>: …"); `degraded` counts the
+   * stations. /healthz uses it when present.
+   */
+  healthSummary?(maxReasons: number): Promise<HealthSummary>;
+  /**
+   * Optional: totals over every station, computed without building each station's info (for /metrics,
+   * whose per-station series are capped). `openFiles` is the descriptor budget's state, where there is one.
+   */
+  totals?(): Promise<StoreTotals>;
 
   /**
    * Stores a batch. Each message is stored, answered as a duplicate, or rejected (too large) on its

@@ -48,6 +48,8 @@ export interface BuildAppOptions {
    * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
    */
   metricsRegistry?: Registry | undefined;
+  /** Stations with per-station series in /metrics (the rest count in the totals). Default DEFAULT_MAX_STATION_SERIES (1000). */
+  metricsMaxStations?: number | undefined;
   /**
    * Auth on: every route needs a credential with the grants its declaration (access.ts) names, except
    * /healthz, Memphis's /monitoring/status and the login routes; mounts /v1/auth, /v1/users, /v1/tokens;
@@ -135,7 +137,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   const registry = options.metricsRegistry ?? new Registry();
   collectDefaultMetrics({ register: registry });
-  const brokerMetrics = registerBrokerMetrics(store, registry);
+  const brokerMetrics = registerBrokerMetrics(store, registry, { maxStationSeries: options.metricsMaxStations });
   app.addHook('onClose', async () => {
     brokerMetrics.close();
     registry.clear();
@@ -201,20 +203,42 @@ export function requestForLog(req: FastifyRequest): { method: string; url: strin
 /** Most reasons /healthz lists (then one line saying how many more). */
 const MAX_HEALTH_REASONS = 50;
 
-/** Why the store is degraded: each station's health reasons, prefixed with the station ("station s: …"). */
+/**
+ * Why the store is degraded: each unhealthy station's reasons, prefixed with the station ("station s: …"),
+ * at most MAX_HEALTH_REASONS, then one line saying how many more and how many stations. A store with
+ * `healthSummary` (the embedded one keeps a running set of unhealthy stations) answers without looking at
+ * the healthy ones; otherwise every station is listed, a page at a time.
+ */
 async function degradedReasons(store: StationStore): Promise<string[]> {
-  let stations;
-  try {
-    stations = await store.listStations();
-  } catch {
-    return [];
+  if (store.healthSummary) {
+    try {
+      const h = await store.healthSummary(MAX_HEALTH_REASONS);
+      if (h.more > 0) return [...h.reasons, `… and ${h.more} more in ${h.degraded} station${h.degraded === 1 ? '' : 's'} (see GET /v1/stations)`];
+      return h.reasons;
+    } catch {
+      return [];
+    }
   }
   const out: string[] = [];
-  for (const s of stations) {
-    if (!s.health || s.health.status === 'ok') continue;
-    const prefix = `station ${s.name}${s.health.status === 'damaged' ? ' (damaged: cannot serve)' : ''}`;
-    for (const r of s.health.reasons) out.push(`${prefix}: ${r}`);
+  let more = 0;
+  let after: string | undefined;
+  try {
+    for (;;) {
+      const page = await store.listStations({ limit: 1000, ...(after !== undefined && { after }) });
+      for (const s of page) {
+        if (!s.health || s.health.status === 'ok') continue;
+        const prefix = `station ${s.name}${s.health.status === 'damaged' ? ' (damaged: cannot serve)' : ''}`;
+        for (const r of s.health.reasons) {
+          if (out.length < MAX_HEALTH_REASONS) out.push(`${prefix}: ${r}`);
+          else more++;
+        }
+      }
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.name;
+    }
+  } catch {
+    return out;
   }
-  if (out.length > MAX_HEALTH_REASONS) return [...out.slice(0, MAX_HEALTH_REASONS), `… and ${out.length - MAX_HEALTH_REASONS} more (see GET /v1/stations)`];
+  if (more > 0) out.push(`… and ${more} more (see GET /v1/stations)`);
   return out;
 }

@@ -35,6 +35,7 @@ const Host = z.string().min(1, 'must not be empty');
 const Port = z.int().min(0).max(65_535);
 const DataDir = z.string().min(1, 'must not be empty');
 const BodyLimit = z.int().min(1024).max(1024 * MiB);
+const MaxOpenFiles = z.int().min(64).max(1 << 30);
 
 /** The `server:` section; every field optional (defaults are applied after merging). */
 export const ServerSection = z.strictObject({
@@ -52,6 +53,16 @@ export const ServerSection = z.strictObject({
    * when set, is used instead of any file.
    */
   secretsKeyFile: z.string().min(1, 'must not be empty').optional(),
+  /**
+   * The budget of open partition and group files (idle ones are closed and reopened on demand). Default
+   * half the process's soft RLIMIT_NOFILE (raised to the hard limit at start where the OS allows); the
+   * rest is for connections and other files. Also JUNCTION_MAX_OPEN_FILES.
+   */
+  maxOpenFiles: MaxOpenFiles.optional(),
+  /** Partition logs kept open (idle ones past it are closed and reopened on use). Default 4096. */
+  maxOpenPartitions: z.int().min(1).max(1 << 24).optional(),
+  /** Stations with per-station series in /metrics (the rest are in the totals). Default 1000. */
+  metricsMaxStations: z.int().min(0).max(1_000_000).optional(),
 });
 
 /**
@@ -169,6 +180,12 @@ export interface ServerSettings {
   logLevel: LogLevel;
   /** Absolute, when configured (file `server.secretsKeyFile` or JUNCTION_SECRETS_KEY_FILE); else the connector runtime's default. */
   secretsKeyFile?: string | undefined;
+  /** The open-file budget, when configured (`server.maxOpenFiles` or JUNCTION_MAX_OPEN_FILES); else half the soft limit. */
+  maxOpenFiles?: number | undefined;
+  /** Stations with per-station series in /metrics, when configured; else DEFAULT_MAX_STATION_SERIES. */
+  metricsMaxStations?: number | undefined;
+  /** Partition logs kept open, when configured; else DEFAULT_OPEN_LOGS. */
+  maxOpenPartitions?: number | undefined;
 }
 
 export interface JunctionConfig {
@@ -192,7 +209,7 @@ export interface JunctionConfig {
 }
 
 export interface LoadConfigOptions {
-  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT, JUNCTION_LOG_LEVEL, JUNCTION_SECRETS_KEY_FILE and JUNCTION_NATS_URL are read. */
+  /** Default `process.env`. Only JUNCTION_DATA_DIR, JUNCTION_HOST, JUNCTION_PORT, JUNCTION_LOG_LEVEL, JUNCTION_SECRETS_KEY_FILE, JUNCTION_MAX_OPEN_FILES and JUNCTION_NATS_URL are read. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Base for relative paths that come from the environment, the CLI or the defaults. Default `process.cwd()`. */
   cwd?: string;
@@ -253,6 +270,12 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     bodyLimitBytes: pick('bodyLimitBytes') ?? CONFIG_DEFAULTS.bodyLimitBytes,
     logLevel: pick('logLevel') ?? CONFIG_DEFAULTS.logLevel,
   };
+  const maxOpenFiles = pick('maxOpenFiles');
+  if (maxOpenFiles !== undefined) server.maxOpenFiles = maxOpenFiles;
+  const maxOpenPartitions = pick('maxOpenPartitions');
+  if (maxOpenPartitions !== undefined) server.maxOpenPartitions = maxOpenPartitions;
+  const metricsMaxStations = pick('metricsMaxStations');
+  if (metricsMaxStations !== undefined) server.metricsMaxStations = metricsMaxStations;
   const keyFile = pick('secretsKeyFile');
   if (keyFile !== undefined) {
     server.secretsKeyFile = resolve(cwd, keyFile);
@@ -325,7 +348,7 @@ function duplicateStations(stations: readonly { name: string }[]): Issue[] {
   return issues;
 }
 
-const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL', secretsKeyFile: 'JUNCTION_SECRETS_KEY_FILE' } as const;
+const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL', secretsKeyFile: 'JUNCTION_SECRETS_KEY_FILE', maxOpenFiles: 'JUNCTION_MAX_OPEN_FILES' } as const;
 
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Partial<ServerSettings> {
   const out: Partial<ServerSettings> = {};
@@ -341,6 +364,12 @@ function parseEnv(env: Readonly<Record<string, string | undefined>>): Partial<Se
     const parsed = Port.safeParse(/^\d+$/.test(port) ? Number(port) : port);
     if (parsed.success) out.port = parsed.data;
     else issues.push({ path: ENV_VARS.port, message: `must be an integer from 0 to 65535 (got "${port}")` });
+  }
+  const maxOpenFiles = env[ENV_VARS.maxOpenFiles];
+  if (maxOpenFiles !== undefined && maxOpenFiles !== '') {
+    const parsed = MaxOpenFiles.safeParse(/^\d+$/.test(maxOpenFiles) ? Number(maxOpenFiles) : maxOpenFiles);
+    if (parsed.success) out.maxOpenFiles = parsed.data;
+    else issues.push({ path: ENV_VARS.maxOpenFiles, message: `must be an integer of at least 64 (got "${maxOpenFiles}")` });
   }
   const logLevel = env[ENV_VARS.logLevel];
   if (logLevel !== undefined && logLevel !== '') {

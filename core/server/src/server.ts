@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { EmbeddedStore } from '@junction/broker';
+import { EmbeddedStore, defaultFdBudget } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
 import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
@@ -30,6 +30,7 @@ import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
 import type { ApplyStationsResult } from './stations.js';
 import { JunctionError, ServerErrorCode, configIssues } from './errors.js';
+import { raiseNofileLimit } from './nofile.js';
 
 export interface StartServerOptions extends ConfigOverrides {
   /** A `junction.yaml` to load. Absent: no file is read (the CLI looks for `./junction.yaml`). */
@@ -104,6 +105,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const https = config.tls ? await readTls(config.tls) : undefined;
 
   await makeDirs(config.server.dataDir, 0o777);
+  const nofile = raiseNofileLimit();
+  if (nofile?.failed) logger.warn({ soft: nofile.soft, hard: nofile.hard }, `could not raise the open-file limit to the hard limit (${nofile.failed}): the open-file budget follows the soft limit`);
+  else if (nofile?.before !== undefined) logger.info({ before: nofile.before, soft: nofile.soft }, 'raised the soft open-file limit to the hard limit');
   const authOptions = {
     adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
     logger: logger.child({ component: 'auth' }),
@@ -126,6 +130,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         dataDir: config.server.dataDir,
         fsync: config.server.fsync,
         logger: logger.child({ component: 'store' }),
+        // Half the (raised) soft limit unless configured: the rest is for connections and other files.
+        maxOpenFiles: config.server.maxOpenFiles ?? defaultFdBudget(),
+        maxOpenPartitions: config.server.maxOpenPartitions,
       });
   await store.open();
 
@@ -188,7 +195,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots });
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots, metricsMaxStations: config.server.metricsMaxStations });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {

@@ -1,9 +1,12 @@
 /**
  * An append-only file with group commit: appends are written in order by one writer; callers that
- * need durability wait for an fdatasync that every caller waiting at that moment shares.
+ * need durability wait for an fdatasync that every caller waiting at that moment shares. Its descriptor
+ * is under the process's descriptor budget (log/fd-pool.ts): closed while idle (fsynced first when it
+ * holds writes no fsync covered and `syncOnEvict`), reopened by the next append.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { ErrorCode, JunctionError } from '../errors.js';
+import { PooledFile } from '../log/fd-pool.js';
 
 export class AppendFile {
   private pending: Buffer[] = [];
@@ -17,19 +20,33 @@ export class AppendFile {
   private idleResolve: (() => void) | undefined;
 
   private constructor(
-    private fh: FileHandle,
+    private readonly file: PooledFile,
     private position: number,
     private readonly onFsync?: (seconds: number) => void,
   ) {}
 
-  /** Opens (creating) a file for appending at `position` (the valid length; anything after is overwritten). */
-  static async open(path: string, position: number, onFsync?: (seconds: number) => void): Promise<AppendFile> {
-    const fh = await open(path, 'a+').then(async (h) => {
-      await h.close();
-      return open(path, 'r+');
-    });
-    await fh.truncate(position);
-    return new AppendFile(fh, position, onFsync);
+  /**
+   * Opens (creating) a file for appending at `position` (the valid length; anything after is
+   * overwritten). `syncOnEvict`: fsync unsynced writes before the descriptor budget closes the file.
+   */
+  static async open(path: string, position: number, onFsync?: (seconds: number) => void, syncOnEvict = true): Promise<AppendFile> {
+    const fh = await open(path, 'a+');
+    try {
+      if ((await fh.stat()).size !== position) {
+        await fh.close();
+        const w = await open(path, 'r+');
+        try {
+          await w.truncate(position);
+        } finally {
+          await w.close();
+        }
+      }
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    const file = new PooledFile(path, 'r+');
+    file.syncOnEvict = syncOnEvict;
+    return new AppendFile(file, position, onFsync);
   }
 
   get size(): number {
@@ -63,16 +80,23 @@ export class AppendFile {
         this.pendingFail = [];
         try {
           const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
-          let written = 0;
-          while (written < data.length) {
-            const { bytesWritten } = await this.fh.write(data, written, data.length - written, this.position + written);
-            written += bytesWritten;
+          const fh = await this.file.acquire();
+          if (!fh) throw new Error('the file is closed');
+          try {
+            let written = 0;
+            while (written < data.length) {
+              const { bytesWritten } = await fh.write(data, written, data.length - written, this.position + written);
+              written += bytesWritten;
+            }
+            this.file.noteWrite();
+          } finally {
+            this.file.release();
           }
           this.position += data.length;
           for (const r of noSyncs) r();
           if (syncs.length > 0) {
             const t0 = performance.now();
-            await this.fh.datasync();
+            await this.file.datasync();
             this.onFsync?.((performance.now() - t0) / 1000);
             for (const r of syncs) r();
           }
@@ -99,14 +123,14 @@ export class AppendFile {
 
   async sync(): Promise<void> {
     await this.drain();
-    if (!this.closed) await this.fh.datasync();
+    if (!this.closed && this.file.unsynced) await this.file.datasync();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     await this.drain();
     this.closed = true;
-    await this.fh.datasync().catch(() => {});
-    await this.fh.close();
+    if (this.file.unsynced) await this.file.datasync().catch(() => {});
+    await this.file.dispose();
   }
 }

@@ -206,8 +206,9 @@ export class DedupRestorer {
       if (await fill(c)) heap.push(c);
     }
     const limit = now - window;
-    const dedup = st.dedup;
-    for (let c = heap.pop(); c; c = heap.pop()) {
+    // Made only when there is something to remember (a station's index is made on first use).
+    const dedup = heap.size > 0 ? st.dedup : undefined;
+    for (let c = heap.pop(); c && dedup; c = heap.pop()) {
       // A run of this partition's records up to the next partition's first (whole produce batches share a timestamp).
       const next = heap.peek();
       const until = next ? next.recs[next.i]!.timestamp : Infinity;

@@ -202,6 +202,11 @@ export class GroupRt {
     })();
   }
 
+  /** Journal writes the `interval:<ms>` fsync has not covered yet. */
+  get unsynced(): boolean {
+    return this.dirty;
+  }
+
   /** fsync for the `interval:<ms>` policy. */
   async syncIfDirty(): Promise<void> {
     if (!this.dirty || !this.file || this.rotation) return;

@@ -7,6 +7,7 @@ import { DEDUP_MAX_IDS_DEFAULT, type StationConfig, type StationDedupInfo } from
 import type { MessageInput, PartitionInfo, ProduceResult } from '../contract.js';
 import { ErrorCode } from '../errors.js';
 import { createMemoryLog, openFileLog } from '../log/index.js';
+import { LazyLog, type LogSummary } from '../log/lazy-log.js';
 import type { LogOptions, LogRecord, PartitionLog, RecordInput } from '../log/types.js';
 import { DedupIndex, partitionForKey, type DedupKey } from './dedup.js';
 import { DedupRestorer } from './dedup-restore.js';
@@ -45,14 +46,28 @@ const OPEN_CONCURRENCY = 8;
 
 export class StationRt implements GroupHost {
   readonly groups = new Map<string, GroupRt>();
-  /** msgIds inside the dedup window; its restore and snapshots are the DedupRestorer's. */
-  dedup: DedupIndex;
+  // Made on first use: most of many stations never see a msgId or a long poll.
+  private dedupIndex: DedupIndex | undefined;
+  private waitersSet: Set<() => void> | undefined;
+  /** msgIds inside the dedup window (made on first use); its restore and snapshots are the DedupRestorer's. */
+  get dedup(): DedupIndex {
+    return (this.dedupIndex ??= new DedupIndex(this.dedupMaxIds));
+  }
+  set dedup(index: DedupIndex) {
+    this.dedupIndex = index;
+  }
+  /** Whether the station has a dedup index yet (info and metrics do not make one). */
+  get hasDedup(): boolean {
+    return this.dedupIndex !== undefined;
+  }
+  private get waiters(): Set<() => void> {
+    return (this.waitersSet ??= new Set());
+  }
   readonly dedupStore: DedupRestorer;
   /** When the store last warned that this index is at its bound. */
   dedupWarnedAt = 0;
   /** Per partition: the log's end as opened (before floors were raised): what the log really holds. */
   readonly openedEnd: number[];
-  private readonly waiters = new Set<() => void>();
   /** Per partition: every offset below is durable and may be delivered. */
   readonly hw: number[];
   private rr = 0;
@@ -61,6 +76,8 @@ export class StationRt implements GroupHost {
   /** Metadata repaired by this process (what and how), for the station's health. */
   readonly notes: string[] = [];
   closed = false;
+  /** When a request last touched the station (the store's background pass visits it while it has work). */
+  touchedAt = 0;
 
   private constructor(
     public meta: StationMeta,
@@ -70,7 +87,6 @@ export class StationRt implements GroupHost {
   ) {
     this.hw = logs.map((l) => l.nextOffset);
     this.openedEnd = [...this.hw];
-    this.dedup = new DedupIndex(this.dedupMaxIds);
     this.dedupStore = new DedupRestorer(this);
   }
 
@@ -85,23 +101,29 @@ export class StationRt implements GroupHost {
   }
 
   dedupInfo(): StationDedupInfo {
-    return { ids: this.dedup.size, maxIds: this.dedupMaxIds, evicted: this.dedup.evicted, bytes: this.dedup.bytes, ...(this.dedupStore.restored && { restored: this.dedupStore.restored }) };
+    const index = this.dedupIndex;
+    return { ids: index?.size ?? 0, maxIds: this.dedupMaxIds, evicted: index?.evicted ?? 0, bytes: index?.bytes ?? 0, ...(this.dedupStore.restored && { restored: this.dedupStore.restored }) };
   }
 
-  static async open(meta: StationMeta, dir: string, deps: StationDeps): Promise<StationRt> {
+  /**
+   * Opens the station's partition logs. File logs are LazyLogs (log/lazy-log.ts): open while used, closed
+   * by the process's LRU of open logs when idle. With `summaries` (what a clean stop recorded, one per
+   * partition) nothing is opened now: each log opens on its first use.
+   */
+  static async open(meta: StationMeta, dir: string, deps: StationDeps, summaries?: readonly LogSummary[]): Promise<StationRt> {
     const { config } = meta;
-    const fsync = config.fsync ?? deps.defaultFsync;
     const logs: Array<PartitionLog | undefined> = new Array(config.partitions);
-    const open = (p: number): Promise<PartitionLog> =>
-      config.storage === 'memory'
-        ? Promise.resolve(createMemoryLog({ segmentBytes: config.segmentBytes }))
-        : openFileLog({
-            dir: join(dir, 'partitions', String(p)),
-            segmentBytes: config.segmentBytes,
-            fsync: fsync as never,
-            onFsync: deps.onFsync,
-            ...deps.logHooks?.(p),
-          });
+    const fileLog = (p: number) => (c: { fsync?: string; segmentBytes?: number }) =>
+      openFileLog({
+        dir: join(dir, 'partitions', String(p)),
+        segmentBytes: c.segmentBytes ?? config.segmentBytes,
+        fsync: (c.fsync ?? config.fsync ?? deps.defaultFsync) as never,
+        onFsync: deps.onFsync,
+        ...deps.logHooks?.(p),
+      });
+    if (summaries && config.storage === 'file' && summaries.length === config.partitions) return StationRt.fromSummaries(meta, dir, deps, summaries);
+    const open = async (p: number): Promise<PartitionLog> =>
+      config.storage === 'memory' ? createMemoryLog({ segmentBytes: config.segmentBytes }) : new LazyLog(fileLog(p), { log: await fileLog(p)({}) });
     // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
     let nextP = 0;
     const worker = async (): Promise<void> => {
@@ -119,6 +141,26 @@ export class StationRt implements GroupHost {
     return new StationRt(meta, dir, logs as PartitionLog[], deps);
   }
 
+
+  /** A file station whose partitions open on first use (see open); synchronous, no I/O. */
+  static fromSummaries(meta: StationMeta, dir: string, deps: StationDeps, summaries: readonly LogSummary[]): StationRt {
+    const { config } = meta;
+    const logs = summaries.map(
+      (sum, p) =>
+        new LazyLog(
+          (c) =>
+            openFileLog({
+              dir: join(dir, 'partitions', String(p)),
+              segmentBytes: c.segmentBytes ?? config.segmentBytes,
+              fsync: (c.fsync ?? config.fsync ?? deps.defaultFsync) as never,
+              onFsync: deps.onFsync,
+              ...deps.logHooks?.(p),
+            }),
+          { summary: sum },
+        ),
+    );
+    return new StationRt(meta, dir, logs, deps);
+  }
 
   get name(): string {
     return this.meta.name;
@@ -182,7 +224,7 @@ export class StationRt implements GroupHost {
   }
 
   notify(): void {
-    if (this.waiters.size === 0) return;
+    if (!this.waitersSet || this.waitersSet.size === 0) return;
     const ws = [...this.waiters];
     this.waiters.clear();
     for (const w of ws) w();
@@ -217,9 +259,10 @@ export class StationRt implements GroupHost {
     const window = config.dedupWindowMs;
     const ids: DedupKey[] = [];
     let bytes = 0;
-    const dedup = this.dedup;
-    const evictedBefore = dedup.evicted;
-    if (window > 0) {
+    // The index is made only when a message carries a msgId (or it exists already).
+    const dedup = window > 0 && (this.dedupIndex !== undefined || messages.some((m) => m.msgId !== undefined)) ? this.dedup : undefined;
+    const evictedBefore = dedup?.evicted ?? 0;
+    if (dedup) {
       if (dedup.maxIds !== this.dedupMaxIds) dedup.setMaxIds(this.dedupMaxIds);
       dedup.expire(now, window);
     }
@@ -230,9 +273,9 @@ export class StationRt implements GroupHost {
         results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}` };
         continue;
       }
-      const key = m.msgId !== undefined && window > 0 ? dedup.digest(m.msgId) : undefined;
+      const key = m.msgId !== undefined && dedup ? dedup.digest(m.msgId) : undefined;
       if (key) {
-        const hit = dedup.lookup(key, now, window);
+        const hit = dedup!.lookup(key, now, window);
         if (hit) {
           results[i] = { status: 'duplicate', partition: hit.partition, offset: hit.offset };
           continue;
@@ -247,7 +290,7 @@ export class StationRt implements GroupHost {
       b.recs.push({ timestamp: now, key: m.key, msgId: m.msgId, headers: m.headers, value: m.value });
       bytes += m.value.length;
       if (key) {
-        dedup.remember(key, { partition: p, offset, timestamp: now });
+        dedup!.remember(key, { partition: p, offset, timestamp: now });
         ids.push(key);
       }
     }
@@ -267,11 +310,11 @@ export class StationRt implements GroupHost {
         }),
       );
     }
-    if (dedup.evicted > evictedBefore) this.deps.dedupEvicted?.(this, dedup.evicted - evictedBefore);
+    if (dedup && dedup.evicted > evictedBefore) this.deps.dedupEvicted?.(this, dedup.evicted - evictedBefore);
     try {
       await Promise.all(appends);
     } catch (err) {
-      for (const id of ids) dedup.forget(id);
+      for (const id of ids) dedup!.forget(id);
       throw err;
     }
     if (stored > 0) this.notify();

@@ -48,6 +48,8 @@ import {
   type ReplayOptions,
   type ReplayResult,
   type DamagedRange,
+  type HealthSummary,
+  type StoreTotals,
   type StationConfig,
   type StationHealth,
   type StationInfo,
@@ -55,12 +57,19 @@ import {
   type StoreEvent,
   type StoredMessage,
 } from '../contract.js';
-import { fsyncDir, readWithFallback, writeAtomic as writeFileAtomic } from '../atomic-file.js';
+import { fsyncDir } from '../atomic-file.js';
 import { configInvalid, ErrorCode, JunctionError } from '../errors.js';
 import { StoreEventHub } from '../events.js';
 import type { CorruptRange } from '../log/types.js';
+import { FdPool } from '../log/fd-pool.js';
+import { SortedNames } from './sorted-names.js';
+import { BackgroundPass } from './background.js';
+import { damageOf, damagedInfo, stationHealth, type DamagedStation } from './station-health.js';
+import { LazyLog, LogLru, type LogSummary } from '../log/lazy-log.js';
+import { takeManifest, writeManifest, type ManifestStation } from './manifest.js';
+import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
-import { StationRt, type StationMeta } from './station.js';
+import { StationRt, type StationDeps, type StationMeta } from './station.js';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -69,51 +78,62 @@ export interface EmbeddedStoreOptions {
   logger?: Logger | undefined;
   /** How often retention, ack deadlines and interval fsyncs are checked. Default 250 ms. */
   tickMs?: number | undefined;
+  /**
+   * The budget of open partition and group files (log/fd-pool.ts; process-wide). Default: half the
+   * process's soft RLIMIT_NOFILE.
+   */
+  maxOpenFiles?: number | undefined;
+  /**
+   * Partition logs kept open (process-wide LRU, log/lazy-log.ts); idle ones past it are closed and
+   * reopened on use. Default DEFAULT_OPEN_LOGS (4096).
+   */
+  maxOpenPartitions?: number | undefined;
+  /**
+   * A clean close writes the stations manifest (embedded/manifest.ts) when the store has at least this
+   * many stations (dead-letter stations included); the next start then opens those stations without
+   * reading their files. Default DEFAULT_MANIFEST_MIN_STATIONS (1000). The price: damage done to a
+   * stopped store's files is found when a partition is first used after the start (then reported as
+   * always), and a damaged station.json only by a start without a manifest (after a crash). Below the
+   * threshold every start reads every station, which is fast anyway; 0 always writes one, Infinity never.
+   */
+  manifestMinStations?: number | undefined;
 }
 
-const DLS_SUFFIX = '.dls';
-const StationMetaFile = z.object({
-  name: StationName,
-  /** Absent in files written before incarnation ids (see legacyStationId). */
-  id: z.string().min(1).max(64).optional(),
-  config: StationConfigInput,
-  createdAt: z.number(),
-  deadLetterOf: z.string().optional(),
-  rebuilt: z.object({ at: z.number(), detail: z.string() }).optional(),
-});
-const GroupMetaFile = z.object({
-  createdAt: z.number(),
-  /** Absent: the station's setting applies (a change of the station's reaches the group). */
-  maxAckTimeMs: z.number().int().positive().optional(),
-  maxDeliveries: z.number().int().positive().optional(),
-});
+/** See EmbeddedStoreOptions.manifestMinStations. */
+export const DEFAULT_MANIFEST_MIN_STATIONS = 1000;
 
-/** A station whose metadata could not be recovered: listed, but it cannot serve. */
-interface DamagedStation {
-  name: string;
-  dir: string;
-  reason: string;
-  foundAt: number;
-}
+/** Stations opened at once by open(). */
+const OPEN_STATIONS_CONCURRENCY = 32;
 
 export class EmbeddedStore implements StationStore {
   private readonly stations = new Map<string, StationRt>();
   private readonly damagedStations = new Map<string, DamagedStation>();
+  /** Names of `stations` and `damagedStations`, in order (paged listings). */
+  private readonly names = new SortedNames();
+  /** Stations with work since the last background pass, or timers: what the tick visits. */
+  private readonly active = new Set<StationRt>();
+  /** Stations that may be unhealthy (damage, repaired metadata, damaged): /healthz looks at these only. */
+  private readonly suspects = new Set<string>();
   /** Groups being created (files being written), by station and group name. */
   private readonly creating = new Map<string, Promise<GroupRt>>();
   private readonly events = new StoreEventHub(() => this.log);
   private readonly log: Logger;
+  private readonly meta: MetadataReader;
   private readonly fsync: FsyncPolicy;
   private readonly root: string;
   private timer: NodeJS.Timeout | undefined;
-  private ticking = false;
-  private lastRetention = 0;
+  private readonly background: BackgroundPass;
   private state: 'new' | 'open' | 'closed' = 'new';
 
   constructor(private readonly options: EmbeddedStoreOptions) {
     this.log = options.logger ?? pino({ level: 'silent' });
+    this.meta = new MetadataReader(this.log, (e) => this.emit(e));
+    this.background = new BackgroundPass(this.stations, this.active, this.log, () => this.state === 'open');
     this.fsync = FsyncPolicy.parse(options.fsync ?? 'always');
     this.root = join(options.dataDir, 'stations');
+    this.sharedDeps.defaultFsync = this.fsync;
+    if (options.maxOpenFiles !== undefined) FdPool.shared.setBudget(options.maxOpenFiles);
+    if (options.maxOpenPartitions !== undefined) LogLru.shared.setCapacity(options.maxOpenPartitions);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -124,28 +144,53 @@ export class EmbeddedStore implements StationStore {
     await rm(join(this.options.dataDir, 'trash'), { recursive: true, force: true });
     const now = Date.now();
     const t0 = performance.now();
-    for (const entry of await readdir(this.root, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      const dir = join(this.root, entry.name);
-      // A creation that did not finish (station names never start with ".").
-      if (entry.name.startsWith('.tmp-')) {
-        await rm(dir, { recursive: true, force: true });
-        continue;
+    // A clean stop left a manifest: the stations in it open from it, without reading their files.
+    const manifest = await takeManifest(this.options.dataDir);
+    let entries = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory());
+    const withGroups: StationRt[] = [];
+    if (manifest) {
+      const rest: typeof entries = [];
+      for (const e of entries) {
+        const m = manifest.get(e.name);
+        if (!m) rest.push(e);
+        else {
+          const st = this.loadFromManifest(m, join(this.root, e.name), now);
+          if (m.hasGroups) withGroups.push(st);
+        }
       }
-      await this.loadStation(entry.name, dir, now);
+      entries = rest;
     }
+    // Several stations at once: opening one mostly waits for small reads, and the thread pool has room.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < entries.length) {
+        const entry = entries[next++]!;
+        const dir = join(this.root, entry.name);
+        // A creation that did not finish (station names never start with ".").
+        if (entry.name.startsWith('.tmp-')) await rm(dir, { recursive: true, force: true });
+        else await this.loadStation(entry.name, dir, now);
+      }
+    };
+    let nextG = 0;
+    const groupWorker = async (): Promise<void> => {
+      while (nextG < withGroups.length) await this.loadManifestGroups(withGroups[nextG++]!);
+    };
+    await Promise.all([...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker), ...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, groupWorker)]);
     this.state = 'open';
+    // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
+    for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
     const tick = this.options.tickMs ?? 250;
-    this.timer = setInterval(() => void this.tick(), tick);
+    this.timer = setInterval(() => void this.background.tick(), tick);
     this.timer.unref();
-    const damaged = [...this.stations.values()].filter((s) => this.health(s).status !== 'ok').length + this.damagedStations.size;
+    const damaged = [...this.suspects].filter((n) => this.damagedStations.has(n) || stationHealth(this.stations.get(n)!).status !== 'ok').length;
     const openMs = Math.round(performance.now() - t0);
-    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
+    const files = FdPool.shared.stats();
+    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, openFiles: files.open, fileBudget: files.budget, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
   }
 
   /** Opens one station directory: metadata (with its fallbacks), partitions, groups, offset floors, dedup. */
   private async loadStation(name: string, dir: string, now: number): Promise<void> {
-    const found = await this.readStationMeta(name, dir, now);
+    const found = await this.meta.readStationMeta(name, dir, now);
     if ('reason' in found) {
       this.markDamaged(name, dir, found.reason, now);
       return;
@@ -160,60 +205,35 @@ export class EmbeddedStore implements StationStore {
     if (found.note) st.notes.push(found.note);
     await this.loadGroups(st);
     await this.raiseFloors(st);
+    if (st.notes.length > 0 || st.meta.rebuilt || st.logs.some((l) => l.corruptRanges.length > 0)) this.suspects.add(name);
     st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
   }
 
+  /**
+   * A station the manifest describes: its logs open on first use (synchronous, no I/O; many thousands
+   * of these make a start). Its groups' journals are read by loadManifestGroups.
+   */
+  private loadFromManifest(m: ManifestStation, dir: string, now: number): StationRt {
+    const meta = this.internMeta(m.meta);
+    const st = StationRt.fromSummaries(meta, dir, this.stationDeps(meta.name, undefined), m.partitions);
+    if (!this.stations.has(meta.name) && !this.damagedStations.has(meta.name)) this.names.add(meta.name);
+    this.stations.set(meta.name, st);
+    if (m.partitions.some((p) => p.msgIds)) st.startDedupRebuild(now, (err) => this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+    return st;
+  }
+
+  private async loadManifestGroups(st: StationRt): Promise<void> {
+    await this.loadGroups(st);
+    await this.raiseFloors(st);
+    if (st.notes.length > 0) this.suspects.add(st.name);
+  }
+
   private markDamaged(name: string, dir: string, reason: string, now: number): void {
+    if (!this.damagedStations.has(name) && !this.stations.has(name)) this.names.add(name);
     this.damagedStations.set(name, { name, dir, reason, foundAt: now });
+    this.suspects.add(name);
     this.log.error({ station: name, reason }, 'station metadata is lost and could not be rebuilt: the station is listed as damaged and cannot serve until it is deleted or its files are restored');
     this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'lost', detail: reason });
-  }
-
-  /**
-   * station.json, else its previous copy (then written back), else a station rebuilt from the partition
-   * directories (options other than the partition count are guesses; retention keeps everything until
-   * the station is updated). `reason` when none of that works.
-   */
-  private async readStationMeta(name: string, dir: string, now: number): Promise<{ meta: StationMeta; note?: string } | { reason: string }> {
-    const file = join(dir, 'station.json');
-    const r = await readWithFallback(file, (text) => {
-      const parsed = StationMetaFile.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-      if (parsed.data.name !== name) throw new Error(`it names station "${parsed.data.name}", not "${name}"`);
-      return { ...parsed.data, id: parsed.data.id ?? legacyStationId(parsed.data.name, parsed.data.createdAt) } as StationMeta;
-    });
-    if (r.value !== undefined) {
-      if (r.source === 'file') return { meta: r.value };
-      const note = `station.json was ${r.problem ?? 'unusable'}: loaded its previous copy (an update made just before may be undone: check the station's options)`;
-      this.log.error({ station: name, file }, note);
-      this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'previous-copy', detail: note });
-      await this.repairFile(file, JSON.stringify(r.value), name);
-      return { meta: r.value, note };
-    }
-    const partitions = await countPartitionDirs(join(dir, 'partitions'));
-    if (partitions === 0) return { reason: `station.json is ${r.problem}, and there are no partition directories to rebuild it from` };
-    const detail = `station.json was ${r.problem}: rebuilt from its ${partitions} partition director${partitions === 1 ? 'y' : 'ies'}; its other options are defaults, with retention keeping everything — set them with an update (PATCH), which also clears this`;
-    const deadLetterOf = name.endsWith(DLS_SUFFIX) ? name.slice(0, -DLS_SUFFIX.length) : undefined;
-    const base = StationConfigInput.parse({ partitions, retention: {} });
-    const config: StationConfig = deadLetterOf !== undefined ? { ...dlsConfig(base), retention: {} } : base;
-    const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => now);
-    // Its incarnation id was in the lost file: a rebuilt station gets one derived from name and directory time.
-    const meta: StationMeta = { name, id: legacyStationId(name, createdAt), config, createdAt, ...(deadLetterOf !== undefined && { deadLetterOf }), rebuilt: { at: now, detail } };
-    this.log.error({ station: name, partitions }, detail);
-    this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'rebuilt', detail });
-    await this.repairFile(file, JSON.stringify(meta), name);
-    return { meta };
-  }
-
-  /** Writes a repaired metadata file and a copy of it (the damaged one is not kept as the copy). */
-  private async repairFile(file: string, data: string, station: string): Promise<void> {
-    try {
-      await writeFileAtomic(file, data, { keepPrevious: false });
-      await writeFileAtomic(file, data);
-    } catch (err) {
-      // The next start recovers it again; the station serves meanwhile.
-      this.log.error({ err, station, file }, 'could not write the repaired metadata file');
-    }
   }
 
   /** Offsets a group was delivered are never handed out again, even when the log lost them (its end was cut). */
@@ -241,10 +261,27 @@ export class EmbeddedStore implements StationStore {
 
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
     this.state = 'closed';
     clearInterval(this.timer);
-    await Promise.allSettled([...this.stations.values()].map((s) => s.close()));
+    const all = [...this.stations.values()];
+    const closed = await Promise.allSettled(all.map((s) => s.close()));
+    if (wasOpen && all.length >= (this.options.manifestMinStations ?? DEFAULT_MANIFEST_MIN_STATIONS)) {
+      // Healthy file stations that closed cleanly: the next start opens them from the manifest.
+      const entries: ManifestStation[] = [];
+      all.forEach((st, i) => {
+        if (closed[i]!.status !== 'fulfilled' || !st.persistent || this.suspects.has(st.name) || st.notes.length > 0 || st.meta.rebuilt) return;
+        const parts = st.logs.map((l) => (l instanceof LazyLog ? l.currentSummary() : undefined));
+        if (parts.some((p) => p === undefined)) return;
+        entries.push({ meta: st.meta, hasGroups: st.groups.size > 0, partitions: parts as LogSummary[] });
+      });
+      await writeManifest(this.options.dataDir, entries).catch((err: unknown) => {
+        this.log.warn({ err }, 'could not write the stations manifest: the next start reads every station directory');
+      });
+    }
     this.stations.clear();
+    this.names.clear();
+    this.active.clear();
   }
 
   get isOpen(): boolean {
@@ -259,34 +296,54 @@ export class EmbeddedStore implements StationStore {
     this.events.emit(e);
   }
 
-  private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
-    const name = meta.name;
-    const found: Array<{ partition: number; range: CorruptRange }> = [];
-    const notes: string[] = [];
-    const st = await StationRt.open(meta, dir, {
-      defaultFsync: this.fsync,
-      onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
-      deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
-      retentionLost: (s, group, partition, lost) => {
-        this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
-        this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
-      },
-      dedupEvicted: (s, ids) => {
-        this.emit({ type: 'dedup-evicted', station: s.name, ids });
-        // Once a minute at most per station: a station at its bound evicts on every produce.
-        const now = Date.now();
-        if (now - s.dedupWarnedAt >= 60_000) {
-          s.dedupWarnedAt = now;
-          this.log.warn(
-            { station: s.name, maxIds: s.dedupMaxIds, evicted: s.dedup.evicted },
-            'the dedup index is at its bound (dedupMaxIds): the oldest msgIds leave the window early, and a later copy of one is stored again',
-          );
-        }
-      },
-      dedupLog: (s, level, detail, message) => this.log[level]({ station: s.name, ...detail }, message),
+  /** What every station's deps share (one set of closures for the store, not one per station). */
+  private readonly sharedDeps: Omit<StationDeps, 'logHooks'> = {
+    defaultFsync: '',
+    onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
+    deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
+    retentionLost: (s, group, partition, lost) => {
+      this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
+      this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
+    },
+    dedupEvicted: (s, ids) => {
+      this.emit({ type: 'dedup-evicted', station: s.name, ids });
+      // Once a minute at most per station: a station at its bound evicts on every produce.
+      const now = Date.now();
+      if (now - s.dedupWarnedAt >= 60_000) {
+        s.dedupWarnedAt = now;
+        this.log.warn(
+          { station: s.name, maxIds: s.dedupMaxIds, evicted: s.dedup.evicted },
+          'the dedup index is at its bound (dedupMaxIds): the oldest msgIds leave the window early, and a later copy of one is stored again',
+        );
+      }
+    },
+    dedupLog: (s, level, detail, message) => this.log[level]({ station: s.name, ...detail }, message),
+  };
+  /** Station configs by their JSON: stations configured alike share one object (configs are never changed in place). */
+  private readonly configs = new Map<string, StationConfig>();
+  private readonly interned = new WeakSet<StationConfig>();
+
+  private internMeta(meta: StationMeta): StationMeta {
+    if (this.interned.has(meta.config)) return meta;
+    const key = JSON.stringify(meta.config);
+    const known = this.configs.get(key);
+    if (known) return { ...meta, config: known };
+    this.configs.set(key, meta.config);
+    this.interned.add(meta.config);
+    return meta;
+  }
+
+  /**
+   * The deps of station `name`: the store's shared ones and its log hooks. `opening` collects what the
+   * logs report while the station opens (openStation); later (a log opened on first use) a repair note
+   * goes to the station itself.
+   */
+  private stationDeps(name: string, opening: { found: Array<{ partition: number; range: CorruptRange }>; notes: string[] } | undefined): StationDeps {
+    return {
+      ...this.sharedDeps,
       logHooks: (partition) => ({
         onDamage: (range) => {
-          found.push({ partition, range });
+          opening?.found.push({ partition, range });
           this.reportDamage(name, partition, range);
         },
         onTornTail: (t) =>
@@ -295,16 +352,27 @@ export class EmbeddedStore implements StationStore {
             'cut a torn tail: the end of a write that never completed before a crash (nothing acknowledged was in it)',
           ),
         onMetadataRepair: (file, detail, outcome) => {
+          this.suspects.add(name);
           const note = `partition ${partition}: ${detail}`;
-          notes.push(note);
+          const st = this.stations.get(name);
+          if (opening && (!st || st.notes !== opening.notes)) opening.notes.push(note);
+          else st?.notes.push(note);
           this.log.error({ station: name, partition, file }, detail);
           this.emit({ type: 'metadata-repair', station: name, file: `partitions/${partition}/${file}`, outcome, detail: note });
         },
       }),
-    });
-    st.notes.push(...notes);
+    };
+  }
+
+  private async openStation(meta: StationMeta, dir: string): Promise<StationRt> {
+    const name = meta.name;
+    const opening = { found: [] as Array<{ partition: number; range: CorruptRange }>, notes: [] as string[] };
+    const st = await StationRt.open(this.internMeta(meta), dir, this.stationDeps(name, opening));
+    st.notes.push(...opening.notes);
+    // From now on repairs found by a log opened on first use go to the station's notes.
+    opening.notes = st.notes;
     for (const [p, log] of st.logs.entries()) {
-      const known = log.corruptRanges.filter((c) => !found.some((f) => f.partition === p && f.range === c));
+      const known = log.corruptRanges.filter((c) => !opening.found.some((f) => f.partition === p && f.range === c));
       if (known.length > 0) {
         this.log.warn(
           { station: name, partition: p, ranges: known.length, messages: known.reduce((n, c) => n + c.messages, 0) },
@@ -312,12 +380,15 @@ export class EmbeddedStore implements StationStore {
         );
       }
     }
+    opening.found = [];
+    if (!this.stations.has(name) && !this.damagedStations.has(name)) this.names.add(name);
     this.stations.set(name, st);
     return st;
   }
 
   /** A damaged range found by a partition log (once per range): logged at error, counted (event). */
   private reportDamage(station: string, partition: number, range: CorruptRange): void {
+    this.suspects.add(station);
     this.log.error(
       { station, partition, segment: range.segment, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail },
       range.messages > 0 ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped` : 'damaged bytes skipped (no message lost)',
@@ -337,7 +408,7 @@ export class EmbeddedStore implements StationStore {
         continue;
       }
       try {
-        const meta = inheritDefaults(await this.readGroupMeta(st, e.name, dir), st.config);
+        const meta = inheritDefaults(await this.meta.readGroupMeta(st, e.name, dir), st.config);
         const { group, damaged, missing } = await GroupRt.load(e.name, meta, st, dir);
         if (damaged || missing) {
           const note = missing
@@ -356,61 +427,9 @@ export class EmbeddedStore implements StationStore {
     }
   }
 
-  /** group.json, else its previous copy, else rebuilt with the station's deadlines (its journal keeps the progress). */
-  private async readGroupMeta(st: StationRt, group: string, dir: string): Promise<GroupMeta> {
-    const file = join(dir, 'group.json');
-    const r = await readWithFallback(file, (text) => {
-      const parsed = GroupMetaFile.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-      return parsed.data;
-    });
-    if (r.value !== undefined && r.source === 'file') return r.value;
-    let meta: GroupMeta;
-    let note: string;
-    if (r.value !== undefined) {
-      meta = r.value;
-      note = `group "${group}": group.json was ${r.problem ?? 'unusable'}: loaded its previous copy`;
-    } else {
-      const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => Date.now());
-      // No settings of its own: it follows the station's ack deadline and maxDeliveries.
-      meta = { createdAt };
-      note = `group "${group}": group.json was ${r.problem}: rebuilt from its journal with the station's ack deadline (${st.config.deadLetter.maxAckTimeMs} ms) and maxDeliveries (${st.config.deadLetter.maxDeliveries})`;
-    }
-    st.notes.push(note);
-    this.log.error({ station: st.name, group, file }, note);
-    this.emit({ type: 'metadata-repair', station: st.name, group, file: 'group.json', outcome: r.value !== undefined ? 'previous-copy' : 'rebuilt', detail: note });
-    await this.repairFile(file, JSON.stringify(meta), st.name);
-    return meta;
-  }
-
-  private async tick(): Promise<void> {
-    if (this.ticking || this.state !== 'open') return;
-    this.ticking = true;
-    try {
-      const now = Date.now();
-      const retention = now - this.lastRetention >= 1000;
-      if (retention) this.lastRetention = now;
-      for (const st of this.stations.values()) {
-        for (const g of st.groups.values()) {
-          if (g.nextDue() <= now) g.processDue(now);
-          const iv = st.syncIntervalMs();
-          if (iv > 0 && now - g.lastSync >= iv) await g.syncIfDirty();
-        }
-        if (retention) await this.retain(st, now);
-      }
-    } catch (err) {
-      this.log.error({ err }, 'background work failed');
-    } finally {
-      this.ticking = false;
-    }
-  }
-
-  private async retain(st: StationRt, now: number): Promise<void> {
-    try {
-      await st.applyRetention(now);
-    } catch (err) {
-      this.log.error({ err, station: st.name }, 'retention failed');
-    }
+  /** Retention of one station (errors logged: the next pass tries again). */
+  private retain(st: StationRt, now: number): Promise<void> {
+    return this.background.retain(st, now);
   }
 
   // ---------------------------------------------------------------- stations
@@ -427,7 +446,14 @@ export class EmbeddedStore implements StationStore {
       if (damaged) throw new JunctionError(ErrorCode.STATION_DAMAGED, `station "${name}" is damaged and cannot serve: ${damaged.reason}`);
       throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${name}" does not exist`);
     }
+    this.touch(st);
     return st;
+  }
+
+  /** The station has work: the background pass visits it until it has none. */
+  private touch(st: StationRt): void {
+    st.touchedAt = Date.now();
+    this.active.add(st);
   }
 
   async createStation(name: string, config: z.input<typeof StationConfigInput> = {}): Promise<StationInfo> {
@@ -478,7 +504,7 @@ export class EmbeddedStore implements StationStore {
     const merged: StationConfig = applyStationPatch(st.config, p);
     // An update sets the options: a station rebuilt from its partitions has real ones again.
     const { rebuilt: _rebuilt, ...kept } = st.meta;
-    const meta: StationMeta = { ...kept, config: merged };
+    const meta: StationMeta = this.internMeta({ ...kept, config: merged });
     await writeAtomic(join(st.dir, 'station.json'), JSON.stringify(meta));
     st.meta = meta;
     for (const log of st.logs) log.configure({ fsync: merged.fsync ?? this.fsync, segmentBytes: merged.segmentBytes });
@@ -492,9 +518,12 @@ export class EmbeddedStore implements StationStore {
       // Its dead-letter station (a station of its own) goes with it, as for any station.
       const dls = this.stations.get(dlsName(name));
       this.damagedStations.delete(name);
+      this.names.delete(name);
+      this.suspects.delete(name);
       await this.moveToTrash(damaged.dir);
       if (dls) {
         this.stations.delete(dls.name);
+        this.forget(dls);
         await dls.close();
         await this.moveToTrash(dls.dir);
       }
@@ -507,9 +536,16 @@ export class EmbeddedStore implements StationStore {
     const doomed = [st, this.stations.get(dlsName(name))].filter((s): s is StationRt => s !== undefined);
     for (const s of doomed) {
       this.stations.delete(s.name);
+      this.forget(s);
       await s.close();
       await this.moveToTrash(s.dir);
     }
+  }
+
+  private forget(st: StationRt): void {
+    this.names.delete(st.name);
+    this.active.delete(st);
+    this.suspects.delete(st.name);
   }
 
   /** Renames a directory into the trash (one atomic step: it is gone from the store at once), then removes it. */
@@ -524,22 +560,69 @@ export class EmbeddedStore implements StationStore {
   async getStation(name: string): Promise<StationInfo> {
     this.check();
     const damaged = this.damagedStations.get(name);
-    if (damaged) return this.damagedInfo(damaged);
+    if (damaged) return damagedInfo(damaged);
     return this.info(this.station(name));
   }
 
   async listStations(options?: ListOptions): Promise<StationInfo[]> {
     this.check();
-    const names = [...this.stations.keys(), ...this.damagedStations.keys()];
-    return pageOfNames(names, options).map((name) => {
+    return this.names.page(options).map((name) => {
       const st = this.stations.get(name);
-      return st ? this.info(st) : this.damagedInfo(this.damagedStations.get(name)!);
+      return st ? this.info(st) : damagedInfo(this.damagedStations.get(name)!);
     });
+  }
+
+  async healthSummary(maxReasons: number): Promise<HealthSummary> {
+    this.check();
+    const out: HealthSummary = { degraded: 0, reasons: [], more: 0 };
+    for (const name of [...this.suspects].sort()) {
+      const st = this.stations.get(name);
+      const d = st ? undefined : this.damagedStations.get(name);
+      const health = st ? stationHealth(st) : d ? damagedInfo(d).health! : undefined;
+      if (!health || health.status === 'ok') {
+        // Retention removed its damaged ranges (or it was deleted): healthy again.
+        this.suspects.delete(name);
+        continue;
+      }
+      out.degraded++;
+      const prefix = `station ${name}${health.status === 'damaged' ? ' (damaged: cannot serve)' : ''}`;
+      for (const r of health.reasons) {
+        if (out.reasons.length < maxReasons) out.reasons.push(`${prefix}: ${r}`);
+        else out.more++;
+      }
+    }
+    return out;
+  }
+
+  async totals(): Promise<StoreTotals> {
+    this.check();
+    let partitions = 0;
+    let messages = 0;
+    let bytes = 0;
+    for (const st of this.stations.values()) {
+      for (let p = 0; p < st.logs.length; p++) {
+        const log = st.logs[p]!;
+        const { first, end } = st.bounds(p);
+        partitions++;
+        messages += Math.max(0, Math.min(log.count, end - first));
+        bytes += log.bytes;
+      }
+    }
+    const f = FdPool.shared.stats();
+    return {
+      stations: this.stations.size + this.damagedStations.size,
+      partitions,
+      messages,
+      bytes,
+      activeStations: this.active.size,
+      openPartitions: LogLru.shared.size,
+      openFiles: { budget: f.budget, open: f.open, peak: f.peak, evictions: f.evictions, overBudget: f.overBudget },
+    };
   }
 
   private info(st: StationRt): StationInfo {
     const partitions = st.partitionInfo();
-    const damage = this.damageOf(st);
+    const damage = damageOf(st);
     return {
       name: st.name,
       id: st.id,
@@ -551,49 +634,8 @@ export class EmbeddedStore implements StationStore {
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
       groups: [...st.groups.keys()].sort(),
       ...(st.config.dedupWindowMs > 0 && { dedup: st.dedupInfo() }),
-      health: this.health(st, damage),
+      health: stationHealth(st, damage),
       damage,
-    };
-  }
-
-  /** The retained damaged ranges of the station's partitions, oldest first. */
-  private damageOf(st: StationRt): DamagedRange[] {
-    const out: DamagedRange[] = [];
-    st.logs.forEach((log, partition) => {
-      for (const c of log.corruptRanges) out.push({ partition, fromOffset: c.fromOffset, toOffset: c.toOffset, messages: c.messages, detail: c.detail, foundAt: c.foundAt });
-    });
-    return out.sort((a, b) => a.foundAt - b.foundAt || a.partition - b.partition || a.fromOffset - b.fromOffset);
-  }
-
-  private health(st: StationRt, damage = this.damageOf(st)): StationHealth {
-    const reasons: string[] = [];
-    for (const d of damage) {
-      reasons.push(
-        d.messages > 0
-          ? `partition ${d.partition}: ${d.messages} message${d.messages === 1 ? '' : 's'} lost (offsets ${d.fromOffset}–${d.toOffset}): ${d.detail}`
-          : `partition ${d.partition}: damaged bytes skipped near offset ${d.fromOffset} (no message lost): ${d.detail}`,
-      );
-    }
-    if (st.meta.rebuilt) reasons.push(st.meta.rebuilt.detail);
-    reasons.push(...st.notes);
-    return { status: reasons.length > 0 ? 'degraded' : 'ok', reasons };
-  }
-
-  /** What a damaged station is listed as: its name, default options, nothing stored, and why. */
-  private damagedInfo(d: DamagedStation): StationInfo {
-    return {
-      name: d.name,
-      // Its id was in the lost metadata.
-      id: legacyStationId(d.name, d.foundAt),
-      config: StationConfigInput.parse({}),
-      createdAt: d.foundAt,
-      ...(d.name.endsWith(DLS_SUFFIX) && { deadLetterOf: d.name.slice(0, -DLS_SUFFIX.length) }),
-      partitions: [],
-      messages: 0,
-      bytes: 0,
-      groups: [],
-      health: { status: 'damaged', reasons: [`its metadata is lost (${d.reason}); its options and contents are unknown: delete it, or restore its station.json and restart`] },
-      damage: [],
     };
   }
 
@@ -605,6 +647,7 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async produceTo(st: StationRt, messages: readonly MessageInput[], internal: boolean): Promise<ProduceResult[]> {
+    this.touch(st);
     const now = Date.now();
     const { results, bytes, stored } = await st.produce(messages, now, internal);
     if (stored > 0) {
@@ -930,37 +973,4 @@ export class EmbeddedStore implements StationStore {
     await log.truncateBefore(until);
     return Math.max(0, before - log.count);
   }
-}
-
-/**
- * Group settings written before groups inherited the station's dead-letter settings held copies of them:
- * a copy equal to the station's current value is taken as inherited (the group then follows later changes).
- */
-function inheritDefaults(meta: GroupMeta, config: StationConfig): GroupMeta {
-  const out: GroupMeta = { createdAt: meta.createdAt };
-  if (meta.maxAckTimeMs !== undefined && meta.maxAckTimeMs !== config.deadLetter.maxAckTimeMs) out.maxAckTimeMs = meta.maxAckTimeMs;
-  if (meta.maxDeliveries !== undefined && meta.maxDeliveries !== config.deadLetter.maxDeliveries) out.maxDeliveries = meta.maxDeliveries;
-  return out;
-}
-
-function dlsConfig(origin: StationConfig): StationConfig {
-  // Dead letters keep what failed as it was: the origin's schema does not apply to them.
-  const { schema: _schema, ...rest } = origin;
-  return {
-    ...rest,
-    partitions: 1,
-    retention: { maxAgeMs: 30 * 24 * 3600_000 },
-    dedupWindowMs: 10 * 60_000,
-    maxMessageBytes: 64 * 1024 * 1024,
-    deadLetter: { ...origin.deadLetter, enabled: false },
-  };
-}
-
-/** How many partition directories (0, 1, … with no hole) a station directory holds: what a lost station.json is rebuilt from. */
-async function countPartitionDirs(dir: string): Promise<number> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const have = new Set(names.filter((n) => /^(0|[1-9]\d*)$/.test(n)).map(Number));
-  let n = 0;
-  while (have.has(n)) n++;
-  return n;
 }

@@ -22,4 +22,4 @@ export {
 } from './routes.js';
 export { BodyGate, GATE_FREE_BYTES, gateLargeBodies, refuseUnexpectedBodies, type BodyConfig, type BodyGateOptions } from './limits.js';
 export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions, type MemphisAuthenticator, type MemphisTokenAnswer } from './memphis.js';
-export { registerBrokerMetrics, metricsRoutes, type BrokerMetrics } from './metrics.js';
+export { registerBrokerMetrics, metricsRoutes, DEFAULT_MAX_STATION_SERIES, OTHER_STATIONS_LABEL, type BrokerMetrics, type BrokerMetricsOptions } from './metrics.js';

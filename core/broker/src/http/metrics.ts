@@ -21,10 +21,19 @@
  *   junction_station_messages, junction_station_bytes (gauges)             (station)
  *   junction_group_lag, junction_group_pending (gauges)                    (station, group, partition)
  *   junction_metrics_collect_errors_total (scrapes whose store reads failed)
+ *   junction_stations, junction_partitions, junction_stored_messages, junction_stored_bytes,
+ *   junction_active_stations, junction_open_partitions (gauges, totals over every station, when the store has `totals`)
+ *   junction_open_files (gauge, kind: open | budget | peak), junction_file_evictions_total, junction_file_over_budget_total
+ *   junction_metrics_stations_capped (gauge: stations left out of the per-station series)
+ *
+ * Bounded with many stations: per-station series (and per-group ones) exist for at most
+ * `maxStationSeries` stations (default DEFAULT_MAX_STATION_SERIES): the gauges for the first ones in name
+ * order, the counters for the first ones that had traffic; the counters of the others add up under
+ * station="(other)" (not a valid station name). The totals cover every station.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { GroupInfo, StationInfo, StationStore, StoreEvent } from '../contract.js';
+import type { GroupInfo, StationInfo, StationStore, StoreEvent, StoreTotals } from '../contract.js';
 import type { ProduceObserver } from './routes.js';
 
 /** What registerBrokerMetrics returns: the produce observer for brokerRoutes, and close(). */
@@ -39,14 +48,36 @@ const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 interface Snapshot {
   stations: StationInfo[];
   groups: GroupInfo[];
+  totals: StoreTotals | undefined;
+}
+
+/** Stations with series of their own by default (see the file comment). */
+export const DEFAULT_MAX_STATION_SERIES = 1000;
+/** The station label of counters of stations beyond the cap. */
+export const OTHER_STATIONS_LABEL = '(other)';
+
+export interface BrokerMetricsOptions {
+  /** Stations with per-station (and per-group) series; the rest count under "(other)" and in the totals. */
+  maxStationSeries?: number | undefined;
 }
 
 /**
  * Registers the broker's metrics in `registry` and subscribes to `store`'s events. Throws (from
  * prom-client) if junction_ metrics are already registered there; call close() before registering again.
  */
-export function registerBrokerMetrics(store: StationStore, registry: Registry): BrokerMetrics {
+export function registerBrokerMetrics(store: StationStore, registry: Registry, options: BrokerMetricsOptions = {}): BrokerMetrics {
   const registers = [registry];
+  const cap = Math.max(0, Math.floor(options.maxStationSeries ?? DEFAULT_MAX_STATION_SERIES));
+  // Counters: the first `cap` stations seen keep a label of their own.
+  const labelled = new Set<string>();
+  const label = (station: string): string => {
+    if (labelled.has(station)) return station;
+    if (labelled.size < cap) {
+      labelled.add(station);
+      return station;
+    }
+    return OTHER_STATIONS_LABEL;
+  };
   const messagesIn = new Counter({ name: 'junction_messages_in_total', help: 'Messages stored by produce', labelNames: ['station'], registers });
   const bytesIn = new Counter({ name: 'junction_bytes_in_total', help: 'Bytes stored by produce', labelNames: ['station'], registers });
   const messagesOut = new Counter({
@@ -117,9 +148,10 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
   const snapshot = (): Promise<Snapshot | undefined> => {
     inFlight ??= (async () => {
       try {
-        const stations = await store.listStations();
+        const stations = cap > 0 ? await store.listStations({ limit: cap }) : [];
         const groups = (await Promise.all(stations.map((s) => store.listGroups(s.name).catch(() => [] as GroupInfo[])))).flat();
-        return { stations, groups };
+        const totals = store.totals ? await store.totals() : undefined;
+        return { stations, groups, totals };
       } catch {
         collectErrors.inc();
         return undefined;
@@ -201,14 +233,56 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     },
   });
 
+  const total = (name: string, help: string, pick: (t: StoreTotals) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        const t = (await snapshot())?.totals;
+        this.reset();
+        if (t) this.set(pick(t));
+      },
+    });
+  };
+  total('junction_stations', 'Stations (dead-letter stations included)', (t) => t.stations);
+  total('junction_partitions', 'Partitions of all stations', (t) => t.partitions);
+  total('junction_stored_messages', 'Messages stored in all stations', (t) => t.messages);
+  total('junction_stored_bytes', 'Bytes stored in all stations', (t) => t.bytes);
+  total('junction_active_stations', 'Stations with recent work (what the background pass visits)', (t) => t.activeStations);
+  total('junction_open_partitions', 'Partition logs open now (idle ones are closed and reopened on use)', (t) => t.openPartitions ?? 0);
+  total('junction_file_evictions_total', 'Idle partition and group files closed by the open-file budget', (t) => t.openFiles?.evictions ?? 0);
+  total('junction_file_over_budget_total', 'Files opened while every open file was in use (the budget was exceeded)', (t) => t.openFiles?.overBudget ?? 0);
+  new Gauge({
+    name: 'junction_open_files',
+    help: 'Partition and group files open under the open-file budget (kind: open, budget, peak)',
+    labelNames: ['kind'],
+    registers,
+    async collect() {
+      const f = (await snapshot())?.totals?.openFiles;
+      this.reset();
+      if (f) for (const kind of ['open', 'budget', 'peak'] as const) this.set({ kind }, f[kind]);
+    },
+  });
+  new Gauge({
+    name: 'junction_metrics_stations_capped',
+    help: 'Stations without per-station series (beyond maxStationSeries)',
+    registers,
+    async collect() {
+      const t = (await snapshot())?.totals;
+      this.reset();
+      if (t) this.set(Math.max(0, t.stations - cap));
+    },
+  });
+
   const onEvent = (e: StoreEvent): void => {
     switch (e.type) {
       case 'produced':
-        messagesIn.inc({ station: e.station }, e.messages);
-        bytesIn.inc({ station: e.station }, e.bytes);
+        messagesIn.inc({ station: label(e.station) }, e.messages);
+        bytesIn.inc({ station: label(e.station) }, e.bytes);
         break;
       case 'delivered': {
-        const labels = { station: e.station, group: e.group };
+        const labels = { station: label(e.station), group: e.group };
         messagesOut.inc(labels, e.messages);
         bytesOut.inc(labels, e.bytes);
         // inc by 0 too, so the series exists (at 0) from a group's first delivery on.
@@ -216,25 +290,25 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
         break;
       }
       case 'acked':
-        acked.inc({ station: e.station, group: e.group }, e.messages);
+        acked.inc({ station: label(e.station), group: e.group }, e.messages);
         break;
       case 'dead-lettered':
-        deadLettered.inc({ station: e.station, group: e.group }, e.messages);
+        deadLettered.inc({ station: label(e.station), group: e.group }, e.messages);
         break;
       case 'fsync':
         fsyncDuration.observe(e.seconds);
         break;
       case 'retention-lost':
-        retentionLost.inc({ station: e.station, group: e.group }, e.messages);
+        retentionLost.inc({ station: label(e.station), group: e.group }, e.messages);
         break;
       case 'corruption': {
-        const labels = { station: e.station, partition: String(e.partition) };
+        const labels = { station: label(e.station), partition: String(e.partition) };
         corrupt.inc(labels);
         lost.inc(labels, e.messages);
         break;
       }
       case 'metadata-repair':
-        repairs.inc({ station: e.station, file: e.file, outcome: e.outcome });
+        repairs.inc({ station: label(e.station), file: e.file, outcome: e.outcome });
         break;
       case 'dedup-evicted':
         dedupEvicted.inc({ station: e.station }, e.ids);
@@ -265,11 +339,21 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry): 
     'junction_station_bytes',
     'junction_group_lag',
     'junction_group_pending',
+    'junction_stations',
+    'junction_partitions',
+    'junction_stored_messages',
+    'junction_stored_bytes',
+    'junction_active_stations',
+    'junction_file_evictions_total',
+    'junction_file_over_budget_total',
+    'junction_open_files',
+    'junction_open_partitions',
+    'junction_metrics_stations_capped',
   ];
   let closed = false;
   return {
     observeProduce(station, seconds) {
-      if (!closed) produceDuration.observe({ station }, seconds);
+      if (!closed) produceDuration.observe({ station: label(station) }, seconds);
     },
     close() {
       if (closed) return;

@@ -30,9 +30,9 @@
  * ```
  */
 import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { PooledFile } from './fd-pool.js';
 import { readFully } from './file-io.js';
 import { SparseIndex } from './sparse-index.js';
 
@@ -162,13 +162,14 @@ export class CheckpointFile {
   private entries = 0;
   private crc = 0;
   private base = 0;
-  private unsynced = false;
 
   private constructor(
-    private readonly handle: FileHandle,
+    private readonly file: PooledFile,
     readonly loaded: Checkpoint | undefined,
     /** The file existed but neither slot was whole. */
     readonly damaged: boolean,
+    /** The bytes of the loaded checkpoint's index entries (undefined when they could not be read). */
+    private loadedEntryBytes: Buffer | undefined,
   ) {
     this.seq = loaded?.seq ?? 0;
     if (loaded) {
@@ -178,38 +179,47 @@ export class CheckpointFile {
     }
   }
 
-  /** Opens (creating) `dir/checkpoint` and reads its newest whole slot. */
+  /**
+   * Opens (creating) `dir/checkpoint` and reads its newest whole slot. The file's descriptor is under the
+   * descriptor budget (fd-pool.ts): it is closed while idle and reopened on the next write.
+   */
   static async open(dir: string): Promise<CheckpointFile> {
-    const file = path.join(dir, CHECKPOINT_FILE);
-    const handle = await fsp.open(file, 'a+').then(async (h) => {
-      await h.close();
-      return fsp.open(file, 'r+');
-    });
+    const path_ = path.join(dir, CHECKPOINT_FILE);
+    const raw = await fsp.open(path_, 'a+');
+    let size: number;
+    let best: Checkpoint | undefined;
+    let entries: Buffer | undefined;
     try {
-      const size = (await handle.stat()).size;
+      size = (await raw.stat()).size;
       const head = Buffer.alloc(Math.min(size, ENTRIES_AT));
-      if (head.length > 0) await readFully(handle, head, head.length, 0);
+      if (head.length > 0) await readFully(raw, head, head.length, 0);
       const a = decodeSlot(head.subarray(0, SLOT_BYTES));
       const b = decodeSlot(head.subarray(SLOT_BYTES, ENTRIES_AT));
-      const best = a && b ? (a.seq >= b.seq ? a : b) : (a ?? b);
-      return new CheckpointFile(handle, best, size > 0 && !best);
-    } catch (err) {
-      await handle.close().catch(() => {});
-      throw err;
+      best = a && b ? (a.seq >= b.seq ? a : b) : (a ?? b);
+      // The entries too, while the file is open: start-up then keeps no checkpoint descriptor open.
+      if (best && ENTRIES_AT + best.entries * CHECKPOINT_ENTRY_BYTES <= size) {
+        entries = Buffer.alloc(best.entries * CHECKPOINT_ENTRY_BYTES);
+        if (entries.length > 0) await readFully(raw, entries, entries.length, ENTRIES_AT).catch(() => (entries = undefined));
+      }
+    } finally {
+      await raw.close().catch(() => {});
     }
+    return new CheckpointFile(new PooledFile(path_, 'r+'), best, size > 0 && !best, entries);
+  }
+
+  /** fsync the file before the descriptor budget closes it when it holds unsynced writes (not under `never`). */
+  set syncOnEvict(v: boolean) {
+    this.file.syncOnEvict = v;
   }
 
   /** The index entries the loaded checkpoint vouches for (read from the file), or undefined. */
   async loadedEntries(): Promise<SparseIndex | undefined> {
     const c = this.loaded;
-    if (!c) return undefined;
-    const buf = Buffer.alloc(c.entries * CHECKPOINT_ENTRY_BYTES);
-    try {
-      if (buf.length > 0) await readFully(this.handle, buf, buf.length, ENTRIES_AT);
-    } catch {
-      return undefined;
-    }
-    return decodeEntries(buf, c);
+    const bytes = this.loadedEntryBytes;
+    // Read once, by recovery: not kept for the life of the log.
+    this.loadedEntryBytes = undefined;
+    if (!c || !bytes) return undefined;
+    return decodeEntries(bytes, c);
   }
 
   /**
@@ -222,26 +232,37 @@ export class CheckpointFile {
       this.entries = 0;
       this.crc = 0;
     }
-    if (total > this.entries) {
-      const buf = encodeEntries(index, c.base, this.entries, total);
-      await this.handle.write(buf, 0, buf.length, ENTRIES_AT + this.entries * CHECKPOINT_ENTRY_BYTES);
-      this.crc = crc32(buf, this.crc);
-      this.entries = total;
+    const h = await this.file.acquire();
+    if (!h) throw new Error('the checkpoint file is closed');
+    try {
+      if (total > this.entries) {
+        const buf = encodeEntries(index, c.base, this.entries, total);
+        await h.write(buf, 0, buf.length, ENTRIES_AT + this.entries * CHECKPOINT_ENTRY_BYTES);
+        this.file.noteWrite();
+        this.crc = crc32(buf, this.crc);
+        this.entries = total;
+      }
+      this.seq++;
+      const slot = encodeSlot({ ...c, seq: this.seq, entries: this.entries, entriesCrc: this.crc });
+      await h.write(slot, 0, SLOT_BYTES, (this.seq % 2) * SLOT_BYTES);
+      this.file.noteWrite();
+    } finally {
+      this.file.release();
     }
-    this.seq++;
-    const slot = encodeSlot({ ...c, seq: this.seq, entries: this.entries, entriesCrc: this.crc });
-    await this.handle.write(slot, 0, SLOT_BYTES, (this.seq % 2) * SLOT_BYTES);
-    this.unsynced = true;
+  }
+
+  /** Whether writes were made that no fsync covered yet. */
+  get unsynced(): boolean {
+    return this.file.unsynced;
   }
 
   /** fsyncs what was written since the last sync (nothing when nothing was). */
   async sync(): Promise<void> {
-    if (!this.unsynced) return;
-    this.unsynced = false;
-    await this.handle.datasync();
+    if (!this.file.unsynced) return;
+    await this.file.datasync();
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    await this.file.dispose();
   }
 }

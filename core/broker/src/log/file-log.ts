@@ -140,6 +140,11 @@ class FileLog implements PartitionLog {
   private ckDone: Promise<void> = Promise.resolve();
   private ckWritten: CheckpointState['c'] | null = null;
   private ckTimer: NodeJS.Timeout | null = null;
+  /**
+   * A checkpoint that does not say "clean" is on disk (written by this process, or left by a crash):
+   * writes may go ahead. Until then the first write writes one (markUnclean).
+   */
+  private markedUnclean = false;
   /** Bytes read from disk by open (scans, indexes, the checkpoint): what start-up cost. */
   openBytesRead = 0;
 
@@ -170,6 +175,12 @@ class FileLog implements PartitionLog {
   get corruptRanges(): readonly CorruptRange[] {
     return this.registry.retained(this.start);
   }
+  get firstTimestamp(): number | undefined {
+    const seg = this.segments[0];
+    if (!seg) return undefined;
+    if (seg.count > 0) return seg.firstTimestamp;
+    return this.segments.length === 1 ? Infinity : undefined;
+  }
 
   // ----- open / recovery -------------------------------------------------------------------------
 
@@ -185,23 +196,29 @@ class FileLog implements PartitionLog {
     this.registry = r.registry;
     this.openBytesRead = r.bytesRead;
     for (const range of r.found) this.reportFound(range);
-    // Bytes found after the checkpoint may exist only in the page cache (a killed process): make them
-    // durable before a checkpoint vouches for them.
-    if (r.uncheckpointed && this.fsyncPolicy !== 'never') {
-      const handle = await this.active.file.acquire();
-      try {
-        await handle?.datasync();
-      } finally {
-        this.active.file.release();
-      }
+    this.applySyncOnEvict();
+    if (r.uncheckpointed || !r.checkpoint.loaded) {
+      // Bytes found after the checkpoint may exist only in the page cache (a killed process): make them
+      // durable before a checkpoint vouches for them.
+      if (r.uncheckpointed && this.fsyncPolicy !== 'never') await this.active.file.datasync();
+      // A crash must not look like a clean stop. A pwrite is enough against a killed process; the
+      // checkpoint's fsync follows within CHECKPOINT_SYNC_MS (not one fsync per partition at start-up).
+      await this.checkpointNow(this.captureCheckpoint(false), false);
+    } else {
+      // Checkpoint in place and nothing after it: start-up read only metadata and writes nothing. The
+      // checkpoint stops saying "clean" before the first write (markUnclean), so an idle partition costs
+      // no write at start and none at close.
+      this.markedUnclean = !r.checkpoint.loaded.clean;
     }
-    // From now on the log is written to: a crash must not look like a clean stop. A pwrite is enough
-    // against a killed process; the periodic checkpoint fsync follows within CHECKPOINT_SYNC_MS (not
-    // one fsync per partition on the start-up path).
-    await this.checkpointNow(this.captureCheckpoint(false), false);
     if (r.metaDirty) await this.persistMeta();
     await this.measureDeadBytes();
-    this.startTimer();
+  }
+
+  /** Segments and the checkpoint are fsynced before the descriptor budget closes them, unless the policy is `never`. */
+  private applySyncOnEvict(): void {
+    const sync = this.fsyncPolicy !== 'never';
+    for (const seg of this.segments) seg.file.syncOnEvict = sync;
+    if (this.checkpoint) this.checkpoint.syncOnEvict = sync;
   }
 
   private reportFound(range: CorruptRange): void {
@@ -283,6 +300,8 @@ class FileLog implements PartitionLog {
         if (!this.checkpoint) return;
         await this.checkpoint.write(s.c, s.seg.index, s.entries);
         this.ckWritten = s.c;
+        if (!s.c.clean) this.markedUnclean = true;
+        this.armCheckpointTick();
       }
     } finally {
       this.ckBusy = false;
@@ -417,6 +436,7 @@ class FileLog implements PartitionLog {
     }
     const seg = (ops[0] as (typeof ops)[number]).seg;
     try {
+      if (!this.markedUnclean) await this.markUnclean();
       const handle = await seg.file.acquire();
       if (!handle) throw new Error(`segment ${seg.name} is no longer open`);
       try {
@@ -425,6 +445,7 @@ class FileLog implements PartitionLog {
           ops.map((o) => o.buf),
           seg.written,
         );
+        seg.file.noteWrite();
       } finally {
         seg.file.release();
       }
@@ -445,6 +466,8 @@ class FileLog implements PartitionLog {
     if (seg.verified === before) seg.verified = seg.written;
     this.writtenNext = (ops[ops.length - 1] as (typeof ops)[number]).lastOffset + 1;
     this.dirty.add(seg);
+    this.armSyncTimer();
+    if (this.fsyncPolicy === 'never') this.armCheckpointTick();
     const tick = this.writeTick;
     this.writeTick = null;
     tick?.resolve();
@@ -462,22 +485,16 @@ class FileLog implements PartitionLog {
     if (this.failure) return;
     try {
       const handle = await fsp.open(seg.logPath, 'wx+', 0o644);
+      seg.file.syncOnEvict = this.fsyncPolicy !== 'never';
       seg.file.adopt(handle);
       if (this.fsyncPolicy !== 'never') await fsyncDir(this.dir);
       this.writing = seg;
       // The sealed segment's bytes go to disk before the index and the checkpoint that vouch for them.
-      const oldHandle = await old.file.acquire();
-      if (oldHandle) {
-        try {
-          const t0 = process.hrtime.bigint();
-          await oldHandle.datasync();
-          this.reportFsync(t0);
-        } finally {
-          old.file.release();
-        }
-        // A segment with damage or gaps gets no index: the next open scans it.
-        if (!old.damaged) await writeIndexFile(old);
-      }
+      const t0 = process.hrtime.bigint();
+      await old.file.datasync();
+      this.reportFsync(t0);
+      // A segment with damage or gaps gets no index: the next open scans it.
+      if (!old.damaged) await writeIndexFile(old);
       // The checkpoint moves to the new segment (its index entries start over).
       await this.checkpointNow(this.captureCheckpoint(false), this.fsyncPolicy !== 'never');
     } catch (err) {
@@ -542,15 +559,7 @@ class FileLog implements PartitionLog {
       if (this.failure) throw this.failure;
       if (segs.length > 0) {
         const t0 = process.hrtime.bigint();
-        for (const seg of segs) {
-          const handle = await seg.file.acquire();
-          if (!handle) continue;
-          try {
-            await handle.datasync();
-          } finally {
-            seg.file.release();
-          }
-        }
+        for (const seg of segs) await seg.file.datasync();
         this.reportFsync(t0);
       }
     } catch (err) {
@@ -572,18 +581,35 @@ class FileLog implements PartitionLog {
     }
   }
 
-  private startTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+  /**
+   * Timers run only while there is work for them (an idle log has none): the `interval:<ms>` fsync is
+   * armed by a write that left a segment dirty and fires once, within <ms> of it; the checkpoint tick by
+   * a checkpoint written (its fsync) or, under `never`, by a write (a checkpoint of it).
+   */
+  private armSyncTimer(): void {
+    if (this.timer || this.closed) return;
     const ms = parseInterval(this.fsyncPolicy);
-    if (ms > 0) {
-      this.timer = setInterval(() => this.kickSync(true), ms);
-      this.timer.unref();
-    }
-    if (!this.ckTimer) {
-      this.ckTimer = setInterval(() => this.checkpointTick(), CHECKPOINT_SYNC_MS);
-      this.ckTimer.unref();
-    }
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.kickSync(true);
+    }, ms);
+    this.timer.unref();
+  }
+
+  private armCheckpointTick(): void {
+    if (this.ckTimer || this.closed) return;
+    this.ckTimer = setTimeout(() => {
+      this.ckTimer = null;
+      this.checkpointTick();
+    }, CHECKPOINT_SYNC_MS);
+    this.ckTimer.unref();
+  }
+
+  /** Before the first write after a clean open: the checkpoint stops saying "clean". */
+  private async markUnclean(): Promise<void> {
+    if (this.checkpoint) await this.checkpointNow(this.captureCheckpoint(false), false);
+    this.markedUnclean = true;
   }
 
   /** Waits until every queued write is done, then fsyncs whatever is dirty. */
@@ -951,7 +977,10 @@ class FileLog implements PartitionLog {
     if (options.segmentBytes !== undefined) this.segmentBytes = options.segmentBytes;
     if (options.fsync !== undefined && options.fsync !== this.fsyncPolicy) {
       this.fsyncPolicy = options.fsync;
-      if (!this.closed) this.startTimer();
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.applySyncOnEvict();
+      if (!this.closed && this.dirty.size > 0) this.armSyncTimer();
     }
   }
 
@@ -964,16 +993,17 @@ class FileLog implements PartitionLog {
   close(): Promise<void> {
     this.closed = true;
     this.closing ??= (async () => {
-      if (this.timer) clearInterval(this.timer);
-      if (this.ckTimer) clearInterval(this.ckTimer);
+      if (this.timer) clearTimeout(this.timer);
+      if (this.ckTimer) clearTimeout(this.ckTimer);
       this.timer = this.ckTimer = null;
       const failedBefore = this.failure;
       let error: unknown = null;
       try {
         if (this.segments.length > 0) {
           await this.syncEverything();
-          // A clean stop: the next open knows nothing can follow the end written now.
-          if (this.checkpoint && !this.failure) await this.checkpointNow(this.captureCheckpoint(true), true);
+          // A clean stop: the next open knows nothing can follow the end written now. A log not written
+          // since a clean open still has that checkpoint on disk.
+          if (this.checkpoint && !this.failure && this.markedUnclean) await this.checkpointNow(this.captureCheckpoint(true), true);
         }
       } catch (err) {
         // A log that had already failed reported it to its appenders; closing it still succeeds.

@@ -23,7 +23,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { FsyncPolicy } from '@junction/protocol';
 import { CheckpointFile, type Checkpoint } from './checkpoint.js';
-import { DamageRegistry, GapSet, readPartitionMeta } from './damage.js';
+import { DamageRegistry, GapSet, META_FILE, readPartitionMeta } from './damage.js';
 import { FileWindow, fsyncDir, unlinkQuiet } from './file-io.js';
 import { FrameFault, describeFault } from './record-codec.js';
 import { INDEX_HEADER_SIZE, SEGMENT_RE, encodeIndex, loadIndexHeader, markAllWritten, newSegment, noteRecord, segmentFileName, type Segment } from './segment.js';
@@ -67,15 +67,25 @@ class Recovery {
   private registry!: DamageRegistry;
   private readonly found: CorruptRange[] = [];
   private bytesRead = 0;
+  /** The directory's entries when it was opened. */
+  private present = new Set<string>();
 
   constructor(private readonly o: RecoveryOptions) {
     this.dir = o.dir;
   }
 
   async run(): Promise<Recovered> {
-    const made = await fsp.mkdir(this.dir, { recursive: true });
-    if (made !== undefined && this.o.fsync !== 'never') await fsyncDir(path.dirname(made));
-    const names = await fsp.readdir(this.dir);
+    // readdir first: an existing directory (every start but the first) costs no mkdir.
+    let names = await fsp.readdir(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      return undefined;
+    });
+    if (names === undefined) {
+      const made = await fsp.mkdir(this.dir, { recursive: true });
+      if (made !== undefined && this.o.fsync !== 'never') await fsyncDir(path.dirname(made));
+      names = await fsp.readdir(this.dir);
+    }
+    this.present = new Set(names);
     const bases: number[] = [];
     const present = new Set(names);
     for (const name of names) {
@@ -87,7 +97,9 @@ class Recovery {
     }
     bases.sort((a, b) => a - b);
 
-    const { meta, problem } = await readPartitionMeta(this.dir);
+    // Without `meta` or its copy (a partition that never recorded a start or damage) there is nothing to read.
+    const { meta, problem } =
+      this.present.has(META_FILE) || this.present.has(`${META_FILE}.prev`) ? await readPartitionMeta(this.dir) : { meta: { start: 0, damage: [], version: 0 }, problem: undefined };
     if (problem) this.o.onMetadataRepair?.('meta', problem.detail, problem.outcome);
     this.registry = new DamageRegistry(meta.damage);
     for (const r of meta.damage) this.gaps.add(r.fromOffset, r.toOffset);
@@ -146,22 +158,43 @@ class Recovery {
       const nextBase = isLast ? Infinity : (bases[i + 1] as number);
       segments.push(seg);
       if (isLast) {
+        if (this.present.has(path.basename(seg.idxPath))) await unlinkQuiet(seg.idxPath);
+        const covers0 = ck !== undefined && ck.base === seg.base ? ck : undefined;
+        // A clean stop with nothing after the checkpoint: the segment's size is all start-up needs of it.
+        if (covers0?.clean && (covers0.count === 0 || covers0.firstOffset > prevLast)) {
+          const size = (await fsp.stat(seg.logPath).catch(() => undefined))?.size;
+          if (size === covers0.position && (await this.trustPrefix(seg, checkpoint, covers0))) {
+            expected = Math.max(expected, covers0.count > 0 ? covers0.lastOffset + 1 : seg.base);
+            seg.size = seg.written = size;
+            markAllWritten(seg);
+            if (seg.count > 0) {
+              expected = Math.max(expected, seg.lastOffset + 1);
+              prevLast = seg.lastOffset;
+            }
+            totalBytes += seg.size;
+            continue;
+          }
+        }
+        // A handle of its own for the scan (closed after it): the log's handle is opened on first use,
+        // under the descriptor budget, so start-up does not keep every partition's file open.
         const handle = await fsp.open(seg.logPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-        seg.file.adopt(handle);
-        await unlinkQuiet(seg.idxPath);
-        const size = (await handle.stat()).size;
-        const covers = ck !== undefined && ck.base === seg.base ? ck : undefined;
-        const trusted = covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast) ? await this.trustPrefix(seg, checkpoint, covers) : undefined;
-        if (trusted) {
-          const ck = trusted;
-          expected = Math.max(expected, ck.count > 0 ? ck.lastOffset + 1 : seg.base);
-          const prev = ck.count > 0 ? ck.lastOffset : Math.max(prevLast, seg.base - 1);
-          expected = await this.scan(seg, handle, { from: ck.position, prev, expected, isLast, nextBase, checkpoint: ck });
-          if (seg.written > ck.position) uncheckpointed = true;
-        } else {
-          if (covers && size < covers.position) shortActive = { size };
-          expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: covers });
-          uncheckpointed = seg.written > 0;
+        try {
+          const size = (await handle.stat()).size;
+          const covers = ck !== undefined && ck.base === seg.base ? ck : undefined;
+          const trusted = covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast) ? await this.trustPrefix(seg, checkpoint, covers) : undefined;
+          if (trusted) {
+            const ck = trusted;
+            expected = Math.max(expected, ck.count > 0 ? ck.lastOffset + 1 : seg.base);
+            const prev = ck.count > 0 ? ck.lastOffset : Math.max(prevLast, seg.base - 1);
+            expected = await this.scan(seg, handle, { from: ck.position, prev, expected, isLast, nextBase, checkpoint: ck });
+            if (seg.written > ck.position) uncheckpointed = true;
+          } else {
+            if (covers && size < covers.position) shortActive = { size };
+            expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: covers });
+            uncheckpointed = seg.written > 0;
+          }
+        } finally {
+          await handle.close().catch(() => {});
         }
       } else {
         const fileSize = (await fsp.stat(seg.logPath)).size;

@@ -96,6 +96,11 @@ export interface PartitionLog {
    * an earlier process (file logs remember them until retention passes them).
    */
   readonly corruptRanges: readonly CorruptRange[];
+  /**
+   * File logs: a lower bound of the first retained record's timestamp (the first segment's first record);
+   * Infinity when nothing is stored; undefined when not known. Lets age retention skip a log unopened.
+   */
+  readonly firstTimestamp?: number | undefined;
   /** File logs: bytes read from disk while opening (segment scans, index and checkpoint files) — what start-up cost. */
   readonly openBytesRead?: number;
 
