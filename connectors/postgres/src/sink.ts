@@ -137,10 +137,14 @@ export class PostgresSink implements Sink {
           throw err;
         }
       }
-      await client.query(`SELECT ${this.cols.map(q).join(', ')} FROM ${this.fq} LIMIT 0`).catch((err: unknown) => {
-        if (sqlState(err) === '42703') throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `table ${this.config.schema}.${this.config.table} lacks a column the sink writes (${describe(err)}); it needs ${this.cols.join(', ')} (README, "Default layout")`, { cause: err });
-        throw err;
-      });
+      // From the catalog, not a SELECT: the sink needs no SELECT privilege on its target.
+      const have = new Set((await client.query<{ n: string }>('SELECT attname AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [this.fq])).rows.map((r) => r.n));
+      const missing = this.cols.filter((c) => !have.has(c));
+      if (missing.length > 0) {
+        throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `table ${this.config.schema}.${this.config.table} lacks the column(s) ${missing.join(', ')}; the sink writes ${this.cols.join(', ')} (README, "Default layout")`, {
+          issues: [{ path: 'table', message: `missing column(s) ${missing.join(', ')}` }],
+        });
+      }
       const need: [string, string][] = [
         [this.fq, this.config.mode === 'upsert' ? 'INSERT, UPDATE' : 'INSERT'],
         [this.offsetsFq, 'SELECT, INSERT, UPDATE'],
