@@ -39,6 +39,7 @@ describe('built-in connectors', () => {
     // BigQuery's insertAll cannot refuse a late write and its insertId dedup is best effort: at least once.
     expect(sinks).toMatchObject({ file: true, s3: true, snowflake: true, firebolt: true, bigquery: false, postgres: true });
     expect(registry.get('mqtt')?.kind).toBe('source');
+    expect(registry.get('postgres-cdc')?.kind).toBe('source');
     expect(registry.get('bigquery')?.description).toMatch(/at least once/);
   });
 
