@@ -368,6 +368,11 @@ async function main(): Promise<number> {
     const { runSchemasBench } = await import('./schemas-bench.js');
     return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
   }
+  // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.
+  if (process.argv[2] === 'postgres' || process.argv[2] === 'mqtt') {
+    const bench = await import('./real-connectors-bench.js');
+    return (process.argv[2] === 'postgres' ? bench.runPostgresBench : bench.runMqttBench)({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+  }
   let opts: Options;
   try {
     opts = parseArgs(process.argv.slice(2));
