@@ -188,6 +188,13 @@ let lastJson = '{}';
 /** JSON of a headers object (the runtime often hands the same empty object to every message). */
 export function headersJson(h: Readonly<Record<string, string>>): string {
   if (h === lastHeaders) return lastJson;
+  // Most messages carry no headers, each its own empty object.
+  let empty = true;
+  for (const _ in h) {
+    empty = false;
+    break;
+  }
+  if (empty) return '{}';
   lastHeaders = h;
   lastJson = JSON.stringify(h);
   return lastJson;
