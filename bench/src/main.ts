@@ -38,6 +38,10 @@ import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
                          the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
+  postgres               instead of the default run: station -> postgres sink beside a plain pg COPY of the same
+                         rows (the real PostgreSQL on 127.0.0.1:5432; target ≥ 0.8); --quick, --json
+  mqtt                   instead of the default run: mqtt -> station at QoS 1 beside a bare mqtt.js subscriber
+                         (a Mosquitto of its own); --quick, --json
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
