@@ -55,7 +55,11 @@ export class PrivateMosquitto {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const net = await import('node:net');
-    if (!this.dir) this.dir = await mkdtemp(join(tmpdir(), 'junction-mosquitto-'));
+    if (!this.dir) {
+      this.dir = await mkdtemp(join(tmpdir(), 'junction-mosquitto-'));
+      // Started as root, Mosquitto drops to its own user: it must be able to write its persistence file here.
+      await (await import('node:fs/promises')).chmod(this.dir, 0o777);
+    }
     if (!this.port) {
       const s = net.createServer();
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -78,6 +82,12 @@ export class PrivateMosquitto {
       return ok;
     }, `mosquitto on ${this.port}`, 10_000);
     return this;
+  }
+
+  /** Stops it and removes its directory. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    if (this.dir) await (await import('node:fs/promises')).rm(this.dir, { recursive: true, force: true });
   }
 
   /** SIGTERM (Mosquitto saves its persistence file) and wait for the exit. */

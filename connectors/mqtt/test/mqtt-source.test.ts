@@ -89,13 +89,45 @@ describe('mqtt source', () => {
     }
   });
 
+  it('Mosquitto restarted mid-stream (SIGTERM, its persistence file): the source reconnects to its session and gets every QoS 1 message', async () => {
+    const broker = await new PrivateMosquitto('allow_anonymous true\nmax_queued_messages 0').start();
+    cleanup.push(() => broker.dispose());
+    const root = unique('jrestart');
+    const clientId = unique('src');
+    const source = await open({ url: broker.url, clientId, topics: [{ filter: `${root}/#`, qos: 1 }], maxMessages: 50 });
+    const ids = new Set<string>();
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 50_000);
+    const reading = (async () => {
+      for await (const b of source.read(ac.signal)) {
+        for (const m of b.messages) ids.add(new TextDecoder().decode(m.value));
+        await source.commit([b.position]);
+        if (ids.size >= 600) break;
+      }
+    })();
+    const { default: mqtt } = await import('mqtt');
+    const pub = async (from: number, to: number): Promise<void> => {
+      const p = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+      for (let i = from; i < to; i++) await p.publishAsync(`${root}/x`, `m${i}`, { qos: 1 });
+      await p.endAsync();
+    };
+    await pub(0, 300);
+    while (ids.size < 100) await new Promise((r) => setTimeout(r, 20));
+    await broker.stop(); // SIGTERM: Mosquitto writes its persistence file (sessions, queued messages)
+    await broker.start(); // same port, same data dir
+    await pub(300, 600);
+    await reading;
+    clearTimeout(timer);
+    expect([...ids].sort()).toEqual(Array.from({ length: 600 }, (_, i) => `m${i}`).sort());
+  });
+
   it('a refused login is AUTH_FAILED (not retried); a broker that is down is a retryable error', async () => {
     const down = await plugin.open(plugin.config.parse({ url: 'mqtt://127.0.0.1:1', topics: [{ filter: 'x' }], connectTimeoutMs: 3000 }), fakeContext()).then(() => undefined, (e: unknown) => e);
     expect((down as { code?: string }).code).toBe('CONNECTION_FAILED');
     expect((down as { retryable?: boolean }).retryable).toBe(true);
     // A broker that takes no anonymous logins: CONNACK "not authorized" (3.1.1: 5, MQTT 5: 0x87).
     const strict = await new PrivateMosquitto('allow_anonymous false').start();
-    cleanup.push(() => strict.stop());
+    cleanup.push(() => strict.dispose());
     for (const protocolVersion of [4, 5] as const) {
       const refused = await plugin.open(plugin.config.parse({ url: strict.url, protocolVersion, topics: [{ filter: 'x' }] }), fakeContext()).then(() => undefined, (e: unknown) => e);
       expect((refused as { code?: string }).code).toBe('AUTH_FAILED');
