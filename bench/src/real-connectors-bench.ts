@@ -301,3 +301,64 @@ export async function runMqttBench(opts: { quick: boolean; json: boolean }): Pro
     rmSync(mosquittoDir, { recursive: true, force: true });
   }
 }
+
+// ── postgres-cdc ────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * `npm run bench -- postgres-cdc`: N rows inserted (transactions of 1000 rows, one connection) into a
+ * published table while the postgres-cdc source streams them into a station. Reported: the rate the
+ * inserts reached PostgreSQL, and the rate changes reached the station (from the first insert until the
+ * station holds all N).
+ */
+export async function runPostgresCdcBench(opts: { quick: boolean; json: boolean }): Promise<number> {
+  const n = opts.quick ? 50_000 : 200_000;
+  const rounds = opts.quick ? 2 : 3;
+  const db = new pg.Client(PG);
+  db.on('error', () => undefined);
+  await db.connect().catch((err: unknown) => {
+    throw new Error(`PostgreSQL is not reachable at ${PG.host}:${PG.port} (.ci/run starts it): ${String(err)}`);
+  });
+  const table = `bench_cdc_${run}`;
+  const slot = `bench_cdc_slot_${run}`;
+  const publication = `bench_cdc_pub_${run}`;
+  const workDir = mkdtempSync(join(tmpdir(), 'junction-bench-cdc-'));
+  mkdirSync(join(workDir, 'data'));
+  const broker = await startBroker({ dataDir: join(workDir, 'data'), logLevel: 'warn', logFile: join(workDir, 'broker.log') });
+  const http = new Http(broker.url);
+  try {
+    await db.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, user_id int, status text, amount numeric, note text)`);
+    await http.json('POST', '/v1/stations', { name: 'cdc-bench', partitions: 1 });
+    await http.json('POST', '/v1/connectors', { name: 'cdc-bench', plugin: 'postgres-cdc', station: 'cdc-bench', tasks: 1, config: { ...PG, publication, tables: [`public.${table}`], slot } });
+    await waitFor('the slot', 60_000, async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 1, 100);
+    const count = async (): Promise<number> => (await http.json<{ partitions: { messages: number }[] }>('GET', '/v1/stations/cdc-bench')).partitions[0]?.messages ?? 0;
+    const inserts: number[] = [];
+    const changes: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const before = await count();
+      const t0 = performance.now();
+      for (let o = r * n; o < (r + 1) * n; o += 1000) {
+        await db.query(`INSERT INTO ${table} SELECT g, g % 1000, (ARRAY['new','paid','shipped'])[g % 3 + 1], (g % 10000) / 100.0, repeat('x', 100) FROM generate_series($1::bigint, $2::bigint) g`, [o, o + 999]);
+      }
+      const ins = n / ((performance.now() - t0) / 1000);
+      await waitFor('every change in the station', 600_000, async () => (await count()) >= before + n);
+      const ch = n / ((performance.now() - t0) / 1000);
+      inserts.push(ins);
+      changes.push(ch);
+      log(`postgres-cdc bench round ${r + 1}/${rounds}: inserts ${Math.round(ins)} rows/s, changes into the station ${Math.round(ch)} /s`);
+    }
+    const base: Row = { row: 'inserts into PostgreSQL (1000 a transaction)', rate: median(inserts), rounds: inserts, unit: 'rows or changes/s' };
+    const rows: Row[] = [base, { row: 'postgres-cdc → station (changes)', rate: median(changes), rounds: changes, unit: 'rows or changes/s' }];
+    report(`PostgreSQL CDC source: ${n.toLocaleString('en-US')} inserted rows (~150 B) a round, ${rounds} rounds, median; timed from the first insert`, rows, base, undefined, opts.json, { postgresCdc: true, rowsPerRound: n });
+    return 0;
+  } finally {
+    await http.json('DELETE', '/v1/connectors/cdc-bench').catch(() => undefined);
+    http.close();
+    await broker.stop();
+    await waitFor('the slot released', 30_000, async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 0, 100).catch(() => undefined);
+    await db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]).catch(() => undefined);
+    await db.query(`DROP PUBLICATION IF EXISTS ${publication}`).catch(() => undefined);
+    await db.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    await db.end();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
