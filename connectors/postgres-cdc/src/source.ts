@@ -148,7 +148,12 @@ export class PostgresCdcSource implements Source<CdcPosition> {
         await admin.query('SELECT pg_drop_replication_slot($1)', [this.slot]);
       }
       if (!existing && !snapshotNeeded) await admin.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [this.slot]);
-      if (existing && !snapshotNeeded) this.confirmed = existing.confirmed ? parseLsn(existing.confirmed) : 0n;
+      if (!snapshotNeeded) {
+        // The keepalive answers the server with this from the start (an idle stream would otherwise hit wal_sender_timeout).
+        const now = await admin.query<{ confirmed: string | null }>('SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1', [this.slot]);
+        const c = now.rows[0]?.confirmed;
+        this.confirmed = c ? parseLsn(c) : 0n;
+      }
     } catch (err) {
       throw toJunctionError(err, `PostgreSQL logical replication (publication ${this.config.publication}, slot ${this.slot})`);
     } finally {
@@ -181,8 +186,9 @@ export class PostgresCdcSource implements Source<CdcPosition> {
       await Promise.all([repl.end().catch(() => undefined), reader.end().catch(() => undefined)]);
       throw toJunctionError(err, `creating replication slot ${this.slot} with a snapshot`);
     }
-    // The snapshot is imported: the replication connection may go.
+    // The snapshot is imported: the replication connection may go. The slot is confirmed at its consistent point.
     await repl.end().catch(() => undefined);
+    this.confirmed = parseLsn(consistent);
     const taken = new Date().toISOString();
     void (async () => {
       try {
