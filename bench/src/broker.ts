@@ -27,6 +27,8 @@ export interface BrokerOptions {
   logFile: string;
   /** More `junction start` arguments (the cluster mode: `--nats …`, `--config …`). Needs the built CLI. */
   extraArgs?: string[] | undefined;
+  /** More environment for the broker (e.g. JUNCTION_ADMIN_PASSWORD with `--auth`). */
+  env?: Record<string, string> | undefined;
 }
 
 export interface RunningBroker {
@@ -75,7 +77,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     : [...nodeArgs, FALLBACK_BIN, opts.dataDir, String(port), opts.logLevel, opts.fsync ?? ''];
   const out = createWriteStream(opts.logFile);
   await new Promise<void>((r) => out.once('open', () => r()));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], cwd: opts.dataDir });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], cwd: opts.dataDir, ...(opts.env && { env: { ...process.env, ...opts.env } }) });
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let dead = false;

@@ -14,7 +14,11 @@ export class Http {
   private readonly host: string;
   private readonly port: number;
 
-  constructor(baseUrl: string) {
+  /** Sent with every request (the bench's auth row: `authorization`). */
+  private readonly defaults: Record<string, string>;
+
+  constructor(baseUrl: string, defaults: Record<string, string> = {}) {
+    this.defaults = defaults;
     const u = new URL(baseUrl);
     this.host = u.hostname;
     this.port = Number(u.port);
@@ -23,7 +27,7 @@ export class Http {
   /** Sends one request; resolves with the status and the whole body (any status). */
   send(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
-      const h: Record<string, string | number> = { ...headers };
+      const h: Record<string, string | number> = { ...this.defaults, ...headers };
       if (body !== undefined) h['content-length'] = Buffer.byteLength(body);
       const req = request({ host: this.host, port: this.port, method, path, headers: h, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];

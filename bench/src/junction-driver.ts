@@ -35,8 +35,9 @@ export interface Driver {
   close(): Promise<void>;
 }
 
-export async function makeDriver(transport: Transport, url: string): Promise<Driver> {
-  return transport === 'raw' ? new RawDriver(url) : new ClientDriver(url);
+/** `token`: sent as `Authorization: Bearer …` with every request (a broker with auth on). */
+export async function makeDriver(transport: Transport, url: string, token?: string): Promise<Driver> {
+  return transport === 'raw' ? new RawDriver(url, token) : new ClientDriver(url, token);
 }
 
 const seg = encodeURIComponent;
@@ -48,8 +49,8 @@ class RawDriver implements Driver {
   private value: Uint8Array = new Uint8Array(0);
   private readonly bodies = new Map<number, Buffer>();
 
-  constructor(url: string) {
-    this.http = new Http(url);
+  constructor(url: string, token?: string) {
+    this.http = new Http(url, token ? { authorization: `Bearer ${token}` } : {});
   }
 
   setValue(value: Uint8Array): void {
@@ -117,8 +118,8 @@ class ClientDriver implements Driver {
   private readonly producers = new Map<string, Producer>();
   private readonly consumers = new Map<string, Consumer>();
 
-  constructor(url: string) {
-    this.client = new JunctionClient({ url });
+  constructor(url: string, token?: string) {
+    this.client = new JunctionClient({ url, token });
   }
 
   setValue(value: Uint8Array): void {

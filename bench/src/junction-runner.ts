@@ -20,6 +20,8 @@ export interface JunctionRunnerConfig {
   serverPid?: number | readonly number[] | undefined;
   /** What the stations are stored in, for the notes (default: the embedded store). */
   storeNote?: string | undefined;
+  /** A token for a broker with auth on. */
+  token?: string | undefined;
 }
 
 const GROUP = 'bench';
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error('usage: junction-runner.js <config json>');
   const cfg = JSON.parse(arg) as JunctionRunnerConfig;
-  const driver = await makeDriver(cfg.transport, cfg.url);
+  const driver = await makeDriver(cfg.transport, cfg.url, cfg.token);
   const ctx: Ctx = { plan: cfg.plan, driver, stations: new Set(), prefix: `bench_${process.pid}_${Date.now().toString(36)}`, serverPid: cfg.serverPid };
   const p = cfg.plan;
   const result: SystemResult = {

@@ -23,6 +23,8 @@ import {
   clusterOverhead,
   renderCluster,
   renderConnector,
+  renderConnectorScale,
+  type ConnectorScaleRow,
   renderSinks,
   renderStartup,
   renderTable,
@@ -34,6 +36,7 @@ import {
 } from './report.js';
 import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } from './startup.js';
+import { renderAuth, runAuthMode } from './auth-mode.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
@@ -47,6 +50,8 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
+  auth                   instead of the default run: the produce row (1 KiB) with auth off and on
+                         (a service token), alternating for 5 rounds (1 with --quick); target: on costs <= 5 %
   --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
   --quick                small counts (a smoke run of a few seconds per system)
   --only junction|jetstream
@@ -64,6 +69,9 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   --profile              run the broker with --cpu-prof and print where its time went (stderr)
   --no-connector         skip the connector rows (file sink, S3 sink, warehouse sinks; Junction only)
   --connectors           only the connector rows (neither system's broker table)
+  --connectors-scale     only the connector scale rows: 1000 file sinks on 1000 stations (200 with --quick)
+  --no-connectors-scale  skip the connector scale rows
+  --scale-connectors N   connectors of the scale rows (default 1000; 200 with --quick)
   --sinks LIST           which sink rows: s3,bigquery,snowflake,firebolt (default all; 'none' for none)
   --no-startup           skip the start-up rows (Junction only)
   --startup              only the start-up rows: time to serve after a clean stop and after kill -9 with
@@ -72,6 +80,7 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
 
 interface Options {
   cluster: boolean;
+  auth: boolean;
   json: boolean;
   quick: boolean;
   systems: System[];
@@ -85,6 +94,9 @@ interface Options {
   profile: boolean;
   connector: boolean;
   connectorsOnly: boolean;
+  scale: boolean;
+  scaleOnly: boolean;
+  scaleConnectors: number | undefined;
   startup: boolean;
   startupOnly: boolean;
   sinks: string[];
@@ -94,6 +106,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     cluster: false,
+    auth: false,
     json: false,
     quick: false,
     systems: [...SYSTEMS],
@@ -107,6 +120,9 @@ function parseArgs(argv: string[]): Options {
     profile: false,
     connector: true,
     connectorsOnly: false,
+    scale: true,
+    scaleOnly: false,
+    scaleConnectors: undefined,
     startup: true,
     startupOnly: false,
     sinks: [...SINK_PARTS],
@@ -125,6 +141,9 @@ function parseArgs(argv: string[]): Options {
       case 'cluster':
         o.cluster = true;
         break;
+      case 'auth':
+        o.auth = true;
+        break;
       case '--json':
         o.json = true;
         break;
@@ -139,6 +158,15 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--connectors':
         o.connectorsOnly = true;
+        break;
+      case '--connectors-scale':
+        o.scaleOnly = true;
+        break;
+      case '--no-connectors-scale':
+        o.scale = false;
+        break;
+      case '--scale-connectors':
+        o.scaleConnectors = positive(flag, value());
         break;
       case '--no-startup':
         o.startup = false;
@@ -218,6 +246,10 @@ function parseArgs(argv: string[]): Options {
       default:
         throw new UsageError(`unknown option ${a}`);
     }
+  }
+  if (o.auth) {
+    o.sizes = [1024];
+    o.scenarios = ['produce'];
   }
   if (o.sizes.length === 0) o.sizes = o.cluster ? [1024] : [...SIZES];
   if (o.scenarios.length === 0) o.scenarios = o.cluster ? ['produce', 'consume', 'e2e'] : [...SCENARIOS];
@@ -392,6 +424,26 @@ async function main(): Promise<number> {
   }
   const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios, opts.cluster), ...opts.overrides, partitions: opts.partitions };
   workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
+  if (opts.auth) {
+    const started = Date.now();
+    let result;
+    try {
+      result = await runAuthMode(plan, workDir, {
+        runChild: (script, config) => runChild(script, config),
+        setBroker: (b) => (broker = b),
+        brokerLogLevel: opts.brokerLogLevel,
+        fsync: opts.fsync,
+        transport: opts.transport,
+        rounds: opts.quick ? 1 : 5,
+      });
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ auth: result })}\n`);
+    else process.stdout.write(`${renderAuth(result)}\n`);
+    return result.runs.some((r) => r.error !== undefined) ? 1 : 0;
+  }
   if (opts.cluster) {
     const started = Date.now();
     let result: ClusterResult;
@@ -409,10 +461,11 @@ async function main(): Promise<number> {
   const results: Partial<Record<System, Outcome>> = {};
   let connector: { phases: ConnectorPhaseRow[]; notes: string[] } | { error: string } | undefined;
   let sinks: SinksOutcome | undefined;
+  let scale: ConnectorScaleRow | { error: string } | undefined;
   let startup: StartupOutcome | undefined;
   const started = Date.now();
   const timings: Record<string, number> = {};
-  const only = opts.connectorsOnly || opts.startupOnly;
+  const only = opts.connectorsOnly || opts.startupOnly || opts.scaleOnly;
   try {
     for (const system of only ? [] : opts.systems) {
       const ts = Date.now();
@@ -430,7 +483,7 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && !opts.startupOnly && opts.systems.includes('junction')) {
+    if (opts.connector && !opts.startupOnly && !opts.scaleOnly && opts.systems.includes('junction')) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
@@ -457,8 +510,20 @@ async function main(): Promise<number> {
         timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
       }
     }
+    if ((opts.scaleOnly || (opts.scale && opts.connector && !opts.startupOnly)) && opts.systems.includes('junction')) {
+      const n = opts.scaleConnectors ?? (opts.quick ? 200 : 1000);
+      log(`junction: connector scale rows (${n} file sinks on ${n} stations)`);
+      const ts = Date.now();
+      try {
+        scale = await runChild<ConnectorScaleRow>('./connectors-scale-runner.js', { connectors: n, perStation: opts.quick ? 500 : 1000 });
+      } catch (err) {
+        scale = { error: err instanceof Error ? err.message : String(err) };
+        log(`connector scale rows failed: ${scale.error}`);
+      }
+      timings['connectors scale'] = (Date.now() - ts) / 1000;
+    }
     // Last: its data fills the page cache, which must not weigh on the rows above.
-    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly)) && opts.systems.includes('junction')) {
+    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.scaleOnly)) && opts.systems.includes('junction')) {
       const ts = Date.now();
       try {
         startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
@@ -478,16 +543,21 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, startup: startup ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
     if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
+    if (scale) {
+      const single = connector && !('error' in connector) ? connector.phases.find((p) => p.phase === 'sink: station backlog -> file sink')?.msgsPerSec : undefined;
+      process.stdout.write(`\n${renderConnectorScale(scale, cpus().length, single)}\n`);
+    }
     if (startup) process.stdout.write(`\n${renderStartup(startup)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
   const startupFailed = startup !== undefined && 'error' in startup;
-  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed ? 1 : 0;
+  const scaleFailed = scale !== undefined && 'error' in scale;
+  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed || scaleFailed ? 1 : 0;
 }
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

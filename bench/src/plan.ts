@@ -127,6 +127,11 @@ export const TARGETS = {
   latencyP99Ms: 2,
   /** The file sink draining a backlog of 1 KiB messages (the connector row). */
   connectorSinkMsgsPerSec: 150_000,
+  /** N file sinks on N stations in one broker (issue 16): RSS at most this (MB), idle CPU at most this share of a core. */
+  connectorsScaleRssMb: 2048,
+  connectorsScaleIdleCpuPct: 5,
+  /** Threads beside the shared pool's (sized to the cores): main, libuv's four, V8's and Node's own. */
+  connectorsScaleThreadSlack: 16,
   /** Cluster mode: Junction on R3 JetStream at least this share of direct nats.js with the same batching (overhead <= 20%). */
   clusterRatio: 0.8,
 } as const;

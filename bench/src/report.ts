@@ -281,3 +281,44 @@ export function renderStartup(result: StartupOutcome): string {
   const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), ...result.notes].join('\n');
 }
+
+/** What `connectors-scale-runner.js` prints (see that file). */
+export interface ConnectorScaleRow {
+  connectors: number;
+  perStation: number;
+  baseline: { rssMb: number; threads: number };
+  idleNew: { rssMb: number; threads: number; cpuPctOfCore: number; seconds: number };
+  idle: { rssMb: number; threads: number; cpuPctOfCore: number; seconds: number };
+  fed: { messages: number; seconds: number; msgsPerSec: number; perConnectorMsgsPerSec: number };
+  peakRssMb: number;
+  perTask: { rssMb: number; threads: number; cpuPctOfCore: number };
+  createSeconds: number;
+  sources?: { count: number; rssMbPerTask: number; threadsPerTask: number; cpuPctOfCore: number };
+  notes: string[];
+}
+
+/** The connector scale table: each measure with its target beside it. `single` is the single file-sink row's steady rate, when it ran. */
+export function renderConnectorScale(r: ConnectorScaleRow | { error: string }, cores: number, single?: number): string {
+  if ('error' in r) return `connectors scale: FAILED: ${r.error}`;
+  const maxThreads = cores + TARGETS.connectorsScaleThreadSlack;
+  const ok = (met: boolean) => (met ? 'ok' : 'MISS');
+  const rows: string[][] = [
+    ['RSS before any connector', `${r.baseline.rssMb} MB`, ''],
+    ['RSS idle, created (none wrote yet)', `${r.idleNew.rssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idleNew.rssMb <= TARGETS.connectorsScaleRssMb)}`],
+    ['RSS idle, after all wrote (sinks open)', `${r.idle.rssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idle.rssMb <= TARGETS.connectorsScaleRssMb)}`],
+    ['RSS peak (VmHWM), all fed at once', `${r.peakRssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.peakRssMb <= TARGETS.connectorsScaleRssMb)}`],
+    ['threads (before any connector / idle)', `${r.baseline.threads} / ${r.idle.threads}`, `<= cores + ${TARGETS.connectorsScaleThreadSlack} = ${maxThreads} ${ok(Math.max(r.idle.threads, r.idleNew.threads) <= maxThreads)}`],
+    [`idle CPU over ${r.idle.seconds} s, created / after writing`, `${r.idleNew.cpuPctOfCore.toFixed(1)} % / ${r.idle.cpuPctOfCore.toFixed(1)} % of a core`, `<= ${TARGETS.connectorsScaleIdleCpuPct} % ${ok(Math.max(r.idleNew.cpuPctOfCore, r.idle.cpuPctOfCore) <= TARGETS.connectorsScaleIdleCpuPct)}`],
+    [`aggregate, ${int(r.fed.messages)} x 1 KiB fed to all at once`, `${int(r.fed.msgsPerSec)} msgs/s`, ''],
+    ['per connector, all fed at once', `${int(r.fed.perConnectorMsgsPerSec)} msgs/s`, single === undefined ? '' : `single connector alone: ${int(single)} msgs/s`],
+    ['per connector task: RSS / threads / idle CPU', `${r.perTask.rssMb} MB / ${r.perTask.threads} / ${r.perTask.cpuPctOfCore} % of a core`, ''],
+    ...(r.sources
+      ? [[`per source task (${r.sources.count} datagen at 1 msg/s; a thread each): RSS / threads`, `${r.sources.rssMbPerTask} MB / ${r.sources.threadsPerTask}`, '']]
+      : []),
+  ];
+  const header = [`connectors scale: ${int(r.connectors)} file sinks on ${int(r.connectors)} stations`, 'measured', 'target'];
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((x) => (x[c] ?? '').length)));
+  const line = (x: string[]) => `| ${x.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), `created in ${r.createSeconds} s.`, ...r.notes].join('\n');
+}

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { authCommands } from './commands/auth.js';
+import { connectorsCommand } from './commands/connectors.js';
 import { consumeCommand } from './commands/consume.js';
 import { DEFAULT_URL } from './commands/client.js';
 import { pluginsCommand } from './commands/plugins.js';
@@ -17,6 +19,7 @@ export function buildProgram(io: CliIo): Command {
     .description('Junction: a station-based message broker with a connector hub')
     .version(VERSION)
     .addOption(new Option('--url <url>', 'broker URL for the client commands (env JUNCTION_URL)').default(io.env.JUNCTION_URL || DEFAULT_URL))
+    .addOption(new Option('--token <token>', 'token for the client commands (env JUNCTION_TOKEN; default: the one `junction login` stored for --url)').default(io.env.JUNCTION_TOKEN || undefined))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -31,6 +34,8 @@ export function buildProgram(io: CliIo): Command {
   produceCommand(program, io);
   consumeCommand(program, io);
   pluginsCommand(program, io);
+  authCommands(program, io);
+  connectorsCommand(program, io);
 
   // Subcommands inherit the output and exit settings only when made after them; set them again.
   const inherit = (cmd: Command): void => {

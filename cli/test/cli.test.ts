@@ -106,6 +106,37 @@ describe('junction CLI against a running broker', () => {
     expect(JSON.parse(got.stdout)).toMatchObject({ name: 'lines', config: { partitions: 1, retention: { maxMessages: 100000 } } });
   });
 
+  it('lists connectors page by page and shows their status', async () => {
+    const created = await junction(['--url', url, 'stations', 'create', 'feed'], { cwd: dir });
+    expect(created.code).toBe(0);
+    const names = ['to-a', 'to-b', 'to-c'];
+    for (const name of names) {
+      const res = await fetch(`${url}/v1/connectors`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, plugin: 'file', station: 'feed', config: { dir: join(dir, 'out', name) }, ...(name === 'to-c' && { state: 'STOPPED' }) }),
+      });
+      expect(res.status).toBe(201);
+    }
+    // One name per request: three pages and an empty cursor at the end.
+    const listed = await junction(['--url', url, 'connectors', 'list', '--page-size', '1'], { cwd: dir });
+    expect(listed.stderr).toBe('');
+    expect(listed.stdout).toBe('to-a\nto-b\nto-c\n');
+    const json = await junction(['--url', url, 'connectors', 'list', '--prefix', 'to-b', '--json'], { cwd: dir });
+    expect(JSON.parse(json.stdout)).toEqual(['to-b']);
+    const table = await junction(['--url', url, 'connectors', 'status'], { cwd: dir });
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+TYPE\s+STATE\s+TASKS\s+LAG\s+ISOLATION/);
+    // Built-in plugins share the pool's threads; a stopped connector runs nowhere.
+    expect(table.stdout).toMatch(/^to-a\s+sink\s+RUNNING\s+1\/1\s+0\s+shared$/m);
+    expect(table.stdout).toMatch(/^to-c\s+sink\s+STOPPED\s+0\/1\s+-\s+-$/m);
+    const one = await junction(['--url', url, 'connectors', 'status', 'to-b'], { cwd: dir });
+    expect(JSON.parse(one.stdout)).toMatchObject({ name: 'to-b', isolation: 'shared', connector: { state: 'RUNNING' } });
+    const missing = await junction(['--url', url, 'connectors', 'status', 'nope'], { cwd: dir });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error CONNECTOR_NOT_FOUND: /);
+  });
+
   it('produces the lines of a file and consumes them back exactly', async () => {
     const N = 2500;
     const lines = Array.from({ length: N }, (_, i) => (i === 7 ? '' : i % 3 === 0 ? `{"n":${i},"text":"héllo ✓"}` : `line ${i}`));

@@ -37,6 +37,18 @@ import type {
 import { Producer, type ProducerOptions } from './producer.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 
+/** What `GET /v1/connectors/:name/status` answers (the fields the client names; the broker may add more). */
+export interface ConnectorStatusInfo {
+  name: string;
+  connector: { state: string; trace?: string };
+  tasks: { id: number; state: string; worker?: string; restarts: number; trace?: string; lastError?: { code: string; message: string; at: number } }[];
+  type: 'sink' | 'source' | 'unknown';
+  lag?: number;
+  throughput: { msgsPerSec: number; bytesPerSec: number };
+  isolation?: 'shared' | 'thread';
+  lastError?: { code: string; message: string; at: number };
+}
+
 export interface ClientOptions {
   /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
   url: string | URL;
@@ -48,8 +60,45 @@ export interface ClientOptions {
   agent?: http.Agent | undefined;
   /** Replaces the HTTP transport (tests, custom stacks). `url` and `agent` are then ignored. */
   transport?: Transport | undefined;
-  /** Headers sent with every request (e.g. authorization). */
+  /** Headers sent with every request. */
   headers?: Record<string, string> | undefined;
+  /**
+   * A token (a service token `jnt_…` or a session token from `login`), sent as
+   * `Authorization: Bearer <token>` with every request; wins over an `authorization` in `headers`.
+   */
+  token?: string | undefined;
+}
+
+/** A grant of a service token: `actions` on the `resource`s whose name matches `pattern` (`*` = any run of characters). */
+export interface TokenGrant {
+  resource: 'station' | 'group' | 'connector' | 'schema' | 'cluster';
+  pattern: string;
+  actions: ('produce' | 'consume' | 'manage' | 'read')[];
+  /** Default allow; a deny wins over every allow. */
+  effect?: 'allow' | 'deny' | undefined;
+}
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  owner: string;
+  grants: TokenGrant[];
+  createdAt: string;
+  expiresAt?: string | undefined;
+  revoked: boolean;
+}
+
+export interface UserInfo {
+  name: string;
+  role: 'admin' | 'editor' | 'viewer';
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SessionTokens {
+  token: string;
+  expiresAt: string;
+  refreshToken: string;
 }
 
 /** Per-call options of the low-level methods. */
@@ -111,6 +160,62 @@ export class JunctionClient {
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.transport = opts.transport ?? new HttpTransport({ url: opts.url, agent: opts.agent });
     this.headers = { ...opts.headers };
+    if (opts.token !== undefined) {
+      for (const k of Object.keys(this.headers)) if (k.toLowerCase() === 'authorization') delete this.headers[k];
+      this.headers['authorization'] = `Bearer ${opts.token}`;
+    }
+  }
+
+  // ── auth (when the broker runs with auth on) ──────────────────────────────────────────────────
+
+  /** POST /v1/auth/login: a session (pass `token` to a new client). UNAUTHENTICATED (401) on a wrong password. */
+  async login(username: string, password: string, opts?: CallOptions): Promise<SessionTokens> {
+    return this.json<SessionTokens>({ ...opts, method: 'POST', path: '/v1/auth/login', json: { username, password } });
+  }
+
+  /** POST /v1/auth/refresh: new tokens for a refresh token (which stops working). */
+  async refresh(refreshToken: string, opts?: CallOptions): Promise<SessionTokens> {
+    return this.json<SessionTokens>({ ...opts, method: 'POST', path: '/v1/auth/refresh', json: { refreshToken } });
+  }
+
+  /** POST /v1/auth/logout: ends this client's session (or revokes its service token). */
+  async logout(opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'POST', path: '/v1/auth/logout' });
+  }
+
+  /** GET /v1/auth/whoami: the principal of this client's token and its grants. */
+  async whoami(opts?: CallOptions): Promise<Record<string, unknown>> {
+    return this.json({ ...opts, method: 'GET', path: '/v1/auth/whoami', idempotent: true });
+  }
+
+  async listUsers(opts?: CallOptions): Promise<UserInfo[]> {
+    return this.json({ ...opts, method: 'GET', path: '/v1/users', idempotent: true });
+  }
+
+  async createUser(user: { name: string; password: string; role?: UserInfo['role'] }, opts?: CallOptions): Promise<UserInfo> {
+    return this.json({ ...opts, method: 'POST', path: '/v1/users', json: user });
+  }
+
+  /** PATCH /v1/users/:name (role and/or password; a new password ends the user's sessions). */
+  async updateUser(name: string, change: { role?: UserInfo['role']; password?: string }, opts?: CallOptions): Promise<UserInfo> {
+    return this.json({ ...opts, method: 'PATCH', path: `/v1/users/${seg(name)}`, json: change });
+  }
+
+  async deleteUser(name: string, opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'DELETE', path: `/v1/users/${seg(name)}` });
+  }
+
+  async listTokens(opts?: CallOptions): Promise<TokenInfo[]> {
+    return this.json({ ...opts, method: 'GET', path: '/v1/tokens', idempotent: true });
+  }
+
+  /** POST /v1/tokens: the secret is in `token`, shown this once. FORBIDDEN when a grant exceeds the caller's. */
+  async createToken(spec: { name: string; grants: TokenGrant[]; expiresInS?: number }, opts?: CallOptions): Promise<TokenInfo & { token: string }> {
+    return this.json({ ...opts, method: 'POST', path: '/v1/tokens', json: spec });
+  }
+
+  async revokeToken(id: string, opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'DELETE', path: `/v1/tokens/${seg(id)}` });
   }
 
   // ── health ────────────────────────────────────────────────────────────────────────────────────
@@ -156,6 +261,29 @@ export class JunctionClient {
   /** Deletes the station, its groups and its dead-letter station. */
   async deleteStation(name: string, opts?: CallOptions): Promise<void> {
     await this.call({ ...opts, method: 'DELETE', path: `/v1/stations/${seg(name)}` });
+  }
+
+  // ── connectors ────────────────────────────────────────────────────────────────────────────────
+
+  /** Every connector's name, in name order: follows the pages of `GET /v1/connectors` (`pageSize` each, default the broker's 1000) to the end. */
+  async listConnectors(opts?: CallOptions & { prefix?: string; pageSize?: number }): Promise<string[]> {
+    const all: string[] = [];
+    for (let after: string | undefined; ; ) {
+      const p = await this.listConnectorsPage({ after, prefix: opts?.prefix, limit: opts?.pageSize }, opts);
+      all.push(...p.connectors);
+      if (p.next === undefined) return all;
+      after = p.next;
+    }
+  }
+
+  /** One page of connector names in name order: after the cursor `after`, starting with `prefix`, at most `limit` (≤ 1000); `next` is the next page's cursor. */
+  async listConnectorsPage(page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {}, opts?: CallOptions): Promise<{ connectors: string[]; next?: string }> {
+    return this.json<{ connectors: string[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/connectors${query(page)}`, idempotent: true });
+  }
+
+  /** A connector's status (`GET /v1/connectors/:name/status`): its state, its tasks', lag, throughput, isolation. CONNECTOR_NOT_FOUND (404). */
+  async connectorStatus(name: string, opts?: CallOptions): Promise<ConnectorStatusInfo> {
+    return this.json<ConnectorStatusInfo>({ ...opts, method: 'GET', path: `/v1/connectors/${seg(name)}/status`, idempotent: true });
   }
 
   // ── messages ──────────────────────────────────────────────────────────────────────────────────

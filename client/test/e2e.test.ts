@@ -53,6 +53,26 @@ describe('admin API', () => {
     expect(page.stations.map((s) => s.name)).toEqual(['p-101', 'p-101.dls', 'p-102']);
   });
 
+  it('listConnectors follows the pages of GET /v1/connectors to the end; listConnectorsPage answers one page; connectorStatus', async () => {
+    const c = client!;
+    await c.createStation('src', { storage: 'memory' });
+    const names = ['k-0', 'k-1', 'k-2', 'k-3', 'x-0'];
+    for (const name of names) {
+      const res = await fetch(`${server!.url}/v1/connectors`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, plugin: 'file', station: 'src', config: { dir: join(dir, 'out', name) }, state: 'STOPPED' }),
+      });
+      expect(res.status).toBe(201);
+    }
+    expect(await c.listConnectors()).toEqual(names);
+    expect(await c.listConnectors({ pageSize: 2 })).toEqual(names);
+    expect(await c.listConnectors({ pageSize: 1, prefix: 'k-' })).toEqual(names.slice(0, 4));
+    expect(await c.listConnectorsPage({ limit: 2, after: 'k-1' })).toEqual({ connectors: ['k-2', 'k-3'], next: 'k-3' });
+    expect(await c.connectorStatus('k-0')).toMatchObject({ name: 'k-0', type: 'sink', connector: { state: 'STOPPED' } });
+    await expect(c.connectorStatus('nope')).rejects.toMatchObject({ code: 'CONNECTOR_NOT_FOUND', status: 404 });
+  });
+
   it('creates, reads, lists, updates and deletes stations and groups', async () => {
     const c = client!;
     expect((await c.health()).status).toBe('ok');

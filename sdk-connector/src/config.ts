@@ -29,6 +29,15 @@ export function secret<T extends z.ZodType>(schema: T): T {
   return schema.meta({ secret: true });
 }
 
+/**
+ * Marks a field as a path on the broker's host (a directory or file the plugin reads or writes). With
+ * auth on, the server refuses configs whose host paths lie outside its configured roots (`../`,
+ * absolute paths elsewhere, symlinks out). In the JSON Schema: `x-host-path: true`.
+ */
+export function hostPath<T extends z.ZodType>(schema: T): T {
+  return schema.meta({ hostPath: true });
+}
+
 /** Whether this very schema (not its children) is marked secret. */
 export function isSecret(schema: unknown): boolean {
   const meta = metaOf(schema);
@@ -186,7 +195,11 @@ export function configJsonSchema(schema: ConfigSchema): Record<string, unknown> 
       const json = ctx.jsonSchema as Record<string, unknown>;
       // Metadata of a schema from another zod copy is not in this copy's registry: bring it over.
       for (const [key, value] of Object.entries(meta)) {
-        if (key !== 'id' && key !== 'secret' && json[key] === undefined) json[key] = value;
+        if (key !== 'id' && key !== 'secret' && key !== 'hostPath' && json[key] === undefined) json[key] = value;
+      }
+      if (meta.hostPath === true) {
+        delete json.hostPath;
+        json['x-host-path'] = true;
       }
       if (meta.secret === true) {
         delete json.secret;

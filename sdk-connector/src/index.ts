@@ -32,6 +32,7 @@ export {
 export {
   z,
   secret,
+  hostPath,
   isSecret,
   secretPaths,
   redact,
@@ -71,6 +72,10 @@ export type {
   WriteOptions,
   Sink,
   SinkContext,
+  SchemaFormatName,
+  SchemaReferenceInfo,
+  SchemaVersionInfo,
+  StationSchemaInfo,
   SourceMessage,
   SourceBatch,
   Source,

@@ -101,6 +101,13 @@ export interface SinkBatch {
   readonly firstOffset: number;
   readonly lastOffset: number;
   readonly messages: readonly SinkMessage[];
+  /**
+   * The station's schema as the runtime resolved it after fetching this batch's messages: at least as
+   * new as the binding their values were validated against on this node (other nodes' changes reach it
+   * within about a second). Undefined when the station has no schema. Compare `schema.id` with what the
+   * sink built its table from to notice a new version mid-stream.
+   */
+  readonly schema?: StationSchemaInfo | undefined;
 }
 
 export interface WriteOptions {
@@ -136,7 +143,51 @@ export interface Sink {
   checkConnection?(): Promise<void>;
 }
 
-export type SinkContext = ConnectorContext;
+/** A schema format, named as the registry (and Confluent) names it. */
+export type SchemaFormatName = 'AVRO' | 'JSON' | 'PROTOBUF';
+
+/** A schema a version imports, resolved to its text (`name` is how the importing schema names it). */
+export interface SchemaReferenceInfo {
+  readonly name: string;
+  readonly subject: string;
+  readonly version: number;
+  readonly schemaType: SchemaFormatName;
+  readonly schema: string;
+}
+
+/** One version of a registry subject, with everything needed to parse it. */
+export interface SchemaVersionInfo {
+  readonly subject: string;
+  readonly version: number;
+  /** The registry's global id: what a value in the Confluent wire format names in its bytes 1–4. */
+  readonly id: number;
+  readonly schemaType: SchemaFormatName;
+  /** The schema text as registered. */
+  readonly schema: string;
+  /** The schemas it imports, resolved (references of references first); empty when none. */
+  readonly references: readonly SchemaReferenceInfo[];
+}
+
+/**
+ * The schema a station is bound to (`config.schema`): the version its binding resolves to now, plus
+ * every live version of the subject, since a value in the Confluent wire format may name any of them
+ * (the broker accepts an id of any version of the station's subject). Decode values with
+ * `@junction/sdk-connector/schema`.
+ */
+export interface StationSchemaInfo extends SchemaVersionInfo {
+  /** Every live version of the subject, oldest first (this one included). */
+  readonly versions: readonly SchemaVersionInfo[];
+}
+
+/** What a sink's `open` receives. */
+export interface SinkContext extends ConnectorContext {
+  /**
+   * The station's schema when the task opened (resolved from the registry when the station has a
+   * `schema` binding), or undefined when it has none. It does not change while the sink is open: a
+   * newer binding or version arrives with the batches (`SinkBatch.schema`).
+   */
+  readonly schema?: StationSchemaInfo | undefined;
+}
 
 // ── Source ─────────────────────────────────────────────────────────────────────────────────────────
 

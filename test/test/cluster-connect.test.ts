@@ -82,7 +82,7 @@ describe('connector tasks across Junction nodes', () => {
       state: 'STOPPED',
     });
     // Every node serves the same connectors.
-    for (const n of nodes) expect(await api<string[]>(n.url, 'GET', '/v1/connectors')).toEqual(['to-files']);
+    for (const n of nodes) expect(await api<{ connectors: string[] }>(n.url, 'GET', '/v1/connectors')).toEqual({ connectors: ['to-files'] });
 
     const N = 20_000;
     const produced = await produce(b.url, 'orders', N);

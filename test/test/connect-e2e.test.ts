@@ -275,7 +275,7 @@ export default defineSink({ name: 'future', version: '0.2.0', sdk: '^2', config:
     expect(r.body.message).toMatch(/"future" was refused by the registry .*needs connector SDK \^2/);
     const health = await fetch(`${broker.url}/healthz`);
     expect(health.status).toBe(200);
-    expect(await api<string[]>(broker.url, 'GET', '/v1/connectors')).toEqual(['to-files']);
+    expect(await api<{ connectors: string[] }>(broker.url, 'GET', '/v1/connectors')).toEqual({ connectors: ['to-files'] });
     await broker.stop();
   });
 });

@@ -13,6 +13,10 @@ interface StartFlags {
   fsync?: string;
   logLevel?: string;
   nats?: string;
+  auth?: boolean;
+  allowUnauthenticated?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /**
@@ -40,6 +44,10 @@ export function startCommand(program: Command, io: CliIo): void {
     .option('--config <file>', 'configuration file (default ./junction.yaml when it exists)')
     .option('--fsync <policy>', 'durability: always | never | interval:<ms> (default always)')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (env JUNCTION_LOG_LEVEL; default info)')
+    .option('--auth', 'require a token on every route but /healthz (also auth.enabled in junction.yaml); the first start needs JUNCTION_ADMIN_PASSWORD')
+    .option('--allow-unauthenticated', 'listen on a non-loopback --host with auth off (refused otherwise)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key; or tls.cert in junction.yaml)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--nats <urls>', 'run on NATS JetStream instead of the embedded store: nats://host:port, comma-separated (env JUNCTION_NATS_URL)')
     .action(async (flags: StartFlags) => {
       // Loaded here, so the client commands do not pay for loading the whole server.
@@ -54,6 +62,10 @@ export function startCommand(program: Command, io: CliIo): void {
         fsync: flags.fsync,
         logLevel: flags.logLevel,
         nats: flags.nats,
+        auth: flags.auth,
+        allowUnauthenticated: flags.allowUnauthenticated,
+        tlsCert: flags.tlsCert,
+        tlsKey: flags.tlsKey,
         env: io.env,
       });
 

@@ -31,6 +31,9 @@ import {
 import type { BigQuerySinkConfig } from './config.js';
 import { httpStatus, isTransient, reasonOf, toJunctionError } from './errors.js';
 import { metaColumns, schemaOf, toRow, type MetaColumns } from './rows.js';
+import type { SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
+import { schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
+import { mergeFields, rowValue, tableFields, type TableField } from './schema-table.js';
 
 interface PendingRow { index: number; offset: number; insertId: string; json: Record<string, unknown>; bytes: number }
 
@@ -66,12 +69,14 @@ export class BigQuerySink implements Sink {
   private readonly table: Table;
   private readonly meta: MetaColumns;
   private readonly presence: Presence;
+  /** Mode schema: the schema version (and set of the subject's versions) the table follows, its decoder and the table's columns for its fields. */
+  private followed: { key: string; decoder: SchemaDecoder; columns: (TableField | undefined)[] } | undefined;
   private readonly m: { rows: Counter; requests: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
   constructor(
     private readonly client: BigQuery,
     private readonly config: BigQuerySinkConfig,
-    ctx: SinkContext,
+    private readonly ctx: SinkContext,
   ) {
     this.table = client.dataset(config.dataset).table(config.table);
     const meta = (this.meta = metaColumns(config));
@@ -105,6 +110,16 @@ export class BigQuerySink implements Sink {
    */
   async ensureTable(): Promise<void> {
     const where = `${this.config.projectId}.${this.config.dataset}.${this.config.table}`;
+    if (this.config.mode === 'schema') {
+      if (!this.ctx.schema) {
+        throw new JunctionError(ErrorCode.CONFIG_INVALID, 'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns', {
+          issues: [{ path: 'mode', message: 'the station has no schema' }],
+        });
+      }
+      const drift = await this.followSchema(this.ctx.schema);
+      if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+      return;
+    }
     try {
       const [exists] = await this.table.exists();
       if (exists) return await this.ensureStationIdColumn(where);
@@ -122,6 +137,72 @@ export class BigQuerySink implements Sink {
       if (httpStatus(err) === 409) return; // created meanwhile by another task
       throw toJunctionError(err, `creating BigQuery table ${where}`);
     }
+  }
+
+  /**
+   * Mode schema: makes the table follow a schema version — created from it (autoCreate), the NULLABLE
+   * columns a newer version adds patched in (evolve) — or says why it cannot (a type or repetition that
+   * differs, new fields with evolve off). Answers that drift (checked again at the next write, so a table
+   * fixed by hand is taken up), or undefined once the table follows.
+   */
+  private async followSchema(schema: StationSchemaInfo): Promise<string | undefined> {
+    const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
+    if (this.followed?.key === key) return undefined;
+    const where = `${this.config.projectId}.${this.config.dataset}.${this.config.table}`;
+    const decoder = await schemaDecoder(schema);
+    const wanted = tableFields(decoder.fields);
+    let existing: TableField[];
+    try {
+      const [exists] = await this.table.exists();
+      if (!exists) {
+        const [datasetExists] = await this.client.dataset(this.config.dataset).exists();
+        if (!datasetExists) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`);
+        if (!this.config.autoCreate) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
+        try {
+          await this.client.dataset(this.config.dataset).createTable(this.config.table, { schema: { fields: wanted } });
+          this.ctx.logger.info({ table: where, subject: schema.subject, version: schema.version }, 'table created from the station schema');
+        } catch (err) {
+          if (httpStatus(err) !== 409) throw err; // 409: created meanwhile by another task
+        }
+      }
+      const [metadata] = (await this.table.getMetadata()) as unknown as [{ schema?: { fields?: TableField[] } }];
+      existing = metadata.schema?.fields ?? [];
+    } catch (err) {
+      if (err instanceof JunctionError) throw err;
+      throw toJunctionError(err, `BigQuery table ${where}`);
+    }
+    const { merged, added, problems } = mergeFields(existing, wanted);
+    if (added.length > 0 && !this.config.evolve) problems.push(`the table lacks column(s) ${added.join(', ')} of schema version ${schema.version} and evolve is off`);
+    if (problems.length > 0) {
+      this.ctx.logger.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
+      return `BigQuery table ${where} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
+    }
+    if (added.length > 0) {
+      try {
+        await this.table.setMetadata({ schema: { fields: merged } });
+      } catch (err) {
+        throw toJunctionError(err, `BigQuery table ${where}: adding column(s) ${added.join(', ')} for schema version ${schema.version}`);
+      }
+      this.ctx.logger.info({ table: where, added, subject: schema.subject, version: schema.version }, 'columns added for a new schema version');
+    }
+    const columns = decoder.fields.map((f) => merged.find((m) => m.name.toLowerCase() === f.name.toLowerCase()));
+    this.followed = { key, decoder, columns };
+    return undefined;
+  }
+
+  /** Mode schema: a message decoded with the station schema, as an insertAll row. */
+  private schemaRow(ref: PartitionRef, m: SinkMessage): { row: Record<string, unknown> } | { reject: string } {
+    const { decoder, columns } = this.followed!;
+    const d = decoder.decode(m.value);
+    if (!d.ok) return { reject: d.reason };
+    const row: Record<string, unknown> = { _junction_station: ref.station, _junction_partition: ref.partition, _junction_offset: m.offset, _junction_station_id: ref.stationId };
+    decoder.fields.forEach((f, i) => {
+      const col = columns[i];
+      // A missing field is NULL (or an empty array for a REPEATED column).
+      const v = col ? rowValue(d.row[f.name], f.type, col) : null;
+      if (col && v !== null) row[col.name] = v;
+    });
+    return { row };
   }
 
   /** Adds the station id column when the table lacks it (`ALTER TABLE … ADD COLUMN IF NOT EXISTS`). */
@@ -143,8 +224,18 @@ export class BigQuerySink implements Sink {
     const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const candidates: PendingRow[] = [];
+    const bySchema = this.config.mode === 'schema';
+    if (bySchema) {
+      const schema = batch.schema ?? this.ctx.schema;
+      const drift = schema ? await this.followSchema(schema) : 'the station has no schema any more (mode schema)';
+      if (drift) {
+        if (this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+        this.m.deadLetters.inc(batch.messages.length);
+        return batch.messages.map(() => deadLetter('SCHEMA_DRIFT', drift));
+      }
+    }
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, ref, m);
+      const r = bySchema ? this.schemaRow(ref, m) : toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();

@@ -1,6 +1,6 @@
 /** The BigQuery sink against the SDK's conformance kit, on the local fake with the real Google client. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertConformance, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
+import { assertConformance, fakeContext, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import { FakeBigQuery } from '../../../test/fakes/bigquery/server.js';
 import { config, PROJECT, query, TOKEN } from './helpers.js';
@@ -46,6 +46,31 @@ describe('bigquery sink conformance in mode columns', () => {
     });
     assertConformance(results);
     // The kit's wedge checks that need cases these options do not give yet (unusable, retry.config, stall) are not applicable.
+    expect(results.filter((r) => r.status !== 'passed').map((r) => r.check)).toEqual(['open-unusable', 'open-unreachable', 'write-stalled-abort']);
+  });
+});
+
+/** The kit's values as a station schema (JSON Schema): mode schema makes its table from it. */
+const KIT_VERSION = {
+  subject: 'kit-value', version: 1, id: 1, schemaType: 'JSON' as const, references: [],
+  schema: JSON.stringify({ type: 'object', properties: { junctionConformance: { type: 'string' }, station: { type: 'string' }, partition: { type: 'integer' }, offset: { type: 'integer' }, text: { type: 'string' }, incarnation: { type: 'integer' } } }),
+};
+const kitContext = () => fakeContext({ schema: { ...KIT_VERSION, versions: [KIT_VERSION] } });
+
+describe('bigquery sink conformance in mode schema', () => {
+  it('passes every check', async () => {
+    const results = await runSinkConformance({
+      plugin,
+      context: kitContext,
+      config: config(fake, { table: 'kit_schema', mode: 'schema' }),
+      readBack: async () => (await query(fake, 'SELECT * FROM `test-proj.ds.kit_schema`')).map((r) =>
+        JSON.stringify({ junctionConformance: r.junctionConformance, station: r.station, partition: Number(r.partition), offset: Number(r.offset), text: r.text, ...(r.incarnation == null ? {} : { incarnation: Number(r.incarnation) }) })),
+      // Not JSON: it does not decode with the station schema.
+      deadLetter: { value: '{"broken json' },
+      retry: { breakDestination: async () => { fake.fail(500, { op: 'insertAll', times: 100 }); return async () => fake.heal(); } },
+      lateWrite: { hold: async () => fake.holdWrites() },
+    });
+    assertConformance(results);
     expect(results.filter((r) => r.status !== 'passed').map((r) => r.check)).toEqual(['open-unusable', 'open-unreachable', 'write-stalled-abort']);
   });
 });

@@ -1,11 +1,10 @@
 /** The file sink's config. */
-import { z } from '@junction/sdk-connector';
+import { hostPath, z } from '@junction/sdk-connector';
 
 export const FileSinkConfig = z.strictObject({
-  dir: z
-    .string()
-    .min(1)
-    .describe('Directory the files go under (created if missing); a relative path is resolved against the working directory'),
+  dir: hostPath(z.string().min(1)).describe(
+    'Directory the files go under (created if missing); a relative path is resolved against the working directory. With auth on it must lie under the server\'s allowed roots (auth.hostPathRoots, default the data dir)',
+  ),
   gzip: z.boolean().default(false).describe('Compress each file with gzip (name ends in .jsonl.gz)'),
   valueEncoding: z
     .enum(['auto', 'utf8', 'base64'])

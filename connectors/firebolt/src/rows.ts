@@ -55,6 +55,8 @@ export const RAW_COLUMNS: Col[] = [
 
 export function columnsOf(config: FireboltSinkConfig): Col[] {
   if (config.mode === 'raw') return RAW_COLUMNS;
+  // Mode schema: from the station's schema when the sink opens (schema-table.ts).
+  if (config.mode === 'schema') return [];
   return [
     ...config.columns.map((c) => ({ name: c.name.toLowerCase(), sqlType: c.type, notNull: c.required })),
     { name: '_junction_station', sqlType: 'TEXT', notNull: true },

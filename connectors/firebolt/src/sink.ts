@@ -49,7 +49,10 @@ import {
 import type { FireboltSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isNotFound, isSqlError, toJunctionError } from './errors.js';
 import { PlainOrTlsHttpClient, silentLogger } from './http.js';
-import { columnsOf, lit, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
+import { columnsOf, lit, metaColumns, q, textLit, toRow, type Col, type MetaColumns } from './rows.js';
+import type { SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
+import { compareColumns, schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
+import { columnText, schemaColumns, typeFamily } from './schema-table.js';
 
 type Rows = Record<string, unknown>[];
 
@@ -65,6 +68,14 @@ export function forgetRequestsInFlight(): void {
 }
 
 interface Pending { index: number; offset: number; tuple: string }
+
+/** Mode schema: a message decoded with the station schema, as its VALUES tuple (columns of schemaColumns()). */
+function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { tuple: string } | { reject: string } {
+  const d = decoder.decode(m.value);
+  if (!d.ok) return { reject: d.reason };
+  const values = decoder.fields.map((f) => columnText(d.row[f.name], f.type));
+  return { tuple: `(${[...values, ref.station, ref.partition, m.offset, ref.stationId].map(textLit).join(',')})` };
+}
 interface Budget { deadline: number; signal: AbortSignal }
 interface Session { conn: Connection; http: PlainOrTlsHttpClient }
 
@@ -75,12 +86,14 @@ export class FireboltSink implements Sink {
   /** Requests given up on: the HTTP agents are closed only once they settle. */
   private readonly abandoned = new Set<Promise<void>>();
   private readonly presence: Presence<Budget>;
-  private readonly cols: Col[];
+  private cols: Col[];
   private readonly meta: MetaColumns;
   /** `"a", "b", …`: the table's columns, which the VALUES list's columns are named after. */
-  private readonly columnList: string;
+  private columnList: string;
   /** `INSERT INTO t (…) SELECT v."a"::TYPE, …`: every INSERT's start. */
-  private readonly insertHead: string;
+  private insertHead: string;
+  /** Mode schema: the schema version (and set of the subject's versions) the table follows, and its decoder. */
+  private followed: { key: string; decoder: SchemaDecoder } | undefined;
   /** Stations whose rows without a station id this sink has claimed (once per station per open). */
   private readonly claimed = new Set<string>();
   private readonly log: Logger;
@@ -88,7 +101,7 @@ export class FireboltSink implements Sink {
 
   constructor(
     private readonly config: FireboltSinkConfig,
-    ctx: SinkContext,
+    private readonly ctx: SinkContext,
   ) {
     this.log = ctx.logger;
     this.cols = columnsOf(config);
@@ -178,6 +191,16 @@ export class FireboltSink implements Sink {
   async prepare(): Promise<void> {
     const budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal: new AbortController().signal };
     const what = `${this.config.database}.${this.config.table}`;
+    if (this.config.mode === 'schema') {
+      if (!this.ctx.schema) {
+        throw new JunctionError(ErrorCode.CONFIG_INVALID, 'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns', {
+          issues: [{ path: 'mode', message: 'the station has no schema' }],
+        });
+      }
+      const drift = await this.followSchema(this.ctx.schema, budget);
+      if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+      return;
+    }
     try {
       if (this.config.autoCreate) {
         await this.exec(`CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`, budget, `creating table ${what}`);
@@ -188,6 +211,61 @@ export class FireboltSink implements Sink {
       throw toJunctionError(err, `Firebolt table ${what}`);
     }
     await this.ensureStationIdColumn(budget, what);
+  }
+
+  /**
+   * Mode schema: makes the table follow a schema version — created with its columns (autoCreate), the
+   * columns a newer version adds added (evolve) — or says why it cannot (a column whose type differs,
+   * new fields with evolve off, a NOT NULL column the table lacks). Answers that drift (checked again at
+   * the next write, so a table fixed by hand is taken up), or undefined once the table follows.
+   */
+  private async followSchema(schema: StationSchemaInfo, budget: Budget): Promise<string | undefined> {
+    const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
+    if (this.followed?.key === key) return undefined;
+    const what = `${this.config.database}.${this.config.table}`;
+    const decoder = await schemaDecoder(schema);
+    const wanted = schemaColumns(decoder.fields);
+    let existing: Rows;
+    try {
+      if (this.config.autoCreate) {
+        await this.exec(`CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${wanted.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`, budget, `creating table ${what}`);
+      }
+      existing = await this.exec(
+        `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = ${lit(this.config.table.toLowerCase())} ORDER BY ordinal_position`,
+        budget,
+        `reading the columns of ${what}`,
+      );
+    } catch (err) {
+      throw toJunctionError(err, `Firebolt table ${what}`);
+    }
+    if (existing.length === 0) throw new JunctionError(ErrorCode.NOT_FOUND, `Firebolt table ${what} does not exist${this.config.autoCreate ? '' : ' and autoCreate is false'}`);
+    const drift = compareColumns(
+      existing.map((r) => ({ name: String(r.column_name), type: typeFamily(String(r.data_type)) })),
+      wanted.map((c) => ({ name: c.name, type: typeFamily(c.sqlType), nullable: !c.notNull })),
+      { foldCase: true },
+    );
+    const problems = [
+      ...drift.changed.map((c) => `column ${c.name} is ${c.from} in the table but schema version ${schema.version} needs ${c.to}`),
+      ...(drift.required.length > 0 ? [`the table lacks the NOT NULL column(s) ${drift.required.join(', ')}`] : []),
+      ...(drift.added.length > drift.required.length && !this.config.evolve ? [`the table lacks column(s) ${drift.added.filter((c) => c.nullable !== false).map((c) => c.name).join(', ')} of schema version ${schema.version} and evolve is off`] : []),
+    ];
+    if (problems.length > 0) {
+      this.log.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
+      return `Firebolt table ${what} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
+    }
+    for (const c of drift.added) {
+      try {
+        await this.exec(`ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type} NULL`, budget, `adding column ${c.name} to ${what}`);
+      } catch (err) {
+        throw toJunctionError(err, `Firebolt table ${what}: adding column ${c.name} for schema version ${schema.version}`);
+      }
+      this.log.info({ column: c.name, type: c.type, subject: schema.subject, version: schema.version }, 'column added for a new schema version');
+    }
+    this.cols = wanted;
+    this.columnList = wanted.map((c) => q(c.name)).join(', ');
+    this.insertHead = `INSERT INTO ${q(this.config.table)} (${this.columnList}) SELECT ${wanted.map((c) => `v.${q(c.name)}::${c.sqlType}`).join(', ')}`;
+    this.followed = { key, decoder };
+    return undefined;
   }
 
   /**
@@ -238,8 +316,19 @@ export class FireboltSink implements Sink {
     const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
+    let decoder: SchemaDecoder | undefined;
+    if (this.config.mode === 'schema') {
+      const schema = batch.schema ?? this.ctx.schema;
+      const drift = schema ? await this.followSchema(schema, budget) : 'the station has no schema any more (mode schema)';
+      if (drift) {
+        if (this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+        this.m.deadLetters.inc(batch.messages.length);
+        return batch.messages.map(() => deadLetter('SCHEMA_DRIFT', drift));
+      }
+      decoder = this.followed!.decoder;
+    }
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, ref, m);
+      const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();

@@ -27,9 +27,15 @@ export const S3SinkConfig = z
       .strictObject({
         fields: Fields.default([...META_FIELDS]).describe('Metadata columns written before the value columns: _offset, _timestamp, _key, _headers'),
         rowGroupSize: z.int().min(1).max(1_000_000).default(10_000).describe('Rows per row group (the unit of memory when writing)'),
+        columns: z
+          .enum(['schema', 'infer'])
+          .default('schema')
+          .describe(
+            "schema: when the station has a schema, columns and types come from it (Avro, JSON Schema or Protobuf; values decoded, plain or in the Confluent wire format), one file per schema version; infer: from the JSON values of each file (always so for a station without a schema)",
+          ),
       })
       .prefault({})
-      .describe('Parquet options (values must be JSON objects; others are dead-lettered)'),
+      .describe('Parquet options (values must be JSON objects, or decode with the station schema; others are dead-lettered)'),
     raw: z
       .strictObject({ separator: z.string().max(16).default('\n').describe('Bytes written after each value (a value that contains them cannot be split back apart)') })
       .prefault({})

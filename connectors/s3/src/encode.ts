@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import type { SinkMessage } from '@junction/sdk-connector';
+import type { SchemaField } from '@junction/sdk-connector/schema';
 import type { S3SinkConfig } from './config.js';
 import { compressBuffer, compressStream, type Compression } from './formats/compression.js';
 import { encodeJsonlLine, linePrefix } from './formats/jsonl.js';
@@ -19,8 +20,10 @@ export interface ObjectContent {
    * own bytes are that text (then they are copied as bytes). undefined: not validated here.
    */
   json: (string | null | undefined)[];
-  /** The parsed value (format parquet), per message. */
+  /** The parsed value (format parquet), per message: the JSON value, or the row decoded with the station schema. */
   parsed: unknown[];
+  /** Format parquet with a station schema: the columns (every message of the object was decoded with it). */
+  columns?: readonly SchemaField[] | undefined;
 }
 
 const CHUNK = 1 << 20;
@@ -123,6 +126,7 @@ function parquetInput(config: S3SinkConfig, content: ObjectContent) {
     codec: config.compression,
     level: config.compressionLevel,
     rowGroupSize: config.parquet.rowGroupSize,
+    columns: content.columns,
   };
 }
 

@@ -37,6 +37,9 @@ import { formatExtension, formatToMetadata, ObjectMeta, type FormatSpec } from '
 import { compileTimeFormat, fieldSegment, isSafeSegment, newAttempt, objectFileName, valueAtPath } from './layout.js';
 import { Ledger, type PartitionState, type Unit, type UnitObject } from './ledger.js';
 import { planObjects, type PlannedObject } from './plan.js';
+import { PARQUET_META_COLUMNS } from './formats/parquet.js';
+import { schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
+import type { StationSchemaInfo } from '@junction/sdk-connector';
 
 const CONTENT_TYPES = { jsonl: 'application/x-ndjson', parquet: 'application/vnd.apache.parquet', raw: 'application/octet-stream' } as const;
 
@@ -56,6 +59,8 @@ export class S3Sink implements Sink {
   private readonly fieldPath: string[] | undefined;
   private readonly ledger: Ledger;
   private readonly partitions = new Map<string, PartitionState>();
+  /** Decoders of station schemas (format parquet, columns schema), by schema id and the subject's versions; or why the schema cannot make rows. */
+  private readonly decoders = new Map<string, Promise<SchemaDecoder | { unusable: string }>>();
   /** The tail of each partition's write chain: writes to a partition never overlap. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly log: Logger;
@@ -181,6 +186,8 @@ export class S3Sink implements Sink {
     const parsed: unknown[] = [];
     const inBatch = new Set<number>();
     const needsParse = this.config.format === 'parquet' || (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') || this.fieldPath !== undefined;
+    // Parquet with a station schema: columns and types from the schema, values decoded with it.
+    const schemaRows = this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema ? await this.decoderFor(batch.schema) : undefined;
     let replayed = 0;
     for (const [i, m] of batch.messages.entries()) {
       if (state.present.has(m.offset) || inBatch.has(m.offset)) {
@@ -191,7 +198,18 @@ export class S3Sink implements Sink {
       inBatch.add(m.offset);
       let text: string | null | undefined;
       let value: unknown;
-      if (needsParse) {
+      if (schemaRows) {
+        if ('unusable' in schemaRows) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, schemaRows.unusable);
+          continue;
+        }
+        const d = schemaRows.decode(m.value);
+        if (!d.ok) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, d.reason);
+          continue;
+        }
+        value = d.row;
+      } else if (needsParse) {
         const r = jsonValueText(m.value);
         if ('rejected' in r) {
           results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`);
@@ -274,7 +292,8 @@ export class S3Sink implements Sink {
     created.catch(() => undefined); // awaited below; these only keep an early rejection from counting as unhandled
     begun.catch(() => undefined);
     try {
-      await this.uploadAll(planned, objects, unit, messages, json, parsed, created, begun, signal);
+      const columns = schemaRows && !('unusable' in schemaRows) ? schemaRows.fields : undefined;
+      await this.uploadAll(planned, objects, unit, messages, json, parsed, columns, created, begun, signal);
       await begun;
       step.phase = 'commit';
       await this.ledger.commit(unit, signal);
@@ -295,6 +314,26 @@ export class S3Sink implements Sink {
     this.m.messages.inc(toWrite.length);
     this.m.writeSeconds.observe((performance.now() - started) / 1000);
     return results as WriteResult[];
+  }
+
+  /** The decoder of a station schema, made once per schema version (and set of the subject's versions). */
+  private decoderFor(schema: StationSchemaInfo): Promise<SchemaDecoder | { unusable: string }> {
+    const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
+    let d = this.decoders.get(key);
+    if (!d) {
+      d = schemaDecoder(schema).then(
+        (dec): SchemaDecoder | { unusable: string } => {
+          const clash = dec.fields.find((f) => this.config.parquet.fields.some((m) => PARQUET_META_COLUMNS[m] === f.name));
+          if (clash) return { unusable: `schema subject "${schema.subject}" version ${schema.version} has a field "${clash.name}", which is a metadata column (parquet.fields)` };
+          this.log.info({ subject: schema.subject, version: schema.version, id: schema.id, columns: dec.fields.length }, 'Parquet columns from the station schema');
+          return dec;
+        },
+        (err: unknown) => ({ unusable: `schema subject "${schema.subject}" version ${schema.version} cannot make Parquet rows: ${(err as Error).message}` }),
+      );
+      if (this.decoders.size > 16) this.decoders.clear();
+      this.decoders.set(key, d);
+    }
+    return d;
   }
 
   /** Bytes a message takes in an object before compression: exact for raw, an upper bound for common JSON Lines. */
@@ -340,6 +379,7 @@ export class S3Sink implements Sink {
     messages: SinkMessage[],
     json: (string | null | undefined)[],
     parsed: unknown[],
+    columns: SchemaDecoder['fields'] | undefined,
     created: Promise<void>,
     begun: Promise<void>,
     signal: AbortSignal,
@@ -351,6 +391,7 @@ export class S3Sink implements Sink {
       messages: p.members.map((j) => messages[j] as SinkMessage),
       json: p.members.map((j) => json[j]),
       parsed: p.members.map((j) => parsed[j]),
+      columns,
     });
     // Small objects (encoded whole, one part) go up a few at a time; large ones stream up in parts one
     // object after another (each holds about partSize × (queueSize + 1) bytes).

@@ -1,6 +1,6 @@
 /** The S3 sink against the SDK's conformance kit, on s3rver with the real AWS SDK. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertConformance, runSinkConformance, sinkConformanceSuite, type SinkConformanceOptions } from '@junction/sdk-connector/testing';
+import { assertConformance, fakeContext, runSinkConformance, sinkConformanceSuite, type SinkConformanceOptions } from '@junction/sdk-connector/testing';
 import type { S3Client } from '@aws-sdk/client-s3';
 import plugin from '../src/index.js';
 import type { S3Request } from '../../../test/fakes/s3-proxy.js';
@@ -13,7 +13,7 @@ const buckets: Record<string, string> = {};
 beforeAll(async () => {
   server = await startS3rver();
   client = s3Client(server);
-  for (const name of ['main', 'parquet', 'raw', 'time', 'field', 'string', 'unconditional']) buckets[name] = await newBucket(client, `kit-${name}`);
+  for (const name of ['main', 'parquet', 'parquet-schema', 'raw', 'time', 'field', 'string', 'unconditional']) buckets[name] = await newBucket(client, `kit-${name}`);
 });
 afterAll(async () => {
   client?.destroy();
@@ -24,7 +24,7 @@ afterAll(async () => {
 async function values(bucket: string, format: string): Promise<string[]> {
   const records = await readRecords(client, bucket);
   return records.map(({ record }) => {
-    if (format === 'parquet') {
+    if (format.startsWith('parquet')) {
       const v: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(record)) if (!k.startsWith('_') && x !== null) v[k] = typeof x === 'bigint' ? Number(x) : x;
       return JSON.stringify(v);
@@ -62,6 +62,13 @@ function options(name: string, extra: Record<string, unknown> = {}): SinkConform
   };
 }
 
+/** The kit's values as a station schema (JSON Schema): Parquet columns and types come from it. */
+const KIT_VERSION = {
+  subject: 'kit-value', version: 1, id: 1, schemaType: 'JSON' as const, references: [],
+  schema: JSON.stringify({ type: 'object', properties: { junctionConformance: { type: 'string' }, station: { type: 'string' }, partition: { type: 'integer' }, offset: { type: 'integer' }, text: { type: 'string' }, incarnation: { type: 'integer' } } }),
+};
+const kitContext = () => fakeContext({ schema: { ...KIT_VERSION, versions: [KIT_VERSION] } });
+
 /** A request that writes a data object (not the sink's ledger). */
 function isDataWrite(r: S3Request): boolean {
   return ['UploadPart', 'CompleteMultipartUpload', 'PutObject'].includes(r.op) && !r.key.includes('_junction/');
@@ -73,6 +80,8 @@ sinkConformanceSuite({ describe, it }, options('main'));
 describe('s3 sink conformance in other configurations', () => {
   const cases: [string, Record<string, unknown>][] = [
     ['parquet', { format: 'parquet', compression: 'zstd' }],
+    // Parquet typed from a station schema (the kit's values as a JSON Schema).
+    ['parquet-schema', { format: 'parquet', compression: 'zstd' }],
     ['raw', { format: 'raw', compression: 'none' }],
     ['time', { path: { layout: 'time', format: "'dt'=YYYY-MM-dd/'hour'=HH" }, compression: 'zstd' }],
     ['field', { path: { layout: 'field', field: 'station' } }],
@@ -81,8 +90,9 @@ describe('s3 sink conformance in other configurations', () => {
     ['unconditional', { conditionalWrites: false }],
   ];
   for (const [name, extra] of cases) {
-    it(`passes with ${JSON.stringify(extra)}`, async () => {
+    it(`${name}: passes with ${JSON.stringify(extra)}${name === 'parquet-schema' ? ' and a station schema' : ''}`, async () => {
       const opts = options(name, extra);
+      if (name === 'parquet-schema') opts.context = kitContext;
       // raw holds no JSON envelope: every value is JSON text on its own line, so readBack is the lines.
       if (name === 'raw') {
         opts.readBack = async () => {

@@ -33,6 +33,8 @@ const CAST: Record<string, string> = { NUMBER: 'NUMBER(38,0)', FLOAT: 'FLOAT', V
 
 export function columnsOf(config: SnowflakeSinkConfig): Col[] {
   if (config.mode === 'raw') return RAW_COLUMNS;
+  // Mode schema: from the station's schema when the sink opens (schema-table.ts); meta columns only until then.
+  if (config.mode === 'schema') return [];
   return [
     ...config.columns.map((c) => ({ name: c.name.toUpperCase(), sqlType: c.type === 'NUMBER' ? 'NUMBER(38,0)' : c.type, cast: CAST[c.type] ?? '', notNull: c.required })),
     { name: '_JUNCTION_STATION', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: true },

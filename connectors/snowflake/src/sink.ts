@@ -37,6 +37,7 @@ import {
   type Sink,
   type SinkBatch,
   type SinkContext,
+  type SinkMessage,
   type WriteOptions,
   type WriteResult,
   Presence,
@@ -47,6 +48,9 @@ import {
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
 import { columnsOf, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
+import type { StationSchemaInfo } from '@junction/sdk-connector';
+import { compareColumns, schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
+import { bindValue, schemaColumns, typeFamily } from './schema-table.js';
 
 snowflake.configure({ logLevel: 'OFF' } as never);
 
@@ -64,6 +68,13 @@ function headerBytes(h: Record<string, string>): number {
   lastHeaders = h;
   lastHeaderBytes = n;
   return n;
+}
+
+/** Mode schema: a message decoded with the station schema, as the positional row of schemaColumns(). */
+function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
+  const d = decoder.decode(m.value);
+  if (!d.ok) return { reject: d.reason };
+  return { row: [...decoder.fields.map((f) => bindValue(d.row[f.name], f.type)), ref.station, ref.partition, m.offset, ref.stationId] };
 }
 
 /** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
@@ -89,7 +100,9 @@ export class SnowflakeSink implements Sink {
   /** Statements given up on, per connection: a connection is destroyed only once they settle. */
   private readonly abandoned = new Map<Conn, Set<Promise<void>>>();
   private readonly presence: Presence<Budget>;
-  private readonly cols: Col[];
+  private cols: Col[];
+  /** Mode schema: the schema version (and set of the subject's versions) the table follows, and its decoder. */
+  private followed: { key: string; decoder: SchemaDecoder } | undefined;
   private readonly meta: MetaColumns;
   private readonly fq: string;
   /** Stations whose rows without a station id this sink has claimed (once per station per open). */
@@ -99,7 +112,7 @@ export class SnowflakeSink implements Sink {
 
   constructor(
     private readonly config: SnowflakeSinkConfig,
-    ctx: SinkContext,
+    private readonly ctx: SinkContext,
   ) {
     this.log = ctx.logger;
     this.fq = `${q(config.database)}.${q(config.schema)}.${q(config.table)}`;
@@ -202,6 +215,17 @@ export class SnowflakeSink implements Sink {
   async prepare(): Promise<void> {
     const budget = { deadline: Date.now() + this.config.writeTimeoutMs, signal: new AbortController().signal };
     const what = `${this.config.database}.${this.config.schema}.${this.config.table}`;
+    if (this.config.mode === 'schema') {
+      if (!this.ctx.schema) {
+        throw new JunctionError(ErrorCode.CONFIG_INVALID, `mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns`, {
+          issues: [{ path: 'mode', message: 'the station has no schema' }],
+        });
+      }
+      const drift = await this.followSchema(this.ctx.schema, budget);
+      if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+      if (!drift) await this.ensureStationIdColumn(budget, what);
+      return;
+    }
     try {
       if (this.config.autoCreate) {
         await this.exec(`CREATE TABLE IF NOT EXISTS ${this.fq} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`, [], budget, `creating table ${what}`);
@@ -212,6 +236,55 @@ export class SnowflakeSink implements Sink {
       throw toJunctionError(err, `Snowflake table ${what}`);
     }
     await this.ensureStationIdColumn(budget, what);
+  }
+
+  /**
+   * Mode schema: makes the table follow a schema version — created with its columns (autoCreate), the
+   * columns a newer version adds added (evolve) — or says why it cannot (a column whose type differs,
+   * new fields with evolve off, a NOT NULL column the table lacks). Answers that drift (checked again at
+   * the next write, so a table fixed by hand is taken up), or undefined once the table follows.
+   */
+  private async followSchema(schema: StationSchemaInfo, budget: Budget): Promise<string | undefined> {
+    const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
+    if (this.followed?.key === key) return undefined;
+    const what = `${this.config.database}.${this.config.schema}.${this.config.table}`;
+    const decoder = await schemaDecoder(schema);
+    const wanted = schemaColumns(decoder.fields);
+    let existing: Rows;
+    try {
+      if (this.config.autoCreate) {
+        await this.exec(`CREATE TABLE IF NOT EXISTS ${this.fq} (${wanted.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`, [], budget, `creating table ${what}`);
+      }
+      existing = await this.exec(`DESCRIBE TABLE ${this.fq}`, [], budget, `reading the columns of ${what}`);
+    } catch (err) {
+      throw toJunctionError(err, `Snowflake table ${what}`);
+    }
+    const drift = compareColumns(
+      existing.map((r) => ({ name: String(r.name), type: typeFamily(String(r.type)) })),
+      wanted.map((c) => ({ name: c.name, type: typeFamily(c.sqlType), nullable: !c.notNull })),
+      { foldCase: true },
+    );
+    const problems = [
+      ...drift.changed.map((c) => `column ${c.name} is ${c.from} in the table but schema version ${schema.version} needs ${c.to}`),
+      ...(drift.required.length > 0 ? [`the table lacks the NOT NULL column(s) ${drift.required.join(', ')}`] : []),
+      ...(drift.added.length > drift.required.length && !this.config.evolve ? [`the table lacks column(s) ${drift.added.filter((c) => c.nullable !== false).map((c) => c.name).join(', ')} of schema version ${schema.version} and evolve is off`] : []),
+    ];
+    if (problems.length > 0) {
+      const message = `Snowflake table ${what} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
+      this.log.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
+      return message;
+    }
+    for (const c of drift.added) {
+      try {
+        await this.exec(`ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type}`, [], budget, `adding column ${c.name} to ${what}`);
+      } catch (err) {
+        throw toJunctionError(err, `Snowflake table ${what}: adding column ${c.name} for schema version ${schema.version}`);
+      }
+      this.log.info({ column: c.name, type: c.type, subject: schema.subject, version: schema.version }, 'column added for a new schema version');
+    }
+    this.cols = wanted;
+    this.followed = { key, decoder };
+    return undefined;
   }
 
   /**
@@ -264,8 +337,19 @@ export class SnowflakeSink implements Sink {
     const ref: PartitionRef = { station, stationId: batch.stationId, partition };
     const results: (WriteResult | undefined)[] = new Array(batch.messages.length).fill(undefined);
     const rows: Pending[] = [];
+    let decoder: SchemaDecoder | undefined;
+    if (this.config.mode === 'schema') {
+      const schema = batch.schema ?? this.ctx.schema;
+      const drift = schema ? await this.followSchema(schema, budget) : 'the station has no schema any more (mode schema)';
+      if (drift) {
+        if (this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+        this.m.deadLetters.inc(batch.messages.length);
+        return batch.messages.map(() => deadLetter('SCHEMA_DRIFT', drift));
+      }
+      decoder = this.followed!.decoder;
+    }
     batch.messages.forEach((m, index) => {
-      const r = toRow(this.config, ref, m);
+      const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();

@@ -37,7 +37,7 @@ import { pino, type Logger } from 'pino';
 import type { ClusterStationConfigInput, ClusterStationPatch } from './config.js';
 import { asJunctionError, ErrorCode, JunctionError, unavailable } from './errors.js';
 import { Meta, type StationMeta } from './meta.js';
-import { clusterSize, connectUntil, isStarting, openFailed, waitForJetStream } from './startup.js';
+import { clusterSize, connectUntil, isStarting, openFailed, retryWhileStarting, waitForJetStream } from './startup.js';
 import { dec, enc, Names } from './names.js';
 import { LeaderWatch } from './leaders.js';
 import { LeaderlessError, Wire } from './wire.js';
@@ -315,6 +315,31 @@ export class JetStreamStore implements StationStore {
       peek: (name) => this.c.meta.peek<unknown>(key(name)),
       update: (name, value, rev) => this.c.meta.update(key(name), value, rev),
       remove: (name) => this.c.meta.delete(key(name)),
+    };
+  }
+
+  /**
+   * Auth state in the metadata bucket (`a.<key>`: users, tokens and sessions as one document, the JWT
+   * secrets), for `@junction/auth`'s store on a cluster: a read from the bucket's stream leader,
+   * compare-and-set on the key revision (undefined: the revision moved on; 0 creates), and a listener
+   * for changes from any node.
+   */
+  authMeta(): {
+    read(key: string): Promise<{ rev: number; value: unknown }>;
+    update(key: string, value: unknown, rev: number): Promise<number | undefined>;
+    onChange(listener: (key: string, rev: number, value: unknown) => void): () => void;
+  } {
+    const full = (k: string): string => `a.${enc(k)}`;
+    // Right after a cluster starts the bucket's stream may have no leader yet: wait (up to 60 s) rather
+    // than fail. A compare-and-set retried after a timeout that did land answers undefined (moved on).
+    const patiently = <T>(what: string, run: () => Promise<T>): Promise<T> => retryWhileStarting(what, performance.now() + 60_000, this.c.log, run);
+    return {
+      read: (k) => patiently(`reading auth ${k}`, () => this.c.meta.read<unknown>(full(k))),
+      update: (k, value, rev) => patiently(`writing auth ${k}`, () => this.c.meta.update(full(k), value, rev)),
+      onChange: (listener) =>
+        this.c.meta.onChange((k, v) => {
+          if (k.startsWith('a.')) listener(dec(k.slice(2)), this.c.meta.peek(k).rev, v);
+        }),
     };
   }
 

@@ -12,6 +12,8 @@ export interface PluginDescriptor {
   kind: 'sink' | 'source';
   version: string;
   exactlyOnce?: boolean | undefined;
+  /** Shipped with Junction (trusted: its sink tasks share the pool's threads unless the operator says otherwise). */
+  builtin?: boolean | undefined;
   /** Absolute path of the module whose default export is the plugin (imported in the worker threads). */
   entry: string;
 }

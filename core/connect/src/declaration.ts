@@ -59,7 +59,7 @@ export const ErrorOptions = z.strictObject({
  * - `config`: the plugin's config; strings may hold `${env:NAME}` / `${file:/path}` references, resolved
  *   when a task starts and never stored resolved.
  * - `writeTimeoutMs`: longest a sink's write may take; past it the worker is terminated and the task fails.
- * - `maxHeapMb`: heap limit of each worker thread (a leaking plugin fails its task, not the broker).
+ * - `maxHeapMb`: heap limit of each worker thread of its own (isolation `thread`; shared threads have the pool's) (a leaking plugin fails its task, not the broker).
  *   V8 sizes a heap's growth by this limit: at 256 MB it collects the old generation each time the heap
  *   grows by 30 %, from 2048 MB (the default) at 4x, as it does on the main thread. A sink moving 5000-row
  *   batches ran 12 full collections where it now runs 3, at 7-11 % more rows/s; a lower limit costs that.
@@ -75,6 +75,11 @@ export const ConnectorDeclaration = z.strictObject({
   errors: ErrorOptions.prefault({}),
   writeTimeoutMs: z.int().min(10).max(3_600_000).default(30_000),
   maxHeapMb: z.int().min(16).max(16_384).default(2048),
+  /**
+   * Sinks: `thread` runs each task on a thread of its own even if the plugin is trusted to share; `shared`
+   * is accepted only for a plugin that is trusted already (see isolation.ts). Absent: the plugin's.
+   */
+  isolation: z.enum(['shared', 'thread']).optional(),
   state: z.enum(['RUNNING', 'PAUSED', 'STOPPED']).optional(),
 });
 /** A declaration with every default applied. */

@@ -34,6 +34,12 @@ export const ConnectErrorCode = {
   /** The worker thread running plugin code exited (process.exit, crash) or ran out of heap. */
   WORKER_CRASHED: 'WORKER_CRASHED',
   WORKER_OUT_OF_MEMORY: 'WORKER_OUT_OF_MEMORY',
+  /**
+   * A thread of the shared pool was recycled (terminated) because of another task on it (its write
+   * timed out, its close hung): the batches this task had on that thread are sent again on the fresh one.
+   * Not a failure of this task; it never reaches its status.
+   */
+  WORKER_RECYCLED: 'WORKER_RECYCLED',
   /** Messages still answered retry (or failed) when `errors.retryTimeoutMs` ran out. */
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
   RUNTIME_CLOSED: 'RUNTIME_CLOSED',

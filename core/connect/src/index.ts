@@ -25,6 +25,8 @@ export { ConnectErrorCode, connectStatusFor } from './errors.js';
 export { CLOSE_TIMEOUT_MS, CONNECTOR_DLS_HEADERS, OPEN_TIMEOUT_MS, RETRY_BASE_MS, SinkRunner, STOP_GRACE_MS, stopBoundMs, TERMINATE_WAIT_MS } from './sink-runner.js';
 export type { RetryingStatus, TaskStatus } from './sink-runner.js';
 export { ConnectMetrics } from './metrics.js';
+export { ConnectSettings, Isolation, SharedPoolOptions, connectorIsolation, pluginIsolation } from './isolation.js';
+export type { ConnectSettingsInput } from './isolation.js';
 export { resolveReferences, displayConfig, hasReferences, scrubber, secretStrings } from './secrets.js';
 export { SecretKeyring, SealedErrorCode, defaultSecretsKeyFile, isSealed, keyId, loadKeyring } from './sealed.js';
 export type { SecretsKeySource } from './sealed.js';
@@ -33,3 +35,4 @@ export type { Placement, PlacementHooks, TaskRef, RemoteTask, DefinitionStore, S
 export { FilePositionStore } from './positions.js';
 export type { PositionStore, SourcePositions } from './positions.js';
 export { makeDirs } from './files.js';
+export type { StationSchemaResolver } from './sink-schema.js';

@@ -17,6 +17,8 @@ export interface ConnectMetricsOptions {
   lag?: (() => Promise<{ connector: string; lag: number }[]>) | undefined;
   /** Every task this node runs, with since when (ms since epoch) its messages are being retried, if they are; read when scraped. */
   retrying?: (() => { connector: string; task: number; since?: number | undefined }[]) | undefined;
+  /** The shared pool's threads and the tasks pinned to it, read when scraped. */
+  shared?: (() => { threads: number; tasks: number }) | undefined;
 }
 
 const STATES = Object.values(ConnectorState);
@@ -32,6 +34,8 @@ export class ConnectMetrics {
   readonly writeSeconds: Histogram<'connector' | 'task'>;
   readonly workerSeconds: Counter<'connector'>;
   readonly buffered: Gauge<'connector'>;
+  /** Shared threads terminated (recycled) because of one of their tasks; the others sent their batches again. */
+  readonly sharedRecycles: Counter;
   /** Worker threads abandoned because they did not exit when terminated (blocked in native code), in this process. */
   private readonly strandedThreads: Gauge;
   private readonly stranded = new Set<Worker>();
@@ -87,6 +91,28 @@ export class ConnectMetrics {
         this.reset();
         const now = Date.now();
         for (const { connector, task, since } of retryingFn()) this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
+      },
+    });
+    this.sharedRecycles = new Counter({
+      name: 'junction_connect_shared_recycles_total',
+      help: 'Threads of the shared pool terminated because of one of their tasks (a write past its timeout, a stop that could not wait, a hung close); the other tasks on it sent their batches again',
+      registers,
+    });
+    const sharedFn = options.shared;
+    new Gauge({
+      name: 'junction_connect_shared_threads',
+      help: 'Worker threads of the shared pool (sink tasks of trusted plugins, many per thread)',
+      registers,
+      collect() {
+        if (sharedFn) this.set(sharedFn().threads);
+      },
+    });
+    new Gauge({
+      name: 'junction_connect_shared_tasks',
+      help: 'Sink tasks running on the shared pool',
+      registers,
+      collect() {
+        if (sharedFn) this.set(sharedFn().tasks);
       },
     });
     this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });

@@ -3,7 +3,7 @@
  *
  * | route | answer |
  * | --- | --- |
- * | `GET /v1/connectors` | names; `?expand=status` / `?expand=info` (or both) → `{ name: { status?, info? } }` |
+ * | `GET /v1/connectors?limit&after&prefix` | a page of names in name order: `{ connectors: [name], next? }` (the contract of `GET /v1/stations`: at most `limit` ≤ 1000, default 1000, after the cursor `after`, starting with `prefix`; `next` is the next page's `after`); `?expand=status` / `?expand=info` (or both) → `{ connectors: [{ name, status?, info? }], next? }` |
  * | `POST /v1/connectors` | body: the declaration → 201 info |
  * | `GET /v1/connectors/:name` | info |
  * | `GET /v1/connectors/:name/config` | the declaration (secrets redacted, references as written) |
@@ -23,7 +23,9 @@
  * SECRETS_KEY_UNAVAILABLE 503 (a literal secret, and no key to seal it with).
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, LogLevel } from 'fastify';
-import { toApiError } from '@junction/broker';
+import { pageOfNames, parseBody, toApiError } from '@junction/broker';
+import { ListQuery } from '@junction/protocol';
+import { z } from 'zod';
 import { isJunctionError } from '@junction/sdk-connector';
 import { ConnectErrorCode, connectError, connectStatusFor } from './errors.js';
 import type { ConnectRuntime } from './runtime.js';
@@ -48,6 +50,11 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
   void reply.code(status).type('application/json; charset=utf-8').send(body);
 }
 
+/** `GET /v1/connectors`: a page as `GET /v1/stations` takes it (`limit`, `after`, `prefix`), plus `expand`. */
+const ConnectorListQuery = ListQuery.extend({
+  expand: z.union([z.enum(['status', 'info', 'status,info', 'info,status']), z.array(z.enum(['status', 'info']))]).optional(),
+});
+
 function flag(v: unknown): boolean {
   return v === true || v === 'true' || v === '1' || v === '';
 }
@@ -63,22 +70,27 @@ const routes: FastifyPluginAsync<ConnectRoutesOptions> = async (app: FastifyInst
   const logLevel: LogLevel = opts.logLevel ?? 'warn';
   app.setErrorHandler(errorHandler);
 
-  app.get<{ Querystring: { expand?: string | string[] } }>('/v1/connectors', { logLevel }, async (request) => {
-    const expand = new Set(([] as string[]).concat(request.query.expand ?? []).flatMap((e) => e.split(',')));
-    const names = runtime.names();
-    if (!expand.has('status') && !expand.has('info')) return names;
-    const out: Record<string, { status?: unknown; info?: unknown }> = {};
-    for (const name of names) {
-      const entry: { status?: unknown; info?: unknown } = {};
+  app.get('/v1/connectors', { logLevel }, async (request) => {
+    const q = parseBody(ConnectorListQuery, request.query);
+    const expand = new Set(([] as string[]).concat(q.expand ?? []).flatMap((e) => e.split(',')));
+    // One more than asked: whether a next page exists.
+    const names = pageOfNames(runtime.names(), { after: q.after, prefix: q.prefix, limit: q.limit + 1 });
+    const more = names.length > q.limit;
+    const kept = more ? names.slice(0, q.limit) : names;
+    const next = more ? { next: kept[kept.length - 1]! } : {};
+    if (!expand.has('status') && !expand.has('info')) return { connectors: kept, ...next };
+    const out: { name: string; status?: unknown; info?: unknown }[] = [];
+    for (const name of kept) {
+      const entry: { name: string; status?: unknown; info?: unknown } = { name };
       try {
         if (expand.has('info')) entry.info = runtime.info(name);
         if (expand.has('status')) entry.status = await runtime.status(name);
       } catch {
         continue; // deleted meanwhile
       }
-      out[name] = entry;
+      out.push(entry);
     }
-    return out;
+    return { connectors: out, ...next };
   });
 
   app.post('/v1/connectors', { logLevel }, async (request, reply) => {

@@ -15,6 +15,8 @@ import type { SourceRunner } from './source-runner.js';
 import type { PositionStore } from './positions.js';
 import type { Serial } from './util.js';
 import type { DefinitionStore, Placement } from './placement.js';
+import type { StationSchemaResolver } from './sink-schema.js';
+import type { ConnectSettingsInput, Isolation } from './isolation.js';
 
 export interface ConnectRuntimeOptions {
   store: StationStore;
@@ -48,6 +50,18 @@ export interface ConnectRuntimeOptions {
    * Every node of a cluster needs the same keys.
    */
   secretsKey?: SecretsKeySource | undefined;
+  /**
+   * The schema of a station with a `schema` binding (core/server resolves it with the registry), handed
+   * to sink plugins as `ctx.schema` and `batch.schema`. Called after each fetch that brought messages:
+   * keep it cheap. Default: sinks see no schema.
+   */
+  stationSchemaOf?: StationSchemaResolver | undefined;
+  /**
+   * The `connect:` section of junction.yaml: `sharedPool: { threads, maxHeapMb }` (the threads the sink
+   * tasks of trusted plugins share; default the cores) and `plugins: { <name>: { isolation } }` (the
+   * operator's trust per plugin). See isolation.ts. Invalid settings throw CONFIG_INVALID (`connect.…`).
+   */
+  connect?: ConnectSettingsInput | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */
@@ -67,6 +81,8 @@ export interface ConnectorStatus {
    * its tasks (or failed starts), the next attempt due.
    */
   retrying?: RetryingStatus | undefined;
+  /** Where its tasks run while it runs: `shared` (the shared pool's threads) or `thread` (a thread per task; every source). */
+  isolation?: Isolation | undefined;
 }
 
 /** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
@@ -134,4 +150,6 @@ export interface ConnectorRt extends Stored {
   sealError?: Error | undefined;
   /** Hides the connector's resolved secret values in error texts (set when a start resolved its config). */
   scrub: (text: string) => string;
+  /** Where the current runner's tasks run. */
+  isolation?: Isolation | undefined;
 }

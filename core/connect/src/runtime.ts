@@ -7,6 +7,8 @@
  * workers end); STOPPED additionally allows its offsets to be changed. Operations on one connector are
  * serialized; different connectors do not wait for each other.
  */
+import type { StationSchemaResolver } from './sink-schema.js';
+import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,6 +34,8 @@ import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
+import { ConnectSettings, connectorIsolation } from './isolation.js';
+import { SharedSinkPool } from './shared-pool.js';
 import type { ApplyResult, ConnectorInfo, ConnectorRt, ConnectorsFile, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry, Stored } from './runtime-types.js';
 
 export type { ApplyResult, ConnectorInfo, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry } from './runtime-types.js';
@@ -56,9 +60,17 @@ export class ConnectRuntime {
   private readonly positions: PositionStore;
   private unwatch: (() => void) | undefined;
   private readonly secretsKey: SecretsKeySource;
+  private readonly stationSchemaOf: StationSchemaResolver | undefined;
   private keyringP: Promise<SecretKeyring> | undefined;
+  /** The `connect:` settings: the shared pool and the operator's isolation per plugin. */
+  private readonly settings: ConnectSettings;
+  /** The shared pool of sink threads, made when the first shared task starts. */
+  private shared: SharedSinkPool | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
+    const settings = ConnectSettings.safeParse(options.connect ?? {});
+    if (!settings.success) throw configInvalid('connect', settings.error.issues.map((i) => ({ path: formatPath(['connect', ...i.path]), message: i.message })));
+    this.settings = settings.data;
     this.store = options.store;
     this.catalog = options.catalog;
     this.dir = join(options.dataDir, 'connect');
@@ -68,6 +80,7 @@ export class ConnectRuntime {
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
+    this.stationSchemaOf = options.stationSchemaOf;
     this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
     this.metrics = new ConnectMetrics({
       registry: options.registry,
@@ -81,6 +94,7 @@ export class ConnectRuntime {
         }
         return out;
       },
+      shared: () => ({ threads: this.shared?.threads ?? 0, tasks: this.shared?.tasks ?? 0 }),
       retrying: () => {
         const out: { connector: string; task: number; since?: number | undefined }[] = [];
         for (const c of this.connectors.values()) {
@@ -284,6 +298,7 @@ export class ConnectRuntime {
       ),
     );
     await this.persistLock.run(async () => {});
+    await this.shared?.close();
     // After the runners stopped: the leases go, so other nodes take the tasks at once.
     await this.placement.close().catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'closing the placement failed'));
   }
@@ -359,6 +374,8 @@ export class ConnectRuntime {
     }
     const decl = parsed.data;
     const descriptor = await this.lookup(decl.plugin, at('plugin'));
+    const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
+    if ('problem' in iso) throw configInvalid('connector', [{ path: at('isolation'), message: iso.problem }]);
     const { value } = await resolveReferences(decl.config, { env: this.env });
     const v = await this.catalog.validate(descriptor.name, value, at('config'));
     if (!v.ok) {
@@ -633,9 +650,13 @@ export class ConnectRuntime {
       },
     };
     const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
+    // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
+    const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
+    if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
+    c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'
-        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined })
+        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined, stationSchemaOf: this.stationSchemaOf, shared: iso.isolation === 'shared' ? this.sharedPool() : undefined })
         : new SourceRunner({
             ...common,
             positions: this.positions,
@@ -651,6 +672,23 @@ export class ConnectRuntime {
     c.runner = runner;
     c.owned = owned;
     this.log.info({ connector: decl.name, kind: descriptor.kind, tasks: decl.tasks, ...(this.placement.node !== undefined && { owned, node: this.placement.node }), config: displayConfig(c.schema, decl.config) }, 'connector started');
+  }
+
+  /** The shared pool of sink threads (made on first use, sized by `connect.sharedPool.threads`, default the cores). */
+  private sharedPool(): SharedSinkPool {
+    this.shared ??= new SharedSinkPool({
+      threads: this.settings.sharedPool.threads ?? availableParallelism(),
+      maxHeapMb: this.settings.sharedPool.maxHeapMb,
+      logger: this.log,
+      strand: (w) => this.metrics.strand(w),
+      recycled: () => this.metrics.sharedRecycles.inc(),
+    });
+    return this.shared;
+  }
+
+  /** Threads of the shared pool and the sink tasks pinned to it now (tests, the benchmark). */
+  sharedPoolStats(): { threads: number; tasks: number; lanes: number } {
+    return { threads: this.shared?.threads ?? 0, tasks: this.shared?.tasks ?? 0, lanes: this.shared?.lanes.length ?? 0 };
   }
 
   private async stopRunner(c: ConnectorRt): Promise<void> {
@@ -743,6 +781,7 @@ export class ConnectRuntime {
       type: c.kind ?? 'unknown',
       ...(lag !== undefined ? { lag } : {}),
       throughput: runner ? runner.throughput.rate() : { msgsPerSec: 0, bytesPerSec: 0 },
+      ...(runner && c.isolation ? { isolation: c.isolation } : {}),
       ...(lastError ? { lastError } : {}),
       ...(retrying ? { retrying } : {}),
     };

@@ -11,6 +11,7 @@ import { idsOf, offsetAt } from './chunks.js';
 import type { SinkTask } from './wire.js';
 import { workerFile } from './worker-file.js';
 import type { Flight, Part, SinkRunnerOptions, TaskRt } from './sink-types.js';
+import type { SharedLane } from './shared-pool.js';
 
 /**
  * The sink runner's state and the helpers every part of it uses (holding, releasing and settling
@@ -29,6 +30,8 @@ export abstract class SinkRunnerBase {
   protected preferRr = 0;
   /** One single-thread pool per task this runner runs (a task's partitions always go to its thread). */
   protected readonly pools = new Map<number, Piscina<SinkTask, unknown>>();
+  /** Isolation shared: the lane of the shared pool each task is pinned to (instead of `pools`). */
+  protected readonly lanes = new Map<number, SharedLane>();
   protected readonly configHash: string;
   protected readonly maxInFlight: number;
   readonly maxBufferedMessages: number;
@@ -150,6 +153,14 @@ export abstract class SinkRunnerBase {
    * abandoned as stuck runs again).
    */
   protected ensurePool(id: number): Piscina<SinkTask, unknown> {
+    if (this.o.shared) {
+      let lane = this.lanes.get(id);
+      if (!lane) {
+        lane = this.o.shared.acquire();
+        this.lanes.set(id, lane);
+      }
+      return lane.pool;
+    }
     let pool = this.pools.get(id);
     if (pool) return pool;
     pool = new Piscina<SinkTask, unknown>({
@@ -169,6 +180,11 @@ export abstract class SinkRunnerBase {
     pool.on('error', (err: unknown) => this.log.warn({ err: this.scrub(messageOf(err)), task: id }, 'sink worker died between batches'));
     this.pools.set(id, pool);
     return pool;
+  }
+
+  /** The task has somewhere to run its batches (its thread's pool, or its lane of the shared pool). */
+  protected hasPool(id: number): boolean {
+    return this.o.shared ? this.lanes.has(id) : this.pools.has(id);
   }
 
   /** Hands ready batches to workers (sink-dispatch.ts). */

@@ -5,12 +5,16 @@ import { ConnectorState } from './declaration.js';
 import { codeOf, messageOf } from './errors.js';
 import { chunksFromDeliveries, idsOf, offsetAt, pickChunk, sliceChunk } from './chunks.js';
 import { SinkRunnerBase } from './sink-base.js';
-import { F, FETCH_CHUNK, indexOfOffset } from './sink-types.js';
+import { F, FETCH_CHUNK, FETCH_WAIT_MS, indexOfOffset } from './sink-types.js';
 import type { Batch, Part } from './sink-types.js';
 import type { PackedBatch } from './wire.js';
+import { SchemaWatch } from './sink-schema.js';
 
 /** The fetch loop and the cutting of batches (one layer of the sink runner; see sink-base.ts). */
 export abstract class SinkBatching extends SinkRunnerBase {
+  /** The station's schema for the plugin, resolved again after each fetch that brought messages. */
+  protected readonly schemaWatch = this.o.stationSchemaOf ? new SchemaWatch(this.o.decl.station, this.o.stationSchemaOf, this.log) : undefined;
+
   // ── fetch and batching ─────────────────────────────────────────────────────────────────────────
 
   protected async fetchLoop(): Promise<void> {
@@ -42,7 +46,7 @@ export abstract class SinkBatching extends SinkRunnerBase {
         const options: FetchOptions & { partitions?: number[] } = {
           maxMessages,
           maxBytes: Math.min(decl.batch.maxBytes, roomBytes),
-          waitMs: 1000,
+          waitMs: FETCH_WAIT_MS,
           signal,
           preferPartition: prefer?.id,
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
@@ -64,6 +68,8 @@ export abstract class SinkBatching extends SinkRunnerBase {
         continue;
       }
       if (chunks.length === 0) continue;
+      // Before these messages are cut into batches: a batch's schema is at least as new as their binding.
+      if (this.schemaWatch) await this.schemaWatch.refresh();
       if (this.stopping) {
         // Delivered while the stop began (the abort came after the store took them): hand them back
         // now, or they would stay pending on the group until the ack deadline, hours away.

@@ -9,6 +9,7 @@ import { SinkBatching } from './sink-batching.js';
 import { hardTimeoutGrace, OPEN_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
 import type { Batch, Flight, Part, TaskRt } from './sink-types.js';
 import type { PackedBatch, SinkTask, SinkWriteAnswer } from './wire.js';
+import type { LaneFlight } from './shared-pool.js';
 
 /** Handing batches to the tasks' worker threads, with lookahead (one layer of the sink runner; see sink-base.ts). */
 export abstract class SinkDispatch extends SinkBatching {
@@ -16,12 +17,12 @@ export abstract class SinkDispatch extends SinkBatching {
 
   /** Hands ready batches to workers while there is room, one per partition at a time (plus lookahead's next). */
   protected pump(): void {
-    if (this.stopping || this.pools.size === 0) return;
+    if (this.stopping || (this.pools.size === 0 && this.lanes.size === 0)) return;
     const n = this.partList.length;
     for (let i = 0; i < n && this.writingCount < this.maxInFlight; i++) {
       const p = this.partList[(this.rr + i) % n]!;
       const t = this.tasks[p.task]!;
-      if (t.state !== ConnectorState.RUNNING || !this.pools.has(t.id)) continue;
+      if (t.state !== ConnectorState.RUNNING || !this.hasPool(t.id)) continue;
       if (p.writing) {
         // Lookahead: the partition's next batch goes to the worker now and waits there for `current`.
         if (this.lookahead && !p.next && p.ready.length > 0 && t.inFlight === 1) {
@@ -53,7 +54,8 @@ export abstract class SinkDispatch extends SinkBatching {
   protected dispatch(p: Part, batch: Batch, asNext: boolean): void {
     const { decl } = this.o;
     const t = this.tasks[p.task]!;
-    const pool = this.pools.get(t.id)!;
+    const lane = this.lanes.get(t.id);
+    const pool = lane ? lane.pool : this.pools.get(t.id)!;
     this.writingCount++;
     t.inFlight++;
     if (!asNext) p.writing = true;
@@ -70,10 +72,12 @@ export abstract class SinkDispatch extends SinkBatching {
     // Aborting terminates the task's thread. With lookahead the abort is ours alone (piscina answers the
     // tasks with the thread's exit); without, piscina terminates it too. Either way the thread is watched:
     // one that does not exit is declared stuck and its batches are answered (terminateThreads).
-    ac.signal.addEventListener('abort', () => this.terminateThreads(t.id), { once: true });
+    // On a shared thread the abort recycles the lane's thread: the other tasks on it send their batches again.
+    ac.signal.addEventListener('abort', () => (lane ? lane.recycle(`connector ${decl.name} task ${t.id}: ${String(ac.signal.reason instanceof Error ? ac.signal.reason.message : ac.signal.reason)}`) : this.terminateThreads(t.id)), { once: true });
     let timedOut: 'write' | 'open' | undefined;
     const dispatchedAt = Date.now();
-    const startedFlag = new SharedArrayBuffer(4);
+    // [0]: the write started (ms since dispatch + 1); [1]: the runtime gave the batch up (see wire.ts).
+    const startedFlag = new SharedArrayBuffer(8);
     const flag = new Int32Array(startedFlag);
     const writeLimit = decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs);
     // Time queued for a worker, a fresh worker starting and the sink opening is not the write's.
@@ -94,6 +98,13 @@ export abstract class SinkDispatch extends SinkBatching {
     const started = performance.now();
     let kill!: (err: Error) => void;
     const killed = new Promise<never>((_, reject) => (kill = reject));
+    const laneFlight: LaneFlight | undefined = lane && {
+      recycled: false,
+      aborted: () => ac.signal.aborted,
+      kill: (err) => kill(err),
+      onStuck: (w) => this.onLaneStuck(t.id, w),
+    };
+    const untrack = lane && laneFlight ? lane.track(laneFlight, pool) : undefined;
     const answered = pool.run(
       {
         op: 'write',
@@ -111,11 +122,14 @@ export abstract class SinkDispatch extends SinkBatching {
         settled,
         after,
         requireClean: asNext,
+        schema: this.schemaWatch?.current,
       },
       // Piscina never gives a worker a second task while it runs one with a signal (aborting it
       // terminates the thread under both), so with lookahead the abort is ours: it terminates the
       // task's one thread, and piscina answers both tasks with the thread's exit.
-      this.lookahead ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
+      // On a shared thread never a signal either: piscina would co-schedule nothing else, and its abort
+      // would terminate a thread that other tasks use.
+      this.lookahead || lane ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
     );
     const run: Promise<void> = Promise.race([answered, killed])
       .then(
@@ -141,6 +155,8 @@ export abstract class SinkDispatch extends SinkBatching {
         (err: unknown) => {
           clearTimeout(hard);
           batch.inWorker = false;
+          // A bystander on a shared thread recycled for another task: sent again on the fresh thread, not a failure.
+          if (laneFlight?.recycled && !ac.signal.aborted && timedOut === undefined) return this.giveBack(p, t, batch);
           // Lookahead: it died waiting in a worker that was terminated for the write before it (a
           // timeout, a crash): it never reached the plugin; it is queued again, not counted as a failure.
           // (It was handed over behind a running write whose worker then died without answering: not
@@ -153,6 +169,7 @@ export abstract class SinkDispatch extends SinkBatching {
       )
       .catch((err: unknown) => this.log.error({ err }, 'sink runner bug while handling an answer'))
       .finally(() => {
+        untrack?.();
         this.writingCount--;
         t.inFlight--;
         // The worker died before it could say: whatever waits for this write must not wait forever.
@@ -170,7 +187,7 @@ export abstract class SinkDispatch extends SinkBatching {
         this.wake.notify();
         this.o.events.onChange?.();
       });
-    const flight: Flight = { task: t.id, run, started: flag, ac, kill };
+    const flight: Flight = { task: t.id, run, started: flag, ac, kill, lane };
     this.flights.add(flight);
   }
 
@@ -235,6 +252,32 @@ export abstract class SinkDispatch extends SinkBatching {
       t.lastError = { code: err.code, message: err.message, at: Date.now() };
       this.o.events.onChange?.();
     }
+  }
+
+  /**
+   * A shared thread recycled because of this task (its write overran, its stop could not wait) did not
+   * exit: the lane already has a fresh thread for the others; this task waits for that one to exit, as
+   * a task with a thread of its own does (onStuck).
+   */
+  protected onLaneStuck(task: number, w: Worker): void {
+    const t = this.tasks[task]!;
+    if (t.stuck === w) return;
+    t.stuck = w;
+    w.once('exit', () => this.onThreadExit(task, w));
+    const err = connectError(
+      ConnectErrorCode.WORKER_STUCK,
+      `the shared thread running task ${task} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return; ` +
+        'the thread is abandoned (the other tasks on it moved to a fresh one) and this task restarts once it exits, or by hand',
+    );
+    this.log.error({ task, code: err.code }, err.message);
+    let answered = 0;
+    for (const f of this.flights) {
+      if (f.task !== task) continue;
+      f.kill(err);
+      answered++;
+    }
+    if (this.stopping || answered > 0) return;
+    if (t.state === ConnectorState.RUNNING) this.failTask(t, err, false);
   }
 
   /** A thread this runner terminated exited: if it was the task's stuck one, the task may run again. */

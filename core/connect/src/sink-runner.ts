@@ -27,7 +27,7 @@ import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf } from './errors.js';
 import { idsOf } from './chunks.js';
 import { SinkAnswers } from './sink-answers.js';
-import { CLOSE_TIMEOUT_MS, hardTimeoutGrace, OPEN_TIMEOUT_MS, STOP_GRACE_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import { CLOSE_TIMEOUT_MS, hardTimeoutGrace, OPEN_TIMEOUT_MS, SHARED_CANCEL_WAIT_MS, STOP_GRACE_MS, TERMINATE_WAIT_MS } from './sink-types.js';
 import type { TaskStatus } from './sink-types.js';
 import { settleWithin } from './util.js';
 
@@ -119,7 +119,13 @@ export class SinkRunner extends SinkAnswers {
       clearTimeout(p.retryTimer);
     }
     for (const t of this.tasks) clearTimeout(t.timer);
+    const shared = this.lanes.size > 0;
+    // On a shared thread a batch that has not reached the plugin is given up rather than its thread
+    // terminated: the worker answers it skipped when it gets to it.
+    if (shared) for (const f of this.flights) if (Atomics.load(f.started, 0) === 0) Atomics.store(f.started, 1, 1);
     await this.letStartedWritesFinish(Math.min(STOP_GRACE_MS, decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs)));
+    if (shared && this.flights.size > 0) await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), SHARED_CANCEL_WAIT_MS);
+    // What is left (a write past the grace, an open that hangs) has its thread terminated (a shared one recycled).
     for (const f of this.flights) f.ac.abort(new Error('connector stopping'));
     // A terminated thread answers with its exit, or is declared stuck after TERMINATE_WAIT_MS and its
     // batches are answered then (see terminateThreads): this settles within that bound.
@@ -141,6 +147,8 @@ export class SinkRunner extends SinkAnswers {
     this.o.metrics.buffered.set({ connector: decl.name }, 0);
     if (ids.length > 0) await this.o.store.nack(decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
     await this.closeSinks();
+    for (const lane of this.lanes.values()) this.o.shared?.release(lane);
+    this.lanes.clear();
     const pools = [...this.pools.values()];
     this.pools.clear();
     const threads = pools.flatMap((pool) => [...pool.threads]);
@@ -176,6 +184,16 @@ export class SinkRunner extends SinkAnswers {
    * CLOSE_TIMEOUT_MS; a close that does not finish has its thread terminated (by the abort).
    */
   protected async closeSinks(): Promise<void> {
+    await Promise.allSettled(
+      [...this.lanes].map(async ([task, lane]) => {
+        // No signal on a shared thread; a close that does not finish has the lane's thread recycled.
+        const closing = lane.pool.run({ op: 'close', connector: this.o.decl.name, task }).catch(() => undefined);
+        if (!(await settleWithin(closing, CLOSE_TIMEOUT_MS))) {
+          lane.recycle(`connector ${this.o.decl.name} task ${task}: close() did not finish within ${CLOSE_TIMEOUT_MS} ms`);
+          this.log.warn({ task }, `the sink's close() did not finish within ${CLOSE_TIMEOUT_MS} ms; its shared thread is recycled`);
+        }
+      }),
+    );
     await Promise.allSettled(
       [...this.pools].map(async ([task, pool]) => {
         const ac = new AbortController();

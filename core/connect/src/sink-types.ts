@@ -2,6 +2,7 @@
  * The sink runner's shared vocabulary: constants, the status and option types it exports, and the
  * internal records (task, partition, batch) its modules share. See sink-runner.ts for the guarantees.
  */
+import type { StationSchemaResolver } from './sink-schema.js';
 import { CHUNK_FIELDS, type DeliveryChunk } from '@junction/broker';
 import { DLS_HEADERS } from '@junction/protocol';
 import type { Worker } from 'node:worker_threads';
@@ -11,6 +12,7 @@ import type { ConnectorDeclaration, ConnectorState } from './declaration.js';
 import type { ConnectMetrics } from './metrics.js';
 import { offsetAt } from './chunks.js';
 import type { PackedBatch } from './wire.js';
+import type { SharedLane, SharedSinkPool } from './shared-pool.js';
 
 export const CONNECTOR_DLS_HEADERS = {
   connector: DLS_HEADERS.connector,
@@ -34,6 +36,12 @@ export const OPEN_TIMEOUT_MS = 30_000;
  * its batches are answered WORKER_STUCK, its pool replaced — and its task restarts only once it exits.
  */
 export const TERMINATE_WAIT_MS = 2_000;
+/**
+ * Shared threads: how long a stopping connector waits, after the grace for started writes, for the
+ * batches it gave up to be answered skipped, before it terminates (recycles) their thread. Within the
+ * stop bound: a shared task has no pool of its own to destroy (the last TERMINATE_WAIT_MS of the bound).
+ */
+export const SHARED_CANCEL_WAIT_MS = 1_000;
 /** How long a stopping connector waits for its sinks' `close()`; then their threads are terminated. */
 export const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -53,6 +61,12 @@ export const RETRY_BASE_MS = 100;
  * wait to a few ms while the per-fetch cost stays small.
  */
 export const FETCH_CHUNK = 1000;
+/**
+ * The long poll of a sink's fetch: how long the store holds a fetch that finds nothing. An idle connector
+ * then costs one fetch per FETCH_WAIT_MS (a timer in the store, no thread); messages produced, nacks and
+ * redeliveries falling due answer it at once, and a stop aborts it.
+ */
+export const FETCH_WAIT_MS = 30_000;
 /** A task that wrote successfully this long after a restart has its restart backoff reset. */
 export const HEALTHY_AFTER_MS = 30_000;
 
@@ -109,6 +123,11 @@ export interface SinkRunnerOptions {
   logLevel: string;
   metrics: ConnectMetrics;
   events: RunnerEvents;
+  /**
+   * Run the tasks on the shared pool's threads (the plugin's isolation is `shared`): each task is pinned
+   * to one lane while it runs. Absent: each task has a thread of its own (`isolation: thread`).
+   */
+  shared?: SharedSinkPool | undefined;
   /** Batches in workers at once; default 2 × tasks. */
   maxInFlight?: number | undefined;
   /**
@@ -130,6 +149,8 @@ export interface SinkRunnerOptions {
    * ack deadline.
    */
   reclaim?: boolean | undefined;
+  /** Resolves the station's schema for the plugin (see sink-schema.ts). Default: no schema. */
+  stationSchemaOf?: StationSchemaResolver | undefined;
 }
 
 /** A task's runtime state (internal to the sink runner's modules). */
@@ -166,6 +187,8 @@ export interface Flight {
   ac: AbortController;
   /** Rejects the batch's run with `err` at once: its worker is stuck and will never answer. */
   kill(err: Error): void;
+  /** The shared lane it runs on (isolation shared). */
+  lane?: SharedLane | undefined;
 }
 
 /** A batch of one partition (internal to the sink runner's modules). */

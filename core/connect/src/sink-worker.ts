@@ -8,13 +8,14 @@
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
-import type { Sink, SinkBatch, SinkMessage } from '@junction/sdk-connector';
+import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
 import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
 import { PACKED_FIELDS } from './wire.js';
 import type { PackedBatch, SinkCloseTask, SinkTask, SinkWriteAnswer, SinkWriteTask } from './wire.js';
 
 interface Opened {
   connector: string;
+  task: number;
   configHash: string;
   sink: Promise<Sink>;
 }
@@ -24,7 +25,7 @@ const sinks = new Map<string, Opened>();
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 const metrics = new WorkerMetrics();
 
-function unpack(b: PackedBatch): SinkBatch {
+function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatch {
   const nums = new Float64Array(b.nums);
   const headers = JSON.parse(b.headers) as Record<string, string>[];
   for (const h of headers) Object.freeze(h);
@@ -41,7 +42,8 @@ function unpack(b: PackedBatch): SinkBatch {
     if (key !== undefined) msg.key = key;
     messages[i] = msg;
   }
-  return { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  const batch = { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  return schema === undefined ? batch : { ...batch, schema };
 }
 
 async function sinkFor(t: SinkWriteTask): Promise<Sink> {
@@ -60,10 +62,11 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
       logger: pluginLogger(t.logLevel, t.connector, t.task),
       connector: t.connector,
       task: t.task,
-      metrics: metrics.forTask(t.task),
+      metrics: metrics.forTask(t.connector, t.task),
+      ...(t.schema !== undefined && { schema: t.schema }),
     });
   })();
-  const opened = { connector: t.connector, configHash: t.configHash, sink };
+  const opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink };
   sinks.set(key, opened);
   // A failed open is not kept: the next batch tries again.
   sink.catch(() => {
@@ -74,6 +77,9 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
 
 async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   const started = performance.now();
+  const flags = new Int32Array(t.started);
+  // The runtime gave the batch up (its connector stops) before it reached the plugin: answer skipped.
+  const cancelled = (): boolean => flags.length > 1 && Atomics.load(flags, 1) !== 0;
   const ac = new AbortController();
   // The plugin's signal fires at writeTimeoutMs; the main thread terminates this worker a little later
   // if the plugin ignores it.
@@ -81,7 +87,7 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   let clean = false;
   let waited = false;
   try {
-    const batch = unpack(t.batch);
+    const batch = unpack(t.batch, t.schema);
     if (t.after) {
       // Lookahead: this batch came while the previous write was running; it is unpacked, now wait.
       const prev = new Int32Array(t.after);
@@ -90,8 +96,9 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
         const w = waitAsync(prev, 0, 0);
         if (w.async) await w.value;
       }
-      if (t.requireClean && Atomics.load(prev, 0) !== 1) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(), threadId };
+      if (t.requireClean && Atomics.load(prev, 0) !== 1) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     }
+    if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
     // skipped, not with this open's error (the runtime would take it for the partition's answer).
     let sink: Sink;
@@ -99,20 +106,21 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       sink = await sinkFor(t);
     } catch (err) {
       // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
-      return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+      return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
     }
-    Atomics.store(new Int32Array(t.started), 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
+    if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
+    Atomics.store(flags, 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
     const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
     const pluginMs = performance.now() - started;
     if (results.every((r) => r.status === 'ok')) {
       clean = true;
-      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(), threadId };
+      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
     }
     clean = results.every((r) => r.status !== 'retry');
-    return { results, waited, pluginMs, metrics: metrics.drain(), threadId };
+    return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
   } catch (err) {
-    return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(), threadId };
+    return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
   } finally {
     clearTimeout(timer);
     const settled = new Int32Array(t.settled);
@@ -122,10 +130,11 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
 }
 
 async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: number }> {
-  // Each task has a pool of one thread, so its one close task reaches the thread that opened its sinks.
+  // A task's batches all run on one thread (its own, or its lane of the shared pool), so the close task
+  // sent there reaches the thread that opened its sink. On a shared thread only that task's sink closes.
   let closed = 0;
   for (const [key, opened] of [...sinks]) {
-    if (opened.connector !== t.connector) continue;
+    if (opened.connector !== t.connector || (t.task !== undefined && opened.task !== t.task)) continue;
     sinks.delete(key);
     try {
       const sink = await opened.sink;
@@ -135,6 +144,7 @@ async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: numb
       // A sink that failed to open has nothing to close; close() must not throw, but may.
     }
   }
+  if (![...sinks.values()].some((o) => o.connector === t.connector)) metrics.forget(t.connector);
   return { closed, threadId };
 }
 

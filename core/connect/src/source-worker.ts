@@ -37,7 +37,7 @@ async function open(): Promise<void> {
       logger: pluginLogger(data.logLevel, data.connector, data.task),
       connector: data.connector,
       task: data.task,
-      metrics: metrics.forTask(data.task),
+      metrics: metrics.forTask(data.connector, data.task),
       position: data.position as JsonValue | undefined,
     });
     iterator = source.read(ac.signal)[Symbol.asyncIterator]();
@@ -54,7 +54,7 @@ async function next(): Promise<void> {
     const r = await iterator.next();
     if (stopped) return;
     if (r.done) {
-      post({ type: 'end', metrics: metrics.drain() });
+      post({ type: 'end', metrics: metrics.drain(data.connector) });
       return;
     }
     const batch = r.value;
@@ -70,7 +70,7 @@ async function next(): Promise<void> {
       pos += m.value.byteLength;
       messages[i] = { key: m.key, headers: m.headers as Record<string, string> | undefined, msgId: m.msgId, len: m.value.byteLength };
     }
-    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain() }, [buf]);
+    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain(data.connector) }, [buf]);
   } catch (err) {
     if (!stopped) post({ type: 'error', error: serializeError(err), phase: 'read' });
   }

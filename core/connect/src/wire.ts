@@ -3,7 +3,7 @@
  * (structured clone); message values travel packed in one transferred ArrayBuffer per batch, so a
  * batch crosses without copying each value.
  */
-import type { SerializedError, WriteResult, JsonValue } from '@junction/sdk-connector';
+import type { SerializedError, WriteResult, JsonValue, StationSchemaInfo } from '@junction/sdk-connector';
 
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
@@ -57,7 +57,9 @@ export interface SinkWriteTask {
   writeTimeoutMs: number;
   /**
    * Int32Array over it: [0] becomes ms since `dispatchedAt` + 1 when the worker starts the write (after
-   * the sink is open), so the runtime's timeout counts the write, not the time queued or opening.
+   * the sink is open), so the runtime's timeout counts the write, not the time queued or opening. [1]
+   * (when present) is set by the runtime to give the batch up before it reaches the plugin (a stopping
+   * connector on a shared thread): the worker then answers `skipped` instead of opening or writing.
    */
   started: SharedArrayBuffer;
   dispatchedAt: number;
@@ -80,11 +82,15 @@ export interface SinkWriteTask {
    * retry, so a partition's batches still reach the plugin in offset order, one at a time.
    */
   requireClean?: boolean | undefined;
+  /** The station's schema when it has one (SinkContext.schema at open, SinkBatch.schema always). */
+  schema?: StationSchemaInfo | undefined;
 }
 
 export interface SinkCloseTask {
   op: 'close';
   connector: string;
+  /** Only this task's sink (a shared thread holds other tasks' sinks); absent: every sink of the connector on the thread. */
+  task?: number | undefined;
 }
 
 export type SinkTask = SinkWriteTask | SinkCloseTask;

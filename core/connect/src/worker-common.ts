@@ -35,19 +35,22 @@ export function pluginLogger(level: string, connector: string, task: number): Lo
 
 const MAX_OBSERVATIONS = 500;
 
-/** Plugin metrics kept in the worker and drained into each answer to the main thread. */
+/**
+ * Plugin metrics kept in the worker and drained into each answer to the main thread. Kept per connector:
+ * a shared thread runs tasks of many connectors, and each answer carries only its own connector's.
+ */
 export class WorkerMetrics {
-  private readonly entries = new Map<string, MetricReport>();
+  private readonly entries = new Map<string, MetricReport & { connector: string }>();
 
-  forTask(task: number): Metrics {
+  forTask(connector: string, task: number): Metrics {
     const get = (name: string, help: string, kind: 'counter' | 'histogram'): MetricReport => {
-      const key = `${task}:${name}`;
+      const key = `${connector}\u0000${task}:${name}`;
       let e = this.entries.get(key);
       if (!e) {
         for (const other of this.entries.values()) {
-          if (other.name === name && other.kind !== kind) throw new Error(`metric ${name} is already a ${other.kind}`);
+          if (other.connector === connector && other.name === name && other.kind !== kind) throw new Error(`metric ${name} is already a ${other.kind}`);
         }
-        e = { name, help, kind, task, ...(kind === 'counter' ? { inc: 0 } : { values: [] }) };
+        e = { connector, name, help, kind, task, ...(kind === 'counter' ? { inc: 0 } : { values: [] }) };
         this.entries.set(key, e);
       }
       return e;
@@ -72,18 +75,25 @@ export class WorkerMetrics {
     };
   }
 
-  /** The changes since the last drain. */
-  drain(): MetricReport[] {
+  /** The changes of `connector`'s tasks since the last drain. */
+  drain(connector: string): MetricReport[] {
     const out: MetricReport[] = [];
     for (const e of this.entries.values()) {
+      if (e.connector !== connector) continue;
+      const { connector: _, ...report } = e;
       if (e.kind === 'counter' && (e.inc ?? 0) > 0) {
-        out.push({ ...e });
+        out.push(report);
         e.inc = 0;
       } else if (e.kind === 'histogram' && e.values!.length > 0) {
-        out.push({ ...e, values: e.values! });
+        out.push({ ...report, values: e.values! });
         e.values = [];
       }
     }
     return out;
+  }
+
+  /** Forgets a connector's metrics (its sink on this thread closed). */
+  forget(connector: string): void {
+    for (const [key, e] of this.entries) if (e.connector === connector) this.entries.delete(key);
   }
 }

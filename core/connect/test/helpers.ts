@@ -9,7 +9,7 @@ import { EmbeddedStore } from '@junction/broker';
 import { checkPlugin, validateConfig } from '@junction/sdk-connector';
 import type { Plugin } from '@junction/sdk-connector';
 import { ConnectRuntime } from '../src/index.js';
-import type { PluginCatalog, PluginDescriptor, CatalogValidation, SecretsKeySource } from '../src/index.js';
+import type { PluginCatalog, PluginDescriptor, CatalogValidation, ConnectSettingsInput, SecretsKeySource, StationSchemaResolver } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..');
@@ -34,6 +34,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-open-flaky': join(here, 'plugins', 'open-flaky.mjs'),
   'test-wedge': join(here, 'plugins', 'wedge.mjs'),
   'test-leaky': join(here, 'plugins', 'leaky.mjs'),
+  'test-schema': join(here, 'plugins', 'schema.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {
@@ -76,7 +77,7 @@ export function sharedCatalog(): Promise<TestCatalog> {
 export interface Harness {
   dir: string;
   /** Options the runtime is (re)opened with; a test may change them before `reopen()`. */
-  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined };
+  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined; stationSchemaOf?: StationSchemaResolver | undefined; connect?: ConnectSettingsInput | undefined };
   store: EmbeddedStore;
   runtime: ConnectRuntime;
   prom: PromRegistry;
@@ -87,6 +88,15 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
+/**
+ * JUNCTION_TEST_ISOLATION=shared runs the suites that do not choose their settings with every test
+ * plugin trusted, on a shared pool of two threads (`npx vitest run core/connect` in both modes).
+ */
+function isolationFromEnv(): ConnectSettingsInput | undefined {
+  if (process.env.JUNCTION_TEST_ISOLATION !== 'shared') return undefined;
+  return { sharedPool: { threads: 2 }, plugins: Object.fromEntries(Object.keys(PLUGIN_FILES).map((name) => [name, { isolation: 'shared' as const }])) };
+}
+
 export async function harness(
   options: {
     env?: Record<string, string | undefined>;
@@ -95,6 +105,10 @@ export async function harness(
     logs?: string[];
     /** Default: `{ file: <dir>/keys/secrets.key }` (the test's own key file, made on first use). */
     secretsKey?: SecretsKeySource;
+    /** The runtime's station schema resolver (core/server's is backed by the registry). */
+    stationSchemaOf?: StationSchemaResolver;
+    /** The runtime's `connect` settings (shared pool, isolation per plugin). The test plugins are not built-ins: `thread` unless set here. */
+    connect?: ConnectSettingsInput;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'junction-connect-'));
@@ -104,7 +118,7 @@ export async function harness(
   const h = {
     dir,
     prom: new PromRegistry(),
-    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {} },
+    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {}, stationSchemaOf: options.stationSchemaOf, connect: options.connect ?? isolationFromEnv() },
   } as Harness;
   const open = async (): Promise<void> => {
     h.store = new EmbeddedStore({ dataDir: join(dir, 'store'), fsync: 'never', logger });
@@ -118,6 +132,8 @@ export async function harness(
       registry: h.prom,
       env: h.options.env ?? {},
       secretsKey: h.options.secretsKey,
+      stationSchemaOf: h.options.stationSchemaOf,
+      connect: h.options.connect,
     });
     await h.runtime.start();
   };

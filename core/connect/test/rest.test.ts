@@ -55,7 +55,7 @@ describe('/v1/connectors', () => {
     r = await call('GET', '/v1/connectors/none/status');
     expect(r.status).toBe(404);
     expect(r.body.code).toBe('CONNECTOR_NOT_FOUND');
-    expect((await call('GET', '/v1/connectors')).body).toEqual([]);
+    expect((await call('GET', '/v1/connectors')).body).toEqual({ connectors: [] });
   });
 
   it('create, get, list with expand, config, tasks, pause / resume, restart, delete', async () => {
@@ -71,10 +71,11 @@ describe('/v1/connectors', () => {
     expect((await call('POST', '/v1/connectors', decl)).status).toBe(409);
 
     await waitFor(async () => (await lagOf(h.store, 's', 'c1')) === 0);
-    expect((await call('GET', '/v1/connectors')).body).toEqual(['c1']);
+    expect((await call('GET', '/v1/connectors')).body).toEqual({ connectors: ['c1'] });
     r = await call('GET', '/v1/connectors?expand=status&expand=info');
-    expect(r.body.c1.status).toMatchObject({ name: 'c1', connector: { state: 'RUNNING' }, tasks: [{ id: 0, state: 'RUNNING' }], type: 'sink', lag: 0 });
-    expect(r.body.c1.info).toMatchObject({ name: 'c1', type: 'sink' });
+    expect(r.body.connectors[0].name).toBe('c1');
+    expect(r.body.connectors[0].status).toMatchObject({ name: 'c1', connector: { state: 'RUNNING' }, tasks: [{ id: 0, state: 'RUNNING' }], type: 'sink', lag: 0 });
+    expect(r.body.connectors[0].info).toMatchObject({ name: 'c1', type: 'sink' });
     expect((await call('GET', '/v1/connectors/c1')).body.name).toBe('c1');
     expect((await call('GET', '/v1/connectors/c1/config')).body).toMatchObject(decl);
     r = await call('GET', '/v1/connectors/c1/tasks');
@@ -112,9 +113,32 @@ describe('/v1/connectors', () => {
 
     expect((await call('DELETE', '/v1/connectors/c1')).status).toBe(204);
     expect((await call('GET', '/v1/connectors/c1')).status).toBe(404);
-    expect((await call('GET', '/v1/connectors')).body).toEqual(['c2']);
+    expect((await call('GET', '/v1/connectors')).body).toEqual({ connectors: ['c2'] });
     // The group is kept (Kafka Connect keeps offsets).
     expect((await h.store.getGroup('s', 'connector.c1')).lag).toBe(0);
+  });
+
+  it('lists page by page, as GET /v1/stations does: limit, after (the cursor next gives), prefix; bad queries are 400 with their path', async () => {
+    await h.store.createStation('s');
+    const names = ['a-1', 'a-2', 'a-3', 'b-1', 'b-2'];
+    for (const name of names.slice().reverse()) await call('POST', '/v1/connectors', { name, plugin: 'test-ok', station: 's', config: { dir: join(h.dir, name) }, state: 'STOPPED' });
+    let r = await call('GET', '/v1/connectors?limit=2');
+    expect(r.body).toEqual({ connectors: ['a-1', 'a-2'], next: 'a-2' });
+    r = await call('GET', `/v1/connectors?limit=2&after=${r.body.next}`);
+    expect(r.body).toEqual({ connectors: ['a-3', 'b-1'], next: 'b-1' });
+    r = await call('GET', `/v1/connectors?limit=2&after=${r.body.next}`);
+    // The last page has no next.
+    expect(r.body).toEqual({ connectors: ['b-2'] });
+    expect((await call('GET', '/v1/connectors?prefix=a-&limit=3')).body).toEqual({ connectors: ['a-1', 'a-2', 'a-3'] });
+    expect((await call('GET', '/v1/connectors?prefix=b-&after=b-1')).body).toEqual({ connectors: ['b-2'] });
+    r = await call('GET', '/v1/connectors?prefix=a-&limit=1&expand=status');
+    expect(r.body).toMatchObject({ connectors: [{ name: 'a-1', status: { name: 'a-1', connector: { state: 'STOPPED' } } }], next: 'a-1' });
+    for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'after=', 'expand=everything', 'page=2']) {
+      r = await call('GET', `/v1/connectors?${bad}`);
+      expect(r.status, bad).toBe(400);
+      expect(r.body.code, bad).toBe('BODY_INVALID');
+      expect(r.body.issues?.length, bad).toBeGreaterThan(0);
+    }
   });
 
   it('offsets: get, and set / reset only while STOPPED', async () => {
@@ -193,7 +217,7 @@ describe('/v1/connectors', () => {
     await app.close();
     await h.reopen();
     await mount();
-    expect((await call('GET', '/v1/connectors')).body).toEqual(['a', 'b']);
+    expect((await call('GET', '/v1/connectors')).body).toEqual({ connectors: ['a', 'b'] });
     await waitFor(async () => (await call('GET', '/v1/connectors/a/status')).body.connector.state === 'RUNNING');
     expect((await call('GET', '/v1/connectors/b/status')).body.connector.state).toBe('PAUSED');
     await h.store.produce('s', [{ value: Buffer.from('after restart') }]);

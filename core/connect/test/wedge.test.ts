@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stopBoundMs } from '../src/sink-runner.js';
 import type { ConnectorStatus } from '../src/index.js';
 import { harness, lagOf, produceN, waitFor, written } from './helpers.js';
@@ -19,8 +19,14 @@ let h: Harness;
 let fifo: string;
 /** FIFOs `<fifo>.0` … : the test plugin's attempt n blocks opening `<fifo>.<n>`. */
 const FIFOS = 12;
+/**
+ * Every case runs twice: with the plugin's tasks on threads of their own (an untrusted plugin), and on a
+ * thread of the shared pool (a trusted one), where a thread that must go is recycled instead.
+ */
+const MODES = ['thread', 'shared'] as const;
+let mode: (typeof MODES)[number] = 'thread';
 beforeEach(async () => {
-  h = await harness();
+  h = await harness(mode === 'shared' ? { connect: { sharedPool: { threads: 1 }, plugins: { 'test-wedge': { isolation: 'shared' } } } } : {});
   fifo = join(h.dir, 'wedge.fifo');
   execFileSync('mkfifo', Array.from({ length: FIFOS }, (_, n) => `${fifo}.${n}`));
 });
@@ -155,7 +161,11 @@ async function timed(what: string, op: () => Promise<unknown>, boundMs: number):
   return ms;
 }
 
-describe('a misbehaving sink never wedges the runtime', () => {
+for (const isolation of MODES) {
+describe(`a misbehaving sink never wedges the runtime (isolation ${isolation})`, () => {
+  beforeAll(() => {
+    mode = isolation;
+  });
   // Stop: the documented bound (grace for started writes + terminate wait + close timeout + exit wait);
   // a start is store work and thread creation; a restart is both. One second of slack for a busy machine.
   const stopBound = stopBoundMs(WRITE_TIMEOUT_MS) + 1000;
@@ -163,7 +173,7 @@ describe('a misbehaving sink never wedges the runtime', () => {
 
   for (const c of cases) {
     it(c.name, async () => {
-      current = c.name.split(':')[0]!;
+      current = `${c.name.split(':')[0]!} (${isolation})`;
       await h.store.createStation('s', { partitions: 2 });
       await produceN(h.store, 's', MESSAGES);
       const dir = join(h.dir, 'rec');
@@ -236,7 +246,10 @@ describe('a misbehaving sink never wedges the runtime', () => {
   }
 });
 
-describe('a thread stuck in native code', () => {
+describe(`a thread stuck in native code (isolation ${isolation})`, () => {
+  beforeAll(() => {
+    mode = isolation;
+  });
   it('fails its task with WORKER_STUCK; once the call returns and the thread exits, the task restarts and writes everything exactly once', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', MESSAGES);
@@ -265,3 +278,4 @@ describe('a thread stuck in native code', () => {
     expect(await h.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 0/);
   });
 });
+}

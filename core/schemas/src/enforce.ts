@@ -101,6 +101,19 @@ function messageIndexes(buf: Uint8Array, at: number): { indexes: number[]; next:
   return { indexes, next: pos };
 }
 
+/** The binding lookup of each enforcing store (see {@link enforcedBindingOf}). */
+const lookups = new WeakMap<StationStore, (station: string) => Promise<StationSchemaBinding | undefined>>();
+
+/**
+ * The binding an enforcing store validates a station's values against right now — its own cache (a
+ * change made through it applies at once; others' within `bindingTtlMs`) — or undefined for a store that
+ * is not one. What the connect runtime hands sinks comes from here, so a sink never sees an older binding
+ * than the one its values were checked with on this node, and resolving costs no store call per fetch.
+ */
+export function enforcedBindingOf(store: StationStore): ((station: string) => Promise<StationSchemaBinding | undefined>) | undefined {
+  return lookups.get(store);
+}
+
 /**
  * Wraps `inner`: produce validates, createStation / updateStation check that a binding names a subject
  * and version that exist, and everything else is the inner store's.
@@ -337,11 +350,13 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       await inner.close();
     },
   };
-  return new Proxy(inner, {
+  const enforcing = new Proxy(inner, {
     get(target, prop, receiver) {
       if (typeof prop === 'string' && Object.hasOwn(overrides, prop)) return overrides[prop as keyof StationStore];
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+  lookups.set(enforcing, bindingOf);
+  return enforcing;
 }

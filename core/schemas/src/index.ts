@@ -9,5 +9,5 @@ export { RegistryState, RegistryEvent, MODES, type Mode, type StoredSchema, type
 export { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, compatibilityProblems, isCompatibilityLevel, type CompatibilityLevel } from './compat.js';
 export { SchemaErrorCode, SchemaRegistryError, isSchemaRegistryError } from './errors.js';
 export * from './formats/index.js';
-export { schemaEnforcingStore, subjectOf, SchemaProduceCode, type SchemaEnforcingOptions } from './enforce.js';
+export { enforcedBindingOf, schemaEnforcingStore, subjectOf, SchemaProduceCode, type SchemaEnforcingOptions } from './enforce.js';
 export { ValidationPool, type CheckItem, type SchemaSource } from './validate-pool.js';

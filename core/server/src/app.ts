@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { BodyGate, brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, refuseUnexpectedBodies, registerBrokerMetrics } from '@junction/broker';
 import type { StationStore } from '@junction/broker';
@@ -14,6 +14,11 @@ import { registryRoutes } from '@junction/registry';
 import { schemaRegistryRoutes } from '@junction/schemas';
 import type { SchemaRegistry } from '@junction/schemas';
 import type { Registry as PluginRegistry } from '@junction/registry';
+import { authRoutes } from '@junction/auth';
+import type { AuthService } from '@junction/auth';
+import { addAccessHooks, undeclaredRoutes } from './access.js';
+import type { AuditLog } from './audit.js';
+import { confineConnectorPaths } from './confine.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -43,6 +48,25 @@ export interface BuildAppOptions {
    * the caller that builds the runtime passes it). Default: a new one. Cleared when the app closes.
    */
   metricsRegistry?: Registry | undefined;
+  /**
+   * Auth on: every route needs a credential with the grants its declaration (access.ts) names, except
+   * /healthz, Memphis's /monitoring/status and the login routes; mounts /v1/auth, /v1/users, /v1/tokens;
+   * Memphis's /auth/authenticate checks credentials. Absent: auth off (everything open, as before).
+   */
+  auth?: AuthService | undefined;
+  /** Serve HTTPS with this PEM certificate (chain) and key. */
+  https?: { cert: Buffer; key: Buffer } | undefined;
+  /** With `auth` and `plugins`: the folders connector configs may name as host paths (default: none allowed). */
+  hostPathRoots?: readonly string[] | undefined;
+  /** With `auth`: where changes and denied requests are recorded (the `__audit` station). */
+  audit?: AuditLog | undefined;
+}
+
+const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every route the app registered (method, URL pattern), HEAD routes included: complete once the app is ready. */
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return routeLists.get(app) ?? [];
 }
 
 /** Where the Confluent-compatible schema registry API is mounted: point Confluent clients at `http://host:port/v1/schema-registry`. */
@@ -71,8 +95,11 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export function buildApp(options: BuildAppOptions): FastifyInstance {
   const { store } = options;
   const bodyLimit = options.bodyLimit ?? CONFIG_DEFAULTS.bodyLimitBytes;
+  // Request log lines (debug, trace) carry the URL: never with a token in it (Memphis's ?authorization=).
+  const serializers = { req: requestForLog };
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: { level: 'info' } }),
+    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers }) } : { logger: { level: 'info', serializers } }),
+    ...(options.https && { https: { cert: options.https.cert, key: options.https.key, minVersion: 'TLSv1.2' as const } }),
     // Routes that take large bodies (produce; settle) set their own limit: nothing else needs megabytes,
     // and every byte a route accepts is a byte an attacker can make it parse.
     bodyLimit: DEFAULT_BODY_LIMIT,
@@ -87,6 +114,20 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  const routes: { method: string; url: string }[] = [];
+  routeLists.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
+  // Auth's hook first, so nothing (not even the body checks) runs for a request without a credential.
+  if (options.auth) {
+    addAccessHooks(app, options.auth, options.audit);
+    if (options.plugins) app.addHook('preHandler', confineConnectorPaths(options.plugins, options.hostPathRoots ?? []));
+    app.addHook('onReady', async () => {
+      const missing = undeclaredRoutes(routes);
+      if (missing.length > 0) app.log.error({ routes: missing }, 'routes without an access declaration: denied to everybody');
+    });
+  }
   app.addHook('onRequest', refuseUnexpectedBodies(DEFAULT_BODY_LIMIT));
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -134,11 +175,27 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
   const bodyGate = new BodyGate({ maxBytes: bodyLimit });
   void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, replicas: options.replicatedStations === true });
-  void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel });
+  const auth = options.auth;
+  const authenticator = auth && { authenticate: auth.memphisAuthenticate.bind(auth), refresh: auth.memphisRefresh.bind(auth) };
+  void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, authenticator });
+  if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   return app;
+}
+
+/** What a request log line shows of a request (fastify's fields), with `authorization` query values hidden. */
+export function requestForLog(req: FastifyRequest): { method: string; url: string; version?: string; host: string; remoteAddress: string; remotePort?: number } {
+  const version = req.headers?.['accept-version'];
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&]authorization=)[^&#]*/gi, '$1***'),
+    ...(typeof version === 'string' && { version }),
+    host: req.host,
+    remoteAddress: req.ip,
+    ...(req.socket?.remotePort !== undefined && { remotePort: req.socket.remotePort }),
+  };
 }
 
 /** Most reasons /healthz lists (then one line saying how many more). */

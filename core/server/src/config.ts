@@ -8,7 +8,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CreateStationBody, FsyncPolicy, MiB, StationReplicas } from '@junction/protocol';
-import { ConnectorsSection } from '@junction/connect';
+import { ConnectSettings, ConnectorsSection } from '@junction/connect';
 import type { ConnectorDeclaration } from '@junction/connect';
 import type { StationConfig } from '@junction/protocol';
 import { configIssues, issuesFromZod } from './errors.js';
@@ -76,6 +76,41 @@ export const NatsSection = z.strictObject({
   prefix: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower case letters, digits and "_", starting with a letter').optional(),
 });
 export const ClusterSection = z.strictObject({ nats: NatsSection });
+
+/**
+ * `auth:` — users, service tokens and grants (`@junction/auth`). Off by default; `junction start --auth`
+ * turns it on too. With auth off the server refuses to listen on anything but loopback unless
+ * `--allow-unauthenticated` is given.
+ */
+export const AuthSection = z.strictObject({
+  enabled: z.boolean().optional(),
+  /** Lifetime of access tokens (JWT) in seconds. Default 900. */
+  accessTokenTtlS: z.int().min(30).max(86_400).optional(),
+  /** Lifetime of a session's refresh token in seconds, renewed on each refresh. Default 7 days. */
+  refreshTokenTtlS: z.int().min(60).max(365 * 86_400).optional(),
+  /**
+   * Folders connector configs may name as host paths (the file sink's `dir`), relative to this file's
+   * folder. Default: the data dir. Checked with auth on only.
+   */
+  hostPathRoots: z.array(z.string().min(1)).min(1).optional(),
+});
+/** `tls:` — serve HTTPS: PEM files (relative paths from the file's folder). Also `--tls-cert` / `--tls-key`. */
+export const TlsSection = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+export interface TlsSettings {
+  /** Absolute paths. */
+  cert: string;
+  key: string;
+}
+
+export interface AuthSettings {
+  enabled: boolean;
+  accessTokenTtlS?: number | undefined;
+  refreshTokenTtlS?: number | undefined;
+  /** Absolute; absent: the data dir. */
+  hostPathRoots?: string[] | undefined;
+  /** `--allow-unauthenticated`: listen on a non-loopback address with auth off, on purpose. */
+  allowUnauthenticated: boolean;
+}
 export type ClusterSettings = { nats: Omit<z.output<typeof NatsSection>, 'servers' | 'tls'> & { servers: string[]; tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | true | undefined } };
 
 /**
@@ -93,7 +128,15 @@ export type StationDeclaration = StationConfig & { name: string; replicas?: numb
 export const ConfigFile = z.strictObject({
   server: ServerSection.optional(),
   cluster: ClusterSection.optional(),
+  auth: AuthSection.optional(),
+  tls: TlsSection.optional(),
   stations: z.array(StationDeclaration).optional(),
+  /**
+   * The connector runtime: `sharedPool: { threads, maxHeapMb }` (threads the sink tasks of trusted plugins
+   * share; default the cores) and `plugins: { <name>: { isolation: shared | thread } }` (the operator's
+   * trust per plugin: built-ins share by default, installed plugins get a thread per task).
+   */
+  connect: ConnectSettings.optional(),
   connectors: ConnectorsSection.optional(),
 });
 
@@ -107,6 +150,13 @@ export interface ConfigOverrides {
   logLevel?: string | undefined;
   /** NATS URLs, comma-separated: run on JetStream (`--nats`). */
   nats?: string | undefined;
+  /** `--auth`: turn auth on (wins over the file's `auth.enabled`). */
+  auth?: boolean | undefined;
+  /** `--allow-unauthenticated`: allow a non-loopback host with auth off. */
+  allowUnauthenticated?: boolean | undefined;
+  /** `--tls-cert` / `--tls-key` (both or neither): PEM files, relative to the working directory. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 export interface ServerSettings {
@@ -125,10 +175,16 @@ export interface JunctionConfig {
   server: ServerSettings;
   /** Set when Junction runs on NATS JetStream (file `cluster:`, JUNCTION_NATS_URL or `--nats`). */
   cluster?: ClusterSettings | undefined;
+  /** Auth (file `auth:`, `--auth`, `--allow-unauthenticated`). */
+  auth: AuthSettings;
+  /** HTTPS (file `tls:`, `--tls-cert` / `--tls-key`). */
+  tls?: TlsSettings | undefined;
   /** Declared stations with every default applied, in file order. */
   stations: StationDeclaration[];
   /** Declared connectors (defaults applied), in file order; their plugin config is checked when applied. */
   connectors: ConnectorDeclaration[];
+  /** The `connect:` section (defaults applied): the shared pool and the isolation per plugin. */
+  connect: ConnectSettings;
   /** The file read (absolute), when there was one. */
   configPath?: string | undefined;
   /** Things worth telling the operator that did not stop loading. */
@@ -168,7 +224,23 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   if (fromFile.secretsKeyFile !== undefined && configPath !== undefined) fromFile.secretsKeyFile = resolve(dirname(configPath), fromFile.secretsKeyFile);
 
   const fromEnv = parseEnv(env);
-  const fromCli = parseOverrides(overrides);
+  const { auth: authFlag, allowUnauthenticated, tlsCert, tlsKey, ...serverOverrides } = overrides;
+  let tls: TlsSettings | undefined;
+  if (tlsCert !== undefined || tlsKey !== undefined) {
+    if (tlsCert === undefined || tlsKey === undefined) throw configIssues('the command line', [{ path: tlsCert === undefined ? '--tls-cert' : '--tls-key', message: 'give both --tls-cert and --tls-key' }]);
+    tls = { cert: resolve(cwd, tlsCert), key: resolve(cwd, tlsKey) };
+  } else if (file.tls) {
+    const base = configPath !== undefined ? dirname(configPath) : cwd;
+    tls = { cert: resolve(base, file.tls.cert), key: resolve(base, file.tls.key) };
+  }
+  const fromCli = parseOverrides(serverOverrides);
+  const auth: AuthSettings = {
+    enabled: authFlag === true || file.auth?.enabled === true,
+    ...(file.auth?.accessTokenTtlS !== undefined && { accessTokenTtlS: file.auth.accessTokenTtlS }),
+    ...(file.auth?.refreshTokenTtlS !== undefined && { refreshTokenTtlS: file.auth.refreshTokenTtlS }),
+    ...(file.auth?.hostPathRoots !== undefined && { hostPathRoots: file.auth.hostPathRoots.map((r) => resolve(configPath !== undefined ? dirname(configPath) : cwd, r)) }),
+    allowUnauthenticated: allowUnauthenticated === true,
+  };
 
   const pick = <K extends keyof ServerSettings>(key: K): ServerSettings[K] | undefined =>
     (fromCli[key] ?? fromEnv[key] ?? fromFile[key]) as ServerSettings[K] | undefined;
@@ -207,7 +279,7 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     const replicated = stations.flatMap((st, i) => (st.replicas !== undefined ? [{ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' }] : []));
     if (replicated.length > 0) throw configIssues(configPath ?? 'configuration', replicated);
   }
-  return { server, ...(cluster && { cluster }), stations, connectors: file.connectors ?? [], configPath, warnings };
+  return { server, ...(cluster && { cluster }), auth, ...(tls && { tls }), stations, connectors: file.connectors ?? [], connect: file.connect ?? ConnectSettings.parse({}), configPath, warnings };
 }
 
 /**

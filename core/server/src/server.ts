@@ -4,6 +4,7 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -17,13 +18,18 @@ import type { StationStore } from '@junction/broker';
 import { ConnectRuntime, makeDirs } from '@junction/connect';
 import type { ApplyResult } from '@junction/connect';
 import { Registry as PluginRegistry } from '@junction/registry';
+import { AuthService, FileAuthStore } from '@junction/auth';
 import { SchemaRegistry, schemaEnforcingStore } from '@junction/schemas';
+import { stationSchemaResolver } from './station-schema.js';
 import { buildApp } from './app.js';
+import { AuditLog } from './audit.js';
+import { checkDeclaredPaths } from './confine.js';
+import { ClusterAuthStore } from './cluster-auth.js';
 import { loadConfig } from './config.js';
 import type { ConfigOverrides, JunctionConfig } from './config.js';
 import { applyStations } from './stations.js';
 import type { ApplyStationsResult } from './stations.js';
-import { JunctionError, ServerErrorCode } from './errors.js';
+import { JunctionError, ServerErrorCode, configIssues } from './errors.js';
 
 export interface StartServerOptions extends ConfigOverrides {
   /** A `junction.yaml` to load. Absent: no file is read (the CLI looks for `./junction.yaml`). */
@@ -42,6 +48,10 @@ export interface StartServerOptions extends ConfigOverrides {
    * (an invalid file is logged and the running state kept). Default true when there is a file.
    */
   watchConfig?: boolean | undefined;
+  /** scrypt cost (log2 N) of new password hashes (default 17); tests lower it. */
+  scryptLogN?: number | undefined;
+  /** The auth clock (ms); tests move it to expire tokens. Default Date.now. */
+  authClock?: (() => number) | undefined;
   /** Folders of built-in connector packages. Default: `<repository>/connectors`, found from this package. */
   builtinConnectorDirs?: string[] | undefined;
 }
@@ -64,6 +74,8 @@ export interface RunningServer {
   plugins: PluginRegistry;
   /** What applying the configuration's connectors did at start. */
   connectors: ApplyResult;
+  /** Users, tokens and grants, when auth is on. */
+  auth?: AuthService | undefined;
   /**
    * Re-reads the configuration file and applies its stations and connectors (what the file watcher
    * does). Resolves with what changed; rejects (CONFIG_INVALID …) leaving everything as it was.
@@ -84,12 +96,27 @@ export interface RunningServer {
  *   store throws (IO_ERROR, LOG_CORRUPT); nothing is left open then.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, ...overrides } = options;
+  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, scryptLogN, authClock, ...overrides } = options;
   const config = await loadConfig(configPath, overrides, env ? { env } : {});
   const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
+  checkExposure(config);
+  const https = config.tls ? await readTls(config.tls) : undefined;
 
   await makeDirs(config.server.dataDir, 0o777);
+  const authOptions = {
+    adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
+    logger: logger.child({ component: 'auth' }),
+    accessTtlS: config.auth.accessTokenTtlS,
+    refreshTtlS: config.auth.refreshTokenTtlS,
+    scryptLogN,
+    now: authClock,
+  };
+  // Embedded: before the store opens, so a missing admin password or a damaged users file stops the
+  // start with nothing open. Cluster: the state is in the store's metadata bucket, opened below.
+  let auth = config.auth.enabled && !config.cluster
+    ? await AuthService.open({ ...authOptions, store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }) })
+    : undefined;
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
   const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
@@ -104,8 +131,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
   let app: FastifyInstance | undefined;
   let connect: ConnectRuntime | undefined;
+  let audit: AuditLog | undefined;
   let watcher: FSWatcher | undefined;
   try {
+    if (config.auth.enabled && jsStore) auth = await AuthService.open({ ...authOptions, store: new ClusterAuthStore(jsStore) });
     // The schema registry keeps its log in the store (station __schemas): nodes of a cluster share it.
     const schemas = new SchemaRegistry({ store, logger: logger.child({ component: 'schemas' }) });
     await schemas.open();
@@ -114,6 +143,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     // of stations with a schema are validated before the engine stores them.
     const served = schemaEnforcingStore(store, { registry: schemas, metrics: metricsRegistry, logger: logger.child({ component: 'schemas' }) });
     const stations = await applyStations(served, config.stations, logger);
+    if (auth) {
+      audit = new AuditLog(store, logger.child({ component: 'audit' }));
+      await audit.open();
+    }
     const plugins = await PluginRegistry.open({
       builtinDirs: builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
       pluginsDir: join(config.server.dataDir, 'plugins'),
@@ -145,11 +178,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       ...(env ? { env } : {}),
       // Literal connector secrets are sealed at rest with this key (every node of a cluster needs the same).
       secretsKey: { key: (env ?? process.env).JUNCTION_SECRETS_KEY, file: config.server.secretsKeyFile },
+      // Sinks see their station's schema (ctx.schema, batch.schema), resolved with the registry.
+      stationSchemaOf: stationSchemaResolver(served, schemas),
+      // The shared pool of sink threads and the operator's isolation per plugin (read at start; a reload keeps them).
+      connect: config.connect,
     });
     await connect.start();
+    const hostPathRoots = config.auth.hostPathRoots ?? [config.server.dataDir];
+    if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined });
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -161,8 +200,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       );
     }
     const port = (app.server.address() as AddressInfo).port;
-    const url = `http://${urlHost(config.server.host)}:${port}`;
-    logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync }, `junction listening on ${url}`);
+    const url = `${https ? 'https' : 'http'}://${urlHost(config.server.host)}:${port}`;
+    logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync, auth: auth !== undefined }, `junction listening on ${url}`);
+    if (!auth && !isLoopback(config.server.host)) logger.warn({ host: config.server.host }, 'auth is off on a non-loopback address (--allow-unauthenticated): anyone who reaches the port can do anything');
 
     const runtime = connect;
     // One reload at a time; a change during a reload runs another after it.
@@ -170,6 +210,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const reload = (): Promise<{ stations: ApplyStationsResult; connectors: ApplyResult }> => {
       const next = reloading.then(async () => {
         const fresh = await loadConfig(configPath, overrides, env ? { env } : {});
+        if (auth) await checkDeclaredPaths(plugins, fresh.connectors, fresh.auth.hostPathRoots ?? [fresh.server.dataDir]);
         const st = await applyStations(served, fresh.stations, logger);
         const co = await runtime.applyDesired(fresh.connectors);
         return { stations: st, connectors: co };
@@ -192,6 +233,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
     const running = app;
     const w = watcher;
+    const auditLog = audit;
+    const authService = auth;
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -203,12 +246,15 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       connect: runtime,
       plugins,
       connectors,
+      auth,
       reload,
-      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger)),
+      close: () => (closing ??= shutdown(running, store, runtime, w, closeGraceMs, logger, auditLog, authService)),
     };
   } catch (err) {
     watcher?.close();
     await app?.close().catch(() => {});
+    await audit?.close().catch(() => {});
+    auth?.close();
     await connect?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
@@ -232,7 +278,7 @@ function watchFile(path: string, onChange: () => void, debounceMs = 300): FSWatc
   return w;
 }
 
-async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger): Promise<void> {
+async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger, audit?: AuditLog, auth?: AuthService): Promise<void> {
   logger.info('junction closing');
   watcher?.close();
   // Connectors first: in-flight batches settle and what they hold goes back to the groups.
@@ -245,6 +291,9 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
   await Promise.race([appClosed, grace]);
   clearTimeout(timer);
+  // The last entries (the requests that just finished) before the store goes.
+  await audit?.close().catch((err: unknown) => logger.error({ err }, 'closing the audit log failed'));
+  auth?.close();
   // Closing the store ends pending long polls, which lets the last requests, and so the app, finish.
   await store.close();
   await appClosed;
@@ -265,6 +314,43 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
 }
 
+
+/** The PEM files of `tls:`. @throws CONFIG_INVALID naming `tls.cert` / `tls.key` when one cannot be read or is not PEM */
+async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (path: string, field: string, marker: RegExp): Promise<Buffer> => {
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch (err) {
+      throw configIssues('the TLS files', [{ path: field, message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
+    }
+    if (!marker.test(data.toString('latin1'))) throw configIssues('the TLS files', [{ path: field, message: `${path} is not a PEM file` }]);
+    return data;
+  };
+  return { cert: await read(tls.cert, 'tls.cert', /-----BEGIN CERTIFICATE-----/), key: await read(tls.key, 'tls.key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/) };
+}
+
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/**
+ * Refuses what would expose an unprotected broker: a non-loopback host with auth off (unless
+ * `--allow-unauthenticated`).
+ * @throws JunctionError CONFIG_INVALID
+ */
+export function checkExposure(config: JunctionConfig): void {
+  if (!config.auth.enabled && !config.auth.allowUnauthenticated && !isLoopback(config.server.host)) {
+    throw configIssues('the configuration', [
+      {
+        path: 'server.host',
+        message: `"${config.server.host}" is not a loopback address and auth is off: anyone who reaches the port could read and delete every station. Turn auth on (auth.enabled: true or --auth, with JUNCTION_ADMIN_PASSWORD for the first start), or pass --allow-unauthenticated to do this on purpose`,
+      },
+    ]);
+  }
+}
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';

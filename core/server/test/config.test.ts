@@ -161,6 +161,18 @@ describe('loadConfig', () => {
     expect(bad.issues?.map((i) => i.path)).toEqual(['connectors[1].station', 'connectors[1].tasks']);
   });
 
+  it('reads connect: (the shared pool, isolation per plugin) with defaults, and rejects bad settings with their path', async () => {
+    expect((await loadConfig(await file('stations: []\n'), {}, { env: {} })).connect).toEqual({ sharedPool: { maxHeapMb: 2048 }, plugins: {} });
+    const path = await file('connect:\n  sharedPool: { threads: 3 }\n  plugins:\n    webhook: { isolation: shared }\n    bigquery: { isolation: thread }\n');
+    expect((await loadConfig(path, {}, { env: {} })).connect).toEqual({
+      sharedPool: { threads: 3, maxHeapMb: 2048 },
+      plugins: { webhook: { isolation: 'shared' }, bigquery: { isolation: 'thread' } },
+    });
+    const bad = await rejection(loadConfig(await file('connect:\n  sharedPool: { threads: 0, pool: 1 }\n  plugins:\n    webhook: { isolation: process }\n'), {}, { env: {} }));
+    expect(bad.code).toBe('CONFIG_INVALID');
+    expect(bad.issues?.map((i) => i.path).sort()).toEqual(['connect.plugins.webhook.isolation', 'connect.sharedPool', 'connect.sharedPool.threads']);
+  });
+
   it('rejects a bad JUNCTION_PORT and bad overrides by name', async () => {
     const env = await rejection(loadConfig(undefined, {}, { env: { JUNCTION_PORT: 'eighty', JUNCTION_LOG_LEVEL: 'loud' } }));
     expect(env.code).toBe('CONFIG_INVALID');

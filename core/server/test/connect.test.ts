@@ -59,7 +59,7 @@ describe('startServer with connectors', () => {
     const plugins = (await (await fetch(`${server.url}/v1/connector-plugins`)).json()) as { name: string }[];
     expect(plugins.map((p) => p.name)).toEqual(expect.arrayContaining(['datagen', 'file']));
     const names = await (await fetch(`${server.url}/v1/connectors`)).json();
-    expect(names).toEqual(['files', 'gen']);
+    expect(names).toEqual({ connectors: ['files', 'gen'] });
     const status = (await (await fetch(`${server.url}/v1/connectors/files/status`)).json()) as { connector: { state: string }; lag: number };
     expect(status.connector.state).toBe('RUNNING');
     const bad = await fetch(`${server.url}/v1/connectors`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', plugin: 'file', station: 'events', config: {} }) });

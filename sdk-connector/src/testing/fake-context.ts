@@ -1,5 +1,5 @@
 /** A context for running a plugin outside the runtime: a recording, silent logger and in-memory metrics. */
-import type { Counter, Histogram, JsonValue, Logger, LogFn, Metrics, SourceContext } from '../types.js';
+import type { Counter, Histogram, JsonValue, Logger, LogFn, Metrics, SourceContext, StationSchemaInfo } from '../types.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -22,6 +22,8 @@ export interface FakeMetrics extends Metrics {
 
 /** A SinkContext and SourceContext for tests, plus what the plugin logged and measured. */
 export interface FakeContext<P extends JsonValue = JsonValue> extends SourceContext<P> {
+  /** The station schema a sink sees (SinkContext.schema), when given. */
+  readonly schema?: StationSchemaInfo | undefined;
   readonly metrics: FakeMetrics;
   /** Every log call, oldest first (at most `maxLogs`, the newest kept). */
   readonly logs: LogRecord[];
@@ -32,6 +34,8 @@ export interface FakeContextOptions<P extends JsonValue = JsonValue> {
   task?: number;
   /** The restored source position (SourceContext.position). */
   position?: P;
+  /** The station's schema (SinkContext.schema). */
+  schema?: StationSchemaInfo | undefined;
   /** Default 10 000. */
   maxLogs?: number;
 }
@@ -120,6 +124,7 @@ export function fakeContext<P extends JsonValue = JsonValue>(opts: FakeContextOp
     connector,
     task,
     position: opts.position,
+    ...(opts.schema !== undefined && { schema: opts.schema }),
     logger: fakeLogger(logs, { connector, task }, opts.maxLogs ?? 10_000),
     metrics: fakeMetrics(),
     logs,

@@ -235,7 +235,9 @@ export class MiniSql {
         if (typeof value === 'object') return JSON.stringify(value);
         return String(value);
       case 'timestamp': {
-        const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value.includes('T') || value.includes(' ') ? value.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1') + (/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? '' : 'Z') : value) : NaN;
+        // A zone as an hour alone ('+00', as Postgres and Firebolt write it) is '+00:00' to Date.parse.
+        const text = typeof value === 'string' ? value.replace(/(:\d\d(?:\.\d+)?[+-]\d\d)$/, '$1:00') : value;
+        const ms = typeof text === 'number' ? text : typeof text === 'string' ? Date.parse(text.includes('T') || text.includes(' ') ? text.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1') + (/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? '' : 'Z') : text) : NaN;
         if (!Number.isFinite(ms)) throw bad();
         return ms;
       }

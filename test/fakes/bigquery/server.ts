@@ -9,6 +9,12 @@
  * socket without answering (the write committed, the client never hears it); `holdWrites()` holds every
  * insertAll from then on until its `release()` applies them in order, answering nobody (a late write,
  * ../hold.ts).
+ * Table schemas: tables.insert keeps the whole schema (RECORD fields, REPEATED modes; a RECORD without
+ * fields, a bad name or type is refused), tables.get answers it with legacy type names (INTEGER, FLOAT,
+ * BOOLEAN, RECORD) as BigQuery does, tables.patch accepts only what BigQuery accepts (new NULLABLE /
+ * REPEATED fields at any depth, REQUIRED relaxed to NULLABLE; a removed field, a type or mode change is
+ * 400 "Provided Schema does not match Table"), insertAll checks nested values (unknown fields, arrays
+ * for repeated fields only, leaf types) and jobs.query answers RECORD / REPEATED cells nested as the API does.
  * Client: `new BigQuery({ projectId, apiEndpoint: fake.url, authClient })`; a bearer token is
  * required when `token` is set (401 otherwise).
  */
@@ -21,7 +27,57 @@ import { Holds, type HeldWrites } from '../hold.js';
 const KINDS: Record<string, Kind> = {
   INT64: 'int', INTEGER: 'int', FLOAT64: 'float', FLOAT: 'float', NUMERIC: 'float', BIGNUMERIC: 'float',
   STRING: 'string', BOOL: 'bool', BOOLEAN: 'bool', TIMESTAMP: 'timestamp', DATETIME: 'timestamp', JSON: 'json',
+  DATE: 'timestamp', BYTES: 'string', RECORD: 'json', STRUCT: 'json',
 };
+
+/** A field of a table schema as the REST API carries it (tables.insert / get / patch). */
+export interface TableField { name: string; type: string; mode?: 'NULLABLE' | 'REQUIRED' | 'REPEATED'; fields?: TableField[] }
+
+const LEGACY: Record<string, string> = { INT64: 'INTEGER', FLOAT64: 'FLOAT', BOOL: 'BOOLEAN', STRUCT: 'RECORD' };
+/** Types as tables.get answers them (legacy names: INTEGER, FLOAT, BOOLEAN, RECORD). */
+const legacy = (t: string): string => LEGACY[t.toUpperCase()] ?? t.toUpperCase();
+const isRecord = (f: TableField): boolean => legacy(f.type) === 'RECORD';
+
+/** Why a schema is invalid (as tables.insert answers), or undefined. */
+function invalidSchema(fields: TableField[], prefix = ''): string | undefined {
+  const seen = new Set<string>();
+  for (const f of fields) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,299}$/.test(f.name)) return `Invalid field name "${prefix}${f.name}". Fields must contain only letters, numbers, and underscores, start with a letter or underscore, and be at most 300 characters long.`;
+    if (seen.has(f.name.toLowerCase())) return `Field ${prefix}${f.name} already exists in schema`;
+    seen.add(f.name.toLowerCase());
+    if (!KINDS[f.type.toUpperCase()]) return `Invalid field type ${f.type}`;
+    if (isRecord(f)) {
+      if (!f.fields?.length) return `Field ${prefix}${f.name} is type RECORD but has no schema`;
+      const sub = invalidSchema(f.fields, `${prefix}${f.name}.`);
+      if (sub) return sub;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why `next` cannot replace `prev` (tables.patch / update): BigQuery lets a schema only gain NULLABLE or
+ * REPEATED fields (at any depth) and relax REQUIRED to NULLABLE; a field may not go, change type or repetition.
+ */
+function schemaChangeProblem(table: string, prev: TableField[], next: TableField[], prefix = ''): string | undefined {
+  for (const p of prev) {
+    const n = next.find((x) => x.name.toLowerCase() === p.name.toLowerCase());
+    const path = `${prefix}${p.name}`;
+    if (!n) return `Provided Schema does not match Table ${table}. Field ${path} is missing in new schema`;
+    if (legacy(n.type) !== legacy(p.type)) return `Provided Schema does not match Table ${table}. Field ${path} has changed type from ${legacy(p.type)} to ${legacy(n.type)}`;
+    const pm = p.mode ?? 'NULLABLE';
+    const nm = n.mode ?? 'NULLABLE';
+    if (pm !== nm && !(pm === 'REQUIRED' && nm === 'NULLABLE')) return `Provided Schema does not match Table ${table}. Field ${path} has changed mode from ${pm} to ${nm}`;
+    if (isRecord(p)) {
+      const sub = schemaChangeProblem(table, p.fields ?? [], n.fields ?? [], `${path}.`);
+      if (sub) return sub;
+    }
+  }
+  for (const n of next) {
+    if (!prev.some((x) => x.name.toLowerCase() === n.name.toLowerCase()) && n.mode === 'REQUIRED') return `Provided Schema does not match Table ${table}. Cannot add required fields to an existing schema. (field: ${prefix}${n.name})`;
+  }
+  return undefined;
+}
 
 const dialect: Dialect = {
   kindOf: (t) => KINDS[t.toUpperCase()],
@@ -52,6 +108,16 @@ export class FakeBigQuery {
   private dropNext = 0;
   private readonly insertIds = new Map<string, number>();
   private readonly jobs = new Map<string, unknown>();
+  /** Each table's schema as created or patched (nested fields, modes), by `project.dataset.table` (lower case). */
+  readonly tableSchemas = new Map<string, TableField[]>();
+  private schemaKey(project: string, dataset: string, table: string): string { return `${project}.${dataset}.${table}`.toLowerCase(); }
+  /** The table's schema: as kept, or made from the store's flat columns (tables the tests made directly). */
+  schemaOf(project: string, dataset: string, table: string): TableField[] {
+    const kept = this.tableSchemas.get(this.schemaKey(project, dataset, table));
+    if (kept) return kept;
+    const t = this.dataset(project, dataset)?.table(table);
+    return (t?.columns ?? []).map((c) => ({ name: c.name, type: c.type, mode: c.notNull ? 'REQUIRED' : 'NULLABLE' }));
+  }
   /** Requests seen, by operation (for "never one request per row" assertions). */
   readonly counts: Record<string, number> = {};
   url = '';
@@ -144,14 +210,37 @@ export class FakeBigQuery {
         if (!t) return this.error(res, 404, 'notFound', `Not found: Table ${m[1]}:${m[2]}.${m[3]}`);
         return this.send(res, 200, this.tableResource(m[1] as string, m[2] as string, t.name, t.columns));
       }
+      if ((m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables\/([^/]+)$/.exec(path)) && (req.method === 'PATCH' || req.method === 'PUT')) {
+        const [project, dataset, table] = [m[1] as string, m[2] as string, m[3] as string];
+        const d = this.dataset(project, dataset);
+        const t = d?.table(table);
+        if (!d || !t) return this.error(res, 404, 'notFound', `Not found: Table ${project}:${dataset}.${table}`);
+        const next = (body.schema as { fields?: TableField[] } | undefined)?.fields;
+        if (next) {
+          const problem = invalidSchema(next) ?? schemaChangeProblem(`${project}:${dataset}.${t.name}`, this.schemaOf(project, dataset, t.name), next);
+          if (problem) return this.error(res, 400, 'invalid', problem);
+          for (const f of next) {
+            if (t.columns.some((c) => c.name.toLowerCase() === f.name.toLowerCase())) continue;
+            const kind = f.mode === 'REPEATED' ? 'json' : (KINDS[f.type.toUpperCase()] as Kind);
+            t.columns.push({ name: f.name, type: f.type.toUpperCase(), kind, notNull: false });
+            for (const r of t.rows) r.push(null);
+          }
+          this.tableSchemas.set(this.schemaKey(project, dataset, t.name), next.map((f) => ({ ...f, mode: f.mode ?? 'NULLABLE' })));
+        }
+        return this.send(res, 200, this.tableResource(project, dataset, t.name, t.columns));
+      }
       if ((m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables$/.exec(path)) && req.method === 'POST') {
         const d = this.dataset(m[1] as string, m[2] as string);
         if (!d) return this.error(res, 404, 'notFound', `Not found: Dataset ${m[1]}:${m[2]}`);
         const ref = body.tableReference as { tableId: string };
         if (d.table(ref.tableId)) return this.error(res, 409, 'duplicate', `Already Exists: Table ${m[1]}:${m[2]}.${ref.tableId}`);
-        const fields = ((body.schema as { fields?: { name: string; type: string; mode?: string }[] })?.fields ?? []);
-        for (const f of fields) if (!KINDS[f.type.toUpperCase()]) return this.error(res, 400, 'invalid', `Invalid field type ${f.type}`);
+        const fields = ((body.schema as { fields?: TableField[] })?.fields ?? []);
+        const invalid = invalidSchema(fields);
+        if (invalid) return this.error(res, 400, 'invalid', invalid);
         const t = d.createTable(ref.tableId, fields.map((f) => ({ name: f.name, type: f.type.toUpperCase(), notNull: f.mode === 'REQUIRED' })));
+        // REPEATED columns hold arrays: kept as JSON cells, checked against the field when rows come.
+        fields.forEach((f, i) => { if (f.mode === 'REPEATED') (t.columns[i] as Column).kind = 'json'; });
+        this.tableSchemas.set(this.schemaKey(m[1] as string, m[2] as string, t.name), fields.map((f) => ({ ...f, mode: f.mode ?? 'NULLABLE' })));
         return this.send(res, 200, this.tableResource(m[1] as string, m[2] as string, t.name, t.columns));
       }
       if ((m = /^\/projects\/([^/]+)\/queries$/.exec(path)) && req.method === 'POST') return this.send(res, 200, this.query(m[1] as string, body));
@@ -181,10 +270,12 @@ export class FakeBigQuery {
   }
 
   private tableResource(project: string, dataset: string, table: string, columns: Column[]): unknown {
+    const kept = this.tableSchemas.get(this.schemaKey(project, dataset, table));
+    const withLegacy = (f: TableField): TableField => ({ ...f, type: legacy(f.type), ...(f.fields ? { fields: f.fields.map(withLegacy) } : {}) });
     return {
       kind: 'bigquery#table', id: `${project}:${dataset}.${table}`,
       tableReference: { projectId: project, datasetId: dataset, tableId: table },
-      schema: { fields: columns.map((c) => ({ name: c.name, type: c.type, mode: c.notNull ? 'REQUIRED' : 'NULLABLE' })) },
+      schema: { fields: kept ? kept.map(withLegacy) : columns.map((c) => ({ name: c.name, type: c.type, mode: c.notNull ? 'REQUIRED' : 'NULLABLE' })) },
       numRows: '0', type: 'TABLE',
     };
   }
@@ -209,8 +300,16 @@ export class FakeBigQuery {
           continue;
         }
         const col = t.columns[ci] as Column;
+        const def = this.tableSchemas.get(this.schemaKey(project, dataset, t.name))?.find((f) => f.name.toLowerCase() === col.name.toLowerCase());
         try {
-          if (col.kind === 'json') {
+          if (def && (def.mode === 'REPEATED' || isRecord(def))) {
+            cells[ci] = v === null ? null : { json: checkNested(def, v, def.name) };
+          } else if (def && legacy(def.type) === 'BYTES') {
+            if (v !== null && (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v))) throw new SqlError('conversion', `Could not decode base64 string to bytes. Field: ${col.name}; Value: ${String(v)}`);
+            cells[ci] = v as string | null;
+          } else if (col.kind === 'json' && v === null) {
+            if (col.notNull) throw new SqlError('constraint', `Missing required field: ${col.name}.`);
+          } else if (col.kind === 'json') {
             if (typeof v !== 'string') throw new SqlError('conversion', `This field: ${col.name} is not a JSON string: ${JSON.stringify(v)}`);
             try { cells[ci] = { json: JSON.parse(v) }; } catch { throw new SqlError('conversion', `Field: ${col.name}; Value: ${v} cannot be parsed as JSON.`); }
           } else {
@@ -261,6 +360,7 @@ export class FakeBigQuery {
     const d = datasetId ? this.dataset(projectId, datasetId) : undefined;
     if (!d) throw new SqlError('not-found', `Not found: Dataset ${projectId}:${datasetId ?? '(none)'}`);
     const r = d.run(sql, { positional: [], named });
+    const defs = fq.length >= 2 ? this.tableSchemas.get(this.schemaKey(projectId, datasetId as string, fq.at(-1) as string)) : undefined;
     const jobId = `job_${randomUUID().replaceAll('-', '')}`;
     const useInt64 = (body.formatOptions as { useInt64Timestamp?: boolean } | undefined)?.useInt64Timestamp === true;
     const fmt = (c: Cell, kind: Kind): string | null => {
@@ -274,13 +374,78 @@ export class FakeBigQuery {
       kind: 'bigquery#queryResponse',
       jobReference: { projectId: project, jobId, location: String(body.location ?? 'US') },
       jobComplete: true,
-      schema: { fields: r.columns.map((c) => ({ name: c.name === 'COUNT(*)' ? 'f0_' : c.name, type: types[c.kind], mode: 'NULLABLE' })) },
-      rows: r.rows.map((row) => ({ f: row.map((c, i) => ({ v: fmt(c, (r.columns[i] as { kind: Kind }).kind) })) })),
+      schema: {
+        fields: r.columns.map((c) => {
+          const def = defs?.find((f) => f.name.toLowerCase() === c.name.toLowerCase());
+          if (def && (def.mode === 'REPEATED' || isRecord(def))) return { ...def, type: legacy(def.type) };
+          if (def && ['DATE', 'BYTES'].includes(legacy(def.type))) return { name: c.name, type: legacy(def.type), mode: 'NULLABLE' };
+          return { name: c.name === 'COUNT(*)' ? 'f0_' : c.name, type: types[c.kind], mode: 'NULLABLE' };
+        }),
+      },
+      rows: r.rows.map((row) => ({
+        f: row.map((c, i) => {
+          const col = r.columns[i] as { name: string; kind: Kind };
+          const def = defs?.find((f) => f.name.toLowerCase() === col.name.toLowerCase());
+          if (def && (def.mode === 'REPEATED' || isRecord(def))) return { v: c === null ? (def.mode === 'REPEATED' ? [] : null) : queryCell(def, (c as { json: unknown }).json) };
+          if (def && legacy(def.type) === 'DATE' && typeof c === 'number') return { v: new Date(c).toISOString().slice(0, 10) };
+          return { v: fmt(c, col.kind) };
+        }),
+      })),
       totalRows: String(r.rows.length),
       cacheHit: false,
     };
     this.jobs.set(jobId, result);
     return result;
+  }
+}
+
+/** A value for a RECORD or REPEATED field, checked as insertAll does (unknown fields, arrays where they belong, leaf types). */
+function checkNested(f: TableField, v: unknown, path: string): unknown {
+  if (f.mode === 'REPEATED') {
+    if (v === null) return [];
+    if (!Array.isArray(v)) throw new SqlError('conversion', `Value of repeated field ${path} is not an array.`);
+    return v.map((x) => checkNested({ ...f, mode: 'NULLABLE' }, x, path));
+  }
+  if (v === null || v === undefined) {
+    if (f.mode === 'REQUIRED') throw new SqlError('constraint', `Missing required field: ${path}.`);
+    return null;
+  }
+  if (Array.isArray(v)) throw new SqlError('conversion', `Array specified for non-repeated field: ${path}.`);
+  if (isRecord(f)) {
+    if (typeof v !== 'object') throw new SqlError('conversion', `This field: ${path} is not a record.`);
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      const sub = f.fields?.find((s) => s.name.toLowerCase() === k.toLowerCase());
+      if (!sub) throw new SqlError('conversion', `no such field: ${path}.${k}.`);
+      out[sub.name] = checkNested(sub, x, `${path}.${sub.name}`);
+    }
+    for (const sub of f.fields ?? []) if (sub.mode === 'REQUIRED' && out[sub.name] == null) throw new SqlError('constraint', `Missing required field: ${path}.${sub.name}.`);
+    return out;
+  }
+  const bad = (): never => { throw new SqlError('conversion', `Cannot convert value to ${legacy(f.type).toLowerCase()} (bad value): ${typeof v === 'object' ? JSON.stringify(v) : String(v)} (field ${path})`); };
+  switch (legacy(f.type)) {
+    case 'INTEGER': return typeof v === 'number' && Number.isInteger(v) ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : bad();
+    case 'FLOAT': case 'NUMERIC': case 'BIGNUMERIC': return typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : bad();
+    case 'BOOLEAN': return typeof v === 'boolean' ? v : v === 'true' || v === 'false' ? v === 'true' : bad();
+    case 'STRING': return typeof v === 'string' ? v : bad();
+    case 'BYTES': return typeof v === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v) ? v : bad();
+    case 'TIMESTAMP': case 'DATETIME': { const ms = typeof v === 'number' ? v * 1000 : typeof v === 'string' ? Date.parse(v) : NaN; return Number.isFinite(ms) ? new Date(ms).toISOString() : bad(); }
+    case 'DATE': return typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v) ? v : bad();
+    case 'JSON': if (typeof v !== 'string') return bad(); try { return JSON.parse(v); } catch { return bad(); }
+    default: return v;
+  }
+}
+
+/** A cell of a RECORD / REPEATED / scalar field as jobs.query answers it: `{v}` with nested `{f:[…]}` rows and `[{v}]` arrays. */
+function queryCell(f: TableField, v: unknown): unknown {
+  if (f.mode === 'REPEATED') return (Array.isArray(v) ? v : []).map((x) => ({ v: queryCell({ ...f, mode: 'NULLABLE' }, x) }));
+  if (v === null || v === undefined) return null;
+  if (isRecord(f)) return { f: (f.fields ?? []).map((sub) => ({ v: queryCell(sub, (v as Record<string, unknown>)[sub.name]) })) };
+  switch (legacy(f.type)) {
+    case 'TIMESTAMP': return String(Date.parse(String(v)) / 1000);
+    case 'JSON': return JSON.stringify(v);
+    case 'BOOLEAN': return v ? 'true' : 'false';
+    default: return String(v);
   }
 }
 

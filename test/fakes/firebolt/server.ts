@@ -20,6 +20,10 @@
  * the socket is destroyed without an answer); `holdWrites()` holds every INSERT from then on until its
  * `release()` runs them in order, answering nobody (a late write, ../hold.ts). Per-row errors come from the store itself: a value that
  * does not cast to its column's type refuses the whole statement, as Firebolt does.
+ * Table schemas: CREATE TABLE / ALTER TABLE … ADD COLUMN keep each column's type (TIMESTAMPTZ, DATE, BYTEA,
+ * REAL besides the others), an INSERT naming a column the table lacks is refused, and
+ * `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '…'`
+ * answers them as Firebolt names them ('bigint', 'timestamptz', 'YES' / 'NO').
  * `clients` maps client id → secret. `statements` logs every SQL text run; `counts` requests by kind.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -31,7 +35,20 @@ import { Holds, type HeldWrites } from '../hold.js';
 const KINDS: Record<string, Kind> = {
   INT: 'int', INTEGER: 'int', BIGINT: 'int', LONG: 'int', DOUBLE: 'float', 'DOUBLE PRECISION': 'float', REAL: 'float', FLOAT: 'float',
   TEXT: 'string', STRING: 'string', VARCHAR: 'string', BOOLEAN: 'bool', BOOL: 'bool', TIMESTAMP: 'timestamp', TIMESTAMPNTZ: 'timestamp',
+  TIMESTAMPTZ: 'timestamp', DATE: 'timestamp', BYTEA: 'string',
 };
+
+/** A column type as information_schema.columns.data_type (and query results) name it. */
+function typeWord(type: string, kind: Kind): string {
+  const t = type.toUpperCase().replace(/\s+/g, ' ').trim();
+  if (/^(BIGINT|LONG)$/.test(t)) return 'bigint';
+  if (/^(INT|INTEGER)$/.test(t)) return 'integer';
+  if (/^(REAL|FLOAT)$/.test(t)) return 'real';
+  if (t === 'TIMESTAMPTZ') return 'timestamptz';
+  if (t === 'DATE') return 'date';
+  if (t === 'BYTEA') return 'bytea';
+  return TYPE_WORDS[kind];
+}
 const TYPE_WORDS: Record<Kind, string> = { int: 'integer', float: 'double precision', string: 'text', bool: 'boolean', timestamp: 'timestamp', json: 'text' };
 
 const dialect: Dialect = {
@@ -176,6 +193,13 @@ export class FakeFirebolt {
     const dbName = url.searchParams.get('database');
     const store = dbName ? this.databases.get(dbName.toLowerCase()) : undefined;
     if (!store) return this.sqlError(res, '3D000', 'InvalidCatalogName', dbName ? `Database '${dbName}' does not exist or not authorized.` : 'No database selected.');
+    const info = /^SELECT\s+column_name\s*,\s*data_type\s*,\s*is_nullable\s+FROM\s+information_schema\.columns\s+WHERE\s+table_name\s*=\s*'([^']*)'(?:\s+ORDER\s+BY\s+ordinal_position)?\s*;?$/i.exec(sql);
+    if (info) {
+      // information_schema.columns: the table's columns in order, typed as Firebolt names them.
+      const t = store.table(info[1]!);
+      const data = (t?.columns ?? []).map((c) => [c.name, typeWord(c.type, c.kind), c.notNull ? 'NO' : 'YES']);
+      return this.send(res, 200, { meta: [{ name: 'column_name', type: 'text' }, { name: 'data_type', type: 'text' }, { name: 'is_nullable', type: 'text' }], data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: 0 } });
+    }
     try {
       const r = store.run(sql);
       if (r.statement === 'insert' && this.dropNext > 0) {
@@ -188,13 +212,23 @@ export class FakeFirebolt {
       const cols = table ? store.table(table)?.columns : undefined;
       const typeOf = (name: string, kind: Kind, type: string): string => {
         const c: Column | undefined = cols?.find((x) => x.name === name);
-        const base = /^BIGINT|^LONG/i.test(type) ? 'bigint' : TYPE_WORDS[kind];
+        const base = typeWord(c?.type ?? type, kind);
         return c && !c.notNull ? `${base} null` : base;
       };
-      const fmt = (c: Cell, kind: Kind): unknown => (c === null ? null : typeof c === 'object' ? JSON.stringify(c.json) : kind === 'timestamp' ? timestampText(c as number) : c);
+      const fmt = (c: Cell, kind: Kind, type: string): unknown => {
+        if (c === null) return null;
+        if (typeof c === 'object') return JSON.stringify(c.json);
+        if (kind !== 'timestamp') return c;
+        const word = typeWord(type, kind);
+        if (word === 'date') return timestampText(c as number).slice(0, 10);
+        return word === 'timestamptz' ? `${timestampText(c as number)}+00` : timestampText(c as number);
+      };
       return this.send(res, 200, {
         meta: r.columns.map((c) => ({ name: c.name, type: c.name === 'COUNT(*)' ? 'bigint' : typeOf(c.name, c.kind, c.type) })),
-        data: r.rows.map((row) => row.map((c, i) => fmt(c, (r.columns[i] as { kind: Kind }).kind))),
+        data: r.rows.map((row) => row.map((c, i) => {
+          const col = r.columns[i] as { name: string; kind: Kind; type: string };
+          return fmt(c, col.kind, cols?.find((x) => x.name === col.name)?.type ?? col.type);
+        })),
         rows: r.rows.length,
         statistics: { elapsed: 0.001, rows_read: r.rows.length, bytes_read: 0 },
       });

@@ -16,6 +16,10 @@
  * applies, the socket is destroyed without an answer — the driver then re-sends the same request).
  * Late writes: `holdWrites()` holds every INSERT from then on (received, not run) until its `release()`
  * runs them in order and leaves their connections silent (see ../hold.ts).
+ * Table schemas: CREATE TABLE / ALTER TABLE … ADD COLUMN keep each column's type; an INSERT naming a column
+ * the table lacks is refused ("invalid identifier"), a value that does not convert is refused in Snowflake's
+ * words; `DESCRIBE TABLE` answers the columns as Snowflake shows them (VARCHAR(16777216), NUMBER(38,0),
+ * TIMESTAMP_TZ(9), BINARY(8388608)…).
  * Users: `users` map of user → password (390100 otherwise). `statements` logs every SQL text run,
  * `firstBindBytes` the size of each one's first text bind.
  */
@@ -29,8 +33,22 @@ import { Holds, type HeldWrites } from '../hold.js';
 const KINDS: Record<string, Kind> = {
   NUMBER: 'int', INT: 'int', INTEGER: 'int', BIGINT: 'int', FLOAT: 'float', DOUBLE: 'float', REAL: 'float',
   VARCHAR: 'string', STRING: 'string', TEXT: 'string', BOOLEAN: 'bool', TIMESTAMP_NTZ: 'timestamp', TIMESTAMP: 'timestamp',
+  TIMESTAMP_TZ: 'timestamp', TIMESTAMP_LTZ: 'timestamp', DATE: 'timestamp', BINARY: 'string',
   VARIANT: 'json', OBJECT: 'json', ARRAY: 'json',
 };
+
+/** A column type as Snowflake's DESCRIBE TABLE shows it: synonyms resolved, default lengths and precisions spelt out. */
+export function describedType(type: string): string {
+  const t = type.toUpperCase().replace(/\s+/g, '');
+  const base = t.replace(/\(.*\)/, '');
+  if (['VARCHAR', 'STRING', 'TEXT'].includes(base)) return t.includes('(') ? t.replace(base, 'VARCHAR') : 'VARCHAR(16777216)';
+  if (['NUMBER', 'INT', 'INTEGER', 'BIGINT', 'DECIMAL', 'NUMERIC'].includes(base)) return t.includes('(') && base === 'NUMBER' ? t : 'NUMBER(38,0)';
+  if (['FLOAT', 'DOUBLE', 'REAL', 'DOUBLEPRECISION'].includes(base)) return 'FLOAT';
+  if (base === 'TIMESTAMP') return 'TIMESTAMP_NTZ(9)';
+  if (base.startsWith('TIMESTAMP_')) return t.includes('(') ? t : `${base}(9)`;
+  if (base === 'BINARY') return t.includes('(') ? t : 'BINARY(8388608)';
+  return t;
+}
 const dialect: Dialect = {
   kindOf: (t) => KINDS[t.toUpperCase()],
   conversionError: (v, c) => {
@@ -167,6 +185,20 @@ export class FakeSnowflake {
     this.statements.push(sql);
     const store = this.storeOf(sql);
     if (!(store instanceof MiniSql)) return this.err(res, store.code, store.message, { sqlState: '02000', queryId: randomUUID(), type: 'COMPILATION' });
+    const describe = /^\s*DESC(?:RIBE)?\s+TABLE\s+(.+?)\s*;?\s*$/i.exec(sql);
+    if (describe) {
+      // DESCRIBE TABLE: one row per column — name, type (as Snowflake shows it), kind, null?, and the rest empty.
+      const name = /(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*$/.exec(describe[1]!);
+      const t = store.table(name?.[1] ?? name?.[2]?.toUpperCase() ?? '');
+      if (!t) return this.err(res, '002003', `SQL compilation error:\nTable '${describe[1]}' does not exist or not authorized.`, { sqlState: '42S02', queryId: randomUUID(), type: 'COMPILATION' });
+      const names = ['name', 'type', 'kind', 'null?', 'default', 'primary key', 'unique key', 'check', 'expression', 'comment', 'policy name', 'privacy domain'];
+      return this.ok(res, {
+        queryId: randomUUID(), statementTypeId: 4096, queryResultFormat: 'json',
+        rowtype: names.map((n) => ({ name: n, type: 'text', nullable: true, scale: null, precision: null, length: 16777216, byteLength: 16777216 })),
+        rowset: t.columns.map((c) => [c.name, describedType(c.type), 'COLUMN', c.notNull ? 'N' : 'Y', null, 'N', 'N', null, null, null, null, null]),
+        total: t.columns.length, returned: t.columns.length, parameters: [],
+      });
+    }
     const bindings = (body.bindings ?? {}) as Record<string, { type: string; value: unknown }>;
     const positional = Object.keys(bindings).sort((a, b) => Number(a) - Number(b)).map((k) => bindings[k]?.value);
     this.firstBindBytes.push(typeof positional[0] === 'string' ? Buffer.byteLength(positional[0]) : 0);

@@ -11,6 +11,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type CompressionCodec, type FileMetaData } from 'hyparquet';
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
+import type { FieldType, SchemaField } from '@junction/sdk-connector/schema';
 import type { EncodableMessage } from './jsonl.js';
 import type { MetaField } from './spec.js';
 import { loadZstd, zstdCompress, zstdDecompressFrame } from './zstd.js';
@@ -64,6 +65,11 @@ export interface ParquetWriteInput {
   codec: ParquetCodec;
   level?: number | undefined;
   rowGroupSize: number;
+  /**
+   * The station schema's columns (see {@link parquetSchemaOf}): the file's columns and types come from
+   * them, and `values` are rows decoded by `schemaDecoder`. Without it, columns are inferred from the values.
+   */
+  columns?: readonly SchemaField[] | undefined;
   /** Receives the file's bytes as they are produced (once per row group, then the footer); may apply backpressure. */
   onChunk?: (chunk: Uint8Array) => void | Promise<void>;
 }
@@ -94,8 +100,8 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
   const { messages, values, fields } = input;
   if (input.codec === 'zstd') await loadZstd();
   const kinds = new Map<string, Kind>();
-  for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
-  const schema: SchemaElement[] = [{ name: 'root', num_children: fields.length + kinds.size }];
+  if (!input.columns) for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
+  const schema: SchemaElement[] = [{ name: 'root', num_children: fields.length + (input.columns ? input.columns.length : kinds.size) }];
   for (const f of fields) {
     const name = PARQUET_META_COLUMNS[f];
     if (f === 'offset') schema.push({ name, type: 'INT64', repetition_type: 'REQUIRED' });
@@ -103,6 +109,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     else if (f === 'key') schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' });
     else schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'JSON', repetition_type: 'REQUIRED' });
   }
+  if (input.columns) for (const c of input.columns) schema.push(...parquetSchemaOf(c.name, c.type, 0));
   for (const [name, kind] of kinds) {
     if (kind === 'boolean') schema.push({ name, type: 'BOOLEAN', repetition_type: 'OPTIONAL' });
     else if (kind === 'int') schema.push({ name, type: 'INT64', repetition_type: 'OPTIONAL' });
@@ -134,6 +141,9 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
       else if (f === 'key') columnData.push({ name, data: group.map((m) => m.key ?? null) });
       else columnData.push({ name, data: group.map((m) => m.headers) });
     }
+    if (input.columns) {
+      for (const c of input.columns) columnData.push({ name: c.name, data: rows.map((r) => parquetValue(r[c.name], c.type)) });
+    }
     for (const [name, kind] of kinds) {
       columnData.push({
         name,
@@ -149,6 +159,78 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
   }
   await pq.finish();
   return writer instanceof StreamingWriter ? new Uint8Array(0) : writer.getBytes().slice();
+}
+
+/**
+ * The Parquet schema elements of one column of a station schema (depth first). Every column is OPTIONAL
+ * (a value the schema says is required but that decodes to null must not fail the whole file). Types:
+ * string and enum → STRING; boolean → BOOLEAN; int → INT32; long → INT64; float → FLOAT; double → DOUBLE;
+ * bytes → BYTE_ARRAY; timestamp → INT64 TIMESTAMP(MILLIS, isAdjustedToUTC = true); date → INT32 DATE;
+ * record → a group (STRUCT); array → LIST (three-level); map → MAP with STRING keys; json → JSON text.
+ */
+export function parquetSchemaOf(name: string, t: FieldType, depth: number): SchemaElement[] {
+  const repetition_type = 'OPTIONAL' as const;
+  if (depth > 16) return [{ name, type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' }, repetition_type }];
+  switch (t.kind) {
+    case 'string':
+    case 'enum':
+      return [{ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type }];
+    case 'boolean':
+      return [{ name, type: 'BOOLEAN', repetition_type }];
+    case 'int':
+      return [{ name, type: 'INT32', repetition_type }];
+    case 'long':
+      return [{ name, type: 'INT64', repetition_type }];
+    case 'float':
+      return [{ name, type: 'FLOAT', repetition_type }];
+    case 'double':
+      return [{ name, type: 'DOUBLE', repetition_type }];
+    case 'bytes':
+      return [{ name, type: 'BYTE_ARRAY', repetition_type }];
+    case 'timestamp':
+      return [{ name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' }, repetition_type }];
+    case 'date':
+      return [{ name, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' }, repetition_type }];
+    case 'record':
+      if (t.fields.length === 0) return [{ name, type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' }, repetition_type }];
+      return [{ name, num_children: t.fields.length, repetition_type }, ...t.fields.flatMap((f) => parquetSchemaOf(f.name, f.type, depth + 1))];
+    case 'array':
+      return [
+        { name, num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' }, repetition_type },
+        { name: 'list', num_children: 1, repetition_type: 'REPEATED' },
+        ...parquetSchemaOf('element', t.items, depth + 1),
+      ];
+    case 'map':
+      return [
+        { name, num_children: 1, converted_type: 'MAP', logical_type: { type: 'MAP' }, repetition_type },
+        { name: 'key_value', num_children: 2, repetition_type: 'REPEATED' },
+        { name: 'key', type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type: 'REQUIRED' },
+        ...parquetSchemaOf('value', t.values, depth + 1),
+      ];
+    case 'json':
+      return [{ name, type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' }, repetition_type }];
+  }
+}
+
+/** A decoded value (schemaDecoder's row field) as the writer takes it for {@link parquetSchemaOf}'s column. */
+function parquetValue(v: unknown, t: FieldType, depth = 0): unknown {
+  if (v === null || v === undefined) return null;
+  if (depth > 16) return v;
+  switch (t.kind) {
+    case 'long':
+      return typeof v === 'number' ? BigInt(Math.trunc(v)) : v;
+    case 'int':
+      return typeof v === 'number' ? Math.trunc(v) : v;
+    case 'record':
+      if (t.fields.length === 0) return v;
+      return Object.fromEntries(t.fields.map((f) => [f.name, parquetValue((v as Record<string, unknown>)[f.name], f.type, depth + 1)]));
+    case 'array':
+      return (v as unknown[]).map((x) => parquetValue(x, t.items, depth + 1));
+    case 'map':
+      return Object.entries(v as Record<string, unknown>).map(([key, x]) => ({ key, value: parquetValue(x, t.values, depth + 1) }));
+    default:
+      return v;
+  }
 }
 
 const DECOMPRESSORS = {

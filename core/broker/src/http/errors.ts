@@ -22,6 +22,12 @@ export const HttpErrorCode = {
   SERVER_BUSY: 'SERVER_BUSY',
   /** The client closed the connection before its request was read in full (nobody sees the answer). */
   REQUEST_ABORTED: 'REQUEST_ABORTED',
+  /** No valid credential (auth on): missing, malformed, forged, expired or revoked. Set by core/server's auth. */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The credential lacks a grant (auth on); the message names the action and the resource. */
+  FORBIDDEN: 'FORBIDDEN',
+  /** Too many failed logins for a user or from an address (auth on); retry later. */
+  LOGIN_RATE_LIMITED: 'LOGIN_RATE_LIMITED',
 } as const;
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
@@ -30,6 +36,9 @@ const STATUS: Record<string, number> = {
   [ErrorCode.GROUP_NOT_FOUND]: 404,
   [ErrorCode.PARTITION_NOT_FOUND]: 404,
   [HttpErrorCode.ROUTE_NOT_FOUND]: 404,
+  [HttpErrorCode.UNAUTHENTICATED]: 401,
+  [HttpErrorCode.FORBIDDEN]: 403,
+  [HttpErrorCode.LOGIN_RATE_LIMITED]: 429,
   [ErrorCode.STATION_EXISTS]: 409,
   [ErrorCode.GROUP_EXISTS]: 409,
   // Malformed or out-of-range input: the client must change the request.

@@ -21,5 +21,5 @@ export {
   type JsonDelivery,
 } from './routes.js';
 export { BodyGate, GATE_FREE_BYTES, gateLargeBodies, refuseUnexpectedBodies, type BodyConfig, type BodyGateOptions } from './limits.js';
-export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions } from './memphis.js';
+export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions, type MemphisAuthenticator, type MemphisTokenAnswer } from './memphis.js';
 export { registerBrokerMetrics, metricsRoutes, type BrokerMetrics } from './metrics.js';

@@ -41,6 +41,29 @@ export interface MemphisRoutesOptions {
   /** Config of stations created by autoCreateStations. Default: Junction's station defaults. */
   stationDefaults?: StationConfigInput | undefined;
   metrics?: ProduceObserver | undefined;
+  /**
+   * Checks credentials for /auth/authenticate and /auth/refreshToken (core/server passes one when auth
+   * is on). Absent: the compatibility shim that accepts anything (see memphisRoutes).
+   */
+  authenticator?: MemphisAuthenticator | undefined;
+}
+
+/** What /auth/authenticate and /auth/refreshToken answer (Memphis's fields; expiries in ms). */
+export interface MemphisTokenAnswer {
+  jwt: string;
+  expires_in: number;
+  jwt_refresh_token: string;
+  refresh_token_expires_in: number;
+}
+
+/**
+ * The contract the gateway's auth routes call when auth is on (implemented outside the broker). Both
+ * throw a JunctionError UNAUTHENTICATED (401) for wrong, tampered, expired or revoked credentials.
+ */
+export interface MemphisAuthenticator {
+  /** `from`: the client's address, for limits on failed attempts. */
+  authenticate(body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }, from: string): Promise<MemphisTokenAnswer>;
+  refresh(body: { jwt_refresh_token: string; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokenAnswer>;
 }
 
 /** The answer of a successful Memphis produce. */
@@ -103,10 +126,11 @@ const RefreshBody = z.object({
  * bytes; the others take JSON. Errors answer `{ success: false, error: <message>, code }` with the
  * status of the broker's error table.
  *
- * Auth: Junction has no authentication yet. /auth/authenticate and /auth/refreshToken accept any
- * credentials and answer an UNSIGNED, JWT-shaped token (`alg: none`) so Memphis SDK login flows work;
- * no route checks it, and any `Authorization: Bearer …` or `?authorization=` is accepted. This is a
- * compatibility shim, not security: do not expose these routes beyond a trusted network.
+ * Auth: with an `authenticator` (core/server passes one when auth is on), /auth/authenticate and
+ * /auth/refreshToken check credentials and answer signed JWTs, and core/server's access hook checks the
+ * token on every other route. Without one (auth off, loopback only), they accept any credentials and
+ * answer an UNSIGNED, JWT-shaped token (`alg: none`) so Memphis SDK login flows work; no route checks
+ * it. That shim is compatibility, not security.
  */
 export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (app, opts) => {
   const { store, metrics } = opts;
@@ -204,11 +228,13 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
 
   app.post('/auth/authenticate', async (req) => {
     const body = parseBody(AuthenticateBody, req.body);
+    if (opts.authenticator) return opts.authenticator.authenticate(body, req.ip);
     return tokens(body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
   });
 
   app.post('/auth/refreshToken', async (req) => {
     const body = parseBody(RefreshBody, req.body);
+    if (opts.authenticator) return opts.authenticator.refresh(body);
     const username = usernameOf(body.jwt_refresh_token) ?? 'unknown';
     return tokens(username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
   });
