@@ -43,6 +43,12 @@ import { renderAuth, runAuthMode } from './auth-mode.js';
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
                          the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
+  postgres               instead of the default run: station -> postgres sink beside a plain pg COPY of the same
+                         rows (the real PostgreSQL on 127.0.0.1:5432; target ≥ 0.8); --quick, --json
+  mqtt                   instead of the default run: mqtt -> station at QoS 1 beside a bare mqtt.js subscriber
+                         (a Mosquitto of its own); --quick, --json
+  postgres-cdc           instead of the default run: inserts into PostgreSQL and the changes the postgres-cdc source
+                         brings into a station, both rates; --quick, --json
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
@@ -434,6 +440,12 @@ async function main(): Promise<number> {
   if (process.argv[2] === 'schemas') {
     const { runSchemasBench } = await import('./schemas-bench.js');
     return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+  }
+  // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.
+  if (process.argv[2] === 'postgres' || process.argv[2] === 'mqtt' || process.argv[2] === 'postgres-cdc') {
+    const bench = await import('./real-connectors-bench.js');
+    const run = { postgres: bench.runPostgresBench, mqtt: bench.runMqttBench, 'postgres-cdc': bench.runPostgresCdcBench }[process.argv[2]];
+    return run({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
   }
   let opts: Options;
   try {

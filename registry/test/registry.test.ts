@@ -37,7 +37,9 @@ describe('built-in connectors', () => {
     const registry = await Registry.open({ builtinDirs: [CONNECTORS], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
     const sinks = Object.fromEntries(registry.list().filter((d) => d.kind === 'sink').map((d) => [d.name, d.exactlyOnce]));
     // BigQuery's insertAll cannot refuse a late write and its insertId dedup is best effort: at least once.
-    expect(sinks).toMatchObject({ file: true, s3: true, snowflake: true, firebolt: true, bigquery: false });
+    expect(sinks).toMatchObject({ file: true, s3: true, snowflake: true, firebolt: true, bigquery: false, postgres: true });
+    expect(registry.get('mqtt')?.kind).toBe('source');
+    expect(registry.get('postgres-cdc')?.kind).toBe('source');
     expect(registry.get('bigquery')?.description).toMatch(/at least once/);
   });
 
