@@ -136,16 +136,40 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
   const pool = threads > 0 ? new ValidationPool(threads) : undefined;
   const inlineBelow = options.inlineBelow ?? 64;
 
+  const refreshing = new Set<string>();
+
+  /** Reads a station's binding from the engine and caches it. Throws what getStation throws. */
+  async function load(station: string): Promise<StationSchemaBinding | undefined> {
+    const info = await inner.getStation(station);
+    const binding = (info.config as { schema?: StationSchemaBinding }).schema;
+    bindings.set(station, { binding, at: Date.now() });
+    if (bindings.size > 100_000) bindings.delete(bindings.keys().next().value!);
+    return binding;
+  }
+
+  /**
+   * The station's binding. A cached one is answered at once, and read again in the background once it is
+   * older than the TTL: a produce never waits for the engine (in cluster mode getStation asks JetStream,
+   * which waits out a timeout while a stream has no reachable leader). Only a station's first produce
+   * on this node reads it in line.
+   */
   async function bindingOf(station: string): Promise<StationSchemaBinding | undefined> {
-    const now = Date.now();
     const hit = bindings.get(station);
-    if (hit && now - hit.at < ttl) return hit.binding;
+    if (hit) {
+      if (Date.now() - hit.at >= ttl && !refreshing.has(station)) {
+        refreshing.add(station);
+        load(station)
+          .catch((err: unknown) => {
+            // Keep the binding known; try again after another TTL.
+            if (isJunctionError(err) && err.code === 'STATION_NOT_FOUND') bindings.delete(station);
+            else hit.at = Date.now();
+          })
+          .finally(() => refreshing.delete(station));
+      }
+      return hit.binding;
+    }
     try {
-      const info = await inner.getStation(station);
-      const binding = (info.config as { schema?: StationSchemaBinding }).schema;
-      bindings.set(station, { binding, at: now });
-      if (bindings.size > 100_000) bindings.delete(bindings.keys().next().value!);
-      return binding;
+      return await load(station);
     } catch (err) {
       // The engine answers for a station it does not have (auto-creation, STATION_NOT_FOUND).
       if (isJunctionError(err)) return undefined;
@@ -153,11 +177,18 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     }
   }
 
-  /** The registry's view, at most a second old (other nodes' registrations). */
-  async function fresh(): Promise<void> {
-    if (Date.now() - lastCatchUp < ttl) return;
-    await registry.catchUp();
-    lastCatchUp = Date.now();
+  let catching = false;
+  /** Applies other nodes' registrations about once a TTL, in the background (a produce does not wait for it). */
+  function fresh(): void {
+    if (catching || Date.now() - lastCatchUp < ttl) return;
+    catching = true;
+    registry
+      .catchUp()
+      .catch((err: unknown) => logger?.warn({ err }, 'the schema registry could not read its log; bindings use what it knows'))
+      .finally(() => {
+        lastCatchUp = Date.now();
+        catching = false;
+      });
   }
 
   function target(subject: string, binding: StationSchemaBinding): Bound | undefined {
@@ -183,7 +214,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
   async function produce(station: string, messages: readonly MessageInput[]): Promise<ProduceResult[]> {
     const binding = await bindingOf(station);
     if (!binding) return inner.produce(station, messages);
-    await fresh();
+    fresh();
     const subject = subjectOf(station, binding);
     let bound = target(subject, binding);
     if (!bound) {

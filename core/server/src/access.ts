@@ -93,10 +93,13 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
 
   // Connectors (their configs may name any station: managing one is a wide grant).
   'GET /v1/connectors': checks(c('connector', 'read')),
-  'POST /v1/connectors': checks(c('connector', 'manage', { body: ['name'] })),
+  // A connector carries data across its station's boundary (a sink reads it out, a source writes it in):
+  // making or changing one needs consume and produce on that station too, so a connector never gives its
+  // creator more than the creator holds.
+  'POST /v1/connectors': checks(c('connector', 'manage', { body: ['name'] }), c('station', 'consume', { body: ['station'] }), c('station', 'produce', { body: ['station'] })),
   'GET /v1/connectors/:name': checks(c('connector', 'read', connector)),
   'GET /v1/connectors/:name/config': checks(c('connector', 'read', connector)),
-  'PUT /v1/connectors/:name/config': checks(c('connector', 'manage', connector)),
+  'PUT /v1/connectors/:name/config': checks(c('connector', 'manage', connector), c('station', 'consume', { body: ['station'] }), c('station', 'produce', { body: ['station'] })),
   'DELETE /v1/connectors/:name': checks(c('connector', 'manage', connector)),
   'GET /v1/connectors/:name/status': checks(c('connector', 'read', connector)),
   'PUT /v1/connectors/:name/pause': checks(c('connector', 'manage', connector)),

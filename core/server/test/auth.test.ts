@@ -194,6 +194,25 @@ describe.each(['embedded', 'cluster'] as const)('auth on the %s engine', (engine
       expect(escalate.json().code).toBe('FORBIDDEN');
     });
 
+    it('a connector gives its creator nothing more: making one needs consume and produce on its station', async () => {
+      expect((await call({ method: 'POST', url: '/v1/stations', token: admin, body: { name: 'secret-ledger', partitions: 1 } })).status).toBe(201);
+      const sink = { name: 'exfil', plugin: 'file', station: 'secret-ledger', config: { dir: join(dir, 'data', 'exfil') } };
+      // Connector rights alone: a file sink on a station the token cannot read is refused before it exists.
+      const connectorOnly = await makeToken(admin, [{ resource: 'connector', pattern: '*', actions: ['manage', 'read'] }]);
+      const refused = await call({ method: 'POST', url: '/v1/connectors', token: connectorOnly.token, body: sink });
+      expect(refused.status).toBe(403);
+      expect(refused.json().message).toBe('missing "consume" on station "secret-ledger"');
+      expect((await call({ method: 'PUT', url: '/v1/connectors/exfil/config', token: connectorOnly.token, body: { plugin: 'file', station: 'secret-ledger', config: sink.config } })).status).toBe(403);
+      expect((await call({ method: 'GET', url: '/v1/connectors/exfil', token: admin })).status).toBe(404);
+      // With the station's grants as well, the same request goes through.
+      const full = await makeToken(admin, [
+        { resource: 'connector', pattern: '*', actions: ['manage', 'read'] },
+        { resource: 'station', pattern: 'secret-ledger', actions: ['consume', 'produce'] },
+      ]);
+      expect((await call({ method: 'POST', url: '/v1/connectors', token: full.token, body: sink })).status).toBe(201);
+      expect((await call({ method: 'DELETE', url: '/v1/connectors/exfil', token: full.token })).status).toBe(204);
+    });
+
     it('login, whoami, refresh, logout: a logged-out token stops working at once', async () => {
       const res = await call({ method: 'POST', url: '/v1/auth/login', body: { username: 'vic', password: 'viewer-password' } });
       const s = res.json() as { token: string; expiresAt: string; refreshToken: string };

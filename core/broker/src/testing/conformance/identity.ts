@@ -117,8 +117,12 @@ export function identitySection(t: Suite): void {
       // The new deadline applies to deliveries made after the change.
       await produceOk(s, values('m'));
       const [d1] = await fetchNow(s, 'plain');
+      // Back after the new 150 ms deadline, long before the old 30 s one. (A JetStream redelivery can land in
+      // a pull request that expired meanwhile and count as a delivery: on a busy machine it may be the third.)
       const [d2] = await pollFetch(s, 'plain', 150 + slackMs);
-      expect([d1!.deliveryCount, d2!.deliveryCount]).toEqual([1, 2]);
+      expect(d1!.deliveryCount).toBe(1);
+      expect(d2!.deliveryCount).toBeGreaterThanOrEqual(2);
+      expect(d2!.offset).toBe(d1!.offset);
     });
 
     it('a seek or a start past the end of a partition is refused with OFFSET_OUT_OF_RANGE', async () => {
