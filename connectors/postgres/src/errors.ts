@@ -1,4 +1,4 @@
-/** How PostgreSQL's errors (SQLSTATE) map to Junction's: retry, dead-letter, or fail the task. */
+/** How PostgreSQL's errors (SQLSTATE) map to Junction's: retry, dead-letter, or fail the task (the CDC source uses the same, exported as `./errors`). */
 import { ErrorCode, JunctionError } from '@junction/sdk-connector';
 
 interface PgError { code?: unknown; message?: string; detail?: string; column?: string; constraint?: string }
@@ -54,11 +54,11 @@ export function describe(err: unknown): string {
  * (CONNECTION_FAILED), auth / privilege AUTH_FAILED, missing objects NOT_FOUND, anything else the
  * server refused DESTINATION_UNUSABLE — the last three non-retryable, so the task fails clearly.
  */
-export function toJunctionError(err: unknown, what: string): JunctionError {
+export function toJunctionError(err: unknown, what: string, authHint = 'grant the role what the sink needs: README, "Privileges"'): JunctionError {
   if (err instanceof JunctionError) return err;
   const msg = `${what}: ${describe(err)}`;
   if (isTransient(err)) return new JunctionError(ErrorCode.CONNECTION_FAILED, msg, { cause: err, retryable: true });
-  if (isAuthError(err)) return new JunctionError(ErrorCode.AUTH_FAILED, `${msg} (grant the role what the sink needs: README, "Privileges")`, { cause: err });
+  if (isAuthError(err)) return new JunctionError(ErrorCode.AUTH_FAILED, `${msg} (${authHint})`, { cause: err });
   if (isNotFound(err)) return new JunctionError(ErrorCode.NOT_FOUND, msg, { cause: err });
   return new JunctionError(ErrorCode.DESTINATION_UNUSABLE, msg, { cause: err });
 }

@@ -96,23 +96,40 @@ describe('postgres sink', () => {
     const sink = await open({ table, copyMinRows: 1 }, connector);
     const big = 'x'.repeat(2000);
     let failures = 0;
-    for (let start = 1; start <= 20_000; start += 2000) {
-      const offsets = Array.from({ length: 2000 }, (_, i) => start + i);
-      const killer = (async () => {
-        // Terminate the sink's backend while its transaction is open (retried until it had one).
-        await until(async () => (await db.query(`SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, [`junction-sink:${connector}:0`])).rowCount, 'a busy backend', 2000).catch(() => undefined);
-      })();
-      for (;;) {
-        try {
-          const r = await sink.write(batch('t', offsets, (o) => JSON.stringify({ id: o, big })), { signal });
-          expect(r.every((x) => x.status === 'ok')).toBe(true);
-          break;
-        } catch (err) {
-          expect(isRetryable(err), String(err)).toBe(true);
-          failures++;
+    // Every other batch: the table is locked by another session, so the sink's transaction waits inside
+    // its write; its backend is terminated exactly then (no race with a fast write), and the lock let go.
+    const locker = await admin();
+    try {
+      for (let start = 1; start <= 20_000; start += 2000) {
+        const offsets = Array.from({ length: 2000 }, (_, i) => start + i);
+        // Not the first batch: it makes the table.
+        const kill = ((start - 1) / 2000) % 2 === 1;
+        let killer: Promise<unknown> = Promise.resolve();
+        if (kill) {
+          await locker.query('BEGIN');
+          await locker.query(`LOCK TABLE public."${table}" IN ACCESS EXCLUSIVE MODE`);
+          killer = (async () => {
+            await until(
+              async () => (await db.query(`SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [`junction-sink:${connector}:0`])).rowCount,
+              'the sink waiting on the lock',
+              30_000,
+            ).finally(() => locker.query('COMMIT'));
+          })();
         }
+        for (;;) {
+          try {
+            const r = await sink.write(batch('t', offsets, (o) => JSON.stringify({ id: o, big })), { signal });
+            expect(r.every((x) => x.status === 'ok')).toBe(true);
+            break;
+          } catch (err) {
+            expect(isRetryable(err), String(err)).toBe(true);
+            failures++;
+          }
+        }
+        await killer;
       }
-      await killer;
+    } finally {
+      await locker.end();
     }
     expect(failures).toBeGreaterThan(0);
     const n = await db.query(`SELECT count(*) AS n, count(DISTINCT "offset") AS d, min("offset") AS lo, max("offset") AS hi FROM public."${table}"`);

@@ -21,6 +21,8 @@ import type { ParsedSchema, Violation } from './formats/index.js';
 import type { SchemaRegistry } from './registry.js';
 import type { SubjectVersion } from './state.js';
 import { ValidationPool } from './validate-pool.js';
+// One reader of Confluent's Protobuf message indexes, the SDK's (sinks decode with it too).
+import { messageIndexes } from '@junction/sdk-connector/schema';
 import type { CheckItem, SchemaSource } from './validate-pool.js';
 
 /** Codes of produce results this store gives. */
@@ -74,32 +76,6 @@ export function subjectOf(station: string, binding: StationSchemaBinding): strin
   return binding.subject ?? `${station}-value`;
 }
 
-/** Reads Confluent's Protobuf message indexes (zigzag varints: a count, then the indexes; a lone 0 = [0]). */
-function messageIndexes(buf: Uint8Array, at: number): { indexes: number[]; next: number } | undefined {
-  const varint = (pos: number): { v: number; next: number } | undefined => {
-    let result = 0;
-    let shift = 0;
-    for (let i = pos; i < buf.length && shift < 35; i++) {
-      const b = buf[i]!;
-      result |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return { v: (result >>> 1) ^ -(result & 1), next: i + 1 };
-      shift += 7;
-    }
-    return undefined;
-  };
-  const count = varint(at);
-  if (!count || count.v < 0 || count.v > 64) return undefined;
-  if (count.v === 0) return { indexes: [0], next: count.next };
-  const indexes: number[] = [];
-  let pos = count.next;
-  for (let i = 0; i < count.v; i++) {
-    const x = varint(pos);
-    if (!x || x.v < 0) return undefined;
-    indexes.push(x.v);
-    pos = x.next;
-  }
-  return { indexes, next: pos };
-}
 
 /** The binding lookup of each enforcing store (see {@link enforcedBindingOf}). */
 const lookups = new WeakMap<StationStore, (station: string) => Promise<StationSchemaBinding | undefined>>();

@@ -28,8 +28,8 @@ export function wireFormatId(value: Uint8Array): number | undefined {
   return ((value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!) >>> 0;
 }
 
-/** Confluent's Protobuf message indexes after the id (zigzag varints: a count, then the indexes; a lone 0 = [0]). */
-function messageIndexes(buf: Uint8Array, at: number): { indexes: number[]; next: number } | undefined {
+/** Confluent's Protobuf message indexes after the id (zigzag varints: a count, then the indexes; a lone 0 = [0]); undefined when malformed. */
+export function messageIndexes(buf: Uint8Array, at: number): { indexes: number[]; next: number } | undefined {
   const varint = (pos: number): { v: number; next: number } | undefined => {
     let result = 0;
     let shift = 0;

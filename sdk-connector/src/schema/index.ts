@@ -6,5 +6,5 @@
  * avsc or protobufjs (optional peer dependencies) only when a schema of that format is met.
  */
 export { schemaFields, SCHEMA_UNSUPPORTED, type FieldType, type FieldKind, type SchemaField } from './fields.js';
-export { schemaDecoder, wireFormatId, type DecodeResult, type SchemaDecoder } from './decode.js';
+export { messageIndexes, schemaDecoder, wireFormatId, type DecodeResult, type SchemaDecoder } from './decode.js';
 export { compareColumns, type ColumnLike, type ColumnDrift } from './drift.js';
