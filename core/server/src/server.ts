@@ -99,7 +99,10 @@ export interface RunningServer {
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, scryptLogN, authClock, ...overrides } = options;
   const config = await loadConfig(configPath, overrides, env ? { env } : {});
-  const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' });
+  // Synchronous writes to stdout: pino's default stream writes on libuv's threadpool, which plugin threads
+  // blocked in native calls can fill (connect-wedge-e2e lost 'junction closed' that way, before the signal
+  // that ends such a process); a broker logs little, and every line it logs should survive its end.
+  const logger = givenLogger ?? pino({ level: config.server.logLevel, name: 'junction' }, pino.destination({ dest: 1, sync: true }));
   for (const warning of config.warnings) logger.warn({ configPath: config.configPath }, warning);
   checkExposure(config);
   const https = config.tls ? await readTls(config.tls) : undefined;
