@@ -213,6 +213,31 @@ describe.each(['embedded', 'cluster'] as const)('auth on the %s engine', (engine
       expect((await call({ method: 'DELETE', url: '/v1/connectors/exfil', token: full.token })).status).toBe(204);
     });
 
+    it('bad bodies on the auth routes answer 400 BODY_INVALID with the field path, and store nothing', async () => {
+      const users = (await call({ method: 'GET', url: '/v1/users', token: admin })).json();
+      const tokens = (await call({ method: 'GET', url: '/v1/tokens', token: admin })).json();
+      const cases: { method: string; url: string; body: unknown; path: string; token?: string }[] = [
+        { method: 'POST', url: '/v1/auth/login', body: { username: 'admin' }, path: 'password' },
+        { method: 'POST', url: '/v1/auth/login', body: { username: 'admin', password: 'x', extra: 1 }, path: '' },
+        { method: 'POST', url: '/v1/auth/refresh', body: { refreshToken: 42 }, path: 'refreshToken' },
+        { method: 'POST', url: '/v1/users', body: { name: 'new-user', password: 'long enough password', role: 'root' }, path: 'role', token: admin },
+        { method: 'POST', url: '/v1/users', body: { name: 'new-user' }, path: 'password', token: admin },
+        { method: 'PATCH', url: '/v1/users/vic', body: { role: 'owner' }, path: 'role', token: admin },
+        { method: 'POST', url: '/v1/tokens', body: { name: 'bad', grants: [] }, path: 'grants', token: admin },
+        { method: 'POST', url: '/v1/tokens', body: { name: 'bad', grants: [{ resource: 'planet', pattern: '*', actions: ['read'] }] }, path: 'grants[0].resource', token: admin },
+        { method: 'POST', url: '/v1/tokens', body: { name: 'bad', grants: [{ resource: 'station', pattern: '*', actions: ['read'] }], expiresInS: 0 }, path: 'expiresInS', token: admin },
+      ];
+      for (const c of cases) {
+        const res = await call({ method: c.method, url: c.url, token: c.token, body: c.body });
+        expect({ route: `${c.method} ${c.url}`, status: res.status }).toEqual({ route: `${c.method} ${c.url}`, status: 400 });
+        const body = res.json() as { code: string; issues?: { path: string }[] };
+        expect(body.code, `${c.method} ${c.url}`).toBe('BODY_INVALID');
+        if (c.path !== '') expect(body.issues?.map((i) => i.path), `${c.method} ${c.url}`).toContain(c.path);
+      }
+      expect((await call({ method: 'GET', url: '/v1/users', token: admin })).json()).toEqual(users);
+      expect((await call({ method: 'GET', url: '/v1/tokens', token: admin })).json()).toEqual(tokens);
+    });
+
     it('login, whoami, refresh, logout: a logged-out token stops working at once', async () => {
       const res = await call({ method: 'POST', url: '/v1/auth/login', body: { username: 'vic', password: 'viewer-password' } });
       const s = res.json() as { token: string; expiresAt: string; refreshToken: string };
