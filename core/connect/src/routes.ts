@@ -28,10 +28,12 @@ import { ListQuery } from '@junction/protocol';
 import { z } from 'zod';
 import { isJunctionError } from '@junction/sdk-connector';
 import { describeRoute } from '@junction/openapi/describe';
-import type { RouteDoc } from '@junction/openapi/describe';
+import type { AnswerFits, RouteDoc } from '@junction/openapi/describe';
 import { ConnectorDeclaration, ConnectorName, ConnectorState } from './declaration.js';
 import { ConnectErrorCode, connectError, connectStatusFor } from './errors.js';
 import type { ConnectRuntime } from './runtime.js';
+import type { ConnectorInfo, ConnectorStatus } from './runtime-types.js';
+import type { TaskStatus } from './sink-types.js';
 
 export interface ConnectRoutesOptions {
   runtime: ConnectRuntime;
@@ -63,10 +65,9 @@ const NameParams = z.object({ name: ConnectorName });
 const TaskParams = z.object({ name: ConnectorName, task: z.string().regex(/^\d+$/).describe('the task id (0, 1, …)') });
 const State = z.enum(Object.values(ConnectorState) as [string, ...string[]]);
 const LastError = z.object({ code: z.string(), message: z.string(), at: z.number() });
-const Retrying = z.object({ since: z.number(), attempts: z.int(), nextAt: z.number().optional() }).loose();
+const Retrying = z.object({ since: z.number().describe('first failure of the oldest failing messages (ms since the epoch)'), attempts: z.int(), nextAttemptAt: z.number().optional() });
 const TaskStatusAnswer = z
-  .object({ id: z.int(), state: State, trace: z.string().optional(), worker: z.string().optional(), restartAt: z.number().optional(), restarts: z.int(), lastError: LastError.optional(), retrying: Retrying.optional(), partitions: z.array(z.int()).optional(), finished: z.boolean().optional() })
-  .loose();
+  .object({ id: z.int(), state: State, trace: z.string().optional(), worker: z.string().optional(), restartAt: z.number().optional(), restarts: z.int(), lastError: LastError.optional(), retrying: Retrying.optional(), partitions: z.array(z.int()).optional(), finished: z.boolean().optional() });
 const ConnectorInfoAnswer = z.object({
   name: z.string(),
   type: z.enum(['sink', 'source', 'unknown']),
@@ -99,6 +100,9 @@ const ConnectorPage = z.object({
   connectors: z.union([z.array(z.string()), z.array(z.object({ name: z.string(), status: ConnectorStatusAnswer.optional(), info: ConnectorInfoAnswer.optional() }))]).describe('names; with `expand`: objects'),
   next: z.string().optional(),
 });
+// The documented shapes fit what the runtime answers (a build error otherwise).
+const fits: [AnswerFits<ConnectorInfo, z.output<typeof ConnectorInfoAnswer>>, AnswerFits<ConnectorStatus, z.output<typeof ConnectorStatusAnswer>>, AnswerFits<TaskStatus, z.output<typeof TaskStatusAnswer>>] = [true, true, true];
+void fits;
 const doc = (d: Omit<RouteDoc, 'tags'>) => describeRoute({ tags: ['connectors'], ...d });
 const nameDoc = (d: Omit<RouteDoc, 'tags' | 'params'>) => doc({ params: NameParams, errors: [404], ...d });
 

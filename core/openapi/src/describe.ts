@@ -94,3 +94,13 @@ export function routeDocOf(schema: unknown): RouteDoc | undefined {
   if (!schema || typeof schema !== 'object') return undefined;
   return (schema as Partial<RouteSchema>)[ROUTE_DOC];
 }
+
+/** `Doc` without its index signature (a `.loose()` schema's output: answers may carry more fields). */
+type Known<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
+
+/**
+ * `true` when every value of the answer type `Answer` fits the documented output `Doc` (else `never`):
+ * `const fits: [AnswerFits<StationInfo, z.output<typeof StationInfoAnswer>>] = [true];` stops the build
+ * when an answer's interface drifts from the schema that documents it.
+ */
+export type AnswerFits<Answer, Doc> = Answer extends Known<Doc> ? true : never;

@@ -92,9 +92,24 @@ const ERROR_TEXT: Record<number, string> = {
 
 type JsonSchema = Record<string, unknown>;
 
-/** A zod schema as JSON Schema 2020-12 (what OpenAPI 3.1 uses), its input or its output side. */
+/**
+ * A zod schema as JSON Schema 2020-12 (what OpenAPI 3.1 uses), its input or its output side. Two
+ * touches: `z.int()`'s implicit ±2^53 bounds are left out (noise on every integer), and answers (output)
+ * do not say `additionalProperties: false` (zod's default for output objects): an answer may gain
+ * fields, a request body may not.
+ */
 export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
-  const json = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+  const json = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    target: 'draft-2020-12',
+    override: ({ jsonSchema }) => {
+      const j = jsonSchema as JsonSchema;
+      if (j.minimum === Number.MIN_SAFE_INTEGER) delete j.minimum;
+      if (j.maximum === Number.MAX_SAFE_INTEGER) delete j.maximum;
+      if (io === 'output' && j.additionalProperties === false) delete j.additionalProperties;
+    },
+  }) as JsonSchema;
   delete json.$schema;
   return json;
 }

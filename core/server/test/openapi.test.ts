@@ -3,13 +3,14 @@
  * every route fastify registered is in the document with a summary and its path parameters, the document
  * is valid OpenAPI 3.1 (a maintained validator says so), and both are open even with auth on.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { EmbeddedStore } from '@junction/broker';
+import { startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { buildApp, routesOf, startServer } from '../src/index.js';
 import type { RunningServer } from '../src/index.js';
 
@@ -59,14 +60,21 @@ function gaps(routes: readonly { method: string; url: string }[], doc: Doc): str
   return out;
 }
 
-describe('the OpenAPI document of the fully wired server (embedded engine, auth on)', () => {
+describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the fully wired server (%s engine, auth on)', (engine) => {
   let dir: string;
   let server: RunningServer;
+  let nats: NatsCluster | undefined;
   let doc: Doc;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'junction-openapi-'));
-    server = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logger, auth: true, scryptLogN: 10, env: { JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD }, watchConfig: false });
+    let configPath: string | undefined;
+    if (engine === 'cluster') {
+      nats = await startNatsCluster({ nodes: 1 });
+      configPath = join(dir, 'junction.yaml');
+      await writeFile(configPath, JSON.stringify({ server: { dataDir: join(dir, 'data') }, cluster: { nats: { servers: nats.servers, replicas: 1 } } }));
+    }
+    server = await startServer({ configPath, dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logger, auth: true, scryptLogN: 10, env: { JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD }, watchConfig: false });
     // No credential: the document is open.
     const res = await fetch(`${server.url}/v1/openapi.json`);
     expect(res.status).toBe(200);
@@ -75,6 +83,7 @@ describe('the OpenAPI document of the fully wired server (embedded engine, auth 
   });
   afterAll(async () => {
     await server?.close();
+    await nats?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 

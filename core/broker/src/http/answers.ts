@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { StationConfigInput, StationName } from '@junction/protocol';
 import type { GroupInfo, ProduceOutcome, ReplayResult, SettleOutcome, StationInfo } from '@junction/protocol';
+import type { AnswerFits } from '@junction/openapi/describe';
 import type { JsonDelivery, JsonMessage } from './routes.js';
 
 const ms = (what: string) => z.number().describe(`${what} (ms since the epoch)`);
@@ -114,9 +115,7 @@ export const ReplayAnswer = z.object({ replayed: z.int(), purged: z.int() });
 export const PurgeAnswer = z.object({ purged: z.int().describe('dead letters removed') });
 
 // ---- the documented shapes fit what the routes answer (a build error otherwise)
-/** Doc without its index signature (`.loose()`: engines may add fields). */
-type Known<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
-type Fits<Answer, Doc> = Answer extends Known<Doc> ? true : never;
+type Fits<Answer, Doc> = AnswerFits<Answer, Doc>;
 const fits: [
   Fits<StationInfo, z.output<typeof StationInfoAnswer>>,
   Fits<GroupInfo, z.output<typeof GroupInfoAnswer>>,
