@@ -217,7 +217,14 @@ const plugin: FastifyPluginAsync<OpenApiOptions> = async (app: FastifyInstance, 
     async () => app.swagger(),
   );
 
-  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, uiConfig: { docExpansion: 'list', deepLinking: true }, staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    uiConfig: { docExpansion: 'list', deepLinking: true },
+    // The page's own files only (script and style hashes from the plugin). Without upgrade-insecure-requests:
+    // a broker served over plain HTTP on a LAN address would have its page's assets fetched over HTTPS.
+    staticCSP: true,
+    transformStaticCSP: (header: string) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+  });
 };
 
 /**

@@ -153,6 +153,9 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
     const page = await fetch(`${server.url}/docs`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).not.toContain('upgrade-insecure-requests');
     const html = await page.text();
     expect(html).toContain('swagger-ui');
     // Every script and stylesheet comes from this server (no CDN).
