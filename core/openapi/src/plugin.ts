@@ -166,6 +166,7 @@ function swaggerSchemaOf(doc: RouteDoc, access: AccessDoc | undefined, auth: boo
 const plugin: FastifyPluginAsync<OpenApiOptions> = async (app: FastifyInstance, opts) => {
   const auth = opts.auth === true;
   const optionalBodies = new Map<string, boolean>();
+  let documentText: string | undefined;
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -214,7 +215,8 @@ const plugin: FastifyPluginAsync<OpenApiOptions> = async (app: FastifyInstance, 
         responses: { 200: { description: 'the OpenAPI document of every route this server serves', contentTypes: ['application/json'] } },
       }),
     },
-    async () => app.swagger(),
+    // Built on the first request (fastify-swagger caches the object), serialized once.
+    async (_request, reply) => reply.type('application/json; charset=utf-8').send((documentText ??= JSON.stringify(app.swagger()))),
   );
 
   await app.register(swaggerUi, {
