@@ -99,6 +99,17 @@ type JsonSchema = Record<string, unknown>;
  * fields, a request body may not.
  */
 export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  // Many routes share a schema (StationParams, StationInfoAnswer, …): converted once, handed out as
+  // copies (fastify-swagger's reference resolver changes what it is given).
+  let cached = converted.get(schema);
+  if (!cached) converted.set(schema, (cached = {}));
+  cached[io] ??= convert(schema, io);
+  return structuredClone(cached[io]);
+}
+
+const converted = new WeakMap<z.ZodType, { input?: JsonSchema; output?: JsonSchema }>();
+
+function convert(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const json = z.toJSONSchema(schema, {
     io,
     unrepresentable: 'any',
