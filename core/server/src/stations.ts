@@ -96,7 +96,8 @@ export async function applyStations(store: StationStore, desired: readonly Stati
   return result;
 }
 
-function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'name'>): StationPatch {
+/** The patch that brings a live station's mutable options in line with a declaration (empty: nothing differs). */
+export function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'name'>): StationPatch {
   const patch: StationPatch = {};
   if (!same(current.config.retention, desired.retention)) patch.retention = desired.retention;
   if (current.config.dedupWindowMs !== desired.dedupWindowMs) patch.dedupWindowMs = desired.dedupWindowMs;

@@ -1,0 +1,200 @@
+/**
+ * Pipelines as code over HTTP (`junction apply`): a body holding the `stations:` and `connectors:` of a
+ * junction.yaml is planned or applied against the running broker, by the same code that applies the
+ * server's own file (`applyStations`, the connector runtime's create / put / delete).
+ *
+ * | route | answer |
+ * | --- | --- |
+ * | `POST /v1/pipeline/plan` | `{ stations: [entry], connectors: [entry] }`: what applying would change; nothing changes |
+ * | `POST /v1/pipeline/apply` | the same entries, applied; an entry that failed carries `error: { code, message }` |
+ *
+ * Body: `{ stations?: [...], connectors?: [...], prune?: boolean }`. An entry is `{ name, action:
+ * create | update | delete | unchanged | conflict, changes?: [{ path, from?, to? }] }` (secrets `***`).
+ * `prune` (default false): stations and connectors the body does not name are deleted — never Junction's
+ * own stations (`__…`), dead-letter stations (`….dls`, deleted with their station) nor a station a
+ * declared connector uses. Without it nothing is deleted. A station option fixed at creation (partitions,
+ * storage) that differs is a `conflict`: reported, not applied.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { parseBody, toApiError } from '@junction/broker';
+import type { StationStore, StationInfo } from '@junction/broker';
+import { applyConnectors, connectStatusFor, planConnectors } from '@junction/connect';
+import type { ConnectRuntime, ConnectorPlanEntry, FieldChange } from '@junction/connect';
+import type { Registry as PluginRegistry } from '@junction/registry';
+import { StationDeclaration } from './config.js';
+import { checkDeclaredPaths } from './confine.js';
+import { configIssues, isJunctionError } from './errors.js';
+import { IMMUTABLE_STATION_OPTIONS, applyStations, diffMutable } from './stations.js';
+
+export const PipelineBody = z.strictObject({
+  stations: z.array(StationDeclaration).default([]),
+  connectors: z.array(z.unknown()).default([]),
+  prune: z.boolean().default(false),
+});
+export type PipelineBody = z.input<typeof PipelineBody>;
+
+export interface StationPlanEntry {
+  name: string;
+  action: 'create' | 'update' | 'delete' | 'unchanged' | 'conflict';
+  changes?: FieldChange[] | undefined;
+  /** conflict: why (an option fixed at creation differs). */
+  message?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+}
+
+export interface PipelinePlan {
+  stations: StationPlanEntry[];
+  connectors: (ConnectorPlanEntry & { error?: { code: string; message: string } | undefined })[];
+}
+
+/** The leaves of a JSON value by path, as in the connectors' diff. */
+function leaves(value: unknown, path: string, out: Map<string, unknown>): Map<string, unknown> {
+  if (value === undefined) return out;
+  if (Array.isArray(value)) {
+    if (value.length === 0) out.set(path, []);
+    value.forEach((v, i) => leaves(v, `${path}[${i}]`, out));
+  } else if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined);
+    if (keys.length === 0) out.set(path, {});
+    for (const k of keys) leaves((value as Record<string, unknown>)[k], path ? `${path}.${k}` : k, out);
+  } else out.set(path, value);
+  return out;
+}
+
+function fieldChanges(from: unknown, to: unknown, prefix: string): FieldChange[] {
+  const a = leaves(from === undefined ? undefined : JSON.parse(JSON.stringify(from)), prefix, new Map());
+  const b = leaves(to === undefined ? undefined : JSON.parse(JSON.stringify(to)), prefix, new Map());
+  const out: FieldChange[] = [];
+  for (const p of new Set([...a.keys(), ...b.keys()])) {
+    if (a.has(p) && b.has(p) && isDeepStrictEqual(a.get(p), b.get(p))) continue;
+    out.push({ path: p, ...(a.has(p) && { from: a.get(p) }), ...(b.has(p) && { to: b.get(p) }) });
+  }
+  return out;
+}
+
+/** Stations `prune` may never delete: Junction's own and dead-letter stations. */
+function protectedStation(name: string): boolean {
+  return name.startsWith('__') || name.endsWith('.dls');
+}
+
+/** What applying `desired` would do to the store's stations (nothing is changed). */
+export async function planStations(store: StationStore, desired: readonly StationDeclaration[], opts: { prune?: boolean | undefined; keep?: ReadonlySet<string> | undefined } = {}): Promise<StationPlanEntry[]> {
+  const existing = new Map<string, StationInfo>((await store.listStations()).map((s) => [s.name, s]));
+  const out: StationPlanEntry[] = [];
+  for (const decl of desired) {
+    const { name, ...config } = decl;
+    const current = existing.get(name);
+    if (!current) {
+      out.push({ name, action: 'create', changes: fieldChanges(undefined, config, '') });
+      continue;
+    }
+    const fixed = IMMUTABLE_STATION_OPTIONS.filter((k) => !isDeepStrictEqual(norm(current.config[k]), norm(config[k])));
+    if (fixed.length > 0) {
+      out.push({
+        name,
+        action: 'conflict',
+        changes: fixed.flatMap((k) => fieldChanges(current.config[k], config[k], k)),
+        message: `${fixed.join(' and ')} cannot change after creation (delete and re-create the station to change it)`,
+      });
+      continue;
+    }
+    const patch = diffMutable(current, config);
+    const keys = Object.keys(patch) as (keyof typeof patch)[];
+    if (keys.length === 0) out.push({ name, action: 'unchanged' });
+    else out.push({ name, action: 'update', changes: keys.flatMap((k) => fieldChanges((current.config as Record<string, unknown>)[k], patch[k], k)) });
+  }
+  if (opts.prune) {
+    const declared = new Set(desired.map((d) => d.name));
+    for (const name of [...existing.keys()].sort()) {
+      if (declared.has(name) || protectedStation(name) || opts.keep?.has(name)) continue;
+      out.push({ name, action: 'delete' });
+    }
+  }
+  return out;
+}
+
+function norm(v: unknown): unknown {
+  return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+}
+
+export interface PipelineDeps {
+  store: StationStore;
+  runtime: ConnectRuntime;
+  logger: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /** With auth on: connector configs naming host paths must stay inside these (as on the connector routes). */
+  confine?: { plugins: PluginRegistry; roots: readonly string[] } | undefined;
+}
+
+function checkedBody(raw: unknown): z.output<typeof PipelineBody> {
+  const body = parseBody(PipelineBody, raw ?? {});
+  const seen = new Set<string>();
+  const issues = body.stations.flatMap((s, i) => {
+    const dup = seen.has(s.name);
+    seen.add(s.name);
+    return dup ? [{ path: `stations[${i}].name`, message: `duplicate station "${s.name}"` }] : [];
+  });
+  if (issues.length > 0) throw configIssues('the pipeline', issues);
+  return body;
+}
+
+async function plan(deps: PipelineDeps, body: z.output<typeof PipelineBody>) {
+  if (deps.confine) await checkDeclaredPaths(deps.confine.plugins, body.connectors, deps.confine.roots);
+  const connectors = await planConnectors(deps.runtime, body.connectors, { prune: body.prune });
+  const keep = new Set(connectors.declarations.map((d) => d.station));
+  const stations = await planStations(deps.store, body.stations as StationDeclaration[], { prune: body.prune, keep });
+  return { stations, connectors };
+}
+
+/** Plans a pipeline (validating all of it first: CONFIG_INVALID with every issue). Changes nothing. */
+export async function planPipeline(deps: PipelineDeps, raw: unknown): Promise<PipelinePlan> {
+  const p = await plan(deps, checkedBody(raw));
+  return { stations: p.stations, connectors: p.connectors.entries };
+}
+
+/**
+ * Applies a pipeline: stations created and updated first, then connectors, then (with `prune`) the
+ * stations no longer declared. Invalid input changes nothing; one entry's failure is reported on it
+ * and the others are applied.
+ */
+export async function applyPipeline(deps: PipelineDeps, raw: unknown): Promise<PipelinePlan> {
+  const body = checkedBody(raw);
+  const p = await plan(deps, body);
+  const errors = new Map<string, { code: string; message: string }>();
+  const applied = await applyStations(deps.store, body.stations as StationDeclaration[], deps.logger);
+  for (const e of applied.errors) if (e.code !== 'CONFIG_IMMUTABLE') errors.set(e.station, { code: e.code, message: e.message });
+  const connectors = await applyConnectors(deps.runtime, p.connectors);
+  for (const e of p.stations) {
+    if (e.action !== 'delete') continue;
+    try {
+      await deps.store.deleteStation(e.name);
+      deps.logger.info({ station: e.name }, 'station deleted by a pipeline apply (prune)');
+    } catch (err) {
+      errors.set(e.name, { code: isJunctionError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  const stations = p.stations.map((e) => (errors.has(e.name) ? { ...e, error: errors.get(e.name) } : e));
+  const summary = (list: { action: string; name: string }[]) => Object.fromEntries(['create', 'update', 'delete'].map((a) => [a, list.filter((e) => e.action === a).map((e) => e.name)]));
+  deps.logger.info({ stations: summary(stations), connectors: summary(connectors) }, 'pipeline applied');
+  return { stations, connectors };
+}
+
+function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  if (isJunctionError(error)) {
+    const body: { code: string; message: string; issues?: unknown } = { code: error.code, message: error.message };
+    if (error.issues && error.issues.length > 0) body.issues = error.issues;
+    void reply.code(connectStatusFor(error.code)).type('application/json; charset=utf-8').send(body);
+    return;
+  }
+  const { status, body, unexpected } = toApiError(error, request);
+  if (unexpected) request.log.error({ err: error }, 'pipeline request failed');
+  void reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/** `POST /v1/pipeline/plan` and `/apply` as a fastify plugin (its error handler scoped to them). */
+export const pipelineRoutes: FastifyPluginAsync<PipelineDeps> = async (app, deps) => {
+  app.setErrorHandler(errorHandler);
+  app.post('/v1/pipeline/plan', { logLevel: 'warn' }, async (request) => planPipeline(deps, request.body));
+  app.post('/v1/pipeline/apply', async (request) => applyPipeline(deps, request.body));
+};
