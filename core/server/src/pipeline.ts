@@ -13,7 +13,8 @@
  * `prune` (default false): stations and connectors the body does not name are deleted — never Junction's
  * own stations (`__…`), dead-letter stations (`….dls`, deleted with their station) nor a station a
  * declared connector uses. Without it nothing is deleted. A station option fixed at creation (partitions,
- * storage) that differs is a `conflict`: reported, not applied.
+ * storage) that differs is a `conflict`: the plan reports it, and apply then changes nothing (422
+ * CONFIG_IMMUTABLE with the paths).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -25,7 +26,7 @@ import type { ConnectRuntime, ConnectorPlanEntry, FieldChange } from '@junction/
 import type { Registry as PluginRegistry } from '@junction/registry';
 import { StationDeclaration } from './config.js';
 import { checkDeclaredPaths } from './confine.js';
-import { configIssues, isJunctionError } from './errors.js';
+import { ErrorCode, JunctionError, configIssues, isJunctionError } from './errors.js';
 import { IMMUTABLE_STATION_OPTIONS, applyStations, diffMutable } from './stations.js';
 
 export const PipelineBody = z.strictObject({
@@ -155,12 +156,21 @@ export async function planPipeline(deps: PipelineDeps, raw: unknown): Promise<Pi
 
 /**
  * Applies a pipeline: stations created and updated first, then connectors, then (with `prune`) the
- * stations no longer declared. Invalid input changes nothing; one entry's failure is reported on it
- * and the others are applied.
+ * stations no longer declared. Invalid input or a conflict changes nothing (CONFIG_INVALID,
+ * CONFIG_IMMUTABLE); past that, one entry's failure is reported on it and the others are applied.
  */
 export async function applyPipeline(deps: PipelineDeps, raw: unknown): Promise<PipelinePlan> {
   const body = checkedBody(raw);
   const p = await plan(deps, body);
+  // A station that cannot become what the file says stops the apply before anything changes.
+  const conflicts = p.stations.flatMap((e) => {
+    if (e.action !== 'conflict') return [];
+    const i = body.stations.findIndex((s) => s.name === e.name);
+    return (e.changes ?? []).map((c) => ({ path: `stations[${i}].${c.path}`, message: `is ${JSON.stringify(c.from)} on the broker; ${e.message ?? ''}` }));
+  });
+  if (conflicts.length > 0) {
+    throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, `nothing was applied: ${conflicts.length === 1 ? 'an option' : 'options'} fixed at creation differ (${conflicts[0]!.path})`, { issues: conflicts });
+  }
   const errors = new Map<string, { code: string; message: string }>();
   const applied = await applyStations(deps.store, body.stations as StationDeclaration[], deps.logger);
   for (const e of applied.errors) if (e.code !== 'CONFIG_IMMUTABLE') errors.set(e.station, { code: e.code, message: e.message });
