@@ -25,7 +25,7 @@ import { applyConnectors, connectStatusFor, planConnectors } from '@junction/con
 import type { ConnectRuntime, ConnectorPlanEntry, FieldChange } from '@junction/connect';
 import type { Registry as PluginRegistry } from '@junction/registry';
 import { StationDeclaration } from './config.js';
-import { checkDeclaredPaths } from './confine.js';
+import { PATH_NOT_ALLOWED, checkDeclaredPaths } from './confine.js';
 import { ErrorCode, JunctionError, configIssues, isJunctionError } from './errors.js';
 import { IMMUTABLE_STATION_OPTIONS, applyStations, diffMutable } from './stations.js';
 
@@ -194,7 +194,9 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
   if (isJunctionError(error)) {
     const body: { code: string; message: string; issues?: unknown } = { code: error.code, message: error.message };
     if (error.issues && error.issues.length > 0) body.issues = error.issues;
-    void reply.code(connectStatusFor(error.code)).type('application/json; charset=utf-8').send(body);
+    const status = error.code === PATH_NOT_ALLOWED ? 400 : connectStatusFor(error.code);
+    if (status >= 500) request.log.error({ err: error }, 'pipeline request failed');
+    void reply.code(status).type('application/json; charset=utf-8').send(body);
     return;
   }
   const { status, body, unexpected } = toApiError(error, request);
