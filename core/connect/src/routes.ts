@@ -16,7 +16,7 @@
  * | `GET /v1/connectors/:name/tasks/:task/status` | the task's status |
  * | `POST /v1/connectors/:name/tasks/:task/restart` | 204 |
  * | `GET /v1/connectors/:name/offsets` | `{ offsets: [{ partition, offset }] }` |
- * | `PATCH /v1/connectors/:name/offsets` · `DELETE …/offsets` | only when STOPPED (409 CONNECTOR_NOT_STOPPED) |
+ * | `PATCH /v1/connectors/:name/offsets` · `DELETE …/offsets` | only when STOPPED (409 CONNECTOR_NOT_STOPPED); PATCH takes KIP-875's `{ offsets }` or `{ to: StartPosition }` (offsets-to.ts) |
  *
  * Errors answer `{ code, message, issues? }`: CONNECTOR_NOT_FOUND 404, CONNECTOR_EXISTS 409,
  * CONFIG_INVALID 400 (issues with field paths such as `config.dir`), PLUGIN_NOT_FOUND 400,
