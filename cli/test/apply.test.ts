@@ -146,6 +146,15 @@ describe('junction apply', () => {
     const same = await run(['apply', 'v2.yaml', '--plan']);
     expect(same.stdout).toContain('0 to create, 0 to update, 0 to delete, 3 unchanged\n');
 
+    // validate --online: a connector's station may exist on the broker instead of in the file.
+    await writeFile(join(dir, 'online.yaml'), `connectors:\n  - name: q\n    plugin: file\n    station: extra\n    config: { dir: ${JSON.stringify(join(dir, 'q'))} }\n`);
+    const offline = await run(['validate', 'online.yaml']);
+    expect(offline.code).toBe(1);
+    expect(offline.stdout).toBe('connectors[0].station: station "extra" is not declared under stations:  (online.yaml:4:14)\nonline.yaml: 1 issue\n');
+    const online = await run(['validate', 'online.yaml', '--online']);
+    expect(online.stdout).toBe('online.yaml is valid: 0 stations, 1 connectors\n');
+    expect(online.code).toBe(0);
+
     const prune = await run(['apply', 'v2.yaml', '--prune']);
     expect(prune.code).toBe(0);
     expect(prune.stdout).toContain('0 to create, 0 to update, 2 to delete, 3 unchanged\n');

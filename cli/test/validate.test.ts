@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { junction } from './helpers.js';
 
@@ -129,6 +130,13 @@ connectors:
       'connectors[2].tasks@21',
       'connectors[3].config.keyField@27',
     ]);
+  });
+
+  it("the repository's own junction.yaml is valid", async () => {
+    const repoFile = fileURLToPath(new URL('../../junction.yaml', import.meta.url));
+    const r = await junction(['validate', repoFile], { cwd: dir });
+    expect(r.stdout).toBe(`${repoFile} is valid: 1 stations, 2 connectors\n`);
+    expect(r.code).toBe(0);
   });
 
   it('YAML syntax errors carry their line; a missing file is an issue too', async () => {
