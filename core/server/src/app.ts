@@ -186,7 +186,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   if (options.connect) {
     const confine = auth && options.plugins ? { plugins: options.plugins, roots: options.hostPathRoots ?? [] } : undefined;
-    void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine });
+    void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine, logLevel });
   }
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   return app;

@@ -17,7 +17,7 @@
  * CONFIG_IMMUTABLE with the paths).
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, LogLevel } from 'fastify';
 import { z } from 'zod';
 import { parseBody, toApiError } from '@junction/broker';
 import type { StationStore, StationInfo } from '@junction/broker';
@@ -205,8 +205,9 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
 }
 
 /** `POST /v1/pipeline/plan` and `/apply` as a fastify plugin (its error handler scoped to them). */
-export const pipelineRoutes: FastifyPluginAsync<PipelineDeps> = async (app, deps) => {
+export const pipelineRoutes: FastifyPluginAsync<PipelineDeps & { logLevel?: LogLevel | undefined }> = async (app, deps) => {
+  const logLevel: LogLevel = deps.logLevel ?? 'warn';
   app.setErrorHandler(errorHandler);
-  app.post('/v1/pipeline/plan', { logLevel: 'warn' }, async (request) => planPipeline(deps, request.body));
-  app.post('/v1/pipeline/apply', async (request) => applyPipeline(deps, request.body));
+  app.post('/v1/pipeline/plan', { logLevel }, async (request) => planPipeline(deps, request.body));
+  app.post('/v1/pipeline/apply', { logLevel }, async (request) => applyPipeline(deps, request.body));
 };
