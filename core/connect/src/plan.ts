@@ -120,6 +120,18 @@ export async function applyConnectors(
   return out;
 }
 
+/** The leaves that differ between two JSON values, by path under `prefix` (unmasked: for values without secrets). */
+export function fieldChanges(from: unknown, to: unknown, prefix = ''): FieldChange[] {
+  const a = leaves(from === undefined ? undefined : JSON.parse(JSON.stringify(from)), prefix);
+  const b = leaves(to === undefined ? undefined : JSON.parse(JSON.stringify(to)), prefix);
+  const out: FieldChange[] = [];
+  for (const p of new Set([...a.keys(), ...b.keys()])) {
+    if (a.has(p) && b.has(p) && JSON.stringify(a.get(p)) === JSON.stringify(b.get(p))) continue;
+    out.push({ path: p, ...(a.has(p) && { from: a.get(p) }), ...(b.has(p) && { to: b.get(p) }) });
+  }
+  return out;
+}
+
 /** The leaves of a JSON value by path (`a.b[1].c`); empty objects and arrays are leaves of their own. */
 export function leaves(value: unknown, path = '', out = new Map<string, unknown>()): Map<string, unknown> {
   if (value === undefined) return out;
@@ -153,21 +165,11 @@ function shownAt(view: Map<string, unknown>, path: string): unknown {
 
 /**
  * The fields that differ between two declarations (`from` undefined: a creation), compared on the
- * declarations themselves and shown masked. The new declaration is masked with the running plugin's
- * schema (`schema`) and the new with its plugin's (`toSchema`); without a schema every literal string is masked.
+ * declarations themselves and shown masked: the old one with the running plugin's schema (`schema`), the
+ * new one with its plugin's (`toSchema`); without a schema every literal string is masked.
  */
 export function diffDeclarations(from: ConnectorDeclaration | undefined, to: ConnectorDeclaration, schema: ConfigSchema | undefined, toSchema: ConfigSchema | undefined): FieldChange[] {
-  const a = leaves(from === undefined ? undefined : JSON.parse(JSON.stringify(from)));
-  const b = leaves(JSON.parse(JSON.stringify(to)));
   const va = from === undefined ? new Map<string, unknown>() : leaves(shown(from, schema));
   const vb = leaves(shown(to, toSchema));
-  const paths = [...new Set([...a.keys(), ...b.keys()])];
-  const changes: FieldChange[] = [];
-  for (const p of paths) {
-    const x = a.get(p);
-    const y = b.get(p);
-    if (a.has(p) && b.has(p) && JSON.stringify(x) === JSON.stringify(y)) continue;
-    changes.push({ path: p, ...(a.has(p) && { from: shownAt(va, p) }), ...(b.has(p) && { to: shownAt(vb, p) }) });
-  }
-  return changes;
+  return fieldChanges(from, to).map((c) => ({ path: c.path, ...('from' in c && { from: shownAt(va, c.path) }), ...('to' in c && { to: shownAt(vb, c.path) }) }));
 }

@@ -16,18 +16,17 @@
  * storage) that differs is a `conflict`: the plan reports it, and apply then changes nothing (422
  * CONFIG_IMMUTABLE with the paths).
  */
-import { isDeepStrictEqual } from 'node:util';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, LogLevel } from 'fastify';
 import { z } from 'zod';
 import { parseBody, toApiError } from '@junction/broker';
 import type { StationStore, StationInfo } from '@junction/broker';
-import { applyConnectors, connectStatusFor, planConnectors } from '@junction/connect';
+import { applyConnectors, connectStatusFor, fieldChanges, planConnectors } from '@junction/connect';
 import type { ConnectRuntime, ConnectorPlanEntry, FieldChange } from '@junction/connect';
 import type { Registry as PluginRegistry } from '@junction/registry';
 import { StationDeclaration } from './config.js';
 import { PATH_NOT_ALLOWED, checkDeclaredPaths } from './confine.js';
 import { ErrorCode, JunctionError, configIssues, isJunctionError } from './errors.js';
-import { IMMUTABLE_STATION_OPTIONS, applyStations, diffMutable } from './stations.js';
+import { IMMUTABLE_STATION_OPTIONS, applyStations, diffMutable, same } from './stations.js';
 
 export const PipelineBody = z.strictObject({
   stations: z.array(StationDeclaration).default([]),
@@ -50,31 +49,6 @@ export interface PipelinePlan {
   connectors: (ConnectorPlanEntry & { error?: { code: string; message: string } | undefined })[];
 }
 
-/** The leaves of a JSON value by path, as in the connectors' diff. */
-function leaves(value: unknown, path: string, out: Map<string, unknown>): Map<string, unknown> {
-  if (value === undefined) return out;
-  if (Array.isArray(value)) {
-    if (value.length === 0) out.set(path, []);
-    value.forEach((v, i) => leaves(v, `${path}[${i}]`, out));
-  } else if (value !== null && typeof value === 'object') {
-    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined);
-    if (keys.length === 0) out.set(path, {});
-    for (const k of keys) leaves((value as Record<string, unknown>)[k], path ? `${path}.${k}` : k, out);
-  } else out.set(path, value);
-  return out;
-}
-
-function fieldChanges(from: unknown, to: unknown, prefix: string): FieldChange[] {
-  const a = leaves(from === undefined ? undefined : JSON.parse(JSON.stringify(from)), prefix, new Map());
-  const b = leaves(to === undefined ? undefined : JSON.parse(JSON.stringify(to)), prefix, new Map());
-  const out: FieldChange[] = [];
-  for (const p of new Set([...a.keys(), ...b.keys()])) {
-    if (a.has(p) && b.has(p) && isDeepStrictEqual(a.get(p), b.get(p))) continue;
-    out.push({ path: p, ...(a.has(p) && { from: a.get(p) }), ...(b.has(p) && { to: b.get(p) }) });
-  }
-  return out;
-}
-
 /** Stations `prune` may never delete: Junction's own and dead-letter stations. */
 function protectedStation(name: string): boolean {
   return name.startsWith('__') || name.endsWith('.dls');
@@ -91,7 +65,7 @@ export async function planStations(store: StationStore, desired: readonly Statio
       out.push({ name, action: 'create', changes: fieldChanges(undefined, config, '') });
       continue;
     }
-    const fixed = IMMUTABLE_STATION_OPTIONS.filter((k) => !isDeepStrictEqual(norm(current.config[k]), norm(config[k])));
+    const fixed = IMMUTABLE_STATION_OPTIONS.filter((k) => !same(current.config[k], config[k]));
     if (fixed.length > 0) {
       out.push({
         name,
@@ -114,10 +88,6 @@ export async function planStations(store: StationStore, desired: readonly Statio
     }
   }
   return out;
-}
-
-function norm(v: unknown): unknown {
-  return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
 }
 
 export interface PipelineDeps {

@@ -114,7 +114,7 @@ export function diffMutable(current: StationInfo, desired: Omit<StationDeclarati
 }
 
 /** Deep equality that ignores keys set to undefined (a store may echo `maxBytes: undefined`). */
-function same(a: unknown, b: unknown): boolean {
+export function same(a: unknown, b: unknown): boolean {
   const norm = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
   return isDeepStrictEqual(norm(a), norm(b));
 }
