@@ -16,7 +16,7 @@
  * | `GET /v1/connectors/:name/tasks/:task/status` | the task's status |
  * | `POST /v1/connectors/:name/tasks/:task/restart` | 204 |
  * | `GET /v1/connectors/:name/offsets` | `{ offsets: [{ partition, offset }] }` |
- * | `PATCH /v1/connectors/:name/offsets` · `DELETE …/offsets` | only when STOPPED (409 CONNECTOR_NOT_STOPPED) |
+ * | `PATCH /v1/connectors/:name/offsets` · `DELETE …/offsets` | only when STOPPED (409 CONNECTOR_NOT_STOPPED); PATCH takes KIP-875's `{ offsets }` or `{ to: StartPosition }` (offsets-to.ts) |
  *
  * Errors answer `{ code, message, issues? }`: CONNECTOR_NOT_FOUND 404, CONNECTOR_EXISTS 409,
  * CONFIG_INVALID 400 (issues with field paths such as `config.dir`), PLUGIN_NOT_FOUND 400,
@@ -31,6 +31,7 @@ import { describeRoute } from '@junction/openapi/describe';
 import type { AnswerFits, RouteDoc } from '@junction/openapi/describe';
 import { ConnectorDeclaration, ConnectorName, ConnectorState } from './declaration.js';
 import { ConnectErrorCode, connectError, connectStatusFor } from './errors.js';
+import { ToBody } from './offsets-to.js';
 import type { ConnectRuntime } from './runtime.js';
 import type { ConnectorInfo, ConnectorStatus } from './runtime-types.js';
 import type { TaskStatus } from './sink-types.js';
@@ -215,7 +216,13 @@ const routes: FastifyPluginAsync<ConnectRoutesOptions> = async (app: FastifyInst
 
   app.get<{ Params: { name: string } }>('/v1/connectors/:name/offsets', { logLevel, schema: nameDoc({ summary: "Get a connector's offsets", description: "Sink: its group's position per partition; source: each task's position.", responses: { 200: { description: 'the offsets', schema: OffsetsBody } } }) }, async (request) => runtime.offsets(request.params.name));
 
-  app.patch<{ Params: { name: string } }>('/v1/connectors/:name/offsets', { logLevel, schema: nameDoc({ summary: "Set a connector's offsets", description: 'Only while STOPPED (409 CONNECTOR_NOT_STOPPED).', body: OffsetsBody, responses: { 200: { description: 'done', schema: Message } }, errors: [404, 409] }) }, async (request) => runtime.setOffsets(request.params.name, request.body));
+  app.patch<{ Params: { name: string } }>('/v1/connectors/:name/offsets', { logLevel, schema: nameDoc({
+    summary: "Set a connector's offsets",
+    description: "Only while STOPPED (409 CONNECTOR_NOT_STOPPED). KIP-875's `{ offsets }`, or `{ to }`: a sink's group moves to `earliest`, `latest`, a timestamp or an offset (the answer names where each partition now starts); a source takes only `earliest` (its plugin starts over).",
+    body: z.union([OffsetsBody, ToBody]),
+    responses: { 200: { description: 'done', schema: Message.extend({ offsets: z.array(OffsetEntry).optional().describe('with `to`: where each partition now starts') }) } },
+    errors: [404, 409],
+  }) }, async (request) => runtime.setOffsets(request.params.name, request.body));
 
   app.delete<{ Params: { name: string } }>('/v1/connectors/:name/offsets', { logLevel, schema: nameDoc({ summary: "Reset a connector's offsets", description: 'Only while STOPPED (409 CONNECTOR_NOT_STOPPED): a sink starts again from the earliest message, a source from the start.', responses: { 200: { description: 'done', schema: Message } }, errors: [404, 409] }) }, async (request) => runtime.resetOffsets(request.params.name));
 };

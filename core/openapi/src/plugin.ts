@@ -43,6 +43,7 @@ export const TAGS = [
   { name: 'dead-letters', description: "A station's dead-letter station: browse, replay, purge." },
   { name: 'connectors', description: 'The connector runtime (shaped after Kafka Connect).' },
   { name: 'connector-plugins', description: 'The plugin catalog and config validation.' },
+  { name: 'pipeline', description: 'Stations and connectors as code (`junction apply`): plan and apply a junction.yaml against the running broker.' },
   { name: 'schema-registry', description: 'The Confluent-compatible schema registry (`/v1/schema-registry`): point Confluent clients at it. Errors are `{ error_code, message }`.' },
   { name: 'auth', description: 'Login, refresh, logout, whoami (when auth is on).' },
   { name: 'users', description: 'Users and their roles and grants (when auth is on).' },

@@ -125,6 +125,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'PATCH /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
   'DELETE /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
 
+  // Pipelines as code (`junction apply`): one request may create, change or delete any station and
+  // connector, so it is an operator's act (cluster `pipeline`); the plan shows configs with secrets masked.
+  'POST /v1/pipeline/plan': checks(c('cluster', 'read', { fixed: 'pipeline' })),
+  'POST /v1/pipeline/apply': checks(c('cluster', 'manage', { fixed: 'pipeline' })),
+
   // The schema registry (Confluent's API), named by subject; reading by id, listings and the global
   // config / mode need the whole collection (an id may belong to any subject).
   'GET /v1/schema-registry': checks(c('schema', 'read')),

@@ -23,6 +23,7 @@ import { openapiRoutes } from '@junction/openapi';
 import { accessDoc, addAccessHooks, undeclaredRoutes } from './access.js';
 import type { AuditLog } from './audit.js';
 import { confineConnectorPaths } from './confine.js';
+import { pipelineRoutes } from './pipeline.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -200,6 +201,10 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
+  if (options.connect) {
+    const confine = auth && options.plugins ? { plugins: options.plugins, roots: options.hostPathRoots ?? [] } : undefined;
+    void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine, logLevel });
+  }
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   return app;
 }
