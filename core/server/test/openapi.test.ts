@@ -150,22 +150,24 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
   });
 
   it('serves the reference page offline at /docs, open', async () => {
-    const page = await fetch(`${server.url}/docs`);
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-    const csp = page.headers.get('content-security-policy') ?? '';
-    expect(csp).toContain("default-src 'self'");
-    expect(csp).not.toContain('upgrade-insecure-requests');
-    const html = await page.text();
-    expect(html).toContain('swagger-ui');
-    // Every script and stylesheet comes from this server (no CDN).
-    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-    expect(assets.length).toBeGreaterThan(2);
-    for (const a of assets) {
-      expect(a, a).not.toMatch(/^(https?:)?\/\//);
-      const res = await fetch(new URL(a, `${server.url}/docs/`));
-      expect(res.status, a).toBe(200);
-      expect((await res.arrayBuffer()).byteLength, a).toBeGreaterThan(0);
+    for (const path of ['/docs', '/docs/']) {
+      const page = await fetch(`${server.url}${path}`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      const csp = page.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("default-src 'self'");
+      expect(csp).not.toContain('upgrade-insecure-requests');
+      const html = await page.text();
+      expect(html).toContain('swagger-ui');
+      // Every script and stylesheet comes from this server (no CDN), resolved as a browser would.
+      const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+      expect(assets.length).toBeGreaterThan(2);
+      for (const a of assets) {
+        expect(a, a).not.toMatch(/^(https?:)?\/\//);
+        const res = await fetch(new URL(a, page.url));
+        expect(res.status, `${path}: ${a}`).toBe(200);
+        expect((await res.arrayBuffer()).byteLength, a).toBeGreaterThan(0);
+      }
     }
     const json = await fetch(`${server.url}/docs/json`);
     expect(await json.json()).toEqual(doc);
