@@ -78,7 +78,7 @@ const ERROR_COMPONENT: Record<ErrorShape, keyof typeof ERROR_SCHEMAS> = {
 };
 
 const ERROR_TEXT: Record<number, string> = {
-  400: 'the request is invalid (the issues name the fields)',
+  400: 'the request is invalid (an ApiError names the fields in `issues`)',
   401: 'no valid credential (auth on)',
   403: 'the credential lacks a grant (auth on)',
   404: 'not found',
@@ -156,7 +156,7 @@ function swaggerSchemaOf(doc: RouteDoc, access: AccessDoc | undefined, auth: boo
   const errors = new Set([400, ...(doc.errors ?? []), 500]);
   if (auth && access && !('open' in access)) errors.add(401);
   if (auth && access && 'grants' in access) errors.add(403);
-  for (const status of [...errors].sort()) {
+  for (const status of [...errors].sort((a, b) => a - b)) {
     if (response[String(status)]) continue; // the route's own description of that status wins
     response[String(status)] = { description: ERROR_TEXT[status] ?? 'error', content: { 'application/json': { schema: errorRef } } };
   }
