@@ -6,7 +6,7 @@
  * rows alternate round by round so that a noisy minute hits all three; the median of the rounds counts.
  * Target: each validated row keeps ≥ 70 % of the unvalidated throughput.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import avro from 'avsc';
@@ -14,6 +14,7 @@ import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
 import { startBroker } from './broker.js';
 import { Http } from './http.js';
 import { log } from './plan.js';
+import { renderProfile, summarizeProfile } from './profile.js';
 
 const SR = '/v1/schema-registry';
 const BATCH = 1000;
@@ -86,10 +87,13 @@ async function produceAll(http: Http, v: Variant, total: number): Promise<number
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function runSchemasBench(opts: { quick: boolean; json: boolean }): Promise<number> {
+/** `--profile`: the broker (and its validation threads) run with --cpu-prof; each thread's summary goes to stderr. */
+export async function runSchemasBench(opts: { quick: boolean; json: boolean; profile?: boolean }): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'junction-bench-schemas-'));
   mkdirSync(join(workDir, 'data'));
-  const broker = await startBroker({ dataDir: join(workDir, 'data'), logLevel: 'warn', logFile: join(workDir, 'broker.log') });
+  const profileDir = opts.profile ? join(workDir, 'profile') : undefined;
+  if (profileDir) mkdirSync(profileDir);
+  const broker = await startBroker({ dataDir: join(workDir, 'data'), logLevel: 'warn', logFile: join(workDir, 'broker.log'), profileDir });
   const http = new Http(broker.url);
   try {
     const reg = (subject: string, body: object) => http.json<{ id: number }>('POST', `${SR}/subjects/${subject}/versions`, body);
@@ -142,6 +146,11 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean }): 
   } finally {
     http.close();
     await broker.stop();
+    for (const f of profileDir ? readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')) : []) {
+      const kept = join(tmpdir(), `junction-bench-schemas-${Date.now()}-${f}`);
+      copyFileSync(join(profileDir!, f), kept);
+      process.stderr.write(`\n${renderProfile(summarizeProfile(kept))}\n\nfull profile: ${kept}\n`);
+    }
     rmSync(workDir, { recursive: true, force: true });
   }
 }
