@@ -324,7 +324,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     }
     if (todo === 0) return bad;
     if (pool && todo >= inlineBelow) {
-      const buf = new Uint8Array(new ArrayBuffer(total));
+      const buf = pool.borrow(total);
       const nums = new Float64Array(todo * ITEM_FIELDS);
       const at = new Int32Array(todo);
       let indexes: [number, number[]][] | undefined;

@@ -65,6 +65,8 @@ export interface CheckJob {
 
 export interface CheckAnswer {
   job: number;
+  /** The job's buffer, moved back to be used again (`ValidationPool.borrow`). */
+  buf?: ArrayBuffer | undefined;
   /** [item index, violation] for the items that do not check. */
   violations: [number, Violation][];
   error?: string;
@@ -79,8 +81,19 @@ interface PoolWorker {
 
 export type { SchemaReference };
 
+/** Batch buffers kept for reuse, and the smallest one made. */
+const SPARE_BUFFERS = 8;
+const MIN_BUFFER = 64 * 1024;
+
 export class ValidationPool {
   private readonly workers: PoolWorker[] = [];
+  /**
+   * Buffers the workers moved back after a job. A batch's values are copied into one of them rather than
+   * a fresh ArrayBuffer each time: a new megabyte per batch is zero-filled and counts as external memory,
+   * which makes V8 collect the main thread's heap more often.
+   */
+  private readonly spare: ArrayBuffer[] = [];
+  private readonly lent = new WeakSet<ArrayBuffer>();
   private next = 0;
   private jobs = 0;
   private closed = false;
@@ -92,6 +105,10 @@ export class ValidationPool {
     worker.unref();
     const w: PoolWorker = { worker, known: new Set(), pending: new Map(), dead: false };
     worker.on('message', (a: CheckAnswer) => {
+      if (a.buf && this.spare.length < SPARE_BUFFERS && !this.closed) {
+        this.lent.add(a.buf);
+        this.spare.push(a.buf);
+      }
       const p = w.pending.get(a.job);
       if (!p) return;
       w.pending.delete(a.job);
@@ -123,6 +140,24 @@ export class ValidationPool {
   }
 
   /**
+   * A buffer of `bytes` to copy a batch's values into for `check`: a view over a spare buffer big enough,
+   * else over a new one (a power of two, at least 64 KiB). `check` moves the whole buffer to the worker
+   * and back.
+   */
+  borrow(bytes: number): Uint8Array {
+    for (let i = 0; i < this.spare.length; i++) {
+      const ab = this.spare[i]!;
+      if (ab.byteLength >= bytes && ab.byteLength <= Math.max(MIN_BUFFER, bytes * 4)) {
+        this.spare.splice(i, 1);
+        return new Uint8Array(ab, 0, bytes);
+      }
+    }
+    const ab = new ArrayBuffer(Math.max(MIN_BUFFER, 2 ** Math.ceil(Math.log2(Math.max(1, bytes)))));
+    this.lent.add(ab);
+    return new Uint8Array(ab, 0, bytes);
+  }
+
+  /**
    * Checks the items of one batch (payloads in `buf`: moved to the worker when it is a whole ArrayBuffer
    * of its own, copied when it is a view; do not use it after). `sourceOf` gives a
    * schema's source the first time a worker needs it. Rejects when the worker fails: validate inline then.
@@ -141,8 +176,8 @@ export class ValidationPool {
       schemas.push(sourceOf(id));
     }
     const job = ++this.jobs;
-    // A buffer that is the caller's alone is moved to the worker; a view into a larger one is copied first.
-    const whole = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
+    // A buffer that is the caller's alone (or lent by `borrow`) is moved to the worker; a view into a larger one is copied first.
+    const whole = buf.buffer instanceof ArrayBuffer && ((buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) || this.lent.has(buf.buffer));
     const copy = whole ? (buf.buffer as ArrayBuffer) : (buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
     return new Promise((resolve, reject) => {
       w.pending.set(job, { resolve, reject });

@@ -32,5 +32,7 @@ parentPort!.on('message', (job: CheckJob) => {
   } catch (err) {
     answer.error = (err as Error).message;
   }
-  parentPort!.postMessage(answer);
+  // The buffer goes back to the pool, to carry a later batch.
+  answer.buf = job.buf;
+  parentPort!.postMessage(answer, [job.buf]);
 });
