@@ -151,7 +151,7 @@ export class PostgresSink implements Sink {
         }
       }
       if (bySchema) {
-        const drift = await this.followSchema(this.ctx.schema!);
+        const drift = await this.followSchema(this.ctx.schema!, client);
         if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
       }
       // From the catalog, not a SELECT: the sink needs no SELECT privilege on its target.
@@ -187,13 +187,14 @@ export class PostgresSink implements Sink {
    * sinks' advisory lock, so tasks of several connectors on one table do not collide. Answers the drift
    * (checked again at the next write, so a table fixed by hand is taken up), or undefined once it follows.
    */
-  private async followSchema(schema: StationSchemaInfo): Promise<string | undefined> {
+  private async followSchema(schema: StationSchemaInfo, held?: pg.PoolClient): Promise<string | undefined> {
     const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
     if (this.followed?.key === key) return undefined;
     const where = `${this.config.schema}.${this.config.table}`;
     const decoder = await schemaDecoder(schema);
     const wanted = schemaColumns(decoder.fields, this.config.mode === 'upsert');
-    const client = await this.connect('following the station schema');
+    // The task start's connection when it has one (a pool of one connection would wait for itself).
+    const client = held ?? (await this.connect('following the station schema'));
     let broken: unknown;
     let drift: string | undefined;
     try {
@@ -230,9 +231,10 @@ export class PostgresSink implements Sink {
     } catch (err) {
       broken = err;
       await client.query('ROLLBACK').catch(() => undefined);
+      if (held) throw err; // the caller releases it (and converts the error)
       throw toJunctionError(err, `PostgreSQL table ${where}, following schema subject "${schema.subject}" version ${schema.version}`);
     } finally {
-      client.release(broken !== undefined && isTransient(broken) ? (broken as Error) : undefined);
+      if (!held) client.release(broken !== undefined && isTransient(broken) ? (broken as Error) : undefined);
     }
     if (drift) return drift;
     this.followed = { key, decoder };

@@ -103,7 +103,7 @@ describe('postgres sink, layout schema', () => {
       required: ['id'],
     });
     const table = unique('json');
-    const sink = await open(station(js, [js]), { table, mode: 'upsert', upsertBy: { field: 'id' } });
+    const sink = await open(station(js, [js]), { table, mode: 'upsert', upsertBy: { field: 'id' }, poolSize: 1 }); // one connection: the start follows the schema on it
     const cols = await columns(table);
     expect(cols).toMatchObject({ row_key: 'text', id: 'text', count: 'bigint', ratio: 'double precision', ok: 'boolean', at: 'timestamp with time zone', meta: 'jsonb' });
     const enc = (v: unknown) => new Uint8Array(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
