@@ -47,6 +47,11 @@ export interface SchemaEnforcingOptions {
   validationThreads?: number | undefined;
   /** Batches of fewer messages than this are checked on the calling thread (a worker's round trip costs more). Default 64. */
   inlineBelow?: number | undefined;
+  /**
+   * The share (0 to 0.5) of each large batch the calling thread checks while a worker checks the rest.
+   * Default: adapted every 200 ms to the threads' utilization (`ValidationPool.inlineShare`).
+   */
+  inlineShare?: number | undefined;
 }
 
 interface Bound {
@@ -310,7 +315,6 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     const n = messages.length;
     const framed: (Checkable | undefined)[] = new Array(n);
     let todo = 0;
-    let total = 0;
     for (let i = 0; i < n; i++) {
       const value = messages[i]!.value;
       const f = frame(value, subject, bound, uses, plain);
@@ -320,17 +324,28 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       }
       framed[i] = f;
       todo++;
-      total += value.length;
     }
     if (todo === 0) return bad;
     if (pool && todo >= inlineBelow) {
-      const buf = pool.borrow(total);
-      const nums = new Float64Array(todo * ITEM_FIELDS);
-      const at = new Int32Array(todo);
+      // The last `here` values are checked on this thread while a worker checks the others (see inlineShare).
+      const here = Math.floor(todo * (options.inlineShare ?? pool.inlineShare()));
+      const sent = todo - here;
+      let bytes = 0;
+      let k = 0;
+      let splitAt = n;
+      for (let i = 0; i < n && k < sent; i++) {
+        const f = framed[i];
+        if (!f) continue;
+        bytes += messages[i]!.value.length;
+        if (++k === sent) splitAt = i + 1;
+      }
+      const buf = pool.borrow(bytes);
+      const nums = new Float64Array(sent * ITEM_FIELDS);
+      const at = new Int32Array(sent);
       let indexes: [number, number[]][] | undefined;
       let pos = 0;
-      let k = 0;
-      for (let i = 0; i < n; i++) {
+      k = 0;
+      for (let i = 0; i < splitAt; i++) {
         const f = framed[i];
         if (!f) continue;
         const v = messages[i]!.value;
@@ -344,18 +359,30 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
         at[k++] = i;
         pos += v.length;
       }
-      const items: PackedItems = { count: todo, nums, ...(indexes && { indexes }) };
+      const items: PackedItems = { count: sent, nums, ...(indexes && { indexes }) };
+      const answer = pool.check(buf, items, sourceOf);
+      // Not awaited yet: the worker's failure is handled below, after this thread's share.
+      answer.catch(() => undefined);
+      checkInline(messages, framed, bound, bad, splitAt, n);
       try {
-        for (const [j, violation] of await pool.check(buf, items, sourceOf)) {
+        for (const [j, violation] of await answer) {
           const i = at[j]!;
           bad.set(i, { violation, version: framed[i]!.version });
         }
         return bad;
       } catch (err) {
         logger?.warn({ err }, 'a validation worker failed: the batch is checked on the main thread');
+        checkInline(messages, framed, bound, bad, 0, splitAt);
+        return bad;
       }
     }
-    for (let i = 0; i < n; i++) {
+    checkInline(messages, framed, bound, bad, 0, n);
+    return bad;
+  }
+
+  /** Checks the framed values from..to-1 on this thread, adding violations to `bad`. */
+  function checkInline(messages: readonly MessageInput[], framed: readonly (Checkable | undefined)[], bound: Bound, bad: Map<number, Outcome>, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
       const f = framed[i];
       if (!f) continue;
       const value = messages[i]!.value;
@@ -365,7 +392,6 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       if (f.bareStart !== undefined && schema.check(value.subarray(f.bareStart)).ok) continue;
       bad.set(i, { violation: r.violation, version: f.version });
     }
-    return bad;
   }
 
   const overrides: Partial<StationStore> = {
