@@ -47,11 +47,6 @@ export interface SchemaEnforcingOptions {
   validationThreads?: number | undefined;
   /** Batches of fewer messages than this are checked on the calling thread (a worker's round trip costs more). Default 64. */
   inlineBelow?: number | undefined;
-  /**
-   * The share (0 to 0.5) of each large batch the calling thread checks while a worker checks the rest.
-   * Default: adapted every 200 ms to the threads' utilization (`ValidationPool.inlineShare`).
-   */
-  inlineShare?: number | undefined;
 }
 
 interface Bound {
@@ -315,6 +310,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     const n = messages.length;
     const framed: (Checkable | undefined)[] = new Array(n);
     let todo = 0;
+    let total = 0;
     for (let i = 0; i < n; i++) {
       const value = messages[i]!.value;
       const f = frame(value, subject, bound, uses, plain);
@@ -324,28 +320,17 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       }
       framed[i] = f;
       todo++;
+      total += value.length;
     }
     if (todo === 0) return bad;
     if (pool && todo >= inlineBelow) {
-      // The last `here` values are checked on this thread while a worker checks the others (see inlineShare).
-      const here = Math.floor(todo * (options.inlineShare ?? pool.inlineShare()));
-      const sent = todo - here;
-      let bytes = 0;
-      let k = 0;
-      let splitAt = n;
-      for (let i = 0; i < n && k < sent; i++) {
-        const f = framed[i];
-        if (!f) continue;
-        bytes += messages[i]!.value.length;
-        if (++k === sent) splitAt = i + 1;
-      }
-      const buf = pool.borrow(bytes);
-      const nums = new Float64Array(sent * ITEM_FIELDS);
-      const at = new Int32Array(sent);
+      const buf = pool.borrow(total);
+      const nums = new Float64Array(todo * ITEM_FIELDS);
+      const at = new Int32Array(todo);
       let indexes: [number, number[]][] | undefined;
       let pos = 0;
-      k = 0;
-      for (let i = 0; i < splitAt; i++) {
+      let k = 0;
+      for (let i = 0; i < n; i++) {
         const f = framed[i];
         if (!f) continue;
         const v = messages[i]!.value;
@@ -359,30 +344,18 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
         at[k++] = i;
         pos += v.length;
       }
-      const items: PackedItems = { count: sent, nums, ...(indexes && { indexes }) };
-      const answer = pool.check(buf, items, sourceOf);
-      // Not awaited yet: the worker's failure is handled below, after this thread's share.
-      answer.catch(() => undefined);
-      checkInline(messages, framed, bound, bad, splitAt, n);
+      const items: PackedItems = { count: todo, nums, ...(indexes && { indexes }) };
       try {
-        for (const [j, violation] of await answer) {
+        for (const [j, violation] of await pool.check(buf, items, sourceOf)) {
           const i = at[j]!;
           bad.set(i, { violation, version: framed[i]!.version });
         }
         return bad;
       } catch (err) {
         logger?.warn({ err }, 'a validation worker failed: the batch is checked on the main thread');
-        checkInline(messages, framed, bound, bad, 0, splitAt);
-        return bad;
       }
     }
-    checkInline(messages, framed, bound, bad, 0, n);
-    return bad;
-  }
-
-  /** Checks the framed values from..to-1 on this thread, adding violations to `bad`. */
-  function checkInline(messages: readonly MessageInput[], framed: readonly (Checkable | undefined)[], bound: Bound, bad: Map<number, Outcome>, from: number, to: number): void {
-    for (let i = from; i < to; i++) {
+    for (let i = 0; i < n; i++) {
       const f = framed[i];
       if (!f) continue;
       const value = messages[i]!.value;
@@ -392,6 +365,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       if (f.bareStart !== undefined && schema.check(value.subarray(f.bareStart)).ok) continue;
       bad.set(i, { violation: r.violation, version: f.version });
     }
+    return bad;
   }
 
   const overrides: Partial<StationStore> = {

@@ -4,7 +4,6 @@
  * requests. A worker compiles each schema once (sent to it the first time it needs it). A worker that
  * fails takes no batch with it: the caller validates that batch on its own thread instead.
  */
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { SchemaReference, SchemaType, Violation } from './formats/types.js';
 import type { ResolvedReference } from './formats/types.js';
@@ -75,8 +74,6 @@ export interface CheckAnswer {
 
 interface PoolWorker {
   worker: Worker;
-  /** The worker's event-loop utilization when `inlineShare` last looked. */
-  elu?: EventLoopUtilization | undefined;
   known: Set<number>;
   pending: Map<number, { resolve: (v: [number, Violation][]) => void; reject: (e: Error) => void }>;
   dead: boolean;
@@ -97,10 +94,6 @@ export class ValidationPool {
    */
   private readonly spare: ArrayBuffer[] = [];
   private readonly lent = new WeakSet<ArrayBuffer>();
-  /** See `inlineShare`. */
-  private share = 0;
-  private shareAt = 0;
-  private mainElu: EventLoopUtilization | undefined;
   private next = 0;
   private jobs = 0;
   private closed = false;
@@ -144,39 +137,6 @@ export class ValidationPool {
       return this.workers[i]!;
     }
     throw new Error('no worker');
-  }
-
-  /**
-   * The share of a batch's values the calling thread should check itself while a worker checks the rest
-   * (0 to 0.5), so that the busier side gives work to the other. On two cores the validation worker
-   * shares its core with whatever else runs (a load generator, a sink's threads) while the main thread,
-   * waiting for the worker, has time to spare: values are then checked on both. Every 200 ms the main
-   * thread's event-loop utilization is compared with the workers' (mean): a worker busier by more than 5
-   * points moves 5 % of the values to the caller, a caller busier moves them back. Cheap: two ELU reads
-   * per worker per 200 ms.
-   */
-  inlineShare(now = performance.now()): number {
-    if (now - this.shareAt < 200) return this.share;
-    this.shareAt = now;
-    const main = performance.eventLoopUtilization();
-    const mainU = this.mainElu ? performance.eventLoopUtilization(main, this.mainElu).utilization : undefined;
-    this.mainElu = main;
-    let sum = 0;
-    let n = 0;
-    for (const w of this.workers) {
-      if (w.dead) continue;
-      const cur = w.worker.performance.eventLoopUtilization();
-      if (w.elu) {
-        sum += w.worker.performance.eventLoopUtilization(cur, w.elu).utilization;
-        n++;
-      }
-      w.elu = cur;
-    }
-    if (mainU === undefined || n === 0) return this.share;
-    const diff = sum / n - mainU;
-    if (diff > 0.05) this.share = Math.min(0.5, this.share + 0.05);
-    else if (diff < -0.05) this.share = Math.max(0, this.share - 0.05);
-    return this.share;
   }
 
   /**
