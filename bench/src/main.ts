@@ -439,7 +439,7 @@ async function main(): Promise<number> {
   // `npm run bench -- schemas [--quick] [--json]`: the cost of validating values in the broker.
   if (process.argv[2] === 'schemas') {
     const { runSchemasBench } = await import('./schemas-bench.js');
-    return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+    return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json'), profile: process.argv.includes('--profile') });
   }
   // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.
   if (process.argv[2] === 'postgres' || process.argv[2] === 'mqtt' || process.argv[2] === 'postgres-cdc') {

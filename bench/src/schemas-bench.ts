@@ -6,7 +6,7 @@
  * rows alternate round by round so that a noisy minute hits all three; the median of the rounds counts.
  * Target: each validated row keeps ≥ 70 % of the unvalidated throughput.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import avro from 'avsc';
@@ -14,6 +14,8 @@ import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
 import { startBroker } from './broker.js';
 import { Http } from './http.js';
 import { log } from './plan.js';
+import { cpuMeter } from './cpu.js';
+import { renderProfile, summarizeProfile } from './profile.js';
 
 const SR = '/v1/schema-registry';
 const BATCH = 1000;
@@ -65,7 +67,9 @@ interface Variant {
   bodies: Buffer[];
 }
 
-async function produceAll(http: Http, v: Variant, total: number): Promise<number> {
+/** msgs/s, and the CPU µs per message of the broker process (all its threads) and of this load generator. */
+async function produceAll(http: Http, v: Variant, total: number, brokerPid: number): Promise<{ rate: number; serverUs: number; loadGenUs: number }> {
+  const cpu = cpuMeter(brokerPid);
   let sent = 0;
   let next = 0;
   const started = process.hrtime.bigint();
@@ -81,15 +85,20 @@ async function produceAll(http: Http, v: Variant, total: number): Promise<number
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, loop));
-  return sent / (Number(process.hrtime.bigint() - started) / 1e9);
+  const rate = sent / (Number(process.hrtime.bigint() - started) / 1e9);
+  const used = cpu(sent);
+  return { rate, serverUs: used.serverUs ?? NaN, loadGenUs: used.loadGenUs };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function runSchemasBench(opts: { quick: boolean; json: boolean }): Promise<number> {
+/** `--profile`: the broker (and its validation threads) run with --cpu-prof; each thread's summary goes to stderr. */
+export async function runSchemasBench(opts: { quick: boolean; json: boolean; profile?: boolean }): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'junction-bench-schemas-'));
   mkdirSync(join(workDir, 'data'));
-  const broker = await startBroker({ dataDir: join(workDir, 'data'), logLevel: 'warn', logFile: join(workDir, 'broker.log') });
+  const profileDir = opts.profile ? join(workDir, 'profile') : undefined;
+  if (profileDir) mkdirSync(profileDir);
+  const broker = await startBroker({ dataDir: join(workDir, 'data'), logLevel: 'warn', logFile: join(workDir, 'broker.log'), profileDir });
   const http = new Http(broker.url);
   try {
     const reg = (subject: string, body: object) => http.json<{ id: number }>('POST', `${SR}/subjects/${subject}/versions`, body);
@@ -114,17 +123,32 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean }): 
     const total = opts.quick ? 40_000 : 200_000;
     const rounds = opts.quick ? 3 : 5;
     const rates: number[][] = variants.map(() => []);
+    const serverUs: number[][] = variants.map(() => []);
+    const loadGenUs: number[][] = variants.map(() => []);
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < variants.length; i++) {
-        const rate = await produceAll(http, variants[i]!, total);
-        rates[i]!.push(rate);
-        log(`schemas bench round ${r + 1}/${rounds}: ${variants[i]!.name} ${Math.round(rate)} msgs/s`);
+        const got = await produceAll(http, variants[i]!, total, broker.pid);
+        rates[i]!.push(got.rate);
+        serverUs[i]!.push(got.serverUs);
+        loadGenUs[i]!.push(got.loadGenUs);
+        log(`schemas bench round ${r + 1}/${rounds}: ${variants[i]!.name} ${Math.round(got.rate)} msgs/s, broker ${got.serverUs} µs/msg CPU`);
       }
     }
     const base = median(rates[0]!);
     const rows = variants.map((v, i) => {
       const m = median(rates[i]!);
-      return { row: v.name, bytesPerMessage: sizes[i]!, msgsPerSec: Math.round(m), ratio: m / base, target: i === 0 ? undefined : 0.7, ok: i === 0 ? undefined : m / base >= 0.7, rounds: rates[i]!.map(Math.round) };
+      return {
+        row: v.name,
+        bytesPerMessage: sizes[i]!,
+        msgsPerSec: Math.round(m),
+        ratio: m / base,
+        target: i === 0 ? undefined : 0.7,
+        ok: i === 0 ? undefined : m / base >= 0.7,
+        rounds: rates[i]!.map(Math.round),
+        // CPU per message barely moves with the machine's load, where rates do: the steadier comparison.
+        brokerCpuUsPerMsg: median(serverUs[i]!),
+        loadGenCpuUsPerMsg: median(loadGenUs[i]!),
+      };
     });
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ schemas: rows, messagesPerRound: total, rounds })}\n`);
@@ -132,9 +156,9 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean }): 
       const lines = [
         `Produce with schemas: ${total.toLocaleString('en-US')} messages a row a round, ${rounds} rounds alternating, median; 4 requests in flight of ${BATCH} (binary batch); fsync always`,
         '',
-        '| row | bytes/msg | msgs/s (median) | of no schema | target | rounds |',
-        '| --- | ---: | ---: | ---: | --- | --- |',
-        ...rows.map((r) => `| ${r.row} | ${r.bytesPerMessage} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.rounds.join(', ')} |`),
+        '| row | bytes/msg | msgs/s (median) | of no schema | target | broker CPU µs/msg | load gen CPU µs/msg | rounds |',
+        '| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |',
+        ...rows.map((r) => `| ${r.row} | ${r.bytesPerMessage} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.brokerCpuUsPerMsg.toFixed(2)} | ${r.loadGenCpuUsPerMsg.toFixed(2)} | ${r.rounds.join(', ')} |`),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }
@@ -142,6 +166,11 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean }): 
   } finally {
     http.close();
     await broker.stop();
+    for (const f of profileDir ? readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile')) : []) {
+      const kept = join(tmpdir(), `junction-bench-schemas-${Date.now()}-${f}`);
+      copyFileSync(join(profileDir!, f), kept);
+      process.stderr.write(`\n${renderProfile(summarizeProfile(kept))}\n\nfull profile: ${kept}\n`);
+    }
     rmSync(workDir, { recursive: true, force: true });
   }
 }

@@ -13,8 +13,19 @@ export const PostgresSinkConfig = z
     password: secret(z.string()).optional().describe('Password of the role, by reference: ${env:NAME} or ${file:/path}'),
     ssl: z.boolean().default(false).describe('TLS to the server (certificate verified)'),
     schema: ident.default('public').describe('Schema of the target table and of the offsets tables; must exist'),
-    table: ident.describe('Target table; created with the default layout when missing if autoCreate'),
+    table: ident.describe('Target table; created with its layout when missing if autoCreate'),
     autoCreate: z.boolean().default(true).describe('CREATE TABLE IF NOT EXISTS (target, offsets, dead letters) at task start'),
+    layout: z
+      .enum(['default', 'schema'])
+      .default('default')
+      .describe(
+        "default: columns key, value, headers, station, station_id, partition, offset, timestamp; schema: one column per field of the station's schema (Avro, JSON Schema, Protobuf; nested values as jsonb), values decoded, plus the _junction_ columns",
+      ),
+    evolve: z.boolean().default(true).describe('Layout schema: add the nullable columns that a new version of the station schema adds (ALTER TABLE … ADD COLUMN)'),
+    onDrift: z
+      .enum(['fail', 'dead-letter'])
+      .default('fail')
+      .describe("Layout schema: when the table cannot follow the schema (a column's type differs, new fields with evolve off, a NOT NULL column the schema does not fill): fail the task (SCHEMA_DRIFT), or dead-letter the batches"),
     value: z
       .enum(['jsonb', 'bytea', 'text'])
       .default('jsonb')
@@ -37,5 +48,6 @@ export const PostgresSinkConfig = z
       .default(25_000)
       .describe('Longest one write() takes (statement_timeout and lock_timeout of its transaction); keep it below the connector\'s writeTimeoutMs (default 30 s)'),
   })
-  .refine((c) => c.mode === 'upsert' || c.upsertBy === 'key', { message: 'upsertBy applies to mode upsert only', path: ['upsertBy'] });
+  .refine((c) => c.mode === 'upsert' || c.upsertBy === 'key', { message: 'upsertBy applies to mode upsert only', path: ['upsertBy'] })
+  .refine((c) => c.layout === 'schema' || (c.evolve && c.onDrift === 'fail'), { message: 'evolve and onDrift apply to layout schema only', path: ['layout'] });
 export type PostgresSinkConfig = z.output<typeof PostgresSinkConfig>;

@@ -38,6 +38,8 @@ export interface Row {
   offset: number;
   message: SinkMessage;
   rowKey?: string;
+  /** Layout schema: the fields' values as PostgreSQL text (null: NULL), in the order of the followed columns. */
+  cells?: (string | null)[];
 }
 
 /** Why a message cannot become a row before PostgreSQL sees it (no key to upsert by, not UTF-8 for a text column). */
@@ -152,6 +154,44 @@ export class CopyEncoder {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * Layout schema: rows for COPY — `row_key` (upsert), the field cells, then `_junction_key`, station,
+ * station id, partition, offset, timestamp (schema-table.ts `SCHEMA_META_COLUMNS`).
+ */
+export function encodeSchemaCopy(chunkBytes: number, station: string, stationId: string, partition: number, rows: readonly Row[]): Buffer[] {
+  const enc = new CopyEncoder(Math.min(chunkBytes, 4 << 20));
+  const stationText = new CopyEncoder(256);
+  stationText.text(station);
+  stationText.raw('\t');
+  stationText.text(stationId);
+  const stationCols = Buffer.concat(stationText.finish());
+  for (const r of rows) {
+    if (r.rowKey !== undefined) {
+      enc.text(r.rowKey);
+      enc.raw('\t');
+    }
+    for (const c of r.cells ?? []) {
+      if (c === null) enc.raw('\\N');
+      else enc.text(c);
+      enc.raw('\t');
+    }
+    const m = r.message;
+    if (m.key === undefined) enc.raw('\\N');
+    else enc.text(m.key);
+    enc.raw('\t');
+    enc.rawBytes(stationCols);
+    enc.raw(`\t${partition}\t${m.offset}\t${iso(m.timestamp)}`);
+    enc.endRow();
+  }
+  return enc.finish();
+}
+
+/** Layout schema: the parameters of one row of a multi-row INSERT, in the order of {@link encodeSchemaCopy}. */
+export function schemaRowParams(station: string, stationId: string, partition: number, r: Row): unknown[] {
+  const m = r.message;
+  return [...(r.rowKey === undefined ? [] : [r.rowKey]), ...(r.cells ?? []), m.key ?? null, station, stationId, partition, m.offset, iso(m.timestamp)];
+}
 
 /** Encodes rows for COPY in the order of {@link columnsOf}. */
 export function encodeCopy(config: PostgresSinkConfig, station: string, stationId: string, partition: number, rows: readonly Row[]): Buffer[] {

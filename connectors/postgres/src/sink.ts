@@ -34,12 +34,16 @@ import {
   type Sink,
   type SinkBatch,
   type SinkContext,
+  type SinkMessage,
+  type StationSchemaInfo,
   type WriteOptions,
   type WriteResult,
 } from '@junction/sdk-connector';
 import type { PostgresSinkConfig } from './config.js';
 import { describe, isDataError, isTransient, sqlState, toJunctionError } from './errors.js';
-import { columnsOf, createTableSql, encodeCopy, q, rejectReason, rowParams, type Row } from './rows.js';
+import { columnsOf, createTableSql, encodeCopy, encodeSchemaCopy, q, rejectReason, rowParams, schemaRowParams, type Row } from './rows.js';
+import { schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
+import { createSchemaTableSql, pgText, planTable, schemaColumns, unusableNames, type TableColumn } from './schema-table.js';
 
 /** PostgreSQL's limit of bind parameters in one statement. */
 const MAX_PARAMS = 65_535;
@@ -59,7 +63,10 @@ export class PostgresSink implements Sink {
   private readonly fq: string;
   private readonly offsetsFq: string;
   private readonly deadFq: string;
-  private readonly cols: string[];
+  /** The target's columns the sink writes, in COPY / INSERT order (layout schema: those of the followed version). */
+  private cols: string[];
+  /** Layout schema: the schema version (and set of the subject's versions) the table follows, and its decoder. */
+  private followed: { key: string; decoder: SchemaDecoder } | undefined;
   private closed = false;
   private readonly m: { rows: Counter; copies: Counter; inserts: Counter; replayed: Counter; deadLetters: Counter; rollbacks: Counter };
 
@@ -113,6 +120,12 @@ export class PostgresSink implements Sink {
 
   /** Creates the missing tables (autoCreate), checks the target's columns and the role's privileges. */
   async prepare(): Promise<void> {
+    const bySchema = this.config.layout === 'schema';
+    if (bySchema && !this.ctx.schema) {
+      throw new JunctionError(ErrorCode.CONFIG_INVALID, 'layout schema needs a station with a schema (config.schema), and this one has none; bind one or use layout default', {
+        issues: [{ path: 'layout', message: 'the station has no schema' }],
+      });
+    }
     const client = await this.connect('task start');
     let broken: unknown;
     try {
@@ -124,7 +137,7 @@ export class PostgresSink implements Sink {
         try {
           // One DDL at a time among tasks: concurrent CREATE TABLE IF NOT EXISTS can still collide in pg_type.
           await client.query(`SELECT pg_advisory_xact_lock(hashtext('junction-postgres-sink-ddl'))`);
-          if (this.config.autoCreate) await client.query(createTableSql(this.config, this.fq));
+          if (this.config.autoCreate && !bySchema) await client.query(createTableSql(this.config, this.fq));
           await client.query(
             `CREATE TABLE IF NOT EXISTS ${this.offsetsFq} (connector text NOT NULL, station text NOT NULL, station_id text NOT NULL, partition integer NOT NULL, written int8multirange NOT NULL, last_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (connector, station_id, partition))`,
           );
@@ -137,9 +150,13 @@ export class PostgresSink implements Sink {
           throw err;
         }
       }
+      if (bySchema) {
+        const drift = await this.followSchema(this.ctx.schema!, client);
+        if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+      }
       // From the catalog, not a SELECT: the sink needs no SELECT privilege on its target.
       const have = new Set((await client.query<{ n: string }>('SELECT attname AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [this.fq])).rows.map((r) => r.n));
-      const missing = this.cols.filter((c) => !have.has(c));
+      const missing = bySchema ? [] : this.cols.filter((c) => !have.has(c));
       if (missing.length > 0) {
         throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `table ${this.config.schema}.${this.config.table} lacks the column(s) ${missing.join(', ')}; the sink writes ${this.cols.join(', ')} (README, "Default layout")`, {
           issues: [{ path: 'table', message: `missing column(s) ${missing.join(', ')}` }],
@@ -164,6 +181,82 @@ export class PostgresSink implements Sink {
     }
   }
 
+  /**
+   * Layout schema: makes the table follow a schema version — created from it (autoCreate), the nullable
+   * columns a newer version adds added (evolve) — or says why it cannot (planTable). DDL runs under the
+   * sinks' advisory lock, so tasks of several connectors on one table do not collide. Answers the drift
+   * (checked again at the next write, so a table fixed by hand is taken up), or undefined once it follows.
+   */
+  private async followSchema(schema: StationSchemaInfo, held?: pg.PoolClient): Promise<string | undefined> {
+    const key = `${schema.id}:${schema.versions.map((v) => v.id).join(',')}`;
+    if (this.followed?.key === key) return undefined;
+    const where = `${this.config.schema}.${this.config.table}`;
+    const decoder = await schemaDecoder(schema);
+    const wanted = schemaColumns(decoder.fields, this.config.mode === 'upsert');
+    // The task start's connection when it has one (a pool of one connection would wait for itself).
+    const client = held ?? (await this.connect('following the station schema'));
+    let broken: unknown;
+    let drift: string | undefined;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('junction-postgres-sink-ddl'))`);
+      const exists = (await client.query<{ r: string | null }>('SELECT to_regclass($1)::text AS r', [this.fq])).rows[0]?.r ?? null;
+      const unusable = unusableNames(decoder.fields);
+      if (exists === null && unusable.length === 0) {
+        if (!this.config.autoCreate) throw new JunctionError(ErrorCode.NOT_FOUND, `table ${where} does not exist and autoCreate is false`);
+        await client.query(createSchemaTableSql(this.fq, wanted));
+        this.log.info({ table: where, subject: schema.subject, version: schema.version }, 'table created from the station schema');
+      }
+      const existing =
+        exists === null && unusable.length > 0
+          ? []
+          : (
+              await client.query<{ name: string; type: string; notnull: boolean; hasdef: boolean }>(
+                'SELECT attname AS name, format_type(atttypid, atttypmod) AS type, attnotnull AS notnull, atthasdef AS hasdef FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+                [this.fq],
+              )
+            ).rows.map((r): TableColumn => ({ name: r.name, type: r.type, nullable: !r.notnull, hasDefault: r.hasdef }));
+      const { add, problems } = planTable(existing, wanted, decoder.fields, schema.version, this.config.evolve);
+      if (problems.length > 0) {
+        await client.query('ROLLBACK');
+        this.log.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
+        drift = `PostgreSQL table ${where} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
+      } else {
+        if (add.length > 0) {
+          await client.query(`ALTER TABLE ${this.fq} ${add.map((c) => `ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type}`).join(', ')}`);
+          this.log.info({ table: where, added: add.map((c) => c.name), subject: schema.subject, version: schema.version }, 'columns added for a new schema version');
+        }
+        await client.query('COMMIT');
+      }
+    } catch (err) {
+      broken = err;
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (held) throw err; // the caller releases it (and converts the error)
+      throw toJunctionError(err, `PostgreSQL table ${where}, following schema subject "${schema.subject}" version ${schema.version}`);
+    } finally {
+      if (!held) client.release(broken !== undefined && isTransient(broken) ? (broken as Error) : undefined);
+    }
+    if (drift) return drift;
+    this.followed = { key, decoder };
+    this.cols = wanted.map((c) => c.name);
+    return undefined;
+  }
+
+  /** Layout schema: a message decoded with the followed schema version, as cells (and its row key in upsert mode). */
+  private schemaRow(m: SinkMessage): { reject: string } | { rowKey?: string; cells: (string | null)[] } {
+    const { decoder } = this.followed!;
+    const d = decoder.decode(m.value);
+    if (!d.ok) return { reject: d.reason };
+    const cells = decoder.fields.map((f) => pgText(d.row[f.name], f.type));
+    if (this.config.mode !== 'upsert') return { cells };
+    if (this.config.upsertBy === 'key') return m.key === undefined ? { reject: 'upsert by key: the message has no key' } : { rowKey: m.key, cells };
+    const field = this.config.upsertBy.field;
+    const at = decoder.fields.findIndex((f) => f.name === field);
+    const v = at < 0 ? null : cells[at];
+    if (v === null || v === undefined) return { reject: `upsert by field ${field}: the value has no such top-level field` };
+    return { rowKey: v, cells };
+  }
+
   async checkConnection(): Promise<void> {
     const client = await this.connect('connection check');
     try {
@@ -177,8 +270,14 @@ export class PostgresSink implements Sink {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     signal.throwIfAborted();
     const deadline = Date.now() + this.config.writeTimeoutMs;
+    let drift: string | undefined;
+    if (this.config.layout === 'schema') {
+      const schema = batch.schema ?? this.ctx.schema;
+      drift = schema ? await this.followSchema(schema) : 'the station has no schema any more (layout schema)';
+      if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
+    }
     try {
-      return await this.attempt(batch, signal, deadline, false);
+      return await this.attempt(batch, signal, deadline, false, drift);
     } catch (err) {
       if (err instanceof Aborted) throw new JunctionError(ErrorCode.TIMEOUT, 'the write was aborted; its transaction was dropped with its connection', { retryable: true });
       if (isDataError(err)) {
@@ -193,7 +292,7 @@ export class PostgresSink implements Sink {
    * One transaction for the batch. `guarded`: every chunk of rows under a SAVEPOINT, refused rows
    * isolated by halving (the path after a data error rolled the fast one back).
    */
-  private async attempt(batch: SinkBatch, signal: AbortSignal, deadline: number, guarded: boolean): Promise<WriteResult[]> {
+  private async attempt(batch: SinkBatch, signal: AbortSignal, deadline: number, guarded: boolean, drift?: string): Promise<WriteResult[]> {
     const client = await this.connect('write');
     let broken: Error | undefined;
     const onAbort = (): void => {
@@ -203,12 +302,12 @@ export class PostgresSink implements Sink {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const out = await this.transaction(client, batch, deadline, guarded);
+      const out = await this.transaction(client, batch, deadline, guarded, drift);
       if (out === 'data-error') {
         this.m.rollbacks.inc();
         client.release();
         signal.removeEventListener('abort', onAbort);
-        return await this.attempt(batch, signal, deadline, true);
+        return await this.attempt(batch, signal, deadline, true, drift);
       }
       client.release();
       return out;
@@ -225,7 +324,8 @@ export class PostgresSink implements Sink {
     }
   }
 
-  private async transaction(client: pg.PoolClient, batch: SinkBatch, deadline: number, guarded: boolean): Promise<WriteResult[] | 'data-error'> {
+  /** `drift` (layout schema, onDrift dead-letter): the table cannot follow the schema; every new message is dead-lettered with it. */
+  private async transaction(client: pg.PoolClient, batch: SinkBatch, deadline: number, guarded: boolean, drift: string | undefined): Promise<WriteResult[] | 'data-error'> {
     const { station, stationId, partition } = batch;
     const left = Math.max(1, deadline - Date.now());
     // client_connection_check_interval: a backend whose client died while it waited on a lock notices within 1 s.
@@ -248,9 +348,16 @@ export class PostgresSink implements Sink {
         replayed.push(index);
         return;
       }
-      const r = rejectReason(this.config, message);
+      if (drift !== undefined) {
+        refused.push({ offset: message.offset, index, code: 'SCHEMA_DRIFT', reason: drift });
+        return;
+      }
+      const r = this.config.layout === 'schema' ? this.schemaRow(message) : rejectReason(this.config, message);
       if ('reject' in r) refused.push({ offset: message.offset, index, code: ErrorCode.SINK_REJECTED, reason: r.reject });
-      else rows.push({ index, offset: message.offset, message, ...(r.rowKey === undefined ? {} : { rowKey: r.rowKey }) });
+      else {
+        const cells = (r as { cells?: (string | null)[] }).cells;
+        rows.push({ index, offset: message.offset, message, ...(r.rowKey === undefined ? {} : { rowKey: r.rowKey }), ...(cells ? { cells } : {}) });
+      }
     });
 
     if (replayed.length > 0) {
@@ -338,7 +445,10 @@ export class PostgresSink implements Sink {
   private async writeRows(client: pg.PoolClient, batch: SinkBatch, rows: Row[]): Promise<void> {
     if (rows.length === 0) return;
     if (this.config.mode === 'insert' && rows.length >= this.config.copyMinRows) {
-      const chunks = encodeCopy(this.config, batch.station, batch.stationId, batch.partition, rows);
+      const chunks =
+        this.config.layout === 'schema'
+          ? encodeSchemaCopy(this.config.maxBytesPerStatement, batch.station, batch.stationId, batch.partition, rows)
+          : encodeCopy(this.config, batch.station, batch.stationId, batch.partition, rows);
       const stream = client.query(copyStreams.from(`COPY ${this.fq} (${this.cols.map(q).join(', ')}) FROM STDIN`));
       this.m.copies.inc();
       await pipeline(Readable.from(chunks), stream);
@@ -365,7 +475,7 @@ export class PostgresSink implements Sink {
     const perRow = this.cols.length;
     const params: unknown[] = [];
     const tuples = rows.map((r, i) => {
-      params.push(...rowParams(this.config, batch.station, batch.stationId, batch.partition, r));
+      params.push(...(this.config.layout === 'schema' ? schemaRowParams(batch.station, batch.stationId, batch.partition, r) : rowParams(this.config, batch.station, batch.stationId, batch.partition, r)));
       return `(${this.cols.map((_, c) => `$${i * perRow + c + 1}`).join(', ')})`;
     });
     let sql = `INSERT INTO ${this.fq} (${this.cols.map(q).join(', ')}) VALUES ${tuples.join(', ')}`;

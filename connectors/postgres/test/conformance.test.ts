@@ -1,6 +1,6 @@
 /** The PostgreSQL sink against the SDK's conformance kit, on the real server of this machine. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { runSinkCheck, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
+import { fakeContext, runSinkCheck, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import { admin, closedPort, PG, TcpProxy, unique } from './helpers.js';
 
@@ -80,6 +80,31 @@ describe('postgres sink conformance, other layouts', () => {
       expect(results.filter((r) => r.status === 'not-applicable').map((r) => r.check).sort()).toEqual(['dead-letter', 'late-write', 'open-unreachable', 'write-stalled-abort']);
     });
   }
+
+  it('passes every check in layout schema (the kit values as a JSON Schema subject)', async () => {
+    const t = table('kit_schema');
+    const kit = {
+      subject: 'kit-value', version: 1, id: 1, schemaType: 'JSON' as const, references: [],
+      schema: JSON.stringify({ type: 'object', properties: { junctionConformance: { type: 'string' }, station: { type: 'string' }, partition: { type: 'integer' }, offset: { type: 'integer' }, text: { type: 'string' }, incarnation: { type: 'integer' } } }),
+    };
+    const results = await runSinkConformance({
+      plugin,
+      context: () => fakeContext({ schema: { ...kit, versions: [kit] } }),
+      config: { ...base, table: t, layout: 'schema' },
+      readBack: async () =>
+        (await db.query(`SELECT "junctionConformance", station, partition, "offset", text, incarnation FROM public."${t}"`)).rows.map((r) =>
+          JSON.stringify({ junctionConformance: r.junctionConformance, station: r.station, partition: Number(r.partition), offset: Number(r.offset), text: r.text, ...(r.incarnation == null ? {} : { incarnation: Number(r.incarnation) }) }),
+        ),
+      // Not JSON: it does not decode with the station schema.
+      deadLetter: { value: '{"broken json' },
+      retry: { breakDestination: async () => { proxy.break(); return async () => proxy.heal(); } },
+      unusable: { config: { ...base, database: 'junction_no_such_database', table: t, layout: 'schema' } },
+      lateWrite: { notApplicable: 'see the jsonb suite' },
+      timeoutMs: 20_000,
+    });
+    expect(results.filter((r) => r.status === 'failed')).toEqual([]);
+    expect(results.filter((r) => r.status === 'not-applicable').map((r) => r.check).sort()).toEqual(['late-write', 'open-unreachable', 'write-stalled-abort']);
+  });
 
   // The sink connects at open(), so the kit's retry case (open, then break) cannot also be a down
   // destination at open: open-unreachable runs on its own, against a port nothing listens on.

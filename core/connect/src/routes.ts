@@ -9,7 +9,7 @@
  * | `GET /v1/connectors/:name/config` | the declaration (secrets redacted, references as written) |
  * | `PUT /v1/connectors/:name/config` | creates (201) or updates (200, tasks restart with it) |
  * | `DELETE /v1/connectors/:name` | 204; the group / stored positions are kept |
- * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError?, retrying? }` |
+ * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError?, retrying?, freshness }` (`freshness`: `{ lastLandedAt, lastProducedAt, seconds }` of the last message a sink landed, or null; per task too) |
  * | `PUT /v1/connectors/:name/pause` · `/resume` · `/stop` | 202 |
  * | `POST /v1/connectors/:name/restart?includeTasks=&onlyFailed=` | 202 with the status |
  * | `GET /v1/connectors/:name/tasks` | `[{ id: { connector, task }, config }]` |
@@ -67,8 +67,12 @@ const TaskParams = z.object({ name: ConnectorName, task: z.string().regex(/^\d+$
 const State = z.enum(Object.values(ConnectorState) as [string, ...string[]]);
 const LastError = z.object({ code: z.string(), message: z.string(), at: z.number() });
 const Retrying = z.object({ since: z.number().describe('first failure of the oldest failing messages (ms since the epoch)'), attempts: z.int(), nextAttemptAt: z.number().optional() });
+const FreshnessAnswer = z
+  .object({ lastLandedAt: z.string().describe('ISO time the last batch landed'), lastProducedAt: z.string().describe('produce time of its last message'), seconds: z.number().describe('landed − produced') })
+  .nullable()
+  .describe('null until something landed');
 const TaskStatusAnswer = z
-  .object({ id: z.int(), state: State, trace: z.string().optional(), worker: z.string().optional(), restartAt: z.number().optional(), restarts: z.int(), lastError: LastError.optional(), retrying: Retrying.optional(), partitions: z.array(z.int()).optional(), finished: z.boolean().optional() });
+  .object({ freshness: FreshnessAnswer.optional(), id: z.int(), state: State, trace: z.string().optional(), worker: z.string().optional(), restartAt: z.number().optional(), restarts: z.int(), lastError: LastError.optional(), retrying: Retrying.optional(), partitions: z.array(z.int()).optional(), finished: z.boolean().optional() });
 const ConnectorInfoAnswer = z.object({
   name: z.string(),
   type: z.enum(['sink', 'source', 'unknown']),
@@ -92,6 +96,7 @@ const ConnectorStatusAnswer = z
     lastError: LastError.optional(),
     retrying: Retrying.optional(),
     isolation: z.enum(['shared', 'thread']).optional(),
+    freshness: FreshnessAnswer,
   })
   .loose();
 const OffsetEntry = z.object({ partition: z.record(z.string(), z.unknown()).describe('sink: `{ partition: <n> }`; source: `{ task: <n> }`'), offset: z.unknown().describe('sink: `{ offset: <n> }`; source: its position (null removes it)') });

@@ -167,7 +167,7 @@ describe('sink results and errors', () => {
     const s = await h.runtime.status('c');
     expect(s.connector.state).toBe('FAILED');
     expect(s.connector.trace).toContain('STATION_NOT_FOUND');
-    expect(s.tasks).toEqual([{ id: 0, state: 'UNASSIGNED', restarts: 0 }]);
+    expect(s.tasks).toEqual([{ id: 0, state: 'UNASSIGNED', restarts: 0, freshness: null }]);
     await h.store.createStation('later');
     await h.store.produce('later', [{ value: Buffer.from('x') }]);
     await waitFor(async () => (await written(dir)).unique === 1, { what: 'the start after the backoff', timeoutMs: 10_000 });

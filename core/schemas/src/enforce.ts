@@ -23,7 +23,8 @@ import type { SubjectVersion } from './state.js';
 import { ValidationPool } from './validate-pool.js';
 // One reader of Confluent's Protobuf message indexes, the SDK's (sinks decode with it too).
 import { messageIndexes } from '@junction/sdk-connector/schema';
-import type { CheckItem, SchemaSource } from './validate-pool.js';
+import { ITEM_FIELDS } from './validate-pool.js';
+import type { PackedItems, SchemaSource } from './validate-pool.js';
 
 /** Codes of produce results this store gives. */
 export const SchemaProduceCode = {
@@ -201,12 +202,14 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     const valid: MessageInput[] = [];
     const validAt: number[] = [];
     const dead: { at: number; message: MessageInput; violation: Violation; version: string }[] = [];
-    const outcomes = bound ? await checkAll(messages, subject, bound) : messages.map(() => ({ violation: { path: '', reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}` }, version: '?' }));
+    const noVersion: Outcome = { violation: { path: '', reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}` }, version: '?' };
+    const bad = bound ? await checkAll(messages, subject, bound) : undefined;
+    if (bad?.size === 0) return inner.produce(station, messages);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
-      const outcome = outcomes[i]!;
-      if (!outcome.violation || binding.policy === 'warn') {
-        if (outcome.violation) violations?.inc({ station, policy: 'warn' });
+      const outcome = bad ? bad.get(i) : noVersion;
+      if (!outcome?.violation || binding.policy === 'warn') {
+        if (outcome?.violation) violations?.inc({ station, policy: 'warn' });
         valid.push(m);
         validAt.push(i);
         continue;
@@ -262,8 +265,8 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
    * Where each value's payload lies and which schema checks it (the bound version, or for the Confluent
    * wire format the version its id names), or why it cannot be checked at all.
    */
-  function frame(value: Uint8Array, subject: string, bound: Bound, uses: Map<number, SubjectVersion | null>): Framed {
-    const version = String(bound.version);
+  function frame(value: Uint8Array, subject: string, bound: Bound, uses: Map<number, SubjectVersion | null>, plain: Checkable): Framed {
+    const version = plain.version;
     if (value.length >= 5 && value[0] === 0) {
       const id = ((value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!) >>> 0;
       if (registry.state.schemaById(id)) {
@@ -286,7 +289,7 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       // JSON text never starts with byte 0: that is a wire-format value whose id the registry does not know.
       if (bound.schema.type === SchemaType.JSON) return { violation: { path: '', reason: `schema id ${id} is unknown to the registry` }, version };
     }
-    return { id: bound.id, start: 0, version };
+    return plain;
   }
 
   function sourceOf(id: number): SchemaSource {
@@ -294,44 +297,75 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     return { id, schemaType: s.schemaType, schema: s.schema, references: registry.state.resolveReferences(s.references) };
   }
 
-  /** Checks every value once: on this thread for small batches, else in a validation worker. */
-  async function checkAll(messages: readonly MessageInput[], subject: string, bound: Bound): Promise<Outcome[]> {
+  /**
+   * Checks every value once: on this thread for small batches, else in a validation worker. Answers the
+   * values that do not check, by index (empty: all do). The common case allocates per value only what
+   * framing it needs: the items go to the worker as numbers (see `PackedItems`).
+   */
+  async function checkAll(messages: readonly MessageInput[], subject: string, bound: Bound): Promise<Map<number, Outcome>> {
     const uses = new Map<number, SubjectVersion | null>();
-    const framed = messages.map((m) => frame(m.value, subject, bound, uses));
-    const out: Outcome[] = framed.map((f) => ({ version: f.version, ...('violation' in f ? { violation: f.violation } : {}) }));
-    const todo: number[] = [];
-    for (let i = 0; i < framed.length; i++) if (!('violation' in framed[i]!)) todo.push(i);
-    if (todo.length === 0) return out;
-    if (pool && todo.length >= inlineBelow) {
-      let total = 0;
-      for (const i of todo) total += messages[i]!.value.length;
-      const buf = new Uint8Array(new ArrayBuffer(total));
-      const items: CheckItem[] = [];
+    // What most values frame to (the bound version, payload from byte 0): one object for the batch, read only.
+    const plain: Checkable = { id: bound.id, start: 0, version: String(bound.version) };
+    const bad = new Map<number, Outcome>();
+    const n = messages.length;
+    const framed: (Checkable | undefined)[] = new Array(n);
+    let todo = 0;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const value = messages[i]!.value;
+      const f = frame(value, subject, bound, uses, plain);
+      if ('violation' in f) {
+        bad.set(i, f);
+        continue;
+      }
+      framed[i] = f;
+      todo++;
+      total += value.length;
+    }
+    if (todo === 0) return bad;
+    if (pool && todo >= inlineBelow) {
+      const buf = pool.borrow(total);
+      const nums = new Float64Array(todo * ITEM_FIELDS);
+      const at = new Int32Array(todo);
+      let indexes: [number, number[]][] | undefined;
       let pos = 0;
-      for (const i of todo) {
-        const f = framed[i] as Checkable;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const f = framed[i];
+        if (!f) continue;
         const v = messages[i]!.value;
         buf.set(v, pos);
-        items.push({ id: f.id, start: pos + f.start, end: pos + v.length, ...(f.indexes && { indexes: f.indexes }), ...(f.bareStart !== undefined && { bareStart: pos + f.bareStart }) });
+        const o = k * ITEM_FIELDS;
+        nums[o] = f.id;
+        nums[o + 1] = pos + f.start;
+        nums[o + 2] = pos + v.length;
+        nums[o + 3] = f.bareStart === undefined ? -1 : pos + f.bareStart;
+        if (f.indexes) (indexes ??= []).push([k, f.indexes]);
+        at[k++] = i;
         pos += v.length;
       }
+      const items: PackedItems = { count: todo, nums, ...(indexes && { indexes }) };
       try {
-        for (const [k, violation] of await pool.check(buf, items, sourceOf)) out[todo[k]!]!.violation = violation;
-        return out;
+        for (const [j, violation] of await pool.check(buf, items, sourceOf)) {
+          const i = at[j]!;
+          bad.set(i, { violation, version: framed[i]!.version });
+        }
+        return bad;
       } catch (err) {
         logger?.warn({ err }, 'a validation worker failed: the batch is checked on the main thread');
       }
     }
-    for (const i of todo) {
-      const f = framed[i] as Checkable;
+    for (let i = 0; i < n; i++) {
+      const f = framed[i];
+      if (!f) continue;
       const value = messages[i]!.value;
       const schema = f.id === bound.id ? bound.schema : registry.state.parsedById(f.id)!;
       const r = schema.check(value.subarray(f.start), f.indexes);
       if (r.ok) continue;
       if (f.bareStart !== undefined && schema.check(value.subarray(f.bareStart)).ok) continue;
-      out[i]!.violation = r.violation;
+      bad.set(i, { violation: r.violation, version: f.version });
     }
-    return out;
+    return bad;
   }
 
   const overrides: Partial<StationStore> = {

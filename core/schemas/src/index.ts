@@ -10,4 +10,4 @@ export { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, compatibilityProblems, isC
 export { SchemaErrorCode, SchemaRegistryError, isSchemaRegistryError } from './errors.js';
 export * from './formats/index.js';
 export { enforcedBindingOf, schemaEnforcingStore, subjectOf, SchemaProduceCode, type SchemaEnforcingOptions } from './enforce.js';
-export { ValidationPool, type CheckItem, type SchemaSource } from './validate-pool.js';
+export { ValidationPool, packItems, ITEM_FIELDS, type CheckItem, type PackedItems, type SchemaSource } from './validate-pool.js';

@@ -69,6 +69,21 @@ describe('validation of large batches in worker threads', () => {
     expect(got.map(([i, v]) => [i, v.path])).toEqual([[1, '/n'], [2, '']]);
   });
 
+  it('a worker moves the batch buffer back: the next batch is copied into it, not into a new one', async () => {
+    const pool = new ValidationPool(1);
+    cleanup.push(() => pool.close());
+    const source = () => ({ id: 9, schemaType: 'JSON' as const, schema: JSON.stringify(schema), references: [] });
+    const first = pool.borrow(15);
+    first.set(Buffer.from('{"n":1}{"n":-1}'));
+    const got = await pool.check(first, [{ id: 9, start: 0, end: 7 }, { id: 9, start: 7, end: 15 }], source);
+    expect(got.map(([i, v]) => [i, v.path])).toEqual([[1, '/n']]);
+    expect(first.byteLength).toBe(0); // moved to the worker
+    // The buffer came back with the answer: the next one lent is it (its old bytes still there).
+    const next = pool.borrow(7);
+    expect(Buffer.from(next).toString()).toBe('{"n":1}');
+    expect((await pool.check(next, [{ id: 9, start: 0, end: 7 }], source))).toEqual([]);
+  });
+
   it('a worker that cannot compile a schema answers with an error (the caller then checks on its own thread)', async () => {
     const pool = new ValidationPool(1);
     cleanup.push(() => pool.close());

@@ -100,6 +100,7 @@ export const GroupInfoAnswer = z
     redeliveries: z.int(),
     deadLettered: z.int(),
     lostToRetention: z.int(),
+    oldestUnackedAgeSeconds: z.number().nullable().describe('age of the oldest message the group has not settled (delivered or not); null when nothing is unsettled'),
   })
   .loose();
 
