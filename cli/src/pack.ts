@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -29,6 +29,21 @@ export function packageDir(name: string): string {
   const require = createRequire(import.meta.url);
   try {
     return dirname(realpathSync(require.resolve(`${name}/package.json`)));
+  } catch {
+    // A package whose exports do not list ./package.json: walk up from its main module.
+  }
+  try {
+    let dir = dirname(realpathSync(require.resolve(name)));
+    for (;;) {
+      try {
+        if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === name) return dir;
+      } catch {
+        // no package.json here
+      }
+      const up = dirname(dir);
+      if (up === dir) throw new Error(`no package.json of ${name} above its main module`);
+      dir = up;
+    }
   } catch (cause) {
     throw new CliError(ScaffoldErrorCode.PACKAGE_NOT_FOUND, `cannot find ${name} next to this junction CLI`, { cause });
   }
