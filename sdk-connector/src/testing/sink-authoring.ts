@@ -77,7 +77,8 @@ function text(value: unknown, seen = new Set<unknown>()): string {
   if (value === null || typeof value !== 'object') return String(value);
   if (seen.has(value)) return '';
   seen.add(value);
-  if (value instanceof Error) return `${value.name}: ${value.message}\n${value.stack ?? ''}\n${text((value as { cause?: unknown }).cause, seen)}\n${text({ ...value }, seen)}`;
+  // Not the stack: its frames are file paths, which may hold any word.
+  if (value instanceof Error) return `${value.name}: ${value.message}\n${text((value as { cause?: unknown }).cause, seen)}\n${text({ ...value }, seen)}`;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   return Object.entries(value as Record<string, unknown>)
     .map(([k, v]) => `${k}=${text(v, seen)}`)
