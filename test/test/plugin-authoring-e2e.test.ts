@@ -169,4 +169,21 @@ describe('a plugin written outside the repository', () => {
     const final = await api<{ name: string }[]>(url, 'GET', '/v1/connector-plugins');
     expect(final.map((p) => p.name)).not.toContain('landing');
   });
+
+  it('a scaffolded source passes its own kit tests outside the repository too', { timeout: 600_000 }, async () => {
+    const work = await mkdtemp(join(tmpdir(), 'junction-author-source-'));
+    dirs.push(work);
+    const project = join(work, 'counter');
+    const scaffold = await junction(['plugins', 'new', 'counter', '--kind', 'source', '--dir', project], work);
+    expect(scaffold.code, scaffold.stderr).toBe(0);
+    const install = await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund'], project);
+    expect(install.code, install.stderr).toBe(0);
+    expect(await linksOutside(join(project, 'node_modules'))).toEqual([]);
+    const test = await run(npm, ['test'], project);
+    expect(test.code, `${test.stdout}\n${test.stderr}`).toBe(0);
+    // eslint-disable-next-line no-control-regex
+    const summary = test.stdout.replace(/\x1b\[[0-9;]*m/g, '');
+    expect(summary).toMatch(/Tests\s+[5-9] passed/);
+    expect(summary).not.toMatch(/failed/);
+  });
 });
