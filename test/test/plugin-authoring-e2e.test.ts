@@ -2,8 +2,9 @@
  * Writing a connector outside the repository, end to end, as an outside author does it: `junction
  * plugins new` scaffolds a sink project into a temp folder (the SDK as a tarball in it, nothing linked
  * into the repository), `npm install && npm test` there builds it and runs the SDK's conformance kit,
- * `junction plugins install` puts it into a RUNNING broker, a connector declared in junction.yaml on it
- * starts, and the messages produced land in its files byte for byte. Then: uninstall is refused while
+ * junction.yaml names it before it exists (the broker refuses that change), `junction plugins install`
+ * puts it into the RUNNING broker, the declared connector starts without another edit, and the messages
+ * produced land in its files byte for byte. Then: uninstall is refused while
  * the connector uses it, a plugin built for another SDK and a broken package are refused with their
  * codes (the running plugin untouched), and uninstall works once the connector is gone.
  */
@@ -90,26 +91,29 @@ describe('a plugin written outside the repository', () => {
     expect(summary).toMatch(/Tests\s+1[0-9] passed/);
     expect(summary).not.toMatch(/failed/);
 
-    // 3. A running broker (the file is its desired state); install through it: usable at once.
+    // 3. A running broker; its file already names the plugin, which it does not have yet: the change is refused.
     const dataDir = join(work, 'data');
     const configPath = join(work, 'junction.yaml');
+    const out = join(work, 'out');
     await writeFile(configPath, yaml());
     const { mkdir } = await import('node:fs/promises');
     await mkdir(dataDir, { recursive: true });
     broker = await startBroker({ dataDir, args: ['--config', configPath], timeoutMs: 120_000 });
     const url = broker.url;
+    const b = broker;
     const before = await api<{ name: string }[]>(url, 'GET', '/v1/connector-plugins');
     expect(before.map((p) => p.name)).not.toContain('landing');
+    await writeFile(configPath, yaml(out));
+    await eventually('the broker to refuse the file naming an unknown plugin', 60_000, async () => (b.output().includes('the changed configuration is invalid') ? true : undefined));
+    expect((await api<{ connectors: string[] }>(url, 'GET', '/v1/connectors')).connectors).toEqual([]);
+
+    // 4. Install through the running broker: usable at once, and the connector the file declares starts.
     const installed = await junction(['--url', url, 'plugins', 'install', project], work);
     expect(installed.stderr).toBe('');
     expect(installed.code).toBe(0);
     expect(installed.stdout).toContain(`installed sink plugin landing 0.1.0 into the broker at ${url}; usable now`);
     const listed = await api<{ name: string; builtin: boolean }[]>(url, 'GET', '/v1/connector-plugins');
     expect(listed.find((p) => p.name === 'landing')).toMatchObject({ builtin: false });
-
-    // 4. Enable by config: the broker applies the changed file; the connector starts on the new plugin.
-    const out = join(work, 'out');
-    await writeFile(configPath, yaml(out));
     await eventually('the connector to run', 120_000, async () => {
       const s = await api<{ connector: { state: string } }>(url, 'GET', '/v1/connectors/to-landing/status').catch(() => undefined);
       return s?.connector.state === 'RUNNING' ? s : undefined;
