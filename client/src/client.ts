@@ -147,6 +147,25 @@ export interface SessionTokens {
   refreshToken: string;
 }
 
+/** A connector plugin as the broker lists it. */
+export interface PluginInfo {
+  name: string;
+  kind: string;
+  version: string;
+  description?: string;
+  builtin: boolean;
+  exactlyOnce: boolean;
+}
+
+/** A plugin package the broker found but refused, and why. */
+export interface RefusedPluginInfo {
+  path: string;
+  packageName?: string;
+  code: string;
+  message: string;
+  issues?: { path: string; message: string }[];
+}
+
 /** Per-call options of the low-level methods. */
 export interface CallOptions {
   signal?: AbortSignal | undefined;
@@ -366,6 +385,33 @@ export class JunctionClient {
   /** Applies the spec (`POST /v1/pipeline/apply`): the plan, each entry with an `error` when it failed. */
   async applyPipeline(spec: PipelineSpec, opts?: CallOptions): Promise<PipelinePlan> {
     return this.json({ ...opts, method: 'POST', path: '/v1/pipeline/apply', json: spec });
+  }
+
+  // ── connector plugins ─────────────────────────────────────────────────────────────────────────
+
+  /** The usable connector plugins (`GET /v1/connector-plugins`), sorted by name. */
+  async listPlugins(opts?: CallOptions): Promise<PluginInfo[]> {
+    return this.json<PluginInfo[]>({ ...opts, method: 'GET', path: '/v1/connector-plugins', idempotent: true });
+  }
+
+  /**
+   * Installs a plugin into the running broker (`POST /v1/connector-plugins`; admin): `spec` is a package
+   * folder or tarball on the broker's host (an absolute path), or an npm package spec. Usable at once.
+   * A broken or incompatible package is refused (422 SDK_INCOMPATIBLE, PLUGIN_INVALID, …; 409
+   * DUPLICATE_PLUGIN, PLUGIN_SHADOWS_BUILTIN). Not retried (npm may take a while; allow a long timeout).
+   */
+  async installPlugin(spec: string, opts?: CallOptions): Promise<PluginInfo> {
+    return this.json<PluginInfo>({ timeoutMs: 300_000, ...opts, method: 'POST', path: '/v1/connector-plugins', json: { spec } });
+  }
+
+  /** Uninstalls a plugin (`DELETE /v1/connector-plugins/:name`; admin). 409 PLUGIN_IN_USE while a connector uses it, 409 PLUGIN_BUILTIN, 404 PLUGIN_NOT_FOUND. */
+  async uninstallPlugin(name: string, opts?: CallOptions): Promise<void> {
+    await this.call({ timeoutMs: 300_000, ...opts, method: 'DELETE', path: `/v1/connector-plugins/${seg(name)}` });
+  }
+
+  /** Makes the broker scan its plugins dir again (`POST /v1/connector-plugins/refresh`; admin): what it lists and refuses now. */
+  async refreshPlugins(opts?: CallOptions): Promise<{ plugins: PluginInfo[]; refused: RefusedPluginInfo[] }> {
+    return this.json<{ plugins: PluginInfo[]; refused: RefusedPluginInfo[] }>({ ...opts, method: 'POST', path: '/v1/connector-plugins/refresh', idempotent: true });
   }
 
   // ── messages ──────────────────────────────────────────────────────────────────────────────────

@@ -30,6 +30,10 @@ export const RegistryErrorCode = {
   PLUGIN_SHADOWS_BUILTIN: 'PLUGIN_SHADOWS_BUILTIN',
   /** `installPlugin` could not fetch, pack or install the package (npm's own message is in `message`). */
   INSTALL_FAILED: 'INSTALL_FAILED',
+  /** `uninstall` of a plugin a connector still uses (the connectors are named in the message and issues). */
+  PLUGIN_IN_USE: 'PLUGIN_IN_USE',
+  /** `uninstall` of a built-in connector: built-ins are part of Junction, not installed. */
+  PLUGIN_BUILTIN: 'PLUGIN_BUILTIN',
 } as const;
 export type RegistryErrorCode = (typeof RegistryErrorCode)[keyof typeof RegistryErrorCode];
 

@@ -284,3 +284,59 @@ export async function installPlugin(spec: string, pluginsDir: string, opts: Inst
     await rm(staging, { recursive: true, force: true });
   }
 }
+
+export interface UninstallOptions extends InstallOptions {
+  /**
+   * The connectors that use a plugin now (the server asks its connector runtime). A plugin any of them
+   * names is not removed: PLUGIN_IN_USE.
+   */
+  inUse?: ((plugin: string) => readonly string[] | Promise<readonly string[]>) | undefined;
+}
+
+/** What {@link uninstallPlugin} removed. */
+export interface Uninstalled {
+  /** The plugin's name, when it was listed (a refused package has none). */
+  name?: string;
+  packageName: string;
+}
+
+/**
+ * Removes an installed plugin — named by its plugin name or its package name (a refused package has
+ * only the latter) — from `pluginsDir`: `npm uninstall` there and its tarball in `tarballs/`. A
+ * running Registry forgets it after `refresh()`.
+ *
+ * Throws RegistryError PLUGIN_BUILTIN for a built-in connector, PLUGIN_IN_USE when `opts.inUse` names
+ * connectors using it (nothing is removed then), PLUGIN_NOT_FOUND when no installed package has that
+ * name, INSTALL_FAILED when npm fails.
+ */
+export async function uninstallPlugin(nameOrPackage: string, pluginsDir: string, opts: UninstallOptions = {}): Promise<Uninstalled> {
+  const root = resolve(pluginsDir);
+  const registry = await Registry.open({ builtinDirs: opts.builtinDirs ?? [], pluginsDir: root, logger: SILENT });
+  const listed = registry.get(nameOrPackage) ?? registry.list().find((d) => !d.builtin && d.packageName === nameOrPackage);
+  if (listed?.builtin) {
+    throw new RegistryError(RegistryErrorCode.PLUGIN_BUILTIN, `${JSON.stringify(nameOrPackage)} is a built-in connector; built-ins are part of Junction and cannot be uninstalled`);
+  }
+  const packageName = listed?.packageName ?? registry.refused().find((r) => r.packageName === nameOrPackage && r.path.startsWith(root))?.packageName;
+  const pkgPath = join(root, 'package.json');
+  const raw = await readIfExists(pkgPath);
+  const deps = raw ? ((JSON.parse(raw.toString('utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {}) : {};
+  if (packageName === undefined || (deps[packageName] === undefined && !(await isPath(join(root, 'node_modules', ...packageName.split('/')))))) {
+    throw new RegistryError(RegistryErrorCode.PLUGIN_NOT_FOUND, `no installed plugin or plugin package named ${JSON.stringify(nameOrPackage)} in ${root}`);
+  }
+  if (listed && opts.inUse) {
+    const users = [...(await opts.inUse(listed.name))];
+    if (users.length > 0) {
+      throw new RegistryError(
+        RegistryErrorCode.PLUGIN_IN_USE,
+        `plugin "${listed.name}" is used by connector(s) ${users.map((u) => JSON.stringify(u)).join(', ')}; delete them first`,
+        { issues: users.map((u) => ({ path: `connectors.${u}.plugin`, message: `uses ${listed.name}` })) },
+      );
+    }
+  }
+  const spec = deps[packageName];
+  await runNpm(['uninstall', packageName, '--prefix', root, '--no-audit', '--no-fund', '--install-links=false'], root, opts);
+  // The tarball this package was installed from (`file:tarballs/<file>.tgz`), kept for offline rebuilds: no longer needed.
+  const m = spec === undefined ? null : /^file:(?:\.\/)?tarballs\/([^/\\]+\.tgz)$/.exec(spec);
+  if (m?.[1]) await rm(join(root, TARBALLS_DIR, m[1]), { force: true });
+  return { ...(listed ? { name: listed.name } : {}), packageName };
+}

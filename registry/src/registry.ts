@@ -66,6 +66,16 @@ export class Registry {
     return registry;
   }
 
+  /** The npm prefix plugins are installed into (as opened). */
+  get pluginsDir(): string {
+    return this.options.pluginsDir;
+  }
+
+  /** The built-in connector dirs (as opened). */
+  get builtinDirs(): readonly string[] {
+    return this.options.builtinDirs;
+  }
+
   /** The usable plugins, sorted by name. */
   list(): PluginDescriptor[] {
     return [...this.snapshot.plugins.values()].map((c) => c.descriptor).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

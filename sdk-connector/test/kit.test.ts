@@ -29,7 +29,12 @@ type Bug =
   | 'throws-retryable-while-broken'
   | 'shared-signal'
   | 'keys-on-name'
-  | 'checks-only-at-send';
+  | 'checks-only-at-send'
+  | 'answers-per-key'
+  | 'dead-letters-duplicates'
+  | 'marks-before-abort'
+  | 'logs-config'
+  | 'prints-secret';
 
 /** A request the destination holds (received, not applied). */
 interface Held { apply: () => void }
@@ -66,7 +71,10 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
       failing: z.boolean().default(false).describe('answer retry() for every message (tests)'),
       unusable: z.boolean().default(false).describe('a destination that can never be used (tests)'),
     }),
-    async open(config) {
+    async open(config, ctx) {
+      if (opts.bug === 'logs-config') ctx.logger.info({ config }, 'memory sink opened');
+      // The 'dead-letters-duplicates' bug: what this sink wrote, taken for a unique key a replay violates.
+      const mine = new Set<string>();
       if (config.unusable) throw new JunctionError('DESTINATION_UNUSABLE', `destination ${config.destination} cannot be used`);
       let closed = 0;
       // The 'shared-signal' bug: "the current write" kept in a field (a concurrent write replaces it).
@@ -105,6 +113,19 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
           await Promise.resolve();
           if (opts.bug === 'shared-signal' && current.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
           const broken = config.failing || dest.down;
+          if (opts.bug === 'marks-before-abort' && !broken && !dest.holding) {
+            // Marked as written before the (slow) send: when the send is aborted, the replay skips them.
+            const fresh = batch.messages.filter((m) => decoder.decode(m.value) !== 'POISON' && !dest.byOffset.has(`${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`));
+            for (const m of fresh) dest.byOffset.set(`${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`, m.value);
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 20);
+              signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+              if (signal.aborted) resolve();
+            });
+            if (signal.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
+            for (const m of fresh) dest.values.push(m.value);
+            return batch.messages.map((m) => (decoder.decode(m.value) === 'POISON' ? deadLetter('SINK_REJECTED', 'poison') : ok()));
+          }
           if (broken && opts.bug === 'throws-retryable-while-broken') throw new JunctionError('CONNECTION_FAILED', 'down');
           const rows: { id: string; value: Uint8Array }[] = [];
           const results = batch.messages.map((m): WriteResult => {
@@ -116,15 +137,22 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
             if (broken) return ok();
             if (opts.bug === 'drops-offset-2' && m.offset === 2) return ok();
             const id = opts.bug === 'keys-on-name' ? `${batch.station}/${batch.partition}/${m.offset}` : `${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`;
+            if (opts.bug === 'dead-letters-duplicates') {
+              if (mine.has(id)) return deadLetter('DUPLICATE_KEY', 'duplicate key value violates unique constraint');
+              mine.add(id);
+            }
             if (!dest.byOffset.has(id) || opts.bug === 'duplicates') rows.push({ id, value: m.value });
             return ok();
           });
           if (rows.length > 0) await send(rows);
           if (opts.bug === 'wrong-count') results.pop();
+          // One answer per key when every message has one (rows grouped by key).
+          if (opts.bug === 'answers-per-key' && batch.messages.every((m) => m.key !== undefined)) return [...new Set(batch.messages.map((m) => m.key))].map(() => ok());
           if (opts.bug === 'unclonable-results') return results.map((r) => ({ ...r, toString: () => 'x' }) as unknown as WriteResult);
           return results;
         },
         async close() {
+          if (opts.bug === 'prints-secret' && config.token !== undefined) console.error(`closing ${config.destination} (token ${config.token})`);
           closed += 1;
           if (opts.bug === 'close-throws-twice' && closed > 1) throw new Error('already closed');
         },
@@ -210,6 +238,10 @@ describe('runSinkConformance', () => {
       'replay-same-batch',
       'replay-overlapping',
       'aborted-signal',
+      'results-count',
+      'replay-idempotent',
+      'aborted-write',
+      'secrets-not-logged',
       'open-unusable',
       'open-unreachable',
       'write-stalled-abort',
@@ -234,16 +266,22 @@ describe('runSinkConformance', () => {
   });
 
   const bugs: [Bug, string[]][] = [
-    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write']],
-    ['duplicates', ['replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write']],
+    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
+    ['duplicates', ['replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write', 'replay-idempotent', 'aborted-write']],
     ['close-throws-twice', ['close-twice']],
-    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write']],
+    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
     ['ok-while-broken', ['retry']],
     ['throws-on-poison', ['dead-letter']],
     ['shared-signal', ['concurrent-partitions']],
-    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write']],
+    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
     ['keys-on-name', ['station-identity']],
     ['checks-only-at-send', ['late-write']],
+    ['answers-per-key', ['results-count']],
+    // Also caught where other checks replay on one open sink.
+    ['dead-letters-duplicates', ['replay-idempotent', 'replay-overlapping', 'aborted-write', 'station-identity', 'late-write']],
+    ['marks-before-abort', ['aborted-write']],
+    ['logs-config', ['secrets-not-logged']],
+    ['prints-secret', ['secrets-not-logged']],
   ];
   for (const [bug, expected] of bugs) {
     it(`catches a sink with bug "${bug}"`, async () => {

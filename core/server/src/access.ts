@@ -168,6 +168,10 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/connector-plugins/:name': checks(c('cluster', 'read', { fixed: 'plugins' })),
   'PUT /v1/connector-plugins/:name/validate': checks(c('cluster', 'read', { fixed: 'plugins' })),
   'PUT /v1/connector-plugins/:name/config/validate': checks(c('cluster', 'read', { fixed: 'plugins' })),
+  // Installing runs the package's code in the broker: admin only (manage on cluster "plugins").
+  'POST /v1/connector-plugins': checks(c('cluster', 'manage', { fixed: 'plugins' })),
+  'POST /v1/connector-plugins/refresh': checks(c('cluster', 'manage', { fixed: 'plugins' })),
+  'DELETE /v1/connector-plugins/:name': checks(c('cluster', 'manage', { fixed: 'plugins' })),
 };
 
 /** The declaration of a route (HEAD routes, which fastify adds for GET ones, share the GET one). */

@@ -44,8 +44,10 @@ export interface BuildAppOptions {
   replicatedStations?: boolean | undefined;
   /** The connector runtime: mounts `/v1/connectors`. */
   connect?: ConnectRuntime | undefined;
-  /** The plugin catalog: mounts `/v1/connector-plugins`. */
+  /** The plugin catalog: mounts `/v1/connector-plugins` (with install, uninstall and refresh). */
   plugins?: PluginRegistry | undefined;
+  /** Called after a plugin install, uninstall or refresh (the server re-applies its configuration file, so a connector it declares on a new plugin starts). */
+  onPluginsChange?: (() => Promise<void>) | undefined;
   /** The schema registry (opened): mounts the Confluent Schema Registry API at `/v1/schema-registry`. */
   schemas?: SchemaRegistry | undefined;
   /**
@@ -200,7 +202,12 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, authenticator });
   if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
-  if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
+  if (options.plugins) {
+    const connect = options.connect;
+    // A plugin a connector names is not uninstalled under it.
+    const inUse = (plugin: string): string[] => (connect ? connect.names().filter((n) => connect.config(n).plugin === plugin) : []);
+    void app.register(registryRoutes, { registry: options.plugins, manage: { inUse, onChange: options.onPluginsChange } });
+  }
   if (options.connect) {
     const confine = auth && options.plugins ? { plugins: options.plugins, roots: options.hostPathRoots ?? [] } : undefined;
     void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine, logLevel });

@@ -198,7 +198,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
     const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
-    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots, metricsMaxStations: config.server.metricsMaxStations });
+    // Set once reload exists (below): after a plugin install the file's connectors are applied again, so one naming the new plugin starts.
+    let afterPluginsChange: () => Promise<void> = async () => {};
+    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, onPluginsChange: () => afterPluginsChange(), schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots, metricsMaxStations: config.server.metricsMaxStations });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -228,6 +230,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       reloading = next.catch(() => undefined);
       return next;
     };
+    if (config.configPath !== undefined) {
+      afterPluginsChange = async () => {
+        await reload().then(
+          (r) => logger.info({ configPath: config.configPath, connectors: r.connectors }, 'configuration applied again after a plugin change'),
+          (err: unknown) => logger.warn({ configPath: config.configPath, code: (err as { code?: unknown }).code, err: (err as Error).message }, 'the configuration does not apply after the plugin change; keeping the running state'),
+        );
+      };
+    }
     if (configPath !== undefined && config.configPath !== undefined && watchConfig) {
       watcher = watchFile(config.configPath, () => {
         reload().then(

@@ -13,6 +13,7 @@ export {
   type RetryCase,
   type BreakDestination,
 } from './sink-conformance.js';
+export { SINK_AUTHORING_CHECKS, type SinkAuthoringCheck } from './sink-authoring.js';
 export { SINK_WEDGE_CHECKS, type SinkWedgeCheck, type SinkWedgeOptions, type UnusableCase, type StallDestination } from './sink-wedge.js';
 export { EXACTLY_ONCE_CHECKS, type ExactlyOnceCheck, type ExactlyOnceOptions, type HeldWrites, type LateWriteCase } from './sink-exactly-once.js';
 export {

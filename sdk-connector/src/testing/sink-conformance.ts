@@ -29,6 +29,7 @@ import {
   within,
 } from './util.js';
 import { EXACTLY_ONCE_CHECKS, exactlyOnceChecks, type ExactlyOnceOptions } from './sink-exactly-once.js';
+import { SINK_AUTHORING_CHECKS, authoringChecks, secretsCheckNotApplicable } from './sink-authoring.js';
 
 export const SINK_CHECKS = [
   'manifest',
@@ -44,6 +45,8 @@ export const SINK_CHECKS = [
   'replay-same-batch',
   'replay-overlapping',
   'aborted-signal',
+  // What authors get wrong (sink-authoring.ts): results per message, replays and aborts on one sink, secrets in logs.
+  ...SINK_AUTHORING_CHECKS,
   // The wedge checks (sink-wedge.ts): unusable and unreachable destinations, a stalled write, close after failure.
   ...SINK_WEDGE_CHECKS,
   ...EXACTLY_ONCE_CHECKS,
@@ -145,10 +148,10 @@ export class Harness {
     return { station, stationId: this.stationId(station), partition, firstOffset: first.offset, lastOffset: last.offset, messages };
   }
 
-  async open(rawConfig: unknown = this.options.config): Promise<Sink> {
+  async open(rawConfig: unknown = this.options.config, context?: SinkContext): Promise<Sink> {
     const parsed = validateConfig(this.options.plugin.config, rawConfig);
     if (!parsed.success) fail(`config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
-    const ctx = this.options.context?.() ?? fakeContext();
+    const ctx = context ?? this.options.context?.() ?? fakeContext();
     let sink: Sink;
     try {
       sink = await within(this.options.plugin.open(parsed.config, ctx), this.timeoutMs, 'open()');
@@ -305,6 +308,7 @@ type CheckFn = (h: Harness) => Promise<string>;
 
 const checks: Record<SinkCheck, CheckFn> = {
   ...wedgeChecks,
+  ...authoringChecks,
   async manifest(h) {
     const { plugin } = h.options;
     try {
@@ -624,6 +628,11 @@ export async function runSinkCheck(options: SinkConformanceOptions, check: SinkC
  * - `replay-overlapping`: batches that overlap earlier ones differently, and a batch with gaps, are
  *   answered ok; each offset is in the destination once (exactlyOnce) or at least once.
  * - `aborted-signal`: a write given an already-aborted signal settles (resolves or rejects) in time.
+ * - the authoring checks (see sink-authoring.ts): `results-count` (batches of 1 to 64, and one with a
+ *   single key, answered one result per message), `replay-idempotent` (a replay and an overlapping batch
+ *   on the same open sink answered ok, no duplicates for an exactly-once sink), `aborted-write` (a
+ *   write aborted while it runs, then the batch again on the same sink: all ok, all landed),
+ *   `secrets-not-logged` (no secret value in logs, console, reasons or errors).
  * - the wedge checks (see sink-wedge.ts): `open-unusable` (a destination that can never be used fails
  *   open, or the first write, in time with a coded, non-retryable error), `open-unreachable` (a destination
  *   that is down: open settles in time, retryable if it rejects), `write-stalled-abort` (a write to a
@@ -648,6 +657,7 @@ export async function runSinkConformance(options: SinkConformanceOptions): Promi
 /** Why a check is known to be not applicable before it runs (for `it.skip`), or undefined. */
 export function sinkCheckNotApplicable(options: SinkConformanceOptions, check: SinkCheck): string | undefined {
   if ((SINK_WEDGE_CHECKS as readonly string[]).includes(check)) return wedgeCheckNotApplicable(options, check as SinkWedgeCheck);
+  if (check === 'secrets-not-logged') return secretsCheckNotApplicable(options);
   if (check === 'dead-letter' && options.deadLetter && 'notApplicable' in options.deadLetter) return options.deadLetter.notApplicable;
   if (check === 'retry' && options.retry && 'notApplicable' in options.retry) return options.retry.notApplicable;
   if (check === 'dead-letter' && !options.deadLetter) return 'no deadLetter case given';
