@@ -14,7 +14,9 @@ import { registryRoutes } from '@junction/registry';
 import { schemaRegistryRoutes } from '@junction/schemas';
 import type { SchemaRegistry } from '@junction/schemas';
 import type { Registry as PluginRegistry } from '@junction/registry';
-import { authRoutes } from '@junction/auth';
+import { authRoutes, principalAllows, principalOf } from '@junction/auth';
+import { uiRoutes } from '@junction/ui';
+import type { LiveHubOptions } from '@junction/ui';
 import type { AuthService } from '@junction/auth';
 import { addAccessHooks, undeclaredRoutes } from './access.js';
 import type { AuditLog } from './audit.js';
@@ -62,6 +64,10 @@ export interface BuildAppOptions {
   hostPathRoots?: readonly string[] | undefined;
   /** With `auth`: where changes and denied requests are recorded (the `__audit` station). */
   audit?: AuditLog | undefined;
+  /** The dashboard's live streams (interval, bound on clients). Default: a snapshot every 2 s, 1000 clients. */
+  live?: LiveHubOptions | undefined;
+  /** The dashboard's built files (default: @junction/ui's dist/web). */
+  uiWebRoot?: string | undefined;
 }
 
 const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
@@ -184,6 +190,14 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
+  // The dashboard: its files are public (the login page loads without a token); its data routes are /v1 routes like the rest.
+  const canReadConnectors = auth
+    ? (request: FastifyRequest) => {
+        const p = principalOf(request);
+        return p !== undefined && principalAllows(p, 'connector', 'read', undefined);
+      }
+    : undefined;
+  void app.register(uiRoutes, { store, connectors: options.connect, live: options.live, webRoot: options.uiWebRoot, canReadConnectors });
   return app;
 }
 
