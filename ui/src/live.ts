@@ -34,6 +34,8 @@ interface Stream {
   clients: Set<ServerResponse>;
   timer: NodeJS.Timeout | undefined;
   last: string | undefined;
+  /** The last snapshot without its `at`: what "changed" compares. */
+  lastBody: string | undefined;
   running: boolean;
   lastWrite: number;
 }
@@ -70,7 +72,7 @@ export class LiveHub {
     if (this.closed || this.subscribers >= this.maxSubscribers) return false;
     let stream = this.streams.get(key);
     if (!stream) {
-      stream = { sampler: makeSampler(), clients: new Set(), timer: undefined, last: undefined, running: false, lastWrite: 0 };
+      stream = { sampler: makeSampler(), clients: new Set(), timer: undefined, last: undefined, lastBody: undefined, running: false, lastWrite: 0 };
       this.streams.set(key, stream);
     }
     const s = stream;
@@ -118,19 +120,26 @@ export class LiveHub {
     s.running = true;
     try {
       let frame: string;
+      let body: string;
       try {
-        const data = JSON.stringify(await s.sampler.sample());
+        const snapshot = await s.sampler.sample();
         this.samples++;
+        const data = JSON.stringify(snapshot);
+        // Whether anything but the time changed.
+        body = snapshot !== null && typeof snapshot === 'object' && 'at' in snapshot ? JSON.stringify({ ...snapshot, at: 0 }) : data;
         frame = `event: snapshot\ndata: ${data}\n\n`;
       } catch (err) {
         this.options.onError?.(key, err);
         const e = err as { code?: unknown; message?: unknown };
         frame = `event: error\ndata: ${JSON.stringify({ code: typeof e.code === 'string' ? e.code : 'INTERNAL', message: typeof e.message === 'string' ? e.message : 'snapshot failed' })}\n\n`;
+        body = frame;
       }
       const now = Date.now();
-      if (frame === s.last && now - s.lastWrite < KEEPALIVE_MS) return;
-      const out = frame === s.last ? ': keep-alive\n\n' : frame;
-      s.last = frame;
+      const same = body === s.lastBody;
+      if (same && now - s.lastWrite < KEEPALIVE_MS) return;
+      const out = same ? ': keep-alive\n\n' : frame;
+      s.lastBody = body;
+      if (!same) s.last = frame;
       s.lastWrite = now;
       for (const res of s.clients) {
         if (res.writableLength > MAX_BUFFERED_BYTES) {
