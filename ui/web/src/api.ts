@@ -166,7 +166,7 @@ export function fmtBytes(n: number | undefined): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-export function fmtTime(ms: number | undefined): string {
+export function fmtTime(ms: number | string | undefined): string {
   if (ms === undefined) return '—';
   return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 }

@@ -95,14 +95,15 @@ export function SchemasPage() {
 interface User {
   name: string;
   role: string;
-  createdAt: number;
+  createdAt: string;
 }
 interface Token {
   id: string;
   name: string;
   owner: string;
-  createdAt: number;
-  expiresAt?: number;
+  createdAt: string;
+  expiresAt?: string;
+  revoked: boolean;
 }
 
 export function UsersPage() {
@@ -200,7 +201,7 @@ export function UsersPage() {
               <td>{x.name}</td>
               <td>{x.owner}</td>
               <td>{fmtTime(x.createdAt)}</td>
-              <td>{x.expiresAt ? fmtTime(x.expiresAt) : 'never'}</td>
+              <td>{x.revoked ? 'revoked' : x.expiresAt ? fmtTime(x.expiresAt) : 'never'}</td>
               <td>
                 <button class="link danger" onClick={() => void run(async () => (await api('DELETE', `/v1/tokens/${enc(x.id)}`), await load()))}>
                   revoke
@@ -215,7 +216,7 @@ export function UsersPage() {
         onSubmit={(e) => {
           e.preventDefault();
           void run(async () => {
-            const body = { name: t.name, grants: JSON.parse(t.grants) as unknown, ...(t.ttl && { ttlSeconds: Number(t.ttl) }) };
+            const body = { name: t.name, grants: JSON.parse(t.grants) as unknown, ...(t.ttl && { expiresInS: Number(t.ttl) }) };
             const res = await api<{ token: string }>('POST', '/v1/tokens', body);
             setNewToken(res.token);
             await load();
