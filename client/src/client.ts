@@ -41,12 +41,21 @@ import { Consumer, type ConsumerOptions } from './consumer.js';
 export interface ConnectorStatusInfo {
   name: string;
   connector: { state: string; trace?: string };
-  tasks: { id: number; state: string; worker?: string; restarts: number; trace?: string; lastError?: { code: string; message: string; at: number } }[];
+  tasks: { id: number; state: string; worker?: string; restarts: number; trace?: string; lastError?: { code: string; message: string; at: number }; freshness?: ConnectorFreshness | null }[];
   type: 'sink' | 'source' | 'unknown';
   lag?: number;
   throughput: { msgsPerSec: number; bytesPerSec: number };
   isolation?: 'shared' | 'thread';
   lastError?: { code: string; message: string; at: number };
+  /** Sink: produce → landed of the last message it landed; null until one landed (and for sources). */
+  freshness: ConnectorFreshness | null;
+}
+
+/** When a sink last landed a batch, the produce time of its last message, and the seconds between. */
+export interface ConnectorFreshness {
+  lastLandedAt: string;
+  lastProducedAt: string;
+  seconds: number;
 }
 
 export interface ClientOptions {

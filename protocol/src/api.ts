@@ -407,6 +407,13 @@ export interface GroupInfo {
   deadLettered: number;
   /** The sum of the partitions' `lostToRetention`. */
   lostToRetention: number;
+  /**
+   * Seconds since the produce time of the oldest message the group has not settled (acked or
+   * dead-lettered): the message at the ack floor of a partition with lag, delivered-and-unacked or not
+   * yet delivered alike — Kafka's consumer lag in time. null when nothing retained is unsettled.
+   * Computed when asked (one read per partition whose floor moved).
+   */
+  oldestUnackedAgeSeconds: number | null;
 }
 
 export interface ReplayResult {

@@ -9,6 +9,8 @@ import { configInvalid, ErrorCode, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
 import { countRemoved, lostCounts, startCounts, takeRemovedHeld } from './retention.js';
 import { groupSettings, type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
+import { getMessage } from './produce.js';
+import type { GroupRt } from './runtime.js';
 
 export function createGroup(c: StoreCore, station: string, group: string, options: GroupOptions = {}): Promise<GroupInfo> {
   return c.run('createGroup', async () => {
@@ -170,6 +172,7 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
   );
   const lost = lostCounts(c, st.name, group, partitions.length);
   for (const part of partitions) part.lostToRetention = lost[part.partition]!;
+  const oldest = await oldestUnsettled(c, st, rt, partitions);
   const dead = c.meta.peek<{ n: number }>(c.names.deadKey(st.name, group)).value?.n ?? 0;
   return {
     station: st.name,
@@ -183,7 +186,31 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
     redeliveries: rt.redeliveries,
     deadLettered: dead,
     lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
+    oldestUnackedAgeSeconds: oldest === undefined ? null : Math.max(0, Date.now() - oldest) / 1000,
   };
+}
+
+/**
+ * The produce time of the oldest message the group has not settled: the message at the ack floor of each
+ * partition with lag (one STREAM.MSG.GET per partition whose floor moved; the time is remembered on this
+ * node's partition state). A floor whose message retention just removed is left out of this answer.
+ */
+async function oldestUnsettled(c: StoreCore, st: StationMeta, rt: GroupRt, partitions: readonly GroupPartitionInfo[]): Promise<number | undefined> {
+  let oldest: number | undefined;
+  await Promise.all(
+    partitions.map(async (p) => {
+      if (p.lag === 0) return;
+      const part = rt.parts[p.partition];
+      let ts = part?.floorTs?.offset === p.ackFloor ? part.floorTs.ts : undefined;
+      if (ts === undefined) {
+        ts = (await getMessage(c, c.names.stream(st.name, p.partition), p.ackFloor).catch(() => undefined))?.timestamp;
+        if (ts === undefined) return;
+        if (part) part.floorTs = { offset: p.ackFloor, ts };
+      }
+      if (oldest === undefined || ts < oldest) oldest = ts;
+    }),
+  );
+  return oldest;
 }
 
 export function deleteGroup(c: StoreCore, station: string, group: string): Promise<void> {

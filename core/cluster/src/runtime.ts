@@ -58,6 +58,8 @@ export class PartitionRt {
    * skipped, which retention removed (retention.ts).
    */
   lastNew: { dseq: number; sseq: number } | undefined;
+  /** The produce time of the message at the ack floor last asked about (groups.ts `oldestAge`): read once per floor. */
+  floorTs: { offset: number; ts: number } | undefined;
   readonly generation: number;
   readonly consumer: string;
   readonly epoch: string;

@@ -14,6 +14,11 @@ export function offsetAt(c: DeliveryChunk, i: number): number {
   return c.nums[i * F + ChunkField.offset]!;
 }
 
+/** The produce time (ms since epoch, the broker's) of message `i` of a chunk. */
+export function timestampAt(c: DeliveryChunk, i: number): number {
+  return c.nums[i * F + ChunkField.timestamp]!;
+}
+
 export function lengthAt(c: DeliveryChunk, i: number): number {
   return c.nums[i * F + ChunkField.length]!;
 }

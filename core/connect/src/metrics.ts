@@ -19,6 +19,8 @@ export interface ConnectMetricsOptions {
   retrying?: (() => { connector: string; task: number; since?: number | undefined }[]) | undefined;
   /** The shared pool's threads and the tasks pinned to it, read when scraped. */
   shared?: (() => { threads: number; tasks: number }) | undefined;
+  /** Each sink connector's produce → landed seconds of its last landed message (those that landed one), read when scraped. */
+  freshness?: (() => { connector: string; seconds: number }[]) | undefined;
 }
 
 const STATES = Object.values(ConnectorState);
@@ -113,6 +115,18 @@ export class ConnectMetrics {
       registers,
       collect() {
         if (sharedFn) this.set(sharedFn().tasks);
+      },
+    });
+    const freshnessFn = options.freshness;
+    new Gauge({
+      name: 'junction_connector_freshness_seconds',
+      help: 'Seconds from produce (the message timestamp) to landed in the destination, of the last message a sink connector landed',
+      labelNames: ['connector'],
+      registers,
+      collect() {
+        if (!freshnessFn) return;
+        this.reset();
+        for (const { connector, seconds } of freshnessFn()) this.set({ connector }, seconds);
       },
     });
     this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });

@@ -9,7 +9,7 @@
  * | `GET /v1/connectors/:name/config` | the declaration (secrets redacted, references as written) |
  * | `PUT /v1/connectors/:name/config` | creates (201) or updates (200, tasks restart with it) |
  * | `DELETE /v1/connectors/:name` | 204; the group / stored positions are kept |
- * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError?, retrying? }` |
+ * | `GET /v1/connectors/:name/status` | `{ name, connector: { state, trace? }, tasks, type, lag, throughput, lastError?, retrying?, freshness }` (`freshness`: `{ lastLandedAt, lastProducedAt, seconds }` of the last message a sink landed, or null; per task too) |
  * | `PUT /v1/connectors/:name/pause` · `/resume` · `/stop` | 202 |
  * | `POST /v1/connectors/:name/restart?includeTasks=&onlyFailed=` | 202 with the status |
  * | `GET /v1/connectors/:name/tasks` | `[{ id: { connector, task }, config }]` |

@@ -17,6 +17,7 @@ import type { Serial } from './util.js';
 import type { DefinitionStore, Placement } from './placement.js';
 import type { StationSchemaResolver } from './sink-schema.js';
 import type { ConnectSettingsInput, Isolation } from './isolation.js';
+import type { Freshness, FreshnessTracker } from './freshness.js';
 
 export interface ConnectRuntimeOptions {
   store: StationStore;
@@ -83,6 +84,11 @@ export interface ConnectorStatus {
   retrying?: RetryingStatus | undefined;
   /** Where its tasks run while it runs: `shared` (the shared pool's threads) or `thread` (a thread per task; every source). */
   isolation?: Isolation | undefined;
+  /**
+   * Sink: produce → landed of the last message landed (by the task that landed most recently, on this
+   * node); null until something landed, and for sources.
+   */
+  freshness: Freshness | null;
 }
 
 /** What `GET /v1/connectors/:name` answers (Kafka Connect's connector info). */
@@ -152,4 +158,6 @@ export interface ConnectorRt extends Stored {
   scrub: (text: string) => string;
   /** Where the current runner's tasks run. */
   isolation?: Isolation | undefined;
+  /** What its sink tasks last landed (kept across runners). */
+  freshness: FreshnessTracker;
 }

@@ -36,6 +36,7 @@ import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
+import { FreshnessTracker } from './freshness.js';
 import type { ApplyResult, ConnectorInfo, ConnectorRt, ConnectorsFile, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry, Stored } from './runtime-types.js';
 
 export type { ApplyResult, ConnectorInfo, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry } from './runtime-types.js';
@@ -95,6 +96,10 @@ export class ConnectRuntime {
         return out;
       },
       shared: () => ({ threads: this.shared?.threads ?? 0, tasks: this.shared?.tasks ?? 0 }),
+      freshness: () => [...this.connectors.values()].flatMap((c) => {
+        const seconds = c.freshness.seconds();
+        return seconds === undefined ? [] : [{ connector: c.declaration.name, seconds }];
+      }),
       retrying: () => {
         const out: { connector: string; task: number; since?: number | undefined }[] = [];
         for (const c of this.connectors.values()) {
@@ -304,7 +309,7 @@ export class ConnectRuntime {
   }
 
   private newRt(s: Stored): ConnectorRt {
-    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false, scrub: (text) => text };
+    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false, scrub: (text) => text, freshness: new FreshnessTracker() };
   }
 
   // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
@@ -656,7 +661,7 @@ export class ConnectRuntime {
     c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'
-        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined, stationSchemaOf: this.stationSchemaOf, shared: iso.isolation === 'shared' ? this.sharedPool() : undefined })
+        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined, stationSchemaOf: this.stationSchemaOf, freshness: c.freshness, shared: iso.isolation === 'shared' ? this.sharedPool() : undefined })
         : new SourceRunner({
             ...common,
             positions: this.positions,
@@ -745,7 +750,7 @@ export class ConnectRuntime {
     }
     const runner = c.runner;
     const taskState = c.state === ConnectorState.RUNNING ? ConnectorState.UNASSIGNED : c.state === ConnectorState.FAILED ? ConnectorState.UNASSIGNED : c.state;
-    let tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0 }));
+    let tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0, ...(c.kind === 'sink' && { freshness: c.freshness.ofTask(id) }) }));
     if (this.placement.node !== undefined && c.target === TargetState.RUNNING) {
       // Cluster: tasks this node does not run are shown as the node holding their lease reports them.
       const mine = new Set(runner ? (c.owned ?? []) : []);
@@ -784,6 +789,7 @@ export class ConnectRuntime {
       ...(runner && c.isolation ? { isolation: c.isolation } : {}),
       ...(lastError ? { lastError } : {}),
       ...(retrying ? { retrying } : {}),
+      freshness: c.freshness.overall(),
     };
   }
 

@@ -5,7 +5,7 @@ import type { WriteResult } from '@junction/sdk-connector';
 import { ConnectorState } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf } from './errors.js';
 import { jitteredBackoff } from './util.js';
-import { addRanges, idsOf, offsetAt, pickChunk } from './chunks.js';
+import { addRanges, idsOf, offsetAt, pickChunk, timestampAt } from './chunks.js';
 import { SinkFailure } from './sink-failure.js';
 import { CONNECTOR_DLS_HEADERS, HEALTHY_AFTER_MS, OPEN_TIMEOUT_MS, RETRY_BASE_MS } from './sink-types.js';
 import type { Batch, Part, TaskRt } from './sink-types.js';
@@ -91,6 +91,8 @@ export abstract class SinkAnswers extends SinkFailure {
       metrics.messages.inc(labels, okCount);
       metrics.bytes.inc(labels, okBytes);
       this.throughput.add(okCount, okBytes);
+      const last = ok[ok.length - 1]!;
+      this.o.freshness?.landed(t.id, timestampAt(last, last.count - 1));
       this.release(p, ok, okCount, okBytes, true);
       this.settle(this.ackPieces(ok));
     }

@@ -219,6 +219,7 @@ export class SinkRunner extends SinkAnswers {
       lastError: t.lastError,
       retrying: t.retrying && { ...t.retrying },
       partitions: this.partList.filter((p) => p.task === t.id).map((p) => p.id),
+      freshness: this.o.freshness?.ofTask(t.id) ?? null,
     }));
   }
 

@@ -13,6 +13,7 @@ import type { ConnectMetrics } from './metrics.js';
 import { offsetAt } from './chunks.js';
 import type { PackedBatch } from './wire.js';
 import type { SharedLane, SharedSinkPool } from './shared-pool.js';
+import type { Freshness, FreshnessTracker } from './freshness.js';
 
 export const CONNECTOR_DLS_HEADERS = {
   connector: DLS_HEADERS.connector,
@@ -91,6 +92,8 @@ export interface TaskStatus {
   partitions?: number[] | undefined;
   /** Source: the read ended (the origin is exhausted). */
   finished?: boolean | undefined;
+  /** Sink: when the task last landed a batch and the produce time of its last message landed; null until it landed one. */
+  freshness?: Freshness | null | undefined;
 }
 
 /** A task (or connector) whose messages keep failing and are retried; see `TaskStatus.retrying`. */
@@ -151,6 +154,8 @@ export interface SinkRunnerOptions {
   reclaim?: boolean | undefined;
   /** Resolves the station's schema for the plugin (see sink-schema.ts). Default: no schema. */
   stationSchemaOf?: StationSchemaResolver | undefined;
+  /** Told of every batch a task landed (kept by the runtime per connector, so it outlives the runner). */
+  freshness?: FreshnessTracker | undefined;
 }
 
 /** A task's runtime state (internal to the sink runner's modules). */

@@ -78,6 +78,8 @@ export class GroupRt {
   private rr = 0;
   private dirty = false;
   lastSync = 0;
+  /** Per partition: the produce time of the message at the ack floor last asked about (see `info`). */
+  private readonly floorTs: ({ offset: number; ts: number } | undefined)[] = [];
   redeliveries = 0;
   deadLettered = 0;
   closed = false;
@@ -635,7 +637,39 @@ export class GroupRt {
     });
   }
 
-  info(station: string): GroupInfo {
+  /**
+   * The group's numbers, and the age of its oldest unsettled message (`oldestUnackedAgeSeconds`): now
+   * minus the produce time of the message at the lowest ack floor of a partition with lag, whether that
+   * message was delivered and is not acked yet or was never delivered — Kafka's "consumer lag in time".
+   * null when every retained message is settled. One record read per partition whose floor moved since
+   * the last call (the timestamp at a floor is remembered), none for a partition without lag.
+   */
+  async info(station: string): Promise<GroupInfo> {
+    const base = this.counts(station);
+    const now = Date.now();
+    let oldest = Infinity;
+    await Promise.all(
+      base.partitions.map(async (p) => {
+        if (p.lag === 0) return;
+        const ts = await this.timestampAt(p.partition, p.ackFloor);
+        if (ts !== undefined && ts < oldest) oldest = ts;
+      }),
+    );
+    return { ...base, oldestUnackedAgeSeconds: oldest === Infinity ? null : Math.max(0, now - oldest) / 1000 };
+  }
+
+  /** The produce time of the first retained message at or after `offset` of a partition (remembered per partition). */
+  private async timestampAt(partition: number, offset: number): Promise<number | undefined> {
+    const seen = this.floorTs[partition];
+    if (seen && seen.offset === offset) return seen.ts;
+    const [rec] = await this.host.read(partition, offset, 1, 1).catch(() => []);
+    if (!rec) return undefined;
+    // A record past `offset` (a gap) is remembered under `offset` too: the gap does not fill.
+    this.floorTs[partition] = { offset, ts: rec.timestamp };
+    return rec.timestamp;
+  }
+
+  private counts(station: string): Omit<GroupInfo, 'oldestUnackedAgeSeconds'> {
     this.processDue(Date.now());
     const partitions = this.cursors.map((c) => {
       const { first, end } = this.host.bounds(c.partition);

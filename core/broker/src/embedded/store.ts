@@ -764,7 +764,7 @@ export class EmbeddedStore implements StationStore {
 
   async listGroups(station: string, options?: ListOptions): Promise<GroupInfo[]> {
     const st = this.station(station);
-    return pageOfNames(st.groups.keys(), options).map((g) => st.groups.get(g)!.info(st.name));
+    return Promise.all(pageOfNames(st.groups.keys(), options).map((g) => st.groups.get(g)!.info(st.name)));
   }
 
   async deleteGroup(station: string, group: string): Promise<void> {

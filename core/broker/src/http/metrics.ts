@@ -20,6 +20,7 @@
  *   junction_fsync_duration_seconds (histogram)
  *   junction_station_messages, junction_station_bytes (gauges)             (station)
  *   junction_group_lag, junction_group_pending (gauges)                    (station, group, partition)
+ *   junction_group_oldest_unacked_age_seconds (gauge; 0 while the group has nothing unsettled) (station, group)
  *   junction_metrics_collect_errors_total (scrapes whose store reads failed)
  *   junction_stations, junction_partitions, junction_stored_messages, junction_stored_bytes,
  *   junction_active_stations, junction_open_partitions (gauges, totals over every station, when the store has `totals`)
@@ -233,6 +234,18 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     },
   });
 
+  new Gauge({
+    name: 'junction_group_oldest_unacked_age_seconds',
+    help: 'Seconds since the produce time of the oldest message the group has not settled (delivered and not acked, or not yet delivered): consumer lag in time; 0 while nothing is unsettled',
+    labelNames: ['station', 'group'],
+    registers,
+    async collect() {
+      const snap = await snapshot();
+      this.reset();
+      for (const g of snap?.groups ?? []) this.set({ station: g.station, group: g.group }, g.oldestUnackedAgeSeconds ?? 0);
+    },
+  });
+
   const total = (name: string, help: string, pick: (t: StoreTotals) => number): void => {
     new Gauge({
       name,
@@ -339,6 +352,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     'junction_station_bytes',
     'junction_group_lag',
     'junction_group_pending',
+    'junction_group_oldest_unacked_age_seconds',
     'junction_stations',
     'junction_partitions',
     'junction_stored_messages',

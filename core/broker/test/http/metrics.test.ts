@@ -90,6 +90,32 @@ describe('broker metrics', () => {
     expect(value(after, 'junction_messages_in_total{station="m"}')).toBe(3);
   });
 
+  it("exports each group's oldest unacked age, growing while a delivery stays unacked and 0 once acked; the group API shows it", async () => {
+    await createStation(t.app, 'age');
+    await produceText(t.app, 'age', ['only']);
+    const series = 'junction_group_oldest_unacked_age_seconds{station="age",group="g"}';
+    const f = await t.app.inject({ method: 'POST', url: '/v1/stations/age/groups/g/fetch', payload: { maxMessages: 1 } });
+    const ids = (f.json() as { messages: { deliveryId: string }[] }).messages.map((d) => d.deliveryId);
+    expect(ids).toHaveLength(1);
+    const first = value(await scrape(), series);
+    expect(first).toBeGreaterThanOrEqual(0);
+    let grown: number | undefined;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+      grown = value(await scrape(), series);
+      if (grown! > first!) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(grown).toBeGreaterThan(first!);
+    const info = (await t.app.inject({ method: 'GET', url: '/v1/stations/age/groups/g' })).json();
+    expect(info.oldestUnackedAgeSeconds).toBeGreaterThanOrEqual(grown!);
+    const list = (await t.app.inject({ method: 'GET', url: '/v1/stations/age/groups' })).json();
+    expect(list.groups[0].oldestUnackedAgeSeconds).toBeGreaterThanOrEqual(grown!);
+
+    await t.app.inject({ method: 'POST', url: '/v1/stations/age/groups/g/ack', payload: { deliveryIds: ids } });
+    expect(value(await scrape(), series)).toBe(0);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/age/groups/g' })).json()).toMatchObject({ lag: 0, oldestUnackedAgeSeconds: null });
+  });
+
   it('observes Memphis produce latency too, and close() unregisters', async () => {
     await createStation(t.app, 'mm');
     await t.app.inject({ method: 'POST', url: '/stations/mm/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'x' });

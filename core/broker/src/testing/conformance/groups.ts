@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { MiB, deliveryId as formatDeliveryId } from '@junction/protocol';
 import type { Delivery, FetchOptions, MessageInput } from '../../contract.js';
 import type { Suite } from './suite.js';
-import { TIMER_TOLERANCE_MS, uniqueName, sleep, bytes, ALL_BYTES, expectSameBytes, rejectsWithCode, offsets, range, stored, pk, first } from './util.js';
+import { TIMER_TOLERANCE_MS, uniqueName, sleep, bytes, ALL_BYTES, expectSameBytes, rejectsWithCode, offsets, range, stored, pk, first, eventually } from './util.js';
 
 export function groupsSection(t: Suite): void {
   const { fetchNow, drain, pollFetch, produceOk, values, groupPartition, slackMs } = t;
@@ -284,6 +284,35 @@ export function groupsSection(t: Suite): void {
       expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 8, ackFloor: 3, lag: 5, pending: 4, redeliveryQueued: 1, lostToRetention: 0 });
       await t.store.ack(s, 'g', rest.map((d) => d.deliveryId));
       expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 8, ackFloor: 3, lag: 1, pending: 0, redeliveryQueued: 1, lostToRetention: 0 });
+    });
+
+    it('oldestUnackedAgeSeconds: the age of the oldest unsettled message, delivered or not; null once all is settled', async () => {
+      const s = uniqueName('age');
+      await t.store.createStation(s);
+      expect((await t.store.createGroup(s, 'g')).oldestUnackedAgeSeconds).toBeNull();
+      await produceOk(s, values('1', '2'));
+      const [m1, m2] = await t.store.read(s, { partition: 0, fromOffset: 1, limit: 2 });
+      const ageOf = async (at: number): Promise<void> => {
+        const before = Date.now();
+        const age = (await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds;
+        const after = Date.now();
+        expect(age).not.toBeNull();
+        // Now minus that message's produce time, read between `before` and `after`.
+        expect(age! * 1000).toBeGreaterThanOrEqual(before - at - 1);
+        expect(age! * 1000).toBeLessThanOrEqual(after - at + 1);
+      };
+      const ds = await fetchNow(s, 'g', 1);
+      expect(offsets(ds)).toEqual([1]);
+      await ageOf(m1!.timestamp);
+      // It grows while the delivery stays unacked.
+      const firstAge = (await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds!;
+      await eventually('the age to grow', 10_000, async () => ((await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds! > firstAge ? true : undefined));
+      expect((await t.store.listGroups(s))[0]!.oldestUnackedAgeSeconds).toBeGreaterThan(firstAge);
+      // Acked: the oldest unsettled is message 2, never delivered.
+      await t.store.ack(s, 'g', [ds[0]!.deliveryId]);
+      await ageOf(m2!.timestamp);
+      await drain(s, 'g');
+      expect(await t.store.getGroup(s, 'g')).toMatchObject({ lag: 0, oldestUnackedAgeSeconds: null });
     });
 
     it('group lag sums the partitions', async () => {
