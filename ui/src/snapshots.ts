@@ -58,8 +58,8 @@ export interface ConnectorRow {
   lag?: number | undefined;
   throughput: { msgsPerSec: number; bytesPerSec: number };
   lastError?: { code: string; message: string; at: number } | undefined;
-  /** From the runtime when it reports it (produce → landed); absent otherwise. */
-  freshness?: unknown;
+  /** Produce → landed of the last message a sink landed; null until one landed (and for sources). */
+  freshness: ConnectorStatus['freshness'] | null;
 }
 
 export interface OverviewSnapshot {
@@ -95,7 +95,6 @@ export interface ConnectorsSnapshot {
 }
 
 function connectorRow(s: ConnectorStatus): ConnectorRow {
-  const extra = s as ConnectorStatus & { freshness?: unknown };
   return {
     name: s.name,
     type: s.type,
@@ -104,7 +103,7 @@ function connectorRow(s: ConnectorStatus): ConnectorRow {
     ...(s.lag !== undefined && { lag: s.lag }),
     throughput: s.throughput,
     ...(s.lastError && { lastError: s.lastError }),
-    ...(extra.freshness !== undefined && { freshness: extra.freshness }),
+    freshness: s.freshness ?? null,
   };
 }
 

@@ -99,6 +99,8 @@ describe('the dashboard (auth off)', () => {
     expect(got.messages.map((m) => m.offset)).toEqual([1, 2]);
     await api(broker.url, 'POST', '/v1/stations/orders/groups/billing/ack', { deliveryIds: got.messages.map((m) => m.deliveryId) });
     await seeText(page, lag, (t) => t === '3', 'lag falls to 3');
+    // How old the oldest unsettled message is (offset 3, produced moments ago).
+    await seeText(page, '[data-testid=groups] tr[data-group=billing] td.oldest', (t) => /^\d+(\.\d+)? (ms|s|min)$/.test(t), 'the oldest unacked age');
     await shot(page, 'station');
 
     // The consumer dead-letters offset 3; the page shows it with its reason and where it came from.
@@ -158,6 +160,8 @@ describe('the dashboard (auth off)', () => {
       const lines = (await Promise.all(files.map((f) => readFile(join(out, f), 'utf8')))).join('').split('\n').filter(Boolean);
       return lines.length >= 5 ? lines : undefined;
     });
+    // Its freshness: produce → landed of the last message it landed, in seconds.
+    await seeText(page, '[data-testid=connector-freshness]', (t) => /^\d[\d,.]* s$/.test(t), 'the freshness');
     await shot(page, 'connector');
     await page.getByRole('button', { name: 'Pause', exact: true }).click();
     await seeText(page, '[data-testid=connector-state]', (t) => t === 'PAUSED', 'PAUSED');

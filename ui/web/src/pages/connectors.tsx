@@ -5,10 +5,11 @@ import { Chart, ErrorBox, Link, Stat, errorOf, navigate, useAction, useCan, useH
 import { ConfigForm } from './config-form.js';
 import type { JsonSchema } from './config-form.js';
 
+/** Produce → landed of the last message the sink landed (GET /v1/connectors/:name/status). */
 interface Freshness {
-  lastLandedAt?: number | null;
-  lastProducedAt?: number | null;
-  seconds?: number | null;
+  lastLandedAt?: string;
+  lastProducedAt?: string;
+  seconds?: number;
 }
 interface Row {
   name: string;
@@ -225,6 +226,7 @@ export function ConnectorPage(props: { name: string }) {
           {info && (
             <p class="muted">
               plugin {info.plugin} · station <Link href={`/stations/${enc(info.station)}`}>{info.station}</Link>
+              {status.freshness?.lastLandedAt && ` · last landed ${fmtTime(status.freshness.lastLandedAt)} (produced ${fmtTime(status.freshness.lastProducedAt)})`}
             </p>
           )}
           {mayManage && (

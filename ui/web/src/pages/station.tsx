@@ -47,6 +47,8 @@ export interface GroupInfo {
   maxDeliveries: number;
   maxAckTimeMs: number;
   partitions: GroupPartition[];
+  /** Age of the oldest message the group has not settled (null: none; absent: an older broker). */
+  oldestUnackedAgeSeconds?: number | null;
 }
 interface Snapshot {
   at: number;
@@ -163,6 +165,7 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
             <tr>
               <th>group</th>
               <th>lag</th>
+              <th>oldest unacked</th>
               <th>in flight</th>
               <th>redeliveries</th>
               <th>dead-lettered</th>
@@ -179,6 +182,7 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
                     </button>
                   </td>
                   <td class="lag">{fmtNum(g.lag)}</td>
+                  <td class="oldest">{typeof g.oldestUnackedAgeSeconds === 'number' ? fmtDuration(Math.round(g.oldestUnackedAgeSeconds * 1000)) : '—'}</td>
                   <td>{fmtNum(g.pending)}</td>
                   <td>{fmtNum(g.redeliveries)}</td>
                   <td>{fmtNum(g.deadLettered)}</td>
@@ -189,6 +193,7 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
                     <tr class="sub">
                       <td>partition {p.partition}</td>
                       <td>{fmtNum(p.lag)}</td>
+                      <td />
                       <td>{fmtNum(p.pending)}</td>
                       <td>{fmtNum(p.redeliveryQueued)} queued</td>
                       <td>ack floor {p.ackFloor}</td>
