@@ -36,6 +36,8 @@ interface Stream {
   last: string | undefined;
   /** The last snapshot without its `at`: what "changed" compares. */
   lastBody: string | undefined;
+  /** The last snapshot itself (for one-off JSON requests). */
+  lastSnapshot: unknown;
   running: boolean;
   lastWrite: number;
 }
@@ -72,7 +74,7 @@ export class LiveHub {
     if (this.closed || this.subscribers >= this.maxSubscribers) return false;
     let stream = this.streams.get(key);
     if (!stream) {
-      stream = { sampler: makeSampler(), clients: new Set(), timer: undefined, last: undefined, lastBody: undefined, running: false, lastWrite: 0 };
+      stream = { sampler: makeSampler(), clients: new Set(), timer: undefined, last: undefined, lastBody: undefined, lastSnapshot: undefined, running: false, lastWrite: 0 };
       this.streams.set(key, stream);
     }
     const s = stream;
@@ -92,6 +94,18 @@ export class LiveHub {
       void this.tick(key, s);
     }
     return true;
+  }
+
+  /**
+   * One snapshot of `key` without subscribing: the stream's latest when someone watches it (what they
+   * were sent), else a fresh one from a new sampler (its rates are 0: they need two samples).
+   */
+  async snapshot(key: string, makeSampler: () => Sampler<unknown>): Promise<unknown> {
+    const s = this.streams.get(key);
+    if (s?.lastSnapshot !== undefined) return s.lastSnapshot;
+    const snap = await makeSampler().sample();
+    this.samples++;
+    return snap;
   }
 
   /** Ends every stream (on server close). */
@@ -124,6 +138,7 @@ export class LiveHub {
       try {
         const snapshot = await s.sampler.sample();
         this.samples++;
+        s.lastSnapshot = snapshot;
         const data = JSON.stringify(snapshot);
         // Whether anything but the time changed.
         body = snapshot !== null && typeof snapshot === 'object' && 'at' in snapshot ? JSON.stringify({ ...snapshot, at: 0 }) : data;

@@ -7,7 +7,7 @@
  * | --- | --- |
  * | `GET /`, `/login`, `/stations`, `/stations/*`, `/dead-letters`, `/connectors`, `/connectors/*`, `/schemas`, `/users` | the app's index.html (client routes) |
  * | `GET /assets/*` | the app's built files (immutable names) |
- * | `GET /v1/live/overview` | SSE: `event: snapshot` with an OverviewSnapshot every interval (when it changed) |
+ * | `GET /v1/live/overview` | with `Accept: text/event-stream`: SSE, `event: snapshot` with an OverviewSnapshot every interval (when it changed); otherwise the current snapshot as JSON |
  * | `GET /v1/live/stations/:station` | SSE: StationSnapshot of one station (404 STATION_NOT_FOUND before the stream starts) |
  * | `GET /v1/live/connectors` | SSE: ConnectorsSnapshot |
  * | `GET /v1/dashboard/stations?q&sort&order&offset&limit` | `{ total, offset, stations: [StationRow] }`: filtered (substring of the name), sorted, one page |
@@ -154,30 +154,33 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
 
   // ---- live streams ----
   const overviewKey = (withConnectors: boolean) => (withConnectors ? 'overview' : 'overview:stations');
-  const stream = (req: FastifyRequest, reply: FastifyReply, key: string, make: () => { sample(): Promise<unknown> }) => {
+  // A client that asks for an event stream gets one; any other request gets the current snapshot as
+  // JSON (`curl`, scripts, a probe) and its answer ends.
+  const stream = async (req: FastifyRequest, reply: FastifyReply, key: string, make: () => { sample(): Promise<unknown> }) => {
+    if (!(req.headers.accept ?? '').includes('text/event-stream')) return reply.send(await hub.snapshot(key, make));
     reply.hijack();
     if (!hub.subscribe(key, reply.raw, make)) {
       reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8' });
       reply.raw.end(JSON.stringify({ code: 'LIVE_FULL', message: 'too many live streams are open: retry later' }));
     }
-    void req;
+    return reply;
   };
 
   app.get('/v1/live/overview', async (req, reply) => {
     const withConnectors = opts.connectors !== undefined && (opts.canReadConnectors?.(req) ?? true);
-    stream(req, reply, overviewKey(withConnectors), () => new OverviewSampler(store, withConnectors ? opts.connectors : undefined));
+    return stream(req, reply, overviewKey(withConnectors), () => new OverviewSampler(store, withConnectors ? opts.connectors : undefined));
   });
 
   app.get('/v1/live/stations/:station', async (req, reply) => {
     const { station } = parseBody(LiveStationParams, req.params);
     await store.getStation(station); // 404 before the stream starts
-    stream(req, reply, `station:${station}`, () => new StationSampler(store, station));
+    return stream(req, reply, `station:${station}`, () => new StationSampler(store, station));
   });
 
   app.get('/v1/live/connectors', async (req, reply) => {
     const connectors = opts.connectors;
     if (!connectors) return reply.callNotFound();
-    stream(req, reply, 'connectors', () => new ConnectorsSampler(connectors));
+    return stream(req, reply, 'connectors', () => new ConnectorsSampler(connectors));
   });
 
   // ---- the station listing: filter, sort and page on the server ----
