@@ -102,9 +102,9 @@ async function measureRender(url: string, loads: number): Promise<number[]> {
         }).observe(document, { childList: true, subtree: true });`,
       });
       await page.goto(`${url}/stations`);
-      await page.waitForFunction('window.__firstRows !== undefined', undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => (globalThis as { __firstRows?: number }).__firstRows !== undefined, undefined, { timeout: 60_000 });
       const total = (await page.getByTestId('stations-total').textContent()) ?? '';
-      const ms = (await page.evaluate('window.__firstRows')) as number;
+      const ms = await page.evaluate(() => (globalThis as unknown as { __firstRows: number }).__firstRows);
       log(`ui: stations page load ${i + 1}/${loads}: first rows after ${ms.toFixed(0)} ms (${total.trim()})`);
       out.push(ms);
       await page.close();

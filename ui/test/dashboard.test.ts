@@ -170,6 +170,11 @@ describe('the dashboard (auth off)', () => {
     await page.getByRole('link', { name: 'Connectors' }).first().click();
     await seeText(page, '[data-testid=connectors] tr[data-connector=to-files] .state', (t) => t === 'RUNNING', 'the list shows it');
     await shot(page, 'connectors');
+    // A plugin's secret (the postgres sink's password, `writeOnly` in its schema) is a password field.
+    await page.getByTestId('create-postgres').click();
+    const pg = page.getByTestId('connector-form');
+    expect(await pg.locator('input[name="config.password"]').getAttribute('type')).toBe('password');
+    expect(await pg.locator('input[name="config.password"]').inputValue()).toBe('');
   });
 
   it('lists stations with server-side search and sort', async () => {

@@ -30,8 +30,9 @@ export function App() {
     return onSessionLost(() => setAuth({ mode: 'anonymous' }));
   }, []);
   if (error) return <ErrorBox error={error} />;
-  if (!auth) return <p class="muted">Loading…</p>;
-  if (auth.mode === 'anonymous') {
+  // While whoami is on its way the page already loads its data (a 401 brings the login page).
+  const state: AuthState = auth ?? { mode: 'pending' };
+  if (state.mode === 'anonymous') {
     return (
       <LoginPage
         onLogin={() => {
@@ -56,9 +57,9 @@ export function App() {
   else if (parts[0] === 'schemas') page = <SchemasPage />;
   else if (parts[0] === 'users') page = <UsersPage />;
   else page = <OverviewPage />;
-  const nav = NAV.filter(([href]) => href !== '/users' || auth.mode === 'user').filter(([href]) => href !== '/connectors' || allows(auth, 'connector', 'read'));
+  const nav = NAV.filter(([href]) => href !== '/users' || state.mode === 'user').filter(([href]) => href !== '/connectors' || state.mode === 'pending' || allows(state, 'connector', 'read'));
   return (
-    <AuthContext.Provider value={auth}>
+    <AuthContext.Provider value={state}>
       <div class="shell">
         <header>
           <span class="brand">Junction</span>
@@ -70,19 +71,19 @@ export function App() {
             ))}
           </nav>
           <span class="who">
-            {auth.mode === 'user' ? (
+            {state.mode === 'user' ? (
               <>
                 <span data-testid="whoami">
-                  {auth.me.name}
-                  {auth.me.role ? ` (${auth.me.role})` : ''}
+                  {state.me.name}
+                  {state.me.role ? ` (${state.me.role})` : ''}
                 </span>{' '}
                 <button class="link" onClick={() => void logout()}>
                   log out
                 </button>
               </>
-            ) : (
+            ) : state.mode === 'off' ? (
               <span class="muted">auth off</span>
-            )}
+            ) : null}
           </span>
         </header>
         <main>{page}</main>

@@ -22,8 +22,11 @@ export interface Me {
   grants: Grant[];
 }
 
-/** `off`: the broker runs without auth (everything allowed); `anonymous`: auth on, not logged in. */
-export type AuthState = { mode: 'off' } | { mode: 'anonymous' } | { mode: 'user'; me: Me };
+/**
+ * `off`: the broker runs without auth (everything allowed); `anonymous`: auth on, not logged in;
+ * `pending`: not known yet (pages load their data meanwhile; actions stay hidden until it is known).
+ */
+export type AuthState = { mode: 'off' } | { mode: 'anonymous' } | { mode: 'pending' } | { mode: 'user'; me: Me };
 
 export async function whoami(): Promise<AuthState> {
   try {
@@ -42,7 +45,7 @@ function matchPattern(pattern: string, name: string): boolean {
 
 export function allows(state: AuthState, resource: Resource, action: Action, name?: string): boolean {
   if (state.mode === 'off') return true;
-  if (state.mode === 'anonymous') return false;
+  if (state.mode === 'anonymous' || state.mode === 'pending') return false;
   let allowed = false;
   for (const g of state.me.grants) {
     if (g.resource !== resource || !g.actions.includes(action)) continue;

@@ -2,8 +2,7 @@
 import { createContext } from 'preact';
 import type { ComponentChildren } from 'preact';
 import { useContext, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
+import type uPlot from 'uplot';
 import { ApiError } from './api.js';
 import type { ApiErrorBody } from './api.js';
 import { allows } from './auth.js';
@@ -46,6 +45,10 @@ export function Link(props: { href: string; children: ComponentChildren; class?:
 
 // ---- auth ----
 export const AuthContext = createContext<AuthState>({ mode: 'off' });
+/** `pending` until whoami answered: pages that depend on grants wait for it (their effects list it). */
+export function useAuthMode(): AuthState['mode'] {
+  return useContext(AuthContext).mode;
+}
 export function useCan(): (resource: Resource, action: Action, name?: string) => boolean {
   const state = useContext(AuthContext);
   return (resource, action, name) => allows(state, resource, action, name);
@@ -111,7 +114,9 @@ export function VirtualList<T>(props: {
   const overscan = 10;
   const from = Math.max(0, Math.floor(top / props.rowHeight) - overscan);
   const to = Math.min(props.total, Math.ceil((top + props.height) / props.rowHeight) + overscan);
-  useEffect(() => props.onRange?.(from, to), [from, to, props.total]);
+  useEffect(() => {
+    if (to > from) props.onRange?.(from, to);
+  }, [from, to, props.total]);
   const rows: ComponentChildren[] = [];
   for (let i = from; i < to; i++) {
     rows.push(
@@ -132,22 +137,35 @@ export interface Series {
   label: string;
   color: string;
 }
+/** uPlot, loaded on first use: pages without a chart (the stations list) do not wait for it. */
+let uplotModule: Promise<typeof uPlot> | undefined;
+function loadUPlot(): Promise<typeof uPlot> {
+  uplotModule ??= Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default);
+  return uplotModule;
+}
+
 export function Chart(props: { title: string; series: Series[]; data: number[][]; height?: number }) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const data = useRef(props.data);
+  data.current = props.data;
   useLayoutEffect(() => {
-    if (!el.current) return;
-    const opts: uPlot.Options = {
-      width: Math.max(300, el.current.clientWidth || 600),
-      height: props.height ?? 160,
-      series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 2 }))],
-      axes: [{}, { size: 60 }],
-      // The last five minutes, ending now (snapshots come only when something changed).
-      scales: { x: { time: true, range: (_u, _min, max) => [Math.max(max, Date.now() / 1000) - 300, Math.max(max, Date.now() / 1000)] } },
-      legend: { show: true },
-    };
-    plot.current = new uPlot(opts, props.data as uPlot.AlignedData, el.current);
+    let gone = false;
+    void loadUPlot().then((UPlot) => {
+      if (gone || !el.current) return;
+      const opts: uPlot.Options = {
+        width: Math.max(300, el.current.clientWidth || 600),
+        height: props.height ?? 160,
+        series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 2 }))],
+        axes: [{}, { size: 60 }],
+        // The last five minutes, ending now (snapshots come only when something changed).
+        scales: { x: { time: true, range: (_u, _min, max) => [Math.max(max, Date.now() / 1000) - 300, Math.max(max, Date.now() / 1000)] } },
+        legend: { show: true },
+      };
+      plot.current = new UPlot(opts, data.current as uPlot.AlignedData, el.current);
+    });
     return () => {
+      gone = true;
       plot.current?.destroy();
       plot.current = null;
     };
@@ -158,7 +176,7 @@ export function Chart(props: { title: string; series: Series[]; data: number[][]
   return (
     <div class="chart">
       <div class="chart-title">{props.title}</div>
-      <div ref={el} />
+      <div ref={el} style={{ minHeight: `${(props.height ?? 160) + 40}px` }} />
     </div>
   );
 }

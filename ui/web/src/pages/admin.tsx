@@ -1,7 +1,7 @@
 /** Schemas (the registry's Confluent API), users and tokens (auth's API), and the login page. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, enc, fmtTime, setSession } from '../api.js';
-import { ErrorBox, useAction, useCan } from '../ui.js';
+import { ErrorBox, useAction, useAuthMode, useCan } from '../ui.js';
 
 export function SchemasPage() {
   const can = useCan();
@@ -109,6 +109,7 @@ interface Token {
 export function UsersPage() {
   const can = useCan();
   const manageUsers = can('cluster', 'manage', 'users');
+  const mode = useAuthMode();
   const [users, setUsers] = useState<User[] | undefined>();
   const [tokens, setTokens] = useState<Token[] | undefined>();
   const [newToken, setNewToken] = useState<string | undefined>();
@@ -120,7 +121,9 @@ export function UsersPage() {
       if (manageUsers) setUsers(await api<User[]>('GET', '/v1/users'));
       setTokens(await api<Token[]>('GET', '/v1/tokens'));
     });
-  useEffect(() => void load(), []);
+  useEffect(() => {
+    if (mode === 'user') void load();
+  }, [mode]);
   return (
     <div>
       <h2>Users and tokens</h2>

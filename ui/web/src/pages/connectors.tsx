@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, enc, fmtNum, fmtTime, live } from '../api.js';
 import type { ApiErrorBody } from '../api.js';
-import { Chart, ErrorBox, Link, Stat, errorOf, navigate, useAction, useCan, useHistory } from '../ui.js';
+import { Chart, ErrorBox, Link, Stat, errorOf, navigate, useAction, useAuthMode, useCan, useHistory } from '../ui.js';
 import { ConfigForm } from './config-form.js';
 import type { JsonSchema } from './config-form.js';
 
@@ -40,10 +40,11 @@ export function ConnectorsPage() {
   const [plugins, setPlugins] = useState<Plugin[] | undefined>();
   const [creating, setCreating] = useState<string | undefined>();
   useEffect(() => live<{ connectors: Row[] }>('/v1/live/connectors', (s) => setRows(s.connectors), setError), []);
+  const mode = useAuthMode();
   useEffect(() => {
     if (!can('cluster', 'read', 'plugins')) return;
     api<Plugin[]>('GET', '/v1/connector-plugins').then(setPlugins, (e) => setError(errorOf(e)));
-  }, []);
+  }, [mode]);
   const mayCreate = can('connector', 'manage');
   return (
     <div>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, enc, fmtNum, fmtTime } from '../api.js';
-import { ErrorBox, Modal, useAction, useCan } from '../ui.js';
+import { ErrorBox, Modal, useAction, useAuthMode, useCan } from '../ui.js';
 import { MessageView } from './messages.js';
 import type { ApiMessage, ViewMode } from './messages.js';
 import type { GroupInfo } from './station.js';
@@ -28,6 +28,7 @@ export function reasonOf(m: ApiMessage): string {
 
 export function DeadLetters(props: { station: string; groups: GroupInfo[]; count: number | undefined }) {
   const can = useCan();
+  const authMode = useAuthMode();
   const mayManage = can('station', 'manage', props.station);
   const [letters, setLetters] = useState<ApiMessage[] | undefined>();
   const [selected, setSelected] = useState<Set<number>>(new Set());
@@ -43,7 +44,8 @@ export function DeadLetters(props: { station: string; groups: GroupInfo[]; count
   // Reload when the live count changes (a new dead letter, a purge elsewhere).
   useEffect(() => {
     if (can('station', 'consume', props.station)) void load();
-  }, [props.station, props.count]);
+  }, [props.station, props.count, authMode]);
+  if (authMode === 'pending') return <p class="muted">Loading…</p>;
   if (!can('station', 'consume', props.station)) return <p class="muted">You may not read this station's dead letters.</p>;
 
   /** Replays the dead letters at these DLS offsets (contiguous runs in one request each). */

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, enc, fmtTime } from '../api.js';
-import { ErrorBox, useAction, useCan } from '../ui.js';
+import { ErrorBox, useAction, useAuthMode, useCan } from '../ui.js';
 
 export interface ApiMessage {
   partition: number;
@@ -68,12 +68,14 @@ export function MessageView(props: { m: ApiMessage; mode: ViewMode }) {
 
 export function ProduceForm(props: { station: string; onProduced?: () => void }) {
   const can = useCan();
+  const authMode = useAuthMode();
   const allowed = can('station', 'produce', props.station);
   const [run, error, busy] = useAction();
   const [value, setValue] = useState('');
   const [key, setKey] = useState('');
   const [headers, setHeaders] = useState('');
   const [result, setResult] = useState<string | undefined>();
+  if (authMode === 'pending') return null;
   if (!allowed) {
     return (
       <p class="muted" data-testid="produce-denied">
@@ -146,6 +148,7 @@ async function offsetAtTime(station: string, partition: number, first: number, n
 
 export function MessageBrowser(props: { station: string; partitions: { partition: number; firstOffset: number; nextOffset: number }[]; reload?: number }) {
   const can = useCan();
+  const authMode = useAuthMode();
   const [partition, setPartition] = useState(0);
   const [fromOffset, setFromOffset] = useState('');
   const [time, setTime] = useState('');
@@ -161,7 +164,8 @@ export function MessageBrowser(props: { station: string; partitions: { partition
     });
   useEffect(() => {
     if (can('station', 'consume', props.station)) void load(fromOffset ? Number(fromOffset) : undefined);
-  }, [props.station, partition, props.reload]);
+  }, [props.station, partition, props.reload, authMode]);
+  if (authMode === 'pending') return <p class="muted">Loading…</p>;
   if (!can('station', 'consume', props.station)) return <p class="muted">You may not read this station's messages.</p>;
   const p = props.partitions.find((x) => x.partition === partition);
   const go = async (e: Event) => {
