@@ -229,6 +229,10 @@ export function renderUi(r: UiResult): string {
       ]),
     ),
   );
+  const cpu = (on: boolean) => median(r.runs.filter((x) => (x.dashboards > 0) === on && x.produce?.cpu?.serverUs !== undefined).map((x) => x.produce!.cpu!.serverUs!));
+  const cpuOff = cpu(false);
+  const cpuOn = cpu(true);
+  if (cpuOff !== undefined && cpuOn !== undefined) lines.push(`broker CPU per message, median: ${cpuOff.toFixed(2)} µs without, ${cpuOn.toFixed(2)} µs with (${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)} %)`);
   if (r.ratio !== undefined) lines.push(`with / without (median of rounds): ${r.ratio.toFixed(3)} → cost ${((1 - r.ratio) * 100).toFixed(1)} % (${1 - r.ratio < UI_MAX_COST ? 'met' : 'MISSED'})`);
   for (const n of r.notes) lines.push(`- ${n}`);
   return lines.join('\n');

@@ -8,7 +8,9 @@ import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedStore, brokerRoutes, errorHandler, notFoundHandler } from '@junction/broker';
-import { LiveHub, uiRoutes } from '../src/index.js';
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { LiveHub, MAX_SAMPLING_SHARE, uiRoutes } from '../src/index.js';
 
 let dir: string;
 let store: EmbeddedStore;
@@ -114,7 +116,73 @@ describe('GET /v1/dashboard/stations', () => {
   });
 });
 
+/** Enough of a ServerResponse for the hub: what it writes, and 'close' when the test says so. */
+function fakeResponse(): ServerResponse & { written: string[]; hangUp: () => void } {
+  const e = new EventEmitter() as EventEmitter & Record<string, unknown>;
+  const written: string[] = [];
+  Object.assign(e, {
+    written,
+    writableLength: 0,
+    writeHead: () => e,
+    write: (chunk: string) => written.push(chunk),
+    end: () => e.emit('close'),
+    destroy: () => e.emit('close'),
+    hangUp: () => e.emit('close'),
+  });
+  return e as unknown as ServerResponse & { written: string[]; hangUp: () => void };
+}
+
 describe('live streams', () => {
+  it('a slow sample spaces the next ones out: sampling takes at most 1/MAX_SAMPLING_SHARE of the time', async () => {
+    const local = new LiveHub({ intervalMs: 10 });
+    const runs: { start: number; end: number }[] = [];
+    const sampler = {
+      async sample() {
+        const start = performance.now();
+        // A sample that keeps the event loop busy for 20 ms (a store with many stations).
+        while (performance.now() - start < 20);
+        runs.push({ start, end: performance.now() });
+        return { at: Date.now(), n: runs.length };
+      },
+    };
+    const res = fakeResponse();
+    expect(local.subscribe('slow', res, () => sampler)).toBe(true);
+    await until('four samples', () => (runs.length >= 4 ? true : undefined));
+    res.hangUp();
+    for (let i = 1; i < runs.length; i++) {
+      const took = runs[i - 1]!.end - runs[i - 1]!.start;
+      // Timers fire late, never early: the gap is at least what the bound asks.
+      expect(runs[i]!.start - runs[i - 1]!.end).toBeGreaterThanOrEqual(took * (MAX_SAMPLING_SHARE - 1) - 2);
+    }
+    expect(res.written.filter((w) => w.startsWith('event: snapshot')).length).toBeGreaterThanOrEqual(4);
+    expect(local.activeStreams).toBe(0);
+  });
+
+  it('ends a stream after maxStreamMs, so that the client comes back and its credential is checked again', async () => {
+    const short = new LiveHub({ intervalMs: 50, maxStreamMs: 300 });
+    const local = Fastify({ logger: false });
+    local.setErrorHandler(errorHandler);
+    await local.register(uiRoutes, { store, webRoot: join(dir, 'web'), hub: short });
+    const url = await local.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      await store.createStation('short-1', {});
+      const ended = await new Promise<string>((resolve, reject) => {
+        const req = request(`${url}/v1/live/stations/short-1`, { headers: { accept: 'text/event-stream' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(ended).toContain('event: snapshot');
+      await until('the hub forgot it', () => (short.clients === 0 && short.activeStreams === 0 ? true : undefined));
+    } finally {
+      await local.close();
+    }
+  });
+
   it('one sampler per stream for every client, the same bytes to each, only when something changed, stopped when the last leaves', async () => {
     await store.createStation('live-1', {});
     const clients = await Promise.all([follow('/v1/live/stations/live-1'), follow('/v1/live/stations/live-1'), follow('/v1/live/stations/live-1')]);

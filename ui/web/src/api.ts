@@ -101,6 +101,9 @@ export function live<T>(path: string, onSnapshot: (s: T) => void, onError?: (e: 
   let stopped = false;
   const run = async (): Promise<void> => {
     while (!stopped) {
+      // A stream the server ended after serving it (it ends each one after a while, to check the
+      // credential again) is reopened at once; a failed one after a pause.
+      let served = false;
       try {
         const res = await fetch(path, { headers: headers({ accept: 'text/event-stream' }), signal: controller.signal });
         if (!res.ok || !res.body) {
@@ -118,6 +121,7 @@ export function live<T>(path: string, onSnapshot: (s: T) => void, onError?: (e: 
           for (;;) {
             const { value, done } = await reader.read();
             if (done) break;
+            served = true;
             buf += value;
             let end: number;
             while ((end = buf.indexOf('\n\n')) >= 0) {
@@ -137,8 +141,9 @@ export function live<T>(path: string, onSnapshot: (s: T) => void, onError?: (e: 
         }
       } catch {
         if (stopped) return;
+        served = false;
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      if (!served) await new Promise((r) => setTimeout(r, 2000));
     }
   };
   void run();
