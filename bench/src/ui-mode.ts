@@ -9,7 +9,8 @@
  *    alternating for a few rounds in the same run. An open dashboard is what its Overview page holds:
  *    a live stream (SSE) of /v1/live/overview, here read by plain HTTP clients in this process (so the
  *    browser's own CPU does not count against the broker on a 2-core machine); the overview scans every
- *    station every 2 s. Target: the dashboards cost under 5 % of produce throughput.
+ *    station (every 2 s at most; less often when a scan is slow, see @junction/ui's live.ts). Target: the
+ *    dashboards cost under 5 % of produce throughput.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -193,7 +194,7 @@ export async function runUiMode(plan: Plan, dir: string, deps: UiModeDeps): Prom
   result.ratio = ratios.length === deps.rounds ? median(ratios) : undefined;
   result.notes.push(
     `${deps.stations} stations on the broker (memory storage); Chromium ${CHROMIUM} headless, a fresh page per load`,
-    `produce of 1 KiB, ${plan.batch} messages per request, ${plan.produceConcurrency} in flight, ${deps.transport} load generator; fsync ${deps.fsync ?? 'always'}; ${deps.dashboards} dashboards = ${deps.dashboards} SSE clients of /v1/live/overview (a snapshot of every station every 2 s)`,
+    `produce of 1 KiB, ${plan.batch} messages per request, ${plan.produceConcurrency} in flight, ${deps.transport} load generator; fsync ${deps.fsync ?? 'always'}; ${deps.dashboards} dashboards = ${deps.dashboards} SSE clients of /v1/live/overview (a snapshot of every station every 2 s at most, sampling at most 1/50 of the broker's time)`,
     `machine: ${cpus().length} cores, 1-min load average ${load} at the start`,
   );
   return result;

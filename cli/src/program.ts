@@ -4,6 +4,7 @@ import { authCommands } from './commands/auth.js';
 import { connectorsCommand } from './commands/connectors.js';
 import { consumeCommand } from './commands/consume.js';
 import { DEFAULT_URL } from './commands/client.js';
+import { pipelineCommands } from './commands/pipeline.js';
 import { pluginsCommand } from './commands/plugins.js';
 import { produceCommand } from './commands/produce.js';
 import { startCommand } from './commands/start.js';
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIo): Command {
   pluginsCommand(program, io);
   authCommands(program, io);
   connectorsCommand(program, io);
+  pipelineCommands(program, io);
 
   // Subcommands inherit the output and exit settings only when made after them; set them again.
   const inherit = (cmd: Command): void => {

@@ -58,6 +58,43 @@ export interface ConnectorFreshness {
   seconds: number;
 }
 
+/** One offset of a connector (Kafka Connect's KIP-875 shape): a sink's `{ partition: { station, partition }, offset: { offset } }`, a source's `{ partition: { task }, offset }`. */
+export interface ConnectorOffset {
+  partition: Record<string, unknown>;
+  offset: unknown;
+}
+
+/** One field of a pipeline plan that differs (`from` absent: not set before; `to` absent: not set after); secrets `***`. */
+export interface PipelineFieldChange {
+  path: string;
+  from?: unknown;
+  to?: unknown;
+}
+
+/** One station or connector of a pipeline plan (`POST /v1/pipeline/plan` · `/apply`). */
+export interface PipelinePlanEntry {
+  name: string;
+  action: 'create' | 'update' | 'delete' | 'unchanged' | 'conflict';
+  plugin?: string;
+  station?: string;
+  changes?: PipelineFieldChange[];
+  message?: string;
+  /** apply: this entry failed (the others were applied). */
+  error?: { code: string; message: string };
+}
+
+export interface PipelinePlan {
+  stations: PipelinePlanEntry[];
+  connectors: PipelinePlanEntry[];
+}
+
+/** What `junction apply` sends: the `stations:` and `connectors:` of a junction.yaml; `prune` deletes what they do not name. */
+export interface PipelineSpec {
+  stations?: unknown[];
+  connectors?: unknown[];
+  prune?: boolean;
+}
+
 export interface ClientOptions {
   /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
   url: string | URL;
@@ -293,6 +330,42 @@ export class JunctionClient {
   /** A connector's status (`GET /v1/connectors/:name/status`): its state, its tasks', lag, throughput, isolation. CONNECTOR_NOT_FOUND (404). */
   async connectorStatus(name: string, opts?: CallOptions): Promise<ConnectorStatusInfo> {
     return this.json<ConnectorStatusInfo>({ ...opts, method: 'GET', path: `/v1/connectors/${seg(name)}/status`, idempotent: true });
+  }
+
+  /** Sets a connector's target state: `resume` (RUNNING: also starts one created STOPPED), `pause`, `stop` (tasks end; offsets may change). */
+  async setConnectorState(name: string, action: 'resume' | 'pause' | 'stop', opts?: CallOptions): Promise<void> {
+    await this.call({ ...opts, method: 'PUT', path: `/v1/connectors/${seg(name)}/${action}` });
+  }
+
+  /** A connector's offsets (`GET …/offsets`). */
+  async connectorOffsets(name: string, opts?: CallOptions): Promise<{ offsets: ConnectorOffset[] }> {
+    return this.json({ ...opts, method: 'GET', path: `/v1/connectors/${seg(name)}/offsets`, idempotent: true });
+  }
+
+  /**
+   * Changes a STOPPED connector's offsets (CONNECTOR_NOT_STOPPED, 409, otherwise): `{ offsets: [...] }` (KIP-875)
+   * or `{ to: StartPosition }` (a sink's group moved to earliest / latest / a time / an offset; the answer lists
+   * the offset each partition starts from).
+   */
+  async setConnectorOffsets(name: string, body: { offsets: ConnectorOffset[] } | { to: StartPosition }, opts?: CallOptions): Promise<{ message: string; offsets?: ConnectorOffset[] }> {
+    return this.json({ ...opts, method: 'PATCH', path: `/v1/connectors/${seg(name)}/offsets`, json: body });
+  }
+
+  /** Resets a STOPPED connector's offsets: a sink to the earliest message, a source's positions forgotten. */
+  async resetConnectorOffsets(name: string, opts?: CallOptions): Promise<{ message: string }> {
+    return this.json({ ...opts, method: 'DELETE', path: `/v1/connectors/${seg(name)}/offsets` });
+  }
+
+  // ── pipelines as code ─────────────────────────────────────────────────────────────────────────
+
+  /** What applying the spec would change (`POST /v1/pipeline/plan`); changes nothing. CONFIG_INVALID (400) with every issue. */
+  async planPipeline(spec: PipelineSpec, opts?: CallOptions): Promise<PipelinePlan> {
+    return this.json({ ...opts, method: 'POST', path: '/v1/pipeline/plan', json: spec });
+  }
+
+  /** Applies the spec (`POST /v1/pipeline/apply`): the plan, each entry with an `error` when it failed. */
+  async applyPipeline(spec: PipelineSpec, opts?: CallOptions): Promise<PipelinePlan> {
+    return this.json({ ...opts, method: 'POST', path: '/v1/pipeline/apply', json: spec });
   }
 
   // ── messages ──────────────────────────────────────────────────────────────────────────────────

@@ -12,6 +12,9 @@
  */
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { isJunctionError } from '@junction/sdk-connector';
+import { describeRoute } from '@junction/openapi/describe';
+import type { RouteDoc } from '@junction/openapi/describe';
+import { z } from 'zod';
 import type { PluginDescriptor } from './check.js';
 import { RegistryErrorCode, pluginNotFound } from './errors.js';
 import type { Registry } from './registry.js';
@@ -43,6 +46,24 @@ export interface PluginValidation {
   errorCount: number;
   issues: { path: string; message: string }[];
 }
+
+// ---- for the OpenAPI document
+const NameParams = z.object({ name: z.string().min(1).describe('the plugin name') });
+const SummaryAnswer = z.object({ name: z.string(), kind: z.enum(['sink', 'source']), version: z.string(), description: z.string().optional(), builtin: z.boolean(), exactlyOnce: z.boolean() });
+const Issue = z.object({ path: z.string(), message: z.string() });
+const DetailAnswer = SummaryAnswer.extend({ sdk: z.string().describe('the SDK range it supports'), packageName: z.string(), config: z.record(z.string(), z.unknown()).describe('the JSON Schema of its config (secret fields `writeOnly` and `x-secret`)') });
+const ValidationAnswer = z.object({ name: z.string(), errorCount: z.int().describe('0: valid'), issues: z.array(Issue) });
+const RefusedAnswer = z.array(z.object({ path: z.string(), packageName: z.string().optional(), code: z.string(), message: z.string(), issues: z.array(Issue).optional() }));
+const doc = (d: Omit<RouteDoc, 'tags'>) => describeRoute({ tags: ['connector-plugins'], ...d });
+const validateDoc = (summary: string) =>
+  doc({
+    summary,
+    description: "Checks a config against the plugin's schema without creating anything: `errorCount` 0 means valid, else the issues name the fields.",
+    params: NameParams,
+    body: z.record(z.string(), z.unknown()).describe("the plugin's config"),
+    responses: { 200: { description: 'the verdict', schema: ValidationAnswer } },
+    errors: [404],
+  });
 
 function summary(d: PluginDescriptor): PluginSummary {
   return {
@@ -85,11 +106,11 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, { registry }) => {
   app.setErrorHandler(errorHandler);
 
-  app.get('/v1/connector-plugins', async () => registry.list().map(summary));
+  app.get('/v1/connector-plugins', { schema: doc({ summary: 'List connector plugins', description: 'Built-in and installed plugins that passed their checks.', responses: { 200: { description: 'the plugins', schema: z.array(SummaryAnswer) } } }) }, async () => registry.list().map(summary));
 
-  app.get('/v1/connector-plugins/refused', async () => registry.refused());
+  app.get('/v1/connector-plugins/refused', { schema: doc({ summary: 'List refused plugins', description: 'Packages found but refused, with the check that failed.', responses: { 200: { description: 'the refused packages', schema: RefusedAnswer } } }) }, async () => registry.refused());
 
-  app.get<{ Params: { name: string } }>('/v1/connector-plugins/:name', async (request) => {
+  app.get<{ Params: { name: string } }>('/v1/connector-plugins/:name', { schema: doc({ summary: 'Get a connector plugin', description: 'With the JSON Schema of its config (what a form for it needs).', params: NameParams, responses: { 200: { description: 'the plugin', schema: DetailAnswer } }, errors: [404] }) }, async (request) => {
     const d = registry.get(request.params.name);
     if (!d) throw pluginNotFound(request.params.name);
     const detail: PluginDetail = { ...summary(d), sdk: d.sdk, packageName: d.packageName, config: d.configSchema };
@@ -102,6 +123,6 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
     const result = await registry.validate(name, request.body);
     return { name, errorCount: result.ok ? 0 : result.issues.length, issues: result.ok ? [] : result.issues };
   };
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/validate', validate);
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/config/validate', validate);
+  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/validate', { schema: validateDoc('Validate a config') }, validate);
+  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/config/validate', { schema: validateDoc("Validate a config (Kafka Connect's path)") }, validate);
 };

@@ -5,8 +5,8 @@
  * every client watching it: N open dashboards cost one snapshot per interval, not N. The timer runs only
  * while someone watches (the last client to leave stops it), so an idle broker pays nothing. A snapshot
  * never takes more than 1/MAX_SAMPLING_SHARE of the broker's time: the next one waits at least
- * MAX_SAMPLING_SHARE − 1 times as long as the last took (a 10,000-station overview that takes 250 ms
- * comes every 6 s, not every 2). A snapshot
+ * MAX_SAMPLING_SHARE − 1 times as long as the last took (a 10,000-station overview that takes 200 ms
+ * comes every 10 s, not every 2). A snapshot
  * is serialized once and written to every subscriber, and only when it differs from the previous one
  * (a comment line keeps idle connections open through proxies). A client that does not read its socket
  * is dropped once its unsent bytes pass MAX_BUFFERED_BYTES: memory stays bounded per client.
@@ -35,7 +35,7 @@ export interface LiveHubOptions {
 /** Unsent bytes after which a slow client is dropped. */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** A stream's sampling takes at most 1/this of the time (see the file comment). */
-export const MAX_SAMPLING_SHARE = 25;
+export const MAX_SAMPLING_SHARE = 50;
 /** Keep-alive comment period. */
 const KEEPALIVE_MS = 15_000;
 

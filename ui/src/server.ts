@@ -20,15 +20,21 @@ import { z } from 'zod';
 import { errorHandler, parseBody } from '@junction/broker';
 import type { StationInfo, StationStore } from '@junction/broker';
 import { StationName, isSystemStation } from '@junction/protocol';
+import { describeRoute } from '@junction/openapi/describe';
+import { ConnectorsAnswer, OverviewAnswer, StationRowsAnswer, StationSnapshotAnswer } from './answers.js';
 import { LiveHub } from './live.js';
 import type { LiveHubOptions } from './live.js';
 import { ConnectorsSampler, OverviewSampler, StationSampler, allStations } from './snapshots.js';
 import type { ConnectorsSource } from './snapshots.js';
 
 /** The client routes of the app: each answers index.html (the app routes itself in the browser). */
-export const UI_PAGES = ['/', '/login', '/stations', '/stations/*', '/dead-letters', '/connectors', '/connectors/*', '/schemas', '/users'] as const;
-/** Where the built files are served. */
+export const UI_PAGES = ['/', '/login', '/stations', '/stations/:station', '/stations/:station/:tab', '/dead-letters', '/connectors', '/connectors/:name', '/schemas', '/users'] as const;
+/** Where the built files are served (`/assets/:file`: Vite puts them in one flat folder). */
 export const ASSETS_PREFIX = '/assets/';
+
+/** Path parameters of the pages (the app reads them; the server answers the same page for any). */
+const PageParams = z.object({ station: z.string().optional(), tab: z.string().optional(), name: z.string().optional() });
+const AssetParams = z.strictObject({ file: z.string().describe('a built file, e.g. index-CEDfTQWC.js') });
 
 /** `GET /v1/live/stations/:station` params. */
 export const LiveStationParams = z.strictObject({ station: StationName });
@@ -139,10 +145,25 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
     }
     return reply.type(CONTENT_TYPES['.html']!).header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').send(index);
   };
-  for (const page of UI_PAGES) app.get(page, { logLevel: 'warn' }, sendIndex);
+  const html = { 200: { description: "the dashboard's index.html", contentTypes: ['text/html'] } };
+  for (const page of UI_PAGES) {
+    const params = [...page.matchAll(/:([a-z]+)/g)].map((m) => m[1]!);
+    const schema = describeRoute({
+      summary: `The dashboard page ${page}`,
+      description: 'Public: the app (HTML) holds no data; it reads everything through the /v1 API with the user\'s token.',
+      tags: ['dashboard'],
+      ...(params.length > 0 && { params: PageParams.pick(Object.fromEntries(params.map((n) => [n, true])) as never).required() }),
+      responses: html,
+      errors: [503],
+    });
+    app.get(page, { logLevel: 'warn', schema }, sendIndex);
+  }
 
-  app.get(`${ASSETS_PREFIX}*`, { logLevel: 'warn' }, async (req, reply) => {
-    const name = (req.params as { '*': string })['*'];
+  app.get(`${ASSETS_PREFIX}:file`, {
+    logLevel: 'warn',
+    schema: describeRoute({ summary: "A built file of the dashboard (hashed name, immutable)", tags: ['dashboard'], params: AssetParams, responses: { 200: { description: 'the file', contentTypes: ['text/javascript', 'text/css'] } }, errors: [404] }),
+  }, async (req, reply) => {
+    const name = parseBody(AssetParams, req.params).file;
     const body = files.get(`assets/${name}`);
     if (!body) return reply.callNotFound();
     return reply
@@ -166,18 +187,27 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
     return reply;
   };
 
-  app.get('/v1/live/overview', async (req, reply) => {
+  const sse = (what: string, schema: z.ZodType) => ({
+    200: { description: `with \`Accept: text/event-stream\`: Server-Sent Events, \`event: snapshot\` frames of ${what} (when it changed); otherwise the current snapshot as JSON`, schema, contentTypes: ['text/event-stream', 'application/json'] },
+  });
+  app.get('/v1/live/overview', {
+    schema: describeRoute({ summary: 'Follow the overview (live)', tags: ['dashboard'], responses: sse('the overview', OverviewAnswer), errors: [503] }),
+  }, async (req, reply) => {
     const withConnectors = opts.connectors !== undefined && (opts.canReadConnectors?.(req) ?? true);
     return stream(req, reply, overviewKey(withConnectors), () => new OverviewSampler(store, withConnectors ? opts.connectors : undefined));
   });
 
-  app.get('/v1/live/stations/:station', async (req, reply) => {
+  app.get('/v1/live/stations/:station', {
+    schema: describeRoute({ summary: 'Follow a station (live)', tags: ['dashboard'], params: LiveStationParams, responses: sse('the station, its groups and rates', StationSnapshotAnswer), errors: [404, 503] }),
+  }, async (req, reply) => {
     const { station } = parseBody(LiveStationParams, req.params);
     await store.getStation(station); // 404 before the stream starts
     return stream(req, reply, `station:${station}`, () => new StationSampler(store, station));
   });
 
-  app.get('/v1/live/connectors', async (req, reply) => {
+  app.get('/v1/live/connectors', {
+    schema: describeRoute({ summary: 'Follow the connectors (live)', tags: ['dashboard'], responses: sse("every connector's status", ConnectorsAnswer), errors: [404, 503] }),
+  }, async (req, reply) => {
     const connectors = opts.connectors;
     if (!connectors) return reply.callNotFound();
     return stream(req, reply, 'connectors', () => new ConnectorsSampler(connectors));
@@ -201,7 +231,9 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
     return cached.rows;
   };
 
-  app.get('/v1/dashboard/stations', async (req) => {
+  app.get('/v1/dashboard/stations', {
+    schema: describeRoute({ summary: 'List stations filtered, sorted and paged (the dashboard\'s station list)', tags: ['dashboard', 'stations'], query: DashboardStationsQuery, responses: { 200: { description: 'one page and the total', schema: StationRowsAnswer } } }),
+  }, async (req) => {
     const q = parseBody(DashboardStationsQuery, req.query);
     let list = await rows();
     if (q.q) {

@@ -145,7 +145,8 @@ describe('the dashboard (auth off)', () => {
     await page.goto(`${broker.url}/connectors`);
     await page.getByTestId('create-file').click();
     const form = page.getByTestId('connector-form');
-    // Fields come from the plugin's schema: its description is shown, booleans are checkboxes.
+    // Fields come from the plugin's schema (fetched when the form opens): its description is shown, booleans are checkboxes.
+    await form.locator('input[name="config.dir"]').waitFor({ timeout: WAIT });
     expect(await form.textContent()).toContain('Directory the files go under');
     expect(await form.locator('input[name="config.gzip"]').getAttribute('type')).toBe('checkbox');
     await form.locator('input[name=name]').fill('to-files');
@@ -173,6 +174,7 @@ describe('the dashboard (auth off)', () => {
     // A plugin's secret (the postgres sink's password, `writeOnly` in its schema) is a password field.
     await page.getByTestId('create-postgres').click();
     const pg = page.getByTestId('connector-form');
+    await pg.locator('input[name="config.password"]').waitFor({ timeout: WAIT });
     expect(await pg.locator('input[name="config.password"]').getAttribute('type')).toBe('password');
     expect(await pg.locator('input[name="config.password"]').inputValue()).toBe('');
   });

@@ -38,3 +38,6 @@ export { FilePositionStore } from './positions.js';
 export type { PositionStore, SourcePositions } from './positions.js';
 export { makeDirs } from './files.js';
 export type { StationSchemaResolver } from './sink-schema.js';
+export { planConnectors, applyConnectors, diffDeclarations, fieldChanges, PlanAction } from './plan.js';
+export type { ConnectorPlanEntry, FieldChange, PlannableRuntime } from './plan.js';
+export { offsetsTarget } from './offsets-to.js';

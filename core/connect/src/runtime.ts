@@ -34,6 +34,7 @@ import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
+import { moveOffsets, offsetsTarget } from './offsets-to.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
 import { FreshnessTracker } from './freshness.js';
@@ -417,6 +418,16 @@ export class ConnectRuntime {
   }
 
   /** The plugin's zod config schema (for redaction), or undefined when it cannot be loaded. */
+  pluginSchema(plugin: string): Promise<ConfigSchema | undefined> {
+    return this.catalog.get(plugin) ? this.schemaOf(plugin) : Promise.resolve(undefined);
+  }
+
+  /** For pipeline plans (plan.ts): the declaration as it runs — secrets open, never to be answered as is. */
+  current(name: string): { declaration: ConnectorDeclaration; schema: ConfigSchema | undefined; origin: ConnectorOrigin; target: TargetState } | undefined {
+    const c = this.connectors.get(name);
+    return c && !c.deleted ? { declaration: c.declaration, schema: c.schema, origin: c.origin, target: c.target } : undefined;
+  }
+
   private async schemaOf(plugin: string): Promise<ConfigSchema | undefined> {
     try {
       return (await this.catalog.load(plugin)).config;
@@ -826,14 +837,16 @@ export class ConnectRuntime {
   /**
    * Sets offsets (only while STOPPED). Sink: `{ offsets: [{ partition: { partition: 0 }, offset: { offset: 42 } }] }`
    * moves the group's cursor of that partition to 42. Source: `{ offsets: [{ partition: { task: 0 }, offset: <position> }] }`
-   * stores that position (null removes it).
+   * stores that position (null removes it). Or `{ to: earliest | latest | timestamp | offset }` (offsets-to.ts).
    */
-  async setOffsets(name: string, body: unknown): Promise<{ message: string }> {
+  async setOffsets(name: string, body: unknown): Promise<{ message: string; offsets?: OffsetEntry[] }> {
     const c = this.assertStopped(name);
     const d = c.declaration;
-    const entries = parseOffsetsBody(body);
+    const to = offsetsTarget(body);
+    const entries = to ? [] : parseOffsetsBody(body);
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
     return c.lock.run(async () => {
+      if (to) return moveOffsets({ store: this.store, positions: this.positions, decl: d, kind, to, ensureGroup: () => this.ensureGroup(d) });
       if (kind === 'source') {
         const positions = await this.positions.load(d.name);
         entries.forEach((e, i) => {

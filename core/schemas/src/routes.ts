@@ -14,6 +14,8 @@ import { SchemaType } from './formats/index.js';
 import type { SchemaRegistry } from './registry.js';
 import { checkSubject } from './registry.js';
 import { MODES } from './state.js';
+import { describeRoute, ErrorShape } from '@junction/openapi/describe';
+import type { RouteDoc } from '@junction/openapi/describe';
 
 export interface SchemaRegistryRoutesOptions {
   registry: SchemaRegistry;
@@ -34,6 +36,22 @@ const RegisterBody = z.object({
 });
 const ConfigBody = z.object({ compatibility: z.string().optional(), compatibilityLevel: z.string().optional() });
 const ModeBody = z.object({ mode: z.string() });
+
+// ---- for the OpenAPI document (Confluent's shapes)
+const Subject = z.object({ subject: z.string().describe('the subject, e.g. `<station>-value`') });
+const SubjectVersion = z.object({ subject: z.string(), version: z.string().describe('1 … 2^31-1, or `latest` (also `-1`)') });
+const Id = z.object({ id: z.string().regex(/^\d+$/).describe('the schema id') });
+const Deleted = z.object({ deleted: z.enum(['true', 'false']).optional().describe('include soft-deleted ones') });
+const Permanent = z.object({ permanent: z.enum(['true', 'false']).optional().describe('hard-delete (after a soft delete)') });
+const DefaultToGlobal = z.object({ defaultToGlobal: z.enum(['true', 'false']).optional().describe('answer the global setting when the subject has none') });
+const Reference = z.object({ name: z.string(), subject: z.string(), version: z.int() });
+const VersionAnswer = z.object({ subject: z.string(), version: z.int(), id: z.int(), schemaType: z.enum([SchemaType.JSON, SchemaType.PROTOBUF]).optional().describe('absent for AVRO'), schema: z.string(), references: z.array(Reference).optional() });
+const SchemaAnswer = VersionAnswer.pick({ schemaType: true, schema: true, references: true });
+const Level = z.object({ compatibilityLevel: z.enum(COMPATIBILITY_LEVELS) });
+const Mode = z.object({ mode: z.enum(MODES) });
+const RAW_SCHEMA = { description: 'the schema text itself', contentTypes: [SCHEMA_REGISTRY_CONTENT_TYPE] };
+const srDoc = (d: Omit<RouteDoc, 'tags' | 'errorShape' | 'bodyContentTypes'>) =>
+  describeRoute({ tags: ['schema-registry'], errorShape: ErrorShape.schemaRegistry, bodyContentTypes: BODY_TYPES.slice(0, 3), ...d, responses: Object.fromEntries(Object.entries(d.responses).map(([k, v]) => [k, typeof v === 'string' || v.contentTypes ? v : { ...v, contentTypes: [SCHEMA_REGISTRY_CONTENT_TYPE] }])) });
 
 function bool(v: unknown): boolean {
   return v === 'true' || v === true;
@@ -108,51 +126,51 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
 
   const r = { logLevel } as const;
 
-  app.get('/', r, async () => ({}));
-  app.get('/schemas/types', r, async () => [SchemaType.JSON, SchemaType.PROTOBUF, SchemaType.AVRO]);
+  app.get('/', { ...r, schema: srDoc({ summary: 'Root (Confluent clients probe it)', responses: { 200: { description: 'an empty object', schema: z.object({}) } } }) }, async () => ({}));
+  app.get('/schemas/types', { ...r, schema: srDoc({ summary: 'Schema types supported', responses: { 200: { description: 'JSON, PROTOBUF, AVRO', schema: z.array(z.string()) } } }) }, async () => [SchemaType.JSON, SchemaType.PROTOBUF, SchemaType.AVRO]);
 
   // ---- subjects
-  app.get('/subjects', r, async (req) => {
+  app.get('/subjects', { ...r, schema: srDoc({ summary: 'List subjects', query: Deleted.extend({ subjectPrefix: z.string().optional() }), responses: { 200: { description: 'subject names', schema: z.array(z.string()) } } }) }, async (req) => {
     await registry.catchUp();
     const q = query(req);
     const prefix = q.subjectPrefix ?? '';
     return registry.state.subjectNames(bool(q.deleted)).filter((s) => s.startsWith(prefix));
   });
 
-  app.get('/subjects/:subject/versions', r, async (req) => {
+  app.get('/subjects/:subject/versions', { ...r, schema: srDoc({ summary: "List a subject's versions", params: Subject, query: Deleted, responses: { 200: { description: 'version numbers', schema: z.array(z.int()) } }, errors: [404] }) }, async (req) => {
     await registry.catchUp();
     return registry.state.versions(params(req).subject!, bool(query(req).deleted)).map((v) => v.version);
   });
 
-  app.get('/subjects/:subject/versions/:version', r, async (req) => {
+  app.get('/subjects/:subject/versions/:version', { ...r, schema: srDoc({ summary: 'Get a version', params: SubjectVersion, query: Deleted, responses: { 200: { description: 'the version', schema: VersionAnswer } }, errors: [404, 422] }) }, async (req) => {
     await registry.catchUp();
     const { subject, version } = params(req) as { subject: string; version: string };
     const v = registry.state.version(subject, parseVersion(version), bool(query(req).deleted));
     return versionAnswer(registry, subject, v.version, v.id);
   });
 
-  app.get('/subjects/:subject/versions/:version/schema', r, async (req, reply) => {
+  app.get('/subjects/:subject/versions/:version/schema', { ...r, schema: srDoc({ summary: "Get a version's schema text", params: SubjectVersion, query: Deleted, responses: { 200: RAW_SCHEMA }, errors: [404, 422] }) }, async (req, reply) => {
     await registry.catchUp();
     const { subject, version } = params(req) as { subject: string; version: string };
     const v = registry.state.version(subject, parseVersion(version), bool(query(req).deleted));
     return reply.type(SCHEMA_REGISTRY_CONTENT_TYPE).send(registry.state.schemaById(v.id)!.schema);
   });
 
-  app.get('/subjects/:subject/versions/:version/referencedby', r, async (req) => {
+  app.get('/subjects/:subject/versions/:version/referencedby', { ...r, schema: srDoc({ summary: 'Ids of the schemas that reference a version', params: SubjectVersion, responses: { 200: { description: 'schema ids', schema: z.array(z.int()) } }, errors: [404, 422] }) }, async (req) => {
     await registry.catchUp();
     const { subject, version } = params(req) as { subject: string; version: string };
     const v = registry.state.version(subject, parseVersion(version), false);
     return registry.state.referencedBy(subject, v.version);
   });
 
-  app.post('/subjects/:subject/versions', r, async (req) => {
+  app.post('/subjects/:subject/versions', { ...r, schema: srDoc({ summary: 'Register a schema', description: 'Under the subject, if compatible with its versions (per the compatibility level). The same schema again answers its existing id.', params: Subject, body: RegisterBody, responses: { 200: { description: 'its id', schema: z.object({ id: z.int() }) } }, errors: [404, 409, 422] }) }, async (req) => {
     const subject = params(req).subject!;
     const body = bodyOf(RegisterBody, req.body);
     const { id } = await registry.register(subject, body.schemaType ?? SchemaType.AVRO, body.schema, body.references ?? []);
     return { id };
   });
 
-  app.post('/subjects/:subject', r, async (req) => {
+  app.post('/subjects/:subject', { ...r, schema: srDoc({ summary: 'Look a schema up in a subject', params: Subject, query: Deleted, body: RegisterBody, responses: { 200: { description: 'the version that holds it', schema: VersionAnswer } }, errors: [404, 422] }) }, async (req) => {
     const subject = params(req).subject!;
     checkSubject(subject);
     const body = bodyOf(RegisterBody, req.body);
@@ -165,9 +183,9 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     return versionAnswer(registry, subject, v.version, v.id);
   });
 
-  app.delete('/subjects/:subject', r, async (req) => registry.deleteSubject(params(req).subject!, bool(query(req).permanent)));
+  app.delete('/subjects/:subject', { ...r, schema: srDoc({ summary: 'Delete a subject', description: 'Soft delete; `permanent=true` after it hard-deletes.', params: Subject, query: Permanent, responses: { 200: { description: 'the versions deleted', schema: z.array(z.int()) } }, errors: [404, 422] }) }, async (req) => registry.deleteSubject(params(req).subject!, bool(query(req).permanent)));
 
-  app.delete('/subjects/:subject/versions/:version', r, async (req) => {
+  app.delete('/subjects/:subject/versions/:version', { ...r, schema: srDoc({ summary: 'Delete a version', description: 'Soft delete; `permanent=true` after it hard-deletes.', params: SubjectVersion, query: Permanent, responses: { 200: { description: 'the version deleted', schema: z.int() } }, errors: [404, 422] }) }, async (req) => {
     const { subject, version } = params(req) as { subject: string; version: string };
     return registry.deleteVersion(subject, parseVersion(version), bool(query(req).permanent));
   });
@@ -180,16 +198,16 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     if (!s) throw new SchemaRegistryError(SchemaErrorCode.SCHEMA_NOT_FOUND, `Schema ${id} not found`);
     return s;
   };
-  app.get('/schemas/ids/:id', r, async (req) => {
+  app.get('/schemas/ids/:id', { ...r, schema: srDoc({ summary: 'Get a schema by id', params: Id, responses: { 200: { description: 'the schema', schema: SchemaAnswer } }, errors: [404] }) }, async (req) => {
     const s = await byId(req);
     return { ...(s.schemaType === SchemaType.AVRO ? {} : { schemaType: s.schemaType }), schema: s.schema, ...(s.references.length > 0 ? { references: s.references } : {}) };
   });
-  app.get('/schemas/ids/:id/schema', r, async (req, reply) => reply.type(SCHEMA_REGISTRY_CONTENT_TYPE).send((await byId(req)).schema));
-  app.get('/schemas/ids/:id/versions', r, async (req) => {
+  app.get('/schemas/ids/:id/schema', { ...r, schema: srDoc({ summary: 'Get a schema text by id', params: Id, responses: { 200: RAW_SCHEMA }, errors: [404] }) }, async (req, reply) => reply.type(SCHEMA_REGISTRY_CONTENT_TYPE).send((await byId(req)).schema));
+  app.get('/schemas/ids/:id/versions', { ...r, schema: srDoc({ summary: 'Subject-versions that use a schema', params: Id, query: Deleted, responses: { 200: { description: 'where it is used', schema: z.array(z.object({ subject: z.string(), version: z.int() })) } }, errors: [404] }) }, async (req) => {
     const s = await byId(req);
     return registry.state.usesOf(s.id).filter((v) => !v.deleted || bool(query(req).deleted)).map((v) => ({ subject: v.subject, version: v.version }));
   });
-  app.get('/schemas/ids/:id/subjects', r, async (req) => {
+  app.get('/schemas/ids/:id/subjects', { ...r, schema: srDoc({ summary: 'Subjects that use a schema', params: Id, query: Deleted, responses: { 200: { description: 'subject names', schema: z.array(z.string()) } }, errors: [404] }) }, async (req) => {
     const s = await byId(req);
     return [...new Set(registry.state.usesOf(s.id).filter((v) => !v.deleted || bool(query(req).deleted)).map((v) => v.subject))];
   });
@@ -217,8 +235,8 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     }
     return { is_compatible: problems.length === 0, ...(bool(query(req).verbose) ? { messages: problems } : {}) };
   };
-  app.post('/compatibility/subjects/:subject/versions/:version', r, async (req) => compat(req, parseVersion(params(req).version!)));
-  app.post('/compatibility/subjects/:subject/versions', r, async (req) => compat(req, undefined));
+  app.post('/compatibility/subjects/:subject/versions/:version', { ...r, schema: srDoc({ summary: 'Test compatibility with a version', params: SubjectVersion, query: z.object({ verbose: z.enum(['true', 'false']).optional() }), body: RegisterBody, responses: { 200: { description: 'the verdict (`messages` with verbose=true)', schema: z.object({ is_compatible: z.boolean(), messages: z.array(z.string()).optional() }) } }, errors: [404, 422] }) }, async (req) => compat(req, parseVersion(params(req).version!)));
+  app.post('/compatibility/subjects/:subject/versions', { ...r, schema: srDoc({ summary: "Test compatibility with the versions the subject's level names", params: Subject, query: z.object({ verbose: z.enum(['true', 'false']).optional() }), body: RegisterBody, responses: { 200: { description: 'the verdict (`messages` with verbose=true)', schema: z.object({ is_compatible: z.boolean(), messages: z.array(z.string()).optional() }) } }, errors: [422] }) }, async (req) => compat(req, undefined));
 
   // ---- config
   const level = (body: unknown) => {
@@ -229,17 +247,17 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     }
     return v as (typeof COMPATIBILITY_LEVELS)[number];
   };
-  app.get('/config', r, async () => {
+  app.get('/config', { ...r, schema: srDoc({ summary: 'Get the global compatibility level', responses: { 200: { description: 'the level', schema: Level } } }) }, async () => {
     await registry.catchUp();
     return { compatibilityLevel: registry.state.compatibilityOf(undefined) };
   });
-  app.put('/config', r, async (req) => {
+  app.put('/config', { ...r, schema: srDoc({ summary: 'Set the global compatibility level', body: ConfigBody, responses: { 200: { description: 'the level', schema: z.object({ compatibility: z.enum(COMPATIBILITY_LEVELS) }) } }, errors: [422] }) }, async (req) => {
     const after = level(req.body);
     await registry.setCompatibility(undefined, after);
     return { compatibility: after };
   });
-  app.delete('/config', r, async () => ({ compatibilityLevel: (await registry.setCompatibility(undefined, null)).before }));
-  app.get('/config/:subject', r, async (req) => {
+  app.delete('/config', { ...r, schema: srDoc({ summary: 'Reset the global compatibility level', responses: { 200: { description: 'the level it had', schema: Level } } }) }, async () => ({ compatibilityLevel: (await registry.setCompatibility(undefined, null)).before }));
+  app.get('/config/:subject', { ...r, schema: srDoc({ summary: "Get a subject's compatibility level", params: Subject, query: DefaultToGlobal, responses: { 200: { description: 'the level', schema: Level } }, errors: [404] }) }, async (req) => {
     await registry.catchUp();
     const subject = params(req).subject!;
     const own = registry.state.compatibilityOf(subject);
@@ -247,12 +265,12 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     if (bool(query(req).defaultToGlobal)) return { compatibilityLevel: registry.state.compatibilityOf(undefined) };
     throw new SchemaRegistryError(SchemaErrorCode.SUBJECT_COMPATIBILITY_NOT_CONFIGURED, `Subject '${subject}' does not have subject-level compatibility configured`);
   });
-  app.put('/config/:subject', r, async (req) => {
+  app.put('/config/:subject', { ...r, schema: srDoc({ summary: "Set a subject's compatibility level", params: Subject, body: ConfigBody, responses: { 200: { description: 'the level', schema: z.object({ compatibility: z.enum(COMPATIBILITY_LEVELS) }) } }, errors: [422] }) }, async (req) => {
     const after = level(req.body);
     await registry.setCompatibility(params(req).subject!, after);
     return { compatibility: after };
   });
-  app.delete('/config/:subject', r, async (req) => {
+  app.delete('/config/:subject', { ...r, schema: srDoc({ summary: "Remove a subject's compatibility level", params: Subject, responses: { 200: { description: 'the level it had', schema: Level } }, errors: [404] }) }, async (req) => {
     const subject = params(req).subject!;
     await registry.catchUp();
     if (!registry.state.compatibilityOf(subject)) throw new SchemaRegistryError(SchemaErrorCode.SUBJECT_NOT_FOUND, `Subject '${subject}' not found.`);
@@ -267,16 +285,16 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     }
     return m as (typeof MODES)[number];
   };
-  app.get('/mode', r, async () => {
+  app.get('/mode', { ...r, schema: srDoc({ summary: 'Get the global mode', responses: { 200: { description: 'the mode', schema: Mode } } }) }, async () => {
     await registry.catchUp();
     return { mode: registry.state.modeOf(undefined) };
   });
-  app.put('/mode', r, async (req) => {
+  app.put('/mode', { ...r, schema: srDoc({ summary: 'Set the global mode', body: ModeBody, responses: { 200: { description: 'the mode', schema: Mode } }, errors: [422] }) }, async (req) => {
     const after = mode(req.body);
     await registry.setMode(undefined, after);
     return { mode: after };
   });
-  app.get('/mode/:subject', r, async (req) => {
+  app.get('/mode/:subject', { ...r, schema: srDoc({ summary: "Get a subject's mode", params: Subject, query: DefaultToGlobal, responses: { 200: { description: 'the mode', schema: Mode } }, errors: [404] }) }, async (req) => {
     await registry.catchUp();
     const subject = params(req).subject!;
     const own = registry.state.modeOf(subject);
@@ -284,10 +302,10 @@ export const schemaRegistryRoutes: FastifyPluginAsync<SchemaRegistryRoutesOption
     if (bool(query(req).defaultToGlobal)) return { mode: registry.state.modeOf(undefined) };
     throw new SchemaRegistryError(SchemaErrorCode.SUBJECT_MODE_NOT_CONFIGURED, `Subject '${subject}' does not have subject-level mode configured`);
   });
-  app.put('/mode/:subject', r, async (req) => {
+  app.put('/mode/:subject', { ...r, schema: srDoc({ summary: "Set a subject's mode", params: Subject, body: ModeBody, responses: { 200: { description: 'the mode', schema: Mode } }, errors: [422] }) }, async (req) => {
     const after = mode(req.body);
     await registry.setMode(params(req).subject!, after);
     return { mode: after };
   });
-  app.delete('/mode/:subject', r, async (req) => ({ mode: (await registry.setMode(params(req).subject!, null)).before }));
+  app.delete('/mode/:subject', { ...r, schema: srDoc({ summary: "Remove a subject's mode", params: Subject, responses: { 200: { description: 'the mode it had', schema: Mode.partial() } } }) }, async (req) => ({ mode: (await registry.setMode(params(req).subject!, null)).before }));
 };

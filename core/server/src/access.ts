@@ -12,6 +12,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalAllows, principalOf, setPrincipal } from '@junction/auth';
 import type { Action, AuthService, Principal, Resource } from '@junction/auth';
+import type { AccessDoc } from '@junction/openapi';
 import { AUDIT_STATION } from './audit.js';
 import type { AuditEntry, AuditLog } from './audit.js';
 
@@ -51,6 +52,17 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'POST /auth/authenticate': open,
   'POST /auth/refreshToken': open,
   'GET /metrics': checks(c('cluster', 'read', { fixed: 'metrics' })),
+  // The API's description (OpenAPI document, reference page) is open, as Kafka's REST proxy and
+  // Confluent's registry publish theirs: it lists routes and shapes, never data, and is the same for
+  // every install of a version (what differs is only whether connectors / schemas are mounted).
+  'GET /v1/openapi.json': open,
+  'GET /docs': open,
+  'GET /docs/': open,
+  'GET /docs/json': open,
+  'GET /docs/yaml': open,
+  'GET /docs/static/*': open,
+  'GET /docs/static/index.html': open,
+  'GET /docs/static/swagger-initializer.js': open,
 
   // Auth: a principal sees itself and its own tokens; users need manage on cluster "users".
   'POST /v1/auth/logout': anyone,
@@ -113,6 +125,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'PATCH /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
   'DELETE /v1/connectors/:name/offsets': checks(c('connector', 'manage', connector)),
 
+  // Pipelines as code (`junction apply`): one request may create, change or delete any station and
+  // connector, so it is an operator's act (cluster `pipeline`); the plan shows configs with secrets masked.
+  'POST /v1/pipeline/plan': checks(c('cluster', 'read', { fixed: 'pipeline' })),
+  'POST /v1/pipeline/apply': checks(c('cluster', 'manage', { fixed: 'pipeline' })),
+
   // The schema registry (Confluent's API), named by subject; reading by id, listings and the global
   // config / mode need the whole collection (an id may belong to any subject).
   'GET /v1/schema-registry': checks(c('schema', 'read')),
@@ -150,13 +167,14 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'GET /': open,
   'GET /login': open,
   'GET /stations': open,
-  'GET /stations/*': open,
+  'GET /stations/:station': open,
+  'GET /stations/:station/:tab': open,
   'GET /dead-letters': open,
   'GET /connectors': open,
-  'GET /connectors/*': open,
+  'GET /connectors/:name': open,
   'GET /schemas': open,
   'GET /users': open,
-  'GET /assets/*': open,
+  'GET /assets/:file': open,
   'GET /v1/live/overview': checks(c('station', 'read')),
   'GET /v1/live/stations/:station': checks(c('station', 'read', station)),
   'GET /v1/live/connectors': checks(c('connector', 'read')),
@@ -173,6 +191,22 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
 /** The declaration of a route (HEAD routes, which fastify adds for GET ones, share the GET one). */
 export function routeAccess(method: string, url: string): RouteAccess | undefined {
   return ROUTE_ACCESS[`${method === 'HEAD' ? 'GET' : method} ${url}`];
+}
+
+/**
+ * A route's access as the OpenAPI document states it: open, any credential, or the grants it needs
+ * (`manage` on station `{station}`; a name from the body reads `body.name`). Undefined: undeclared.
+ */
+export function accessDoc(method: string, url: string): AccessDoc | undefined {
+  const decl = routeAccess(method, url);
+  if (!decl) return undefined;
+  if ('open' in decl || 'authenticated' in decl) return decl;
+  return {
+    grants: decl.checks.map((k) => {
+      const name = k.name === undefined ? `every ${k.resource}` : 'param' in k.name ? `${k.resource} {${k.name.param}}` : 'fixed' in k.name ? `${k.resource} "${k.name.fixed}"` : `${k.resource} named by body.${k.name.body.join(' / body.')}`;
+      return `${k.action} on ${name}`;
+    }),
+  };
 }
 
 /** The routes of `routes` (method, url) that have no declaration: each is denied to everybody. */

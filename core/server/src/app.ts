@@ -3,7 +3,9 @@
  * metrics. The app does not own the store: whoever built the store opens and closes it.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
+import { z } from 'zod';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { BodyGate, brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, refuseUnexpectedBodies, registerBrokerMetrics } from '@junction/broker';
@@ -18,9 +20,12 @@ import { authRoutes, principalAllows, principalOf } from '@junction/auth';
 import { uiRoutes } from '@junction/ui';
 import type { LiveHubOptions } from '@junction/ui';
 import type { AuthService } from '@junction/auth';
-import { addAccessHooks, undeclaredRoutes } from './access.js';
+import { describeRoute } from '@junction/openapi/describe';
+import { openapiRoutes } from '@junction/openapi';
+import { accessDoc, addAccessHooks, undeclaredRoutes } from './access.js';
 import type { AuditLog } from './audit.js';
 import { confineConnectorPaths } from './confine.js';
+import { pipelineRoutes } from './pipeline.js';
 import { CONFIG_DEFAULTS } from './config.js';
 
 export interface BuildAppOptions {
@@ -68,7 +73,15 @@ export interface BuildAppOptions {
   live?: LiveHubOptions | undefined;
   /** The dashboard's built files (default: @junction/ui's dist/web). */
   uiWebRoot?: string | undefined;
+  /**
+   * Serve the OpenAPI document (`GET /v1/openapi.json`) and the API reference page (`/docs`), both open
+   * (they describe the API, never its data). Default true. The document is built on its first request.
+   */
+  apiDocs?: boolean | undefined;
 }
+
+/** The version the OpenAPI document states: this package's. */
+export const API_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
 
@@ -136,6 +149,8 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
       if (missing.length > 0) app.log.error({ routes: missing }, 'routes without an access declaration: denied to everybody');
     });
   }
+  // Before every route plugin: its onRoute hook must see them all.
+  if (options.apiDocs !== false) void app.register(openapiRoutes, { version: API_VERSION, auth: options.auth !== undefined, access: accessDoc });
   app.addHook('onRequest', refuseUnexpectedBodies(DEFAULT_BODY_LIMIT));
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -167,17 +182,20 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   // Degraded is still 200: a broker with damaged data serves everything else, and a probe that failed
   // would get it restarted or taken out of rotation — neither repairs the data.
-  app.get('/healthz', { logLevel }, async (_request, reply) => {
-    if (!(await isReady())) return reply.code(503).send({ status: 'unavailable' });
-    const reasons = await degradedReasons(store);
-    for (const p of options.connect?.problems() ?? []) reasons.push(`connectors: ${p}`);
-    if (reasons.length > 0) return { status: 'degraded', reasons };
-    return { status: 'ok' };
-  });
+  // In a plugin, like every route, so the OpenAPI plugin (registered above) sees them.
+  void app.register(async (ops) => {
+    ops.get('/healthz', { logLevel, schema: HEALTH_DOC }, async (_request, reply) => {
+      if (!(await isReady())) return reply.code(503).send({ status: 'unavailable' });
+      const reasons = await degradedReasons(store);
+      for (const p of options.connect?.problems() ?? []) reasons.push(`connectors: ${p}`);
+      if (reasons.length > 0) return { status: 'degraded', reasons };
+      return { status: 'ok' };
+    });
 
-  app.get('/metrics', { logLevel }, async (_request, reply) => {
-    const text = await registry.metrics();
-    return reply.type(registry.contentType).send(text);
+    ops.get('/metrics', { logLevel, schema: METRICS_DOC }, async (_request, reply) => {
+      const text = await registry.metrics();
+      return reply.type(registry.contentType).send(text);
+    });
   });
 
   // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
@@ -189,6 +207,10 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   if (auth) void app.register(authRoutes, { auth });
   if (options.connect) void app.register(connectRoutes, { runtime: options.connect, logLevel });
   if (options.plugins) void app.register(registryRoutes, { registry: options.plugins });
+  if (options.connect) {
+    const confine = auth && options.plugins ? { plugins: options.plugins, roots: options.hostPathRoots ?? [] } : undefined;
+    void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine, logLevel });
+  }
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
   // The dashboard: its files are public (the login page loads without a token); its data routes are /v1 routes like the rest.
   const canReadConnectors = auth
@@ -200,6 +222,24 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(uiRoutes, { store, connectors: options.connect, live: options.live, webRoot: options.uiWebRoot, canReadConnectors });
   return app;
 }
+
+const HEALTH_DOC = describeRoute({
+  summary: 'Health probe',
+  description:
+    '200 `{status: "ok"}` while the store serves; 200 `{status: "degraded", reasons}` while it serves but a station lost messages, had metadata repaired or is damaged, or connectors have problems; 503 `{status: "unavailable"}` otherwise. Degraded is still 200: restarting repairs nothing.',
+  tags: ['operations'],
+  responses: {
+    200: { description: 'serving (maybe degraded)', schema: z.object({ status: z.enum(['ok', 'degraded']), reasons: z.array(z.string()).optional().describe('at most 50, then a line saying how many more') }) },
+    503: { description: 'the store does not serve', schema: z.object({ status: z.literal('unavailable') }) },
+  },
+});
+
+const METRICS_DOC = describeRoute({
+  summary: 'Prometheus metrics',
+  description: "Default Node metrics plus the broker's, the connector runtime's and the schema registry's, in Prometheus text format.",
+  tags: ['operations'],
+  responses: { 200: { description: 'Prometheus text exposition format', contentTypes: ['text/plain; version=0.0.4; charset=utf-8'] } },
+});
 
 /** What a request log line shows of a request (fastify's fields), with `authorization` query values hidden. */
 export function requestForLog(req: FastifyRequest): { method: string; url: string; version?: string; host: string; remoteAddress: string; remotePort?: number } {

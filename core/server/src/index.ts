@@ -17,3 +17,7 @@ export type { BuildAppOptions } from './app.js';
 export { startServer, isLoopback, checkExposure, BUILTIN_CONNECTORS_DIR } from './server.js';
 export type { StartServerOptions, RunningServer } from './server.js';
 export { ServerErrorCode, JunctionError, ErrorCode, isJunctionError } from './errors.js';
+export { PipelineBody, planPipeline, applyPipeline, planStations, pipelineRoutes } from './pipeline.js';
+export type { PipelinePlan, StationPlanEntry, PipelineDeps } from './pipeline.js';
+export { validateConfigFile } from './validate.js';
+export type { ValidationIssue, ValidationReport, ValidateOptions } from './validate.js';

@@ -96,7 +96,8 @@ export async function applyStations(store: StationStore, desired: readonly Stati
   return result;
 }
 
-function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'name'>): StationPatch {
+/** The patch that brings a live station's mutable options in line with a declaration (empty: nothing differs). */
+export function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'name'>): StationPatch {
   const patch: StationPatch = {};
   if (!same(current.config.retention, desired.retention)) patch.retention = desired.retention;
   if (current.config.dedupWindowMs !== desired.dedupWindowMs) patch.dedupWindowMs = desired.dedupWindowMs;
@@ -113,7 +114,7 @@ function diffMutable(current: StationInfo, desired: Omit<StationDeclaration, 'na
 }
 
 /** Deep equality that ignores keys set to undefined (a store may echo `maxBytes: undefined`). */
-function same(a: unknown, b: unknown): boolean {
+export function same(a: unknown, b: unknown): boolean {
   const norm = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
   return isDeepStrictEqual(norm(a), norm(b));
 }

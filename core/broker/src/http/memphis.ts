@@ -26,6 +26,7 @@ import { z } from 'zod';
 import { GroupName, MiB, StationName, type StationConfigInput } from '@junction/protocol';
 import type { MessageInput, ProduceResult, StationStore } from '../contract.js';
 import { ErrorCode, isJunctionError } from '../errors.js';
+import { describeRoute, ErrorShape } from '@junction/openapi/describe';
 import { bodyInvalid, parseBody, toApiError } from './errors.js';
 import { BodyGate, gateLargeBodies } from './limits.js';
 import { DEFAULT_PRODUCE_BODY_LIMIT, JSON_PRODUCE_BODY_LIMIT, refuseSystemStation, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
@@ -94,6 +95,12 @@ export const EXCLUDED_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 const StationParams = z.strictObject({ station: StationName });
+
+/** The answers, for the OpenAPI document. */
+const MemphisOk = z.object({ success: z.literal(true), error: z.null() });
+const MemphisTokens = z.object({ jwt: z.string(), expires_in: z.int().describe('ms'), jwt_refresh_token: z.string(), refresh_token_expires_in: z.int().describe('ms') });
+const MemphisQuery = z.object({ authorization: z.string().optional().describe('the bearer token, as Memphis SDKs send it (instead of the Authorization header)') });
+const memphis = { tags: ['memphis'], errorShape: ErrorShape.memphis } as const;
 
 const emptyToUndefined = (v: unknown) => (v === '' || v === null ? undefined : v);
 const ConsumeBody = z.object({
@@ -165,7 +172,12 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
   await app.register(async (raw: FastifyInstance) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    raw.post('/stations/:station/produce/single', { bodyLimit, onRequest: gate }, async (req, reply) => {
+    raw.post('/stations/:station/produce/single', { bodyLimit, onRequest: gate, schema: describeRoute({
+      ...memphis, summary: 'Produce one message (Memphis gateway)',
+      description: 'The raw body, of any content type, is the value; request headers (but transport and credential ones) become message headers; `msg-id` is the msgId.',
+      params: StationParams, query: MemphisQuery, body: z.string().describe('the value, raw bytes'), bodyContentTypes: ['*/*'],
+      responses: { 200: { description: 'stored', schema: MemphisOk } }, errors: [404, 413],
+    }) }, async (req, reply) => {
       const station = refuseSystemStation(stationOf(req));
       const message: MessageInput = { value: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headers: messageHeaders(req) };
       const msgId = singleHeader(req, 'msg-id');
@@ -178,7 +190,12 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
     });
   });
 
-  app.post('/stations/:station/produce/batch', { onRequest: gate }, async (req, reply) => {
+  app.post('/stations/:station/produce/batch', { onRequest: gate, schema: describeRoute({
+      ...memphis, summary: 'Produce a batch (Memphis gateway)',
+      description: 'A JSON array: each element is stored as its JSON text, one message each. When some are rejected the answer (400, or 413 when all were too large) is `{ success: false, sent, fail, errors: ["message <i>: <why>"] }`.',
+      params: StationParams, query: MemphisQuery, body: z.array(z.unknown()).min(1).max(100_000),
+      responses: { 200: { description: 'all stored', schema: MemphisOk } }, errors: [404, 413],
+    }) }, async (req, reply) => {
     const station = refuseSystemStation(stationOf(req));
     const body: unknown = req.body;
     if (!Array.isArray(body)) throw bodyInvalid('', 'body must be a JSON array with one element per message');
@@ -203,7 +220,12 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
     return reply.code(status).send({ success: false, sent: results.length - errors.length, fail: errors.length, errors });
   });
 
-  app.post('/stations/:station/consume/batch', async (req, reply) => {
+  app.post('/stations/:station/consume/batch', { schema: describeRoute({
+      ...memphis, summary: 'Consume a batch (Memphis gateway)',
+      description: 'Fetches for `consumer_group` (default `consumer_name`) and acknowledges what it hands out (Memphis\'s once-only gateway consumers). Values are decoded as UTF-8.',
+      params: StationParams, query: MemphisQuery, body: ConsumeBody,
+      responses: { 200: { description: 'the messages', schema: z.array(z.object({ message: z.string(), headers: z.record(z.string(), z.string()) })) } }, errors: [404],
+    }) }, async (req, reply) => {
     const station = stationOf(req);
     const body = parseBody(ConsumeBody, req.body);
     const group = body.consumer_group ?? body.consumer_name;
@@ -226,20 +248,26 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
     return answer;
   });
 
-  app.post('/auth/authenticate', async (req) => {
+  app.post('/auth/authenticate', { schema: describeRoute({
+      ...memphis, summary: 'Log in (Memphis gateway)',
+      description: 'With auth on: checks the credentials and answers signed tokens. With auth off: a compatibility shim that answers an unsigned token nobody checks.',
+      body: AuthenticateBody, responses: { 200: { description: 'the tokens', schema: MemphisTokens } }, errors: [401, 429],
+    }) }, async (req) => {
     const body = parseBody(AuthenticateBody, req.body);
     if (opts.authenticator) return opts.authenticator.authenticate(body, req.ip);
     return tokens(body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
   });
 
-  app.post('/auth/refreshToken', async (req) => {
+  app.post('/auth/refreshToken', { schema: describeRoute({
+      ...memphis, summary: 'Refresh tokens (Memphis gateway)', body: RefreshBody, responses: { 200: { description: 'new tokens', schema: MemphisTokens } }, errors: [401],
+    }) }, async (req) => {
     const body = parseBody(RefreshBody, req.body);
     if (opts.authenticator) return opts.authenticator.refresh(body);
     const username = usernameOf(body.jwt_refresh_token) ?? 'unknown';
     return tokens(username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
   });
 
-  app.get('/monitoring/status', async () => ({ status: 'ok' }));
+  app.get('/monitoring/status', { schema: describeRoute({ ...memphis, summary: 'Liveness (Memphis gateway)', responses: { 200: { description: 'up', schema: z.object({ status: z.literal('ok') }) } } }) }, async () => ({ status: 'ok' }));
 };
 
 function memphisErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {

@@ -42,7 +42,9 @@ import {
 import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
 import { dlsName, pageOfNames } from '../contract.js';
 import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
+import { describeRoute } from '@junction/openapi/describe';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
+import { FetchAnswer, GroupInfoAnswer, GroupPageAnswer, MessagePageAnswer, ProduceAnswer, PurgeAnswer, ReplayAnswer, SettleAnswer, StationInfoAnswer, StationPageAnswer } from './answers.js';
 import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
 
 /** Default largest produce body (any of the three encodings). */
@@ -141,7 +143,12 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     });
   };
 
-  app.post('/v1/stations', async (req, reply) => {
+  app.post('/v1/stations', { schema: describeRoute({
+    summary: 'Create a station',
+    description: 'Options left out take their defaults. `replicas` is an option of cluster mode only. Names starting with `__` are Junction\'s own (422 STATION_RESERVED).',
+    tags: ['stations'], body: CreateStationRequest,
+    responses: { 201: { description: 'the station', schema: StationInfoAnswer } }, errors: [409, 422],
+  }) }, async (req, reply) => {
     const { name, ...config } = parseBody(CreateStationRequest, req.body);
     refuseSystemStation(name);
     checkReplicas(config.replicas);
@@ -149,7 +156,12 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return reply.code(201).send(info);
   });
 
-  app.get('/v1/stations', async (req) => {
+  app.get('/v1/stations', { schema: describeRoute({
+    summary: 'List stations',
+    description: 'A page in name order: at most `limit`, after the cursor `after`, starting with `prefix`. Junction\'s own stations (`__…`) only with `system=true`.',
+    tags: ['stations'], query: StationListQuery,
+    responses: { 200: { description: 'a page of stations', schema: StationPageAnswer } },
+  }) }, async (req) => {
     const { system, ...q } = parseBody(StationListQuery, req.query);
     const listed = page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
     // Junction's own stations only when asked for: the page may come out shorter, `next` still holds.
@@ -157,9 +169,17 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return listed;
   });
 
-  app.get('/v1/stations/:station', async (req) => store.getStation(stationOf(req)));
+  app.get('/v1/stations/:station', { schema: describeRoute({
+    summary: 'Get a station', description: 'Its options, partitions (offsets, messages, bytes), groups, health.', tags: ['stations'], params: StationParams,
+    responses: { 200: { description: 'the station', schema: StationInfoAnswer } }, errors: [404, 503],
+  }) }, async (req) => store.getStation(stationOf(req)));
 
-  app.patch('/v1/stations/:station', async (req) => {
+  app.patch('/v1/stations/:station', { schema: describeRoute({
+    summary: 'Change a station\'s options',
+    description: 'Fields given are changed, the others kept (`deadLetter` field by field). `partitions` and `storage` are fixed at creation (422 CONFIG_IMMUTABLE); `schema: null` removes the schema binding.',
+    tags: ['stations'], params: StationParams, body: StationPatchRequest,
+    responses: { 200: { description: 'the station', schema: StationInfoAnswer } }, errors: [404, 422],
+  }) }, async (req) => {
     const station = writableStationOf(req);
     const body: unknown = req.body;
     if (body && typeof body === 'object' && !Array.isArray(body)) {
@@ -175,7 +195,10 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return store.updateStation(station, patch);
   });
 
-  app.delete('/v1/stations/:station', async (req, reply) => {
+  app.delete('/v1/stations/:station', { schema: describeRoute({
+    summary: 'Delete a station', description: 'With its messages, groups and dead-letter station.', tags: ['stations'], params: StationParams,
+    responses: { 204: 'deleted' }, errors: [404, 422],
+  }) }, async (req, reply) => {
     await store.deleteStation(writableStationOf(req));
     return reply.code(204).send();
   });
@@ -186,7 +209,13 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     scope.removeAllContentTypeParsers();
     registerJsonParser(scope, jsonLimit);
     scope.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-    scope.post('/v1/stations/:station/messages', { onRequest: gate }, async (req) => {
+    scope.post('/v1/stations/:station/messages', { onRequest: gate, schema: describeRoute({
+      summary: 'Produce messages',
+      description:
+        'Three encodings: JSON (`{ messages: [{ value | valueBase64, key?, headers?, msgId? }] }`, at most 16 MiB), NDJSON (`application/x-ndjson`: each line\'s raw bytes are one message) and the binary batch codec (`application/vnd.junction.batch`, see @junction/protocol). A `msgId` seen inside the dedup window is not stored again. One outcome per message.',
+      tags: ['messages'], params: StationParams, body: ProduceBody, bodyContentTypes: ['application/json', NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE],
+      responses: { 200: { description: 'one outcome per message, in order', schema: ProduceAnswer } }, errors: [404, 413, 415, 422, 503],
+    }) }, async (req) => {
       const station = writableStationOf(req);
       const messages = produceInput(req);
       const started = process.hrtime.bigint();
@@ -196,7 +225,12 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     });
   });
 
-  app.get('/v1/stations/:station/messages', async (req, reply) => {
+  app.get('/v1/stations/:station/messages', { schema: describeRoute({
+    summary: 'Browse a partition',
+    description: 'Messages of one partition from `fromOffset` (default: the first retained), without a consumer group. `Accept: application/vnd.junction.batch` answers the binary codec.',
+    tags: ['messages'], params: StationParams, query: BrowseQuery,
+    responses: { 200: { description: 'a page of messages', schema: MessagePageAnswer, contentTypes: ['application/json'], headers: { [NEXT_OFFSET_HEADER]: 'the fromOffset of the next page' } } }, errors: [404],
+  }) }, async (req, reply) => {
     const station = stationOf(req);
     const q = parseBody(BrowseQuery, req.query);
     const messages = await store.read(station, { partition: q.partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
@@ -204,31 +238,48 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   });
 
   // ---- consumer groups ----
-  app.put('/v1/stations/:station/groups/:group', async (req, reply) => {
+  app.put('/v1/stations/:station/groups/:group', { schema: describeRoute({
+    summary: 'Create a consumer group', description: 'Starting at `start` (default earliest); ack deadline and deliveries override the station\'s.', tags: ['groups'],
+    params: GroupParams, body: CreateGroupBody, bodyRequired: false,
+    responses: { 201: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404, 409],
+  }) }, async (req, reply) => {
     const { station, group } = groupOf(req);
     const body = parseBody(CreateGroupBody, req.body ?? {});
     const info = await store.createGroup(station, group, body);
     return reply.code(201).send(info);
   });
 
-  app.get('/v1/stations/:station/groups', async (req) => {
+  app.get('/v1/stations/:station/groups', { schema: describeRoute({
+    summary: 'List a station\'s consumer groups', description: 'A page in name order, with lag, pending and dead-lettered counts.', tags: ['groups'], params: StationParams, query: ListQuery,
+    responses: { 200: { description: 'a page of groups', schema: GroupPageAnswer } }, errors: [404],
+  }) }, async (req) => {
     const station = stationOf(req);
     const q = parseBody(ListQuery, req.query);
     return page('groups', await store.listGroups(station, { ...q, limit: q.limit + 1 }), q);
   });
 
-  app.get('/v1/stations/:station/groups/:group', async (req) => {
+  app.get('/v1/stations/:station/groups/:group', { schema: describeRoute({
+    summary: 'Get a consumer group', description: 'Per partition: next offset, ack floor, lag, pending, queued redeliveries.', tags: ['groups'], params: GroupParams,
+    responses: { 200: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404],
+  }) }, async (req) => {
     const { station, group } = groupOf(req);
     return store.getGroup(station, group);
   });
 
-  app.delete('/v1/stations/:station/groups/:group', async (req, reply) => {
+  app.delete('/v1/stations/:station/groups/:group', { schema: describeRoute({
+    summary: 'Delete a consumer group', tags: ['groups'], params: GroupParams, responses: { 204: 'deleted' }, errors: [404],
+  }) }, async (req, reply) => {
     const { station, group } = groupOf(req);
     await store.deleteGroup(station, group);
     return reply.code(204).send();
   });
 
-  app.post('/v1/stations/:station/groups/:group/fetch', async (req, reply) => {
+  app.post('/v1/stations/:station/groups/:group/fetch', { schema: describeRoute({
+    summary: 'Fetch messages for a group',
+    description: 'Up to `maxMessages` / `maxBytes`, waiting up to `waitMs` for the first (long poll). Each delivery must be acked, nacked or dead-lettered before its ack deadline, or it comes back. `Accept: application/vnd.junction.batch` answers the binary codec.',
+    tags: ['groups'], params: GroupParams, body: FetchBody, bodyRequired: false,
+    responses: { 200: { description: 'the deliveries', schema: FetchAnswer } }, errors: [404],
+  }) }, async (req, reply) => {
     const { station, group } = groupOf(req);
     const body = parseBody(FetchBody, req.body ?? {});
     const deliveries = await withDisconnectSignal(reply, (signal) =>
@@ -240,19 +291,31 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
 
-  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
+    summary: 'Acknowledge deliveries', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+    tags: ['groups'], params: GroupParams, body: AckBody,
+    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
+  }) }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(AckBody, req.body);
     return settleAnswer(await store.ack(station, group, body.deliveryIds), 'acked', body.summary);
   });
 
-  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
+    summary: 'Give deliveries back (redelivered after `delayMs`)', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+    tags: ['groups'], params: GroupParams, body: NackBody,
+    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
+  }) }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(NackBody, req.body);
     return settleAnswer(await store.nack(station, group, body.deliveryIds, body.delayMs), 'nacked', body.summary);
   });
 
-  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate }, async (req) => {
+  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
+    summary: 'Dead-letter deliveries', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+    tags: ['groups'], params: GroupParams, body: DeadLetterBody,
+    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
+  }) }, async (req) => {
     const { station, group } = groupOf(req);
     const body = parseBody(DeadLetterBody, req.body);
     return settleAnswer(await store.deadLetter(station, group, body.deliveryIds, body.reason), 'dead-lettered', body.summary);
@@ -265,13 +328,21 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return { count: results.length - others.length, results: others };
   }
 
-  app.post('/v1/stations/:station/groups/:group/seek', async (req) => {
+  app.post('/v1/stations/:station/groups/:group/seek', { schema: describeRoute({
+    summary: 'Move a consumer group', description: 'To the earliest or latest message, an offset (of one partition or all) or a timestamp.', tags: ['groups'], params: GroupParams, body: SeekBody,
+    responses: { 200: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404],
+  }) }, async (req) => {
     const { station, group } = groupOf(req);
     return store.seek(station, group, parseBody(SeekBody, req.body));
   });
 
   // ---- dead-letter station ----
-  app.get('/v1/stations/:station/dls', async (req, reply) => {
+  app.get('/v1/stations/:station/dls', { schema: describeRoute({
+    summary: 'Browse dead letters',
+    description: 'The station\'s dead-letter station, oldest first across its partitions. Each dead letter keeps the original bytes and headers plus `junction-dls-*` headers: reason, code, group, attempts, original partition / offset.',
+    tags: ['dead-letters'], params: StationParams, query: DlsQuery,
+    responses: { 200: { description: 'a page of dead letters', schema: MessagePageAnswer } }, errors: [404],
+  }) }, async (req, reply) => {
     const station = stationOf(req);
     const q = parseBody(DlsQuery, req.query);
     await store.getStation(station); // 404 names the station asked for, not its DLS
@@ -297,13 +368,21 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
   });
 
-  app.post('/v1/stations/:station/dls/replay', async (req) => {
+  app.post('/v1/stations/:station/dls/replay', { schema: describeRoute({
+    summary: 'Replay dead letters', description: 'Produces them to the station again (to every group, or only `group`), optionally a range of DLS offsets; `purge` removes them from the DLS afterwards.',
+    tags: ['dead-letters'], params: StationParams, body: DlsReplayBody, bodyRequired: false,
+    responses: { 200: { description: 'how many', schema: ReplayAnswer } }, errors: [404, 422],
+  }) }, async (req) => {
     const station = writableStationOf(req);
     const body = parseBody(DlsReplayBody, req.body ?? {});
     return store.replayDeadLetters(station, body);
   });
 
-  app.delete('/v1/stations/:station/dls', { config: { acceptsBody: true } satisfies BodyConfig }, async (req) => {
+  app.delete('/v1/stations/:station/dls', { config: { acceptsBody: true } satisfies BodyConfig, schema: describeRoute({
+    summary: 'Purge dead letters', description: 'All, or up to `upToOffset` (in the query or the body).', tags: ['dead-letters'],
+    params: StationParams, query: PurgeQuery, body: DlsPurgeBody, bodyRequired: false,
+    responses: { 200: { description: 'how many were removed', schema: PurgeAnswer } }, errors: [404, 422],
+  }) }, async (req) => {
     const station = writableStationOf(req);
     const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
     const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
