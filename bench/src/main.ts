@@ -478,7 +478,7 @@ async function main(): Promise<number> {
         brokerLogLevel: opts.brokerLogLevel,
         fsync: opts.fsync,
         transport: opts.transport,
-        rounds: opts.quick ? 1 : 3,
+        rounds: opts.quick ? 1 : 5,
         stations: opts.quick ? 1000 : 10_000,
         dashboards: 3,
       });
