@@ -24,6 +24,7 @@ export interface Overview {
   alerts: { kind: string; subject: string; message: string }[];
 }
 
+const FRESH = [{ label: 'seconds', color: '#d97706' }];
 const SERIES = [
   { label: 'produced msg/s', color: '#2563eb' },
   { label: 'consumed msg/s', color: '#16a34a' },
@@ -33,6 +34,7 @@ export function OverviewPage() {
   const [snap, setSnap] = useState<Overview | undefined>();
   const [error, setError] = useState<ApiErrorBody | undefined>();
   const [data, push] = useHistory();
+  const [fresh, pushFresh] = useHistory();
   useEffect(
     () =>
       live<Overview>(
@@ -41,6 +43,9 @@ export function OverviewPage() {
           setSnap(s);
           setError(undefined);
           push(s.at, [s.produceRate, s.consumeRate]);
+          // The stalest sink: produce → landed of the last message it landed (issue 19's freshness).
+          const seconds = (s.connectors?.rows ?? []).map((c) => c.freshness?.seconds).filter((x): x is number => typeof x === 'number');
+          if (seconds.length > 0) pushFresh(s.at, [Math.max(...seconds)]);
         },
         setError,
       ),
@@ -64,6 +69,7 @@ export function OverviewPage() {
             {snap.connectors && <Stat label="connectors running" value={`${snap.connectors.byState['RUNNING'] ?? 0} / ${snap.connectors.total}`} testId="stat-connectors" />}
           </div>
           <Chart title="Throughput" series={SERIES} data={data} />
+          {fresh[0] && fresh[0].length > 0 && <Chart title="Freshness of the stalest sink (produce → landed)" series={FRESH} data={fresh} height={120} />}
           <h3>Alerts</h3>
           {snap.alerts.length === 0 ? (
             <p class="muted" data-testid="alerts">
