@@ -253,7 +253,7 @@ describe('the dashboard with auth on', () => {
     await page.close();
   });
 
-  it('an admin sees users and tokens', async () => {
+  it('an admin sees users and tokens, and registers a schema', async () => {
     const page = await chrome.context.newPage();
     await page.goto(`${broker.url}/users`);
     const form = page.getByTestId('login-form');
@@ -262,6 +262,16 @@ describe('the dashboard with auth on', () => {
     await form.getByRole('button', { name: 'Log in' }).click();
     await seeText(page, '[data-testid=users]', (t) => t.includes('reader') && t.includes('admin'), 'the users');
     await shot(page, 'users');
+    // Schemas: register a version from the page; the registry lists it and shows it back.
+    await page.getByRole('link', { name: 'Schemas', exact: true }).click();
+    const register = page.locator('form', { hasText: 'Register a schema version' });
+    await register.locator('input').first().fill('payments-value');
+    await register.locator('select').selectOption('JSON');
+    await register.locator('textarea').fill('{"type":"object","properties":{"amount":{"type":"number"}},"required":["amount"]}');
+    await register.getByRole('button', { name: 'Register', exact: true }).click();
+    await seeText(page, '[data-testid=subjects]', (t) => t.includes('payments-value'), 'the subject');
+    await seeText(page, 'pre.value', (t) => t.includes('"amount"'), 'the schema');
+    await shot(page, 'schemas');
     await page.close();
   });
 });
