@@ -39,6 +39,7 @@ import { removeStartupData, runStartup, startupGigabytes, type StartupOutcome } 
 import { renderDedup, runDedup, type DedupOutcome } from './dedup.js';
 import { renderStations, runStations, stationsScales, type StationsOutcome } from './stations.js';
 import { renderAuth, runAuthMode } from './auth-mode.js';
+import { renderUi, runUiMode } from './ui-mode.js';
 
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
@@ -52,6 +53,9 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   cluster                instead of the default run: a 3-node nats-server cluster (test/ harness), Junction
                          on it (junction start --nats, R3 stations) beside direct nats.js with the same
                          batching on the same cluster; produce, consume, end to end (1 KiB unless --size)
+  ui                     instead of the default run: the dashboard on a broker with 10,000 stations (1,000 with
+                         --quick): the stations page in Chromium (navigation → first rows, target < 1 s), and
+                         the produce row (1 KiB) without and with 3 open dashboards (target: cost < 5 %)
   auth                   instead of the default run: the produce row (1 KiB) with auth off and on
                          (a service token), alternating for 5 rounds (1 with --quick); target: on costs <= 5 %
   --json                 print one JSON object {"junction":{…},"jetstream":{…}} on stdout, nothing else
@@ -91,6 +95,7 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
 interface Options {
   cluster: boolean;
   auth: boolean;
+  ui: boolean;
   json: boolean;
   quick: boolean;
   systems: System[];
@@ -122,6 +127,7 @@ function parseArgs(argv: string[]): Options {
   const o: Options = {
     cluster: false,
     auth: false,
+    ui: false,
     json: false,
     quick: false,
     systems: [...SYSTEMS],
@@ -163,6 +169,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case 'auth':
         o.auth = true;
+        break;
+      case 'ui':
+        o.ui = true;
         break;
       case '--json':
         o.json = true;
@@ -282,7 +291,7 @@ function parseArgs(argv: string[]): Options {
         throw new UsageError(`unknown option ${a}`);
     }
   }
-  if (o.auth) {
+  if (o.auth || o.ui) {
     o.sizes = [1024];
     o.scenarios = ['produce'];
   }
@@ -459,6 +468,31 @@ async function main(): Promise<number> {
   }
   const plan: Plan = { ...makePlan(opts.quick, opts.sizes, opts.scenarios, opts.cluster), ...opts.overrides, partitions: opts.partitions };
   workDir = mkdtempSync(join(tmpdir(), 'junction-bench-'));
+  if (opts.ui) {
+    const started = Date.now();
+    let result;
+    try {
+      // Runs of 20 s (time-capped): long enough to hold several overview samples, so the first one (taken
+      // as the dashboards open) does not stand for the whole cost.
+      const uiPlan: Plan = opts.quick ? plan : { ...plan, produceCount: { ...plan.produceCount, 1024: 10_000_000 }, capMs: 20_000 };
+      result = await runUiMode(uiPlan, workDir, {
+        runChild: (script, config) => runChild(script, config),
+        setBroker: (b) => (broker = b),
+        brokerLogLevel: opts.brokerLogLevel,
+        fsync: opts.fsync,
+        transport: opts.transport,
+        rounds: opts.quick ? 1 : 5,
+        stations: opts.quick ? 1000 : 10_000,
+        dashboards: 3,
+      });
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ ui: result })}\n`);
+    else process.stdout.write(`${renderUi(result)}\n`);
+    return result.error !== undefined || result.runs.some((r) => r.error !== undefined) ? 1 : 0;
+  }
   if (opts.auth) {
     const started = Date.now();
     let result;

@@ -50,6 +50,7 @@ export const TAGS = [
   { name: 'tokens', description: 'Service tokens (when auth is on).' },
   { name: 'memphis', description: "Memphis REST gateway compatibility: Memphis's paths and answer shapes." },
   { name: 'operations', description: 'Health, metrics and this document.' },
+  { name: 'dashboard', description: "The dashboard (`@junction/ui`): its pages (public: they hold no data), live streams (Server-Sent Events) and the station list it pages through." },
 ] as const;
 
 const ISSUE = z.object({ path: z.string().describe('the field path, e.g. `messages[3].valueBase64` (empty: the body itself)'), message: z.string() });

@@ -162,6 +162,24 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   'PUT /v1/schema-registry/mode/:subject': checks(c('schema', 'manage', subject)),
   'DELETE /v1/schema-registry/mode/:subject': checks(c('schema', 'manage', subject)),
 
+  // The dashboard (@junction/ui): its pages and built files are public (they hold no data; the login
+  // page must load); its live streams and listing need what the routes they summarize need.
+  'GET /': open,
+  'GET /login': open,
+  'GET /stations': open,
+  'GET /stations/:station': open,
+  'GET /stations/:station/:tab': open,
+  'GET /dead-letters': open,
+  'GET /connectors': open,
+  'GET /connectors/:name': open,
+  'GET /schemas': open,
+  'GET /users': open,
+  'GET /assets/:file': open,
+  'GET /v1/live/overview': checks(c('station', 'read')),
+  'GET /v1/live/stations/:station': checks(c('station', 'read', station)),
+  'GET /v1/live/connectors': checks(c('connector', 'read')),
+  'GET /v1/dashboard/stations': checks(c('station', 'read')),
+
   // The plugin catalog (validation only reads).
   'GET /v1/connector-plugins': checks(c('cluster', 'read', { fixed: 'plugins' })),
   'GET /v1/connector-plugins/refused': checks(c('cluster', 'read', { fixed: 'plugins' })),

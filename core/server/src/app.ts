@@ -16,7 +16,9 @@ import { registryRoutes } from '@junction/registry';
 import { schemaRegistryRoutes } from '@junction/schemas';
 import type { SchemaRegistry } from '@junction/schemas';
 import type { Registry as PluginRegistry } from '@junction/registry';
-import { authRoutes } from '@junction/auth';
+import { authRoutes, principalAllows, principalOf } from '@junction/auth';
+import { uiRoutes } from '@junction/ui';
+import type { LiveHubOptions } from '@junction/ui';
 import type { AuthService } from '@junction/auth';
 import { describeRoute } from '@junction/openapi/describe';
 import { openapiRoutes } from '@junction/openapi';
@@ -69,6 +71,10 @@ export interface BuildAppOptions {
   hostPathRoots?: readonly string[] | undefined;
   /** With `auth`: where changes and denied requests are recorded (the `__audit` station). */
   audit?: AuditLog | undefined;
+  /** The dashboard's live streams (interval, bound on clients). Default: a snapshot every 2 s, 1000 clients. */
+  live?: LiveHubOptions | undefined;
+  /** The dashboard's built files (default: @junction/ui's dist/web). */
+  uiWebRoot?: string | undefined;
   /**
    * Serve the OpenAPI document (`GET /v1/openapi.json`) and the API reference page (`/docs`), both open
    * (they describe the API, never its data). Default true. The document is built on its first request.
@@ -213,6 +219,14 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     void app.register(pipelineRoutes, { store, runtime: options.connect, logger: app.log, confine, logLevel });
   }
   if (options.schemas) void app.register(schemaRegistryRoutes, { registry: options.schemas, logLevel, prefix: SCHEMA_REGISTRY_PREFIX });
+  // The dashboard: its files are public (the login page loads without a token); its data routes are /v1 routes like the rest.
+  const canReadConnectors = auth
+    ? (request: FastifyRequest) => {
+        const p = principalOf(request);
+        return p !== undefined && principalAllows(p, 'connector', 'read', undefined);
+      }
+    : undefined;
+  void app.register(uiRoutes, { store, connectors: options.connect, live: options.live, webRoot: options.uiWebRoot, canReadConnectors });
   return app;
 }
 
