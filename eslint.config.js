@@ -10,8 +10,9 @@
 // - no-unsafe-* (239): `any` from JSON.parse and untyped libraries; outside input is validated with zod
 //   at the boundary, the rest is tests and fakes reading their own JSON;
 // - no-unnecessary-type-assertion (130): style only; `eslint --fix` can apply it once, after the merge;
-// - no-base-to-string (31), unbound-method (9), no-this-alias (2): reviewed, no bug among them
-//   (strings built from zod-checked or already-string values, methods that do not use `this`);
+// - no-base-to-string (31), unbound-method (9), no-this-alias (2): reviewed (strings built from
+//   zod-checked or already-string values; functions that do not use `this`, except the SDK's captured
+//   open(), now called on its definition);
 // - no-useless-assignment (10), no-unused-vars (44): tidiness, left for a sweep that edits no one's
 //   files in flight.
 import js from '@eslint/js';
