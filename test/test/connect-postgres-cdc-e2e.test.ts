@@ -72,9 +72,7 @@ describe('postgres-cdc source in a real broker process', () => {
       return b;
     };
     let broker = await start();
-    // A logical slot is created once every transaction open on the server has ended (other test files'
-    // and other users' of this PostgreSQL too): a generous deadline.
-    await eventually('the slot', 120_000, async () => ((await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [SLOT])).rowCount === 1 ? true : undefined));
+    await eventually('the slot', 30_000, async () => ((await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [SLOT])).rowCount === 1 ? true : undefined));
 
     // 300 transactions of 10 inserts, then each row's n updated once (every 7th row deleted instead).
     const writes = async (from: number, to: number): Promise<void> => {
