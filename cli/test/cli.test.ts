@@ -184,12 +184,12 @@ describe('junction CLI against a running broker', () => {
 
     const invalid = await junction(['--url', url, 'stations', 'create', 'bad name!'], { cwd: dir });
     expect(invalid.code).toBe(1);
-    expect(invalid.stderr).toMatch(/^error BODY_INVALID: .*\n  name: /);
+    expect(invalid.stderr).toMatch(/^error BODY_INVALID: .*\n {2}name: /);
 
     // --replicas reaches the broker; the embedded engine keeps one copy and says so with the field path.
     const replicated = await junction(['--url', url, 'stations', 'create', 'copies', '--replicas', '3'], { cwd: dir });
     expect(replicated.code).toBe(1);
-    expect(replicated.stderr).toMatch(/^error CONFIG_INVALID: .*\n  replicas: /);
+    expect(replicated.stderr).toMatch(/^error CONFIG_INVALID: .*\n {2}replicas: /);
 
     const tooLarge = await junction(['--url', url, 'stations', 'create', 'tiny', '--max-message-bytes', '4'], { cwd: dir });
     expect(tooLarge.code).toBe(0);

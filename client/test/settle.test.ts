@@ -113,10 +113,11 @@ describe('SettleBatcher', () => {
 
   it('an awaited ack pays a round trip, not the linger', async () => {
     const r = recorder();
-    const b = new SettleBatcher(r.send, { lingerMs: 1000 });
+    const b = new SettleBatcher(r.send, { lingerMs: 10_000 });
     const started = Date.now();
     for (let i = 0; i < 20; i++) await b.add('ack', `id${i}`);
-    expect(Date.now() - started).toBeLessThan(500);
+    // One linger paid anywhere would take 10 s; the bound leaves a loaded machine room.
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(r.sent).toHaveLength(20);
   });
 });

@@ -143,7 +143,8 @@ export function defineSink<S extends ConfigSchema>(def: SinkDefinition<S>): Sink
     manifest: Object.freeze(manifest),
     config: def.config,
     sdkVersion: SDK_VERSION,
-    open: async (config: z.output<S>, ctx: SinkContext) => open(config, ctx),
+    // Called on the definition: a plugin's open() may use `this` (its other methods).
+    open: async (config: z.output<S>, ctx: SinkContext) => open.call(def, config, ctx),
   });
 }
 
@@ -164,7 +165,7 @@ export function defineSource<S extends ConfigSchema, P extends JsonValue = JsonV
     manifest: Object.freeze(manifest),
     config: def.config,
     sdkVersion: SDK_VERSION,
-    open: async (config: z.output<S>, ctx: SourceContext<P>) => open(config, ctx),
+    open: async (config: z.output<S>, ctx: SourceContext<P>) => open.call(def, config, ctx),
   });
 }
 

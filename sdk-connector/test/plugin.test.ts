@@ -37,6 +37,22 @@ describe('defineSink / defineSource', () => {
     expect(typeof sink.write).toBe('function');
   });
 
+  it("calls open() on its definition, so a plugin's open may use its other methods through `this`", async () => {
+    const def = {
+      ...minimal,
+      sinkOf(url: string) {
+        return { url, write: async () => [], close: async () => {} };
+      },
+      async open(this: { sinkOf(url: string): { url: string } }, config: { url: string }) {
+        return this.sinkOf(config.url);
+      },
+    };
+    const sink = defineSink(def as unknown as Parameters<typeof defineSink>[0]);
+    const source = defineSource(def as unknown as Parameters<typeof defineSource>[0]);
+    expect(await sink.open(sink.config.parse({ url: 'https://a.b' }), {} as never)).toMatchObject({ url: 'https://a.b' });
+    expect(await source.open(source.config.parse({ url: 'https://c.d' }), {} as never)).toMatchObject({ url: 'https://c.d' });
+  });
+
   it('refuses a malformed definition with a PLUGIN_INVALID issue per field', () => {
     try {
       defineSink({ ...minimal, name: 'Bad Name', version: '1', sdk: '>1', config: {} as never });

@@ -28,7 +28,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './index.js';
+import { freePort } from './ports.js';
 
 export interface NatsClusterOptions {
   /** Number of nodes. Default 3. */

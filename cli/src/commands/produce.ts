@@ -52,7 +52,8 @@ export function produceCommand(program: Command, io: CliIo): void {
       let failed = 0;
       let printed = 0;
       let lineNo = 0;
-      let requestError: unknown;
+      // Boxed: what a request threw may be any value, even undefined.
+      let requestError: { err: unknown } | undefined;
 
       await withClient(command, async (client) => {
         let batch: ProducerMessage[] = [];
@@ -89,7 +90,7 @@ export function produceCommand(program: Command, io: CliIo): void {
             await send();
           } catch (err) {
             // The batch failed as a whole: which of its messages were stored is unknown. Stop here.
-            requestError = err;
+            requestError = { err };
             await source.return(undefined);
             break;
           }
@@ -98,7 +99,7 @@ export function produceCommand(program: Command, io: CliIo): void {
           try {
             await send();
           } catch (err) {
-            requestError = err;
+            requestError = { err };
           }
         }
       });
@@ -110,7 +111,7 @@ export function produceCommand(program: Command, io: CliIo): void {
           (unsent > 0 ? `, ${unsent} not acknowledged` : '') +
           '\n',
       );
-      if (requestError !== undefined) throw requestError;
+      if (requestError !== undefined) throw requestError.err;
       if (failed > 0) throw new CliError(CliErrorCode.PRODUCE_FAILED, `${failed} of ${lineNo} messages were rejected`);
     });
 }

@@ -267,7 +267,7 @@ export class BigQuerySink implements Sink {
     }
     if (chunk.length > 0) chunks.push(chunk);
 
-    let fatal: unknown;
+    let fatal: { err: unknown } | undefined;
     let next = 0;
     const worker = async () => {
       while (next < chunks.length && fatal === undefined) {
@@ -275,12 +275,12 @@ export class BigQuerySink implements Sink {
         try {
           await this.insertChunk(ref, c, results);
         } catch (err) {
-          fatal ??= err;
+          fatal ??= { err };
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.config.requestConcurrency, chunks.length) }, worker));
-    if (fatal !== undefined) throw fatal;
+    if (fatal !== undefined) throw fatal.err;
     return results.map((r) => r ?? retry('not attempted after an earlier failure in this batch'));
   }
 

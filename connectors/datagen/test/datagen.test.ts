@@ -94,7 +94,7 @@ describe('limits and rate', () => {
     expect(messages).toHaveLength(200);
     // 200 messages at 400/s: the first batch is immediate, so ≈ 0.5 s minus one batch.
     expect(elapsed).toBeGreaterThan(350);
-    expect(elapsed).toBeLessThan(1500);
+    expect(elapsed).toBeLessThan(4000); // pacing 10x too slow would take 5 s; a loaded machine adds timer delays
     expect(batches[0]?.messages.length).toBe(20); // 50 ms worth at 400/s
   });
 

@@ -379,7 +379,7 @@ describe('checkConnection and open', () => {
     clearTimeout(timer);
     expect(bad).toMatchObject({ code: 'DESTINATION_UNUSABLE', retryable: false });
     expect((bad as Error).message).toMatch(/ENOENT/);
-    expect(performance.now() - started).toBeLessThan(1000);
+    expect(performance.now() - started).toBeLessThan(4000); // a spin is caught at 5 s by the race above
   });
 
   it('makeDirs makes missing parents, accepts an existing directory, refuses a file in the way', async () => {

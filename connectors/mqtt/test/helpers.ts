@@ -17,7 +17,7 @@ export async function client(opts: mqtt.IClientOptions = {}): Promise<MqttClient
   try {
     return await mqtt.connectAsync(MQTT_URL, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
   } catch (err) {
-    throw new Error(`Mosquitto is not reachable at ${MQTT_URL} (.ci/run starts it): ${String(err)}`);
+    throw new Error(`Mosquitto is not reachable at ${MQTT_URL} (.ci/run starts it): ${String(err)}`, { cause: err });
   }
 }
 

@@ -20,6 +20,7 @@ export const connectionShape = {
   prefix: z
     .string()
     .max(512)
+    // eslint-disable-next-line no-control-regex -- control characters are what it rejects
     .regex(/^[^\0-\x1f]*$/, 'must not contain control characters')
     .default('')
     .describe('Key prefix all objects go under, e.g. "archive/events" (a trailing "/" is added)'),

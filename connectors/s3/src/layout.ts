@@ -137,6 +137,7 @@ export function valueAtPath(value: unknown, path: readonly string[]): unknown {
 
 /** A station name that is one safe key segment (the broker's names always are). */
 export function isSafeSegment(s: string): boolean {
+  // eslint-disable-next-line no-control-regex -- control characters are what it rejects
   return s !== '' && s !== '.' && s !== '..' && !s.startsWith('.') && !/[/\\\0-\x1f+]/.test(s);
 }
 

@@ -60,7 +60,7 @@ export class Multipart {
   async stream(key: string, uploadId: string, body: Readable, partSize: number, queueSize: number, signal?: AbortSignal): Promise<{ parts: CompletedPart[]; bytes: number }> {
     const parts: CompletedPart[] = [];
     const inFlight = new Set<Promise<void>>();
-    let failed: unknown;
+    let failed: { err: unknown } | undefined;
     let bytes = 0;
     let n = 0;
     let held: Buffer[] = [];
@@ -73,7 +73,7 @@ export class Multipart {
           parts.push(done);
         },
         (err: unknown) => {
-          failed ??= err;
+          failed ??= { err };
         },
       );
       const tracked = p.finally(() => inFlight.delete(tracked));
@@ -92,13 +92,13 @@ export class Multipart {
       }
       if (failed === undefined && (heldBytes > 0 || n === 0)) send(Buffer.concat(held, heldBytes));
     } catch (err) {
-      failed ??= err;
+      failed ??= { err };
     } finally {
       if (!body.destroyed) body.destroy();
       // No part of this upload is still on its way when the caller aborts it.
       await Promise.all(inFlight);
     }
-    if (failed !== undefined) throw failed;
+    if (failed !== undefined) throw failed.err;
     parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     return { parts, bytes };
   }

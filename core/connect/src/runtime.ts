@@ -18,7 +18,6 @@ import type { StationStore } from '@junction/broker';
 import type { ConfigSchema } from '@junction/sdk-connector';
 import type { PluginCatalog, PluginDescriptor } from './catalog.js';
 import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, groupName } from './declaration.js';
-import type { ConnectorDeclarationInput } from './declaration.js';
 import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
 import type { Issue } from './errors.js';
 import { readJsonWithFallback, restrictTree, writeJsonAtomic } from './files.js';
@@ -452,8 +451,8 @@ export class ConnectRuntime {
     return c;
   }
 
-  /** Creates a connector (CONNECTOR_EXISTS if the name is taken) and starts it unless its `state` says otherwise. */
-  async create(raw: ConnectorDeclarationInput | unknown, origin: ConnectorOrigin = ConnectorOrigin.api): Promise<ConnectorInfo> {
+  /** Creates a connector (CONNECTOR_EXISTS if the name is taken) and starts it unless its `state` says otherwise. `raw` is a ConnectorDeclarationInput from outside: validated here (CONFIG_INVALID). */
+  async create(raw: unknown, origin: ConnectorOrigin = ConnectorOrigin.api): Promise<ConnectorInfo> {
     this.assertOpen();
     const decl = await this.validate(raw);
     if (this.connectors.has(decl.name)) throw connectError(ConnectErrorCode.CONNECTOR_EXISTS, `connector "${decl.name}" already exists`);

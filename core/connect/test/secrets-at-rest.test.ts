@@ -54,7 +54,7 @@ describe('secrets at rest', () => {
     expect(await mode(connectorsFile())).toBe(0o600);
     expect(await mode(join(h.dir, 'connect'))).toBe(0o700);
     expect(await mode(keyFile)).toBe(0o600);
-    expect((await h.runtime.config('sec')).config).toEqual({ dir, user: 'alice', token: '***', password: '***' });
+    expect(h.runtime.config('sec').config).toEqual({ dir, user: 'alice', token: '***', password: '***' });
 
     await h.reopen();
     await h.store.produce('s', [{ value: Buffer.from('x') }]);

@@ -104,7 +104,7 @@ describe('startServer', () => {
     const outcome = await Promise.race([startServer({ dataDir: '/proc/junction-nope/data', port: 0, logger, env: {} }).then(() => 'started', (e: unknown) => e), hung]);
     clearTimeout(timer);
     expect(outcome).toMatchObject({ code: 'ENOENT' });
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(4000); // a spin is caught at 5 s by the race above
   });
 
   it('reports a port in use as LISTEN_FAILED', async () => {

@@ -36,31 +36,30 @@ export class FakeEndpoint {
   ) {}
 
   static async start(): Promise<FakeEndpoint> {
-    let endpoint: FakeEndpoint | undefined;
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (endpoint!.stalled) {
-          endpoint!.stalled.push(res);
+        if (endpoint.stalled) {
+          endpoint.stalled.push(res);
           return;
         }
         const body = Buffer.concat(chunks);
-        if (endpoint!.holding && req.method === 'POST') {
+        if (endpoint.holding && req.method === 'POST') {
           // Taken at release; the answer goes nowhere (the sender is gone): the connection stays silent.
-          endpoint!.held.push(() => void endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body));
-          for (const w of endpoint!.waiting.splice(0)) w();
+          endpoint.held.push(() => void endpoint.answer(req.url ?? '/', req.method ?? 'GET', body));
+          for (const w of endpoint.waiting.splice(0)) w();
           return;
         }
-        const { status, headers } = endpoint!.answer(req.url ?? '/', req.method ?? 'GET', body);
-        endpoint!.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, status });
+        const { status, headers } = endpoint.answer(req.url ?? '/', req.method ?? 'GET', body);
+        endpoint.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, status });
         res.writeHead(status, headers).end(status < 300 ? 'ok' : `status ${status}`);
       });
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
-    endpoint = new FakeEndpoint(server, `http://127.0.0.1:${port}`);
+    const endpoint = new FakeEndpoint(server, `http://127.0.0.1:${port}`);
     return endpoint;
   }
 

@@ -13,7 +13,6 @@
  * counts (station, incarnation, partition, offset).
  */
 import type { Sink, SinkMessage } from '../types.js';
-import type { WriteResult } from '../results.js';
 import type { Harness } from './sink-conformance.js';
 import { CheckFailed, describeError, fail, notApplicable, within, type NotApplicable } from './util.js';
 
@@ -193,7 +192,7 @@ export const exactlyOnceChecks: Record<ExactlyOnceCheck, CheckFn> = {
     const ac = new AbortController();
     const first = h.batch(station, p, h.messages(station, p, range(1, 30)));
     // Its answer (or throw) is of no interest: the writer is dead before it comes (and may never come).
-    const deadWrite: Promise<WriteResult[] | unknown> = dead.write(first, { signal: ac.signal }).catch((err: unknown) => err);
+    const deadWrite: Promise<unknown> = dead.write(first, { signal: ac.signal }).catch((err: unknown) => err);
     let released = false;
     try {
       const got = await within(Promise.race([held.held().then(() => 'held' as const), deadWrite.then(() => 'answered' as const)]), h.timeoutMs, 'the held write');

@@ -15,7 +15,7 @@ export class AppendFile {
   private pendingFail: ((err: unknown) => void)[] = [];
   private running = false;
   private closed = false;
-  private failure: unknown;
+  private failure: JunctionError | undefined;
   private idle: Promise<void> = Promise.resolve();
   private idleResolve: (() => void) | undefined;
 

@@ -2,7 +2,7 @@
  * Bounds on what requests may cost before a route runs: memory for large bodies (a gate on the bytes of
  * large bodies being received and parsed at once) and bodies on methods that take none.
  */
-import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { JunctionError } from '../errors.js';
 import { bodyInvalid, HttpErrorCode } from './errors.js';
 
@@ -97,7 +97,7 @@ export class BodyGate {
  * An onRequest hook for a route that takes large bodies: reserves the body's bytes in `gate` before the
  * body is read (see BodyGate) and releases them when the request ends, whichever way.
  */
-export function gateLargeBodies(gate: BodyGate, bodyLimit: number): onRequestHookHandler {
+export function gateLargeBodies(gate: BodyGate, bodyLimit: number): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const length = Number(request.headers['content-length'] ?? NaN);
     const declared = Number.isFinite(length) && length >= 0 ? length : request.headers['transfer-encoding'] !== undefined ? bodyLimit : 0;
@@ -131,7 +131,7 @@ export interface BodyConfig {
  * The body is read and dropped first (up to `maxBytes`; a longer one closes the connection), so the
  * client gets the answer on a connection that stays usable.
  */
-export function refuseUnexpectedBodies(maxBytes: number): onRequestHookHandler {
+export function refuseUnexpectedBodies(maxBytes: number): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     if (!BODYLESS.has(request.method)) return;
     const length = Number(request.headers['content-length'] ?? 0);

@@ -12,7 +12,9 @@ export default defineSink({
       async write(batch) {
         if (nextAttempt(config.dir) < config.times) {
           // A busy loop: not even the event loop of this worker answers.
-          for (;;) {}
+          for (;;) {
+            // spins: this plugin hangs on purpose
+          }
         }
         record(config.dir, batch);
         return batch.messages.map(() => ok());

@@ -19,7 +19,9 @@ export default defineSink({
         running++;
         const enter = performance.timeOrigin + performance.now();
         const overlapped = running > 1;
-        if (config.hangCalls.includes(n)) for (;;) {}
+        if (config.hangCalls.includes(n)) for (;;) {
+          // spins: this call hangs on purpose
+        }
         await new Promise((r) => setTimeout(r, config.delayMs));
         const status = config.retryCalls.includes(n) ? 'retry' : 'ok';
         if (status === 'ok') record(config.dir, batch);

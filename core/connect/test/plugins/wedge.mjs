@@ -59,7 +59,9 @@ export default defineSink({
           await new Promise((r) => setTimeout(r, config.delayMs));
           throw new JunctionError('CONNECTION_FAILED', 'the test destination answered late, and no', { retryable: true });
         case 'spin':
-          for (;;) {}
+          for (;;) {
+            // spins: this plugin wedges on purpose
+          }
         case 'native':
           await blockInNative(config.fifo, n);
           break;
