@@ -51,7 +51,15 @@ export default tseslint.config(
     },
   },
   // Tests read JSON answers loosely typed; what they read is asserted by value.
+  {
+    // The dashboard's browser code: its own tsconfig (DOM, JSX for Preact, bundler resolution).
+    files: ['ui/web/**/*.ts', 'ui/web/**/*.tsx'],
+    languageOptions: {
+      globals: { ...globals.browser },
+      parserOptions: { project: ['./ui/web/tsconfig.json'], tsconfigRootDir: import.meta.dirname },
+    },
+  },
   { files: ['**/test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   // Plain JavaScript (test plugins, scripts): no type information.
-  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs', 'ui/web/vite.config.ts'], ...tseslint.configs.disableTypeChecked },
 );

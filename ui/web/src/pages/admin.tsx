@@ -263,7 +263,7 @@ export function LoginPage(props: { onLogin: () => void }) {
   return (
     <div class="login">
       <h1>Junction</h1>
-      <form class="form" onSubmit={submit} data-testid="login-form">
+      <form class="form" onSubmit={(e) => void submit(e)} data-testid="login-form">
         <label>
           username <input name="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} required />
         </label>

@@ -138,7 +138,7 @@ function CreateConnector(props: { plugin: string; onClose: () => void }) {
           cancel
         </button>
       </div>
-      <form class="form" onSubmit={submit}>
+      <form class="form" onSubmit={(e) => void submit(e)}>
         <label>
           name <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required />
         </label>

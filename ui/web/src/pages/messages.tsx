@@ -102,7 +102,7 @@ export function ProduceForm(props: { station: string; onProduced?: () => void })
     });
   };
   return (
-    <form class="form produce" onSubmit={submit} data-testid="produce-form">
+    <form class="form produce" onSubmit={(e) => void submit(e)} data-testid="produce-form">
       <h3>Produce a message</h3>
       <label>
         value <textarea name="value" rows={3} value={value} onInput={(e) => setValue((e.target as HTMLTextAreaElement).value)} />
@@ -183,7 +183,7 @@ export function MessageBrowser(props: { station: string; partitions: { partition
   return (
     <div class="browser" data-testid="message-browser">
       <h3>Messages</h3>
-      <form class="row filters" onSubmit={go}>
+      <form class="row filters" onSubmit={(e) => void go(e)}>
         <label>
           partition
           <select value={partition} onChange={(e) => setPartition(Number((e.target as HTMLSelectElement).value))}>

@@ -239,7 +239,7 @@ function StationSettings(props: { station: StationInfo }) {
     if (await run(() => api('DELETE', `/v1/stations/${enc(s.name)}`))) navigate('/stations');
   };
   return (
-    <form class="form" onSubmit={submit}>
+    <form class="form" onSubmit={(e) => void submit(e)}>
       <p class="muted">Partitions ({s.partitions.length}) and storage ({s.config.storage}) are fixed at creation.</p>
       <fieldset disabled={!editable}>
         <label>
@@ -263,7 +263,7 @@ function StationSettings(props: { station: StationInfo }) {
           <button type="submit" disabled={busy}>
             Save
           </button>
-          <button type="button" class="danger" onClick={del} disabled={busy}>
+          <button type="button" class="danger" onClick={() => void del()} disabled={busy}>
             Delete station
           </button>
         </div>

@@ -156,7 +156,7 @@ function CreateStation(props: { onClose: () => void }) {
   };
   return (
     <Modal title="Create station" onClose={props.onClose}>
-      <form onSubmit={submit} class="form">
+      <form onSubmit={(e) => void submit(e)} class="form">
         <label>
           name <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required />
         </label>
