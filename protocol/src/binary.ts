@@ -142,6 +142,9 @@ export function encodeProduceBatch(messages: readonly ProduceMessage[]): Buffer 
 const MSG_PREFIX = 4 + 8 + 8 + 4 + 2;
 
 /** Buffer's native writer, without `write()`'s argument handling (most of the cost of a short string). */
+/** Buffer's native decoder, without `toString()`'s argument handling. */
+type RawSlices = Buffer & { utf8Slice(start: number, end: number): string };
+
 type RawWrites = Buffer & { latin1Write(s: string, offset: number, length: number): number; utf8Write(s: string, offset: number, length: number): number };
 
 /** True when `headers` has no own enumerable property (the common case: no headers). */
@@ -296,18 +299,20 @@ export function decodeMessageBatch(buf: Buffer): WireMessage[] {
     const idLen = buf.readUInt16LE(pos + 28);
     const bodyStart = pos + 4 + MSG_PREFIX + idLen;
     if (bodyStart > end) throw new BatchDecodeError(`frame ${index} is truncated`, index);
-    const b = decodeBody(buf, bodyStart, end, index);
-    const m: WireMessage = {
-      partition: buf.readUInt32LE(pos + 4),
-      offset: buf.readDoubleLE(pos + 8),
-      timestamp: buf.readDoubleLE(pos + 16),
-      deliveryCount: buf.readUInt32LE(pos + 24),
-      deliveryId: buf.toString('utf8', pos + 4 + MSG_PREFIX, bodyStart),
-      headers: b.headers,
-      value: b.value,
-    };
-    if (b.key !== undefined) m.key = b.key;
-    out.push(m);
+    const partition = buf.readUInt32LE(pos + 4);
+    const offset = buf.readDoubleLE(pos + 8);
+    const timestamp = buf.readDoubleLE(pos + 16);
+    const deliveryCount = buf.readUInt32LE(pos + 24);
+    const deliveryId = idLen === 0 ? '' : (buf as RawSlices).utf8Slice(pos + 4 + MSG_PREFIX, bodyStart);
+    // The common frame: no flags, no headers (3 bytes), then the value — no decodeBody objects.
+    if (bodyStart + 3 <= end && buf[bodyStart] === 0 && buf[bodyStart + 1] === 0 && buf[bodyStart + 2] === 0) {
+      out.push({ partition, offset, timestamp, deliveryCount, deliveryId, headers: {}, value: buf.subarray(bodyStart + 3, end) });
+    } else {
+      const b = decodeBody(buf, bodyStart, end, index);
+      const m: WireMessage = { partition, offset, timestamp, deliveryCount, deliveryId, headers: b.headers, value: b.value };
+      if (b.key !== undefined) m.key = b.key;
+      out.push(m);
+    }
     pos = end;
   }
   return out;
