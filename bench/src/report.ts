@@ -21,6 +21,12 @@ export function targetCheck(junction: SystemResult): Record<string, { target: st
   for (const [size, r] of Object.entries(junction.sizes)) {
     const l = r?.latency;
     if (l) out[`latencyP99_${size}B`] = { target: `<= ${TARGETS.latencyP99Ms} ms`, value: l.p99Ms, met: l.p99Ms <= TARGETS.latencyP99Ms };
+    const e = r?.echoLatency;
+    if (l && e) {
+      // Issue 22: at most 2 ms, or at most 1.5 × the p99 of a bare node:http echo server in the same run.
+      const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * e.p99Ms);
+      out[`latencyP99VsEcho_${size}B`] = { target: `<= max(${TARGETS.latencyP99Ms} ms, 1.5 × echo p99 ${e.p99Ms} ms) = ${bound.toFixed(3)} ms`, value: l.p99Ms, met: l.p99Ms <= bound };
+    }
   }
   return out;
 }
@@ -65,6 +71,13 @@ export function renderTable(sizes: Size[], junction: Outcome | undefined, jetstr
       jl && sl ? `${(jl.p99Ms / sl.p99Ms).toFixed(2)}x p99` : '-',
       `p99 <= ${TARGETS.latencyP99Ms} ms${jl ? ` ${mark(jl.p99Ms <= TARGETS.latencyP99Ms)}` : ''}`,
     ]);
+  }
+  for (const size of sizes) {
+    const el = j?.sizes[`${size}`]?.echoLatency;
+    const jl = j?.sizes[`${size}`]?.latency;
+    if (!el) continue;
+    const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * el.p99Ms);
+    latRows.push([`bare node:http echo ${label(size)} p50/p99/max ms`, lat(el), '', '', '', jl ? `${(jl.p99Ms / el.p99Ms).toFixed(2)}x p99` : '-', jl ? `junction p99 <= ${bound.toFixed(2)} ms ${mark(jl.p99Ms <= bound)}` : '']);
   }
   const all = [header, ...rows, ...latRows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
