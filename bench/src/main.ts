@@ -29,6 +29,7 @@ import {
   renderStartup,
   renderTable,
   targetCheck,
+  issue22Ratios,
   type ClusterResult,
   type ConnectorPhaseRow,
   type Outcome,
@@ -605,7 +606,7 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, issue22: issue22Ratios(junction, results.jetstream, sinks), timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);

@@ -335,3 +335,39 @@ export function renderConnectorScale(r: ConnectorScaleRow | { error: string }, c
   const line = (x: string[]) => `| ${x.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), `created in ${r.createSeconds} s.`, ...r.notes].join('\n');
 }
+
+/** One ratio of issue 22 with both sides from the same run; `missing` names what did not run. */
+export interface Issue22Ratio {
+  junction?: number | undefined;
+  reference?: number | undefined;
+  /** junction / reference (rates: higher is better; latency p99: lower is better). */
+  ratio?: number | undefined;
+  missing?: string | undefined;
+}
+
+/**
+ * The rows issue 22 names, each beside its reference of the same run, so every ratio reads from one JSON
+ * object: consume and produce (1 KiB) vs JetStream via nats.js, the single-produce p99 vs a bare node:http
+ * echo server, the S3 sink rows through the runtime vs a raw lib-storage upload, the Snowflake sink vs a
+ * direct bulk insert.
+ */
+export function issue22Ratios(junction: Outcome | undefined, jetstream: Outcome | undefined, sinks: SinksOutcome | undefined): Record<string, Issue22Ratio> {
+  const j = isResult(junction) ? junction.sizes['1024'] : undefined;
+  const s = isResult(jetstream) ? jetstream.sizes['1024'] : undefined;
+  const pair = (a: number | undefined, b: number | undefined, what: string): Issue22Ratio =>
+    a !== undefined && b !== undefined && b > 0 ? { junction: a, reference: b, ratio: Math.round((a / b) * 100) / 100 } : { junction: a, reference: b, missing: what };
+  const out: Record<string, Issue22Ratio> = {
+    consume_1KiB_vs_jetstream: pair(j?.consume?.msgsPerSec, s?.consume?.msgsPerSec, 'consume of both systems at 1 KiB (run both, scenario consume)'),
+    produce_1KiB_vs_jetstream: pair(j?.produce?.msgsPerSec, s?.produce?.msgsPerSec, 'produce of both systems at 1 KiB'),
+    latencyP99_1KiB_vs_echo: pair(j?.latency?.p99Ms, j?.echoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
+  };
+  const rows = sinks && !('error' in sinks) ? sinks.rows : [];
+  const sinkRatio = (key: string, match: (r: SinkRowOut) => boolean, what: string) => {
+    const found = rows.filter(match);
+    if (found.length === 0) out[key] = { missing: what };
+    for (const r of found) out[`${key}: ${r.row}`] = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
+  };
+  sinkRatio('s3_runtime_vs_raw', (r) => r.row.startsWith('S3 sink') && r.via === 'runtime', 'the S3 sink rows (--sinks s3)');
+  sinkRatio('snowflake_vs_direct', (r) => r.row.toLowerCase().startsWith('snowflake') && r.via === 'runtime', 'the Snowflake sink row (--sinks snowflake)');
+  return out;
+}
