@@ -320,7 +320,9 @@ function runChild<R = SystemResult>(script: string, config: unknown): Promise<R>
   return new Promise((resolve, reject) => {
     // --stack-trace-limit=0 for both systems alike: nats.js builds an Error per request, which
     // costs about half its throughput otherwise; the same flag is given to the Junction side.
-    const child = spawn(process.execPath, ['--stack-trace-limit=0', file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // JUNCTION_BENCH_CHILD_PROF=<dir>: each child (load generators, sink rows) writes a .cpuprofile there.
+    const prof = process.env.JUNCTION_BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.JUNCTION_BENCH_CHILD_PROF] : [];
+    const child = spawn(process.execPath, ['--stack-trace-limit=0', ...prof, file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
     let out = '';
     child.stdout.setEncoding('utf8');
