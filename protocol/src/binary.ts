@@ -156,9 +156,8 @@ function noHeaders(headers: Record<string, string> | undefined): boolean {
 /**
  * Encodes delivered or browsed messages as one binary batch. One pass sizes the batch, one writes it:
  * a message without key and headers (the common case) costs no object of its own, only its bytes.
- * `alloc(size)`, when given, supplies the buffer (exactly `size` bytes long; a view into a reused one).
  */
-export function encodeMessageBatch(messages: readonly WireMessage[], alloc?: (size: number) => Buffer): Buffer {
+export function encodeMessageBatch(messages: readonly WireMessage[]): Buffer {
   const n = messages.length;
   // Per message: the deliveryId's byte length, and the prepared body of a message with key or headers.
   const idLens = new Uint32Array(n);
@@ -179,9 +178,7 @@ export function encodeMessageBatch(messages: readonly WireMessage[], alloc?: (si
     }
     total += 4 + MSG_PREFIX + idLen + bodySize;
   }
-  // Every byte of the batch is written below, so a reused buffer from `alloc` leaks nothing of its past.
-  const buf = (alloc ? alloc(total) : Buffer.allocUnsafe(total)) as RawWrites;
-  if (buf.length !== total) throw new RangeError(`alloc gave ${buf.length} bytes for a batch of ${total}`);
+  const buf = Buffer.allocUnsafe(total) as RawWrites;
   let pos = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i]!;

@@ -82,18 +82,6 @@ describe('binary batch codec', () => {
     expect(buf.equals(want)).toBe(true);
   });
 
-  it('encodes into a supplied dirty buffer the same bytes as into a fresh one', () => {
-    const messages = [
-      { partition: 1, offset: 9, timestamp: 3, deliveryCount: 2, deliveryId: '1-9-2-q', headers: {}, value: Buffer.from('plain') },
-      { partition: 1, offset: 10, timestamp: 4, deliveryCount: 1, deliveryId: 'ü-id', key: 'k', headers: { h: 'v' }, value: Buffer.from('full') },
-    ];
-    const fresh = encodeMessageBatch(messages);
-    const dirty = Buffer.alloc(fresh.length + 64, 0xaa);
-    const pooled = encodeMessageBatch(messages, (size) => dirty.subarray(0, size));
-    expect(pooled.equals(fresh)).toBe(true);
-    expect(() => encodeMessageBatch(messages, () => Buffer.alloc(3))).toThrow(RangeError);
-  });
-
   it('rejects every truncation of a batch with the frame that failed', () => {
     const buf = encodeProduceBatch([{ value: Buffer.from('first') }, { value: Buffer.from('second'), key: 'k', headers: { h: 'v' } }]);
     const firstLen = 4 + buf.readUInt32LE(0);

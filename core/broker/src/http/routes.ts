@@ -46,7 +46,6 @@ import { describeRoute } from '@junction/openapi/describe';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
 import { FetchAnswer, GroupInfoAnswer, GroupPageAnswer, MessagePageAnswer, ProduceAnswer, PurgeAnswer, ReplayAnswer, SettleAnswer, StationInfoAnswer, StationPageAnswer } from './answers.js';
 import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
-import { BufferPool } from './buffer-pool.js';
 
 /** Default largest produce body (any of the three encodings). */
 export const DEFAULT_PRODUCE_BODY_LIMIT = 64 * 1024 * 1024;
@@ -131,7 +130,6 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   const bodyGate = opts.bodyGate ?? new BodyGate();
   const gate = gateLargeBodies(bodyGate, bodyLimit);
   const settleGate = gateLargeBodies(bodyGate, SETTLE_BODY_LIMIT);
-  const answerBuffers = new BufferPool();
   app.setErrorHandler(errorHandler);
   app.removeAllContentTypeParsers();
   registerJsonParser(app);
@@ -289,21 +287,8 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     );
     // Deliveries whose answer never reached the socket come back at once, not after their ack deadline.
     if (deliveries.length > 0) settleByAnswer(reply, async () => {}, () => store.nack(station, group, deliveries.map((d) => d.deliveryId)));
-    // A delivery carries every field of a wire message: encoded as is, no per-message object, into a
-    // pooled buffer taken back once the answer was handed to the socket in full ('finish'; never on a
-    // close before it, when the write may still hold it).
-    if (wantsBatch(req)) {
-      let pooled: Buffer | undefined;
-      const body = encodeMessageBatch(deliveries, (size) => {
-        pooled = answerBuffers.take(size);
-        return pooled ? pooled.subarray(0, size) : Buffer.allocUnsafe(size);
-      });
-      if (pooled) {
-        const b = pooled;
-        reply.raw.once('finish', () => answerBuffers.give(b));
-      }
-      return reply.type(BATCH_CONTENT_TYPE).send(body);
-    }
+    // A delivery carries every field of a wire message: encoded as is, no per-message object.
+    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries));
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
 
