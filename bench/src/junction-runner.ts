@@ -9,7 +9,11 @@
  * batch and acking them by deliveryId, with the ack of one batch overlapping the fetch of the next.
  */
 import { fmtThroughput, latency, log, payload, runRunner, sampleLatency, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
 import { cpuMeter } from './cpu.js';
+import { Http } from './http.js';
 import { makeDriver, type Driver, type Transport } from './junction-driver.js';
 
 export interface JunctionRunnerConfig {
@@ -99,6 +103,9 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     out.latency = lat;
     log(`junction ${size} B: produce latency p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms max ${lat.maxMs} ms`);
     await deleteStation(ctx, latStation);
+    const echo = await echoLatency(ctx.plan.latencySamples, value);
+    out.echoLatency = echo;
+    log(`bare node:http echo ${size} B: round trip p50 ${echo.p50Ms} ms p99 ${echo.p99Ms} ms max ${echo.maxMs} ms`);
   }
   return out;
 }
@@ -184,6 +191,40 @@ async function endToEndRun(ctx: Ctx, station: string, size: number, count: numbe
 
 function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
   return sampleLatency(ctx.plan.latencySamples, () => ctx.driver.produce(station, 1));
+}
+
+/**
+ * The same sequential requests (the same one-message binary body, keep-alive node:http) against a bare
+ * node:http server in a process of its own (`echo-server.js`): what HTTP on this machine costs, measured
+ * right after the broker's row, for the target `p99 <= max(2 ms, 1.5 × echo p99)`.
+ */
+async function echoLatency(samples: number, value: Uint8Array): Promise<Latency> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./echo-server.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+        const nl = out.indexOf('\n');
+        if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { port: number }).port);
+      });
+      child.once('exit', (code) => reject(new Error(`echo server exited (${code}) before listening`)));
+      child.once('error', reject);
+    });
+    const http = new Http(`http://127.0.0.1:${port}`);
+    const body = encodeProduceBatch([{ value }]);
+    try {
+      return await sampleLatency(samples, async () => {
+        const res = await http.send('POST', '/v1/stations/echo/messages', body, { 'content-type': BATCH_CONTENT_TYPE });
+        if (res.status !== 200) throw new Error(`echo: HTTP ${res.status}`);
+        JSON.parse(res.body.toString('utf8'));
+      });
+    } finally {
+      http.close();
+    }
+  } finally {
+    child.kill('SIGTERM');
+  }
 }
 
 runRunner('junction', main);

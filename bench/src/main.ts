@@ -29,6 +29,7 @@ import {
   renderStartup,
   renderTable,
   targetCheck,
+  issue22Ratios,
   type ClusterResult,
   type ConnectorPhaseRow,
   type Outcome,
@@ -328,7 +329,9 @@ function runChild<R = SystemResult>(script: string, config: unknown): Promise<R>
   return new Promise((resolve, reject) => {
     // --stack-trace-limit=0 for both systems alike: nats.js builds an Error per request, which
     // costs about half its throughput otherwise; the same flag is given to the Junction side.
-    const child = spawn(process.execPath, ['--stack-trace-limit=0', file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // JUNCTION_BENCH_CHILD_PROF=<dir>: each child (load generators, sink rows) writes a .cpuprofile there.
+    const prof = process.env.JUNCTION_BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.JUNCTION_BENCH_CHILD_PROF] : [];
+    const child = spawn(process.execPath, ['--stack-trace-limit=0', ...prof, file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
     let out = '';
     child.stdout.setEncoding('utf8');
@@ -639,7 +642,7 @@ async function main(): Promise<number> {
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, timings })}\n`);
+    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, issue22: issue22Ratios(junction, results.jetstream, sinks), timings })}\n`);
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);

@@ -106,6 +106,8 @@ export interface SizeResult {
   consume?: Throughput;
   endToEnd?: Throughput;
   latency?: Latency;
+  /** Junction only: the same one-message requests against a bare node:http server (`echo-server.js`), right after `latency`. */
+  echoLatency?: Latency;
 }
 
 /** What a runner child prints as its single stdout line. */

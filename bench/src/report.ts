@@ -21,6 +21,12 @@ export function targetCheck(junction: SystemResult): Record<string, { target: st
   for (const [size, r] of Object.entries(junction.sizes)) {
     const l = r?.latency;
     if (l) out[`latencyP99_${size}B`] = { target: `<= ${TARGETS.latencyP99Ms} ms`, value: l.p99Ms, met: l.p99Ms <= TARGETS.latencyP99Ms };
+    const e = r?.echoLatency;
+    if (l && e) {
+      // Issue 22: at most 2 ms, or at most 1.5 × the p99 of a bare node:http echo server in the same run.
+      const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * e.p99Ms);
+      out[`latencyP99VsEcho_${size}B`] = { target: `<= max(${TARGETS.latencyP99Ms} ms, 1.5 × echo p99 ${e.p99Ms} ms) = ${bound.toFixed(3)} ms`, value: l.p99Ms, met: l.p99Ms <= bound };
+    }
   }
   return out;
 }
@@ -65,6 +71,13 @@ export function renderTable(sizes: Size[], junction: Outcome | undefined, jetstr
       jl && sl ? `${(jl.p99Ms / sl.p99Ms).toFixed(2)}x p99` : '-',
       `p99 <= ${TARGETS.latencyP99Ms} ms${jl ? ` ${mark(jl.p99Ms <= TARGETS.latencyP99Ms)}` : ''}`,
     ]);
+  }
+  for (const size of sizes) {
+    const el = j?.sizes[`${size}`]?.echoLatency;
+    const jl = j?.sizes[`${size}`]?.latency;
+    if (!el) continue;
+    const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * el.p99Ms);
+    latRows.push([`bare node:http echo ${label(size)} p50/p99/max ms`, lat(el), '', '', '', jl ? `${(jl.p99Ms / el.p99Ms).toFixed(2)}x p99` : '-', jl ? `junction p99 <= ${bound.toFixed(2)} ms ${mark(jl.p99Ms <= bound)}` : '']);
   }
   const all = [header, ...rows, ...latRows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
@@ -321,4 +334,40 @@ export function renderConnectorScale(r: ConnectorScaleRow | { error: string }, c
   const widths = header.map((_, c) => Math.max(...all.map((x) => (x[c] ?? '').length)));
   const line = (x: string[]) => `| ${x.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), `created in ${r.createSeconds} s.`, ...r.notes].join('\n');
+}
+
+/** One ratio of issue 22 with both sides from the same run; `missing` names what did not run. */
+export interface Issue22Ratio {
+  junction?: number | undefined;
+  reference?: number | undefined;
+  /** junction / reference (rates: higher is better; latency p99: lower is better). */
+  ratio?: number | undefined;
+  missing?: string | undefined;
+}
+
+/**
+ * The rows issue 22 names, each beside its reference of the same run, so every ratio reads from one JSON
+ * object: consume and produce (1 KiB) vs JetStream via nats.js, the single-produce p99 vs a bare node:http
+ * echo server, the S3 sink rows through the runtime vs a raw lib-storage upload, the Snowflake sink vs a
+ * direct bulk insert.
+ */
+export function issue22Ratios(junction: Outcome | undefined, jetstream: Outcome | undefined, sinks: SinksOutcome | undefined): Record<string, Issue22Ratio> {
+  const j = isResult(junction) ? junction.sizes['1024'] : undefined;
+  const s = isResult(jetstream) ? jetstream.sizes['1024'] : undefined;
+  const pair = (a: number | undefined, b: number | undefined, what: string): Issue22Ratio =>
+    a !== undefined && b !== undefined && b > 0 ? { junction: a, reference: b, ratio: Math.round((a / b) * 100) / 100 } : { junction: a, reference: b, missing: what };
+  const out: Record<string, Issue22Ratio> = {
+    consume_1KiB_vs_jetstream: pair(j?.consume?.msgsPerSec, s?.consume?.msgsPerSec, 'consume of both systems at 1 KiB (run both, scenario consume)'),
+    produce_1KiB_vs_jetstream: pair(j?.produce?.msgsPerSec, s?.produce?.msgsPerSec, 'produce of both systems at 1 KiB'),
+    latencyP99_1KiB_vs_echo: pair(j?.latency?.p99Ms, j?.echoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
+  };
+  const rows = sinks && !('error' in sinks) ? sinks.rows : [];
+  const sinkRatio = (key: string, match: (r: SinkRowOut) => boolean, what: string) => {
+    const found = rows.filter(match);
+    if (found.length === 0) out[key] = { missing: what };
+    for (const r of found) out[`${key}: ${r.row}`] = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
+  };
+  sinkRatio('s3_runtime_vs_raw', (r) => r.row.startsWith('S3 sink') && r.via === 'runtime', 'the S3 sink rows (--sinks s3)');
+  sinkRatio('snowflake_vs_direct', (r) => r.row.toLowerCase().startsWith('snowflake') && r.via === 'runtime', 'the Snowflake sink row (--sinks snowflake)');
+  return out;
 }

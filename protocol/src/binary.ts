@@ -141,26 +141,70 @@ export function encodeProduceBatch(messages: readonly ProduceMessage[]): Buffer 
 
 const MSG_PREFIX = 4 + 8 + 8 + 4 + 2;
 
-/** Encodes delivered or browsed messages as one binary batch. */
+/** Buffer's native writer, without `write()`'s argument handling (most of the cost of a short string). */
+/** Buffer's native decoder, without `toString()`'s argument handling. */
+type RawSlices = Buffer & { utf8Slice(start: number, end: number): string };
+
+type RawWrites = Buffer & { latin1Write(s: string, offset: number, length: number): number; utf8Write(s: string, offset: number, length: number): number };
+
+/** True when `headers` has no own enumerable property (the common case: no headers). */
+function noHeaders(headers: Record<string, string> | undefined): boolean {
+  for (const _ in headers) return false;
+  return true;
+}
+
+/**
+ * Encodes delivered or browsed messages as one binary batch. One pass sizes the batch, one writes it:
+ * a message without key and headers (the common case) costs no object of its own, only its bytes.
+ */
 export function encodeMessageBatch(messages: readonly WireMessage[]): Buffer {
-  const prepared = messages.map((m) => prepare(m, undefined));
-  const ids = messages.map((m) => shortString(m.deliveryId, 'deliveryId')!);
+  const n = messages.length;
+  // Per message: the deliveryId's byte length, and the prepared body of a message with key or headers.
+  const idLens = new Uint32Array(n);
+  let prepared: (Prepared | undefined)[] | undefined;
   let total = 0;
-  for (let i = 0; i < prepared.length; i++) total += 4 + MSG_PREFIX + ids[i]!.length + prepared[i]!.bodySize;
-  const buf = Buffer.allocUnsafe(total);
-  let pos = 0;
-  for (let i = 0; i < messages.length; i++) {
+  for (let i = 0; i < n; i++) {
     const m = messages[i]!;
-    const p = prepared[i]!;
-    const id = ids[i]!;
-    buf.writeUInt32LE(MSG_PREFIX + id.length + p.bodySize, pos);
+    const idLen = Buffer.byteLength(m.deliveryId, 'utf8');
+    if (idLen > MAX_SHORT) throw new RangeError(`deliveryId longer than ${MAX_SHORT} bytes`);
+    idLens[i] = idLen;
+    let bodySize: number;
+    if (m.key === undefined && noHeaders(m.headers)) {
+      bodySize = 1 + 2 + m.value.length;
+    } else {
+      const p = prepare(m, undefined);
+      (prepared ??= [])[i] = p;
+      bodySize = p.bodySize;
+    }
+    total += 4 + MSG_PREFIX + idLen + bodySize;
+  }
+  const buf = Buffer.allocUnsafe(total) as RawWrites;
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!;
+    const idLen = idLens[i]!;
+    const p = prepared?.[i];
+    const bodySize = p ? p.bodySize : 1 + 2 + m.value.length;
+    buf.writeUInt32LE(MSG_PREFIX + idLen + bodySize, pos);
     buf.writeUInt32LE(m.partition, pos + 4);
     buf.writeDoubleLE(m.offset, pos + 8);
     buf.writeDoubleLE(m.timestamp, pos + 16);
     buf.writeUInt32LE(m.deliveryCount, pos + 24);
-    buf.writeUInt16LE(id.length, pos + 28);
-    id.copy(buf, pos + 4 + MSG_PREFIX);
-    pos = writeBody(buf, pos + 4 + MSG_PREFIX + id.length, p);
+    buf.writeUInt16LE(idLen, pos + 28);
+    pos += 4 + MSG_PREFIX;
+    // Equal lengths: every character is ASCII, which latin1 writes as is (and faster).
+    if (idLen === m.deliveryId.length) buf.latin1Write(m.deliveryId, pos, idLen);
+    else buf.utf8Write(m.deliveryId, pos, idLen);
+    pos += idLen;
+    if (p) {
+      pos = writeBody(buf, pos, p);
+    } else {
+      buf[pos] = 0;
+      buf[pos + 1] = 0;
+      buf[pos + 2] = 0;
+      buf.set(m.value, pos + 3);
+      pos += 3 + m.value.length;
+    }
   }
   return buf;
 }
@@ -255,18 +299,20 @@ export function decodeMessageBatch(buf: Buffer): WireMessage[] {
     const idLen = buf.readUInt16LE(pos + 28);
     const bodyStart = pos + 4 + MSG_PREFIX + idLen;
     if (bodyStart > end) throw new BatchDecodeError(`frame ${index} is truncated`, index);
-    const b = decodeBody(buf, bodyStart, end, index);
-    const m: WireMessage = {
-      partition: buf.readUInt32LE(pos + 4),
-      offset: buf.readDoubleLE(pos + 8),
-      timestamp: buf.readDoubleLE(pos + 16),
-      deliveryCount: buf.readUInt32LE(pos + 24),
-      deliveryId: buf.toString('utf8', pos + 4 + MSG_PREFIX, bodyStart),
-      headers: b.headers,
-      value: b.value,
-    };
-    if (b.key !== undefined) m.key = b.key;
-    out.push(m);
+    const partition = buf.readUInt32LE(pos + 4);
+    const offset = buf.readDoubleLE(pos + 8);
+    const timestamp = buf.readDoubleLE(pos + 16);
+    const deliveryCount = buf.readUInt32LE(pos + 24);
+    const deliveryId = idLen === 0 ? '' : (buf as RawSlices).utf8Slice(pos + 4 + MSG_PREFIX, bodyStart);
+    // The common frame: no flags, no headers (3 bytes), then the value — no decodeBody objects.
+    if (bodyStart + 3 <= end && buf[bodyStart] === 0 && buf[bodyStart + 1] === 0 && buf[bodyStart + 2] === 0) {
+      out.push({ partition, offset, timestamp, deliveryCount, deliveryId, headers: {}, value: buf.subarray(bodyStart + 3, end) });
+    } else {
+      const b = decodeBody(buf, bodyStart, end, index);
+      const m: WireMessage = { partition, offset, timestamp, deliveryCount, deliveryId, headers: b.headers, value: b.value };
+      if (b.key !== undefined) m.key = b.key;
+      out.push(m);
+    }
     pos = end;
   }
   return out;

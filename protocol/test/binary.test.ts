@@ -42,6 +42,46 @@ describe('binary batch codec', () => {
     expect(Buffer.from(d!.value).equals(m.value)).toBe(true);
   });
 
+  it('round-trips message batches mixing plain frames (no key, no headers) and full ones (property)', () => {
+    const msg = fc.record(
+      {
+        partition: fc.nat({ max: 1000 }),
+        offset: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        timestamp: fc.nat(),
+        deliveryCount: fc.nat({ max: 100 }),
+        deliveryId: fc.oneof(fc.string({ maxLength: 30 }), fc.constant('0-12-1-abc')),
+        value: fc.uint8Array({ maxLength: 300 }),
+        key: fc.string({ maxLength: 30 }),
+        headers,
+      },
+      { requiredKeys: ['partition', 'offset', 'timestamp', 'deliveryCount', 'deliveryId', 'value', 'headers'] },
+    );
+    fc.assert(
+      fc.property(fc.array(msg, { maxLength: 20 }), (messages) => {
+        const decoded = decodeMessageBatch(encodeMessageBatch(messages));
+        expect(decoded).toHaveLength(messages.length);
+        decoded.forEach((d, i) => {
+          const m = messages[i]!;
+          expect({ ...d, value: Buffer.from(d.value) }).toEqual({ ...m, value: Buffer.from(m.value) });
+        });
+      }),
+    );
+  });
+
+  it('encodes a plain delivery as the documented frame, byte for byte', () => {
+    const buf = encodeMessageBatch([{ partition: 2, offset: 5, timestamp: 7, deliveryCount: 1, deliveryId: '2-5-1-z', headers: {}, value: Buffer.from('hi') }]);
+    const want = Buffer.alloc(4 + 26 + 7 + 3 + 2);
+    want.writeUInt32LE(26 + 7 + 3 + 2, 0);
+    want.writeUInt32LE(2, 4);
+    want.writeDoubleLE(5, 8);
+    want.writeDoubleLE(7, 16);
+    want.writeUInt32LE(1, 24);
+    want.writeUInt16LE(7, 28);
+    want.write('2-5-1-z', 30, 'latin1');
+    want.write('hi', 40, 'latin1'); // after flags 0 and header count 0
+    expect(buf.equals(want)).toBe(true);
+  });
+
   it('rejects every truncation of a batch with the frame that failed', () => {
     const buf = encodeProduceBatch([{ value: Buffer.from('first') }, { value: Buffer.from('second'), key: 'k', headers: { h: 'v' } }]);
     const firstLen = 4 + buf.readUInt32LE(0);

@@ -287,7 +287,8 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     );
     // Deliveries whose answer never reached the socket come back at once, not after their ack deadline.
     if (deliveries.length > 0) settleByAnswer(reply, async () => {}, () => store.nack(station, group, deliveries.map((d) => d.deliveryId)));
-    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries.map((d) => toWire(d, d.deliveryCount, d.deliveryId))));
+    // A delivery carries every field of a wire message: encoded as is, no per-message object.
+    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries));
     return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
   });
 

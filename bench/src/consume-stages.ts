@@ -1,0 +1,64 @@
+/**
+ * Where the CPU of HTTP consume goes, stage by stage, in one process (`node bench/dist/consume-stages.js
+ * [messages]`, default 200,000 × 1 KiB). An embedded store (file storage, fsync always, as `junction start`)
+ * gets a backlog; then batches of 1000 go through each stage of the consume path in turn, and each stage's
+ * CPU time (process.cpuUsage: user + system) is summed over all batches and divided by the messages:
+ *
+ * - broker `store.fetch`: read from the log, group bookkeeping (deliveries, timers, journal entry)
+ * - broker encode: the binary fetch answer (`encodeMessageBatch` of the deliveries, what the route sends)
+ * - client decode: `decodeMessageBatch` of that answer, and the ack body (`JSON.stringify` of the ids)
+ * - broker ack body: `JSON.parse` + zod `AckBody` (what the route does before the store)
+ * - broker `store.ack`: locate each id, settle, journal (fsync)
+ *
+ * What the bench's broker CPU row holds beyond their sum is HTTP and fastify (parsing, routing, hooks,
+ * writing the answer to the socket) and GC of the request objects. Prints one JSON object.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedStore } from '@junction/broker';
+import { AckBody, decodeMessageBatch, encodeMessageBatch } from '@junction/protocol';
+import { payload } from './plan.js';
+
+const total = Number(process.argv[2] ?? 200_000);
+const BATCH = 1000;
+const dir = mkdtempSync(join(tmpdir(), 'junction-consume-stages-'));
+const stages = ['store.fetch', 'encode answer', 'client decode', 'client ack body', 'ack body parse+zod', 'store.ack'] as const;
+const cpu: Record<string, number> = Object.fromEntries(stages.map((s) => [s, 0]));
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+async function timed<T>(stage: (typeof stages)[number], f: () => T | Promise<T>): Promise<T> {
+  const t = cpuNow();
+  const out = await f();
+  cpu[stage]! += cpuNow() - t;
+  return out;
+}
+
+const store = new EmbeddedStore({ dataDir: dir, fsync: 'always' });
+try {
+  await store.open();
+  await store.createStation('stages', { partitions: 1, retention: {} });
+  const value = payload(1024);
+  const batch = Array.from({ length: BATCH }, () => ({ value }));
+  for (let n = 0; n < total; n += BATCH) await store.produce('stages', batch);
+  let done = 0;
+  for (;;) {
+    const deliveries = await timed('store.fetch', () => store.fetch('stages', 'g', { maxMessages: BATCH, maxBytes: 64 << 20, waitMs: 0 }));
+    if (deliveries.length === 0) break;
+    const answer = await timed('encode answer', () => encodeMessageBatch(deliveries));
+    const decoded = await timed('client decode', () => decodeMessageBatch(answer));
+    const ackBody = await timed('client ack body', () => JSON.stringify({ deliveryIds: decoded.map((m) => m.deliveryId), summary: true }));
+    const parsed = await timed('ack body parse+zod', () => AckBody.parse(JSON.parse(ackBody)));
+    const outcomes = await timed('store.ack', () => store.ack('stages', 'g', parsed.deliveryIds));
+    if (outcomes.some((o) => o.status !== 'acked')) throw new Error('an ack was not acked');
+    done += deliveries.length;
+  }
+  if (done !== total) throw new Error(`consumed ${done} of ${total}`);
+  const usPerMsg = Object.fromEntries(stages.map((s) => [s, Math.round((cpu[s]! / done) * 1000) / 1000]));
+  process.stdout.write(`${JSON.stringify({ messages: done, valueBytes: value.length, usPerMsg })}\n`);
+} finally {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+}
