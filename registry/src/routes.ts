@@ -23,7 +23,7 @@ export interface RegistryRoutesOptions {
 /** One row of the plugin list. */
 export interface PluginSummary {
   name: string;
-  kind: 'sink' | 'source';
+  kind: 'sink' | 'source' | 'transform';
   version: string;
   description?: string;
   builtin: boolean;

@@ -33,6 +33,7 @@ import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
+import { validateTransforms, workerTransforms } from './transform-config.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
@@ -374,6 +375,7 @@ export class ConnectRuntime {
     }
     const decl = parsed.data;
     const descriptor = await this.lookup(decl.plugin, at('plugin'));
+    await validateTransforms(this.catalog, decl, descriptor, at);
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid('connector', [{ path: at('isolation'), message: iso.problem }]);
     const { value } = await resolveReferences(decl.config, { env: this.env });
@@ -407,7 +409,7 @@ export class ConnectRuntime {
   /** Remembers the plugin's kind and config schema (for status and redaction before the first start). */
   private async learn(c: ConnectorRt): Promise<void> {
     const d = this.catalog.get(c.declaration.plugin);
-    c.kind = d?.kind;
+    c.kind = d?.kind === 'transform' ? undefined : d?.kind;
     c.schema = d ? await this.schemaOf(d.name) : undefined;
   }
 
@@ -630,10 +632,12 @@ export class ConnectRuntime {
     const decl = c.declaration;
     if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
-    c.kind = descriptor.kind;
+    await validateTransforms(this.catalog, decl, descriptor, (p) => p);
+    c.kind = descriptor.kind === 'transform' ? undefined : descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
-    c.scrub = scrubber(secretStrings(c.schema, value));
+    const { transforms, secrets: transformSecrets } = await workerTransforms(this.catalog, decl, this.env);
+    c.scrub = scrubber([...secretStrings(c.schema, value), ...transformSecrets]);
     if (issues.length > 0) {
       const first = issues[0]!;
       throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
@@ -649,7 +653,7 @@ export class ConnectRuntime {
         c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: c.scrub(err.message), at: Date.now() };
       },
     };
-    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
+    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub, transforms };
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
@@ -737,7 +741,7 @@ export class ConnectRuntime {
       // Learn the kind (and the schema, for redaction) even if the connector never started.
       try {
         const desc = await this.lookup(d.plugin);
-        c.kind = desc.kind;
+        c.kind = desc.kind === 'transform' ? undefined : desc.kind;
         c.schema = await this.schemaOf(desc.name);
       } catch {
         // unknown plugin: the status says FAILED with the reason already

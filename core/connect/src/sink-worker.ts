@@ -8,8 +8,9 @@
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
-import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
-import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
+import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo, WriteResult } from '@junction/sdk-connector';
+import type { Pipeline } from '@junction/transforms';
+import { loadPlugin, pluginLogger, WorkerMetrics, openChain, applyChain } from './worker-common.js';
 import { PACKED_FIELDS } from './wire.js';
 import type { PackedBatch, SinkCloseTask, SinkTask, SinkWriteAnswer, SinkWriteTask } from './wire.js';
 
@@ -18,6 +19,8 @@ interface Opened {
   task: number;
   configHash: string;
   sink: Promise<Sink>;
+  /** The connector's transforms, opened beside the sink (undefined: none). */
+  chain: Promise<Pipeline | undefined>;
 }
 
 const sinks = new Map<string, Opened>();
@@ -46,13 +49,13 @@ function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatc
   return schema === undefined ? batch : { ...batch, schema };
 }
 
-async function sinkFor(t: SinkWriteTask): Promise<Sink> {
+async function sinkFor(t: SinkWriteTask): Promise<{ sink: Sink; chain: Pipeline | undefined }> {
   const key = `${t.connector}\u0000${t.task}`;
   const cur = sinks.get(key);
-  if (cur && cur.configHash === t.configHash) return cur.sink;
+  if (cur && cur.configHash === t.configHash) return { sink: await cur.sink, chain: await cur.chain };
   if (cur) {
     sinks.delete(key);
-    await cur.sink.then((s) => s.close()).catch(() => {});
+    await closeOpened(cur);
   }
   const sink = (async () => {
     const plugin = await loadPlugin(t.entry);
@@ -66,13 +69,26 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
       ...(t.schema !== undefined && { schema: t.schema }),
     });
   })();
-  const opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink };
+  const chain = openChain(t.transforms, { logger: pluginLogger(t.logLevel, t.connector, t.task), connector: t.connector, task: t.task, metrics: metrics.forTask(t.connector, t.task) });
+  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink, chain };
   sinks.set(key, opened);
-  // A failed open is not kept: the next batch tries again.
-  sink.catch(() => {
+  // A failed open is not kept: the next batch tries again (whatever did open is closed).
+  Promise.all([sink, chain]).catch(() => {
     if (sinks.get(key) === opened) sinks.delete(key);
+    void closeOpened(opened);
   });
-  return sink;
+  return { sink: await sink, chain: await chain };
+}
+
+async function closeOpened(o: Opened): Promise<boolean> {
+  await o.chain.then((c) => c?.close()).catch(() => {});
+  return o.sink.then(
+    async (s) => {
+      await s.close();
+      return true;
+    },
+    () => false,
+  );
 }
 
 async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
@@ -102,8 +118,9 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
     // skipped, not with this open's error (the runtime would take it for the partition's answer).
     let sink: Sink;
+    let chain: Pipeline | undefined;
     try {
-      sink = await sinkFor(t);
+      ({ sink, chain } = await sinkFor(t));
     } catch (err) {
       // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
       return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
@@ -111,7 +128,22 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     Atomics.store(flags, 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
-    const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
+    let results: WriteResult[];
+    if (chain === undefined) {
+      results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
+    } else {
+      const applied = await applyChain(chain, batch.messages, t.transforms!.onFailure);
+      if ('error' in applied) {
+        // errors.tolerance none: the task fails (the batch goes back unwritten); see sink-answers.ts.
+        return { error: serializeError(applied.error), phase: 'transform', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
+      }
+      results = applied.results;
+      if (applied.kept.length > 0) {
+        // Offsets stay the batch's own (firstOffset..lastOffset): a dropped message's offset is written by no one and acked.
+        const written = checkWriteResults(await sink.write({ ...batch, messages: applied.kept }, { signal: ac.signal }), applied.kept.length);
+        for (let i = 0; i < written.length; i++) results[applied.index[i]!] = written[i]!;
+      }
+    }
     const pluginMs = performance.now() - started;
     if (results.every((r) => r.status === 'ok')) {
       clean = true;
@@ -137,9 +169,7 @@ async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: numb
     if (opened.connector !== t.connector || (t.task !== undefined && opened.task !== t.task)) continue;
     sinks.delete(key);
     try {
-      const sink = await opened.sink;
-      await sink.close();
-      closed++;
+      if (await closeOpened(opened)) closed++;
     } catch {
       // A sink that failed to open has nothing to close; close() must not throw, but may.
     }
