@@ -33,7 +33,7 @@ import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
-import { validateTransforms, workerTransforms } from './transform-config.js';
+import { hasUntrustedTransform, validateTransforms, workerTransforms } from './transform-config.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
@@ -657,6 +657,7 @@ export class ConnectRuntime {
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
+    if (iso.isolation === 'shared' && hasUntrustedTransform(this.catalog, decl, this.settings)) iso.isolation = 'thread';
     c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'

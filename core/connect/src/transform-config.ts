@@ -9,6 +9,7 @@ import type { PluginCatalog, PluginDescriptor } from './catalog.js';
 import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, configInvalid, connectError, type Issue } from './errors.js';
 import { resolveReferences } from './secrets.js';
+import { pluginIsolation, type ConnectSettings } from './isolation.js';
 
 /** What a task's worker needs to run the chain. Plain data (crosses to the worker). */
 export interface WorkerTransforms {
@@ -79,4 +80,16 @@ export async function workerTransforms(
     plugins[s.plugin] = d.entry;
   }
   return { transforms: { steps, plugins, onFailure: decl.errors.tolerance === 'all' ? 'deadLetter' : 'fail' }, secrets };
+}
+
+/**
+ * Whether a transform plugin in the chain is not trusted to share threads: its code runs on the sink's
+ * thread, so the sink's tasks then get threads of their own whatever the sink plugin's trust.
+ */
+export function hasUntrustedTransform(catalog: PluginCatalog, decl: ConnectorDeclaration, settings: ConnectSettings): boolean {
+  return decl.transforms.some((s) => {
+    if (s.type !== 'plugin') return false;
+    const d = catalog.get(s.plugin);
+    return d === undefined || pluginIsolation(d, settings) !== 'shared';
+  });
 }
