@@ -3,6 +3,7 @@
  * encoded again only when a step changed them: a message no step changed leaves with the very bytes it
  * came with (the same Uint8Array), whatever it holds (JSON or not).
  */
+import { Buffer, isUtf8 } from 'node:buffer';
 import { StepError } from './errors.js';
 
 /** A message in and out of a chain. */
@@ -14,8 +15,10 @@ export interface Message {
   readonly timestamp: number;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// Buffer's UTF-8 paths (simdutf) are several times faster than TextEncoder / TextDecoder on Node 20 for
+// values of a few KiB; isUtf8 keeps invalid bytes from being read as U+FFFD.
+
+const EMPTY = new Uint8Array(0);
 
 export class Working {
   value: Uint8Array;
@@ -42,12 +45,9 @@ export class Working {
   /** The value parsed as JSON (once). Throws StepError when it is not UTF-8 JSON. */
   json(): unknown {
     if (!this.parsed) {
-      let text: string;
-      try {
-        text = decoder.decode(this.value);
-      } catch {
-        throw new StepError('the value is not UTF-8 text (this step needs a JSON value)');
-      }
+      const v = this.value;
+      if (!isUtf8(v)) throw new StepError('the value is not UTF-8 text (this step needs a JSON value)');
+      const text = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
       try {
         this.obj = JSON.parse(text);
       } catch (err) {
@@ -97,8 +97,21 @@ export class Working {
     if (!this.dirty) return;
     const text = JSON.stringify(this.obj);
     if (text === undefined) throw new StepError('the value has no JSON form');
-    this.value = encoder.encode(text);
+    this.value = Buffer.from(text, 'utf8');
     this.dirty = false;
+  }
+
+  /**
+   * Like {@link finish}, but a changed value is answered as its JSON text (`text`, with `message.value`
+   * empty): the caller encodes the texts of a whole batch into one buffer (one allocation, not one a message).
+   */
+  finishDeferred(): { message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number }; changed: boolean; text?: string } {
+    if (!this.dirty) return this.finish();
+    const text = JSON.stringify(this.obj);
+    if (text === undefined) throw new StepError('the value has no JSON form');
+    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = { value: EMPTY, headers: this.headers, timestamp: this.timestamp };
+    if (this.key !== undefined) message.key = this.key;
+    return { message, changed: true, text };
   }
 
   /** The message as it leaves, and whether anything of it changed. */

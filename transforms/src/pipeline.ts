@@ -3,6 +3,7 @@
  * compiled at open; plugin steps are opened through the loader the runtime gives (it imports the
  * registry's entry in the worker thread).
  */
+import { Buffer } from 'node:buffer';
 import { parseConfig, type TransformContext, type TransformPlugin, type Transformer } from '@junction/sdk-connector';
 import { stepLabel, type TransformStep } from './config.js';
 import { StepError, TransformFailed } from './errors.js';
@@ -28,6 +29,19 @@ export interface PipelineOptions {
   loadPlugin?: (name: string) => Promise<TransformPlugin>;
   /** The context plugin steps open with. */
   context?: TransformContext;
+}
+
+/** A kept message whose value is still its JSON text (encoded with the batch's others in `run`). */
+interface Deferred {
+  message: { value: Uint8Array };
+  text: string;
+}
+
+/** Buffer's own UTF-8 writer (on every Buffer; @types/node does not declare it). */
+declare module 'node:buffer' {
+  interface Buffer {
+    utf8Write(s: string, offset: number): number;
+  }
 }
 
 interface Compiled {
@@ -95,6 +109,10 @@ export class Pipeline {
 
   /** Runs one message through the chain. Synchronous unless a step is (map, plugins). */
   runOne(m: Message): Outcome | Promise<Outcome> {
+    return this.runWith(m, undefined);
+  }
+
+  private runWith(m: Message, deferred: Deferred[] | undefined): Outcome | Promise<Outcome> {
     const w = new Working(m);
     for (let i = 0; i < this.steps.length; i++) {
       let r: ReturnType<StepFn>;
@@ -103,18 +121,34 @@ export class Pipeline {
       } catch (err) {
         return this.failed(i, err);
       }
-      if (isPromise<void | typeof DROP>(r)) return this.continueAsync(w, i, r);
+      if (isPromise<void | typeof DROP>(r)) return this.continueAsync(w, i, r, deferred);
       if (r === DROP) return { status: 'drop', step: i };
     }
-    return this.kept(w);
+    return this.kept(w, deferred);
   }
 
-  /** Runs messages through the chain, one outcome per message in order. */
+  /**
+   * Runs messages through the chain, one outcome per message in order. The changed values of the batch
+   * are encoded into one buffer at the end (views into it), not one allocation a message.
+   */
   async run(messages: readonly Message[]): Promise<Outcome[]> {
     const out: Outcome[] = new Array(messages.length);
+    const deferred: Deferred[] = [];
     for (let i = 0; i < messages.length; i++) {
-      const r = this.runOne(messages[i]!);
+      const r = this.runWith(messages[i]!, deferred);
       out[i] = isPromise<Outcome>(r) ? await r : r;
+    }
+    if (deferred.length > 0) {
+      let total = 0;
+      for (const d of deferred) total += Buffer.byteLength(d.text, 'utf8');
+      // Its own ArrayBuffer (not the shared pool): it may be handed on, and is freed with the batch.
+      const buf = Buffer.allocUnsafeSlow(total);
+      let pos = 0;
+      for (const d of deferred) {
+        const n = buf.utf8Write(d.text, pos);
+        d.message.value = buf.subarray(pos, pos + n);
+        pos += n;
+      }
     }
     return out;
   }
@@ -130,7 +164,7 @@ export class Pipeline {
     }
   }
 
-  private async continueAsync(w: Working, at: number, pending: Promise<void | typeof DROP>): Promise<Outcome> {
+  private async continueAsync(w: Working, at: number, pending: Promise<void | typeof DROP>, deferred: Deferred[] | undefined): Promise<Outcome> {
     let i = at;
     try {
       if ((await pending) === DROP) return { status: 'drop', step: i };
@@ -140,17 +174,22 @@ export class Pipeline {
     } catch (err) {
       return this.failed(i, err);
     }
-    return this.kept(w);
+    return this.kept(w, deferred);
   }
 
-  private kept(w: Working): Outcome {
-    let done: ReturnType<Working['finish']>;
+  private kept(w: Working, deferred: Deferred[] | undefined): Outcome {
+    let message: Message;
+    let changed: boolean;
     try {
-      done = w.finish();
+      if (deferred) {
+        const d = w.finishDeferred();
+        if (d.text !== undefined) deferred.push({ message: d.message, text: d.text });
+        ({ message, changed } = d);
+      } else ({ message, changed } = w.finish());
     } catch (err) {
       return this.failed(this.steps.length - 1, err);
     }
-    return w.station === undefined ? { status: 'keep', ...done } : { status: 'keep', ...done, station: w.station };
+    return w.station === undefined ? { status: 'keep', message, changed } : { status: 'keep', message, changed, station: w.station };
   }
 
   private failed(i: number, err: unknown): Outcome {

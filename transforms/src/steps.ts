@@ -9,7 +9,7 @@ import type { TransformStep } from './config.js';
 import { compileCondition } from './condition.js';
 import { StepError } from './errors.js';
 import type { Working } from './message.js';
-import { deletePath, getPath, hasPath, parsePath, setPath, type Path } from './paths.js';
+import { deletePath, getPath, hasPath, parsePath, renameKey, setPath, type Path } from './paths.js';
 
 export const DROP = Symbol('drop');
 export type StepResult = void | typeof DROP;
@@ -93,10 +93,16 @@ export function compileBuiltin(step: Builtin): StepFn {
     case 'drop': {
       const paths = step.fields.map(parsePath);
       return (w) => {
-        const root = w.json();
+        let root = w.json();
         let changed = false;
-        for (const p of paths) changed = deletePath(root, p) || changed;
-        if (changed) w.touch();
+        for (const p of paths) {
+          const next = deletePath(root, p);
+          if (next !== undefined) {
+            root = next;
+            changed = true;
+          }
+        }
+        if (changed) w.replace(root);
       };
     }
     case 'keep': {
@@ -116,14 +122,21 @@ export function compileBuiltin(step: Builtin): StepFn {
     case 'rename': {
       const pairs: [Path, Path][] = Object.entries(step.fields).map(([a, b]) => [parsePath(a), parsePath(b)]);
       return (w) => {
-        const root = w.json();
+        let root = w.json();
+        let changed = false;
         for (const [from, to] of pairs) {
           if (!hasPath(root, from)) continue;
+          changed = true;
+          // Within one object: rebuilt with the key renamed in its place.
+          if (from.length === to.length && from.slice(0, -1).every((seg, i) => seg === to[i])) {
+            root = renameKey(root, from, to[to.length - 1]!);
+            continue;
+          }
           const v = getPath(root, from);
-          deletePath(root, from);
+          root = deletePath(root, from);
           if (!setPath(root, to, v)) throw new StepError(`cannot rename to ${to.join('.')}: a field on the way is not an object`);
-          w.touch();
         }
+        if (changed) w.replace(root);
       };
     }
     case 'mask': {

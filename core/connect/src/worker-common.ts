@@ -40,7 +40,7 @@ export async function openChain(transforms: WorkerTransforms | undefined, ctx: T
 
 /**
  * A sink batch's messages through the chain: one result per message (ok for a dropped one, so its offset
- * is acked; deadLetter TRANSFORM_FAILED for a failed one when `onFailure` is deadLetter), the messages
+ * is acked, and its offset listed in `dropped`; deadLetter TRANSFORM_FAILED for a failed one when `onFailure` is deadLetter), the messages
  * kept for the plugin (the very objects when unchanged) and their indexes in the batch. With `onFailure`
  * fail, the first failure is answered alone.
  */
@@ -48,11 +48,12 @@ export async function applyChain(
   chain: Pipeline,
   messages: readonly SinkMessage[],
   onFailure: WorkerTransforms['onFailure'],
-): Promise<{ results: WriteResult[]; kept: SinkMessage[]; index: number[] } | { error: TransformFailed }> {
+): Promise<{ results: WriteResult[]; kept: SinkMessage[]; index: number[]; dropped: number[] } | { error: TransformFailed }> {
   const outcomes = await chain.run(messages);
   const results: WriteResult[] = new Array(messages.length);
   const kept: SinkMessage[] = [];
   const index: number[] = [];
+  const dropped: number[] = [];
   for (let i = 0; i < outcomes.length; i++) {
     const o = outcomes[i]!;
     if (o.status === 'keep') {
@@ -69,11 +70,14 @@ export async function applyChain(
         kept.push(out);
       }
       index.push(i);
-    } else if (o.status === 'drop') results[i] = ok();
+    } else if (o.status === 'drop') {
+      results[i] = ok();
+      dropped.push(messages[i]!.offset);
+    }
     else if (onFailure === 'fail') return { error: o.error };
     else results[i] = deadLetter(o.error.code, o.error.message);
   }
-  return { results, kept, index };
+  return { results, kept, index, dropped };
 }
 
 const roots = new Map<string, pino.Logger>();
