@@ -154,7 +154,21 @@ export function compileBuiltin(step: Builtin): StepFn {
     }
     case 'setHeader': {
       const { header, value } = step;
-      if (value !== undefined) return (w) => w.setHeader(header, value);
+      if (value !== undefined) {
+        // Messages of a batch share their headers object (most batches have one or a few); the same input
+        // object gives the same output object, so sinks that cache by headers object (the file sink's
+        // header JSON) keep doing so. Weak: a batch's objects go with it.
+        const made = new WeakMap<object, Readonly<Record<string, string>>>();
+        return (w) => {
+          if (w.headers[header] === value) return;
+          let out = made.get(w.headers);
+          if (out === undefined) {
+            out = Object.freeze({ ...w.headers, [header]: value });
+            made.set(w.headers, out);
+          }
+          w.setHeaders(out);
+        };
+      }
       const path = parsePath(step.from!);
       return (w) => {
         const v = getPath(w.json(), path);
