@@ -88,8 +88,10 @@ export abstract class SinkAnswers extends SinkFailure {
     }
     const labels = { connector: decl.name, task: String(t.id) };
     metrics.batches.inc(labels);
+    // Dropped by the transforms: acknowledged with the written ones, counted apart (not written).
+    if (answer.dropped) metrics.transformDropped.inc(labels, answer.dropped);
     if (okCount > 0) {
-      metrics.messages.inc(labels, okCount);
+      if (okCount > (answer.dropped ?? 0)) metrics.messages.inc(labels, okCount - (answer.dropped ?? 0));
       metrics.bytes.inc(labels, okBytes);
       this.throughput.add(okCount, okBytes);
       this.release(p, ok, okCount, okBytes, true);

@@ -156,12 +156,13 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       }
     }
     const pluginMs = performance.now() - started;
+    const dropped = applied !== undefined && !('error' in applied) && applied.dropped.length > 0 ? { dropped: applied.dropped.length } : {};
     if (results.every((r) => r.status === 'ok')) {
       clean = true;
-      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
+      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
     }
     clean = results.every((r) => r.status !== 'retry');
-    return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
+    return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
   } catch (err) {
     return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
   } finally {

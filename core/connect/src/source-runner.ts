@@ -255,6 +255,7 @@ export class SourceRunner {
       metrics.addWorkerTime(decl.name, a.pluginMs);
       if (a.metrics.length > 0) metrics.applyPluginMetrics(this.o.pluginName, decl.name, a.metrics);
       metrics.batches.inc(labels);
+      if (a.dropped) metrics.transformDropped.inc(labels, a.dropped);
       if (a.messages.length > 0) {
         const msgs: MessageInput[] = new Array(a.messages.length);
         let pos = 0;

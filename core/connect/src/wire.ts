@@ -111,6 +111,8 @@ export interface SinkWriteAnswer {
   phase?: 'open' | 'write' | 'transform' | undefined;
   /** The write was not attempted: the previous batch of its partition did not end clean (see `requireClean`). */
   skipped?: boolean;
+  /** Messages of the batch the transforms dropped (answered ok: acknowledged, not written). */
+  dropped?: number;
   /** The batch reached the worker while the write before it was still running (lookahead), and waited. */
   waited?: boolean;
   /** Time inside the plugin (open + write), ms. */

@@ -212,6 +212,9 @@ describe('transforms in a sink connector', () => {
     expect([...first.values()].map((l) => l.value).sort()).toEqual(kept);
     const group = await h.store.getGroup('s', 'connector.c');
     expect(group.lag).toBe(0);
+    // Dropped ones are counted apart from the written ones.
+    expect(await h.prom.getSingleMetricAsString('junction_connector_transform_dropped_total')).toMatch(/\{connector="c",task="0"\} 67$/m);
+    expect(await h.prom.getSingleMetricAsString('junction_connector_messages_total')).toMatch(/\{connector="c",task="0"\} 133$/m);
 
     // A restart of the whole runtime (and store): nothing comes back, nothing is written again.
     await h.reopen();
