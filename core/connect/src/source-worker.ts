@@ -76,7 +76,7 @@ async function next(): Promise<void> {
         else if (o.status === 'fail') {
           // errors.tolerance none: the task fails (the runner restarts it from the last stored position).
           if (data.transforms!.onFailure === 'fail') throw o.error;
-          failed.push({ error: serializeError(o.error), value: m.value, key: m.key, headers: m.headers as Record<string, string> | undefined });
+          failed.push({ error: serializeError(o.error), value: m.value.slice(), key: m.key, headers: m.headers as Record<string, string> | undefined });
         } else if (!o.changed && o.station === undefined) kept.push(m);
         else kept.push({ value: o.message.value, key: o.message.key, headers: o.message.headers, msgId: m.msgId, station: o.station });
       }
