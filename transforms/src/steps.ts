@@ -12,6 +12,7 @@ import type { Working } from './message.js';
 import { deletePath, getPath, hasPath, parsePath, renameKey, setPath, type Path } from './paths.js';
 
 export const DROP = Symbol('drop');
+const HASH_CACHE = 10_000;
 export type StepResult = void | typeof DROP;
 export type StepFn = (w: Working) => StepResult | Promise<StepResult>;
 
@@ -142,12 +143,25 @@ export function compileBuiltin(step: Builtin): StepFn {
     case 'mask': {
       const paths = step.fields.map(parsePath);
       const { method, replacement, key } = step;
+      // Masked values repeat (the same user, card or email across messages): hashes of strings are kept
+      // for the next ones, at most HASH_CACHE of them (then the cache starts over).
+      const hashes = new Map<string, string>();
+      const hashOf = (v: unknown): string => {
+        if (typeof v !== 'string') return maskHash(v, key);
+        let h = hashes.get(v);
+        if (h === undefined) {
+          if (hashes.size >= HASH_CACHE) hashes.clear();
+          h = maskHash(v, key);
+          hashes.set(v, h);
+        }
+        return h;
+      };
       return (w) => {
         const root = w.json();
         for (const p of paths) {
           const v = getPath(root, p);
           if (v === undefined) continue;
-          setPath(root, p, method === 'hash' ? maskHash(v, key) : replacement);
+          setPath(root, p, method === 'hash' ? hashOf(v) : replacement);
           w.touch();
         }
       };
