@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { checkPlugin, deadLetter, ok } from '@junction/sdk-connector';
 import type { Counter, Histogram, Logger, Metrics, Plugin, SinkMessage, TransformContext, TransformPlugin, WriteResult } from '@junction/sdk-connector';
-import { Pipeline, type TransformFailed } from '@junction/transforms';
+import type { Pipeline, TransformFailed } from '@junction/transforms';
 import type { MetricReport } from './wire.js';
 import type { WorkerTransforms } from './transform-config.js';
 
@@ -26,6 +26,8 @@ export function loadPlugin(entry: string): Promise<Plugin> {
 /** Opens a connector's transforms in this worker (plugin steps imported by their registry entry); undefined for none. */
 export async function openChain(transforms: WorkerTransforms | undefined, ctx: TransformContext): Promise<Pipeline | undefined> {
   if (!transforms || transforms.steps.length === 0) return undefined;
+  // Imported only by a worker that runs a chain: a sink thread without transforms does not load JSONata.
+  const { Pipeline } = await import('@junction/transforms');
   return Pipeline.open(transforms.steps, {
     context: ctx,
     loadPlugin: async (name) => {
