@@ -33,7 +33,7 @@ import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
-import { hasUntrustedTransform, validateTransforms, workerTransforms } from './transform-config.js';
+import { validateTransforms, workerTransforms } from './transform-config.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
@@ -632,11 +632,10 @@ export class ConnectRuntime {
     const decl = c.declaration;
     if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
-    await validateTransforms(this.catalog, decl, descriptor, (p) => p);
     c.kind = descriptor.kind === 'transform' ? undefined : descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
-    const { transforms, secrets: transformSecrets } = await workerTransforms(this.catalog, decl, this.env);
+    const { transforms, secrets: transformSecrets, untrusted } = await workerTransforms(this.catalog, decl, descriptor, this.env, this.settings);
     c.scrub = scrubber([...secretStrings(c.schema, value), ...transformSecrets]);
     if (issues.length > 0) {
       const first = issues[0]!;
@@ -657,7 +656,7 @@ export class ConnectRuntime {
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
-    if (iso.isolation === 'shared' && hasUntrustedTransform(this.catalog, decl, this.settings)) iso.isolation = 'thread';
+    if (iso.isolation === 'shared' && untrusted) iso.isolation = 'thread';
     c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'

@@ -18,7 +18,10 @@ interface Opened {
   connector: string;
   task: number;
   configHash: string;
+  /** The sink, once it and the chain are open (rejects if either failed). */
   sink: Promise<Sink>;
+  /** The sink's own open (what close closes). */
+  raw: Promise<Sink>;
   /** The connector's transforms, opened beside the sink (undefined: none). */
   chain: Promise<Pipeline | undefined>;
 }
@@ -50,10 +53,11 @@ function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatc
   return schema === undefined ? batch : { ...batch, schema };
 }
 
-async function sinkFor(t: SinkWriteTask): Promise<{ sink: Sink; chain: Pipeline | undefined }> {
+async function sinkFor(t: SinkWriteTask): Promise<Sink> {
   const key = `${t.connector}\u0000${t.task}`;
   const cur = sinks.get(key);
-  if (cur && cur.configHash === t.configHash) return { sink: await cur.sink, chain: await cur.chain };
+  // The same promise as before transforms existed: no extra await on the hot path.
+  if (cur && cur.configHash === t.configHash) return cur.sink;
   if (cur) {
     sinks.delete(key);
     await closeOpened(cur);
@@ -70,20 +74,27 @@ async function sinkFor(t: SinkWriteTask): Promise<{ sink: Sink; chain: Pipeline 
       ...(t.schema !== undefined && { schema: t.schema }),
     });
   })();
-  const chain = openChain(t.transforms, { logger: pluginLogger(t.logLevel, t.connector, t.task), connector: t.connector, task: t.task, metrics: metrics.forTask(t.connector, t.task) });
-  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink, chain };
+  const hasChain = t.transforms !== undefined && t.transforms.steps.length > 0;
+  const chain = hasChain ? openChain(t.transforms, { logger: pluginLogger(t.logLevel, t.connector, t.task), connector: t.connector, task: t.task, metrics: metrics.forTask(t.connector, t.task) }) : Promise.resolve(undefined);
+  const both = hasChain ? Promise.all([sink, chain]).then(([s]) => s) : sink;
+  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink: both, raw: sink, chain };
   sinks.set(key, opened);
   // A failed open is not kept: the next batch tries again (whatever did open is closed).
-  Promise.all([sink, chain]).catch(() => {
+  both.catch(() => {
     if (sinks.get(key) === opened) sinks.delete(key);
-    void closeOpened(opened);
+    if (both !== sink) void closeOpened(opened);
   });
-  return { sink: await sink, chain: await chain };
+  return both;
+}
+
+/** The chain opened with the task's sink (call once `sinkFor` resolved: it is open then). */
+function chainFor(t: SinkWriteTask): Promise<Pipeline | undefined> {
+  return sinks.get(`${t.connector}\u0000${t.task}`)?.chain ?? Promise.resolve(undefined);
 }
 
 async function closeOpened(o: Opened): Promise<boolean> {
   await o.chain.then((c) => c?.close()).catch(() => {});
-  return o.sink.then(
+  return o.raw.then(
     async (s) => {
       await s.close();
       return true;
@@ -130,7 +141,9 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     let sink: Sink;
     let chain: Pipeline | undefined;
     try {
-      ({ sink, chain } = await sinkFor(t));
+      sink = await sinkFor(t);
+      // Without transforms no await more than before (interleaving on a shared thread stays as it was).
+      if (t.transforms && t.transforms.steps.length > 0) chain = await chainFor(t);
     } catch (err) {
       // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
       return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };

@@ -55,15 +55,20 @@ export async function validateTransforms(catalog: PluginCatalog, decl: Connector
 }
 
 /**
- * The chain as a task's worker gets it, or undefined for none. References resolve against `env`.
- * @throws SECRET_UNRESOLVED (a mask key's reference), CONFIG_INVALID / PLUGIN_NOT_FOUND as validate.
+ * When a task starts: the chain checked again (plugins may have changed since the declaration was
+ * accepted) and as its worker gets it (undefined for none), references resolved against `env`; the
+ * resolved secrets (to hide from errors); whether a transform plugin in it is not trusted to share threads.
+ * @throws SECRET_UNRESOLVED (a mask key's reference), CONFIG_INVALID / PLUGIN_KIND_MISMATCH / PLUGIN_NOT_FOUND as validate.
  */
 export async function workerTransforms(
   catalog: PluginCatalog,
   decl: ConnectorDeclaration,
+  descriptor: PluginDescriptor,
   env: Readonly<Record<string, string | undefined>>,
-): Promise<{ transforms: WorkerTransforms | undefined; secrets: string[] }> {
-  if (decl.transforms.length === 0) return { transforms: undefined, secrets: [] };
+  settings: ConnectSettings,
+): Promise<{ transforms: WorkerTransforms | undefined; secrets: string[]; untrusted: boolean }> {
+  await validateTransforms(catalog, decl, descriptor, (p) => p);
+  if (decl.transforms.length === 0) return { transforms: undefined, secrets: [], untrusted: false };
   const { value, issues } = await resolveReferences(decl.transforms, { env, prefix: 'transforms' });
   if (issues.length > 0) {
     const first = issues[0]!;
@@ -79,7 +84,7 @@ export async function workerTransforms(
     if (!d || d.kind !== 'transform') throw connectError(ConnectErrorCode.PLUGIN_NOT_FOUND, `no transform plugin named "${s.plugin}"`);
     plugins[s.plugin] = d.entry;
   }
-  return { transforms: { steps, plugins, onFailure: decl.errors.tolerance === 'all' ? 'deadLetter' : 'fail' }, secrets };
+  return { transforms: { steps, plugins, onFailure: decl.errors.tolerance === 'all' ? 'deadLetter' : 'fail' }, secrets, untrusted: hasUntrustedTransform(catalog, decl, settings) };
 }
 
 /**
