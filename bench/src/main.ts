@@ -45,6 +45,8 @@ import { renderUi, runUiMode } from './ui-mode.js';
 const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dist/main.js [cluster] [options])
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
                          the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
+  transforms             instead of the default run: a file sink with a 3-step transform chain (filter + mask +
+                         rename) beside the same without, same backlog (target ≥ 0.8); --quick, --json
   postgres               instead of the default run: station -> postgres sink beside a plain pg COPY of the same
                          rows (the real PostgreSQL on 127.0.0.1:5432; target ≥ 0.8); --quick, --json
   mqtt                   instead of the default run: mqtt -> station at QoS 1 beside a bare mqtt.js subscriber
@@ -452,6 +454,11 @@ async function main(): Promise<number> {
   if (process.argv[2] === 'schemas') {
     const { runSchemasBench } = await import('./schemas-bench.js');
     return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json'), profile: process.argv.includes('--profile') });
+  }
+  // `npm run bench -- transforms [--quick] [--json]`: a file sink with a 3-step transform chain beside the same without.
+  if (process.argv[2] === 'transforms') {
+    const { runTransformsBench } = await import('./transforms-bench.js');
+    return runTransformsBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
   }
   // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.
   if (process.argv[2] === 'postgres' || process.argv[2] === 'mqtt' || process.argv[2] === 'postgres-cdc') {

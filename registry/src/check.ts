@@ -13,7 +13,8 @@ import { readPluginPackage } from './package.js';
 /** What the catalog says about one plugin. Plain data (JSON-serialisable), frozen. */
 export interface PluginDescriptor {
   name: string;
-  kind: 'sink' | 'source';
+  /** `transform`: a step for connectors' `transforms:` (not a connector's plugin). */
+  kind: 'sink' | 'source' | 'transform';
   version: string;
   sdk: string;
   description?: string;

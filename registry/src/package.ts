@@ -10,7 +10,7 @@ import { RegistryError, RegistryErrorCode } from './errors.js';
 
 /** The `junction` field of a plugin's package.json: `{ "kind": "sink", "entry": "./dist/index.js" }`. */
 export const JunctionField = z.strictObject({
-  kind: z.enum(['sink', 'source']),
+  kind: z.enum(['sink', 'source', 'transform']),
   entry: z.string().min(1),
 });
 export type JunctionField = z.output<typeof JunctionField>;
@@ -75,7 +75,7 @@ export async function readPluginPackage(dir: string): Promise<PluginPackage> {
     const err = new RegistryError(
       RegistryErrorCode.NOT_A_PLUGIN,
       `package ${pkg.name} is not a connector plugin: its package.json has no "junction" field ` +
-        `(add "junction": { "kind": "sink" | "source", "entry": "./dist/index.js" })`,
+        `(add "junction": { "kind": "sink" | "source" | "transform", "entry": "./dist/index.js" })`,
     );
     throw Object.assign(err, { packageName: pkg.name });
   }

@@ -4,7 +4,7 @@
  * field issues), logged, and left out — they never stop the broker.
  */
 import { pino, type Logger } from 'pino';
-import { validateConfig, type Issue, type SinkPlugin, type SourcePlugin } from '@junction/sdk-connector';
+import { validateConfig, type Issue, type Plugin } from '@junction/sdk-connector';
 import { checkPackage, refusal, type Checked, type PluginDescriptor, type RefusedPlugin } from './check.js';
 import { builtinPackageDirs, installedPackageDirs } from './discover.js';
 import { RegistryError, RegistryErrorCode, pluginNotFound } from './errors.js';
@@ -92,11 +92,11 @@ export class Registry {
   }
 
   /**
-   * The plugin object (checked with the SDK's `checkPlugin` during the scan; cached). For the main
+   * The plugin object — a sink, a source or a transform — (checked with the SDK's `checkPlugin` during the scan; cached). For the main
    * thread (validation, redaction); the runtime imports `entry` in its worker threads itself.
    * Rejects with RegistryError PLUGIN_NOT_FOUND for a name that is not listed.
    */
-  async load(name: string): Promise<SinkPlugin | SourcePlugin> {
+  async load(name: string): Promise<Plugin> {
     const checked = this.snapshot.plugins.get(name);
     if (!checked) throw pluginNotFound(name);
     return checked.plugin;

@@ -58,7 +58,7 @@ export const InstallBody = z.strictObject({
 /** One row of the plugin list. */
 export interface PluginSummary {
   name: string;
-  kind: 'sink' | 'source';
+  kind: 'sink' | 'source' | 'transform';
   version: string;
   description?: string;
   builtin: boolean;

@@ -59,6 +59,16 @@ export {
   type SourcePlugin,
   type Plugin,
 } from './plugin.js';
+export {
+  defineTransform,
+  type TransformMessage,
+  type TransformOutput,
+  type Transformer,
+  type TransformContext,
+  type TransformManifest,
+  type TransformDefinition,
+  type TransformPlugin,
+} from './transform.js';
 export type {
   JsonValue,
   LogFn,

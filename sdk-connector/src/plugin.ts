@@ -8,8 +8,9 @@ import type { ConfigSchema } from './config.js';
 import { ErrorCode, JunctionError, type Issue } from './errors.js';
 import { isValidSdkRange, parseVersion, satisfiesSdk, SDK_VERSION } from './semver.js';
 import type { JsonValue, Sink, SinkContext, Source, SourceContext } from './types.js';
+import type { TransformPlugin } from './transform.js';
 
-export const PluginKind = { sink: 'sink', source: 'source' } as const;
+export const PluginKind = { sink: 'sink', source: 'source', transform: 'transform' } as const;
 export type PluginKind = (typeof PluginKind)[keyof typeof PluginKind];
 
 /** What the registry shows and checks about a plugin, without opening it. Plain data. */
@@ -82,13 +83,15 @@ export interface SourcePlugin<S extends ConfigSchema = ConfigSchema, P extends J
   open(config: z.output<S>, ctx: SourceContext<P>): Promise<Source<P>>;
 }
 
-export type Plugin = SinkPlugin | SourcePlugin;
+/** Any plugin the registry lists: a sink, a source, or a transform (see transform.ts). */
+export type Plugin = SinkPlugin | SourcePlugin | TransformPlugin;
 
 const NAME_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 const MAX_NAME = 64;
 const MAX_DESCRIPTION = 2000;
 
-function manifestIssues(def: Record<string, unknown>, kind: PluginKind): Issue[] {
+/** @internal shared with transform.ts */
+export function manifestIssues(def: Record<string, unknown>, kind: PluginKind): Issue[] {
   const issues: Issue[] = [];
   const { name, version, sdk, description } = def;
   if (typeof name !== 'string' || !NAME_RE.test(name) || name.length > MAX_NAME) {
@@ -114,7 +117,8 @@ function manifestIssues(def: Record<string, unknown>, kind: PluginKind): Issue[]
   return issues;
 }
 
-function invalid(what: string, issues: Issue[]): JunctionError {
+/** @internal shared with transform.ts */
+export function invalid(what: string, issues: Issue[]): JunctionError {
   const first = issues[0];
   return new JunctionError(ErrorCode.PLUGIN_INVALID, `${what} is invalid${first ? `: ${first.path}: ${first.message}` : ''}`, {
     issues,
@@ -181,8 +185,8 @@ export function checkPlugin(value: unknown, sdkVersion: string = SDK_VERSION): P
   }
   const v = value as Record<string, unknown>;
   const kind = v.kind;
-  if (kind !== 'sink' && kind !== 'source') {
-    throw invalid('plugin', [{ path: 'kind', message: 'must be "sink" or "source" (define it with defineSink() or defineSource())' }]);
+  if (kind !== 'sink' && kind !== 'source' && kind !== 'transform') {
+    throw invalid('plugin', [{ path: 'kind', message: 'must be "sink", "source" or "transform" (define it with defineSink(), defineSource() or defineTransform())' }]);
   }
   const manifest = v.manifest as Record<string, unknown> | null | undefined;
   if (typeof manifest !== 'object' || manifest === null) throw invalid('plugin', [{ path: 'manifest', message: 'is missing' }]);
@@ -208,5 +212,5 @@ export function checkPlugin(value: unknown, sdkVersion: string = SDK_VERSION): P
 export function isPlugin(value: unknown): value is Plugin {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return (v.kind === 'sink' || v.kind === 'source') && typeof v.manifest === 'object' && v.manifest !== null && typeof v.open === 'function';
+  return (v.kind === 'sink' || v.kind === 'source' || v.kind === 'transform') && typeof v.manifest === 'object' && v.manifest !== null && typeof v.open === 'function';
 }

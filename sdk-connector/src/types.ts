@@ -108,6 +108,13 @@ export interface SinkBatch {
    * sink built its table from to notice a new version mid-stream.
    */
   readonly schema?: StationSchemaInfo | undefined;
+  /**
+   * Offsets between firstOffset and lastOffset that the connector's transforms dropped (a filter): not in
+   * `messages`, settled by the runtime (acknowledged) whatever the sink answers, and dropped again on a
+   * replay (transforms are deterministic). A sink may count them as done — an exactly-once sink that
+   * records offset ranges can let a range span them instead of breaking it. Absent: none dropped.
+   */
+  readonly dropped?: readonly number[] | undefined;
 }
 
 export interface WriteOptions {

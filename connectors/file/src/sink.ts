@@ -2,7 +2,9 @@
  * The file sink. Exactly once across crashes and replays, per offset:
  *
  * - A file is written as temp → fsync → rename → fsync(dir), and holds exactly the offsets its name
- *   says (first..last, no gaps). A message is confirmed `ok()` only after its file's rename is durable.
+ *   says (first..last, no gaps) — but the offsets the connector's transforms dropped (`batch.dropped`),
+ *   which a file's range may span: they count as done, and a replay drops them again. A message is
+ *   confirmed `ok()` only after its file's rename is durable.
  * - Before writing, the sink knows which offsets of the partition the directory already holds for the
  *   batch's station incarnation (from the file names, which carry the station id: a station deleted and
  *   created again under the same name restarts at offset 1, and the old incarnation's files must not
@@ -44,6 +46,12 @@ import { LineBuffer } from './encode.js';
 import { dataFileName, isTempFileName, LEGACY_OWNER_FILE, parseDataFileName, partitionDir, tempFileName } from './layout.js';
 
 const gzip = promisify(gzipCb);
+
+/** Whether every offset of [from, to] was dropped by the connector's transforms. */
+function spansDropped(dropped: ReadonlySet<number>, from: number, to: number): boolean {
+  for (let o = from; o <= to; o++) if (!dropped.has(o)) return false;
+  return true;
+}
 
 interface PartitionState {
   present: OffsetRanges;
@@ -138,6 +146,9 @@ export class FileSink implements Sink {
       for (const m of batch.messages) estimate += m.value.byteLength;
       const lines = new LineBuffer(this.config.valueEncoding, Math.ceil(estimate * 1.1) + batch.messages.length * 96);
       const messages = batch.messages;
+      // Offsets the connector's transforms dropped: a file may span them (its range then holds them as
+      // done; a replay drops them again), so a filter does not cut a batch into a file per gap.
+      const dropped = batch.dropped !== undefined && batch.dropped.length > 0 ? new Set(batch.dropped) : undefined;
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
         if (!Number.isSafeInteger(m.offset) || m.offset < 1) {
@@ -170,7 +181,7 @@ export class FileSink implements Sink {
           run = undefined;
           continue;
         }
-        if (run && m.offset === run.last + 1) {
+        if (run && (m.offset === run.last + 1 || (dropped !== undefined && spansDropped(dropped, run.last + 1, m.offset - 1)))) {
           run.last = m.offset;
           run.end = lines.length;
           run.indexes.push(i);

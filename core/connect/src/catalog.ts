@@ -9,7 +9,8 @@ import type { Issue } from './errors.js';
 /** A plugin as the registry describes it (the fields the runtime uses). */
 export interface PluginDescriptor {
   name: string;
-  kind: 'sink' | 'source';
+  /** A transform plugin is named in connectors' `transforms:`, never as a connector's plugin. */
+  kind: 'sink' | 'source' | 'transform';
   version: string;
   exactlyOnce?: boolean | undefined;
   /** Shipped with Junction (trusted: its sink tasks share the pool's threads unless the operator says otherwise). */

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MiB } from '@junction/protocol';
+import { TransformsConfig } from '@junction/transforms';
 
 /** Target states a user asks for. */
 export const TargetState = { RUNNING: 'RUNNING', PAUSED: 'PAUSED', STOPPED: 'STOPPED' } as const;
@@ -81,6 +82,12 @@ export const ConnectorDeclaration = z.strictObject({
    */
   isolation: z.enum(['shared', 'thread']).optional(),
   state: z.enum(['RUNNING', 'PAUSED', 'STOPPED']).optional(),
+  /**
+   * Steps applied to each message in the task's worker thread, in order: after a source's read, before
+   * a sink's write (see @junction/transforms). A message a step fails follows `errors.tolerance`: `all`
+   * dead-letters it (code TRANSFORM_FAILED, the step in the reason), `none` fails the task.
+   */
+  transforms: TransformsConfig.default([]),
 });
 /** A declaration with every default applied. */
 export type ConnectorDeclaration = z.output<typeof ConnectorDeclaration>;

@@ -31,6 +31,8 @@ export class ConnectMetrics {
   readonly batches: Counter<'connector' | 'task'>;
   readonly retries: Counter<'connector' | 'task'>;
   readonly deadLetters: Counter<'connector' | 'task'>;
+  /** Messages the connector's transforms dropped (a filter, a map with no result, a plugin answering null). */
+  readonly transformDropped: Counter<'connector' | 'task'>;
   readonly restarts: Counter<'connector' | 'task'>;
   readonly ahead: Counter<'connector' | 'task'>;
   readonly writeSeconds: Histogram<'connector' | 'task'>;
@@ -59,6 +61,7 @@ export class ConnectMetrics {
     this.messages = new Counter({ name: 'junction_connector_messages_total', help: 'Messages a sink wrote (ok) or a source stored in its station', labelNames: labels, registers });
     this.bytes = new Counter({ name: 'junction_connector_bytes_total', help: 'Value bytes a sink wrote or a source stored', labelNames: labels, registers });
     this.batches = new Counter({ name: 'junction_connector_batches_total', help: 'Batches written by a sink or read from a source', labelNames: labels, registers });
+    this.transformDropped = new Counter({ name: 'junction_connector_transform_dropped_total', help: "Messages the connector's transforms dropped (acknowledged, never written or produced)", labelNames: labels, registers });
     this.retries = new Counter({ name: 'junction_connector_retries_total', help: 'Messages sent again after retry(), a retryable error, a timeout or a crash', labelNames: labels, registers });
     this.deadLetters = new Counter({ name: 'junction_connector_dead_letters_total', help: 'Messages a connector put into the dead-letter station', labelNames: labels, registers });
     this.restarts = new Counter({ name: 'junction_connector_task_restarts_total', help: 'Task restarts after a failure', labelNames: labels, registers });

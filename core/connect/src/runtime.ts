@@ -32,6 +32,7 @@ import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
+import { validateTransforms, workerTransforms } from './transform-config.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
 import { moveOffsets, offsetsTarget } from './offsets-to.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
@@ -379,6 +380,7 @@ export class ConnectRuntime {
     }
     const decl = parsed.data;
     const descriptor = await this.lookup(decl.plugin, at('plugin'));
+    await validateTransforms(this.catalog, decl, descriptor, at);
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid('connector', [{ path: at('isolation'), message: iso.problem }]);
     const { value } = await resolveReferences(decl.config, { env: this.env });
@@ -412,7 +414,7 @@ export class ConnectRuntime {
   /** Remembers the plugin's kind and config schema (for status and redaction before the first start). */
   private async learn(c: ConnectorRt): Promise<void> {
     const d = this.catalog.get(c.declaration.plugin);
-    c.kind = d?.kind;
+    c.kind = d?.kind === 'transform' ? undefined : d?.kind;
     c.schema = d ? await this.schemaOf(d.name) : undefined;
   }
 
@@ -645,10 +647,11 @@ export class ConnectRuntime {
     const decl = c.declaration;
     if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
-    c.kind = descriptor.kind;
+    c.kind = descriptor.kind === 'transform' ? undefined : descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
-    c.scrub = scrubber(secretStrings(c.schema, value));
+    const { transforms, secrets: transformSecrets, untrusted } = await workerTransforms(this.catalog, decl, descriptor, this.env, this.settings);
+    c.scrub = scrubber([...secretStrings(c.schema, value), ...transformSecrets]);
     if (issues.length > 0) {
       const first = issues[0]!;
       throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
@@ -664,10 +667,11 @@ export class ConnectRuntime {
         c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: c.scrub(err.message), at: Date.now() };
       },
     };
-    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub };
+    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub, transforms };
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
+    if (iso.isolation === 'shared' && untrusted) iso.isolation = 'thread';
     c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'
@@ -752,7 +756,7 @@ export class ConnectRuntime {
       // Learn the kind (and the schema, for redaction) even if the connector never started.
       try {
         const desc = await this.lookup(d.plugin);
-        c.kind = desc.kind;
+        c.kind = desc.kind === 'transform' ? undefined : desc.kind;
         c.schema = await this.schemaOf(desc.name);
       } catch {
         // unknown plugin: the status says FAILED with the reason already
@@ -845,7 +849,7 @@ export class ConnectRuntime {
     const entries = to ? [] : parseOffsetsBody(body);
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
     return c.lock.run(async () => {
-      if (to) return moveOffsets({ store: this.store, positions: this.positions, decl: d, kind, to, ensureGroup: () => this.ensureGroup(d) });
+      if (to) return moveOffsets({ store: this.store, positions: this.positions, decl: d, kind: kind === 'transform' ? undefined : kind, to, ensureGroup: () => this.ensureGroup(d) });
       if (kind === 'source') {
         const positions = await this.positions.load(d.name);
         entries.forEach((e, i) => {

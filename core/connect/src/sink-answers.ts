@@ -24,6 +24,7 @@ export abstract class SinkAnswers extends SinkFailure {
       const err = deserializeError(answer.error);
       if (isRetryable(err)) this.retryLater(p, t, batch, batch.pieces, err, 0);
       else if (answer.phase === 'open') this.unusable(p, t, batch, err);
+      else if (answer.phase === 'transform') this.transformFailed(p, t, batch, err);
       else this.fatal(p, t, batch, err);
       return;
     }
@@ -87,8 +88,10 @@ export abstract class SinkAnswers extends SinkFailure {
     }
     const labels = { connector: decl.name, task: String(t.id) };
     metrics.batches.inc(labels);
+    // Dropped by the transforms: acknowledged with the written ones, counted apart (not written).
+    if (answer.dropped) metrics.transformDropped.inc(labels, answer.dropped);
     if (okCount > 0) {
-      metrics.messages.inc(labels, okCount);
+      if (okCount > (answer.dropped ?? 0)) metrics.messages.inc(labels, okCount - (answer.dropped ?? 0));
       metrics.bytes.inc(labels, okBytes);
       this.throughput.add(okCount, okBytes);
       const last = ok[ok.length - 1]!;
@@ -144,6 +147,20 @@ export abstract class SinkAnswers extends SinkFailure {
   protected unusable(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     if (this.stopping) return; // the batch stays current: the stop nacks it
     this.log.error({ task: t.id, code: codeOf(err), err: this.scrub(err.message) }, 'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed');
+    this.failTask(t, err, true);
+    if (p.current === batch) p.current = undefined;
+    this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
+  }
+
+  /**
+   * A transform failed a message and `errors.tolerance` is `none` (Kafka Connect's rule for SMTs): the
+   * task fails for good with TRANSFORM_FAILED (the step and the reason in its trace), nothing of the batch
+   * is written or acked, and the batch goes back to the group. A transform is deterministic, so retrying
+   * would fail the same way: fix the chain (or set tolerance all to dead-letter such messages), restart.
+   */
+  protected transformFailed(p: Part, t: TaskRt, batch: Batch, err: Error): void {
+    if (this.stopping) return;
+    this.log.error({ task: t.id, partition: p.id, code: codeOf(err), err: this.scrub(err.message) }, 'a transform failed a message (errors.tolerance none): the task fails until the connector is restarted or its config changed');
     this.failTask(t, err, true);
     if (p.current === batch) p.current = undefined;
     this.nackReleased(p, batch.pieces, this.giveBackDelay(t));

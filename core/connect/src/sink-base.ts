@@ -70,7 +70,8 @@ export abstract class SinkRunnerBase {
     this.maxInFlight = options.maxInFlight ?? 2 * decl.tasks;
     this.maxBufferedMessages = (this.maxInFlight + 1) * decl.batch.maxMessages;
     this.maxBufferedBytes = (this.maxInFlight + 1) * decl.batch.maxBytes;
-    this.configHash = createHash('sha256').update(JSON.stringify(options.config)).digest('hex').slice(0, 16);
+    // The transforms are part of what a worker opens for the task: a change reopens it.
+    this.configHash = createHash('sha256').update(JSON.stringify(options.config) + (options.transforms ? JSON.stringify(options.transforms) : '')).digest('hex').slice(0, 16);
     const now = Date.now();
     this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now, inFlight: 0 }));
     this.owned = new Set((options.tasks ?? this.tasks.map((t) => t.id)).filter((t) => t >= 0 && t < decl.tasks));

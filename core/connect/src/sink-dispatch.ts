@@ -114,6 +114,7 @@ export abstract class SinkDispatch extends SinkBatching {
         entry: this.o.entry,
         config: this.o.config,
         configHash: this.configHash,
+        transforms: this.o.transforms,
         logLevel: this.o.logLevel,
         writeTimeoutMs: decl.writeTimeoutMs,
         started: startedFlag,

@@ -12,6 +12,7 @@ import type { ConnectorDeclaration, ConnectorState } from './declaration.js';
 import type { ConnectMetrics } from './metrics.js';
 import { offsetAt } from './chunks.js';
 import type { PackedBatch } from './wire.js';
+import type { WorkerTransforms } from './transform-config.js';
 import type { SharedLane, SharedSinkPool } from './shared-pool.js';
 import type { Freshness, FreshnessTracker } from './freshness.js';
 
@@ -122,6 +123,8 @@ export interface SinkRunnerOptions {
   config: Record<string, unknown>;
   /** Hides the config's secret values in a text (error messages and traces may quote them). Default: none to hide. */
   scrub?: ((text: string) => string) | undefined;
+  /** The connector's transforms, applied in the worker before the plugin's write (absent: none). */
+  transforms?: WorkerTransforms | undefined;
   logger: Logger;
   logLevel: string;
   metrics: ConnectMetrics;

@@ -8,8 +8,9 @@
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
-import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
-import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
+import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo, WriteResult } from '@junction/sdk-connector';
+import type { Pipeline } from '@junction/transforms';
+import { loadPlugin, pluginLogger, WorkerMetrics, openChain, applyChain } from './worker-common.js';
 import { PACKED_FIELDS } from './wire.js';
 import type { PackedBatch, SinkCloseTask, SinkTask, SinkWriteAnswer, SinkWriteTask } from './wire.js';
 
@@ -17,13 +18,19 @@ interface Opened {
   connector: string;
   task: number;
   configHash: string;
+  /** The sink, once it and the chain are open (rejects if either failed). */
   sink: Promise<Sink>;
+  /** The sink's own open (what close closes). */
+  raw: Promise<Sink>;
+  /** The connector's transforms, opened beside the sink (undefined: none). */
+  chain: Promise<Pipeline | undefined>;
 }
 
 const sinks = new Map<string, Opened>();
 /** `Atomics.waitAsync` (in Node since 16; not in this TypeScript lib). */
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 const metrics = new WorkerMetrics();
+type Applied = Awaited<ReturnType<typeof applyChain>>;
 
 function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatch {
   const nums = new Float64Array(b.nums);
@@ -49,10 +56,11 @@ function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatc
 async function sinkFor(t: SinkWriteTask): Promise<Sink> {
   const key = `${t.connector}\u0000${t.task}`;
   const cur = sinks.get(key);
+  // The same promise as before transforms existed: no extra await on the hot path.
   if (cur && cur.configHash === t.configHash) return cur.sink;
   if (cur) {
     sinks.delete(key);
-    await cur.sink.then((s) => s.close()).catch(() => {});
+    await closeOpened(cur);
   }
   const sink = (async () => {
     const plugin = await loadPlugin(t.entry);
@@ -66,13 +74,33 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
       ...(t.schema !== undefined && { schema: t.schema }),
     });
   })();
-  const opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink };
+  const hasChain = t.transforms !== undefined && t.transforms.steps.length > 0;
+  const chain = hasChain ? openChain(t.transforms, { logger: pluginLogger(t.logLevel, t.connector, t.task), connector: t.connector, task: t.task, metrics: metrics.forTask(t.connector, t.task) }) : Promise.resolve(undefined);
+  const both = hasChain ? Promise.all([sink, chain]).then(([s]) => s) : sink;
+  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink: both, raw: sink, chain };
   sinks.set(key, opened);
-  // A failed open is not kept: the next batch tries again.
-  sink.catch(() => {
+  // A failed open is not kept: the next batch tries again (whatever did open is closed).
+  both.catch(() => {
     if (sinks.get(key) === opened) sinks.delete(key);
+    if (both !== sink) void closeOpened(opened);
   });
-  return sink;
+  return both;
+}
+
+/** The chain opened with the task's sink (call once `sinkFor` resolved: it is open then). */
+function chainFor(t: SinkWriteTask): Promise<Pipeline | undefined> {
+  return sinks.get(`${t.connector}\u0000${t.task}`)?.chain ?? Promise.resolve(undefined);
+}
+
+async function closeOpened(o: Opened): Promise<boolean> {
+  await o.chain.then((c) => c?.close()).catch(() => {});
+  return o.raw.then(
+    async (s) => {
+      await s.close();
+      return true;
+    },
+    () => false,
+  );
 }
 
 async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
@@ -88,6 +116,15 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
   let waited = false;
   try {
     const batch = unpack(t.batch, t.schema);
+    // With the task's chain already open (the steady state), the transforms run before the lookahead
+    // wait: their CPU overlaps the previous write's I/O (a file sink's fsync). They are deterministic, so
+    // a batch that then comes back skipped loses nothing but the work. Otherwise they run after the open.
+    let applied: Applied | undefined;
+    const cur = sinks.get(`${t.connector}\u0000${t.task}`);
+    if (t.transforms && t.after && cur && cur.configHash === t.configHash) {
+      const early = await cur.chain.catch(() => undefined);
+      if (early) applied = await applyChain(early, batch.messages, t.transforms.onFailure);
+    }
     if (t.after) {
       // Lookahead: this batch came while the previous write was running; it is unpacked, now wait.
       const prev = new Int32Array(t.after);
@@ -102,8 +139,11 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
     // skipped, not with this open's error (the runtime would take it for the partition's answer).
     let sink: Sink;
+    let chain: Pipeline | undefined;
     try {
       sink = await sinkFor(t);
+      // Without transforms no await more than before (interleaving on a shared thread stays as it was).
+      if (t.transforms && t.transforms.steps.length > 0) chain = await chainFor(t);
     } catch (err) {
       // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
       return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
@@ -111,14 +151,31 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     Atomics.store(flags, 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
     timer.refresh();
-    const results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
+    let results: WriteResult[];
+    if (chain === undefined) {
+      results = checkWriteResults(await sink.write(batch, { signal: ac.signal }), batch.messages.length);
+    } else {
+      applied ??= await applyChain(chain, batch.messages, t.transforms!.onFailure);
+      if ('error' in applied) {
+        // errors.tolerance none: the task fails (the batch goes back unwritten); see sink-answers.ts.
+        return { error: serializeError(applied.error), phase: 'transform', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
+      }
+      results = applied.results;
+      if (applied.kept.length > 0) {
+        // Offsets stay the batch's own (firstOffset..lastOffset): a dropped message's offset is written by no one and acked.
+        const shown = applied.dropped.length > 0 ? { ...batch, messages: applied.kept, dropped: applied.dropped } : { ...batch, messages: applied.kept };
+        const written = checkWriteResults(await sink.write(shown, { signal: ac.signal }), applied.kept.length);
+        for (let i = 0; i < written.length; i++) results[applied.index[i]!] = written[i]!;
+      }
+    }
     const pluginMs = performance.now() - started;
+    const dropped = applied !== undefined && !('error' in applied) && applied.dropped.length > 0 ? { dropped: applied.dropped.length } : {};
     if (results.every((r) => r.status === 'ok')) {
       clean = true;
-      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
+      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
     }
     clean = results.every((r) => r.status !== 'retry');
-    return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId };
+    return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
   } catch (err) {
     return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
   } finally {
@@ -137,9 +194,7 @@ async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: numb
     if (opened.connector !== t.connector || (t.task !== undefined && opened.task !== t.task)) continue;
     sinks.delete(key);
     try {
-      const sink = await opened.sink;
-      await sink.close();
-      closed++;
+      if (await closeOpened(opened)) closed++;
     } catch {
       // A sink that failed to open has nothing to close; close() must not throw, but may.
     }

@@ -12,7 +12,8 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { MessageInput, StationStore } from '@junction/broker';
+import { dlsName, type MessageInput, type StationStore } from '@junction/broker';
+import { DLS_HEADERS } from '@junction/protocol';
 import { deserializeError } from '@junction/sdk-connector';
 import type { JsonValue } from '@junction/sdk-connector';
 import { ConnectorState } from './declaration.js';
@@ -25,6 +26,8 @@ import { CLOSE_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
 import { RateMeter, restartDelay, settleWithin } from './util.js';
 import type { FromSourceWorker, SourceWorkerData, ToSourceWorker } from './wire.js';
 import { workerFile } from './worker-file.js';
+import type { WorkerTransforms } from './transform-config.js';
+import { produceRouted } from './source-transforms.js';
 
 export { readSourcePositions, writeSourcePositions, type SourceOffsetsFile } from './positions.js';
 
@@ -46,6 +49,8 @@ export interface SourceRunnerOptions {
   logLevel: string;
   metrics: ConnectMetrics;
   events: RunnerEvents;
+  /** The connector's transforms, applied in the worker after each read (absent: none). */
+  transforms?: WorkerTransforms | undefined;
 }
 
 type NextAnswer = Extract<FromSourceWorker, { type: 'batch' | 'end' | 'error' }> | { type: 'gone'; error: Error };
@@ -169,6 +174,7 @@ export class SourceRunner {
       config: this.o.config,
       position: this.positions[String(t.id)],
       logLevel: this.o.logLevel,
+      transforms: this.o.transforms,
     };
     const worker = new Worker(workerFile('source-worker.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb } });
     t.worker = worker;
@@ -249,6 +255,7 @@ export class SourceRunner {
       metrics.addWorkerTime(decl.name, a.pluginMs);
       if (a.metrics.length > 0) metrics.applyPluginMetrics(this.o.pluginName, decl.name, a.metrics);
       metrics.batches.inc(labels);
+      if (a.dropped) metrics.transformDropped.inc(labels, a.dropped);
       if (a.messages.length > 0) {
         const msgs: MessageInput[] = new Array(a.messages.length);
         let pos = 0;
@@ -257,7 +264,8 @@ export class SourceRunner {
           msgs[i] = { value: new Uint8Array(a.buf, pos, m.len), key: m.key, headers: m.headers, msgId: m.msgId };
           pos += m.len;
         }
-        const results = await store.produce(decl.station, msgs);
+        // A route transform may have picked other stations: produced there, each station's in order.
+        const results = a.messages.some((m) => m.station !== undefined) ? await produceRouted(store, decl.station, a.messages, msgs) : await store.produce(decl.station, msgs);
         let stored = 0;
         let bytes = 0;
         let rejected: { code: string; message: string } | undefined;
@@ -279,12 +287,30 @@ export class SourceRunner {
           this.log.warn({ task: t.id, rejected: rejectedCount, code: rejected.code }, 'the station refused messages from the source');
         }
       }
+      if (a.failed) await this.deadLetterFailed(t, a.failed);
       await this.record(t, generation, a.position);
       if (t.retrying) {
         this.log.info({ task: t.id, attempts: t.retrying.attempts }, 'the source task reads and stores again');
         t.retrying = undefined;
       }
     }
+  }
+
+  /** Messages a transform failed (errors.tolerance all): into the station's DLS, with the step and why. */
+  private async deadLetterFailed(t: SourceTaskRt, failed: NonNullable<Extract<FromSourceWorker, { type: 'batch' }>['failed']>): Promise<void> {
+    const { decl, metrics, store } = this.o;
+    const scrub = this.o.scrub ?? String;
+    const results = await store.produce(
+      dlsName(decl.station),
+      failed.map((f) => ({
+        value: f.value,
+        key: f.key,
+        headers: { ...f.headers, [DLS_HEADERS.reason]: scrub(f.error.message).slice(0, 1000), [DLS_HEADERS.code]: f.error.code ?? 'TRANSFORM_FAILED', [DLS_HEADERS.connector]: decl.name, [DLS_HEADERS.station]: decl.station },
+      })),
+    );
+    metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, failed.length);
+    const refused = results.filter((r) => r.status === 'rejected').length;
+    this.log.warn({ task: t.id, messages: failed.length, refusedByDls: refused, err: scrub(failed[0]!.error.message) }, 'a transform failed messages of the source: dead-lettered (errors.tolerance all)');
   }
 
   private async stopTask(t: SourceTaskRt): Promise<void> {

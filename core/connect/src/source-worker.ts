@@ -11,8 +11,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { parseConfig, serializeError } from '@junction/sdk-connector';
-import type { JsonValue, Source, SourceBatch } from '@junction/sdk-connector';
-import { loadPlugin, pluginLogger, WorkerMetrics } from './worker-common.js';
+import type { JsonValue, SerializedError, Source, SourceBatch, SourceMessage } from '@junction/sdk-connector';
+import type { Pipeline } from '@junction/transforms';
+import { loadPlugin, openChain, pluginLogger, WorkerMetrics } from './worker-common.js';
 import type { FromSourceWorker, PackedSourceMessage, SourceWorkerData, ToSourceWorker } from './wire.js';
 
 const data = workerData as SourceWorkerData;
@@ -20,6 +21,7 @@ const port = parentPort!;
 const metrics = new WorkerMetrics();
 const ac = new AbortController();
 let source: Source | undefined;
+let transforms: Pipeline | undefined;
 let iterator: AsyncIterator<SourceBatch> | undefined;
 let chain: Promise<void> = Promise.resolve();
 let stopped = false;
@@ -33,6 +35,8 @@ async function open(): Promise<void> {
     const plugin = await loadPlugin(data.entry);
     if (plugin.kind !== 'source') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a source`);
     const config = parseConfig(plugin.config, data.config, 'config');
+    const ctx = { logger: pluginLogger(data.logLevel, data.connector, data.task), connector: data.connector, task: data.task, metrics: metrics.forTask(data.connector, data.task) };
+    transforms = await openChain(data.transforms, ctx);
     source = await plugin.open(config, {
       logger: pluginLogger(data.logLevel, data.connector, data.task),
       connector: data.connector,
@@ -58,19 +62,41 @@ async function next(): Promise<void> {
       return;
     }
     const batch = r.value;
+    let out: readonly (SourceMessage & { station?: string | undefined })[] = batch.messages;
+    let dropped = 0;
+    const failed: { error: SerializedError; value: Uint8Array; key?: string | undefined; headers?: Record<string, string> | undefined }[] = [];
+    const chainNow = transforms;
+    if (chainNow) {
+      // Transforms after the read: a dropped message is not produced (its position advances with the batch).
+      const now = Date.now();
+      const kept: (SourceMessage & { station?: string | undefined })[] = [];
+      for (const m of batch.messages) {
+        const o = await chainNow.runOne({ value: m.value, key: m.key, headers: m.headers ?? {}, timestamp: now });
+        if (o.status === 'drop') dropped++;
+        else if (o.status === 'fail') {
+          // errors.tolerance none: the task fails (the runner restarts it from the last stored position).
+          if (data.transforms!.onFailure === 'fail') throw o.error;
+          failed.push({ error: serializeError(o.error), value: m.value.slice(), key: m.key, headers: m.headers as Record<string, string> | undefined });
+        } else if (!o.changed && o.station === undefined) kept.push(m);
+        else kept.push({ value: o.message.value, key: o.message.key, headers: o.message.headers, msgId: m.msgId, station: o.station });
+      }
+      out = kept;
+    }
     let total = 0;
-    for (const m of batch.messages) total += m.value.byteLength;
+    for (const m of out) total += m.value.byteLength;
     const buf = new ArrayBuffer(total);
     const bytes = new Uint8Array(buf);
-    const messages: PackedSourceMessage[] = new Array(batch.messages.length);
+    const messages: PackedSourceMessage[] = new Array(out.length);
     let pos = 0;
-    for (let i = 0; i < batch.messages.length; i++) {
-      const m = batch.messages[i]!;
+    for (let i = 0; i < out.length; i++) {
+      const m = out[i]!;
       bytes.set(m.value, pos);
       pos += m.value.byteLength;
       messages[i] = { key: m.key, headers: m.headers as Record<string, string> | undefined, msgId: m.msgId, len: m.value.byteLength };
+      if (m.station !== undefined) messages[i]!.station = m.station;
     }
-    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain(data.connector) }, [buf]);
+    const extra = chainNow ? { dropped, ...(failed.length > 0 && { failed }) } : {};
+    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain(data.connector), ...extra }, [buf]);
   } catch (err) {
     if (!stopped) post({ type: 'error', error: serializeError(err), phase: 'read' });
   }
@@ -89,6 +115,7 @@ async function stop(): Promise<void> {
   stopped = true;
   ac.abort();
   try {
+    await transforms?.close();
     await source?.close();
   } catch {
     // close must not throw; if it does there is nothing left to do about it

@@ -4,6 +4,7 @@
  * batch crosses without copying each value.
  */
 import type { SerializedError, WriteResult, JsonValue, StationSchemaInfo } from '@junction/sdk-connector';
+import type { WorkerTransforms } from './transform-config.js';
 
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
@@ -53,6 +54,8 @@ export interface SinkWriteTask {
   /** Raw config with references resolved; the worker parses it with the plugin's schema. */
   config: Record<string, unknown>;
   configHash: string;
+  /** The connector's transforms (part of `configHash`); absent: none. */
+  transforms?: WorkerTransforms | undefined;
   logLevel: string;
   writeTimeoutMs: number;
   /**
@@ -101,10 +104,15 @@ export interface SinkWriteAnswer {
   /** Every message of the batch answered ok(): their number, instead of that many result objects to clone. */
   okCount?: number;
   error?: SerializedError;
-  /** Where `error` came from: opening the sink (loading the plugin, parsing its config, `open()`) or the write. */
-  phase?: 'open' | 'write' | undefined;
+  /**
+   * Where `error` came from: opening the sink (loading the plugin, parsing its config, `open()`, opening
+   * the transforms), the write, or a transform that failed a message under `errors.tolerance: none`.
+   */
+  phase?: 'open' | 'write' | 'transform' | undefined;
   /** The write was not attempted: the previous batch of its partition did not end clean (see `requireClean`). */
   skipped?: boolean;
+  /** Messages of the batch the transforms dropped (answered ok: acknowledged, not written). */
+  dropped?: number;
   /** The batch reached the worker while the write before it was still running (lookahead), and waited. */
   waited?: boolean;
   /** Time inside the plugin (open + write), ms. */
@@ -123,6 +131,8 @@ export interface SourceWorkerData {
   config: Record<string, unknown>;
   position: JsonValue | undefined;
   logLevel: string;
+  /** The connector's transforms, applied in the worker after each read (absent: none). */
+  transforms?: WorkerTransforms | undefined;
 }
 
 export type ToSourceWorker = { type: 'next' } | { type: 'commit'; positions: JsonValue[] } | { type: 'stop' };
@@ -132,11 +142,23 @@ export interface PackedSourceMessage {
   headers?: Record<string, string> | undefined;
   msgId?: string | undefined;
   len: number;
+  /** The station a route transform chose (absent: the connector's). */
+  station?: string | undefined;
 }
 
 export type FromSourceWorker =
   | { type: 'opened' }
-  | { type: 'batch'; buf: ArrayBuffer; messages: PackedSourceMessage[]; position: JsonValue; pluginMs: number; metrics: MetricReport[] }
+  | {
+      type: 'batch';
+      buf: ArrayBuffer;
+      messages: PackedSourceMessage[];
+      position: JsonValue;
+      pluginMs: number;
+      metrics: MetricReport[];
+      /** Messages the transforms dropped (not in `messages`), and the ones they failed (dead-lettered by the runner, tolerance all). */
+      dropped?: number;
+      failed?: { error: SerializedError; value: Uint8Array; key?: string | undefined; headers?: Record<string, string> | undefined }[];
+    }
   | { type: 'end'; metrics: MetricReport[] }
   | { type: 'error'; error: SerializedError; phase: 'open' | 'read' | 'commit' }
   | { type: 'closed' };

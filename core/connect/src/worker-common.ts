@@ -4,9 +4,11 @@
  */
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { checkPlugin } from '@junction/sdk-connector';
-import type { Counter, Histogram, Logger, Metrics, Plugin } from '@junction/sdk-connector';
+import { checkPlugin, deadLetter, ok } from '@junction/sdk-connector';
+import type { Counter, Histogram, Logger, Metrics, Plugin, SinkMessage, TransformContext, TransformPlugin, WriteResult } from '@junction/sdk-connector';
+import type { Pipeline, TransformFailed } from '@junction/transforms';
 import type { MetricReport } from './wire.js';
+import type { WorkerTransforms } from './transform-config.js';
 
 const plugins = new Map<string, Promise<Plugin>>();
 
@@ -19,6 +21,65 @@ export function loadPlugin(entry: string): Promise<Plugin> {
     p.catch(() => plugins.delete(entry));
   }
   return p;
+}
+
+/** Opens a connector's transforms in this worker (plugin steps imported by their registry entry); undefined for none. */
+export async function openChain(transforms: WorkerTransforms | undefined, ctx: TransformContext): Promise<Pipeline | undefined> {
+  if (!transforms || transforms.steps.length === 0) return undefined;
+  // Imported only by a worker that runs a chain: a sink thread without transforms does not load JSONata.
+  const { Pipeline } = await import('@junction/transforms');
+  return Pipeline.open(transforms.steps, {
+    context: ctx,
+    loadPlugin: async (name) => {
+      const entry = transforms.plugins[name];
+      if (entry === undefined) throw new Error(`no entry for transform plugin ${name}`);
+      const plugin = await loadPlugin(entry);
+      if (plugin.kind !== 'transform') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a transform`);
+      return plugin as TransformPlugin;
+    },
+  });
+}
+
+/**
+ * A sink batch's messages through the chain: one result per message (ok for a dropped one, so its offset
+ * is acked, and its offset listed in `dropped`; deadLetter TRANSFORM_FAILED for a failed one when `onFailure` is deadLetter), the messages
+ * kept for the plugin (the very objects when unchanged) and their indexes in the batch. With `onFailure`
+ * fail, the first failure is answered alone.
+ */
+export async function applyChain(
+  chain: Pipeline,
+  messages: readonly SinkMessage[],
+  onFailure: WorkerTransforms['onFailure'],
+): Promise<{ results: WriteResult[]; kept: SinkMessage[]; index: number[]; dropped: number[] } | { error: TransformFailed }> {
+  const outcomes = await chain.run(messages);
+  const results: WriteResult[] = new Array(messages.length);
+  const kept: SinkMessage[] = [];
+  const index: number[] = [];
+  const dropped: number[] = [];
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i]!;
+    if (o.status === 'keep') {
+      const m = messages[i]!;
+      if (!o.changed) kept.push(m);
+      else {
+        const out: { offset: number; timestamp: number; key?: string; headers: Readonly<Record<string, string>>; value: Uint8Array<ArrayBuffer> } = {
+          offset: m.offset,
+          timestamp: o.message.timestamp,
+          headers: o.message.headers,
+          value: o.message.value as Uint8Array<ArrayBuffer>,
+        };
+        if (o.message.key !== undefined) out.key = o.message.key;
+        kept.push(out);
+      }
+      index.push(i);
+    } else if (o.status === 'drop') {
+      results[i] = ok();
+      dropped.push(messages[i]!.offset);
+    }
+    else if (onFailure === 'fail') return { error: o.error };
+    else results[i] = deadLetter(o.error.code, o.error.message);
+  }
+  return { results, kept, index, dropped };
 }
 
 const roots = new Map<string, pino.Logger>();

@@ -35,6 +35,8 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-wedge': join(here, 'plugins', 'wedge.mjs'),
   'test-leaky': join(here, 'plugins', 'leaky.mjs'),
   'test-schema': join(here, 'plugins', 'schema.mjs'),
+  'test-values': join(here, 'plugins', 'values.mjs'),
+  'test-upper': join(here, 'plugins', 'upper-transform.mjs'),
 };
 
 function prefixed(prefix: string, path: string): string {

@@ -23,6 +23,7 @@ export {
   type SourceCheck,
   type SourceConformanceOptions,
 } from './source-conformance.js';
+export { runTransformConformance, TRANSFORM_CHECKS, type TransformCheck, type TransformConformanceOptions } from './transform-conformance.js';
 export { sinkConformanceSuite, sourceConformanceSuite, type TestApi } from './suite.js';
 export { assertConformance, type CheckResult, type CheckStatus, type NotApplicable } from './util.js';
 export {

@@ -1,0 +1,95 @@
+/**
+ * `npm run bench -- transforms`: what a connector's transforms cost. One broker in this process
+ * (`startServer`: the embedded store, fsync always; the registry; the connector runtime), a station
+ * filled by datagen (orders of ≥ 1 KiB, `padTo: 1024`), then two file sinks (fsync on, batches of 5000)
+ * drain the same backlog through groups of their own: one without transforms, one with a 3-step chain
+ * (filter: drop cancelled orders; mask: hash userId; rename: orderId → id). The rows alternate round by
+ * round (a fresh connector each time) so a noisy minute hits both; the median of the rounds counts. Two
+ * more rows show where the cost is: the filter alone (every value parsed, none re-encoded) and two header
+ * steps (nothing parsed).
+ * Rate = messages of the backlog settled (written, or dropped by the filter and acked) per second,
+ * from resume to no lag. Target: the chain keeps ≥ 80 % of the plain rate.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startServer } from '@junction/server';
+import { log } from './plan.js';
+
+const CHAIN = [
+  { type: 'filter', drop: { field: 'status', eq: 'cancelled' } },
+  { type: 'mask', fields: ['userId'], method: 'hash' },
+  { type: 'rename', fields: { orderId: 'id' } },
+] as const;
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function runTransformsBench(opts: { quick: boolean; json: boolean }): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'junction-bench-transforms-'));
+  const server = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error', env: {}, watchConfig: false });
+  const { store, connect } = server;
+  const until = async (cond: () => Promise<boolean>): Promise<void> => {
+    while (!(await cond())) await new Promise((r) => setTimeout(r, 20));
+  };
+  try {
+    const total = opts.quick ? 50_000 : 200_000;
+    const rounds = opts.quick ? 3 : 5;
+    await store.createStation('orders', { partitions: 1, dedupWindowMs: 0 });
+    log(`transforms bench: filling the station with ${total} orders`);
+    await connect.create({ name: 'gen', plugin: 'datagen', station: 'orders', config: { shape: 'order', seed: 1, padTo: 1024, batchSize: 1000, maxMessages: total } });
+    await until(async () => (await store.getStation('orders')).messages >= total);
+    const rows = [
+      { row: 'file sink, no transforms', transforms: [] as unknown[], target: undefined as number | undefined },
+      { row: 'file sink, filter + mask + rename', transforms: CHAIN as unknown as unknown[], target: 0.8 as number | undefined },
+      // Where the cost is: a filter on a field parses every value but re-encodes none; header steps parse nothing.
+      { row: 'file sink, filter only (parse, bytes kept)', transforms: [CHAIN[0]] as unknown[], target: undefined },
+      { row: 'file sink, setHeader + filter on a header', transforms: [{ type: 'setHeader', header: 'via', value: 'bench' }, { type: 'filter', drop: { header: 'via', eq: 'nobody' } }] as unknown[], target: undefined },
+    ];
+    const rates: number[][] = rows.map(() => []);
+    let n = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < rows.length; i++) {
+        const name = `sink-${n++}`;
+        await connect.create({
+          name,
+          plugin: 'file',
+          station: 'orders',
+          config: { dir: join(dir, 'out', name), fsync: true },
+          batch: { maxMessages: 5000, maxBytes: 8 * 1024 * 1024, maxLatencyMs: 200 },
+          transforms: rows[i]!.transforms,
+          state: 'STOPPED',
+        } as Parameters<typeof connect.create>[0]);
+        const t0 = performance.now();
+        await connect.resume(name);
+        await until(async () => (await store.getGroup('orders', `connector.${name}`)).lag === 0);
+        const rate = total / ((performance.now() - t0) / 1000);
+        rates[i]!.push(rate);
+        log(`transforms bench round ${r + 1}/${rounds}: ${rows[i]!.row} ${Math.round(rate)} msgs/s`);
+        await connect.delete(name);
+        rmSync(join(dir, 'out', name), { recursive: true, force: true });
+      }
+    }
+    const base = median(rates[0]!);
+    const out = rows.map((row, i) => {
+      const m = median(rates[i]!);
+      const ratio = m / base;
+      return { row: row.row, msgsPerSec: Math.round(m), ratio, target: row.target, ok: row.target === undefined ? undefined : ratio >= row.target, rounds: rates[i]!.map(Math.round), roundRatios: i === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)) };
+    });
+    if (opts.json) process.stdout.write(`${JSON.stringify({ transforms: out, messages: total, rounds })}\n`);
+    else {
+      const lines = [
+        `Transforms: ${total.toLocaleString('en-US')} orders (≥ 1 KiB, datagen) drained by a file sink (fsync, batches of 5000), ${rounds} rounds alternating, median`,
+        '',
+        '| row | msgs/s (median) | of no transforms | target | rounds | ratio per round |',
+        '| --- | ---: | ---: | --- | --- | --- |',
+        ...out.map((r) => `| ${r.row} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.rounds.join(', ')} | ${r.roundRatios?.join(', ') ?? '—'} |`),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return 0;
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
