@@ -6,7 +6,20 @@
  * import this package.
  */
 export { AuthErrorCode, AUTH_STATUS, forbidden, unauthenticated } from './errors.js';
-export { Action, ACTIONS, AuthState, Grant, Pattern, Resource, RESOURCES, RoleName, ROLES, UserName, Password, emptyState } from './model.js';
+export {
+  Action,
+  ACTIONS,
+  AuthState,
+  Grant,
+  Pattern,
+  Resource,
+  RESOURCES,
+  RoleName,
+  ROLES,
+  UserName,
+  Password,
+  emptyState,
+} from './model.js';
 export type { GrantInput, Principal, SessionRecord, TokenRecord, UserRecord } from './model.js';
 export { matchPattern, patternContains, patternsIntersect } from './patterns.js';
 export { allows, grantSets, grantWithin, principalAllows } from './policy.js';

@@ -37,7 +37,12 @@ export class JwtKeys {
     const entry = this.keys.find((k) => k.kid === kid);
     if (!entry) return undefined;
     try {
-      const { payload } = await jwtVerify(token, entry.key, { algorithms: ['HS256'], issuer: ISSUER, currentDate: new Date(nowMs), clockTolerance: 0 });
+      const { payload } = await jwtVerify(token, entry.key, {
+        algorithms: ['HS256'],
+        issuer: ISSUER,
+        currentDate: new Date(nowMs),
+        clockTolerance: 0,
+      });
       return payload;
     } catch {
       return undefined;

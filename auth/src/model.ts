@@ -114,4 +114,12 @@ export function emptyState(): AuthState {
 /** Who made a request. `grants` are what the principal itself holds; a token is also capped by its owner's. */
 export type Principal =
   | { kind: 'user'; name: string; role: RoleName; sessionId: string }
-  | { kind: 'token'; id: string; name: string; owner: string; ownerRole: RoleName; grants: readonly Grant[]; sessionId?: string | undefined };
+  | {
+      kind: 'token';
+      id: string;
+      name: string;
+      owner: string;
+      ownerRole: RoleName;
+      grants: readonly Grant[];
+      sessionId?: string | undefined;
+    };

@@ -14,7 +14,8 @@ export function allows(grants: readonly Grant[], resource: Resource, action: Act
   let allowed = false;
   for (const g of grants) {
     if (g.resource !== resource || !g.actions.includes(action)) continue;
-    const hits = name === undefined ? (g.effect === 'deny' ? true : g.pattern.split('').every((c) => c === '*')) : matchPattern(g.pattern, name);
+    const hits =
+      name === undefined ? (g.effect === 'deny' ? true : g.pattern.split('').every((c) => c === '*')) : matchPattern(g.pattern, name);
     if (!hits) continue;
     if (g.effect === 'deny') return false;
     allowed = true;

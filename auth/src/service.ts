@@ -79,7 +79,11 @@ export const CreateTokenBody = z.strictObject({
   name: z.string().min(1).max(128),
   grants: z.array(Grant).min(1).max(100),
   /** Seconds until it expires; absent: never (revoke it instead). */
-  expiresInS: z.int().min(1).max(10 * 365 * 86_400).optional(),
+  expiresInS: z
+    .int()
+    .min(1)
+    .max(10 * 365 * 86_400)
+    .optional(),
 });
 export const LoginBody = z.strictObject({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) });
@@ -323,7 +327,9 @@ export class AuthService {
     const addrKey = from !== undefined ? `a:${from}` : undefined;
     const wait = Math.max(this.perUser.retryAfterMs(userKey, now), addrKey ? this.perAddress.retryAfterMs(addrKey, now) : 0);
     if (wait > 0) {
-      throw new JunctionError(AuthErrorCode.LOGIN_RATE_LIMITED, `too many failed logins: retry in ${Math.ceil(wait / 1000)} s`, { retryable: true });
+      throw new JunctionError(AuthErrorCode.LOGIN_RATE_LIMITED, `too many failed logins: retry in ${Math.ceil(wait / 1000)} s`, {
+        retryable: true,
+      });
     }
     const user = this.users.get(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash(this.logN)));
@@ -336,7 +342,12 @@ export class AuthService {
     return user;
   }
 
-  private async newSession(user: string, kind: 'v1' | 'memphis', tokenId?: string, ttlS = this.refreshTtlS): Promise<SessionTokens & { session: SessionRecord }> {
+  private async newSession(
+    user: string,
+    kind: 'v1' | 'memphis',
+    tokenId?: string,
+    ttlS = this.refreshTtlS,
+  ): Promise<SessionTokens & { session: SessionRecord }> {
     return this.mutate(async (draft) => {
       const now = this.now();
       const secret = randomBytes(32).toString('base64url');
@@ -374,7 +385,13 @@ export class AuthService {
    * @throws UNAUTHENTICATED
    */
   async memphisAuthenticate(
-    body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number },
+    body: {
+      username: string;
+      password?: string | undefined;
+      connection_token?: string | undefined;
+      token_expiry_in_minutes: number;
+      refresh_token_expiry_in_minutes: number;
+    },
     from?: string,
   ): Promise<MemphisTokens> {
     let tokenId: string | undefined;
@@ -391,31 +408,54 @@ export class AuthService {
     }
     const refreshS = body.refresh_token_expiry_in_minutes * 60;
     const { session } = await this.newSession(user, 'memphis', tokenId, refreshS);
-    return this.mutate((draft) => this.memphisTokens(draft, session.id, body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes));
+    return this.mutate((draft) =>
+      this.memphisTokens(draft, session.id, body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes),
+    );
   }
 
   /** Memphis's `/auth/refreshToken`: a valid, unrevoked refresh JWT (rotated). @throws UNAUTHENTICATED */
-  async memphisRefresh(body: { jwt_refresh_token: string; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokens> {
+  async memphisRefresh(body: {
+    jwt_refresh_token: string;
+    token_expiry_in_minutes: number;
+    refresh_token_expiry_in_minutes: number;
+  }): Promise<MemphisTokens> {
     const claims = await this.keys.verify(body.jwt_refresh_token, this.now());
     const sid = claims?.['sid'];
-    if (!claims || claims['typ'] !== 'refresh' || typeof sid !== 'string') throw unauthenticated('the refresh token is invalid, expired or revoked');
+    if (!claims || claims['typ'] !== 'refresh' || typeof sid !== 'string')
+      throw unauthenticated('the refresh token is invalid, expired or revoked');
     return this.mutate(async (draft) => {
       const s = draft.sessions.find((x) => x.id === sid);
       if (!s || s.kind !== 'memphis' || this.now() >= s.expiresAt || !sameHex(sha256(body.jwt_refresh_token), s.refreshHash)) {
         throw unauthenticated('the refresh token is invalid, expired or revoked');
       }
       s.expiresAt = this.now() + body.refresh_token_expiry_in_minutes * 60_000;
-      return this.memphisTokens(draft, s.id, String(claims['username'] ?? s.user), body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
+      return this.memphisTokens(
+        draft,
+        s.id,
+        String(claims['username'] ?? s.user),
+        body.token_expiry_in_minutes,
+        body.refresh_token_expiry_in_minutes,
+      );
     });
   }
 
-  private async memphisTokens(draft: AuthState, sid: string, username: string, minutes: number, refreshMinutes: number): Promise<MemphisTokens> {
+  private async memphisTokens(
+    draft: AuthState,
+    sid: string,
+    username: string,
+    minutes: number,
+    refreshMinutes: number,
+  ): Promise<MemphisTokens> {
     const s = draft.sessions.find((x) => x.id === sid)!;
     const now = this.now();
     const iat = Math.floor(now / 1000);
     const common = { sid, username, user_type: s.tokenId !== undefined ? 'application' : 'management', aud: 'memphis', sub: s.user };
     const jwt = await this.keys.sign({ ...common, typ: 'access' }, now, iat + minutes * 60);
-    const refresh = await this.keys.sign({ ...common, typ: 'refresh', jti: randomBytes(8).toString('hex') }, now, iat + refreshMinutes * 60);
+    const refresh = await this.keys.sign(
+      { ...common, typ: 'refresh', jti: randomBytes(8).toString('hex') },
+      now,
+      iat + refreshMinutes * 60,
+    );
     s.refreshHash = sha256(refresh);
     return { jwt, expires_in: minutes * 60_000, jwt_refresh_token: refresh, refresh_token_expires_in: refreshMinutes * 60_000 };
   }
@@ -446,7 +486,12 @@ export class AuthService {
     return this.mutate((draft) => {
       const u = draft.users.find((x) => x.name === name);
       if (!u) throw new JunctionError(AuthErrorCode.USER_NOT_FOUND, `no user "${name}"`);
-      if (body.role !== undefined && body.role !== 'admin' && u.role === 'admin' && draft.users.filter((x) => x.role === 'admin').length === 1) {
+      if (
+        body.role !== undefined &&
+        body.role !== 'admin' &&
+        u.role === 'admin' &&
+        draft.users.filter((x) => x.role === 'admin').length === 1
+      ) {
         throw new JunctionError(AuthErrorCode.LAST_ADMIN, `"${name}" is the last admin`);
       }
       if (body.role !== undefined) u.role = body.role;
@@ -499,7 +544,8 @@ export class AuthService {
     for (const g of body.grants) {
       for (const action of g.actions) {
         const single = { ...g, actions: [action] };
-        const within = p.kind === 'user' ? grantWithin(single, ROLES[p.role]) : grantWithin(single, p.grants) && grantWithin(single, ROLES[p.ownerRole]);
+        const within =
+          p.kind === 'user' ? grantWithin(single, ROLES[p.role]) : grantWithin(single, p.grants) && grantWithin(single, ROLES[p.ownerRole]);
         if (!within) throw forbidden(action, g.resource, g.pattern, 'a token cannot get more than its creator');
       }
     }
@@ -565,7 +611,8 @@ export class AuthService {
           }
           return out;
         }
-        if (attempt >= 20) throw new JunctionError('UNAVAILABLE', 'the auth state keeps changing under this write: retry', { retryable: true });
+        if (attempt >= 20)
+          throw new JunctionError('UNAVAILABLE', 'the auth state keeps changing under this write: retry', { retryable: true });
         const fresh = await this.store.load();
         this.state = fresh.state;
         this.rev = fresh.rev;

@@ -9,13 +9,22 @@ const pattern = fc.string({ unit: fc.constantFrom('a', 'b', '-', '*'), minLength
 
 /** The reference: a regular expression built from the pattern. */
 function reference(p: string, n: string): boolean {
-  const re = new RegExp(`^${p.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('.*')}$`, 's');
+  const re = new RegExp(
+    `^${p
+      .split('*')
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&'))
+      .join('.*')}$`,
+    's',
+  );
   return re.test(n);
 }
 
 describe('patterns', () => {
   it('matchPattern agrees with a regular expression', () => {
-    fc.assert(fc.property(pattern, name, (p, n) => matchPattern(p, n) === reference(p, n)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(pattern, name, (p, n) => matchPattern(p, n) === reference(p, n)),
+      { numRuns: 5000 },
+    );
   });
 
   it('examples', () => {
@@ -96,7 +105,9 @@ describe('decisions', () => {
         const single = { ...g, effect: 'allow' as const };
         if (!grantWithin(single, creator)) return true;
         const built = names.map((n) => g.pattern.replaceAll('*', n));
-        return [...names, ...built].every((n) => g.actions.every((a) => !allows([single], g.resource, a, n) || allows(creator, g.resource, a, n)));
+        return [...names, ...built].every((n) =>
+          g.actions.every((a) => !allows([single], g.resource, a, n) || allows(creator, g.resource, a, n)),
+        );
       }),
       { numRuns: 3000 },
     );

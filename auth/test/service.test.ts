@@ -16,9 +16,19 @@ afterEach(async () => {
 });
 
 const open = (extra: Partial<AuthServiceOptions> = {}) =>
-  AuthService.open({ store: new FileAuthStore({ dir: join(dir, 'auth') }), adminPassword: 'admin-password', scryptLogN: 10, now: () => clock, ...extra });
+  AuthService.open({
+    store: new FileAuthStore({ dir: join(dir, 'auth') }),
+    adminPassword: 'admin-password',
+    scryptLogN: 10,
+    now: () => clock,
+    ...extra,
+  });
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: { code?: string }) => e.code,
+  );
 
 describe('AuthService', () => {
   it('refuses to start with no user and no admin password, and never starts empty over a damaged file', async () => {
@@ -78,7 +88,11 @@ describe('AuthService', () => {
     await expect(code(a.refresh(r.refreshToken))).resolves.toBe('UNAUTHENTICATED');
 
     const s2 = await a.login('admin', 'admin-password');
-    const t2 = await a.createToken(await a.authenticate(s2.token), { name: 'y', grants: [{ resource: 'station', pattern: '*', actions: ['read'] }], expiresInS: 60 });
+    const t2 = await a.createToken(await a.authenticate(s2.token), {
+      name: 'y',
+      grants: [{ resource: 'station', pattern: '*', actions: ['read'] }],
+      expiresInS: 60,
+    });
     await a.authenticate(t2.token);
     clock += 61_000;
     await expect(code(a.authenticate(t2.token))).resolves.toBe('UNAUTHENTICATED');
@@ -91,7 +105,9 @@ describe('AuthService', () => {
     const admin = await a.authenticate((await a.login('admin', 'admin-password')).token);
     await a.createUser({ name: 'vic', password: 'vic-password', role: 'viewer' });
     const vic = await a.authenticate((await a.login('vic', 'vic-password')).token);
-    await expect(code(a.createToken(vic, { name: 'p', grants: [{ resource: 'station', pattern: '*', actions: ['produce'] }] }))).resolves.toBe('FORBIDDEN');
+    await expect(
+      code(a.createToken(vic, { name: 'p', grants: [{ resource: 'station', pattern: '*', actions: ['produce'] }] })),
+    ).resolves.toBe('FORBIDDEN');
     const ok = await a.createToken(vic, { name: 'r', grants: [{ resource: 'station', pattern: 'o*', actions: ['read'] }] });
     expect((await a.authenticate(ok.token)).kind).toBe('token');
 

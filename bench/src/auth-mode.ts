@@ -63,7 +63,13 @@ export async function runAuthMode(plan: Plan, dir: string, deps: AuthModeDeps): 
         });
         deps.setBroker(broker);
         const token = auth ? await serviceToken(broker.url) : undefined;
-        const r = await deps.runChild('./junction-runner.js', { plan, url: broker.url, transport: deps.transport, serverPid: broker.pid, token });
+        const r = await deps.runChild('./junction-runner.js', {
+          plan,
+          url: broker.url,
+          transport: deps.transport,
+          serverPid: broker.pid,
+          token,
+        });
         runs.push({ auth, round, produce: r.sizes['1024']?.produce });
       } catch (err) {
         runs.push({ auth, round, error: err instanceof Error ? err.message : String(err) });
@@ -79,7 +85,8 @@ export async function runAuthMode(plan: Plan, dir: string, deps: AuthModeDeps): 
     const on = runs.find((r) => r.round === round && r.auth)?.produce;
     if (off && on) ratios.push(on.msgsPerSec / off.msgsPerSec);
   }
-  const cpu = (auth: boolean) => median(runs.filter((r) => r.auth === auth && r.produce?.cpu?.serverUs !== undefined).map((r) => r.produce!.cpu!.serverUs!));
+  const cpu = (auth: boolean) =>
+    median(runs.filter((r) => r.auth === auth && r.produce?.cpu?.serverUs !== undefined).map((r) => r.produce!.cpu!.serverUs!));
   return {
     runs,
     ratio: ratios.length === deps.rounds ? median(ratios) : undefined,
@@ -140,10 +147,14 @@ export function renderAuth(r: AuthResult): string {
   out.push('');
   if (r.ratio !== undefined) {
     const cost = 1 - r.ratio;
-    out.push(`throughput, median over rounds of auth on / auth off: ${r.ratio.toFixed(3)} (cost ${(cost * 100).toFixed(1)} %; target <= ${AUTH_MAX_COST * 100} %: ${cost <= AUTH_MAX_COST ? 'ok' : 'MISS'})`);
+    out.push(
+      `throughput, median over rounds of auth on / auth off: ${r.ratio.toFixed(3)} (cost ${(cost * 100).toFixed(1)} %; target <= ${AUTH_MAX_COST * 100} %: ${cost <= AUTH_MAX_COST ? 'ok' : 'MISS'})`,
+    );
   } else out.push('throughput, auth on / auth off: - (a run failed)');
   if (r.cpuOff !== undefined && r.cpuOn !== undefined) {
-    out.push(`broker CPU per message, median: ${us(r.cpuOff)} µs off, ${us(r.cpuOn)} µs on (${(((r.cpuOn - r.cpuOff) / r.cpuOff) * 100).toFixed(1)} %): the steadier measure when the machine is busy`);
+    out.push(
+      `broker CPU per message, median: ${us(r.cpuOff)} µs off, ${us(r.cpuOn)} µs on (${(((r.cpuOn - r.cpuOff) / r.cpuOff) * 100).toFixed(1)} %): the steadier measure when the machine is busy`,
+    );
   }
   out.push('* = stopped by the time cap before the planned count; the rate is still messages / elapsed time.');
   for (const n of r.notes) out.push(n);

@@ -77,7 +77,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     : [...nodeArgs, FALLBACK_BIN, opts.dataDir, String(port), opts.logLevel, opts.fsync ?? ''];
   const out = createWriteStream(opts.logFile);
   await new Promise<void>((r) => out.once('open', () => r()));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], cwd: opts.dataDir, ...(opts.env && { env: { ...process.env, ...opts.env } }) });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', out, out],
+    cwd: opts.dataDir,
+    ...(opts.env && { env: { ...process.env, ...opts.env } }),
+  });
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let dead = false;

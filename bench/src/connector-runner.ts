@@ -48,7 +48,14 @@ const sinkTasks = config.sinkTasks ?? 1;
 const sources = Math.max(1, cpus().length);
 const dir = mkdtempSync(join(tmpdir(), 'junction-bench-connector-'));
 
-const server = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error', env: {}, watchConfig: false });
+const server = await startServer({
+  dataDir: join(dir, 'data'),
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'error',
+  env: {},
+  watchConfig: false,
+});
 const { store, connect } = server;
 
 async function until(cond: () => Promise<boolean>): Promise<void> {
@@ -145,7 +152,10 @@ try {
     await measure('pipeline: datagen -> station -> file sink', 'pipe', async () => {
       await connect.create(sink('pipe-files', 'pipe'));
       for (let i = 0; i < sources; i++) await connect.create(gen(`pipe-gen-${i}`, 100 + i, 'pipe'));
-      await until(async () => (await store.getStation('pipe')).messages >= per * sources && (await store.getGroup('pipe', 'connector.pipe-files')).lag === 0);
+      await until(
+        async () =>
+          (await store.getStation('pipe')).messages >= per * sources && (await store.getGroup('pipe', 'connector.pipe-files')).lag === 0,
+      );
     }),
   );
   const result: ConnectorResult = {

@@ -77,7 +77,12 @@ async function idleWindow(pid: number): Promise<{ rssMb: number; threads: number
   const seconds = (performance.now() - w0) / 1000;
   const cpu = ((cpuTicks(pid) - c0) / 100 / seconds) * 100;
   const s1 = status(pid);
-  return { rssMb: Math.max(s0.rssMb, s1.rssMb), threads: Math.max(s0.threads, s1.threads), cpuPctOfCore: +cpu.toFixed(2), seconds: +seconds.toFixed(1) };
+  return {
+    rssMb: Math.max(s0.rssMb, s1.rssMb),
+    threads: Math.max(s0.threads, s1.threads),
+    cpuPctOfCore: +cpu.toFixed(2),
+    seconds: +seconds.toFixed(1),
+  };
 }
 
 async function written(http: Http): Promise<number> {
@@ -138,10 +143,21 @@ try {
   if (S > 0) {
     await http.json('POST', '/v1/stations', { name: 'gen', partitions: 1 });
     const before = status(broker.pid);
-    for (let i = 0; i < S; i++) await http.json('POST', '/v1/connectors', { name: `gen-${i}`, plugin: 'datagen', station: 'gen', config: { seed: i + 1, ratePerSec: 1 } });
+    for (let i = 0; i < S; i++)
+      await http.json('POST', '/v1/connectors', {
+        name: `gen-${i}`,
+        plugin: 'datagen',
+        station: 'gen',
+        config: { seed: i + 1, ratePerSec: 1 },
+      });
     await sleep(5000);
     const w = await idleWindow(broker.pid);
-    sources = { count: S, rssMbPerTask: +((w.rssMb - before.rssMb) / S).toFixed(1), threadsPerTask: +((w.threads - before.threads) / S).toFixed(2), cpuPctOfCore: w.cpuPctOfCore };
+    sources = {
+      count: S,
+      rssMbPerTask: +((w.rssMb - before.rssMb) / S).toFixed(1),
+      threadsPerTask: +((w.threads - before.threads) / S).toFixed(2),
+      cpuPctOfCore: w.cpuPctOfCore,
+    };
   }
   const result: ConnectorScaleResult = {
     connectors: N,

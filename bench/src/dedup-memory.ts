@@ -68,7 +68,15 @@ if (config.impl === 'compact') {
     for (let i = 0; i < probes; i++) if (index.lookup(index.digest(id((i * 7919) % count)), now, 60_000)) found++;
     if (found !== probes) throw new Error(`lookup found ${found} of ${probes}`);
     const lookupNs = ((performance.now() - t1) * 1e6) / probes;
-    rows.push({ impl: 'compact', ids: count, rssBytesPerId: (m.rss - base.rss) / count, heapBytesPerId: (m.heap - base.heap) / count, indexBytesPerId: index.bytes / index.size, rememberNs, lookupNs });
+    rows.push({
+      impl: 'compact',
+      ids: count,
+      rssBytesPerId: (m.rss - base.rss) / count,
+      heapBytesPerId: (m.heap - base.heap) / count,
+      indexBytesPerId: index.bytes / index.size,
+      rememberNs,
+      lookupNs,
+    });
   }
 } else {
   // The index as it was: Map<msgId, hit> and the ids in insertion order.
@@ -94,7 +102,14 @@ if (config.impl === 'compact') {
     }
     if (found !== probes) throw new Error(`lookup found ${found} of ${probes}`);
     const lookupNs = ((performance.now() - t1) * 1e6) / probes;
-    rows.push({ impl: 'map', ids: count, rssBytesPerId: (m.rss - base.rss) / count, heapBytesPerId: (m.heap - base.heap) / count, rememberNs, lookupNs });
+    rows.push({
+      impl: 'map',
+      ids: count,
+      rssBytesPerId: (m.rss - base.rss) / count,
+      heapBytesPerId: (m.heap - base.heap) / count,
+      rememberNs,
+      lookupNs,
+    });
   }
 }
 process.stdout.write(`${JSON.stringify({ rows })}\n`);

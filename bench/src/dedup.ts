@@ -72,7 +72,9 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
   const counts = quick ? [200_000] : [1_000_000, 2_000_000];
   const memory: DedupMemoryRow[] = [];
   for (const impl of ['compact', 'map'] as const) {
-    log(`dedup rows: memory of ${impl === 'compact' ? 'the index' : 'the Map it replaced'} with ${counts.map((c) => c.toLocaleString('en-US')).join(' and ')} ids`);
+    log(
+      `dedup rows: memory of ${impl === 'compact' ? 'the index' : 'the Map it replaced'} with ${counts.map((c) => c.toLocaleString('en-US')).join(' and ')} ids`,
+    );
     memory.push(...(await runMemory({ impl, counts })).rows);
   }
 
@@ -133,7 +135,9 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
   h.close();
   await restart(`after kill -9 (${tail.toLocaleString('en-US')} more ids produced before it)`, 'SIGKILL');
   const snapshotMB = fileSize(join(dataDir, 'stations', STATION, 'dedup.snapshot')) / 1e6;
-  await restart('after a clean stop, snapshot deleted (the scan, as before)', 'SIGTERM', () => rmSync(join(dataDir, 'stations', STATION, 'dedup.snapshot'), { force: true }));
+  await restart('after a clean stop, snapshot deleted (the scan, as before)', 'SIGTERM', () =>
+    rmSync(join(dataDir, 'stations', STATION, 'dedup.snapshot'), { force: true }),
+  );
   await b.stop('SIGTERM');
 
   notes.push(
@@ -145,7 +149,13 @@ export async function runDedup(dir: string, quick: boolean, logLevel: string, id
     memory,
     ids,
     produce: [withIds, plain].map((r, i) => ({ ...r, label: i === 0 ? 'with a msgId each' : 'without msgIds (same path, no index)' })),
-    broker: { rssBeforeMB: rssBefore / 1e6, rssAfterMB: rssAfter / 1e6, rssBytesPerId: (rssAfter - rssBefore) / ids, indexBytesPerId: d.bytes / d.ids, snapshotMB },
+    broker: {
+      rssBeforeMB: rssBefore / 1e6,
+      rssAfterMB: rssAfter / 1e6,
+      rssBytesPerId: (rssAfter - rssBefore) / ids,
+      indexBytesPerId: d.bytes / d.ids,
+      snapshotMB,
+    },
     restarts,
     notes,
   };
@@ -168,7 +178,13 @@ function runMemory(config: { impl: 'compact' | 'map'; counts: number[] }): Promi
 }
 
 /** Produces `n` messages of 100 B (with `msgId(i)` when given), batches of 1000, 4 in flight. */
-async function produce(h: Http, station: string, n: number, msgId: ((i: number) => string) | undefined, pid: number): Promise<Omit<DedupProduceRow, 'label'>> {
+async function produce(
+  h: Http,
+  station: string,
+  n: number,
+  msgId: ((i: number) => string) | undefined,
+  pid: number,
+): Promise<Omit<DedupProduceRow, 'label'>> {
   const value = payload(100);
   const plainBody = msgId ? undefined : encodeProduceBatch(Array.from({ length: BATCH }, () => ({ value })));
   let next = 0;
@@ -179,7 +195,10 @@ async function produce(h: Http, station: string, n: number, msgId: ((i: number) 
       const from = next;
       const count = Math.min(BATCH, n - from);
       next += count;
-      const body = plainBody && count === BATCH ? plainBody : encodeProduceBatch(Array.from({ length: count }, (_, i) => ({ value, ...(msgId && { msgId: msgId(from + i) }) })));
+      const body =
+        plainBody && count === BATCH
+          ? plainBody
+          : encodeProduceBatch(Array.from({ length: count }, (_, i) => ({ value, ...(msgId && { msgId: msgId(from + i) }) })));
       const res = await h.send('POST', `/v1/stations/${station}/messages`, body, { 'content-type': BATCH_CONTENT_TYPE });
       if (res.status !== 200) throw new Error(`produce: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 300)}`);
     }
@@ -199,9 +218,13 @@ interface Sampled {
 /** 1000 ids spread over [0, n), with the partition and offset each was stored at (learned by producing it again). */
 async function sampleOffsets(h: Http, msgId: (i: number) => string, n: number): Promise<Sampled[]> {
   const ids = Array.from({ length: 1000 }, (_, k) => msgId(Math.floor((k * n) / 1000)));
-  const res = await h.json<{ results: Array<{ duplicate?: boolean; partition: number; offset: number }> }>('POST', `/v1/stations/${STATION}/messages`, {
-    messages: ids.map((id) => ({ msgId: id, value: 'again' })),
-  });
+  const res = await h.json<{ results: Array<{ duplicate?: boolean; partition: number; offset: number }> }>(
+    'POST',
+    `/v1/stations/${STATION}/messages`,
+    {
+      messages: ids.map((id) => ({ msgId: id, value: 'again' })),
+    },
+  );
   return res.results.map((r, k) => {
     if (!r.duplicate) throw new Error(`${ids[k]} was not a duplicate before the restarts`);
     return { id: ids[k]!, partition: r.partition, offset: r.offset };
@@ -209,9 +232,13 @@ async function sampleOffsets(h: Http, msgId: (i: number) => string, n: number): 
 }
 
 async function checkSample(h: Http, sample: Sampled[]): Promise<boolean> {
-  const res = await h.json<{ results: Array<{ duplicate?: boolean; partition: number; offset: number }> }>('POST', `/v1/stations/${STATION}/messages`, {
-    messages: sample.map((s) => ({ msgId: s.id, value: 'again' })),
-  });
+  const res = await h.json<{ results: Array<{ duplicate?: boolean; partition: number; offset: number }> }>(
+    'POST',
+    `/v1/stations/${STATION}/messages`,
+    {
+      messages: sample.map((s) => ({ msgId: s.id, value: 'again' })),
+    },
+  );
   return res.results.every((r, k) => r.duplicate === true && r.partition === sample[k]!.partition && r.offset === sample[k]!.offset);
 }
 
@@ -229,10 +256,14 @@ async function spawnBroker(dataDir: string, logFile: string, logLevel: string, r
   const out = createWriteStream(logFile);
   await new Promise<void>((r) => out.once('open', () => r()));
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [CLI_BIN, 'start', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', logLevel], {
-    stdio: ['ignore', out, out],
-    cwd: dataDir,
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [CLI_BIN, 'start', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', logLevel],
+    {
+      stdio: ['ignore', out, out],
+      cwd: dataDir,
+    },
+  );
   let dead = false;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   void exited.then(() => (dead = true));
@@ -253,7 +284,12 @@ async function spawnBroker(dataDir: string, logFile: string, logLevel: string, r
       readyId === undefined
         ? health
         : await poll(async () => {
-            const res = await h.send('POST', `/v1/stations/${STATION}/messages`, JSON.stringify({ messages: [{ msgId: readyId, value: 'again' }] }), { 'content-type': 'application/json' });
+            const res = await h.send(
+              'POST',
+              `/v1/stations/${STATION}/messages`,
+              JSON.stringify({ messages: [{ msgId: readyId, value: 'again' }] }),
+              { 'content-type': 'application/json' },
+            );
             return res.status === 200;
           });
     return {
@@ -342,7 +378,17 @@ export function renderDedup(o: DedupOutcome): string {
   out.push('');
   out.push(
     table(
-      [`restart, ${int(o.ids)}+ ids in the window`, '/healthz s', 'produce served s', 'dedup restore s', 'RSS MB', 'restored from', 'records read', 'ids checked', 'target'],
+      [
+        `restart, ${int(o.ids)}+ ids in the window`,
+        '/healthz s',
+        'produce served s',
+        'dedup restore s',
+        'RSS MB',
+        'restored from',
+        'records read',
+        'ids checked',
+        'target',
+      ],
       o.restarts.map((r) => [
         r.label,
         r.healthSeconds.toFixed(2),

@@ -8,7 +8,10 @@
  */
 const arg = JSON.parse(process.argv[2] ?? '{}') as { kind: string; options?: unknown; datasets?: [string, string][] };
 const mod = (await import(new URL(`./fakes/${arg.kind}/server.js`, import.meta.url).href)) as Record<string, unknown>;
-const Cls = Object.values(mod).find((v): v is new (o?: unknown) => { url: string; start(): Promise<unknown>; createDataset?(p: string, d: string): unknown } => typeof v === 'function' && /^Fake/.test(v.name));
+const Cls = Object.values(mod).find(
+  (v): v is new (o?: unknown) => { url: string; start(): Promise<unknown>; createDataset?(p: string, d: string): unknown } =>
+    typeof v === 'function' && /^Fake/.test(v.name),
+);
 if (!Cls) throw new Error(`no Fake class in fakes/${arg.kind}/server.js`);
 const fake = new Cls(arg.options);
 await fake.start();

@@ -42,8 +42,14 @@ export class Http {
 
   /** JSON in, JSON out; throws with the broker's answer on a non-2xx status. */
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? {} : { 'content-type': 'application/json' });
-    if (res.status < 200 || res.status > 299) throw new Error(`${method} ${path}: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 500)}`);
+    const res = await this.send(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      body === undefined ? {} : { 'content-type': 'application/json' },
+    );
+    if (res.status < 200 || res.status > 299)
+      throw new Error(`${method} ${path}: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 500)}`);
     return (res.body.length ? JSON.parse(res.body.toString('utf8')) : undefined) as T;
   }
 

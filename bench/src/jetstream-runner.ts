@@ -23,7 +23,20 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { cpuMeter } from './cpu.js';
-import { fmtThroughput, latency, log, payload, runRunner, sampleLatency, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import {
+  fmtThroughput,
+  latency,
+  log,
+  payload,
+  runRunner,
+  sampleLatency,
+  throughput,
+  type Latency,
+  type Plan,
+  type SizeResult,
+  type SystemResult,
+  type Throughput,
+} from './plan.js';
 
 export interface JetStreamRunnerConfig {
   plan: Plan;

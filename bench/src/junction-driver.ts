@@ -82,7 +82,8 @@ class RawDriver implements Driver {
     const { results } = JSON.parse(res.body.toString('utf8')) as { results: ({ offset?: number } | { error: unknown })[] };
     let stored = 0;
     for (const r of results) if ('offset' in r && !('duplicate' in r)) stored++;
-    if (stored !== n) throw new Error(`produce: ${n - stored} of ${n} messages not stored: ${JSON.stringify(results.find((r) => !('offset' in r)))}`);
+    if (stored !== n)
+      throw new Error(`produce: ${n - stored} of ${n} messages not stored: ${JSON.stringify(results.find((r) => !('offset' in r)))}`);
     return stored;
   }
 
@@ -157,7 +158,8 @@ class ClientDriver implements Driver {
     const results = await p.sendBatch(values);
     let stored = 0;
     for (const r of results) if (r.status === 'stored') stored++;
-    if (stored !== n) throw new Error(`produce: ${n - stored} of ${n} messages not stored: ${JSON.stringify(results.find((r) => r.status !== 'stored'))}`);
+    if (stored !== n)
+      throw new Error(`produce: ${n - stored} of ${n} messages not stored: ${JSON.stringify(results.find((r) => r.status !== 'stored'))}`);
     return stored;
   }
 

@@ -8,7 +8,20 @@
  * of `batch` messages. Consume: `consumeConcurrency` loops, each fetching `batch` messages as a binary
  * batch and acking them by deliveryId, with the ack of one batch overlapping the fetch of the next.
  */
-import { fmtThroughput, latency, log, payload, runRunner, sampleLatency, throughput, type Latency, type Plan, type SizeResult, type SystemResult, type Throughput } from './plan.js';
+import {
+  fmtThroughput,
+  latency,
+  log,
+  payload,
+  runRunner,
+  sampleLatency,
+  throughput,
+  type Latency,
+  type Plan,
+  type SizeResult,
+  type SystemResult,
+  type Throughput,
+} from './plan.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
@@ -45,7 +58,13 @@ async function main(): Promise<void> {
   if (!arg) throw new Error('usage: junction-runner.js <config json>');
   const cfg = JSON.parse(arg) as JunctionRunnerConfig;
   const driver = await makeDriver(cfg.transport, cfg.url, cfg.token);
-  const ctx: Ctx = { plan: cfg.plan, driver, stations: new Set(), prefix: `bench_${process.pid}_${Date.now().toString(36)}`, serverPid: cfg.serverPid };
+  const ctx: Ctx = {
+    plan: cfg.plan,
+    driver,
+    stations: new Set(),
+    prefix: `bench_${process.pid}_${Date.now().toString(36)}`,
+    serverPid: cfg.serverPid,
+  };
   const p = cfg.plan;
   const result: SystemResult = {
     notes: [
@@ -58,7 +77,8 @@ async function main(): Promise<void> {
   try {
     for (const size of p.sizes) result.sizes[`${size}`] = await runSize(ctx, size);
   } finally {
-    for (const s of ctx.stations) await driver.deleteStation(s).catch((err: unknown) => log(`could not delete station ${s}: ${String(err)}`));
+    for (const s of ctx.stations)
+      await driver.deleteStation(s).catch((err: unknown) => log(`could not delete station ${s}: ${String(err)}`));
     await driver.close();
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -199,7 +219,9 @@ function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
  * right after the broker's row, for the target `p99 <= max(2 ms, 1.5 × echo p99)`.
  */
 async function echoLatency(samples: number, value: Uint8Array): Promise<Latency> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./echo-server.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./echo-server.js', import.meta.url))], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';

@@ -157,7 +157,11 @@ function parseArgs(argv: string[]): Options {
     sinks: [...SINK_PARTS],
     overrides: {},
   };
-  const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (v: string) =>
+    v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -225,7 +229,8 @@ function parseArgs(argv: string[]): Options {
         const v = list(value());
         if (v.length === 1 && v[0] === 'none') o.sinks = [];
         else {
-          for (const x of v) if (!(SINK_PARTS as readonly string[]).includes(x)) throw new UsageError(`--sinks takes ${SINK_PARTS.join(', ')} or none`);
+          for (const x of v)
+            if (!(SINK_PARTS as readonly string[]).includes(x)) throw new UsageError(`--sinks takes ${SINK_PARTS.join(', ')} or none`);
           o.sinks = v;
         }
         break;
@@ -333,7 +338,9 @@ function runChild<R = SystemResult>(script: string, config: unknown): Promise<R>
     // costs about half its throughput otherwise; the same flag is given to the Junction side.
     // JUNCTION_BENCH_CHILD_PROF=<dir>: each child (load generators, sink rows) writes a .cpuprofile there.
     const prof = process.env.JUNCTION_BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.JUNCTION_BENCH_CHILD_PROF] : [];
-    const child = spawn(process.execPath, ['--stack-trace-limit=0', ...prof, file, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--stack-trace-limit=0', ...prof, file, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.add(child);
     let out = '';
     child.stdout.setEncoding('utf8');
@@ -375,7 +382,9 @@ async function runJunction(opts: Options, plan: Plan, dir: string): Promise<Syst
       if (file) {
         const kept = join(tmpdir(), `junction-bench-broker-${Date.now()}.cpuprofile`);
         copyFileSync(join(profileDir, file), kept);
-        process.stderr.write(`\n${renderProfile(summarizeProfile(kept))}\n\nfull profile: ${kept} (open in Chrome DevTools > Performance)\n\n`);
+        process.stderr.write(
+          `\n${renderProfile(summarizeProfile(kept))}\n\nfull profile: ${kept} (open in Chrome DevTools > Performance)\n\n`,
+        );
       } else log('the broker wrote no CPU profile (it did not exit cleanly?)');
     }
   }
@@ -427,11 +436,19 @@ async function runClusterMode(opts: Options, plan: Plan, dir: string): Promise<C
             await broker.stop();
             broker = undefined;
           }
-          r.notes.unshift(`broker: its own process on the cluster (a produce is answered once 2 of 3 replicas stored it), log level ${opts.brokerLogLevel} to a file: ${command}`);
+          r.notes.unshift(
+            `broker: its own process on the cluster (a produce is answered once 2 of 3 replicas stored it), log level ${opts.brokerLogLevel} to a file: ${command}`,
+          );
           r.notes.push('CPU: "server" is the Junction broker process plus the 3 nats-server nodes');
           r.broker = command;
         } else {
-          r = await runChild('./jetstream-runner.js', { plan, servers: servers.join(','), serverPid: nodePids(), replicas: 3, batching: 'batched' });
+          r = await runChild('./jetstream-runner.js', {
+            plan,
+            servers: servers.join(','),
+            serverPid: nodePids(),
+            replicas: 3,
+            batching: 'batched',
+          });
           r.notes.push('CPU: "server" is the sum of the 3 nats-server nodes');
         }
         r.notes.push(`machine: ${cpus().length} cores, 1-min load average ${load} when this system's run started`);
@@ -453,7 +470,11 @@ async function main(): Promise<number> {
   // `npm run bench -- schemas [--quick] [--json]`: the cost of validating values in the broker.
   if (process.argv[2] === 'schemas') {
     const { runSchemasBench } = await import('./schemas-bench.js');
-    return runSchemasBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json'), profile: process.argv.includes('--profile') });
+    return runSchemasBench({
+      quick: process.argv.includes('--quick'),
+      json: process.argv.includes('--json'),
+      profile: process.argv.includes('--profile'),
+    });
   }
   // `npm run bench -- transforms [--quick] [--json]`: a file sink with a 3-step transform chain beside the same without.
   if (process.argv[2] === 'transforms') {
@@ -554,7 +575,10 @@ async function main(): Promise<number> {
       // Others' work on the same two cores skews everything; say how busy the machine was.
       const load = loadavg()[0]!.toFixed(2);
       try {
-        const r = system === 'junction' ? await runJunction(opts, plan, workDir) : await runChild('./jetstream-runner.js', { plan, servers: opts.nats, serverPid: localNatsPid(opts.nats) });
+        const r =
+          system === 'junction'
+            ? await runJunction(opts, plan, workDir)
+            : await runChild('./jetstream-runner.js', { plan, servers: opts.nats, serverPid: localNatsPid(opts.nats) });
         r.notes.push(`machine: ${cpus().length} cores, 1-min load average ${load} when this system's run started`);
         results[system] = r;
       } catch (err) {
@@ -564,7 +588,10 @@ async function main(): Promise<number> {
       }
       timings[system] = (Date.now() - ts) / 1000;
     }
-    if ((opts.stationsOnly || (opts.stations && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly)) && opts.systems.includes('junction')) {
+    if (
+      (opts.stationsOnly || (opts.stations && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly)) &&
+      opts.systems.includes('junction')
+    ) {
       const ts = Date.now();
       try {
         // The full scales take ~15 min (creating 100,000 stations alone ~10): the default run uses the
@@ -576,11 +603,20 @@ async function main(): Promise<number> {
       }
       timings['stations'] = (Date.now() - ts) / 1000;
     }
-    if (opts.connector && !opts.startupOnly && !opts.scaleOnly && !opts.dedupOnly && !opts.stationsOnly && opts.systems.includes('junction')) {
+    if (
+      opts.connector &&
+      !opts.startupOnly &&
+      !opts.scaleOnly &&
+      !opts.dedupOnly &&
+      !opts.stationsOnly &&
+      opts.systems.includes('junction')
+    ) {
       log('junction: connector row (datagen -> station -> file sink, 1 KiB)');
       const ts = Date.now();
       try {
-        connector = await runChild<{ phases: ConnectorPhaseRow[]; notes: string[] }>('./connector-runner.js', { messages: opts.quick ? 40_000 : 200_000 });
+        connector = await runChild<{ phases: ConnectorPhaseRow[]; notes: string[] }>('./connector-runner.js', {
+          messages: opts.quick ? 40_000 : 200_000,
+        });
       } catch (err) {
         connector = { error: err instanceof Error ? err.message : String(err) };
         log(`connector row failed: ${connector.error}`);
@@ -603,7 +639,10 @@ async function main(): Promise<number> {
         timings['sinks (S3, warehouses)'] = (Date.now() - t1) / 1000;
       }
     }
-    if ((opts.scaleOnly || (opts.scale && opts.connector && !opts.startupOnly && !opts.dedupOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
+    if (
+      (opts.scaleOnly || (opts.scale && opts.connector && !opts.startupOnly && !opts.dedupOnly && !opts.stationsOnly)) &&
+      opts.systems.includes('junction')
+    ) {
       const n = opts.scaleConnectors ?? (opts.quick ? 200 : 1000);
       log(`junction: connector scale rows (${n} file sinks on ${n} stations)`);
       const ts = Date.now();
@@ -615,7 +654,10 @@ async function main(): Promise<number> {
       }
       timings['connectors scale'] = (Date.now() - ts) / 1000;
     }
-    if ((opts.dedupOnly || (opts.dedup && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
+    if (
+      (opts.dedupOnly || (opts.dedup && !opts.connectorsOnly && !opts.startupOnly && !opts.scaleOnly && !opts.stationsOnly)) &&
+      opts.systems.includes('junction')
+    ) {
       const ts = Date.now();
       const dir = join(workDir, 'dedup');
       try {
@@ -629,7 +671,10 @@ async function main(): Promise<number> {
       timings['dedup'] = (Date.now() - ts) / 1000;
     }
     // Last: its data fills the page cache, which must not weigh on the rows above.
-    if ((opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.scaleOnly && !opts.dedupOnly && !opts.stationsOnly)) && opts.systems.includes('junction')) {
+    if (
+      (opts.startupOnly || (opts.startup && !opts.connectorsOnly && !opts.scaleOnly && !opts.dedupOnly && !opts.stationsOnly)) &&
+      opts.systems.includes('junction')
+    ) {
       const ts = Date.now();
       try {
         startup = await runStartup(workDir, startupGigabytes(opts.quick), opts.brokerLogLevel);
@@ -644,18 +689,27 @@ async function main(): Promise<number> {
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
-  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')})`);
+  log(
+    `done in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.entries(timings)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+      .join(', ')})`,
+  );
 
   const junction = results.junction;
   if (junction && !('error' in junction)) junction.targets = targetCheck(junction);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, issue22: issue22Ratios(junction, results.jetstream, sinks), timings })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ junction: junction ?? null, jetstream: results.jetstream ?? null, connector: connector ?? null, sinks: sinks ?? null, connectorsScale: scale ?? null, startup: startup ?? null, dedup: dedup ?? null, stations: stations ?? null, issue22: issue22Ratios(junction, results.jetstream, sinks), timings })}\n`,
+    );
   } else {
     if (!only) process.stdout.write(`${renderTable(plan.sizes, junction, results.jetstream)}\n`);
     if (connector) process.stdout.write(`\n${renderConnector(connector)}\n`);
     if (sinks) process.stdout.write(`\n${renderSinks(sinks)}\n`);
     if (scale) {
-      const single = connector && !('error' in connector) ? connector.phases.find((p) => p.phase === 'sink: station backlog -> file sink')?.msgsPerSec : undefined;
+      const single =
+        connector && !('error' in connector)
+          ? connector.phases.find((p) => p.phase === 'sink: station backlog -> file sink')?.msgsPerSec
+          : undefined;
       process.stdout.write(`\n${renderConnectorScale(scale, cpus().length, single)}\n`);
     }
     if (dedup) process.stdout.write(`\n${renderDedup(dedup)}\n`);
@@ -663,9 +717,18 @@ async function main(): Promise<number> {
     if (stations) process.stdout.write(`\n${renderStations(stations)}\n`);
   }
   const sinkFailed = sinks !== undefined && ('error' in sinks || sinks.rows.some((r) => r.error !== undefined));
-  const startupFailed = (startup !== undefined && 'error' in startup) || (dedup !== undefined && 'error' in dedup) || (stations !== undefined && 'error' in stations);
+  const startupFailed =
+    (startup !== undefined && 'error' in startup) ||
+    (dedup !== undefined && 'error' in dedup) ||
+    (stations !== undefined && 'error' in stations);
   const scaleFailed = scale !== undefined && 'error' in scale;
-  return Object.values(results).some((r) => r && 'error' in r) || (connector !== undefined && 'error' in connector) || sinkFailed || startupFailed || scaleFailed ? 1 : 0;
+  return Object.values(results).some((r) => r && 'error' in r) ||
+    (connector !== undefined && 'error' in connector) ||
+    sinkFailed ||
+    startupFailed ||
+    scaleFailed
+    ? 1
+    : 0;
 }
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

@@ -19,7 +19,14 @@ const cpuMs = () => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
 
 const dir = mkdtempSync(join(tmpdir(), 'junction-openapi-cost-'));
-const server = await startServer({ dataDir: join(dir, 'server'), host: '127.0.0.1', port: 0, logLevel: 'silent', env: {}, watchConfig: false });
+const server = await startServer({
+  dataDir: join(dir, 'server'),
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'silent',
+  env: {},
+  watchConfig: false,
+});
 const logger = server.app.log;
 try {
   const store = new EmbeddedStore({ dataDir: join(dir, 'apps'), fsync: 'never' }); // silent by default

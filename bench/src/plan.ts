@@ -46,7 +46,11 @@ export interface Plan {
 export function makePlan(quick: boolean, sizes: Size[], scenarios: Scenario[], cluster = false): Plan {
   if (cluster && !quick) {
     // R3 on this machine runs at 10–30k msgs/s: the time cap ends the scenarios, the counts only bound them.
-    return { ...makePlan(false, sizes, scenarios), produceCount: { 1024: 200_000, 100: 300_000 }, endToEndCount: { 1024: 150_000, 100: 200_000 } };
+    return {
+      ...makePlan(false, sizes, scenarios),
+      produceCount: { 1024: 200_000, 100: 300_000 },
+      endToEndCount: { 1024: 150_000, 100: 200_000 },
+    };
   }
   return quick
     ? {
@@ -154,7 +158,13 @@ export function latency(samplesMs: number[]): Latency {
   const s = [...samplesMs].sort((a, b) => a - b);
   const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
   const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : 0;
-  return { samples: s.length, p50Ms: round(rank(50), 3), p99Ms: round(rank(99), 3), maxMs: round(s.at(-1) ?? 0, 3), meanMs: round(mean, 3) };
+  return {
+    samples: s.length,
+    p50Ms: round(rank(50), 3),
+    p99Ms: round(rank(99), 3),
+    maxMs: round(s.at(-1) ?? 0, 3),
+    meanMs: round(mean, 3),
+  };
 }
 
 export function round(n: number, digits: number): number {

@@ -42,7 +42,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 function value(i: number): string {
-  return JSON.stringify({ id: i, user: `u${i % 1000}`, status: ['new', 'paid', 'shipped'][i % 3], amount: (i % 10_000) / 100, at: new Date(1_700_000_000_000 + i * 1000).toISOString(), note: 'x'.repeat(100 + (i % 50)) });
+  return JSON.stringify({
+    id: i,
+    user: `u${i % 1000}`,
+    status: ['new', 'paid', 'shipped'][i % 3],
+    amount: (i % 10_000) / 100,
+    at: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+    note: 'x'.repeat(100 + (i % 50)),
+  });
 }
 
 async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, everyMs = 20): Promise<void> {
@@ -53,7 +60,12 @@ async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boo
   }
 }
 
-interface Row { row: string; rate: number; rounds: number[]; unit: string }
+interface Row {
+  row: string;
+  rate: number;
+  rounds: number[];
+  unit: string;
+}
 
 function report(title: string, rows: Row[], base: Row, target: number | undefined, json: boolean, extra: Record<string, unknown>): void {
   if (json) {
@@ -117,7 +129,9 @@ export async function runPostgresBench(opts: { quick: boolean; json: boolean }):
   try {
     await http.json('POST', '/v1/stations', { name: 'pg-bench', partitions: 1 });
     for (let o = 0; o < n; o += 1000) {
-      const body = encodeProduceBatch(Array.from({ length: Math.min(1000, n - o) }, (_, k) => ({ key: `k${(o + k) % 100}`, value: Buffer.from(value(o + k)) })));
+      const body = encodeProduceBatch(
+        Array.from({ length: Math.min(1000, n - o) }, (_, k) => ({ key: `k${(o + k) % 100}`, value: Buffer.from(value(o + k)) })),
+      );
       const res = await http.send('POST', '/v1/stations/pg-bench/messages', body, { 'content-type': BATCH_CONTENT_TYPE });
       if (res.status !== 200) throw new Error(`fill: HTTP ${res.status}`);
     }
@@ -139,7 +153,10 @@ export async function runPostgresBench(opts: { quick: boolean; json: boolean }):
       connectors.push(name);
       const t0 = performance.now();
       await http.json('POST', '/v1/connectors', {
-        name, plugin: 'postgres', station: 'pg-bench', tasks: 1,
+        name,
+        plugin: 'postgres',
+        station: 'pg-bench',
+        tasks: 1,
         config: { ...PG, table, copyMinRows: 64 },
         batch: { maxMessages: BATCH, maxBytes: 64 * 1024 * 1024, maxLatencyMs: 100 },
       });
@@ -147,15 +164,20 @@ export async function runPostgresBench(opts: { quick: boolean; json: boolean }):
       // creation — is the "incl. start" row) until the group acknowledged every message.
       let t1 = 0;
       let acked1 = 0;
-      await waitFor('the sink to acknowledge every message', 600_000, async () => {
-        const g = await http.json<{ lag: number }>('GET', `/v1/stations/pg-bench/groups/connector.${name}`).catch(() => undefined);
-        if (!g) return false;
-        if (t1 === 0 && g.lag < n) {
-          t1 = performance.now();
-          acked1 = n - g.lag;
-        }
-        return g.lag === 0;
-      }, 10);
+      await waitFor(
+        'the sink to acknowledge every message',
+        600_000,
+        async () => {
+          const g = await http.json<{ lag: number }>('GET', `/v1/stations/pg-bench/groups/connector.${name}`).catch(() => undefined);
+          if (!g) return false;
+          if (t1 === 0 && g.lag < n) {
+            t1 = performance.now();
+            acked1 = n - g.lag;
+          }
+          return g.lag === 0;
+        },
+        10,
+      );
       const end = performance.now();
       const s = (n - acked1) / ((end - t1) / 1000);
       withStart.push(n / ((end - t0) / 1000));
@@ -171,7 +193,14 @@ export async function runPostgresBench(opts: { quick: boolean; json: boolean }):
       { row: 'station → postgres sink', rate: median(sink), rounds: sink, unit: 'rows/s' },
       { row: 'station → postgres sink, incl. connector start', rate: median(withStart), rounds: withStart, unit: 'rows/s' },
     ];
-    report(`PostgreSQL sink: ${n.toLocaleString('en-US')} rows of ~250 B a round, ${rounds} rounds, median; COPY per ${BATCH} rows, one transaction each, 1 connection / 1 task`, rows, base, 0.8, opts.json, { postgres: true, rowsPerRound: n });
+    report(
+      `PostgreSQL sink: ${n.toLocaleString('en-US')} rows of ~250 B a round, ${rounds} rounds, median; COPY per ${BATCH} rows, one transaction each, 1 connection / 1 task`,
+      rows,
+      base,
+      0.8,
+      opts.json,
+      { postgres: true, rowsPerRound: n },
+    );
     return 0;
   } finally {
     http.close();
@@ -230,11 +259,26 @@ async function startMosquitto(dir: string): Promise<{ url: string; stop(): Promi
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n`);
   const child = spawn(bin, ['-c', conf], { stdio: 'ignore' });
   const exited = new Promise((r) => child.once('exit', r));
-  await waitFor('mosquitto', 10_000, () => new Promise<boolean>((r) => {
-    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-    c.on('error', () => r(false));
-  }), 50);
-  return { url: `mqtt://127.0.0.1:${port}`, stop: async () => { child.kill('SIGTERM'); await exited; } };
+  await waitFor(
+    'mosquitto',
+    10_000,
+    () =>
+      new Promise<boolean>((r) => {
+        const c = net.connect(port, '127.0.0.1', () => {
+          c.destroy();
+          r(true);
+        });
+        c.on('error', () => r(false));
+      }),
+    50,
+  );
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 export async function runMqttBench(opts: { quick: boolean; json: boolean }): Promise<number> {
@@ -264,17 +308,31 @@ export async function runMqttBench(opts: { quick: boolean; json: boolean }): Pro
       const clientId = `bench-src-${run}-${r}`;
       sessions.push(clientId);
       await http.json('POST', '/v1/stations', { name: station, partitions: 1 });
-      await http.json('POST', '/v1/connectors', { name: station, plugin: 'mqtt', station, tasks: 1, config: { url: MQTT_URL, clientId, topics: [{ filter: `${root}/#`, qos: 1 }] } });
+      await http.json('POST', '/v1/connectors', {
+        name: station,
+        plugin: 'mqtt',
+        station,
+        tasks: 1,
+        config: { url: MQTT_URL, clientId, topics: [{ filter: `${root}/#`, qos: 1 }] },
+      });
       // Subscribed once a probe arrives (then the timed publishes start).
       const count = async (): Promise<number> => {
-        const info = await http.json<{ partitions: { lastOffset?: number; nextOffset?: number; messages?: number }[] }>('GET', `/v1/stations/${station}`);
+        const info = await http.json<{ partitions: { lastOffset?: number; nextOffset?: number; messages?: number }[] }>(
+          'GET',
+          `/v1/stations/${station}`,
+        );
         const p = info.partitions[0];
         return p?.messages ?? (p?.nextOffset !== undefined ? p.nextOffset - 1 : (p?.lastOffset ?? 0));
       };
-      await waitFor('the mqtt source to subscribe', 60_000, async () => {
-        await pub.publishAsync(`${root}/probe`, 'probe', { qos: 1 });
-        return (await count()) > 0;
-      }, 200);
+      await waitFor(
+        'the mqtt source to subscribe',
+        60_000,
+        async () => {
+          await pub.publishAsync(`${root}/probe`, 'probe', { qos: 1 });
+          return (await count()) > 0;
+        },
+        200,
+      );
       const before = await count();
       const t0 = performance.now();
       await publishAll(pub, root, n);
@@ -286,13 +344,22 @@ export async function runMqttBench(opts: { quick: boolean; json: boolean }): Pro
     }
     const base: Row = { row: 'bare mqtt.js subscriber (QoS 1)', rate: median(bare), rounds: bare, unit: 'msgs/s' };
     const rows: Row[] = [base, { row: 'mqtt → station (QoS 1, ack after store)', rate: median(source), rounds: source, unit: 'msgs/s' }];
-    report(`MQTT source: ${n.toLocaleString('en-US')} messages of ~200 B a round published at QoS 1 (${WINDOW} in flight), ${rounds} rounds, median; Mosquitto ${mosquitto.url} (max_queued_messages 0)`, rows, base, undefined, opts.json, { mqtt: true, messagesPerRound: n });
+    report(
+      `MQTT source: ${n.toLocaleString('en-US')} messages of ~200 B a round published at QoS 1 (${WINDOW} in flight), ${rounds} rounds, median; Mosquitto ${mosquitto.url} (max_queued_messages 0)`,
+      rows,
+      base,
+      undefined,
+      opts.json,
+      { mqtt: true, messagesPerRound: n },
+    );
     return 0;
   } finally {
     http.close();
     await broker.stop();
     for (const clientId of sessions) {
-      const c = await mqtt.connectAsync(MQTT_URL, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 } }).catch(() => undefined);
+      const c = await mqtt
+        .connectAsync(MQTT_URL, { clientId, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 } })
+        .catch(() => undefined);
       await c?.endAsync();
     }
     await pub.endAsync();
@@ -328,16 +395,31 @@ export async function runPostgresCdcBench(opts: { quick: boolean; json: boolean 
   try {
     await db.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, user_id int, status text, amount numeric, note text)`);
     await http.json('POST', '/v1/stations', { name: 'cdc-bench', partitions: 1 });
-    await http.json('POST', '/v1/connectors', { name: 'cdc-bench', plugin: 'postgres-cdc', station: 'cdc-bench', tasks: 1, config: { ...PG, publication, tables: [`public.${table}`], slot } });
-    await waitFor('the slot', 60_000, async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 1, 100);
-    const count = async (): Promise<number> => (await http.json<{ partitions: { messages: number }[] }>('GET', '/v1/stations/cdc-bench')).partitions[0]?.messages ?? 0;
+    await http.json('POST', '/v1/connectors', {
+      name: 'cdc-bench',
+      plugin: 'postgres-cdc',
+      station: 'cdc-bench',
+      tasks: 1,
+      config: { ...PG, publication, tables: [`public.${table}`], slot },
+    });
+    await waitFor(
+      'the slot',
+      60_000,
+      async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 1,
+      100,
+    );
+    const count = async (): Promise<number> =>
+      (await http.json<{ partitions: { messages: number }[] }>('GET', '/v1/stations/cdc-bench')).partitions[0]?.messages ?? 0;
     const inserts: number[] = [];
     const changes: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const before = await count();
       const t0 = performance.now();
       for (let o = r * n; o < (r + 1) * n; o += 1000) {
-        await db.query(`INSERT INTO ${table} SELECT g, g % 1000, (ARRAY['new','paid','shipped'])[g % 3 + 1], (g % 10000) / 100.0, repeat('x', 100) FROM generate_series($1::bigint, $2::bigint) g`, [o, o + 999]);
+        await db.query(
+          `INSERT INTO ${table} SELECT g, g % 1000, (ARRAY['new','paid','shipped'])[g % 3 + 1], (g % 10000) / 100.0, repeat('x', 100) FROM generate_series($1::bigint, $2::bigint) g`,
+          [o, o + 999],
+        );
       }
       const ins = n / ((performance.now() - t0) / 1000);
       await waitFor('every change in the station', 600_000, async () => (await count()) >= before + n);
@@ -346,16 +428,38 @@ export async function runPostgresCdcBench(opts: { quick: boolean; json: boolean 
       changes.push(ch);
       log(`postgres-cdc bench round ${r + 1}/${rounds}: inserts ${Math.round(ins)} rows/s, changes into the station ${Math.round(ch)} /s`);
     }
-    const base: Row = { row: 'inserts into PostgreSQL (1000 a transaction)', rate: median(inserts), rounds: inserts, unit: 'rows or changes/s' };
-    const rows: Row[] = [base, { row: 'postgres-cdc → station (changes)', rate: median(changes), rounds: changes, unit: 'rows or changes/s' }];
-    report(`PostgreSQL CDC source: ${n.toLocaleString('en-US')} inserted rows (~150 B) a round, ${rounds} rounds, median; timed from the first insert`, rows, base, undefined, opts.json, { postgresCdc: true, rowsPerRound: n });
+    const base: Row = {
+      row: 'inserts into PostgreSQL (1000 a transaction)',
+      rate: median(inserts),
+      rounds: inserts,
+      unit: 'rows or changes/s',
+    };
+    const rows: Row[] = [
+      base,
+      { row: 'postgres-cdc → station (changes)', rate: median(changes), rounds: changes, unit: 'rows or changes/s' },
+    ];
+    report(
+      `PostgreSQL CDC source: ${n.toLocaleString('en-US')} inserted rows (~150 B) a round, ${rounds} rounds, median; timed from the first insert`,
+      rows,
+      base,
+      undefined,
+      opts.json,
+      { postgresCdc: true, rowsPerRound: n },
+    );
     return 0;
   } finally {
     await http.json('DELETE', '/v1/connectors/cdc-bench').catch(() => undefined);
     http.close();
     await broker.stop();
-    await waitFor('the slot released', 30_000, async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 0, 100).catch(() => undefined);
-    await db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]).catch(() => undefined);
+    await waitFor(
+      'the slot released',
+      30_000,
+      async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot])).rowCount === 0,
+      100,
+    ).catch(() => undefined);
+    await db
+      .query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot])
+      .catch(() => undefined);
     await db.query(`DROP PUBLICATION IF EXISTS ${publication}`).catch(() => undefined);
     await db.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
     await db.end();

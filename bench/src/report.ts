@@ -25,7 +25,11 @@ export function targetCheck(junction: SystemResult): Record<string, { target: st
     if (l && e) {
       // Issue 22: at most 2 ms, or at most 1.5 × the p99 of a bare node:http echo server in the same run.
       const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * e.p99Ms);
-      out[`latencyP99VsEcho_${size}B`] = { target: `<= max(${TARGETS.latencyP99Ms} ms, 1.5 × echo p99 ${e.p99Ms} ms) = ${bound.toFixed(3)} ms`, value: l.p99Ms, met: l.p99Ms <= bound };
+      out[`latencyP99VsEcho_${size}B`] = {
+        target: `<= max(${TARGETS.latencyP99Ms} ms, 1.5 × echo p99 ${e.p99Ms} ms) = ${bound.toFixed(3)} ms`,
+        value: l.p99Ms,
+        met: l.p99Ms <= bound,
+      };
     }
   }
   return out;
@@ -77,7 +81,15 @@ export function renderTable(sizes: Size[], junction: Outcome | undefined, jetstr
     const jl = j?.sizes[`${size}`]?.latency;
     if (!el) continue;
     const bound = Math.max(TARGETS.latencyP99Ms, 1.5 * el.p99Ms);
-    latRows.push([`bare node:http echo ${label(size)} p50/p99/max ms`, lat(el), '', '', '', jl ? `${(jl.p99Ms / el.p99Ms).toFixed(2)}x p99` : '-', jl ? `junction p99 <= ${bound.toFixed(2)} ms ${mark(jl.p99Ms <= bound)}` : '']);
+    latRows.push([
+      `bare node:http echo ${label(size)} p50/p99/max ms`,
+      lat(el),
+      '',
+      '',
+      '',
+      jl ? `${(jl.p99Ms / el.p99Ms).toFixed(2)}x p99` : '-',
+      jl ? `junction p99 <= ${bound.toFixed(2)} ms ${mark(jl.p99Ms <= bound)}` : '',
+    ]);
   }
   const all = [header, ...rows, ...latRows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
@@ -140,7 +152,9 @@ export function renderConnector(result: { phases: ConnectorPhaseRow[]; notes: st
     p.withStartMsgsPerSec === undefined || p.withStartMsgsPerSec === p.msgsPerSec ? '' : int(p.withStartMsgsPerSec),
     p.mbPerSec.toFixed(1),
     `${Math.round(p.workerShare * 100)}%`,
-    p.phase.startsWith('sink') ? `>= ${int(TARGETS.connectorSinkMsgsPerSec)} ${p.msgsPerSec >= TARGETS.connectorSinkMsgsPerSec ? 'ok' : 'MISS'}` : '',
+    p.phase.startsWith('sink')
+      ? `>= ${int(TARGETS.connectorSinkMsgsPerSec)} ${p.msgsPerSec >= TARGETS.connectorSinkMsgsPerSec ? 'ok' : 'MISS'}`
+      : '',
   ]);
   const all = [header, ...rows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
@@ -173,14 +187,29 @@ export function clusterOverhead(r: ClusterResult): NonNullable<ClusterResult['ov
       const b = sr?.[key];
       if (!a || !b || b.msgsPerSec === 0) continue;
       const ratio = a.msgsPerSec / b.msgsPerSec;
-      out[`${key}_${size}B`] = { junction: a.msgsPerSec, direct: b.msgsPerSec, ratio: Math.round(ratio * 100) / 100, overhead: Math.round((1 - ratio) * 100) / 100, met: ratio >= TARGETS.clusterRatio };
+      out[`${key}_${size}B`] = {
+        junction: a.msgsPerSec,
+        direct: b.msgsPerSec,
+        ratio: Math.round(ratio * 100) / 100,
+        overhead: Math.round((1 - ratio) * 100) / 100,
+        met: ratio >= TARGETS.clusterRatio,
+      };
     }
   }
   return out;
 }
 
 export function renderCluster(sizes: Size[], r: ClusterResult): string {
-  const header = ['cluster (3 nodes, R3)', 'junction msgs/s', 'junction MB/s', 'direct nats.js msgs/s', 'direct MB/s', 'ratio', 'overhead', 'target'];
+  const header = [
+    'cluster (3 nodes, R3)',
+    'junction msgs/s',
+    'junction MB/s',
+    'direct nats.js msgs/s',
+    'direct MB/s',
+    'ratio',
+    'overhead',
+    'target',
+  ];
   const j = isResult(r.junction) ? r.junction : undefined;
   const s = isResult(r.jetstream) ? r.jetstream : undefined;
   const thr = (t: Throughput | undefined) => (t ? [`${int(t.msgsPerSec)}${t.capped ? '*' : ''}`, t.mbPerSec.toFixed(1)] : ['-', '-']);
@@ -209,9 +238,15 @@ export function renderCluster(sizes: Size[], r: ClusterResult): string {
     }
   }
   const out = [...table(header, rows)];
-  if (cpuRows.length) out.push('', ...table(['CPU µs per message', 'broker + 3 nats nodes', 'junction load gen', '3 nats nodes (direct)', 'nats.js load gen'], cpuRows));
+  if (cpuRows.length)
+    out.push(
+      '',
+      ...table(['CPU µs per message', 'broker + 3 nats nodes', 'junction load gen', '3 nats nodes (direct)', 'nats.js load gen'], cpuRows),
+    );
   out.push('');
-  out.push('ratio = junction / direct nats.js; overhead = 1 - ratio (negative: Junction was faster). Both on the same 3-node cluster, R3, file storage, in this run.');
+  out.push(
+    'ratio = junction / direct nats.js; overhead = 1 - ratio (negative: Junction was faster). Both on the same 3-node cluster, R3, file storage, in this run.',
+  );
   out.push('* = stopped by the time cap before the planned count; the rate is still messages / elapsed time.');
   out.push(`cluster: ${r.servers.join(', ')}`);
   for (const [name, o] of [
@@ -250,7 +285,17 @@ export type SinksOutcome = { rows: SinkRowOut[]; notes: string[]; partSeconds: R
 
 export function renderSinks(result: SinksOutcome): string {
   if ('error' in result) return `sinks: FAILED: ${result.error}`;
-  const header = ['sink (through Junction)', 'via', 'msgs/s', 'MB/s', 'incl. task start', 'direct / raw msgs/s', 'direct MB/s', 'ratio', 'targets'];
+  const header = [
+    'sink (through Junction)',
+    'via',
+    'msgs/s',
+    'MB/s',
+    'incl. task start',
+    'direct / raw msgs/s',
+    'direct MB/s',
+    'ratio',
+    'targets',
+  ];
   const rows = result.rows.map((r) => [
     r.row,
     r.via,
@@ -263,18 +308,33 @@ export function renderSinks(result: SinksOutcome): string {
     r.targets.map((t) => `${t.target} ${t.met ? 'ok' : 'MISS'}`).join(', '),
   ]);
   const out = [...table(header, rows), ''];
-  out.push('msgs/s: S3 rows count messages, warehouse rows count rows (one per message). MB = 10^6 bytes of message values. ratio = Junction / the direct column.');
-  out.push('via runtime: station (filled first) -> sink connector (connect.create, 1 task). msgs/s = the steady rate: messages acked after the first acked batch / time from then until the group has no lag;');
-  out.push('  "incl. task start" = all messages / time from resume (worker start, plugin open, connection, table creation included). via plugin: the plugin called directly, no station or runtime.');
+  out.push(
+    'msgs/s: S3 rows count messages, warehouse rows count rows (one per message). MB = 10^6 bytes of message values. ratio = Junction / the direct column.',
+  );
+  out.push(
+    'via runtime: station (filled first) -> sink connector (connect.create, 1 task). msgs/s = the steady rate: messages acked after the first acked batch / time from then until the group has no lag;',
+  );
+  out.push(
+    '  "incl. task start" = all messages / time from resume (worker start, plugin open, connection, table creation included). via plugin: the plugin called directly, no station or runtime.',
+  );
   out.push('  The direct column never includes its connection set-up or table creation, so the ratio and the targets use the steady rate.');
   for (const r of result.rows) {
     const base = r.baseline ? ` | baseline: ${r.baselineName}, ${r.baseline.messages} in ${r.baseline.seconds} s` : '';
-    const first = r.firstAckSeconds !== undefined ? ` | first batch acked after ${r.firstAckSeconds} s (task start + plugin open + first write, inside the total)` : '';
-    const total = r.withStart ? `${r.withStart.messages} in ${r.withStart.seconds} s from resume, steady: ${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s` : `${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`;
+    const first =
+      r.firstAckSeconds !== undefined
+        ? ` | first batch acked after ${r.firstAckSeconds} s (task start + plugin open + first write, inside the total)`
+        : '';
+    const total = r.withStart
+      ? `${r.withStart.messages} in ${r.withStart.seconds} s from resume, steady: ${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`
+      : `${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`;
     out.push(`${r.row}: ${r.error ? `FAILED: ${r.error}` : `${total}; ${r.note}${base}${first}`}`);
   }
   out.push(...result.notes);
-  out.push(`part timings (s): ${Object.entries(result.partSeconds).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  out.push(
+    `part timings (s): ${Object.entries(result.partSeconds)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   return out.join('\n');
 }
 
@@ -317,23 +377,63 @@ export function renderConnectorScale(r: ConnectorScaleRow | { error: string }, c
   const ok = (met: boolean) => (met ? 'ok' : 'MISS');
   const rows: string[][] = [
     ['RSS before any connector', `${r.baseline.rssMb} MB`, ''],
-    ['RSS idle, created (none wrote yet)', `${r.idleNew.rssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idleNew.rssMb <= TARGETS.connectorsScaleRssMb)}`],
-    ['RSS idle, after all wrote (sinks open)', `${r.idle.rssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idle.rssMb <= TARGETS.connectorsScaleRssMb)}`],
-    ['RSS peak (VmHWM), all fed at once', `${r.peakRssMb} MB`, `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.peakRssMb <= TARGETS.connectorsScaleRssMb)}`],
-    ['threads (before any connector / idle)', `${r.baseline.threads} / ${r.idle.threads}`, `<= cores + ${TARGETS.connectorsScaleThreadSlack} = ${maxThreads} ${ok(Math.max(r.idle.threads, r.idleNew.threads) <= maxThreads)}`],
-    [`idle CPU over ${r.idle.seconds} s, created / after writing`, `${r.idleNew.cpuPctOfCore.toFixed(1)} % / ${r.idle.cpuPctOfCore.toFixed(1)} % of a core`, `<= ${TARGETS.connectorsScaleIdleCpuPct} % ${ok(Math.max(r.idleNew.cpuPctOfCore, r.idle.cpuPctOfCore) <= TARGETS.connectorsScaleIdleCpuPct)}`],
+    [
+      'RSS idle, created (none wrote yet)',
+      `${r.idleNew.rssMb} MB`,
+      `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idleNew.rssMb <= TARGETS.connectorsScaleRssMb)}`,
+    ],
+    [
+      'RSS idle, after all wrote (sinks open)',
+      `${r.idle.rssMb} MB`,
+      `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.idle.rssMb <= TARGETS.connectorsScaleRssMb)}`,
+    ],
+    [
+      'RSS peak (VmHWM), all fed at once',
+      `${r.peakRssMb} MB`,
+      `<= ${TARGETS.connectorsScaleRssMb} MB ${ok(r.peakRssMb <= TARGETS.connectorsScaleRssMb)}`,
+    ],
+    [
+      'threads (before any connector / idle)',
+      `${r.baseline.threads} / ${r.idle.threads}`,
+      `<= cores + ${TARGETS.connectorsScaleThreadSlack} = ${maxThreads} ${ok(Math.max(r.idle.threads, r.idleNew.threads) <= maxThreads)}`,
+    ],
+    [
+      `idle CPU over ${r.idle.seconds} s, created / after writing`,
+      `${r.idleNew.cpuPctOfCore.toFixed(1)} % / ${r.idle.cpuPctOfCore.toFixed(1)} % of a core`,
+      `<= ${TARGETS.connectorsScaleIdleCpuPct} % ${ok(Math.max(r.idleNew.cpuPctOfCore, r.idle.cpuPctOfCore) <= TARGETS.connectorsScaleIdleCpuPct)}`,
+    ],
     [`aggregate, ${int(r.fed.messages)} x 1 KiB fed to all at once`, `${int(r.fed.msgsPerSec)} msgs/s`, ''],
-    ['per connector, all fed at once', `${int(r.fed.perConnectorMsgsPerSec)} msgs/s`, single === undefined ? '' : `single connector alone: ${int(single)} msgs/s`],
-    ['per connector task: RSS / threads / idle CPU', `${r.perTask.rssMb} MB / ${r.perTask.threads} / ${r.perTask.cpuPctOfCore} % of a core`, ''],
+    [
+      'per connector, all fed at once',
+      `${int(r.fed.perConnectorMsgsPerSec)} msgs/s`,
+      single === undefined ? '' : `single connector alone: ${int(single)} msgs/s`,
+    ],
+    [
+      'per connector task: RSS / threads / idle CPU',
+      `${r.perTask.rssMb} MB / ${r.perTask.threads} / ${r.perTask.cpuPctOfCore} % of a core`,
+      '',
+    ],
     ...(r.sources
-      ? [[`per source task (${r.sources.count} datagen at 1 msg/s; a thread each): RSS / threads`, `${r.sources.rssMbPerTask} MB / ${r.sources.threadsPerTask}`, '']]
+      ? [
+          [
+            `per source task (${r.sources.count} datagen at 1 msg/s; a thread each): RSS / threads`,
+            `${r.sources.rssMbPerTask} MB / ${r.sources.threadsPerTask}`,
+            '',
+          ],
+        ]
       : []),
   ];
   const header = [`connectors scale: ${int(r.connectors)} file sinks on ${int(r.connectors)} stations`, 'measured', 'target'];
   const all = [header, ...rows];
   const widths = header.map((_, c) => Math.max(...all.map((x) => (x[c] ?? '').length)));
   const line = (x: string[]) => `| ${x.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line), `created in ${r.createSeconds} s.`, ...r.notes].join('\n');
+  return [
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+    `created in ${r.createSeconds} s.`,
+    ...r.notes,
+  ].join('\n');
 }
 
 /** One ratio of issue 22 with both sides from the same run; `missing` names what did not run. */
@@ -351,13 +451,23 @@ export interface Issue22Ratio {
  * echo server, the S3 sink rows through the runtime vs a raw lib-storage upload, the Snowflake sink vs a
  * direct bulk insert.
  */
-export function issue22Ratios(junction: Outcome | undefined, jetstream: Outcome | undefined, sinks: SinksOutcome | undefined): Record<string, Issue22Ratio> {
+export function issue22Ratios(
+  junction: Outcome | undefined,
+  jetstream: Outcome | undefined,
+  sinks: SinksOutcome | undefined,
+): Record<string, Issue22Ratio> {
   const j = isResult(junction) ? junction.sizes['1024'] : undefined;
   const s = isResult(jetstream) ? jetstream.sizes['1024'] : undefined;
   const pair = (a: number | undefined, b: number | undefined, what: string): Issue22Ratio =>
-    a !== undefined && b !== undefined && b > 0 ? { junction: a, reference: b, ratio: Math.round((a / b) * 100) / 100 } : { junction: a, reference: b, missing: what };
+    a !== undefined && b !== undefined && b > 0
+      ? { junction: a, reference: b, ratio: Math.round((a / b) * 100) / 100 }
+      : { junction: a, reference: b, missing: what };
   const out: Record<string, Issue22Ratio> = {
-    consume_1KiB_vs_jetstream: pair(j?.consume?.msgsPerSec, s?.consume?.msgsPerSec, 'consume of both systems at 1 KiB (run both, scenario consume)'),
+    consume_1KiB_vs_jetstream: pair(
+      j?.consume?.msgsPerSec,
+      s?.consume?.msgsPerSec,
+      'consume of both systems at 1 KiB (run both, scenario consume)',
+    ),
     produce_1KiB_vs_jetstream: pair(j?.produce?.msgsPerSec, s?.produce?.msgsPerSec, 'produce of both systems at 1 KiB'),
     latencyP99_1KiB_vs_echo: pair(j?.latency?.p99Ms, j?.echoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
   };
@@ -365,9 +475,14 @@ export function issue22Ratios(junction: Outcome | undefined, jetstream: Outcome 
   const sinkRatio = (key: string, match: (r: SinkRowOut) => boolean, what: string) => {
     const found = rows.filter(match);
     if (found.length === 0) out[key] = { missing: what };
-    for (const r of found) out[`${key}: ${r.row}`] = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
+    for (const r of found)
+      out[`${key}: ${r.row}`] = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
   };
   sinkRatio('s3_runtime_vs_raw', (r) => r.row.startsWith('S3 sink') && r.via === 'runtime', 'the S3 sink rows (--sinks s3)');
-  sinkRatio('snowflake_vs_direct', (r) => r.row.toLowerCase().startsWith('snowflake') && r.via === 'runtime', 'the Snowflake sink row (--sinks snowflake)');
+  sinkRatio(
+    'snowflake_vs_direct',
+    (r) => r.row.toLowerCase().startsWith('snowflake') && r.via === 'runtime',
+    'the Snowflake sink row (--sinks snowflake)',
+  );
   return out;
 }

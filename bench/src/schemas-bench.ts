@@ -32,7 +32,10 @@ const jsonSchema = {
     currency: { type: 'string', minLength: 3, maxLength: 3 },
     total: { type: 'number', minimum: 0 },
     createdAt: { type: 'string' },
-    items: { type: 'array', items: { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['sku', 'qty'] } },
+    items: {
+      type: 'array',
+      items: { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['sku', 'qty'] },
+    },
     note: { type: 'string' },
   },
   required: ['id', 'userId', 'status', 'currency', 'total', 'items'],
@@ -47,7 +50,20 @@ const avroSchema = {
     { name: 'currency', type: 'string' },
     { name: 'total', type: 'double' },
     { name: 'createdAt', type: 'string' },
-    { name: 'items', type: { type: 'array', items: { type: 'record', name: 'Item', fields: [{ name: 'sku', type: 'string' }, { name: 'qty', type: 'int' }] } } },
+    {
+      name: 'items',
+      type: {
+        type: 'array',
+        items: {
+          type: 'record',
+          name: 'Item',
+          fields: [
+            { name: 'sku', type: 'string' },
+            { name: 'qty', type: 'int' },
+          ],
+        },
+      },
+    },
     { name: 'note', type: 'string' },
   ],
 };
@@ -55,7 +71,16 @@ const avroSchema = {
 /** An order of about 1 KiB as JSON; `i` varies every field. */
 function order(i: number): Record<string, unknown> {
   const items = Array.from({ length: 4 + (i % 3) }, (_, k) => ({ sku: `sku-${(i * 7 + k) % 997}`, qty: 1 + ((i + k) % 5) }));
-  const o = { id: `ord-${i}`, userId: 1 + (i % 10_000), status: ['new', 'paid', 'shipped', 'cancelled'][i % 4], currency: 'EUR', total: (i % 100_000) / 100, createdAt: new Date(1_700_000_000_000 + i * 1000).toISOString(), items, note: '' };
+  const o = {
+    id: `ord-${i}`,
+    userId: 1 + (i % 10_000),
+    status: ['new', 'paid', 'shipped', 'cancelled'][i % 4],
+    currency: 'EUR',
+    total: (i % 100_000) / 100,
+    createdAt: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+    items,
+    note: '',
+  };
   const pad = 1024 - Buffer.byteLength(JSON.stringify(o));
   o.note = 'x'.repeat(Math.max(0, pad));
   return o;
@@ -68,7 +93,12 @@ interface Variant {
 }
 
 /** msgs/s, and the CPU µs per message of the broker process (all its threads) and of this load generator. */
-async function produceAll(http: Http, v: Variant, total: number, brokerPid: number): Promise<{ rate: number; serverUs: number; loadGenUs: number }> {
+async function produceAll(
+  http: Http,
+  v: Variant,
+  total: number,
+  brokerPid: number,
+): Promise<{ rate: number; serverUs: number; loadGenUs: number }> {
   const cpu = cpuMeter(brokerPid);
   let sent = 0;
   let next = 0;
@@ -104,19 +134,32 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean; pro
     const reg = (subject: string, body: object) => http.json<{ id: number }>('POST', `${SR}/subjects/${subject}/versions`, body);
     await reg('json-value', { schemaType: 'JSON', schema: JSON.stringify(jsonSchema) });
     const { id: avroId } = await reg('avro-value', { schema: JSON.stringify(avroSchema) });
-    for (const name of ['plain', 'json', 'avro']) await http.json('POST', '/v1/stations', { name, ...(name === 'plain' ? {} : { schema: { policy: 'reject' } }) });
+    for (const name of ['plain', 'json', 'avro'])
+      await http.json('POST', '/v1/stations', { name, ...(name === 'plain' ? {} : { schema: { policy: 'reject' } }) });
 
     const avroType = avro.Type.forSchema(avroSchema as avro.Schema);
     const header = Buffer.alloc(5);
     header.writeInt32BE(avroId, 1);
     const jsonValues = (b: number) => Array.from({ length: BATCH }, (_, k) => Buffer.from(JSON.stringify(order(b * BATCH + k))));
     const variants: Variant[] = [
-      { name: 'no schema (JSON values)', station: 'plain', bodies: Array.from({ length: BODIES }, (_, b) => encodeProduceBatch(jsonValues(b).map((value) => ({ value })))) },
-      { name: 'JSON Schema (reject)', station: 'json', bodies: Array.from({ length: BODIES }, (_, b) => encodeProduceBatch(jsonValues(b).map((value) => ({ value })))) },
+      {
+        name: 'no schema (JSON values)',
+        station: 'plain',
+        bodies: Array.from({ length: BODIES }, (_, b) => encodeProduceBatch(jsonValues(b).map((value) => ({ value })))),
+      },
+      {
+        name: 'JSON Schema (reject)',
+        station: 'json',
+        bodies: Array.from({ length: BODIES }, (_, b) => encodeProduceBatch(jsonValues(b).map((value) => ({ value })))),
+      },
       {
         name: 'Avro, Confluent wire format (reject)',
         station: 'avro',
-        bodies: Array.from({ length: BODIES }, (_, b) => encodeProduceBatch(Array.from({ length: BATCH }, (_, k) => ({ value: Buffer.concat([header, avroType.toBuffer(order(b * BATCH + k))]) })))),
+        bodies: Array.from({ length: BODIES }, (_, b) =>
+          encodeProduceBatch(
+            Array.from({ length: BATCH }, (_, k) => ({ value: Buffer.concat([header, avroType.toBuffer(order(b * BATCH + k))]) })),
+          ),
+        ),
       },
     ];
     const sizes = variants.map((v) => Math.round(v.bodies[0]!.length / BATCH));
@@ -131,7 +174,9 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean; pro
         rates[i]!.push(got.rate);
         serverUs[i]!.push(got.serverUs);
         loadGenUs[i]!.push(got.loadGenUs);
-        log(`schemas bench round ${r + 1}/${rounds}: ${variants[i]!.name} ${Math.round(got.rate)} msgs/s, broker ${got.serverUs} µs/msg CPU`);
+        log(
+          `schemas bench round ${r + 1}/${rounds}: ${variants[i]!.name} ${Math.round(got.rate)} msgs/s, broker ${got.serverUs} µs/msg CPU`,
+        );
       }
     }
     const base = median(rates[0]!);
@@ -158,7 +203,10 @@ export async function runSchemasBench(opts: { quick: boolean; json: boolean; pro
         '',
         '| row | bytes/msg | msgs/s (median) | of no schema | target | broker CPU µs/msg | load gen CPU µs/msg | rounds |',
         '| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |',
-        ...rows.map((r) => `| ${r.row} | ${r.bytesPerMessage} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.brokerCpuUsPerMsg.toFixed(2)} | ${r.loadGenCpuUsPerMsg.toFixed(2)} | ${r.rounds.join(', ')} |`),
+        ...rows.map(
+          (r) =>
+            `| ${r.row} | ${r.bytesPerMessage} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.brokerCpuUsPerMsg.toFixed(2)} | ${r.loadGenCpuUsPerMsg.toFixed(2)} | ${r.rounds.join(', ')} |`,
+        ),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }

@@ -80,7 +80,14 @@ const dir = mkdtempSync(join(tmpdir(), 'junction-bench-sinks-'));
 const here = (p: string) => new URL(p, import.meta.url);
 process.env['SF_TELEMETRY_DISABLE_CONNECTION_SHAPE'] = '1';
 
-const server = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error', env: {}, watchConfig: false });
+const server = await startServer({
+  dataDir: join(dir, 'data'),
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'error',
+  env: {},
+  watchConfig: false,
+});
 const { store, connect } = server;
 
 const rate = (messages: number, seconds: number, bytes: number): Rate => ({
@@ -90,7 +97,10 @@ const rate = (messages: number, seconds: number, bytes: number): Rate => ({
   mbPerSec: +(bytes / seconds / 1e6).toFixed(1),
 });
 
-async function produceAll(station: string, messages: { value: Uint8Array; key?: string; headers?: Record<string, string> }[]): Promise<void> {
+async function produceAll(
+  station: string,
+  messages: { value: Uint8Array; key?: string; headers?: Record<string, string> }[],
+): Promise<void> {
   for (let i = 0; i < messages.length; i += 1000) {
     const r = await store.produce(station, messages.slice(i, i + 1000));
     const bad = r.find((x) => x.status !== 'stored');
@@ -112,7 +122,11 @@ interface SinkTiming {
   afterFirstSeconds: number;
 }
 
-async function timeSink(decl: Record<string, unknown> & { name: string; station: string }, timeoutMs: number, warmup = 0): Promise<SinkTiming> {
+async function timeSink(
+  decl: Record<string, unknown> & { name: string; station: string },
+  timeoutMs: number,
+  warmup = 0,
+): Promise<SinkTiming> {
   await connect.create({ ...decl, state: 'STOPPED' });
   const group = `connector.${decl.name}`;
   const t0 = performance.now();
@@ -133,13 +147,21 @@ async function timeSink(decl: Record<string, unknown> & { name: string; station:
     if (g && g.lag === 0) break;
     const st = await connect.status(decl.name);
     const failed = st.tasks.find((t) => t.state === 'FAILED');
-    if (failed) throw new Error(`${decl.name}: task failed: ${failed.lastError?.code ?? ''} ${failed.lastError?.message ?? failed.trace ?? ''}`.slice(0, 600));
+    if (failed)
+      throw new Error(
+        `${decl.name}: task failed: ${failed.lastError?.code ?? ''} ${failed.lastError?.message ?? failed.trace ?? ''}`.slice(0, 600),
+      );
     if (performance.now() - t0 > timeoutMs) throw new Error(`${decl.name}: lag ${g?.lag ?? '?'} after ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 10));
   }
   const end = performance.now();
   await connect.delete(decl.name);
-  return { seconds: (end - t0) / 1000, firstAckSeconds: ((firstAck || end) - t0) / 1000, afterFirst: lagAtSteady, afterFirstSeconds: (end - (steadyAt || end)) / 1000 };
+  return {
+    seconds: (end - t0) / 1000,
+    firstAckSeconds: ((firstAck || end) - t0) / 1000,
+    afterFirst: lagAtSteady,
+    afterFirstSeconds: (end - (steadyAt || end)) / 1000,
+  };
 }
 
 const rows: SinkRow[] = [];
@@ -152,7 +174,8 @@ const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
     partSeconds[name] = +((performance.now() - t0) / 1000).toFixed(1);
   }
 };
-const ratioOf = (a: Rate | undefined, b: Rate | undefined) => (a && b && b.msgsPerSec ? +(a.msgsPerSec / b.msgsPerSec).toFixed(2) : undefined);
+const ratioOf = (a: Rate | undefined, b: Rate | undefined) =>
+  a && b && b.msgsPerSec ? +(a.msgsPerSec / b.msgsPerSec).toFixed(2) : undefined;
 
 // ------------------------------------------------------------------ S3
 
@@ -183,17 +206,32 @@ process.once('SIGTERM', () => {
  * `n` JSON events of exactly `size` bytes that look like real ones (ids, users, amounts, a note of random
  * words), so gzip and parquet do real work — the shape of connectors/s3/scripts/bench.mjs's `events`.
  */
-function events(n: number, size = 1024): { offset: number; timestamp: number; key: string; headers: Record<string, string>; value: Uint8Array }[] {
+function events(
+  n: number,
+  size = 1024,
+): { offset: number; timestamp: number; key: string; headers: Record<string, string>; value: Uint8Array }[] {
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
   let seed = 42;
   const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const out = [];
   for (let o = 1; o <= n; o++) {
-    const base = { id: o, user: `user-${Math.floor(rnd() * 100000)}`, amount: Math.round(rnd() * 100000) / 100, ok: rnd() > 0.5, ts: 1_700_000_000_000 + o };
+    const base = {
+      id: o,
+      user: `user-${Math.floor(rnd() * 100000)}`,
+      amount: Math.round(rnd() * 100000) / 100,
+      ok: rnd() > 0.5,
+      ts: 1_700_000_000_000 + o,
+    };
     const budget = size - JSON.stringify({ ...base, note: '' }).length;
     let note = '';
     while (note.length < budget) note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
-    out.push({ offset: o, timestamp: 1_700_000_000_000 + o, key: `user-${o % 1000}`, headers: {}, value: enc.encode(JSON.stringify({ ...base, note: note.slice(0, Math.max(0, budget)) })) });
+    out.push({
+      offset: o,
+      timestamp: 1_700_000_000_000 + o,
+      key: `user-${o % 1000}`,
+      headers: {},
+      value: enc.encode(JSON.stringify({ ...base, note: note.slice(0, Math.max(0, budget)) })),
+    });
   }
   return out;
 }
@@ -216,17 +254,28 @@ async function benchS3(): Promise<void> {
     const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
     const conn = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials, checksums: 'when-required' };
     // Copies of the credentials each time: the AWS SDK marks a credentials object it used (`$source`), which the sink's strict config schema refuses.
-    const admin = new S3Client({ ...conn, credentials: { ...credentials }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    const admin = new S3Client({
+      ...conn,
+      credentials: { ...credentials },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
     // The limit: the same value bytes through lib-storage alone, one object per `per` messages, one after another.
     const bodies: Buffer[] = [];
-    for (let i = 0; i < messages.length; i += per) bodies.push(Buffer.concat(messages.slice(i, i + per).flatMap((m) => [m.value, Buffer.from('\n')])));
+    for (let i = 0; i < messages.length; i += per)
+      bodies.push(Buffer.concat(messages.slice(i, i + per).flatMap((m) => [m.value, Buffer.from('\n')])));
     const rawBucket = 'bench-raw';
     await admin.send(new CreateBucketCommand({ Bucket: rawBucket }));
     const raw = await timed('s3 raw lib-storage upload', async () => {
       let t0 = performance.now();
       for (const [i, body] of bodies.entries()) {
         if (i * per === warm) t0 = performance.now();
-        await new Upload({ client: admin, params: { Bucket: rawBucket, Key: `raw/${i}.jsonl`, Body: body }, partSize: 8 * 1024 * 1024, queueSize: 4 }).done();
+        await new Upload({
+          client: admin,
+          params: { Bucket: rawBucket, Key: `raw/${i}.jsonl`, Body: body },
+          partSize: 8 * 1024 * 1024,
+          queueSize: 4,
+        }).done();
       }
       return rate(n, (performance.now() - t0) / 1000, valueBytes);
     });
@@ -275,7 +324,9 @@ async function benchS3(): Promise<void> {
     // with connectors/s3/scripts/bench.mjs's benchS3Sink on the same server and messages: where the runtime's share shows.
     try {
       const { benchS3Sink } = (await import(here('../../connectors/s3/scripts/bench.mjs').href)) as {
-        benchS3Sink(o: unknown): Promise<{ name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number }[]>;
+        benchS3Sink(
+          o: unknown,
+        ): Promise<{ name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number }[]>;
       };
       const direct = await timed('s3 plugin direct (benchS3Sink)', () =>
         benchS3Sink({
@@ -290,7 +341,12 @@ async function benchS3(): Promise<void> {
         }),
       );
       for (const d of direct.filter((x) => x.name.includes('plugin direct'))) {
-        const junction = { messages: d.messages, seconds: +d.secs.toFixed(2), msgsPerSec: Math.round(d.msgsPerSec), mbPerSec: +d.valueMBps.toFixed(1) };
+        const junction = {
+          messages: d.messages,
+          seconds: +d.secs.toFixed(2),
+          msgsPerSec: Math.round(d.msgsPerSec),
+          mbPerSec: +d.valueMBps.toFixed(1),
+        };
         const ratio = ratioOf(junction, raw);
         rows.push({
           row: d.name,
@@ -347,7 +403,9 @@ interface Fake {
 
 /** A warehouse fake in a child process (fake-host.ts): its CPU is not the broker's. */
 async function startFake(kind: string, options: unknown, datasets: [string, string][]): Promise<Fake> {
-  const child = spawn(process.execPath, [fileURLToPath(here('./fake-host.js')), JSON.stringify({ kind, options, datasets })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(here('./fake-host.js')), JSON.stringify({ kind, options, datasets })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   fakeChildren.add(child);
   const url = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
@@ -398,7 +456,14 @@ async function benchWarehouse(
     await freshFake();
     const t = await timed(`${kind} sink`, () =>
       timeSink(
-        { name: `wh-${kind}`, plugin: kind, station, tasks: 1, config: sinkConfig(fake!, kind === 'snowflake' ? 'SINK' : 'sink'), batch: { maxMessages: WH_BATCH, maxBytes: 64 * 1024 * 1024, maxLatencyMs: 200 } },
+        {
+          name: `wh-${kind}`,
+          plugin: kind,
+          station,
+          tasks: 1,
+          config: sinkConfig(fake!, kind === 'snowflake' ? 'SINK' : 'sink'),
+          batch: { maxMessages: WH_BATCH, maxBytes: 64 * 1024 * 1024, maxLatencyMs: 200 },
+        },
         180_000,
         warm,
       ),
@@ -411,7 +476,9 @@ async function benchWarehouse(
     row.note = `station (1 partition, ${warm} + ${n} rows of {n, text} + header, filled beforehand) -> ${kind} sink connector (1 task, batches of ${WH_BATCH}) -> the fake, timed once the first ${warm} were acknowledged; direct: ${d.note}; each path into its own table of its own fake process, after ${warm} warm-up rows of its own`;
     // The same plugin called directly (plugin.open + write of the same batches in this thread), into a third table.
     await freshFake();
-    const p = await timed(`${kind} plugin direct`, () => pluginDirect(kind, sinkConfig(fake!, kind === 'snowflake' ? 'PLUGIN' : 'plugin'), station, warm, n));
+    const p = await timed(`${kind} plugin direct`, () =>
+      pluginDirect(kind, sinkConfig(fake!, kind === 'snowflake' ? 'PLUGIN' : 'plugin'), station, warm, n),
+    );
     const pr = rate(n, p, (bytes * n) / (warm + n));
     const pratio = ratioOf(pr, row.baseline);
     extra.push({
@@ -438,7 +505,10 @@ async function loadPlugin(kind: string) {
   const { default: plugin } = (await import(`@junction/connector-${kind}`)) as {
     default: {
       config: { parse(c: unknown): unknown };
-      open(c: unknown, ctx: unknown): Promise<{ write(b: unknown, o: { signal: AbortSignal }): Promise<{ status: string }[]>; close(): Promise<void> }>;
+      open(
+        c: unknown,
+        ctx: unknown,
+      ): Promise<{ write(b: unknown, o: { signal: AbortSignal }): Promise<{ status: string }[]>; close(): Promise<void> }>;
     };
   };
   const { fakeContext } = (await import('@junction/sdk-connector/testing')) as { fakeContext(): unknown };
@@ -453,8 +523,20 @@ async function pluginDirect(kind: string, config: Record<string, unknown>, stati
   const batches = [];
   const total = warm + n;
   for (let o = 0; o < total; o += WH_BATCH) {
-    const messages = range(o, Math.min(total, o + WH_BATCH) - 1).map((x) => ({ offset: x, timestamp: 1_700_000_000_000 + x, headers: { h: String(x) }, value: enc.encode(JSON.stringify(whValue(x))) }));
-    batches.push({ station, stationId: `${station}-bench`, partition: 0, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages });
+    const messages = range(o, Math.min(total, o + WH_BATCH) - 1).map((x) => ({
+      offset: x,
+      timestamp: 1_700_000_000_000 + x,
+      headers: { h: String(x) },
+      value: enc.encode(JSON.stringify(whValue(x))),
+    }));
+    batches.push({
+      station,
+      stationId: `${station}-bench`,
+      partition: 0,
+      firstOffset: messages[0]!.offset,
+      lastOffset: messages.at(-1)!.offset,
+      messages,
+    });
   }
   let t0 = performance.now();
   for (const [i, b] of batches.entries()) {
@@ -483,20 +565,36 @@ async function bigquery(): Promise<void> {
     (fake, table) => ({ projectId: PROJECT, dataset: 'ds', table, apiEndpoint: fake.url, accessToken: TOKEN, maxRetries: 0 }),
     [[PROJECT, 'ds']],
     async (fake, warm, n) => {
-      const client = new BigQuery({ projectId: PROJECT, apiEndpoint: fake.url, authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${TOKEN}` }) } as never });
+      const client = new BigQuery({
+        projectId: PROJECT,
+        apiEndpoint: fake.url,
+        authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${TOKEN}` }) } as never,
+      });
       const table = client.dataset('ds').table('direct');
       let t0 = performance.now();
       for (let o = 0; o < warm + n; o += WH_BATCH) {
         if (o === warm) t0 = performance.now();
         const rowsOut = range(o, Math.min(warm + n, o + WH_BATCH) - 1).map((x) => ({
           insertId: `wh_bigquery/0/${x}`,
-          json: { station: 'wh_bigquery', partition: 0, offset: x, timestamp: new Date(1_700_000_000_000 + x).toISOString(), key: null, headers: JSON.stringify({ h: String(x) }), value: JSON.stringify(whValue(x)) },
+          json: {
+            station: 'wh_bigquery',
+            partition: 0,
+            offset: x,
+            timestamp: new Date(1_700_000_000_000 + x).toISOString(),
+            key: null,
+            headers: JSON.stringify({ h: String(x) }),
+            value: JSON.stringify(whValue(x)),
+          },
         }));
         const chunks: (typeof rowsOut)[] = [];
         for (let i = 0; i < rowsOut.length; i += 500) chunks.push(rowsOut.slice(i, i + 500));
-        for (let i = 0; i < chunks.length; i += 4) await Promise.all(chunks.slice(i, i + 4).map((c) => table.insert(c, { raw: true, skipInvalidRows: true })));
+        for (let i = 0; i < chunks.length; i += 4)
+          await Promise.all(chunks.slice(i, i + 4).map((c) => table.insert(c, { raw: true, skipInvalidRows: true })));
       }
-      return { seconds: (performance.now() - t0) / 1000, note: `@google-cloud/bigquery table.insert (insertAll, raw rows with insertId), 500 rows a request, 4 at once, ${WH_BATCH} rows a round` };
+      return {
+        seconds: (performance.now() - t0) / 1000,
+        note: `@google-cloud/bigquery table.insert (insertAll, raw rows with insertId), 500 rows a request, 4 at once, ${WH_BATCH} rows a round`,
+      };
     },
     'direct insertAll (@google-cloud/bigquery)',
   );
@@ -505,22 +603,52 @@ async function bigquery(): Promise<void> {
 async function snowflakeRow(): Promise<void> {
   await benchWarehouse(
     'snowflake',
-    (fake, table) => ({ account: 'testacct', accessUrl: fake.url, username: 'junction', password: 'secret', warehouse: 'WH', database: 'DB', table }),
+    (fake, table) => ({
+      account: 'testacct',
+      accessUrl: fake.url,
+      username: 'junction',
+      password: 'secret',
+      warehouse: 'WH',
+      database: 'DB',
+      table,
+    }),
     [],
     async (fake, warm, n) => {
-      const conn = snowflake.createConnection({ account: 'testacct', accessUrl: fake.url, username: 'junction', password: 'secret', database: 'DB', schema: 'PUBLIC', warehouse: 'WH', arrayBindingThreshold: 1_000_000 } as never);
+      const conn = snowflake.createConnection({
+        account: 'testacct',
+        accessUrl: fake.url,
+        username: 'junction',
+        password: 'secret',
+        database: 'DB',
+        schema: 'PUBLIC',
+        warehouse: 'WH',
+        arrayBindingThreshold: 1_000_000,
+      } as never);
       await conn.connectAsync(() => undefined);
       const sql =
         'INSERT INTO "DB"."PUBLIC"."DIRECT" ("STATION","PARTITION","OFFSET","TIMESTAMP","KEY","HEADERS","VALUE") SELECT VALUE[0]::VARCHAR, VALUE[1]::NUMBER(38,0), VALUE[2]::NUMBER(38,0), VALUE[3]::TIMESTAMP_NTZ, VALUE[4]::VARCHAR, VALUE[5], VALUE[6] FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))';
       let t0 = performance.now();
       for (let o = 0; o < warm + n; o += WH_BATCH) {
         if (o === warm) t0 = performance.now();
-        const rowsOut = range(o, Math.min(warm + n, o + WH_BATCH) - 1).map((x) => ['wh_snowflake', 0, x, new Date(1_700_000_000_000 + x).toISOString().slice(0, -1), null, { h: String(x) }, whValue(x)]);
-        await new Promise((res, rej) => conn.execute({ sqlText: sql, binds: [JSON.stringify(rowsOut)], complete: (e) => (e ? rej(e) : res(undefined)) }));
+        const rowsOut = range(o, Math.min(warm + n, o + WH_BATCH) - 1).map((x) => [
+          'wh_snowflake',
+          0,
+          x,
+          new Date(1_700_000_000_000 + x).toISOString().slice(0, -1),
+          null,
+          { h: String(x) },
+          whValue(x),
+        ]);
+        await new Promise((res, rej) =>
+          conn.execute({ sqlText: sql, binds: [JSON.stringify(rowsOut)], complete: (e) => (e ? rej(e) : res(undefined)) }),
+        );
       }
       const seconds = (performance.now() - t0) / 1000;
       await new Promise<void>((r) => conn.destroy(() => r()));
-      return { seconds, note: `snowflake-sdk, one JSON-bind INSERT … SELECT FROM FLATTEN(PARSE_JSON(?)) per ${WH_BATCH} rows (the sink's statement, without its presence query / anti-join)` };
+      return {
+        seconds,
+        note: `snowflake-sdk, one JSON-bind INSERT … SELECT FROM FLATTEN(PARSE_JSON(?)) per ${WH_BATCH} rows (the sink's statement, without its presence query / anti-join)`,
+      };
     },
     'direct INSERT (snowflake-sdk)',
   );
@@ -529,19 +657,33 @@ async function snowflakeRow(): Promise<void> {
 async function fireboltRow(): Promise<void> {
   await benchWarehouse(
     'firebolt',
-    (fake, table) => ({ account: 'acct', clientId: 'junction-id', clientSecret: 'junction-secret', apiEndpoint: fake.url, database: 'db', engine: 'eng', table }),
+    (fake, table) => ({
+      account: 'acct',
+      clientId: 'junction-id',
+      clientSecret: 'junction-secret',
+      apiEndpoint: fake.url,
+      database: 'db',
+      engine: 'eng',
+      table,
+    }),
     [],
     async (fake, warm, n) => {
       const { PlainOrTlsHttpClient, silentLogger } = (await import(here('../../connectors/firebolt/dist/http.js').href)) as {
         PlainOrTlsHttpClient: new () => { destroy(): void };
         silentLogger: unknown;
       };
-      const { textLit, timestampText } = (await import(here('../../connectors/firebolt/dist/rows.js').href)) as { textLit(v: unknown): string; timestampText(ms: number): string };
+      const { textLit, timestampText } = (await import(here('../../connectors/firebolt/dist/rows.js').href)) as {
+        textLit(v: unknown): string;
+        timestampText(ms: number): string;
+      };
       const cols = ['station', 'partition', 'offset', 'timestamp', 'key', 'headers', 'value', 'station_id'];
       const types = ['TEXT', 'INTEGER', 'BIGINT', 'TIMESTAMP', 'TEXT', 'TEXT', 'TEXT', 'TEXT'];
       const list = cols.map((c) => `"${c}"`).join(', ');
       const http = new PlainOrTlsHttpClient();
-      const conn = await Firebolt({ apiEndpoint: fake.url, dependencies: { httpClient: http as never, logger: silentLogger as never } }).connect({
+      const conn = await Firebolt({
+        apiEndpoint: fake.url,
+        dependencies: { httpClient: http as never, logger: silentLogger as never },
+      }).connect({
         account: 'acct',
         auth: { client_id: 'junction-id', client_secret: 'junction-secret' },
         database: 'db',
@@ -552,13 +694,19 @@ async function fireboltRow(): Promise<void> {
       for (let o = 0; o < warm + n; o += WH_BATCH) {
         if (o === warm) t0 = performance.now();
         const values = range(o, Math.min(warm + n, o + WH_BATCH) - 1).map(
-          (x) => `(${['wh_firebolt', 0, x, timestampText(1_700_000_000_000 + x), null, JSON.stringify({ h: String(x) }), JSON.stringify(whValue(x)), 'direct-id'].map(textLit).join(',')})`,
+          (x) =>
+            `(${['wh_firebolt', 0, x, timestampText(1_700_000_000_000 + x), null, JSON.stringify({ h: String(x) }), JSON.stringify(whValue(x)), 'direct-id'].map(textLit).join(',')})`,
         );
-        await conn.execute(`INSERT INTO "direct" (${list}) SELECT ${cols.map((c, i) => `v."${c}"::${types[i]}`).join(', ')} FROM (VALUES ${values.join(',')}) AS v (${list})`);
+        await conn.execute(
+          `INSERT INTO "direct" (${list}) SELECT ${cols.map((c, i) => `v."${c}"::${types[i]}`).join(', ')} FROM (VALUES ${values.join(',')}) AS v (${list})`,
+        );
       }
       const seconds = (performance.now() - t0) / 1000;
       http.destroy();
-      return { seconds, note: `firebolt-sdk (with the connector's HTTP client), one INSERT … SELECT … FROM (VALUES …) per ${WH_BATCH} rows (the sink's statement, without its presence query / anti-join)` };
+      return {
+        seconds,
+        note: `firebolt-sdk (with the connector's HTTP client), one INSERT … SELECT … FROM (VALUES …) per ${WH_BATCH} rows (the sink's statement, without its presence query / anti-join)`,
+      };
     },
     'direct INSERT (firebolt-sdk)',
   );

@@ -43,15 +43,25 @@ while (messages * value.length < config.bytes) {
   if (inFlight.size >= 2) await Promise.race(inFlight);
   if (performance.now() - lastReport > 15_000) {
     lastReport = performance.now();
-    process.stderr.write(`[bench] start-up fill: ${((messages * value.length) / 1e9).toFixed(1)} of ${(config.bytes / 1e9).toFixed(1)} GB\n`);
+    process.stderr.write(
+      `[bench] start-up fill: ${((messages * value.length) / 1e9).toFixed(1)} of ${(config.bytes / 1e9).toFixed(1)} GB\n`,
+    );
   }
 }
 await Promise.all(inFlight);
 let acked = 0;
 while (acked < config.groupAcked) {
-  const got = await store.fetch(config.station, config.group, { maxMessages: Math.min(5000, config.groupAcked - acked), maxBytes: 1 << 30, waitMs: 0 });
+  const got = await store.fetch(config.station, config.group, {
+    maxMessages: Math.min(5000, config.groupAcked - acked),
+    maxBytes: 1 << 30,
+    waitMs: 0,
+  });
   if (got.length === 0) break;
-  await store.ack(config.station, config.group, got.map((d) => d.deliveryId));
+  await store.ack(
+    config.station,
+    config.group,
+    got.map((d) => d.deliveryId),
+  );
   acked += got.length;
 }
 const info = await store.getStation(config.station);

@@ -64,7 +64,10 @@ export function startupGigabytes(quick: boolean): number {
 export async function runStartup(dir: string, gigabytes: number, logLevel: string): Promise<StartupResult> {
   const bytes = Math.round(gigabytes * 1e9);
   const free = statfsSync(dir).bavail * statfsSync(dir).bsize;
-  if (free < bytes * 1.1 + 1e9) throw new Error(`not enough free disk for ${gigabytes} GB in ${dir} (${(free / 1e9).toFixed(1)} GB free); set JUNCTION_BENCH_STARTUP_GB lower`);
+  if (free < bytes * 1.1 + 1e9)
+    throw new Error(
+      `not enough free disk for ${gigabytes} GB in ${dir} (${(free / 1e9).toFixed(1)} GB free); set JUNCTION_BENCH_STARTUP_GB lower`,
+    );
   const notes: string[] = [];
   const rows: StartupRow[] = [];
 
@@ -80,7 +83,13 @@ export async function runStartup(dir: string, gigabytes: number, logLevel: strin
   log(`start-up rows: filled ${(fill.bytes / 1e9).toFixed(2)} GB in ${fill.seconds.toFixed(0)} s`);
 
   const clean = await timeStart(dataDir, join(dir, 'startup-clean.log'), logLevel, true);
-  rows.push({ label: 'after a clean stop', healthSeconds: clean.health, fetchSeconds: clean.fetch, storeOpenMs: storeOpenMs(join(dir, 'startup-clean.log')), met: clean.fetch! <= STARTUP_TARGET_SECONDS });
+  rows.push({
+    label: 'after a clean stop',
+    healthSeconds: clean.health,
+    fetchSeconds: clean.fetch,
+    storeOpenMs: storeOpenMs(join(dir, 'startup-clean.log')),
+    met: clean.fetch! <= STARTUP_TARGET_SECONDS,
+  });
 
   // Load, then kill -9 while requests are in flight.
   const load = startLoad(clean.url);
@@ -91,7 +100,13 @@ export async function runStartup(dir: string, gigabytes: number, logLevel: strin
   log(`start-up rows: killed the broker under load after ${acked.produced} acknowledged produces`);
 
   const killed = await timeStart(dataDir, join(dir, 'startup-kill.log'), logLevel, true);
-  rows.push({ label: 'after kill -9 under load', healthSeconds: killed.health, fetchSeconds: killed.fetch, storeOpenMs: storeOpenMs(join(dir, 'startup-kill.log')), met: killed.fetch! <= STARTUP_TARGET_SECONDS });
+  rows.push({
+    label: 'after kill -9 under load',
+    healthSeconds: killed.health,
+    fetchSeconds: killed.fetch,
+    storeOpenMs: storeOpenMs(join(dir, 'startup-kill.log')),
+    met: killed.fetch! <= STARTUP_TARGET_SECONDS,
+  });
   // Offsets acknowledged before the kill are never handed out again.
   const http = new Http(killed.url);
   try {
@@ -146,10 +161,14 @@ async function timeStart(dataDir: string, logFile: string, logLevel: string, fet
   const out = createWriteStream(logFile);
   await new Promise<void>((r) => out.once('open', () => r()));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI_BIN, 'start', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', logLevel], {
-    stdio: ['ignore', out, out],
-    cwd: dataDir,
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI_BIN, 'start', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', logLevel],
+    {
+      stdio: ['ignore', out, out],
+      cwd: dataDir,
+    },
+  );
   let dead = false;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   void exited.then(() => (dead = true));
@@ -169,7 +188,12 @@ async function timeStart(dataDir: string, logFile: string, logLevel: string, fet
     let fetched: number | undefined;
     if (fetch) {
       fetched = await poll(async () => {
-        const res = await http.send('POST', `/v1/stations/${STATION}/groups/${GROUP}/fetch`, JSON.stringify({ maxMessages: 1, waitMs: 0 }), { 'content-type': 'application/json' });
+        const res = await http.send(
+          'POST',
+          `/v1/stations/${STATION}/groups/${GROUP}/fetch`,
+          JSON.stringify({ maxMessages: 1, waitMs: 0 }),
+          { 'content-type': 'application/json' },
+        );
         if (res.status !== 200) return false;
         return (JSON.parse(res.body.toString('utf8')) as { messages: unknown[] }).messages.length > 0;
       });
@@ -204,21 +228,29 @@ function startLoad(url: string): { stop(): Promise<{ produced: number; maxOffset
   let running = true;
   const producer = async () => {
     while (running) {
-      const res = await http.send('POST', `/v1/stations/${STATION}/messages`, body, { 'content-type': BATCH_CONTENT_TYPE }).catch(() => undefined);
+      const res = await http
+        .send('POST', `/v1/stations/${STATION}/messages`, body, { 'content-type': BATCH_CONTENT_TYPE })
+        .catch(() => undefined);
       if (!res || res.status !== 200) return;
       produced++;
       for (const r of (JSON.parse(res.body.toString('utf8')) as { results: Array<{ partition?: number; offset?: number }> }).results) {
-        if (r.partition !== undefined && r.offset !== undefined && r.offset > (maxOffset.get(r.partition) ?? 0)) maxOffset.set(r.partition, r.offset);
+        if (r.partition !== undefined && r.offset !== undefined && r.offset > (maxOffset.get(r.partition) ?? 0))
+          maxOffset.set(r.partition, r.offset);
       }
     }
   };
   const consumer = async () => {
     const path = `/v1/stations/${STATION}/groups/${GROUP}`;
     while (running) {
-      const res = await http.send('POST', `${path}/fetch`, JSON.stringify({ maxMessages: 1000, waitMs: 100 }), { 'content-type': 'application/json' }).catch(() => undefined);
+      const res = await http
+        .send('POST', `${path}/fetch`, JSON.stringify({ maxMessages: 1000, waitMs: 100 }), { 'content-type': 'application/json' })
+        .catch(() => undefined);
       if (!res || res.status !== 200) return;
       const ids = (JSON.parse(res.body.toString('utf8')) as { messages: Array<{ deliveryId: string }> }).messages.map((m) => m.deliveryId);
-      if (ids.length > 0) await http.send('POST', `${path}/ack`, JSON.stringify({ deliveryIds: ids, summary: true }), { 'content-type': 'application/json' }).catch(() => undefined);
+      if (ids.length > 0)
+        await http
+          .send('POST', `${path}/ack`, JSON.stringify({ deliveryIds: ids, summary: true }), { 'content-type': 'application/json' })
+          .catch(() => undefined);
     }
   };
   const loops = [producer(), producer(), producer(), producer(), consumer()];

@@ -84,8 +84,23 @@ async function start(dataDir: string, logFile: string, logLevel: string): Promis
   const out = createWriteStream(logFile, { flags: 'a' });
   await new Promise<void>((r) => out.once('open', () => r()));
   const t0 = performance.now();
-  const argv = [process.execPath, CLI_BIN, 'start', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', logLevel];
-  const child = spawn('/bin/sh', ['-c', `ulimit -n ${STATIONS_FD_LIMIT} && exec ${argv.map((a) => `'${a}'`).join(' ')}`], { stdio: ['ignore', out, out], cwd: dataDir });
+  const argv = [
+    process.execPath,
+    CLI_BIN,
+    'start',
+    '--data-dir',
+    dataDir,
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--log-level',
+    logLevel,
+  ];
+  const child = spawn('/bin/sh', ['-c', `ulimit -n ${STATIONS_FD_LIMIT} && exec ${argv.map((a) => `'${a}'`).join(' ')}`], {
+    stdio: ['ignore', out, out],
+    cwd: dataDir,
+  });
   let dead = false;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   void exited.then(() => (dead = true));
@@ -94,7 +109,13 @@ async function start(dataDir: string, logFile: string, logLevel: string): Promis
   for (;;) {
     if (dead) throw new Error(`broker exited during start-up (see ${logFile})`);
     if (Date.now() > deadline) throw new Error(`broker did not serve within 600 s (see ${logFile})`);
-    if (await http.send('GET', '/healthz').then((r) => r.status === 200, () => false)) break;
+    if (
+      await http.send('GET', '/healthz').then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      break;
     await sleep(10);
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -195,7 +216,10 @@ async function runScale(dir: string, scale: StationsScale, logLevel: string): Pr
   const s0 = performance.now();
   const probe = stationName(Math.floor(scale.stations / 2));
   await b.http.json('POST', `/v1/stations/${probe}/messages`, { messages: [{ value }] });
-  const got = await b.http.json<{ messages: unknown[] }>('POST', `/v1/stations/${probe}/groups/bench/fetch`, { maxMessages: 10, waitMs: 0 });
+  const got = await b.http.json<{ messages: unknown[] }>('POST', `/v1/stations/${probe}/groups/bench/fetch`, {
+    maxMessages: 10,
+    waitMs: 0,
+  });
   if (got.messages.length !== 2) throw new Error(`after the restart, ${probe} delivered ${got.messages.length} messages, expected 2`);
   const serveSeconds = b.seconds + (performance.now() - s0) / 1000;
   const afterServe = rss(pid2);
@@ -233,7 +257,17 @@ const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(0)} MiB`;
 /** The stations table (markdown). */
 export function renderStations(result: StationsOutcome): string {
   if ('error' in result) return `stations: FAILED: ${result.error}`;
-  const header = ['stations × partitions', 'create', 'produce 1 each', 'list (pages)', 'restart: /healthz', 'store open', 'fds max', 'RSS max', 'targets'];
+  const header = [
+    'stations × partitions',
+    'create',
+    'produce 1 each',
+    'list (pages)',
+    'restart: /healthz',
+    'store open',
+    'fds max',
+    'RSS max',
+    'targets',
+  ];
   const rows = result.rows.map((r) => {
     const fdMax = Math.max(r.fds.afterProduce, r.fds.afterList, r.fds.afterRestart);
     const rssMax = Math.max(r.rssBytes.afterProduce, r.rssBytes.afterList, r.rssBytes.afterRestart, r.rssBytes.afterServe);

@@ -27,7 +27,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 export async function runTransformsBench(opts: { quick: boolean; json: boolean }): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'junction-bench-transforms-'));
-  const server = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error', env: {}, watchConfig: false });
+  const server = await startServer({
+    dataDir: join(dir, 'data'),
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'error',
+    env: {},
+    watchConfig: false,
+  });
   const { store, connect } = server;
   const until = async (cond: () => Promise<boolean>): Promise<void> => {
     while (!(await cond())) await new Promise((r) => setTimeout(r, 20));
@@ -37,14 +44,26 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
     const rounds = opts.quick ? 3 : 5;
     await store.createStation('orders', { partitions: 1, dedupWindowMs: 0 });
     log(`transforms bench: filling the station with ${total} orders`);
-    await connect.create({ name: 'gen', plugin: 'datagen', station: 'orders', config: { shape: 'order', seed: 1, padTo: 1024, batchSize: 1000, maxMessages: total } });
+    await connect.create({
+      name: 'gen',
+      plugin: 'datagen',
+      station: 'orders',
+      config: { shape: 'order', seed: 1, padTo: 1024, batchSize: 1000, maxMessages: total },
+    });
     await until(async () => (await store.getStation('orders')).messages >= total);
     const rows = [
       { row: 'file sink, no transforms', transforms: [] as unknown[], target: undefined as number | undefined },
       { row: 'file sink, filter + mask + rename', transforms: CHAIN as unknown as unknown[], target: 0.8 as number | undefined },
       // Where the cost is: a filter on a field parses every value but re-encodes none; header steps parse nothing.
       { row: 'file sink, filter only (parse, bytes kept)', transforms: [CHAIN[0]] as unknown[], target: undefined },
-      { row: 'file sink, setHeader + filter on a header', transforms: [{ type: 'setHeader', header: 'via', value: 'bench' }, { type: 'filter', drop: { header: 'via', eq: 'nobody' } }] as unknown[], target: undefined },
+      {
+        row: 'file sink, setHeader + filter on a header',
+        transforms: [
+          { type: 'setHeader', header: 'via', value: 'bench' },
+          { type: 'filter', drop: { header: 'via', eq: 'nobody' } },
+        ] as unknown[],
+        target: undefined,
+      },
     ];
     const rates: number[][] = rows.map(() => []);
     let n = 0;
@@ -74,7 +93,15 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
     const out = rows.map((row, i) => {
       const m = median(rates[i]!);
       const ratio = m / base;
-      return { row: row.row, msgsPerSec: Math.round(m), ratio, target: row.target, ok: row.target === undefined ? undefined : ratio >= row.target, rounds: rates[i]!.map(Math.round), roundRatios: i === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)) };
+      return {
+        row: row.row,
+        msgsPerSec: Math.round(m),
+        ratio,
+        target: row.target,
+        ok: row.target === undefined ? undefined : ratio >= row.target,
+        rounds: rates[i]!.map(Math.round),
+        roundRatios: i === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)),
+      };
     });
     if (opts.json) process.stdout.write(`${JSON.stringify({ transforms: out, messages: total, rounds })}\n`);
     else {
@@ -83,7 +110,10 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
         '',
         '| row | msgs/s (median) | of no transforms | target | rounds | ratio per round |',
         '| --- | ---: | ---: | --- | --- | --- |',
-        ...out.map((r) => `| ${r.row} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.rounds.join(', ')} | ${r.roundRatios?.join(', ') ?? '—'} |`),
+        ...out.map(
+          (r) =>
+            `| ${r.row} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.rounds.join(', ')} | ${r.roundRatios?.join(', ') ?? '—'} |`,
+        ),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }

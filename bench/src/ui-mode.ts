@@ -86,7 +86,17 @@ async function measureRender(url: string, loads: number): Promise<number[]> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
     viewport: { width: 1280, height: 860 },
     timeout: 120_000,
   });
@@ -170,7 +180,12 @@ export async function runUiMode(plan: Plan, dir: string, deps: UiModeDeps): Prom
         try {
           if (dashboards > 0) open = await openDashboards(broker.url, dashboards);
           const before = open?.snapshots() ?? 0;
-          const r = await deps.runChild('./junction-runner.js', { plan, url: broker.url, transport: deps.transport, serverPid: broker.pid });
+          const r = await deps.runChild('./junction-runner.js', {
+            plan,
+            url: broker.url,
+            transport: deps.transport,
+            serverPid: broker.pid,
+          });
           result.runs.push({ dashboards, round, produce: r.sizes['1024']?.produce, ...(open && { snapshots: open.snapshots() - before }) });
         } catch (err) {
           result.runs.push({ dashboards, round, error: err instanceof Error ? err.message : String(err) });
@@ -204,13 +219,23 @@ export function renderUi(r: UiResult): string {
   const lines: string[] = [];
   if (r.error) lines.push(`error: ${r.error}`);
   const warm = r.renderMs.slice(1);
-  lines.push(`Stations page with ${r.stations.toLocaleString('en-US')} stations: navigation → first rows (target < ${UI_RENDER_TARGET_MS} ms)`);
+  lines.push(
+    `Stations page with ${r.stations.toLocaleString('en-US')} stations: navigation → first rows (target < ${UI_RENDER_TARGET_MS} ms)`,
+  );
   lines.push(
     ...table(
       ['load', 'ms', 'target'],
       [
-        ['first (cold cache)', r.renderMs[0]?.toFixed(0) ?? '—', r.renderMs[0] !== undefined ? (r.renderMs[0] < UI_RENDER_TARGET_MS ? 'met' : 'MISSED') : '—'],
-        [`warm, median of ${warm.length}`, median(warm)?.toFixed(0) ?? '—', (median(warm) ?? Infinity) < UI_RENDER_TARGET_MS ? 'met' : 'MISSED'],
+        [
+          'first (cold cache)',
+          r.renderMs[0]?.toFixed(0) ?? '—',
+          r.renderMs[0] !== undefined ? (r.renderMs[0] < UI_RENDER_TARGET_MS ? 'met' : 'MISSED') : '—',
+        ],
+        [
+          `warm, median of ${warm.length}`,
+          median(warm)?.toFixed(0) ?? '—',
+          (median(warm) ?? Infinity) < UI_RENDER_TARGET_MS ? 'met' : 'MISSED',
+        ],
         ['warm, worst', warm.length ? Math.max(...warm).toFixed(0) : '—', ''],
       ],
     ),
@@ -230,11 +255,18 @@ export function renderUi(r: UiResult): string {
       ]),
     ),
   );
-  const cpu = (on: boolean) => median(r.runs.filter((x) => (x.dashboards > 0) === on && x.produce?.cpu?.serverUs !== undefined).map((x) => x.produce!.cpu!.serverUs!));
+  const cpu = (on: boolean) =>
+    median(r.runs.filter((x) => x.dashboards > 0 === on && x.produce?.cpu?.serverUs !== undefined).map((x) => x.produce!.cpu!.serverUs!));
   const cpuOff = cpu(false);
   const cpuOn = cpu(true);
-  if (cpuOff !== undefined && cpuOn !== undefined) lines.push(`broker CPU per message, median: ${cpuOff.toFixed(2)} µs without, ${cpuOn.toFixed(2)} µs with (${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)} %)`);
-  if (r.ratio !== undefined) lines.push(`with / without (median of rounds): ${r.ratio.toFixed(3)} → cost ${((1 - r.ratio) * 100).toFixed(1)} % (${1 - r.ratio < UI_MAX_COST ? 'met' : 'MISSED'})`);
+  if (cpuOff !== undefined && cpuOn !== undefined)
+    lines.push(
+      `broker CPU per message, median: ${cpuOff.toFixed(2)} µs without, ${cpuOn.toFixed(2)} µs with (${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)} %)`,
+    );
+  if (r.ratio !== undefined)
+    lines.push(
+      `with / without (median of rounds): ${r.ratio.toFixed(3)} → cost ${((1 - r.ratio) * 100).toFixed(1)} % (${1 - r.ratio < UI_MAX_COST ? 'met' : 'MISSED'})`,
+    );
   for (const n of r.notes) lines.push(`- ${n}`);
   return lines.join('\n');
 }

@@ -6,13 +6,20 @@ const lat = (p99Ms: number): Latency => ({ samples: 2000, p50Ms: p99Ms / 4, p99M
 
 describe('single-produce latency beside the bare node:http echo of the same run', () => {
   it('holds p99 to max(2 ms, 1.5 × echo p99) in the targets (the JSON carries both numbers)', () => {
-    const result = (junctionP99: number, echoP99: number): SystemResult => ({ notes: [], sizes: { '1024': { latency: lat(junctionP99), echoLatency: lat(echoP99) } } });
+    const result = (junctionP99: number, echoP99: number): SystemResult => ({
+      notes: [],
+      sizes: { '1024': { latency: lat(junctionP99), echoLatency: lat(echoP99) } },
+    });
     // echo p99 3 ms: the bound is 4.5 ms, so 4 ms meets it though it misses the flat 2 ms.
     const t = targetCheck(result(4, 3));
     expect(t['latencyP99_1024B']).toEqual({ target: '<= 2 ms', value: 4, met: false });
     expect(t['latencyP99VsEcho_1024B']).toEqual({ target: '<= max(2 ms, 1.5 × echo p99 3 ms) = 4.500 ms', value: 4, met: true });
     // A quiet machine: echo p99 0.4 ms, the bound is the 2 ms floor.
-    expect(targetCheck(result(2.5, 0.4))['latencyP99VsEcho_1024B']).toMatchObject({ value: 2.5, met: false, target: '<= max(2 ms, 1.5 × echo p99 0.4 ms) = 2.000 ms' });
+    expect(targetCheck(result(2.5, 0.4))['latencyP99VsEcho_1024B']).toMatchObject({
+      value: 2.5,
+      met: false,
+      target: '<= max(2 ms, 1.5 × echo p99 0.4 ms) = 2.000 ms',
+    });
     expect(targetCheck(result(1.9, 0.4))['latencyP99VsEcho_1024B']?.met).toBe(true);
   });
 
@@ -28,9 +35,20 @@ describe('single-produce latency beside the bare node:http echo of the same run'
 describe('issue 22 ratios in one JSON object', () => {
   const rate = (msgsPerSec: number) => ({ messages: 1, seconds: 1, msgsPerSec, mbPerSec: 1, capped: false });
   it('pairs each row with its reference of the same run and names what is missing', () => {
-    const junction: SystemResult = { notes: [], sizes: { '1024': { consume: rate(150_000), produce: rate(200_000), latency: lat(4), echoLatency: lat(2) } } };
+    const junction: SystemResult = {
+      notes: [],
+      sizes: { '1024': { consume: rate(150_000), produce: rate(200_000), latency: lat(4), echoLatency: lat(2) } },
+    };
     const jetstream: SystemResult = { notes: [], sizes: { '1024': { consume: rate(100_000), produce: rate(40_000) } } };
-    const s3: SinkRowOut = { row: 'S3 sink jsonl + gzip', via: 'runtime', junction: rate(30_000), baselineName: 'raw', baseline: rate(60_000), targets: [], note: '' };
+    const s3: SinkRowOut = {
+      row: 'S3 sink jsonl + gzip',
+      via: 'runtime',
+      junction: rate(30_000),
+      baselineName: 'raw',
+      baseline: rate(60_000),
+      targets: [],
+      note: '',
+    };
     const plugin: SinkRowOut = { ...s3, row: 'S3 sink jsonl + gzip, plugin direct', via: 'plugin' };
     const r = issue22Ratios(junction, jetstream, { rows: [s3, plugin], notes: [], partSeconds: {} });
     expect(r['consume_1KiB_vs_jetstream']).toEqual({ junction: 150_000, reference: 100_000, ratio: 1.5 });
@@ -39,6 +57,9 @@ describe('issue 22 ratios in one JSON object', () => {
     expect(r['s3_runtime_vs_raw: S3 sink jsonl + gzip']).toEqual({ junction: 30_000, reference: 60_000, ratio: 0.5 });
     expect(Object.keys(r).filter((k) => k.includes('plugin direct'))).toEqual([]);
     expect(r['snowflake_vs_direct']?.missing).toContain('Snowflake');
-    expect(issue22Ratios(junction, undefined, undefined)['consume_1KiB_vs_jetstream']).toMatchObject({ junction: 150_000, missing: expect.stringContaining('consume') });
+    expect(issue22Ratios(junction, undefined, undefined)['consume_1KiB_vs_jetstream']).toMatchObject({
+      junction: 150_000,
+      missing: expect.stringContaining('consume'),
+    });
   });
 });

@@ -72,7 +72,11 @@ function npmEnv(env: Readonly<Record<string, string | undefined>>): NodeJS.Proce
  * Packs the installed package `name` into `outDir` (created when missing) and resolves with the
  * tarball. Throws CliError PACKAGE_NOT_FOUND (not there, or not built) or PACK_FAILED (npm's error).
  */
-export async function packPackage(name: string, outDir: string, env: Readonly<Record<string, string | undefined>> = process.env): Promise<PackedTarball> {
+export async function packPackage(
+  name: string,
+  outDir: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<PackedTarball> {
   const dir = packageDir(name);
   const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { exports?: Record<string, { default?: string } | string> };
   const main = pkg.exports?.['.'];
@@ -81,12 +85,20 @@ export async function packPackage(name: string, outDir: string, env: Readonly<Re
     try {
       await stat(join(dir, entry));
     } catch (cause) {
-      throw new CliError(ScaffoldErrorCode.PACKAGE_NOT_FOUND, `${name} in ${dir} is not built (${entry} is missing); run \`npx tsc -b\` in the repository`, { cause });
+      throw new CliError(
+        ScaffoldErrorCode.PACKAGE_NOT_FOUND,
+        `${name} in ${dir} is not built (${entry} is missing); run \`npx tsc -b\` in the repository`,
+        { cause },
+      );
     }
   }
   const out = resolve(outDir);
   await mkdir(out, { recursive: true });
-  const child = spawn('npm', ['pack', dir, '--json', '--ignore-scripts', '--pack-destination', out], { cwd: out, env: npmEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npm', ['pack', dir, '--json', '--ignore-scripts', '--pack-destination', out], {
+    cwd: out,
+    env: npmEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -95,9 +107,12 @@ export async function packPackage(name: string, outDir: string, env: Readonly<Re
     throw new CliError(ScaffoldErrorCode.PACK_FAILED, `cannot run npm: ${(err as Error).message}`, { cause: err });
   });
   const [code] = (await Promise.race([once(child, 'close'), failed])) as [number | null];
-  if (code !== 0) throw new CliError(ScaffoldErrorCode.PACK_FAILED, `npm pack ${name} failed: ${stderr.trim().split('\n').slice(-5).join(' ')}`);
+  if (code !== 0)
+    throw new CliError(ScaffoldErrorCode.PACK_FAILED, `npm pack ${name} failed: ${stderr.trim().split('\n').slice(-5).join(' ')}`);
   try {
-    const first = (JSON.parse(stdout.slice(Math.max(0, stdout.search(/^\[/m)))) as { name: string; version: string; filename: string }[])[0];
+    const first = (
+      JSON.parse(stdout.slice(Math.max(0, stdout.search(/^\[/m)))) as { name: string; version: string; filename: string }[]
+    )[0];
     if (!first) throw new Error('empty answer');
     return { name: first.name, version: first.version, path: join(out, first.filename) };
   } catch (cause) {

@@ -19,8 +19,15 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('junction')
     .description('Junction: a station-based message broker with a connector hub')
     .version(VERSION)
-    .addOption(new Option('--url <url>', 'broker URL for the client commands (env JUNCTION_URL)').default(io.env.JUNCTION_URL || DEFAULT_URL))
-    .addOption(new Option('--token <token>', 'token for the client commands (env JUNCTION_TOKEN; default: the one `junction login` stored for --url)').default(io.env.JUNCTION_TOKEN || undefined))
+    .addOption(
+      new Option('--url <url>', 'broker URL for the client commands (env JUNCTION_URL)').default(io.env.JUNCTION_URL || DEFAULT_URL),
+    )
+    .addOption(
+      new Option(
+        '--token <token>',
+        'token for the client commands (env JUNCTION_TOKEN; default: the one `junction login` stored for --url)',
+      ).default(io.env.JUNCTION_TOKEN || undefined),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({

@@ -30,7 +30,10 @@ const NAME_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 /** Checks a plugin name and kind; throws CliError PLUGIN_NAME_INVALID / PLUGIN_KIND_UNSUPPORTED. */
 export function checkScaffoldInput(name: string, kind: string): ScaffoldKind {
   if (!NAME_RE.test(name) || name.length > 64) {
-    throw new CliError(ScaffoldErrorCode.PLUGIN_NAME_INVALID, `plugin name ${JSON.stringify(name)} must be kebab-case (a-z, 0-9, "-"), 1-64 characters, starting with a letter`);
+    throw new CliError(
+      ScaffoldErrorCode.PLUGIN_NAME_INVALID,
+      `plugin name ${JSON.stringify(name)} must be kebab-case (a-z, 0-9, "-"), 1-64 characters, starting with a letter`,
+    );
   }
   if (kind === 'transform') {
     throw new CliError(
@@ -39,7 +42,10 @@ export function checkScaffoldInput(name: string, kind: string): ScaffoldKind {
     );
   }
   if (!(SCAFFOLD_KINDS as readonly string[]).includes(kind)) {
-    throw new CliError(ScaffoldErrorCode.PLUGIN_KIND_UNSUPPORTED, `--kind must be one of ${SCAFFOLD_KINDS.join(', ')} (got ${JSON.stringify(kind)})`);
+    throw new CliError(
+      ScaffoldErrorCode.PLUGIN_KIND_UNSUPPORTED,
+      `--kind must be one of ${SCAFFOLD_KINDS.join(', ')} (got ${JSON.stringify(kind)})`,
+    );
   }
   return kind as ScaffoldKind;
 }

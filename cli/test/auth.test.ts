@@ -49,15 +49,22 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'junction-cli-auth-'));
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  broker = spawn(process.execPath, [BIN, 'start', '--auth', '--data-dir', join(dir, 'data'), '--port', String(port), '--log-level', 'warn'], {
-    cwd: dir,
-    env: { ...process.env, JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION_DATA_DIR: '', JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
+  broker = spawn(
+    process.execPath,
+    [BIN, 'start', '--auth', '--data-dir', join(dir, 'data'), '--port', String(port), '--log-level', 'warn'],
+    {
+      cwd: dir,
+      env: { ...process.env, JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION_DATA_DIR: '', JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    },
+  );
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (broker.exitCode !== null) throw new Error(`broker exited with ${broker.exitCode}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error('broker not healthy');
     await new Promise((r) => setTimeout(r, 100));

@@ -87,7 +87,10 @@ describe('junction CLI against a running broker', () => {
   });
 
   it('creates and lists stations', async () => {
-    const created = await junction(['--url', url, 'stations', 'create', 'lines', '--partitions', '1', '--retention-max-messages', '100000'], { cwd: dir });
+    const created = await junction(
+      ['--url', url, 'stations', 'create', 'lines', '--partitions', '1', '--retention-max-messages', '100000'],
+      { cwd: dir },
+    );
     expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/created station lines \(1 partitions, file\)/);
@@ -114,7 +117,13 @@ describe('junction CLI against a running broker', () => {
       const res = await fetch(`${url}/v1/connectors`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name, plugin: 'file', station: 'feed', config: { dir: join(dir, 'out', name) }, ...(name === 'to-c' && { state: 'STOPPED' }) }),
+        body: JSON.stringify({
+          name,
+          plugin: 'file',
+          station: 'feed',
+          config: { dir: join(dir, 'out', name) },
+          ...(name === 'to-c' && { state: 'STOPPED' }),
+        }),
       });
       expect(res.status).toBe(201);
     }
@@ -143,7 +152,9 @@ describe('junction CLI against a running broker', () => {
     const file = join(dir, 'input.txt');
     await writeFile(file, lines.join('\n') + '\n');
 
-    const produced = await junction(['--url', url, 'produce', 'lines', '--file', file, '--batch-size', '1000', '--header', 'source=test'], { cwd: dir });
+    const produced = await junction(['--url', url, 'produce', 'lines', '--file', file, '--batch-size', '1000', '--header', 'source=test'], {
+      cwd: dir,
+    });
     expect(produced.stderr).toBe('');
     expect(produced.code).toBe(0);
     expect(produced.stdout).toContain(`produced ${N} of ${N} messages to lines: ${N} stored, 0 duplicates, 0 rejected`);
@@ -159,7 +170,9 @@ describe('junction CLI against a running broker', () => {
     expect(rest.stdout).toBe('');
 
     // a new group starting at latest sees only what comes after
-    const latest = await junction(['--url', url, 'consume', 'lines', '--group', 'late', '--from', 'latest', '--idle-exit-ms', '200'], { cwd: dir });
+    const latest = await junction(['--url', url, 'consume', 'lines', '--group', 'late', '--from', 'latest', '--idle-exit-ms', '200'], {
+      cwd: dir,
+    });
     expect(latest.code).toBe(0);
     expect(latest.stdout).toBe('');
   });
@@ -254,7 +267,10 @@ describe('junction CLI usage errors', () => {
   });
 
   it('reports an invalid configuration file as CONFIG_INVALID with its path', async () => {
-    await writeFile(join(dir, 'junction.yaml'), 'server:\n  port: 1\nstations:\n  - name: ok\n  - name: bad\n    retention: { maxAgeMs: 0 }\n');
+    await writeFile(
+      join(dir, 'junction.yaml'),
+      'server:\n  port: 1\nstations:\n  - name: ok\n  - name: bad\n    retention: { maxAgeMs: 0 }\n',
+    );
     const bad = await junction(['start', '--port', '0', '--data-dir', join(dir, 'data')], { cwd: dir });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error CONFIG_INVALID: /);

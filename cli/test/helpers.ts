@@ -20,7 +20,11 @@ const CLEAN = { JUNCTION_URL: '', JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION
 
 /** Runs the CLI to completion in `cwd`. */
 export async function junction(args: string[], opts: { cwd: string; input?: string; env?: Record<string, string> }): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...CLEAN, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...CLEAN, ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   return collect(child, opts.input);
 }
 
@@ -95,7 +99,10 @@ export async function startBroker(dir: string): Promise<Broker> {
 
 /** A JSON request to the broker; resolves with the status and the parsed body. */
 export async function api<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${url}${path}`, { method, ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  const res = await fetch(`${url}${path}`, {
+    method,
+    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
 }

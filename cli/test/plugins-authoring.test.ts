@@ -17,8 +17,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../examples/community-connector/', import.meta.url));
 
-async function junction(args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, JUNCTION_URL: '', JUNCTION_DATA_DIR: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function junction(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { ...process.env, JUNCTION_URL: '', JUNCTION_DATA_DIR: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -48,7 +56,14 @@ describe('junction plugins sdk', () => {
     const tgz = join(work, 'sdk-out', 'junction-sdk-connector-1.0.0.tgz');
     expect(r.stdout).toBe(`${tgz}\n`);
     const files = await tarList(tgz);
-    for (const f of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/testing/index.js', 'package/dist/testing/index.d.ts']) {
+    for (const f of [
+      'package/package.json',
+      'package/README.md',
+      'package/dist/index.js',
+      'package/dist/index.d.ts',
+      'package/dist/testing/index.js',
+      'package/dist/testing/index.d.ts',
+    ]) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => f.startsWith('package/test/'))).toEqual([]);
@@ -57,7 +72,10 @@ describe('junction plugins sdk', () => {
   it('--client writes the protocol and client tarballs', { timeout: 120_000 }, async () => {
     const r = await junction(['plugins', 'sdk', '--client', '--out', join(work, 'client-out')], work);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim().split('\n')).toEqual([join(work, 'client-out', 'junction-protocol-0.1.0.tgz'), join(work, 'client-out', 'junction-client-0.1.0.tgz')]);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      join(work, 'client-out', 'junction-protocol-0.1.0.tgz'),
+      join(work, 'client-out', 'junction-client-0.1.0.tgz'),
+    ]);
     expect(await tarList(join(work, 'client-out', 'junction-client-0.1.0.tgz'))).toContain('package/dist/index.d.ts');
   });
 });

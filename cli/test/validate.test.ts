@@ -64,8 +64,17 @@ connectors:
     await writeFile(join(dir, 'secrets.yaml'), VALID);
     const r = await junction(['validate', 'secrets.yaml'], { cwd: dir, env: { OUT_DIR: join(dir, 'out') } });
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe(['connectors[2].config.password: environment variable MQTT_PASSWORD is not set  (secrets.yaml:23:17)', 'secrets.yaml: 1 issue', ''].join('\n'));
-    const file = await junction(['validate', 'secrets.yaml'], { cwd: dir, env: { MQTT_PASSWORD: 'pw-never-printed-4821', OUT_DIR: join(dir, 'out') } });
+    expect(r.stdout).toBe(
+      [
+        'connectors[2].config.password: environment variable MQTT_PASSWORD is not set  (secrets.yaml:23:17)',
+        'secrets.yaml: 1 issue',
+        '',
+      ].join('\n'),
+    );
+    const file = await junction(['validate', 'secrets.yaml'], {
+      cwd: dir,
+      env: { MQTT_PASSWORD: 'pw-never-printed-4821', OUT_DIR: join(dir, 'out') },
+    });
     expect(file.code).toBe(0);
   });
 
@@ -110,7 +119,9 @@ connectors:
       'stations[1].name: duplicate station "events"  (broken.yaml:6:11)',
       'connectors[0].station: station "nowhere" is not declared under stations:  (broken.yaml:12:14)',
       'connectors[0].config.dir: Invalid input: expected string, received number  (broken.yaml:14:12)',
-      expect.stringMatching(/^connectors\[1\]\.plugin: no connector plugin named "no-such-plugin" \(found: .*datagen.*file.*\) {2}\(broken\.yaml:16:13\)$/),
+      expect.stringMatching(
+        /^connectors\[1\]\.plugin: no connector plugin named "no-such-plugin" \(found: .*datagen.*file.*\) {2}\(broken\.yaml:16:13\)$/,
+      ),
       'connectors[2].tasks: Too small: expected number to be >=1  (broken.yaml:21:12)',
       expect.stringMatching(/^connectors\[3\]\.config\.keyField: must be one of .+ \(broken\.yaml:27:17\)$/),
       'broken.yaml: 9 issues',

@@ -17,7 +17,11 @@ export const DEFAULT_RETRY: RetryOptions = { retries: 5, minDelayMs: 100, maxDel
  * "equal jitter" — a uniform pick in [half of that, all of it] — so clients that failed together do
  * not come back together, yet no delay drops below half the exponential step.
  */
-export function backoffDelay(attempt: number, opts: Pick<RetryOptions, 'minDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  opts: Pick<RetryOptions, 'minDelayMs' | 'maxDelayMs'>,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(opts.maxDelayMs, opts.minDelayMs * 2 ** Math.min(attempt, 30));
   const half = exp / 2;
   return Math.round(half + random() * half);

@@ -41,7 +41,15 @@ import { Consumer, type ConsumerOptions } from './consumer.js';
 export interface ConnectorStatusInfo {
   name: string;
   connector: { state: string; trace?: string };
-  tasks: { id: number; state: string; worker?: string; restarts: number; trace?: string; lastError?: { code: string; message: string; at: number }; freshness?: ConnectorFreshness | null }[];
+  tasks: {
+    id: number;
+    state: string;
+    worker?: string;
+    restarts: number;
+    trace?: string;
+    lastError?: { code: string; message: string; at: number };
+    freshness?: ConnectorFreshness | null;
+  }[];
   type: 'sink' | 'source' | 'unknown';
   lag?: number;
   throughput: { msgsPerSec: number; bytesPerSec: number };
@@ -275,7 +283,10 @@ export class JunctionClient {
   }
 
   /** POST /v1/tokens: the secret is in `token`, shown this once. FORBIDDEN when a grant exceeds the caller's. */
-  async createToken(spec: { name: string; grants: TokenGrant[]; expiresInS?: number }, opts?: CallOptions): Promise<TokenInfo & { token: string }> {
+  async createToken(
+    spec: { name: string; grants: TokenGrant[]; expiresInS?: number },
+    opts?: CallOptions,
+  ): Promise<TokenInfo & { token: string }> {
     return this.json({ ...opts, method: 'POST', path: '/v1/tokens', json: spec });
   }
 
@@ -300,7 +311,7 @@ export class JunctionClient {
   /** Every station (dead-letter stations included), in name order: follows the pages to the end. */
   async listStations(opts?: CallOptions & { prefix?: string }): Promise<StationInfo[]> {
     const all: StationInfo[] = [];
-    for (let after: string | undefined; ; ) {
+    for (let after: string | undefined; ;) {
       const p = await this.listStationsPage({ after, prefix: opts?.prefix }, opts);
       all.push(...p.stations);
       if (p.next === undefined) return all;
@@ -309,8 +320,16 @@ export class JunctionClient {
   }
 
   /** One page of stations in name order: after the cursor `after`, starting with `prefix`, at most `limit` (≤ 1000); `next` is the next page's cursor. */
-  async listStationsPage(page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {}, opts?: CallOptions): Promise<{ stations: StationInfo[]; next?: string }> {
-    return this.json<{ stations: StationInfo[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/stations${query(page)}`, idempotent: true });
+  async listStationsPage(
+    page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {},
+    opts?: CallOptions,
+  ): Promise<{ stations: StationInfo[]; next?: string }> {
+    return this.json<{ stations: StationInfo[]; next?: string }>({
+      ...opts,
+      method: 'GET',
+      path: `/v1/stations${query(page)}`,
+      idempotent: true,
+    });
   }
 
   /** STATION_NOT_FOUND (404) when it does not exist. */
@@ -333,7 +352,7 @@ export class JunctionClient {
   /** Every connector's name, in name order: follows the pages of `GET /v1/connectors` (`pageSize` each, default the broker's 1000) to the end. */
   async listConnectors(opts?: CallOptions & { prefix?: string; pageSize?: number }): Promise<string[]> {
     const all: string[] = [];
-    for (let after: string | undefined; ; ) {
+    for (let after: string | undefined; ;) {
       const p = await this.listConnectorsPage({ after, prefix: opts?.prefix, limit: opts?.pageSize }, opts);
       all.push(...p.connectors);
       if (p.next === undefined) return all;
@@ -342,8 +361,16 @@ export class JunctionClient {
   }
 
   /** One page of connector names in name order: after the cursor `after`, starting with `prefix`, at most `limit` (≤ 1000); `next` is the next page's cursor. */
-  async listConnectorsPage(page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {}, opts?: CallOptions): Promise<{ connectors: string[]; next?: string }> {
-    return this.json<{ connectors: string[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/connectors${query(page)}`, idempotent: true });
+  async listConnectorsPage(
+    page: { limit?: number; after?: string | undefined; prefix?: string | undefined } = {},
+    opts?: CallOptions,
+  ): Promise<{ connectors: string[]; next?: string }> {
+    return this.json<{ connectors: string[]; next?: string }>({
+      ...opts,
+      method: 'GET',
+      path: `/v1/connectors${query(page)}`,
+      idempotent: true,
+    });
   }
 
   /** A connector's status (`GET /v1/connectors/:name/status`): its state, its tasks', lag, throughput, isolation. CONNECTOR_NOT_FOUND (404). */
@@ -366,7 +393,11 @@ export class JunctionClient {
    * or `{ to: StartPosition }` (a sink's group moved to earliest / latest / a time / an offset; the answer lists
    * the offset each partition starts from).
    */
-  async setConnectorOffsets(name: string, body: { offsets: ConnectorOffset[] } | { to: StartPosition }, opts?: CallOptions): Promise<{ message: string; offsets?: ConnectorOffset[] }> {
+  async setConnectorOffsets(
+    name: string,
+    body: { offsets: ConnectorOffset[] } | { to: StartPosition },
+    opts?: CallOptions,
+  ): Promise<{ message: string; offsets?: ConnectorOffset[] }> {
     return this.json({ ...opts, method: 'PATCH', path: `/v1/connectors/${seg(name)}/offsets`, json: body });
   }
 
@@ -411,7 +442,12 @@ export class JunctionClient {
 
   /** Makes the broker scan its plugins dir again (`POST /v1/connector-plugins/refresh`; admin): what it lists and refuses now. */
   async refreshPlugins(opts?: CallOptions): Promise<{ plugins: PluginInfo[]; refused: RefusedPluginInfo[] }> {
-    return this.json<{ plugins: PluginInfo[]; refused: RefusedPluginInfo[] }>({ ...opts, method: 'POST', path: '/v1/connector-plugins/refresh', idempotent: true });
+    return this.json<{ plugins: PluginInfo[]; refused: RefusedPluginInfo[] }>({
+      ...opts,
+      method: 'POST',
+      path: '/v1/connector-plugins/refresh',
+      idempotent: true,
+    });
   }
 
   // ── messages ──────────────────────────────────────────────────────────────────────────────────
@@ -436,7 +472,10 @@ export class JunctionClient {
       contentType: BATCH_CONTENT_TYPE,
     });
     if (!r || !Array.isArray(r.results) || r.results.length !== messages.length) {
-      throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `produce answered ${Array.isArray(r?.results) ? r.results.length : 'no'} results for ${messages.length} messages`);
+      throw new JunctionApiError(
+        ClientErrorCode.BAD_RESPONSE,
+        `produce answered ${Array.isArray(r?.results) ? r.results.length : 'no'} results for ${messages.length} messages`,
+      );
     }
     return r.results.map(toProduceResult);
   }
@@ -444,7 +483,13 @@ export class JunctionClient {
   /** Reads a range of one partition for browsing; touches no consumer group. */
   async read(station: string, options: ReadOptions = {}, opts?: CallOptions): Promise<BrowsedMessage[]> {
     const q = query({ partition: options.partition, fromOffset: options.fromOffset, limit: options.limit });
-    const res = await this.call({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/messages${q}`, accept: BATCH_CONTENT_TYPE, idempotent: true });
+    const res = await this.call({
+      ...opts,
+      method: 'GET',
+      path: `/v1/stations/${seg(station)}/messages${q}`,
+      accept: BATCH_CONTENT_TYPE,
+      idempotent: true,
+    });
     return decodeMessages(res, false).map(({ deliveryId: _d, deliveryCount: _c, ...m }) => m);
   }
 
@@ -462,8 +507,13 @@ export class JunctionClient {
   /** Every group of the station, in name order (follows the pages to the end). */
   async listGroups(station: string, opts?: CallOptions): Promise<GroupInfo[]> {
     const all: GroupInfo[] = [];
-    for (let after: string | undefined; ; ) {
-      const r = await this.json<{ groups: GroupInfo[]; next?: string }>({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/groups${query({ after })}`, idempotent: true });
+    for (let after: string | undefined; ;) {
+      const r = await this.json<{ groups: GroupInfo[]; next?: string }>({
+        ...opts,
+        method: 'GET',
+        path: `/v1/stations/${seg(station)}/groups${query({ after })}`,
+        idempotent: true,
+      });
       all.push(...r.groups);
       if (r.next === undefined) return all;
       after = r.next;
@@ -502,18 +552,42 @@ export class JunctionClient {
   }
 
   /** Makes deliveries available again, after delayMs (default at once). */
-  async nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number, opts?: CallOptions): Promise<SettleResult[]> {
+  async nack(
+    station: string,
+    group: string,
+    deliveryIds: readonly string[],
+    delayMs?: number,
+    opts?: CallOptions,
+  ): Promise<SettleResult[]> {
     return this.settle(station, group, 'nack', delayMs === undefined ? { deliveryIds } : { deliveryIds, delayMs }, opts);
   }
 
   /** Moves the deliveries' messages to the station's dead-letter station, with the reason. */
-  async deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, opts?: CallOptions): Promise<SettleResult[]> {
+  async deadLetter(
+    station: string,
+    group: string,
+    deliveryIds: readonly string[],
+    reason?: string,
+    opts?: CallOptions,
+  ): Promise<SettleResult[]> {
     return this.settle(station, group, 'dead-letter', reason === undefined ? { deliveryIds } : { deliveryIds, reason }, opts);
   }
 
-  private async settle(station: string, group: string, verb: keyof typeof SETTLE_STATUS, json: { deliveryIds: readonly string[]; delayMs?: number; reason?: string }, opts?: CallOptions): Promise<SettleResult[]> {
+  private async settle(
+    station: string,
+    group: string,
+    verb: keyof typeof SETTLE_STATUS,
+    json: { deliveryIds: readonly string[]; delayMs?: number; reason?: string },
+    opts?: CallOptions,
+  ): Promise<SettleResult[]> {
     // The summary answer lists only the exceptions; the rest got the verb's own status.
-    const r = await this.json<SettleSummary>({ ...opts, method: 'POST', path: `${groupPath(station, group)}/${verb}`, json: { ...json, summary: true }, idempotent: true });
+    const r = await this.json<SettleSummary>({
+      ...opts,
+      method: 'POST',
+      path: `${groupPath(station, group)}/${verb}`,
+      json: { ...json, summary: true },
+      idempotent: true,
+    });
     if (!r || !Array.isArray(r.results) || typeof r.count !== 'number' || r.count + r.results.length !== json.deliveryIds.length) {
       throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `${verb} answered without a summary of every delivery`);
     }
@@ -529,7 +603,13 @@ export class JunctionClient {
    */
   async listDeadLetters(station: string, options: DeadLetterListOptions = {}, opts?: CallOptions): Promise<BrowsedMessage[]> {
     const q = query({ fromOffset: options.fromOffset, limit: options.limit });
-    const res = await this.call({ ...opts, method: 'GET', path: `/v1/stations/${seg(station)}/dls${q}`, accept: BATCH_CONTENT_TYPE, idempotent: true });
+    const res = await this.call({
+      ...opts,
+      method: 'GET',
+      path: `/v1/stations/${seg(station)}/dls${q}`,
+      accept: BATCH_CONTENT_TYPE,
+      idempotent: true,
+    });
     return decodeMessages(res, false).map(({ deliveryId: _d, deliveryCount: _c, ...m }) => m);
   }
 
@@ -554,7 +634,11 @@ export class JunctionClient {
 
   /** Drops dead letters up to an offset of the DLS (all when absent). Resolves with how many were dropped. */
   async purgeDeadLetters(station: string, upToOffset?: number, opts?: CallOptions): Promise<number> {
-    const r = await this.json<{ purged: number }>({ ...opts, method: 'DELETE', path: `/v1/stations/${seg(station)}/dls${query({ upToOffset })}` });
+    const r = await this.json<{ purged: number }>({
+      ...opts,
+      method: 'DELETE',
+      path: `/v1/stations/${seg(station)}/dls${query({ upToOffset })}`,
+    });
     if (typeof r?.purged !== 'number') throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, 'purge answered without "purged"');
     return r.purged;
   }
@@ -645,5 +729,3 @@ function query(params: Record<string, number | string | undefined>): string {
   for (const [k, v] of Object.entries(params)) if (v !== undefined) parts.push(`${k}=${encodeURIComponent(String(v))}`);
   return parts.length ? `?${parts.join('&')}` : '';
 }
-
-

@@ -38,7 +38,12 @@ export interface ConsumerOptions {
 
 /** What a consumer needs of a client. JunctionClient is one; tests pass their own. */
 export interface GroupClient {
-  fetch(station: string, group: string, body: { maxMessages?: number; maxBytes?: number; waitMs?: number }, opts?: { signal?: AbortSignal }): Promise<Delivery[]>;
+  fetch(
+    station: string,
+    group: string,
+    body: { maxMessages?: number; maxBytes?: number; waitMs?: number },
+    opts?: { signal?: AbortSignal },
+  ): Promise<Delivery[]>;
   createGroup(station: string, group: string, body?: CreateGroupBody, opts?: { signal?: AbortSignal }): Promise<unknown>;
   ack(station: string, group: string, deliveryIds: readonly string[]): Promise<SettleResult[]>;
   nack(station: string, group: string, deliveryIds: readonly string[], delayMs?: number): Promise<SettleResult[]>;

@@ -2,7 +2,26 @@
  * @junction/client — the typed TypeScript client of Junction. It talks HTTP only (binary batch codec
  * on the hot path) and imports nothing of the server.
  */
-export { JunctionClient, type ClientOptions, type CallOptions, type ReadOptions, type DeadLetterListOptions, type TokenGrant, type TokenInfo, type UserInfo, type SessionTokens, type ConnectorStatusInfo, type ConnectorOffset, type PipelineFieldChange, type PipelinePlanEntry, type PipelinePlan, type PipelineSpec, type ConnectorFreshness, type PluginInfo, type RefusedPluginInfo } from './client.js';
+export {
+  JunctionClient,
+  type ClientOptions,
+  type CallOptions,
+  type ReadOptions,
+  type DeadLetterListOptions,
+  type TokenGrant,
+  type TokenInfo,
+  type UserInfo,
+  type SessionTokens,
+  type ConnectorStatusInfo,
+  type ConnectorOffset,
+  type PipelineFieldChange,
+  type PipelinePlanEntry,
+  type PipelinePlan,
+  type PipelineSpec,
+  type ConnectorFreshness,
+  type PluginInfo,
+  type RefusedPluginInfo,
+} from './client.js';
 export { Producer, type ProducerOptions, type ProduceSender } from './producer.js';
 export { Consumer, type ConsumerOptions, type GroupClient } from './consumer.js';
 export { ConsumerMessage } from './message.js';

@@ -125,9 +125,15 @@ export class Producer {
     this.maxBatchBytes = opts.maxBatchBytes ?? 4 * 1024 * 1024;
     this.maxInFlight = opts.maxInFlight ?? 4;
     this.retry = { ...client.retry, ...opts.retry };
-    for (const [k, v] of Object.entries({ lingerMs: this.lingerMs, maxBatchMessages: this.maxBatchMessages, maxBatchBytes: this.maxBatchBytes, maxInFlight: this.maxInFlight })) {
+    for (const [k, v] of Object.entries({
+      lingerMs: this.lingerMs,
+      maxBatchMessages: this.maxBatchMessages,
+      maxBatchBytes: this.maxBatchBytes,
+      maxInFlight: this.maxInFlight,
+    })) {
       const min = k === 'lingerMs' ? 0 : 1;
-      if (!Number.isFinite(v) || v < min) throw new JunctionApiError(ClientErrorCode.INVALID_INPUT, `producer option ${k} must be a number >= ${min}`);
+      if (!Number.isFinite(v) || v < min)
+        throw new JunctionApiError(ClientErrorCode.INVALID_INPUT, `producer option ${k} must be a number >= ${min}`);
     }
   }
 
@@ -154,7 +160,8 @@ export class Producer {
       this.add({
         msg,
         size: itemSize(msg),
-        settle: (r) => (r.status === 'rejected' ? reject(new JunctionApiError(r.code, r.message, { retryable: retryableRefusal(r.code) })) : resolve(r)),
+        settle: (r) =>
+          r.status === 'rejected' ? reject(new JunctionApiError(r.code, r.message, { retryable: retryableRefusal(r.code) })) : resolve(r),
         fail: reject,
       });
     });
@@ -293,7 +300,8 @@ export class Producer {
         for (let i = 0; i < pending.length; i++) {
           const item = pending[i]!;
           const r = results[i]!;
-          if (!last && r.status === 'rejected' && (r.code === NOT_STORED || (r.code === MAYBE_STORED && item.msg.msgId !== undefined))) again.push(item);
+          if (!last && r.status === 'rejected' && (r.code === NOT_STORED || (r.code === MAYBE_STORED && item.msg.msgId !== undefined)))
+            again.push(item);
           else item.settle(r);
         }
       } catch (raw) {

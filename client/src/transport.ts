@@ -95,7 +95,12 @@ export class HttpTransport implements Transport {
       };
       const onAbort = () => finish(abortedError());
       const timer = setTimeout(
-        () => finish(new JunctionApiError(ClientErrorCode.TIMEOUT, `${req.method} ${req.path} got no answer within ${req.timeoutMs} ms`, { retryable: true })),
+        () =>
+          finish(
+            new JunctionApiError(ClientErrorCode.TIMEOUT, `${req.method} ${req.path} got no answer within ${req.timeoutMs} ms`, {
+              retryable: true,
+            }),
+          ),
         req.timeoutMs,
       );
       req.signal?.addEventListener('abort', onAbort, { once: true });
@@ -116,7 +121,11 @@ export class HttpTransport implements Transport {
           }
           const h: Record<string, string | undefined> = {};
           for (const [k, v] of Object.entries(res.headers)) h[k] = Array.isArray(v) ? v.join(', ') : v;
-          finish(undefined, { status: res.statusCode ?? 0, headers: h, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+          finish(undefined, {
+            status: res.statusCode ?? 0,
+            headers: h,
+            body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
+          });
         });
       });
       if (req.body !== undefined) r.end(req.body);

@@ -1,10 +1,5 @@
 /** Conversions between the client's types and the wire: produce messages, outcomes, message batches. */
-import {
-  BATCH_CONTENT_TYPE,
-  decodeMessageBatch,
-  type ProduceMessage,
-  type ProduceOutcome,
-} from '@junction/protocol';
+import { BATCH_CONTENT_TYPE, decodeMessageBatch, type ProduceMessage, type ProduceOutcome } from '@junction/protocol';
 import { ClientErrorCode, JunctionApiError } from './errors.js';
 import type { TransportResponse } from './transport.js';
 import type { Delivery, ProduceResult, ProducerMessage } from './types.js';
@@ -15,7 +10,10 @@ export function parseJson<T>(res: TransportResponse): T {
   try {
     return JSON.parse(res.body.toString('utf8')) as T;
   } catch (err) {
-    throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, 'the broker answered with a body that is not JSON', { status: res.status, cause: err });
+    throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, 'the broker answered with a body that is not JSON', {
+      status: res.status,
+      cause: err,
+    });
   }
 }
 
@@ -32,7 +30,8 @@ const MAX_HEADER_NAME = 1024;
 export function toWireMessage(m: ProducerMessage): ProduceMessage {
   const value = typeof m.value === 'string' ? Buffer.from(m.value, 'utf8') : m.value;
   if (!(value instanceof Uint8Array)) throw invalid('value must be a Uint8Array or a string');
-  if (m.key !== undefined && (typeof m.key !== 'string' || m.key.length > MAX_KEY)) throw invalid(`key must be a string of at most ${MAX_KEY} characters`);
+  if (m.key !== undefined && (typeof m.key !== 'string' || m.key.length > MAX_KEY))
+    throw invalid(`key must be a string of at most ${MAX_KEY} characters`);
   if (m.msgId !== undefined && (typeof m.msgId !== 'string' || m.msgId.length < 1 || m.msgId.length > MAX_MSG_ID)) {
     throw invalid(`msgId must be a string of 1 to ${MAX_MSG_ID} characters`);
   }
@@ -105,6 +104,9 @@ export function decodeMessages(res: TransportResponse, delivery: boolean): Deliv
     });
   } catch (err) {
     if (err instanceof JunctionApiError) throw err;
-    throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `cannot read the broker's messages: ${(err as Error).message}`, { status: res.status, cause: err });
+    throw new JunctionApiError(ClientErrorCode.BAD_RESPONSE, `cannot read the broker's messages: ${(err as Error).message}`, {
+      status: res.status,
+      cause: err,
+    });
   }
 }

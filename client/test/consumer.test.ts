@@ -21,12 +21,25 @@ class FakeGroup implements GroupClient {
   push(n: number): void {
     for (let i = 0; i < n; i++) {
       const offset = this.nextOffset++;
-      this.queue.push({ partition: 0, offset, timestamp: Date.now(), headers: {}, value: Buffer.from(`m${offset}`), deliveryCount: 1, deliveryId: deliveryId(0, offset, 1) });
+      this.queue.push({
+        partition: 0,
+        offset,
+        timestamp: Date.now(),
+        headers: {},
+        value: Buffer.from(`m${offset}`),
+        deliveryCount: 1,
+        deliveryId: deliveryId(0, offset, 1),
+      });
     }
     this.wake?.();
   }
 
-  async fetch(_s: string, _g: string, body: { maxMessages?: number; waitMs?: number }, opts?: { signal?: AbortSignal }): Promise<Delivery[]> {
+  async fetch(
+    _s: string,
+    _g: string,
+    body: { maxMessages?: number; waitMs?: number },
+    opts?: { signal?: AbortSignal },
+  ): Promise<Delivery[]> {
     this.fetches++;
     this.concurrentFetches++;
     this.maxConcurrentFetches = Math.max(this.maxConcurrentFetches, this.concurrentFetches);
@@ -164,7 +177,11 @@ describe('Consumer iteration', () => {
     g.fetchErrors = [netErr(), netErr(), new JunctionApiError('STORE_CLOSED', 'restarting', { status: 503 })];
     g.push(5);
     const errors: string[] = [];
-    const c = new Consumer(g, 'st', 'grp', { waitMs: 10, reconnect: { minDelayMs: 5, maxDelayMs: 20 }, onError: (e) => errors.push(e.code) });
+    const c = new Consumer(g, 'st', 'grp', {
+      waitMs: 10,
+      reconnect: { minDelayMs: 5, maxDelayMs: 20 },
+      onError: (e) => errors.push(e.code),
+    });
     const seen: number[] = [];
     for await (const m of c) {
       seen.push(m.offset);

@@ -45,7 +45,8 @@ describe('admin API', () => {
     const c = client!;
     // 501 stations and their dead-letter stations: 1002, more than one page of 1000.
     const names = Array.from({ length: 501 }, (_, i) => `p-${String(i).padStart(3, '0')}`);
-    for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n) => c.createStation(n, { storage: 'memory' })));
+    for (let i = 0; i < names.length; i += 50)
+      await Promise.all(names.slice(i, i + 50).map((n) => c.createStation(n, { storage: 'memory' })));
     const all = await c.listStations();
     expect(all.map((s) => s.name)).toEqual(names.flatMap((n) => [n, `${n}.dls`]));
     const page = await c.listStationsPage({ limit: 3, prefix: 'p-1', after: 'p-100.dls' });
@@ -273,7 +274,9 @@ describe('producer and consumer', () => {
           await new Promise((r) => setTimeout(r, 500));
           server = await start(port);
           const other = new JunctionClient({ url: server.url });
-          const second = await other.producer('durable').sendBatch(Array.from({ length: N / 2 }, (_, i) => ({ value: valueOf(N / 2 + i) })));
+          const second = await other
+            .producer('durable')
+            .sendBatch(Array.from({ length: N / 2 }, (_, i) => ({ value: valueOf(N / 2 + i) })));
           expect(second.every((r) => r.status === 'stored')).toBe(true);
           await other.close();
         })();
@@ -339,7 +342,15 @@ describe('consumer messages', () => {
     const [m] = (await consumer.fetch()) as [ConsumerMessage];
     expect(m.json()).toEqual({ n: 1 });
     expect(m.text()).toBe('{"n":1}');
-    expect(m).toMatchObject({ key: 'user-7', headers: { 'content-type': 'application/json' }, partition: 0, offset: 1, deliveryCount: 1, station: 'shapes', group: 'g' });
+    expect(m).toMatchObject({
+      key: 'user-7',
+      headers: { 'content-type': 'application/json' },
+      partition: 0,
+      offset: 1,
+      deliveryCount: 1,
+      station: 'shapes',
+      group: 'g',
+    });
     expect(m.timestamp).toBeGreaterThanOrEqual(before - 1000);
     expect(m.deliveryId).toMatch(/^0-1-1-[0-9a-z]{1,7}$/);
     expect(await m.ack()).toBe('acked');

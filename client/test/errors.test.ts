@@ -8,21 +8,48 @@ describe('errorFromResponse', () => {
   const body = (v: unknown) => Buffer.from(JSON.stringify(v));
 
   it('keeps the broker code, message, issues and status', () => {
-    const e = errorFromResponse(400, body({ code: 'CONFIG_INVALID', message: 'bad', issues: [{ path: 'partitions', message: 'too big' }] }), 'POST', '/v1/stations');
+    const e = errorFromResponse(
+      400,
+      body({ code: 'CONFIG_INVALID', message: 'bad', issues: [{ path: 'partitions', message: 'too big' }] }),
+      'POST',
+      '/v1/stations',
+    );
     expect(e).toBeInstanceOf(JunctionApiError);
-    expect(e).toMatchObject({ code: 'CONFIG_INVALID', message: 'bad', status: 400, retryable: false, issues: [{ path: 'partitions', message: 'too big' }] });
+    expect(e).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: 'bad',
+      status: 400,
+      retryable: false,
+      issues: [{ path: 'partitions', message: 'too big' }],
+    });
   });
 
   it('marks 5xx, 429 and 408 retryable, other 4xx not', () => {
-    for (const [status, retryable] of [[500, true], [503, true], [429, true], [408, true], [400, false], [404, false], [409, false]] as const) {
+    for (const [status, retryable] of [
+      [500, true],
+      [503, true],
+      [429, true],
+      [408, true],
+      [400, false],
+      [404, false],
+      [409, false],
+    ] as const) {
       const e = errorFromResponse(status, body({ code: 'X', message: 'm' }), 'GET', '/');
       expect(isRetryable(e), String(status)).toBe(retryable);
     }
   });
 
   it('answers HTTP_ERROR for a body that is not a Junction error', () => {
-    expect(errorFromResponse(502, Buffer.from('<html>bad gateway</html>'), 'GET', '/x')).toMatchObject({ code: 'HTTP_ERROR', status: 502, retryable: true });
-    expect(errorFromResponse(404, Buffer.from('{"nope":1}'), 'GET', '/x')).toMatchObject({ code: 'HTTP_ERROR', status: 404, retryable: false });
+    expect(errorFromResponse(502, Buffer.from('<html>bad gateway</html>'), 'GET', '/x')).toMatchObject({
+      code: 'HTTP_ERROR',
+      status: 502,
+      retryable: true,
+    });
+    expect(errorFromResponse(404, Buffer.from('{"nope":1}'), 'GET', '/x')).toMatchObject({
+      code: 'HTTP_ERROR',
+      status: 404,
+      retryable: false,
+    });
   });
 });
 
@@ -70,8 +97,12 @@ describe('JunctionClient over HTTP: errors and retries', () => {
     let calls = 0;
     const url = await serve((req, res) => {
       calls++;
-      if (req.method === 'POST') res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INTERNAL', message: 'x' }));
-      else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'STATION_NOT_FOUND', message: 'no station "s"' }));
+      if (req.method === 'POST')
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INTERNAL', message: 'x' }));
+      else
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ code: 'STATION_NOT_FOUND', message: 'no station "s"' }));
     });
     client = new JunctionClient({ url, retry: { retries: 3, minDelayMs: 1, maxDelayMs: 5 } });
     await expect(client.produce('s', [{ value: 'a' }])).rejects.toMatchObject({ code: 'INTERNAL', retryable: true });

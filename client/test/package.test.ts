@@ -16,7 +16,8 @@ interface Pkg {
   dependencies?: Record<string, string>;
   private?: boolean;
 }
-const read = async (dir: string): Promise<Pkg> => JSON.parse(await readFile(new URL(`../../${dir}/package.json`, import.meta.url), 'utf8')) as Pkg;
+const read = async (dir: string): Promise<Pkg> =>
+  JSON.parse(await readFile(new URL(`../../${dir}/package.json`, import.meta.url), 'utf8')) as Pkg;
 
 describe('@junction/client and @junction/protocol as packages', () => {
   it('the client needs only the protocol at its exact version; the protocol only zod', async () => {
@@ -34,7 +35,10 @@ describe('@junction/client and @junction/protocol as packages', () => {
   it('npm pack ships the built JS, the types and the README', { timeout: 120_000 }, async () => {
     for (const dir of ['client', 'protocol']) {
       const cwd = new URL(`../../${dir}/`, import.meta.url);
-      const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd, maxBuffer: 16 << 20 });
+      const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+        cwd,
+        maxBuffer: 16 << 20,
+      });
       const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path));
       for (const f of ['dist/index.js', 'dist/index.d.ts', 'README.md', 'package.json']) expect(files.has(f), `${dir}: ${f}`).toBe(true);
       expect([...files].filter((f) => f.startsWith('test/') || f.endsWith('.tsbuildinfo'))).toEqual([]);

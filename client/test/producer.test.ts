@@ -180,7 +180,10 @@ describe('Producer failures', () => {
     expect(r[1]).toMatchObject({ status: 'rejected', reason: { code: 'NETWORK_ERROR' } });
     expect(r[2]).toMatchObject({ status: 'fulfilled', value: { status: 'duplicate', offset: 3 } });
     // The retry carried only the msgId messages.
-    expect(s.requests.map((q) => q.map((m) => m.msgId ?? '-'))).toEqual([['id-a', '-', 'id-c'], ['id-a', 'id-c']]);
+    expect(s.requests.map((q) => q.map((m) => m.msgId ?? '-'))).toEqual([
+      ['id-a', '-', 'id-c'],
+      ['id-a', 'id-c'],
+    ]);
     expect(s.stored).toHaveLength(3);
     await p.close();
   });
@@ -210,7 +213,13 @@ describe('Producer failures', () => {
     s.refusals.set('c', ['NOT_ACKNOWLEDGED']);
     s.refusals.set('d', ['UNAVAILABLE']);
     const p = new Producer(s, 'st');
-    const r = await Promise.allSettled([p.send('a'), p.send({ value: 'b', msgId: 'id-b' }), p.send('c'), p.send({ value: 'd', msgId: 'id-d' }), p.send('e')]);
+    const r = await Promise.allSettled([
+      p.send('a'),
+      p.send({ value: 'b', msgId: 'id-b' }),
+      p.send('c'),
+      p.send({ value: 'd', msgId: 'id-d' }),
+      p.send('e'),
+    ]);
     expect(r[0]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
     // Stored by the refused attempt: the msgId makes the resend a duplicate of it.
     expect(r[1]).toMatchObject({ status: 'fulfilled', value: { status: 'duplicate', offset: 1 } });
@@ -218,7 +227,11 @@ describe('Producer failures', () => {
     expect(r[2]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_ACKNOWLEDGED', retryable: true } });
     expect(r[3]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
     expect(r[4]).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
-    expect(s.requests.map((q) => q.map((m) => Buffer.from(m.value).toString()))).toEqual([['a', 'b', 'c', 'd', 'e'], ['a', 'b', 'd'], ['a']]);
+    expect(s.requests.map((q) => q.map((m) => Buffer.from(m.value).toString()))).toEqual([
+      ['a', 'b', 'c', 'd', 'e'],
+      ['a', 'b', 'd'],
+      ['a'],
+    ]);
     expect(s.stored.map((m) => Buffer.from(m.value).toString()).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     await p.close();
   });

@@ -48,7 +48,11 @@ export const DeadLetterConfig = z.strictObject({
   /** Deliveries before a message goes to the dead-letter station. Groups may override. */
   maxDeliveries: z.int().min(1).max(1000).default(5),
   /** Ack deadline of a delivery. Groups may override. */
-  maxAckTimeMs: z.int().min(100).max(12 * 3600_000).default(30_000),
+  maxAckTimeMs: z
+    .int()
+    .min(100)
+    .max(12 * 3600_000)
+    .default(30_000),
 });
 export type DeadLetterConfig = z.infer<typeof DeadLetterConfig>;
 
@@ -72,7 +76,15 @@ export const DEDUP_MAX_IDS_MAX = 100_000_000;
  */
 export const StationSchemaBinding = z.strictObject({
   subject: z.string().min(1).max(255).optional(),
-  version: z.union([z.int().min(1).max(2 ** 31 - 1), z.literal('latest')]).default('latest'),
+  version: z
+    .union([
+      z
+        .int()
+        .min(1)
+        .max(2 ** 31 - 1),
+      z.literal('latest'),
+    ])
+    .default('latest'),
   policy: z.enum(['reject', 'dead-letter', 'warn']).default('reject'),
 });
 export type StationSchemaBinding = z.output<typeof StationSchemaBinding>;
@@ -81,13 +93,25 @@ export const StationConfigInput = z.strictObject({
   partitions: z.int().min(1).max(1024).default(1),
   storage: z.enum(['file', 'memory']).default('file'),
   retention: RetentionConfig.default({ maxAgeMs: 7 * 24 * 3600_000 }),
-  dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).default(120_000),
+  dedupWindowMs: z
+    .int()
+    .min(0)
+    .max(7 * 24 * 3600_000)
+    .default(120_000),
   /** The most msgIds the dedup window remembers (absent: DEDUP_MAX_IDS_DEFAULT); see DEDUP_MAX_IDS_DEFAULT. */
   dedupMaxIds: z.int().min(DEDUP_MAX_IDS_MIN).max(DEDUP_MAX_IDS_MAX).optional(),
-  maxMessageBytes: z.int().min(1).max(64 * MiB).default(8 * MiB),
+  maxMessageBytes: z
+    .int()
+    .min(1)
+    .max(64 * MiB)
+    .default(8 * MiB),
   deadLetter: DeadLetterConfig.default({ enabled: true, maxDeliveries: 5, maxAckTimeMs: 30_000 }),
   /** Segment files roll at this size. */
-  segmentBytes: z.int().min(4096).max(1024 * MiB).default(64 * MiB),
+  segmentBytes: z
+    .int()
+    .min(4096)
+    .max(1024 * MiB)
+    .default(64 * MiB),
   /** Overrides the broker's durability policy for this station. */
   fsync: FsyncPolicy.optional(),
   /** Values are validated against this schema on every produce path (see StationSchemaBinding). */
@@ -107,18 +131,34 @@ export const StationReplicas = z.int().min(1).max(5);
 /** What can change on a live station. partitions and storage cannot (fixed at creation). */
 export const StationPatch = z.strictObject({
   retention: RetentionConfig.optional(),
-  dedupWindowMs: z.int().min(0).max(7 * 24 * 3600_000).optional(),
+  dedupWindowMs: z
+    .int()
+    .min(0)
+    .max(7 * 24 * 3600_000)
+    .optional(),
   dedupMaxIds: z.int().min(DEDUP_MAX_IDS_MIN).max(DEDUP_MAX_IDS_MAX).optional(),
-  maxMessageBytes: z.int().min(1).max(64 * MiB).optional(),
+  maxMessageBytes: z
+    .int()
+    .min(1)
+    .max(64 * MiB)
+    .optional(),
   // Fields given are changed, the others kept: no defaults here (zod applies inner defaults under .partial()).
   deadLetter: z
     .strictObject({
       enabled: z.boolean().optional(),
       maxDeliveries: z.int().min(1).max(1000).optional(),
-      maxAckTimeMs: z.int().min(100).max(12 * 3600_000).optional(),
+      maxAckTimeMs: z
+        .int()
+        .min(100)
+        .max(12 * 3600_000)
+        .optional(),
     })
     .optional(),
-  segmentBytes: z.int().min(4096).max(1024 * MiB).optional(),
+  segmentBytes: z
+    .int()
+    .min(4096)
+    .max(1024 * MiB)
+    .optional(),
   fsync: FsyncPolicy.optional(),
   /** A new schema binding (replaces the old one whole), or null to validate no more. */
   schema: StationSchemaBinding.nullable().optional(),
@@ -194,7 +234,11 @@ export const StationListQuery = ListQuery.extend({
 
 export const FetchBody = z.strictObject({
   maxMessages: z.int().min(1).max(10_000).default(100),
-  maxBytes: z.int().min(1).max(256 * MiB).default(8 * MiB),
+  maxBytes: z
+    .int()
+    .min(1)
+    .max(256 * MiB)
+    .default(8 * MiB),
   waitMs: z.int().min(0).max(300_000).default(0),
   /** "utf8" puts each value in `value` when it is valid UTF-8 (else `valueBase64`); "base64" always uses `valueBase64`. */
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
@@ -211,7 +255,11 @@ export type StartPosition = z.infer<typeof StartPosition>;
 
 export const CreateGroupBody = z.strictObject({
   start: StartPosition.default({ type: 'earliest' }),
-  maxAckTimeMs: z.int().min(100).max(12 * 3600_000).optional(),
+  maxAckTimeMs: z
+    .int()
+    .min(100)
+    .max(12 * 3600_000)
+    .optional(),
   maxDeliveries: z.int().min(1).max(1000).optional(),
 });
 export type CreateGroupBody = z.input<typeof CreateGroupBody>;
@@ -227,7 +275,13 @@ export const AckBody = z.strictObject({
    */
   summary: z.boolean().optional(),
 });
-export const NackBody = AckBody.extend({ delayMs: z.int().min(0).max(24 * 3600_000).optional() });
+export const NackBody = AckBody.extend({
+  delayMs: z
+    .int()
+    .min(0)
+    .max(24 * 3600_000)
+    .optional(),
+});
 export const DeadLetterBody = AckBody.extend({ reason: z.string().max(4096).optional() });
 
 /** Per-delivery outcome of ack / nack / dead-letter. */

@@ -91,7 +91,10 @@ interface Prepared {
   bodySize: number;
 }
 
-function prepare(m: { key?: string | undefined; headers?: Record<string, string> | undefined; value: Uint8Array }, msgId: string | undefined): Prepared {
+function prepare(
+  m: { key?: string | undefined; headers?: Record<string, string> | undefined; value: Uint8Array },
+  msgId: string | undefined,
+): Prepared {
   const key = shortString(m.key, 'key');
   const id = shortString(msgId, 'msgId');
   const headers = headerBytes(m.headers);
@@ -145,7 +148,10 @@ const MSG_PREFIX = 4 + 8 + 8 + 4 + 2;
 /** Buffer's native decoder, without `toString()`'s argument handling. */
 type RawSlices = Buffer & { utf8Slice(start: number, end: number): string };
 
-type RawWrites = Buffer & { latin1Write(s: string, offset: number, length: number): number; utf8Write(s: string, offset: number, length: number): number };
+type RawWrites = Buffer & {
+  latin1Write(s: string, offset: number, length: number): number;
+  utf8Write(s: string, offset: number, length: number): number;
+};
 
 /** True when `headers` has no own enumerable property (the common case: no headers). */
 function noHeaders(headers: Record<string, string> | undefined): boolean {

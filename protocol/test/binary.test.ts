@@ -17,7 +17,12 @@ const headers = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.str
 describe('binary batch codec', () => {
   it('round-trips produce batches byte for byte (property)', () => {
     const msg = fc.record(
-      { value: fc.uint8Array({ maxLength: 300 }), key: fc.string({ maxLength: 30 }), msgId: fc.string({ minLength: 1, maxLength: 30 }), headers },
+      {
+        value: fc.uint8Array({ maxLength: 300 }),
+        key: fc.string({ maxLength: 30 }),
+        msgId: fc.string({ minLength: 1, maxLength: 30 }),
+        headers,
+      },
       { requiredKeys: ['value'] },
     );
     fc.assert(
@@ -36,7 +41,16 @@ describe('binary batch codec', () => {
   });
 
   it('round-trips message batches with partition, offset, timestamp and delivery count', () => {
-    const m = { partition: 3, offset: 2 ** 40 + 7, timestamp: 1_790_000_000_123, deliveryCount: 2, deliveryId: 'opaque-ü-1', key: 'k', headers: { a: 'ü' }, value: Buffer.from([0, 255, 1]) };
+    const m = {
+      partition: 3,
+      offset: 2 ** 40 + 7,
+      timestamp: 1_790_000_000_123,
+      deliveryCount: 2,
+      deliveryId: 'opaque-ü-1',
+      key: 'k',
+      headers: { a: 'ü' },
+      value: Buffer.from([0, 255, 1]),
+    };
     const [d] = decodeMessageBatch(encodeMessageBatch([m]));
     expect(d).toEqual({ ...m, value: expect.anything() });
     expect(Buffer.from(d!.value).equals(m.value)).toBe(true);
@@ -69,7 +83,9 @@ describe('binary batch codec', () => {
   });
 
   it('encodes a plain delivery as the documented frame, byte for byte', () => {
-    const buf = encodeMessageBatch([{ partition: 2, offset: 5, timestamp: 7, deliveryCount: 1, deliveryId: '2-5-1-z', headers: {}, value: Buffer.from('hi') }]);
+    const buf = encodeMessageBatch([
+      { partition: 2, offset: 5, timestamp: 7, deliveryCount: 1, deliveryId: '2-5-1-z', headers: {}, value: Buffer.from('hi') },
+    ]);
     const want = Buffer.alloc(4 + 26 + 7 + 3 + 2);
     want.writeUInt32LE(26 + 7 + 3 + 2, 0);
     want.writeUInt32LE(2, 4);
@@ -111,16 +127,40 @@ describe('delivery ids', () => {
 
   it('parse what deliveryId makes with an epoch (property)', () => {
     fc.assert(
-      fc.property(fc.nat(1023), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 1000 }), fc.nat(), (p, o, a, e) => {
-        const epoch = epochToken(e);
-        expect(epoch).toMatch(/^[0-9a-z]{1,7}$/);
-        expect(parseDeliveryId(deliveryId(p, o, a, epoch))).toEqual({ partition: p, offset: o, attempt: a, epoch });
-      }),
+      fc.property(
+        fc.nat(1023),
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.nat(),
+        (p, o, a, e) => {
+          const epoch = epochToken(e);
+          expect(epoch).toMatch(/^[0-9a-z]{1,7}$/);
+          expect(parseDeliveryId(deliveryId(p, o, a, epoch))).toEqual({ partition: p, offset: o, attempt: a, epoch });
+        },
+      ),
     );
   });
 
   it('refuse anything else', () => {
-    for (const bad of ['', '-', '1-2', '1-2-', '-1-2', '1--2', 'a-1-1', '1-1-1-', '1-1-1-A', '1-1-1-abcdefgh', '1-1-1-a-b', '1-1--a', '1-1e3-1', ' 1-1-1', '1-99999999999999999-1', '1234567890-1-1', '1-1-x']) {
+    for (const bad of [
+      '',
+      '-',
+      '1-2',
+      '1-2-',
+      '-1-2',
+      '1--2',
+      'a-1-1',
+      '1-1-1-',
+      '1-1-1-A',
+      '1-1-1-abcdefgh',
+      '1-1-1-a-b',
+      '1-1--a',
+      '1-1e3-1',
+      ' 1-1-1',
+      '1-99999999999999999-1',
+      '1234567890-1-1',
+      '1-1-x',
+    ]) {
       expect(parseDeliveryId(bad), bad).toBeUndefined();
     }
   });

@@ -73,7 +73,13 @@ export function refusal(path: string, packageName: string | undefined, err: unkn
   const code = isJunctionError(err) ? err.code : RegistryErrorCode.IMPORT_FAILED;
   const message = err instanceof Error ? err.message : String(err);
   const issues = errorIssues(err);
-  return { path, ...(packageName === undefined ? {} : { packageName }), code, message, ...(issues ? { issues: issues.map((i) => ({ path: i.path, message: i.message })) } : {}) };
+  return {
+    path,
+    ...(packageName === undefined ? {} : { packageName }),
+    code,
+    message,
+    ...(issues ? { issues: issues.map((i) => ({ path: i.path, message: i.message })) } : {}),
+  };
 }
 
 /**
@@ -101,10 +107,14 @@ export async function checkPackage(dir: string, builtin: boolean): Promise<Check
       if (!st.isFile()) throw new Error('not a file');
       mtimeMs = st.mtimeMs;
     } catch (cause) {
-      fail(RegistryErrorCode.ENTRY_NOT_FOUND, `package ${pkg.name}: entry ${pkg.junction.entry} does not exist (${entry}); is the package built?`, {
-        cause,
-        issues: [{ path: 'junction.entry', message: 'file not found' }],
-      });
+      fail(
+        RegistryErrorCode.ENTRY_NOT_FOUND,
+        `package ${pkg.name}: entry ${pkg.junction.entry} does not exist (${entry}); is the package built?`,
+        {
+          cause,
+          issues: [{ path: 'junction.entry', message: 'file not found' }],
+        },
+      );
     }
 
     let mod: { default?: unknown };
@@ -113,7 +123,10 @@ export async function checkPackage(dir: string, builtin: boolean): Promise<Check
     } catch (cause) {
       const why = cause instanceof Error ? cause.message : String(cause);
       // defineSink()/defineSource() check the definition when the module runs: report what they found.
-      if (isJunctionError(cause) && (cause.code === RegistryErrorCode.PLUGIN_INVALID || cause.code === RegistryErrorCode.SDK_INCOMPATIBLE)) {
+      if (
+        isJunctionError(cause) &&
+        (cause.code === RegistryErrorCode.PLUGIN_INVALID || cause.code === RegistryErrorCode.SDK_INCOMPATIBLE)
+      ) {
         return fail(cause.code, `package ${pkg.name}: ${why}`, { cause, ...(cause.issues ? { issues: cause.issues } : {}) });
       }
       return fail(RegistryErrorCode.IMPORT_FAILED, `package ${pkg.name}: importing ${pkg.junction.entry} failed: ${why}`, { cause });
@@ -138,10 +151,14 @@ export async function checkPackage(dir: string, builtin: boolean): Promise<Check
     try {
       configSchema = configJsonSchema(plugin.config);
     } catch (cause) {
-      fail(RegistryErrorCode.PLUGIN_INVALID, `${plugin.kind} plugin "${plugin.manifest.name}": its config schema has no JSON Schema form: ${(cause as Error).message}`, {
-        cause,
-        issues: [{ path: 'config', message: 'cannot be expressed as JSON Schema' }],
-      });
+      fail(
+        RegistryErrorCode.PLUGIN_INVALID,
+        `${plugin.kind} plugin "${plugin.manifest.name}": its config schema has no JSON Schema form: ${(cause as Error).message}`,
+        {
+          cause,
+          issues: [{ path: 'config', message: 'cannot be expressed as JSON Schema' }],
+        },
+      );
     }
     const m = plugin.manifest;
     const descriptor: PluginDescriptor = {

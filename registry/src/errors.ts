@@ -41,7 +41,11 @@ export type RegistryErrorCode = (typeof RegistryErrorCode)[keyof typeof Registry
 export class RegistryError extends JunctionError {
   override name = 'RegistryError';
   constructor(code: RegistryErrorCode, message: string, opts: { cause?: unknown; issues?: Issue[] | undefined } = {}) {
-    super(code, message, { retryable: false, ...(opts.cause === undefined ? {} : { cause: opts.cause }), ...(opts.issues ? { issues: opts.issues } : {}) });
+    super(code, message, {
+      retryable: false,
+      ...(opts.cause === undefined ? {} : { cause: opts.cause }),
+      ...(opts.issues ? { issues: opts.issues } : {}),
+    });
   }
 }
 

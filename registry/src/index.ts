@@ -9,8 +9,26 @@
  */
 export { Registry, type RegistryOptions, type RegistryLogger, type Validation } from './registry.js';
 export { type PluginDescriptor, type RefusedPlugin } from './check.js';
-export { installPlugin, uninstallPlugin, preparePluginsDir, hostSdkDir, TARBALLS_DIR, PLUGINS_PACKAGE_NAME, type InstallOptions, type UninstallOptions, type Uninstalled } from './install.js';
-export { registryRoutes, InstallBody, type RegistryRoutesOptions, type RegistryManageOptions, type PluginSummary, type PluginDetail, type PluginValidation } from './routes.js';
+export {
+  installPlugin,
+  uninstallPlugin,
+  preparePluginsDir,
+  hostSdkDir,
+  TARBALLS_DIR,
+  PLUGINS_PACKAGE_NAME,
+  type InstallOptions,
+  type UninstallOptions,
+  type Uninstalled,
+} from './install.js';
+export {
+  registryRoutes,
+  InstallBody,
+  type RegistryRoutesOptions,
+  type RegistryManageOptions,
+  type PluginSummary,
+  type PluginDetail,
+  type PluginValidation,
+} from './routes.js';
 export { JunctionField, readPluginPackage, type PluginPackage } from './package.js';
 export { SDK_PACKAGE } from './discover.js';
 export { RegistryError, RegistryErrorCode, isJunctionError } from './errors.js';

@@ -83,7 +83,8 @@ function npmEnv(extra: InstallOptions['env']): NodeJS.ProcessEnv {
   for (const [k, v] of Object.entries(process.env)) {
     const lower = k.toLowerCase();
     if (lower.startsWith('npm_package_') || lower.startsWith('npm_lifecycle_')) continue;
-    if (lower === 'npm_config_local_prefix' || lower.startsWith('npm_config_workspace') || lower === 'init_cwd' || lower === 'npm_command') continue;
+    if (lower === 'npm_config_local_prefix' || lower.startsWith('npm_config_workspace') || lower === 'init_cwd' || lower === 'npm_command')
+      continue;
     env[k] = v;
   }
   for (const [k, v] of Object.entries(extra ?? {})) {
@@ -101,7 +102,9 @@ async function runNpm(args: string[], cwd: string, options: InstallOptions): Pro
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const failed = once(child, 'error').then(([err]: unknown[]) => {
-    throw new RegistryError(RegistryErrorCode.INSTALL_FAILED, `cannot run npm (${options.npm ?? 'npm'}): ${(err as Error).message}`, { cause: err });
+    throw new RegistryError(RegistryErrorCode.INSTALL_FAILED, `cannot run npm (${options.npm ?? 'npm'}): ${(err as Error).message}`, {
+      cause: err,
+    });
   });
   const [code] = (await Promise.race([once(child, 'close'), failed])) as [number | null];
   if (code !== 0) throw new RegistryError(RegistryErrorCode.INSTALL_FAILED, `npm ${args[0]} failed: ${npmFailure(stderr, code)}`);
@@ -117,7 +120,9 @@ export function npmFailure(stderr: string, exitCode: number | null): string {
   const npmCode = lines.map((l) => /^code (\S+)$/.exec(l)?.[1]).find((c) => c !== undefined);
   const stack = lines.findIndex((l) => /^\s+at /.test(l));
   const said = (stack >= 0 ? lines.slice(0, stack) : lines)
-    .filter((l) => l.trim() !== '' && !/^(code|syscall|errno|path|dest|signal|command|cwd) /.test(l) && !/complete log of this run/i.test(l))
+    .filter(
+      (l) => l.trim() !== '' && !/^(code|syscall|errno|path|dest|signal|command|cwd) /.test(l) && !/complete log of this run/i.test(l),
+    )
     .slice(0, 8);
   const text = said.length > 0 ? said.join('\n  ') : stderr.trim().split('\n').slice(-4).join('\n  ') || `exit code ${exitCode}`;
   return npmCode ? `${npmCode}: ${text}` : text;
@@ -159,7 +164,9 @@ export async function preparePluginsDir(pluginsDir: string): Promise<void> {
       pkg = JSON.parse(existing.toString('utf8')) as Record<string, unknown>;
       if (typeof pkg !== 'object' || pkg === null || Array.isArray(pkg)) throw new Error('not an object');
     } catch (err) {
-      throw new RegistryError(RegistryErrorCode.PACKAGE_INVALID, `${path} is not a valid package.json: ${(err as Error).message}`, { cause: err });
+      throw new RegistryError(RegistryErrorCode.PACKAGE_INVALID, `${path} is not a valid package.json: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   const deps = (typeof pkg.dependencies === 'object' && pkg.dependencies !== null ? pkg.dependencies : {}) as Record<string, string>;
@@ -314,14 +321,24 @@ export async function uninstallPlugin(nameOrPackage: string, pluginsDir: string,
   const registry = await Registry.open({ builtinDirs: opts.builtinDirs ?? [], pluginsDir: root, logger: SILENT });
   const listed = registry.get(nameOrPackage) ?? registry.list().find((d) => !d.builtin && d.packageName === nameOrPackage);
   if (listed?.builtin) {
-    throw new RegistryError(RegistryErrorCode.PLUGIN_BUILTIN, `${JSON.stringify(nameOrPackage)} is a built-in connector; built-ins are part of Junction and cannot be uninstalled`);
+    throw new RegistryError(
+      RegistryErrorCode.PLUGIN_BUILTIN,
+      `${JSON.stringify(nameOrPackage)} is a built-in connector; built-ins are part of Junction and cannot be uninstalled`,
+    );
   }
-  const packageName = listed?.packageName ?? registry.refused().find((r) => r.packageName === nameOrPackage && r.path.startsWith(root))?.packageName;
+  const packageName =
+    listed?.packageName ?? registry.refused().find((r) => r.packageName === nameOrPackage && r.path.startsWith(root))?.packageName;
   const pkgPath = join(root, 'package.json');
   const raw = await readIfExists(pkgPath);
   const deps = raw ? ((JSON.parse(raw.toString('utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {}) : {};
-  if (packageName === undefined || (deps[packageName] === undefined && !(await isPath(join(root, 'node_modules', ...packageName.split('/')))))) {
-    throw new RegistryError(RegistryErrorCode.PLUGIN_NOT_FOUND, `no installed plugin or plugin package named ${JSON.stringify(nameOrPackage)} in ${root}`);
+  if (
+    packageName === undefined ||
+    (deps[packageName] === undefined && !(await isPath(join(root, 'node_modules', ...packageName.split('/')))))
+  ) {
+    throw new RegistryError(
+      RegistryErrorCode.PLUGIN_NOT_FOUND,
+      `no installed plugin or plugin package named ${JSON.stringify(nameOrPackage)} in ${root}`,
+    );
   }
   if (listed && opts.inUse) {
     const users = [...(await opts.inUse(listed.name))];

@@ -56,9 +56,13 @@ export async function readPackageJson(dir: string): Promise<PackageJson> {
   if (!parsed.success) {
     const issues = issuesFromZod(parsed.error);
     const first = issues[0];
-    throw new RegistryError(RegistryErrorCode.PACKAGE_INVALID, `${path} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, {
-      issues,
-    });
+    throw new RegistryError(
+      RegistryErrorCode.PACKAGE_INVALID,
+      `${path} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`,
+      {
+        issues,
+      },
+    );
   }
   return parsed.data;
 }

@@ -158,7 +158,11 @@ export class Registry {
             ? `package ${descriptor.packageName}: plugin name "${descriptor.name}" is the name of a built-in connector (${taken.packageName}); a plugin cannot replace a built-in, rename it`
             : `package ${descriptor.packageName}: plugin name "${descriptor.name}" is already taken by package ${taken.packageName} (${taken.packageDir})`;
         refused.push(
-          refusal(outcome.dir, descriptor.packageName, new RegistryError(code, message, { issues: [{ path: 'manifest.name', message: 'already taken' }] })),
+          refusal(
+            outcome.dir,
+            descriptor.packageName,
+            new RegistryError(code, message, { issues: [{ path: 'manifest.name', message: 'already taken' }] }),
+          ),
         );
         continue;
       }
@@ -166,7 +170,10 @@ export class Registry {
     }
 
     for (const r of refused) {
-      this.logger.warn({ path: r.path, packageName: r.packageName, code: r.code, issues: r.issues }, `connector plugin refused: ${r.message}`);
+      this.logger.warn(
+        { path: r.path, packageName: r.packageName, code: r.code, issues: r.issues },
+        `connector plugin refused: ${r.message}`,
+      );
     }
     this.logger.debug({ plugins: [...plugins.keys()], refused: refused.length }, 'connector plugins scanned');
     this.snapshot = { plugins, refused };

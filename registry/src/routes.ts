@@ -52,7 +52,12 @@ export interface RegistryRoutesOptions {
 
 /** The body of `POST /v1/connector-plugins`. */
 export const InstallBody = z.strictObject({
-  spec: z.string().trim().min(1, 'must not be empty').max(4096).describe('a package folder or tarball on the broker host, or an npm package spec'),
+  spec: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(4096)
+    .describe('a package folder or tarball on the broker host, or an npm package spec'),
 });
 
 /** One row of the plugin list. */
@@ -81,16 +86,36 @@ export interface PluginValidation {
 
 // ---- for the OpenAPI document
 const NameParams = z.object({ name: z.string().min(1).describe('the plugin name') });
-const SummaryAnswer = z.object({ name: z.string(), kind: z.enum(['sink', 'source']), version: z.string(), description: z.string().optional(), builtin: z.boolean(), exactlyOnce: z.boolean() });
+const SummaryAnswer = z.object({
+  name: z.string(),
+  kind: z.enum(['sink', 'source']),
+  version: z.string(),
+  description: z.string().optional(),
+  builtin: z.boolean(),
+  exactlyOnce: z.boolean(),
+});
 const Issue = z.object({ path: z.string(), message: z.string() });
-const DetailAnswer = SummaryAnswer.extend({ sdk: z.string().describe('the SDK range it supports'), packageName: z.string(), config: z.record(z.string(), z.unknown()).describe('the JSON Schema of its config (secret fields `writeOnly` and `x-secret`)') });
+const DetailAnswer = SummaryAnswer.extend({
+  sdk: z.string().describe('the SDK range it supports'),
+  packageName: z.string(),
+  config: z.record(z.string(), z.unknown()).describe('the JSON Schema of its config (secret fields `writeOnly` and `x-secret`)'),
+});
 const ValidationAnswer = z.object({ name: z.string(), errorCount: z.int().describe('0: valid'), issues: z.array(Issue) });
-const RefusedAnswer = z.array(z.object({ path: z.string(), packageName: z.string().optional(), code: z.string(), message: z.string(), issues: z.array(Issue).optional() }));
+const RefusedAnswer = z.array(
+  z.object({
+    path: z.string(),
+    packageName: z.string().optional(),
+    code: z.string(),
+    message: z.string(),
+    issues: z.array(Issue).optional(),
+  }),
+);
 const doc = (d: Omit<RouteDoc, 'tags'>) => describeRoute({ tags: ['connector-plugins'], ...d });
 const validateDoc = (summary: string) =>
   doc({
     summary,
-    description: "Checks a config against the plugin's schema without creating anything: `errorCount` 0 means valid, else the issues name the fields.",
+    description:
+      "Checks a config against the plugin's schema without creating anything: `errorCount` 0 means valid, else the issues name the fields.",
     params: NameParams,
     body: z.record(z.string(), z.unknown()).describe("the plugin's config"),
     responses: { 200: { description: 'the verdict', schema: ValidationAnswer } },
@@ -111,7 +136,13 @@ function summary(d: PluginDescriptor): PluginSummary {
 function statusFor(code: string): number {
   if (code === RegistryErrorCode.PLUGIN_NOT_FOUND) return 404;
   if (code === 'BODY_INVALID' || code === 'CONFIG_INVALID') return 400;
-  if (code === RegistryErrorCode.PLUGIN_IN_USE || code === RegistryErrorCode.PLUGIN_BUILTIN || code === RegistryErrorCode.DUPLICATE_PLUGIN || code === RegistryErrorCode.PLUGIN_SHADOWS_BUILTIN) return 409;
+  if (
+    code === RegistryErrorCode.PLUGIN_IN_USE ||
+    code === RegistryErrorCode.PLUGIN_BUILTIN ||
+    code === RegistryErrorCode.DUPLICATE_PLUGIN ||
+    code === RegistryErrorCode.PLUGIN_SHADOWS_BUILTIN
+  )
+    return 409;
   const refusals: string[] = [
     RegistryErrorCode.INSTALL_FAILED,
     RegistryErrorCode.PACKAGE_INVALID,
@@ -149,16 +180,48 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, { registry, manage }) => {
   app.setErrorHandler(errorHandler);
 
-  app.get('/v1/connector-plugins', { schema: doc({ summary: 'List connector plugins', description: 'Built-in and installed plugins that passed their checks.', responses: { 200: { description: 'the plugins', schema: z.array(SummaryAnswer) } } }) }, async () => registry.list().map(summary));
+  app.get(
+    '/v1/connector-plugins',
+    {
+      schema: doc({
+        summary: 'List connector plugins',
+        description: 'Built-in and installed plugins that passed their checks.',
+        responses: { 200: { description: 'the plugins', schema: z.array(SummaryAnswer) } },
+      }),
+    },
+    async () => registry.list().map(summary),
+  );
 
-  app.get('/v1/connector-plugins/refused', { schema: doc({ summary: 'List refused plugins', description: 'Packages found but refused, with the check that failed.', responses: { 200: { description: 'the refused packages', schema: RefusedAnswer } } }) }, async () => registry.refused());
+  app.get(
+    '/v1/connector-plugins/refused',
+    {
+      schema: doc({
+        summary: 'List refused plugins',
+        description: 'Packages found but refused, with the check that failed.',
+        responses: { 200: { description: 'the refused packages', schema: RefusedAnswer } },
+      }),
+    },
+    async () => registry.refused(),
+  );
 
-  app.get<{ Params: { name: string } }>('/v1/connector-plugins/:name', { schema: doc({ summary: 'Get a connector plugin', description: 'With the JSON Schema of its config (what a form for it needs).', params: NameParams, responses: { 200: { description: 'the plugin', schema: DetailAnswer } }, errors: [404] }) }, async (request) => {
-    const d = registry.get(request.params.name);
-    if (!d) throw pluginNotFound(request.params.name);
-    const detail: PluginDetail = { ...summary(d), sdk: d.sdk, packageName: d.packageName, config: d.configSchema };
-    return detail;
-  });
+  app.get<{ Params: { name: string } }>(
+    '/v1/connector-plugins/:name',
+    {
+      schema: doc({
+        summary: 'Get a connector plugin',
+        description: 'With the JSON Schema of its config (what a form for it needs).',
+        params: NameParams,
+        responses: { 200: { description: 'the plugin', schema: DetailAnswer } },
+        errors: [404],
+      }),
+    },
+    async (request) => {
+      const d = registry.get(request.params.name);
+      if (!d) throw pluginNotFound(request.params.name);
+      const detail: PluginDetail = { ...summary(d), sdk: d.sdk, packageName: d.packageName, config: d.configSchema };
+      return detail;
+    },
+  );
 
   const validate = async (request: FastifyRequest<{ Params: { name: string }; Body: unknown }>): Promise<PluginValidation> => {
     const { name } = request.params;
@@ -166,8 +229,16 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
     const result = await registry.validate(name, request.body);
     return { name, errorCount: result.ok ? 0 : result.issues.length, issues: result.ok ? [] : result.issues };
   };
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/validate', { schema: validateDoc('Validate a config') }, validate);
-  app.put<{ Params: { name: string }; Body: unknown }>('/v1/connector-plugins/:name/config/validate', { schema: validateDoc("Validate a config (Kafka Connect's path)") }, validate);
+  app.put<{ Params: { name: string }; Body: unknown }>(
+    '/v1/connector-plugins/:name/validate',
+    { schema: validateDoc('Validate a config') },
+    validate,
+  );
+  app.put<{ Params: { name: string }; Body: unknown }>(
+    '/v1/connector-plugins/:name/config/validate',
+    { schema: validateDoc("Validate a config (Kafka Connect's path)") },
+    validate,
+  );
 
   if (!manage) return;
 
@@ -184,32 +255,69 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   };
   const npmOptions = { builtinDirs: [...registry.builtinDirs], cwd: manage.cwd, env: manage.env };
 
-  app.post<{ Body: unknown }>('/v1/connector-plugins', { schema: doc({ summary: 'Install a connector plugin', description: 'Installs a package (a folder or tarball on the broker host, or an npm spec) into the plugins dir and refreshes the catalog: usable at once. A refused package (SDK_INCOMPATIBLE, PLUGIN_INVALID, IMPORT_FAILED, …) leaves the plugins dir as it was.', body: InstallBody, responses: { 201: { description: 'the installed plugin', schema: SummaryAnswer } }, errors: [409, 422] }) }, async (request, reply) => {
-    const parsed = InstallBody.safeParse(request.body ?? {});
-    if (!parsed.success) throw new JunctionError('BODY_INVALID', 'the body must be { spec }', { retryable: false, issues: issuesFromZod(parsed.error) });
-    const d = await serial(async () => {
-      const installed = await installPlugin(parsed.data.spec, registry.pluginsDir, npmOptions);
-      await changed();
-      return installed;
-    });
-    request.log.info({ plugin: d.name, packageName: d.packageName, version: d.version }, 'connector plugin installed');
-    return reply.code(201).send(summary(registry.get(d.name) ?? d));
-  });
-
-  app.post('/v1/connector-plugins/refresh', { schema: doc({ summary: 'Rescan the plugins dir', description: 'Lists a plugin installed offline into the plugins dir (and forgets a removed one).', responses: { 200: { description: 'the catalog now', schema: z.object({ plugins: z.array(SummaryAnswer), refused: RefusedAnswer }) } } }) }, async () =>
-    serial(async () => {
-      await changed();
-      return { plugins: registry.list().map(summary), refused: registry.refused() };
-    }),
+  app.post<{ Body: unknown }>(
+    '/v1/connector-plugins',
+    {
+      schema: doc({
+        summary: 'Install a connector plugin',
+        description:
+          'Installs a package (a folder or tarball on the broker host, or an npm spec) into the plugins dir and refreshes the catalog: usable at once. A refused package (SDK_INCOMPATIBLE, PLUGIN_INVALID, IMPORT_FAILED, …) leaves the plugins dir as it was.',
+        body: InstallBody,
+        responses: { 201: { description: 'the installed plugin', schema: SummaryAnswer } },
+        errors: [409, 422],
+      }),
+    },
+    async (request, reply) => {
+      const parsed = InstallBody.safeParse(request.body ?? {});
+      if (!parsed.success)
+        throw new JunctionError('BODY_INVALID', 'the body must be { spec }', { retryable: false, issues: issuesFromZod(parsed.error) });
+      const d = await serial(async () => {
+        const installed = await installPlugin(parsed.data.spec, registry.pluginsDir, npmOptions);
+        await changed();
+        return installed;
+      });
+      request.log.info({ plugin: d.name, packageName: d.packageName, version: d.version }, 'connector plugin installed');
+      return reply.code(201).send(summary(registry.get(d.name) ?? d));
+    },
   );
 
-  app.delete<{ Params: { name: string } }>('/v1/connector-plugins/:name', { schema: doc({ summary: 'Uninstall a connector plugin', description: 'By plugin or package name. Refused while a connector uses it (PLUGIN_IN_USE) and for a built-in (PLUGIN_BUILTIN).', params: NameParams, responses: { 204: 'uninstalled' }, errors: [404, 409] }) }, async (request, reply) => {
-    const removed = await serial(async () => {
-      const out = await uninstallPlugin(request.params.name, registry.pluginsDir, { ...npmOptions, inUse: manage.inUse });
-      await changed();
-      return out;
-    });
-    request.log.info(removed, 'connector plugin uninstalled');
-    return reply.code(204).send();
-  });
+  app.post(
+    '/v1/connector-plugins/refresh',
+    {
+      schema: doc({
+        summary: 'Rescan the plugins dir',
+        description: 'Lists a plugin installed offline into the plugins dir (and forgets a removed one).',
+        responses: {
+          200: { description: 'the catalog now', schema: z.object({ plugins: z.array(SummaryAnswer), refused: RefusedAnswer }) },
+        },
+      }),
+    },
+    async () =>
+      serial(async () => {
+        await changed();
+        return { plugins: registry.list().map(summary), refused: registry.refused() };
+      }),
+  );
+
+  app.delete<{ Params: { name: string } }>(
+    '/v1/connector-plugins/:name',
+    {
+      schema: doc({
+        summary: 'Uninstall a connector plugin',
+        description: 'By plugin or package name. Refused while a connector uses it (PLUGIN_IN_USE) and for a built-in (PLUGIN_BUILTIN).',
+        params: NameParams,
+        responses: { 204: 'uninstalled' },
+        errors: [404, 409],
+      }),
+    },
+    async (request, reply) => {
+      const removed = await serial(async () => {
+        const out = await uninstallPlugin(request.params.name, registry.pluginsDir, { ...npmOptions, inUse: manage.inUse });
+        await changed();
+        return out;
+      });
+      request.log.info(removed, 'connector plugin uninstalled');
+      return reply.code(204).send();
+    },
+  );
 };

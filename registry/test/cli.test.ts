@@ -46,7 +46,9 @@ describe('junction plugins', () => {
     const install = await junction(['plugins', 'install', 'examples/community-connector', '--data-dir', dataDir]);
     expect(install.stderr).toBe('');
     expect(install.code).toBe(0);
-    expect(install.stdout).toContain(`installed sink plugin webhook 0.1.0 (package junction-connector-webhook) into ${join(dataDir, 'plugins')}`);
+    expect(install.stdout).toContain(
+      `installed sink plugin webhook 0.1.0 (package junction-connector-webhook) into ${join(dataDir, 'plugins')}`,
+    );
 
     const list = await junction(['plugins', 'list', '--data-dir', dataDir]);
     expect(list.code).toBe(0);
@@ -77,15 +79,21 @@ describe('junction plugins', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^webhook\s+sink/m);
     expect(r.stdout).toContain('refused (1):');
-    expect(r.stdout).toContain('junction-connector-future: SDK_INCOMPATIBLE: sink plugin "future" 0.2.0 needs connector SDK ^2, but this Junction runs SDK 1.0.0');
+    expect(r.stdout).toContain(
+      'junction-connector-future: SDK_INCOMPATIBLE: sink plugin "future" 0.2.0 needs connector SDK ^2, but this Junction runs SDK 1.0.0',
+    );
   });
 
   it('install of an incompatible plugin fails with its code and leaves the others', async () => {
-    const src = await writePackage(join(await tempDir(), 'old'), 'junction-connector-old', 'old', { files: { 'dist/index.js': sinkModule('old', { sdk: '^2' }) } });
+    const src = await writePackage(join(await tempDir(), 'old'), 'junction-connector-old', 'old', {
+      files: { 'dist/index.js': sinkModule('old', { sdk: '^2' }) },
+    });
     const r = await junction(['plugins', 'install', src, '--data-dir', dataDir]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^error SDK_INCOMPATIBLE: cannot install junction-connector-old@0\.2\.0: sink plugin "old" 0\.2\.0 needs connector SDK \^2/);
+    expect(r.stderr).toMatch(
+      /^error SDK_INCOMPATIBLE: cannot install junction-connector-old@0\.2\.0: sink plugin "old" 0\.2\.0 needs connector SDK \^2/,
+    );
     const list = await junction(['plugins', 'list', '--json', '--data-dir', dataDir]);
     expect((JSON.parse(list.stdout) as { plugins: { name: string }[] }).plugins.map((p) => p.name)).toEqual(['webhook']);
   });

@@ -87,7 +87,13 @@ export async function writePackage(dir: string, packageName: string, pluginName:
  * Puts a package straight into `<pluginsDir>/node_modules/<name>` and declares it in the plugins
  * package.json, with the SDK linked as `installPlugin` would: a plugins dir made by hand.
  */
-export async function placeInPluginsDir(pluginsDir: string, packageName: string, pluginName: string, spec: PackageSpec = {}, declare = true): Promise<string> {
+export async function placeInPluginsDir(
+  pluginsDir: string,
+  packageName: string,
+  pluginName: string,
+  spec: PackageSpec = {},
+  declare = true,
+): Promise<string> {
   const sdkLink = join(pluginsDir, 'node_modules', '@junction', 'sdk-connector');
   await mkdir(dirname(sdkLink), { recursive: true });
   await symlink(hostSdkDir(), sdkLink, 'dir').catch((err: NodeJS.ErrnoException) => {

@@ -45,7 +45,15 @@ describe('installPlugin from the community example', () => {
 
   it('installs it from its folder without the npm registry; listed, loadable, validates', async () => {
     const d = await installPlugin(EXAMPLE, pluginsDir, opts);
-    expect(d).toMatchObject({ name: 'webhook', kind: 'sink', version: '0.1.0', sdk: '^1', builtin: false, exactlyOnce: false, packageName: 'junction-connector-webhook' });
+    expect(d).toMatchObject({
+      name: 'webhook',
+      kind: 'sink',
+      version: '0.1.0',
+      sdk: '^1',
+      builtin: false,
+      exactlyOnce: false,
+      packageName: 'junction-connector-webhook',
+    });
     expect(d.packageDir).toBe(join(pluginsDir, 'node_modules', 'junction-connector-webhook'));
     expect(d.entry).toBe(join(d.packageDir, 'dist', 'index.js'));
 
@@ -97,7 +105,14 @@ describe('installPlugin from the community example', () => {
       const sink = await plugin.open((v as { config: unknown }).config, fakeContext());
       const value = new TextEncoder().encode('hello from an installed plugin');
       const results = await sink.write(
-        { station: 's', stationId: 's-1', partition: 0, firstOffset: 1, lastOffset: 1, messages: [{ offset: 1, timestamp: 1, headers: {}, value }] },
+        {
+          station: 's',
+          stationId: 's-1',
+          partition: 0,
+          firstOffset: 1,
+          lastOffset: 1,
+          messages: [{ offset: 1, timestamp: 1, headers: {}, value }],
+        },
         { signal: new AbortController().signal },
       );
       await sink.close();
@@ -111,7 +126,10 @@ describe('installPlugin from the community example', () => {
 
   it('the plugins dir rebuilds offline from its own package.json and lockfile', async () => {
     await rm(join(pluginsDir, 'node_modules'), { recursive: true });
-    await exec('npm', ['install', '--prefix', pluginsDir, '--offline', '--no-audit', '--no-fund'], { cwd: pluginsDir, env: { ...process.env, ...NO_REGISTRY } });
+    await exec('npm', ['install', '--prefix', pluginsDir, '--offline', '--no-audit', '--no-fund'], {
+      cwd: pluginsDir,
+      env: { ...process.env, ...NO_REGISTRY },
+    });
     const registry = await open(pluginsDir);
     expect(registry.get('webhook')?.packageName).toBe('junction-connector-webhook');
   });
@@ -157,8 +175,14 @@ describe('installPlugin refusals roll back', () => {
   }
 
   it('an incompatible SDK: SDK_INCOMPATIBLE', async () => {
-    const dir = await writePackage(join(sources, 'future'), 'junction-connector-future', 'future', { files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) } });
-    await expectRefused(dir, 'SDK_INCOMPATIBLE', /cannot install junction-connector-future@0\.2\.0: sink plugin "future" 0\.2\.0 needs connector SDK \^2, but this Junction runs SDK 1\.0\.0/);
+    const dir = await writePackage(join(sources, 'future'), 'junction-connector-future', 'future', {
+      files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) },
+    });
+    await expectRefused(
+      dir,
+      'SDK_INCOMPATIBLE',
+      /cannot install junction-connector-future@0\.2\.0: sink plugin "future" 0\.2\.0 needs connector SDK \^2, but this Junction runs SDK 1\.0\.0/,
+    );
   });
 
   it('a package that is not a plugin: NOT_A_PLUGIN', async () => {
@@ -167,7 +191,9 @@ describe('installPlugin refusals roll back', () => {
   });
 
   it('a plugin whose entry is not built: ENTRY_NOT_FOUND', async () => {
-    const dir = await writePackage(join(sources, 'unbuilt'), 'junction-connector-unbuilt', 'unbuilt', { files: { 'src/index.ts': 'export {};\n' } });
+    const dir = await writePackage(join(sources, 'unbuilt'), 'junction-connector-unbuilt', 'unbuilt', {
+      files: { 'src/index.ts': 'export {};\n' },
+    });
     await expectRefused(dir, 'ENTRY_NOT_FOUND', /is the package built\?/);
   });
 

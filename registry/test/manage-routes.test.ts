@@ -7,7 +7,16 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, registryRoutes } from '../src/index.js';
-import { NO_REGISTRY, fileAndDatagen, placeInPluginsDir, recordingLogger, removeTempDirs, sinkModule, tempDir, writePackage } from './helpers.js';
+import {
+  NO_REGISTRY,
+  fileAndDatagen,
+  placeInPluginsDir,
+  recordingLogger,
+  removeTempDirs,
+  sinkModule,
+  tempDir,
+  writePackage,
+} from './helpers.js';
 
 let app: FastifyInstance;
 let registry: Registry;
@@ -40,7 +49,14 @@ describe('POST /v1/connector-plugins', () => {
     const before = changes;
     const res = await app.inject({ method: 'POST', url: '/v1/connector-plugins', payload: { spec: src } });
     expect(res.statusCode, res.body).toBe(201);
-    expect(res.json()).toEqual({ name: 'vault', kind: 'sink', version: '0.2.0', description: 'a test sink', builtin: false, exactlyOnce: false });
+    expect(res.json()).toEqual({
+      name: 'vault',
+      kind: 'sink',
+      version: '0.2.0',
+      description: 'a test sink',
+      builtin: false,
+      exactlyOnce: false,
+    });
     expect(changes).toBe(before + 1);
     expect(await names()).toEqual(['datagen', 'file', 'vault']);
     const v = await app.inject({ method: 'PUT', url: '/v1/connector-plugins/vault/validate', payload: { dir: '/tmp/x' } });
@@ -48,15 +64,22 @@ describe('POST /v1/connector-plugins', () => {
   });
 
   it('refuses a plugin built for another SDK: 422 SDK_INCOMPATIBLE, catalog unchanged', async () => {
-    const src = await writePackage(`${await tempDir()}/pkg`, 'junction-connector-future', 'future', { files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) } });
+    const src = await writePackage(`${await tempDir()}/pkg`, 'junction-connector-future', 'future', {
+      files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) },
+    });
     const res = await app.inject({ method: 'POST', url: '/v1/connector-plugins', payload: { spec: src } });
     expect(res.statusCode).toBe(422);
-    expect(res.json()).toMatchObject({ code: 'SDK_INCOMPATIBLE', message: expect.stringContaining('needs connector SDK ^2, but this Junction runs SDK 1.0.0') });
+    expect(res.json()).toMatchObject({
+      code: 'SDK_INCOMPATIBLE',
+      message: expect.stringContaining('needs connector SDK ^2, but this Junction runs SDK 1.0.0'),
+    });
     expect(await names()).toEqual(['datagen', 'file', 'vault']);
   });
 
   it('refuses a package whose entry throws on import: 422 IMPORT_FAILED', async () => {
-    const src = await writePackage(`${await tempDir()}/pkg`, 'junction-connector-broken', 'broken', { files: { 'dist/index.js': "throw new Error('broken at import');\n" } });
+    const src = await writePackage(`${await tempDir()}/pkg`, 'junction-connector-broken', 'broken', {
+      files: { 'dist/index.js': "throw new Error('broken at import');\n" },
+    });
     const res = await app.inject({ method: 'POST', url: '/v1/connector-plugins', payload: { spec: src } });
     expect(res.statusCode).toBe(422);
     expect(res.json()).toMatchObject({ code: 'IMPORT_FAILED', message: expect.stringContaining('broken at import') });

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SDK_VERSION } from '@junction/sdk-connector';
 import { Registry, RegistryErrorCode } from '../src/index.js';
-import { CONNECTORS, fileAndDatagen, placeInPluginsDir, recordingLogger, removeTempDirs, sinkModule, tempDir, writePackage } from './helpers.js';
+import {
+  CONNECTORS,
+  fileAndDatagen,
+  placeInPluginsDir,
+  recordingLogger,
+  removeTempDirs,
+  sinkModule,
+  tempDir,
+  writePackage,
+} from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -14,13 +23,24 @@ describe('built-in connectors', () => {
     const registry = await Registry.open({ builtinDirs: [CONNECTORS], pluginsDir, logger: recordingLogger() });
     // Other built-in connectors may sit beside these two; file and datagen must be there, unrefused.
     expect(registry.refused().filter((r) => /[/\\](file|datagen)$/.test(r.path))).toEqual([]);
-    expect(registry.list().filter((d) => d.name === 'file' || d.name === 'datagen').map((d) => [d.name, d.kind, d.builtin])).toEqual([
+    expect(
+      registry
+        .list()
+        .filter((d) => d.name === 'file' || d.name === 'datagen')
+        .map((d) => [d.name, d.kind, d.builtin]),
+    ).toEqual([
       ['datagen', 'source', true],
       ['file', 'sink', true],
     ]);
     expect(registry.list().every((d) => d.builtin)).toBe(true);
     const file = registry.get('file')!;
-    expect(file).toMatchObject({ version: '0.1.0', sdk: '^1', exactlyOnce: true, packageName: '@junction/connector-file', packageDir: join(CONNECTORS, 'file') });
+    expect(file).toMatchObject({
+      version: '0.1.0',
+      sdk: '^1',
+      exactlyOnce: true,
+      packageName: '@junction/connector-file',
+      packageDir: join(CONNECTORS, 'file'),
+    });
     expect(file.entry).toBe(join(CONNECTORS, 'file', 'dist', 'index.js'));
     const schema = file.configSchema as { type: string; properties: Record<string, { description?: string }>; required: string[] };
     expect(schema.type).toBe('object');
@@ -34,8 +54,17 @@ describe('built-in connectors', () => {
   });
 
   it("lists each built-in sink's delivery guarantee as its README states it (exactlyOnce)", async () => {
-    const registry = await Registry.open({ builtinDirs: [CONNECTORS], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
-    const sinks = Object.fromEntries(registry.list().filter((d) => d.kind === 'sink').map((d) => [d.name, d.exactlyOnce]));
+    const registry = await Registry.open({
+      builtinDirs: [CONNECTORS],
+      pluginsDir: join(await tempDir(), 'plugins'),
+      logger: recordingLogger(),
+    });
+    const sinks = Object.fromEntries(
+      registry
+        .list()
+        .filter((d) => d.kind === 'sink')
+        .map((d) => [d.name, d.exactlyOnce]),
+    );
     // BigQuery's insertAll cannot refuse a late write and its insertId dedup is best effort: at least once.
     expect(sinks).toMatchObject({ file: true, s3: true, snowflake: true, firebolt: true, bigquery: false, postgres: true });
     expect(registry.get('mqtt')?.kind).toBe('source');
@@ -44,12 +73,19 @@ describe('built-in connectors', () => {
   });
 
   it('loads a plugin and validates configs with field paths', async () => {
-    const registry = await Registry.open({ builtinDirs: [await fileAndDatagen()], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
+    const registry = await Registry.open({
+      builtinDirs: [await fileAndDatagen()],
+      pluginsDir: join(await tempDir(), 'plugins'),
+      logger: recordingLogger(),
+    });
     const file = await registry.load('file');
     expect(file.kind).toBe('sink');
     expect(file.manifest.name).toBe('file');
 
-    expect(await registry.validate('file', { dir: '/tmp/out' })).toEqual({ ok: true, config: { dir: '/tmp/out', gzip: false, valueEncoding: 'auto', fsync: true } });
+    expect(await registry.validate('file', { dir: '/tmp/out' })).toEqual({
+      ok: true,
+      config: { dir: '/tmp/out', gzip: false, valueEncoding: 'auto', fsync: true },
+    });
     const bad = await registry.validate('file', { gzip: 'yes', nope: 1 });
     expect(bad.ok).toBe(false);
     const paths = (bad as { issues: { path: string }[] }).issues.map((i) => i.path).sort();
@@ -62,7 +98,11 @@ describe('built-in connectors', () => {
   });
 
   it('treats a missing built-in dir as empty', async () => {
-    const registry = await Registry.open({ builtinDirs: [join(await tempDir(), 'missing')], pluginsDir: join(await tempDir(), 'plugins'), logger: recordingLogger() });
+    const registry = await Registry.open({
+      builtinDirs: [join(await tempDir(), 'missing')],
+      pluginsDir: join(await tempDir(), 'plugins'),
+      logger: recordingLogger(),
+    });
     expect(registry.list()).toEqual([]);
     expect(registry.refused()).toEqual([]);
   });
@@ -75,7 +115,13 @@ describe('installed plugins', () => {
     const registry = await Registry.open({ builtinDirs: [await fileAndDatagen()], pluginsDir, logger: recordingLogger() });
     expect(registry.refused()).toEqual([]);
     const good = registry.get('good')!;
-    expect(good).toMatchObject({ kind: 'sink', version: '0.2.0', builtin: false, packageName: 'junction-connector-good', description: 'a test sink' });
+    expect(good).toMatchObject({
+      kind: 'sink',
+      version: '0.2.0',
+      builtin: false,
+      packageName: 'junction-connector-good',
+      description: 'a test sink',
+    });
     const schema = good.configSchema as { properties: Record<string, Record<string, unknown>> };
     expect(schema.properties.password).toMatchObject({ writeOnly: true, 'x-secret': true });
     // Resolved the SDK through the plugins dir's link: the same SDK the host runs.
@@ -84,7 +130,9 @@ describe('installed plugins', () => {
 
   it('refuses a plugin built for an incompatible SDK with a clear message; the others still load', async () => {
     const pluginsDir = await tempDir();
-    await placeInPluginsDir(pluginsDir, 'junction-connector-future', 'future', { files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) } });
+    await placeInPluginsDir(pluginsDir, 'junction-connector-future', 'future', {
+      files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) },
+    });
     await placeInPluginsDir(pluginsDir, 'junction-connector-good', 'good');
     const logger = recordingLogger();
     const registry = await Registry.open({ builtinDirs: [await fileAndDatagen()], pluginsDir, logger });
@@ -105,7 +153,8 @@ describe('installed plugins', () => {
 
   it('refuses broken packages one by one, never failing open()', async () => {
     const pluginsDir = await tempDir();
-    const place = (pkg: string, spec: Parameters<typeof placeInPluginsDir>[3], plugin = pkg) => placeInPluginsDir(pluginsDir, pkg, plugin, spec);
+    const place = (pkg: string, spec: Parameters<typeof placeInPluginsDir>[3], plugin = pkg) =>
+      placeInPluginsDir(pluginsDir, pkg, plugin, spec);
     await place('entry-missing', { files: {} });
     await place('throws-on-import', { files: { 'dist/index.js': "throw new Error('boom at import');\n" } });
     await place('not-a-plugin-export', { files: { 'dist/index.js': 'export default { hello: 1 };\n' } });
@@ -118,7 +167,10 @@ describe('installed plugins', () => {
     await place('missing-dep', { files: { 'dist/index.js': "import 'left-pad-that-is-not-installed';\nexport default {};\n" } });
     await place('not-json', { packageJson: '{ "name": ' });
     await place('good-one', {}, 'good');
-    await place('good-source', { packageJson: { junction: { kind: 'source', entry: './dist/index.js' } }, files: { 'dist/index.js': sinkModule('gen', { kind: 'source' }) } });
+    await place('good-source', {
+      packageJson: { junction: { kind: 'source', entry: './dist/index.js' } },
+      files: { 'dist/index.js': sinkModule('gen', { kind: 'source' }) },
+    });
     const { declareInPluginsDir } = await import('./helpers.js');
     await declareInPluginsDir(pluginsDir, 'declared-not-installed');
 

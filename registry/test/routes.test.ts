@@ -8,7 +8,9 @@ let app: FastifyInstance;
 beforeAll(async () => {
   const pluginsDir = await tempDir();
   await placeInPluginsDir(pluginsDir, 'junction-connector-vault', 'vault');
-  await placeInPluginsDir(pluginsDir, 'junction-connector-future', 'future', { files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) } });
+  await placeInPluginsDir(pluginsDir, 'junction-connector-future', 'future', {
+    files: { 'dist/index.js': sinkModule('future', { sdk: '^2' }) },
+  });
   const registry = await Registry.open({ builtinDirs: [await fileAndDatagen()], pluginsDir, logger: recordingLogger() });
   app = Fastify({ logger: false });
   await app.register(registryRoutes, { registry });
@@ -25,8 +27,22 @@ describe('GET /v1/connector-plugins', () => {
     expect(res.statusCode).toBe(200);
     const list = res.json<Record<string, unknown>[]>();
     expect(list.map((p) => p.name)).toEqual(['datagen', 'file', 'vault']);
-    expect(list[1]).toEqual({ name: 'file', kind: 'sink', version: '0.1.0', description: expect.any(String), builtin: true, exactlyOnce: true });
-    expect(list[2]).toEqual({ name: 'vault', kind: 'sink', version: '0.2.0', description: 'a test sink', builtin: false, exactlyOnce: false });
+    expect(list[1]).toEqual({
+      name: 'file',
+      kind: 'sink',
+      version: '0.1.0',
+      description: expect.any(String),
+      builtin: true,
+      exactlyOnce: true,
+    });
+    expect(list[2]).toEqual({
+      name: 'vault',
+      kind: 'sink',
+      version: '0.2.0',
+      description: 'a test sink',
+      builtin: false,
+      exactlyOnce: false,
+    });
   });
 
   it('lists the refused ones with their reason', async () => {
@@ -48,7 +64,15 @@ describe('GET /v1/connector-plugins/:name', () => {
     const res = await app.inject({ method: 'GET', url: '/v1/connector-plugins/file' });
     expect(res.statusCode).toBe(200);
     const body = res.json<{ config: { properties: Record<string, unknown>; required: string[] } }>();
-    expect(body).toMatchObject({ name: 'file', kind: 'sink', version: '0.1.0', sdk: '^1', builtin: true, exactlyOnce: true, packageName: '@junction/connector-file' });
+    expect(body).toMatchObject({
+      name: 'file',
+      kind: 'sink',
+      version: '0.1.0',
+      sdk: '^1',
+      builtin: true,
+      exactlyOnce: true,
+      packageName: '@junction/connector-file',
+    });
     expect(body.config.required).toEqual(['dir']);
     expect(body.config.properties.dir).toMatchObject({ type: 'string', description: expect.any(String) });
     expect(body.config.properties.gzip).toMatchObject({ type: 'boolean', default: false });
@@ -106,7 +130,12 @@ describe('PUT /v1/connector-plugins/:name/validate', () => {
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toMatchObject({ code: 'PLUGIN_NOT_FOUND' });
 
-    const broken = await app.inject({ method: 'PUT', url: '/v1/connector-plugins/file/validate', headers: { 'content-type': 'application/json' }, payload: '{"dir":' });
+    const broken = await app.inject({
+      method: 'PUT',
+      url: '/v1/connector-plugins/file/validate',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"dir":',
+    });
     expect(broken.statusCode).toBe(400);
     expect(broken.json()).toMatchObject({ code: 'BODY_INVALID', message: expect.any(String) });
   });

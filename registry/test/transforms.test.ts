@@ -28,9 +28,22 @@ describe('transform plugins in the registry', () => {
     const registry = await Registry.open({ builtinDirs: [], pluginsDir, logger: recordingLogger() });
     expect(registry.refused()).toEqual([]);
     const d = registry.get('redact-ip')!;
-    expect(d).toMatchObject({ name: 'redact-ip', kind: 'transform', version: '0.3.0', builtin: false, exactlyOnce: false, packageName: 'junction-transform-redact-ip' });
-    expect((d.configSchema as { properties: Record<string, unknown> }).properties.token).toMatchObject({ writeOnly: true, 'x-secret': true });
-    expect(await registry.validate('redact-ip', { with: 5 }, 'transforms[0].config')).toMatchObject({ ok: false, issues: [{ path: 'transforms[0].config.with' }] });
+    expect(d).toMatchObject({
+      name: 'redact-ip',
+      kind: 'transform',
+      version: '0.3.0',
+      builtin: false,
+      exactlyOnce: false,
+      packageName: 'junction-transform-redact-ip',
+    });
+    expect((d.configSchema as { properties: Record<string, unknown> }).properties.token).toMatchObject({
+      writeOnly: true,
+      'x-secret': true,
+    });
+    expect(await registry.validate('redact-ip', { with: 5 }, 'transforms[0].config')).toMatchObject({
+      ok: false,
+      issues: [{ path: 'transforms[0].config.with' }],
+    });
 
     const plugin = await registry.load('redact-ip');
     expect(plugin.kind).toBe('transform');
@@ -38,7 +51,12 @@ describe('transform plugins in the registry', () => {
     const enc = new TextEncoder();
     const messages = ['from 10.0.0.1 to 192.168.1.20', 'no address', ''].map((t) => ({ value: enc.encode(t), headers: {}, timestamp: 0 }));
     assertConformance(await runTransformConformance({ plugin, config: {}, messages }));
-    const t = await plugin.open(plugin.config.parse({}), { logger: console as never, connector: 'c', task: 0, metrics: { counter: () => ({ inc() {} }), histogram: () => ({ observe() {} }) } });
+    const t = await plugin.open(plugin.config.parse({}), {
+      logger: console as never,
+      connector: 'c',
+      task: 0,
+      metrics: { counter: () => ({ inc() {} }), histogram: () => ({ observe() {} }) },
+    });
     const out = await t.transform(messages[0]!);
     expect(new TextDecoder().decode(out!.value)).toBe('from x.x.x.x to x.x.x.x');
     expect(await t.transform(messages[1]!)).toBe(messages[1]);
@@ -49,6 +67,12 @@ describe('transform plugins in the registry', () => {
     await placeInPluginsDir(pluginsDir, 'junction-transform-liar', 'redact-ip', { files: { 'dist/index.js': TRANSFORM } });
     const registry = await Registry.open({ builtinDirs: [], pluginsDir, logger: recordingLogger() });
     expect(registry.get('redact-ip')).toBeUndefined();
-    expect(registry.refused()).toMatchObject([{ packageName: 'junction-transform-liar', code: 'PLUGIN_INVALID', issues: [{ path: 'junction.kind', message: 'must match the plugin (transform)' }] }]);
+    expect(registry.refused()).toMatchObject([
+      {
+        packageName: 'junction-transform-liar',
+        code: 'PLUGIN_INVALID',
+        issues: [{ path: 'junction.kind', message: 'must match the plugin (transform)' }],
+      },
+    ]);
   });
 });

@@ -91,4 +91,13 @@ export type {
   Source,
   SourceContext,
 } from './types.js';
-export { Fences, GAVE_UP, OffsetRanges, Presence, stationIdSegment, untilDeadline, type PartitionRef, type PresenceQuery } from './exactly-once.js';
+export {
+  Fences,
+  GAVE_UP,
+  OffsetRanges,
+  Presence,
+  stationIdSegment,
+  untilDeadline,
+  type PartitionRef,
+  type PresenceQuery,
+} from './exactly-once.js';

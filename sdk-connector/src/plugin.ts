@@ -186,7 +186,12 @@ export function checkPlugin(value: unknown, sdkVersion: string = SDK_VERSION): P
   const v = value as Record<string, unknown>;
   const kind = v.kind;
   if (kind !== 'sink' && kind !== 'source' && kind !== 'transform') {
-    throw invalid('plugin', [{ path: 'kind', message: 'must be "sink", "source" or "transform" (define it with defineSink(), defineSource() or defineTransform())' }]);
+    throw invalid('plugin', [
+      {
+        path: 'kind',
+        message: 'must be "sink", "source" or "transform" (define it with defineSink(), defineSource() or defineTransform())',
+      },
+    ]);
   }
   const manifest = v.manifest as Record<string, unknown> | null | undefined;
   if (typeof manifest !== 'object' || manifest === null) throw invalid('plugin', [{ path: 'manifest', message: 'is missing' }]);
@@ -194,7 +199,8 @@ export function checkPlugin(value: unknown, sdkVersion: string = SDK_VERSION): P
     i.path === 'config' || i.path === 'open' ? i : { ...i, path: `manifest.${i.path}` },
   );
   if (manifest.kind !== kind) issues.push({ path: 'manifest.kind', message: `must equal kind (${kind})` });
-  if (kind === 'sink' && typeof manifest.exactlyOnce !== 'boolean') issues.push({ path: 'manifest.exactlyOnce', message: 'must be a boolean' });
+  if (kind === 'sink' && typeof manifest.exactlyOnce !== 'boolean')
+    issues.push({ path: 'manifest.exactlyOnce', message: 'must be a boolean' });
   const label = `${kind} plugin ${typeof manifest.name === 'string' ? JSON.stringify(manifest.name) : ''}`.trim();
   if (issues.length > 0) throw invalid(label, issues);
   const sdk = manifest.sdk as string;
@@ -212,5 +218,10 @@ export function checkPlugin(value: unknown, sdkVersion: string = SDK_VERSION): P
 export function isPlugin(value: unknown): value is Plugin {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return (v.kind === 'sink' || v.kind === 'source' || v.kind === 'transform') && typeof v.manifest === 'object' && v.manifest !== null && typeof v.open === 'function';
+  return (
+    (v.kind === 'sink' || v.kind === 'source' || v.kind === 'transform') &&
+    typeof v.manifest === 'object' &&
+    v.manifest !== null &&
+    typeof v.open === 'function'
+  );
 }

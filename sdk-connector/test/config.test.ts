@@ -12,10 +12,12 @@ const Schema = z.strictObject({
     .optional(),
   endpoints: z.array(z.strictObject({ host: z.string(), apiKey: secret(z.string()).optional() })).default([]),
   headers: z.record(z.string(), secret(z.string())).optional(),
-  mode: z.discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('basic'), secretKey: secret(z.string()) }),
-    z.strictObject({ type: z.literal('none') }),
-  ]).optional(),
+  mode: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('basic'), secretKey: secret(z.string()) }),
+      z.strictObject({ type: z.literal('none') }),
+    ])
+    .optional(),
   retries: z.int().min(0).default(3),
 });
 

@@ -50,7 +50,12 @@ describe('serializeError / deserializeError', () => {
       cause: new JunctionError(ErrorCode.NOT_FOUND, 'inner'),
     });
     const plain = structuredClone(serializeError(err));
-    expect(plain).toMatchObject({ code: 'CONFIG_INVALID', message: err.message, retryable: false, issues: [{ path: 'bucket', message: 'Required' }] });
+    expect(plain).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: err.message,
+      retryable: false,
+      issues: [{ path: 'bucket', message: 'Required' }],
+    });
     const back = deserializeError(plain);
     expect(back).toBeInstanceOf(JunctionError);
     expect(back.code).toBe('CONFIG_INVALID');
@@ -61,9 +66,17 @@ describe('serializeError / deserializeError', () => {
   });
 
   it('gives other errors a code from what they are', () => {
-    expect(serializeError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toMatchObject({ code: 'CONNECTION_FAILED', retryable: true });
+    expect(serializeError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toMatchObject({
+      code: 'CONNECTION_FAILED',
+      retryable: true,
+    });
     expect(serializeError(Object.assign(new Error('slow'), { code: 'ETIMEDOUT' }))).toMatchObject({ code: 'TIMEOUT', retryable: true });
-    expect(serializeError(new TypeError('x is undefined'))).toMatchObject({ code: 'INTERNAL', message: 'x is undefined', retryable: false, name: 'TypeError' });
+    expect(serializeError(new TypeError('x is undefined'))).toMatchObject({
+      code: 'INTERNAL',
+      message: 'x is undefined',
+      retryable: false,
+      name: 'TypeError',
+    });
     expect(serializeError('boom')).toEqual({ code: 'INTERNAL', message: 'boom', retryable: false });
     expect(serializeError({ weird: 1 })).toMatchObject({ code: 'INTERNAL', retryable: false });
     const circular: Record<string, unknown> = {};

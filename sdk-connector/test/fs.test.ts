@@ -27,7 +27,7 @@ describe('makeDirs', () => {
     await expect(makeDirs(join(root, 'f', 'sub'))).rejects.toMatchObject({ code: 'ENOTDIR' });
   });
 
-  it('rejects a path under /proc at once (Node 20\'s recursive mkdir spins there for good)', async () => {
+  it("rejects a path under /proc at once (Node 20's recursive mkdir spins there for good)", async () => {
     await expect(makeDirs('/proc/junction-nope/a/b')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

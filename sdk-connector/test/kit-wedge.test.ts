@@ -7,7 +7,14 @@
 import { describe, expect, it } from 'vitest';
 import { defineSink, JunctionError, ok, retry, z } from '../src/index.js';
 import type { SinkBatch, WriteResult } from '../src/index.js';
-import { runSinkConformance, SINK_WEDGE_CHECKS, sinkCheckNotApplicable, sinkConformanceSuite, type CheckResult, type SinkConformanceOptions } from '../src/testing/index.js';
+import {
+  runSinkConformance,
+  SINK_WEDGE_CHECKS,
+  sinkCheckNotApplicable,
+  sinkConformanceSuite,
+  type CheckResult,
+  type SinkConformanceOptions,
+} from '../src/testing/index.js';
 
 type Bug =
   | 'lazy-unusable'
@@ -131,7 +138,11 @@ describe('the wedge checks', () => {
     ['unusable-retryable', ['open-unusable'], /retryable error .*can never be used/],
     ['unusable-uncoded', ['open-unusable'], /throw a JunctionError with a stable code/],
     ['unusable-lazy-ok', ['open-unusable'], /although the destination can never be used/],
-    ['down-open-non-retryable', ['open-unreachable', 'retry', 'close-after-failure'], /non-retryable error while the destination is only down/],
+    [
+      'down-open-non-retryable',
+      ['open-unreachable', 'retry', 'close-after-failure'],
+      /non-retryable error while the destination is only down/,
+    ],
     ['down-open-hangs', ['open-unreachable', 'retry', 'close-after-failure'], /open\(\) did not settle within 300 ms/],
     ['ignores-abort', ['write-stalled-abort'], /did not settle within 300 ms of its signal aborting/],
     ['close-hangs-after-failure', ['close-after-failure'], /close\(\) after a failed write did not settle/],
@@ -146,7 +157,12 @@ describe('the wedge checks', () => {
   }
 
   it('are not applicable, with the reason, without their cases', async () => {
-    const o: SinkConformanceOptions = { ...options(), unusable: undefined, stall: { notApplicable: 'writes cannot be stalled from outside' }, retry: undefined };
+    const o: SinkConformanceOptions = {
+      ...options(),
+      unusable: undefined,
+      stall: { notApplicable: 'writes cannot be stalled from outside' },
+      retry: undefined,
+    };
     const results = await runSinkConformance({ ...o, checks: [...SINK_WEDGE_CHECKS] });
     expect(results.map((r) => [r.check, r.status])).toEqual(SINK_WEDGE_CHECKS.map((c) => [c, 'not-applicable']));
     expect(results.find((r) => r.check === 'write-stalled-abort')?.detail).toBe('writes cannot be stalled from outside');

@@ -37,7 +37,9 @@ type Bug =
   | 'prints-secret';
 
 /** A request the destination holds (received, not applied). */
-interface Held { apply: () => void }
+interface Held {
+  apply: () => void;
+}
 interface Destination {
   values: Uint8Array[];
   byOffset: Map<string, Uint8Array>;
@@ -111,11 +113,16 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
           }
           current = signal;
           await Promise.resolve();
-          if (opts.bug === 'shared-signal' && current.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
+          if (opts.bug === 'shared-signal' && current.aborted)
+            throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
           const broken = config.failing || dest.down;
           if (opts.bug === 'marks-before-abort' && !broken && !dest.holding) {
             // Marked as written before the (slow) send: when the send is aborted, the replay skips them.
-            const fresh = batch.messages.filter((m) => decoder.decode(m.value) !== 'POISON' && !dest.byOffset.has(`${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`));
+            const fresh = batch.messages.filter(
+              (m) =>
+                decoder.decode(m.value) !== 'POISON' &&
+                !dest.byOffset.has(`${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`),
+            );
             for (const m of fresh) dest.byOffset.set(`${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`, m.value);
             await new Promise<void>((resolve) => {
               const timer = setTimeout(resolve, 20);
@@ -136,7 +143,10 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
             if (broken && opts.bug !== 'ok-while-broken') return retry('destination down', { delayMs: 10 });
             if (broken) return ok();
             if (opts.bug === 'drops-offset-2' && m.offset === 2) return ok();
-            const id = opts.bug === 'keys-on-name' ? `${batch.station}/${batch.partition}/${m.offset}` : `${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`;
+            const id =
+              opts.bug === 'keys-on-name'
+                ? `${batch.station}/${batch.partition}/${m.offset}`
+                : `${batch.station}#${batch.stationId}/${batch.partition}/${m.offset}`;
             if (opts.bug === 'dead-letters-duplicates') {
               if (mine.has(id)) return deadLetter('DUPLICATE_KEY', 'duplicate key value violates unique constraint');
               mine.add(id);
@@ -147,12 +157,14 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
           if (rows.length > 0) await send(rows);
           if (opts.bug === 'wrong-count') results.pop();
           // One answer per key when every message has one (rows grouped by key).
-          if (opts.bug === 'answers-per-key' && batch.messages.every((m) => m.key !== undefined)) return [...new Set(batch.messages.map((m) => m.key))].map(() => ok());
+          if (opts.bug === 'answers-per-key' && batch.messages.every((m) => m.key !== undefined))
+            return [...new Set(batch.messages.map((m) => m.key))].map(() => ok());
           if (opts.bug === 'unclonable-results') return results.map((r) => ({ ...r, toString: () => 'x' }) as unknown as WriteResult);
           return results;
         },
         async close() {
-          if (opts.bug === 'prints-secret' && config.token !== undefined) console.error(`closing ${config.destination} (token ${config.token})`);
+          if (opts.bug === 'prints-secret' && config.token !== undefined)
+            console.error(`closing ${config.destination} (token ${config.token})`);
           closed += 1;
           if (opts.bug === 'close-throws-twice' && closed > 1) throw new Error('already closed');
         },
@@ -266,14 +278,65 @@ describe('runSinkConformance', () => {
   });
 
   const bugs: [Bug, string[]][] = [
-    ['wrong-count', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
+    [
+      'wrong-count',
+      [
+        'single-message',
+        'many-messages',
+        'partitions-and-stations',
+        'concurrent-partitions',
+        'dead-letter',
+        'retry',
+        'replay-same-batch',
+        'replay-overlapping',
+        'aborted-signal',
+        'station-identity',
+        'late-write',
+        'results-count',
+        'replay-idempotent',
+        'aborted-write',
+      ],
+    ],
     ['duplicates', ['replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write', 'replay-idempotent', 'aborted-write']],
     ['close-throws-twice', ['close-twice']],
-    ['unclonable-results', ['single-message', 'many-messages', 'partitions-and-stations', 'concurrent-partitions', 'dead-letter', 'retry', 'replay-same-batch', 'replay-overlapping', 'aborted-signal', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
+    [
+      'unclonable-results',
+      [
+        'single-message',
+        'many-messages',
+        'partitions-and-stations',
+        'concurrent-partitions',
+        'dead-letter',
+        'retry',
+        'replay-same-batch',
+        'replay-overlapping',
+        'aborted-signal',
+        'station-identity',
+        'late-write',
+        'results-count',
+        'replay-idempotent',
+        'aborted-write',
+      ],
+    ],
     ['ok-while-broken', ['retry']],
     ['throws-on-poison', ['dead-letter']],
     ['shared-signal', ['concurrent-partitions']],
-    ['drops-offset-2', ['many-messages', 'partitions-and-stations', 'concurrent-partitions', 'retry', 'replay-same-batch', 'replay-overlapping', 'station-identity', 'late-write', 'results-count', 'replay-idempotent', 'aborted-write']],
+    [
+      'drops-offset-2',
+      [
+        'many-messages',
+        'partitions-and-stations',
+        'concurrent-partitions',
+        'retry',
+        'replay-same-batch',
+        'replay-overlapping',
+        'station-identity',
+        'late-write',
+        'results-count',
+        'replay-idempotent',
+        'aborted-write',
+      ],
+    ],
     ['keys-on-name', ['station-identity']],
     ['checks-only-at-send', ['late-write']],
     ['answers-per-key', ['results-count']],
@@ -308,7 +371,12 @@ describe('runSinkConformance', () => {
       options(memorySink(), { readBack: undefined, deadLetter: undefined, retry: { notApplicable: 'this sink cannot fail' } }),
     );
     const s = statuses(results);
-    expect(s).toMatchObject({ 'dead-letter': 'not-applicable', retry: 'not-applicable', 'replay-same-batch': 'not-applicable', 'replay-overlapping': 'not-applicable' });
+    expect(s).toMatchObject({
+      'dead-letter': 'not-applicable',
+      retry: 'not-applicable',
+      'replay-same-batch': 'not-applicable',
+      'replay-overlapping': 'not-applicable',
+    });
     expect(results.find((r) => r.check === 'retry')?.detail).toBe('this sink cannot fail');
     expect(results.find((r) => r.check === 'single-message')?.detail).toContain('not verified');
   });
@@ -344,7 +412,15 @@ describe('sinkConformanceSuite', () => {
 
 // ── sources ──
 
-function counterSource(opts: { badPosition?: boolean; ignoresAbort?: boolean; duplicateIds?: boolean; random?: boolean; checkConnection?: () => Promise<void> } = {}) {
+function counterSource(
+  opts: {
+    badPosition?: boolean;
+    ignoresAbort?: boolean;
+    duplicateIds?: boolean;
+    random?: boolean;
+    checkConnection?: () => Promise<void>;
+  } = {},
+) {
   return defineSource({
     name: 'counter',
     version: '1.0.0',
@@ -361,7 +437,11 @@ function counterSource(opts: { badPosition?: boolean; ignoresAbort?: boolean; du
             const messages = Array.from({ length: config.batch }, (_, i) => {
               const seq = n + i + 1;
               const v = opts.random ? Math.random() : seq;
-              return { value: new TextEncoder().encode(`m${v}`), msgId: opts.duplicateIds ? 'same' : `c-${seq}`, headers: { n: String(seq) } };
+              return {
+                value: new TextEncoder().encode(`m${v}`),
+                msgId: opts.duplicateIds ? 'same' : `c-${seq}`,
+                headers: { n: String(seq) },
+              };
             });
             n += config.batch;
             yield { messages, position: opts.badPosition ? ({ at: n, when: new Date(0) } as never) : n };
@@ -380,16 +460,24 @@ function counterSource(opts: { badPosition?: boolean; ignoresAbort?: boolean; du
 describe('runSourceConformance', () => {
   it('passes a correct deterministic source, resume exact', async () => {
     const results = await runSourceConformance({ plugin: counterSource(), config: {}, resume: 'exact', timeoutMs: 1000 });
-    expect(results.filter((r) => r.status !== 'passed').map((r) => `${r.check}: ${r.detail}`)).toEqual(['check-connection: the source has no checkConnection()']);
+    expect(results.filter((r) => r.status !== 'passed').map((r) => `${r.check}: ${r.detail}`)).toEqual([
+      'check-connection: the source has no checkConnection()',
+    ]);
   });
 
   it('catches a position that is not JSON, duplicate msgIds, a source that ignores abort, and an inexact resume', async () => {
     expect(failed(await runSourceConformance({ plugin: counterSource({ badPosition: true }), config: {}, timeoutMs: 500 }))).toEqual(
       expect.arrayContaining(['read-batches']),
     );
-    expect(failed(await runSourceConformance({ plugin: counterSource({ duplicateIds: true }), config: {}, timeoutMs: 500 }))).toEqual(['read-batches']);
-    expect(failed(await runSourceConformance({ plugin: counterSource({ ignoresAbort: true }), config: {}, timeoutMs: 500 }))).toEqual(['abort']);
-    expect(failed(await runSourceConformance({ plugin: counterSource({ random: true }), config: {}, resume: 'exact', timeoutMs: 500 }))).toEqual(['resume']);
+    expect(failed(await runSourceConformance({ plugin: counterSource({ duplicateIds: true }), config: {}, timeoutMs: 500 }))).toEqual([
+      'read-batches',
+    ]);
+    expect(failed(await runSourceConformance({ plugin: counterSource({ ignoresAbort: true }), config: {}, timeoutMs: 500 }))).toEqual([
+      'abort',
+    ]);
+    expect(
+      failed(await runSourceConformance({ plugin: counterSource({ random: true }), config: {}, resume: 'exact', timeoutMs: 500 })),
+    ).toEqual(['resume']);
   });
 });
 
@@ -402,7 +490,9 @@ describe('source check-connection', () => {
         throw new Error('unreachable');
       },
     });
-    expect(failed(await runSourceConformance({ plugin: broken, config: {}, resume: 'exact', timeoutMs: 500 }))).toEqual(['check-connection']);
+    expect(failed(await runSourceConformance({ plugin: broken, config: {}, resume: 'exact', timeoutMs: 500 }))).toEqual([
+      'check-connection',
+    ]);
   });
 });
 

@@ -41,7 +41,10 @@ describe('@junction/sdk-connector as a package', () => {
   });
 
   it('npm pack ships the built JS, the types, the testing entry and the README — no tests', { timeout: 120_000 }, async () => {
-    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: pkgDir, maxBuffer: 16 << 20 });
+    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: pkgDir,
+      maxBuffer: 16 << 20,
+    });
     const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
     expect(packed?.filename).toBe(`junction-sdk-connector-${SDK_VERSION}.tgz`);
     const files = new Set(packed?.files.map((f) => f.path));

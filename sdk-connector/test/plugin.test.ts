@@ -16,7 +16,14 @@ describe('defineSink / defineSource', () => {
   it('builds a frozen plugin with kind, manifest and the SDK version', () => {
     const plugin = defineSink({ ...minimal, description: 'POSTs each message' });
     expect(plugin.kind).toBe('sink');
-    expect(plugin.manifest).toEqual({ name: 'webhook', kind: 'sink', version: '0.1.0', sdk: '^1', description: 'POSTs each message', exactlyOnce: false });
+    expect(plugin.manifest).toEqual({
+      name: 'webhook',
+      kind: 'sink',
+      version: '0.1.0',
+      sdk: '^1',
+      description: 'POSTs each message',
+      exactlyOnce: false,
+    });
     expect(plugin.sdkVersion).toBe(SDK_VERSION);
     expect(Object.isFrozen(plugin)).toBe(true);
     expect(JSON.parse(JSON.stringify(plugin.manifest))).toEqual(plugin.manifest);

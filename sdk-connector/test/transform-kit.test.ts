@@ -4,7 +4,11 @@ import { assertConformance, runTransformConformance } from '../src/testing/index
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const messages: TransformMessage[] = ['a', 'bb', '', 'boom'].map((t, i) => ({ value: enc.encode(t), headers: { i: String(i) }, timestamp: 1000 + i }));
+const messages: TransformMessage[] = ['a', 'bb', '', 'boom'].map((t, i) => ({
+  value: enc.encode(t),
+  headers: { i: String(i) },
+  timestamp: 1000 + i,
+}));
 
 const upper = defineTransform({
   name: 'upper',
@@ -29,15 +33,25 @@ describe('defineTransform', () => {
     expect(upper.manifest).toEqual({ name: 'upper', kind: 'transform', version: '1.0.0', sdk: '^1' });
   });
   it('refuses a bad manifest with PLUGIN_INVALID and the field', () => {
-    expect(() => defineTransform({ name: 'Bad Name', version: 'x', sdk: '^1', config: z.strictObject({}), open: () => ({ transform: (m) => m }) })).toThrow(
-      expect.objectContaining({ code: 'PLUGIN_INVALID', issues: expect.arrayContaining([expect.objectContaining({ path: 'name' }), expect.objectContaining({ path: 'version' })]) }),
+    expect(() =>
+      defineTransform({ name: 'Bad Name', version: 'x', sdk: '^1', config: z.strictObject({}), open: () => ({ transform: (m) => m }) }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'PLUGIN_INVALID',
+        issues: expect.arrayContaining([expect.objectContaining({ path: 'name' }), expect.objectContaining({ path: 'version' })]),
+      }),
     );
   });
 });
 
 describe('transform conformance kit', () => {
   it('passes a well-behaved transform', async () => {
-    const results = await runTransformConformance({ plugin: upper, config: { suffix: '!' }, messages: messages.slice(0, 3), failing: messages.slice(3) });
+    const results = await runTransformConformance({
+      plugin: upper,
+      config: { suffix: '!' },
+      messages: messages.slice(0, 3),
+      failing: messages.slice(3),
+    });
     assertConformance(results);
     expect(results.map((r) => [r.check, r.status])).toEqual([
       ['manifest', 'passed'],
@@ -74,10 +88,23 @@ describe('transform conformance kit', () => {
     const fresh = (): TransformMessage[] => ['a', 'b'].map((t) => ({ value: enc.encode(t), headers: {}, timestamp: 0 }));
     const results = await runTransformConformance({ plugin: bad, config: {}, messages: fresh() });
     const status = Object.fromEntries(results.map((r) => [r.check, r.status]));
-    expect(status).toEqual({ manifest: 'passed', answers: 'passed', deterministic: 'failed', 'input-untouched': 'failed', clone: 'failed', 'close-twice': 'failed' });
+    expect(status).toEqual({
+      manifest: 'passed',
+      answers: 'passed',
+      deterministic: 'failed',
+      'input-untouched': 'failed',
+      clone: 'failed',
+      'close-twice': 'failed',
+    });
     expect(() => assertConformance(results)).toThrow(/input-untouched: message 0 was changed in place/);
 
-    const wrongShape = defineTransform({ name: 'shape', version: '1.0.0', sdk: '^1', config: z.strictObject({}), open: () => ({ transform: () => ({ value: 'text', headers: {} }) as unknown as TransformMessage }) });
+    const wrongShape = defineTransform({
+      name: 'shape',
+      version: '1.0.0',
+      sdk: '^1',
+      config: z.strictObject({}),
+      open: () => ({ transform: () => ({ value: 'text', headers: {} }) as unknown as TransformMessage }),
+    });
     const r2 = await runTransformConformance({ plugin: wrongShape, config: {}, messages: fresh(), checks: ['answers'] });
     expect(r2[0]).toMatchObject({ status: 'failed', detail: 'message 0: answered a message whose value is not a Uint8Array' });
   });

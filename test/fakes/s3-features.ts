@@ -26,7 +26,12 @@ export interface S3FeatureLog {
 
 /** An error shaped like the SDK's for an S3 error answer. */
 export function s3Error(name: string, status: number, message = name): Error {
-  return Object.assign(new Error(message), { name, Code: name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
+  return Object.assign(new Error(message), {
+    name,
+    Code: name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+  });
 }
 
 export function addS3Features(client: S3Client, opts: S3FeatureOptions = {}): S3FeatureLog {

@@ -80,10 +80,13 @@ export class S3Proxy {
   constructor(private target: string) {}
 
   async start(port = 0): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) this.error(res, 500, 'InternalError', String(err));
-      else res.destroy();
-    }));
+    this.server = createServer(
+      (req, res) =>
+        void this.handle(req, res).catch((err: unknown) => {
+          if (!res.headersSent) this.error(res, 500, 'InternalError', String(err));
+          else res.destroy();
+        }),
+    );
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -150,7 +153,14 @@ export class S3Proxy {
     const [, bucket = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
     const method = req.method ?? 'GET';
-    const r: S3Request = { method, bucket: decodeURIComponent(bucket), key, query: url.searchParams, headers: req.headers, op: opOf(method, key, url.searchParams) };
+    const r: S3Request = {
+      method,
+      bucket: decodeURIComponent(bucket),
+      key,
+      query: url.searchParams,
+      headers: req.headers,
+      op: opOf(method, key, url.searchParams),
+    };
     this.log.push({ op: r.op, key: r.key });
     const injected = await this.intercept?.(r);
     if (injected) return this.error(res, injected.status, injected.code, `injected ${injected.code}`);
@@ -173,12 +183,16 @@ export class S3Proxy {
     const uploadId = r.query.get('uploadId') ?? '';
     switch (r.op) {
       case 'ListMultipartUploads': {
-        if (!this.listsUploads) return this.error(sink, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented');
+        if (!this.listsUploads)
+          return this.error(sink, 501, 'NotImplemented', 'A header you provided implies functionality that is not implemented');
         const prefix = r.query.get('prefix') ?? '';
         const items = [...this.uploads]
           .filter(([, u]) => u.state === 'open' && u.bucket === r.bucket && u.key.startsWith(prefix))
           .sort(([a, ua], [b, ub]) => (ua.key < ub.key ? -1 : ua.key > ub.key ? 1 : a < b ? -1 : 1))
-          .map(([id, u]) => `<Upload><Key>${xml(u.key)}</Key><UploadId>${xml(id)}</UploadId><StorageClass>STANDARD</StorageClass><Initiated>${u.initiated}</Initiated></Upload>`)
+          .map(
+            ([id, u]) =>
+              `<Upload><Key>${xml(u.key)}</Key><UploadId>${xml(id)}</UploadId><StorageClass>STANDARD</StorageClass><Initiated>${u.initiated}</Initiated></Upload>`,
+          )
           .join('');
         const text = `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xml(r.bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${xml(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${items}</ListMultipartUploadsResult>`;
         sink.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(text) });
@@ -187,7 +201,14 @@ export class S3Proxy {
       }
       case 'AbortMultipartUpload': {
         const u = this.uploads.get(uploadId);
-        if (!u || u.state !== 'open') return this.error(sink, 404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', `<UploadId>${xml(uploadId)}</UploadId>`);
+        if (!u || u.state !== 'open')
+          return this.error(
+            sink,
+            404,
+            'NoSuchUpload',
+            'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+            `<UploadId>${xml(uploadId)}</UploadId>`,
+          );
         u.state = 'aborted';
         sink.writeHead(204);
         sink.end();
@@ -196,15 +217,34 @@ export class S3Proxy {
       case 'UploadPart':
       case 'CompleteMultipartUpload': {
         const u = this.uploads.get(uploadId);
-        if (u && u.state !== 'open') return this.error(sink, 404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', `<UploadId>${xml(uploadId)}</UploadId>`);
+        if (u && u.state !== 'open')
+          return this.error(
+            sink,
+            404,
+            'NoSuchUpload',
+            'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+            `<UploadId>${xml(uploadId)}</UploadId>`,
+          );
         if (r.op === 'CompleteMultipartUpload' && r.headers['if-none-match'] === '*' && (await this.exists(req, r))) {
-          return this.error(sink, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', '<Condition>If-None-Match</Condition>');
+          return this.error(
+            sink,
+            412,
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+            '<Condition>If-None-Match</Condition>',
+          );
         }
         break;
       }
       case 'PutObject':
         if (r.headers['if-none-match'] === '*' && (await this.exists(req, r))) {
-          return this.error(sink, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', '<Condition>If-None-Match</Condition>');
+          return this.error(
+            sink,
+            412,
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+            '<Condition>If-None-Match</Condition>',
+          );
         }
         break;
     }
@@ -235,11 +275,19 @@ export class S3Proxy {
 
   private async exists(req: IncomingMessage, r: S3Request): Promise<boolean> {
     // A signed HEAD cannot be forged here; s3rver answers unsigned requests for its own key anyway.
-    const a = await this.forwardRaw('HEAD', `/${encodeURIComponent(r.bucket)}/${r.key.split('/').map(encodeURIComponent).join('/')}`, { host: req.headers.host ?? '' }, Buffer.alloc(0));
+    const a = await this.forwardRaw(
+      'HEAD',
+      `/${encodeURIComponent(r.bucket)}/${r.key.split('/').map(encodeURIComponent).join('/')}`,
+      { host: req.headers.host ?? '' },
+      Buffer.alloc(0),
+    );
     return a !== undefined && a.status === 200;
   }
 
-  private forward(req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | undefined> {
+  private forward(
+    req: IncomingMessage,
+    body: Buffer,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | undefined> {
     const headers = { ...req.headers };
     delete headers.expect;
     headers['content-length'] = String(body.length);
@@ -247,7 +295,12 @@ export class S3Proxy {
     return this.forwardRaw(req.method ?? 'GET', req.url ?? '/', headers, body);
   }
 
-  private forwardRaw(method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | undefined> {
+  private forwardRaw(
+    method: string,
+    path: string,
+    headers: Record<string, string | string[] | undefined>,
+    body: Buffer,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | undefined> {
     const t = new URL(this.target);
     return new Promise((resolve) => {
       const out = request({ host: t.hostname, port: Number(t.port), method, path, headers }, (answer) => {
@@ -264,5 +317,11 @@ export class S3Proxy {
 
 /** A response that goes nowhere (its client is dead). */
 function silentResponse(): ServerResponse {
-  return { writeHead: () => undefined, end: () => undefined, setHeader: () => undefined, destroy: () => undefined, headersSent: false } as unknown as ServerResponse;
+  return {
+    writeHead: () => undefined,
+    end: () => undefined,
+    setHeader: () => undefined,
+    destroy: () => undefined,
+    headersSent: false,
+  } as unknown as ServerResponse;
 }

@@ -40,7 +40,9 @@ export interface S3rverProcess {
 
 async function launch(directory: string, port: number): Promise<{ child: ChildProcess; port: number }> {
   for (let attempt = 0; ; attempt++) {
-    const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, directory, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, directory, String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     try {

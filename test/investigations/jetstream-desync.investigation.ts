@@ -49,8 +49,16 @@ describe('nats-server: a replica keeps a message its cut-off leader never replic
       return r;
     };
     const version = nc.info!.version;
-    await js('STREAM.CREATE.' + STREAM, { name: STREAM, subjects: ['desync'], num_replicas: 3, storage: 'file', retention: 'limits', discard: 'old' });
-    const view = async (i: number) => (await c.jsz(i, { streams: true })).account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === STREAM);
+    await js('STREAM.CREATE.' + STREAM, {
+      name: STREAM,
+      subjects: ['desync'],
+      num_replicas: 3,
+      storage: 'file',
+      retention: 'limits',
+      discard: 'old',
+    });
+    const view = async (i: number) =>
+      (await c.jsz(i, { streams: true })).account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === STREAM);
     let leader: string | undefined;
     for (let i = 0; !leader && i < 100; i++) {
       leader = (await view(0))?.cluster?.leader;
@@ -111,7 +119,9 @@ describe('nats-server: a replica keeps a message its cut-off leader never replic
     }
     const onOld = await at6();
     const bytes = await Promise.all([0, 1, 2].map(async (i) => `${c.node(i).name}=${(await view(i))?.state.bytes}`));
-    console.log(`nats-server ${version}: sequence 6 is "${onMajority}" on the majority, "${onOld}" on the old leader ${old.name}; stream bytes per replica ${bytes.join(' ')}`);
+    console.log(
+      `nats-server ${version}: sequence 6 is "${onMajority}" on the majority, "${onOld}" on the old leader ${old.name}; stream bytes per replica ${bytes.join(' ')}`,
+    );
     expect(onMajority).toBe('ACKNOWLEDGED 6');
     if (fixed(version)) expect(onOld).toBe('ACKNOWLEDGED 6');
     else expect(onOld, `the raft catchup bug of nats-server < 2.10.23 on ${version}`).toBe('NEVER ACKNOWLEDGED');

@@ -39,7 +39,17 @@ export async function startBroker(opts: {
   ulimitFiles?: number;
 }): Promise<BrokerProcess> {
   const port = opts.port ?? (await freePort());
-  const argv = [join(repoRoot, 'cli', 'dist', 'bin.js'), 'start', '--data-dir', opts.dataDir, '--host', '127.0.0.1', '--port', String(port), ...(opts.args ?? [])];
+  const argv = [
+    join(repoRoot, 'cli', 'dist', 'bin.js'),
+    'start',
+    '--data-dir',
+    opts.dataDir,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    ...(opts.args ?? []),
+  ];
   const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
   const [cmd, args] =
     opts.ulimitFiles === undefined

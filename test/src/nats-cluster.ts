@@ -75,7 +75,12 @@ export interface Jsz {
   streams: number;
   consumers: number;
   messages: number;
-  meta_cluster?: { name?: string; leader?: string; cluster_size: number; replicas?: { name: string; current: boolean; offline?: boolean }[] };
+  meta_cluster?: {
+    name?: string;
+    leader?: string;
+    cluster_size: number;
+    replicas?: { name: string; current: boolean; offline?: boolean }[];
+  };
   account_details?: {
     name: string;
     stream_detail?: {
@@ -367,7 +372,13 @@ export class NatsCluster {
       }
     };
     for (let i = 0; i < count; i++) ports.push({ client: await pick(), cluster: await pick(), http: await pick() });
-    const relays = opts.cuttableRoutes && count > 1 ? await RouteRelays.create(ports.map((p) => p.cluster), taken) : undefined;
+    const relays =
+      opts.cuttableRoutes && count > 1
+        ? await RouteRelays.create(
+            ports.map((p) => p.cluster),
+            taken,
+          )
+        : undefined;
     const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`);
     const routesOf = (i: number): string[] =>
       relays ? relays.ports[i]!.flatMap((port, j) => (j === i ? [] : [`nats-route://127.0.0.1:${port}`])) : routes;
@@ -512,7 +523,10 @@ export class NatsCluster {
       }
       const dead = this.nodeList.find((n) => n.child && !n.running && !n.expectedDown);
       if (dead) throw new Error(`${dead.name} exited while starting:\n${dead.output()}`);
-      if (Date.now() > deadline) throw new Error(`NATS cluster not ready after ${timeoutMs} ms: ${last}\n${this.nodeList.map((n) => `--- ${n.name}\n${n.output().slice(-3_000)}`).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `NATS cluster not ready after ${timeoutMs} ms: ${last}\n${this.nodeList.map((n) => `--- ${n.name}\n${n.output().slice(-3_000)}`).join('\n')}`,
+        );
       await sleep(100);
     }
   }
@@ -536,7 +550,7 @@ export class NatsCluster {
   async start(index: number, opts: { wait?: boolean } = {}): Promise<void> {
     const n = this.nodeList[index]!;
     n.expectedDown = false;
-    for (const deadline = Date.now() + 10_000; ; ) {
+    for (const deadline = Date.now() + 10_000; ;) {
       this.spawnNode(n);
       try {
         await this.waitForBinds([index]);

@@ -18,7 +18,14 @@ export function outsideEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     const lower = k.toLowerCase();
-    if (lower.startsWith('npm_') || lower === 'init_cwd' || lower === 'node_options' || lower.startsWith('vitest') || lower === 'force_color') continue;
+    if (
+      lower.startsWith('npm_') ||
+      lower === 'init_cwd' ||
+      lower === 'node_options' ||
+      lower.startsWith('vitest') ||
+      lower === 'force_color'
+    )
+      continue;
     env[k] = v;
   }
   return { ...env, NO_COLOR: '1', npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', ...extra };

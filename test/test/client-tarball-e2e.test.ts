@@ -60,7 +60,10 @@ describe('the client tarball in an application outside the repository', () => {
     const packed = await junction(['plugins', 'sdk', '--client', '--out', join(work, 'tarballs')], work);
     expect(packed.stderr).toBe('');
     expect(packed.code).toBe(0);
-    expect(packed.stdout.trim().split('\n')).toEqual([join(work, 'tarballs', 'junction-protocol-0.1.0.tgz'), join(work, 'tarballs', 'junction-client-0.1.0.tgz')]);
+    expect(packed.stdout.trim().split('\n')).toEqual([
+      join(work, 'tarballs', 'junction-protocol-0.1.0.tgz'),
+      join(work, 'tarballs', 'junction-client-0.1.0.tgz'),
+    ]);
 
     const app = join(work, 'app');
     const { mkdir } = await import('node:fs/promises');
@@ -68,18 +71,39 @@ describe('the client tarball in an application outside the repository', () => {
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     await writeFile(
       join(app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'ES2023', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, types: ['node'], outDir: 'dist' }, include: ['main.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2023',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          types: ['node'],
+          outDir: 'dist',
+        },
+        include: ['main.ts'],
+      }),
     );
     await writeFile(join(app, 'main.ts'), PROGRAM);
     const install = await run(
       npm,
-      ['install', '--prefer-offline', '--no-audit', '--no-fund', '../tarballs/junction-protocol-0.1.0.tgz', '../tarballs/junction-client-0.1.0.tgz', 'typescript@^5.9.3', '@types/node@^20.19.0'],
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '../tarballs/junction-protocol-0.1.0.tgz',
+        '../tarballs/junction-client-0.1.0.tgz',
+        'typescript@^5.9.3',
+        '@types/node@^20.19.0',
+      ],
       app,
     );
     expect(install.code, install.stderr).toBe(0);
     expect((await lstat(join(app, 'node_modules', '@junction', 'client'))).isSymbolicLink()).toBe(false);
     expect(await linksOutside(join(app, 'node_modules'))).toEqual([]);
-    const pkg = JSON.parse(await readFile(join(app, 'node_modules', '@junction', 'client', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const pkg = JSON.parse(await readFile(join(app, 'node_modules', '@junction', 'client', 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
     expect(pkg.dependencies).toEqual({ '@junction/protocol': '0.1.0' });
 
     // The packaged types: the program compiles under strict settings.

@@ -37,7 +37,12 @@ beforeAll(async () => {
   cluster = await startNatsCluster({ nodes: 3 });
   const servers = cluster.servers.join(',');
   const start = async () =>
-    startBroker({ dataDir: await nodes.tempDir('junction-auth-node-'), args: ['--nats', servers, '--auth'], env: { JUNCTION_ADMIN_PASSWORD: PASSWORD }, timeoutMs: 90_000 });
+    startBroker({
+      dataDir: await nodes.tempDir('junction-auth-node-'),
+      args: ['--nats', servers, '--auth'],
+      env: { JUNCTION_ADMIN_PASSWORD: PASSWORD },
+      timeoutMs: 90_000,
+    });
   // Both at once: the bootstrap races on the shared state.
   [a, b] = await Promise.all([start(), start()]);
   nodes.brokers.push(a, b);
@@ -60,7 +65,10 @@ describe('auth across the nodes of a cluster', () => {
 
     expect((await req(a.url, 'POST', '/v1/stations', session, { name: 'orders', partitions: 1 })).status).toBe(201);
     expect((await req(a.url, 'POST', '/v1/stations', session, { name: 'payments', partitions: 1 })).status).toBe(201);
-    const made = await req(a.url, 'POST', '/v1/tokens', session, { name: 'app', grants: [{ resource: 'station', pattern: 'orders', actions: ['produce'] }] });
+    const made = await req(a.url, 'POST', '/v1/tokens', session, {
+      name: 'app',
+      grants: [{ resource: 'station', pattern: 'orders', actions: ['produce'] }],
+    });
     expect(made.status).toBe(201);
     const token = made.json.token as string;
     expect((await req(b.url, 'POST', '/v1/stations/orders/messages', token, { messages: [{ value: 'x' }] })).status).toBe(200);
@@ -71,7 +79,10 @@ describe('auth across the nodes of a cluster', () => {
 
   it('a revocation or a logout on one node stops the credential on the other within 2 s', async () => {
     const session = (await req(a.url, 'POST', '/v1/auth/login', undefined, { username: 'admin', password: PASSWORD })).json.token as string;
-    const made = await req(b.url, 'POST', '/v1/tokens', session, { name: 'doomed', grants: [{ resource: 'station', pattern: '*', actions: ['read'] }] });
+    const made = await req(b.url, 'POST', '/v1/tokens', session, {
+      name: 'doomed',
+      grants: [{ resource: 'station', pattern: '*', actions: ['read'] }],
+    });
     const token = made.json.token as string;
     // Used (and so cached) on both nodes first.
     expect((await req(a.url, 'GET', '/v1/stations', token)).status).toBe(200);

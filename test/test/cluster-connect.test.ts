@@ -10,7 +10,16 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSink } from '@junction/connector-file/read';
-import { api, eventually, JunctionNodes, pidOfWorker, sleep, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import {
+  api,
+  eventually,
+  JunctionNodes,
+  pidOfWorker,
+  sleep,
+  startNatsCluster,
+  type BrokerProcess,
+  type NatsCluster,
+} from '../src/index.js';
 
 interface Status {
   connector: { state: string };
@@ -46,13 +55,12 @@ async function expectExactly(out: string, produced: Map<string, Buffer>): Promis
   }
 }
 
-
 async function countFiles(dir: string): Promise<number> {
   let n = 0;
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) if (e.isFile() && e.name.endsWith('.jsonl')) n++;
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []))
+    if (e.isFile() && e.name.endsWith('.jsonl')) n++;
   return n;
 }
-
 
 describe('connector tasks across Junction nodes', () => {
   let cluster: NatsCluster | undefined;
@@ -82,7 +90,8 @@ describe('connector tasks across Junction nodes', () => {
       state: 'STOPPED',
     });
     // Every node serves the same connectors.
-    for (const n of nodes) expect(await api<{ connectors: string[] }>(n.url, 'GET', '/v1/connectors')).toEqual({ connectors: ['to-files'] });
+    for (const n of nodes)
+      expect(await api<{ connectors: string[] }>(n.url, 'GET', '/v1/connectors')).toEqual({ connectors: ['to-files'] });
 
     const N = 20_000;
     const produced = await produce(b.url, 'orders', N);
@@ -98,7 +107,12 @@ describe('connector tasks across Junction nodes', () => {
     );
     // Every node reports the same worker.
     for (const n of nodes) {
-      await eventually('the same worker everywhere', 5000, async () => ((await api<Status>(n.url, 'GET', '/v1/connectors/to-files/status')).tasks[0]?.worker === first ? true : undefined), 100);
+      await eventually(
+        'the same worker everywhere',
+        5000,
+        async () => ((await api<Status>(n.url, 'GET', '/v1/connectors/to-files/status')).tasks[0]?.worker === first ? true : undefined),
+        100,
+      );
     }
     const victim = nodes.find((n) => n.child.pid === pidOfWorker(first));
     expect(victim, `worker ${first} is one of the nodes`).toBeDefined();
@@ -135,7 +149,14 @@ describe('connector tasks across Junction nodes', () => {
     await api(survivors[0]!.url, 'POST', '/v1/stations', { name: 'multi', partitions: 3 });
     const M = 3000;
     const produced2 = await produce(survivors[1]!.url, 'multi', M);
-    await api(survivors[1]!.url, 'POST', '/v1/connectors', { name: 'spread', plugin: 'file', station: 'multi', tasks: 3, config: { dir: out2 }, batch: { maxMessages: 100, maxLatencyMs: 50 } });
+    await api(survivors[1]!.url, 'POST', '/v1/connectors', {
+      name: 'spread',
+      plugin: 'file',
+      station: 'multi',
+      tasks: 3,
+      config: { dir: out2 },
+      batch: { maxMessages: 100, maxLatencyMs: 50 },
+    });
     const before = await eventually(
       'three running tasks',
       20_000,
@@ -155,7 +176,9 @@ describe('connector tasks across Junction nodes', () => {
         const s = await api<Status>(d.url, 'GET', '/v1/connectors/spread/status');
         const ws = s.tasks.map((t) => (t.state === 'RUNNING' ? t.worker : undefined));
         // Settled: a task moving off a node that had two is RUNNING on neither for a moment, or still on the old one.
-        return ws.some((w) => pidOfWorker(w) === d.child.pid) && ws.every((w) => w !== undefined) && new Set(ws).size === 3 ? ws : undefined;
+        return ws.some((w) => pidOfWorker(w) === d.child.pid) && ws.every((w) => w !== undefined) && new Set(ws).size === 3
+          ? ws
+          : undefined;
       },
       100,
     );
@@ -164,7 +187,12 @@ describe('connector tasks across Junction nodes', () => {
     const M2 = 1500;
     const more = await produce(d.url, 'multi', M2);
     for (const [k, v] of more) produced2.set(k, v);
-    await eventually('all records of spread', 60_000, async () => ((await readFileSink(out2).catch(() => [])).length >= M + M2 ? true : undefined), 200);
+    await eventually(
+      'all records of spread',
+      60_000,
+      async () => ((await readFileSink(out2).catch(() => [])).length >= M + M2 ? true : undefined),
+      200,
+    );
     await sleep(500);
     await expectExactly(out2, produced2);
   }, 240_000);

@@ -12,7 +12,16 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSink } from '@junction/connector-file/read';
-import { api, eventually, JunctionNodes, pidOfWorker, sleep, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import {
+  api,
+  eventually,
+  JunctionNodes,
+  pidOfWorker,
+  sleep,
+  startNatsCluster,
+  type BrokerProcess,
+  type NatsCluster,
+} from '../src/index.js';
 
 interface Status {
   tasks: { id: number; state: string; worker?: string }[];
@@ -37,7 +46,13 @@ describe('sink task hand-over across a paused owner', () => {
     const nodes = [a, b];
     const out = join(await junction.tempDir('junction-ho-out-'), 'events');
     await api(a.url, 'POST', '/v1/stations', { name: 'events', partitions: 2 });
-    await api(a.url, 'POST', '/v1/connectors', { name: 'to-files', plugin: 'file', station: 'events', config: { dir: out }, batch: { maxMessages: 200, maxLatencyMs: 20 } });
+    await api(a.url, 'POST', '/v1/connectors', {
+      name: 'to-files',
+      plugin: 'file',
+      station: 'events',
+      config: { dir: out },
+      batch: { maxMessages: 200, maxLatencyMs: 20 },
+    });
     const ownerOf = async (via: BrokerProcess): Promise<string | undefined> => {
       const s = await api<Status>(via.url, 'GET', '/v1/connectors/to-files/status');
       return s.tasks[0]?.state === 'RUNNING' ? s.tasks[0].worker : undefined;
@@ -59,9 +74,14 @@ describe('sink task hand-over across a paused owner', () => {
           return i % 5 === 0 ? randomBytes(16 + (i % 200)) : Buffer.from(`{"n":${i},"pad":"${'x'.repeat(i % 300)}"}`);
         });
         try {
-          const res = await api<{ results: { partition?: number; offset?: number; error?: unknown }[] }>(other.url, 'POST', '/v1/stations/events/messages', {
-            messages: values.map((v, j) => ({ valueBase64: v.toString('base64'), key: `k${(n + j) % 17}` })),
-          });
+          const res = await api<{ results: { partition?: number; offset?: number; error?: unknown }[] }>(
+            other.url,
+            'POST',
+            '/v1/stations/events/messages',
+            {
+              messages: values.map((v, j) => ({ valueBase64: v.toString('base64'), key: `k${(n + j) % 17}` })),
+            },
+          );
           res.results.forEach((r, j) => {
             if (r.partition !== undefined && r.offset !== undefined) produced.set(`${r.partition}:${r.offset}`, values[j]!);
           });
@@ -72,33 +92,58 @@ describe('sink task hand-over across a paused owner', () => {
       }
     })();
 
-    await eventually('some records written', 30_000, async () => ((await readFileSink(out).catch(() => [])).length >= 2_000 ? true : undefined), 50);
+    await eventually(
+      'some records written',
+      30_000,
+      async () => ((await readFileSink(out).catch(() => [])).length >= 2_000 ? true : undefined),
+      50,
+    );
 
     // Pause the owner mid-stream; the other node takes the task once the lease ages out.
     process.kill(owner.child.pid!, 'SIGSTOP');
     const pausedAt = Date.now();
     paused.add(owner.child.pid!);
-    const moved = await eventually('the task on the other node', 20_000, async () => {
-      const w = await ownerOf(other);
-      return w !== undefined && pidOfWorker(w) === other.child.pid ? w : undefined;
-    }, 100);
+    const moved = await eventually(
+      'the task on the other node',
+      20_000,
+      async () => {
+        const w = await ownerOf(other);
+        return w !== undefined && pidOfWorker(w) === other.child.pid ? w : undefined;
+      },
+      100,
+    );
     expect(pidOfWorker(moved)).toBe(other.child.pid);
     await sleep(Math.max(0, pausedAt + 15_000 - Date.now()));
     process.kill(owner.child.pid!, 'SIGCONT');
     paused.delete(owner.child.pid!);
     // The resumed node rejoins and, ranking first for the task, takes it back.
-    await eventually('the task handed back', 30_000, async () => {
-      const w = await ownerOf(other);
-      return w !== undefined && pidOfWorker(w) === owner.child.pid ? true : undefined;
-    }, 100);
+    await eventually(
+      'the task handed back',
+      30_000,
+      async () => {
+        const w = await ownerOf(other);
+        return w !== undefined && pidOfWorker(w) === owner.child.pid ? true : undefined;
+      },
+      100,
+    );
     await sleep(3_000);
     producing = false;
     await producer;
 
     const drainedIn = Date.now();
-    await eventually('the lag drained', 45_000, async () => ((await api<Status>(other.url, 'GET', '/v1/connectors/to-files/status')).lag === 0 ? true : undefined), 200);
+    await eventually(
+      'the lag drained',
+      45_000,
+      async () => ((await api<Status>(other.url, 'GET', '/v1/connectors/to-files/status')).lag === 0 ? true : undefined),
+      200,
+    );
     console.log(`hand-over: ${produced.size} messages, lag drained ${Date.now() - drainedIn} ms after the producers stopped`);
-    await eventually('every record in the sink', 30_000, async () => ((await readFileSink(out).catch(() => [])).length >= produced.size ? true : undefined), 200);
+    await eventually(
+      'every record in the sink',
+      30_000,
+      async () => ((await readFileSink(out).catch(() => [])).length >= produced.size ? true : undefined),
+      200,
+    );
     await sleep(500);
     const records = await readFileSink(out);
     const seen = new Map<string, number>();
@@ -115,7 +160,8 @@ describe('sink task hand-over across a paused owner', () => {
     // owner wrote it (sinks get no fencing token: README of core/cluster) — at most its batches in flight,
     // one being written and one handed ahead (maxInFlight 2 of a one-task connector), 200 messages each.
     const twice = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
-    if (twice.length > 0) console.log(`written twice (the paused owner's write in flight): ${twice.length}: ${twice.slice(0, 5).join(', ')}…`);
+    if (twice.length > 0)
+      console.log(`written twice (the paused owner's write in flight): ${twice.length}: ${twice.slice(0, 5).join(', ')}…`);
     expect(twice.length).toBeLessThanOrEqual(2 * 200);
     expect(records.length).toBe(produced.size + twice.length);
   }, 240_000);

@@ -16,7 +16,16 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { sleep, startNatsCluster, type NatsCluster, eventually, localState, raftDesyncFixed, readPartition, streamLeader } from '../src/index.js';
+import {
+  sleep,
+  startNatsCluster,
+  type NatsCluster,
+  eventually,
+  localState,
+  raftDesyncFixed,
+  readPartition,
+  streamLeader,
+} from '../src/index.js';
 
 const STATION = 'orders';
 const PARTITIONS = 3;
@@ -59,7 +68,11 @@ describe('SIGKILL of one nats-server node of three (R3 station)', () => {
         try {
           const results = await s.produce(
             STATION,
-            values.map((value, i) => ({ value, key: `p${id}-k${i % 7}`, headers: { producer: String(id), batch: String(batch), i: String(i) } })),
+            values.map((value, i) => ({
+              value,
+              key: `p${id}-k${i % 7}`,
+              headers: { producer: String(id), batch: String(batch), i: String(i) },
+            })),
           );
           results.forEach((r, i) => {
             if (r.status === 'stored') acked.set(`${r.partition}:${r.offset}`, { value: values[i]!, producer: id, batch });
@@ -111,7 +124,12 @@ describe('SIGKILL of one nats-server node of three (R3 station)', () => {
       for (const [k, a] of acked) {
         const m = got.get(k);
         if (!m) missing++;
-        else if (Buffer.compare(Buffer.from(m.value), a.value) !== 0 || m.headers['producer'] !== String(a.producer) || m.headers['batch'] !== String(a.batch)) different++;
+        else if (
+          Buffer.compare(Buffer.from(m.value), a.value) !== 0 ||
+          m.headers['producer'] !== String(a.producer) ||
+          m.headers['batch'] !== String(a.batch)
+        )
+          different++;
       }
       expect({ missing, different }).toEqual({ missing: 0, different: 0 });
     };
@@ -125,7 +143,8 @@ describe('SIGKILL of one nats-server node of three (R3 station)', () => {
           .filter(([k, a]) => k.startsWith(`${p}:`) && a.producer === id)
           .map(([k, a]) => ({ offset: Number(k.split(':')[1]), batch: a.batch }))
           .sort((x, y) => x.offset - y.offset);
-        for (let i = 1; i < mine.length; i++) expect(mine[i]!.batch, `producer ${id}, partition ${p}`).toBeGreaterThanOrEqual(mine[i - 1]!.batch);
+        for (let i = 1; i < mine.length; i++)
+          expect(mine[i]!.batch, `producer ${id}, partition ${p}`).toBeGreaterThanOrEqual(mine[i - 1]!.batch);
       }
     }
 

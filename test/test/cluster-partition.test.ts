@@ -36,14 +36,25 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { JetStreamStore } from '@junction/cluster';
-import { api, eventually, localState, raftDesyncFixed, readPartition, sleep, startBroker, startNatsCluster, streamLeader, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import {
+  api,
+  eventually,
+  localState,
+  raftDesyncFixed,
+  readPartition,
+  sleep,
+  startBroker,
+  startNatsCluster,
+  streamLeader,
+  type BrokerProcess,
+  type NatsCluster,
+} from '../src/index.js';
 
 const STATION = 'parted';
 const PARTITIONS = 3;
 const STREAM = (p: number | string): string => `JUNCTION_${STATION}_${p}`;
 const STREAMS = [...Array.from({ length: PARTITIONS }, (_, p) => STREAM(p)), STREAM('ids')];
 const CUT_MS = 10_000;
-
 
 interface Sent {
   id: string;
@@ -131,20 +142,27 @@ describe('network cut of one nats-server node of three (R3 station, producers th
       while (!stop || retry.length > 0) {
         if (stop && Date.now() - stopAt > 40_000) break;
         if (paused) await paused;
-        const fresh = stop ? [] : Array.from({ length: 20 - Math.min(retry.length, 20) }, (_, i): Sent => {
-          const value = Buffer.concat([randomBytes(16), randomBytes(Math.floor(Math.random() * 1024))]);
-          const m = { id: value.subarray(0, 16).toString('hex'), value, key: `p${id}-k${i % 11}` };
-          sent.set(m.id, m);
-          return m;
-        });
+        const fresh = stop
+          ? []
+          : Array.from({ length: 20 - Math.min(retry.length, 20) }, (_, i): Sent => {
+              const value = Buffer.concat([randomBytes(16), randomBytes(Math.floor(Math.random() * 1024))]);
+              const m = { id: value.subarray(0, 16).toString('hex'), value, key: `p${id}-k${i % 11}` };
+              sent.set(m.id, m);
+              return m;
+            });
         const batch = [...retry.slice(0, 20), ...fresh];
         retry = retry.slice(20);
         const t0 = Date.now();
         inCall++;
         try {
-          const res = await api<{ results: { partition?: number; offset?: number; duplicate?: boolean; error?: { code: string } }[] }>(b.url, 'POST', `/v1/stations/${STATION}/messages`, {
-            messages: batch.map((m) => ({ valueBase64: m.value.toString('base64'), key: m.key, msgId: m.id })),
-          });
+          const res = await api<{ results: { partition?: number; offset?: number; duplicate?: boolean; error?: { code: string } }[] }>(
+            b.url,
+            'POST',
+            `/v1/stations/${STATION}/messages`,
+            {
+              messages: batch.map((m) => ({ valueBase64: m.value.toString('base64'), key: m.key, msgId: m.id })),
+            },
+          );
           calls.push({ start: t0, ms: Date.now() - t0 });
           res.results.forEach((r, i) => {
             const m = batch[i]!;
@@ -197,7 +215,9 @@ describe('network cut of one nats-server node of three (R3 station, producers th
       await sleep(500);
       newLeader = await streamLeader(c, STREAM(0), majorityIdx);
       cutSeq = (await localState(c, victim.index, STREAM(0)))?.last_seq ?? 0;
-      majSeq = Math.max(...(await Promise.all(majorityIdx.map(async (i) => (await localState(c, i, STREAM(0)).catch(() => undefined))?.last_seq ?? 0))));
+      majSeq = Math.max(
+        ...(await Promise.all(majorityIdx.map(async (i) => (await localState(c, i, STREAM(0)).catch(() => undefined))?.last_seq ?? 0))),
+      );
       const elapsed = Date.now() - cutAt;
       if ((elapsed >= CUT_MS && newLeader && newLeader !== victim.name && majSeq > cutSeq) || elapsed > 2 * CUT_MS) break;
     }
@@ -249,7 +269,10 @@ describe('network cut of one nats-server node of three (R3 station, producers th
     expect(cutSeq, 'the cut node did not receive the writes of the cut').toBeLessThan(majSeq);
     expect(lateAcked, 'acknowledged in the last 4 s of the cut').toBeGreaterThan(0);
     expect(maxCallMs, 'no produce call during the cut waits out the 10 s request timeout').toBeLessThan(6_000);
-    expect(unsent.map((m) => m.id), 'messages still not stored when the producers gave up').toEqual([]);
+    expect(
+      unsent.map((m) => m.id),
+      'messages still not stored when the producers gave up',
+    ).toEqual([]);
 
     // ---- every message exactly once, each acknowledged one byte for byte where it was acknowledged
     const s = admin;
@@ -257,7 +280,9 @@ describe('network cut of one nats-server node of three (R3 station, producers th
       const got = new Map<string, Uint8Array>();
       for (const p of partitions) {
         // After the heal a partition can be without a leader for a few seconds (README): read until it answers.
-        const ms = await eventually(`a read of partition ${p}`, 40_000, () => readPartition((from) => s.read(STATION, { partition: p, fromOffset: from, limit: 1_000_000 })));
+        const ms = await eventually(`a read of partition ${p}`, 40_000, () =>
+          readPartition((from) => s.read(STATION, { partition: p, fromOffset: from, limit: 1_000_000 })),
+        );
         for (const m of ms) got.set(`${p}:${m.offset}`, m.value);
       }
       return got;

@@ -11,7 +11,16 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { JetStreamStore } from '@junction/cluster';
-import { api, eventually, JunctionNodes, pidOfWorker, sleep, startNatsCluster, type BrokerProcess, type NatsCluster } from '../src/index.js';
+import {
+  api,
+  eventually,
+  JunctionNodes,
+  pidOfWorker,
+  sleep,
+  startNatsCluster,
+  type BrokerProcess,
+  type NatsCluster,
+} from '../src/index.js';
 
 interface Status {
   connector: { state: string };
@@ -20,8 +29,6 @@ interface Status {
 interface Offsets {
   offsets: { partition: { task: number }; offset: { seq: number; startMs: number } }[];
 }
-
-
 
 describe('a source connector across Junction nodes (shared, fenced positions)', () => {
   let cluster: NatsCluster | undefined;
@@ -92,7 +99,9 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
       },
       50,
     );
-    console.log(`source moved from ${first} to ${moved.worker} in ${moved.at - killedAt} ms; stored position at the kill: ${atKill} of ${N}`);
+    console.log(
+      `source moved from ${first} to ${moved.worker} in ${moved.at - killedAt} ms; stored position at the kill: ${atKill} of ${N}`,
+    );
     expect(moved.at - killedAt).toBeLessThan(10_000);
     expect(survivors.map((n) => n.child.pid)).toContain(pidOfWorker(moved.worker));
 
@@ -100,14 +109,15 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
     sampling = false;
     await sampler;
     // Resumed from the stored position: the position never went back (a fresh start would store ~100 first).
-    for (let i = 1; i < seen.length; i++) expect(seen[i]!, `position went back: ${seen.slice(Math.max(0, i - 3), i + 2).join(' → ')}`).toBeGreaterThan(seen[i - 1]!);
+    for (let i = 1; i < seen.length; i++)
+      expect(seen[i]!, `position went back: ${seen.slice(Math.max(0, i - 3), i + 2).join(' → ')}`).toBeGreaterThan(seen[i - 1]!);
     expect(seen.some((s) => s > atKill)).toBe(true);
 
     // The station: exactly N messages, seq 1…N once each, in order (one partition, one producer at a time).
     reader = new JetStreamStore({ servers: cluster.servers });
     await reader.open();
     const msgs: { offset: number; value: Uint8Array }[] = [];
-    for (let from = 1; ; ) {
+    for (let from = 1; ;) {
       const page = await reader.read('gen', { partition: 0, fromOffset: from, limit: 1000 });
       if (page.length === 0) break;
       msgs.push(...page);
@@ -123,12 +133,22 @@ describe('a source connector across Junction nodes (shared, fenced positions)', 
     expect(Math.min(...seqs)).toBe(1);
     expect(Math.max(...seqs)).toBe(N);
     const status = await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/gen/status');
-    console.log(`final: ${msgs.length} messages, ${seen.length} distinct positions sampled; task ${status.tasks[0]?.state} on ${status.tasks[0]?.worker}`);
+    console.log(
+      `final: ${msgs.length} messages, ${seen.length} distinct positions sampled; task ${status.tasks[0]?.state} on ${status.tasks[0]?.worker}`,
+    );
 
     // Offsets over REST act on the shared store: stop, set on one node, read on another, reset.
     await api(survivors[0]!.url, 'PUT', '/v1/connectors/gen/stop');
-    await eventually('stopped', 20_000, async () => ((await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/gen/status')).connector.state === 'STOPPED' ? true : undefined), 100);
-    await api(survivors[0]!.url, 'PATCH', '/v1/connectors/gen/offsets', { offsets: [{ partition: { task: 0 }, offset: { seq: 42, startMs } }] });
+    await eventually(
+      'stopped',
+      20_000,
+      async () =>
+        (await api<Status>(survivors[1]!.url, 'GET', '/v1/connectors/gen/status')).connector.state === 'STOPPED' ? true : undefined,
+      100,
+    );
+    await api(survivors[0]!.url, 'PATCH', '/v1/connectors/gen/offsets', {
+      offsets: [{ partition: { task: 0 }, offset: { seq: 42, startMs } }],
+    });
     const other = await api<Offsets>(survivors[1]!.url, 'GET', '/v1/connectors/gen/offsets');
     expect(other.offsets).toEqual([{ partition: { task: 0 }, offset: { seq: 42, startMs } }]);
     await api(survivors[1]!.url, 'DELETE', '/v1/connectors/gen/offsets');

@@ -49,9 +49,13 @@ describe('junction start --nats', () => {
     });
     expect(produced.results).toHaveLength(10);
 
-    const fetched = await api<{ messages: { deliveryId: string; value: string }[] }>(a.url, 'POST', '/v1/stations/shared/groups/g/fetch', { maxMessages: 100 });
+    const fetched = await api<{ messages: { deliveryId: string; value: string }[] }>(a.url, 'POST', '/v1/stations/shared/groups/g/fetch', {
+      maxMessages: 100,
+    });
     expect(fetched.messages.map((m) => m.value).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`).sort());
-    const acked = await api<{ results: { status: string }[] }>(b.url, 'POST', '/v1/stations/shared/groups/g/ack', { deliveryIds: fetched.messages.map((m) => m.deliveryId) });
+    const acked = await api<{ results: { status: string }[] }>(b.url, 'POST', '/v1/stations/shared/groups/g/ack', {
+      deliveryIds: fetched.messages.map((m) => m.deliveryId),
+    });
     expect(acked.results.map((r) => r.status)).toEqual(fetched.messages.map(() => 'acked'));
     for (const node of [a, b]) expect(await api(node.url, 'GET', '/v1/stations/shared/groups/g')).toMatchObject({ lag: 0, pending: 0 });
 
@@ -80,15 +84,24 @@ describe('junction start --nats', () => {
     brokers.push(a);
     expect(await api(a.url, 'POST', '/v1/stations', { name: 'single', replicas: 1 })).toMatchObject({ config: { replicas: 1 } });
     // More replicas than servers: JetStream cannot place them.
-    expect(await refused(a.url, 'POST', '/v1/stations', { name: 'five', replicas: 5 })).toMatchObject({ status: 400, body: { code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] } });
-    expect(await refused(a.url, 'POST', '/v1/stations', { name: 'bad', replicas: 7 })).toMatchObject({ status: 400, body: { code: 'BODY_INVALID', issues: [{ path: 'replicas' }] } });
+    expect(await refused(a.url, 'POST', '/v1/stations', { name: 'five', replicas: 5 })).toMatchObject({
+      status: 400,
+      body: { code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] },
+    });
+    expect(await refused(a.url, 'POST', '/v1/stations', { name: 'bad', replicas: 7 })).toMatchObject({
+      status: 400,
+      body: { code: 'BODY_INVALID', issues: [{ path: 'replicas' }] },
+    });
     expect(await api(a.url, 'PATCH', '/v1/stations/single', { replicas: 3 })).toMatchObject({ config: { replicas: 3 } });
     expect(await api(a.url, 'PATCH', '/v1/stations/single', { replicas: 1 })).toMatchObject({ config: { replicas: 1 } });
     await a.stop();
     const again = await startBroker({ dataDir: dir, args: ['--nats', urls] });
     brokers.push(again);
     const warned = await eventually('the under-replication warning', 10_000, async () =>
-      again.output().split('\n').find((l) => l.includes('"station":"single"') && l.includes('"couldHave":3')),
+      again
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"station":"single"') && l.includes('"couldHave":3')),
     );
     expect(JSON.parse(warned)).toMatchObject({ level: 40, station: 'single', replicas: 1, clusterServers: 3 });
     expect(again.output()).not.toContain('"station":"replicated"');

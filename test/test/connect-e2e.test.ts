@@ -47,7 +47,8 @@ async function produce(url: string, n: number): Promise<Map<string, Buffer>> {
 
 async function countFiles(dir: string): Promise<number> {
   let n = 0;
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) if (e.isFile() && e.name.endsWith('.jsonl')) n++;
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []))
+    if (e.isFile() && e.name.endsWith('.jsonl')) n++;
   return n;
 }
 
@@ -100,7 +101,11 @@ describe('connectors in a real broker process', () => {
     await waitForRecords(out, 3000, broker);
     await sleep(300); // nothing more comes
     await expectExactly(out, produced);
-    const status = await api<{ connector: { state: string }; lag: number; tasks: { state: string }[] }>(broker.url, 'GET', '/v1/connectors/to-files/status');
+    const status = await api<{ connector: { state: string }; lag: number; tasks: { state: string }[] }>(
+      broker.url,
+      'GET',
+      '/v1/connectors/to-files/status',
+    );
     expect(status).toMatchObject({ connector: { state: 'RUNNING' }, lag: 0, tasks: [{ state: 'RUNNING' }] });
     await broker.stop();
   });
@@ -139,7 +144,13 @@ describe('connectors in a real broker process', () => {
     await symlink(join(repoRoot, 'sdk-connector'), join(dataDir, 'plugins', 'node_modules', '@junction', 'sdk-connector'), 'dir');
     await writeFile(
       join(pkgDir, 'package.json'),
-      JSON.stringify({ name: 'junction-connector-misbehave', version: '0.1.0', type: 'module', junction: { kind: 'sink', entry: './index.js' }, dependencies: { '@junction/sdk-connector': '^1.0.0' } }),
+      JSON.stringify({
+        name: 'junction-connector-misbehave',
+        version: '0.1.0',
+        type: 'module',
+        junction: { kind: 'sink', entry: './index.js' },
+        dependencies: { '@junction/sdk-connector': '^1.0.0' },
+      }),
     );
     // Misbehaves on its first write (a marker file makes it once), then records what it writes.
     await writeFile(
@@ -203,24 +214,28 @@ export default defineSink({
       }
     })();
     try {
-    const produced = await produce(broker.url, 600);
-    const codes = { throw: 'INTERNAL', hang: 'WRITE_TIMEOUT', exit: 'WORKER_CRASHED', leak: 'WORKER_OUT_OF_MEMORY' };
-    for (const mode of modes) {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const st = await api<{ lag: number; tasks: { state: string; restarts: number; lastError?: { code: string } }[] }>(broker.url, 'GET', `/v1/connectors/bad-${mode}/status`);
-        if (st.lag === 0 && st.tasks[0]!.restarts >= 1) {
-          expect(st.tasks[0]!.state).toBe('RUNNING');
-          expect(st.tasks[0]!.lastError?.code).toBe(codes[mode]);
-          break;
+      const produced = await produce(broker.url, 600);
+      const codes = { throw: 'INTERNAL', hang: 'WRITE_TIMEOUT', exit: 'WORKER_CRASHED', leak: 'WORKER_OUT_OF_MEMORY' };
+      for (const mode of modes) {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const st = await api<{ lag: number; tasks: { state: string; restarts: number; lastError?: { code: string } }[] }>(
+            broker.url,
+            'GET',
+            `/v1/connectors/bad-${mode}/status`,
+          );
+          if (st.lag === 0 && st.tasks[0]!.restarts >= 1) {
+            expect(st.tasks[0]!.state).toBe('RUNNING');
+            expect(st.tasks[0]!.lastError?.code).toBe(codes[mode]);
+            break;
+          }
+          if (Date.now() > deadline) throw new Error(`bad-${mode} did not recover: ${JSON.stringify(st)}\n${broker.output()}`);
+          await sleep(100);
         }
-        if (Date.now() > deadline) throw new Error(`bad-${mode} did not recover: ${JSON.stringify(st)}\n${broker.output()}`);
-        await sleep(100);
+        const { readFile } = await import('node:fs/promises');
+        const lines = new Set((await readFile(join(dataDir, mode, 'written.log'), 'utf8')).split('\n').filter(Boolean));
+        expect(lines.size, mode).toBe(produced.size);
       }
-      const { readFile } = await import('node:fs/promises');
-      const lines = new Set((await readFile(join(dataDir, mode, 'written.log'), 'utf8')).split('\n').filter(Boolean));
-      expect(lines.size, mode).toBe(produced.size);
-    }
     } finally {
       pinging = false;
       await pinger;
@@ -241,7 +256,13 @@ export default defineSink({
     await symlink(join(repoRoot, 'sdk-connector'), join(pluginsDir, 'node_modules', '@junction', 'sdk-connector'), 'dir');
     await writeFile(
       join(pkgDir, 'package.json'),
-      JSON.stringify({ name: 'junction-connector-future', version: '0.2.0', type: 'module', junction: { kind: 'sink', entry: './index.js' }, dependencies: { '@junction/sdk-connector': '^2.0.0' } }),
+      JSON.stringify({
+        name: 'junction-connector-future',
+        version: '0.2.0',
+        type: 'module',
+        junction: { kind: 'sink', entry: './index.js' },
+        dependencies: { '@junction/sdk-connector': '^2.0.0' },
+      }),
     );
     await writeFile(
       join(pkgDir, 'index.js'),
@@ -253,8 +274,15 @@ export default defineSink({ name: 'future', version: '0.2.0', sdk: '^2', config:
     brokers.push(broker);
 
     const post = async (body: unknown) => {
-      const res = await fetch(`${broker.url}/v1/connectors`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      return { status: res.status, body: (await res.json()) as { code: string; message: string; issues?: { path: string; message: string }[] } };
+      const res = await fetch(`${broker.url}/v1/connectors`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return {
+        status: res.status,
+        body: (await res.json()) as { code: string; message: string; issues?: { path: string; message: string }[] },
+      };
     };
     let r = await post({ name: 'bad', plugin: 'file', station: STATION, config: { gzip: 'yes' }, batch: { maxMessages: -1 } });
     expect(r.status).toBe(400);
@@ -265,7 +293,11 @@ export default defineSink({ name: 'future', version: '0.2.0', sdk: '^2', config:
     expect(r.body.issues!.map((i) => i.path).sort()).toEqual(['config.dir', 'config.gzip']);
     expect(r.body.message).toMatch(/config\.(dir|gzip)/);
 
-    const refused = await api<{ packageName?: string; code: string; message: string }[]>(broker.url, 'GET', '/v1/connector-plugins/refused');
+    const refused = await api<{ packageName?: string; code: string; message: string }[]>(
+      broker.url,
+      'GET',
+      '/v1/connector-plugins/refused',
+    );
     const future = refused.find((x) => x.packageName === 'junction-connector-future');
     expect(future).toMatchObject({ code: 'SDK_INCOMPATIBLE' });
     expect(future!.message).toMatch(/needs connector SDK \^2, but this Junction runs SDK 1\./);

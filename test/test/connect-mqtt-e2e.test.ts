@@ -18,14 +18,23 @@ const RUN = randomBytes(4).toString('hex');
 const ROOT = `junction-e2e/${RUN}`;
 const CLIENT_ID = `junction-e2e-${RUN}`;
 
-interface Browsed { offset: number; key?: string; value: string; headers: Record<string, string> }
+interface Browsed {
+  offset: number;
+  key?: string;
+  value: string;
+  headers: Record<string, string>;
+}
 
 async function stationMessages(url: string): Promise<Browsed[]> {
   const out: Browsed[] = [];
   for (const partition of [0, 1]) {
     let from = 1;
     for (;;) {
-      const page = await api<{ messages: Browsed[] }>(url, 'GET', `/v1/stations/${STATION}/messages?partition=${partition}&fromOffset=${from}&limit=10000`);
+      const page = await api<{ messages: Browsed[] }>(
+        url,
+        'GET',
+        `/v1/stations/${STATION}/messages?partition=${partition}&fromOffset=${from}&limit=10000`,
+      );
       out.push(...page.messages);
       if (page.messages.length < 10_000) break;
       from = (page.messages.at(-1) as Browsed).offset + 1;
@@ -41,12 +50,23 @@ describe('mqtt source in a real broker process', () => {
   });
 
   it('nothing Mosquitto acknowledged is lost through a SIGKILL of the broker (QoS 1, persistent session)', async () => {
-    const pub = await mqtt.connectAsync(MQTT_URL, { clientId: `pub-${RUN}`, reconnectPeriod: 0, connectTimeout: 5000 }).catch((err: unknown) => {
-      throw new Error(`Mosquitto is not reachable at ${MQTT_URL} (.ci/run starts it): ${String(err)}`);
-    });
+    const pub = await mqtt
+      .connectAsync(MQTT_URL, { clientId: `pub-${RUN}`, reconnectPeriod: 0, connectTimeout: 5000 })
+      .catch((err: unknown) => {
+        throw new Error(`Mosquitto is not reachable at ${MQTT_URL} (.ci/run starts it): ${String(err)}`);
+      });
     cleanup.push(() => pub.endAsync());
     // Drop the connector's session from Mosquitto afterwards.
-    cleanup.push(async () => (await mqtt.connectAsync(MQTT_URL, { clientId: CLIENT_ID, clean: true, protocolVersion: 5, properties: { sessionExpiryInterval: 0 } })).endAsync());
+    cleanup.push(async () =>
+      (
+        await mqtt.connectAsync(MQTT_URL, {
+          clientId: CLIENT_ID,
+          clean: true,
+          protocolVersion: 5,
+          properties: { sessionExpiryInterval: 0 },
+        })
+      ).endAsync(),
+    );
 
     const dataDir = await mkdtemp(join(tmpdir(), 'junction-mqtt-e2e-'));
     cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -73,10 +93,15 @@ describe('mqtt source in a real broker process', () => {
       const s = await api<{ state?: string; tasks?: { state: string }[] }>(broker.url, 'GET', '/v1/connectors/from-mqtt/status');
       return JSON.stringify(s).includes('RUNNING') ? true : undefined;
     });
-    await eventually('the subscription', 30_000, async () => {
-      await publish(-1, 1); // a probe (i = -1) until one arrives
-      return (await stationMessages(broker.url)).length > 0 ? true : undefined;
-    }, 200);
+    await eventually(
+      'the subscription',
+      30_000,
+      async () => {
+        await publish(-1, 1); // a probe (i = -1) until one arrives
+        return (await stationMessages(broker.url)).length > 0 ? true : undefined;
+      },
+      200,
+    );
 
     // Mosquitto keeps at most max_queued_messages (default 1000) for a session whose client is away:
     // the test stays below that while the broker is down.
@@ -84,10 +109,15 @@ describe('mqtt source in a real broker process', () => {
       new Set((await stationMessages(broker.url)).map((m) => (JSON.parse(m.value) as { i: number }).i).filter((i) => i >= 0));
     const publishing = publish(0, 800);
     let storedAtKill = 0;
-    await eventually('a few hundred messages stored', 60_000, async () => {
-      storedAtKill = (await distinct()).size;
-      return storedAtKill > 300 ? true : undefined;
-    }, 20);
+    await eventually(
+      'a few hundred messages stored',
+      60_000,
+      async () => {
+        storedAtKill = (await distinct()).size;
+        return storedAtKill > 300 ? true : undefined;
+      },
+      20,
+    );
     await broker.kill();
     await publishing; // the rest of these, and the next 300, wait in Mosquitto while the broker is down
     await publish(800, 300);
@@ -96,10 +126,15 @@ describe('mqtt source in a real broker process', () => {
     await publish(1100, 500);
 
     const total = 1600;
-    const got = await eventually('every message in the station', 90_000, async () => {
-      const all = (await stationMessages(broker.url)).filter((m) => (JSON.parse(m.value) as { i: number }).i >= 0);
-      return new Set(all.map((m) => m.value)).size >= total ? all : undefined;
-    }, 200);
+    const got = await eventually(
+      'every message in the station',
+      90_000,
+      async () => {
+        const all = (await stationMessages(broker.url)).filter((m) => (JSON.parse(m.value) as { i: number }).i >= 0);
+        return new Set(all.map((m) => m.value)).size >= total ? all : undefined;
+      },
+      200,
+    );
     // The kill came while messages were flowing into the broker (published or not yet: on a busy machine the
     // publisher may be done first; the connector still held deliveries Mosquitto had not had acked).
     expect(storedAtKill).toBeLessThan(800);

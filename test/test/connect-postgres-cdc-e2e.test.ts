@@ -20,15 +20,30 @@ const TABLE = `cdc_e2e_${RUN}`;
 const SLOT = `cdc_e2e_slot_${RUN}`;
 const PUB = `cdc_e2e_pub_${RUN}`;
 
-interface Browsed { offset: number; key?: string; value: string; headers: Record<string, string> }
-interface Event { op: string; table: string; before: { id: number; n: number } | null; after: { id: number; n: number } | null; lsn: string }
+interface Browsed {
+  offset: number;
+  key?: string;
+  value: string;
+  headers: Record<string, string>;
+}
+interface Event {
+  op: string;
+  table: string;
+  before: { id: number; n: number } | null;
+  after: { id: number; n: number } | null;
+  lsn: string;
+}
 
 async function stationEvents(url: string): Promise<Event[]> {
   const out: Event[] = [];
   for (const partition of [0, 1]) {
     let from = 1;
     for (;;) {
-      const page = await api<{ messages: Browsed[] }>(url, 'GET', `/v1/stations/${STATION}/messages?partition=${partition}&fromOffset=${from}&limit=10000`);
+      const page = await api<{ messages: Browsed[] }>(
+        url,
+        'GET',
+        `/v1/stations/${STATION}/messages?partition=${partition}&fromOffset=${from}&limit=10000`,
+      );
       out.push(...page.messages.map((m) => JSON.parse(m.value) as Event));
       if (page.messages.length < 10_000) break;
       from = (page.messages.at(-1) as Browsed).offset + 1;
@@ -54,7 +69,9 @@ describe('postgres-cdc source in a real broker process', () => {
     cleanup.push(() => db.query(`DROP TABLE IF EXISTS public."${TABLE}"`));
     cleanup.push(() => db.query(`DROP PUBLICATION IF EXISTS "${PUB}"`));
     cleanup.push(async () => {
-      await eventually('the slot released', 30_000, async () => ((await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [SLOT])).rowCount === 0 ? true : undefined));
+      await eventually('the slot released', 30_000, async () =>
+        (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [SLOT])).rowCount === 0 ? true : undefined,
+      );
       await db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [SLOT]);
     });
 
@@ -72,7 +89,9 @@ describe('postgres-cdc source in a real broker process', () => {
       return b;
     };
     let broker = await start();
-    await eventually('the slot', 30_000, async () => ((await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [SLOT])).rowCount === 1 ? true : undefined));
+    await eventually('the slot', 30_000, async () =>
+      (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [SLOT])).rowCount === 1 ? true : undefined,
+    );
 
     // 300 transactions of 10 inserts, then each row's n updated once (every 7th row deleted instead).
     const writes = async (from: number, to: number): Promise<void> => {
@@ -91,7 +110,9 @@ describe('postgres-cdc source in a real broker process', () => {
     const more = writes(250, 300);
     await eventually('more events', 60_000, async () => ((await stationEvents(broker.url)).length > 2550 ? true : undefined), 20);
     // The replication backend terminated mid-stream: the task restarts at the slot's confirmed LSN.
-    const terminated = (await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active`, [SLOT])).rowCount;
+    const terminated = (
+      await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active`, [SLOT])
+    ).rowCount;
     await more;
     for (let id = 0; id < 3000; id++) {
       if (id % 7 === 0) await db.query(`DELETE FROM public."${TABLE}" WHERE id = $1`, [id]);
@@ -100,16 +121,29 @@ describe('postgres-cdc source in a real broker process', () => {
     const deletes = Array.from({ length: 3000 }, (_, id) => id).filter((id) => id % 7 === 0);
     const updates = Array.from({ length: 3000 }, (_, id) => id).filter((id) => id % 7 !== 0 && id % 3 === 0);
     const total = 3000 + deletes.length + updates.length;
-    const got = await eventually('every change in the station', 120_000, async () => {
-      const ev = await stationEvents(broker.url);
-      return ev.length >= total ? ev : undefined;
-    }, 200);
+    const got = await eventually(
+      'every change in the station',
+      120_000,
+      async () => {
+        const ev = await stationEvents(broker.url);
+        return ev.length >= total ? ev : undefined;
+      },
+      200,
+    );
     expect(beforeKill).toBeLessThan(1500); // the kill came mid-stream
     expect(terminated).toBe(1);
     expect(got.length).toBe(total);
-    const inserts = got.filter((e) => e.op === 'insert').map((e) => e.after!.id).sort((a, b) => a - b);
+    const inserts = got
+      .filter((e) => e.op === 'insert')
+      .map((e) => e.after!.id)
+      .sort((a, b) => a - b);
     expect(inserts).toEqual(Array.from({ length: 3000 }, (_, i) => i));
-    expect(got.filter((e) => e.op === 'delete').map((e) => e.before!.id).sort((a, b) => a - b)).toEqual(deletes);
+    expect(
+      got
+        .filter((e) => e.op === 'delete')
+        .map((e) => e.before!.id)
+        .sort((a, b) => a - b),
+    ).toEqual(deletes);
     const ups = got.filter((e) => e.op === 'update');
     expect(ups.map((e) => e.after!.id).sort((a, b) => a - b)).toEqual(updates);
     expect(ups.every((e) => e.after!.n === 1)).toBe(true);

@@ -18,7 +18,10 @@ const CONNECTOR = `to-pg-${randomBytes(3).toString('hex')}`;
 const TABLE = `e2e_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
 const isBad = (id: number): boolean => id % 500 === 250;
-const valueOf = (id: number): string => (isBad(id) ? `not-json-${id}` : JSON.stringify({ id, amount: id * 1.5, note: 'x'.repeat(id % 50), tab: id % 97 === 0 ? 'a\tb\\c\nd' : '' }));
+const valueOf = (id: number): string =>
+  isBad(id)
+    ? `not-json-${id}`
+    : JSON.stringify({ id, amount: id * 1.5, note: 'x'.repeat(id % 50), tab: id % 97 === 0 ? 'a\tb\\c\nd' : '' });
 
 async function produce(url: string, from: number, n: number): Promise<void> {
   for (let i = from; i < from + n; i += 250) {
@@ -43,9 +46,14 @@ describe('postgres sink in a real broker process', () => {
     cleanup.push(() => db.query(`DROP TABLE IF EXISTS public."${TABLE}"`));
     cleanup.push(() => db.query(`DELETE FROM junction_sink_offsets WHERE connector = $1`, [CONNECTOR]));
     cleanup.push(() => db.query(`DELETE FROM junction_sink_dead_letters WHERE connector = $1`, [CONNECTOR]));
-    const count = async (): Promise<number> => Number((await db.query(`SELECT count(*) AS n FROM public."${TABLE}"`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]?.n ?? 0);
+    const count = async (): Promise<number> =>
+      Number((await db.query(`SELECT count(*) AS n FROM public."${TABLE}"`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]?.n ?? 0);
     const terminate = async (): Promise<number> =>
-      (await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1`, [`junction-sink:${CONNECTOR}:%`])).rowCount ?? 0;
+      (
+        await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1`, [
+          `junction-sink:${CONNECTOR}:%`,
+        ])
+      ).rowCount ?? 0;
 
     const dataDir = await mkdtemp(join(tmpdir(), 'junction-pg-e2e-'));
     cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -83,14 +91,21 @@ describe('postgres sink in a real broker process', () => {
     const good = Array.from({ length: total }, (_, id) => id).filter((id) => !isBad(id));
     const bad = Array.from({ length: total }, (_, id) => id).filter(isBad);
     // Settled: every message acknowledged by the connector's group (written or dead-lettered).
-    await eventually('the connector group to settle', 90_000, async () => {
-      const g = await api<{ lag: number; pending: number }>(broker.url, 'GET', `/v1/stations/${STATION}/groups/connector.${CONNECTOR}`);
-      return g.lag === 0 && g.pending === 0 && (await count()) >= good.length ? true : undefined;
-    }, 100);
+    await eventually(
+      'the connector group to settle',
+      90_000,
+      async () => {
+        const g = await api<{ lag: number; pending: number }>(broker.url, 'GET', `/v1/stations/${STATION}/groups/connector.${CONNECTOR}`);
+        return g.lag === 0 && g.pending === 0 && (await count()) >= good.length ? true : undefined;
+      },
+      100,
+    );
 
-    const rows = (await db.query<{ key: string; value: unknown; partition: number; offset: string; station: string }>(
-      `SELECT key, value, partition, "offset", station FROM public."${TABLE}"`,
-    )).rows;
+    const rows = (
+      await db.query<{ key: string; value: unknown; partition: number; offset: string; station: string }>(
+        `SELECT key, value, partition, "offset", station FROM public."${TABLE}"`,
+      )
+    ).rows;
     expect(beforeKill).toBeLessThan(3000); // the kill came mid-stream
     expect(terminated).toBeGreaterThan(0);
     expect(rows.length).toBe(good.length);
@@ -104,7 +119,11 @@ describe('postgres sink in a real broker process', () => {
       expect(r.station).toBe(STATION);
     }
 
-    const dls = await api<{ messages: { value: string; headers: Record<string, string> }[] }>(broker.url, 'GET', `/v1/stations/${STATION}/dls?limit=1000`);
+    const dls = await api<{ messages: { value: string; headers: Record<string, string> }[] }>(
+      broker.url,
+      'GET',
+      `/v1/stations/${STATION}/dls?limit=1000`,
+    );
     const deadIds = dls.messages.map((m) => Number(m.value.replace('not-json-', '')));
     expect([...new Set(deadIds)].sort((a, b) => a - b)).toEqual(bad);
     for (const m of dls.messages) {

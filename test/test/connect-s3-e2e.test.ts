@@ -138,7 +138,11 @@ describe('S3 sink connector in a real broker process', () => {
     expect(final.length).toBe(sent.length);
     expect(new Set(final.map(valueText))).toEqual(new Set(sent));
     expect(lines.length).toBe(sent.length);
-    const status = await api<{ connector: { state: string }; tasks: { state: string }[] }>(broker.url, 'GET', '/v1/connectors/archive/status');
+    const status = await api<{ connector: { state: string }; tasks: { state: string }[] }>(
+      broker.url,
+      'GET',
+      '/v1/connectors/archive/status',
+    );
     expect(status.connector.state).toBe('RUNNING');
     await broker.stop();
   });
@@ -148,7 +152,11 @@ describe('S3 sink connector in a real broker process', () => {
     const broker = await start();
     await produce(broker.url, 0, 10);
     const status = await until('a FAILED task', 30_000, async () => {
-      const s = await api<{ connector: { state: string; trace?: string }; tasks: { state: string; trace?: string }[] }>(broker.url, 'GET', '/v1/connectors/archive/status');
+      const s = await api<{ connector: { state: string; trace?: string }; tasks: { state: string; trace?: string }[] }>(
+        broker.url,
+        'GET',
+        '/v1/connectors/archive/status',
+      );
       return s.tasks.some((t) => t.state === 'FAILED') || s.connector.state === 'FAILED' ? s : undefined;
     });
     expect(JSON.stringify(status)).toMatch(/AUTH_FAILED|SignatureDoesNotMatch|InvalidAccessKeyId|credentials/i);

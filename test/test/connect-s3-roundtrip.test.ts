@@ -95,7 +95,13 @@ async function records(c: S3Client, bucket: string, valueMode: 'string' | 'json'
     const partition = Number(objectKey.split('/')[1]);
     for (const line of text.split('\n')) {
       if (!line) continue;
-      const o = JSON.parse(line) as { offset: number; key: string | null; headers: Record<string, string>; value: unknown; base64?: boolean };
+      const o = JSON.parse(line) as {
+        offset: number;
+        key: string | null;
+        headers: Record<string, string>;
+        value: unknown;
+        base64?: boolean;
+      };
       let value: Buffer;
       if (valueMode === 'json') value = Buffer.from(line.slice(line.indexOf('"value":') + 8, -1), 'utf8');
       else value = o.base64 === true ? Buffer.from(o.value as string, 'base64') : Buffer.from(o.value as string, 'utf8');
@@ -110,12 +116,15 @@ async function produce(url: string, station: string, msgs: Msg[], chunk = 500): 
   const out: Sent[] = [];
   for (let i = 0; i < msgs.length; i += chunk) {
     const part = msgs.slice(i, i + chunk);
-    const res = await api<{ results: ({ partition: number; offset: number; duplicate?: true } | { error: { code: string; message: string } })[] }>(
-      url,
-      'POST',
-      `/v1/stations/${station}/messages`,
-      { messages: part.map((m) => ({ valueBase64: m.value.toString('base64'), headers: m.headers, ...(m.key === undefined ? {} : { key: m.key }) })) },
-    );
+    const res = await api<{
+      results: ({ partition: number; offset: number; duplicate?: true } | { error: { code: string; message: string } })[];
+    }>(url, 'POST', `/v1/stations/${station}/messages`, {
+      messages: part.map((m) => ({
+        valueBase64: m.value.toString('base64'),
+        headers: m.headers,
+        ...(m.key === undefined ? {} : { key: m.key }),
+      })),
+    });
     res.results.forEach((r, j) => {
       if ('error' in r || r.duplicate) throw new Error(`produce of message ${i + j} answered ${JSON.stringify(r)}`);
       out.push({ ...part[j]!, partition: r.partition, offset: r.offset });
@@ -135,7 +144,13 @@ async function browse(url: string, station: string, partition: number): Promise<
       `/v1/stations/${station}/messages?partition=${partition}&fromOffset=${from}&limit=10000&encoding=base64`,
     );
     if (page.messages.length === 0) return out;
-    for (const m of page.messages) out.push({ offset: m.offset, ...(m.key === undefined ? {} : { key: m.key }), headers: m.headers, value: Buffer.from(m.valueBase64, 'base64') });
+    for (const m of page.messages)
+      out.push({
+        offset: m.offset,
+        ...(m.key === undefined ? {} : { key: m.key }),
+        headers: m.headers,
+        value: Buffer.from(m.valueBase64, 'base64'),
+      });
     from = page.messages[page.messages.length - 1]!.offset + 1;
   }
 }
@@ -161,7 +176,8 @@ async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | un
       return undefined;
     });
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${detail ? `\n${detail()}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${detail ? `\n${detail()}` : ''}`);
     await sleep(100);
   }
 }
@@ -177,7 +193,13 @@ function expectExactlySent(got: Rec[], sent: Sent[]): void {
     if (seen.has(id)) dup.push(id);
     seen.add(id);
     const s = want.get(id);
-    if (!s || !s.value.equals(r.value) || s.key !== r.key || JSON.stringify(Object.entries(s.headers).sort()) !== JSON.stringify(Object.entries(r.headers).sort())) wrong.push(id);
+    if (
+      !s ||
+      !s.value.equals(r.value) ||
+      s.key !== r.key ||
+      JSON.stringify(Object.entries(s.headers).sort()) !== JSON.stringify(Object.entries(r.headers).sort())
+    )
+      wrong.push(id);
   }
   expect(dup.slice(0, 10), 'duplicated records').toEqual([]);
   expect(wrong.slice(0, 10), 'records not as produced').toEqual([]);
@@ -225,7 +247,9 @@ describe('S3 sink and S3 source through the connector runtime', () => {
 
   it('round trip: sink → bucket → source into a second station, byte for byte, keys, headers and order; no duplicate after SIGKILL and restarts', async () => {
     const N = 3000;
-    const { s3, c, bucket, start, logs } = await setup('roundtrip', (s3, bucket) => `stations:
+    const { s3, c, bucket, start, logs } = await setup(
+      'roundtrip',
+      (s3, bucket) => `stations:
   - name: orders
     partitions: 3
   - name: restored
@@ -245,7 +269,8 @@ ${s3Yaml(s3, bucket)}
     batch:
       maxMessages: 400
       maxLatencyMs: 100
-`);
+`,
+    );
     // Values of every kind `value: string` documents it gives back exactly: JSON, non-ASCII text, text
     // that is not JSON (quotes, backslashes, CR LF, tabs, NUL), bytes that are not UTF-8, an empty value.
     const msgs: Msg[] = Array.from({ length: N }, (_, i) => {
@@ -273,7 +298,12 @@ ${s3Yaml(s3, bucket)}
           value = Buffer.from(`{"id":"m-${i}","n":${i * 7},"nested":{"a":[1,2,{"b":"${'y'.repeat(i % 120)}"}]}}`);
       }
       const key = i % 7 === 0 ? undefined : i % 7 === 1 ? `clé-${i % 5}-ключ` : `k${i % 13}`;
-      const headers: Record<string, string> = i % 3 === 0 ? {} : i % 3 === 1 ? { 'content-type': 'text/plain; charset=utf-8', 'x-seq': String(i) } : { 'x-lang': '日本語', 'x-empty': '', 'x-quote': 'a "b" \\c' };
+      const headers: Record<string, string> =
+        i % 3 === 0
+          ? {}
+          : i % 3 === 1
+            ? { 'content-type': 'text/plain; charset=utf-8', 'x-seq': String(i) }
+            : { 'x-lang': '日本語', 'x-empty': '', 'x-quote': 'a "b" \\c' };
       return { ...(key === undefined ? {} : { key }), headers, value };
     });
     let broker = await start();
@@ -281,7 +311,12 @@ ${s3Yaml(s3, bucket)}
     expect(new Set(sent.map((s) => s.partition)).size).toBe(3);
 
     // The archive: exactly N records, byte for byte.
-    await until('every record in the bucket', 60_000, async () => ((await records(c, bucket, 'string')).length >= N ? true : undefined), logs);
+    await until(
+      'every record in the bucket',
+      60_000,
+      async () => ((await records(c, bucket, 'string')).length >= N ? true : undefined),
+      logs,
+    );
     await sleep(500);
     expectExactlySent(await records(c, bucket, 'string'), sent);
     expect(await dlsCount(broker.url, 'orders')).toBe(0);
@@ -305,7 +340,7 @@ ${s3Yaml(s3, bucket)}
     });
     // SIGKILL of the broker while the source is between its first and its last message.
     let atKill = 0;
-    for (const deadline = Date.now() + 30_000; ; ) {
+    for (const deadline = Date.now() + 30_000; ;) {
       const n = await stationCount(broker.url, 'restored');
       if (n > 0 && n < N) {
         await broker.kill();
@@ -328,15 +363,25 @@ ${s3Yaml(s3, bucket)}
       const wrong: number[] = [];
       got.forEach((g, i) => {
         const w = expected[i]!;
-        if (!g.value.equals(w.value) || g.key !== w.key || JSON.stringify(Object.entries(g.headers).sort()) !== JSON.stringify(Object.entries(w.headers).sort())) wrong.push(i);
+        if (
+          !g.value.equals(w.value) ||
+          g.key !== w.key ||
+          JSON.stringify(Object.entries(g.headers).sort()) !== JSON.stringify(Object.entries(w.headers).sort())
+        )
+          wrong.push(i);
       });
       expect(wrong.slice(0, 10), `restored messages differing from A's (first: ${JSON.stringify(got[wrong[0] ?? 0])})`).toEqual([]);
     };
     const waitFinished = async (b: BrokerProcess) => {
-      await until('the source to finish its read', 60_000, async () => {
-        const s = await status(b.url, 'restore');
-        return s.tasks.length === 1 && s.tasks[0]!.finished === true ? s : undefined;
-      }, () => b.output());
+      await until(
+        'the source to finish its read',
+        60_000,
+        async () => {
+          const s = await status(b.url, 'restore');
+          return s.tasks.length === 1 && s.tasks[0]!.finished === true ? s : undefined;
+        },
+        () => b.output(),
+      );
       // Gone idle: the count does not move any more.
       const n = await stationCount(b.url, 'restored');
       await sleep(1000);
@@ -368,7 +413,9 @@ ${s3Yaml(s3, bucket)}
   }, 120_000);
 
   it('S3 stopped for 30 s while messages wait, then back: every record byte for byte, RUNNING, nothing dead-lettered', async () => {
-    const { s3, c, bucket, start, logs } = await setup('outage', (s3, bucket) => `stations:
+    const { s3, c, bucket, start, logs } = await setup(
+      'outage',
+      (s3, bucket) => `stations:
   - name: events
     partitions: 2
 connectors:
@@ -384,7 +431,8 @@ ${s3Yaml(s3, bucket)}
     errors:
       retryTimeoutMs: 120000
       retryMaxDelayMs: 2000
-`);
+`,
+    );
     const event = (i: number): Msg => ({
       key: `device-${i % 17}`,
       headers: i % 2 ? { source: 'sensor', 'x-ünï': 'çödé' } : {},
@@ -392,12 +440,22 @@ ${s3Yaml(s3, bucket)}
     });
     const broker = await start();
     // Some before the outage, written while S3 is up.
-    const sent = await produce(broker.url, 'events', Array.from({ length: 1000 }, (_, i) => event(i)));
+    const sent = await produce(
+      broker.url,
+      'events',
+      Array.from({ length: 1000 }, (_, i) => event(i)),
+    );
     await until('the first 1000 records', 30_000, async () => ((await records(c, bucket, 'json')).length >= 1000 ? true : undefined), logs);
 
     await s3.stop();
     const downAt = Date.now();
-    sent.push(...(await produce(broker.url, 'events', Array.from({ length: 2000 }, (_, i) => event(1000 + i)))));
+    sent.push(
+      ...(await produce(
+        broker.url,
+        'events',
+        Array.from({ length: 2000 }, (_, i) => event(1000 + i)),
+      )),
+    );
     // 30 s of outage; the connector must not give up meanwhile.
     const seen = new Set<string>();
     let lag = 0;
@@ -413,12 +471,19 @@ ${s3Yaml(s3, bucket)}
     expect(lag).toBeGreaterThan(0);
     await s3.start();
 
-    await until('every record in the bucket after the outage', 60_000, async () => ((await records(c, bucket, 'json')).length >= sent.length ? true : undefined), logs);
+    await until(
+      'every record in the bucket after the outage',
+      60_000,
+      async () => ((await records(c, bucket, 'json')).length >= sent.length ? true : undefined),
+      logs,
+    );
     await sleep(1000);
     expectExactlySent(await records(c, bucket, 'json'), sent);
     const st = await until('the connector RUNNING with no lag', 20_000, async () => {
       const s = await status(broker.url, 'archive');
-      return s.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') && s.lag === 0 ? s : undefined;
+      return s.connector.state === 'RUNNING' && s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING') && s.lag === 0
+        ? s
+        : undefined;
     });
     expect(st.connector.state).toBe('RUNNING');
     expect(await dlsCount(broker.url, 'events')).toBe(0);
@@ -426,7 +491,9 @@ ${s3Yaml(s3, bucket)}
   }, 120_000);
 
   it('kill -9 of the broker in the middle of a multipart upload, twice: exactly N records, each once, byte for byte', async () => {
-    const { s3, c, bucket, start, logs } = await setup('multipart', (s3, bucket) => `stations:
+    const { s3, c, bucket, start, logs } = await setup(
+      'multipart',
+      (s3, bucket) => `stations:
   - name: bulk
     partitions: 2
 connectors:
@@ -451,7 +518,8 @@ ${s3Yaml(s3, bucket)}
     errors:
       retryTimeoutMs: 120000
       retryMaxDelayMs: 1000
-`);
+`,
+    );
     // ~48 MiB of ~1 KiB values: 2 partitions × 2 objects of ~12 MiB, each a multipart upload of 3 parts.
     const N = 48_000;
     const msgs: Msg[] = Array.from({ length: N }, (_, i) => ({
@@ -497,10 +565,15 @@ ${s3Yaml(s3, bucket)}
     const second = await killMidUpload('2', async () => (await dataKeys(c, bucket)).length >= 1, first);
     broker = await start();
 
-    await until('the sink to catch up', 90_000, async () => {
-      const s = await status(broker.url, 'bulk-archive');
-      return s.lag === 0 ? s : undefined;
-    }, logs);
+    await until(
+      'the sink to catch up',
+      90_000,
+      async () => {
+        const s = await status(broker.url, 'bulk-archive');
+        return s.lag === 0 ? s : undefined;
+      },
+      logs,
+    );
     const got = await records(c, bucket, 'string');
     expectExactlySent(got, sent);
     // The archive is made of multipart-sized objects (a replay after a kill may cut a smaller one).

@@ -34,7 +34,11 @@ async function produceAll(url: string, n: number, round: string, produced: Map<s
     Array.from({ length: 8 }, async () => {
       while (next < ids.length) {
         const id = ids[next++]!;
-        const values = Array.from({ length: n }, (_, j) => (j % 5 === 0 ? randomBytes(1 + (j % 200)) : Buffer.from(`{"station":"${id}","round":"${round}","n":${j},"pad":"${'x'.repeat(j * 7 % 300)}"}`)));
+        const values = Array.from({ length: n }, (_, j) =>
+          j % 5 === 0
+            ? randomBytes(1 + (j % 200))
+            : Buffer.from(`{"station":"${id}","round":"${round}","n":${j},"pad":"${'x'.repeat((j * 7) % 300)}"}`),
+        );
         const res = await api<{ results: { partition: number; offset: number }[] }>(url, 'POST', `/v1/stations/s-${id}/messages`, {
           messages: values.map((v) => ({ valueBase64: v.toString('base64') })),
         });
@@ -68,13 +72,23 @@ describe('connectors at scale in one broker process', () => {
       await Promise.all(
         ids.slice(i, i + 10).map(async (id) => {
           await api(broker.url, 'POST', '/v1/stations', { name: `s-${id}`, partitions: 1 });
-          await api(broker.url, 'POST', '/v1/connectors', { name: `c-${id}`, plugin: 'file', station: `s-${id}`, config: { dir: join(out, id) }, batch: { maxMessages: 20, maxLatencyMs: 50 } });
+          await api(broker.url, 'POST', '/v1/connectors', {
+            name: `c-${id}`,
+            plugin: 'file',
+            station: `s-${id}`,
+            config: { dir: join(out, id) },
+            batch: { maxMessages: 20, maxLatencyMs: 50 },
+          });
         }),
       );
     }
     const listed: string[] = [];
-    for (let after: string | undefined; ; ) {
-      const page = await api<{ connectors: string[]; next?: string }>(broker.url, 'GET', `/v1/connectors?limit=64${after ? `&after=${after}` : ''}`);
+    for (let after: string | undefined; ;) {
+      const page = await api<{ connectors: string[]; next?: string }>(
+        broker.url,
+        'GET',
+        `/v1/connectors?limit=64${after ? `&after=${after}` : ''}`,
+      );
       listed.push(...page.connectors);
       if (!page.next) break;
       after = page.next;
@@ -123,13 +137,19 @@ describe('connectors at scale in one broker process', () => {
     // Threads: the shared pool is sized to the cores; no thread per connector task. Memory: far below a
     // thread per task (10-15 MB each: 200 tasks were ~2.9 GB before the shared pool).
     const cores = availableParallelism();
-    for (const [when, s] of [['while writing', busy], ['after the restart, fed', after]] as const) {
+    for (const [when, s] of [
+      ['while writing', busy],
+      ['after the restart, fed', after],
+    ] as const) {
       expect(s.threads, `threads ${when} (${base.threads} before any connector)`).toBeLessThanOrEqual(cores + THREAD_SLACK);
       expect(s.rssMb, `RSS ${when}`).toBeLessThan(1024);
     }
-    const statuses = await api<{ connectors: { name: string; status: { isolation?: string; tasks: { state: string }[]; lag?: number } }[] }>(broker.url, 'GET', '/v1/connectors?expand=status&limit=1000');
+    const statuses = await api<{
+      connectors: { name: string; status: { isolation?: string; tasks: { state: string }[]; lag?: number } }[];
+    }>(broker.url, 'GET', '/v1/connectors?expand=status&limit=1000');
     expect(statuses.connectors).toHaveLength(N);
-    for (const c of statuses.connectors) expect(c.status, c.name).toMatchObject({ isolation: 'shared', lag: 0, tasks: [{ state: 'RUNNING' }] });
+    for (const c of statuses.connectors)
+      expect(c.status, c.name).toMatchObject({ isolation: 'shared', lag: 0, tasks: [{ state: 'RUNNING' }] });
     await broker.stop();
   }, 300_000);
 });

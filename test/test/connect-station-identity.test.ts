@@ -73,7 +73,9 @@ connectors:
     const first = await api<{ id: string }>(broker.url, 'GET', `/v1/stations/${STATION}`);
     const before = await produce(broker.url, 300, 'old');
     const of = (records: FileRecord[], id: string) => records.filter((r) => r.stationId === stationIdSegment(id));
-    await until('the first incarnation in files', broker, 60_000, async () => ((of(await readFileSink(out), first.id).length >= 300) ? true : undefined));
+    await until('the first incarnation in files', broker, 60_000, async () =>
+      of(await readFileSink(out), first.id).length >= 300 ? true : undefined,
+    );
 
     await api(broker.url, 'DELETE', `/v1/stations/${STATION}`);
     const second = await api<{ id: string }>(broker.url, 'POST', '/v1/stations', { name: STATION });

@@ -41,7 +41,11 @@ const warehouses: Warehouse[] = [
     async start() {
       const fake = await new FakeBigQuery({ token: 'good-token', dedupWindowMs: 0 }).start();
       fake.createDataset('test-proj', 'ds');
-      const bq = new BigQuery({ projectId: 'test-proj', apiEndpoint: fake.url, authClient: { getRequestHeaders: async () => new Headers({ authorization: 'Bearer good-token' }) } as never });
+      const bq = new BigQuery({
+        projectId: 'test-proj',
+        apiEndpoint: fake.url,
+        authClient: { getRequestHeaders: async () => new Headers({ authorization: 'Bearer good-token' }) } as never,
+      });
       return {
         close: () => fake.close(),
         env: { WH_SECRET: 'good-token' },
@@ -59,11 +63,22 @@ const warehouses: Warehouse[] = [
         env: { WH_SECRET: 'secret' },
         config: `account: testacct\naccessUrl: ${fake.url}\nusername: junction\npassword: \${env:WH_SECRET}\nwarehouse: WH\ndatabase: DB\ntable: EVENTS`,
         async rows() {
-          const conn = snowflake.createConnection({ account: 'testacct', accessUrl: fake.url, username: 'junction', password: 'secret', database: 'DB', schema: 'PUBLIC', warehouse: 'WH' } as never);
+          const conn = snowflake.createConnection({
+            account: 'testacct',
+            accessUrl: fake.url,
+            username: 'junction',
+            password: 'secret',
+            database: 'DB',
+            schema: 'PUBLIC',
+            warehouse: 'WH',
+          } as never);
           await conn.connectAsync(() => undefined);
           try {
             const got = await new Promise<Record<string, unknown>[]>((res, rej) =>
-              conn.execute({ sqlText: 'SELECT PARTITION, OFFSET, VALUE FROM EVENTS', complete: (e, _s, r) => (e ? rej(e) : res((r ?? []) as Record<string, unknown>[])) }),
+              conn.execute({
+                sqlText: 'SELECT PARTITION, OFFSET, VALUE FROM EVENTS',
+                complete: (e, _s, r) => (e ? rej(e) : res((r ?? []) as Record<string, unknown>[])),
+              }),
             );
             return got.map((r) => ({ partition: r.PARTITION, offset: r.OFFSET, value: r.VALUE }));
           } finally {
@@ -85,7 +100,13 @@ const warehouses: Warehouse[] = [
           const http = new PlainOrTlsHttpClient();
           try {
             const fb = Firebolt({ apiEndpoint: fake.url, dependencies: { httpClient: http as never, logger: silentLogger } });
-            const conn = await fb.connect({ account: 'acct', auth: { client_id: 'junction-id', client_secret: 'junction-secret' }, database: 'db', engineName: 'eng', useCache: false });
+            const conn = await fb.connect({
+              account: 'acct',
+              auth: { client_id: 'junction-id', client_secret: 'junction-secret' },
+              database: 'db',
+              engineName: 'eng',
+              useCache: false,
+            });
             const st = await conn.execute('SELECT "partition", "offset", "value" FROM events', { response: { normalizeData: true } });
             return (await st.fetchResult()).data as Row[];
           } finally {
@@ -99,12 +120,18 @@ const warehouses: Warehouse[] = [
 
 async function produce(url: string, from: number, n: number): Promise<void> {
   for (let i = from; i < from + n; i += 250) {
-    const values = Array.from({ length: Math.min(250, from + n - i) }, (_, j) => JSON.stringify({ id: i + j, amount: (i + j) * 1.5, note: 'x'.repeat((i + j) % 50) }));
+    const values = Array.from({ length: Math.min(250, from + n - i) }, (_, j) =>
+      JSON.stringify({ id: i + j, amount: (i + j) * 1.5, note: 'x'.repeat((i + j) % 50) }),
+    );
     await api(url, 'POST', `/v1/stations/${STATION}/messages`, { messages: values.map((value, j) => ({ value, key: `k${(i + j) % 7}` })) });
   }
 }
 
-const indent = (text: string, spaces: number) => text.split('\n').map((l) => ' '.repeat(spaces) + l).join('\n');
+const indent = (text: string, spaces: number) =>
+  text
+    .split('\n')
+    .map((l) => ' '.repeat(spaces) + l)
+    .join('\n');
 
 describe('warehouse sink connectors in a real broker process', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -132,7 +159,7 @@ describe('warehouse sink connectors in a real broker process', () => {
 
       let broker = await start();
       await produce(broker.url, 0, 3000);
-      for (const end = Date.now() + 30_000; (await rows()).length === 0; ) {
+      for (const end = Date.now() + 30_000; (await rows()).length === 0;) {
         if (Date.now() > end) throw new Error(`no rows landed:\n${broker.output()}`);
         await sleep(50);
       }
@@ -141,7 +168,7 @@ describe('warehouse sink connectors in a real broker process', () => {
       broker = await start();
       await produce(broker.url, 3000, 1000);
       const total = 4000;
-      for (const end = Date.now() + 60_000; (await rows()).length < total; ) {
+      for (const end = Date.now() + 60_000; (await rows()).length < total;) {
         if (Date.now() > end) throw new Error(`only ${(await rows()).length} of ${total} rows:\n${broker.output()}`);
         await sleep(200);
       }
@@ -150,7 +177,9 @@ describe('warehouse sink connectors in a real broker process', () => {
       expect(before).toBeLessThan(3000); // the kill came mid-stream
       expect(got.length).toBe(total);
       expect(new Set(got.map((r) => `${String(r.partition)}:${String(r.offset)}`)).size).toBe(total);
-      const ids = got.map((r) => (JSON.parse(typeof r.value === 'string' ? r.value : JSON.stringify(r.value)) as { id: number }).id).sort((a, b) => a - b);
+      const ids = got
+        .map((r) => (JSON.parse(typeof r.value === 'string' ? r.value : JSON.stringify(r.value)) as { id: number }).id)
+        .sort((a, b) => a - b);
       expect(ids).toEqual(Array.from({ length: total }, (_, i) => i));
       await broker.stop();
     });

@@ -54,7 +54,13 @@ describe('a wedged plugin in a real broker process', () => {
     await symlink(join(repoRoot, 'sdk-connector'), join(dataDir, 'plugins', 'node_modules', '@junction', 'sdk-connector'), 'dir');
     await writeFile(
       join(pkgDir, 'package.json'),
-      JSON.stringify({ name: 'junction-connector-wedged', version: '0.1.0', type: 'module', junction: { kind: 'sink', entry: './index.js' }, dependencies: { '@junction/sdk-connector': '^1.0.0' } }),
+      JSON.stringify({
+        name: 'junction-connector-wedged',
+        version: '0.1.0',
+        type: 'module',
+        junction: { kind: 'sink', entry: './index.js' },
+        dependencies: { '@junction/sdk-connector': '^1.0.0' },
+      }),
     );
     await writeFile(
       join(pkgDir, 'index.js'),
@@ -87,7 +93,10 @@ export default defineSink({
     // The request, as it was sent.
     await api(broker.url, 'POST', '/v1/connectors', { name: 'bad', plugin: 'file', station: 's', config: { dir: '/proc/nope' } });
     const failed = await eventually('the file sink to fail', 10_000, async () => {
-      const s = await api<{ connector: { state: string; trace?: string }; tasks: { state: string; lastError?: { code: string }; restartAt?: number }[] }>(broker.url, 'GET', '/v1/connectors/bad/status');
+      const s = await api<{
+        connector: { state: string; trace?: string };
+        tasks: { state: string; lastError?: { code: string }; restartAt?: number }[];
+      }>(broker.url, 'GET', '/v1/connectors/bad/status');
       return s.connector.state === 'FAILED' ? s : undefined;
     });
     expect(failed.tasks[0]).toMatchObject({ state: 'FAILED', lastError: { code: 'DESTINATION_UNUSABLE' } });
@@ -130,7 +139,9 @@ export default defineSink({
     await eventually('the third wedged open', 10_000, async () => ((await opens()) >= 3 ? true : undefined));
     const { value: code } = await timed('SIGTERM to exit', SHUTDOWN_BOUND_MS, () => broker.stop());
     expect({ code, signal: broker.child.signalCode }, broker.output()).toEqual({ code: null, signal: 'SIGTERM' });
-    expect(broker.output()).toMatch(/connector worker thread\(s\) are blocked in native code and Node cannot exit normally: ending by SIGTERM/);
+    expect(broker.output()).toMatch(
+      /connector worker thread\(s\) are blocked in native code and Node cannot exit normally: ending by SIGTERM/,
+    );
     expect(broker.output()).toMatch(/junction closed/);
 
     // Restarted: every message is still there, unacknowledged by the wedged connector's group.

@@ -48,7 +48,10 @@ describe('SIGKILL of the broker', () => {
           const values = Array.from({ length: 50 }, () => randomBytes(16 + Math.floor(Math.random() * 2048)));
           try {
             const res = await api<{ results: { partition: number; offset: number }[] }>(url, 'POST', `/v1/stations/${STATION}/messages`, {
-              messages: values.map((v, i) => ({ valueBase64: v.toString('base64'), headers: { round: String(round), producer: String(id), n: String(n + i) } })),
+              messages: values.map((v, i) => ({
+                valueBase64: v.toString('base64'),
+                headers: { round: String(round), producer: String(id), n: String(n + i) },
+              })),
             });
             res.results.forEach((r, i) => produced.set(key(r.partition, r.offset), values[i]!));
             n += values.length;
@@ -60,13 +63,22 @@ describe('SIGKILL of the broker', () => {
       const consumer = async () => {
         while (!stop) {
           try {
-            const batch = await api<FetchAnswer>(url, 'POST', `/v1/stations/${STATION}/groups/${GROUP}/fetch`, { maxMessages: 100, waitMs: 50, encoding: 'base64' });
+            const batch = await api<FetchAnswer>(url, 'POST', `/v1/stations/${STATION}/groups/${GROUP}/fetch`, {
+              maxMessages: 100,
+              waitMs: 50,
+              encoding: 'base64',
+            });
             if (batch.messages.length === 0) continue;
             const keys = batch.messages.map((m) => key(m.partition, m.offset));
             for (const k of keys) maybeAcked.add(k);
-            const res = await api<{ results: { deliveryId: string; status: string }[] }>(url, 'POST', `/v1/stations/${STATION}/groups/${GROUP}/ack`, {
-              deliveryIds: batch.messages.map((m) => m.deliveryId),
-            });
+            const res = await api<{ results: { deliveryId: string; status: string }[] }>(
+              url,
+              'POST',
+              `/v1/stations/${STATION}/groups/${GROUP}/ack`,
+              {
+                deliveryIds: batch.messages.map((m) => m.deliveryId),
+              },
+            );
             res.results.forEach((r, i) => {
               if (r.status === 'acked') acked.add(keys[i]!);
             });
@@ -93,7 +105,13 @@ describe('SIGKILL of the broker', () => {
 });
 
 /** Checks the log against what was acknowledged, then drains the group and checks its progress. */
-async function verify(broker: BrokerProcess, produced: Map<string, Buffer>, acked: Set<string>, maybeAcked: Set<string>, round: number): Promise<void> {
+async function verify(
+  broker: BrokerProcess,
+  produced: Map<string, Buffer>,
+  acked: Set<string>,
+  maybeAcked: Set<string>,
+  round: number,
+): Promise<void> {
   const stored = new Map<string, Buffer>();
   for (let p = 0; p < PARTITIONS; p++) {
     let from = 1;
@@ -125,7 +143,11 @@ async function verify(broker: BrokerProcess, produced: Map<string, Buffer>, acke
   // Drain the group: nothing acked comes back, everything else does.
   const delivered = new Set<string>();
   for (;;) {
-    const batch = await api<FetchAnswer>(broker.url, 'POST', `/v1/stations/${STATION}/groups/${GROUP}/fetch`, { maxMessages: 1000, waitMs: 0, encoding: 'base64' });
+    const batch = await api<FetchAnswer>(broker.url, 'POST', `/v1/stations/${STATION}/groups/${GROUP}/fetch`, {
+      maxMessages: 1000,
+      waitMs: 0,
+      encoding: 'base64',
+    });
     if (batch.messages.length === 0) break;
     for (const m of batch.messages) {
       const k = key(m.partition, m.offset);

@@ -75,8 +75,12 @@ describe('SIGKILL between a dedup snapshot and the log after it', () => {
     // The offsets named are the messages of those ids, byte for byte.
     const byOffset = new Map<string, string>();
     for (let p = 0; p < 3; p++) {
-      for (let from = 1; ; ) {
-        const page = await api<{ messages: { offset: number; value: string }[] }>(broker.url, 'GET', `/v1/stations/${STATION}/messages?partition=${p}&fromOffset=${from}&limit=10000`);
+      for (let from = 1; ;) {
+        const page = await api<{ messages: { offset: number; value: string }[] }>(
+          broker.url,
+          'GET',
+          `/v1/stations/${STATION}/messages?partition=${p}&fromOffset=${from}&limit=10000`,
+        );
         if (page.messages.length === 0) break;
         for (const m of page.messages) byOffset.set(`${p}:${m.offset}`, m.value);
         from = page.messages[page.messages.length - 1]!.offset + 1;

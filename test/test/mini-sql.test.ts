@@ -7,8 +7,19 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MiniSql, type Cell, type Dialect, type Kind } from '../fakes/bigquery/mini-sql.js';
 
-const KINDS: Record<string, Kind> = { NUMBER: 'int', FLOAT: 'float', VARCHAR: 'string', BOOLEAN: 'bool', TIMESTAMP_NTZ: 'timestamp', VARIANT: 'json' };
-const dialect: Dialect = { kindOf: (t) => KINDS[t.toUpperCase()], conversionError: (v) => `bad value ${String(v)}`, foldIdentifier: (n) => n.toUpperCase() };
+const KINDS: Record<string, Kind> = {
+  NUMBER: 'int',
+  FLOAT: 'float',
+  VARCHAR: 'string',
+  BOOLEAN: 'bool',
+  TIMESTAMP_NTZ: 'timestamp',
+  VARIANT: 'json',
+};
+const dialect: Dialect = {
+  kindOf: (t) => KINDS[t.toUpperCase()],
+  conversionError: (v) => `bad value ${String(v)}`,
+  foldIdentifier: (n) => n.toUpperCase(),
+};
 
 const COLS = ['N', 'F', 'S', 'B', 'T'] as const;
 
@@ -22,7 +33,8 @@ function table(): MiniSql {
 function fullScan(db: MiniSql, where: Pred[]): Cell[][] {
   const t = db.table('T')!;
   const idx = (c: string) => t.columns.findIndex((x) => x.name === c);
-  const cmp = (a: Cell, b: Cell) => (typeof a === 'number' && typeof b === 'number' ? a - b : String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0);
+  const cmp = (a: Cell, b: Cell) =>
+    typeof a === 'number' && typeof b === 'number' ? a - b : String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
   return t.rows.filter((r) =>
     where.every((p) => {
       const v = r[idx(p.col)] ?? null;
@@ -59,10 +71,29 @@ type Row = { n: number | null; f: number | null; s: string | null; b: boolean | 
 
 const ts = (ms: number) => new Date(1_700_000_000_000 + ms).toISOString().slice(0, -1);
 const valueOf = (col: Pred['col'], x: number): Cell =>
-  col === 'N' ? x : col === 'F' ? x / 600 - 5 : col === 'S' ? ['a', 'b', 'c', 'ab', 'zz', ''][Math.abs(x) % 6]! : col === 'B' ? x % 2 === 0 : ts(x * 40);
+  col === 'N'
+    ? x
+    : col === 'F'
+      ? x / 600 - 5
+      : col === 'S'
+        ? ['a', 'b', 'c', 'ab', 'zz', ''][Math.abs(x) % 6]!
+        : col === 'B'
+          ? x % 2 === 0
+          : ts(x * 40);
 const predArb: fc.Arbitrary<Pred> = fc
-  .tuple(fc.constantFrom(...COLS), fc.constantFrom('=', '<>', '<', '<=', '>', '>=', 'BETWEEN', 'IS NULL', 'IS NOT NULL'), fc.integer({ min: -60, max: 12_500 }), fc.integer({ min: -60, max: 12_500 }), fc.boolean())
-  .map(([col, op, x, y, nul]) => ({ col, op, a: nul && op !== 'BETWEEN' ? null : valueOf(col, Math.min(x, y)), b: valueOf(col, Math.max(x, y)) }));
+  .tuple(
+    fc.constantFrom(...COLS),
+    fc.constantFrom('=', '<>', '<', '<=', '>', '>=', 'BETWEEN', 'IS NULL', 'IS NOT NULL'),
+    fc.integer({ min: -60, max: 12_500 }),
+    fc.integer({ min: -60, max: 12_500 }),
+    fc.boolean(),
+  )
+  .map(([col, op, x, y, nul]) => ({
+    col,
+    op,
+    a: nul && op !== 'BETWEEN' ? null : valueOf(col, Math.min(x, y)),
+    b: valueOf(col, Math.max(x, y)),
+  }));
 
 function sqlOf(where: Pred[]): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
@@ -81,7 +112,10 @@ function sqlOf(where: Pred[]): { sql: string; params: unknown[] } {
 function insert(db: MiniSql, rows: Row[], from: number): void {
   if (rows.length === 0) return;
   const json = JSON.stringify(rows.map((r, i) => [r.n, r.f, r.s, r.b, r.t === null ? null : ts(r.t * 40), { i: from + i }]));
-  db.run('INSERT INTO T (N, F, S, B, T, J) SELECT VALUE[0]::NUMBER, VALUE[1]::FLOAT, VALUE[2]::VARCHAR, VALUE[3]::BOOLEAN, VALUE[4]::TIMESTAMP_NTZ, VALUE[5] FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))', { positional: [json], named: {} });
+  db.run(
+    'INSERT INTO T (N, F, S, B, T, J) SELECT VALUE[0]::NUMBER, VALUE[1]::FLOAT, VALUE[2]::VARCHAR, VALUE[3]::BOOLEAN, VALUE[4]::TIMESTAMP_NTZ, VALUE[5] FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))',
+    { positional: [json], named: {} },
+  );
 }
 
 describe('mini-sql block pruning', () => {
@@ -115,8 +149,10 @@ describe('mini-sql block pruning', () => {
 
   it('a block cut back by a failed statement and filled again is judged by its new rows', () => {
     const db = table();
-    const ordered = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ n: from + i, f: null, s: 'a', b: null, t: null }));
-    const between = (a: number, b: number) => db.run('SELECT COUNT(*) FROM T WHERE N BETWEEN ? AND ?', { positional: [a, b], named: {} }).rows[0]![0];
+    const ordered = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ n: from + i, f: null, s: 'a', b: null, t: null }));
+    const between = (a: number, b: number) =>
+      db.run('SELECT COUNT(*) FROM T WHERE N BETWEEN ? AND ?', { positional: [a, b], named: {} }).rows[0]![0];
     insert(db, ordered(0, 2048), 0);
     expect(between(0, 10)).toBe(11); // both blocks' metadata now known: [0, 1023] and [1024, 2047]
     db.table('T')!.rows.length = 1000;
@@ -128,7 +164,12 @@ describe('mini-sql block pruning', () => {
 
   it('a range query over ordered data reads only the blocks it needs', () => {
     const db = table();
-    for (let b = 0; b < 100; b++) insert(db, Array.from({ length: 1000 }, (_, i) => ({ n: b * 1000 + i, f: null, s: 'a', b: null, t: null })), b * 1000);
+    for (let b = 0; b < 100; b++)
+      insert(
+        db,
+        Array.from({ length: 1000 }, (_, i) => ({ n: b * 1000 + i, f: null, s: 'a', b: null, t: null })),
+        b * 1000,
+      );
     const ask = () => db.run('SELECT N FROM T WHERE S = ? AND N BETWEEN ? AND ?', { positional: ['a', 95_000, 95_999], named: {} });
     expect(ask().rows.map((r) => r[0])).toEqual(Array.from({ length: 1000 }, (_, i) => 95_000 + i));
     // A full scan of 100k rows; with blocks, about two blocks. Compare with the scan of a query that has no bound.
@@ -165,7 +206,11 @@ describe('mini-sql statements for station identity and anti-joins', () => {
       "INSERT INTO E (S, O, T) SELECT v.S::VARCHAR, v.O::NUMBER, v.T::TIMESTAMP_NTZ FROM (VALUES ('a', '1', '2024-01-02 03:04:05'), ('a', '2', NULL), ('a', '3', NULL)) AS v (S, O, T) WHERE v.O::NUMBER NOT IN (SELECT O FROM E WHERE S = 'a' AND O BETWEEN 1 AND 3)",
     );
     expect(r.inserted).toBe(2);
-    expect(db.run('SELECT O, T FROM E ORDER BY O').rows).toEqual([[1, Date.UTC(2024, 0, 2, 3, 4, 5)], [2, null], [3, null]]);
+    expect(db.run('SELECT O, T FROM E ORDER BY O').rows).toEqual([
+      [1, Date.UTC(2024, 0, 2, 3, 4, 5)],
+      [2, null],
+      [3, null],
+    ]);
     expect(() => db.run("INSERT INTO E (S, O) SELECT v.S, v.O::NUMBER FROM (VALUES ('a', 'x')) AS v (S, O)")).toThrow(/bad value x/);
     expect(db.run('SELECT COUNT(*) FROM E').rows).toEqual([[3]]);
   });

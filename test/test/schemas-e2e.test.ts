@@ -22,7 +22,11 @@ async function register(url: string, subject: string, schema: string): Promise<{
 }
 
 const record = (i: number, fields: number): string =>
-  JSON.stringify({ type: 'record', name: `R${i}`, fields: Array.from({ length: fields }, (_, f) => ({ name: `f${f}`, type: 'long', ...(f > 0 ? { default: 0 } : {}) })) });
+  JSON.stringify({
+    type: 'record',
+    name: `R${i}`,
+    fields: Array.from({ length: fields }, (_, f) => ({ name: `f${f}`, type: 'long', ...(f > 0 ? { default: 0 } : {}) })),
+  });
 
 const brokers: BrokerProcess[] = [];
 const dirs: string[] = [];
@@ -57,7 +61,11 @@ describe('the schema registry in the broker', () => {
     const again = await startBroker({ dataDir });
     brokers.push(again);
     for (const a of acked) {
-      const v = await api<{ id: number; version: number; schema: string }>(again.url, 'GET', `${SR}/subjects/${a.subject}/versions/${a.version}`);
+      const v = await api<{ id: number; version: number; schema: string }>(
+        again.url,
+        'GET',
+        `${SR}/subjects/${a.subject}/versions/${a.version}`,
+      );
       expect(v, `${a.subject} v${a.version}`).toMatchObject({ id: a.id, version: a.version });
       expect(JSON.parse(v.schema)).toEqual(JSON.parse(record(Number(a.subject.slice(1)), a.version)));
     }
@@ -86,21 +94,34 @@ describe('the schema registry in the broker', () => {
 
     // The same schemas registered on both nodes at once: one id and one version each.
     const schemas = Array.from({ length: 8 }, (_, i) => record(100 + i, 1));
-    const [onA, onB] = await Promise.all([Promise.all(schemas.map((s, i) => register(a.url, `c${i}`, s))), Promise.all(schemas.map((s, i) => register(b.url, `c${i}`, s)))]);
+    const [onA, onB] = await Promise.all([
+      Promise.all(schemas.map((s, i) => register(a.url, `c${i}`, s))),
+      Promise.all(schemas.map((s, i) => register(b.url, `c${i}`, s))),
+    ]);
     expect(onA.every((r) => r !== undefined)).toBe(true);
     expect(onB).toEqual(onA);
     for (let i = 0; i < 8; i++) expect(await api<number[]>(b.url, 'GET', `${SR}/subjects/c${i}/versions`)).toEqual([1]);
 
     // A JSON Schema registered on A, a station bound to it created on B, a produce on A checked.
-    const res = await fetch(`${a.url}${SR}/subjects/pay-value/versions`, { method: 'POST', headers, body: JSON.stringify({ schemaType: 'JSON', schema: JSON.stringify({ type: 'object', required: ['cents'] }) }) });
+    const res = await fetch(`${a.url}${SR}/subjects/pay-value/versions`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ schemaType: 'JSON', schema: JSON.stringify({ type: 'object', required: ['cents'] }) }),
+    });
     expect(res.status).toBe(200);
-    await eventually('node B sees the subject', 10_000, async () => ((await fetch(`${b.url}${SR}/subjects/pay-value/versions`)).ok ? true : undefined));
+    await eventually('node B sees the subject', 10_000, async () =>
+      (await fetch(`${b.url}${SR}/subjects/pay-value/versions`)).ok ? true : undefined,
+    );
     await api(b.url, 'POST', '/v1/stations', { name: 'pay', schema: { policy: 'reject' } });
     await eventually('node A enforces the binding made on node B', 10_000, async () => {
-      const r = await api<{ results: { error?: { code: string } }[] }>(a.url, 'POST', '/v1/stations/pay/messages', { messages: [{ value: '{"no":1}' }] });
+      const r = await api<{ results: { error?: { code: string } }[] }>(a.url, 'POST', '/v1/stations/pay/messages', {
+        messages: [{ value: '{"no":1}' }],
+      });
       return r.results[0]?.error?.code === 'SCHEMA_VIOLATION' ? true : undefined;
     });
-    const ok = await api<{ results: { offset?: number }[] }>(a.url, 'POST', '/v1/stations/pay/messages', { messages: [{ value: '{"cents":5}' }] });
+    const ok = await api<{ results: { offset?: number }[] }>(a.url, 'POST', '/v1/stations/pay/messages', {
+      messages: [{ value: '{"cents":5}' }],
+    });
     expect(ok.results[0]!.offset).toBeGreaterThan(0);
   });
 });

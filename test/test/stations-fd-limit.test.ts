@@ -41,9 +41,14 @@ async function consumeAll(url: string, station: string, group: string, expected:
   const deadline = Date.now() + 60_000;
   while (got.size < expected) {
     if (Date.now() > deadline) throw new Error(`${station}/${group}: got ${got.size} of ${expected} messages`);
-    const batch = await api<FetchAnswer>(url, 'POST', `/v1/stations/${station}/groups/${group}/fetch`, { maxMessages: 100, waitMs: 200, encoding: 'base64' });
+    const batch = await api<FetchAnswer>(url, 'POST', `/v1/stations/${station}/groups/${group}/fetch`, {
+      maxMessages: 100,
+      waitMs: 200,
+      encoding: 'base64',
+    });
     for (const m of batch.messages) got.set(`${m.partition}:${m.offset}`, Buffer.from(m.valueBase64 ?? '', 'base64'));
-    if (batch.messages.length > 0) await api(url, 'POST', `/v1/stations/${station}/groups/${group}/ack`, { deliveryIds: batch.messages.map((m) => m.deliveryId) });
+    if (batch.messages.length > 0)
+      await api(url, 'POST', `/v1/stations/${station}/groups/${group}/ack`, { deliveryIds: batch.messages.map((m) => m.deliveryId) });
   }
   return got;
 }
@@ -75,10 +80,17 @@ describe(`${STATIONS} stations under ulimit -n ${LIMIT}`, () => {
     await forEach(STATIONS, async (i) => {
       const s = name(i);
       await api(broker!.url, 'POST', '/v1/stations', { name: s, partitions: partitionsOf(i) });
-      const values = Array.from({ length: perStation(i) }, (_, j) => Buffer.concat([Buffer.from(`${s}/${j}/`), randomBytes(8 + (j % 5) * 13)]));
-      const res = await api<{ results: { partition: number; offset: number; error?: unknown; duplicate?: boolean }[] }>(broker!.url, 'POST', `/v1/stations/${s}/messages`, {
-        messages: values.map((v) => ({ valueBase64: v.toString('base64') })),
-      });
+      const values = Array.from({ length: perStation(i) }, (_, j) =>
+        Buffer.concat([Buffer.from(`${s}/${j}/`), randomBytes(8 + (j % 5) * 13)]),
+      );
+      const res = await api<{ results: { partition: number; offset: number; error?: unknown; duplicate?: boolean }[] }>(
+        broker!.url,
+        'POST',
+        `/v1/stations/${s}/messages`,
+        {
+          messages: values.map((v) => ({ valueBase64: v.toString('base64') })),
+        },
+      );
       const m = new Map<string, Buffer>();
       res.results.forEach((r, j) => {
         expect(r.error ?? r.duplicate).toBeUndefined();
@@ -100,7 +112,11 @@ describe(`${STATIONS} stations under ulimit -n ${LIMIT}`, () => {
     const listed: string[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await api<{ stations: { name: string }[]; next?: string }>(broker.url, 'GET', `/v1/stations?limit=1000${after ? `&after=${after}` : ''}`);
+      const page = await api<{ stations: { name: string }[]; next?: string }>(
+        broker.url,
+        'GET',
+        `/v1/stations?limit=1000${after ? `&after=${after}` : ''}`,
+      );
       listed.push(...page.stations.map((s) => s.name));
       if (!page.next) break;
       after = page.next;

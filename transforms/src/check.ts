@@ -21,14 +21,21 @@ export function checkTransforms(raw: unknown, kind: 'sink' | 'source', prefix = 
   parsed.data.forEach((step, i) => {
     const at = `${prefix}[${i}]`;
     if (step.type === 'route' && kind !== 'source') {
-      issues.push({ path: `${at}.type`, message: 'route is for source connectors (it picks the station a message is produced to); a sink reads one station — filter on that station instead, or route with a source' });
+      issues.push({
+        path: `${at}.type`,
+        message:
+          'route is for source connectors (it picks the station a message is produced to); a sink reads one station — filter on that station instead, or route with a source',
+      });
     }
     if (step.type === 'map') {
       try {
         compileExpression(step.expression);
       } catch (err) {
         const e = err as { message?: string; position?: number };
-        issues.push({ path: `${at}.expression`, message: `not a valid JSONata expression${e.position !== undefined ? ` (at ${e.position})` : ''}: ${e.message ?? String(err)}` });
+        issues.push({
+          path: `${at}.expression`,
+          message: `not a valid JSONata expression${e.position !== undefined ? ` (at ${e.position})` : ''}: ${e.message ?? String(err)}`,
+        });
       }
     }
   });

@@ -28,7 +28,8 @@ function comparison(c: Comparison): Predicate {
     fromText = true;
     subject = (w) => w.key;
   }
-  const eqText = (v: unknown, x: unknown): boolean => v === x || (fromText && typeof x !== 'string' && x !== null && typeof v === 'string' && v === String(x));
+  const eqText = (v: unknown, x: unknown): boolean =>
+    v === x || (fromText && typeof x !== 'string' && x !== null && typeof v === 'string' && v === String(x));
   if (c.exists !== undefined) {
     const want = c.exists;
     return (w) => (subject(w) !== undefined) === want;
@@ -56,7 +57,13 @@ function comparison(c: Comparison): Predicate {
     };
   }
   const [op, test] =
-    c.gt !== undefined ? [c.gt, (d: number) => d > 0] : c.gte !== undefined ? [c.gte, (d: number) => d >= 0] : c.lt !== undefined ? [c.lt, (d: number) => d < 0] : [c.lte!, (d: number) => d <= 0];
+    c.gt !== undefined
+      ? [c.gt, (d: number) => d > 0]
+      : c.gte !== undefined
+        ? [c.gte, (d: number) => d >= 0]
+        : c.lt !== undefined
+          ? [c.lt, (d: number) => d < 0]
+          : [c.lte!, (d: number) => d <= 0];
   return (w) => {
     const d = compare(subject(w), op, fromText);
     return d !== undefined && test(d);

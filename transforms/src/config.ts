@@ -6,10 +6,16 @@
 import { z } from 'zod';
 import { FIELD_PATH_RE } from './paths.js';
 
-const FieldPath = z.string().min(1, 'must not be empty').max(512).regex(FIELD_PATH_RE, 'a field path: dot-separated names, none empty (a.b.c)');
+const FieldPath = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(512)
+  .regex(FIELD_PATH_RE, 'a field path: dot-separated names, none empty (a.b.c)');
 const HeaderName = z.string().min(1, 'must not be empty').max(256);
 /** A secret reference: never a literal, so the declaration stays storable and showable. */
-const SecretReference = z.string().regex(/^\$\{(env|file):[^}]+\}$/, 'must be a reference such as ${env:MASK_KEY} or ${file:/run/secrets/mask-key} (never the key itself)');
+const SecretReference = z
+  .string()
+  .regex(/^\$\{(env|file):[^}]+\}$/, 'must be a reference such as ${env:MASK_KEY} or ${file:/run/secrets/mask-key} (never the key itself)');
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -70,7 +76,9 @@ const base = { name: z.string().min(1).max(128).optional() };
 
 export const FilterStep = z
   .strictObject({ type: z.literal('filter'), ...base, keep: Condition.optional(), drop: Condition.optional() })
-  .refine((s) => (s.keep === undefined) !== (s.drop === undefined), { message: 'says either keep (a condition the messages kept meet) or drop (one the messages dropped meet)' });
+  .refine((s) => (s.keep === undefined) !== (s.drop === undefined), {
+    message: 'says either keep (a condition the messages kept meet) or drop (one the messages dropped meet)',
+  });
 export const DropStep = z.strictObject({ type: z.literal('drop'), ...base, fields: z.array(FieldPath).min(1).max(1000) });
 export const KeepStep = z.strictObject({ type: z.literal('keep'), ...base, fields: z.array(FieldPath).min(1).max(1000) });
 export const RenameStep = z.strictObject({
@@ -93,8 +101,16 @@ export const MaskStep = z.strictObject({
   key: SecretReference.optional(),
 });
 export const SetHeaderStep = z
-  .strictObject({ type: z.literal('setHeader'), ...base, header: HeaderName, value: z.string().max(65_536).optional(), from: FieldPath.optional() })
-  .refine((s) => (s.value === undefined) !== (s.from === undefined), { message: 'says either value (a fixed text) or from (a field of the value)' });
+  .strictObject({
+    type: z.literal('setHeader'),
+    ...base,
+    header: HeaderName,
+    value: z.string().max(65_536).optional(),
+    from: FieldPath.optional(),
+  })
+  .refine((s) => (s.value === undefined) !== (s.from === undefined), {
+    message: 'says either value (a fixed text) or from (a field of the value)',
+  });
 export const RouteStep = z.strictObject({
   type: z.literal('route'),
   ...base,
@@ -132,7 +148,19 @@ export const PluginStep = z.strictObject({
   config: z.record(z.string(), z.unknown()).default({}),
 });
 
-export const TransformStep = z.discriminatedUnion('type', [FilterStep, DropStep, KeepStep, RenameStep, MaskStep, SetHeaderStep, RouteStep, FlattenStep, TimestampStep, MapStep, PluginStep]);
+export const TransformStep = z.discriminatedUnion('type', [
+  FilterStep,
+  DropStep,
+  KeepStep,
+  RenameStep,
+  MaskStep,
+  SetHeaderStep,
+  RouteStep,
+  FlattenStep,
+  TimestampStep,
+  MapStep,
+  PluginStep,
+]);
 /** One step with its defaults applied. */
 export type TransformStep = z.output<typeof TransformStep>;
 export type TransformStepInput = z.input<typeof TransformStep>;

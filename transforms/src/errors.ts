@@ -30,7 +30,10 @@ export class TransformFailed extends JunctionError {
 /** The chain's config is invalid. */
 export function configInvalid(issues: Issue[]): JunctionError {
   const first = issues[0];
-  return new JunctionError(TransformErrorCode.CONFIG_INVALID, `transforms are invalid${first ? `: ${first.path}: ${first.message}` : ''}`, { issues, retryable: false });
+  return new JunctionError(TransformErrorCode.CONFIG_INVALID, `transforms are invalid${first ? `: ${first.path}: ${first.message}` : ''}`, {
+    issues,
+    retryable: false,
+  });
 }
 
 /** Thrown by a step for one message; the pipeline wraps it into {@link TransformFailed} with the step. */

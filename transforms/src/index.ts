@@ -10,14 +10,7 @@
  * ```
  */
 export { TransformErrorCode, TransformFailed, StepError, configInvalid } from './errors.js';
-export {
-  TransformStep,
-  TransformsConfig,
-  Condition,
-  stepLabel,
-  type TransformStepInput,
-  type Comparison,
-} from './config.js';
+export { TransformStep, TransformsConfig, Condition, stepLabel, type TransformStepInput, type Comparison } from './config.js';
 export { checkTransforms, type TransformsCheck } from './check.js';
 export { Pipeline, type Outcome, type PipelineOptions } from './pipeline.js';
 export type { Message } from './message.js';

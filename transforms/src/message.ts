@@ -105,11 +105,19 @@ export class Working {
    * Like {@link finish}, but a changed value is answered as its JSON text (`text`, with `message.value`
    * empty): the caller encodes the texts of a whole batch into one buffer (one allocation, not one a message).
    */
-  finishDeferred(): { message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number }; changed: boolean; text?: string } {
+  finishDeferred(): {
+    message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number };
+    changed: boolean;
+    text?: string;
+  } {
     if (!this.dirty) return this.finish();
     const text = JSON.stringify(this.obj);
     if (text === undefined) throw new StepError('the value has no JSON form');
-    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = { value: EMPTY, headers: this.headers, timestamp: this.timestamp };
+    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = {
+      value: EMPTY,
+      headers: this.headers,
+      timestamp: this.timestamp,
+    };
     if (this.key !== undefined) message.key = this.key;
     return { message, changed: true, text };
   }
@@ -120,7 +128,11 @@ export class Working {
     const o = this.original;
     const changed = this.value !== o.value || this.headers !== o.headers || this.key !== o.key || this.timestamp !== o.timestamp;
     if (!changed) return { message: o, changed };
-    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = { value: this.value, headers: this.headers, timestamp: this.timestamp };
+    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = {
+      value: this.value,
+      headers: this.headers,
+      timestamp: this.timestamp,
+    };
     if (this.key !== undefined) message.key = this.key;
     return { message, changed };
   }

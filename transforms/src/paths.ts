@@ -99,7 +99,11 @@ export function renameKey(root: unknown, path: Path, to: string): unknown {
 }
 
 /** Replaces the object holding the field at `path` by what `rebuild` makes of it: the new root, or undefined (no change). */
-function replaceField(root: unknown, path: Path, rebuild: (obj: Record<string, unknown>, last: string) => Record<string, unknown> | undefined): unknown {
+function replaceField(
+  root: unknown,
+  path: Path,
+  rebuild: (obj: Record<string, unknown>, last: string) => Record<string, unknown> | undefined,
+): unknown {
   if (path.length === 0) return undefined;
   const parentPath = path.slice(0, -1);
   const parent = getPath(root, parentPath);

@@ -89,7 +89,8 @@ export class Pipeline {
         }
         if (!options.loadPlugin) throw new Error(`transforms[${i}]: no plugin loader for plugin step ${step.plugin}`);
         const plugin = await options.loadPlugin(step.plugin);
-        if (plugin.kind !== 'transform') throw new Error(`transforms[${i}]: plugin ${step.plugin} is a ${String(plugin.kind)}, not a transform`);
+        if (plugin.kind !== 'transform')
+          throw new Error(`transforms[${i}]: plugin ${step.plugin} is a ${String(plugin.kind)}, not a transform`);
         const config = parseConfig(plugin.config, step.config, `transforms[${i}].config`);
         const ctx = options.context ?? noContext();
         const t = await plugin.open(config, ctx);
@@ -164,7 +165,12 @@ export class Pipeline {
     }
   }
 
-  private async continueAsync(w: Working, at: number, pending: Promise<void | typeof DROP>, deferred: Deferred[] | undefined): Promise<Outcome> {
+  private async continueAsync(
+    w: Working,
+    at: number,
+    pending: Promise<void | typeof DROP>,
+    deferred: Deferred[] | undefined,
+  ): Promise<Outcome> {
     let i = at;
     try {
       if ((await pending) === DROP) return { status: 'drop', step: i };

@@ -64,7 +64,8 @@ export function toMillis(v: unknown, from: 'auto' | 'epochMillis' | 'epochSecond
     ms = Date.parse(v);
   } else {
     const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-    if (!Number.isFinite(n)) throw new StepError(`expected a number of ${from === 'epochSeconds' ? 'seconds' : 'milliseconds'}, found ${textOf(v)}`);
+    if (!Number.isFinite(n))
+      throw new StepError(`expected a number of ${from === 'epochSeconds' ? 'seconds' : 'milliseconds'}, found ${textOf(v)}`);
     // auto: below 1e11 it is seconds (1e11 s is the year 5138; 1e11 ms is 1973).
     ms = from === 'epochSeconds' || (from === 'auto' && Math.abs(n) < 1e11) ? n * 1000 : n;
   }

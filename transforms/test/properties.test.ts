@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { checkTransforms, flattenObject, fromMillis, Pipeline, toMillis, type Message, type TransformStepInput } from '@junction/transforms';
+import {
+  checkTransforms,
+  flattenObject,
+  fromMillis,
+  Pipeline,
+  toMillis,
+  type Message,
+  type TransformStepInput,
+} from '@junction/transforms';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -21,7 +29,10 @@ const parse = (o: Awaited<ReturnType<Pipeline['runOne']>>): unknown => {
 
 describe('properties', () => {
   it('header-only steps leave any bytes (JSON or not) identical', async () => {
-    const p = await open([{ type: 'setHeader', header: 'h', value: 'v' }, { type: 'filter', keep: { header: 'h', eq: 'v' } }]);
+    const p = await open([
+      { type: 'setHeader', header: 'h', value: 'v' },
+      { type: 'filter', keep: { header: 'h', eq: 'v' } },
+    ]);
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
         const o = await p.runOne(m(bytes));
@@ -58,7 +69,10 @@ describe('properties', () => {
       fc.asyncProperty(record, key, async (obj, from) => {
         fc.pre(!Object.hasOwn(obj, 'zz_tmp'));
         const bytes = enc.encode(JSON.stringify(obj));
-        const p = await open([{ type: 'rename', fields: { [from]: 'zz_tmp' } }, { type: 'rename', fields: { zz_tmp: from } }]);
+        const p = await open([
+          { type: 'rename', fields: { [from]: 'zz_tmp' } },
+          { type: 'rename', fields: { zz_tmp: from } },
+        ]);
         expect(parse(await p.runOne(m(bytes)))).toEqual(obj);
       }),
     );
@@ -76,13 +90,21 @@ describe('properties', () => {
       }),
     );
   });
-  it('flatten keeps every leaf and leaves no nested object', async () => {
-    await fc.assert(
+  it('flatten keeps every leaf and leaves no nested object', () => {
+    fc.assert(
       fc.property(record, (obj) => {
         const flat = flattenObject(obj, '.');
-        for (const v of Object.values(flat)) expect(typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0).toBe(false);
+        for (const v of Object.values(flat))
+          expect(typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0).toBe(false);
         const leaves = (o: Record<string, unknown>): number =>
-          Object.values(o).reduce<number>((n, v) => n + (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0 ? leaves(v as Record<string, unknown>) : 1), 0);
+          Object.values(o).reduce<number>(
+            (n, v) =>
+              n +
+              (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length > 0
+                ? leaves(v as Record<string, unknown>)
+                : 1),
+            0,
+          );
         expect(Object.keys(flat).length).toBe(leaves(obj));
       }),
     );

@@ -7,7 +7,12 @@ const dec = new TextDecoder();
 
 function msg(value: unknown, headers: Record<string, string> = {}, key?: string): Message {
   const m: { value: Uint8Array; headers: Record<string, string>; timestamp: number; key?: string } = {
-    value: typeof value === 'string' || value instanceof Uint8Array ? (value instanceof Uint8Array ? value : enc.encode(value)) : enc.encode(JSON.stringify(value)),
+    value:
+      typeof value === 'string' || value instanceof Uint8Array
+        ? value instanceof Uint8Array
+          ? value
+          : enc.encode(value)
+        : enc.encode(JSON.stringify(value)),
     headers,
     timestamp: 1_700_000_000_000,
   };
@@ -32,12 +37,31 @@ function json(o: Outcome): unknown {
 
 describe('filter', () => {
   it('keeps and drops by field, header and key conditions', async () => {
-    const steps: TransformStepInput[] = [{ type: 'filter', keep: { all: [{ field: 'amount', gte: 10 }, { not: { header: 'test', eq: 'yes' } }] } }];
+    const steps: TransformStepInput[] = [
+      { type: 'filter', keep: { all: [{ field: 'amount', gte: 10 }, { not: { header: 'test', eq: 'yes' } }] } },
+    ];
     expect((await one(steps, msg({ amount: 12 }))).status).toBe('keep');
     expect((await one(steps, msg({ amount: 9 }))).status).toBe('drop');
     expect((await one(steps, msg({ amount: 12 }, { test: 'yes' }))).status).toBe('drop');
     expect((await one([{ type: 'filter', drop: { key: true, matches: '^tmp-' } }], msg('x', {}, 'tmp-1'))).status).toBe('drop');
-    expect((await one([{ type: 'filter', keep: { any: [{ field: 'c', in: ['eu', 'us'] }, { field: 'vip', exists: true }] } }], msg({ c: 'jp', vip: null }))).status).toBe('keep');
+    expect(
+      (
+        await one(
+          [
+            {
+              type: 'filter',
+              keep: {
+                any: [
+                  { field: 'c', in: ['eu', 'us'] },
+                  { field: 'vip', exists: true },
+                ],
+              },
+            },
+          ],
+          msg({ c: 'jp', vip: null }),
+        )
+      ).status,
+    ).toBe('keep');
     expect((await one([{ type: 'filter', keep: { header: 'n', gt: 5 } }], msg('not json', { n: '7' }))).status).toBe('keep');
   });
   it('a kept message keeps its bytes (the same array) when the filter only read fields', async () => {
@@ -57,13 +81,28 @@ describe('filter', () => {
 
 describe('fields', () => {
   it('drop, keep and rename', async () => {
-    expect(json(await one([{ type: 'drop', fields: ['a', 'b.c'] }], msg({ a: 1, b: { c: 2, d: 3 }, e: 4 })))).toEqual({ b: { d: 3 }, e: 4 });
-    expect(json(await one([{ type: 'keep', fields: ['a', 'b.c'] }], msg({ a: 1, b: { c: 2, d: 3 }, e: 4 })))).toEqual({ a: 1, b: { c: 2 } });
-    expect(json(await one([{ type: 'rename', fields: { a: 'x', 'b.c': 'y.z' } }], msg({ a: 1, b: { c: 2 } })))).toEqual({ b: {}, x: 1, y: { z: 2 } });
+    expect(json(await one([{ type: 'drop', fields: ['a', 'b.c'] }], msg({ a: 1, b: { c: 2, d: 3 }, e: 4 })))).toEqual({
+      b: { d: 3 },
+      e: 4,
+    });
+    expect(json(await one([{ type: 'keep', fields: ['a', 'b.c'] }], msg({ a: 1, b: { c: 2, d: 3 }, e: 4 })))).toEqual({
+      a: 1,
+      b: { c: 2 },
+    });
+    expect(json(await one([{ type: 'rename', fields: { a: 'x', 'b.c': 'y.z' } }], msg({ a: 1, b: { c: 2 } })))).toEqual({
+      b: {},
+      x: 1,
+      y: { z: 2 },
+    });
   });
   it('a step that changes nothing keeps the bytes', async () => {
     const m = msg('{ "a" : 1 }');
-    for (const s of [{ type: 'drop', fields: ['zz'] }, { type: 'rename', fields: { zz: 'y' } }, { type: 'mask', fields: ['zz'] }, { type: 'keep', fields: ['a'] }] as TransformStepInput[]) {
+    for (const s of [
+      { type: 'drop', fields: ['zz'] },
+      { type: 'rename', fields: { zz: 'y' } },
+      { type: 'mask', fields: ['zz'] },
+      { type: 'keep', fields: ['a'] },
+    ] as TransformStepInput[]) {
       const o = await one([s], m);
       expect(o.status === 'keep' && o.message.value).toBe(m.value);
     }
@@ -75,7 +114,10 @@ describe('fields', () => {
 
 describe('mask', () => {
   it('replaces, or hashes with SHA-256 / HMAC-SHA-256 as stated', async () => {
-    expect(json(await one([{ type: 'mask', fields: ['card', 'user.ssn'] }], msg({ card: '4111', user: { ssn: 12 } })))).toEqual({ card: '****', user: { ssn: '****' } });
+    expect(json(await one([{ type: 'mask', fields: ['card', 'user.ssn'] }], msg({ card: '4111', user: { ssn: 12 } })))).toEqual({
+      card: '****',
+      user: { ssn: '****' },
+    });
     const h = json(await one([{ type: 'mask', fields: ['email'], method: 'hash' }], msg({ email: 'a@b.c' }))) as { email: string };
     expect(h.email).toBe(createHash('sha256').update('a@b.c').digest('hex'));
     // The key is resolved by the runtime before the chain opens; here the resolved text is given.
@@ -110,24 +152,45 @@ describe('headers, route, flatten, timestamp, map', () => {
     const missing = await one([{ type: 'route', field: 'region' }], msg({}), 'source');
     expect(missing.status === 'keep' && missing.station).toBeUndefined();
     expect((await one([{ type: 'route', field: 'region', missing: 'fail' }], msg({}), 'source')).status).toBe('fail');
-    const c = checkTransforms([{ type: 'drop', fields: ['a'] }, { type: 'route', field: 'region' }], 'sink');
+    const c = checkTransforms(
+      [
+        { type: 'drop', fields: ['a'] },
+        { type: 'route', field: 'region' },
+      ],
+      'sink',
+    );
     expect(c.ok).toBe(false);
-    if (!c.ok) expect(c.issues).toEqual([{ path: 'transforms[1].type', message: expect.stringMatching(/^route is for source connectors/) }]);
+    if (!c.ok)
+      expect(c.issues).toEqual([{ path: 'transforms[1].type', message: expect.stringMatching(/^route is for source connectors/) }]);
   });
   it('flatten', async () => {
     expect(json(await one([{ type: 'flatten' }], msg({ a: { b: 1, c: { d: [1] } }, e: {} })))).toEqual({ 'a.b': 1, 'a.c.d': [1], e: {} });
-    expect(json(await one([{ type: 'flatten', field: 'x', separator: '_' }], msg({ x: { y: { z: 1 } }, k: { l: 2 } })))).toEqual({ x: { y_z: 1 }, k: { l: 2 } });
+    expect(json(await one([{ type: 'flatten', field: 'x', separator: '_' }], msg({ x: { y: { z: 1 } }, k: { l: 2 } })))).toEqual({
+      x: { y_z: 1 },
+      k: { l: 2 },
+    });
   });
   it('timestamp converts epoch ms / s and ISO text', async () => {
-    expect(json(await one([{ type: 'timestamp', field: 't', to: 'iso' }], msg({ t: 1_700_000_000_000 })))).toEqual({ t: '2023-11-14T22:13:20.000Z' });
-    expect(json(await one([{ type: 'timestamp', field: 't', to: 'iso' }], msg({ t: 1_700_000_000 })))).toEqual({ t: '2023-11-14T22:13:20.000Z' });
-    expect(json(await one([{ type: 'timestamp', field: 't', to: 'epochMillis' }], msg({ t: '2023-11-14T22:13:20Z' })))).toEqual({ t: 1_700_000_000_000 });
-    expect(json(await one([{ type: 'timestamp', field: 't', to: 'epochSeconds', from: 'epochMillis' }], msg({ t: 1_700_000_000_123 })))).toEqual({ t: 1_700_000_000 });
+    expect(json(await one([{ type: 'timestamp', field: 't', to: 'iso' }], msg({ t: 1_700_000_000_000 })))).toEqual({
+      t: '2023-11-14T22:13:20.000Z',
+    });
+    expect(json(await one([{ type: 'timestamp', field: 't', to: 'iso' }], msg({ t: 1_700_000_000 })))).toEqual({
+      t: '2023-11-14T22:13:20.000Z',
+    });
+    expect(json(await one([{ type: 'timestamp', field: 't', to: 'epochMillis' }], msg({ t: '2023-11-14T22:13:20Z' })))).toEqual({
+      t: 1_700_000_000_000,
+    });
+    expect(
+      json(await one([{ type: 'timestamp', field: 't', to: 'epochSeconds', from: 'epochMillis' }], msg({ t: 1_700_000_000_123 }))),
+    ).toEqual({ t: 1_700_000_000 });
     const bad = await one([{ type: 'timestamp', field: 't', to: 'iso' }], msg({ t: 'yesterday' }));
     expect(bad.status === 'fail' && bad.error.message).toMatch(/^transforms\[0\] \(timestamp\): not a valid time/);
   });
   it('map evaluates JSONata with $headers / $key bound; no result drops', async () => {
-    const o = await one([{ type: 'map', expression: '{ "id": id, "total": $sum(items.price), "src": $headers.src, "k": $key }' }], msg({ id: 7, items: [{ price: 2 }, { price: 3 }] }, { src: 'web' }, 'k1'));
+    const o = await one(
+      [{ type: 'map', expression: '{ "id": id, "total": $sum(items.price), "src": $headers.src, "k": $key }' }],
+      msg({ id: 7, items: [{ price: 2 }, { price: 3 }] }, { src: 'web' }, 'k1'),
+    );
     expect(json(o)).toEqual({ id: 7, total: 5, src: 'web', k: 'k1' });
     expect((await one([{ type: 'map', expression: 'nothing.here' }], msg({ a: 1 }))).status).toBe('drop');
     const bad = checkTransforms([{ type: 'map', expression: '{ "a": ' }], 'sink');
@@ -139,7 +202,15 @@ describe('headers, route, flatten, timestamp, map', () => {
 
 describe('config', () => {
   it('reports every bad field with its path', () => {
-    const c = checkTransforms([{ type: 'drop', fields: [] }, { type: 'filter', keep: { field: 'a', gt: 1, lt: 2 } }, { type: 'nope' }, { type: 'mask', fields: ['a..b'] }], 'sink');
+    const c = checkTransforms(
+      [
+        { type: 'drop', fields: [] },
+        { type: 'filter', keep: { field: 'a', gt: 1, lt: 2 } },
+        { type: 'nope' },
+        { type: 'mask', fields: ['a..b'] },
+      ],
+      'sink',
+    );
     expect(c.ok).toBe(false);
     if (!c.ok) {
       const paths = c.issues.map((i) => i.path);

@@ -42,15 +42,23 @@ export const OverviewAnswer = z.object({
   produceRate: rate('messages produced'),
   consumeRate: rate('messages settled by consumer groups'),
   truncated: z.boolean().describe('a scan stopped at its bound (100,000 stations, 500 groups)'),
-  connectors: z.object({ total: z.int(), byState: z.record(z.string(), z.int()), rows: z.array(ConnectorRowAnswer) }).optional().describe('for a caller who may read every connector'),
+  connectors: z
+    .object({ total: z.int(), byState: z.record(z.string(), z.int()), rows: z.array(ConnectorRowAnswer) })
+    .optional()
+    .describe('for a caller who may read every connector'),
   alerts: z.array(AlertAnswer),
 });
 
 export const StationSnapshotAnswer = z.object({
   at,
-  station: z.object({ name: z.string(), messages: z.int(), bytes: z.int() }).loose().describe('StationInfo, as GET /v1/stations/:station answers it'),
+  station: z
+    .object({ name: z.string(), messages: z.int(), bytes: z.int() })
+    .loose()
+    .describe('StationInfo, as GET /v1/stations/:station answers it'),
   deadLetters: z.int(),
-  groups: z.array(z.object({ group: z.string(), lag: z.int() }).loose()).describe('GroupInfo of each group, as GET /v1/stations/:station/groups/:group answers it'),
+  groups: z
+    .array(z.object({ group: z.string(), lag: z.int() }).loose())
+    .describe('GroupInfo of each group, as GET /v1/stations/:station/groups/:group answers it'),
   produceRate: rate('messages produced'),
   consumeRates: z.record(z.string(), z.number()).describe('per group: messages settled per second'),
 });

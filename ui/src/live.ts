@@ -84,7 +84,16 @@ export class LiveHub {
     if (this.closed || this.subscribers >= this.maxSubscribers) return false;
     let stream = this.streams.get(key);
     if (!stream) {
-      stream = { sampler: makeSampler(), clients: new Set(), timer: undefined, last: undefined, lastBody: undefined, lastSnapshot: undefined, running: false, lastWrite: 0 };
+      stream = {
+        sampler: makeSampler(),
+        clients: new Set(),
+        timer: undefined,
+        last: undefined,
+        lastBody: undefined,
+        lastSnapshot: undefined,
+        running: false,
+        lastWrite: 0,
+      };
       this.streams.set(key, stream);
     }
     const s = stream;

@@ -28,7 +28,18 @@ import { ConnectorsSampler, OverviewSampler, StationSampler, allStations } from 
 import type { ConnectorsSource } from './snapshots.js';
 
 /** The client routes of the app: each answers index.html (the app routes itself in the browser). */
-export const UI_PAGES = ['/', '/login', '/stations', '/stations/:station', '/stations/:station/:tab', '/dead-letters', '/connectors', '/connectors/:name', '/schemas', '/users'] as const;
+export const UI_PAGES = [
+  '/',
+  '/login',
+  '/stations',
+  '/stations/:station',
+  '/stations/:station/:tab',
+  '/dead-letters',
+  '/connectors',
+  '/connectors/:name',
+  '/schemas',
+  '/users',
+] as const;
 /** Where the built files are served (`/assets/:file`: Vite puts them in one flat folder). */
 export const ASSETS_PREFIX = '/assets/';
 
@@ -86,7 +97,8 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** The app's own files only; scripts from this origin only (no CDN: the app works offline). */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /** The default web root: dist/web beside this file (dist/server.js). */
 export function defaultWebRoot(): string {
@@ -141,16 +153,23 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
 
   const sendIndex = async (_req: FastifyRequest, reply: FastifyReply) => {
     if (!index) {
-      return reply.code(503).send({ code: 'UI_NOT_BUILT', message: 'the dashboard is not built: run `npm run build` (it builds @junction/ui with vite)' });
+      return reply
+        .code(503)
+        .send({ code: 'UI_NOT_BUILT', message: 'the dashboard is not built: run `npm run build` (it builds @junction/ui with vite)' });
     }
-    return reply.type(CONTENT_TYPES['.html']!).header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').send(index);
+    return reply
+      .type(CONTENT_TYPES['.html']!)
+      .header('cache-control', 'no-cache')
+      .header('content-security-policy', CSP)
+      .header('x-content-type-options', 'nosniff')
+      .send(index);
   };
   const html = { 200: { description: "the dashboard's index.html", contentTypes: ['text/html'] } };
   for (const page of UI_PAGES) {
     const params = [...page.matchAll(/:([a-z]+)/g)].map((m) => m[1]!);
     const schema = describeRoute({
       summary: `The dashboard page ${page}`,
-      description: 'Public: the app (HTML) holds no data; it reads everything through the /v1 API with the user\'s token.',
+      description: "Public: the app (HTML) holds no data; it reads everything through the /v1 API with the user's token.",
       tags: ['dashboard'],
       ...(params.length > 0 && { params: PageParams.pick(Object.fromEntries(params.map((n) => [n, true])) as never).required() }),
       responses: html,
@@ -159,19 +178,29 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
     app.get(page, { logLevel: 'warn', schema }, sendIndex);
   }
 
-  app.get(`${ASSETS_PREFIX}:file`, {
-    logLevel: 'warn',
-    schema: describeRoute({ summary: "A built file of the dashboard (hashed name, immutable)", tags: ['dashboard'], params: AssetParams, responses: { 200: { description: 'the file', contentTypes: ['text/javascript', 'text/css'] } }, errors: [404] }),
-  }, async (req, reply) => {
-    const name = parseBody(AssetParams, req.params).file;
-    const body = files.get(`assets/${name}`);
-    if (!body) return reply.callNotFound();
-    return reply
-      .type(CONTENT_TYPES[extname(name)] ?? 'application/octet-stream')
-      .header('cache-control', 'public, max-age=31536000, immutable')
-      .header('x-content-type-options', 'nosniff')
-      .send(body);
-  });
+  app.get(
+    `${ASSETS_PREFIX}:file`,
+    {
+      logLevel: 'warn',
+      schema: describeRoute({
+        summary: 'A built file of the dashboard (hashed name, immutable)',
+        tags: ['dashboard'],
+        params: AssetParams,
+        responses: { 200: { description: 'the file', contentTypes: ['text/javascript', 'text/css'] } },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const name = parseBody(AssetParams, req.params).file;
+      const body = files.get(`assets/${name}`);
+      if (!body) return reply.callNotFound();
+      return reply
+        .type(CONTENT_TYPES[extname(name)] ?? 'application/octet-stream')
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .header('x-content-type-options', 'nosniff')
+        .send(body);
+    },
+  );
 
   // ---- live streams ----
   const overviewKey = (withConnectors: boolean) => (withConnectors ? 'overview' : 'overview:stations');
@@ -188,30 +217,67 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
   };
 
   const sse = (what: string, schema: z.ZodType) => ({
-    200: { description: `with \`Accept: text/event-stream\`: Server-Sent Events, \`event: snapshot\` frames of ${what} (when it changed); otherwise the current snapshot as JSON`, schema, contentTypes: ['text/event-stream', 'application/json'] },
+    200: {
+      description: `with \`Accept: text/event-stream\`: Server-Sent Events, \`event: snapshot\` frames of ${what} (when it changed); otherwise the current snapshot as JSON`,
+      schema,
+      contentTypes: ['text/event-stream', 'application/json'],
+    },
   });
-  app.get('/v1/live/overview', {
-    schema: describeRoute({ summary: 'Follow the overview (live)', tags: ['dashboard'], responses: sse('the overview', OverviewAnswer), errors: [503] }),
-  }, async (req, reply) => {
-    const withConnectors = opts.connectors !== undefined && (opts.canReadConnectors?.(req) ?? true);
-    return stream(req, reply, overviewKey(withConnectors), () => new OverviewSampler(store, withConnectors ? opts.connectors : undefined));
-  });
+  app.get(
+    '/v1/live/overview',
+    {
+      schema: describeRoute({
+        summary: 'Follow the overview (live)',
+        tags: ['dashboard'],
+        responses: sse('the overview', OverviewAnswer),
+        errors: [503],
+      }),
+    },
+    async (req, reply) => {
+      const withConnectors = opts.connectors !== undefined && (opts.canReadConnectors?.(req) ?? true);
+      return stream(
+        req,
+        reply,
+        overviewKey(withConnectors),
+        () => new OverviewSampler(store, withConnectors ? opts.connectors : undefined),
+      );
+    },
+  );
 
-  app.get('/v1/live/stations/:station', {
-    schema: describeRoute({ summary: 'Follow a station (live)', tags: ['dashboard'], params: LiveStationParams, responses: sse('the station, its groups and rates', StationSnapshotAnswer), errors: [404, 503] }),
-  }, async (req, reply) => {
-    const { station } = parseBody(LiveStationParams, req.params);
-    await store.getStation(station); // 404 before the stream starts
-    return stream(req, reply, `station:${station}`, () => new StationSampler(store, station));
-  });
+  app.get(
+    '/v1/live/stations/:station',
+    {
+      schema: describeRoute({
+        summary: 'Follow a station (live)',
+        tags: ['dashboard'],
+        params: LiveStationParams,
+        responses: sse('the station, its groups and rates', StationSnapshotAnswer),
+        errors: [404, 503],
+      }),
+    },
+    async (req, reply) => {
+      const { station } = parseBody(LiveStationParams, req.params);
+      await store.getStation(station); // 404 before the stream starts
+      return stream(req, reply, `station:${station}`, () => new StationSampler(store, station));
+    },
+  );
 
-  app.get('/v1/live/connectors', {
-    schema: describeRoute({ summary: 'Follow the connectors (live)', tags: ['dashboard'], responses: sse("every connector's status", ConnectorsAnswer), errors: [404, 503] }),
-  }, async (req, reply) => {
-    const connectors = opts.connectors;
-    if (!connectors) return reply.callNotFound();
-    return stream(req, reply, 'connectors', () => new ConnectorsSampler(connectors));
-  });
+  app.get(
+    '/v1/live/connectors',
+    {
+      schema: describeRoute({
+        summary: 'Follow the connectors (live)',
+        tags: ['dashboard'],
+        responses: sse("every connector's status", ConnectorsAnswer),
+        errors: [404, 503],
+      }),
+    },
+    async (req, reply) => {
+      const connectors = opts.connectors;
+      if (!connectors) return reply.callNotFound();
+      return stream(req, reply, 'connectors', () => new ConnectorsSampler(connectors));
+    },
+  );
 
   // ---- the station listing: filter, sort and page on the server ----
   let cached: { at: number; rows: Promise<StationRow[]> } | undefined;
@@ -231,23 +297,32 @@ export const uiRoutes: FastifyPluginAsync<UiRoutesOptions> = async (app, opts) =
     return cached.rows;
   };
 
-  app.get('/v1/dashboard/stations', {
-    schema: describeRoute({ summary: 'List stations filtered, sorted and paged (the dashboard\'s station list)', tags: ['dashboard', 'stations'], query: DashboardStationsQuery, responses: { 200: { description: 'one page and the total', schema: StationRowsAnswer } } }),
-  }, async (req) => {
-    const q = parseBody(DashboardStationsQuery, req.query);
-    let list = await rows();
-    if (q.q) {
-      const needle = q.q.toLowerCase();
-      list = list.filter((r) => r.name.toLowerCase().includes(needle));
-    }
-    const key = q.sort;
-    const dir = q.order === 'asc' ? 1 : -1;
-    const sorted =
-      key === 'name'
-        ? dir === 1
-          ? list // already in name order
-          : [...list].reverse()
-        : [...list].sort((a, b) => (a[key] - b[key]) * dir || (a.name < b.name ? -1 : 1));
-    return { total: sorted.length, offset: q.offset, stations: sorted.slice(q.offset, q.offset + q.limit) };
-  });
+  app.get(
+    '/v1/dashboard/stations',
+    {
+      schema: describeRoute({
+        summary: "List stations filtered, sorted and paged (the dashboard's station list)",
+        tags: ['dashboard', 'stations'],
+        query: DashboardStationsQuery,
+        responses: { 200: { description: 'one page and the total', schema: StationRowsAnswer } },
+      }),
+    },
+    async (req) => {
+      const q = parseBody(DashboardStationsQuery, req.query);
+      let list = await rows();
+      if (q.q) {
+        const needle = q.q.toLowerCase();
+        list = list.filter((r) => r.name.toLowerCase().includes(needle));
+      }
+      const key = q.sort;
+      const dir = q.order === 'asc' ? 1 : -1;
+      const sorted =
+        key === 'name'
+          ? dir === 1
+            ? list // already in name order
+            : [...list].reverse()
+          : [...list].sort((a, b) => (a[key] - b[key]) * dir || (a.name < b.name ? -1 : 1));
+      return { total: sorted.length, offset: q.offset, stations: sorted.slice(q.offset, q.offset + q.limit) };
+    },
+  );
 };

@@ -99,7 +99,12 @@ function connectorRow(s: ConnectorStatus): ConnectorRow {
     name: s.name,
     type: s.type,
     state: s.connector.state,
-    tasks: s.tasks.map((t) => ({ id: t.id, state: t.state, ...(t.trace !== undefined && { trace: t.trace }), ...(t.lastError && { lastError: t.lastError }) })),
+    tasks: s.tasks.map((t) => ({
+      id: t.id,
+      state: t.state,
+      ...(t.trace !== undefined && { trace: t.trace }),
+      ...(t.lastError && { lastError: t.lastError }),
+    })),
     ...(s.lag !== undefined && { lag: s.lag }),
     throughput: s.throughput,
     ...(s.lastError && { lastError: s.lastError }),
@@ -120,7 +125,8 @@ export async function connectorRows(source: ConnectorsSource): Promise<{ rows: C
   return { rows, truncated: names.length > MAX_CONNECTORS_SCANNED };
 }
 
-const rate = (now: number, before: number | undefined, seconds: number): number => (before === undefined || seconds <= 0 ? 0 : Math.max(0, (now - before) / seconds));
+const rate = (now: number, before: number | undefined, seconds: number): number =>
+  before === undefined || seconds <= 0 ? 0 : Math.max(0, (now - before) / seconds);
 
 /**
  * Computes overview snapshots; keeps what the previous one saw (totals, DLS sizes, lags) to derive
@@ -156,13 +162,19 @@ export class OverviewSampler {
       messages += s.messages;
       bytes += s.bytes;
       produced += producedTotal(s);
-      if (s.health && s.health.status !== 'ok') alerts.push({ kind: 'station-health', subject: s.name, message: `station ${s.name} is ${s.health.status}: ${s.health.reasons[0] ?? ''}` });
+      if (s.health && s.health.status !== 'ok')
+        alerts.push({
+          kind: 'station-health',
+          subject: s.name,
+          message: `station ${s.name} is ${s.health.status}: ${s.health.reasons[0] ?? ''}`,
+        });
       for (const g of s.groups) if (groupRefs.length < MAX_GROUPS_SCANNED) groupRefs.push([s.name, g]);
     }
     const seconds = this.prev ? (at - this.prev.at) / 1000 : 0;
     for (const [station, n] of dls) {
       const before = this.prev?.dls.get(station);
-      if (n > 0 && (before === undefined ? false : n > before)) alerts.push({ kind: 'dls-growing', subject: station, message: `station ${station}: ${n} dead letters (+${n - before!})` });
+      if (n > 0 && (before === undefined ? false : n > before))
+        alerts.push({ kind: 'dls-growing', subject: station, message: `station ${station}: ${n} dead letters (+${n - before!})` });
     }
     let settled = 0;
     const lag = new Map<string, number[]>();
@@ -189,7 +201,12 @@ export class OverviewSampler {
       for (const r of rows) {
         byState[r.state] = (byState[r.state] ?? 0) + 1;
         for (const t of r.tasks) {
-          if (t.state === 'FAILED') alerts.push({ kind: 'task-failed', subject: r.name, message: `connector ${r.name} task ${t.id} failed${t.lastError ? `: ${t.lastError.code} ${t.lastError.message}` : ''}` });
+          if (t.state === 'FAILED')
+            alerts.push({
+              kind: 'task-failed',
+              subject: r.name,
+              message: `connector ${r.name} task ${t.id} failed${t.lastError ? `: ${t.lastError.code} ${t.lastError.message}` : ''}`,
+            });
         }
       }
       connectors = { total: this.connectors.names().length, byState, rows };
@@ -235,7 +252,14 @@ export class StationSampler {
     const settled = new Map(groups.map((g) => [g.group, settledTotal(g)]));
     const consumeRates: Record<string, number> = {};
     for (const [g, n] of settled) consumeRates[g] = rate(n, this.prev?.settled.get(g), seconds);
-    const snap: StationSnapshot = { at, station, deadLetters, groups, produceRate: rate(produced, this.prev?.produced, seconds), consumeRates };
+    const snap: StationSnapshot = {
+      at,
+      station,
+      deadLetters,
+      groups,
+      produceRate: rate(produced, this.prev?.produced, seconds),
+      consumeRates,
+    };
     this.prev = { at, produced, settled };
     return snap;
   }

@@ -95,18 +95,36 @@ describe('the dashboard (auth off)', () => {
     await page.getByRole('link', { name: 'overview', exact: true }).click();
     const lag = '[data-testid=groups] tr[data-group=billing] td.lag';
     await seeText(page, lag, (t) => t === '5', 'lag 5');
-    const got = await api<{ messages: { deliveryId: string; offset: number }[] }>(broker.url, 'POST', '/v1/stations/orders/groups/billing/fetch', { maxMessages: 2 });
+    const got = await api<{ messages: { deliveryId: string; offset: number }[] }>(
+      broker.url,
+      'POST',
+      '/v1/stations/orders/groups/billing/fetch',
+      { maxMessages: 2 },
+    );
     expect(got.messages.map((m) => m.offset)).toEqual([1, 2]);
     await api(broker.url, 'POST', '/v1/stations/orders/groups/billing/ack', { deliveryIds: got.messages.map((m) => m.deliveryId) });
     await seeText(page, lag, (t) => t === '3', 'lag falls to 3');
     // How old the oldest unsettled message is (offset 3, produced moments ago).
-    await seeText(page, '[data-testid=groups] tr[data-group=billing] td.oldest', (t) => /^\d+(\.\d+)? (ms|s|min)$/.test(t), 'the oldest unacked age');
+    await seeText(
+      page,
+      '[data-testid=groups] tr[data-group=billing] td.oldest',
+      (t) => /^\d+(\.\d+)? (ms|s|min)$/.test(t),
+      'the oldest unacked age',
+    );
     await shot(page, 'station');
 
     // The consumer dead-letters offset 3; the page shows it with its reason and where it came from.
-    const poison = await api<{ messages: { deliveryId: string; offset: number }[] }>(broker.url, 'POST', '/v1/stations/orders/groups/billing/fetch', { maxMessages: 1 });
+    const poison = await api<{ messages: { deliveryId: string; offset: number }[] }>(
+      broker.url,
+      'POST',
+      '/v1/stations/orders/groups/billing/fetch',
+      { maxMessages: 1 },
+    );
     expect(poison.messages[0]!.offset).toBe(3);
-    await api(broker.url, 'POST', '/v1/stations/orders/groups/billing/dead-letter', { deliveryIds: [poison.messages[0]!.deliveryId], reason: 'unknown item code' });
+    await api(broker.url, 'POST', '/v1/stations/orders/groups/billing/dead-letter', {
+      deliveryIds: [poison.messages[0]!.deliveryId],
+      reason: 'unknown item code',
+    });
     await seeText(page, '[data-testid=station-dead-letters] .stat-value', (t) => t === '1', 'one dead letter');
     await page.getByRole('link', { name: /dead letters/ }).click();
     const row = page.locator('[data-testid=dead-letters] tr[data-dls-offset]').first();
@@ -127,7 +145,9 @@ describe('the dashboard (auth off)', () => {
     await row.getByRole('button', { name: 'resend', exact: true }).click();
     await seeText(page, '[data-testid=dls-result]', (t) => t === 'resent 1', 'resent');
     const again = await eventually('the resent message', WAIT, async () => {
-      const r = await api<{ messages: { value: string }[] }>(broker.url, 'POST', '/v1/stations/orders/groups/billing/fetch', { maxMessages: 10 });
+      const r = await api<{ messages: { value: string }[] }>(broker.url, 'POST', '/v1/stations/orders/groups/billing/fetch', {
+        maxMessages: 10,
+      });
       return r.messages.find((m) => m.value === '{"order":3,"item":"book"}');
     });
     expect(again.value).toBe('{"order":3,"item":"book"}');
@@ -181,13 +201,17 @@ describe('the dashboard (auth off)', () => {
 
   it('lists stations with server-side search and sort', async () => {
     for (const name of ['alpha', 'beta', 'gamma']) await api(broker.url, 'POST', '/v1/stations', { name, storage: 'memory' });
-    await api(broker.url, 'POST', '/v1/stations/gamma/messages', { messages: [{ value: 'a' }, { value: 'b' }, { value: 'c' }, { value: 'd' }, { value: 'e' }, { value: 'f' }] });
+    await api(broker.url, 'POST', '/v1/stations/gamma/messages', {
+      messages: [{ value: 'a' }, { value: 'b' }, { value: 'c' }, { value: 'd' }, { value: 'e' }, { value: 'f' }],
+    });
     await page.goto(`${broker.url}/stations`);
     await seeText(page, '[data-testid=stations-total]', (t) => t === '4 stations', 'four stations');
     const names = () => page.locator('.station-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-station')));
     expect(await names()).toEqual(['alpha', 'beta', 'gamma', 'orders']);
     await page.getByRole('button', { name: /^messages/ }).click();
-    await eventually('sorted by messages, most first', WAIT, async () => ((await names()).join() === 'gamma,orders,alpha,beta' ? true : undefined));
+    await eventually('sorted by messages, most first', WAIT, async () =>
+      (await names()).join() === 'gamma,orders,alpha,beta' ? true : undefined,
+    );
     await page.getByLabel('search stations').fill('ha');
     await seeText(page, '[data-testid=stations-total]', (t) => t === '1 stations', 'one match');
     expect(await names()).toEqual(['alpha']);
@@ -207,10 +231,18 @@ describe('the dashboard with auth on', () => {
     dir = await mkdtemp(join(tmpdir(), 'junction-ui-auth-'));
     broker = await startBroker({ dataDir: dir, args: ['--auth'], env: { JUNCTION_ADMIN_PASSWORD: PASSWORD }, timeoutMs: 90_000 });
     chrome = await launchChromium();
-    const login = await fetch(`${broker.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
+    const login = await fetch(`${broker.url}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: PASSWORD }),
+    });
     const { token } = (await login.json()) as { token: string };
     const call = async (method: string, path: string, body: unknown) => {
-      const res = await fetch(`${broker.url}${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+      const res = await fetch(`${broker.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     };
     await call('POST', '/v1/users', { name: 'reader', password: 'reader-password', role: 'viewer' });
@@ -246,7 +278,11 @@ describe('the dashboard with auth on', () => {
     // The API refuses too, with the session the page holds.
     const status = await page.evaluate(async () => {
       const s = JSON.parse(sessionStorage.getItem('junction.session') ?? '{}') as { token?: string };
-      const res = await fetch('/v1/stations/payments/messages', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` }, body: JSON.stringify({ messages: [{ value: 'x' }] }) });
+      const res = await fetch('/v1/stations/payments/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
+        body: JSON.stringify({ messages: [{ value: 'x' }] }),
+      });
       return res.status;
     });
     expect(status).toBe(403);

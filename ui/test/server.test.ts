@@ -99,7 +99,12 @@ describe('GET /v1/dashboard/stations', () => {
     for (let i = 0; i < 30; i++) await store.createStation(`list-${String(i).padStart(2, '0')}`, { storage: 'memory' });
     await store.produce('list-07', [{ value: Buffer.from('a') }, { value: Buffer.from('b') }, { value: Buffer.from('c') }]);
     await store.produce('list-21', [{ value: Buffer.from('a') }]);
-    const get = async (q: string) => (await fetch(`${base}/v1/dashboard/stations?${q}`)).json() as Promise<{ total: number; offset: number; stations: { name: string; messages: number }[] }>;
+    const get = async (q: string) =>
+      (await fetch(`${base}/v1/dashboard/stations?${q}`)).json() as Promise<{
+        total: number;
+        offset: number;
+        stations: { name: string; messages: number }[];
+      }>;
     const page = await get('q=LIST-&sort=messages&order=desc&limit=3');
     expect(page.total).toBe(30);
     expect(page.stations.map((s) => [s.name, s.messages])).toEqual([
@@ -185,7 +190,11 @@ describe('live streams', () => {
 
   it('one sampler per stream for every client, the same bytes to each, only when something changed, stopped when the last leaves', async () => {
     await store.createStation('live-1', {});
-    const clients = await Promise.all([follow('/v1/live/stations/live-1'), follow('/v1/live/stations/live-1'), follow('/v1/live/stations/live-1')]);
+    const clients = await Promise.all([
+      follow('/v1/live/stations/live-1'),
+      follow('/v1/live/stations/live-1'),
+      follow('/v1/live/stations/live-1'),
+    ]);
     for (const c of clients) expect(c.res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     await until('a snapshot at each client', () => (clients.every((c) => snapshots(c.frames).length >= 1) ? true : undefined));
     expect(hub.activeStreams).toBe(1);
@@ -216,7 +225,13 @@ describe('live streams', () => {
     await store.createGroup('ov-1', 'g', { start: { type: 'earliest' } });
     const c = await follow('/v1/live/overview');
     await until('a snapshot', () => (snapshots(c.frames).length >= 1 ? true : undefined));
-    const last = () => JSON.parse(snapshots(c.frames).at(-1)!.split('\ndata: ')[1]!) as { stations: number; messages: number; deadLetters: number; alerts: { kind: string; subject: string }[] };
+    const last = () =>
+      JSON.parse(snapshots(c.frames).at(-1)!.split('\ndata: ')[1]!) as {
+        stations: number;
+        messages: number;
+        deadLetters: number;
+        alerts: { kind: string; subject: string }[];
+      };
     expect(last().deadLetters).toBe(0);
     const [d] = await store.fetch('ov-1', 'g', { maxMessages: 1 });
     await store.deadLetter('ov-1', 'g', [d!.deliveryId], 'bad');

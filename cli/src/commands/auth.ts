@@ -20,7 +20,12 @@ export function parseGrant(text: string): TokenGrant {
   const list = actions.split(',');
   const bad = list.find((a) => !ACTIONS.includes(a));
   if (bad !== undefined) throw new CliError(CliErrorCode.USAGE, `--grant "${text}": unknown action "${bad}" (${ACTIONS.join(', ')})`);
-  return { resource: resource as TokenGrant['resource'], pattern, actions: list as TokenGrant['actions'], ...(effect === 'deny' && { effect }) };
+  return {
+    resource: resource as TokenGrant['resource'],
+    pattern,
+    actions: list as TokenGrant['actions'],
+    ...(effect === 'deny' && { effect }),
+  };
 }
 
 /** The first line of stdin (a password is never taken from the command line, where `ps` shows it). */
@@ -48,7 +53,9 @@ export function authCommands(program: Command, io: CliIo): void {
 
   program
     .command('login')
-    .description('log in (password from JUNCTION_PASSWORD or the first line of stdin); stores the token for --url in ~/.config/junction/credentials (0600)')
+    .description(
+      'log in (password from JUNCTION_PASSWORD or the first line of stdin); stores the token for --url in ~/.config/junction/credentials (0600)',
+    )
     .option('--username <name>', 'the user (default admin)', 'admin')
     .option('--print', 'print the token instead of storing it')
     .action(async (flags: { username: string; print?: boolean }, command: Command) => {
@@ -82,16 +89,15 @@ export function authCommands(program: Command, io: CliIo): void {
       const u = await client(command, (c) => c.createUser({ name, password, role: flags.role }));
       await write(io.stdout, `created user ${u.name} (${u.role})\n`);
     });
-  users
-    .command('set-role <name> <role>')
-    .action(async (name: string, role: string, _f: object, command: Command) => {
-      if (!['admin', 'editor', 'viewer'].includes(role)) throw new CliError(CliErrorCode.USAGE, `role must be admin, editor or viewer (got "${role}")`);
-      const u = await client(command, (c) => c.updateUser(name, { role: role as 'viewer' }));
-      await write(io.stdout, `user ${u.name} is now ${u.role}\n`);
-    });
+  users.command('set-role <name> <role>').action(async (name: string, role: string, _f: object, command: Command) => {
+    if (!['admin', 'editor', 'viewer'].includes(role))
+      throw new CliError(CliErrorCode.USAGE, `role must be admin, editor or viewer (got "${role}")`);
+    const u = await client(command, (c) => c.updateUser(name, { role: role as 'viewer' }));
+    await write(io.stdout, `user ${u.name} is now ${u.role}\n`);
+  });
   users
     .command('set-password <name>')
-    .description('change a password (the first line of stdin); ends the user\'s sessions')
+    .description("change a password (the first line of stdin); ends the user's sessions")
     .action(async (name: string, _f: object, command: Command) => {
       const password = await readSecret(io, 'password');
       await client(command, (c) => c.updateUser(name, { password }));
@@ -114,7 +120,9 @@ export function authCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON (with the token)')
     .action(async (name: string, flags: { grant: string[]; expiresInS?: number; json?: boolean }, command: Command) => {
       const grants = flags.grant.map(parseGrant);
-      const t = await client(command, (c) => c.createToken({ name, grants, ...(flags.expiresInS !== undefined && { expiresInS: flags.expiresInS }) }));
+      const t = await client(command, (c) =>
+        c.createToken({ name, grants, ...(flags.expiresInS !== undefined && { expiresInS: flags.expiresInS }) }),
+      );
       if (flags.json) return write(io.stdout, JSON.stringify(t, null, 2) + '\n');
       await write(io.stderr, `created token ${t.id} (${t.name}); it is shown only now:\n`);
       return write(io.stdout, `${t.token}\n`);
@@ -129,14 +137,19 @@ export function authCommands(program: Command, io: CliIo): void {
         io.stdout,
         table([
           ['ID', 'NAME', 'OWNER', 'EXPIRES', 'STATE', 'GRANTS'],
-          ...list.map((t) => [t.id, t.name, t.owner, t.expiresAt ?? '-', t.revoked ? 'revoked' : 'active', t.grants.map(grantText).join(' ')]),
+          ...list.map((t) => [
+            t.id,
+            t.name,
+            t.owner,
+            t.expiresAt ?? '-',
+            t.revoked ? 'revoked' : 'active',
+            t.grants.map(grantText).join(' '),
+          ]),
         ]),
       );
     });
-  tokens
-    .command('revoke <id>')
-    .action(async (id: string, _f: object, command: Command) => {
-      await client(command, (c) => c.revokeToken(id));
-      await write(io.stdout, `revoked token ${id}\n`);
-    });
+  tokens.command('revoke <id>').action(async (id: string, _f: object, command: Command) => {
+    await client(command, (c) => c.revokeToken(id));
+    await write(io.stdout, `revoked token ${id}\n`);
+  });
 }

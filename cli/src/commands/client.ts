@@ -10,7 +10,11 @@ export const DEFAULT_URL = 'http://127.0.0.1:6666';
  * token: --token, else JUNCTION_TOKEN (both set as the option's default), else the one `junction login`
  * stored for this URL.
  */
-export async function withClient<T>(command: Command, fn: (client: JunctionClient) => Promise<T>, env: Readonly<Record<string, string | undefined>> = process.env): Promise<T> {
+export async function withClient<T>(
+  command: Command,
+  fn: (client: JunctionClient) => Promise<T>,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<T> {
   const { url, token } = command.optsWithGlobals<{ url: string; token?: string }>();
   const stored = token ? undefined : (await readCredentials(credentialsPath(env)))[url]?.token;
   const client = new JunctionClient({ url, ...((token || stored) && { token: token || stored }) });

@@ -14,7 +14,8 @@ function table(rows: string[][]): string {
 export function timeArg(value: string): number {
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i.test(v)) throw new InvalidArgumentError('must be an ISO 8601 time with a zone (2026-12-07T08:00:00Z) or ms since the epoch');
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i.test(v))
+    throw new InvalidArgumentError('must be an ISO 8601 time with a zone (2026-12-07T08:00:00Z) or ms since the epoch');
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new InvalidArgumentError('is not a valid time');
   return t;
@@ -43,17 +44,26 @@ function offsetRows(offsets: { partition: Record<string, unknown>; offset: unkno
   const rows = offsets.map((o) => {
     const p = o.partition;
     const off = o.offset as { offset?: unknown } | null;
-    return p['task'] !== undefined ? [`task ${String(p['task'])}`, JSON.stringify(o.offset)] : [String(p['partition']), String(off?.offset ?? JSON.stringify(o.offset))];
+    return p['task'] !== undefined
+      ? [`task ${String(p['task'])}`, JSON.stringify(o.offset)]
+      : [String(p['partition']), String(off?.offset ?? JSON.stringify(o.offset))];
   });
   return table([['PARTITION', 'OFFSET'], ...rows]);
 }
 
 /** `junction connectors list|status|start|stop|pause|resume|offsets`: the connectors of a running broker (`/v1/connectors`). */
 export function connectorsCommand(program: Command, io: CliIo): void {
-  const connectors = program.command('connectors').description('list connectors, show their status, start / stop them, read and reset their offsets');
+  const connectors = program
+    .command('connectors')
+    .description('list connectors, show their status, start / stop them, read and reset their offsets');
 
   const states = [
-    ['start', 'resume', 'start a connector created stopped (state: STOPPED) or stopped / paused since: its tasks run (same as resume)', 'RUNNING'],
+    [
+      'start',
+      'resume',
+      'start a connector created stopped (state: STOPPED) or stopped / paused since: its tasks run (same as resume)',
+      'RUNNING',
+    ],
     ['resume', 'resume', 'resume a paused or stopped connector', 'RUNNING'],
     ['pause', 'pause', 'pause a connector: its tasks end, its offsets stay', 'PAUSED'],
     ['stop', 'stop', 'stop a connector: its tasks end; while STOPPED its offsets may be reset', 'STOPPED'],
@@ -104,7 +114,10 @@ export function connectorsCommand(program: Command, io: CliIo): void {
     .option('--json', 'print a JSON array')
     .action(async (flags: { prefix?: string; pageSize?: number; json?: boolean }, command: Command) => {
       const names = await withClient(command, (client) =>
-        client.listConnectors({ ...(flags.prefix !== undefined && { prefix: flags.prefix }), ...(flags.pageSize !== undefined && { pageSize: flags.pageSize }) }),
+        client.listConnectors({
+          ...(flags.prefix !== undefined && { prefix: flags.prefix }),
+          ...(flags.pageSize !== undefined && { pageSize: flags.pageSize }),
+        }),
       );
       if (flags.json) await write(io.stdout, JSON.stringify(names, null, 2) + '\n');
       else await write(io.stdout, names.map((n) => `${n}\n`).join(''));
@@ -126,7 +139,14 @@ export function connectorsCommand(program: Command, io: CliIo): void {
           const s = await client.connectorStatus(n).catch(() => undefined);
           if (!s) continue; // deleted meanwhile
           const running = s.tasks.filter((t) => t.state === 'RUNNING').length;
-          out.push([n, s.type, s.connector.state, `${running}/${s.tasks.length}`, s.lag === undefined ? '-' : String(s.lag), s.isolation ?? '-']);
+          out.push([
+            n,
+            s.type,
+            s.connector.state,
+            `${running}/${s.tasks.length}`,
+            s.lag === undefined ? '-' : String(s.lag),
+            s.isolation ?? '-',
+          ]);
         }
         return out;
       });

@@ -24,7 +24,12 @@ export function consumeCommand(program: Command, io: CliIo): void {
     .description('print messages of a station for a consumer group, one value per line, and ack them')
     .requiredOption('--group <name>', 'consumer group')
     .option('--max <n>', 'stop after this many messages', intArg(1))
-    .addOption(new Option('--from <position>', 'where a NEW group starts (an existing group keeps its place; default earliest)').choices(['earliest', 'latest']))
+    .addOption(
+      new Option('--from <position>', 'where a NEW group starts (an existing group keeps its place; default earliest)').choices([
+        'earliest',
+        'latest',
+      ]),
+    )
     .option('--no-ack', 'do not acknowledge: the messages come back after the ack deadline')
     .option('--wait-ms <ms>', 'long-poll wait of each fetch', intArg(0, 300_000), 5000)
     .option('--idle-exit-ms <ms>', 'stop when no message came for this long', intArg(0))
@@ -67,7 +72,12 @@ export function consumeCommand(program: Command, io: CliIo): void {
             }
             received += deliveries.length;
             // Acked only after written: never acknowledged without being printed.
-            if (flags.ack) await client.ack(station, flags.group, deliveries.map((d) => d.deliveryId));
+            if (flags.ack)
+              await client.ack(
+                station,
+                flags.group,
+                deliveries.map((d) => d.deliveryId),
+              );
           }
         });
       } finally {

@@ -15,7 +15,8 @@ function fail(): never {
 
 function fileOf(file: string | undefined, io: CliIo): string {
   const path = resolve(io.cwd, file ?? DEFAULT_FILE);
-  if (file === undefined && !existsSync(path)) throw new CliError(CliErrorCode.USAGE, `no ${DEFAULT_FILE} in ${io.cwd}: name the file to use`);
+  if (file === undefined && !existsSync(path))
+    throw new CliError(CliErrorCode.USAGE, `no ${DEFAULT_FILE} in ${io.cwd}: name the file to use`);
   return path;
 }
 
@@ -52,15 +53,28 @@ export function planText(plan: PipelinePlan): string {
 export function pipelineCommands(program: Command, io: CliIo): void {
   program
     .command('validate [file]')
-    .description('check a junction.yaml offline (no broker): YAML, schema, stations, connectors against their plugins, secrets, references; every issue with its path and line; exit 1 on issues')
+    .description(
+      'check a junction.yaml offline (no broker): YAML, schema, stations, connectors against their plugins, secrets, references; every issue with its path and line; exit 1 on issues',
+    )
     .option('--json', 'print the report as JSON')
     .option('--online', 'a connector station not declared in the file may exist on the broker at --url instead')
     .action(async (file: string | undefined, flags: { json?: boolean; online?: boolean }, command: Command) => {
       const path = fileOf(file, io);
       const { validateConfigFile } = await import('@junction/server');
-      const check = async (stationExists?: (name: string) => Promise<boolean>) => validateConfigFile(path, { env: io.env, cwd: io.cwd, stationExists });
+      const check = async (stationExists?: (name: string) => Promise<boolean>) =>
+        validateConfigFile(path, { env: io.env, cwd: io.cwd, stationExists });
       const report = flags.online
-        ? await withClient(command, (client) => check((name) => client.getStation(name).then(() => true, () => false)), io.env)
+        ? await withClient(
+            command,
+            (client) =>
+              check((name) =>
+                client.getStation(name).then(
+                  () => true,
+                  () => false,
+                ),
+              ),
+            io.env,
+          )
         : await check();
       if (flags.json) {
         await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
@@ -68,7 +82,8 @@ export function pipelineCommands(program: Command, io: CliIo): void {
         await write(io.stdout, `${file ?? DEFAULT_FILE} is valid: ${report.stations} stations, ${report.connectors} connectors\n`);
       } else {
         let out = '';
-        for (const i of report.issues) out += `${i.path || '(file)'}: ${i.message}${i.line !== undefined ? `  (${file ?? DEFAULT_FILE}:${i.line}:${i.column ?? 1})` : ''}\n`;
+        for (const i of report.issues)
+          out += `${i.path || '(file)'}: ${i.message}${i.line !== undefined ? `  (${file ?? DEFAULT_FILE}:${i.line}:${i.column ?? 1})` : ''}\n`;
         out += `${file ?? DEFAULT_FILE}: ${report.issues.length} issue${report.issues.length === 1 ? '' : 's'}\n`;
         await write(io.stdout, out);
       }
@@ -82,7 +97,10 @@ export function pipelineCommands(program: Command, io: CliIo): void {
         'Nothing the file does not name is deleted unless --prune is given',
     )
     .option('--plan', 'show what applying would create, update and delete (field diffs, secrets masked) without changing anything')
-    .option('--prune', 'also delete the stations and connectors the file does not name (never Junction’s own nor dead-letter stations, nor a station a declared connector uses)')
+    .option(
+      '--prune',
+      'also delete the stations and connectors the file does not name (never Junction’s own nor dead-letter stations, nor a station a declared connector uses)',
+    )
     .option('--json', 'print the plan (or what was applied) as JSON')
     .action(async (file: string | undefined, flags: { plan?: boolean; prune?: boolean; json?: boolean }, command: Command) => {
       const path = fileOf(file, io);

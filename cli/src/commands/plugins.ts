@@ -73,7 +73,9 @@ export function pluginsCommand(program: Command, io: CliIo): void {
 
   plugins
     .command('install <spec>')
-    .description('install a connector plugin into the running broker (usable at once): a package folder, a tarball (npm pack) or an npm package spec')
+    .description(
+      'install a connector plugin into the running broker (usable at once): a package folder, a tarball (npm pack) or an npm package spec',
+    )
     .option('--data-dir <dir>', 'install offline into <dir>/plugins instead of through the broker (env JUNCTION_DATA_DIR; default ./data)')
     .option('--config <file>', 'install offline, reading the data dir from this configuration file')
     .option('--offline', 'install into the data dir’s plugins folder without asking the broker')
@@ -83,7 +85,12 @@ export function pluginsCommand(program: Command, io: CliIo): void {
         try {
           const d = await withClient(command, (c) => c.installPlugin(absoluteSpec(spec, io.cwd)), io.env);
           const { url } = command.optsWithGlobals<{ url: string }>();
-          await write(io.stdout, flags.json ? JSON.stringify(d, null, 2) + '\n' : `installed ${d.kind} plugin ${d.name} ${d.version} into the broker at ${url}; usable now\n`);
+          await write(
+            io.stdout,
+            flags.json
+              ? JSON.stringify(d, null, 2) + '\n'
+              : `installed ${d.kind} plugin ${d.name} ${d.version} into the broker at ${url}; usable now\n`,
+          );
           return;
         } catch (err) {
           if (!unreachable(err)) throw err;
@@ -154,10 +161,16 @@ export function pluginsCommand(program: Command, io: CliIo): void {
       } catch {
         // missing: made below
       }
-      if (present.length > 0) throw new CliError(ScaffoldErrorCode.DIR_NOT_EMPTY, `${dir} is not empty; scaffold into a new folder (--dir)`);
+      if (present.length > 0)
+        throw new CliError(ScaffoldErrorCode.DIR_NOT_EMPTY, `${dir} is not empty; scaffold into a new folder (--dir)`);
       const { mkdir, writeFile } = await import('node:fs/promises');
       const sdk = await packPackage(SDK_PACKAGE, join(dir, 'vendor'), io.env);
-      const files = scaffoldFiles({ name, kind, sdkTarball: sdk.path.slice(join(dir, 'vendor').length + 1), sdkVersion: await packageVersion(SDK_PACKAGE) });
+      const files = scaffoldFiles({
+        name,
+        kind,
+        sdkTarball: sdk.path.slice(join(dir, 'vendor').length + 1),
+        sdkVersion: await packageVersion(SDK_PACKAGE),
+      });
       for (const [rel, text] of Object.entries(files)) {
         const path = join(dir, rel);
         await mkdir(join(path, '..'), { recursive: true });

@@ -44,11 +44,17 @@ export function startCommand(program: Command, io: CliIo): void {
     .option('--config <file>', 'configuration file (default ./junction.yaml when it exists)')
     .option('--fsync <policy>', 'durability: always | never | interval:<ms> (default always)')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (env JUNCTION_LOG_LEVEL; default info)')
-    .option('--auth', 'require a token on every route but /healthz (also auth.enabled in junction.yaml); the first start needs JUNCTION_ADMIN_PASSWORD')
+    .option(
+      '--auth',
+      'require a token on every route but /healthz (also auth.enabled in junction.yaml); the first start needs JUNCTION_ADMIN_PASSWORD',
+    )
     .option('--allow-unauthenticated', 'listen on a non-loopback --host with auth off (refused otherwise)')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key; or tls.cert in junction.yaml)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
-    .option('--nats <urls>', 'run on NATS JetStream instead of the embedded store: nats://host:port, comma-separated (env JUNCTION_NATS_URL)')
+    .option(
+      '--nats <urls>',
+      'run on NATS JetStream instead of the embedded store: nats://host:port, comma-separated (env JUNCTION_NATS_URL)',
+    )
     .action(async (flags: StartFlags) => {
       // Loaded here, so the client commands do not pay for loading the whole server.
       const { startServer, DEFAULT_CONFIG_FILE } = await import('@junction/server');
@@ -79,7 +85,9 @@ export function startCommand(program: Command, io: CliIo): void {
       const exit = (code: number, signal: NodeJS.Signals): void => {
         const stuck = server.connect.strandedThreads;
         if (stuck === 0) process.exit(code);
-        io.stderr.write(`${stuck} connector worker thread(s) are blocked in native code and Node cannot exit normally: ending by ${signal}\n`);
+        io.stderr.write(
+          `${stuck} connector worker thread(s) are blocked in native code and Node cannot exit normally: ending by ${signal}\n`,
+        );
         endBy(signal);
       };
       const stop = (signal: NodeJS.Signals): void => {

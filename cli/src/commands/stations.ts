@@ -74,7 +74,11 @@ export function stationsCommand(program: Command, io: CliIo): void {
     .option('--retention-max-bytes <n>', 'keep at most this many bytes per partition', intArg(1))
     .option('--retention-ack-based', 'drop what every consumer group acknowledged')
     .option('--dedup-window-ms <ms>', 'msgId deduplication window (default 120000)', intArg(0))
-    .option('--dedup-max-ids <n>', 'most msgIds the window remembers; the oldest leave early past it (default 4000000)', intArg(1000, 100_000_000))
+    .option(
+      '--dedup-max-ids <n>',
+      'most msgIds the window remembers; the oldest leave early past it (default 4000000)',
+      intArg(1000, 100_000_000),
+    )
     .option('--max-message-bytes <n>', 'largest message (default 8388608)', intArg(1))
     .option('--segment-bytes <n>', 'segment file size (default 67108864)', intArg(4096))
     .option('--fsync <policy>', 'always | never | interval:<ms> (default: the broker’s policy)')

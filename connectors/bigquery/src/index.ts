@@ -24,7 +24,10 @@ export default defineSink({
     const { BigQuerySink, createClient } = await import('./sink.js');
     const sink = new BigQuerySink(createClient(config), config, ctx);
     await sink.ensureTable();
-    ctx.logger.debug({ project: config.projectId, dataset: config.dataset, table: config.table, mode: config.mode }, 'bigquery sink opened');
+    ctx.logger.debug(
+      { project: config.projectId, dataset: config.dataset, table: config.table, mode: config.mode },
+      'bigquery sink opened',
+    );
     return sink;
   },
 });

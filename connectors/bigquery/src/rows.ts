@@ -2,7 +2,11 @@
 import type { PartitionRef, SinkMessage } from '@junction/sdk-connector';
 import type { BigQuerySinkConfig } from './config.js';
 
-export interface Field { name: string; type: string; mode: 'NULLABLE' | 'REQUIRED' }
+export interface Field {
+  name: string;
+  type: string;
+  mode: 'NULLABLE' | 'REQUIRED';
+}
 
 /**
  * The raw mode's columns, like the Snowflake Kafka connector's RECORD_METADATA / RECORD_CONTENT, split
@@ -50,7 +54,11 @@ export function schemaOf(config: BigQuerySinkConfig): Field[] {
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** A row for insertAll, or the reason the message can never be one (answered deadLetter). */
-export function toRow(config: BigQuerySinkConfig, ref: PartitionRef, m: SinkMessage): { row: Record<string, unknown> } | { reject: string } {
+export function toRow(
+  config: BigQuerySinkConfig,
+  ref: PartitionRef,
+  m: SinkMessage,
+): { row: Record<string, unknown> } | { reject: string } {
   const { station, stationId, partition } = ref;
   let text: string;
   try {
@@ -62,8 +70,14 @@ export function toRow(config: BigQuerySinkConfig, ref: PartitionRef, m: SinkMess
     // JSON columns take JSON text; BigQuery itself refuses text that is not JSON (its reason is dead-lettered).
     return {
       row: {
-        station, partition, offset: m.offset, timestamp: new Date(m.timestamp).toISOString(),
-        key: m.key ?? null, headers: JSON.stringify(m.headers), value: text, station_id: stationId,
+        station,
+        partition,
+        offset: m.offset,
+        timestamp: new Date(m.timestamp).toISOString(),
+        key: m.key ?? null,
+        headers: JSON.stringify(m.headers),
+        value: text,
+        station_id: stationId,
       },
     };
   }
@@ -73,9 +87,15 @@ export function toRow(config: BigQuerySinkConfig, ref: PartitionRef, m: SinkMess
   } catch (err) {
     return { reject: `value is not JSON: ${(err as Error).message}` };
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const obj = parsed as Record<string, unknown>;
-  const row: Record<string, unknown> = { _junction_station: station, _junction_partition: partition, _junction_offset: m.offset, _junction_station_id: stationId };
+  const row: Record<string, unknown> = {
+    _junction_station: station,
+    _junction_partition: partition,
+    _junction_offset: m.offset,
+    _junction_station_id: stationId,
+  };
   for (const c of config.columns) {
     const v = obj[c.field ?? c.name];
     if (v === undefined || v === null) continue;

@@ -15,7 +15,17 @@ export interface TableField {
 }
 
 const SCALAR: Partial<Record<FieldType['kind'], string>> = {
-  string: 'STRING', enum: 'STRING', boolean: 'BOOL', int: 'INT64', long: 'INT64', float: 'FLOAT64', double: 'FLOAT64', bytes: 'BYTES', timestamp: 'TIMESTAMP', date: 'DATE', json: 'JSON',
+  string: 'STRING',
+  enum: 'STRING',
+  boolean: 'BOOL',
+  int: 'INT64',
+  long: 'INT64',
+  float: 'FLOAT64',
+  double: 'FLOAT64',
+  bytes: 'BYTES',
+  timestamp: 'TIMESTAMP',
+  date: 'DATE',
+  json: 'JSON',
 };
 
 function field(name: string, t: FieldType, mode: 'NULLABLE' | 'REPEATED', depth: number): TableField {
@@ -30,7 +40,12 @@ function field(name: string, t: FieldType, mode: 'NULLABLE' | 'REPEATED', depth:
       return field(name, t.items, 'REPEATED', depth + 1);
     case 'map':
       if (mode === 'REPEATED') return { name, type: 'JSON', mode };
-      return { name, type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'key', type: 'STRING', mode: 'NULLABLE' }, field('value', t.values, 'NULLABLE', depth + 1)] };
+      return {
+        name,
+        type: 'RECORD',
+        mode: 'REPEATED',
+        fields: [{ name: 'key', type: 'STRING', mode: 'NULLABLE' }, field('value', t.values, 'NULLABLE', depth + 1)],
+      };
     default:
       return { name, type: SCALAR[t.kind] ?? 'JSON', mode };
   }
@@ -56,7 +71,11 @@ const family = (t: string): string => FAMILY[t.toUpperCase()] ?? t.toUpperCase()
  * their order; wanted fields they lack appended, at any depth — what tables.patch accepts), the paths
  * added, and the problems that cannot be applied (a type or repetition that differs, a new REQUIRED field).
  */
-export function mergeFields(existing: readonly TableField[], wanted: readonly TableField[], prefix = ''): { merged: TableField[]; added: string[]; problems: string[] } {
+export function mergeFields(
+  existing: readonly TableField[],
+  wanted: readonly TableField[],
+  prefix = '',
+): { merged: TableField[]; added: string[]; problems: string[] } {
   const merged: TableField[] = existing.map((f) => ({ ...f }));
   const added: string[] = [];
   const problems: string[] = [];

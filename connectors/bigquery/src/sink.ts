@@ -35,9 +35,17 @@ import type { SinkMessage, StationSchemaInfo } from '@junction/sdk-connector';
 import { schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
 import { mergeFields, rowValue, tableFields, type TableField } from './schema-table.js';
 
-interface PendingRow { index: number; offset: number; insertId: string; json: Record<string, unknown>; bytes: number }
+interface PendingRow {
+  index: number;
+  offset: number;
+  insertId: string;
+  json: Record<string, unknown>;
+  bytes: number;
+}
 
-interface PartialFailure { errors?: { row?: { insertId?: string }; errors?: { reason?: string; message?: string; location?: string }[] }[] }
+interface PartialFailure {
+  errors?: { row?: { insertId?: string }; errors?: { reason?: string; message?: string; location?: string }[] }[];
+}
 
 /** Request size estimate without serializing twice: the value, key and headers dominate a row. */
 function approxBytes(m: { value: Uint8Array; key?: string; headers: Record<string, string> }): number {
@@ -54,7 +62,9 @@ export function createClient(config: BigQuerySinkConfig): BigQuery {
     try {
       options.credentials = JSON.parse(config.credentials) as unknown;
     } catch {
-      throw new JunctionError(ErrorCode.CONFIG_INVALID, 'credentials is not JSON text (a service account key file)', { issues: [{ path: 'credentials', message: 'not JSON' }] });
+      throw new JunctionError(ErrorCode.CONFIG_INVALID, 'credentials is not JSON text (a service account key file)', {
+        issues: [{ path: 'credentials', message: 'not JSON' }],
+      });
     }
   }
   if (config.accessToken) {
@@ -112,9 +122,13 @@ export class BigQuerySink implements Sink {
     const where = `${this.config.projectId}.${this.config.dataset}.${this.config.table}`;
     if (this.config.mode === 'schema') {
       if (!this.ctx.schema) {
-        throw new JunctionError(ErrorCode.CONFIG_INVALID, 'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns', {
-          issues: [{ path: 'mode', message: 'the station has no schema' }],
-        });
+        throw new JunctionError(
+          ErrorCode.CONFIG_INVALID,
+          'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns',
+          {
+            issues: [{ path: 'mode', message: 'the station has no schema' }],
+          },
+        );
       }
       const drift = await this.followSchema(this.ctx.schema);
       if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
@@ -129,8 +143,13 @@ export class BigQuerySink implements Sink {
     }
     try {
       const [datasetExists] = await this.client.dataset(this.config.dataset).exists();
-      if (!datasetExists) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`);
-      if (!this.config.autoCreate) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
+      if (!datasetExists)
+        throw new JunctionError(
+          ErrorCode.NOT_FOUND,
+          `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`,
+        );
+      if (!this.config.autoCreate)
+        throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
       await this.client.dataset(this.config.dataset).createTable(this.config.table, { schema: { fields: schemaOf(this.config) } });
     } catch (err) {
       if (err instanceof JunctionError) throw err;
@@ -156,8 +175,13 @@ export class BigQuerySink implements Sink {
       const [exists] = await this.table.exists();
       if (!exists) {
         const [datasetExists] = await this.client.dataset(this.config.dataset).exists();
-        if (!datasetExists) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`);
-        if (!this.config.autoCreate) throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
+        if (!datasetExists)
+          throw new JunctionError(
+            ErrorCode.NOT_FOUND,
+            `BigQuery dataset ${this.config.projectId}.${this.config.dataset} does not exist; create it (the sink creates tables, never datasets)`,
+          );
+        if (!this.config.autoCreate)
+          throw new JunctionError(ErrorCode.NOT_FOUND, `BigQuery table ${where} does not exist and autoCreate is false`);
         try {
           await this.client.dataset(this.config.dataset).createTable(this.config.table, { schema: { fields: wanted } });
           this.ctx.logger.info({ table: where, subject: schema.subject, version: schema.version }, 'table created from the station schema');
@@ -172,7 +196,8 @@ export class BigQuerySink implements Sink {
       throw toJunctionError(err, `BigQuery table ${where}`);
     }
     const { merged, added, problems } = mergeFields(existing, wanted);
-    if (added.length > 0 && !this.config.evolve) problems.push(`the table lacks column(s) ${added.join(', ')} of schema version ${schema.version} and evolve is off`);
+    if (added.length > 0 && !this.config.evolve)
+      problems.push(`the table lacks column(s) ${added.join(', ')} of schema version ${schema.version} and evolve is off`);
     if (problems.length > 0) {
       this.ctx.logger.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
       return `BigQuery table ${where} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
@@ -183,7 +208,10 @@ export class BigQuerySink implements Sink {
       } catch (err) {
         throw toJunctionError(err, `BigQuery table ${where}: adding column(s) ${added.join(', ')} for schema version ${schema.version}`);
       }
-      this.ctx.logger.info({ table: where, added, subject: schema.subject, version: schema.version }, 'columns added for a new schema version');
+      this.ctx.logger.info(
+        { table: where, added, subject: schema.subject, version: schema.version },
+        'columns added for a new schema version',
+      );
     }
     const columns = decoder.fields.map((f) => merged.find((m) => m.name.toLowerCase() === f.name.toLowerCase()));
     this.followed = { key, decoder, columns };
@@ -195,7 +223,12 @@ export class BigQuerySink implements Sink {
     const { decoder, columns } = this.followed!;
     const d = decoder.decode(m.value);
     if (!d.ok) return { reject: d.reason };
-    const row: Record<string, unknown> = { _junction_station: ref.station, _junction_partition: ref.partition, _junction_offset: m.offset, _junction_station_id: ref.stationId };
+    const row: Record<string, unknown> = {
+      _junction_station: ref.station,
+      _junction_partition: ref.partition,
+      _junction_offset: m.offset,
+      _junction_station_id: ref.stationId,
+    };
     decoder.fields.forEach((f, i) => {
       const col = columns[i];
       // A missing field is NULL (or an empty array for a REPEATED column).
@@ -213,7 +246,10 @@ export class BigQuerySink implements Sink {
     try {
       await this.client.query({ query: sql, ...(this.config.location ? { location: this.config.location } : {}) });
     } catch (err) {
-      throw toJunctionError(err, `BigQuery table ${where} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ${sql}`);
+      throw toJunctionError(
+        err,
+        `BigQuery table ${where} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ${sql}`,
+      );
     }
   }
 
@@ -241,11 +277,20 @@ export class BigQuerySink implements Sink {
         this.m.deadLetters.inc();
         return;
       }
-      candidates.push({ index, offset: m.offset, insertId: `${station}/${batch.stationId}/${partition}/${m.offset}`, json: r.row, bytes: approxBytes(m) });
+      candidates.push({
+        index,
+        offset: m.offset,
+        insertId: `${station}/${batch.stationId}/${partition}/${m.offset}`,
+        json: r.row,
+        bytes: approxBytes(m),
+      });
     });
     let pending = candidates;
     if (candidates.length > 0) {
-      const held = await this.presence.held(ref, candidates.map((c) => c.offset));
+      const held = await this.presence.held(
+        ref,
+        candidates.map((c) => c.offset),
+      );
       pending = candidates.filter((c) => {
         if (!held.has(c.offset)) return true;
         results[c.index] = ok();
@@ -308,7 +353,9 @@ export class BigQuerySink implements Sink {
             results[r.index] = retry('BigQuery stopped this row because another row of its request was invalid');
             this.m.retries.inc();
           } else {
-            const reason = real.map((e) => `${e.location ? `${e.location}: ` : ''}${e.message ?? ''} (${e.reason ?? 'invalid'})`).join('; ');
+            const reason = real
+              .map((e) => `${e.location ? `${e.location}: ` : ''}${e.message ?? ''} (${e.reason ?? 'invalid'})`)
+              .join('; ');
             results[r.index] = deadLetter(ErrorCode.SINK_REJECTED, `BigQuery rejected the row: ${reason}`);
             this.m.deadLetters.inc();
           }
@@ -320,7 +367,9 @@ export class BigQuerySink implements Sink {
       if (isTransient(err)) {
         // The rows may have landed (an answer lost after BigQuery committed): ask the table next time.
         this.presence.forget(ref);
-        const why = httpStatus(err) ? `BigQuery answered ${httpStatus(err)} ${reasonOf(err) ?? ''}`.trim() : `BigQuery unreachable: ${(err as Error)?.message ?? String(err)}`;
+        const why = httpStatus(err)
+          ? `BigQuery answered ${httpStatus(err)} ${reasonOf(err) ?? ''}`.trim()
+          : `BigQuery unreachable: ${(err as Error)?.message ?? String(err)}`;
         for (const r of chunk) results[r.index] = retry(why, { delayMs: httpStatus(err) === 429 ? 2000 : 500 });
         this.m.retries.inc(chunk.length);
         return;
@@ -328,7 +377,10 @@ export class BigQuerySink implements Sink {
       throw toJunctionError(err, `BigQuery insertAll into ${this.config.dataset}.${this.config.table}`);
     }
     for (const r of chunk) results[r.index] = ok();
-    this.presence.written(ref, chunk.map((r) => r.offset));
+    this.presence.written(
+      ref,
+      chunk.map((r) => r.offset),
+    );
     this.m.rows.inc(chunk.length);
   }
 

@@ -14,7 +14,11 @@ export function config(fake: FakeBigQuery, extra: Record<string, unknown> = {}):
 
 /** The same SDK the sink uses, pointed at the fake: tests read back with queries through it. */
 export function client(fake: FakeBigQuery): BigQuery {
-  return new BigQuery({ projectId: PROJECT, apiEndpoint: fake.url, authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${TOKEN}` }) } as never });
+  return new BigQuery({
+    projectId: PROJECT,
+    apiEndpoint: fake.url,
+    authClient: { getRequestHeaders: async () => new Headers({ authorization: `Bearer ${TOKEN}` }) } as never,
+  });
 }
 
 export async function query(fake: FakeBigQuery, sql: string, params?: Record<string, unknown>): Promise<Record<string, unknown>[]> {
@@ -24,7 +28,13 @@ export async function query(fake: FakeBigQuery, sql: string, params?: Record<str
 
 const enc = new TextEncoder();
 export function msg(offset: number, value: unknown, extra: Partial<SinkMessage> = {}): SinkMessage {
-  return { offset, timestamp: 1_700_000_000_000 + offset, headers: { h: String(offset) }, value: enc.encode(typeof value === 'string' ? value : JSON.stringify(value)), ...extra };
+  return {
+    offset,
+    timestamp: 1_700_000_000_000 + offset,
+    headers: { h: String(offset) },
+    value: enc.encode(typeof value === 'string' ? value : JSON.stringify(value)),
+    ...extra,
+  };
 }
 /** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
 export function batch(station: string, messages: SinkMessage[], partition = 0, stationId = `${station}-id`): SinkBatch {

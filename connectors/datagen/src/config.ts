@@ -6,12 +6,7 @@ export const DatagenConfig = z
   .strictObject({
     shape: z.enum(SHAPES).default('order').describe('The kind of event: order, click or log'),
     seed: z.int().min(0).max(4_294_967_295).default(1).describe('Same seed (and start time) → same events, byte for byte'),
-    ratePerSec: z
-      .number()
-      .positive()
-      .max(10_000_000)
-      .optional()
-      .describe('Messages per second; absent: as fast as the station takes them'),
+    ratePerSec: z.number().positive().max(10_000_000).optional().describe('Messages per second; absent: as fast as the station takes them'),
     batchSize: z.int().min(1).max(10_000).default(100).describe('Most messages per batch (fewer at low rates, to keep the flow smooth)'),
     maxMessages: z.int().min(1).optional().describe('Stop after this many messages in total (across restarts); absent: never stop'),
     keyField: z.string().optional().describe('A top-level field of the event whose value becomes the message key'),

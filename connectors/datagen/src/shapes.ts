@@ -46,11 +46,35 @@ const CITIES: Record<string, readonly string[]> = {
   SE: ['Stockholm', 'Göteborg', 'Malmö'],
 };
 const CURRENCY_OF: Record<string, string> = {
-  US: 'USD', DE: 'EUR', GB: 'GBP', FR: 'EUR', JP: 'JPY', BR: 'BRL', IN: 'INR', CA: 'CAD', NL: 'EUR', AU: 'AUD', ES: 'EUR', SE: 'SEK',
+  US: 'USD',
+  DE: 'EUR',
+  GB: 'GBP',
+  FR: 'EUR',
+  JP: 'JPY',
+  BR: 'BRL',
+  IN: 'INR',
+  CA: 'CAD',
+  NL: 'EUR',
+  AU: 'AUD',
+  ES: 'EUR',
+  SE: 'SEK',
 };
 /** Units of the currency per USD (fixed, plausible). */
 const PER_USD: Record<string, number> = { USD: 1, EUR: 0.92, GBP: 0.79, JPY: 151, BRL: 5.1, INR: 83, CAD: 1.36, AUD: 1.52, SEK: 10.6 };
-const TAX_RATE: Record<string, number> = { US: 0.08, DE: 0.19, GB: 0.2, FR: 0.2, JP: 0.1, BR: 0.17, IN: 0.18, CA: 0.13, NL: 0.21, AU: 0.1, ES: 0.21, SE: 0.25 };
+const TAX_RATE: Record<string, number> = {
+  US: 0.08,
+  DE: 0.19,
+  GB: 0.2,
+  FR: 0.2,
+  JP: 0.1,
+  BR: 0.17,
+  IN: 0.18,
+  CA: 0.13,
+  NL: 0.21,
+  AU: 0.1,
+  ES: 0.21,
+  SE: 0.25,
+};
 const PRODUCTS = [
   ['SKU-1001', 'Wireless Mouse', 2499],
   ['SKU-1002', 'Mechanical Keyboard', 8999],
@@ -68,16 +92,44 @@ const PRODUCTS = [
   ['SKU-1014', 'Yoga Mat', 2999],
   ['SKU-1015', 'Paperback Novel', 1499],
 ] as const;
-const ORDER_STATUS = [['placed', 50], ['paid', 30], ['shipped', 12], ['delivered', 5], ['cancelled', 3]] as const;
-const PAYMENT = [['card', 60], ['paypal', 18], ['apple_pay', 10], ['google_pay', 7], ['bank_transfer', 5]] as const;
+const ORDER_STATUS = [
+  ['placed', 50],
+  ['paid', 30],
+  ['shipped', 12],
+  ['delivered', 5],
+  ['cancelled', 3],
+] as const;
+const PAYMENT = [
+  ['card', 60],
+  ['paypal', 18],
+  ['apple_pay', 10],
+  ['google_pay', 7],
+  ['bank_transfer', 5],
+] as const;
 const USER_AGENTS = [
   ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36', 'desktop', 34],
   ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15', 'desktop', 12],
   ['Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0', 'desktop', 5],
-  ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51', 'desktop', 6],
-  ['Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1', 'mobile', 22],
-  ['Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36', 'mobile', 15],
-  ['Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1', 'tablet', 6],
+  [
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51',
+    'desktop',
+    6,
+  ],
+  [
+    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1',
+    'mobile',
+    22,
+  ],
+  [
+    'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36',
+    'mobile',
+    15,
+  ],
+  [
+    'Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1',
+    'tablet',
+    6,
+  ],
 ] as const;
 const AGENTS = USER_AGENTS.map(([ua, d, w]) => [[ua, d] as const, w] as const);
 const PAGES = [
@@ -100,8 +152,22 @@ const REFERRERS = [
   ['https://news.ycombinator.com/', 2],
   ['https://shop.example.com/', 10],
 ] as const;
-const ELEMENTS = ['nav-home', 'search-submit', 'add-to-cart', 'buy-now', 'product-card', 'banner-deal', 'footer-help', 'checkout-continue'] as const;
-const LEVELS = [['debug', 15], ['info', 68], ['warn', 12], ['error', 5]] as const;
+const ELEMENTS = [
+  'nav-home',
+  'search-submit',
+  'add-to-cart',
+  'buy-now',
+  'product-card',
+  'banner-deal',
+  'footer-help',
+  'checkout-continue',
+] as const;
+const LEVELS = [
+  ['debug', 15],
+  ['info', 68],
+  ['warn', 12],
+  ['error', 5],
+] as const;
 const SERVICES = ['api-gateway', 'checkout', 'catalog', 'payments', 'auth', 'search', 'inventory'] as const;
 const ROUTES = [
   ['GET', '/v1/products'],
@@ -125,11 +191,26 @@ function userOf(rng: Rng): { id: string; n: number } {
   return { id: `u_${String(n).padStart(5, '0')}`, n };
 }
 
-const SLUGS = PRODUCTS.map(([, name]) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, ''));
+const SLUGS = PRODUCTS.map(([, name]) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, ''),
+);
 
 /** Items per order and quantity per item, by weight. */
-const ITEM_COUNT = [[1, 45], [2, 30], [3, 15], [4, 7], [5, 3]] as const;
-const QUANTITY = [[1, 80], [2, 15], [3, 5]] as const;
+const ITEM_COUNT = [
+  [1, 45],
+  [2, 30],
+  [3, 15],
+  [4, 7],
+  [5, 3],
+] as const;
+const QUANTITY = [
+  [1, 80],
+  [2, 15],
+  [3, 5],
+] as const;
 
 function order(rng: Rng, at: number): Event {
   const user = userOf(rng);
@@ -171,7 +252,9 @@ function click(rng: Rng, at: number, seed: number): Event {
   if (path === '/products/:slug') path = `/products/${rng.pick(SLUGS)}`;
   const query = path === '/search' ? `?q=${encodeURIComponent(rng.pick(PRODUCTS)[1].split(' ')[0]?.toLowerCase() ?? 'mouse')}` : '';
   // A session is a user's half hour: the same user in the same half hour shares it.
-  const sessionId = `s_${hash32(seed, user.n, Math.floor(at / 1_800_000)).toString(16).padStart(8, '0')}`;
+  const sessionId = `s_${hash32(seed, user.n, Math.floor(at / 1_800_000))
+    .toString(16)
+    .padStart(8, '0')}`;
   return {
     type: 'click',
     eventId: rng.uuid(),
@@ -196,7 +279,15 @@ function log(rng: Rng, at: number): Event {
   const service = rng.pick(SERVICES);
   const [method, route] = rng.pick(ROUTES);
   const status =
-    level === 'error' ? rng.pick([500, 502, 503, 504]) : level === 'warn' ? rng.pick([200, 404, 409, 429]) : rng.weighted([[200, 85], [201, 10], [204, 5]] as const);
+    level === 'error'
+      ? rng.pick([500, 502, 503, 504])
+      : level === 'warn'
+        ? rng.pick([200, 404, 409, 429])
+        : rng.weighted([
+            [200, 85],
+            [201, 10],
+            [204, 5],
+          ] as const);
   const latencyMs = Math.round((level === 'error' || level === 'warn' ? 400 : 20) * Math.exp(rng.next() * 2.5) * 10) / 10;
   return {
     type: 'log',
@@ -207,7 +298,12 @@ function log(rng: Rng, at: number): Event {
     traceId: rng.hex(32),
     spanId: rng.hex(16),
     message: rng.pick(MESSAGES[level] as readonly string[]),
-    http: { method, path: route.replace(':id', String(rng.int(1, 99_999))).replace(':sku', `SKU-${rng.int(1001, 1015)}`), status, latencyMs },
+    http: {
+      method,
+      path: route.replace(':id', String(rng.int(1, 99_999))).replace(':sku', `SKU-${rng.int(1001, 1015)}`),
+      status,
+      latencyMs,
+    },
   };
 }
 

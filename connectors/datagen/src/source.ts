@@ -53,7 +53,10 @@ export class DatagenSource implements Source<DatagenPosition> {
   ) {
     const restored = ctx.position === undefined ? undefined : parsePosition(ctx.position);
     if (ctx.position !== undefined && !restored) {
-      throw new JunctionError(ErrorCode.CONFIG_INVALID, `cannot resume from position ${JSON.stringify(ctx.position)}: expected { seq, startMs }`);
+      throw new JunctionError(
+        ErrorCode.CONFIG_INVALID,
+        `cannot resume from position ${JSON.stringify(ctx.position)}: expected { seq, startMs }`,
+      );
     }
     this.after = restored?.seq ?? 0;
     if (config.startTime !== 'now') this.startMs = Date.parse(config.startTime);
@@ -92,11 +95,15 @@ export class DatagenSource implements Source<DatagenPosition> {
 
   private async *generate(signal: AbortSignal): AsyncGenerator<SourceBatch<DatagenPosition>> {
     const { ratePerSec, batchSize, maxMessages } = this.config;
-    const perBatch = ratePerSec === undefined ? batchSize : Math.min(batchSize, Math.max(1, Math.round(ratePerSec * LOW_RATE_BATCH_SECONDS)));
+    const perBatch =
+      ratePerSec === undefined ? batchSize : Math.min(batchSize, Math.max(1, Math.round(ratePerSec * LOW_RATE_BATCH_SECONDS)));
     let seq = this.after;
     let t0 = performance.now();
     let emitted = 0;
-    this.log.info({ shape: this.config.shape, seed: this.config.seed, from: seq + 1, ratePerSec: ratePerSec ?? 'unlimited' }, 'datagen started');
+    this.log.info(
+      { shape: this.config.shape, seed: this.config.seed, from: seq + 1, ratePerSec: ratePerSec ?? 'unlimited' },
+      'datagen started',
+    );
     while (!signal.aborted) {
       const remaining = maxMessages === undefined ? Infinity : maxMessages - seq;
       if (remaining <= 0) {
@@ -140,7 +147,10 @@ export class DatagenSource implements Source<DatagenPosition> {
     const m = this.message(this.after + 1);
     const event = JSON.parse(new TextDecoder().decode(m.value)) as Record<string, unknown>;
     if (this.config.keyField !== undefined && m.key === undefined) {
-      throw new JunctionError(ErrorCode.CONFIG_INVALID, `events of shape "${this.config.shape}" have no field "${this.config.keyField}" to key by`);
+      throw new JunctionError(
+        ErrorCode.CONFIG_INVALID,
+        `events of shape "${this.config.shape}" have no field "${this.config.keyField}" to key by`,
+      );
     }
     if (typeof event !== 'object' || event === null) throw new JunctionError(ErrorCode.INTERNAL, 'generated event is not a JSON object');
   }

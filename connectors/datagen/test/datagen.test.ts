@@ -12,7 +12,10 @@ async function open(config: Record<string, unknown>, position?: DatagenPosition)
 }
 
 /** Reads until `n` messages (or the end), then stops the source. */
-async function take(source: Source<DatagenPosition>, n: number): Promise<{ messages: SourceMessage[]; batches: SourceBatch<DatagenPosition>[] }> {
+async function take(
+  source: Source<DatagenPosition>,
+  n: number,
+): Promise<{ messages: SourceMessage[]; batches: SourceBatch<DatagenPosition>[] }> {
   const ac = new AbortController();
   const messages: SourceMessage[] = [];
   const batches: SourceBatch<DatagenPosition>[] = [];
@@ -157,7 +160,10 @@ describe('shapes', () => {
       expect(new Date(o.createdAt).toISOString()).toBe(o.createdAt);
       expect(o.items.length).toBeGreaterThanOrEqual(1);
       expect(o.total).toBeCloseTo(o.subtotal + o.tax + o.shipping, 1);
-      expect(o.subtotal).toBeCloseTo(o.items.reduce((s, i) => s + i.unitPrice * i.quantity, 0), 1);
+      expect(o.subtotal).toBeCloseTo(
+        o.items.reduce((s, i) => s + i.unitPrice * i.quantity, 0),
+        1,
+      );
       expect(['placed', 'paid', 'shipped', 'delivered', 'cancelled']).toContain(o.status);
       currencies.add(o.currency);
     }

@@ -3,7 +3,7 @@ import { hostPath, z } from '@junction/sdk-connector';
 
 export const FileSinkConfig = z.strictObject({
   dir: hostPath(z.string().min(1)).describe(
-    'Directory the files go under (created if missing); a relative path is resolved against the working directory. With auth on it must lie under the server\'s allowed roots (auth.hostPathRoots, default the data dir)',
+    "Directory the files go under (created if missing); a relative path is resolved against the working directory. With auth on it must lie under the server's allowed roots (auth.hostPathRoots, default the data dir)",
   ),
   gzip: z.boolean().default(false).describe('Compress each file with gzip (name ends in .jsonl.gz)'),
   valueEncoding: z

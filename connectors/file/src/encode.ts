@@ -216,7 +216,9 @@ export class LineBuffer {
 
   private check(): void {
     if (this.w && (wasmOwner !== this || wasm !== this.w)) {
-      throw new Error('LineBuffer used after another one took the thread\'s escape memory: fill and copy a LineBuffer without awaiting in between');
+      throw new Error(
+        "LineBuffer used after another one took the thread's escape memory: fill and copy a LineBuffer without awaiting in between",
+      );
     }
   }
 

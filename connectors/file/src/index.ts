@@ -27,7 +27,8 @@ export default defineSink({
       const message = `cannot create the sink directory ${root}: ${(err as Error).message}`;
       // The directory as configured cannot be made (no such parent, read-only, not a directory, denied):
       // a configuration error, which fails the task. Anything else (ENOSPC, EIO, EMFILE) may pass.
-      if (UNUSABLE_DIR_CODES.has(code)) throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
+      if (UNUSABLE_DIR_CODES.has(code))
+        throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
       throw new JunctionError('IO_ERROR', message, { cause: err, retryable: true });
     }
     ctx.logger.debug({ dir: root, gzip: config.gzip, valueEncoding: config.valueEncoding }, 'file sink opened');

@@ -50,9 +50,13 @@ export function tempFileName(finalName: string): string {
  */
 export function partitionDir(root: string, station: string, partition: number): string {
   if (typeof station !== 'string' || !SEGMENT_RE.test(station)) {
-    throw new JunctionError(ErrorCode.SINK_REJECTED, `station name ${JSON.stringify(station)} cannot be a directory name (path separators, "..", leading "." or NUL)`, {
-      retryable: false,
-    });
+    throw new JunctionError(
+      ErrorCode.SINK_REJECTED,
+      `station name ${JSON.stringify(station)} cannot be a directory name (path separators, "..", leading "." or NUL)`,
+      {
+        retryable: false,
+      },
+    );
   }
   if (!Number.isSafeInteger(partition) || partition < 0) {
     throw new JunctionError(ErrorCode.SINK_REJECTED, `partition ${String(partition)} is not a non-negative integer`, { retryable: false });
@@ -60,7 +64,9 @@ export function partitionDir(root: string, station: string, partition: number): 
   const dir = resolve(root, station, String(partition));
   const rel = relative(root, dir);
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new JunctionError(ErrorCode.SINK_REJECTED, `station ${JSON.stringify(station)} resolves outside the sink's directory`, { retryable: false });
+    throw new JunctionError(ErrorCode.SINK_REJECTED, `station ${JSON.stringify(station)} resolves outside the sink's directory`, {
+      retryable: false,
+    });
   }
   return join(root, station, String(partition));
 }

@@ -46,7 +46,14 @@ export async function readFileSink(dir: string): Promise<FileRecord[]> {
         const lines = data.toString('utf8').split('\n');
         lines.forEach((line, i) => {
           if (line === '') return;
-          let r: { offset: number; timestamp: number; key: string | null; headers: Record<string, string>; value: string; base64?: boolean };
+          let r: {
+            offset: number;
+            timestamp: number;
+            key: string | null;
+            headers: Record<string, string>;
+            value: string;
+            base64?: boolean;
+          };
           try {
             r = JSON.parse(line);
           } catch {

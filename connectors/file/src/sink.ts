@@ -295,7 +295,7 @@ export class FileSink implements Sink {
     }
     if (this.config.fsync) await fsyncDir(dir);
     const owner = await read();
-    this.log.info({ dir, stationId: owner }, 'files written before station ids are taken as this station incarnation\'s');
+    this.log.info({ dir, stationId: owner }, "files written before station ids are taken as this station incarnation's");
     return owner;
   }
 
@@ -337,7 +337,8 @@ export class FileSink implements Sink {
       await unlink(probe).catch(() => undefined);
       const code = (err as NodeJS.ErrnoException).code ?? '';
       const message = `cannot write to ${this.root}: ${describe(err)}`;
-      if (UNUSABLE_DIR_CODES.has(code)) throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
+      if (UNUSABLE_DIR_CODES.has(code))
+        throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, message, { cause: err, issues: [{ path: 'dir', message }] });
       throw new JunctionError(ErrorCode.CONNECTION_FAILED, message, { cause: err });
     }
   }

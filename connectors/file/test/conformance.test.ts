@@ -60,7 +60,12 @@ describe('file sink conformance in other configurations', () => {
       assertConformance(results);
       // The file sink has no secret fields (secrets-not-logged), no config under which its destination is merely down (open-unreachable), writes it
       // cannot stall, and no destination that holds a write (late-write).
-      expect(results.filter((r) => r.status !== 'passed').map((r) => r.check)).toEqual(['secrets-not-logged', 'open-unreachable', 'write-stalled-abort', 'late-write']);
+      expect(results.filter((r) => r.status !== 'passed').map((r) => r.check)).toEqual([
+        'secrets-not-logged',
+        'open-unreachable',
+        'write-stalled-abort',
+        'late-write',
+      ]);
     });
   }
 });

@@ -19,10 +19,32 @@ function reference(value: Uint8Array, offset = 1): string {
 // Characters that need escaping, multi-byte ones, and plain ones, mixed so that runs of 16+ plain bytes,
 // escapes inside and across 16-byte blocks, and long runs of 6-byte escapes (which use up the in-place
 // layout's head start) all occur.
-const chars = fc.constantFrom('x', 'y', '"', '\\', '\n', '\t', '\b', '\f', '\r', '\u0000', '\u0001', '\u001f', '\u007f', 'é', '€', '😀', '\u2028', ' ', '/');
+const chars = fc.constantFrom(
+  'x',
+  'y',
+  '"',
+  '\\',
+  '\n',
+  '\t',
+  '\b',
+  '\f',
+  '\r',
+  '\u0000',
+  '\u0001',
+  '\u001f',
+  '\u007f',
+  'é',
+  '€',
+  '😀',
+  '\u2028',
+  ' ',
+  '/',
+);
 const texts = fc.oneof(
   fc.array(chars, { maxLength: 300 }).map((a) => a.join('')),
-  fc.tuple(fc.nat(100), fc.nat(100), fc.constantFrom('\u0000', '"', '\u0010')).map(([a, b, c]) => 'p'.repeat(a) + c.repeat(b) + 'q'.repeat(a)),
+  fc
+    .tuple(fc.nat(100), fc.nat(100), fc.constantFrom('\u0000', '"', '\u0010'))
+    .map(([a, b, c]) => 'p'.repeat(a) + c.repeat(b) + 'q'.repeat(a)),
   fc.string({ unit: 'grapheme', maxLength: 200 }),
 );
 

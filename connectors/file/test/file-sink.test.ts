@@ -71,8 +71,18 @@ describe('layout and line format', () => {
       new Uint8Array([0x00, 0xff, 0x80, 0x41]),
       new Uint8Array([]),
     ];
-    await s.write(batch('bin', 0, values.map((v, i) => message(i + 1, { value: v as Uint8Array<ArrayBuffer> }))), { signal });
-    const lines = (await readFile(join(dir, 'bin', '0', '00000000000000000001-4.bin-id.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    await s.write(
+      batch(
+        'bin',
+        0,
+        values.map((v, i) => message(i + 1, { value: v as Uint8Array<ArrayBuffer> })),
+      ),
+      { signal },
+    );
+    const lines = (await readFile(join(dir, 'bin', '0', '00000000000000000001-4.bin-id.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.base64 === true)).toEqual([false, false, true, false]);
     expect(lines[2].value).toBe(Buffer.from([0x00, 0xff, 0x80, 0x41]).toString('base64'));
     const back = await readFileSink(dir);
@@ -82,7 +92,11 @@ describe('layout and line format', () => {
   it('valueEncoding utf8 dead-letters bytes that are not UTF-8 and writes around them', async () => {
     const s = await sink({ valueEncoding: 'utf8' });
     const results = await s.write(batch('t', 0, [message(1), message(2, { value: new Uint8Array([0xc3, 0x28]) }), message(3)]), { signal });
-    expect(results).toEqual([{ status: 'ok' }, { status: 'deadLetter', code: 'SINK_REJECTED', reason: expect.stringContaining('UTF-8') }, { status: 'ok' }]);
+    expect(results).toEqual([
+      { status: 'ok' },
+      { status: 'deadLetter', code: 'SINK_REJECTED', reason: expect.stringContaining('UTF-8') },
+      { status: 'ok' },
+    ]);
     // A file never spans an offset it does not hold: 1 and 3 are separate files.
     expect(await files('t')).toEqual(['00000000000000000001-1.t-id.jsonl', '00000000000000000003-3.t-id.jsonl']);
     // The dead letter is not taken for written on replay.
@@ -93,7 +107,10 @@ describe('layout and line format', () => {
   it('valueEncoding base64 flags every line', async () => {
     const s = await sink({ valueEncoding: 'base64' });
     await s.write(batch('t', 0, [1, 2]), { signal });
-    const lines = (await readFile(join(dir, 't', '0', '00000000000000000001-2.t-id.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await readFile(join(dir, 't', '0', '00000000000000000001-2.t-id.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.every((l) => l.base64 === true)).toBe(true);
     expect((await readFileSink(dir)).map((r) => r.value.toString())).toEqual(['{"n":1,"text":"message 1"}', '{"n":2,"text":"message 2"}']);
   });
@@ -227,7 +244,11 @@ describe('station identity', () => {
     const again = await sink({}, fakeContext());
     await again.write(batch('orders', 0, range(1, 250), 'new-incarnation'), { signal });
     const records = await readFileSink(dir);
-    const of = (id: string) => records.filter((r) => r.stationId === id).map((r) => r.offset).sort((a, b) => a - b);
+    const of = (id: string) =>
+      records
+        .filter((r) => r.stationId === id)
+        .map((r) => r.offset)
+        .sort((a, b) => a - b);
     expect(of('old-incarnation')).toEqual(range(1, 300));
     expect(of('new-incarnation')).toEqual(range(1, 250));
     expect(records).toHaveLength(550);
@@ -350,7 +371,9 @@ describe('crashes', () => {
     const s = await sink({ gzip: true });
     for (let first = 1; first <= total; first += 370) {
       const offsets = range(first, Math.min(first + 369, total));
-      const messages = offsets.map((o) => message(o, { timestamp: o, value: new TextEncoder().encode(`value ${o} ${'x'.repeat(o % 200)}`) }));
+      const messages = offsets.map((o) =>
+        message(o, { timestamp: o, value: new TextEncoder().encode(`value ${o} ${'x'.repeat(o % 200)}`) }),
+      );
       expect(statuses(await s.write(batch('crash', 0, messages, 'crash-1'), { signal })).every((st) => st === 'ok')).toBe(true);
     }
     const records = await readFileSink(dir);
@@ -371,11 +394,14 @@ describe('checkConnection and open', () => {
     expect((bad as Error).message).toContain('ENOTDIR');
   });
 
-  it('a directory under /proc fails open at once with DESTINATION_UNUSABLE (Node 20\'s recursive mkdir spins there forever)', async () => {
+  it("a directory under /proc fails open at once with DESTINATION_UNUSABLE (Node 20's recursive mkdir spins there forever)", async () => {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise((resolve) => (timer = setTimeout(() => resolve('open did not settle within 5 s'), 5000)));
-    const bad = await Promise.race([plugin.open(plugin.config.parse({ dir: '/proc/junction-nope/deeper' }), fakeContext()).catch((e: unknown) => e), hung]);
+    const bad = await Promise.race([
+      plugin.open(plugin.config.parse({ dir: '/proc/junction-nope/deeper' }), fakeContext()).catch((e: unknown) => e),
+      hung,
+    ]);
     clearTimeout(timer);
     expect(bad).toMatchObject({ code: 'DESTINATION_UNUSABLE', retryable: false });
     expect((bad as Error).message).toMatch(/ENOENT/);

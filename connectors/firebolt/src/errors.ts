@@ -2,8 +2,21 @@
 import { ErrorCode, JunctionError } from '@junction/sdk-connector';
 
 /** One entry of Firebolt's structured error answer `{errors:[…]}`. */
-interface FbError { code?: string; name?: string; description?: string; severity?: string }
-interface SdkError { status?: number; raw?: { errors?: FbError[]; message?: string }; errors?: FbError[]; message?: string; url?: string; code?: unknown; name?: string }
+interface FbError {
+  code?: string;
+  name?: string;
+  description?: string;
+  severity?: string;
+}
+interface SdkError {
+  status?: number;
+  raw?: { errors?: FbError[]; message?: string };
+  errors?: FbError[];
+  message?: string;
+  url?: string;
+  code?: unknown;
+  name?: string;
+}
 
 /** Firebolt's structured errors in an SDK error: CompositeError (`errors`, HTTP 200) or ApiError (`raw.errors`, HTTP 4xx/5xx). */
 export function fireboltErrors(err: unknown): FbError[] {
@@ -20,7 +33,10 @@ export function isDataError(err: unknown): boolean {
 
 /** The engine answered with a structured SQL error (the statement was refused, not lost). */
 export function isSqlError(err: unknown): boolean {
-  return fireboltErrors(err).length > 0 && !sqlStates(err).some((c) => c.startsWith('08') || c.startsWith('57') || c.startsWith('53') || c === 'XX000');
+  return (
+    fireboltErrors(err).length > 0 &&
+    !sqlStates(err).some((c) => c.startsWith('08') || c.startsWith('57') || c.startsWith('53') || c === 'XX000')
+  );
 }
 
 /** Credentials refused: the token request answered 400/401/403, or the SDK could not renew its token. */
@@ -59,8 +75,18 @@ export function describe(err: unknown): string {
 export function toJunctionError(err: unknown, what: string): JunctionError {
   if (err instanceof JunctionError) return err;
   const msg = `${what}: ${describe(err)}`;
-  if (isAuthError(err)) return new JunctionError(ErrorCode.AUTH_FAILED, `${msg} (check clientId / clientSecret and that the service account is linked to a user)`, { cause: err });
-  if (isNotFound(err)) return new JunctionError(ErrorCode.NOT_FOUND, `${msg} (the account, database and engine must exist, and the user must be granted access to them)`, { cause: err });
+  if (isAuthError(err))
+    return new JunctionError(
+      ErrorCode.AUTH_FAILED,
+      `${msg} (check clientId / clientSecret and that the service account is linked to a user)`,
+      { cause: err },
+    );
+  if (isNotFound(err))
+    return new JunctionError(
+      ErrorCode.NOT_FOUND,
+      `${msg} (the account, database and engine must exist, and the user must be granted access to them)`,
+      { cause: err },
+    );
   if (isSqlError(err)) return new JunctionError(ErrorCode.SINK_REJECTED, msg, { cause: err, retryable: false });
   return new JunctionError(ErrorCode.CONNECTION_FAILED, msg, { cause: err, retryable: true });
 }

@@ -13,7 +13,8 @@ export default defineSink({
   name: 'firebolt',
   version: '0.1.0',
   sdk: '^1',
-  description: 'Firebolt: one atomic multi-row INSERT per chunk, raw JSON text or typed columns, table created when missing, each offset once',
+  description:
+    'Firebolt: one atomic multi-row INSERT per chunk, raw JSON text or typed columns, table created when missing, each offset once',
   exactlyOnce: true,
   config: FireboltSinkConfig,
   async open(config, ctx) {

@@ -108,9 +108,12 @@ export function toRow(config: FireboltSinkConfig, ref: PartitionRef, m: SinkMess
     return { reject: `value is not JSON text: ${(err as Error).message}` };
   }
   if (config.mode === 'raw') {
-    return { tuple: `(${[station, partition, m.offset, timestampText(m.timestamp), m.key ?? null, JSON.stringify(m.headers), text, stationId].map(textLit).join(',')})` };
+    return {
+      tuple: `(${[station, partition, m.offset, timestampText(m.timestamp), m.key ?? null, JSON.stringify(m.headers), text, stationId].map(textLit).join(',')})`,
+    };
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;
   const values = config.columns.map((c) => {
     const v = o[c.field ?? c.name];

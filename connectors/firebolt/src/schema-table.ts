@@ -46,7 +46,11 @@ export function schemaColumns(fields: readonly SchemaField[]): Col[] {
 
 /** A type as information_schema.columns names it, reduced to compare with ours ('timestamptz' → TIMESTAMPTZ, 'int' → INTEGER). */
 export function typeFamily(type: string): string {
-  const t = type.toUpperCase().replace(/\s+/g, ' ').replace(/ NULL$/, '').trim();
+  const t = type
+    .toUpperCase()
+    .replace(/\s+/g, ' ')
+    .replace(/ NULL$/, '')
+    .trim();
   if (t === 'INT' || t === 'INT4') return 'INTEGER';
   if (t === 'LONG' || t === 'INT8') return 'BIGINT';
   if (t === 'DOUBLE' || t === 'FLOAT8') return 'DOUBLE PRECISION';

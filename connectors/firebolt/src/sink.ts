@@ -67,7 +67,11 @@ export function forgetRequestsInFlight(): void {
   fenced.forgetAll();
 }
 
-interface Pending { index: number; offset: number; tuple: string }
+interface Pending {
+  index: number;
+  offset: number;
+  tuple: string;
+}
 
 /** Mode schema: a message decoded with the station schema, as its VALUES tuple (columns of schemaColumns()). */
 function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { tuple: string } | { reject: string } {
@@ -76,8 +80,14 @@ function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): {
   const values = decoder.fields.map((f) => columnText(d.row[f.name], f.type));
   return { tuple: `(${[...values, ref.station, ref.partition, m.offset, ref.stationId].map(textLit).join(',')})` };
 }
-interface Budget { deadline: number; signal: AbortSignal }
-interface Session { conn: Connection; http: PlainOrTlsHttpClient }
+interface Budget {
+  deadline: number;
+  signal: AbortSignal;
+}
+interface Session {
+  conn: Connection;
+  http: PlainOrTlsHttpClient;
+}
 
 export class FireboltSink implements Sink {
   private session: Session | undefined;
@@ -134,7 +144,12 @@ export class FireboltSink implements Sink {
     if (this.session) return this.session;
     this.connecting ??= this.login().finally(() => (this.connecting = undefined));
     const s = await untilDeadline(this.connecting, budget.deadline, budget.signal);
-    if (s === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Firebolt login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
+    if (s === GAVE_UP)
+      throw new JunctionError(
+        ErrorCode.TIMEOUT,
+        `Firebolt login to account ${this.config.account} did not finish within the write's time`,
+        { retryable: true },
+      );
     return s;
   }
 
@@ -145,14 +160,26 @@ export class FireboltSink implements Sink {
     try {
       const firebolt = Firebolt({ apiEndpoint: c.apiEndpoint, dependencies: { httpClient: http as never, logger: silentLogger } });
       // useCache false: no token or engine URL shared through the SDK's module-wide cache between sinks.
-      conn = await firebolt.connect({ account: c.account, auth: { client_id: c.clientId, client_secret: c.clientSecret }, database: c.database, engineName: c.engine, useCache: false });
+      conn = await firebolt.connect({
+        account: c.account,
+        auth: { client_id: c.clientId, client_secret: c.clientSecret },
+        database: c.database,
+        engineName: c.engine,
+        useCache: false,
+      });
     } catch (err) {
       http.destroy();
       const where = `account ${c.account}, database ${c.database}, engine ${c.engine}`;
-      if (isAuthError(err)) throw new JunctionError(ErrorCode.AUTH_FAILED, `Firebolt refused the service account's credentials (${where}): ${describe(err)}`, { cause: err });
+      if (isAuthError(err))
+        throw new JunctionError(ErrorCode.AUTH_FAILED, `Firebolt refused the service account's credentials (${where}): ${describe(err)}`, {
+          cause: err,
+        });
       if (isNotFound(err)) throw toJunctionError(err, `Firebolt ${where}`);
       if (isSqlError(err)) throw toJunctionError(err, `Firebolt ${where}`);
-      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot connect to Firebolt (${where}): ${describe(err)}`, { cause: err, retryable: true });
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot connect to Firebolt (${where}): ${describe(err)}`, {
+        cause: err,
+        retryable: true,
+      });
     }
     if (this.closed) {
       http.destroy();
@@ -179,7 +206,10 @@ export class FireboltSink implements Sink {
       throw new JunctionError(ErrorCode.CONNECTION_FAILED, `Firebolt, ${what}: ${describe(err)}`, { cause: err, retryable: true });
     }
     if (answer !== GAVE_UP) return answer;
-    const settled = done.then(() => undefined, () => undefined);
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
     this.abandoned.add(settled);
     void settled.then(() => this.abandoned.delete(settled));
     if (fence !== undefined) fenced.add(fence, settled);
@@ -193,9 +223,13 @@ export class FireboltSink implements Sink {
     const what = `${this.config.database}.${this.config.table}`;
     if (this.config.mode === 'schema') {
       if (!this.ctx.schema) {
-        throw new JunctionError(ErrorCode.CONFIG_INVALID, 'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns', {
-          issues: [{ path: 'mode', message: 'the station has no schema' }],
-        });
+        throw new JunctionError(
+          ErrorCode.CONFIG_INVALID,
+          'mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns',
+          {
+            issues: [{ path: 'mode', message: 'the station has no schema' }],
+          },
+        );
       }
       const drift = await this.followSchema(this.ctx.schema, budget);
       if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
@@ -203,7 +237,11 @@ export class FireboltSink implements Sink {
     }
     try {
       if (this.config.autoCreate) {
-        await this.exec(`CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`, budget, `creating table ${what}`);
+        await this.exec(
+          `CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`,
+          budget,
+          `creating table ${what}`,
+        );
       } else {
         await this.exec(`SELECT COUNT(*) FROM ${q(this.config.table)}`, budget, `checking table ${what}`);
       }
@@ -228,7 +266,11 @@ export class FireboltSink implements Sink {
     let existing: Rows;
     try {
       if (this.config.autoCreate) {
-        await this.exec(`CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${wanted.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`, budget, `creating table ${what}`);
+        await this.exec(
+          `CREATE TABLE IF NOT EXISTS ${q(this.config.table)} (${wanted.map((c) => `${q(c.name)} ${c.sqlType} ${c.notNull ? 'NOT NULL' : 'NULL'}`).join(', ')})`,
+          budget,
+          `creating table ${what}`,
+        );
       }
       existing = await this.exec(
         `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = ${lit(this.config.table.toLowerCase())} ORDER BY ordinal_position`,
@@ -238,7 +280,11 @@ export class FireboltSink implements Sink {
     } catch (err) {
       throw toJunctionError(err, `Firebolt table ${what}`);
     }
-    if (existing.length === 0) throw new JunctionError(ErrorCode.NOT_FOUND, `Firebolt table ${what} does not exist${this.config.autoCreate ? '' : ' and autoCreate is false'}`);
+    if (existing.length === 0)
+      throw new JunctionError(
+        ErrorCode.NOT_FOUND,
+        `Firebolt table ${what} does not exist${this.config.autoCreate ? '' : ' and autoCreate is false'}`,
+      );
     const drift = compareColumns(
       existing.map((r) => ({ name: String(r.column_name), type: typeFamily(String(r.data_type)) })),
       wanted.map((c) => ({ name: c.name, type: typeFamily(c.sqlType), nullable: !c.notNull })),
@@ -247,7 +293,14 @@ export class FireboltSink implements Sink {
     const problems = [
       ...drift.changed.map((c) => `column ${c.name} is ${c.from} in the table but schema version ${schema.version} needs ${c.to}`),
       ...(drift.required.length > 0 ? [`the table lacks the NOT NULL column(s) ${drift.required.join(', ')}`] : []),
-      ...(drift.added.length > drift.required.length && !this.config.evolve ? [`the table lacks column(s) ${drift.added.filter((c) => c.nullable !== false).map((c) => c.name).join(', ')} of schema version ${schema.version} and evolve is off`] : []),
+      ...(drift.added.length > drift.required.length && !this.config.evolve
+        ? [
+            `the table lacks column(s) ${drift.added
+              .filter((c) => c.nullable !== false)
+              .map((c) => c.name)
+              .join(', ')} of schema version ${schema.version} and evolve is off`,
+          ]
+        : []),
     ];
     if (problems.length > 0) {
       this.log.warn({ subject: schema.subject, version: schema.version, problems }, 'the table does not follow the station schema');
@@ -255,11 +308,18 @@ export class FireboltSink implements Sink {
     }
     for (const c of drift.added) {
       try {
-        await this.exec(`ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type} NULL`, budget, `adding column ${c.name} to ${what}`);
+        await this.exec(
+          `ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type} NULL`,
+          budget,
+          `adding column ${c.name} to ${what}`,
+        );
       } catch (err) {
         throw toJunctionError(err, `Firebolt table ${what}: adding column ${c.name} for schema version ${schema.version}`);
       }
-      this.log.info({ column: c.name, type: c.type, subject: schema.subject, version: schema.version }, 'column added for a new schema version');
+      this.log.info(
+        { column: c.name, type: c.type, subject: schema.subject, version: schema.version },
+        'column added for a new schema version',
+      );
     }
     this.cols = wanted;
     this.columnList = wanted.map((c) => q(c.name)).join(', ');
@@ -281,9 +341,16 @@ export class FireboltSink implements Sink {
       if (!isSqlError(err)) throw toJunctionError(err, `Firebolt table ${what}`);
     }
     try {
-      await this.exec(`ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${col} TEXT NULL`, budget, `adding column ${this.meta.stationId} to ${what}`);
+      await this.exec(
+        `ALTER TABLE ${q(this.config.table)} ADD COLUMN IF NOT EXISTS ${col} TEXT NULL`,
+        budget,
+        `adding column ${this.meta.stationId} to ${what}`,
+      );
     } catch (err) {
-      throw toJunctionError(err, `Firebolt table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${q(this.config.table)} ADD COLUMN ${col} TEXT NULL`);
+      throw toJunctionError(
+        err,
+        `Firebolt table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${q(this.config.table)} ADD COLUMN ${col} TEXT NULL`,
+      );
     }
   }
 
@@ -303,7 +370,10 @@ export class FireboltSink implements Sink {
       if (!isSqlError(err)) throw err;
       // Without UPDATE privilege the old rows stay unclaimed: they then count for no incarnation, and at
       // worst the batch in flight at the upgrade is written again. Said once per station.
-      this.log.warn({ station: ref.station, err: describe(err) }, 'could not claim the rows written before station ids for this incarnation');
+      this.log.warn(
+        { station: ref.station, err: describe(err) },
+        'could not claim the rows written before station ids for this incarnation',
+      );
     }
     this.claimed.add(ref.station);
   }
@@ -342,14 +412,26 @@ export class FireboltSink implements Sink {
 
     const fence = this.fenceKey(station, partition);
     const earlier = await fenced.wait(fence, budget.deadline, signal);
-    if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
+    if (earlier === 'timeout')
+      return unanswered('an earlier INSERT into this partition is still in flight; its outcome decides what to write');
     if (earlier === 'settled') this.presence.forget(ref);
 
     for (let attempt = 1; ; attempt++) {
-      const stopped = await this.attempt(ref, rows.filter((r) => results[r.index] === undefined), results, budget, fence);
+      const stopped = await this.attempt(
+        ref,
+        rows.filter((r) => results[r.index] === undefined),
+        results,
+        budget,
+        fence,
+      );
       if (stopped === undefined) return unanswered('not attempted');
       const backoff = Math.min(2000, 100 * 2 ** attempt);
-      if (attempt >= this.config.maxAttempts || !stopped.retryable || stopped.code === ErrorCode.TIMEOUT || Date.now() + backoff >= budget.deadline) {
+      if (
+        attempt >= this.config.maxAttempts ||
+        !stopped.retryable ||
+        stopped.code === ErrorCode.TIMEOUT ||
+        Date.now() + backoff >= budget.deadline
+      ) {
         return unanswered(stopped.message);
       }
       await untilDeadline(new Promise((r) => setTimeout(r, backoff)), budget.deadline, signal);
@@ -357,12 +439,22 @@ export class FireboltSink implements Sink {
   }
 
   /** Asks which offsets are in, inserts the rest in chunks. Returns the transient trouble that stopped it, or undefined. */
-  private async attempt(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+  private async attempt(
+    ref: PartitionRef,
+    rows: Pending[],
+    results: (WriteResult | undefined)[],
+    budget: Budget,
+    fence: string,
+  ): Promise<JunctionError | undefined> {
     if (rows.length === 0) return undefined;
     let held: Set<number>;
     try {
       await this.claimLegacyRows(ref, budget);
-      held = await this.presence.held(ref, rows.map((r) => r.offset), budget);
+      held = await this.presence.held(
+        ref,
+        rows.map((r) => r.offset),
+        budget,
+      );
     } catch (err) {
       const e = toJunctionError(err, `Firebolt, the query of the offsets already in ${this.config.table}`);
       if (e.retryable) return e;
@@ -378,7 +470,10 @@ export class FireboltSink implements Sink {
     let chunk: Pending[] = [];
     let bytes = 0;
     for (const r of todo) {
-      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.tuple.length > this.config.maxBytesPerStatement)) {
+      if (
+        chunk.length > 0 &&
+        (chunk.length >= this.config.maxRowsPerStatement || bytes + r.tuple.length > this.config.maxBytesPerStatement)
+      ) {
         chunks.push(chunk);
         chunk = [];
         bytes = 0;
@@ -395,7 +490,13 @@ export class FireboltSink implements Sink {
   }
 
   /** Inserts one chunk; answers its rows. Returns the transient trouble that stopped it, or undefined. */
-  private async insert(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<JunctionError | undefined> {
+  private async insert(
+    ref: PartitionRef,
+    rows: Pending[],
+    results: (WriteResult | undefined)[],
+    budget: Budget,
+    fence: string,
+  ): Promise<JunctionError | undefined> {
     let min = Number.POSITIVE_INFINITY;
     let max = 0;
     for (const r of rows) {
@@ -417,7 +518,10 @@ export class FireboltSink implements Sink {
           return undefined;
         }
         const half = Math.ceil(rows.length / 2);
-        return (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(ref, rows.slice(half), results, budget, fence));
+        return (
+          (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ??
+          (await this.insert(ref, rows.slice(half), results, budget, fence))
+        );
       }
       const e = toJunctionError(err, `Firebolt INSERT into ${this.config.database}.${this.config.table}`);
       if (e.retryable) {
@@ -428,7 +532,10 @@ export class FireboltSink implements Sink {
       throw e;
     }
     for (const r of rows) results[r.index] = ok();
-    this.presence.written(ref, rows.map((r) => r.offset));
+    this.presence.written(
+      ref,
+      rows.map((r) => r.offset),
+    );
     this.m.rows.inc(rows.length);
     return undefined;
   }

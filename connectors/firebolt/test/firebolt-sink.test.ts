@@ -22,14 +22,20 @@ async function sinkOf(extra: Record<string, unknown> = {}): Promise<Sink> {
   return s;
 }
 const count = async (table = 'events') => Number((await query(fake, `SELECT COUNT(*) FROM "${table}"`))[0]?.['COUNT(*)']);
-const offsets = async (table = 'events', col = 'offset') => (await query(fake, `SELECT "${col}" FROM "${table}" ORDER BY "${col}"`)).map((r) => Number(r[col]));
+const offsets = async (table = 'events', col = 'offset') =>
+  (await query(fake, `SELECT "${col}" FROM "${table}" ORDER BY "${col}"`)).map((r) => Number(r[col]));
 const inserts = () => fake.statements.filter((s) => s.startsWith('INSERT')).length;
 
 const COLUMNS = {
-  mode: 'columns', table: 'orders',
+  mode: 'columns',
+  table: 'orders',
   columns: [
-    { name: 'id', type: 'BIGINT', required: true }, { name: 'amount', type: 'DOUBLE PRECISION' }, { name: 'paid', type: 'BOOLEAN' },
-    { name: 'at', type: 'TIMESTAMP' }, { name: 'customer', type: 'TEXT', field: 'who' }, { name: 'tags', type: 'TEXT' },
+    { name: 'id', type: 'BIGINT', required: true },
+    { name: 'amount', type: 'DOUBLE PRECISION' },
+    { name: 'paid', type: 'BOOLEAN' },
+    { name: 'at', type: 'TIMESTAMP' },
+    { name: 'customer', type: 'TEXT', field: 'who' },
+    { name: 'tags', type: 'TEXT' },
   ],
 };
 
@@ -37,7 +43,13 @@ describe('firebolt sink', () => {
   it('writes N messages as exactly N rows, values and types right, in few multi-row INSERTs', async () => {
     const s = await sinkOf({ maxRowsPerStatement: 500 });
     const N = 1200;
-    const results = await s.write(batch('orders', range(1, N).map((o) => msg(o, { n: o, nested: { ok: true }, q: "it's a \\ backslash" }, o % 2 ? { key: `k${o}` } : {}))), { signal: signal() });
+    const results = await s.write(
+      batch(
+        'orders',
+        range(1, N).map((o) => msg(o, { n: o, nested: { ok: true }, q: "it's a \\ backslash" }, o % 2 ? { key: `k${o}` } : {})),
+      ),
+      { signal: signal() },
+    );
     expect(results.every((r) => r.status === 'ok')).toBe(true);
     expect(await count()).toBe(N);
     expect(await offsets()).toEqual(range(1, N));
@@ -51,24 +63,59 @@ describe('firebolt sink', () => {
 
   it('maps first-level JSON fields to typed columns (mode columns)', async () => {
     const s = await sinkOf(COLUMNS);
-    const results = await s.write(batch('orders', [
-      msg(1, { id: 1, amount: 9.5, paid: true, at: '2024-01-02 03:04:05', who: 'ada', tags: ['a', 'b'], extra: 'ignored' }),
-      msg(2, { id: 2 }),
-    ]), { signal: signal() });
+    const results = await s.write(
+      batch('orders', [
+        msg(1, { id: 1, amount: 9.5, paid: true, at: '2024-01-02 03:04:05', who: 'ada', tags: ['a', 'b'], extra: 'ignored' }),
+        msg(2, { id: 2 }),
+      ]),
+      { signal: signal() },
+    );
     expect(results).toEqual([{ status: 'ok' }, { status: 'ok' }]);
     const rows = await query(fake, 'SELECT * FROM "orders" ORDER BY "id"');
-    expect(rows[0]).toMatchObject({ id: 1, amount: 9.5, paid: true, at: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), customer: 'ada', tags: '["a","b"]', _junction_station: 'orders', _junction_partition: 0, _junction_offset: 1 });
+    expect(rows[0]).toMatchObject({
+      id: 1,
+      amount: 9.5,
+      paid: true,
+      at: new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
+      customer: 'ada',
+      tags: '["a","b"]',
+      _junction_station: 'orders',
+      _junction_partition: 0,
+      _junction_offset: 1,
+    });
     expect(rows[1]).toMatchObject({ id: 2, amount: null, paid: null, customer: null });
     expect(fake.db.table('orders')?.columns.map((c) => `${c.name}:${c.type}${c.notNull ? '!' : ''}`)).toEqual([
-      'id:BIGINT!', 'amount:DOUBLE PRECISION', 'paid:BOOLEAN', 'at:TIMESTAMP', 'customer:TEXT', 'tags:TEXT', '_junction_station:TEXT!', '_junction_partition:INTEGER!', '_junction_offset:BIGINT!', '_junction_station_id:TEXT',
+      'id:BIGINT!',
+      'amount:DOUBLE PRECISION',
+      'paid:BOOLEAN',
+      'at:TIMESTAMP',
+      'customer:TEXT',
+      'tags:TEXT',
+      '_junction_station:TEXT!',
+      '_junction_partition:INTEGER!',
+      '_junction_offset:BIGINT!',
+      '_junction_station_id:TEXT',
     ]);
   });
 
   it("dead-letters a schema-mismatched message with Firebolt's reason, writes the rest in the same batch", async () => {
     const s = await sinkOf(COLUMNS);
-    const results = await s.write(batch('orders', [msg(1, { id: 1 }), msg(2, { id: 'two' }), msg(3, { id: 3, paid: 'maybe' }), msg(4, { amount: 1 }), msg(5, 'not json'), msg(6, { id: 6 })]), { signal: signal() });
+    const results = await s.write(
+      batch('orders', [
+        msg(1, { id: 1 }),
+        msg(2, { id: 'two' }),
+        msg(3, { id: 3, paid: 'maybe' }),
+        msg(4, { amount: 1 }),
+        msg(5, 'not json'),
+        msg(6, { id: 6 }),
+      ]),
+      { signal: signal() },
+    );
     expect(results.map((r) => r.status)).toEqual(['ok', 'deadLetter', 'deadLetter', 'deadLetter', 'deadLetter', 'ok']);
-    expect(results[1]).toMatchObject({ code: 'SINK_REJECTED', reason: expect.stringContaining("Unable to cast text 'two' to integer (column 'id') (22P02)") });
+    expect(results[1]).toMatchObject({
+      code: 'SINK_REJECTED',
+      reason: expect.stringContaining("Unable to cast text 'two' to integer (column 'id') (22P02)"),
+    });
     expect(results[2]).toMatchObject({ reason: expect.stringContaining("Unable to cast text 'maybe' to boolean") });
     expect(results[3]).toMatchObject({ reason: expect.stringContaining("NULL result in a non-nullable column 'id' (23502)") });
     expect(results[4]).toMatchObject({ reason: expect.stringContaining('not JSON') });
@@ -76,15 +123,42 @@ describe('firebolt sink', () => {
   });
 
   it('replays of the same batch and of overlapping batches, by new sinks, leave each offset once', async () => {
-    const b = batch('s', range(1, 100).map((o) => msg(o, { o })));
+    const b = batch(
+      's',
+      range(1, 100).map((o) => msg(o, { o })),
+    );
     await (await sinkOf()).write(b, { signal: signal() });
     const again = await (await sinkOf()).write(b, { signal: signal() });
     expect(again.every((r) => r.status === 'ok')).toBe(true);
     const s = await sinkOf();
-    await s.write(batch('s', range(50, 150).map((o) => msg(o, { o }))), { signal: signal() });
-    await s.write(batch('s', range(1, 10).map((o) => msg(o, { o }))), { signal: signal() });
-    await s.write(batch('s', [151, 155, 160].map((o) => msg(o, { o }))), { signal: signal() });
-    await s.write(batch('s', range(140, 160).map((o) => msg(o, { o }))), { signal: signal() });
+    await s.write(
+      batch(
+        's',
+        range(50, 150).map((o) => msg(o, { o })),
+      ),
+      { signal: signal() },
+    );
+    await s.write(
+      batch(
+        's',
+        range(1, 10).map((o) => msg(o, { o })),
+      ),
+      { signal: signal() },
+    );
+    await s.write(
+      batch(
+        's',
+        [151, 155, 160].map((o) => msg(o, { o })),
+      ),
+      { signal: signal() },
+    );
+    await s.write(
+      batch(
+        's',
+        range(140, 160).map((o) => msg(o, { o })),
+      ),
+      { signal: signal() },
+    );
     expect(await offsets()).toEqual(range(1, 160));
   });
 
@@ -92,7 +166,17 @@ describe('firebolt sink', () => {
     const s = await sinkOf();
     fake.fail(503, 1);
     fake.fail(429, 1);
-    expect((await s.write(batch('s', range(1, 3).map((o) => msg(o, o))), { signal: signal() })).every((r) => r.status === 'ok')).toBe(true);
+    expect(
+      (
+        await s.write(
+          batch(
+            's',
+            range(1, 3).map((o) => msg(o, o)),
+          ),
+          { signal: signal() },
+        )
+      ).every((r) => r.status === 'ok'),
+    ).toBe(true);
     expect(await offsets()).toEqual([1, 2, 3]);
   });
 
@@ -122,7 +206,8 @@ describe('firebolt sink', () => {
     fake.heal();
     // The late INSERT lands; the write after it asks the table and sends nothing again.
     let last = r;
-    for (let i = 0; i < 10 && last.some((x) => x.status !== 'ok'); i++) last = await s.write(batch('s', [msg(2, 2), msg(3, 3)]), { signal: signal() });
+    for (let i = 0; i < 10 && last.some((x) => x.status !== 'ok'); i++)
+      last = await s.write(batch('s', [msg(2, 2), msg(3, 3)]), { signal: signal() });
     expect(last.map((x) => x.status)).toEqual(['ok', 'ok']);
     // The INSERT of offsets 2 and 3 was sent once: the late one.
     expect(fake.statements.filter((x) => x.startsWith('INSERT') && x.includes("('s','0','2',")).length).toBe(1);
@@ -156,10 +241,22 @@ describe('firebolt sink', () => {
     const s = await sinkOf();
     await s.write(batch('s', [msg(1, 1)]), { signal: signal() });
     fake.dropAfterCommit();
-    const first = await s.write(batch('s', range(2, 10).map((o) => msg(o, o))), { signal: signal() });
+    const first = await s.write(
+      batch(
+        's',
+        range(2, 10).map((o) => msg(o, o)),
+      ),
+      { signal: signal() },
+    );
     expect(first.every((r) => r.status === 'ok')).toBe(true);
     expect(inserts()).toBe(2); // the dropped INSERT had landed: the re-query found it, no re-send
-    const second = await s.write(batch('s', range(2, 10).map((o) => msg(o, o))), { signal: signal() });
+    const second = await s.write(
+      batch(
+        's',
+        range(2, 10).map((o) => msg(o, o)),
+      ),
+      { signal: signal() },
+    );
     expect(second.every((r) => r.status === 'ok')).toBe(true);
     expect(await offsets()).toEqual(range(1, 10));
   });
@@ -171,7 +268,11 @@ describe('firebolt sink', () => {
   });
 
   it('a missing engine, database or account fails the task with NOT_FOUND; a missing table is created or refused', async () => {
-    for (const [extra, text] of [[{ engine: 'nope' }, "Engine 'nope' does not exist"], [{ database: 'nope' }, "Database 'nope' does not exist"], [{ account: 'nope' }, "Account 'nope' does not exist"]] as const) {
+    for (const [extra, text] of [
+      [{ engine: 'nope' }, "Engine 'nope' does not exist"],
+      [{ database: 'nope' }, "Database 'nope' does not exist"],
+      [{ account: 'nope' }, "Account 'nope' does not exist"],
+    ] as const) {
       const err = await open(config(fake, extra)).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(text) });
       expect(isRetryable(err)).toBe(false);
@@ -179,20 +280,60 @@ describe('firebolt sink', () => {
     await expect(open(config(fake, { table: 'absent', autoCreate: false }))).rejects.toMatchObject({ code: 'NOT_FOUND' });
     fake.createDatabase('other');
     await sinkOf({ database: 'other', table: 'Made' });
-    expect(fake.databases.get('other')?.table('made')?.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
-      'station:TEXT', 'partition:INTEGER', 'offset:BIGINT', 'timestamp:TIMESTAMP', 'key:TEXT', 'headers:TEXT', 'value:TEXT', 'station_id:TEXT',
+    expect(
+      fake.databases
+        .get('other')
+        ?.table('made')
+        ?.columns.map((c) => `${c.name}:${c.type}`),
+    ).toEqual([
+      'station:TEXT',
+      'partition:INTEGER',
+      'offset:BIGINT',
+      'timestamp:TIMESTAMP',
+      'key:TEXT',
+      'headers:TEXT',
+      'value:TEXT',
+      'station_id:TEXT',
     ]);
   });
 
   it('keys on the station incarnation: a station created again writes its offsets anew, in this sink and in a fresh one', async () => {
     const s = await sinkOf();
-    await s.write(batch('st', range(1, 10).map((o) => msg(o, { o })), 0, 'first'), { signal: signal() });
-    const again = await s.write(batch('st', range(1, 4).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    await s.write(
+      batch(
+        'st',
+        range(1, 10).map((o) => msg(o, { o })),
+        0,
+        'first',
+      ),
+      { signal: signal() },
+    );
+    const again = await s.write(
+      batch(
+        'st',
+        range(1, 4).map((o) => msg(o, { o, again: true })),
+        0,
+        'second',
+      ),
+      { signal: signal() },
+    );
     expect(again.every((r) => r.status === 'ok')).toBe(true);
     const fresh = await sinkOf();
-    await fresh.write(batch('st', range(1, 12).map((o) => msg(o, { o, again: true })), 0, 'second'), { signal: signal() });
+    await fresh.write(
+      batch(
+        'st',
+        range(1, 12).map((o) => msg(o, { o, again: true })),
+        0,
+        'second',
+      ),
+      { signal: signal() },
+    );
     const rows = await query(fake, 'SELECT "offset", "station_id" FROM "events" ORDER BY "offset"');
-    const of = (id: string) => rows.filter((r) => r.station_id === id).map((r) => Number(r.offset)).sort((a, b) => a - b);
+    const of = (id: string) =>
+      rows
+        .filter((r) => r.station_id === id)
+        .map((r) => Number(r.offset))
+        .sort((a, b) => a - b);
     expect(of('first')).toEqual(range(1, 10));
     expect(of('second')).toEqual(range(1, 12));
     expect(rows).toHaveLength(22);
@@ -200,18 +341,32 @@ describe('firebolt sink', () => {
 
   it('adds station_id to a table made before it; the first write of a station claims its old rows (NULL) for its incarnation', async () => {
     const t = fake.db.createTable('old', [
-      { name: 'station', type: 'TEXT', notNull: true }, { name: 'partition', type: 'INTEGER', notNull: true },
-      { name: 'offset', type: 'BIGINT', notNull: true }, { name: 'timestamp', type: 'TIMESTAMP', notNull: true },
-      { name: 'key', type: 'TEXT', notNull: false }, { name: 'headers', type: 'TEXT', notNull: false }, { name: 'value', type: 'TEXT', notNull: false },
+      { name: 'station', type: 'TEXT', notNull: true },
+      { name: 'partition', type: 'INTEGER', notNull: true },
+      { name: 'offset', type: 'BIGINT', notNull: true },
+      { name: 'timestamp', type: 'TIMESTAMP', notNull: true },
+      { name: 'key', type: 'TEXT', notNull: false },
+      { name: 'headers', type: 'TEXT', notNull: false },
+      { name: 'value', type: 'TEXT', notNull: false },
     ]);
     for (const o of range(1, 5)) t.rows.push(['legacy', 0, o, 1_700_000_000_000 + o, null, '{}', JSON.stringify({ o })]);
     t.rows.push(['other', 0, 1, 1_700_000_000_000, null, '{}', '{}']);
     const s = await sinkOf({ table: 'old' });
     expect(t.columns.map((c) => c.name)).toContain('station_id');
-    const results = await s.write(batch('legacy', range(1, 8).map((o) => msg(o, { o })), 0, 'now'), { signal: signal() });
+    const results = await s.write(
+      batch(
+        'legacy',
+        range(1, 8).map((o) => msg(o, { o })),
+        0,
+        'now',
+      ),
+      { signal: signal() },
+    );
     expect(results.every((r) => r.status === 'ok')).toBe(true);
     const rows = await query(fake, 'SELECT "station", "offset", "station_id" FROM "old" ORDER BY "offset"');
-    expect(rows.filter((r) => r.station === 'legacy').map((r) => [Number(r.offset), r.station_id])).toEqual(range(1, 8).map((o) => [o, 'now']));
+    expect(rows.filter((r) => r.station === 'legacy').map((r) => [Number(r.offset), r.station_id])).toEqual(
+      range(1, 8).map((o) => [o, 'now']),
+    );
     expect(rows.filter((r) => r.station === 'other').map((r) => r.station_id)).toEqual([null]);
   });
 });

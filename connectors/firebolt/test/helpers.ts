@@ -7,7 +7,16 @@ import { PlainOrTlsHttpClient, silentLogger } from '../src/http.js';
 import type { FakeFirebolt } from '../../../test/fakes/firebolt/server.js';
 
 export function config(fake: FakeFirebolt, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { account: 'acct', clientId: 'junction-id', clientSecret: 'junction-secret', apiEndpoint: fake.url, database: 'db', engine: 'eng', table: 'events', ...extra };
+  return {
+    account: 'acct',
+    clientId: 'junction-id',
+    clientSecret: 'junction-secret',
+    apiEndpoint: fake.url,
+    database: 'db',
+    engine: 'eng',
+    table: 'events',
+    ...extra,
+  };
 }
 
 /** A query through the same SDK the sink uses; rows as objects. */
@@ -15,7 +24,13 @@ export async function query(fake: FakeFirebolt, sql: string): Promise<Record<str
   const http = new PlainOrTlsHttpClient();
   try {
     const fb = Firebolt({ apiEndpoint: fake.url, dependencies: { httpClient: http as never, logger: silentLogger } });
-    const conn = await fb.connect({ account: 'acct', auth: { client_id: 'junction-id', client_secret: 'junction-secret' }, database: 'db', engineName: 'eng', useCache: false });
+    const conn = await fb.connect({
+      account: 'acct',
+      auth: { client_id: 'junction-id', client_secret: 'junction-secret' },
+      database: 'db',
+      engineName: 'eng',
+      useCache: false,
+    });
     const st = await conn.execute(sql, { response: { normalizeData: true } });
     return (await st.fetchResult()).data as Record<string, unknown>[];
   } finally {
@@ -25,7 +40,13 @@ export async function query(fake: FakeFirebolt, sql: string): Promise<Record<str
 
 const enc = new TextEncoder();
 export function msg(offset: number, value: unknown, extra: Partial<SinkMessage> = {}): SinkMessage {
-  return { offset, timestamp: 1_700_000_000_000 + offset, headers: { h: String(offset) }, value: enc.encode(typeof value === 'string' ? value : JSON.stringify(value)), ...extra };
+  return {
+    offset,
+    timestamp: 1_700_000_000_000 + offset,
+    headers: { h: String(offset) },
+    value: enc.encode(typeof value === 'string' ? value : JSON.stringify(value)),
+    ...extra,
+  };
 }
 /** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
 export function batch(station: string, messages: SinkMessage[], partition = 0, stationId = `${station}-id`): SinkBatch {

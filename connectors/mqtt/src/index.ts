@@ -14,7 +14,8 @@ export default defineSource<typeof MqttSourceConfig, MqttPosition>({
   name: 'mqtt',
   version: '0.1.0',
   sdk: '^1',
-  description: 'MQTT 3.1.1 / 5 topic filters (wildcards) into a station, QoS 0/1/2; with QoS >= 1 and a persistent session the broker is acknowledged only after the station stored the message',
+  description:
+    'MQTT 3.1.1 / 5 topic filters (wildcards) into a station, QoS 0/1/2; with QoS >= 1 and a persistent session the broker is acknowledged only after the station stored the message',
   config: MqttSourceConfig,
   async open(config, ctx) {
     const { MqttSource } = await import('./source.js');

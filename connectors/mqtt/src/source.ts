@@ -18,7 +18,16 @@
  * e2e test (kill -9 of the broker process) and the unit tests (acks counted at the broker side) cover it.
  */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
-import { ErrorCode, JunctionError, type Counter, type Logger, type Source, type SourceBatch, type SourceContext, type SourceMessage } from '@junction/sdk-connector';
+import {
+  ErrorCode,
+  JunctionError,
+  type Counter,
+  type Logger,
+  type Source,
+  type SourceBatch,
+  type SourceContext,
+  type SourceMessage,
+} from '@junction/sdk-connector';
 import type { MqttSourceConfig } from './config.js';
 
 /** Where the source stands: MQTT has no replayable position (the broker's session is the cursor), so this only names the batch. */
@@ -84,7 +93,12 @@ export class MqttSource implements Source<MqttPosition> {
       connectTimeout: c.connectTimeoutMs,
       reconnectPeriod: 1000,
       ...(c.protocolVersion === 5
-        ? { properties: { ...(c.persistentSession ? { sessionExpiryInterval: c.sessionExpirySeconds } : {}), receiveMaximum: Math.min(65_535, c.maxBuffered) } }
+        ? {
+            properties: {
+              ...(c.persistentSession ? { sessionExpiryInterval: c.sessionExpirySeconds } : {}),
+              receiveMaximum: Math.min(65_535, c.maxBuffered),
+            },
+          }
         : {}),
     };
   }
@@ -114,14 +128,21 @@ export class MqttSource implements Source<MqttPosition> {
       this.qos2.clear();
       if (this.closed) return;
       this.subscribe(client, connack.sessionPresent).catch((err: unknown) => {
-        this.fatal = err instanceof JunctionError ? err : new JunctionError(ErrorCode.CONNECTION_FAILED, `MQTT subscribe failed: ${String(err)}`, { retryable: true });
+        this.fatal =
+          err instanceof JunctionError
+            ? err
+            : new JunctionError(ErrorCode.CONNECTION_FAILED, `MQTT subscribe failed: ${String(err)}`, { retryable: true });
         this.wake?.();
       });
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        reject(new JunctionError(ErrorCode.TIMEOUT, `no CONNACK from ${this.config.url} within ${this.config.connectTimeoutMs} ms`, { retryable: true }));
+        reject(
+          new JunctionError(ErrorCode.TIMEOUT, `no CONNACK from ${this.config.url} within ${this.config.connectTimeoutMs} ms`, {
+            retryable: true,
+          }),
+        );
       }, this.config.connectTimeoutMs);
       const onConnect = (): void => {
         cleanup();
@@ -130,9 +151,29 @@ export class MqttSource implements Source<MqttPosition> {
       const onError = (err: Error & { code?: unknown }): void => {
         cleanup();
         const code = typeof err.code === 'number' ? err.code : undefined;
-        if (code !== undefined && AUTH_CODES.has(code)) reject(new JunctionError(ErrorCode.AUTH_FAILED, `the MQTT broker at ${this.config.url} refused client ${this.clientId}: ${err.message} (CONNACK ${code})`, { cause: err }));
-        else if (code !== undefined && REFUSED_CODES.has(code)) reject(new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `the MQTT broker at ${this.config.url} refused client ${this.clientId}: ${err.message} (CONNACK ${code}; check clientId and protocolVersion)`, { cause: err }));
-        else reject(new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot connect to the MQTT broker at ${this.config.url}: ${err.message}`, { cause: err, retryable: true }));
+        if (code !== undefined && AUTH_CODES.has(code))
+          reject(
+            new JunctionError(
+              ErrorCode.AUTH_FAILED,
+              `the MQTT broker at ${this.config.url} refused client ${this.clientId}: ${err.message} (CONNACK ${code})`,
+              { cause: err },
+            ),
+          );
+        else if (code !== undefined && REFUSED_CODES.has(code))
+          reject(
+            new JunctionError(
+              ErrorCode.DESTINATION_UNUSABLE,
+              `the MQTT broker at ${this.config.url} refused client ${this.clientId}: ${err.message} (CONNACK ${code}; check clientId and protocolVersion)`,
+              { cause: err },
+            ),
+          );
+        else
+          reject(
+            new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot connect to the MQTT broker at ${this.config.url}: ${err.message}`, {
+              cause: err,
+              retryable: true,
+            }),
+          );
       };
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -144,7 +185,11 @@ export class MqttSource implements Source<MqttPosition> {
     });
     client.on('error', (err: Error & { code?: unknown }) => {
       if (typeof err.code === 'number' && AUTH_CODES.has(err.code)) {
-        this.fatal = new JunctionError(ErrorCode.AUTH_FAILED, `the MQTT broker at ${this.config.url} refused client ${this.clientId} on reconnect: ${err.message}`, { cause: err });
+        this.fatal = new JunctionError(
+          ErrorCode.AUTH_FAILED,
+          `the MQTT broker at ${this.config.url} refused client ${this.clientId} on reconnect: ${err.message}`,
+          { cause: err },
+        );
         this.wake?.();
       } else this.log.warn({ err: err.message }, 'MQTT connection error; reconnecting');
     });
@@ -158,11 +203,16 @@ export class MqttSource implements Source<MqttPosition> {
     // 3.1.1: a present session keeps the subscriptions (subscribing again would resend retained messages).
     // 5: Retain Handling 1 sends retained messages only for a subscription that did not exist yet.
     if (this.config.protocolVersion === 4 && sessionPresent) return Promise.resolve();
-    const topics = Object.fromEntries(this.config.topics.map((t) => [t.filter, { qos: t.qos, ...(this.config.protocolVersion === 5 ? { rh: 1 } : {}) }]));
+    const topics = Object.fromEntries(
+      this.config.topics.map((t) => [t.filter, { qos: t.qos, ...(this.config.protocolVersion === 5 ? { rh: 1 } : {}) }]),
+    );
     this.subscribed = client.subscribeAsync(topics as never).then((granted) => {
       const refused = granted.filter((g) => g.qos === 128 || (g.qos as number) >= 0x80);
       if (refused.length > 0) {
-        throw new JunctionError(ErrorCode.AUTH_FAILED, `the MQTT broker refused the subscription to ${refused.map((g) => g.topic).join(', ')}`);
+        throw new JunctionError(
+          ErrorCode.AUTH_FAILED,
+          `the MQTT broker refused the subscription to ${refused.map((g) => g.topic).join(', ')}`,
+        );
       }
     }) as Promise<void>;
     return this.subscribed;
@@ -193,7 +243,8 @@ export class MqttSource implements Source<MqttPosition> {
     if (packet.retain) headers['mqtt-retain'] = 'true';
     const props = packet.properties;
     if (props?.contentType) headers['mqtt-content-type'] = props.contentType;
-    for (const [k, v] of Object.entries(props?.userProperties ?? {})) headers[`mqtt-user-${k}`] = Array.isArray(v) ? v.join(',') : String(v);
+    for (const [k, v] of Object.entries(props?.userProperties ?? {}))
+      headers[`mqtt-user-${k}`] = Array.isArray(v) ? v.join(',') : String(v);
     const value = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
     this.queue.push({ message: { value, key: topic, headers }, ...(packet.qos > 0 ? { ackId: packet.messageId as number } : {}) });
     this.m.received.inc();
@@ -226,7 +277,8 @@ export class MqttSource implements Source<MqttPosition> {
         continue;
       }
       const deadline = Date.now() + this.config.maxLatencyMs;
-      while (this.queue.length < this.config.maxMessages && !signal.aborted && !this.closed && Date.now() < deadline) await this.sleep(deadline - Date.now(), signal);
+      while (this.queue.length < this.config.maxMessages && !signal.aborted && !this.closed && Date.now() < deadline)
+        await this.sleep(deadline - Date.now(), signal);
       if (signal.aborted || this.closed) return;
       const items = this.queue.splice(0, this.config.maxMessages);
       if (this.paused && this.queue.length < this.config.maxBuffered / 2) {
@@ -234,7 +286,10 @@ export class MqttSource implements Source<MqttPosition> {
         this.client?.stream.resume();
       }
       const batch = ++this.seq;
-      this.batches.set(batch, items.flatMap((i) => (i.ackId === undefined ? [] : [i.ackId])));
+      this.batches.set(
+        batch,
+        items.flatMap((i) => (i.ackId === undefined ? [] : [i.ackId])),
+      );
       yield { messages: items.map((i) => i.message), position: { session: this.clientId, batch } };
     }
   }

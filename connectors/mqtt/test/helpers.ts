@@ -23,7 +23,12 @@ export async function client(opts: mqtt.IClientOptions = {}): Promise<MqttClient
 
 /** Removes a persistent session from the broker: connect clean with its id, then disconnect. */
 export async function dropSession(clientId: string, protocolVersion: 4 | 5 = 5): Promise<void> {
-  const c = await client({ clientId, clean: true, protocolVersion, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}) });
+  const c = await client({
+    clientId,
+    clean: true,
+    protocolVersion,
+    ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}),
+  });
   await c.endAsync();
 }
 
@@ -71,16 +76,20 @@ export class PrivateMosquitto {
     const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => require_exists(p));
     if (!bin) throw new Error('the mosquitto binary is not installed (.ci/run installs it)');
     this.child = spawn(bin, ['-c', file], { stdio: 'ignore' });
-    await until(async () => {
-      const ok = await new Promise<boolean>((r) => {
-        const c = net.connect(this.port, '127.0.0.1', () => {
-          c.destroy();
-          r(true);
+    await until(
+      async () => {
+        const ok = await new Promise<boolean>((r) => {
+          const c = net.connect(this.port, '127.0.0.1', () => {
+            c.destroy();
+            r(true);
+          });
+          c.on('error', () => r(false));
         });
-        c.on('error', () => r(false));
-      });
-      return ok;
-    }, `mosquitto on ${this.port}`, 10_000);
+        return ok;
+      },
+      `mosquitto on ${this.port}`,
+      10_000,
+    );
     return this;
   }
 

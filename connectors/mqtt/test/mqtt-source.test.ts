@@ -16,13 +16,20 @@ const pub = await client({ clientId: unique('pub') });
 cleanup.push(() => pub.endAsync());
 
 async function open(config: Record<string, unknown>): Promise<Source<MqttPosition>> {
-  const s = (await plugin.open(plugin.config.parse({ url: MQTT_URL, maxLatencyMs: 20, ...config }), fakeContext({ connector: 'mqtt-test' }))) as Source<MqttPosition>;
+  const s = (await plugin.open(
+    plugin.config.parse({ url: MQTT_URL, maxLatencyMs: 20, ...config }),
+    fakeContext({ connector: 'mqtt-test' }),
+  )) as Source<MqttPosition>;
   cleanup.push(() => s.close());
   return s;
 }
 
 /** Reads batches until `n` messages arrived (or the deadline), committing each only if `commit`. */
-async function take(source: Source<MqttPosition>, n: number | ((got: SourceBatch<MqttPosition>[]) => boolean), commit: boolean): Promise<SourceBatch<MqttPosition>[]> {
+async function take(
+  source: Source<MqttPosition>,
+  n: number | ((got: SourceBatch<MqttPosition>[]) => boolean),
+  commit: boolean,
+): Promise<SourceBatch<MqttPosition>[]> {
   const enough = typeof n === 'function' ? n : (got: SourceBatch<MqttPosition>[]) => got.reduce((s, x) => s + x.messages.length, 0) >= n;
   const ac = new AbortController();
   const out: SourceBatch<MqttPosition>[] = [];
@@ -48,7 +55,14 @@ describe('mqtt source', () => {
         const root = unique('jt');
         const clientId = unique('src');
         cleanup.push(() => dropSession(clientId, protocolVersion));
-        const source = await open({ protocolVersion, clientId, topics: [{ filter: `${root}/+/temp`, qos }, { filter: `${root}/alerts/#`, qos }] });
+        const source = await open({
+          protocolVersion,
+          clientId,
+          topics: [
+            { filter: `${root}/+/temp`, qos },
+            { filter: `${root}/alerts/#`, qos },
+          ],
+        });
         const topics = [`${root}/dev1/temp`, `${root}/dev2/humidity`, `${root}/alerts/fire/kitchen`, `${root}/dev3/temp`, `${root}/alerts`];
         for (let i = 0; i < 50; i++) await pub.publishAsync(topics[i % topics.length] as string, `m${i}`, { qos });
         // dev2/humidity never matches; "alerts" matches alerts/# (the parent level is included).
@@ -83,7 +97,11 @@ describe('mqtt source', () => {
       // Every message not committed comes back (at least once: a committed one may too, if its ack was
       // still on the way when the session closed — never observed on a quiet machine).
       const again = await take(second, (got) => uncommitted.every((m) => text(got).includes(m)), true);
-      expect(text(again).filter((m) => !committed.has(m)).sort()).toEqual([...new Set(text(again).filter((m) => !committed.has(m)))].sort());
+      expect(
+        text(again)
+          .filter((m) => !committed.has(m))
+          .sort(),
+      ).toEqual([...new Set(text(again).filter((m) => !committed.has(m)))].sort());
       await second.close();
       // Everything committed now: a third session gets the new message and nothing it did not have before.
       const third = await open({ clientId, topics: [{ filter: `${root}/#`, qos }] });
@@ -126,14 +144,24 @@ describe('mqtt source', () => {
   });
 
   it('a refused login is AUTH_FAILED (not retried); a broker that is down is a retryable error', async () => {
-    const down = await plugin.open(plugin.config.parse({ url: 'mqtt://127.0.0.1:1', topics: [{ filter: 'x' }], connectTimeoutMs: 3000 }), fakeContext()).then(() => undefined, (e: unknown) => e);
+    const down = await plugin
+      .open(plugin.config.parse({ url: 'mqtt://127.0.0.1:1', topics: [{ filter: 'x' }], connectTimeoutMs: 3000 }), fakeContext())
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect((down as { code?: string }).code).toBe('CONNECTION_FAILED');
     expect((down as { retryable?: boolean }).retryable).toBe(true);
     // A broker that takes no anonymous logins: CONNACK "not authorized" (3.1.1: 5, MQTT 5: 0x87).
     const strict = await new PrivateMosquitto('allow_anonymous false').start();
     cleanup.push(() => strict.dispose());
     for (const protocolVersion of [4, 5] as const) {
-      const refused = await plugin.open(plugin.config.parse({ url: strict.url, protocolVersion, topics: [{ filter: 'x' }] }), fakeContext()).then(() => undefined, (e: unknown) => e);
+      const refused = await plugin
+        .open(plugin.config.parse({ url: strict.url, protocolVersion, topics: [{ filter: 'x' }] }), fakeContext())
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect((refused as { code?: string }).code).toBe('AUTH_FAILED');
       expect((refused as { retryable?: boolean }).retryable).toBe(false);
     }
@@ -151,8 +179,11 @@ const feeder = setInterval(() => {
 cleanup.push(async () => clearInterval(feeder));
 const kitClient = unique('kit');
 cleanup.push(() => dropSession(kitClient));
-sourceConformanceSuite({ describe, it }, {
-  plugin,
-  config: { url: MQTT_URL, clientId: kitClient, topics: [{ filter: `${kitRoot}/#`, qos: 1 }], maxMessages: 5, maxLatencyMs: 20 },
-  timeoutMs: 15_000,
-});
+sourceConformanceSuite(
+  { describe, it },
+  {
+    plugin,
+    config: { url: MQTT_URL, clientId: kitClient, topics: [{ filter: `${kitRoot}/#`, qos: 1 }], maxMessages: 5, maxLatencyMs: 20 },
+    timeoutMs: 15_000,
+  },
+);

@@ -9,7 +9,9 @@ export const PostgresCdcConfig = z.strictObject({
   database: z.string().min(1).describe('Database whose changes are captured'),
   user: z.string().min(1).describe('Role with the REPLICATION attribute (or superuser) and SELECT on the tables for the snapshot'),
   password: secret(z.string()).optional().describe('Password of the role, by reference: ${env:NAME} or ${file:/path}'),
-  publication: ident.describe('Publication whose tables are captured (CREATE PUBLICATION … FOR TABLE …); created FOR the tables below when missing'),
+  publication: ident.describe(
+    'Publication whose tables are captured (CREATE PUBLICATION … FOR TABLE …); created FOR the tables below when missing',
+  ),
   tables: z
     .array(z.string().regex(/^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$/, 'table or schema.table'))
     .default([])
@@ -18,10 +20,22 @@ export const PostgresCdcConfig = z.strictObject({
   snapshot: z
     .boolean()
     .default(false)
-    .describe('When the slot is created: first emit every row of the published tables (op read) from the snapshot the slot was created at, then the changes after it'),
+    .describe(
+      'When the slot is created: first emit every row of the published tables (op read) from the snapshot the slot was created at, then the changes after it',
+    ),
   maxMessages: z.int().min(1).max(100_000).default(1000).describe('Change events per batch handed to the station'),
   maxLatencyMs: z.int().min(0).max(60_000).default(50).describe('Longest an event waits for its batch to fill'),
-  maxBuffered: z.int().min(1).max(1_000_000).default(10_000).describe('Events held before the station took them; past it the replication stream is paused'),
-  statusIntervalMs: z.int().min(100).max(60_000).default(5000).describe('How often the confirmed LSN (what the station stored) is reported to the server, which also keeps the connection alive'),
+  maxBuffered: z
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(10_000)
+    .describe('Events held before the station took them; past it the replication stream is paused'),
+  statusIntervalMs: z
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(5000)
+    .describe('How often the confirmed LSN (what the station stored) is reported to the server, which also keeps the connection alive'),
 });
 export type PostgresCdcConfig = z.output<typeof PostgresCdcConfig>;

@@ -1,6 +1,13 @@
 /** PostgreSQL's errors (SQLSTATE) as Junction's: the postgres sink's mapping (one copy), with the source's own hint for privileges. */
 import type { JunctionError } from '@junction/sdk-connector';
-import { describe, isAuthError, isNotFound, isTransient, sqlState, toJunctionError as toJunctionErrorOf } from '@junction/connector-postgres/errors';
+import {
+  describe,
+  isAuthError,
+  isNotFound,
+  isTransient,
+  sqlState,
+  toJunctionError as toJunctionErrorOf,
+} from '@junction/connector-postgres/errors';
 
 export { describe, isAuthError, isNotFound, isTransient, sqlState };
 

@@ -14,7 +14,8 @@ export default defineSource<typeof PostgresCdcConfig, CdcPosition>({
   name: 'postgres-cdc',
   version: '0.1.0',
   sdk: '^1',
-  description: 'PostgreSQL logical replication (pgoutput) of a publication: change events (op, before, after, LSN, commit time), optional initial snapshot consistent with the slot; the slot advances only after the station stored the events',
+  description:
+    'PostgreSQL logical replication (pgoutput) of a publication: change events (op, before, after, LSN, commit time), optional initial snapshot consistent with the slot; the slot advances only after the station stored the events',
   config: PostgresCdcConfig,
   async open(config, ctx) {
     const { PostgresCdcSource } = await import('./source.js');

@@ -16,7 +16,16 @@
  */
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { ErrorCode, JunctionError, type Counter, type Logger, type Source, type SourceBatch, type SourceContext, type SourceMessage } from '@junction/sdk-connector';
+import {
+  ErrorCode,
+  JunctionError,
+  type Counter,
+  type Logger,
+  type Source,
+  type SourceBatch,
+  type SourceContext,
+  type SourceMessage,
+} from '@junction/sdk-connector';
 import type { PostgresCdcConfig } from './config.js';
 import { describe, toJunctionError } from './errors.js';
 
@@ -103,7 +112,15 @@ export class PostgresCdcSource implements Source<CdcPosition> {
 
   private clientConfig(): pg.ClientConfig {
     const c = this.config;
-    return { host: c.host, port: c.port, database: c.database, user: c.user, ...(c.password === undefined ? {} : { password: c.password }), application_name: `junction-cdc:${this.slot}`, connectionTimeoutMillis: 10_000 };
+    return {
+      host: c.host,
+      port: c.port,
+      database: c.database,
+      user: c.user,
+      ...(c.password === undefined ? {} : { password: c.password }),
+      application_name: `junction-cdc:${this.slot}`,
+      connectionTimeoutMillis: 10_000,
+    };
   }
 
   /** Checks the server, makes the publication and slot when missing, runs the snapshot if asked, starts streaming. */
@@ -113,18 +130,36 @@ export class PostgresCdcSource implements Source<CdcPosition> {
     try {
       await admin.connect();
     } catch (err) {
-      throw toJunctionError(err, `cannot connect to PostgreSQL at ${this.config.host}:${this.config.port}, database ${this.config.database}`);
+      throw toJunctionError(
+        err,
+        `cannot connect to PostgreSQL at ${this.config.host}:${this.config.port}, database ${this.config.database}`,
+      );
     }
     let snapshotNeeded = false;
     try {
       const wal = (await admin.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
       if (wal !== 'logical') {
-        throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `PostgreSQL runs with wal_level=${wal}; logical replication needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart the server)`);
+        throw new JunctionError(
+          ErrorCode.DESTINATION_UNUSABLE,
+          `PostgreSQL runs with wal_level=${wal}; logical replication needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart the server)`,
+        );
       }
       const pub = await admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [this.config.publication]);
       if (pub.rowCount === 0) {
-        if (this.config.tables.length === 0) throw new JunctionError(ErrorCode.NOT_FOUND, `publication ${this.config.publication} does not exist (create it, or list tables to have it created)`, { issues: [{ path: 'publication', message: 'does not exist' }] });
-        const tables = this.config.tables.map((t) => t.split('.').map((p) => `"${p}"`).join('.')).join(', ');
+        if (this.config.tables.length === 0)
+          throw new JunctionError(
+            ErrorCode.NOT_FOUND,
+            `publication ${this.config.publication} does not exist (create it, or list tables to have it created)`,
+            { issues: [{ path: 'publication', message: 'does not exist' }] },
+          );
+        const tables = this.config.tables
+          .map((t) =>
+            t
+              .split('.')
+              .map((p) => `"${p}"`)
+              .join('.'),
+          )
+          .join(', ');
         await admin.query(`CREATE PUBLICATION "${this.config.publication}" FOR TABLE ${tables}`);
       }
       const pks = await admin.query<{ oid: number; cols: string[] }>(
@@ -138,10 +173,20 @@ export class PostgresCdcSource implements Source<CdcPosition> {
         [this.config.publication],
       );
       for (const r of pks.rows) this.primaryKeys.set(r.oid, r.cols);
-      const slot = await admin.query<{ confirmed: string | null; plugin: string }>('SELECT confirmed_flush_lsn::text AS confirmed, plugin FROM pg_replication_slots WHERE slot_name = $1', [this.slot]);
+      const slot = await admin.query<{ confirmed: string | null; plugin: string }>(
+        'SELECT confirmed_flush_lsn::text AS confirmed, plugin FROM pg_replication_slots WHERE slot_name = $1',
+        [this.slot],
+      );
       const existing = slot.rows[0];
-      if (existing && existing.plugin !== 'pgoutput') throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `replication slot ${this.slot} uses plugin ${existing.plugin}, not pgoutput`);
-      snapshotNeeded = this.config.snapshot && this.stored?.snapshot !== 'done' && (existing === undefined || this.stored?.snapshot === 'running' || this.stored === undefined);
+      if (existing && existing.plugin !== 'pgoutput')
+        throw new JunctionError(
+          ErrorCode.DESTINATION_UNUSABLE,
+          `replication slot ${this.slot} uses plugin ${existing.plugin}, not pgoutput`,
+        );
+      snapshotNeeded =
+        this.config.snapshot &&
+        this.stored?.snapshot !== 'done' &&
+        (existing === undefined || this.stored?.snapshot === 'running' || this.stored === undefined);
       if (existing && snapshotNeeded) {
         // A snapshot cut short (or never stored): its exported snapshot is gone, so it starts over with a new slot.
         this.log.warn({ slot: this.slot }, 'the initial snapshot did not finish: dropping the slot and taking it again');
@@ -150,7 +195,10 @@ export class PostgresCdcSource implements Source<CdcPosition> {
       if (!existing && !snapshotNeeded) await admin.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [this.slot]);
       if (!snapshotNeeded) {
         // The keepalive answers the server with this from the start (an idle stream would otherwise hit wal_sender_timeout).
-        const now = await admin.query<{ confirmed: string | null }>('SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1', [this.slot]);
+        const now = await admin.query<{ confirmed: string | null }>(
+          'SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1',
+          [this.slot],
+        );
         const c = now.rows[0]?.confirmed;
         this.confirmed = c ? parseLsn(c) : 0n;
       }
@@ -176,7 +224,9 @@ export class PostgresCdcSource implements Source<CdcPosition> {
     let snapshotName: string;
     try {
       await repl.connect();
-      const created = await repl.query<{ consistent_point: string; snapshot_name: string }>(`CREATE_REPLICATION_SLOT "${this.slot}" LOGICAL pgoutput EXPORT_SNAPSHOT`);
+      const created = await repl.query<{ consistent_point: string; snapshot_name: string }>(
+        `CREATE_REPLICATION_SLOT "${this.slot}" LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      );
       consistent = formatLsn(parseLsn(created.rows[0]?.consistent_point as string));
       snapshotName = created.rows[0]?.snapshot_name as string;
       await reader.connect();
@@ -192,7 +242,10 @@ export class PostgresCdcSource implements Source<CdcPosition> {
     const taken = new Date().toISOString();
     void (async () => {
       try {
-        const tables = await reader.query<{ schemaname: string; tablename: string }>('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2', [this.config.publication]);
+        const tables = await reader.query<{ schemaname: string; tablename: string }>(
+          'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
+          [this.config.publication],
+        );
         for (const { schemaname, tablename } of tables.rows) {
           const fq = `"${schemaname}"."${tablename}"`;
           await reader.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT * FROM ${fq}`);
@@ -201,8 +254,19 @@ export class PostgresCdcSource implements Source<CdcPosition> {
             if (this.closed) return;
             const rows = await reader.query<Record<string, unknown>>('FETCH 1000 FROM snap');
             for (const row of rows.rows) {
-              const event: ChangeEvent = { op: 'read', schema: schemaname, table: tablename, before: null, after: plainRow(row), lsn: consistent, commitTime: taken };
-              this.push({ message: this.message(event, `${this.slot}:snapshot:${consistent}:${schemaname}.${tablename}:${n++}`, undefined) }, { lsn: consistent, snapshot: 'running' });
+              const event: ChangeEvent = {
+                op: 'read',
+                schema: schemaname,
+                table: tablename,
+                before: null,
+                after: plainRow(row),
+                lsn: consistent,
+                commitTime: taken,
+              };
+              this.push(
+                { message: this.message(event, `${this.slot}:snapshot:${consistent}:${schemaname}.${tablename}:${n++}`, undefined) },
+                { lsn: consistent, snapshot: 'running' },
+              );
               this.m.snapshotRows.inc();
             }
             if (rows.rows.length < 1000) break;
@@ -234,7 +298,10 @@ export class PostgresCdcSource implements Source<CdcPosition> {
   /** Starts the replication stream at the slot's confirmed LSN. */
   private stream(): void {
     if (this.closed) return;
-    const service = new LogicalReplicationService(this.clientConfig(), { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
+    const service = new LogicalReplicationService(this.clientConfig(), {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: true },
+    });
     this.service = service;
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.config.publication] });
     service.on('data', async (_lsn: string, msg: Pgoutput.Message) => {
@@ -246,7 +313,8 @@ export class PostgresCdcSource implements Source<CdcPosition> {
     });
     service.on('error', (err: Error) => this.fail(toJunctionError(err, `PostgreSQL replication of slot ${this.slot}`)));
     service.subscribe(plugin, this.slot).then(
-      () => this.fail(new JunctionError(ErrorCode.CONNECTION_FAILED, `the replication stream of slot ${this.slot} ended`, { retryable: true })),
+      () =>
+        this.fail(new JunctionError(ErrorCode.CONNECTION_FAILED, `the replication stream of slot ${this.slot} ended`, { retryable: true })),
       (err: unknown) => this.fail(toJunctionError(err, `PostgreSQL replication of slot ${this.slot}`)),
     );
     this.statusTimer = setInterval(() => this.sendStatus(), this.config.statusIntervalMs);
@@ -289,13 +357,27 @@ export class PostgresCdcSource implements Source<CdcPosition> {
     }
   }
 
-  private change(op: ChangeEvent['op'], rel: Pgoutput.MessageRelation, before: Record<string, unknown> | null, after: Record<string, unknown> | null): void {
+  private change(
+    op: ChangeEvent['op'],
+    rel: Pgoutput.MessageRelation,
+    before: Record<string, unknown> | null,
+    after: Record<string, unknown> | null,
+  ): void {
     const t = this.txn;
     if (!t) return;
     const n = t.n++;
     // Skipped when the stored position covers this transaction: its commit LSN is below the stored end LSN.
     if (this.stored && parseLsn(t.commitLsn) < parseLsn(this.stored.lsn)) return;
-    const event: ChangeEvent = { op, schema: rel.schema, table: rel.name, before: plainRow(before), after: plainRow(after), lsn: t.commitLsn, commitTime: t.commitTime, xid: t.xid };
+    const event: ChangeEvent = {
+      op,
+      schema: rel.schema,
+      table: rel.name,
+      before: plainRow(before),
+      after: plainRow(after),
+      lsn: t.commitLsn,
+      commitTime: t.commitTime,
+      xid: t.xid,
+    };
     const keyRow = event.after ?? event.before;
     const cols = this.primaryKeys.get(rel.relationOid) ?? (rel.replicaIdentity === 'full' ? [] : rel.keyColumns);
     const key = keyRow && cols.length > 0 ? JSON.stringify(cols.map((k) => keyRow[k] ?? null)) : undefined;
@@ -351,7 +433,8 @@ export class PostgresCdcSource implements Source<CdcPosition> {
         continue;
       }
       const deadline = Date.now() + this.config.maxLatencyMs;
-      while (this.messagesQueued() < this.config.maxMessages && !signal.aborted && !this.closed && !this.fatal && Date.now() < deadline) await this.sleep(deadline - Date.now(), signal);
+      while (this.messagesQueued() < this.config.maxMessages && !signal.aborted && !this.closed && !this.fatal && Date.now() < deadline)
+        await this.sleep(deadline - Date.now(), signal);
       if (signal.aborted || this.closed) return;
       const messages: SourceMessage[] = [];
       let mark: CdcPosition | undefined;

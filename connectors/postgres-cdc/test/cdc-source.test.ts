@@ -38,12 +38,19 @@ async function fixture(prefix: string): Promise<{ table: string; publication: st
 }
 
 async function open(config: Record<string, unknown>, position?: CdcPosition): Promise<Source<CdcPosition>> {
-  const s = (await plugin.open(plugin.config.parse({ ...PG, maxLatencyMs: 20, ...config }), fakeContext(position === undefined ? {} : { position }))) as Source<CdcPosition>;
+  const s = (await plugin.open(
+    plugin.config.parse({ ...PG, maxLatencyMs: 20, ...config }),
+    fakeContext(position === undefined ? {} : { position }),
+  )) as Source<CdcPosition>;
   cleanup.push(() => s.close());
   return s;
 }
 
-async function take(source: Source<CdcPosition>, n: number | ((got: SourceBatch<CdcPosition>[]) => boolean), commit: boolean): Promise<SourceBatch<CdcPosition>[]> {
+async function take(
+  source: Source<CdcPosition>,
+  n: number | ((got: SourceBatch<CdcPosition>[]) => boolean),
+  commit: boolean,
+): Promise<SourceBatch<CdcPosition>[]> {
   const enough = typeof n === 'function' ? n : (got: SourceBatch<CdcPosition>[]) => got.reduce((s, x) => s + x.messages.length, 0) >= n;
   const ac = new AbortController();
   const out: SourceBatch<CdcPosition>[] = [];
@@ -60,22 +67,31 @@ async function take(source: Source<CdcPosition>, n: number | ((got: SourceBatch<
   return out;
 }
 
-const events = (b: SourceBatch<CdcPosition>[]): ChangeEvent[] => b.flatMap((x) => x.messages.map((m) => JSON.parse(new TextDecoder().decode(m.value)) as ChangeEvent));
-const confirmed = async (slot: string): Promise<string> => (await db.query('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0]?.l;
+const events = (b: SourceBatch<CdcPosition>[]): ChangeEvent[] =>
+  b.flatMap((x) => x.messages.map((m) => JSON.parse(new TextDecoder().decode(m.value)) as ChangeEvent));
+const confirmed = async (slot: string): Promise<string> =>
+  (await db.query('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0]?.l;
 
 describe('postgres-cdc source', () => {
   it('emits insert / update / delete / truncate with before, after, LSN and commit time', async () => {
     const f = await fixture('cdc_shape');
     const source = await open({ publication: f.publication, tables: [`public.${f.table}`], slot: f.slot });
     const t = `public."${f.table}"`;
-    await db.query(`BEGIN; INSERT INTO ${t} VALUES (1, 'a', '{"x":1}', '\\x00ff', '2024-01-02T03:04:05Z'), (2, 'b', null, null, null); COMMIT`);
+    await db.query(
+      `BEGIN; INSERT INTO ${t} VALUES (1, 'a', '{"x":1}', '\\x00ff', '2024-01-02T03:04:05Z'), (2, 'b', null, null, null); COMMIT`,
+    );
     await db.query(`UPDATE ${t} SET name = 'a2' WHERE id = 1`);
     await db.query(`DELETE FROM ${t} WHERE id = 2`);
     await db.query(`TRUNCATE ${t}`);
     const got = await take(source, 5, true);
     const ev = events(got);
     expect(ev.map((e) => e.op)).toEqual(['insert', 'insert', 'update', 'delete', 'truncate']);
-    expect(ev[0]).toMatchObject({ schema: 'public', table: f.table, before: null, after: { id: 1, name: 'a', data: { x: 1 }, raw: '\\x00ff', at: '2024-01-02T03:04:05.000Z' } });
+    expect(ev[0]).toMatchObject({
+      schema: 'public',
+      table: f.table,
+      before: null,
+      after: { id: 1, name: 'a', data: { x: 1 }, raw: '\\x00ff', at: '2024-01-02T03:04:05.000Z' },
+    });
     expect(ev[2]).toMatchObject({ before: { id: 1, name: 'a' }, after: { id: 1, name: 'a2' } });
     expect(ev[3]).toMatchObject({ before: { id: 2, name: 'b' }, after: null });
     expect(ev[0]?.lsn).toBe(ev[1]?.lsn); // one transaction
@@ -111,7 +127,9 @@ describe('postgres-cdc source', () => {
     const rest = await take(third, (got) => got.flatMap((b) => b.messages).filter((m) => !committedIds.has(m.msgId)).length >= 10, true);
     const fresh = rest.flatMap((b) => b.messages).filter((m) => !committedIds.has(m.msgId));
     const repeated = rest.flatMap((b) => b.messages).filter((m) => committedIds.has(m.msgId));
-    expect(fresh.map((m) => (JSON.parse(new TextDecoder().decode(m.value)) as ChangeEvent).after?.id).slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => 20 + i));
+    expect(fresh.map((m) => (JSON.parse(new TextDecoder().decode(m.value)) as ChangeEvent).after?.id).slice(0, 10)).toEqual(
+      Array.from({ length: 10 }, (_, i) => 20 + i),
+    );
     expect(repeated.length).toBeLessThanOrEqual(1);
   });
 
@@ -125,24 +143,41 @@ describe('postgres-cdc source', () => {
     const reads = ev.filter((e) => e.op === 'read');
     expect(reads.map((e) => e.after?.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
     expect(reads.every((e) => e.after?.name === 'old')).toBe(true);
-    expect(ev.slice(2500).map((e) => [e.op, e.after?.id, e.after?.name])).toEqual([['insert', 9001, 'new'], ['update', 1, 'changed']]);
+    expect(ev.slice(2500).map((e) => [e.op, e.after?.id, e.after?.name])).toEqual([
+      ['insert', 9001, 'new'],
+      ['update', 1, 'changed'],
+    ]);
   });
 
   it('fails clearly: a publication that does not exist (NOT_FOUND), a server that is down (retryable)', async () => {
-    const missing = await plugin.open(plugin.config.parse({ ...PG, publication: 'junction_no_such_pub', slot: unique('s') }), fakeContext()).then(() => undefined, (e: unknown) => e);
+    const missing = await plugin
+      .open(plugin.config.parse({ ...PG, publication: 'junction_no_such_pub', slot: unique('s') }), fakeContext())
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect((missing as { code?: string }).code).toBe('NOT_FOUND');
-    const down = await plugin.open(plugin.config.parse({ ...PG, port: 1, publication: 'p' }), fakeContext()).then(() => undefined, (e: unknown) => e);
-    expect((down as { code?: string; retryable?: boolean })).toMatchObject({ code: 'CONNECTION_FAILED', retryable: true });
+    const down = await plugin.open(plugin.config.parse({ ...PG, port: 1, publication: 'p' }), fakeContext()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(down as { code?: string; retryable?: boolean }).toMatchObject({ code: 'CONNECTION_FAILED', retryable: true });
   });
 });
 
 // The kit against the real server: a writer keeps the published table busy while the checks read.
 const kit = await fixture('cdc_kit');
 let n = 0;
-const writer = setInterval(() => void db.query(`INSERT INTO public."${kit.table}" (id, name) VALUES ($1, 'k')`, [n++]).catch(() => undefined), 5);
+const writer = setInterval(
+  () => void db.query(`INSERT INTO public."${kit.table}" (id, name) VALUES ($1, 'k')`, [n++]).catch(() => undefined),
+  5,
+);
 cleanup.push(async () => clearInterval(writer));
-sourceConformanceSuite({ describe, it }, {
-  plugin,
-  config: { ...PG, publication: kit.publication, tables: [`public.${kit.table}`], slot: kit.slot, maxMessages: 5, maxLatencyMs: 20 },
-  timeoutMs: 15_000,
-});
+sourceConformanceSuite(
+  { describe, it },
+  {
+    plugin,
+    config: { ...PG, publication: kit.publication, tables: [`public.${kit.table}`], slot: kit.slot, maxMessages: 5, maxLatencyMs: 20 },
+    timeoutMs: 15_000,
+  },
+);

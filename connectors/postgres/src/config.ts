@@ -21,33 +21,68 @@ export const PostgresSinkConfig = z
       .describe(
         "default: columns key, value, headers, station, station_id, partition, offset, timestamp; schema: one column per field of the station's schema (Avro, JSON Schema, Protobuf; nested values as jsonb), values decoded, plus the _junction_ columns",
       ),
-    evolve: z.boolean().default(true).describe('Layout schema: add the nullable columns that a new version of the station schema adds (ALTER TABLE … ADD COLUMN)'),
+    evolve: z
+      .boolean()
+      .default(true)
+      .describe('Layout schema: add the nullable columns that a new version of the station schema adds (ALTER TABLE … ADD COLUMN)'),
     onDrift: z
       .enum(['fail', 'dead-letter'])
       .default('fail')
-      .describe("Layout schema: when the table cannot follow the schema (a column's type differs, new fields with evolve off, a NOT NULL column the schema does not fill): fail the task (SCHEMA_DRIFT), or dead-letter the batches"),
+      .describe(
+        "Layout schema: when the table cannot follow the schema (a column's type differs, new fields with evolve off, a NOT NULL column the schema does not fill): fail the task (SCHEMA_DRIFT), or dead-letter the batches",
+      ),
     value: z
       .enum(['jsonb', 'bytea', 'text'])
       .default('jsonb')
-      .describe('Type of the value column: jsonb (a value that is not JSON is dead-lettered with SQLSTATE 22P02), bytea (any bytes, as stored), text (UTF-8)'),
-    mode: z.enum(['insert', 'upsert']).default('insert').describe('insert: one row per message; upsert: one row per row_key, the newest message wins'),
+      .describe(
+        'Type of the value column: jsonb (a value that is not JSON is dead-lettered with SQLSTATE 22P02), bytea (any bytes, as stored), text (UTF-8)',
+      ),
+    mode: z
+      .enum(['insert', 'upsert'])
+      .default('insert')
+      .describe('insert: one row per message; upsert: one row per row_key, the newest message wins'),
     upsertBy: z
       .union([z.literal('key'), z.strictObject({ field: z.string().min(1).describe('Top-level field of the JSON value') })])
       .default('key')
       .describe('upsert: the row identity (column row_key, PRIMARY KEY) — the message key, or a top-level field of the JSON value'),
-    offsetsTable: ident.default('junction_sink_offsets').describe('Table of the last written offset per (connector, station id, partition), written in the same transaction as the rows'),
-    deadLettersTable: ident.default('junction_sink_dead_letters').describe('Offsets the sink dead-lettered (with SQLSTATE), so a replay dead-letters them again instead of losing them'),
-    copyMinRows: z.int().min(1).default(1).describe('Insert mode: batches with at least this many rows to insert go through COPY FROM STDIN, smaller ones through multi-row INSERTs. COPY measured faster from 10 rows up (README), hence 1'),
-    maxRowsPerStatement: z.int().min(1).max(8000).default(1000).describe('Rows per multi-row INSERT (8 parameters each, PostgreSQL takes at most 65,535)'),
-    maxBytesPerStatement: z.int().min(1024).max(256_000_000).default(16_000_000).describe('Bytes of values per INSERT statement or COPY chunk sent before the next'),
+    offsetsTable: ident
+      .default('junction_sink_offsets')
+      .describe('Table of the last written offset per (connector, station id, partition), written in the same transaction as the rows'),
+    deadLettersTable: ident
+      .default('junction_sink_dead_letters')
+      .describe('Offsets the sink dead-lettered (with SQLSTATE), so a replay dead-letters them again instead of losing them'),
+    copyMinRows: z
+      .int()
+      .min(1)
+      .default(1)
+      .describe(
+        'Insert mode: batches with at least this many rows to insert go through COPY FROM STDIN, smaller ones through multi-row INSERTs. COPY measured faster from 10 rows up (README), hence 1',
+      ),
+    maxRowsPerStatement: z
+      .int()
+      .min(1)
+      .max(8000)
+      .default(1000)
+      .describe('Rows per multi-row INSERT (8 parameters each, PostgreSQL takes at most 65,535)'),
+    maxBytesPerStatement: z
+      .int()
+      .min(1024)
+      .max(256_000_000)
+      .default(16_000_000)
+      .describe('Bytes of values per INSERT statement or COPY chunk sent before the next'),
     poolSize: z.int().min(1).max(64).default(4).describe('Connections per task (one per partition written at once)'),
     writeTimeoutMs: z
       .int()
       .min(100)
       .max(3_600_000)
       .default(25_000)
-      .describe('Longest one write() takes (statement_timeout and lock_timeout of its transaction); keep it below the connector\'s writeTimeoutMs (default 30 s)'),
+      .describe(
+        "Longest one write() takes (statement_timeout and lock_timeout of its transaction); keep it below the connector's writeTimeoutMs (default 30 s)",
+      ),
   })
   .refine((c) => c.mode === 'upsert' || c.upsertBy === 'key', { message: 'upsertBy applies to mode upsert only', path: ['upsertBy'] })
-  .refine((c) => c.layout === 'schema' || (c.evolve && c.onDrift === 'fail'), { message: 'evolve and onDrift apply to layout schema only', path: ['layout'] });
+  .refine((c) => c.layout === 'schema' || (c.evolve && c.onDrift === 'fail'), {
+    message: 'evolve and onDrift apply to layout schema only',
+    path: ['layout'],
+  });
 export type PostgresSinkConfig = z.output<typeof PostgresSinkConfig>;

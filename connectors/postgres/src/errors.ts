@@ -1,7 +1,13 @@
 /** How PostgreSQL's errors (SQLSTATE) map to Junction's: retry, dead-letter, or fail the task (the CDC source uses the same, exported as `./errors`). */
 import { ErrorCode, JunctionError } from '@junction/sdk-connector';
 
-interface PgError { code?: unknown; message?: string; detail?: string; column?: string; constraint?: string }
+interface PgError {
+  code?: unknown;
+  message?: string;
+  detail?: string;
+  column?: string;
+  constraint?: string;
+}
 
 /** The SQLSTATE of a server error, or undefined for a client / network error. */
 export function sqlState(err: unknown): string | undefined {
@@ -28,7 +34,12 @@ export function isDataError(err: unknown): boolean {
 export function isTransient(err: unknown): boolean {
   const s = sqlState(err);
   if (s === undefined) return true;
-  return s.startsWith('08') || s.startsWith('40') || s.startsWith('53') || ['57P01', '57P02', '57P03', '57014', '55P03', '58000', '58030'].includes(s);
+  return (
+    s.startsWith('08') ||
+    s.startsWith('40') ||
+    s.startsWith('53') ||
+    ['57P01', '57P02', '57P03', '57014', '55P03', '58000', '58030'].includes(s)
+  );
 }
 
 /** Login or privilege refused: 28xxx (invalid authorization), 42501 (insufficient privilege). */
@@ -54,7 +65,11 @@ export function describe(err: unknown): string {
  * (CONNECTION_FAILED), auth / privilege AUTH_FAILED, missing objects NOT_FOUND, anything else the
  * server refused DESTINATION_UNUSABLE — the last three non-retryable, so the task fails clearly.
  */
-export function toJunctionError(err: unknown, what: string, authHint = 'grant the role what the sink needs: README, "Privileges"'): JunctionError {
+export function toJunctionError(
+  err: unknown,
+  what: string,
+  authHint = 'grant the role what the sink needs: README, "Privileges"',
+): JunctionError {
   if (err instanceof JunctionError) return err;
   const msg = `${what}: ${describe(err)}`;
   if (isTransient(err)) return new JunctionError(ErrorCode.CONNECTION_FAILED, msg, { cause: err, retryable: true });

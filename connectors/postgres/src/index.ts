@@ -12,7 +12,8 @@ export default defineSink({
   name: 'postgres',
   version: '0.1.0',
   sdk: '^1',
-  description: 'PostgreSQL: insert or upsert, COPY for large batches, rows and last offset in one transaction (each offset once), refused rows dead-lettered with their SQLSTATE',
+  description:
+    'PostgreSQL: insert or upsert, COPY for large batches, rows and last offset in one transaction (each offset once), refused rows dead-lettered with their SQLSTATE',
   exactlyOnce: true,
   config: PostgresSinkConfig,
   async open(config, ctx) {

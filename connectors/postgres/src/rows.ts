@@ -44,7 +44,8 @@ export interface Row {
 
 /** Why a message cannot become a row before PostgreSQL sees it (no key to upsert by, not UTF-8 for a text column). */
 export function rejectReason(config: PostgresSinkConfig, m: SinkMessage): { reject: string } | { rowKey?: string } {
-  if (config.value !== 'bytea' && !isUtf8(m.value)) return { reject: `the value is not UTF-8, which a ${config.value} column needs (use value: bytea)` };
+  if (config.value !== 'bytea' && !isUtf8(m.value))
+    return { reject: `the value is not UTF-8, which a ${config.value} column needs (use value: bytea)` };
   if (config.mode !== 'upsert') return {};
   if (config.upsertBy === 'key') {
     return m.key === undefined ? { reject: 'upsert by key: the message has no key' } : { rowKey: m.key };
@@ -56,7 +57,8 @@ export function rejectReason(config: PostgresSinkConfig, m: SinkMessage): { reje
   } catch {
     return { reject: `upsert by field ${field}: the value is not JSON` };
   }
-  const v = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)[field] : undefined;
+  const v =
+    parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>)[field] : undefined;
   if (v === undefined || v === null) return { reject: `upsert by field ${field}: the value has no such top-level field` };
   return { rowKey: typeof v === 'string' ? v : JSON.stringify(v) };
 }
@@ -159,7 +161,13 @@ const iso = (ms: number): string => new Date(ms).toISOString();
  * Layout schema: rows for COPY — `row_key` (upsert), the field cells, then `_junction_key`, station,
  * station id, partition, offset, timestamp (schema-table.ts `SCHEMA_META_COLUMNS`).
  */
-export function encodeSchemaCopy(chunkBytes: number, station: string, stationId: string, partition: number, rows: readonly Row[]): Buffer[] {
+export function encodeSchemaCopy(
+  chunkBytes: number,
+  station: string,
+  stationId: string,
+  partition: number,
+  rows: readonly Row[],
+): Buffer[] {
   const enc = new CopyEncoder(Math.min(chunkBytes, 4 << 20));
   const stationText = new CopyEncoder(256);
   stationText.text(station);
@@ -190,11 +198,26 @@ export function encodeSchemaCopy(chunkBytes: number, station: string, stationId:
 /** Layout schema: the parameters of one row of a multi-row INSERT, in the order of {@link encodeSchemaCopy}. */
 export function schemaRowParams(station: string, stationId: string, partition: number, r: Row): unknown[] {
   const m = r.message;
-  return [...(r.rowKey === undefined ? [] : [r.rowKey]), ...(r.cells ?? []), m.key ?? null, station, stationId, partition, m.offset, iso(m.timestamp)];
+  return [
+    ...(r.rowKey === undefined ? [] : [r.rowKey]),
+    ...(r.cells ?? []),
+    m.key ?? null,
+    station,
+    stationId,
+    partition,
+    m.offset,
+    iso(m.timestamp),
+  ];
 }
 
 /** Encodes rows for COPY in the order of {@link columnsOf}. */
-export function encodeCopy(config: PostgresSinkConfig, station: string, stationId: string, partition: number, rows: readonly Row[]): Buffer[] {
+export function encodeCopy(
+  config: PostgresSinkConfig,
+  station: string,
+  stationId: string,
+  partition: number,
+  rows: readonly Row[],
+): Buffer[] {
   const enc = new CopyEncoder(Math.min(config.maxBytesPerStatement, 4 << 20));
   const tail = `\t${partition}\t`;
   const stationText = new CopyEncoder(256);

@@ -49,7 +49,11 @@ const ROW_KEY: ColumnLike = { name: 'row_key', type: 'text', nullable: false };
 
 /** The table a schema's fields ask for: `row_key` first in upsert mode, the fields, the meta columns. */
 export function schemaColumns(fields: readonly SchemaField[], upsert: boolean): ColumnLike[] {
-  return [...(upsert ? [ROW_KEY] : []), ...fields.map((f) => ({ name: f.name, type: pgType(f.type), nullable: true })), ...SCHEMA_META_COLUMNS];
+  return [
+    ...(upsert ? [ROW_KEY] : []),
+    ...fields.map((f) => ({ name: f.name, type: pgType(f.type), nullable: true })),
+    ...SCHEMA_META_COLUMNS,
+  ];
 }
 
 /** Field names the table cannot take: longer than PostgreSQL's 63 bytes, or one of the sink's own columns. */
@@ -65,7 +69,9 @@ export function unusableNames(fields: readonly SchemaField[]): string[] {
 
 /** CREATE TABLE IF NOT EXISTS of the columns (row_key the primary key). */
 export function createSchemaTableSql(fq: string, columns: readonly ColumnLike[]): string {
-  const defs = columns.map((c) => `${q(c.name)} ${c.type}${c.name === ROW_KEY.name ? ' PRIMARY KEY' : c.nullable === false ? ' NOT NULL' : ''}`);
+  const defs = columns.map(
+    (c) => `${q(c.name)} ${c.type}${c.name === ROW_KEY.name ? ' PRIMARY KEY' : c.nullable === false ? ' NOT NULL' : ''}`,
+  );
   return `CREATE TABLE IF NOT EXISTS ${fq} (${defs.join(', ')})`;
 }
 
@@ -79,17 +85,25 @@ export interface TableColumn extends ColumnLike {
  * problems that keep the table from following (a type that differs, a NOT NULL column the table lacks or
  * that the schema does not fill, new fields with `evolve` off, names it cannot take).
  */
-export function planTable(existing: readonly TableColumn[], wanted: readonly ColumnLike[], fields: readonly SchemaField[], version: number, evolve: boolean): { add: ColumnLike[]; problems: string[] } {
+export function planTable(
+  existing: readonly TableColumn[],
+  wanted: readonly ColumnLike[],
+  fields: readonly SchemaField[],
+  version: number,
+  evolve: boolean,
+): { add: ColumnLike[]; problems: string[] } {
   const drift = compareColumns(existing, wanted);
   const problems = [...unusableNames(fields)];
   for (const c of drift.changed) problems.push(`column ${c.name} is ${c.from} in the table but schema version ${version} needs ${c.to}`);
   if (drift.required.length > 0) problems.push(`the table lacks the NOT NULL column(s) ${drift.required.join(', ')} the sink fills`);
   const left = new Set(drift.missing);
   for (const c of existing) {
-    if (left.has(c.name) && c.nullable === false && !c.hasDefault) problems.push(`column ${c.name} is NOT NULL without a default and schema version ${version} has no such field`);
+    if (left.has(c.name) && c.nullable === false && !c.hasDefault)
+      problems.push(`column ${c.name} is NOT NULL without a default and schema version ${version} has no such field`);
   }
   const add = drift.added.filter((c) => c.nullable !== false);
-  if (add.length > 0 && !evolve) problems.push(`the table lacks column(s) ${add.map((c) => c.name).join(', ')} of schema version ${version} and evolve is off`);
+  if (add.length > 0 && !evolve)
+    problems.push(`the table lacks column(s) ${add.map((c) => c.name).join(', ')} of schema version ${version} and evolve is off`);
   return { add, problems };
 }
 
@@ -107,7 +121,15 @@ export function pgText(v: unknown, t: FieldType): string | null {
     case 'bigint':
     case 'real':
     case 'double precision':
-      return typeof v === 'number' ? (Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : String(v)) : null;
+      return typeof v === 'number'
+        ? Number.isNaN(v)
+          ? 'NaN'
+          : v === Infinity
+            ? 'Infinity'
+            : v === -Infinity
+              ? '-Infinity'
+              : String(v)
+        : null;
     case 'bytea':
       return v instanceof Uint8Array ? `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}` : null;
     case 'timestamp with time zone':

@@ -49,7 +49,12 @@ import { createSchemaTableSql, pgText, planTable, schemaColumns, unusableNames, 
 const MAX_PARAMS = 65_535;
 
 /** A refused row's dead letter: code and reason, also kept in the dead-letters table. */
-interface Refused { offset: number; index: number; code: string; reason: string }
+interface Refused {
+  offset: number;
+  index: number;
+  code: string;
+  reason: string;
+}
 
 /** Clients that have an 'error' listener of ours. */
 const guarded = new WeakSet<pg.PoolClient>();
@@ -93,14 +98,19 @@ export class PostgresSink implements Sink {
       application_name: `junction-sink:${ctx.connector}:${ctx.task}`,
     });
     // An idle connection the server dropped (restart, pg_terminate_backend) errors here; the pool discards it.
-    this.pool.on('error', (err) => this.log.warn({ err: describe(err) }, 'an idle PostgreSQL connection failed; it is replaced on next use'));
+    this.pool.on('error', (err) =>
+      this.log.warn({ err: describe(err) }, 'an idle PostgreSQL connection failed; it is replaced on next use'),
+    );
     this.m = {
       rows: ctx.metrics.counter('rows_written_total', 'Rows written (inserted or upserted)'),
       copies: ctx.metrics.counter('copy_statements_total', 'COPY FROM STDIN statements run'),
       inserts: ctx.metrics.counter('insert_statements_total', 'Multi-row INSERT statements run'),
       replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered from the offsets table: already written'),
       deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (refused by PostgreSQL or not writable)'),
-      rollbacks: ctx.metrics.counter('data_error_rollbacks_total', 'Transactions rolled back for a refused row and written again row-guarded'),
+      rollbacks: ctx.metrics.counter(
+        'data_error_rollbacks_total',
+        'Transactions rolled back for a refused row and written again row-guarded',
+      ),
     };
   }
 
@@ -114,7 +124,10 @@ export class PostgresSink implements Sink {
       }
       return client;
     } catch (err) {
-      throw toJunctionError(err, `cannot connect to PostgreSQL at ${this.config.host}:${this.config.port}, database ${this.config.database}, as ${this.config.user} (${what})`);
+      throw toJunctionError(
+        err,
+        `cannot connect to PostgreSQL at ${this.config.host}:${this.config.port}, database ${this.config.database}, as ${this.config.user} (${what})`,
+      );
     }
   }
 
@@ -122,17 +135,31 @@ export class PostgresSink implements Sink {
   async prepare(): Promise<void> {
     const bySchema = this.config.layout === 'schema';
     if (bySchema && !this.ctx.schema) {
-      throw new JunctionError(ErrorCode.CONFIG_INVALID, 'layout schema needs a station with a schema (config.schema), and this one has none; bind one or use layout default', {
-        issues: [{ path: 'layout', message: 'the station has no schema' }],
-      });
+      throw new JunctionError(
+        ErrorCode.CONFIG_INVALID,
+        'layout schema needs a station with a schema (config.schema), and this one has none; bind one or use layout default',
+        {
+          issues: [{ path: 'layout', message: 'the station has no schema' }],
+        },
+      );
     }
     const client = await this.connect('task start');
     let broken: unknown;
     try {
       const names = [this.config.table, this.config.offsetsTable, this.config.deadLettersTable];
-      const exists = (await client.query<{ r: (string | null)[] }>('SELECT ARRAY[to_regclass($1), to_regclass($2), to_regclass($3)]::text[] AS r', names.map((n) => `${q(this.config.schema)}.${q(n)}`))).rows[0]?.r ?? [];
+      const exists =
+        (
+          await client.query<{ r: (string | null)[] }>(
+            'SELECT ARRAY[to_regclass($1), to_regclass($2), to_regclass($3)]::text[] AS r',
+            names.map((n) => `${q(this.config.schema)}.${q(n)}`),
+          )
+        ).rows[0]?.r ?? [];
       if (exists.some((r) => r === null)) {
-        if (!this.config.autoCreate && exists[0] === null) throw new JunctionError(ErrorCode.NOT_FOUND, `table ${this.config.schema}.${this.config.table} does not exist and autoCreate is false`);
+        if (!this.config.autoCreate && exists[0] === null)
+          throw new JunctionError(
+            ErrorCode.NOT_FOUND,
+            `table ${this.config.schema}.${this.config.table} does not exist and autoCreate is false`,
+          );
         await client.query('BEGIN');
         try {
           // One DDL at a time among tasks: concurrent CREATE TABLE IF NOT EXISTS can still collide in pg_type.
@@ -155,12 +182,23 @@ export class PostgresSink implements Sink {
         if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
       }
       // From the catalog, not a SELECT: the sink needs no SELECT privilege on its target.
-      const have = new Set((await client.query<{ n: string }>('SELECT attname AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [this.fq])).rows.map((r) => r.n));
+      const have = new Set(
+        (
+          await client.query<{ n: string }>(
+            'SELECT attname AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped',
+            [this.fq],
+          )
+        ).rows.map((r) => r.n),
+      );
       const missing = bySchema ? [] : this.cols.filter((c) => !have.has(c));
       if (missing.length > 0) {
-        throw new JunctionError(ErrorCode.DESTINATION_UNUSABLE, `table ${this.config.schema}.${this.config.table} lacks the column(s) ${missing.join(', ')}; the sink writes ${this.cols.join(', ')} (README, "Default layout")`, {
-          issues: [{ path: 'table', message: `missing column(s) ${missing.join(', ')}` }],
-        });
+        throw new JunctionError(
+          ErrorCode.DESTINATION_UNUSABLE,
+          `table ${this.config.schema}.${this.config.table} lacks the column(s) ${missing.join(', ')}; the sink writes ${this.cols.join(', ')} (README, "Default layout")`,
+          {
+            issues: [{ path: 'table', message: `missing column(s) ${missing.join(', ')}` }],
+          },
+        );
       }
       const need: [string, string][] = [
         [this.fq, this.config.mode === 'upsert' ? 'INSERT, UPDATE' : 'INSERT'],
@@ -170,7 +208,11 @@ export class PostgresSink implements Sink {
       for (const [table, privs] of need) {
         for (const p of privs.split(', ')) {
           const r = await client.query<{ ok: boolean }>('SELECT has_table_privilege($1, $2) AS ok', [table, p]);
-          if (!r.rows[0]?.ok) throw new JunctionError(ErrorCode.AUTH_FAILED, `role ${this.config.user} lacks ${p} on ${table} (the sink needs ${privs} there: README, "Privileges")`);
+          if (!r.rows[0]?.ok)
+            throw new JunctionError(
+              ErrorCode.AUTH_FAILED,
+              `role ${this.config.user} lacks ${p} on ${table} (the sink needs ${privs} there: README, "Privileges")`,
+            );
         }
       }
     } catch (err) {
@@ -224,7 +266,10 @@ export class PostgresSink implements Sink {
       } else {
         if (add.length > 0) {
           await client.query(`ALTER TABLE ${this.fq} ${add.map((c) => `ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type}`).join(', ')}`);
-          this.log.info({ table: where, added: add.map((c) => c.name), subject: schema.subject, version: schema.version }, 'columns added for a new schema version');
+          this.log.info(
+            { table: where, added: add.map((c) => c.name), subject: schema.subject, version: schema.version },
+            'columns added for a new schema version',
+          );
         }
         await client.query('COMMIT');
       }
@@ -249,7 +294,8 @@ export class PostgresSink implements Sink {
     if (!d.ok) return { reject: d.reason };
     const cells = decoder.fields.map((f) => pgText(d.row[f.name], f.type));
     if (this.config.mode !== 'upsert') return { cells };
-    if (this.config.upsertBy === 'key') return m.key === undefined ? { reject: 'upsert by key: the message has no key' } : { rowKey: m.key, cells };
+    if (this.config.upsertBy === 'key')
+      return m.key === undefined ? { reject: 'upsert by key: the message has no key' } : { rowKey: m.key, cells };
     const field = this.config.upsertBy.field;
     const at = decoder.fields.findIndex((f) => f.name === field);
     const v = at < 0 ? null : cells[at];
@@ -279,12 +325,21 @@ export class PostgresSink implements Sink {
     try {
       return await this.attempt(batch, signal, deadline, false, drift);
     } catch (err) {
-      if (err instanceof Aborted) throw new JunctionError(ErrorCode.TIMEOUT, 'the write was aborted; its transaction was dropped with its connection', { retryable: true });
+      if (err instanceof Aborted)
+        throw new JunctionError(ErrorCode.TIMEOUT, 'the write was aborted; its transaction was dropped with its connection', {
+          retryable: true,
+        });
       if (isDataError(err)) {
         // Unreachable in practice (row-guarded writes answer these per message); never dead-letter a whole batch for it.
-        throw new JunctionError(ErrorCode.INTERNAL, `PostgreSQL refused a row outside the guarded path: ${describe(err)}`, { cause: err, retryable: true });
+        throw new JunctionError(ErrorCode.INTERNAL, `PostgreSQL refused a row outside the guarded path: ${describe(err)}`, {
+          cause: err,
+          retryable: true,
+        });
       }
-      throw toJunctionError(err, `PostgreSQL, writing ${batch.messages.length} messages of ${batch.station}[${batch.partition}] into ${this.config.schema}.${this.config.table}`);
+      throw toJunctionError(
+        err,
+        `PostgreSQL, writing ${batch.messages.length} messages of ${batch.station}[${batch.partition}] into ${this.config.schema}.${this.config.table}`,
+      );
     }
   }
 
@@ -325,11 +380,19 @@ export class PostgresSink implements Sink {
   }
 
   /** `drift` (layout schema, onDrift dead-letter): the table cannot follow the schema; every new message is dead-lettered with it. */
-  private async transaction(client: pg.PoolClient, batch: SinkBatch, deadline: number, guarded: boolean, drift: string | undefined): Promise<WriteResult[] | 'data-error'> {
+  private async transaction(
+    client: pg.PoolClient,
+    batch: SinkBatch,
+    deadline: number,
+    guarded: boolean,
+    drift: string | undefined,
+  ): Promise<WriteResult[] | 'data-error'> {
     const { station, stationId, partition } = batch;
     const left = Math.max(1, deadline - Date.now());
     // client_connection_check_interval: a backend whose client died while it waited on a lock notices within 1 s.
-    await client.query(`BEGIN; SET LOCAL statement_timeout = ${left}; SET LOCAL lock_timeout = ${left}; SET LOCAL client_connection_check_interval = 1000`);
+    await client.query(
+      `BEGIN; SET LOCAL statement_timeout = ${left}; SET LOCAL lock_timeout = ${left}; SET LOCAL client_connection_check_interval = 1000`,
+    );
     // Locks the partition's row and reads which offsets of this batch's span it already holds.
     const locked = await client.query<{ held: string }>(
       `WITH r AS (INSERT INTO ${this.offsetsFq} (connector, station, station_id, partition, written, last_offset) VALUES ($1, $2, $3, $4, '{}', 0)` +
@@ -356,7 +419,13 @@ export class PostgresSink implements Sink {
       if ('reject' in r) refused.push({ offset: message.offset, index, code: ErrorCode.SINK_REJECTED, reason: r.reject });
       else {
         const cells = (r as { cells?: (string | null)[] }).cells;
-        rows.push({ index, offset: message.offset, message, ...(r.rowKey === undefined ? {} : { rowKey: r.rowKey }), ...(cells ? { cells } : {}) });
+        rows.push({
+          index,
+          offset: message.offset,
+          message,
+          ...(r.rowKey === undefined ? {} : { rowKey: r.rowKey }),
+          ...(cells ? { cells } : {}),
+        });
       }
     });
 
@@ -429,7 +498,12 @@ export class PostgresSink implements Sink {
         await client.query('ROLLBACK TO SAVEPOINT guard; RELEASE SAVEPOINT guard');
         if (part.length === 1) {
           const r = part[0] as Row;
-          refused.push({ offset: r.offset, index: r.index, code: `SQLSTATE_${sqlState(err) ?? 'UNKNOWN'}`, reason: `PostgreSQL refused the row: ${describe(err)}` });
+          refused.push({
+            offset: r.offset,
+            index: r.index,
+            code: `SQLSTATE_${sqlState(err) ?? 'UNKNOWN'}`,
+            reason: `PostgreSQL refused the row: ${describe(err)}`,
+          });
           return;
         }
         const half = Math.ceil(part.length / 2);
@@ -475,12 +549,19 @@ export class PostgresSink implements Sink {
     const perRow = this.cols.length;
     const params: unknown[] = [];
     const tuples = rows.map((r, i) => {
-      params.push(...(this.config.layout === 'schema' ? schemaRowParams(batch.station, batch.stationId, batch.partition, r) : rowParams(this.config, batch.station, batch.stationId, batch.partition, r)));
+      params.push(
+        ...(this.config.layout === 'schema'
+          ? schemaRowParams(batch.station, batch.stationId, batch.partition, r)
+          : rowParams(this.config, batch.station, batch.stationId, batch.partition, r)),
+      );
       return `(${this.cols.map((_, c) => `$${i * perRow + c + 1}`).join(', ')})`;
     });
     let sql = `INSERT INTO ${this.fq} (${this.cols.map(q).join(', ')}) VALUES ${tuples.join(', ')}`;
     if (this.config.mode === 'upsert') {
-      sql += ` ON CONFLICT (row_key) DO UPDATE SET ${this.cols.filter((c) => c !== 'row_key').map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`;
+      sql += ` ON CONFLICT (row_key) DO UPDATE SET ${this.cols
+        .filter((c) => c !== 'row_key')
+        .map((c) => `${q(c)} = EXCLUDED.${q(c)}`)
+        .join(', ')}`;
     }
     this.m.inserts.inc();
     await client.query(sql, params);

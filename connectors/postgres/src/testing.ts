@@ -20,7 +20,10 @@ export async function admin(): Promise<pg.Client> {
   try {
     await c.connect();
   } catch (err) {
-    throw new Error(`PostgreSQL is not reachable at ${PG.host}:${PG.port} as ${PG.user} (database ${PG.database}); .ci/run starts and configures it: ${String(err)}`, { cause: err });
+    throw new Error(
+      `PostgreSQL is not reachable at ${PG.host}:${PG.port} as ${PG.user} (database ${PG.database}); .ci/run starts and configures it: ${String(err)}`,
+      { cause: err },
+    );
   }
   return c;
 }

@@ -11,7 +11,10 @@ export const S3SourceConfig = z.strictObject({
       "auto: what the S3 sink recorded in the object's metadata, else by extension (.parquet; .bin raw; anything else plain JSON Lines). " +
         'jsonl: the S3 sink envelope; lines: each line is a value; parquet: a row is a JSON object; raw: values split on raw.separator',
     ),
-  compression: z.enum(['auto', 'gzip', 'zstd', 'none']).default('auto').describe('auto: from the metadata, else the key suffix (.gz, .zst)'),
+  compression: z
+    .enum(['auto', 'gzip', 'zstd', 'none'])
+    .default('auto')
+    .describe('auto: from the metadata, else the key suffix (.gz, .zst)'),
   raw: z
     .strictObject({ separator: z.string().min(1).max(16).default('\n').describe('What separates values in raw objects without metadata') })
     .prefault({})
@@ -23,6 +26,8 @@ export const S3SourceConfig = z.strictObject({
     .min(0)
     .max(86_400_000)
     .default(0)
-    .describe('0: the source ends once every object under the prefix is read. > 0: it keeps listing every so often for keys after its position'),
+    .describe(
+      '0: the source ends once every object under the prefix is read. > 0: it keeps listing every so often for keys after its position',
+    ),
 });
 export type S3SourceConfig = z.output<typeof S3SourceConfig>;

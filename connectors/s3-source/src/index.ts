@@ -16,10 +16,14 @@ export default defineSource<typeof S3SourceConfig, S3SourcePosition>({
   name: 's3-source',
   version: '0.1.0',
   sdk: '^1',
-  description: 'Objects under an S3 prefix back into a station in key order (the S3 sink formats, or plain JSON Lines); resumes where it stopped',
+  description:
+    'Objects under an S3 prefix back into a station in key order (the S3 sink formats, or plain JSON Lines); resumes where it stopped',
   config: S3SourceConfig,
   async open(config, ctx) {
-    const [{ checkBucket, createS3Client }, { S3Source }] = await Promise.all([import('@junction/connector-s3/client'), import('./source.js')]);
+    const [{ checkBucket, createS3Client }, { S3Source }] = await Promise.all([
+      import('@junction/connector-s3/client'),
+      import('./source.js'),
+    ]);
     const client = createS3Client(config);
     try {
       await checkBucket(client, config.bucket);

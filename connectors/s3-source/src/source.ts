@@ -10,7 +10,15 @@
  */
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { ErrorCode, JunctionError, type Logger, type Source, type SourceBatch, type SourceContext, type SourceMessage } from '@junction/sdk-connector';
+import {
+  ErrorCode,
+  JunctionError,
+  type Logger,
+  type Source,
+  type SourceBatch,
+  type SourceContext,
+  type SourceMessage,
+} from '@junction/sdk-connector';
 import { checkBucket, classifyS3Error, isNotFound, normalizePrefix } from '@junction/connector-s3/client';
 import {
   ObjectMeta,
@@ -79,7 +87,13 @@ export class S3Source implements Source<S3SourcePosition> {
     let spec: FormatSpec;
     switch (this.config.format) {
       case 'auto':
-        spec = recorded ?? (key.endsWith('.parquet') ? { type: 'parquet', fields: [] } : /\.bin(\.gz|\.zst)?$/.test(key) ? { type: 'raw', separator: this.config.raw.separator } : { type: 'lines' });
+        spec =
+          recorded ??
+          (key.endsWith('.parquet')
+            ? { type: 'parquet', fields: [] }
+            : /\.bin(\.gz|\.zst)?$/.test(key)
+              ? { type: 'raw', separator: this.config.raw.separator }
+              : { type: 'lines' });
         break;
       case 'jsonl':
         spec = recorded?.type === 'jsonl' ? recorded : { type: 'jsonl', value: 'json', fields: ['offset', 'timestamp', 'key', 'headers'] };
@@ -140,9 +154,13 @@ export class S3Source implements Source<S3SourcePosition> {
       try {
         rec = decodeJsonlLine(line.toString('utf8'), spec);
       } catch (err) {
-        throw new JunctionError(ErrorCode.SINK_REJECTED, `s3://${this.config.bucket}/${key} line ${index + 1} is not a JSON Lines record of this format: ${(err as Error).message}`, {
-          retryable: false,
-        });
+        throw new JunctionError(
+          ErrorCode.SINK_REJECTED,
+          `s3://${this.config.bucket}/${key} line ${index + 1} is not a JSON Lines record of this format: ${(err as Error).message}`,
+          {
+            retryable: false,
+          },
+        );
       }
       return {
         value: new Uint8Array(rec.value.buffer, rec.value.byteOffset, rec.value.byteLength),
@@ -176,7 +194,13 @@ export class S3Source implements Source<S3SourcePosition> {
     }
   }
 
-  private async *parquetRecords(key: string, fields: readonly MetaField[], from: number, size: number, signal: AbortSignal): AsyncGenerator<{ index: number; message: SourceMessage }> {
+  private async *parquetRecords(
+    key: string,
+    fields: readonly MetaField[],
+    from: number,
+    size: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<{ index: number; message: SourceMessage }> {
     const file = {
       byteLength: size,
       slice: async (start: number, end?: number): Promise<ArrayBuffer> => {
@@ -191,7 +215,8 @@ export class S3Source implements Source<S3SourcePosition> {
     const metadata = await readParquetMetadata(file);
     // Files from elsewhere: a column named like a metadata column is read as one.
     const names = new Set(metadata.schema.map((s) => s.name));
-    const meta: MetaField[] = fields.length > 0 ? [...fields] : (['offset', 'timestamp', 'key', 'headers'] as const).filter((f) => names.has(`_${f}`));
+    const meta: MetaField[] =
+      fields.length > 0 ? [...fields] : (['offset', 'timestamp', 'key', 'headers'] as const).filter((f) => names.has(`_${f}`));
     let start = 0;
     for (const group of metadata.row_groups) {
       const end = start + Number(group.num_rows);
@@ -284,4 +309,3 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
-

@@ -20,7 +20,15 @@ const buckets: Record<string, string> = {};
 let seq = 0;
 
 function conn(bucket: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { bucket, endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...CREDENTIALS }, checksums: 'when-required', ...extra };
+  return {
+    bucket,
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { ...CREDENTIALS },
+    checksums: 'when-required',
+    ...extra,
+  };
 }
 
 async function newBucket(): Promise<string> {
@@ -43,10 +51,18 @@ function station(partition: number, n: number, value: (o: number) => Uint8Array<
   });
 }
 
-const jsonValue = (p: number) => (o: number) => new TextEncoder().encode(`{"p":${p},"o":${o},"g":${o % 4},"name":"héllo ✓ ${o}","n":[1, 2.50]}`) as Uint8Array<ArrayBuffer>;
+const jsonValue = (p: number) => (o: number) =>
+  new TextEncoder().encode(`{"p":${p},"o":${o},"g":${o % 4},"name":"héllo ✓ ${o}","n":[1, 2.50]}`) as Uint8Array<ArrayBuffer>;
 
 /** Writes partitions 0 and 1 of station `st` through the sink, in batches of `per`. */
-async function sinkInto(bucket: string, extra: Record<string, unknown>, value: (p: number) => (o: number) => Uint8Array<ArrayBuffer>, n = 120, per = 50, st = 'orders'): Promise<SinkMessage[][]> {
+async function sinkInto(
+  bucket: string,
+  extra: Record<string, unknown>,
+  value: (p: number) => (o: number) => Uint8Array<ArrayBuffer>,
+  n = 120,
+  per = 50,
+  st = 'orders',
+): Promise<SinkMessage[][]> {
   const sink = await sinkPlugin.open(sinkPlugin.config.parse(conn(bucket, extra)), fakeContext());
   const parts: SinkMessage[][] = [];
   try {
@@ -55,7 +71,17 @@ async function sinkInto(bucket: string, extra: Record<string, unknown>, value: (
       parts.push(msgs);
       for (let i = 0; i < msgs.length; i += per) {
         const messages = msgs.slice(i, i + per);
-        const results = await sink.write({ station: st, stationId: `${st}-id`, partition: p, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages }, { signal });
+        const results = await sink.write(
+          {
+            station: st,
+            stationId: `${st}-id`,
+            partition: p,
+            firstOffset: messages[0]!.offset,
+            lastOffset: messages.at(-1)!.offset,
+            messages,
+          },
+          { signal },
+        );
         expect(results.every((r) => r.status === 'ok')).toBe(true);
       }
     }
@@ -70,7 +96,10 @@ async function openSource(config: Record<string, unknown>, position?: S3SourcePo
 }
 
 /** Everything the source yields until it ends (or `max` messages), with the batches' positions. */
-async function drain(source: Source<S3SourcePosition>, max = Number.POSITIVE_INFINITY): Promise<{ messages: SourceMessage[]; positions: S3SourcePosition[] }> {
+async function drain(
+  source: Source<S3SourcePosition>,
+  max = Number.POSITIVE_INFINITY,
+): Promise<{ messages: SourceMessage[]; positions: S3SourcePosition[] }> {
   const ac = new AbortController();
   const messages: SourceMessage[] = [];
   const positions: S3SourcePosition[] = [];
@@ -88,7 +117,14 @@ const text = (v: Uint8Array) => Buffer.from(v).toString('utf8');
 
 beforeAll(async () => {
   server = await startS3rver();
-  client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...CREDENTIALS }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  client = new S3Client({
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { ...CREDENTIALS },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   buckets.kit = await newBucket();
   await sinkInto(buckets.kit, { compression: 'gzip', rotate: { maxMessages: 17 } }, jsonValue);
   buckets.kitParquet = await newBucket();
@@ -100,19 +136,30 @@ afterAll(async () => {
 });
 
 // Config getters: the server's port is known only once beforeAll ran.
-sourceConformanceSuite({ describe, it }, {
-  plugin,
-  get config() {
-    return conn(buckets.kit as string, { batchSize: 20 });
+sourceConformanceSuite(
+  { describe, it },
+  {
+    plugin,
+    get config() {
+      return conn(buckets.kit as string, { batchSize: 20 });
+    },
+    batches: 4,
+    resume: 'exact',
+    timeoutMs: 20_000,
   },
-  batches: 4,
-  resume: 'exact',
-  timeoutMs: 20_000,
-});
+);
 
 describe('s3 source conformance on Parquet', () => {
   it('passes, resuming exactly inside row groups', async () => {
-    assertConformance(await runSourceConformance({ plugin, config: conn(buckets.kitParquet as string, { batchSize: 9 }), batches: 5, resume: 'exact', timeoutMs: 20_000 }));
+    assertConformance(
+      await runSourceConformance({
+        plugin,
+        config: conn(buckets.kitParquet as string, { batchSize: 9 }),
+        batches: 5,
+        resume: 'exact',
+        timeoutMs: 20_000,
+      }),
+    );
   });
 });
 
@@ -122,8 +169,16 @@ describe('round trip sink → source', () => {
     ['jsonl json + zstd, time layout', { compression: 'zstd', path: { layout: 'time', format: "'hour'=YYYY-MM-dd-HH/mm" } }, jsonValue],
     ['jsonl json, field layout', { compression: 'none', path: { layout: 'field', field: 'g' } }, jsonValue],
     // Any bytes at all: invalid UTF-8, newlines, empty values.
-    ['jsonl string + zstd', { compression: 'zstd', jsonl: { value: 'string' } }, (p) => (o) => new Uint8Array([p, o % 256, 0xff, 0x0a, 0x00, ...(o % 5 ? [0xc3, 0x28] : [])]) as Uint8Array<ArrayBuffer>],
-    ['raw + gzip', { format: 'raw', raw: { separator: '\u0000\u241e' } }, (p) => (o) => new TextEncoder().encode(`raw ${p}/${o}\nwith a newline`) as Uint8Array<ArrayBuffer>],
+    [
+      'jsonl string + zstd',
+      { compression: 'zstd', jsonl: { value: 'string' } },
+      (p) => (o) => new Uint8Array([p, o % 256, 0xff, 0x0a, 0x00, ...(o % 5 ? [0xc3, 0x28] : [])]) as Uint8Array<ArrayBuffer>,
+    ],
+    [
+      'raw + gzip',
+      { format: 'raw', raw: { separator: '\u0000\u241e' } },
+      (p) => (o) => new TextEncoder().encode(`raw ${p}/${o}\nwith a newline`) as Uint8Array<ArrayBuffer>,
+    ],
   ];
   for (const [name, extra, value] of cases) {
     it(`${name}: every message back, byte for byte, with keys and headers, each once`, async () => {
@@ -145,7 +200,9 @@ describe('round trip sink → source', () => {
       if (!name.includes('field')) {
         for (const p of [0, 1]) {
           const ofP = messages.filter((m) => (parts[p] as SinkMessage[]).some((e) => Buffer.from(e.value).equals(Buffer.from(m.value))));
-          expect(ofP.map((m) => Buffer.from(m.value).toString('hex'))).toEqual((parts[p] as SinkMessage[]).map((e) => Buffer.from(e.value).toString('hex')));
+          expect(ofP.map((m) => Buffer.from(m.value).toString('hex'))).toEqual(
+            (parts[p] as SinkMessage[]).map((e) => Buffer.from(e.value).toString('hex')),
+          );
         }
       }
       expect(new Set(messages.map((m) => m.msgId)).size).toBe(messages.length);
@@ -163,8 +220,15 @@ describe('round trip sink → source', () => {
 
   it('a large zstd object (several frames) reads back whole', async () => {
     const bucket = await newBucket();
-    const big = (p: number) => (o: number) => new TextEncoder().encode(JSON.stringify({ p, o, pad: `${o}`.repeat(300) })) as Uint8Array<ArrayBuffer>;
-    const parts = await sinkInto(bucket, { compression: 'zstd', upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 } }, big, 9000, 9000);
+    const big = (p: number) => (o: number) =>
+      new TextEncoder().encode(JSON.stringify({ p, o, pad: `${o}`.repeat(300) })) as Uint8Array<ArrayBuffer>;
+    const parts = await sinkInto(
+      bucket,
+      { compression: 'zstd', upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 } },
+      big,
+      9000,
+      9000,
+    );
     const { messages } = await drain(await openSource(conn(bucket, { batchSize: 5000 })));
     expect(messages.map((m) => text(m.value))).toEqual(parts.flat().map((m) => text(m.value)));
   });
@@ -181,7 +245,9 @@ describe('position and resume', () => {
     const rest = (await drain(await openSource(conn(bucket, { batchSize: 7 }), stored))).messages;
     expect([...first.messages.slice(0, 30), ...rest].map((m) => m.msgId)).toEqual(all.map((m) => m.msgId));
     // The first object of partition 0: offsets 1-17 (rotated at 17 messages), its key naming them.
-    expect(all[0]?.msgId).toMatch(/^orders\/0\/orders\+0\+00000000000000000001-00000000000000000017\+orders-id\+[0-9a-z]{10}\.jsonl\.gz#0$/);
+    expect(all[0]?.msgId).toMatch(
+      /^orders\/0\/orders\+0\+00000000000000000001-00000000000000000017\+orders-id\+[0-9a-z]{10}\.jsonl\.gz#0$/,
+    );
   });
 
   it('skips the sink ledger and folder keys; an empty prefix reads from the bucket root', async () => {
@@ -228,7 +294,9 @@ describe('plain JSON Lines written by anyone', () => {
 
   it('a missing bucket or wrong credentials fail open with a clear, non-retryable error', async () => {
     await expect(openSource(conn('no-such-bucket-src'))).rejects.toMatchObject({ code: 'NOT_FOUND', retryable: false });
-    await expect(openSource(conn(buckets.kit as string, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'x' } }))).rejects.toMatchObject({ code: 'AUTH_FAILED', retryable: false });
+    await expect(
+      openSource(conn(buckets.kit as string, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'x' } })),
+    ).rejects.toMatchObject({ code: 'AUTH_FAILED', retryable: false });
   });
 
   it('msgIds stay within the broker limit for very long keys', () => {

@@ -15,15 +15,30 @@ const here = (p) => new URL(p, import.meta.url).href;
 export function events(n, size = 1024) {
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const out = [];
   for (let o = 1; o <= n; o++) {
-    const base = { id: o, user: `user-${Math.floor(rnd() * 100000)}`, amount: Math.round(rnd() * 100000) / 100, ok: rnd() > 0.5, ts: 1_700_000_000_000 + o };
+    const base = {
+      id: o,
+      user: `user-${Math.floor(rnd() * 100000)}`,
+      amount: Math.round(rnd() * 100000) / 100,
+      ok: rnd() > 0.5,
+      ts: 1_700_000_000_000 + o,
+    };
     let note = '';
-    while (JSON.stringify({ ...base, note }).length < size) note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
+    while (JSON.stringify({ ...base, note }).length < size)
+      note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
     const text = JSON.stringify({ ...base, note }).slice(0, size - 2);
-    const value = new TextEncoder().encode(JSON.stringify({ ...base, note: note.slice(0, note.length - (JSON.stringify({ ...base, note }).length - size)) }));
-    out.push({ offset: o, timestamp: 1_700_000_000_000 + o, key: `user-${o % 1000}`, headers: {}, value: value.byteLength ? value : new TextEncoder().encode(text) });
+    const value = new TextEncoder().encode(
+      JSON.stringify({ ...base, note: note.slice(0, note.length - (JSON.stringify({ ...base, note }).length - size)) }),
+    );
+    out.push({
+      offset: o,
+      timestamp: 1_700_000_000_000 + o,
+      key: `user-${o % 1000}`,
+      headers: {},
+      value: value.byteLength ? value : new TextEncoder().encode(text),
+    });
   }
   return out;
 }
@@ -41,9 +56,23 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
   const noop = () => {};
   const logger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => logger };
   const counters = new Map();
-  const metrics = { counter: (name) => ({ inc: (n = 1) => counters.set(name, (counters.get(name) ?? 0) + n) }), histogram: () => ({ observe: noop }) };
-  const conn = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, checksums: 'when-required' };
-  const admin = new S3Client({ ...conn, credentials: { ...conn.credentials }, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  const metrics = {
+    counter: (name) => ({ inc: (n = 1) => counters.set(name, (counters.get(name) ?? 0) + n) }),
+    histogram: () => ({ observe: noop }),
+  };
+  const conn = {
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    checksums: 'when-required',
+  };
+  const admin = new S3Client({
+    ...conn,
+    credentials: { ...conn.credentials },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   const valueBytes = messages.slice(warmup).reduce((s, m) => s + m.value.byteLength, 0);
   const timedMessages = messages.length - warmup;
   const rows = [];
@@ -64,27 +93,51 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
         for (let i = p * batch; i < messages.length; i += batch * partitions) {
           if (warmup > 0 && i === warmup) t0 = performance.now();
           const ms = messages.slice(i, i + batch);
-          const results = await sink.write({ station: 'bench', stationId: 'bench-1', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms }, { signal });
-          if (!results.every((r) => r.status === 'ok')) throw new Error(`${name}: not ok: ${JSON.stringify(results.find((r) => r.status !== 'ok'))}`);
+          const results = await sink.write(
+            { station: 'bench', stationId: 'bench-1', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms },
+            { signal },
+          );
+          if (!results.every((r) => r.status === 'ok'))
+            throw new Error(`${name}: not ok: ${JSON.stringify(results.find((r) => r.status !== 'ok'))}`);
         }
       }),
     );
     const secs = (performance.now() - t0) / 1000;
     await sink.close();
-    rows.push({ name, msgsPerSec: timedMessages / secs, valueMBps: valueBytes / secs / 1e6, objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6, secs, messages: timedMessages });
+    rows.push({
+      name,
+      msgsPerSec: timedMessages / secs,
+      valueMBps: valueBytes / secs / 1e6,
+      objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6,
+      secs,
+      messages: timedMessages,
+    });
   }
   // The limit: the same value bytes (one object per batch, newline-joined) through lib-storage alone.
   const bucket = `bench-raw-${Date.now().toString(36)}`;
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   const bodies = [];
-  for (let i = 0; i < messages.length; i += batch) bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
+  for (let i = 0; i < messages.length; i += batch)
+    bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
   let t0 = performance.now();
   for (const [i, body] of bodies.entries()) {
     if (warmup > 0 && i * batch === warmup) t0 = performance.now();
-    await new Upload({ client: admin, params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body }, partSize: 8 * 1024 * 1024, queueSize: 4 }).done();
+    await new Upload({
+      client: admin,
+      params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body },
+      partSize: 8 * 1024 * 1024,
+      queueSize: 4,
+    }).done();
   }
   const secs = (performance.now() - t0) / 1000;
-  rows.push({ name: 'raw lib-storage upload (same value bytes, uncompressed)', msgsPerSec: timedMessages / secs, valueMBps: valueBytes / secs / 1e6, objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6, secs, messages: timedMessages });
+  rows.push({
+    name: 'raw lib-storage upload (same value bytes, uncompressed)',
+    msgsPerSec: timedMessages / secs,
+    valueMBps: valueBytes / secs / 1e6,
+    objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6,
+    secs,
+    messages: timedMessages,
+  });
   admin.destroy();
   return rows;
 }
@@ -93,7 +146,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const n = Number(process.argv[2] ?? 100_000);
   const batch = Number(process.argv[3] ?? 10_000);
   const dir = mkdtempSync(join(tmpdir(), 'bench-s3rver-'));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', new URL('../../../test/fakes/s3rver-main.mjs', import.meta.url).pathname, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', new URL('../../../test/fakes/s3rver-main.mjs', import.meta.url).pathname, dir],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(JSON.parse(d.toString()).port)));
   const server = { endpoint: `http://127.0.0.1:${port}` };
   try {
@@ -113,7 +170,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       ],
     });
     console.log(`${n} messages of ${messages[0].value.byteLength} bytes, batches of ${batch}, one partition, node ${process.version}`);
-    for (const r of rows) console.log(`${r.name.padEnd(58)} ${Math.round(r.msgsPerSec).toString().padStart(8)} msgs/s ${r.valueMBps.toFixed(1).padStart(7)} MB/s  (${r.objectMB.toFixed(1)} MB stored, ${r.secs.toFixed(2)} s)`);
+    for (const r of rows)
+      console.log(
+        `${r.name.padEnd(58)} ${Math.round(r.msgsPerSec).toString().padStart(8)} msgs/s ${r.valueMBps.toFixed(1).padStart(7)} MB/s  (${r.objectMB.toFixed(1)} MB stored, ${r.secs.toFixed(2)} s)`,
+      );
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -35,8 +35,15 @@ export const connectionShape = {
   checksums: z
     .enum(['when-supported', 'when-required'])
     .default('when-supported')
-    .describe('Request checksums: when-supported (AWS default, CRC32 on every upload) or when-required (for S3-compatible stores that reject or mangle them)'),
-  maxAttempts: z.int().min(1).max(10).default(3).describe("Attempts per S3 request inside the AWS SDK (its own backoff) before the runtime's retry takes over"),
+    .describe(
+      'Request checksums: when-supported (AWS default, CRC32 on every upload) or when-required (for S3-compatible stores that reject or mangle them)',
+    ),
+  maxAttempts: z
+    .int()
+    .min(1)
+    .max(10)
+    .default(3)
+    .describe("Attempts per S3 request inside the AWS SDK (its own backoff) before the runtime's retry takes over"),
   requestTimeoutMs: z.int().min(1000).max(3_600_000).default(120_000).describe('Longest one S3 request may take'),
 } as const;
 
@@ -45,7 +52,9 @@ export type ConnectionConfig = z.output<typeof ConnectionConfig>;
 
 /** `archive/events` → `archive/events/`; `` → ``; leading and doubled slashes dropped. */
 export function normalizePrefix(prefix: string): string {
-  const trimmed = prefix.split('/').filter((s) => s !== '').join('/');
+  const trimmed = prefix
+    .split('/')
+    .filter((s) => s !== '')
+    .join('/');
   return trimmed === '' ? '' : `${trimmed}/`;
 }
-

@@ -123,13 +123,21 @@ export function classifyS3Error(err: unknown, what: string, bucket: string): Jun
   const status = httpStatus(err);
   const detail = describe(err);
   if (AUTH_NAMES.has(name) || status === 403 || status === 401) {
-    return new JunctionError(ErrorCode.AUTH_FAILED, `S3 refused access to bucket "${bucket}" while ${what}: ${detail}; check the credentials and the bucket policy`, {
-      cause: err,
-      retryable: false,
-    });
+    return new JunctionError(
+      ErrorCode.AUTH_FAILED,
+      `S3 refused access to bucket "${bucket}" while ${what}: ${detail}; check the credentials and the bucket policy`,
+      {
+        cause: err,
+        retryable: false,
+      },
+    );
   }
   if (NOT_FOUND_NAMES.has(name)) {
-    return new JunctionError(ErrorCode.NOT_FOUND, `bucket "${bucket}" does not exist (${detail}) while ${what}; create it or fix "bucket"`, { cause: err, retryable: false });
+    return new JunctionError(
+      ErrorCode.NOT_FOUND,
+      `bucket "${bucket}" does not exist (${detail}) while ${what}; create it or fix "bucket"`,
+      { cause: err, retryable: false },
+    );
   }
   if (status === 412 || name === 'PreconditionFailed') {
     return new JunctionError(

@@ -18,7 +18,8 @@ export default defineSink({
   name: 's3',
   version: '0.1.0',
   sdk: '^1',
-  description: 'Station messages into S3 (or MinIO, R2, Ceph): JSON Lines, Parquet or raw; gzip or zstd; by partition, time or field; exactly once',
+  description:
+    'Station messages into S3 (or MinIO, R2, Ceph): JSON Lines, Parquet or raw; gzip or zstd; by partition, time or field; exactly once',
   exactlyOnce: true,
   config: S3SinkConfig,
   async open(config, ctx) {
@@ -31,7 +32,10 @@ export default defineSink({
       client.destroy();
       throw err;
     }
-    ctx.logger.debug({ bucket: config.bucket, format: config.format, compression: config.compression, layout: config.path.layout }, 's3 sink opened');
+    ctx.logger.debug(
+      { bucket: config.bucket, format: config.format, compression: config.compression, layout: config.path.layout },
+      's3 sink opened',
+    );
     return new S3Sink(client, config, ctx);
   },
 });

@@ -32,7 +32,15 @@ export function newAttempt(): string {
 }
 
 /** The file name of a data object. */
-export function objectFileName(station: string, partition: number, first: number, last: number, stationId: string, attempt: string, ext: string): string {
+export function objectFileName(
+  station: string,
+  partition: number,
+  first: number,
+  last: number,
+  stationId: string,
+  attempt: string,
+  ext: string,
+): string {
   return `${station}+${partition}+${pad(first)}-${pad(last)}+${stationId}+${attempt}${ext}`;
 }
 
@@ -45,7 +53,15 @@ export function parseObjectFileName(
   name: string,
 ): { station: string; partition: number; firstOffset: number; lastOffset?: number; stationId?: string; attempt?: string } | undefined {
   const m = /^(.+)\+(\d+)\+(\d{20})-(\d{20})\+([A-Za-z0-9_-]{1,64})\+([0-9a-z]{1,16})\./.exec(name);
-  if (m) return { station: m[1] as string, partition: Number(m[2]), firstOffset: Number(m[3]), lastOffset: Number(m[4]), stationId: m[5] as string, attempt: m[6] as string };
+  if (m)
+    return {
+      station: m[1] as string,
+      partition: Number(m[2]),
+      firstOffset: Number(m[3]),
+      lastOffset: Number(m[4]),
+      stationId: m[5] as string,
+      attempt: m[6] as string,
+    };
   const legacy = /^(.+)\+(\d+)\+(\d{20})\./.exec(name);
   if (!legacy) return undefined;
   return { station: legacy[1] as string, partition: Number(legacy[2]), firstOffset: Number(legacy[3]) };
@@ -114,7 +130,8 @@ export const NULL_PARTITION = '__HIVE_DEFAULT_PARTITION__';
 /** A field value as one safe key segment: scalars only; unsafe characters percent-encoded. */
 export function fieldSegment(value: unknown): { segment: string } | { rejected: string } {
   if (value === undefined || value === null) return { segment: NULL_PARTITION };
-  if (typeof value === 'object') return { rejected: `the partition field is ${Array.isArray(value) ? 'an array' : 'an object'}, not a scalar` };
+  if (typeof value === 'object')
+    return { rejected: `the partition field is ${Array.isArray(value) ? 'an array' : 'an object'}, not a scalar` };
   const text = String(value);
   if (text === '') return { segment: NULL_PARTITION };
   const encoded = text.replace(/[^A-Za-z0-9_.\-~]/g, (c) =>

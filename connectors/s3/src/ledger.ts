@@ -138,7 +138,10 @@ export class Ledger {
   }
 
   private async putJson(key: string, body: unknown, signal?: AbortSignal): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(body), ContentType: JSON_TYPE }), opts(signal));
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(body), ContentType: JSON_TYPE }),
+      opts(signal),
+    );
   }
 
   private async exists(key: string, signal?: AbortSignal): Promise<Record<string, string> | undefined> {
@@ -180,7 +183,11 @@ export class Ledger {
       if (outcome === 'unsupported') unsupported = true;
     }
     if (aborted > 0) this.events.aborted?.(aborted);
-    if (unsupported) this.log.debug({ first: unit.first, last: unit.last }, 'the store cannot abort multipart uploads: a late write of this unit is not fenced');
+    if (unsupported)
+      this.log.debug(
+        { first: unit.first, last: unit.last },
+        'the store cannot abort multipart uploads: a late write of this unit is not fenced',
+      );
     const pending = pendingKey(dir, unit.first, unit.last, unit.attempt);
     const done = this.doneKeyOf(unit);
     if ((await this.exists(done, signal)) === undefined) {
@@ -197,12 +204,18 @@ export class Ledger {
         for (const key of mine) await this.delete(key, signal);
         await this.delete(pending, signal);
         this.events.rollback?.(unit);
-        this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length, aborted }, 'rolled back an unfinished write');
+        this.log.info(
+          { station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length, aborted },
+          'rolled back an unfinished write',
+        );
         return 'rolled-back';
       }
       // Every object landed and none can change any more: the writer died before its done marker.
       await this.putJson(done, unit, signal);
-      this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last }, 'committed an unfinished write whose objects had all landed');
+      this.log.info(
+        { station: unit.station, partition: unit.partition, first: unit.first, last: unit.last },
+        'committed an unfinished write whose objects had all landed',
+      );
     }
     await this.delete(pending, signal);
     return 'committed';
@@ -212,10 +225,15 @@ export class Ledger {
     const dir = legacyLedgerDir(this.prefix, unit.station, unit.partition);
     for (const o of unit.objects) {
       const open = (await this.multipart.list(o.key, signal)) ?? [];
-      for (const u of open) if (u.key === o.key && (await this.multipart.abort(u.key, u.uploadId, signal)) === 'aborted') this.events.aborted?.(1);
+      for (const u of open)
+        if (u.key === o.key && (await this.multipart.abort(u.key, u.uploadId, signal)) === 'aborted') this.events.aborted?.(1);
       const meta = await this.exists(o.key, signal);
       if (meta === undefined) continue;
-      if (meta[ObjectMeta.unit] === `${unit.first}-${unit.last}` && meta[ObjectMeta.station] === unit.station && meta[ObjectMeta.partition] === String(unit.partition)) {
+      if (
+        meta[ObjectMeta.unit] === `${unit.first}-${unit.last}` &&
+        meta[ObjectMeta.station] === unit.station &&
+        meta[ObjectMeta.partition] === String(unit.partition)
+      ) {
         await this.delete(o.key, signal);
       } else {
         this.log.warn({ key: o.key }, 'an object under a key of an unfinished write was not written by it; leaving it alone');
@@ -223,7 +241,10 @@ export class Ledger {
     }
     await this.delete(pendingKey(dir, unit.first, unit.last), signal);
     this.events.rollback?.(unit);
-    this.log.info({ station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length }, 'rolled back an unfinished write (from before station ids)');
+    this.log.info(
+      { station: unit.station, partition: unit.partition, first: unit.first, last: unit.last, objects: unit.objects.length },
+      'rolled back an unfinished write (from before station ids)',
+    );
   }
 
   /** Rolls back the pending units of one ledger directory. */
@@ -232,7 +253,11 @@ export class Ledger {
       const name = parseMarkerName(key.slice(key.lastIndexOf('/') + 1));
       if (!name) continue;
       let committed = false;
-      for await (const k of this.list(`${dir}done/${key.slice(key.lastIndexOf('/') + 1).replace(/(_[0-9a-z]+)?\.json$/, '')}-`, undefined, signal)) {
+      for await (const k of this.list(
+        `${dir}done/${key.slice(key.lastIndexOf('/') + 1).replace(/(_[0-9a-z]+)?\.json$/, '')}-`,
+        undefined,
+        signal,
+      )) {
         if (parseMarkerName(k.slice(k.lastIndexOf('/') + 1))?.attempt === name.attempt) {
           committed = true;
           break;
@@ -292,7 +317,10 @@ export class Ledger {
     const owner = await this.getJson<{ stationId?: string }>(`${dir}owner.json`, signal);
     if (owner?.stationId !== undefined) return owner.stationId === sid;
     await this.putJson(`${dir}owner.json`, { stationId: sid, claimedAt: new Date().toISOString() }, signal);
-    this.log.info({ station: ref.station, partition: ref.partition, stationId: sid }, 'the ledger from before station ids is taken as this station incarnation\'s');
+    this.log.info(
+      { station: ref.station, partition: ref.partition, stationId: sid },
+      "the ledger from before station ids is taken as this station incarnation's",
+    );
     return true;
   }
 
@@ -358,7 +386,13 @@ export class Ledger {
 
   /** The done marker's key of a unit. */
   doneKeyOf(unit: Pick<Unit, 'station' | 'stationId' | 'partition' | 'first' | 'last' | 'count' | 'attempt'>): string {
-    return doneKey(ledgerDir(this.prefix, unit.station, unit.stationId ?? '', unit.partition), unit.first, unit.last, unit.count, unit.attempt);
+    return doneKey(
+      ledgerDir(this.prefix, unit.station, unit.stationId ?? '', unit.partition),
+      unit.first,
+      unit.last,
+      unit.count,
+      unit.attempt,
+    );
   }
 
   /**

@@ -37,17 +37,30 @@ export class Multipart {
   /** Starts an upload; its object carries `contentType` and `metadata`. Resolves with the upload id. */
   async create(key: string, contentType: string, metadata: Record<string, string> | undefined, signal?: AbortSignal): Promise<string> {
     const res = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, ...(metadata ? { Metadata: metadata } : {}) }),
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ContentType: contentType,
+        ...(metadata ? { Metadata: metadata } : {}),
+      }),
       opts(signal),
     );
-    if (res.UploadId === undefined) throw Object.assign(new Error(`CreateMultipartUpload of ${key} answered no UploadId`), { name: 'InternalError' });
+    if (res.UploadId === undefined)
+      throw Object.assign(new Error(`CreateMultipartUpload of ${key} answered no UploadId`), { name: 'InternalError' });
     return res.UploadId;
   }
 
   /** Uploads one part. */
   async part(key: string, uploadId: string, partNumber: number, body: Uint8Array, signal?: AbortSignal): Promise<CompletedPart> {
     const res = await this.client.send(
-      new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.byteLength }),
+      new UploadPartCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        Body: body,
+        ContentLength: body.byteLength,
+      }),
       opts(signal),
     );
     return { PartNumber: partNumber, ...(res.ETag === undefined ? {} : { ETag: res.ETag }) };
@@ -57,7 +70,14 @@ export class Multipart {
    * Uploads a stream as parts of at least `partSize` bytes (the last may be smaller), `queueSize` at a
    * time: memory stays about partSize × (queueSize + 1). Resolves with the parts and the bytes sent.
    */
-  async stream(key: string, uploadId: string, body: Readable, partSize: number, queueSize: number, signal?: AbortSignal): Promise<{ parts: CompletedPart[]; bytes: number }> {
+  async stream(
+    key: string,
+    uploadId: string,
+    body: Readable,
+    partSize: number,
+    queueSize: number,
+    signal?: AbortSignal,
+  ): Promise<{ parts: CompletedPart[]; bytes: number }> {
     const parts: CompletedPart[] = [];
     const inFlight = new Set<Promise<void>>();
     let failed: { err: unknown } | undefined;
@@ -151,7 +171,8 @@ export class Multipart {
           }),
           opts(signal),
         );
-        for (const u of page.Uploads ?? []) if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId });
+        for (const u of page.Uploads ?? [])
+          if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId });
         if (!page.IsTruncated) return out;
         keyMarker = page.NextKeyMarker;
         idMarker = page.NextUploadIdMarker;

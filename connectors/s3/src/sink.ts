@@ -41,7 +41,11 @@ import { PARQUET_META_COLUMNS } from './formats/parquet.js';
 import { schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
 import type { StationSchemaInfo } from '@junction/sdk-connector';
 
-const CONTENT_TYPES = { jsonl: 'application/x-ndjson', parquet: 'application/vnd.apache.parquet', raw: 'application/octet-stream' } as const;
+const CONTENT_TYPES = {
+  jsonl: 'application/x-ndjson',
+  parquet: 'application/vnd.apache.parquet',
+  raw: 'application/octet-stream',
+} as const;
 
 /** Test seams: nothing a user configures. */
 export interface S3SinkOptions {
@@ -86,7 +90,8 @@ export class S3Sink implements Sink {
     this.spec = formatSpec(config);
     const compression = objectCompression(config);
     this.ext = formatExtension(this.spec) + compressionSuffix(compression);
-    this.contentType = compression === 'gzip' ? 'application/gzip' : compression === 'zstd' ? 'application/zstd' : CONTENT_TYPES[config.format];
+    this.contentType =
+      compression === 'gzip' ? 'application/gzip' : compression === 'zstd' ? 'application/zstd' : CONTENT_TYPES[config.format];
     this.timePath = config.path.layout === 'time' ? compileTimeFormat(config.path.format) : undefined;
     this.fieldPath = config.path.layout === 'field' ? (config.path.field as string).split('.') : undefined;
     this.log = ctx.logger.child({ bucket: config.bucket, prefix: this.prefix });
@@ -98,7 +103,10 @@ export class S3Sink implements Sink {
       replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because the ledger shows them in the bucket already'),
       deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages that cannot be encoded in the configured format'),
       rollbacks: ctx.metrics.counter('rollbacks_total', 'Unfinished writes (of a crash or a failed upload) removed from the bucket'),
-      abortedUploads: ctx.metrics.counter('uploads_aborted_total', 'Multipart uploads of unfinished or killed writes aborted (so no late request of theirs can land)'),
+      abortedUploads: ctx.metrics.counter(
+        'uploads_aborted_total',
+        'Multipart uploads of unfinished or killed writes aborted (so no late request of theirs can land)',
+      ),
       writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write one batch, markers included'),
     };
     this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, {
@@ -113,10 +121,14 @@ export class S3Sink implements Sink {
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     if (!isSafeSegment(batch.station)) {
-      throw new JunctionError(ErrorCode.SINK_REJECTED, `station name ${JSON.stringify(batch.station)} cannot be a key segment`, { retryable: false });
+      throw new JunctionError(ErrorCode.SINK_REJECTED, `station name ${JSON.stringify(batch.station)} cannot be a key segment`, {
+        retryable: false,
+      });
     }
     if (!Number.isSafeInteger(batch.partition) || batch.partition < 0) {
-      throw new JunctionError(ErrorCode.SINK_REJECTED, `partition ${String(batch.partition)} is not a non-negative integer`, { retryable: false });
+      throw new JunctionError(ErrorCode.SINK_REJECTED, `partition ${String(batch.partition)} is not a non-negative integer`, {
+        retryable: false,
+      });
     }
     const id = `${batch.station}/${batch.partition}`;
     const previous = this.chains.get(id) ?? Promise.resolve();
@@ -167,7 +179,9 @@ export class S3Sink implements Sink {
     let from = Number.POSITIVE_INFINITY;
     for (const [i, m] of batch.messages.entries()) {
       if (!Number.isSafeInteger(m.offset) || m.offset < 1) {
-        throw new JunctionError(ErrorCode.INTERNAL, `message ${i} has offset ${String(m.offset)}, not a positive integer`, { retryable: false });
+        throw new JunctionError(ErrorCode.INTERNAL, `message ${i} has offset ${String(m.offset)}, not a positive integer`, {
+          retryable: false,
+        });
       }
       from = Math.min(from, m.offset);
     }
@@ -185,9 +199,15 @@ export class S3Sink implements Sink {
     const json: (string | null | undefined)[] = [];
     const parsed: unknown[] = [];
     const inBatch = new Set<number>();
-    const needsParse = this.config.format === 'parquet' || (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') || this.fieldPath !== undefined;
+    const needsParse =
+      this.config.format === 'parquet' ||
+      (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') ||
+      this.fieldPath !== undefined;
     // Parquet with a station schema: columns and types from the schema, values decoded with it.
-    const schemaRows = this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema ? await this.decoderFor(batch.schema) : undefined;
+    const schemaRows =
+      this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema
+        ? await this.decoderFor(batch.schema)
+        : undefined;
     let replayed = 0;
     for (const [i, m] of batch.messages.entries()) {
       if (state.present.has(m.offset) || inBatch.has(m.offset)) {
@@ -212,7 +232,10 @@ export class S3Sink implements Sink {
       } else if (needsParse) {
         const r = jsonValueText(m.value);
         if ('rejected' in r) {
-          results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`);
+          results[i] = deadLetter(
+            ErrorCode.SINK_REJECTED,
+            `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`,
+          );
           continue;
         }
         // null: the value's own bytes are its one-line JSON (copied as bytes; no string kept per message).
@@ -305,7 +328,9 @@ export class S3Sink implements Sink {
       this.partitions.delete(stateKey);
       this.ledger.forget(ref, sid);
       if (step.phase !== 'commit' && !signal.aborted) {
-        await this.ledger.rollback(unit).catch((e: unknown) => this.log.warn({ err: e }, 'rollback after a failed write failed; the next load retries it'));
+        await this.ledger
+          .rollback(unit)
+          .catch((e: unknown) => this.log.warn({ err: e }, 'rollback after a failed write failed; the next load retries it'));
       }
       return this.failed(err, batch, results, `writing ${batch.station}/${batch.partition} offsets ${unit.first}-${unit.last}`);
     }
@@ -324,11 +349,19 @@ export class S3Sink implements Sink {
       d = schemaDecoder(schema).then(
         (dec): SchemaDecoder | { unusable: string } => {
           const clash = dec.fields.find((f) => this.config.parquet.fields.some((m) => PARQUET_META_COLUMNS[m] === f.name));
-          if (clash) return { unusable: `schema subject "${schema.subject}" version ${schema.version} has a field "${clash.name}", which is a metadata column (parquet.fields)` };
-          this.log.info({ subject: schema.subject, version: schema.version, id: schema.id, columns: dec.fields.length }, 'Parquet columns from the station schema');
+          if (clash)
+            return {
+              unusable: `schema subject "${schema.subject}" version ${schema.version} has a field "${clash.name}", which is a metadata column (parquet.fields)`,
+            };
+          this.log.info(
+            { subject: schema.subject, version: schema.version, id: schema.id, columns: dec.fields.length },
+            'Parquet columns from the station schema',
+          );
           return dec;
         },
-        (err: unknown) => ({ unusable: `schema subject "${schema.subject}" version ${schema.version} cannot make Parquet rows: ${(err as Error).message}` }),
+        (err: unknown) => ({
+          unusable: `schema subject "${schema.subject}" version ${schema.version} cannot make Parquet rows: ${(err as Error).message}`,
+        }),
       );
       if (this.decoders.size > 16) this.decoders.clear();
       this.decoders.set(key, d);
@@ -341,7 +374,10 @@ export class S3Sink implements Sink {
     if (this.config.format === 'raw') return m.value.byteLength + this.config.raw.separator.length;
     let headers = 2;
     for (const k in m.headers) headers += k.length + (m.headers[k] as string).length + 6;
-    const value = this.config.format === 'jsonl' && this.config.jsonl.value === 'string' ? Math.ceil(m.value.byteLength * 1.34) + 16 : m.value.byteLength;
+    const value =
+      this.config.format === 'jsonl' && this.config.jsonl.value === 'string'
+        ? Math.ceil(m.value.byteLength * 1.34) + 16
+        : m.value.byteLength;
     return value + 96 + (m.key === undefined ? 0 : m.key.length + 2) + headers;
   }
 
@@ -429,7 +465,13 @@ export class S3Sink implements Sink {
     };
   }
 
-  private async putSmall(o: UnitObject, content: ObjectContent, created: Promise<void>, begun: Promise<void>, signal: AbortSignal): Promise<void> {
+  private async putSmall(
+    o: UnitObject,
+    content: ObjectContent,
+    created: Promise<void>,
+    begun: Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const body = await encodeBuffer(this.config, content);
     await created;
     const uploadId = o.uploadId as string;
@@ -443,7 +485,14 @@ export class S3Sink implements Sink {
   private async putLarge(o: UnitObject, content: ObjectContent, begun: Promise<void>, signal: AbortSignal): Promise<void> {
     const body = await encodeStream(this.config, content);
     const uploadId = o.uploadId as string;
-    const { parts, bytes } = await this.ledger.multipart.stream(o.key, uploadId, body, this.config.upload.partSize, this.config.upload.queueSize, signal);
+    const { parts, bytes } = await this.ledger.multipart.stream(
+      o.key,
+      uploadId,
+      body,
+      this.config.upload.partSize,
+      this.config.upload.queueSize,
+      signal,
+    );
     await begun;
     await this.ledger.multipart.complete(o.key, uploadId, parts, this.config.conditionalWrites, signal);
     this.m.objects.inc();

@@ -1,6 +1,12 @@
 /** The S3 sink against the SDK's conformance kit, on s3rver with the real AWS SDK. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertConformance, fakeContext, runSinkConformance, sinkConformanceSuite, type SinkConformanceOptions } from '@junction/sdk-connector/testing';
+import {
+  assertConformance,
+  fakeContext,
+  runSinkConformance,
+  sinkConformanceSuite,
+  type SinkConformanceOptions,
+} from '@junction/sdk-connector/testing';
 import type { S3Client } from '@aws-sdk/client-s3';
 import plugin from '../src/index.js';
 import type { S3Request } from '../../../test/fakes/s3-proxy.js';
@@ -13,7 +19,8 @@ const buckets: Record<string, string> = {};
 beforeAll(async () => {
   server = await startS3rver();
   client = s3Client(server);
-  for (const name of ['main', 'parquet', 'parquet-schema', 'raw', 'time', 'field', 'string', 'unconditional']) buckets[name] = await newBucket(client, `kit-${name}`);
+  for (const name of ['main', 'parquet', 'parquet-schema', 'raw', 'time', 'field', 'string', 'unconditional'])
+    buckets[name] = await newBucket(client, `kit-${name}`);
 });
 afterAll(async () => {
   client?.destroy();
@@ -64,8 +71,22 @@ function options(name: string, extra: Record<string, unknown> = {}): SinkConform
 
 /** The kit's values as a station schema (JSON Schema): Parquet columns and types come from it. */
 const KIT_VERSION = {
-  subject: 'kit-value', version: 1, id: 1, schemaType: 'JSON' as const, references: [],
-  schema: JSON.stringify({ type: 'object', properties: { junctionConformance: { type: 'string' }, station: { type: 'string' }, partition: { type: 'integer' }, offset: { type: 'integer' }, text: { type: 'string' }, incarnation: { type: 'integer' } } }),
+  subject: 'kit-value',
+  version: 1,
+  id: 1,
+  schemaType: 'JSON' as const,
+  references: [],
+  schema: JSON.stringify({
+    type: 'object',
+    properties: {
+      junctionConformance: { type: 'string' },
+      station: { type: 'string' },
+      partition: { type: 'integer' },
+      offset: { type: 'integer' },
+      text: { type: 'string' },
+      incarnation: { type: 'integer' },
+    },
+  }),
 };
 const kitContext = () => fakeContext({ schema: { ...KIT_VERSION, versions: [KIT_VERSION] } });
 
@@ -98,7 +119,8 @@ describe('s3 sink conformance in other configurations', () => {
         opts.readBack = async () => {
           const out: string[] = [];
           for (const key of await dataKeys(client, buckets.raw as string)) {
-            for (const line of (await plainBytes(client, buckets.raw as string, key)).toString('utf8').split('\n')) if (line) out.push(line);
+            for (const line of (await plainBytes(client, buckets.raw as string, key)).toString('utf8').split('\n'))
+              if (line) out.push(line);
           }
           return out;
         };
@@ -109,7 +131,10 @@ describe('s3 sink conformance in other configurations', () => {
       assertConformance(results);
       const notPassed = results.filter((r) => r.status !== 'passed').map((r) => r.check);
       // The kit's wedge checks that need cases these options do not give yet (unusable, retry.config, stall) are not applicable.
-      expect(notPassed).toEqual([...(name === 'raw' || name === 'string' ? ['dead-letter'] : []), ...['open-unusable', 'open-unreachable', 'write-stalled-abort']]);
+      expect(notPassed).toEqual([
+        ...(name === 'raw' || name === 'string' ? ['dead-letter'] : []),
+        ...['open-unusable', 'open-unreachable', 'write-stalled-abort'],
+      ]);
     }, 120_000);
   }
 });

@@ -9,7 +9,21 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import plugin from '../src/index.js';
 import { fakeContext } from '@junction/sdk-connector/testing';
 import type { S3Request } from '../../../test/fakes/s3-proxy.js';
-import { batch, dataKeys, listKeys, message, newBucket, plainBytes, range, s3Client, signal, sinkConfig, startS3rver, type S3rverProcess, unfinished } from './helpers.js';
+import {
+  batch,
+  dataKeys,
+  listKeys,
+  message,
+  newBucket,
+  plainBytes,
+  range,
+  s3Client,
+  signal,
+  sinkConfig,
+  startS3rver,
+  type S3rverProcess,
+  unfinished,
+} from './helpers.js';
 
 let server: S3rverProcess;
 let client: S3Client;
@@ -91,7 +105,15 @@ async function replay(config: Record<string, unknown>, batches: [number, number]
   const sink = await plugin.open(plugin.config.parse(config), fakeContext());
   try {
     for (const [first, last] of batches) {
-      const results = await sink.write(batch('crash', 0, range(first, last).map((o) => message(o, { timestamp: o, value: new TextEncoder().encode(valueText(o)) })), STATION_ID), { signal });
+      const results = await sink.write(
+        batch(
+          'crash',
+          0,
+          range(first, last).map((o) => message(o, { timestamp: o, value: new TextEncoder().encode(valueText(o)) })),
+          STATION_ID,
+        ),
+        { signal },
+      );
       expect(results.every((r) => r.status === 'ok')).toBe(true);
     }
   } finally {
@@ -113,7 +135,8 @@ async function offsetsInBucket(bucket: string): Promise<number[]> {
   return seen.sort((a, b) => a - b);
 }
 
-const openUploads = (bucket: string) => [...server.proxy.uploads].filter(([, u]) => u.bucket === bucket && u.state === 'open').map(([, u]) => u.key);
+const openUploads = (bucket: string) =>
+  [...server.proxy.uploads].filter(([, u]) => u.bucket === bucket && u.state === 'open').map(([, u]) => u.key);
 
 describe('kill -9', () => {
   it('mid-upload, then a replay from offset 1 in other batches: no duplicate, nothing lost, no upload left open (even where uploads cannot be listed)', async () => {
@@ -122,8 +145,15 @@ describe('kill -9', () => {
     const bucket = await newBucket(client);
     // A store that aborts uploads but does not list them: the killed upload must be aborted by its id.
     server.proxy.listsUploads = false;
-    const config = sinkConfig(server, bucket, { compression: 'none', jsonl: { value: 'string', fields: ['offset'] }, upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 1 } });
-    const child = writer(config, range(0, TOTAL / PER_BATCH - 1).map((i) => [i * PER_BATCH + 1, (i + 1) * PER_BATCH]));
+    const config = sinkConfig(server, bucket, {
+      compression: 'none',
+      jsonl: { value: 'string', fields: ['offset'] },
+      upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 1 },
+    });
+    const child = writer(
+      config,
+      range(0, TOTAL / PER_BATCH - 1).map((i) => [i * PER_BATCH + 1, (i + 1) * PER_BATCH]),
+    );
     // The second part of a batch after two confirmed ones: the upload is half done.
     const confirmed = await watch(child, (line, c) => c >= 2 * PER_BATCH && line === 'part 2');
     await kill(child);
@@ -133,7 +163,10 @@ describe('kill -9', () => {
     expect(openUploads(bucket).length).toBeGreaterThan(0);
 
     // The runtime replays from the last acknowledged offset or earlier, cut its own way.
-    await replay(config, range(0, Math.ceil(TOTAL / 4_500) - 1).map((i) => [i * 4_500 + 1, Math.min((i + 1) * 4_500, TOTAL)]));
+    await replay(
+      config,
+      range(0, Math.ceil(TOTAL / 4_500) - 1).map((i) => [i * 4_500 + 1, Math.min((i + 1) * 4_500, TOTAL)]),
+    );
     expect(await offsetsInBucket(bucket)).toEqual(range(1, TOTAL));
     expect((await listKeys(client, bucket, '_junction/')).some((k) => k.includes('/pending/'))).toBe(false);
     expect(openUploads(bucket)).toEqual([]);
@@ -144,8 +177,18 @@ describe('kill -9', () => {
       const bucket = await newBucket(client);
       const config = sinkConfig(server, bucket, { compression: 'none', jsonl: { value: 'string', fields: ['offset'] }, conditionalWrites });
       // The second batch's data object (334-667) is held wherever it is written: a PUT, a part or a Complete.
-      const held = server.proxy.holdWrites((r: S3Request) => r.bucket === bucket && ['PutObject', 'UploadPart', 'CompleteMultipartUpload'].includes(r.op) && !r.key.includes('_junction/') && r.key.includes('+00000000000000000334'));
-      const child = writer(config, [[1, 333], [334, 667], [668, 1000]]);
+      const held = server.proxy.holdWrites(
+        (r: S3Request) =>
+          r.bucket === bucket &&
+          ['PutObject', 'UploadPart', 'CompleteMultipartUpload'].includes(r.op) &&
+          !r.key.includes('_junction/') &&
+          r.key.includes('+00000000000000000334'),
+      );
+      const child = writer(config, [
+        [1, 333],
+        [334, 667],
+        [668, 1000],
+      ]);
       const confirmed = watch(child, () => false).catch(() => 0);
       await held.held();
       await kill(child);
@@ -153,7 +196,10 @@ describe('kill -9', () => {
       expect(await confirmed).toBe(0);
       // The restarted task replays from 334 (the last acknowledged was 333), in one longer batch, as in
       // the issue (the old PUT named 18835-19167; the replay cut 18835-19334 under the same first offset).
-      await replay(config, [[334, 900], [901, 1000]]);
+      await replay(config, [
+        [334, 900],
+        [901, 1000],
+      ]);
       // Now the late write reaches S3.
       await held.release();
       expect(await offsetsInBucket(bucket)).toEqual(range(1, 1000));

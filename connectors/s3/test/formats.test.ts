@@ -12,7 +12,17 @@ import {
   zstdCompress,
   type FormatSpec,
 } from '../src/formats/index.js';
-import { compileTimeFormat, doneKey, doneStartAfter, fieldSegment, newAttempt, parseMarkerName, parseObjectFileName, objectFileName, pendingKey } from '../src/layout.js';
+import {
+  compileTimeFormat,
+  doneKey,
+  doneStartAfter,
+  fieldSegment,
+  newAttempt,
+  parseMarkerName,
+  parseObjectFileName,
+  objectFileName,
+  pendingKey,
+} from '../src/layout.js';
 import { planObjects } from '../src/plan.js';
 import { gunzipSync } from 'node:zlib';
 
@@ -39,12 +49,28 @@ describe('layout', () => {
   it('object names and ledger keys sort by offset; StartAfter selects units ending at or after an offset', () => {
     const name = objectFileName('orders.v2', 3, 42, 60, '5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11', 'k3x9a0b1c2', '.jsonl.gz');
     expect(name).toBe('orders.v2+3+00000000000000000042-00000000000000000060+5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11+k3x9a0b1c2.jsonl.gz');
-    expect(parseObjectFileName(name)).toEqual({ station: 'orders.v2', partition: 3, firstOffset: 42, lastOffset: 60, stationId: '5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11', attempt: 'k3x9a0b1c2' });
+    expect(parseObjectFileName(name)).toEqual({
+      station: 'orders.v2',
+      partition: 3,
+      firstOffset: 42,
+      lastOffset: 60,
+      stationId: '5b0e6a0c-3f5e-4a56-9d1f-6f0c2b7e8a11',
+      attempt: 'k3x9a0b1c2',
+    });
     // Names the sink gave before station ids.
-    expect(parseObjectFileName('orders.v2+3+00000000000000000042.jsonl.gz')).toEqual({ station: 'orders.v2', partition: 3, firstOffset: 42 });
+    expect(parseObjectFileName('orders.v2+3+00000000000000000042.jsonl.gz')).toEqual({
+      station: 'orders.v2',
+      partition: 3,
+      firstOffset: 42,
+    });
     expect(newAttempt()).toMatch(/^[0-9a-z]{10}$/);
     expect(newAttempt()).not.toBe(newAttempt());
-    const keys = [doneKey('d/', 1, 9, 9, 'a1'), doneKey('d/', 10, 10, 1, 'b2'), doneKey('d/', 11, 99, 50), doneKey('d/', 100, 100, 1, 'c3')].sort();
+    const keys = [
+      doneKey('d/', 1, 9, 9, 'a1'),
+      doneKey('d/', 10, 10, 1, 'b2'),
+      doneKey('d/', 11, 99, 50),
+      doneKey('d/', 100, 100, 1, 'c3'),
+    ].sort();
     const after = doneStartAfter('d/', 10);
     expect(keys.filter((k) => k > after).map((k) => parseMarkerName(k.slice(7)))).toEqual([
       { last: 10, first: 10, count: 1, attempt: 'b2' },
@@ -58,20 +84,44 @@ describe('layout', () => {
 describe('planning objects', () => {
   it('splits per directory, by count, bytes and record time; never by the clock', () => {
     const offsets = [1, 2, 3, 4, 5, 6, 7];
-    const plan = planObjects({ offsets, timestamps: [0, 1, 2, 3, 4, 5, 6], sizes: Array(7).fill(10), dirs: ['a', 'b', 'a', 'a', 'b', 'a', 'a'], maxMessages: 2 });
+    const plan = planObjects({
+      offsets,
+      timestamps: [0, 1, 2, 3, 4, 5, 6],
+      sizes: Array(7).fill(10),
+      dirs: ['a', 'b', 'a', 'a', 'b', 'a', 'a'],
+      maxMessages: 2,
+    });
     expect(plan.map((p) => [p.dir, p.first, p.last, p.members.length])).toEqual([
       ['a', 1, 3, 2],
       ['b', 2, 5, 2],
       ['a', 4, 6, 2],
       ['a', 7, 7, 1],
     ]);
-    expect(planObjects({ offsets, timestamps: Array(7).fill(0), sizes: Array(7).fill(10), dirs: Array(7).fill('x'), maxBytes: 30 }).map((p) => p.members.length)).toEqual([3, 3, 1]);
-    expect(planObjects({ offsets, timestamps: [0, 5, 9, 10, 11, 25, 26], sizes: Array(7).fill(1), dirs: Array(7).fill('x'), intervalMs: 10 }).map((p) => p.first)).toEqual([1, 4, 6]);
+    expect(
+      planObjects({ offsets, timestamps: Array(7).fill(0), sizes: Array(7).fill(10), dirs: Array(7).fill('x'), maxBytes: 30 }).map(
+        (p) => p.members.length,
+      ),
+    ).toEqual([3, 3, 1]);
+    expect(
+      planObjects({
+        offsets,
+        timestamps: [0, 5, 9, 10, 11, 25, 26],
+        sizes: Array(7).fill(1),
+        dirs: Array(7).fill('x'),
+        intervalMs: 10,
+      }).map((p) => p.first),
+    ).toEqual([1, 4, 6]);
   });
 });
 
 describe('JSON Lines', () => {
-  const m = { offset: 7, timestamp: 1, key: 'k"ey', headers: { value: '"value":', b: 'x' }, value: new TextEncoder().encode('{"value": {"value":1}, "s":"a\\"value\\":"}') };
+  const m = {
+    offset: 7,
+    timestamp: 1,
+    key: 'k"ey',
+    headers: { value: '"value":', b: 'x' },
+    value: new TextEncoder().encode('{"value": {"value":1}, "s":"a\\"value\\":"}'),
+  };
   it('the exact value text comes back, whatever the headers or key hold', () => {
     const opts = { value: 'json' as const, fields: ['offset', 'timestamp', 'key', 'headers'] as const };
     const enc = encodeJsonlLine(m, { ...opts, fields: [...opts.fields] });
@@ -125,6 +175,7 @@ describe('format specs in object metadata', () => {
       { type: 'lines' },
     ];
     for (const s of specs) expect(formatFromMetadata(formatToMetadata(s))).toEqual(s);
-    for (const bad of ['', 'csv', 'jsonl;value=xml;fields=', 'jsonl;value=json;fields=bogus', 'raw;separator=zz']) expect(formatFromMetadata(bad)).toBeUndefined();
+    for (const bad of ['', 'csv', 'jsonl;value=xml;fields=', 'jsonl;value=json;fields=bogus', 'raw;separator=zz'])
+      expect(formatFromMetadata(bad)).toBeUndefined();
   });
 });

@@ -47,7 +47,9 @@ export async function listKeys(client: S3Client, bucket: string, prefix = ''): P
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+    );
     for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -83,7 +85,11 @@ export async function plainBytes(client: S3Client, bucket: string, key: string):
 }
 
 /** Every record of every data object: JSON Lines envelopes parsed, Parquet rows as objects. */
-export async function readRecords(client: S3Client, bucket: string, prefix = ''): Promise<{ key: string; record: Record<string, unknown> }[]> {
+export async function readRecords(
+  client: S3Client,
+  bucket: string,
+  prefix = '',
+): Promise<{ key: string; record: Record<string, unknown> }[]> {
   const out: { key: string; record: Record<string, unknown> }[] = [];
   await loadZstd();
   for (const key of await dataKeys(client, bucket, prefix)) {
@@ -96,7 +102,8 @@ export async function readRecords(client: S3Client, bucket: string, prefix = '')
       });
       for (const r of rows) out.push({ key, record: r as Record<string, unknown> });
     } else {
-      for (const line of bytes.toString('utf8').split('\n')) if (line !== '') out.push({ key, record: JSON.parse(line) as Record<string, unknown> });
+      for (const line of bytes.toString('utf8').split('\n'))
+        if (line !== '') out.push({ key, record: JSON.parse(line) as Record<string, unknown> });
     }
   }
   return out;
@@ -113,7 +120,14 @@ export function message(offset: number, over: Partial<SinkMessage> = {}): SinkMe
 /** A batch of one incarnation of `station` (`stationId` defaults to `<station>-id`). */
 export function batch(station: string, partition: number, offsets: number[] | SinkMessage[], stationId = `${station}-id`): SinkBatch {
   const messages = offsets.map((o) => (typeof o === 'number' ? message(o) : o));
-  return { station, stationId, partition, firstOffset: messages[0]?.offset ?? 0, lastOffset: messages[messages.length - 1]?.offset ?? 0, messages };
+  return {
+    station,
+    stationId,
+    partition,
+    firstOffset: messages[0]?.offset ?? 0,
+    lastOffset: messages[messages.length - 1]?.offset ?? 0,
+    messages,
+  };
 }
 
 export function range(from: number, to: number): number[] {

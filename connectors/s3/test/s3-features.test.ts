@@ -10,7 +10,22 @@ import { fakeContext, type FakeContext } from '@junction/sdk-connector/testing';
 import { S3Sink } from '../src/sink.js';
 import { S3SinkConfig } from '../src/config.js';
 import { addS3Features } from '../../../test/fakes/s3-features.js';
-import { batch, dataKeys, getBytes, message, newBucket, range, readRecords, s3Client, signal, sinkConfig, span, startS3rver, type S3rverProcess, unfinished } from './helpers.js';
+import {
+  batch,
+  dataKeys,
+  getBytes,
+  message,
+  newBucket,
+  range,
+  readRecords,
+  s3Client,
+  signal,
+  sinkConfig,
+  span,
+  startS3rver,
+  type S3rverProcess,
+  unfinished,
+} from './helpers.js';
 
 let server: S3rverProcess;
 let client: S3Client;
@@ -60,7 +75,10 @@ describe('conditional writes (If-None-Match: *)', () => {
 
   it('every data object is completed with If-None-Match: * (a fresh key passes), also when it streams up in parts', async () => {
     const bucket = await newBucket(client);
-    const s = sinkOn(s3Client(server), bucket, { compression: 'none', upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 } });
+    const s = sinkOn(s3Client(server), bucket, {
+      compression: 'none',
+      upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 },
+    });
     const conditional: string[] = [];
     server.proxy.intercept = (r) => {
       if (r.bucket === bucket && r.op === 'CompleteMultipartUpload' && r.headers['if-none-match'] === '*') conditional.push(r.key);
@@ -74,14 +92,20 @@ describe('conditional writes (If-None-Match: *)', () => {
 });
 
 describe('uploads are aborted, never left behind', () => {
-  it('a part that fails: the unit\'s uploads are aborted, the write answers retry, nothing is left; the retry succeeds', async () => {
+  it("a part that fails: the unit's uploads are aborted, the write answers retry, nothing is left; the retry succeeds", async () => {
     const bucket = await newBucket(client);
     let failing = true;
     server.proxy.intercept = (r) => {
-      if (failing && r.bucket === bucket && r.op === 'UploadPart' && !r.key.includes('_junction/') && r.query.get('partNumber') === '2') return { status: 500, code: 'InternalError' };
+      if (failing && r.bucket === bucket && r.op === 'UploadPart' && !r.key.includes('_junction/') && r.query.get('partNumber') === '2')
+        return { status: 500, code: 'InternalError' };
     };
     const ctx = fakeContext();
-    const s = sinkOn(s3Client(server), bucket, { compression: 'none', upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 1 } }, ctx);
+    const s = sinkOn(
+      s3Client(server),
+      bucket,
+      { compression: 'none', upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 1 } },
+      ctx,
+    );
     const pad = 'y'.repeat(1000);
     const msgs = range(1, 12_000).map((o) => message(o, { value: new TextEncoder().encode(JSON.stringify({ o, pad })) }));
     const results = await s.write(batch('a', 0, msgs), { signal });
@@ -120,8 +144,24 @@ describe('uploads are aborted, never left behind', () => {
     const key = 'k/0/k+0+00000000000000000001.jsonl';
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(5 * 1024 * 1024, 1) }));
-    const unit = { v: 1, station: 'k', partition: 0, first: 1, last: 9000, count: 9000, ranges: [[1, 9000]], objects: [{ key, first: 1, last: 9000, count: 9000 }], writer: { connector: 'x', task: 0 } };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: '_junction/ledger/k/0/pending/00000000000000009000-00000000000000000001.json', Body: JSON.stringify(unit) }));
+    const unit = {
+      v: 1,
+      station: 'k',
+      partition: 0,
+      first: 1,
+      last: 9000,
+      count: 9000,
+      ranges: [[1, 9000]],
+      objects: [{ key, first: 1, last: 9000, count: 9000 }],
+      writer: { connector: 'x', task: 0 },
+    };
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: '_junction/ledger/k/0/pending/00000000000000009000-00000000000000000001.json',
+        Body: JSON.stringify(unit),
+      }),
+    );
     const s = sinkOn(s3Client(server), bucket, { compression: 'none' });
     expect((await s.write(batch('k', 0, range(1, 5)), { signal })).every((r) => r.status === 'ok')).toBe(true);
     expect(server.proxy.uploads.get(UploadId as string)?.state).toBe('aborted');

@@ -64,7 +64,13 @@ async function sink(bucket: string, extra: Record<string, unknown> = {}, ctx: Fa
 }
 
 /** A sink over a client the test may wrap (middleware), bypassing open()'s bucket check. */
-function sinkWith(c: S3Client, bucket: string, extra: Record<string, unknown> = {}, ctx: FakeContext = fakeContext(), options: S3SinkOptions = {}): Sink {
+function sinkWith(
+  c: S3Client,
+  bucket: string,
+  extra: Record<string, unknown> = {},
+  ctx: FakeContext = fakeContext(),
+  options: S3SinkOptions = {},
+): Sink {
   const s = new S3Sink(c, S3SinkConfig.parse(sinkConfig(server, bucket, extra)), ctx, options);
   open.push(s);
   return s;
@@ -109,15 +115,20 @@ describe('formats and compression', () => {
       expect(statuses(await s.write(batch('orders', 0, mixed()), { signal })).every((x) => x === 'ok')).toBe(true);
       const keys = await dataKeys(client, bucket);
       const ext = compression === 'gzip' ? '.jsonl.gz' : compression === 'zstd' ? '.jsonl.zst' : '.jsonl';
-      expect(keys).toEqual([expect.stringMatching(new RegExp(`^orders/0/orders\\+0\\+${span(1, 50)}\\+orders-id\\+[0-9a-z]{10}${ext.replaceAll('.', '\\.')}$`))]);
+      expect(keys).toEqual([
+        expect.stringMatching(new RegExp(`^orders/0/orders\\+0\\+${span(1, 50)}\\+orders-id\\+[0-9a-z]{10}${ext.replaceAll('.', '\\.')}$`)),
+      ]);
       const lines = (await plainBytes(client, bucket, keys[0] as string)).toString('utf8').split('\n');
       expect(lines.pop()).toBe('');
       expect(lines).toHaveLength(50);
-      expect(lines[0]).toBe('{"offset":1,"timestamp":1700000000001,"key":"user-1","headers":{"content-type":"application/json"},"value":{"n":1,"text":"message 1"}}');
+      expect(lines[0]).toBe(
+        '{"offset":1,"timestamp":1700000000001,"key":"user-1","headers":{"content-type":"application/json"},"value":{"n":1,"text":"message 1"}}',
+      );
       // One-line JSON is kept as written; multi-line JSON is compacted to fit one line.
       expect(rawMember(lines[1] as string, 'value')).toBe('{ "spaced" :  [1, 2.50, "héllo ✓"] }');
       expect(rawMember(lines[2] as string, 'value')).toBe('{"multi":"line"}');
-      for (const [i, line] of lines.entries()) if (i > 2) expect(rawMember(line, 'value')).toBe(Buffer.from(mixed()[i]?.value as Uint8Array).toString());
+      for (const [i, line] of lines.entries())
+        if (i > 2) expect(rawMember(line, 'value')).toBe(Buffer.from(mixed()[i]?.value as Uint8Array).toString());
       const meta = await headMeta(client, bucket, keys[0] as string);
       expect(meta).toMatchObject({
         'junction-format': 'jsonl;value=json;fields=offset,timestamp,key,headers',
@@ -136,7 +147,10 @@ describe('formats and compression', () => {
   it('jsonl value json dead-letters values that are not JSON, and writes around them', async () => {
     const bucket = await newBucket(client);
     const s = await sink(bucket);
-    const results = await s.write(batch('t', 0, [message(1), message(2, { value: new TextEncoder().encode('not json') }), message(3, { value: bin }), message(4)]), { signal });
+    const results = await s.write(
+      batch('t', 0, [message(1), message(2, { value: new TextEncoder().encode('not json') }), message(3, { value: bin }), message(4)]),
+      { signal },
+    );
     expect(results).toEqual([
       { status: 'ok' },
       { status: 'deadLetter', code: 'SINK_REJECTED', reason: expect.stringContaining('not valid JSON') },
@@ -145,7 +159,11 @@ describe('formats and compression', () => {
     ]);
     await expectEachOnce(bucket, [1, 4]);
     // A replay dead-letters them again rather than taking them for written.
-    expect(statuses(await s.write(batch('t', 0, [message(1), message(2, { value: new TextEncoder().encode('not json') }), message(4)]), { signal }))).toEqual(['ok', 'deadLetter', 'ok']);
+    expect(
+      statuses(
+        await s.write(batch('t', 0, [message(1), message(2, { value: new TextEncoder().encode('not json') }), message(4)]), { signal }),
+      ),
+    ).toEqual(['ok', 'deadLetter', 'ok']);
   });
 
   it('jsonl value string: text as a string, other bytes base64 with "base64": true; chosen fields only', async () => {
@@ -153,7 +171,9 @@ describe('formats and compression', () => {
     const s = await sink(bucket, { jsonl: { value: 'string', fields: ['key', 'offset'] }, compression: 'none' });
     await s.write(batch('t', 0, [message(1, { key: 'a' }), message(2, { value: bin })]), { signal });
     const text = (await plainBytes(client, bucket, (await dataKeys(client, bucket))[0] as string)).toString();
-    expect(text).toBe(`{"key":"a","offset":1,"value":${JSON.stringify('{"n":1,"text":"message 1"}')}}\n{"key":null,"offset":2,"base64":true,"value":"${Buffer.from(bin).toString('base64')}"}\n`);
+    expect(text).toBe(
+      `{"key":"a","offset":1,"value":${JSON.stringify('{"n":1,"text":"message 1"}')}}\n{"key":null,"offset":2,"base64":true,"value":"${Buffer.from(bin).toString('base64')}"}\n`,
+    );
   });
 
   it('jsonl with value json and no fields: each line is the value itself', async () => {
@@ -161,7 +181,11 @@ describe('formats and compression', () => {
     const s = await sink(bucket, { jsonl: { fields: [] }, compression: 'none' });
     await s.write(batch('t', 0, range(1, 3)), { signal });
     const text = (await plainBytes(client, bucket, (await dataKeys(client, bucket))[0] as string)).toString();
-    expect(text).toBe(range(1, 3).map((o) => `{"n":${o},"text":"message ${o}"}\n`).join(''));
+    expect(text).toBe(
+      range(1, 3)
+        .map((o) => `{"n":${o},"text":"message ${o}"}\n`)
+        .join(''),
+    );
   });
 
   for (const compression of ['gzip', 'zstd', 'snappy', 'none']) {
@@ -173,7 +197,15 @@ describe('formats and compression', () => {
         message(o, {
           key: o % 2 ? `k${o}` : undefined,
           headers: { h: String(o) },
-          value: enc({ id: o, price: o + 0.5, name: `item ${o}`, ok: o % 3 === 0, tags: ['a', o], mixed: o % 2 ? 1 : 'x', ...(o % 4 ? { sparse: o } : {}) }),
+          value: enc({
+            id: o,
+            price: o + 0.5,
+            name: `item ${o}`,
+            ok: o % 3 === 0,
+            tags: ['a', o],
+            mixed: o % 2 ? 1 : 'x',
+            ...(o % 4 ? { sparse: o } : {}),
+          }),
         }),
       );
       const poison = [message(21, { value: enc([1, 2]) }), message(22, { value: enc({ _offset: 1 }) })];
@@ -208,7 +240,14 @@ describe('formats and compression', () => {
       const bucket = await newBucket(client);
       const s = await sink(bucket, { format: 'raw', compression, raw: { separator: '\u241e' } });
       const values = [bin, new TextEncoder().encode('plain text'), new Uint8Array(0)] as Uint8Array<ArrayBuffer>[];
-      await s.write(batch('r', 0, values.map((v, i) => message(i + 1, { value: v }))), { signal });
+      await s.write(
+        batch(
+          'r',
+          0,
+          values.map((v, i) => message(i + 1, { value: v })),
+        ),
+        { signal },
+      );
       const key = (await dataKeys(client, bucket))[0] as string;
       expect(key.endsWith(compression === 'gzip' ? '.bin.gz' : compression === 'zstd' ? '.bin.zst' : '.bin')).toBe(true);
       const sep = Buffer.from('\u241e');
@@ -302,7 +341,14 @@ describe('rotation', () => {
     const bucket = await newBucket(client);
     const s = await sink(bucket, { rotate: { intervalMs: 10_000 } });
     const ts = [0, 3_000, 9_999, 10_000, 15_000, 25_000, 26_000];
-    await s.write(batch('r', 0, ts.map((t, i) => message(i + 1, { timestamp: 1_700_000_000_000 + t }))), { signal });
+    await s.write(
+      batch(
+        'r',
+        0,
+        ts.map((t, i) => message(i + 1, { timestamp: 1_700_000_000_000 + t })),
+      ),
+      { signal },
+    );
     expect((await dataKeys(client, bucket)).map((k) => k.split('+')[2])).toEqual([span(1, 3), span(4, 5), span(6, 7)]);
   });
 
@@ -322,7 +368,15 @@ describe('multipart uploads', () => {
   it('a 20 MiB batch streams up as a multipart upload with bounded parts; bytes read back equal', async () => {
     const bucket = await newBucket(client);
     const ctx = fakeContext();
-    const s = await sink(bucket, { compression: 'none', jsonl: { value: 'string', fields: ['offset'] }, upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 2 } }, ctx);
+    const s = await sink(
+      bucket,
+      {
+        compression: 'none',
+        jsonl: { value: 'string', fields: ['offset'] },
+        upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, queueSize: 2 },
+      },
+      ctx,
+    );
     const filler = 'abcdefghij'.repeat(102); // ~1 KiB
     const msgs = range(1, 20_000).map((o) => message(o, { value: new TextEncoder().encode(`${o}:${filler}`) }));
     const results = await s.write(batch('big', 0, msgs), { signal });
@@ -339,8 +393,19 @@ describe('multipart uploads', () => {
   it('a large Parquet object streams row group by row group', async () => {
     const bucket = await newBucket(client);
     const ctx = fakeContext();
-    const s = await sink(bucket, { format: 'parquet', compression: 'none', parquet: { rowGroupSize: 1000 }, upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 } }, ctx);
-    const msgs = range(1, 8_000).map((o) => message(o, { value: new TextEncoder().encode(JSON.stringify({ o, s: `${o}`.repeat(200).slice(0, 900) })) }));
+    const s = await sink(
+      bucket,
+      {
+        format: 'parquet',
+        compression: 'none',
+        parquet: { rowGroupSize: 1000 },
+        upload: { multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 },
+      },
+      ctx,
+    );
+    const msgs = range(1, 8_000).map((o) =>
+      message(o, { value: new TextEncoder().encode(JSON.stringify({ o, s: `${o}`.repeat(200).slice(0, 900) })) }),
+    );
     expect((await s.write(batch('pq', 0, msgs), { signal })).every((r) => r.status === 'ok')).toBe(true);
     expect(ctx.metrics.snapshot().multipart_uploads_total).toMatchObject({ value: 1 });
     const rows = (await readRecords(client, bucket)).map((r) => r.record);
@@ -393,8 +458,23 @@ describe('exactly once', () => {
       expect.stringMatching(/^_junction\/ledger\/l\/l-id\/2\/done\/00000000000000000009-00000000000000000007-2_[0-9a-z]{10}\.json$/),
     ]);
     const unit = JSON.parse((await getBytes(client, bucket, done[1] as string)).toString());
-    expect(unit).toMatchObject({ v: 2, station: 'l', stationId: 'l-id', partition: 2, first: 7, last: 9, count: 2, ranges: [[7, 7], [9, 9]], writer: { connector: 'test', task: 0 } });
-    expect(unit.objects).toEqual([{ key: expect.stringMatching(/^l\/2\/l\+2\+/), first: 7, last: 9, count: 2, uploadId: expect.any(String) }]);
+    expect(unit).toMatchObject({
+      v: 2,
+      station: 'l',
+      stationId: 'l-id',
+      partition: 2,
+      first: 7,
+      last: 9,
+      count: 2,
+      ranges: [
+        [7, 7],
+        [9, 9],
+      ],
+      writer: { connector: 'test', task: 0 },
+    });
+    expect(unit.objects).toEqual([
+      { key: expect.stringMatching(/^l\/2\/l\+2\+/), first: 7, last: 9, count: 2, uploadId: expect.any(String) },
+    ]);
     const fresh = await sink(bucket);
     await fresh.write(batch('l', 2, range(1, 10)), { signal });
     await expectEachOnce(bucket, range(1, 10));
@@ -410,17 +490,48 @@ describe('exactly once', () => {
     const k1 = `c/0/c+0+${span(6, 10)}+c-id+${dead}.jsonl.gz`;
     const k2 = `c/0/c+0+${span(11, 15)}+c-id+${dead}.jsonl.gz`;
     const ids: string[] = [];
-    const meta = { 'junction-station': 'c', 'junction-station-id': 'c-id', 'junction-partition': '0', 'junction-unit': '6-15', 'junction-attempt': dead };
-    for (const key of [k1, k2]) ids.push((await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }))).UploadId as string);
+    const meta = {
+      'junction-station': 'c',
+      'junction-station-id': 'c-id',
+      'junction-partition': '0',
+      'junction-unit': '6-15',
+      'junction-attempt': dead,
+    };
+    for (const key of [k1, k2])
+      ids.push((await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }))).UploadId as string);
     const p1 = await client.send(new UploadPartCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], PartNumber: 1, Body: 'partial' }));
-    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: k1, UploadId: ids[0], MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }));
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: k1,
+        UploadId: ids[0],
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] },
+      }),
+    );
     await client.send(new UploadPartCommand({ Bucket: bucket, Key: k2, UploadId: ids[1], PartNumber: 1, Body: 'more' }));
     const unit = {
-      v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], attempt: dead,
-      objects: [{ key: k1, first: 6, last: 10, count: 5, uploadId: ids[0] }, { key: k2, first: 11, last: 15, count: 5, uploadId: ids[1] }],
+      v: 2,
+      station: 'c',
+      stationId: 'c-id',
+      partition: 0,
+      first: 6,
+      last: 15,
+      count: 10,
+      ranges: [[6, 15]],
+      attempt: dead,
+      objects: [
+        { key: k1, first: 6, last: 10, count: 5, uploadId: ids[0] },
+        { key: k2, first: 11, last: 15, count: 5, uploadId: ids[1] },
+      ],
       writer: { connector: 'x', task: 0 },
     };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(15, 6)}_${dead}.json`, Body: JSON.stringify(unit) }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `_junction/ledger/c/c-id/0/pending/${span(15, 6)}_${dead}.json`,
+        Body: JSON.stringify(unit),
+      }),
+    );
     const ctx = fakeContext();
     const b = sinkWith(s3Client(server), bucket, { rotate: { maxMessages: 5 } }, ctx, { onRollback: (u) => rollbacks.push(u) });
     // The runtime replays from the last acknowledged offset, cut its own way.
@@ -430,7 +541,11 @@ describe('exactly once', () => {
     expect(ctx.metrics.snapshot()).toMatchObject({ rollbacks_total: { value: 1 }, uploads_aborted_total: { value: 1 } });
     expect(server.proxy.openUploads().filter((u) => u.key.includes(dead))).toEqual([]);
     expect((await dataKeys(client, bucket)).some((k) => k.includes(dead))).toBe(false);
-    expect(await shortKeys(client, bucket)).toEqual([`c/0/c+0+${span(1, 5)}.jsonl.gz`, `c/0/c+0+${span(6, 10)}.jsonl.gz`, `c/0/c+0+${span(11, 12)}.jsonl.gz`]);
+    expect(await shortKeys(client, bucket)).toEqual([
+      `c/0/c+0+${span(1, 5)}.jsonl.gz`,
+      `c/0/c+0+${span(6, 10)}.jsonl.gz`,
+      `c/0/c+0+${span(11, 12)}.jsonl.gz`,
+    ]);
     await expectEachOnce(bucket, range(1, 12));
     expect(await unfinished(client, bucket)).toEqual([]);
   });
@@ -439,12 +554,41 @@ describe('exactly once', () => {
     const bucket = await newBucket(client);
     const dead = 'deadbeef01';
     const key = `c/0/c+0+${span(1, 5)}+c-id+${dead}.jsonl`;
-    const body = range(1, 5).map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`).join('');
-    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'junction-attempt': dead } }));
+    const body = range(1, 5)
+      .map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`)
+      .join('');
+    const { UploadId } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { 'junction-attempt': dead } }),
+    );
     const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body }));
-    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
-    const unit = { v: 2, station: 'c', stationId: 'c-id', partition: 0, first: 1, last: 5, count: 5, ranges: [[1, 5]], objects: [{ key, first: 1, last: 5, count: 5, uploadId: UploadId }], attempt: dead, writer: { connector: 'x', task: 0 } };
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${dead}.json`, Body: JSON.stringify(unit) }));
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+      }),
+    );
+    const unit = {
+      v: 2,
+      station: 'c',
+      stationId: 'c-id',
+      partition: 0,
+      first: 1,
+      last: 5,
+      count: 5,
+      ranges: [[1, 5]],
+      objects: [{ key, first: 1, last: 5, count: 5, uploadId: UploadId }],
+      attempt: dead,
+      writer: { connector: 'x', task: 0 },
+    };
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${dead}.json`,
+        Body: JSON.stringify(unit),
+      }),
+    );
     const ctx = fakeContext();
     const s = sinkWith(s3Client(server), bucket, { compression: 'none' }, ctx);
     expect(statuses(await s.write(batch('c', 0, range(1, 8)), { signal })).every((x) => x === 'ok')).toBe(true);
@@ -461,7 +605,13 @@ describe('exactly once', () => {
     await a.write(batch('c', 0, range(1, 5)), { signal });
     const doneKey = (await listKeys(client, bucket, '_junction/ledger/c/c-id/0/done/'))[0] as string;
     const attempt = /_([0-9a-z]+)\.json$/.exec(doneKey)?.[1];
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${attempt}.json`, Body: await getBytes(client, bucket, doneKey) }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `_junction/ledger/c/c-id/0/pending/${span(5, 1)}_${attempt}.json`,
+        Body: await getBytes(client, bucket, doneKey),
+      }),
+    );
     const rollbacks: unknown[] = [];
     const b = sinkWith(s3Client(server), bucket, {}, fakeContext(), { onRollback: (u) => rollbacks.push(u) });
     expect(statuses(await b.write(batch('c', 0, range(1, 8)), { signal })).every((x) => x === 'ok')).toBe(true);
@@ -474,11 +624,53 @@ describe('exactly once', () => {
     const bucket = await newBucket(client);
     const legacy = '_junction/ledger/c/0/';
     // Offsets 1-5 committed by the sink before station ids, and a unit 6-15 it crashed in.
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'c/0/c+0+00000000000000000001.jsonl', Body: range(1, 5).map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`).join(''), Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '1-5' } }));
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${legacy}done/${span(5, 1)}-5.json`, Body: JSON.stringify({ v: 1, station: 'c', partition: 0, first: 1, last: 5, count: 5, ranges: [[1, 5]], objects: [], writer: { connector: 'x', task: 0 } }) }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'c/0/c+0+00000000000000000001.jsonl',
+        Body: range(1, 5)
+          .map((o) => `{"offset":${o},"timestamp":1,"key":null,"headers":{},"value":{"n":${o}}}\n`)
+          .join(''),
+        Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '1-5' },
+      }),
+    );
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `${legacy}done/${span(5, 1)}-5.json`,
+        Body: JSON.stringify({
+          v: 1,
+          station: 'c',
+          partition: 0,
+          first: 1,
+          last: 5,
+          count: 5,
+          ranges: [[1, 5]],
+          objects: [],
+          writer: { connector: 'x', task: 0 },
+        }),
+      }),
+    );
     const orphan = 'c/0/c+0+00000000000000000006.jsonl';
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: orphan, Body: 'partial', Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '6-15' } }));
-    const unit = { v: 1, station: 'c', partition: 0, first: 6, last: 15, count: 10, ranges: [[6, 15]], objects: [{ key: orphan, first: 6, last: 10, count: 5 }], writer: { connector: 'x', task: 0 } };
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: orphan,
+        Body: 'partial',
+        Metadata: { 'junction-station': 'c', 'junction-partition': '0', 'junction-unit': '6-15' },
+      }),
+    );
+    const unit = {
+      v: 1,
+      station: 'c',
+      partition: 0,
+      first: 6,
+      last: 15,
+      count: 10,
+      ranges: [[6, 15]],
+      objects: [{ key: orphan, first: 6, last: 10, count: 5 }],
+      writer: { connector: 'x', task: 0 },
+    };
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${legacy}pending/${span(15, 6)}.json`, Body: JSON.stringify(unit) }));
     const ctx = fakeContext();
     const s = await sink(bucket, { compression: 'none' }, ctx);
@@ -496,7 +688,11 @@ describe('exactly once', () => {
   it('concurrent writes to one partition are serialized', async () => {
     const bucket = await newBucket(client);
     const s = await sink(bucket);
-    await Promise.all([s.write(batch('o', 0, range(1, 50)), { signal }), s.write(batch('o', 0, range(25, 75)), { signal }), s.write(batch('o', 0, range(1, 100)), { signal })]);
+    await Promise.all([
+      s.write(batch('o', 0, range(1, 50)), { signal }),
+      s.write(batch('o', 0, range(25, 75)), { signal }),
+      s.write(batch('o', 0, range(1, 100)), { signal }),
+    ]);
     await expectEachOnce(bucket, range(1, 100));
   });
 });
@@ -523,16 +719,29 @@ describe('failures', () => {
 
   it('wrong credentials: open fails with AUTH_FAILED, not retryable; a write throws it too', async () => {
     const bucket = await newBucket(client);
-    const err = await plugin.open(plugin.config.parse(sinkConfig(server, bucket, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'nope' } })), fakeContext()).catch((e: unknown) => e);
+    const err = await plugin
+      .open(
+        plugin.config.parse(sinkConfig(server, bucket, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'nope' } })),
+        fakeContext(),
+      )
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED', retryable: false });
     expect((err as Error).message).toMatch(/refused access to bucket ".*" while checking the bucket.*403/);
     const bad = sinkWith(s3Client(server, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'S3RVER' } }), bucket);
-    await expect(bad.write(batch('a', 0, [1]), { signal })).rejects.toMatchObject({ code: 'AUTH_FAILED', retryable: false, message: expect.stringMatching(/InvalidAccessKeyId/) });
+    await expect(bad.write(batch('a', 0, [1]), { signal })).rejects.toMatchObject({
+      code: 'AUTH_FAILED',
+      retryable: false,
+      message: expect.stringMatching(/InvalidAccessKeyId/),
+    });
   });
 
   it('missing bucket: open fails with NOT_FOUND; a bucket deleted under a running sink fails the write', async () => {
     const err = await plugin.open(plugin.config.parse(sinkConfig(server, 'no-such-bucket-here')), fakeContext()).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'NOT_FOUND', retryable: false, message: expect.stringContaining('"no-such-bucket-here" does not exist') });
+    expect(err).toMatchObject({
+      code: 'NOT_FOUND',
+      retryable: false,
+      message: expect.stringContaining('"no-such-bucket-here" does not exist'),
+    });
     const bucket = await newBucket(client);
     const s = await sink(bucket);
     await client.send(new DeleteBucketCommand({ Bucket: bucket }));

@@ -13,9 +13,31 @@ import type { SchemaVersionInfo } from '@junction/sdk-connector';
 import { writeParquet } from '../src/formats/parquet.js';
 
 const N = 50_000;
-const AVRO = { type: 'record', name: 'E', fields: [{ name: 'id', type: 'long' }, { name: 'user', type: 'string' }, { name: 'amount', type: 'double' }, { name: 'ok', type: 'boolean' }, { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } }, { name: 'note', type: 'string' }] };
-const JSONS = { type: 'object', properties: { id: { type: 'integer' }, user: { type: 'string' }, amount: { type: 'number' }, ok: { type: 'boolean' }, at: { type: 'string', format: 'date-time' }, note: { type: 'string' } } };
-const PROTO = 'syntax = "proto3"; import "google/protobuf/timestamp.proto"; message E { int64 id = 1; string user = 2; double amount = 3; bool ok = 4; google.protobuf.Timestamp at = 5; string note = 6; }';
+const AVRO = {
+  type: 'record',
+  name: 'E',
+  fields: [
+    { name: 'id', type: 'long' },
+    { name: 'user', type: 'string' },
+    { name: 'amount', type: 'double' },
+    { name: 'ok', type: 'boolean' },
+    { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+    { name: 'note', type: 'string' },
+  ],
+};
+const JSONS = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    user: { type: 'string' },
+    amount: { type: 'number' },
+    ok: { type: 'boolean' },
+    at: { type: 'string', format: 'date-time' },
+    note: { type: 'string' },
+  },
+};
+const PROTO =
+  'syntax = "proto3"; import "google/protobuf/timestamp.proto"; message E { int64 id = 1; string user = 2; double amount = 3; bool ok = 4; google.protobuf.Timestamp at = 5; string note = 6; }';
 const note = 'x'.repeat(900);
 const rec = (i: number) => ({ id: i, user: `user-${i % 1000}`, amount: i * 1.25, ok: i % 2 === 0, at: 1_700_000_000_000 + i, note });
 
@@ -28,7 +50,8 @@ const info = (schemaType: SchemaVersionInfo['schemaType'], schema: string) => {
   const v: SchemaVersionInfo = { subject: 's', version: 1, id: 7, schemaType, schema, references: [] };
   return { ...v, versions: [v] };
 };
-const messages = (n: number) => Array.from({ length: n }, (_, i) => ({ offset: i + 1, timestamp: 1_700_000_000_000 + i, headers: {}, value: new Uint8Array() }));
+const messages = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ offset: i + 1, timestamp: 1_700_000_000_000 + i, headers: {}, value: new Uint8Array() }));
 
 it('bench', async () => {
   const T = avro.Type.forSchema(AVRO as avro.Schema);
@@ -36,10 +59,31 @@ it('bench', async () => {
   root.addJSON(protobuf.common.get('google/protobuf/timestamp.proto')!.nested!);
   const P = root.lookupType('E');
   const cases: [string, SchemaVersionInfo['schemaType'] | undefined, string, Uint8Array[]][] = [
-    ['JSON, no schema (inferred)', undefined, '', Array.from({ length: N }, (_, i) => new TextEncoder().encode(JSON.stringify({ ...rec(i), at: new Date(rec(i).at).toISOString() })))],
-    ['JSON Schema', 'JSON', JSON.stringify(JSONS), Array.from({ length: N }, (_, i) => new TextEncoder().encode(JSON.stringify({ ...rec(i), at: new Date(rec(i).at).toISOString() })))],
+    [
+      'JSON, no schema (inferred)',
+      undefined,
+      '',
+      Array.from({ length: N }, (_, i) => new TextEncoder().encode(JSON.stringify({ ...rec(i), at: new Date(rec(i).at).toISOString() }))),
+    ],
+    [
+      'JSON Schema',
+      'JSON',
+      JSON.stringify(JSONS),
+      Array.from({ length: N }, (_, i) => new TextEncoder().encode(JSON.stringify({ ...rec(i), at: new Date(rec(i).at).toISOString() }))),
+    ],
     ['Avro (wire format)', 'AVRO', JSON.stringify(AVRO), Array.from({ length: N }, (_, i) => wire(7, T.toBuffer(rec(i))))],
-    ['Protobuf (wire format)', 'PROTOBUF', PROTO, Array.from({ length: N }, (_, i) => wire(7, P.encode(P.fromObject({ ...rec(i), at: { seconds: Math.floor(rec(i).at / 1000), nanos: (rec(i).at % 1000) * 1e6 } })).finish(), true))],
+    [
+      'Protobuf (wire format)',
+      'PROTOBUF',
+      PROTO,
+      Array.from({ length: N }, (_, i) =>
+        wire(
+          7,
+          P.encode(P.fromObject({ ...rec(i), at: { seconds: Math.floor(rec(i).at / 1000), nanos: (rec(i).at % 1000) * 1e6 } })).finish(),
+          true,
+        ),
+      ),
+    ],
   ];
   const lines: string[] = [];
   for (const [name, type, text, values] of cases) {
@@ -50,7 +94,11 @@ it('bench', async () => {
       let columns;
       if (type) {
         const d = await schemaDecoder(info(type, text));
-        rows = values.map((v) => { const r = d.decode(v); if (!r.ok) throw new Error(r.reason); return r.row; });
+        rows = values.map((v) => {
+          const r = d.decode(v);
+          if (!r.ok) throw new Error(r.reason);
+          return r.row;
+        });
         columns = d.fields;
       } else rows = values.map((v) => JSON.parse(new TextDecoder().decode(v)) as Record<string, unknown>);
       const t1 = performance.now();

@@ -13,7 +13,8 @@ export default defineSink({
   name: 'snowflake',
   version: '0.1.0',
   sdk: '^1',
-  description: 'Snowflake: one atomic INSERT per chunk (JSON bind, FLATTEN), raw VARIANT or typed columns, table created when missing, each offset once',
+  description:
+    'Snowflake: one atomic INSERT per chunk (JSON bind, FLATTEN), raw VARIANT or typed columns, table created when missing, each offset once',
   exactlyOnce: true,
   config: SnowflakeSinkConfig,
   async open(config, ctx) {

@@ -29,14 +29,26 @@ export const RAW_COLUMNS: Col[] = [
   { name: 'STATION_ID', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: false },
 ];
 
-const CAST: Record<string, string> = { NUMBER: 'NUMBER(38,0)', FLOAT: 'FLOAT', VARCHAR: 'VARCHAR', BOOLEAN: 'BOOLEAN', TIMESTAMP_NTZ: 'TIMESTAMP_NTZ', VARIANT: '' };
+const CAST: Record<string, string> = {
+  NUMBER: 'NUMBER(38,0)',
+  FLOAT: 'FLOAT',
+  VARCHAR: 'VARCHAR',
+  BOOLEAN: 'BOOLEAN',
+  TIMESTAMP_NTZ: 'TIMESTAMP_NTZ',
+  VARIANT: '',
+};
 
 export function columnsOf(config: SnowflakeSinkConfig): Col[] {
   if (config.mode === 'raw') return RAW_COLUMNS;
   // Mode schema: from the station's schema when the sink opens (schema-table.ts); meta columns only until then.
   if (config.mode === 'schema') return [];
   return [
-    ...config.columns.map((c) => ({ name: c.name.toUpperCase(), sqlType: c.type === 'NUMBER' ? 'NUMBER(38,0)' : c.type, cast: CAST[c.type] ?? '', notNull: c.required })),
+    ...config.columns.map((c) => ({
+      name: c.name.toUpperCase(),
+      sqlType: c.type === 'NUMBER' ? 'NUMBER(38,0)' : c.type,
+      cast: CAST[c.type] ?? '',
+      notNull: c.required,
+    })),
     { name: '_JUNCTION_STATION', sqlType: 'VARCHAR', cast: 'VARCHAR', notNull: true },
     { name: '_JUNCTION_PARTITION', sqlType: 'NUMBER(38,0)', cast: 'NUMBER(38,0)', notNull: true },
     { name: '_JUNCTION_OFFSET', sqlType: 'NUMBER(38,0)', cast: 'NUMBER(38,0)', notNull: true },
@@ -112,7 +124,8 @@ export function toRow(config: SnowflakeSinkConfig, ref: PartitionRef, m: SinkMes
   if (config.mode === 'raw') {
     return { row: [station, partition, m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed, stationId] };
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;
   return { row: [...config.columns.map((c) => o[c.field ?? c.name] ?? null), station, partition, m.offset, stationId] };
 }

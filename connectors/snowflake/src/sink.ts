@@ -89,9 +89,17 @@ export function forgetRequestsInFlight(): void {
 }
 
 /** A row to insert: the positional array the INSERT's `VALUE[i]` picks from, and its JSON size (estimated). */
-interface Pending { index: number; offset: number; row: unknown[]; size: number }
+interface Pending {
+  index: number;
+  offset: number;
+  row: unknown[];
+  size: number;
+}
 
-interface Budget { deadline: number; signal: AbortSignal }
+interface Budget {
+  deadline: number;
+  signal: AbortSignal;
+}
 
 export class SnowflakeSink implements Sink {
   private conn: Conn | undefined;
@@ -144,15 +152,26 @@ export class SnowflakeSink implements Sink {
     if (this.conn) return this.conn;
     this.connecting ??= this.login().finally(() => (this.connecting = undefined));
     const c = await untilDeadline(this.connecting, budget.deadline, budget.signal);
-    if (c === GAVE_UP) throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake login to account ${this.config.account} did not finish within the write's time`, { retryable: true });
+    if (c === GAVE_UP)
+      throw new JunctionError(
+        ErrorCode.TIMEOUT,
+        `Snowflake login to account ${this.config.account} did not finish within the write's time`,
+        { retryable: true },
+      );
     return c;
   }
 
   private async login(): Promise<Conn> {
     const c = this.config;
     const conn = snowflake.createConnection({
-      account: c.account, username: c.username, password: c.password, database: c.database, schema: c.schema, warehouse: c.warehouse,
-      ...(c.role ? { role: c.role } : {}), ...(c.accessUrl ? { accessUrl: c.accessUrl } : {}),
+      account: c.account,
+      username: c.username,
+      password: c.password,
+      database: c.database,
+      schema: c.schema,
+      warehouse: c.warehouse,
+      ...(c.role ? { role: c.role } : {}),
+      ...(c.accessUrl ? { accessUrl: c.accessUrl } : {}),
       // Keep the JSON bind inline: above the threshold the driver uploads binds to a stage.
       arrayBindingThreshold: 1_000_000,
     } as never);
@@ -163,8 +182,16 @@ export class SnowflakeSink implements Sink {
       });
     } catch (err) {
       conn.destroy(() => undefined);
-      if (isAuthError(err)) throw new JunctionError(ErrorCode.AUTH_FAILED, `Snowflake refused the login of ${c.username} to account ${c.account}: ${describe(err)}`, { cause: err });
-      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot log in to Snowflake account ${c.account}: ${describe(err)}`, { cause: err, retryable: true });
+      if (isAuthError(err))
+        throw new JunctionError(
+          ErrorCode.AUTH_FAILED,
+          `Snowflake refused the login of ${c.username} to account ${c.account}: ${describe(err)}`,
+          { cause: err },
+        );
+      throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot log in to Snowflake account ${c.account}: ${describe(err)}`, {
+        cause: err,
+        retryable: true,
+      });
     }
     if (this.closed) {
       conn.destroy(() => undefined);
@@ -193,14 +220,19 @@ export class SnowflakeSink implements Sink {
       throw new JunctionError(ErrorCode.CONNECTION_FAILED, `Snowflake, ${what}: ${describe(err)}`, { cause: err, retryable: true });
     }
     if (answer !== GAVE_UP) return answer;
-    const settled = done.then(() => undefined, () => undefined);
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
     let mine = this.abandoned.get(conn);
     if (!mine) this.abandoned.set(conn, (mine = new Set()));
     mine.add(settled);
     void settled.then(() => mine.delete(settled));
     if (fence !== undefined) fenced.add(fence, settled);
     const why = budget.signal.aborted ? 'the write was aborted' : `no answer within writeTimeoutMs (${this.config.writeTimeoutMs} ms)`;
-    throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake, ${what}: ${why}; the driver keeps retrying it (5xx / network trouble)`, { retryable: true });
+    throw new JunctionError(ErrorCode.TIMEOUT, `Snowflake, ${what}: ${why}; the driver keeps retrying it (5xx / network trouble)`, {
+      retryable: true,
+    });
   }
 
   /** Forgets a session; it is closed once the statements abandoned on it have settled. */
@@ -217,9 +249,13 @@ export class SnowflakeSink implements Sink {
     const what = `${this.config.database}.${this.config.schema}.${this.config.table}`;
     if (this.config.mode === 'schema') {
       if (!this.ctx.schema) {
-        throw new JunctionError(ErrorCode.CONFIG_INVALID, `mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns`, {
-          issues: [{ path: 'mode', message: 'the station has no schema' }],
-        });
+        throw new JunctionError(
+          ErrorCode.CONFIG_INVALID,
+          `mode schema needs a station with a schema (config.schema), and this one has none; bind one or use mode raw / columns`,
+          {
+            issues: [{ path: 'mode', message: 'the station has no schema' }],
+          },
+        );
       }
       const drift = await this.followSchema(this.ctx.schema, budget);
       if (drift && this.config.onDrift === 'fail') throw new JunctionError('SCHEMA_DRIFT', drift);
@@ -228,7 +264,12 @@ export class SnowflakeSink implements Sink {
     }
     try {
       if (this.config.autoCreate) {
-        await this.exec(`CREATE TABLE IF NOT EXISTS ${this.fq} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`, [], budget, `creating table ${what}`);
+        await this.exec(
+          `CREATE TABLE IF NOT EXISTS ${this.fq} (${this.cols.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`,
+          [],
+          budget,
+          `creating table ${what}`,
+        );
       } else {
         await this.exec(`SELECT COUNT(*) FROM ${this.fq}`, [], budget, `checking table ${what}`);
       }
@@ -253,7 +294,12 @@ export class SnowflakeSink implements Sink {
     let existing: Rows;
     try {
       if (this.config.autoCreate) {
-        await this.exec(`CREATE TABLE IF NOT EXISTS ${this.fq} (${wanted.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`, [], budget, `creating table ${what}`);
+        await this.exec(
+          `CREATE TABLE IF NOT EXISTS ${this.fq} (${wanted.map((c) => `${q(c.name)} ${c.sqlType}${c.notNull ? ' NOT NULL' : ''}`).join(', ')})`,
+          [],
+          budget,
+          `creating table ${what}`,
+        );
       }
       existing = await this.exec(`DESCRIBE TABLE ${this.fq}`, [], budget, `reading the columns of ${what}`);
     } catch (err) {
@@ -267,7 +313,14 @@ export class SnowflakeSink implements Sink {
     const problems = [
       ...drift.changed.map((c) => `column ${c.name} is ${c.from} in the table but schema version ${schema.version} needs ${c.to}`),
       ...(drift.required.length > 0 ? [`the table lacks the NOT NULL column(s) ${drift.required.join(', ')}`] : []),
-      ...(drift.added.length > drift.required.length && !this.config.evolve ? [`the table lacks column(s) ${drift.added.filter((c) => c.nullable !== false).map((c) => c.name).join(', ')} of schema version ${schema.version} and evolve is off`] : []),
+      ...(drift.added.length > drift.required.length && !this.config.evolve
+        ? [
+            `the table lacks column(s) ${drift.added
+              .filter((c) => c.nullable !== false)
+              .map((c) => c.name)
+              .join(', ')} of schema version ${schema.version} and evolve is off`,
+          ]
+        : []),
     ];
     if (problems.length > 0) {
       const message = `Snowflake table ${what} cannot take schema subject "${schema.subject}" version ${schema.version}: ${problems.join('; ')}`;
@@ -276,11 +329,19 @@ export class SnowflakeSink implements Sink {
     }
     for (const c of drift.added) {
       try {
-        await this.exec(`ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type}`, [], budget, `adding column ${c.name} to ${what}`);
+        await this.exec(
+          `ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${q(c.name)} ${c.type}`,
+          [],
+          budget,
+          `adding column ${c.name} to ${what}`,
+        );
       } catch (err) {
         throw toJunctionError(err, `Snowflake table ${what}: adding column ${c.name} for schema version ${schema.version}`);
       }
-      this.log.info({ column: c.name, type: c.type, subject: schema.subject, version: schema.version }, 'column added for a new schema version');
+      this.log.info(
+        { column: c.name, type: c.type, subject: schema.subject, version: schema.version },
+        'column added for a new schema version',
+      );
     }
     this.cols = wanted;
     this.followed = { key, decoder };
@@ -300,9 +361,17 @@ export class SnowflakeSink implements Sink {
       if (!isSqlError(err)) throw toJunctionError(err, `Snowflake table ${what}`);
     }
     try {
-      await this.exec(`ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${col} VARCHAR`, [], budget, `adding column ${this.meta.stationId} to ${what}`);
+      await this.exec(
+        `ALTER TABLE ${this.fq} ADD COLUMN IF NOT EXISTS ${col} VARCHAR`,
+        [],
+        budget,
+        `adding column ${this.meta.stationId} to ${what}`,
+      );
     } catch (err) {
-      const e = toJunctionError(err, `Snowflake table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${this.fq} ADD COLUMN ${col} VARCHAR`);
+      const e = toJunctionError(
+        err,
+        `Snowflake table ${what} has no column ${this.meta.stationId} (the station's incarnation, which exactly-once needs) and adding it failed; add it: ALTER TABLE ${this.fq} ADD COLUMN ${col} VARCHAR`,
+      );
       throw e;
     }
   }
@@ -324,7 +393,10 @@ export class SnowflakeSink implements Sink {
       if (!isSqlError(err)) throw err;
       // Without UPDATE privilege the old rows stay unclaimed: they then count for no incarnation, and at
       // worst the batch in flight at the upgrade is written again. Said once per station.
-      this.log.warn({ station: ref.station, err: describe(err) }, 'could not claim the rows written before station ids for this incarnation');
+      this.log.warn(
+        { station: ref.station, err: describe(err) },
+        'could not claim the rows written before station ids for this incarnation',
+      );
     }
     this.claimed.add(ref.station);
   }
@@ -353,7 +425,13 @@ export class SnowflakeSink implements Sink {
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
-      } else rows.push({ index, offset: m.offset, row: r.row, size: m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers) });
+      } else
+        rows.push({
+          index,
+          offset: m.offset,
+          row: r.row,
+          size: m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers),
+        });
     });
     const unanswered = (why: string): WriteResult[] => {
       const out = results.map((r) => r ?? retry(why, { delayMs: 1000 }));
@@ -364,13 +442,20 @@ export class SnowflakeSink implements Sink {
 
     const fence = this.fenceKey(station, partition);
     const earlier = await fenced.wait(fence, budget.deadline, signal);
-    if (earlier === 'timeout') return unanswered('an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write');
+    if (earlier === 'timeout')
+      return unanswered(
+        'an earlier INSERT into this partition is still being retried by the Snowflake driver; its outcome decides what to write',
+      );
     if (earlier === 'settled') this.presence.forget(ref);
 
     let held: Set<number>;
     try {
       await this.claimLegacyRows(ref, budget);
-      held = await this.presence.held(ref, rows.map((r) => r.offset), budget);
+      held = await this.presence.held(
+        ref,
+        rows.map((r) => r.offset),
+        budget,
+      );
     } catch (err) {
       throw toJunctionError(err, `Snowflake, the query of the offsets already in ${this.config.table}`);
     }
@@ -401,7 +486,13 @@ export class SnowflakeSink implements Sink {
   }
 
   /** Inserts one chunk; answers its rows. Returns why the write must stop (transient trouble), or undefined. */
-  private async insert(ref: PartitionRef, rows: Pending[], results: (WriteResult | undefined)[], budget: Budget, fence: string): Promise<string | undefined> {
+  private async insert(
+    ref: PartitionRef,
+    rows: Pending[],
+    results: (WriteResult | undefined)[],
+    budget: Budget,
+    fence: string,
+  ): Promise<string | undefined> {
     const select = this.cols.map((c, i) => (c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`)).join(', ');
     const k = this.cols.findIndex((c) => c.name === this.meta.offset);
     const offsets = rows.map((r) => r.offset);
@@ -412,7 +503,13 @@ export class SnowflakeSink implements Sink {
     this.m.statements.inc();
     try {
       // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
-      await this.exec(sql, [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)], budget, 'INSERT', fence);
+      await this.exec(
+        sql,
+        [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)],
+        budget,
+        'INSERT',
+        fence,
+      );
     } catch (err) {
       if (isDataError(err)) {
         if (rows.length === 1) {
@@ -421,7 +518,10 @@ export class SnowflakeSink implements Sink {
           return undefined;
         }
         const half = Math.ceil(rows.length / 2);
-        return (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ?? (await this.insert(ref, rows.slice(half), results, budget, fence));
+        return (
+          (await this.insert(ref, rows.slice(0, half), results, budget, fence)) ??
+          (await this.insert(ref, rows.slice(half), results, budget, fence))
+        );
       }
       if (err instanceof JunctionError && err.retryable) {
         // The statement may have committed before its answer was lost: ask the table next time.

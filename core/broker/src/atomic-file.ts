@@ -93,7 +93,10 @@ export async function readWithFallback<T>(
   return { value: undefined, missing: first.missing && copy.missing, problem: `${first.problem}; its previous copy: ${copy.problem}` };
 }
 
-async function tryRead<T>(path: string, parse: (text: string) => T): Promise<{ ok: true; value: T } | { ok: false; missing: boolean; problem: string }> {
+async function tryRead<T>(
+  path: string,
+  parse: (text: string) => T,
+): Promise<{ ok: true; value: T } | { ok: false; missing: boolean; problem: string }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

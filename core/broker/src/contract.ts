@@ -180,7 +180,6 @@ export interface ReplayOptions {
   purge?: boolean | undefined;
 }
 
-
 /** Something that happened in a store that metrics and logs care about. */
 export type StoreEvent =
   | { type: 'produced'; station: string; messages: number; bytes: number }
@@ -199,7 +198,14 @@ export type StoreEvent =
    * lost: it restarts from the first retained offset), `lost` (nothing to recover from: the station is
    * listed as damaged). `group` names the group for group files.
    */
-  | { type: 'metadata-repair'; station: string; group?: string | undefined; file: string; outcome: 'previous-copy' | 'rebuilt' | 'reset' | 'lost'; detail: string };
+  | {
+      type: 'metadata-repair';
+      station: string;
+      group?: string | undefined;
+      file: string;
+      outcome: 'previous-copy' | 'rebuilt' | 'reset' | 'lost';
+      detail: string;
+    };
 
 /** What StationStore.healthSummary answers. */
 export interface HealthSummary {
@@ -296,7 +302,13 @@ export interface StationStore {
    * the default code (CONSUMER_DEAD_LETTER) and `details.headers` are added to each dead letter (the
    * connector runtime names the connector and the error there).
    */
-  deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]>;
+  deadLetter(
+    station: string,
+    group: string,
+    deliveryIds: readonly string[],
+    reason?: string,
+    details?: DeadLetterDetails,
+  ): Promise<SettleOutcome[]>;
   /** Moves the group's cursor; pending deliveries are forgotten. */
   seek(station: string, group: string, position: StartPosition): Promise<GroupInfo>;
   /**

@@ -65,5 +65,7 @@ export function formatPath(prefix: string, path: readonly PropertyKey[]): string
 export function configInvalid(what: string, error: { issues: { path: PropertyKey[]; message: string }[] }, prefix = ''): JunctionError {
   const issues = issuesFromZod(error, prefix);
   const first = issues[0];
-  return new JunctionError(ErrorCode.CONFIG_INVALID, `${what} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, { issues });
+  return new JunctionError(ErrorCode.CONFIG_INVALID, `${what} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, {
+    issues,
+  });
 }

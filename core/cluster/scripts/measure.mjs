@@ -29,7 +29,9 @@ try {
     }),
   );
   const pt = (performance.now() - t0) / 1000;
-  console.log(`produce: ${sent} x ${size} B, ${partitions} partition(s), R3, batches of ${batch}, ${loops} in flight: ${Math.round(sent / pt)} msgs/s`);
+  console.log(
+    `produce: ${sent} x ${size} B, ${partitions} partition(s), R3, batches of ${batch}, ${loops} in flight: ${Math.round(sent / pt)} msgs/s`,
+  );
 
   let got = 0;
   const t1 = performance.now();
@@ -39,7 +41,11 @@ try {
         const ds = await store.fetch('m', 'g', { maxMessages: batch, maxBytes: 64 << 20, waitMs: 0 });
         if (ds.length === 0) return;
         got += ds.length;
-        const out = await store.ack('m', 'g', ds.map((d) => d.deliveryId));
+        const out = await store.ack(
+          'm',
+          'g',
+          ds.map((d) => d.deliveryId),
+        );
         if (out.some((o) => o.status !== 'acked')) throw new Error('not acked');
       }
     }),

@@ -67,7 +67,12 @@ async function knowClaimStream(c: StoreCore, st: StationMeta): Promise<void> {
     c.claimStreams.add(st.name);
   } catch (err) {
     if (isApiError(err, JsErr.STREAM_NOT_FOUND)) await ensureClaimStream(c, st);
-    else if (!(err instanceof RequestTimeoutError || err instanceof NoRespondersError || (err instanceof JetStreamApiError && err.status >= 500))) throw err;
+    else if (!(
+      err instanceof RequestTimeoutError ||
+      err instanceof NoRespondersError ||
+      (err instanceof JetStreamApiError && err.status >= 500)
+    ))
+      throw err;
   }
 }
 
@@ -75,12 +80,17 @@ async function knowClaimStream(c: StoreCore, st: StationMeta): Promise<void> {
 export async function claim(c: StoreCore, st: StationMeta, msgId: string, candidate: number): Promise<number> {
   if (!c.claimStreams.has(st.name)) await knowClaimStream(c, st);
   const subject = `${c.names.prefix}.${enc(st.name)}.ids`;
-  const ack = await c.publishTo(subject, claimStreamName(c, st.name), `the msgId claims of station "${st.name}"`, Buffer.from(String(candidate)), {
-    'Nats-Msg-Id': headerMsgId(msgId),
-  });
+  const ack = await c.publishTo(
+    subject,
+    claimStreamName(c, st.name),
+    `the msgId claims of station "${st.name}"`,
+    Buffer.from(String(candidate)),
+    {
+      'Nats-Msg-Id': headerMsgId(msgId),
+    },
+  );
   if (!ack.duplicate) return candidate;
   const got = await c.api<{ message: { data?: string } }>(`STREAM.MSG.GET.${claimStreamName(c, st.name)}`, { seq: ack.seq });
   const p = Number(Buffer.from(got.message.data ?? '', 'base64').toString());
   return Number.isInteger(p) && p >= 0 && p < st.config.partitions ? p : candidate;
 }
-

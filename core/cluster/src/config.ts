@@ -56,7 +56,13 @@ export function duplicateWindowMs(config: StationConfig): number {
   return w;
 }
 
-export function streamConfig(name: string, subject: string, station: string, partition: number, config: ClusterStationConfig): JsStreamConfig {
+export function streamConfig(
+  name: string,
+  subject: string,
+  station: string,
+  partition: number,
+  config: ClusterStationConfig,
+): JsStreamConfig {
   const r = config.retention;
   return {
     name,

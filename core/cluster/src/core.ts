@@ -208,7 +208,10 @@ export class StoreCore {
       try {
         return await this.wire.api<T>(`$JS.API.${subject}`, body);
       } catch (err) {
-        const transient = err instanceof RequestTimeoutError || err instanceof NoRespondersError || (err instanceof JetStreamApiError && err.status === 503);
+        const transient =
+          err instanceof RequestTimeoutError ||
+          err instanceof NoRespondersError ||
+          (err instanceof JetStreamApiError && err.status === 503);
         if (!transient || this.state !== 'open' || performance.now() + delay > deadline) throw err;
         this.log.debug({ subject, err }, 'JetStream read retried');
         await sleep(delay);
@@ -242,11 +245,19 @@ export class StoreCore {
       await this.api(`STREAM.CREATE.${cfg.name}`, cfg);
       this.settling(cfg.name);
     } catch (err) {
-      if (isApiError(err, JsErr.INSUFFICIENT_RESOURCES) || isApiError(err, JsErr.NO_SUITABLE_PEERS) || isApiError(err, JsErr.REPLICAS_NOT_SUPPORTED)) {
-        throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream cannot place the station's ${cfg.num_replicas} replica(s) (are that many servers up?): ${err.message}`, {
-          cause: err,
-          issues: [{ path: 'replicas', message: err.message }],
-        });
+      if (
+        isApiError(err, JsErr.INSUFFICIENT_RESOURCES) ||
+        isApiError(err, JsErr.NO_SUITABLE_PEERS) ||
+        isApiError(err, JsErr.REPLICAS_NOT_SUPPORTED)
+      ) {
+        throw new JunctionError(
+          ErrorCode.CONFIG_INVALID,
+          `JetStream cannot place the station's ${cfg.num_replicas} replica(s) (are that many servers up?): ${err.message}`,
+          {
+            cause: err,
+            issues: [{ path: 'replicas', message: err.message }],
+          },
+        );
       }
       if (isApiError(err) && err.status < 500 && err.errCode !== JsErr.STREAM_NAME_EXISTS) {
         throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream refused the station's stream: ${err.message}`, {
@@ -287,7 +298,11 @@ export class StoreCore {
   }
 
   consumersOf(group: string, gm: GroupMeta): ConsumerRef[] {
-    return gm.gens.map((generation, p) => ({ generation, consumer: this.names.consumer(group, generation), epoch: epochOf(group, gm, p, generation) }));
+    return gm.gens.map((generation, p) => ({
+      generation,
+      consumer: this.names.consumer(group, generation),
+      epoch: epochOf(group, gm, p, generation),
+    }));
   }
 
   runtime(station: string, group: string, gm: GroupMeta): GroupRt {
@@ -306,7 +321,13 @@ export class StoreCore {
    * subscribed yet) is retried with backoff for up to the request timeout. A timeout is not retried: the
    * message may be stored.
    */
-  async publishTo(subject: string, stream: string, what: string, data: Uint8Array, hdrs: Record<string, string> | undefined): Promise<PubAck> {
+  async publishTo(
+    subject: string,
+    stream: string,
+    what: string,
+    data: Uint8Array,
+    hdrs: Record<string, string> | undefined,
+  ): Promise<PubAck> {
     const lw = this.leaders;
     const t: Track | undefined = lw?.track(subject, stream, what);
     const deadline = performance.now() + this.timeoutMs;
@@ -350,7 +371,8 @@ export class StoreCore {
     const at = created === undefined ? Date.now() : Date.parse(created);
     // Not settling: long created, or a server clock far ahead of ours (a time we cannot judge).
     if (Number.isNaN(at) || Math.abs(Date.now() - at) >= FIRST_ELECTION_MS) return;
-    if (this.settlingSince.size >= 64) for (const [s, t] of this.settlingSince) if (Date.now() - t >= FIRST_ELECTION_MS) this.settlingSince.delete(s);
+    if (this.settlingSince.size >= 64)
+      for (const [s, t] of this.settlingSince) if (Date.now() - t >= FIRST_ELECTION_MS) this.settlingSince.delete(s);
     if (at > (this.settlingSince.get(stream) ?? 0)) this.settlingSince.set(stream, at);
   }
 
@@ -368,7 +390,11 @@ export class StoreCore {
    */
   async probeLeader(stream: string): Promise<Verdict> {
     try {
-      const info = await this.wire.api<{ cluster?: ClusterInfo; state?: { last_seq?: number }; created?: string }>(`$JS.API.STREAM.INFO.${stream}`, undefined, PROBE_TIMEOUT_MS);
+      const info = await this.wire.api<{ cluster?: ClusterInfo; state?: { last_seq?: number }; created?: string }>(
+        `$JS.API.STREAM.INFO.${stream}`,
+        undefined,
+        PROBE_TIMEOUT_MS,
+      );
       this.settling(stream, info.created);
       const v = leaderVerdict(info.cluster, FOLLOWER_SILENT_MS);
       if (!v.down) v.lastSeq = info.state?.last_seq;
@@ -377,7 +403,8 @@ export class StoreCore {
       return v;
     } catch (err) {
       const starting = this.isSettling(stream);
-      if (err instanceof RequestTimeoutError) return { down: true, reason: `nobody answered for it within ${PROBE_TIMEOUT_MS} ms (its leader is unreachable)`, starting };
+      if (err instanceof RequestTimeoutError)
+        return { down: true, reason: `nobody answered for it within ${PROBE_TIMEOUT_MS} ms (its leader is unreachable)`, starting };
       if (err instanceof NoRespondersError) return { down: true, reason: 'no responders', starting };
       // Not found and the like: the publish answers for itself.
       if (err instanceof JetStreamApiError && err.status >= 500) return { down: true, reason: err.message, starting };
@@ -410,7 +437,10 @@ export class StoreCore {
  * follows changes of those). Metadata from before `nonce` holds copies of both; a copy equal to the
  * station's value counts as inherited.
  */
-export function groupSettings(st: StationMeta, gm: GroupMeta): { maxAckTimeMs: number; maxDeliveries: number; ownAckTime: boolean; ownDeliveries: boolean } {
+export function groupSettings(
+  st: StationMeta,
+  gm: GroupMeta,
+): { maxAckTimeMs: number; maxDeliveries: number; ownAckTime: boolean; ownDeliveries: boolean } {
   const dl = st.config.deadLetter;
   const legacy = gm.nonce === undefined;
   const ownAckTime = gm.maxAckTimeMs !== undefined && !(legacy && gm.maxAckTimeMs === dl.maxAckTimeMs);

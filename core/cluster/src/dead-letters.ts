@@ -21,7 +21,14 @@ async function ensureDls(c: StoreCore, st: StationMeta): Promise<StationMeta> {
   const cur = c.meta.peek<StationMeta>(key).value ?? (await c.meta.read<StationMeta>(key)).value;
   if (cur?.ready) return cur;
   try {
-    await createStationStreams(c, { name, id: randomUUID(), config: dlsConfig(st.config), createdAt: Date.now(), deadLetterOf: st.name, ready: false });
+    await createStationStreams(c, {
+      name,
+      id: randomUUID(),
+      config: dlsConfig(st.config),
+      createdAt: Date.now(),
+      deadLetterOf: st.name,
+      ready: false,
+    });
   } catch (err) {
     if (!(err instanceof JunctionError && err.code === ErrorCode.STATION_EXISTS)) throw err;
   }
@@ -93,7 +100,18 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
     );
     for (const it of items) rt.parts[it.partition]?.outstanding.delete(it.offset);
     // In the background: this node's memory answers at once; the marks (for other nodes) may wait for a new stream's leader.
-    c.background(c.marking(st.name, markDead(c, st, group, rt, found.map((f) => f.it))));
+    c.background(
+      c.marking(
+        st.name,
+        markDead(
+          c,
+          st,
+          group,
+          rt,
+          found.map((f) => f.it),
+        ),
+      ),
+    );
     if (found.length > 0) c.emit({ type: 'dead-lettered', station: st.name, group, messages: found.length });
   } catch (err) {
     // Not moved: make them deliverable again (JetStream redelivers after a nak), so nothing is lost.
@@ -125,10 +143,15 @@ async function markDead(c: StoreCore, st: StationMeta, group: string, rt: GroupR
   try {
     await ensureMarks(c, st);
     const stream = c.names.marksStream(st.name);
-    await Promise.all(subjects.map((s) => c.publishTo(s, stream, `the dead-letter marks of station "${st.name}"`, new Uint8Array(0), undefined)));
+    await Promise.all(
+      subjects.map((s) => c.publishTo(s, stream, `the dead-letter marks of station "${st.name}"`, new Uint8Array(0), undefined)),
+    );
   } catch (err) {
     if (c.state !== 'open') return;
-    c.log.warn({ err, station: st.name, group, marks: subjects.length }, 'dead letters not marked: a late ack of them on another node answers acked instead of stale');
+    c.log.warn(
+      { err, station: st.name, group, marks: subjects.length },
+      'dead letters not marked: a late ack of them on another node answers acked instead of stale',
+    );
   }
 }
 
@@ -139,7 +162,7 @@ async function markDead(c: StoreCore, st: StationMeta, group: string, rt: GroupR
 export async function deadMarks(c: StoreCore, st: StationMeta, group: string, epoch: string, partition: number): Promise<Set<number>> {
   const filter = c.names.markFilter(st.name, group, epoch, partition);
   const out = new Set<number>();
-  for (let offset = 0; ; ) {
+  for (let offset = 0; ;) {
     let info: { total?: number; state: { subjects?: Record<string, number> } };
     try {
       info = await c.api(`STREAM.INFO.${c.names.marksStream(st.name)}`, { subjects_filter: filter, offset });
@@ -207,10 +230,20 @@ export async function tick(c: StoreCore): Promise<void> {
           if (o.busy || o.nackedUntil !== undefined || o.deadline > now) continue;
           part.last.delete(offset);
           o.busy = true;
-          due.push({ partition: p, offset, attempts: o.attempt, ack: o.ack, code: 'MAX_DELIVERIES', reason: `not acknowledged after ${maxDeliveries} deliveries` });
+          due.push({
+            partition: p,
+            offset,
+            attempts: o.attempt,
+            ack: o.ack,
+            code: 'MAX_DELIVERIES',
+            reason: `not acknowledged after ${maxDeliveries} deliveries`,
+          });
         }
       });
-      if (due.length > 0) await moveToDls(c, st, rt.group, gm, due).catch((err: unknown) => c.log.warn({ err, station: rt.station, group: rt.group }, 'dead-lettering failed; the messages will be delivered again'));
+      if (due.length > 0)
+        await moveToDls(c, st, rt.group, gm, due).catch((err: unknown) =>
+          c.log.warn({ err, station: rt.station, group: rt.group }, 'dead-lettering failed; the messages will be delivered again'),
+        );
     }
   } finally {
     c.ticking = false;
@@ -221,7 +254,9 @@ export function replayDeadLetters(c: StoreCore, station: string, options: Replay
   return c.run('replayDeadLetters', async () => {
     const st = await c.stationMeta(station);
     if (options.group !== undefined) await c.groupMeta(station, options.group);
-    const dls = c.meta.peek<StationMeta>(c.names.stationKey(dlsName(station))).value ?? (await c.meta.read<StationMeta>(c.names.stationKey(dlsName(station)))).value;
+    const dls =
+      c.meta.peek<StationMeta>(c.names.stationKey(dlsName(station))).value ??
+      (await c.meta.read<StationMeta>(c.names.stationKey(dlsName(station)))).value;
     if (!dls?.ready) return { replayed: 0, purged: 0 };
     const s = await c.streamState(dls.name, 0);
     const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
@@ -229,7 +264,7 @@ export function replayDeadLetters(c: StoreCore, station: string, options: Replay
     const to = Math.min(options.toOffset ?? s.last_seq, s.last_seq);
     let replayed = 0;
     let last = from - 1;
-    for (let at = from; at <= to; ) {
+    for (let at = from; at <= to;) {
       const recs = await readRange(c, dls, 0, at, 1000, 8 * 1024 * 1024, to);
       if (recs.length === 0) break;
       const messages: MessageInput[] = recs.map((r) => {
@@ -252,7 +287,9 @@ export function replayDeadLetters(c: StoreCore, station: string, options: Replay
 export function purgeDeadLetters(c: StoreCore, station: string, upToOffset?: number): Promise<number> {
   return c.run('purgeDeadLetters', async () => {
     await c.stationMeta(station);
-    const dls = c.meta.peek<StationMeta>(c.names.stationKey(dlsName(station))).value ?? (await c.meta.read<StationMeta>(c.names.stationKey(dlsName(station)))).value;
+    const dls =
+      c.meta.peek<StationMeta>(c.names.stationKey(dlsName(station))).value ??
+      (await c.meta.read<StationMeta>(c.names.stationKey(dlsName(station)))).value;
     if (!dls?.ready) return 0;
     return purgeDls(c, dls, upToOffset);
   });

@@ -12,7 +12,19 @@ import type { GroupMeta, StationMeta } from './meta.js';
 import { parseAckSubject } from './names.js';
 import { GroupRt, type Carried } from './runtime.js';
 import type { PullSession } from './wire.js';
-import { groupSettings, type StoreCore, sleep, stationIdOf, NS, STUCK_PULL_MS, CARRY_MARGIN_MS, CARRY_IDLE_MS, RECENT_PRODUCE_MS, REPLICA_CATCHUP_MS, type DeadItem } from './core.js';
+import {
+  groupSettings,
+  type StoreCore,
+  sleep,
+  stationIdOf,
+  NS,
+  STUCK_PULL_MS,
+  CARRY_MARGIN_MS,
+  CARRY_IDLE_MS,
+  RECENT_PRODUCE_MS,
+  REPLICA_CATCHUP_MS,
+  type DeadItem,
+} from './core.js';
 import { moveToDls } from './dead-letters.js';
 import { countSkipped, startCounts } from './retention.js';
 import { createConsumer, groupForFetch } from './groups.js';
@@ -52,7 +64,12 @@ function deferred(): Deferred {
  * `options.partitions` (an extension of the contract, used by the connector runtime when this node
  * runs only some of a sink's tasks): pull only from those partitions.
  */
-export function fetch(c: StoreCore, station: string, group: string, options: FetchOptions & { partitions?: readonly number[] | undefined }): Promise<Delivery[]> {
+export function fetch(
+  c: StoreCore,
+  station: string,
+  group: string,
+  options: FetchOptions & { partitions?: readonly number[] | undefined },
+): Promise<Delivery[]> {
   return c.run('fetch', async () => {
     const st = await c.stationMeta(station);
     const all = Array.from({ length: st.config.partitions }, (_, p) => p);
@@ -158,7 +175,8 @@ function accept(c: StoreCore, ctx: FetchCtx, partition: number, m: Msg): void {
     // The consumer's first delivery, or the next one after the previous first attempt with nothing in
     // between: offsets it skipped were removed by retention before the group received them.
     const from = a.consumerSeq === 1 ? 1 : prev && a.consumerSeq === prev.dseq + 1 ? prev.sseq + 1 : undefined;
-    if (from !== undefined && a.streamSeq > from) c.background(countSkipped(c, ctx.st, ctx.group, partition, part.generation, from, a.streamSeq - 1));
+    if (from !== undefined && a.streamSeq > from)
+      c.background(countSkipped(c, ctx.st, ctx.group, partition, part.generation, from, a.streamSeq - 1));
     part.lastNew = { dseq: a.consumerSeq, sseq: a.streamSeq };
   }
   let env: ReturnType<typeof decodeEnvelope>;
@@ -226,7 +244,14 @@ async function pullOne(c: StoreCore, ctx: FetchCtx, partition: number, waitMs: n
   }
 }
 
-async function pullInto(c: StoreCore, ctx: FetchCtx, session: PullSession, partition: number, waitMs: number, signal: AbortSignal): Promise<void> {
+async function pullInto(
+  c: StoreCore,
+  ctx: FetchCtx,
+  session: PullSession,
+  partition: number,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<void> {
   const part = ctx.rt.parts[partition]!;
   const stream = c.names.stream(ctx.st.name, partition);
   const before = ctx.out.length;
@@ -237,7 +262,12 @@ async function pullInto(c: StoreCore, ctx: FetchCtx, session: PullSession, parti
     ...(waitMs > 0 && { expires: waitMs * NS }),
   };
   let end = await untilEnd(session.request(stream, part.consumer, body), waitMs, signal);
-  if (end?.code === 404 && waitMs === 0 && ctx.out.length === before && performance.now() - (c.producedAt.get(stream) ?? -Infinity) < RECENT_PRODUCE_MS) {
+  if (
+    end?.code === 404 &&
+    waitMs === 0 &&
+    ctx.out.length === before &&
+    performance.now() - (c.producedAt.get(stream) ?? -Infinity) < RECENT_PRODUCE_MS
+  ) {
     // This node stored messages here a moment ago, but the consumer's leader may sit on a replica that
     // has not applied them yet (it found nothing): wait a little for them, answering at the first one.
     end = await untilEnd(session.request(stream, part.consumer, { ...body, expires: REPLICA_CATCHUP_MS * NS }), REPLICA_CATCHUP_MS, signal);
@@ -251,11 +281,16 @@ async function pullInto(c: StoreCore, ctx: FetchCtx, session: PullSession, parti
     // The first message is larger than maxBytes: the contract still hands out one.
     end = await untilEnd(session.request(stream, part.consumer, { batch: 1, no_wait: true }), 0, signal);
   }
-  if (end?.code === 503 || (end?.code === 409 && /consumer (deleted|not found)/i.test(end.description))) await repairConsumer(c, ctx, partition);
+  if (end?.code === 503 || (end?.code === 409 && /consumer (deleted|not found)/i.test(end.description)))
+    await repairConsumer(c, ctx, partition);
 }
 
 /** Waits for a pull's end, the signal, or — for a no-wait pull queued behind others (2.9 keeps those waiting) — a short stall. */
-async function untilEnd(pull: Promise<{ code: number; description: string }>, waitMs: number, signal: AbortSignal): Promise<{ code: number; description: string } | undefined> {
+async function untilEnd(
+  pull: Promise<{ code: number; description: string }>,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<{ code: number; description: string } | undefined> {
   const ctl = new AbortController();
   const both = AbortSignal.any([signal, ctl.signal]);
   try {
@@ -292,7 +327,9 @@ async function longPoll(c: StoreCore, ctx: FetchCtx, waitMs: number, signal: Abo
   try {
     const ends: Promise<unknown>[] = [];
     for (const p of ctx.parts) {
-      ends.push(session.request(c.names.stream(ctx.st.name, p), ctx.rt.parts[p]!.consumer, { batch: 1, no_wait: true, expires: waitMs * NS }));
+      ends.push(
+        session.request(c.names.stream(ctx.st.name, p), ctx.rt.parts[p]!.consumer, { batch: 1, no_wait: true, expires: waitMs * NS }),
+      );
     }
     await Promise.race([woke.promise, Promise.all(ends), sleep(waitMs + STUCK_PULL_MS, signal)]);
   } finally {
@@ -321,7 +358,13 @@ async function repairConsumer(c: StoreCore, ctx: FetchCtx, partition: number): P
       const ci = await createConsumer(c, ctx.st, ctx.group, partition, fresh.gens[partition]!, fresh, { deliver_policy: 'all' });
       // Its consumer sequence starts again: retention's count of this partition starts again with it.
       ctx.rt.parts[partition]!.lastNew = undefined;
-      await startCounts(c, ctx.st.name, ctx.group, fresh.gens, fresh.gens.map((_, p) => (p === partition ? ci.delivered.stream_seq + 1 : undefined)));
+      await startCounts(
+        c,
+        ctx.st.name,
+        ctx.group,
+        fresh.gens,
+        fresh.gens.map((_, p) => (p === partition ? ci.delivered.stream_seq + 1 : undefined)),
+      );
     }
   }
 }
@@ -348,7 +391,21 @@ export function adoptOrphan(c: StoreCore, m: Msg): void {
     const st = c.meta.peek<StationMeta>(c.names.stationKey(rt.station)).value;
     const gm = c.meta.peek<GroupMeta>(c.names.groupKey(rt.station, rt.group)).value;
     if (!st?.ready || !gm?.ready) break;
-    const ctx: FetchCtx = { st, group: rt.group, gm, limits: groupSettings(st, gm), rt, out: [], bytes: 0, maxMessages: 0, maxBytes: 0, skips: [], dead: [], touched: 0, parts: [] };
+    const ctx: FetchCtx = {
+      st,
+      group: rt.group,
+      gm,
+      limits: groupSettings(st, gm),
+      rt,
+      out: [],
+      bytes: 0,
+      maxMessages: 0,
+      maxBytes: 0,
+      skips: [],
+      dead: [],
+      touched: 0,
+      parts: [],
+    };
     accept(c, ctx, p, m);
     if (ctx.skips.length > 0 || ctx.dead.length > 0) c.background(settleFetched(c, ctx));
     return;

@@ -46,9 +46,16 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
     const made = await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
     // A new group counts from zero: drop a count an earlier group of this name may have left.
     await c.meta.delete(c.names.lostKey(st.name, group));
-    await startCounts(c, st.name, group, gm.gens, made.map((ci) => ci.delivered.stream_seq + 1));
+    await startCounts(
+      c,
+      st.name,
+      group,
+      gm.gens,
+      made.map((ci) => ci.delivered.stream_seq + 1),
+    );
     const ready: GroupMeta = { ...gm, starts: made.map((ci) => ci.delivered.stream_seq + 1), ready: true };
-    if ((await c.meta.update(key, ready, rev)) === undefined) throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
+    if ((await c.meta.update(key, ready, rev)) === undefined)
+      throw new JunctionError(ErrorCode.GROUP_NOT_FOUND, `group "${group}" was deleted while it was being created`);
     await c.meta.delete(c.names.deadKey(st.name, group)).catch(() => {});
     return ready;
   } catch (err) {
@@ -82,9 +89,13 @@ export async function positions(c: StoreCore, st: StationMeta, pos: StartPositio
           // Past the end would skip messages not produced yet; below the first retained offset means the
           // first retained one (retention removed the rest).
           if (pos.offset > end) {
-            throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`, {
-              issues: [{ path: 'offset', message: `at most ${end}` }],
-            });
+            throw new JunctionError(
+              ErrorCode.OFFSET_OUT_OF_RANGE,
+              `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`,
+              {
+                issues: [{ path: 'offset', message: `at most ${end}` }],
+              },
+            );
           }
           return { deliver_policy: 'by_start_sequence', opt_start_seq: Math.max(pos.offset, first) };
         }
@@ -94,7 +105,15 @@ export async function positions(c: StoreCore, st: StationMeta, pos: StartPositio
 }
 
 /** Creates (or, with the same config, confirms) a group's consumer on a partition; answers its info. */
-export async function createConsumer(c: StoreCore, st: StationMeta, group: string, p: number, generation: number, gm: GroupMeta, start: Record<string, unknown>): Promise<ConsumerInfo> {
+export async function createConsumer(
+  c: StoreCore,
+  st: StationMeta,
+  group: string,
+  p: number,
+  generation: number,
+  gm: GroupMeta,
+  start: Record<string, unknown>,
+): Promise<ConsumerInfo> {
   const stream = c.names.stream(st.name, p);
   const durable = c.names.consumer(group, generation);
   return c.api<ConsumerInfo>(`CONSUMER.DURABLE.CREATE.${stream}.${durable}`, {
@@ -195,7 +214,12 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
  * partition with lag (one STREAM.MSG.GET per partition whose floor moved; the time is remembered on this
  * node's partition state). A floor whose message retention just removed is left out of this answer.
  */
-async function oldestUnsettled(c: StoreCore, st: StationMeta, rt: GroupRt, partitions: readonly GroupPartitionInfo[]): Promise<number | undefined> {
+async function oldestUnsettled(
+  c: StoreCore,
+  st: StationMeta,
+  rt: GroupRt,
+  partitions: readonly GroupPartitionInfo[],
+): Promise<number | undefined> {
   let oldest: number | undefined;
   await Promise.all(
     partitions.map(async (p) => {
@@ -245,7 +269,8 @@ export async function groupForFetch(c: StoreCore, st: StationMeta, group: string
           }
         }
         // Another node is creating it.
-        if (attempt > 100) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" is still being created elsewhere`, { retryable: true });
+        if (attempt > 100)
+          throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" is still being created elsewhere`, { retryable: true });
         await sleep(50);
       }
     })().finally(() => c.creatingGroups.delete(id));
@@ -289,13 +314,23 @@ export async function replaceConsumers(
     const made = await Promise.all(to.map((t, p) => (t ? createConsumer(c, st, group, p, gens[p]!, gm, t) : undefined)));
     const next: GroupMeta = { ...gm, gens, starts: gm.gens.map((_, p) => (made[p] ? made[p].delivered.stream_seq + 1 : gm.starts?.[p])) };
     if ((await c.meta.update(key, next, rev)) === undefined) {
-      await Promise.allSettled(to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gens[p]!)) : undefined)));
+      await Promise.allSettled(
+        to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gens[p]!)) : undefined)),
+      );
       if (attempt >= 3) throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" keeps changing; try again`, { retryable: true });
       await c.meta.read(key);
       continue;
     }
-    await Promise.all(to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gm.gens[p]!)) : undefined)));
-    await startCounts(c, st.name, group, gens, made.map((ci) => (ci ? ci.delivered.stream_seq + 1 : undefined)));
+    await Promise.all(
+      to.map((t, p) => (t ? c.deleteConsumer(c.names.stream(st.name, p), c.names.consumer(group, gm.gens[p]!)) : undefined)),
+    );
+    await startCounts(
+      c,
+      st.name,
+      group,
+      gens,
+      made.map((ci) => (ci ? ci.delivered.stream_seq + 1 : undefined)),
+    );
     c.runtime(st.name, group, next);
     return next;
   }
@@ -355,7 +390,8 @@ export function releaseDeliveries(c: StoreCore, station: string, group: string, 
   return c.run('releaseDeliveries', async () => {
     const st = await c.stationMeta(station);
     for (const p of partitions) {
-      if (!Number.isInteger(p) || p < 0 || p >= st.config.partitions) throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${p}`);
+      if (!Number.isInteger(p) || p < 0 || p >= st.config.partitions)
+        throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${p}`);
     }
     await c.groupMeta(station, group);
     const release = new Set(partitions);
@@ -369,7 +405,10 @@ export function releaseDeliveries(c: StoreCore, station: string, group: string, 
         }),
       ),
     );
-    c.log.info({ station, group, partitions: [...release] }, 'outstanding deliveries released: the partitions start again at their ack floor');
+    c.log.info(
+      { station, group, partitions: [...release] },
+      'outstanding deliveries released: the partitions start again at their ack floor',
+    );
   });
 }
 

@@ -62,11 +62,16 @@ export function leaderVerdict(cluster: ClusterInfo | undefined, silentMs: number
   const live = (r: { offline?: boolean; active?: number }) => !r.offline && (r.active ?? 0) < silentMs * 1_000_000;
   const asLeader = replicas.find((r) => r.name === leader);
   if (asLeader) {
-    return live(asLeader) ? { down: false } : { down: true, reason: `its leader ${leader} has not been heard from for ${silentMs} ms (it is unreachable)` };
+    return live(asLeader)
+      ? { down: false }
+      : { down: true, reason: `its leader ${leader} has not been heard from for ${silentMs} ms (it is unreachable)` };
   }
   const needed = Math.floor((replicas.length + 1) / 2);
   if (replicas.filter(live).length < needed) {
-    return { down: true, reason: `its leader ${leader} has not heard from a quorum of its replicas for ${silentMs} ms (it is cut off from them)` };
+    return {
+      down: true,
+      reason: `its leader ${leader} has not heard from a quorum of its replicas for ${silentMs} ms (it is cut off from them)`,
+    };
   }
   return { down: false };
 }
@@ -149,7 +154,18 @@ export class LeaderWatch {
       const now = this.now();
       t = {
         ...{ subject, stream, what, inflight: 0, lastAnswer: now, lastUse: now, down: false, reason: '', nextCheck: 0, nextProbe: 0 },
-        ...{ checking: undefined, checkedAt: -Infinity, gen: 0, applied: 0, answeredSent: -Infinity, cutoff: undefined, cutoffDone: -Infinity, stallSeq: undefined, seenLeader: false, firstUse: now },
+        ...{
+          checking: undefined,
+          checkedAt: -Infinity,
+          gen: 0,
+          applied: 0,
+          answeredSent: -Infinity,
+          cutoff: undefined,
+          cutoffDone: -Infinity,
+          stallSeq: undefined,
+          seenLeader: false,
+          firstUse: now,
+        },
       };
       this.tracks.set(subject, t);
     }
@@ -216,7 +232,11 @@ export class LeaderWatch {
         if (stalled && !v.down) {
           this.o.onResend(t, started - this.o.stallMs);
           if (v.lastSeq !== undefined && v.lastSeq === t.stallSeq) {
-            this.o.onLost(t, started - 2 * this.o.stallMs, `no answer for ${2 * this.o.stallMs} ms from a leader that stores nothing: the message went to a former leader`);
+            this.o.onLost(
+              t,
+              started - 2 * this.o.stallMs,
+              `no answer for ${2 * this.o.stallMs} ms from a leader that stores nothing: the message went to a former leader`,
+            );
           }
           t.stallSeq = v.lastSeq;
         }
@@ -232,7 +252,10 @@ export class LeaderWatch {
       if (!t.down) {
         t.down = true;
         t.nextProbe = this.now() + this.o.reprobeMs;
-        this.o.log?.warn({ stream: t.stream, reason: v.reason }, 'stream has no reachable leader: produce to it is refused until one is back');
+        this.o.log?.warn(
+          { stream: t.stream, reason: v.reason },
+          'stream has no reachable leader: produce to it is refused until one is back',
+        );
         this.o.onDown(t);
       }
     } else {

@@ -99,17 +99,30 @@ export class Meta {
     // The store's request timeout, not nats.js's 5 s: creating an R3 bucket on a cluster that just started
     // (or is busy) can take longer.
     this.kv = await retryWhileStarting(`creating the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
-      new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, { history: 1, replicas: this.replicas, storage: 'file', allow_direct: false }),
+      new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, {
+        history: 1,
+        replicas: this.replicas,
+        storage: 'file',
+        allow_direct: false,
+      }),
     );
     const info = await retryWhileStarting(`reading the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
-      this.wire.api<{ config: { num_replicas: number } & Record<string, unknown>; state: { last_seq: number } }>(`$JS.API.STREAM.INFO.${this.streamName}`),
+      this.wire.api<{ config: { num_replicas: number } & Record<string, unknown>; state: { last_seq: number } }>(
+        `$JS.API.STREAM.INFO.${this.streamName}`,
+      ),
     );
     if (info.config.num_replicas < this.replicas) {
       try {
         await this.wire.api(`$JS.API.STREAM.UPDATE.${this.streamName}`, { ...info.config, num_replicas: this.replicas });
-        this.log.info({ bucket: this.names.bucket, from: info.config.num_replicas, to: this.replicas }, 'metadata bucket given more replicas');
+        this.log.info(
+          { bucket: this.names.bucket, from: info.config.num_replicas, to: this.replicas },
+          'metadata bucket given more replicas',
+        );
       } catch (err) {
-        this.log.warn({ err, bucket: this.names.bucket, replicas: info.config.num_replicas }, 'the metadata bucket keeps fewer replicas than the store\'s default: losing its server makes every station unavailable');
+        this.log.warn(
+          { err, bucket: this.names.bucket, replicas: info.config.num_replicas },
+          "the metadata bucket keeps fewer replicas than the store's default: losing its server makes every station unavailable",
+        );
       }
     }
     const until = info.state.last_seq;
@@ -176,9 +189,12 @@ export class Meta {
   /** Reads a key from the bucket's stream leader and updates the cache. */
   async read<T>(key: string): Promise<{ rev: number; value: T | undefined }> {
     try {
-      const r = await this.wire.api<{ message: { seq: number; hdrs?: string; data?: string } }>(`$JS.API.STREAM.MSG.GET.${this.streamName}`, {
-        last_by_subj: this.subjectOf(key),
-      });
+      const r = await this.wire.api<{ message: { seq: number; hdrs?: string; data?: string } }>(
+        `$JS.API.STREAM.MSG.GET.${this.streamName}`,
+        {
+          last_by_subj: this.subjectOf(key),
+        },
+      );
       const m = r.message;
       const hdrs = m.hdrs ? Buffer.from(m.hdrs, 'base64').toString('utf8') : '';
       const deleted = /\r\nKV-Operation:\s*(DEL|PURGE)/i.test(hdrs);

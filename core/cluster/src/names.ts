@@ -23,8 +23,15 @@ import { epochToken } from '@junction/protocol';
  * so an id handed out before settles nothing after. Metadata without a nonce (written before epochs)
  * uses the group's name and creation time instead.
  */
-export function epochOf(group: string, gm: { nonce?: string | undefined; createdAt: number }, partition: number, generation: number): string {
-  const h = createHash('sha256').update(`${gm.nonce ?? `${group}\u0000${gm.createdAt}`}\u0000${partition}\u0000${generation}`).digest();
+export function epochOf(
+  group: string,
+  gm: { nonce?: string | undefined; createdAt: number },
+  partition: number,
+  generation: number,
+): string {
+  const h = createHash('sha256')
+    .update(`${gm.nonce ?? `${group}\u0000${gm.createdAt}`}\u0000${partition}\u0000${generation}`)
+    .digest();
   return epochToken(h.readUInt32BE(0));
 }
 
@@ -121,7 +128,8 @@ export class Names {
   parseKey(key: string): { kind: 's'; station: string } | { kind: 'g' | 'd'; station: string; group: string } | undefined {
     const parts = key.split('.');
     if (parts[0] === 's' && parts.length === 2) return { kind: 's', station: dec(parts[1]!) };
-    if ((parts[0] === 'g' || parts[0] === 'd') && parts.length === 3) return { kind: parts[0], station: dec(parts[1]!), group: dec(parts[2]!) };
+    if ((parts[0] === 'g' || parts[0] === 'd') && parts.length === 3)
+      return { kind: parts[0], station: dec(parts[1]!), group: dec(parts[2]!) };
     return undefined;
   }
 }

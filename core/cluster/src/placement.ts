@@ -393,7 +393,10 @@ export class ClusterPositions {
   ) {}
 
   private fenced(name: string, mine: number, theirs: number): JunctionError {
-    return new JunctionError(POSITION_FENCED, `the positions of source connector ${name} are held by a newer owner (fence ${theirs} > ${mine})`);
+    return new JunctionError(
+      POSITION_FENCED,
+      `the positions of source connector ${name} are held by a newer owner (fence ${theirs} > ${mine})`,
+    );
   }
 
   async load(name: string, fence?: number): Promise<Record<string, Json>> {
@@ -406,7 +409,10 @@ export class ClusterPositions {
       if (v && v.fence === fence) return v.positions;
       const next: StoredPositions = { version: 1, positions: v?.positions ?? {}, fence, node: this.node, at: Date.now() };
       if ((await meta.update(name, next, cur.rev)) !== undefined) return next.positions;
-      if (attempt >= 20) throw new JunctionError('UNAVAILABLE', `cannot claim the positions of source connector ${name}: too many concurrent writes`, { retryable: true });
+      if (attempt >= 20)
+        throw new JunctionError('UNAVAILABLE', `cannot claim the positions of source connector ${name}: too many concurrent writes`, {
+          retryable: true,
+        });
     }
   }
 
@@ -418,7 +424,10 @@ export class ClusterPositions {
       if (fence !== undefined && v && v.fence > fence) throw this.fenced(name, fence, v.fence);
       const next: StoredPositions = { version: 1, positions, fence: fence ?? v?.fence ?? 0, node: this.node, at: Date.now() };
       if ((await meta.update(name, next, cur.rev)) !== undefined) return;
-      if (attempt >= 20) throw new JunctionError('UNAVAILABLE', `cannot store the positions of source connector ${name}: too many concurrent writes`, { retryable: true });
+      if (attempt >= 20)
+        throw new JunctionError('UNAVAILABLE', `cannot store the positions of source connector ${name}: too many concurrent writes`, {
+          retryable: true,
+        });
       cur = await meta.read(name); // the cache was behind (or another writer came first): ask the leader
     }
   }

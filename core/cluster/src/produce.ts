@@ -27,9 +27,18 @@ function produceRejection(err: unknown): ProduceResult {
           code: ErrorCode.NOT_ACKNOWLEDGED,
           message: `${err.what} lost its leader with the message in flight (${err.reason}); the message may or may not be stored — retry with a msgId`,
         }
-      : { status: 'rejected', code: ErrorCode.UNAVAILABLE, message: `not stored: ${err.what} has no leader right now (${err.reason}); retry` };
+      : {
+          status: 'rejected',
+          code: ErrorCode.UNAVAILABLE,
+          message: `not stored: ${err.what} has no leader right now (${err.reason}); retry`,
+        };
   }
-  if (err instanceof RequestTimeoutError) return { status: 'rejected', code: ErrorCode.NOT_ACKNOWLEDGED, message: 'no store acknowledgement in time; the message may or may not be stored' };
+  if (err instanceof RequestTimeoutError)
+    return {
+      status: 'rejected',
+      code: ErrorCode.NOT_ACKNOWLEDGED,
+      message: 'no store acknowledgement in time; the message may or may not be stored',
+    };
   return { status: 'rejected', code: ErrorCode.UNAVAILABLE, message: `not stored: ${err instanceof Error ? err.message : String(err)}` };
 }
 
@@ -44,7 +53,12 @@ export function produce(c: StoreCore, station: string, messages: readonly Messag
   return c.run('produce', async () => produceTo(c, await c.stationMeta(station), messages, false));
 }
 
-export async function produceTo(c: StoreCore, st: StationMeta, messages: readonly MessageInput[], internal: boolean): Promise<ProduceResult[]> {
+export async function produceTo(
+  c: StoreCore,
+  st: StationMeta,
+  messages: readonly MessageInput[],
+  internal: boolean,
+): Promise<ProduceResult[]> {
   const { config } = st;
   const P = config.partitions;
   const dedup = config.dedupWindowMs > 0;
@@ -57,13 +71,21 @@ export async function produceTo(c: StoreCore, st: StationMeta, messages: readonl
     const m = messages[i]!;
     const size = messageSize(m);
     if (!internal && size > config.maxMessageBytes) {
-      results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}` };
+      results[i] = {
+        status: 'rejected',
+        code: ErrorCode.MESSAGE_TOO_LARGE,
+        message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}`,
+      };
       continue;
     }
     const data = encodeEnvelope(m);
     // Subject, reply subject and the Nats-Msg-Id header ride along in the same NATS message.
     if (data.length + 512 > c.maxPayload) {
-      results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${data.length} bytes framed; the NATS servers allow ${c.maxPayload} (max_payload)` };
+      results[i] = {
+        status: 'rejected',
+        code: ErrorCode.MESSAGE_TOO_LARGE,
+        message: `message is ${data.length} bytes framed; the NATS servers allow ${c.maxPayload} (max_payload)`,
+      };
       continue;
     }
     const msgId = dedup && m.msgId !== undefined ? m.msgId : undefined;
@@ -120,14 +142,25 @@ export function read(c: StoreCore, station: string, options: ReadOptions): Promi
     const st = await c.stationMeta(station);
     const { partition } = options;
     if (!Number.isInteger(partition) || partition < 0 || partition >= st.config.partitions) {
-      throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${partition} (it has ${st.config.partitions})`);
+      throw new JunctionError(
+        ErrorCode.PARTITION_NOT_FOUND,
+        `station "${station}" has no partition ${partition} (it has ${st.config.partitions})`,
+      );
     }
     return readRange(c, st, partition, options.fromOffset, options.limit, options.maxBytes ?? 64 * 1024 * 1024);
   });
 }
 
 /** Reads from the stream leader (STREAM.MSG.GET, pipelined); skips offsets retention removed. */
-export async function readRange(c: StoreCore, st: StationMeta, partition: number, fromOffset: number | undefined, limit: number, maxBytes: number, toOffset?: number): Promise<StoredMessage[]> {
+export async function readRange(
+  c: StoreCore,
+  st: StationMeta,
+  partition: number,
+  fromOffset: number | undefined,
+  limit: number,
+  maxBytes: number,
+  toOffset?: number,
+): Promise<StoredMessage[]> {
   const s = await c.streamState(st.name, partition);
   const first = s.messages === 0 ? s.last_seq + 1 : s.first_seq;
   let seq = Math.max(fromOffset ?? first, first);
@@ -145,7 +178,15 @@ export async function readRange(c: StoreCore, st: StationMeta, partition: number
       const env = decodeEnvelope(g.data);
       if (out.length > 0 && bytes + env.value.length > maxBytes) return out;
       bytes += env.value.length;
-      out.push({ station: st.name, partition, offset: seqs[i]!, timestamp: g.timestamp, key: env.key, headers: env.headers, value: env.value });
+      out.push({
+        station: st.name,
+        partition,
+        offset: seqs[i]!,
+        timestamp: g.timestamp,
+        key: env.key,
+        headers: env.headers,
+        value: env.value,
+      });
       if (out.length >= limit) return out;
     }
     seq += n;
@@ -162,4 +203,3 @@ export async function getMessage(c: StoreCore, stream: string, seq: number): Pro
     throw err;
   }
 }
-

@@ -41,7 +41,13 @@ export function lostCounts(c: StoreCore, station: string, group: string, partiti
  * Starts the count of partitions at their consumer's start (a new group, or a seek / hand-over: a new
  * consumer generation); the totals so far are kept. `starts[p]` undefined leaves partition p alone.
  */
-export async function startCounts(c: StoreCore, station: string, group: string, gens: readonly number[], starts: readonly (number | undefined)[]): Promise<void> {
+export async function startCounts(
+  c: StoreCore,
+  station: string,
+  group: string,
+  gens: readonly number[],
+  starts: readonly (number | undefined)[],
+): Promise<void> {
   await update(c, station, group, gens.length, (parts) => {
     gens.forEach((gen, p) => {
       const at = starts[p];
@@ -57,7 +63,16 @@ export async function startCounts(c: StoreCore, station: string, group: string, 
  * Read the stream's first offset BEFORE the consumer's delivered one: an offset below `first` that the
  * consumer had not delivered by then can never be delivered. Returns what was counted now.
  */
-export async function countRemoved(c: StoreCore, st: StationMeta, group: string, p: number, gen: number, first: number, delivered: number, held: number): Promise<number> {
+export async function countRemoved(
+  c: StoreCore,
+  st: StationMeta,
+  group: string,
+  p: number,
+  gen: number,
+  first: number,
+  delivered: number,
+  held: number,
+): Promise<number> {
   let counted = 0;
   await update(c, st.name, group, st.config.partitions, (parts) => {
     const cur = parts[p];
@@ -82,7 +97,15 @@ export async function countRemoved(c: StoreCore, st: StationMeta, group: string,
  * A fetch received offset `to + 1` right after `from - 1` (consecutive consumer sequences, both first
  * attempts): the consumer skipped `from`…`to`, which retention removed before it delivered them.
  */
-export async function countSkipped(c: StoreCore, st: StationMeta, group: string, p: number, gen: number, from: number, to: number): Promise<void> {
+export async function countSkipped(
+  c: StoreCore,
+  st: StationMeta,
+  group: string,
+  p: number,
+  gen: number,
+  from: number,
+  to: number,
+): Promise<void> {
   if (c.state !== 'open') return;
   let counted = 0;
   await update(c, st.name, group, st.config.partitions, (parts) => {
@@ -104,7 +127,13 @@ function report(c: StoreCore, station: string, group: string, partition: number,
 }
 
 /** Read-modify-write of the group's record with compare-and-set; `change` answers whether to write. */
-async function update(c: StoreCore, station: string, group: string, partitions: number, change: (parts: (LostPart | undefined)[]) => boolean): Promise<void> {
+async function update(
+  c: StoreCore,
+  station: string,
+  group: string,
+  partitions: number,
+  change: (parts: (LostPart | undefined)[]) => boolean,
+): Promise<void> {
   const key = c.names.lostKey(station, group);
   for (let attempt = 0; attempt < 10; attempt++) {
     const cur = attempt === 0 ? c.meta.peek<LostRecord>(key) : await c.meta.read<LostRecord>(key);

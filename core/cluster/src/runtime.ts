@@ -116,7 +116,8 @@ export class GroupRt {
   /** Deliveries queued for redelivery per partition, as far as this node knows (nacked, or past their deadline). */
   queued(partition: number, now: number): number {
     let n = 0;
-    for (const o of this.parts[partition]?.outstanding.values() ?? []) if (!o.busy && (o.nackedUntil !== undefined || o.deadline <= now)) n++;
+    for (const o of this.parts[partition]?.outstanding.values() ?? [])
+      if (!o.busy && (o.nackedUntil !== undefined || o.deadline <= now)) n++;
     return n;
   }
 }

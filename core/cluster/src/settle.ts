@@ -32,9 +32,23 @@ function subjectParts(ack: string, consumerSeq: number): [string, string, number
  */
 type Resolved =
   | { id: string; kind: 'unknown' | 'stale' | 'dead' | 'acked' }
-  | { id: string; kind: 'current' | 'waiting' | 'remote'; partition: number; offset: number; attempt: number; out: Outstanding & { nakSeq?: number } };
+  | {
+      id: string;
+      kind: 'current' | 'waiting' | 'remote';
+      partition: number;
+      offset: number;
+      attempt: number;
+      out: Outstanding & { nakSeq?: number };
+    };
 
-async function resolve(c: StoreCore, st: StationMeta, group: string, gm: GroupMeta, rt: GroupRt, ids: readonly string[]): Promise<Resolved[]> {
+async function resolve(
+  c: StoreCore,
+  st: StationMeta,
+  group: string,
+  gm: GroupMeta,
+  rt: GroupRt,
+  ids: readonly string[],
+): Promise<Resolved[]> {
   // Asked once per partition and call, for ids this node does not hold.
   const infos = new Map<number, Promise<ConsumerInfo | undefined>>();
   const consumerInfo = (p: number) => {
@@ -88,7 +102,12 @@ async function resolve(c: StoreCore, st: StationMeta, group: string, gm: GroupMe
         partition: d.partition,
         offset: d.offset,
         attempt: d.attempt,
-        out: { attempt: d.attempt, ack: ackSubject(stream, part.consumer, d.attempt, d.offset, 0), deadline: now + groupSettings(st, gm).maxAckTimeMs, nakSeq: ci.delivered.consumer_seq },
+        out: {
+          attempt: d.attempt,
+          ack: ackSubject(stream, part.consumer, d.attempt, d.offset, 0),
+          deadline: now + groupSettings(st, gm).maxAckTimeMs,
+          nakSeq: ci.delivered.consumer_seq,
+        },
       };
     }),
   );
@@ -137,7 +156,13 @@ export function ack(c: StoreCore, station: string, group: string, deliveryIds: r
  * was acked already; `stale` for an older attempt, a delivery no longer out, a dead-lettered message or
  * an id of another epoch. The last attempt is dead-lettered instead (`dead-lettered`).
  */
-export function nack(c: StoreCore, station: string, group: string, deliveryIds: readonly string[], delayMs?: number): Promise<SettleOutcome[]> {
+export function nack(
+  c: StoreCore,
+  station: string,
+  group: string,
+  deliveryIds: readonly string[],
+  delayMs?: number,
+): Promise<SettleOutcome[]> {
   return c.run('nack', async () => {
     const { st, gm, rt } = await settleTarget(c, station, group);
     const resolved = await resolve(c, st, group, gm, rt, deliveryIds);
@@ -159,7 +184,14 @@ export function nack(c: StoreCore, station: string, group: string, deliveryIds: 
       }
       if (r.attempt >= maxDeliveries) {
         r.out.busy = true;
-        dead.push({ partition: r.partition, offset: r.offset, attempts: r.attempt, ack: r.out.ack, code: 'MAX_DELIVERIES', reason: `nacked after ${maxDeliveries} deliveries` });
+        dead.push({
+          partition: r.partition,
+          offset: r.offset,
+          attempts: r.attempt,
+          ack: r.out.ack,
+          code: 'MAX_DELIVERIES',
+          reason: `nacked after ${maxDeliveries} deliveries`,
+        });
         return { deliveryId: r.id, status: 'dead-lettered' };
       }
       // A nak needs the consumer sequence of the delivery; a rebuilt subject carries the consumer's last one.
@@ -179,7 +211,14 @@ export function nack(c: StoreCore, station: string, group: string, deliveryIds: 
  * already; `acked` for one acked already; `stale` for an id of another epoch; `unknown` for an id never
  * handed out.
  */
-export function deadLetter(c: StoreCore, station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]> {
+export function deadLetter(
+  c: StoreCore,
+  station: string,
+  group: string,
+  deliveryIds: readonly string[],
+  reason?: string,
+  details?: DeadLetterDetails,
+): Promise<SettleOutcome[]> {
   return c.run('deadLetter', async () => {
     const { st, gm, rt } = await settleTarget(c, station, group);
     const resolved = await resolve(c, st, group, gm, rt, deliveryIds);

@@ -21,7 +21,14 @@ const STARTING_CODES: ReadonlySet<number> = new Set([
 ]);
 
 /** nats.js errors (by name: nats.js classes are not ours) that mean "not ready yet". */
-const STARTING_NAMES: ReadonlySet<string> = new Set(['TimeoutError', 'NoResponders', 'NoRespondersError', 'JetStreamNotEnabled', 'RequestError', 'ConnectionError']);
+const STARTING_NAMES: ReadonlySet<string> = new Set([
+  'TimeoutError',
+  'NoResponders',
+  'NoRespondersError',
+  'JetStreamNotEnabled',
+  'RequestError',
+  'ConnectionError',
+]);
 
 /** Whether an error of the NATS or JetStream layer can pass by itself while the cluster starts. */
 export function isStarting(err: unknown): boolean {
@@ -29,7 +36,8 @@ export function isStarting(err: unknown): boolean {
     if (e instanceof RequestTimeoutError || e instanceof NoRespondersError) return true;
     if (e instanceof JetStreamApiError) return e.status === 503 || STARTING_CODES.has(e.errCode);
     const named = e as Error & { code?: unknown; status?: unknown };
-    if (named.name === 'JetStreamApiError') return named.status === 503 || (typeof named.code === 'number' && STARTING_CODES.has(named.code));
+    if (named.name === 'JetStreamApiError')
+      return named.status === 503 || (typeof named.code === 'number' && STARTING_CODES.has(named.code));
     if (STARTING_NAMES.has(named.name)) return true;
     // Node's socket errors while servers come up (connection refused or reset).
     if (typeof named.code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT)$/.test(named.code)) return true;
@@ -38,7 +46,13 @@ export function isStarting(err: unknown): boolean {
 }
 
 /** Keeps trying `attempt` while it fails with a starting-up error, with backoff, until `deadline` (performance.now()). */
-export async function retryWhileStarting<T>(what: string, deadline: number, log: Logger, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function retryWhileStarting<T>(
+  what: string,
+  deadline: number,
+  log: Logger,
+  attempt: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   const began = performance.now();
   let lastLog = -Infinity;
   for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
@@ -91,7 +105,11 @@ export async function waitForJetStream(wire: Wire, deadline: number, log: Logger
 export function clusterSize(nc: NatsConnection, configured: readonly string[]): number {
   const info = nc.info;
   if (!info?.cluster) return 1;
-  const hostPort = (u: string): string => u.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  const hostPort = (u: string): string =>
+    u
+      .replace(/^[a-z]+:\/\//i, '')
+      .replace(/\/.*$/, '')
+      .toLowerCase();
   const advertised = new Set((info.connect_urls ?? []).map(hostPort));
   const given = new Set(configured.map(hostPort));
   return Math.max(1, advertised.size, given.size);

@@ -17,7 +17,8 @@ export function createStation(c: StoreCore, name: string, config: ClusterStation
   return c.run('createStation', async () => {
     const n = StationName.safeParse(name);
     if (!n.success) throw configInvalid('station name', n.error, 'name');
-    if (name.endsWith(DLS_SUFFIX)) throw new JunctionError(ErrorCode.STATION_RESERVED, `station names ending in "${DLS_SUFFIX}" are reserved for dead-letter stations`);
+    if (name.endsWith(DLS_SUFFIX))
+      throw new JunctionError(ErrorCode.STATION_RESERVED, `station names ending in "${DLS_SUFFIX}" are reserved for dead-letter stations`);
     const parsed = ClusterStationConfigInput.safeParse(config);
     if (!parsed.success) throw configInvalid('station config', parsed.error);
     const { replicas, ...rest } = parsed.data;
@@ -50,7 +51,8 @@ export async function createStationStreams(c: StoreCore, m: StationMeta): Promis
       c.deleteStream(c.names.marksStream(m.name)),
     ]);
     const done = await c.meta.update(key, { ...m, ready: true }, rev);
-    if (done === undefined) throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${m.name}" was deleted while it was being created`);
+    if (done === undefined)
+      throw new JunctionError(ErrorCode.STATION_NOT_FOUND, `station "${m.name}" was deleted while it was being created`);
   } catch (err) {
     await c.meta.delete(key).catch(() => {});
     await Promise.allSettled(Array.from({ length: m.config.partitions }, (_, p) => c.deleteStream(c.names.stream(m.name, p))));
@@ -74,11 +76,18 @@ export function updateStation(c: StoreCore, name: string, patch: ClusterStationP
       const parsed = ClusterStationPatch.safeParse(patch);
       if (!parsed.success) throw configInvalid('station update', parsed.error);
       const p = parsed.data;
-      const merged: ClusterStationConfig = { ...applyStationPatch(st.config, p), ...(p.replicas !== undefined && { replicas: p.replicas }) };
+      const merged: ClusterStationConfig = {
+        ...applyStationPatch(st.config, p),
+        ...(p.replicas !== undefined && { replicas: p.replicas }),
+      };
       if (Boolean(merged.retention.ackBased) !== Boolean(st.config.retention.ackBased)) {
-        throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, 'retention.ackBased cannot change on a JetStream station (JetStream 2.9 cannot change a stream\'s retention policy)', {
-          issues: [{ path: 'retention.ackBased', message: 'fixed at creation on this engine' }],
-        });
+        throw new JunctionError(
+          ErrorCode.CONFIG_IMMUTABLE,
+          "retention.ackBased cannot change on a JetStream station (JetStream 2.9 cannot change a stream's retention policy)",
+          {
+            issues: [{ path: 'retention.ackBased', message: 'fixed at creation on this engine' }],
+          },
+        );
       }
       const key = c.names.stationKey(name);
       const rev = c.meta.peek<StationMeta>(key).rev;
@@ -103,7 +112,10 @@ async function applyStreamConfigs(c: StoreCore, st: StationMeta): Promise<void> 
         await c.api(`STREAM.UPDATE.${name}`, streamConfig(name, c.names.subject(st.name, p), st.name, p, st.config));
       } catch (err) {
         if (isApiError(err) && err.status < 500) {
-          throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream refused the change: ${err.message}`, { cause: err, issues: [{ path: '', message: err.message }] });
+          throw new JunctionError(ErrorCode.CONFIG_INVALID, `JetStream refused the change: ${err.message}`, {
+            cause: err,
+            issues: [{ path: '', message: err.message }],
+          });
         }
         throw err;
       }
@@ -111,7 +123,10 @@ async function applyStreamConfigs(c: StoreCore, st: StationMeta): Promise<void> 
   );
   if (c.claimStreams.has(st.name) || (await claimStreamExists(c, st.name))) await ensureClaimStream(c, st, true);
   try {
-    await c.api(`STREAM.UPDATE.${c.names.marksStream(st.name)}`, marksConfig(c.names.marksStream(st.name), c.names.marksSubjects(st.name), st.name, st.config));
+    await c.api(
+      `STREAM.UPDATE.${c.names.marksStream(st.name)}`,
+      marksConfig(c.names.marksStream(st.name), c.names.marksSubjects(st.name), st.name, st.config),
+    );
   } catch (err) {
     if (!isApiError(err, JsErr.STREAM_NOT_FOUND)) throw err;
   }
@@ -131,7 +146,10 @@ export function deleteStation(c: StoreCore, name: string): Promise<void> {
     if (st.deadLetterOf !== undefined) {
       const origin = c.meta.peek<StationMeta>(c.names.stationKey(st.deadLetterOf)).value;
       if (origin?.ready) {
-        throw new JunctionError(ErrorCode.STATION_RESERVED, `"${name}" is the dead-letter station of "${st.deadLetterOf}"; delete that station or purge its dead letters`);
+        throw new JunctionError(
+          ErrorCode.STATION_RESERVED,
+          `"${name}" is the dead-letter station of "${st.deadLetterOf}"; delete that station or purge its dead letters`,
+        );
       }
     }
     await c.marksWritten(name, c.timeoutMs);
@@ -186,7 +204,13 @@ export async function info(c: StoreCore, st: StationMeta): Promise<StationInfo> 
   const partitions = await Promise.all(
     Array.from({ length: st.config.partitions }, async (_, p): Promise<PartitionInfo> => {
       const s = await c.streamState(st.name, p);
-      return { partition: p, firstOffset: s.messages === 0 ? s.last_seq + 1 : s.first_seq, nextOffset: s.last_seq + 1, messages: s.messages, bytes: s.bytes };
+      return {
+        partition: p,
+        firstOffset: s.messages === 0 ? s.last_seq + 1 : s.first_seq,
+        nextOffset: s.last_seq + 1,
+        messages: s.messages,
+        bytes: s.bytes,
+      };
     }),
   );
   return {
@@ -210,4 +234,3 @@ export async function info(c: StoreCore, st: StationMeta): Promise<StationInfo> 
  * names the partition of the first, and the message then goes there with the same Nats-Msg-Id, where
  * the partition's own dedup answers with the original offset. One-partition stations need no claims.
  */
-

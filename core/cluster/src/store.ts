@@ -92,7 +92,10 @@ export interface JetStreamStoreOptions {
 
 /** a.b.c (a release, maybe with a suffix) older than `than`. */
 function olderThan(version: string, than: readonly number[]): boolean {
-  const v = version.split(/[.-]/).slice(0, 3).map((x) => Number.parseInt(x, 10));
+  const v = version
+    .split(/[.-]/)
+    .slice(0, 3)
+    .map((x) => Number.parseInt(x, 10));
   for (let i = 0; i < than.length; i++) {
     const a = v[i] ?? 0;
     if (!Number.isFinite(a)) return false;
@@ -156,15 +159,24 @@ export class JetStreamStore implements StationStore {
         probe: (stream) => this.c.probeLeader(stream),
         onDown: (t) => {
           const n = this.c.wire.failWhere(t.subject, () => new LeaderlessError(t.what, t.reason, true));
-          if (n > 0) this.c.log.warn({ stream: t.stream, publishes: n }, 'publishes in flight to a stream without a reachable leader answered NOT_ACKNOWLEDGED');
+          if (n > 0)
+            this.c.log.warn(
+              { stream: t.stream, publishes: n },
+              'publishes in flight to a stream without a reachable leader answered NOT_ACKNOWLEDGED',
+            );
         },
         onLost: (t, sentBefore, reason) => {
           const n = this.c.wire.failWhere(t.subject, () => new LeaderlessError(t.what, reason, true), sentBefore);
-          if (n > 0) this.c.log.warn({ stream: t.stream, publishes: n }, 'publishes in flight to a former leader answered NOT_ACKNOWLEDGED');
+          if (n > 0)
+            this.c.log.warn({ stream: t.stream, publishes: n }, 'publishes in flight to a former leader answered NOT_ACKNOWLEDGED');
         },
         onResend: (t, sentBefore) => {
           const n = this.c.wire.resendWhere(t.subject, sentBefore);
-          if (n > 0) this.c.log.warn({ stream: t.stream, publishes: n }, 'publishes with a msgId unanswered while the stream has a leader sent again');
+          if (n > 0)
+            this.c.log.warn(
+              { stream: t.stream, publishes: n },
+              'publishes with a msgId unanswered while the stream has a leader sent again',
+            );
         },
         log: this.c.log,
       });
@@ -187,7 +199,9 @@ export class JetStreamStore implements StationStore {
       await this.c.meta.open(openTimeout, deadline);
     } catch (err) {
       await this.shutdown();
-      throw isStarting(err) ? openFailed(`the metadata bucket could not be opened within ${openTimeout} ms`, err) : asJunctionError('cannot open the metadata bucket', err);
+      throw isStarting(err)
+        ? openFailed(`the metadata bucket could not be opened within ${openTimeout} ms`, err)
+        : asJunctionError('cannot open the metadata bucket', err);
     }
     this.c.state = 'open';
     this.c.ticker = setInterval(() => {
@@ -196,7 +210,13 @@ export class JetStreamStore implements StationStore {
     }, TICK_MS);
     this.c.ticker.unref();
     this.c.log.info(
-      { servers: o.servers, clusterServers: this.clusterServers, replicas: this.c.replicas, replicasConfigured: o.replicas !== undefined, maxPayload: this.c.maxPayload },
+      {
+        servers: o.servers,
+        clusterServers: this.clusterServers,
+        replicas: this.c.replicas,
+        replicasConfigured: o.replicas !== undefined,
+        maxPayload: this.c.maxPayload,
+      },
       'jetstream store open',
     );
     this.warnUnderReplicated();
@@ -242,7 +262,8 @@ export class JetStreamStore implements StationStore {
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') this.c.log.warn({ status: s.type, data: (s as { server?: string }).server }, 'NATS connection');
+      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error')
+        this.c.log.warn({ status: s.type, data: (s as { server?: string }).server }, 'NATS connection');
     }
   }
 
@@ -270,7 +291,8 @@ export class JetStreamStore implements StationStore {
 
   /** The open NATS connection (the cluster placement of connector tasks shares it). */
   get connection(): NatsConnection {
-    if (!this.c.nc || this.c.state !== 'open') throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
+    if (!this.c.nc || this.c.state !== 'open')
+      throw new JunctionError(ErrorCode.STORE_CLOSED, 'the store is not open', { retryable: true });
     return this.c.nc;
   }
 
@@ -332,7 +354,8 @@ export class JetStreamStore implements StationStore {
     const full = (k: string): string => `a.${enc(k)}`;
     // Right after a cluster starts the bucket's stream may have no leader yet: wait (up to 60 s) rather
     // than fail. A compare-and-set retried after a timeout that did land answers undefined (moved on).
-    const patiently = <T>(what: string, run: () => Promise<T>): Promise<T> => retryWhileStarting(what, performance.now() + 60_000, this.c.log, run);
+    const patiently = <T>(what: string, run: () => Promise<T>): Promise<T> =>
+      retryWhileStarting(what, performance.now() + 60_000, this.c.log, run);
     return {
       read: (k) => patiently(`reading auth ${k}`, () => this.c.meta.read<unknown>(full(k))),
       update: (k, value, rev) => patiently(`writing auth ${k}`, () => this.c.meta.update(full(k), value, rev)),
@@ -421,7 +444,13 @@ export class JetStreamStore implements StationStore {
     return settle.nack(this.c, station, group, deliveryIds, delayMs);
   }
 
-  deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]> {
+  deadLetter(
+    station: string,
+    group: string,
+    deliveryIds: readonly string[],
+    reason?: string,
+    details?: DeadLetterDetails,
+  ): Promise<SettleOutcome[]> {
     return settle.deadLetter(this.c, station, group, deliveryIds, reason, details);
   }
 

@@ -193,7 +193,8 @@ export class Wire {
     const m = await this.request(subject, body === undefined ? undefined : enc.encode(JSON.stringify(body)), undefined, timeoutMs);
     const text = dec.decode(m.data);
     const parsed = (text ? JSON.parse(text) : {}) as { error?: { code: number; err_code?: number; description?: string } } & T;
-    if (parsed.error) throw new JetStreamApiError(parsed.error.code, parsed.error.err_code ?? 0, parsed.error.description ?? 'JetStream error', subject);
+    if (parsed.error)
+      throw new JetStreamApiError(parsed.error.code, parsed.error.err_code ?? 0, parsed.error.description ?? 'JetStream error', subject);
     return parsed;
   }
 
@@ -309,7 +310,11 @@ export class PullSession {
    * Sends one pull request. Resolves when it ends: its batch delivered, or a status. Never rejects; a
    * request that gets nothing back ends when the session closes (code -1).
    */
-  request(stream: string, consumer: string, body: { batch: number; max_bytes?: number; no_wait?: boolean; expires?: number }): Promise<PullEnd> {
+  request(
+    stream: string,
+    consumer: string,
+    body: { batch: number; max_bytes?: number; no_wait?: boolean; expires?: number },
+  ): Promise<PullEnd> {
     const req = ++this.n;
     return new Promise<PullEnd>((resolve) => {
       if (this.closed || this.byStream.has(stream)) {
@@ -320,7 +325,9 @@ export class PullSession {
       this.open.set(req, { stream, left: body.batch, done: resolve, until });
       this.byStream.set(stream, req);
       try {
-        this.wire.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, enc.encode(JSON.stringify(body)), { reply: `${this.prefix}${req}` });
+        this.wire.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, enc.encode(JSON.stringify(body)), {
+          reply: `${this.prefix}${req}`,
+        });
       } catch {
         this.end(req, { code: -1, description: 'connection closed' });
       }

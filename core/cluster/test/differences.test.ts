@@ -100,13 +100,16 @@ describe('JetStream engine: documented differences', () => {
     expect(info.config).toMatchObject({ segmentBytes: MiB, fsync: 'never', replicas: 1 });
     expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(1);
     expect((await store.createStation('dflt')).config.replicas).toBe(3);
-    await expect(store.createStation('bad', { replicas: 6 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] });
+    await expect(store.createStation('bad', { replicas: 6 })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      issues: [{ path: 'replicas' }],
+    });
     const up = await store.updateStation('opts', { replicas: 3 });
     expect(up.config.replicas).toBe(3);
     expect((await jsApi<{ config: { num_replicas: number } }>(`STREAM.INFO.${prefix.toUpperCase()}_opts_0`)).config.num_replicas).toBe(3);
   });
 
-  it('5. max deliveries are Junction\'s: a fetch on another node dead-letters a message whose last attempt expired', async () => {
+  it("5. max deliveries are Junction's: a fetch on another node dead-letters a message whose last attempt expired", async () => {
     const prefix = newPrefix();
     const a = await open(prefix);
     const b = await open(prefix);
@@ -115,7 +118,9 @@ describe('JetStream engine: documented differences', () => {
     await a.produce('md', [{ value: v('poison'), headers: { h: '1' } }, { value: v('fine') }]);
     const [d1] = await a.fetch('md', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 0 });
     expect(d1).toMatchObject({ offset: 1, deliveryCount: 1 });
-    expect((await jsApi<{ config: { max_deliver: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_md_0.g_g1`)).config.max_deliver).toBe(-1);
+    expect((await jsApi<{ config: { max_deliver: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_md_0.g_g1`)).config.max_deliver).toBe(
+      -1,
+    );
     // Node a "dies" with the last attempt out; node b's fetch after the deadline dead-letters it.
     await a.close();
     await sleep(1700);
@@ -123,14 +128,22 @@ describe('JetStream engine: documented differences', () => {
     expect(got.map((d) => d.offset)).toEqual([2]);
     await b.ack('md', 'g', [got[0]!.deliveryId]); // its only attempt: unacked it would be dead-lettered too
     const [dl] = await b.read('md.dls', { partition: 0, limit: 10 });
-    expect(dl!.headers).toMatchObject({ h: '1', 'junction-dls-attempts': '1', 'junction-dls-code': 'MAX_DELIVERIES', 'junction-dls-offset': '1' });
+    expect(dl!.headers).toMatchObject({
+      h: '1',
+      'junction-dls-attempts': '1',
+      'junction-dls-code': 'MAX_DELIVERIES',
+      'junction-dls-offset': '1',
+    });
     expect((await b.getGroup('md', 'g')).deadLettered).toBe(1);
   });
 
   it('6. maxBytes counts what JetStream counts (subject, ack subject, payload)', async () => {
     const store = await open(newPrefix());
     await store.createStation('mb');
-    await store.produce('mb', Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1_000) })));
+    await store.produce(
+      'mb',
+      Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1_000) })),
+    );
     // The embedded engine would answer 3 (3 × 1000 value bytes <= 3000).
     const ds = await store.fetch('mb', 'g', { maxMessages: 10, maxBytes: 3_000, waitMs: 0 });
     expect(ds.map((d) => d.offset)).toEqual([1, 2]);
@@ -147,14 +160,17 @@ describe('JetStream engine: documented differences', () => {
     const polling = a.fetch('carry', 'g', { maxMessages: 1, maxBytes: MiB, waitMs: 5_000 });
     await sleep(300);
     const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
-    const stored = await a.produce('carry', keys.map((k) => ({ value: v(k), key: k })));
+    const stored = await a.produce(
+      'carry',
+      keys.map((k) => ({ value: v(k), key: k })),
+    );
     const byPartition = new Map<number, number>();
     for (const r of stored) if (r.status === 'stored' && !byPartition.has(r.partition)) byPartition.set(r.partition, r.offset);
     expect(byPartition.size).toBe(2);
     const [first] = await polling;
     expect(first).toBeDefined();
     const t0 = Date.now();
-    const other = await eventually('the other partition\'s message on node b', 10_000, async () => {
+    const other = await eventually("the other partition's message on node b", 10_000, async () => {
       const got = await b.fetch('carry', 'g', { maxMessages: 100, maxBytes: MiB, waitMs: 500 });
       return got.find((d) => d.partition !== first!.partition && d.offset === byPartition.get(d.partition)) ?? undefined;
     });
@@ -164,13 +180,17 @@ describe('JetStream engine: documented differences', () => {
     expect(other.deliveryCount).toBe(2);
   });
 
-  it('9/10. two nodes: settling another node\'s deliveries; pending vs redeliveryQueued is per node', async () => {
+  it("9/10. two nodes: settling another node's deliveries; pending vs redeliveryQueued is per node", async () => {
     const prefix = newPrefix();
     const a = await open(prefix);
     const b = await open(prefix);
     await a.createStation('two', { partitions: 2 });
     // b sees a's station (watch or leader read), and a's produce.
-    await a.produce('two', [{ value: v('1'), key: 'k' }, { value: v('2'), key: 'k' }, { value: v('3'), key: 'k' }]);
+    await a.produce('two', [
+      { value: v('1'), key: 'k' },
+      { value: v('2'), key: 'k' },
+      { value: v('3'), key: 'k' },
+    ]);
     expect((await b.getStation('two')).messages).toBe(3);
     const ds = await a.fetch('two', 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 0 });
     expect(ds).toHaveLength(3);
@@ -249,7 +269,7 @@ describe('JetStream engine: documented differences', () => {
     expect(await a2.ack('ep', 'g', [fresh!.deliveryId])).toEqual([{ deliveryId: fresh!.deliveryId, status: 'acked' }]);
   });
 
-  it('groups of metadata from before (copies of the station\'s deadLetter settings, no nonce) follow the station from its next change', async () => {
+  it("groups of metadata from before (copies of the station's deadLetter settings, no nonce) follow the station from its next change", async () => {
     const prefix = newPrefix();
     const a = await open(prefix);
     await a.createStation('old', { deadLetter: { maxDeliveries: 5, maxAckTimeMs: 30_000 } });
@@ -273,7 +293,8 @@ describe('JetStream engine: documented differences', () => {
     await b.updateStation('old', { deadLetter: { maxDeliveries: 3, maxAckTimeMs: 400 } });
     expect(await b.getGroup('old', 'plain')).toMatchObject({ maxDeliveries: 3, maxAckTimeMs: 400 });
     expect(await b.getGroup('old', 'own')).toMatchObject({ maxDeliveries: 7, maxAckTimeMs: 400 });
-    const ackWait = async (group: string) => (await jsApi<{ config: { ack_wait: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_old_0.${group}_g1`)).config.ack_wait;
+    const ackWait = async (group: string) =>
+      (await jsApi<{ config: { ack_wait: number } }>(`CONSUMER.INFO.${prefix.toUpperCase()}_old_0.${group}_g1`)).config.ack_wait;
     expect([await ackWait('plain'), await ackWait('own')]).toEqual([400e6, 400e6]);
     // And again: they keep following (the copies are gone from their metadata).
     await b.updateStation('old', { deadLetter: { maxDeliveries: 4, maxAckTimeMs: 500 } });
@@ -299,7 +320,11 @@ describe('JetStream engine: documented differences', () => {
     const p0 = (await a.produce('ret', values(10, 'k')))[0]!;
     const part = p0.status === 'stored' ? p0.partition : 0;
     const ds = await a.fetch('ret', 'busy', { maxMessages: 2, maxBytes: MiB, waitMs: 0 });
-    await a.ack('ret', 'busy', ds.map((d) => d.deliveryId));
+    await a.ack(
+      'ret',
+      'busy',
+      ds.map((d) => d.deliveryId),
+    );
     await a.updateStation('ret', { retention: { maxMessages: 3 } });
     await eventually('retention', 10_000, async () => ((await a.getStation('ret')).partitions[part]!.firstOffset === 8 ? true : undefined));
     // The busy group's next fetch skips 3-7 before anyone looked at its info: the node that made the
@@ -328,7 +353,10 @@ describe('JetStream engine: documented differences', () => {
     const a = await open(prefix);
     const b = await open(prefix);
     await a.createStation('rel', { deadLetter: { maxAckTimeMs: 600_000, maxDeliveries: 5 } });
-    await a.produce('rel', [1, 2, 3, 4, 5].map((i) => ({ value: v(`m${i}`) })));
+    await a.produce(
+      'rel',
+      [1, 2, 3, 4, 5].map((i) => ({ value: v(`m${i}`) })),
+    );
     const held = await a.fetch('rel', 'g', { maxMessages: 3, maxBytes: MiB, waitMs: 0 });
     expect(held.map((d) => d.offset)).toEqual([1, 2, 3]);
     await a.ack('rel', 'g', [held[0]!.deliveryId]);
@@ -355,9 +383,21 @@ describe('JetStream engine: documented differences', () => {
     expect(arrived).toEqual([4, 5]); // the paused node's pull ended with its consumer
     sub.unsubscribe();
     // The earlier holder's ids are of the old epoch: settling them changes nothing.
-    expect((await a.ack('rel', 'g', held.slice(1).map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['stale', 'stale']);
+    expect(
+      (
+        await a.ack(
+          'rel',
+          'g',
+          held.slice(1).map((d) => d.deliveryId),
+        )
+      ).map((o) => o.status),
+    ).toEqual(['stale', 'stale']);
     expect((await a.getGroup('rel', 'g')).partitions[0]).toMatchObject({ ackFloor: 2, pending: 5 });
-    await b.ack('rel', 'g', [...back, six!].map((d) => d.deliveryId));
+    await b.ack(
+      'rel',
+      'g',
+      [...back, six!].map((d) => d.deliveryId),
+    );
     expect(await a.getGroup('rel', 'g')).toMatchObject({ lag: 0, pending: 0 });
     // A group that started later keeps its start: nothing before it comes back.
     await a.createGroup('rel', 'late', { start: { type: 'offset', offset: 5 } });
@@ -375,7 +415,9 @@ describe('JetStream engine: documented differences', () => {
     await store.createStation('many', { partitions: 3 });
     await store.produce('one', [{ value: v('a'), msgId: 'x' }]);
     const [first] = await store.produce('many', [{ value: v('a'), msgId: 'ünïcode id' }]);
-    expect(await store.produce('many', [{ value: v('b'), key: 'other', msgId: 'ünïcode id' }])).toEqual([{ ...first!, status: 'duplicate' }]);
+    expect(await store.produce('many', [{ value: v('b'), key: 'other', msgId: 'ünïcode id' }])).toEqual([
+      { ...first!, status: 'duplicate' },
+    ]);
     const names = (await jsApi<{ streams: string[] }>('STREAM.NAMES', {})).streams;
     expect(names).toContain(`${prefix.toUpperCase()}_many_ids`);
     expect(names).not.toContain(`${prefix.toUpperCase()}_one_ids`);
@@ -389,7 +431,7 @@ describe('JetStream engine: documented differences', () => {
     expect(await store.purgeDeadLetters('nodls')).toBe(0);
   });
 
-  it('14. a message over the servers\' max_payload is rejected with MESSAGE_TOO_LARGE', async () => {
+  it("14. a message over the servers' max_payload is rejected with MESSAGE_TOO_LARGE", async () => {
     // A one-node server with nats-server's default max_payload (1 MiB) below the default station limit (8 MiB).
     const small = await startNatsCluster({ nodes: 1, maxPayload: MiB });
     try {

@@ -7,8 +7,12 @@ export async function dropPrefix(servers: string[], prefix: string): Promise<voi
   try {
     const up = `${prefix.toUpperCase()}_`;
     const names: string[] = [];
-    for (let offset = 0; ; ) {
-      const r = (await nc.request('$JS.API.STREAM.NAMES', JSON.stringify({ offset }), { timeout: 10_000 })).json<{ streams: string[] | null; total: number; limit: number }>();
+    for (let offset = 0; ;) {
+      const r = (await nc.request('$JS.API.STREAM.NAMES', JSON.stringify({ offset }), { timeout: 10_000 })).json<{
+        streams: string[] | null;
+        total: number;
+        limit: number;
+      }>();
       const got = r.streams ?? [];
       names.push(...got);
       offset += got.length;

@@ -82,7 +82,10 @@ describe('produce while a partition has no reachable leader (R3, its leader cut 
     stores.push(store);
     await store.open();
     const k = [keyFor(0, 'k'), keyFor(1, 'k'), keyFor(2, 'k')];
-    const warm = await store.produce(STATION, k.map((key) => ({ value: Buffer.from(`before ${key}`), key })));
+    const warm = await store.produce(
+      STATION,
+      k.map((key) => ({ value: Buffer.from(`before ${key}`), key })),
+    );
     expect(warm.map((r) => r.status)).toEqual(['stored', 'stored', 'stored']);
 
     c.cut(victim.index);
@@ -94,7 +97,11 @@ describe('produce while a partition has no reachable leader (R3, its leader cut 
     const first = await store.produce(STATION, m);
     const firstMs = performance.now() - t0;
     expect(firstMs).toBeLessThan(5_000);
-    expect(first[0]).toMatchObject({ status: 'rejected', code: 'NOT_ACKNOWLEDGED', message: expect.stringMatching(/partition 0 of station "elect" lost its leader/) });
+    expect(first[0]).toMatchObject({
+      status: 'rejected',
+      code: 'NOT_ACKNOWLEDGED',
+      message: expect.stringMatching(/partition 0 of station "elect" lost its leader/),
+    });
     expect(first[1]).toMatchObject({ status: 'stored', partition: 1 });
     expect(first[2]).toMatchObject({ status: 'stored', partition: 2 });
 
@@ -106,7 +113,11 @@ describe('produce while a partition has no reachable leader (R3, its leader cut 
       ...Array.from({ length: 6 }, (_, i) => ({ value: Buffer.from(`keyless ${i}`) })),
     ]);
     expect(performance.now() - t0).toBeLessThan(1_000);
-    expect(second[0]).toMatchObject({ status: 'rejected', code: 'UNAVAILABLE', message: expect.stringMatching(/^not stored: partition 0 of station "elect" has no leader right now/) });
+    expect(second[0]).toMatchObject({
+      status: 'rejected',
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/^not stored: partition 0 of station "elect" has no leader right now/),
+    });
     for (const r of second.slice(1)) {
       expect(r.status).toBe('stored');
       expect((r as { partition: number }).partition).not.toBe(0);
@@ -136,7 +147,12 @@ describe('produce while a partition has no reachable leader (R3, its leader cut 
     expect(landed, `m0 never stored; attempts took ${attempts.join(', ')} ms`).toMatchObject({ status: 'stored', partition: 0 });
     expect(Math.max(...attempts), `attempt durations ${attempts.join(', ')} ms`).toBeLessThan(3_000);
     // (as the majority sees it: the cut node still believes it leads)
-    expect(await leaderOf(stream(0), [0, 1, 2].filter((i) => i !== victim.index))).not.toBe(victim.name);
+    expect(
+      await leaderOf(
+        stream(0),
+        [0, 1, 2].filter((i) => i !== victim.index),
+      ),
+    ).not.toBe(victim.name);
 
     // 4. Retried again (the producer never saw the answer, say): duplicates with the original offsets.
     const again = await store.produce(STATION, m);

@@ -16,7 +16,12 @@ function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[
   const out: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      out.push(...chunk.toString().split('\n').filter((l) => l !== ''));
+      out.push(
+        ...chunk
+          .toString()
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       done();
     },
   });
@@ -49,7 +54,9 @@ describe('start-up with NATS starting at the same moment', () => {
     // Waiting with backoff (at most 2 s apart), not for a 10 s request timeout per try.
     expect(openedAfterThird).toBeLessThan(15_000);
     for (const l of logs) {
-      const waits = l.lines().filter((x) => typeof x['msg'] === 'string' && (x['msg'] as string).includes('not ready yet, trying again with backoff'));
+      const waits = l
+        .lines()
+        .filter((x) => typeof x['msg'] === 'string' && (x['msg'] as string).includes('not ready yet, trying again with backoff'));
       expect(waits.length, 'a log line says what the store waits for').toBeGreaterThan(0);
       expect(l.lines().find((x) => x['msg'] === 'jetstream store open')).toMatchObject({ clusterServers: 3, replicas: 3 });
     }

@@ -14,7 +14,11 @@ describe('envelope', () => {
     const cases = [
       { value: new Uint8Array(0) },
       { value: all, key: '' },
-      { value: Buffer.from('v'), key: 'ключ 🔑', headers: { 'with: colon': 'line\r\nbreak', '': 'empty name', __proto__x: 'y', 'x-ü': '駅 🚉' } },
+      {
+        value: Buffer.from('v'),
+        key: 'ключ 🔑',
+        headers: { 'with: colon': 'line\r\nbreak', '': 'empty name', __proto__x: 'y', 'x-ü': '駅 🚉' },
+      },
       { value: Buffer.from('proto'), headers: JSON.parse('{"__proto__":"data"}') as Record<string, string> },
     ];
     for (const c of cases) {
@@ -51,11 +55,29 @@ describe('names', () => {
 
   it('parses ack subjects as nats-server 2.9 writes them, and rebuilds them', () => {
     const a = parseAckSubject('$JS.ACK.JUNCTION_s_0.g_g1.3.42.57.1795699081316114888.9');
-    expect(a).toEqual({ stream: 'JUNCTION_s_0', consumer: 'g_g1', deliveryCount: 3, streamSeq: 42, consumerSeq: 57, timestamp: 1795699081316, pending: 9 });
+    expect(a).toEqual({
+      stream: 'JUNCTION_s_0',
+      consumer: 'g_g1',
+      deliveryCount: 3,
+      streamSeq: 42,
+      consumerSeq: 57,
+      timestamp: 1795699081316,
+      pending: 9,
+    });
     expect(parseAckSubject('$JS.ACK.x')).toBeUndefined();
-    expect(parseAckSubject(ackSubject('S', 'C', 2, 10, 0))).toMatchObject({ stream: 'S', consumer: 'C', deliveryCount: 2, streamSeq: 10, consumerSeq: 0 });
+    expect(parseAckSubject(ackSubject('S', 'C', 2, 10, 0))).toMatchObject({
+      stream: 'S',
+      consumer: 'C',
+      deliveryCount: 2,
+      streamSeq: 10,
+      consumerSeq: 0,
+    });
     // the 2.10+ form with domain and account hash
-    expect(parseAckSubject('$JS.ACK._.HASH.S.C.1.5.6.1795699081316114888.0.tok')).toMatchObject({ stream: 'S', consumer: 'C', streamSeq: 5 });
+    expect(parseAckSubject('$JS.ACK._.HASH.S.C.1.5.6.1795699081316114888.0.tok')).toMatchObject({
+      stream: 'S',
+      consumer: 'C',
+      streamSeq: 5,
+    });
   });
 });
 
@@ -71,7 +93,10 @@ describe('leader watch (produce during a leader election)', () => {
     const r = (active: number, offline = false) => ({ name: 'x', current: true, offline, active: active * ms });
     expect(leaderVerdict({ leader: 'n1', replicas: [r(100), r(200)] }, silent)).toEqual({ down: false });
     expect(leaderVerdict({ leader: 'n1', replicas: [r(100), r(60_000)] }, silent)).toEqual({ down: false }); // 2 of 3
-    expect(leaderVerdict({ leader: 'n1', replicas: [r(5_000), r(9_000)] }, silent)).toMatchObject({ down: true, reason: expect.stringMatching(/n1 has not heard from a quorum/) });
+    expect(leaderVerdict({ leader: 'n1', replicas: [r(5_000), r(9_000)] }, silent)).toMatchObject({
+      down: true,
+      reason: expect.stringMatching(/n1 has not heard from a quorum/),
+    });
     expect(leaderVerdict({ leader: 'n1', replicas: [r(0, true), r(10_000)] }, silent).down).toBe(true);
     expect(leaderVerdict({ leader: 'n1', replicas: [r(1), r(1), r(9_000), r(9_000)] }, silent)).toEqual({ down: false }); // R5: 2 + leader
     expect(leaderVerdict({ leader: 'n1', replicas: [r(1), r(9_000), r(9_000), r(9_000)] }, silent).down).toBe(true);
@@ -79,7 +104,10 @@ describe('leader watch (produce during a leader election)', () => {
     // that follower last heard from it (the other follower it never hears from directly: active 0).
     const named = (name: string, active: number) => ({ name, current: true, active: active * ms });
     expect(leaderVerdict({ leader: 'n1', replicas: [named('n1', 900), named('n3', 0)] }, silent)).toEqual({ down: false });
-    expect(leaderVerdict({ leader: 'n1', replicas: [named('n1', 3_500), named('n3', 0)] }, silent)).toMatchObject({ down: true, reason: expect.stringMatching(/n1 has not been heard from/) });
+    expect(leaderVerdict({ leader: 'n1', replicas: [named('n1', 3_500), named('n3', 0)] }, silent)).toMatchObject({
+      down: true,
+      reason: expect.stringMatching(/n1 has not been heard from/),
+    });
   });
 
   /** A watch on a fake clock with a probe whose answers the test gives. */
@@ -244,12 +272,22 @@ describe('leader watch (produce during a leader election)', () => {
     w.sent(u);
     advance(1_500);
     w.scan();
-    probes.splice(probes.findIndex((p) => p.stream === 'J_d_0'), 1)[0]!.answer({ down: true, reason: 'nobody answered', starting: true });
+    probes
+      .splice(
+        probes.findIndex((p) => p.stream === 'J_d_0'),
+        1,
+      )[0]!
+      .answer({ down: true, reason: 'nobody answered', starting: true });
     await flush();
     expect(w.isDown('j.d.0')).toBe(false);
     advance(250);
     w.scan();
-    probes.splice(probes.findIndex((p) => p.stream === 'J_d_0'), 1)[0]!.answer({ down: true, reason: 'nobody answered' });
+    probes
+      .splice(
+        probes.findIndex((p) => p.stream === 'J_d_0'),
+        1,
+      )[0]!
+      .answer({ down: true, reason: 'nobody answered' });
     await flush();
     expect(w.isDown('j.d.0')).toBe(true);
   });
@@ -303,14 +341,18 @@ describe('epochs, start-up errors, cluster size', () => {
     expect(isStarting(new JetStreamApiError(503, 10039, 'jetstream not enabled for account', 's'))).toBe(true);
     expect(isStarting(new JetStreamApiError(400, 10005, 'no suitable peers for placement', 's'))).toBe(true);
     expect(isStarting(Object.assign(new Error('jetstream is not enabled'), { name: 'JetStreamNotEnabled' }))).toBe(true);
-    expect(isStarting(new Error('wrapped', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }))).toBe(true);
+    expect(isStarting(new Error('wrapped', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }))).toBe(
+      true,
+    );
     expect(isStarting(new JetStreamApiError(400, 10052, 'stream configuration invalid', 's'))).toBe(false);
     expect(isStarting(Object.assign(new Error('Authorization Violation'), { name: 'AuthorizationError' }))).toBe(false);
   });
 
   it('counts the servers of the cluster from the URLs given and advertised', () => {
     const nc = (info: object) => ({ info }) as unknown as Parameters<typeof clusterSize>[0];
-    expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222', '10.0.0.2:4222', '10.0.0.3:4222'] }), ['nats://n1:4222'])).toBe(3);
+    expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222', '10.0.0.2:4222', '10.0.0.3:4222'] }), ['nats://n1:4222'])).toBe(
+      3,
+    );
     expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222'] }), ['nats://n1:4222', 'nats://n2:4222', 'n3:4222'])).toBe(3);
     expect(clusterSize(nc({ connect_urls: [] }), ['nats://n1:4222', 'nats://n2:4222'])).toBe(1);
   });

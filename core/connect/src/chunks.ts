@@ -64,7 +64,17 @@ export function chunksFromDeliveries(ds: readonly Delivery[], stationId: string)
       attempts[k] = d.deliveryCount;
       deliveryIds[k] = d.deliveryId;
     }
-    const c: DeliveryChunk = { stationId: ds[i]!.stationId ?? stationId, partition, count: n, bytes, data, nums, headers, attempts, deliveryIds };
+    const c: DeliveryChunk = {
+      stationId: ds[i]!.stationId ?? stationId,
+      partition,
+      count: n,
+      bytes,
+      data,
+      nums,
+      headers,
+      attempts,
+      deliveryIds,
+    };
     if (keys) c.keys = keys;
     out.push(c);
     i = j;
@@ -78,7 +88,15 @@ export function sliceChunk(c: DeliveryChunk, from: number, to: number): Delivery
   const nums = c.nums.slice(from * F, to * F);
   let bytes = 0;
   for (let o = ChunkField.length; o < nums.length; o += F) bytes += nums[o]!;
-  const piece: DeliveryChunk = { stationId: c.stationId, partition: c.partition, count: to - from, bytes, data: c.data, nums, headers: c.headers };
+  const piece: DeliveryChunk = {
+    stationId: c.stationId,
+    partition: c.partition,
+    count: to - from,
+    bytes,
+    data: c.data,
+    nums,
+    headers: c.headers,
+  };
   if (c.epoch !== undefined) piece.epoch = c.epoch;
   if (c.keys) piece.keys = c.keys.slice(from, to);
   if (c.attempts) piece.attempts = c.attempts.slice(from, to);

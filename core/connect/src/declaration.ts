@@ -38,7 +38,11 @@ export const BatchOptions = z.strictObject({
   /** Most messages in one batch handed to a sink's `write`. */
   maxMessages: z.int().min(1).max(100_000).default(1000),
   /** Most value bytes in one batch (a single larger message still goes alone). */
-  maxBytes: z.int().min(1).max(256 * MiB).default(MiB),
+  maxBytes: z
+    .int()
+    .min(1)
+    .max(256 * MiB)
+    .default(MiB),
   /** Longest a message waits in the runtime for its batch to fill; a partial batch is written then. */
   maxLatencyMs: z.int().min(0).max(3_600_000).default(1000),
 });
@@ -47,7 +51,11 @@ export const ErrorOptions = z.strictObject({
   /** `none`: when retries run out the task fails (messages stay unacknowledged). `all`: they are dead-lettered. */
   tolerance: z.enum(['none', 'all']).default('none'),
   /** How long messages may keep failing (retry answers, retryable errors, crashes) before tolerance applies. */
-  retryTimeoutMs: z.int().min(0).max(24 * 3_600_000).default(300_000),
+  retryTimeoutMs: z
+    .int()
+    .min(0)
+    .max(24 * 3_600_000)
+    .default(300_000),
   /** The largest pause between two attempts (exponential backoff with full jitter from 100 ms). */
   retryMaxDelayMs: z.int().min(1).max(3_600_000).default(60_000),
 });

@@ -74,14 +74,22 @@ export function connectStatusFor(code: string): number {
   return STATUS[code] ?? httpStatusFor(code);
 }
 
-export function connectError(code: ConnectErrorCode | (string & {}), message: string, opts: { cause?: unknown; issues?: Issue[]; retryable?: boolean } = {}): JunctionError {
+export function connectError(
+  code: ConnectErrorCode | (string & {}),
+  message: string,
+  opts: { cause?: unknown; issues?: Issue[]; retryable?: boolean } = {},
+): JunctionError {
   return new JunctionError(code, message, opts);
 }
 
 /** CONFIG_INVALID with the issues; the message names the first one (`config.dir: Required`). */
 export function configInvalid(what: string, issues: Issue[]): JunctionError {
   const first = issues[0];
-  return new JunctionError(ConnectErrorCode.CONFIG_INVALID, `${what} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, { issues });
+  return new JunctionError(
+    ConnectErrorCode.CONFIG_INVALID,
+    `${what} is invalid${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`,
+    { issues },
+  );
 }
 
 /** `code` of any error-like value (a JunctionError of any package copy, a deserialized one). */

@@ -60,5 +60,9 @@ function secondsOf(landedAt: number, producedAt: number): number {
 }
 
 function view(landedAt: number, producedAt: number): Freshness {
-  return { lastLandedAt: new Date(landedAt).toISOString(), lastProducedAt: new Date(producedAt).toISOString(), seconds: secondsOf(landedAt, producedAt) };
+  return {
+    lastLandedAt: new Date(landedAt).toISOString(),
+    lastProducedAt: new Date(producedAt).toISOString(),
+    seconds: secondsOf(landedAt, producedAt),
+  };
 }

@@ -22,7 +22,16 @@ export {
 export type { ConnectorDeclarationInput } from './declaration.js';
 export type { PluginCatalog, PluginDescriptor, CatalogValidation } from './catalog.js';
 export { ConnectErrorCode, connectStatusFor } from './errors.js';
-export { CLOSE_TIMEOUT_MS, CONNECTOR_DLS_HEADERS, OPEN_TIMEOUT_MS, RETRY_BASE_MS, SinkRunner, STOP_GRACE_MS, stopBoundMs, TERMINATE_WAIT_MS } from './sink-runner.js';
+export {
+  CLOSE_TIMEOUT_MS,
+  CONNECTOR_DLS_HEADERS,
+  OPEN_TIMEOUT_MS,
+  RETRY_BASE_MS,
+  SinkRunner,
+  STOP_GRACE_MS,
+  stopBoundMs,
+  TERMINATE_WAIT_MS,
+} from './sink-runner.js';
 export type { RetryingStatus, TaskStatus } from './sink-runner.js';
 export { FreshnessTracker } from './freshness.js';
 export type { Freshness } from './freshness.js';

@@ -38,7 +38,11 @@ export function pluginIsolation(plugin: Pick<PluginDescriptor, 'name' | 'builtin
  * The isolation of a connector's tasks, or the message of why its `isolation` cannot be had (it asks
  * `shared` for a plugin that is not trusted).
  */
-export function connectorIsolation(plugin: Pick<PluginDescriptor, 'name' | 'builtin'>, asked: Isolation | undefined, settings: ConnectSettings): { isolation: Isolation } | { problem: string } {
+export function connectorIsolation(
+  plugin: Pick<PluginDescriptor, 'name' | 'builtin'>,
+  asked: Isolation | undefined,
+  settings: ConnectSettings,
+): { isolation: Isolation } | { problem: string } {
   const byPlugin = pluginIsolation(plugin, settings);
   if (asked === 'shared' && byPlugin !== 'shared') {
     return {

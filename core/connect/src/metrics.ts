@@ -58,16 +58,51 @@ export class ConnectMetrics {
     const registers = options.registry ? [options.registry] : [];
     this.registry = options.registry;
     const labels = ['connector', 'task'] as const;
-    this.messages = new Counter({ name: 'junction_connector_messages_total', help: 'Messages a sink wrote (ok) or a source stored in its station', labelNames: labels, registers });
-    this.bytes = new Counter({ name: 'junction_connector_bytes_total', help: 'Value bytes a sink wrote or a source stored', labelNames: labels, registers });
-    this.batches = new Counter({ name: 'junction_connector_batches_total', help: 'Batches written by a sink or read from a source', labelNames: labels, registers });
-    this.transformDropped = new Counter({ name: 'junction_connector_transform_dropped_total', help: "Messages the connector's transforms dropped (acknowledged, never written or produced)", labelNames: labels, registers });
-    this.retries = new Counter({ name: 'junction_connector_retries_total', help: 'Messages sent again after retry(), a retryable error, a timeout or a crash', labelNames: labels, registers });
-    this.deadLetters = new Counter({ name: 'junction_connector_dead_letters_total', help: 'Messages a connector put into the dead-letter station', labelNames: labels, registers });
-    this.restarts = new Counter({ name: 'junction_connector_task_restarts_total', help: 'Task restarts after a failure', labelNames: labels, registers });
+    this.messages = new Counter({
+      name: 'junction_connector_messages_total',
+      help: 'Messages a sink wrote (ok) or a source stored in its station',
+      labelNames: labels,
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'junction_connector_bytes_total',
+      help: 'Value bytes a sink wrote or a source stored',
+      labelNames: labels,
+      registers,
+    });
+    this.batches = new Counter({
+      name: 'junction_connector_batches_total',
+      help: 'Batches written by a sink or read from a source',
+      labelNames: labels,
+      registers,
+    });
+    this.transformDropped = new Counter({
+      name: 'junction_connector_transform_dropped_total',
+      help: "Messages the connector's transforms dropped (acknowledged, never written or produced)",
+      labelNames: labels,
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'junction_connector_retries_total',
+      help: 'Messages sent again after retry(), a retryable error, a timeout or a crash',
+      labelNames: labels,
+      registers,
+    });
+    this.deadLetters = new Counter({
+      name: 'junction_connector_dead_letters_total',
+      help: 'Messages a connector put into the dead-letter station',
+      labelNames: labels,
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'junction_connector_task_restarts_total',
+      help: 'Task restarts after a failure',
+      labelNames: labels,
+      registers,
+    });
     this.ahead = new Counter({
       name: 'junction_connector_batches_ahead_total',
-      help: 'Batches that reached their task\'s worker while the write before them ran (lookahead), and waited there',
+      help: "Batches that reached their task's worker while the write before them ran (lookahead), and waited there",
       labelNames: labels,
       registers,
     });
@@ -78,24 +113,35 @@ export class ConnectMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.workerSeconds = new Counter({ name: 'junction_connect_worker_seconds_total', help: 'Time spent in plugin code in worker threads', labelNames: ['connector'], registers });
-    this.buffered = new Gauge({ name: 'junction_connector_buffered_messages', help: 'Messages a sink connector holds (batching, in flight, retrying)', labelNames: ['connector'], registers });
+    this.workerSeconds = new Counter({
+      name: 'junction_connect_worker_seconds_total',
+      help: 'Time spent in plugin code in worker threads',
+      labelNames: ['connector'],
+      registers,
+    });
+    this.buffered = new Gauge({
+      name: 'junction_connector_buffered_messages',
+      help: 'Messages a sink connector holds (batching, in flight, retrying)',
+      labelNames: ['connector'],
+      registers,
+    });
     this.strandedThreads = new Gauge({
       name: 'junction_connect_stranded_threads',
-      help: 'Worker threads that did not exit when terminated (plugin code blocked in a native call) and were abandoned; each holds one of the process\'s libuv threadpool threads until it exits',
+      help: "Worker threads that did not exit when terminated (plugin code blocked in a native call) and were abandoned; each holds one of the process's libuv threadpool threads until it exits",
       registers,
     });
     const retryingFn = options.retrying;
     this.retrying = new Gauge({
       name: 'junction_connector_task_retrying',
-      help: 'Seconds since the task\'s messages started failing and being retried (retry answers, retryable errors, a failing open, restarts after crashes); 0 when it writes normally',
+      help: "Seconds since the task's messages started failing and being retried (retry answers, retryable errors, a failing open, restarts after crashes); 0 when it writes normally",
       labelNames: ['connector', 'task'],
       registers,
       collect() {
         if (!retryingFn) return;
         this.reset();
         const now = Date.now();
-        for (const { connector, task, since } of retryingFn()) this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
+        for (const { connector, task, since } of retryingFn())
+          this.set({ connector, task: String(task) }, since === undefined ? 0 : Math.max(0, (now - since) / 1000));
       },
     });
     this.sharedRecycles = new Counter({
@@ -132,7 +178,12 @@ export class ConnectMetrics {
         for (const { connector, seconds } of freshnessFn()) this.set({ connector }, seconds);
       },
     });
-    this.taskState = new Gauge({ name: 'junction_connector_task_state', help: '1 for the state each task is in', labelNames: ['connector', 'task', 'state'], registers });
+    this.taskState = new Gauge({
+      name: 'junction_connector_task_state',
+      help: '1 for the state each task is in',
+      labelNames: ['connector', 'task', 'state'],
+      registers,
+    });
     const lagFn = options.lag;
     this.lag = new Gauge({
       name: 'junction_connector_lag',
@@ -232,7 +283,8 @@ export class ConnectMetrics {
   removeConnector(connector: string, tasks: number): void {
     for (let t = 0; t < tasks; t++) {
       const labels = { connector, task: String(t) };
-      for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts, this.ahead]) m.remove(labels);
+      for (const m of [this.messages, this.bytes, this.batches, this.retries, this.deadLetters, this.restarts, this.ahead])
+        m.remove(labels);
       this.retrying.remove(labels);
       this.writeSeconds.remove(labels);
       for (const m of this.plugin.values()) m.remove(labels);

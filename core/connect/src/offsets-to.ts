@@ -23,7 +23,11 @@ export const ToBody = z.strictObject({ to: StartPosition });
 export function offsetsTarget(body: unknown): StartPosition | undefined {
   if (body === null || typeof body !== 'object' || !Object.hasOwn(body, 'to')) return undefined;
   const parsed = ToBody.safeParse(body);
-  if (!parsed.success) throw configInvalid('offsets', parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })));
+  if (!parsed.success)
+    throw configInvalid(
+      'offsets',
+      parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+    );
   return parsed.data.to;
 }
 
@@ -40,13 +44,21 @@ export interface MoveOffsetsArgs {
 export async function moveOffsets(a: MoveOffsetsArgs): Promise<{ message: string; offsets: OffsetEntry[] }> {
   const d = a.decl;
   if (a.kind === 'source') {
-    if (a.to.type !== 'earliest') throw configInvalid('offsets', [{ path: 'to.type', message: `a source connector's positions are its plugin's: only "earliest" (start over) applies` }]);
+    if (a.to.type !== 'earliest')
+      throw configInvalid('offsets', [
+        { path: 'to.type', message: `a source connector's positions are its plugin's: only "earliest" (start over) applies` },
+      ]);
     await a.positions.remove(d.name);
     return { message: `the offsets of source connector ${d.name} were reset`, offsets: [] };
   }
   await a.ensureGroup();
   const g = await a.store.seek(d.station, groupName(d.name), a.to);
-  const what = a.to.type === 'timestamp' ? `to ${new Date(a.to.timestamp).toISOString()}` : a.to.type === 'offset' ? `to offset ${a.to.offset}` : `to the ${a.to.type}`;
+  const what =
+    a.to.type === 'timestamp'
+      ? `to ${new Date(a.to.timestamp).toISOString()}`
+      : a.to.type === 'offset'
+        ? `to offset ${a.to.offset}`
+        : `to the ${a.to.type}`;
   return {
     message: `the offsets of sink connector ${d.name} were moved ${what}`,
     offsets: g.partitions.map((p) => ({ partition: { station: d.station, partition: p.partition }, offset: { offset: p.ackFloor } })),

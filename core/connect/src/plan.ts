@@ -43,7 +43,9 @@ export interface PlannableRuntime {
   validate(raw: unknown, prefix?: string): Promise<ConnectorDeclaration>;
   names(): string[];
   /** The declaration as it runs (secrets open: never to be answered as is) and the plugin's schema. */
-  current(name: string): { declaration: ConnectorDeclaration; schema: ConfigSchema | undefined; origin: ConnectorOrigin; target: TargetState } | undefined;
+  current(
+    name: string,
+  ): { declaration: ConnectorDeclaration; schema: ConfigSchema | undefined; origin: ConnectorOrigin; target: TargetState } | undefined;
   /** The plugin's zod config schema (for masking), undefined when it cannot be loaded. */
   pluginSchema(plugin: string): Promise<ConfigSchema | undefined>;
   create(raw: unknown, origin?: ConnectorOrigin): Promise<unknown>;
@@ -56,7 +58,11 @@ export interface PlannableRuntime {
  * them would do, in list order, then the deletions (with `prune`).
  * @throws CONFIG_INVALID (issues with paths), PLUGIN_NOT_FOUND-coded issues inside it.
  */
-export async function planConnectors(runtime: PlannableRuntime, raw: readonly unknown[], opts: { prune?: boolean | undefined } = {}): Promise<{ entries: ConnectorPlanEntry[]; declarations: ConnectorDeclaration[] }> {
+export async function planConnectors(
+  runtime: PlannableRuntime,
+  raw: readonly unknown[],
+  opts: { prune?: boolean | undefined } = {},
+): Promise<{ entries: ConnectorPlanEntry[]; declarations: ConnectorDeclaration[] }> {
   const decls: ConnectorDeclaration[] = [];
   const issues: Issue[] = [];
   const seen = new Set<string>();
@@ -168,8 +174,17 @@ function shownAt(view: Map<string, unknown>, path: string): unknown {
  * declarations themselves and shown masked: the old one with the running plugin's schema (`schema`), the
  * new one with its plugin's (`toSchema`); without a schema every literal string is masked.
  */
-export function diffDeclarations(from: ConnectorDeclaration | undefined, to: ConnectorDeclaration, schema: ConfigSchema | undefined, toSchema: ConfigSchema | undefined): FieldChange[] {
+export function diffDeclarations(
+  from: ConnectorDeclaration | undefined,
+  to: ConnectorDeclaration,
+  schema: ConfigSchema | undefined,
+  toSchema: ConfigSchema | undefined,
+): FieldChange[] {
   const va = from === undefined ? new Map<string, unknown>() : leaves(shown(from, schema));
   const vb = leaves(shown(to, toSchema));
-  return fieldChanges(from, to).map((c) => ({ path: c.path, ...('from' in c && { from: shownAt(va, c.path) }), ...('to' in c && { to: shownAt(vb, c.path) }) }));
+  return fieldChanges(from, to).map((c) => ({
+    path: c.path,
+    ...('from' in c && { from: shownAt(va, c.path) }),
+    ...('to' in c && { to: shownAt(vb, c.path) }),
+  }));
 }

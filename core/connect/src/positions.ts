@@ -48,7 +48,10 @@ export async function readSourcePositions(path: string): Promise<SourcePositions
   });
   if (r.value !== undefined) return r.value;
   if (r.missing) return {};
-  throw connectError(ConnectErrorCode.POSITIONS_DAMAGED, `the stored source positions in ${path} are ${r.problem}: the source does not start over by itself; restore the file, or reset the connector's offsets (DELETE /v1/connectors/:name/offsets) to read from the beginning`);
+  throw connectError(
+    ConnectErrorCode.POSITIONS_DAMAGED,
+    `the stored source positions in ${path} are ${r.problem}: the source does not start over by itself; restore the file, or reset the connector's offsets (DELETE /v1/connectors/:name/offsets) to read from the beginning`,
+  );
 }
 
 export async function writeSourcePositions(path: string, positions: SourcePositions): Promise<void> {

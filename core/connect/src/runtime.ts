@@ -38,7 +38,16 @@ import { moveOffsets, offsetsTarget } from './offsets-to.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
 import { FreshnessTracker } from './freshness.js';
-import type { ApplyResult, ConnectorInfo, ConnectorRt, ConnectorsFile, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry, Stored } from './runtime-types.js';
+import type {
+  ApplyResult,
+  ConnectorInfo,
+  ConnectorRt,
+  ConnectorsFile,
+  ConnectorStatus,
+  ConnectRuntimeOptions,
+  OffsetEntry,
+  Stored,
+} from './runtime-types.js';
 
 export type { ApplyResult, ConnectorInfo, ConnectorStatus, ConnectRuntimeOptions, OffsetEntry } from './runtime-types.js';
 
@@ -71,7 +80,11 @@ export class ConnectRuntime {
 
   constructor(options: ConnectRuntimeOptions) {
     const settings = ConnectSettings.safeParse(options.connect ?? {});
-    if (!settings.success) throw configInvalid('connect', settings.error.issues.map((i) => ({ path: formatPath(['connect', ...i.path]), message: i.message })));
+    if (!settings.success)
+      throw configInvalid(
+        'connect',
+        settings.error.issues.map((i) => ({ path: formatPath(['connect', ...i.path]), message: i.message })),
+      );
     this.settings = settings.data;
     this.store = options.store;
     this.catalog = options.catalog;
@@ -97,16 +110,18 @@ export class ConnectRuntime {
         return out;
       },
       shared: () => ({ threads: this.shared?.threads ?? 0, tasks: this.shared?.tasks ?? 0 }),
-      freshness: () => [...this.connectors.values()].flatMap((c) => {
-        const seconds = c.freshness.seconds();
-        return seconds === undefined ? [] : [{ connector: c.declaration.name, seconds }];
-      }),
+      freshness: () =>
+        [...this.connectors.values()].flatMap((c) => {
+          const seconds = c.freshness.seconds();
+          return seconds === undefined ? [] : [{ connector: c.declaration.name, seconds }];
+        }),
       retrying: () => {
         const out: { connector: string; task: number; since?: number | undefined }[] = [];
         for (const c of this.connectors.values()) {
           if (!c.runner) continue;
           const owned = new Set(c.owned ?? []);
-          for (const t of c.runner.taskStatuses()) if (owned.has(t.id)) out.push({ connector: c.declaration.name, task: t.id, since: t.retrying?.since });
+          for (const t of c.runner.taskStatuses())
+            if (owned.has(t.id)) out.push({ connector: c.declaration.name, task: t.id, since: t.retrying?.since });
         }
         return out;
       },
@@ -134,7 +149,9 @@ export class ConnectRuntime {
         const note = `connectors.json was ${r.problem ?? 'unusable'}: loaded its previous copy (a change made just before may be undone)`;
         this.problemNotes.push(note);
         this.log.error({ file }, note);
-        await writeJsonAtomic(file, { version: 1, connectors: r.value } satisfies ConnectorsFile).catch((err: unknown) => this.log.error({ err: messageOf(err), file }, 'could not write back connectors.json'));
+        await writeJsonAtomic(file, { version: 1, connectors: r.value } satisfies ConnectorsFile).catch((err: unknown) =>
+          this.log.error({ err: messageOf(err), file }, 'could not write back connectors.json'),
+        );
       }
       return r.value;
     }
@@ -174,7 +191,10 @@ export class ConnectRuntime {
     for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);
       if (!parsed.success) {
-        this.log.error({ connector: (s.declaration as { name?: unknown } | undefined)?.name }, 'a stored connector is not valid any more; skipped');
+        this.log.error(
+          { connector: (s.declaration as { name?: unknown } | undefined)?.name },
+          'a stored connector is not valid any more; skipped',
+        );
         continue;
       }
       const c = this.newRt({ ...s, declaration: await this.unseal(parsed.data) });
@@ -310,7 +330,15 @@ export class ConnectRuntime {
   }
 
   private newRt(s: Stored): ConnectorRt {
-    return { ...s, lock: new Serial(), state: ConnectorState.UNASSIGNED, startFailures: 0, deleted: false, scrub: (text) => text, freshness: new FreshnessTracker() };
+    return {
+      ...s,
+      lock: new Serial(),
+      state: ConnectorState.UNASSIGNED,
+      startFailures: 0,
+      deleted: false,
+      scrub: (text) => text,
+      freshness: new FreshnessTracker(),
+    };
   }
 
   // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
@@ -339,7 +367,10 @@ export class ConnectRuntime {
       return { ...d, config: unsealConfig(await this.keyring(false), d.name, d.config) };
     } catch (err) {
       this.lastUnsealError = err instanceof Error ? err : new Error(String(err));
-      this.log.error({ connector: d.name, code: codeOf(err), err: messageOf(err) }, 'the stored secrets of a connector do not open; it cannot start until they do');
+      this.log.error(
+        { connector: d.name, code: codeOf(err), err: messageOf(err) },
+        'the stored secrets of a connector do not open; it cannot start until they do',
+      );
       return d;
     }
   }
@@ -388,7 +419,10 @@ export class ConnectRuntime {
     if (!v.ok) {
       // A validator may quote the value it refused: never a secret's.
       const scrub = scrubber(secretStrings(await this.schemaOf(descriptor.name), value));
-      throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: scrub(i.message) })));
+      throw configInvalid(
+        `connector ${decl.name}`,
+        v.issues.map((i) => ({ path: i.path, message: scrub(i.message) })),
+      );
     }
     // Literal secrets are stored sealed: without a usable key the declaration is refused, not stored in clear.
     if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.keyring(true);
@@ -401,7 +435,13 @@ export class ConnectRuntime {
     // Not listed: say why when a refused package looks like it (its SDK range, a broken manifest).
     const refused = this.catalog.refused?.().find((r) => {
       const pkg = r.packageName ?? '';
-      return pkg === plugin || pkg.endsWith(`/${plugin}`) || pkg.endsWith(`-${plugin}`) || r.path.endsWith(`/${plugin}`) || r.path.endsWith(`-${plugin}`);
+      return (
+        pkg === plugin ||
+        pkg.endsWith(`/${plugin}`) ||
+        pkg.endsWith(`-${plugin}`) ||
+        r.path.endsWith(`/${plugin}`) ||
+        r.path.endsWith(`-${plugin}`)
+      );
     });
     if (refused) {
       const message = `connector plugin "${plugin}" was refused by the registry (${refused.code}): ${refused.message}`;
@@ -424,7 +464,9 @@ export class ConnectRuntime {
   }
 
   /** For pipeline plans (plan.ts): the declaration as it runs — secrets open, never to be answered as is. */
-  current(name: string): { declaration: ConnectorDeclaration; schema: ConfigSchema | undefined; origin: ConnectorOrigin; target: TargetState } | undefined {
+  current(
+    name: string,
+  ): { declaration: ConnectorDeclaration; schema: ConfigSchema | undefined; origin: ConnectorOrigin; target: TargetState } | undefined {
     const c = this.connectors.get(name);
     return c && !c.deleted ? { declaration: c.declaration, schema: c.schema, origin: c.origin, target: c.target } : undefined;
   }
@@ -478,7 +520,8 @@ export class ConnectRuntime {
     const body = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as Record<string, unknown>) } : raw;
     if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
       const b = body as Record<string, unknown>;
-      if (b.name !== undefined && b.name !== name) throw configInvalid('connector', [{ path: 'name', message: `must be "${name}" (the name in the URL) or left out` }]);
+      if (b.name !== undefined && b.name !== name)
+        throw configInvalid('connector', [{ path: 'name', message: `must be "${name}" (the name in the URL) or left out` }]);
       b.name = name;
     }
     const decl = await this.validate(body);
@@ -487,7 +530,11 @@ export class ConnectRuntime {
       const info = await this.create(decl, origin);
       return { created: true, info };
     }
-    await this.update(existing, decl, existing.origin === ConnectorOrigin.file && origin === ConnectorOrigin.api ? ConnectorOrigin.file : origin);
+    await this.update(
+      existing,
+      decl,
+      existing.origin === ConnectorOrigin.file && origin === ConnectorOrigin.api ? ConnectorOrigin.file : origin,
+    );
     return { created: false, info: this.info(name) };
   }
 
@@ -635,7 +682,10 @@ export class ConnectRuntime {
         c.lastError = { code: codeOf(e) ?? 'INTERNAL', message: c.scrub(e.message), at: Date.now() };
         for (let t = 0; t < c.declaration.tasks; t++) this.metrics.setTaskState(c.declaration.name, t, ConnectorState.UNASSIGNED);
         const delay = restartDelay(c.startFailures);
-        this.log.error({ connector: c.declaration.name, code: c.lastError.code, err: c.lastError.message, retryInMs: delay }, 'connector could not start; trying again after a backoff');
+        this.log.error(
+          { connector: c.declaration.name, code: c.lastError.code, err: c.lastError.message, retryInMs: delay },
+          'connector could not start; trying again after a backoff',
+        );
         c.nextStartAt = Date.now() + delay;
         c.startTimer = setTimeout(() => void this.reconcile(c), delay);
         c.startTimer.unref?.();
@@ -650,14 +700,22 @@ export class ConnectRuntime {
     c.kind = descriptor.kind === 'transform' ? undefined : descriptor.kind;
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
-    const { transforms, secrets: transformSecrets, untrusted } = await workerTransforms(this.catalog, decl, descriptor, this.env, this.settings);
+    const {
+      transforms,
+      secrets: transformSecrets,
+      untrusted,
+    } = await workerTransforms(this.catalog, decl, descriptor, this.env, this.settings);
     c.scrub = scrubber([...secretStrings(c.schema, value), ...transformSecrets]);
     if (issues.length > 0) {
       const first = issues[0]!;
       throw connectError(ConnectErrorCode.SECRET_UNRESOLVED, `${first.path}: ${first.message}`, { issues });
     }
     const v = await this.catalog.validate(descriptor.name, value, 'config');
-    if (!v.ok) throw configInvalid(`connector ${decl.name}`, v.issues.map((i) => ({ path: i.path, message: c.scrub(i.message) })));
+    if (!v.ok)
+      throw configInvalid(
+        `connector ${decl.name}`,
+        v.issues.map((i) => ({ path: i.path, message: c.scrub(i.message) })),
+      );
     const config = value as Record<string, unknown>;
     const logger = this.log.child({ connector: decl.name });
     const events = {
@@ -667,7 +725,19 @@ export class ConnectRuntime {
         c.lastError = { code: codeOf(err) ?? 'INTERNAL', message: c.scrub(err.message), at: Date.now() };
       },
     };
-    const common = { store: this.store, decl, pluginName: descriptor.name, entry: descriptor.entry, config, logger, logLevel: this.pluginLogLevel, metrics: this.metrics, events, scrub: c.scrub, transforms };
+    const common = {
+      store: this.store,
+      decl,
+      pluginName: descriptor.name,
+      entry: descriptor.entry,
+      config,
+      logger,
+      logLevel: this.pluginLogLevel,
+      metrics: this.metrics,
+      events,
+      scrub: c.scrub,
+      transforms,
+    };
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
     if ('problem' in iso) throw configInvalid(`connector ${decl.name}`, [{ path: 'isolation', message: iso.problem }]);
@@ -675,7 +745,15 @@ export class ConnectRuntime {
     c.isolation = descriptor.kind === 'sink' ? iso.isolation : 'thread';
     const runner =
       descriptor.kind === 'sink'
-        ? new SinkRunner({ ...common, tasks: owned, worker: this.placement.node, reclaim: this.placement.node !== undefined, stationSchemaOf: this.stationSchemaOf, freshness: c.freshness, shared: iso.isolation === 'shared' ? this.sharedPool() : undefined })
+        ? new SinkRunner({
+            ...common,
+            tasks: owned,
+            worker: this.placement.node,
+            reclaim: this.placement.node !== undefined,
+            stationSchemaOf: this.stationSchemaOf,
+            freshness: c.freshness,
+            shared: iso.isolation === 'shared' ? this.sharedPool() : undefined,
+          })
         : new SourceRunner({
             ...common,
             positions: this.positions,
@@ -690,7 +768,16 @@ export class ConnectRuntime {
     }
     c.runner = runner;
     c.owned = owned;
-    this.log.info({ connector: decl.name, kind: descriptor.kind, tasks: decl.tasks, ...(this.placement.node !== undefined && { owned, node: this.placement.node }), config: displayConfig(c.schema, decl.config) }, 'connector started');
+    this.log.info(
+      {
+        connector: decl.name,
+        kind: descriptor.kind,
+        tasks: decl.tasks,
+        ...(this.placement.node !== undefined && { owned, node: this.placement.node }),
+        config: displayConfig(c.schema, decl.config),
+      },
+      'connector started',
+    );
   }
 
   /** The shared pool of sink threads (made on first use, sized by `connect.sharedPool.threads`, default the cores). */
@@ -715,7 +802,9 @@ export class ConnectRuntime {
     if (!runner) return;
     c.runner = undefined;
     c.owned = undefined;
-    await runner.stop().catch((err: unknown) => this.log.error({ connector: c.declaration.name, err: messageOf(err) }, 'stopping the connector failed'));
+    await runner
+      .stop()
+      .catch((err: unknown) => this.log.error({ connector: c.declaration.name, err: messageOf(err) }, 'stopping the connector failed'));
   }
 
   // ── views ────────────────────────────────────────────────────────────────────────────────────
@@ -763,20 +852,41 @@ export class ConnectRuntime {
       }
     }
     const runner = c.runner;
-    const taskState = c.state === ConnectorState.RUNNING ? ConnectorState.UNASSIGNED : c.state === ConnectorState.FAILED ? ConnectorState.UNASSIGNED : c.state;
-    let tasks: TaskStatus[] = runner ? runner.taskStatuses() : Array.from({ length: d.tasks }, (_, id) => ({ id, state: taskState, restarts: 0, ...(c.kind === 'sink' && { freshness: c.freshness.ofTask(id) }) }));
+    const taskState =
+      c.state === ConnectorState.RUNNING
+        ? ConnectorState.UNASSIGNED
+        : c.state === ConnectorState.FAILED
+          ? ConnectorState.UNASSIGNED
+          : c.state;
+    let tasks: TaskStatus[] = runner
+      ? runner.taskStatuses()
+      : Array.from({ length: d.tasks }, (_, id) => ({
+          id,
+          state: taskState,
+          restarts: 0,
+          ...(c.kind === 'sink' && { freshness: c.freshness.ofTask(id) }),
+        }));
     if (this.placement.node !== undefined && c.target === TargetState.RUNNING) {
       // Cluster: tasks this node does not run are shown as the node holding their lease reports them.
       const mine = new Set(runner ? (c.owned ?? []) : []);
       tasks = tasks.map((t) => {
         if (mine.has(t.id)) return { ...t, worker: this.placement.node };
         const r = this.placement.remote({ connector: d.name, task: c.kind === 'source' ? 0 : t.id });
-        return { id: t.id, state: (r?.state as ConnectorState | undefined) ?? ConnectorState.UNASSIGNED, restarts: 0, ...(r && { worker: r.worker }) };
+        return {
+          id: t.id,
+          state: (r?.state as ConnectorState | undefined) ?? ConnectorState.UNASSIGNED,
+          restarts: 0,
+          ...(r && { worker: r.worker }),
+        };
       });
     }
     let lag: number | undefined;
     if (runner instanceof SinkRunner) lag = await runner.lag();
-    else if (c.kind === 'sink') lag = await this.store.getGroup(d.station, groupName(d.name)).then((g) => g.lag, () => undefined);
+    else if (c.kind === 'sink')
+      lag = await this.store.getGroup(d.station, groupName(d.name)).then(
+        (g) => g.lag,
+        () => undefined,
+      );
     let lastError = c.lastError;
     for (const t of tasks) if (t.lastError && (!lastError || t.lastError.at > lastError.at)) lastError = t.lastError;
     let retrying: RetryingStatus | undefined;
@@ -823,14 +933,21 @@ export class ConnectRuntime {
   async offsets(name: string): Promise<{ offsets: OffsetEntry[] }> {
     const c = this.get(name);
     const d = c.declaration;
-    const kind = c.kind ?? (await this.lookup(d.plugin).then((x) => x.kind, () => undefined));
+    const kind =
+      c.kind ??
+      (await this.lookup(d.plugin).then(
+        (x) => x.kind,
+        () => undefined,
+      ));
     if (kind === 'source') {
       const positions = await this.positions.load(d.name);
       return { offsets: Object.entries(positions).map(([task, offset]) => ({ partition: { task: Number(task) }, offset })) };
     }
     try {
       const g = await this.store.getGroup(d.station, groupName(d.name));
-      return { offsets: g.partitions.map((p) => ({ partition: { station: d.station, partition: p.partition }, offset: { offset: p.ackFloor } })) };
+      return {
+        offsets: g.partitions.map((p) => ({ partition: { station: d.station, partition: p.partition }, offset: { offset: p.ackFloor } })),
+      };
     } catch (err) {
       if (codeOf(err) === 'GROUP_NOT_FOUND') return { offsets: [] };
       throw err;
@@ -849,13 +966,23 @@ export class ConnectRuntime {
     const entries = to ? [] : parseOffsetsBody(body);
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
     return c.lock.run(async () => {
-      if (to) return moveOffsets({ store: this.store, positions: this.positions, decl: d, kind: kind === 'transform' ? undefined : kind, to, ensureGroup: () => this.ensureGroup(d) });
+      if (to)
+        return moveOffsets({
+          store: this.store,
+          positions: this.positions,
+          decl: d,
+          kind: kind === 'transform' ? undefined : kind,
+          to,
+          ensureGroup: () => this.ensureGroup(d),
+        });
       if (kind === 'source') {
         const positions = await this.positions.load(d.name);
         entries.forEach((e, i) => {
           const task = e.partition.task;
           if (typeof task !== 'number' || !Number.isInteger(task) || task < 0 || task >= d.tasks) {
-            throw configInvalid('offsets', [{ path: `offsets[${i}].partition.task`, message: `must be a task id from 0 to ${d.tasks - 1}` }]);
+            throw configInvalid('offsets', [
+              { path: `offsets[${i}].partition.task`, message: `must be a task id from 0 to ${d.tasks - 1}` },
+            ]);
           }
           if (e.offset === null) delete positions[String(task)];
           else positions[String(task)] = e.offset;
@@ -869,14 +996,22 @@ export class ConnectRuntime {
         const partition = e.partition.partition;
         const off = (e.offset as { offset?: unknown } | null)?.offset;
         if (typeof partition !== 'number' || !station.partitions.some((p) => p.partition === partition)) {
-          throw configInvalid('offsets', [{ path: `offsets[${i}].partition.partition`, message: `must be a partition of ${d.station} (0 to ${station.partitions.length - 1})` }]);
+          throw configInvalid('offsets', [
+            {
+              path: `offsets[${i}].partition.partition`,
+              message: `must be a partition of ${d.station} (0 to ${station.partitions.length - 1})`,
+            },
+          ]);
         }
         if (typeof off !== 'number' || !Number.isInteger(off) || off < 1) {
-          throw configInvalid('offsets', [{ path: `offsets[${i}].offset.offset`, message: 'must be an integer ≥ 1 (the next offset to process)' }]);
+          throw configInvalid('offsets', [
+            { path: `offsets[${i}].offset.offset`, message: 'must be an integer ≥ 1 (the next offset to process)' },
+          ]);
         }
         return { partition, offset: off };
       });
-      for (const t of targets) await this.store.seek(d.station, groupName(d.name), { type: 'offset', partition: t.partition, offset: t.offset });
+      for (const t of targets)
+        await this.store.seek(d.station, groupName(d.name), { type: 'offset', partition: t.partition, offset: t.offset });
       return { message: `the offsets of sink connector ${d.name} were changed` };
     });
   }
@@ -902,7 +1037,11 @@ export class ConnectRuntime {
 
   private async ensureGroup(d: ConnectorDeclaration): Promise<void> {
     try {
-      await this.store.createGroup(d.station, groupName(d.name), { start: { type: 'earliest' }, maxAckTimeMs: SinkRunner.ackDeadlineMs(d), maxDeliveries: 1000 });
+      await this.store.createGroup(d.station, groupName(d.name), {
+        start: { type: 'earliest' },
+        maxAckTimeMs: SinkRunner.ackDeadlineMs(d),
+        maxDeliveries: 1000,
+      });
     } catch (err) {
       if (codeOf(err) !== 'GROUP_EXISTS') throw err;
     }
@@ -911,7 +1050,10 @@ export class ConnectRuntime {
   private assertStopped(name: string): ConnectorRt {
     const c = this.get(name);
     if (c.target !== TargetState.STOPPED) {
-      throw connectError(ConnectErrorCode.CONNECTOR_NOT_STOPPED, `connector "${name}" must be STOPPED to change its offsets (PUT /v1/connectors/${name}/stop first)`);
+      throw connectError(
+        ConnectErrorCode.CONNECTOR_NOT_STOPPED,
+        `connector "${name}" must be STOPPED to change its offsets (PUT /v1/connectors/${name}/stop first)`,
+      );
     }
     return c;
   }
@@ -979,13 +1121,27 @@ export class ConnectRuntime {
     return this.persistLock.run(async () => {
       if (this.definitions) {
         const c = this.connectors.get(name);
-        if (c && !c.deleted) await this.definitions.save({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+        if (c && !c.deleted)
+          await this.definitions.save({
+            declaration: await this.sealed(c),
+            origin: c.origin,
+            target: c.target,
+            createdAt: c.createdAt,
+            updatedAt: c.updatedAt,
+          });
         else await this.definitions.remove(name);
         return;
       }
       const connectors: Stored[] = [];
       for (const c of this.connectors.values()) {
-        if (!c.deleted) connectors.push({ declaration: await this.sealed(c), origin: c.origin, target: c.target, createdAt: c.createdAt, updatedAt: c.updatedAt });
+        if (!c.deleted)
+          connectors.push({
+            declaration: await this.sealed(c),
+            origin: c.origin,
+            target: c.target,
+            createdAt: c.createdAt,
+            updatedAt: c.updatedAt,
+          });
       }
       await writeJsonAtomic(this.connectorsFile, { version: 1, connectors } satisfies ConnectorsFile);
     });

@@ -54,7 +54,12 @@ export class SecretKeyring {
   /** @throws SECRETS_KEY_INVALID when there is no key or one is not 32 bytes. */
   constructor(keys: readonly Buffer[]) {
     if (keys.length === 0) throw connectError(SealedErrorCode.SECRETS_KEY_INVALID, 'no secrets key given');
-    for (const k of keys) if (k.length !== 32) throw connectError(SealedErrorCode.SECRETS_KEY_INVALID, `a secrets key must be 32 bytes (base64 of 32 random bytes), got ${k.length}`);
+    for (const k of keys)
+      if (k.length !== 32)
+        throw connectError(
+          SealedErrorCode.SECRETS_KEY_INVALID,
+          `a secrets key must be 32 bytes (base64 of 32 random bytes), got ${k.length}`,
+        );
     this.keys = new Map(keys.map((k) => [keyId(k), k]));
     this.current = keyId(keys[0]!);
   }
@@ -77,7 +82,10 @@ export class SecretKeyring {
     if (!m) throw connectError(SealedErrorCode.SECRET_UNSEALABLE, 'not a sealed value');
     const key = this.keys.get(m[1]!);
     if (!key) {
-      throw connectError(SealedErrorCode.SECRET_UNSEALABLE, `sealed with key ${m[1]}, which this node does not have (its current key is ${this.current}); give it JUNCTION_SECRETS_KEY or the key file that holds that key`);
+      throw connectError(
+        SealedErrorCode.SECRET_UNSEALABLE,
+        `sealed with key ${m[1]}, which this node does not have (its current key is ${this.current}); give it JUNCTION_SECRETS_KEY or the key file that holds that key`,
+      );
     }
     const body = Buffer.from(m[2]!, 'base64url');
     if (body.length < IV_BYTES + TAG_BYTES) throw connectError(SealedErrorCode.SECRET_UNSEALABLE, 'a sealed value is truncated');
@@ -87,7 +95,11 @@ export class SecretKeyring {
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
       return Buffer.concat([decipher.update(body.subarray(IV_BYTES, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch (err) {
-      throw connectError(SealedErrorCode.SECRET_UNSEALABLE, 'a sealed value does not open: it was altered, or sealed for another connector or field', { cause: err });
+      throw connectError(
+        SealedErrorCode.SECRET_UNSEALABLE,
+        'a sealed value does not open: it was altered, or sealed for another connector or field',
+        { cause: err },
+      );
     }
   }
 
@@ -117,7 +129,11 @@ function parseKeys(text: string, where: string): Buffer[] {
     const s = raw.trim();
     if (s === '' || s.startsWith('#')) continue;
     const k = /^[A-Za-z0-9+/_-]+={0,2}$/.test(s) ? Buffer.from(s, 'base64') : Buffer.alloc(0);
-    if (k.length !== 32) throw connectError(SealedErrorCode.SECRETS_KEY_INVALID, `${where} holds a key that is not the base64 of 32 bytes (make one with: openssl rand -base64 32)`);
+    if (k.length !== 32)
+      throw connectError(
+        SealedErrorCode.SECRETS_KEY_INVALID,
+        `${where} holds a key that is not the base64 of 32 bytes (make one with: openssl rand -base64 32)`,
+      );
     out.push(k);
   }
   return out;
@@ -139,7 +155,11 @@ export async function loadKeyring(source: SecretsKeySource, create: boolean): Pr
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' || !create) {
-      throw connectError(SealedErrorCode.SECRETS_KEY_UNAVAILABLE, `cannot read the secrets key file ${file} (${code ?? (err as Error).message})`, { cause: err });
+      throw connectError(
+        SealedErrorCode.SECRETS_KEY_UNAVAILABLE,
+        `cannot read the secrets key file ${file} (${code ?? (err as Error).message})`,
+        { cause: err },
+      );
     }
     text = await makeKeyFile(file);
   }
@@ -163,7 +183,11 @@ async function makeKeyFile(file: string): Promise<string> {
   } catch (err) {
     // Made meanwhile by another process (two nodes on one machine): use theirs.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFile(file, 'utf8');
-    throw connectError(SealedErrorCode.SECRETS_KEY_UNAVAILABLE, `cannot create the secrets key file ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    throw connectError(
+      SealedErrorCode.SECRETS_KEY_UNAVAILABLE,
+      `cannot create the secrets key file ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      { cause: err },
+    );
   }
 }
 
@@ -193,8 +217,10 @@ function needsSealing(v: unknown): boolean {
  */
 function secretPlaces(schema: ConfigSchema | undefined, config: unknown, visit: (path: string, value: unknown) => unknown): unknown {
   const walk = (original: unknown, redacted: unknown, path: string): unknown => {
-    if (schema ? redacted === REDACTED && original !== REDACTED : typeof original === 'string') return needsSealing(original) ? visit(path, original) : original;
-    if (Array.isArray(original)) return original.map((item, i) => walk(item, Array.isArray(redacted) ? redacted[i] : undefined, childPath(path, i)));
+    if (schema ? redacted === REDACTED && original !== REDACTED : typeof original === 'string')
+      return needsSealing(original) ? visit(path, original) : original;
+    if (Array.isArray(original))
+      return original.map((item, i) => walk(item, Array.isArray(redacted) ? redacted[i] : undefined, childPath(path, i)));
     if (original !== null && typeof original === 'object') {
       const o: Record<string, unknown> = {};
       const r = redacted !== null && typeof redacted === 'object' ? (redacted as Record<string, unknown>) : {};
@@ -217,7 +243,12 @@ export function hasLiteralSecrets(schema: ConfigSchema | undefined, config: Reco
 }
 
 /** A copy of `config` with every literal secret sealed (its JSON text) for `connector`; references and sealed values stay. */
-export function sealConfig(ring: SecretKeyring, connector: string, schema: ConfigSchema | undefined, config: Record<string, unknown>): Record<string, unknown> {
+export function sealConfig(
+  ring: SecretKeyring,
+  connector: string,
+  schema: ConfigSchema | undefined,
+  config: Record<string, unknown>,
+): Record<string, unknown> {
   return secretPlaces(schema, config, (path, v) => ring.seal(JSON.stringify(v), placeOf(connector, path))) as Record<string, unknown>;
 }
 
@@ -263,7 +294,11 @@ export function unsealConfig(ring: SecretKeyring, connector: string, config: Rec
       return JSON.parse(ring.open(v, placeOf(connector, path))) as unknown;
     } catch (err) {
       const e = err as Error & { code?: string };
-      throw connectError(e.code ?? SealedErrorCode.SECRET_UNSEALABLE, `connector ${connector}, config${path === '' ? '' : `.${path}`}: ${e.message}`, { cause: err });
+      throw connectError(
+        e.code ?? SealedErrorCode.SECRET_UNSEALABLE,
+        `connector ${connector}, config${path === '' ? '' : `.${path}`}: ${e.message}`,
+        { cause: err },
+      );
     }
   }) as Record<string, unknown>;
 }

@@ -54,7 +54,10 @@ export async function resolveReferences(value: unknown, options: ResolveOptions 
       // start (and its lock, which pause and delete wait for) forever.
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<Error>((resolve) => {
-        timer = setTimeout(() => resolve(Object.assign(new Error(`no answer within ${FILE_REFERENCE_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), FILE_REFERENCE_TIMEOUT_MS);
+        timer = setTimeout(
+          () => resolve(Object.assign(new Error(`no answer within ${FILE_REFERENCE_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })),
+          FILE_REFERENCE_TIMEOUT_MS,
+        );
       });
       p = Promise.race([read, late]).finally(() => clearTimeout(timer));
       files.set(path, p);

@@ -101,7 +101,9 @@ export class SharedLane {
       recordTiming: false,
       resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
     });
-    pool.on('error', (err: unknown) => this.log.warn({ lane: this.id, err: err instanceof Error ? err.message : String(err) }, 'a shared sink thread died between batches'));
+    pool.on('error', (err: unknown) =>
+      this.log.warn({ lane: this.id, err: err instanceof Error ? err.message : String(err) }, 'a shared sink thread died between batches'),
+    );
     return pool;
   }
 
@@ -141,7 +143,10 @@ export class SharedLane {
   private onStuck(w: Worker, pool: Piscina<SinkTask, unknown>): void {
     w.unref();
     this.strand(w);
-    this.log.error({ lane: this.id }, `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated (a plugin blocked in a native call); it is abandoned and the lane gets a fresh thread`);
+    this.log.error(
+      { lane: this.id },
+      `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated (a plugin blocked in a native call); it is abandoned and the lane gets a fresh thread`,
+    );
     if (this.current === pool) this.current = undefined;
     this.terminating.delete(w);
     const recycled = connectError(ConnectErrorCode.WORKER_RECYCLED, `the shared thread this batch ran on was recycled (lane ${this.id})`);
@@ -170,7 +175,10 @@ export class SharedLane {
         w.unref();
         this.strand(w);
       }
-      this.log.error({ lane: this.id }, `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+      this.log.error(
+        { lane: this.id },
+        `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
+      );
     }
   }
 }
@@ -179,9 +187,18 @@ export class SharedLane {
 export class SharedSinkPool {
   readonly lanes: SharedLane[];
 
-  constructor(options: { threads: number; maxHeapMb: number; logger: Logger; strand: (w: Worker) => void; recycled?: (() => void) | undefined }) {
+  constructor(options: {
+    threads: number;
+    maxHeapMb: number;
+    logger: Logger;
+    strand: (w: Worker) => void;
+    recycled?: (() => void) | undefined;
+  }) {
     const log = options.logger.child({ component: 'shared-pool' });
-    this.lanes = Array.from({ length: options.threads }, (_, i) => new SharedLane(i, options.maxHeapMb, log, options.strand, options.recycled));
+    this.lanes = Array.from(
+      { length: options.threads },
+      (_, i) => new SharedLane(i, options.maxHeapMb, log, options.strand, options.recycled),
+    );
   }
 
   /** The lane a task is pinned to while it runs: the least loaded (ties: the lowest id). Give it back with `release`. */

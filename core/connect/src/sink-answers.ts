@@ -32,7 +32,8 @@ export abstract class SinkAnswers extends SinkFailure {
     let results: WriteResult[] | undefined;
     try {
       if (answer.okCount === undefined) results = checkWriteResults(answer.results, batch.count);
-      else if (answer.okCount !== batch.count) throw connectError('PLUGIN_INVALID', `the worker answered ${answer.okCount} ok results for ${batch.count} messages`);
+      else if (answer.okCount !== batch.count)
+        throw connectError('PLUGIN_INVALID', `the worker answered ${answer.okCount} ok results for ${batch.count} messages`);
     } catch (err) {
       this.fatal(p, t, batch, err as Error);
       return;
@@ -124,7 +125,10 @@ export abstract class SinkAnswers extends SinkFailure {
   /** The task's messages are written again: it is not retrying any more unless another of its partitions still has a batch to retry. */
   protected maybeRecovered(t: TaskRt): void {
     for (const q of this.partList) if (q.task === t.id && q.current?.firstFailureAt !== undefined) return;
-    this.log.info({ task: t.id, attempts: t.retrying?.attempts, sinceMs: t.retrying ? Date.now() - t.retrying.since : undefined }, 'the task writes again');
+    this.log.info(
+      { task: t.id, attempts: t.retrying?.attempts, sinceMs: t.retrying ? Date.now() - t.retrying.since : undefined },
+      'the task writes again',
+    );
     t.retrying = undefined;
     this.o.events.onChange?.();
   }
@@ -134,7 +138,11 @@ export abstract class SinkAnswers extends SinkFailure {
     const now = Date.now();
     t.lastError = { code: codeOf(err) ?? 'INTERNAL', message: this.scrub(err.message), at: now };
     const r = t.retrying;
-    if (!r) this.log.warn({ task: t.id, code: t.lastError.code, err: t.lastError.message }, 'the task retries: its messages could not be written');
+    if (!r)
+      this.log.warn(
+        { task: t.id, code: t.lastError.code, err: t.lastError.message },
+        'the task retries: its messages could not be written',
+      );
     t.retrying = { since: Math.min(r?.since ?? since, since), attempts: (r?.attempts ?? 0) + 1, nextAttemptAt };
   }
 
@@ -146,7 +154,10 @@ export abstract class SinkAnswers extends SinkFailure {
    */
   protected unusable(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     if (this.stopping) return; // the batch stays current: the stop nacks it
-    this.log.error({ task: t.id, code: codeOf(err), err: this.scrub(err.message) }, 'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed');
+    this.log.error(
+      { task: t.id, code: codeOf(err), err: this.scrub(err.message) },
+      'the sink cannot open with this configuration; the task fails until the connector is restarted or its config changed',
+    );
     this.failTask(t, err, true);
     if (p.current === batch) p.current = undefined;
     this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
@@ -160,7 +171,10 @@ export abstract class SinkAnswers extends SinkFailure {
    */
   protected transformFailed(p: Part, t: TaskRt, batch: Batch, err: Error): void {
     if (this.stopping) return;
-    this.log.error({ task: t.id, partition: p.id, code: codeOf(err), err: this.scrub(err.message) }, 'a transform failed a message (errors.tolerance none): the task fails until the connector is restarted or its config changed');
+    this.log.error(
+      { task: t.id, partition: p.id, code: codeOf(err), err: this.scrub(err.message) },
+      'a transform failed a message (errors.tolerance none): the task fails until the connector is restarted or its config changed',
+    );
     this.failTask(t, err, true);
     if (p.current === batch) p.current = undefined;
     this.nackReleased(p, batch.pieces, this.giveBackDelay(t));
@@ -184,14 +198,29 @@ export abstract class SinkAnswers extends SinkFailure {
     const { decl } = this.o;
     let e: Error;
     if (codeOf(err) === ConnectErrorCode.WORKER_STUCK) {
-      const what = timedOut === 'write' ? `a write of partition ${p.id} timed out` : timedOut === 'open' ? `the sink's open timed out` : 'the connector was stopping';
+      const what =
+        timedOut === 'write'
+          ? `a write of partition ${p.id} timed out`
+          : timedOut === 'open'
+            ? `the sink's open timed out`
+            : 'the connector was stopping';
       e = connectError(ConnectErrorCode.WORKER_STUCK, `${what}, and ${messageOf(err)}`, { cause: err });
     } else if (timedOut === 'write') {
-      e = connectError(ConnectErrorCode.WRITE_TIMEOUT, `write of ${batch.count} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`);
+      e = connectError(
+        ConnectErrorCode.WRITE_TIMEOUT,
+        `write of ${batch.count} messages (partition ${p.id}) did not settle within ${decl.writeTimeoutMs} ms; the worker was terminated`,
+      );
     } else if (timedOut === 'open') {
-      e = connectError(ConnectErrorCode.OPEN_TIMEOUT, `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`);
+      e = connectError(
+        ConnectErrorCode.OPEN_TIMEOUT,
+        `the sink did not open (or the batch of partition ${p.id} did not reach a worker) within ${Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs)} ms; the worker was terminated`,
+      );
     } else if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      e = connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the worker ran out of heap (maxHeapMb ${decl.maxHeapMb}) writing partition ${p.id}: ${messageOf(err)}`, { cause: err });
+      e = connectError(
+        ConnectErrorCode.WORKER_OUT_OF_MEMORY,
+        `the worker ran out of heap (maxHeapMb ${decl.maxHeapMb}) writing partition ${p.id}: ${messageOf(err)}`,
+        { cause: err },
+      );
     } else {
       e = connectError(ConnectErrorCode.WORKER_CRASHED, `the worker writing partition ${p.id} died: ${messageOf(err)}`, { cause: err });
     }
@@ -227,7 +256,10 @@ export abstract class SinkAnswers extends SinkFailure {
     }
     metrics.retries.inc(labels, count);
     const left = since + decl.errors.retryTimeoutMs - now;
-    const delay = Math.min(Math.max(minDelayMs, jitteredBackoff(retryBatch.attempts, RETRY_BASE_MS, decl.errors.retryMaxDelayMs)), Math.max(0, left));
+    const delay = Math.min(
+      Math.max(minDelayMs, jitteredBackoff(retryBatch.attempts, RETRY_BASE_MS, decl.errors.retryMaxDelayMs)),
+      Math.max(0, left),
+    );
     retryBatch.notBefore = now + delay;
     this.noteRetrying(t, err, since, now + delay);
     p.current = retryBatch;
@@ -236,7 +268,10 @@ export abstract class SinkAnswers extends SinkFailure {
       p.retryTimer = undefined;
       this.pump();
     }, delay);
-    this.log.debug({ partition: p.id, messages: count, attempt: retryBatch.attempts, delayMs: delay, reason: this.scrub(err.message) }, 'retrying');
+    this.log.debug(
+      { partition: p.id, messages: count, attempt: retryBatch.attempts, delayMs: delay, reason: this.scrub(err.message) },
+      'retrying',
+    );
   }
 
   /** A failure that takes the task down (non-retryable error, timeout, crash, heap, broken answer). */
@@ -257,7 +292,8 @@ export abstract class SinkAnswers extends SinkFailure {
       this.exhausted(p, t, { ...batch, firstFailureAt: since }, err);
       if (decl.errors.tolerance === 'all') return;
     } else {
-      for (const c of batch.pieces) for (let i = 0; i < c.count; i++) this.failingSince.set(`${p.id}:${offsetAt(c, i)}`, { since, attempts: batch.attempts });
+      for (const c of batch.pieces)
+        for (let i = 0; i < c.count; i++) this.failingSince.set(`${p.id}:${offsetAt(c, i)}`, { since, attempts: batch.attempts });
       this.o.metrics.retries.inc({ connector: decl.name, task: String(t.id) }, batch.count);
       this.noteRetrying(t, err, since, undefined);
       this.failTask(t, err, false);
@@ -278,7 +314,12 @@ export abstract class SinkAnswers extends SinkFailure {
       for (const c of batch.pieces) idsOf(c, ids);
       this.release(p, batch.pieces, batch.count, batch.bytes, true);
       metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, ids.length);
-      this.settle(this.o.store.deadLetter(decl.station, this.group, ids, reason, { code, headers: this.dlsHeaders(code, this.scrub(err.message), batch.attempts) }));
+      this.settle(
+        this.o.store.deadLetter(decl.station, this.group, ids, reason, {
+          code,
+          headers: this.dlsHeaders(code, this.scrub(err.message), batch.attempts),
+        }),
+      );
       this.log.warn({ partition: p.id, messages: ids.length, code }, 'retries exhausted: messages dead-lettered (errors.tolerance all)');
       if (t.retrying) this.maybeRecovered(t);
       return;

@@ -71,9 +71,19 @@ export abstract class SinkRunnerBase {
     this.maxBufferedMessages = (this.maxInFlight + 1) * decl.batch.maxMessages;
     this.maxBufferedBytes = (this.maxInFlight + 1) * decl.batch.maxBytes;
     // The transforms are part of what a worker opens for the task: a change reopens it.
-    this.configHash = createHash('sha256').update(JSON.stringify(options.config) + (options.transforms ? JSON.stringify(options.transforms) : '')).digest('hex').slice(0, 16);
+    this.configHash = createHash('sha256')
+      .update(JSON.stringify(options.config) + (options.transforms ? JSON.stringify(options.transforms) : ''))
+      .digest('hex')
+      .slice(0, 16);
     const now = Date.now();
-    this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({ id, state: ConnectorState.UNASSIGNED, failures: 0, restarts: 0, startedAt: now, inFlight: 0 }));
+    this.tasks = Array.from({ length: decl.tasks }, (_, id) => ({
+      id,
+      state: ConnectorState.UNASSIGNED,
+      failures: 0,
+      restarts: 0,
+      startedAt: now,
+      inFlight: 0,
+    }));
     this.owned = new Set((options.tasks ?? this.tasks.map((t) => t.id)).filter((t) => t >= 0 && t < decl.tasks));
   }
 
@@ -85,7 +95,19 @@ export abstract class SinkRunnerBase {
   protected partition(id: number): Part {
     let p = this.parts.get(id);
     if (!p) {
-      p = { id, task: id % this.o.decl.tasks, held: 0, top: -1, caughtUp: false, open: [], openCount: 0, openBytes: 0, openLast: -1, ready: [], writing: false };
+      p = {
+        id,
+        task: id % this.o.decl.tasks,
+        held: 0,
+        top: -1,
+        caughtUp: false,
+        open: [],
+        openCount: 0,
+        openBytes: 0,
+        openLast: -1,
+        ready: [],
+        writing: false,
+      };
       this.parts.set(id, p);
       this.partList = [...this.parts.values()].sort((a, b) => a.id - b.id);
     }
@@ -143,7 +165,8 @@ export abstract class SinkRunnerBase {
 
   protected settle(p: Promise<unknown>): void {
     const tracked = p.catch((err: unknown) => {
-      if (!isJunctionError(err) || err.code !== 'STORE_CLOSED') this.log.warn({ err: messageOf(err), code: codeOf(err) }, 'settling messages failed; the ack deadline will return them');
+      if (!isJunctionError(err) || err.code !== 'STORE_CLOSED')
+        this.log.warn({ err: messageOf(err), code: codeOf(err) }, 'settling messages failed; the ack deadline will return them');
     });
     this.settling.add(tracked);
     void tracked.finally(() => this.settling.delete(tracked));

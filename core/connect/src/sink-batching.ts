@@ -13,7 +13,9 @@ import { SchemaWatch } from './sink-schema.js';
 /** The fetch loop and the cutting of batches (one layer of the sink runner; see sink-base.ts). */
 export abstract class SinkBatching extends SinkRunnerBase {
   /** The station's schema for the plugin, resolved again after each fetch that brought messages. */
-  protected readonly schemaWatch = this.o.stationSchemaOf ? new SchemaWatch(this.o.decl.station, this.o.stationSchemaOf, this.log) : undefined;
+  protected readonly schemaWatch = this.o.stationSchemaOf
+    ? new SchemaWatch(this.o.decl.station, this.o.stationSchemaOf, this.log)
+    : undefined;
 
   // ── fetch and batching ─────────────────────────────────────────────────────────────────────────
 
@@ -52,7 +54,9 @@ export abstract class SinkBatching extends SinkRunnerBase {
           ...(this.fetchPartitions && { partitions: this.fetchPartitions }),
         };
         // The packed path when the store has it: no object per message on the broker's event loop.
-        chunks = store.fetchChunks ? await store.fetchChunks(decl.station, this.group, options) : chunksFromDeliveries(await store.fetch(decl.station, this.group, options), this.stationId);
+        chunks = store.fetchChunks
+          ? await store.fetchChunks(decl.station, this.group, options)
+          : chunksFromDeliveries(await store.fetch(decl.station, this.group, options), this.stationId);
         failures = 0;
         if (prefer) {
           // Fewer than asked from the preferred partition: it is caught up; prefer others until it has more.
@@ -75,7 +79,11 @@ export abstract class SinkBatching extends SinkRunnerBase {
         // now, or they would stay pending on the group until the ack deadline, hours away.
         const ids: string[] = [];
         for (const c of chunks) idsOf(c, ids);
-        await store.nack(decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
+        await store
+          .nack(decl.station, this.group, ids, 0)
+          .catch((err: unknown) =>
+            this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'),
+          );
         break;
       }
       this.ingest(chunks);

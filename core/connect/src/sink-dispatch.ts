@@ -73,7 +73,16 @@ export abstract class SinkDispatch extends SinkBatching {
     // tasks with the thread's exit); without, piscina terminates it too. Either way the thread is watched:
     // one that does not exit is declared stuck and its batches are answered (terminateThreads).
     // On a shared thread the abort recycles the lane's thread: the other tasks on it send their batches again.
-    ac.signal.addEventListener('abort', () => (lane ? lane.recycle(`connector ${decl.name} task ${t.id}: ${String(ac.signal.reason instanceof Error ? ac.signal.reason.message : ac.signal.reason)}`) : this.terminateThreads(t.id)), { once: true });
+    ac.signal.addEventListener(
+      'abort',
+      () =>
+        lane
+          ? lane.recycle(
+              `connector ${decl.name} task ${t.id}: ${String(ac.signal.reason instanceof Error ? ac.signal.reason.message : ac.signal.reason)}`,
+            )
+          : this.terminateThreads(t.id),
+      { once: true },
+    );
     let timedOut: 'write' | 'open' | undefined;
     const dispatchedAt = Date.now();
     // [0]: the write started (ms since dispatch + 1); [1]: the runtime gave the batch up (see wire.ts).
@@ -146,7 +155,10 @@ export abstract class SinkDispatch extends SinkBatching {
           if (p.next === batch) {
             if (p.current !== undefined) {
               // Never expected; if it happens, current (a retry) must not be lost: send this one again.
-              this.log.error({ partition: p.id }, 'sink runner bug: a lookahead batch was answered while its partition still had a batch to retry; it is sent again');
+              this.log.error(
+                { partition: p.id },
+                'sink runner bug: a lookahead batch was answered while its partition still had a batch to retry; it is sent again',
+              );
               return this.giveBack(p, t, batch);
             }
             this.promote(p);
@@ -164,7 +176,8 @@ export abstract class SinkDispatch extends SinkBatching {
           // this batch's own crash. A batch handed over alone that dies unstarted is a failure as ever,
           // or a plugin crashing its worker at open would be handed over again and again.)
           const before = after ? Atomics.load(new Int32Array(after), 0) : 1;
-          if (behind && (before === 0 || before === 3) && timedOut === undefined && !this.stopping && Atomics.load(flag, 0) === 0) return this.giveBack(p, t, batch);
+          if (behind && (before === 0 || before === 3) && timedOut === undefined && !this.stopping && Atomics.load(flag, 0) === 0)
+            return this.giveBack(p, t, batch);
           this.onRejected(p, t, batch, err, timedOut);
         },
       )

@@ -32,7 +32,10 @@ export abstract class SinkFailure extends SinkDispatch {
     else if (!t.stuck) this.scheduleRestart(t);
     this.releaseTask(t, this.giveBackDelay(t, now));
     const why = permanent ? 'it needs a restart' : t.stuck ? 'it restarts once its stuck thread exits' : 'restarting it after a backoff';
-    this.log.error({ task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: t.restartAt ? t.restartAt - now : undefined }, `connector task failed; ${why}`);
+    this.log.error(
+      { task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: t.restartAt ? t.restartAt - now : undefined },
+      `connector task failed; ${why}`,
+    );
     if (permanent) this.o.events.onFatal(err);
     this.wake.notify();
     this.o.events.onChange?.();

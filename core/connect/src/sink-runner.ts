@@ -27,11 +27,27 @@ import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf } from './errors.js';
 import { idsOf } from './chunks.js';
 import { SinkAnswers } from './sink-answers.js';
-import { CLOSE_TIMEOUT_MS, hardTimeoutGrace, OPEN_TIMEOUT_MS, SHARED_CANCEL_WAIT_MS, STOP_GRACE_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import {
+  CLOSE_TIMEOUT_MS,
+  hardTimeoutGrace,
+  OPEN_TIMEOUT_MS,
+  SHARED_CANCEL_WAIT_MS,
+  STOP_GRACE_MS,
+  TERMINATE_WAIT_MS,
+} from './sink-types.js';
 import type { TaskStatus } from './sink-types.js';
 import { settleWithin } from './util.js';
 
-export { CLOSE_TIMEOUT_MS, CONNECTOR_DLS_HEADERS, hardTimeoutGrace, OPEN_TIMEOUT_MS, RETRY_BASE_MS, STOP_GRACE_MS, stopBoundMs, TERMINATE_WAIT_MS } from './sink-types.js';
+export {
+  CLOSE_TIMEOUT_MS,
+  CONNECTOR_DLS_HEADERS,
+  hardTimeoutGrace,
+  OPEN_TIMEOUT_MS,
+  RETRY_BASE_MS,
+  STOP_GRACE_MS,
+  stopBoundMs,
+  TERMINATE_WAIT_MS,
+} from './sink-types.js';
 export type { RetryingStatus, RunnerEvents, SinkRunnerOptions, TaskStatus } from './sink-types.js';
 
 /** A running sink connector (see the notes above). */
@@ -42,7 +58,12 @@ export class SinkRunner extends SinkAnswers {
    * own, plus the batching latency and a minute of slack; capped at the broker's 12 h.
    */
   static ackDeadlineMs(decl: ConnectorDeclaration): number {
-    const perBatch = decl.errors.retryTimeoutMs + Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs) + decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs) + decl.errors.retryMaxDelayMs;
+    const perBatch =
+      decl.errors.retryTimeoutMs +
+      Math.max(OPEN_TIMEOUT_MS, decl.writeTimeoutMs) +
+      decl.writeTimeoutMs +
+      hardTimeoutGrace(decl.writeTimeoutMs) +
+      decl.errors.retryMaxDelayMs;
     return Math.min(12 * 3_600_000, 2 * perBatch + decl.batch.maxLatencyMs + 60_000);
   }
 
@@ -145,7 +166,10 @@ export class SinkRunner extends SinkAnswers {
     this.heldCount = 0;
     this.heldBytes = 0;
     this.o.metrics.buffered.set({ connector: decl.name }, 0);
-    if (ids.length > 0) await this.o.store.nack(decl.station, this.group, ids, 0).catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
+    if (ids.length > 0)
+      await this.o.store
+        .nack(decl.station, this.group, ids, 0)
+        .catch((err: unknown) => this.log.warn({ err: messageOf(err) }, 'nack on stop failed; the ack deadline will return the messages'));
     await this.closeSinks();
     for (const lane of this.lanes.values()) this.o.shared?.release(lane);
     this.lanes.clear();
@@ -158,7 +182,10 @@ export class SinkRunner extends SinkAnswers {
         w.unref();
         this.o.metrics.strand(w);
       }
-      this.log.error({ connector: decl.name }, `a worker thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+      this.log.error(
+        { connector: decl.name },
+        `a worker thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
+      );
     }
   }
 

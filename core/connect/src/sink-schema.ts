@@ -29,7 +29,11 @@ export class SchemaWatch {
       if (this.failing) this.log.info({ station: this.station }, 'the station schema resolves again');
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.log.warn({ station: this.station, err: (err as Error).message }, 'the station schema could not be resolved; batches keep the last one resolved');
+      if (!this.failing)
+        this.log.warn(
+          { station: this.station, err: (err as Error).message },
+          'the station schema could not be resolved; batches keep the last one resolved',
+        );
       this.failing = true;
     }
   }

@@ -53,7 +53,9 @@ export const CLOSE_TIMEOUT_MS = 5_000;
  * the pool's threads to exit (the store's own acks and nacks come on top, a few ms).
  */
 export function stopBoundMs(writeTimeoutMs: number): number {
-  return Math.min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs)) + TERMINATE_WAIT_MS + CLOSE_TIMEOUT_MS + TERMINATE_WAIT_MS;
+  return (
+    Math.min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs)) + TERMINATE_WAIT_MS + CLOSE_TIMEOUT_MS + TERMINATE_WAIT_MS
+  );
 }
 /** Base of the retry backoff (full jitter, up to `errors.retryMaxDelayMs`). */
 export const RETRY_BASE_MS = 100;

@@ -28,7 +28,9 @@ interface Opened {
 
 const sinks = new Map<string, Opened>();
 /** `Atomics.waitAsync` (in Node since 16; not in this TypeScript lib). */
-const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
+const waitAsync = (
+  Atomics as unknown as { waitAsync(a: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string } }
+).waitAsync;
 const metrics = new WorkerMetrics();
 type Applied = Awaited<ReturnType<typeof applyChain>>;
 
@@ -49,7 +51,14 @@ function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatc
     if (key !== undefined) msg.key = key;
     messages[i] = msg;
   }
-  const batch = { station: b.station, stationId: b.stationId, partition: b.partition, firstOffset: b.firstOffset, lastOffset: b.lastOffset, messages };
+  const batch = {
+    station: b.station,
+    stationId: b.stationId,
+    partition: b.partition,
+    firstOffset: b.firstOffset,
+    lastOffset: b.lastOffset,
+    messages,
+  };
   return schema === undefined ? batch : { ...batch, schema };
 }
 
@@ -75,7 +84,14 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
     });
   })();
   const hasChain = t.transforms !== undefined && t.transforms.steps.length > 0;
-  const chain = hasChain ? openChain(t.transforms, { logger: pluginLogger(t.logLevel, t.connector, t.task), connector: t.connector, task: t.task, metrics: metrics.forTask(t.connector, t.task) }) : Promise.resolve(undefined);
+  const chain = hasChain
+    ? openChain(t.transforms, {
+        logger: pluginLogger(t.logLevel, t.connector, t.task),
+        connector: t.connector,
+        task: t.task,
+        metrics: metrics.forTask(t.connector, t.task),
+      })
+    : Promise.resolve(undefined);
   const both = hasChain ? Promise.all([sink, chain]).then(([s]) => s) : sink;
   const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink: both, raw: sink, chain };
   sinks.set(key, opened);
@@ -133,7 +149,8 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
         const w = waitAsync(prev, 0, 0);
         if (w.async) await w.value;
       }
-      if (t.requireClean && Atomics.load(prev, 0) !== 1) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
+      if (t.requireClean && Atomics.load(prev, 0) !== 1)
+        return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     }
     if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     // Opened (or its open awaited) only now: a next whose predecessor did not end clean must come back
@@ -146,7 +163,14 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       if (t.transforms && t.transforms.steps.length > 0) chain = await chainFor(t);
     } catch (err) {
       // A non-retryable error here means the sink cannot be used as configured: the runtime fails the task.
-      return { error: serializeError(err), phase: 'open', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
+      return {
+        error: serializeError(err),
+        phase: 'open',
+        waited,
+        pluginMs: performance.now() - started,
+        metrics: metrics.drain(t.connector),
+        threadId,
+      };
     }
     if (cancelled()) return { skipped: true, waited, pluginMs: 0, metrics: metrics.drain(t.connector), threadId };
     Atomics.store(flags, 0, Math.max(1, Date.now() - t.dispatchedAt + 1));
@@ -158,12 +182,22 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       applied ??= await applyChain(chain, batch.messages, t.transforms!.onFailure);
       if ('error' in applied) {
         // errors.tolerance none: the task fails (the batch goes back unwritten); see sink-answers.ts.
-        return { error: serializeError(applied.error), phase: 'transform', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
+        return {
+          error: serializeError(applied.error),
+          phase: 'transform',
+          waited,
+          pluginMs: performance.now() - started,
+          metrics: metrics.drain(t.connector),
+          threadId,
+        };
       }
       results = applied.results;
       if (applied.kept.length > 0) {
         // Offsets stay the batch's own (firstOffset..lastOffset): a dropped message's offset is written by no one and acked.
-        const shown = applied.dropped.length > 0 ? { ...batch, messages: applied.kept, dropped: applied.dropped } : { ...batch, messages: applied.kept };
+        const shown =
+          applied.dropped.length > 0
+            ? { ...batch, messages: applied.kept, dropped: applied.dropped }
+            : { ...batch, messages: applied.kept };
         const written = checkWriteResults(await sink.write(shown, { signal: ac.signal }), applied.kept.length);
         for (let i = 0; i < written.length; i++) results[applied.index[i]!] = written[i]!;
       }
@@ -177,7 +211,14 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     clean = results.every((r) => r.status !== 'retry');
     return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
   } catch (err) {
-    return { error: serializeError(err), phase: 'write', waited, pluginMs: performance.now() - started, metrics: metrics.drain(t.connector), threadId };
+    return {
+      error: serializeError(err),
+      phase: 'write',
+      waited,
+      pluginMs: performance.now() - started,
+      metrics: metrics.drain(t.connector),
+      threadId,
+    };
   } finally {
     clearTimeout(timer);
     const settled = new Int32Array(t.settled);

@@ -176,7 +176,10 @@ export class SourceRunner {
       logLevel: this.o.logLevel,
       transforms: this.o.transforms,
     };
-    const worker = new Worker(workerFile('source-worker.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb } });
+    const worker = new Worker(workerFile('source-worker.js'), {
+      workerData: data,
+      resourceLimits: { maxOldGenerationSizeMb: decl.maxHeapMb },
+    });
     t.worker = worker;
     t.exited = once(worker, 'exit');
     const generation = t.generation;
@@ -202,14 +205,21 @@ export class SourceRunner {
       if (t.worker === worker) t.worker = undefined;
       const gone = (): Error =>
         (lastError as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the source worker ran out of heap (maxHeapMb ${decl.maxHeapMb})`, { cause: lastError })
-          : connectError(ConnectErrorCode.WORKER_CRASHED, `the source worker exited (code ${code})${lastError ? `: ${messageOf(lastError)}` : ''}`, { cause: lastError });
+          ? connectError(ConnectErrorCode.WORKER_OUT_OF_MEMORY, `the source worker ran out of heap (maxHeapMb ${decl.maxHeapMb})`, {
+              cause: lastError,
+            })
+          : connectError(
+              ConnectErrorCode.WORKER_CRASHED,
+              `the source worker exited (code ${code})${lastError ? `: ${messageOf(lastError)}` : ''}`,
+              { cause: lastError },
+            );
       opened?.({ type: 'gone', error: gone() });
       opened = undefined;
       const p = t.pendingNext;
       t.pendingNext = undefined;
       p?.({ type: 'gone', error: gone() });
-      if (!t.stopping && t.generation === generation && !t.finished && t.state === ConnectorState.RUNNING && !t.loop) this.failTask(t, gone());
+      if (!t.stopping && t.generation === generation && !t.finished && t.state === ConnectorState.RUNNING && !t.loop)
+        this.failTask(t, gone());
     });
     t.loop = (async () => {
       const first = await openedP;
@@ -265,7 +275,9 @@ export class SourceRunner {
           pos += m.len;
         }
         // A route transform may have picked other stations: produced there, each station's in order.
-        const results = a.messages.some((m) => m.station !== undefined) ? await produceRouted(store, decl.station, a.messages, msgs) : await store.produce(decl.station, msgs);
+        const results = a.messages.some((m) => m.station !== undefined)
+          ? await produceRouted(store, decl.station, a.messages, msgs)
+          : await store.produce(decl.station, msgs);
         let stored = 0;
         let bytes = 0;
         let rejected: { code: string; message: string } | undefined;
@@ -283,7 +295,11 @@ export class SourceRunner {
         metrics.bytes.inc(labels, bytes);
         this.throughput.add(stored, bytes);
         if (rejected) {
-          t.lastError = { code: rejected.code, message: (this.o.scrub ?? String)(`${rejectedCount} messages refused by the station: ${rejected.message}`), at: Date.now() };
+          t.lastError = {
+            code: rejected.code,
+            message: (this.o.scrub ?? String)(`${rejectedCount} messages refused by the station: ${rejected.message}`),
+            at: Date.now(),
+          };
           this.log.warn({ task: t.id, rejected: rejectedCount, code: rejected.code }, 'the station refused messages from the source');
         }
       }
@@ -297,7 +313,10 @@ export class SourceRunner {
   }
 
   /** Messages a transform failed (errors.tolerance all): into the station's DLS, with the step and why. */
-  private async deadLetterFailed(t: SourceTaskRt, failed: NonNullable<Extract<FromSourceWorker, { type: 'batch' }>['failed']>): Promise<void> {
+  private async deadLetterFailed(
+    t: SourceTaskRt,
+    failed: NonNullable<Extract<FromSourceWorker, { type: 'batch' }>['failed']>,
+  ): Promise<void> {
     const { decl, metrics, store } = this.o;
     const scrub = this.o.scrub ?? String;
     const results = await store.produce(
@@ -305,12 +324,21 @@ export class SourceRunner {
       failed.map((f) => ({
         value: f.value,
         key: f.key,
-        headers: { ...f.headers, [DLS_HEADERS.reason]: scrub(f.error.message).slice(0, 1000), [DLS_HEADERS.code]: f.error.code ?? 'TRANSFORM_FAILED', [DLS_HEADERS.connector]: decl.name, [DLS_HEADERS.station]: decl.station },
+        headers: {
+          ...f.headers,
+          [DLS_HEADERS.reason]: scrub(f.error.message).slice(0, 1000),
+          [DLS_HEADERS.code]: f.error.code ?? 'TRANSFORM_FAILED',
+          [DLS_HEADERS.connector]: decl.name,
+          [DLS_HEADERS.station]: decl.station,
+        },
       })),
     );
     metrics.deadLetters.inc({ connector: decl.name, task: String(t.id) }, failed.length);
     const refused = results.filter((r) => r.status === 'rejected').length;
-    this.log.warn({ task: t.id, messages: failed.length, refusedByDls: refused, err: scrub(failed[0]!.error.message) }, 'a transform failed messages of the source: dead-lettered (errors.tolerance all)');
+    this.log.warn(
+      { task: t.id, messages: failed.length, refusedByDls: refused, err: scrub(failed[0]!.error.message) },
+      'a transform failed messages of the source: dead-lettered (errors.tolerance all)',
+    );
   }
 
   private async stopTask(t: SourceTaskRt): Promise<void> {
@@ -338,7 +366,10 @@ export class SourceRunner {
       if (!(await settleWithin(exited, TERMINATE_WAIT_MS))) {
         worker.unref();
         this.o.metrics.strand(worker);
-        this.log.error({ task: t.id }, `the source worker did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`);
+        this.log.error(
+          { task: t.id },
+          `the source worker did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
+        );
       }
     }
     t.worker = undefined;
@@ -358,7 +389,10 @@ export class SourceRunner {
     const delay = restartDelay(t.failures);
     t.restartAt = now + delay;
     t.retrying = { since: t.retrying?.since ?? now, attempts: (t.retrying?.attempts ?? 0) + 1, nextAttemptAt: t.restartAt };
-    this.log.error({ task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: delay }, 'source task failed; restarting it after a backoff');
+    this.log.error(
+      { task: t.id, code: t.lastError.code, err: t.lastError.message, restartInMs: delay },
+      'source task failed; restarting it after a backoff',
+    );
     const worker = t.worker;
     const exited = t.exited;
     t.worker = undefined;
@@ -481,7 +515,8 @@ export class SourceRunner {
   private currentFence(): number | undefined {
     if (!this.o.fence) return undefined;
     const f = this.o.fence();
-    if (f === undefined) throw connectError(ConnectErrorCode.POSITION_FENCED, `connector ${this.o.decl.name}: this node no longer holds the task's lease`);
+    if (f === undefined)
+      throw connectError(ConnectErrorCode.POSITION_FENCED, `connector ${this.o.decl.name}: this node no longer holds the task's lease`);
     return f;
   }
 

@@ -7,7 +7,12 @@ import type { PackedSourceMessage } from './wire.js';
  * produce per station, and answers one result per message in the batch's order. A station that does not
  * exist makes the produce throw (the task fails and restarts from its last position: nothing is lost).
  */
-export async function produceRouted(store: StationStore, home: string, packed: readonly PackedSourceMessage[], msgs: readonly MessageInput[]): Promise<ProduceResult[]> {
+export async function produceRouted(
+  store: StationStore,
+  home: string,
+  packed: readonly PackedSourceMessage[],
+  msgs: readonly MessageInput[],
+): Promise<ProduceResult[]> {
   const groups = new Map<string, number[]>();
   packed.forEach((m, i) => {
     const s = m.station ?? home;
@@ -17,7 +22,10 @@ export async function produceRouted(store: StationStore, home: string, packed: r
   });
   const out: ProduceResult[] = new Array(msgs.length);
   for (const [station, idx] of groups) {
-    const results = await store.produce(station, idx.map((i) => msgs[i]!));
+    const results = await store.produce(
+      station,
+      idx.map((i) => msgs[i]!),
+    );
     idx.forEach((i, k) => (out[i] = results[k]!));
   }
   return out;

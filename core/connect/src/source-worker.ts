@@ -35,7 +35,12 @@ async function open(): Promise<void> {
     const plugin = await loadPlugin(data.entry);
     if (plugin.kind !== 'source') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a source`);
     const config = parseConfig(plugin.config, data.config, 'config');
-    const ctx = { logger: pluginLogger(data.logLevel, data.connector, data.task), connector: data.connector, task: data.task, metrics: metrics.forTask(data.connector, data.task) };
+    const ctx = {
+      logger: pluginLogger(data.logLevel, data.connector, data.task),
+      connector: data.connector,
+      task: data.task,
+      metrics: metrics.forTask(data.connector, data.task),
+    };
     transforms = await openChain(data.transforms, ctx);
     source = await plugin.open(config, {
       logger: pluginLogger(data.logLevel, data.connector, data.task),
@@ -64,7 +69,8 @@ async function next(): Promise<void> {
     const batch = r.value;
     let out: readonly (SourceMessage & { station?: string | undefined })[] = batch.messages;
     let dropped = 0;
-    const failed: { error: SerializedError; value: Uint8Array; key?: string | undefined; headers?: Record<string, string> | undefined }[] = [];
+    const failed: { error: SerializedError; value: Uint8Array; key?: string | undefined; headers?: Record<string, string> | undefined }[] =
+      [];
     const chainNow = transforms;
     if (chainNow) {
       // Transforms after the read: a dropped message is not produced (its position advances with the batch).
@@ -76,7 +82,12 @@ async function next(): Promise<void> {
         else if (o.status === 'fail') {
           // errors.tolerance none: the task fails (the runner restarts it from the last stored position).
           if (data.transforms!.onFailure === 'fail') throw o.error;
-          failed.push({ error: serializeError(o.error), value: m.value.slice(), key: m.key, headers: m.headers as Record<string, string> | undefined });
+          failed.push({
+            error: serializeError(o.error),
+            value: m.value.slice(),
+            key: m.key,
+            headers: m.headers as Record<string, string> | undefined,
+          });
         } else if (!o.changed && o.station === undefined) kept.push(m);
         else kept.push({ value: o.message.value, key: o.message.key, headers: o.message.headers, msgId: m.msgId, station: o.station });
       }
@@ -96,7 +107,18 @@ async function next(): Promise<void> {
       if (m.station !== undefined) messages[i]!.station = m.station;
     }
     const extra = chainNow ? { dropped, ...(failed.length > 0 && { failed }) } : {};
-    post({ type: 'batch', buf, messages, position: batch.position, pluginMs: performance.now() - started, metrics: metrics.drain(data.connector), ...extra }, [buf]);
+    post(
+      {
+        type: 'batch',
+        buf,
+        messages,
+        position: batch.position,
+        pluginMs: performance.now() - started,
+        metrics: metrics.drain(data.connector),
+        ...extra,
+      },
+      [buf],
+    );
   } catch (err) {
     if (!stopped) post({ type: 'error', error: serializeError(err), phase: 'read' });
   }

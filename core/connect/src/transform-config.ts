@@ -26,7 +26,12 @@ export interface WorkerTransforms {
  * `at('transforms')`. A connector whose plugin is itself a transform is refused too (`plugin`).
  * @throws CONFIG_INVALID (issues with paths), PLUGIN_KIND_MISMATCH.
  */
-export async function validateTransforms(catalog: PluginCatalog, decl: ConnectorDeclaration, descriptor: PluginDescriptor, at: (path: string) => string): Promise<void> {
+export async function validateTransforms(
+  catalog: PluginCatalog,
+  decl: ConnectorDeclaration,
+  descriptor: PluginDescriptor,
+  at: (path: string) => string,
+): Promise<void> {
   if (descriptor.kind === 'transform') {
     const message = `plugin "${descriptor.name}" is a transform: name it in a connector's transforms ({ type: plugin, plugin: ${descriptor.name} }), not as the connector's plugin`;
     throw connectError(ConnectErrorCode.PLUGIN_KIND_MISMATCH, message, { issues: [{ path: at('plugin'), message }] });
@@ -84,7 +89,11 @@ export async function workerTransforms(
     if (!d || d.kind !== 'transform') throw connectError(ConnectErrorCode.PLUGIN_NOT_FOUND, `no transform plugin named "${s.plugin}"`);
     plugins[s.plugin] = d.entry;
   }
-  return { transforms: { steps, plugins, onFailure: decl.errors.tolerance === 'all' ? 'deadLetter' : 'fail' }, secrets, untrusted: hasUntrustedTransform(catalog, decl, settings) };
+  return {
+    transforms: { steps, plugins, onFailure: decl.errors.tolerance === 'all' ? 'deadLetter' : 'fail' },
+    secrets,
+    untrusted: hasUntrustedTransform(catalog, decl, settings),
+  };
 }
 
 /**

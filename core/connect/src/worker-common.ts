@@ -5,7 +5,17 @@
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { checkPlugin, deadLetter, ok } from '@junction/sdk-connector';
-import type { Counter, Histogram, Logger, Metrics, Plugin, SinkMessage, TransformContext, TransformPlugin, WriteResult } from '@junction/sdk-connector';
+import type {
+  Counter,
+  Histogram,
+  Logger,
+  Metrics,
+  Plugin,
+  SinkMessage,
+  TransformContext,
+  TransformPlugin,
+  WriteResult,
+} from '@junction/sdk-connector';
 import type { Pipeline, TransformFailed } from '@junction/transforms';
 import type { MetricReport } from './wire.js';
 import type { WorkerTransforms } from './transform-config.js';
@@ -62,7 +72,13 @@ export async function applyChain(
       const m = messages[i]!;
       if (!o.changed) kept.push(m);
       else {
-        const out: { offset: number; timestamp: number; key?: string; headers: Readonly<Record<string, string>>; value: Uint8Array<ArrayBuffer> } = {
+        const out: {
+          offset: number;
+          timestamp: number;
+          key?: string;
+          headers: Readonly<Record<string, string>>;
+          value: Uint8Array<ArrayBuffer>;
+        } = {
           offset: m.offset,
           timestamp: o.message.timestamp,
           headers: o.message.headers,
@@ -75,8 +91,7 @@ export async function applyChain(
     } else if (o.status === 'drop') {
       results[i] = ok();
       dropped.push(messages[i]!.offset);
-    }
-    else if (onFailure === 'fail') return { error: o.error };
+    } else if (onFailure === 'fail') return { error: o.error };
     else results[i] = deadLetter(o.error.code, o.error.message);
   }
   return { results, kept, index, dropped };
@@ -109,7 +124,8 @@ export class WorkerMetrics {
       let e = this.entries.get(key);
       if (!e) {
         for (const other of this.entries.values()) {
-          if (other.connector === connector && other.name === name && other.kind !== kind) throw new Error(`metric ${name} is already a ${other.kind}`);
+          if (other.connector === connector && other.name === name && other.kind !== kind)
+            throw new Error(`metric ${name} is already a ${other.kind}`);
         }
         e = { connector, name, help, kind, task, ...(kind === 'counter' ? { inc: 0 } : { values: [] }) };
         this.entries.set(key, e);

@@ -16,7 +16,14 @@ describe('backpressure', () => {
     await h.store.createStation('big', { partitions: 4 });
     await produceN(h.store, 'big', 20_000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'slow', plugin: 'test-slow', station: 'big', tasks: 1, config: { dir, delayMs: 100 }, batch: { maxMessages: 50, maxLatencyMs: 10 } });
+    await h.runtime.create({
+      name: 'slow',
+      plugin: 'test-slow',
+      station: 'big',
+      tasks: 1,
+      config: { dir, delayMs: 100 },
+      batch: { maxMessages: 50, maxLatencyMs: 10 },
+    });
     const bound = (2 * 1 + 1) * 50;
     let samples = 0;
     const deadline = Date.now() + 1500;
@@ -44,7 +51,13 @@ describe('backpressure', () => {
     await h.store.createStation('big', { partitions: 1 });
     await produceN(h.store, 'big', 2000, { size: 1024 });
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'slow', plugin: 'test-slow', station: 'big', config: { dir, delayMs: 100 }, batch: { maxMessages: 1000, maxBytes: 16 * 1024, maxLatencyMs: 10 } });
+    await h.runtime.create({
+      name: 'slow',
+      plugin: 'test-slow',
+      station: 'big',
+      config: { dir, delayMs: 100 },
+      batch: { maxMessages: 1000, maxBytes: 16 * 1024, maxLatencyMs: 10 },
+    });
     await waitFor(() => h.runtime.buffered('slow')!.peakMessages > 0);
     await new Promise((r) => setTimeout(r, 500));
     // (2 + 1) × 16 KiB of 1 KiB messages, plus at most one message over.

@@ -4,7 +4,12 @@ import { addRanges, chunksFromDeliveries, idsOf, packChunks, pickChunk, sliceChu
 import { PACKED_FIELDS } from '../src/wire.js';
 
 /** A chunk as the store builds one: values with filler bytes between them (the log's framing). */
-function chunk(partition: number, first: number, values: string[], opts: { keys?: (string | undefined)[]; headers?: Record<string, string>[]; attempts?: number[]; epoch?: string; stationId?: string } = {}): DeliveryChunk {
+function chunk(
+  partition: number,
+  first: number,
+  values: string[],
+  opts: { keys?: (string | undefined)[]; headers?: Record<string, string>[]; attempts?: number[]; epoch?: string; stationId?: string } = {},
+): DeliveryChunk {
   const parts: Buffer[] = [];
   const nums: number[] = [];
   const headers = opts.headers ?? [{ h: 'x' }];
@@ -20,7 +25,15 @@ function chunk(partition: number, first: number, values: string[], opts: { keys?
     pos += b.length;
     bytes += b.length;
   });
-  const c: DeliveryChunk = { stationId: opts.stationId ?? 'st-1', partition, count: values.length, bytes, data: new Uint8Array(Buffer.concat(parts)), nums: new Float64Array(nums), headers };
+  const c: DeliveryChunk = {
+    stationId: opts.stationId ?? 'st-1',
+    partition,
+    count: values.length,
+    bytes,
+    data: new Uint8Array(Buffer.concat(parts)),
+    nums: new Float64Array(nums),
+    headers,
+  };
   if (opts.epoch !== undefined) c.epoch = opts.epoch;
   if (opts.keys) c.keys = opts.keys;
   if (opts.attempts) c.attempts = opts.attempts;
@@ -102,7 +115,10 @@ describe('runtime chunks', () => {
       deliveryCount: 1,
       ...extra,
     });
-    const chunks = chunksFromDeliveries([d(0, 1, 'x'), d(0, 2, 'yy', { key: 'k', deliveryCount: 4 }), d(1, 7, 'zzz', { stationId: 'own' })], 'fallback');
+    const chunks = chunksFromDeliveries(
+      [d(0, 1, 'x'), d(0, 2, 'yy', { key: 'k', deliveryCount: 4 }), d(1, 7, 'zzz', { stationId: 'own' })],
+      'fallback',
+    );
     expect(chunks.map((c) => c.stationId)).toEqual(['fallback', 'own']);
     expect(chunks.map((c) => [c.partition, c.count, c.bytes])).toEqual([
       [0, 2, 3],

@@ -14,7 +14,13 @@ afterEach(async () => {
 
 describe('applyDesired (junction.yaml connectors)', () => {
   it('creates, updates, deletes file connectors and leaves API ones alone', async () => {
-    const d = (name: string, extra: Record<string, unknown> = {}) => ({ name, plugin: 'test-ok', station: 's', config: { dir: join(h.dir, name) }, ...extra });
+    const d = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir: join(h.dir, name) },
+      ...extra,
+    });
     await h.runtime.create(d('from-api'));
     let r = await h.runtime.applyDesired([d('a'), d('b', { state: 'PAUSED' })]);
     expect(r).toEqual({ created: ['a', 'b'], updated: [], deleted: [], unchanged: [] });

@@ -40,7 +40,11 @@ function gaugeOf(text: string, connector: string): number | undefined {
 describe('sink freshness', () => {
   it('a file sink lands messages: status and /metrics show produce → landed of the last message landed', async () => {
     await h.store.createStation('fresh');
-    const r = await app.inject({ method: 'POST', url: '/v1/connectors', payload: { name: 'f', plugin: 'file', station: 'fresh', config: { dir: join(h.dir, 'out') }, batch: { maxLatencyMs: 20 } } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors',
+      payload: { name: 'f', plugin: 'file', station: 'fresh', config: { dir: join(h.dir, 'out') }, batch: { maxLatencyMs: 20 } },
+    });
     expect(r.statusCode).toBe(201);
 
     // Nothing landed yet: null, and no series.
@@ -52,10 +56,13 @@ describe('sink freshness', () => {
     await produceN(h.store, 'fresh', 300);
     await waitFor(async () => (await lagOf(h.store, 'fresh', 'f')) === 0, { what: 'the sink to catch up', timeoutMs: 60_000 });
     const producedAt = await lastTimestamp('fresh');
-    st = await waitFor(async () => {
-      const s = await get('/v1/connectors/f/status');
-      return s.freshness?.lastProducedAt === new Date(producedAt).toISOString() ? s : undefined;
-    }, { what: 'freshness of the last message', timeoutMs: 60_000 });
+    st = await waitFor(
+      async () => {
+        const s = await get('/v1/connectors/f/status');
+        return s.freshness?.lastProducedAt === new Date(producedAt).toISOString() ? s : undefined;
+      },
+      { what: 'freshness of the last message', timeoutMs: 60_000 },
+    );
     const f = st.freshness;
     expect(f.seconds).toBeGreaterThanOrEqual(0);
     expect(Date.parse(f.lastLandedAt)).toBeGreaterThanOrEqual(producedAt);
@@ -73,7 +80,10 @@ describe('sink freshness', () => {
     expect((await app.inject({ method: 'PUT', url: '/v1/connectors/f/resume' })).statusCode).toBe(202);
     await produceN(h.store, 'fresh', 10, { prefix: 'late' });
     const later = await lastTimestamp('fresh');
-    await waitFor(async () => (await get('/v1/connectors/f/status')).freshness?.lastProducedAt === new Date(later).toISOString(), { what: 'freshness after the resume', timeoutMs: 60_000 });
+    await waitFor(async () => (await get('/v1/connectors/f/status')).freshness?.lastProducedAt === new Date(later).toISOString(), {
+      what: 'freshness after the resume',
+      timeoutMs: 60_000,
+    });
 
     // A deleted connector's series goes.
     expect((await app.inject({ method: 'DELETE', url: '/v1/connectors/f' })).statusCode).toBe(204);

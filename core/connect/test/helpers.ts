@@ -9,7 +9,14 @@ import { EmbeddedStore } from '@junction/broker';
 import { checkPlugin, validateConfig } from '@junction/sdk-connector';
 import type { Plugin } from '@junction/sdk-connector';
 import { ConnectRuntime } from '../src/index.js';
-import type { PluginCatalog, PluginDescriptor, CatalogValidation, ConnectSettingsInput, SecretsKeySource, StationSchemaResolver } from '../src/index.js';
+import type {
+  PluginCatalog,
+  PluginDescriptor,
+  CatalogValidation,
+  ConnectSettingsInput,
+  SecretsKeySource,
+  StationSchemaResolver,
+} from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..');
@@ -67,7 +74,9 @@ export class TestCatalog implements PluginCatalog {
   }
   async validate(name: string, config: unknown, prefix = ''): Promise<CatalogValidation> {
     const r = validateConfig((await this.load(name)).config, config);
-    return r.success ? { ok: true, config: r.config } : { ok: false, issues: r.issues.map((i) => ({ path: prefixed(prefix, i.path), message: i.message })) };
+    return r.success
+      ? { ok: true, config: r.config }
+      : { ok: false, issues: r.issues.map((i) => ({ path: prefixed(prefix, i.path), message: i.message })) };
   }
 }
 
@@ -79,7 +88,12 @@ export function sharedCatalog(): Promise<TestCatalog> {
 export interface Harness {
   dir: string;
   /** Options the runtime is (re)opened with; a test may change them before `reopen()`. */
-  options: { secretsKey?: SecretsKeySource | undefined; env?: Record<string, string | undefined> | undefined; stationSchemaOf?: StationSchemaResolver | undefined; connect?: ConnectSettingsInput | undefined };
+  options: {
+    secretsKey?: SecretsKeySource | undefined;
+    env?: Record<string, string | undefined> | undefined;
+    stationSchemaOf?: StationSchemaResolver | undefined;
+    connect?: ConnectSettingsInput | undefined;
+  };
   store: EmbeddedStore;
   runtime: ConnectRuntime;
   prom: PromRegistry;
@@ -96,7 +110,10 @@ export interface Harness {
  */
 function isolationFromEnv(): ConnectSettingsInput | undefined {
   if (process.env.JUNCTION_TEST_ISOLATION !== 'shared') return undefined;
-  return { sharedPool: { threads: 2 }, plugins: Object.fromEntries(Object.keys(PLUGIN_FILES).map((name) => [name, { isolation: 'shared' as const }])) };
+  return {
+    sharedPool: { threads: 2 },
+    plugins: Object.fromEntries(Object.keys(PLUGIN_FILES).map((name) => [name, { isolation: 'shared' as const }])),
+  };
 }
 
 export async function harness(
@@ -115,12 +132,19 @@ export async function harness(
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'junction-connect-'));
   const logs = options.logs;
-  const logger = logs ? pino({ level: options.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(line) }) : pino({ level: options.logLevel ?? 'silent' });
+  const logger = logs
+    ? pino({ level: options.logLevel ?? 'debug' }, { write: (line: string) => void logs.push(line) })
+    : pino({ level: options.logLevel ?? 'silent' });
   const cat = await sharedCatalog();
   const h = {
     dir,
     prom: new PromRegistry(),
-    options: { secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') }, env: options.env ?? {}, stationSchemaOf: options.stationSchemaOf, connect: options.connect ?? isolationFromEnv() },
+    options: {
+      secretsKey: options.secretsKey ?? { file: join(dir, 'keys', 'secrets.key') },
+      env: options.env ?? {},
+      stationSchemaOf: options.stationSchemaOf,
+      connect: options.connect ?? isolationFromEnv(),
+    },
   } as Harness;
   const open = async (): Promise<void> => {
     h.store = new EmbeddedStore({ dataDir: join(dir, 'store'), fsync: 'never', logger });
@@ -159,7 +183,10 @@ export async function harness(
   return h;
 }
 
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let last: unknown;
   for (;;) {
@@ -170,7 +197,10 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'a condition'} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${opts.what ?? 'a condition'} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
+      );
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
 }
@@ -217,7 +247,12 @@ export async function produceN(
   store: EmbeddedStore,
   station: string,
   n: number,
-  opts: { prefix?: string; size?: number; key?: (i: number) => string | undefined; headers?: (i: number) => Record<string, string> | undefined } = {},
+  opts: {
+    prefix?: string;
+    size?: number;
+    key?: (i: number) => string | undefined;
+    headers?: (i: number) => Record<string, string> | undefined;
+  } = {},
 ): Promise<void> {
   const prefix = opts.prefix ?? 'm';
   for (let i = 1; i <= n; i += 500) {

@@ -17,7 +17,12 @@ afterEach(async () => {
  * restarts by itself, every message lands (each offset at least once), the lag drains, and the
  * store kept answering meanwhile (its event loop never stalled).
  */
-async function isolationCase(plugin: string, code: string, extra: Record<string, unknown> = {}, decl: Record<string, unknown> = {}): Promise<void> {
+async function isolationCase(
+  plugin: string,
+  code: string,
+  extra: Record<string, unknown> = {},
+  decl: Record<string, unknown> = {},
+): Promise<void> {
   await h.store.createStation('s', { partitions: 2 });
   await produceN(h.store, 's', 400);
   const dir = join(h.dir, 'rec');
@@ -35,11 +40,21 @@ async function isolationCase(plugin: string, code: string, extra: Record<string,
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  await h.runtime.create({ name: 'c', plugin, station: 's', config: { dir, times: 1, ...extra }, batch: { maxMessages: 50, maxLatencyMs: 20 }, ...decl });
-  const failed = await waitFor(async () => {
-    const s = await h.runtime.status('c');
-    return s.tasks[0]!.state === 'FAILED' ? s : undefined;
-  }, { what: 'the task to fail', intervalMs: 10 });
+  await h.runtime.create({
+    name: 'c',
+    plugin,
+    station: 's',
+    config: { dir, times: 1, ...extra },
+    batch: { maxMessages: 50, maxLatencyMs: 20 },
+    ...decl,
+  });
+  const failed = await waitFor(
+    async () => {
+      const s = await h.runtime.status('c');
+      return s.tasks[0]!.state === 'FAILED' ? s : undefined;
+    },
+    { what: 'the task to fail', intervalMs: 10 },
+  );
   expect(failed.tasks[0]!.trace).toContain(code);
   expect(failed.tasks[0]!.restartAt).toBeGreaterThan(Date.now() - 100);
   expect(failed.lastError?.code).toBe(code);
@@ -81,7 +96,14 @@ describe('isolation: a misbehaving plugin fails only its task, which restarts; n
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-throw', station: 's', config: { dir, times: 2, retryable: true }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-throw',
+      station: 's',
+      config: { dir, times: 2, retryable: true },
+      batch: { maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 50 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
     const s = await h.runtime.status('c');
     expect(s.tasks[0]!.restarts).toBe(0);

@@ -73,7 +73,13 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 2000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-order', station: 's', config: { dir, delayMs: 30 }, batch: { maxMessages: 200, maxLatencyMs: 10 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-order',
+      station: 's',
+      config: { dir, delayMs: 30 },
+      batch: { maxMessages: 200, maxLatencyMs: 10 },
+    });
     const most = await runAndSample('c', 's', 2000);
     // With one partition and no lookahead, never more than one batch is in a worker.
     expect(most).toBe(2);
@@ -90,7 +96,14 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 1000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-order', station: 's', config: { dir, delayMs: 30, retryCalls: [1, 2, 4] }, batch: { maxMessages: 100, maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-order',
+      station: 's',
+      config: { dir, delayMs: 30, retryCalls: [1, 2, 4] },
+      batch: { maxMessages: 100, maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 50 },
+    });
     const most = await runAndSample('c', 's', 1000);
     expect(most).toBe(2);
     const list = await calls(dir);
@@ -105,7 +118,14 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 3 });
     await produceN(h.store, 's', 1500);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-order', station: 's', config: { dir, delayMs: 15, retryCalls: [3] }, batch: { maxMessages: 100, maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-order',
+      station: 's',
+      config: { dir, delayMs: 15, retryCalls: [3] },
+      batch: { maxMessages: 100, maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 50 },
+    });
     await runAndSample('c', 's', 1500);
     const list = await calls(dir);
     expect(list.every((c) => !c.overlapped)).toBe(true);
@@ -116,11 +136,21 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 1000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-order', station: 's', writeTimeoutMs: 300, config: { dir, delayMs: 20, hangCalls: [2] }, batch: { maxMessages: 100, maxLatencyMs: 10 } });
-    const failed = await waitFor(async () => {
-      const s = await h.runtime.status('c');
-      return s.tasks[0]!.state === 'FAILED' ? s : undefined;
-    }, { what: 'the task to fail', intervalMs: 10 });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-order',
+      station: 's',
+      writeTimeoutMs: 300,
+      config: { dir, delayMs: 20, hangCalls: [2] },
+      batch: { maxMessages: 100, maxLatencyMs: 10 },
+    });
+    const failed = await waitFor(
+      async () => {
+        const s = await h.runtime.status('c');
+        return s.tasks[0]!.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'the task to fail', intervalMs: 10 },
+    );
     expect(failed.tasks[0]!.lastError?.code).toBe('WRITE_TIMEOUT');
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
     const w = await written(dir);
@@ -138,7 +168,14 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 2 });
     await produceN(h.store, 's', 2000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-open-flaky', station: 's', config: { dir, times: 6, delayMs: 15 }, batch: { maxMessages: 100, maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-open-flaky',
+      station: 's',
+      config: { dir, times: 6, delayMs: 15 },
+      batch: { maxMessages: 100, maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 50 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
     const w = await written(dir);
     expect(w.unique).toBe(2000);
@@ -150,7 +187,15 @@ describe('lookahead: the next batch waits in the worker', () => {
     await h.store.createStation('s', { partitions: 2 });
     await produceN(h.store, 's', 2000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-order', station: 's', tasks: 2, config: { dir, delayMs: 20, retryCalls: [4] }, batch: { maxMessages: 100, maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-order',
+      station: 's',
+      tasks: 2,
+      config: { dir, delayMs: 20, retryCalls: [4] },
+      batch: { maxMessages: 100, maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 50 },
+    });
     const most = await runAndSample('c', 's', 2000);
     expect(most).toBeGreaterThanOrEqual(3); // both tasks writing, at least one with a batch waiting
     expect(most).toBeLessThanOrEqual(4);

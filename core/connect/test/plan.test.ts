@@ -17,12 +17,16 @@ const schema = z.strictObject({
   tags: z.array(z.string()).default([]),
 }) as unknown as ConfigSchema;
 
-const decl = (config: Record<string, unknown>, extra: Record<string, unknown> = {}) => ConnectorDeclaration.parse({ name: 'c', plugin: 'p', station: 's', config, ...extra });
+const decl = (config: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  ConnectorDeclaration.parse({ name: 'c', plugin: 'p', station: 's', config, ...extra });
 
 describe('pipeline plan: connectors', () => {
   it('diffs fields, masking secrets (nested too) and showing references as written', () => {
     const before = decl({ url: 'http://a', auth: { user: 'u', password: 'old-pass-123' }, token: 'tok-old-456', tags: ['x'] });
-    const after = decl({ url: 'http://b', auth: { user: 'u', password: 'new-pass-789' }, token: '${env:TOKEN}', tags: ['x', 'y'] }, { tasks: 2 });
+    const after = decl(
+      { url: 'http://b', auth: { user: 'u', password: 'new-pass-789' }, token: '${env:TOKEN}', tags: ['x', 'y'] },
+      { tasks: 2 },
+    );
     const changes = diffDeclarations(before, after, schema, schema);
     expect(changes).toEqual([
       { path: 'tasks', from: 1, to: 2 },
@@ -33,9 +37,15 @@ describe('pipeline plan: connectors', () => {
     ]);
     expect(JSON.stringify(changes)).not.toMatch(/pass-|tok-old/);
     // The same secret on both sides is no change; a field removed shows where it was.
-    expect(diffDeclarations(before, decl({ url: 'http://a', auth: { user: 'u', password: 'old-pass-123' }, tags: ['x'] }), schema, schema)).toEqual([{ path: 'config.token', from: '***' }]);
+    expect(
+      diffDeclarations(before, decl({ url: 'http://a', auth: { user: 'u', password: 'old-pass-123' }, tags: ['x'] }), schema, schema),
+    ).toEqual([{ path: 'config.token', from: '***' }]);
     // Without the plugin's schema nothing says which field is secret: every literal string is masked.
-    expect(diffDeclarations(undefined, decl({ url: 'http://a', token: '${env:T}' }), undefined, undefined).filter((c) => c.path.startsWith('config'))).toEqual([
+    expect(
+      diffDeclarations(undefined, decl({ url: 'http://a', token: '${env:T}' }), undefined, undefined).filter((c) =>
+        c.path.startsWith('config'),
+      ),
+    ).toEqual([
       { path: 'config.url', to: '***' },
       { path: 'config.token', to: '${env:T}' },
     ]);
@@ -50,7 +60,10 @@ describe('pipeline plan: connectors', () => {
     const runtime: PlannableRuntime = {
       validate: async (raw, prefix = '') => {
         const d = ConnectorDeclaration.parse(raw);
-        if (d.plugin !== 'p') throw new JunctionError('PLUGIN_NOT_FOUND', 'bad plugin', { issues: [{ path: `${prefix}.plugin`, message: `no connector plugin named "${d.plugin}"` }] });
+        if (d.plugin !== 'p')
+          throw new JunctionError('PLUGIN_NOT_FOUND', 'bad plugin', {
+            issues: [{ path: `${prefix}.plugin`, message: `no connector plugin named "${d.plugin}"` }],
+          });
         return d;
       },
       names: () => [...running.keys()].sort(),
@@ -74,9 +87,21 @@ describe('pipeline plan: connectors', () => {
     expect(plan.entries[0]!.changes).toContainEqual({ path: 'config.token', to: '***' });
     expect(JSON.stringify(plan.entries)).not.toContain('secret-value');
     const pruned = await planConnectors(runtime, list, { prune: true });
-    expect(pruned.entries.map((e) => `${e.name}:${e.action}`)).toEqual(['new:create', 'changed:update', 'kept:unchanged', 'api-made:delete']);
+    expect(pruned.entries.map((e) => `${e.name}:${e.action}`)).toEqual([
+      'new:create',
+      'changed:update',
+      'kept:unchanged',
+      'api-made:delete',
+    ]);
 
-    await expect(planConnectors(runtime, [{ name: 'a', plugin: 'q', station: 's' }, { name: 'b', plugin: 'p', station: 's', tasks: 0 }, list[0], list[0]])).rejects.toMatchObject({
+    await expect(
+      planConnectors(runtime, [
+        { name: 'a', plugin: 'q', station: 's' },
+        { name: 'b', plugin: 'p', station: 's', tasks: 0 },
+        list[0],
+        list[0],
+      ]),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [
         { path: 'connectors[0].plugin', message: 'no connector plugin named "q"' },

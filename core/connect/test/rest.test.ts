@@ -39,7 +39,14 @@ describe('/v1/connectors', () => {
     expect(r.body.issues).toEqual([expect.objectContaining({ path: 'config.dir' })]);
     expect(r.body.message).toContain('config.dir');
 
-    r = await call('POST', '/v1/connectors', { name: 'bad', plugin: 'file', station: 's', config: { dir: '/tmp/x', gzip: 'yes' }, batch: { maxMessages: 0 }, surprise: 1 });
+    r = await call('POST', '/v1/connectors', {
+      name: 'bad',
+      plugin: 'file',
+      station: 's',
+      config: { dir: '/tmp/x', gzip: 'yes' },
+      batch: { maxMessages: 0 },
+      surprise: 1,
+    });
     expect(r.status).toBe(400);
     expect(r.body.issues.map((i: { path: string }) => i.path).sort()).toEqual(['', 'batch.maxMessages'].sort());
 
@@ -65,8 +72,21 @@ describe('/v1/connectors', () => {
     const decl = { name: 'c1', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxLatencyMs: 20 } };
     let r = await call('POST', '/v1/connectors', decl);
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ name: 'c1', type: 'sink', plugin: 'test-ok', station: 's', tasks: [{ connector: 'c1', task: 0 }], target: 'RUNNING', origin: 'api' });
-    expect(r.body.config).toMatchObject({ ...decl, tasks: 1, batch: { maxMessages: 1000, maxBytes: 1048576, maxLatencyMs: 20 }, errors: { tolerance: 'none' } });
+    expect(r.body).toMatchObject({
+      name: 'c1',
+      type: 'sink',
+      plugin: 'test-ok',
+      station: 's',
+      tasks: [{ connector: 'c1', task: 0 }],
+      target: 'RUNNING',
+      origin: 'api',
+    });
+    expect(r.body.config).toMatchObject({
+      ...decl,
+      tasks: 1,
+      batch: { maxMessages: 1000, maxBytes: 1048576, maxLatencyMs: 20 },
+      errors: { tolerance: 'none' },
+    });
     expect((await call('POST', '/v1/connectors', decl)).body.code).toBe('CONNECTOR_EXISTS');
     expect((await call('POST', '/v1/connectors', decl)).status).toBe(409);
 
@@ -74,7 +94,13 @@ describe('/v1/connectors', () => {
     expect((await call('GET', '/v1/connectors')).body).toEqual({ connectors: ['c1'] });
     r = await call('GET', '/v1/connectors?expand=status&expand=info');
     expect(r.body.connectors[0].name).toBe('c1');
-    expect(r.body.connectors[0].status).toMatchObject({ name: 'c1', connector: { state: 'RUNNING' }, tasks: [{ id: 0, state: 'RUNNING' }], type: 'sink', lag: 0 });
+    expect(r.body.connectors[0].status).toMatchObject({
+      name: 'c1',
+      connector: { state: 'RUNNING' },
+      tasks: [{ id: 0, state: 'RUNNING' }],
+      type: 'sink',
+      lag: 0,
+    });
     expect(r.body.connectors[0].info).toMatchObject({ name: 'c1', type: 'sink' });
     expect((await call('GET', '/v1/connectors/c1')).body.name).toBe('c1');
     expect((await call('GET', '/v1/connectors/c1/config')).body).toMatchObject(decl);
@@ -85,7 +111,10 @@ describe('/v1/connectors', () => {
     expect(r.body.tasks[0].worker).toMatch(/^thread-\d+$/);
 
     expect((await call('PUT', '/v1/connectors/c1/pause')).status).toBe(202);
-    expect((await call('GET', '/v1/connectors/c1/status')).body).toMatchObject({ connector: { state: 'PAUSED' }, tasks: [{ state: 'PAUSED' }] });
+    expect((await call('GET', '/v1/connectors/c1/status')).body).toMatchObject({
+      connector: { state: 'PAUSED' },
+      tasks: [{ state: 'PAUSED' }],
+    });
     await produceN(h.store, 's', 50, { prefix: 'late' });
     await new Promise((r) => setTimeout(r, 300));
     expect(await lagOf(h.store, 's', 'c1')).toBe(50);
@@ -107,7 +136,12 @@ describe('/v1/connectors', () => {
     r = await call('PUT', '/v1/connectors/c2/config', { name: 'other', plugin: 'test-ok', station: 's', config: { dir } });
     expect(r.status).toBe(400);
     expect(r.body.issues[0].path).toBe('name');
-    r = await call('PUT', '/v1/connectors/c2/config', { plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'rec2') }, state: 'STOPPED' });
+    r = await call('PUT', '/v1/connectors/c2/config', {
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir: join(h.dir, 'rec2') },
+      state: 'STOPPED',
+    });
     expect(r.status).toBe(201);
     expect((await call('GET', '/v1/connectors/c2/status')).body.connector.state).toBe('STOPPED');
 
@@ -121,7 +155,8 @@ describe('/v1/connectors', () => {
   it('lists page by page, as GET /v1/stations does: limit, after (the cursor next gives), prefix; bad queries are 400 with their path', async () => {
     await h.store.createStation('s');
     const names = ['a-1', 'a-2', 'a-3', 'b-1', 'b-2'];
-    for (const name of names.slice().reverse()) await call('POST', '/v1/connectors', { name, plugin: 'test-ok', station: 's', config: { dir: join(h.dir, name) }, state: 'STOPPED' });
+    for (const name of names.slice().reverse())
+      await call('POST', '/v1/connectors', { name, plugin: 'test-ok', station: 's', config: { dir: join(h.dir, name) }, state: 'STOPPED' });
     let r = await call('GET', '/v1/connectors?limit=2');
     expect(r.body).toEqual({ connectors: ['a-1', 'a-2'], next: 'a-2' });
     r = await call('GET', `/v1/connectors?limit=2&after=${r.body.next}`);
@@ -187,7 +222,9 @@ describe('/v1/connectors', () => {
     expect(r.status).toBe(201);
     expect(r.body.config.config).toEqual({ dir, user: `\${file:${secretFile}}`, token: '${env:TOKEN}', password: '***' });
     await h.store.produce('s', [{ value: Buffer.from('x') }]);
-    const opened = await waitFor(async () => JSON.parse(await readFile(join(dir, 'opened.json'), 'utf8')) as Record<string, string>, { what: 'the sink to open' });
+    const opened = await waitFor(async () => JSON.parse(await readFile(join(dir, 'opened.json'), 'utf8')) as Record<string, string>, {
+      what: 'the sink to open',
+    });
     expect(opened).toEqual({ dir, user: 'alice', token: 's3cr3t-token', password: 'hunter2' });
     r = await call('GET', '/v1/connectors/sec/config');
     expect(r.body.config.password).toBe('***');
@@ -198,7 +235,12 @@ describe('/v1/connectors', () => {
     expect(stored).not.toContain('alice');
 
     // An unresolvable reference fails the connector with the field path (validation keeps the text).
-    r = await call('POST', '/v1/connectors', { name: 'sec2', plugin: 'test-secret', station: 's', config: { dir, user: 'u', token: '${env:MISSING}' } });
+    r = await call('POST', '/v1/connectors', {
+      name: 'sec2',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir, user: 'u', token: '${env:MISSING}' },
+    });
     expect(r.status).toBe(201);
     const s = await waitFor(async () => {
       const x = (await call('GET', '/v1/connectors/sec2/status')).body;

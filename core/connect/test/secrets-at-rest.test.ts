@@ -33,14 +33,21 @@ const newKey = (): string => randomBytes(32).toString('base64');
 const kid = (b64: string): string => keyId(Buffer.from(b64, 'base64'));
 
 async function opened(dir: string): Promise<Record<string, string>> {
-  return waitFor(async () => JSON.parse(await readFile(join(dir, 'opened.json'), 'utf8')) as Record<string, string>, { what: 'the sink to open' });
+  return waitFor(async () => JSON.parse(await readFile(join(dir, 'opened.json'), 'utf8')) as Record<string, string>, {
+    what: 'the sink to open',
+  });
 }
 
 describe('secrets at rest', () => {
   it('literal secrets are stored sealed, files are 0600, and the sink gets them back after a restart', async () => {
     await h.store.createStation('s');
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir, user: 'alice', token: 's3cr3t-literal', password: 'hunter2' } });
+    await h.runtime.create({
+      name: 'sec',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir, user: 'alice', token: 's3cr3t-literal', password: 'hunter2' },
+    });
     const stored = await readFile(connectorsFile(), 'utf8');
     expect(stored).not.toContain('s3cr3t-literal');
     expect(stored).not.toContain('hunter2');
@@ -88,7 +95,12 @@ describe('secrets at rest', () => {
     await h.reopen();
     await h.store.createStation('s');
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir, user: 'u', token: 'tok-rotated', password: 'pw-rotated' } });
+    await h.runtime.create({
+      name: 'sec',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir, user: 'u', token: 'tok-rotated', password: 'pw-rotated' },
+    });
     expect(await readFile(connectorsFile(), 'utf8')).toContain(`:${kid(a)}:`);
 
     h.options.secretsKey = { key: `${b},${a}` };
@@ -106,10 +118,13 @@ describe('secrets at rest', () => {
     // A node with only the old key: the connector fails clearly, and its stored secrets are kept as they are.
     h.options.secretsKey = { key: a };
     await h.reopen();
-    const s = await waitFor(async () => {
-      const x = await h.runtime.status('sec');
-      return x.connector.state === 'FAILED' ? x : undefined;
-    }, { what: 'FAILED' });
+    const s = await waitFor(
+      async () => {
+        const x = await h.runtime.status('sec');
+        return x.connector.state === 'FAILED' ? x : undefined;
+      },
+      { what: 'FAILED' },
+    );
     expect(s.lastError?.code).toBe('SECRET_UNSEALABLE');
     expect(s.connector.trace).toContain(`sealed with key ${kid(b)}, which this node does not have`);
     await h.runtime.create({ name: 'other', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'rec-other') } });
@@ -119,18 +134,33 @@ describe('secrets at rest', () => {
 
   it('a sealed value opens only where it was sealed: moved to another connector, it does not open', async () => {
     await h.store.createStation('s');
-    await h.runtime.create({ name: 'one', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'r1'), user: 'u', token: 'tok-one' } });
-    await h.runtime.create({ name: 'two', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'r2'), user: 'u', token: 'tok-two' } });
+    await h.runtime.create({
+      name: 'one',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir: join(h.dir, 'r1'), user: 'u', token: 'tok-one' },
+    });
+    await h.runtime.create({
+      name: 'two',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir: join(h.dir, 'r2'), user: 'u', token: 'tok-two' },
+    });
     await h.close();
-    const file = JSON.parse(await readFile(connectorsFile(), 'utf8')) as { connectors: { declaration: { name: string; config: { token: string } } }[] };
+    const file = JSON.parse(await readFile(connectorsFile(), 'utf8')) as {
+      connectors: { declaration: { name: string; config: { token: string } } }[];
+    };
     const [one, two] = file.connectors;
     two!.declaration.config.token = one!.declaration.config.token;
     await writeFile(connectorsFile(), JSON.stringify(file));
     await h.reopen();
-    const s = await waitFor(async () => {
-      const x = await h.runtime.status('two');
-      return x.connector.state === 'FAILED' ? x : undefined;
-    }, { what: 'FAILED' });
+    const s = await waitFor(
+      async () => {
+        const x = await h.runtime.status('two');
+        return x.connector.state === 'FAILED' ? x : undefined;
+      },
+      { what: 'FAILED' },
+    );
     expect(s.lastError).toMatchObject({ code: 'SECRET_UNSEALABLE' });
     expect(s.connector.trace).toContain('config.token');
     await waitFor(async () => (await h.runtime.status('one')).connector.state === 'RUNNING', { what: 'the other connector to run' });
@@ -140,13 +170,20 @@ describe('secrets at rest', () => {
     h.options.secretsKey = { file: '/proc/junction-no-such-dir/secrets.key' };
     await h.reopen();
     await h.store.createStation('s');
-    const err = await h.runtime.create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'rec'), user: 'u', token: 'tok-refused' } }).catch((e: unknown) => e);
+    const err = await h.runtime
+      .create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'rec'), user: 'u', token: 'tok-refused' } })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'SECRETS_KEY_UNAVAILABLE' });
     expect((err as Error).message).toContain('/proc/junction-no-such-dir/secrets.key');
     expect(h.runtime.names()).toEqual([]);
     h.options.env = { TOKEN: 'from-env' };
     await h.reopen();
-    await h.runtime.create({ name: 'ref', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'rec'), user: 'u', token: '${env:TOKEN}' } });
+    await h.runtime.create({
+      name: 'ref',
+      plugin: 'test-secret',
+      station: 's',
+      config: { dir: join(h.dir, 'rec'), user: 'u', token: '${env:TOKEN}' },
+    });
     expect(await readFile(connectorsFile(), 'utf8')).toContain('${env:TOKEN}');
   });
 
@@ -154,31 +191,41 @@ describe('secrets at rest', () => {
     h.options.secretsKey = { key: 'c2hvcnQ=' };
     await h.reopen();
     await h.store.createStation('s');
-    const err = await h.runtime.create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'rec'), user: 'u', token: 'tok' } }).catch((e: unknown) => e);
+    const err = await h.runtime
+      .create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir: join(h.dir, 'rec'), user: 'u', token: 'tok' } })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'SECRETS_KEY_INVALID' });
   });
 
   it('secret values never reach answers, status, logs or dead-letter headers, even when a validator or the plugin quotes them', async () => {
     await h.store.createStation('s');
-    const refused = await h.runtime.create({ name: 'v', plugin: 'test-leaky', station: 's', config: { token: 'bad-token-4711' } }).catch((e: unknown) => e);
+    const refused = await h.runtime
+      .create({ name: 'v', plugin: 'test-leaky', station: 's', config: { token: 'bad-token-4711' } })
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'config.token', message: 'the token *** is refused' }] });
     expect((refused as Error).message).not.toContain('bad-token-4711');
 
     await h.runtime.create({ name: 'fails', plugin: 'test-leaky', station: 's', config: { token: 'tok-quoted-0815', failOpen: true } });
     await h.store.produce('s', [{ value: Buffer.from('x') }]);
-    const failed = await waitFor(async () => {
-      const x = await h.runtime.status('fails');
-      return x.connector.state === 'FAILED' ? x : undefined;
-    }, { what: 'FAILED' });
+    const failed = await waitFor(
+      async () => {
+        const x = await h.runtime.status('fails');
+        return x.connector.state === 'FAILED' ? x : undefined;
+      },
+      { what: 'FAILED' },
+    );
     expect(failed.tasks[0]!.lastError).toMatchObject({ code: 'AUTH_FAILED', message: 'login with token *** refused' });
     expect(JSON.stringify(failed)).not.toContain('tok-quoted-0815');
 
     await h.runtime.create({ name: 'dl', plugin: 'test-leaky', station: 's', config: { token: 'tok-in-reason-42' } });
     await waitFor(async () => (await lagOf(h.store, 's', 'dl')) === 0, { what: 'the dead letter' });
-    const dls = await waitFor(async () => {
-      const m = await h.store.read('s.dls', { partition: 0, limit: 10 });
-      return m.length > 0 ? m : undefined;
-    }, { what: 'the dead letter' });
+    const dls = await waitFor(
+      async () => {
+        const m = await h.store.read('s.dls', { partition: 0, limit: 10 });
+        return m.length > 0 ? m : undefined;
+      },
+      { what: 'the dead letter' },
+    );
     expect(JSON.stringify(dls[0]!.headers)).toContain('rejected under token ***');
     expect(JSON.stringify(dls[0]!.headers)).not.toContain('tok-in-reason-42');
     expect(logs.join('\n')).not.toMatch(/bad-token-4711|tok-quoted-0815|tok-in-reason-42/);
@@ -217,7 +264,17 @@ describe('secrets at rest in shared definitions (cluster)', () => {
     const catalog = await sharedCatalog();
     const key = newKey();
     const node = (name: string, k: string) =>
-      new ConnectRuntime({ store, catalog, dataDir: join(root, name), logger, registry: new PromRegistry(), env: {}, definitions: defs, placement: new LocalPlacement(), secretsKey: { key: k } });
+      new ConnectRuntime({
+        store,
+        catalog,
+        dataDir: join(root, name),
+        logger,
+        registry: new PromRegistry(),
+        env: {},
+        definitions: defs,
+        placement: new LocalPlacement(),
+        secretsKey: { key: k },
+      });
     const one = node('one', key);
     const two = node('two', key);
     try {
@@ -225,7 +282,13 @@ describe('secrets at rest in shared definitions (cluster)', () => {
       await two.start();
       await store.createStation('s');
       const dir = join(root, 'rec');
-      await one.create({ name: 'sec', plugin: 'test-secret', station: 's', config: { dir, user: 'u', token: 'tok-shared', password: 'pw-shared' }, state: 'PAUSED' });
+      await one.create({
+        name: 'sec',
+        plugin: 'test-secret',
+        station: 's',
+        config: { dir, user: 'u', token: 'tok-shared', password: 'pw-shared' },
+        state: 'PAUSED',
+      });
       const shared = defs.items.get('sec')!;
       expect(shared).not.toMatch(/tok-shared|pw-shared/);
       expect(shared).toContain(`\${sealed:v1:${kid(key)}:`);
@@ -240,10 +303,13 @@ describe('secrets at rest in shared definitions (cluster)', () => {
       const before = defs.items.get('sec');
       const stranger = node('three', newKey());
       await stranger.start();
-      const s = await waitFor(async () => {
-        const x = await stranger.status('sec');
-        return x.connector.state === 'FAILED' ? x : undefined;
-      }, { what: 'FAILED on the node without the key' });
+      const s = await waitFor(
+        async () => {
+          const x = await stranger.status('sec');
+          return x.connector.state === 'FAILED' ? x : undefined;
+        },
+        { what: 'FAILED on the node without the key' },
+      );
       expect(s.lastError?.code).toBe('SECRET_UNSEALABLE');
       await stranger.close();
       // The node without the key changed nothing it could not open.

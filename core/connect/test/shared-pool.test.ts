@@ -45,11 +45,18 @@ describe('shared pool: many tasks per thread', () => {
     const PER = 120;
     for (let i = 0; i < N; i++) {
       await h.store.createStation(`s${i}`, { partitions: 2 });
-      await h.runtime.create({ name: `c${i}`, plugin: 'test-ok', station: `s${i}`, config: { dir: join(h.dir, `rec${i}`) }, batch: { maxMessages: 25, maxLatencyMs: 20 } });
+      await h.runtime.create({
+        name: `c${i}`,
+        plugin: 'test-ok',
+        station: `s${i}`,
+        config: { dir: join(h.dir, `rec${i}`) },
+        batch: { maxMessages: 25, maxLatencyMs: 20 },
+      });
     }
     expect(h.runtime.sharedPoolStats()).toMatchObject({ lanes: 1, tasks: N });
     await Promise.all(Array.from({ length: N }, (_, i) => produceN(h!.store, `s${i}`, PER)));
-    for (let i = 0; i < N; i++) await waitFor(async () => (await lagOf(h!.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i}`, timeoutMs: 30_000 });
+    for (let i = 0; i < N; i++)
+      await waitFor(async () => (await lagOf(h!.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i}`, timeoutMs: 30_000 });
     const threads = new Set<string | undefined>();
     for (let i = 0; i < N; i++) {
       const w = await written(join(h.dir, `rec${i}`));
@@ -73,7 +80,13 @@ describe('shared pool: many tasks per thread', () => {
     h = await harness({ connect: trusted(3, 'test-ok') });
     for (let i = 0; i < 6; i++) {
       await h.store.createStation(`s${i}`, { partitions: 1 });
-      await h.runtime.create({ name: `c${i}`, plugin: 'test-ok', station: `s${i}`, config: { dir: join(h.dir, `rec${i}`) }, batch: { maxLatencyMs: 10 } });
+      await h.runtime.create({
+        name: `c${i}`,
+        plugin: 'test-ok',
+        station: `s${i}`,
+        config: { dir: join(h.dir, `rec${i}`) },
+        batch: { maxLatencyMs: 10 },
+      });
       await produceN(h.store, `s${i}`, 5);
     }
     for (let i = 0; i < 6; i++) await waitFor(async () => (await lagOf(h!.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i}` });
@@ -99,19 +112,39 @@ describe('shared pool: one task does not break the others on its thread', () => 
     await hh.store.createStation('bad', { partitions: 1 });
     for (let i = 0; i < N; i++) {
       await hh.store.createStation(`s${i}`, { partitions: 2 });
-      await hh.runtime.create({ name: `c${i}`, plugin: 'test-ok', station: `s${i}`, config: { dir: join(hh.dir, `rec${i}`) }, batch: { maxMessages: 20, maxLatencyMs: 10 } });
+      await hh.runtime.create({
+        name: `c${i}`,
+        plugin: 'test-ok',
+        station: `s${i}`,
+        config: { dir: join(hh.dir, `rec${i}`) },
+        batch: { maxMessages: 20, maxLatencyMs: 10 },
+      });
       await produceN(hh.store, `s${i}`, 40, { prefix: 'before' });
     }
     const badDir = join(hh.dir, 'bad');
     await produceN(hh.store, 'bad', 30);
-    await hh.runtime.create({ name: 'bad', plugin, station: 'bad', config: { dir: badDir, times: 1 }, batch: { maxMessages: 10, maxLatencyMs: 10 }, ...decl });
+    await hh.runtime.create({
+      name: 'bad',
+      plugin,
+      station: 'bad',
+      config: { dir: badDir, times: 1 },
+      batch: { maxMessages: 10, maxLatencyMs: 10 },
+      ...decl,
+    });
     // While it misbehaves (a hang freezes the whole thread), the bystanders get more to write.
-    await waitFor(async () => (await written(badDir)).unique > 0 || (await hh.runtime.status('bad')).tasks[0]!.lastError !== undefined || attemptsBegun(badDir), { what: 'the bad write to begin' });
+    await waitFor(
+      async () =>
+        (await written(badDir)).unique > 0 || (await hh.runtime.status('bad')).tasks[0]!.lastError !== undefined || attemptsBegun(badDir),
+      { what: 'the bad write to begin' },
+    );
     for (let i = 0; i < N; i++) await produceN(hh.store, `s${i}`, 60, { prefix: 'during' });
-    const failed = await waitFor(async () => {
-      const s = await hh.runtime.status('bad');
-      return s.tasks[0]!.lastError?.code === code ? s : undefined;
-    }, { what: `bad to fail with ${code}`, timeoutMs: 20_000 });
+    const failed = await waitFor(
+      async () => {
+        const s = await hh.runtime.status('bad');
+        return s.tasks[0]!.lastError?.code === code ? s : undefined;
+      },
+      { what: `bad to fail with ${code}`, timeoutMs: 20_000 },
+    );
     expect(failed.isolation).toBe('shared');
     for (let i = 0; i < N; i++) await produceN(hh.store, `s${i}`, 20, { prefix: 'after' });
     await waitFor(async () => (await lagOf(hh.store, 'bad', 'bad')) === 0, { what: 'bad lag 0', timeoutMs: 30_000 });
@@ -141,12 +174,16 @@ describe('shared pool: one task does not break the others on its thread', () => 
   it('a write that hangs (ignoring its signal) past writeTimeoutMs: its thread is recycled, the bystanders send their batches again', async () => {
     await bystanders('test-hang', 'WRITE_TIMEOUT', { writeTimeoutMs: 400 });
     expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_threads')).toMatch(/junction_connect_shared_threads 1/);
-    expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_recycles_total')).toMatch(/junction_connect_shared_recycles_total [1-9]/);
+    expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_recycles_total')).toMatch(
+      /junction_connect_shared_recycles_total [1-9]/,
+    );
   });
 
   it('a write that throws fails only its own task', async () => {
     await bystanders('test-throw', 'SINK_BROKEN', {});
-    expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_recycles_total')).toMatch(/junction_connect_shared_recycles_total 0/);
+    expect(await h!.prom.getSingleMetricAsString('junction_connect_shared_recycles_total')).toMatch(
+      /junction_connect_shared_recycles_total 0/,
+    );
   });
 });
 
@@ -162,20 +199,40 @@ describe('shared pool: a thread stuck in native code', () => {
       const N = 4;
       for (let i = 0; i < N; i++) {
         await hh.store.createStation(`s${i}`, { partitions: 1 });
-        await hh.runtime.create({ name: `c${i}`, plugin: 'test-ok', station: `s${i}`, config: { dir: join(hh.dir, `rec${i}`) }, batch: { maxMessages: 10, maxLatencyMs: 10 } });
+        await hh.runtime.create({
+          name: `c${i}`,
+          plugin: 'test-ok',
+          station: `s${i}`,
+          config: { dir: join(hh.dir, `rec${i}`) },
+          batch: { maxMessages: 10, maxLatencyMs: 10 },
+        });
         await produceN(hh.store, `s${i}`, 30, { prefix: 'before' });
       }
       const wedgeDir = join(hh.dir, 'wedge');
-      await hh.runtime.create({ name: 'w', plugin: 'test-wedge', station: 'w', config: { dir: wedgeDir, fifo, write: 'native', times: 1 }, batch: { maxLatencyMs: 10 }, writeTimeoutMs: 300 });
-      const stuck = await waitFor(async () => {
-        const s = await hh.runtime.status('w');
-        return s.tasks[0]!.lastError?.code === 'WORKER_STUCK' ? s : undefined;
-      }, { what: 'WORKER_STUCK', timeoutMs: 20_000 });
+      await hh.runtime.create({
+        name: 'w',
+        plugin: 'test-wedge',
+        station: 'w',
+        config: { dir: wedgeDir, fifo, write: 'native', times: 1 },
+        batch: { maxLatencyMs: 10 },
+        writeTimeoutMs: 300,
+      });
+      const stuck = await waitFor(
+        async () => {
+          const s = await hh.runtime.status('w');
+          return s.tasks[0]!.lastError?.code === 'WORKER_STUCK' ? s : undefined;
+        },
+        { what: 'WORKER_STUCK', timeoutMs: 20_000 },
+      );
       expect(stuck.tasks[0]).toMatchObject({ state: 'FAILED', restarts: 0 });
       expect(await hh.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 1/);
       // The bystanders write on the lane's fresh thread while the stuck one is still there.
       for (let i = 0; i < N; i++) await produceN(hh.store, `s${i}`, 30, { prefix: 'while-stuck' });
-      for (let i = 0; i < N; i++) await waitFor(async () => (await lagOf(hh.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i} while w is stuck`, timeoutMs: 20_000 });
+      for (let i = 0; i < N; i++)
+        await waitFor(async () => (await lagOf(hh.store, `s${i}`, `c${i}`)) === 0, {
+          what: `lag 0 of c${i} while w is stuck`,
+          timeoutMs: 20_000,
+        });
       expect((await hh.runtime.status('w')).tasks[0]!.state).toBe('FAILED');
       // The call returns, the thread exits: the culprit restarts by itself and writes everything, once.
       closeSync(openSync(`${fifo}.0`, constants.O_WRONLY | constants.O_NONBLOCK));
@@ -206,7 +263,9 @@ describe('isolation chosen per plugin', () => {
     h = await harness({ connect: { sharedPool: { threads: 1 }, plugins: { 'test-order': { isolation: 'shared' } } } });
     await h.store.createStation('s', { partitions: 1 });
     // Not trusted (not a built-in, not trusted by the operator): thread, and `shared` is refused with its path.
-    const refused = await h.runtime.create({ name: 'a', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'a') }, isolation: 'shared' }).catch((e: unknown) => e);
+    const refused = await h.runtime
+      .create({ name: 'a', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'a') }, isolation: 'shared' })
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'isolation' }] });
     expect(String((refused as Error).message)).toContain('connect.plugins.test-ok.isolation: shared');
     await h.runtime.create({ name: 'a', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'a') } });
@@ -221,10 +280,21 @@ describe('isolation chosen per plugin', () => {
 
   it('built-in plugins share by default; the operator may isolate one', async () => {
     const cat = await sharedCatalog();
-    const builtin = { get: (n: string) => (cat.get(n) ? { ...cat.get(n)!, builtin: n === 'file' || n === 'test-ok' } : undefined), load: (n: string) => cat.load(n), validate: (n: string, c: unknown, p?: string) => cat.validate(n, c, p) };
+    const builtin = {
+      get: (n: string) => (cat.get(n) ? { ...cat.get(n)!, builtin: n === 'file' || n === 'test-ok' } : undefined),
+      load: (n: string) => cat.load(n),
+      validate: (n: string, c: unknown, p?: string) => cat.validate(n, c, p),
+    };
     h = await harness();
     await h.store.createStation('s', { partitions: 1 });
-    const rt = new ConnectRuntime({ store: h.store, catalog: builtin, logger: pino({ level: 'silent' }), dataDir: join(h.dir, 'rt2'), secretsKey: { file: join(h.dir, 'k2') }, connect: { plugins: { 'test-ok': { isolation: 'thread' } } } });
+    const rt = new ConnectRuntime({
+      store: h.store,
+      catalog: builtin,
+      logger: pino({ level: 'silent' }),
+      dataDir: join(h.dir, 'rt2'),
+      secretsKey: { file: join(h.dir, 'k2') },
+      connect: { plugins: { 'test-ok': { isolation: 'thread' } } },
+    });
     await rt.start();
     try {
       await rt.create({ name: 'f', plugin: 'file', station: 's', config: { dir: join(h.dir, 'f') } });
@@ -232,17 +302,29 @@ describe('isolation chosen per plugin', () => {
       expect((await rt.status('f')).isolation).toBe('shared');
       expect((await rt.status('o')).isolation).toBe('thread');
       // Isolated by the operator: a connector cannot ask it back into the pool.
-      await expect(rt.create({ name: 'o2', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'o2') }, isolation: 'shared' })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+      await expect(
+        rt.create({ name: 'o2', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'o2') }, isolation: 'shared' }),
+      ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     } finally {
       await rt.close();
     }
   });
 
   it('invalid settings are refused with their path', () => {
-    expect(() => new ConnectRuntime({ store: {} as never, catalog: {} as never, dataDir: '/tmp/x', connect: { sharedPool: { threads: 0 } } })).toThrow(
+    expect(
+      () => new ConnectRuntime({ store: {} as never, catalog: {} as never, dataDir: '/tmp/x', connect: { sharedPool: { threads: 0 } } }),
+    ).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID', issues: [expect.objectContaining({ path: 'connect.sharedPool.threads' })] }),
     );
-    expect(() => new ConnectRuntime({ store: {} as never, catalog: {} as never, dataDir: '/tmp/x', connect: { plugins: { x: { isolation: 'process' as never } } } })).toThrow(
+    expect(
+      () =>
+        new ConnectRuntime({
+          store: {} as never,
+          catalog: {} as never,
+          dataDir: '/tmp/x',
+          connect: { plugins: { x: { isolation: 'process' as never } } },
+        }),
+    ).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID', issues: [expect.objectContaining({ path: 'connect.plugins.x.isolation' })] }),
     );
   });

@@ -18,7 +18,13 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('orders', { partitions: 3 });
     await produceN(h.store, 'orders', 3000, { key: (i) => `k${i % 17}`, headers: (i) => (i % 2 === 0 ? { even: 'yes' } : undefined) });
     const out = join(h.dir, 'out');
-    await h.runtime.create({ name: 'to-files', plugin: 'file', station: 'orders', config: { dir: out, fsync: false }, batch: { maxLatencyMs: 50 } });
+    await h.runtime.create({
+      name: 'to-files',
+      plugin: 'file',
+      station: 'orders',
+      config: { dir: out, fsync: false },
+      batch: { maxLatencyMs: 50 },
+    });
     await waitFor(async () => (await lagOf(h.store, 'orders', 'to-files')) === 0, { what: 'lag 0' });
     const records = await readFileSink(out);
     expect(records.length).toBe(3000);
@@ -42,7 +48,14 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('wide', { partitions: 4 });
     await produceN(h.store, 'wide', 2000);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 'wide', tasks: 2, config: { dir }, batch: { maxMessages: 100, maxLatencyMs: 20 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-ok',
+      station: 'wide',
+      tasks: 2,
+      config: { dir },
+      batch: { maxMessages: 100, maxLatencyMs: 20 },
+    });
     await waitFor(async () => (await lagOf(h.store, 'wide', 'c')) === 0, { what: 'lag 0' });
     expect((await written(dir)).unique).toBe(2000);
     const s = await h.runtime.status('c');
@@ -62,7 +75,13 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 250);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 100, maxLatencyMs: 60_000 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir },
+      batch: { maxMessages: 100, maxLatencyMs: 60_000 },
+    });
     await waitFor(async () => (await batches(dir)).length >= 2, { what: 'two full batches' });
     const b = await batches(dir);
     expect(b.slice(0, 2)).toEqual([
@@ -79,7 +98,13 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 100, { size: 100 });
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxBytes: 1000, maxLatencyMs: 60_000 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir },
+      batch: { maxBytes: 1000, maxLatencyMs: 60_000 },
+    });
     await waitFor(async () => (await batches(dir)).length >= 10, { what: 'ten batches' });
     for (const b of await batches(dir)) expect(b.count).toBe(10);
   });
@@ -87,7 +112,13 @@ describe('sink batching and acknowledgement', () => {
   it('flushes a single message after maxLatencyMs with no more traffic', async () => {
     await h.store.createStation('s', { partitions: 1 });
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 1000, maxLatencyMs: 300 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir },
+      batch: { maxMessages: 1000, maxLatencyMs: 300 },
+    });
     await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     await h.store.produce('s', [{ value: Buffer.from('alone') }]);
@@ -103,7 +134,14 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 20);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: -1, odd: true }, batch: { maxLatencyMs: 10 }, errors: { retryTimeoutMs: 60_000, retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: -1, odd: true },
+      batch: { maxLatencyMs: 10 },
+      errors: { retryTimeoutMs: 60_000, retryMaxDelayMs: 50 },
+    });
     // Even offsets are written and acked; odd ones keep answering retry and stay unacked.
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 10, { what: 'lag 10' });
     await new Promise((r) => setTimeout(r, 300));
@@ -125,7 +163,13 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createGroup('s', 'connector.c', { maxAckTimeMs: 200, maxDeliveries: 1000 });
     await produceN(h.store, 's', 200);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-slow', station: 's', config: { dir, delayMs: 700 }, batch: { maxMessages: 50, maxLatencyMs: 20 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-slow',
+      station: 's',
+      config: { dir, delayMs: 700 },
+      batch: { maxMessages: 50, maxLatencyMs: 20 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
     const w = await written(dir);
     expect(w.unique).toBe(200);
@@ -138,7 +182,13 @@ describe('sink batching and acknowledgement', () => {
     await produceN(h.store, 's', 18_000);
     const dir = join(h.dir, 'rec');
     // Batches larger than one fetch (1000): a batch takes several fetches to fill.
-    await h.runtime.create({ name: 'c', plugin: 'test-slow', station: 's', config: { dir, delayMs: 30 }, batch: { maxMessages: 2000, maxLatencyMs: 60_000 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-slow',
+      station: 's',
+      config: { dir, delayMs: 30 },
+      batch: { maxMessages: 2000, maxLatencyMs: 60_000 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000 });
     expect((await written(dir)).unique).toBe(18_000);
     // 6000 per partition: three full batches each, none cut early by the runtime's buffer bound.
@@ -149,10 +199,19 @@ describe('sink batching and acknowledgement', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-background', station: 's', config: { dir, delayMs: 200 }, batch: { maxLatencyMs: 20 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-background',
+      station: 's',
+      config: { dir, delayMs: 200 },
+      batch: { maxLatencyMs: 20 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
     // No further batch comes: the timer the plugin left behind still fires.
-    const later = await waitFor(async () => (await readFile(join(dir, 'later.log'), 'utf8').catch(() => '')).trim(), { what: 'the background write', timeoutMs: 3000 });
+    const later = await waitFor(async () => (await readFile(join(dir, 'later.log'), 'utf8').catch(() => '')).trim(), {
+      what: 'the background write',
+      timeoutMs: 3000,
+    });
     expect(later).toBe('10');
   });
   it('a partition that is caught up with a nearly full batch does not slow the fetch of the others', async () => {
@@ -166,7 +225,11 @@ describe('sink batching and acknowledgement', () => {
     }
     const fill = async (partition: number, n: number) => {
       const key = keyOf.get(partition)!;
-      for (let i = 0; i < n; i += 1000) await h.store.produce('s', Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ value: Buffer.from(`${key}-${i + j}`), key })));
+      for (let i = 0; i < n; i += 1000)
+        await h.store.produce(
+          's',
+          Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ value: Buffer.from(`${key}-${i + j}`), key })),
+        );
     };
     const count = async (partition: number) => (await h.store.getStation('s')).partitions.find((p) => p.partition === partition)!.messages;
     // Partition 0: one message short of a batch, then nothing more (it is flushed after maxLatencyMs).
@@ -178,7 +241,13 @@ describe('sink batching and acknowledgement', () => {
     const off = h.store.onEvent((e) => {
       if (e.type === 'delivered' && e.group === 'connector.c') fetches++;
     });
-    await h.runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir }, batch: { maxMessages: 2000, maxLatencyMs: 1000 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-ok',
+      station: 's',
+      config: { dir },
+      batch: { maxMessages: 2000, maxLatencyMs: 1000 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0', timeoutMs: 30_000, intervalMs: 20 });
     off();
     expect((await written(dir)).unique).toBe(41_999);

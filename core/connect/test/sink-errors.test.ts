@@ -26,7 +26,14 @@ describe('sink results and errors', () => {
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
     const t0 = Date.now();
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 200 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: 3 },
+      batch: { maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 200 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
     const b = await batches(dir);
     expect(b).toHaveLength(4); // three retry answers, then ok
@@ -42,11 +49,21 @@ describe('sink results and errors', () => {
     await produceN(h.store, 's', 10);
     const dir = join(h.dir, 'rec');
     const t0 = Date.now();
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 6 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 300 } });
-    const down = await waitFor(async () => {
-      const s = await h.runtime.status('c');
-      return (s.tasks[0]!.retrying?.attempts ?? 0) >= 2 ? s : undefined;
-    }, { what: 'two failed attempts' });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: 6 },
+      batch: { maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 300 },
+    });
+    const down = await waitFor(
+      async () => {
+        const s = await h.runtime.status('c');
+        return (s.tasks[0]!.retrying?.attempts ?? 0) >= 2 ? s : undefined;
+      },
+      { what: 'two failed attempts' },
+    );
     const task = down.tasks[0]!;
     expect(task.state).toBe('RUNNING');
     expect(task.lastError).toMatchObject({ code: 'RETRY', message: 'the test sink says later' });
@@ -66,7 +83,9 @@ describe('sink results and errors', () => {
     expect(after.retrying).toBeUndefined();
     // The last error stays, with when it happened.
     expect(after.tasks[0]!.lastError?.code).toBe('RETRY');
-    expect(await h.prom.getSingleMetricAsString('junction_connector_task_retrying')).toMatch(/junction_connector_task_retrying\{connector="c",task="0"\} 0$/m);
+    expect(await h.prom.getSingleMetricAsString('junction_connector_task_retrying')).toMatch(
+      /junction_connector_task_retrying\{connector="c",task="0"\} 0$/m,
+    );
     expect((await written(dir)).lines).toBe(10);
   });
 
@@ -76,7 +95,14 @@ describe('sink results and errors', () => {
     const dir = join(h.dir, 'rec');
     // Odd offsets answer retry for the first 3 writes: a retry batch of only those waits when we pause
     // (each retry answer asks for 1.5 s at least: the batch cannot be retried twice before the pause).
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: 3, odd: true, delayMs: 1500 }, batch: { maxLatencyMs: 10 }, errors: { retryMaxDelayMs: 2000 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: 3, odd: true, delayMs: 1500 },
+      batch: { maxLatencyMs: 10 },
+      errors: { retryMaxDelayMs: 2000 },
+    });
     await waitFor(async () => (await batches(dir)).length >= 2, { what: 'a retried batch' });
     await h.runtime.pause('c');
     const g = await h.store.getGroup('s', 'connector.c');
@@ -112,11 +138,21 @@ describe('sink results and errors', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 5);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: -1 }, batch: { maxLatencyMs: 10 }, errors: { tolerance: 'none', retryTimeoutMs: 300, retryMaxDelayMs: 50 } });
-    const status = await waitFor(async () => {
-      const s = await h.runtime.status('c');
-      return s.connector.state === 'FAILED' ? s : undefined;
-    }, { what: 'FAILED' });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: -1 },
+      batch: { maxLatencyMs: 10 },
+      errors: { tolerance: 'none', retryTimeoutMs: 300, retryMaxDelayMs: 50 },
+    });
+    const status = await waitFor(
+      async () => {
+        const s = await h.runtime.status('c');
+        return s.connector.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'FAILED' },
+    );
     expect(status.connector.trace).toMatch(/RETRIES_EXHAUSTED/);
     expect(status.tasks[0]!.state).toBe('FAILED');
     expect(status.tasks[0]!.trace).toMatch(/RETRIES_EXHAUSTED[\s\S]*the test sink says later[\s\S]*at /);
@@ -136,11 +172,21 @@ describe('sink results and errors', () => {
   it('a sink answering fewer results than messages fails its task with PLUGIN_INVALID; nothing is acked', async () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 5);
-    await h.runtime.create({ name: 'c', plugin: 'test-short', station: 's', config: {}, batch: { maxLatencyMs: 10 }, errors: { tolerance: 'none', retryTimeoutMs: 0 } });
-    const status = await waitFor(async () => {
-      const s = await h.runtime.status('c');
-      return s.tasks[0]?.state === 'FAILED' ? s : undefined;
-    }, { what: 'a FAILED task' });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-short',
+      station: 's',
+      config: {},
+      batch: { maxLatencyMs: 10 },
+      errors: { tolerance: 'none', retryTimeoutMs: 0 },
+    });
+    const status = await waitFor(
+      async () => {
+        const s = await h.runtime.status('c');
+        return s.tasks[0]?.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'a FAILED task' },
+    );
     expect(status.tasks[0]!.lastError?.message).toMatch(/answered 4 results for 5 messages/);
     expect(await lagOf(h.store, 's', 'c')).toBe(5);
   });
@@ -149,7 +195,14 @@ describe('sink results and errors', () => {
     await h.store.createStation('s', { partitions: 1 });
     await produceN(h.store, 's', 4);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-retry', station: 's', config: { dir, times: -1 }, batch: { maxLatencyMs: 10 }, errors: { tolerance: 'all', retryTimeoutMs: 300, retryMaxDelayMs: 50 } });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-retry',
+      station: 's',
+      config: { dir, times: -1 },
+      batch: { maxLatencyMs: 10 },
+      errors: { tolerance: 'all', retryTimeoutMs: 300, retryMaxDelayMs: 50 },
+    });
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
     const dead = await waitFor(async () => ((await dls('s')).length === 4 ? dls('s') : undefined), { what: 'four dead letters' });
     expect(dead.map((d) => Buffer.from(d.value).toString())).toEqual(['m-1', 'm-2', 'm-3', 'm-4']);

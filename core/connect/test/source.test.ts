@@ -17,7 +17,7 @@ async function values(station: string): Promise<string[]> {
   const info = await h.store.getStation(station);
   const out: string[] = [];
   for (const p of info.partitions) {
-    for (let from = 1; ; ) {
+    for (let from = 1; ;) {
       const msgs = await h.store.read(station, { partition: p.partition, fromOffset: from, limit: 1000 });
       if (msgs.length === 0) break;
       out.push(...msgs.map((m) => Buffer.from(m.value).toString()));
@@ -57,11 +57,19 @@ describe('source connectors', () => {
   it('a source worker that dies mid-stream restarts at the stored position; the station holds each message once', async () => {
     await h.store.createStation('nums');
     const dir = join(h.dir, 'src');
-    await h.runtime.create({ name: 'count', plugin: 'test-counter', station: 'nums', config: { dir, max: 600, batchSize: 20, exitAt: 333 } });
-    const failed = await waitFor(async () => {
-      const s = await h.runtime.status('count');
-      return s.tasks[0]!.state === 'FAILED' ? s : undefined;
-    }, { what: 'the crash', intervalMs: 10 });
+    await h.runtime.create({
+      name: 'count',
+      plugin: 'test-counter',
+      station: 'nums',
+      config: { dir, max: 600, batchSize: 20, exitAt: 333 },
+    });
+    const failed = await waitFor(
+      async () => {
+        const s = await h.runtime.status('count');
+        return s.tasks[0]!.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'the crash', intervalMs: 10 },
+    );
     expect(failed.tasks[0]!.trace).toContain('WORKER_CRASHED');
     await waitFor(async () => (await h.store.getStation('nums')).messages === 600, { what: '600 messages', timeoutMs: 20_000 });
     const v = await values('nums');
@@ -75,7 +83,12 @@ describe('source connectors', () => {
   it('pause stops reading; offsets reset (only when stopped) starts over; dedup keeps the station exact', async () => {
     await h.store.createStation('nums');
     const dir = join(h.dir, 'src');
-    await h.runtime.create({ name: 'count', plugin: 'test-counter', station: 'nums', config: { dir, max: 100_000, batchSize: 10, delayMs: 20 } });
+    await h.runtime.create({
+      name: 'count',
+      plugin: 'test-counter',
+      station: 'nums',
+      config: { dir, max: 100_000, batchSize: 10, delayMs: 20 },
+    });
     await waitFor(async () => (await h.store.getStation('nums')).messages >= 50);
     await h.runtime.pause('count');
     const n = (await h.store.getStation('nums')).messages;
@@ -98,7 +111,12 @@ describe('source connectors', () => {
     await h.store.createStation('events', { partitions: 3 });
     const out = join(h.dir, 'out');
     await h.runtime.applyDesired([
-      { name: 'gen', plugin: 'datagen', station: 'events', config: { shape: 'order', seed: 7, maxMessages: 2000, batchSize: 200, keyField: 'userId' } },
+      {
+        name: 'gen',
+        plugin: 'datagen',
+        station: 'events',
+        config: { shape: 'order', seed: 7, maxMessages: 2000, batchSize: 200, keyField: 'userId' },
+      },
       { name: 'files', plugin: 'file', station: 'events', config: { dir: out, fsync: false }, batch: { maxLatencyMs: 50 } },
     ]);
     await waitFor(async () => (await h.store.getStation('events')).messages === 2000, { what: '2000 events' });

@@ -12,11 +12,23 @@ afterEach(async () => {
   h = undefined;
 });
 
-const version = (v: number, id: number) => ({ subject: 'orders-value', version: v, id, schemaType: 'JSON' as const, schema: `{"type":"object","title":"v${v}"}`, references: [] });
+const version = (v: number, id: number) => ({
+  subject: 'orders-value',
+  version: v,
+  id,
+  schemaType: 'JSON' as const,
+  schema: `{"type":"object","title":"v${v}"}`,
+  references: [],
+});
 
-async function lines(dir: string): Promise<{ first: number; last: number; open: string | null; batch: string | null; versions: number[] | null }[]> {
+async function lines(
+  dir: string,
+): Promise<{ first: number; last: number; open: string | null; batch: string | null; versions: number[] | null }[]> {
   const text = await readFile(join(dir, 'schemas.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 describe('the station schema reaches the sink', () => {
@@ -38,7 +50,9 @@ describe('the station schema reaches the sink', () => {
 
     await produceN(h.store, 'orders', 10);
     await produceN(h.store, 'plain', 5);
-    await waitFor(async () => (await lagOf(h!.store, 'orders', 'c')) === 0 && (await lagOf(h!.store, 'plain', 'p')) === 0, { what: 'both connectors caught up' });
+    await waitFor(async () => (await lagOf(h!.store, 'orders', 'c')) === 0 && (await lagOf(h!.store, 'plain', 'p')) === 0, {
+      what: 'both connectors caught up',
+    });
     const before = await lines(dir);
     expect(before.length).toBeGreaterThan(0);
     for (const l of before) expect(l).toMatchObject({ open: 'orders-value@1#4', batch: 'orders-value@1#4', versions: [4] });

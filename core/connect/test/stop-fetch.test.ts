@@ -28,10 +28,19 @@ describe('stopping a sink with a fetch in flight', () => {
     const late: StationStore = Object.create(store) as StationStore;
     late.fetchChunks = async (station: string, group: string, o: FetchOptions): Promise<DeliveryChunk[]> => {
       parked++;
-      await new Promise<void>((resolve) => (o.signal?.aborted ? resolve() : o.signal?.addEventListener('abort', () => resolve(), { once: true })));
+      await new Promise<void>((resolve) =>
+        o.signal?.aborted ? resolve() : o.signal?.addEventListener('abort', () => resolve(), { once: true }),
+      );
       return store.fetchChunks!(station, group, { ...o, signal: undefined, waitMs: 0 });
     };
-    const runtime = new ConnectRuntime({ store: late, catalog: await sharedCatalog(), dataDir: join(h.dir, 'rt'), logger: pino({ level: 'silent' }), registry: new PromRegistry(), env: {} });
+    const runtime = new ConnectRuntime({
+      store: late,
+      catalog: await sharedCatalog(),
+      dataDir: join(h.dir, 'rt'),
+      logger: pino({ level: 'silent' }),
+      registry: new PromRegistry(),
+      env: {},
+    });
     await runtime.start();
     try {
       await runtime.create({ name: 'c', plugin: 'test-ok', station: 's', config: { dir: join(h.dir, 'rec') } });

@@ -81,8 +81,16 @@ describe('transforms in a sink connector', () => {
   it('pipeline: datagen → filter + mask → file sink; the files hold exactly the kept messages, masked', async () => {
     await h.store.createStation('orders', { partitions: 1 });
     const N = 400;
-    await h.runtime.create({ name: 'gen', plugin: 'datagen', station: 'orders', config: { shape: 'order', seed: 7, maxMessages: N, startTime: '2026-01-01T00:00:00Z', batchSize: 50 } });
-    await waitFor(async () => (await h.store.getStation('orders')).partitions[0]!.messages === N, { what: 'datagen done', timeoutMs: 60_000 });
+    await h.runtime.create({
+      name: 'gen',
+      plugin: 'datagen',
+      station: 'orders',
+      config: { shape: 'order', seed: 7, maxMessages: N, startTime: '2026-01-01T00:00:00Z', batchSize: 50 },
+    });
+    await waitFor(async () => (await h.store.getStation('orders')).partitions[0]!.messages === N, {
+      what: 'datagen done',
+      timeoutMs: 60_000,
+    });
     const out = join(h.dir, 'files');
     await h.runtime.create({
       name: 'to-files',
@@ -128,7 +136,10 @@ describe('transforms in a sink connector', () => {
       enc.encode('{"a":2,"drop":true}'),
       new Uint8Array(0),
     ];
-    await h.store.produce('s', values.map((value, i) => ({ value, headers: { i: String(i), kind: i === 3 ? 'noise' : 'data' } })));
+    await h.store.produce(
+      's',
+      values.map((value, i) => ({ value, headers: { i: String(i), kind: i === 3 ? 'noise' : 'data' } })),
+    );
     const dir = join(h.dir, 'rec');
     await h.runtime.create({
       name: 'c',
@@ -152,7 +163,11 @@ describe('transforms in a sink connector', () => {
 
   it('a failing step with errors.tolerance all: the message is dead-lettered with the step and why; the others are written', async () => {
     await h.store.createStation('s', { partitions: 1 });
-    await h.store.produce('s', [{ value: enc.encode('{"email":"a@b.c"}') }, { value: enc.encode('not json') }, { value: enc.encode('{"email":"d@e.f"}') }]);
+    await h.store.produce('s', [
+      { value: enc.encode('{"email":"a@b.c"}') },
+      { value: enc.encode('not json') },
+      { value: enc.encode('{"email":"d@e.f"}') },
+    ]);
     const dir = join(h.dir, 'rec');
     await h.runtime.create({
       name: 'c',
@@ -169,10 +184,13 @@ describe('transforms in a sink connector', () => {
       [1, '{"email":"****"}'],
       [3, '{"email":"****"}'],
     ]);
-    const dead = await waitFor(async () => {
-      const d = await dls('s');
-      return d.length === 1 ? d : undefined;
-    }, { what: 'one dead letter' });
+    const dead = await waitFor(
+      async () => {
+        const d = await dls('s');
+        return d.length === 1 ? d : undefined;
+      },
+      { what: 'one dead letter' },
+    );
     const d = dead[0]!;
     expect(Buffer.from(d.value).toString()).toBe('not json');
     expect(d.headers[DLS_HEADERS.code]).toBe('TRANSFORM_FAILED');
@@ -184,13 +202,27 @@ describe('transforms in a sink connector', () => {
 
   it('a failing step with errors.tolerance none: the task fails with TRANSFORM_FAILED; nothing of the batch is written or acked', async () => {
     await h.store.createStation('s', { partitions: 1 });
-    await h.store.produce('s', [{ value: enc.encode('{"t":1700000000000}') }, { value: enc.encode('{"t":"soon"}') }, { value: enc.encode('{"t":1}') }]);
+    await h.store.produce('s', [
+      { value: enc.encode('{"t":1700000000000}') },
+      { value: enc.encode('{"t":"soon"}') },
+      { value: enc.encode('{"t":1}') },
+    ]);
     const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, batch: { maxLatencyMs: 10 }, transforms: [{ type: 'timestamp', field: 't', to: 'iso' }] });
-    const failed = await waitFor(async () => {
-      const s = await h.runtime.status('c');
-      return s.tasks[0]!.state === 'FAILED' ? s : undefined;
-    }, { what: 'task FAILED' });
+    await h.runtime.create({
+      name: 'c',
+      plugin: 'test-values',
+      station: 's',
+      config: { dir },
+      batch: { maxLatencyMs: 10 },
+      transforms: [{ type: 'timestamp', field: 't', to: 'iso' }],
+    });
+    const failed = await waitFor(
+      async () => {
+        const s = await h.runtime.status('c');
+        return s.tasks[0]!.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'task FAILED' },
+    );
     expect(failed.tasks[0]!.lastError?.code).toBe('TRANSFORM_FAILED');
     expect(failed.tasks[0]!.lastError?.message).toMatch(/^transforms\[0\] \(timestamp\): not a valid time: soon/);
     expect(failed.connector.state).toBe('FAILED');
@@ -201,14 +233,27 @@ describe('transforms in a sink connector', () => {
 
   it('exactly-once file sink: dropped messages advance the committed position; a restart redelivers nothing; a replay from the start adds nothing', async () => {
     await h.store.createStation('s', { partitions: 2 });
-    const msgs = Array.from({ length: 200 }, (_, i) => ({ value: enc.encode(JSON.stringify({ n: i, keep: i % 3 !== 0 })), key: `k${i % 7}` }));
+    const msgs = Array.from({ length: 200 }, (_, i) => ({
+      value: enc.encode(JSON.stringify({ n: i, keep: i % 3 !== 0 })),
+      key: `k${i % 7}`,
+    }));
     await h.store.produce('s', msgs);
     const out = join(h.dir, 'files');
-    const decl = { name: 'c', plugin: 'file', station: 's', config: { dir: out, fsync: false }, batch: { maxLatencyMs: 10, maxMessages: 16 }, transforms: [{ type: 'filter', keep: { field: 'keep', eq: true } }] };
+    const decl = {
+      name: 'c',
+      plugin: 'file',
+      station: 's',
+      config: { dir: out, fsync: false },
+      batch: { maxLatencyMs: 10, maxMessages: 16 },
+      transforms: [{ type: 'filter', keep: { field: 'keep', eq: true } }],
+    };
     await h.runtime.create(decl);
     await waitFor(async () => (await lagOf(h.store, 's', 'c')) === 0, { what: 'lag 0' });
     const first = await fileLines(out);
-    const kept = msgs.filter((_, i) => i % 3 !== 0).map((m) => Buffer.from(m.value).toString()).sort();
+    const kept = msgs
+      .filter((_, i) => i % 3 !== 0)
+      .map((m) => Buffer.from(m.value).toString())
+      .sort();
     expect([...first.values()].map((l) => l.value).sort()).toEqual(kept);
     const group = await h.store.getGroup('s', 'connector.c');
     expect(group.lag).toBe(0);
@@ -239,28 +284,60 @@ describe('transforms in a sink connector', () => {
   it('refuses route on a sink, a transform plugin as the connector, and a bad step, with coded errors and paths', async () => {
     await h.store.createStation('s', { partitions: 1 });
     const dir = join(h.dir, 'rec');
-    await expect(h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, transforms: [{ type: 'route', field: 'region' }] })).rejects.toMatchObject({
+    await expect(
+      h.runtime.create({
+        name: 'c',
+        plugin: 'test-values',
+        station: 's',
+        config: { dir },
+        transforms: [{ type: 'route', field: 'region' }],
+      }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [{ path: 'transforms[0].type', message: expect.stringMatching(/^route is for source connectors/) }],
     });
-    await expect(h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, transforms: [{ type: 'mask' }] })).rejects.toMatchObject({
+    await expect(
+      h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, transforms: [{ type: 'mask' }] }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [expect.objectContaining({ path: 'transforms[0].fields' })],
     });
-    await expect(h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, transforms: [{ type: 'plugin', plugin: 'test-values' }] })).rejects.toMatchObject({
+    await expect(
+      h.runtime.create({
+        name: 'c',
+        plugin: 'test-values',
+        station: 's',
+        config: { dir },
+        transforms: [{ type: 'plugin', plugin: 'test-values' }],
+      }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [{ path: 'transforms[0].plugin', message: 'plugin "test-values" is a sink, not a transform' }],
     });
-    await expect(h.runtime.create({ name: 'c', plugin: 'test-values', station: 's', config: { dir }, transforms: [{ type: 'plugin', plugin: 'test-upper', config: { only: 5 } }] })).rejects.toMatchObject({
+    await expect(
+      h.runtime.create({
+        name: 'c',
+        plugin: 'test-values',
+        station: 's',
+        config: { dir },
+        transforms: [{ type: 'plugin', plugin: 'test-upper', config: { only: 5 } }],
+      }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [expect.objectContaining({ path: 'transforms[0].config.only' })],
     });
-    await expect(h.runtime.create({ name: 'c', plugin: 'test-upper', station: 's' })).rejects.toMatchObject({ code: 'PLUGIN_KIND_MISMATCH', issues: [expect.objectContaining({ path: 'plugin' })] });
+    await expect(h.runtime.create({ name: 'c', plugin: 'test-upper', station: 's' })).rejects.toMatchObject({
+      code: 'PLUGIN_KIND_MISMATCH',
+      issues: [expect.objectContaining({ path: 'plugin' })],
+    });
   });
 
   it('a community transform plugin runs in the chain; what it fails is dead-lettered with its name', async () => {
     await h.store.createStation('s', { partitions: 1 });
-    await h.store.produce('s', ['hello', '', 'boom', 'hi there', 'x'].map((t) => ({ value: enc.encode(t) })));
+    await h.store.produce(
+      's',
+      ['hello', '', 'boom', 'hi there', 'x'].map((t) => ({ value: enc.encode(t) })),
+    );
     const dir = join(h.dir, 'rec');
     await h.runtime.create({
       name: 'c',
@@ -278,17 +355,21 @@ describe('transforms in a sink connector', () => {
       [4, 'HI THERE', 'yes'],
       [5, 'x', null],
     ]);
-    const d = await waitFor(async () => {
-      const x = await dls('s');
-      return x.length === 1 ? x : undefined;
-    }, { what: 'one dead letter' });
+    const d = await waitFor(
+      async () => {
+        const x = await dls('s');
+        return x.length === 1 ? x : undefined;
+      },
+      { what: 'one dead letter' },
+    );
     expect(d[0]!.headers[CONNECTOR_DLS_HEADERS.errorMessage]).toBe('transforms[0] (plugin:test-upper): the upper transform refuses "boom"');
   });
 });
 
 describe('transforms in a source connector', () => {
   it('route produces to the station a field names; filter drops before the produce', async () => {
-    for (const s of ['orders', 'orders-paid', 'orders-placed', 'orders-shipped', 'orders-delivered', 'orders-cancelled']) await h.store.createStation(s, { partitions: 1 });
+    for (const s of ['orders', 'orders-paid', 'orders-placed', 'orders-shipped', 'orders-delivered', 'orders-cancelled'])
+      await h.store.createStation(s, { partitions: 1 });
     const N = 120;
     await h.runtime.create({
       name: 'gen',
@@ -315,7 +396,12 @@ describe('transforms in a source connector', () => {
     }
     // The same generator without transforms tells how many were from JP.
     await h.store.createStation('plain', { partitions: 1 });
-    await h.runtime.create({ name: 'gen2', plugin: 'datagen', station: 'plain', config: { shape: 'order', seed: 3, maxMessages: N, startTime: '2026-01-01T00:00:00Z', batchSize: 40 } });
+    await h.runtime.create({
+      name: 'gen2',
+      plugin: 'datagen',
+      station: 'plain',
+      config: { shape: 'order', seed: 3, maxMessages: N, startTime: '2026-01-01T00:00:00Z', batchSize: 40 },
+    });
     await waitFor(async () => (await h.runtime.status('gen2')).tasks[0]?.finished === true, { what: 'gen2 finished', timeoutMs: 60_000 });
     const plain = await h.store.read('plain', { partition: 0, limit: N });
     const jp = plain.filter((m) => (JSON.parse(Buffer.from(m.value).toString()) as { country: string }).country === 'JP').length;
@@ -324,7 +410,7 @@ describe('transforms in a source connector', () => {
     expect((await h.store.read('orders', { partition: 0, limit: N })).length).toBe(0);
   });
 
-  it('a failing step: tolerance all puts the message in the station\'s DLS with the step and why; none fails the task', async () => {
+  it("a failing step: tolerance all puts the message in the station's DLS with the step and why; none fails the task", async () => {
     await h.store.createStation('orders', { partitions: 1 });
     await h.store.createStation('plain', { partitions: 1 });
     const N = 100;
@@ -332,14 +418,20 @@ describe('transforms in a source connector', () => {
     await h.runtime.create({ name: 'plain', plugin: 'datagen', station: 'plain', config });
     const noJp = { type: 'map' as const, name: 'no-jp', expression: 'country = "JP" ? $error("no orders from JP") : $' };
     await h.runtime.create({ name: 'gen', plugin: 'datagen', station: 'orders', config, errors: { tolerance: 'all' }, transforms: [noJp] });
-    await waitFor(async () => (await h.runtime.status('gen')).tasks[0]?.finished === true && (await h.runtime.status('plain')).tasks[0]?.finished === true, { what: 'both finished', timeoutMs: 60_000 });
+    await waitFor(
+      async () =>
+        (await h.runtime.status('gen')).tasks[0]?.finished === true && (await h.runtime.status('plain')).tasks[0]?.finished === true,
+      { what: 'both finished', timeoutMs: 60_000 },
+    );
     const plain = await h.store.read('plain', { partition: 0, limit: N });
     const isJp = (v: Uint8Array): boolean => (JSON.parse(Buffer.from(v).toString()) as { country: string }).country === 'JP';
     const jp = plain.filter((m) => isJp(m.value));
     expect(jp.length).toBeGreaterThan(0);
     const stored = await h.store.read('orders', { partition: 0, limit: N });
     // Not JP: stored byte for byte as generated (the map's result is the same object, encoded again the same way).
-    expect(stored.map((m) => Buffer.from(m.value).toString())).toEqual(plain.filter((m) => !isJp(m.value)).map((m) => Buffer.from(m.value).toString()));
+    expect(stored.map((m) => Buffer.from(m.value).toString())).toEqual(
+      plain.filter((m) => !isJp(m.value)).map((m) => Buffer.from(m.value).toString()),
+    );
     const dead = await dls('orders');
     expect(dead.map((m) => Buffer.from(m.value).toString())).toEqual(jp.map((m) => Buffer.from(m.value).toString()));
     for (const d of dead) {
@@ -350,10 +442,13 @@ describe('transforms in a source connector', () => {
 
     await h.store.createStation('strict', { partitions: 1 });
     await h.runtime.create({ name: 'strict', plugin: 'datagen', station: 'strict', config, transforms: [noJp] });
-    const failed = await waitFor(async () => {
-      const s = await h.runtime.status('strict');
-      return s.tasks[0]?.state === 'FAILED' ? s : undefined;
-    }, { what: 'source task FAILED' });
+    const failed = await waitFor(
+      async () => {
+        const s = await h.runtime.status('strict');
+        return s.tasks[0]?.state === 'FAILED' ? s : undefined;
+      },
+      { what: 'source task FAILED' },
+    );
     expect(failed.tasks[0]!.lastError?.code).toBe('TRANSFORM_FAILED');
     // Nothing of the failing batch was produced: at most the batches before it.
     const strict = await h.store.read('strict', { partition: 0, limit: N });

@@ -110,7 +110,11 @@ const cases: Case[] = [
     shown: (s) => task(s).lastError?.code === 'SINK_BROKEN' && task(s).retrying !== undefined,
     check: (s) => expect(task(s).state === 'FAILED' ? task(s).restartAt : Date.now()).toBeGreaterThan(0),
   },
-  { name: 'write rejects', config: { write: 'reject' }, shown: (s) => task(s).lastError?.code === 'SINK_BROKEN' && task(s).retrying !== undefined },
+  {
+    name: 'write rejects',
+    config: { write: 'reject' },
+    shown: (s) => task(s).lastError?.code === 'SINK_BROKEN' && task(s).retrying !== undefined,
+  },
   { name: 'write never settles', config: { write: 'never' }, shown: (s) => task(s).lastError?.code === 'WRITE_TIMEOUT' },
   { name: 'write returns the wrong count', config: { write: 'wrong-count' }, shown: (s) => task(s).lastError?.code === 'PLUGIN_INVALID' },
   {
@@ -142,7 +146,8 @@ afterAll(() => {
   if (process.env.JUNCTION_WEDGE_REPORT !== '1' || report.size === 0) return;
   const cols = ['elu', 'pause', 'resume', 'restart', 'shutdown', 'delete'];
   const lines = [`| case | ${cols.join(' | ')} |`, `| --- |${cols.map(() => ' ---: |').join('')}`];
-  for (const [name, r] of report) lines.push(`| ${name} | ${cols.map((k) => (k === 'elu' ? (r[k] ?? 0).toFixed(3) : `${Math.round(r[k] ?? 0)} ms`)).join(' | ')} |`);
+  for (const [name, r] of report)
+    lines.push(`| ${name} | ${cols.map((k) => (k === 'elu' ? (r[k] ?? 0).toFixed(3) : `${Math.round(r[k] ?? 0)} ms`)).join(' | ')} |`);
   console.log(lines.join('\n'));
 });
 
@@ -157,133 +162,149 @@ async function timed(what: string, op: () => Promise<unknown>, boundMs: number):
 
 /** Registers the whole matrix for one isolation mode in the calling test file. */
 export function wedgeMatrix(isolation: WedgeIsolation): void {
-mode = isolation;
-beforeEach(async () => {
-  h = await harness(mode === 'shared' ? { connect: { sharedPool: { threads: 1 }, plugins: { 'test-wedge': { isolation: 'shared' } } } } : {});
-  fifo = join(h.dir, 'wedge.fifo');
-  execFileSync('mkfifo', Array.from({ length: FIFOS }, (_, n) => `${fifo}.${n}`));
-});
-afterEach(async () => {
-  releaseFifos(FIFOS);
-  await h.cleanup();
-});
-
-describe(`a misbehaving sink never wedges the runtime (isolation ${isolation})`, () => {
-  beforeAll(() => {
-    mode = isolation;
+  mode = isolation;
+  beforeEach(async () => {
+    h = await harness(
+      mode === 'shared' ? { connect: { sharedPool: { threads: 1 }, plugins: { 'test-wedge': { isolation: 'shared' } } } } : {},
+    );
+    fifo = join(h.dir, 'wedge.fifo');
+    execFileSync(
+      'mkfifo',
+      Array.from({ length: FIFOS }, (_, n) => `${fifo}.${n}`),
+    );
   });
-  // Stop: the documented bound (grace for started writes + terminate wait + close timeout + exit wait);
-  // a start is store work and thread creation; a restart is both. One second of slack for a busy machine.
-  const stopBound = stopBoundMs(WRITE_TIMEOUT_MS) + 1000;
-  const startBound = 3000;
+  afterEach(async () => {
+    releaseFifos(FIFOS);
+    await h.cleanup();
+  });
 
-  for (const c of cases) {
-    it(c.name, async () => {
-      current = `${c.name.split(':')[0]!} (${isolation})`;
-      await h.store.createStation('s', { partitions: 2 });
+  describe(`a misbehaving sink never wedges the runtime (isolation ${isolation})`, () => {
+    beforeAll(() => {
+      mode = isolation;
+    });
+    // Stop: the documented bound (grace for started writes + terminate wait + close timeout + exit wait);
+    // a start is store work and thread creation; a restart is both. One second of slack for a busy machine.
+    const stopBound = stopBoundMs(WRITE_TIMEOUT_MS) + 1000;
+    const startBound = 3000;
+
+    for (const c of cases) {
+      it(c.name, async () => {
+        current = `${c.name.split(':')[0]!} (${isolation})`;
+        await h.store.createStation('s', { partitions: 2 });
+        await produceN(h.store, 's', MESSAGES);
+        const dir = join(h.dir, 'rec');
+        const decl = {
+          name: 'w',
+          plugin: 'test-wedge',
+          station: 's',
+          config: { dir, fifo, ...c.config },
+          batch: { maxLatencyMs: 20 },
+          writeTimeoutMs: WRITE_TIMEOUT_MS,
+          errors: { retryMaxDelayMs: 500 },
+        };
+        await timed('create', () => h.runtime.create(decl), startBound);
+        const shown = await waitFor(
+          async () => {
+            const s = await h.runtime.status('w');
+            return c.shown(s, h.runtime.buffered('w')?.writing ?? 0) ? s : undefined;
+          },
+          { what: `the fault (${c.name})`, timeoutMs: 15_000 },
+        );
+        c.check?.(shown);
+        const elu = await eluOver(1000);
+        (report.get(current) ?? report.set(current, {}).get(current)!).elu = elu;
+        // A runtime that spins or polls hot keeps the loop busy (utilisation near 1). Utilisation counts
+        // wall time, so on a loaded machine (parallel files, a CPU hog) an idle loop reads 0.2-0.3 at times.
+        expect(elu, 'event-loop utilisation while the task backs off').toBeLessThan(0.5);
+
+        // A thread blocked on a FIFO holds one of this process's four libuv threads, and each operation
+        // abandons the one blocked before it: those are let go after it (the attempts begun before it),
+        // while the attempt the next start makes stays blocked for the next operation.
+        const native = (['open', 'write', 'close'] as const).find((k) => c.config[k] === 'native');
+        let released = 0;
+        const op = async (what: string, fn: () => Promise<unknown>, bound: number): Promise<void> => {
+          const before = native ? attempts(dir, native) : 0;
+          await timed(what, fn, bound);
+          if (native) releaseFifos((released = before));
+        };
+        /** Native faults: the next start blocked again (an attempt not let go), so the next operation meets it. */
+        const rewedged = async (): Promise<void> => {
+          if (native === 'open' || native === 'write')
+            await waitFor(() => attempts(dir, native) > released, { what: 'the plugin to block again' });
+        };
+        // A sink opens on its first batch: for a close that misbehaves, each stop must find one open, so
+        // a few more messages are written (and the sink opened) before each.
+        let produced = MESSAGES;
+        const openSink = async (): Promise<void> => {
+          if (c.config.close === undefined) return;
+          await produceN(h.store, 's', 4, { prefix: `more-${produced}` });
+          produced += 4;
+          await waitFor(async () => (await lagOf(h.store, 's', 'w')) === 0, { what: 'the sink to open and write' });
+        };
+        await op('pause', () => h.runtime.pause('w'), stopBound);
+        expect((await h.runtime.status('w')).connector.state).toBe('PAUSED');
+        await op('resume', () => h.runtime.resume('w'), startBound);
+        await openSink();
+        await rewedged();
+        await op('restart', () => h.runtime.restart('w'), stopBound + startBound);
+        await openSink();
+        await rewedged();
+        await op('shutdown', () => h.runtime.close(), stopBound);
+        await h.reopen();
+        await openSink();
+        await rewedged();
+        await op('delete', () => h.runtime.delete('w'), stopBound);
+
+        // Nothing is left out with a worker: what was not acknowledged went back to the group, and every
+        // acknowledged message was written.
+        const g = await h.store.getGroup('s', 'connector.w');
+        expect(g.pending).toBe(0);
+        const lag = await lagOf(h.store, 's', 'w');
+        expect((await written(dir)).unique).toBeGreaterThanOrEqual(produced - lag);
+      });
+    }
+  });
+
+  describe(`a thread stuck in native code (isolation ${isolation})`, () => {
+    beforeAll(() => {
+      mode = isolation;
+    });
+    it('fails its task with WORKER_STUCK; once the call returns and the thread exits, the task restarts and writes everything exactly once', async () => {
+      await h.store.createStation('s', { partitions: 1 });
       await produceN(h.store, 's', MESSAGES);
       const dir = join(h.dir, 'rec');
-      const decl = {
+      await h.runtime.create({
         name: 'w',
         plugin: 'test-wedge',
         station: 's',
-        config: { dir, fifo, ...c.config },
+        config: { dir, fifo, write: 'native', times: 1 },
         batch: { maxLatencyMs: 20 },
         writeTimeoutMs: WRITE_TIMEOUT_MS,
-        errors: { retryMaxDelayMs: 500 },
-      };
-      await timed('create', () => h.runtime.create(decl), startBound);
-      const shown = await waitFor(
+      });
+      const stuck = await waitFor(
         async () => {
           const s = await h.runtime.status('w');
-          return c.shown(s, h.runtime.buffered('w')?.writing ?? 0) ? s : undefined;
+          return task(s).lastError?.code === 'WORKER_STUCK' ? s : undefined;
         },
-        { what: `the fault (${c.name})`, timeoutMs: 15_000 },
+        { what: 'WORKER_STUCK' },
       );
-      c.check?.(shown);
-      const elu = await eluOver(1000);
-      (report.get(current) ?? report.set(current, {}).get(current)!).elu = elu;
-      // A runtime that spins or polls hot keeps the loop busy (utilisation near 1). Utilisation counts
-      // wall time, so on a loaded machine (parallel files, a CPU hog) an idle loop reads 0.2-0.3 at times.
-      expect(elu, 'event-loop utilisation while the task backs off').toBeLessThan(0.5);
+      expect(task(stuck)).toMatchObject({ state: 'FAILED', restarts: 0 });
+      expect(task(stuck).retrying?.attempts).toBeGreaterThanOrEqual(1);
+      expect(await h.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 1/);
+      // Still stuck a while later: no restart strands another thread.
+      await waitFor(async () => (await h.runtime.status('w')).tasks[0]!.state === 'FAILED', { what: 'still FAILED' });
+      expect(task(await h.runtime.status('w')).restarts).toBe(0);
 
-      // A thread blocked on a FIFO holds one of this process's four libuv threads, and each operation
-      // abandons the one blocked before it: those are let go after it (the attempts begun before it),
-      // while the attempt the next start makes stays blocked for the next operation.
-      const native = (['open', 'write', 'close'] as const).find((k) => c.config[k] === 'native');
-      let released = 0;
-      const op = async (what: string, fn: () => Promise<unknown>, bound: number): Promise<void> => {
-        const before = native ? attempts(dir, native) : 0;
-        await timed(what, fn, bound);
-        if (native) releaseFifos((released = before));
-      };
-      /** Native faults: the next start blocked again (an attempt not let go), so the next operation meets it. */
-      const rewedged = async (): Promise<void> => {
-        if (native === 'open' || native === 'write') await waitFor(() => attempts(dir, native) > released, { what: 'the plugin to block again' });
-      };
-      // A sink opens on its first batch: for a close that misbehaves, each stop must find one open, so
-      // a few more messages are written (and the sink opened) before each.
-      let produced = MESSAGES;
-      const openSink = async (): Promise<void> => {
-        if (c.config.close === undefined) return;
-        await produceN(h.store, 's', 4, { prefix: `more-${produced}` });
-        produced += 4;
-        await waitFor(async () => (await lagOf(h.store, 's', 'w')) === 0, { what: 'the sink to open and write' });
-      };
-      await op('pause', () => h.runtime.pause('w'), stopBound);
-      expect((await h.runtime.status('w')).connector.state).toBe('PAUSED');
-      await op('resume', () => h.runtime.resume('w'), startBound);
-      await openSink();
-      await rewedged();
-      await op('restart', () => h.runtime.restart('w'), stopBound + startBound);
-      await openSink();
-      await rewedged();
-      await op('shutdown', () => h.runtime.close(), stopBound);
-      await h.reopen();
-      await openSink();
-      await rewedged();
-      await op('delete', () => h.runtime.delete('w'), stopBound);
-
-      // Nothing is left out with a worker: what was not acknowledged went back to the group, and every
-      // acknowledged message was written.
-      const g = await h.store.getGroup('s', 'connector.w');
-      expect(g.pending).toBe(0);
-      const lag = await lagOf(h.store, 's', 'w');
-      expect((await written(dir)).unique).toBeGreaterThanOrEqual(produced - lag);
-    });
-  }
-});
-
-describe(`a thread stuck in native code (isolation ${isolation})`, () => {
-  beforeAll(() => {
-    mode = isolation;
-  });
-  it('fails its task with WORKER_STUCK; once the call returns and the thread exits, the task restarts and writes everything exactly once', async () => {
-    await h.store.createStation('s', { partitions: 1 });
-    await produceN(h.store, 's', MESSAGES);
-    const dir = join(h.dir, 'rec');
-    await h.runtime.create({ name: 'w', plugin: 'test-wedge', station: 's', config: { dir, fifo, write: 'native', times: 1 }, batch: { maxLatencyMs: 20 }, writeTimeoutMs: WRITE_TIMEOUT_MS });
-    const stuck = await waitFor(async () => {
+      expect(releaseFifo(0)).toBe(true);
+      await waitFor(async () => (await lagOf(h.store, 's', 'w')) === 0, { what: 'lag 0 after the thread exited', timeoutMs: 20_000 });
       const s = await h.runtime.status('w');
-      return task(s).lastError?.code === 'WORKER_STUCK' ? s : undefined;
-    }, { what: 'WORKER_STUCK' });
-    expect(task(stuck)).toMatchObject({ state: 'FAILED', restarts: 0 });
-    expect(task(stuck).retrying?.attempts).toBeGreaterThanOrEqual(1);
-    expect(await h.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 1/);
-    // Still stuck a while later: no restart strands another thread.
-    await waitFor(async () => (await h.runtime.status('w')).tasks[0]!.state === 'FAILED', { what: 'still FAILED' });
-    expect(task(await h.runtime.status('w')).restarts).toBe(0);
-
-    expect(releaseFifo(0)).toBe(true);
-    await waitFor(async () => (await lagOf(h.store, 's', 'w')) === 0, { what: 'lag 0 after the thread exited', timeoutMs: 20_000 });
-    const s = await h.runtime.status('w');
-    expect(task(s)).toMatchObject({ state: 'RUNNING', restarts: 1 });
-    expect(task(s).retrying).toBeUndefined();
-    expect(task(s).lastError?.code).toBe('WORKER_STUCK');
-    const w = await written(dir);
-    expect(w.unique).toBe(MESSAGES);
-    expect(w.lines).toBe(MESSAGES);
-    expect(await h.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 0/);
+      expect(task(s)).toMatchObject({ state: 'RUNNING', restarts: 1 });
+      expect(task(s).retrying).toBeUndefined();
+      expect(task(s).lastError?.code).toBe('WORKER_STUCK');
+      const w = await written(dir);
+      expect(w.unique).toBe(MESSAGES);
+      expect(w.lines).toBe(MESSAGES);
+      expect(await h.prom.getSingleMetricAsString('junction_connect_stranded_threads')).toMatch(/junction_connect_stranded_threads 0/);
+    });
   });
-});
 }

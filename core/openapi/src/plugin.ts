@@ -43,17 +43,31 @@ export const TAGS = [
   { name: 'dead-letters', description: "A station's dead-letter station: browse, replay, purge." },
   { name: 'connectors', description: 'The connector runtime (shaped after Kafka Connect).' },
   { name: 'connector-plugins', description: 'The plugin catalog and config validation.' },
-  { name: 'pipeline', description: 'Stations and connectors as code (`junction apply`): plan and apply a junction.yaml against the running broker.' },
-  { name: 'schema-registry', description: 'The Confluent-compatible schema registry (`/v1/schema-registry`): point Confluent clients at it. Errors are `{ error_code, message }`.' },
+  {
+    name: 'pipeline',
+    description: 'Stations and connectors as code (`junction apply`): plan and apply a junction.yaml against the running broker.',
+  },
+  {
+    name: 'schema-registry',
+    description:
+      'The Confluent-compatible schema registry (`/v1/schema-registry`): point Confluent clients at it. Errors are `{ error_code, message }`.',
+  },
   { name: 'auth', description: 'Login, refresh, logout, whoami (when auth is on).' },
   { name: 'users', description: 'Users and their roles and grants (when auth is on).' },
   { name: 'tokens', description: 'Service tokens (when auth is on).' },
   { name: 'memphis', description: "Memphis REST gateway compatibility: Memphis's paths and answer shapes." },
   { name: 'operations', description: 'Health, metrics and this document.' },
-  { name: 'dashboard', description: "The dashboard (`@junction/ui`): its pages (public: they hold no data), live streams (Server-Sent Events) and the station list it pages through." },
+  {
+    name: 'dashboard',
+    description:
+      'The dashboard (`@junction/ui`): its pages (public: they hold no data), live streams (Server-Sent Events) and the station list it pages through.',
+  },
 ] as const;
 
-const ISSUE = z.object({ path: z.string().describe('the field path, e.g. `messages[3].valueBase64` (empty: the body itself)'), message: z.string() });
+const ISSUE = z.object({
+  path: z.string().describe('the field path, e.g. `messages[3].valueBase64` (empty: the body itself)'),
+  message: z.string(),
+});
 
 /** The error envelopes (shared components `ApiError`, `MemphisError`, `SchemaRegistryError`). */
 export const ERROR_SCHEMAS = {
@@ -137,7 +151,8 @@ function accessText(access: AccessDoc | undefined): string | undefined {
 function responseOf(r: string | ResponseDoc): JsonSchema {
   const doc: ResponseDoc = typeof r === 'string' ? { description: r } : r;
   const out: JsonSchema = { description: doc.description };
-  if (doc.headers) out.headers = Object.fromEntries(Object.entries(doc.headers).map(([k, description]) => [k, { description, type: 'string' }]));
+  if (doc.headers)
+    out.headers = Object.fromEntries(Object.entries(doc.headers).map(([k, description]) => [k, { description, type: 'string' }]));
   if (doc.schema) {
     const schema = jsonSchemaOf(doc.schema, 'output');
     out.content = Object.fromEntries((doc.contentTypes ?? ['application/json']).map((ct) => [ct, { schema }]));
@@ -194,7 +209,11 @@ const plugin: FastifyPluginAsync<OpenApiOptions> = async (app: FastifyInstance, 
       components: {
         schemas: Object.fromEntries(Object.entries(ERROR_SCHEMAS).map(([name, s]) => [name, jsonSchemaOf(s, 'output')])) as never,
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A session token (POST /v1/auth/login) or a service token (POST /v1/tokens).' },
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A session token (POST /v1/auth/login) or a service token (POST /v1/tokens).',
+          },
         },
       },
       ...(auth && { security: [{ bearerAuth: [] }] }),
@@ -207,12 +226,14 @@ const plugin: FastifyPluginAsync<OpenApiOptions> = async (app: FastifyInstance, 
       return { schema: swaggerSchemaOf(doc, opts.access?.(method, url), auth) as never, url };
     },
     transformObject: (documentObject) => {
-      const openapiObject = (documentObject as { openapiObject: { paths?: Record<string, Record<string, unknown> | undefined> } }).openapiObject;
+      const openapiObject = (documentObject as { openapiObject: { paths?: Record<string, Record<string, unknown> | undefined> } })
+        .openapiObject;
       // fastify-swagger marks every body required; some are not.
       for (const [path, item] of Object.entries(openapiObject.paths ?? {})) {
         for (const [method, op] of Object.entries(item ?? {})) {
           const fastifyUrl = path.replace(/\{([^}]+)\}/g, ':$1');
-          if (optionalBodies.has(`${method} ${fastifyUrl}`) && op && typeof op === 'object' && 'requestBody' in op) (op.requestBody as { required?: boolean }).required = false;
+          if (optionalBodies.has(`${method} ${fastifyUrl}`) && op && typeof op === 'object' && 'requestBody' in op)
+            (op.requestBody as { required?: boolean }).required = false;
         }
       }
       return openapiObject as never;

@@ -18,22 +18,43 @@ afterEach(async () => {
   app = undefined;
 });
 
-async function build(opts: { auth?: boolean; access?: (method: string, url: string) => AccessDoc | undefined } = {}): Promise<FastifyInstance> {
+async function build(
+  opts: { auth?: boolean; access?: (method: string, url: string) => AccessDoc | undefined } = {},
+): Promise<FastifyInstance> {
   app = Fastify();
   await app.register(openapiRoutes, { version: '9.9.9', ...opts });
   await app.register(async (scope) => {
-    scope.post('/v1/things/:station', {
-      schema: describeRoute({
-        summary: 'Make a thing',
-        tags: ['stations'],
-        params: Params,
-        body: Body,
-        bodyRequired: false,
-        responses: { 201: { description: 'made', schema: z.object({ id: z.string() }) }, 404: 'no such station, said by the route itself' },
-        errors: [404, 409],
-      }),
-    }, async (req, reply) => reply.code(201).send({ id: 'x', got: req.body ?? null, params: req.params }));
-    scope.get('/gateway/:station', { schema: describeRoute({ summary: 'Gateway', tags: ['memphis'], params: Params, errorShape: ErrorShape.memphis, responses: { 200: 'ok' } }) }, async () => ({ ok: true }));
+    scope.post(
+      '/v1/things/:station',
+      {
+        schema: describeRoute({
+          summary: 'Make a thing',
+          tags: ['stations'],
+          params: Params,
+          body: Body,
+          bodyRequired: false,
+          responses: {
+            201: { description: 'made', schema: z.object({ id: z.string() }) },
+            404: 'no such station, said by the route itself',
+          },
+          errors: [404, 409],
+        }),
+      },
+      async (req, reply) => reply.code(201).send({ id: 'x', got: req.body ?? null, params: req.params }),
+    );
+    scope.get(
+      '/gateway/:station',
+      {
+        schema: describeRoute({
+          summary: 'Gateway',
+          tags: ['memphis'],
+          params: Params,
+          errorShape: ErrorShape.memphis,
+          responses: { 200: 'ok' },
+        }),
+      },
+      async () => ({ ok: true }),
+    );
   });
   await app.ready();
   return app;
@@ -55,18 +76,30 @@ describe('openapiRoutes', () => {
     expect(op.tags).toEqual(['stations']);
     expect(op.parameters).toEqual([{ in: 'path', name: 'station', required: true, schema: { type: 'string', pattern: '^[a-z]+$' } }]);
     expect(op.requestBody.required).toBe(false);
-    expect(op.requestBody.content['application/json'].schema).toEqual({ type: 'object', properties: { partitions: { type: 'integer', minimum: 1, default: 1 } }, additionalProperties: false });
+    expect(op.requestBody.content['application/json'].schema).toEqual({
+      type: 'object',
+      properties: { partitions: { type: 'integer', minimum: 1, default: 1 } },
+      additionalProperties: false,
+    });
     // Answers say what they hold, and may gain fields (no additionalProperties: false).
-    expect(op.responses['201'].content['application/json'].schema).toEqual({ type: 'object', properties: { id: { type: 'string' } }, required: ['id'] });
+    expect(op.responses['201'].content['application/json'].schema).toEqual({
+      type: 'object',
+      properties: { id: { type: 'string' } },
+      required: ['id'],
+    });
     // The route's own description of a status wins; the others are the envelope.
     expect(op.responses['404']).toEqual({ description: 'no such station, said by the route itself' });
-    for (const status of ['400', '409', '500']) expect(op.responses[status].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApiError' });
-    expect(doc.paths['/gateway/{station}'].get.responses['400'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/MemphisError' });
+    for (const status of ['400', '409', '500'])
+      expect(op.responses[status].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ApiError' });
+    expect(doc.paths['/gateway/{station}'].get.responses['400'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/MemphisError',
+    });
     expect(Object.keys(doc.components.schemas).sort()).toEqual(['ApiError', 'MemphisError', 'SchemaRegistryError']);
   });
 
   it('with auth: bearer security, none on open routes, 401 / 403 and the grants on the others', async () => {
-    const access = (method: string, url: string): AccessDoc => (url === '/gateway/:station' ? { open: true } : { grants: [`manage on station {station} (${method})`] });
+    const access = (method: string, url: string): AccessDoc =>
+      url === '/gateway/:station' ? { open: true } : { grants: [`manage on station {station} (${method})`] };
     const doc = await documentOf(await build({ auth: true, access }));
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
     expect(doc.paths['/gateway/{station}'].get.security).toEqual([]);

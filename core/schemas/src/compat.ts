@@ -5,7 +5,15 @@
  */
 import type { ParsedSchema } from './formats/types.js';
 
-export const COMPATIBILITY_LEVELS = ['BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE', 'NONE'] as const;
+export const COMPATIBILITY_LEVELS = [
+  'BACKWARD',
+  'BACKWARD_TRANSITIVE',
+  'FORWARD',
+  'FORWARD_TRANSITIVE',
+  'FULL',
+  'FULL_TRANSITIVE',
+  'NONE',
+] as const;
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
 export const DEFAULT_COMPATIBILITY: CompatibilityLevel = 'BACKWARD';
 
@@ -17,7 +25,11 @@ export function isCompatibilityLevel(v: unknown): v is CompatibilityLevel {
  * Why `candidate` may not follow `previous` (live versions, oldest first) under `level`; empty when it
  * may. Schemas of another type are never compatible (unless the level is NONE).
  */
-export function compatibilityProblems(candidate: ParsedSchema, previous: readonly { version: number; schema: ParsedSchema }[], level: CompatibilityLevel): string[] {
+export function compatibilityProblems(
+  candidate: ParsedSchema,
+  previous: readonly { version: number; schema: ParsedSchema }[],
+  level: CompatibilityLevel,
+): string[] {
   if (level === 'NONE' || previous.length === 0) return [];
   const targets = level.endsWith('_TRANSITIVE') ? previous : previous.slice(-1);
   const backward = level.startsWith('BACKWARD') || level.startsWith('FULL');

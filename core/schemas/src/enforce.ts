@@ -77,7 +77,6 @@ export function subjectOf(station: string, binding: StationSchemaBinding): strin
   return binding.subject ?? `${station}-value`;
 }
 
-
 /** The binding lookup of each enforcing store (see {@link enforcedBindingOf}). */
 const lookups = new WeakMap<StationStore, (station: string) => Promise<StationSchemaBinding | undefined>>();
 
@@ -182,9 +181,15 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     await registry.catchUp();
     const subject = subjectOf(station, binding);
     if (!target(subject, binding)) {
-      throw new JunctionError(ErrorCode.CONFIG_INVALID, `schema: subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`} in the schema registry`, {
-        issues: [{ path: binding.subject === undefined ? 'schema' : 'schema.subject', message: `register a schema under "${subject}" first` }],
-      });
+      throw new JunctionError(
+        ErrorCode.CONFIG_INVALID,
+        `schema: subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`} in the schema registry`,
+        {
+          issues: [
+            { path: binding.subject === undefined ? 'schema' : 'schema.subject', message: `register a schema under "${subject}" first` },
+          ],
+        },
+      );
     }
   }
 
@@ -202,7 +207,13 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
     const valid: MessageInput[] = [];
     const validAt: number[] = [];
     const dead: { at: number; message: MessageInput; violation: Violation; version: string }[] = [];
-    const noVersion: Outcome = { violation: { path: '', reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}` }, version: '?' };
+    const noVersion: Outcome = {
+      violation: {
+        path: '',
+        reason: `subject "${subject}" has no ${binding.version === 'latest' ? 'live version' : `version ${binding.version}`}`,
+      },
+      version: '?',
+    };
     const bad = bound ? await checkAll(messages, subject, bound) : undefined;
     if (bad?.size === 0) return inner.produce(station, messages);
     for (let i = 0; i < messages.length; i++) {
@@ -217,7 +228,8 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
       violations?.inc({ station, policy: binding.policy });
       const where = outcome.violation.path === '' ? '' : ` at ${outcome.violation.path}`;
       const message = `the value does not match schema subject "${subject}" version ${outcome.version}${where}: ${outcome.violation.reason}`;
-      if (binding.policy === 'dead-letter' && bound) dead.push({ at: i, message: m, violation: outcome.violation, version: outcome.version });
+      if (binding.policy === 'dead-letter' && bound)
+        dead.push({ at: i, message: m, violation: outcome.violation, version: outcome.version });
       else results[i] = { status: 'rejected', code: SchemaProduceCode.SCHEMA_VIOLATION, message };
     }
     if (valid.length > 0) {
@@ -254,7 +266,11 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
         const base = `the value does not match schema subject "${subject}" version ${d.version}${where}: ${d.violation.reason}`;
         results[d.at] =
           r && r.status === 'stored'
-            ? { status: 'rejected', code: SchemaProduceCode.SCHEMA_VIOLATION_DEAD_LETTERED, message: `${base}; stored in ${dls} at offset ${r.offset}` }
+            ? {
+                status: 'rejected',
+                code: SchemaProduceCode.SCHEMA_VIOLATION_DEAD_LETTERED,
+                message: `${base}; stored in ${dls} at offset ${r.offset}`,
+              }
             : { status: 'rejected', code: SchemaProduceCode.SCHEMA_VIOLATION, message: base };
       });
     }
@@ -282,12 +298,15 @@ export function schemaEnforcingStore(inner: StationStore, options: SchemaEnforci
           // Some clients (@kafkajs/confluent-schema-registry) write no message indexes: then the payload of
           // the first message type starts right after the id.
           const mi = messageIndexes(value, 5);
-          return mi ? { id, start: mi.next, indexes: mi.indexes, bareStart: 5, version: String(use.version) } : { id, start: 5, version: String(use.version) };
+          return mi
+            ? { id, start: mi.next, indexes: mi.indexes, bareStart: 5, version: String(use.version) }
+            : { id, start: 5, version: String(use.version) };
         }
         return { id, start: 5, version: String(use.version) };
       }
       // JSON text never starts with byte 0: that is a wire-format value whose id the registry does not know.
-      if (bound.schema.type === SchemaType.JSON) return { violation: { path: '', reason: `schema id ${id} is unknown to the registry` }, version };
+      if (bound.schema.type === SchemaType.JSON)
+        return { violation: { path: '', reason: `schema id ${id} is unknown to the registry` }, version };
     }
     return plain;
   }

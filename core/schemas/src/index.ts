@@ -6,7 +6,13 @@
 export { SchemaRegistry, SCHEMAS_STATION, checkSubject, type SchemaRegistryOptions } from './registry.js';
 export { schemaRegistryRoutes, SCHEMA_REGISTRY_CONTENT_TYPE, type SchemaRegistryRoutesOptions } from './routes.js';
 export { RegistryState, RegistryEvent, MODES, type Mode, type StoredSchema, type SubjectVersion } from './state.js';
-export { COMPATIBILITY_LEVELS, DEFAULT_COMPATIBILITY, compatibilityProblems, isCompatibilityLevel, type CompatibilityLevel } from './compat.js';
+export {
+  COMPATIBILITY_LEVELS,
+  DEFAULT_COMPATIBILITY,
+  compatibilityProblems,
+  isCompatibilityLevel,
+  type CompatibilityLevel,
+} from './compat.js';
 export { SchemaErrorCode, SchemaRegistryError, isSchemaRegistryError } from './errors.js';
 export * from './formats/index.js';
 export { enforcedBindingOf, schemaEnforcingStore, subjectOf, SchemaProduceCode, type SchemaEnforcingOptions } from './enforce.js';

@@ -52,7 +52,13 @@ export class SchemaRegistry {
     } catch (err) {
       if (!isJunctionError(err) || err.code !== 'STATION_NOT_FOUND') throw err;
       try {
-        await this.store.createStation(this.station, { partitions: 1, retention: {}, dedupWindowMs: 0, fsync: 'always', deadLetter: { enabled: false } });
+        await this.store.createStation(this.station, {
+          partitions: 1,
+          retention: {},
+          dedupWindowMs: 0,
+          fsync: 'always',
+          deadLetter: { enabled: false },
+        });
       } catch (e) {
         // Another node made it meanwhile.
         if (!isJunctionError(e) || e.code !== 'STATION_EXISTS') throw e;
@@ -82,7 +88,10 @@ export class SchemaRegistry {
         try {
           event = RegistryEvent.parse(JSON.parse(Buffer.from(m.value).toString('utf8')));
         } catch (err) {
-          this.logger?.error({ station: this.station, offset: m.offset, err }, 'schema registry: a record of its log is not an event; skipped');
+          this.logger?.error(
+            { station: this.station, offset: m.offset, err },
+            'schema registry: a record of its log is not an event; skipped',
+          );
           continue;
         }
         let answer: { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -102,7 +111,10 @@ export class SchemaRegistry {
     const run = this.appending.then(async () => {
       const [result] = await this.store.produce(this.station, [{ value: Buffer.from(JSON.stringify(event)) }]);
       if (!result || result.status === 'rejected') {
-        throw new SchemaRegistryError(SchemaErrorCode.STORE_ERROR, `the registry's log refused the change: ${result?.status === 'rejected' ? result.message : 'no answer'}`);
+        throw new SchemaRegistryError(
+          SchemaErrorCode.STORE_ERROR,
+          `the registry's log refused the change: ${result?.status === 'rejected' ? result.message : 'no answer'}`,
+        );
       }
       this.answers.set(result.offset, { ok: false, error: new SchemaRegistryError(SchemaErrorCode.STORE_ERROR, 'not applied') });
       try {
@@ -124,7 +136,12 @@ export class SchemaRegistry {
    * Registers a schema under a subject, or finds it there: `{ id, version }`. Checked before it is
    * appended (a bad or incompatible schema never reaches the log) and again when applied.
    */
-  async register(subject: string, schemaType: SchemaType, schema: string, references: SchemaReference[] = []): Promise<{ id: number; version: number }> {
+  async register(
+    subject: string,
+    schemaType: SchemaType,
+    schema: string,
+    references: SchemaReference[] = [],
+  ): Promise<{ id: number; version: number }> {
     checkSubject(subject);
     await this.catchUp();
     const { parsed, key } = this.state.parse(schemaType, schema, references);
@@ -132,7 +149,10 @@ export class SchemaRegistry {
     if (found) return { id: found.id, version: found.version };
     const problems = this.state.problemsOf(subject, parsed);
     if (problems.length > 0) {
-      throw new SchemaRegistryError(SchemaErrorCode.INCOMPATIBLE_SCHEMA, `Schema being registered is incompatible with an earlier schema for subject "${subject}", details: [${problems.join('; ')}]`);
+      throw new SchemaRegistryError(
+        SchemaErrorCode.INCOMPATIBLE_SCHEMA,
+        `Schema being registered is incompatible with an earlier schema for subject "${subject}", details: [${problems.join('; ')}]`,
+      );
     }
     return (await this.append({ op: 'register', subject, schemaType, schema, references })) as { id: number; version: number };
   }
@@ -148,14 +168,23 @@ export class SchemaRegistry {
     return (await this.append({ op: 'delete-version', subject, version: v, permanent })) as number;
   }
 
-  async setCompatibility(subject: string | undefined, compatibility: CompatibilityLevel | null): Promise<{ before: string | undefined; after: string | undefined }> {
+  async setCompatibility(
+    subject: string | undefined,
+    compatibility: CompatibilityLevel | null,
+  ): Promise<{ before: string | undefined; after: string | undefined }> {
     if (subject !== undefined) checkSubject(subject);
-    return (await this.append({ op: 'config', ...(subject === undefined ? {} : { subject }), compatibility })) as { before: string | undefined; after: string | undefined };
+    return (await this.append({ op: 'config', ...(subject === undefined ? {} : { subject }), compatibility })) as {
+      before: string | undefined;
+      after: string | undefined;
+    };
   }
 
   async setMode(subject: string | undefined, mode: Mode | null): Promise<{ before: string | undefined; after: string | undefined }> {
     if (subject !== undefined) checkSubject(subject);
-    return (await this.append({ op: 'mode', ...(subject === undefined ? {} : { subject }), mode })) as { before: string | undefined; after: string | undefined };
+    return (await this.append({ op: 'mode', ...(subject === undefined ? {} : { subject }), mode })) as {
+      before: string | undefined;
+      after: string | undefined;
+    };
   }
 }
 

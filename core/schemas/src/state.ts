@@ -19,7 +19,13 @@ const SchemaTypeZ = z.enum([SchemaType.AVRO, SchemaType.JSON, SchemaType.PROTOBU
 
 /** The events of the log, validated when read back (a foreign or damaged record is skipped, and logged by the caller). */
 export const RegistryEvent = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('register'), subject: z.string(), schemaType: SchemaTypeZ, schema: z.string(), references: z.array(Reference) }),
+  z.strictObject({
+    op: z.literal('register'),
+    subject: z.string(),
+    schemaType: SchemaTypeZ,
+    schema: z.string(),
+    references: z.array(Reference),
+  }),
   z.strictObject({ op: z.literal('delete-subject'), subject: z.string(), permanent: z.boolean() }),
   z.strictObject({ op: z.literal('delete-version'), subject: z.string(), version: z.int().min(1), permanent: z.boolean() }),
   z.strictObject({ op: z.literal('config'), subject: z.string().optional(), compatibility: z.enum(COMPATIBILITY_LEVELS).nullable() }),
@@ -76,7 +82,11 @@ export class RegistryState {
       seen.add(key);
       const v = this.subjects.get(ref.subject)?.versions.find((x) => x.version === ref.version);
       const s = v && this.schemas.get(v.id);
-      if (!s) fail(SchemaErrorCode.INVALID_SCHEMA, `Invalid schema: reference "${ref.name}" names ${ref.subject} version ${ref.version}, which does not exist`);
+      if (!s)
+        fail(
+          SchemaErrorCode.INVALID_SCHEMA,
+          `Invalid schema: reference "${ref.name}" names ${ref.subject} version ${ref.version}, which does not exist`,
+        );
       out.push(...this.resolveReferences(s.references, seen), { name: ref.name, schemaType: s.schemaType, schema: s.schema });
     }
     return out;
@@ -112,7 +122,10 @@ export class RegistryState {
   }
 
   subjectNames(includeDeleted: boolean): string[] {
-    return [...this.subjects.entries()].filter(([, s]) => s.versions.some((v) => includeDeleted || !v.deleted)).map(([n]) => n).sort();
+    return [...this.subjects.entries()]
+      .filter(([, s]) => s.versions.some((v) => includeDeleted || !v.deleted))
+      .map(([n]) => n)
+      .sort();
   }
 
   /** The subject's versions (live ones, or all but permanently deleted ones); 40401 when there are none. */
@@ -125,7 +138,10 @@ export class RegistryState {
   /** A version by number, or the latest live one (`'latest'`); 40401 / 40402 when missing. */
   version(subject: string, version: number | 'latest', includeDeleted: boolean): SubjectVersion {
     const list = this.versions(subject, includeDeleted || version !== 'latest');
-    const v = version === 'latest' ? list.filter((x) => !x.deleted).at(-1) : list.find((x) => x.version === version && (includeDeleted || !x.deleted));
+    const v =
+      version === 'latest'
+        ? list.filter((x) => !x.deleted).at(-1)
+        : list.find((x) => x.version === version && (includeDeleted || !x.deleted));
     if (!v) {
       if (version === 'latest') fail(SchemaErrorCode.SUBJECT_NOT_FOUND, `Subject '${subject}' not found.`);
       fail(SchemaErrorCode.VERSION_NOT_FOUND, `Version ${version} not found.`);
@@ -239,7 +255,10 @@ export class RegistryState {
     if (existing) return { id: existing.id, version: existing.version };
     const problems = this.problemsOf(e.subject, parsed);
     if (problems.length > 0) {
-      fail(SchemaErrorCode.INCOMPATIBLE_SCHEMA, `Schema being registered is incompatible with an earlier schema for subject "${e.subject}", details: [${problems.join('; ')}]`);
+      fail(
+        SchemaErrorCode.INCOMPATIBLE_SCHEMA,
+        `Schema being registered is incompatible with an earlier schema for subject "${e.subject}", details: [${problems.join('; ')}]`,
+      );
     }
     let id = this.byKey.get(key);
     if (id === undefined) {
@@ -261,11 +280,13 @@ export class RegistryState {
     const live = s.versions.filter((v) => !v.deleted);
     for (const v of live) this.refuseReferenced(subject, v.version);
     if (!permanent) {
-      if (live.length === 0) fail(SchemaErrorCode.SUBJECT_SOFT_DELETED, `Subject '${subject}' was soft deleted. Set permanent=true to delete permanently`);
+      if (live.length === 0)
+        fail(SchemaErrorCode.SUBJECT_SOFT_DELETED, `Subject '${subject}' was soft deleted. Set permanent=true to delete permanently`);
       for (const v of live) v.deleted = true;
       return live.map((v) => v.version);
     }
-    if (live.length > 0) fail(SchemaErrorCode.SUBJECT_NOT_SOFT_DELETED, `Subject '${subject}' was not deleted first before being permanently deleted`);
+    if (live.length > 0)
+      fail(SchemaErrorCode.SUBJECT_NOT_SOFT_DELETED, `Subject '${subject}' was not deleted first before being permanently deleted`);
     const gone = s.versions.map((v) => v.version);
     s.versions = [];
     this.forgetUnused();
@@ -279,12 +300,20 @@ export class RegistryState {
     const v = s.versions.find((x) => x.version === version);
     if (!v) fail(SchemaErrorCode.VERSION_NOT_FOUND, `Version ${version} not found.`);
     if (!permanent) {
-      if (v.deleted) fail(SchemaErrorCode.VERSION_SOFT_DELETED, `Subject '${subject}' Version ${version} was soft deleted. Set permanent=true to delete permanently`);
+      if (v.deleted)
+        fail(
+          SchemaErrorCode.VERSION_SOFT_DELETED,
+          `Subject '${subject}' Version ${version} was soft deleted. Set permanent=true to delete permanently`,
+        );
       this.refuseReferenced(subject, version);
       v.deleted = true;
       return version;
     }
-    if (!v.deleted) fail(SchemaErrorCode.VERSION_NOT_SOFT_DELETED, `Subject '${subject}' Version ${version} was not deleted first before being permanently deleted`);
+    if (!v.deleted)
+      fail(
+        SchemaErrorCode.VERSION_NOT_SOFT_DELETED,
+        `Subject '${subject}' Version ${version} was not deleted first before being permanently deleted`,
+      );
     s.versions = s.versions.filter((x) => x !== v);
     this.forgetUnused();
     return version;
@@ -292,7 +321,11 @@ export class RegistryState {
 
   private refuseReferenced(subject: string, version: number): void {
     const by = this.referencedBy(subject, version);
-    if (by.length > 0) fail(SchemaErrorCode.REFERENCE_EXISTS, `One or more references exist to the schema {subject=${subject}, version=${version}}: ids ${by.join(', ')}`);
+    if (by.length > 0)
+      fail(
+        SchemaErrorCode.REFERENCE_EXISTS,
+        `One or more references exist to the schema {subject=${subject}, version=${version}}: ids ${by.join(', ')}`,
+      );
   }
 
   /** Schemas no version uses any more are gone (their ids are never given again: ids are log offsets). */

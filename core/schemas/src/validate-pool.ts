@@ -177,7 +177,9 @@ export class ValidationPool {
     }
     const job = ++this.jobs;
     // A buffer that is the caller's alone (or lent by `borrow`) is moved to the worker; a view into a larger one is copied first.
-    const whole = buf.buffer instanceof ArrayBuffer && ((buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) || this.lent.has(buf.buffer));
+    const whole =
+      buf.buffer instanceof ArrayBuffer &&
+      ((buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) || this.lent.has(buf.buffer));
     const copy = whole ? (buf.buffer as ArrayBuffer) : (buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
     return new Promise((resolve, reject) => {
       w.pending.set(job, { resolve, reject });

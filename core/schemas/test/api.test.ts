@@ -17,7 +17,15 @@ async function start(dir?: string): Promise<RegistryApp> {
   return r;
 }
 
-const userV1 = { type: 'record', name: 'User', namespace: 'acme', fields: [{ name: 'id', type: 'long' }, { name: 'name', type: 'string' }] };
+const userV1 = {
+  type: 'record',
+  name: 'User',
+  namespace: 'acme',
+  fields: [
+    { name: 'id', type: 'long' },
+    { name: 'name', type: 'string' },
+  ],
+};
 const userV2 = { ...userV1, fields: [...userV1.fields, { name: 'email', type: ['null', 'string'], default: null }] };
 const userBad = { ...userV1, fields: [...userV1.fields, { name: 'age', type: 'int' }] }; // no default: cannot read v1 data
 
@@ -26,7 +34,10 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
     const r = await start();
     const client = new ConfluentClient({ host: r.url });
 
-    const { id: avroId } = await client.register({ type: ClientSchemaType.AVRO, schema: JSON.stringify(userV1) }, { subject: 'users-value' });
+    const { id: avroId } = await client.register(
+      { type: ClientSchemaType.AVRO, schema: JSON.stringify(userV1) },
+      { subject: 'users-value' },
+    );
     expect(await client.getLatestSchemaId('users-value')).toBe(avroId);
     expect(await client.getRegistryId('users-value', 1)).toBe(avroId);
     const avroBytes = await client.encode(avroId, { id: 7, name: 'Ada' });
@@ -34,9 +45,16 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
     expect(avroBytes.readInt32BE(1)).toBe(avroId);
     expect(await new ConfluentClient({ host: r.url }).decode(avroBytes)).toEqual({ id: 7, name: 'Ada' });
     // The same schema again: the same id, no new version.
-    expect((await client.register({ type: ClientSchemaType.AVRO, schema: JSON.stringify(userV1) }, { subject: 'users-value' })).id).toBe(avroId);
+    expect((await client.register({ type: ClientSchemaType.AVRO, schema: JSON.stringify(userV1) }, { subject: 'users-value' })).id).toBe(
+      avroId,
+    );
 
-    const jsonSchema = JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['sku', 'qty'] });
+    const jsonSchema = JSON.stringify({
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } },
+      required: ['sku', 'qty'],
+    });
     const { id: jsonId } = await client.register({ type: ClientSchemaType.JSON, schema: jsonSchema }, { subject: 'orders-value' });
     const jsonBytes = await client.encode(jsonId, { sku: 'A-1', qty: 2 });
     expect(await new ConfluentClient({ host: r.url }).decode(jsonBytes)).toEqual({ sku: 'A-1', qty: 2 });
@@ -65,16 +83,24 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
     const bad = await call(r.url, 'POST', '/subjects/users-value/versions', { schema: JSON.stringify(userBad) });
     expect(bad.status).toBe(409);
     expect(bad.body).toMatchObject({ error_code: 409, message: expect.stringContaining('incompatible') as unknown });
-    const check = await call(r.url, 'POST', '/compatibility/subjects/users-value/versions/latest?verbose=true', { schema: JSON.stringify(userBad) });
+    const check = await call(r.url, 'POST', '/compatibility/subjects/users-value/versions/latest?verbose=true', {
+      schema: JSON.stringify(userBad),
+    });
     expect(check.body).toMatchObject({ is_compatible: false, messages: [expect.stringContaining('version 1') as unknown] });
-    expect((await call(r.url, 'POST', '/compatibility/subjects/users-value/versions/latest', { schema: JSON.stringify(userV2) })).body).toEqual({ is_compatible: true });
+    expect(
+      (await call(r.url, 'POST', '/compatibility/subjects/users-value/versions/latest', { schema: JSON.stringify(userV2) })).body,
+    ).toEqual({ is_compatible: true });
 
     const v2 = await client.register({ type: ClientSchemaType.AVRO, schema: JSON.stringify(userV2) }, { subject: 'users-value' });
     expect(v2.id).not.toBe(v1.id);
     expect((await call(r.url, 'GET', '/subjects/users-value/versions')).body).toEqual([1, 2]);
     // Data written with v1 decodes with v2 as the reader: the new field takes its default.
     const bytes = await client.encode(v1.id, { id: 1, name: 'x' });
-    expect(await client.decode(bytes, { [ClientSchemaType.AVRO]: { readerSchema: userV2 } } as never)).toEqual({ id: 1, name: 'x', email: null });
+    expect(await client.decode(bytes, { [ClientSchemaType.AVRO]: { readerSchema: userV2 } } as never)).toEqual({
+      id: 1,
+      name: 'x',
+      email: null,
+    });
 
     // Per subject: NONE lets anything in; the global level stays BACKWARD.
     expect((await call(r.url, 'PUT', '/config/users-value', { compatibility: 'NONE' })).body).toEqual({ compatibility: 'NONE' });
@@ -89,9 +115,20 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
     await call(r.url, 'PUT', '/config/t', { compatibility: 'FULL_TRANSITIVE' });
     const rec = (fields: object[]) => JSON.stringify({ type: 'record', name: 'T', fields });
     expect((await call(r.url, 'POST', '/subjects/t/versions', { schema: rec([{ name: 'a', type: 'int' }]) })).status).toBe(200);
-    expect((await call(r.url, 'POST', '/subjects/t/versions', { schema: rec([{ name: 'a', type: 'int' }, { name: 'b', type: 'string', default: '' }]) })).status).toBe(200);
+    expect(
+      (
+        await call(r.url, 'POST', '/subjects/t/versions', {
+          schema: rec([
+            { name: 'a', type: 'int' },
+            { name: 'b', type: 'string', default: '' },
+          ]),
+        })
+      ).status,
+    ).toBe(200);
     // Dropping `a` (no default) breaks reading new data with version 1.
-    expect((await call(r.url, 'POST', '/subjects/t/versions', { schema: rec([{ name: 'b', type: 'string', default: '' }]) })).status).toBe(409);
+    expect((await call(r.url, 'POST', '/subjects/t/versions', { schema: rec([{ name: 'b', type: 'string', default: '' }]) })).status).toBe(
+      409,
+    );
   });
 
   it('answers with Confluent error codes and shapes', async () => {
@@ -105,7 +142,13 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
       ['POST', '/subjects/s', { schema: '"int"' }, 404, 40403],
       ['POST', '/subjects/s/versions', { schema: '{"type": "record"' }, 422, 42201],
       ['POST', '/subjects/s/versions', { schema: '{"type":"nope"}' }, 422, 42201],
-      ['POST', '/subjects/s/versions', { schema: '{}', schemaType: 'JSON', references: [{ name: 'x', subject: 'missing', version: 1 }] }, 422, 42201],
+      [
+        'POST',
+        '/subjects/s/versions',
+        { schema: '{}', schemaType: 'JSON', references: [{ name: 'x', subject: 'missing', version: 1 }] },
+        422,
+        42201,
+      ],
       ['PUT', '/config', { compatibility: 'SIDEWAYS' }, 422, 42203],
       ['PUT', '/mode', { mode: 'IMPORT' }, 422, 42204],
       ['DELETE', '/subjects/s?permanent=true', undefined, 404, 40405],
@@ -117,7 +160,11 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
       expect(res.body, `${method} ${path}`).toMatchObject({ error_code: code, message: expect.any(String) as unknown });
     }
     // Lookup finds the registered one; the raw schema endpoint answers the text itself.
-    expect((await call(r.url, 'POST', '/subjects/s', { schema: '"string"' })).body).toMatchObject({ subject: 's', version: 1, schema: '"string"' });
+    expect((await call(r.url, 'POST', '/subjects/s', { schema: '"string"' })).body).toMatchObject({
+      subject: 's',
+      version: 1,
+      schema: '"string"',
+    });
     expect((await call(r.url, 'GET', '/subjects/s/versions/latest/schema')).body).toBe('string');
     // Soft, then hard delete; a soft-deleted subject is listed only with deleted=true.
     expect((await call(r.url, 'DELETE', '/subjects/s')).body).toEqual([1]);
@@ -137,12 +184,19 @@ describe('the Confluent Schema Registry API, driven by @kafkajs/confluent-schema
     const address = JSON.stringify({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] });
     expect((await call(r.url, 'POST', '/subjects/address/versions', { schema: address, schemaType: 'JSON' })).status).toBe(200);
     const person = JSON.stringify({ type: 'object', properties: { name: { type: 'string' }, address: { $ref: 'address.json' } } });
-    const reg = await call(r.url, 'POST', '/subjects/person-value/versions', { schema: person, schemaType: 'JSON', references: [{ name: 'address.json', subject: 'address', version: 1 }] });
+    const reg = await call(r.url, 'POST', '/subjects/person-value/versions', {
+      schema: person,
+      schemaType: 'JSON',
+      references: [{ name: 'address.json', subject: 'address', version: 1 }],
+    });
     expect(reg.status).toBe(200);
     const id = (reg.body as { id: number }).id;
     const parsed = r.registry.state.parsedById(id)!;
     expect(parsed.check(Buffer.from(JSON.stringify({ name: 'a', address: { city: 'Oslo' } }))).ok).toBe(true);
-    expect(parsed.check(Buffer.from(JSON.stringify({ name: 'a', address: {} })))).toMatchObject({ ok: false, violation: { path: '/address' } });
+    expect(parsed.check(Buffer.from(JSON.stringify({ name: 'a', address: {} })))).toMatchObject({
+      ok: false,
+      violation: { path: '/address' },
+    });
     expect((await call(r.url, 'GET', '/subjects/address/versions/1/referencedby')).body).toEqual([id]);
     expect((await call(r.url, 'DELETE', '/subjects/address/versions/1')).body).toMatchObject({ error_code: 42206 });
   });
@@ -174,7 +228,9 @@ describe('the registry kept in the broker', () => {
     const r = await start();
     const other = new SchemaRegistry({ store: r.store });
     await other.open();
-    const schemas = Array.from({ length: 20 }, (_, i) => JSON.stringify({ type: 'record', name: `R${i % 5}`, fields: [{ name: 'f', type: 'int' }] }));
+    const schemas = Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({ type: 'record', name: `R${i % 5}`, fields: [{ name: 'f', type: 'int' }] }),
+    );
     const results = await Promise.all(schemas.map((s, i) => (i % 2 === 0 ? r.registry : other).register(`subject-${i % 5}`, 'AVRO', s)));
     // The same schema in the same subject, from either node: one version, one id.
     for (let i = 0; i < 20; i++) expect(results[i]).toEqual(results[i % 5]);

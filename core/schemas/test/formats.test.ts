@@ -24,13 +24,21 @@ describe('JSON Schema', () => {
     const s = json({ type: 'object', properties: { a: { type: 'integer', minimum: 0 } }, required: ['a'] });
     expect(s.check(bytes({ a: 1 }))).toEqual({ ok: true, value: { a: 1 } });
     expect(s.check(bytes({ a: -1 }))).toMatchObject({ ok: false, violation: { path: '/a' } });
-    expect(s.check(Buffer.from('{not json'))).toMatchObject({ ok: false, violation: { path: '', reason: expect.stringContaining('not JSON') as unknown } });
+    expect(s.check(Buffer.from('{not json'))).toMatchObject({
+      ok: false,
+      violation: { path: '', reason: expect.stringContaining('not JSON') as unknown },
+    });
     const same = FORMATS.JSON.parse('{ "required": ["a"],  "properties": {"a": {"minimum": 0, "type": "integer"}}, "type": "object" }', []);
     expect(same.canonical).toBe(s.canonical);
   });
 
   it('2020-12 schemas compile with the 2020 dialect (prefixItems)', () => {
-    const s = json({ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'array', prefixItems: [{ type: 'string' }, { type: 'integer' }], items: false });
+    const s = json({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'array',
+      prefixItems: [{ type: 'string' }, { type: 'integer' }],
+      items: false,
+    });
     expect(s.check(bytes(['a', 1])).ok).toBe(true);
     expect(s.check(bytes(['a', 1, 2])).ok).toBe(false);
     expect(s.check(bytes([1, 1])).ok).toBe(false);
@@ -53,7 +61,13 @@ describe('JSON Schema', () => {
     }
     // Adding a property to an open model is a backward break (old data may hold it with any value)…
     const open = { type: 'object', properties: { a: { type: 'string' } } };
-    expect(compatibilityProblems(json({ ...open, properties: { a: { type: 'string' }, b: { type: 'integer' } } }), [{ version: 1, schema: json(open) }], 'BACKWARD')).toHaveLength(1);
+    expect(
+      compatibilityProblems(
+        json({ ...open, properties: { a: { type: 'string' }, b: { type: 'integer' } } }),
+        [{ version: 1, schema: json(open) }],
+        'BACKWARD',
+      ),
+    ).toHaveLength(1);
     // …and FORWARD looks the other way: the old schema must read the new one's values.
     expect(compatibilityProblems(json({ ...base, required: ['a'] }), [{ version: 1, schema: json(base) }], 'FORWARD')).toEqual([]);
   });
@@ -71,7 +85,8 @@ describe('JSON Schema', () => {
         if (rand() < 0.4) s.maximum = 5 + Math.floor(rand() * 5);
       }
       if (t === 'string' && rand() < 0.3) s.maxLength = 1 + Math.floor(rand() * 4);
-      if (rand() < 0.15) s.enum = t === 'string' ? ['a', 'b', 'c'].slice(0, 1 + Math.floor(rand() * 3)) : [1, 2, 3].slice(0, 1 + Math.floor(rand() * 3));
+      if (rand() < 0.15)
+        s.enum = t === 'string' ? ['a', 'b', 'c'].slice(0, 1 + Math.floor(rand() * 3)) : [1, 2, 3].slice(0, 1 + Math.floor(rand() * 3));
       return s;
     };
     const names = ['a', 'b', 'c', 'd'];
@@ -118,7 +133,17 @@ describe('JSON Schema', () => {
 
 describe('Avro', () => {
   it('checks Avro binary: truncated or trailing bytes are violations', () => {
-    const s = FORMATS.AVRO.parse(JSON.stringify({ type: 'record', name: 'R', fields: [{ name: 'n', type: 'long' }, { name: 's', type: 'string' }] }), []);
+    const s = FORMATS.AVRO.parse(
+      JSON.stringify({
+        type: 'record',
+        name: 'R',
+        fields: [
+          { name: 'n', type: 'long' },
+          { name: 's', type: 'string' },
+        ],
+      }),
+      [],
+    );
     const good = Buffer.from([0x02, 0x04, 0x68, 0x69]); // n=1, s="hi"
     expect(s.check(good)).toEqual({ ok: true, value: expect.objectContaining({ n: 1, s: 'hi' }) as unknown });
     expect(s.check(good.subarray(0, 3)).ok).toBe(false);
@@ -133,7 +158,10 @@ describe('Protobuf', () => {
     expect(s.check(Buffer.from([0x0a, 0x01, 0x61, 0x10, 0x05]))).toMatchObject({ ok: true, value: { id: 'a', n: 5 } });
     expect(s.check(Buffer.from([0x0a, 0x05, 0x61]))).toMatchObject({ ok: false }); // length past the end
     expect(s.check(Buffer.from([0x08, 0x01]), [0, 0])).toMatchObject({ ok: true, value: { x: true } });
-    expect(s.check(Buffer.from([]), [7])).toMatchObject({ ok: false, violation: { reason: expect.stringContaining('no message type') as unknown } });
+    expect(s.check(Buffer.from([]), [7])).toMatchObject({
+      ok: false,
+      violation: { reason: expect.stringContaining('no message type') as unknown },
+    });
   });
 
   it('compatibility: adding and removing fields is fine, changing a field type or removing a message is not', () => {
@@ -141,11 +169,15 @@ describe('Protobuf', () => {
     expect(compatibilityProblems(proto(v1.replace('int32 n = 2;', 'int32 n = 2; string extra = 3;')), base, 'FULL')).toEqual([]);
     expect(compatibilityProblems(proto(v1.replace('int32 n = 2;', '')), base, 'FULL')).toEqual([]);
     expect(compatibilityProblems(proto(v1.replace('int32 n = 2;', 'int64 n = 2;')), base, 'FULL')).toEqual([]); // the same varint
-    expect(compatibilityProblems(proto(v1.replace('int32 n = 2;', 'string n = 2;')), base, 'BACKWARD')).toEqual([expect.stringContaining('p.A.n (2): type changed') as unknown]);
-    expect(compatibilityProblems(proto(v1.replace(' message B { A a = 1; }', '')), base, 'BACKWARD')).toEqual([expect.stringContaining('message p.B removed') as unknown]);
+    expect(compatibilityProblems(proto(v1.replace('int32 n = 2;', 'string n = 2;')), base, 'BACKWARD')).toEqual([
+      expect.stringContaining('p.A.n (2): type changed') as unknown,
+    ]);
+    expect(compatibilityProblems(proto(v1.replace(' message B { A a = 1; }', '')), base, 'BACKWARD')).toEqual([
+      expect.stringContaining('message p.B removed') as unknown,
+    ]);
   });
 
-  it('imports of Google\'s well-known types resolve without a reference', () => {
+  it("imports of Google's well-known types resolve without a reference", () => {
     const s = proto('syntax = "proto3"; import "google/protobuf/timestamp.proto"; message E { google.protobuf.Timestamp at = 1; }');
     expect(s.check(Buffer.from([0x0a, 0x02, 0x08, 0x01])).ok).toBe(true);
   });

@@ -48,7 +48,12 @@ export async function removeDir(dir: string): Promise<void> {
 }
 
 /** A call of the API: status and parsed JSON body. */
-export async function call(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; type: string | null }> {
+export async function call(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown; type: string | null }> {
   const res = await fetch(`${url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/vnd.schemaregistry.v1+json' },

@@ -101,17 +101,28 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   // The Memphis REST gateway.
   'POST /stations/:station/produce/single': checks(c('station', 'produce', station)),
   'POST /stations/:station/produce/batch': checks(c('station', 'produce', station)),
-  'POST /stations/:station/consume/batch': checks(c('station', 'consume', station), c('group', 'consume', { body: ['consumer_group', 'consumer_name'] })),
+  'POST /stations/:station/consume/batch': checks(
+    c('station', 'consume', station),
+    c('group', 'consume', { body: ['consumer_group', 'consumer_name'] }),
+  ),
 
   // Connectors (their configs may name any station: managing one is a wide grant).
   'GET /v1/connectors': checks(c('connector', 'read')),
   // A connector carries data across its station's boundary (a sink reads it out, a source writes it in):
   // making or changing one needs consume and produce on that station too, so a connector never gives its
   // creator more than the creator holds.
-  'POST /v1/connectors': checks(c('connector', 'manage', { body: ['name'] }), c('station', 'consume', { body: ['station'] }), c('station', 'produce', { body: ['station'] })),
+  'POST /v1/connectors': checks(
+    c('connector', 'manage', { body: ['name'] }),
+    c('station', 'consume', { body: ['station'] }),
+    c('station', 'produce', { body: ['station'] }),
+  ),
   'GET /v1/connectors/:name': checks(c('connector', 'read', connector)),
   'GET /v1/connectors/:name/config': checks(c('connector', 'read', connector)),
-  'PUT /v1/connectors/:name/config': checks(c('connector', 'manage', connector), c('station', 'consume', { body: ['station'] }), c('station', 'produce', { body: ['station'] })),
+  'PUT /v1/connectors/:name/config': checks(
+    c('connector', 'manage', connector),
+    c('station', 'consume', { body: ['station'] }),
+    c('station', 'produce', { body: ['station'] }),
+  ),
   'DELETE /v1/connectors/:name': checks(c('connector', 'manage', connector)),
   'GET /v1/connectors/:name/status': checks(c('connector', 'read', connector)),
   'PUT /v1/connectors/:name/pause': checks(c('connector', 'manage', connector)),
@@ -207,7 +218,14 @@ export function accessDoc(method: string, url: string): AccessDoc | undefined {
   if ('open' in decl || 'authenticated' in decl) return decl;
   return {
     grants: decl.checks.map((k) => {
-      const name = k.name === undefined ? `every ${k.resource}` : 'param' in k.name ? `${k.resource} {${k.name.param}}` : 'fixed' in k.name ? `${k.resource} "${k.name.fixed}"` : `${k.resource} named by body.${k.name.body.join(' / body.')}`;
+      const name =
+        k.name === undefined
+          ? `every ${k.resource}`
+          : 'param' in k.name
+            ? `${k.resource} {${k.name.param}}`
+            : 'fixed' in k.name
+              ? `${k.resource} "${k.name.fixed}"`
+              : `${k.resource} named by body.${k.name.body.join(' / body.')}`;
       return `${k.action} on ${name}`;
     }),
   };
@@ -273,7 +291,12 @@ export function addAccessHooks(app: FastifyInstance, auth: AuthService, audit?: 
         later.push(check);
         continue;
       }
-      const name = check.name === undefined ? undefined : 'fixed' in check.name ? check.name.fixed : (request.params as Record<string, string>)[check.name.param];
+      const name =
+        check.name === undefined
+          ? undefined
+          : 'fixed' in check.name
+            ? check.name.fixed
+            : (request.params as Record<string, string>)[check.name.param];
       noteChecked(request, check, name);
       const refused = refusal(principal, check, name);
       if (refused) return deny(reply, request, 403, 'FORBIDDEN', refused);
@@ -293,7 +316,9 @@ export function addAccessHooks(app: FastifyInstance, auth: AuthService, audit?: 
     const body = request.body as Record<string, unknown> | null | undefined;
     for (const check of pending.checks) {
       const fields = check.name && 'body' in check.name ? check.name.body : [];
-      const name = fields.map((f) => (body && typeof body === 'object' ? body[f] : undefined)).find((v): v is string => typeof v === 'string' && v !== '');
+      const name = fields
+        .map((f) => (body && typeof body === 'object' ? body[f] : undefined))
+        .find((v): v is string => typeof v === 'string' && v !== '');
       noteChecked(request, check, name);
       const refused = refusal(pending.principal, check, name);
       if (refused) return deny(reply, request, 403, 'FORBIDDEN', refused);
@@ -302,7 +327,13 @@ export function addAccessHooks(app: FastifyInstance, auth: AuthService, audit?: 
 }
 
 /** Routes that change something besides those whose checks include `manage`. */
-const AUDITED = new Set(['POST /v1/auth/login', 'POST /v1/auth/logout', 'POST /v1/tokens', 'DELETE /v1/tokens/:id', 'POST /auth/authenticate']);
+const AUDITED = new Set([
+  'POST /v1/auth/login',
+  'POST /v1/auth/logout',
+  'POST /v1/tokens',
+  'DELETE /v1/tokens/:id',
+  'POST /auth/authenticate',
+]);
 
 /** Whether a request is audited: a denial (401, 403, 429), or a change (any answer). */
 export function isAudited(method: string, url: string | undefined, status: number): boolean {
@@ -315,7 +346,11 @@ export function isAudited(method: string, url: string | undefined, status: numbe
 
 function auditEntry(request: FastifyRequest, status: number): AuditEntry {
   const p = principalOf(request);
-  const who: AuditEntry['who'] = !p ? { kind: 'anonymous' } : p.kind === 'user' ? { kind: 'user', name: p.name } : { kind: 'token', id: p.id, name: p.name, owner: p.owner };
+  const who: AuditEntry['who'] = !p
+    ? { kind: 'anonymous' }
+    : p.kind === 'user'
+      ? { kind: 'user', name: p.name }
+      : { kind: 'token', id: p.id, name: p.name, owner: p.owner };
   return {
     at: new Date().toISOString(),
     who,

@@ -8,7 +8,15 @@ import Fastify from 'fastify';
 import { z } from 'zod';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { BodyGate, brokerRoutes, memphisRoutes, errorHandler, notFoundHandler, refuseUnexpectedBodies, registerBrokerMetrics } from '@junction/broker';
+import {
+  BodyGate,
+  brokerRoutes,
+  memphisRoutes,
+  errorHandler,
+  notFoundHandler,
+  refuseUnexpectedBodies,
+  registerBrokerMetrics,
+} from '@junction/broker';
 import type { StationStore } from '@junction/broker';
 import { connectRoutes } from '@junction/connect';
 import type { ConnectRuntime } from '@junction/connect';
@@ -83,7 +91,8 @@ export interface BuildAppOptions {
 }
 
 /** The version the OpenAPI document states: this package's. */
-export const API_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const API_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 const routeLists = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
 
@@ -152,7 +161,8 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     });
   }
   // Before every route plugin: its onRoute hook must see them all.
-  if (options.apiDocs !== false) void app.register(openapiRoutes, { version: API_VERSION, auth: options.auth !== undefined, access: accessDoc });
+  if (options.apiDocs !== false)
+    void app.register(openapiRoutes, { version: API_VERSION, auth: options.auth !== undefined, access: accessDoc });
   app.addHook('onRequest', refuseUnexpectedBodies(DEFAULT_BODY_LIMIT));
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -202,7 +212,14 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   // One budget for the large bodies of every produce route (BodyGate): bounded memory however many send.
   const bodyGate = new BodyGate({ maxBytes: bodyLimit });
-  void app.register(brokerRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, replicas: options.replicatedStations === true });
+  void app.register(brokerRoutes, {
+    store,
+    bodyLimit,
+    bodyGate,
+    metrics: brokerMetrics,
+    logLevel,
+    replicas: options.replicatedStations === true,
+  });
   const auth = options.auth;
   const authenticator = auth && { authenticate: auth.memphisAuthenticate.bind(auth), refresh: auth.memphisRefresh.bind(auth) };
   void app.register(memphisRoutes, { store, bodyLimit, bodyGate, metrics: brokerMetrics, logLevel, authenticator });
@@ -236,7 +253,13 @@ const HEALTH_DOC = describeRoute({
     '200 `{status: "ok"}` while the store serves; 200 `{status: "degraded", reasons}` while it serves but a station lost messages, had metadata repaired or is damaged, or connectors have problems; 503 `{status: "unavailable"}` otherwise. Degraded is still 200: restarting repairs nothing.',
   tags: ['operations'],
   responses: {
-    200: { description: 'serving (maybe degraded)', schema: z.object({ status: z.enum(['ok', 'degraded']), reasons: z.array(z.string()).optional().describe('at most 50, then a line saying how many more') }) },
+    200: {
+      description: 'serving (maybe degraded)',
+      schema: z.object({
+        status: z.enum(['ok', 'degraded']),
+        reasons: z.array(z.string()).optional().describe('at most 50, then a line saying how many more'),
+      }),
+    },
     503: { description: 'the store does not serve', schema: z.object({ status: z.literal('unavailable') }) },
   },
 });
@@ -249,7 +272,14 @@ const METRICS_DOC = describeRoute({
 });
 
 /** What a request log line shows of a request (fastify's fields), with `authorization` query values hidden. */
-export function requestForLog(req: FastifyRequest): { method: string; url: string; version?: string; host: string; remoteAddress: string; remotePort?: number } {
+export function requestForLog(req: FastifyRequest): {
+  method: string;
+  url: string;
+  version?: string;
+  host: string;
+  remoteAddress: string;
+  remotePort?: number;
+} {
   const version = req.headers?.['accept-version'];
   return {
     method: req.method,
@@ -274,7 +304,8 @@ async function degradedReasons(store: StationStore): Promise<string[]> {
   if (store.healthSummary) {
     try {
       const h = await store.healthSummary(MAX_HEALTH_REASONS);
-      if (h.more > 0) return [...h.reasons, `… and ${h.more} more in ${h.degraded} station${h.degraded === 1 ? '' : 's'} (see GET /v1/stations)`];
+      if (h.more > 0)
+        return [...h.reasons, `… and ${h.more} more in ${h.degraded} station${h.degraded === 1 ? '' : 's'} (see GET /v1/stations)`];
       return h.reasons;
     } catch {
       return [];

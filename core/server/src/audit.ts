@@ -23,7 +23,13 @@ export interface AuditEntry {
   at: string;
   who: { kind: 'user'; name: string } | { kind: 'token'; id: string; name: string; owner: string } | { kind: 'anonymous' };
   /** The route pattern with its parameters, what the request was checked for (names from the body too), the answer's status. */
-  what: { method: string; route: string; params: Record<string, string>; checked?: { resource: string; action: string; name?: string }[] | undefined; status: number };
+  what: {
+    method: string;
+    route: string;
+    params: Record<string, string>;
+    checked?: { resource: string; action: string; name?: string }[] | undefined;
+    status: number;
+  };
   from: string;
   requestId: string;
   /** Entries dropped before this one (the queue was full). */
@@ -54,7 +60,11 @@ export class AuditLog {
   /** Creates the station when it is missing (retention 90 days, no dead letters). */
   async open(): Promise<void> {
     try {
-      await this.store.createStation(AUDIT_STATION, { partitions: 1, retention: { maxAgeMs: 90 * 86_400_000 }, deadLetter: { enabled: false } });
+      await this.store.createStation(AUDIT_STATION, {
+        partitions: 1,
+        retention: { maxAgeMs: 90 * 86_400_000 },
+        deadLetter: { enabled: false },
+      });
     } catch (err) {
       if (!isJunctionError(err) || err.code !== ErrorCode.STATION_EXISTS) throw err;
     }
@@ -88,7 +98,10 @@ export class AuditLog {
             batch.map((e) => ({ value: Buffer.from(JSON.stringify(e), 'utf8'), headers: { 'content-type': 'application/json' } })),
           );
         } catch (err) {
-          this.logger.error({ err: (err as Error).message, entries: batch.length, station: AUDIT_STATION }, 'audit entries could not be written');
+          this.logger.error(
+            { err: (err as Error).message, entries: batch.length, station: AUDIT_STATION },
+            'audit entries could not be written',
+          );
           return;
         }
       }

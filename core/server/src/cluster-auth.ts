@@ -49,7 +49,8 @@ export class ClusterAuthStore implements AuthStore {
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.meta.read(SECRET);
       const keys = (cur.value as { keys?: unknown } | undefined)?.keys;
-      if (Array.isArray(keys) && keys.length > 0 && keys.every((k) => typeof k === 'string')) return keys.map((k: string) => Buffer.from(k, 'base64'));
+      if (Array.isArray(keys) && keys.length > 0 && keys.every((k) => typeof k === 'string'))
+        return keys.map((k: string) => Buffer.from(k, 'base64'));
       // First node: make it (compare-and-set on "no value yet"; another node may win, then read theirs).
       await this.meta.update(SECRET, { keys: [randomBytes(32).toString('base64')] }, cur.rev);
     }
@@ -59,6 +60,10 @@ export class ClusterAuthStore implements AuthStore {
 
 function parse(value: unknown): AuthState {
   const r = AuthState.safeParse(value);
-  if (!r.success) throw new JunctionError('AUTH_STATE_CORRUPT', `the auth state in the cluster metadata bucket is invalid: ${r.error.issues[0]?.message ?? ''}`);
+  if (!r.success)
+    throw new JunctionError(
+      'AUTH_STATE_CORRUPT',
+      `the auth state in the cluster metadata bucket is invalid: ${r.error.issues[0]?.message ?? ''}`,
+    );
   return r.data;
 }

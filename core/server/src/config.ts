@@ -34,8 +34,14 @@ export type LogLevel = z.infer<typeof LogLevel>;
 const Host = z.string().min(1, 'must not be empty');
 const Port = z.int().min(0).max(65_535);
 const DataDir = z.string().min(1, 'must not be empty');
-const BodyLimit = z.int().min(1024).max(1024 * MiB);
-const MaxOpenFiles = z.int().min(64).max(1 << 30);
+const BodyLimit = z
+  .int()
+  .min(1024)
+  .max(1024 * MiB);
+const MaxOpenFiles = z
+  .int()
+  .min(64)
+  .max(1 << 30);
 
 /** The `server:` section; every field optional (defaults are applied after merging). */
 export const ServerSection = z.strictObject({
@@ -60,7 +66,11 @@ export const ServerSection = z.strictObject({
    */
   maxOpenFiles: MaxOpenFiles.optional(),
   /** Partition logs kept open (idle ones past it are closed and reopened on use). Default 4096. */
-  maxOpenPartitions: z.int().min(1).max(1 << 24).optional(),
+  maxOpenPartitions: z
+    .int()
+    .min(1)
+    .max(1 << 24)
+    .optional(),
   /** Stations with per-station series in /metrics (the rest are in the totals). Default 1000. */
   metricsMaxStations: z.int().min(0).max(1_000_000).optional(),
 });
@@ -75,7 +85,12 @@ export const NatsSection = z.strictObject({
   pass: z.string().optional(),
   token: z.string().optional(),
   /** true: TLS with the system's CAs; or files as nats.js takes them. */
-  tls: z.union([z.boolean(), z.strictObject({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })]).optional(),
+  tls: z
+    .union([
+      z.boolean(),
+      z.strictObject({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() }),
+    ])
+    .optional(),
   /**
    * Replicas of new stations that do not set their own (1–5). Default min(3, the servers of the NATS
    * cluster): 3 on a cluster of three or more, 1 on a single server.
@@ -84,7 +99,10 @@ export const NatsSection = z.strictObject({
   /** How long a node waits at start for NATS, JetStream and the metadata bucket (retrying with backoff). Default 60000 ms. */
   openTimeoutMs: z.int().min(1_000).max(3_600_000).optional(),
   /** Namespace of the streams and the KV bucket (nodes with the same prefix share stations). Default `junction`. */
-  prefix: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower case letters, digits and "_", starting with a letter').optional(),
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower case letters, digits and "_", starting with a letter')
+    .optional(),
 });
 export const ClusterSection = z.strictObject({ nats: NatsSection });
 
@@ -98,7 +116,11 @@ export const AuthSection = z.strictObject({
   /** Lifetime of access tokens (JWT) in seconds. Default 900. */
   accessTokenTtlS: z.int().min(30).max(86_400).optional(),
   /** Lifetime of a session's refresh token in seconds, renewed on each refresh. Default 7 days. */
-  refreshTokenTtlS: z.int().min(60).max(365 * 86_400).optional(),
+  refreshTokenTtlS: z
+    .int()
+    .min(60)
+    .max(365 * 86_400)
+    .optional(),
   /**
    * Folders connector configs may name as host paths (the file sink's `dir`), relative to this file's
    * folder. Default: the data dir. Checked with auth on only.
@@ -122,7 +144,12 @@ export interface AuthSettings {
   /** `--allow-unauthenticated`: listen on a non-loopback address with auth off, on purpose. */
   allowUnauthenticated: boolean;
 }
-export type ClusterSettings = { nats: Omit<z.output<typeof NatsSection>, 'servers' | 'tls'> & { servers: string[]; tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | true | undefined } };
+export type ClusterSettings = {
+  nats: Omit<z.output<typeof NatsSection>, 'servers' | 'tls'> & {
+    servers: string[];
+    tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | true | undefined;
+  };
+};
 
 /**
  * One entry of `stations:`: a name plus any station option (defaults as in the HTTP API), and `replicas`
@@ -238,13 +265,17 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   }
   const fromFile = file.server ?? {};
   if (fromFile.dataDir !== undefined && configPath !== undefined) fromFile.dataDir = resolve(dirname(configPath), fromFile.dataDir);
-  if (fromFile.secretsKeyFile !== undefined && configPath !== undefined) fromFile.secretsKeyFile = resolve(dirname(configPath), fromFile.secretsKeyFile);
+  if (fromFile.secretsKeyFile !== undefined && configPath !== undefined)
+    fromFile.secretsKeyFile = resolve(dirname(configPath), fromFile.secretsKeyFile);
 
   const fromEnv = parseEnv(env);
   const { auth: authFlag, allowUnauthenticated, tlsCert, tlsKey, ...serverOverrides } = overrides;
   let tls: TlsSettings | undefined;
   if (tlsCert !== undefined || tlsKey !== undefined) {
-    if (tlsCert === undefined || tlsKey === undefined) throw configIssues('the command line', [{ path: tlsCert === undefined ? '--tls-cert' : '--tls-key', message: 'give both --tls-cert and --tls-key' }]);
+    if (tlsCert === undefined || tlsKey === undefined)
+      throw configIssues('the command line', [
+        { path: tlsCert === undefined ? '--tls-cert' : '--tls-key', message: 'give both --tls-cert and --tls-key' },
+      ]);
     tls = { cert: resolve(cwd, tlsCert), key: resolve(cwd, tlsKey) };
   } else if (file.tls) {
     const base = configPath !== undefined ? dirname(configPath) : cwd;
@@ -255,7 +286,9 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     enabled: authFlag === true || file.auth?.enabled === true,
     ...(file.auth?.accessTokenTtlS !== undefined && { accessTokenTtlS: file.auth.accessTokenTtlS }),
     ...(file.auth?.refreshTokenTtlS !== undefined && { refreshTokenTtlS: file.auth.refreshTokenTtlS }),
-    ...(file.auth?.hostPathRoots !== undefined && { hostPathRoots: file.auth.hostPathRoots.map((r) => resolve(configPath !== undefined ? dirname(configPath) : cwd, r)) }),
+    ...(file.auth?.hostPathRoots !== undefined && {
+      hostPathRoots: file.auth.hostPathRoots.map((r) => resolve(configPath !== undefined ? dirname(configPath) : cwd, r)),
+    }),
     allowUnauthenticated: allowUnauthenticated === true,
   };
 
@@ -281,7 +314,9 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
     server.secretsKeyFile = resolve(cwd, keyFile);
     const rel = relative(server.dataDir, server.secretsKeyFile);
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-      warnings.push(`server.secretsKeyFile ${server.secretsKeyFile} is inside the data dir it protects: a copy of the data dir then carries the key (keep it elsewhere)`);
+      warnings.push(
+        `server.secretsKeyFile ${server.secretsKeyFile} is inside the data dir it protects: a copy of the data dir then carries the key (keep it elsewhere)`,
+      );
     }
   }
 
@@ -291,18 +326,45 @@ export async function loadConfig(path?: string, overrides: ConfigOverrides = {},
   const fileNats = file.cluster?.nats;
   let cluster: ClusterSettings | undefined;
   if ((natsUrls !== undefined && natsUrls !== '') || fileNats) {
-    const servers = natsUrls ? natsUrls.split(',').map((u) => u.trim()).filter((u) => u !== '') : [fileNats!.servers].flat();
-    if (servers.length === 0) throw configIssues('the NATS servers', [{ path: fromCli.nats !== undefined ? '--nats' : 'JUNCTION_NATS_URL', message: 'no URL given' }]);
+    const servers = natsUrls
+      ? natsUrls
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== '')
+      : [fileNats!.servers].flat();
+    if (servers.length === 0)
+      throw configIssues('the NATS servers', [
+        { path: fromCli.nats !== undefined ? '--nats' : 'JUNCTION_NATS_URL', message: 'no URL given' },
+      ]);
     const { tls, ...rest } = fileNats ?? {};
     cluster = { nats: { ...rest, servers, ...(tls !== undefined && tls !== false && { tls: tls === true ? true : tls }) } };
   }
 
   const stations = (file.stations ?? []) as StationDeclaration[];
   if (!cluster) {
-    const replicated = stations.flatMap((st, i) => (st.replicas !== undefined ? [{ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' }] : []));
+    const replicated = stations.flatMap((st, i) =>
+      st.replicas !== undefined
+        ? [
+            {
+              path: `stations[${i}].replicas`,
+              message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy',
+            },
+          ]
+        : [],
+    );
     if (replicated.length > 0) throw configIssues(configPath ?? 'configuration', replicated);
   }
-  return { server, ...(cluster && { cluster }), auth, ...(tls && { tls }), stations, connectors: file.connectors ?? [], connect: file.connect ?? ConnectSettings.parse({}), configPath, warnings };
+  return {
+    server,
+    ...(cluster && { cluster }),
+    auth,
+    ...(tls && { tls }),
+    stations,
+    connectors: file.connectors ?? [],
+    connect: file.connect ?? ConnectSettings.parse({}),
+    configPath,
+    warnings,
+  };
 }
 
 /**
@@ -348,7 +410,14 @@ function duplicateStations(stations: readonly { name: string }[]): Issue[] {
   return issues;
 }
 
-const ENV_VARS = { dataDir: 'JUNCTION_DATA_DIR', host: 'JUNCTION_HOST', port: 'JUNCTION_PORT', logLevel: 'JUNCTION_LOG_LEVEL', secretsKeyFile: 'JUNCTION_SECRETS_KEY_FILE', maxOpenFiles: 'JUNCTION_MAX_OPEN_FILES' } as const;
+const ENV_VARS = {
+  dataDir: 'JUNCTION_DATA_DIR',
+  host: 'JUNCTION_HOST',
+  port: 'JUNCTION_PORT',
+  logLevel: 'JUNCTION_LOG_LEVEL',
+  secretsKeyFile: 'JUNCTION_SECRETS_KEY_FILE',
+  maxOpenFiles: 'JUNCTION_MAX_OPEN_FILES',
+} as const;
 
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Partial<ServerSettings> {
   const out: Partial<ServerSettings> = {};

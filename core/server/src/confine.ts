@@ -32,9 +32,11 @@ export function hostPathValues(schema: unknown, config: unknown, path = ''): { p
       if (Array.isArray(js[key])) for (const sub of js[key] as unknown[]) walk(sub, v, p, depth + 1);
     }
     if (v !== null && typeof v === 'object' && !Array.isArray(v) && js['properties'] && typeof js['properties'] === 'object') {
-      for (const [k, sub] of Object.entries(js['properties'] as Record<string, unknown>)) walk(sub, (v as Record<string, unknown>)[k], p === '' ? k : `${p}.${k}`, depth + 1);
+      for (const [k, sub] of Object.entries(js['properties'] as Record<string, unknown>))
+        walk(sub, (v as Record<string, unknown>)[k], p === '' ? k : `${p}.${k}`, depth + 1);
     }
-    if (Array.isArray(v) && js['items'] && typeof js['items'] === 'object') v.forEach((item, i) => walk(js['items'], item, `${p}[${i}]`, depth + 1));
+    if (Array.isArray(v) && js['items'] && typeof js['items'] === 'object')
+      v.forEach((item, i) => walk(js['items'], item, `${p}[${i}]`, depth + 1));
   };
   walk(schema, config, path, 0);
   // One value may be reached through several union branches.

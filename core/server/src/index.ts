@@ -3,7 +3,17 @@
  * the declared stations and serves every package's HTTP routes. Only the CLI and end-to-end tests
  * import it.
  */
-export { loadConfig, parseConfigText, CONFIG_DEFAULTS, DEFAULT_CONFIG_FILE, ConfigFile, ServerSection, AuthSection, StationDeclaration, LogLevel } from './config.js';
+export {
+  loadConfig,
+  parseConfigText,
+  CONFIG_DEFAULTS,
+  DEFAULT_CONFIG_FILE,
+  ConfigFile,
+  ServerSection,
+  AuthSection,
+  StationDeclaration,
+  LogLevel,
+} from './config.js';
 export type { AuthSettings, TlsSettings, ConfigOverrides, JunctionConfig, LoadConfigOptions, ServerSettings } from './config.js';
 export { applyStations, MUTABLE_STATION_OPTIONS, IMMUTABLE_STATION_OPTIONS } from './stations.js';
 export type { ApplyStationsResult, StationApplyError } from './stations.js';

@@ -31,5 +31,10 @@ export function raiseNofileLimit(): NofileOutcome | undefined {
     return { soft: l.soft, hard: l.hard, before: l.soft, failed: `prlimit failed: ${err instanceof Error ? err.message : String(err)}` };
   }
   const after = readNofileLimits() ?? l;
-  return { soft: after.soft, hard: after.hard, before: l.soft, ...(after.soft < after.hard && { failed: 'prlimit ran but the soft limit did not change' }) };
+  return {
+    soft: after.soft,
+    hard: after.hard,
+    before: l.soft,
+    ...(after.soft < after.hard && { failed: 'prlimit ran but the soft limit did not change' }),
+  };
 }

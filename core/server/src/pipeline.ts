@@ -56,7 +56,11 @@ function protectedStation(name: string): boolean {
 }
 
 /** What applying `desired` would do to the store's stations (nothing is changed). */
-export async function planStations(store: StationStore, desired: readonly StationDeclaration[], opts: { prune?: boolean | undefined; keep?: ReadonlySet<string> | undefined } = {}): Promise<StationPlanEntry[]> {
+export async function planStations(
+  store: StationStore,
+  desired: readonly StationDeclaration[],
+  opts: { prune?: boolean | undefined; keep?: ReadonlySet<string> | undefined } = {},
+): Promise<StationPlanEntry[]> {
   const existing = new Map<string, StationInfo>((await store.listStations()).map((s) => [s.name, s]));
   const out: StationPlanEntry[] = [];
   for (const decl of desired) {
@@ -79,7 +83,12 @@ export async function planStations(store: StationStore, desired: readonly Statio
     const patch = diffMutable(current, config);
     const keys = Object.keys(patch) as (keyof typeof patch)[];
     if (keys.length === 0) out.push({ name, action: 'unchanged' });
-    else out.push({ name, action: 'update', changes: keys.flatMap((k) => fieldChanges((current.config as Record<string, unknown>)[k], patch[k], k)) });
+    else
+      out.push({
+        name,
+        action: 'update',
+        changes: keys.flatMap((k) => fieldChanges((current.config as Record<string, unknown>)[k], patch[k], k)),
+      });
   }
   if (opts.prune) {
     const declared = new Set(desired.map((d) => d.name));
@@ -137,10 +146,17 @@ export async function applyPipeline(deps: PipelineDeps, raw: unknown): Promise<P
   const conflicts = p.stations.flatMap((e) => {
     if (e.action !== 'conflict') return [];
     const i = body.stations.findIndex((s) => s.name === e.name);
-    return (e.changes ?? []).map((c) => ({ path: `stations[${i}].${c.path}`, message: `is ${JSON.stringify(c.from)} on the broker; ${e.message ?? ''}` }));
+    return (e.changes ?? []).map((c) => ({
+      path: `stations[${i}].${c.path}`,
+      message: `is ${JSON.stringify(c.from)} on the broker; ${e.message ?? ''}`,
+    }));
   });
   if (conflicts.length > 0) {
-    throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, `nothing was applied: ${conflicts.length === 1 ? 'an option' : 'options'} fixed at creation differ (${conflicts[0]!.path})`, { issues: conflicts });
+    throw new JunctionError(
+      ErrorCode.CONFIG_IMMUTABLE,
+      `nothing was applied: ${conflicts.length === 1 ? 'an option' : 'options'} fixed at creation differ (${conflicts[0]!.path})`,
+      { issues: conflicts },
+    );
   }
   const errors = new Map<string, { code: string; message: string }>();
   const applied = await applyStations(deps.store, body.stations as StationDeclaration[], deps.logger);
@@ -156,7 +172,8 @@ export async function applyPipeline(deps: PipelineDeps, raw: unknown): Promise<P
     }
   }
   const stations = p.stations.map((e) => (errors.has(e.name) ? { ...e, error: errors.get(e.name) } : e));
-  const summary = (list: { action: string; name: string }[]) => Object.fromEntries(['create', 'update', 'delete'].map((a) => [a, list.filter((e) => e.action === a).map((e) => e.name)]));
+  const summary = (list: { action: string; name: string }[]) =>
+    Object.fromEntries(['create', 'update', 'delete'].map((a) => [a, list.filter((e) => e.action === a).map((e) => e.name)]));
   deps.logger.info({ stations: summary(stations), connectors: summary(connectors) }, 'pipeline applied');
   return { stations, connectors };
 }
@@ -179,19 +196,44 @@ function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyRep
 const Change = z.object({ path: z.string(), from: z.unknown().optional(), to: z.unknown().optional() }).describe('secrets `***`');
 const EntryError = z.object({ code: z.string(), message: z.string() });
 const PlanAnswer = z.object({
-  stations: z.array(z.object({ name: z.string(), action: z.enum(['create', 'update', 'delete', 'unchanged', 'conflict']), changes: z.array(Change).optional(), message: z.string().optional(), error: EntryError.optional() })),
-  connectors: z.array(z.object({ name: z.string(), action: z.enum(['create', 'update', 'delete', 'unchanged']), plugin: z.string(), station: z.string(), changes: z.array(Change).optional(), error: EntryError.optional() })),
+  stations: z.array(
+    z.object({
+      name: z.string(),
+      action: z.enum(['create', 'update', 'delete', 'unchanged', 'conflict']),
+      changes: z.array(Change).optional(),
+      message: z.string().optional(),
+      error: EntryError.optional(),
+    }),
+  ),
+  connectors: z.array(
+    z.object({
+      name: z.string(),
+      action: z.enum(['create', 'update', 'delete', 'unchanged']),
+      plugin: z.string(),
+      station: z.string(),
+      changes: z.array(Change).optional(),
+      error: EntryError.optional(),
+    }),
+  ),
 });
-const PIPELINE_BODY = PipelineBody.extend({ connectors: z.array(z.record(z.string(), z.unknown())).default([]).describe('connector declarations, as in POST /v1/connectors') });
+const PIPELINE_BODY = PipelineBody.extend({
+  connectors: z.array(z.record(z.string(), z.unknown())).default([]).describe('connector declarations, as in POST /v1/connectors'),
+});
 const PLAN_DOC = describeRoute({
   summary: 'Plan a pipeline (nothing changes)',
-  description: 'The `stations:` and `connectors:` of a junction.yaml: what applying them would create, update or delete (`prune`: also what the body does not name, never `__…` or dead-letter stations). An option fixed at creation that differs is a `conflict`.',
-  tags: ['pipeline'], body: PIPELINE_BODY, responses: { 200: { description: 'the plan', schema: PlanAnswer } },
+  description:
+    'The `stations:` and `connectors:` of a junction.yaml: what applying them would create, update or delete (`prune`: also what the body does not name, never `__…` or dead-letter stations). An option fixed at creation that differs is a `conflict`.',
+  tags: ['pipeline'],
+  body: PIPELINE_BODY,
+  responses: { 200: { description: 'the plan', schema: PlanAnswer } },
 });
 const APPLY_DOC = describeRoute({
   summary: 'Apply a pipeline',
   description: 'Applies the plan; an entry that failed carries `error`. A conflict changes nothing (422 CONFIG_IMMUTABLE with the paths).',
-  tags: ['pipeline'], body: PIPELINE_BODY, responses: { 200: { description: 'the entries, applied', schema: PlanAnswer } }, errors: [422],
+  tags: ['pipeline'],
+  body: PIPELINE_BODY,
+  responses: { 200: { description: 'the entries, applied', schema: PlanAnswer } },
+  errors: [422],
 });
 
 /** `POST /v1/pipeline/plan` and `/apply` as a fastify plugin (its error handler scoped to them). */

@@ -97,7 +97,17 @@ export interface RunningServer {
  *   store throws (IO_ERROR, LOG_CORRUPT); nothing is left open then.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { configPath, env, closeGraceMs = 5000, logger: givenLogger, watchConfig = true, builtinConnectorDirs, scryptLogN, authClock, ...overrides } = options;
+  const {
+    configPath,
+    env,
+    closeGraceMs = 5000,
+    logger: givenLogger,
+    watchConfig = true,
+    builtinConnectorDirs,
+    scryptLogN,
+    authClock,
+    ...overrides
+  } = options;
   const config = await loadConfig(configPath, overrides, env ? { env } : {});
   // Synchronous writes to stdout: pino's default stream writes on libuv's threadpool, which plugin threads
   // blocked in native calls can fill (connect-wedge-e2e lost 'junction closed' that way, before the signal
@@ -109,8 +119,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 
   await makeDirs(config.server.dataDir, 0o777);
   const nofile = raiseNofileLimit();
-  if (nofile?.failed) logger.warn({ soft: nofile.soft, hard: nofile.hard }, `could not raise the open-file limit to the hard limit (${nofile.failed}): the open-file budget follows the soft limit`);
-  else if (nofile?.before !== undefined) logger.info({ before: nofile.before, soft: nofile.soft }, 'raised the soft open-file limit to the hard limit');
+  if (nofile?.failed)
+    logger.warn(
+      { soft: nofile.soft, hard: nofile.hard },
+      `could not raise the open-file limit to the hard limit (${nofile.failed}): the open-file budget follows the soft limit`,
+    );
+  else if (nofile?.before !== undefined)
+    logger.info({ before: nofile.before, soft: nofile.soft }, 'raised the soft open-file limit to the hard limit');
   const authOptions = {
     adminPassword: (env ?? process.env)['JUNCTION_ADMIN_PASSWORD'],
     logger: logger.child({ component: 'auth' }),
@@ -121,12 +136,19 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   };
   // Embedded: before the store opens, so a missing admin password or a damaged users file stops the
   // start with nothing open. Cluster: the state is in the store's metadata bucket, opened below.
-  let auth = config.auth.enabled && !config.cluster
-    ? await AuthService.open({ ...authOptions, store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }) })
-    : undefined;
+  let auth =
+    config.auth.enabled && !config.cluster
+      ? await AuthService.open({
+          ...authOptions,
+          store: new FileAuthStore({ dir: join(config.server.dataDir, 'auth'), sync: config.server.fsync !== 'never' }),
+        })
+      : undefined;
   // Loaded only in cluster mode, so a single node does not load the NATS client.
   const clusterMod = config.cluster ? await import('@junction/cluster') : undefined;
-  const jsStore = clusterMod && config.cluster ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) }) : undefined;
+  const jsStore =
+    clusterMod && config.cluster
+      ? new clusterMod.JetStreamStore({ ...config.cluster.nats, logger: logger.child({ component: 'store' }) })
+      : undefined;
   const store: StationStore = jsStore
     ? jsStore
     : new EmbeddedStore({
@@ -151,7 +173,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const metricsRegistry = new MetricsRegistry();
     // Every produce path (the API, the Memphis gateway, source connectors) goes through this store: values
     // of stations with a schema are validated before the engine stores them.
-    const served = schemaEnforcingStore(store, { registry: schemas, metrics: metricsRegistry, logger: logger.child({ component: 'schemas' }) });
+    const served = schemaEnforcingStore(store, {
+      registry: schemas,
+      metrics: metricsRegistry,
+      logger: logger.child({ component: 'schemas' }),
+    });
     const stations = await applyStations(served, config.stations, logger);
     if (auth) {
       audit = new AuditLog(store, logger.child({ component: 'audit' }));
@@ -197,10 +223,28 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const hostPathRoots = config.auth.hostPathRoots ?? [config.server.dataDir];
     if (auth) await checkDeclaredPaths(plugins, config.connectors, hostPathRoots);
     // Without a file there is no desired state: connectors that came from a file earlier stay as they are.
-    const connectors = config.configPath !== undefined ? await connect.applyDesired(config.connectors) : { created: [], updated: [], deleted: [], unchanged: [] };
+    const connectors =
+      config.configPath !== undefined
+        ? await connect.applyDesired(config.connectors)
+        : { created: [], updated: [], deleted: [], unchanged: [] };
     // Set once reload exists (below): after a plugin install the file's connectors are applied again, so one naming the new plugin starts.
     let afterPluginsChange: () => Promise<void> = async () => {};
-    app = buildApp({ store: served, logger, bodyLimit: config.server.bodyLimitBytes, connect, plugins, onPluginsChange: () => afterPluginsChange(), schemas, metricsRegistry, replicatedStations: jsStore !== undefined, auth, audit, https, hostPathRoots, metricsMaxStations: config.server.metricsMaxStations });
+    app = buildApp({
+      store: served,
+      logger,
+      bodyLimit: config.server.bodyLimitBytes,
+      connect,
+      plugins,
+      onPluginsChange: () => afterPluginsChange(),
+      schemas,
+      metricsRegistry,
+      replicatedStations: jsStore !== undefined,
+      auth,
+      audit,
+      https,
+      hostPathRoots,
+      metricsMaxStations: config.server.metricsMaxStations,
+    });
     try {
       await app.listen({ host: config.server.host, port: config.server.port });
     } catch (err) {
@@ -213,8 +257,15 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     }
     const port = (app.server.address() as AddressInfo).port;
     const url = `${https ? 'https' : 'http'}://${urlHost(config.server.host)}:${port}`;
-    logger.info({ url, dataDir: config.server.dataDir, fsync: config.server.fsync, auth: auth !== undefined }, `junction listening on ${url}`);
-    if (!auth && !isLoopback(config.server.host)) logger.warn({ host: config.server.host }, 'auth is off on a non-loopback address (--allow-unauthenticated): anyone who reaches the port can do anything');
+    logger.info(
+      { url, dataDir: config.server.dataDir, fsync: config.server.fsync, auth: auth !== undefined },
+      `junction listening on ${url}`,
+    );
+    if (!auth && !isLoopback(config.server.host))
+      logger.warn(
+        { host: config.server.host },
+        'auth is off on a non-loopback address (--allow-unauthenticated): anyone who reaches the port can do anything',
+      );
 
     const runtime = connect;
     // One reload at a time; a change during a reload runs another after it.
@@ -233,8 +284,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (config.configPath !== undefined) {
       afterPluginsChange = async () => {
         await reload().then(
-          (r) => logger.info({ configPath: config.configPath, connectors: r.connectors }, 'configuration applied again after a plugin change'),
-          (err: unknown) => logger.warn({ configPath: config.configPath, code: (err as { code?: unknown }).code, err: (err as Error).message }, 'the configuration does not apply after the plugin change; keeping the running state'),
+          (r) =>
+            logger.info({ configPath: config.configPath, connectors: r.connectors }, 'configuration applied again after a plugin change'),
+          (err: unknown) =>
+            logger.warn(
+              { configPath: config.configPath, code: (err as { code?: unknown }).code, err: (err as Error).message },
+              'the configuration does not apply after the plugin change; keeping the running state',
+            ),
         );
       };
     }
@@ -244,7 +300,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
           (r) => logger.info({ configPath: config.configPath, stations: r.stations, connectors: r.connectors }, 'configuration reloaded'),
           (err: unknown) =>
             logger.error(
-              { configPath: config.configPath, code: (err as { code?: unknown }).code, issues: (err as { issues?: unknown }).issues, err: (err as Error).message },
+              {
+                configPath: config.configPath,
+                code: (err as { code?: unknown }).code,
+                issues: (err as { issues?: unknown }).issues,
+                err: (err as Error).message,
+              },
               'the changed configuration is invalid; keeping the running state',
             ),
         );
@@ -298,7 +359,16 @@ function watchFile(path: string, onChange: () => void, debounceMs = 300): FSWatc
   return w;
 }
 
-async function shutdown(app: FastifyInstance, store: StationStore, connect: ConnectRuntime, watcher: FSWatcher | undefined, graceMs: number, logger: Logger, audit?: AuditLog, auth?: AuthService): Promise<void> {
+async function shutdown(
+  app: FastifyInstance,
+  store: StationStore,
+  connect: ConnectRuntime,
+  watcher: FSWatcher | undefined,
+  graceMs: number,
+  logger: Logger,
+  audit?: AuditLog,
+  auth?: AuthService,
+): Promise<void> {
   logger.info('junction closing');
   watcher?.close();
   // Connectors first: in-flight batches settle and what they hold goes back to the groups.
@@ -334,7 +404,6 @@ async function shutdown(app: FastifyInstance, store: StationStore, connect: Conn
   });
 }
 
-
 /** The PEM files of `tls:`. @throws CONFIG_INVALID naming `tls.cert` / `tls.key` when one cannot be read or is not PEM */
 async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
   const read = async (path: string, field: string, marker: RegExp): Promise<Buffer> => {
@@ -342,12 +411,17 @@ async function readTls(tls: { cert: string; key: string }): Promise<{ cert: Buff
     try {
       data = await readFile(path);
     } catch (err) {
-      throw configIssues('the TLS files', [{ path: field, message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
+      throw configIssues('the TLS files', [
+        { path: field, message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})` },
+      ]);
     }
     if (!marker.test(data.toString('latin1'))) throw configIssues('the TLS files', [{ path: field, message: `${path} is not a PEM file` }]);
     return data;
   };
-  return { cert: await read(tls.cert, 'tls.cert', /-----BEGIN CERTIFICATE-----/), key: await read(tls.key, 'tls.key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/) };
+  return {
+    cert: await read(tls.cert, 'tls.cert', /-----BEGIN CERTIFICATE-----/),
+    key: await read(tls.key, 'tls.key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/),
+  };
 }
 
 /** Whether `host` only accepts connections from this machine. */

@@ -35,7 +35,13 @@ export function stationSchemaResolver(store: StationStore, registry: SchemaRegis
       const v = registry.state.version(ref.subject, ref.version, true);
       const target = registry.state.schemaById(v.id);
       if (!target) continue;
-      out.push(...references(target, seen), { name: ref.name, subject: ref.subject, version: ref.version, schemaType: target.schemaType, schema: target.schema });
+      out.push(...references(target, seen), {
+        name: ref.name,
+        subject: ref.subject,
+        version: ref.version,
+        schemaType: target.schemaType,
+        schema: target.schema,
+      });
     }
     return out;
   }

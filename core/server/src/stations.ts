@@ -7,7 +7,16 @@ import { isJunctionError } from './errors.js';
 import type { StationDeclaration } from './config.js';
 
 /** Options that can change on a live station, and so are brought in line with the file (`replicas`: cluster mode, when declared). */
-export const MUTABLE_STATION_OPTIONS = ['retention', 'dedupWindowMs', 'dedupMaxIds', 'maxMessageBytes', 'deadLetter', 'segmentBytes', 'fsync', 'replicas'] as const;
+export const MUTABLE_STATION_OPTIONS = [
+  'retention',
+  'dedupWindowMs',
+  'dedupMaxIds',
+  'maxMessageBytes',
+  'deadLetter',
+  'segmentBytes',
+  'fsync',
+  'replicas',
+] as const;
 /** Options fixed at creation: a difference is reported, never applied. */
 export const IMMUTABLE_STATION_OPTIONS = ['partitions', 'storage'] as const;
 
@@ -44,7 +53,11 @@ interface Log {
  * Never throws for one station's failure: each is logged and returned in `errors`, and the others
  * are still applied. Throws only what `listStations` throws (e.g. STORE_CLOSED).
  */
-export async function applyStations(store: StationStore, desired: readonly StationDeclaration[], logger: Log): Promise<ApplyStationsResult> {
+export async function applyStations(
+  store: StationStore,
+  desired: readonly StationDeclaration[],
+  logger: Log,
+): Promise<ApplyStationsResult> {
   const result: ApplyStationsResult = { created: [], updated: [], unchanged: [], errors: [] };
   const existing = new Map<string, StationInfo>((await store.listStations()).map((s) => [s.name, s]));
 
@@ -109,7 +122,8 @@ export function diffMutable(current: StationInfo, desired: Omit<StationDeclarati
   if (desired.fsync !== undefined && current.config.fsync !== desired.fsync) patch.fsync = desired.fsync;
   // Cluster mode: a declared replica count is applied (JetStream moves replicas live); undeclared, the station keeps its own.
   const replicas = (current.config as { replicas?: number }).replicas;
-  if (desired.replicas !== undefined && replicas !== desired.replicas) (patch as StationPatch & { replicas?: number }).replicas = desired.replicas;
+  if (desired.replicas !== undefined && replicas !== desired.replicas)
+    (patch as StationPatch & { replicas?: number }).replicas = desired.replicas;
   return patch;
 }
 

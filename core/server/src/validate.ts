@@ -103,7 +103,11 @@ export async function validateConfigFile(path: string, options: ValidateOptions 
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const pos = e.linePos?.[0];
-      report.issues.push({ path: '', message: `YAML: ${e.message.split('\n')[0] ?? e.message}`, ...(pos && { line: pos.line, column: pos.col }) });
+      report.issues.push({
+        path: '',
+        message: `YAML: ${e.message.split('\n')[0] ?? e.message}`,
+        ...(pos && { line: pos.line, column: pos.col }),
+      });
     }
     return report;
   }
@@ -133,7 +137,11 @@ export async function validateConfigFile(path: string, options: ValidateOptions 
   const clustered = top['cluster'] !== undefined || (env['JUNCTION_NATS_URL'] ?? '') !== '';
   if (!clustered) {
     rawStations.forEach((s, i) => {
-      if (asRecord(s)?.['replicas'] !== undefined) issues.push({ path: `stations[${i}].replicas`, message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy' });
+      if (asRecord(s)?.['replicas'] !== undefined)
+        issues.push({
+          path: `stations[${i}].replicas`,
+          message: 'only in cluster mode (cluster.nats, --nats or JUNCTION_NATS_URL): the embedded engine keeps one copy',
+        });
     });
   }
 
@@ -148,14 +156,24 @@ export async function validateConfigFile(path: string, options: ValidateOptions 
         ? resolve(fileDir, server['dataDir'])
         : resolve(cwd, CONFIG_DEFAULTS.dataDir);
   let connectors: unknown[] = [];
-  if (rawConnectors !== undefined && !Array.isArray(rawConnectors)) issues.push({ path: 'connectors', message: 'must be a list of connector declarations' });
+  if (rawConnectors !== undefined && !Array.isArray(rawConnectors))
+    issues.push({ path: 'connectors', message: 'must be a list of connector declarations' });
   else connectors = rawConnectors ?? [];
   report.connectors = connectors.length;
-  const plugins = await PluginRegistry.open({ builtinDirs: options.builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR], pluginsDir: join(dataDir, 'plugins'), logger: silent });
+  const plugins = await PluginRegistry.open({
+    builtinDirs: options.builtinConnectorDirs ?? [BUILTIN_CONNECTORS_DIR],
+    pluginsDir: join(dataDir, 'plugins'),
+    logger: silent,
+  });
   report.plugins = plugins.list().map((p) => p.name);
   const settings = ConnectSettings.safeParse(top['connect'] ?? {});
   const auth = asRecord(top['auth']);
-  const roots = auth?.['enabled'] === true ? (Array.isArray(auth['hostPathRoots']) ? (auth['hostPathRoots'] as unknown[]).filter((r): r is string => typeof r === 'string').map((r) => resolve(fileDir, r)) : [dataDir]) : undefined;
+  const roots =
+    auth?.['enabled'] === true
+      ? Array.isArray(auth['hostPathRoots'])
+        ? (auth['hostPathRoots'] as unknown[]).filter((r): r is string => typeof r === 'string').map((r) => resolve(fileDir, r))
+        : [dataDir]
+      : undefined;
 
   const connectorNames = new Set<string>();
   for (let i = 0; i < connectors.length; i++) {
@@ -169,14 +187,27 @@ export async function validateConfigFile(path: string, options: ValidateOptions 
     if (connectorNames.has(decl.name)) issues.push({ path: `${at}.name`, message: `duplicate connector "${decl.name}"` });
     connectorNames.add(decl.name);
     if (!stationNames.has(decl.station) && !(await options.stationExists?.(decl.station).catch(() => false))) {
-      issues.push({ path: `${at}.station`, message: `station "${decl.station}" is not declared under stations:${options.stationExists ? ' and does not exist on the broker' : ''}` });
+      issues.push({
+        path: `${at}.station`,
+        message: `station "${decl.station}" is not declared under stations:${options.stationExists ? ' and does not exist on the broker' : ''}`,
+      });
     }
     const descriptor = plugins.get(decl.plugin);
     if (!descriptor) {
-      const refused = plugins.refused().find((r) => r.packageName === decl.plugin || (r.packageName ?? '').endsWith(`-${decl.plugin}`) || r.path.endsWith(`-${decl.plugin}`) || r.path.endsWith(`/${decl.plugin}`));
+      const refused = plugins
+        .refused()
+        .find(
+          (r) =>
+            r.packageName === decl.plugin ||
+            (r.packageName ?? '').endsWith(`-${decl.plugin}`) ||
+            r.path.endsWith(`-${decl.plugin}`) ||
+            r.path.endsWith(`/${decl.plugin}`),
+        );
       issues.push({
         path: `${at}.plugin`,
-        message: refused ? `plugin "${decl.plugin}" was refused by the registry (${refused.code}): ${refused.message}` : `no connector plugin named "${decl.plugin}" (found: ${report.plugins.join(', ') || 'none'})`,
+        message: refused
+          ? `plugin "${decl.plugin}" was refused by the registry (${refused.code}): ${refused.message}`
+          : `no connector plugin named "${decl.plugin}" (found: ${report.plugins.join(', ') || 'none'})`,
       });
       continue;
     }

@@ -84,7 +84,14 @@ describe('loadConfig', () => {
 
   it('parses stations with every default applied', async () => {
     const path = await file(
-      ['stations:', '  - name: events', '    partitions: 3', '  - name: audit', '    retention: { maxMessages: 10 }', '    fsync: never'].join('\n'),
+      [
+        'stations:',
+        '  - name: events',
+        '    partitions: 3',
+        '  - name: audit',
+        '    retention: { maxMessages: 10 }',
+        '    fsync: never',
+      ].join('\n'),
     );
     const config = await loadConfig(path, {}, { env: {} });
     expect(config.stations).toHaveLength(2);
@@ -148,29 +155,57 @@ describe('loadConfig', () => {
     expect(err.issues?.[0]?.path).toBe('stations[1].name');
   });
 
-  it('reads connectors with the runtime\'s schema (defaults applied) and rejects bad ones with their path', async () => {
+  it("reads connectors with the runtime's schema (defaults applied) and rejects bad ones with their path", async () => {
     const path = await file('connectors:\n  - name: out\n    plugin: file\n    station: events\n    config: { dir: ./x }\n');
     const config = await loadConfig(path, {}, { env: {} });
     expect(config.connectors).toEqual([
-      expect.objectContaining({ name: 'out', plugin: 'file', station: 'events', tasks: 1, config: { dir: './x' }, batch: { maxMessages: 1000, maxBytes: 1048576, maxLatencyMs: 1000 } }),
+      expect.objectContaining({
+        name: 'out',
+        plugin: 'file',
+        station: 'events',
+        tasks: 1,
+        config: { dir: './x' },
+        batch: { maxMessages: 1000, maxBytes: 1048576, maxLatencyMs: 1000 },
+      }),
     ]);
     expect(config.warnings).toEqual([]);
 
-    const bad = await rejection(loadConfig(await file('connectors:\n  - name: a\n    plugin: file\n    station: s\n  - name: b\n    plugin: file\n    tasks: 0\n'), {}, { env: {} }));
+    const bad = await rejection(
+      loadConfig(
+        await file('connectors:\n  - name: a\n    plugin: file\n    station: s\n  - name: b\n    plugin: file\n    tasks: 0\n'),
+        {},
+        { env: {} },
+      ),
+    );
     expect(bad.code).toBe('CONFIG_INVALID');
     expect(bad.issues?.map((i) => i.path)).toEqual(['connectors[1].station', 'connectors[1].tasks']);
   });
 
   it('reads connect: (the shared pool, isolation per plugin) with defaults, and rejects bad settings with their path', async () => {
-    expect((await loadConfig(await file('stations: []\n'), {}, { env: {} })).connect).toEqual({ sharedPool: { maxHeapMb: 2048 }, plugins: {} });
-    const path = await file('connect:\n  sharedPool: { threads: 3 }\n  plugins:\n    webhook: { isolation: shared }\n    bigquery: { isolation: thread }\n');
+    expect((await loadConfig(await file('stations: []\n'), {}, { env: {} })).connect).toEqual({
+      sharedPool: { maxHeapMb: 2048 },
+      plugins: {},
+    });
+    const path = await file(
+      'connect:\n  sharedPool: { threads: 3 }\n  plugins:\n    webhook: { isolation: shared }\n    bigquery: { isolation: thread }\n',
+    );
     expect((await loadConfig(path, {}, { env: {} })).connect).toEqual({
       sharedPool: { threads: 3, maxHeapMb: 2048 },
       plugins: { webhook: { isolation: 'shared' }, bigquery: { isolation: 'thread' } },
     });
-    const bad = await rejection(loadConfig(await file('connect:\n  sharedPool: { threads: 0, pool: 1 }\n  plugins:\n    webhook: { isolation: process }\n'), {}, { env: {} }));
+    const bad = await rejection(
+      loadConfig(
+        await file('connect:\n  sharedPool: { threads: 0, pool: 1 }\n  plugins:\n    webhook: { isolation: process }\n'),
+        {},
+        { env: {} },
+      ),
+    );
     expect(bad.code).toBe('CONFIG_INVALID');
-    expect(bad.issues?.map((i) => i.path).sort()).toEqual(['connect.plugins.webhook.isolation', 'connect.sharedPool', 'connect.sharedPool.threads']);
+    expect(bad.issues?.map((i) => i.path).sort()).toEqual([
+      'connect.plugins.webhook.isolation',
+      'connect.sharedPool',
+      'connect.sharedPool.threads',
+    ]);
   });
 
   it('rejects a bad JUNCTION_PORT and bad overrides by name', async () => {

@@ -60,9 +60,16 @@ describe('startServer with connectors', () => {
     expect(plugins.map((p) => p.name)).toEqual(expect.arrayContaining(['datagen', 'file']));
     const names = await (await fetch(`${server.url}/v1/connectors`)).json();
     expect(names).toEqual({ connectors: ['files', 'gen'] });
-    const status = (await (await fetch(`${server.url}/v1/connectors/files/status`)).json()) as { connector: { state: string }; lag: number };
+    const status = (await (await fetch(`${server.url}/v1/connectors/files/status`)).json()) as {
+      connector: { state: string };
+      lag: number;
+    };
     expect(status.connector.state).toBe('RUNNING');
-    const bad = await fetch(`${server.url}/v1/connectors`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', plugin: 'file', station: 'events', config: {} }) });
+    const bad = await fetch(`${server.url}/v1/connectors`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', plugin: 'file', station: 'events', config: {} }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { issues: { path: string }[] }).issues[0]!.path).toBe('config.dir');
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -87,10 +94,20 @@ describe('startServer with connectors', () => {
     await writeFile(configPath, yaml(out));
     server = await startServer({ configPath, port: 0, logger, env: {} });
     const s = server;
-    await writeFile(configPath, yaml(out, `  - name: more\n    plugin: file\n    station: events\n    config: { dir: ${JSON.stringify(join(dir, 'more'))}, fsync: false }\n`));
+    await writeFile(
+      configPath,
+      yaml(
+        out,
+        `  - name: more\n    plugin: file\n    station: events\n    config: { dir: ${JSON.stringify(join(dir, 'more'))}, fsync: false }\n`,
+      ),
+    );
     await waitFor(async () => s.connect.has('more'), 'the new connector');
     // An API-created connector is left alone by the file.
-    await fetch(`${s.url}/v1/connectors`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'mine', plugin: 'file', station: 'events', config: { dir: join(dir, 'mine') } }) });
+    await fetch(`${s.url}/v1/connectors`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'mine', plugin: 'file', station: 'events', config: { dir: join(dir, 'mine') } }),
+    });
     await writeFile(configPath, yaml(out).replace('name: files', 'name: files\n    tasks: nope'));
     await new Promise((r) => setTimeout(r, 800));
     expect(s.connect.names()).toEqual(['files', 'gen', 'mine', 'more']);

@@ -26,7 +26,11 @@ async function seed(): Promise<void> {
   await store.open();
   await store.createStation('orders', { partitions: 2 });
   await store.createStation('audit');
-  for (let i = 0; i < 10; i++) await store.produce('orders', Array.from({ length: 100 }, (_, k) => ({ key: `k${k}`, value: Buffer.from(`order-${i}-${k}`.padEnd(200, '.')) })));
+  for (let i = 0; i < 10; i++)
+    await store.produce(
+      'orders',
+      Array.from({ length: 100 }, (_, k) => ({ key: `k${k}`, value: Buffer.from(`order-${i}-${k}`.padEnd(200, '.')) })),
+    );
   await store.close();
 }
 
@@ -49,7 +53,13 @@ describe('/healthz and /metrics after damage', () => {
   it('answers 200 degraded naming station, partition and offsets; metrics count what start-up found', async () => {
     await seed();
     const partDir = join(dir, 'stations', 'orders', 'partitions', '1');
-    const seg = join(partDir, (await readdir(partDir)).filter((f) => f.endsWith('.log')).sort().at(-1)!);
+    const seg = join(
+      partDir,
+      (await readdir(partDir))
+        .filter((f) => f.endsWith('.log'))
+        .sort()
+        .at(-1)!,
+    );
     await truncate(seg, Math.floor((await stat(seg)).size / 2));
     const store = new EmbeddedStore({ dataDir: dir, logger });
     await store.open();
@@ -62,7 +72,10 @@ describe('/healthz and /metrics after damage', () => {
       expect(body.reasons).toHaveLength(1);
       expect(body.reasons[0]).toMatch(/^station orders: partition 1: \d+ messages lost \(offsets \d+–\d+\)/);
 
-      const info = (await app.inject({ method: 'GET', url: '/v1/stations/orders' })).json() as { health: { status: string }; damage: Array<{ partition: number; messages: number }> };
+      const info = (await app.inject({ method: 'GET', url: '/v1/stations/orders' })).json() as {
+        health: { status: string };
+        damage: Array<{ partition: number; messages: number }>;
+      };
       expect(info.health.status).toBe('degraded');
       expect(info.damage).toHaveLength(1);
       expect(info.damage[0]!.partition).toBe(1);
@@ -76,7 +89,11 @@ describe('/healthz and /metrics after damage', () => {
       expect(text).toContain('junction_station_degraded{station="audit"} 0');
 
       // Still serving: produce and read work on the damaged station.
-      const produced = await app.inject({ method: 'POST', url: '/v1/stations/orders/messages', payload: { messages: [{ value: 'after' }] } });
+      const produced = await app.inject({
+        method: 'POST',
+        url: '/v1/stations/orders/messages',
+        payload: { messages: [{ value: 'after' }] },
+      });
       expect(produced.statusCode).toBe(200);
     } finally {
       await app.close();
@@ -97,7 +114,9 @@ describe('/healthz and /metrics after damage', () => {
       const health = (await app.inject({ method: 'GET', url: '/healthz' })).json() as { status: string; reasons: string[] };
       expect(health.status).toBe('degraded');
       expect(health.reasons).toEqual([expect.stringMatching(/^station audit \(damaged: cannot serve\): its metadata is lost/)]);
-      const list = (await app.inject({ method: 'GET', url: '/v1/stations' })).json() as { stations: Array<{ name: string; health: { status: string } }> };
+      const list = (await app.inject({ method: 'GET', url: '/v1/stations' })).json() as {
+        stations: Array<{ name: string; health: { status: string } }>;
+      };
       expect(list.stations.map((s) => [s.name, s.health.status])).toEqual([
         ['audit', 'damaged'],
         ['audit.dls', 'ok'],
@@ -107,7 +126,9 @@ describe('/healthz and /metrics after damage', () => {
       const produced = await app.inject({ method: 'POST', url: '/v1/stations/audit/messages', payload: { messages: [{ value: 'x' }] } });
       expect(produced.statusCode).toBe(503);
       expect(produced.json()).toMatchObject({ code: 'STATION_DAMAGED' });
-      expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toContain('junction_metadata_repairs_total{station="audit",file="station.json",outcome="lost"} 1');
+      expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toContain(
+        'junction_metadata_repairs_total{station="audit",file="station.json",outcome="lost"} 1',
+      );
       expect((await app.inject({ method: 'DELETE', url: '/v1/stations/audit' })).statusCode).toBe(204);
       expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     } finally {

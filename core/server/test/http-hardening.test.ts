@@ -28,7 +28,11 @@ beforeEach(async () => {
     },
   });
   server = await startServer({ dataDir: dir, host: '127.0.0.1', port: 0, logger: pino({ level: 'debug' }, sink), env: {} });
-  const res = await fetch(`${server.url}/v1/stations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"s"}' });
+  const res = await fetch(`${server.url}/v1/stations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"s"}',
+  });
   expect(res.status).toBe(201);
 });
 afterEach(async () => {
@@ -99,23 +103,34 @@ describe('HTTP hardening', () => {
           `GET /v1/stations/s HTTP/1.1\r\nHost: x\r\n\r\n`,
       );
       const rs = responses(raw, method === 'HEAD');
-      expect(rs.map((r) => r.status), `${method} ${path}`).toEqual([400, 200]);
+      expect(
+        rs.map((r) => r.status),
+        `${method} ${path}`,
+      ).toEqual([400, 200]);
       if (method !== 'HEAD') expect(JSON.parse(rs[0]!.body)).toMatchObject({ code: 'BODY_INVALID' });
       expect(JSON.parse(rs[1]!.body)).toMatchObject({ name: 's' });
     }
     // The station was not deleted by the refused DELETE; a DELETE route that takes a body still does.
     expect((await fetch(`${server.url}/v1/stations/s`)).status).toBe(200);
-    const purge = await fetch(`${server.url}/v1/stations/s/dls`, { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const purge = await fetch(`${server.url}/v1/stations/s/dls`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(purge.status).toBe(200);
     expect(await purge.json()).toEqual({ purged: 0 });
   });
 
   it('an upload the client abandons is logged below error', async () => {
     for (let i = 0; i < 20; i++) {
-      await rawExchange(`POST /v1/stations/s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"messages":[`, { destroyAfterWrite: true });
+      await rawExchange(
+        `POST /v1/stations/s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"messages":[`,
+        { destroyAfterWrite: true },
+      );
     }
     // The server has seen the aborts once a later request on a new connection was answered.
-    for (const deadline = Date.now() + 5_000; !lines.some((l) => l.msg === 'request rejected') && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    for (const deadline = Date.now() + 5_000; !lines.some((l) => l.msg === 'request rejected') && Date.now() < deadline;)
+      await new Promise((r) => setTimeout(r, 20));
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
@@ -124,24 +139,44 @@ describe('HTTP hardening', () => {
     const before = process.memoryUsage().rss;
     // 8 MiB of newlines is 8 million NDJSON messages: refused at the 100,001st line, not split in full.
     const newlines = Buffer.alloc(8 * 1024 * 1024, 0x0a);
-    const nd = await fetch(`${server.url}/v1/stations/s/messages`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: newlines });
+    const nd = await fetch(`${server.url}/v1/stations/s/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: newlines,
+    });
     expect(nd.status).toBe(400);
     expect(await nd.json()).toMatchObject({ code: 'BODY_INVALID' });
     // JSON larger than the JSON limit is refused before it is read or parsed.
     const big = Buffer.alloc(17 * 1024 * 1024, 0x20);
-    const tooBig = await fetch(`${server.url}/v1/stations/s/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big }).catch(() => undefined);
+    const tooBig = await fetch(`${server.url}/v1/stations/s/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: big,
+    }).catch(() => undefined);
     if (tooBig) expect(tooBig.status).toBe(413);
     // Other routes take 1 MiB.
-    const station = await fetch(`${server.url}/v1/stations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', pad: 'y'.repeat(2 * 1024 * 1024) }) });
+    const station = await fetch(`${server.url}/v1/stations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', pad: 'y'.repeat(2 * 1024 * 1024) }),
+    });
     expect(station.status).toBe(413);
     // Several hostile JSON arrays at once: parsed one at a time, every one a 4xx or a 503, then service as usual.
     const arr = Buffer.from(`{"messages":[${'0,'.repeat(1_500_000)}0]}`);
     const statuses = await Promise.all(
-      Array.from({ length: 6 }, () => fetch(`${server.url}/v1/stations/s/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: arr }).then((r) => r.status)),
+      Array.from({ length: 6 }, () =>
+        fetch(`${server.url}/v1/stations/s/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: arr }).then(
+          (r) => r.status,
+        ),
+      ),
     );
     for (const s of statuses) expect([400, 503]).toContain(s);
     expect(process.memoryUsage().rss - before).toBeLessThan(1024 * 1024 * 1024);
-    const ok = await fetch(`${server.url}/v1/stations/s/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"messages":[{"value":"fine"}]}' });
+    const ok = await fetch(`${server.url}/v1/stations/s/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"messages":[{"value":"fine"}]}',
+    });
     expect(await ok.json()).toEqual({ results: [{ partition: 0, offset: 1 }] });
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });

@@ -17,7 +17,14 @@ import type { RunningServer } from '../src/index.js';
 const logger = pino({ level: 'silent' });
 const ADMIN_PASSWORD = 'admin-password-123';
 
-type Operation = { summary?: string; tags?: string[]; parameters?: { in: string; name: string }[]; responses?: Record<string, unknown>; security?: unknown[]; requestBody?: any };
+type Operation = {
+  summary?: string;
+  tags?: string[];
+  parameters?: { in: string; name: string }[];
+  responses?: Record<string, unknown>;
+  security?: unknown[];
+  requestBody?: any;
+};
 type Doc = { openapi: string; paths: Record<string, Record<string, Operation>>; components: any };
 
 /** The reference page's own routes (the UI's files): not API, so not in the document. */
@@ -32,7 +39,8 @@ const openapiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').re
 /** The document's operations keyed by `method path`, paths as openapiPath makes them. */
 function operations(doc: Doc): Map<string, Operation> {
   const out = new Map<string, Operation>();
-  for (const [path, item] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(item)) out.set(`${method} ${path.replace(/(.)\/$/, '$1')}`, op);
+  for (const [path, item] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(item)) out.set(`${method} ${path.replace(/(.)\/$/, '$1')}`, op);
   return out;
 }
 
@@ -72,9 +80,22 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
     if (engine === 'cluster') {
       nats = await startNatsCluster({ nodes: 1 });
       configPath = join(dir, 'junction.yaml');
-      await writeFile(configPath, JSON.stringify({ server: { dataDir: join(dir, 'data') }, cluster: { nats: { servers: nats.servers, replicas: 1 } } }));
+      await writeFile(
+        configPath,
+        JSON.stringify({ server: { dataDir: join(dir, 'data') }, cluster: { nats: { servers: nats.servers, replicas: 1 } } }),
+      );
     }
-    server = await startServer({ configPath, dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, logger, auth: true, scryptLogN: 10, env: { JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD }, watchConfig: false });
+    server = await startServer({
+      configPath,
+      dataDir: join(dir, 'data'),
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      auth: true,
+      scryptLogN: 10,
+      env: { JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD },
+      watchConfig: false,
+    });
     // No credential: the document is open.
     const res = await fetch(`${server.url}/v1/openapi.json`);
     expect(res.status).toBe(200);
@@ -90,8 +111,20 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
   it('describes every registered route with a summary, a tag and its path parameters', () => {
     const routes = routesOf(server.app);
     // Every package's routes are mounted: broker, Memphis gateway, connectors, plugins, schema registry, auth.
-    for (const url of ['/v1/stations', '/stations/:station/produce/single', '/v1/connectors', '/v1/connector-plugins', '/v1/schema-registry/subjects', '/v1/tokens', '/healthz', '/v1/openapi.json']) {
-      expect(routes.some((r) => r.url === url), url).toBe(true);
+    for (const url of [
+      '/v1/stations',
+      '/stations/:station/produce/single',
+      '/v1/connectors',
+      '/v1/connector-plugins',
+      '/v1/schema-registry/subjects',
+      '/v1/tokens',
+      '/healthz',
+      '/v1/openapi.json',
+    ]) {
+      expect(
+        routes.some((r) => r.url === url),
+        url,
+      ).toBe(true);
     }
     expect(gaps(routes, doc)).toEqual([]);
   });
@@ -119,13 +152,18 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
     const list = doc.paths['/v1/stations']!['get']!;
     expect(list.parameters?.map((p) => `${p.in} ${p.name}`).sort()).toEqual(['query after', 'query limit', 'query prefix', 'query system']);
     const produce = doc.paths['/v1/stations/{station}/messages']!['post']!;
-    expect(Object.keys(produce.requestBody.content).sort()).toEqual(['application/json', 'application/vnd.junction.batch', 'application/x-ndjson']);
+    expect(Object.keys(produce.requestBody.content).sort()).toEqual([
+      'application/json',
+      'application/vnd.junction.batch',
+      'application/x-ndjson',
+    ]);
   });
 
   it('has the error envelopes as shared components, and each route names its own', () => {
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['ApiError', 'MemphisError', 'SchemaRegistryError']));
     expect(doc.components.schemas.ApiError.required).toEqual(['code', 'message']);
-    const errorRef = (path: string, method: string, status: string) => (doc.paths[path]![method]!.responses![status] as any).content['application/json'].schema.$ref;
+    const errorRef = (path: string, method: string, status: string) =>
+      (doc.paths[path]![method]!.responses![status] as any).content['application/json'].schema.$ref;
     expect(errorRef('/v1/stations/{station}', 'get', '404')).toBe('#/components/schemas/ApiError');
     expect(errorRef('/stations/{station}/produce/batch', 'post', '400')).toBe('#/components/schemas/MemphisError');
     expect(errorRef('/v1/schema-registry/subjects/{subject}/versions', 'post', '404')).toBe('#/components/schemas/SchemaRegistryError');
@@ -142,9 +180,14 @@ describe.each(['embedded', 'cluster'] as const)('the OpenAPI document of the ful
     expect((del as any).description).toContain('`manage on station {station}`');
   });
 
-  it('keeps the routes\' own validation: a bad body still answers BODY_INVALID with the field path', async () => {
+  it("keeps the routes' own validation: a bad body still answers BODY_INVALID with the field path", async () => {
     const { token } = await server.auth!.login('admin', ADMIN_PASSWORD);
-    const res = await server.app.inject({ method: 'POST', url: '/v1/stations', headers: { authorization: `Bearer ${token}` }, payload: { name: 'ok-name', partitions: 'two' } });
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/v1/stations',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { name: 'ok-name', partitions: 'two' },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'partitions' }] });
   });
@@ -187,7 +230,11 @@ describe('the route walk', () => {
     try {
       await app.ready();
       const doc = (await app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as Doc;
-      expect(gaps(routesOf(app), doc)).toEqual(['GET /v1/outside/:thing: not in the document', 'GET /v1/undocumented/:thing: no summary', 'GET /v1/undocumented/:thing: no tag']);
+      expect(gaps(routesOf(app), doc)).toEqual([
+        'GET /v1/outside/:thing: not in the document',
+        'GET /v1/undocumented/:thing: no summary',
+        'GET /v1/undocumented/:thing: no tag',
+      ]);
     } finally {
       await app.close();
       await store.close();

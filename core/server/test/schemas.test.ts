@@ -29,7 +29,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const isBuf = Buffer.isBuffer(body) || typeof body === 'string';
   const res = await fetch(`${url}${path}`, {
     method,
@@ -44,7 +49,12 @@ async function values(station: string): Promise<string[]> {
   return (r.body.messages as { value?: string; valueBase64?: string }[]).map((m) => m.value ?? `b64:${m.valueBase64}`);
 }
 
-const order = { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['sku', 'qty'], additionalProperties: false };
+const order = {
+  type: 'object',
+  properties: { sku: { type: 'string' }, qty: { type: 'integer', minimum: 1 } },
+  required: ['sku', 'qty'],
+  additionalProperties: false,
+};
 
 describe('a station with a schema', () => {
   it('policy reject: every produce path stores what matches and answers SCHEMA_VIOLATION with the path for what does not', async () => {
@@ -61,11 +71,19 @@ describe('a station with a schema', () => {
     expect(json.body.results[2]).toMatchObject({ error: { code: 'SCHEMA_VIOLATION', message: expect.stringContaining('not JSON') } });
     // NDJSON
     // NDJSON: each line is one value.
-    const nd = await fetch(`${url}/v1/stations/orders/messages`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: `${good}\n${bad}\n` });
+    const nd = await fetch(`${url}/v1/stations/orders/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: `${good}\n${bad}\n`,
+    });
     const ndBody = (await nd.json()) as { results: { error?: { code: string } }[] };
     expect(ndBody.results.map((r) => r.error?.code ?? 'stored')).toEqual(['stored', 'SCHEMA_VIOLATION']);
     // binary batch
-    const bin = await fetch(`${url}/v1/stations/orders/messages`, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeProduceBatch([{ value: Buffer.from(bad) }, { value: Buffer.from(good) }]) });
+    const bin = await fetch(`${url}/v1/stations/orders/messages`, {
+      method: 'POST',
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      body: encodeProduceBatch([{ value: Buffer.from(bad) }, { value: Buffer.from(good) }]),
+    });
     const binBody = (await bin.json()) as { results: { error?: { code: string } }[] };
     expect(binBody.results.map((r) => r.error?.code ?? 'stored')).toEqual(['SCHEMA_VIOLATION', 'stored']);
     // Memphis gateway: single and batch
@@ -84,12 +102,20 @@ describe('a station with a schema', () => {
   it('policy dead-letter: what does not match goes to the dead-letter station with reason schema-violation, and the producer is told', async () => {
     await sr.register({ type: SchemaType.JSON, schema: JSON.stringify(order) }, { subject: 'shared-orders' });
     await api('POST', '/v1/stations', { name: 'dl', schema: { subject: 'shared-orders', policy: 'dead-letter' } });
-    const r = await api('POST', '/v1/stations/dl/messages', { messages: [{ value: '{"sku":"x"}', key: 'k1' }, { value: '{"sku":"y","qty":3}' }] });
-    expect(r.body.results[0]).toMatchObject({ error: { code: 'SCHEMA_VIOLATION_DEAD_LETTERED', message: expect.stringContaining('dl.dls') } });
+    const r = await api('POST', '/v1/stations/dl/messages', {
+      messages: [{ value: '{"sku":"x"}', key: 'k1' }, { value: '{"sku":"y","qty":3}' }],
+    });
+    expect(r.body.results[0]).toMatchObject({
+      error: { code: 'SCHEMA_VIOLATION_DEAD_LETTERED', message: expect.stringContaining('dl.dls') },
+    });
     expect(r.body.results[1]).toMatchObject({ offset: 1 });
     const dls = await api('GET', '/v1/stations/dl/dls');
     expect(dls.body.messages).toHaveLength(1);
-    expect(dls.body.messages[0]).toMatchObject({ value: '{"sku":"x"}', key: 'k1', headers: { [DLS_HEADERS.reason]: 'schema-violation', [DLS_HEADERS.station]: 'dl', 'junction-schema-subject': 'shared-orders' } });
+    expect(dls.body.messages[0]).toMatchObject({
+      value: '{"sku":"x"}',
+      key: 'k1',
+      headers: { [DLS_HEADERS.reason]: 'schema-violation', [DLS_HEADERS.station]: 'dl', 'junction-schema-subject': 'shared-orders' },
+    });
     expect(await values('dl')).toEqual(['{"sku":"y","qty":3}']);
   });
 
@@ -102,17 +128,34 @@ describe('a station with a schema', () => {
   });
 
   it('Avro and Protobuf in the Confluent wire format; an id of another subject is a violation', async () => {
-    const avro = { type: 'record', name: 'Click', fields: [{ name: 'page', type: 'string' }, { name: 'ms', type: 'long' }] };
+    const avro = {
+      type: 'record',
+      name: 'Click',
+      fields: [
+        { name: 'page', type: 'string' },
+        { name: 'ms', type: 'long' },
+      ],
+    };
     const { id: clickId } = await sr.register({ type: SchemaType.AVRO, schema: JSON.stringify(avro) }, { subject: 'clicks-value' });
-    const { id: otherId } = await sr.register({ type: SchemaType.AVRO, schema: JSON.stringify({ ...avro, name: 'Other' }) }, { subject: 'other-value' });
+    const { id: otherId } = await sr.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify({ ...avro, name: 'Other' }) },
+      { subject: 'other-value' },
+    );
     await api('POST', '/v1/stations', { name: 'clicks', schema: {} });
     const ok = await sr.encode(clickId, { page: '/', ms: 5 });
     const foreign = await sr.encode(otherId, { page: '/', ms: 5 });
     const truncated = ok.subarray(0, ok.length - 1);
-    const res = await fetch(`${url}/v1/stations/clicks/messages`, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeProduceBatch([{ value: ok }, { value: foreign }, { value: truncated }]) });
+    const res = await fetch(`${url}/v1/stations/clicks/messages`, {
+      method: 'POST',
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      body: encodeProduceBatch([{ value: ok }, { value: foreign }, { value: truncated }]),
+    });
     const body = (await res.json()) as { results: { offset?: number; error?: { code: string; message: string } }[] };
     expect(body.results[0]).toMatchObject({ offset: 1 });
-    expect(body.results[1]!.error).toMatchObject({ code: 'SCHEMA_VIOLATION', message: expect.stringContaining(`schema id ${otherId} is not a version of subject "clicks-value"`) });
+    expect(body.results[1]!.error).toMatchObject({
+      code: 'SCHEMA_VIOLATION',
+      message: expect.stringContaining(`schema id ${otherId} is not a version of subject "clicks-value"`),
+    });
     expect(body.results[2]!.error).toMatchObject({ code: 'SCHEMA_VIOLATION' });
     // What was stored decodes with the client, byte for byte what it encoded.
     const stored = await api('GET', '/v1/stations/clicks/messages?encoding=base64');
@@ -125,7 +168,11 @@ describe('a station with a schema', () => {
     const item = await sr.encode(itemId, { name: 'pen', count: 3 });
     const confluent = Buffer.concat([item.subarray(0, 5), Buffer.from([0]), item.subarray(5)]);
     const broken = Buffer.concat([item.subarray(0, 5), Buffer.from([0, 0x0a, 0x7f, 0x61])]);
-    const p = await fetch(`${url}/v1/stations/items/messages`, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: encodeProduceBatch([{ value: item }, { value: confluent }, { value: broken }]) });
+    const p = await fetch(`${url}/v1/stations/items/messages`, {
+      method: 'POST',
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      body: encodeProduceBatch([{ value: item }, { value: confluent }, { value: broken }]),
+    });
     const pb = (await p.json()) as { results: { offset?: number; error?: { code: string } }[] };
     expect(pb.results.map((x) => x.error?.code ?? x.offset)).toEqual([1, 2, 'SCHEMA_VIOLATION']);
   });
@@ -137,18 +184,29 @@ describe('a station with a schema', () => {
     await api('POST', '/v1/stations', { name: 'evolve', schema: { version: 'latest' } });
     const withB = JSON.stringify({ a: 'x', b: 'not a number' });
     // v1 takes any b (an open model); v2 wants an integer.
-    expect((await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: withB }] })).body.results[0]).toMatchObject({ offset: 1 });
+    expect((await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: withB }] })).body.results[0]).toMatchObject({
+      offset: 1,
+    });
     await api('PUT', '/v1/schema-registry/config/evolve-value', { compatibility: 'NONE' });
-    await sr.register({ type: SchemaType.JSON, schema: JSON.stringify(v2) }, { subject: 'evolve-value', compatibility: COMPATIBILITY.NONE });
+    await sr.register(
+      { type: SchemaType.JSON, schema: JSON.stringify(v2) },
+      { subject: 'evolve-value', compatibility: COMPATIBILITY.NONE },
+    );
     // Registered on this node: the binding's "latest" follows within the binding cache's second.
-    await expect.poll(async () => (await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: withB }] })).body.results[0].error?.code, { timeout: 10_000 }).toBe('SCHEMA_VIOLATION');
+    await expect
+      .poll(async () => (await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: withB }] })).body.results[0].error?.code, {
+        timeout: 10_000,
+      })
+      .toBe('SCHEMA_VIOLATION');
     // Roll back to version 1: the same value is accepted again, at once.
     expect((await api('PATCH', '/v1/stations/evolve', { schema: { version: 1 } })).status).toBe(200);
     expect((await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: withB }] })).body.results[0]).toHaveProperty('offset');
     // Removing the schema: nothing is validated.
     const off = await api('PATCH', '/v1/stations/evolve', { schema: null });
     expect(off.body.config.schema).toBeUndefined();
-    expect((await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: 'anything' }] })).body.results[0]).toHaveProperty('offset');
+    expect((await api('POST', '/v1/stations/evolve/messages', { messages: [{ value: 'anything' }] })).body.results[0]).toHaveProperty(
+      'offset',
+    );
 
     const missing = await api('POST', '/v1/stations', { name: 'nowhere', schema: { subject: 'no-such-subject' } });
     expect(missing.status).toBe(400);
@@ -158,10 +216,19 @@ describe('a station with a schema', () => {
   });
 
   it('a source connector produces through the same check: what does not match is dead-lettered, nothing is lost', async () => {
-    const usdOnly = { type: 'object', properties: { type: { const: 'order' }, currency: { enum: ['USD'] } }, required: ['type', 'currency'] };
+    const usdOnly = {
+      type: 'object',
+      properties: { type: { const: 'order' }, currency: { enum: ['USD'] } },
+      required: ['type', 'currency'],
+    };
     await sr.register({ type: SchemaType.JSON, schema: JSON.stringify(usdOnly) }, { subject: 'gen-value' });
     await api('POST', '/v1/stations', { name: 'gen', schema: { policy: 'dead-letter' } });
-    const created = await api('POST', '/v1/connectors', { name: 'gen-orders', plugin: 'datagen', station: 'gen', config: { shape: 'order', seed: 7, maxMessages: 300, batchSize: 50 } });
+    const created = await api('POST', '/v1/connectors', {
+      name: 'gen-orders',
+      plugin: 'datagen',
+      station: 'gen',
+      config: { shape: 'order', seed: 7, maxMessages: 300, batchSize: 50 },
+    });
     expect(created.status).toBe(201);
     const count = async (station: string): Promise<number> => (await api('GET', `/v1/stations/${station}`)).body.messages as number;
     await expect.poll(async () => (await count('gen')) + (await count('gen.dls')), { timeout: 30_000 }).toBe(300);
@@ -177,7 +244,7 @@ describe('a station with a schema', () => {
     await api('DELETE', '/v1/connectors/gen-orders');
   });
 
-  it('the registry log is Junction\'s own station: listed only when asked for, and read-only', async () => {
+  it("the registry log is Junction's own station: listed only when asked for, and read-only", async () => {
     const list = await api('GET', '/v1/stations');
     expect(list.body.stations.map((s: { name: string }) => s.name)).not.toContain('__schemas');
     expect((await api('GET', '/v1/stations?system=true')).body.stations.map((s: { name: string }) => s.name)).toContain('__schemas');

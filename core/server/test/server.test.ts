@@ -44,7 +44,12 @@ describe('startServer', () => {
       body: JSON.stringify({ messages: [{ value: 'one' }, { value: 'two', key: 'k', headers: { h: 'v' } }] }),
     });
     expect(produced.status).toBe(200);
-    expect(await produced.json()).toEqual({ results: [{ partition: 0, offset: 1 }, { partition: 0, offset: 2 }] });
+    expect(await produced.json()).toEqual({
+      results: [
+        { partition: 0, offset: 1 },
+        { partition: 0, offset: 2 },
+      ],
+    });
 
     const browsed = await fetch(`${server.url}/v1/stations/orders/messages?partition=0`);
     expect(browsed.status).toBe(200);
@@ -97,11 +102,17 @@ describe('startServer', () => {
     });
   });
 
-  it('fails at once on a data dir that cannot be created, such as one under /proc (Node 20\'s recursive mkdir spun there forever)', async () => {
+  it("fails at once on a data dir that cannot be created, such as one under /proc (Node 20's recursive mkdir spun there forever)", async () => {
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise((resolve) => (timer = setTimeout(() => resolve('startServer did not settle within 5 s'), 5000)));
-    const outcome = await Promise.race([startServer({ dataDir: '/proc/junction-nope/data', port: 0, logger, env: {} }).then(() => 'started', (e: unknown) => e), hung]);
+    const outcome = await Promise.race([
+      startServer({ dataDir: '/proc/junction-nope/data', port: 0, logger, env: {} }).then(
+        () => 'started',
+        (e: unknown) => e,
+      ),
+      hung,
+    ]);
     clearTimeout(timer);
     expect(outcome).toMatchObject({ code: 'ENOENT' });
     expect(Date.now() - started).toBeLessThan(4000); // a spin is caught at 5 s by the race above
@@ -109,7 +120,9 @@ describe('startServer', () => {
 
   it('reports a port in use as LISTEN_FAILED', async () => {
     server = await startServer({ dataDir: join(dir, 'a'), port: 0, logger, env: {} });
-    await expect(startServer({ dataDir: join(dir, 'b'), port: server.port, logger, env: {} })).rejects.toMatchObject({ code: 'LISTEN_FAILED' });
+    await expect(startServer({ dataDir: join(dir, 'b'), port: server.port, logger, env: {} })).rejects.toMatchObject({
+      code: 'LISTEN_FAILED',
+    });
   });
 });
 

@@ -75,9 +75,15 @@ describe('applyStations', () => {
     const result = await applyStations(
       store,
       declare(
-        ['stations:', '  - name: events', '    partitions: 4', '    storage: memory', '    maxMessageBytes: 4096', '  - name: other', '    dedupWindowMs: 0'].join(
-          '\n',
-        ),
+        [
+          'stations:',
+          '  - name: events',
+          '    partitions: 4',
+          '    storage: memory',
+          '    maxMessageBytes: 4096',
+          '  - name: other',
+          '    dedupWindowMs: 0',
+        ].join('\n'),
       ),
       logger,
     );

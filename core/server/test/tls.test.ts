@@ -17,9 +17,23 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'junction-tls-'));
   // A self-signed pair made now, for 127.0.0.1.
   await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
   ]);
 });
 afterEach(async () => {
@@ -50,7 +64,10 @@ describe('TLS', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ status: 'ok' });
     // Plain HTTP on the TLS port: no HTTP answer.
-    const plain = await fetch(`http://127.0.0.1:${server.port}/healthz`).then((r) => r.status, () => 'failed');
+    const plain = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(
+      (r) => r.status,
+      () => 'failed',
+    );
     expect(plain).not.toBe(200);
     // A client that does not trust the certificate refuses it.
     await expect(get(`${server.url}/healthz`, Buffer.from(''))).rejects.toThrow();
@@ -58,11 +75,15 @@ describe('TLS', () => {
 
   it('refuses unreadable or non-PEM files with the field path, and half of the flags', async () => {
     await writeFile(join(dir, 'bad.pem'), 'not a certificate');
-    await expect(startServer({ dataDir: join(dir, 'd'), port: 0, logger, env: {}, tlsCert: join(dir, 'bad.pem'), tlsKey: join(dir, 'key.pem') })).rejects.toMatchObject({
+    await expect(
+      startServer({ dataDir: join(dir, 'd'), port: 0, logger, env: {}, tlsCert: join(dir, 'bad.pem'), tlsKey: join(dir, 'key.pem') }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [{ path: 'tls.cert' }],
     });
-    await expect(startServer({ dataDir: join(dir, 'd'), port: 0, logger, env: {}, tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'missing.pem') })).rejects.toMatchObject({
+    await expect(
+      startServer({ dataDir: join(dir, 'd'), port: 0, logger, env: {}, tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'missing.pem') }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       issues: [{ path: 'tls.key' }],
     });

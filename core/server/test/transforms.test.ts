@@ -43,7 +43,13 @@ async function placeTransformPlugin(pluginsDir: string): Promise<void> {
   await symlink(hostSdkDir(), join(pluginsDir, 'node_modules', '@junction', 'sdk-connector'), 'dir');
   await writeFile(
     join(pkgDir, 'package.json'),
-    JSON.stringify({ name: 'junction-transform-shout', version: '1.0.0', type: 'module', junction: { kind: 'transform', entry: './dist/index.js' }, peerDependencies: { '@junction/sdk-connector': '^1.0.0' } }),
+    JSON.stringify({
+      name: 'junction-transform-shout',
+      version: '1.0.0',
+      type: 'module',
+      junction: { kind: 'transform', entry: './dist/index.js' },
+      peerDependencies: { '@junction/sdk-connector': '^1.0.0' },
+    }),
   );
   await writeFile(
     join(pkgDir, 'dist', 'index.js'),
@@ -59,7 +65,10 @@ export default defineTransform({ name: 'shout', version: '1.0.0', sdk: '^1', con
   } });
 `,
   );
-  await writeFile(join(pluginsDir, 'package.json'), JSON.stringify({ name: 'junction-plugins', private: true, dependencies: { 'junction-transform-shout': '*' } }));
+  await writeFile(
+    join(pluginsDir, 'package.json'),
+    JSON.stringify({ name: 'junction-plugins', private: true, dependencies: { 'junction-transform-shout': '*' } }),
+  );
 }
 
 describe('transforms through the server', () => {
@@ -101,9 +110,19 @@ connectors:
     const plugins = (await (await fetch(`${server.url}/v1/connector-plugins`)).json()) as { name: string; kind: string }[];
     expect(plugins).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'shout', kind: 'transform' })]));
     const store = server.store;
-    await waitFor(async () => (await store.getStation('plain')).messages === 300 && (await store.getGroup('orders', 'connector.files')).lag === 0 && (await store.getStation('orders')).messages === 300, 'all generated and drained');
-    const generated = (await store.read('plain', { partition: 0, limit: 300 })).map((m) => JSON.parse(Buffer.from(m.value).toString()) as Record<string, unknown>);
-    const expected = generated.filter((o) => o.country === 'DE').map((o) => JSON.stringify({ ...o, userId: '****', city: String(o.city).toUpperCase() }));
+    await waitFor(
+      async () =>
+        (await store.getStation('plain')).messages === 300 &&
+        (await store.getGroup('orders', 'connector.files')).lag === 0 &&
+        (await store.getStation('orders')).messages === 300,
+      'all generated and drained',
+    );
+    const generated = (await store.read('plain', { partition: 0, limit: 300 })).map(
+      (m) => JSON.parse(Buffer.from(m.value).toString()) as Record<string, unknown>,
+    );
+    const expected = generated
+      .filter((o) => o.country === 'DE')
+      .map((o) => JSON.stringify({ ...o, userId: '****', city: String(o.city).toUpperCase() }));
     expect(expected.length).toBeGreaterThan(0);
     const records = await readFileSink(out);
     expect(records.map((r) => r.value.toString())).toEqual(expected);

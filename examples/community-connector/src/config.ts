@@ -6,7 +6,9 @@ export const WebhookConfig = z.strictObject({
   mode: z
     .enum(['message', 'batch'])
     .default('message')
-    .describe('message: one POST per message, the body is the message value; batch: one POST per batch, the body is JSON with every message'),
+    .describe(
+      'message: one POST per message, the body is the message value; batch: one POST per batch, the body is JSON with every message',
+    ),
   token: secret(z.string().min(1)).optional().describe('Sent as `Authorization: Bearer <token>`'),
   headers: z
     .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'), secret(z.string()))
@@ -19,10 +21,6 @@ export const WebhookConfig = z.strictObject({
     .max(64)
     .default(1)
     .describe('message mode: POSTs in flight at once within a batch; 1 delivers in offset order'),
-  maxRetryAfterMs: z
-    .int()
-    .min(0)
-    .default(300_000)
-    .describe('Upper bound for a Retry-After the endpoint asks for (429 / 503)'),
+  maxRetryAfterMs: z.int().min(0).default(300_000).describe('Upper bound for a Retry-After the endpoint asks for (429 / 503)'),
 });
 export type WebhookConfig = z.output<typeof WebhookConfig>;

@@ -16,7 +16,20 @@
  * Each request carries `Idempotency-Key: <station>/<partition>/<offset>` (batch mode:
  * `<station>/<partition>/<first>-<last>`), so a receiver can drop the repeats a replay sends.
  */
-import { deadLetter, ErrorCode, JunctionError, ok, retry, type Counter, type Sink, type SinkBatch, type SinkContext, type SinkMessage, type WriteOptions, type WriteResult } from '@junction/sdk-connector';
+import {
+  deadLetter,
+  ErrorCode,
+  JunctionError,
+  ok,
+  retry,
+  type Counter,
+  type Sink,
+  type SinkBatch,
+  type SinkContext,
+  type SinkMessage,
+  type WriteOptions,
+  type WriteResult,
+} from '@junction/sdk-connector';
 import type { WebhookConfig } from './config.js';
 
 /** The JSON body of a batch-mode POST. */
@@ -58,7 +71,9 @@ export function encodeBatch(batch: Pick<SinkBatch, 'station' | 'partition'>, mes
         timestamp: m.timestamp,
         ...(m.key === undefined ? {} : { key: m.key }),
         headers: { ...m.headers },
-        ...(text === undefined ? { valueBase64: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString('base64') } : { value: text }),
+        ...(text === undefined
+          ? { valueBase64: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString('base64') }
+          : { value: text }),
       };
     }),
   };
@@ -85,7 +100,8 @@ export class WebhookSink implements Sink {
   }
 
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
-    const results = this.config.mode === 'batch' ? await this.writeBatch(batch, signal) : await this.writeMessages(batch, batch.messages, signal);
+    const results =
+      this.config.mode === 'batch' ? await this.writeBatch(batch, signal) : await this.writeMessages(batch, batch.messages, signal);
     // The runtime ignores the answer of an aborted write and sends the batch again: say so plainly.
     if (signal.aborted) throw new JunctionError(ErrorCode.TIMEOUT, 'the write was aborted', { retryable: true, cause: signal.reason });
     for (const r of results) {
@@ -103,12 +119,17 @@ export class WebhookSink implements Sink {
   async checkConnection(): Promise<void> {
     let res: Response;
     try {
-      res = await fetch(this.config.url, { method: 'HEAD', headers: this.requestHeaders({}), signal: AbortSignal.timeout(this.config.timeoutMs) });
+      res = await fetch(this.config.url, {
+        method: 'HEAD',
+        headers: this.requestHeaders({}),
+        signal: AbortSignal.timeout(this.config.timeoutMs),
+      });
     } catch (cause) {
       throw new JunctionError(ErrorCode.CONNECTION_FAILED, `cannot reach the webhook endpoint: ${describe(cause)}`, { cause });
     }
     await discard(res);
-    if (res.status === 401 || res.status === 403) throw new JunctionError(ErrorCode.AUTH_FAILED, `the webhook endpoint answered HTTP ${res.status}`);
+    if (res.status === 401 || res.status === 403)
+      throw new JunctionError(ErrorCode.AUTH_FAILED, `the webhook endpoint answered HTTP ${res.status}`);
   }
 
   /** Message mode: one POST per message, `concurrency` at a time; after the first retry nothing more is sent. */
@@ -139,7 +160,13 @@ export class WebhookSink implements Sink {
     };
     await Promise.all(Array.from({ length: Math.min(this.config.concurrency, messages.length) }, worker));
     return results.map(
-      (r) => r ?? retry(stopped === undefined ? 'not sent: the write was aborted' : `not sent: an earlier message of the batch must be retried first (${stopped})`),
+      (r) =>
+        r ??
+        retry(
+          stopped === undefined
+            ? 'not sent: the write was aborted'
+            : `not sent: an earlier message of the batch must be retried first (${stopped})`,
+        ),
     );
   }
 
@@ -147,7 +174,10 @@ export class WebhookSink implements Sink {
   private async writeBatch(batch: SinkBatch, signal: AbortSignal): Promise<WriteResult[]> {
     const outcome = await this.postBatch(batch, batch.messages, signal);
     if (outcome.status !== 'deadLetter' || batch.messages.length === 1) return batch.messages.map(() => outcome);
-    this.ctx.logger.debug({ station: batch.station, partition: batch.partition, firstOffset: batch.firstOffset }, 'batch refused: sending its messages one by one');
+    this.ctx.logger.debug(
+      { station: batch.station, partition: batch.partition, firstOffset: batch.firstOffset },
+      'batch refused: sending its messages one by one',
+    );
     const results: WriteResult[] = [];
     let stopped: string | undefined;
     for (const m of batch.messages) {

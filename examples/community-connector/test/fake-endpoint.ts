@@ -110,7 +110,9 @@ export class FakeEndpoint {
     if (method !== 'POST') return { status: 200, headers: {} };
     if (path.startsWith('/batch')) {
       const batch = JSON.parse(body.toString('utf8')) as WebhookBatchBody;
-      const values = batch.messages.map((m) => (m.value !== undefined ? Buffer.from(m.value, 'utf8') : Buffer.from(m.valueBase64 ?? '', 'base64')));
+      const values = batch.messages.map((m) =>
+        m.value !== undefined ? Buffer.from(m.value, 'utf8') : Buffer.from(m.valueBase64 ?? '', 'base64'),
+      );
       if (values.some((v) => v.toString('utf8') === POISON)) return { status: 400, headers: {} };
       this.accepted.push(...values);
       return { status: 200, headers: {} };

@@ -13,7 +13,14 @@ function message(offset: number, value: string, extra: Partial<SinkMessage> = {}
 }
 
 function batch(...messages: SinkMessage[]): SinkBatch {
-  return { station: 'orders', stationId: 'orders-1', partition: 2, firstOffset: messages[0]!.offset, lastOffset: messages.at(-1)!.offset, messages };
+  return {
+    station: 'orders',
+    stationId: 'orders-1',
+    partition: 2,
+    firstOffset: messages[0]!.offset,
+    lastOffset: messages.at(-1)!.offset,
+    messages,
+  };
 }
 
 let endpoint: FakeEndpoint;
@@ -40,7 +47,10 @@ const signal = new AbortController().signal;
 describe('webhook sink', () => {
   it('POSTs each message with its identity headers and the bearer token', async () => {
     const sink = await open({ token: 's3cret', headers: { 'x-api-key': 'k' } });
-    const results = await sink.write(batch(message(7, 'a', { key: 'ключ' }), message(8, 'b', { headers: { 'content-type': 'text/plain' } })), { signal });
+    const results = await sink.write(
+      batch(message(7, 'a', { key: 'ключ' }), message(8, 'b', { headers: { 'content-type': 'text/plain' } })),
+      { signal },
+    );
     expect(results).toEqual([{ status: 'ok' }, { status: 'ok' }]);
     expect(endpoint.acceptedText()).toEqual(['a', 'b']);
     const [first, second] = endpoint.requests;
@@ -94,7 +104,16 @@ describe('webhook sink', () => {
     expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
     expect(endpoint.requests).toHaveLength(1);
     const body = JSON.parse(endpoint.requests[0]!.body.toString('utf8')) as Record<string, unknown>;
-    expect(body).toMatchObject({ station: 'orders', partition: 2, firstOffset: 4, lastOffset: 5, messages: [{ offset: 4, value: 'x' }, { offset: 5, key: 'k', value: 'y' }] });
+    expect(body).toMatchObject({
+      station: 'orders',
+      partition: 2,
+      firstOffset: 4,
+      lastOffset: 5,
+      messages: [
+        { offset: 4, value: 'x' },
+        { offset: 5, key: 'k', value: 'y' },
+      ],
+    });
     expect(endpoint.requests[0]!.headers['idempotency-key']).toBe('orders/2/4-5');
   });
 
@@ -142,14 +161,20 @@ describe('webhook sink', () => {
 describe('webhook config', () => {
   it('marks the token and header values secret', () => {
     expect(secretPaths(plugin.config).sort()).toEqual(['headers.*', 'token']);
-    expect(redact(plugin.config, { url: 'http://h', token: 't', headers: { a: 'b' } })).toEqual({ url: 'http://h', token: '***', headers: { a: '***' } });
+    expect(redact(plugin.config, { url: 'http://h', token: 't', headers: { a: 'b' } })).toEqual({
+      url: 'http://h',
+      token: '***',
+      headers: { a: '***' },
+    });
     const schema = configJsonSchema(plugin.config) as { properties: Record<string, Record<string, unknown>>; required: string[] };
     expect(schema.properties.token).toMatchObject({ writeOnly: true, 'x-secret': true });
     expect(schema.required).toEqual(['url']);
   });
 
   it('refuses a URL that is not http(s), with the field path', () => {
-    expect(() => parseConfig(plugin.config, { url: 'ftp://h/x' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', issues: [expect.objectContaining({ path: 'url' })] }));
+    expect(() => parseConfig(plugin.config, { url: 'ftp://h/x' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', issues: [expect.objectContaining({ path: 'url' })] }),
+    );
   });
 
   it('reads Retry-After as seconds or a date, capped', () => {

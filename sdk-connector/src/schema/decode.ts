@@ -87,14 +87,24 @@ function normalize(v: unknown, t: FieldType): unknown {
     case 'long':
     case 'float':
     case 'double':
-      return typeof v === 'number' ? v : typeof v === 'bigint' || typeof v === 'string' ? Number(v) : typeof v === 'object' && 'toNumber' in v ? (v as { toNumber(): number }).toNumber() : null;
+      return typeof v === 'number'
+        ? v
+        : typeof v === 'bigint' || typeof v === 'string'
+          ? Number(v)
+          : typeof v === 'object' && 'toNumber' in v
+            ? (v as { toNumber(): number }).toNumber()
+            : null;
     case 'boolean':
       return typeof v === 'boolean' ? v : null;
     case 'string':
     case 'enum':
       return typeof v === 'string' ? v : String(v);
     case 'bytes':
-      return v instanceof Uint8Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : typeof v === 'string' ? new TextEncoder().encode(v) : null;
+      return v instanceof Uint8Array
+        ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+        : typeof v === 'string'
+          ? new TextEncoder().encode(v)
+          : null;
     case 'record': {
       if (typeof v !== 'object') return null;
       const out: Record<string, unknown> = {};
@@ -156,7 +166,14 @@ async function protobufDecoders(): Promise<(v: SchemaVersionInfo) => Promise<Pay
   await loadProtobuf();
   return async (v) => {
     const parsed = await parseProtobuf(v);
-    const options = { longs: Number, enums: String, bytes: Uint8Array as unknown as ArrayConstructor, defaults: true, arrays: true, objects: true };
+    const options = {
+      longs: Number,
+      enums: String,
+      bytes: Uint8Array as unknown as ArrayConstructor,
+      defaults: true,
+      arrays: true,
+      objects: true,
+    };
     return (payload, wire) => {
       const decodeAs = (t: import('protobufjs').Type | undefined, p: Uint8Array): unknown => {
         if (!t) throw new Error('no such message type');
@@ -200,9 +217,11 @@ export async function schemaDecoder(info: StationSchemaInfo): Promise<SchemaDeco
   const decoders = new Map<number, PayloadDecoder>();
   // A version that cannot be read as the bound one (a subject without compatibility checks) fails only
   // its own values, when one comes: the decoder is made on first use.
-  const failing = (err: unknown): PayloadDecoder => () => {
-    throw err;
-  };
+  const failing =
+    (err: unknown): PayloadDecoder =>
+    () => {
+      throw err;
+    };
   const lazy = (make: () => PayloadDecoder): PayloadDecoder => {
     let made: PayloadDecoder | undefined;
     return (p, w) => {
@@ -218,7 +237,11 @@ export async function schemaDecoder(info: StationSchemaInfo): Promise<SchemaDeco
   };
   if (info.schemaType === 'AVRO') {
     const make = await avroDecoders(info);
-    for (const [id, v] of byId) decoders.set(id, lazy(() => make(v)));
+    for (const [id, v] of byId)
+      decoders.set(
+        id,
+        lazy(() => make(v)),
+      );
   } else if (info.schemaType === 'PROTOBUF') {
     const make = await protobufDecoders();
     for (const [id, v] of byId) decoders.set(id, await make(v).catch((err: unknown) => failing(err)));
@@ -233,10 +256,12 @@ export async function schemaDecoder(info: StationSchemaInfo): Promise<SchemaDeco
     decode(value: Uint8Array): DecodeResult {
       const id = wireFormatId(value);
       const wired = id !== undefined ? decoders.get(id) : undefined;
-      if (id !== undefined && !wired && info.schemaType === 'JSON') return { ok: false, reason: `schema id ${id} is not a version of subject "${info.subject}"` };
+      if (id !== undefined && !wired && info.schemaType === 'JSON')
+        return { ok: false, reason: `schema id ${id} is not a version of subject "${info.subject}"` };
       try {
         const raw = wired ? wired(value.subarray(5), { id: id!, whole: value }) : bound(value, undefined);
-        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, reason: 'the value is not a record / object' };
+        if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+          return { ok: false, reason: 'the value is not a record / object' };
         return { ok: true, row: normalize(raw, top) as Record<string, unknown>, id: wired ? id : info.id };
       } catch (err) {
         return { ok: false, reason: `cannot decode the value with subject "${info.subject}": ${(err as Error).message}` };

@@ -24,7 +24,11 @@ export interface ColumnDrift {
  * Compares a table's columns with the wanted ones. Names compare case-insensitively when `foldCase`
  * (Snowflake and Firebolt fold unquoted names), types after trimming and upper-casing.
  */
-export function compareColumns(existing: readonly ColumnLike[], wanted: readonly ColumnLike[], opts: { foldCase?: boolean } = {}): ColumnDrift {
+export function compareColumns(
+  existing: readonly ColumnLike[],
+  wanted: readonly ColumnLike[],
+  opts: { foldCase?: boolean } = {},
+): ColumnDrift {
   const key = (n: string): string => (opts.foldCase ? n.toUpperCase() : n);
   const norm = (t: string): string => t.replace(/\s+/g, ' ').trim().toUpperCase();
   const have = new Map(existing.map((c) => [key(c.name), c] as const));

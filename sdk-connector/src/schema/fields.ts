@@ -52,7 +52,10 @@ type Json = Record<string, unknown>;
 function jsonPointer(root: unknown, ref: string): unknown {
   if (!ref.startsWith('#')) return undefined;
   let cur: unknown = root;
-  for (const raw of ref.slice(1).split('/').filter((s) => s !== '')) {
+  for (const raw of ref
+    .slice(1)
+    .split('/')
+    .filter((s) => s !== '')) {
     const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
     if (typeof cur !== 'object' || cur === null) return undefined;
     cur = (cur as Json)[key];
@@ -83,13 +86,15 @@ function jsonType(root: unknown, s: unknown, depth: number): { type: FieldType; 
     if ((types as unknown[]).length !== 1) return { type: { kind: 'json' }, nullable: true };
     types = (types as unknown[])[0];
   }
-  if (types === undefined && Array.isArray(node.enum) && node.enum.every((x) => typeof x === 'string')) return { type: { kind: 'enum', symbols: node.enum as string[] }, nullable };
+  if (types === undefined && Array.isArray(node.enum) && node.enum.every((x) => typeof x === 'string'))
+    return { type: { kind: 'enum', symbols: node.enum as string[] }, nullable };
   if (types === undefined && typeof node.properties === 'object') types = 'object';
   switch (types) {
     case 'string':
       if (node.format === 'date-time') return { type: { kind: 'timestamp' }, nullable };
       if (node.format === 'date') return { type: { kind: 'date' }, nullable };
-      if (Array.isArray(node.enum) && node.enum.every((x) => typeof x === 'string')) return { type: { kind: 'enum', symbols: node.enum as string[] }, nullable };
+      if (Array.isArray(node.enum) && node.enum.every((x) => typeof x === 'string'))
+        return { type: { kind: 'enum', symbols: node.enum as string[] }, nullable };
       return { type: { kind: 'string' }, nullable };
     case 'integer':
       return { type: { kind: 'long' }, nullable };
@@ -137,7 +142,8 @@ function avroCollect(names: AvroNames, s: unknown, ns: string | undefined): void
   const node = s as Json;
   const type = node.type;
   if ((type === 'record' || type === 'error' || type === 'enum' || type === 'fixed') && typeof node.name === 'string') {
-    const space = typeof node.namespace === 'string' ? node.namespace : node.name.includes('.') ? node.name.slice(0, node.name.lastIndexOf('.')) : ns;
+    const space =
+      typeof node.namespace === 'string' ? node.namespace : node.name.includes('.') ? node.name.slice(0, node.name.lastIndexOf('.')) : ns;
     const short = node.name.includes('.') ? node.name.slice(node.name.lastIndexOf('.') + 1) : node.name;
     names.byName.set(short, node);
     if (space) names.byName.set(`${space}.${short}`, node);
@@ -184,7 +190,8 @@ function avroType(names: AvroNames, s: unknown, depth: number): { type: FieldTyp
   if (typeof s !== 'object' || s === null) return { type: { kind: 'json' }, nullable: true };
   const node = s as Json;
   const logical = node.logicalType;
-  if ((node.type === 'long' || node.type === 'int') && (logical === 'timestamp-millis' || logical === 'timestamp-micros')) return { type: { kind: 'timestamp' }, nullable: false };
+  if ((node.type === 'long' || node.type === 'int') && (logical === 'timestamp-millis' || logical === 'timestamp-micros'))
+    return { type: { kind: 'timestamp' }, nullable: false };
   if (node.type === 'int' && logical === 'date') return { type: { kind: 'date' }, nullable: false };
   switch (node.type) {
     case 'record':
@@ -227,7 +234,8 @@ type PbType = import('protobufjs').Type;
 /** The message types of a Protobuf schema, parsed as the registry parses it; `top` in declaration order. */
 export async function parseProtobuf(v: SchemaVersionInfo): Promise<{ top: PbType[]; messagesOf(t: PbType): PbType[] }> {
   const protobuf = await loadProtobuf();
-  const messagesOf = (ns: import('protobufjs').NamespaceBase): PbType[] => ns.nestedArray.filter((n): n is PbType => n instanceof protobuf.Type);
+  const messagesOf = (ns: import('protobufjs').NamespaceBase): PbType[] =>
+    ns.nestedArray.filter((n): n is PbType => n instanceof protobuf.Type);
   const alone = protobuf.parse(v.schema, new protobuf.Root(), { keepCase: true });
   const ns = alone.package ? alone.root.lookup(alone.package) : alone.root;
   const topNames = ns instanceof protobuf.Namespace ? messagesOf(ns).map((t) => t.fullName) : [];
@@ -251,10 +259,21 @@ export async function parseProtobuf(v: SchemaVersionInfo): Promise<{ top: PbType
 }
 
 const PB_SCALAR: Record<string, FieldType['kind']> = {
-  string: 'string', bool: 'boolean', bytes: 'bytes',
-  int32: 'int', sint32: 'int', sfixed32: 'int',
-  uint32: 'long', fixed32: 'long', int64: 'long', sint64: 'long', sfixed64: 'long', uint64: 'long', fixed64: 'long',
-  float: 'float', double: 'double',
+  string: 'string',
+  bool: 'boolean',
+  bytes: 'bytes',
+  int32: 'int',
+  sint32: 'int',
+  sfixed32: 'int',
+  uint32: 'long',
+  fixed32: 'long',
+  int64: 'long',
+  sint64: 'long',
+  sfixed64: 'long',
+  uint64: 'long',
+  fixed64: 'long',
+  float: 'float',
+  double: 'double',
 };
 
 function pbFieldType(protobuf: Protobuf, f: import('protobufjs').Field, depth: number): FieldType {

@@ -11,8 +11,7 @@ export interface LogRecord {
 }
 
 export type MetricValue =
-  | { kind: 'counter'; help: string; value: number }
-  | { kind: 'histogram'; help: string; count: number; sum: number; values: number[] };
+  { kind: 'counter'; help: string; value: number } | { kind: 'histogram'; help: string; count: number; sum: number; values: number[] };
 
 /** In-memory metrics with the runtime's rules: snake_case names, one kind per name, counters never go down. */
 export interface FakeMetrics extends Metrics {
@@ -97,7 +96,8 @@ function fakeLogger(logs: LogRecord[], bindings: Record<string, unknown>, maxLog
         if (typeof rest[0] === 'string') msg = rest[0];
         args = rest.slice(1);
       }
-      if (msg !== undefined && args.length > 0) msg = `${msg} ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`;
+      if (msg !== undefined && args.length > 0)
+        msg = `${msg} ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`;
       logs.push({ level, msg, fields });
       if (logs.length > maxLogs) logs.splice(0, logs.length - maxLogs);
     }) as LogFn;

@@ -15,7 +15,13 @@ export {
 } from './sink-conformance.js';
 export { SINK_AUTHORING_CHECKS, type SinkAuthoringCheck } from './sink-authoring.js';
 export { SINK_WEDGE_CHECKS, type SinkWedgeCheck, type SinkWedgeOptions, type UnusableCase, type StallDestination } from './sink-wedge.js';
-export { EXACTLY_ONCE_CHECKS, type ExactlyOnceCheck, type ExactlyOnceOptions, type HeldWrites, type LateWriteCase } from './sink-exactly-once.js';
+export {
+  EXACTLY_ONCE_CHECKS,
+  type ExactlyOnceCheck,
+  type ExactlyOnceOptions,
+  type HeldWrites,
+  type LateWriteCase,
+} from './sink-exactly-once.js';
 export {
   runSourceConformance,
   runSourceCheck,
@@ -23,7 +29,12 @@ export {
   type SourceCheck,
   type SourceConformanceOptions,
 } from './source-conformance.js';
-export { runTransformConformance, TRANSFORM_CHECKS, type TransformCheck, type TransformConformanceOptions } from './transform-conformance.js';
+export {
+  runTransformConformance,
+  TRANSFORM_CHECKS,
+  type TransformCheck,
+  type TransformConformanceOptions,
+} from './transform-conformance.js';
 export { sinkConformanceSuite, sourceConformanceSuite, type TestApi } from './suite.js';
 export { assertConformance, type CheckResult, type CheckStatus, type NotApplicable } from './util.js';
 export {

@@ -37,7 +37,10 @@ function range(from: number, to: number): number[] {
 /** Values at a secret path (`a.b`, `a[*].b`, `a.*`) of a raw config. */
 function valuesAt(value: unknown, path: string): unknown[] {
   if (path === '') return [value];
-  const tokens = path.replace(/\[\*\]/g, '.*').replace(/\[(\d+)\]/g, '.$1').split('.');
+  const tokens = path
+    .replace(/\[\*\]/g, '.*')
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.');
   let current: unknown[] = [value];
   for (const t of tokens) {
     const next: unknown[] = [];
@@ -52,11 +55,15 @@ function valuesAt(value: unknown, path: string): unknown[] {
 }
 
 /** The secret values (strings of 3+ characters) set in the given raw configs, with their paths. */
-export function secretValues(options: Pick<SinkConformanceOptions, 'plugin'>, configs: readonly unknown[]): { path: string; value: string }[] {
+export function secretValues(
+  options: Pick<SinkConformanceOptions, 'plugin'>,
+  configs: readonly unknown[],
+): { path: string; value: string }[] {
   const out: { path: string; value: string }[] = [];
   for (const path of secretPaths(options.plugin.config)) {
     for (const config of configs) {
-      for (const v of valuesAt(config, path)) if (typeof v === 'string' && v.length >= 3 && !out.some((o) => o.value === v)) out.push({ path, value: v });
+      for (const v of valuesAt(config, path))
+        if (typeof v === 'string' && v.length >= 3 && !out.some((o) => o.value === v)) out.push({ path, value: v });
     }
   }
   return out;
@@ -78,7 +85,8 @@ function text(value: unknown, seen = new Set<unknown>()): string {
   if (seen.has(value)) return '';
   seen.add(value);
   // Not the stack: its frames are file paths, which may hold any word.
-  if (value instanceof Error) return `${value.name}: ${value.message}\n${text((value as { cause?: unknown }).cause, seen)}\n${text({ ...value }, seen)}`;
+  if (value instanceof Error)
+    return `${value.name}: ${value.message}\n${text((value as { cause?: unknown }).cause, seen)}\n${text({ ...value }, seen)}`;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   return Object.entries(value as Record<string, unknown>)
     .map(([k, v]) => `${k}=${text(v, seen)}`)
@@ -93,8 +101,7 @@ interface Said {
 
 /** A logger that records the text of every call, and passes it on to `inner`. */
 function recordingLogger(inner: Logger, sink: Said[]): Logger {
-  const method =
-    (level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'): LogFn =>
+  const method = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'): LogFn =>
     ((...args: unknown[]) => {
       sink.push({ where: `a ctx.logger.${level}() line`, text: args.map((a) => text(a)).join(' ') });
       (inner[level] as (...a: unknown[]) => void)(...args);
@@ -119,7 +126,8 @@ const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir'
 async function capturingConsole<T>(sink: Said[], fn: () => Promise<T>): Promise<T> {
   const saved = CONSOLE_METHODS.map((m) => [m, console[m]] as const);
   for (const m of CONSOLE_METHODS) {
-    (console as unknown as Record<string, unknown>)[m] = (...args: unknown[]) => void sink.push({ where: `a console.${m}() line`, text: args.map((a) => text(a)).join(' ') });
+    (console as unknown as Record<string, unknown>)[m] = (...args: unknown[]) =>
+      void sink.push({ where: `a console.${m}() line`, text: args.map((a) => text(a)).join(' ') });
   }
   try {
     return await fn();
@@ -161,7 +169,11 @@ export const authoringChecks: Record<SinkAuthoringCheck, CheckFn> = {
       const batch = h.batch(station, 0, h.messages(station, 0, range(1, 10)));
       await h.writeOk(sink, batch, 'offsets 1-10');
       await h.writeOk(sink, batch, 'offsets 1-10 again on the same sink (a replay must be answered ok, not dead-lettered or retried)');
-      await h.writeOk(sink, h.batch(station, 0, h.messages(station, 0, range(5, 14))), 'offsets 5-14 on the same sink (overlapping the replay)');
+      await h.writeOk(
+        sink,
+        h.batch(station, 0, h.messages(station, 0, range(5, 14))),
+        'offsets 5-14 on the same sink (overlapping the replay)',
+      );
     } finally {
       await h.closeQuietly(sink);
     }
@@ -198,7 +210,11 @@ export const authoringChecks: Record<SinkAuthoringCheck, CheckFn> = {
     const dl = o.deadLetter && !('notApplicable' in o.deadLetter) ? o.deadLetter : undefined;
     const rc = o.retry && !('notApplicable' in o.retry) ? o.retry : undefined;
     const secrets = secretValues(o, [o.config]);
-    if (secrets.length === 0) notApplicable(secretsCheckNotApplicable(o) ?? 'the test config sets no secret value of 3 characters or more: give the secret fields values in the test config');
+    if (secrets.length === 0)
+      notApplicable(
+        secretsCheckNotApplicable(o) ??
+          'the test config sets no secret value of 3 characters or more: give the secret fields values in the test config',
+      );
     const said: Said[] = [];
     const context = (): SinkContext => {
       const base = o.context?.() ?? fakeContext();
@@ -209,7 +225,9 @@ export const authoringChecks: Record<SinkAuthoringCheck, CheckFn> = {
     const attempt = async (what: string, fn: () => Promise<unknown>) => {
       try {
         const out = await within(Promise.resolve().then(fn), h.timeoutMs, what);
-        if (Array.isArray(out)) for (const r of out as WriteResult[]) if (r && typeof r === 'object' && 'reason' in r) note(`${what}: a result's reason`, r.reason);
+        if (Array.isArray(out))
+          for (const r of out as WriteResult[])
+            if (r && typeof r === 'object' && 'reason' in r) note(`${what}: a result's reason`, r.reason);
       } catch (err) {
         if (err instanceof CheckFailed) throw err;
         note(`${what}: the error it threw`, err);
@@ -225,14 +243,24 @@ export const authoringChecks: Record<SinkAuthoringCheck, CheckFn> = {
     await capturingConsole(said, async () => {
       const sink = await openWith(o.config, 'the test config');
       if (sink) {
-        await attempt('write()', () => sink!.write(h.batch(station, 0, h.messages(station, 0, range(1, 3))), { signal: new AbortController().signal }));
+        await attempt('write()', () =>
+          sink!.write(h.batch(station, 0, h.messages(station, 0, range(1, 3))), { signal: new AbortController().signal }),
+        );
         await attempt('close()', () => sink!.close());
       }
       if (dl) {
         const s = await openWith(dl.config ?? o.config, 'the dead-letter case');
-        const poison: SinkMessage = { offset: 5, timestamp: 1_700_000_000_050, headers: dl.headers ?? {}, value: typeof dl.value === 'string' ? new TextEncoder().encode(dl.value) : new Uint8Array(dl.value), ...(dl.key === undefined ? {} : { key: dl.key }) };
+        const poison: SinkMessage = {
+          offset: 5,
+          timestamp: 1_700_000_000_050,
+          headers: dl.headers ?? {},
+          value: typeof dl.value === 'string' ? new TextEncoder().encode(dl.value) : new Uint8Array(dl.value),
+          ...(dl.key === undefined ? {} : { key: dl.key }),
+        };
         if (s) {
-          await attempt('write() of the poison message', () => s.write(h.batch(station, 0, [h.message(station, 0, 4), poison]), { signal: new AbortController().signal }));
+          await attempt('write() of the poison message', () =>
+            s.write(h.batch(station, 0, [h.message(station, 0, 4), poison]), { signal: new AbortController().signal }),
+          );
           await attempt('close()', () => s.close());
         }
       }
@@ -241,7 +269,9 @@ export const authoringChecks: Record<SinkAuthoringCheck, CheckFn> = {
         if (s) {
           const heal = rc.breakDestination ? await rc.breakDestination({ station, partition: 0 }) : undefined;
           try {
-            await attempt('write() to the broken destination', () => s.write(h.batch(station, 0, h.messages(station, 0, range(6, 8))), { signal: new AbortController().signal }));
+            await attempt('write() to the broken destination', () =>
+              s.write(h.batch(station, 0, h.messages(station, 0, range(6, 8))), { signal: new AbortController().signal }),
+            );
           } finally {
             await attempt('close()', () => s.close());
             if (typeof heal === 'function') await within(heal(), h.timeoutMs, 'the heal function from breakDestination');

@@ -68,9 +68,7 @@ export interface DeadLetterCase {
  * and may return a function that heals it. The kit then reopens the sink with the main config,
  * writes the retried messages again and expects `ok()` for each.
  */
-export type RetryCase =
-  | { config: unknown; breakDestination?: BreakDestination }
-  | { config?: unknown; breakDestination: BreakDestination };
+export type RetryCase = { config: unknown; breakDestination?: BreakDestination } | { config?: unknown; breakDestination: BreakDestination };
 export type BreakDestination = (target: { station: string; partition: number }) => Promise<(() => Promise<void>) | void>;
 
 export interface SinkConformanceOptions extends SinkWedgeOptions, ExactlyOnceOptions {
@@ -173,7 +171,11 @@ export class Harness {
     const parsed = validateConfig(this.options.plugin.config, rawConfig);
     if (!parsed.success) fail(`config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
     const ctx = this.options.context?.() ?? fakeContext();
-    const sink = await within(Promise.resolve().then(() => this.options.plugin.open(parsed.config, ctx)), this.timeoutMs, 'open()');
+    const sink = await within(
+      Promise.resolve().then(() => this.options.plugin.open(parsed.config, ctx)),
+      this.timeoutMs,
+      'open()',
+    );
     if (typeof sink !== 'object' || sink === null || typeof sink.write !== 'function' || typeof sink.close !== 'function') {
       fail('open() must resolve to an object with write() and close()');
     }
@@ -210,7 +212,8 @@ export class Harness {
       fail(describeError(err));
     }
     const problem = cloneProblem(results);
-    if (problem) fail(`write() results cannot cross a worker thread (structured clone failed: ${problem}); use ok(), retry(), deadLetter()`);
+    if (problem)
+      fail(`write() results cannot cross a worker thread (structured clone failed: ${problem}); use ok(), retry(), deadLetter()`);
     return results;
   }
 
@@ -277,7 +280,8 @@ export class Harness {
     const unexpected = [...counts.keys()].filter((k) => !want.has(k) && stations.has(k.slice(0, k.indexOf('/'))));
     const list = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
     if (missing.length > 0) fail(`the destination lacks ${missing.length} confirmed message(s): ${list(missing)}`);
-    if (duplicated.length > 0) fail(`exactlyOnce sink, but the destination holds ${duplicated.length} message(s) more than once: ${list(duplicated)}`);
+    if (duplicated.length > 0)
+      fail(`exactlyOnce sink, but the destination holds ${duplicated.length} message(s) more than once: ${list(duplicated)}`);
     if (unexpected.length > 0) fail(`the destination holds message(s) never confirmed: ${list(unexpected)}`);
     return `destination holds each of ${want.size} message(s) ${this.exactlyOnce ? 'exactly once' : 'at least once'}`;
   }
@@ -290,7 +294,10 @@ function range(from: number, to: number): number[] {
 /** Values at a secret path (`a.b`, `a[*].b`, `a.*`) of a raw config, for the redaction check. */
 function valuesAt(value: unknown, path: string): unknown[] {
   if (path === '') return [value];
-  const tokens = path.replace(/\[\*\]/g, '.*').replace(/\[(\d+)\]/g, '.$1').split('.');
+  const tokens = path
+    .replace(/\[\*\]/g, '.*')
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.');
   let current: unknown[] = [value];
   for (const t of tokens) {
     const next: unknown[] = [];
@@ -318,7 +325,8 @@ const checks: Record<SinkCheck, CheckFn> = {
     }
     if (plugin.kind !== 'sink') fail(`kind is ${JSON.stringify(plugin.kind)}, expected "sink"`);
     const parsed = validateConfig(plugin.config, h.options.config);
-    if (!parsed.success) fail(`the test config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      fail(`the test config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
     let schema: Record<string, unknown>;
     try {
       schema = configJsonSchema(plugin.config);
@@ -397,7 +405,11 @@ const checks: Record<SinkCheck, CheckFn> = {
       for (let b = 0; b < 3; b++) {
         for (const e of expected) {
           const offsets = range(b * 5 + 1, b * 5 + 5);
-          await h.writeOk(sink, h.batch(e.station, e.partition, h.messages(e.station, e.partition, offsets)), `batch ${b + 1} of ${e.station}/${e.partition}`);
+          await h.writeOk(
+            sink,
+            h.batch(e.station, e.partition, h.messages(e.station, e.partition, offsets)),
+            `batch ${b + 1} of ${e.station}/${e.partition}`,
+          );
           e.offsets.push(...offsets);
         }
       }
@@ -421,10 +433,16 @@ const checks: Record<SinkCheck, CheckFn> = {
       // The aborted write is started last: a sink that keeps "the current write" in a field hands its
       // signal to the other two.
       const writes = [0, 2, 1].map((partition) =>
-        h.writeRaw(sink, h.batch(stationOf(partition), partition, h.messages(stationOf(partition), partition, range(1, 10))), partition === 1 ? ac.signal : undefined).then(
-          (results) => ({ results }),
-          (err: unknown) => ({ err }),
-        ),
+        h
+          .writeRaw(
+            sink,
+            h.batch(stationOf(partition), partition, h.messages(stationOf(partition), partition, range(1, 10))),
+            partition === 1 ? ac.signal : undefined,
+          )
+          .then(
+            (results) => ({ results }),
+            (err: unknown) => ({ err }),
+          ),
       );
       ac.abort(new Error('the kit aborted this write'));
       const answers = await Promise.all(writes);
@@ -432,10 +450,15 @@ const checks: Record<SinkCheck, CheckFn> = {
         const a = answers[i]!;
         if ('err' in a) {
           if (a.err instanceof CheckFailed) throw a.err;
-          fail(`partition ${partition}'s write threw ${describeError(a.err)} while a concurrent write of partition 1 was aborted; each write must keep its own signal`);
+          fail(
+            `partition ${partition}'s write threw ${describeError(a.err)} while a concurrent write of partition 1 was aborted; each write must keep its own signal`,
+          );
         }
         const bad = a.results.findIndex((r) => r.status !== 'ok');
-        if (bad >= 0) fail(`partition ${partition}: expected ok() for every message while partition 1's write was aborted, got ${JSON.stringify(a.results[bad])}`);
+        if (bad >= 0)
+          fail(
+            `partition ${partition}: expected ok() for every message while partition 1's write was aborted, got ${JSON.stringify(a.results[bad])}`,
+          );
       }
       const b = answers[2]!;
       if ('err' in b && b.err instanceof CheckFailed) throw b.err;
@@ -447,7 +470,10 @@ const checks: Record<SinkCheck, CheckFn> = {
 
   async 'dead-letter'(h) {
     const dl = h.options.deadLetter;
-    if (!dl) notApplicable('no deadLetter case given: pass a message the sink dead-letters (e.g. one its test config calls poison), or { notApplicable: reason }');
+    if (!dl)
+      notApplicable(
+        'no deadLetter case given: pass a message the sink dead-letters (e.g. one its test config calls poison), or { notApplicable: reason }',
+      );
     if ('notApplicable' in dl) notApplicable(dl.notApplicable);
     const station = h.station('dl');
     const poisonValue = typeof dl.value === 'string' ? new TextEncoder().encode(dl.value) : new Uint8Array(dl.value);
@@ -476,7 +502,9 @@ const checks: Record<SinkCheck, CheckFn> = {
     if (!/^[A-Z][A-Z0-9_]*$/.test(r2.code)) fail(`dead-letter code ${JSON.stringify(r2.code)} is not a stable UPPER_SNAKE code`);
     if (r2.reason.trim() === '') fail('dead-letter reason is empty');
     if (r1?.status !== 'ok' || r3?.status !== 'ok') {
-      fail(`the good messages around the poison got ${JSON.stringify([r1, r3])}, expected ok() for both (results are per message, in order)`);
+      fail(
+        `the good messages around the poison got ${JSON.stringify([r1, r3])}, expected ok() for both (results are per message, in order)`,
+      );
     }
     const detail = `[ok, deadLetter(${r2.code}), ok]`;
     if (h.options.readBack) {
@@ -492,7 +520,10 @@ const checks: Record<SinkCheck, CheckFn> = {
 
   async retry(h) {
     const rc = h.options.retry;
-    if (!rc) notApplicable('no retry case given: pass { breakDestination } and/or { config } that make the sink answer retry(), or { notApplicable: reason }');
+    if (!rc)
+      notApplicable(
+        'no retry case given: pass { breakDestination } and/or { config } that make the sink answer retry(), or { notApplicable: reason }',
+      );
     if ('notApplicable' in rc) notApplicable(rc.notApplicable);
     const station = h.station('retry');
     const batch = h.batch(station, 0, h.messages(station, 0, range(1, 5)));
@@ -505,7 +536,8 @@ const checks: Record<SinkCheck, CheckFn> = {
       try {
         const results = await h.writeRaw(broken, batch);
         const dl = results.find((r) => r.status === 'deadLetter');
-        if (dl) fail(`a message was dead-lettered while the destination was broken: ${JSON.stringify(dl)}; a transient failure must be retry()`);
+        if (dl)
+          fail(`a message was dead-lettered while the destination was broken: ${JSON.stringify(dl)}; a transient failure must be retry()`);
         for (const [i, r] of results.entries()) {
           if (r.status !== 'retry') continue;
           if (r.reason.trim() === '') fail('retry() reason is empty');
@@ -516,7 +548,9 @@ const checks: Record<SinkCheck, CheckFn> = {
       } catch (err) {
         if (err instanceof CheckFailed) throw err;
         if (!isRetryable(err)) {
-          fail(`write() threw a non-retryable error while the destination was broken: ${describeError(err)}; answer retry() or throw a retryable JunctionError`);
+          fail(
+            `write() threw a non-retryable error while the destination was broken: ${describeError(err)}; answer retry() or throw a retryable JunctionError`,
+          );
         }
         retried = [...batch.messages];
         how = `write() threw a retryable error (${describeError(err)})`;
@@ -549,7 +583,8 @@ const checks: Record<SinkCheck, CheckFn> = {
     } finally {
       await h.closeQuietly(sink);
     }
-    if (!h.options.readBack) notApplicable('both writes answered ok, but without readBack the destination cannot be checked for duplicates');
+    if (!h.options.readBack)
+      notApplicable('both writes answered ok, but without readBack the destination cannot be checked for duplicates');
     return `replay answered ok; ${await h.verify([{ station, partition: 0, offsets: range(1, 20) }])}`;
   },
 
@@ -575,7 +610,8 @@ const checks: Record<SinkCheck, CheckFn> = {
     } finally {
       await h.closeQuietly(sink);
     }
-    if (!h.options.readBack) notApplicable('every write answered ok, but without readBack the destination cannot be checked for duplicates');
+    if (!h.options.readBack)
+      notApplicable('every write answered ok, but without readBack the destination cannot be checked for duplicates');
     return `overlapping replays answered ok; ${await h.verify([{ station, partition: p, offsets: range(1, 20) }])}`;
   },
 
@@ -601,7 +637,11 @@ const checks: Record<SinkCheck, CheckFn> = {
 };
 
 /** Runs one check. */
-export async function runSinkCheck(options: SinkConformanceOptions, check: SinkCheck, harness = new Harness(options)): Promise<CheckResult> {
+export async function runSinkCheck(
+  options: SinkConformanceOptions,
+  check: SinkCheck,
+  harness = new Harness(options),
+): Promise<CheckResult> {
   return runCheck(check, () => checks[check](harness));
 }
 

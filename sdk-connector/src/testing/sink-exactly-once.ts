@@ -128,8 +128,10 @@ async function verify(h: Harness, expected: Expected[]): Promise<string> {
   }
   const unexpected = [...counts.keys()].filter((k) => !want.has(k) && stations.has(k.slice(0, k.indexOf('#'))));
   const list = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
-  if (missing.length > 0) fail(`the destination lacks ${missing.length} confirmed message(s) (station#incarnation/partition/offset): ${list(missing)}`);
-  if (duplicated.length > 0) fail(`exactlyOnce sink, but the destination holds ${duplicated.length} message(s) more than once: ${list(duplicated)}`);
+  if (missing.length > 0)
+    fail(`the destination lacks ${missing.length} confirmed message(s) (station#incarnation/partition/offset): ${list(missing)}`);
+  if (duplicated.length > 0)
+    fail(`exactlyOnce sink, but the destination holds ${duplicated.length} message(s) more than once: ${list(duplicated)}`);
   if (unexpected.length > 0) fail(`the destination holds message(s) never confirmed: ${list(unexpected)}`);
   return `destination holds each of ${want.size} message(s) ${h.exactlyOnce ? 'exactly once' : 'at least once'}`;
 }
@@ -142,7 +144,15 @@ function message(h: Harness, station: string, incarnation: number, partition: nu
   return { ...base, value: new TextEncoder().encode(JSON.stringify({ ...o, incarnation })) };
 }
 
-function write(h: Harness, sink: Sink, station: string, incarnation: number, partition: number, offsets: number[], what: string): Promise<void> {
+function write(
+  h: Harness,
+  sink: Sink,
+  station: string,
+  incarnation: number,
+  partition: number,
+  offsets: number[],
+  what: string,
+): Promise<void> {
   const messages = offsets.map((o) => message(h, station, incarnation, partition, o));
   const batch = { ...h.batch(station, partition, messages), stationId: incarnationId(h, station, incarnation) };
   return h.writeOk(sink, batch, what);
@@ -182,7 +192,10 @@ export const exactlyOnceChecks: Record<ExactlyOnceCheck, CheckFn> = {
 
   async 'late-write'(h) {
     const lw = h.options.lateWrite;
-    if (!lw) notApplicable('no lateWrite case given: pass { hold } that holds the sink\'s write requests at the destination until released, or { notApplicable: reason }');
+    if (!lw)
+      notApplicable(
+        "no lateWrite case given: pass { hold } that holds the sink's write requests at the destination until released, or { notApplicable: reason }",
+      );
     if ('notApplicable' in lw) notApplicable(lw.notApplicable);
     const config = lw.config ?? h.options.config;
     const station = h.station('late');
@@ -195,8 +208,13 @@ export const exactlyOnceChecks: Record<ExactlyOnceCheck, CheckFn> = {
     const deadWrite: Promise<unknown> = dead.write(first, { signal: ac.signal }).catch((err: unknown) => err);
     let released = false;
     try {
-      const got = await within(Promise.race([held.held().then(() => 'held' as const), deadWrite.then(() => 'answered' as const)]), h.timeoutMs, 'the held write');
-      if (got === 'answered') fail('the first write was answered before any of its requests was held: lateWrite.hold() does not catch this sink\'s writes');
+      const got = await within(
+        Promise.race([held.held().then(() => 'held' as const), deadWrite.then(() => 'answered' as const)]),
+        h.timeoutMs,
+        'the held write',
+      );
+      if (got === 'answered')
+        fail("the first write was answered before any of its requests was held: lateWrite.hold() does not catch this sink's writes");
       // The writer dies with its request in flight: nothing of it is used again.
       ac.abort(new Error('the kit killed this writer'));
       held.stop();
@@ -226,7 +244,8 @@ export const exactlyOnceChecks: Record<ExactlyOnceCheck, CheckFn> = {
       if (!released) await within(held.release(), h.timeoutMs, 'lateWrite release()').catch(() => undefined);
       await h.closeQuietly(dead);
     }
-    if (!h.options.readBack) notApplicable('every write answered ok, but without readBack the destination cannot be checked after the late write');
+    if (!h.options.readBack)
+      notApplicable('every write answered ok, but without readBack the destination cannot be checked after the late write');
     return `a write held across its writer's death and applied after the replay; ${await verify(h, [{ station, incarnation: 1, partition: p, offsets: range(1, 45) }])}`;
   },
 };

@@ -60,10 +60,21 @@ function isNotApplicable(v: unknown): v is NotApplicable {
 }
 
 /** A write whose answer is not inspected (its shape has checks of its own): did it throw, and what. */
-async function writeSettles(h: Harness, sink: Sink, station: string, signal: AbortSignal, ms: number, what: string): Promise<{ threw?: unknown }> {
+async function writeSettles(
+  h: Harness,
+  sink: Sink,
+  station: string,
+  signal: AbortSignal,
+  ms: number,
+  what: string,
+): Promise<{ threw?: unknown }> {
   const batch = h.batch(station, 0, h.messages(station, 0, [1, 2, 3]));
   try {
-    await within(Promise.resolve().then(() => sink.write(batch, { signal })), ms, what);
+    await within(
+      Promise.resolve().then(() => sink.write(batch, { signal })),
+      ms,
+      what,
+    );
     return {};
   } catch (err) {
     if (err instanceof CheckFailed) throw err;
@@ -76,14 +87,21 @@ type WedgeCheckFn = (h: Harness) => Promise<string>;
 export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
   async 'open-unusable'(h) {
     const uc = h.options.unusable;
-    if (!uc) notApplicable('no unusable case given: pass { unusable: { config } } with a config whose destination can never be used, or { notApplicable: reason }');
+    if (!uc)
+      notApplicable(
+        'no unusable case given: pass { unusable: { config } } with a config whose destination can never be used, or { notApplicable: reason }',
+      );
     if (isNotApplicable(uc)) notApplicable(uc.notApplicable);
     const classify = (err: unknown, where: string): string => {
       if (!isJunctionError(err) || !CODE_RE.test(err.code)) {
-        fail(`${where} failed with ${describeError(err)}: throw a JunctionError with a stable code (DESTINATION_UNUSABLE, CONFIG_INVALID, AUTH_FAILED, NOT_FOUND)`);
+        fail(
+          `${where} failed with ${describeError(err)}: throw a JunctionError with a stable code (DESTINATION_UNUSABLE, CONFIG_INVALID, AUTH_FAILED, NOT_FOUND)`,
+        );
       }
       if (isRetryable(err)) {
-        fail(`${where} failed with a retryable error (${describeError(err)}) for a destination that can never be used: the runtime would retry it for errors.retryTimeoutMs instead of failing the task`);
+        fail(
+          `${where} failed with a retryable error (${describeError(err)}) for a destination that can never be used: the runtime would retry it for errors.retryTimeoutMs instead of failing the task`,
+        );
       }
       return `${where} failed with ${err.code}, not retryable`;
     };
@@ -97,9 +115,18 @@ export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
     // A sink that connects lazily: its first write must fail the same way.
     try {
       const station = h.station('unusable');
-      const { threw } = await writeSettles(h, sink, station, new AbortController().signal, h.timeoutMs, 'write() against an unusable destination');
+      const { threw } = await writeSettles(
+        h,
+        sink,
+        station,
+        new AbortController().signal,
+        h.timeoutMs,
+        'write() against an unusable destination',
+      );
       if (threw === undefined) {
-        fail('open() resolved and a write() answered (ok or retry) although the destination can never be used: fail open(), or the first write, with a non-retryable coded error');
+        fail(
+          'open() resolved and a write() answered (ok or retry) although the destination can never be used: fail open(), or the first write, with a non-retryable coded error',
+        );
       }
       return classify(threw, 'the first write() (open() resolved)');
     } finally {
@@ -109,14 +136,17 @@ export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
 
   async 'open-unreachable'(h) {
     const rc = h.options.retry;
-    if (!rc || isNotApplicable(rc) || rc.config === undefined) notApplicable('no retry case with a config under which the destination is down (retry.config)');
+    if (!rc || isNotApplicable(rc) || rc.config === undefined)
+      notApplicable('no retry case with a config under which the destination is down (retry.config)');
     let sink: Sink | undefined;
     try {
       sink = await h.openRaw(rc.config);
     } catch (err) {
       if (err instanceof CheckFailed) throw err;
       if (!isRetryable(err)) {
-        fail(`open() failed with a non-retryable error while the destination is only down (${describeError(err)}): the runtime would fail the task for good; throw a retryable error (CONNECTION_FAILED, TIMEOUT) or connect lazily`);
+        fail(
+          `open() failed with a non-retryable error while the destination is only down (${describeError(err)}): the runtime would fail the task for good; throw a retryable error (CONNECTION_FAILED, TIMEOUT) or connect lazily`,
+        );
       }
       return `open() failed in time with a retryable error (${describeError(err)})`;
     } finally {
@@ -127,7 +157,10 @@ export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
 
   async 'write-stalled-abort'(h) {
     const stall = h.options.stall;
-    if (!stall) notApplicable('no stall given: pass { stall } that makes the destination accept requests and never answer, or { notApplicable: reason }');
+    if (!stall)
+      notApplicable(
+        'no stall given: pass { stall } that makes the destination accept requests and never answer, or { notApplicable: reason }',
+      );
     if (isNotApplicable(stall)) notApplicable(stall.notApplicable);
     const grace = h.options.abortGraceMs ?? 2000;
     const station = h.station('stall');
@@ -143,12 +176,17 @@ export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
       try {
         outcome = await writing;
       } catch (err) {
-        if (err instanceof CheckFailed) fail(`a write to a stalled destination did not settle within ${grace} ms of its signal aborting: honour the signal (pass it to fetch / the driver, or race it)`);
+        if (err instanceof CheckFailed)
+          fail(
+            `a write to a stalled destination did not settle within ${grace} ms of its signal aborting: honour the signal (pass it to fetch / the driver, or race it)`,
+          );
         throw err;
       } finally {
         clearTimeout(timer);
       }
-      return outcome.threw === undefined ? 'the aborted write resolved in time' : `the aborted write rejected in time (${describeError(outcome.threw)})`;
+      return outcome.threw === undefined
+        ? 'the aborted write resolved in time'
+        : `the aborted write rejected in time (${describeError(outcome.threw)})`;
     } finally {
       if (typeof heal === 'function') await within(heal(), h.timeoutMs, 'the function stall() returned').catch(() => undefined);
       await h.closeQuietly(sink);
@@ -181,11 +219,18 @@ export const wedgeChecks: Record<SinkWedgeCheck, WedgeCheckFn> = {
 
 /** Why a wedge check is known to be not applicable before it runs, or undefined. */
 export function wedgeCheckNotApplicable(options: SinkConformanceOptions, check: SinkWedgeCheck): string | undefined {
-  if (check === 'open-unusable') return options.unusable === undefined ? 'no unusable case given' : isNotApplicable(options.unusable) ? options.unusable.notApplicable : undefined;
-  if (check === 'write-stalled-abort') return options.stall === undefined ? 'no stall given' : isNotApplicable(options.stall) ? options.stall.notApplicable : undefined;
+  if (check === 'open-unusable')
+    return options.unusable === undefined
+      ? 'no unusable case given'
+      : isNotApplicable(options.unusable)
+        ? options.unusable.notApplicable
+        : undefined;
+  if (check === 'write-stalled-abort')
+    return options.stall === undefined ? 'no stall given' : isNotApplicable(options.stall) ? options.stall.notApplicable : undefined;
   const rc = options.retry;
   if (rc === undefined) return 'no retry case given';
   if (isNotApplicable(rc)) return rc.notApplicable;
-  if (check === 'open-unreachable' && rc.config === undefined) return 'no retry case with a config under which the destination is down (retry.config)';
+  if (check === 'open-unreachable' && rc.config === undefined)
+    return 'no retry case with a config under which the destination is down (retry.config)';
   return undefined;
 }

@@ -9,7 +9,16 @@ import type { JsonValue, Source, SourceBatch, SourceContext, SourceMessage } fro
 import { fakeContext } from './fake-context.js';
 import { type CheckResult, CheckFailed, cloneProblem, describeError, fail, notApplicable, runCheck, within } from './util.js';
 
-export const SOURCE_CHECKS = ['manifest', 'open-close', 'close-twice', 'check-connection', 'read-batches', 'abort', 'commit', 'resume'] as const;
+export const SOURCE_CHECKS = [
+  'manifest',
+  'open-close',
+  'close-twice',
+  'check-connection',
+  'read-batches',
+  'abort',
+  'commit',
+  'resume',
+] as const;
 export type SourceCheck = (typeof SOURCE_CHECKS)[number];
 
 export interface SourceConformanceOptions {
@@ -50,7 +59,13 @@ class Harness {
       if (err instanceof CheckFailed) throw err;
       fail(`open() threw ${describeError(err)}`);
     }
-    if (typeof source !== 'object' || source === null || typeof source.read !== 'function' || typeof source.commit !== 'function' || typeof source.close !== 'function') {
+    if (
+      typeof source !== 'object' ||
+      source === null ||
+      typeof source.read !== 'function' ||
+      typeof source.commit !== 'function' ||
+      typeof source.close !== 'function'
+    ) {
       fail('open() must resolve to an object with read(), commit() and close()');
     }
     return source;
@@ -91,7 +106,11 @@ class Harness {
       fail(`read() threw ${describeError(err)} after ${out.length} batch(es)`);
     } finally {
       ac.abort();
-      await within(Promise.resolve(iterator.return?.()).catch(() => undefined), this.timeoutMs, 'ending the read() iteration').catch(() => undefined);
+      await within(
+        Promise.resolve(iterator.return?.()).catch(() => undefined),
+        this.timeoutMs,
+        'ending the read() iteration',
+      ).catch(() => undefined);
     }
     if (out.length === 0) fail('read() ended without yielding a batch');
     return out;
@@ -111,7 +130,8 @@ function validateBatch(batch: unknown, index: number): asserts batch is SourceBa
   } catch (err) {
     fail(`${where}: position is not JSON-serializable (${describeError(err)})`);
   }
-  if (json === undefined || !isDeepStrictEqual(JSON.parse(json), b.position)) fail(`${where}: position does not survive a JSON round trip: ${String(json)}`);
+  if (json === undefined || !isDeepStrictEqual(JSON.parse(json), b.position))
+    fail(`${where}: position does not survive a JSON round trip: ${String(json)}`);
   const problem = cloneProblem(batch);
   if (problem) fail(`${where} cannot cross a worker thread (structured clone failed: ${problem})`);
 }
@@ -149,7 +169,8 @@ const checks: Record<SourceCheck, CheckFn> = {
     }
     if (plugin.kind !== 'source') fail(`kind is ${JSON.stringify(plugin.kind)}, expected "source"`);
     const parsed = validateConfig(plugin.config, h.options.config);
-    if (!parsed.success) fail(`the test config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      fail(`the test config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
     return `${plugin.manifest.name} ${plugin.manifest.version} (sdk ${plugin.manifest.sdk})`;
   },
 
@@ -272,7 +293,9 @@ const checks: Record<SourceCheck, CheckFn> = {
     if (n === 0) fail('no messages after resuming to compare');
     for (let i = 0; i < n; i++) {
       if (!sameMessage(expected[i] as SourceMessage, got[i] as SourceMessage)) {
-        fail(`after resuming from ${JSON.stringify(resumeFrom.position)}, message ${i} differs from the one first read after that position`);
+        fail(
+          `after resuming from ${JSON.stringify(resumeFrom.position)}, message ${i} differs from the one first read after that position`,
+        );
       }
     }
     return `resumed from ${JSON.stringify(resumeFrom.position)}: the next ${n} message(s) equal those first read after it`;

@@ -56,4 +56,3 @@ export function sourceConformanceSuite(api: TestApi, options: SourceConformanceO
     }
   });
 }
-

@@ -62,7 +62,8 @@ class Harness {
     if (!parsed.success) fail(`config does not parse: ${parsed.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
     try {
       const t = await within(this.o.plugin.open(parsed.config, this.o.context?.() ?? fakeContext()), this.timeoutMs, 'open()');
-      if (typeof t !== 'object' || t === null || typeof t.transform !== 'function') fail('open() must resolve to an object with transform()');
+      if (typeof t !== 'object' || t === null || typeof t.transform !== 'function')
+        fail('open() must resolve to an object with transform()');
       return t;
     } catch (err) {
       if (err instanceof CheckFailed) throw err;
@@ -92,7 +93,8 @@ class Harness {
   }
 }
 
-const plain = (o: TransformOutput): unknown => (o === null ? null : { value: [...o.value], key: o.key, headers: { ...o.headers }, timestamp: o.timestamp });
+const plain = (o: TransformOutput): unknown =>
+  o === null ? null : { value: [...o.value], key: o.key, headers: { ...o.headers }, timestamp: o.timestamp };
 
 async function check(name: TransformCheck, h: Harness): Promise<CheckResult> {
   return runCheck(name, async () => {

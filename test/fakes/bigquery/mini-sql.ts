@@ -80,17 +80,37 @@ function tokenize(sql: string, backslashEscapes = true): Tok[] {
   let i = 0;
   while (i < sql.length) {
     const c = sql[i] as string;
-    if (/\s/.test(c)) { i++; continue; }
-    if (c === '-' && sql[i + 1] === '-') { while (i < sql.length && sql[i] !== '\n') i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (c === '-' && sql[i + 1] === '-') {
+      while (i < sql.length && sql[i] !== '\n') i++;
+      continue;
+    }
     if (c === "'") {
       let s = '';
       i++;
       for (;;) {
         if (i >= sql.length) throw new SqlError('syntax', 'unterminated string literal');
         const d = sql[i] as string;
-        if (d === '\\' && backslashEscapes) { const n = sql[i + 1] ?? ''; s += n === 'n' ? '\n' : n === 't' ? '\t' : n === '0' ? '\0' : n; i += 2; continue; }
-        if (d === "'") { if (sql[i + 1] === "'") { s += "'"; i += 2; continue; } i++; break; }
-        s += d; i++;
+        if (d === '\\' && backslashEscapes) {
+          const n = sql[i + 1] ?? '';
+          s += n === 'n' ? '\n' : n === 't' ? '\t' : n === '0' ? '\0' : n;
+          i += 2;
+          continue;
+        }
+        if (d === "'") {
+          if (sql[i + 1] === "'") {
+            s += "'";
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        s += d;
+        i++;
       }
       out.push({ t: 'str', v: s });
       continue;
@@ -103,13 +123,20 @@ function tokenize(sql: string, backslashEscapes = true): Tok[] {
       i = end + 1;
       continue;
     }
-    if (/[0-9]/.test(c) || (c === '-' && /[0-9]/.test(sql[i + 1] ?? '') && !['num', 'id', 'qid', 'str'].includes(out.at(-1)?.t ?? '') && out.at(-1)?.v !== ')')) {
+    if (
+      /[0-9]/.test(c) ||
+      (c === '-' && /[0-9]/.test(sql[i + 1] ?? '') && !['num', 'id', 'qid', 'str'].includes(out.at(-1)?.t ?? '') && out.at(-1)?.v !== ')')
+    ) {
       const m = /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(sql.slice(i)) as RegExpExecArray;
       out.push({ t: 'num', v: m[0] });
       i += m[0].length;
       continue;
     }
-    if (c === '?') { out.push({ t: 'param', v: '?' }); i++; continue; }
+    if (c === '?') {
+      out.push({ t: 'param', v: '?' });
+      i++;
+      continue;
+    }
     if (c === '@') {
       const m = /^@([A-Za-z_][A-Za-z0-9_]*)/.exec(sql.slice(i)) as RegExpExecArray;
       out.push({ t: 'param', v: m[1] as string });
@@ -123,10 +150,22 @@ function tokenize(sql: string, backslashEscapes = true): Tok[] {
       continue;
     }
     // A qualified name (db.schema.table): keep only its last part.
-    if (c === '.' && (out.at(-1)?.t === 'qid' || out.at(-1)?.t === 'id')) { out.pop(); i++; continue; }
+    if (c === '.' && (out.at(-1)?.t === 'qid' || out.at(-1)?.t === 'id')) {
+      out.pop();
+      i++;
+      continue;
+    }
     const two = sql.slice(i, i + 2);
-    if (['>=', '<=', '<>', '!=', '::', '=>'].includes(two)) { out.push({ t: 'sym', v: two }); i += 2; continue; }
-    if ('(),*=<>;[]'.includes(c)) { out.push({ t: 'sym', v: c }); i++; continue; }
+    if (['>=', '<=', '<>', '!=', '::', '=>'].includes(two)) {
+      out.push({ t: 'sym', v: two });
+      i += 2;
+      continue;
+    }
+    if ('(),*=<>;[]'.includes(c)) {
+      out.push({ t: 'sym', v: c });
+      i++;
+      continue;
+    }
     throw new SqlError('syntax', `syntax error: unexpected '${c}'`);
   }
   return out;
@@ -142,64 +181,136 @@ type Expr =
 class Parser {
   private p = 0;
   private paramIndex = 0;
-  constructor(private readonly toks: Tok[], private readonly dialect: Dialect) {}
-  peek(k = 0): Tok | undefined { return this.toks[this.p + k]; }
-  isKw(w: string, k = 0): boolean { const t = this.peek(k); return t?.t === 'id' && t.v.toUpperCase() === w; }
-  kw(w: string): void { if (!this.isKw(w)) throw new SqlError('syntax', `syntax error: expected ${w} near '${this.peek()?.v ?? 'end'}'`); this.p++; }
-  sym(s: string): void { if (this.peek()?.v !== s || this.peek()?.t !== 'sym') throw new SqlError('syntax', `syntax error: expected '${s}' near '${this.peek()?.v ?? 'end'}'`); this.p++; }
-  isSym(s: string): boolean { return this.peek()?.t === 'sym' && this.peek()?.v === s; }
+  constructor(
+    private readonly toks: Tok[],
+    private readonly dialect: Dialect,
+  ) {}
+  peek(k = 0): Tok | undefined {
+    return this.toks[this.p + k];
+  }
+  isKw(w: string, k = 0): boolean {
+    const t = this.peek(k);
+    return t?.t === 'id' && t.v.toUpperCase() === w;
+  }
+  kw(w: string): void {
+    if (!this.isKw(w)) throw new SqlError('syntax', `syntax error: expected ${w} near '${this.peek()?.v ?? 'end'}'`);
+    this.p++;
+  }
+  sym(s: string): void {
+    if (this.peek()?.v !== s || this.peek()?.t !== 'sym')
+      throw new SqlError('syntax', `syntax error: expected '${s}' near '${this.peek()?.v ?? 'end'}'`);
+    this.p++;
+  }
+  isSym(s: string): boolean {
+    return this.peek()?.t === 'sym' && this.peek()?.v === s;
+  }
   ident(): string {
     const t = this.peek();
     if (!t || (t.t !== 'id' && t.t !== 'qid')) throw new SqlError('syntax', `syntax error: expected an identifier near '${t?.v ?? 'end'}'`);
     this.p++;
     return t.t === 'qid' ? t.v : this.dialect.foldIdentifier(t.v);
   }
-  done(): boolean { while (this.isSym(';')) this.p++; return this.p >= this.toks.length; }
+  done(): boolean {
+    while (this.isSym(';')) this.p++;
+    return this.p >= this.toks.length;
+  }
   expr(): Expr {
     const t = this.peek();
     if (!t) throw new SqlError('syntax', 'syntax error: unexpected end of statement');
-    if (t.t === 'str') { this.p++; return { e: 'lit', v: t.v }; }
-    if (t.t === 'num') { this.p++; return { e: 'lit', v: Number(t.v) }; }
-    if (t.t === 'param') { this.p++; return { e: 'param', name: t.v, index: this.paramIndex++ }; }
+    if (t.t === 'str') {
+      this.p++;
+      return { e: 'lit', v: t.v };
+    }
+    if (t.t === 'num') {
+      this.p++;
+      return { e: 'lit', v: Number(t.v) };
+    }
+    if (t.t === 'param') {
+      this.p++;
+      return { e: 'param', name: t.v, index: this.paramIndex++ };
+    }
     if (t.t === 'id') {
       const u = t.v.toUpperCase();
-      if (u === 'NULL') { this.p++; return { e: 'lit', v: null }; }
-      if (u === 'TRUE' || u === 'FALSE') { this.p++; return { e: 'lit', v: u === 'TRUE' }; }
-      if (u === 'PARSE_JSON') { this.p++; this.sym('('); const arg = this.expr(); this.sym(')'); return { e: 'parse_json', arg }; }
+      if (u === 'NULL') {
+        this.p++;
+        return { e: 'lit', v: null };
+      }
+      if (u === 'TRUE' || u === 'FALSE') {
+        this.p++;
+        return { e: 'lit', v: u === 'TRUE' };
+      }
+      if (u === 'PARSE_JSON') {
+        this.p++;
+        this.sym('(');
+        const arg = this.expr();
+        this.sym(')');
+        return { e: 'parse_json', arg };
+      }
       if (u === 'VALUE' && this.peek(1)?.v === '[') {
         this.p += 2;
-        const n = Number(this.peek()?.v); this.p++; this.sym(']');
+        const n = Number(this.peek()?.v);
+        this.p++;
+        this.sym(']');
         let cast: string | undefined;
-        if (this.isSym('::')) { this.p++; cast = this.typeName(); }
+        if (this.isSym('::')) {
+          this.p++;
+          cast = this.typeName();
+        }
         return { e: 'flat', index: n, ...(cast ? { cast } : {}) };
       }
     }
     const name = this.ident();
-    if (this.isSym('::')) { this.p++; return { e: 'col', name, cast: this.typeName() }; }
+    if (this.isSym('::')) {
+      this.p++;
+      return { e: 'col', name, cast: this.typeName() };
+    }
     return { e: 'col', name };
   }
   typeName(): string {
     let s = (this.peek()?.v ?? '').toUpperCase();
     this.p++;
-    if (this.isSym('(')) { const start = ++this.p; while (!this.isSym(')')) this.p++; s += `(${this.toks.slice(start, this.p).map((x) => x.v).join('')})`; this.p++; }
-    if (this.isKw('PRECISION')) { this.p++; s += ' PRECISION'; }
+    if (this.isSym('(')) {
+      const start = ++this.p;
+      while (!this.isSym(')')) this.p++;
+      s += `(${this.toks
+        .slice(start, this.p)
+        .map((x) => x.v)
+        .join('')})`;
+      this.p++;
+    }
+    if (this.isKw('PRECISION')) {
+      this.p++;
+      s += ' PRECISION';
+    }
     return s;
   }
 }
 
-export interface Params { positional: unknown[]; named: Record<string, unknown> }
+export interface Params {
+  positional: unknown[];
+  named: Record<string, unknown>;
+}
 
 /** A database: named tables, and the dialect's conversions. */
 export class MiniSql {
   readonly tables = new Map<string, Table>();
   constructor(readonly dialect: Dialect) {}
 
-  key(name: string): string { return name.toUpperCase(); }
-  table(name: string): Table | undefined { return this.tables.get(this.key(name)); }
+  key(name: string): string {
+    return name.toUpperCase();
+  }
+  table(name: string): Table | undefined {
+    return this.tables.get(this.key(name));
+  }
 
   createTable(name: string, columns: Omit<Column, 'kind'>[]): Table {
     const cols = columns.map((c) => {
-      const kind = this.dialect.kindOf(c.type.toUpperCase().replace(/\(.*\)/, '').trim());
+      const kind = this.dialect.kindOf(
+        c.type
+          .toUpperCase()
+          .replace(/\(.*\)/, '')
+          .trim(),
+      );
       if (!kind) throw new SqlError('syntax', `unsupported data type '${c.type}'`);
       return { ...c, kind };
     });
@@ -217,7 +328,14 @@ export class MiniSql {
     const bad = () => new SqlError('conversion', this.dialect.conversionError(value, column));
     switch (column.kind) {
       case 'int': {
-        const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+(\.0*)?\s*$/.test(value) ? Number(value) : typeof value === 'boolean' ? Number(value) : NaN;
+        const n =
+          typeof value === 'number'
+            ? value
+            : typeof value === 'string' && /^\s*-?\d+(\.0*)?\s*$/.test(value)
+              ? Number(value)
+              : typeof value === 'boolean'
+                ? Number(value)
+                : NaN;
         if (!Number.isFinite(n) || !Number.isInteger(n)) throw bad();
         return n;
       }
@@ -237,7 +355,16 @@ export class MiniSql {
       case 'timestamp': {
         // A zone as an hour alone ('+00', as Postgres and Firebolt write it) is '+00:00' to Date.parse.
         const text = typeof value === 'string' ? value.replace(/(:\d\d(?:\.\d+)?[+-]\d\d)$/, '$1:00') : value;
-        const ms = typeof text === 'number' ? text : typeof text === 'string' ? Date.parse(text.includes('T') || text.includes(' ') ? text.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1') + (/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? '' : 'Z') : text) : NaN;
+        const ms =
+          typeof text === 'number'
+            ? text
+            : typeof text === 'string'
+              ? Date.parse(
+                  text.includes('T') || text.includes(' ')
+                    ? text.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1') + (/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? '' : 'Z')
+                    : text,
+                )
+              : NaN;
         if (!Number.isFinite(ms)) throw bad();
         return ms;
       }
@@ -253,18 +380,27 @@ export class MiniSql {
     const ps = new Parser(toks, this.dialect);
     const val = (x: Expr, flatRow?: unknown[]): unknown => {
       switch (x.e) {
-        case 'lit': return x.v;
-        case 'param': return x.name === '?' ? params.positional[x.index] : params.named[x.name];
+        case 'lit':
+          return x.v;
+        case 'param':
+          return x.name === '?' ? params.positional[x.index] : params.named[x.name];
         case 'parse_json': {
           const s = val(x.arg, flatRow);
           if (s === null || s === undefined) return null;
-          try { return { json: JSON.parse(String(s)) }; } catch (err) { throw new SqlError('conversion', `Error parsing JSON: ${(err as Error).message}`); }
+          try {
+            return { json: JSON.parse(String(s)) };
+          } catch (err) {
+            throw new SqlError('conversion', `Error parsing JSON: ${(err as Error).message}`);
+          }
         }
-        case 'flat': return flatRow?.[x.index];
-        case 'col': throw new SqlError('syntax', `invalid identifier '${x.name}' in this position`);
+        case 'flat':
+          return flatRow?.[x.index];
+        case 'col':
+          throw new SqlError('syntax', `invalid identifier '${x.name}' in this position`);
       }
     };
-    if (ps.isKw('BEGIN') || ps.isKw('COMMIT') || ps.isKw('ROLLBACK') || ps.isKw('USE') || ps.isKw('SET')) return { columns: [], rows: [], statement: 'other' };
+    if (ps.isKw('BEGIN') || ps.isKw('COMMIT') || ps.isKw('ROLLBACK') || ps.isKw('USE') || ps.isKw('SET'))
+      return { columns: [], rows: [], statement: 'other' };
     if (ps.isKw('ALTER')) {
       ps.kw('ALTER');
       ps.kw('TABLE');
@@ -274,11 +410,20 @@ export class MiniSql {
       ps.kw('ADD');
       if (ps.isKw('COLUMN')) ps.kw('COLUMN');
       let ifNotExists = false;
-      if (ps.isKw('IF')) { ps.kw('IF'); ps.kw('NOT'); ps.kw('EXISTS'); ifNotExists = true; }
+      if (ps.isKw('IF')) {
+        ps.kw('IF');
+        ps.kw('NOT');
+        ps.kw('EXISTS');
+        ifNotExists = true;
+      }
       const cname = ps.ident();
       const type = ps.typeName();
       let notNull = false;
-      if (ps.isKw('NOT')) { ps.kw('NOT'); ps.kw('NULL'); notNull = true; } else if (ps.isKw('NULL')) ps.kw('NULL');
+      if (ps.isKw('NOT')) {
+        ps.kw('NOT');
+        ps.kw('NULL');
+        notNull = true;
+      } else if (ps.isKw('NULL')) ps.kw('NULL');
       if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
       if (t.columns.some((c) => c.name.toUpperCase() === cname.toUpperCase())) {
         if (ifNotExists) return { columns: [], rows: [], statement: 'ddl' };
@@ -304,7 +449,10 @@ export class MiniSql {
         if (ci < 0) throw new SqlError('not-found', `invalid identifier '${cname}'`);
         ps.sym('=');
         sets.push([ci, ps.expr()]);
-        if (ps.isSym(',')) { ps.sym(','); continue; }
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
         break;
       }
       const { preds, bounds } = this.where(ps, t, val);
@@ -320,7 +468,12 @@ export class MiniSql {
       ps.kw('CREATE');
       ps.kw('TABLE');
       let ifNotExists = false;
-      if (ps.isKw('IF')) { ps.kw('IF'); ps.kw('NOT'); ps.kw('EXISTS'); ifNotExists = true; }
+      if (ps.isKw('IF')) {
+        ps.kw('IF');
+        ps.kw('NOT');
+        ps.kw('EXISTS');
+        ifNotExists = true;
+      }
       const name = ps.ident();
       ps.sym('(');
       const cols: Omit<Column, 'kind'>[] = [];
@@ -328,9 +481,16 @@ export class MiniSql {
         const cname = ps.ident();
         const type = ps.typeName();
         let notNull = false;
-        if (ps.isKw('NOT')) { ps.kw('NOT'); ps.kw('NULL'); notNull = true; } else if (ps.isKw('NULL')) ps.kw('NULL');
+        if (ps.isKw('NOT')) {
+          ps.kw('NOT');
+          ps.kw('NULL');
+          notNull = true;
+        } else if (ps.isKw('NULL')) ps.kw('NULL');
         cols.push({ name: cname, type, notNull });
-        if (ps.isSym(',')) { ps.sym(','); continue; }
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
         ps.sym(')');
         break;
       }
@@ -349,7 +509,15 @@ export class MiniSql {
       if (!t) throw new SqlError('not-found', `Table '${name}' does not exist or not authorized.`);
       ps.sym('(');
       const colNames: string[] = [];
-      for (;;) { colNames.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+      for (;;) {
+        colNames.push(ps.ident());
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
+        ps.sym(')');
+        break;
+      }
       const idx = colNames.map((c) => {
         const i = t.columns.findIndex((tc) => tc.name.toUpperCase() === c.toUpperCase());
         if (i < 0) throw new SqlError('not-found', `invalid identifier '${c}'`);
@@ -359,8 +527,12 @@ export class MiniSql {
       const build = (values: unknown[]) => {
         const row: Cell[] = t.columns.map(() => null);
         const given = new Set(idx);
-        idx.forEach((ci, k) => { row[ci] = this.convert(values[k], t.columns[ci] as Column); });
-        t.columns.forEach((c, ci) => { if (!given.has(ci) && c.notNull) throw new SqlError('constraint', `NULL result in a non-nullable column '${c.name}'`); });
+        idx.forEach((ci, k) => {
+          row[ci] = this.convert(values[k], t.columns[ci] as Column);
+        });
+        t.columns.forEach((c, ci) => {
+          if (!given.has(ci) && c.notNull) throw new SqlError('constraint', `NULL result in a non-nullable column '${c.name}'`);
+        });
         newRows.push(row);
       };
       if (ps.isKw('VALUES')) {
@@ -368,15 +540,33 @@ export class MiniSql {
         for (;;) {
           ps.sym('(');
           const exprs: Expr[] = [];
-          for (;;) { exprs.push(ps.expr()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+          for (;;) {
+            exprs.push(ps.expr());
+            if (ps.isSym(',')) {
+              ps.sym(',');
+              continue;
+            }
+            ps.sym(')');
+            break;
+          }
           build(exprs.map((x) => val(x)));
-          if (ps.isSym(',')) { ps.sym(','); continue; }
+          if (ps.isSym(',')) {
+            ps.sym(',');
+            continue;
+          }
           break;
         }
       } else {
         ps.kw('SELECT');
         const exprs: Expr[] = [];
-        for (;;) { exprs.push(ps.expr()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
+        for (;;) {
+          exprs.push(ps.expr());
+          if (ps.isSym(',')) {
+            ps.sym(',');
+            continue;
+          }
+          break;
+        }
         ps.kw('FROM');
         if (ps.isSym('(')) {
           this.insertFromValues(ps, t, exprs, val, build);
@@ -384,10 +574,17 @@ export class MiniSql {
           t.rows.push(...newRows);
           return { columns: [], rows: [], inserted: newRows.length, statement: 'insert' };
         }
-        ps.kw('TABLE'); ps.sym('('); ps.kw('FLATTEN'); ps.sym('(');
-        if (ps.isKw('INPUT')) { ps.kw('INPUT'); ps.sym('=>'); }
+        ps.kw('TABLE');
+        ps.sym('(');
+        ps.kw('FLATTEN');
+        ps.sym('(');
+        if (ps.isKw('INPUT')) {
+          ps.kw('INPUT');
+          ps.sym('=>');
+        }
         const input = val(ps.expr()) as Cell;
-        ps.sym(')'); ps.sym(')');
+        ps.sym(')');
+        ps.sym(')');
         const arr = input && typeof input === 'object' && 'json' in input ? input.json : null;
         if (!Array.isArray(arr)) throw new SqlError('conversion', 'FLATTEN input is not an array');
         let excluded: ((r: unknown[]) => boolean) | undefined;
@@ -395,7 +592,9 @@ export class MiniSql {
           ps.kw('WHERE');
           const probe = ps.expr();
           if (probe.e !== 'flat') throw new SqlError('syntax', 'syntax error: expected VALUE[i] before NOT IN');
-          ps.kw('NOT'); ps.kw('IN'); ps.sym('(');
+          ps.kw('NOT');
+          ps.kw('IN');
+          ps.sym('(');
           const sub = this.select(ps, val);
           ps.sym(')');
           const held = new Set(sub.rows.map((r) => JSON.stringify(r[0] ?? null)));
@@ -409,16 +608,18 @@ export class MiniSql {
         }
         for (const r of arr) {
           if (excluded?.(r as unknown[])) continue;
-          build(exprs.map((x) => {
-            const v = val(x, r as unknown[]);
-            if (x.e === 'flat' && x.cast) {
-              const kind = this.dialect.kindOf(x.cast.replace(/\(.*\)/, '').trim());
-              if (!kind) throw new SqlError('syntax', `unsupported data type '${x.cast}'`);
-              if (kind === 'json') return { json: v };
-              return this.convert(v, { name: `VALUE[${x.index}]`, type: x.cast, kind, notNull: false });
-            }
-            return x.e === 'flat' ? { json: v } : v;
-          }));
+          build(
+            exprs.map((x) => {
+              const v = val(x, r as unknown[]);
+              if (x.e === 'flat' && x.cast) {
+                const kind = this.dialect.kindOf(x.cast.replace(/\(.*\)/, '').trim());
+                if (!kind) throw new SqlError('syntax', `unsupported data type '${x.cast}'`);
+                if (kind === 'json') return { json: v };
+                return this.convert(v, { name: `VALUE[${x.index}]`, type: x.cast, kind, notNull: false });
+              }
+              return x.e === 'flat' ? { json: v } : v;
+            }),
+          );
         }
       }
       if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
@@ -426,7 +627,8 @@ export class MiniSql {
       return { columns: [], rows: [], inserted: newRows.length, statement: 'insert' };
     }
     if (ps.isKw('SELECT')) {
-      if (ps.peek(1)?.t === 'num' && toks.length === 2) return { columns: [{ name: '1', kind: 'int', type: 'INT' }], rows: [[Number(toks[1]?.v)]], statement: 'select' };
+      if (ps.peek(1)?.t === 'num' && toks.length === 2)
+        return { columns: [{ name: '1', kind: 'int', type: 'INT' }], rows: [[Number(toks[1]?.v)]], statement: 'select' };
       const r = this.select(ps, val);
       if (!ps.done()) throw new SqlError('syntax', `syntax error near '${ps.peek()?.v}'`);
       return r;
@@ -439,7 +641,11 @@ export class MiniSql {
    * skipping blocks by their min / max, see scan). A parenthesized `(pred OR pred …)` is one predicate
    * that skips no block.
    */
-  private where(ps: Parser, t: Table, val: (x: Expr, flatRow?: unknown[]) => unknown): { preds: ((r: Cell[]) => boolean)[]; bounds: Bound[] } {
+  private where(
+    ps: Parser,
+    t: Table,
+    val: (x: Expr, flatRow?: unknown[]) => unknown,
+  ): { preds: ((r: Cell[]) => boolean)[]; bounds: Bound[] } {
     const col = (n: string) => {
       const i = t.columns.findIndex((c) => c.name.toUpperCase() === n.toUpperCase());
       if (i < 0) throw new SqlError('not-found', `invalid identifier '${n}'`);
@@ -459,13 +665,25 @@ export class MiniSql {
         return (r) => (r[ci] === null) !== not;
       }
       if (ps.isKw('BETWEEN')) {
-        ps.kw('BETWEEN'); const a = cv(ps.expr()); ps.kw('AND'); const b = cv(ps.expr());
+        ps.kw('BETWEEN');
+        const a = cv(ps.expr());
+        ps.kw('AND');
+        const b = cv(ps.expr());
         into?.push({ ci, lo: a, loInclusive: true, hi: b, hiInclusive: true });
         return (r) => r[ci] !== null && compare(r[ci], a) >= 0 && compare(r[ci], b) <= 0;
       }
-      const op = ps.peek()?.v as string; ps.p++;
+      const op = ps.peek()?.v as string;
+      ps.p++;
       const v = cv(ps.expr());
-      const f: Record<string, (n: number) => boolean> = { '=': (n) => n === 0, '<>': (n) => n !== 0, '!=': (n) => n !== 0, '<': (n) => n < 0, '<=': (n) => n <= 0, '>': (n) => n > 0, '>=': (n) => n >= 0 };
+      const f: Record<string, (n: number) => boolean> = {
+        '=': (n) => n === 0,
+        '<>': (n) => n !== 0,
+        '!=': (n) => n !== 0,
+        '<': (n) => n < 0,
+        '<=': (n) => n <= 0,
+        '>': (n) => n > 0,
+        '>=': (n) => n >= 0,
+      };
       const fn = f[op];
       if (!fn) throw new SqlError('syntax', `syntax error: unexpected '${op}'`);
       if (v === null) into?.push({ ci, empty: true });
@@ -480,13 +698,23 @@ export class MiniSql {
       if (ps.isSym('(')) {
         ps.sym('(');
         const any: ((r: Cell[]) => boolean)[] = [];
-        for (;;) { any.push(one(undefined)); if (ps.isKw('OR')) { ps.kw('OR'); continue; } break; }
+        for (;;) {
+          any.push(one(undefined));
+          if (ps.isKw('OR')) {
+            ps.kw('OR');
+            continue;
+          }
+          break;
+        }
         ps.sym(')');
         preds.push((r) => any.some((p) => p(r)));
       } else {
         preds.push(one(bounds));
       }
-      if (ps.isKw('AND')) { ps.kw('AND'); continue; }
+      if (ps.isKw('AND')) {
+        ps.kw('AND');
+        continue;
+      }
       break;
     }
     return { preds, bounds };
@@ -497,16 +725,33 @@ export class MiniSql {
    * with an optional `WHERE v.c[::TYPE] NOT IN (SELECT …)` anti-join evaluated against the table as it
    * is before this statement's rows land (one statement: all its rows or none).
    */
-  private insertFromValues(ps: Parser, t: Table, exprs: Expr[], val: (x: Expr, flatRow?: unknown[]) => unknown, build: (values: unknown[]) => void): void {
+  private insertFromValues(
+    ps: Parser,
+    t: Table,
+    exprs: Expr[],
+    val: (x: Expr, flatRow?: unknown[]) => unknown,
+    build: (values: unknown[]) => void,
+  ): void {
     ps.sym('(');
     ps.kw('VALUES');
     const tuples: unknown[][] = [];
     for (;;) {
       ps.sym('(');
       const row: unknown[] = [];
-      for (;;) { row.push(val(ps.expr())); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
+      for (;;) {
+        row.push(val(ps.expr()));
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
+        ps.sym(')');
+        break;
+      }
       tuples.push(row);
-      if (ps.isSym(',')) { ps.sym(','); continue; }
+      if (ps.isSym(',')) {
+        ps.sym(',');
+        continue;
+      }
       break;
     }
     ps.sym(')');
@@ -514,8 +759,17 @@ export class MiniSql {
     ps.ident();
     ps.sym('(');
     const names: string[] = [];
-    for (;;) { names.push(ps.ident().toUpperCase()); if (ps.isSym(',')) { ps.sym(','); continue; } ps.sym(')'); break; }
-    for (const r of tuples) if (r.length !== names.length) throw new SqlError('syntax', `VALUES list has ${r.length} values for ${names.length} columns`);
+    for (;;) {
+      names.push(ps.ident().toUpperCase());
+      if (ps.isSym(',')) {
+        ps.sym(',');
+        continue;
+      }
+      ps.sym(')');
+      break;
+    }
+    for (const r of tuples)
+      if (r.length !== names.length) throw new SqlError('syntax', `VALUES list has ${r.length} values for ${names.length} columns`);
     const at = (name: string) => {
       const i = names.indexOf(name.toUpperCase());
       if (i < 0) throw new SqlError('not-found', `invalid identifier '${name}'`);
@@ -534,7 +788,9 @@ export class MiniSql {
       ps.kw('WHERE');
       const probe = ps.expr();
       if (probe.e !== 'col') throw new SqlError('syntax', 'syntax error: expected a column of the VALUES list before NOT IN');
-      ps.kw('NOT'); ps.kw('IN'); ps.sym('(');
+      ps.kw('NOT');
+      ps.kw('IN');
+      ps.sym('(');
       const sub = this.select(ps, val);
       ps.sym(')');
       const held = new Set(sub.rows.map((r) => JSON.stringify(r[0] ?? null)));
@@ -552,8 +808,24 @@ export class MiniSql {
     let star = false;
     let count = false;
     const picks: string[] = [];
-    if (ps.isSym('*')) { ps.sym('*'); star = true; } else if (ps.isKw('COUNT')) { ps.kw('COUNT'); ps.sym('('); ps.sym('*'); ps.sym(')'); count = true; } else {
-      for (;;) { picks.push(ps.ident()); if (ps.isSym(',')) { ps.sym(','); continue; } break; }
+    if (ps.isSym('*')) {
+      ps.sym('*');
+      star = true;
+    } else if (ps.isKw('COUNT')) {
+      ps.kw('COUNT');
+      ps.sym('(');
+      ps.sym('*');
+      ps.sym(')');
+      count = true;
+    } else {
+      for (;;) {
+        picks.push(ps.ident());
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
+        break;
+      }
     }
     ps.kw('FROM');
     const name = ps.ident();
@@ -567,23 +839,45 @@ export class MiniSql {
     const { preds, bounds } = this.where(ps, t, val);
     let rows = scan(t, preds, bounds);
     if (ps.isKw('ORDER')) {
-      ps.kw('ORDER'); ps.kw('BY');
+      ps.kw('ORDER');
+      ps.kw('BY');
       const keys: [number, number][] = [];
       for (;;) {
         const ci = col(ps.ident());
         let dir = 1;
-        if (ps.isKw('ASC')) ps.kw('ASC'); else if (ps.isKw('DESC')) { ps.kw('DESC'); dir = -1; }
+        if (ps.isKw('ASC')) ps.kw('ASC');
+        else if (ps.isKw('DESC')) {
+          ps.kw('DESC');
+          dir = -1;
+        }
         keys.push([ci, dir]);
-        if (ps.isSym(',')) { ps.sym(','); continue; }
+        if (ps.isSym(',')) {
+          ps.sym(',');
+          continue;
+        }
         break;
       }
-      rows = [...rows].sort((a, b) => { for (const [ci, d] of keys) { const c = compare(a[ci] ?? null, b[ci] ?? null); if (c !== 0) return c * d; } return 0; });
+      rows = [...rows].sort((a, b) => {
+        for (const [ci, d] of keys) {
+          const c = compare(a[ci] ?? null, b[ci] ?? null);
+          if (c !== 0) return c * d;
+        }
+        return 0;
+      });
     }
-    if (ps.isKw('LIMIT')) { ps.kw('LIMIT'); rows = rows.slice(0, Number(ps.peek()?.v)); ps.p++; }
+    if (ps.isKw('LIMIT')) {
+      ps.kw('LIMIT');
+      rows = rows.slice(0, Number(ps.peek()?.v));
+      ps.p++;
+    }
     if (count) return { columns: [{ name: 'COUNT(*)', kind: 'int', type: 'INT' }], rows: [[rows.length]], statement: 'select' };
     const idxs = star ? t.columns.map((_, i) => i) : picks.map(col);
     return {
-      columns: idxs.map((i) => ({ name: (t.columns[i] as Column).name, kind: (t.columns[i] as Column).kind, type: (t.columns[i] as Column).type })),
+      columns: idxs.map((i) => ({
+        name: (t.columns[i] as Column).name,
+        kind: (t.columns[i] as Column).kind,
+        type: (t.columns[i] as Column).type,
+      })),
       rows: rows.map((r) => idxs.map((i) => r[i] ?? null)),
       statement: 'select',
     };

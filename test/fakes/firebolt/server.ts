@@ -33,9 +33,24 @@ import { MiniSql, SqlError, type Cell, type Column, type Dialect, type Kind } fr
 import { Holds, type HeldWrites } from '../hold.js';
 
 const KINDS: Record<string, Kind> = {
-  INT: 'int', INTEGER: 'int', BIGINT: 'int', LONG: 'int', DOUBLE: 'float', 'DOUBLE PRECISION': 'float', REAL: 'float', FLOAT: 'float',
-  TEXT: 'string', STRING: 'string', VARCHAR: 'string', BOOLEAN: 'bool', BOOL: 'bool', TIMESTAMP: 'timestamp', TIMESTAMPNTZ: 'timestamp',
-  TIMESTAMPTZ: 'timestamp', DATE: 'timestamp', BYTEA: 'string',
+  INT: 'int',
+  INTEGER: 'int',
+  BIGINT: 'int',
+  LONG: 'int',
+  DOUBLE: 'float',
+  'DOUBLE PRECISION': 'float',
+  REAL: 'float',
+  FLOAT: 'float',
+  TEXT: 'string',
+  STRING: 'string',
+  VARCHAR: 'string',
+  BOOLEAN: 'bool',
+  BOOL: 'bool',
+  TIMESTAMP: 'timestamp',
+  TIMESTAMPNTZ: 'timestamp',
+  TIMESTAMPTZ: 'timestamp',
+  DATE: 'timestamp',
+  BYTEA: 'string',
 };
 
 /** A column type as information_schema.columns.data_type (and query results) name it. */
@@ -49,7 +64,14 @@ function typeWord(type: string, kind: Kind): string {
   if (t === 'BYTEA') return 'bytea';
   return TYPE_WORDS[kind];
 }
-const TYPE_WORDS: Record<Kind, string> = { int: 'integer', float: 'double precision', string: 'text', bool: 'boolean', timestamp: 'timestamp', json: 'text' };
+const TYPE_WORDS: Record<Kind, string> = {
+  int: 'integer',
+  float: 'double precision',
+  string: 'text',
+  bool: 'boolean',
+  timestamp: 'timestamp',
+  json: 'text',
+};
 
 const dialect: Dialect = {
   kindOf: (t) => KINDS[t.toUpperCase()],
@@ -92,9 +114,12 @@ export class FakeFirebolt {
   url = '';
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) this.send(res, 500, { message: String(err) });
-    }));
+    this.server = createServer(
+      (req, res) =>
+        void this.handle(req, res).catch((err: unknown) => {
+          if (!res.headersSent) this.send(res, 500, { message: String(err) });
+        }),
+    );
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -104,24 +129,46 @@ export class FakeFirebolt {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
   /** The store of database `db`. */
-  get db(): MiniSql { return this.databases.get('db') as MiniSql; }
+  get db(): MiniSql {
+    return this.databases.get('db') as MiniSql;
+  }
   createDatabase(name: string): MiniSql {
     let s = this.databases.get(name.toLowerCase());
     if (!s) this.databases.set(name.toLowerCase(), (s = new MiniSql(dialect)));
     return s;
   }
-  fail(status: number, times = 1): void { for (let i = 0; i < times; i++) this.failures.push(status); }
-  slow(ms: number): void { this.delayMs = ms; }
-  expireTokens(): void { this.tokens.clear(); }
-  dropAfterCommit(): void { this.dropNext++; }
-  heal(): void { this.failures = []; this.delayMs = 0; this.dropNext = 0; }
+  fail(status: number, times = 1): void {
+    for (let i = 0; i < times; i++) this.failures.push(status);
+  }
+  slow(ms: number): void {
+    this.delayMs = ms;
+  }
+  expireTokens(): void {
+    this.tokens.clear();
+  }
+  dropAfterCommit(): void {
+    this.dropNext++;
+  }
+  heal(): void {
+    this.failures = [];
+    this.delayMs = 0;
+    this.dropNext = 0;
+  }
   private readonly holds = new Holds();
   /** Holds every INSERT from now on until `stop()`, applied at `release()` (a late write: see ../hold.ts). */
-  holdWrites(): HeldWrites { return this.holds.start(); }
+  holdWrites(): HeldWrites {
+    return this.holds.start();
+  }
 
-  private count(kind: string): void { this.counts[kind] = (this.counts[kind] ?? 0) + 1; }
+  private count(kind: string): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+  }
   private send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
-    if (body === undefined) { res.writeHead(status, headers); res.end(); return; }
+    if (body === undefined) {
+      res.writeHead(status, headers);
+      res.end();
+      return;
+    }
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   }
@@ -139,7 +186,11 @@ export class FakeFirebolt {
       const form = new URLSearchParams(body);
       const id = form.get('client_id') ?? '';
       if (form.get('grant_type') !== 'client_credentials' || this.clients.get(id) !== form.get('client_secret')) {
-        return this.send(res, 401, { error: 'access_denied', error_description: 'Unauthorized', message: 'Invalid client_id or client_secret' });
+        return this.send(res, 401, {
+          error: 'access_denied',
+          error_description: 'Unauthorized',
+          message: 'Invalid client_id or client_secret',
+        });
       }
       const token = `tok-${randomUUID()}`;
       this.tokens.add(token);
@@ -183,22 +234,50 @@ export class FakeFirebolt {
     if (use) {
       const [, what, name = ''] = use;
       if (what?.toUpperCase() === 'DATABASE') {
-        if (!this.databases.has(name.toLowerCase())) return this.sqlError(res, '3D000', 'InvalidCatalogName', `Database '${name}' does not exist or not authorized.`);
+        if (!this.databases.has(name.toLowerCase()))
+          return this.sqlError(res, '3D000', 'InvalidCatalogName', `Database '${name}' does not exist or not authorized.`);
         return this.send(res, 200, undefined, { 'Firebolt-Update-Parameters': `database=${name}` });
       }
-      if (!this.engines.has(name)) return this.sqlError(res, '42704', 'UndefinedObject', `Engine '${name}' does not exist or not authorized.`);
-      return this.send(res, 200, undefined, { 'Firebolt-Update-Endpoint': `${this.url}/engines/${encodeURIComponent(name)}?engine=${encodeURIComponent(name)}` });
+      if (!this.engines.has(name))
+        return this.sqlError(res, '42704', 'UndefinedObject', `Engine '${name}' does not exist or not authorized.`);
+      return this.send(res, 200, undefined, {
+        'Firebolt-Update-Endpoint': `${this.url}/engines/${encodeURIComponent(name)}?engine=${encodeURIComponent(name)}`,
+      });
     }
-    if (/^SELECT\s+1\s*;?$/i.test(sql)) return this.send(res, 200, { meta: [{ name: '?column?', type: 'integer' }], data: [[1]], rows: 1, statistics: { elapsed: 0, rows_read: 0, bytes_read: 0 } });
+    if (/^SELECT\s+1\s*;?$/i.test(sql))
+      return this.send(res, 200, {
+        meta: [{ name: '?column?', type: 'integer' }],
+        data: [[1]],
+        rows: 1,
+        statistics: { elapsed: 0, rows_read: 0, bytes_read: 0 },
+      });
     const dbName = url.searchParams.get('database');
     const store = dbName ? this.databases.get(dbName.toLowerCase()) : undefined;
-    if (!store) return this.sqlError(res, '3D000', 'InvalidCatalogName', dbName ? `Database '${dbName}' does not exist or not authorized.` : 'No database selected.');
-    const info = /^SELECT\s+column_name\s*,\s*data_type\s*,\s*is_nullable\s+FROM\s+information_schema\.columns\s+WHERE\s+table_name\s*=\s*'([^']*)'(?:\s+ORDER\s+BY\s+ordinal_position)?\s*;?$/i.exec(sql);
+    if (!store)
+      return this.sqlError(
+        res,
+        '3D000',
+        'InvalidCatalogName',
+        dbName ? `Database '${dbName}' does not exist or not authorized.` : 'No database selected.',
+      );
+    const info =
+      /^SELECT\s+column_name\s*,\s*data_type\s*,\s*is_nullable\s+FROM\s+information_schema\.columns\s+WHERE\s+table_name\s*=\s*'([^']*)'(?:\s+ORDER\s+BY\s+ordinal_position)?\s*;?$/i.exec(
+        sql,
+      );
     if (info) {
       // information_schema.columns: the table's columns in order, typed as Firebolt names them.
       const t = store.table(info[1]!);
       const data = (t?.columns ?? []).map((c) => [c.name, typeWord(c.type, c.kind), c.notNull ? 'NO' : 'YES']);
-      return this.send(res, 200, { meta: [{ name: 'column_name', type: 'text' }, { name: 'data_type', type: 'text' }, { name: 'is_nullable', type: 'text' }], data, rows: data.length, statistics: { elapsed: 0, rows_read: data.length, bytes_read: 0 } });
+      return this.send(res, 200, {
+        meta: [
+          { name: 'column_name', type: 'text' },
+          { name: 'data_type', type: 'text' },
+          { name: 'is_nullable', type: 'text' },
+        ],
+        data,
+        rows: data.length,
+        statistics: { elapsed: 0, rows_read: data.length, bytes_read: 0 },
+      });
     }
     try {
       const r = store.run(sql);
@@ -225,10 +304,12 @@ export class FakeFirebolt {
       };
       return this.send(res, 200, {
         meta: r.columns.map((c) => ({ name: c.name, type: c.name === 'COUNT(*)' ? 'bigint' : typeOf(c.name, c.kind, c.type) })),
-        data: r.rows.map((row) => row.map((c, i) => {
-          const col = r.columns[i] as { name: string; kind: Kind; type: string };
-          return fmt(c, col.kind, cols?.find((x) => x.name === col.name)?.type ?? col.type);
-        })),
+        data: r.rows.map((row) =>
+          row.map((c, i) => {
+            const col = r.columns[i] as { name: string; kind: Kind; type: string };
+            return fmt(c, col.kind, cols?.find((x) => x.name === col.name)?.type ?? col.type);
+          }),
+        ),
         rows: r.rows.length,
         statistics: { elapsed: 0.001, rows_read: r.rows.length, bytes_read: 0 },
       });

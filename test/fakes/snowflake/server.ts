@@ -31,10 +31,26 @@ import { MiniSql, SqlError, type Cell, type Dialect, type Kind } from '../bigque
 import { Holds, type HeldWrites } from '../hold.js';
 
 const KINDS: Record<string, Kind> = {
-  NUMBER: 'int', INT: 'int', INTEGER: 'int', BIGINT: 'int', FLOAT: 'float', DOUBLE: 'float', REAL: 'float',
-  VARCHAR: 'string', STRING: 'string', TEXT: 'string', BOOLEAN: 'bool', TIMESTAMP_NTZ: 'timestamp', TIMESTAMP: 'timestamp',
-  TIMESTAMP_TZ: 'timestamp', TIMESTAMP_LTZ: 'timestamp', DATE: 'timestamp', BINARY: 'string',
-  VARIANT: 'json', OBJECT: 'json', ARRAY: 'json',
+  NUMBER: 'int',
+  INT: 'int',
+  INTEGER: 'int',
+  BIGINT: 'int',
+  FLOAT: 'float',
+  DOUBLE: 'float',
+  REAL: 'float',
+  VARCHAR: 'string',
+  STRING: 'string',
+  TEXT: 'string',
+  BOOLEAN: 'bool',
+  TIMESTAMP_NTZ: 'timestamp',
+  TIMESTAMP: 'timestamp',
+  TIMESTAMP_TZ: 'timestamp',
+  TIMESTAMP_LTZ: 'timestamp',
+  DATE: 'timestamp',
+  BINARY: 'string',
+  VARIANT: 'json',
+  OBJECT: 'json',
+  ARRAY: 'json',
 };
 
 /** A column type as Snowflake's DESCRIBE TABLE shows it: synonyms resolved, default lengths and precisions spelt out. */
@@ -42,7 +58,8 @@ export function describedType(type: string): string {
   const t = type.toUpperCase().replace(/\s+/g, '');
   const base = t.replace(/\(.*\)/, '');
   if (['VARCHAR', 'STRING', 'TEXT'].includes(base)) return t.includes('(') ? t.replace(base, 'VARCHAR') : 'VARCHAR(16777216)';
-  if (['NUMBER', 'INT', 'INTEGER', 'BIGINT', 'DECIMAL', 'NUMERIC'].includes(base)) return t.includes('(') && base === 'NUMBER' ? t : 'NUMBER(38,0)';
+  if (['NUMBER', 'INT', 'INTEGER', 'BIGINT', 'DECIMAL', 'NUMERIC'].includes(base))
+    return t.includes('(') && base === 'NUMBER' ? t : 'NUMBER(38,0)';
   if (['FLOAT', 'DOUBLE', 'REAL', 'DOUBLEPRECISION'].includes(base)) return 'FLOAT';
   if (base === 'TIMESTAMP') return 'TIMESTAMP_NTZ(9)';
   if (base.startsWith('TIMESTAMP_')) return t.includes('(') ? t : `${base}(9)`;
@@ -89,30 +106,47 @@ export class FakeSnowflake {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
   /** The store of DB.PUBLIC. */
-  get db(): MiniSql { return this.schemas.get('DB.PUBLIC') as MiniSql; }
+  get db(): MiniSql {
+    return this.schemas.get('DB.PUBLIC') as MiniSql;
+  }
   createSchema(database: string, schema: string): MiniSql {
     const key = `${database}.${schema}`.toUpperCase();
     let s = this.schemas.get(key);
     if (!s) this.schemas.set(key, (s = new MiniSql(dialect)));
     return s;
   }
-  fail(status: number, times = 1): void { for (let i = 0; i < times; i++) this.failures.push(status); }
-  slow(ms: number): void { this.delayMs = ms; }
+  fail(status: number, times = 1): void {
+    for (let i = 0; i < times; i++) this.failures.push(status);
+  }
+  slow(ms: number): void {
+    this.delayMs = ms;
+  }
   expireSession(opts: { master?: boolean } = {}): void {
     this.expire++;
     if (opts.master) this.masters.clear();
   }
-  dropAfterCommit(): void { this.dropNext++; }
-  heal(): void { this.failures = []; this.delayMs = 0; this.expire = 0; this.dropNext = 0; }
+  dropAfterCommit(): void {
+    this.dropNext++;
+  }
+  heal(): void {
+    this.failures = [];
+    this.delayMs = 0;
+    this.expire = 0;
+    this.dropNext = 0;
+  }
   private readonly holds = new Holds();
   /** Holds every INSERT from now on until `stop()`, applied at `release()` (a late write: see ../hold.ts). */
-  holdWrites(): HeldWrites { return this.holds.start(); }
+  holdWrites(): HeldWrites {
+    return this.holds.start();
+  }
 
   private send(res: ServerResponse, body: unknown, status = 200): void {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   }
-  private ok(res: ServerResponse, data: unknown): void { this.send(res, { data, code: null, message: null, success: true }); }
+  private ok(res: ServerResponse, data: unknown): void {
+    this.send(res, { data, code: null, message: null, success: true });
+  }
   private err(res: ServerResponse, code: string, message: string, data: Record<string, unknown> = {}): void {
     this.send(res, { data: { ...data, errorCode: code }, code, message, success: false });
   }
@@ -130,12 +164,14 @@ export class FakeSnowflake {
     const token = /Snowflake Token="([^"]+)"/.exec(String(req.headers.authorization ?? ''))?.[1];
     if (op === '/session/v1/login-request') {
       const d = body.data as { LOGIN_NAME?: string; PASSWORD?: string };
-      if (this.users.get(d.LOGIN_NAME ?? '') !== d.PASSWORD) return this.err(res, '390100', 'Incorrect username or password was specified.');
+      if (this.users.get(d.LOGIN_NAME ?? '') !== d.PASSWORD)
+        return this.err(res, '390100', 'Incorrect username or password was specified.');
       return this.ok(res, this.newSession());
     }
     if (op === '/session/token-request') {
       const master = token;
-      if (!master || !this.masters.has(master)) return this.err(res, '390114', 'Authentication token has expired.  The user must authenticate again.');
+      if (!master || !this.masters.has(master))
+        return this.err(res, '390114', 'Authentication token has expired.  The user must authenticate again.');
       return this.ok(res, { sessionToken: this.issue(), validityInSecondsST: 3600, masterToken: master, validityInSecondsMT: 14400 });
     }
     if (op === '/session' && url.searchParams.get('delete') === 'true') return this.ok(res, null);
@@ -148,7 +184,11 @@ export class FakeSnowflake {
         return this.err(res, '390112', 'Your session has expired. Please login again.');
       }
       const status = this.failures.shift();
-      if (status !== undefined) { res.writeHead(status); res.end('Service Unavailable'); return; }
+      if (status !== undefined) {
+        res.writeHead(status);
+        res.end('Service Unavailable');
+        return;
+      }
       if (this.holds.holding && /^\s*INSERT\b/i.test(String(body.sqlText ?? ''))) {
         const applied = await this.holds.hold();
         // Its writer is gone: the statement runs, the answer goes nowhere.
@@ -161,11 +201,23 @@ export class FakeSnowflake {
     return this.send(res, { message: 'not found' }, 404);
   }
 
-  private issue(): string { const t = `tok-${randomUUID()}`; this.tokens.add(t); return t; }
+  private issue(): string {
+    const t = `tok-${randomUUID()}`;
+    this.tokens.add(t);
+    return t;
+  }
   private newSession(): unknown {
     const masterToken = `master-${randomUUID()}`;
     this.masters.add(masterToken);
-    return { token: this.issue(), masterToken, validityInSeconds: 3600, masterValidityInSeconds: 14400, sessionId: Date.now(), parameters: [], sessionInfo: { databaseName: 'DB', schemaName: 'PUBLIC', warehouseName: 'WH', roleName: 'R' } };
+    return {
+      token: this.issue(),
+      masterToken,
+      validityInSeconds: 3600,
+      masterValidityInSeconds: 14400,
+      sessionId: Date.now(),
+      parameters: [],
+      sessionInfo: { databaseName: 'DB', schemaName: 'PUBLIC', warehouseName: 'WH', roleName: 'R' },
+    };
   }
 
   /** The store a statement works on: its qualified names' database and schema, else the session's. */
@@ -174,7 +226,8 @@ export class FakeSnowflake {
     const m = new RegExp(`${ident}\\.${ident}\\.${ident}`).exec(sql);
     const db = m ? (m[1] ?? m[2]?.toUpperCase() ?? '') : 'DB';
     const schema = m ? (m[3] ?? m[4]?.toUpperCase() ?? '') : 'PUBLIC';
-    if (![...this.schemas.keys()].some((k) => k.startsWith(`${db}.`))) return { code: '002003', message: `SQL compilation error:\nDatabase '${db}' does not exist or not authorized.` };
+    if (![...this.schemas.keys()].some((k) => k.startsWith(`${db}.`)))
+      return { code: '002003', message: `SQL compilation error:\nDatabase '${db}' does not exist or not authorized.` };
     const store = this.schemas.get(`${db}.${schema}`);
     if (!store) return { code: '002003', message: `SQL compilation error:\nSchema '${db}.${schema}' does not exist or not authorized.` };
     return store;
@@ -184,23 +237,69 @@ export class FakeSnowflake {
     const sql = String(body.sqlText ?? '');
     this.statements.push(sql);
     const store = this.storeOf(sql);
-    if (!(store instanceof MiniSql)) return this.err(res, store.code, store.message, { sqlState: '02000', queryId: randomUUID(), type: 'COMPILATION' });
+    if (!(store instanceof MiniSql))
+      return this.err(res, store.code, store.message, { sqlState: '02000', queryId: randomUUID(), type: 'COMPILATION' });
     const describe = /^\s*DESC(?:RIBE)?\s+TABLE\s+(.+?)\s*;?\s*$/i.exec(sql);
     if (describe) {
       // DESCRIBE TABLE: one row per column — name, type (as Snowflake shows it), kind, null?, and the rest empty.
       const name = /(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*$/.exec(describe[1]!);
       const t = store.table(name?.[1] ?? name?.[2]?.toUpperCase() ?? '');
-      if (!t) return this.err(res, '002003', `SQL compilation error:\nTable '${describe[1]}' does not exist or not authorized.`, { sqlState: '42S02', queryId: randomUUID(), type: 'COMPILATION' });
-      const names = ['name', 'type', 'kind', 'null?', 'default', 'primary key', 'unique key', 'check', 'expression', 'comment', 'policy name', 'privacy domain'];
+      if (!t)
+        return this.err(res, '002003', `SQL compilation error:\nTable '${describe[1]}' does not exist or not authorized.`, {
+          sqlState: '42S02',
+          queryId: randomUUID(),
+          type: 'COMPILATION',
+        });
+      const names = [
+        'name',
+        'type',
+        'kind',
+        'null?',
+        'default',
+        'primary key',
+        'unique key',
+        'check',
+        'expression',
+        'comment',
+        'policy name',
+        'privacy domain',
+      ];
       return this.ok(res, {
-        queryId: randomUUID(), statementTypeId: 4096, queryResultFormat: 'json',
-        rowtype: names.map((n) => ({ name: n, type: 'text', nullable: true, scale: null, precision: null, length: 16777216, byteLength: 16777216 })),
-        rowset: t.columns.map((c) => [c.name, describedType(c.type), 'COLUMN', c.notNull ? 'N' : 'Y', null, 'N', 'N', null, null, null, null, null]),
-        total: t.columns.length, returned: t.columns.length, parameters: [],
+        queryId: randomUUID(),
+        statementTypeId: 4096,
+        queryResultFormat: 'json',
+        rowtype: names.map((n) => ({
+          name: n,
+          type: 'text',
+          nullable: true,
+          scale: null,
+          precision: null,
+          length: 16777216,
+          byteLength: 16777216,
+        })),
+        rowset: t.columns.map((c) => [
+          c.name,
+          describedType(c.type),
+          'COLUMN',
+          c.notNull ? 'N' : 'Y',
+          null,
+          'N',
+          'N',
+          null,
+          null,
+          null,
+          null,
+          null,
+        ]),
+        total: t.columns.length,
+        returned: t.columns.length,
+        parameters: [],
       });
     }
     const bindings = (body.bindings ?? {}) as Record<string, { type: string; value: unknown }>;
-    const positional = Object.keys(bindings).sort((a, b) => Number(a) - Number(b)).map((k) => bindings[k]?.value);
+    const positional = Object.keys(bindings)
+      .sort((a, b) => Number(a) - Number(b))
+      .map((k) => bindings[k]?.value);
     this.firstBindBytes.push(typeof positional[0] === 'string' ? Buffer.byteLength(positional[0]) : 0);
     const queryId = randomUUID();
     try {
@@ -211,7 +310,8 @@ export class FakeSnowflake {
         const snapshot = store.tables.get(/INTO\s+"?([A-Za-z0-9_]+)"?/i.exec(sql)?.[1]?.toUpperCase() ?? '')?.rows.length;
         let inserted = 0;
         try {
-          for (let i = 0; i < n; i++) inserted += store.run(sql, { positional: positional.map((p) => (Array.isArray(p) ? p[i] : p)), named: {} }).inserted ?? 0;
+          for (let i = 0; i < n; i++)
+            inserted += store.run(sql, { positional: positional.map((p) => (Array.isArray(p) ? p[i] : p)), named: {} }).inserted ?? 0;
         } catch (e) {
           const t = store.tables.get(/INTO\s+"?([A-Za-z0-9_]+)"?/i.exec(sql)?.[1]?.toUpperCase() ?? '');
           if (t && snapshot !== undefined) t.rows.length = snapshot;
@@ -227,7 +327,14 @@ export class FakeSnowflake {
         return;
       }
       if (r.statement === 'select') {
-        const types: Record<Kind, string> = { int: 'fixed', float: 'real', string: 'text', bool: 'boolean', timestamp: 'timestamp_ntz', json: 'variant' };
+        const types: Record<Kind, string> = {
+          int: 'fixed',
+          float: 'real',
+          string: 'text',
+          bool: 'boolean',
+          timestamp: 'timestamp_ntz',
+          json: 'variant',
+        };
         const fmt = (c: Cell, kind: Kind): string | null => {
           if (c === null) return null;
           if (typeof c === 'object') return JSON.stringify(c.json);
@@ -236,28 +343,70 @@ export class FakeSnowflake {
           return String(c);
         };
         return this.ok(res, {
-          queryId, statementTypeId: 4096, queryResultFormat: 'json',
-          rowtype: r.columns.map((c) => ({ name: c.name, type: types[c.kind], nullable: true, scale: c.kind === 'timestamp' ? 9 : 0, precision: c.kind === 'int' ? 38 : null, length: null, byteLength: null })),
+          queryId,
+          statementTypeId: 4096,
+          queryResultFormat: 'json',
+          rowtype: r.columns.map((c) => ({
+            name: c.name,
+            type: types[c.kind],
+            nullable: true,
+            scale: c.kind === 'timestamp' ? 9 : 0,
+            precision: c.kind === 'int' ? 38 : null,
+            length: null,
+            byteLength: null,
+          })),
           rowset: r.rows.map((row) => row.map((c, i) => fmt(c, (r.columns[i] as { kind: Kind }).kind))),
-          total: r.rows.length, returned: r.rows.length, parameters: [],
+          total: r.rows.length,
+          returned: r.rows.length,
+          parameters: [],
         });
       }
       const isInsert = r.statement === 'insert';
       if (r.statement === 'update') {
         return this.ok(res, {
-          queryId, statementTypeId: 0x3200, queryResultFormat: 'json',
-          rowtype: [{ name: 'number of rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 }, { name: 'number of multi-joined rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 }],
-          rowset: [[String(r.inserted ?? 0), '0']], total: 1, returned: 1, parameters: [],
+          queryId,
+          statementTypeId: 0x3200,
+          queryResultFormat: 'json',
+          rowtype: [
+            { name: 'number of rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 },
+            { name: 'number of multi-joined rows updated', type: 'fixed', nullable: false, scale: 0, precision: 19 },
+          ],
+          rowset: [[String(r.inserted ?? 0), '0']],
+          total: 1,
+          returned: 1,
+          parameters: [],
         });
       }
       return this.ok(res, {
-        queryId, statementTypeId: isInsert ? 12544 : r.statement === 'ddl' ? 24576 : 0x3000, queryResultFormat: 'json',
-        rowtype: [{ name: isInsert ? 'number of rows inserted' : 'status', type: isInsert ? 'fixed' : 'text', nullable: false, scale: 0, precision: 19 }],
-        rowset: [[isInsert ? String(r.inserted ?? 0) : 'Statement executed successfully.']], total: 1, returned: 1, parameters: [],
+        queryId,
+        statementTypeId: isInsert ? 12544 : r.statement === 'ddl' ? 24576 : 0x3000,
+        queryResultFormat: 'json',
+        rowtype: [
+          {
+            name: isInsert ? 'number of rows inserted' : 'status',
+            type: isInsert ? 'fixed' : 'text',
+            nullable: false,
+            scale: 0,
+            precision: 19,
+          },
+        ],
+        rowset: [[isInsert ? String(r.inserted ?? 0) : 'Statement executed successfully.']],
+        total: 1,
+        returned: 1,
+        parameters: [],
       });
     } catch (e) {
       if (e instanceof SqlError) {
-        const [code, sqlState] = e.kind === 'conversion' ? ['100038', '22018'] : e.kind === 'not-found' ? ['002003', '42S02'] : e.kind === 'constraint' ? ['100072', '22000'] : e.kind === 'exists' ? ['002002', '42710'] : ['001003', '42000'];
+        const [code, sqlState] =
+          e.kind === 'conversion'
+            ? ['100038', '22018']
+            : e.kind === 'not-found'
+              ? ['002003', '42S02']
+              : e.kind === 'constraint'
+                ? ['100072', '22000']
+                : e.kind === 'exists'
+                  ? ['002002', '42710']
+                  : ['001003', '42000'];
         return this.err(res, code as string, e.message, { sqlState, queryId, type: 'COMPILATION' });
       }
       return this.err(res, '000603', `SQL execution internal error: ${(e as Error).message}`, { sqlState: 'XX000', queryId });

@@ -58,7 +58,11 @@ function headers(extra?: Record<string, string>): Record<string, string> {
 
 async function refresh(): Promise<boolean> {
   if (!session) return false;
-  const res = await fetch('/v1/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refreshToken: session.refreshToken }) });
+  const res = await fetch('/v1/auth/refresh', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ refreshToken: session.refreshToken }),
+  });
   if (!res.ok) return false;
   const t = (await res.json()) as { token: string; refreshToken: string };
   setSession({ token: t.token, refreshToken: t.refreshToken });

@@ -57,7 +57,9 @@ export function App() {
   else if (parts[0] === 'schemas') page = <SchemasPage />;
   else if (parts[0] === 'users') page = <UsersPage />;
   else page = <OverviewPage />;
-  const nav = NAV.filter(([href]) => href !== '/users' || state.mode === 'user').filter(([href]) => href !== '/connectors' || state.mode === 'pending' || allows(state, 'connector', 'read'));
+  const nav = NAV.filter(([href]) => href !== '/users' || state.mode === 'user').filter(
+    ([href]) => href !== '/connectors' || state.mode === 'pending' || allows(state, 'connector', 'read'),
+  );
   return (
     <AuthContext.Provider value={state}>
       <div class="shell">

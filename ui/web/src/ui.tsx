@@ -79,7 +79,12 @@ export function ErrorBox(props: { error: ApiErrorBody | undefined }) {
 }
 
 /** Runs an async action, keeping its error and whether it runs. */
-export function useAction(): [(f: () => Promise<unknown>) => Promise<boolean>, ApiErrorBody | undefined, boolean, (e: ApiErrorBody | undefined) => void] {
+export function useAction(): [
+  (f: () => Promise<unknown>) => Promise<boolean>,
+  ApiErrorBody | undefined,
+  boolean,
+  (e: ApiErrorBody | undefined) => void,
+] {
   const [error, setError] = useState<ApiErrorBody | undefined>();
   const [busy, setBusy] = useState(false);
   const run = async (f: () => Promise<unknown>): Promise<boolean> => {
@@ -126,7 +131,12 @@ export function VirtualList<T>(props: {
     );
   }
   return (
-    <div class="vlist" style={{ height: `${props.height}px` }} onScroll={(e) => setTop((e.currentTarget as HTMLElement).scrollTop)} data-testid={props.testId}>
+    <div
+      class="vlist"
+      style={{ height: `${props.height}px` }}
+      onScroll={(e) => setTop((e.currentTarget as HTMLElement).scrollTop)}
+      data-testid={props.testId}
+    >
       <div style={{ height: `${props.total * props.rowHeight}px`, position: 'relative' }}>{rows}</div>
     </div>
   );
@@ -186,7 +196,9 @@ export function useHistory(max = 150): [number[][], (t: number, values: number[]
   const [data, setData] = useState<number[][]>([[]]);
   const push = (t: number, values: number[]) =>
     setData((d) => {
-      const next = [d[0] ?? [], ...values.map((_, i) => d[i + 1] ?? [])].map((col, i) => [...col, i === 0 ? t / 1000 : values[i - 1]!].slice(-max));
+      const next = [d[0] ?? [], ...values.map((_, i) => d[i + 1] ?? [])].map((col, i) =>
+        [...col, i === 0 ? t / 1000 : values[i - 1]!].slice(-max),
+      );
       return next;
     });
   return [data, push];

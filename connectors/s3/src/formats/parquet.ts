@@ -102,7 +102,8 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
   const { messages, values, fields } = input;
   if (input.codec === 'zstd') await loadZstd();
   const kinds = new Map<string, Kind>();
-  if (!input.columns) for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
+  if (!input.columns)
+    for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
   const schema: SchemaElement[] = [{ name: 'root', num_children: fields.length + (input.columns ? input.columns.length : kinds.size) }];
   for (const f of fields) {
     const name = PARQUET_META_COLUMNS[f];
@@ -116,7 +117,8 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     if (kind === 'boolean') schema.push({ name, type: 'BOOLEAN', repetition_type: 'OPTIONAL' });
     else if (kind === 'int') schema.push({ name, type: 'INT64', repetition_type: 'OPTIONAL' });
     else if (kind === 'double') schema.push({ name, type: 'DOUBLE', repetition_type: 'OPTIONAL' });
-    else if (kind === 'string' || kind === 'null') schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' });
+    else if (kind === 'string' || kind === 'null')
+      schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' });
     else schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'JSON', repetition_type: 'OPTIONAL' });
   }
   const level = input.level;
@@ -190,12 +192,24 @@ export function parquetSchemaOf(name: string, t: FieldType, depth: number): Sche
     case 'bytes':
       return [{ name, type: 'BYTE_ARRAY', repetition_type }];
     case 'timestamp':
-      return [{ name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' }, repetition_type }];
+      return [
+        {
+          name,
+          type: 'INT64',
+          converted_type: 'TIMESTAMP_MILLIS',
+          logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' },
+          repetition_type,
+        },
+      ];
     case 'date':
       return [{ name, type: 'INT32', converted_type: 'DATE', logical_type: { type: 'DATE' }, repetition_type }];
     case 'record':
-      if (t.fields.length === 0) return [{ name, type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' }, repetition_type }];
-      return [{ name, num_children: t.fields.length, repetition_type }, ...t.fields.flatMap((f) => parquetSchemaOf(f.name, f.type, depth + 1))];
+      if (t.fields.length === 0)
+        return [{ name, type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' }, repetition_type }];
+      return [
+        { name, num_children: t.fields.length, repetition_type },
+        ...t.fields.flatMap((f) => parquetSchemaOf(f.name, f.type, depth + 1)),
+      ];
     case 'array':
       return [
         { name, num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' }, repetition_type },

@@ -82,7 +82,12 @@ export class ChunkBuilder implements Collector {
   add(partition: number, rec: LogRecord, attempt: number, epoch: string): void {
     const v = rec.value;
     let c = this.cur;
-    if (c === undefined || c.partition !== partition || c.epoch !== epoch || (this.inPlace && (v.buffer !== c.buffer || v.byteOffset < c.end))) {
+    if (
+      c === undefined ||
+      c.partition !== partition ||
+      c.epoch !== epoch ||
+      (this.inPlace && (v.buffer !== c.buffer || v.byteOffset < c.end))
+    ) {
       this.flush();
       c = this.cur = {
         partition,

@@ -267,7 +267,8 @@ export class PartitionCursor {
     if (this.dead.size > 0) out.push({ op: JournalOp.DEAD, partition: p, offsets: [...this.dead] });
     if (this.next > this.floor) out.push({ op: JournalOp.DELIVER, partition: p, from: this.floor, to: this.next - 1 });
     if (this.settled.size > 0) out.push({ op: JournalOp.SETTLE, partition: p, offsets: [...this.settled] });
-    for (const [o, u] of this.exceptions) if (u.attempt > 1) out.push({ op: JournalOp.REDELIVER, partition: p, offset: o, attempt: u.attempt });
+    for (const [o, u] of this.exceptions)
+      if (u.attempt > 1) out.push({ op: JournalOp.REDELIVER, partition: p, offset: o, attempt: u.attempt });
     return out;
   }
 }

@@ -110,7 +110,9 @@ export class DedupRestorer {
     let covered = new Array<number>(P).fill(0);
     let from: 'snapshot' | 'scan' = 'scan';
     let detail: string | undefined;
-    const lost = st.logs.map((log) => log.corruptRanges.filter((c) => c.toOffset >= c.fromOffset).map((c) => [c.fromOffset, c.toOffset] as const));
+    const lost = st.logs.map((log) =>
+      log.corruptRanges.filter((c) => c.toOffset >= c.fromOffset).map((c) => [c.fromOffset, c.toOffset] as const),
+    );
     let droppedLost = 0;
     const keep = (p: number, offset: number, ts: number): boolean => {
       if (ts <= now - window) return false;
@@ -126,7 +128,12 @@ export class DedupRestorer {
       // Deltas go after the segments read; ids of lost messages must leave the file too: a full write then.
       this.file = droppedLost > 0 ? undefined : { bytes: snap.validBytes, entries: snap.entries };
       this.persisted = snap.index.appendedSlots;
-      if (snap.ignoredTail) st.dedupLog('info', { file: this.path, detail: snap.ignoredTail }, 'the end of the dedup snapshot was not used (an append a crash cut short): the log after it is replayed');
+      if (snap.ignoredTail)
+        st.dedupLog(
+          'info',
+          { file: this.path, detail: snap.ignoredTail },
+          'the end of the dedup snapshot was not used (an append a crash cut short): the log after it is replayed',
+        );
       const short = covered.flatMap((c, p) => (c > st.openedEnd[p]! ? [p] : []));
       if (short.length > 0) {
         detail = `the log of partition${short.length > 1 ? 's' : ''} ${short.join(', ')} ends before what the snapshot covered: ids of messages not in the log were dropped`;
@@ -134,7 +141,12 @@ export class DedupRestorer {
       }
     } else {
       detail = `no usable snapshot (${snap.problem}): read the log inside the window`;
-      if (!snap.missing) st.dedupLog('warn', { file: this.path, problem: snap.problem }, 'the dedup snapshot is damaged: rebuilding the dedup index from the log');
+      if (!snap.missing)
+        st.dedupLog(
+          'warn',
+          { file: this.path, problem: snap.problem },
+          'the dedup snapshot is damaged: rebuilding the dedup index from the log',
+        );
     }
     const { read, remembered } = await this.replay(now, covered);
     // Closed while reading: the index lacks the rest, so it stays incomplete (and is never snapshotted).
@@ -144,7 +156,18 @@ export class DedupRestorer {
     this.addedSince = remembered;
     // Quiet for the many stations with nothing to restore (one line each would flood a large broker's start).
     if (read > 0 || ('index' in snap && snap.entries > 0)) {
-      st.dedupLog('info', { from, recordsRead: read, ids: st.dedup.size, ms: this.restored.ms, ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }), ...(detail !== undefined && { detail }) }, 'dedup index restored');
+      st.dedupLog(
+        'info',
+        {
+          from,
+          recordsRead: read,
+          ids: st.dedup.size,
+          ms: this.restored.ms,
+          ...('index' in snap && { snapshotEntries: snap.entries, kept: snap.kept }),
+          ...(detail !== undefined && { detail }),
+        },
+        'dedup index restored',
+      );
     }
     // The next start should not read all that again (a crash loop would).
     if (remembered >= SNAPSHOT_MIN_IDS || (from === 'scan' && remembered > 0) || droppedLost > 0) this.snapshot();
@@ -238,7 +261,8 @@ export class DedupRestorer {
     if (this.writing) return;
     const w = this.write().then(
       () => {},
-      (err: unknown) => this.st.dedupLog('error', { err, file: this.path }, 'could not write the dedup snapshot; a restart will read more of the log'),
+      (err: unknown) =>
+        this.st.dedupLog('error', { err, file: this.path }, 'could not write the dedup snapshot; a restart will read more of the log'),
     );
     this.writing = w;
     void w.finally(() => {
@@ -296,7 +320,11 @@ export class DedupRestorer {
     try {
       await this.write();
     } catch (err) {
-      st.dedupLog('error', { err, file: this.path }, 'could not write the dedup snapshot at close; the next start will read more of the log');
+      st.dedupLog(
+        'error',
+        { err, file: this.path },
+        'could not write the dedup snapshot at close; the next start will read more of the log',
+      );
     }
   }
 }

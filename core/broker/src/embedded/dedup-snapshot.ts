@@ -110,7 +110,13 @@ export function cutView(view: DedupView, hw: readonly number[]): SnapshotCut {
 }
 
 /** Writes a full snapshot (atomically: temporary file, fsync, rename). Returns its bytes and entries. */
-export async function writeDedupSnapshot(path: string, key: Buffer, what: SnapshotCut, sync: boolean, now = Date.now()): Promise<{ bytes: number; entries: number }> {
+export async function writeDedupSnapshot(
+  path: string,
+  key: Buffer,
+  what: SnapshotCut,
+  sync: boolean,
+  now = Date.now(),
+): Promise<{ bytes: number; entries: number }> {
   if (!LITTLE_ENDIAN) throw new Error('dedup snapshots are written on little-endian hosts only');
   // One name: a station writes one snapshot at a time, and what a crash leaves is overwritten by the next.
   const tmp = `${path}.tmp`;
@@ -134,7 +140,14 @@ export async function writeDedupSnapshot(path: string, key: Buffer, what: Snapsh
  * Appends a delta segment at byte `at` (the end of the file's last whole segment) and cuts the file
  * there. Returns its bytes and entries.
  */
-export async function appendDedupDelta(path: string, at: number, key: Buffer, what: SnapshotCut, sync: boolean, now = Date.now()): Promise<{ bytes: number; entries: number }> {
+export async function appendDedupDelta(
+  path: string,
+  at: number,
+  key: Buffer,
+  what: SnapshotCut,
+  sync: boolean,
+  now = Date.now(),
+): Promise<{ bytes: number; entries: number }> {
   if (!LITTLE_ENDIAN) throw new Error('dedup snapshots are written on little-endian hosts only');
   const fh = await open(path, 'r+');
   try {
@@ -147,13 +160,21 @@ export async function appendDedupDelta(path: string, at: number, key: Buffer, wh
   }
 }
 
-async function writeSegment(fh: FileHandle, start: number, kind: number, key: Buffer, what: SnapshotCut, sync: boolean, now: number): Promise<{ bytes: number; entries: number }> {
+async function writeSegment(
+  fh: FileHandle,
+  start: number,
+  kind: number,
+  key: Buffer,
+  what: SnapshotCut,
+  sync: boolean,
+  now: number,
+): Promise<{ bytes: number; entries: number }> {
   const hash = createHash('sha256');
   let pos = start;
   let unsynced = 0;
   const put = async (buf: Buffer, hashed = true) => {
     if (hashed) hash.update(buf);
-    for (let at = 0; at < buf.length; ) {
+    for (let at = 0; at < buf.length;) {
       const { bytesWritten } = await fh.write(buf, at, buf.length - at, pos + at);
       at += bytesWritten;
     }
@@ -275,13 +296,30 @@ export async function readDedupSnapshot(
       const seg = await readSegment(fh, pos, size, partitions, block, index?.key, segments === 0 ? maxIds : undefined, keep);
       if ('problem' in seg) {
         if (segments === 0) return { problem: seg.problem, missing: false };
-        return { index: index!, covered, entries, kept, segments, validBytes: pos, ignoredTail: `a segment at byte ${pos} was ${seg.problem}` };
+        return {
+          index: index!,
+          covered,
+          entries,
+          kept,
+          segments,
+          validBytes: pos,
+          ignoredTail: `a segment at byte ${pos} was ${seg.problem}`,
+        };
       }
       if (segments === 0) {
         if (seg.kind !== FULL) return { problem: 'it does not start with a full segment', missing: false };
         index = seg.index!;
       } else {
-        if (seg.kind !== DELTA) return { index: index!, covered, entries, kept, segments, validBytes: pos, ignoredTail: `a full segment at byte ${pos} follows the first` };
+        if (seg.kind !== DELTA)
+          return {
+            index: index!,
+            covered,
+            entries,
+            kept,
+            segments,
+            validBytes: pos,
+            ignoredTail: `a full segment at byte ${pos} follows the first`,
+          };
         for (const b of seg.buffered!) kept += apply(b.buf, b.n, partitions, keep, index!);
       }
       kept += seg.kept;
@@ -308,7 +346,13 @@ interface Buffered {
 }
 
 /** Remembers a block's entries that `keep` accepts; returns how many. Values that are not what was written are skipped (the checksum names them). */
-function apply(buf: ArrayBuffer, n: number, P: number, keep: (partition: number, offset: number, timestamp: number) => boolean, index: DedupIndex): number {
+function apply(
+  buf: ArrayBuffer,
+  n: number,
+  P: number,
+  keep: (partition: number, offset: number, timestamp: number) => boolean,
+  index: DedupIndex,
+): number {
   const c = columns(buf, n);
   let kept = 0;
   for (let i = 0; i < n; i++) {
@@ -323,7 +367,6 @@ function apply(buf: ArrayBuffer, n: number, P: number, keep: (partition: number,
   return kept;
 }
 
-
 /**
  * One segment at `pos`. The first (`maxIds` given) is remembered into a new index as it is read; a
  * delta's entries are returned in `buffered`, to apply once its checksum matched.
@@ -337,7 +380,10 @@ async function readSegment(
   key: Buffer | undefined,
   maxIds: number | undefined,
   keep: (partition: number, offset: number, timestamp: number) => boolean,
-): Promise<{ kind: number; index?: DedupIndex; buffered?: Buffered[]; covered: number[]; entries: number; kept: number; end: number } | { problem: string }> {
+): Promise<
+  | { kind: number; index?: DedupIndex; buffered?: Buffered[]; covered: number[]; entries: number; kept: number; end: number }
+  | { problem: string }
+> {
   if (pos + FIXED_HEADER + TRAILER > size) return { problem: `truncated (${size - pos} bytes)` };
   const fixed = await readExactly(fh, Buffer.alloc(FIXED_HEADER), FIXED_HEADER, pos);
   if (fixed.readUInt32LE(0) !== MAGIC) return { problem: 'not a dedup snapshot (bad magic)' };
@@ -368,7 +414,8 @@ async function readSegment(
     const head = await readExactly(fh, blockBuf, 8, pos);
     const n = head.readUInt32LE(0);
     if (n === 0) break;
-    if (n > BLOCK_ENTRIES || head.readUInt32LE(4) !== 0 || pos + blockBytes(n) + TRAILER > size) return { problem: `damaged (a block at byte ${pos})` };
+    if (n > BLOCK_ENTRIES || head.readUInt32LE(4) !== 0 || pos + blockBytes(n) + TRAILER > size)
+      return { problem: `damaged (a block at byte ${pos})` };
     await readExactly(fh, blockBuf, blockBytes(n), pos);
     hash.update(blockBuf.subarray(0, blockBytes(n)));
     // A bad value here is damage the checksum will name; it is never stored meanwhile (apply skips it).

@@ -217,7 +217,8 @@ export class DedupIndex {
       if (c.base + c.ts[this.headPos]! > limit) break;
       this.popHead(false);
     }
-    if (this.table.length > MIN_TABLE && this.live * 8 < this.table.length) this.resize(Math.max(MIN_TABLE, nextPow2(Math.ceil((this.live * 8) / 3))));
+    if (this.table.length > MIN_TABLE && this.live * 8 < this.table.length)
+      this.resize(Math.max(MIN_TABLE, nextPow2(Math.ceil((this.live * 8) / 3))));
   }
 
   /** Sizes the table for `n` ids at once (a restore that knows how many come: no rehash on the way). */

@@ -137,7 +137,12 @@ export class GroupRt {
    * Reopens a group from its directory; a torn or damaged journal tail is cut off (`damaged`). A missing
    * journal (`missing`) leaves the group at the first retained offsets.
    */
-  static async load(name: string, meta: GroupMeta, host: GroupHost, dir: string): Promise<{ group: GroupRt; damaged: boolean; missing: boolean }> {
+  static async load(
+    name: string,
+    meta: GroupMeta,
+    host: GroupHost,
+    dir: string,
+  ): Promise<{ group: GroupRt; damaged: boolean; missing: boolean }> {
     let missing = false;
     const buf = await readFile(join(dir, 'journal')).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
@@ -273,12 +278,18 @@ export class GroupRt {
     if (woke) this.host.notify();
   }
 
-  private async moveToDls(items: { partition: number; offset: number; attempts: number }[], code: string, reason: string, headers?: Record<string, string>): Promise<void> {
+  private async moveToDls(
+    items: { partition: number; offset: number; attempts: number }[],
+    code: string,
+    reason: string,
+    headers?: Record<string, string>,
+  ): Promise<void> {
     const batch: DeadLetterItem[] = [];
     const gone: { partition: number; offset: number }[] = [];
     for (const it of items) {
       const [rec] = await this.host.read(it.partition, it.offset, 1, 1);
-      if (rec && rec.offset === it.offset) batch.push({ record: rec, partition: it.partition, attempts: it.attempts, code, reason, headers });
+      if (rec && rec.offset === it.offset)
+        batch.push({ record: rec, partition: it.partition, attempts: it.attempts, code, reason, headers });
       else gone.push(it);
     }
     try {
@@ -413,7 +424,10 @@ export class GroupRt {
           // what survived). The group moves past it now rather than counting it as lag until a new message.
           c.deliverRange(from, end - 1, true);
           for (let o = from; o < end; o++) c.settle(o);
-          entries.push({ op: JournalOp.DELIVER, partition: c.partition, from, to: end - 1 }, { op: JournalOp.SETTLE_RANGE, partition: c.partition, from, to: end - 1 });
+          entries.push(
+            { op: JournalOp.DELIVER, partition: c.partition, from, to: end - 1 },
+            { op: JournalOp.SETTLE_RANGE, partition: c.partition, from, to: end - 1 },
+          );
           continue;
         }
         let to = from - 1;
@@ -568,7 +582,15 @@ export class GroupRt {
       }
       if (delayMs > 0) {
         u.due = now + delayMs;
-        this.timers.push({ due: u.due, partition: d.partition, from: d.offset, to: d.offset, inflight: false, range: false, epoch: c.epoch });
+        this.timers.push({
+          due: u.due,
+          partition: d.partition,
+          from: d.offset,
+          to: d.offset,
+          inflight: false,
+          range: false,
+          epoch: c.epoch,
+        });
       } else {
         u.due = 0;
         c.ready.push(d.offset);
@@ -585,7 +607,12 @@ export class GroupRt {
    * message already dead-lettered (idempotent); `acked` for one already acked; `stale` for an id of
    * another epoch; `unknown` for an attempt never handed out.
    */
-  async deadLetter(ids: readonly string[], reason: string, code = 'CONSUMER_DEAD_LETTER', headers?: Record<string, string>): Promise<SettleOutcome[]> {
+  async deadLetter(
+    ids: readonly string[],
+    reason: string,
+    code = 'CONSUMER_DEAD_LETTER',
+    headers?: Record<string, string>,
+  ): Promise<SettleOutcome[]> {
     const out: SettleOutcome[] = [];
     const items: { partition: number; offset: number; attempts: number }[] = [];
     for (const id of ids) {
@@ -630,7 +657,10 @@ export class GroupRt {
         c.seek(t.offset);
         // A new epoch: ids handed out before the seek no longer settle anything.
         c.setToken(newToken(c.token));
-        entries.push({ op: JournalOp.SEEK, partition: t.partition, offset: t.offset }, { op: JournalOp.EPOCH, partition: t.partition, epoch: c.token });
+        entries.push(
+          { op: JournalOp.SEEK, partition: t.partition, offset: t.offset },
+          { op: JournalOp.EPOCH, partition: t.partition, epoch: c.token },
+        );
       }
       await this.journal(entries, true);
       this.host.notify();
@@ -710,7 +740,7 @@ export class GroupRt {
 function journalSettled(partition: number, offsets: readonly number[]): JournalEntry[] {
   const entries: JournalEntry[] = [];
   const stray: number[] = [];
-  for (let i = 0; i < offsets.length; ) {
+  for (let i = 0; i < offsets.length;) {
     let j = i + 1;
     while (j < offsets.length && offsets[j] === offsets[j - 1]! + 1) j++;
     if (j - i >= 3) entries.push({ op: JournalOp.SETTLE_RANGE, partition, from: offsets[i]!, to: offsets[j - 1]! });

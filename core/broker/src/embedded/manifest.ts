@@ -53,7 +53,14 @@ export async function writeManifest(dataDir: string, stations: Iterable<Manifest
       ci,
       s.meta.deadLetterOf ?? null,
       s.hasGroups,
-      s.partitions.map((p) => [p.firstOffset, p.nextOffset, p.count, p.bytes, p.msgIds ? 1 : 0, p.firstTimestamp !== null && Number.isFinite(p.firstTimestamp) ? p.firstTimestamp : null]),
+      s.partitions.map((p) => [
+        p.firstOffset,
+        p.nextOffset,
+        p.count,
+        p.bytes,
+        p.msgIds ? 1 : 0,
+        p.firstTimestamp !== null && Number.isFinite(p.firstTimestamp) ? p.firstTimestamp : null,
+      ]),
     ]);
   }
   const body = JSON.stringify({ configs, stations: rows });
@@ -86,14 +93,33 @@ export async function takeManifest(dataDir: string): Promise<Map<string, Manifes
     for (const r of stations) {
       const [name, id, createdAt, ci, deadLetterOf, hasGroups, parts] = r;
       const config = configs[ci];
-      if (typeof name !== 'string' || typeof id !== 'string' || typeof createdAt !== 'number' || !config || !Array.isArray(parts) || parts.length !== config.partitions) return undefined;
+      if (
+        typeof name !== 'string' ||
+        typeof id !== 'string' ||
+        typeof createdAt !== 'number' ||
+        !config ||
+        !Array.isArray(parts) ||
+        parts.length !== config.partitions
+      )
+        return undefined;
       const partitions: LogSummary[] = [];
       for (const p of parts) {
         const [firstOffset, nextOffset, count, bytes, msgIds, firstTimestamp] = p;
         if (![firstOffset, nextOffset, count, bytes].every(isInt) || firstOffset < 1 || nextOffset < firstOffset) return undefined;
-        partitions.push({ firstOffset, nextOffset, count, bytes, msgIds: msgIds === 1, firstTimestamp: typeof firstTimestamp === 'number' ? firstTimestamp : null });
+        partitions.push({
+          firstOffset,
+          nextOffset,
+          count,
+          bytes,
+          msgIds: msgIds === 1,
+          firstTimestamp: typeof firstTimestamp === 'number' ? firstTimestamp : null,
+        });
       }
-      out.set(name, { meta: { name, id, config, createdAt, ...(deadLetterOf !== null && { deadLetterOf }) }, hasGroups: hasGroups === true, partitions });
+      out.set(name, {
+        meta: { name, id, config, createdAt, ...(deadLetterOf !== null && { deadLetterOf }) },
+        hasGroups: hasGroups === true,
+        partitions,
+      });
     }
     return out;
   } catch {

@@ -16,7 +16,8 @@ export interface DamagedStation {
 export function damageOf(st: StationRt): DamagedRange[] {
   const out: DamagedRange[] = [];
   st.logs.forEach((log, partition) => {
-    for (const c of log.corruptRanges) out.push({ partition, fromOffset: c.fromOffset, toOffset: c.toOffset, messages: c.messages, detail: c.detail, foundAt: c.foundAt });
+    for (const c of log.corruptRanges)
+      out.push({ partition, fromOffset: c.fromOffset, toOffset: c.toOffset, messages: c.messages, detail: c.detail, foundAt: c.foundAt });
   });
   return out.sort((a, b) => a.foundAt - b.foundAt || a.partition - b.partition || a.fromOffset - b.fromOffset);
 }
@@ -49,7 +50,12 @@ export function damagedInfo(d: DamagedStation): StationInfo {
     messages: 0,
     bytes: 0,
     groups: [],
-    health: { status: 'damaged', reasons: [`its metadata is lost (${d.reason}); its options and contents are unknown: delete it, or restore its station.json and restart`] },
+    health: {
+      status: 'damaged',
+      reasons: [
+        `its metadata is lost (${d.reason}); its options and contents are unknown: delete it, or restore its station.json and restart`,
+      ],
+    },
     damage: [],
   };
 }

@@ -102,7 +102,13 @@ export class StationRt implements GroupHost {
 
   dedupInfo(): StationDedupInfo {
     const index = this.dedupIndex;
-    return { ids: index?.size ?? 0, maxIds: this.dedupMaxIds, evicted: index?.evicted ?? 0, bytes: index?.bytes ?? 0, ...(this.dedupStore.restored && { restored: this.dedupStore.restored }) };
+    return {
+      ids: index?.size ?? 0,
+      maxIds: this.dedupMaxIds,
+      evicted: index?.evicted ?? 0,
+      bytes: index?.bytes ?? 0,
+      ...(this.dedupStore.restored && { restored: this.dedupStore.restored }),
+    };
   }
 
   /**
@@ -121,9 +127,12 @@ export class StationRt implements GroupHost {
         onFsync: deps.onFsync,
         ...deps.logHooks?.(p),
       });
-    if (summaries && config.storage === 'file' && summaries.length === config.partitions) return StationRt.fromSummaries(meta, dir, deps, summaries);
+    if (summaries && config.storage === 'file' && summaries.length === config.partitions)
+      return StationRt.fromSummaries(meta, dir, deps, summaries);
     const open = async (p: number): Promise<PartitionLog> =>
-      config.storage === 'memory' ? createMemoryLog({ segmentBytes: config.segmentBytes }) : new LazyLog(fileLog(p), { log: await fileLog(p)({}) });
+      config.storage === 'memory'
+        ? createMemoryLog({ segmentBytes: config.segmentBytes })
+        : new LazyLog(fileLog(p), { log: await fileLog(p)({}) });
     // Several partitions at once: an open mostly waits for small reads (and, after a crash, an fsync).
     let nextP = 0;
     const worker = async (): Promise<void> => {
@@ -140,7 +149,6 @@ export class StationRt implements GroupHost {
     }
     return new StationRt(meta, dir, logs as PartitionLog[], deps);
   }
-
 
   /** A file station whose partitions open on first use (see open); synchronous, no I/O. */
   static fromSummaries(meta: StationMeta, dir: string, deps: StationDeps, summaries: readonly LogSummary[]): StationRt {
@@ -250,7 +258,11 @@ export class StationRt implements GroupHost {
    * Stores a batch: per message a result (stored / duplicate / rejected). Offsets are assigned
    * synchronously in call order; resolves when the stored messages are durable under the policy.
    */
-  async produce(messages: readonly MessageInput[], now: number, internal = false): Promise<{ results: ProduceResult[]; bytes: number; stored: number }> {
+  async produce(
+    messages: readonly MessageInput[],
+    now: number,
+    internal = false,
+  ): Promise<{ results: ProduceResult[]; bytes: number; stored: number }> {
     if (this.dedupRebuild) await this.dedupRebuild;
     const { config } = this;
     const P = this.logs.length;
@@ -270,7 +282,11 @@ export class StationRt implements GroupHost {
       const m = messages[i]!;
       const size = messageSize(m);
       if (size > config.maxMessageBytes && !internal) {
-        results[i] = { status: 'rejected', code: ErrorCode.MESSAGE_TOO_LARGE, message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}` };
+        results[i] = {
+          status: 'rejected',
+          code: ErrorCode.MESSAGE_TOO_LARGE,
+          message: `message is ${size} bytes; the station allows ${config.maxMessageBytes}`,
+        };
         continue;
       }
       const key = m.msgId !== undefined && dedup ? dedup.digest(m.msgId) : undefined;

@@ -64,9 +64,19 @@ export class MetadataReader {
     const deadLetterOf = name.endsWith(DLS_SUFFIX) ? name.slice(0, -DLS_SUFFIX.length) : undefined;
     const base = StationConfigInput.parse({ partitions, retention: {} });
     const config: StationConfig = deadLetterOf !== undefined ? { ...dlsConfig(base), retention: {} } : base;
-    const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => now);
+    const createdAt = await stat(dir).then(
+      (s) => Math.round(s.birthtimeMs || s.mtimeMs),
+      () => now,
+    );
     // Its incarnation id was in the lost file: a rebuilt station gets one derived from name and directory time.
-    const meta: StationMeta = { name, id: legacyStationId(name, createdAt), config, createdAt, ...(deadLetterOf !== undefined && { deadLetterOf }), rebuilt: { at: now, detail } };
+    const meta: StationMeta = {
+      name,
+      id: legacyStationId(name, createdAt),
+      config,
+      createdAt,
+      ...(deadLetterOf !== undefined && { deadLetterOf }),
+      rebuilt: { at: now, detail },
+    };
     this.log.error({ station: name, partitions }, detail);
     this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'rebuilt', detail });
     await this.repairFile(file, JSON.stringify(meta), name);
@@ -99,14 +109,24 @@ export class MetadataReader {
       meta = r.value;
       note = `group "${group}": group.json was ${r.problem ?? 'unusable'}: loaded its previous copy`;
     } else {
-      const createdAt = await stat(dir).then((s) => Math.round(s.birthtimeMs || s.mtimeMs), () => Date.now());
+      const createdAt = await stat(dir).then(
+        (s) => Math.round(s.birthtimeMs || s.mtimeMs),
+        () => Date.now(),
+      );
       // No settings of its own: it follows the station's ack deadline and maxDeliveries.
       meta = { createdAt };
       note = `group "${group}": group.json was ${r.problem}: rebuilt from its journal with the station's ack deadline (${st.config.deadLetter.maxAckTimeMs} ms) and maxDeliveries (${st.config.deadLetter.maxDeliveries})`;
     }
     st.notes.push(note);
     this.log.error({ station: st.name, group, file }, note);
-    this.emit({ type: 'metadata-repair', station: st.name, group, file: 'group.json', outcome: r.value !== undefined ? 'previous-copy' : 'rebuilt', detail: note });
+    this.emit({
+      type: 'metadata-repair',
+      station: st.name,
+      group,
+      file: 'group.json',
+      outcome: r.value !== undefined ? 'previous-copy' : 'rebuilt',
+      detail: note,
+    });
     await this.repairFile(file, JSON.stringify(meta), st.name);
     return meta;
   }

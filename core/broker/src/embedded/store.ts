@@ -175,17 +175,32 @@ export class EmbeddedStore implements StationStore {
     const groupWorker = async (): Promise<void> => {
       while (nextG < withGroups.length) await this.loadManifestGroups(withGroups[nextG++]!);
     };
-    await Promise.all([...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker), ...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, groupWorker)]);
+    await Promise.all([
+      ...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, worker),
+      ...Array.from({ length: OPEN_STATIONS_CONCURRENCY }, groupWorker),
+    ]);
     this.state = 'open';
     // Groups loaded with deliveries outstanding have deadlines: the first pass finds them (and lets the rest go).
     for (const st of this.stations.values()) if (st.groups.size > 0) this.active.add(st);
     const tick = this.options.tickMs ?? 250;
     this.timer = setInterval(() => void this.background.tick(), tick);
     this.timer.unref();
-    const damaged = [...this.suspects].filter((n) => this.damagedStations.has(n) || stationHealth(this.stations.get(n)!).status !== 'ok').length;
+    const damaged = [...this.suspects].filter(
+      (n) => this.damagedStations.has(n) || stationHealth(this.stations.get(n)!).status !== 'ok',
+    ).length;
     const openMs = Math.round(performance.now() - t0);
     const files = FdPool.shared.stats();
-    this.log.info({ dataDir: this.options.dataDir, stations: this.stations.size, openMs, openFiles: files.open, fileBudget: files.budget, ...(damaged > 0 && { degraded: damaged }) }, 'embedded store open');
+    this.log.info(
+      {
+        dataDir: this.options.dataDir,
+        stations: this.stations.size,
+        openMs,
+        openFiles: files.open,
+        fileBudget: files.budget,
+        ...(damaged > 0 && { degraded: damaged }),
+      },
+      'embedded store open',
+    );
   }
 
   /** Opens one station directory: metadata (with its fallbacks), partitions, groups, offset floors, dedup. */
@@ -206,7 +221,9 @@ export class EmbeddedStore implements StationStore {
     await this.loadGroups(st);
     await this.raiseFloors(st);
     if (st.notes.length > 0 || st.meta.rebuilt || st.logs.some((l) => l.corruptRanges.length > 0)) this.suspects.add(name);
-    st.startDedupRebuild(now, (err) => this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+    st.startDedupRebuild(now, (err) =>
+      this.log.error({ err, station: name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'),
+    );
   }
 
   /**
@@ -218,7 +235,10 @@ export class EmbeddedStore implements StationStore {
     const st = StationRt.fromSummaries(meta, dir, this.stationDeps(meta.name, undefined), m.partitions);
     if (!this.stations.has(meta.name) && !this.damagedStations.has(meta.name)) this.names.add(meta.name);
     this.stations.set(meta.name, st);
-    if (m.partitions.some((p) => p.msgIds)) st.startDedupRebuild(now, (err) => this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'));
+    if (m.partitions.some((p) => p.msgIds))
+      st.startDedupRebuild(now, (err) =>
+        this.log.error({ err, station: st.name }, 'rebuilding the dedup index failed; msgIds seen before the restart may be stored again'),
+      );
     return st;
   }
 
@@ -232,7 +252,10 @@ export class EmbeddedStore implements StationStore {
     if (!this.damagedStations.has(name) && !this.stations.has(name)) this.names.add(name);
     this.damagedStations.set(name, { name, dir, reason, foundAt: now });
     this.suspects.add(name);
-    this.log.error({ station: name, reason }, 'station metadata is lost and could not be rebuilt: the station is listed as damaged and cannot serve until it is deleted or its files are restored');
+    this.log.error(
+      { station: name, reason },
+      'station metadata is lost and could not be rebuilt: the station is listed as damaged and cannot serve until it is deleted or its files are restored',
+    );
     this.emit({ type: 'metadata-repair', station: name, file: 'station.json', outcome: 'lost', detail: reason });
   }
 
@@ -270,7 +293,8 @@ export class EmbeddedStore implements StationStore {
       // Healthy file stations that closed cleanly: the next start opens them from the manifest.
       const entries: ManifestStation[] = [];
       all.forEach((st, i) => {
-        if (closed[i]!.status !== 'fulfilled' || !st.persistent || this.suspects.has(st.name) || st.notes.length > 0 || st.meta.rebuilt) return;
+        if (closed[i]!.status !== 'fulfilled' || !st.persistent || this.suspects.has(st.name) || st.notes.length > 0 || st.meta.rebuilt)
+          return;
         const parts = st.logs.map((l) => (l instanceof LazyLog ? l.currentSummary() : undefined));
         if (parts.some((p) => p === undefined)) return;
         entries.push({ meta: st.meta, hasGroups: st.groups.size > 0, partitions: parts as LogSummary[] });
@@ -302,7 +326,10 @@ export class EmbeddedStore implements StationStore {
     onFsync: (seconds) => this.emit({ type: 'fsync', seconds }),
     deadLetter: (s, group, items) => this.storeDeadLetters(s, group, items),
     retentionLost: (s, group, partition, lost) => {
-      this.log.warn({ station: s.name, group, partition, messages: lost }, 'retention removed messages the consumer group had not acknowledged');
+      this.log.warn(
+        { station: s.name, group, partition, messages: lost },
+        'retention removed messages the consumer group had not acknowledged',
+      );
       this.emit({ type: 'retention-lost', station: s.name, group, partition, messages: lost });
     },
     dedupEvicted: (s, ids) => {
@@ -338,7 +365,10 @@ export class EmbeddedStore implements StationStore {
    * logs report while the station opens (openStation); later (a log opened on first use) a repair note
    * goes to the station itself.
    */
-  private stationDeps(name: string, opening: { found: Array<{ partition: number; range: CorruptRange }>; notes: string[] } | undefined): StationDeps {
+  private stationDeps(
+    name: string,
+    opening: { found: Array<{ partition: number; range: CorruptRange }>; notes: string[] } | undefined,
+  ): StationDeps {
     return {
       ...this.sharedDeps,
       logHooks: (partition) => ({
@@ -390,10 +420,28 @@ export class EmbeddedStore implements StationStore {
   private reportDamage(station: string, partition: number, range: CorruptRange): void {
     this.suspects.add(station);
     this.log.error(
-      { station, partition, segment: range.segment, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail },
-      range.messages > 0 ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped` : 'damaged bytes skipped (no message lost)',
+      {
+        station,
+        partition,
+        segment: range.segment,
+        fromOffset: range.fromOffset,
+        toOffset: range.toOffset,
+        messages: range.messages,
+        detail: range.detail,
+      },
+      range.messages > 0
+        ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped`
+        : 'damaged bytes skipped (no message lost)',
     );
-    this.emit({ type: 'corruption', station, partition, fromOffset: range.fromOffset, toOffset: range.toOffset, messages: range.messages, detail: range.detail });
+    this.emit({
+      type: 'corruption',
+      station,
+      partition,
+      fromOffset: range.fromOffset,
+      toOffset: range.toOffset,
+      messages: range.messages,
+      detail: range.detail,
+    });
   }
 
   private async loadGroups(st: StationRt): Promise<void> {
@@ -416,7 +464,14 @@ export class EmbeddedStore implements StationStore {
             : `group "${e.name}": its journal had a damaged tail: progress recorded after it is lost and those messages will be delivered again`;
           st.notes.push(note);
           this.log.error({ station: st.name, group: e.name }, note);
-          this.emit({ type: 'metadata-repair', station: st.name, group: e.name, file: 'journal', outcome: missing ? 'reset' : 'rebuilt', detail: note });
+          this.emit({
+            type: 'metadata-repair',
+            station: st.name,
+            group: e.name,
+            file: 'journal',
+            outcome: missing ? 'reset' : 'rebuilt',
+            detail: note,
+          });
         }
         st.groups.set(e.name, group);
       } catch (err) {
@@ -460,10 +515,12 @@ export class EmbeddedStore implements StationStore {
     this.check();
     const n = StationName.safeParse(name);
     if (!n.success) throw configInvalid('station name', n.error, 'name');
-    if (name.endsWith(DLS_SUFFIX)) throw new JunctionError(ErrorCode.STATION_RESERVED, `station names ending in "${DLS_SUFFIX}" are reserved for dead-letter stations`);
+    if (name.endsWith(DLS_SUFFIX))
+      throw new JunctionError(ErrorCode.STATION_RESERVED, `station names ending in "${DLS_SUFFIX}" are reserved for dead-letter stations`);
     const parsed = StationConfigInput.safeParse(config);
     if (!parsed.success) throw configInvalid('station config', parsed.error);
-    if (this.stations.has(name) || this.damagedStations.has(name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${name}" already exists`);
+    if (this.stations.has(name) || this.damagedStations.has(name))
+      throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${name}" already exists`);
     const createdAt = Date.now();
     const st = await this.createStationRt({ name, id: randomUUID(), config: parsed.data, createdAt });
     await this.createStationRt({ name: dlsName(name), id: randomUUID(), config: dlsConfig(parsed.data), createdAt, deadLetterOf: name });
@@ -473,7 +530,8 @@ export class EmbeddedStore implements StationStore {
   /** Creates the station's directory whole (station.json written under a temporary name, then renamed) and opens it. */
   private async createStationRt(meta: StationMeta): Promise<StationRt> {
     const dir = join(this.root, meta.name);
-    if (this.stations.has(meta.name) || this.damagedStations.has(meta.name)) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${meta.name}" already exists`);
+    if (this.stations.has(meta.name) || this.damagedStations.has(meta.name))
+      throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${meta.name}" already exists`);
     const tmp = join(this.root, `.tmp-${meta.name}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp, { recursive: true });
     await writeAtomic(join(tmp, 'station.json'), JSON.stringify(meta));
@@ -531,7 +589,10 @@ export class EmbeddedStore implements StationStore {
     }
     const st = this.station(name);
     if (st.meta.deadLetterOf !== undefined && this.stations.has(st.meta.deadLetterOf)) {
-      throw new JunctionError(ErrorCode.STATION_RESERVED, `"${name}" is the dead-letter station of "${st.meta.deadLetterOf}"; delete that station or purge its dead letters`);
+      throw new JunctionError(
+        ErrorCode.STATION_RESERVED,
+        `"${name}" is the dead-letter station of "${st.meta.deadLetterOf}"; delete that station or purge its dead letters`,
+      );
     }
     const doomed = [st, this.stations.get(dlsName(name))].filter((s): s is StationRt => s !== undefined);
     for (const s of doomed) {
@@ -662,12 +723,23 @@ export class EmbeddedStore implements StationStore {
     const st = this.station(station);
     const { partition } = options;
     if (!Number.isInteger(partition) || partition < 0 || partition >= st.partitionCount) {
-      throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${station}" has no partition ${partition} (it has ${st.partitionCount})`);
+      throw new JunctionError(
+        ErrorCode.PARTITION_NOT_FOUND,
+        `station "${station}" has no partition ${partition} (it has ${st.partitionCount})`,
+      );
     }
     const { first } = st.bounds(partition);
     const from = Math.max(options.fromOffset ?? first, first);
     const recs = await st.read(partition, from, options.limit, options.maxBytes ?? 64 * 1024 * 1024);
-    return recs.map((r) => ({ station, partition, offset: r.offset, timestamp: r.timestamp, key: r.key, headers: r.headers, value: r.value }));
+    return recs.map((r) => ({
+      station,
+      partition,
+      offset: r.offset,
+      timestamp: r.timestamp,
+      key: r.key,
+      headers: r.headers,
+      value: r.value,
+    }));
   }
 
   // ---------------------------------------------------------------- groups
@@ -690,7 +762,8 @@ export class EmbeddedStore implements StationStore {
     const parsed = CreateGroupBody.safeParse(options);
     if (!parsed.success) throw configInvalid('group options', parsed.error);
     const key = `${st.name}\u0000${group}`;
-    if (st.groups.has(group) || this.creating.has(key)) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
+    if (st.groups.has(group) || this.creating.has(key))
+      throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
     // Until its files are written, a second creation of the same group waits for this one (groupForFetch)
     // or is refused: two writers of one group directory would each keep a journal the other replaced.
     const creating = this.createGroupFiles(st, group, parsed.data);
@@ -711,7 +784,13 @@ export class EmbeddedStore implements StationStore {
     };
     const starts = await this.positions(st, o.start);
     const dir = st.persistent ? join(st.dir, 'groups', group) : undefined;
-    const g = await GroupRt.create(group, meta, st, dir, starts.map((s, p) => s ?? st.bounds(p).first));
+    const g = await GroupRt.create(
+      group,
+      meta,
+      st,
+      dir,
+      starts.map((s, p) => s ?? st.bounds(p).first),
+    );
     if (st.groups.has(group)) {
       await g.close();
       throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
@@ -743,9 +822,13 @@ export class EmbeddedStore implements StationStore {
           // Past the end is an error (it would skip messages not yet produced); below the first retained
           // offset means the first retained one (retention removed the rest).
           if (pos.offset > end) {
-            throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`, {
-              issues: [{ path: 'offset', message: `at most ${end}` }],
-            });
+            throw new JunctionError(
+              ErrorCode.OFFSET_OUT_OF_RANGE,
+              `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`,
+              {
+                issues: [{ path: 'offset', message: `at most ${end}` }],
+              },
+            );
           }
           out.push(Math.max(pos.offset, first));
           break;
@@ -773,7 +856,10 @@ export class EmbeddedStore implements StationStore {
     st.groups.delete(group);
     await g.close();
     // One rename: a crash while removing files must not leave a group directory that looks damaged.
-    if (st.persistent) await this.moveToTrash(join(st.dir, 'groups', group)).catch(() => rm(join(st.dir, 'groups', group), { recursive: true, force: true }));
+    if (st.persistent)
+      await this.moveToTrash(join(st.dir, 'groups', group)).catch(() =>
+        rm(join(st.dir, 'groups', group), { recursive: true, force: true }),
+      );
   }
 
   /** The group, created at earliest on a first fetch. */
@@ -867,7 +953,8 @@ export class EmbeddedStore implements StationStore {
       if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= st.partitionCount) {
         throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${st.name}" has no partition ${r.partition}`);
       }
-      if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to)) throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset range ${r.from}..${r.to} is not integral`);
+      if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to))
+        throw new JunctionError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset range ${r.from}..${r.to} is not integral`);
     }
     const n = await this.group(st, group).ackRanges(ranges);
     if (n > 0) this.emit({ type: 'acked', station, group, messages: n });
@@ -887,7 +974,13 @@ export class EmbeddedStore implements StationStore {
     return this.group(st, group).nack(deliveryIds, delayMs ?? 0);
   }
 
-  async deadLetter(station: string, group: string, deliveryIds: readonly string[], reason?: string, details?: DeadLetterDetails): Promise<SettleOutcome[]> {
+  async deadLetter(
+    station: string,
+    group: string,
+    deliveryIds: readonly string[],
+    reason?: string,
+    details?: DeadLetterDetails,
+  ): Promise<SettleOutcome[]> {
     const st = this.station(station);
     return this.group(st, group).deadLetter(deliveryIds, reason ?? 'dead-lettered by the consumer', details?.code, details?.headers);
   }
@@ -943,7 +1036,7 @@ export class EmbeddedStore implements StationStore {
     const to = Math.min(options.toOffset ?? end - 1, end - 1);
     let replayed = 0;
     let last = from - 1;
-    for (let at = from; at <= to; ) {
+    for (let at = from; at <= to;) {
       const recs = (await dls.read(0, at, 1000, 8 * 1024 * 1024)).filter((r) => r.offset <= to);
       if (recs.length === 0) break;
       const messages: MessageInput[] = recs.map((r) => {

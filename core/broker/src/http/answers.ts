@@ -36,13 +36,24 @@ export const StationInfoAnswer = z
         maxIds: z.int(),
         evicted: z.int(),
         bytes: z.int(),
-        restored: z.object({ from: z.enum(['snapshot', 'scan', 'none']), recordsRead: z.int(), ms: z.number(), detail: z.string().optional() }).optional(),
+        restored: z
+          .object({ from: z.enum(['snapshot', 'scan', 'none']), recordsRead: z.int(), ms: z.number(), detail: z.string().optional() })
+          .optional(),
       })
       .optional()
       .describe('the dedup index (embedded engine)'),
     health: z.object({ status: z.enum(['ok', 'degraded', 'damaged']), reasons: z.array(z.string()) }).optional(),
     damage: z
-      .array(z.object({ partition: z.int(), fromOffset: z.int(), toOffset: z.int(), messages: z.int(), detail: z.string(), foundAt: z.number() }))
+      .array(
+        z.object({
+          partition: z.int(),
+          fromOffset: z.int(),
+          toOffset: z.int(),
+          messages: z.int(),
+          detail: z.string(),
+          foundAt: z.number(),
+        }),
+      )
       .optional()
       .describe('ranges lost or skipped that are still retained'),
   })
@@ -58,8 +69,12 @@ export const ProduceAnswer = z.object({
     .array(
       z.union([
         z.object({ partition: z.int(), offset: z.int() }).describe('stored'),
-        z.object({ duplicate: z.literal(true), partition: z.int(), offset: z.int() }).describe('a msgId seen inside the dedup window: not stored again'),
-        z.object({ error: z.object({ code: z.string(), message: z.string() }) }).describe('rejected (e.g. MESSAGE_TOO_LARGE, SCHEMA_VIOLATION)'),
+        z
+          .object({ duplicate: z.literal(true), partition: z.int(), offset: z.int() })
+          .describe('a msgId seen inside the dedup window: not stored again'),
+        z
+          .object({ error: z.object({ code: z.string(), message: z.string() }) })
+          .describe('rejected (e.g. MESSAGE_TOO_LARGE, SCHEMA_VIOLATION)'),
       ]),
     )
     .describe('one outcome per message, in order'),
@@ -78,11 +93,16 @@ const messageFields = {
 export const MessageAnswer = z.object(messageFields);
 export const MessagePageAnswer = z.object({
   messages: z.array(MessageAnswer),
-  next: z.int().optional().describe('the `fromOffset` of the page after this one (also the junction-next-offset header); absent when the page is empty'),
+  next: z
+    .int()
+    .optional()
+    .describe('the `fromOffset` of the page after this one (also the junction-next-offset header); absent when the page is empty'),
 });
 
 export const FetchAnswer = z.object({
-  messages: z.array(z.object({ deliveryId: z.string().describe('ack / nack / dead-letter it by this id'), ...messageFields, deliveryCount: z.int() })),
+  messages: z.array(
+    z.object({ deliveryId: z.string().describe('ack / nack / dead-letter it by this id'), ...messageFields, deliveryCount: z.int() }),
+  ),
 });
 
 export const GroupInfoAnswer = z
@@ -93,14 +113,25 @@ export const GroupInfoAnswer = z
     maxAckTimeMs: z.int(),
     maxDeliveries: z.int(),
     partitions: z.array(
-      z.object({ partition: z.int(), nextOffset: z.int(), ackFloor: z.int(), lag: z.int(), pending: z.int(), redeliveryQueued: z.int(), lostToRetention: z.int() }),
+      z.object({
+        partition: z.int(),
+        nextOffset: z.int(),
+        ackFloor: z.int(),
+        lag: z.int(),
+        pending: z.int(),
+        redeliveryQueued: z.int(),
+        lostToRetention: z.int(),
+      }),
     ),
     lag: z.int().describe('messages stored and not yet acknowledged by the group'),
     pending: z.int().describe('delivered and waiting for ack / nack / deadline'),
     redeliveries: z.int(),
     deadLettered: z.int(),
     lostToRetention: z.int(),
-    oldestUnackedAgeSeconds: z.number().nullable().describe('age of the oldest message the group has not settled (delivered or not); null when nothing is unsettled'),
+    oldestUnackedAgeSeconds: z
+      .number()
+      .nullable()
+      .describe('age of the oldest message the group has not settled (delivered or not); null when nothing is unsettled'),
   })
   .loose();
 
@@ -109,7 +140,10 @@ export const GroupPageAnswer = z.object({ groups: z.array(GroupInfoAnswer), next
 const SettleOutcomeAnswer = z.object({ deliveryId: z.string(), status: z.enum(['acked', 'nacked', 'dead-lettered', 'unknown', 'stale']) });
 export const SettleAnswer = z.union([
   z.object({ results: z.array(SettleOutcomeAnswer).describe('one per id, in order') }),
-  z.object({ count: z.int().describe("ids that got the verb's own status"), results: z.array(SettleOutcomeAnswer).describe('the others (with `summary: true`)') }),
+  z.object({
+    count: z.int().describe("ids that got the verb's own status"),
+    results: z.array(SettleOutcomeAnswer).describe('the others (with `summary: true`)'),
+  }),
 ]);
 
 export const ReplayAnswer = z.object({ replayed: z.int(), purged: z.int() });

@@ -85,10 +85,13 @@ export function toApiError(err: unknown, request?: FastifyRequest): { status: nu
     return clientError(400, HttpErrorCode.REQUEST_ABORTED, 'the client closed the connection before the request was read');
   }
   switch (fcode) {
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       const type = request?.headers['content-type'];
-      return clientError(415, HttpErrorCode.UNSUPPORTED_MEDIA_TYPE, type ? `unsupported content type "${type}"` : 'a body needs a content type');
+      return clientError(
+        415,
+        HttpErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        type ? `unsupported content type "${type}"` : 'a body needs a content type',
+      );
     }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return clientError(413, HttpErrorCode.BODY_TOO_LARGE, 'request body is larger than this route accepts');
@@ -124,7 +127,12 @@ function clientError(status: number, code: string, message: string): { status: n
 
 function jsonPointerToPath(pointer: string | undefined): string {
   if (!pointer) return '';
-  return formatSegments(pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  return formatSegments(
+    pointer
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')),
+  );
 }
 
 function formatSegments(segments: string[]): string {
@@ -160,11 +168,9 @@ export function parseBody<S extends z.ZodType>(schema: S, input: unknown, prefix
   if (r.success) return r.data;
   const issues = issuesFromZod(r.error, prefix);
   const first = issues[0];
-  throw new JunctionError(
-    ErrorCode.BODY_INVALID,
-    `request is invalid${first ? `: ${first.path || '(body)'}: ${first.message}` : ''}`,
-    { issues },
-  );
+  throw new JunctionError(ErrorCode.BODY_INVALID, `request is invalid${first ? `: ${first.path || '(body)'}: ${first.message}` : ''}`, {
+    issues,
+  });
 }
 
 /** BODY_INVALID with one issue. */

@@ -1,13 +1,5 @@
 /** The broker's HTTP face: route plugins, the error handler core/server sets at the root, and metrics. */
-export {
-  HttpErrorCode,
-  httpStatusFor,
-  toApiError,
-  errorHandler,
-  notFoundHandler,
-  parseBody,
-  bodyInvalid,
-} from './errors.js';
+export { HttpErrorCode, httpStatusFor, toApiError, errorHandler, notFoundHandler, parseBody, bodyInvalid } from './errors.js';
 export {
   brokerRoutes,
   DEFAULT_PRODUCE_BODY_LIMIT,
@@ -21,5 +13,19 @@ export {
   type JsonDelivery,
 } from './routes.js';
 export { BodyGate, GATE_FREE_BYTES, gateLargeBodies, refuseUnexpectedBodies, type BodyConfig, type BodyGateOptions } from './limits.js';
-export { memphisRoutes, MEMPHIS_OK, EXCLUDED_HEADERS, type MemphisRoutesOptions, type MemphisAuthenticator, type MemphisTokenAnswer } from './memphis.js';
-export { registerBrokerMetrics, metricsRoutes, DEFAULT_MAX_STATION_SERIES, OTHER_STATIONS_LABEL, type BrokerMetrics, type BrokerMetricsOptions } from './metrics.js';
+export {
+  memphisRoutes,
+  MEMPHIS_OK,
+  EXCLUDED_HEADERS,
+  type MemphisRoutesOptions,
+  type MemphisAuthenticator,
+  type MemphisTokenAnswer,
+} from './memphis.js';
+export {
+  registerBrokerMetrics,
+  metricsRoutes,
+  DEFAULT_MAX_STATION_SERIES,
+  OTHER_STATIONS_LABEL,
+  type BrokerMetrics,
+  type BrokerMetricsOptions,
+} from './metrics.js';

@@ -68,7 +68,12 @@ export class BodyGate {
         reject(err);
       };
       const timer = setTimeout(
-        () => leave(new JunctionError(HttpErrorCode.SERVER_BUSY, `the server is receiving ${this.used} bytes of request bodies; try again`, { retryable: true })),
+        () =>
+          leave(
+            new JunctionError(HttpErrorCode.SERVER_BUSY, `the server is receiving ${this.used} bytes of request bodies; try again`, {
+              retryable: true,
+            }),
+          ),
         this.maxWaitMs,
       );
       const onAbort = (): void => leave(new JunctionError(HttpErrorCode.REQUEST_ABORTED, 'the client went away while its request waited'));

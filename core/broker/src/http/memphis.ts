@@ -29,7 +29,15 @@ import { ErrorCode, isJunctionError } from '../errors.js';
 import { describeRoute, ErrorShape } from '@junction/openapi/describe';
 import { bodyInvalid, parseBody, toApiError } from './errors.js';
 import { BodyGate, gateLargeBodies } from './limits.js';
-import { DEFAULT_PRODUCE_BODY_LIMIT, JSON_PRODUCE_BODY_LIMIT, refuseSystemStation, registerJsonParser, settleByAnswer, withDisconnectSignal, type ProduceObserver } from './routes.js';
+import {
+  DEFAULT_PRODUCE_BODY_LIMIT,
+  JSON_PRODUCE_BODY_LIMIT,
+  refuseSystemStation,
+  registerJsonParser,
+  settleByAnswer,
+  withDisconnectSignal,
+  type ProduceObserver,
+} from './routes.js';
 
 export interface MemphisRoutesOptions {
   store: StationStore;
@@ -63,8 +71,21 @@ export interface MemphisTokenAnswer {
  */
 export interface MemphisAuthenticator {
   /** `from`: the client's address, for limits on failed attempts. */
-  authenticate(body: { username: string; password?: string | undefined; connection_token?: string | undefined; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }, from: string): Promise<MemphisTokenAnswer>;
-  refresh(body: { jwt_refresh_token: string; token_expiry_in_minutes: number; refresh_token_expiry_in_minutes: number }): Promise<MemphisTokenAnswer>;
+  authenticate(
+    body: {
+      username: string;
+      password?: string | undefined;
+      connection_token?: string | undefined;
+      token_expiry_in_minutes: number;
+      refresh_token_expiry_in_minutes: number;
+    },
+    from: string,
+  ): Promise<MemphisTokenAnswer>;
+  refresh(body: {
+    jwt_refresh_token: string;
+    token_expiry_in_minutes: number;
+    refresh_token_expiry_in_minutes: number;
+  }): Promise<MemphisTokenAnswer>;
 }
 
 /** The answer of a successful Memphis produce. */
@@ -98,8 +119,15 @@ const StationParams = z.strictObject({ station: StationName });
 
 /** The answers, for the OpenAPI document. */
 const MemphisOk = z.object({ success: z.literal(true), error: z.null() });
-const MemphisTokens = z.object({ jwt: z.string(), expires_in: z.int().describe('ms'), jwt_refresh_token: z.string(), refresh_token_expires_in: z.int().describe('ms') });
-const MemphisQuery = z.object({ authorization: z.string().optional().describe('the bearer token, as Memphis SDKs send it (instead of the Authorization header)') });
+const MemphisTokens = z.object({
+  jwt: z.string(),
+  expires_in: z.int().describe('ms'),
+  jwt_refresh_token: z.string(),
+  refresh_token_expires_in: z.int().describe('ms'),
+});
+const MemphisQuery = z.object({
+  authorization: z.string().optional().describe('the bearer token, as Memphis SDKs send it (instead of the Authorization header)'),
+});
 const memphis = { tags: ['memphis'], errorShape: ErrorShape.memphis } as const;
 
 const emptyToUndefined = (v: unknown) => (v === '' || v === null ? undefined : v);
@@ -172,102 +200,178 @@ export const memphisRoutes: FastifyPluginAsync<MemphisRoutesOptions> = async (ap
   await app.register(async (raw: FastifyInstance) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    raw.post('/stations/:station/produce/single', { bodyLimit, onRequest: gate, schema: describeRoute({
-      ...memphis, summary: 'Produce one message (Memphis gateway)',
-      description: 'The raw body, of any content type, is the value; request headers (but transport and credential ones) become message headers; `msg-id` is the msgId.',
-      params: StationParams, query: MemphisQuery, body: z.string().describe('the value, raw bytes'), bodyContentTypes: ['*/*'],
-      responses: { 200: { description: 'stored', schema: MemphisOk } }, errors: [404, 413],
-    }) }, async (req, reply) => {
+    raw.post(
+      '/stations/:station/produce/single',
+      {
+        bodyLimit,
+        onRequest: gate,
+        schema: describeRoute({
+          ...memphis,
+          summary: 'Produce one message (Memphis gateway)',
+          description:
+            'The raw body, of any content type, is the value; request headers (but transport and credential ones) become message headers; `msg-id` is the msgId.',
+          params: StationParams,
+          query: MemphisQuery,
+          body: z.string().describe('the value, raw bytes'),
+          bodyContentTypes: ['*/*'],
+          responses: { 200: { description: 'stored', schema: MemphisOk } },
+          errors: [404, 413],
+        }),
+      },
+      async (req, reply) => {
+        const station = refuseSystemStation(stationOf(req));
+        const message: MessageInput = { value: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headers: messageHeaders(req) };
+        const msgId = singleHeader(req, 'msg-id');
+        if (msgId) message.msgId = msgId;
+        const [result] = await produce(station, [message]);
+        if (result?.status === 'rejected') {
+          return reply.code(rejectedStatus(result.code)).send({ success: false, error: result.message, code: result.code });
+        }
+        return MEMPHIS_OK;
+      },
+    );
+  });
+
+  app.post(
+    '/stations/:station/produce/batch',
+    {
+      onRequest: gate,
+      schema: describeRoute({
+        ...memphis,
+        summary: 'Produce a batch (Memphis gateway)',
+        description:
+          'A JSON array: each element is stored as its JSON text, one message each. When some are rejected the answer (400, or 413 when all were too large) is `{ success: false, sent, fail, errors: ["message <i>: <why>"] }`.',
+        params: StationParams,
+        query: MemphisQuery,
+        body: z.array(z.unknown()).min(1).max(100_000),
+        responses: { 200: { description: 'all stored', schema: MemphisOk } },
+        errors: [404, 413],
+      }),
+    },
+    async (req, reply) => {
       const station = refuseSystemStation(stationOf(req));
-      const message: MessageInput = { value: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headers: messageHeaders(req) };
-      const msgId = singleHeader(req, 'msg-id');
-      if (msgId) message.msgId = msgId;
-      const [result] = await produce(station, [message]);
-      if (result?.status === 'rejected') {
-        return reply.code(rejectedStatus(result.code)).send({ success: false, error: result.message, code: result.code });
+      const body: unknown = req.body;
+      if (!Array.isArray(body)) throw bodyInvalid('', 'body must be a JSON array with one element per message');
+      if (body.length === 0) throw bodyInvalid('', 'the batch is empty');
+      if (body.length > 100_000) throw bodyInvalid('', 'at most 100000 messages per batch');
+      // msg-id is not applied to a batch: one id on every message would keep only the first.
+      const headers = messageHeaders(req);
+      const results = await produce(
+        station,
+        body.map((element) => ({ value: Buffer.from(JSON.stringify(element), 'utf8'), headers })),
+      );
+      const errors: string[] = [];
+      const codes = new Set<string>();
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          errors.push(`message ${i}: ${r.message}`);
+          codes.add(r.code);
+        }
+      });
+      if (errors.length === 0) return MEMPHIS_OK;
+      const status = codes.size === 1 ? rejectedStatus([...codes][0]!) : 400;
+      return reply.code(status).send({ success: false, sent: results.length - errors.length, fail: errors.length, errors });
+    },
+  );
+
+  app.post(
+    '/stations/:station/consume/batch',
+    {
+      schema: describeRoute({
+        ...memphis,
+        summary: 'Consume a batch (Memphis gateway)',
+        description:
+          "Fetches for `consumer_group` (default `consumer_name`) and acknowledges what it hands out (Memphis's once-only gateway consumers). Values are decoded as UTF-8.",
+        params: StationParams,
+        query: MemphisQuery,
+        body: ConsumeBody,
+        responses: {
+          200: {
+            description: 'the messages',
+            schema: z.array(z.object({ message: z.string(), headers: z.record(z.string(), z.string()) })),
+          },
+        },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const station = stationOf(req);
+      const body = parseBody(ConsumeBody, req.body);
+      const group = body.consumer_group ?? body.consumer_name;
+      const deliveries = await withStation(station, () =>
+        withDisconnectSignal(reply, (signal) =>
+          store.fetch(station, group, { maxMessages: body.batch_size, maxBytes: 64 * MiB, waitMs: body.batch_max_wait_time_ms, signal }),
+        ),
+      );
+      // Decoded before the ack: a delivered value may be a view into a read buffer the next read reuses.
+      const answer = deliveries.map((d) => ({
+        message: Buffer.from(d.value.buffer, d.value.byteOffset, d.value.byteLength).toString('utf8'),
+        headers: d.headers,
+      }));
+      // Gateway semantics: a message is acked when it is handed out (Memphis: maxMsgDeliveries = 1) — once
+      // the answer is written to the socket; when the client went away first, the messages are given back.
+      if (deliveries.length > 0) {
+        const ids = deliveries.map((d) => d.deliveryId);
+        settleByAnswer(
+          reply,
+          () => store.ack(station, group, ids),
+          () => store.nack(station, group, ids),
+        );
       }
-      return MEMPHIS_OK;
-    });
-  });
+      return answer;
+    },
+  );
 
-  app.post('/stations/:station/produce/batch', { onRequest: gate, schema: describeRoute({
-      ...memphis, summary: 'Produce a batch (Memphis gateway)',
-      description: 'A JSON array: each element is stored as its JSON text, one message each. When some are rejected the answer (400, or 413 when all were too large) is `{ success: false, sent, fail, errors: ["message <i>: <why>"] }`.',
-      params: StationParams, query: MemphisQuery, body: z.array(z.unknown()).min(1).max(100_000),
-      responses: { 200: { description: 'all stored', schema: MemphisOk } }, errors: [404, 413],
-    }) }, async (req, reply) => {
-    const station = refuseSystemStation(stationOf(req));
-    const body: unknown = req.body;
-    if (!Array.isArray(body)) throw bodyInvalid('', 'body must be a JSON array with one element per message');
-    if (body.length === 0) throw bodyInvalid('', 'the batch is empty');
-    if (body.length > 100_000) throw bodyInvalid('', 'at most 100000 messages per batch');
-    // msg-id is not applied to a batch: one id on every message would keep only the first.
-    const headers = messageHeaders(req);
-    const results = await produce(
-      station,
-      body.map((element) => ({ value: Buffer.from(JSON.stringify(element), 'utf8'), headers })),
-    );
-    const errors: string[] = [];
-    const codes = new Set<string>();
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') {
-        errors.push(`message ${i}: ${r.message}`);
-        codes.add(r.code);
-      }
-    });
-    if (errors.length === 0) return MEMPHIS_OK;
-    const status = codes.size === 1 ? rejectedStatus([...codes][0]!) : 400;
-    return reply.code(status).send({ success: false, sent: results.length - errors.length, fail: errors.length, errors });
-  });
+  app.post(
+    '/auth/authenticate',
+    {
+      schema: describeRoute({
+        ...memphis,
+        summary: 'Log in (Memphis gateway)',
+        description:
+          'With auth on: checks the credentials and answers signed tokens. With auth off: a compatibility shim that answers an unsigned token nobody checks.',
+        body: AuthenticateBody,
+        responses: { 200: { description: 'the tokens', schema: MemphisTokens } },
+        errors: [401, 429],
+      }),
+    },
+    async (req) => {
+      const body = parseBody(AuthenticateBody, req.body);
+      if (opts.authenticator) return opts.authenticator.authenticate(body, req.ip);
+      return tokens(body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
+    },
+  );
 
-  app.post('/stations/:station/consume/batch', { schema: describeRoute({
-      ...memphis, summary: 'Consume a batch (Memphis gateway)',
-      description: 'Fetches for `consumer_group` (default `consumer_name`) and acknowledges what it hands out (Memphis\'s once-only gateway consumers). Values are decoded as UTF-8.',
-      params: StationParams, query: MemphisQuery, body: ConsumeBody,
-      responses: { 200: { description: 'the messages', schema: z.array(z.object({ message: z.string(), headers: z.record(z.string(), z.string()) })) } }, errors: [404],
-    }) }, async (req, reply) => {
-    const station = stationOf(req);
-    const body = parseBody(ConsumeBody, req.body);
-    const group = body.consumer_group ?? body.consumer_name;
-    const deliveries = await withStation(station, () =>
-      withDisconnectSignal(reply, (signal) =>
-        store.fetch(station, group, { maxMessages: body.batch_size, maxBytes: 64 * MiB, waitMs: body.batch_max_wait_time_ms, signal }),
-      ),
-    );
-    // Decoded before the ack: a delivered value may be a view into a read buffer the next read reuses.
-    const answer = deliveries.map((d) => ({
-      message: Buffer.from(d.value.buffer, d.value.byteOffset, d.value.byteLength).toString('utf8'),
-      headers: d.headers,
-    }));
-    // Gateway semantics: a message is acked when it is handed out (Memphis: maxMsgDeliveries = 1) — once
-    // the answer is written to the socket; when the client went away first, the messages are given back.
-    if (deliveries.length > 0) {
-      const ids = deliveries.map((d) => d.deliveryId);
-      settleByAnswer(reply, () => store.ack(station, group, ids), () => store.nack(station, group, ids));
-    }
-    return answer;
-  });
+  app.post(
+    '/auth/refreshToken',
+    {
+      schema: describeRoute({
+        ...memphis,
+        summary: 'Refresh tokens (Memphis gateway)',
+        body: RefreshBody,
+        responses: { 200: { description: 'new tokens', schema: MemphisTokens } },
+        errors: [401],
+      }),
+    },
+    async (req) => {
+      const body = parseBody(RefreshBody, req.body);
+      if (opts.authenticator) return opts.authenticator.refresh(body);
+      const username = usernameOf(body.jwt_refresh_token) ?? 'unknown';
+      return tokens(username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
+    },
+  );
 
-  app.post('/auth/authenticate', { schema: describeRoute({
-      ...memphis, summary: 'Log in (Memphis gateway)',
-      description: 'With auth on: checks the credentials and answers signed tokens. With auth off: a compatibility shim that answers an unsigned token nobody checks.',
-      body: AuthenticateBody, responses: { 200: { description: 'the tokens', schema: MemphisTokens } }, errors: [401, 429],
-    }) }, async (req) => {
-    const body = parseBody(AuthenticateBody, req.body);
-    if (opts.authenticator) return opts.authenticator.authenticate(body, req.ip);
-    return tokens(body.username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
-  });
-
-  app.post('/auth/refreshToken', { schema: describeRoute({
-      ...memphis, summary: 'Refresh tokens (Memphis gateway)', body: RefreshBody, responses: { 200: { description: 'new tokens', schema: MemphisTokens } }, errors: [401],
-    }) }, async (req) => {
-    const body = parseBody(RefreshBody, req.body);
-    if (opts.authenticator) return opts.authenticator.refresh(body);
-    const username = usernameOf(body.jwt_refresh_token) ?? 'unknown';
-    return tokens(username, body.token_expiry_in_minutes, body.refresh_token_expiry_in_minutes);
-  });
-
-  app.get('/monitoring/status', { schema: describeRoute({ ...memphis, summary: 'Liveness (Memphis gateway)', responses: { 200: { description: 'up', schema: z.object({ status: z.literal('ok') }) } } }) }, async () => ({ status: 'ok' }));
+  app.get(
+    '/monitoring/status',
+    {
+      schema: describeRoute({
+        ...memphis,
+        summary: 'Liveness (Memphis gateway)',
+        responses: { 200: { description: 'up', schema: z.object({ status: z.literal('ok') }) } },
+      }),
+    },
+    async () => ({ status: 'ok' }),
+  );
 };
 
 function memphisErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {

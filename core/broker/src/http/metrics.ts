@@ -79,7 +79,12 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     }
     return OTHER_STATIONS_LABEL;
   };
-  const messagesIn = new Counter({ name: 'junction_messages_in_total', help: 'Messages stored by produce', labelNames: ['station'], registers });
+  const messagesIn = new Counter({
+    name: 'junction_messages_in_total',
+    help: 'Messages stored by produce',
+    labelNames: ['station'],
+    registers,
+  });
   const bytesIn = new Counter({ name: 'junction_bytes_in_total', help: 'Bytes stored by produce', labelNames: ['station'], registers });
   const messagesOut = new Counter({
     name: 'junction_messages_out_total',
@@ -87,9 +92,24 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     labelNames: ['station', 'group'],
     registers,
   });
-  const bytesOut = new Counter({ name: 'junction_bytes_out_total', help: 'Bytes delivered to consumer groups', labelNames: ['station', 'group'], registers });
-  const redeliveries = new Counter({ name: 'junction_redeliveries_total', help: 'Deliveries that were redeliveries', labelNames: ['station', 'group'], registers });
-  const acked = new Counter({ name: 'junction_acked_total', help: 'Messages acknowledged by consumer groups', labelNames: ['station', 'group'], registers });
+  const bytesOut = new Counter({
+    name: 'junction_bytes_out_total',
+    help: 'Bytes delivered to consumer groups',
+    labelNames: ['station', 'group'],
+    registers,
+  });
+  const redeliveries = new Counter({
+    name: 'junction_redeliveries_total',
+    help: 'Deliveries that were redeliveries',
+    labelNames: ['station', 'group'],
+    registers,
+  });
+  const acked = new Counter({
+    name: 'junction_acked_total',
+    help: 'Messages acknowledged by consumer groups',
+    labelNames: ['station', 'group'],
+    registers,
+  });
   const deadLettered = new Counter({
     name: 'junction_dead_lettered_total',
     help: 'Messages moved to the dead-letter station',
@@ -122,7 +142,7 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
   });
   const dedupEvicted = new Counter({
     name: 'junction_dedup_evicted_total',
-    help: 'msgIds that left the dedup window early because the station\'s index was at its bound (dedupMaxIds): a later copy is stored again',
+    help: "msgIds that left the dedup window early because the station's index was at its bound (dedupMaxIds): a later copy is stored again",
     labelNames: ['station'],
     registers,
   });
@@ -142,7 +162,12 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     buckets: PRODUCE_BUCKETS,
     registers,
   });
-  const fsyncDuration = new Histogram({ name: 'junction_fsync_duration_seconds', help: 'Duration of log fsyncs', buckets: FSYNC_BUCKETS, registers });
+  const fsyncDuration = new Histogram({
+    name: 'junction_fsync_duration_seconds',
+    help: 'Duration of log fsyncs',
+    buckets: FSYNC_BUCKETS,
+    registers,
+  });
 
   // One store read per scrape, shared by every gauge: prom-client collects all metrics concurrently.
   let inFlight: Promise<Snapshot | undefined> | undefined;
@@ -204,7 +229,8 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     async collect() {
       const snap = await snapshot();
       this.reset();
-      for (const s of snap?.stations ?? []) if (s.health) this.set({ station: s.name }, s.health.status === 'damaged' ? 2 : s.health.status === 'degraded' ? 1 : 0);
+      for (const s of snap?.stations ?? [])
+        if (s.health) this.set({ station: s.name }, s.health.status === 'damaged' ? 2 : s.health.status === 'degraded' ? 1 : 0);
     },
   });
   new Gauge({
@@ -264,8 +290,16 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
   total('junction_stored_bytes', 'Bytes stored in all stations', (t) => t.bytes);
   total('junction_active_stations', 'Stations with recent work (what the background pass visits)', (t) => t.activeStations);
   total('junction_open_partitions', 'Partition logs open now (idle ones are closed and reopened on use)', (t) => t.openPartitions ?? 0);
-  total('junction_file_evictions_total', 'Idle partition and group files closed by the open-file budget', (t) => t.openFiles?.evictions ?? 0);
-  total('junction_file_over_budget_total', 'Files opened while every open file was in use (the budget was exceeded)', (t) => t.openFiles?.overBudget ?? 0);
+  total(
+    'junction_file_evictions_total',
+    'Idle partition and group files closed by the open-file budget',
+    (t) => t.openFiles?.evictions ?? 0,
+  );
+  total(
+    'junction_file_over_budget_total',
+    'Files opened while every open file was in use (the budget was exceeded)',
+    (t) => t.openFiles?.overBudget ?? 0,
+  );
   new Gauge({
     name: 'junction_open_files',
     help: 'Partition and group files open under the open-file budget (kind: open, budget, peak)',

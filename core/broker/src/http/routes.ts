@@ -44,7 +44,18 @@ import { dlsName, pageOfNames } from '../contract.js';
 import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
 import { describeRoute } from '@junction/openapi/describe';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
-import { FetchAnswer, GroupInfoAnswer, GroupPageAnswer, MessagePageAnswer, ProduceAnswer, PurgeAnswer, ReplayAnswer, SettleAnswer, StationInfoAnswer, StationPageAnswer } from './answers.js';
+import {
+  FetchAnswer,
+  GroupInfoAnswer,
+  GroupPageAnswer,
+  MessagePageAnswer,
+  ProduceAnswer,
+  PurgeAnswer,
+  ReplayAnswer,
+  SettleAnswer,
+  StationInfoAnswer,
+  StationPageAnswer,
+} from './answers.js';
 import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
 
 /** Default largest produce body (any of the three encodings). */
@@ -138,189 +149,372 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   /** `replicas` is an option of replicated stations (cluster mode) only: a clear error elsewhere. */
   const checkReplicas = (replicas: number | undefined): void => {
     if (replicas === undefined || opts.replicas) return;
-    throw new JunctionError(ErrorCode.CONFIG_INVALID, 'replicas is an option of cluster mode (junction start --nats): this broker runs the embedded engine, which keeps one copy of each station on its node', {
-      issues: [{ path: 'replicas', message: 'only in cluster mode' }],
-    });
+    throw new JunctionError(
+      ErrorCode.CONFIG_INVALID,
+      'replicas is an option of cluster mode (junction start --nats): this broker runs the embedded engine, which keeps one copy of each station on its node',
+      {
+        issues: [{ path: 'replicas', message: 'only in cluster mode' }],
+      },
+    );
   };
 
-  app.post('/v1/stations', { schema: describeRoute({
-    summary: 'Create a station',
-    description: 'Options left out take their defaults. `replicas` is an option of cluster mode only. Names starting with `__` are Junction\'s own (422 STATION_RESERVED).',
-    tags: ['stations'], body: CreateStationRequest,
-    responses: { 201: { description: 'the station', schema: StationInfoAnswer } }, errors: [409, 422],
-  }) }, async (req, reply) => {
-    const { name, ...config } = parseBody(CreateStationRequest, req.body);
-    refuseSystemStation(name);
-    checkReplicas(config.replicas);
-    const info = await store.createStation(name, config);
-    return reply.code(201).send(info);
-  });
+  app.post(
+    '/v1/stations',
+    {
+      schema: describeRoute({
+        summary: 'Create a station',
+        description:
+          "Options left out take their defaults. `replicas` is an option of cluster mode only. Names starting with `__` are Junction's own (422 STATION_RESERVED).",
+        tags: ['stations'],
+        body: CreateStationRequest,
+        responses: { 201: { description: 'the station', schema: StationInfoAnswer } },
+        errors: [409, 422],
+      }),
+    },
+    async (req, reply) => {
+      const { name, ...config } = parseBody(CreateStationRequest, req.body);
+      refuseSystemStation(name);
+      checkReplicas(config.replicas);
+      const info = await store.createStation(name, config);
+      return reply.code(201).send(info);
+    },
+  );
 
-  app.get('/v1/stations', { schema: describeRoute({
-    summary: 'List stations',
-    description: 'A page in name order: at most `limit`, after the cursor `after`, starting with `prefix`. Junction\'s own stations (`__…`) only with `system=true`.',
-    tags: ['stations'], query: StationListQuery,
-    responses: { 200: { description: 'a page of stations', schema: StationPageAnswer } },
-  }) }, async (req) => {
-    const { system, ...q } = parseBody(StationListQuery, req.query);
-    const listed = page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
-    // Junction's own stations only when asked for: the page may come out shorter, `next` still holds.
-    if (system !== 'true') listed.stations = listed.stations.filter((s) => !isSystemStation(s.name));
-    return listed;
-  });
+  app.get(
+    '/v1/stations',
+    {
+      schema: describeRoute({
+        summary: 'List stations',
+        description:
+          "A page in name order: at most `limit`, after the cursor `after`, starting with `prefix`. Junction's own stations (`__…`) only with `system=true`.",
+        tags: ['stations'],
+        query: StationListQuery,
+        responses: { 200: { description: 'a page of stations', schema: StationPageAnswer } },
+      }),
+    },
+    async (req) => {
+      const { system, ...q } = parseBody(StationListQuery, req.query);
+      const listed = page('stations', await store.listStations({ ...q, limit: q.limit + 1 }), q);
+      // Junction's own stations only when asked for: the page may come out shorter, `next` still holds.
+      if (system !== 'true') listed.stations = listed.stations.filter((s) => !isSystemStation(s.name));
+      return listed;
+    },
+  );
 
-  app.get('/v1/stations/:station', { schema: describeRoute({
-    summary: 'Get a station', description: 'Its options, partitions (offsets, messages, bytes), groups, health.', tags: ['stations'], params: StationParams,
-    responses: { 200: { description: 'the station', schema: StationInfoAnswer } }, errors: [404, 503],
-  }) }, async (req) => store.getStation(stationOf(req)));
+  app.get(
+    '/v1/stations/:station',
+    {
+      schema: describeRoute({
+        summary: 'Get a station',
+        description: 'Its options, partitions (offsets, messages, bytes), groups, health.',
+        tags: ['stations'],
+        params: StationParams,
+        responses: { 200: { description: 'the station', schema: StationInfoAnswer } },
+        errors: [404, 503],
+      }),
+    },
+    async (req) => store.getStation(stationOf(req)),
+  );
 
-  app.patch('/v1/stations/:station', { schema: describeRoute({
-    summary: 'Change a station\'s options',
-    description: 'Fields given are changed, the others kept (`deadLetter` field by field). `partitions` and `storage` are fixed at creation (422 CONFIG_IMMUTABLE); `schema: null` removes the schema binding.',
-    tags: ['stations'], params: StationParams, body: StationPatchRequest,
-    responses: { 200: { description: 'the station', schema: StationInfoAnswer } }, errors: [404, 422],
-  }) }, async (req) => {
-    const station = writableStationOf(req);
-    const body: unknown = req.body;
-    if (body && typeof body === 'object' && !Array.isArray(body)) {
-      const fixed = ['partitions', 'storage'].filter((k) => Object.hasOwn(body, k));
-      if (fixed.length > 0) {
-        throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, `${fixed.join(' and ')} cannot change after a station is created`, {
-          issues: fixed.map((path) => ({ path, message: 'fixed at creation' })),
-        });
+  app.patch(
+    '/v1/stations/:station',
+    {
+      schema: describeRoute({
+        summary: "Change a station's options",
+        description:
+          'Fields given are changed, the others kept (`deadLetter` field by field). `partitions` and `storage` are fixed at creation (422 CONFIG_IMMUTABLE); `schema: null` removes the schema binding.',
+        tags: ['stations'],
+        params: StationParams,
+        body: StationPatchRequest,
+        responses: { 200: { description: 'the station', schema: StationInfoAnswer } },
+        errors: [404, 422],
+      }),
+    },
+    async (req) => {
+      const station = writableStationOf(req);
+      const body: unknown = req.body;
+      if (body && typeof body === 'object' && !Array.isArray(body)) {
+        const fixed = ['partitions', 'storage'].filter((k) => Object.hasOwn(body, k));
+        if (fixed.length > 0) {
+          throw new JunctionError(ErrorCode.CONFIG_IMMUTABLE, `${fixed.join(' and ')} cannot change after a station is created`, {
+            issues: fixed.map((path) => ({ path, message: 'fixed at creation' })),
+          });
+        }
       }
-    }
-    const patch = parseBody(StationPatchRequest, body);
-    checkReplicas(patch.replicas);
-    return store.updateStation(station, patch);
-  });
+      const patch = parseBody(StationPatchRequest, body);
+      checkReplicas(patch.replicas);
+      return store.updateStation(station, patch);
+    },
+  );
 
-  app.delete('/v1/stations/:station', { schema: describeRoute({
-    summary: 'Delete a station', description: 'With its messages, groups and dead-letter station.', tags: ['stations'], params: StationParams,
-    responses: { 204: 'deleted' }, errors: [404, 422],
-  }) }, async (req, reply) => {
-    await store.deleteStation(writableStationOf(req));
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/v1/stations/:station',
+    {
+      schema: describeRoute({
+        summary: 'Delete a station',
+        description: 'With its messages, groups and dead-letter station.',
+        tags: ['stations'],
+        params: StationParams,
+        responses: { 204: 'deleted' },
+        errors: [404, 422],
+      }),
+    },
+    async (req, reply) => {
+      await store.deleteStation(writableStationOf(req));
+      return reply.code(204).send();
+    },
+  );
 
   // ---- messages ----
   // Produce in a scope of its own: its parsers have the large limits (JSON less than the others).
   await app.register(async (scope: FastifyInstance) => {
     scope.removeAllContentTypeParsers();
     registerJsonParser(scope, jsonLimit);
-    scope.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-    scope.post('/v1/stations/:station/messages', { onRequest: gate, schema: describeRoute({
-      summary: 'Produce messages',
-      description:
-        'Three encodings: JSON (`{ messages: [{ value | valueBase64, key?, headers?, msgId? }] }`, at most 16 MiB), NDJSON (`application/x-ndjson`: each line\'s raw bytes are one message) and the binary batch codec (`application/vnd.junction.batch`, see @junction/protocol). A `msgId` seen inside the dedup window is not stored again. One outcome per message.',
-      tags: ['messages'], params: StationParams, body: ProduceBody, bodyContentTypes: ['application/json', NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE],
-      responses: { 200: { description: 'one outcome per message, in order', schema: ProduceAnswer } }, errors: [404, 413, 415, 422, 503],
-    }) }, async (req) => {
-      const station = writableStationOf(req);
-      const messages = produceInput(req);
-      const started = process.hrtime.bigint();
-      const results = await store.produce(station, messages);
-      metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
-      return { results: results.map(toOutcome) };
-    });
+    scope.addContentTypeParser([NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
+      done(null, body),
+    );
+    scope.post(
+      '/v1/stations/:station/messages',
+      {
+        onRequest: gate,
+        schema: describeRoute({
+          summary: 'Produce messages',
+          description:
+            "Three encodings: JSON (`{ messages: [{ value | valueBase64, key?, headers?, msgId? }] }`, at most 16 MiB), NDJSON (`application/x-ndjson`: each line's raw bytes are one message) and the binary batch codec (`application/vnd.junction.batch`, see @junction/protocol). A `msgId` seen inside the dedup window is not stored again. One outcome per message.",
+          tags: ['messages'],
+          params: StationParams,
+          body: ProduceBody,
+          bodyContentTypes: ['application/json', NDJSON_CONTENT_TYPE, BATCH_CONTENT_TYPE],
+          responses: { 200: { description: 'one outcome per message, in order', schema: ProduceAnswer } },
+          errors: [404, 413, 415, 422, 503],
+        }),
+      },
+      async (req) => {
+        const station = writableStationOf(req);
+        const messages = produceInput(req);
+        const started = process.hrtime.bigint();
+        const results = await store.produce(station, messages);
+        metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
+        return { results: results.map(toOutcome) };
+      },
+    );
   });
 
-  app.get('/v1/stations/:station/messages', { schema: describeRoute({
-    summary: 'Browse a partition',
-    description: 'Messages of one partition from `fromOffset` (default: the first retained), without a consumer group. `Accept: application/vnd.junction.batch` answers the binary codec.',
-    tags: ['messages'], params: StationParams, query: BrowseQuery,
-    responses: { 200: { description: 'a page of messages', schema: MessagePageAnswer, contentTypes: ['application/json'], headers: { [NEXT_OFFSET_HEADER]: 'the fromOffset of the next page' } } }, errors: [404],
-  }) }, async (req, reply) => {
-    const station = stationOf(req);
-    const q = parseBody(BrowseQuery, req.query);
-    const messages = await store.read(station, { partition: q.partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
-    return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
-  });
+  app.get(
+    '/v1/stations/:station/messages',
+    {
+      schema: describeRoute({
+        summary: 'Browse a partition',
+        description:
+          'Messages of one partition from `fromOffset` (default: the first retained), without a consumer group. `Accept: application/vnd.junction.batch` answers the binary codec.',
+        tags: ['messages'],
+        params: StationParams,
+        query: BrowseQuery,
+        responses: {
+          200: {
+            description: 'a page of messages',
+            schema: MessagePageAnswer,
+            contentTypes: ['application/json'],
+            headers: { [NEXT_OFFSET_HEADER]: 'the fromOffset of the next page' },
+          },
+        },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const station = stationOf(req);
+      const q = parseBody(BrowseQuery, req.query);
+      const messages = await store.read(station, { partition: q.partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
+      return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
+    },
+  );
 
   // ---- consumer groups ----
-  app.put('/v1/stations/:station/groups/:group', { schema: describeRoute({
-    summary: 'Create a consumer group', description: 'Starting at `start` (default earliest); ack deadline and deliveries override the station\'s.', tags: ['groups'],
-    params: GroupParams, body: CreateGroupBody, bodyRequired: false,
-    responses: { 201: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404, 409],
-  }) }, async (req, reply) => {
-    const { station, group } = groupOf(req);
-    const body = parseBody(CreateGroupBody, req.body ?? {});
-    const info = await store.createGroup(station, group, body);
-    return reply.code(201).send(info);
-  });
+  app.put(
+    '/v1/stations/:station/groups/:group',
+    {
+      schema: describeRoute({
+        summary: 'Create a consumer group',
+        description: "Starting at `start` (default earliest); ack deadline and deliveries override the station's.",
+        tags: ['groups'],
+        params: GroupParams,
+        body: CreateGroupBody,
+        bodyRequired: false,
+        responses: { 201: { description: 'the group', schema: GroupInfoAnswer } },
+        errors: [404, 409],
+      }),
+    },
+    async (req, reply) => {
+      const { station, group } = groupOf(req);
+      const body = parseBody(CreateGroupBody, req.body ?? {});
+      const info = await store.createGroup(station, group, body);
+      return reply.code(201).send(info);
+    },
+  );
 
-  app.get('/v1/stations/:station/groups', { schema: describeRoute({
-    summary: 'List a station\'s consumer groups', description: 'A page in name order, with lag, pending and dead-lettered counts.', tags: ['groups'], params: StationParams, query: ListQuery,
-    responses: { 200: { description: 'a page of groups', schema: GroupPageAnswer } }, errors: [404],
-  }) }, async (req) => {
-    const station = stationOf(req);
-    const q = parseBody(ListQuery, req.query);
-    return page('groups', await store.listGroups(station, { ...q, limit: q.limit + 1 }), q);
-  });
+  app.get(
+    '/v1/stations/:station/groups',
+    {
+      schema: describeRoute({
+        summary: "List a station's consumer groups",
+        description: 'A page in name order, with lag, pending and dead-lettered counts.',
+        tags: ['groups'],
+        params: StationParams,
+        query: ListQuery,
+        responses: { 200: { description: 'a page of groups', schema: GroupPageAnswer } },
+        errors: [404],
+      }),
+    },
+    async (req) => {
+      const station = stationOf(req);
+      const q = parseBody(ListQuery, req.query);
+      return page('groups', await store.listGroups(station, { ...q, limit: q.limit + 1 }), q);
+    },
+  );
 
-  app.get('/v1/stations/:station/groups/:group', { schema: describeRoute({
-    summary: 'Get a consumer group', description: 'Per partition: next offset, ack floor, lag, pending, queued redeliveries.', tags: ['groups'], params: GroupParams,
-    responses: { 200: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404],
-  }) }, async (req) => {
-    const { station, group } = groupOf(req);
-    return store.getGroup(station, group);
-  });
+  app.get(
+    '/v1/stations/:station/groups/:group',
+    {
+      schema: describeRoute({
+        summary: 'Get a consumer group',
+        description: 'Per partition: next offset, ack floor, lag, pending, queued redeliveries.',
+        tags: ['groups'],
+        params: GroupParams,
+        responses: { 200: { description: 'the group', schema: GroupInfoAnswer } },
+        errors: [404],
+      }),
+    },
+    async (req) => {
+      const { station, group } = groupOf(req);
+      return store.getGroup(station, group);
+    },
+  );
 
-  app.delete('/v1/stations/:station/groups/:group', { schema: describeRoute({
-    summary: 'Delete a consumer group', tags: ['groups'], params: GroupParams, responses: { 204: 'deleted' }, errors: [404],
-  }) }, async (req, reply) => {
-    const { station, group } = groupOf(req);
-    await store.deleteGroup(station, group);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/v1/stations/:station/groups/:group',
+    {
+      schema: describeRoute({
+        summary: 'Delete a consumer group',
+        tags: ['groups'],
+        params: GroupParams,
+        responses: { 204: 'deleted' },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const { station, group } = groupOf(req);
+      await store.deleteGroup(station, group);
+      return reply.code(204).send();
+    },
+  );
 
-  app.post('/v1/stations/:station/groups/:group/fetch', { schema: describeRoute({
-    summary: 'Fetch messages for a group',
-    description: 'Up to `maxMessages` / `maxBytes`, waiting up to `waitMs` for the first (long poll). Each delivery must be acked, nacked or dead-lettered before its ack deadline, or it comes back. `Accept: application/vnd.junction.batch` answers the binary codec.',
-    tags: ['groups'], params: GroupParams, body: FetchBody, bodyRequired: false,
-    responses: { 200: { description: 'the deliveries', schema: FetchAnswer } }, errors: [404],
-  }) }, async (req, reply) => {
-    const { station, group } = groupOf(req);
-    const body = parseBody(FetchBody, req.body ?? {});
-    const deliveries = await withDisconnectSignal(reply, (signal) =>
-      store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
-    );
-    // Deliveries whose answer never reached the socket come back at once, not after their ack deadline.
-    if (deliveries.length > 0) settleByAnswer(reply, async () => {}, () => store.nack(station, group, deliveries.map((d) => d.deliveryId)));
-    // A delivery carries every field of a wire message: encoded as is, no per-message object.
-    if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries));
-    return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
-  });
+  app.post(
+    '/v1/stations/:station/groups/:group/fetch',
+    {
+      schema: describeRoute({
+        summary: 'Fetch messages for a group',
+        description:
+          'Up to `maxMessages` / `maxBytes`, waiting up to `waitMs` for the first (long poll). Each delivery must be acked, nacked or dead-lettered before its ack deadline, or it comes back. `Accept: application/vnd.junction.batch` answers the binary codec.',
+        tags: ['groups'],
+        params: GroupParams,
+        body: FetchBody,
+        bodyRequired: false,
+        responses: { 200: { description: 'the deliveries', schema: FetchAnswer } },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const { station, group } = groupOf(req);
+      const body = parseBody(FetchBody, req.body ?? {});
+      const deliveries = await withDisconnectSignal(reply, (signal) =>
+        store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
+      );
+      // Deliveries whose answer never reached the socket come back at once, not after their ack deadline.
+      if (deliveries.length > 0)
+        settleByAnswer(
+          reply,
+          async () => {},
+          () =>
+            store.nack(
+              station,
+              group,
+              deliveries.map((d) => d.deliveryId),
+            ),
+        );
+      // A delivery carries every field of a wire message: encoded as is, no per-message object.
+      if (wantsBatch(req)) return reply.type(BATCH_CONTENT_TYPE).send(encodeMessageBatch(deliveries));
+      return { messages: deliveries.map((d) => jsonDelivery(d, body.encoding)) };
+    },
+  );
 
-  app.post('/v1/stations/:station/groups/:group/ack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
-    summary: 'Acknowledge deliveries', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
-    tags: ['groups'], params: GroupParams, body: AckBody,
-    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
-  }) }, async (req) => {
-    const { station, group } = groupOf(req);
-    const body = parseBody(AckBody, req.body);
-    return settleAnswer(await store.ack(station, group, body.deliveryIds), 'acked', body.summary);
-  });
+  app.post(
+    '/v1/stations/:station/groups/:group/ack',
+    {
+      bodyLimit: SETTLE_BODY_LIMIT,
+      onRequest: settleGate,
+      schema: describeRoute({
+        summary: 'Acknowledge deliveries',
+        description:
+          'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+        tags: ['groups'],
+        params: GroupParams,
+        body: AckBody,
+        responses: { 200: { description: 'the outcomes', schema: SettleAnswer } },
+        errors: [404, 413],
+      }),
+    },
+    async (req) => {
+      const { station, group } = groupOf(req);
+      const body = parseBody(AckBody, req.body);
+      return settleAnswer(await store.ack(station, group, body.deliveryIds), 'acked', body.summary);
+    },
+  );
 
-  app.post('/v1/stations/:station/groups/:group/nack', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
-    summary: 'Give deliveries back (redelivered after `delayMs`)', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
-    tags: ['groups'], params: GroupParams, body: NackBody,
-    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
-  }) }, async (req) => {
-    const { station, group } = groupOf(req);
-    const body = parseBody(NackBody, req.body);
-    return settleAnswer(await store.nack(station, group, body.deliveryIds, body.delayMs), 'nacked', body.summary);
-  });
+  app.post(
+    '/v1/stations/:station/groups/:group/nack',
+    {
+      bodyLimit: SETTLE_BODY_LIMIT,
+      onRequest: settleGate,
+      schema: describeRoute({
+        summary: 'Give deliveries back (redelivered after `delayMs`)',
+        description:
+          'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+        tags: ['groups'],
+        params: GroupParams,
+        body: NackBody,
+        responses: { 200: { description: 'the outcomes', schema: SettleAnswer } },
+        errors: [404, 413],
+      }),
+    },
+    async (req) => {
+      const { station, group } = groupOf(req);
+      const body = parseBody(NackBody, req.body);
+      return settleAnswer(await store.nack(station, group, body.deliveryIds, body.delayMs), 'nacked', body.summary);
+    },
+  );
 
-  app.post('/v1/stations/:station/groups/:group/dead-letter', { bodyLimit: SETTLE_BODY_LIMIT, onRequest: settleGate, schema: describeRoute({
-    summary: 'Dead-letter deliveries', description: 'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
-    tags: ['groups'], params: GroupParams, body: DeadLetterBody,
-    responses: { 200: { description: 'the outcomes', schema: SettleAnswer } }, errors: [404, 413],
-  }) }, async (req) => {
-    const { station, group } = groupOf(req);
-    const body = parseBody(DeadLetterBody, req.body);
-    return settleAnswer(await store.deadLetter(station, group, body.deliveryIds, body.reason), 'dead-lettered', body.summary);
-  });
+  app.post(
+    '/v1/stations/:station/groups/:group/dead-letter',
+    {
+      bodyLimit: SETTLE_BODY_LIMIT,
+      onRequest: settleGate,
+      schema: describeRoute({
+        summary: 'Dead-letter deliveries',
+        description:
+          'One outcome per delivery id (`unknown`: no such delivery; `stale`: it was redelivered since); with `summary: true` only the count and the other outcomes.',
+        tags: ['groups'],
+        params: GroupParams,
+        body: DeadLetterBody,
+        responses: { 200: { description: 'the outcomes', schema: SettleAnswer } },
+        errors: [404, 413],
+      }),
+    },
+    async (req) => {
+      const { station, group } = groupOf(req);
+      const body = parseBody(DeadLetterBody, req.body);
+      return settleAnswer(await store.deadLetter(station, group, body.deliveryIds, body.reason), 'dead-lettered', body.summary);
+    },
+  );
 
   /** One outcome per id, or with `summary` the count of the verb's own status and the others. */
   function settleAnswer(results: SettleOutcome[], status: SettleOutcome['status'], summary: boolean | undefined) {
@@ -329,69 +523,115 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     return { count: results.length - others.length, results: others };
   }
 
-  app.post('/v1/stations/:station/groups/:group/seek', { schema: describeRoute({
-    summary: 'Move a consumer group', description: 'To the earliest or latest message, an offset (of one partition or all) or a timestamp.', tags: ['groups'], params: GroupParams, body: SeekBody,
-    responses: { 200: { description: 'the group', schema: GroupInfoAnswer } }, errors: [404],
-  }) }, async (req) => {
-    const { station, group } = groupOf(req);
-    return store.seek(station, group, parseBody(SeekBody, req.body));
-  });
+  app.post(
+    '/v1/stations/:station/groups/:group/seek',
+    {
+      schema: describeRoute({
+        summary: 'Move a consumer group',
+        description: 'To the earliest or latest message, an offset (of one partition or all) or a timestamp.',
+        tags: ['groups'],
+        params: GroupParams,
+        body: SeekBody,
+        responses: { 200: { description: 'the group', schema: GroupInfoAnswer } },
+        errors: [404],
+      }),
+    },
+    async (req) => {
+      const { station, group } = groupOf(req);
+      return store.seek(station, group, parseBody(SeekBody, req.body));
+    },
+  );
 
   // ---- dead-letter station ----
-  app.get('/v1/stations/:station/dls', { schema: describeRoute({
-    summary: 'Browse dead letters',
-    description: 'The station\'s dead-letter station, oldest first across its partitions. Each dead letter keeps the original bytes and headers plus `junction-dls-*` headers: reason, code, group, attempts, original partition / offset.',
-    tags: ['dead-letters'], params: StationParams, query: DlsQuery,
-    responses: { 200: { description: 'a page of dead letters', schema: MessagePageAnswer } }, errors: [404],
-  }) }, async (req, reply) => {
-    const station = stationOf(req);
-    const q = parseBody(DlsQuery, req.query);
-    await store.getStation(station); // 404 names the station asked for, not its DLS
-    const dls = dlsName(station);
-    let partitions: number[];
-    try {
-      partitions = (await store.getStation(dls)).partitions.map((p) => p.partition);
-    } catch (err) {
-      // A station whose dead-lettering is off may have no DLS: it simply holds no dead letters.
-      if (isJunctionError(err) && err.code === ErrorCode.STATION_NOT_FOUND) partitions = [];
-      else throw err;
-    }
-    let messages: StoredMessage[] = [];
-    for (const partition of partitions) {
-      const read = await store.read(dls, { partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
-      // Copied: a read's values may be views into a buffer the next read reuses.
-      messages.push(...(partitions.length > 1 ? read.map((m) => ({ ...m, value: Buffer.from(m.value) })) : read));
-    }
-    if (partitions.length > 1) {
-      messages.sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
-      messages = messages.slice(0, q.limit);
-    }
-    return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
-  });
+  app.get(
+    '/v1/stations/:station/dls',
+    {
+      schema: describeRoute({
+        summary: 'Browse dead letters',
+        description:
+          "The station's dead-letter station, oldest first across its partitions. Each dead letter keeps the original bytes and headers plus `junction-dls-*` headers: reason, code, group, attempts, original partition / offset.",
+        tags: ['dead-letters'],
+        params: StationParams,
+        query: DlsQuery,
+        responses: { 200: { description: 'a page of dead letters', schema: MessagePageAnswer } },
+        errors: [404],
+      }),
+    },
+    async (req, reply) => {
+      const station = stationOf(req);
+      const q = parseBody(DlsQuery, req.query);
+      await store.getStation(station); // 404 names the station asked for, not its DLS
+      const dls = dlsName(station);
+      let partitions: number[];
+      try {
+        partitions = (await store.getStation(dls)).partitions.map((p) => p.partition);
+      } catch (err) {
+        // A station whose dead-lettering is off may have no DLS: it simply holds no dead letters.
+        if (isJunctionError(err) && err.code === ErrorCode.STATION_NOT_FOUND) partitions = [];
+        else throw err;
+      }
+      let messages: StoredMessage[] = [];
+      for (const partition of partitions) {
+        const read = await store.read(dls, { partition, fromOffset: fromOffsetOf(q.fromOffset), limit: q.limit });
+        // Copied: a read's values may be views into a buffer the next read reuses.
+        messages.push(...(partitions.length > 1 ? read.map((m) => ({ ...m, value: Buffer.from(m.value) })) : read));
+      }
+      if (partitions.length > 1) {
+        messages.sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
+        messages = messages.slice(0, q.limit);
+      }
+      return answerMessages(req, reply, messages, q.encoding ?? 'utf8');
+    },
+  );
 
-  app.post('/v1/stations/:station/dls/replay', { schema: describeRoute({
-    summary: 'Replay dead letters', description: 'Produces them to the station again (to every group, or only `group`), optionally a range of DLS offsets; `purge` removes them from the DLS afterwards.',
-    tags: ['dead-letters'], params: StationParams, body: DlsReplayBody, bodyRequired: false,
-    responses: { 200: { description: 'how many', schema: ReplayAnswer } }, errors: [404, 422],
-  }) }, async (req) => {
-    const station = writableStationOf(req);
-    const body = parseBody(DlsReplayBody, req.body ?? {});
-    return store.replayDeadLetters(station, body);
-  });
+  app.post(
+    '/v1/stations/:station/dls/replay',
+    {
+      schema: describeRoute({
+        summary: 'Replay dead letters',
+        description:
+          'Produces them to the station again (to every group, or only `group`), optionally a range of DLS offsets; `purge` removes them from the DLS afterwards.',
+        tags: ['dead-letters'],
+        params: StationParams,
+        body: DlsReplayBody,
+        bodyRequired: false,
+        responses: { 200: { description: 'how many', schema: ReplayAnswer } },
+        errors: [404, 422],
+      }),
+    },
+    async (req) => {
+      const station = writableStationOf(req);
+      const body = parseBody(DlsReplayBody, req.body ?? {});
+      return store.replayDeadLetters(station, body);
+    },
+  );
 
-  app.delete('/v1/stations/:station/dls', { config: { acceptsBody: true } satisfies BodyConfig, schema: describeRoute({
-    summary: 'Purge dead letters', description: 'All, or up to `upToOffset` (in the query or the body).', tags: ['dead-letters'],
-    params: StationParams, query: PurgeQuery, body: DlsPurgeBody, bodyRequired: false,
-    responses: { 200: { description: 'how many were removed', schema: PurgeAnswer } }, errors: [404, 422],
-  }) }, async (req) => {
-    const station = writableStationOf(req);
-    const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
-    const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
-    if (fromBody !== undefined && fromQuery !== undefined && fromBody !== fromQuery) {
-      throw bodyInvalid('upToOffset', 'given in both the query and the body with different values');
-    }
-    return { purged: await store.purgeDeadLetters(station, fromBody ?? fromQuery) };
-  });
+  app.delete(
+    '/v1/stations/:station/dls',
+    {
+      config: { acceptsBody: true } satisfies BodyConfig,
+      schema: describeRoute({
+        summary: 'Purge dead letters',
+        description: 'All, or up to `upToOffset` (in the query or the body).',
+        tags: ['dead-letters'],
+        params: StationParams,
+        query: PurgeQuery,
+        body: DlsPurgeBody,
+        bodyRequired: false,
+        responses: { 200: { description: 'how many were removed', schema: PurgeAnswer } },
+        errors: [404, 422],
+      }),
+    },
+    async (req) => {
+      const station = writableStationOf(req);
+      const fromBody = req.body === undefined ? undefined : parseBody(DlsPurgeBody, req.body).upToOffset;
+      const fromQuery = parseBody(PurgeQuery, req.query).upToOffset;
+      if (fromBody !== undefined && fromQuery !== undefined && fromBody !== fromQuery) {
+        throw bodyInvalid('upToOffset', 'given in both the query and the body with different values');
+      }
+      return { purged: await store.purgeDeadLetters(station, fromBody ?? fromQuery) };
+    },
+  );
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -401,7 +641,11 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
  * One page of a listing: `{ [key]: items, next? }`, `next` being the cursor (`after`) of the following
  * page when there is one. Applies the query to what the engine answered (an engine may ignore options).
  */
-function page<K extends string, T extends { name?: string; group?: string }>(key: K, items: T[], q: z.output<typeof ListQuery>): Record<K, T[]> & { next?: string } {
+function page<K extends string, T extends { name?: string; group?: string }>(
+  key: K,
+  items: T[],
+  q: z.output<typeof ListQuery>,
+): Record<K, T[]> & { next?: string } {
   const nameOf = (i: T): string => i.name ?? i.group ?? '';
   const byName = new Map(items.map((i) => [nameOf(i), i]));
   const names = pageOfNames(byName.keys(), { after: q.after, prefix: q.prefix, limit: q.limit + 1 });
@@ -470,7 +714,10 @@ export function writableStationOf(req: FastifyRequest): string {
 }
 export function refuseSystemStation(station: string): string {
   if (isSystemStation(station)) {
-    throw new JunctionError(ErrorCode.STATION_RESERVED, `station "${station}" belongs to Junction (names starting with "${SYSTEM_STATION_PREFIX}" are reserved): it can be read, not written, changed or deleted through the API`);
+    throw new JunctionError(
+      ErrorCode.STATION_RESERVED,
+      `station "${station}" belongs to Junction (names starting with "${SYSTEM_STATION_PREFIX}" are reserved): it can be read, not written, changed or deleted through the API`,
+    );
   }
   return station;
 }
@@ -502,7 +749,9 @@ export function settleByAnswer(reply: FastifyReply, written: () => Promise<unkno
     done = true;
     res.off('finish', onFinish);
     res.off('close', onClose);
-    (ok ? written : giveBack)().catch((err: unknown) => reply.log.warn({ err }, ok ? 'settling the deliveries of an answer failed' : 'giving back the deliveries of an unsent answer failed'));
+    (ok ? written : giveBack)().catch((err: unknown) =>
+      reply.log.warn({ err }, ok ? 'settling the deliveries of an answer failed' : 'giving back the deliveries of an unsent answer failed'),
+    );
   };
   // A client that closed its side of the connection (FIN) will not read the answer, whatever the write
   // did: it counts as gone (one that half-closes and still reads gets the messages again: a duplicate,

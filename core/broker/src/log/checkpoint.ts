@@ -142,7 +142,8 @@ export function decodeEntries(buf: Buffer, c: Checkpoint): SparseIndex | undefin
     const p = i * CHECKPOINT_ENTRY_BYTES;
     const off = c.base + buf.readUInt32LE(p);
     const pos = buf.readDoubleLE(p + 4);
-    if (off <= prevOff || pos <= prevPos || pos >= c.position || off > c.lastOffset || (i === 0 && (off !== c.firstOffset || pos !== 0))) return undefined;
+    if (off <= prevOff || pos <= prevPos || pos >= c.position || off > c.lastOffset || (i === 0 && (off !== c.firstOffset || pos !== 0)))
+      return undefined;
     index.push(off, pos, buf.readDoubleLE(p + 12));
     prevOff = off;
     prevPos = pos;

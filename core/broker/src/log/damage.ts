@@ -45,7 +45,9 @@ export interface PartitionMeta {
  * Reads `meta` (or its previous copy). `problem` says why the file itself was not used when it was
  * damaged (not when it is merely absent, as in a log written before it existed).
  */
-export async function readPartitionMeta(dir: string): Promise<{ meta: PartitionMeta; problem?: { detail: string; outcome: 'previous-copy' | 'rebuilt' } | undefined }> {
+export async function readPartitionMeta(
+  dir: string,
+): Promise<{ meta: PartitionMeta; problem?: { detail: string; outcome: 'previous-copy' | 'rebuilt' } | undefined }> {
   const r = await readWithFallback(path.join(dir, META_FILE), (text) => {
     const parsed = MetaFile.safeParse(JSON.parse(text));
     if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
@@ -60,13 +62,22 @@ export async function readPartitionMeta(dir: string): Promise<{ meta: PartitionM
   const start = Number.isSafeInteger(v.start) && v.start >= 1 ? v.start : 0;
   return {
     meta: { start, damage: v.version === 2 ? v.damage : [], version: v.version },
-    ...(r.source === 'previous-copy' && { problem: { detail: `${META_FILE} was ${r.problem ?? 'unusable'}: its previous copy was used`, outcome: 'previous-copy' as const } }),
+    ...(r.source === 'previous-copy' && {
+      problem: { detail: `${META_FILE} was ${r.problem ?? 'unusable'}: its previous copy was used`, outcome: 'previous-copy' as const },
+    }),
   };
 }
 
 /** Writes `meta` atomically (the previous version kept beside it). */
 export function writePartitionMeta(dir: string, start: number, damage: readonly CorruptRange[], sync: boolean): Promise<void> {
-  const entries = damage.map(({ segment, fromOffset, toOffset, messages, detail, foundAt }) => ({ segment, fromOffset, toOffset, messages, detail, foundAt }));
+  const entries = damage.map(({ segment, fromOffset, toOffset, messages, detail, foundAt }) => ({
+    segment,
+    fromOffset,
+    toOffset,
+    messages,
+    detail,
+    foundAt,
+  }));
   const body = { version: 2, start, damage: entries, crc: bodyCrc(start, entries) };
   return writeAtomic(path.join(dir, META_FILE), JSON.stringify(body), { sync });
 }

@@ -91,7 +91,15 @@ export class FdPool {
   }
 
   stats(): FdPoolStats {
-    return { budget: this.budgetValue, open: this.openCount, held: this.heldCount, peak: this.peak, opens: this.opens, evictions: this.evictions, overBudget: this.overBudget };
+    return {
+      budget: this.budgetValue,
+      open: this.openCount,
+      held: this.heldCount,
+      peak: this.peak,
+      opens: this.opens,
+      evictions: this.evictions,
+      overBudget: this.overBudget,
+    };
   }
 
   /** A descriptor is about to be opened: makes room for it (evicting idle files). */

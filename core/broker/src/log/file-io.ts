@@ -3,7 +3,16 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
-import { FLAGS_KNOWN, FRAME_FLAG_MSG_ID, FRAME_MAGIC, FrameFault, MIN_FRAME_BYTES, checkFrame, frameOffset, frameTimestamp } from './record-codec.js';
+import {
+  FLAGS_KNOWN,
+  FRAME_FLAG_MSG_ID,
+  FRAME_MAGIC,
+  FrameFault,
+  MIN_FRAME_BYTES,
+  checkFrame,
+  frameOffset,
+  frameTimestamp,
+} from './record-codec.js';
 
 const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -87,7 +96,8 @@ export async function readFully(handle: FileHandle, buf: Buffer, len: number, po
 export async function writeFully(handle: FileHandle, bufs: Buffer[], position: number): Promise<void> {
   let total = 0;
   for (const b of bufs) total += b.length;
-  let { bytesWritten } = bufs.length === 1 ? await handle.write(bufs[0] as Buffer, 0, total, position) : await handle.writev(bufs, position);
+  let { bytesWritten } =
+    bufs.length === 1 ? await handle.write(bufs[0] as Buffer, 0, total, position) : await handle.writev(bufs, position);
   if (bytesWritten === total) return;
   // A short write (rare on regular files): write the rest from one joined buffer.
   const rest = Buffer.concat(bufs).subarray(bytesWritten);

@@ -30,7 +30,16 @@ import { ErrorCode, JunctionError } from '../errors.js';
 import { type Checkpoint, type CheckpointFile } from './checkpoint.js';
 import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.js';
 import { FileWindow, closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
-import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, describeFault, encodeRecords, frameOffset } from './record-codec.js';
+import {
+  FrameFault,
+  MIN_FRAME_BYTES,
+  checkFrame,
+  decodeRecord,
+  newHeaderMemo,
+  describeFault,
+  encodeRecords,
+  frameOffset,
+} from './record-codec.js';
 import { recover, writeIndexFile } from './recovery.js';
 import { loadIndexEntries, newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
 import { INDEX_INTERVAL_BYTES, SparseIndex } from './sparse-index.js';
@@ -76,7 +85,17 @@ interface Waiter {
 }
 
 type Op =
-  | { kind: 'write'; seg: Segment; buf: Buffer; lastOffset: number; count: number; lastTimestamp: number; msgIds: boolean; waiter: Waiter; sync: boolean }
+  | {
+      kind: 'write';
+      seg: Segment;
+      buf: Buffer;
+      lastOffset: number;
+      count: number;
+      lastTimestamp: number;
+      msgIds: boolean;
+      waiter: Waiter;
+      sync: boolean;
+    }
   | { kind: 'roll'; old: Segment; seg: Segment }
   | { kind: 'delete'; segs: Segment[]; done: () => void };
 
@@ -185,7 +204,12 @@ class FileLog implements PartitionLog {
   // ----- open / recovery -------------------------------------------------------------------------
 
   async open(): Promise<void> {
-    const r = await recover({ dir: this.dir, fsync: this.fsyncPolicy, onTornTail: this.options.onTornTail, onMetadataRepair: this.options.onMetadataRepair });
+    const r = await recover({
+      dir: this.dir,
+      fsync: this.fsyncPolicy,
+      onTornTail: this.options.onTornTail,
+      onMetadataRepair: this.options.onMetadataRepair,
+    });
     this.checkpoint = r.checkpoint;
     this.segments = r.segments;
     this.active = this.writing = r.segments[r.segments.length - 1] as Segment;
@@ -320,7 +344,8 @@ class FileLog implements PartitionLog {
     if (this.fsyncPolicy === 'never') {
       const s = this.captureCheckpoint(false);
       const w = this.ckWritten;
-      if (!w || s.c.position !== w.position || s.c.base !== w.base || s.c.next !== w.next || s.c.start !== w.start) void this.checkpointSoon(s).catch(() => {});
+      if (!w || s.c.position !== w.position || s.c.base !== w.base || s.c.next !== w.next || s.c.start !== w.start)
+        void this.checkpointSoon(s).catch(() => {});
       return;
     }
     void this.ckDone
@@ -375,7 +400,17 @@ class FileLog implements PartitionLog {
     const sync = this.fsyncPolicy === 'always';
     const lastTimestamp = (records[records.length - 1] as RecordInput).timestamp;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ kind: 'write', seg, buf, lastOffset: this.next - 1, count: records.length, lastTimestamp, msgIds, sync, waiter: { first, resolve, reject } });
+      this.queue.push({
+        kind: 'write',
+        seg,
+        buf,
+        lastOffset: this.next - 1,
+        count: records.length,
+        lastTimestamp,
+        msgIds,
+        sync,
+        waiter: { first, resolve, reject },
+      });
       this.kick();
     });
   }
@@ -526,7 +561,11 @@ class FileLog implements PartitionLog {
   /** Puts the log into a failed state: data on disk is in doubt, so every later append is refused. */
   private fail(err: unknown): void {
     if (this.failure) return;
-    this.failure = new JunctionError(ErrorCode.IO_ERROR, `partition log in ${this.dir} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    this.failure = new JunctionError(
+      ErrorCode.IO_ERROR,
+      `partition log in ${this.dir} failed: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
     const tick = this.writeTick;
     this.writeTick = null;
     tick?.resolve();
@@ -662,7 +701,12 @@ class FileLog implements PartitionLog {
   }
 
   /** Appends to `out` the records of one segment at or after `from`; true when a limit was reached. */
-  private async readSegment(seg: Segment, from: number, out: LogRecord[], st: { bytes: number; maxMessages: number; maxBytes: number; msgIds: boolean }): Promise<boolean> {
+  private async readSegment(
+    seg: Segment,
+    from: number,
+    out: LogRecord[],
+    st: { bytes: number; maxMessages: number; maxBytes: number; msgIds: boolean },
+  ): Promise<boolean> {
     const limit = seg.written;
     if (limit === 0 || (seg.count > 0 && seg.lastOffset < from)) return false;
     let pos = 0;
@@ -679,7 +723,10 @@ class FileLog implements PartitionLog {
     if (!handle) return false;
     try {
       const avg = seg.count > 0 ? seg.size / seg.count : 1024;
-      const want = Math.min(st.maxBytes - st.bytes, (st.maxMessages - out.length) * avg) + (skipping ? INDEX_INTERVAL_BYTES + avg : 0) + READ_SLACK_BYTES;
+      const want =
+        Math.min(st.maxBytes - st.bytes, (st.maxMessages - out.length) * avg) +
+        (skipping ? INDEX_INTERVAL_BYTES + avg : 0) +
+        READ_SLACK_BYTES;
       let chunk = Math.ceil(Math.min(Math.max(want, READ_MIN_BYTES), READ_MAX_BYTES));
       let bypassCache = false;
       let recheckedAt = -1;
@@ -1018,4 +1065,3 @@ class FileLog implements PartitionLog {
     return this.closing;
   }
 }
-

@@ -243,7 +243,8 @@ export class LazyLog implements PartitionLog {
   }
 
   truncateBefore(offset: number): Promise<void> {
-    if (!this.inner && !this.closed && Math.min(Math.floor(offset), this.summary.nextOffset) <= this.summary.firstOffset) return Promise.resolve();
+    if (!this.inner && !this.closed && Math.min(Math.floor(offset), this.summary.nextOffset) <= this.summary.firstOffset)
+      return Promise.resolve();
     return this.use((l) => l.truncateBefore(offset));
   }
 

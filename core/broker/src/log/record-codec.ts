@@ -301,7 +301,12 @@ export function decodeRecord(buf: Buffer, pos: number, memo?: HeaderMemo, msgIds
       p += 2 + buf.readUInt16LE(p);
       p += 4 + buf.readUInt32LE(p);
     }
-    if (memo !== undefined && memo.buf !== undefined && memo.end - memo.start === p - hStart && sameBytes(memo.buf, memo.start, buf, hStart, p - hStart)) {
+    if (
+      memo !== undefined &&
+      memo.buf !== undefined &&
+      memo.end - memo.start === p - hStart &&
+      sameBytes(memo.buf, memo.start, buf, hStart, p - hStart)
+    ) {
       headers = memo.headers;
     } else {
       headers = decodeHeaders(raw, hStart + 2, count);

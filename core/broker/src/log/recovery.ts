@@ -26,7 +26,17 @@ import { CheckpointFile, type Checkpoint } from './checkpoint.js';
 import { DamageRegistry, GapSet, META_FILE, readPartitionMeta } from './damage.js';
 import { FileWindow, fsyncDir, unlinkQuiet } from './file-io.js';
 import { FrameFault, describeFault } from './record-codec.js';
-import { INDEX_HEADER_SIZE, SEGMENT_RE, encodeIndex, loadIndexHeader, markAllWritten, newSegment, noteRecord, segmentFileName, type Segment } from './segment.js';
+import {
+  INDEX_HEADER_SIZE,
+  SEGMENT_RE,
+  encodeIndex,
+  loadIndexHeader,
+  markAllWritten,
+  newSegment,
+  noteRecord,
+  segmentFileName,
+  type Segment,
+} from './segment.js';
 import type { CorruptRange, TornTail } from './types.js';
 
 /** What recover needs: the directory, the fsync policy (truncations are fsynced unless `never`), and the log's callbacks. */
@@ -99,16 +109,26 @@ class Recovery {
 
     // Without `meta` or its copy (a partition that never recorded a start or damage) there is nothing to read.
     const { meta, problem } =
-      this.present.has(META_FILE) || this.present.has(`${META_FILE}.prev`) ? await readPartitionMeta(this.dir) : { meta: { start: 0, damage: [], version: 0 }, problem: undefined };
+      this.present.has(META_FILE) || this.present.has(`${META_FILE}.prev`)
+        ? await readPartitionMeta(this.dir)
+        : { meta: { start: 0, damage: [], version: 0 }, problem: undefined };
     if (problem) this.o.onMetadataRepair?.('meta', problem.detail, problem.outcome);
     this.registry = new DamageRegistry(meta.damage);
     for (const r of meta.damage) this.gaps.add(r.fromOffset, r.toOffset);
     const checkpoint = await CheckpointFile.open(this.dir);
     const ck = checkpoint.loaded;
     if (checkpoint.damaged) {
-      this.o.onMetadataRepair?.('checkpoint', 'neither checkpoint slot is whole: the active segment is scanned in full, and the offset floor comes from the segments and the consumer groups', 'rebuilt');
+      this.o.onMetadataRepair?.(
+        'checkpoint',
+        'neither checkpoint slot is whole: the active segment is scanned in full, and the offset floor comes from the segments and the consumer groups',
+        'rebuilt',
+      );
     } else if (!ck && meta.version >= 2) {
-      this.o.onMetadataRepair?.('checkpoint', 'the checkpoint is missing: the active segment is scanned in full, and the offset floor comes from the segments and the consumer groups', 'rebuilt');
+      this.o.onMetadataRepair?.(
+        'checkpoint',
+        'the checkpoint is missing: the active segment is scanned in full, and the offset floor comes from the segments and the consumer groups',
+        'rebuilt',
+      );
     }
     try {
       return await this.openSegments(bases, meta.start, checkpoint, ck);
@@ -118,7 +138,12 @@ class Recovery {
     }
   }
 
-  private async openSegments(bases: number[], metaStart: number, checkpoint: CheckpointFile, ck: Checkpoint | undefined): Promise<Recovered> {
+  private async openSegments(
+    bases: number[],
+    metaStart: number,
+    checkpoint: CheckpointFile,
+    ck: Checkpoint | undefined,
+  ): Promise<Recovered> {
     const knownStart = Math.max(metaStart, ck?.start ?? 0);
     // Segments wholly below the persisted start were being deleted when the process stopped.
     while (bases.length > 1 && (bases[1] as number) <= knownStart) {
@@ -141,7 +166,12 @@ class Recovery {
       } else bases.push(Math.max(1, knownStart));
     } else if (ck && knownStart >= 1 && (bases[0] as number) > knownStart) {
       const lostTo = (bases[0] as number) - 1;
-      this.damage(segmentFileName(knownStart), knownStart, lostTo, 'the segment files that held these offsets are missing (not deleted by retention)');
+      this.damage(
+        segmentFileName(knownStart),
+        knownStart,
+        lostTo,
+        'the segment files that held these offsets are missing (not deleted by retention)',
+      );
       this.gaps.add(knownStart, lostTo);
       leadingGap = true;
     }
@@ -181,7 +211,10 @@ class Recovery {
         try {
           const size = (await handle.stat()).size;
           const covers = ck !== undefined && ck.base === seg.base ? ck : undefined;
-          const trusted = covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast) ? await this.trustPrefix(seg, checkpoint, covers) : undefined;
+          const trusted =
+            covers && size >= covers.position && (covers.count === 0 || covers.firstOffset > prevLast)
+              ? await this.trustPrefix(seg, checkpoint, covers)
+              : undefined;
           if (trusted) {
             const ck = trusted;
             expected = Math.max(expected, ck.count > 0 ? ck.lastOffset + 1 : seg.base);
@@ -190,7 +223,14 @@ class Recovery {
             if (seg.written > ck.position) uncheckpointed = true;
           } else {
             if (covers && size < covers.position) shortActive = { size };
-            expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: covers });
+            expected = await this.scan(seg, handle, {
+              from: 0,
+              prev: Math.max(prevLast, seg.base - 1),
+              expected,
+              isLast,
+              nextBase,
+              checkpoint: covers,
+            });
             uncheckpointed = seg.written > 0;
           }
         } finally {
@@ -203,11 +243,19 @@ class Recovery {
         if (!head || !loadIndexHeader(seg, head.buf, head.size, fileSize, prevLast, nextBase)) {
           const handle = await fsp.open(seg.logPath, 'r');
           try {
-            expected = await this.scan(seg, handle, { from: 0, prev: Math.max(prevLast, seg.base - 1), expected, isLast, nextBase, checkpoint: undefined });
+            expected = await this.scan(seg, handle, {
+              from: 0,
+              prev: Math.max(prevLast, seg.base - 1),
+              expected,
+              isLast,
+              nextBase,
+              checkpoint: undefined,
+            });
           } finally {
             await handle.close();
           }
-          if (seg.damaged || seg.count === 0 || seg.firstOffset !== seg.base || seg.lastOffset !== nextBase - 1) await unlinkQuiet(seg.idxPath);
+          if (seg.damaged || seg.count === 0 || seg.firstOffset !== seg.base || seg.lastOffset !== nextBase - 1)
+            await unlinkQuiet(seg.idxPath);
           else await writeIndexFile(seg);
         }
       }
@@ -218,7 +266,12 @@ class Recovery {
       }
       if (!isLast && nextBase > expected) {
         this.gaps.add(expected, nextBase - 1);
-        this.damage(seg.name, expected, nextBase - 1, seg.tailDamage ?? `the segment ends at offset ${expected - 1}, before the next segment's base ${nextBase}`);
+        this.damage(
+          seg.name,
+          expected,
+          nextBase - 1,
+          seg.tailDamage ?? `the segment ends at offset ${expected - 1}, before the next segment's base ${nextBase}`,
+        );
         expected = nextBase;
       }
       totalBytes += seg.size;
@@ -232,7 +285,8 @@ class Recovery {
       const lostTo = ck.next - 1;
       let detail: string;
       if (ck.base > active.base) detail = `the active segment ${segmentFileName(ck.base)} is missing`;
-      else if (shortActive) detail = `the active segment is ${shortActive.size} bytes, ${ck.position - shortActive.size} fewer than at the last checkpoint`;
+      else if (shortActive)
+        detail = `the active segment is ${shortActive.size} bytes, ${ck.position - shortActive.size} fewer than at the last checkpoint`;
       else detail = 'the log ends before the last offset its checkpoint vouched for';
       this.damage(ck.base > active.base ? segmentFileName(ck.base) : active.name, next, lostTo, detail);
       this.gaps.add(next, lostTo);
@@ -311,7 +365,13 @@ class Recovery {
         const frameSize = w.sizeAt(pos);
         const raw = w.offsetAt(pos);
         const offset = Number.isSafeInteger(raw) ? raw : prev;
-        this.damage(seg.name, offset, offset, `${describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos)}; record skipped`, 0);
+        this.damage(
+          seg.name,
+          offset,
+          offset,
+          `${describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos)}; record skipped`,
+          0,
+        );
         seg.skips.set(pos, pos + frameSize);
         seg.damaged = true;
         pos += frameSize;
@@ -349,7 +409,13 @@ class Recovery {
     // Below the checkpoint: records it vouched for are missing, reported (with their offsets) by the floor.
     if (ck && pos < ck.position) return;
     if (ck?.clean) {
-      this.damage(seg.name, atOffset, atOffset - 1, `${bytes} bytes after the end of the log at its last clean stop (${detail}) were not written by Junction: cut`, 0);
+      this.damage(
+        seg.name,
+        atOffset,
+        atOffset - 1,
+        `${bytes} bytes after the end of the log at its last clean stop (${detail}) were not written by Junction: cut`,
+        0,
+      );
       return;
     }
     // A torn write: the frame never completed and nothing valid follows; it was never acknowledged.

@@ -169,8 +169,16 @@ export const INDEX_HEADER_SIZE = INDEX_HEADER_BYTES;
  * base. The entries are not read here (`seg.indexFile` is set; see loadIndexEntries): start-up reads a
  * header per sealed segment, however much is stored.
  */
-export function loadIndexHeader(seg: Segment, head: Buffer, idxSize: number, fileSize: number, prevLast: number, nextBase: number): boolean {
-  if (head.length < INDEX_HEADER_BYTES || idxSize < INDEX_HEADER_BYTES || (idxSize - INDEX_HEADER_BYTES) % INDEX_ENTRY_BYTES !== 0) return false;
+export function loadIndexHeader(
+  seg: Segment,
+  head: Buffer,
+  idxSize: number,
+  fileSize: number,
+  prevLast: number,
+  nextBase: number,
+): boolean {
+  if (head.length < INDEX_HEADER_BYTES || idxSize < INDEX_HEADER_BYTES || (idxSize - INDEX_HEADER_BYTES) % INDEX_ENTRY_BYTES !== 0)
+    return false;
   if (head.readUInt32LE(0) !== INDEX_MAGIC || head.readUInt8(4) !== INDEX_VERSION) return false;
   const n = head.readUInt32LE(56);
   if (n === 0 || INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES !== idxSize) return false;
@@ -178,7 +186,8 @@ export function loadIndexHeader(seg: Segment, head: Buffer, idxSize: number, fil
   const first = head.readDoubleLE(16);
   const last = head.readDoubleLE(24);
   const count = head.readDoubleLE(32);
-  if (size !== fileSize || count < 1 || first !== seg.base || first <= prevLast || last !== nextBase - 1 || count !== last - first + 1) return false;
+  if (size !== fileSize || count < 1 || first !== seg.base || first <= prevLast || last !== nextBase - 1 || count !== last - first + 1)
+    return false;
   seg.size = seg.written = size;
   seg.count = count;
   seg.firstOffset = first;
@@ -197,7 +206,8 @@ export function loadIndexHeader(seg: Segment, head: Buffer, idxSize: number, fil
  * the same file's header: true when the crc and every entry check out (and agree with the summary).
  */
 export function loadIndexEntries(seg: Segment, buf: Buffer): boolean {
-  if (buf.length < INDEX_HEADER_BYTES || !loadIndexHeader({ ...seg }, buf, buf.length, seg.size, seg.firstOffset - 1, seg.lastOffset + 1)) return false;
+  if (buf.length < INDEX_HEADER_BYTES || !loadIndexHeader({ ...seg }, buf, buf.length, seg.size, seg.firstOffset - 1, seg.lastOffset + 1))
+    return false;
   if (buf.readDoubleLE(8) !== seg.size || buf.readDoubleLE(16) !== seg.firstOffset || buf.readDoubleLE(24) !== seg.lastOffset) return false;
   if (crc32(buf.subarray(INDEX_HEADER_BYTES), crc32(buf.subarray(0, 60))) !== buf.readUInt32LE(60)) return false;
   const n = buf.readUInt32LE(56);

@@ -7,7 +7,16 @@ import { CHUNK_FIELDS, ChunkField, EmbeddedStore, type Delivery, type DeliveryCh
 
 /** What a chunk says about each message, in the shape of a Delivery (without its id). */
 function unpack(chunks: DeliveryChunk[]) {
-  const out: { partition: number; offset: number; timestamp: number; key: string | undefined; headers: Record<string, string>; value: string; attempt: number; id: string }[] = [];
+  const out: {
+    partition: number;
+    offset: number;
+    timestamp: number;
+    key: string | undefined;
+    headers: Record<string, string>;
+    value: string;
+    attempt: number;
+    id: string;
+  }[] = [];
   for (const c of chunks) {
     expect(c.nums.length).toBe(c.count * CHUNK_FIELDS);
     let bytes = 0;
@@ -37,10 +46,19 @@ function unpack(chunks: DeliveryChunk[]) {
 }
 
 function plain(ds: Delivery[]) {
-  return ds.map((d) => ({ partition: d.partition, offset: d.offset, timestamp: d.timestamp, key: d.key, headers: d.headers, value: Buffer.from(d.value).toString(), attempt: d.deliveryCount }));
+  return ds.map((d) => ({
+    partition: d.partition,
+    offset: d.offset,
+    timestamp: d.timestamp,
+    key: d.key,
+    headers: d.headers,
+    value: Buffer.from(d.value).toString(),
+    attempt: d.deliveryCount,
+  }));
 }
 
-const byPos = (a: { partition: number; offset: number }, b: { partition: number; offset: number }) => a.partition - b.partition || a.offset - b.offset;
+const byPos = (a: { partition: number; offset: number }, b: { partition: number; offset: number }) =>
+  a.partition - b.partition || a.offset - b.offset;
 
 describe.each([
   ['file-backed', true],
@@ -87,7 +105,11 @@ describe.each([
       chunks.push(...cs);
     }
     // The same messages and attempts; the ids differ (each group has its own epoch).
-    expect(unpack(chunks).map(({ id: _id, ...m }) => m).sort(byPos)).toEqual(plain(viaFetch).sort(byPos));
+    expect(
+      unpack(chunks)
+        .map(({ id: _id, ...m }) => m)
+        .sort(byPos),
+    ).toEqual(plain(viaFetch).sort(byPos));
     expect(unpack(chunks)).toHaveLength(600);
     const { id } = await store.getStation('s');
     expect(new Set([...chunks.map((c) => c.stationId), ...viaFetch.map((d) => d.stationId)])).toEqual(new Set([id]));
@@ -99,7 +121,10 @@ describe.each([
   it('respects maxBytes (at least one message) and long-polls like fetch', async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });
-    await store.produce('s', Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1000, 1) })));
+    await store.produce(
+      's',
+      Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1000, 1) })),
+    );
     const cs = await store.fetchChunks('s', 'g', { maxMessages: 100, maxBytes: 2500, waitMs: 0 });
     expect(cs.reduce((n, c) => n + c.count, 0)).toBe(2);
     const big = await store.fetchChunks('s', 'g2', { maxMessages: 100, maxBytes: 10, waitMs: 0 });
@@ -117,7 +142,10 @@ describe.each([
   it('creates a new group once when several first fetches race, and keeps its acks across a restart', async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });
-    await store.produce('s', Array.from({ length: 30 }, (_, i) => ({ value: Buffer.from(`m${i + 1}`) })));
+    await store.produce(
+      's',
+      Array.from({ length: 30 }, (_, i) => ({ value: Buffer.from(`m${i + 1}`) })),
+    );
     const got = await Promise.all([
       store.fetchChunks('s', 'new', { maxMessages: 10, maxBytes: 1 << 20, waitMs: 0 }),
       store.fetch('s', 'new', { maxMessages: 10, maxBytes: 1 << 20, waitMs: 0 }),
@@ -137,7 +165,10 @@ describe.each([
   it('carries redeliveries with their attempt, and acks by range settle every waiting offset of any attempt', async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });
-    await store.produce('s', Array.from({ length: 20 }, (_, i) => ({ value: Buffer.from(`m${i + 1}`) })));
+    await store.produce(
+      's',
+      Array.from({ length: 20 }, (_, i) => ({ value: Buffer.from(`m${i + 1}`) })),
+    );
     const first = unpack(await store.fetchChunks('s', 'g', { maxMessages: 20, maxBytes: 1 << 20, waitMs: 0 }));
     expect(first.map((m) => m.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(first.every((m) => m.attempt === 1)).toBe(true);
@@ -170,7 +201,7 @@ describe.each([
     }
   });
 
-  it('never puts bytes that are not the partition\'s own data between the values of a chunk', async () => {
+  it("never puts bytes that are not the partition's own data between the values of a chunk", async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });
     const keep: Buffer[] = [];
@@ -184,7 +215,11 @@ describe.each([
     for (const c of chunks) {
       const first = c.nums[ChunkField.start]!;
       const last = (c.count - 1) * CHUNK_FIELDS;
-      const region = Buffer.from(c.data.buffer, c.data.byteOffset + first, c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - first);
+      const region = Buffer.from(
+        c.data.buffer,
+        c.data.byteOffset + first,
+        c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - first,
+      );
       expect(region.toString('latin1')).not.toContain('SECRET');
     }
     expect(keep).toHaveLength(50);
@@ -211,7 +246,11 @@ describe.each([
       for (const c of chunks) {
         const last = (c.count - 1) * CHUNK_FIELDS;
         const from = c.nums[ChunkField.start]!;
-        const region = Buffer.from(c.data.buffer, c.data.byteOffset + from, c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - from);
+        const region = Buffer.from(
+          c.data.buffer,
+          c.data.byteOffset + from,
+          c.nums[last + ChunkField.start]! + c.nums[last + ChunkField.length]! - from,
+        );
         expect(region.toString('latin1')).not.toContain('SECRET');
       }
       await store.ackRanges('s', 'g', [{ partition: 0, from: 1, to: 1000 }]);
@@ -222,9 +261,15 @@ describe.each([
   it('delivers from the preferred partition first, then from the others', async () => {
     await open();
     await store.createStation('s', { partitions: 3, storage });
-    for (let p = 0; p < 3; p++) await store.produce('s', Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`p${p}-${i}`), key: `k${p}` })));
+    for (let p = 0; p < 3; p++)
+      await store.produce(
+        's',
+        Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`p${p}-${i}`), key: `k${p}` })),
+      );
     const parts = async (prefer: number | undefined, max: number) =>
-      unpack(await store.fetchChunks('s', 'g', { maxMessages: max, maxBytes: 1 << 20, waitMs: 0, preferPartition: prefer })).map((m) => m.partition);
+      unpack(await store.fetchChunks('s', 'g', { maxMessages: max, maxBytes: 1 << 20, waitMs: 0, preferPartition: prefer })).map(
+        (m) => m.partition,
+      );
     const where = (await store.fetch('s', 'probe', { maxMessages: 30, maxBytes: 1 << 20, waitMs: 0 })).map((d) => d.partition);
     const sizes = [0, 1, 2].map((p) => where.filter((x) => x === p).length);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(30);

@@ -99,7 +99,8 @@ describe('partition cursor', () => {
               c.pendingCount--;
             }
           } else if (o.k === 'expire') {
-            for (const x of c.expireRange(o.from, o.from + o.n, c.epoch)) expect(c.exceptions.get(x)).toMatchObject({ attempt: 1, inflight: false });
+            for (const x of c.expireRange(o.from, o.from + o.n, c.epoch))
+              expect(c.exceptions.get(x)).toMatchObject({ attempt: 1, inflight: false });
           } else if (o.k === 'clamp') c.clampTo(o.at);
           else c.seek(o.at);
           let waiting = 0;

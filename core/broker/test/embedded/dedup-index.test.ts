@@ -87,7 +87,8 @@ describe('DedupIndex', () => {
     const index = new DedupIndex(10_000_000);
     const now = 1_700_000_000_000;
     for (const n of [1_000, 50_000, 300_000]) {
-      while (index.size < n) index.remember(index.digest(`order-${index.size}`), { partition: index.size % 4, offset: index.size + 1, timestamp: now });
+      while (index.size < n)
+        index.remember(index.digest(`order-${index.size}`), { partition: index.size % 4, offset: index.size + 1, timestamp: now });
       expect(index.bytes / index.size).toBeLessThanOrEqual(48);
     }
     index.expire(now + 1, 1);
@@ -114,7 +115,9 @@ describe('DedupIndex', () => {
     expect(a.digest('x')).toBe(a.digest('x'));
     expect(new DedupIndex(1_000, a.key).digest('x')).toBe(a.digest('x'));
     // SHA-256 of the key (hex) and the msgId's UTF-8 bytes; the index keeps the first 16 bytes.
-    expect(Buffer.from(a.digest('ünï'), 'latin1')).toEqual(createHash('sha256').update(a.key.toString('hex')).update('ünï', 'utf8').digest());
+    expect(Buffer.from(a.digest('ünï'), 'latin1')).toEqual(
+      createHash('sha256').update(a.key.toString('hex')).update('ünï', 'utf8').digest(),
+    );
   });
 });
 
@@ -124,7 +127,8 @@ describe('dedup snapshot file', () => {
     dirs.push(dir);
     const index = new DedupIndex(100_000);
     const now = Date.now();
-    for (let i = 0; i < 5_000; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
+    for (let i = 0; i < 5_000; i++)
+      index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
     const path = join(dir, 'dedup.snapshot');
     // Partition 1 is durable only below offset 2001: the snapshot ends before its first slot at or past
     // it (slot 4001), and each partition's coverage is where the log must be replayed from.
@@ -153,24 +157,36 @@ describe('dedup snapshot file', () => {
     const { path, index, now, bytes } = await written();
     const hw = [1e9, 1e9];
     // The ids after the cut, 1000 more, and one whose message was not stored (forgotten: never written).
-    for (let i = 5_000; i < 6_000; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
+    for (let i = 5_000; i < 6_000; i++)
+      index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
     index.remember(index.digest('failed'), { partition: 0, offset: 3_001, timestamp: now });
     index.forget(index.digest('failed'));
     const d1 = await appendDedupDelta(path, bytes, index.key, cutView(index.view(4_001), hw), true);
     expect(d1.entries).toBe(1_999);
     let r = await readDedupSnapshot(path, 2, 100_000, () => true);
     if (!('index' in r)) throw new Error(r.problem);
-    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({ kept: 6_000, segments: 2, validBytes: bytes + d1.bytes, covered: hw });
+    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({
+      kept: 6_000,
+      segments: 2,
+      validBytes: bytes + d1.bytes,
+      covered: hw,
+    });
     expect(r.index.lookup(r.index.digest('failed'), now, 60_000)).toBeUndefined();
     expect(r.index.lookup(r.index.digest('k5999'), now, 60_000)?.offset).toBe(3_000);
 
-    for (let i = 6_000; i < 6_500; i++) index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
+    for (let i = 6_000; i < 6_500; i++)
+      index.remember(index.digest(`k${i}`), { partition: i % 2, offset: Math.floor(i / 2) + 1, timestamp: now - 5_000 + i });
     const d2 = await appendDedupDelta(path, bytes + d1.bytes, index.key, cutView(index.view(6_001), [1e9, 3_101]), true);
     const whole = await readFile(path);
     await writeFile(path, whole.subarray(0, bytes + d1.bytes + Math.floor(d2.bytes / 2)));
     r = await readDedupSnapshot(path, 2, 100_000, () => true);
     if (!('index' in r)) throw new Error(r.problem);
-    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({ kept: 6_000, segments: 2, validBytes: bytes + d1.bytes, covered: hw });
+    expect({ kept: r.kept, segments: r.segments, validBytes: r.validBytes, covered: r.covered }).toEqual({
+      kept: 6_000,
+      segments: 2,
+      validBytes: bytes + d1.bytes,
+      covered: hw,
+    });
     expect(r.ignoredTail).toContain(`byte ${bytes + d1.bytes}`);
     expect(r.index.lookup(r.index.digest('k6000'), now, 60_000)).toBeUndefined();
   });
@@ -181,11 +197,17 @@ describe('dedup snapshot file', () => {
     const flipped = Buffer.from(good);
     flipped[good.length >> 1] ^= 0x01;
     await writeFile(path, flipped);
-    expect(await readDedupSnapshot(path, 2, 100_000, () => true)).toMatchObject({ problem: expect.stringContaining('checksum'), missing: false });
+    expect(await readDedupSnapshot(path, 2, 100_000, () => true)).toMatchObject({
+      problem: expect.stringContaining('checksum'),
+      missing: false,
+    });
     await writeFile(path, good.subarray(0, good.length - 17));
     expect(await readDedupSnapshot(path, 2, 100_000, () => true)).toMatchObject({ missing: false });
     await writeFile(path, good);
-    expect(await readDedupSnapshot(path, 3, 100_000, () => true)).toMatchObject({ problem: expect.stringContaining('partitions'), missing: false });
+    expect(await readDedupSnapshot(path, 3, 100_000, () => true)).toMatchObject({
+      problem: expect.stringContaining('partitions'),
+      missing: false,
+    });
     await rm(path);
     expect(await readDedupSnapshot(path, 2, 100_000, () => true)).toMatchObject({ problem: 'missing', missing: true });
   });

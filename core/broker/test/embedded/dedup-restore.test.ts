@@ -42,7 +42,8 @@ async function produceIds(store: EmbeddedStore, station: string, prefix: string,
   const out = new Map<string, ProduceResult>();
   for (let i = from; i < from + n; i += 1000) {
     const batch: MessageInput[] = [];
-    for (let j = i; j < Math.min(from + n, i + 1000); j++) batch.push({ msgId: `${prefix}${j}`, value: Buffer.from(`v${j}`), ...(j % 3 === 0 && { key: `k${j % 17}` }) });
+    for (let j = i; j < Math.min(from + n, i + 1000); j++)
+      batch.push({ msgId: `${prefix}${j}`, value: Buffer.from(`v${j}`), ...(j % 3 === 0 && { key: `k${j % 17}` }) });
     const results = await store.produce(station, batch);
     results.forEach((r, k) => {
       expect(r.status).toBe('stored');
@@ -57,7 +58,10 @@ async function expectAllDuplicates(store: EmbeddedStore, station: string, ids: M
   const all = [...ids];
   for (let i = 0; i < all.length; i += 1000) {
     const slice = all.slice(i, i + 1000);
-    const results = await store.produce(station, slice.map(([msgId]) => ({ msgId, value: Buffer.from('again') })));
+    const results = await store.produce(
+      station,
+      slice.map(([msgId]) => ({ msgId, value: Buffer.from('again') })),
+    );
     results.forEach((r, k) => {
       const first = slice[k]![1] as { partition: number; offset: number };
       expect(r, slice[k]![0]).toEqual({ status: 'duplicate', partition: first.partition, offset: first.offset });
@@ -156,7 +160,11 @@ describe('dedup index across restarts (embedded)', () => {
     await rm(file);
     const { store: s3 } = await openStore(dataDir);
     await expectAllDuplicates(s3, 's', ids);
-    expect((await s3.getStation('s')).dedup!.restored).toMatchObject({ from: 'scan', recordsRead: 2_000, detail: expect.stringContaining('missing') });
+    expect((await s3.getStation('s')).dedup!.restored).toMatchObject({
+      from: 'scan',
+      recordsRead: 2_000,
+      detail: expect.stringContaining('missing'),
+    });
     await closeStore(s3);
 
     const { store: s4 } = await openStore(dataDir);
@@ -180,7 +188,9 @@ describe('dedup index across restarts (embedded)', () => {
     ids.delete('d-19');
     await expectAllDuplicates(again, 's', ids);
     // The lost message's id is stored again (a producer retrying it gets it stored), at a new offset.
-    expect(await again.produce('s', [{ msgId: 'd-19', value: Buffer.from('retry') }])).toEqual([{ status: 'stored', partition: 0, offset: 21 }]);
+    expect(await again.produce('s', [{ msgId: 'd-19', value: Buffer.from('retry') }])).toEqual([
+      { status: 'stored', partition: 0, offset: 21 },
+    ]);
     expect((await again.getStation('s')).dedup!.restored?.from).toBe('snapshot');
   });
 
@@ -196,13 +206,17 @@ describe('dedup index across restarts (embedded)', () => {
     await closeStore(store);
     const { store: again } = await openStore(dataDir);
     for (const n of names) await expectAllDuplicates(again, n, ids.get(n)!);
-    for (const n of names) expect((await again.getStation(n)).dedup).toMatchObject({ ids: 300, restored: { from: 'snapshot', recordsRead: 0 } });
+    for (const n of names)
+      expect((await again.getStation(n)).dedup).toMatchObject({ ids: 300, restored: { from: 'snapshot', recordsRead: 0 } });
   });
 
   it('bounds the index per station (dedupMaxIds): the oldest ids leave early, counted in events and in the station info', async () => {
     const dataDir = await tempDir();
     const { store, events } = await openStore(dataDir);
-    await expect(store.createStation('bad', { dedupMaxIds: 10 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'dedupMaxIds' }] });
+    await expect(store.createStation('bad', { dedupMaxIds: 10 })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      issues: [{ path: 'dedupMaxIds' }],
+    });
     const info = await store.createStation('s', { partitions: 1, dedupMaxIds: 1_000 });
     expect(info.config.dedupMaxIds).toBe(1_000);
     const ids = await produceIds(store, 's', 'e-', 1_500);

@@ -40,7 +40,10 @@ describe('stations manifest', () => {
     let store = await open(dataDir);
     for (let i = 0; i < 20; i++) {
       await store.createStation(`m${i}`, { partitions: 1 + (i % 3) });
-      await store.produce(`m${i}`, Array.from({ length: 5 }, (_, k) => ({ value: Buffer.from(`m${i}-${k}`), key: `k${k}` })));
+      await store.produce(
+        `m${i}`,
+        Array.from({ length: 5 }, (_, k) => ({ value: Buffer.from(`m${i}-${k}`), key: `k${k}` })),
+      );
     }
     const before = await store.listStations();
     await store.close();
@@ -75,7 +78,10 @@ describe('stations manifest', () => {
     dirs.push(dataDir);
     let store = await open(dataDir);
     await store.createStation('cut', { partitions: 1 });
-    await store.produce('cut', Array.from({ length: 10 }, (_, k) => ({ value: Buffer.alloc(200, k) })));
+    await store.produce(
+      'cut',
+      Array.from({ length: 10 }, (_, k) => ({ value: Buffer.alloc(200, k) })),
+    );
     await store.close();
     const pdir = join(dataDir, 'stations', 'cut', 'partitions', '0');
     const seg = (await fsp.readdir(pdir)).find((n) => n.endsWith('.log'))!;

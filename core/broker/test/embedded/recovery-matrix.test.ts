@@ -41,7 +41,11 @@ async function fixture(): Promise<Fixture> {
   const store = new EmbeddedStore({ dataDir });
   await store.open();
   await store.createStation('s', { partitions: 1, segmentBytes: 64 * 1024 });
-  for (let i = 0; i < N; i += 250) await store.produce('s', Array.from({ length: 250 }, (_, k) => ({ value: valueOf(i + k + 1) })));
+  for (let i = 0; i < N; i += 250)
+    await store.produce(
+      's',
+      Array.from({ length: 250 }, (_, k) => ({ value: valueOf(i + k + 1) })),
+    );
   await consume(store, 'g', N);
   await consume(store, 'h', (N * 3) / 4);
   await store.close();
@@ -58,7 +62,11 @@ async function consume(store: EmbeddedStore, group: string, upTo = Infinity): Pr
     const batch = await store.fetch('s', group, { maxMessages: Math.min(500, upTo - out.length), maxBytes: 1 << 24, waitMs: 0 });
     if (batch.length === 0) break;
     for (const d of batch) out.push({ offset: d.offset, value: Buffer.from(d.value) });
-    await store.ack('s', group, batch.map((d) => d.deliveryId));
+    await store.ack(
+      's',
+      group,
+      batch.map((d) => d.deliveryId),
+    );
   }
   return out;
 }
@@ -104,7 +112,10 @@ async function readAllIntact(store: EmbeddedStore): Promise<number[]> {
 /** After the restart: produce 10, and check offsets and what groups g and h deliver. */
 async function checkServes(store: EmbeddedStore, intact: Set<number>): Promise<void> {
   const fresh = Array.from({ length: 10 }, (_, i) => Buffer.from(`after-restart-${i}`));
-  const results = await store.produce('s', fresh.map((value) => ({ value })));
+  const results = await store.produce(
+    's',
+    fresh.map((value) => ({ value })),
+  );
   const offsets = results.map((r) => (r.status === 'stored' ? r.offset : -1));
   // Above every offset ever acknowledged to a producer, consecutive.
   expect(offsets[0]).toBeGreaterThan(N);
@@ -127,12 +138,17 @@ async function checkReported(r: Reopened, info: StationInfo, missing: number[], 
   const damage = info.damage ?? [];
   expect(info.health?.status).toBe('degraded');
   expect(damage.length).toBeGreaterThan(0);
-  for (const o of missing) expect(damage.some((d) => d.partition === 0 && d.fromOffset <= o && o <= d.toOffset), `offset ${o} lost without a report`).toBe(true);
+  for (const o of missing)
+    expect(
+      damage.some((d) => d.partition === 0 && d.fromOffset <= o && o <= d.toOffset),
+      `offset ${o} lost without a report`,
+    ).toBe(true);
   expect(damage.reduce((n, d) => n + d.messages, 0)).toBe(missing.length);
   expect(info.health?.reasons.length).toBeGreaterThanOrEqual(damage.length);
   const errors = r.lines.filter((l) => l.level === 50 && l.station === 's' && l.partition === 0 && typeof l.fromOffset === 'number');
   expect(errors.length).toBe(damage.length);
-  for (const d of damage) expect(errors.some((l) => l.fromOffset === d.fromOffset && l.toOffset === d.toOffset && l.messages === d.messages)).toBe(true);
+  for (const d of damage)
+    expect(errors.some((l) => l.fromOffset === d.fromOffset && l.toOffset === d.toOffset && l.messages === d.messages)).toBe(true);
   expect(await metric(r.registry, 'junction_corrupt_ranges_total')).toBe(damage.length);
   expect(await metric(r.registry, 'junction_lost_messages_total')).toBe(opts.bytesOnly ? 0 : missing.length);
   expect(await metric(r.registry, 'junction_station_damaged_ranges')).toBe(damage.length);
@@ -155,8 +171,16 @@ const dataCases: Array<{ name: string; damage: Damage; bytesOnly?: boolean }> = 
       await truncate(file, Math.floor((await stat(file)).size / 2));
     },
   },
-  { name: 'append garbage to the active segment', bytesOnly: true, damage: (f) => appendFile(join(f.partDir, f.segments.at(-1)!), Buffer.from('garbage, not a frame '.repeat(20))) },
-  { name: 'append zeros to the active segment', bytesOnly: true, damage: (f) => appendFile(join(f.partDir, f.segments.at(-1)!), Buffer.alloc(8192)) },
+  {
+    name: 'append garbage to the active segment',
+    bytesOnly: true,
+    damage: (f) => appendFile(join(f.partDir, f.segments.at(-1)!), Buffer.from('garbage, not a frame '.repeat(20))),
+  },
+  {
+    name: 'append zeros to the active segment',
+    bytesOnly: true,
+    damage: (f) => appendFile(join(f.partDir, f.segments.at(-1)!), Buffer.alloc(8192)),
+  },
   {
     name: 'flip bytes in the middle of a sealed segment',
     damage: async (f) => {
@@ -239,7 +263,10 @@ describe('recovery matrix: damaged partition data', () => {
       const r = await reopen(f.dataDir);
       try {
         expect((await r.store.getGroup('s', 'g')).partitions[0]!.nextOffset).toBe(N + 1);
-        const results = await r.store.produce('s', Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`new-${i}`) })));
+        const results = await r.store.produce(
+          's',
+          Array.from({ length: 10 }, (_, i) => ({ value: Buffer.from(`new-${i}`) })),
+        );
         expect(results.map((x) => (x.status === 'stored' ? x.offset : 0))).toEqual(Array.from({ length: 10 }, (_, i) => N + 1 + i));
         const got = await consume(r.store, 'g');
         expect(got.map((d) => d.value.toString())).toEqual(Array.from({ length: 10 }, (_, i) => `new-${i}`));
@@ -388,7 +415,9 @@ describe('recovery matrix: damaged metadata', () => {
           const info = await r.store.getStation('s');
           expect(info.groups).toEqual(['g', 'h']);
           expect(info.health?.status).toBe('degraded');
-          expect(info.health?.reasons.join('\n')).toMatch(copyToo ? /group "g": group\.json .*rebuilt from its journal/ : /group "g": group\.json .*previous copy/);
+          expect(info.health?.reasons.join('\n')).toMatch(
+            copyToo ? /group "g": group\.json .*rebuilt from its journal/ : /group "g": group\.json .*previous copy/,
+          );
           const g = await r.store.getGroup('s', 'g');
           expect(g.partitions[0]!.nextOffset).toBe(N + 1);
           expect(g.lag).toBe(0);

@@ -20,7 +20,10 @@ async function setup(n: number) {
   await store.open();
   await store.createStation('s', { partitions: 1 });
   const values = Array.from({ length: n }, (_, i) => Buffer.from(`message-${i}-`.padEnd(100 + (i % 7), 'x')));
-  await store.produce('s', values.map((value) => ({ value })));
+  await store.produce(
+    's',
+    values.map((value) => ({ value })),
+  );
   await store.close();
   const segDir = join(dataDir, 'stations', 's', 'partitions', '0');
   const seg = (await readdir(segDir)).filter((f) => f.endsWith('.log')).sort()[0]!;
@@ -69,7 +72,11 @@ describe('embedded store recovery', () => {
       const batch = await store.fetch('s', 'g', { maxMessages: 30, maxBytes: 1 << 20, waitMs: 0 });
       if (batch.length === 0) break;
       seen.push(...batch.map((d) => d.offset));
-      await store.ack('s', 'g', batch.map((d) => d.deliveryId));
+      await store.ack(
+        's',
+        'g',
+        batch.map((d) => d.deliveryId),
+      );
     }
     expect(seen.length).toBe(101 - lost.size);
     expect((await store.getGroup('s', 'g')).lag).toBe(0);
@@ -81,7 +88,9 @@ describe('embedded store recovery', () => {
     const bytes = await readFile(segment);
     await truncate(segment, bytes.length - 5);
     const { store, events } = await reopen(dataDir);
-    expect(events.filter((e) => e.type === 'corruption')).toEqual([{ type: 'corruption', station: 's', partition: 0, fromOffset: 20, toOffset: 20, messages: 1, detail: expect.any(String) }]);
+    expect(events.filter((e) => e.type === 'corruption')).toEqual([
+      { type: 'corruption', station: 's', partition: 0, fromOffset: 20, toOffset: 20, messages: 1, detail: expect.any(String) },
+    ]);
     const read = await store.read('s', { partition: 0, limit: 100 });
     expect(read.map((m) => m.offset)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
     for (const m of read) expect(Buffer.from(m.value).equals(values[m.offset - 1]!)).toBe(true);

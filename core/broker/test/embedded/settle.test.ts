@@ -73,7 +73,10 @@ describe('embedded settlement by deliveryId', () => {
     dir = mkdtempSync(join(tmpdir(), 'junction-settle-'));
     await open();
     await store.createStation('s');
-    await store.produce('s', ['a', 'b', 'c', 'd', 'e', 'f'].map((v) => ({ value: Buffer.from(v) })));
+    await store.produce(
+      's',
+      ['a', 'b', 'c', 'd', 'e', 'f'].map((v) => ({ value: Buffer.from(v) })),
+    );
     const [a, b] = await fetch('g', 2);
     expect(await store.deadLetter('s', 'g', [b!.deliveryId], 'bad')).toEqual([{ deliveryId: b!.deliveryId, status: 'dead-lettered' }]);
     await store.updateStation('s', { retention: { maxMessages: 2 } });
@@ -100,7 +103,13 @@ describe('embedded settlement by deliveryId', () => {
     await store.close();
     // What an older version wrote: SEEK and DELIVER, no EPOCH.
     const journal = join(dir, 'stations', 's', 'groups', 'legacy', 'journal');
-    await writeFile(journal, Buffer.concat([encodeEntry({ op: JournalOp.SEEK, partition: 0, offset: 1 }), encodeEntry({ op: JournalOp.DELIVER, partition: 0, from: 1, to: 2 })]));
+    await writeFile(
+      journal,
+      Buffer.concat([
+        encodeEntry({ op: JournalOp.SEEK, partition: 0, offset: 1 }),
+        encodeEntry({ op: JournalOp.DELIVER, partition: 0, from: 1, to: 2 }),
+      ]),
+    );
     await open();
     const ds = await fetch('legacy');
     expect(ds.map((d) => [d.offset, d.deliveryCount])).toEqual([
@@ -109,6 +118,14 @@ describe('embedded settlement by deliveryId', () => {
     ]);
     for (const d of ds) expect(parseDeliveryId(d.deliveryId)!.epoch).toMatch(/^[0-9a-z]{1,7}$/);
     expect(await store.ack('s', 'legacy', ['0-1-1'])).toEqual([{ deliveryId: '0-1-1', status: 'stale' }]);
-    expect((await store.ack('s', 'legacy', ds.map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['acked', 'acked']);
+    expect(
+      (
+        await store.ack(
+          's',
+          'legacy',
+          ds.map((d) => d.deliveryId),
+        )
+      ).map((o) => o.status),
+    ).toEqual(['acked', 'acked']);
   });
 });

@@ -49,7 +49,11 @@ export async function createStation(app: FastifyInstance, name: string, config: 
 
 /** Produces UTF-8 values over the JSON API. */
 export async function produceText(app: FastifyInstance, station: string, values: string[]): Promise<void> {
-  const res = await app.inject({ method: 'POST', url: `/v1/stations/${station}/messages`, payload: { messages: values.map((value) => ({ value })) } });
+  const res = await app.inject({
+    method: 'POST',
+    url: `/v1/stations/${station}/messages`,
+    payload: { messages: values.map((value) => ({ value })) },
+  });
   if (res.statusCode !== 200) throw new Error(`produce: ${res.statusCode} ${res.body}`);
 }
 

@@ -23,10 +23,13 @@ function postAndVanish(path: string, body: unknown): Promise<void> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const sock: Socket = connect({ port, host: '127.0.0.1' }, () => {
-      sock.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`, () => {
-        sock.destroy();
-        resolve();
-      });
+      sock.write(
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+        () => {
+          sock.destroy();
+          resolve();
+        },
+      );
     });
     sock.on('error', reject);
   });
@@ -50,15 +53,27 @@ describe('consumers that disconnect before their answer', () => {
     await produceText(t.app, 'events', values);
     // Long polls that wait for messages that are not there yet, so the disconnect comes first for sure.
     await createStation(t.app, 'later');
-    await Promise.all(Array.from({ length: 5 }, () => postAndVanish('/stations/later/consume/batch', { consumer_name: 'c', batch_size: 50, batch_max_wait_time_ms: 3_000 })));
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        postAndVanish('/stations/later/consume/batch', { consumer_name: 'c', batch_size: 50, batch_max_wait_time_ms: 3_000 }),
+      ),
+    );
     // And requests for messages that are there: the fetch may win the race with the close.
-    await Promise.all(Array.from({ length: 10 }, () => postAndVanish('/stations/events/consume/batch', { consumer_name: 'c', batch_size: 50, batch_max_wait_time_ms: 1_000 })));
+    await Promise.all(
+      Array.from({ length: 10 }, () =>
+        postAndVanish('/stations/events/consume/batch', { consumer_name: 'c', batch_size: 50, batch_max_wait_time_ms: 1_000 }),
+      ),
+    );
     await produceText(t.app, 'later', ['l1']);
     // A consumer that stays gets every message: what an abandoned request took comes back when the
     // server sees the close (before or after our fetches; so fetch until all arrived or time is up).
     const got: string[] = [];
-    for (const deadline = Date.now() + 15_000; got.length < 500 && Date.now() < deadline; ) {
-      const res = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: { consumer_name: 'c', batch_size: 1000, batch_max_wait_time_ms: 200 } });
+    for (const deadline = Date.now() + 15_000; got.length < 500 && Date.now() < deadline;) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/stations/events/consume/batch',
+        payload: { consumer_name: 'c', batch_size: 1000, batch_max_wait_time_ms: 200 },
+      });
       got.push(...(res.json() as { message: string }[]).map((m) => m.message));
     }
     expect(new Set(got).size).toBe(got.length);
@@ -66,7 +81,11 @@ describe('consumers that disconnect before their answer', () => {
     // Acked once written: nothing is left in flight or behind.
     await settled('events', 'c');
     expect(await t.store.getGroup('events', 'c')).toMatchObject({ lag: 0, pending: 0 });
-    const later = await t.app.inject({ method: 'POST', url: '/stations/later/consume/batch', payload: { consumer_name: 'c', batch_size: 10, batch_max_wait_time_ms: 100 } });
+    const later = await t.app.inject({
+      method: 'POST',
+      url: '/stations/later/consume/batch',
+      payload: { consumer_name: 'c', batch_size: 10, batch_max_wait_time_ms: 100 },
+    });
     expect((later.json() as { message: string }[]).map((m) => m.message)).toEqual(['l1']);
   });
 

@@ -56,7 +56,11 @@ describe('toApiError', () => {
 
   it('keeps issues of a JunctionError', () => {
     const r = toApiError(new JunctionError('CONFIG_INVALID', 'bad', { issues: [{ path: 'a.b', message: 'Required' }] }));
-    expect(r).toEqual({ status: 400, body: { code: 'CONFIG_INVALID', message: 'bad', issues: [{ path: 'a.b', message: 'Required' }] }, unexpected: false });
+    expect(r).toEqual({
+      status: 400,
+      body: { code: 'CONFIG_INVALID', message: 'bad', issues: [{ path: 'a.b', message: 'Required' }] },
+      unexpected: false,
+    });
   });
 });
 
@@ -67,7 +71,11 @@ describe('errorHandler at the root', () => {
     app.setNotFoundHandler(notFoundHandler);
     app.post(
       '/schema',
-      { schema: { body: { type: 'object', required: ['a'], properties: { a: { type: 'object', properties: { b: { type: 'integer' } } } } } } },
+      {
+        schema: {
+          body: { type: 'object', required: ['a'], properties: { a: { type: 'object', properties: { b: { type: 'integer' } } } } },
+        },
+      },
       async () => ({ ok: true }),
     );
     app.get('/boom', async () => {
@@ -89,11 +97,21 @@ describe('errorHandler at the root', () => {
     expect(nf.json()).toEqual({ code: 'ROUTE_NOT_FOUND', message: 'no route GET /nope' });
 
     // fastify's own JSON parser (outside the broker's scope) maps to the same code
-    const bad = await app.inject({ method: 'POST', url: '/default-json', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/default-json',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"a":',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'BODY_INVALID' });
 
-    const media = await app.inject({ method: 'POST', url: '/default-json', headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+    const media = await app.inject({
+      method: 'POST',
+      url: '/default-json',
+      headers: { 'content-type': 'application/xml' },
+      payload: '<a/>',
+    });
     expect(media.statusCode).toBe(415);
     expect(media.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
     await app.close();

@@ -80,7 +80,11 @@ describe('consumer groups over HTTP', () => {
     ]);
     expect(first[0]!.deliveryId).toMatch(/^0-1-1-[0-9a-z]{1,7}$/);
 
-    const ack = await t.app.inject({ method: 'POST', url: `${g}/workers/ack`, payload: { deliveryIds: [first[0]!.deliveryId, 'nonsense'] } });
+    const ack = await t.app.inject({
+      method: 'POST',
+      url: `${g}/workers/ack`,
+      payload: { deliveryIds: [first[0]!.deliveryId, 'nonsense'] },
+    });
     expect(ack.statusCode).toBe(200);
     expect(ack.json()).toEqual({
       results: [
@@ -104,8 +108,17 @@ describe('consumer groups over HTTP', () => {
 
   it('fetches as a binary batch that carries the deliveryIds', async () => {
     const bytes = Buffer.from([0, 1, 2, 0xff]);
-    await t.app.inject({ method: 'POST', url: '/v1/stations/orders/messages', payload: { messages: [{ valueBase64: bytes.toString('base64'), key: 'k' }] } });
-    const res = await t.app.inject({ method: 'POST', url: `${g}/bin/fetch`, headers: { accept: BATCH_CONTENT_TYPE }, payload: { waitMs: 0 } });
+    await t.app.inject({
+      method: 'POST',
+      url: '/v1/stations/orders/messages',
+      payload: { messages: [{ valueBase64: bytes.toString('base64'), key: 'k' }] },
+    });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: `${g}/bin/fetch`,
+      headers: { accept: BATCH_CONTENT_TYPE },
+      payload: { waitMs: 0 },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe(BATCH_CONTENT_TYPE);
     const [m] = decodeMessageBatch(res.rawPayload);
@@ -185,7 +198,13 @@ describe('consumer groups over HTTP', () => {
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = t.app.server.address() as AddressInfo;
     const closed = new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: `${g}/drop/fetch`, headers: { 'content-type': 'application/json' } });
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `${g}/drop/fetch`,
+        headers: { 'content-type': 'application/json' },
+      });
       req.on('error', () => resolve());
       req.on('close', () => resolve());
       req.end(JSON.stringify({ waitMs: 30_000 }));
@@ -204,14 +223,21 @@ describe('dead-letter station over HTTP', () => {
   it('dead-letters, browses, replays and purges', async () => {
     await produceText(t.app, 'orders', ['poison', 'fine']);
     const [poison] = await fetchJson('w', { maxMessages: 1 });
-    const dl = await t.app.inject({ method: 'POST', url: `${g}/w/dead-letter`, payload: { deliveryIds: [poison!.deliveryId], reason: 'cannot parse' } });
+    const dl = await t.app.inject({
+      method: 'POST',
+      url: `${g}/w/dead-letter`,
+      payload: { deliveryIds: [poison!.deliveryId], reason: 'cannot parse' },
+    });
     expect(dl.json()).toEqual({ results: [{ deliveryId: poison!.deliveryId, status: 'dead-lettered' }] });
 
     const list = await t.app.inject({ method: 'GET', url: '/v1/stations/orders/dls' });
     expect(list.statusCode).toBe(200);
     const dead = (list.json() as { messages: JsonDelivery[] }).messages;
     expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({ value: 'poison', headers: { [DLS_HEADERS.reason]: 'cannot parse', [DLS_HEADERS.group]: 'w', [DLS_HEADERS.offset]: '1' } });
+    expect(dead[0]).toMatchObject({
+      value: 'poison',
+      headers: { [DLS_HEADERS.reason]: 'cannot parse', [DLS_HEADERS.group]: 'w', [DLS_HEADERS.offset]: '1' },
+    });
 
     const replay = await t.app.inject({ method: 'POST', url: '/v1/stations/orders/dls/replay', payload: { group: 'w' } });
     expect(replay.statusCode).toBe(200);
@@ -246,14 +272,21 @@ describe('dead letters page', () => {
     const values = Array.from({ length: 25 }, (_, i) => `bad-${i}`);
     await produceText(t.app, 'orders', values);
     const got = await fetchJson('w', { maxMessages: 100 });
-    const dl = await t.app.inject({ method: 'POST', url: `${g}/w/dead-letter`, payload: { deliveryIds: got.map((m) => m.deliveryId), reason: 'no' } });
+    const dl = await t.app.inject({
+      method: 'POST',
+      url: `${g}/w/dead-letter`,
+      payload: { deliveryIds: got.map((m) => m.deliveryId), reason: 'no' },
+    });
     expect(dl.statusCode).toBe(200);
 
     const seen: string[] = [];
     let cursor: number | undefined;
     let pages = 0;
     for (;;) {
-      const res = await t.app.inject({ method: 'GET', url: `/v1/stations/orders/dls?limit=10${cursor === undefined ? '' : `&fromOffset=${cursor}`}` });
+      const res = await t.app.inject({
+        method: 'GET',
+        url: `/v1/stations/orders/dls?limit=10${cursor === undefined ? '' : `&fromOffset=${cursor}`}`,
+      });
       expect(res.statusCode).toBe(200);
       const page = res.json() as { messages: JsonDelivery[]; next?: number };
       if (page.messages.length === 0) {
@@ -272,7 +305,11 @@ describe('dead letters page', () => {
     expect(seen).toEqual(values);
 
     // The binary answer carries the cursor in its header.
-    const bin = await t.app.inject({ method: 'GET', url: '/v1/stations/orders/dls?limit=10&fromOffset=11', headers: { accept: BATCH_CONTENT_TYPE } });
+    const bin = await t.app.inject({
+      method: 'GET',
+      url: '/v1/stations/orders/dls?limit=10&fromOffset=11',
+      headers: { accept: BATCH_CONTENT_TYPE },
+    });
     expect(bin.statusCode).toBe(200);
     const decoded = decodeMessageBatch(bin.rawPayload);
     expect(decoded.map((m) => m.value.toString())).toEqual(values.slice(10, 20));
@@ -281,7 +318,7 @@ describe('dead letters page', () => {
 });
 
 describe('settle answers in summary form', () => {
-  it('counts the verb\'s own status and lists only the other outcomes', async () => {
+  it("counts the verb's own status and lists only the other outcomes", async () => {
     await produceText(t.app, 'orders', ['a', 'b', 'c']);
     const ds = await fetchJson('sum', { maxMessages: 3 });
     expect(ds).toHaveLength(3);

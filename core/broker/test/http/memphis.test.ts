@@ -12,7 +12,11 @@ afterEach(async () => {
 });
 
 async function storedValues(station: string): Promise<Buffer[]> {
-  const res = await t.app.inject({ method: 'GET', url: `/v1/stations/${station}/messages?limit=1000`, headers: { accept: BATCH_CONTENT_TYPE } });
+  const res = await t.app.inject({
+    method: 'GET',
+    url: `/v1/stations/${station}/messages?limit=1000`,
+    headers: { accept: BATCH_CONTENT_TYPE },
+  });
   return decodeMessageBatch(res.rawPayload).map((m) => Buffer.from(m.value));
 }
 
@@ -34,7 +38,12 @@ describe('Memphis produce/single', () => {
     for (const h of ['authorization', 'host', 'content-length', 'msg-id', 'cookie']) expect(headers).not.toHaveProperty(h);
 
     // msg-id is the idempotency id: the same id again is answered ok but not stored twice
-    const dup = await t.app.inject({ method: 'POST', url: '/stations/events/produce/single', headers: { 'content-type': 'text/plain', 'msg-id': 'm1' }, payload: 'again' });
+    const dup = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/produce/single',
+      headers: { 'content-type': 'text/plain', 'msg-id': 'm1' },
+      payload: 'again',
+    });
     expect(dup.json()).toEqual({ success: true, error: null });
     expect(await messageCount(t.store, 'events')).toBe(1);
 
@@ -52,22 +61,43 @@ describe('Memphis produce/single', () => {
     const noType = await t.app.inject({ method: 'POST', url: '/stations/events/produce/single', payload: Buffer.from('untyped') });
     expect(noType.statusCode).toBe(200);
     const values = await storedValues('events');
-    expect(values.slice(1).map((v) => v.toString('latin1'))).toEqual([json, proto.toString('latin1'), proto.toString('latin1'), 'a,b', 'untyped']);
+    expect(values.slice(1).map((v) => v.toString('latin1'))).toEqual([
+      json,
+      proto.toString('latin1'),
+      proto.toString('latin1'),
+      'a,b',
+      'untyped',
+    ]);
     expect(values[2]!.equals(proto)).toBe(true);
   });
 
   it('answers failures as success:false with a 4xx and stores nothing', async () => {
-    const unknown = await t.app.inject({ method: 'POST', url: '/stations/nope/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    const unknown = await t.app.inject({
+      method: 'POST',
+      url: '/stations/nope/produce/single',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toMatchObject({ success: false, error: expect.stringContaining('nope') as unknown, code: 'STATION_NOT_FOUND' });
 
     await createStation(t.app, 'tiny', { maxMessageBytes: 10 });
-    const big = await t.app.inject({ method: 'POST', url: '/stations/tiny/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'x'.repeat(50) });
+    const big = await t.app.inject({
+      method: 'POST',
+      url: '/stations/tiny/produce/single',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x'.repeat(50),
+    });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ success: false, code: 'MESSAGE_TOO_LARGE' });
     expect(await messageCount(t.store, 'tiny')).toBe(0);
 
-    const badName = await t.app.inject({ method: 'POST', url: '/stations/.x/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    const badName = await t.app.inject({
+      method: 'POST',
+      url: '/stations/.x/produce/single',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    });
     expect(badName.statusCode).toBe(400);
     expect(badName.json()).toMatchObject({ success: false });
   });
@@ -75,7 +105,12 @@ describe('Memphis produce/single', () => {
   it('creates unknown stations when autoCreateStations is set', async () => {
     const auto = await makeApp({ autoCreateStations: true });
     try {
-      const res = await auto.app.inject({ method: 'POST', url: '/stations/fresh/produce/single', headers: { 'content-type': 'text/plain' }, payload: 'first' });
+      const res = await auto.app.inject({
+        method: 'POST',
+        url: '/stations/fresh/produce/single',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'first',
+      });
       expect(res.json()).toEqual({ success: true, error: null });
       expect((await browse(auto.app, 'fresh')).map((m) => m.value)).toEqual(['first']);
     } finally {
@@ -128,34 +163,65 @@ describe('Memphis produce/batch', () => {
 
 describe('Memphis consume/batch', () => {
   it('hands out batches and acks them on delivery', async () => {
-    await t.app.inject({ method: 'POST', url: '/stations/events/produce/single', headers: { 'content-type': 'text/plain', 'x-h': '1' }, payload: 'm1' });
+    await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/produce/single',
+      headers: { 'content-type': 'text/plain', 'x-h': '1' },
+      payload: 'm1',
+    });
     await produceText(t.app, 'events', ['m2', 'm3']);
-    const first = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: { consumer_name: 'c1', batch_size: 2, batch_max_wait_time_ms: 0 } });
+    const first = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/consume/batch',
+      payload: { consumer_name: 'c1', batch_size: 2, batch_max_wait_time_ms: 0 },
+    });
     expect(first.statusCode).toBe(200);
     const got = first.json() as Array<{ message: string; headers: Record<string, string> }>;
     expect(got.map((m) => m.message)).toEqual(['m1', 'm2']);
     expect(got[0]!.headers['x-h']).toBe('1');
 
-    const second = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: { consumer_name: 'c1', batch_max_wait_time_ms: 0 } });
+    const second = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/consume/batch',
+      payload: { consumer_name: 'c1', batch_max_wait_time_ms: 0 },
+    });
     expect((second.json() as Array<{ message: string }>).map((m) => m.message)).toEqual(['m3']);
     const group = await t.store.getGroup('events', 'c1');
     expect(group).toMatchObject({ lag: 0, pending: 0 });
 
     // consumer_group shares progress among consumers; a new group starts at the beginning
-    const other = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: { consumer_name: 'c2', consumer_group: 'g', batch_size: 10, batch_max_wait_time_ms: 0 } });
+    const other = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/consume/batch',
+      payload: { consumer_name: 'c2', consumer_group: 'g', batch_size: 10, batch_max_wait_time_ms: 0 },
+    });
     expect((other.json() as unknown[]).length).toBe(3);
-    const empty = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: { consumer_name: 'c3', consumer_group: 'g', batch_max_wait_time_ms: 50 } });
+    const empty = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/consume/batch',
+      payload: { consumer_name: 'c3', consumer_group: 'g', batch_max_wait_time_ms: 50 },
+    });
     expect(empty.json()).toEqual([]);
   });
 
   it('rejects bad consume bodies', async () => {
-    const cases: unknown[] = [{}, { consumer_name: 'c', batch_size: 0 }, { consumer_name: 'c', batch_size: 5001 }, { consumer_name: 'c', batch_max_wait_time_ms: 'x' }, { consumer_name: '.bad' }];
+    const cases: unknown[] = [
+      {},
+      { consumer_name: 'c', batch_size: 0 },
+      { consumer_name: 'c', batch_size: 5001 },
+      { consumer_name: 'c', batch_max_wait_time_ms: 'x' },
+      { consumer_name: '.bad' },
+    ];
     for (const payload of cases) {
       const r = await t.app.inject({ method: 'POST', url: '/stations/events/consume/batch', payload: payload as object });
       expect(r.statusCode, JSON.stringify(payload)).toBe(400);
       expect(r.json()).toMatchObject({ success: false, code: 'BODY_INVALID' });
     }
-    const unknown = await t.app.inject({ method: 'POST', url: '/stations/nope/consume/batch', payload: { consumer_name: 'c', batch_max_wait_time_ms: 0 } });
+    const unknown = await t.app.inject({
+      method: 'POST',
+      url: '/stations/nope/consume/batch',
+      payload: { consumer_name: 'c', batch_max_wait_time_ms: 0 },
+    });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toMatchObject({ success: false });
   });
@@ -163,7 +229,11 @@ describe('Memphis consume/batch', () => {
 
 describe('Memphis auth shim and monitoring', () => {
   it('answers JWT-shaped unsigned tokens and refreshes them', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/auth/authenticate', payload: { username: 'root', password: 'memphis', token_expiry_in_minutes: 30 } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/auth/authenticate',
+      payload: { username: 'root', password: 'memphis', token_expiry_in_minutes: 30 },
+    });
     expect(res.statusCode).toBe(200);
     const body = res.json() as { jwt: string; expires_in: number; jwt_refresh_token: string; refresh_token_expires_in: number };
     expect(body.expires_in).toBe(30 * 60_000);
@@ -172,7 +242,11 @@ describe('Memphis auth shim and monitoring', () => {
     expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toMatchObject({ username: 'root', type: 'access' });
     expect(signature).toBe('');
 
-    const refreshed = await t.app.inject({ method: 'POST', url: '/auth/refreshToken', payload: { jwt_refresh_token: body.jwt_refresh_token } });
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/auth/refreshToken',
+      payload: { jwt_refresh_token: body.jwt_refresh_token },
+    });
     expect(refreshed.statusCode).toBe(200);
     const r = refreshed.json() as { jwt: string; expires_in: number };
     expect(JSON.parse(Buffer.from(r.jwt.split('.')[1]!, 'base64url').toString())).toMatchObject({ username: 'root' });
@@ -183,7 +257,12 @@ describe('Memphis auth shim and monitoring', () => {
     expect(missing.json()).toMatchObject({ success: false });
 
     // any bearer token is accepted by every route
-    const produce = await t.app.inject({ method: 'POST', url: '/stations/events/produce/single?authorization=whatever', headers: { authorization: `Bearer ${body.jwt}`, 'content-type': 'text/plain' }, payload: 'x' });
+    const produce = await t.app.inject({
+      method: 'POST',
+      url: '/stations/events/produce/single?authorization=whatever',
+      headers: { authorization: `Bearer ${body.jwt}`, 'content-type': 'text/plain' },
+      payload: 'x',
+    });
     expect(produce.json()).toEqual({ success: true, error: null });
   });
 

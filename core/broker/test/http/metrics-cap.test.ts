@@ -16,8 +16,10 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-const series = (text: string, name: string): string[] => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-const stationsIn = (lines: string[]): Set<string> => new Set(lines.map((l) => /station="([^"]*)"/.exec(l)?.[1]).filter((s): s is string => s !== undefined));
+const series = (text: string, name: string): string[] =>
+  text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+const stationsIn = (lines: string[]): Set<string> =>
+  new Set(lines.map((l) => /station="([^"]*)"/.exec(l)?.[1]).filter((s): s is string => s !== undefined));
 
 describe('metrics with many stations', () => {
   it('caps per-station series and keeps totals over every station', async () => {
@@ -30,7 +32,11 @@ describe('metrics with many stations', () => {
     try {
       for (let i = 0; i < 30; i++) {
         await store.createStation(`c${String(i).padStart(2, '0')}`, { partitions: 2 });
-        await store.produce(`c${String(i).padStart(2, '0')}`, [{ value: Buffer.from('ab') }, { value: Buffer.from('cd') }, { value: Buffer.from('ef') }]);
+        await store.produce(`c${String(i).padStart(2, '0')}`, [
+          { value: Buffer.from('ab') },
+          { value: Buffer.from('cd') },
+          { value: Buffer.from('ef') },
+        ]);
       }
       const text = await registry.metrics();
       const gauges = stationsIn(series(text, 'junction_station_messages'));

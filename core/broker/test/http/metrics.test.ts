@@ -31,7 +31,7 @@ describe('broker metrics', () => {
     const patch = await t.app.inject({ method: 'PATCH', url: '/v1/stations/r', payload: { retention: { maxMessages: 2 } } });
     expect(patch.statusCode).toBe(200);
     let info: { lostToRetention: number; pending: number; lag: number; partitions: { lostToRetention: number }[] } | undefined;
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
       info = (await t.app.inject({ method: 'GET', url: '/v1/stations/r/groups/g' })).json();
       if (info!.lostToRetention === 8) break;
       await new Promise((r) => setTimeout(r, 50));
@@ -100,7 +100,7 @@ describe('broker metrics', () => {
     const first = value(await scrape(), series);
     expect(first).toBeGreaterThanOrEqual(0);
     let grown: number | undefined;
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
       grown = value(await scrape(), series);
       if (grown! > first!) break;
       await new Promise((r) => setTimeout(r, 20));
@@ -113,7 +113,10 @@ describe('broker metrics', () => {
 
     await t.app.inject({ method: 'POST', url: '/v1/stations/age/groups/g/ack', payload: { deliveryIds: ids } });
     expect(value(await scrape(), series)).toBe(0);
-    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/age/groups/g' })).json()).toMatchObject({ lag: 0, oldestUnackedAgeSeconds: null });
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/age/groups/g' })).json()).toMatchObject({
+      lag: 0,
+      oldestUnackedAgeSeconds: null,
+    });
   });
 
   it('observes Memphis produce latency too, and close() unregisters', async () => {

@@ -96,7 +96,12 @@ describe('JSON produce and browse', () => {
       });
     }
     await expectNothingStored(async () => {
-      const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: '{"messages":[{"value":"a"}' });
+      const res = await t.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json' },
+        payload: '{"messages":[{"value":"a"}',
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ code: 'BODY_INVALID', message: expect.stringMatching(/not valid JSON/) as unknown });
     });
@@ -157,7 +162,12 @@ describe('JSON produce and browse', () => {
       const txt = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'text/plain' }, payload: 'hello' });
       expect(txt.statusCode).toBe(415);
       expect(txt.json()).toEqual({ code: 'UNSUPPORTED_MEDIA_TYPE', message: 'unsupported content type "text/plain"' });
-      const bin = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from('x') });
+      const bin = await t.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: Buffer.from('x'),
+      });
       expect(bin.statusCode).toBe(415);
     });
     const bad = await t.app.inject({ method: 'POST', url: '/v1/stations/no%2Fslash/messages', payload: { messages: [{ value: 'a' }] } });
@@ -194,7 +204,18 @@ describe('NDJSON produce', () => {
   it('stores each line as raw bytes and browses them back byte for byte', async () => {
     const lines = [Buffer.from('{"a": 1.0}'), Buffer.from('plain text'), Buffer.alloc(0), NOT_UTF8, Buffer.from('last')];
     // \r\n on the second line, a trailing newline at the end
-    const body = Buffer.concat([lines[0]!, Buffer.from('\n'), lines[1]!, Buffer.from('\r\n'), lines[2]!, Buffer.from('\n'), lines[3]!, Buffer.from('\n'), lines[4]!, Buffer.from('\n')]);
+    const body = Buffer.concat([
+      lines[0]!,
+      Buffer.from('\n'),
+      lines[1]!,
+      Buffer.from('\r\n'),
+      lines[2]!,
+      Buffer.from('\n'),
+      lines[3]!,
+      Buffer.from('\n'),
+      lines[4]!,
+      Buffer.from('\n'),
+    ]);
     const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-ndjson' }, payload: body });
     expect(res.statusCode).toBe(200);
     expect((res.json() as { results: unknown[] }).results).toEqual(lines.map((_, i) => ({ partition: 0, offset: i + 1 })));
@@ -210,7 +231,12 @@ describe('NDJSON produce', () => {
   });
 
   it('takes a last line without newline and rejects an empty body', async () => {
-    const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-ndjson; charset=utf-8' }, payload: 'one\ntwo' });
+    const res = await t.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-ndjson; charset=utf-8' },
+      payload: 'one\ntwo',
+    });
     expect((res.json() as { results: unknown[] }).results).toHaveLength(2);
     await expectNothingStored(async () => {
       const empty = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-ndjson' }, payload: '' });
@@ -223,12 +249,19 @@ describe('NDJSON produce', () => {
 describe('binary produce', () => {
   it('round-trips values, keys and headers byte for byte', async () => {
     const values = [NOT_UTF8, Buffer.from('text'), Buffer.alloc(0), Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256))];
-    const payload = encodeProduceBatch(values.map((value, i) => ({ value, key: `k${i}`, headers: { n: String(i) }, ...(i === 1 && { msgId: 'once' }) })));
+    const payload = encodeProduceBatch(
+      values.map((value, i) => ({ value, key: `k${i}`, headers: { n: String(i) }, ...(i === 1 && { msgId: 'once' }) })),
+    );
     const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': BATCH_CONTENT_TYPE }, payload });
     expect(res.statusCode).toBe(200);
     expect((res.json() as { results: unknown[] }).results).toEqual(values.map((_, i) => ({ partition: 0, offset: i + 1 })));
 
-    const again = await t.app.inject({ method: 'POST', url, headers: { 'content-type': BATCH_CONTENT_TYPE }, payload: encodeProduceBatch([{ value: Buffer.from('x'), msgId: 'once' }]) });
+    const again = await t.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': BATCH_CONTENT_TYPE },
+      payload: encodeProduceBatch([{ value: Buffer.from('x'), msgId: 'once' }]),
+    });
     expect(again.json()).toEqual({ results: [{ duplicate: true, partition: 0, offset: 2 }] });
 
     const bin = await t.app.inject({ method: 'GET', url, headers: { accept: BATCH_CONTENT_TYPE } });

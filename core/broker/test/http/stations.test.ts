@@ -11,9 +11,17 @@ afterEach(async () => {
 
 describe('stations over HTTP', () => {
   it('creates, lists, gets, patches and deletes a station', async () => {
-    const created = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'orders', partitions: 3, retention: { maxMessages: 1000 } } });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stations',
+      payload: { name: 'orders', partitions: 3, retention: { maxMessages: 1000 } },
+    });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toMatchObject({ name: 'orders', config: { partitions: 3, storage: 'file', retention: { maxMessages: 1000 } }, messages: 0 });
+    expect(created.json()).toMatchObject({
+      name: 'orders',
+      config: { partitions: 3, storage: 'file', retention: { maxMessages: 1000 } },
+      messages: 0,
+    });
 
     const list = await t.app.inject({ method: 'GET', url: '/v1/stations' });
     expect(list.statusCode).toBe(200);
@@ -23,7 +31,11 @@ describe('stations over HTTP', () => {
     expect(one.statusCode).toBe(200);
     expect(one.json()).toMatchObject({ name: 'orders', partitions: [{ partition: 0 }, { partition: 1 }, { partition: 2 }] });
 
-    const patched = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { dedupWindowMs: 5000, deadLetter: { maxDeliveries: 2 } } });
+    const patched = await t.app.inject({
+      method: 'PATCH',
+      url: '/v1/stations/orders',
+      payload: { dedupWindowMs: 5000, deadLetter: { maxDeliveries: 2 } },
+    });
     expect(patched.statusCode).toBe(200);
     expect(patched.json()).toMatchObject({ config: { dedupWindowMs: 5000, deadLetter: { maxDeliveries: 2 }, partitions: 3 } });
 
@@ -64,9 +76,15 @@ describe('stations over HTTP', () => {
       expect(res.json()).toMatchObject({ code: 'BODY_INVALID' });
     }
     for (const g of ['c', 'a', 'b']) await t.app.inject({ method: 'PUT', url: `/v1/stations/other/groups/${g}`, payload: {} });
-    const g1 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2' })).json() as { groups: { group: string }[]; next?: string };
+    const g1 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2' })).json() as {
+      groups: { group: string }[];
+      next?: string;
+    };
     expect([g1.groups.map((g) => g.group), g1.next]).toEqual([['a', 'b'], 'b']);
-    const g2 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2&after=b' })).json() as { groups: { group: string }[]; next?: string };
+    const g2 = (await t.app.inject({ method: 'GET', url: '/v1/stations/other/groups?limit=2&after=b' })).json() as {
+      groups: { group: string }[];
+      next?: string;
+    };
     expect([g2.groups.map((g) => g.group), g2.next]).toEqual([['c'], undefined]);
   });
 
@@ -114,7 +132,9 @@ describe('stations over HTTP', () => {
     const patched = await t.app.inject({ method: 'PATCH', url: '/v1/stations/copies', payload: { replicas: 3, dedupWindowMs: 1000 } });
     expect(patched.statusCode).toBe(400);
     expect(patched.json()).toMatchObject({ code: 'CONFIG_INVALID', issues: [{ path: 'replicas' }] });
-    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/copies' })).json()).toMatchObject({ config: { dedupWindowMs: 120_000 } });
+    expect((await t.app.inject({ method: 'GET', url: '/v1/stations/copies' })).json()).toMatchObject({
+      config: { dedupWindowMs: 120_000 },
+    });
     // Out of range is a body error whatever the engine.
     const bad = await t.app.inject({ method: 'POST', url: '/v1/stations', payload: { name: 'copies2', replicas: 9 } });
     expect(bad.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'replicas' }] });
@@ -127,12 +147,22 @@ describe('stations over HTTP', () => {
   });
 
   it('answers malformed JSON with 400 BODY_INVALID and the parser message', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/v1/stations', headers: { 'content-type': 'application/json' }, payload: '{"name": "x",' });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stations',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name": "x",',
+    });
     expect(res.statusCode).toBe(400);
     const body = res.json() as { code: string; message: string };
     expect(body.code).toBe('BODY_INVALID');
     expect(body.message).toMatch(/^body is not valid JSON: /);
-    const proto = await t.app.inject({ method: 'POST', url: '/v1/stations', headers: { 'content-type': 'application/json' }, payload: '{"name":"x","__proto__":{"a":1}}' });
+    const proto = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stations',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name":"x","__proto__":{"a":1}}',
+    });
     expect(proto.statusCode).toBe(400);
     expect(proto.json()).toMatchObject({ code: 'BODY_INVALID' });
     expect((await t.store.listStations()).length).toBe(0);
@@ -162,9 +192,16 @@ describe('stations over HTTP', () => {
     const imm = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { partitions: 4 } });
     expect(imm.statusCode).toBe(422);
     expect(imm.json()).toMatchObject({ code: 'CONFIG_IMMUTABLE', issues: [{ path: 'partitions' }] });
-    const bad = await t.app.inject({ method: 'PATCH', url: '/v1/stations/orders', payload: { dedupWindowMs: 'soon', retention: { maxBytes: 0 } } });
+    const bad = await t.app.inject({
+      method: 'PATCH',
+      url: '/v1/stations/orders',
+      payload: { dedupWindowMs: 'soon', retention: { maxBytes: 0 } },
+    });
     expect(bad.statusCode).toBe(400);
-    expect((bad.json() as { issues: { path: string }[] }).issues.map((i) => i.path).sort()).toEqual(['dedupWindowMs', 'retention.maxBytes']);
+    expect((bad.json() as { issues: { path: string }[] }).issues.map((i) => i.path).sort()).toEqual([
+      'dedupWindowMs',
+      'retention.maxBytes',
+    ]);
     const unknown = await t.app.inject({ method: 'PATCH', url: '/v1/stations/nope', payload: { dedupWindowMs: 1 } });
     expect(unknown.statusCode).toBe(404);
     const info = await t.store.getStation('orders');

@@ -69,7 +69,8 @@ describe('file log checkpoint: acknowledged data cut after a clean stop', () => 
         await fsp.truncate(file, keep);
         // Records wholly inside what is kept survive.
         let whole = 0;
-        for (let p = 0; whole < inputs.length && p + encodedSize(inputs[whole] as RecordInput) <= keep; whole++) p += encodedSize(inputs[whole] as RecordInput);
+        for (let p = 0; whole < inputs.length && p + encodedSize(inputs[whole] as RecordInput) <= keep; whole++)
+          p += encodedSize(inputs[whole] as RecordInput);
 
         const { seen, open } = opener(dir);
         const log = await open();
@@ -77,7 +78,12 @@ describe('file log checkpoint: acknowledged data cut after a clean stop', () => 
           expect(log.nextOffset).toBe(201);
           expect(seen.torn).toEqual([]);
           expect(seen.damage).toHaveLength(1);
-          expect(seen.damage[0]).toMatchObject({ segment: segmentFileName(1), fromOffset: whole + 1, toOffset: 200, messages: 200 - whole });
+          expect(seen.damage[0]).toMatchObject({
+            segment: segmentFileName(1),
+            fromOffset: whole + 1,
+            toOffset: 200,
+            messages: 200 - whole,
+          });
           expect(log.corruptRanges).toEqual(seen.damage);
           expect(log.count).toBe(whole);
           expect(await readIntact(log, inputs)).toEqual(range(1, whole));
@@ -111,7 +117,10 @@ describe('file log checkpoint: acknowledged data cut after a clean stop', () => 
         await populate(dir, inputs);
         const file = path.join(dir, segmentFileName(1));
         const size = (await fsp.stat(file)).size;
-        await fsp.appendFile(file, kind === 'zeros' ? Buffer.alloc(4096) : Buffer.from('this is not a record frame, it is garbage'.repeat(7)));
+        await fsp.appendFile(
+          file,
+          kind === 'zeros' ? Buffer.alloc(4096) : Buffer.from('this is not a record frame, it is garbage'.repeat(7)),
+        );
         const { seen, open } = opener(dir);
         const log = await open();
         try {
@@ -181,7 +190,10 @@ describe('file log checkpoint: missing segments', () => {
         const { seen, open } = opener(dir, { segmentBytes: 1024 });
         const log = await open();
         try {
-          expect(seen.damage.map((d) => [d.fromOffset, d.toOffset]), c.remove.join()).toEqual([c.lost]);
+          expect(
+            seen.damage.map((d) => [d.fromOffset, d.toOffset]),
+            c.remove.join(),
+          ).toEqual([c.lost]);
           expect(log.nextOffset).toBe(121);
           expect(log.firstOffset).toBe(1);
           const read = await readIntact(log, inputs);
@@ -229,7 +241,9 @@ describe('file log checkpoint: raiseFloor', () => {
         expect(log.nextOffset).toBe(21);
         await log.raiseFloor(31, 'offsets 21–30 were delivered to a group');
         expect(log.nextOffset).toBe(31);
-        expect(seen.damage).toEqual([expect.objectContaining({ fromOffset: 21, toOffset: 30, messages: 10, detail: 'offsets 21–30 were delivered to a group' })]);
+        expect(seen.damage).toEqual([
+          expect.objectContaining({ fromOffset: 21, toOffset: 30, messages: 10, detail: 'offsets 21–30 were delivered to a group' }),
+        ]);
         expect(log.count).toBe(20);
         expect(await log.append([record(30)])).toBe(31);
         const tail = await log.read(19, { maxMessages: 10, maxBytes: 1 << 20 });

@@ -44,7 +44,13 @@ async function populate(dir: string, inputs: RecordInput[], more: Partial<LogOpt
  * the state a killed process leaves when it dies after writing records and before the checkpoint that
  * follows their fsync (or a machine crash, when the checkpoint's fsync lagged).
  */
-async function populateCrashImage(dir: string, inputs: RecordInput[], covered: number, more: Partial<LogOptions> = {}, batch = 5): Promise<void> {
+async function populateCrashImage(
+  dir: string,
+  inputs: RecordInput[],
+  covered: number,
+  more: Partial<LogOptions> = {},
+  batch = 5,
+): Promise<void> {
   const log = await openFileLog(opts(dir, more));
   for (let i = 0; i < covered; i += batch) await log.append(inputs.slice(i, Math.min(i + batch, covered)));
   await log.flush();
@@ -162,7 +168,13 @@ describe('file log: recovery', () => {
       // Once, check the whole log after a torn tail.
       const log = await openFileLog(opts(dir, { segmentBytes: 1024 }));
       try {
-        await expectIntact(log, inputs.slice(0, 32).concat([record(500, { size: 10 })]).slice(0, 33));
+        await expectIntact(
+          log,
+          inputs
+            .slice(0, 32)
+            .concat([record(500, { size: 10 })])
+            .slice(0, 33),
+        );
       } finally {
         await log.close();
       }
@@ -349,11 +361,14 @@ describe('file log: recovery', () => {
         ['garbage', () => fsp.writeFile(target, Buffer.alloc(500, 0xab))],
         ['truncated', async () => fsp.truncate(target, (await fsp.stat(target)).size - 20)],
         ['stale', () => fsp.copyFile(path.join(dir, idxs[2] as string), target)],
-        ['bit flip', async () => {
-          const b = await fsp.readFile(target);
-          b[70] = (b[70] as number) ^ 4;
-          await fsp.writeFile(target, b);
-        }],
+        [
+          'bit flip',
+          async () => {
+            const b = await fsp.readFile(target);
+            b[70] = (b[70] as number) ^ 4;
+            await fsp.writeFile(target, b);
+          },
+        ],
       ];
       for (const [, hurt] of damage) {
         await restore(dir, original);

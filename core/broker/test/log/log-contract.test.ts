@@ -12,9 +12,19 @@ for (const kind of [fileKind, memoryKind]) {
         for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
         const inputs: RecordInput[] = [
           { timestamp: T0, value: Buffer.from('hello') },
-          { timestamp: T0 + 1, key: 'clé-🔑', msgId: 'id-1', headers: { 'x-emoji': '🚉 station', 'ünïcödé': '日本語', empty: '' }, value: new Uint8Array(0) },
+          {
+            timestamp: T0 + 1,
+            key: 'clé-🔑',
+            msgId: 'id-1',
+            headers: { 'x-emoji': '🚉 station', ünïcödé: '日本語', empty: '' },
+            value: new Uint8Array(0),
+          },
           { timestamp: T0 + 2, key: '', headers: {}, value: big },
-          { timestamp: T0 + 3, headers: { __proto__: 'not a prototype', constructor: 'c' } as unknown as Record<string, string>, value: Buffer.from([0, 255, 0]) },
+          {
+            timestamp: T0 + 3,
+            headers: { __proto__: 'not a prototype', constructor: 'c' } as unknown as Record<string, string>,
+            value: Buffer.from([0, 255, 0]),
+          },
           { timestamp: T0 + 4, msgId: 'only-msg-id', value: new Uint8Array([1, 2, 3]).subarray(1) },
         ];
         // A header named __proto__ must stay a plain own property.
@@ -215,7 +225,9 @@ for (const kind of [fileKind, memoryKind]) {
 
     it('rejects records whose key does not fit the frame, without assigning offsets', () =>
       withLog(kind, {}, async ({ log }) => {
-        await expect(log.append([{ timestamp: T0, key: 'k'.repeat(70_000), value: Buffer.alloc(1) }])).rejects.toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
+        await expect(log.append([{ timestamp: T0, key: 'k'.repeat(70_000), value: Buffer.alloc(1) }])).rejects.toMatchObject({
+          code: 'MESSAGE_TOO_LARGE',
+        });
         expect(log.nextOffset).toBe(1);
         expect(await log.append(records(0, 1))).toBe(1);
       }));

@@ -17,10 +17,22 @@ type Op =
   | { t: 'timestamp'; at: number }
   | { t: 'reopen' };
 
-const sizeArb = fc.oneof({ arbitrary: fc.integer({ min: 0, max: 300 }), weight: 10 }, { arbitrary: fc.integer({ min: 1000, max: 6000 }), weight: 1 });
+const sizeArb = fc.oneof(
+  { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 10 },
+  { arbitrary: fc.integer({ min: 1000, max: 6000 }), weight: 1 },
+);
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { arbitrary: fc.record({ t: fc.constant('append' as const), sizes: fc.array(sizeArb, { minLength: 1, maxLength: 12 }), wait: fc.boolean(), keyed: fc.boolean(), sameTs: fc.boolean() }), weight: 6 },
+  {
+    arbitrary: fc.record({
+      t: fc.constant('append' as const),
+      sizes: fc.array(sizeArb, { minLength: 1, maxLength: 12 }),
+      wait: fc.boolean(),
+      keyed: fc.boolean(),
+      sameTs: fc.boolean(),
+    }),
+    weight: 6,
+  },
   {
     arbitrary: fc.record({
       t: fc.constant('read' as const),
@@ -50,7 +62,7 @@ function makeRecord(m: Model, size: number, keyed: boolean, sameTs: boolean): Re
   const r: RecordInput = { timestamp: T0 + m.tick, value };
   if (keyed) {
     r.key = `k${n}-é`;
-    r.headers = { h: String(n), 'ü': '✓' };
+    r.headers = { h: String(n), ü: '✓' };
   }
   return r;
 }
@@ -171,7 +183,9 @@ describe('partition log: model-based properties', () => {
   ] as const) {
     it(`${kind.name} log reads always equal the model`, { timeout: 60_000 * scale }, async () => {
       await fc.assert(
-        fc.asyncProperty(fc.constantFrom(600, 2048, 1 << 16), fc.array(opArb, { minLength: 1, maxLength: 50 }), (segmentBytes, ops) => run(kind, segmentBytes, ops)),
+        fc.asyncProperty(fc.constantFrom(600, 2048, 1 << 16), fc.array(opArb, { minLength: 1, maxLength: 50 }), (segmentBytes, ops) =>
+          run(kind, segmentBytes, ops),
+        ),
         { numRuns },
       );
     });

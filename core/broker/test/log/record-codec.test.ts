@@ -62,9 +62,11 @@ describe('record codec', () => {
           expect(size).toBe(encodedSize(r));
           const got = decodeRecord(buf, at);
           // Lone surrogates do not survive UTF-8; compare with what UTF-8 makes of the input.
-          const utf8 = (s: string | undefined): string | undefined => (s === undefined ? undefined : Buffer.from(s, 'utf8').toString('utf8'));
+          const utf8 = (s: string | undefined): string | undefined =>
+            s === undefined ? undefined : Buffer.from(s, 'utf8').toString('utf8');
           const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(r.headers ?? {})) Object.defineProperty(headers, utf8(k) as string, { value: utf8(v), enumerable: true, writable: true, configurable: true });
+          for (const [k, v] of Object.entries(r.headers ?? {}))
+            Object.defineProperty(headers, utf8(k) as string, { value: utf8(v), enumerable: true, writable: true, configurable: true });
           expectRecord(got, { ...r, key: utf8(r.key), msgId: utf8(r.msgId), headers }, first + i);
           prev = first + i;
         });
@@ -74,11 +76,23 @@ describe('record codec', () => {
   });
 
   it('shares one headers object between consecutive records with the same header bytes, and only then', () => {
-    const hs = [{ a: '1', b: '2' }, { a: '1', b: '2' }, { a: '1', b: '3' }, { a: '1', b: '3' }, {}, { a: '1', b: '2' }, { b: '2', a: '1' }, { __proto__x: 'p' }];
-    const buf = encodeRecords(hs.map((headers, i) => ({ timestamp: T0 + i, headers, value: Buffer.from(`v${i}`) })), 1);
+    const hs = [
+      { a: '1', b: '2' },
+      { a: '1', b: '2' },
+      { a: '1', b: '3' },
+      { a: '1', b: '3' },
+      {},
+      { a: '1', b: '2' },
+      { b: '2', a: '1' },
+      { __proto__x: 'p' },
+    ];
+    const buf = encodeRecords(
+      hs.map((headers, i) => ({ timestamp: T0 + i, headers, value: Buffer.from(`v${i}`) })),
+      1,
+    );
     const memo = newHeaderMemo();
     const out = [];
-    for (let p = 0; p < buf.length; ) {
+    for (let p = 0; p < buf.length;) {
       const r = decodeRecord(buf, p, memo);
       out.push(r);
       p += r.size;
@@ -95,14 +109,22 @@ describe('record codec', () => {
   it('encodes records that share one headers object like records with their own copies', () => {
     const a = { 'content-type': 'application/json', shape: 'ørder' };
     const b = { x: '1' };
-    const shared = [a, a, b, a, a, undefined, a].map((headers, i) => ({ timestamp: T0 + i, key: i % 2 ? `k${i}` : undefined, headers, value: Buffer.from(`v${i}`) }));
+    const shared = [a, a, b, a, a, undefined, a].map((headers, i) => ({
+      timestamp: T0 + i,
+      key: i % 2 ? `k${i}` : undefined,
+      headers,
+      value: Buffer.from(`v${i}`),
+    }));
     const copies = shared.map((r) => ({ ...r, headers: r.headers && { ...r.headers } }));
     expect(encodeRecords(shared, 5).equals(encodeRecords(copies, 5))).toBe(true);
     // Equal entries in another order are other bytes: not taken for the previous record's.
     const reordered = [{ a: '1', b: '2' }, { b: '2', a: '1' }, { a: '1', b: '2', c: '' }, { a: '1' }];
     const out = [];
-    const buf = encodeRecords(reordered.map((headers, i) => ({ timestamp: T0, headers, value: Buffer.from([i]) })), 1);
-    for (let p = 0; p < buf.length; ) {
+    const buf = encodeRecords(
+      reordered.map((headers, i) => ({ timestamp: T0, headers, value: Buffer.from([i]) })),
+      1,
+    );
+    for (let p = 0; p < buf.length;) {
       const r = decodeRecord(buf, p);
       out.push(Object.entries(r.headers));
       p += r.size;

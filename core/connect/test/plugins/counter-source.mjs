@@ -8,7 +8,13 @@ export default defineSource({
   name: 'test-counter',
   version: '0.0.1',
   sdk: '^1',
-  config: z.strictObject({ dir: z.string(), max: z.int().default(1000), batchSize: z.int().default(50), delayMs: z.int().default(0), exitAt: z.int().optional() }),
+  config: z.strictObject({
+    dir: z.string(),
+    max: z.int().default(1000),
+    batchSize: z.int().default(50),
+    delayMs: z.int().default(0),
+    exitAt: z.int().optional(),
+  }),
   open(config, ctx) {
     let n = ctx.position?.n ?? 0;
     mkdirSync(config.dir, { recursive: true });

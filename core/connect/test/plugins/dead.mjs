@@ -10,7 +10,9 @@ export default defineSink({
   open(config) {
     return {
       async write(batch) {
-        const results = batch.messages.map((m) => (Buffer.from(m.value).toString().includes('poison') ? deadLetter('SINK_REJECTED', 'poison is not accepted') : ok()));
+        const results = batch.messages.map((m) =>
+          Buffer.from(m.value).toString().includes('poison') ? deadLetter('SINK_REJECTED', 'poison is not accepted') : ok(),
+        );
         record(config.dir, { partition: batch.partition, messages: batch.messages.filter((_, i) => results[i].status === 'ok') });
         return results;
       },

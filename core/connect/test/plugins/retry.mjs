@@ -15,7 +15,11 @@ export default defineSink({
         const n = nextAttempt(config.dir);
         if (config.times < 0 || n < config.times) {
           // `odd`: only odd offsets answer retry (a retry batch then carries only those).
-          const results = batch.messages.map((m) => (config.odd && m.offset % 2 === 0 ? ok() : retry('the test sink says later', config.delayMs === undefined ? undefined : { delayMs: config.delayMs })));
+          const results = batch.messages.map((m) =>
+            config.odd && m.offset % 2 === 0
+              ? ok()
+              : retry('the test sink says later', config.delayMs === undefined ? undefined : { delayMs: config.delayMs }),
+          );
           record(config.dir, { partition: batch.partition, messages: batch.messages.filter((_, i) => results[i].status === 'ok') });
           return results;
         }

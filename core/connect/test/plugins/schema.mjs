@@ -13,7 +13,13 @@ export default defineSink({
     const opened = ctx.schema;
     return {
       async write(batch) {
-        const line = { first: batch.firstOffset, last: batch.lastOffset, open: opened ? `${opened.subject}@${opened.version}#${opened.id}` : null, batch: batch.schema ? `${batch.schema.subject}@${batch.schema.version}#${batch.schema.id}` : null, versions: batch.schema?.versions.map((v) => v.id) ?? null };
+        const line = {
+          first: batch.firstOffset,
+          last: batch.lastOffset,
+          open: opened ? `${opened.subject}@${opened.version}#${opened.id}` : null,
+          batch: batch.schema ? `${batch.schema.subject}@${batch.schema.version}#${batch.schema.id}` : null,
+          versions: batch.schema?.versions.map((v) => v.id) ?? null,
+        };
         appendFileSync(join(config.dir, 'schemas.log'), `${JSON.stringify(line)}\n`);
         return batch.messages.map(() => ok());
       },

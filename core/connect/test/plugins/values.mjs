@@ -13,7 +13,18 @@ export default defineSink({
     mkdirSync(config.dir, { recursive: true });
     return {
       async write(batch) {
-        const lines = batch.messages.map((m) => JSON.stringify({ partition: batch.partition, first: batch.firstOffset, last: batch.lastOffset, offset: m.offset, key: m.key ?? null, headers: m.headers, value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString('base64') }) + '\n');
+        const lines = batch.messages.map(
+          (m) =>
+            JSON.stringify({
+              partition: batch.partition,
+              first: batch.firstOffset,
+              last: batch.lastOffset,
+              offset: m.offset,
+              key: m.key ?? null,
+              headers: m.headers,
+              value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength).toString('base64'),
+            }) + '\n',
+        );
         appendFileSync(join(config.dir, 'values.log'), lines.join(''));
         return batch.messages.map(() => ok());
       },

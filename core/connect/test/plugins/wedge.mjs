@@ -13,7 +13,19 @@ import { join } from 'node:path';
 import { defineSink, JunctionError, ok, z } from '@junction/sdk-connector';
 import { nextAttempt, record } from './common.mjs';
 
-const Fault = z.enum(['none', 'throw', 'throw-retryable', 'hang', 'late', 'spin', 'native', 'throw-sync', 'reject', 'never', 'wrong-count']);
+const Fault = z.enum([
+  'none',
+  'throw',
+  'throw-retryable',
+  'hang',
+  'late',
+  'spin',
+  'native',
+  'throw-sync',
+  'reject',
+  'never',
+  'wrong-count',
+]);
 
 /** The attempt number of this faulty call (counted per kind, from 0), or -1 when it behaves. */
 function attempt(config, kind) {

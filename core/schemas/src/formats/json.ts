@@ -78,14 +78,22 @@ export const jsonFormat: SchemaFormat = {
     } catch (err) {
       throw invalid(`not JSON: ${(err as Error).message}`);
     }
-    if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema))) throw invalid('a JSON Schema is an object or a boolean');
+    if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema)))
+      throw invalid('a JSON Schema is an object or a boolean');
     // The schema is checked against its dialect's meta-schema by a shared instance, then compiled in an
     // instance of its own without meta-schemas (cheap: about 0.7 ms, where a full instance costs ~10 ms),
     // which goes away with the schema: a registry sent many schemas keeps only the ones it stores.
     const meta = is2020(schema) ? metaValidators().v2020 : metaValidators().v7;
     if (!meta.validateSchema(schema as AnySchema)) throw invalid(meta.errorsText(meta.errors));
     // strict: false takes schemas as other validators and Confluent take them (unknown keywords are annotations).
-    const lean = { strict: false, meta: false, validateSchema: false, addUsedSchema: false, allErrors: false, validateFormats: true } as const;
+    const lean = {
+      strict: false,
+      meta: false,
+      validateSchema: false,
+      addUsedSchema: false,
+      allErrors: false,
+      validateFormats: true,
+    } as const;
     const ajv: Ajv = is2020(schema) ? (new Ajv2020(lean) as unknown as Ajv) : new Ajv(lean);
     addFormats(ajv);
     try {
@@ -109,10 +117,28 @@ const UPPER_BOUNDS = ['maximum', 'exclusiveMaximum', 'maxLength', 'maxItems', 'm
 const EXACT = ['pattern', 'format', 'multipleOf', 'uniqueItems'] as const;
 /** Keywords the structural rules above cover; any other keyword that differs between the two is reported. */
 const COVERED = new Set<string>([
-  'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items',
-  ...LOWER_BOUNDS, ...UPPER_BOUNDS, ...EXACT,
+  'type',
+  'enum',
+  'const',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  ...LOWER_BOUNDS,
+  ...UPPER_BOUNDS,
+  ...EXACT,
   // Annotations: no effect on which values are valid.
-  '$schema', '$id', 'id', 'title', 'description', 'default', 'examples', '$comment', 'readOnly', 'writeOnly', 'deprecated',
+  '$schema',
+  '$id',
+  'id',
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$comment',
+  'readOnly',
+  'writeOnly',
+  'deprecated',
 ]);
 
 function typesOf(s: { [k: string]: Json }): Set<string> | undefined {
@@ -154,8 +180,12 @@ function canRead(reader: Schema, writer: Schema, path: string, out: string[]): v
   }
 
   // Objects.
-  const rProps = (typeof r.properties === 'object' && r.properties !== null && !Array.isArray(r.properties) ? r.properties : {}) as { [k: string]: Json };
-  const wProps = (typeof w.properties === 'object' && w.properties !== null && !Array.isArray(w.properties) ? w.properties : {}) as { [k: string]: Json };
+  const rProps = (typeof r.properties === 'object' && r.properties !== null && !Array.isArray(r.properties) ? r.properties : {}) as {
+    [k: string]: Json;
+  };
+  const wProps = (typeof w.properties === 'object' && w.properties !== null && !Array.isArray(w.properties) ? w.properties : {}) as {
+    [k: string]: Json;
+  };
   const rReq = new Set(Array.isArray(r.required) ? r.required.filter((x): x is string => typeof x === 'string') : []);
   const wReq = new Set(Array.isArray(w.required) ? w.required.filter((x): x is string => typeof x === 'string') : []);
   for (const name of rReq) if (!wReq.has(name)) out.push(`${path}/properties/${name}: required now, optional before`);
@@ -172,7 +202,12 @@ function canRead(reader: Schema, writer: Schema, path: string, out: string[]): v
     if (wAdditional === false) continue;
     const before = out.length;
     canRead(asSchema(rs), wAdditional, `${path}/properties/${name}`, out);
-    if (out.length > before) out.splice(before, out.length - before, `${path}/properties/${name}: added to an open content model (the writer's values may already hold it with any value)`);
+    if (out.length > before)
+      out.splice(
+        before,
+        out.length - before,
+        `${path}/properties/${name}: added to an open content model (the writer's values may already hold it with any value)`,
+      );
   }
   if (r.additionalProperties !== undefined && canonicalJson(r.additionalProperties) !== canonicalJson(w.additionalProperties ?? true)) {
     canRead(rAdditional, wAdditional, `${path}/additionalProperties`, out);

@@ -19,12 +19,21 @@ function messagesOf(ns: protobuf.NamespaceBase): protobuf.Type[] {
 
 /** Field types read from the same wire type and accepted for one another (as Confluent's Protobuf rules do). */
 const WIRE_GROUP: Record<string, string> = {
-  int32: 'varint', int64: 'varint', uint32: 'varint', uint64: 'varint', bool: 'varint',
-  sint32: 'zigzag', sint64: 'zigzag',
-  fixed32: 'fixed32', sfixed32: 'fixed32',
-  fixed64: 'fixed64', sfixed64: 'fixed64',
-  string: 'bytes', bytes: 'bytes',
-  float: 'float', double: 'double',
+  int32: 'varint',
+  int64: 'varint',
+  uint32: 'varint',
+  uint64: 'varint',
+  bool: 'varint',
+  sint32: 'zigzag',
+  sint64: 'zigzag',
+  fixed32: 'fixed32',
+  sfixed32: 'fixed32',
+  fixed64: 'fixed64',
+  sfixed64: 'fixed64',
+  string: 'bytes',
+  bytes: 'bytes',
+  float: 'float',
+  double: 'double',
 };
 
 function kindOf(f: protobuf.Field): string {
@@ -58,13 +67,20 @@ class ProtobufSchema implements ParsedSchema {
 
   check(value: Uint8Array, messageIndexes?: readonly number[]): { ok: true; value: unknown } | { ok: false; violation: Violation } {
     const t = this.pick(messageIndexes);
-    if (!t) return { ok: false, violation: { path: '', reason: `the schema has no message type at index [${(messageIndexes ?? [0]).join(', ')}]` } };
+    if (!t)
+      return {
+        ok: false,
+        violation: { path: '', reason: `the schema has no message type at index [${(messageIndexes ?? [0]).join(', ')}]` },
+      };
     try {
       // A plain Uint8Array, not a Buffer: protobufjs's Buffer reader clamps a string that runs past the end
       // instead of failing; its plain reader checks every length.
       return { ok: true, value: t.decode(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) };
     } catch (err) {
-      return { ok: false, violation: { path: t.name, reason: `not Protobuf of ${t.fullName.replace(/^\./, '')}: ${(err as Error).message}` } };
+      return {
+        ok: false,
+        violation: { path: t.name, reason: `not Protobuf of ${t.fullName.replace(/^\./, '')}: ${(err as Error).message}` },
+      };
     }
   }
 

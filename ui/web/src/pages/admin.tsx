@@ -6,7 +6,9 @@ import { ErrorBox, useAction, useAuthMode, useCan } from '../ui.js';
 export function SchemasPage() {
   const can = useCan();
   const [subjects, setSubjects] = useState<string[] | undefined>();
-  const [open, setOpen] = useState<{ subject: string; versions: number[]; version?: number; schema?: string; schemaType?: string } | undefined>();
+  const [open, setOpen] = useState<
+    { subject: string; versions: number[]; version?: number; schema?: string; schemaType?: string } | undefined
+  >();
   const [run, error] = useAction();
   const [newSubject, setNewSubject] = useState('');
   const [newType, setNewType] = useState('JSON');
@@ -17,8 +19,16 @@ export function SchemasPage() {
     run(async () => {
       const versions = await api<number[]>('GET', `/v1/schema-registry/subjects/${enc(subject)}/versions`);
       const v = version ?? versions[versions.length - 1];
-      const s = v === undefined ? undefined : await api<{ schema: string; schemaType?: string }>('GET', `/v1/schema-registry/subjects/${enc(subject)}/versions/${v}`);
-      setOpen({ subject, versions, ...(v !== undefined && { version: v }), ...(s && { schema: s.schema, schemaType: s.schemaType ?? 'AVRO' }) });
+      const s =
+        v === undefined
+          ? undefined
+          : await api<{ schema: string; schemaType?: string }>('GET', `/v1/schema-registry/subjects/${enc(subject)}/versions/${v}`);
+      setOpen({
+        subject,
+        versions,
+        ...(v !== undefined && { version: v }),
+        ...(s && { schema: s.schema, schemaType: s.schemaType ?? 'AVRO' }),
+      });
     });
   const register = (e: Event) => {
     e.preventDefault();
@@ -70,7 +80,13 @@ export function SchemasPage() {
             <form class="form" onSubmit={register}>
               <h3>Register a schema version</h3>
               <label>
-                subject <input value={newSubject} onInput={(e) => setNewSubject((e.target as HTMLInputElement).value)} placeholder="orders-value" required />
+                subject{' '}
+                <input
+                  value={newSubject}
+                  onInput={(e) => setNewSubject((e.target as HTMLInputElement).value)}
+                  placeholder="orders-value"
+                  required
+                />
               </label>
               <label>
                 type
@@ -81,7 +97,8 @@ export function SchemasPage() {
                 </select>
               </label>
               <label>
-                schema <textarea rows={6} value={newSchema} onInput={(e) => setNewSchema((e.target as HTMLTextAreaElement).value)} required />
+                schema{' '}
+                <textarea rows={6} value={newSchema} onInput={(e) => setNewSchema((e.target as HTMLTextAreaElement).value)} required />
               </label>
               <button type="submit">Register</button>
             </form>
@@ -145,7 +162,17 @@ export function UsersPage() {
                 <tr>
                   <td>{x.name}</td>
                   <td>
-                    <select value={x.role} onChange={(e) => void run(async () => (await api('PATCH', `/v1/users/${enc(x.name)}`, { role: (e.target as HTMLSelectElement).value }), await load()))}>
+                    <select
+                      value={x.role}
+                      onChange={(e) =>
+                        void run(
+                          async () => (
+                            await api('PATCH', `/v1/users/${enc(x.name)}`, { role: (e.target as HTMLSelectElement).value }),
+                            await load()
+                          ),
+                        )
+                      }
+                    >
                       <option>admin</option>
                       <option>editor</option>
                       <option>viewer</option>
@@ -153,7 +180,14 @@ export function UsersPage() {
                   </td>
                   <td>{fmtTime(x.createdAt)}</td>
                   <td>
-                    <button class="link danger" onClick={() => void run(async () => confirm(`Delete user ${x.name}?`) && (await api('DELETE', `/v1/users/${enc(x.name)}`), await load()))}>
+                    <button
+                      class="link danger"
+                      onClick={() =>
+                        void run(
+                          async () => confirm(`Delete user ${x.name}?`) && (await api('DELETE', `/v1/users/${enc(x.name)}`), await load()),
+                        )
+                      }
+                    >
                       delete
                     </button>
                   </td>
@@ -173,7 +207,14 @@ export function UsersPage() {
             }}
           >
             <input placeholder="name" value={u.name} onInput={(e) => setU({ ...u, name: (e.target as HTMLInputElement).value })} required />
-            <input placeholder="password" type="password" autocomplete="new-password" value={u.password} onInput={(e) => setU({ ...u, password: (e.target as HTMLInputElement).value })} required />
+            <input
+              placeholder="password"
+              type="password"
+              autocomplete="new-password"
+              value={u.password}
+              onInput={(e) => setU({ ...u, password: (e.target as HTMLInputElement).value })}
+              required
+            />
             <select value={u.role} onChange={(e) => setU({ ...u, role: (e.target as HTMLSelectElement).value })}>
               <option>viewer</option>
               <option>editor</option>
@@ -206,7 +247,10 @@ export function UsersPage() {
               <td>{fmtTime(x.createdAt)}</td>
               <td>{x.revoked ? 'revoked' : x.expiresAt ? fmtTime(x.expiresAt) : 'never'}</td>
               <td>
-                <button class="link danger" onClick={() => void run(async () => (await api('DELETE', `/v1/tokens/${enc(x.id)}`), await load()))}>
+                <button
+                  class="link danger"
+                  onClick={() => void run(async () => (await api('DELETE', `/v1/tokens/${enc(x.id)}`), await load()))}
+                >
                   revoke
                 </button>
               </td>
@@ -230,7 +274,8 @@ export function UsersPage() {
           token name <input value={t.name} onInput={(e) => setT({ ...t, name: (e.target as HTMLInputElement).value })} required />
         </label>
         <label>
-          grants (JSON) <textarea rows={3} value={t.grants} onInput={(e) => setT({ ...t, grants: (e.target as HTMLTextAreaElement).value })} />
+          grants (JSON){' '}
+          <textarea rows={3} value={t.grants} onInput={(e) => setT({ ...t, grants: (e.target as HTMLTextAreaElement).value })} />
         </label>
         <button type="submit">Create token</button>
       </form>
@@ -254,7 +299,8 @@ export function LoginPage(props: { onLogin: () => void }) {
         const t = await api<{ token: string; refreshToken: string }>('POST', '/v1/auth/login', { username, password });
         setSession({ token: t.token, refreshToken: t.refreshToken });
       } catch (err) {
-        if (err instanceof ApiError && err.status === 401) throw new ApiError(401, { code: err.body.code, message: 'wrong username or password' });
+        if (err instanceof ApiError && err.status === 401)
+          throw new ApiError(401, { code: err.body.code, message: 'wrong username or password' });
         throw err;
       }
     });
@@ -265,10 +311,25 @@ export function LoginPage(props: { onLogin: () => void }) {
       <h1>Junction</h1>
       <form class="form" onSubmit={(e) => void submit(e)} data-testid="login-form">
         <label>
-          username <input name="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} required />
+          username{' '}
+          <input
+            name="username"
+            autocomplete="username"
+            value={username}
+            onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
+            required
+          />
         </label>
         <label>
-          password <input name="password" type="password" autocomplete="current-password" value={password} onInput={(e) => setPassword((e.target as HTMLInputElement).value)} required />
+          password{' '}
+          <input
+            name="password"
+            type="password"
+            autocomplete="current-password"
+            value={password}
+            onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
+            required
+          />
         </label>
         <ErrorBox error={error} />
         <button type="submit">Log in</button>

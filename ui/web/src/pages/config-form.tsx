@@ -65,7 +65,11 @@ function Field(props: { name: string; schema: JsonSchema; required: boolean; val
     return (
       <label>
         {label}
-        <select name={`config.${name}`} value={props.value === undefined ? '' : String(props.value)} onChange={(e) => props.onChange((e.target as HTMLSelectElement).value || undefined)}>
+        <select
+          name={`config.${name}`}
+          value={props.value === undefined ? '' : String(props.value)}
+          onChange={(e) => props.onChange((e.target as HTMLSelectElement).value || undefined)}
+        >
           <option value="">{s.default !== undefined ? `(default: ${String(s.default)})` : '—'}</option>
           {s.enum.map((v) => (
             <option value={String(v)}>{String(v)}</option>
@@ -79,7 +83,13 @@ function Field(props: { name: string; schema: JsonSchema; required: boolean; val
     const checked = props.value === undefined ? s.default === true : props.value === true;
     return (
       <label class="check">
-        <input type="checkbox" name={`config.${name}`} checked={checked} onChange={(e) => props.onChange((e.target as HTMLInputElement).checked)} /> {label}
+        <input
+          type="checkbox"
+          name={`config.${name}`}
+          checked={checked}
+          onChange={(e) => props.onChange((e.target as HTMLInputElement).checked)}
+        />{' '}
+        {label}
         {help}
       </label>
     );

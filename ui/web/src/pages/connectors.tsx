@@ -146,7 +146,15 @@ function CreateConnector(props: { plugin: string; onClose: () => void }) {
           station <input name="station" value={station} onInput={(e) => setStation((e.target as HTMLInputElement).value)} required />
         </label>
         <label>
-          tasks <input name="tasks" type="number" min="1" max="64" value={tasks} onInput={(e) => setTasks((e.target as HTMLInputElement).value)} />
+          tasks{' '}
+          <input
+            name="tasks"
+            type="number"
+            min="1"
+            max="64"
+            value={tasks}
+            onInput={(e) => setTasks((e.target as HTMLInputElement).value)}
+          />
         </label>
         {schema && (
           <fieldset>
@@ -198,11 +206,17 @@ export function ConnectorPage(props: { name: string }) {
       if (snap.connectors.some((c) => c.name === props.name)) void refresh().catch(() => {});
     });
   }, [props.name]);
-  const act = (method: string, path: string, body?: unknown) => run(async () => {
-    await api(method, `/v1/connectors/${enc(props.name)}${path}`, body);
-    await refresh();
-  });
-  const loadOffsets = () => run(async () => setOffsets((await api<{ offsets: { partition: number; offset: number }[] }>('GET', `/v1/connectors/${enc(props.name)}/offsets`)).offsets));
+  const act = (method: string, path: string, body?: unknown) =>
+    run(async () => {
+      await api(method, `/v1/connectors/${enc(props.name)}${path}`, body);
+      await refresh();
+    });
+  const loadOffsets = () =>
+    run(async () =>
+      setOffsets(
+        (await api<{ offsets: { partition: number; offset: number }[] }>('GET', `/v1/connectors/${enc(props.name)}/offsets`)).offsets,
+      ),
+    );
   const del = () =>
     run(async () => {
       if (!confirm(`Delete connector ${props.name}?`)) return;
@@ -218,16 +232,27 @@ export function ConnectorPage(props: { name: string }) {
       {status && (
         <>
           <div class="stats">
-            <Stat label="state" value={<span class={`state state-${status.connector.state}`} data-testid="connector-state">{status.connector.state}</span>} />
+            <Stat
+              label="state"
+              value={
+                <span class={`state state-${status.connector.state}`} data-testid="connector-state">
+                  {status.connector.state}
+                </span>
+              }
+            />
             <Stat label="type" value={status.type} />
             <Stat label="lag" value={fmtNum(status.lag)} />
             <Stat label="msg/s" value={fmtNum(status.throughput.msgsPerSec)} />
-            <Stat label="freshness (produce → landed)" value={<span data-testid="connector-freshness">{fmtFreshness(status.freshness)}</span>} />
+            <Stat
+              label="freshness (produce → landed)"
+              value={<span data-testid="connector-freshness">{fmtFreshness(status.freshness)}</span>}
+            />
           </div>
           {info && (
             <p class="muted">
               plugin {info.plugin} · station <Link href={`/stations/${enc(info.station)}`}>{info.station}</Link>
-              {status.freshness?.lastLandedAt && ` · last landed ${fmtTime(status.freshness.lastLandedAt)} (produced ${fmtTime(status.freshness.lastProducedAt)})`}
+              {status.freshness?.lastLandedAt &&
+                ` · last landed ${fmtTime(status.freshness.lastLandedAt)} (produced ${fmtTime(status.freshness.lastProducedAt)})`}
             </p>
           )}
           {mayManage && (
@@ -242,7 +267,14 @@ export function ConnectorPage(props: { name: string }) {
               </button>
             </div>
           )}
-          <Chart title="Throughput and freshness" series={[{ label: 'msg/s', color: '#2563eb' }, { label: 'freshness s', color: '#d97706' }]} data={data} />
+          <Chart
+            title="Throughput and freshness"
+            series={[
+              { label: 'msg/s', color: '#2563eb' },
+              { label: 'freshness s', color: '#d97706' },
+            ]}
+            data={data}
+          />
           {status.connector.trace && <pre class="trace">{status.connector.trace}</pre>}
           {status.retrying && (
             <p class="warn">

@@ -22,7 +22,8 @@ export function reasonOf(m: ApiMessage): string {
   const code = h[H.code];
   const connector = h[H.connector];
   if (connector) return `connector ${connector} error${code ? ` ${code}` : ''}${h[H.reason] ? `: ${h[H.reason]}` : ''}`;
-  if (code === 'SCHEMA_VIOLATION' || h[H.reason] === 'schema-violation') return `schema violation${h[H.reason] && h[H.reason] !== 'schema-violation' ? `: ${h[H.reason]}` : ''}`;
+  if (code === 'SCHEMA_VIOLATION' || h[H.reason] === 'schema-violation')
+    return `schema violation${h[H.reason] && h[H.reason] !== 'schema-violation' ? `: ${h[H.reason]}` : ''}`;
   return h[H.reason] ? `${h[H.reason]}${code ? ` (${code})` : ''}` : (code ?? 'poison');
 }
 
@@ -53,10 +54,13 @@ export function DeadLetters(props: { station: string; groups: GroupInfo[]; count
     run(async () => {
       const sorted = [...offsets].sort((a, b) => a - b);
       let replayed = 0;
-      for (let i = 0; i < sorted.length; ) {
+      for (let i = 0; i < sorted.length;) {
         let j = i;
         while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-        const r = await api<{ replayed: number }>('POST', `/v1/stations/${enc(props.station)}/dls/replay`, { fromOffset: sorted[i], toOffset: sorted[j] });
+        const r = await api<{ replayed: number }>('POST', `/v1/stations/${enc(props.station)}/dls/replay`, {
+          fromOffset: sorted[i],
+          toOffset: sorted[j],
+        });
         replayed += r.replayed;
         i = j + 1;
       }
@@ -132,7 +136,12 @@ export function DeadLetters(props: { station: string; groups: GroupInfo[]; count
               <tr data-dls-offset={m.offset}>
                 {mayManage && (
                   <td>
-                    <input type="checkbox" checked={selected.has(m.offset)} onChange={() => toggle(m.offset)} aria-label={`select dead letter ${m.offset}`} />
+                    <input
+                      type="checkbox"
+                      checked={selected.has(m.offset)}
+                      onChange={() => toggle(m.offset)}
+                      aria-label={`select dead letter ${m.offset}`}
+                    />
                   </td>
                 )}
                 <td class="reason">{reasonOf(m)}</td>
@@ -178,7 +187,15 @@ function Journey(props: { m: ApiMessage; groups: GroupInfo[]; mode: ViewMode; on
         {props.groups.map((g) => {
           const p = g.partitions.find((x) => x.partition === partition);
           const failed = g.group === failedGroup;
-          const state = failed ? 'dead-lettered' : !p ? '—' : offset < p.ackFloor ? 'settled' : offset < p.nextOffset ? 'delivered, not settled' : 'not delivered yet';
+          const state = failed
+            ? 'dead-lettered'
+            : !p
+              ? '—'
+              : offset < p.ackFloor
+                ? 'settled'
+                : offset < p.nextOffset
+                  ? 'delivered, not settled'
+                  : 'not delivered yet';
           return (
             <li class={failed ? 'failed' : ''}>
               <b>group {g.group}</b>: {state}

@@ -26,7 +26,12 @@ export function renderValue(m: ApiMessage, mode: ViewMode): string {
     const lines: string[] = [];
     for (let i = 0; i < bytes.length; i += 16) {
       const row = Array.from(bytes.subarray(i, i + 16));
-      lines.push(`${i.toString(16).padStart(8, '0')}  ${row.map((b) => b.toString(16).padStart(2, '0')).join(' ').padEnd(48)}  ${row.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('')}`);
+      lines.push(
+        `${i.toString(16).padStart(8, '0')}  ${row
+          .map((b) => b.toString(16).padStart(2, '0'))
+          .join(' ')
+          .padEnd(48)}  ${row.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('')}`,
+      );
     }
     return lines.join('\n');
   }
@@ -50,7 +55,12 @@ export function MessageView(props: { m: ApiMessage; mode: ViewMode }) {
         <b>
           p{m.partition} · offset {m.offset}
         </b>{' '}
-        · {fmtTime(m.timestamp)} {m.key !== undefined && <span>· key <code>{m.key}</code></span>}
+        · {fmtTime(m.timestamp)}{' '}
+        {m.key !== undefined && (
+          <span>
+            · key <code>{m.key}</code>
+          </span>
+        )}
       </div>
       {headers.length > 0 && (
         <div class="headers">
@@ -92,9 +102,13 @@ export function ProduceForm(props: { station: string; onProduced?: () => void })
       if (i > 0) hdrs[line.slice(0, i).trim()] = line.slice(i + 1).trim();
     }
     await run(async () => {
-      const res = await api<{ results: ({ partition: number; offset: number } | { error: { code: string; message: string } })[] }>('POST', `/v1/stations/${enc(props.station)}/messages`, {
-        messages: [{ value, ...(key && { key }), ...(Object.keys(hdrs).length > 0 && { headers: hdrs }) }],
-      });
+      const res = await api<{ results: ({ partition: number; offset: number } | { error: { code: string; message: string } })[] }>(
+        'POST',
+        `/v1/stations/${enc(props.station)}/messages`,
+        {
+          messages: [{ value, ...(key && { key }), ...(Object.keys(hdrs).length > 0 && { headers: hdrs }) }],
+        },
+      );
       const r = res.results[0]!;
       if ('error' in r) throw Object.assign(new Error(r.error.message), { body: r.error });
       setResult(`stored at partition ${r.partition}, offset ${r.offset}`);
@@ -112,7 +126,8 @@ export function ProduceForm(props: { station: string; onProduced?: () => void })
           key <input name="key" value={key} onInput={(e) => setKey((e.target as HTMLInputElement).value)} />
         </label>
         <label>
-          headers (one <code>name: value</code> a line) <textarea name="headers" rows={2} value={headers} onInput={(e) => setHeaders((e.target as HTMLTextAreaElement).value)} />
+          headers (one <code>name: value</code> a line){' '}
+          <textarea name="headers" rows={2} value={headers} onInput={(e) => setHeaders((e.target as HTMLTextAreaElement).value)} />
         </label>
       </div>
       <ErrorBox error={error} />
@@ -134,7 +149,10 @@ async function offsetAtTime(station: string, partition: number, first: number, n
   let hi = next; // answer in [lo, hi]; hi = past the end
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);
-    const page = await api<{ messages: ApiMessage[] }>('GET', `/v1/stations/${enc(station)}/messages?partition=${partition}&fromOffset=${mid}&limit=1`);
+    const page = await api<{ messages: ApiMessage[] }>(
+      'GET',
+      `/v1/stations/${enc(station)}/messages?partition=${partition}&fromOffset=${mid}&limit=1`,
+    );
     const m = page.messages[0];
     if (!m) {
       hi = mid;
@@ -146,7 +164,11 @@ async function offsetAtTime(station: string, partition: number, first: number, n
   return lo;
 }
 
-export function MessageBrowser(props: { station: string; partitions: { partition: number; firstOffset: number; nextOffset: number }[]; reload?: number }) {
+export function MessageBrowser(props: {
+  station: string;
+  partitions: { partition: number; firstOffset: number; nextOffset: number }[];
+  reload?: number;
+}) {
   const can = useCan();
   const authMode = useAuthMode();
   const [partition, setPartition] = useState(0);
@@ -158,7 +180,10 @@ export function MessageBrowser(props: { station: string; partitions: { partition
   const [run, error] = useAction();
   const load = (from: number | undefined) =>
     run(async () => {
-      const page = await api<{ messages: ApiMessage[]; next?: number }>('GET', `/v1/stations/${enc(props.station)}/messages?partition=${partition}&limit=50&encoding=base64${from !== undefined ? `&fromOffset=${from}` : ''}`);
+      const page = await api<{ messages: ApiMessage[]; next?: number }>(
+        'GET',
+        `/v1/stations/${enc(props.station)}/messages?partition=${partition}&limit=50&encoding=base64${from !== undefined ? `&fromOffset=${from}` : ''}`,
+      );
       setMessages(page.messages);
       setNext(page.next);
     });
@@ -174,7 +199,10 @@ export function MessageBrowser(props: { station: string; partitions: { partition
       await run(async () => {
         const o = await offsetAtTime(props.station, partition, p.firstOffset, p.nextOffset, new Date(time).getTime());
         setFromOffset(String(o));
-        const page = await api<{ messages: ApiMessage[]; next?: number }>('GET', `/v1/stations/${enc(props.station)}/messages?partition=${partition}&limit=50&encoding=base64&fromOffset=${o}`);
+        const page = await api<{ messages: ApiMessage[]; next?: number }>(
+          'GET',
+          `/v1/stations/${enc(props.station)}/messages?partition=${partition}&limit=50&encoding=base64&fromOffset=${o}`,
+        );
         setMessages(page.messages);
         setNext(page.next);
       });
@@ -193,7 +221,14 @@ export function MessageBrowser(props: { station: string; partitions: { partition
           </select>
         </label>
         <label>
-          from offset <input type="number" min="0" value={fromOffset} onInput={(e) => setFromOffset((e.target as HTMLInputElement).value)} placeholder={p ? String(p.firstOffset) : ''} />
+          from offset{' '}
+          <input
+            type="number"
+            min="0"
+            value={fromOffset}
+            onInput={(e) => setFromOffset((e.target as HTMLInputElement).value)}
+            placeholder={p ? String(p.firstOffset) : ''}
+          />
         </label>
         <label>
           or from time <input type="datetime-local" step="1" value={time} onInput={(e) => setTime((e.target as HTMLInputElement).value)} />
@@ -209,7 +244,9 @@ export function MessageBrowser(props: { station: string; partitions: { partition
       </form>
       <ErrorBox error={error} />
       {messages && messages.length === 0 && <p class="muted">No messages from there.</p>}
-      {messages?.map((m) => <MessageView m={m} mode={mode} />)}
+      {messages?.map((m) => (
+        <MessageView m={m} mode={mode} />
+      ))}
       {next !== undefined && messages && messages.length > 0 && (
         <button class="link" onClick={() => void load(next)}>
           Next page →

@@ -66,10 +66,18 @@ export function OverviewPage() {
             <Stat label="produce msg/s" value={fmtNum(snap.produceRate)} testId="stat-produce-rate" />
             <Stat label="consume msg/s" value={fmtNum(snap.consumeRate)} />
             <Stat label="dead letters" value={fmtNum(snap.deadLetters)} testId="stat-dead-letters" />
-            {snap.connectors && <Stat label="connectors running" value={`${snap.connectors.byState['RUNNING'] ?? 0} / ${snap.connectors.total}`} testId="stat-connectors" />}
+            {snap.connectors && (
+              <Stat
+                label="connectors running"
+                value={`${snap.connectors.byState['RUNNING'] ?? 0} / ${snap.connectors.total}`}
+                testId="stat-connectors"
+              />
+            )}
           </div>
           <Chart title="Throughput" series={SERIES} data={data} />
-          {fresh[0] && fresh[0].length > 0 && <Chart title="Freshness of the stalest sink (produce → landed)" series={FRESH} data={fresh} height={120} />}
+          {fresh[0] && fresh[0].length > 0 && (
+            <Chart title="Freshness of the stalest sink (produce → landed)" series={FRESH} data={fresh} height={120} />
+          )}
           <h3>Alerts</h3>
           {snap.alerts.length === 0 ? (
             <p class="muted" data-testid="alerts">

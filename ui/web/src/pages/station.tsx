@@ -128,9 +128,15 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
         <Stat label="dead letters" value={fmtNum(props.snap.deadLetters)} testId="station-dead-letters" />
       </div>
       <p class="muted">
-        retention: {r.maxAgeMs !== undefined ? `max age ${fmtDuration(r.maxAgeMs)}` : ''} {r.maxMessages !== undefined ? `· max ${fmtNum(r.maxMessages)} messages` : ''} {r.maxBytes !== undefined ? `· max ${fmtBytes(r.maxBytes)}` : ''}{' '}
-        {r.ackBased ? '· ack-based' : ''} · storage {station.config.storage} · dead-lettering {station.config.deadLetter.enabled ? `after ${station.config.deadLetter.maxDeliveries} deliveries` : 'off'}
-        {station.config.schema ? ` · schema ${station.config.schema.subject ?? `${station.name}-value`} (${station.config.schema.policy})` : ''} · created {fmtTime(station.createdAt)}
+        retention: {r.maxAgeMs !== undefined ? `max age ${fmtDuration(r.maxAgeMs)}` : ''}{' '}
+        {r.maxMessages !== undefined ? `· max ${fmtNum(r.maxMessages)} messages` : ''}{' '}
+        {r.maxBytes !== undefined ? `· max ${fmtBytes(r.maxBytes)}` : ''} {r.ackBased ? '· ack-based' : ''} · storage{' '}
+        {station.config.storage} · dead-lettering{' '}
+        {station.config.deadLetter.enabled ? `after ${station.config.deadLetter.maxDeliveries} deliveries` : 'off'}
+        {station.config.schema
+          ? ` · schema ${station.config.schema.subject ?? `${station.name}-value`} (${station.config.schema.policy})`
+          : ''}{' '}
+        · created {fmtTime(station.createdAt)}
       </p>
       <Chart title="Throughput" series={SERIES} data={props.data} />
       <h3>Partitions</h3>
@@ -182,7 +188,9 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
                     </button>
                   </td>
                   <td class="lag">{fmtNum(g.lag)}</td>
-                  <td class="oldest">{typeof g.oldestUnackedAgeSeconds === 'number' ? fmtDuration(Math.round(g.oldestUnackedAgeSeconds * 1000)) : '—'}</td>
+                  <td class="oldest">
+                    {typeof g.oldestUnackedAgeSeconds === 'number' ? fmtDuration(Math.round(g.oldestUnackedAgeSeconds * 1000)) : '—'}
+                  </td>
                   <td>{fmtNum(g.pending)}</td>
                   <td>{fmtNum(g.redeliveries)}</td>
                   <td>{fmtNum(g.deadLettered)}</td>
@@ -217,7 +225,9 @@ function StationSettings(props: { station: StationInfo }) {
   const [run, error, busy] = useAction();
   const [saved, setSaved] = useState(false);
   const [maxAgeH, setMaxAgeH] = useState(s.config.retention.maxAgeMs !== undefined ? String(s.config.retention.maxAgeMs / 3600_000) : '');
-  const [maxMessages, setMaxMessages] = useState(s.config.retention.maxMessages !== undefined ? String(s.config.retention.maxMessages) : '');
+  const [maxMessages, setMaxMessages] = useState(
+    s.config.retention.maxMessages !== undefined ? String(s.config.retention.maxMessages) : '',
+  );
   const [maxDeliveries, setMaxDeliveries] = useState(String(s.config.deadLetter.maxDeliveries));
   const [maxAckTimeMs, setMaxAckTimeMs] = useState(String(s.config.deadLetter.maxAckTimeMs));
   const [dlsEnabled, setDlsEnabled] = useState(s.config.deadLetter.enabled);
@@ -230,7 +240,10 @@ function StationSettings(props: { station: StationInfo }) {
     if (maxMessages) retention['maxMessages'] = Number(maxMessages);
     else delete retention['maxMessages'];
     const ok = await run(() =>
-      api('PATCH', `/v1/stations/${enc(s.name)}`, { retention, deadLetter: { enabled: dlsEnabled, maxDeliveries: Number(maxDeliveries), maxAckTimeMs: Number(maxAckTimeMs) } }),
+      api('PATCH', `/v1/stations/${enc(s.name)}`, {
+        retention,
+        deadLetter: { enabled: dlsEnabled, maxDeliveries: Number(maxDeliveries), maxAckTimeMs: Number(maxAckTimeMs) },
+      }),
     );
     setSaved(ok);
   };
@@ -240,22 +253,35 @@ function StationSettings(props: { station: StationInfo }) {
   };
   return (
     <form class="form" onSubmit={(e) => void submit(e)}>
-      <p class="muted">Partitions ({s.partitions.length}) and storage ({s.config.storage}) are fixed at creation.</p>
+      <p class="muted">
+        Partitions ({s.partitions.length}) and storage ({s.config.storage}) are fixed at creation.
+      </p>
       <fieldset disabled={!editable}>
         <label>
-          retention: max age (hours) <input type="number" step="any" min="0" value={maxAgeH} onInput={(e) => setMaxAgeH((e.target as HTMLInputElement).value)} />
+          retention: max age (hours){' '}
+          <input type="number" step="any" min="0" value={maxAgeH} onInput={(e) => setMaxAgeH((e.target as HTMLInputElement).value)} />
         </label>
         <label>
-          retention: max messages per partition <input type="number" min="1" value={maxMessages} onInput={(e) => setMaxMessages((e.target as HTMLInputElement).value)} />
+          retention: max messages per partition{' '}
+          <input type="number" min="1" value={maxMessages} onInput={(e) => setMaxMessages((e.target as HTMLInputElement).value)} />
         </label>
         <label class="check">
-          <input type="checkbox" checked={dlsEnabled} onChange={(e) => setDlsEnabled((e.target as HTMLInputElement).checked)} /> dead-letter after max deliveries
+          <input type="checkbox" checked={dlsEnabled} onChange={(e) => setDlsEnabled((e.target as HTMLInputElement).checked)} /> dead-letter
+          after max deliveries
         </label>
         <label>
-          max deliveries <input type="number" min="1" max="1000" value={maxDeliveries} onInput={(e) => setMaxDeliveries((e.target as HTMLInputElement).value)} />
+          max deliveries{' '}
+          <input
+            type="number"
+            min="1"
+            max="1000"
+            value={maxDeliveries}
+            onInput={(e) => setMaxDeliveries((e.target as HTMLInputElement).value)}
+          />
         </label>
         <label>
-          ack deadline (ms) <input type="number" min="100" value={maxAckTimeMs} onInput={(e) => setMaxAckTimeMs((e.target as HTMLInputElement).value)} />
+          ack deadline (ms){' '}
+          <input type="number" min="100" value={maxAckTimeMs} onInput={(e) => setMaxAckTimeMs((e.target as HTMLInputElement).value)} />
         </label>
         <ErrorBox error={error} />
         {saved && <p class="ok">Saved.</p>}

@@ -96,7 +96,13 @@ export function StationsPage(props: { deadLettersOnly?: boolean }) {
         )}
       </div>
       {props.deadLettersOnly && <p class="muted">Stations by dead letters held; open one to browse, resend or purge them.</p>}
-      <input class="search" placeholder="Search stations…" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} aria-label="search stations" />
+      <input
+        class="search"
+        placeholder="Search stations…"
+        value={q}
+        onInput={(e) => setQ((e.target as HTMLInputElement).value)}
+        aria-label="search stations"
+      />
       <span class="muted" data-testid="stations-total">
         {' '}
         {total === undefined ? '' : `${fmtNum(total)} stations`}
@@ -161,7 +167,15 @@ function CreateStation(props: { onClose: () => void }) {
           name <input name="name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} required />
         </label>
         <label>
-          partitions <input name="partitions" type="number" min="1" max="1024" value={partitions} onInput={(e) => setPartitions((e.target as HTMLInputElement).value)} />
+          partitions{' '}
+          <input
+            name="partitions"
+            type="number"
+            min="1"
+            max="1024"
+            value={partitions}
+            onInput={(e) => setPartitions((e.target as HTMLInputElement).value)}
+          />
         </label>
         <label>
           storage
@@ -171,13 +185,23 @@ function CreateStation(props: { onClose: () => void }) {
           </select>
         </label>
         <label>
-          retention (hours) <input type="number" min="0.001" step="any" value={maxAgeH} onInput={(e) => setMaxAgeH((e.target as HTMLInputElement).value)} />
+          retention (hours){' '}
+          <input type="number" min="0.001" step="any" value={maxAgeH} onInput={(e) => setMaxAgeH((e.target as HTMLInputElement).value)} />
         </label>
         <label>
-          max deliveries before dead-lettering <input name="maxDeliveries" type="number" min="1" max="1000" value={maxDeliveries} onInput={(e) => setMaxDeliveries((e.target as HTMLInputElement).value)} />
+          max deliveries before dead-lettering{' '}
+          <input
+            name="maxDeliveries"
+            type="number"
+            min="1"
+            max="1000"
+            value={maxDeliveries}
+            onInput={(e) => setMaxDeliveries((e.target as HTMLInputElement).value)}
+          />
         </label>
         <label>
-          ack deadline (ms) <input type="number" min="100" value={maxAckTimeMs} onInput={(e) => setMaxAckTimeMs((e.target as HTMLInputElement).value)} />
+          ack deadline (ms){' '}
+          <input type="number" min="100" value={maxAckTimeMs} onInput={(e) => setMaxAckTimeMs((e.target as HTMLInputElement).value)} />
         </label>
         <ErrorBox error={error} />
         <button type="submit" disabled={busy}>

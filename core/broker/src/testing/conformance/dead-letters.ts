@@ -80,7 +80,7 @@ export function deadLettersSection(t: Suite): void {
       expect((await t.store.getGroup(s, 'g')).deadLettered).toBe(1);
     });
 
-    it('deadLetter details set the code and add headers, without overriding the broker\'s own', async () => {
+    it("deadLetter details set the code and add headers, without overriding the broker's own", async () => {
       const s = uniqueName('dl-details');
       await t.store.createStation(s);
       await produceOk(s, [{ value: bytes('poison'), headers: { mine: '1' } }]);
@@ -110,7 +110,9 @@ export function deadLettersSection(t: Suite): void {
       const p = results[0]!.partition;
       const ds = await fetchNow(s, 'g');
       const target0 = ds.find((d) => d.offset === 1 && d.partition === p)!;
-      expect(await t.store.deadLetter(s, 'g', [target0.deliveryId], 'schema mismatch')).toEqual([{ deliveryId: target0.deliveryId, status: 'dead-lettered' }]);
+      expect(await t.store.deadLetter(s, 'g', [target0.deliveryId], 'schema mismatch')).toEqual([
+        { deliveryId: target0.deliveryId, status: 'dead-lettered' },
+      ]);
       const [dl] = await waitForDeadLetters(s, 1);
       expectSameBytes(dl!.value, patterned(300, 9));
       expect(dl!.headers).toMatchObject({
@@ -125,7 +127,11 @@ export function deadLettersSection(t: Suite): void {
       const info = await t.store.getGroup(s, 'g');
       expect(info.deadLettered).toBe(1);
       expect(groupPartition(info, p)).toMatchObject({ ackFloor: 2, pending: 1 });
-      await t.store.ack(s, 'g', ds.filter((d) => d !== target0).map((d) => d.deliveryId));
+      await t.store.ack(
+        s,
+        'g',
+        ds.filter((d) => d !== target0).map((d) => d.deliveryId),
+      );
       await sleep(50);
       expect(await fetchNow(s, 'g')).toEqual([]);
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ lag: 0, pending: 0 });
@@ -188,7 +194,12 @@ export function deadLettersSection(t: Suite): void {
       await t.store.createStation(s);
       await produceOk(s, values('a', 'b', 'c'));
       const ds = await fetchNow(s, 'g');
-      await t.store.deadLetter(s, 'g', ds.map((d) => d.deliveryId), 'r');
+      await t.store.deadLetter(
+        s,
+        'g',
+        ds.map((d) => d.deliveryId),
+        'r',
+      );
       const dls = await waitForDeadLetters(s, 3);
       expect(offsets(dls)).toEqual([1, 2, 3]);
       expect(dls.map((m) => m.headers[DLS_HEADERS.offset])).toEqual(['1', '2', '3']);
@@ -209,7 +220,11 @@ export function deadLettersSection(t: Suite): void {
       await t.store.createStation(s);
       await produceOk(s, values('a', 'b', 'c'));
       const ds = await fetchNow(s, 'g');
-      await t.store.deadLetter(s, 'g', ds.map((d) => d.deliveryId));
+      await t.store.deadLetter(
+        s,
+        'g',
+        ds.map((d) => d.deliveryId),
+      );
       await waitForDeadLetters(s, 3);
       expect(await t.store.purgeDeadLetters(s)).toBe(3);
       expect(await dlsMessages(s)).toEqual([]);
@@ -230,7 +245,11 @@ export function deadLettersSection(t: Suite): void {
       await t.store.createStation(s);
       await produceOk(s, values('a', 'b', 'c'));
       const ds = await fetchNow(s, 'g');
-      await t.store.deadLetter(s, 'g', ds.map((d) => d.deliveryId));
+      await t.store.deadLetter(
+        s,
+        'g',
+        ds.map((d) => d.deliveryId),
+      );
       await waitForDeadLetters(s, 3);
       const n = await t.store.purgeDeadLetters(s, 2);
       // "Up to" is read as inclusive or exclusive by an engine; either way the rest must match the count.

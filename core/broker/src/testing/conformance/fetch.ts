@@ -74,7 +74,10 @@ export function fetchSection(t: Suite): void {
     it('maxMessages and maxBytes are honoured; at least one message even if larger than maxBytes', async () => {
       const s = uniqueName('limits');
       await t.store.createStation(s);
-      await produceOk(s, Array.from({ length: 10 }, (_, i) => ({ value: patterned(1_000, i + 1) })));
+      await produceOk(
+        s,
+        Array.from({ length: 10 }, (_, i) => ({ value: patterned(1_000, i + 1) })),
+      );
       expect(offsets(await t.store.fetch(s, 'g', { maxMessages: 3, maxBytes: MiB, waitMs: 0 }))).toEqual([1, 2, 3]);
       const byBytes = await t.store.fetch(s, 'g', { maxMessages: 100, maxBytes: 2_500, waitMs: 0 });
       expect(offsets(byBytes)).toEqual([4, 5]);

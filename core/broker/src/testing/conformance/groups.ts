@@ -3,7 +3,21 @@ import { describe, it, expect } from 'vitest';
 import { MiB, deliveryId as formatDeliveryId } from '@junction/protocol';
 import type { Delivery, FetchOptions, MessageInput } from '../../contract.js';
 import type { Suite } from './suite.js';
-import { TIMER_TOLERANCE_MS, uniqueName, sleep, bytes, ALL_BYTES, expectSameBytes, rejectsWithCode, offsets, range, stored, pk, first, eventually } from './util.js';
+import {
+  TIMER_TOLERANCE_MS,
+  uniqueName,
+  sleep,
+  bytes,
+  ALL_BYTES,
+  expectSameBytes,
+  rejectsWithCode,
+  offsets,
+  range,
+  stored,
+  pk,
+  first,
+  eventually,
+} from './util.js';
 
 export function groupsSection(t: Suite): void {
   const { fetchNow, drain, pollFetch, produceOk, values, groupPartition, slackMs } = t;
@@ -11,7 +25,11 @@ export function groupsSection(t: Suite): void {
     it('the first fetch creates the group at the earliest offset with the station defaults', async () => {
       const s = uniqueName('autogroup');
       await t.store.createStation(s, { deadLetter: { maxDeliveries: 4, maxAckTimeMs: 1_000 } });
-      const inputs: MessageInput[] = [{ value: bytes('a'), key: 'k', headers: { h: '1' } }, { value: ALL_BYTES }, { value: new Uint8Array(0) }];
+      const inputs: MessageInput[] = [
+        { value: bytes('a'), key: 'k', headers: { h: '1' } },
+        { value: ALL_BYTES },
+        { value: new Uint8Array(0) },
+      ];
       await produceOk(s, inputs);
       const ds = await fetchNow(s, 'g');
       expect(offsets(ds)).toEqual([1, 2, 3]);
@@ -95,7 +113,10 @@ export function groupsSection(t: Suite): void {
     it('each message goes to one member: concurrent fetchers of one group get disjoint sets whose union is everything', async () => {
       const s = uniqueName('members');
       await t.store.createStation(s, { partitions: 2 });
-      const all = await produceOk(s, Array.from({ length: 40 }, (_, i) => ({ value: bytes(`m${i}`) })));
+      const all = await produceOk(
+        s,
+        Array.from({ length: 40 }, (_, i) => ({ value: bytes(`m${i}`) })),
+      );
       await t.store.createGroup(s, 'g');
       const member = async (): Promise<Delivery[]> => {
         const got: Delivery[] = [];
@@ -103,7 +124,11 @@ export function groupsSection(t: Suite): void {
           const batch = await t.store.fetch(s, 'g', { maxMessages: 3, maxBytes: MiB, waitMs: 0 });
           if (batch.length === 0) return got;
           got.push(...batch);
-          await t.store.ack(s, 'g', batch.map((d) => d.deliveryId));
+          await t.store.ack(
+            s,
+            'g',
+            batch.map((d) => d.deliveryId),
+          );
         }
       };
       const [a, b] = await Promise.all([member(), member()]);
@@ -118,7 +143,10 @@ export function groupsSection(t: Suite): void {
     it('concurrent fetches without acks never hand out the same message twice', async () => {
       const s = uniqueName('members2');
       await t.store.createStation(s);
-      await produceOk(s, Array.from({ length: 20 }, (_, i) => ({ value: bytes(`m${i}`) })));
+      await produceOk(
+        s,
+        Array.from({ length: 20 }, (_, i) => ({ value: bytes(`m${i}`) })),
+      );
       await t.store.createGroup(s, 'g');
       const opts: FetchOptions = { maxMessages: 10, maxBytes: MiB, waitMs: 0 };
       const [a, b] = await Promise.all([t.store.fetch(s, 'g', opts), t.store.fetch(s, 'g', opts)]);
@@ -131,7 +159,14 @@ export function groupsSection(t: Suite): void {
     it('every group gets every message', async () => {
       const s = uniqueName('fanout');
       await t.store.createStation(s, { partitions: 3 });
-      const all = (await produceOk(s, Array.from({ length: 30 }, (_, i) => ({ value: bytes(`m${i}`) })))).map(pk).sort();
+      const all = (
+        await produceOk(
+          s,
+          Array.from({ length: 30 }, (_, i) => ({ value: bytes(`m${i}`) })),
+        )
+      )
+        .map(pk)
+        .sort();
       // Three groups come into being by their first fetch, concurrently.
       const got = await Promise.all(['g1', 'g2', 'g3'].map((g) => drain(s, g, { batch: 4 })));
       for (const ds of got) expect(ds.map(pk).sort()).toEqual(all);
@@ -141,7 +176,10 @@ export function groupsSection(t: Suite): void {
     it('order holds per partition within a group', async () => {
       const s = uniqueName('order');
       await t.store.createStation(s, { partitions: 3 });
-      const results = await produceOk(s, Array.from({ length: 60 }, (_, i) => ({ key: `k${i % 7}`, value: bytes(`m${i}`) })));
+      const results = await produceOk(
+        s,
+        Array.from({ length: 60 }, (_, i) => ({ key: `k${i % 7}`, value: bytes(`m${i}`) })),
+      );
       const ds = await drain(s, 'g', { batch: 7 });
       for (let p = 0; p < 3; p++) {
         const n = results.filter((r) => r.partition === p).length;
@@ -175,7 +213,11 @@ export function groupsSection(t: Suite): void {
       const rest = again.length < 2 ? [...again, ...(await pollFetch(s, 'g', 150 + slackMs))] : again;
       expect(offsets(rest)).toEqual([4, 5]);
       expect(rest.map((d) => d.deliveryCount)).toEqual([2, 2]);
-      await t.store.ack(s, 'g', rest.map((d) => d.deliveryId));
+      await t.store.ack(
+        s,
+        'g',
+        rest.map((d) => d.deliveryId),
+      );
       await sleep(150 * 2 + 100);
       expect(await fetchNow(s, 'g')).toEqual([]);
       const info = await t.store.getGroup(s, 'g');
@@ -259,31 +301,79 @@ export function groupsSection(t: Suite): void {
       await produceOk(s, values('1', '2', '3', '4', '5'));
       let info = await t.store.createGroup(s, 'g');
       expect(info).toMatchObject({ lag: 5, pending: 0, deadLettered: 0 });
-      expect(info.partitions).toEqual([{ partition: 0, nextOffset: 1, ackFloor: 1, lag: 5, pending: 0, redeliveryQueued: 0, lostToRetention: 0 }]);
+      expect(info.partitions).toEqual([
+        { partition: 0, nextOffset: 1, ackFloor: 1, lag: 5, pending: 0, redeliveryQueued: 0, lostToRetention: 0 },
+      ]);
 
       const ds = await fetchNow(s, 'g', 3);
       expect(offsets(ds)).toEqual([1, 2, 3]);
       info = await t.store.getGroup(s, 'g');
-      expect(info.partitions).toEqual([{ partition: 0, nextOffset: 4, ackFloor: 1, lag: 5, pending: 3, redeliveryQueued: 0, lostToRetention: 0 }]);
+      expect(info.partitions).toEqual([
+        { partition: 0, nextOffset: 4, ackFloor: 1, lag: 5, pending: 3, redeliveryQueued: 0, lostToRetention: 0 },
+      ]);
       expect(info).toMatchObject({ lag: 5, pending: 3 });
 
       // An ack above a gap does not move the floor.
       await t.store.ack(s, 'g', [ds[1]!.deliveryId]);
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 4, ackFloor: 1, lag: 4, pending: 2, redeliveryQueued: 0, lostToRetention: 0 });
+      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
+        partition: 0,
+        nextOffset: 4,
+        ackFloor: 1,
+        lag: 4,
+        pending: 2,
+        redeliveryQueued: 0,
+        lostToRetention: 0,
+      });
       await t.store.ack(s, 'g', [ds[0]!.deliveryId]);
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 4, ackFloor: 3, lag: 3, pending: 1, redeliveryQueued: 0, lostToRetention: 0 });
+      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
+        partition: 0,
+        nextOffset: 4,
+        ackFloor: 3,
+        lag: 3,
+        pending: 1,
+        redeliveryQueued: 0,
+        lostToRetention: 0,
+      });
 
       await t.store.nack(s, 'g', [ds[2]!.deliveryId], 60_000);
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 4, ackFloor: 3, lag: 3, pending: 0, redeliveryQueued: 1, lostToRetention: 0 });
+      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
+        partition: 0,
+        nextOffset: 4,
+        ackFloor: 3,
+        lag: 3,
+        pending: 0,
+        redeliveryQueued: 1,
+        lostToRetention: 0,
+      });
 
       await produceOk(s, values('6', '7'));
       info = await t.store.getGroup(s, 'g');
       expect(info).toMatchObject({ lag: 5, pending: 0 });
       const rest = await fetchNow(s, 'g');
       expect(offsets(rest)).toEqual([4, 5, 6, 7]);
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 8, ackFloor: 3, lag: 5, pending: 4, redeliveryQueued: 1, lostToRetention: 0 });
-      await t.store.ack(s, 'g', rest.map((d) => d.deliveryId));
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({ partition: 0, nextOffset: 8, ackFloor: 3, lag: 1, pending: 0, redeliveryQueued: 1, lostToRetention: 0 });
+      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
+        partition: 0,
+        nextOffset: 8,
+        ackFloor: 3,
+        lag: 5,
+        pending: 4,
+        redeliveryQueued: 1,
+        lostToRetention: 0,
+      });
+      await t.store.ack(
+        s,
+        'g',
+        rest.map((d) => d.deliveryId),
+      );
+      expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
+        partition: 0,
+        nextOffset: 8,
+        ackFloor: 3,
+        lag: 1,
+        pending: 0,
+        redeliveryQueued: 1,
+        lostToRetention: 0,
+      });
     });
 
     it('oldestUnackedAgeSeconds: the age of the oldest unsettled message, delivered or not; null once all is settled', async () => {
@@ -306,7 +396,9 @@ export function groupsSection(t: Suite): void {
       await ageOf(m1!.timestamp);
       // It grows while the delivery stays unacked.
       const firstAge = (await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds!;
-      await eventually('the age to grow', 10_000, async () => ((await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds! > firstAge ? true : undefined));
+      await eventually('the age to grow', 10_000, async () =>
+        (await t.store.getGroup(s, 'g')).oldestUnackedAgeSeconds! > firstAge ? true : undefined,
+      );
       expect((await t.store.listGroups(s))[0]!.oldestUnackedAgeSeconds).toBeGreaterThan(firstAge);
       // Acked: the oldest unsettled is message 2, never delivered.
       await t.store.ack(s, 'g', [ds[0]!.deliveryId]);
@@ -318,7 +410,10 @@ export function groupsSection(t: Suite): void {
     it('group lag sums the partitions', async () => {
       const s = uniqueName('lagparts');
       await t.store.createStation(s, { partitions: 2 });
-      const results = await produceOk(s, Array.from({ length: 9 }, (_, i) => ({ value: bytes(`m${i}`) })));
+      const results = await produceOk(
+        s,
+        Array.from({ length: 9 }, (_, i) => ({ value: bytes(`m${i}`) })),
+      );
       const info = await t.store.createGroup(s, 'g');
       expect(info.lag).toBe(9);
       for (const p of [0, 1]) expect(groupPartition(info, p).lag).toBe(results.filter((r) => r.partition === p).length);

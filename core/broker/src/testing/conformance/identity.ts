@@ -39,15 +39,36 @@ export function identitySection(t: Suite): void {
       // A consumer of the old incarnation acks late: nothing of the new one may be settled by it.
       for (const verb of ['ack', 'nack', 'deadLetter'] as const) {
         const ids = old.map((d) => d.deliveryId);
-        const out = verb === 'ack' ? await t.store.ack(s, 'g', ids) : verb === 'nack' ? await t.store.nack(s, 'g', ids) : await t.store.deadLetter(s, 'g', ids, 'late');
+        const out =
+          verb === 'ack'
+            ? await t.store.ack(s, 'g', ids)
+            : verb === 'nack'
+              ? await t.store.nack(s, 'g', ids)
+              : await t.store.deadLetter(s, 'g', ids, 'late');
         for (const o of out) expect(['stale', 'unknown'], `${verb} of ${o.deliveryId}`).toContain(o.status);
       }
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ pending: 3, lag: 3, deadLettered: 0 });
       // The new consumer's own deliveries are still outstanding: its nack works and they come back.
-      expect((await t.store.nack(s, 'g', fresh.map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['nacked', 'nacked', 'nacked']);
+      expect(
+        (
+          await t.store.nack(
+            s,
+            'g',
+            fresh.map((d) => d.deliveryId),
+          )
+        ).map((o) => o.status),
+      ).toEqual(['nacked', 'nacked', 'nacked']);
       const again = await pollFetch(s, 'g', slackMs);
       expect(again.map((d) => asBuffer(d.value).toString())).toEqual(['new-1', 'new-2', 'new-3']);
-      expect((await t.store.ack(s, 'g', again.map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['acked', 'acked', 'acked']);
+      expect(
+        (
+          await t.store.ack(
+            s,
+            'g',
+            again.map((d) => d.deliveryId),
+          )
+        ).map((o) => o.status),
+      ).toEqual(['acked', 'acked', 'acked']);
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ pending: 0, lag: 0 });
     });
 
@@ -60,12 +81,28 @@ export function identitySection(t: Suite): void {
       const after = await fetchNow(s, 'g');
       expect(offsets(after)).toEqual([1, 2]);
       for (const d of after) expect(before.map((b) => b.deliveryId)).not.toContain(d.deliveryId);
-      const late = await t.store.ack(s, 'g', before.map((d) => d.deliveryId));
+      const late = await t.store.ack(
+        s,
+        'g',
+        before.map((d) => d.deliveryId),
+      );
       for (const o of late) expect(o.status).not.toBe('acked');
-      const lateNack = await t.store.nack(s, 'g', before.map((d) => d.deliveryId));
+      const lateNack = await t.store.nack(
+        s,
+        'g',
+        before.map((d) => d.deliveryId),
+      );
       for (const o of lateNack) expect(o.status).not.toBe('nacked');
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ pending: 2, lag: 2 });
-      expect((await t.store.ack(s, 'g', after.map((d) => d.deliveryId))).map((o) => o.status)).toEqual(['acked', 'acked']);
+      expect(
+        (
+          await t.store.ack(
+            s,
+            'g',
+            after.map((d) => d.deliveryId),
+          )
+        ).map((o) => o.status),
+      ).toEqual(['acked', 'acked']);
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ pending: 0, lag: 0 });
     });
 
@@ -90,7 +127,9 @@ export function identitySection(t: Suite): void {
       await produceOk(s, values('slow'));
       const [d] = await fetchNow(s, 'g');
       await waitForDeadLetters(s, 1, 100 + slackMs + 2_000);
-      await eventually('the group to count the dead letter', slackMs + 1_000, async () => ((await t.store.getGroup(s, 'g')).deadLettered === 1 ? true : undefined));
+      await eventually('the group to count the dead letter', slackMs + 1_000, async () =>
+        (await t.store.getGroup(s, 'g')).deadLettered === 1 ? true : undefined,
+      );
       expect(await t.store.ack(s, 'g', [d!.deliveryId])).toEqual([{ deliveryId: d!.deliveryId, status: 'stale' }]);
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ deadLettered: 1, pending: 0, lag: 0 });
     });
@@ -150,7 +189,9 @@ export function identitySection(t: Suite): void {
       const events: StoreEvent[] = [];
       const off = t.store.onEvent((e) => events.push(e));
       await t.store.updateStation(s, { retention: { maxMessages: 3 } });
-      await eventually('retention down to 3 messages', 5_000, async () => ((await t.store.getStation(s)).partitions[0]!.firstOffset === 8 ? true : undefined));
+      await eventually('retention down to 3 messages', 5_000, async () =>
+        (await t.store.getStation(s)).partitions[0]!.firstOffset === 8 ? true : undefined,
+      );
       // g: offsets 1-7 gone; it had acked 1 and 3, so 2 and 4 (in flight) and 5-7 (never delivered) were lost.
       const g = await eventually('the loss in the group info', 5_000, async () => {
         const i = await t.store.getGroup(s, 'g');

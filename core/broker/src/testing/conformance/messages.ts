@@ -3,7 +3,20 @@ import { describe, it, expect } from 'vitest';
 import { MiB } from '@junction/protocol';
 import type { MessageInput, StoredMessage } from '../../contract.js';
 import type { Suite } from './suite.js';
-import { uniqueName, sleep, bytes, asBuffer, ALL_BYTES, patterned, expectSameBytes, rejectsWithCode, offsets, range, stored, first } from './util.js';
+import {
+  uniqueName,
+  sleep,
+  bytes,
+  asBuffer,
+  ALL_BYTES,
+  patterned,
+  expectSameBytes,
+  rejectsWithCode,
+  offsets,
+  range,
+  stored,
+  first,
+} from './util.js';
 
 export function messagesSection(t: Suite): void {
   const { fetchNow, produceOk, values, readAll } = t;
@@ -31,7 +44,11 @@ export function messagesSection(t: Suite): void {
       const inputs: MessageInput[] = [
         { value: new Uint8Array(0) },
         { value: ALL_BYTES, key: 'bytes' },
-        { value: bytes('zażółć gęślą jaźń 🚉'), key: 'ключ-🔑-鍵', headers: { 'x-unicode': 'станция 🚉 駅', 'content-type': 'text/plain; charset=utf-8', empty: '' } },
+        {
+          value: bytes('zażółć gęślą jaźń 🚉'),
+          key: 'ключ-🔑-鍵',
+          headers: { 'x-unicode': 'станция 🚉 駅', 'content-type': 'text/plain; charset=utf-8', empty: '' },
+        },
         { value: big, headers: { 'x-size': String(big.length) } },
         { value: Buffer.from([0, 0, 0, 0]), key: ' spaced key ' },
       ];
@@ -107,7 +124,10 @@ export function messagesSection(t: Suite): void {
       const perPartition = new Map<number, number>();
       for (let round = 0; round < 4; round++) {
         const order = round % 2 === 0 ? keys : [...keys].reverse();
-        const results = await produceOk(s, order.map((key) => ({ key, value: bytes(`${key}#${round}`) })));
+        const results = await produceOk(
+          s,
+          order.map((key) => ({ key, value: bytes(`${key}#${round}`) })),
+        );
         results.forEach((r, i) => {
           const key = order[i]!;
           const seen = partitionOf.get(key);
@@ -130,7 +150,10 @@ export function messagesSection(t: Suite): void {
       const s = uniqueName('roundrobin');
       await t.store.createStation(s, { partitions: 4 });
       const count = (rs: { partition: number }[]) => [0, 1, 2, 3].map((p) => rs.filter((r) => r.partition === p).length);
-      const batch = await produceOk(s, Array.from({ length: 16 }, (_, i) => ({ value: bytes(`m${i}`) })));
+      const batch = await produceOk(
+        s,
+        Array.from({ length: 16 }, (_, i) => ({ value: bytes(`m${i}`) })),
+      );
       expect(count(batch)).toEqual([4, 4, 4, 4]);
       const singles: { partition: number }[] = [];
       for (let i = 0; i < 8; i++) singles.push(...(await produceOk(s, values(`s${i}`))));
@@ -149,7 +172,9 @@ export function messagesSection(t: Suite): void {
       const { partition } = firstResult as { partition: number };
       // Several tries, so round robin would have moved to every other partition by now.
       for (let i = 0; i < 3; i++) {
-        expect(await t.store.produce(s, [{ value: bytes(`b${i}`), msgId: 'm-1' }])).toEqual([{ status: 'duplicate', partition, offset: 1 }]);
+        expect(await t.store.produce(s, [{ value: bytes(`b${i}`), msgId: 'm-1' }])).toEqual([
+          { status: 'duplicate', partition, offset: 1 },
+        ]);
       }
       expect((await t.store.getStation(s)).messages).toBe(1);
       const [m] = await readAll(s, partition);
@@ -184,7 +209,12 @@ export function messagesSection(t: Suite): void {
       const s = uniqueName('nodedup');
       await t.store.createStation(s, { dedupWindowMs: 0 });
       expect(await t.store.produce(s, [{ value: bytes('1'), msgId: 'x' }])).toEqual([stored(0, 1)]);
-      expect(await t.store.produce(s, [{ value: bytes('2'), msgId: 'x' }, { value: bytes('3'), msgId: 'x' }])).toEqual([stored(0, 2), stored(0, 3)]);
+      expect(
+        await t.store.produce(s, [
+          { value: bytes('2'), msgId: 'x' },
+          { value: bytes('3'), msgId: 'x' },
+        ]),
+      ).toEqual([stored(0, 2), stored(0, 3)]);
       expect((await t.store.getStation(s)).messages).toBe(3);
     });
   });
@@ -193,7 +223,10 @@ export function messagesSection(t: Suite): void {
     it('honours fromOffset, limit and maxBytes; past the end is empty; touches no group', async () => {
       const s = uniqueName('read');
       await t.store.createStation(s);
-      await produceOk(s, Array.from({ length: 10 }, (_, i) => ({ value: patterned(1_000, i + 1) })));
+      await produceOk(
+        s,
+        Array.from({ length: 10 }, (_, i) => ({ value: patterned(1_000, i + 1) })),
+      );
       expect(offsets(await t.store.read(s, { partition: 0, limit: 100 }))).toEqual(range(1, 10));
       expect(offsets(await t.store.read(s, { partition: 0, limit: 3 }))).toEqual([1, 2, 3]);
       const mid = await t.store.read(s, { partition: 0, fromOffset: 4, limit: 3 });
@@ -215,7 +248,10 @@ export function messagesSection(t: Suite): void {
     it('reads one partition at a time', async () => {
       const s = uniqueName('read-parts');
       await t.store.createStation(s, { partitions: 3 });
-      const results = await produceOk(s, Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: bytes(`v${i}`) })));
+      const results = await produceOk(
+        s,
+        Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: bytes(`v${i}`) })),
+      );
       for (let p = 0; p < 3; p++) {
         const expected = results.map((r, i) => ({ ...r, i })).filter((r) => r.partition === p);
         const ms = await readAll(s, p);

@@ -10,7 +10,11 @@ export function retentionSection(t: Suite): void {
     it('maxMessages keeps the newest N; offsets do not change', async () => {
       const s = uniqueName('maxmsgs');
       await t.store.createStation(s, { retention: { maxMessages: 10 } });
-      for (let b = 0; b < 5; b++) await produceOk(s, Array.from({ length: 10 }, (_, i) => ({ value: bytes(`m${b * 10 + i + 1}`) })));
+      for (let b = 0; b < 5; b++)
+        await produceOk(
+          s,
+          Array.from({ length: 10 }, (_, i) => ({ value: bytes(`m${b * 10 + i + 1}`) })),
+        );
       const info = await eventually('retention to drop down to 10 messages', RETENTION_WITHIN_MS, async () => {
         const i = await t.store.getStation(s);
         return i.partitions[0]!.firstOffset >= 41 ? i : undefined;
@@ -27,7 +31,10 @@ export function retentionSection(t: Suite): void {
     it("a station's bytes follow retention at once, not at the next produce", async () => {
       const s = uniqueName('retbytes');
       await t.store.createStation(s);
-      await produceOk(s, Array.from({ length: 200 }, (_, i) => ({ value: patterned(1000, i + 1) })));
+      await produceOk(
+        s,
+        Array.from({ length: 200 }, (_, i) => ({ value: patterned(1000, i + 1) })),
+      );
       const full = (await t.store.getStation(s)).bytes;
       expect(full).toBeGreaterThanOrEqual(200 * 1000);
       await t.store.updateStation(s, { retention: { maxMessages: 10 } });
@@ -68,7 +75,11 @@ export function retentionSection(t: Suite): void {
       await produceOk(s, values('1', '2', '3', '4', '5'));
       await drain(s, 'g1');
       const ds = await fetchNow(s, 'g2');
-      await t.store.ack(s, 'g2', ds.slice(0, 2).map((d) => d.deliveryId));
+      await t.store.ack(
+        s,
+        'g2',
+        ds.slice(0, 2).map((d) => d.deliveryId),
+      );
       const info = await eventually('ack-based retention to drop offsets 1-2', RETENTION_WITHIN_MS, async () => {
         const i = await t.store.getStation(s);
         return i.partitions[0]!.firstOffset >= 3 ? i : undefined;
@@ -77,7 +88,11 @@ export function retentionSection(t: Suite): void {
       expect(info.partitions[0]).toMatchObject({ firstOffset: 3, nextOffset: 6, messages: 3 });
       expect(offsets(await readAll(s))).toEqual([3, 4, 5]);
 
-      await t.store.ack(s, 'g2', ds.slice(2).map((d) => d.deliveryId));
+      await t.store.ack(
+        s,
+        'g2',
+        ds.slice(2).map((d) => d.deliveryId),
+      );
       const after = await eventually('ack-based retention to drop everything', RETENTION_WITHIN_MS, async () => {
         const i = await t.store.getStation(s);
         return i.messages === 0 ? i : undefined;
@@ -94,7 +109,8 @@ export function retentionSection(t: Suite): void {
       const events: StoreEvent[] = [];
       const off = t.store.onEvent((e) => events.push(e));
       await produceOk(s, values('a', 'b'));
-      const producedCount = () => events.filter((e) => e.type === 'produced' && e.station === s).reduce((n, e) => n + (e as { messages: number }).messages, 0);
+      const producedCount = () =>
+        events.filter((e) => e.type === 'produced' && e.station === s).reduce((n, e) => n + (e as { messages: number }).messages, 0);
       await eventually('a produced event', 1_000, async () => (producedCount() >= 2 ? true : undefined));
       expect(producedCount()).toBe(2);
       off();

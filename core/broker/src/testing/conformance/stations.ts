@@ -4,7 +4,17 @@ import { MiB } from '@junction/protocol';
 import { dlsName } from '../../contract.js';
 import type { StationConfigInput, StationPatch } from '../../contract.js';
 import type { Suite } from './suite.js';
-import { uniqueName, bytes, ALL_BYTES, expectSameBytes, rejectsWithCode, offsets, originNames, expectDlsConsistent, first } from './util.js';
+import {
+  uniqueName,
+  bytes,
+  ALL_BYTES,
+  expectSameBytes,
+  rejectsWithCode,
+  offsets,
+  originNames,
+  expectDlsConsistent,
+  first,
+} from './util.js';
 
 export function stationsSection(t: Suite): void {
   const { fetchNow, produceOk, values, readAll, dlsMessages } = t;

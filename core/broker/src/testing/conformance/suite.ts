@@ -43,7 +43,11 @@ export function makeSuite(target: ConformanceTarget) {
       if (batch.length === 0) return all;
       all.push(...batch);
       if (opts.ack !== false) {
-        const out = await t.store.ack(station, group, batch.map((d) => d.deliveryId));
+        const out = await t.store.ack(
+          station,
+          group,
+          batch.map((d) => d.deliveryId),
+        );
         expect(out.map((o) => o.status)).toEqual(batch.map(() => 'acked'));
       }
     }
@@ -54,7 +58,11 @@ export function makeSuite(target: ConformanceTarget) {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const left = deadline - performance.now();
-      const batch = await t.store.fetch(station, group, { maxMessages, maxBytes: 64 * MiB, waitMs: Math.max(0, Math.min(50, Math.floor(left))) });
+      const batch = await t.store.fetch(station, group, {
+        maxMessages,
+        maxBytes: 64 * MiB,
+        waitMs: Math.max(0, Math.min(50, Math.floor(left))),
+      });
       if (batch.length > 0) return batch;
       if (performance.now() >= deadline) throw new Error(`nothing delivered to ${station}/${group} within ${timeoutMs} ms`);
     }

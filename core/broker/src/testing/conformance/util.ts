@@ -1,7 +1,18 @@
 /** Helpers of the StationStore conformance suite that need no store. */
 import { expect } from 'vitest';
 import { dlsName } from '../../contract.js';
-import type { Delivery, FetchOptions, GroupInfo, MessageInput, ProduceResult, StationConfigInput, StationPatch, StationStore, StoredMessage, StoreEvent } from '../../contract.js';
+import type {
+  Delivery,
+  FetchOptions,
+  GroupInfo,
+  MessageInput,
+  ProduceResult,
+  StationConfigInput,
+  StationPatch,
+  StationStore,
+  StoredMessage,
+  StoreEvent,
+} from '../../contract.js';
 
 /** An engine under test. */
 export interface ConformanceTarget {
@@ -104,7 +115,8 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
     } catch (err) {
       last = err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : err;
     }
-    if (performance.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last observation: ${safeJson(last)}`);
+    if (performance.now() >= deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last observation: ${safeJson(last)}`);
     await sleep(intervalMs);
   }
 }
@@ -129,7 +141,10 @@ export function pk(m: { partition: number; offset: number }): string {
 
 /** Names of the stations that are not dead-letter stations (engines may create a DLS with its station). */
 export function originNames(list: readonly { name: string; deadLetterOf?: string | undefined }[]): string[] {
-  return list.filter((i) => i.deadLetterOf === undefined).map((i) => i.name).sort();
+  return list
+    .filter((i) => i.deadLetterOf === undefined)
+    .map((i) => i.name)
+    .sort();
 }
 
 /** Every listed dead-letter station is named after a listed station. */
