@@ -26,11 +26,13 @@ const trusted = (threads: number, ...plugins: string[]): ConnectSettingsInput =>
 });
 
 /** Every partition's batches in ascending, contiguous, non-overlapping offset order. */
-async function inOrder(dir: string): Promise<void> {
+async function inOrder(dir: string, repeats = false): Promise<void> {
   const byPartition = new Map<number, { first: number; last: number }[]>();
   for (const b of await batches(dir)) {
     let list = byPartition.get(b.partition);
     if (!list) byPartition.set(b.partition, (list = []));
+    // `repeats`: a batch sent again whole after a recycle (see the bystanders) is skipped.
+    if (repeats && list.some((x) => x.first === b.first && x.last === b.last)) continue;
     list.push(b);
   }
   for (const list of byPartition.values()) {
@@ -154,9 +156,14 @@ describe('shared pool: one task does not break the others on its thread', () => 
       await waitFor(async () => (await lagOf(hh.store, `s${i}`, `c${i}`)) === 0, { what: `lag 0 of c${i}`, timeoutMs: 30_000 });
       const w = await written(join(hh.dir, `rec${i}`));
       expect(w.unique).toBe(120);
-      // Not one written twice: a bystander's batch on the recycled thread never reached its plugin.
-      expect(w.lines).toBe(120);
-      await inOrder(join(hh.dir, `rec${i}`));
+      // A bystander's batch queued behind the hang never reached its plugin and is sent again once. One
+      // whose write was already under way when the thread froze may have landed without its answer coming
+      // back: it is sent again too (at least once; this plain append plugin keeps no offsets to dedupe it,
+      // exactly-once sinks do). So: every message, and at most the batches in flight (2 × 20) twice.
+      // Without a recycle (a write that throws) nothing is sent twice.
+      if (code === 'WRITE_TIMEOUT') expect(w.lines - 120).toBeLessThanOrEqual(40);
+      else expect(w.lines).toBe(120);
+      await inOrder(join(hh.dir, `rec${i}`), code === 'WRITE_TIMEOUT');
       const s = await hh.runtime.status(`c${i}`);
       expect(s.tasks[0]).toMatchObject({ state: 'RUNNING', restarts: 0 });
       expect(s.lastError).toBeUndefined();

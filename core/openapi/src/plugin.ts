@@ -138,7 +138,31 @@ function convert(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
     },
   }) as JsonSchema;
   delete json.$schema;
-  return json;
+  return inlineDefs(json);
+}
+
+/**
+ * zod puts a recursive schema (a filter of filters, say) under `$defs` with `#/$defs/…` references, which an
+ * OpenAPI document resolves against its own root, where they do not exist. They are inlined here; where a
+ * definition would contain itself, the inner occurrence is left open (`{}`, described as recursive).
+ */
+function inlineDefs(json: JsonSchema): JsonSchema {
+  const defs = json.$defs as Record<string, JsonSchema> | undefined;
+  if (!defs) return json;
+  delete json.$defs;
+  const walk = (node: unknown, stack: readonly string[]): unknown => {
+    if (Array.isArray(node)) return node.map((n) => walk(n, stack));
+    if (!node || typeof node !== 'object') return node;
+    const ref = (node as JsonSchema).$ref;
+    if (typeof ref === 'string' && ref.startsWith('#/$defs/')) {
+      const name = ref.slice('#/$defs/'.length);
+      const def = defs[name];
+      if (!def || stack.includes(name)) return { description: 'recursive: the same shape as its parent' };
+      return walk(def, [...stack, name]);
+    }
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v, stack)]));
+  };
+  return walk(json, []) as JsonSchema;
 }
 
 function accessText(access: AccessDoc | undefined): string | undefined {

@@ -6,7 +6,7 @@ import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { describeRoute, ErrorShape, openapiRoutes } from '../src/index.js';
+import { describeRoute, ErrorShape, jsonSchemaOf, openapiRoutes } from '../src/index.js';
 import type { AccessDoc } from '../src/index.js';
 
 const Params = z.strictObject({ station: z.string().regex(/^[a-z]+$/) });
@@ -132,5 +132,17 @@ describe('openapiRoutes', () => {
     const again = await a.inject({ method: 'GET', url: '/v1/openapi.json' });
     expect(calls).toBe(seen);
     expect(again.body).toBe(first.body);
+  });
+
+  it('inlines a recursive schema: no `#/$defs/…` reference is left for the document to resolve', () => {
+    type Cond = { field?: string; all?: Cond[] };
+    const Cond: z.ZodType<Cond> = z.lazy(() => z.object({ field: z.string().optional(), all: z.array(Cond).optional() }));
+    const json = jsonSchemaOf(z.object({ filter: Cond }), 'input');
+    const text = JSON.stringify(json);
+    expect(text).not.toContain('$defs');
+    expect(text).not.toContain('$ref');
+    const filter = (json as any).properties.filter;
+    expect(filter.properties.field).toEqual({ type: 'string' });
+    expect(filter.properties.all.items.description).toMatch(/recursive/);
   });
 });
