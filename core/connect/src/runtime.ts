@@ -21,8 +21,8 @@ import { ConnectErrorCode, codeOf, configInvalid, connectError, messageOf, trace
 import { restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
-import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
-import type { SecretKeyring, SecretsKeySource } from './sealed.js';
+import { hasLiteralSecrets, hasSealed, hasStaleSeals } from './sealed.js';
+import type { SecretsKeySource } from './sealed.js';
 import { SinkRunner } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
@@ -40,6 +40,7 @@ import { connectorStatus } from './runtime-status.js';
 import { applyDesiredState } from './runtime-apply.js';
 import { runtimeMetrics } from './runtime-metrics.js';
 import { loadConnectorsFile } from './runtime-load.js';
+import { RuntimeSeals } from './runtime-seals.js';
 import type {
   ApplyResult,
   ConnectorInfo,
@@ -74,7 +75,7 @@ export class ConnectRuntime {
   private unwatch: (() => void) | undefined;
   private readonly secretsKey: SecretsKeySource;
   private readonly stationSchemaOf: StationSchemaResolver | undefined;
-  private keyringP: Promise<SecretKeyring> | undefined;
+  private readonly seals: RuntimeSeals;
   /** The `connect:` settings: the shared pool and the operator's isolation per plugin. */
   private readonly settings: ConnectSettings;
   /** The shared pool of sink threads, made when the first shared task starts. */
@@ -99,6 +100,7 @@ export class ConnectRuntime {
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
     this.stationSchemaOf = options.stationSchemaOf;
     this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
+    this.seals = new RuntimeSeals(this.secretsKey, this.log);
     this.metrics = runtimeMetrics(options.registry, this.connectors, () => this.shared);
   }
 
@@ -141,9 +143,9 @@ export class ConnectRuntime {
         );
         continue;
       }
-      const c = this.newRt({ ...s, declaration: await this.unseal(parsed.data) });
-      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.lastUnsealError;
-      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.keyring(false), parsed.data.config)) stale++;
+      const c = this.newRt({ ...s, declaration: await this.seals.unseal(parsed.data) });
+      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.seals.lastUnsealError;
+      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.seals.keyring(false), parsed.data.config)) stale++;
       await this.learn(c);
       this.connectors.set(c.declaration.name, c);
     }
@@ -212,8 +214,8 @@ export class ConnectRuntime {
       this.log.error({ connector: name }, 'a shared connector definition is not valid; ignored');
       return;
     }
-    const declaration = await this.unseal(parsed.data);
-    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.lastUnsealError : undefined;
+    const declaration = await this.seals.unseal(parsed.data);
+    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.seals.lastUnsealError : undefined;
     const next: Stored = { declaration, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
     if (!c || c.deleted) {
       const fresh = this.newRt(next);
@@ -287,49 +289,9 @@ export class ConnectRuntime {
 
   // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
 
-  /** The keyring, loaded once (a failure is not kept: the next call tries again). `create`: make the key file when missing. */
-  private keyring(create: boolean): Promise<SecretKeyring> {
-    if (!this.keyringP) {
-      const p = loadKeyring(this.secretsKey, create);
-      this.keyringP = p;
-      p.catch(() => {
-        if (this.keyringP === p) this.keyringP = undefined;
-      });
-    }
-    return this.keyringP;
-  }
-
-  private lastUnsealError: Error | undefined;
-
-  /**
-   * The declaration with its sealed secrets opened; the same object (still sealed) when they do not open
-   * — then `lastUnsealError` says why (no key, another key, altered), and the connector cannot start.
-   */
-  private async unseal(d: ConnectorDeclaration): Promise<ConnectorDeclaration> {
-    if (!hasSealed(d.config)) return d;
-    try {
-      return { ...d, config: unsealConfig(await this.keyring(false), d.name, d.config) };
-    } catch (err) {
-      this.lastUnsealError = err instanceof Error ? err : new Error(String(err));
-      this.log.error(
-        { connector: d.name, code: codeOf(err), err: messageOf(err) },
-        'the stored secrets of a connector do not open; it cannot start until they do',
-      );
-      return d;
-    }
-  }
-
-  /** The declaration as stored: its literal secrets sealed (per the plugin's schema), references as written. */
-  private async sealed(c: ConnectorRt): Promise<ConnectorDeclaration> {
-    const d = c.declaration;
-    // Secrets that did not open stay as they were stored; nothing else is sealed for them.
-    if (c.sealError || !hasLiteralSecrets(c.schema, d.config)) return d;
-    return { ...d, config: sealConfig(await this.keyring(true), d.name, c.schema, d.config) };
-  }
-
   /** Rotation: values sealed with an older key are sealed again with the current one. */
   private async resealAll(stale: number): Promise<void> {
-    const ring = await this.keyring(false);
+    const ring = await this.seals.keyring(false);
     if (this.definitions) {
       for (const c of this.connectors.values()) if (!c.sealError) await this.persist(c.declaration.name);
     } else if (this.connectors.size > 0) {
@@ -369,7 +331,7 @@ export class ConnectRuntime {
       );
     }
     // Literal secrets are stored sealed: without a usable key the declaration is refused, not stored in clear.
-    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.keyring(true);
+    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.seals.keyring(true);
     return decl;
   }
 
@@ -891,7 +853,7 @@ export class ConnectRuntime {
         const c = this.connectors.get(name);
         if (c && !c.deleted)
           await this.definitions.save({
-            declaration: await this.sealed(c),
+            declaration: await this.seals.sealed(c),
             origin: c.origin,
             target: c.target,
             createdAt: c.createdAt,
@@ -904,7 +866,7 @@ export class ConnectRuntime {
       for (const c of this.connectors.values()) {
         if (!c.deleted)
           connectors.push({
-            declaration: await this.sealed(c),
+            declaration: await this.seals.sealed(c),
             origin: c.origin,
             target: c.target,
             createdAt: c.createdAt,
