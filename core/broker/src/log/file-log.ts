@@ -21,7 +21,8 @@
  * fsync ran shares the next one (group commit).
  *
  * Beside this file: segment.ts (a segment's bookkeeping and its index file), sparse-index.ts,
- * segment-file.ts (the shared, reference-counted handle), file-io.ts (scan window, full reads/writes).
+ * segment-file.ts (the shared, reference-counted handle), file-io.ts (scan window, full reads/writes),
+ * file-log-read.ts (the read path's helpers: lazy segment index, damage skip, offset for a timestamp).
  */
 import { promises as fsp } from 'node:fs';
 import type { FsyncPolicy } from '@junction/protocol';
