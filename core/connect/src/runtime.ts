@@ -10,23 +10,20 @@
 import type { StationSchemaResolver } from './sink-schema.js';
 import { availableParallelism } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
-import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { StationStore } from '@junction/broker';
 import type { ConfigSchema } from '@junction/sdk-connector';
 import type { PluginCatalog, PluginDescriptor } from './catalog.js';
-import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState, groupName } from './declaration.js';
-import { ConnectErrorCode, codeOf, configInvalid, connectError, isJunctionError, messageOf, traceOf } from './errors.js';
-import type { Issue } from './errors.js';
-import { readJsonWithFallback, restrictTree, writeJsonAtomic } from './files.js';
+import { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState } from './declaration.js';
+import { ConnectErrorCode, codeOf, configInvalid, connectError, messageOf, traceOf } from './errors.js';
+import { restrictTree, writeJsonAtomic } from './files.js';
 import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
-import { hasLiteralSecrets, hasSealed, hasStaleSeals, loadKeyring, sealConfig, unsealConfig } from './sealed.js';
-import type { SecretKeyring, SecretsKeySource } from './sealed.js';
+import { hasLiteralSecrets, hasSealed, hasStaleSeals } from './sealed.js';
+import type { SecretsKeySource } from './sealed.js';
 import { SinkRunner } from './sink-runner.js';
-import type { RetryingStatus, TaskStatus } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
 import { restartDelay, Serial } from './util.js';
@@ -34,10 +31,16 @@ import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 import { validateTransforms, workerTransforms } from './transform-config.js';
 import { formatPath, parseOffsetsBody, redactStrings, sameDeclaration } from './runtime-helpers.js';
-import { moveOffsets, offsetsTarget } from './offsets-to.js';
+import { offsetsTarget } from './offsets-to.js';
 import { ConnectSettings, connectorIsolation } from './isolation.js';
 import { SharedSinkPool } from './shared-pool.js';
 import { FreshnessTracker } from './freshness.js';
+import { readOffsets, resetOffsetsOf, writeOffsets } from './runtime-offsets.js';
+import { connectorStatus } from './runtime-status.js';
+import { applyDesiredState } from './runtime-apply.js';
+import { runtimeMetrics } from './runtime-metrics.js';
+import { loadConnectorsFile } from './runtime-load.js';
+import { RuntimeSeals } from './runtime-seals.js';
 import type {
   ApplyResult,
   ConnectorInfo,
@@ -72,7 +75,7 @@ export class ConnectRuntime {
   private unwatch: (() => void) | undefined;
   private readonly secretsKey: SecretsKeySource;
   private readonly stationSchemaOf: StationSchemaResolver | undefined;
-  private keyringP: Promise<SecretKeyring> | undefined;
+  private readonly seals: RuntimeSeals;
   /** The `connect:` settings: the shared pool and the operator's isolation per plugin. */
   private readonly settings: ConnectSettings;
   /** The shared pool of sink threads, made when the first shared task starts. */
@@ -97,71 +100,12 @@ export class ConnectRuntime {
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
     this.stationSchemaOf = options.stationSchemaOf;
     this.secretsKey = options.secretsKey ?? { key: this.env.JUNCTION_SECRETS_KEY, file: this.env.JUNCTION_SECRETS_KEY_FILE };
-    this.metrics = new ConnectMetrics({
-      registry: options.registry,
-      lag: async () => {
-        const out: { connector: string; lag: number }[] = [];
-        for (const c of this.connectors.values()) {
-          if (c.runner instanceof SinkRunner) {
-            const lag = await c.runner.lag();
-            if (lag !== undefined) out.push({ connector: c.declaration.name, lag });
-          }
-        }
-        return out;
-      },
-      shared: () => ({ threads: this.shared?.threads ?? 0, tasks: this.shared?.tasks ?? 0 }),
-      freshness: () =>
-        [...this.connectors.values()].flatMap((c) => {
-          const seconds = c.freshness.seconds();
-          return seconds === undefined ? [] : [{ connector: c.declaration.name, seconds }];
-        }),
-      retrying: () => {
-        const out: { connector: string; task: number; since?: number | undefined }[] = [];
-        for (const c of this.connectors.values()) {
-          if (!c.runner) continue;
-          const owned = new Set(c.owned ?? []);
-          for (const t of c.runner.taskStatuses())
-            if (owned.has(t.id)) out.push({ connector: c.declaration.name, task: t.id, since: t.retrying?.since });
-        }
-        return out;
-      },
-    });
+    this.seals = new RuntimeSeals(this.secretsKey, this.log);
+    this.metrics = runtimeMetrics(options.registry, this.connectors, () => this.shared);
   }
 
   private get connectorsFile(): string {
     return join(this.dir, 'connectors.json');
-  }
-
-  /**
-   * The connectors stored by the API: connectors.json, else its previous copy (written back). When
-   * neither is usable, the damaged file is moved aside (kept, never overwritten by the next save),
-   * the runtime starts without them and says so in `problems` and at error in the log.
-   */
-  private async loadConnectorsFile(): Promise<Stored[]> {
-    const file = this.connectorsFile;
-    const r = await readJsonWithFallback(file, (raw): Stored[] => {
-      const list = (raw as Partial<ConnectorsFile> | null)?.connectors;
-      if (!Array.isArray(list)) throw new Error('it holds no connectors list');
-      return list;
-    });
-    if (r.value !== undefined) {
-      if (r.source === 'previous-copy') {
-        const note = `connectors.json was ${r.problem ?? 'unusable'}: loaded its previous copy (a change made just before may be undone)`;
-        this.problemNotes.push(note);
-        this.log.error({ file }, note);
-        await writeJsonAtomic(file, { version: 1, connectors: r.value } satisfies ConnectorsFile).catch((err: unknown) =>
-          this.log.error({ err: messageOf(err), file }, 'could not write back connectors.json'),
-        );
-      }
-      return r.value;
-    }
-    if (r.missing) return [];
-    const aside = `${file}.damaged-${Date.now()}`;
-    await rename(file, aside).catch(() => {});
-    const note = `connectors.json and its previous copy are ${r.problem}: the connectors created over the API are not loaded; the damaged file is kept as ${aside}`;
-    this.problemNotes.push(note);
-    this.log.error({ file, aside }, note);
-    return [];
   }
 
   /** Problems found with the runtime's stored state (for /healthz): empty when there are none. */
@@ -186,7 +130,9 @@ export class ConnectRuntime {
       });
       if (narrowed > 0) this.log.info({ dir: this.dir, entries: narrowed }, 'connector files narrowed to their owner (0600, folders 0700)');
     }
-    const stored = this.definitions ? ((await this.definitions.load()) as Stored[]) : await this.loadConnectorsFile();
+    const stored = this.definitions
+      ? ((await this.definitions.load()) as Stored[])
+      : await loadConnectorsFile(this.connectorsFile, this.log, this.problemNotes);
     let stale = 0;
     for (const s of stored) {
       const parsed = ConnectorDeclaration.safeParse(s.declaration);
@@ -197,9 +143,9 @@ export class ConnectRuntime {
         );
         continue;
       }
-      const c = this.newRt({ ...s, declaration: await this.unseal(parsed.data) });
-      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.lastUnsealError;
-      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.keyring(false), parsed.data.config)) stale++;
+      const c = this.newRt({ ...s, declaration: await this.seals.unseal(parsed.data) });
+      if (c.declaration.config === parsed.data.config && hasSealed(parsed.data.config)) c.sealError = this.seals.lastUnsealError;
+      else if (hasSealed(parsed.data.config) && hasStaleSeals(await this.seals.keyring(false), parsed.data.config)) stale++;
       await this.learn(c);
       this.connectors.set(c.declaration.name, c);
     }
@@ -268,8 +214,8 @@ export class ConnectRuntime {
       this.log.error({ connector: name }, 'a shared connector definition is not valid; ignored');
       return;
     }
-    const declaration = await this.unseal(parsed.data);
-    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.lastUnsealError : undefined;
+    const declaration = await this.seals.unseal(parsed.data);
+    const unsealable = declaration.config === parsed.data.config && hasSealed(parsed.data.config) ? this.seals.lastUnsealError : undefined;
     const next: Stored = { declaration, origin: s.origin, target: s.target, createdAt: s.createdAt, updatedAt: s.updatedAt };
     if (!c || c.deleted) {
       const fresh = this.newRt(next);
@@ -343,49 +289,9 @@ export class ConnectRuntime {
 
   // ── secrets at rest ──────────────────────────────────────────────────────────────────────────
 
-  /** The keyring, loaded once (a failure is not kept: the next call tries again). `create`: make the key file when missing. */
-  private keyring(create: boolean): Promise<SecretKeyring> {
-    if (!this.keyringP) {
-      const p = loadKeyring(this.secretsKey, create);
-      this.keyringP = p;
-      p.catch(() => {
-        if (this.keyringP === p) this.keyringP = undefined;
-      });
-    }
-    return this.keyringP;
-  }
-
-  private lastUnsealError: Error | undefined;
-
-  /**
-   * The declaration with its sealed secrets opened; the same object (still sealed) when they do not open
-   * — then `lastUnsealError` says why (no key, another key, altered), and the connector cannot start.
-   */
-  private async unseal(d: ConnectorDeclaration): Promise<ConnectorDeclaration> {
-    if (!hasSealed(d.config)) return d;
-    try {
-      return { ...d, config: unsealConfig(await this.keyring(false), d.name, d.config) };
-    } catch (err) {
-      this.lastUnsealError = err instanceof Error ? err : new Error(String(err));
-      this.log.error(
-        { connector: d.name, code: codeOf(err), err: messageOf(err) },
-        'the stored secrets of a connector do not open; it cannot start until they do',
-      );
-      return d;
-    }
-  }
-
-  /** The declaration as stored: its literal secrets sealed (per the plugin's schema), references as written. */
-  private async sealed(c: ConnectorRt): Promise<ConnectorDeclaration> {
-    const d = c.declaration;
-    // Secrets that did not open stay as they were stored; nothing else is sealed for them.
-    if (c.sealError || !hasLiteralSecrets(c.schema, d.config)) return d;
-    return { ...d, config: sealConfig(await this.keyring(true), d.name, c.schema, d.config) };
-  }
-
   /** Rotation: values sealed with an older key are sealed again with the current one. */
   private async resealAll(stale: number): Promise<void> {
-    const ring = await this.keyring(false);
+    const ring = await this.seals.keyring(false);
     if (this.definitions) {
       for (const c of this.connectors.values()) if (!c.sealError) await this.persist(c.declaration.name);
     } else if (this.connectors.size > 0) {
@@ -425,7 +331,7 @@ export class ConnectRuntime {
       );
     }
     // Literal secrets are stored sealed: without a usable key the declaration is refused, not stored in clear.
-    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.keyring(true);
+    if (hasLiteralSecrets(await this.schemaOf(descriptor.name), decl.config)) await this.seals.keyring(true);
     return decl;
   }
 
@@ -851,70 +757,7 @@ export class ConnectRuntime {
         // unknown plugin: the status says FAILED with the reason already
       }
     }
-    const runner = c.runner;
-    const taskState =
-      c.state === ConnectorState.RUNNING
-        ? ConnectorState.UNASSIGNED
-        : c.state === ConnectorState.FAILED
-          ? ConnectorState.UNASSIGNED
-          : c.state;
-    let tasks: TaskStatus[] = runner
-      ? runner.taskStatuses()
-      : Array.from({ length: d.tasks }, (_, id) => ({
-          id,
-          state: taskState,
-          restarts: 0,
-          ...(c.kind === 'sink' && { freshness: c.freshness.ofTask(id) }),
-        }));
-    if (this.placement.node !== undefined && c.target === TargetState.RUNNING) {
-      // Cluster: tasks this node does not run are shown as the node holding their lease reports them.
-      const mine = new Set(runner ? (c.owned ?? []) : []);
-      tasks = tasks.map((t) => {
-        if (mine.has(t.id)) return { ...t, worker: this.placement.node };
-        const r = this.placement.remote({ connector: d.name, task: c.kind === 'source' ? 0 : t.id });
-        return {
-          id: t.id,
-          state: (r?.state as ConnectorState | undefined) ?? ConnectorState.UNASSIGNED,
-          restarts: 0,
-          ...(r && { worker: r.worker }),
-        };
-      });
-    }
-    let lag: number | undefined;
-    if (runner instanceof SinkRunner) lag = await runner.lag();
-    else if (c.kind === 'sink')
-      lag = await this.store.getGroup(d.station, groupName(d.name)).then(
-        (g) => g.lag,
-        () => undefined,
-      );
-    let lastError = c.lastError;
-    for (const t of tasks) if (t.lastError && (!lastError || t.lastError.at > lastError.at)) lastError = t.lastError;
-    let retrying: RetryingStatus | undefined;
-    if (c.startFailingSince !== undefined && c.state === ConnectorState.FAILED) {
-      retrying = { since: c.startFailingSince, attempts: c.startFailures, nextAttemptAt: c.nextStartAt };
-    }
-    for (const t of tasks) {
-      const r = t.retrying;
-      if (!r) continue;
-      if (!retrying) retrying = { ...r };
-      else {
-        retrying.since = Math.min(retrying.since, r.since);
-        retrying.attempts += r.attempts;
-        if (r.nextAttemptAt !== undefined) retrying.nextAttemptAt = Math.min(retrying.nextAttemptAt ?? Infinity, r.nextAttemptAt);
-      }
-    }
-    return {
-      name: d.name,
-      connector: { state: c.state, ...(c.state === ConnectorState.FAILED && c.trace ? { trace: c.trace } : {}) },
-      tasks,
-      type: c.kind ?? 'unknown',
-      ...(lag !== undefined ? { lag } : {}),
-      throughput: runner ? runner.throughput.rate() : { msgsPerSec: 0, bytesPerSec: 0 },
-      ...(runner && c.isolation ? { isolation: c.isolation } : {}),
-      ...(lastError ? { lastError } : {}),
-      ...(retrying ? { retrying } : {}),
-      freshness: c.freshness.overall(),
-    };
+    return connectorStatus(c, this.placement, this.store);
   }
 
   /** What a sink runner holds now (tests and the benchmark). */
@@ -939,19 +782,7 @@ export class ConnectRuntime {
         (x) => x.kind,
         () => undefined,
       ));
-    if (kind === 'source') {
-      const positions = await this.positions.load(d.name);
-      return { offsets: Object.entries(positions).map(([task, offset]) => ({ partition: { task: Number(task) }, offset })) };
-    }
-    try {
-      const g = await this.store.getGroup(d.station, groupName(d.name));
-      return {
-        offsets: g.partitions.map((p) => ({ partition: { station: d.station, partition: p.partition }, offset: { offset: p.ackFloor } })),
-      };
-    } catch (err) {
-      if (codeOf(err) === 'GROUP_NOT_FOUND') return { offsets: [] };
-      throw err;
-    }
+    return readOffsets({ store: this.store, positions: this.positions }, d, kind);
   }
 
   /**
@@ -965,55 +796,7 @@ export class ConnectRuntime {
     const to = offsetsTarget(body);
     const entries = to ? [] : parseOffsetsBody(body);
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
-    return c.lock.run(async () => {
-      if (to)
-        return moveOffsets({
-          store: this.store,
-          positions: this.positions,
-          decl: d,
-          kind: kind === 'transform' ? undefined : kind,
-          to,
-          ensureGroup: () => this.ensureGroup(d),
-        });
-      if (kind === 'source') {
-        const positions = await this.positions.load(d.name);
-        entries.forEach((e, i) => {
-          const task = e.partition.task;
-          if (typeof task !== 'number' || !Number.isInteger(task) || task < 0 || task >= d.tasks) {
-            throw configInvalid('offsets', [
-              { path: `offsets[${i}].partition.task`, message: `must be a task id from 0 to ${d.tasks - 1}` },
-            ]);
-          }
-          if (e.offset === null) delete positions[String(task)];
-          else positions[String(task)] = e.offset;
-        });
-        await this.positions.save(d.name, positions);
-        return { message: `the offsets of source connector ${d.name} were changed` };
-      }
-      const station = await this.store.getStation(d.station);
-      await this.ensureGroup(d);
-      const targets = entries.map((e, i) => {
-        const partition = e.partition.partition;
-        const off = (e.offset as { offset?: unknown } | null)?.offset;
-        if (typeof partition !== 'number' || !station.partitions.some((p) => p.partition === partition)) {
-          throw configInvalid('offsets', [
-            {
-              path: `offsets[${i}].partition.partition`,
-              message: `must be a partition of ${d.station} (0 to ${station.partitions.length - 1})`,
-            },
-          ]);
-        }
-        if (typeof off !== 'number' || !Number.isInteger(off) || off < 1) {
-          throw configInvalid('offsets', [
-            { path: `offsets[${i}].offset.offset`, message: 'must be an integer ≥ 1 (the next offset to process)' },
-          ]);
-        }
-        return { partition, offset: off };
-      });
-      for (const t of targets)
-        await this.store.seek(d.station, groupName(d.name), { type: 'offset', partition: t.partition, offset: t.offset });
-      return { message: `the offsets of sink connector ${d.name} were changed` };
-    });
+    return c.lock.run(() => writeOffsets({ store: this.store, positions: this.positions }, d, kind, to, entries));
   }
 
   /** Resets offsets (only while STOPPED): a sink's group goes back to the earliest message; a source's positions are removed. */
@@ -1021,30 +804,7 @@ export class ConnectRuntime {
     const c = this.assertStopped(name);
     const d = c.declaration;
     const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
-    return c.lock.run(async () => {
-      if (kind === 'source') {
-        await this.positions.remove(d.name);
-        return { message: `the offsets of source connector ${d.name} were reset` };
-      }
-      try {
-        await this.store.seek(d.station, groupName(d.name), { type: 'earliest' });
-      } catch (err) {
-        if (codeOf(err) !== 'GROUP_NOT_FOUND') throw err;
-      }
-      return { message: `the offsets of sink connector ${d.name} were reset` };
-    });
-  }
-
-  private async ensureGroup(d: ConnectorDeclaration): Promise<void> {
-    try {
-      await this.store.createGroup(d.station, groupName(d.name), {
-        start: { type: 'earliest' },
-        maxAckTimeMs: SinkRunner.ackDeadlineMs(d),
-        maxDeliveries: 1000,
-      });
-    } catch (err) {
-      if (codeOf(err) !== 'GROUP_EXISTS') throw err;
-    }
+    return c.lock.run(() => resetOffsetsOf({ store: this.store, positions: this.positions }, d, kind));
   }
 
   private assertStopped(name: string): ConnectorRt {
@@ -1070,48 +830,18 @@ export class ConnectRuntime {
    */
   async applyDesired(raw: readonly unknown[]): Promise<ApplyResult> {
     this.assertOpen();
-    const decls: ConnectorDeclaration[] = [];
-    const issues: Issue[] = [];
-    const seen = new Set<string>();
-    for (let i = 0; i < raw.length; i++) {
-      try {
-        const d = await this.validate(raw[i], `connectors[${i}]`);
-        if (seen.has(d.name)) issues.push({ path: `connectors[${i}].name`, message: `duplicate connector "${d.name}"` });
-        seen.add(d.name);
-        decls.push(d);
-      } catch (err) {
-        if (isJunctionError(err) && err.issues) issues.push(...err.issues);
-        else issues.push({ path: `connectors[${i}]`, message: messageOf(err) });
-      }
-    }
-    if (issues.length > 0) throw configInvalid('connectors', issues);
-    const result: ApplyResult = { created: [], updated: [], deleted: [], unchanged: [] };
-    for (const d of decls) {
-      const c = this.connectors.get(d.name);
-      if (!c || c.deleted) {
-        await this.create(d, ConnectorOrigin.file);
-        result.created.push(d.name);
-      } else if (!sameDeclaration(c.declaration, d)) {
-        await this.update(c, d, ConnectorOrigin.file);
-        result.updated.push(d.name);
-      } else {
-        if (c.origin !== ConnectorOrigin.file) {
-          c.origin = ConnectorOrigin.file;
-          await this.persist(d.name);
-        }
-        result.unchanged.push(d.name);
-      }
-    }
-    for (const c of [...this.connectors.values()]) {
-      if (c.origin === ConnectorOrigin.file && !seen.has(c.declaration.name)) {
-        await this.delete(c.declaration.name);
-        result.deleted.push(c.declaration.name);
-      }
-    }
-    if (result.created.length + result.updated.length + result.deleted.length > 0) {
-      this.log.info(result, 'connectors from the configuration applied');
-    }
-    return result;
+    return applyDesiredState(
+      {
+        connectors: this.connectors,
+        log: this.log,
+        validate: (r, prefix) => this.validate(r, prefix),
+        create: (d, origin) => this.create(d, origin),
+        update: (c, d, origin) => this.update(c, d, origin),
+        persist: (name) => this.persist(name),
+        delete: (name) => this.delete(name),
+      },
+      raw,
+    );
   }
 
   // ── persistence ──────────────────────────────────────────────────────────────────────────────
@@ -1123,7 +853,7 @@ export class ConnectRuntime {
         const c = this.connectors.get(name);
         if (c && !c.deleted)
           await this.definitions.save({
-            declaration: await this.sealed(c),
+            declaration: await this.seals.sealed(c),
             origin: c.origin,
             target: c.target,
             createdAt: c.createdAt,
@@ -1136,7 +866,7 @@ export class ConnectRuntime {
       for (const c of this.connectors.values()) {
         if (!c.deleted)
           connectors.push({
-            declaration: await this.sealed(c),
+            declaration: await this.seals.sealed(c),
             origin: c.origin,
             target: c.target,
             createdAt: c.createdAt,

@@ -19,10 +19,7 @@ import { pino, type Logger } from 'pino';
 import {
   applyStationPatch,
   CreateGroupBody,
-  DLS_HEADERS,
   FsyncPolicy,
-  putHeader,
-  REPLAY_GROUP_HEADER,
   StationConfigInput,
   StationName,
   StationPatch,
@@ -67,9 +64,12 @@ import { BackgroundPass } from './background.js';
 import { damageOf, damagedInfo, stationHealth, type DamagedStation } from './station-health.js';
 import { LazyLog, LogLru, type LogSummary } from '../log/lazy-log.js';
 import { takeManifest, writeManifest, type ManifestStation } from './manifest.js';
-import { DLS_SUFFIX, MetadataReader, dlsConfig, inheritDefaults } from './store-metadata.js';
+import { DLS_SUFFIX, MetadataReader, dlsConfig } from './store-metadata.js';
 import { GroupRt, writeAtomic, type DeadLetterItem, type GroupMeta } from './group.js';
 import { StationRt, type StationDeps, type StationMeta } from './station.js';
+import { loadGroups, startPositions } from './store-groups.js';
+import { reportDamage } from './store-damage.js';
+import { deadLetterMessages, purgeDls, replayInto } from './store-dead-letters.js';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -218,7 +218,7 @@ export class EmbeddedStore implements StationStore {
       return;
     }
     if (found.note) st.notes.push(found.note);
-    await this.loadGroups(st);
+    await loadGroups(st, this.meta, this.log, (e) => this.emit(e));
     await this.raiseFloors(st);
     if (st.notes.length > 0 || st.meta.rebuilt || st.logs.some((l) => l.corruptRanges.length > 0)) this.suspects.add(name);
     st.startDedupRebuild(now, (err) =>
@@ -243,7 +243,7 @@ export class EmbeddedStore implements StationStore {
   }
 
   private async loadManifestGroups(st: StationRt): Promise<void> {
-    await this.loadGroups(st);
+    await loadGroups(st, this.meta, this.log, (e) => this.emit(e));
     await this.raiseFloors(st);
     if (st.notes.length > 0) this.suspects.add(st.name);
   }
@@ -374,7 +374,8 @@ export class EmbeddedStore implements StationStore {
       logHooks: (partition) => ({
         onDamage: (range) => {
           opening?.found.push({ partition, range });
-          this.reportDamage(name, partition, range);
+          this.suspects.add(name);
+          reportDamage(this.log, (e) => this.emit(e), name, partition, range);
         },
         onTornTail: (t) =>
           this.log.warn(
@@ -414,72 +415,6 @@ export class EmbeddedStore implements StationStore {
     if (!this.stations.has(name) && !this.damagedStations.has(name)) this.names.add(name);
     this.stations.set(name, st);
     return st;
-  }
-
-  /** A damaged range found by a partition log (once per range): logged at error, counted (event). */
-  private reportDamage(station: string, partition: number, range: CorruptRange): void {
-    this.suspects.add(station);
-    this.log.error(
-      {
-        station,
-        partition,
-        segment: range.segment,
-        fromOffset: range.fromOffset,
-        toOffset: range.toOffset,
-        messages: range.messages,
-        detail: range.detail,
-      },
-      range.messages > 0
-        ? `${range.messages} messages lost: offsets ${range.fromOffset}–${range.toOffset} are skipped`
-        : 'damaged bytes skipped (no message lost)',
-    );
-    this.emit({
-      type: 'corruption',
-      station,
-      partition,
-      fromOffset: range.fromOffset,
-      toOffset: range.toOffset,
-      messages: range.messages,
-      detail: range.detail,
-    });
-  }
-
-  private async loadGroups(st: StationRt): Promise<void> {
-    if (!st.persistent) return;
-    const gdir = join(st.dir, 'groups');
-    const entries = await readdir(gdir, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const dir = join(gdir, e.name);
-      if (e.name.startsWith('.tmp-')) {
-        await rm(dir, { recursive: true, force: true });
-        continue;
-      }
-      try {
-        const meta = inheritDefaults(await this.meta.readGroupMeta(st, e.name, dir), st.config);
-        const { group, damaged, missing } = await GroupRt.load(e.name, meta, st, dir);
-        if (damaged || missing) {
-          const note = missing
-            ? `group "${e.name}": its journal is missing: it restarts from the first retained offsets (messages are delivered again)`
-            : `group "${e.name}": its journal had a damaged tail: progress recorded after it is lost and those messages will be delivered again`;
-          st.notes.push(note);
-          this.log.error({ station: st.name, group: e.name }, note);
-          this.emit({
-            type: 'metadata-repair',
-            station: st.name,
-            group: e.name,
-            file: 'journal',
-            outcome: missing ? 'reset' : 'rebuilt',
-            detail: note,
-          });
-        }
-        st.groups.set(e.name, group);
-      } catch (err) {
-        const note = `group "${e.name}" could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
-        st.notes.push(note);
-        this.log.error({ err, station: st.name, group: e.name }, 'group could not be loaded');
-      }
-    }
   }
 
   /** Retention of one station (errors logged: the next pass tries again). */
@@ -782,7 +717,7 @@ export class EmbeddedStore implements StationStore {
       ...(o.maxAckTimeMs !== undefined && { maxAckTimeMs: o.maxAckTimeMs }),
       ...(o.maxDeliveries !== undefined && { maxDeliveries: o.maxDeliveries }),
     };
-    const starts = await this.positions(st, o.start);
+    const starts = await startPositions(st, o.start);
     const dir = st.persistent ? join(st.dir, 'groups', group) : undefined;
     const g = await GroupRt.create(
       group,
@@ -797,47 +732,6 @@ export class EmbeddedStore implements StationStore {
     }
     st.groups.set(group, g);
     return g;
-  }
-
-  /** Start offsets per partition for a position; undefined for partitions a position leaves alone. */
-  private async positions(st: StationRt, pos: StartPosition): Promise<(number | undefined)[]> {
-    const out: (number | undefined)[] = [];
-    for (let p = 0; p < st.partitionCount; p++) {
-      const { first, end } = st.bounds(p);
-      switch (pos.type) {
-        case 'earliest':
-          out.push(first);
-          break;
-        case 'latest':
-          out.push(end);
-          break;
-        case 'offset':
-          if (pos.partition !== undefined && pos.partition >= st.partitionCount) {
-            throw new JunctionError(ErrorCode.PARTITION_NOT_FOUND, `station "${st.name}" has no partition ${pos.partition}`);
-          }
-          if (pos.partition !== undefined && pos.partition !== p) {
-            out.push(undefined);
-            break;
-          }
-          // Past the end is an error (it would skip messages not yet produced); below the first retained
-          // offset means the first retained one (retention removed the rest).
-          if (pos.offset > end) {
-            throw new JunctionError(
-              ErrorCode.OFFSET_OUT_OF_RANGE,
-              `offset ${pos.offset} is past the end of partition ${p} of station "${st.name}" (next offset ${end})`,
-              {
-                issues: [{ path: 'offset', message: `at most ${end}` }],
-              },
-            );
-          }
-          out.push(Math.max(pos.offset, first));
-          break;
-        case 'timestamp':
-          out.push(Math.min(Math.max(await st.logs[p]!.offsetForTimestamp(pos.timestamp), first), end));
-          break;
-      }
-    }
-    return out;
   }
 
   async getGroup(station: string, group: string): Promise<GroupInfo> {
@@ -990,7 +884,7 @@ export class EmbeddedStore implements StationStore {
     const g = this.group(st, group);
     const pos = StartPosition.safeParse(position);
     if (!pos.success) throw configInvalid('seek position', pos.error);
-    const starts = await this.positions(st, pos.data);
+    const starts = await startPositions(st, pos.data);
     await g.seek(starts.flatMap((offset, partition) => (offset === undefined ? [] : [{ partition, offset }])));
     return g.info(st.name);
   }
@@ -1001,26 +895,7 @@ export class EmbeddedStore implements StationStore {
     const enabled = st.config.deadLetter.enabled && st.meta.deadLetterOf === undefined;
     const dls = this.stations.get(dlsName(st.name));
     if (enabled && dls) {
-      const messages: MessageInput[] = items.map((it) => ({
-        value: it.record.value,
-        key: it.record.key,
-        // A crash between storing the dead letter and settling it must not store it twice.
-        msgId: `dls:${group}:${it.partition}:${it.record.offset}`,
-        headers: {
-          ...it.record.headers,
-          ...it.headers,
-          [DLS_HEADERS.reason]: it.reason,
-          [DLS_HEADERS.code]: it.code,
-          [DLS_HEADERS.group]: group,
-          [DLS_HEADERS.attempts]: String(it.attempts),
-          [DLS_HEADERS.station]: st.name,
-          [DLS_HEADERS.partition]: String(it.partition),
-          [DLS_HEADERS.offset]: String(it.record.offset),
-          [DLS_HEADERS.timestamp]: String(it.record.timestamp),
-          ...(it.record.key !== undefined && { [DLS_HEADERS.key]: it.record.key }),
-        },
-      }));
-      await this.produceTo(dls, messages, true);
+      await this.produceTo(dls, deadLetterMessages(st, group, items), true);
     } else {
       this.log.warn({ station: st.name, group, messages: items.length }, 'dead-lettering is off for this station: messages dropped');
     }
@@ -1031,25 +906,8 @@ export class EmbeddedStore implements StationStore {
     const st = this.station(station);
     const dls = this.station(dlsName(station));
     if (options.group !== undefined) this.group(st, options.group);
-    const { first, end } = dls.bounds(0);
-    const from = Math.max(options.fromOffset ?? first, first);
-    const to = Math.min(options.toOffset ?? end - 1, end - 1);
-    let replayed = 0;
-    let last = from - 1;
-    for (let at = from; at <= to;) {
-      const recs = (await dls.read(0, at, 1000, 8 * 1024 * 1024)).filter((r) => r.offset <= to);
-      if (recs.length === 0) break;
-      const messages: MessageInput[] = recs.map((r) => {
-        const headers: Record<string, string> = {};
-        for (const k in r.headers) if (!k.startsWith('junction-dls-') && k !== REPLAY_GROUP_HEADER) putHeader(headers, k, r.headers[k]!);
-        if (options.group !== undefined) headers[REPLAY_GROUP_HEADER] = options.group;
-        return { value: Buffer.from(r.value), key: r.key, headers };
-      });
-      const results = await this.produceTo(st, messages, true);
-      replayed += results.filter((r) => r.status === 'stored').length;
-      last = recs[recs.length - 1]!.offset;
-      at = last + 1;
-    }
+    const { first } = dls.bounds(0);
+    const { replayed, from, last } = await replayInto(st, dls, options, (s, messages) => this.produceTo(s, messages, true));
     let purged = 0;
     if (options.purge && last >= first && from === first) purged = await this.purgeDeadLetters(station, last);
     return { replayed, purged };
@@ -1057,13 +915,6 @@ export class EmbeddedStore implements StationStore {
 
   async purgeDeadLetters(station: string, upToOffset?: number): Promise<number> {
     this.station(station);
-    const dls = this.station(dlsName(station));
-    const log = dls.logs[0]!;
-    const { first, end } = dls.bounds(0);
-    const until = Math.min(upToOffset === undefined ? end : upToOffset + 1, end);
-    if (until <= first) return 0;
-    const before = log.count;
-    await log.truncateBefore(until);
-    return Math.max(0, before - log.count);
+    return purgeDls(this.station(dlsName(station)), upToOffset);
   }
 }

@@ -21,28 +21,20 @@
  * fsync ran shares the next one (group commit).
  *
  * Beside this file: segment.ts (a segment's bookkeeping and its index file), sparse-index.ts,
- * segment-file.ts (the shared, reference-counted handle), file-io.ts (scan window, full reads/writes).
+ * segment-file.ts (the shared, reference-counted handle), file-io.ts (scan window, full reads/writes),
+ * file-log-read.ts (the read path's helpers: lazy segment index, damage skip, offset for a timestamp).
  */
-import type { FileHandle } from 'node:fs/promises';
 import { promises as fsp } from 'node:fs';
 import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
 import { type Checkpoint, type CheckpointFile } from './checkpoint.js';
 import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.js';
-import { FileWindow, closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
-import {
-  FrameFault,
-  MIN_FRAME_BYTES,
-  checkFrame,
-  decodeRecord,
-  newHeaderMemo,
-  describeFault,
-  encodeRecords,
-  frameOffset,
-} from './record-codec.js';
+import { closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
+import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, encodeRecords, frameOffset } from './record-codec.js';
 import { recover, writeIndexFile } from './recovery.js';
-import { loadIndexEntries, newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
-import { INDEX_INTERVAL_BYTES, SparseIndex } from './sparse-index.js';
+import { ensureIndex, msgIdRangesOf, offsetForTimestamp, skipDamage, type DamageSite } from './file-log-read.js';
+import { newSegment, noteRecord, segmentFor, type Segment } from './segment.js';
+import { INDEX_INTERVAL_BYTES } from './sparse-index.js';
 import type { CorruptRange, LogOptions, LogRecord, PartitionLog, ReadLimits, RecordInput } from './types.js';
 
 export { INDEX_INTERVAL_BYTES } from './sparse-index.js';
@@ -113,6 +105,12 @@ interface ReadCache {
 }
 
 class FileLog implements PartitionLog {
+  /** What skipDamage (file-log-read.ts) needs of this log. */
+  private readonly site: DamageSite = {
+    segments: () => this.segments,
+    active: () => this.active,
+    recordDamage: (seg, fromOffset, toOffset, detail) => this.recordDamage(seg, fromOffset, toOffset, detail),
+  };
   private readonly dir: string;
   private segmentBytes: number;
   private fsyncPolicy: FsyncPolicy;
@@ -712,7 +710,7 @@ class FileLog implements PartitionLog {
     let pos = 0;
     let prev = seg.base - 1;
     let skipping = true;
-    if (seg.indexFile) await this.ensureIndex(seg);
+    if (seg.indexFile) await ensureIndex(seg);
     const k = seg.index.floorOffset(from);
     if (k >= 0) {
       pos = seg.index.positions[k] as number;
@@ -780,7 +778,7 @@ class FileLog implements PartitionLog {
           break;
         }
         if (damagedAt >= 0) {
-          const end = await this.skipDamage(seg, handle, damagedAt, prev, limit, recheckedAt === damagedAt);
+          const end = await skipDamage(this.site, seg, handle, damagedAt, prev, limit, recheckedAt === damagedAt);
           if (end === damagedAt) {
             // The bytes on disk are fine (the cached chunk was changed by a caller): read them afresh.
             recheckedAt = damagedAt;
@@ -799,122 +797,14 @@ class FileLog implements PartitionLog {
     }
   }
 
-  /** Loads a sealed segment's index entries from its file, once, on first use (start-up read only its header). */
-  private ensureIndex(seg: Segment): Promise<void> {
-    seg.indexLoading ??= this.loadSegmentIndex(seg).finally(() => {
-      seg.indexLoading = null;
-    });
-    return seg.indexLoading;
-  }
-
-  private async loadSegmentIndex(seg: Segment): Promise<void> {
-    const buf = await fsp.readFile(seg.idxPath).catch(() => null);
-    if (buf && loadIndexEntries(seg, buf)) return;
-    // The entries do not check out (the header did, at open): an index is a cache of the segment, so
-    // rebuild it from the frames. It stops at the first damaged frame; reads beyond find the damage.
-    const handle = await seg.file.acquire();
-    if (!handle) return;
-    const index = new SparseIndex();
-    let lastIndexed = -Infinity;
-    let pos = 0;
-    let whole = false;
-    try {
-      const w = new FileWindow(handle, seg.written);
-      let prev = seg.base - 1;
-      for (;;) {
-        if (pos >= seg.written) {
-          whole = true;
-          break;
-        }
-        const size = await w.check(pos, prev);
-        if (size <= 0) break;
-        const offset = w.offsetAt(pos);
-        if (pos - lastIndexed >= INDEX_INTERVAL_BYTES) {
-          index.push(offset, pos, w.timestampAt(pos));
-          lastIndexed = pos;
-        }
-        prev = offset;
-        pos += size;
-      }
-    } finally {
-      seg.file.release();
-    }
-    seg.index = index;
-    seg.lastIndexed = lastIndexed;
-    seg.indexFile = false;
-    if (whole) await writeIndexFile(seg).catch(() => {});
-    else {
-      seg.damaged = true;
-      await unlinkQuiet(seg.idxPath).catch(() => {});
-    }
-  }
-
-  /**
-   * The end of the damaged range starting at `pos`: known from the scan, or found and reported now.
-   * Returns `pos` itself when the bytes read afresh from disk are a valid frame (unless `force`).
-   */
-  private skipDamage(seg: Segment, handle: FileHandle, pos: number, prev: number, limit: number, force: boolean): Promise<number> {
-    const known = seg.skips.get(pos);
-    if (known !== undefined) return Promise.resolve(known);
-    let pending = seg.repairs.get(pos);
-    if (!pending) {
-      pending = (async () => {
-        const w = new FileWindow(handle, limit);
-        const fault = await w.check(pos, prev);
-        if (fault > 0 && !force) return pos;
-        const detail = describeFault(fault, w.buf, pos - w.start, w.end - w.start, prev, pos);
-        const next = await w.resync(pos, prev);
-        const end = next < 0 ? limit : next;
-        const nextSeg = this.segments[this.segments.indexOf(seg) + 1];
-        const toOffset = next >= 0 ? w.offsetAt(next) - 1 : nextSeg ? nextSeg.base - 1 : seg.lastOffset;
-        seg.skips.set(pos, end);
-        this.recordDamage(seg, prev + 1, toOffset, `${detail} (found while reading); ${end - pos} bytes skipped`);
-        seg.damaged = true;
-        // The index no longer describes a clean segment: have the next open scan it.
-        if (seg !== this.active) await unlinkQuiet(seg.idxPath).catch(() => {});
-        return end;
-      })().finally(() => seg.repairs.delete(pos));
-      seg.repairs.set(pos, pending);
-    }
-    return pending;
-  }
-
   // ----- timestamps ------------------------------------------------------------------------------
 
   async offsetForTimestamp(ts: number): Promise<number> {
     if (this.closed) throw closedError();
-    const segs = this.segments;
-    // The first segment whose first record is at or after ts; the answer lies in the one before, or is its first record.
-    let lo = 0;
-    let hi = segs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = segs[mid] as Segment;
-      if (s.count === 0 || s.firstTimestamp >= ts) hi = mid;
-      else lo = mid + 1;
-    }
-    const after = segs[lo];
-    let found = after && after.count > 0 ? after.firstOffset : this.next;
-    if (lo > 0) {
-      const seg = segs[lo - 1] as Segment;
-      if (seg.indexFile) await this.ensureIndex(seg);
-      const k = seg.index.lastBefore(ts);
-      let from = k >= 0 ? (seg.index.offsets[k] as number) : seg.firstOffset;
-      // A short scan from the index entry: timestamps do not decrease, so the answer is near.
-      scan: while (from < this.next) {
-        const recs = await this.read(from, { maxMessages: 256, maxBytes: 256 * 1024 });
-        if (recs.length === 0) break;
-        for (const r of recs) {
-          if (r.timestamp >= ts) {
-            found = r.offset;
-            break scan;
-          }
-          if (r.offset >= found) break scan;
-        }
-        from = (recs[recs.length - 1] as LogRecord).offset + 1;
-      }
-    }
-    return Math.min(Math.max(found, this.start), this.next);
+    return offsetForTimestamp(
+      { segments: this.segments, next: () => this.next, start: () => this.start, read: (from, limits) => this.read(from, limits) },
+      ts,
+    );
   }
 
   // ----- floor and msgIds ------------------------------------------------------------------------
@@ -941,20 +831,7 @@ class FileLog implements PartitionLog {
   }
 
   msgIdRanges(fromOffset: number): Array<{ from: number; to: number }> {
-    const out: Array<{ from: number; to: number }> = [];
-    const from = Math.max(Math.ceil(fromOffset), this.start);
-    const segs = this.segments;
-    for (let i = segmentFor(segs, from); i < segs.length; i++) {
-      const seg = segs[i] as Segment;
-      if (seg.msgIds === false) continue;
-      const lo = Math.max(from, seg.base);
-      const hi = i + 1 < segs.length ? (segs[i + 1] as Segment).base - 1 : this.next - 1;
-      if (hi < lo) continue;
-      const last = out[out.length - 1];
-      if (last && last.to + 1 >= lo) last.to = hi;
-      else out.push({ from: lo, to: hi });
-    }
-    return out;
+    return msgIdRangesOf(this.segments, Math.max(Math.ceil(fromOffset), this.start), this.next);
   }
 
   // ----- retention -------------------------------------------------------------------------------
@@ -987,7 +864,7 @@ class FileLog implements PartitionLog {
       this.deadBytes = seg.size;
       return;
     }
-    if (seg.indexFile) await this.ensureIndex(seg).catch(() => {});
+    if (seg.indexFile) await ensureIndex(seg).catch(() => {});
     const k = seg.index.floorOffset(this.start);
     this.deadBytes = k >= 0 ? Math.min(seg.size, seg.index.positions[k] as number) : 0;
   }
