@@ -4,7 +4,8 @@
  * filled by datagen (orders of ≥ 1 KiB, `padTo: 1024`), then two file sinks (fsync on, batches of 5000)
  * drain the same backlog through groups of their own: one without transforms, one with a 3-step chain
  * (filter: drop cancelled orders; mask: hash userId; rename: orderId → id). The rows alternate round by
- * round (a fresh connector each time) so a noisy minute hits both; the median of the rounds counts. Two
+ * round (a fresh connector each time, the order turned each round) so a noisy minute hits both; the median
+ * of the rounds counts. Each row also shows the process's CPU per message (all threads). Two
  * more rows show where the cost is: the filter alone (every value parsed, none re-encoded) and two header
  * steps (nothing parsed).
  * Rate = messages of the backlog settled (written, or dropped by the filter and acked) per second,
@@ -66,9 +67,15 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
       },
     ];
     const rates: number[][] = rows.map(() => []);
+    // CPU of the whole process (every thread: store, runtime, the sink's worker) per message: steadier
+    // than the rate on a machine shared with other work, and what the transforms add whatever the disk does.
+    const cpu: number[][] = rows.map(() => []);
     let n = 0;
     for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < rows.length; i++) {
+      // The order turns each round: the row that runs first meets a cold process (JIT, page cache), and
+      // with a fixed order that was always the plain row (its first-round ratios were all above 1).
+      for (let k = 0; k < rows.length; k++) {
+        const i = (k + r) % rows.length;
         const name = `sink-${n++}`;
         await connect.create({
           name,
@@ -80,11 +87,16 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
           state: 'STOPPED',
         } as Parameters<typeof connect.create>[0]);
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         await connect.resume(name);
         await until(async () => (await store.getGroup('orders', `connector.${name}`)).lag === 0);
         const rate = total / ((performance.now() - t0) / 1000);
+        const c = process.cpuUsage(c0);
         rates[i]!.push(rate);
-        log(`transforms bench round ${r + 1}/${rounds}: ${rows[i]!.row} ${Math.round(rate)} msgs/s`);
+        cpu[i]!.push((c.user + c.system) / total);
+        log(
+          `transforms bench round ${r + 1}/${rounds}: ${rows[i]!.row} ${Math.round(rate)} msgs/s, ${cpu[i]!.at(-1)!.toFixed(1)} µs CPU/msg`,
+        );
         await connect.delete(name);
         rmSync(join(dir, 'out', name), { recursive: true, force: true });
       }
@@ -100,6 +112,7 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
         target: row.target,
         ok: row.target === undefined ? undefined : ratio >= row.target,
         rounds: rates[i]!.map(Math.round),
+        cpuMicrosPerMsg: +median(cpu[i]!).toFixed(1),
         roundRatios: i === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)),
       };
     });
@@ -108,11 +121,11 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
       const lines = [
         `Transforms: ${total.toLocaleString('en-US')} orders (≥ 1 KiB, datagen) drained by a file sink (fsync, batches of 5000), ${rounds} rounds alternating, median`,
         '',
-        '| row | msgs/s (median) | of no transforms | target | rounds | ratio per round |',
-        '| --- | ---: | ---: | --- | --- | --- |',
+        '| row | msgs/s (median) | of no transforms | target | CPU µs/msg (median, all threads) | rounds | ratio per round |',
+        '| --- | ---: | ---: | --- | ---: | --- | --- |',
         ...out.map(
           (r) =>
-            `| ${r.row} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.rounds.join(', ')} | ${r.roundRatios?.join(', ') ?? '—'} |`,
+            `| ${r.row} | ${r.msgsPerSec.toLocaleString('en-US')} | ${r.ratio.toFixed(2)} | ${r.target === undefined ? '—' : `≥ ${r.target} ${r.ok ? 'ok' : 'MISS'}`} | ${r.cpuMicrosPerMsg} | ${r.rounds.join(', ')} | ${r.roundRatios?.join(', ') ?? '—'} |`,
         ),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);

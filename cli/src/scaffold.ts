@@ -7,15 +7,15 @@
  */
 import { CliError } from './errors.js';
 
-/** The kinds `plugins new` scaffolds (the SDK on this branch defines sinks and sources). */
-export const SCAFFOLD_KINDS = ['sink', 'source'] as const;
+/** The kinds `plugins new` scaffolds. */
+export const SCAFFOLD_KINDS = ['sink', 'source', 'transform'] as const;
 export type ScaffoldKind = (typeof SCAFFOLD_KINDS)[number];
 
 /** Codes of `plugins new` / `plugins sdk`. */
 export const ScaffoldErrorCode = {
   /** The plugin name is not kebab-case (what the SDK's manifest requires). */
   PLUGIN_NAME_INVALID: 'PLUGIN_NAME_INVALID',
-  /** A kind this SDK has no plugins of (`transform` until the SDK defines it), or an unknown kind. */
+  /** A kind this SDK has no plugins of. */
   PLUGIN_KIND_UNSUPPORTED: 'PLUGIN_KIND_UNSUPPORTED',
   /** The target folder exists and is not empty. */
   DIR_NOT_EMPTY: 'DIR_NOT_EMPTY',
@@ -33,12 +33,6 @@ export function checkScaffoldInput(name: string, kind: string): ScaffoldKind {
     throw new CliError(
       ScaffoldErrorCode.PLUGIN_NAME_INVALID,
       `plugin name ${JSON.stringify(name)} must be kebab-case (a-z, 0-9, "-"), 1-64 characters, starting with a letter`,
-    );
-  }
-  if (kind === 'transform') {
-    throw new CliError(
-      ScaffoldErrorCode.PLUGIN_KIND_UNSUPPORTED,
-      'this Junction’s connector SDK has no transform plugins yet; scaffold a sink or a source (--kind sink|source)',
     );
   }
   if (!(SCAFFOLD_KINDS as readonly string[]).includes(kind)) {
@@ -114,10 +108,14 @@ export function scaffoldFiles(input: ScaffoldInput): Record<string, string> {
     files['src/config.ts'] = sinkConfig;
     files['src/index.ts'] = sinkIndex(name);
     files['test/conformance.test.ts'] = sinkTest;
-  } else {
+  } else if (kind === 'source') {
     files['src/config.ts'] = sourceConfig;
     files['src/index.ts'] = sourceIndex(name);
     files['test/conformance.test.ts'] = sourceTest;
+  } else {
+    files['src/config.ts'] = transformConfig;
+    files['src/index.ts'] = transformIndex(name);
+    files['test/conformance.test.ts'] = transformTest;
   }
   return files;
 }
@@ -276,6 +274,85 @@ import plugin from '../src/index.js';
 sourceConformanceSuite({ describe, it }, { plugin, config: { count: 50, batchSize: 5 }, resume: 'exact' });
 `;
 
+const transformConfig = `/** The step's config: what a user writes under \`config:\` of \`{ type: plugin, plugin: <name> }\` in \`transforms:\`. */
+import { z } from '@junction/sdk-connector';
+
+export const Config = z.strictObject({
+  field: z.string().min(1).default('tag').describe('The top-level field of a JSON object value the tag is written to'),
+  value: z.string().default('tagged').describe('The text written to the field'),
+  dropEmpty: z.boolean().default(true).describe('Drop messages whose value is empty (the sink never sees them)'),
+});
+export type Config = z.output<typeof Config>;
+`;
+
+const transformIndex = (name: string) => `/**
+ * The ${name} transform: writes \`value\` into the field \`field\` of each JSON object value, drops empty
+ * values (\`dropEmpty\`), and fails a value that is not a JSON object (the connector's error policy then
+ * dead-letters it or fails the task). A message that already carries the tag is answered as given: its
+ * bytes stay untouched. Deterministic, so a replay gives the same bytes (exactly-once sinks rely on it).
+ */
+import { defineTransform, type TransformMessage } from '@junction/sdk-connector';
+import { Config } from './config.js';
+
+export { Config } from './config.js';
+
+export default defineTransform({
+  name: '${name}',
+  version: '0.1.0',
+  sdk: '^1',
+  description: 'Writes a tag into each JSON object value',
+  config: Config,
+  open(config, ctx) {
+    const tagged = ctx.metrics.counter('messages_tagged_total', 'values the tag was written to');
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const encoder = new TextEncoder();
+    return {
+      transform(m: TransformMessage) {
+        if (m.value.byteLength === 0) return config.dropEmpty ? null : m;
+        const v: unknown = JSON.parse(decoder.decode(m.value));
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the value is not a JSON object');
+        if ((v as Record<string, unknown>)[config.field] === config.value) return m;
+        tagged.inc();
+        // A new message: never change the one given (the runtime keeps it for dead letters).
+        return { ...m, value: encoder.encode(JSON.stringify({ ...v, [config.field]: config.value })) };
+      },
+    };
+  },
+});
+`;
+
+const transformTest = `/** The SDK's transform kit on this plugin, and what it makes of a few messages, byte for byte. */
+import { describe, expect, it } from 'vitest';
+import { assertConformance, fakeContext, runTransformConformance } from '@junction/sdk-connector/testing';
+import plugin from '../src/index.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const msg = (value: string) => ({ value: enc(value), headers: { 'content-type': 'application/json' }, timestamp: 1_700_000_000_000 });
+
+describe('the transform', () => {
+  it('passes the conformance kit', async () => {
+    assertConformance(
+      await runTransformConformance({
+        plugin,
+        config: { field: 'env', value: 'prod' },
+        messages: [msg('{"id":1}'), msg('{"id":2,"env":"prod"}'), msg('')],
+        failing: [msg('[1,2]'), msg('not json')],
+      }),
+    );
+  });
+
+  it('tags, keeps, drops and fails', async () => {
+    const t = await plugin.open(plugin.config.parse({ field: 'env', value: 'prod' }), fakeContext());
+    const out = await t.transform(msg('{"id":1}'));
+    expect(new TextDecoder().decode(out!.value)).toBe('{"id":1,"env":"prod"}');
+    const same = msg('{"id":2,"env":"prod"}');
+    expect(await t.transform(same)).toBe(same);
+    expect(await t.transform(msg(''))).toBeNull();
+    expect(() => t.transform(msg('[1]'))).toThrow('not a JSON object');
+  });
+});
+`;
+
 function readme({ name, kind, sdkTarball }: ScaffoldInput): string {
   return `# junction-connector-${name}
 
@@ -290,17 +367,34 @@ junction plugins install .     # into a running broker: usable at once
 Then name it in \`junction.yaml\` (the broker applies the file when it changes):
 
 \`\`\`yaml
-connectors:
-  - name: my-${name}
-    plugin: ${name}
-    ${kind === 'sink' ? 'station: orders\n    config:\n      dir: /var/lib/junction/out' : 'station: numbers\n    config:\n      count: 1000'}
+${yamlOf(name, kind)}
 \`\`\`
 
 - \`src/config.ts\`: the config schema (zod, from the SDK's \`z\`); mark secret fields with \`secret(...)\`.
-- \`src/index.ts\`: the plugin (\`define${kind === 'sink' ? 'Sink' : 'Source'}\`), default-exported.
+- \`src/index.ts\`: the plugin (\`define${kind === 'sink' ? 'Sink' : kind === 'source' ? 'Source' : 'Transform'}\`), default-exported.
 - \`package.json\`: \`junction\` says the kind and the entry; the SDK is a **peer** dependency, so the
   broker that installs the plugin provides its own SDK. The devDependency on \`vendor/${sdkTarball}\`
   is for building and testing here (once the SDK is on a registry, use \`^1.0.0\` instead).
 - \`npm pack\` (or \`junction plugins install <this folder>\`) ships \`dist/\`: it builds first (\`prepack\`).
 `;
+}
+
+function yamlOf(name: string, kind: ScaffoldKind): string {
+  if (kind === 'transform') {
+    return `connectors:
+  - name: orders-out
+    plugin: file
+    station: orders
+    config:
+      dir: /var/lib/junction/out
+    transforms:
+      - type: plugin
+        plugin: ${name}
+        config:
+          field: env
+          value: prod`;
+  }
+  const rest =
+    kind === 'sink' ? 'station: orders\n    config:\n      dir: /var/lib/junction/out' : 'station: numbers\n    config:\n      count: 1000';
+  return `connectors:\n  - name: my-${name}\n    plugin: ${name}\n    ${rest}`;
 }

@@ -1,6 +1,6 @@
 /**
  * `junction plugins sdk` and `plugins new` through the built CLI: the tarballs it writes and what they
- * hold, the files a scaffold has, and the coded refusals (a transform while the SDK has none, a bad name,
+ * hold, the files a scaffold has (sink, source, transform), and the coded refusals (an unknown kind, a bad name,
  * a folder that is not empty). `plugins install` with no broker at --url installs offline and says so.
  * (The scaffold built, tested and installed into a running broker: test/test/plugin-authoring-e2e.test.ts.)
  */
@@ -107,12 +107,26 @@ describe('junction plugins new', () => {
     expect(await readFile(join(dir, 'test', 'conformance.test.ts'), 'utf8')).toContain('sourceConformanceSuite');
   });
 
-  it('refuses a transform while the SDK has no transform plugins, a bad name, a folder that is not empty', async () => {
-    const transform = await junction(['plugins', 'new', 'mask', '--kind', 'transform', '--dir', join(work, 't')], work);
-    expect(transform.code).toBe(1);
-    expect(transform.stderr).toMatch(/^error PLUGIN_KIND_UNSUPPORTED: /);
+  it('scaffolds a transform project: defineTransform, the transform kit in its test', { timeout: 120_000 }, async () => {
+    const dir = join(work, 'tx');
+    const r = await junction(['plugins', 'new', 'tagger', '--kind', 'transform', '--dir', dir], work);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`scaffolded transform plugin tagger in ${dir}`);
+    const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+    expect(pkg.junction).toEqual({ kind: 'transform', entry: './dist/index.js' });
+    expect(pkg.peerDependencies).toEqual({ '@junction/sdk-connector': '^1.0.0' });
+    const index = await readFile(join(dir, 'src', 'index.ts'), 'utf8');
+    expect(index).toContain('defineTransform({');
+    expect(index).toContain("name: 'tagger'");
+    expect(await readFile(join(dir, 'test', 'conformance.test.ts'), 'utf8')).toContain('runTransformConformance');
+    expect(await readFile(join(dir, 'README.md'), 'utf8')).toContain('plugin: tagger');
+  });
+
+  it('refuses an unknown kind, a bad name, a folder that is not empty', async () => {
     const other = await junction(['plugins', 'new', 'mask', '--kind', 'processor', '--dir', join(work, 't')], work);
-    expect(other.stderr).toMatch(/^error PLUGIN_KIND_UNSUPPORTED: --kind must be one of sink, source/);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/^error PLUGIN_KIND_UNSUPPORTED: --kind must be one of sink, source, transform/);
     const name = await junction(['plugins', 'new', 'My_Sink', '--dir', join(work, 'n')], work);
     expect(name.code).toBe(1);
     expect(name.stderr).toMatch(/^error PLUGIN_NAME_INVALID: /);

@@ -6,13 +6,16 @@
  * puts it into the RUNNING broker, the declared connector starts without another edit, and the messages
  * produced land in its files byte for byte. Then: uninstall is refused while
  * the connector uses it, a plugin built for another SDK and a broken package are refused with their
- * codes (the running plugin untouched), and uninstall works once the connector is gone.
+ * codes (the running plugin untouched), and uninstall works once the connector is gone. A scaffolded
+ * transform likewise: its own tests pass, and installed into a running broker it shapes what a file sink
+ * writes (`transforms: [{ type: plugin, … }]`), byte for byte.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSink } from '@junction/connector-file/read';
 import { api, eventually, startBroker, type BrokerProcess } from '../src/index.js';
 import { junction, linksOutside, run } from '../src/outside.js';
 
@@ -179,6 +182,95 @@ describe('a plugin written outside the repository', () => {
       expect(removed.code).toBe(0);
       const final = await api<{ name: string }[]>(url, 'GET', '/v1/connector-plugins');
       expect(final.map((p) => p.name)).not.toContain('landing');
+    },
+  );
+
+  it(
+    'a scaffolded transform passes its own tests, and installed into a running broker shapes what a file sink lands',
+    { timeout: 900_000 },
+    async () => {
+      const work = await mkdtemp(join(tmpdir(), 'junction-author-transform-'));
+      dirs.push(work);
+      const project = join(work, 'tagger');
+      const scaffold = await junction(['plugins', 'new', 'tagger', '--kind', 'transform', '--dir', project], work);
+      expect(scaffold.stderr).toBe('');
+      expect(scaffold.code).toBe(0);
+      const pkg = JSON.parse(await readFile(join(project, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+      expect(pkg.junction).toEqual({ kind: 'transform', entry: './dist/index.js' });
+      const install = await run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund'], project);
+      expect(install.code, install.stderr).toBe(0);
+      expect(await linksOutside(join(project, 'node_modules'))).toEqual([]);
+      const test = await run(npm, ['test'], project);
+      expect(test.code, `${test.stdout}\n${test.stderr}`).toBe(0);
+      // eslint-disable-next-line no-control-regex
+      const summary = test.stdout.replace(/\x1b\[[0-9;]*m/g, '');
+      expect(summary).toMatch(/Tests\s+2 passed/);
+      expect(summary).not.toMatch(/failed/);
+
+      // A running broker without the plugin; installed through it, then a file sink names it in its transforms.
+      const dataDir = join(work, 'data');
+      const configPath = join(work, 'junction.yaml');
+      const out = join(work, 'out');
+      await writeFile(configPath, yaml());
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(dataDir, { recursive: true });
+      const tb = await startBroker({ dataDir, args: ['--config', configPath], timeoutMs: 120_000 });
+      try {
+        const url = tb.url;
+        const installed = await junction(['--url', url, 'plugins', 'install', project], work);
+        expect(installed.stderr).toBe('');
+        expect(installed.code).toBe(0);
+        expect(installed.stdout).toContain('installed transform plugin tagger 0.1.0');
+        await writeFile(
+          configPath,
+          `${yaml()}
+  - name: to-files
+    plugin: file
+    station: ${STATION}
+    config:
+      dir: ${JSON.stringify(out)}
+    batch:
+      maxMessages: 50
+      maxLatencyMs: 20
+    transforms:
+      - type: plugin
+        plugin: tagger
+        config:
+          field: env
+          value: prod
+`.replace('connectors: []\n', 'connectors:\n'),
+        );
+        await eventually('the connector to run', 120_000, async () => {
+          const st = await api<{ connector: { state: string } }>(url, 'GET', '/v1/connectors/to-files/status').catch(() => undefined);
+          return st?.connector.state === 'RUNNING' ? st : undefined;
+        });
+        // Untagged values get the tag; tagged ones keep their very bytes.
+        const expected = new Map<string, Buffer>();
+        for (let i = 0; i < N; i += 100) {
+          const values = Array.from({ length: 100 }, (_, j) => {
+            const n = i + j;
+            return n % 3 === 0 ? `{"n":${n},"env":"prod",  "kept":true}` : `{"n":${n},"héllo":"✓"}`;
+          });
+          const res = await api<{ results: { partition: number; offset: number }[] }>(url, 'POST', `/v1/stations/${STATION}/messages`, {
+            messages: values.map((v, j) => ({ valueBase64: Buffer.from(v).toString('base64'), key: `k${(i + j) % 11}` })),
+          });
+          res.results.forEach((r, j) => {
+            const v = values[j]!;
+            expected.set(`${r.partition}:${r.offset}`, Buffer.from(v.includes('"env"') ? v : `${v.slice(0, -1)},"env":"prod"}`));
+          });
+        }
+        expect(expected.size).toBe(N);
+        const got = await eventually('every message to land', 120_000, async () => {
+          const records = await readFileSink(out);
+          return records.length >= N ? records : undefined;
+        });
+        expect(got.length).toBe(N);
+        const byKey = new Map(got.map((r) => [`${r.partition}:${r.offset}`, r.value]));
+        expect(byKey.size).toBe(N);
+        for (const [k, v] of expected) expect(Buffer.compare(byKey.get(k) ?? Buffer.alloc(0), v), `message ${k}`).toBe(0);
+      } finally {
+        await tb.stop();
+      }
     },
   );
 

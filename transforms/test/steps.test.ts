@@ -236,4 +236,28 @@ describe('chain', () => {
     // Nothing to mask or rename: the bytes are untouched, only the header was added.
     expect(out[2]!.status === 'keep' && dec.decode(out[2]!.message.value)).toBe('{"kind":"real"}');
   });
+
+  it('encodes a batch of changed values across chunks, byte for byte (multi-byte text, a value larger than a chunk)', async () => {
+    const p = await chain([{ type: 'rename', fields: { a: 'b' } }]);
+    // ~1.3 MB of changed values in all: several 256 KiB chunks, one value of 600 KiB alone in one, and
+    // unchanged values between them that keep their very bytes.
+    const inputs: Message[] = [];
+    for (let i = 0; i < 400; i++) {
+      const text = i === 200 ? 'é✓'.repeat(200_000) : `${'x'.repeat(i * 7)}héllo ✓ 😀 ${i}`;
+      inputs.push(msg(i % 3 === 0 ? { n: i, c: text } : { n: i, a: text }));
+    }
+    const out = await p.run(inputs);
+    expect(out).toHaveLength(400);
+    for (let i = 0; i < 400; i++) {
+      const o = out[i]!;
+      if (o.status !== 'keep') throw new Error(`message ${i}: ${o.status}`);
+      if (i % 3 === 0) {
+        expect(o.changed).toBe(false);
+        expect(o.message.value).toBe(inputs[i]!.value);
+        continue;
+      }
+      const want = Buffer.from(JSON.stringify({ n: i, b: (JSON.parse(dec.decode(inputs[i]!.value)) as { a: string }).a }), 'utf8');
+      expect(Buffer.compare(Buffer.from(o.message.value), want), `message ${i}`).toBe(0);
+    }
+  });
 });
