@@ -101,7 +101,7 @@ describe('SIGKILL of the broker', () => {
     expect(produced.size).toBeGreaterThan(1000);
     expect(acked.size).toBeGreaterThan(100);
     await broker.stop();
-  });
+  }, 240_000); // eight kills and restarts: each start takes seconds when the suite runs files side by side
 });
 
 /** Checks the log against what was acknowledged, then drains the group and checks its progress. */
