@@ -118,7 +118,7 @@ describe('postgres sink conformance, other layouts', () => {
     const results = await runSinkConformance({
       plugin,
       context: () => fakeContext({ schema: { ...kit, versions: [kit] } }),
-      config: { ...base, table: t, layout: 'schema' },
+      config: { ...base, table: t, layout: 'schema', password: 'kit-password-never-asked' }, // for secrets-not-logged
       readBack: async () =>
         (await db.query(`SELECT "junctionConformance", station, partition, "offset", text, incarnation FROM public."${t}"`)).rows.map((r) =>
           JSON.stringify({

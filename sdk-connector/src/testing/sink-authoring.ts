@@ -24,35 +24,11 @@ import type { JsonValue, Logger, LogFn, SinkContext, SinkMessage } from '../type
 import type { WriteResult } from '../results.js';
 import { fakeContext } from './fake-context.js';
 import type { Harness, SinkConformanceOptions } from './sink-conformance.js';
-import { CheckFailed, describeError, fail, notApplicable, within } from './util.js';
+import { CheckFailed, describeError, fail, notApplicable, range, valuesAt, within } from './util.js';
 
 /** The authoring checks, in the order they run. */
 export const SINK_AUTHORING_CHECKS = ['results-count', 'replay-idempotent', 'aborted-write', 'secrets-not-logged'] as const;
 export type SinkAuthoringCheck = (typeof SINK_AUTHORING_CHECKS)[number];
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-}
-
-/** Values at a secret path (`a.b`, `a[*].b`, `a.*`) of a raw config. */
-function valuesAt(value: unknown, path: string): unknown[] {
-  if (path === '') return [value];
-  const tokens = path
-    .replace(/\[\*\]/g, '.*')
-    .replace(/\[(\d+)\]/g, '.$1')
-    .split('.');
-  let current: unknown[] = [value];
-  for (const t of tokens) {
-    const next: unknown[] = [];
-    for (const c of current) {
-      if (typeof c !== 'object' || c === null) continue;
-      if (t === '*') next.push(...Object.values(c as object));
-      else if (Object.hasOwn(c, t)) next.push((c as Record<string, unknown>)[t]);
-    }
-    current = next;
-  }
-  return current;
-}
 
 /** The secret values (strings of 3+ characters) set in the given raw configs, with their paths. */
 export function secretValues(

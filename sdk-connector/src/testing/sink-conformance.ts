@@ -27,6 +27,8 @@ import {
   randomId,
   runCheck,
   within,
+  range,
+  valuesAt,
 } from './util.js';
 import { EXACTLY_ONCE_CHECKS, exactlyOnceChecks, type ExactlyOnceOptions } from './sink-exactly-once.js';
 import { SINK_AUTHORING_CHECKS, authoringChecks, secretsCheckNotApplicable } from './sink-authoring.js';
@@ -285,30 +287,6 @@ export class Harness {
     if (unexpected.length > 0) fail(`the destination holds message(s) never confirmed: ${list(unexpected)}`);
     return `destination holds each of ${want.size} message(s) ${this.exactlyOnce ? 'exactly once' : 'at least once'}`;
   }
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-}
-
-/** Values at a secret path (`a.b`, `a[*].b`, `a.*`) of a raw config, for the redaction check. */
-function valuesAt(value: unknown, path: string): unknown[] {
-  if (path === '') return [value];
-  const tokens = path
-    .replace(/\[\*\]/g, '.*')
-    .replace(/\[(\d+)\]/g, '.$1')
-    .split('.');
-  let current: unknown[] = [value];
-  for (const t of tokens) {
-    const next: unknown[] = [];
-    for (const c of current) {
-      if (typeof c !== 'object' || c === null) continue;
-      if (t === '*') next.push(...Object.values(c as object));
-      else if (Object.hasOwn(c, t)) next.push((c as Record<string, unknown>)[t]);
-    }
-    current = next;
-  }
-  return current;
 }
 
 type CheckFn = (h: Harness) => Promise<string>;

@@ -94,3 +94,28 @@ export function assertConformance(results: readonly CheckResult[]): readonly Che
   }
   return results;
 }
+
+/** The integers from `from` to `to`, both included. */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** Values at a secret path (`a.b`, `a[*].b`, `a.*`) of a raw config (the redaction and secrets-not-logged checks). */
+export function valuesAt(value: unknown, path: string): unknown[] {
+  if (path === '') return [value];
+  const tokens = path
+    .replace(/\[\*\]/g, '.*')
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.');
+  let current: unknown[] = [value];
+  for (const t of tokens) {
+    const next: unknown[] = [];
+    for (const c of current) {
+      if (typeof c !== 'object' || c === null) continue;
+      if (t === '*') next.push(...Object.values(c as object));
+      else if (Object.hasOwn(c, t)) next.push((c as Record<string, unknown>)[t]);
+    }
+    current = next;
+  }
+  return current;
+}
