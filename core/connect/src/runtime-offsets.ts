@@ -21,7 +21,7 @@ export interface OffsetsDeps {
   positions: PositionStore;
 }
 
-type Kind = 'sink' | 'source' | 'transform' | undefined;
+type Kind = 'sink' | 'source' | undefined;
 
 /** The offsets view of `d` (see ConnectRuntime.offsets). */
 export async function readOffsets(deps: OffsetsDeps, d: ConnectorDeclaration, kind: Kind): Promise<{ offsets: OffsetEntry[] }> {
@@ -56,7 +56,7 @@ export async function writeOffsets(
       store: deps.store,
       positions: deps.positions,
       decl: d,
-      kind: kind === 'transform' ? undefined : kind,
+      kind,
       to,
       ensureGroup: () => ensureSinkGroup(deps.store, d),
     });

@@ -26,7 +26,7 @@ import type { SecretsKeySource } from './sealed.js';
 import { SinkRunner } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
-import { restartDelay, Serial } from './util.js';
+import { connectorKind, restartDelay, Serial } from './util.js';
 import { LocalPlacement } from './placement.js';
 import type { DefinitionStore, Placement, TaskRef } from './placement.js';
 import { validateTransforms, workerTransforms } from './transform-config.js';
@@ -360,7 +360,7 @@ export class ConnectRuntime {
   /** Remembers the plugin's kind and config schema (for status and redaction before the first start). */
   private async learn(c: ConnectorRt): Promise<void> {
     const d = this.catalog.get(c.declaration.plugin);
-    c.kind = d?.kind === 'transform' ? undefined : d?.kind;
+    c.kind = connectorKind(d?.kind);
     c.schema = d ? await this.schemaOf(d.name) : undefined;
   }
 
@@ -603,7 +603,7 @@ export class ConnectRuntime {
     const decl = c.declaration;
     if (c.sealError) throw c.sealError;
     const descriptor = await this.lookup(decl.plugin);
-    c.kind = descriptor.kind === 'transform' ? undefined : descriptor.kind;
+    c.kind = connectorKind(descriptor.kind);
     c.schema = await this.schemaOf(descriptor.name);
     const { value, issues } = await resolveReferences(decl.config, { env: this.env, prefix: 'config' });
     const {
@@ -751,7 +751,7 @@ export class ConnectRuntime {
       // Learn the kind (and the schema, for redaction) even if the connector never started.
       try {
         const desc = await this.lookup(d.plugin);
-        c.kind = desc.kind === 'transform' ? undefined : desc.kind;
+        c.kind = connectorKind(desc.kind);
         c.schema = await this.schemaOf(desc.name);
       } catch {
         // unknown plugin: the status says FAILED with the reason already
@@ -779,7 +779,7 @@ export class ConnectRuntime {
     const kind =
       c.kind ??
       (await this.lookup(d.plugin).then(
-        (x) => x.kind,
+        (x) => connectorKind(x.kind),
         () => undefined,
       ));
     return readOffsets({ store: this.store, positions: this.positions }, d, kind);
@@ -795,7 +795,7 @@ export class ConnectRuntime {
     const d = c.declaration;
     const to = offsetsTarget(body);
     const entries = to ? [] : parseOffsetsBody(body);
-    const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
+    const kind = c.kind ?? connectorKind((await this.lookup(d.plugin)).kind);
     return c.lock.run(() => writeOffsets({ store: this.store, positions: this.positions }, d, kind, to, entries));
   }
 
@@ -803,7 +803,7 @@ export class ConnectRuntime {
   async resetOffsets(name: string): Promise<{ message: string }> {
     const c = this.assertStopped(name);
     const d = c.declaration;
-    const kind = c.kind ?? (await this.lookup(d.plugin)).kind;
+    const kind = c.kind ?? connectorKind((await this.lookup(d.plugin)).kind);
     return c.lock.run(() => resetOffsetsOf({ store: this.store, positions: this.positions }, d, kind));
   }
 

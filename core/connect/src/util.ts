@@ -131,3 +131,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * The kind a connector has: a transform plugin is never a connector's own plugin (refused with
+ * PLUGIN_KIND_MISMATCH), so its kind counts as unknown here.
+ */
+export function connectorKind(kind: 'sink' | 'source' | 'transform' | undefined): 'sink' | 'source' | undefined {
+  return kind === 'transform' ? undefined : kind;
+}
