@@ -9,7 +9,7 @@ import { dlsConfig, marksConfig } from './config.js';
 import { decodeEnvelope } from './envelope.js';
 import { ErrorCode, isApiError, JsErr, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
-import { groupSettings, type StoreCore, sleep, type DeadItem } from './core.js';
+import { groupSettings, type StoreCore, type DeadItem } from './core.js';
 import { consumerOf, type GroupRt } from './runtime.js';
 import { getMessage, produceTo, readRange } from './produce.js';
 import { createStationStreams } from './stations.js';
@@ -30,13 +30,11 @@ async function ensureDls(c: StoreCore, st: StationMeta): Promise<StationMeta> {
       ready: false,
     });
   } catch (err) {
+    // STATION_EXISTS answers once the other node's creation finished.
     if (!(err instanceof JunctionError && err.code === ErrorCode.STATION_EXISTS)) throw err;
   }
-  for (let i = 0; i < 100; i++) {
-    const m = (await c.meta.read<StationMeta>(key)).value;
-    if (m?.ready) return m;
-    await sleep(50);
-  }
+  const m = (await c.meta.read<StationMeta>(key)).value;
+  if (m?.ready) return m;
   throw new JunctionError(ErrorCode.UNAVAILABLE, `dead-letter station "${name}" is not ready`, { retryable: true });
 }
 

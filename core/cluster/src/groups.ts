@@ -40,8 +40,17 @@ async function newGroup(c: StoreCore, st: StationMeta, group: string, options: G
     ready: false,
   };
   const starts = await positions(c, st, o.start);
-  const rev = await c.meta.create(key, gm);
-  if (rev === undefined) throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
+  let rev = await c.meta.create(key, gm);
+  const deadline = Date.now() + 30_000;
+  while (rev === undefined) {
+    // GROUP_EXISTS means the group is there and usable: a creation in progress on another node is waited for.
+    const cur = await c.meta.waitFor<GroupMeta>(key, (v) => !v || v.ready === true, deadline);
+    if (cur.value === undefined) rev = await c.meta.create(key, gm);
+    else if (cur.value.ready)
+      throw new JunctionError(ErrorCode.GROUP_EXISTS, `station "${st.name}" already has a consumer group "${group}"`);
+    else
+      throw new JunctionError(ErrorCode.UNAVAILABLE, `group "${group}" is being created by another node; try again`, { retryable: true });
+  }
   try {
     const made = await Promise.all(starts.map((start, p) => createConsumer(c, st, group, p, 1, gm, start ?? { deliver_policy: 'all' })));
     // A new group counts from zero: drop a count an earlier group of this name may have left.

@@ -186,6 +186,28 @@ export class Meta {
     return out;
   }
 
+  /**
+   * Reads `key` until `done` holds for its value (undefined: deleted) or `deadline` passes, and answers the
+   * last read. Woken by the watch; reads at least every 250 ms in case a change is missed.
+   */
+  async waitFor<T>(key: string, done: (value: T | undefined) => boolean, deadline: number): Promise<{ rev: number; value: T | undefined }> {
+    for (;;) {
+      const cur = await this.read<T>(key);
+      if (done(cur.value) || Date.now() >= deadline || this.closed) return cur;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, Math.min(250, Math.max(0, deadline - Date.now())));
+        const off = this.onChange((k) => {
+          if (k === key) wake();
+        });
+        function wake(): void {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    }
+  }
+
   /** Reads a key from the bucket's stream leader and updates the cache. */
   async read<T>(key: string): Promise<{ rev: number; value: T | undefined }> {
     try {

@@ -32,11 +32,20 @@ export function createStation(c: StoreCore, name: string, config: ClusterStation
 export async function createStationStreams(c: StoreCore, m: StationMeta): Promise<void> {
   const key = c.names.stationKey(m.name);
   let rev = await c.meta.create(key, m);
-  if (rev === undefined) {
+  const deadline = Date.now() + CREATION_WAIT_MS;
+  while (rev === undefined) {
+    // STATION_EXISTS means the station is there and usable: a creation in progress on another node is
+    // waited for, so a caller that creates-if-missing can use the station as soon as this answers.
+    const cur = await c.meta.waitFor<StationMeta>(key, (v) => !v || v.ready || v.createdAt < Date.now() - 60_000, deadline);
+    if (cur.value === undefined)
+      rev = await c.meta.create(key, m); // that creation failed: the name is free again
+    else if (cur.value.ready) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${m.name}" already exists`);
     // A creation that never finished (its node died) holds the name for a minute, then can be taken over.
-    const cur = await c.meta.read<StationMeta>(key);
-    if (cur.value && !cur.value.ready && cur.value.createdAt < Date.now() - 60_000) rev = await c.meta.update(key, m, cur.rev);
-    if (rev === undefined) throw new JunctionError(ErrorCode.STATION_EXISTS, `station "${m.name}" already exists`);
+    else if (cur.value.createdAt < Date.now() - 60_000) rev = await c.meta.update(key, m, cur.rev);
+    else if (Date.now() >= deadline)
+      throw new JunctionError(ErrorCode.UNAVAILABLE, `station "${m.name}" is being created by another node; try again`, {
+        retryable: true,
+      });
   }
   try {
     c.markStreams.delete(m.name);
@@ -59,6 +68,9 @@ export async function createStationStreams(c: StoreCore, m: StationMeta): Promis
     throw err;
   }
 }
+
+/** How long a creation waits for the same name's creation in progress on another node. */
+const CREATION_WAIT_MS = 30_000;
 
 export function updateStation(c: StoreCore, name: string, patch: ClusterStationPatch): Promise<StationInfo> {
   return c.run('updateStation', async () => {

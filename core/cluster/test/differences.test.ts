@@ -3,7 +3,7 @@
  * a real 3-node cluster; and two stores on one prefix acting as two Junction nodes.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { MiB } from '@junction/protocol';
 import { eventually, startNatsCluster, type NatsCluster } from '@junction/e2e';
 import { JetStreamStore } from '../src/index.js';
@@ -54,6 +54,13 @@ function sleep(ms: number): Promise<void> {
 }
 
 const v = (s: string) => Buffer.from(s);
+
+/** The headers of a KV delete. */
+function kvDelete(): MsgHdrs {
+  const h = headers();
+  h.set('KV-Operation', 'DEL');
+  return h;
+}
 
 describe('JetStream engine: documented differences', () => {
   it('1. an ackBased station keeps nothing while it has no group', async () => {
@@ -456,15 +463,60 @@ describe('JetStream engine: documented differences', () => {
     const store = await open(prefix);
     const kv = (key: string, value: unknown) => nc.request(`$KV.${prefix}-meta.${key}`, JSON.stringify(value), { timeout: 5_000 });
     await kv('s.stale', { name: 'stale', config: {}, createdAt: Date.now() - 120_000, ready: false });
+    // A creation in progress elsewhere is waited for: STATION_EXISTS once it is ready, never before.
     await kv('s.fresh', { name: 'fresh', config: {}, createdAt: Date.now(), ready: false });
-    await expect(store.createStation('fresh')).rejects.toMatchObject({ code: 'STATION_EXISTS' });
+    let settled = false;
+    const creating = store.createStation('fresh').finally(() => (settled = true));
+    creating.catch(() => {});
     await expect(store.getStation('fresh')).rejects.toMatchObject({ code: 'STATION_NOT_FOUND' });
+    await store.listStations();
+    expect(settled).toBe(false);
+    await kv('s.fresh', { name: 'fresh', config: {}, createdAt: Date.now(), ready: true });
+    await expect(creating).rejects.toMatchObject({ code: 'STATION_EXISTS' });
+    // ... and when it fails (its claim deleted), the waiting creation takes the name.
+    await kv('s.failed', { name: 'failed', config: {}, createdAt: Date.now(), ready: false });
+    const taking = store.createStation('failed', { partitions: 1 });
+    await nc.request(`$KV.${prefix}-meta.s.failed`, '', { timeout: 5_000, headers: kvDelete() });
+    expect(await taking).toMatchObject({ name: 'failed', partitions: [{ partition: 0, messages: 0 }] });
     // A stream under a free name (say, a node died in the middle of deleting the station).
     const stream = `${prefix.toUpperCase()}_stale_0`;
     await jsApi(`STREAM.CREATE.${stream}`, { name: stream, subjects: [`${prefix}.stale.0`], storage: 'memory', num_replicas: 1 });
     await nc.request(`${prefix}.stale.0`, 'old', { timeout: 5_000 });
     const info = await store.createStation('stale');
     expect(info.messages).toBe(0);
+  });
+
+  it('two nodes create the same station or group at once: one creates it, the other answers EXISTS only once it is usable', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    for (const name of ['race1', 'race2', 'race3']) {
+      // The node that loses uses the station as soon as its creation answers, while the winner may still be finishing.
+      const attempt = (s: JetStreamStore) =>
+        s.createStation(name, { partitions: 3 }).then(
+          () => 'created',
+          async (err: unknown) => {
+            expect(err).toMatchObject({ code: 'STATION_EXISTS' });
+            expect((await s.getStation(name)).partitions).toHaveLength(3);
+            const [r] = await s.produce(name, [{ value: v('x') }]);
+            expect(r).toMatchObject({ status: 'stored' });
+            expect(await s.read(name, { partition: (r as { partition: number }).partition, limit: 10 })).toHaveLength(1);
+            return 'exists';
+          },
+        );
+      expect((await Promise.all([attempt(a), attempt(b)])).sort()).toEqual(['created', 'exists']);
+      // The same for a consumer group.
+      const group = (s: JetStreamStore) =>
+        s.createGroup(name, 'g', { start: { type: 'earliest' } }).then(
+          () => 'created',
+          async (err: unknown) => {
+            expect(err).toMatchObject({ code: 'GROUP_EXISTS' });
+            expect((await s.getGroup(name, 'g')).partitions).toHaveLength(3);
+            return 'exists';
+          },
+        );
+      expect((await Promise.all([group(a), group(b)])).sort()).toEqual(['created', 'exists']);
+    }
   });
 
   it('19. a payload published by a plain NATS client is a bare value', async () => {
