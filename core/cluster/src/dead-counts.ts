@@ -18,7 +18,13 @@ export interface DeadCount {
 export function deadCounts(c: StoreCore, station: string, group: string, partitions: number): { total: number; parts: number[] } {
   const v = c.meta.peek<DeadCount>(c.names.deadKey(station, group)).value;
   const parts = Array.from({ length: partitions }, (_, i) => v?.p?.[i] ?? 0);
-  return { total: Math.max(v?.n ?? 0, parts.reduce((a, b) => a + b, 0)), parts };
+  return {
+    total: Math.max(
+      v?.n ?? 0,
+      parts.reduce((a, b) => a + b, 0),
+    ),
+    parts,
+  };
 }
 
 /** Counts of items per partition, each `sign` (1 or -1). */

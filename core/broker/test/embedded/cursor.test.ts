@@ -198,7 +198,11 @@ describe('partition cursor', () => {
       return c;
     };
     // A journal from before DEAD_TOTAL (or one whose DEAD_TOTAL was torn off): the DEAD entries count.
-    const legacy = replay([...base, { op: JournalOp.DEAD, partition: 0, offsets: [2, 3] }, { op: JournalOp.DEAD, partition: 0, offsets: [3, 5] }]);
+    const legacy = replay([
+      ...base,
+      { op: JournalOp.DEAD, partition: 0, offsets: [2, 3] },
+      { op: JournalOp.DEAD, partition: 0, offsets: [3, 5] },
+    ]);
     expect(legacy.deadLettered).toBe(3);
     // The absolute count wins over what the entries settle (offsets retention took are in DEAD, not counted).
     const current = replay([

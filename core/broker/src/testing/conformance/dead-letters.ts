@@ -7,8 +7,7 @@ import type { Suite } from './suite.js';
 import { uniqueName, sleep, bytes, asBuffer, ALL_BYTES, patterned, expectSameBytes, eventually, offsets, range } from './util.js';
 
 export function deadLettersSection(t: Suite): void {
-  const { fetchNow, drain, pollFetch, produceOk, values, dlsMessages, waitForDeadLetters, groupPartition, keysOnPartitions, slackMs } =
-    t;
+  const { fetchNow, drain, pollFetch, produceOk, values, dlsMessages, waitForDeadLetters, groupPartition, keysOnPartitions, slackMs } = t;
   describe('dead letters', () => {
     it('after maxDeliveries attempts the message moves to <station>.dls with its bytes and the DLS headers', async () => {
       const s = uniqueName('poison');

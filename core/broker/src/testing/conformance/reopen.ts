@@ -174,9 +174,7 @@ export function reopenSection(t: Suite): void {
           const g = await t.store.getGroup(s, 'g');
           return { total: g.deadLettered, parts: [0, 1, 2].map((p) => groupPartition(g, p).deadLettered) };
         };
-        await eventually('the counts before reopen', slackMs + 1_000, async () =>
-          (await countsOf()).total === 3 ? true : undefined,
-        );
+        await eventually('the counts before reopen', slackMs + 1_000, async () => ((await countsOf()).total === 3 ? true : undefined));
         expect(await countsOf()).toEqual({ total: 3, parts: expected });
 
         await reopen();
@@ -189,9 +187,7 @@ export function reopenSection(t: Suite): void {
         await t.store.deadLetter(s, 'g', [d!.deliveryId], 'why');
         await waitForDeadLetters(s, 4);
         expected[b!.partition] = 2;
-        await eventually('the counts after one more', slackMs + 1_000, async () =>
-          (await countsOf()).total === 4 ? true : undefined,
-        );
+        await eventually('the counts after one more', slackMs + 1_000, async () => ((await countsOf()).total === 4 ? true : undefined));
         expect(await countsOf()).toEqual({ total: 4, parts: expected });
       });
     });
