@@ -164,7 +164,7 @@ export function deadLettersSection(t: Suite): void {
 
       // Nack a-nacked's second delivery; b-expired is never settled: its two deadlines pass.
       const outcomes: string[] = [];
-      await eventually('three dead letters', 3 * ackMs + 2 * slackMs + 1_000, async () => {
+      await eventually('three dead letters', 3 * ackMs + 4 * slackMs + 2_000, async () => {
         for (const d of await fetchNow(s, 'g')) {
           const v = asBuffer(d.value).toString();
           if (v === 'a-nacked') outcomes.push(...(await t.store.nack(s, 'g', [d.deliveryId])).map((o) => `${v}:${o.status}`));
