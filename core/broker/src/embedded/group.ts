@@ -304,7 +304,7 @@ export class GroupRt {
       }
       return;
     }
-    // Counted per partition (a number each: the hot path stays cheap); journaled with the DEAD entries below.
+    // One number per partition, journaled (absolute) with the DEAD entries below: it survives a restart.
     const counted = new Set<number>();
     for (const b of batch) {
       const c = this.cursors[b.partition];

@@ -1,6 +1,6 @@
 /**
- * A consumer group's durable progress: an append-only journal of small CRC-framed records
- * (delivered ranges, redeliveries, settled offsets, seeks, dead-letter counts). Replaying it rebuilds the group's state;
+ * A consumer group's durable progress: an append-only journal of small CRC-framed records (delivered
+ * ranges, redeliveries, settled offsets, seeks, its counts). Replaying it rebuilds the group's state;
  * when it grows past a threshold it is rewritten as the shortest journal with the same state.
  */
 import { crc32 } from 'node:zlib';
