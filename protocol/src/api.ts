@@ -446,6 +446,12 @@ export interface GroupPartitionInfo {
    * not yet acknowledged), since the group was created.
    */
   lostToRetention: number;
+  /**
+   * Messages of this partition the group moved to the dead-letter station (after maxDeliveries, or by a
+   * deadLetter verb) since it was created; a seek keeps the count. The partitions' counts add up to the
+   * group's `deadLettered`.
+   */
+  deadLettered: number;
 }
 
 export interface GroupInfo {
@@ -458,6 +464,7 @@ export interface GroupInfo {
   lag: number;
   pending: number;
   redeliveries: number;
+  /** Messages the group moved to the dead-letter station since it was created: the sum of the partitions' `deadLettered`. */
   deadLettered: number;
   /** The sum of the partitions' `lostToRetention`. */
   lostToRetention: number;

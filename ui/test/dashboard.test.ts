@@ -219,6 +219,42 @@ describe('the dashboard (auth off)', () => {
     await seeText(page, '[data-testid=stations-total]', (t) => t === '4 stations', 'all again');
     await shot(page, 'stations');
   });
+
+  it('shows dead-lettered per group and per partition of the group', async () => {
+    await api(broker.url, 'POST', '/v1/stations', { name: 'shipments', partitions: 3 });
+    await api(broker.url, 'PUT', '/v1/stations/shipments/groups/packing', { start: { type: 'earliest' } });
+    const produced = await api<{ results: { partition: number }[] }>(broker.url, 'POST', '/v1/stations/shipments/messages', {
+      messages: Array.from({ length: 12 }, (_, i) => ({ key: `parcel-${i}`, value: `{"parcel":${i}}` })),
+    });
+    // A partition other than 0, so the number cannot come from a single-partition shortcut.
+    const target = produced.results.find((r) => r.partition !== 0)?.partition;
+    if (target === undefined) throw new Error('every key went to partition 0');
+    const onTarget = produced.results.filter((r) => r.partition === target).length;
+    const got = await api<{ messages: { deliveryId: string; partition: number }[] }>(
+      broker.url,
+      'POST',
+      '/v1/stations/shipments/groups/packing/fetch',
+      { maxMessages: 100 },
+    );
+    expect(got.messages).toHaveLength(12);
+    await api(broker.url, 'POST', '/v1/stations/shipments/groups/packing/dead-letter', {
+      deliveryIds: got.messages.filter((m) => m.partition === target).map((m) => m.deliveryId),
+      reason: 'address unknown',
+    });
+    await api(broker.url, 'POST', '/v1/stations/shipments/groups/packing/ack', {
+      deliveryIds: got.messages.filter((m) => m.partition !== target).map((m) => m.deliveryId),
+    });
+
+    await page.goto(`${broker.url}/stations/shipments`);
+    const group = '[data-testid=groups] tr[data-group=packing]';
+    await seeText(page, `${group} td.dead`, (t) => t === String(onTarget), `${onTarget} dead-lettered in the group`);
+    await page.locator(group).getByRole('button').click();
+    for (const p of [0, 1, 2]) {
+      const want = p === target ? String(onTarget) : '0';
+      await seeText(page, `[data-testid=groups] tr.sub[data-partition="${p}"] td.dead`, (t) => t === want, `partition ${p}: ${want}`);
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });
 
 describe('the dashboard with auth on', () => {

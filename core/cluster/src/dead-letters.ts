@@ -13,6 +13,7 @@ import { groupSettings, type StoreCore, type DeadItem } from './core.js';
 import { consumerOf, type GroupRt } from './runtime.js';
 import { getMessage, produceTo, readRange } from './produce.js';
 import { createStationStreams } from './stations.js';
+import { bumpDeadCount, perPartition } from './dead-counts.js';
 
 /** The station's dead-letter station, created on the first dead letter. */
 async function ensureDls(c: StoreCore, st: StationMeta): Promise<StationMeta> {
@@ -57,7 +58,7 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
     );
     if (enabled && found.length > 0) {
       const dls = await ensureDls(c, st);
-      await bumpDeadCount(c, st.name, group, found.length);
+      await bumpDeadCount(c, st.name, group, perPartition(found.map((f) => f.it)));
       const results = await produceTo(
         c,
         dls,
@@ -83,13 +84,13 @@ export async function moveToDls(c: StoreCore, st: StationMeta, group: string, gm
       );
       const failed = results.filter((r) => r.status === 'rejected').length;
       // A duplicate is a dead letter another path (a retry, another node) stored and counted already.
-      const dups = results.filter((r) => r.status === 'duplicate').length;
-      if (failed + dups > 0) await bumpDeadCount(c, st.name, group, -(failed + dups));
+      const uncounted = found.filter((_, i) => results[i]?.status !== 'stored').map((f) => f.it);
+      if (uncounted.length > 0) await bumpDeadCount(c, st.name, group, perPartition(uncounted, -1));
       if (failed > 0) {
         throw new JunctionError(ErrorCode.UNAVAILABLE, `${failed} dead letter(s) could not be stored in ${dls.name}`, { retryable: true });
       }
     } else if (found.length > 0) {
-      await bumpDeadCount(c, st.name, group, found.length);
+      await bumpDeadCount(c, st.name, group, perPartition(found.map((f) => f.it)));
       c.log.warn({ station: st.name, group, messages: found.length }, 'dead-lettering is off for this station: messages dropped');
     }
     await c.ackSubjects(
@@ -192,18 +193,6 @@ async function loadForDls(c: StoreCore, st: StationMeta, partition: number, offs
   if (!g) return undefined;
   const env = decodeEnvelope(g.data);
   return { key: env.key, headers: env.headers, value: env.value, timestamp: g.timestamp };
-}
-
-/** The group's dead-letter count in KV (compare-and-set, so every node's increments add up). */
-async function bumpDeadCount(c: StoreCore, station: string, group: string, by: number): Promise<void> {
-  const key = c.names.deadKey(station, group);
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const cur = attempt === 0 ? c.meta.peek<{ n: number }>(key) : await c.meta.read<{ n: number }>(key);
-    const next = { n: Math.max(0, (cur.value?.n ?? 0) + by) };
-    const rev = cur.value === undefined ? await c.meta.create(key, next) : await c.meta.update(key, next, cur.rev);
-    if (rev !== undefined) return;
-  }
-  c.log.warn({ station, group }, 'dead-letter count not updated (contention)');
 }
 
 /** Dead-letters last attempts whose deadline passed on this node (JetStream would only redeliver them). */

@@ -7,6 +7,7 @@ import { pageOfNames, type GroupInfo, type GroupOptions, type GroupPartitionInfo
 import { CreateGroupBody, StartPosition, StationName } from '@junction/protocol';
 import { configInvalid, ErrorCode, JunctionError } from './errors.js';
 import type { GroupMeta, StationMeta } from './meta.js';
+import { deadCounts } from './dead-counts.js';
 import { countRemoved, lostCounts, startCounts, takeRemovedHeld } from './retention.js';
 import { groupSettings, type StoreCore, sleep, NS, type ConsumerInfo } from './core.js';
 import { getMessage } from './produce.js';
@@ -195,13 +196,17 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
         pending: ci.num_ack_pending - queued,
         redeliveryQueued: queued,
         lostToRetention: 0,
+        deadLettered: 0,
       };
     }),
   );
   const lost = lostCounts(c, st.name, group, partitions.length);
-  for (const part of partitions) part.lostToRetention = lost[part.partition]!;
+  const dead = deadCounts(c, st.name, group, partitions.length);
+  for (const part of partitions) {
+    part.lostToRetention = lost[part.partition]!;
+    part.deadLettered = dead.parts[part.partition]!;
+  }
   const oldest = await oldestUnsettled(c, st, rt, partitions);
-  const dead = c.meta.peek<{ n: number }>(c.names.deadKey(st.name, group)).value?.n ?? 0;
   return {
     station: st.name,
     group,
@@ -212,7 +217,7 @@ async function groupInfo(c: StoreCore, st: StationMeta, group: string, gm: Group
     lag: partitions.reduce((n, p) => n + p.lag, 0),
     pending: partitions.reduce((n, p) => n + p.pending, 0),
     redeliveries: rt.redeliveries,
-    deadLettered: dead,
+    deadLettered: dead.total,
     lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
     oldestUnackedAgeSeconds: oldest === undefined ? null : Math.max(0, Date.now() - oldest) / 1000,
   };

@@ -355,6 +355,46 @@ describe('JetStream engine: documented differences', () => {
     expect((await a.getGroup('ret', 'idle')).lostToRetention).toBe(7);
   });
 
+  it('dead-letter counts per partition add up across nodes; a count written before them ({n}) stays in the total', async () => {
+    const prefix = newPrefix();
+    const a = await open(prefix);
+    const b = await open(prefix);
+    await a.createStation('dc', { partitions: 2 });
+    await a.createGroup('dc', 'g');
+    // The group's count as a store before per-partition counts wrote it.
+    await nc.request(`$KV.${prefix}-meta.d.dc.g`, JSON.stringify({ n: 5 }), { timeout: 10_000 });
+    const counts = async (s: JetStreamStore) => {
+      const g = await s.getGroup('dc', 'g');
+      return { total: g.deadLettered, parts: g.partitions.map((p) => p.deadLettered) };
+    };
+    for (const s of [a, b]) await eventually('the old count', 10_000, async () => ((await counts(s)).total === 5 ? true : undefined));
+    expect(await counts(a)).toEqual({ total: 5, parts: [0, 0] });
+
+    const stored = await a.produce(
+      'dc',
+      Array.from({ length: 8 }, (_, i) => ({ key: `k${i}`, value: v(`m${i}`) })),
+    );
+    expect(new Set(stored.map((r) => (r.status === 'stored' ? r.partition : -1)))).toEqual(new Set([0, 1]));
+    const ds = await a.fetch('dc', 'g', { maxMessages: 100, maxBytes: MiB, waitMs: 0 });
+    expect(ds).toHaveLength(8);
+    const on0 = ds.filter((d) => d.partition === 0);
+    const on1 = ds.filter((d) => d.partition === 1);
+    // a dead-letters one of partition 0; b two of partition 1 (deliveries a handed out); the rest is acked.
+    expect((await a.deadLetter('dc', 'g', [on0[0]!.deliveryId], 'bad')).map((o) => o.status)).toEqual(['dead-lettered']);
+    const fromB = on1.slice(0, 2).map((d) => d.deliveryId);
+    expect((await b.deadLetter('dc', 'g', fromB, 'bad')).map((o) => o.status)).toEqual(['dead-lettered', 'dead-lettered']);
+    await a.ack(
+      'dc',
+      'g',
+      ds.filter((d) => d !== on0[0] && !fromB.includes(d.deliveryId)).map((d) => d.deliveryId),
+    );
+    for (const s of [a, b])
+      expect(await eventually('the counts', 10_000, async () => ((await counts(s)).total === 8 ? counts(s) : undefined))).toEqual({
+        total: 8,
+        parts: [1, 2],
+      });
+  });
+
   it('releaseDeliveries: what another node holds or still waits for comes back at once; its ids settle nothing after', async () => {
     const prefix = newPrefix();
     const a = await open(prefix);

@@ -53,6 +53,11 @@ export class PartitionCursor {
   readonly dead = new Set<number>();
   /** Messages retention removed before the group settled them (journaled). */
   lost = 0;
+  /**
+   * Messages of this partition the group moved to the dead-letter station since it was created (journaled
+   * as DEAD_TOTAL; a seek keeps it, as it keeps `lost`).
+   */
+  deadLettered = 0;
 
   constructor(
     readonly partition: number,
@@ -248,8 +253,12 @@ export class PartitionCursor {
         this.setToken(e.epoch);
         break;
       case JournalOp.DEAD:
-        for (const o of e.offsets) this.settle(o);
+        // A journal from before DEAD_TOTAL counts what its DEAD entries settle; a DEAD_TOTAL after it sets the count.
+        for (const o of e.offsets) if (this.settle(o)) this.deadLettered++;
         this.rememberDead(e.offsets);
+        break;
+      case JournalOp.DEAD_TOTAL:
+        this.deadLettered = e.count;
         break;
       case JournalOp.RETAINED:
         this.clampTo(e.offset);
@@ -264,7 +273,9 @@ export class PartitionCursor {
     const out: JournalEntry[] = [{ op: JournalOp.SEEK, partition: p, offset: this.floor }];
     if (this.token >= 0) out.push({ op: JournalOp.EPOCH, partition: p, epoch: this.token });
     if (this.lost > 0) out.push({ op: JournalOp.RETAINED, partition: p, offset: this.floor, lost: this.lost });
+    // Before DELIVER: these settle nothing on replay (so they add nothing to the count DEAD_TOTAL then sets).
     if (this.dead.size > 0) out.push({ op: JournalOp.DEAD, partition: p, offsets: [...this.dead] });
+    if (this.deadLettered > 0) out.push({ op: JournalOp.DEAD_TOTAL, partition: p, count: this.deadLettered });
     if (this.next > this.floor) out.push({ op: JournalOp.DELIVER, partition: p, from: this.floor, to: this.next - 1 });
     if (this.settled.size > 0) out.push({ op: JournalOp.SETTLE, partition: p, offsets: [...this.settled] });
     for (const [o, u] of this.exceptions)

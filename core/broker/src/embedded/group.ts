@@ -81,7 +81,6 @@ export class GroupRt {
   /** Per partition: the produce time of the message at the ack floor last asked about (see `info`). */
   private readonly floorTs: ({ offset: number; ts: number } | undefined)[] = [];
   redeliveries = 0;
-  deadLettered = 0;
   closed = false;
 
   private constructor(
@@ -305,13 +304,28 @@ export class GroupRt {
       }
       return;
     }
-    this.deadLettered += batch.length;
+    // One number per partition, journaled (absolute) with the DEAD entries below: it survives a restart.
+    const counted = new Set<number>();
+    for (const b of batch) {
+      const c = this.cursors[b.partition];
+      if (!c) continue;
+      c.deadLettered++;
+      counted.add(b.partition);
+    }
     const settled = [...batch.map((b) => ({ partition: b.partition, offset: b.record.offset })), ...gone];
-    await this.settleOffsets(settled, true, true);
+    await this.settleOffsets(settled, true, true, counted);
   }
 
-  /** Settles offsets (acked, or `dead`-lettered: remembered so a late ack answers stale) and journals them. */
-  private settleOffsets(items: { partition: number; offset: number }[], sync: boolean, dead = false): Promise<void> {
+  /**
+   * Settles offsets (acked, or `dead`-lettered: remembered so a late ack answers stale) and journals them,
+   * with the dead-lettered count of each partition in `counted` (absolute, so appends in any order agree).
+   */
+  private settleOffsets(
+    items: { partition: number; offset: number }[],
+    sync: boolean,
+    dead = false,
+    counted?: ReadonlySet<number>,
+  ): Promise<void> {
     const byPartition = new Map<number, number[]>();
     for (const it of items) {
       const c = this.cursors[it.partition];
@@ -323,10 +337,12 @@ export class GroupRt {
     }
     if (dead) for (const [partition, offsets] of byPartition) this.cursors[partition]!.rememberDead(offsets);
     const op = dead ? JournalOp.DEAD : JournalOp.SETTLE;
-    return this.journal(
-      [...byPartition].map(([partition, offsets]) => ({ op, partition, offsets })),
-      sync,
-    );
+    const entries: JournalEntry[] = [...byPartition].map(([partition, offsets]) => ({ op, partition, offsets }));
+    // Every partition a DEAD entry names gets its count too: replay must not count the offsets retention took.
+    if (dead)
+      for (const partition of new Set([...byPartition.keys(), ...(counted ?? [])]))
+        entries.push({ op: JournalOp.DEAD_TOTAL, partition, count: this.cursors[partition]!.deadLettered });
+    return this.journal(entries, sync);
   }
 
   /**
@@ -713,6 +729,7 @@ export class GroupRt {
         pending: c.pendingCount,
         redeliveryQueued: queued,
         lostToRetention: c.lost,
+        deadLettered: c.deadLettered,
       };
     });
     return {
@@ -725,7 +742,7 @@ export class GroupRt {
       lag: partitions.reduce((n, p) => n + p.lag, 0),
       pending: partitions.reduce((n, p) => n + p.pending, 0),
       redeliveries: this.redeliveries,
-      deadLettered: this.deadLettered,
+      deadLettered: partitions.reduce((n, p) => n + p.deadLettered, 0),
       lostToRetention: partitions.reduce((n, p) => n + p.lostToRetention, 0),
     };
   }

@@ -1,6 +1,6 @@
 /**
- * A consumer group's durable progress: an append-only journal of small CRC-framed records
- * (delivered ranges, redeliveries, settled offsets, seeks). Replaying it rebuilds the group's state;
+ * A consumer group's durable progress: an append-only journal of small CRC-framed records (delivered
+ * ranges, redeliveries, settled offsets, seeks, its counts). Replaying it rebuilds the group's state;
  * when it grows past a threshold it is rewritten as the shortest journal with the same state.
  */
 import { crc32 } from 'node:zlib';
@@ -18,6 +18,12 @@ export const JournalOp = {
   DEAD: 7,
   /** Retention removed what the group had not settled below `offset`: `lost` messages. */
   RETAINED: 8,
+  /**
+   * The partition's dead-lettered count since the group was created (absolute: the last one read wins), after
+   * the DEAD entry of each move to the dead-letter station and in every snapshot. Journals with it are not
+   * read by versions before it.
+   */
+  DEAD_TOTAL: 9,
 } as const;
 export type JournalOp = (typeof JournalOp)[keyof typeof JournalOp];
 
@@ -29,7 +35,8 @@ export type JournalEntry =
   | { op: typeof JournalOp.SETTLE_RANGE; partition: number; from: number; to: number }
   | { op: typeof JournalOp.EPOCH; partition: number; epoch: number }
   | { op: typeof JournalOp.DEAD; partition: number; offsets: readonly number[] }
-  | { op: typeof JournalOp.RETAINED; partition: number; offset: number; lost: number };
+  | { op: typeof JournalOp.RETAINED; partition: number; offset: number; lost: number }
+  | { op: typeof JournalOp.DEAD_TOTAL; partition: number; count: number };
 
 const HEADER = 9; // u32 length (of type + payload), u32 crc32 of type + payload, u8 type
 
@@ -86,6 +93,12 @@ export function encodeEntry(e: JournalEntry): Buffer {
       p.writeDoubleLE(e.offset, 4);
       return frame(e.op, p);
     }
+    case JournalOp.DEAD_TOTAL: {
+      const p = Buffer.allocUnsafe(12);
+      p.writeUInt32LE(e.partition, 0);
+      p.writeDoubleLE(e.count, 4);
+      return frame(e.op, p);
+    }
   }
 }
 
@@ -133,6 +146,8 @@ function decodeBody(b: Buffer): JournalEntry | undefined {
     }
     case JournalOp.SEEK:
       return p.length === 12 ? { op, partition: p.readUInt32LE(0), offset: p.readDoubleLE(4) } : undefined;
+    case JournalOp.DEAD_TOTAL:
+      return p.length === 12 ? { op, partition: p.readUInt32LE(0), count: p.readDoubleLE(4) } : undefined;
     default:
       return undefined;
   }

@@ -121,12 +121,13 @@ export const GroupInfoAnswer = z
         pending: z.int(),
         redeliveryQueued: z.int(),
         lostToRetention: z.int(),
+        deadLettered: z.int().describe('messages of this partition the group moved to the dead-letter station since it was created'),
       }),
     ),
     lag: z.int().describe('messages stored and not yet acknowledged by the group'),
     pending: z.int().describe('delivered and waiting for ack / nack / deadline'),
     redeliveries: z.int(),
-    deadLettered: z.int(),
+    deadLettered: z.int().describe("messages the group moved to the dead-letter station: the sum of the partitions' deadLettered"),
     lostToRetention: z.int(),
     oldestUnackedAgeSeconds: z
       .number()

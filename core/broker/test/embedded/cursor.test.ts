@@ -11,6 +11,7 @@ function state(c: PartitionCursor) {
     unsettled: Array.from({ length: Math.max(0, c.next - c.floor) }, (_, i) => c.floor + i)
       .filter((o) => c.waiting(o))
       .map((o) => [o, c.peek(o)!.attempt]),
+    deadLettered: c.deadLettered,
   };
 }
 
@@ -125,6 +126,7 @@ describe('partition cursor', () => {
       fc.record({ k: fc.constant('redeliver' as const), at: fc.nat(60) }),
       fc.record({ k: fc.constant('seek' as const), at: fc.integer({ min: 1, max: 60 }) }),
       fc.record({ k: fc.constant('settleRange' as const), at: fc.nat(60), n: fc.integer({ min: 1, max: 15 }) }),
+      fc.record({ k: fc.constant('dead' as const), at: fc.nat(60) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
@@ -150,6 +152,16 @@ describe('partition cursor', () => {
               }
             }
             if (run) journal.push({ op: JournalOp.SETTLE_RANGE, partition: 0, from: run[0], to: run[1] });
+          } else if (o.k === 'dead') {
+            // As the group journals a move to the dead-letter station: the offsets, then the partition's count.
+            if (live.settle(o.at)) {
+              live.rememberDead([o.at]);
+              live.deadLettered++;
+              journal.push(
+                { op: JournalOp.DEAD, partition: 0, offsets: [o.at] },
+                { op: JournalOp.DEAD_TOTAL, partition: 0, count: live.deadLettered },
+              );
+            }
           } else if (o.k === 'redeliver') {
             const u = live.entry(o.at);
             if (u) {
@@ -173,6 +185,38 @@ describe('partition cursor', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('the dead-lettered count: DEAD_TOTAL sets it, a journal without it counts what its DEAD entries settle', () => {
+    const base: JournalEntry[] = [
+      { op: JournalOp.SEEK, partition: 0, offset: 1 },
+      { op: JournalOp.DELIVER, partition: 0, from: 1, to: 10 },
+    ];
+    const replay = (entries: JournalEntry[]) => {
+      const c = new PartitionCursor(0, 1);
+      for (const e of decodeJournal(Buffer.concat(entries.map(encodeEntry))).entries) c.apply(e);
+      return c;
+    };
+    // A journal from before DEAD_TOTAL (or one whose DEAD_TOTAL was torn off): the DEAD entries count.
+    const legacy = replay([
+      ...base,
+      { op: JournalOp.DEAD, partition: 0, offsets: [2, 3] },
+      { op: JournalOp.DEAD, partition: 0, offsets: [3, 5] },
+    ]);
+    expect(legacy.deadLettered).toBe(3);
+    // The absolute count wins over what the entries settle (offsets retention took are in DEAD, not counted).
+    const current = replay([
+      ...base,
+      { op: JournalOp.DEAD, partition: 0, offsets: [2, 3] },
+      { op: JournalOp.DEAD_TOTAL, partition: 0, count: 1 },
+      { op: JournalOp.DEAD, partition: 0, offsets: [5] },
+      { op: JournalOp.DEAD_TOTAL, partition: 0, count: 2 },
+    ]);
+    expect(current.deadLettered).toBe(2);
+    // A seek keeps it; a snapshot carries it.
+    current.seek(7);
+    expect(current.deadLettered).toBe(2);
+    expect(replay(current.snapshot()).deadLettered).toBe(2);
   });
 
   it('a torn or corrupted journal tail is cut at the last whole record', () => {

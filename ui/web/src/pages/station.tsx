@@ -37,6 +37,8 @@ interface GroupPartition {
   lag: number;
   pending: number;
   redeliveryQueued: number;
+  /** Moved to the dead-letter station from this partition (absent: an older broker). */
+  deadLettered?: number;
 }
 export interface GroupInfo {
   group: string;
@@ -193,18 +195,18 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
                   </td>
                   <td>{fmtNum(g.pending)}</td>
                   <td>{fmtNum(g.redeliveries)}</td>
-                  <td>{fmtNum(g.deadLettered)}</td>
+                  <td class="dead">{fmtNum(g.deadLettered)}</td>
                   <td>{fmtNum(props.snap.consumeRates[g.group])}</td>
                 </tr>
                 {open === g.group &&
                   g.partitions.map((p) => (
-                    <tr class="sub">
+                    <tr class="sub" data-partition={p.partition}>
                       <td>partition {p.partition}</td>
-                      <td>{fmtNum(p.lag)}</td>
-                      <td />
+                      <td class="lag">{fmtNum(p.lag)}</td>
+                      <td>ack floor {p.ackFloor}</td>
                       <td>{fmtNum(p.pending)}</td>
                       <td>{fmtNum(p.redeliveryQueued)} queued</td>
-                      <td>ack floor {p.ackFloor}</td>
+                      <td class="dead">{fmtNum(p.deadLettered)}</td>
                       <td>next {p.nextOffset}</td>
                     </tr>
                   ))}

@@ -7,7 +7,7 @@ import type { Suite } from './suite.js';
 import { uniqueName, sleep, bytes, asBuffer, ALL_BYTES, patterned, expectSameBytes, eventually, offsets, range } from './util.js';
 
 export function deadLettersSection(t: Suite): void {
-  const { fetchNow, drain, pollFetch, produceOk, values, dlsMessages, waitForDeadLetters, groupPartition, slackMs } = t;
+  const { fetchNow, drain, pollFetch, produceOk, values, dlsMessages, waitForDeadLetters, groupPartition, keysOnPartitions, slackMs } = t;
   describe('dead letters', () => {
     it('after maxDeliveries attempts the message moves to <station>.dls with its bytes and the DLS headers', async () => {
       const s = uniqueName('poison');
@@ -135,6 +135,63 @@ export function deadLettersSection(t: Suite): void {
       await sleep(50);
       expect(await fetchNow(s, 'g')).toEqual([]);
       expect(await t.store.getGroup(s, 'g')).toMatchObject({ lag: 0, pending: 0 });
+    });
+
+    it('dead-lettered counts per partition: by deadLetter, by nacks and by expired deadlines, adding up to the total', async () => {
+      const s = uniqueName('dl-parts');
+      const ackMs = 300;
+      await t.store.createStation(s, { partitions: 3, deadLetter: { maxDeliveries: 2, maxAckTimeMs: ackMs } });
+      const [a, b] = await keysOnPartitions(s, 2);
+      await t.store.createGroup(s, 'g', { start: { type: 'latest' } });
+      await t.store.createGroup(s, 'quiet', { start: { type: 'latest' } });
+      // On a: one dead-lettered by the consumer, one nacked twice, one acked. On b: one left to expire twice, one acked.
+      const at = await produceOk(s, [
+        { key: a!.key, value: bytes('a-explicit') },
+        { key: a!.key, value: bytes('a-nacked') },
+        { key: a!.key, value: bytes('a-acked') },
+        { key: b!.key, value: bytes('b-expired') },
+        { key: b!.key, value: bytes('b-acked') },
+      ]);
+      expect(at.map((r) => r.partition)).toEqual([a!.partition, a!.partition, a!.partition, b!.partition, b!.partition]);
+      const ds = await fetchNow(s, 'g');
+      const byValue = new Map(ds.map((d) => [asBuffer(d.value).toString(), d]));
+      expect([...byValue.keys()].sort()).toEqual(['a-acked', 'a-explicit', 'a-nacked', 'b-acked', 'b-expired']);
+      expect(await t.store.deadLetter(s, 'g', [byValue.get('a-explicit')!.deliveryId], 'bad')).toEqual([
+        { deliveryId: byValue.get('a-explicit')!.deliveryId, status: 'dead-lettered' },
+      ]);
+      await t.store.ack(s, 'g', [byValue.get('a-acked')!.deliveryId, byValue.get('b-acked')!.deliveryId]);
+      await t.store.nack(s, 'g', [byValue.get('a-nacked')!.deliveryId]);
+
+      // Nack a-nacked's second delivery; b-expired is never settled: its two deadlines pass.
+      const outcomes: string[] = [];
+      await eventually('three dead letters', 3 * ackMs + 4 * slackMs + 2_000, async () => {
+        for (const d of await fetchNow(s, 'g')) {
+          const v = asBuffer(d.value).toString();
+          if (v === 'a-nacked') outcomes.push(...(await t.store.nack(s, 'g', [d.deliveryId])).map((o) => `${v}:${o.status}`));
+          else outcomes.push(`${v}:delivery ${d.deliveryCount}`);
+        }
+        return (await dlsMessages(s)).length >= 3 ? true : undefined;
+      });
+      expect(outcomes.filter((o) => o.startsWith('a-nacked'))).toEqual(['a-nacked:dead-lettered']);
+      expect(outcomes.filter((o) => o.startsWith('b-expired'))).toEqual(['b-expired:delivery 2']);
+      const dls = await dlsMessages(s);
+      expect(dls.map((m) => `${m.headers[DLS_HEADERS.partition]}:${asBuffer(m.value).toString()}`).sort()).toEqual(
+        [`${a!.partition}:a-explicit`, `${a!.partition}:a-nacked`, `${b!.partition}:b-expired`].sort(),
+      );
+
+      const info = await eventually('the counts', slackMs + 1_000, async () => {
+        const g = await t.store.getGroup(s, 'g');
+        return g.deadLettered === 3 ? g : undefined;
+      });
+      const counts = [0, 1, 2].map((p) => groupPartition(info, p).deadLettered);
+      const expected = [0, 0, 0];
+      expected[a!.partition] = 2;
+      expected[b!.partition] = 1;
+      expect(counts).toEqual(expected);
+      expect(counts.reduce((x, y) => x + y, 0)).toBe(info.deadLettered);
+      // Another group's counts are its own.
+      const quiet = await t.store.getGroup(s, 'quiet');
+      expect({ total: quiet.deadLettered, parts: quiet.partitions.map((p) => p.deadLettered) }).toEqual({ total: 0, parts: [0, 0, 0] });
     });
 
     it('replay to the origin: every group consumes the messages again', async () => {

@@ -302,14 +302,14 @@ export function groupsSection(t: Suite): void {
       let info = await t.store.createGroup(s, 'g');
       expect(info).toMatchObject({ lag: 5, pending: 0, deadLettered: 0 });
       expect(info.partitions).toEqual([
-        { partition: 0, nextOffset: 1, ackFloor: 1, lag: 5, pending: 0, redeliveryQueued: 0, lostToRetention: 0 },
+        { partition: 0, nextOffset: 1, ackFloor: 1, lag: 5, pending: 0, redeliveryQueued: 0, lostToRetention: 0, deadLettered: 0 },
       ]);
 
       const ds = await fetchNow(s, 'g', 3);
       expect(offsets(ds)).toEqual([1, 2, 3]);
       info = await t.store.getGroup(s, 'g');
       expect(info.partitions).toEqual([
-        { partition: 0, nextOffset: 4, ackFloor: 1, lag: 5, pending: 3, redeliveryQueued: 0, lostToRetention: 0 },
+        { partition: 0, nextOffset: 4, ackFloor: 1, lag: 5, pending: 3, redeliveryQueued: 0, lostToRetention: 0, deadLettered: 0 },
       ]);
       expect(info).toMatchObject({ lag: 5, pending: 3 });
 
@@ -323,6 +323,7 @@ export function groupsSection(t: Suite): void {
         pending: 2,
         redeliveryQueued: 0,
         lostToRetention: 0,
+        deadLettered: 0,
       });
       await t.store.ack(s, 'g', [ds[0]!.deliveryId]);
       expect(groupPartition(await t.store.getGroup(s, 'g'))).toEqual({
@@ -333,6 +334,7 @@ export function groupsSection(t: Suite): void {
         pending: 1,
         redeliveryQueued: 0,
         lostToRetention: 0,
+        deadLettered: 0,
       });
 
       await t.store.nack(s, 'g', [ds[2]!.deliveryId], 60_000);
@@ -344,6 +346,7 @@ export function groupsSection(t: Suite): void {
         pending: 0,
         redeliveryQueued: 1,
         lostToRetention: 0,
+        deadLettered: 0,
       });
 
       await produceOk(s, values('6', '7'));
@@ -359,6 +362,7 @@ export function groupsSection(t: Suite): void {
         pending: 4,
         redeliveryQueued: 1,
         lostToRetention: 0,
+        deadLettered: 0,
       });
       await t.store.ack(
         s,
@@ -373,6 +377,7 @@ export function groupsSection(t: Suite): void {
         pending: 0,
         redeliveryQueued: 1,
         lostToRetention: 0,
+        deadLettered: 0,
       });
     });
 

@@ -21,7 +21,7 @@ import {
 } from './util.js';
 
 export function reopenSection(t: Suite): void {
-  const { fetchNow, produceOk, values, readAll, dlsMessages, waitForDeadLetters, reopen, slackMs } = t;
+  const { fetchNow, produceOk, values, readAll, dlsMessages, waitForDeadLetters, groupPartition, keysOnPartitions, reopen, slackMs } = t;
   // Engines that cannot reopen (no durable state) do not get these tests at all.
   if (t.reopenTarget)
     describe('reopen', () => {
@@ -139,6 +139,56 @@ export function reopenSection(t: Suite): void {
         expect(dl!.headers).toMatchObject({ h: 'x', [DLS_HEADERS.reason]: 'why', [DLS_HEADERS.group]: 'g' });
         await sleep(100);
         expect(await fetchNow(s, 'g')).toEqual([]);
+      });
+
+      it('dead-lettered counts survive, per partition and in total, and keep counting', async () => {
+        const s = uniqueName('durable-dl-counts');
+        await t.store.createStation(s, { partitions: 3 });
+        const [a, b] = await keysOnPartitions(s, 2);
+        await t.store.createGroup(s, 'g', { start: { type: 'latest' } });
+        await produceOk(s, [
+          { key: a!.key, value: bytes('a1') },
+          { key: b!.key, value: bytes('b1') },
+          { key: a!.key, value: bytes('a2') },
+          { key: a!.key, value: bytes('a3') },
+        ]);
+        const ds = await fetchNow(s, 'g');
+        expect(ds).toHaveLength(4);
+        const dead = ds.filter((d) => ['a1', 'b1', 'a3'].includes(Buffer.from(d.value).toString()));
+        await t.store.deadLetter(
+          s,
+          'g',
+          dead.map((d) => d.deliveryId),
+          'why',
+        );
+        await t.store.ack(
+          s,
+          'g',
+          ds.filter((d) => !dead.includes(d)).map((d) => d.deliveryId),
+        );
+        await waitForDeadLetters(s, 3);
+        const expected = [0, 0, 0];
+        expected[a!.partition] = 2;
+        expected[b!.partition] = 1;
+        const countsOf = async () => {
+          const g = await t.store.getGroup(s, 'g');
+          return { total: g.deadLettered, parts: [0, 1, 2].map((p) => groupPartition(g, p).deadLettered) };
+        };
+        await eventually('the counts before reopen', slackMs + 1_000, async () => ((await countsOf()).total === 3 ? true : undefined));
+        expect(await countsOf()).toEqual({ total: 3, parts: expected });
+
+        await reopen();
+
+        expect(await countsOf()).toEqual({ total: 3, parts: expected });
+        // The restored counts go on from where they were.
+        await produceOk(s, [{ key: b!.key, value: bytes('b2') }]);
+        const [d] = await fetchNow(s, 'g');
+        expect(Buffer.from(d!.value).toString()).toBe('b2');
+        await t.store.deadLetter(s, 'g', [d!.deliveryId], 'why');
+        await waitForDeadLetters(s, 4);
+        expected[b!.partition] = 2;
+        await eventually('the counts after one more', slackMs + 1_000, async () => ((await countsOf()).total === 4 ? true : undefined));
+        expect(await countsOf()).toEqual({ total: 4, parts: expected });
       });
     });
 }

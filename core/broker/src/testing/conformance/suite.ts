@@ -27,6 +27,7 @@ export function makeSuite(target: ConformanceTarget) {
     dlsMessages,
     waitForDeadLetters,
     groupPartition,
+    keysOnPartitions,
     reopen,
   };
   return t;
@@ -101,6 +102,24 @@ export function makeSuite(target: ConformanceTarget) {
     const p = info.partitions.find((x) => x.partition === partition);
     if (!p) throw new Error(`group ${info.group} has no partition ${partition}: ${safeJson(info.partitions)}`);
     return p;
+  }
+
+  /**
+   * Keys that route to `count` different partitions of a station, found by producing probe messages (one
+   * per key, keys `probe-0`, `probe-1`, …): a group that must not see them starts at `latest` afterwards.
+   */
+  async function keysOnPartitions(station: string, count: number): Promise<{ key: string; partition: number }[]> {
+    const keys = Array.from({ length: 16 * count }, (_, i) => `probe-${i}`);
+    const results = await produceOk(
+      station,
+      keys.map((key) => ({ key, value: bytes(key) })),
+    );
+    const found = new Map<number, string>();
+    results.forEach((r, i) => {
+      if (!found.has(r.partition)) found.set(r.partition, keys[i]!);
+    });
+    if (found.size < count) throw new Error(`${keys.length} keys reached only ${found.size} partition(s) of ${station}`);
+    return [...found].slice(0, count).map(([partition, key]) => ({ key, partition }));
   }
 
   async function reopen(): Promise<void> {
