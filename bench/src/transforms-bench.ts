@@ -26,7 +26,7 @@ const CHAIN = [
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function runTransformsBench(opts: { quick: boolean; json: boolean }): Promise<number> {
+export async function runTransformsBench(opts: { quick: boolean; json: boolean; rows?: number[] | undefined }): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'junction-bench-transforms-'));
   const server = await startServer({
     dataDir: join(dir, 'data'),
@@ -76,6 +76,8 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
       // with a fixed order that was always the plain row (its first-round ratios were all above 1).
       for (let k = 0; k < rows.length; k++) {
         const i = (k + r) % rows.length;
+        // --rows 0,1: only those rows (profiling one row; the plain row 0 stays the reference).
+        if (opts.rows !== undefined && !opts.rows.includes(i)) continue;
         const name = `sink-${n++}`;
         await connect.create({
           name,
@@ -101,8 +103,9 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
         rmSync(join(dir, 'out', name), { recursive: true, force: true });
       }
     }
-    const base = median(rates[0]!);
-    const out = rows.map((row, i) => {
+    const base = rates[0]!.length > 0 ? median(rates[0]!) : NaN;
+    const ran = rows.map((row, i) => ({ row, i })).filter(({ i }) => rates[i]!.length > 0);
+    const out = ran.map(({ row, i }) => {
       const m = median(rates[i]!);
       const ratio = m / base;
       return {
@@ -113,7 +116,7 @@ export async function runTransformsBench(opts: { quick: boolean; json: boolean }
         ok: row.target === undefined ? undefined : ratio >= row.target,
         rounds: rates[i]!.map(Math.round),
         cpuMicrosPerMsg: +median(cpu[i]!).toFixed(1),
-        roundRatios: i === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)),
+        roundRatios: i === 0 || rates[0]!.length === 0 ? undefined : rates[i]!.map((x, k) => +(x / rates[0]![k]!).toFixed(2)),
       };
     });
     if (opts.json) process.stdout.write(`${JSON.stringify({ transforms: out, messages: total, rounds })}\n`);
