@@ -52,7 +52,7 @@ class Encoder {
   private buf: Buffer | undefined;
   private pos = 0;
 
-  encode(text: string): Uint8Array {
+  readonly encode = (text: string): Uint8Array => {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const max = text.length * 3;
     let buf = this.buf;
@@ -65,8 +65,9 @@ class Encoder {
     const start = this.pos;
     const n = buf.utf8Write(text, start);
     this.pos = start + n;
-    return buf.subarray(start, start + n);
-  }
+    // A plain view (its ArrayBuffer is the chunk's own, offset 0): cheaper to make than Buffer#subarray.
+    return new Uint8Array(buf.buffer, start, n);
+  };
 }
 const CHUNK = 256 * 1024;
 
@@ -215,11 +216,7 @@ export class Pipeline {
     let message: Message;
     let changed: boolean;
     try {
-      if (encoder) {
-        const d = w.finishDeferred();
-        if (d.text !== undefined) d.message.value = encoder.encode(d.text);
-        ({ message, changed } = d);
-      } else ({ message, changed } = w.finish());
+      ({ message, changed } = w.finish(encoder?.encode));
     } catch (err) {
       return this.failed(this.steps.length - 1, err);
     }
