@@ -481,7 +481,17 @@ async function main(): Promise<number> {
   if (process.argv[2] === 'transforms') {
     const { runTransformsBench } = await import('./transforms-bench.js');
     const at = process.argv.indexOf('--rows');
-    const rows = at > 0 ? process.argv[at + 1]!.split(',').map(Number) : undefined;
+    const rows =
+      at > 0
+        ? (process.argv[at + 1] ?? '')
+            .split(',')
+            .filter((x) => x !== '')
+            .map(Number)
+        : undefined;
+    if (rows !== undefined && (rows.length === 0 || rows.some((r) => !Number.isInteger(r) || r < 0 || r > 3))) {
+      process.stderr.write('--rows takes row numbers 0-3 separated by commas (0 plain, 1 chain, 2 filter, 3 header steps)\n');
+      return 2;
+    }
     return runTransformsBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json'), rows });
   }
   // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.

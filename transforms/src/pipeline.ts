@@ -105,6 +105,9 @@ function pluginStep(t: Transformer): StepFn {
 }
 
 export class Pipeline {
+  /** Set by close: a run under way (between its awaits) stops rather than pass the rest on untransformed. */
+  private closed = false;
+
   private constructor(private readonly steps: Compiled[]) {}
 
   /**
@@ -166,6 +169,7 @@ export class Pipeline {
    * Runs messages through the chain, one outcome per message in order. The changed values of the batch
    * are encoded into shared chunks as they are made (views into them), not one allocation a message.
    * With `yieldEveryMs`, the run gives the event loop a turn between slices (see {@link RunOptions}).
+   * Rejects when the chain is closed meanwhile (nothing of the batch may then be written).
    */
   async run(messages: readonly Message[], options: RunOptions = {}): Promise<Outcome[]> {
     const out: Outcome[] = new Array(messages.length);
@@ -174,9 +178,20 @@ export class Pipeline {
     let since = slice === undefined ? 0 : performance.now();
     for (let i = 0; i < messages.length; i++) {
       const r = this.runWith(messages[i]!, encoder);
-      out[i] = isPromise<Outcome>(r) ? await r : r;
+      if (isPromise<Outcome>(r)) {
+        let o: Outcome;
+        try {
+          o = await r;
+        } catch (err) {
+          this.throwIfClosed();
+          throw err;
+        }
+        this.throwIfClosed();
+        out[i] = o;
+      } else out[i] = r;
       if (slice !== undefined && (i & 31) === 31 && performance.now() - since >= slice) {
         await new Promise<void>((resolve) => setImmediate(resolve));
+        this.throwIfClosed();
         since = performance.now();
       }
     }
@@ -185,6 +200,7 @@ export class Pipeline {
 
   /** Closes the plugin steps (each once; errors ignored). */
   async close(): Promise<void> {
+    this.closed = true;
     for (const s of this.steps.splice(0)) {
       try {
         await s.close?.();
@@ -192,6 +208,11 @@ export class Pipeline {
         // a transform's close must not throw; nothing to do if it does
       }
     }
+  }
+
+  /** A closed chain has no steps left: a batch it was running must not go on as if it had none. */
+  private throwIfClosed(): void {
+    if (this.closed) throw new Error('the transform chain was closed while a batch was running through it');
   }
 
   private async continueAsync(

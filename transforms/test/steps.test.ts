@@ -266,6 +266,13 @@ describe('chain', () => {
     expect(seenAt).toBeLessThan(20_000);
   });
 
+  it('a chain closed while a batch runs through it (between slices) rejects the run: nothing passes untransformed', async () => {
+    const p = await chain([{ type: 'mask', fields: ['email'] }]);
+    const inputs = Array.from({ length: 20_000 }, (_, i) => msg({ n: i, email: `u${i}@example.com` }));
+    setImmediate(() => void p.close());
+    await expect(p.run(inputs, { yieldEveryMs: 0 })).rejects.toThrow(/closed while a batch was running/);
+  });
+
   it('encodes a batch of changed values across chunks, byte for byte (multi-byte text, a value larger than a chunk)', async () => {
     const p = await chain([{ type: 'rename', fields: { a: 'b' } }]);
     // ~1.3 MB of changed values in all: several 256 KiB chunks, one value of 600 KiB alone in one, and
