@@ -46,7 +46,8 @@ const USAGE = `usage: npm run bench -- [cluster] [options]   (or: node bench/dis
   schemas                instead of the default run: produce with a JSON Schema / an Avro schema attached beside
                          the same without (validation in the broker; target ≥ 0.7 of no schema); --quick, --json
   transforms             instead of the default run: a file sink with a 3-step transform chain (filter + mask +
-                         rename) beside the same without, same backlog (target ≥ 0.8); --quick, --json
+                         rename) beside the same without, same backlog (target ≥ 0.8); --quick, --json,
+                         --rows 0,1 (only those rows: 0 plain, 1 chain, 2 filter, 3 header steps)
   postgres               instead of the default run: station -> postgres sink beside a plain pg COPY of the same
                          rows (the real PostgreSQL on 127.0.0.1:5432; target ≥ 0.8); --quick, --json
   mqtt                   instead of the default run: mqtt -> station at QoS 1 beside a bare mqtt.js subscriber
@@ -476,10 +477,22 @@ async function main(): Promise<number> {
       profile: process.argv.includes('--profile'),
     });
   }
-  // `npm run bench -- transforms [--quick] [--json]`: a file sink with a 3-step transform chain beside the same without.
+  // `npm run bench -- transforms [--quick] [--json] [--rows 0,1]`: a file sink with a 3-step transform chain beside the same without.
   if (process.argv[2] === 'transforms') {
     const { runTransformsBench } = await import('./transforms-bench.js');
-    return runTransformsBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json') });
+    const at = process.argv.indexOf('--rows');
+    const rows =
+      at > 0
+        ? (process.argv[at + 1] ?? '')
+            .split(',')
+            .filter((x) => x !== '')
+            .map(Number)
+        : undefined;
+    if (rows !== undefined && (rows.length === 0 || rows.some((r) => !Number.isInteger(r) || r < 0 || r > 3))) {
+      process.stderr.write('--rows takes row numbers 0-3 separated by commas (0 plain, 1 chain, 2 filter, 3 header steps)\n');
+      return 2;
+    }
+    return runTransformsBench({ quick: process.argv.includes('--quick'), json: process.argv.includes('--json'), rows });
   }
   // `npm run bench -- postgres | mqtt [--quick] [--json]`: the connectors against the real services beside their plain clients.
   if (process.argv[2] === 'postgres' || process.argv[2] === 'mqtt' || process.argv[2] === 'postgres-cdc') {

@@ -12,7 +12,7 @@
 export { TransformErrorCode, TransformFailed, StepError, configInvalid } from './errors.js';
 export { TransformStep, TransformsConfig, Condition, stepLabel, type TransformStepInput, type Comparison } from './config.js';
 export { checkTransforms, type TransformsCheck } from './check.js';
-export { Pipeline, type Outcome, type PipelineOptions } from './pipeline.js';
+export { Pipeline, type Outcome, type PipelineOptions, type RunOptions } from './pipeline.js';
 export type { Message } from './message.js';
 export { flattenObject, maskHash, toMillis, fromMillis } from './steps.js';
 export { getPath, setPath, deletePath, parsePath, FIELD_PATH_RE } from './paths.js';

@@ -18,7 +18,8 @@ export interface Message {
 // Buffer's UTF-8 paths (simdutf) are several times faster than TextEncoder / TextDecoder on Node 20 for
 // values of a few KiB; isUtf8 keeps invalid bytes from being read as U+FFFD.
 
-const EMPTY = new Uint8Array(0);
+/** Buffer's own UTF-8 decoder, called on the value itself (no Buffer view made per message; @types/node does not declare it). */
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice(this: Uint8Array, start: number, end: number): string }).utf8Slice;
 
 export class Working {
   value: Uint8Array;
@@ -47,7 +48,7 @@ export class Working {
     if (!this.parsed) {
       const v = this.value;
       if (!isUtf8(v)) throw new StepError('the value is not UTF-8 text (this step needs a JSON value)');
-      const text = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
+      const text = utf8Slice.call(v, 0, v.byteLength);
       try {
         this.obj = JSON.parse(text);
       } catch (err) {
@@ -92,39 +93,21 @@ export class Working {
     this.ownHeaders = false;
   }
 
-  /** Encodes a changed value now (before a plugin sees the bytes). */
-  materialize(): void {
+  /**
+   * Encodes a changed value now (before a plugin sees the bytes, or as the message leaves), with `encode`
+   * (default: a Buffer of its own; `Pipeline.run` writes a batch's values into shared chunks instead).
+   */
+  materialize(encode?: (text: string) => Uint8Array): void {
     if (!this.dirty) return;
     const text = JSON.stringify(this.obj);
     if (text === undefined) throw new StepError('the value has no JSON form');
-    this.value = Buffer.from(text, 'utf8');
+    this.value = encode === undefined ? Buffer.from(text, 'utf8') : encode(text);
     this.dirty = false;
   }
 
-  /**
-   * Like {@link finish}, but a changed value is answered as its JSON text (`text`, with `message.value`
-   * empty): the caller encodes the texts of a whole batch into one buffer (one allocation, not one a message).
-   */
-  finishDeferred(): {
-    message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number };
-    changed: boolean;
-    text?: string;
-  } {
-    if (!this.dirty) return this.finish();
-    const text = JSON.stringify(this.obj);
-    if (text === undefined) throw new StepError('the value has no JSON form');
-    const message: { value: Uint8Array; key?: string; headers: Readonly<Record<string, string>>; timestamp: number } = {
-      value: EMPTY,
-      headers: this.headers,
-      timestamp: this.timestamp,
-    };
-    if (this.key !== undefined) message.key = this.key;
-    return { message, changed: true, text };
-  }
-
   /** The message as it leaves, and whether anything of it changed. */
-  finish(): { message: Message; changed: boolean } {
-    this.materialize();
+  finish(encode?: (text: string) => Uint8Array): { message: Message; changed: boolean } {
+    this.materialize(encode);
     const o = this.original;
     const changed = this.value !== o.value || this.headers !== o.headers || this.key !== o.key || this.timestamp !== o.timestamp;
     if (!changed) return { message: o, changed };

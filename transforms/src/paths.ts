@@ -87,15 +87,17 @@ export function deletePath(root: unknown, path: Path): unknown {
 
 /** Renames the field at `path` to `to` in the same object, keeping its place in key order: the new root, or undefined when there was no such field. */
 export function renameKey(root: unknown, path: Path, to: string): unknown {
-  return replaceField(root, path, (obj, last) => {
-    if (!Object.hasOwn(obj, last)) return undefined;
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(obj)) {
-      if (k === to && k !== last) continue;
-      out[k === last ? to : k] = obj[k];
-    }
-    return out;
-  });
+  return replaceField(root, path, (obj, last) => (Object.hasOwn(obj, last) ? renameTopKey(obj, last, to) : undefined));
+}
+
+/** `obj` rebuilt with its key `from` named `to`, in the same place (a key `to` already there gives way). */
+export function renameTopKey(obj: Record<string, unknown>, from: string, to: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj)) {
+    if (k === to && k !== from) continue;
+    out[k === from ? to : k] = obj[k];
+  }
+  return out;
 }
 
 /** Replaces the object holding the field at `path` by what `rebuild` makes of it: the new root, or undefined (no change). */

@@ -4,6 +4,8 @@
  * registry's entry in the worker thread).
  */
 import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
+import { setImmediate } from 'node:timers';
 import { parseConfig, type TransformContext, type TransformPlugin, type Transformer } from '@junction/sdk-connector';
 import { stepLabel, type TransformStep } from './config.js';
 import { StepError, TransformFailed } from './errors.js';
@@ -24,6 +26,15 @@ export type Outcome =
   | { status: 'drop'; step: number }
   | { status: 'fail'; error: TransformFailed };
 
+export interface RunOptions {
+  /**
+   * Gives the thread's event loop a turn (setImmediate) once a slice of the batch has run this long: I/O
+   * callbacks waiting on the thread (the previous batch's write: open, write, fsync, rename, each an
+   * await) go on between slices instead of after the whole batch. Unset: the batch runs in one go.
+   */
+  yieldEveryMs?: number | undefined;
+}
+
 export interface PipelineOptions {
   /** Loads a transform plugin by name (from the registry). Required when the chain has plugin steps. */
   loadPlugin?: (name: string) => Promise<TransformPlugin>;
@@ -41,7 +52,7 @@ class Encoder {
   private buf: Buffer | undefined;
   private pos = 0;
 
-  encode(text: string): Uint8Array {
+  readonly encode = (text: string): Uint8Array => {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const max = text.length * 3;
     let buf = this.buf;
@@ -54,8 +65,9 @@ class Encoder {
     const start = this.pos;
     const n = buf.utf8Write(text, start);
     this.pos = start + n;
-    return buf.subarray(start, start + n);
-  }
+    // A plain view (its ArrayBuffer is the chunk's own, offset 0): cheaper to make than Buffer#subarray.
+    return new Uint8Array(buf.buffer, start, n);
+  };
 }
 const CHUNK = 256 * 1024;
 
@@ -93,6 +105,9 @@ function pluginStep(t: Transformer): StepFn {
 }
 
 export class Pipeline {
+  /** Set by close: a run under way (between its awaits) stops rather than pass the rest on untransformed. */
+  private closed = false;
+
   private constructor(private readonly steps: Compiled[]) {}
 
   /**
@@ -153,19 +168,39 @@ export class Pipeline {
   /**
    * Runs messages through the chain, one outcome per message in order. The changed values of the batch
    * are encoded into shared chunks as they are made (views into them), not one allocation a message.
+   * With `yieldEveryMs`, the run gives the event loop a turn between slices (see {@link RunOptions}).
+   * Rejects when the chain is closed meanwhile (nothing of the batch may then be written).
    */
-  async run(messages: readonly Message[]): Promise<Outcome[]> {
+  async run(messages: readonly Message[], options: RunOptions = {}): Promise<Outcome[]> {
     const out: Outcome[] = new Array(messages.length);
     const encoder = new Encoder();
+    const slice = options.yieldEveryMs;
+    let since = slice === undefined ? 0 : performance.now();
     for (let i = 0; i < messages.length; i++) {
       const r = this.runWith(messages[i]!, encoder);
-      out[i] = isPromise<Outcome>(r) ? await r : r;
+      if (isPromise<Outcome>(r)) {
+        let o: Outcome;
+        try {
+          o = await r;
+        } catch (err) {
+          this.throwIfClosed();
+          throw err;
+        }
+        this.throwIfClosed();
+        out[i] = o;
+      } else out[i] = r;
+      if (slice !== undefined && (i & 31) === 31 && performance.now() - since >= slice) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.throwIfClosed();
+        since = performance.now();
+      }
     }
     return out;
   }
 
   /** Closes the plugin steps (each once; errors ignored). */
   async close(): Promise<void> {
+    this.closed = true;
     for (const s of this.steps.splice(0)) {
       try {
         await s.close?.();
@@ -173,6 +208,11 @@ export class Pipeline {
         // a transform's close must not throw; nothing to do if it does
       }
     }
+  }
+
+  /** A closed chain has no steps left: a batch it was running must not go on as if it had none. */
+  private throwIfClosed(): void {
+    if (this.closed) throw new Error('the transform chain was closed while a batch was running through it');
   }
 
   private async continueAsync(
@@ -197,11 +237,7 @@ export class Pipeline {
     let message: Message;
     let changed: boolean;
     try {
-      if (encoder) {
-        const d = w.finishDeferred();
-        if (d.text !== undefined) d.message.value = encoder.encode(d.text);
-        ({ message, changed } = d);
-      } else ({ message, changed } = w.finish());
+      ({ message, changed } = w.finish(encoder?.encode));
     } catch (err) {
       return this.failed(this.steps.length - 1, err);
     }

@@ -9,7 +9,7 @@ import type { TransformStep } from './config.js';
 import { compileCondition } from './condition.js';
 import { StepError } from './errors.js';
 import type { Working } from './message.js';
-import { deletePath, getPath, hasPath, parsePath, renameKey, setPath, type Path } from './paths.js';
+import { deletePath, getPath, hasPath, parsePath, renameKey, renameTopKey, setPath, type Path } from './paths.js';
 
 export const DROP = Symbol('drop');
 const HASH_CACHE = 10_000;
@@ -127,6 +127,13 @@ export function compileBuiltin(step: Builtin): StepFn {
         let root = w.json();
         let changed = false;
         for (const [from, to] of pairs) {
+          // A top-level key of an object value (the usual case): renamed in place without the general path walk.
+          if (from.length === 1 && to.length === 1 && isObject(root)) {
+            if (!Object.hasOwn(root, from[0]!)) continue;
+            root = renameTopKey(root, from[0]!, to[0]!);
+            changed = true;
+            continue;
+          }
           if (!hasPath(root, from)) continue;
           changed = true;
           // Within one object: rebuilt with the key renamed in its place.

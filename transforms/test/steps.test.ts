@@ -107,6 +107,10 @@ describe('fields', () => {
       expect(o.status === 'keep' && o.message.value).toBe(m.value);
     }
   });
+  it('rename of a top-level key keeps its place; a key already named so gives way', async () => {
+    const o = await one([{ type: 'rename', fields: { a: 'x' } }], msg('{"z":0,"a":1,"x":9,"b":{"a":2}}'));
+    expect(o.status === 'keep' && dec.decode(o.message.value)).toBe('{"z":0,"x":1,"b":{"a":2}}');
+  });
   it('keep on a value that is not an object fails', async () => {
     expect((await one([{ type: 'keep', fields: ['a'] }], msg([1, 2]))).status).toBe('fail');
   });
@@ -235,6 +239,38 @@ describe('chain', () => {
     expect(json(out[1]!)).toEqual({ kind: 'real', contact: '****' });
     // Nothing to mask or rename: the bytes are untouched, only the header was added.
     expect(out[2]!.status === 'keep' && dec.decode(out[2]!.message.value)).toBe('{"kind":"real"}');
+  });
+
+  it('run with yieldEveryMs gives the event loop a turn between slices of the batch', async () => {
+    const p = await chain([{ type: 'filter', keep: { field: 'n', gte: 0 } }]);
+    let started = 0;
+    const inputs = Array.from({ length: 20_000 }, (_, i) => {
+      const m = msg({ n: i });
+      // Read once per message as it enters the chain: counts how far the run got.
+      Object.defineProperty(m, 'key', {
+        get: () => {
+          started++;
+          return undefined;
+        },
+      });
+      return m;
+    });
+    let seenAt = -1;
+    setImmediate(() => {
+      seenAt = started;
+    });
+    const out = await p.run(inputs, { yieldEveryMs: 0 });
+    expect(out.filter((o) => o.status === 'keep')).toHaveLength(20_000);
+    // The immediate ran while the batch was under way, not after it (a run in one go: 20,000).
+    expect(seenAt).toBeGreaterThan(0);
+    expect(seenAt).toBeLessThan(20_000);
+  });
+
+  it('a chain closed while a batch runs through it (between slices) rejects the run: nothing passes untransformed', async () => {
+    const p = await chain([{ type: 'mask', fields: ['email'] }]);
+    const inputs = Array.from({ length: 20_000 }, (_, i) => msg({ n: i, email: `u${i}@example.com` }));
+    setImmediate(() => void p.close());
+    await expect(p.run(inputs, { yieldEveryMs: 0 })).rejects.toThrow(/closed while a batch was running/);
   });
 
   it('encodes a batch of changed values across chunks, byte for byte (multi-byte text, a value larger than a chunk)', async () => {

@@ -50,6 +50,9 @@ export async function openChain(transforms: WorkerTransforms | undefined, ctx: T
   });
 }
 
+/** How long a sink's chain runs before the thread's event loop gets a turn (see applyChain). */
+const CHAIN_SLICE_MS = 2;
+
 /**
  * A sink batch's messages through the chain: one result per message (ok for a dropped one, so its offset
  * is acked, and its offset listed in `dropped`; deadLetter TRANSFORM_FAILED for a failed one when `onFailure` is deadLetter), the messages
@@ -61,7 +64,10 @@ export async function applyChain(
   messages: readonly SinkMessage[],
   onFailure: WorkerTransforms['onFailure'],
 ): Promise<{ results: WriteResult[]; kept: SinkMessage[]; index: number[]; dropped: number[] } | { error: TransformFailed }> {
-  const outcomes = await chain.run(messages);
+  // In slices (the event loop gets a turn every CHAIN_SLICE_MS): run before the lookahead wait, the chain
+  // shares the thread with the previous batch's write, whose I/O steps (write, fsync, rename, fsync of the
+  // directory) each need the thread to go on. In one go, they all waited for the whole chain.
+  const outcomes = await chain.run(messages, { yieldEveryMs: CHAIN_SLICE_MS });
   const results: WriteResult[] = new Array(messages.length);
   const kept: SinkMessage[] = [];
   const index: number[] = [];
