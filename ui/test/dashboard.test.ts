@@ -111,6 +111,15 @@ describe('the dashboard (auth off)', () => {
       (t) => /^\d+(\.\d+)? (ms|s|min)$/.test(t),
       'the oldest unacked age',
     );
+    // Plotted over time too (issue: "the dashboard plots them"): the groups' chart with both series.
+    const groupsChart = page.locator('.chart', { hasText: 'Consumer groups: lag and oldest unacked' });
+    await seeText(
+      page,
+      '.chart:has-text("Consumer groups") .u-legend',
+      (t) => t.includes('lag, all groups') && t.includes('oldest unacked s'),
+      'the groups chart',
+    );
+    expect(await groupsChart.locator('canvas').count()).toBe(1);
     await shot(page, 'station');
 
     // The consumer dead-letters offset 3; the page shows it with its reason and where it came from.

@@ -69,6 +69,7 @@ export function StationPage(props: { name: string; tab: string | undefined }) {
   const [snap, setSnap] = useState<Snapshot | undefined>();
   const [error, setError] = useState<ApiErrorBody | undefined>();
   const [data, push] = useHistory();
+  const [groupData, pushGroups] = useHistory();
   const [produced, setProduced] = useState(0);
   useEffect(() => {
     setSnap(undefined);
@@ -78,6 +79,10 @@ export function StationPage(props: { name: string; tab: string | undefined }) {
         setSnap(s);
         setError(undefined);
         push(s.at, [s.produceRate, Object.values(s.consumeRates).reduce((a, b) => a + b, 0)]);
+        pushGroups(s.at, [
+          s.groups.reduce((a, g) => a + g.lag, 0),
+          s.groups.reduce((a, g) => Math.max(a, typeof g.oldestUnackedAgeSeconds === 'number' ? g.oldestUnackedAgeSeconds : 0), 0),
+        ]);
       },
       setError,
     );
@@ -98,7 +103,7 @@ export function StationPage(props: { name: string; tab: string | undefined }) {
         ))}
       </nav>
       <ErrorBox error={error} />
-      {tab === 'overview' && snap && <StationOverview snap={snap} data={data} />}
+      {tab === 'overview' && snap && <StationOverview snap={snap} data={data} groupData={groupData} />}
       {tab === 'messages' && (
         <>
           <ProduceForm station={props.name} onProduced={() => setProduced((n) => n + 1)} />
@@ -115,8 +120,12 @@ const SERIES = [
   { label: 'produced msg/s', color: '#2563eb' },
   { label: 'consumed msg/s', color: '#16a34a' },
 ];
+const GROUP_SERIES = [
+  { label: 'lag, all groups', color: '#9333ea' },
+  { label: 'oldest unacked s, worst group', color: '#dc2626' },
+];
 
-function StationOverview(props: { snap: Snapshot; data: number[][] }) {
+function StationOverview(props: { snap: Snapshot; data: number[][]; groupData: number[][] }) {
   const { station, groups } = props.snap;
   const r = station.config.retention;
   const [open, setOpen] = useState<string | undefined>();
@@ -141,6 +150,7 @@ function StationOverview(props: { snap: Snapshot; data: number[][] }) {
         · created {fmtTime(station.createdAt)}
       </p>
       <Chart title="Throughput" series={SERIES} data={props.data} />
+      {groups.length > 0 && <Chart title="Consumer groups: lag and oldest unacked" series={GROUP_SERIES} data={props.groupData} />}
       <h3>Partitions</h3>
       <table>
         <thead>
