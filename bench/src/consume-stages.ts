@@ -1,11 +1,13 @@
 /**
  * Where the CPU of HTTP consume goes, stage by stage, in one process (`node bench/dist/consume-stages.js
- * [messages]`, default 200,000 × 1 KiB). An embedded store (file storage, fsync always, as `junction start`)
+ * [messages] [chunks|deliveries]`, default 200,000 × 1 KiB, chunks). An embedded store (file storage, fsync always, as `junction start`)
  * gets a backlog; then batches of 1000 go through each stage of the consume path in turn, and each stage's
  * CPU time (process.cpuUsage: user + system) is summed over all batches and divided by the messages:
  *
- * - broker `store.fetch`: read from the log, group bookkeeping (deliveries, timers, journal entry)
- * - broker encode: the binary fetch answer (`encodeMessageBatch` of the deliveries, what the route sends)
+ * - broker `store.fetch`: read from the log, group bookkeeping (deliveries, timers, journal entry);
+ *   `store.fetchChunks` with `chunks` (what the binary fetch route calls), `store.fetch` with `deliveries`
+ * - broker encode: the binary fetch answer (`encodePackedMessageBatch` of the chunks, what the route sends;
+ *   `encodeMessageBatch` of the deliveries with `deliveries`, what it sent before)
  * - client decode: `decodeMessageBatch` of that answer, and the ack body (`JSON.stringify` of the ids)
  * - broker ack body: `JSON.parse` + zod `AckBody` (what the route does before the store)
  * - broker `store.ack`: locate each id, settle, journal (fsync)
@@ -17,10 +19,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedStore } from '@junction/broker';
-import { AckBody, decodeMessageBatch, encodeMessageBatch } from '@junction/protocol';
+import { AckBody, decodeMessageBatch, encodeMessageBatch, encodePackedMessageBatch } from '@junction/protocol';
 import { payload } from './plan.js';
 
 const total = Number(process.argv[2] ?? 200_000);
+const packed = (process.argv[3] ?? 'chunks') === 'chunks';
 const BATCH = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'junction-consume-stages-'));
 const stages = ['store.fetch', 'encode answer', 'client decode', 'client ack body', 'ack body parse+zod', 'store.ack'] as const;
@@ -45,19 +48,29 @@ try {
   for (let n = 0; n < total; n += BATCH) await store.produce('stages', batch);
   let done = 0;
   for (;;) {
-    const deliveries = await timed('store.fetch', () => store.fetch('stages', 'g', { maxMessages: BATCH, maxBytes: 64 << 20, waitMs: 0 }));
-    if (deliveries.length === 0) break;
-    const answer = await timed('encode answer', () => encodeMessageBatch(deliveries));
+    const options = { maxMessages: BATCH, maxBytes: 64 << 20, waitMs: 0 };
+    let answer: Buffer;
+    if (packed) {
+      const chunks = await timed('store.fetch', () => store.fetchChunks('stages', 'g', options));
+      if (chunks.length === 0) break;
+      answer = await timed('encode answer', () => encodePackedMessageBatch(chunks));
+    } else {
+      const deliveries = await timed('store.fetch', () => store.fetch('stages', 'g', options));
+      if (deliveries.length === 0) break;
+      answer = await timed('encode answer', () => encodeMessageBatch(deliveries));
+    }
     const decoded = await timed('client decode', () => decodeMessageBatch(answer));
     const ackBody = await timed('client ack body', () => JSON.stringify({ deliveryIds: decoded.map((m) => m.deliveryId), summary: true }));
     const parsed = await timed('ack body parse+zod', () => AckBody.parse(JSON.parse(ackBody)));
     const outcomes = await timed('store.ack', () => store.ack('stages', 'g', parsed.deliveryIds));
     if (outcomes.some((o) => o.status !== 'acked')) throw new Error('an ack was not acked');
-    done += deliveries.length;
+    done += decoded.length;
   }
   if (done !== total) throw new Error(`consumed ${done} of ${total}`);
   const usPerMsg = Object.fromEntries(stages.map((s) => [s, Math.round((cpu[s]! / done) * 1000) / 1000]));
-  process.stdout.write(`${JSON.stringify({ messages: done, valueBytes: value.length, usPerMsg })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ path: packed ? 'chunks' : 'deliveries', messages: done, valueBytes: value.length, usPerMsg })}\n`,
+  );
 } finally {
   await store.close();
   rmSync(dir, { recursive: true, force: true });

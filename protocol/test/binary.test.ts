@@ -141,7 +141,15 @@ describe('binary batch codec', () => {
             nums.push(offset, m.timestamp, bytes.length, m.value.length, distinct.indexOf(h));
             bytes.push(...m.value);
             const id = s.ownIds ? m.otherId : deliveryId(s.partition, offset, m.attempt, s.epoch);
-            const w: WireMessage = { partition: s.partition, offset, timestamp: m.timestamp, deliveryCount: m.attempt, deliveryId: id, headers: h, value: m.value };
+            const w: WireMessage = {
+              partition: s.partition,
+              offset,
+              timestamp: m.timestamp,
+              deliveryCount: m.attempt,
+              deliveryId: id,
+              headers: h,
+              value: m.value,
+            };
             if (m.key !== undefined) w.key = m.key;
             wire.push(w);
           });
