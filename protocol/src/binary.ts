@@ -473,7 +473,8 @@ export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buff
     let prepared: (Prepared | undefined)[] | undefined;
     for (let i = 0; i < c.count; i++) {
       const f = i * PACKED_FIELDS;
-      const length = nums[f + PackedField.length]!;
+      // `| 0`: positions, lengths and indexes fit 32 bits, and V8 indexes and adds small integers faster than doubles.
+      const length = nums[f + PackedField.length]! | 0;
       let idLen: number;
       if (deliveryIds !== undefined) {
         idLen = Buffer.byteLength(deliveryIds[i]!, 'utf8');
@@ -482,12 +483,12 @@ export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buff
         idLen = partLen + 1 + decimalLength(nums[f + PackedField.offset]!) + 1 + decimalLength(attempts?.[i] ?? 1) + epochLen;
       }
       const key = keys?.[i];
-      const hi = nums[f + PackedField.headers]!;
+      const hi = nums[f + PackedField.headers]! | 0;
       let bodySize: number;
       if (key === undefined && plain[hi] === true) bodySize = 1 + 2 + length;
       else {
         const headers = c.headers[hi];
-        const start = nums[f + PackedField.start]!;
+        const start = nums[f + PackedField.start]! | 0;
         const p = prepare({ key, headers, value: c.data.subarray(start, start + length) }, undefined);
         (prepared ??= [])[i] = p;
         bodySize = p.bodySize;
@@ -510,8 +511,8 @@ export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buff
     for (let i = 0; i < c.count; i++) {
       const f = i * PACKED_FIELDS;
       const offset = nums[f + PackedField.offset]!;
-      const start = nums[f + PackedField.start]!;
-      const length = nums[f + PackedField.length]!;
+      const start = nums[f + PackedField.start]! | 0;
+      const length = nums[f + PackedField.length]! | 0;
       const attempt = attempts?.[i] ?? 1;
       const frame = pos;
       pos += 4 + MSG_PREFIX;
