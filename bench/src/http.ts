@@ -30,9 +30,29 @@ export class Http {
       const h: Record<string, string | number> = { ...this.defaults, ...headers };
       if (body !== undefined) h['content-length'] = Buffer.byteLength(body);
       const req = request({ host: this.host, port: this.port, method, path, headers: h, agent: this.agent }, (res) => {
+        // Like @junction/client: one buffer sized from content-length, each chunk copied in as it arrives
+        // (no list of chunks held to the end and concatenated); a one-chunk body is kept as is.
+        const announced = Number(res.headers['content-length']);
+        let buf: Buffer | undefined;
+        let first: Buffer | undefined;
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }));
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (size === 0 && c.length === announced) first = c;
+          else if (buf !== undefined || (size === 0 && Number.isSafeInteger(announced) && announced > c.length)) {
+            buf ??= Buffer.allocUnsafe(announced);
+            if (size + c.length > buf.length) {
+              res.destroy(new Error(`answer longer than its content-length ${announced}`));
+              return;
+            }
+            c.copy(buf, size);
+          } else chunks.push(c);
+          size += c.length;
+        });
+        res.on('end', () => {
+          const body = first ?? buf?.subarray(0, size) ?? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+          resolve({ status: res.statusCode ?? 0, body });
+        });
         res.on('error', reject);
       });
       req.on('error', reject);

@@ -23,6 +23,9 @@ import {
   type Throughput,
 } from './plan.js';
 import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
 import { cpuMeter } from './cpu.js';
@@ -50,6 +53,8 @@ interface Ctx {
   driver: Driver;
   stations: Set<string>;
   prefix: string;
+  /** Notes a scenario adds to the system's notes (the disk's own fdatasync of the latency row). */
+  notes: string[];
   serverPid: number | readonly number[] | undefined;
 }
 
@@ -63,6 +68,7 @@ async function main(): Promise<void> {
     driver,
     stations: new Set(),
     prefix: `bench_${process.pid}_${Date.now().toString(36)}`,
+    notes: [],
     serverPid: cfg.serverPid,
   };
   const p = cfg.plan;
@@ -81,6 +87,7 @@ async function main(): Promise<void> {
       await driver.deleteStation(s).catch((err: unknown) => log(`could not delete station ${s}: ${String(err)}`));
     await driver.close();
   }
+  result.notes.push(...ctx.notes);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
@@ -126,6 +133,11 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     const echo = await echoLatency(ctx.plan.latencySamples, value);
     out.echoLatency = echo;
     log(`bare node:http echo ${size} B: round trip p50 ${echo.p50Ms} ms p99 ${echo.p99Ms} ms max ${echo.maxMs} ms`);
+    // What fsync always costs on its own: the broker's produce answer waits for one of these.
+    const sync = await fdatasyncLatency(ctx.plan.latencySamples, size);
+    const note = `disk (${tmpdir()}): a bare ${size} B append + fdatasync, timed ${sync.samples}× after the latency rows: p50 ${sync.p50Ms} ms p99 ${sync.p99Ms} ms max ${sync.maxMs} ms (a produce under fsync always waits for one)`;
+    ctx.notes.push(note);
+    log(note);
   }
   return out;
 }
@@ -218,6 +230,26 @@ function produceLatency(ctx: Ctx, station: string): Promise<Latency> {
  * node:http server in a process of its own (`echo-server.js`): what HTTP on this machine costs, measured
  * right after the broker's row, for the target `p99 <= max(2 ms, 1.5 × echo p99)`.
  */
+/** Times `samples` appends of `bytes` bytes each followed by fdatasync, in a file of the temp dir (the broker's disk here). */
+async function fdatasyncLatency(samples: number, bytes: number): Promise<Latency> {
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'junction-bench-fsync-'));
+  const handle = await fsp.open(join(dir, 'probe'), 'w');
+  try {
+    const buf = Buffer.alloc(bytes, 7);
+    const ms: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now();
+      await handle.write(buf, 0, buf.length, i * buf.length);
+      await handle.datasync();
+      ms.push(performance.now() - t0);
+    }
+    return latency(ms);
+  } finally {
+    await handle.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function echoLatency(samples: number, value: Uint8Array): Promise<Latency> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./echo-server.js', import.meta.url))], {
     stdio: ['ignore', 'pipe', 'inherit'],

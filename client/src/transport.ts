@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { ClientErrorCode, JunctionApiError, networkError } from './errors.js';
 import { abortedError } from './backoff.js';
+import { BodyReceiver } from './body.js';
 
 export interface TransportRequest {
   method: string;
@@ -106,12 +107,8 @@ export class HttpTransport implements Transport {
       req.signal?.addEventListener('abort', onAbort, { once: true });
       r.on('error', (err) => finish(networkError(err, req.method, req.path)));
       r.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          chunks.push(c);
-          size += c.length;
-        });
+        const received = new BodyReceiver(res);
+        res.on('data', (c: Buffer) => received.push(c));
         res.on('error', (err) => finish(networkError(err, req.method, req.path)));
         res.on('aborted', () => finish(networkError(new Error('answer cut short'), req.method, req.path)));
         res.on('end', () => {
@@ -124,7 +121,7 @@ export class HttpTransport implements Transport {
           finish(undefined, {
             status: res.statusCode ?? 0,
             headers: h,
-            body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
+            body: received.body(),
           });
         });
       });

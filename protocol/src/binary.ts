@@ -398,3 +398,160 @@ function digits(s: string, from: number, to: number): number {
   }
   return n;
 }
+
+/** Numbers per message in `PackedMessages.nums`. */
+export const PACKED_FIELDS = 5;
+/** Where each number sits among a message's `PACKED_FIELDS` in `PackedMessages.nums`. */
+export const PackedField = { offset: 0, timestamp: 1, start: 2, length: 3, headers: 4 } as const;
+
+/**
+ * Delivered messages of one partition in packed form, with no object per message (the broker's
+ * `DeliveryChunk` has this shape): message `i`'s numbers are `nums[i * PACKED_FIELDS + PackedField.x]`,
+ * its value `data[start, start + length)`.
+ */
+export interface PackedMessages {
+  partition: number;
+  count: number;
+  data: Uint8Array;
+  nums: Float64Array;
+  /** Distinct headers objects; `PackedField.headers` indexes into it. */
+  headers: readonly Record<string, string>[];
+  /** Keys by message; absent when no message has one. */
+  keys?: readonly (string | undefined)[] | undefined;
+  /** Delivery counts by message; absent when every one is 1. */
+  attempts?: readonly number[] | undefined;
+  /** The deliveryIds are `deliveryId(partition, offset, attempt, epoch)` unless `deliveryIds` is given. */
+  epoch?: string | undefined;
+  deliveryIds?: readonly string[] | undefined;
+}
+
+/** Decimal digits of a non-negative safe integer. */
+function decimalLength(n: number): number {
+  if (n < 1e5) return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 1e4 ? 4 : 5;
+  if (n < 1e10) return n < 1e6 ? 6 : n < 1e7 ? 7 : n < 1e8 ? 8 : n < 1e9 ? 9 : 10;
+  let len = 10;
+  for (let m = Math.floor(n / 1e10); m >= 1; m = Math.floor(m / 10)) len++;
+  return len;
+}
+
+/** Writes a non-negative safe integer of `len` decimal digits at `pos`; returns the position after it. */
+function writeDecimal(buf: Buffer, pos: number, n: number, len: number): number {
+  let i = pos + len - 1;
+  // Above 2^31, double division until the rest fits a 32-bit integer (whose division is a multiply).
+  for (; n > 0x7fffffff; i--) {
+    const q = Math.floor(n / 10);
+    buf[i] = 48 + (n - q * 10);
+    n = q;
+  }
+  for (; i >= pos; i--) {
+    const q = (n / 10) | 0;
+    buf[i] = 48 + (n - q * 10);
+    n = q;
+  }
+  return pos + len;
+}
+
+/**
+ * Encodes packed deliveries as one binary batch: the very bytes `encodeMessageBatch` gives for the same
+ * messages (one `WireMessage` each, in order), without building those objects or their deliveryId
+ * strings — the default-form ids are written digit by digit. Throws RangeError like `encodeMessageBatch`.
+ */
+export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buffer {
+  // Per part: the prepared bodies of its messages with a key or headers (the rare case).
+  const preparedByPart: ((Prepared | undefined)[] | undefined)[] = [];
+  const epochBytes: number[] = [];
+  let total = 0;
+  for (const c of parts) {
+    const { nums, keys, attempts, deliveryIds } = c;
+    const epoch = c.epoch;
+    if (epoch !== undefined && Buffer.byteLength(epoch, 'utf8') !== epoch.length) throw new RangeError('epoch is not ASCII');
+    const epochLen = epoch === undefined ? 0 : 1 + epoch.length;
+    epochBytes.push(epochLen);
+    const partLen = decimalLength(c.partition);
+    // Whether each distinct headers object is empty, checked once per object rather than per message.
+    const plain = c.headers.map(noHeaders);
+    let prepared: (Prepared | undefined)[] | undefined;
+    for (let i = 0; i < c.count; i++) {
+      const f = i * PACKED_FIELDS;
+      // `| 0`: positions, lengths and indexes fit 32 bits, and V8 indexes and adds small integers faster than doubles.
+      const length = nums[f + PackedField.length]! | 0;
+      let idLen: number;
+      if (deliveryIds !== undefined) {
+        idLen = Buffer.byteLength(deliveryIds[i]!, 'utf8');
+        if (idLen > MAX_SHORT) throw new RangeError(`deliveryId longer than ${MAX_SHORT} bytes`);
+      } else {
+        idLen = partLen + 1 + decimalLength(nums[f + PackedField.offset]!) + 1 + decimalLength(attempts?.[i] ?? 1) + epochLen;
+      }
+      const key = keys?.[i];
+      const hi = nums[f + PackedField.headers]! | 0;
+      let bodySize: number;
+      if (key === undefined && plain[hi] === true) bodySize = 1 + 2 + length;
+      else {
+        const headers = c.headers[hi];
+        const start = nums[f + PackedField.start]! | 0;
+        const p = prepare({ key, headers, value: c.data.subarray(start, start + length) }, undefined);
+        (prepared ??= [])[i] = p;
+        bodySize = p.bodySize;
+      }
+      total += 4 + MSG_PREFIX + idLen + bodySize;
+    }
+    preparedByPart.push(prepared);
+  }
+  const buf = Buffer.allocUnsafe(total) as RawWrites;
+  let pos = 0;
+  for (let k = 0; k < parts.length; k++) {
+    const c = parts[k]!;
+    const { nums, attempts, deliveryIds, partition, epoch } = c;
+    // Each value copied through a plain Uint8Array view (Buffer's `subarray` and `copy` cost more per call).
+    const ab = c.data.buffer;
+    const base = c.data.byteOffset;
+    const prepared = preparedByPart[k];
+    const partLen = decimalLength(partition);
+    const epochLen = epochBytes[k]!;
+    for (let i = 0; i < c.count; i++) {
+      const f = i * PACKED_FIELDS;
+      const offset = nums[f + PackedField.offset]!;
+      const start = nums[f + PackedField.start]! | 0;
+      const length = nums[f + PackedField.length]! | 0;
+      const attempt = attempts?.[i] ?? 1;
+      const frame = pos;
+      pos += 4 + MSG_PREFIX;
+      if (deliveryIds !== undefined) {
+        const id = deliveryIds[i]!;
+        const idLen = Buffer.byteLength(id, 'utf8');
+        if (idLen === id.length) buf.latin1Write(id, pos, idLen);
+        else buf.utf8Write(id, pos, idLen);
+        pos += idLen;
+      } else {
+        pos = writeDecimal(buf, pos, partition, partLen);
+        buf[pos++] = 45; // '-'
+        pos = writeDecimal(buf, pos, offset, decimalLength(offset));
+        buf[pos++] = 45;
+        pos = writeDecimal(buf, pos, attempt, decimalLength(attempt));
+        if (epoch !== undefined) {
+          buf[pos++] = 45;
+          buf.latin1Write(epoch, pos, epochLen - 1);
+          pos += epochLen - 1;
+        }
+      }
+      const idLen = pos - frame - 4 - MSG_PREFIX;
+      const p = prepared?.[i];
+      if (p) pos = writeBody(buf, pos, p);
+      else {
+        buf[pos] = 0;
+        buf[pos + 1] = 0;
+        buf[pos + 2] = 0;
+        buf.set(new Uint8Array(ab, base + start, length), pos + 3);
+        pos += 3 + length;
+      }
+      buf.writeUInt32LE(pos - frame - 4, frame);
+      buf.writeUInt32LE(partition, frame + 4);
+      buf.writeDoubleLE(offset, frame + 8);
+      buf.writeDoubleLE(nums[f + PackedField.timestamp]!, frame + 16);
+      buf.writeUInt32LE(attempt, frame + 24);
+      buf.writeUInt16LE(idLen, frame + 28);
+    }
+  }
+  if (pos !== total) throw new Error(`packed batch encoder bug: wrote ${pos} of ${total} bytes`);
+  return buf;
+}

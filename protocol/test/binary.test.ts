@@ -6,7 +6,11 @@ import {
   decodeProduceBatch,
   deliveryId,
   encodeMessageBatch,
+  encodePackedMessageBatch,
   encodeProduceBatch,
+  PACKED_FIELDS,
+  type PackedMessages,
+  type WireMessage,
   expandSettleSummary,
   parseDeliveryId,
   epochToken,
@@ -96,6 +100,97 @@ describe('binary batch codec', () => {
     want.write('2-5-1-z', 30, 'latin1');
     want.write('hi', 40, 'latin1'); // after flags 0 and header count 0
     expect(buf.equals(want)).toBe(true);
+  });
+
+  it('encodes packed deliveries to the very bytes of encodeMessageBatch on the same messages (property)', () => {
+    const msg = fc.record(
+      {
+        gap: fc.uint8Array({ maxLength: 12 }), // stored bytes between two values (the log's framing)
+        offsetStep: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 2 ** 40 })),
+        timestamp: fc.nat(),
+        attempt: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 1_000_000 })),
+        value: fc.uint8Array({ maxLength: 300 }),
+        key: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
+        headers: fc.option(headers, { nil: undefined }),
+        otherId: fc.string({ maxLength: 30 }),
+      },
+      { requiredKeys: ['gap', 'offsetStep', 'timestamp', 'attempt', 'value', 'otherId'] },
+    );
+    const part = fc.record({
+      partition: fc.oneof(fc.nat({ max: 12 }), fc.nat({ max: 2 ** 32 - 1 })),
+      firstOffset: fc.oneof(fc.nat({ max: 20 }), fc.integer({ min: 0, max: 2 ** 52 })),
+      epoch: fc.option(fc.stringMatching(/^[0-9a-z]{1,7}$/), { nil: undefined }),
+      ownIds: fc.boolean(),
+      messages: fc.array(msg, { minLength: 1, maxLength: 12 }),
+    });
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 4 }), (spec) => {
+        const wire: WireMessage[] = [];
+        const parts: PackedMessages[] = spec.map((s) => {
+          const bytes: number[] = [];
+          const nums: number[] = [];
+          const distinct: Record<string, string>[] = [{}];
+          const keys = s.messages.some((m) => m.key !== undefined) ? s.messages.map((m) => m.key) : undefined;
+          const attempts = s.messages.some((m) => m.attempt !== 1) ? s.messages.map((m) => m.attempt) : undefined;
+          let offset = s.firstOffset;
+          s.messages.forEach((m, i) => {
+            if (i > 0) offset = Math.min(Number.MAX_SAFE_INTEGER, offset + m.offsetStep);
+            bytes.push(...m.gap);
+            const h = m.headers ?? distinct[0]!;
+            if (!distinct.includes(h)) distinct.push(h);
+            nums.push(offset, m.timestamp, bytes.length, m.value.length, distinct.indexOf(h));
+            bytes.push(...m.value);
+            const id = s.ownIds ? m.otherId : deliveryId(s.partition, offset, m.attempt, s.epoch);
+            const w: WireMessage = {
+              partition: s.partition,
+              offset,
+              timestamp: m.timestamp,
+              deliveryCount: m.attempt,
+              deliveryId: id,
+              headers: h,
+              value: m.value,
+            };
+            if (m.key !== undefined) w.key = m.key;
+            wire.push(w);
+          });
+          expect(nums).toHaveLength(s.messages.length * PACKED_FIELDS);
+          // The data of a chunk is a view into a larger read buffer.
+          const backing = new Uint8Array(bytes.length + 16).fill(0xee);
+          backing.set(bytes, 8);
+          return {
+            partition: s.partition,
+            count: s.messages.length,
+            data: backing.subarray(8, 8 + bytes.length),
+            nums: new Float64Array(nums),
+            headers: distinct,
+            keys,
+            attempts,
+            epoch: s.epoch,
+            deliveryIds: s.ownIds ? s.messages.map((m) => m.otherId) : undefined,
+          };
+        });
+        const packed = encodePackedMessageBatch(parts);
+        expect(packed.equals(encodeMessageBatch(wire))).toBe(true);
+        expect(decodeMessageBatch(packed).map((m) => m.deliveryId)).toEqual(wire.map((m) => m.deliveryId));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('encodes a packed plain delivery as the documented frame', () => {
+    const part: PackedMessages = {
+      partition: 2,
+      count: 1,
+      data: Buffer.from('..hi'),
+      nums: new Float64Array([5, 7, 2, 2, 0]),
+      headers: [{}],
+      epoch: 'z',
+    };
+    const want = encodeMessageBatch([
+      { partition: 2, offset: 5, timestamp: 7, deliveryCount: 1, deliveryId: '2-5-1-z', headers: {}, value: Buffer.from('hi') },
+    ]);
+    expect(encodePackedMessageBatch([part]).equals(want)).toBe(true);
+    expect(encodePackedMessageBatch([])).toHaveLength(0);
   });
 
   it('rejects every truncation of a batch with the frame that failed', () => {

@@ -7,6 +7,12 @@ import { CHUNK_FIELDS, type Delivery, type DeliveryChunk } from '../contract.js'
 import { deliveryId } from '@junction/protocol';
 import type { LogRecord } from '../log/types.js';
 
+/** True when `headers` has no own enumerable property. */
+function isEmpty(headers: Record<string, string>): boolean {
+  for (const _ in headers) return false;
+  return true;
+}
+
 /** Where a group puts what it delivers. */
 export interface Collector {
   readonly count: number;
@@ -54,6 +60,8 @@ interface OpenChunk {
   nums: number[];
   headers: Record<string, string>[];
   headerIndex: Map<Record<string, string>, number>;
+  /** The index of the headers of messages without any, once one was added. */
+  emptyIndex: number | undefined;
   lastHeaders: Record<string, string> | undefined;
   lastIndex: number;
   keys: (string | undefined)[] | undefined;
@@ -100,6 +108,7 @@ export class ChunkBuilder implements Collector {
         nums: [],
         headers: [],
         headerIndex: new Map(),
+        emptyIndex: undefined,
         lastHeaders: undefined,
         lastIndex: 0,
         keys: undefined,
@@ -108,11 +117,14 @@ export class ChunkBuilder implements Collector {
     }
     let hi = c.lastIndex;
     if (rec.headers !== c.lastHeaders) {
-      const known = c.headerIndex.get(rec.headers);
+      // A record without headers gets an object of its own from the log's decoder: all of them share one
+      // index here (else every message would cost a map entry and a slot).
+      const known = isEmpty(rec.headers) ? c.emptyIndex : c.headerIndex.get(rec.headers);
       if (known === undefined) {
         hi = c.headers.length;
         c.headers.push(rec.headers);
-        c.headerIndex.set(rec.headers, hi);
+        if (isEmpty(rec.headers)) c.emptyIndex = hi;
+        else c.headerIndex.set(rec.headers, hi);
       } else hi = known;
       c.lastHeaders = rec.headers;
       c.lastIndex = hi;

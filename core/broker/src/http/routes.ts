@@ -32,15 +32,17 @@ import {
   StationPatch,
   StationReplicas,
   decodeProduceBatch,
+  deliveryId,
   encodeMessageBatch,
+  encodePackedMessageBatch,
   isSystemStation,
   SYSTEM_STATION_PREFIX,
   type ProduceOutcome,
   type SettleOutcome,
   type WireMessage,
 } from '@junction/protocol';
-import type { Delivery, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
-import { dlsName, pageOfNames } from '../contract.js';
+import type { Delivery, DeliveryChunk, MessageInput, ProduceResult, StationStore, StoredMessage } from '../contract.js';
+import { CHUNK_FIELDS, ChunkField, dlsName, pageOfNames } from '../contract.js';
 import { ErrorCode, JunctionError, isJunctionError } from '../errors.js';
 import { describeRoute } from '@junction/openapi/describe';
 import { bodyInvalid, errorHandler, parseBody } from './errors.js';
@@ -426,6 +428,20 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
     async (req, reply) => {
       const { station, group } = groupOf(req);
       const body = parseBody(FetchBody, req.body ?? {});
+      // The binary answer from the packed chunks, when the engine has them: no Delivery object or
+      // deliveryId string per message (the bytes are those of encodeMessageBatch on the deliveries).
+      if (store.fetchChunks && wantsBatch(req)) {
+        const chunks = await withDisconnectSignal(reply, (signal) =>
+          store.fetchChunks!(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
+        );
+        if (chunks.length > 0)
+          settleByAnswer(
+            reply,
+            async () => {},
+            () => store.nack(station, group, chunkDeliveryIds(chunks)),
+          );
+        return reply.type(BATCH_CONTENT_TYPE).send(encodePackedMessageBatch(chunks));
+      }
       const deliveries = await withDisconnectSignal(reply, (signal) =>
         store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
       );
@@ -768,6 +784,16 @@ export function settleByAnswer(reply: FastifyReply, written: () => Promise<unkno
   }
   res.on('finish', onFinish);
   res.on('close', onClose);
+}
+
+/** The deliveryIds of packed deliveries, in order (what `fetch` would have given them). */
+export function chunkDeliveryIds(chunks: readonly DeliveryChunk[]): string[] {
+  const ids: string[] = [];
+  for (const c of chunks) {
+    for (let i = 0; i < c.count; i++)
+      ids.push(c.deliveryIds?.[i] ?? deliveryId(c.partition, c.nums[i * CHUNK_FIELDS + ChunkField.offset]!, c.attempts?.[i] ?? 1, c.epoch));
+  }
+  return ids;
 }
 
 export async function withDisconnectSignal<T>(reply: FastifyReply, run: (signal: AbortSignal) => Promise<T>): Promise<T> {

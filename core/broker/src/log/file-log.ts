@@ -29,7 +29,17 @@ import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
 import { type Checkpoint, type CheckpointFile } from './checkpoint.js';
 import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.js';
-import { closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
+import {
+  SYNC_WRITE_MAX_BYTES,
+  closedError,
+  fsyncDir,
+  ioError,
+  parseInterval,
+  readFully,
+  unlinkQuiet,
+  writeFully,
+  writeFullySync,
+} from './file-io.js';
 import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, encodeRecords, frameOffset } from './record-codec.js';
 import { recover, writeIndexFile } from './recovery.js';
 import { ensureIndex, msgIdRangesOf, offsetForTimestamp, skipDamage, type DamageSite } from './file-log-read.js';
@@ -473,11 +483,11 @@ class FileLog implements PartitionLog {
       const handle = await seg.file.acquire();
       if (!handle) throw new Error(`segment ${seg.name} is no longer open`);
       try {
-        await writeFully(
-          handle,
-          ops.map((o) => o.buf),
-          seg.written,
-        );
+        const bufs = ops.map((o) => o.buf);
+        let bytes = 0;
+        for (const b of bufs) bytes += b.length;
+        if (bytes <= SYNC_WRITE_MAX_BYTES) writeFullySync(handle.fd, bufs, seg.written);
+        else await writeFully(handle, bufs, seg.written);
         seg.file.noteWrite();
       } finally {
         seg.file.release();
@@ -606,8 +616,12 @@ class FileLog implements PartitionLog {
     }
     for (const w of waiters) w.resolve(w.first);
     // After the answers: a checkpoint is a pwrite (no fsync), and a crash before it only means the
-    // next open scans the bytes this fsync covered.
-    if (ck) void this.checkpointSoon(ck).catch(() => {});
+    // next open scans the bytes this fsync covered. On the next turn of the event loop, so that the
+    // answers this fsync released are written to their sockets first (they run as microtasks now).
+    if (ck)
+      setImmediate(() => {
+        if (!this.closed) void this.checkpointSoon(ck).catch(() => {});
+      });
   }
 
   private reportFsync(t0: bigint): void {

@@ -118,6 +118,21 @@ describe.each([
     expect(g.lag).toBe(600);
   });
 
+  it('messages without headers share one headers slot per chunk, among ones with headers', async () => {
+    await open();
+    await store.createStation('s', { partitions: 1, dedupWindowMs: 0, storage });
+    const msgs = Array.from({ length: 500 }, (_, i) => ({
+      value: Buffer.from(`v${i}`),
+      ...(i % 100 === 7 ? { headers: { h: String(i % 2) } } : {}),
+    }));
+    await store.produce('s', msgs);
+    const chunks = await store.fetchChunks('s', 'g', { maxMessages: 1000, maxBytes: 1 << 20, waitMs: 0 });
+    const got = unpack(chunks);
+    expect(got.map((m) => m.headers)).toEqual(msgs.map((m) => m.headers ?? {}));
+    // At most one slot per message with headers (5) and one for all the others; before: one per message.
+    for (const c of chunks) expect(c.headers.length).toBeLessThanOrEqual(6);
+  });
+
   it('respects maxBytes (at least one message) and long-polls like fetch', async () => {
     await open();
     await store.createStation('s', { partitions: 1, storage });

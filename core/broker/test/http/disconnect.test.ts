@@ -5,6 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BATCH_CONTENT_TYPE } from '@junction/protocol';
 import { createStation, makeApp, produceText, type TestApp } from './app.js';
 
 let t: TestApp;
@@ -19,12 +20,12 @@ afterEach(async () => {
 });
 
 /** Sends a POST with a JSON body and closes the socket before reading anything. */
-function postAndVanish(path: string, body: unknown): Promise<void> {
+function postAndVanish(path: string, body: unknown, extraHeaders = ''): Promise<void> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const sock: Socket = connect({ port, host: '127.0.0.1' }, () => {
       sock.write(
-        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n${extraHeaders}\r\n${payload}`,
         () => {
           sock.destroy();
           resolve();
@@ -99,5 +100,17 @@ describe('consumers that disconnect before their answer', () => {
     const res = await t.app.inject({ method: 'POST', url: '/v1/stations/orders/groups/g/fetch', payload: { maxMessages: 10 } });
     const ms = (res.json() as { messages: { value: string; deliveryCount: number }[] }).messages;
     expect(ms.map((m) => m.value)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('/v1 binary fetch (packed answer): what an abandoned answer carried is delivered again at once', async () => {
+    await createStation(t.app, 'orders', { partitions: 2, deadLetter: { maxAckTimeMs: 600_000 } });
+    const values = Array.from({ length: 40 }, (_, i) => `m${i}`);
+    await produceText(t.app, 'orders', values);
+    for (let i = 0; i < 3; i++)
+      await postAndVanish('/v1/stations/orders/groups/g/fetch', { maxMessages: 15, waitMs: 0 }, `Accept: ${BATCH_CONTENT_TYPE}\r\n`);
+    await settled('orders', 'g');
+    const res = await t.app.inject({ method: 'POST', url: '/v1/stations/orders/groups/g/fetch', payload: { maxMessages: 100 } });
+    const ms = (res.json() as { messages: { value: string; deliveryCount: number }[] }).messages;
+    expect(ms.map((m) => m.value).sort()).toEqual([...values].sort());
   });
 });

@@ -131,6 +131,61 @@ describe('consumer groups over HTTP', () => {
     expect(empty.rawPayload.length).toBe(0);
   });
 
+  it('answers a binary fetch from packed chunks: the messages, counts and ids of a JSON fetch, no Delivery objects', async () => {
+    await createStation(t.app, 'multi', { partitions: 3 });
+    const messages = Array.from({ length: 60 }, (_, i) => ({
+      value: `v${i}`.repeat(1 + (i % 7)),
+      ...(i % 3 === 0 ? { key: `k${i % 5}` } : {}),
+      ...(i % 4 === 0 ? { headers: { h: `x${i % 2}`, 'content-type': 'text/plain' } } : {}),
+    }));
+    const produced = await t.app.inject({ method: 'POST', url: '/v1/stations/multi/messages', payload: { messages } });
+    expect(produced.statusCode).toBe(200);
+    const m = '/v1/stations/multi/groups';
+    const calls = { fetch: 0 };
+    const fetch = t.store.fetch.bind(t.store);
+    t.store.fetch = (...args) => {
+      calls.fetch++;
+      return fetch(...args);
+    };
+    const binFetch = async () => {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: `${m}/bin/fetch`,
+        headers: { accept: BATCH_CONTENT_TYPE },
+        payload: { maxMessages: 1000, waitMs: 0 },
+      });
+      expect(res.statusCode).toBe(200);
+      return decodeMessageBatch(res.rawPayload);
+    };
+    const bin = await binFetch();
+    expect(calls.fetch).toBe(0);
+    const json = await t.app.inject({ method: 'POST', url: `${m}/json/fetch`, payload: { maxMessages: 1000, waitMs: 0 } });
+    const want = (json.json() as { messages: (JsonDelivery & { key?: string })[] }).messages;
+    expect(calls.fetch).toBe(1);
+    expect(bin).toHaveLength(60);
+    const shape = (d: { partition: number; offset: number; deliveryCount: number; key?: string; headers: object; deliveryId: string }) => ({
+      partition: d.partition,
+      offset: d.offset,
+      deliveryCount: d.deliveryCount,
+      key: d.key,
+      headers: d.headers,
+      id: d.deliveryId.split('-').slice(0, 3).join('-'),
+    });
+    expect(bin.map(shape)).toEqual(want.map(shape));
+    expect(bin.map((d) => Buffer.from(d.value).toString())).toEqual(want.map((d) => d.value));
+    // Given back: delivered again with deliveryCount 2 and ids that settle them.
+    const back = bin.filter((_, i) => i % 2 === 0).map((d) => d.deliveryId);
+    const nacked = await t.app.inject({ method: 'POST', url: `${m}/bin/nack`, payload: { deliveryIds: back } });
+    expect(nacked.statusCode).toBe(200);
+    const again = await binFetch();
+    expect(again).toHaveLength(30);
+    expect(again.every((d) => d.deliveryCount === 2 && d.deliveryId.startsWith(`${d.partition}-${d.offset}-2-`))).toBe(true);
+    const ids = [...bin.filter((_, i) => i % 2 === 1), ...again].map((d) => d.deliveryId);
+    const ack = await t.app.inject({ method: 'POST', url: `${m}/bin/ack`, payload: { deliveryIds: ids, summary: true } });
+    expect(ack.json()).toMatchObject({ count: 60 });
+    expect(await t.store.getGroup('multi', 'bin')).toMatchObject({ lag: 0, pending: 0 });
+  });
+
   it('takes settle bodies larger than the server default limit', async () => {
     await produceText(t.app, 'orders', ['a']);
     const [d] = await fetchJson('big');
