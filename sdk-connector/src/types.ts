@@ -141,6 +141,15 @@ export interface Sink {
    */
   write(batch: SinkBatch, opts: WriteOptions): Promise<WriteResult[]>;
   /**
+   * Optional: work a later `write(batch)` can start early. The runtime calls it with a batch it handed
+   * to the task's thread ahead (lookahead), while the write before it still runs, so CPU work for this
+   * batch (encoding, compressing) overlaps that write's I/O. It must not write anything nor change what
+   * the sink holds: the batch may never be written (the write before it did not end clean; it comes
+   * back later as another batch object), and a batch that is written is passed to `write` as the same
+   * object. Called only for connectors without transforms. Must not throw (an error is ignored).
+   */
+  prepare?(batch: SinkBatch): void;
+  /**
    * Releases connections and files. Called once no write is in flight; must be safe to call twice,
    * and must not throw for a sink whose destination went away.
    */

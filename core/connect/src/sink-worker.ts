@@ -109,6 +109,17 @@ function chainFor(t: SinkWriteTask): Promise<Pipeline | undefined> {
   return sinks.get(`${t.connector}\u0000${t.task}`)?.chain ?? Promise.resolve(undefined);
 }
 
+/** Calls the open sink's `prepare` with a batch that waits behind a running write (errors ignored). */
+async function prepareEarly(o: Opened, batch: SinkBatch): Promise<void> {
+  const sink = await o.sink.catch(() => undefined);
+  if (!sink?.prepare) return;
+  try {
+    sink.prepare(batch);
+  } catch {
+    // Preparation is an optimisation: the write does the work itself.
+  }
+}
+
 async function closeOpened(o: Opened): Promise<boolean> {
   await o.chain.then((c) => c?.close()).catch(() => {});
   return o.raw.then(
@@ -147,6 +158,8 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       const prev = new Int32Array(t.after);
       if (Atomics.load(prev, 0) === 0) {
         waited = true;
+        // The sink may start its CPU work for this batch now, overlapping the write that runs (SDK `prepare`).
+        if (!t.transforms?.steps.length && cur && cur.configHash === t.configHash) await prepareEarly(cur, batch);
         const w = waitAsync(prev, 0, 0);
         if (w.async) await w.value;
       }
