@@ -148,7 +148,7 @@ export interface Sink {
    * back later as another batch object), and a batch that is written is passed to `write` as the same
    * object. Called only for connectors without transforms. Must not throw (an error is ignored).
    */
-  prepare?(batch: SinkBatch): void;
+  prepareAhead?(batch: SinkBatch): void;
   /**
    * Releases connections and files. Called once no write is in flight; must be safe to call twice,
    * and must not throw for a sink whose destination went away.

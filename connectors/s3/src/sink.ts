@@ -65,7 +65,7 @@ export class S3Sink implements Sink {
   private readonly partitions = new Map<string, PartitionState>();
   /** Decoders of station schemas (format parquet, columns schema), by schema id and the subject's versions; or why the schema cannot make rows. */
   private readonly decoders = new Map<string, Promise<SchemaDecoder | { unusable: string }>>();
-  /** Batches prepared ahead of their write (`prepare`): messages classified, objects planned, small ones encoded. */
+  /** Batches prepared ahead of their write (`prepareAhead`): messages classified, objects planned, small ones encoded. */
   private readonly prepared = new WeakMap<SinkBatch, Prepared>();
   /** The tail of each partition's write chain: writes to a partition never overlap. */
   private readonly chains = new Map<string, Promise<unknown>>();
@@ -113,7 +113,7 @@ export class S3Sink implements Sink {
       writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write one batch, markers included'),
       prepared: ctx.metrics.counter(
         'prepared_batches_total',
-        'Batches written with the encoding done ahead, while the write before them uploaded (prepare)',
+        'Batches written with the encoding done ahead, while the write before them uploaded (prepareAhead)',
       ),
     };
     this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, {
@@ -133,7 +133,7 @@ export class S3Sink implements Sink {
    * does the work itself. A batch with a message to dead-letter, a repeated offset or a station schema to
    * decode is left to `write`.
    */
-  prepare(batch: SinkBatch): void {
+  prepareAhead(batch: SinkBatch): void {
     if (this.closed || !isSafeSegment(batch.station) || !Number.isSafeInteger(batch.partition) || batch.partition < 0) return;
     if (this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema) return;
     const needsParse = this.needsParse();
@@ -243,7 +243,7 @@ export class S3Sink implements Sink {
       this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema
         ? await this.decoderFor(batch.schema)
         : undefined;
-    // Prepared ahead (`prepare`): usable when no message is in the bucket already (no replay).
+    // Prepared ahead (`prepareAhead`): usable when no message is in the bucket already (no replay).
     const pre = this.prepared.get(batch);
     this.prepared.delete(batch);
     const ahead = pre && batch.messages.every((m) => !state.present.has(m.offset)) ? pre : undefined;
@@ -538,7 +538,7 @@ export class S3Sink implements Sink {
     signal: AbortSignal,
     encoded?: Promise<Uint8Array>,
   ): Promise<void> {
-    // Encoded ahead (`prepare`) from the same messages; should that have failed, encoded here.
+    // Encoded ahead (`prepareAhead`) from the same messages; should that have failed, encoded here.
     const body = await (encoded ? encoded.catch(() => encodeBuffer(this.config, content)) : encodeBuffer(this.config, content));
     await created;
     const uploadId = o.uploadId as string;
@@ -585,7 +585,7 @@ export class S3Sink implements Sink {
   }
 }
 
-/** What `prepare` did for a batch. */
+/** What `prepareAhead` did for a batch. */
 interface Prepared {
   /** Per message of the batch (every one is to be written). */
   dirs: string[];

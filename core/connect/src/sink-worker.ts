@@ -109,12 +109,14 @@ function chainFor(t: SinkWriteTask): Promise<Pipeline | undefined> {
   return sinks.get(`${t.connector}\u0000${t.task}`)?.chain ?? Promise.resolve(undefined);
 }
 
-/** Calls the open sink's `prepare` with a batch that waits behind a running write (errors ignored). */
+/** Calls the open sink's `prepareAhead` with a batch that waits behind a running write (errors ignored). */
 async function prepareEarly(o: Opened, batch: SinkBatch): Promise<void> {
   const sink = await o.sink.catch(() => undefined);
-  if (!sink?.prepare) return;
+  if (!sink?.prepareAhead) return;
   try {
-    sink.prepare(batch);
+    // A sink may answer a promise anyway: its rejection must not go unhandled in the worker.
+    const r = sink.prepareAhead(batch) as unknown;
+    if (r instanceof Promise) r.catch(() => undefined);
   } catch {
     // Preparation is an optimisation: the write does the work itself.
   }
@@ -158,7 +160,7 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       const prev = new Int32Array(t.after);
       if (Atomics.load(prev, 0) === 0) {
         waited = true;
-        // The sink may start its CPU work for this batch now, overlapping the write that runs (SDK `prepare`).
+        // The sink may start its CPU work for this batch now, overlapping the write that runs (SDK `prepareAhead`).
         if (!t.transforms?.steps.length && cur && cur.configHash === t.configHash) await prepareEarly(cur, batch);
         const w = waitAsync(prev, 0, 0);
         if (w.async) await w.value;

@@ -1,7 +1,7 @@
 // Records every write call (when it ran, which offsets, its answer) to <dir>/calls.log; takes `delayMs`
 // a write; answers retry() to the write calls numbered in `retryCalls` (0-based, across threads), and
 // for the calls in `crashCalls` hangs its worker's event loop (it is terminated at writeTimeoutMs).
-// `prepare` (SDK) marks the batch object: a call records whether its batch was prepared, and whether a
+// `prepareAhead` (SDK) marks the batch object: a call records whether its batch was prepared, and whether a
 // write was running when it was.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ export default defineSink({
     /** Batch object → whether a write was running when it was prepared. */
     const prepared = new WeakMap();
     return {
-      prepare(batch) {
+      prepareAhead(batch) {
         prepared.set(batch, running > 0);
       },
       async write(batch) {

@@ -1,5 +1,5 @@
 /**
- * `prepare` (SDK): the runtime hands the S3 sink the batch waiting behind the running write; the sink
+ * `prepareAhead` (SDK): the runtime hands the S3 sink the batch waiting behind the running write; the sink
  * validates, plans and encodes it then, sends nothing, and the write of that batch uses the work —
  * unless the bucket turned out to hold some of its messages already (a replay).
  */
@@ -67,7 +67,7 @@ async function contents(bucket: string): Promise<string[]> {
   return out;
 }
 
-describe('prepare: the next batch encoded while the write before it uploads', () => {
+describe('prepareAhead: the next batch encoded while the write before it uploads', () => {
   for (const extra of [
     { format: 'jsonl', compression: 'gzip' },
     { format: 'jsonl', compression: 'zstd', jsonl: { fields: ['offset', 'key', 'headers'] } },
@@ -82,7 +82,7 @@ describe('prepare: the next batch encoded while the write before it uploads', ()
       const bucket = await newBucket(client);
       const s = await sink(bucket, extra, ctx);
       const writing = s.write(first, { signal });
-      s.prepare!(second);
+      s.prepareAhead!(second);
       expect((await writing).every((r) => r.status === 'ok')).toBe(true);
       // Nothing of the prepared batch is in the bucket before its write.
       const keys = await listKeys(client, bucket);
@@ -106,7 +106,7 @@ describe('prepare: the next batch encoded while the write before it uploads', ()
     const s = await sink(bucket, {}, ctx);
     await s.write(batch('r', 0, range(1, 10)), { signal });
     const replay: SinkBatch = batch('r', 0, range(1, 20));
-    s.prepare!(replay);
+    s.prepareAhead!(replay);
     expect((await s.write(replay, { signal })).every((r) => r.status === 'ok')).toBe(true);
     expect(prepared(ctx)).toBe(0);
     expect(ctx.metrics.snapshot()).toMatchObject({ replayed_messages_total: { value: 10 } });
@@ -118,7 +118,7 @@ describe('prepare: the next batch encoded while the write before it uploads', ()
     const bucket = await newBucket(client);
     const ctx = fakeContext();
     const s = await sink(bucket, {}, ctx);
-    s.prepare!(batch('k', 0, range(1, 50)));
+    s.prepareAhead!(batch('k', 0, range(1, 50)));
     expect(await listKeys(client, bucket)).toEqual([]);
     expect((await s.write(batch('k', 0, range(1, 50)), { signal })).every((r) => r.status === 'ok')).toBe(true);
     expect(prepared(ctx)).toBe(0);
@@ -130,7 +130,7 @@ describe('prepare: the next batch encoded while the write before it uploads', ()
     const ctx = fakeContext();
     const s = await sink(bucket, {}, ctx);
     const b = batch('d', 0, [message(1), message(2, { value: new TextEncoder().encode('not json') }), message(3)]);
-    s.prepare!(b);
+    s.prepareAhead!(b);
     expect((await s.write(b, { signal })).map((r) => r.status)).toEqual(['ok', 'deadLetter', 'ok']);
     expect(prepared(ctx)).toBe(0);
     expect((await readRecords(client, bucket)).map((r) => Number(r.record.offset))).toEqual([1, 3]);
