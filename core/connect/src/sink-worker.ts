@@ -272,6 +272,7 @@ function handBack(t: SinkWriteTask, a: SinkWriteAnswer): unknown {
   const buffers = [t.batch.buf, t.batch.nums].filter((b) => b.byteLength > 0);
   if (buffers.length === 0) return a;
   a.buffers = buffers;
+  // Piscina moves an object that carries both of its symbols (its Transferable); move()'s type only names plain transferables.
   return Piscina.move({ [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: a } as unknown as ArrayBuffer);
 }
 
