@@ -76,6 +76,8 @@ export interface SinkMessage {
   /**
    * The bytes as stored. Backed by a plain ArrayBuffer (never shared), so it can go straight to fetch or
    * a socket. A view into the batch's one buffer: use its byteOffset / byteLength, not `.buffer` alone.
+   * Valid until the `write` it came in settles: the runtime then takes the buffer back for a later batch
+   * (the view becomes empty). A sink that keeps bytes past its write copies them.
    */
   readonly value: Uint8Array<ArrayBuffer>;
 }

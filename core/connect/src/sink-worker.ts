@@ -7,6 +7,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
 import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo, WriteResult } from '@junction/sdk-connector';
 import type { Pipeline } from '@junction/transforms';
@@ -259,6 +260,22 @@ async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: numb
   return { closed, threadId };
 }
 
+/**
+ * A write that settled without an error (whatever its results) hands the batch's buffers back with its
+ * answer, moved (transferred), for the runtime to pack a later batch into: the plugin's write is over,
+ * so the message values it was shown are no longer its to read (SinkMessage.value). After an error or a
+ * skip they stay here (a failed plugin may still have a request reading them) and are collected.
+ */
+function handBack(t: SinkWriteTask, a: SinkWriteAnswer): unknown {
+  if (a.error !== undefined || a.skipped) return a;
+  // A plugin that transferred a buffer away left it detached: nothing to hand back.
+  const buffers = [t.batch.buf, t.batch.nums].filter((b) => b.byteLength > 0);
+  if (buffers.length === 0) return a;
+  a.buffers = buffers;
+  // Piscina moves an object that carries both of its symbols (its Transferable); move()'s type only names plain transferables.
+  return Piscina.move({ [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: a } as unknown as ArrayBuffer);
+}
+
 export default function handle(t: SinkTask): Promise<unknown> {
-  return t.op === 'write' ? write(t) : close(t);
+  return t.op === 'write' ? write(t).then((a) => handBack(t, a)) : close(t);
 }
