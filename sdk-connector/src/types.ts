@@ -76,8 +76,6 @@ export interface SinkMessage {
   /**
    * The bytes as stored. Backed by a plain ArrayBuffer (never shared), so it can go straight to fetch or
    * a socket. A view into the batch's one buffer: use its byteOffset / byteLength, not `.buffer` alone.
-   * Valid until the `write` it came in settles: the runtime then takes the buffer back for a later batch
-   * (the view becomes empty). A sink that keeps bytes past its write copies them.
    */
   readonly value: Uint8Array<ArrayBuffer>;
 }
@@ -140,15 +138,6 @@ export interface Sink {
    * call for it settled; batches of different partitions may be written concurrently.
    */
   write(batch: SinkBatch, opts: WriteOptions): Promise<WriteResult[]>;
-  /**
-   * Optional: work a later `write(batch)` can start early. The runtime calls it with a batch it handed
-   * to the task's thread ahead (lookahead), while the write before it still runs, so CPU work for this
-   * batch (encoding, compressing) overlaps that write's I/O. It must not write anything nor change what
-   * the sink holds: the batch may never be written (the write before it did not end clean; it comes
-   * back later as another batch object), and a batch that is written is passed to `write` as the same
-   * object. Called only for connectors without transforms. Must not throw (an error is ignored).
-   */
-  prepareAhead?(batch: SinkBatch): void;
   /**
    * Releases connections and files. Called once no write is in flight; must be safe to call twice,
    * and must not throw for a sink whose destination went away.

@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { SinkMessage } from '@junction/sdk-connector';
 import type { SchemaField } from '@junction/sdk-connector/schema';
 import type { S3SinkConfig } from './config.js';
-import { compressBuffer, compressStream, gzipMember, type Compression } from './formats/compression.js';
+import { compressBuffer, compressStream, type Compression } from './formats/compression.js';
 import { encodeJsonlLine, linePrefix } from './formats/jsonl.js';
 import { writeParquet } from './formats/parquet.js';
 import type { FormatSpec } from './formats/spec.js';
@@ -133,17 +133,7 @@ function parquetInput(config: S3SinkConfig, content: ObjectContent) {
 /** The object's bytes, compressed. */
 export async function encodeBuffer(config: S3SinkConfig, content: ObjectContent): Promise<Uint8Array> {
   if (config.format === 'parquet') return writeParquet(parquetInput(config, content));
-  const source = config.format === 'raw' ? rawChunks(config, content) : textChunks(config, content);
-  if (objectCompression(config) === 'gzip') {
-    // Each ~1 MiB chunk becomes a gzip member as soon as it is built (libuv's pool compresses it while
-    // this thread builds the next), instead of joining the chunks into one buffer and cutting it again.
-    const members: Promise<Buffer>[] = [];
-    for (const chunk of source) members.push(gzipMember(chunk, config.compressionLevel));
-    if (members.length === 0) members.push(gzipMember(new Uint8Array(0), config.compressionLevel));
-    const done = await Promise.all(members);
-    return done.length === 1 ? (done[0] as Buffer) : Buffer.concat(done);
-  }
-  const chunks = [...source];
+  const chunks = [...(config.format === 'raw' ? rawChunks(config, content) : textChunks(config, content))];
   const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
   return compressBuffer(data, objectCompression(config), config.compressionLevel);
 }

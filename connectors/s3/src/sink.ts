@@ -65,8 +65,6 @@ export class S3Sink implements Sink {
   private readonly partitions = new Map<string, PartitionState>();
   /** Decoders of station schemas (format parquet, columns schema), by schema id and the subject's versions; or why the schema cannot make rows. */
   private readonly decoders = new Map<string, Promise<SchemaDecoder | { unusable: string }>>();
-  /** Batches prepared ahead of their write (`prepareAhead`): messages classified, objects planned, small ones encoded. */
-  private readonly prepared = new WeakMap<SinkBatch, Prepared>();
   /** The tail of each partition's write chain: writes to a partition never overlap. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly log: Logger;
@@ -80,7 +78,6 @@ export class S3Sink implements Sink {
     rollbacks: Counter;
     abortedUploads: Counter;
     writeSeconds: Histogram;
-    prepared: Counter;
   };
 
   constructor(
@@ -111,10 +108,6 @@ export class S3Sink implements Sink {
         'Multipart uploads of unfinished or killed writes aborted (so no late request of theirs can land)',
       ),
       writeSeconds: ctx.metrics.histogram('write_seconds', 'Time to write one batch, markers included'),
-      prepared: ctx.metrics.counter(
-        'prepared_batches_total',
-        'Batches written with the encoding done ahead, while the write before them uploaded (prepareAhead)',
-      ),
     };
     this.ledger = new Ledger(client, config.bucket, this.prefix, this.log, {
       rollback: (unit) => {
@@ -123,44 +116,6 @@ export class S3Sink implements Sink {
       },
       aborted: (n) => this.m.abortedUploads.inc(n),
     });
-  }
-
-  /**
-   * The CPU work of a batch's write, started while the write before it uploads (the runtime calls this
-   * for the batch it handed over ahead): each message validated and given its directory, the objects
-   * planned, and the small ones encoded and compressed. Nothing is sent. `write` uses it when it gets the
-   * same batch and none of its messages turned out to be in the bucket already (a replay); otherwise it
-   * does the work itself. A batch with a message to dead-letter, a repeated offset or a station schema to
-   * decode is left to `write`.
-   */
-  prepareAhead(batch: SinkBatch): void {
-    if (this.closed || !isSafeSegment(batch.station) || !Number.isSafeInteger(batch.partition) || batch.partition < 0) return;
-    if (this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema) return;
-    const needsParse = this.needsParse();
-    const dirs: string[] = [];
-    const json: (string | null | undefined)[] = [];
-    const parsed: unknown[] = [];
-    const seen = new Set<number>();
-    for (const m of batch.messages) {
-      if (!Number.isSafeInteger(m.offset) || m.offset < 1 || seen.has(m.offset)) return;
-      seen.add(m.offset);
-      const c = this.classify(batch, m, undefined, needsParse);
-      if ('dead' in c) return;
-      dirs.push(c.dir);
-      json.push(this.config.format === 'jsonl' ? c.text : undefined);
-      parsed.push(this.config.format === 'parquet' ? c.value : undefined);
-    }
-    if (dirs.length === 0) return;
-    const messages = batch.messages as SinkMessage[];
-    const planned = this.plan(messages, dirs);
-    const bodies = planned.map((p) => {
-      if (p.bytes > this.config.upload.multipartThreshold) return undefined;
-      const body = encodeBuffer(this.config, objectContent(p, messages, json, parsed, undefined));
-      // Awaited by the write, or never (the batch came back skipped): no unhandled rejection either way.
-      body.catch(() => undefined);
-      return body;
-    });
-    this.prepared.set(batch, { dirs, json, parsed, planned, bodies });
   }
 
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
@@ -238,56 +193,90 @@ export class S3Sink implements Sink {
       return this.failed(err, batch, results, 'reading the ledger');
     }
 
+    // Decide per message: already present (ok), cannot be encoded (dead letter), or to write.
+    const toWrite: number[] = [];
+    const dirs: string[] = [];
+    const json: (string | null | undefined)[] = [];
+    const parsed: unknown[] = [];
+    const inBatch = new Set<number>();
+    const needsParse =
+      this.config.format === 'parquet' ||
+      (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') ||
+      this.fieldPath !== undefined;
     // Parquet with a station schema: columns and types from the schema, values decoded with it.
     const schemaRows =
       this.config.format === 'parquet' && this.config.parquet.columns === 'schema' && batch.schema
         ? await this.decoderFor(batch.schema)
         : undefined;
-    // Prepared ahead (`prepareAhead`): usable when no message is in the bucket already (no replay).
-    const pre = this.prepared.get(batch);
-    this.prepared.delete(batch);
-    const ahead = pre && batch.messages.every((m) => !state.present.has(m.offset)) ? pre : undefined;
-    let toWrite: number[] = [];
-    let dirs: string[] = [];
-    let json: (string | null | undefined)[] = [];
-    let parsed: unknown[] = [];
-    if (ahead) {
-      this.m.prepared.inc();
-      toWrite = Array.from({ length: n }, (_, i) => i);
-      ({ dirs, json, parsed } = ahead);
-    } else {
-      // Decide per message: already present (ok), cannot be encoded (dead letter), or to write.
-      const inBatch = new Set<number>();
-      const needsParse = this.needsParse();
-      let replayed = 0;
-      for (const [i, m] of batch.messages.entries()) {
-        if (state.present.has(m.offset) || inBatch.has(m.offset)) {
-          results[i] = ok();
-          replayed += 1;
+    let replayed = 0;
+    for (const [i, m] of batch.messages.entries()) {
+      if (state.present.has(m.offset) || inBatch.has(m.offset)) {
+        results[i] = ok();
+        replayed += 1;
+        continue;
+      }
+      inBatch.add(m.offset);
+      let text: string | null | undefined;
+      let value: unknown;
+      if (schemaRows) {
+        if ('unusable' in schemaRows) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, schemaRows.unusable);
           continue;
         }
-        inBatch.add(m.offset);
-        const c = this.classify(batch, m, schemaRows, needsParse);
-        if ('dead' in c) {
-          results[i] = deadLetter(ErrorCode.SINK_REJECTED, c.dead);
+        const d = schemaRows.decode(m.value);
+        if (!d.ok) {
+          results[i] = deadLetter(ErrorCode.SINK_REJECTED, d.reason);
           continue;
         }
-        toWrite.push(i);
-        dirs.push(c.dir);
-        json.push(this.config.format === 'jsonl' ? c.text : undefined);
-        parsed.push(this.config.format === 'parquet' ? c.value : undefined);
+        value = d.row;
+      } else if (needsParse) {
+        const r = jsonValueText(m.value);
+        if ('rejected' in r) {
+          results[i] = deadLetter(
+            ErrorCode.SINK_REJECTED,
+            `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`,
+          );
+          continue;
+        }
+        // null: the value's own bytes are its one-line JSON (copied as bytes; no string kept per message).
+        text = r.asIs ? null : r.json;
+        value = r.parsed;
+        if (this.config.format === 'parquet') {
+          const problem = parquetRowProblem(value, this.config.parquet.fields);
+          if (problem) {
+            results[i] = deadLetter(ErrorCode.SINK_REJECTED, problem);
+            continue;
+          }
+        }
       }
-      if (replayed > 0) this.m.replayed.inc(replayed);
-      const dead = results.filter((r) => r?.status === 'deadLetter').length;
-      if (dead > 0) this.m.deadLetters.inc(dead);
-      if (toWrite.length === 0) {
-        this.m.writeSeconds.observe((performance.now() - started) / 1000);
-        return results as WriteResult[];
+      const dir = this.dirOf(batch, m, value);
+      if ('rejected' in dir) {
+        results[i] = deadLetter(ErrorCode.SINK_REJECTED, `${dir.rejected} (path.field ${this.config.path.field})`);
+        continue;
       }
+      toWrite.push(i);
+      dirs.push(dir.dir);
+      json.push(this.config.format === 'jsonl' ? text : undefined);
+      parsed.push(this.config.format === 'parquet' ? value : undefined);
+    }
+    if (replayed > 0) this.m.replayed.inc(replayed);
+    const dead = results.filter((r) => r?.status === 'deadLetter').length;
+    if (dead > 0) this.m.deadLetters.inc(dead);
+    if (toWrite.length === 0) {
+      this.m.writeSeconds.observe((performance.now() - started) / 1000);
+      return results as WriteResult[];
     }
 
-    const messages = ahead ? (batch.messages as SinkMessage[]) : toWrite.map((i) => batch.messages[i] as SinkMessage);
-    const planned = ahead ? ahead.planned : this.plan(messages, dirs);
+    const messages = toWrite.map((i) => batch.messages[i] as SinkMessage);
+    const planned = planObjects({
+      offsets: messages.map((m) => m.offset),
+      timestamps: messages.map((m) => m.timestamp),
+      sizes: messages.map((m) => this.estimate(m)),
+      dirs,
+      maxMessages: this.config.rotate.maxMessages,
+      maxBytes: this.config.rotate.maxBytes,
+      intervalMs: this.config.rotate.intervalMs,
+    });
     const ranges: [number, number][] = [];
     for (const m of messages) {
       const last = ranges[ranges.length - 1];
@@ -327,7 +316,7 @@ export class S3Sink implements Sink {
     begun.catch(() => undefined);
     try {
       const columns = schemaRows && !('unusable' in schemaRows) ? schemaRows.fields : undefined;
-      await this.uploadAll(planned, objects, unit, messages, json, parsed, columns, created, begun, signal, ahead?.bodies);
+      await this.uploadAll(planned, objects, unit, messages, json, parsed, columns, created, begun, signal);
       await begun;
       step.phase = 'commit';
       await this.ledger.commit(unit, signal);
@@ -350,64 +339,6 @@ export class S3Sink implements Sink {
     this.m.messages.inc(toWrite.length);
     this.m.writeSeconds.observe((performance.now() - started) / 1000);
     return results as WriteResult[];
-  }
-
-  /** Whether a message's value is parsed as JSON (to validate it, to make a row, or for its directory). */
-  private needsParse(): boolean {
-    return (
-      this.config.format === 'parquet' ||
-      (this.config.format === 'jsonl' && this.config.jsonl.value === 'json') ||
-      this.fieldPath !== undefined
-    );
-  }
-
-  /**
-   * A message to write: its directory, its one-line JSON (jsonl with value json; null when the value's
-   * own bytes are it) and its parsed value or row — or why it cannot be written (a dead letter).
-   */
-  private classify(
-    batch: SinkBatch,
-    m: SinkMessage,
-    schemaRows: SchemaDecoder | { unusable: string } | undefined,
-    needsParse: boolean,
-  ): { dir: string; text: string | null | undefined; value: unknown } | { dead: string } {
-    let text: string | null | undefined;
-    let value: unknown;
-    if (schemaRows) {
-      if ('unusable' in schemaRows) return { dead: schemaRows.unusable };
-      const d = schemaRows.decode(m.value);
-      if (!d.ok) return { dead: d.reason };
-      value = d.row;
-    } else if (needsParse) {
-      const r = jsonValueText(m.value);
-      if ('rejected' in r)
-        return {
-          dead: `${r.rejected} (format ${this.config.format}${this.config.format === 'jsonl' ? ` with value ${this.config.jsonl.value}` : ''}${this.fieldPath ? `, layout field` : ''})`,
-        };
-      // null: the value's own bytes are its one-line JSON (copied as bytes; no string kept per message).
-      text = r.asIs ? null : r.json;
-      value = r.parsed;
-      if (this.config.format === 'parquet') {
-        const problem = parquetRowProblem(value, this.config.parquet.fields);
-        if (problem) return { dead: problem };
-      }
-    }
-    const dir = this.dirOf(batch, m, value);
-    if ('rejected' in dir) return { dead: `${dir.rejected} (path.field ${this.config.path.field})` };
-    return { dir: dir.dir, text, value };
-  }
-
-  /** The objects of the messages to write (rotation and directories). */
-  private plan(messages: readonly SinkMessage[], dirs: string[]): PlannedObject[] {
-    return planObjects({
-      offsets: messages.map((m) => m.offset),
-      timestamps: messages.map((m) => m.timestamp),
-      sizes: messages.map((m) => this.estimate(m)),
-      dirs,
-      maxMessages: this.config.rotate.maxMessages,
-      maxBytes: this.config.rotate.maxBytes,
-      intervalMs: this.config.rotate.intervalMs,
-    });
   }
 
   /** The decoder of a station schema, made once per schema version (and set of the subject's versions). */
@@ -488,12 +419,16 @@ export class S3Sink implements Sink {
     created: Promise<void>,
     begun: Promise<void>,
     signal: AbortSignal,
-    bodies?: (Promise<Uint8Array> | undefined)[],
   ): Promise<void> {
     const small: number[] = [];
     const large: number[] = [];
     planned.forEach((p, i) => (p.bytes > this.config.upload.multipartThreshold ? large : small).push(i));
-    const content = (p: PlannedObject): ObjectContent => objectContent(p, messages, json, parsed, columns);
+    const content = (p: PlannedObject): ObjectContent => ({
+      messages: p.members.map((j) => messages[j] as SinkMessage),
+      json: p.members.map((j) => json[j]),
+      parsed: p.members.map((j) => parsed[j]),
+      columns,
+    });
     // Small objects (encoded whole, one part) go up a few at a time; large ones stream up in parts one
     // object after another (each holds about partSize × (queueSize + 1) bytes).
     let next = 0;
@@ -502,7 +437,7 @@ export class S3Sink implements Sink {
       while (next < small.length && errors.length === 0) {
         const i = small[next++] as number;
         try {
-          await this.putSmall(objects[i] as UnitObject, content(planned[i] as PlannedObject), created, begun, signal, bodies?.[i]);
+          await this.putSmall(objects[i] as UnitObject, content(planned[i] as PlannedObject), created, begun, signal);
         } catch (err) {
           errors.push(err);
         }
@@ -536,10 +471,8 @@ export class S3Sink implements Sink {
     created: Promise<void>,
     begun: Promise<void>,
     signal: AbortSignal,
-    encoded?: Promise<Uint8Array>,
   ): Promise<void> {
-    // Encoded ahead (`prepareAhead`) from the same messages; should that have failed, encoded here.
-    const body = await (encoded ? encoded.catch(() => encodeBuffer(this.config, content)) : encodeBuffer(this.config, content));
+    const body = await encodeBuffer(this.config, content);
     await created;
     const uploadId = o.uploadId as string;
     const part = await this.ledger.multipart.part(o.key, uploadId, 1, body, signal);
@@ -583,32 +516,6 @@ export class S3Sink implements Sink {
     this.partitions.clear();
     this.client.destroy();
   }
-}
-
-/** What `prepareAhead` did for a batch. */
-interface Prepared {
-  /** Per message of the batch (every one is to be written). */
-  dirs: string[];
-  json: (string | null | undefined)[];
-  parsed: unknown[];
-  planned: PlannedObject[];
-  /** Per planned object: its encoded body (small objects), or undefined (streamed up by the write). */
-  bodies: (Promise<Uint8Array> | undefined)[];
-}
-
-function objectContent(
-  p: PlannedObject,
-  messages: readonly SinkMessage[],
-  json: readonly (string | null | undefined)[],
-  parsed: readonly unknown[],
-  columns: SchemaDecoder['fields'] | undefined,
-): ObjectContent {
-  return {
-    messages: p.members.map((j) => messages[j] as SinkMessage),
-    json: p.members.map((j) => json[j]),
-    parsed: p.members.map((j) => parsed[j]),
-    columns,
-  };
 }
 
 function signalAborted(err: unknown): boolean {

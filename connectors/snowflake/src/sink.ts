@@ -70,11 +70,6 @@ function headerBytes(h: Record<string, string>): number {
   return n;
 }
 
-/** About a row's JSON size in a statement, in bytes. */
-function rowSize(m: SinkMessage): number {
-  return m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers);
-}
-
 /** Mode schema: a message decoded with the station schema, as the positional row of schemaColumns(). */
 function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
   const d = decoder.decode(m.value);
@@ -121,9 +116,7 @@ export class SnowflakeSink implements Sink {
   /** Stations whose rows without a station id this sink has claimed (once per station per open). */
   private readonly claimed = new Set<string>();
   private readonly log: Logger;
-  private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter; prepared: Counter };
-  /** Batches prepared ahead (`prepareAhead`): their rows, and each statement's JSON bind as cut when the table holds none of them. */
-  private readonly prepared = new WeakMap<SinkBatch, { rows: Pending[]; binds: string[] }>();
+  private readonly m: { rows: Counter; statements: Counter; replayed: Counter; deadLetters: Counter; retries: Counter };
 
   constructor(
     private readonly config: SnowflakeSinkConfig,
@@ -148,10 +141,6 @@ export class SnowflakeSink implements Sink {
       replayed: ctx.metrics.counter('replayed_messages_total', 'Messages answered ok because their offset was already in the table'),
       deadLetters: ctx.metrics.counter('dead_letters_total', 'Messages dead-lettered (refused by Snowflake or not JSON)'),
       retries: ctx.metrics.counter('retries_total', 'Messages answered retry'),
-      prepared: ctx.metrics.counter(
-        'prepared_batches_total',
-        "Batches whose rows and statements' JSON were made ahead, while the write before them ran (prepareAhead)",
-      ),
     };
   }
 
@@ -412,44 +401,6 @@ export class SnowflakeSink implements Sink {
     this.claimed.add(ref.station);
   }
 
-  /**
-   * The CPU work of a batch's write, done while the write before it waits on Snowflake (the runtime calls
-   * this for the batch it handed over ahead): each message's row, and the JSON bind of each statement as
-   * the write cuts them when the table holds none of the batch yet. Nothing is sent. The write of the
-   * same batch uses the rows, and the binds when the presence query finds none of its offsets. Mode
-   * schema (the table may follow a new version first) and a batch with a message to dead-letter are left
-   * to the write.
-   */
-  prepareAhead(batch: SinkBatch): void {
-    if (this.closed || this.config.mode === 'schema') return;
-    const ref: PartitionRef = { station: batch.station, stationId: batch.stationId, partition: batch.partition };
-    const rows: Pending[] = [];
-    for (const [index, m] of batch.messages.entries()) {
-      const r = toRow(this.config, ref, m);
-      if ('reject' in r) return;
-      rows.push({ index, offset: m.offset, row: r.row, size: rowSize(m) });
-    }
-    this.prepared.set(batch, { rows, binds: this.statements(rows).map((c) => JSON.stringify(c.map((r) => r.row))) });
-  }
-
-  /** Rows cut into statements by `maxRowsPerStatement` and `maxBytesPerStatement`. */
-  private statements(todo: Pending[]): Pending[][] {
-    let chunk: Pending[] = [];
-    let bytes = 0;
-    const chunks: Pending[][] = [];
-    for (const r of todo) {
-      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.size > this.config.maxBytesPerStatement)) {
-        chunks.push(chunk);
-        chunk = [];
-        bytes = 0;
-      }
-      chunk.push(r);
-      bytes += r.size + 1;
-    }
-    if (chunk.length > 0) chunks.push(chunk);
-    return chunks;
-  }
-
   async write(batch: SinkBatch, { signal }: WriteOptions): Promise<WriteResult[]> {
     if (this.closed) throw new JunctionError(ErrorCode.INTERNAL, 'write() after close()');
     signal.throwIfAborted();
@@ -469,17 +420,19 @@ export class SnowflakeSink implements Sink {
       }
       decoder = this.followed!.decoder;
     }
-    const pre = decoder ? undefined : this.prepared.get(batch);
-    this.prepared.delete(batch);
-    if (pre) rows.push(...pre.rows);
-    else
-      batch.messages.forEach((m, index) => {
-        const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
-        if ('reject' in r) {
-          results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
-          this.m.deadLetters.inc();
-        } else rows.push({ index, offset: m.offset, row: r.row, size: rowSize(m) });
-      });
+    batch.messages.forEach((m, index) => {
+      const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
+      if ('reject' in r) {
+        results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
+        this.m.deadLetters.inc();
+      } else
+        rows.push({
+          index,
+          offset: m.offset,
+          row: r.row,
+          size: m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers),
+        });
+    });
     const unanswered = (why: string): WriteResult[] => {
       const out = results.map((r) => r ?? retry(why, { delayMs: 1000 }));
       this.m.retries.inc(results.filter((r) => r === undefined).length);
@@ -512,12 +465,21 @@ export class SnowflakeSink implements Sink {
       this.m.replayed.inc();
       return false;
     });
-    const chunks = this.statements(todo);
-    // Made ahead for these very statements: the table held none of the batch.
-    const binds = pre && todo.length === pre.rows.length ? pre.binds : undefined;
-    if (binds) this.m.prepared.inc();
-    for (const [i, c] of chunks.entries()) {
-      const stopped = await this.insert(ref, c, results, budget, fence, binds?.[i]);
+    let chunk: Pending[] = [];
+    let bytes = 0;
+    const chunks: Pending[][] = [];
+    for (const r of todo) {
+      if (chunk.length > 0 && (chunk.length >= this.config.maxRowsPerStatement || bytes + r.size > this.config.maxBytesPerStatement)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(r);
+      bytes += r.size + 1;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    for (const c of chunks) {
+      const stopped = await this.insert(ref, c, results, budget, fence);
       if (stopped) return unanswered(`not attempted: ${stopped}`);
     }
     return unanswered('not attempted');
@@ -530,7 +492,6 @@ export class SnowflakeSink implements Sink {
     results: (WriteResult | undefined)[],
     budget: Budget,
     fence: string,
-    bind?: string,
   ): Promise<string | undefined> {
     const select = this.cols.map((c, i) => (c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`)).join(', ');
     const k = this.cols.findIndex((c) => c.name === this.meta.offset);
@@ -544,14 +505,7 @@ export class SnowflakeSink implements Sink {
       // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
       await this.exec(
         sql,
-        [
-          bind ?? JSON.stringify(rows.map((r) => r.row)),
-          ref.station,
-          ref.stationId,
-          ref.partition,
-          Math.min(...offsets),
-          Math.max(...offsets),
-        ],
+        [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)],
         budget,
         'INSERT',
         fence,

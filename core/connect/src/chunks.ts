@@ -157,22 +157,16 @@ export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readon
 
 /**
  * One batch for a worker: the pieces' data copied region by region (from a piece's first value to the
- * end of its last, framing between values included) into one buffer the worker gets, numbers rebased
- * onto it, the distinct headers as one JSON array text. `alloc` gives each buffer (at least the bytes
- * asked; a pool's buffer used before: every byte read is written here); default a fresh one.
+ * end of its last, framing between values included) into one new buffer the worker gets, numbers
+ * rebased onto it, the distinct headers as one JSON array text.
  */
-export function packChunks(
-  station: string,
-  partition: number,
-  pieces: readonly DeliveryChunk[],
-  count: number,
-  alloc: (bytes: number) => ArrayBuffer = fresh,
-): PackedBatch {
+export function packChunks(station: string, partition: number, pieces: readonly DeliveryChunk[], count: number): PackedBatch {
   let total = 0;
   for (const c of pieces) total += regionEnd(c) - regionStart(c);
-  const buf = alloc(total);
+  // Every byte is written below: no zero fill needed.
+  const buf = Buffer.allocUnsafeSlow(total).buffer;
   const bytes = new Uint8Array(buf, 0, total);
-  const nums = new Float64Array(alloc(count * PACKED_FIELDS * 8), 0, count * PACKED_FIELDS);
+  const nums = new Float64Array(count * PACKED_FIELDS);
   // Distinct headers objects, by identity (messages of one read share theirs), sent as one JSON array:
   // one stringify here and one parse in the worker, however many distinct headers a batch carries.
   const table: Record<string, string>[] = [];
@@ -226,11 +220,6 @@ export function packChunks(
     headers: JSON.stringify(table),
     keys,
   };
-}
-
-/** Every byte is written by the packer: no zero fill needed. */
-function fresh(bytes: number): ArrayBuffer {
-  return Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
 }
 
 function regionStart(c: DeliveryChunk): number {

@@ -12,7 +12,6 @@ import type { SinkTask } from './wire.js';
 import { workerFile } from './worker-file.js';
 import type { Flight, Part, SinkRunnerOptions, TaskRt } from './sink-types.js';
 import type { SharedLane } from './shared-pool.js';
-import { PackBuffers } from './pack-buffers.js';
 
 /**
  * The sink runner's state and the helpers every part of it uses (holding, releasing and settling
@@ -62,9 +61,6 @@ export abstract class SinkRunnerBase {
   protected readonly owned: Set<number>;
   /** Partitions to fetch when this runner runs only some tasks (undefined: all). */
   protected fetchPartitions: number[] | undefined;
-  /** Buffers of packed batches, back from the workers (two per batch: values and numbers). */
-  protected readonly packBuffers: PackBuffers;
-  protected readonly takeBuffer = (bytes: number): ArrayBuffer => this.packBuffers.take(bytes);
 
   constructor(options: SinkRunnerOptions) {
     this.o = options;
@@ -74,8 +70,6 @@ export abstract class SinkRunnerBase {
     this.maxInFlight = options.maxInFlight ?? 2 * decl.tasks;
     this.maxBufferedMessages = (this.maxInFlight + 1) * decl.batch.maxMessages;
     this.maxBufferedBytes = (this.maxInFlight + 1) * decl.batch.maxBytes;
-    // As many as the runner has packed batches at once: those in flight and the one packed ahead.
-    this.packBuffers = new PackBuffers(2 * (this.maxInFlight + 1));
     // The transforms are part of what a worker opens for the task: a change reopens it.
     this.configHash = createHash('sha256')
       .update(JSON.stringify(options.config) + (options.transforms ? JSON.stringify(options.transforms) : ''))

@@ -48,7 +48,7 @@ export abstract class SinkDispatch extends SinkBatching {
   }
 
   protected pack(p: Part, batch: Batch): PackedBatch {
-    return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count, this.takeBuffer);
+    return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count);
   }
 
   protected dispatch(p: Part, batch: Batch, asNext: boolean): void {
@@ -147,7 +147,6 @@ export abstract class SinkDispatch extends SinkBatching {
           clearTimeout(hard);
           batch.inWorker = false;
           const a = answer as SinkWriteAnswer;
-          if (a.buffers) for (const b of a.buffers) this.packBuffers.give(b);
           if (a.waited) this.o.metrics.ahead.inc({ connector: decl.name, task: String(t.id) });
           if (a.skipped) return this.giveBack(p, t, batch);
           this.o.metrics.writeSeconds.observe({ connector: decl.name, task: String(t.id) }, (performance.now() - started) / 1000);

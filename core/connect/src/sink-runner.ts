@@ -37,7 +37,6 @@ import {
 } from './sink-types.js';
 import type { TaskStatus } from './sink-types.js';
 import { settleWithin } from './util.js';
-import type { PackBuffers } from './pack-buffers.js';
 
 export {
   CLOSE_TIMEOUT_MS,
@@ -153,7 +152,6 @@ export class SinkRunner extends SinkAnswers {
     // batches are answered then (see terminateThreads): this settles within that bound.
     await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), TERMINATE_WAIT_MS + 1000);
     await Promise.allSettled([...this.settling]);
-    this.packBuffers.clear();
     const ids: string[] = [];
     for (const p of this.partList) {
       for (const c of this.heldPieces(p, true)) idsOf(c, ids);
@@ -253,20 +251,8 @@ export class SinkRunner extends SinkAnswers {
   }
 
   /** What the runtime holds now (for the backpressure bound and metrics). */
-  buffered(): {
-    messages: number;
-    bytes: number;
-    writing: number;
-    peakMessages: number;
-    packBuffers: ReturnType<PackBuffers['stats']>;
-  } {
-    return {
-      messages: this.heldCount,
-      bytes: this.heldBytes,
-      writing: this.writingCount,
-      peakMessages: this.peakHeld,
-      packBuffers: this.packBuffers.stats(),
-    };
+  buffered(): { messages: number; bytes: number; writing: number; peakMessages: number } {
+    return { messages: this.heldCount, bytes: this.heldBytes, writing: this.writingCount, peakMessages: this.peakHeld };
   }
 
   /**

@@ -7,7 +7,6 @@
  */
 import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { Piscina } from 'piscina';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
 import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo, WriteResult } from '@junction/sdk-connector';
 import type { Pipeline } from '@junction/transforms';
@@ -109,19 +108,6 @@ function chainFor(t: SinkWriteTask): Promise<Pipeline | undefined> {
   return sinks.get(`${t.connector}\u0000${t.task}`)?.chain ?? Promise.resolve(undefined);
 }
 
-/** Calls the open sink's `prepareAhead` with a batch that waits behind a running write (errors ignored). */
-async function prepareEarly(o: Opened, batch: SinkBatch): Promise<void> {
-  const sink = await o.sink.catch(() => undefined);
-  if (!sink?.prepareAhead) return;
-  try {
-    // A sink may answer a promise anyway: its rejection must not go unhandled in the worker.
-    const r = sink.prepareAhead(batch) as unknown;
-    if (r instanceof Promise) r.catch(() => undefined);
-  } catch {
-    // Preparation is an optimisation: the write does the work itself.
-  }
-}
-
 async function closeOpened(o: Opened): Promise<boolean> {
   await o.chain.then((c) => c?.close()).catch(() => {});
   return o.raw.then(
@@ -160,8 +146,6 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
       const prev = new Int32Array(t.after);
       if (Atomics.load(prev, 0) === 0) {
         waited = true;
-        // The sink may start its CPU work for this batch now, overlapping the write that runs (SDK `prepareAhead`).
-        if (!t.transforms?.steps.length && cur && cur.configHash === t.configHash) await prepareEarly(cur, batch);
         const w = waitAsync(prev, 0, 0);
         if (w.async) await w.value;
       }
@@ -260,22 +244,6 @@ async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: numb
   return { closed, threadId };
 }
 
-/**
- * A write that settled without an error (whatever its results) hands the batch's buffers back with its
- * answer, moved (transferred), for the runtime to pack a later batch into: the plugin's write is over,
- * so the message values it was shown are no longer its to read (SinkMessage.value). After an error or a
- * skip they stay here (a failed plugin may still have a request reading them) and are collected.
- */
-function handBack(t: SinkWriteTask, a: SinkWriteAnswer): unknown {
-  if (a.error !== undefined || a.skipped) return a;
-  // A plugin that transferred a buffer away left it detached: nothing to hand back.
-  const buffers = [t.batch.buf, t.batch.nums].filter((b) => b.byteLength > 0);
-  if (buffers.length === 0) return a;
-  a.buffers = buffers;
-  // Piscina moves an object that carries both of its symbols (its Transferable); move()'s type only names plain transferables.
-  return Piscina.move({ [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: a } as unknown as ArrayBuffer);
-}
-
 export default function handle(t: SinkTask): Promise<unknown> {
-  return t.op === 'write' ? write(t).then((a) => handBack(t, a)) : close(t);
+  return t.op === 'write' ? write(t) : close(t);
 }

@@ -115,12 +115,6 @@ export interface SinkWriteAnswer {
   dropped?: number;
   /** The batch reached the worker while the write before it was still running (lookahead), and waited. */
   waited?: boolean;
-  /**
-   * The batch's buffers (`buf`, `nums`), moved back to the runtime once the write settled without an
-   * error, to carry a later batch (pack-buffers.ts). Absent otherwise: a plugin that failed may still
-   * be reading them.
-   */
-  buffers?: ArrayBuffer[] | undefined;
   /** Time inside the plugin (open + write), ms. */
   pluginMs: number;
   metrics: MetricReport[];

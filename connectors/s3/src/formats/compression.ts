@@ -40,11 +40,6 @@ export function compressionFromKey(key: string): Compression {
   return 'none';
 }
 
-/** One gzip member of `data` (on libuv's pool); members one after another make one gzip file. */
-export function gzipMember(data: Uint8Array, level?: number): Promise<Buffer> {
-  return gzip(data, { level: level ?? GZIP_DEFAULT_LEVEL });
-}
-
 /** Compresses a whole buffer (gzip runs on libuv's pool, off the calling thread). */
 export async function compressBuffer(data: Uint8Array, c: Compression, level?: number): Promise<Uint8Array> {
   if (c === 'none') return data;

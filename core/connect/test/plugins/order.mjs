@@ -1,8 +1,6 @@
 // Records every write call (when it ran, which offsets, its answer) to <dir>/calls.log; takes `delayMs`
 // a write; answers retry() to the write calls numbered in `retryCalls` (0-based, across threads), and
 // for the calls in `crashCalls` hangs its worker's event loop (it is terminated at writeTimeoutMs).
-// `prepareAhead` (SDK) marks the batch object: a call records whether its batch was prepared, and whether a
-// write was running when it was.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineSink, ok, retry, z } from '@junction/sdk-connector';
@@ -20,16 +18,9 @@ export default defineSink({
   }),
   open(config) {
     let running = 0;
-    /** Batch object → whether a write was running when it was prepared. */
-    const prepared = new WeakMap();
     return {
-      prepareAhead(batch) {
-        prepared.set(batch, running > 0);
-      },
       async write(batch) {
         const n = nextAttempt(config.dir);
-        const wasPrepared = prepared.has(batch);
-        const preparedDuringWrite = prepared.get(batch) === true;
         running++;
         const enter = performance.timeOrigin + performance.now();
         const overlapped = running > 1;
@@ -52,8 +43,6 @@ export default defineSink({
           exit: performance.timeOrigin + performance.now(),
           overlapped,
           status,
-          prepared: wasPrepared,
-          preparedDuringWrite,
         };
         appendFileSync(join(config.dir, 'calls.log'), `${JSON.stringify(call)}\n`);
         return batch.messages.map(() => (status === 'ok' ? ok() : retry('the test sink says later', { delayMs: 5 })));
