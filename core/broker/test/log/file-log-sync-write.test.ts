@@ -60,7 +60,7 @@ describe('file log: small appends on the calling thread', () => {
       const n = await fsRequests(async () => {
         for (let i = 0; i < 100; i++) await log.append([record(Buffer.alloc(1024, i))]);
       });
-      // Before: the segment write, its fdatasync and the checkpoint's pwrite each went through the pool (326 on main).
+      // Before: the segment write, its fdatasync and the checkpoint's pwrite each went through the pool (300).
       expect(n).toBeGreaterThanOrEqual(100);
       expect(n).toBeLessThan(120);
       await log.close();
