@@ -33,7 +33,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { PooledFile } from './fd-pool.js';
-import { SYNC_WRITE_MAX_BYTES, readFully, writeFully, writeFullySync } from './file-io.js';
+import { readFully } from './file-io.js';
 import { SparseIndex } from './sparse-index.js';
 
 /** The checkpoint's file name in the partition's directory. */
@@ -238,17 +238,14 @@ export class CheckpointFile {
     try {
       if (total > this.entries) {
         const buf = encodeEntries(index, c.base, this.entries, total);
-        const at = ENTRIES_AT + this.entries * CHECKPOINT_ENTRY_BYTES;
-        if (buf.length <= SYNC_WRITE_MAX_BYTES) writeFullySync(h.fd, [buf], at);
-        else await writeFully(h, [buf], at);
+        await h.write(buf, 0, buf.length, ENTRIES_AT + this.entries * CHECKPOINT_ENTRY_BYTES);
         this.file.noteWrite();
         this.crc = crc32(buf, this.crc);
         this.entries = total;
       }
       this.seq++;
       const slot = encodeSlot({ ...c, seq: this.seq, entries: this.entries, entriesCrc: this.crc });
-      // A few dozen bytes into the page cache: on this thread (see writeFullySync).
-      writeFullySync(h.fd, [slot], (this.seq % 2) * SLOT_BYTES);
+      await h.write(slot, 0, SLOT_BYTES, (this.seq % 2) * SLOT_BYTES);
       this.file.noteWrite();
     } finally {
       this.file.release();

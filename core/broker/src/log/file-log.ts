@@ -616,12 +616,8 @@ class FileLog implements PartitionLog {
     }
     for (const w of waiters) w.resolve(w.first);
     // After the answers: a checkpoint is a pwrite (no fsync), and a crash before it only means the
-    // next open scans the bytes this fsync covered. On the next turn of the event loop, so that the
-    // answers this fsync released are written to their sockets first (they run as microtasks now).
-    if (ck)
-      setImmediate(() => {
-        if (!this.closed) void this.checkpointSoon(ck).catch(() => {});
-      });
+    // next open scans the bytes this fsync covered.
+    if (ck) void this.checkpointSoon(ck).catch(() => {});
   }
 
   private reportFsync(t0: bigint): void {

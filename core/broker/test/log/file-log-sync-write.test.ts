@@ -52,23 +52,4 @@ describe('file log: small appends on the calling thread', () => {
       await removeDir(dir);
     }
   });
-  it('fsync always: one thread-pool request per single-record append (its fdatasync), the checkpoint after it written in place', async () => {
-    const dir = await makeTempDir();
-    try {
-      const log = await openFileLog({ dir, segmentBytes: 1 << 24, fsync: 'always' });
-      await log.append([record(Buffer.alloc(1024, 1))]);
-      const n = await fsRequests(async () => {
-        for (let i = 0; i < 100; i++) await log.append([record(Buffer.alloc(1024, i))]);
-      });
-      // Before: the segment write, its fdatasync and the checkpoint's pwrite each went through the pool (300).
-      expect(n).toBeGreaterThanOrEqual(100);
-      expect(n).toBeLessThan(120);
-      await log.close();
-      const reopened = await openFileLog({ dir, segmentBytes: 1 << 24, fsync: 'always' });
-      expect(await readAll(reopened)).toHaveLength(101);
-      await reopened.close();
-    } finally {
-      await removeDir(dir);
-    }
-  });
 });
