@@ -1,5 +1,5 @@
 /** File helpers of the file log: a sequential window for scans, full reads and writes, errors. */
-import { promises as fsp, writeSync, writevSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
@@ -90,30 +90,6 @@ export async function readFully(handle: FileHandle, buf: Buffer, len: number, po
     const { bytesRead } = await handle.read(buf, done, len - done, position + done);
     if (bytesRead === 0) throw new Error(`unexpected end of file at position ${position + done}`);
     done += bytesRead;
-  }
-}
-
-/** Largest append `writeFullySync` is used for (the single-message produce is ~1 KiB). */
-export const SYNC_WRITE_MAX_BYTES = 64 * 1024;
-
-/**
- * `writeFully` on the calling thread, for a small append: one pwrite(v) of a few KiB into the page cache
- * costs microseconds, less than a round trip through libuv's thread pool (a wake-up of a pool thread and
- * one of the main thread, which a busy machine turns into scheduling delay on every produce). Larger
- * writes stay in the pool: the kernel may throttle a writer when dirty pages pile up, and the event loop
- * must not be the one that waits. Throws what the write throws.
- */
-export function writeFullySync(fd: number, bufs: Buffer[], position: number): void {
-  let total = 0;
-  for (const b of bufs) total += b.length;
-  let written = bufs.length === 1 ? writeSync(fd, bufs[0] as Buffer, 0, total, position) : writevSync(fd, bufs, position);
-  if (written === total) return;
-  const rest = Buffer.concat(bufs).subarray(written);
-  let done = 0;
-  while (done < rest.length) {
-    written = writeSync(fd, rest, done, rest.length - done, position + (total - rest.length) + done);
-    if (written === 0) throw new Error('write made no progress');
-    done += written;
   }
 }
 

@@ -29,17 +29,7 @@ import type { FsyncPolicy } from '@junction/protocol';
 import { ErrorCode, JunctionError } from '../errors.js';
 import { type Checkpoint, type CheckpointFile } from './checkpoint.js';
 import { type DamageRegistry, type GapSet, writePartitionMeta } from './damage.js';
-import {
-  SYNC_WRITE_MAX_BYTES,
-  closedError,
-  fsyncDir,
-  ioError,
-  parseInterval,
-  readFully,
-  unlinkQuiet,
-  writeFully,
-  writeFullySync,
-} from './file-io.js';
+import { closedError, fsyncDir, ioError, parseInterval, readFully, unlinkQuiet, writeFully } from './file-io.js';
 import { FrameFault, MIN_FRAME_BYTES, checkFrame, decodeRecord, newHeaderMemo, encodeRecords, frameOffset } from './record-codec.js';
 import { recover, writeIndexFile } from './recovery.js';
 import { ensureIndex, msgIdRangesOf, offsetForTimestamp, skipDamage, type DamageSite } from './file-log-read.js';
@@ -483,11 +473,11 @@ class FileLog implements PartitionLog {
       const handle = await seg.file.acquire();
       if (!handle) throw new Error(`segment ${seg.name} is no longer open`);
       try {
-        const bufs = ops.map((o) => o.buf);
-        let bytes = 0;
-        for (const b of bufs) bytes += b.length;
-        if (bytes <= SYNC_WRITE_MAX_BYTES) writeFullySync(handle.fd, bufs, seg.written);
-        else await writeFully(handle, bufs, seg.written);
+        await writeFully(
+          handle,
+          ops.map((o) => o.buf),
+          seg.written,
+        );
         seg.file.noteWrite();
       } finally {
         seg.file.release();
