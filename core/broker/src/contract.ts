@@ -12,6 +12,7 @@ import type {
   FsyncPolicy,
   GroupInfo,
   GroupPartitionInfo,
+  PackedMessages,
   PartitionInfo,
   ReplayResult,
   SettleOutcome,
@@ -74,10 +75,11 @@ export interface Delivery extends StoredMessage {
   stationId?: string | undefined;
 }
 
-/** Numbers per message in `DeliveryChunk.nums`. */
-export const CHUNK_FIELDS = 5;
-/** Where each number sits among a message's `CHUNK_FIELDS` in `DeliveryChunk.nums`. */
-export const ChunkField = { offset: 0, timestamp: 1, start: 2, length: 3, headers: 4 } as const;
+/**
+ * Numbers per message in `DeliveryChunk.nums`, and where each sits: the wire protocol's packed layout
+ * (a DeliveryChunk is a `PackedMessages` the binary fetch answer is encoded from).
+ */
+export { PACKED_FIELDS as CHUNK_FIELDS, PackedField as ChunkField } from '@junction/protocol';
 
 /**
  * Deliveries of one partition in packed form (`fetchChunks`): no object per message. Message `i`'s
@@ -88,7 +90,7 @@ export const ChunkField = { offset: 0, timestamp: 1, start: 2, length: 3, header
  * copy what you keep. Offsets increase but may skip (messages meant for another group, or lost to
  * corruption, are left out).
  */
-export interface DeliveryChunk {
+export interface DeliveryChunk extends PackedMessages {
   /** The incarnation of the station the messages belong to (`StationInfo.id`). */
   stationId: string;
   partition: number;
