@@ -44,15 +44,16 @@ export function fetchSection(t: Suite): void {
       const ac = new AbortController();
       setTimeout(() => ac.abort(), 100);
       const t0 = performance.now();
-      // Ending with [] or rejecting (AbortError) are both an early end.
-      const outcome = await t.store.fetch(s, 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 5_000, signal: ac.signal }).then(
+      // Ending with [] or rejecting (AbortError) are both an early end: well before the 20 s wait (the bound
+      // leaves a loaded machine room; an abort that is not heard waits the whole 20 s).
+      const outcome = await t.store.fetch(s, 'g', { maxMessages: 10, maxBytes: MiB, waitMs: 20_000, signal: ac.signal }).then(
         (ds) => ds,
         () => 'rejected' as const,
       );
       const elapsed = performance.now() - t0;
       if (outcome !== 'rejected') expect(outcome).toEqual([]);
       expect(elapsed).toBeGreaterThanOrEqual(100 - TIMER_TOLERANCE_MS);
-      expect(elapsed).toBeLessThan(1_000);
+      expect(elapsed).toBeLessThan(5_000);
       // The store keeps serving.
       await produceOk(s, values('x'));
       expect(offsets(await fetchNow(s, 'g'))).toEqual([1]);

@@ -269,11 +269,23 @@ export function groupsSection(t: Suite): void {
       const [d1] = await fetchNow(s, 'g');
       const t0 = performance.now();
       expect(await t.store.nack(s, 'g', [d1!.deliveryId], 300)).toEqual([{ deliveryId: d1!.deliveryId, status: 'nacked' }]);
-      expect(await fetchNow(s, 'g')).toEqual([]);
-      expect(groupPartition(await t.store.getGroup(s, 'g'))).toMatchObject({ pending: 0, redeliveryQueued: 1, lag: 1 });
-      await sleep(150);
-      expect(await fetchNow(s, 'g')).toEqual([]);
-      const [d2] = await pollFetch(s, 'g', 300 + slackMs);
+      // Held back = never delivered by a fetch that ended before the delay ran out. On a loaded machine
+      // these calls can take longer than the delay, so the test checks the time it measured, not the
+      // time it planned: a fetch that ends after the delay may deliver.
+      const fetchHeld = async (): Promise<Delivery[]> => {
+        const ds = await fetchNow(s, 'g');
+        if (ds.length > 0) expect(performance.now() - t0).toBeGreaterThanOrEqual(300 - TIMER_TOLERANCE_MS);
+        return ds;
+      };
+      let got = await fetchHeld();
+      if (got.length === 0) {
+        const p = groupPartition(await t.store.getGroup(s, 'g'));
+        // Answered before the delay ran out: the message waits in the redelivery queue.
+        if (performance.now() - t0 < 300 - TIMER_TOLERANCE_MS) expect(p).toMatchObject({ pending: 0, redeliveryQueued: 1, lag: 1 });
+        await sleep(150);
+        got = await fetchHeld();
+      }
+      const [d2] = got.length > 0 ? got : await pollFetch(s, 'g', 300 + slackMs);
       expect(performance.now() - t0).toBeGreaterThanOrEqual(300 - TIMER_TOLERANCE_MS);
       expect(d2).toMatchObject({ offset: 1, deliveryCount: 2 });
     });
