@@ -30,9 +30,10 @@ export {
   SinkRunner,
   STOP_GRACE_MS,
   stopBoundMs,
+  STOP_TIMEOUTS,
   TERMINATE_WAIT_MS,
 } from './sink-runner.js';
-export type { RetryingStatus, TaskStatus } from './sink-runner.js';
+export type { RetryingStatus, StopTimeouts, TaskStatus } from './sink-runner.js';
 export { FreshnessTracker } from './freshness.js';
 export type { Freshness } from './freshness.js';
 export { ConnectMetrics } from './metrics.js';

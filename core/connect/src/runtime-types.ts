@@ -10,7 +10,7 @@ import type { PluginCatalog } from './catalog.js';
 import type { ConnectorDeclaration, ConnectorOrigin, ConnectorState, TargetState } from './declaration.js';
 import type { SecretsKeySource } from './sealed.js';
 import type { SinkRunner } from './sink-runner.js';
-import type { RetryingStatus, TaskStatus } from './sink-runner.js';
+import type { RetryingStatus, StopTimeouts, TaskStatus } from './sink-runner.js';
 import type { SourceRunner } from './source-runner.js';
 import type { PositionStore } from './positions.js';
 import type { Serial } from './util.js';
@@ -63,6 +63,12 @@ export interface ConnectRuntimeOptions {
    * operator's trust per plugin). See isolation.ts. Invalid settings throw CONFIG_INVALID (`connect.…`).
    */
   connect?: ConnectSettingsInput | undefined;
+  /**
+   * Shorter waits for a stop to spend on a plugin that does not cooperate (its close, a terminated
+   * thread's exit) than the product's STOP_TIMEOUTS. For tests that wait these bounds out many times
+   * (the wedge matrix); core/server never sets it.
+   */
+  stopTimeouts?: Partial<StopTimeouts> | undefined;
 }
 
 /** What `GET /v1/connectors/:name/status` answers. */

@@ -23,7 +23,7 @@ import { ConnectMetrics } from './metrics.js';
 import { displayConfig, resolveReferences, scrubber, secretStrings } from './secrets.js';
 import { hasLiteralSecrets, hasSealed, hasStaleSeals } from './sealed.js';
 import type { SecretsKeySource } from './sealed.js';
-import { SinkRunner } from './sink-runner.js';
+import { SinkRunner, type StopTimeouts } from './sink-runner.js';
 import { SourceRunner } from './source-runner.js';
 import { FilePositionStore, type PositionStore } from './positions.js';
 import { connectorKind, restartDelay, Serial } from './util.js';
@@ -80,6 +80,7 @@ export class ConnectRuntime {
   private readonly settings: ConnectSettings;
   /** The shared pool of sink threads, made when the first shared task starts. */
   private shared: SharedSinkPool | undefined;
+  private readonly stopTimeouts: Partial<StopTimeouts> | undefined;
 
   constructor(options: ConnectRuntimeOptions) {
     const settings = ConnectSettings.safeParse(options.connect ?? {});
@@ -95,6 +96,7 @@ export class ConnectRuntime {
     this.log = (options.logger ?? pino({ level: 'info', name: 'junction' })).child({ component: 'connect' });
     this.env = options.env ?? process.env;
     this.pluginLogLevel = options.pluginLogLevel ?? this.log.level;
+    this.stopTimeouts = options.stopTimeouts;
     this.placement = options.placement ?? new LocalPlacement();
     this.definitions = options.definitions;
     this.positions = options.positions ?? new FilePositionStore(join(this.dir, 'offsets'));
@@ -643,6 +645,7 @@ export class ConnectRuntime {
       events,
       scrub: c.scrub,
       transforms,
+      stopTimeouts: this.stopTimeouts,
     };
     // Re-checked at each start: the operator's settings may have changed since the declaration was accepted.
     const iso = connectorIsolation(descriptor, decl.isolation, this.settings);
@@ -694,6 +697,7 @@ export class ConnectRuntime {
       logger: this.log,
       strand: (w) => this.metrics.strand(w),
       recycled: () => this.metrics.sharedRecycles.inc(),
+      terminateWaitMs: this.stopTimeouts?.terminateWaitMs,
     });
     return this.shared;
   }

@@ -73,6 +73,8 @@ export class SharedLane {
     private readonly log: Logger,
     private readonly strand: (w: Worker) => void,
     private readonly recycled: () => void = () => {},
+    /** How long a terminated thread has to exit (TERMINATE_WAIT_MS unless a test set a shorter wait). */
+    private readonly terminateWaitMs: number = TERMINATE_WAIT_MS,
   ) {}
 
   /** The lane's pool (its thread starts with the first batch after a start or a stuck thread). */
@@ -131,7 +133,7 @@ export class SharedLane {
       this.terminating.add(w);
       this.recycled();
       this.log.warn({ lane: this.id, why }, 'a shared sink thread is recycled; the other tasks on it send their batches again');
-      const timer = setTimeout(() => this.onStuck(w, pool), TERMINATE_WAIT_MS);
+      const timer = setTimeout(() => this.onStuck(w, pool), this.terminateWaitMs);
       w.once('exit', () => {
         clearTimeout(timer);
         this.terminating.delete(w);
@@ -145,7 +147,7 @@ export class SharedLane {
     this.strand(w);
     this.log.error(
       { lane: this.id },
-      `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated (a plugin blocked in a native call); it is abandoned and the lane gets a fresh thread`,
+      `a shared sink thread did not exit within ${this.terminateWaitMs} ms of being terminated (a plugin blocked in a native call); it is abandoned and the lane gets a fresh thread`,
     );
     if (this.current === pool) this.current = undefined;
     this.terminating.delete(w);
@@ -170,14 +172,14 @@ export class SharedLane {
     this.current = undefined;
     if (!pool) return;
     const threads = [...pool.threads, ...this.terminating];
-    if (!(await settleWithin(pool.destroy(), TERMINATE_WAIT_MS))) {
+    if (!(await settleWithin(pool.destroy(), this.terminateWaitMs))) {
       for (const w of threads) {
         w.unref();
         this.strand(w);
       }
       this.log.error(
         { lane: this.id },
-        `a shared sink thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
+        `a shared sink thread did not exit within ${this.terminateWaitMs} ms of being terminated; it is abandoned`,
       );
     }
   }
@@ -193,11 +195,13 @@ export class SharedSinkPool {
     logger: Logger;
     strand: (w: Worker) => void;
     recycled?: (() => void) | undefined;
+    /** How long a terminated thread has to exit; default TERMINATE_WAIT_MS (tests may set a shorter one). */
+    terminateWaitMs?: number | undefined;
   }) {
     const log = options.logger.child({ component: 'shared-pool' });
     this.lanes = Array.from(
       { length: options.threads },
-      (_, i) => new SharedLane(i, options.maxHeapMb, log, options.strand, options.recycled),
+      (_, i) => new SharedLane(i, options.maxHeapMb, log, options.strand, options.recycled, options.terminateWaitMs),
     );
   }
 

@@ -10,7 +10,8 @@ import { RateMeter, Wakeup } from './util.js';
 import { idsOf, offsetAt } from './chunks.js';
 import type { SinkTask } from './wire.js';
 import { workerFile } from './worker-file.js';
-import type { Flight, Part, SinkRunnerOptions, TaskRt } from './sink-types.js';
+import { stopTimeouts } from './sink-types.js';
+import type { Flight, Part, SinkRunnerOptions, StopTimeouts, TaskRt } from './sink-types.js';
 import type { SharedLane } from './shared-pool.js';
 
 /**
@@ -62,8 +63,12 @@ export abstract class SinkRunnerBase {
   /** Partitions to fetch when this runner runs only some tasks (undefined: all). */
   protected fetchPartitions: number[] | undefined;
 
+  /** The stop's waits on a plugin that does not cooperate (the product's STOP_TIMEOUTS unless a test set shorter ones). */
+  protected readonly timeouts: StopTimeouts;
+
   constructor(options: SinkRunnerOptions) {
     this.o = options;
+    this.timeouts = stopTimeouts(options.stopTimeouts);
     const { decl } = options;
     this.group = groupName(decl.name);
     this.log = options.logger;

@@ -6,7 +6,7 @@ import { ConnectorState } from './declaration.js';
 import { ConnectErrorCode, connectError } from './errors.js';
 import { packChunks } from './chunks.js';
 import { SinkBatching } from './sink-batching.js';
-import { hardTimeoutGrace, OPEN_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import { hardTimeoutGrace, OPEN_TIMEOUT_MS } from './sink-types.js';
 import type { Batch, Flight, Part, TaskRt } from './sink-types.js';
 import type { PackedBatch, SinkTask, SinkWriteAnswer } from './wire.js';
 import type { LaneFlight } from './shared-pool.js';
@@ -216,7 +216,7 @@ export abstract class SinkDispatch extends SinkBatching {
     for (const w of pool.threads) {
       if (this.terminating.has(w)) continue;
       this.terminating.add(w);
-      const timer = setTimeout(() => this.onStuck(task, w, pool), TERMINATE_WAIT_MS);
+      const timer = setTimeout(() => this.onStuck(task, w, pool), this.timeouts.terminateWaitMs);
       w.once('exit', () => {
         clearTimeout(timer);
         this.terminating.delete(w);
@@ -240,7 +240,7 @@ export abstract class SinkDispatch extends SinkBatching {
     metrics.strand(w);
     const err = connectError(
       ConnectErrorCode.WORKER_STUCK,
-      `the worker thread of task ${task} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return ` +
+      `the worker thread of task ${task} did not exit within ${this.timeouts.terminateWaitMs} ms of being terminated: the plugin is blocked in a native call that does not return ` +
         '(a file system or DNS request on the libuv threadpool); the thread is abandoned and the task restarts once it exits, or by hand',
     );
     this.log.error({ task, code: err.code }, err.message);
@@ -280,7 +280,7 @@ export abstract class SinkDispatch extends SinkBatching {
     w.once('exit', () => this.onThreadExit(task, w));
     const err = connectError(
       ConnectErrorCode.WORKER_STUCK,
-      `the shared thread running task ${task} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return; ` +
+      `the shared thread running task ${task} did not exit within ${this.timeouts.terminateWaitMs} ms of being terminated: the plugin is blocked in a native call that does not return; ` +
         'the thread is abandoned (the other tasks on it moved to a fresh one) and this task restarts once it exits, or by hand',
     );
     this.log.error({ task, code: err.code }, err.message);

@@ -27,14 +27,7 @@ import type { ConnectorDeclaration } from './declaration.js';
 import { ConnectErrorCode, codeOf, connectError, messageOf } from './errors.js';
 import { idsOf } from './chunks.js';
 import { SinkAnswers } from './sink-answers.js';
-import {
-  CLOSE_TIMEOUT_MS,
-  hardTimeoutGrace,
-  OPEN_TIMEOUT_MS,
-  SHARED_CANCEL_WAIT_MS,
-  STOP_GRACE_MS,
-  TERMINATE_WAIT_MS,
-} from './sink-types.js';
+import { hardTimeoutGrace, OPEN_TIMEOUT_MS, SHARED_CANCEL_WAIT_MS, STOP_GRACE_MS } from './sink-types.js';
 import type { TaskStatus } from './sink-types.js';
 import { settleWithin } from './util.js';
 
@@ -46,9 +39,10 @@ export {
   RETRY_BASE_MS,
   STOP_GRACE_MS,
   stopBoundMs,
+  STOP_TIMEOUTS,
   TERMINATE_WAIT_MS,
 } from './sink-types.js';
-export type { RetryingStatus, RunnerEvents, SinkRunnerOptions, TaskStatus } from './sink-types.js';
+export type { RetryingStatus, RunnerEvents, SinkRunnerOptions, StopTimeouts, TaskStatus } from './sink-types.js';
 
 /** A running sink connector (see the notes above). */
 export class SinkRunner extends SinkAnswers {
@@ -145,12 +139,16 @@ export class SinkRunner extends SinkAnswers {
     // terminated: the worker answers it skipped when it gets to it.
     if (shared) for (const f of this.flights) if (Atomics.load(f.started, 0) === 0) Atomics.store(f.started, 1, 1);
     await this.letStartedWritesFinish(Math.min(STOP_GRACE_MS, decl.writeTimeoutMs + hardTimeoutGrace(decl.writeTimeoutMs)));
-    if (shared && this.flights.size > 0) await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), SHARED_CANCEL_WAIT_MS);
+    if (shared && this.flights.size > 0)
+      await settleWithin(
+        Promise.allSettled([...this.flights].map((f) => f.run)),
+        Math.min(SHARED_CANCEL_WAIT_MS, this.timeouts.terminateWaitMs),
+      );
     // What is left (a write past the grace, an open that hangs) has its thread terminated (a shared one recycled).
     for (const f of this.flights) f.ac.abort(new Error('connector stopping'));
     // A terminated thread answers with its exit, or is declared stuck after TERMINATE_WAIT_MS and its
     // batches are answered then (see terminateThreads): this settles within that bound.
-    await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), TERMINATE_WAIT_MS + 1000);
+    await settleWithin(Promise.allSettled([...this.flights].map((f) => f.run)), this.timeouts.terminateWaitMs + 1000);
     await Promise.allSettled([...this.settling]);
     const ids: string[] = [];
     for (const p of this.partList) {
@@ -176,7 +174,7 @@ export class SinkRunner extends SinkAnswers {
     const pools = [...this.pools.values()];
     this.pools.clear();
     const threads = pools.flatMap((pool) => [...pool.threads]);
-    if (!(await settleWithin(Promise.allSettled(pools.map((pool) => pool.destroy())), TERMINATE_WAIT_MS))) {
+    if (!(await settleWithin(Promise.allSettled(pools.map((pool) => pool.destroy())), this.timeouts.terminateWaitMs))) {
       // A thread blocked in native code never exits: leave it, it must not keep the process alive.
       for (const w of threads) {
         w.unref();
@@ -184,7 +182,7 @@ export class SinkRunner extends SinkAnswers {
       }
       this.log.error(
         { connector: decl.name },
-        `a worker thread did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
+        `a worker thread did not exit within ${this.timeouts.terminateWaitMs} ms of being terminated; it is abandoned`,
       );
     }
   }
@@ -215,9 +213,10 @@ export class SinkRunner extends SinkAnswers {
       [...this.lanes].map(async ([task, lane]) => {
         // No signal on a shared thread; a close that does not finish has the lane's thread recycled.
         const closing = lane.pool.run({ op: 'close', connector: this.o.decl.name, task }).catch(() => undefined);
-        if (!(await settleWithin(closing, CLOSE_TIMEOUT_MS))) {
-          lane.recycle(`connector ${this.o.decl.name} task ${task}: close() did not finish within ${CLOSE_TIMEOUT_MS} ms`);
-          this.log.warn({ task }, `the sink's close() did not finish within ${CLOSE_TIMEOUT_MS} ms; its shared thread is recycled`);
+        const closeMs = this.timeouts.closeTimeoutMs;
+        if (!(await settleWithin(closing, closeMs))) {
+          lane.recycle(`connector ${this.o.decl.name} task ${task}: close() did not finish within ${closeMs} ms`);
+          this.log.warn({ task }, `the sink's close() did not finish within ${closeMs} ms; its shared thread is recycled`);
         }
       }),
     );
@@ -225,9 +224,10 @@ export class SinkRunner extends SinkAnswers {
       [...this.pools].map(async ([task, pool]) => {
         const ac = new AbortController();
         const closing = pool.run({ op: 'close', connector: this.o.decl.name }, { signal: ac.signal }).catch(() => undefined);
-        if (!(await settleWithin(closing, CLOSE_TIMEOUT_MS))) {
+        const closeMs = this.timeouts.closeTimeoutMs;
+        if (!(await settleWithin(closing, closeMs))) {
           ac.abort(new Error('close timed out'));
-          this.log.warn({ task }, `the sink's close() did not finish within ${CLOSE_TIMEOUT_MS} ms; its thread is terminated`);
+          this.log.warn({ task }, `the sink's close() did not finish within ${closeMs} ms; its thread is terminated`);
         }
       }),
     );

@@ -52,10 +52,34 @@ export const CLOSE_TIMEOUT_MS = 5_000;
  * its plugin does: the grace for started writes, the terminate wait, the close timeout and the wait for
  * the pool's threads to exit (the store's own acks and nacks come on top, a few ms).
  */
-export function stopBoundMs(writeTimeoutMs: number): number {
+export function stopBoundMs(writeTimeoutMs: number, timeouts: StopTimeouts = STOP_TIMEOUTS): number {
   return (
-    Math.min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs)) + TERMINATE_WAIT_MS + CLOSE_TIMEOUT_MS + TERMINATE_WAIT_MS
+    Math.min(STOP_GRACE_MS, writeTimeoutMs + hardTimeoutGrace(writeTimeoutMs)) +
+    timeouts.terminateWaitMs +
+    timeouts.closeTimeoutMs +
+    timeouts.terminateWaitMs
   );
+}
+
+/**
+ * The two waits a stop spends on a plugin that does not cooperate. The product always runs with
+ * STOP_TIMEOUTS; tests that wait these bounds out many times (the wedge matrix) may run shorter ones
+ * through the runtime's `stopTimeouts` option — the same code paths, smaller numbers.
+ */
+export interface StopTimeouts {
+  /** How long a terminated worker thread has to exit before it counts as stuck (TERMINATE_WAIT_MS). */
+  terminateWaitMs: number;
+  /** How long a stop waits for a sink's or source's `close()` (CLOSE_TIMEOUT_MS). */
+  closeTimeoutMs: number;
+}
+export const STOP_TIMEOUTS: Readonly<StopTimeouts> = Object.freeze({
+  terminateWaitMs: TERMINATE_WAIT_MS,
+  closeTimeoutMs: CLOSE_TIMEOUT_MS,
+});
+
+/** `STOP_TIMEOUTS` with what `partial` sets. */
+export function stopTimeouts(partial: Partial<StopTimeouts> | undefined): StopTimeouts {
+  return { ...STOP_TIMEOUTS, ...partial };
 }
 /** Base of the retry backoff (full jitter, up to `errors.retryMaxDelayMs`). */
 export const RETRY_BASE_MS = 100;
@@ -136,6 +160,8 @@ export interface SinkRunnerOptions {
    * to one lane while it runs. Absent: each task has a thread of its own (`isolation: thread`).
    */
   shared?: SharedSinkPool | undefined;
+  /** Shorter stop waits than the product's STOP_TIMEOUTS (tests only). */
+  stopTimeouts?: Partial<StopTimeouts> | undefined;
   /** Batches in workers at once; default 2 × tasks. */
   maxInFlight?: number | undefined;
   /**

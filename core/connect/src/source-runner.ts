@@ -22,7 +22,7 @@ import { ConnectErrorCode, codeOf, connectError, messageOf, traceOf } from './er
 import type { PositionStore } from './positions.js';
 import type { ConnectMetrics } from './metrics.js';
 import type { RetryingStatus, RunnerEvents, TaskStatus } from './sink-runner.js';
-import { CLOSE_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
+import { stopTimeouts, type StopTimeouts } from './sink-types.js';
 import { RateMeter, restartDelay, settleWithin } from './util.js';
 import type { FromSourceWorker, SourceWorkerData, ToSourceWorker } from './wire.js';
 import { workerFile } from './worker-file.js';
@@ -51,6 +51,8 @@ export interface SourceRunnerOptions {
   events: RunnerEvents;
   /** The connector's transforms, applied in the worker after each read (absent: none). */
   transforms?: WorkerTransforms | undefined;
+  /** Shorter stop waits than the product's STOP_TIMEOUTS (tests only). */
+  stopTimeouts?: Partial<StopTimeouts> | undefined;
 }
 
 type NextAnswer = Extract<FromSourceWorker, { type: 'batch' | 'end' | 'error' }> | { type: 'gone'; error: Error };
@@ -361,15 +363,13 @@ export class SourceRunner {
       });
       worker.postMessage({ type: 'stop' } satisfies ToSourceWorker);
       // close() gets CLOSE_TIMEOUT_MS; then the thread is terminated, and one that does not exit is left.
-      await settleWithin(Promise.race([closed, exited]), CLOSE_TIMEOUT_MS);
+      const { closeTimeoutMs, terminateWaitMs } = stopTimeouts(this.o.stopTimeouts);
+      await settleWithin(Promise.race([closed, exited]), closeTimeoutMs);
       void worker.terminate();
-      if (!(await settleWithin(exited, TERMINATE_WAIT_MS))) {
+      if (!(await settleWithin(exited, terminateWaitMs))) {
         worker.unref();
         this.o.metrics.strand(worker);
-        this.log.error(
-          { task: t.id },
-          `the source worker did not exit within ${TERMINATE_WAIT_MS} ms of being terminated; it is abandoned`,
-        );
+        this.log.error({ task: t.id }, `the source worker did not exit within ${terminateWaitMs} ms of being terminated; it is abandoned`);
       }
     }
     t.worker = undefined;
@@ -412,8 +412,9 @@ export class SourceRunner {
    */
   private terminateWatched(t: SourceTaskRt, worker: Worker, exited: Promise<unknown>): Promise<unknown> {
     const { decl, metrics } = this.o;
+    const { terminateWaitMs } = stopTimeouts(this.o.stopTimeouts);
     void worker.terminate();
-    return settleWithin(exited, TERMINATE_WAIT_MS).then((inTime) => {
+    return settleWithin(exited, terminateWaitMs).then((inTime) => {
       if (inTime || this.stopping) return;
       worker.unref();
       t.stuck = worker;
@@ -421,7 +422,7 @@ export class SourceRunner {
       clearTimeout(t.timer);
       t.timer = undefined;
       t.restartAt = undefined;
-      const message = `the source worker of task ${t.id} did not exit within ${TERMINATE_WAIT_MS} ms of being terminated: the plugin is blocked in a native call that does not return; the thread is abandoned and the task restarts once it exits, or by hand`;
+      const message = `the source worker of task ${t.id} did not exit within ${terminateWaitMs} ms of being terminated: the plugin is blocked in a native call that does not return; the thread is abandoned and the task restarts once it exits, or by hand`;
       t.lastError = { code: ConnectErrorCode.WORKER_STUCK, message, at: Date.now() };
       this.log.error({ connector: decl.name, task: t.id, code: ConnectErrorCode.WORKER_STUCK }, message);
       this.o.events.onChange?.();

@@ -16,6 +16,7 @@ import type {
   ConnectSettingsInput,
   SecretsKeySource,
   StationSchemaResolver,
+  StopTimeouts,
 } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -93,6 +94,7 @@ export interface Harness {
     env?: Record<string, string | undefined> | undefined;
     stationSchemaOf?: StationSchemaResolver | undefined;
     connect?: ConnectSettingsInput | undefined;
+    stopTimeouts?: Partial<StopTimeouts> | undefined;
   };
   store: EmbeddedStore;
   runtime: ConnectRuntime;
@@ -128,6 +130,8 @@ export async function harness(
     stationSchemaOf?: StationSchemaResolver;
     /** The runtime's `connect` settings (shared pool, isolation per plugin). The test plugins are not built-ins: `thread` unless set here. */
     connect?: ConnectSettingsInput;
+    /** Shorter stop waits than the product's (the runtime's `stopTimeouts`). */
+    stopTimeouts?: Partial<StopTimeouts>;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'junction-connect-'));
@@ -144,6 +148,7 @@ export async function harness(
       env: options.env ?? {},
       stationSchemaOf: options.stationSchemaOf,
       connect: options.connect ?? isolationFromEnv(),
+      stopTimeouts: options.stopTimeouts,
     },
   } as Harness;
   const open = async (): Promise<void> => {
@@ -160,6 +165,7 @@ export async function harness(
       secretsKey: h.options.secretsKey,
       stationSchemaOf: h.options.stationSchemaOf,
       connect: h.options.connect,
+      stopTimeouts: h.options.stopTimeouts,
     });
     await h.runtime.start();
   };
