@@ -127,58 +127,63 @@ describe('file log: layout', () => {
 });
 
 describe('file log: recovery', () => {
-  it('truncates a torn last record at every byte position and continues at its offset', () =>
-    withDir(async (dir) => {
-      const inputs = records(0, 30, { size: 40 });
-      // Three kinds of last record: plain, with key and headers, and a larger one.
-      inputs.push(record(30, { size: 20, key: false, headers: false }));
-      inputs.push(record(31, { size: 60, key: true, headers: true }));
-      inputs.push(record(32, { size: 300, key: true, headers: false }));
-      for (let lastCount = 31; lastCount <= 33; lastCount++) {
-        await fsp.rm(dir, { recursive: true, force: true });
-        const kept = inputs.slice(0, lastCount);
-        // Killed after the last record was written, before a checkpoint covered it.
-        await populateCrashImage(dir, kept, lastCount - 1, { segmentBytes: 1024 }, 4);
-        const snap = await snapshot(dir);
-        const active = (await segmentFiles(dir)).at(-1) as string;
-        const full = snap.get(active) as Buffer;
-        const lastSize = encodedSize(kept.at(-1) as RecordInput);
-        for (let cut = full.length - lastSize; cut < full.length; cut++) {
-          await restore(dir, snap);
-          await fsp.truncate(path.join(dir, active), cut);
-          const torn: TornTail[] = [];
-          const log = await openFileLog(opts(dir, { segmentBytes: 1024, onTornTail: (t) => torn.push(t) }));
-          try {
-            expect(log.corruptRanges).toEqual([]);
-            const tornBytes = cut - (full.length - lastSize);
-            expect(torn).toEqual(tornBytes > 0 ? [{ segment: active, bytes: tornBytes, atOffset: lastCount }] : []);
-            expect(log.nextOffset).toBe(lastCount);
-            expect(log.count).toBe(lastCount - 1);
-            const extra = record(500, { size: 10 });
-            expect(await log.append([extra])).toBe(lastCount);
-            const tail = await log.read(lastCount - 2, { maxMessages: 10, maxBytes: 1e9 });
-            expect(tail.map((r) => r.offset)).toEqual([lastCount - 2, lastCount - 1, lastCount]);
-            expectRecord(tail[1], kept[lastCount - 2] as RecordInput, lastCount - 1);
-            expectRecord(tail[2], extra, lastCount);
-          } finally {
-            await log.close();
+  it(
+    'truncates a torn last record at every byte position and continues at its offset',
+    () =>
+      withDir(async (dir) => {
+        const inputs = records(0, 30, { size: 40 });
+        // Three kinds of last record: plain, with key and headers, and a larger one.
+        inputs.push(record(30, { size: 20, key: false, headers: false }));
+        inputs.push(record(31, { size: 60, key: true, headers: true }));
+        inputs.push(record(32, { size: 300, key: true, headers: false }));
+        for (let lastCount = 31; lastCount <= 33; lastCount++) {
+          await fsp.rm(dir, { recursive: true, force: true });
+          const kept = inputs.slice(0, lastCount);
+          // Killed after the last record was written, before a checkpoint covered it.
+          await populateCrashImage(dir, kept, lastCount - 1, { segmentBytes: 1024 }, 4);
+          const snap = await snapshot(dir);
+          const active = (await segmentFiles(dir)).at(-1) as string;
+          const full = snap.get(active) as Buffer;
+          const lastSize = encodedSize(kept.at(-1) as RecordInput);
+          for (let cut = full.length - lastSize; cut < full.length; cut++) {
+            await restore(dir, snap);
+            await fsp.truncate(path.join(dir, active), cut);
+            const torn: TornTail[] = [];
+            const log = await openFileLog(opts(dir, { segmentBytes: 1024, onTornTail: (t) => torn.push(t) }));
+            try {
+              expect(log.corruptRanges).toEqual([]);
+              const tornBytes = cut - (full.length - lastSize);
+              expect(torn).toEqual(tornBytes > 0 ? [{ segment: active, bytes: tornBytes, atOffset: lastCount }] : []);
+              expect(log.nextOffset).toBe(lastCount);
+              expect(log.count).toBe(lastCount - 1);
+              const extra = record(500, { size: 10 });
+              expect(await log.append([extra])).toBe(lastCount);
+              const tail = await log.read(lastCount - 2, { maxMessages: 10, maxBytes: 1e9 });
+              expect(tail.map((r) => r.offset)).toEqual([lastCount - 2, lastCount - 1, lastCount]);
+              expectRecord(tail[1], kept[lastCount - 2] as RecordInput, lastCount - 1);
+              expectRecord(tail[2], extra, lastCount);
+            } finally {
+              await log.close();
+            }
           }
         }
-      }
-      // Once, check the whole log after a torn tail.
-      const log = await openFileLog(opts(dir, { segmentBytes: 1024 }));
-      try {
-        await expectIntact(
-          log,
-          inputs
-            .slice(0, 32)
-            .concat([record(500, { size: 10 })])
-            .slice(0, 33),
-        );
-      } finally {
-        await log.close();
-      }
-    }));
+        // Once, check the whole log after a torn tail.
+        const log = await openFileLog(opts(dir, { segmentBytes: 1024 }));
+        try {
+          await expectIntact(
+            log,
+            inputs
+              .slice(0, 32)
+              .concat([record(500, { size: 10 })])
+              .slice(0, 33),
+          );
+        } finally {
+          await log.close();
+        }
+      }),
+    // ~450 opens of a torn log: 34 s on a quiet machine, more than the default 60 s beside a CPU hog.
+    180_000,
+  );
 
   it('keeps every whole record of a torn multi-record write', () =>
     withDir(async (dir) => {
