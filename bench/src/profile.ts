@@ -9,6 +9,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 interface CpuProfile {
   nodes: ProfileNode[];
@@ -35,10 +36,15 @@ function placeOf(url: string, name: string): string {
   return url;
 }
 
-export function summarizeProfile(file: string, top = 25): ProfileSummary {
+/**
+ * `window`: only the samples from the first to the last one whose stack holds a function of that name
+ * (e.g. `produce`: the produce phase of a run, without start-up and the idle time around it).
+ */
+export function summarizeProfile(file: string, top = 25, window?: string): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const [from, to] = window ? windowOf(p, window) : [0, p.samples.length - 1];
   const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) {
+  for (let i = from; i <= to; i++) {
     const id = p.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
@@ -72,6 +78,31 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
       .slice(0, top)
       .map(([place, us]) => ({ place, selfMs: Math.round(us / 1000), pct: pct(us) })),
   };
+}
+
+/** Indexes of the first and the last sample whose stack holds a frame named `fn` (the whole profile when none does). */
+function windowOf(p: CpuProfile, fn: string): [number, number] {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const holds = new Map<number, boolean>();
+  const inStack = (id: number): boolean => {
+    let v = holds.get(id);
+    if (v === undefined) {
+      const up = parent.get(id);
+      v = byId.get(id)?.callFrame.functionName === fn || (up !== undefined && inStack(up));
+      holds.set(id, v);
+    }
+    return v;
+  };
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < p.samples.length; i++) {
+    if (!inStack(p.samples[i]!)) continue;
+    if (first < 0) first = i;
+    last = i;
+  }
+  return first < 0 ? [0, p.samples.length - 1] : [first, last];
 }
 
 export function renderProfile(s: ProfileSummary): string {
