@@ -108,72 +108,10 @@ export function ntz(ms: number): string {
   return lastTsText;
 }
 
-/** One row of the JSON bind: its JSON text (a positional array) and about its size in bytes (never less). */
-export interface RowText {
-  json: string;
-  size: number;
-}
-
-let lastHeaders: object | undefined;
-let lastHeaderBytes = 0;
-
-/** About the JSON size of a headers object, in bytes (at most 3 per UTF-16 unit, plus quotes and separators). */
-function headerBytes(h: Readonly<Record<string, string>>): number {
-  if (h === lastHeaders) return lastHeaderBytes;
-  let n = 2;
-  for (const k in h) n += 3 * (k.length + (h[k]?.length ?? 0)) + 6;
-  lastHeaders = h;
-  lastHeaderBytes = n;
-  return n;
-}
-
-/** The size estimate of a row built from its parsed parts (modes columns and schema). */
-export const estimatedSize = (m: SinkMessage): number => m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers);
-
-/**
- * The rows of one batch (one station incarnation and partition), as the JSON text the INSERT's
- * `VALUE[i]` picks from, or the reason a message can never be one. The value has to be checked here
- * (it travels inside the JSON bind), so text that is not JSON is refused locally; type errors are
- * Snowflake's to find (its casts refuse the row).
- *
- * Mode raw puts the value's own text in the row once `JSON.parse` has accepted it — exactly one JSON
- * value, so it cannot reach outside its place in the array — instead of parsing it into objects and
- * serializing them again (a parse, a tree of objects and a stringify per row, for the same VARIANT).
- * Numbers keep their digits that way; an object with a duplicate key is the one case the text and the
- * re-serialized object differ, and the INSERT's `PARSE_JSON(?, 'd')` keeps its last value as
- * `JSON.parse` did.
- */
-export function rowEncoder(config: SnowflakeSinkConfig, ref: PartitionRef): (m: SinkMessage) => RowText | { reject: string } {
-  const { station, stationId, partition } = ref;
-  if (config.mode === 'raw') {
-    // [station, partition, offset, timestamp, key, headers, value, station id]
-    const head = `[${JSON.stringify(station)},${JSON.stringify(partition)},`;
-    const tail = `,${JSON.stringify(stationId)}]`;
-    return (m) => {
-      let text: string;
-      try {
-        text = decoder.decode(m.value);
-        JSON.parse(text);
-      } catch (err) {
-        return { reject: `value is not JSON text (a VARIANT needs JSON): ${(err as Error).message}` };
-      }
-      // ntz() is digits, '+', '-', ':', '.' and 'T' only: no escaping needed.
-      const meta = `${head}${JSON.stringify(m.offset)},"${ntz(m.timestamp)}",${m.key === undefined ? 'null' : JSON.stringify(m.key)},${JSON.stringify(m.headers)},`;
-      // The value's bytes as they are, everything else at most 3 bytes per UTF-16 unit.
-      return { json: `${meta}${text}${tail}`, size: m.value.byteLength + 3 * (meta.length + tail.length) };
-    };
-  }
-  return (m) => {
-    const r = toRow(config, ref, m);
-    return 'reject' in r ? r : { json: JSON.stringify(r.row), size: estimatedSize(m) };
-  };
-}
-
 /**
  * One row as the positional array the INSERT's `VALUE[i]` picks from, or the reason the message can
  * never be one. The value has to be parsed here (it travels inside the JSON bind), so text that is
  * not JSON is refused locally; type errors are Snowflake's to find (its casts refuse the row).
- * (The sink encodes rows with {@link rowEncoder}, which for mode raw skips the parsed copy.)
  */
 export function toRow(config: SnowflakeSinkConfig, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
   const { station, stationId, partition } = ref;

@@ -47,7 +47,7 @@ import {
 } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
-import { columnsOf, estimatedSize, metaColumns, q, rowEncoder, type Col, type MetaColumns } from './rows.js';
+import { columnsOf, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
 import type { StationSchemaInfo } from '@junction/sdk-connector';
 import { compareColumns, schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
 import { bindValue, schemaColumns, typeFamily } from './schema-table.js';
@@ -56,6 +56,19 @@ snowflake.configure({ logLevel: 'OFF' } as never);
 
 type Conn = ReturnType<typeof snowflake.createConnection>;
 type Rows = Record<string, unknown>[];
+
+let lastHeaders: object | undefined;
+let lastHeaderBytes = 0;
+
+/** About the JSON size of a headers object, in bytes (at most 3 per UTF-16 unit, plus quotes and separators). */
+function headerBytes(h: Record<string, string>): number {
+  if (h === lastHeaders) return lastHeaderBytes;
+  let n = 2;
+  for (const k in h) n += 3 * (k.length + (h[k]?.length ?? 0)) + 6;
+  lastHeaders = h;
+  lastHeaderBytes = n;
+  return n;
+}
 
 /** Mode schema: a message decoded with the station schema, as the positional row of schemaColumns(). */
 function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
@@ -75,11 +88,11 @@ export function forgetRequestsInFlight(): void {
   fenced.forgetAll();
 }
 
-/** A row to insert: the JSON text of the positional array the INSERT's `VALUE[i]` picks from, and its size (estimated, never less). */
+/** A row to insert: the positional array the INSERT's `VALUE[i]` picks from, and its JSON size (estimated). */
 interface Pending {
   index: number;
   offset: number;
-  json: string;
+  row: unknown[];
   size: number;
 }
 
@@ -407,21 +420,19 @@ export class SnowflakeSink implements Sink {
       }
       decoder = this.followed!.decoder;
     }
-    const encode = decoder
-      ? (m: SinkMessage) => {
-          const r = schemaRow(decoder, ref, m);
-          return 'reject' in r ? r : { json: JSON.stringify(r.row), size: estimatedSize(m) };
-        }
-      : rowEncoder(this.config, ref);
-    const { messages } = batch;
-    for (let index = 0; index < messages.length; index++) {
-      const m = messages[index]!;
-      const r = encode(m);
+    batch.messages.forEach((m, index) => {
+      const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
-      } else rows.push({ index, offset: m.offset, json: r.json, size: r.size });
-    }
+      } else
+        rows.push({
+          index,
+          offset: m.offset,
+          row: r.row,
+          size: m.value.byteLength + 128 + (m.key?.length ?? 0) * 3 + headerBytes(m.headers),
+        });
+    });
     const unanswered = (why: string): WriteResult[] => {
       const out = results.map((r) => r ?? retry(why, { delayMs: 1000 }));
       this.m.retries.inc(results.filter((r) => r === undefined).length);
@@ -487,14 +498,14 @@ export class SnowflakeSink implements Sink {
     const offsets = rows.map((r) => r.offset);
     // The anti-join makes a statement the driver re-sends (after a lost answer) insert nothing twice.
     const sql =
-      `INSERT INTO ${this.fq} (${this.cols.map((c) => q(c.name)).join(', ')}) SELECT ${select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?, 'd')))` +
+      `INSERT INTO ${this.fq} (${this.cols.map((c) => q(c.name)).join(', ')}) SELECT ${select} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))` +
       ` WHERE VALUE[${k}]::NUMBER(38,0) NOT IN (SELECT ${q(this.meta.offset)} FROM ${this.fq} WHERE ${q(this.meta.station)} = ? AND ${q(this.meta.stationId)} = ? AND ${q(this.meta.partition)} = ? AND ${q(this.meta.offset)} BETWEEN ? AND ?)`;
     this.m.statements.inc();
     try {
-      // The rows' JSON texts (made while encoding them) joined into one array.
+      // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
       await this.exec(
         sql,
-        [`[${rows.map((r) => r.json).join(',')}]`, ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)],
+        [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)],
         budget,
         'INSERT',
         fence,

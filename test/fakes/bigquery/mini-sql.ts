@@ -18,7 +18,7 @@
  *            | (pred OR pred …)
  *   BEGIN / COMMIT / ROLLBACK, USE …, SET …, SELECT 1 — accepted, no effect
  * Expressions: 'text' (with '' or, unless the dialect says otherwise, \' escapes), numbers, NULL, TRUE, FALSE, ? and @name parameters,
- * PARSE_JSON(expr [, 'd' | 's']). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
+ * PARSE_JSON(expr). Identifiers: bare (case-insensitive), "quoted", `back.ticked` (last part kept).
  * Scans skip blocks of rows whose min / max rule them out, as the warehouses prune by block metadata
  * (see `scan` below): the cost of a selective query does not grow with the table.
  */
@@ -243,15 +243,6 @@ class Parser {
         this.p++;
         this.sym('(');
         const arg = this.expr();
-        // Snowflake's optional second argument: 'd' keeps the last value of a duplicate key, 's' (its
-        // default) refuses duplicates. JSON.parse always keeps the last one: 'd'; 's' is not checked here.
-        if (this.isSym(',')) {
-          this.sym(',');
-          const t = this.peek();
-          if (t?.t !== 'str' || (t.v !== 'd' && t.v !== 's'))
-            throw new SqlError('syntax', "syntax error: PARSE_JSON's second argument is 'd' or 's'");
-          this.p++;
-        }
         this.sym(')');
         return { e: 'parse_json', arg };
       }
