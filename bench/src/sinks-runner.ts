@@ -403,7 +403,9 @@ interface Fake {
 
 /** A warehouse fake in a child process (fake-host.ts): its CPU is not the broker's. */
 async function startFake(kind: string, options: unknown, datasets: [string, string][]): Promise<Fake> {
-  const child = spawn(process.execPath, [fileURLToPath(here('./fake-host.js')), JSON.stringify({ kind, options, datasets })], {
+  // JUNCTION_BENCH_CHILD_PROF=<dir> profiles the fakes' processes too (where a warehouse row's server time goes).
+  const prof = process.env.JUNCTION_BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.JUNCTION_BENCH_CHILD_PROF] : [];
+  const child = spawn(process.execPath, [...prof, fileURLToPath(here('./fake-host.js')), JSON.stringify({ kind, options, datasets })], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   fakeChildren.add(child);
@@ -418,7 +420,8 @@ async function startFake(kind: string, options: unknown, datasets: [string, stri
       fakeChildren.delete(child);
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
+      // Profiled, it exits by SIGTERM (process.exit writes its .cpuprofile); SIGKILL would lose it.
+      child.kill(prof.length > 0 ? 'SIGTERM' : 'SIGKILL');
       await exited;
     },
   };

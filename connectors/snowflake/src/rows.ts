@@ -1,5 +1,5 @@
 /** Messages → Snowflake rows (positional arrays inside one JSON bind) and the table's columns by mode. */
-import type { PartitionRef, SinkMessage } from '@junction/sdk-connector';
+import type { SinkMessage } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 
 export interface Col {
@@ -109,12 +109,20 @@ export function ntz(ms: number): string {
 }
 
 /**
- * One row as the positional array the INSERT's `VALUE[i]` picks from, or the reason the message can
+ * Whether a column takes the same value in every row of a statement — station, station id, partition —
+ * so the INSERT binds it once (`?`) instead of each row of the JSON bind carrying it.
+ */
+export function constantColumn(meta: MetaColumns, name: string): 'station' | 'stationId' | 'partition' | undefined {
+  return name === meta.station ? 'station' : name === meta.stationId ? 'stationId' : name === meta.partition ? 'partition' : undefined;
+}
+
+/**
+ * One row as the positional array the INSERT's `VALUE[i]` picks from — the table's columns in order
+ * without the {@link constantColumn}s, which the statement binds once — or the reason the message can
  * never be one. The value has to be parsed here (it travels inside the JSON bind), so text that is
  * not JSON is refused locally; type errors are Snowflake's to find (its casts refuse the row).
  */
-export function toRow(config: SnowflakeSinkConfig, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
-  const { station, stationId, partition } = ref;
+export function toRow(config: SnowflakeSinkConfig, m: SinkMessage): { row: unknown[] } | { reject: string } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(decoder.decode(m.value));
@@ -122,10 +130,10 @@ export function toRow(config: SnowflakeSinkConfig, ref: PartitionRef, m: SinkMes
     return { reject: `value is not JSON text (a VARIANT needs JSON): ${(err as Error).message}` };
   }
   if (config.mode === 'raw') {
-    return { row: [station, partition, m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed, stationId] };
+    return { row: [m.offset, ntz(m.timestamp), m.key ?? null, m.headers, parsed] };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     return { reject: 'value is not a JSON object, so it has no fields for mode columns' };
   const o = parsed as Record<string, unknown>;
-  return { row: [...config.columns.map((c) => o[c.field ?? c.name] ?? null), station, partition, m.offset, stationId] };
+  return { row: [...config.columns.map((c) => o[c.field ?? c.name] ?? null), m.offset] };
 }

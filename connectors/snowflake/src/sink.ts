@@ -47,7 +47,7 @@ import {
 } from '@junction/sdk-connector';
 import type { SnowflakeSinkConfig } from './config.js';
 import { describe, isAuthError, isDataError, isSqlError, toJunctionError } from './errors.js';
-import { columnsOf, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
+import { columnsOf, constantColumn, metaColumns, q, toRow, type Col, type MetaColumns } from './rows.js';
 import type { StationSchemaInfo } from '@junction/sdk-connector';
 import { compareColumns, schemaDecoder, type SchemaDecoder } from '@junction/sdk-connector/schema';
 import { bindValue, schemaColumns, typeFamily } from './schema-table.js';
@@ -71,10 +71,10 @@ function headerBytes(h: Record<string, string>): number {
 }
 
 /** Mode schema: a message decoded with the station schema, as the positional row of schemaColumns(). */
-function schemaRow(decoder: SchemaDecoder, ref: PartitionRef, m: SinkMessage): { row: unknown[] } | { reject: string } {
+function schemaRow(decoder: SchemaDecoder, m: SinkMessage): { row: unknown[] } | { reject: string } {
   const d = decoder.decode(m.value);
   if (!d.ok) return { reject: d.reason };
-  return { row: [...decoder.fields.map((f) => bindValue(d.row[f.name], f.type)), ref.station, ref.partition, m.offset, ref.stationId] };
+  return { row: [...decoder.fields.map((f) => bindValue(d.row[f.name], f.type)), m.offset] };
 }
 
 /** Requests given up on while they may still land. Module-wide: a sink opened again in the same worker respects them too. */
@@ -421,7 +421,7 @@ export class SnowflakeSink implements Sink {
       decoder = this.followed!.decoder;
     }
     batch.messages.forEach((m, index) => {
-      const r = decoder ? schemaRow(decoder, ref, m) : toRow(this.config, ref, m);
+      const r = decoder ? schemaRow(decoder, m) : toRow(this.config, m);
       if ('reject' in r) {
         results[index] = deadLetter(ErrorCode.SINK_REJECTED, r.reject);
         this.m.deadLetters.inc();
@@ -493,8 +493,24 @@ export class SnowflakeSink implements Sink {
     budget: Budget,
     fence: string,
   ): Promise<string | undefined> {
-    const select = this.cols.map((c, i) => (c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`)).join(', ');
-    const k = this.cols.findIndex((c) => c.name === this.meta.offset);
+    // Station, station id and partition are the same in every row: bound once, not carried by each row
+    // of the JSON bind (a smaller bind: less for the driver to escape, compress and send, and for
+    // Snowflake to parse). The rows hold the other columns, in order.
+    const constants: unknown[] = [];
+    let j = 0;
+    let k = -1;
+    const select = this.cols
+      .map((c) => {
+        const constant = constantColumn(this.meta, c.name);
+        if (constant) {
+          constants.push(ref[constant]);
+          return '?';
+        }
+        if (c.name === this.meta.offset) k = j;
+        const i = j++;
+        return c.cast ? `VALUE[${i}]::${c.cast}` : `VALUE[${i}]`;
+      })
+      .join(', ');
     const offsets = rows.map((r) => r.offset);
     // The anti-join makes a statement the driver re-sends (after a lost answer) insert nothing twice.
     const sql =
@@ -505,7 +521,15 @@ export class SnowflakeSink implements Sink {
       // One JSON.stringify of all the rows (native, one pass) rather than a string per row joined.
       await this.exec(
         sql,
-        [JSON.stringify(rows.map((r) => r.row)), ref.station, ref.stationId, ref.partition, Math.min(...offsets), Math.max(...offsets)],
+        [
+          ...constants,
+          JSON.stringify(rows.map((r) => r.row)),
+          ref.station,
+          ref.stationId,
+          ref.partition,
+          Math.min(...offsets),
+          Math.max(...offsets),
+        ],
         budget,
         'INSERT',
         fence,

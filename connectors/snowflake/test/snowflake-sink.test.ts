@@ -77,9 +77,32 @@ describe('snowflake sink', () => {
     );
     expect(results.every((r) => r.status === 'ok')).toBe(true);
     expect(await offsets()).toEqual(range(1, N));
-    const sizes = fake.statements.flatMap((sql, i) => (sql.startsWith('INSERT') ? [fake.firstBindBytes[i]!] : []));
+    const sizes = fake.statements.flatMap((sql, i) => (sql.startsWith('INSERT') ? [fake.bindBytes[i]!] : []));
     expect(sizes.length).toBeGreaterThan(5);
     for (const n of sizes) expect(n).toBeLessThanOrEqual(4096);
+  });
+
+  it('binds station, station id and partition once per INSERT, not in each row of the JSON bind; the rows still hold them', async () => {
+    const s = await sinkOf();
+    const station = `orders_${'s'.repeat(200)}`;
+    const stationId = `id-${'i'.repeat(200)}`;
+    const N = 100;
+    const results = await s.write(
+      batch(
+        station,
+        range(1, N).map((o) => msg(o, { n: o })),
+        3,
+        stationId,
+      ),
+      { signal: signal() },
+    );
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    const sizes = fake.statements.flatMap((sql, i) => (sql.startsWith('INSERT') ? [fake.bindBytes[i]!] : []));
+    expect(sizes).toHaveLength(1);
+    // Each row carried them before: 100 rows × 400+ bytes. Now offset, time, key, headers and value only.
+    expect(sizes[0]).toBeLessThan(N * 100);
+    const rows = await query(fake, 'SELECT "STATION", "STATION_ID", "PARTITION", "OFFSET" FROM "DB"."PUBLIC"."EVENTS" ORDER BY "OFFSET"');
+    expect(rows).toEqual(range(1, N).map((o) => ({ STATION: station, STATION_ID: stationId, PARTITION: 3, OFFSET: o })));
   });
 
   it('maps first-level JSON fields to typed columns (mode columns)', async () => {

@@ -21,7 +21,7 @@
  * words; `DESCRIBE TABLE` answers the columns as Snowflake shows them (VARCHAR(16777216), NUMBER(38,0),
  * TIMESTAMP_TZ(9), BINARY(8388608)…).
  * Users: `users` map of user → password (390100 otherwise). `statements` logs every SQL text run,
- * `firstBindBytes` the size of each one's first text bind.
+ * `bindBytes` the size of each one's largest text bind (an INSERT's JSON bind).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -82,8 +82,8 @@ export class FakeSnowflake {
   /** Stores by `DATABASE.SCHEMA` (upper case). */
   readonly schemas = new Map<string, MiniSql>([['DB.PUBLIC', new MiniSql(dialect)]]);
   readonly statements: string[] = [];
-  /** UTF-8 bytes of each statement's first bind when it is text (0 otherwise), beside `statements`. */
-  readonly firstBindBytes: number[] = [];
+  /** UTF-8 bytes of each statement's largest text bind (0 without one), beside `statements`. */
+  readonly bindBytes: number[] = [];
   readonly users = new Map<string, string>([['junction', 'secret']]);
   private server!: Server;
   private tokens = new Set<string>();
@@ -300,7 +300,7 @@ export class FakeSnowflake {
     const positional = Object.keys(bindings)
       .sort((a, b) => Number(a) - Number(b))
       .map((k) => bindings[k]?.value);
-    this.firstBindBytes.push(typeof positional[0] === 'string' ? Buffer.byteLength(positional[0]) : 0);
+    this.bindBytes.push(positional.reduce<number>((n, v) => (typeof v === 'string' ? Math.max(n, Buffer.byteLength(v)) : n), 0));
     const queryId = randomUUID();
     try {
       // Array binds (one array per column) run the statement once per row set, atomically.
