@@ -737,7 +737,9 @@ class FileLog implements PartitionLog {
         } else {
           // Never from Node's shared pool: a read buffer holds this segment's bytes and nothing else, so
           // what lies between two records' values in it is the log's own data (fetchChunks relies on it).
-          buf = Buffer.allocUnsafeSlow(Math.min(chunk, limit - pos));
+          // Shared memory: the connector runtime hands it to its worker threads as it is, not copied
+          // (values are read-only for everyone; bytes from the read cache are checked again anyway).
+          buf = Buffer.from(new SharedArrayBuffer(Math.min(chunk, limit - pos)));
           await readFully(handle, buf, buf.length, pos);
           if (buf.length <= CACHE_MAX_BYTES) this.cache = { seg, pos, buf };
         }
