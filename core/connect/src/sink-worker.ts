@@ -80,7 +80,8 @@ export function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): S
       messages[i] = msg;
     }
   }
-  if (i !== b.count || pos !== total) throw new Error(`sink worker bug: a batch of ${b.count} messages / ${total} shared bytes unpacked ${i} / ${pos}`);
+  if (i !== b.count || pos !== total)
+    throw new Error(`sink worker bug: a batch of ${b.count} messages / ${total} shared bytes unpacked ${i} / ${pos}`);
   const batch = {
     station: b.station,
     stationId: b.stationId,

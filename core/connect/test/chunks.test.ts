@@ -147,7 +147,11 @@ describe('runtime chunks', () => {
     const sab1 = new SharedArrayBuffer(256);
     const sab2 = new SharedArrayBuffer(128);
     // Two reads (two shared buffers), a piece of each, a second piece of the first, and a piece in ordinary memory.
-    const a = chunk(3, 10, ['a10', '', 'a12-longer'], { headers: [{}, { h: '1' }], keys: [undefined, 'k11', undefined], shared: { sab: sab1, at: 5 } });
+    const a = chunk(3, 10, ['a10', '', 'a12-longer'], {
+      headers: [{}, { h: '1' }],
+      keys: [undefined, 'k11', undefined],
+      shared: { sab: sab1, at: 5 },
+    });
     const b = chunk(3, 13, ['b13'], { headers: [{ h: '1' }], shared: { sab: sab2, at: 100 } });
     const c = chunk(3, 14, ['c14', 'c15'], { headers: [{}], keys: ['k14', undefined], shared: { sab: sab1, at: 150 } });
     const d = chunk(3, 16, ['d16'], { headers: [{ h: 'd' }] });
