@@ -1,9 +1,8 @@
 /**
  * Messages as the sink runner holds them: `DeliveryChunk`s of the broker (`fetchChunks`), numbers in
  * one array per chunk and values left where the store read them. Pieces of a chunk (a batch's share,
- * the messages a sink wants again) are new chunks over the same data: nothing is copied on this thread
- * when the data is shared memory (a file log's reads); otherwise when a batch is packed for a worker, and
- * then region by region, not message by message.
+ * the messages a sink wants again) are new chunks over the same data: nothing is copied until a batch
+ * is packed for a worker, and then region by region, not message by message.
  */
 import { CHUNK_FIELDS, ChunkField, type Delivery, type DeliveryChunk, type OffsetRange } from '@junction/broker';
 import { deliveryId } from '@junction/protocol';
@@ -157,25 +156,16 @@ export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readon
 }
 
 /**
- * One batch for a worker. Pieces whose data lies in shared memory (a file log's read buffers) are sent
- * as their buffers, numbers pointing into them: nothing copied here, on the broker's thread (the worker
- * copies the values out, see sink-worker.ts `unpack`). The other pieces' data is copied region by
- * region (from a piece's first value to the end of its last, framing between values included) into one
- * new buffer the worker gets, numbers rebased onto it. The distinct headers travel as one JSON array text.
+ * One batch for a worker: the pieces' data copied region by region (from a piece's first value to the
+ * end of its last, framing between values included) into one new buffer the worker gets, numbers
+ * rebased onto it, the distinct headers as one JSON array text.
  */
 export function packChunks(station: string, partition: number, pieces: readonly DeliveryChunk[], count: number): PackedBatch {
   let total = 0;
-  for (const c of pieces) if (!isShared(c)) total += regionEnd(c) - regionStart(c);
-  const bufs: (ArrayBuffer | SharedArrayBuffer)[] = [];
-  const bufIndex = new Map<ArrayBufferLike, number>();
-  let copy: Uint8Array | undefined;
-  if (total > 0) {
-    // Every byte is written below: no zero fill needed.
-    const buf = Buffer.allocUnsafeSlow(total).buffer;
-    copy = new Uint8Array(buf, 0, total);
-    bufs.push(buf);
-  }
-  const runs: number[] = [];
+  for (const c of pieces) total += regionEnd(c) - regionStart(c);
+  // Every byte is written below: no zero fill needed.
+  const buf = Buffer.allocUnsafeSlow(total).buffer;
+  const bytes = new Uint8Array(buf, 0, total);
   const nums = new Float64Array(count * PACKED_FIELDS);
   // Distinct headers objects, by identity (messages of one read share theirs), sent as one JSON array:
   // one stringify here and one parse in the worker, however many distinct headers a batch carries.
@@ -185,28 +175,10 @@ export function packChunks(station: string, partition: number, pieces: readonly 
   let pos = 0;
   let k = 0;
   for (const c of pieces) {
-    let shift: number;
-    let bi: number;
-    if (isShared(c)) {
-      const sab = c.data.buffer;
-      let known = bufIndex.get(sab);
-      if (known === undefined) {
-        known = bufs.length;
-        bufs.push(sab);
-        bufIndex.set(sab, known);
-      }
-      bi = known;
-      shift = c.data.byteOffset;
-    } else {
-      const s = regionStart(c);
-      const e = regionEnd(c);
-      copy!.set(c.data.subarray(s, e), pos);
-      shift = pos - s;
-      pos += e - s;
-      bi = 0;
-    }
-    // A run per piece (never merged: the worker copies a run's region, which must not span other bytes).
-    runs.push(bi, c.count);
+    const s = regionStart(c);
+    const e = regionEnd(c);
+    bytes.set(c.data.subarray(s, e), pos);
+    const shift = pos - s;
     const remap = new Array<number>(c.headers.length).fill(-1);
     for (let i = 0; i < c.count; i++, k++) {
       const src = i * F;
@@ -231,6 +203,7 @@ export function packChunks(station: string, partition: number, pieces: readonly 
       const key = c.keys?.[i];
       if (key !== undefined) (keys ??= new Array<string | undefined>(count))[k] = key;
     }
+    pos += e - s;
   }
   if (k !== count || pos !== total) throw new Error(`sink runner bug: a batch of ${count} messages / ${total} bytes packed ${k} / ${pos}`);
   const first = pieces[0]!;
@@ -242,23 +215,11 @@ export function packChunks(station: string, partition: number, pieces: readonly 
     firstOffset: offsetAt(first, 0),
     lastOffset: offsetAt(last, last.count - 1),
     count,
-    bufs,
-    runs,
+    buf,
     nums: nums.buffer,
     headers: JSON.stringify(table),
     keys,
   };
-}
-
-/** What a packed batch hands over to the worker (its shared buffers are shared, not transferred). */
-export function transferListOf(b: PackedBatch): ArrayBuffer[] {
-  const out = [b.nums];
-  for (const buf of b.bufs) if (!(buf instanceof SharedArrayBuffer)) out.push(buf);
-  return out;
-}
-
-function isShared(c: DeliveryChunk): boolean {
-  return c.data.buffer instanceof SharedArrayBuffer;
 }
 
 function regionStart(c: DeliveryChunk): number {

@@ -4,7 +4,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { ConnectorState } from './declaration.js';
 import { ConnectErrorCode, connectError } from './errors.js';
-import { packChunks, transferListOf } from './chunks.js';
+import { packChunks } from './chunks.js';
 import { SinkBatching } from './sink-batching.js';
 import { hardTimeoutGrace, OPEN_TIMEOUT_MS, TERMINATE_WAIT_MS } from './sink-types.js';
 import type { Batch, Flight, Part, TaskRt } from './sink-types.js';
@@ -139,7 +139,7 @@ export abstract class SinkDispatch extends SinkBatching {
       // task's one thread, and piscina answers both tasks with the thread's exit.
       // On a shared thread never a signal either: piscina would co-schedule nothing else, and its abort
       // would terminate a thread that other tasks use.
-      this.lookahead || lane ? { transferList: transferListOf(packed) } : { signal: ac.signal, transferList: transferListOf(packed) },
+      this.lookahead || lane ? { transferList: [packed.buf, packed.nums] } : { signal: ac.signal, transferList: [packed.buf, packed.nums] },
     );
     const run: Promise<void> = Promise.race([answered, killed])
       .then(

@@ -34,54 +34,23 @@ const waitAsync = (
 const metrics = new WorkerMetrics();
 type Applied = Awaited<ReturnType<typeof applyChain>>;
 
-/**
- * The SDK's batch from a packed one. Values in the store's shared buffers are copied out here, run by
- * run (from a run's first value to the end of its last) into one new buffer of this thread: a plugin
- * gets values over an ordinary ArrayBuffer (the SDK's type; `fetch` and `Response` refuse shared memory)
- * that it may keep or even write, and the store's read buffers are free once this returns.
- */
-export function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatch {
+function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): SinkBatch {
   const nums = new Float64Array(b.nums);
   const headers = JSON.parse(b.headers) as Record<string, string>[];
   for (const h of headers) Object.freeze(h);
-  // Shared runs' regions, then one copy each into `own`.
-  let total = 0;
-  for (let r = 0, i = 0; r < b.runs.length; i += b.runs[r + 1]!, r += 2) {
-    if (b.bufs[b.runs[r]!] instanceof SharedArrayBuffer) total += regionOf(nums, i, i + b.runs[r + 1]! - 1);
-  }
-  // Every byte is written below: no zero fill needed.
-  const own = total > 0 ? Buffer.allocUnsafeSlow(total).buffer : undefined;
   const messages: SinkMessage[] = new Array(b.count);
-  let pos = 0;
-  let i = 0;
-  for (let r = 0; r < b.runs.length; r += 2) {
-    const src = b.bufs[b.runs[r]!]!;
-    const end = i + b.runs[r + 1]!;
-    let buf: ArrayBuffer;
-    let shift = 0;
-    if (src instanceof SharedArrayBuffer) {
-      const s = nums[i * PACKED_FIELDS + 2]!;
-      const len = regionOf(nums, i, end - 1);
-      new Uint8Array(own!, pos, len).set(new Uint8Array(src, s, len));
-      buf = own!;
-      shift = pos - s;
-      pos += len;
-    } else buf = src;
-    for (; i < end; i++) {
-      const o = i * PACKED_FIELDS;
-      const msg: { offset: number; timestamp: number; key?: string; headers: Record<string, string>; value: Uint8Array<ArrayBuffer> } = {
-        offset: nums[o]!,
-        timestamp: nums[o + 1]!,
-        headers: headers[nums[o + 4]!]!,
-        value: new Uint8Array(buf, nums[o + 2]! + shift, nums[o + 3]!),
-      };
-      const key = b.keys?.[i];
-      if (key !== undefined) msg.key = key;
-      messages[i] = msg;
-    }
+  for (let i = 0; i < b.count; i++) {
+    const o = i * PACKED_FIELDS;
+    const msg: { offset: number; timestamp: number; key?: string; headers: Record<string, string>; value: Uint8Array<ArrayBuffer> } = {
+      offset: nums[o]!,
+      timestamp: nums[o + 1]!,
+      headers: headers[nums[o + 4]!]!,
+      value: new Uint8Array(b.buf, nums[o + 2]!, nums[o + 3]!),
+    };
+    const key = b.keys?.[i];
+    if (key !== undefined) msg.key = key;
+    messages[i] = msg;
   }
-  if (i !== b.count || pos !== total)
-    throw new Error(`sink worker bug: a batch of ${b.count} messages / ${total} shared bytes unpacked ${i} / ${pos}`);
   const batch = {
     station: b.station,
     stationId: b.stationId,
@@ -91,12 +60,6 @@ export function unpack(b: PackedBatch, schema: StationSchemaInfo | undefined): S
     messages,
   };
   return schema === undefined ? batch : { ...batch, schema };
-}
-
-/** Bytes from the start of message `first`'s value to the end of message `last`'s (packed numbers). */
-function regionOf(nums: Float64Array, first: number, last: number): number {
-  const l = last * PACKED_FIELDS;
-  return nums[l + 2]! + nums[l + 3]! - nums[first * PACKED_FIELDS + 2]!;
 }
 
 async function sinkFor(t: SinkWriteTask): Promise<Sink> {

@@ -1,7 +1,7 @@
 /**
  * What crosses between the main thread and the worker threads that run plugin code. Plain data only
- * (structured clone); message values travel as the buffers they lie in (shared memory, or one
- * transferred ArrayBuffer per batch), so a batch crosses without copying each value.
+ * (structured clone); message values travel packed in one transferred ArrayBuffer per batch, so a
+ * batch crosses without copying each value.
  */
 import type { SerializedError, WriteResult, JsonValue, StationSchemaInfo } from '@junction/sdk-connector';
 import type { WorkerTransforms } from './transform-config.js';
@@ -9,11 +9,8 @@ import type { WorkerTransforms } from './transform-config.js';
 /**
  * A batch for the worker, in a compact form: structured clone is slow for many small objects, so
  * per-message numbers travel in one Float64Array, the distinct headers as one JSON array text (most
- * batches have one or a few), keys as one array. The values stay where the store read them when that is
- * shared memory (a file log reads into SharedArrayBuffers): the worker gets those buffers as they are
- * (nothing copied or transferred on the broker's thread) and copies the batch's regions out of them
- * itself (see sink-worker.ts `unpack`); values of pieces in ordinary memory (a memory log, an engine
- * without `fetchChunks`) are copied region by region into one buffer that is transferred (see chunks.ts).
+ * batches have one or a few), keys as one array; the values in one buffer, copied there region by region
+ * from where the store read them (see chunks.ts). All buffers are transferred.
  */
 export interface PackedBatch {
   station: string;
@@ -23,14 +20,9 @@ export interface PackedBatch {
   firstOffset: number;
   lastOffset: number;
   count: number;
-  /**
-   * The buffers the values lie in (other bytes may lie between them): SharedArrayBuffers of the store,
-   * read-only for everyone (never transferred), and at most one ArrayBuffer of copied regions (transferred).
-   */
-  bufs: (ArrayBuffer | SharedArrayBuffer)[];
-  /** The messages in runs (one per piece), in offset order: [index into `bufs`, number of messages] pairs. */
-  runs: number[];
-  /** Float64Array: per message [offset, timestamp, value start in its buffer, value length, headers index]. */
+  /** The values, in offset order (other bytes may lie between them). */
+  buf: ArrayBuffer;
+  /** Float64Array: per message [offset, timestamp, value start in `buf`, value length, headers index]. */
   nums: ArrayBuffer;
   /** The distinct headers objects as one JSON array text; `nums` points into the array. */
   headers: string;

@@ -1,22 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { CHUNK_FIELDS, type Delivery, type DeliveryChunk, type OffsetRange } from '@junction/broker';
-import { addRanges, chunksFromDeliveries, idsOf, packChunks, pickChunk, sliceChunk, transferListOf } from '../src/chunks.js';
-import { unpack } from '../src/sink-worker.js';
+import { addRanges, chunksFromDeliveries, idsOf, packChunks, pickChunk, sliceChunk } from '../src/chunks.js';
+import { PACKED_FIELDS } from '../src/wire.js';
 
 /** A chunk as the store builds one: values with filler bytes between them (the log's framing). */
 function chunk(
   partition: number,
   first: number,
   values: string[],
-  opts: {
-    keys?: (string | undefined)[];
-    headers?: Record<string, string>[];
-    attempts?: number[];
-    epoch?: string;
-    stationId?: string;
-    /** The data in shared memory (as a file log reads), at this byte offset of a larger SharedArrayBuffer. */
-    shared?: { sab: SharedArrayBuffer; at: number };
-  } = {},
+  opts: { keys?: (string | undefined)[]; headers?: Record<string, string>[]; attempts?: number[]; epoch?: string; stationId?: string } = {},
 ): DeliveryChunk {
   const parts: Buffer[] = [];
   const nums: number[] = [];
@@ -42,27 +34,26 @@ function chunk(
     nums: new Float64Array(nums),
     headers,
   };
-  if (opts.shared) {
-    const { sab, at } = opts.shared;
-    const data = new Uint8Array(sab, at, c.data.byteLength);
-    data.set(c.data);
-    c.data = data;
-  }
   if (opts.epoch !== undefined) c.epoch = opts.epoch;
   if (opts.keys) c.keys = opts.keys;
   if (opts.attempts) c.attempts = opts.attempts;
   return c;
 }
 
-/** The worker's view of a packed batch (sink-worker.ts `unpack`), values as text. */
+/** The worker's view of a packed batch (as sink-worker.ts unpacks it). */
 function unpacked(b: ReturnType<typeof packChunks>) {
-  return unpack(b, undefined).messages.map((m) => ({
-    offset: m.offset,
-    timestamp: m.timestamp,
-    value: Buffer.from(m.value).toString(),
-    headers: m.headers,
-    key: m.key,
-  }));
+  const nums = new Float64Array(b.nums);
+  const headers = JSON.parse(b.headers) as Record<string, string>[];
+  return Array.from({ length: b.count }, (_, i) => {
+    const o = i * PACKED_FIELDS;
+    return {
+      offset: nums[o]!,
+      timestamp: nums[o + 1]!,
+      value: Buffer.from(b.buf, nums[o + 2]!, nums[o + 3]!).toString(),
+      headers: headers[nums[o + 4]!]!,
+      key: b.keys?.[i],
+    };
+  });
 }
 
 describe('runtime chunks', () => {
@@ -81,9 +72,7 @@ describe('runtime chunks', () => {
     ]);
     // The distinct headers objects of the pieces, in the order first used; the buffer holds regions, not the whole chunks.
     expect(JSON.parse(packed.headers)).toEqual([{ h: '2' }, { h: '1' }, { h: '2' }]);
-    expect(packed.bufs.map((b) => b.byteLength)).toEqual([3 + 7 + 3 + 7 + 3 + (3 + 7 + 10)]);
-    expect(packed.runs).toEqual([0, 3, 0, 2]);
-    expect(transferListOf(packed)).toEqual([packed.nums, packed.bufs[0]]);
+    expect(packed.buf.byteLength).toBe(3 + 7 + 3 + 7 + 3 + (3 + 7 + 10));
   });
 
   it('slices and picks without copying values; bytes follow the messages taken', () => {
@@ -141,47 +130,5 @@ describe('runtime chunks', () => {
       { offset: 1, timestamp: 10, value: 'x', headers: { p: '0' }, key: undefined },
       { offset: 2, timestamp: 20, value: 'yy', headers: { p: '0' }, key: 'k' },
     ]);
-  });
-
-  it('pieces in shared memory go to the worker as their buffers, not copied; the worker copies values out into memory of its own', () => {
-    const sab1 = new SharedArrayBuffer(256);
-    const sab2 = new SharedArrayBuffer(128);
-    // Two reads (two shared buffers), a piece of each, a second piece of the first, and a piece in ordinary memory.
-    const a = chunk(3, 10, ['a10', '', 'a12-longer'], {
-      headers: [{}, { h: '1' }],
-      keys: [undefined, 'k11', undefined],
-      shared: { sab: sab1, at: 5 },
-    });
-    const b = chunk(3, 13, ['b13'], { headers: [{ h: '1' }], shared: { sab: sab2, at: 100 } });
-    const c = chunk(3, 14, ['c14', 'c15'], { headers: [{}], keys: ['k14', undefined], shared: { sab: sab1, at: 150 } });
-    const d = chunk(3, 16, ['d16'], { headers: [{ h: 'd' }] });
-    const packed = packChunks('st', 3, [a, b, c, d], 7);
-    // The shared buffers themselves (by identity), each once; the copied region of `d` first; nothing shared transferred.
-    expect(packed.bufs.length).toBe(3);
-    expect(packed.bufs[0]).toBeInstanceOf(ArrayBuffer);
-    expect(packed.bufs[0]!.byteLength).toBe(3);
-    expect(packed.bufs[1]).toBe(sab1);
-    expect(packed.bufs[2]).toBe(sab2);
-    expect(packed.runs).toEqual([1, 3, 2, 1, 1, 2, 0, 1]);
-    expect(transferListOf(packed)).toEqual([packed.nums, packed.bufs[0]]);
-    const batch = unpack(packed, undefined);
-    expect(unpacked(packed)).toEqual([
-      { offset: 10, timestamp: 1000, value: 'a10', headers: {}, key: undefined },
-      { offset: 11, timestamp: 1001, value: '', headers: { h: '1' }, key: 'k11' },
-      { offset: 12, timestamp: 1002, value: 'a12-longer', headers: {}, key: undefined },
-      { offset: 13, timestamp: 1000, value: 'b13', headers: { h: '1' }, key: undefined },
-      { offset: 14, timestamp: 1000, value: 'c14', headers: {}, key: 'k14' },
-      { offset: 15, timestamp: 1001, value: 'c15', headers: {}, key: undefined },
-      { offset: 16, timestamp: 1000, value: 'd16', headers: { h: 'd' }, key: undefined },
-    ]);
-    // The plugin's values are ordinary memory (the SDK's type): the shared buffers can be reused or written
-    // after the unpack without a value changing, and a plugin writing its values reaches nothing shared.
-    for (const m of batch.messages) expect(m.value.buffer).toBeInstanceOf(ArrayBuffer);
-    new Uint8Array(sab1).fill(0xaa);
-    new Uint8Array(sab2).fill(0xbb);
-    expect(batch.messages.map((m) => Buffer.from(m.value).toString())).toEqual(['a10', '', 'a12-longer', 'b13', 'c14', 'c15', 'd16']);
-    batch.messages[0]!.value.fill(0x21);
-    expect(Buffer.from(batch.messages[1]!.value).toString()).toBe('');
-    expect(Buffer.from(batch.messages[2]!.value).toString()).toBe('a12-longer');
   });
 });

@@ -46,26 +46,6 @@ const READ_MIN_BYTES = 64 * 1024;
 const READ_MAX_BYTES = 16 * 1024 * 1024;
 const READ_SLACK_BYTES = 8 * 1024;
 const CACHE_MAX_BYTES = 1024 * 1024;
-/**
- * Read buffers in shared memory held by this process's main side at most (all logs): V8 does not count
- * SharedArrayBuffers as memory pressure, so without a bound a reader that makes few objects per byte
- * (large values) piles them up until some later GC. Past it reads go to ordinary memory (the connector
- * runtime then copies their values, as it does for a memory log); a collected buffer gives its bytes back.
- */
-const SHARED_READ_BUDGET_BYTES = 64 * 1024 * 1024;
-let sharedReadBytes = 0;
-const sharedReads = new FinalizationRegistry<number>((n) => {
-  sharedReadBytes -= n;
-});
-
-/** A read buffer of `n` bytes: shared memory while within SHARED_READ_BUDGET_BYTES, else ordinary. */
-function readBuffer(n: number): Buffer {
-  if (sharedReadBytes + n > SHARED_READ_BUDGET_BYTES) return Buffer.allocUnsafeSlow(n);
-  const sab = new SharedArrayBuffer(n);
-  sharedReadBytes += n;
-  sharedReads.register(sab, n);
-  return Buffer.from(sab);
-}
 const WRITE_MAX_BUFFERS = 1024;
 const WRITE_MAX_BYTES = 32 * 1024 * 1024;
 
@@ -757,9 +737,7 @@ class FileLog implements PartitionLog {
         } else {
           // Never from Node's shared pool: a read buffer holds this segment's bytes and nothing else, so
           // what lies between two records' values in it is the log's own data (fetchChunks relies on it).
-          // Shared memory when it can be: the connector runtime hands it to its worker threads as it is, not
-          // copied (values are read-only for everyone; bytes from the read cache are checked again anyway).
-          buf = readBuffer(Math.min(chunk, limit - pos));
+          buf = Buffer.allocUnsafeSlow(Math.min(chunk, limit - pos));
           await readFully(handle, buf, buf.length, pos);
           if (buf.length <= CACHE_MAX_BYTES) this.cache = { seg, pos, buf };
         }
