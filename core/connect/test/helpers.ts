@@ -44,6 +44,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-leaky': join(here, 'plugins', 'leaky.mjs'),
   'test-schema': join(here, 'plugins', 'schema.mjs'),
   'test-values': join(here, 'plugins', 'values.mjs'),
+  'test-keep': join(here, 'plugins', 'keep.mjs'),
   'test-upper': join(here, 'plugins', 'upper-transform.mjs'),
 };
 
