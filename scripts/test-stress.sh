@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run test:stress [-- vitest args]: the suite (or the files/args given) three times in a row while
 # `stress-ng --cpu 2` keeps both cores busy beside it; stops at the first failing run.
-# Installs Debian's stress-ng when missing (idempotent). RUNS=n changes the number of runs.
+# Installs Debian's stress-ng and the suite's services when missing (idempotent). RUNS=n changes the number of runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,9 @@ if ! command -v stress-ng >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo apt-get install -y -qq stress-ng
   fi
 fi
+
+# The services the suite uses (NATS, PostgreSQL, Mosquitto, Chromium), as .ci/run sets them up.
+bash scripts/test-services.sh
 
 npx tsc -b
 
