@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { holdExclusive } from '../src/exclusive.js';
 import { api, eventually, startBroker, type BrokerProcess } from '../src/index.js';
+
+// The machine's PostgreSQL is shared: files that use it take turns (vitest.config.ts, EXCLUSIVE).
+await holdExclusive('postgres');
 
 const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres' };
 const STATION = 'pg-e2e';

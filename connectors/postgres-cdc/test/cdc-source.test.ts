@@ -1,10 +1,14 @@
 /** The CDC source against the real PostgreSQL of this machine (wal_level=logical; .ci/run sets it). */
 import { afterAll, describe, expect, it } from 'vitest';
+import { holdExclusive } from '@junction/e2e/exclusive';
 import type { Source, SourceBatch } from '@junction/sdk-connector';
 import { fakeContext, sourceConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import type { CdcPosition, ChangeEvent } from '../src/source.js';
 import { admin, PG, unique } from './helpers.js';
+
+// The machine's PostgreSQL is shared: files that use it take turns (vitest.config.ts, EXCLUSIVE).
+await holdExclusive('postgres');
 
 const db = await admin();
 const cleanup: (() => Promise<unknown>)[] = [];

@@ -1,8 +1,12 @@
 /** The PostgreSQL sink against the SDK's conformance kit, on the real server of this machine. */
 import { afterAll, describe, expect, it } from 'vitest';
+import { holdExclusive } from '@junction/e2e/exclusive';
 import { fakeContext, runSinkCheck, runSinkConformance, sinkConformanceSuite } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import { admin, closedPort, PG, TcpProxy, unique } from './helpers.js';
+
+// The machine's PostgreSQL is shared: files that use it take turns (vitest.config.ts, EXCLUSIVE).
+await holdExclusive('postgres');
 
 const db = await admin();
 const proxy = await new TcpProxy(PG).start();

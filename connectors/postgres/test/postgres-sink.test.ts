@@ -1,9 +1,13 @@
 /** The PostgreSQL sink's own behaviour against the real server: upsert, refused rows, lost backends, privileges. */
 import { afterAll, describe, expect, it } from 'vitest';
+import { holdExclusive } from '@junction/e2e/exclusive';
 import { isRetryable, isJunctionError, type Sink, type SinkBatch, type SinkMessage } from '@junction/sdk-connector';
 import { fakeContext } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import { admin, PG, unique, until } from './helpers.js';
+
+// The machine's PostgreSQL is shared: files that use it take turns (vitest.config.ts, EXCLUSIVE).
+await holdExclusive('postgres');
 
 const db = await admin();
 const cleanup: (() => Promise<unknown>)[] = [];

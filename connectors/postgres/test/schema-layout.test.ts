@@ -6,10 +6,14 @@
  */
 import avro from 'avsc';
 import { afterAll, describe, expect, it } from 'vitest';
+import { holdExclusive } from '@junction/e2e/exclusive';
 import { isJunctionError, type Sink, type SchemaVersionInfo, type StationSchemaInfo, type SinkBatch } from '@junction/sdk-connector';
 import { fakeContext } from '@junction/sdk-connector/testing';
 import plugin from '../src/index.js';
 import { admin, PG, unique } from './helpers.js';
+
+// The machine's PostgreSQL is shared: files that use it take turns (vitest.config.ts, EXCLUSIVE).
+await holdExclusive('postgres');
 
 const db = await admin();
 const cleanup: (() => Promise<unknown>)[] = [];
