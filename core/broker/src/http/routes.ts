@@ -865,13 +865,20 @@ function binaryMessages(body: unknown): MessageInput[] {
   }
   if (decoded.length === 0) throw bodyInvalid('', 'a binary batch needs at least one message');
   return decoded.map((m, i) => {
-    parseBody(BinaryMessageMeta, { key: m.key, headers: m.headers, msgId: m.msgId }, `messages[${i}]`);
+    // A bare message (no key, msgId or headers: most of them) has nothing zod could refuse.
+    if (!isBare(m)) parseBody(BinaryMessageMeta, { key: m.key, headers: m.headers, msgId: m.msgId }, `messages[${i}]`);
     const out: MessageInput = { value: m.value };
     if (m.key !== undefined) out.key = m.key;
     if (m.headers !== undefined && Object.keys(m.headers).length > 0) out.headers = m.headers;
     if (m.msgId !== undefined) out.msgId = m.msgId;
     return out;
   });
+}
+
+function isBare(m: { key?: string; msgId?: string; headers?: Record<string, string> }): boolean {
+  if (m.key !== undefined || m.msgId !== undefined) return false;
+  for (const _ in m.headers) return false;
+  return true;
 }
 
 /** Maps the store's per-message result to the API's outcome. */

@@ -294,6 +294,19 @@ describe('binary produce', () => {
       const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': BATCH_CONTENT_TYPE }, payload: meta });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ code: 'BODY_INVALID', issues: [{ path: 'messages[1].key' }] });
+      // Each of key, msgId and headers alone still gets the JSON route's checks (a message with none skips them).
+      for (const [bad, path] of [
+        [{ msgId: '' }, 'messages[2].msgId'],
+        [{ headers: { '': 'v' } }, 'messages[2].headers'],
+        [{ headers: { ['h'.repeat(1025)]: 'v' } }, 'messages[2].headers'],
+      ] as const) {
+        const body = encodeProduceBatch([{ value: Buffer.from('a') }, { value: Buffer.from('b') }, { value: Buffer.from('c'), ...bad }]);
+        const r = await t.app.inject({ method: 'POST', url, headers: { 'content-type': BATCH_CONTENT_TYPE }, payload: body });
+        expect(r.statusCode, JSON.stringify(bad)).toBe(400);
+        expect((r.json() as { issues: Array<{ path: string }> }).issues[0]?.path, JSON.stringify(bad)).toMatch(
+          new RegExp(`^${path.replace(/[[\].]/g, '\\$&')}`),
+        );
+      }
       const empty = await t.app.inject({ method: 'POST', url, headers: { 'content-type': BATCH_CONTENT_TYPE }, payload: Buffer.alloc(0) });
       expect(empty.statusCode).toBe(400);
     });
