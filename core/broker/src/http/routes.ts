@@ -291,13 +291,13 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
           errors: [404, 413, 415, 422, 503],
         }),
       },
-      async (req) => {
+      async (req, reply) => {
         const station = writableStationOf(req);
         const messages = produceInput(req);
         const started = process.hrtime.bigint();
         const results = await store.produce(station, messages);
         metrics?.observeProduce(station, Number(process.hrtime.bigint() - started) / 1e9, messages.length);
-        return { results: results.map(toOutcome) };
+        return reply.type('application/json; charset=utf-8').send(produceAnswerJson(results));
       },
     );
   });
@@ -879,6 +879,24 @@ function isBare(m: { key?: string; msgId?: string; headers?: Record<string, stri
   if (m.key !== undefined || m.msgId !== undefined) return false;
   for (const _ in m.headers) return false;
   return true;
+}
+
+/**
+ * The produce answer's JSON text: exactly `JSON.stringify({ results: results.map(toOutcome) })` (a
+ * property test holds them equal), with the stored and duplicate outcomes — numbers in a fixed template —
+ * written without an object per message (half the cost of the objects and their serialization at 1000
+ * messages a request); a rejection, which carries text, goes through JSON.stringify.
+ */
+export function produceAnswerJson(results: readonly ProduceResult[]): string {
+  let s = '{"results":[';
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i] as ProduceResult;
+    if (i > 0) s += ',';
+    if (r.status === 'stored') s += `{"partition":${r.partition},"offset":${r.offset}}`;
+    else if (r.status === 'duplicate') s += `{"duplicate":true,"partition":${r.partition},"offset":${r.offset}}`;
+    else s += JSON.stringify(toOutcome(r));
+  }
+  return `${s}]}`;
 }
 
 /** Maps the store's per-message result to the API's outcome. */
