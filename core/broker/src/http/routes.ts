@@ -866,7 +866,8 @@ function binaryMessages(body: unknown): MessageInput[] {
   if (decoded.length === 0) throw bodyInvalid('', 'a binary batch needs at least one message');
   return decoded.map((m, i) => {
     // A bare message (no key, msgId or headers: most of them) has nothing zod could refuse.
-    if (!isBare(m)) parseBody(BinaryMessageMeta, { key: m.key, headers: m.headers, msgId: m.msgId }, `messages[${i}]`);
+    if (isBare(m)) return { value: m.value };
+    parseBody(BinaryMessageMeta, { key: m.key, headers: m.headers, msgId: m.msgId }, `messages[${i}]`);
     const out: MessageInput = { value: m.value };
     if (m.key !== undefined) out.key = m.key;
     if (m.headers !== undefined && Object.keys(m.headers).length > 0) out.headers = m.headers;
