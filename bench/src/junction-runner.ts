@@ -133,6 +133,16 @@ async function runSize(ctx: Ctx, size: number): Promise<SizeResult> {
     const echo = await echoLatency(ctx.plan.latencySamples, value);
     out.echoLatency = echo;
     log(`bare node:http echo ${size} B: round trip p50 ${echo.p50Ms} ms p99 ${echo.p99Ms} ms max ${echo.maxMs} ms`);
+    // The least a durable acknowledgement costs here: the same server appending the body and fdatasyncing it
+    // before the answer (fsync always is the broker's default).
+    const durableDir = await fsp.mkdtemp(join(tmpdir(), 'junction-bench-durable-echo-'));
+    try {
+      const durable = await echoLatency(ctx.plan.latencySamples, value, durableDir);
+      out.durableEchoLatency = durable;
+      log(`bare node:http + fdatasync ${size} B: round trip p50 ${durable.p50Ms} ms p99 ${durable.p99Ms} ms max ${durable.maxMs} ms`);
+    } finally {
+      await fsp.rm(durableDir, { recursive: true, force: true });
+    }
     // What fsync always costs on its own: the broker's produce answer waits for one of these.
     const sync = await fdatasyncLatency(ctx.plan.latencySamples, size);
     const note = `disk (${tmpdir()}): a bare ${size} B append + fdatasync, timed ${sync.samples}× after the latency rows: p50 ${sync.p50Ms} ms p99 ${sync.p99Ms} ms max ${sync.maxMs} ms (a produce under fsync always waits for one)`;
@@ -250,8 +260,12 @@ async function fdatasyncLatency(samples: number, bytes: number): Promise<Latency
   }
 }
 
-async function echoLatency(samples: number, value: Uint8Array): Promise<Latency> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./echo-server.js', import.meta.url))], {
+async function echoLatency(samples: number, value: Uint8Array, durableDir?: string): Promise<Latency> {
+  const args = [
+    fileURLToPath(new URL('./echo-server.js', import.meta.url)),
+    ...(durableDir === undefined ? [] : ['--durable', durableDir]),
+  ];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

@@ -112,6 +112,8 @@ export interface SizeResult {
   latency?: Latency;
   /** Junction only: the same one-message requests against a bare node:http server (`echo-server.js`), right after `latency`. */
   echoLatency?: Latency;
+  /** Junction only: the same requests against `echo-server.js --durable` (append + fdatasync before the answer), right after `echoLatency`. */
+  durableEchoLatency?: Latency;
 }
 
 /** What a runner child prints as its single stdout line. */

@@ -90,6 +90,20 @@ export function renderTable(sizes: Size[], junction: Outcome | undefined, jetstr
       jl ? `${(jl.p99Ms / el.p99Ms).toFixed(2)}x p99` : '-',
       jl ? `junction p99 <= ${bound.toFixed(2)} ms ${mark(jl.p99Ms <= bound)}` : '',
     ]);
+    // The same server appending each body and fdatasyncing it before the answer: the least a durable
+    // acknowledgement costs here. Its p99 beside the echo's says whether the bound is within reach of any
+    // durable server on this disk.
+    const dl = j?.sizes[`${size}`]?.durableEchoLatency;
+    if (dl)
+      latRows.push([
+        `bare node:http + fdatasync ${label(size)} p50/p99/max ms`,
+        lat(dl),
+        '',
+        '',
+        '',
+        jl ? `${(jl.p99Ms / dl.p99Ms).toFixed(2)}x p99` : '-',
+        `itself ${(dl.p99Ms / el.p99Ms).toFixed(2)}x echo p99`,
+      ]);
   }
   const all = [header, ...rows, ...latRows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
@@ -470,6 +484,9 @@ export function issue22Ratios(
     ),
     produce_1KiB_vs_jetstream: pair(j?.produce?.msgsPerSec, s?.produce?.msgsPerSec, 'produce of both systems at 1 KiB'),
     latencyP99_1KiB_vs_echo: pair(j?.latency?.p99Ms, j?.echoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
+    // Not a target: what the bound asks of any server that acknowledges after fdatasync, and Junction beside it.
+    durableEchoP99_1KiB_vs_echo: pair(j?.durableEchoLatency?.p99Ms, j?.echoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
+    latencyP99_1KiB_vs_durableEcho: pair(j?.latency?.p99Ms, j?.durableEchoLatency?.p99Ms, 'the latency scenario of Junction at 1 KiB'),
   };
   const rows = sinks && !('error' in sinks) ? sinks.rows : [];
   const sinkRatio = (key: string, match: (r: SinkRowOut) => boolean, what: string) => {

@@ -30,6 +30,18 @@ describe('single-produce latency beside the bare node:http echo of the same run'
     expect(row).toContain('1.33x p99');
     expect(row).toContain('junction p99 <= 4.50 ms ok');
   });
+
+  it('prints the durable echo (append + fdatasync) beside it: Junction against it, and it against the echo', () => {
+    const sizes = { '1024': { latency: lat(8), echoLatency: lat(2), durableEchoLatency: lat(5) } };
+    const table = renderTable([1024], { notes: [], sizes }, undefined);
+    const row = table.split('\n').find((l) => l.includes('bare node:http + fdatasync 1 KiB'));
+    expect(row).toContain('1.25 / 5.00 / 10.00');
+    expect(row).toContain('1.60x p99');
+    expect(row).toContain('itself 2.50x echo p99');
+    const r = issue22Ratios({ notes: [], sizes }, undefined, undefined);
+    expect(r['durableEchoP99_1KiB_vs_echo']).toEqual({ junction: 5, reference: 2, ratio: 2.5 });
+    expect(r['latencyP99_1KiB_vs_durableEcho']).toEqual({ junction: 8, reference: 5, ratio: 1.6 });
+  });
 });
 
 describe('issue 22 ratios in one JSON object', () => {
