@@ -22,13 +22,12 @@ import {
   type SystemResult,
   type Throughput,
 } from './plan.js';
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BATCH_CONTENT_TYPE, encodeProduceBatch } from '@junction/protocol';
 import { cpuMeter } from './cpu.js';
+import { startEchoServer } from './echo-process.js';
 import { Http } from './http.js';
 import { makeDriver, type Driver, type Transport } from './junction-driver.js';
 
@@ -261,24 +260,8 @@ async function fdatasyncLatency(samples: number, bytes: number): Promise<Latency
 }
 
 async function echoLatency(samples: number, value: Uint8Array, durableDir?: string): Promise<Latency> {
-  const args = [
-    fileURLToPath(new URL('./echo-server.js', import.meta.url)),
-    ...(durableDir === undefined ? [] : ['--durable', durableDir]),
-  ];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { child, port } = await startEchoServer(durableDir);
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString('utf8');
-        const nl = out.indexOf('\n');
-        if (nl >= 0) resolve((JSON.parse(out.slice(0, nl)) as { port: number }).port);
-      });
-      child.once('exit', (code) => reject(new Error(`echo server exited (${code}) before listening`)));
-      child.once('error', reject);
-    });
     const http = new Http(`http://127.0.0.1:${port}`);
     const body = encodeProduceBatch([{ value }]);
     try {
