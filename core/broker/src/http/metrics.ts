@@ -79,73 +79,43 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     }
     return OTHER_STATIONS_LABEL;
   };
-  const messagesIn = new Counter({
-    name: 'junction_messages_in_total',
-    help: 'Messages stored by produce',
-    labelNames: ['station'],
-    registers,
-  });
-  const bytesIn = new Counter({ name: 'junction_bytes_in_total', help: 'Bytes stored by produce', labelNames: ['station'], registers });
-  const messagesOut = new Counter({
-    name: 'junction_messages_out_total',
-    help: 'Messages delivered to consumer groups (redeliveries included)',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const bytesOut = new Counter({
-    name: 'junction_bytes_out_total',
-    help: 'Bytes delivered to consumer groups',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const redeliveries = new Counter({
-    name: 'junction_redeliveries_total',
-    help: 'Deliveries that were redeliveries',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const acked = new Counter({
-    name: 'junction_acked_total',
-    help: 'Messages acknowledged by consumer groups',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const deadLettered = new Counter({
-    name: 'junction_dead_lettered_total',
-    help: 'Messages moved to the dead-letter station',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const retentionLost = new Counter({
-    name: 'junction_group_retention_lost_total',
-    help: 'Messages retention removed before the consumer group settled them (never delivered, or delivered and not acknowledged)',
-    labelNames: ['station', 'group'],
-    registers,
-  });
-  const corrupt = new Counter({
-    name: 'junction_corrupt_ranges_total',
-    help: 'Damaged log ranges found (each once, when found) and skipped',
-    labelNames: ['station', 'partition'],
-    registers,
-  });
-  const lost = new Counter({
-    name: 'junction_lost_messages_total',
-    help: 'Messages lost in the damaged ranges found',
-    labelNames: ['station', 'partition'],
-    registers,
-  });
-  const repairs = new Counter({
-    name: 'junction_metadata_repairs_total',
-    help: 'Metadata files found damaged, by outcome (previous-copy, rebuilt, reset, lost)',
-    labelNames: ['station', 'file', 'outcome'],
-    registers,
-  });
-  const dedupEvicted = new Counter({
-    name: 'junction_dedup_evicted_total',
-    help: "msgIds that left the dedup window early because the station's index was at its bound (dedupMaxIds): a later copy is stored again",
-    labelNames: ['station'],
-    registers,
-  });
+  // Every junction_ series is registered through these, which keep its name for close().
+  const names: string[] = [];
+  const counter = (name: string, help: string, labelNames: string[]): Counter => {
+    names.push(name);
+    return new Counter({ name, help, labelNames, registers });
+  };
+  const messagesIn = counter('junction_messages_in_total', 'Messages stored by produce', ['station']);
+  const bytesIn = counter('junction_bytes_in_total', 'Bytes stored by produce', ['station']);
+  const messagesOut = counter('junction_messages_out_total', 'Messages delivered to consumer groups (redeliveries included)', [
+    'station',
+    'group',
+  ]);
+  const bytesOut = counter('junction_bytes_out_total', 'Bytes delivered to consumer groups', ['station', 'group']);
+  const redeliveries = counter('junction_redeliveries_total', 'Deliveries that were redeliveries', ['station', 'group']);
+  const acked = counter('junction_acked_total', 'Messages acknowledged by consumer groups', ['station', 'group']);
+  const deadLettered = counter('junction_dead_lettered_total', 'Messages moved to the dead-letter station', ['station', 'group']);
+  const retentionLost = counter(
+    'junction_group_retention_lost_total',
+    'Messages retention removed before the consumer group settled them (never delivered, or delivered and not acknowledged)',
+    ['station', 'group'],
+  );
+  const corrupt = counter('junction_corrupt_ranges_total', 'Damaged log ranges found (each once, when found) and skipped', [
+    'station',
+    'partition',
+  ]);
+  const lost = counter('junction_lost_messages_total', 'Messages lost in the damaged ranges found', ['station', 'partition']);
+  const repairs = counter(
+    'junction_metadata_repairs_total',
+    'Metadata files found damaged, by outcome (previous-copy, rebuilt, reset, lost)',
+    ['station', 'file', 'outcome'],
+  );
+  const dedupEvicted = counter(
+    'junction_dedup_evicted_total',
+    "msgIds that left the dedup window early because the station's index was at its bound (dedupMaxIds): a later copy is stored again",
+    ['station'],
+  );
+  names.push('junction_metrics_collect_errors_total', 'junction_produce_duration_seconds', 'junction_fsync_duration_seconds');
   const collectErrors = new Counter({
     name: 'junction_metrics_collect_errors_total',
     help: 'Scrapes whose store reads failed',
@@ -188,102 +158,63 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     return inFlight;
   };
 
-  new Gauge({
-    name: 'junction_station_messages',
-    help: 'Messages stored in the station (all partitions)',
-    labelNames: ['station'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const s of snap?.stations ?? []) this.set({ station: s.name }, s.messages);
-    },
-  });
-  new Gauge({
-    name: 'junction_station_bytes',
-    help: 'Bytes stored in the station (all partitions)',
-    labelNames: ['station'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const s of snap?.stations ?? []) this.set({ station: s.name }, s.bytes);
-    },
-  });
-  new Gauge({
-    name: 'junction_station_damaged_ranges',
-    help: 'Damaged ranges still retained in the station (found by this run or an earlier one)',
-    labelNames: ['station'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const s of snap?.stations ?? []) if (s.damage) this.set({ station: s.name }, s.damage.length);
-    },
-  });
-  new Gauge({
-    name: 'junction_station_degraded',
-    help: '1 while the station is degraded (damage or repaired metadata), 2 while it is damaged (cannot serve), else 0',
-    labelNames: ['station'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const s of snap?.stations ?? [])
-        if (s.health) this.set({ station: s.name }, s.health.status === 'damaged' ? 2 : s.health.status === 'degraded' ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'junction_group_lag',
-    help: 'Messages stored but not yet acknowledged by the group',
-    labelNames: ['station', 'group', 'partition'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const g of snap?.groups ?? []) {
-        for (const p of g.partitions) this.set({ station: g.station, group: g.group, partition: String(p.partition) }, p.lag);
-      }
-    },
-  });
-  new Gauge({
-    name: 'junction_group_pending',
-    help: 'Deliveries waiting for ack, nack or their deadline',
-    labelNames: ['station', 'group', 'partition'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const g of snap?.groups ?? []) {
-        for (const p of g.partitions) this.set({ station: g.station, group: g.group, partition: String(p.partition) }, p.pending);
-      }
-    },
-  });
-
-  new Gauge({
-    name: 'junction_group_oldest_unacked_age_seconds',
-    help: 'Seconds since the produce time of the oldest message the group has not settled (delivered and not acked, or not yet delivered): consumer lag in time; 0 while nothing is unsettled',
-    labelNames: ['station', 'group'],
-    registers,
-    async collect() {
-      const snap = await snapshot();
-      this.reset();
-      for (const g of snap?.groups ?? []) this.set({ station: g.station, group: g.group }, g.oldestUnackedAgeSeconds ?? 0);
-    },
-  });
-
-  const total = (name: string, help: string, pick: (t: StoreTotals) => number): void => {
+  /** A gauge set at scrape time from this scrape's store read (reset first: series of gone stations go). */
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, snap: Snapshot | undefined) => void): void => {
+    names.push(name);
     new Gauge({
       name,
       help,
+      labelNames,
       registers,
       async collect() {
-        const t = (await snapshot())?.totals;
+        const snap = await snapshot();
         this.reset();
-        if (t) this.set(pick(t));
+        fill(this, snap);
       },
     });
   };
+  /** Per station; `value` undefined: no series for that station. */
+  const perStation = (name: string, help: string, value: (s: StationInfo) => number | undefined): void =>
+    gauge(name, help, ['station'], (g, snap) => {
+      for (const s of snap?.stations ?? []) {
+        const v = value(s);
+        if (v !== undefined) g.set({ station: s.name }, v);
+      }
+    });
+  /** Per group and partition. */
+  const perGroupPartition = (name: string, help: string, value: (p: GroupInfo['partitions'][number]) => number): void =>
+    gauge(name, help, ['station', 'group', 'partition'], (g, snap) => {
+      for (const gi of snap?.groups ?? [])
+        for (const p of gi.partitions) g.set({ station: gi.station, group: gi.group, partition: String(p.partition) }, value(p));
+    });
+  /** Over every station (when the store has `totals`). */
+  const total = (name: string, help: string, pick: (t: StoreTotals) => number): void =>
+    gauge(name, help, [], (g, snap) => {
+      if (snap?.totals) g.set(pick(snap.totals));
+    });
+
+  perStation('junction_station_messages', 'Messages stored in the station (all partitions)', (s) => s.messages);
+  perStation('junction_station_bytes', 'Bytes stored in the station (all partitions)', (s) => s.bytes);
+  perStation(
+    'junction_station_damaged_ranges',
+    'Damaged ranges still retained in the station (found by this run or an earlier one)',
+    (s) => s.damage?.length,
+  );
+  perStation(
+    'junction_station_degraded',
+    '1 while the station is degraded (damage or repaired metadata), 2 while it is damaged (cannot serve), else 0',
+    (s) => (s.health ? (s.health.status === 'damaged' ? 2 : s.health.status === 'degraded' ? 1 : 0) : undefined),
+  );
+  perGroupPartition('junction_group_lag', 'Messages stored but not yet acknowledged by the group', (p) => p.lag);
+  perGroupPartition('junction_group_pending', 'Deliveries waiting for ack, nack or their deadline', (p) => p.pending);
+  gauge(
+    'junction_group_oldest_unacked_age_seconds',
+    'Seconds since the produce time of the oldest message the group has not settled (delivered and not acked, or not yet delivered): consumer lag in time; 0 while nothing is unsettled',
+    ['station', 'group'],
+    (g, snap) => {
+      for (const gi of snap?.groups ?? []) g.set({ station: gi.station, group: gi.group }, gi.oldestUnackedAgeSeconds ?? 0);
+    },
+  );
   total('junction_stations', 'Stations (dead-letter stations included)', (t) => t.stations);
   total('junction_partitions', 'Partitions of all stations', (t) => t.partitions);
   total('junction_stored_messages', 'Messages stored in all stations', (t) => t.messages);
@@ -300,27 +231,18 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
     'Files opened while every open file was in use (the budget was exceeded)',
     (t) => t.openFiles?.overBudget ?? 0,
   );
-  new Gauge({
-    name: 'junction_open_files',
-    help: 'Partition and group files open under the open-file budget (kind: open, budget, peak)',
-    labelNames: ['kind'],
-    registers,
-    async collect() {
-      const f = (await snapshot())?.totals?.openFiles;
-      this.reset();
-      if (f) for (const kind of ['open', 'budget', 'peak'] as const) this.set({ kind }, f[kind]);
+  gauge(
+    'junction_open_files',
+    'Partition and group files open under the open-file budget (kind: open, budget, peak)',
+    ['kind'],
+    (g, snap) => {
+      const f = snap?.totals?.openFiles;
+      if (f) for (const kind of ['open', 'budget', 'peak'] as const) g.set({ kind }, f[kind]);
     },
-  });
-  new Gauge({
-    name: 'junction_metrics_stations_capped',
-    help: 'Stations without per-station series (beyond maxStationSeries)',
-    registers,
-    async collect() {
-      const t = (await snapshot())?.totals;
-      this.reset();
-      if (t) this.set(Math.max(0, t.stations - cap));
-    },
-  });
+  );
+  total('junction_metrics_stations_capped', 'Stations without per-station series (beyond maxStationSeries)', (t) =>
+    Math.max(0, t.stations - cap),
+  );
 
   const onEvent = (e: StoreEvent): void => {
     switch (e.type) {
@@ -364,40 +286,6 @@ export function registerBrokerMetrics(store: StationStore, registry: Registry, o
   };
   const unsubscribe = store.onEvent(onEvent);
 
-  const names = [
-    'junction_messages_in_total',
-    'junction_bytes_in_total',
-    'junction_messages_out_total',
-    'junction_bytes_out_total',
-    'junction_redeliveries_total',
-    'junction_acked_total',
-    'junction_dead_lettered_total',
-    'junction_group_retention_lost_total',
-    'junction_corrupt_ranges_total',
-    'junction_lost_messages_total',
-    'junction_metadata_repairs_total',
-    'junction_dedup_evicted_total',
-    'junction_station_damaged_ranges',
-    'junction_station_degraded',
-    'junction_metrics_collect_errors_total',
-    'junction_produce_duration_seconds',
-    'junction_fsync_duration_seconds',
-    'junction_station_messages',
-    'junction_station_bytes',
-    'junction_group_lag',
-    'junction_group_pending',
-    'junction_group_oldest_unacked_age_seconds',
-    'junction_stations',
-    'junction_partitions',
-    'junction_stored_messages',
-    'junction_stored_bytes',
-    'junction_active_stations',
-    'junction_file_evictions_total',
-    'junction_file_over_budget_total',
-    'junction_open_files',
-    'junction_open_partitions',
-    'junction_metrics_stations_capped',
-  ];
   let closed = false;
   return {
     observeProduce(station, seconds) {
