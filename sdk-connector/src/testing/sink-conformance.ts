@@ -20,6 +20,7 @@ import {
   type CheckResult,
   type NotApplicable,
   CheckFailed,
+  checkConnectionWorks,
   cloneProblem,
   describeError,
   fail,
@@ -338,14 +339,7 @@ const checks: Record<SinkCheck, CheckFn> = {
   async 'check-connection'(h) {
     const sink = await h.open();
     try {
-      if (typeof sink.checkConnection !== 'function') notApplicable('the sink has no checkConnection()');
-      try {
-        await within(sink.checkConnection(), h.timeoutMs, 'checkConnection()');
-      } catch (err) {
-        if (err instanceof CheckFailed) throw err;
-        fail(`checkConnection() threw with the working config: ${describeError(err)}`);
-      }
-      return 'checkConnection() resolved';
+      return await checkConnectionWorks(sink, 'sink', h.timeoutMs);
     } finally {
       await h.closeQuietly(sink);
     }

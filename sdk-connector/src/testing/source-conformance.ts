@@ -7,7 +7,17 @@ import { checkPlugin, type SourcePlugin } from '../plugin.js';
 import { validateConfig } from '../config.js';
 import type { JsonValue, Source, SourceBatch, SourceContext, SourceMessage } from '../types.js';
 import { fakeContext } from './fake-context.js';
-import { type CheckResult, CheckFailed, cloneProblem, describeError, fail, notApplicable, runCheck, within } from './util.js';
+import {
+  type CheckResult,
+  CheckFailed,
+  checkConnectionWorks,
+  cloneProblem,
+  describeError,
+  fail,
+  notApplicable,
+  runCheck,
+  within,
+} from './util.js';
 
 export const SOURCE_CHECKS = [
   'manifest',
@@ -190,14 +200,7 @@ const checks: Record<SourceCheck, CheckFn> = {
   async 'check-connection'(h) {
     const source = await h.open();
     try {
-      if (typeof source.checkConnection !== 'function') notApplicable('the source has no checkConnection()');
-      try {
-        await within(source.checkConnection(), h.timeoutMs, 'checkConnection()');
-      } catch (err) {
-        if (err instanceof CheckFailed) throw err;
-        fail(`checkConnection() threw with the working config: ${describeError(err)}`);
-      }
-      return 'checkConnection() resolved';
+      return await checkConnectionWorks(source, 'source', h.timeoutMs);
     } finally {
       await h.closeQuietly(source);
     }

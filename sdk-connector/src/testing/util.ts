@@ -52,6 +52,25 @@ export async function within<T>(p: Promise<T> | T, ms: number, what: string): Pr
   }
 }
 
+/**
+ * The `check-connection` check of a sink or source opened with the working config: not applicable without
+ * a `checkConnection()`, failed when it throws or does not settle within `ms`.
+ */
+export async function checkConnectionWorks(
+  plugin: { checkConnection?: () => Promise<void> },
+  kind: 'sink' | 'source',
+  ms: number,
+): Promise<string> {
+  if (typeof plugin.checkConnection !== 'function') notApplicable(`the ${kind} has no checkConnection()`);
+  try {
+    await within(plugin.checkConnection(), ms, 'checkConnection()');
+  } catch (err) {
+    if (err instanceof CheckFailed) throw err;
+    fail(`checkConnection() threw with the working config: ${describeError(err)}`);
+  }
+  return 'checkConnection() resolved';
+}
+
 export async function runCheck(check: string, body: () => Promise<string>): Promise<CheckResult> {
   const started = performance.now();
   const result = (status: CheckStatus, detail: string): CheckResult => ({
