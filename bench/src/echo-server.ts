@@ -15,7 +15,7 @@ import { join } from 'node:path';
 
 const at = process.argv.indexOf('--durable');
 const dir = at >= 0 ? process.argv[at + 1] : undefined;
-const file: FileHandle | undefined = dir === undefined ? undefined : await open(join(dir, 'durable-echo.log'), 'a');
+const file: FileHandle | undefined = dir === undefined ? undefined : await open(join(dir, 'durable-echo.log'), 'w');
 
 let offset = 0;
 let position = 0;
@@ -30,6 +30,7 @@ const server = createServer((req, res) => {
     };
     if (file === undefined) return answer();
     const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    // Each body at the position it was given on arrival (the file is not opened for append: positions hold).
     const from = position;
     position += data.length;
     file

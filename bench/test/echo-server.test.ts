@@ -1,22 +1,21 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 // The built server (`npm test` builds first), as the bench runs it: a process of its own.
 import { startEchoServer } from '../dist/echo-process.js';
+import { Http } from '../dist/http.js';
 
-function post(port: number, body: Buffer): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/stations/echo/messages' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+/** One POST through the bench's own client (keep-alive agent, whole body). */
+async function post(port: number, body: Buffer): Promise<{ status: number; text: string }> {
+  const http = new Http(`http://127.0.0.1:${port}`);
+  try {
+    const res = await http.send('POST', '/v1/stations/echo/messages', body);
+    return { status: res.status, text: res.body.toString('utf8') };
+  } finally {
+    http.close();
+  }
 }
 
 describe('echo-server.js, the references of the single-produce latency row', () => {
