@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { SinkMessage } from '@junction/sdk-connector';
 import type { SchemaField } from '@junction/sdk-connector/schema';
 import type { S3SinkConfig } from './config.js';
-import { compressBuffer, compressStream, type Compression } from './formats/compression.js';
+import { compressBuffer, compressStream, gzipChunks, type Compression } from './formats/compression.js';
 import { encodeJsonlLine, linePrefix } from './formats/jsonl.js';
 import { writeParquet } from './formats/parquet.js';
 import type { FormatSpec } from './formats/spec.js';
@@ -130,12 +130,15 @@ function parquetInput(config: S3SinkConfig, content: ObjectContent) {
   };
 }
 
-/** The object's bytes, compressed. */
+/** The object's bytes, compressed (gzip: each ~1 MiB chunk a member, compressed while the next is made). */
 export async function encodeBuffer(config: S3SinkConfig, content: ObjectContent): Promise<Uint8Array> {
   if (config.format === 'parquet') return writeParquet(parquetInput(config, content));
-  const chunks = [...(config.format === 'raw' ? rawChunks(config, content) : textChunks(config, content))];
+  const made = config.format === 'raw' ? rawChunks(config, content) : textChunks(config, content);
+  const compression = objectCompression(config);
+  if (compression === 'gzip') return gzipChunks(made, config.compressionLevel);
+  const chunks = [...made];
   const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-  return compressBuffer(data, objectCompression(config), config.compressionLevel);
+  return compressBuffer(data, compression, config.compressionLevel);
 }
 
 /** The object's bytes as a stream, produced as the upload consumes them. */

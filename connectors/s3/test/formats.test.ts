@@ -4,6 +4,7 @@ import {
   ZstdFrameSplitter,
   compressBuffer,
   decodeJsonlLine,
+  gzipChunks,
   encodeJsonlLine,
   formatFromMetadata,
   formatToMetadata,
@@ -144,6 +145,16 @@ describe('compression', () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 17, 'abc');
     const gz = await compressBuffer(data, 'gzip');
     expect(gunzipSync(gz).equals(data)).toBe(true);
+  });
+  it('gzip of a body made in chunks: one member per chunk, read back as the chunks joined; nothing still a valid empty gzip', async () => {
+    const chunks = [Buffer.alloc(1024 * 1024 + 5, 'line one\n'), Buffer.from('{"a":1}\n'), Buffer.alloc(700_000, 'xyz\n')];
+    const gz = await gzipChunks(chunks, 1);
+    expect(gunzipSync(gz).equals(Buffer.concat(chunks))).toBe(true);
+    // Three members: each starts with gzip's magic bytes and its own header.
+    let members = 0;
+    for (let i = gz.indexOf(Buffer.from([0x1f, 0x8b, 8])); i >= 0; i = gz.indexOf(Buffer.from([0x1f, 0x8b, 8]), i + 1)) members++;
+    expect(members).toBeGreaterThanOrEqual(3);
+    expect(gunzipSync(await gzipChunks([], 1)).length).toBe(0);
   });
   it('zstd frames are found and decoded however the stream is chunked; skippable frames are skipped', async () => {
     await loadZstd();

@@ -60,6 +60,24 @@ export async function compressBuffer(data: Uint8Array, c: Compression, level?: n
   return frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames);
 }
 
+/**
+ * gzip of a body that arrives in chunks (each ~{@link GZIP_MEMBER} bytes): one member per chunk, each
+ * started on libuv's pool as soon as its chunk is made, so compressing one chunk overlaps making the
+ * next and the whole uncompressed body is never joined in memory.
+ */
+export async function gzipChunks(chunks: Iterable<Buffer>, level?: number): Promise<Uint8Array> {
+  const opts = { level: level ?? GZIP_DEFAULT_LEVEL };
+  const members: Promise<Buffer>[] = [];
+  for (const chunk of chunks) {
+    const member = gzip(chunk, opts);
+    // Awaited below; this only keeps a member that fails while a later chunk is made from counting as unhandled.
+    member.catch(() => undefined);
+    members.push(member);
+  }
+  if (members.length === 0) return gzip(Buffer.alloc(0), opts);
+  return members.length === 1 ? (members[0] as Promise<Buffer>) : Buffer.concat(await Promise.all(members));
+}
+
 /** A zstd compressor stream: one frame per {@link ZSTD_FRAME_INPUT} bytes of input. */
 class ZstdCompressStream extends Transform {
   private chunks: Buffer[] = [];

@@ -22,6 +22,7 @@ export {
   compressionFromKey,
   compressionSuffix,
   decompressStream,
+  gzipChunks,
 } from './compression.js';
 export { ZstdFrameSplitter, loadZstd, zstdCompress, zstdDecompressFrame } from './zstd.js';
 export {
