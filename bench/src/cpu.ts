@@ -39,6 +39,21 @@ function serverCpuUs(pids: number | readonly number[]): number | undefined {
   return sum;
 }
 
+/**
+ * The ratio to a baseline that a path spending `cpu` per message (its process's and the service's)
+ * cannot pass on `cores` cores: cores / (CPU per message × the baseline's rate) — beyond it the path
+ * would need more CPU time a second than the cores have, however well its work overlapped.
+ */
+export function cpuCeiling(
+  cpu: CpuPerMessage | undefined,
+  baseline: { msgsPerSec: number } | undefined,
+  cores: number,
+): number | undefined {
+  if (!cpu || cpu.serverUs === undefined || !baseline || baseline.msgsPerSec <= 0) return undefined;
+  const us = cpu.loadGenUs + cpu.serverUs;
+  return us > 0 ? Math.round((cores / ((us / 1e6) * baseline.msgsPerSec)) * 100) / 100 : undefined;
+}
+
 /** Starts measuring; call the returned function with the message count when the scenario ends. */
 export function cpuMeter(serverPid: number | readonly number[] | undefined): (messages: number) => CpuPerMessage {
   const self0 = process.cpuUsage();

@@ -640,7 +640,7 @@ async function main(): Promise<number> {
         const t1 = Date.now();
         try {
           sinks = await runChild<SinksOutcome>('./sinks-runner.js', {
-            s3Messages: opts.quick ? 20_000 : 100_000,
+            s3Messages: opts.quick ? 20_000 : 200_000,
             // 100k timed rows: at 50k a path's window was under half a second and the ratio swung by ±30 %.
             warehouseRows: opts.quick ? 10_000 : 100_000,
             parts: opts.sinks,

@@ -294,6 +294,9 @@ export interface SinkRowOut {
   withStart?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
   note: string;
   error?: string | undefined;
+  cpu?: { loadGenUs: number; serverUs?: number } | undefined;
+  baselineCpu?: { loadGenUs: number; serverUs?: number } | undefined;
+  ceiling?: number | undefined;
 }
 export type SinksOutcome = { rows: SinkRowOut[]; notes: string[]; partSeconds: Record<string, number> } | { error: string };
 
@@ -308,8 +311,12 @@ export function renderSinks(result: SinksOutcome): string {
     'direct / raw msgs/s',
     'direct MB/s',
     'ratio',
+    'CPU µs/msg (direct)',
+    'ceiling',
     'targets',
   ];
+  const cpu = (c: SinkRowOut['cpu']) =>
+    c && c.serverUs !== undefined ? `${c.loadGenUs.toFixed(1)}+${c.serverUs.toFixed(1)}` : c ? c.loadGenUs.toFixed(1) : '';
   const rows = result.rows.map((r) => [
     r.row,
     r.via,
@@ -319,6 +326,8 @@ export function renderSinks(result: SinksOutcome): string {
     r.baseline ? int(r.baseline.msgsPerSec) : '-',
     r.baseline ? r.baseline.mbPerSec.toFixed(1) : '-',
     r.ratio === undefined ? '-' : `${r.ratio.toFixed(2)}x`,
+    r.cpu ? `${cpu(r.cpu)}${r.baselineCpu ? ` (${cpu(r.baselineCpu)})` : ''}` : '-',
+    r.ceiling === undefined ? '-' : `${r.ceiling.toFixed(2)}x`,
     r.targets.map((t) => `${t.target} ${t.met ? 'ok' : 'MISS'}`).join(', '),
   ]);
   const out = [...table(header, rows), ''];
@@ -332,6 +341,11 @@ export function renderSinks(result: SinksOutcome): string {
     '  "incl. task start" = all messages / time from resume (worker start, plugin open, connection, table creation included). via plugin: the plugin called directly, no station or runtime.',
   );
   out.push('  The direct column never includes its connection set-up or table creation, so the ratio and the targets use the steady rate.');
+  if (result.rows.some((r) => r.cpu))
+    out.push(
+      "CPU µs/msg: CPU time per message over the same timed window, Junction's process (broker, worker threads, libuv pool; or the plugin's) + the service's (s3rver), the direct path's in brackets (uploader + service).",
+      '  ceiling = cores / (Junction + service CPU per message x the direct rate): the ratio no schedule could pass on this machine, as it would need more CPU time than the cores have.',
+    );
   for (const r of result.rows) {
     const base = r.baseline ? ` | baseline: ${r.baselineName}, ${r.baseline.messages} in ${r.baseline.seconds} s` : '';
     const first =
@@ -457,6 +471,8 @@ export interface Issue22Ratio {
   /** junction / reference (rates: higher is better; latency p99: lower is better). */
   ratio?: number | undefined;
   missing?: string | undefined;
+  /** Sink rows: the ratio the CPU both paths spend per message leaves reachable on this machine's cores (SinkRow.ceiling). */
+  ceiling?: number | undefined;
 }
 
 /**
@@ -492,8 +508,10 @@ export function issue22Ratios(
   const sinkRatio = (key: string, match: (r: SinkRowOut) => boolean, what: string) => {
     const found = rows.filter(match);
     if (found.length === 0) out[key] = { missing: what };
-    for (const r of found)
-      out[`${key}: ${r.row}`] = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
+    for (const r of found) {
+      const p = pair(r.junction?.msgsPerSec, r.baseline?.msgsPerSec, `${r.row}: ${r.error ?? 'no rate'}`);
+      out[`${key}: ${r.row}`] = r.ceiling === undefined ? p : { ...p, ceiling: r.ceiling };
+    }
   };
   sinkRatio('s3_runtime_vs_raw', (r) => r.row.startsWith('S3 sink') && r.via === 'runtime', 'the S3 sink rows (--sinks s3)');
   sinkRatio(

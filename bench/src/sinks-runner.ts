@@ -9,7 +9,10 @@
  *
  * - S3 (s3rver in its own process, test/fakes/s3rver-main.mjs): jsonl + gzip and parquet + snappy,
  *   objects of 10 000 messages, beside a raw @aws-sdk/lib-storage upload of the same value bytes
- *   (newline-joined, uncompressed, one object per 10 000 messages, one after another).
+ *   (newline-joined, uncompressed, one object per 10 000 messages, one after another), and the plugin
+ *   called directly. Those run first; the runtime rows after, once the generated messages are garbage
+ *   (the broker shares this process's heap). Each row carries its CPU per message and the service's,
+ *   and the ceiling they leave on this machine's cores (SinkRow.ceiling).
  * - BigQuery / Snowflake / Firebolt (the fakes of test/fakes/, compiled into bench/dist/fakes, each in a
  *   process of its own — fake-host.ts — like s3rver: the service's CPU is not the broker's): the sink
  *   with batches of 5000 beside the statements of each connector's test/bench.manual.ts — the same rows
@@ -30,6 +33,8 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { BigQuery } from '@google-cloud/bigquery';
 import snowflake from 'snowflake-sdk';
 import { Firebolt } from 'firebolt-sdk';
+import { availableParallelism } from 'node:os';
+import { cpuCeiling, cpuMeter, type CpuPerMessage } from './cpu.js';
 import { log } from './plan.js';
 
 export interface SinksRunnerConfig {
@@ -65,6 +70,16 @@ export interface SinkRow {
   withStart?: Rate | undefined;
   note: string;
   error?: string | undefined;
+  /** CPU per message over the timed window: Junction's process (`loadGenUs`: broker, worker threads, pool) and the service's (`serverUs`). */
+  cpu?: CpuPerMessage | undefined;
+  /** The same for the baseline: the uploading process and the service. */
+  baselineCpu?: CpuPerMessage | undefined;
+  /**
+   * The most `ratio` could be on this machine's cores given the CPU both paths spend per message:
+   * cores / (Junction's + the service's CPU per message × the baseline's rate). A row cannot pass it
+   * however well its work overlaps (it would need more CPU time than the cores have).
+   */
+  ceiling?: number | undefined;
 }
 
 export interface SinksResult {
@@ -120,12 +135,15 @@ interface SinkTiming {
    */
   afterFirst: number;
   afterFirstSeconds: number;
+  /** CPU per message over the steady window, when a meter was given. */
+  cpu?: CpuPerMessage | undefined;
 }
 
 async function timeSink(
   decl: Record<string, unknown> & { name: string; station: string },
   timeoutMs: number,
   warmup = 0,
+  meter?: () => (messages: number) => CpuPerMessage,
 ): Promise<SinkTiming> {
   await connect.create({ ...decl, state: 'STOPPED' });
   const group = `connector.${decl.name}`;
@@ -134,6 +152,7 @@ async function timeSink(
   let steadyAt = 0;
   let lagAtSteady = 0;
   let lag0: number | undefined;
+  let stopMeter: ((messages: number) => CpuPerMessage) | undefined;
   await connect.resume(decl.name);
   for (;;) {
     const g = await store.getGroup(decl.station, group).catch(() => undefined);
@@ -143,6 +162,7 @@ async function timeSink(
     if (g && !steadyAt && lag0 !== undefined && (warmup > 0 ? lag0 - g.lag >= warmup : g.lag < lag0)) {
       steadyAt = performance.now();
       lagAtSteady = g.lag;
+      stopMeter = meter?.();
     }
     if (g && g.lag === 0) break;
     const st = await connect.status(decl.name);
@@ -155,8 +175,10 @@ async function timeSink(
     await new Promise((r) => setTimeout(r, 10));
   }
   const end = performance.now();
+  const cpu = stopMeter?.(lagAtSteady);
   await connect.delete(decl.name);
   return {
+    cpu,
     seconds: (end - t0) / 1000,
     firstAckSeconds: ((firstAck || end) - t0) / 1000,
     afterFirst: lagAtSteady,
@@ -244,13 +266,6 @@ async function benchS3(): Promise<void> {
   const warm = Math.min(50_000, Math.ceil(n / 2 / per) * per);
   const { endpoint, child } = await timed('s3 set-up (s3rver)', startS3rver);
   try {
-    const evs = await timed('s3 generate 1 KiB JSON events', async () => events(warm + n));
-    // (benchS3Sink's own `events` builds the same kind of values but takes ~30 s for 100k here; ours is linear.)
-    const messages = evs.map((m) => ({ key: m.key, value: m.value }));
-    const allBytes = messages.reduce((s, m) => s + m.value.byteLength, 0);
-    const valueBytes = messages.slice(warm).reduce((s, m) => s + m.value.byteLength, 0);
-    await store.createStation('s3', { partitions: 1, dedupWindowMs: 0 });
-    await timed('s3 fill station', () => produceAll('s3', messages));
     const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
     const conn = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials, checksums: 'when-required' };
     // Copies of the credentials each time: the AWS SDK marks a credentials object it used (`$source`), which the sink's strict config schema refuses.
@@ -260,25 +275,14 @@ async function benchS3(): Promise<void> {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    // The limit: the same value bytes through lib-storage alone, one object per `per` messages, one after another.
-    const bodies: Buffer[] = [];
-    for (let i = 0; i < messages.length; i += per)
-      bodies.push(Buffer.concat(messages.slice(i, i + per).flatMap((m) => [m.value, Buffer.from('\n')])));
-    const rawBucket = 'bench-raw';
-    await admin.send(new CreateBucketCommand({ Bucket: rawBucket }));
-    const raw = await timed('s3 raw lib-storage upload', async () => {
-      let t0 = performance.now();
-      for (const [i, body] of bodies.entries()) {
-        if (i * per === warm) t0 = performance.now();
-        await new Upload({
-          client: admin,
-          params: { Bucket: rawBucket, Key: `raw/${i}.jsonl`, Body: body },
-          partSize: 8 * 1024 * 1024,
-          queueSize: 4,
-        }).done();
-      }
-      return rate(n, (performance.now() - t0) / 1000, valueBytes);
-    });
+    const cores = availableParallelism();
+    const meter = () => cpuMeter(child.pid);
+    const at = rows.length;
+    // Everything that holds the generated messages (~1 KiB × warm + n, as objects) runs in here: the
+    // station's fill, the raw upload and the plugin-direct rows. Once it returns they are garbage, so
+    // the runtime rows' broker (this process) does not mark the load generator's objects at every collection.
+    const { raw, rawCpu, allBytes } = await upfront(admin, meter, cores);
+    const direct = rows.splice(at);
     for (const [row, name, extra] of [
       ['S3 sink jsonl + gzip', 's3-jsonl-gzip', { format: 'jsonl', compression: 'gzip' }],
       ['S3 sink parquet + snappy', 's3-parquet', { format: 'parquet', compression: 'snappy' }],
@@ -306,8 +310,12 @@ async function benchS3(): Promise<void> {
             },
             120_000,
             warm,
+            meter,
           ),
         );
+        r.cpu = t.cpu;
+        r.baselineCpu = rawCpu;
+        r.ceiling = cpuCeiling(t.cpu, raw, cores);
         r.withStart = rate(warm + n, t.seconds, allBytes);
         r.junction = rate(t.afterFirst, t.afterFirstSeconds, (allBytes * t.afterFirst) / (warm + n));
         r.firstAckSeconds = +t.firstAckSeconds.toFixed(2);
@@ -320,13 +328,60 @@ async function benchS3(): Promise<void> {
       }
       rows.push(r);
     }
+    rows.push(...direct);
+    admin.destroy();
+    await store.deleteStation('s3');
+  } finally {
+    child.kill('SIGKILL');
+  }
+
+  async function upfront(
+    admin: S3Client,
+    meter: () => (messages: number) => CpuPerMessage,
+    cores: number,
+  ): Promise<{ raw: Rate; rawCpu: CpuPerMessage | undefined; allBytes: number }> {
+    const evs = await timed('s3 generate 1 KiB JSON events', async () => events(warm + n));
+    // (benchS3Sink's own `events` builds the same kind of values but takes ~30 s for 100k here; ours is linear.)
+    const messages = evs.map((m) => ({ key: m.key, value: m.value }));
+    const allBytes = messages.reduce((s, m) => s + m.value.byteLength, 0);
+    const valueBytes = messages.slice(warm).reduce((s, m) => s + m.value.byteLength, 0);
+    await store.createStation('s3', { partitions: 1, dedupWindowMs: 0 });
+    await timed('s3 fill station', () => produceAll('s3', messages));
+    // The limit: the same value bytes through lib-storage alone, one object per `per` messages, one after another.
+    const bodies: Buffer[] = [];
+    for (let i = 0; i < messages.length; i += per)
+      bodies.push(Buffer.concat(messages.slice(i, i + per).flatMap((m) => [m.value, Buffer.from('\n')])));
+    const rawBucket = 'bench-raw';
+    await admin.send(new CreateBucketCommand({ Bucket: rawBucket }));
+    let rawCpu: CpuPerMessage | undefined;
+    const raw = await timed('s3 raw lib-storage upload', async () => {
+      let t0 = performance.now();
+      let stop = meter();
+      for (const [i, body] of bodies.entries()) {
+        if (i * per === warm) {
+          t0 = performance.now();
+          stop = meter();
+        }
+        await new Upload({
+          client: admin,
+          params: { Bucket: rawBucket, Key: `raw/${i}.jsonl`, Body: body },
+          partSize: 8 * 1024 * 1024,
+          queueSize: 4,
+        }).done();
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      rawCpu = stop(n);
+      return rate(n, seconds, valueBytes);
+    });
     // The same plugin called directly (no runtime: S3Sink.write in this thread, batches one after another),
     // with connectors/s3/scripts/bench.mjs's benchS3Sink on the same server and messages: where the runtime's share shows.
     try {
       const { benchS3Sink } = (await import(here('../../connectors/s3/scripts/bench.mjs').href)) as {
         benchS3Sink(
           o: unknown,
-        ): Promise<{ name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number }[]>;
+        ): Promise<
+          { name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number; cpu?: CpuPerMessage }[]
+        >;
       };
       const direct = await timed('s3 plugin direct (benchS3Sink)', () =>
         benchS3Sink({
@@ -334,6 +389,7 @@ async function benchS3(): Promise<void> {
           messages: evs,
           warmup: warm,
           batch: per,
+          meter,
           configs: [
             ['S3 sink jsonl + gzip, plugin direct', { format: 'jsonl', compression: 'gzip' }],
             ['S3 sink parquet + snappy, plugin direct', { format: 'parquet', compression: 'snappy' }],
@@ -360,15 +416,15 @@ async function benchS3(): Promise<void> {
             { target: '>= 100000 msgs/s', value: junction.msgsPerSec, met: junction.msgsPerSec >= 100_000 },
           ],
           note: `plugin driven directly (connectors/s3/scripts/bench.mjs benchS3Sink: S3Sink.write of ${per}-message batches one after another in one thread, no station, no runtime)`,
+          cpu: d.cpu,
+          baselineCpu: rawCpu,
+          ceiling: cpuCeiling(d.cpu, raw, cores),
         });
       }
     } catch (err) {
       log(`S3 plugin-direct rows failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    admin.destroy();
-    await store.deleteStation('s3');
-  } finally {
-    child.kill('SIGKILL');
+    return { raw, rawCpu, allBytes };
   }
 }
 

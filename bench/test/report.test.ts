@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { issue22Ratios, renderTable, targetCheck, type SinkRowOut } from '../src/report.js';
+import { issue22Ratios, renderSinks, renderTable, targetCheck, type SinkRowOut } from '../src/report.js';
+import { cpuCeiling } from '../src/cpu.js';
 import type { Latency, SystemResult } from '../src/plan.js';
 
 const lat = (p99Ms: number): Latency => ({ samples: 2000, p50Ms: p99Ms / 4, p99Ms, maxMs: p99Ms * 2, meanMs: p99Ms / 3 });
@@ -72,6 +73,48 @@ describe('issue 22 ratios in one JSON object', () => {
     expect(issue22Ratios(junction, undefined, undefined)['consume_1KiB_vs_jetstream']).toMatchObject({
       junction: 150_000,
       missing: expect.stringContaining('consume'),
+    });
+  });
+});
+
+describe('CPU per message beside the S3 rows, and the ceiling it leaves', () => {
+  const rate = (msgsPerSec: number) => ({ messages: 1, seconds: 1, msgsPerSec, mbPerSec: 1 });
+  it('ceiling = cores / (Junction + service CPU per message × the direct rate)', () => {
+    // 25 µs a message at 40,000/s of the reference: 1 core-second a second; on 2 cores at most 2.0×.
+    expect(cpuCeiling({ loadGenUs: 20, serverUs: 5 }, rate(40_000), 2)).toBe(2);
+    // 30 µs a message against a 100,000/s reference on 2 cores: 0.67 — a 0.8 target is out of reach.
+    expect(cpuCeiling({ loadGenUs: 24.3, serverUs: 5.7 }, rate(100_000), 2)).toBe(0.67);
+    // Without the service's CPU (or a rate) there is no bound to state.
+    expect(cpuCeiling({ loadGenUs: 20 }, rate(40_000), 2)).toBeUndefined();
+    expect(cpuCeiling({ loadGenUs: 20, serverUs: 5 }, undefined, 2)).toBeUndefined();
+  });
+
+  it("prints both paths' CPU and the ceiling in the row, and carries the ceiling in the JSON", () => {
+    const s3: SinkRowOut = {
+      row: 'S3 sink jsonl + gzip',
+      via: 'runtime',
+      junction: rate(55_000),
+      baselineName: 'raw',
+      baseline: rate(100_000),
+      ratio: 0.55,
+      targets: [{ target: '>= 0.8 of raw', value: 0.55, met: false }],
+      note: '',
+      cpu: { loadGenUs: 24.3, serverUs: 5.7 },
+      baselineCpu: { loadGenUs: 2.1, serverUs: 10.8 },
+      ceiling: 0.67,
+    };
+    const text = renderSinks({ rows: [s3], notes: [], partSeconds: {} });
+    const row = text.split('\n').find((l) => l.startsWith('| S3 sink jsonl + gzip'));
+    expect(row).toContain('24.3+5.7 (2.1+10.8)');
+    expect(row).toContain('0.67x');
+    expect(text).toContain('ceiling = cores /');
+    expect(
+      issue22Ratios(undefined, undefined, { rows: [s3], notes: [], partSeconds: {} })['s3_runtime_vs_raw: S3 sink jsonl + gzip'],
+    ).toEqual({
+      junction: 55_000,
+      reference: 100_000,
+      ratio: 0.55,
+      ceiling: 0.67,
     });
   });
 });

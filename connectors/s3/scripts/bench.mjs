@@ -47,8 +47,12 @@ export function events(n, size = 1024) {
  * Writes `messages` through the sink in batches of `batch` (one partition, batches one after another,
  * as the runtime does) and uploads the same bytes with lib-storage. Resolves with rows of results.
  */
-/** `warmup`: that many messages (whole batches) are written untimed first; only the rest count. */
-export async function benchS3Sink({ endpoint, messages, batch, configs, warmup = 0 }) {
+/**
+ * `warmup`: that many messages (whole batches) are written untimed first; only the rest count.
+ * `meter`, when given, is called when the timed part of each sink row starts and returns a function
+ * called with the message count when it ends; what that returns is the row's `cpu`.
+ */
+export async function benchS3Sink({ endpoint, messages, batch, configs, warmup = 0, meter }) {
   if (warmup % batch !== 0) throw new Error(`warmup ${warmup} is not a whole number of batches of ${batch}`);
   const { S3SinkConfig } = await import(here('../dist/index.js'));
   const { S3Sink } = await import(here('../dist/sink.js'));
@@ -87,11 +91,15 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
     const partitions = extra.partitions ?? 1;
     if (warmup > 0 && partitions !== 1) throw new Error('warmup needs one partition');
     let t0 = performance.now();
+    let stop = meter?.();
     // Partitions are written side by side (as the runtime may); batches of one partition one after another.
     await Promise.all(
       Array.from({ length: partitions }, async (_, p) => {
         for (let i = p * batch; i < messages.length; i += batch * partitions) {
-          if (warmup > 0 && i === warmup) t0 = performance.now();
+          if (warmup > 0 && i === warmup) {
+            t0 = performance.now();
+            stop = meter?.();
+          }
           const ms = messages.slice(i, i + batch);
           const results = await sink.write(
             { station: 'bench', stationId: 'bench-1', partition: p, firstOffset: ms[0].offset, lastOffset: ms.at(-1).offset, messages: ms },
@@ -103,9 +111,11 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
       }),
     );
     const secs = (performance.now() - t0) / 1000;
+    const cpu = stop?.(timedMessages);
     await sink.close();
     rows.push({
       name,
+      cpu,
       msgsPerSec: timedMessages / secs,
       valueMBps: valueBytes / secs / 1e6,
       objectMB: (counters.get('bytes_written_total') ?? 0) / 1e6,
