@@ -26,6 +26,8 @@ export interface CpuPerMessage {
   loadGenUs: number;
   /** µs of CPU the server process spent per message (absent when its pid is unknown). */
   serverUs?: number;
+  /** The load generator process's busiest thread (sink rows, where that process is Junction's). */
+  busiestThread?: BusiestThread | undefined;
 }
 
 /** CPU of one server process, or the sum of several (the nodes of a cluster); undefined if any is unreadable. */
@@ -65,6 +67,49 @@ export function cpuMeter(serverPid: number | readonly number[] | undefined): (me
     const server1 = serverPid ? serverCpuUs(serverPid) : undefined;
     if (server0 !== undefined && server1 !== undefined) out.serverUs = Math.round(((server1 - server0) / n) * 100) / 100;
     return out;
+  };
+}
+
+/** utime + stime of each thread of this process in µs, by thread id (/proc/self/task); empty where unreadable. */
+function threadCpuUs(): Map<number, number> {
+  const out = new Map<number, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS_PER_SEC);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+  } catch {
+    // No /proc: nothing to report.
+  }
+  return out;
+}
+
+/** The thread of this process that spent the most CPU per message, and whether it is the main thread. */
+export interface BusiestThread {
+  us: number;
+  main: boolean;
+}
+
+/**
+ * Starts measuring this process's threads (main, worker threads, libuv's pool, V8's helpers); the
+ * returned function gives the busiest one's CPU per message since (threads started meanwhile count from
+ * zero; a thread that ended meanwhile is not seen). Work that one thread does in series caps a rate at
+ * 1 / that CPU, however many cores are idle.
+ */
+export function threadMeter(): (messages: number) => BusiestThread | undefined {
+  const before = threadCpuUs();
+  return (messages) => {
+    let best: BusiestThread | undefined;
+    for (const [tid, us] of threadCpuUs()) {
+      const d = (us - (before.get(tid) ?? 0)) / Math.max(1, messages);
+      if (!best || d > best.us) best = { us: Math.round(d * 100) / 100, main: tid === process.pid };
+    }
+    return best;
   };
 }
 

@@ -294,8 +294,8 @@ export interface SinkRowOut {
   withStart?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
   note: string;
   error?: string | undefined;
-  cpu?: { loadGenUs: number; serverUs?: number } | undefined;
-  baselineCpu?: { loadGenUs: number; serverUs?: number } | undefined;
+  cpu?: { loadGenUs: number; serverUs?: number; busiestThread?: { us: number; main: boolean } | undefined } | undefined;
+  baselineCpu?: { loadGenUs: number; serverUs?: number; busiestThread?: { us: number; main: boolean } | undefined } | undefined;
   ceiling?: number | undefined;
 }
 export type SinksOutcome = { rows: SinkRowOut[]; notes: string[]; partSeconds: Record<string, number> } | { error: string };
@@ -355,7 +355,12 @@ export function renderSinks(result: SinksOutcome): string {
     const total = r.withStart
       ? `${r.withStart.messages} in ${r.withStart.seconds} s from resume, steady: ${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`
       : `${r.junction?.messages ?? 0} in ${r.junction?.seconds ?? 0} s`;
-    out.push(`${r.row}: ${r.error ? `FAILED: ${r.error}` : `${total}; ${r.note}${base}${first}`}`);
+    const t = r.cpu?.busiestThread;
+    const thread =
+      t && r.baseline && r.baseline.msgsPerSec > 0
+        ? ` | busiest thread (${t.main ? 'the main thread' : 'a worker or pool thread'}) ${t.us.toFixed(1)} µs/msg: alone it caps the row at ${(1e6 / t.us / r.baseline.msgsPerSec).toFixed(2)}x`
+        : '';
+    out.push(`${r.row}: ${r.error ? `FAILED: ${r.error}` : `${total}; ${r.note}${base}${first}${thread}`}`);
   }
   out.push(...result.notes);
   out.push(

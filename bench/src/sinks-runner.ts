@@ -34,7 +34,7 @@ import { BigQuery } from '@google-cloud/bigquery';
 import snowflake from 'snowflake-sdk';
 import { Firebolt } from 'firebolt-sdk';
 import { availableParallelism } from 'node:os';
-import { cpuCeiling, cpuMeter, type CpuPerMessage } from './cpu.js';
+import { cpuCeiling, cpuMeter, threadMeter, type CpuPerMessage } from './cpu.js';
 import { log } from './plan.js';
 
 export interface SinksRunnerConfig {
@@ -276,7 +276,12 @@ async function benchS3(): Promise<void> {
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
     const cores = availableParallelism();
-    const meter = () => cpuMeter(child.pid);
+    // Both processes' CPU, and this process's busiest thread (the broker's main thread, a task's worker, a pool thread).
+    const meter = () => {
+      const processes = cpuMeter(child.pid);
+      const threads = threadMeter();
+      return (messages: number): CpuPerMessage => ({ ...processes(messages), busiestThread: threads(messages) });
+    };
     const at = rows.length;
     // Everything that holds the generated messages (~1 KiB × warm + n, as objects) runs in here: the
     // station's fill, the raw upload and the plugin-direct rows. Once it returns they are garbage, so

@@ -99,7 +99,7 @@ describe('CPU per message beside the S3 rows, and the ceiling it leaves', () => 
       ratio: 0.55,
       targets: [{ target: '>= 0.8 of raw', value: 0.55, met: false }],
       note: '',
-      cpu: { loadGenUs: 24.3, serverUs: 5.7 },
+      cpu: { loadGenUs: 24.3, serverUs: 5.7, busiestThread: { us: 12.5, main: false } },
       baselineCpu: { loadGenUs: 2.1, serverUs: 10.8 },
       ceiling: 0.67,
     };
@@ -108,6 +108,8 @@ describe('CPU per message beside the S3 rows, and the ceiling it leaves', () => 
     expect(row).toContain('24.3+5.7 (2.1+10.8)');
     expect(row).toContain('0.67x');
     expect(text).toContain('ceiling = cores /');
+    // 12.5 µs a message on one thread: at most 80,000/s, 0.80 of the 100,000/s reference.
+    expect(text).toContain('busiest thread (a worker or pool thread) 12.5 µs/msg: alone it caps the row at 0.80x');
     expect(
       issue22Ratios(undefined, undefined, { rows: [s3], notes: [], partSeconds: {} })['s3_runtime_vs_raw: S3 sink jsonl + gzip'],
     ).toEqual({
@@ -116,5 +118,25 @@ describe('CPU per message beside the S3 rows, and the ceiling it leaves', () => 
       ratio: 0.55,
       ceiling: 0.67,
     });
+  });
+});
+
+describe('threadMeter', () => {
+  it('names the busiest thread of this process: a worker that spins is not the main thread', async () => {
+    const { threadMeter } = await import('../src/cpu.js');
+    const { Worker } = await import('node:worker_threads');
+    const stop = threadMeter();
+    // The worker spins for 300 ms of wall time, says so and stays (an ended thread leaves /proc, and its
+    // CPU with it); the main thread only waits for the message.
+    const w = new Worker(
+      "const { parentPort } = require('node:worker_threads'); const t = Date.now(); while (Date.now() - t < 300) {} parentPort.postMessage('spun');",
+      { eval: true },
+    );
+    await new Promise((resolve) => w.once('message', resolve));
+    const busiest = stop(1);
+    await w.terminate();
+    expect(busiest?.main).toBe(false);
+    // At least 30 ms of CPU even on a machine busy with other work (the clock ticks every 10 ms).
+    expect(busiest?.us ?? 0).toBeGreaterThanOrEqual(30_000);
   });
 });
