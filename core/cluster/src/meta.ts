@@ -79,6 +79,9 @@ export class Meta {
     private readonly names: Names,
     private readonly replicas: number,
     private readonly log: Logger,
+    /** Test seam: what creates (or binds) the bucket. */
+    private readonly buckets: (nc: NatsConnection, timeoutMs: number) => Pick<Kvm, 'create'> = (nc, timeoutMs) =>
+      new Kvm(jetstream(nc, { timeout: timeoutMs })),
   ) {}
 
   get streamName(): string {
@@ -99,7 +102,7 @@ export class Meta {
     // The store's request timeout, not nats.js's 5 s: creating an R3 bucket on a cluster that just started
     // (or is busy) can take longer.
     this.kv = await retryWhileStarting(`creating the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
-      new Kvm(jetstream(this.nc, { timeout: this.wire.timeoutMs })).create(this.names.bucket, {
+      this.buckets(this.nc, this.wire.timeoutMs).create(this.names.bucket, {
         history: 1,
         replicas: this.replicas,
         storage: 'file',
@@ -129,7 +132,12 @@ export class Meta {
     let loaded!: () => void;
     const initial = new Promise<void>((resolve) => (loaded = resolve));
     if (until === 0) loaded();
-    this.watcher = await this.kv.watch({ key: '>' });
+    // Its consumer is one more JetStream request, which a cluster that just formed can leave unanswered
+    // for a while (a request timeout): retried like the steps above until the open's deadline.
+    const kv = this.kv;
+    this.watcher = await retryWhileStarting(`watching the metadata bucket ${this.names.bucket}`, deadline, this.log, () =>
+      kv.watch({ key: '>' }),
+    );
     void (async () => {
       try {
         for await (const e of this.watcher!) {

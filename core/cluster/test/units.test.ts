@@ -6,7 +6,10 @@ import { parseDeliveryId } from '@junction/protocol';
 import { JetStreamApiError } from '../src/errors.js';
 import { epochOf } from '../src/names.js';
 import { clusterSize, isStarting } from '../src/startup.js';
-import { NoRespondersError, RequestTimeoutError } from '../src/wire.js';
+import { NoRespondersError, RequestTimeoutError, type Wire } from '../src/wire.js';
+import { Meta } from '../src/meta.js';
+import { pino } from 'pino';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 describe('envelope', () => {
   it('round trips values, keys and arbitrary header names and values byte for byte', () => {
@@ -355,5 +358,40 @@ describe('epochs, start-up errors, cluster size', () => {
     );
     expect(clusterSize(nc({ cluster: 'c', connect_urls: ['10.0.0.1:4222'] }), ['nats://n1:4222', 'nats://n2:4222', 'n3:4222'])).toBe(3);
     expect(clusterSize(nc({ connect_urls: [] }), ['nats://n1:4222', 'nats://n2:4222'])).toBe(1);
+  });
+
+  it('opening the metadata retries each step while the cluster starts, the watch of the bucket too', async () => {
+    // A cluster that just formed: the bucket's creation and then its watch's consumer time out before they answer.
+    const timeout = () => Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+    const calls = { create: 0, watch: 0 };
+    const watcher = {
+      stop() {},
+      async *[Symbol.asyncIterator]() {},
+    };
+    const kv = {
+      watch: async () => {
+        if (++calls.watch <= 2) throw timeout();
+        return watcher;
+      },
+    };
+    const buckets = () => ({
+      create: async () => {
+        if (++calls.create <= 1) throw timeout();
+        return kv as never;
+      },
+    });
+    const wire = {
+      timeoutMs: 1_000,
+      api: async () => ({ config: { num_replicas: 3 }, state: { last_seq: 0 } }),
+    } as unknown as Wire;
+    const meta = new Meta({} as NatsConnection, wire, new Names('units'), 3, pino({ level: 'silent' }), buckets);
+    await meta.open(5_000, performance.now() + 30_000);
+    expect(calls).toEqual({ create: 2, watch: 3 });
+    await meta.close();
+    // Past the deadline the step's own error ends the open (a TimeoutError: the store reports it as UNAVAILABLE).
+    calls.create = 0;
+    calls.watch = 0;
+    const late = new Meta({} as NatsConnection, wire, new Names('units'), 3, pino({ level: 'silent' }), buckets);
+    await expect(late.open(5_000, performance.now() + 50)).rejects.toMatchObject({ name: 'TimeoutError' });
   });
 });
