@@ -1,6 +1,7 @@
 /** The human-readable table, and the targets check that both the table and the JSON carry. */
 import { TARGETS, type Latency, type Size, type SizeResult, type SystemResult, type Throughput } from './plan.js';
 import { STARTUP_TARGET_SECONDS, type StartupOutcome } from './startup.js';
+import type { CpuPerMessage } from './cpu.js';
 
 export type Outcome = SystemResult | { error: string };
 
@@ -294,8 +295,8 @@ export interface SinkRowOut {
   withStart?: { messages: number; seconds: number; msgsPerSec: number; mbPerSec: number } | undefined;
   note: string;
   error?: string | undefined;
-  cpu?: { loadGenUs: number; serverUs?: number; busiestThread?: { us: number; main: boolean } | undefined } | undefined;
-  baselineCpu?: { loadGenUs: number; serverUs?: number; busiestThread?: { us: number; main: boolean } | undefined } | undefined;
+  cpu?: CpuPerMessage | undefined;
+  baselineCpu?: CpuPerMessage | undefined;
   ceiling?: number | undefined;
 }
 export type SinksOutcome = { rows: SinkRowOut[]; notes: string[]; partSeconds: Record<string, number> } | { error: string };

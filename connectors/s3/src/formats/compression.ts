@@ -47,11 +47,10 @@ export async function compressBuffer(data: Uint8Array, c: Compression, level?: n
     // Members of ≤ 1 MiB compressed side by side on libuv's pool: a gzip file may be a sequence of
     // members (RFC 1952; gunzip, zlib, Java, Python, Spark and Trino read them all), and deflate's
     // 32 KiB window makes the cost in ratio negligible.
-    const opts = { level: level ?? GZIP_DEFAULT_LEVEL };
-    if (data.byteLength <= GZIP_MEMBER) return gzip(data, opts);
-    const parts: Promise<Buffer>[] = [];
-    for (let i = 0; i < data.byteLength; i += GZIP_MEMBER) parts.push(gzip(data.subarray(i, i + GZIP_MEMBER), opts));
-    return Buffer.concat(await Promise.all(parts));
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const members: Buffer[] = [];
+    for (let i = 0; i < bytes.byteLength; i += GZIP_MEMBER) members.push(bytes.subarray(i, i + GZIP_MEMBER));
+    return gzipChunks(members, level);
   }
   await loadZstd();
   const frames: Uint8Array[] = [];
