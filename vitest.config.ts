@@ -7,11 +7,12 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 // Tests run against the built packages (npm test runs `tsc -b` first), so an end-to-end test
 // starts exactly what `npm start` starts.
 //
-// One pool of workers for every file. Most files make their own data dir, ephemeral ports (port 0 /
-// freePort), their own NATS nodes and fake services, or namespace what they share by unique names
-// (Mosquitto topics and client ids); most of their time is spent waiting on child processes, sockets and
-// timers, not on the CPU, so they run several at a time even on 2 cores (vitest's default there is ONE
-// worker). JUNCTION_TEST_WORKERS sets how many (default: cores + 2, at least 4; test/README.md has the
+// One pool of workers for every file. Most files make their own data dir, their own ports (port 0, or
+// test/src/ports.ts's freePort, below the ephemeral range, for a child process to bind), their own NATS
+// nodes and fake services, or namespace what they share by unique names (Mosquitto topics and client
+// ids); most of their time is spent waiting on child processes, sockets and timers, not on the CPU, so
+// they run several at a time even on 2 cores (vitest's default there is ONE worker).
+// JUNCTION_TEST_WORKERS sets how many (default: cores + 2, at least 4; test/README.md has the
 // measurements behind it).
 //
 // EXCLUSIVE: the files that share the machine's PostgreSQL (127.0.0.1:5432, database `test`): a logical

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log, sleep } from './plan.js';
@@ -39,18 +38,9 @@ export interface RunningBroker {
   stop(): Promise<void>;
 }
 
-/** A port that was free a moment ago (the broker binds it right after). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A port for the broker to bind (below the ephemeral range: no outgoing connection of the load takes it first). */
+export { freePort } from '@junction/e2e';
+import { freePort } from '@junction/e2e';
 
 /** Starts the broker and resolves once GET /healthz answers 200. Throws (with the log's tail) if it does not within 30 s. */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type Broker } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const ADMIN_PASSWORD = 'cli-admin-password';
@@ -18,7 +18,7 @@ interface Result {
 
 let dir: string;
 let url: string;
-let broker: ChildProcess;
+let broker: Broker;
 
 async function junction(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Result> {
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -35,44 +35,14 @@ async function junction(args: string[], opts: { input?: string; env?: Record<str
   return { code, stdout, stderr };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'junction-cli-auth-'));
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  broker = spawn(
-    process.execPath,
-    [BIN, 'start', '--auth', '--data-dir', join(dir, 'data'), '--port', String(port), '--log-level', 'warn'],
-    {
-      cwd: dir,
-      env: { ...process.env, JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION_DATA_DIR: '', JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      stdio: ['ignore', 'ignore', 'ignore'],
-    },
-  );
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (broker.exitCode !== null) throw new Error(`broker exited with ${broker.exitCode}`);
-    const ok = await fetch(`${url}/healthz`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('broker not healthy');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  broker = await startBroker(dir, { args: ['--auth'], env: { JUNCTION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
+  url = broker.url;
 });
 
 afterAll(async () => {
-  if (broker.exitCode === null && broker.signalCode === null) broker.kill('SIGKILL');
+  await broker.kill();
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -1,88 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-// The built CLI, as `npm start` runs it (npm test builds first).
-const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion in `cwd` (a folder without junction.yaml unless the test writes one). */
-async function junction(args: string[], opts: { cwd: string; input?: string; env?: Record<string, string> }): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: opts.cwd,
-    env: { ...process.env, JUNCTION_URL: '', JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION_DATA_DIR: '', ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return collect(child, opts.input);
-}
-
-async function collect(child: ChildProcess, input?: string): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin?.end(input ?? '');
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  return { code, signal, stdout, stderr };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`broker not healthy at ${url} after ${timeoutMs} ms`);
-}
+import { junction, startBroker, type Broker } from './helpers.js';
 
 describe('junction CLI against a running broker', () => {
   let dir: string;
   let url: string;
-  let broker: ChildProcess;
-  let brokerOut: Promise<Result>;
+  let broker: Broker;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'junction-cli-'));
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    broker = spawn(process.execPath, [BIN, 'start', '--data-dir', join(dir, 'data'), '--port', String(port), '--log-level', 'warn'], {
-      cwd: dir,
-      env: { ...process.env, JUNCTION_PORT: '', JUNCTION_HOST: '', JUNCTION_DATA_DIR: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    brokerOut = collect(broker);
-    await waitHealthy(url, broker);
+    broker = await startBroker(dir);
+    url = broker.url;
   });
 
   afterAll(async () => {
-    if (broker.exitCode === null && broker.signalCode === null) broker.kill('SIGKILL');
+    await broker.kill();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -218,10 +152,8 @@ describe('junction CLI against a running broker', () => {
   });
 
   it('stops gracefully on SIGTERM with exit code 0', async () => {
-    broker.kill('SIGTERM');
-    const out = await brokerOut;
-    expect(out.signal).toBeNull();
-    expect(out.code).toBe(0);
+    expect(await broker.stop()).toBe(0);
+    expect(broker.child.signalCode).toBeNull();
   });
 });
 

@@ -1,9 +1,9 @@
 /** Running the built CLI and a broker of its own (a child process) for the CLI's tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startBroker as startE2eBroker, type BrokerProcess } from '@junction/e2e';
 
 // The built CLI, as `npm start` runs it (npm test builds first).
 export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -38,16 +38,6 @@ export async function collect(child: ChildProcess, input?: string): Promise<Resu
   return { code, signal, stdout, stderr };
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
 /** Polls `check` until it answers something other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -64,37 +54,20 @@ export async function eventually<T>(what: string, timeoutMs: number, check: () =
   throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
-export interface Broker {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
+export type Broker = BrokerProcess;
 
-/** `junction start` in `dir` (data in `dir/data`, secrets key under `dir/xdg`) on a free port; resolves once healthy. */
-export async function startBroker(dir: string): Promise<Broker> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [BIN, 'start', '--data-dir', join(dir, 'data'), '--port', String(port), '--log-level', 'warn'], {
+/**
+ * `junction start` in `dir` (data in `dir/data`, secrets key under `dir/xdg`) on a free port, with `args`
+ * and `env` added; resolves once healthy (the end-to-end tests' startBroker: it starts again on another
+ * port when the one it picked was taken before the broker bound it).
+ */
+export function startBroker(dir: string, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<Broker> {
+  return startE2eBroker({
+    dataDir: join(dir, 'data'),
     cwd: dir,
-    env: { ...process.env, ...CLEAN, XDG_CONFIG_HOME: join(dir, 'xdg') },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    args: ['--log-level', 'warn', ...(opts.args ?? [])],
+    env: { ...CLEAN, JUNCTION_SECRETS_KEY: '', XDG_CONFIG_HOME: join(dir, 'xdg'), ...opts.env },
   });
-  const out = collect(child);
-  await eventually('the broker healthy', 60_000, async () => {
-    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}: ${(await out).stderr}`);
-    const res = await fetch(`${url}/healthz`).catch(() => undefined);
-    return res?.status === 200 ? true : undefined;
-  });
-  return {
-    url,
-    child,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await out;
-      }
-    },
-  };
 }
 
 /** A JSON request to the broker; resolves with the status and the parsed body. */

@@ -28,17 +28,36 @@ export interface BrokerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `junction start` as a child process (the built CLI) and waits until /healthz answers. */
-export async function startBroker(opts: {
+export interface BrokerOptions {
   dataDir: string;
+  /** The port to bind; without it a free one (and another if that one is taken before the broker binds it). */
   port?: number;
+  /** The process's working folder (where it looks for junction.yaml); default `dataDir`. */
+  cwd?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   /** Start it from a shell as `ulimit -n <n>; exec node …`: the process's open-file limit (soft and hard). */
   ulimitFiles?: number;
-}): Promise<BrokerProcess> {
-  const port = opts.port ?? (await freePort());
+}
+
+/** Starts `junction start` as a child process (the built CLI) and waits until /healthz answers. */
+export async function startBroker(opts: BrokerOptions): Promise<BrokerProcess> {
+  if (opts.port !== undefined) return startOn(opts, opts.port);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(opts, await freePort());
+    } catch (err) {
+      // Another process bound the port between the check and the broker's bind: start again on another.
+      if (!(err instanceof PortTaken) || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** The broker exited because its port was taken (LISTEN_FAILED … EADDRINUSE). */
+export class PortTaken extends Error {}
+
+async function startOn(opts: BrokerOptions, port: number): Promise<BrokerProcess> {
   const argv = [
     join(repoRoot, 'cli', 'dist', 'bin.js'),
     'start',
@@ -56,20 +75,27 @@ export async function startBroker(opts: {
       ? [process.execPath, argv]
       : ['/bin/sh', ['-c', `ulimit -n ${Math.floor(opts.ulimitFiles)} && exec ${[process.execPath, ...argv].map(quote).join(' ')}`]];
   const child = spawn(cmd, args, {
-    cwd: opts.dataDir,
+    cwd: opts.cwd ?? opts.dataDir,
     // One secrets key for every broker of this test process (restarts and cluster nodes open each other's sealed secrets).
     env: { ...process.env, JUNCTION_LOG_LEVEL: 'warn', JUNCTION_SECRETS_KEY: TEST_SECRETS_KEY, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // 'close', not 'exit': the process may exit before its last output is read from the pipes.
+  const exited = once(child, 'close');
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode} before it was ready:\n${out}`);
+    if (child.exitCode !== null) {
+      await exited; // its last output
+      const message = `broker exited with ${child.exitCode} before it was ready:\n${out}`;
+      throw /LISTEN_FAILED.*EADDRINUSE/.test(out) ? new PortTaken(message) : new Error(message);
+    }
     try {
-      const res = await fetch(`${url}/healthz`);
+      // Bounded: whatever else holds the port may accept and never answer.
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) break;
     } catch {
       // not listening yet
@@ -80,8 +106,6 @@ export async function startBroker(opts: {
     }
     await sleep(50);
   }
-  // 'close', not 'exit': the process may exit before its last output is read from the pipes.
-  const exited = once(child, 'close');
   return {
     url,
     port,
