@@ -15,7 +15,14 @@ const here = (p) => new URL(p, import.meta.url).href;
 export function events(n, size = 1024) {
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
   let seed = 42;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  // mulberry32: 32-bit integer steps (Math.imul). The LCG this replaces multiplied in doubles, lost the low
+  // bits past 2^53 and repeated after ~1,800 events, so Parquet dictionary-encoded the notes.
+  const rnd = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
   const out = [];
   for (let o = 1; o <= n; o++) {
     const base = {

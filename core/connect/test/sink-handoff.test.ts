@@ -34,7 +34,7 @@ function message(i: number): { value: Buffer; key?: string; headers?: Record<str
   const value = Buffer.alloc(len);
   let x = i + 1;
   for (let b = 0; b < len; b++) {
-    x = (x * 1103515245 + 12345) >>> 0;
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0; // integer steps: a double product loses the low bits
     value[b] = x >>> 24;
   }
   return { value, ...(i % 3 === 0 && { key: `k${i}` }), ...(i % 2 === 0 && { headers: { i: String(i), h: 'x' } }) };

@@ -15,6 +15,7 @@ import type { FieldType, SchemaField } from '@junction/sdk-connector/schema';
 import type { EncodableMessage } from './jsonl.js';
 import type { MetaField } from './spec.js';
 import { loadZstd, zstdCompress, zstdDecompressFrame } from './zstd.js';
+import { nativeSnappy } from './snappy.js';
 import { GZIP_DEFAULT_LEVEL } from './compression.js';
 
 /** Parquet's column compression. */
@@ -76,23 +77,66 @@ export interface ParquetWriteInput {
 
 const CODEC: Record<ParquetCodec, CompressionCodec> = { gzip: 'GZIP', zstd: 'ZSTD', snappy: 'SNAPPY', none: 'UNCOMPRESSED' };
 
-/** Chunks go out on each flush (after every row group) instead of accumulating. */
-class StreamingWriter extends ByteWriter {
-  constructor(private readonly onChunk: (chunk: Uint8Array) => void | Promise<void>) {
-    super(1 << 20);
+/**
+ * The file's bytes as a list of chunks. A write that does not fit the current buffer hands that buffer on
+ * as it is and starts a new one, so nothing is grown by copying (a ByteWriter doubles its buffer and copies
+ * what it holds: ~2x the file in copies), and the chunks go out as they are: to `onChunk` on each flush
+ * (after every row group), or joined once at the end. The file's offsets (`offset`) run on regardless.
+ */
+class ChunkWriter extends ByteWriter {
+  private readonly chunks: Uint8Array[] = [];
+
+  constructor(private readonly onChunk?: (chunk: Uint8Array) => void | Promise<void>) {
+    super(CHUNK_BYTES);
   }
-  flush(): void | Promise<void> {
+
+  override ensure(size: number): void {
+    if (this.index + size <= this.buffer.byteLength) return;
+    this.cut();
+    if (size > this.buffer.byteLength) {
+      this.buffer = new ArrayBuffer(size);
+      this.view = new DataView(this.buffer);
+    }
+  }
+
+  /** Hands on what the current buffer holds and starts a fresh one (the old one now belongs to its chunk). */
+  private cut(): void {
     if (this.index === 0) return;
-    const chunk = new Uint8Array(this.buffer.slice(0, this.index));
+    this.chunks.push(new Uint8Array(this.buffer, 0, this.index));
+    this.buffer = new ArrayBuffer(CHUNK_BYTES);
+    this.view = new DataView(this.buffer);
     this.index = 0;
-    return this.onChunk(chunk);
   }
+
+  /** Without `onChunk`, keeps the chunks for {@link bytes}. */
+  async flush(): Promise<void> {
+    if (!this.onChunk) return;
+    this.cut();
+    for (const chunk of this.chunks.splice(0)) await this.onChunk(chunk);
+  }
+
   // hyparquet-writer awaits what flush() and finish() return (its ByteWriter types them void).
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
   override finish(): void | Promise<void> {
     return this.flush();
   }
+
+  /** The whole file (no `onChunk`): the chunks joined once. */
+  bytes(): Uint8Array {
+    this.cut();
+    if (this.chunks.length === 1) return this.chunks[0] as Uint8Array;
+    const out = new Uint8Array(this.chunks.reduce((n, c) => n + c.byteLength, 0));
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.byteLength;
+    }
+    return out;
+  }
 }
+
+/** A chunk of the file: the unit handed on, and what a ChunkWriter holds beyond the row group being written. */
+const CHUNK_BYTES = 1 << 20;
 
 /**
  * Writes one Parquet file. Without `onChunk` resolves with the whole file; with it, streams the
@@ -102,8 +146,8 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
   const { messages, values, fields } = input;
   if (input.codec === 'zstd') await loadZstd();
   const kinds = new Map<string, Kind>();
-  if (!input.columns)
-    for (const v of values) for (const [k, x] of Object.entries(v)) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(x)));
+  // for…in, not Object.entries: no array per row (values are JSON.parse's plain objects: own keys only).
+  if (!input.columns) for (const v of values) for (const k in v) kinds.set(k, merge(kinds.get(k) ?? 'null', kindOf(v[k])));
   const schema: SchemaElement[] = [{ name: 'root', num_children: fields.length + (input.columns ? input.columns.length : kinds.size) }];
   for (const f of fields) {
     const name = PARQUET_META_COLUMNS[f];
@@ -122,7 +166,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     else schema.push({ name, type: 'BYTE_ARRAY', converted_type: 'JSON', repetition_type: 'OPTIONAL' });
   }
   const level = input.level;
-  const writer = input.onChunk ? new StreamingWriter(input.onChunk) : new ByteWriter(1 << 16);
+  const writer = new ChunkWriter(input.onChunk);
   const pq = new ParquetWriter({
     writer,
     schema,
@@ -130,6 +174,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     compressors: {
       GZIP: (b: Uint8Array) => gzipSync(b, { level: level ?? GZIP_DEFAULT_LEVEL }),
       ZSTD: (b: Uint8Array) => zstdCompress(b, level),
+      ...(nativeSnappy() && { SNAPPY: nativeSnappy() }),
     },
     createdBy: 'junction connector-s3',
   });
@@ -162,7 +207,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     await pq.write({ columnData: columnData as never, rowGroupSize: end - start });
   }
   await pq.finish();
-  return writer instanceof StreamingWriter ? new Uint8Array(0) : writer.getBytes().slice();
+  return input.onChunk ? new Uint8Array(0) : writer.bytes();
 }
 
 /**
