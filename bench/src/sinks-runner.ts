@@ -29,7 +29,6 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { startServer } from '@junction/server';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { BigQuery } from '@google-cloud/bigquery';
 import snowflake from 'snowflake-sdk';
 import { Firebolt } from 'firebolt-sdk';
@@ -224,46 +223,26 @@ process.once('SIGTERM', () => {
   process.exit(130);
 });
 
-/**
- * `n` JSON events of exactly `size` bytes that look like real ones (ids, users, amounts, a note of random
- * words), so gzip and parquet do real work — the shape of connectors/s3/scripts/bench.mjs's `events`.
- */
-function events(
-  n: number,
-  size = 1024,
-): { offset: number; timestamp: number; key: string; headers: Record<string, string>; value: Uint8Array }[] {
-  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
-  let seed = 42;
-  // mulberry32: 32-bit integer steps (Math.imul). The LCG this replaces multiplied in doubles, lost the low
-  // bits past 2^53 and repeated after ~1,800 events, so Parquet dictionary-encoded the notes.
-  const rnd = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  const out = [];
-  for (let o = 1; o <= n; o++) {
-    const base = {
-      id: o,
-      user: `user-${Math.floor(rnd() * 100000)}`,
-      amount: Math.round(rnd() * 100000) / 100,
-      ok: rnd() > 0.5,
-      ts: 1_700_000_000_000 + o,
-    };
-    const budget = size - JSON.stringify({ ...base, note: '' }).length;
-    let note = '';
-    while (note.length < budget) note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
-    out.push({
-      offset: o,
-      timestamp: 1_700_000_000_000 + o,
-      key: `user-${o % 1000}`,
-      headers: {},
-      value: enc.encode(JSON.stringify({ ...base, note: note.slice(0, Math.max(0, budget)) })),
-    });
-  }
-  return out;
+type S3Event = { offset: number; timestamp: number; key: string; headers: Record<string, string>; value: Uint8Array };
+
+/** connectors/s3/scripts/bench.mjs: its events, its raw upload and the plugin driven directly, shared with `node bench.mjs`. */
+interface S3BenchScript {
+  events(n: number): S3Event[];
+  rawUpload(o: {
+    client: S3Client;
+    bucket: string;
+    messages: readonly S3Event[];
+    batch: number;
+    warmup: number;
+    meter: () => (messages: number) => CpuPerMessage;
+  }): Promise<{ secs: number; cpu: CpuPerMessage }>;
+  benchS3Sink(
+    o: unknown,
+  ): Promise<
+    { name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number; cpu?: CpuPerMessage }[]
+  >;
 }
+const s3BenchScript = (): Promise<S3BenchScript> => import(here('../../connectors/s3/scripts/bench.mjs').href) as Promise<S3BenchScript>;
 
 async function benchS3(): Promise<void> {
   const n = cfg.s3Messages;
@@ -352,63 +331,38 @@ async function benchS3(): Promise<void> {
     meter: () => (messages: number) => CpuPerMessage,
     cores: number,
   ): Promise<{ raw: Rate; rawCpu: CpuPerMessage | undefined; allBytes: number }> {
-    const evs = await timed('s3 generate 1 KiB JSON events', async () => events(warm + n));
-    // (benchS3Sink's own `events` builds the same kind of values but takes ~30 s for 100k here; ours is linear.)
+    const script = await s3BenchScript();
+    const evs = await timed('s3 generate 1 KiB JSON events', async () => script.events(warm + n));
     const messages = evs.map((m) => ({ key: m.key, value: m.value }));
     const allBytes = messages.reduce((s, m) => s + m.value.byteLength, 0);
     const valueBytes = messages.slice(warm).reduce((s, m) => s + m.value.byteLength, 0);
     await store.createStation('s3', { partitions: 1, dedupWindowMs: 0 });
     await timed('s3 fill station', () => produceAll('s3', messages));
     // The limit: the same value bytes through lib-storage alone, one object per `per` messages, one after another.
-    const bodies: Buffer[] = [];
-    for (let i = 0; i < messages.length; i += per)
-      bodies.push(Buffer.concat(messages.slice(i, i + per).flatMap((m) => [m.value, Buffer.from('\n')])));
-    const rawBucket = 'bench-raw';
-    await admin.send(new CreateBucketCommand({ Bucket: rawBucket }));
     let rawCpu: CpuPerMessage | undefined;
     const raw = await timed('s3 raw lib-storage upload', async () => {
-      let t0 = performance.now();
-      let stop = meter();
-      for (const [i, body] of bodies.entries()) {
-        if (i * per === warm) {
-          t0 = performance.now();
-          stop = meter();
-        }
-        await new Upload({
-          client: admin,
-          params: { Bucket: rawBucket, Key: `raw/${i}.jsonl`, Body: body },
-          partSize: 8 * 1024 * 1024,
-          queueSize: 4,
-        }).done();
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      rawCpu = stop(n);
-      return rate(n, seconds, valueBytes);
+      const r = await script.rawUpload({ client: admin, bucket: 'bench-raw', messages: evs, batch: per, warmup: warm, meter });
+      rawCpu = r.cpu;
+      return rate(n, r.secs, valueBytes);
     });
     // The same plugin called directly (no runtime: S3Sink.write in this thread, batches one after another),
     // with connectors/s3/scripts/bench.mjs's benchS3Sink on the same server and messages: where the runtime's share shows.
     try {
-      const { benchS3Sink } = (await import(here('../../connectors/s3/scripts/bench.mjs').href)) as {
-        benchS3Sink(
-          o: unknown,
-        ): Promise<
-          { name: string; msgsPerSec: number; valueMBps: number; objectMB: number; secs: number; messages: number; cpu?: CpuPerMessage }[]
-        >;
-      };
       const direct = await timed('s3 plugin direct (benchS3Sink)', () =>
-        benchS3Sink({
+        script.benchS3Sink({
           endpoint,
           messages: evs,
           warmup: warm,
           batch: per,
           meter,
+          raw: false,
           configs: [
             ['S3 sink jsonl + gzip, plugin direct', { format: 'jsonl', compression: 'gzip' }],
             ['S3 sink parquet + snappy, plugin direct', { format: 'parquet', compression: 'snappy' }],
           ],
         }),
       );
-      for (const d of direct.filter((x) => x.name.includes('plugin direct'))) {
+      for (const d of direct) {
         const junction = {
           messages: d.messages,
           seconds: +d.secs.toFixed(2),

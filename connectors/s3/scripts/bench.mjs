@@ -11,9 +11,13 @@ import { join } from 'node:path';
 
 const here = (p) => new URL(p, import.meta.url).href;
 
-/** 1 KiB JSON values that look like real events (so compression is not absurdly effective). */
+/**
+ * `n` JSON events of exactly `size` bytes that look like real ones (ids, users, amounts, a note of random
+ * words), so gzip and parquet do real work; every one distinct. Also the repository bench's S3 events.
+ */
 export function events(n, size = 1024) {
   const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+  const enc = new TextEncoder();
   let seed = 42;
   // mulberry32: 32-bit integer steps (Math.imul). The LCG this replaces multiplied in doubles, lost the low
   // bits past 2^53 and repeated after ~1,800 events, so Parquet dictionary-encoded the notes.
@@ -32,34 +36,59 @@ export function events(n, size = 1024) {
       ok: rnd() > 0.5,
       ts: 1_700_000_000_000 + o,
     };
+    // The note fills what the other fields leave (its words are plain ASCII: a character is a byte).
+    const budget = size - JSON.stringify({ ...base, note: '' }).length;
     let note = '';
-    while (JSON.stringify({ ...base, note }).length < size)
-      note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
-    const text = JSON.stringify({ ...base, note }).slice(0, size - 2);
-    const value = new TextEncoder().encode(
-      JSON.stringify({ ...base, note: note.slice(0, note.length - (JSON.stringify({ ...base, note }).length - size)) }),
-    );
+    while (note.length < budget) note += `${words[Math.floor(rnd() * words.length)]}-${Math.floor(rnd() * 1000)} `;
     out.push({
       offset: o,
       timestamp: 1_700_000_000_000 + o,
       key: `user-${o % 1000}`,
       headers: {},
-      value: value.byteLength ? value : new TextEncoder().encode(text),
+      value: enc.encode(JSON.stringify({ ...base, note: note.slice(0, Math.max(0, budget)) })),
     });
   }
   return out;
 }
 
 /**
- * Writes `messages` through the sink in batches of `batch` (one partition, batches one after another,
- * as the runtime does) and uploads the same bytes with lib-storage. Resolves with rows of results.
+ * The reference: the same value bytes (one object per `batch` messages, newline-joined, uncompressed)
+ * through lib-storage alone, one object after another — the limit of the server and the SDK. The first
+ * `warmup` messages go up untimed; `meter` as in {@link benchS3Sink}. Resolves with the timed seconds,
+ * the stored bytes and, with a meter, the CPU.
  */
+export async function rawUpload({ client, bucket, messages, batch, warmup = 0, meter }) {
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  const bodies = [];
+  for (let i = 0; i < messages.length; i += batch)
+    bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
+  let t0 = performance.now();
+  let stop = meter?.();
+  for (const [i, body] of bodies.entries()) {
+    if (warmup > 0 && i * batch === warmup) {
+      t0 = performance.now();
+      stop = meter?.();
+    }
+    await new Upload({
+      client,
+      params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body },
+      partSize: 8 * 1024 * 1024,
+      queueSize: 4,
+    }).done();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  return { secs, cpu: stop?.(messages.length - warmup), objectBytes: bodies.reduce((s, b) => s + b.length, 0) };
+}
+
 /**
- * `warmup`: that many messages (whole batches) are written untimed first; only the rest count.
- * `meter`, when given, is called when the timed part of each sink row starts and returns a function
- * called with the message count when it ends; what that returns is the row's `cpu`.
+ * Writes `messages` through the sink in batches of `batch` (one partition, batches one after another,
+ * as the runtime does), config by config, then uploads the same bytes with {@link rawUpload}. Resolves
+ * with a row of results each. `warmup`: that many messages (whole batches) are written untimed first;
+ * only the rest count. `meter`, when given, is called when the timed part of each sink row starts and
+ * returns a function called with the message count when it ends; what that returns is the row's `cpu`.
+ * `raw: false` leaves out the reference row, for a caller that times its own.
  */
-export async function benchS3Sink({ endpoint, messages, batch, configs, warmup = 0, meter }) {
+export async function benchS3Sink({ endpoint, messages, batch, configs, warmup = 0, meter, raw = true }) {
   if (warmup % batch !== 0) throw new Error(`warmup ${warmup} is not a whole number of batches of ${batch}`);
   const { S3SinkConfig } = await import(here('../dist/index.js'));
   const { S3Sink } = await import(here('../dist/sink.js'));
@@ -130,31 +159,23 @@ export async function benchS3Sink({ endpoint, messages, batch, configs, warmup =
       messages: timedMessages,
     });
   }
-  // The limit: the same value bytes (one object per batch, newline-joined) through lib-storage alone.
-  const bucket = `bench-raw-${Date.now().toString(36)}`;
-  await admin.send(new CreateBucketCommand({ Bucket: bucket }));
-  const bodies = [];
-  for (let i = 0; i < messages.length; i += batch)
-    bodies.push(Buffer.concat(messages.slice(i, i + batch).flatMap((m) => [m.value, Buffer.from('\n')])));
-  let t0 = performance.now();
-  for (const [i, body] of bodies.entries()) {
-    if (warmup > 0 && i * batch === warmup) t0 = performance.now();
-    await new Upload({
+  if (raw) {
+    const { secs, objectBytes } = await rawUpload({
       client: admin,
-      params: { Bucket: bucket, Key: `raw/${i}.jsonl`, Body: body },
-      partSize: 8 * 1024 * 1024,
-      queueSize: 4,
-    }).done();
+      bucket: `bench-raw-${Date.now().toString(36)}`,
+      messages,
+      batch,
+      warmup,
+    });
+    rows.push({
+      name: 'raw lib-storage upload (same value bytes, uncompressed)',
+      msgsPerSec: timedMessages / secs,
+      valueMBps: valueBytes / secs / 1e6,
+      objectMB: objectBytes / 1e6,
+      secs,
+      messages: timedMessages,
+    });
   }
-  const secs = (performance.now() - t0) / 1000;
-  rows.push({
-    name: 'raw lib-storage upload (same value bytes, uncompressed)',
-    msgsPerSec: timedMessages / secs,
-    valueMBps: valueBytes / secs / 1e6,
-    objectMB: bodies.reduce((s, b) => s + b.length, 0) / 1e6,
-    secs,
-    messages: timedMessages,
-  });
   admin.destroy();
   return rows;
 }

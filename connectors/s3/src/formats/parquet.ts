@@ -92,18 +92,14 @@ class ChunkWriter extends ByteWriter {
 
   override ensure(size: number): void {
     if (this.index + size <= this.buffer.byteLength) return;
-    this.cut();
-    if (size > this.buffer.byteLength) {
-      this.buffer = new ArrayBuffer(size);
-      this.view = new DataView(this.buffer);
-    }
+    this.cut(Math.max(CHUNK_BYTES, size));
   }
 
-  /** Hands on what the current buffer holds and starts a fresh one (the old one now belongs to its chunk). */
-  private cut(): void {
-    if (this.index === 0) return;
-    this.chunks.push(new Uint8Array(this.buffer, 0, this.index));
-    this.buffer = new ArrayBuffer(CHUNK_BYTES);
+  /** Hands on what the current buffer holds and starts a fresh one of `next` bytes (the old one now belongs to its chunk). */
+  private cut(next = CHUNK_BYTES): void {
+    if (this.index === 0 && this.buffer.byteLength >= next) return;
+    if (this.index > 0) this.chunks.push(new Uint8Array(this.buffer, 0, this.index));
+    this.buffer = new ArrayBuffer(next);
     this.view = new DataView(this.buffer);
     this.index = 0;
   }
@@ -123,7 +119,7 @@ class ChunkWriter extends ByteWriter {
 
   /** The whole file (no `onChunk`): the chunks joined once. */
   bytes(): Uint8Array {
-    this.cut();
+    if (this.index > 0) this.chunks.push(new Uint8Array(this.buffer, 0, this.index)); // the writer is done: no fresh buffer
     if (this.chunks.length === 1) return this.chunks[0] as Uint8Array;
     const out = new Uint8Array(this.chunks.reduce((n, c) => n + c.byteLength, 0));
     let at = 0;
@@ -167,6 +163,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
   }
   const level = input.level;
   const writer = new ChunkWriter(input.onChunk);
+  const snappy = input.codec === 'snappy' ? nativeSnappy() : undefined;
   const pq = new ParquetWriter({
     writer,
     schema,
@@ -174,7 +171,7 @@ export async function writeParquet(input: ParquetWriteInput): Promise<Uint8Array
     compressors: {
       GZIP: (b: Uint8Array) => gzipSync(b, { level: level ?? GZIP_DEFAULT_LEVEL }),
       ZSTD: (b: Uint8Array) => zstdCompress(b, level),
-      ...(nativeSnappy() && { SNAPPY: nativeSnappy() }),
+      ...(snappy && { SNAPPY: snappy }),
     },
     createdBy: 'junction connector-s3',
   });
