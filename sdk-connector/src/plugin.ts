@@ -32,6 +32,15 @@ export interface SinkManifest extends Manifest {
    * the runtime sends it again (replays after crashes, retry batches). False: at least once.
    */
   readonly exactlyOnce: boolean;
+  /**
+   * Whether the sink may read a message's `value` bytes after its `write()` settled: kept for a later
+   * flush, an upload still running, a view handed to a library that holds on to it. Absent: true.
+   * A sink that encodes or copies what it needs during `write()` declares false, and the runtime then
+   * reuses the memory of a cleanly written batch for later batches (no fresh buffer a batch: less
+   * collection and page-fault work on the broker's thread). A view kept past `write()` regardless reads
+   * nothing (a detached buffer) or another batch's bytes; the kit's sink checks catch it.
+   */
+  readonly keepsValues?: boolean;
 }
 
 export interface SourceManifest extends Manifest {
@@ -50,6 +59,8 @@ interface Definition<S extends ConfigSchema> {
 export interface SinkDefinition<S extends ConfigSchema> extends Definition<S> {
   /** See {@link SinkManifest.exactlyOnce}. Default false. */
   exactlyOnce?: boolean;
+  /** See {@link SinkManifest.keepsValues}. Default true. */
+  keepsValues?: boolean;
   /**
    * Connects to the destination. Called in a worker thread once per task start, with the validated
    * config (secrets resolved). Throw a JunctionError (CONNECTION_FAILED, AUTH_FAILED, …) when it
@@ -109,6 +120,9 @@ export function manifestIssues(def: Record<string, unknown>, kind: PluginKind): 
   if (kind === 'sink' && def.exactlyOnce !== undefined && typeof def.exactlyOnce !== 'boolean') {
     issues.push({ path: 'exactlyOnce', message: 'must be a boolean' });
   }
+  if (kind === 'sink' && def.keepsValues !== undefined && typeof def.keepsValues !== 'boolean') {
+    issues.push({ path: 'keepsValues', message: 'must be a boolean' });
+  }
   const config = def.config as { safeParse?: unknown; _zod?: unknown } | null | undefined;
   if (typeof config !== 'object' || config === null || typeof config.safeParse !== 'function' || config._zod === undefined) {
     issues.push({ path: 'config', message: 'must be a zod schema (use `z` from @junction/sdk-connector)' });
@@ -140,6 +154,7 @@ export function defineSink<S extends ConfigSchema>(def: SinkDefinition<S>): Sink
     sdk: def.sdk,
     ...(def.description === undefined ? {} : { description: def.description }),
     exactlyOnce: def.exactlyOnce ?? false,
+    keepsValues: def.keepsValues ?? true,
   };
   const open = def.open;
   return Object.freeze({

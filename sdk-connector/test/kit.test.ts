@@ -34,7 +34,9 @@ type Bug =
   | 'dead-letters-duplicates'
   | 'marks-before-abort'
   | 'logs-config'
-  | 'prints-secret';
+  | 'prints-secret'
+  /** Declares keepsValues: false but keeps the values' views in the destination (instead of copies). */
+  | 'keeps-views';
 
 /** A request the destination holds (received, not applied). */
 interface Held {
@@ -61,12 +63,16 @@ function destination(name: string): Destination {
   return d;
 }
 
-function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {}) {
+function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string; keepsValues?: boolean } = {}) {
+  const keepsValues = opts.bug === 'keeps-views' ? false : opts.keepsValues;
+  // A sink that declares it keeps no value past write() stores copies (unless it has that bug).
+  const stored = (v: Uint8Array): Uint8Array => (keepsValues === false && opts.bug !== 'keeps-views' ? v.slice() : v);
   return defineSink({
     name: 'memory',
     version: '1.0.0',
     sdk: opts.sdk ?? '^1',
     exactlyOnce: opts.exactlyOnce ?? true,
+    ...(keepsValues !== undefined && { keepsValues }),
     config: z.strictObject({
       destination: z.string(),
       token: secret(z.string()).optional(),
@@ -86,8 +92,9 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
       // unless the 'checks-only-at-send' bug trusts what the sink decided when it sent the request.
       const apply = (rows: { id: string; value: Uint8Array }[]) => {
         for (const r of rows) {
-          if (opts.bug === 'duplicates' || opts.bug === 'checks-only-at-send' || !dest.byOffset.has(r.id)) dest.values.push(r.value);
-          dest.byOffset.set(r.id, r.value);
+          if (opts.bug === 'duplicates' || opts.bug === 'checks-only-at-send' || !dest.byOffset.has(r.id))
+            dest.values.push(stored(r.value));
+          dest.byOffset.set(r.id, stored(r.value));
         }
       };
       const send = (rows: { id: string; value: Uint8Array }[]): Promise<void> => {
@@ -130,7 +137,7 @@ function memorySink(opts: { bug?: Bug; exactlyOnce?: boolean; sdk?: string } = {
               if (signal.aborted) resolve();
             });
             if (signal.aborted) throw new JunctionError('TIMEOUT', 'the write was aborted', { retryable: true });
-            for (const m of fresh) dest.values.push(m.value);
+            for (const m of fresh) dest.values.push(stored(m.value));
             return batch.messages.map((m) => (decoder.decode(m.value) === 'POISON' ? deadLetter('SINK_REJECTED', 'poison') : ok()));
           }
           if (broken && opts.bug === 'throws-retryable-while-broken') throw new JunctionError('CONNECTION_FAILED', 'down');
@@ -263,6 +270,17 @@ describe('runSinkConformance', () => {
     ]);
     expect(results.find((r) => r.check === 'replay-overlapping')?.detail).toContain('exactly once');
     expect(() => assertConformance(results)).not.toThrow();
+  });
+
+  it('keepsValues: false — passes a sink that copies what it keeps; fails one that keeps views of the values past write()', async () => {
+    const copies = await runSinkConformance(options(memorySink({ keepsValues: false })));
+    expect(copies.filter((r) => r.status !== 'passed')).toEqual([]);
+    const views = await runSinkConformance(options(memorySink({ bug: 'keeps-views' })));
+    const failed = views.filter((r) => r.status === 'failed').map((r) => r.check);
+    // Every check that reads the destination back after a clean write finds the values gone.
+    expect(failed).toEqual(expect.arrayContaining(['single-message', 'many-messages', 'partitions-and-stations', 'replay-same-batch']));
+    // The same sink declaring the default (it keeps values) passes: the kit lends only to sinks that say they do not keep them.
+    expect((await runSinkConformance(options(memorySink()))).filter((r) => r.status !== 'passed')).toEqual([]);
   });
 
   it('also accepts a retry path that throws a retryable error', async () => {

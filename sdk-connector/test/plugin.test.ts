@@ -23,7 +23,10 @@ describe('defineSink / defineSource', () => {
       sdk: '^1',
       description: 'POSTs each message',
       exactlyOnce: false,
+      keepsValues: true,
     });
+    expect(defineSink({ ...minimal, keepsValues: false }).manifest.keepsValues).toBe(false);
+    expect(() => defineSink({ ...minimal, keepsValues: 'no' as unknown as boolean })).toThrow(/keepsValues: must be a boolean/);
     expect(plugin.sdkVersion).toBe(SDK_VERSION);
     expect(Object.isFrozen(plugin)).toBe(true);
     expect(JSON.parse(JSON.stringify(plugin.manifest))).toEqual(plugin.manifest);

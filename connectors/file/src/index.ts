@@ -17,6 +17,8 @@ export default defineSink({
   sdk: '^1',
   description: 'JSON Lines files (optionally gzip) in a directory: one file per batch, written atomically, each message exactly once',
   exactlyOnce: true,
+  // Values are encoded (copied) into the batch's lines during write(); nothing reads them after it.
+  keepsValues: false,
   config: FileSinkConfig,
   async open(config, ctx) {
     const root = resolve(config.dir);

@@ -21,6 +21,8 @@ export default defineSink({
   description:
     'Station messages into S3 (or MinIO, R2, Ceph): JSON Lines, Parquet or raw; gzip or zstd; by partition, time or field; exactly once',
   exactlyOnce: true,
+  // Values are encoded (copied) into the object during write(); nothing reads them after it.
+  keepsValues: false,
   config: S3SinkConfig,
   async open(config, ctx) {
     const [{ checkBucket, createS3Client }, { S3Sink }] = await Promise.all([import('./client.js'), import('./sink.js')]);

@@ -6,6 +6,7 @@
  */
 import { CHUNK_FIELDS, ChunkField, type Delivery, type DeliveryChunk, type OffsetRange } from '@junction/broker';
 import { deliveryId } from '@junction/protocol';
+import type { SparePool } from './spares.js';
 import { PACKED_FIELDS, type PackedBatch } from './wire.js';
 
 const F = CHUNK_FIELDS;
@@ -160,13 +161,21 @@ export function addRanges(c: DeliveryChunk, out: OffsetRange[], indexes?: readon
  * end of its last, framing between values included) into one new buffer the worker gets, numbers
  * rebased onto it, the distinct headers as one JSON array text.
  */
-export function packChunks(station: string, partition: number, pieces: readonly DeliveryChunk[], count: number): PackedBatch {
+export function packChunks(
+  station: string,
+  partition: number,
+  pieces: readonly DeliveryChunk[],
+  count: number,
+  spares?: SparePool,
+): PackedBatch {
   let total = 0;
   for (const c of pieces) total += regionEnd(c) - regionStart(c);
-  // Every byte is written below: no zero fill needed.
-  const buf = Buffer.allocUnsafeSlow(total).buffer;
+  // Every byte and number used is written below: no zero fill needed (a spare may be larger than the batch).
+  const buf = spares ? spares.values(total) : (Buffer.allocUnsafeSlow(total).buffer as ArrayBuffer);
   const bytes = new Uint8Array(buf, 0, total);
-  const nums = new Float64Array(count * PACKED_FIELDS);
+  const nums = spares
+    ? new Float64Array(spares.numbers(count * PACKED_FIELDS * 8), 0, count * PACKED_FIELDS)
+    : new Float64Array(count * PACKED_FIELDS);
   // Distinct headers objects, by identity (messages of one read share theirs), sent as one JSON array:
   // one stringify here and one parse in the worker, however many distinct headers a batch carries.
   const table: Record<string, string>[] = [];

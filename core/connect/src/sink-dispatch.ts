@@ -5,6 +5,7 @@ import type { Piscina } from 'piscina';
 import { ConnectorState } from './declaration.js';
 import { ConnectErrorCode, connectError } from './errors.js';
 import { packChunks } from './chunks.js';
+import { SparePool } from './spares.js';
 import { SinkBatching } from './sink-batching.js';
 import { hardTimeoutGrace, OPEN_TIMEOUT_MS } from './sink-types.js';
 import type { Batch, Flight, Part, TaskRt } from './sink-types.js';
@@ -47,8 +48,23 @@ export abstract class SinkDispatch extends SinkBatching {
     this.rr = (this.rr + 1) % Math.max(1, n);
   }
 
+  /** Buffers the workers handed back (see spares.ts): later batches are packed into them. */
+  protected readonly spares = new SparePool();
+
+  private sparesTimer: NodeJS.Timeout | undefined;
+
+  /** Drops the spares once nothing has been in flight for a second. */
+  private dropSparesWhenIdle(): void {
+    if (this.sparesTimer) return;
+    this.sparesTimer = setTimeout(() => {
+      this.sparesTimer = undefined;
+      if (this.writingCount === 0) this.spares.clear();
+    }, 1000);
+    this.sparesTimer.unref();
+  }
+
   protected pack(p: Part, batch: Batch): PackedBatch {
-    return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count);
+    return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count, this.spares);
   }
 
   protected dispatch(p: Part, batch: Batch, asNext: boolean): void {
@@ -147,6 +163,7 @@ export abstract class SinkDispatch extends SinkBatching {
           clearTimeout(hard);
           batch.inWorker = false;
           const a = answer as SinkWriteAnswer;
+          if (a.spare) this.spares.give(a.spare);
           if (a.waited) this.o.metrics.ahead.inc({ connector: decl.name, task: String(t.id) });
           if (a.skipped) return this.giveBack(p, t, batch);
           this.o.metrics.writeSeconds.observe({ connector: decl.name, task: String(t.id) }, (performance.now() - started) / 1000);
@@ -186,6 +203,8 @@ export abstract class SinkDispatch extends SinkBatching {
         untrack?.();
         this.writingCount--;
         t.inFlight--;
+        // Nothing in flight: the spares are not kept for a runner that stays idle.
+        if (this.writingCount === 0 && this.spares.size > 0) this.dropSparesWhenIdle();
         // The worker died before it could say: whatever waits for this write must not wait forever.
         const s = new Int32Array(settled);
         if (Atomics.load(s, 0) === 0) {

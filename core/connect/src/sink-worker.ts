@@ -6,6 +6,7 @@
  * when every message is ok, sent as their count only; errors as `serializeError`.
  */
 import { threadId } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import { performance } from 'node:perf_hooks';
 import { checkWriteResults, parseConfig, serializeError } from '@junction/sdk-connector';
 import type { Sink, SinkBatch, SinkMessage, StationSchemaInfo, WriteResult } from '@junction/sdk-connector';
@@ -24,6 +25,8 @@ interface Opened {
   raw: Promise<Sink>;
   /** The connector's transforms, opened beside the sink (undefined: none). */
   chain: Promise<Pipeline | undefined>;
+  /** The plugin's `manifest.keepsValues` once loaded (until then: true, the safe answer). */
+  readonly plugin: { keepsValues: boolean };
 }
 
 const sinks = new Map<string, Opened>();
@@ -71,9 +74,11 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
     sinks.delete(key);
     await closeOpened(cur);
   }
+  const loaded = { keepsValues: true };
   const sink = (async () => {
     const plugin = await loadPlugin(t.entry);
     if (plugin.kind !== 'sink') throw new Error(`plugin ${plugin.manifest.name} is a ${plugin.kind}, not a sink`);
+    loaded.keepsValues = plugin.manifest.keepsValues !== false;
     const config = parseConfig(plugin.config, t.config, 'config');
     return plugin.open(config, {
       logger: pluginLogger(t.logLevel, t.connector, t.task),
@@ -93,7 +98,7 @@ async function sinkFor(t: SinkWriteTask): Promise<Sink> {
       })
     : Promise.resolve(undefined);
   const both = hasChain ? Promise.all([sink, chain]).then(([s]) => s) : sink;
-  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink: both, raw: sink, chain };
+  const opened: Opened = { connector: t.connector, task: t.task, configHash: t.configHash, sink: both, raw: sink, chain, plugin: loaded };
   sinks.set(key, opened);
   // A failed open is not kept: the next batch tries again (whatever did open is closed).
   both.catch(() => {
@@ -206,7 +211,19 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     const dropped = applied !== undefined && !('error' in applied) && applied.dropped.length > 0 ? { dropped: applied.dropped.length } : {};
     if (results.every((r) => r.status === 'ok')) {
       clean = true;
-      return { okCount: results.length, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
+      const answer: SinkWriteAnswer = {
+        okCount: results.length,
+        waited,
+        pluginMs,
+        metrics: metrics.drain(t.connector),
+        threadId,
+        ...dropped,
+      };
+      // The plugin keeps no view of a value past its write, and no transform ran: the batch's memory goes
+      // back to the runner for later batches (wire.ts `spare`).
+      return chain === undefined && sinks.get(`${t.connector}\u0000${t.task}`)?.plugin.keepsValues === false
+        ? handBack(answer, t.batch)
+        : answer;
     }
     clean = results.every((r) => r.status !== 'retry');
     return { results, waited, pluginMs, metrics: metrics.drain(t.connector), threadId, ...dropped };
@@ -225,6 +242,13 @@ async function write(t: SinkWriteTask): Promise<SinkWriteAnswer> {
     Atomics.store(settled, 0, clean ? 1 : 2);
     Atomics.notify(settled, 0);
   }
+}
+
+/** The answer with the batch's buffers in `spare`, transferred (not copied) to the main thread. */
+function handBack(answer: SinkWriteAnswer, b: PackedBatch): SinkWriteAnswer {
+  answer.spare = { buf: b.buf, nums: b.nums };
+  const movable = { [Piscina.transferableSymbol]: [b.buf, b.nums], [Piscina.valueSymbol]: answer };
+  return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]) as unknown as SinkWriteAnswer;
 }
 
 async function close(t: SinkCloseTask): Promise<{ closed: number; threadId: number }> {

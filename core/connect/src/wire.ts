@@ -115,6 +115,11 @@ export interface SinkWriteAnswer {
   dropped?: number;
   /** The batch reached the worker while the write before it was still running (lookahead), and waited. */
   waited?: boolean;
+  /**
+   * The batch's buffers, handed back (transferred) after a clean write of a sink that does not keep values
+   * (`SinkManifest.keepsValues: false`) and no transforms: the runner packs later batches into them.
+   */
+  spare?: { buf: ArrayBuffer; nums: ArrayBuffer } | undefined;
   /** Time inside the plugin (open + write), ms. */
   pluginMs: number;
   metrics: MetricReport[];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CHUNK_FIELDS, type Delivery, type DeliveryChunk, type OffsetRange } from '@junction/broker';
 import { addRanges, chunksFromDeliveries, idsOf, packChunks, pickChunk, sliceChunk } from '../src/chunks.js';
+import { SparePool } from '../src/spares.js';
 import { PACKED_FIELDS } from '../src/wire.js';
 
 /** A chunk as the store builds one: values with filler bytes between them (the log's framing). */
@@ -73,6 +74,37 @@ describe('runtime chunks', () => {
     // The distinct headers objects of the pieces, in the order first used; the buffer holds regions, not the whole chunks.
     expect(JSON.parse(packed.headers)).toEqual([{ h: '2' }, { h: '1' }, { h: '2' }]);
     expect(packed.buf.byteLength).toBe(3 + 7 + 3 + 7 + 3 + (3 + 7 + 10));
+  });
+
+  it('packs into spare buffers handed back (larger than the batch, full of old bytes): the same messages, and only spares that fit are used', () => {
+    const pool = new SparePool(2);
+    const a = chunk(1, 20, ['x20', 'x21-long', 'x22'], { keys: ['k', undefined, 'k2'] });
+    const want = unpacked(packChunks('st', 1, [a], 3));
+    // Spares of earlier batches: bigger than this one, their bytes and numbers garbage.
+    const old = { buf: new Uint8Array(4096).fill(0xaa).buffer, nums: new Float64Array(64).fill(-1).buffer };
+    pool.give(old);
+    const packed = packChunks('st', 1, [a], 3, pool);
+    expect(packed.buf).toBe(old.buf);
+    expect(packed.nums).toBe(old.nums);
+    expect(pool.reused).toBe(2);
+    expect(unpacked(packed)).toEqual(want);
+    // No spare left: fresh buffers. A spare too small for a batch is not used, and stays.
+    const tiny = { buf: new ArrayBuffer(4), nums: new ArrayBuffer(8) };
+    pool.give(tiny);
+    const again = packChunks('st', 1, [a], 3, pool);
+    expect(again.buf).not.toBe(tiny.buf);
+    expect(unpacked(again)).toEqual(want);
+    expect(pool.size).toBe(1);
+    // Bounded: beyond its size the smallest spare goes; detached (transferred-away) buffers are not kept.
+    pool.give({ buf: new ArrayBuffer(100), nums: new ArrayBuffer(80) });
+    pool.give({ buf: new ArrayBuffer(200), nums: new ArrayBuffer(160) });
+    expect(pool.size).toBe(2);
+    expect(pool.values(150).byteLength).toBe(200);
+    expect(pool.values(50).byteLength).toBe(100);
+    const gone = new ArrayBuffer(64);
+    structuredClone(gone, { transfer: [gone] });
+    pool.give({ buf: gone, nums: gone });
+    expect(pool.size).toBe(0);
   });
 
   it('slices and picks without copying values; bytes follow the messages taken', () => {

@@ -45,6 +45,7 @@ export const PLUGIN_FILES: Record<string, string> = {
   'test-schema': join(here, 'plugins', 'schema.mjs'),
   'test-values': join(here, 'plugins', 'values.mjs'),
   'test-keep': join(here, 'plugins', 'keep.mjs'),
+  'test-lend': join(here, 'plugins', 'lend.mjs'),
   'test-upper': join(here, 'plugins', 'upper-transform.mjs'),
 };
 

@@ -107,4 +107,41 @@ describe('sink hand-off', () => {
     expect(stored.length).toBe(120);
     for (const m of stored) expect(Buffer.compare(Buffer.from(m.value), message(m.offset - 1).value)).toBe(0);
   });
+
+  it('a sink that keeps no values (keepsValues: false): the memory of its batches comes back and carries later batches, every value still byte for byte, even where the plugin wrote over it', async () => {
+    await h.store.createStation('s', { partitions: 1, segmentBytes: 4096 });
+    const n = 600;
+    for (let i = 0; i < n; i += 7) {
+      const msgs = [];
+      for (let j = i; j < Math.min(i + 7, n); j++) msgs.push(message(j));
+      await h.store.produce('s', msgs);
+    }
+    // Small batches (25 messages): ~24 of them, each packed after earlier ones were answered.
+    const lender = join(h.dir, 'lend');
+    await h.runtime.create({
+      name: 'l',
+      plugin: 'test-lend',
+      station: 's',
+      config: { dir: lender, scribble: true },
+      batch: { maxMessages: 25, maxLatencyMs: 10 },
+    });
+    await waitFor(async () => (await lagOf(h.store, 's', 'l')) === 0, { what: 'lender lag 0' });
+    await h.runtime.stop('l');
+    expectAll(await seen(lender), n);
+    // The views it kept (against its word, to count them): the batches written cleanly were taken back.
+    const taken = Number(await readFile(join(lender, 'taken.log'), 'utf8'));
+    expect(taken).toBeGreaterThan(n / 2);
+    // A sink that keeps values (the default) beside it: nothing it kept changed (test-keep checks at each write).
+    const keeper = join(h.dir, 'keep');
+    await h.runtime.create({
+      name: 'k',
+      plugin: 'test-keep',
+      station: 's',
+      config: { dir: keeper },
+      batch: { maxMessages: 25, maxLatencyMs: 10 },
+    });
+    await waitFor(async () => (await lagOf(h.store, 's', 'k')) === 0, { what: 'keeper lag 0' });
+    expectAll(await seen(keeper), n);
+    expect(await readFile(join(keeper, 'mismatches.log'), 'utf8').catch(() => '')).toBe('');
+  });
 });

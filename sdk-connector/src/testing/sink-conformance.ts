@@ -100,6 +100,26 @@ export interface SinkConformanceOptions extends SinkWedgeOptions, ExactlyOnceOpt
   checks?: readonly SinkCheck[];
 }
 
+/**
+ * A batch as the runtime hands it to a sink that declares `keepsValues: false`: its values in one buffer
+ * of their own, which `takeBack` detaches (transfers away) once the write answered ok for every message,
+ * as the runtime reuses that memory for later batches. A sink that reads a value after its write then
+ * reads zero bytes, and the checks that read the destination back fail.
+ */
+function lend(batch: SinkBatch): { batch: SinkBatch; takeBack(): void } {
+  let total = 0;
+  for (const m of batch.messages) total += m.value.byteLength;
+  const buf = new ArrayBuffer(total);
+  let pos = 0;
+  const messages = batch.messages.map((m) => {
+    const value = new Uint8Array(buf, pos, m.value.byteLength);
+    value.set(m.value);
+    pos += m.value.byteLength;
+    return { ...m, value };
+  });
+  return { batch: { ...batch, messages }, takeBack: () => void structuredClone(buf, { transfer: [buf] }) };
+}
+
 /** Message and destination helpers bound to one run (the checks' sections share it; not exported by the kit). */
 export class Harness {
   readonly runId = randomId();
@@ -108,8 +128,12 @@ export class Harness {
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
+  /** The plugin may read values after write() (manifest.keepsValues, absent: true). */
+  readonly keepsValues: boolean;
+
   constructor(readonly options: SinkConformanceOptions) {
     this.exactlyOnce = options.plugin.manifest.exactlyOnce === true;
+    this.keepsValues = options.plugin.manifest.keepsValues !== false;
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -207,7 +231,12 @@ export class Harness {
 
   /** Writes and validates the answer's shape; a throw propagates (as the runtime would see it). */
   async writeRaw(sink: Sink, batch: SinkBatch, signal: AbortSignal = new AbortController().signal): Promise<WriteResult[]> {
-    const answer: unknown = await within(sink.write(batch, { signal }), this.timeoutMs, `write() of ${batch.messages.length} messages`);
+    const lent = this.keepsValues ? undefined : lend(batch);
+    const answer: unknown = await within(
+      sink.write(lent?.batch ?? batch, { signal }),
+      this.timeoutMs,
+      `write() of ${batch.messages.length} messages`,
+    );
     let results: WriteResult[];
     try {
       results = checkWriteResults(answer, batch.messages.length);
@@ -217,6 +246,8 @@ export class Harness {
     const problem = cloneProblem(results);
     if (problem)
       fail(`write() results cannot cross a worker thread (structured clone failed: ${problem}); use ok(), retry(), deadLetter()`);
+    // As the runtime does after a clean write: the batch's memory is taken back (see lend).
+    if (lent && results.every((r) => r.status === 'ok')) lent.takeBack();
     return results;
   }
 
