@@ -456,7 +456,7 @@ function writeDecimal(buf: Buffer, pos: number, n: number, len: number): number 
  * messages (one `WireMessage` each, in order), without building those objects or their deliveryId
  * strings — the default-form ids are written digit by digit. Throws RangeError like `encodeMessageBatch`.
  */
-export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buffer {
+export function encodePackedMessageBatch(parts: readonly PackedMessages[], alloc?: (bytes: number) => Buffer): Buffer {
   // Per part: the prepared bodies of its messages with a key or headers (the rare case).
   const preparedByPart: ((Prepared | undefined)[] | undefined)[] = [];
   const epochBytes: number[] = [];
@@ -497,7 +497,8 @@ export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buff
     }
     preparedByPart.push(prepared);
   }
-  const buf = Buffer.allocUnsafe(total) as RawWrites;
+  // `alloc`: a buffer of at least `total` bytes (a reused one: the answer is its first `total` bytes).
+  const buf = (alloc ? alloc(total) : Buffer.allocUnsafe(total)) as RawWrites;
   let pos = 0;
   for (let k = 0; k < parts.length; k++) {
     const c = parts[k]!;
@@ -553,5 +554,5 @@ export function encodePackedMessageBatch(parts: readonly PackedMessages[]): Buff
     }
   }
   if (pos !== total) throw new Error(`packed batch encoder bug: wrote ${pos} of ${total} bytes`);
-  return buf;
+  return buf.byteLength === total ? buf : buf.subarray(0, total);
 }

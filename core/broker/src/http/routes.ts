@@ -58,6 +58,7 @@ import {
   StationInfoAnswer,
   StationPageAnswer,
 } from './answers.js';
+import { AnswerBuffers } from './answer-buffers.js';
 import { BodyGate, gateLargeBodies, type BodyConfig } from './limits.js';
 
 /** Default largest produce body (any of the three encodings). */
@@ -143,6 +144,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
   const bodyGate = opts.bodyGate ?? new BodyGate();
   const gate = gateLargeBodies(bodyGate, bodyLimit);
   const settleGate = gateLargeBodies(bodyGate, SETTLE_BODY_LIMIT);
+  const answerBuffers = new AnswerBuffers();
   app.setErrorHandler(errorHandler);
   app.removeAllContentTypeParsers();
   registerJsonParser(app);
@@ -440,7 +442,7 @@ export const brokerRoutes: FastifyPluginAsync<BrokerRoutesOptions> = async (app,
             async () => {},
             () => store.nack(station, group, chunkDeliveryIds(chunks)),
           );
-        return reply.type(BATCH_CONTENT_TYPE).send(encodePackedMessageBatch(chunks));
+        return reply.type(BATCH_CONTENT_TYPE).send(encodePackedMessageBatch(chunks, (n) => answerBuffers.lend(n, reply.raw)));
       }
       const deliveries = await withDisconnectSignal(reply, (signal) =>
         store.fetch(station, group, { maxMessages: body.maxMessages, maxBytes: body.maxBytes, waitMs: body.waitMs, signal }),
