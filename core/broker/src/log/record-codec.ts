@@ -58,7 +58,12 @@ export type FrameFault = (typeof FrameFault)[keyof typeof FrameFault];
  * Throws MESSAGE_TOO_LARGE when a key, msgId or header name exceeds 65535 UTF-8 bytes, a record has more
  * than 65535 headers, or a frame would exceed MAX_FRAME_BYTES.
  */
-export function encodeRecords(records: readonly RecordInput[], firstOffset: number, frameStarts?: number[]): Buffer {
+export function encodeRecords(
+  records: readonly RecordInput[],
+  firstOffset: number,
+  frameStarts?: number[],
+  alloc?: (bytes: number) => Buffer,
+): Buffer {
   // Upper bound of the encoded size (utf8 is at most 3 bytes per UTF-16 unit), so strings are written
   // once and their lengths back-filled instead of measured first.
   let bound = 0;
@@ -78,7 +83,8 @@ export function encodeRecords(records: readonly RecordInput[], firstOffset: numb
       bound += lastHBound;
     }
   }
-  const buf = Buffer.allocUnsafe(bound) as RawWrites;
+  // `alloc`: a buffer of at least `bound` bytes (possibly a reused one); the frames are its first bytes.
+  const buf = (alloc ? alloc(bound) : Buffer.allocUnsafe(bound)) as RawWrites;
   let p = 0;
   // The previous record's header section (count included): records of a batch often carry the same
   // headers (one object from a source, or equal ones from a client), whose bytes are then copied

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeRecords, encodedSize, openFileLog, segmentFileName } from '../../src/log/index.js';
+import { FRAME_SHELF } from '../../src/log/file-log.js';
 import type { CorruptRange, LogOptions, PartitionLog, RecordInput, TornTail } from '../../src/log/index.js';
 import { T0, expectRecord, makeTempDir, readAll, record, records, removeDir, segmentFiles } from './helpers.js';
 
@@ -68,6 +69,42 @@ async function expectIntact(log: PartitionLog, inputs: RecordInput[], missing: R
   expect(got.map((r) => r.offset)).toEqual(want.map((w) => w.offset));
   want.forEach((w, i) => expectRecord(got[i], w.r, w.offset));
 }
+
+describe('file log: frame buffers', () => {
+  it('large appends reuse their frame buffers once written: in flight together or one after another, across segments, every record reads back byte for byte', () =>
+    withDir(async (dir) => {
+      // Batches of 100 records of ~1 KiB (~100 KiB of frames, shelved); 2 MiB segments roll a few times.
+      const log = await openFileLog(opts(dir, { segmentBytes: 2 << 20, fsync: 'always' }));
+      const inputs: RecordInput[] = [];
+      const reusedBefore = FRAME_SHELF.reused;
+      try {
+        for (let round = 0; round < 4; round++) {
+          // Eight appends in flight at once: none may take a buffer another has not written yet.
+          const batches = Array.from({ length: 8 }, (_, k) => records(inputs.length + k * 100, 100, { size: 1000 + ((round + k) % 50) }));
+          await Promise.all(batches.map((b) => log.append(b)));
+          for (const b of batches) inputs.push(...b);
+          // Then one after another.
+          for (let k = 0; k < 5; k++) {
+            const b = records(inputs.length, 100, { size: 1024 });
+            await log.append(b);
+            inputs.push(...b);
+          }
+        }
+        expect(FRAME_SHELF.reused - reusedBefore).toBeGreaterThan(20);
+        await expectIntact(log, inputs);
+      } finally {
+        await log.close();
+      }
+      // And from the files, after a reopen.
+      const again = await openFileLog(opts(dir, { segmentBytes: 2 << 20 }));
+      try {
+        expect((await segmentFiles(dir)).length).toBeGreaterThan(2);
+        await expectIntact(again, inputs);
+      } finally {
+        await again.close();
+      }
+    }));
+});
 
 describe('file log: layout', () => {
   it('names segments by their first offset and keeps an index beside each sealed one', () =>

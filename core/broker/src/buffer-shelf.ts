@@ -1,0 +1,59 @@
+/**
+ * A few spare `ArrayBuffer`s for reuse: the broker's large per-batch buffers (a produce request's
+ * frames, a fetch answer, a sink batch handed to a worker) cost, when fresh, their page faults and the
+ * external-memory collections they set off; a buffer taken from a shelf costs neither. A shelf holds
+ * at most `max` buffers (the smallest goes first); whoever puts one back promises nothing reads or
+ * writes it any more.
+ */
+export class BufferShelf {
+  private readonly items: ArrayBuffer[] = [];
+  /** Buffers taken from the shelf instead of allocated. */
+  reused = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** The smallest spare of at least `bytes`, or undefined. Its contents are garbage. */
+  take(bytes: number): ArrayBuffer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.items.length; i++) {
+      const len = this.items[i]!.byteLength;
+      if (len >= bytes && (best < 0 || len < this.items[best]!.byteLength)) best = i;
+    }
+    if (best < 0) return undefined;
+    this.reused++;
+    return this.items.splice(best, 1)[0];
+  }
+
+  /** A spare of at least `bytes`, or a fresh buffer with room to spare (see {@link roomy}). */
+  takeOrAlloc(bytes: number): ArrayBuffer {
+    return this.take(bytes) ?? roomy(bytes);
+  }
+
+  /** Keeps `b` for reuse (a detached or empty one is ignored); beyond `max`, the smallest goes. */
+  give(b: ArrayBuffer): void {
+    if (b.byteLength === 0) return;
+    this.items.push(b);
+    if (this.items.length > this.max) {
+      let small = 0;
+      for (let i = 1; i < this.items.length; i++) if (this.items[i]!.byteLength < this.items[small]!.byteLength) small = i;
+      this.items.splice(small, 1);
+    }
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+  }
+}
+
+/**
+ * A fresh, uninitialized buffer for `bytes`, an eighth larger (in 4 KiB pages) so that, reused, it also
+ * carries a slightly larger batch: pages of the headroom never written cost no memory.
+ */
+export function roomy(bytes: number): ArrayBuffer {
+  const size = bytes < 4096 ? bytes : Math.ceil((bytes * 1.125) / 4096) * 4096;
+  return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+}
