@@ -2,18 +2,29 @@
  * A few spare `ArrayBuffer`s for reuse: the broker's large per-batch buffers (a produce request's
  * frames, a fetch answer, a sink batch handed to a worker) cost, when fresh, their page faults and the
  * external-memory collections they set off; a buffer taken from a shelf costs neither. A shelf holds
- * at most `max` buffers (the smallest goes first); whoever puts one back promises nothing reads or
- * writes it any more.
+ * at most `max` buffers of at most `maxBytes` (the smallest goes first), none once idle for `idleMs`;
+ * whoever puts one back promises nothing reads or writes it any more.
  */
 export class BufferShelf {
   private readonly items: ArrayBuffer[] = [];
   /** Buffers taken from the shelf instead of allocated. */
   reused = 0;
+  private lastUse = 0;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly max: number) {}
+  /**
+   * `max` buffers at most; none larger than `maxBytes` (a bigger one is left to the collector); all
+   * dropped once the shelf was not used for `idleMs`: an idle process keeps no spare memory.
+   */
+  constructor(
+    private readonly max: number,
+    private readonly maxBytes = 16 * 1024 * 1024,
+    private readonly idleMs = 5000,
+  ) {}
 
   /** The smallest spare of at least `bytes`, or undefined. Its contents are garbage. */
   take(bytes: number): ArrayBuffer | undefined {
+    this.lastUse = performance.now();
     let best = -1;
     for (let i = 0; i < this.items.length; i++) {
       const len = this.items[i]!.byteLength;
@@ -31,8 +42,10 @@ export class BufferShelf {
 
   /** Keeps `b` for reuse (a detached or empty one is ignored); beyond `max`, the smallest goes. */
   give(b: ArrayBuffer): void {
-    if (b.byteLength === 0) return;
+    if (b.byteLength === 0 || b.byteLength > this.maxBytes) return;
+    this.lastUse = performance.now();
     this.items.push(b);
+    this.dropWhenIdle();
     if (this.items.length > this.max) {
       let small = 0;
       for (let i = 1; i < this.items.length; i++) if (this.items[i]!.byteLength < this.items[small]!.byteLength) small = i;
@@ -46,6 +59,22 @@ export class BufferShelf {
 
   clear(): void {
     this.items.length = 0;
+  }
+
+  private dropWhenIdle(): void {
+    if (this.timer) return;
+    const check = (): void => {
+      const idle = performance.now() - this.lastUse;
+      if (idle >= this.idleMs || this.items.length === 0) {
+        this.timer = undefined;
+        this.clear();
+        return;
+      }
+      this.timer = setTimeout(check, this.idleMs - idle + 1);
+      this.timer.unref();
+    };
+    this.timer = setTimeout(check, this.idleMs);
+    this.timer.unref();
   }
 }
 

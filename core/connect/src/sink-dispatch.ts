@@ -51,18 +51,6 @@ export abstract class SinkDispatch extends SinkBatching {
   /** Buffers the workers handed back (see spares.ts): later batches are packed into them. */
   protected readonly spares = new SparePool();
 
-  private sparesTimer: NodeJS.Timeout | undefined;
-
-  /** Drops the spares once nothing has been in flight for a second. */
-  private dropSparesWhenIdle(): void {
-    if (this.sparesTimer) return;
-    this.sparesTimer = setTimeout(() => {
-      this.sparesTimer = undefined;
-      if (this.writingCount === 0) this.spares.clear();
-    }, 1000);
-    this.sparesTimer.unref();
-  }
-
   protected pack(p: Part, batch: Batch): PackedBatch {
     return packChunks(this.o.decl.station, p.id, batch.pieces, batch.count, this.spares);
   }
@@ -203,8 +191,6 @@ export abstract class SinkDispatch extends SinkBatching {
         untrack?.();
         this.writingCount--;
         t.inFlight--;
-        // Nothing in flight: the spares are not kept for a runner that stays idle.
-        if (this.writingCount === 0 && this.spares.size > 0) this.dropSparesWhenIdle();
         // The worker died before it could say: whatever waits for this write must not wait forever.
         const s = new Int32Array(settled);
         if (Atomics.load(s, 0) === 0) {

@@ -12,10 +12,11 @@ export class AnswerBuffers {
   private readonly shelf: BufferShelf;
 
   constructor(
-    max = 8,
+    max = 4,
     private readonly maxBytes = 8 * 1024 * 1024,
   ) {
-    this.shelf = new BufferShelf(max);
+    // A fresh buffer is made an eighth larger than asked (roomy): the shelf keeps those too.
+    this.shelf = new BufferShelf(max, Math.ceil(maxBytes * 1.25));
   }
 
   /** A buffer of at least `bytes` (its contents garbage), given back to the pool when `res` finishes. */

@@ -84,8 +84,10 @@ interface Waiter {
  * the encoding.
  */
 /** @internal exported for tests */
-export const FRAME_SHELF = new BufferShelf(8);
+export const FRAME_SHELF = new BufferShelf(8, 10 * 1024 * 1024);
 const FRAME_SHELF_MIN = 65_536;
+/** Appends larger than this (a 64 MiB produce request) get a buffer of their own, never kept. */
+const FRAME_SHELF_MAX = 8 * 1024 * 1024;
 
 type Op =
   | {
@@ -393,7 +395,7 @@ class FileLog implements PartitionLog {
     let shelved: ArrayBuffer | undefined;
     try {
       buf = encodeRecords(records, first, starts, (n) =>
-        n < FRAME_SHELF_MIN ? Buffer.allocUnsafe(n) : Buffer.from((shelved = FRAME_SHELF.takeOrAlloc(n))),
+        n < FRAME_SHELF_MIN || n > FRAME_SHELF_MAX ? Buffer.allocUnsafe(n) : Buffer.from((shelved = FRAME_SHELF.takeOrAlloc(n))),
       );
     } catch (err) {
       return Promise.reject(err);
