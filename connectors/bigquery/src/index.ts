@@ -19,6 +19,8 @@ export default defineSink({
     'Google BigQuery: insertAll with insertId <station>/<station id>/<partition>/<offset>, raw or typed columns, table created when missing; at least once (replays skip what the table holds; a write landing late after a crash can duplicate when insertId dedup misses)',
   // Not exactly once: insertAll cannot refuse a late write, and its insertId dedup is best effort (README).
   exactlyOnce: false,
+  // Values are encoded (copied) into rows or statements during write(); nothing reads them after it.
+  keepsValues: false,
   config: BigQuerySinkConfig,
   async open(config, ctx) {
     const { BigQuerySink, createClient } = await import('./sink.js');

@@ -16,6 +16,8 @@ export default defineSink({
   description:
     'Firebolt: one atomic multi-row INSERT per chunk, raw JSON text or typed columns, table created when missing, each offset once',
   exactlyOnce: true,
+  // Values are encoded (copied) into rows or statements during write(); nothing reads them after it.
+  keepsValues: false,
   config: FireboltSinkConfig,
   async open(config, ctx) {
     const { FireboltSink } = await import('./sink.js');

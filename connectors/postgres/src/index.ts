@@ -15,6 +15,8 @@ export default defineSink({
   description:
     'PostgreSQL: insert or upsert, COPY for large batches, rows and last offset in one transaction (each offset once), refused rows dead-lettered with their SQLSTATE',
   exactlyOnce: true,
+  // Values are encoded (copied) into rows or statements during write(); nothing reads them after it.
+  keepsValues: false,
   config: PostgresSinkConfig,
   async open(config, ctx) {
     // pg loads on open(), not when the registry scans the catalog.

@@ -16,6 +16,8 @@ export default defineSink({
   description:
     'Snowflake: one atomic INSERT per chunk (JSON bind, FLATTEN), raw VARIANT or typed columns, table created when missing, each offset once',
   exactlyOnce: true,
+  // Values are encoded (copied) into rows or statements during write(); nothing reads them after it.
+  keepsValues: false,
   config: SnowflakeSinkConfig,
   async open(config, ctx) {
     process.env.SF_TELEMETRY_DISABLE_CONNECTION_SHAPE ??= '1';
