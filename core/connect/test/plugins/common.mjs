@@ -28,3 +28,21 @@ export function recordBatch(dir, batch) {
   mkdirSync(dir, { recursive: true });
   appendFileSync(join(dir, 'batches.log'), `${batch.partition} ${batch.firstOffset} ${batch.lastOffset} ${batch.messages.length}\n`);
 }
+
+/**
+ * Appends one JSON line per message to <dir>/values.log: offset, key, headers, the value in base64 and
+ * whether it lies in shared memory (test-keep and test-lend; sink-handoff.test.ts reads them).
+ */
+export function recordValues(dir, batch) {
+  const lines = batch.messages.map(
+    (m) =>
+      JSON.stringify({
+        offset: m.offset,
+        key: m.key ?? null,
+        headers: m.headers,
+        value: Buffer.from(m.value).toString('base64'),
+        shared: m.value.buffer instanceof SharedArrayBuffer,
+      }) + '\n',
+  );
+  appendFileSync(join(dir, 'values.log'), lines.join(''));
+}

@@ -6,6 +6,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineSink, ok, z } from '@junction/sdk-connector';
+import { recordValues } from './common.mjs';
 
 export default defineSink({
   name: 'test-keep',
@@ -21,17 +22,7 @@ export default defineSink({
         const bad = [];
         for (const k of kept) if (Buffer.compare(Buffer.from(k.value), k.copy) !== 0) bad.push(`${k.offset}\n`);
         if (bad.length > 0) appendFileSync(join(config.dir, 'mismatches.log'), bad.join(''));
-        const lines = batch.messages.map(
-          (m) =>
-            JSON.stringify({
-              offset: m.offset,
-              key: m.key ?? null,
-              headers: m.headers,
-              value: Buffer.from(m.value).toString('base64'),
-              shared: m.value.buffer instanceof SharedArrayBuffer,
-            }) + '\n',
-        );
-        appendFileSync(join(config.dir, 'values.log'), lines.join(''));
+        recordValues(config.dir, batch);
         for (const m of batch.messages) {
           if (config.scribble) m.value.fill(0xaa);
           else kept.push({ offset: m.offset, value: m.value, copy: Buffer.from(m.value) });

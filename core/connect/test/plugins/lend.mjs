@@ -3,9 +3,10 @@
 // afterwards (`scribble`), and keeps one view of every value anyway — never reading its bytes, as
 // promised — only to count, at each write and at close, how many of those views the runtime has taken
 // back (their buffer detached: the batch's memory went back for later batches). The count is in taken.log.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineSink, ok, z } from '@junction/sdk-connector';
+import { recordValues } from './common.mjs';
 
 export default defineSink({
   name: 'test-lend',
@@ -21,17 +22,7 @@ export default defineSink({
     return {
       async write(batch) {
         count();
-        const lines = batch.messages.map(
-          (m) =>
-            JSON.stringify({
-              offset: m.offset,
-              key: m.key ?? null,
-              headers: m.headers,
-              value: Buffer.from(m.value).toString('base64'),
-              shared: m.value.buffer instanceof SharedArrayBuffer,
-            }) + '\n',
-        );
-        appendFileSync(join(config.dir, 'values.log'), lines.join(''));
+        recordValues(config.dir, batch);
         for (const m of batch.messages) {
           if (config.scribble) m.value.fill(0xaa);
           views.push(m.value);
