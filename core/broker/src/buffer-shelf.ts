@@ -13,8 +13,8 @@ export class BufferShelf {
   private timer: NodeJS.Timeout | undefined;
 
   /**
-   * `max` buffers at most; none larger than `maxBytes` (a bigger one is left to the collector); all
-   * dropped once the shelf was not used for `idleMs`: an idle process keeps no spare memory.
+   * `max` buffers at most; none for requests larger than `maxBytes` (a bigger one is left to the
+   * collector); all dropped once the shelf was not used for `idleMs`: an idle process keeps no spare memory.
    */
   constructor(
     private readonly max: number,
@@ -40,9 +40,27 @@ export class BufferShelf {
     return this.take(bytes) ?? roomy(bytes);
   }
 
-  /** Keeps `b` for reuse (a detached or empty one is ignored); beyond `max`, the smallest goes. */
+  /**
+   * A Buffer of at least `bytes` (contents garbage) for one use, handed back with {@link release}: from the
+   * shelf when `bytes` is between SHELF_MIN_BYTES and `maxBytes`; below, from Node's shared slab (cheap
+   * already); above, a buffer of its own.
+   */
+  buffer(bytes: number): Buffer {
+    if (bytes < SHELF_MIN_BYTES || bytes > this.maxBytes) return Buffer.allocUnsafe(bytes);
+    return Buffer.from(this.takeOrAlloc(bytes));
+  }
+
+  /**
+   * Gives back a Buffer from {@link buffer} (or a view of it) once nothing reads or writes it. One from the
+   * shared slab (its ArrayBuffer holds other Buffers too) or too large to keep is left to the collector.
+   */
+  release(b: Buffer): void {
+    if (b.buffer.byteLength >= SHELF_MIN_BYTES) this.give(b.buffer as ArrayBuffer);
+  }
+
+  /** Keeps `b` for reuse (a detached or empty one, or one larger than roomy(maxBytes), is ignored); beyond `max`, the smallest goes. */
   give(b: ArrayBuffer): void {
-    if (b.byteLength === 0 || b.byteLength > this.maxBytes) return;
+    if (b.byteLength === 0 || b.byteLength > roomySize(this.maxBytes)) return;
     this.lastUse = performance.now();
     this.items.push(b);
     this.dropWhenIdle();
@@ -83,6 +101,15 @@ export class BufferShelf {
  * carries a slightly larger batch: pages of the headroom never written cost no memory.
  */
 export function roomy(bytes: number): ArrayBuffer {
-  const size = bytes < 4096 ? bytes : Math.ceil((bytes * 1.125) / 4096) * 4096;
-  return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+  return Buffer.allocUnsafeSlow(roomySize(bytes)).buffer as ArrayBuffer;
 }
+
+function roomySize(bytes: number): number {
+  return bytes < 4096 ? bytes : Math.ceil((bytes * 1.125) / 4096) * 4096;
+}
+
+/**
+ * The smallest Buffer {@link BufferShelf.buffer} takes from a shelf: below it Node's shared slab serves
+ * (its 8 KiB ArrayBuffers hold other Buffers, so they must never be shelved) or a fresh buffer is cheap.
+ */
+export const SHELF_MIN_BYTES = 65_536;

@@ -9,4 +9,4 @@ export { DedupIndex, type DedupHit, type DedupKey } from './embedded/dedup.js';
 export * from './http/index.js';
 export { writeAtomic, readWithFallback, previousCopy, fsyncDir, type WriteAtomicOptions, type MetadataSource } from './atomic-file.js';
 export { FdPool, readNofileLimits, defaultFdBudget, MIN_FD_BUDGET, type FdPoolStats } from './log/fd-pool.js';
-export { BufferShelf, roomy } from './buffer-shelf.js';
+export { BufferShelf } from './buffer-shelf.js';

@@ -33,6 +33,22 @@ describe('buffer shelf', () => {
     expect(shelf.takeOrAlloc(10_000).byteLength).toBeGreaterThanOrEqual(10_000);
   });
 
+  it('buffer / release: shelved between 64 KiB and maxBytes; a slab slice or a buffer too large is never shelved', () => {
+    const shelf = new BufferShelf(4, 1 << 20);
+    const small = shelf.buffer(100);
+    expect(small.buffer.byteLength).toBeLessThan(65_536); // Node's shared slab: other Buffers live in it
+    shelf.release(small);
+    shelf.release(small.subarray(10));
+    const huge = shelf.buffer(2 << 20);
+    shelf.release(huge);
+    expect(shelf.size).toBe(0);
+    const mid = shelf.buffer(100_000);
+    expect(mid.byteLength).toBeGreaterThanOrEqual(100_000);
+    shelf.release(mid.subarray(0, 500)); // a view of it gives back the whole buffer
+    expect(shelf.size).toBe(1);
+    expect(shelf.buffer(90_000).buffer).toBe(mid.buffer);
+  });
+
   it('drops every spare once unused for idleMs, and not while in use', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const shelf = new BufferShelf(4, 1 << 20, 1000);

@@ -78,24 +78,20 @@ interface Waiter {
 }
 
 /**
- * Buffers for the frames of appends of at least FRAME_SHELF_MIN bytes, reused once written (one shelf
- * for every log of the process: appends run on its one thread). A produce request of 1,000 messages of
- * 1 KiB encodes ~1 MB of frames: fresh, its page faults and the collections it sets off cost more than
- * the encoding.
+ * Buffers for the frames of appends, reused once written (one shelf for every log of the process: appends
+ * run on its one thread). A produce request of 1,000 messages of 1 KiB encodes ~1 MB of frames: fresh,
+ * its page faults and the collections it sets off cost more than the encoding. Appends larger than 8 MiB
+ * (a 64 MiB produce request) get a buffer of their own, never kept; small ones use Node's slab.
+ * @internal exported for tests
  */
-/** @internal exported for tests */
-export const FRAME_SHELF = new BufferShelf(8, 10 * 1024 * 1024);
-const FRAME_SHELF_MIN = 65_536;
-/** Appends larger than this (a 64 MiB produce request) get a buffer of their own, never kept. */
-const FRAME_SHELF_MAX = 8 * 1024 * 1024;
+export const FRAME_SHELF = new BufferShelf(8, 8 * 1024 * 1024);
 
 type Op =
   | {
       kind: 'write';
       seg: Segment;
+      /** From FRAME_SHELF: back on the shelf once written. */
       buf: Buffer;
-      /** The shelf's buffer `buf` lies in (see FRAME_SHELF), back on the shelf once written. */
-      shelved: ArrayBuffer | undefined;
       lastOffset: number;
       count: number;
       lastTimestamp: number;
@@ -392,11 +388,8 @@ class FileLog implements PartitionLog {
     if (records.length === 0) return Promise.resolve(first);
     const starts: number[] = [];
     let buf: Buffer;
-    let shelved: ArrayBuffer | undefined;
     try {
-      buf = encodeRecords(records, first, starts, (n) =>
-        n < FRAME_SHELF_MIN || n > FRAME_SHELF_MAX ? Buffer.allocUnsafe(n) : Buffer.from((shelved = FRAME_SHELF.takeOrAlloc(n))),
-      );
+      buf = encodeRecords(records, first, starts, (n) => FRAME_SHELF.buffer(n));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -420,7 +413,6 @@ class FileLog implements PartitionLog {
         kind: 'write',
         seg,
         buf,
-        shelved,
         lastOffset: this.next - 1,
         count: records.length,
         lastTimestamp,
@@ -502,7 +494,7 @@ class FileLog implements PartitionLog {
         seg.file.release();
       }
       // Written: nothing reads these frames' buffers any more (reads go to the file).
-      for (const op of ops) if (op.shelved) FRAME_SHELF.give(op.shelved);
+      for (const op of ops) FRAME_SHELF.release(op.buf);
     } catch (err) {
       this.fail(err);
       for (const op of ops) op.waiter.reject(this.failure);
